@@ -1,0 +1,318 @@
+// Package config loads gatewayd's configuration: defaults, then an optional
+// file, then environment variables (later wins), and validates every value
+// before the process does anything else.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
+)
+
+// Config is the validated configuration of one gatewayd process.
+type Config struct {
+	DatabaseURL    string
+	EncryptionKey  []byte // 32 bytes, decoded
+	APIHost        string
+	APIPort        int
+	LogLevel       string
+	LogFormat      string
+	CORSOrigins    []string
+	MigrateOnStart bool
+	ChaosEnabled   bool
+	Gateway        Gateway
+	// ReconcileInterval is how often the supervisor converges to the store.
+	ReconcileInterval time.Duration
+	ShutdownTimeout   time.Duration
+}
+
+// Gateway holds the connection runtime's settings.
+type Gateway struct {
+	ConnectTimeout    time.Duration
+	AuthTimeout       time.Duration
+	CommandTimeout    time.Duration
+	BackoffInitial    time.Duration
+	BackoffMax        time.Duration
+	BackoffMultiplier float64
+	PingInterval      time.Duration
+	PongTimeout       time.Duration
+	DialConcurrency   int
+	RestartLimit      int
+	RestartWindow     time.Duration
+}
+
+// Variables lists every configuration variable with its default, in the
+// order of the documentation. A file uses the same names in lower case.
+var Variables = []struct{ Name, Default string }{
+	{"DATABASE_URL", "postgres://postgres:postgres@127.0.0.1:5432/gatewayd?sslmode=disable"},
+	{"ENCRYPTION_KEY", ""},
+	{"API_HOST", "0.0.0.0"},
+	{"API_PORT", "3000"},
+	{"LOG_LEVEL", "info"},
+	{"LOG_FORMAT", "json"},
+	{"CORS_ORIGIN", "*"},
+	{"MIGRATE_ON_START", "true"},
+	{"CHAOS_ENABLED", "false"},
+	{"GATEWAY_CONNECT_TIMEOUT", "10s"},
+	{"GATEWAY_AUTH_TIMEOUT", "10s"},
+	{"GATEWAY_COMMAND_TIMEOUT", "30s"},
+	{"GATEWAY_BACKOFF_INITIAL", "1s"},
+	{"GATEWAY_BACKOFF_MAX", "30s"},
+	{"GATEWAY_BACKOFF_MULTIPLIER", "2"},
+	{"GATEWAY_PING_INTERVAL", "30s"},
+	{"GATEWAY_PONG_TIMEOUT", "10s"},
+	{"GATEWAY_DIAL_CONCURRENCY", "64"},
+	{"GATEWAY_RESTART_LIMIT", "10"},
+	{"GATEWAY_RESTART_WINDOW", "1m"},
+	{"RECONCILE_INTERVAL", "30s"},
+	{"SHUTDOWN_TIMEOUT", "10s"},
+}
+
+// FileEnv is the environment variable that names a configuration file when
+// no --config flag is given.
+const FileEnv = "GATEWAYD_CONFIG"
+
+// Load reads the configuration. path is the --config flag (may be empty);
+// environ is the process environment (os.Environ() in main, a fixed list in
+// tests). The error, if any, is one line naming each bad variable.
+func Load(path string, environ []string) (*Config, error) {
+	envMap := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && v != "" { // an empty variable counts as unset
+			envMap[k] = v
+		}
+	}
+	if path == "" {
+		path = envMap[FileEnv]
+	}
+
+	k := koanf.New("|") // no key of ours contains '|', so keys stay flat
+	defaults := make(map[string]any, len(Variables))
+	known := make(map[string]bool, len(Variables))
+	for _, v := range Variables {
+		key := strings.ToLower(v.Name)
+		defaults[key] = v.Default
+		known[key] = true
+	}
+	if err := k.Load(confmap.Provider(defaults, "|"), nil); err != nil {
+		return nil, fmt.Errorf("config: defaults: %w", err)
+	}
+	if path != "" {
+		fk := koanf.New("|")
+		if err := fk.Load(file.Provider(path), yaml.Parser()); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("config: file %s does not exist", filepath.Clean(path))
+			}
+			return nil, fmt.Errorf("config: file %s: %v", filepath.Clean(path), err)
+		}
+		var bad []string
+		for _, key := range fk.Keys() {
+			if !known[strings.ToLower(key)] {
+				bad = append(bad, key)
+			}
+		}
+		if len(bad) > 0 {
+			return nil, fmt.Errorf("config: file %s: unknown keys %s (use the variable names in lower case)", filepath.Clean(path), strings.Join(bad, ", "))
+		}
+		for _, key := range fk.Keys() {
+			if s := fk.String(key); s != "" {
+				if err := k.Set(strings.ToLower(key), s); err != nil {
+					return nil, fmt.Errorf("config: file %s: %w", filepath.Clean(path), err)
+				}
+			}
+		}
+	}
+	err := k.Load(env.Provider("|", env.Opt{
+		EnvironFunc: func() []string { return environ },
+		TransformFunc: func(name, value string) (string, any) {
+			key := strings.ToLower(name)
+			if value == "" || !known[key] {
+				return "", nil
+			}
+			return key, value
+		},
+	}), nil)
+	if err != nil {
+		return nil, fmt.Errorf("config: environment: %w", err)
+	}
+	return parse(func(name string) string { return k.String(strings.ToLower(name)) })
+}
+
+// parse validates every variable and gathers all problems into one line.
+func parse(get func(string) string) (*Config, error) {
+	p := parser{get: get}
+	c := &Config{
+		DatabaseURL:    p.databaseURL("DATABASE_URL"),
+		EncryptionKey:  p.key("ENCRYPTION_KEY"),
+		APIHost:        p.str("API_HOST"),
+		APIPort:        p.intRange("API_PORT", 1, 65535),
+		LogLevel:       p.oneOf("LOG_LEVEL", "debug", "info", "warn", "error"),
+		LogFormat:      p.oneOf("LOG_FORMAT", "json", "console"),
+		CORSOrigins:    p.list("CORS_ORIGIN"),
+		MigrateOnStart: p.boolean("MIGRATE_ON_START"),
+		ChaosEnabled:   p.boolean("CHAOS_ENABLED"),
+		Gateway: Gateway{
+			ConnectTimeout:    p.duration("GATEWAY_CONNECT_TIMEOUT"),
+			AuthTimeout:       p.duration("GATEWAY_AUTH_TIMEOUT"),
+			CommandTimeout:    p.duration("GATEWAY_COMMAND_TIMEOUT"),
+			BackoffInitial:    p.duration("GATEWAY_BACKOFF_INITIAL"),
+			BackoffMax:        p.duration("GATEWAY_BACKOFF_MAX"),
+			BackoffMultiplier: p.float("GATEWAY_BACKOFF_MULTIPLIER", 1, 100),
+			PingInterval:      p.duration("GATEWAY_PING_INTERVAL"),
+			PongTimeout:       p.duration("GATEWAY_PONG_TIMEOUT"),
+			DialConcurrency:   p.intRange("GATEWAY_DIAL_CONCURRENCY", 1, 100000),
+			RestartLimit:      p.intRange("GATEWAY_RESTART_LIMIT", 0, 1000000),
+			RestartWindow:     p.duration("GATEWAY_RESTART_WINDOW"),
+		},
+		ReconcileInterval: p.duration("RECONCILE_INTERVAL"),
+		ShutdownTimeout:   p.duration("SHUTDOWN_TIMEOUT"),
+	}
+	if c.Gateway.BackoffMax > 0 && c.Gateway.BackoffInitial > c.Gateway.BackoffMax {
+		p.fail("GATEWAY_BACKOFF_MAX", "must not be less than GATEWAY_BACKOFF_INITIAL (%s)", c.Gateway.BackoffInitial)
+	}
+	if len(p.errs) > 0 {
+		return nil, errors.New("config: " + strings.Join(p.errs, "; "))
+	}
+	return c, nil
+}
+
+type parser struct {
+	get  func(string) string
+	errs []string
+}
+
+func (p *parser) fail(name, format string, args ...any) {
+	p.errs = append(p.errs, name+" "+fmt.Sprintf(format, args...))
+}
+
+func (p *parser) str(name string) string {
+	v := strings.TrimSpace(p.get(name))
+	if v == "" {
+		p.fail(name, "must not be empty")
+	}
+	return v
+}
+
+func (p *parser) databaseURL(name string) string {
+	v := strings.TrimSpace(p.get(name))
+	if v == "" {
+		p.fail(name, "must not be empty")
+		return ""
+	}
+	// Only the URL form is accepted, so the password can always be masked.
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+		p.fail(name, "must be a postgres:// URL, e.g. postgres://user:password@127.0.0.1:5432/gatewayd?sslmode=disable")
+		return ""
+	}
+	return v
+}
+
+func (p *parser) key(name string) []byte {
+	const how = "must be 32 bytes of standard base64; make one with: openssl rand -base64 32"
+	v := strings.TrimSpace(p.get(name))
+	if v == "" {
+		p.fail(name, "is required and %s", strings.TrimPrefix(how, "must be "))
+		return nil
+	}
+	b, err := base64.StdEncoding.Strict().DecodeString(v)
+	if err != nil || len(b) != 32 {
+		p.fail(name, how)
+		return nil
+	}
+	return b
+}
+
+func (p *parser) intRange(name string, lo, hi int) int {
+	v := strings.TrimSpace(p.get(name))
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		p.fail(name, "must be a whole number from %d to %d, got %q", lo, hi, v)
+	}
+	return n
+}
+
+func (p *parser) float(name string, lo, hi float64) float64 {
+	v := strings.TrimSpace(p.get(name))
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < lo || f > hi {
+		p.fail(name, "must be a number from %g to %g, got %q", lo, hi, v)
+	}
+	return f
+}
+
+func (p *parser) duration(name string) time.Duration {
+	v := strings.TrimSpace(p.get(name))
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		p.fail(name, "must be a duration with a unit such as 500ms, 10s or 1m, got %q", v)
+		return 0
+	}
+	if d <= 0 {
+		p.fail(name, "must be greater than zero, got %q", v)
+	}
+	return d
+}
+
+func (p *parser) boolean(name string) bool {
+	v := strings.TrimSpace(p.get(name))
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		p.fail(name, "must be true or false, got %q", v)
+	}
+	return b
+}
+
+func (p *parser) oneOf(name string, allowed ...string) string {
+	v := strings.ToLower(strings.TrimSpace(p.get(name)))
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	p.fail(name, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
+	return ""
+}
+
+func (p *parser) list(name string) []string {
+	var out []string
+	for _, s := range strings.Split(p.get(name), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		p.fail(name, "must list at least one origin")
+	}
+	return out
+}
+
+// Addr is the HTTP listen address.
+func (c *Config) Addr() string {
+	return fmt.Sprintf("%s:%d", c.APIHost, c.APIPort)
+}
+
+// MaskURL returns a connection URL with its password replaced, fit for logs.
+func MaskURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}

@@ -1,0 +1,121 @@
+package config
+
+import (
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var goodKey = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+
+func TestDefaults(t *testing.T) {
+	c, err := Load("", []string{"ENCRYPTION_KEY=" + goodKey})
+	require.NoError(t, err)
+	assert.Equal(t, "postgres://postgres:postgres@127.0.0.1:5432/gatewayd?sslmode=disable", c.DatabaseURL)
+	assert.Equal(t, []byte("0123456789abcdef0123456789abcdef"), c.EncryptionKey)
+	assert.Equal(t, "0.0.0.0:3000", c.Addr())
+	assert.Equal(t, "info", c.LogLevel)
+	assert.Equal(t, "json", c.LogFormat)
+	assert.Equal(t, []string{"*"}, c.CORSOrigins)
+	assert.True(t, c.MigrateOnStart)
+	assert.False(t, c.ChaosEnabled)
+	assert.Equal(t, Gateway{
+		ConnectTimeout: 10 * time.Second, AuthTimeout: 10 * time.Second, CommandTimeout: 30 * time.Second,
+		BackoffInitial: time.Second, BackoffMax: 30 * time.Second, BackoffMultiplier: 2,
+		PingInterval: 30 * time.Second, PongTimeout: 10 * time.Second, DialConcurrency: 64,
+		RestartLimit: 10, RestartWindow: time.Minute,
+	}, c.Gateway)
+	assert.Equal(t, 30*time.Second, c.ReconcileInterval)
+	assert.Equal(t, 10*time.Second, c.ShutdownTimeout)
+}
+
+func TestPrecedenceFileThenEnv(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gatewayd.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("api_port: 4000\nlog_level: debug\ncors_origin: https://a.example, https://b.example\ngateway_ping_interval: 5s\n"), 0o600))
+	c, err := Load(path, []string{"ENCRYPTION_KEY=" + goodKey, "API_PORT=5000", "LOG_LEVEL="})
+	require.NoError(t, err)
+	assert.Equal(t, 5000, c.APIPort, "env wins over file")
+	assert.Equal(t, "debug", c.LogLevel, "an empty variable counts as unset")
+	assert.Equal(t, []string{"https://a.example", "https://b.example"}, c.CORSOrigins)
+	assert.Equal(t, 5*time.Second, c.Gateway.PingInterval)
+
+	// GATEWAYD_CONFIG names the file when no flag does.
+	c, err = Load("", []string{"ENCRYPTION_KEY=" + goodKey, "GATEWAYD_CONFIG=" + path})
+	require.NoError(t, err)
+	assert.Equal(t, 4000, c.APIPort)
+}
+
+func TestFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Load(filepath.Join(dir, "missing.yaml"), []string{"ENCRYPTION_KEY=" + goodKey})
+	assert.ErrorContains(t, err, "does not exist")
+	typo := filepath.Join(dir, "typo.yaml")
+	require.NoError(t, os.WriteFile(typo, []byte("api_prot: 1\n"), 0o600))
+	_, err = Load(typo, []string{"ENCRYPTION_KEY=" + goodKey})
+	assert.ErrorContains(t, err, "unknown keys api_prot")
+	numeric := filepath.Join(dir, "numeric.yaml")
+	require.NoError(t, os.WriteFile(numeric, []byte("shutdown_timeout: 500\n"), 0o600))
+	_, err = Load(numeric, []string{"ENCRYPTION_KEY=" + goodKey})
+	assert.ErrorContains(t, err, `SHUTDOWN_TIMEOUT must be a duration with a unit`)
+}
+
+func TestInvalidValues(t *testing.T) {
+	short := base64.StdEncoding.EncodeToString(make([]byte, 31))
+	long := base64.StdEncoding.EncodeToString(make([]byte, 33))
+	cases := []struct {
+		env  string
+		want string
+	}{
+		{"ENCRYPTION_KEY=", "ENCRYPTION_KEY is required and 32 bytes of standard base64; make one with: openssl rand -base64 32"},
+		{"ENCRYPTION_KEY=" + short, "ENCRYPTION_KEY must be 32 bytes of standard base64; make one with: openssl rand -base64 32"},
+		{"ENCRYPTION_KEY=" + long, "ENCRYPTION_KEY must be 32 bytes"},
+		{"ENCRYPTION_KEY=not base64!", "ENCRYPTION_KEY must be 32 bytes"},
+		{"API_PORT=0", `API_PORT must be a whole number from 1 to 65535, got "0"`},
+		{"API_PORT=70000", `API_PORT must be a whole number from 1 to 65535, got "70000"`},
+		{"API_PORT=http", `API_PORT must be a whole number from 1 to 65535, got "http"`},
+		{"GATEWAY_CONNECT_TIMEOUT=10", `GATEWAY_CONNECT_TIMEOUT must be a duration with a unit such as 500ms, 10s or 1m, got "10"`},
+		{"GATEWAY_AUTH_TIMEOUT=-1s", `GATEWAY_AUTH_TIMEOUT must be greater than zero`},
+		{"LOG_LEVEL=verbose", `LOG_LEVEL must be one of debug, info, warn, error, got "verbose"`},
+		{"LOG_FORMAT=xml", `LOG_FORMAT must be one of json, console`},
+		{"MIGRATE_ON_START=maybe", `MIGRATE_ON_START must be true or false, got "maybe"`},
+		{"CHAOS_ENABLED=2", `CHAOS_ENABLED must be true or false`},
+		{"GATEWAY_BACKOFF_MULTIPLIER=0.5", `GATEWAY_BACKOFF_MULTIPLIER must be a number from 1 to 100`},
+		{"GATEWAY_DIAL_CONCURRENCY=0", `GATEWAY_DIAL_CONCURRENCY must be a whole number from 1`},
+		{"GATEWAY_BACKOFF_INITIAL=1m", `GATEWAY_BACKOFF_MAX must not be less than GATEWAY_BACKOFF_INITIAL`},
+		{"DATABASE_URL=host=localhost user=x", `DATABASE_URL must be a postgres:// URL`},
+		{"CORS_ORIGIN= , ", `CORS_ORIGIN must list at least one origin`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.env, func(t *testing.T) {
+			env := []string{"ENCRYPTION_KEY=" + goodKey, tc.env}
+			if strings.HasPrefix(tc.env, "ENCRYPTION_KEY=") {
+				env = env[1:]
+			}
+			_, err := Load("", env)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.NotContains(t, err.Error(), "\n", "one line")
+			assert.NotContains(t, err.Error(), goodKey, "no secret in the message")
+		})
+	}
+}
+
+func TestErrorsNeverEchoSecrets(t *testing.T) {
+	_, err := Load("", []string{"ENCRYPTION_KEY=c2VjcmV0LXNlY3JldA==", "DATABASE_URL=mysql://u:topsecret@h/db"})
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "c2VjcmV0LXNlY3JldA==")
+	assert.NotContains(t, err.Error(), "topsecret")
+	assert.True(t, strings.Count(err.Error(), ";") >= 1, "all problems in one line: %s", err)
+}
+
+func TestMaskURL(t *testing.T) {
+	assert.Equal(t, "postgres://app:xxxxx@db:5432/gw?sslmode=disable", MaskURL("postgres://app:hunter2@db:5432/gw?sslmode=disable"))
+	assert.Equal(t, "postgres://app@db/gw", MaskURL("postgres://app@db/gw"))
+}

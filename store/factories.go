@@ -1,0 +1,144 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Factory belongs to an organization and owns gateways.
+type Factory struct {
+	ID             uuid.UUID
+	OrganizationID uuid.UUID
+	Name           string
+	Location       *string
+	Timezone       string
+	Metadata       json.RawMessage
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// NewFactory is what CreateFactory needs. An empty Timezone means UTC.
+type NewFactory struct {
+	OrganizationID uuid.UUID
+	Name           string
+	Location       *string
+	Timezone       string
+	Metadata       json.RawMessage
+}
+
+// FactoryPatch changes the fields that are set; a set nil Location clears it.
+type FactoryPatch struct {
+	Name     Opt[string]
+	Location Opt[*string]
+	Timezone Opt[string]
+	Metadata Opt[json.RawMessage]
+}
+
+const factoryColumns = `id, organization_id, name, location, timezone, metadata, created_at, updated_at`
+
+func scanFactory(row pgx.CollectableRow) (Factory, error) {
+	var f Factory
+	err := row.Scan(&f.ID, &f.OrganizationID, &f.Name, &f.Location, &f.Timezone, &f.Metadata, &f.CreatedAt, &f.UpdatedAt)
+	return f, err
+}
+
+// CreateFactory inserts a factory under a non-deleted organization, else
+// ErrInvalidReference. The parent row is share-locked so a concurrent
+// cascade delete either sees the new factory or makes this insert fail.
+func (s *Store) CreateFactory(ctx context.Context, f NewFactory) (Factory, error) {
+	tz := f.Timezone
+	if tz == "" {
+		tz = "UTC"
+	}
+	rows, _ := s.pool.Query(ctx, `
+		INSERT INTO factories (organization_id, name, location, timezone, metadata)
+		SELECT $1, $2, $3, $4, $5
+		WHERE EXISTS (SELECT 1 FROM organizations WHERE id = $1 AND deleted_at IS NULL FOR SHARE)
+		RETURNING `+factoryColumns,
+		f.OrganizationID, f.Name, f.Location, tz, metadataOrEmpty(f.Metadata))
+	out, err := pgx.CollectExactlyOneRow(rows, scanFactory)
+	if err != nil {
+		err = classify(err)
+		if errors.Is(err, ErrNotFound) {
+			err = fmt.Errorf("%w: organization_id", ErrInvalidReference)
+		}
+		return Factory{}, fmt.Errorf("create factory: %w", err)
+	}
+	return out, nil
+}
+
+// GetFactory returns a non-deleted factory or ErrNotFound.
+func (s *Store) GetFactory(ctx context.Context, id uuid.UUID) (Factory, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+factoryColumns+` FROM factories WHERE id = $1 AND deleted_at IS NULL`, id)
+	f, err := pgx.CollectExactlyOneRow(rows, scanFactory)
+	if err != nil {
+		return Factory{}, fmt.Errorf("get factory: %w", classify(err))
+	}
+	return f, nil
+}
+
+// ListFactories returns a page, optionally of one organization.
+func (s *Store) ListFactories(ctx context.Context, organizationID *uuid.UUID, page Page) ([]Factory, int, error) {
+	where, args := `deleted_at IS NULL`, []any(nil)
+	if organizationID != nil {
+		where, args = `deleted_at IS NULL AND organization_id = $1`, []any{*organizationID}
+	}
+	n := len(args)
+	items, total, err := listPage(ctx, s.pool,
+		`SELECT count(*) FROM factories WHERE `+where,
+		fmt.Sprintf(`SELECT `+factoryColumns+` FROM factories WHERE `+where+` ORDER BY name, id LIMIT $%d OFFSET $%d`, n+1, n+2),
+		args, page, scanFactory)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list factories: %w", err)
+	}
+	return items, total, nil
+}
+
+// UpdateFactory changes the set fields.
+func (s *Store) UpdateFactory(ctx context.Context, id uuid.UUID, p FactoryPatch) (Factory, error) {
+	var meta json.RawMessage
+	if p.Metadata.Set {
+		meta = metadataOrEmpty(p.Metadata.Value)
+	}
+	rows, _ := s.pool.Query(ctx, `
+		UPDATE factories SET
+			name     = CASE WHEN $2 THEN $3 ELSE name END,
+			location = CASE WHEN $4 THEN $5 ELSE location END,
+			timezone = CASE WHEN $6 THEN $7 ELSE timezone END,
+			metadata = CASE WHEN $8 THEN $9::jsonb ELSE metadata END
+		WHERE id = $1 AND deleted_at IS NULL
+		RETURNING `+factoryColumns,
+		id, p.Name.Set, p.Name.Value, p.Location.Set, p.Location.Value, p.Timezone.Set, p.Timezone.Value, p.Metadata.Set, meta)
+	f, err := pgx.CollectExactlyOneRow(rows, scanFactory)
+	if err != nil {
+		return Factory{}, fmt.Errorf("update factory: %w", classify(err))
+	}
+	return f, nil
+}
+
+// DeleteFactory soft-deletes a factory and its gateways in one transaction
+// and returns the ids of the gateways deleted.
+func (s *Store) DeleteFactory(ctx context.Context, id uuid.UUID) ([]uuid.UUID, error) {
+	var gateways []uuid.UUID
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE factories SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		gateways, err = deleteGatewaysOf(ctx, tx, []uuid.UUID{id})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delete factory: %w", classify(err))
+	}
+	return gateways, nil
+}

@@ -1,0 +1,261 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Gateway is a CTC Connect Wireless gateway as the API shows it: it never
+// carries the password in any form.
+type Gateway struct {
+	ID              uuid.UUID
+	FactoryID       uuid.UUID
+	GatewayID       string
+	Name            string
+	URL             string
+	Email           string
+	Model           *string
+	FirmwareVersion *string
+	LastSeenAt      *time.Time
+	Metadata        json.RawMessage
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// NewGateway is what CreateGateway needs; Password is plaintext and is
+// sealed before it reaches the database.
+type NewGateway struct {
+	FactoryID       uuid.UUID
+	GatewayID       string
+	Name            string
+	URL             string
+	Email           string
+	Password        string
+	Model           *string
+	FirmwareVersion *string
+	Metadata        json.RawMessage
+}
+
+// GatewayPatch changes the set fields; a set nil Model or FirmwareVersion
+// clears it.
+type GatewayPatch struct {
+	GatewayID       Opt[string]
+	Name            Opt[string]
+	URL             Opt[string]
+	Email           Opt[string]
+	Password        Opt[string]
+	Model           Opt[*string]
+	FirmwareVersion Opt[*string]
+	Metadata        Opt[json.RawMessage]
+}
+
+// Connection is what the runtime needs to keep one gateway connected.
+// Password is plaintext: it lives only in memory.
+type Connection struct {
+	ID        uuid.UUID
+	FactoryID uuid.UUID
+	URL       string
+	Email     string
+	Password  string
+	// Unreadable is set when the stored password cannot be decrypted (wrong
+	// ENCRYPTION_KEY or a damaged row); Password is then empty.
+	Unreadable bool
+}
+
+// GatewayUpdate is the result of UpdateGateway.
+type GatewayUpdate struct {
+	Gateway    Gateway
+	Connection Connection
+	// Reconnect is true when url, email or password changed.
+	Reconnect bool
+}
+
+const gatewayColumns = `id, factory_id, gateway_id, name, url, email, model, firmware_version, last_seen_at, metadata, created_at, updated_at`
+
+func scanGateway(row pgx.CollectableRow) (Gateway, error) {
+	var g Gateway
+	err := row.Scan(&g.ID, &g.FactoryID, &g.GatewayID, &g.Name, &g.URL, &g.Email, &g.Model, &g.FirmwareVersion,
+		&g.LastSeenAt, &g.Metadata, &g.CreatedAt, &g.UpdatedAt)
+	return g, err
+}
+
+// CreateGateway seals the password and inserts the gateway under a
+// non-deleted factory (else ErrInvalidReference). A gateway_id already used
+// by a non-deleted gateway gives ErrConflict.
+func (s *Store) CreateGateway(ctx context.Context, g NewGateway) (Gateway, error) {
+	sealed, err := s.sealer.Seal(g.Password)
+	if err != nil {
+		return Gateway{}, fmt.Errorf("create gateway: %w", err)
+	}
+	rows, _ := s.pool.Query(ctx, `
+		INSERT INTO gateways (factory_id, gateway_id, name, url, email, password_encrypted, model, firmware_version, metadata)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+		WHERE EXISTS (SELECT 1 FROM factories WHERE id = $1 AND deleted_at IS NULL FOR SHARE)
+		RETURNING `+gatewayColumns,
+		g.FactoryID, g.GatewayID, g.Name, g.URL, g.Email, sealed, g.Model, g.FirmwareVersion, metadataOrEmpty(g.Metadata))
+	out, err := pgx.CollectExactlyOneRow(rows, scanGateway)
+	if err != nil {
+		err = classify(err)
+		if errors.Is(err, ErrNotFound) {
+			err = fmt.Errorf("%w: factory_id", ErrInvalidReference)
+		}
+		return Gateway{}, fmt.Errorf("create gateway: %w", err)
+	}
+	return out, nil
+}
+
+// GetGateway returns a non-deleted gateway or ErrNotFound.
+func (s *Store) GetGateway(ctx context.Context, id uuid.UUID) (Gateway, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+gatewayColumns+` FROM gateways WHERE id = $1 AND deleted_at IS NULL`, id)
+	g, err := pgx.CollectExactlyOneRow(rows, scanGateway)
+	if err != nil {
+		return Gateway{}, fmt.Errorf("get gateway: %w", classify(err))
+	}
+	return g, nil
+}
+
+// ListGateways returns a page, optionally of one factory.
+func (s *Store) ListGateways(ctx context.Context, factoryID *uuid.UUID, page Page) ([]Gateway, int, error) {
+	where, args := `deleted_at IS NULL`, []any(nil)
+	if factoryID != nil {
+		where, args = `deleted_at IS NULL AND factory_id = $1`, []any{*factoryID}
+	}
+	n := len(args)
+	items, total, err := listPage(ctx, s.pool,
+		`SELECT count(*) FROM gateways WHERE `+where,
+		fmt.Sprintf(`SELECT `+gatewayColumns+` FROM gateways WHERE `+where+` ORDER BY name, id LIMIT $%d OFFSET $%d`, n+1, n+2),
+		args, page, scanGateway)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list gateways: %w", err)
+	}
+	return items, total, nil
+}
+
+// UpdateGateway changes the set fields and says whether the connection
+// settings (url, email, password) changed. A password equal to the current
+// one is not sealed again and does not count as a change.
+func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch) (GatewayUpdate, error) {
+	var out GatewayUpdate
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var cur Connection
+		var sealed string
+		err := tx.QueryRow(ctx, `SELECT id, factory_id, url, email, password_encrypted FROM gateways
+			WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, id).
+			Scan(&cur.ID, &cur.FactoryID, &cur.URL, &cur.Email, &sealed)
+		if err != nil {
+			return err
+		}
+		password, openErr := s.sealer.Open(sealed)
+		cur.Password, cur.Unreadable = password, openErr != nil
+		next := cur
+		if p.URL.Set && p.URL.Value != cur.URL {
+			next.URL, out.Reconnect = p.URL.Value, true
+		}
+		if p.Email.Set && p.Email.Value != cur.Email {
+			next.Email, out.Reconnect = p.Email.Value, true
+		}
+		if p.Password.Set && (cur.Unreadable || p.Password.Value != cur.Password) {
+			if sealed, err = s.sealer.Seal(p.Password.Value); err != nil {
+				return err
+			}
+			next.Password, next.Unreadable, out.Reconnect = p.Password.Value, false, true
+		}
+		var meta json.RawMessage
+		if p.Metadata.Set {
+			meta = metadataOrEmpty(p.Metadata.Value)
+		}
+		rows, _ := tx.Query(ctx, `
+			UPDATE gateways SET
+				gateway_id         = CASE WHEN $2 THEN $3 ELSE gateway_id END,
+				name               = CASE WHEN $4 THEN $5 ELSE name END,
+				url                = $6,
+				email              = $7,
+				password_encrypted = $8,
+				model              = CASE WHEN $9 THEN $10 ELSE model END,
+				firmware_version   = CASE WHEN $11 THEN $12 ELSE firmware_version END,
+				metadata           = CASE WHEN $13 THEN $14::jsonb ELSE metadata END
+			WHERE id = $1
+			RETURNING `+gatewayColumns,
+			id, p.GatewayID.Set, p.GatewayID.Value, p.Name.Set, p.Name.Value, next.URL, next.Email, sealed,
+			p.Model.Set, p.Model.Value, p.FirmwareVersion.Set, p.FirmwareVersion.Value, p.Metadata.Set, meta)
+		out.Gateway, err = pgx.CollectExactlyOneRow(rows, scanGateway)
+		out.Connection = next
+		return err
+	})
+	if err != nil {
+		return GatewayUpdate{}, fmt.Errorf("update gateway: %w", classify(err))
+	}
+	return out, nil
+}
+
+// DeleteGateway soft-deletes one gateway.
+func (s *Store) DeleteGateway(ctx context.Context, id uuid.UUID) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE gateways SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`, id)
+	if err != nil {
+		return fmt.Errorf("delete gateway: %w", classify(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("delete gateway: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// ActiveConnections returns the connection settings of every non-deleted
+// gateway, passwords decrypted, for the runtime to converge to.
+func (s *Store) ActiveConnections(ctx context.Context) ([]Connection, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT id, factory_id, url, email, password_encrypted FROM gateways WHERE deleted_at IS NULL`)
+	out, err := pgx.CollectRows(rows, s.scanConnection)
+	if err != nil {
+		return nil, fmt.Errorf("active connections: %w", classify(err))
+	}
+	return out, nil
+}
+
+// ActiveConnection returns one non-deleted gateway's connection settings.
+func (s *Store) ActiveConnection(ctx context.Context, id uuid.UUID) (Connection, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT id, factory_id, url, email, password_encrypted FROM gateways WHERE id = $1 AND deleted_at IS NULL`, id)
+	c, err := pgx.CollectExactlyOneRow(rows, s.scanConnection)
+	if err != nil {
+		return Connection{}, fmt.Errorf("active connection: %w", classify(err))
+	}
+	return c, nil
+}
+
+func (s *Store) scanConnection(row pgx.CollectableRow) (Connection, error) {
+	var c Connection
+	var sealed string
+	if err := row.Scan(&c.ID, &c.FactoryID, &c.URL, &c.Email, &sealed); err != nil {
+		return c, err
+	}
+	password, err := s.sealer.Open(sealed)
+	c.Password, c.Unreadable = password, err != nil
+	return c, nil
+}
+
+// MarkSeen writes last_seen_at for many gateways in one statement. A time
+// never moves backwards, and deleted gateways are left alone.
+func (s *Store) MarkSeen(ctx context.Context, seen map[uuid.UUID]time.Time) error {
+	if len(seen) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, 0, len(seen))
+	times := make([]time.Time, 0, len(seen))
+	for id, t := range seen {
+		ids = append(ids, id)
+		times = append(times, t)
+	}
+	_, err := s.pool.Exec(ctx, `
+		UPDATE gateways g SET last_seen_at = v.t
+		FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, t)
+		WHERE g.id = v.id AND g.deleted_at IS NULL AND (g.last_seen_at IS NULL OR g.last_seen_at < v.t)`, ids, times)
+	if err != nil {
+		return fmt.Errorf("mark seen: %w", classify(err))
+	}
+	return nil
+}

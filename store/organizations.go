@@ -1,0 +1,123 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Organization owns factories.
+type Organization struct {
+	ID        uuid.UUID
+	Name      string
+	Metadata  json.RawMessage
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// OrganizationPatch changes the fields that are set.
+type OrganizationPatch struct {
+	Name     Opt[string]
+	Metadata Opt[json.RawMessage]
+}
+
+const orgColumns = `id, name, metadata, created_at, updated_at`
+
+func scanOrganization(row pgx.CollectableRow) (Organization, error) {
+	var o Organization
+	err := row.Scan(&o.ID, &o.Name, &o.Metadata, &o.CreatedAt, &o.UpdatedAt)
+	return o, err
+}
+
+// CreateOrganization inserts an organization.
+func (s *Store) CreateOrganization(ctx context.Context, name string, metadata json.RawMessage) (Organization, error) {
+	rows, _ := s.pool.Query(ctx, `INSERT INTO organizations (name, metadata) VALUES ($1, $2) RETURNING `+orgColumns,
+		name, metadataOrEmpty(metadata))
+	o, err := pgx.CollectExactlyOneRow(rows, scanOrganization)
+	if err != nil {
+		return Organization{}, fmt.Errorf("create organization: %w", classify(err))
+	}
+	return o, nil
+}
+
+// GetOrganization returns a non-deleted organization or ErrNotFound.
+func (s *Store) GetOrganization(ctx context.Context, id uuid.UUID) (Organization, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+orgColumns+` FROM organizations WHERE id = $1 AND deleted_at IS NULL`, id)
+	o, err := pgx.CollectExactlyOneRow(rows, scanOrganization)
+	if err != nil {
+		return Organization{}, fmt.Errorf("get organization: %w", classify(err))
+	}
+	return o, nil
+}
+
+// ListOrganizations returns a page ordered by name, then id, and the total.
+func (s *Store) ListOrganizations(ctx context.Context, page Page) ([]Organization, int, error) {
+	items, total, err := listPage(ctx, s.pool,
+		`SELECT count(*) FROM organizations WHERE deleted_at IS NULL`,
+		`SELECT `+orgColumns+` FROM organizations WHERE deleted_at IS NULL ORDER BY name, id LIMIT $1 OFFSET $2`,
+		nil, page, scanOrganization)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list organizations: %w", err)
+	}
+	return items, total, nil
+}
+
+// UpdateOrganization changes the set fields; an empty patch returns the row.
+func (s *Store) UpdateOrganization(ctx context.Context, id uuid.UUID, p OrganizationPatch) (Organization, error) {
+	var meta json.RawMessage
+	if p.Metadata.Set {
+		meta = metadataOrEmpty(p.Metadata.Value)
+	}
+	rows, _ := s.pool.Query(ctx, `
+		UPDATE organizations SET
+			name     = CASE WHEN $2 THEN $3 ELSE name END,
+			metadata = CASE WHEN $4 THEN $5::jsonb ELSE metadata END
+		WHERE id = $1 AND deleted_at IS NULL
+		RETURNING `+orgColumns,
+		id, p.Name.Set, p.Name.Value, p.Metadata.Set, meta)
+	o, err := pgx.CollectExactlyOneRow(rows, scanOrganization)
+	if err != nil {
+		return Organization{}, fmt.Errorf("update organization: %w", classify(err))
+	}
+	return o, nil
+}
+
+// DeleteOrganization soft-deletes an organization, its factories and their
+// gateways in one transaction and returns the ids of the gateways deleted.
+func (s *Store) DeleteOrganization(ctx context.Context, id uuid.UUID) ([]uuid.UUID, error) {
+	var gateways []uuid.UUID
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE organizations SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		// Separate statements on purpose: each sees rows committed by a
+		// concurrent insert that waited on the parent's lock.
+		rows, _ := tx.Query(ctx, `UPDATE factories SET deleted_at = now() WHERE organization_id = $1 AND deleted_at IS NULL RETURNING id`, id)
+		factories, err := collectIDs(rows)
+		if err != nil {
+			return err
+		}
+		gateways, err = deleteGatewaysOf(ctx, tx, factories)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delete organization: %w", classify(err))
+	}
+	return gateways, nil
+}
+
+func deleteGatewaysOf(ctx context.Context, tx pgx.Tx, factories []uuid.UUID) ([]uuid.UUID, error) {
+	if len(factories) == 0 {
+		return []uuid.UUID{}, nil
+	}
+	rows, _ := tx.Query(ctx, `UPDATE gateways SET deleted_at = now() WHERE factory_id = ANY($1) AND deleted_at IS NULL RETURNING id`, factories)
+	return collectIDs(rows)
+}

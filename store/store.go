@@ -1,0 +1,203 @@
+// Package store owns gatewayd's SQL: organizations, factories and gateways
+// in PostgreSQL (pgx), soft deletes and their cascades, and the sealing of
+// gateway passwords. It knows nothing of HTTP or actors; its sentinel
+// errors are the only errors callers need to tell apart.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/tern/v2/migrate"
+
+	"github.com/ctcgw/gatewayd/migrations"
+)
+
+// Sentinel errors: these cross the package boundary, driver errors do not.
+var (
+	ErrNotFound         = errors.New("not found")
+	ErrConflict         = errors.New("conflict")
+	ErrInvalidReference = errors.New("invalid reference")
+	// ErrInvalidInput is a value PostgreSQL refused (out of range, bad
+	// encoding) that validation upstream let through.
+	ErrInvalidInput = errors.New("invalid input")
+	// ErrUnavailable means the database could not be reached or did not
+	// answer in time.
+	ErrUnavailable = errors.New("database unavailable")
+)
+
+// VersionTable is tern's version table, shared with the tern CLI.
+const VersionTable = "public.schema_version"
+
+// Store is the data layer. It is safe for concurrent use.
+type Store struct {
+	pool   *pgxpool.Pool
+	sealer *Sealer
+}
+
+// New wraps an open pool. The sealer encrypts and decrypts passwords.
+func New(pool *pgxpool.Pool, sealer *Sealer) *Store {
+	return &Store{pool: pool, sealer: sealer}
+}
+
+// Connect opens a pool and checks that the database answers. The pool
+// fails fast: a dial that hangs is cut off after connectTimeout.
+func Connect(ctx context.Context, url string, connectTimeout time.Duration) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's message may quote the URL; say only what is wrong.
+		return nil, errors.New("connect: DATABASE_URL cannot be parsed")
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect: %w", classify(err))
+	}
+	return pool, nil
+}
+
+// Migrate applies every pending migration and returns the version reached.
+// Concurrent migrators serialise on tern's advisory lock.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) (int32, error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("migrate: %w", classify(err))
+	}
+	defer conn.Release()
+	m, err := migrate.NewMigrator(ctx, conn.Conn(), VersionTable)
+	if err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
+	if err := m.LoadMigrations(migrations.FS); err != nil {
+		return 0, fmt.Errorf("migrate: load: %w", err)
+	}
+	if err := m.Migrate(ctx); err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
+	v, err := m.GetCurrentVersion(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("migrate: version: %w", err)
+	}
+	return v, nil
+}
+
+// MigrationCount is the number of migrations embedded in the binary.
+func MigrationCount() (int, error) {
+	names, err := fs.Glob(migrations.FS, "*.sql")
+	return len(names), err
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return classify(err)
+	}
+	return nil
+}
+
+// Page selects a window of a list ordered by name, then id.
+type Page struct {
+	Limit  int
+	Offset int
+}
+
+// classify turns a driver error into one of the sentinels, keeping the
+// driver's text for logs only.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalidReference) ||
+		errors.Is(err, ErrInvalidInput) || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrSeal) {
+		return err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == "23505":
+			return fmt.Errorf("%w: %s", ErrConflict, pgErr.ConstraintName)
+		case pgErr.Code == "23503":
+			return fmt.Errorf("%w: %s", ErrInvalidReference, pgErr.ConstraintName)
+		case strings.HasPrefix(pgErr.Code, "22"):
+			return fmt.Errorf("%w: %s", ErrInvalidInput, pgErr.Message)
+		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "53"),
+			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", pgErr.Code == "57014":
+			return fmt.Errorf("%w: %s", ErrUnavailable, pgErr.Message)
+		}
+		return fmt.Errorf("database: %s (SQLSTATE %s)", pgErr.Message, pgErr.Code)
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &connErr) || errors.As(err, &netErr) ||
+		pgconn.SafeToRetry(err) || pgconn.Timeout(err) || strings.Contains(err.Error(), "closed pool") ||
+		strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "unexpected EOF") {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return fmt.Errorf("database: %w", err)
+}
+
+// metadataOrEmpty stores an absent metadata as an empty object.
+func metadataOrEmpty(m json.RawMessage) json.RawMessage {
+	if len(m) == 0 {
+		return json.RawMessage(`{}`)
+	}
+	return m
+}
+
+// Opt is a patch field: Set says the caller gave it. For a nullable column,
+// a set nil pointer clears the value.
+type Opt[T any] struct {
+	Set   bool
+	Value T
+}
+
+// Some returns a set Opt.
+func Some[T any](v T) Opt[T] { return Opt[T]{Set: true, Value: v} }
+
+// listResult runs a count and a page query in one round trip.
+func listPage[T any](ctx context.Context, pool *pgxpool.Pool, countSQL, pageSQL string, args []any, page Page,
+	scan pgx.RowToFunc[T]) ([]T, int, error) {
+	b := &pgx.Batch{}
+	var total int
+	b.Queue(countSQL, args...).QueryRow(func(r pgx.Row) error { return r.Scan(&total) })
+	var items []T
+	pageArgs := append(append([]any{}, args...), page.Limit, page.Offset)
+	b.Queue(pageSQL, pageArgs...).Query(func(rows pgx.Rows) error {
+		var err error
+		items, err = pgx.CollectRows(rows, scan)
+		return err
+	})
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, 0, classify(err)
+	}
+	if items == nil {
+		items = []T{}
+	}
+	return items, total, nil
+}
+
+// ids collects the uuid column of rows.
+func collectIDs(rows pgx.Rows) ([]uuid.UUID, error) {
+	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+}

@@ -1,0 +1,463 @@
+package store_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd/internal/testdb"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+var tmpl *testdb.Template
+
+func TestMain(m *testing.M) { testdb.Exit(testdb.Run(m, &tmpl)) }
+
+func testKey() []byte { return []byte("0123456789abcdef0123456789abcdef") }
+
+func newStore(t *testing.T) (*store.Store, *pgxpool.Pool) {
+	t.Helper()
+	pool, _ := tmpl.Pool(t)
+	sealer, err := store.NewSealer(testKey())
+	require.NoError(t, err)
+	return store.New(pool, sealer), pool
+}
+
+func ptr[T any](v T) *T { return &v }
+
+type fixture struct {
+	org     store.Organization
+	factory store.Factory
+}
+
+func setup(t *testing.T, s *store.Store) fixture {
+	t.Helper()
+	ctx := context.Background()
+	org, err := s.CreateOrganization(ctx, "Acme", nil)
+	require.NoError(t, err)
+	f, err := s.CreateFactory(ctx, store.NewFactory{OrganizationID: org.ID, Name: "Plant 1"})
+	require.NoError(t, err)
+	return fixture{org, f}
+}
+
+func newGateway(factory uuid.UUID, gid string) store.NewGateway {
+	return store.NewGateway{FactoryID: factory, GatewayID: gid, Name: "GW " + gid, URL: "ws://127.0.0.1:1/gw/" + gid,
+		Email: "ops@example.com", Password: "s3cret-" + gid}
+}
+
+func TestMigrateTwiceChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	_, pool := newStore(t)
+	n, err := store.MigrationCount()
+	require.NoError(t, err)
+	v, err := store.Migrate(ctx, pool)
+	require.NoError(t, err)
+	assert.Equal(t, int32(n), v)
+	var orgs int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM organizations WHERE name = 'Default Organization'`).Scan(&orgs))
+	assert.Equal(t, 1, orgs, "the default organization is inserted once")
+}
+
+func TestSchemaHasEveryIndexAndConstraint(t *testing.T) {
+	ctx := context.Background()
+	_, pool := newStore(t)
+	indexes := map[string]string{}
+	rows, err := pool.Query(ctx, `SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var n, d string
+		require.NoError(t, rows.Scan(&n, &d))
+		indexes[n] = d
+	}
+	require.NoError(t, rows.Err())
+	want := map[string][]string{
+		"organizations_name_idx":        {"(name, id)", "WHERE (deleted_at IS NULL)"},
+		"factories_organization_id_idx": {"(organization_id)", "WHERE (deleted_at IS NULL)"},
+		"factories_name_idx":            {"(name, id)", "WHERE (deleted_at IS NULL)"},
+		"gateways_factory_id_idx":       {"(factory_id)", "WHERE (deleted_at IS NULL)"},
+		"gateways_name_idx":             {"(name, id)", "WHERE (deleted_at IS NULL)"},
+		"gateways_last_seen_at_idx":     {"(last_seen_at)"},
+		"gateways_gateway_id_key":       {"UNIQUE", "(gateway_id)", "WHERE (deleted_at IS NULL)"},
+	}
+	for name, parts := range want {
+		def, ok := indexes[name]
+		if !assert.True(t, ok, "index %s missing", name) {
+			continue
+		}
+		for _, p := range parts {
+			assert.Contains(t, def, p, name)
+		}
+	}
+	var fks []string
+	rows, err = pool.Query(ctx, `SELECT conname FROM pg_constraint WHERE contype = 'f' ORDER BY conname`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var n string
+		require.NoError(t, rows.Scan(&n))
+		fks = append(fks, n)
+	}
+	assert.Equal(t, []string{"factories_organization_id_fkey", "gateways_factory_id_fkey"}, fks)
+	var triggers int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%_updated_at'`).Scan(&triggers))
+	assert.Equal(t, 3, triggers)
+	var def string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT column_default FROM information_schema.columns WHERE table_name='gateways' AND column_name='id'`).Scan(&def))
+	assert.Equal(t, "gen_random_uuid()", def)
+}
+
+func TestOrganizationCRUD(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	o, err := s.CreateOrganization(ctx, "Beta", json.RawMessage(`{"tier":"gold"}`))
+	require.NoError(t, err)
+	assert.Equal(t, "Beta", o.Name)
+	assert.JSONEq(t, `{"tier":"gold"}`, string(o.Metadata))
+
+	got, err := s.GetOrganization(ctx, o.ID)
+	require.NoError(t, err)
+	assert.Equal(t, o.ID, got.ID)
+
+	time.Sleep(5 * time.Millisecond) // updated_at must move by a measurable amount
+	up, err := s.UpdateOrganization(ctx, o.ID, store.OrganizationPatch{Name: store.Some("Gamma")})
+	require.NoError(t, err)
+	assert.Equal(t, "Gamma", up.Name)
+	assert.JSONEq(t, `{"tier":"gold"}`, string(up.Metadata), "partial update leaves metadata alone")
+	assert.True(t, up.UpdatedAt.After(o.UpdatedAt), "updated_at moves")
+	assert.Equal(t, o.CreatedAt, up.CreatedAt)
+
+	same, err := s.UpdateOrganization(ctx, o.ID, store.OrganizationPatch{})
+	require.NoError(t, err)
+	assert.Equal(t, up.UpdatedAt, same.UpdatedAt, "an empty patch changes nothing")
+
+	_, err = s.DeleteOrganization(ctx, o.ID)
+	require.NoError(t, err)
+	_, err = s.GetOrganization(ctx, o.ID)
+	assert.ErrorIs(t, err, store.ErrNotFound)
+	_, err = s.UpdateOrganization(ctx, o.ID, store.OrganizationPatch{Name: store.Some("x")})
+	assert.ErrorIs(t, err, store.ErrNotFound)
+	_, err = s.DeleteOrganization(ctx, o.ID)
+	assert.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func TestPagingTotalsAndOrder(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	org, err := s.CreateOrganization(ctx, "Paging", nil)
+	require.NoError(t, err)
+	names := []string{"b", "a", "c", "a", "b"}
+	for _, n := range names {
+		_, err := s.CreateFactory(ctx, store.NewFactory{OrganizationID: org.ID, Name: n})
+		require.NoError(t, err)
+	}
+	all, total, err := s.ListFactories(ctx, &org.ID, store.Page{Limit: 100})
+	require.NoError(t, err)
+	assert.Equal(t, 5, total)
+	require.Len(t, all, 5)
+	for i := 1; i < len(all); i++ {
+		prev, cur := all[i-1], all[i]
+		assert.True(t, prev.Name < cur.Name || (prev.Name == cur.Name && prev.ID.String() < cur.ID.String()),
+			"order by name then id: %s/%s before %s/%s", prev.Name, prev.ID, cur.Name, cur.ID)
+	}
+	page, total, err := s.ListFactories(ctx, &org.ID, store.Page{Limit: 2, Offset: 2})
+	require.NoError(t, err)
+	assert.Equal(t, 5, total)
+	assert.Equal(t, []uuid.UUID{all[2].ID, all[3].ID}, []uuid.UUID{page[0].ID, page[1].ID})
+	beyond, total, err := s.ListFactories(ctx, &org.ID, store.Page{Limit: 10, Offset: 50})
+	require.NoError(t, err)
+	assert.Equal(t, 5, total, "total is known past the end")
+	assert.Empty(t, beyond)
+	assert.NotNil(t, beyond)
+
+	_, err = s.DeleteFactory(ctx, all[0].ID)
+	require.NoError(t, err)
+	_, total, err = s.ListFactories(ctx, &org.ID, store.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Equal(t, 4, total, "deleted rows are not counted")
+
+	orgs, total, err := s.ListOrganizations(ctx, store.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Equal(t, 2, total) // Default Organization and Paging
+	assert.Equal(t, "Default Organization", orgs[0].Name)
+}
+
+func TestFactoryInvalidReferenceAndUpdate(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	_, err := s.CreateFactory(ctx, store.NewFactory{OrganizationID: uuid.New(), Name: "x"})
+	assert.ErrorIs(t, err, store.ErrInvalidReference)
+
+	fx := setup(t, s)
+	assert.Equal(t, "UTC", fx.factory.Timezone)
+	assert.Nil(t, fx.factory.Location)
+	f, err := s.UpdateFactory(ctx, fx.factory.ID, store.FactoryPatch{Location: store.Some(ptr("Hall 3")), Timezone: store.Some("Europe/Berlin")})
+	require.NoError(t, err)
+	assert.Equal(t, "Hall 3", *f.Location)
+	assert.Equal(t, "Europe/Berlin", f.Timezone)
+	assert.Equal(t, "Plant 1", f.Name)
+	f, err = s.UpdateFactory(ctx, fx.factory.ID, store.FactoryPatch{Location: store.Some[*string](nil)})
+	require.NoError(t, err)
+	assert.Nil(t, f.Location, "a set nil clears location")
+	assert.Equal(t, "Europe/Berlin", f.Timezone)
+
+	_, err = s.DeleteOrganization(ctx, fx.org.ID)
+	require.NoError(t, err)
+	_, err = s.CreateFactory(ctx, store.NewFactory{OrganizationID: fx.org.ID, Name: "late"})
+	assert.ErrorIs(t, err, store.ErrInvalidReference, "a deleted parent counts as missing")
+}
+
+func TestGatewayLifecycle(t *testing.T) {
+	ctx := context.Background()
+	s, pool := newStore(t)
+	fx := setup(t, s)
+	in := newGateway(fx.factory.ID, "GW-1")
+	in.Model = ptr("CTC-1")
+	g, err := s.CreateGateway(ctx, in)
+	require.NoError(t, err)
+	assert.Equal(t, "GW-1", g.GatewayID)
+	assert.Equal(t, "CTC-1", *g.Model)
+	assert.Nil(t, g.FirmwareVersion)
+	assert.Nil(t, g.LastSeenAt)
+
+	var sealed string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT password_encrypted FROM gateways WHERE id=$1`, g.ID).Scan(&sealed))
+	assert.True(t, strings.HasPrefix(sealed, "v1:"))
+	assert.NotContains(t, sealed, in.Password)
+
+	conn, err := s.ActiveConnection(ctx, g.ID)
+	require.NoError(t, err)
+	assert.Equal(t, store.Connection{ID: g.ID, FactoryID: fx.factory.ID, URL: in.URL, Email: in.Email, Password: in.Password}, conn)
+
+	// A patch that repeats the current url and password is no reconnect.
+	up, err := s.UpdateGateway(ctx, g.ID, store.GatewayPatch{URL: store.Some(in.URL), Password: store.Some(in.Password), Name: store.Some("Renamed")})
+	require.NoError(t, err)
+	assert.False(t, up.Reconnect)
+	assert.Equal(t, "Renamed", up.Gateway.Name)
+	var sealed2 string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT password_encrypted FROM gateways WHERE id=$1`, g.ID).Scan(&sealed2))
+	assert.Equal(t, sealed, sealed2, "an unchanged password is not sealed again")
+
+	for _, tc := range []struct {
+		name  string
+		patch store.GatewayPatch
+	}{
+		{"url", store.GatewayPatch{URL: store.Some("ws://127.0.0.1:2/gw/x")}},
+		{"email", store.GatewayPatch{Email: store.Some("new@example.com")}},
+		{"password", store.GatewayPatch{Password: store.Some("another")}},
+	} {
+		up, err := s.UpdateGateway(ctx, g.ID, tc.patch)
+		require.NoError(t, err, tc.name)
+		assert.True(t, up.Reconnect, tc.name)
+	}
+	conn, err = s.ActiveConnection(ctx, g.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "another", conn.Password)
+	assert.Equal(t, "new@example.com", conn.Email)
+	assert.Equal(t, "CTC-1", *up.Gateway.Model, "model untouched")
+
+	up, err = s.UpdateGateway(ctx, g.ID, store.GatewayPatch{Model: store.Some[*string](nil)})
+	require.NoError(t, err)
+	assert.Nil(t, up.Gateway.Model)
+
+	require.NoError(t, s.DeleteGateway(ctx, g.ID))
+	_, err = s.GetGateway(ctx, g.ID)
+	assert.ErrorIs(t, err, store.ErrNotFound)
+	_, err = s.ActiveConnection(ctx, g.ID)
+	assert.ErrorIs(t, err, store.ErrNotFound)
+	assert.ErrorIs(t, s.DeleteGateway(ctx, g.ID), store.ErrNotFound)
+	_, err = s.UpdateGateway(ctx, g.ID, store.GatewayPatch{Name: store.Some("x")})
+	assert.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func TestGatewayIDConflictAndReuse(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "DUP"))
+	require.NoError(t, err)
+	_, err = s.CreateGateway(ctx, newGateway(fx.factory.ID, "DUP"))
+	assert.ErrorIs(t, err, store.ErrConflict)
+	other, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "OTHER"))
+	require.NoError(t, err)
+	_, err = s.UpdateGateway(ctx, other.ID, store.GatewayPatch{GatewayID: store.Some("DUP")})
+	assert.ErrorIs(t, err, store.ErrConflict)
+
+	require.NoError(t, s.DeleteGateway(ctx, g.ID))
+	_, err = s.CreateGateway(ctx, newGateway(fx.factory.ID, "DUP"))
+	assert.NoError(t, err, "a deleted gateway's id can be reused")
+}
+
+func TestConcurrentCreatesOfOneGatewayID(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.CreateGateway(ctx, newGateway(fx.factory.ID, "RACE"))
+		}()
+	}
+	wg.Wait()
+	ok, conflicts := 0, 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, store.ErrConflict):
+			conflicts++
+		default:
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	assert.Equal(t, 1, ok)
+	assert.Equal(t, 19, conflicts)
+}
+
+func TestCascades(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	f2, err := s.CreateFactory(ctx, store.NewFactory{OrganizationID: fx.org.ID, Name: "Plant 2"})
+	require.NoError(t, err)
+	var ids []uuid.UUID
+	for i, f := range []uuid.UUID{fx.factory.ID, fx.factory.ID, f2.ID} {
+		g, err := s.CreateGateway(ctx, newGateway(f, fmt.Sprintf("C%d", i)))
+		require.NoError(t, err)
+		ids = append(ids, g.ID)
+	}
+	other := setup(t, s)
+	survivor, err := s.CreateGateway(ctx, newGateway(other.factory.ID, "SURVIVOR"))
+	require.NoError(t, err)
+
+	gone, err := s.DeleteFactory(ctx, f2.ID)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []uuid.UUID{ids[2]}, gone)
+	_, err = s.CreateGateway(ctx, newGateway(f2.ID, "LATE"))
+	assert.ErrorIs(t, err, store.ErrInvalidReference)
+
+	gone, err = s.DeleteOrganization(ctx, fx.org.ID)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, ids[:2], gone, "deleting the organization returns the gateways it took")
+	_, err = s.GetFactory(ctx, fx.factory.ID)
+	assert.ErrorIs(t, err, store.ErrNotFound)
+	for _, id := range ids {
+		_, err = s.GetGateway(ctx, id)
+		assert.ErrorIs(t, err, store.ErrNotFound)
+	}
+	list, total, err := s.ListGateways(ctx, nil, store.Page{Limit: 100})
+	require.NoError(t, err)
+	assert.Equal(t, 1, total)
+	assert.Equal(t, survivor.ID, list[0].ID)
+	active, err := s.ActiveConnections(ctx)
+	require.NoError(t, err)
+	require.Len(t, active, 1)
+	assert.Equal(t, survivor.ID, active[0].ID)
+
+	empty, err := s.DeleteFactory(ctx, other.factory.ID)
+	require.NoError(t, err)
+	assert.Equal(t, []uuid.UUID{survivor.ID}, empty)
+}
+
+func TestMarkSeenBatch(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	a, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "A"))
+	require.NoError(t, err)
+	b, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "B"))
+	require.NoError(t, err)
+	t1 := time.Now().UTC().Truncate(time.Millisecond)
+	require.NoError(t, s.MarkSeen(ctx, map[uuid.UUID]time.Time{a.ID: t1, b.ID: t1, uuid.New(): t1}))
+	ga, err := s.GetGateway(ctx, a.ID)
+	require.NoError(t, err)
+	require.NotNil(t, ga.LastSeenAt)
+	assert.True(t, t1.Equal(*ga.LastSeenAt))
+	assert.Equal(t, a.UpdatedAt, ga.UpdatedAt, "last_seen_at alone does not move updated_at")
+	require.NoError(t, s.MarkSeen(ctx, map[uuid.UUID]time.Time{a.ID: t1.Add(-time.Hour)}))
+	ga, err = s.GetGateway(ctx, a.ID)
+	require.NoError(t, err)
+	assert.True(t, t1.Equal(*ga.LastSeenAt), "last_seen_at never moves backwards")
+}
+
+func TestUnreadablePasswordIsFlagged(t *testing.T) {
+	ctx := context.Background()
+	s, pool := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "K"))
+	require.NoError(t, err)
+	otherKey := make([]byte, 32)
+	other, err := store.NewSealer(otherKey)
+	require.NoError(t, err)
+	conn, err := store.New(pool, other).ActiveConnection(ctx, g.ID)
+	require.NoError(t, err)
+	assert.True(t, conn.Unreadable)
+	assert.Empty(t, conn.Password)
+}
+
+func TestDatabaseDownIsUnavailable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := store.Connect(ctx, "postgres://postgres@127.0.0.1:1/none?sslmode=disable", time.Second)
+	assert.ErrorIs(t, err, store.ErrUnavailable)
+
+	s, pool := newStore(t)
+	pool.Close()
+	_, err = s.GetOrganization(ctx, uuid.New())
+	assert.ErrorIs(t, err, store.ErrUnavailable)
+}
+
+func TestInvalidInputIsNotInternal(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	_, err := s.CreateOrganization(ctx, "nul\x00byte", nil)
+	assert.ErrorIs(t, err, store.ErrInvalidInput)
+}
+
+func TestSealer(t *testing.T) {
+	s, err := store.NewSealer(testKey())
+	require.NoError(t, err)
+	a, err := s.Seal("hunter2")
+	require.NoError(t, err)
+	b, err := s.Seal("hunter2")
+	require.NoError(t, err)
+	assert.NotEqual(t, a, b, "fresh nonce per seal")
+	assert.True(t, strings.HasPrefix(a, "v1:"))
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(a, "v1:"))
+	require.NoError(t, err)
+	assert.Len(t, raw, 12+len("hunter2")+16, "nonce ‖ ciphertext ‖ tag")
+	plain, err := s.Open(a)
+	require.NoError(t, err)
+	assert.Equal(t, "hunter2", plain)
+
+	tampered := []byte(a)
+	tampered[10] ^= 1
+	for name, v := range map[string]string{
+		"tampered":   string(tampered),
+		"no prefix":  strings.TrimPrefix(a, "v1:"),
+		"v2":         "v2:" + strings.TrimPrefix(a, "v1:"),
+		"bad base64": "v1:!!!",
+		"too short":  "v1:" + base64.StdEncoding.EncodeToString([]byte("short")),
+	} {
+		_, err := s.Open(v)
+		assert.ErrorIs(t, err, store.ErrSeal, name)
+	}
+	wrong, err := store.NewSealer(make([]byte, 32))
+	require.NoError(t, err)
+	_, err = wrong.Open(a)
+	assert.ErrorIs(t, err, store.ErrSeal, "wrong key")
+	_, err = store.NewSealer(make([]byte, 31))
+	assert.Error(t, err)
+}
