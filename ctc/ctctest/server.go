@@ -1,0 +1,164 @@
+// Package ctctest is an in-process CTC Connect Wireless gateway simulator,
+// the way net/http/httptest is a server: one listener serves many
+// gateways, one path each (/gw/<name>), each with its own credentials,
+// sensors, fault switches and records. Tests, demos (cmd/ctcsim) and load
+// runs use it.
+package ctctest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/ctcgw/gatewayd/ctc"
+)
+
+// Server is a set of simulated gateways behind one listener.
+type Server struct {
+	ln       net.Listener
+	http     *http.Server
+	base     string
+	upgrader websocket.Upgrader
+
+	mu       sync.RWMutex
+	gateways map[string]*Gateway
+	closing  chan struct{}
+	handlers sync.WaitGroup
+	served   chan struct{}
+}
+
+// NewServer listens on addr ("127.0.0.1:0" for a free port) and serves
+// until Close.
+func NewServer(addr string) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("ctctest: listen: %w", err)
+	}
+	s := &Server{
+		ln:       ln,
+		base:     "ws://" + ln.Addr().String(),
+		gateways: make(map[string]*Gateway),
+		closing:  make(chan struct{}),
+		served:   make(chan struct{}),
+		upgrader: websocket.Upgrader{
+			CheckOrigin:     func(*http.Request) bool { return true },
+			ReadBufferSize:  1024,
+			WriteBufferSize: 1024,
+		},
+	}
+	s.http = &http.Server{Handler: http.HandlerFunc(s.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		defer close(s.served)
+		_ = s.http.Serve(ln)
+	}()
+	return s, nil
+}
+
+// Addr is the listener's host:port.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Config is one simulated gateway's identity.
+type Config struct {
+	Email    string
+	Password string
+	// Sensors answer GET_DYN_CONNECTED; nil gives two default sensors, an
+	// empty non-nil slice gives [].
+	Sensors []ctc.Sensor
+}
+
+// Add creates (or replaces the config of) the gateway at /gw/<name>.
+func (s *Server) Add(name string, cfg Config) *Gateway {
+	if cfg.Sensors == nil {
+		cfg.Sensors = []ctc.Sensor{
+			{Serial: 10001, Connected: 1, PartNum: "TA-CE-WS-1", ReadRate: 20000, Samples: 4096, Name: "Pump A"},
+			{Serial: 10002, Connected: 1, PartNum: "TA-CE-WS-1", ReadRate: 20000, Samples: 4096, Name: "Fan B"},
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g, ok := s.gateways[name]; ok {
+		g.mu.Lock()
+		g.cfg = cfg
+		g.mu.Unlock()
+		return g
+	}
+	g := &Gateway{name: name, url: s.base + "/gw/" + name, cfg: cfg, conns: make(map[*conn]struct{}), server: s}
+	s.gateways[name] = g
+	return g
+}
+
+// Gateway returns the named gateway or nil.
+func (s *Server) Gateway(name string) *Gateway {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.gateways[name]
+}
+
+// Gateways returns every gateway.
+func (s *Server) Gateways() []*Gateway {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*Gateway, 0, len(s.gateways))
+	for _, g := range s.gateways {
+		out = append(out, g)
+	}
+	return out
+}
+
+// Close stops listening, closes every connection abruptly and waits for
+// every goroutine of the server to end.
+func (s *Server) Close() {
+	s.mu.Lock()
+	select {
+	case <-s.closing:
+		s.mu.Unlock()
+		return
+	default:
+		close(s.closing)
+	}
+	gws := make([]*Gateway, 0, len(s.gateways))
+	for _, g := range s.gateways {
+		gws = append(gws, g)
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = s.http.Shutdown(ctx) // hijacked websocket conns are not tracked by http
+	_ = s.http.Close()
+	for _, g := range gws {
+		g.Drop(0)
+	}
+	<-s.served
+	s.handlers.Wait()
+}
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	name, ok := strings.CutPrefix(r.URL.Path, "/gw/")
+	g := s.Gateway(name)
+	if !ok || g == nil {
+		http.NotFound(w, r)
+		return
+	}
+	s.handlers.Add(1)
+	defer s.handlers.Done()
+	if !g.waitHandshake(r.Context(), s.closing) {
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	c := g.attach(ws)
+	defer g.detach(c)
+	c.serve()
+}
+
+// ErrClosed is returned by helpers after the server closed.
+var ErrClosed = errors.New("ctctest: server closed")

@@ -1,0 +1,100 @@
+package ctc
+
+import "time"
+
+// Matcher pairs answers with requests first-in first-out, since gateways
+// send no correlation id. It is plain logic with no goroutines or timers:
+// its owner (one gateway actor) calls Expire when its timer fires.
+//
+// A request that timed out stays in the queue as a tombstone until its
+// answer arrives or a second timeout passes, so a late answer is dropped
+// instead of being handed to the next request.
+type Matcher[T any] struct {
+	queue []entry[T]
+}
+
+type entry[T any] struct {
+	value    T
+	deadline time.Time
+	timeout  time.Duration
+	expired  bool // timed out; waiting to swallow a late answer
+}
+
+// Add queues a request sent at now that must be answered within timeout.
+func (m *Matcher[T]) Add(v T, now time.Time, timeout time.Duration) {
+	m.queue = append(m.queue, entry[T]{value: v, deadline: now.Add(timeout), timeout: timeout})
+}
+
+// Answer takes the oldest request. ok is false when nobody is waiting
+// (an answer nobody asked for) or when the oldest request had already
+// timed out (a late answer); either way the answer should be dropped.
+func (m *Matcher[T]) Answer() (v T, ok bool) {
+	if len(m.queue) == 0 {
+		return v, false
+	}
+	e := m.queue[0]
+	m.queue[0] = entry[T]{}
+	m.queue = m.queue[1:]
+	if e.expired {
+		return v, false
+	}
+	return e.value, true
+}
+
+// Expire fails the requests whose deadline has passed and returns them.
+// A failed request's tombstone is forgotten once its timeout has passed a
+// second time with no late answer.
+func (m *Matcher[T]) Expire(now time.Time) []T {
+	var failed []T
+	keep := m.queue[:0]
+	for _, e := range m.queue {
+		if !now.Before(e.deadline) {
+			if e.expired {
+				continue
+			}
+			failed = append(failed, e.value)
+			e.expired = true
+			e.deadline = now.Add(e.timeout)
+		}
+		keep = append(keep, e)
+	}
+	clear(m.queue[len(keep):])
+	m.queue = keep
+	return failed
+}
+
+// Close fails every pending request (the connection is gone) and empties
+// the queue.
+func (m *Matcher[T]) Close() []T {
+	var failed []T
+	for _, e := range m.queue {
+		if !e.expired {
+			failed = append(failed, e.value)
+		}
+	}
+	clear(m.queue)
+	m.queue = m.queue[:0]
+	return failed
+}
+
+// Pending counts requests still waiting for an answer (tombstones excluded).
+func (m *Matcher[T]) Pending() int {
+	n := 0
+	for _, e := range m.queue {
+		if !e.expired {
+			n++
+		}
+	}
+	return n
+}
+
+// NextDeadline is the earliest deadline in the queue, for the owner's timer.
+func (m *Matcher[T]) NextDeadline() (time.Time, bool) {
+	var next time.Time
+	for _, e := range m.queue {
+		if next.IsZero() || e.deadline.Before(next) {
+			next = e.deadline
+		}
+	}
+	return next, !next.IsZero()
+}

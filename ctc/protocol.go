@@ -1,0 +1,250 @@
+// Package ctc is the CTC Connect Wireless gateway protocol: JSON text
+// frames over WebSocket, requests from "UI" to "SERV", answers and
+// notifications back. It holds the message types, a codec that never writes
+// a CorrelationId (real gateways fail on one), a decoder that tolerates
+// anything a gateway sends, and a first-in first-out matcher for answers,
+// which carry no correlation id.
+package ctc
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+)
+
+// Message types seen on real gateways.
+const (
+	TypePostLogin            = "POST_LOGIN"
+	TypeGetDynConnected      = "GET_DYN_CONNECTED"
+	TypePostSubChanges       = "POST_SUB_CHANGES"
+	TypePostUnsubChanges     = "POST_UNSUB_CHANGES"
+	TypeTakeDynReading       = "TAKE_DYN_READING"
+	TypeRtnLogin             = "RTN_LOGIN"
+	TypeRtnDyn               = "RTN_DYN"
+	TypeRtnErr               = "RTN_ERR"
+	TypeNotDynReadingStarted = "NOT_DYN_READING_STARTED"
+	TypeNotDynReading        = "NOT_DYN_READING"
+	TypeNotDynTemp           = "NOT_DYN_TEMP"
+)
+
+// Request is a frame from the client ("UI") to the gateway ("SERV"). It has
+// no CorrelationId field on purpose.
+type Request struct {
+	Type string `json:"Type"`
+	From string `json:"From"`
+	To   string `json:"To"`
+	Data any    `json:"Data"`
+}
+
+// Login is POST_LOGIN's data.
+type Login struct {
+	Email    string `json:"Email"`
+	Password string `json:"Password"`
+}
+
+// TakeReading is TAKE_DYN_READING's data.
+type TakeReading struct {
+	Serial int64 `json:"Serial"`
+}
+
+// Encode builds a request frame. A nil data is sent as {}.
+func Encode(typ string, data any) ([]byte, error) {
+	if data == nil {
+		data = struct{}{}
+	}
+	b, err := json.Marshal(Request{Type: typ, From: "UI", To: "SERV", Data: data})
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", typ, err)
+	}
+	return b, nil
+}
+
+// Message is a decoded frame from a gateway: one of *LoginResult,
+// *ErrorResult, *DynResult, *ReadingStarted, *Reading, *Temperature or
+// *Unknown.
+type Message interface {
+	MessageType() string
+}
+
+// IsAnswer says whether a message answers a request (RTN_*), as opposed to
+// a notification or an unknown frame.
+func IsAnswer(m Message) bool {
+	switch m.(type) {
+	case *LoginResult, *ErrorResult, *DynResult:
+		return true
+	}
+	return false
+}
+
+// LoginResult is RTN_LOGIN.
+type LoginResult struct {
+	Email       string `json:"Email"`
+	First       string `json:"First"`
+	Last        string `json:"Last"`
+	Success     bool   `json:"Success"`
+	AccessLevel any    `json:"AccessLevel"`
+	Verified    any    `json:"Verified"`
+}
+
+// ErrorResult is RTN_ERR.
+type ErrorResult struct {
+	Attempt *string `json:"Attempt"`
+	Error   string  `json:"Error"`
+}
+
+// DynResult is RTN_DYN; its data depends on the request it answers.
+type DynResult struct {
+	Data json.RawMessage
+}
+
+// ReadingStarted is NOT_DYN_READING_STARTED.
+type ReadingStarted struct {
+	Serial  int64 `json:"Serial"`
+	Success bool  `json:"Success"`
+}
+
+// Reading is NOT_DYN_READING; axis samples come as strings.
+type Reading struct {
+	ID     any    `json:"ID"`
+	Serial string `json:"Serial"`
+	Time   string `json:"Time"`
+	X      string `json:"X"`
+	Y      string `json:"Y"`
+	Z      string `json:"Z"`
+}
+
+// Temperature is NOT_DYN_TEMP.
+type Temperature struct {
+	Serial string `json:"Serial"`
+	Temp   any    `json:"Temp"`
+}
+
+// Unknown is a well-formed frame of a type this package does not know.
+type Unknown struct {
+	Type string
+	Data json.RawMessage
+}
+
+func (*LoginResult) MessageType() string    { return TypeRtnLogin }
+func (*ErrorResult) MessageType() string    { return TypeRtnErr }
+func (*DynResult) MessageType() string      { return TypeRtnDyn }
+func (*ReadingStarted) MessageType() string { return TypeNotDynReadingStarted }
+func (*Reading) MessageType() string        { return TypeNotDynReading }
+func (*Temperature) MessageType() string    { return TypeNotDynTemp }
+func (u *Unknown) MessageType() string      { return u.Type }
+
+// ErrMalformed wraps every decode failure.
+var ErrMalformed = errors.New("ctc: malformed frame")
+
+type envelope struct {
+	Type   *string         `json:"Type"`
+	From   string          `json:"From"`
+	Target string          `json:"Target"`
+	Data   json.RawMessage `json:"Data"`
+}
+
+// Decode parses one frame from a gateway. It never panics: a frame that is
+// not a JSON object with a string Type, or whose Data does not fit its
+// Type, is an ErrMalformed error; an unknown Type is an *Unknown.
+func Decode(frame []byte) (Message, error) {
+	var env envelope
+	if err := json.Unmarshal(frame, &env); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if env.Type == nil {
+		return nil, fmt.Errorf("%w: no Type", ErrMalformed)
+	}
+	var m Message
+	switch *env.Type {
+	case TypeRtnLogin:
+		m = &LoginResult{}
+	case TypeRtnErr:
+		m = &ErrorResult{}
+	case TypeRtnDyn:
+		return &DynResult{Data: env.Data}, nil
+	case TypeNotDynReadingStarted:
+		m = &ReadingStarted{}
+	case TypeNotDynReading:
+		m = &Reading{}
+	case TypeNotDynTemp:
+		m = &Temperature{}
+	default:
+		return &Unknown{Type: *env.Type, Data: env.Data}, nil
+	}
+	if len(env.Data) > 0 && !bytes.Equal(env.Data, []byte("null")) {
+		if err := json.Unmarshal(env.Data, m); err != nil {
+			return nil, fmt.Errorf("%w: %s data: %v", ErrMalformed, *env.Type, err)
+		}
+	}
+	return m, nil
+}
+
+// LoginOutcome interprets the answer to POST_LOGIN: accepted, or refused
+// with the gateway's reason. RTN_DYN counts as success (some firmware
+// answers that way).
+func LoginOutcome(m Message) (accepted bool, reason string) {
+	switch v := m.(type) {
+	case *LoginResult:
+		if v.Success {
+			return true, ""
+		}
+		return false, "login refused"
+	case *DynResult:
+		return true, ""
+	case *ErrorResult:
+		if v.Error == "" {
+			return false, "login refused"
+		}
+		return false, v.Error
+	}
+	return false, "unexpected answer to login: " + m.MessageType()
+}
+
+// Sensor is one entry of GET_DYN_CONNECTED's answer.
+type Sensor struct {
+	Serial    int64   `json:"Serial"`
+	Connected int     `json:"Connected"`
+	PartNum   string  `json:"PartNum"`
+	ReadRate  float64 `json:"ReadRate"`
+	Samples   int     `json:"Samples"`
+	Name      string  `json:"Name"`
+}
+
+// Sensors decodes the sensor list, which comes as an object keyed by serial
+// or as [] when there are none. Keys that are not serial numbers are kept
+// by their Serial field.
+func Sensors(data json.RawMessage) ([]Sensor, error) {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
+		return []Sensor{}, nil
+	}
+	if trimmed[0] == '[' {
+		var list []Sensor
+		if err := json.Unmarshal(trimmed, &list); err != nil {
+			return nil, fmt.Errorf("%w: sensors: %v", ErrMalformed, err)
+		}
+		if list == nil {
+			list = []Sensor{}
+		}
+		return list, nil
+	}
+	var byKey map[string]Sensor
+	if err := json.Unmarshal(trimmed, &byKey); err != nil {
+		return nil, fmt.Errorf("%w: sensors: %v", ErrMalformed, err)
+	}
+	out := make([]Sensor, 0, len(byKey))
+	for k, s := range byKey {
+		if s.Serial == 0 {
+			if n, err := strconv.ParseInt(k, 10, 64); err == nil {
+				s.Serial = n
+			}
+		}
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b Sensor) int { return cmp.Compare(a.Serial, b.Serial) })
+	return out, nil
+}

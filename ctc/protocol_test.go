@@ -1,0 +1,139 @@
+package ctc
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestEncodeRequests(t *testing.T) {
+	cases := []struct {
+		typ  string
+		data any
+		want string
+	}{
+		{TypePostLogin, Login{Email: "a@b.c", Password: "pw"}, `{"Type":"POST_LOGIN","From":"UI","To":"SERV","Data":{"Email":"a@b.c","Password":"pw"}}`},
+		{TypeGetDynConnected, nil, `{"Type":"GET_DYN_CONNECTED","From":"UI","To":"SERV","Data":{}}`},
+		{TypePostSubChanges, nil, `{"Type":"POST_SUB_CHANGES","From":"UI","To":"SERV","Data":{}}`},
+		{TypePostUnsubChanges, nil, `{"Type":"POST_UNSUB_CHANGES","From":"UI","To":"SERV","Data":{}}`},
+		{TypeTakeDynReading, TakeReading{Serial: 12345}, `{"Type":"TAKE_DYN_READING","From":"UI","To":"SERV","Data":{"Serial":12345}}`},
+	}
+	for _, tc := range cases {
+		b, err := Encode(tc.typ, tc.data)
+		require.NoError(t, err)
+		assert.JSONEq(t, tc.want, string(b), tc.typ)
+		assert.NotContains(t, strings.ToLower(string(b)), "correlation", "never a CorrelationId")
+		var back Request
+		require.NoError(t, json.Unmarshal(b, &back))
+		assert.Equal(t, tc.typ, back.Type)
+	}
+}
+
+func TestDecodeExamplesOfTheProtocol(t *testing.T) {
+	cases := []struct {
+		frame string
+		want  Message
+	}{
+		{`{"Type":"RTN_LOGIN","From":"SERV","Target":"UI","Data":{"Email":"a@b.c","First":"Ann","Last":"Lee","Success":true,"AccessLevel":2,"Verified":true}}`,
+			&LoginResult{Email: "a@b.c", First: "Ann", Last: "Lee", Success: true, AccessLevel: float64(2), Verified: true}},
+		{`{"Type":"RTN_LOGIN","From":"SERV","Target":"UI","Data":{"Success":false}}`, &LoginResult{}},
+		{`{"Type":"RTN_ERR","From":"SERV","Target":"UI","Data":{"Attempt":null,"Error":"Invalid credentials"}}`,
+			&ErrorResult{Error: "Invalid credentials"}},
+		{`{"Type":"RTN_ERR","From":"SERV","Target":"UI","Data":{"Attempt":"POST_LOGIN","Error":"x"}}`,
+			&ErrorResult{Attempt: ptr("POST_LOGIN"), Error: "x"}},
+		{`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":[]}`, &DynResult{Data: json.RawMessage(`[]`)}},
+		{`{"Type":"NOT_DYN_READING_STARTED","From":"SERV","Target":"UI","Data":{"Serial":12345,"Success":true}}`,
+			&ReadingStarted{Serial: 12345, Success: true}},
+		{`{"Type":"NOT_DYN_READING","From":"SERV","Target":"UI","Data":{"ID":7,"Serial":"12345","Time":"2026-11-29 05:00:00","X":"0.1,0.2","Y":"0.3","Z":"0.4"}}`,
+			&Reading{ID: float64(7), Serial: "12345", Time: "2026-11-29 05:00:00", X: "0.1,0.2", Y: "0.3", Z: "0.4"}},
+		{`{"Type":"NOT_DYN_TEMP","From":"SERV","Target":"UI","Data":{"Serial":"12345","Temp":21.5}}`,
+			&Temperature{Serial: "12345", Temp: 21.5}},
+		{`{"Type":"NOT_SOMETHING_NEW","From":"SERV","Target":"UI","Data":{"a":1}}`,
+			&Unknown{Type: "NOT_SOMETHING_NEW", Data: json.RawMessage(`{"a":1}`)}},
+		{`{"Type":"RTN_LOGIN"}`, &LoginResult{}},
+	}
+	for _, tc := range cases {
+		got, err := Decode([]byte(tc.frame))
+		require.NoError(t, err, tc.frame)
+		assert.Equal(t, tc.want, got, tc.frame)
+	}
+}
+
+func TestDecodeMalformed(t *testing.T) {
+	for _, frame := range []string{``, `{`, `null`, `[]`, `"RTN_LOGIN"`, `42`, `{"Data":{}}`, `{"Type":5}`,
+		`{"Type":"RTN_LOGIN","Data":{"Success":"yes"}}`, `{"Type":"NOT_DYN_TEMP","Data":[1,2]}`, "\xff\xfe"} {
+		m, err := Decode([]byte(frame))
+		assert.Nil(t, m, frame)
+		assert.True(t, errors.Is(err, ErrMalformed), "%q: %v", frame, err)
+	}
+}
+
+func TestLoginOutcome(t *testing.T) {
+	cases := []struct {
+		msg    Message
+		ok     bool
+		reason string
+	}{
+		{&LoginResult{Success: true}, true, ""},
+		{&DynResult{Data: json.RawMessage(`{}`)}, true, ""},
+		{&LoginResult{Success: false}, false, "login refused"},
+		{&ErrorResult{Error: "Invalid credentials"}, false, "Invalid credentials"},
+		{&ErrorResult{}, false, "login refused"},
+		{&Reading{}, false, "unexpected answer to login: NOT_DYN_READING"},
+	}
+	for _, tc := range cases {
+		ok, reason := LoginOutcome(tc.msg)
+		assert.Equal(t, tc.ok, ok)
+		assert.Equal(t, tc.reason, reason)
+	}
+}
+
+func TestSensorsBothShapes(t *testing.T) {
+	list, err := Sensors(json.RawMessage(`{"222":{"Serial":222,"Connected":1,"PartNum":"PN-2","ReadRate":20000,"Samples":4096,"Name":"Pump"},"111":{"Connected":0,"Name":"Fan"}}`))
+	require.NoError(t, err)
+	assert.Equal(t, []Sensor{{Serial: 111, Name: "Fan"}, {Serial: 222, Connected: 1, PartNum: "PN-2", ReadRate: 20000, Samples: 4096, Name: "Pump"}}, list)
+	for _, empty := range []string{`[]`, `{}`, `null`, ``} {
+		list, err = Sensors(json.RawMessage(empty))
+		require.NoError(t, err)
+		assert.Empty(t, list)
+		assert.NotNil(t, list)
+	}
+	_, err = Sensors(json.RawMessage(`"x"`))
+	assert.ErrorIs(t, err, ErrMalformed)
+}
+
+func TestIsAnswer(t *testing.T) {
+	assert.True(t, IsAnswer(&LoginResult{}))
+	assert.True(t, IsAnswer(&ErrorResult{}))
+	assert.True(t, IsAnswer(&DynResult{}))
+	assert.False(t, IsAnswer(&Reading{}))
+	assert.False(t, IsAnswer(&Unknown{Type: "RTN_X"}))
+}
+
+// FuzzDecode shows that no frame makes the decoder panic, and that every
+// success is a message with a type. Seeds live in testdata/fuzz/FuzzDecode.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"Type":"RTN_LOGIN","Data":{"Success":true}}`))
+	f.Add([]byte(`{"Type":"RTN_DYN","Data":{"1":{"Serial":1}}}`))
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		m, err := Decode(frame)
+		if err == nil && m == nil {
+			t.Fatal("nil message without error")
+		}
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("error is not ErrMalformed: %v", err)
+		}
+		if d, ok := m.(*DynResult); ok {
+			_, _ = Sensors(d.Data)
+		}
+		if m != nil {
+			_, _ = LoginOutcome(m)
+		}
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
