@@ -44,10 +44,10 @@ type Frame struct {
 
 // Stats are a gateway's records.
 type Stats struct {
-	Accepted      int   // sockets accepted
-	Open          int   // sockets open now
-	Logins        int   // logins accepted
-	LoginsRefused int   // logins answered with RTN_ERR
+	Accepted      int // sockets accepted
+	Open          int // sockets open now
+	Logins        int // logins accepted
+	LoginsRefused int // logins answered with RTN_ERR
 	Frames        []Frame
 	CloseCodes    []int // close codes received; 1006 for a socket that ended without one
 	Pings         int
