@@ -1,0 +1,511 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+
+	"github.com/ctcgw/gatewayd/ctc"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+// wanted is what the supervisor wants of one gateway. It outlives actor
+// restarts: a restarted actor is rebuilt from it (fields reset, PID kept),
+// so it always starts from the latest settings and restart count. Only the
+// supervisor writes it; the actor reads it under the lock.
+type wanted struct {
+	mu       sync.Mutex
+	conn     store.Connection
+	desired  Desired
+	restarts int
+}
+
+func (w *wanted) get() (store.Connection, Desired, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.conn, w.desired, w.restarts
+}
+
+func (w *wanted) set(f func(*wanted)) {
+	w.mu.Lock()
+	f(w)
+	w.mu.Unlock()
+}
+
+const (
+	// closeWait bounds how long a stopping actor waits for its reader and
+	// dialer goroutines once the socket is closed.
+	closeWait = 2 * time.Second
+	// writeTimeout bounds one frame write; only small frames are written.
+	writeTimeout = 5 * time.Second
+	// markEvery throttles last_seen_at marks from ordinary frames.
+	markEvery = 10 * time.Second
+	// readLimit is the largest frame accepted from a gateway.
+	readLimit = 4 << 20
+)
+
+// request is an in-flight request awaiting its FIFO answer.
+type request struct {
+	typ string
+}
+
+// dialing is one dial in progress. The dial goroutine hands the socket
+// over through slot, so a socket dialed after the actor gave up (or
+// stopped) is closed by the goroutine instead of leaking.
+type dialing struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	ws     *websocket.Conn
+	closed bool
+}
+
+// gatewayActor owns one gateway's socket and state machine.
+type gatewayActor struct {
+	d      *deps
+	w      *wanted
+	id     uuid.UUID
+	log    zerolog.Logger
+	self   *actor.PID
+	parent *actor.PID
+
+	conn     store.Connection
+	desired  Desired
+	restarts int
+	status   Status
+
+	gen        uint64
+	dial       *dialing
+	ws         *websocket.Conn
+	readerDone chan struct{}
+	matcher    ctc.Matcher[request]
+	timers     [numTimers]*time.Timer
+	lastMark   time.Time
+
+	dropped     int // bad frames not yet logged
+	lastDropLog time.Time
+}
+
+func newGatewayActor(d *deps, w *wanted) *gatewayActor {
+	conn, desired, restarts := w.get()
+	return &gatewayActor{d: d, w: w, id: conn.ID, conn: conn, desired: desired, restarts: restarts,
+		log: d.log.With().Str("gateway_id", conn.ID.String()).Logger()}
+}
+
+// Receive never blocks on the network: dials and reads run in goroutines
+// that report back with messages stamped with the connection generation.
+func (a *gatewayActor) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *actor.Started:
+		a.self, a.parent = c.Self(), c.Parent()
+		a.status = Status{ID: a.id, FactoryID: a.conn.FactoryID, Desired: a.desired, Restarts: a.restarts}
+		if a.desired == DesiredConnected {
+			a.connect()
+		} else {
+			a.setState(StateDisconnected)
+		}
+	case *actor.Restarting:
+		a.teardown(websocket.CloseNormalClosure, true)
+	case *actor.Stopping:
+		a.teardown(websocket.CloseNormalClosure, true)
+	case *reconfigure:
+		a.reconfigure()
+	case *connectGateway:
+		a.desired = DesiredConnected
+		a.status.Desired = a.desired
+		switch a.status.State {
+		case StateDisconnected, StateAuthFailed, StateFailed, StateBackoff:
+			a.connect()
+		}
+		c.Respond(a.status)
+	case *disconnectGateway:
+		a.disconnect()
+		c.Respond(a.status)
+	case *getStatus:
+		c.Respond(a.status)
+	case *crash:
+		panic(ChaosPanic)
+	case *dialed:
+		a.onDialed(m)
+	case *frame:
+		if m.gen == a.gen && a.ws != nil {
+			a.onFrame(m)
+		}
+	case *readEnded:
+		if m.gen == a.gen && a.ws != nil {
+			a.fail("connection lost: " + describe(m.err))
+		}
+	case *pong:
+		if m.gen == a.gen && a.ws != nil {
+			a.stopTimer(timerPong)
+			a.seen(time.Now(), true)
+		}
+	case *timerFired:
+		if m.gen == a.gen {
+			a.onTimer(m.kind)
+		}
+	}
+}
+
+// reconfigure applies new wanted settings: a change of url, email or
+// password reconnects (and leaves AUTH_FAILED); anything else does not
+// touch the connection.
+func (a *gatewayActor) reconfigure() {
+	conn, desired, _ := a.w.get()
+	changed := conn.URL != a.conn.URL || conn.Email != a.conn.Email || conn.Password != a.conn.Password
+	a.conn = conn
+	a.status.FactoryID = conn.FactoryID
+	if desired != a.desired {
+		a.desired = desired
+		a.status.Desired = desired
+		if desired == DesiredDisconnected {
+			a.disconnect()
+			return
+		}
+		a.connect()
+		return
+	}
+	if changed && a.desired == DesiredConnected {
+		a.log.Info().Msg("connection settings changed; reconnecting")
+		a.status.ReconnectAttempts = 0
+		a.connect()
+	}
+}
+
+func (a *gatewayActor) disconnect() {
+	a.desired = DesiredDisconnected
+	a.status.Desired = a.desired
+	a.teardown(websocket.CloseNormalClosure, false)
+	a.status.ReconnectAttempts = 0
+	a.status.NextRetryAt = nil
+	a.setState(StateDisconnected)
+}
+
+// connect starts a new connection attempt with a new generation.
+func (a *gatewayActor) connect() {
+	a.teardown(websocket.CloseNormalClosure, false)
+	a.gen++
+	a.status.NextRetryAt = nil
+	a.setState(StateConnecting)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	dl := &dialing{cancel: cancel, done: make(chan struct{})}
+	a.dial = dl
+	gen, url, d, self, log := a.gen, a.conn.URL, a.d, a.self, a.log
+	go func() {
+		defer close(dl.done)
+		defer cancel()
+		defer func() {
+			if r := recover(); r != nil {
+				log.Error().Interface("panic", r).Msg("dialer panicked")
+				d.root.Send(self, &dialed{gen: gen, err: fmt.Errorf("dialer panic: %v", r)})
+			}
+		}()
+		if err := d.limiter.acquire(ctx); err != nil {
+			return // the actor gave up on this attempt
+		}
+		dctx, dcancel := context.WithTimeout(ctx, d.cfg.ConnectTimeout)
+		ws, resp, err := d.dialer.DialContext(dctx, url, nil)
+		dcancel()
+		d.limiter.release()
+		if resp != nil && resp.Body != nil {
+			_ = resp.Body.Close()
+		}
+		if err != nil && resp != nil {
+			err = fmt.Errorf("%w (HTTP %d)", err, resp.StatusCode)
+		}
+		dl.mu.Lock()
+		if dl.closed {
+			if ws != nil {
+				_ = ws.Close()
+			}
+			dl.mu.Unlock()
+			return
+		}
+		dl.ws = ws
+		dl.mu.Unlock()
+		d.root.Send(self, &dialed{gen: gen, err: err})
+	}()
+}
+
+func (a *gatewayActor) onDialed(m *dialed) {
+	if m.gen != a.gen || a.dial == nil {
+		return // the slot of a cancelled attempt was closed by its goroutine
+	}
+	dl := a.dial
+	a.dial = nil
+	dl.mu.Lock()
+	ws := dl.ws
+	dl.ws, dl.closed = nil, true
+	dl.mu.Unlock()
+	if m.err != nil || ws == nil {
+		a.fail("dial failed: " + describe(m.err))
+		return
+	}
+	a.ws = ws
+	a.startReader(ws)
+	frameBytes, err := ctc.Encode(ctc.TypePostLogin, ctc.Login{Email: a.conn.Email, Password: a.conn.Password})
+	if err == nil {
+		err = a.write(frameBytes)
+	}
+	if err != nil {
+		a.fail("sending login failed: " + describe(err))
+		return
+	}
+	a.matcher.Add(request{typ: ctc.TypePostLogin}, time.Now(), a.d.cfg.AuthTimeout)
+	a.armDeadline()
+	a.setState(StateConnected)
+}
+
+// startReader runs the socket's only reader. It owns nothing but the read
+// side; it ends when the socket is closed, and its messages carry the
+// generation so a late one is dropped.
+func (a *gatewayActor) startReader(ws *websocket.Conn) {
+	done := make(chan struct{})
+	a.readerDone = done
+	gen, root, self, log := a.gen, a.d.root, a.self, a.log
+	ws.SetReadLimit(readLimit)
+	ws.SetPongHandler(func(string) error {
+		root.Send(self, &pong{gen: gen})
+		return nil
+	})
+	go func() {
+		defer close(done)
+		defer func() {
+			// A panic here would kill the process: Proto.Actor recovers
+			// only inside Receive.
+			if r := recover(); r != nil {
+				log.Error().Interface("panic", r).Msg("reader panicked")
+				root.Send(self, &readEnded{gen: gen, err: fmt.Errorf("reader panic: %v", r)})
+			}
+		}()
+		for {
+			kind, data, err := ws.ReadMessage()
+			if err != nil {
+				root.Send(self, &readEnded{gen: gen, err: err})
+				return
+			}
+			if kind != websocket.TextMessage {
+				root.Send(self, &frame{gen: gen, err: fmt.Errorf("%w: binary frame", ctc.ErrMalformed)})
+				continue
+			}
+			msg, err := ctc.Decode(data)
+			root.Send(self, &frame{gen: gen, msg: msg, err: err})
+		}
+	}()
+}
+
+func (a *gatewayActor) onFrame(m *frame) {
+	now := time.Now()
+	if m.err != nil {
+		a.drop(now, m.err.Error())
+		return
+	}
+	a.seen(now, false)
+	if !ctc.IsAnswer(m.msg) {
+		if u, ok := m.msg.(*ctc.Unknown); ok {
+			a.drop(now, "unknown frame type "+u.Type)
+		}
+		return // notifications are not used yet
+	}
+	req, ok := a.matcher.Answer()
+	if !ok {
+		a.drop(now, "answer nobody asked for: "+m.msg.MessageType())
+		return
+	}
+	a.armDeadline()
+	if req.typ != ctc.TypePostLogin {
+		return
+	}
+	accepted, reason := ctc.LoginOutcome(m.msg)
+	if !accepted {
+		a.log.Warn().Str("state", string(StateAuthFailed)).Str("error", reason).Msg("gateway refused the credentials")
+		a.teardown(websocket.CloseNormalClosure, false)
+		a.status.ReconnectAttempts++
+		a.status.LastError = &reason
+		a.status.NextRetryAt = nil
+		a.setState(StateAuthFailed)
+		return
+	}
+	a.status.ReconnectAttempts = 0
+	a.status.LastError = nil
+	a.status.ConnectedAt = &now
+	a.seen(now, true)
+	a.armTimer(timerPing, a.d.cfg.PingInterval)
+	a.setState(StateAuthenticated)
+}
+
+func (a *gatewayActor) onTimer(kind timerKind) {
+	a.timers[kind] = nil
+	now := time.Now()
+	switch kind {
+	case timerRetry:
+		if a.status.State == StateBackoff {
+			a.connect()
+		}
+	case timerDeadline:
+		for _, req := range a.matcher.Expire(now) {
+			if req.typ == ctc.TypePostLogin {
+				a.fail(fmt.Sprintf("no answer to login within %s", a.d.cfg.AuthTimeout))
+				return
+			}
+		}
+		a.armDeadline()
+	case timerPing:
+		if a.status.State != StateAuthenticated || a.ws == nil {
+			return
+		}
+		if err := a.ws.WriteControl(websocket.PingMessage, nil, now.Add(writeTimeout)); err != nil {
+			a.fail("ping failed: " + describe(err))
+			return
+		}
+		if a.timers[timerPong] == nil {
+			a.armTimer(timerPong, a.d.cfg.PongTimeout)
+		}
+		a.armTimer(timerPing, a.d.cfg.PingInterval)
+	case timerPong:
+		if a.ws != nil {
+			a.fail(fmt.Sprintf("no pong within %s", a.d.cfg.PongTimeout))
+		}
+	}
+}
+
+// fail ends the current attempt and schedules the next one.
+func (a *gatewayActor) fail(reason string) {
+	a.teardown(websocket.CloseNormalClosure, false)
+	a.status.ReconnectAttempts++
+	a.status.LastError = &reason
+	delay := backoff(a.status.ReconnectAttempts, a.d.cfg.BackoffInitial, a.d.cfg.BackoffMax, a.d.cfg.BackoffMultiplier, rand.Float64())
+	next := time.Now().Add(delay)
+	a.status.NextRetryAt = &next
+	a.armTimer(timerRetry, delay)
+	a.log.Info().Str("state", string(StateBackoff)).Int("attempt", a.status.ReconnectAttempts).
+		Str("error", reason).Dur("retry_in", delay).Msg("connection attempt failed")
+	a.setState(StateBackoff)
+}
+
+// teardown stops every timer, abandons a dial in progress and closes the
+// socket with code. With wait it also waits for the reader and dialer
+// goroutines to end, so a stopped actor leaves none behind.
+func (a *gatewayActor) teardown(code int, wait bool) {
+	for k := range a.timers {
+		a.stopTimer(timerKind(k))
+	}
+	a.matcher.Close()
+	if dl := a.dial; dl != nil {
+		a.dial = nil
+		dl.cancel()
+		dl.mu.Lock()
+		dl.closed = true
+		if dl.ws != nil {
+			_ = dl.ws.Close()
+			dl.ws = nil
+		}
+		dl.mu.Unlock()
+		if wait {
+			waitFor(dl.done)
+		}
+	}
+	if a.ws != nil {
+		_ = a.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(time.Second))
+		_ = a.ws.Close()
+		a.ws = nil
+		if wait && a.readerDone != nil {
+			waitFor(a.readerDone)
+		}
+		a.readerDone = nil
+	}
+}
+
+func waitFor(done <-chan struct{}) {
+	t := time.NewTimer(closeWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
+func (a *gatewayActor) write(b []byte) error {
+	if err := a.ws.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
+		return err
+	}
+	return a.ws.WriteMessage(websocket.TextMessage, b)
+}
+
+func (a *gatewayActor) armDeadline() {
+	a.stopTimer(timerDeadline)
+	if next, ok := a.matcher.NextDeadline(); ok {
+		a.armTimer(timerDeadline, time.Until(next))
+	}
+}
+
+func (a *gatewayActor) armTimer(kind timerKind, d time.Duration) {
+	a.stopTimer(kind)
+	gen, root, self := a.gen, a.d.root, a.self
+	a.timers[kind] = time.AfterFunc(d, func() { root.Send(self, &timerFired{gen: gen, kind: kind}) })
+}
+
+func (a *gatewayActor) stopTimer(kind timerKind) {
+	if t := a.timers[kind]; t != nil {
+		t.Stop()
+		a.timers[kind] = nil
+	}
+}
+
+// seen records evidence that the gateway is alive; force bypasses the
+// throttle (logins and pongs).
+func (a *gatewayActor) seen(now time.Time, force bool) {
+	if a.status.State != StateAuthenticated && !force {
+		return
+	}
+	a.status.LastSeenAt = &now
+	if force || now.Sub(a.lastMark) >= markEvery {
+		a.lastMark = now
+		a.d.seen.mark(a.id, now)
+	}
+}
+
+// drop logs a frame that was dropped, at most once per 10 s per gateway.
+func (a *gatewayActor) drop(now time.Time, reason string) {
+	a.dropped++
+	if now.Sub(a.lastDropLog) < 10*time.Second {
+		return
+	}
+	a.log.Warn().Int("dropped", a.dropped).Str("error", reason).Msg("dropped frames from gateway")
+	a.dropped, a.lastDropLog = 0, now
+}
+
+func (a *gatewayActor) setState(s State) {
+	if a.status.State != s {
+		a.status.Since = time.Now()
+		a.log.Debug().Str("state", string(s)).Msg("state")
+	}
+	a.status.State = s
+	a.d.root.Send(a.parent, &statusChanged{status: a.status})
+}
+
+// describe shortens a network error for last_error.
+func describe(err error) string {
+	if err == nil {
+		return "unknown error"
+	}
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return fmt.Sprintf("closed by gateway with code %d", ce.Code)
+	}
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 && strings.Contains(s, "dial tcp") {
+		return "dial: " + s[i+2:]
+	}
+	return s
+}
