@@ -1,0 +1,135 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/ctcgw/gatewayd/actors"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+// Detail is one problem with one field.
+type Detail struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// Error is an error with its HTTP answer. Handlers return errors; only
+// errorHandler writes error bodies.
+type Error struct {
+	Status  int      `json:"statusCode"`
+	Code    string   `json:"code"`
+	Message string   `json:"message"`
+	Details []Detail `json:"details,omitempty"`
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+
+func validationError(details ...Detail) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "VALIDATION_ERROR", Message: "Request validation failed", Details: details}
+}
+
+// resourceError carries what a handler knows about a store or runtime
+// error (which resource the path names, which body field references a
+// parent) to the one place that maps errors.
+type resourceError struct {
+	err      error
+	resource string // ORGANIZATION, FACTORY or GATEWAY
+	refField string // body field naming the parent, for INVALID_REFERENCE
+}
+
+func (e *resourceError) Error() string { return e.err.Error() }
+func (e *resourceError) Unwrap() error { return e.err }
+
+func scoped(err error, resource, refField string) error {
+	if err == nil {
+		return nil
+	}
+	return &resourceError{err: err, resource: resource, refField: refField}
+}
+
+// toError maps any error to its HTTP answer. Unexpected errors become a
+// 500 that says nothing about the cause.
+func toError(err error) (*Error, bool) {
+	var apiErr *Error
+	if errors.As(err, &apiErr) {
+		return apiErr, true
+	}
+	var re *resourceError
+	resource := "GATEWAY"
+	if errors.As(err, &re) {
+		resource = re.resource
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, actors.ErrNotFound):
+		return &Error{Status: http.StatusNotFound, Code: resource + "_NOT_FOUND", Message: notFoundMessage(resource)}, true
+	case errors.Is(err, store.ErrConflict):
+		return &Error{Status: http.StatusConflict, Code: "GATEWAY_ID_CONFLICT",
+			Message: "Another gateway already uses this gateway_id",
+			Details: []Detail{{Field: "gateway_id", Message: "is already used by another gateway"}}}, true
+	case errors.Is(err, store.ErrInvalidReference):
+		field := "id"
+		if re != nil && re.refField != "" {
+			field = re.refField
+		}
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "INVALID_REFERENCE",
+			Message: "The referenced resource does not exist",
+			Details: []Detail{{Field: field, Message: "does not exist or is deleted"}}}, true
+	case errors.Is(err, store.ErrInvalidInput):
+		return validationError(Detail{Field: "body", Message: "contains a value the database cannot store"}), true
+	case errors.Is(err, actors.ErrNotRunning):
+		return &Error{Status: http.StatusConflict, Code: "GATEWAY_NOT_CONNECTED",
+			Message: "The gateway has no running connection actor (FAILED); connect it first"}, true
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, actors.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return &Error{Status: http.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE", Message: "Service temporarily unavailable"}, true
+	}
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		switch fe.Code {
+		case http.StatusNotFound:
+			return &Error{Status: fe.Code, Code: "NOT_FOUND", Message: "Route not found"}, true
+		case http.StatusMethodNotAllowed:
+			return &Error{Status: fe.Code, Code: "METHOD_NOT_ALLOWED", Message: "Method not allowed on this route"}, true
+		case http.StatusRequestEntityTooLarge:
+			return &Error{Status: fe.Code, Code: "PAYLOAD_TOO_LARGE", Message: "Request body exceeds 1 MiB"}, true
+		case http.StatusUnsupportedMediaType:
+			return &Error{Status: fe.Code, Code: "UNSUPPORTED_MEDIA_TYPE", Message: "Request body must be application/json"}, true
+		case http.StatusBadRequest:
+			return validationError(Detail{Field: "request", Message: "malformed request"}), true
+		case http.StatusServiceUnavailable, http.StatusRequestTimeout:
+			return &Error{Status: http.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE", Message: "Service temporarily unavailable"}, true
+		}
+	}
+	return &Error{Status: http.StatusInternalServerError, Code: "INTERNAL_ERROR", Message: "Internal server error"}, false
+}
+
+func notFoundMessage(resource string) string {
+	switch resource {
+	case "ORGANIZATION":
+		return "Organization not found"
+	case "FACTORY":
+		return "Factory not found"
+	}
+	return "Gateway not found"
+}
+
+// errorHandler writes every error in the one shape; causes of 500s are
+// logged with the request id and never sent.
+func errorHandler(log zerolog.Logger) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		apiErr, known := toError(err)
+		if !known {
+			log.Error().Err(err).Str("request_id", requestID(c)).Str("method", c.Method()).Str("path", c.Path()).
+				Msg("unexpected error")
+		}
+		if apiErr.Status == http.StatusMethodNotAllowed {
+			c.Response().Header.Del(fiber.HeaderAllow) // fasthttp's list may name routes we do not document
+		}
+		return c.Status(apiErr.Status).JSON(fiber.Map{"error": apiErr})
+	}
+}

@@ -1,0 +1,102 @@
+package api
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/ctcgw/gatewayd/store"
+)
+
+const resFactory = "FACTORY"
+
+func (s *server) createFactory(c *fiber.Ctx) error {
+	b, err := parseBody(c)
+	if err != nil {
+		return err
+	}
+	var f store.NewFactory
+	f.OrganizationID, _ = b.uuid("organization_id", true)
+	f.Name, _ = b.str("name", true, 1, 255)
+	f.Location, _ = b.nullableStr("location", 500)
+	f.Timezone, _ = b.timezone()
+	f.Metadata, _ = b.metadata()
+	if err := b.done(); err != nil {
+		return err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	out, err := s.store.CreateFactory(ctx, f)
+	if err != nil {
+		return scoped(err, resFactory, "organization_id")
+	}
+	return c.Status(fiber.StatusCreated).JSON(renderFactory(out))
+}
+
+func (s *server) listFactories(c *fiber.Ctx) error {
+	page, filters, err := listQuery(c, "organization_id")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	items, total, err := s.store.ListFactories(ctx, filters["organization_id"], page)
+	if err != nil {
+		return err
+	}
+	return c.JSON(renderList(items, total, page, renderFactory))
+}
+
+func (s *server) getFactory(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	f, err := s.store.GetFactory(ctx, id)
+	if err != nil {
+		return scoped(err, resFactory, "")
+	}
+	return c.JSON(renderFactory(f))
+}
+
+func (s *server) updateFactory(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	b, err := parseBody(c)
+	if err != nil {
+		return err
+	}
+	var p store.FactoryPatch
+	b.reject("organization_id", "cannot be changed")
+	p.Name.Value, p.Name.Set = b.str("name", false, 1, 255)
+	p.Location.Value, p.Location.Set = b.nullableStr("location", 500)
+	p.Timezone.Value, p.Timezone.Set = b.timezone()
+	p.Metadata.Value, p.Metadata.Set = b.metadata()
+	if err := b.done(); err != nil {
+		return err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	f, err := s.store.UpdateFactory(ctx, id, p)
+	if err != nil {
+		return scoped(err, resFactory, "")
+	}
+	return c.JSON(renderFactory(f))
+}
+
+func (s *server) deleteFactory(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	gone, err := s.store.DeleteFactory(ctx, id)
+	if err != nil {
+		return scoped(err, resFactory, "")
+	}
+	s.rt.GatewaysRemoved(gone)
+	return c.SendStatus(fiber.StatusNoContent)
+}

@@ -1,0 +1,205 @@
+package api
+
+import (
+	"context"
+	"errors"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/ctcgw/gatewayd/actors"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+const resGateway = "GATEWAY"
+
+func (s *server) createGateway(c *fiber.Ctx) error {
+	b, err := parseBody(c)
+	if err != nil {
+		return err
+	}
+	var g store.NewGateway
+	g.FactoryID, _ = b.uuid("factory_id", true)
+	g.GatewayID, _ = b.str("gateway_id", true, 1, 255)
+	g.Name, _ = b.str("name", true, 1, 255)
+	g.URL, _ = b.wsURL(true)
+	g.Email, _ = b.email(true)
+	g.Password, _ = b.str("password", true, 1, 1024)
+	g.Model, _ = b.nullableStr("model", 100)
+	g.FirmwareVersion, _ = b.nullableStr("firmware_version", 50)
+	g.Metadata, _ = b.metadata()
+	if err := b.done(); err != nil {
+		return err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	out, err := s.store.CreateGateway(ctx, g)
+	if err != nil {
+		return scoped(err, resGateway, "factory_id")
+	}
+	s.rt.GatewayStarted(store.Connection{ID: out.ID, FactoryID: out.FactoryID, URL: out.URL, Email: out.Email, Password: g.Password})
+	return c.Status(fiber.StatusCreated).JSON(renderGateway(out))
+}
+
+func (s *server) listGateways(c *fiber.Ctx) error {
+	page, filters, err := listQuery(c, "factory_id")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	items, total, err := s.store.ListGateways(ctx, filters["factory_id"], page)
+	if err != nil {
+		return err
+	}
+	return c.JSON(renderList(items, total, page, renderGateway))
+}
+
+func (s *server) getGateway(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	g, err := s.store.GetGateway(ctx, id)
+	if err != nil {
+		return scoped(err, resGateway, "")
+	}
+	return c.JSON(renderGateway(g))
+}
+
+func (s *server) updateGateway(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	b, err := parseBody(c)
+	if err != nil {
+		return err
+	}
+	var p store.GatewayPatch
+	b.reject("factory_id", "cannot be changed")
+	p.GatewayID.Value, p.GatewayID.Set = b.str("gateway_id", false, 1, 255)
+	p.Name.Value, p.Name.Set = b.str("name", false, 1, 255)
+	p.URL.Value, p.URL.Set = b.wsURL(false)
+	p.Email.Value, p.Email.Set = b.email(false)
+	p.Password.Value, p.Password.Set = b.str("password", false, 1, 1024)
+	p.Model.Value, p.Model.Set = b.nullableStr("model", 100)
+	p.FirmwareVersion.Value, p.FirmwareVersion.Set = b.nullableStr("firmware_version", 50)
+	p.Metadata.Value, p.Metadata.Set = b.metadata()
+	if err := b.done(); err != nil {
+		return err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	up, err := s.store.UpdateGateway(ctx, id, p)
+	if err != nil {
+		return scoped(err, resGateway, "")
+	}
+	if up.Reconnect {
+		s.rt.GatewayUpdated(up.Connection)
+	}
+	return c.JSON(renderGateway(up.Gateway))
+}
+
+func (s *server) deleteGateway(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	if err := s.store.DeleteGateway(ctx, id); err != nil {
+		return scoped(err, resGateway, "")
+	}
+	s.rt.GatewaysRemoved([]uuid.UUID{id})
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// withRuntime runs f on the gateway's runtime entry. A gateway the
+// runtime does not know yet but the store has (written by another process
+// since the last reconciliation) is started first.
+func (s *server) withRuntime(c *fiber.Ctx, f func(ctx context.Context, id uuid.UUID) (actors.Status, error)) (actors.Status, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return actors.Status{}, err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	st, err := f(ctx, id)
+	if !errors.Is(err, actors.ErrNotFound) {
+		return st, scoped(err, resGateway, "")
+	}
+	conn, err := s.store.ActiveConnection(ctx, id)
+	if err != nil {
+		return actors.Status{}, scoped(err, resGateway, "")
+	}
+	s.rt.GatewayStarted(conn)
+	st, err = f(ctx, id)
+	return st, scoped(err, resGateway, "")
+}
+
+func (s *server) gatewayStatus(c *fiber.Ctx) error {
+	st, err := s.withRuntime(c, s.rt.Status)
+	if err != nil {
+		return err
+	}
+	return c.JSON(renderStatus(st))
+}
+
+func (s *server) connectGateway(c *fiber.Ctx) error {
+	st, err := s.withRuntime(c, s.rt.Connect)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(renderStatus(st))
+}
+
+func (s *server) disconnectGateway(c *fiber.Ctx) error {
+	st, err := s.withRuntime(c, s.rt.Disconnect)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(renderStatus(st))
+}
+
+func (s *server) crashGateway(c *fiber.Ctx) error {
+	_, err := s.withRuntime(c, func(ctx context.Context, id uuid.UUID) (actors.Status, error) {
+		return actors.Status{}, s.rt.Crash(ctx, id)
+	})
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "crash requested"})
+}
+
+type statusListJSON struct {
+	Data   []statusJSON   `json:"data"`
+	Counts map[string]int `json:"counts"`
+}
+
+func (s *server) listStatuses(c *fiber.Ctx) error {
+	_, filters, err := listQuery(c, "factory_id")
+	if err != nil {
+		return err
+	}
+	if c.Query("limit") != "" || c.Query("offset") != "" {
+		return validationError(Detail{Field: "limit", Message: "this list is not paged"})
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	list, err := s.rt.Statuses(ctx, filters["factory_id"])
+	if err != nil {
+		return err
+	}
+	out := statusListJSON{Data: make([]statusJSON, len(list)), Counts: make(map[string]int, len(actors.States))}
+	for _, st := range actors.States {
+		out.Counts[string(st)] = 0
+	}
+	for i, st := range list {
+		out.Data[i] = renderStatus(st)
+		out.Counts[string(st.State)]++
+	}
+	return c.JSON(out)
+}

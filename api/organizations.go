@@ -1,0 +1,95 @@
+package api
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/ctcgw/gatewayd/store"
+)
+
+const resOrganization = "ORGANIZATION"
+
+func (s *server) createOrganization(c *fiber.Ctx) error {
+	b, err := parseBody(c)
+	if err != nil {
+		return err
+	}
+	name, _ := b.str("name", true, 1, 255)
+	meta, _ := b.metadata()
+	if err := b.done(); err != nil {
+		return err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	o, err := s.store.CreateOrganization(ctx, name, meta)
+	if err != nil {
+		return scoped(err, resOrganization, "")
+	}
+	return c.Status(fiber.StatusCreated).JSON(renderOrganization(o))
+}
+
+func (s *server) listOrganizations(c *fiber.Ctx) error {
+	page, _, err := listQuery(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	items, total, err := s.store.ListOrganizations(ctx, page)
+	if err != nil {
+		return err
+	}
+	return c.JSON(renderList(items, total, page, renderOrganization))
+}
+
+func (s *server) getOrganization(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	o, err := s.store.GetOrganization(ctx, id)
+	if err != nil {
+		return scoped(err, resOrganization, "")
+	}
+	return c.JSON(renderOrganization(o))
+}
+
+func (s *server) updateOrganization(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	b, err := parseBody(c)
+	if err != nil {
+		return err
+	}
+	var p store.OrganizationPatch
+	p.Name.Value, p.Name.Set = b.str("name", false, 1, 255)
+	p.Metadata.Value, p.Metadata.Set = b.metadata()
+	if err := b.done(); err != nil {
+		return err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	o, err := s.store.UpdateOrganization(ctx, id, p)
+	if err != nil {
+		return scoped(err, resOrganization, "")
+	}
+	return c.JSON(renderOrganization(o))
+}
+
+func (s *server) deleteOrganization(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	gone, err := s.store.DeleteOrganization(ctx, id)
+	if err != nil {
+		return scoped(err, resOrganization, "")
+	}
+	s.rt.GatewaysRemoved(gone)
+	return c.SendStatus(fiber.StatusNoContent)
+}

@@ -1,0 +1,124 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ctcgw/gatewayd/actors"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+// timeFormat is RFC 3339 in UTC with exactly three fraction digits.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// Time renders as timeFormat.
+type Time time.Time
+
+// MarshalJSON writes the time in UTC with milliseconds.
+func (t Time) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, len(timeFormat)+2)
+	b = append(b, '"')
+	b = time.Time(t).UTC().AppendFormat(b, timeFormat)
+	return append(b, '"'), nil
+}
+
+func timePtr(t *time.Time) *Time {
+	if t == nil {
+		return nil
+	}
+	v := Time(*t)
+	return &v
+}
+
+type organizationJSON struct {
+	ID        uuid.UUID       `json:"id"`
+	Name      string          `json:"name"`
+	Metadata  json.RawMessage `json:"metadata"`
+	CreatedAt Time            `json:"created_at"`
+	UpdatedAt Time            `json:"updated_at"`
+}
+
+func renderOrganization(o store.Organization) organizationJSON {
+	return organizationJSON{ID: o.ID, Name: o.Name, Metadata: o.Metadata, CreatedAt: Time(o.CreatedAt), UpdatedAt: Time(o.UpdatedAt)}
+}
+
+type factoryJSON struct {
+	ID             uuid.UUID       `json:"id"`
+	OrganizationID uuid.UUID       `json:"organization_id"`
+	Name           string          `json:"name"`
+	Location       *string         `json:"location"`
+	Timezone       string          `json:"timezone"`
+	Metadata       json.RawMessage `json:"metadata"`
+	CreatedAt      Time            `json:"created_at"`
+	UpdatedAt      Time            `json:"updated_at"`
+}
+
+func renderFactory(f store.Factory) factoryJSON {
+	return factoryJSON{ID: f.ID, OrganizationID: f.OrganizationID, Name: f.Name, Location: f.Location, Timezone: f.Timezone,
+		Metadata: f.Metadata, CreatedAt: Time(f.CreatedAt), UpdatedAt: Time(f.UpdatedAt)}
+}
+
+// gatewayJSON has no password field in any form, on purpose.
+type gatewayJSON struct {
+	ID              uuid.UUID       `json:"id"`
+	FactoryID       uuid.UUID       `json:"factory_id"`
+	GatewayID       string          `json:"gateway_id"`
+	Name            string          `json:"name"`
+	URL             string          `json:"url"`
+	Email           string          `json:"email"`
+	Model           *string         `json:"model"`
+	FirmwareVersion *string         `json:"firmware_version"`
+	LastSeenAt      *Time           `json:"last_seen_at"`
+	Metadata        json.RawMessage `json:"metadata"`
+	CreatedAt       Time            `json:"created_at"`
+	UpdatedAt       Time            `json:"updated_at"`
+}
+
+func renderGateway(g store.Gateway) gatewayJSON {
+	return gatewayJSON{ID: g.ID, FactoryID: g.FactoryID, GatewayID: g.GatewayID, Name: g.Name, URL: g.URL, Email: g.Email,
+		Model: g.Model, FirmwareVersion: g.FirmwareVersion, LastSeenAt: timePtr(g.LastSeenAt), Metadata: g.Metadata,
+		CreatedAt: Time(g.CreatedAt), UpdatedAt: Time(g.UpdatedAt)}
+}
+
+type statusJSON struct {
+	ID                uuid.UUID `json:"id"`
+	State             string    `json:"state"`
+	DesiredState      string    `json:"desired_state"`
+	Since             Time      `json:"since"`
+	ConnectedAt       *Time     `json:"connected_at"`
+	LastSeenAt        *Time     `json:"last_seen_at"`
+	LastError         *string   `json:"last_error"`
+	ReconnectAttempts int       `json:"reconnect_attempts"`
+	NextRetryAt       *Time     `json:"next_retry_at"`
+	Restarts          int       `json:"restarts"`
+}
+
+func renderStatus(s actors.Status) statusJSON {
+	return statusJSON{ID: s.ID, State: string(s.State), DesiredState: string(s.Desired), Since: Time(s.Since),
+		ConnectedAt: timePtr(s.ConnectedAt), LastSeenAt: timePtr(s.LastSeenAt), LastError: s.LastError,
+		ReconnectAttempts: s.ReconnectAttempts, NextRetryAt: timePtr(s.NextRetryAt), Restarts: s.Restarts}
+}
+
+type pagination struct {
+	Total   int  `json:"total"`
+	Limit   int  `json:"limit"`
+	Offset  int  `json:"offset"`
+	HasNext bool `json:"hasNext"`
+	HasPrev bool `json:"hasPrev"`
+}
+
+type listJSON[T any] struct {
+	Data       []T        `json:"data"`
+	Pagination pagination `json:"pagination"`
+}
+
+func renderList[S, T any](items []S, total int, page store.Page, render func(S) T) listJSON[T] {
+	out := make([]T, len(items))
+	for i, it := range items {
+		out[i] = render(it)
+	}
+	return listJSON[T]{Data: out, Pagination: pagination{Total: total, Limit: page.Limit, Offset: page.Offset,
+		HasNext: page.Offset+len(items) < total, HasPrev: page.Offset > 0}}
+}
