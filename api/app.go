@@ -69,8 +69,10 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	}
 	s := &server{store: st, rt: rt, log: log, opts: opts}
 	app := fiber.New(fiber.Config{
-		AppName:               "gatewayd",
-		BodyLimit:             BodyLimit,
+		AppName:   "gatewayd",
+		BodyLimit: BodyLimit,
+		// Room for long query strings; past this fasthttp answers 431.
+		ReadBufferSize:        16 << 10,
 		ErrorHandler:          errorHandler(log),
 		DisableStartupMessage: true,
 		ReadTimeout:           30 * time.Second,

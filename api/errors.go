@@ -103,6 +103,12 @@ func toError(err error) (*Error, bool) {
 			return validationError(Detail{Field: "request", Message: "malformed request"}), true
 		case http.StatusServiceUnavailable, http.StatusRequestTimeout:
 			return &Error{Status: http.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE", Message: "Service temporarily unavailable"}, true
+		case http.StatusRequestHeaderFieldsTooLarge:
+			return &Error{Status: fe.Code, Code: "REQUEST_HEADERS_TOO_LARGE", Message: "Request line or headers exceed 16 KiB"}, true
+		}
+		if fe.Code >= 400 && fe.Code < 500 {
+			// A client error the contract does not list keeps its status.
+			return &Error{Status: fe.Code, Code: "BAD_REQUEST", Message: http.StatusText(fe.Code)}, true
 		}
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: "INTERNAL_ERROR", Message: "Internal server error"}, false

@@ -1,0 +1,262 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd/actors"
+	"github.com/ctcgw/gatewayd/api"
+	"github.com/ctcgw/gatewayd/internal/testdb"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+var tmpl *testdb.Template
+
+// Every response body of the package's tests is kept, and every password
+// the tests send is registered: after the run no body may contain one.
+var leaks struct {
+	sync.Mutex
+	bodies    []string
+	passwords map[string]bool
+}
+
+func TestMain(m *testing.M) {
+	leaks.passwords = map[string]bool{}
+	code := testdb.Run(m, &tmpl)
+	leaks.Lock()
+	for _, b := range leaks.bodies {
+		for p := range leaks.passwords {
+			if strings.Contains(b, p) {
+				fmt.Fprintf(os.Stderr, "a response body contains the password %q: %s\n", p, b)
+				code = 1
+			}
+		}
+	}
+	leaks.Unlock()
+	testdb.Exit(code)
+}
+
+func secret(p string) string {
+	leaks.Lock()
+	leaks.passwords[p] = true
+	leaks.Unlock()
+	return p
+}
+
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+// fakeRuntime records what the API tells the runtime; it stands in for
+// the actor runtime only in tests of the HTTP contract.
+type fakeRuntime struct {
+	mu       sync.Mutex
+	started  []store.Connection
+	updated  []store.Connection
+	removed  []uuid.UUID
+	failWith error
+	ready    bool
+}
+
+func (f *fakeRuntime) GatewayStarted(c store.Connection) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.started = append(f.started, c)
+}
+
+func (f *fakeRuntime) GatewayUpdated(c store.Connection) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.updated = append(f.updated, c)
+}
+
+func (f *fakeRuntime) GatewaysRemoved(ids []uuid.UUID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removed = append(f.removed, ids...)
+}
+
+func (f *fakeRuntime) Status(context.Context, uuid.UUID) (actors.Status, error) {
+	return actors.Status{}, actors.ErrNotFound
+}
+
+func (f *fakeRuntime) Statuses(context.Context, *uuid.UUID) ([]actors.Status, error) {
+	if f.failWith != nil {
+		return nil, f.failWith
+	}
+	return nil, nil
+}
+
+func (f *fakeRuntime) Connect(context.Context, uuid.UUID) (actors.Status, error) {
+	return actors.Status{}, actors.ErrNotFound
+}
+
+func (f *fakeRuntime) Disconnect(context.Context, uuid.UUID) (actors.Status, error) {
+	return actors.Status{}, actors.ErrNotFound
+}
+
+func (f *fakeRuntime) Crash(context.Context, uuid.UUID) error { return actors.ErrNotFound }
+func (f *fakeRuntime) Counts() (int, int)                     { return 3, 2 }
+func (f *fakeRuntime) Ready() bool                            { return f.ready }
+
+type env struct {
+	t    *testing.T
+	app  *fiber.App
+	st   *store.Store
+	rt   *fakeRuntime
+	logs interface {
+		io.Writer
+		String() string
+	}
+	mu *sync.Mutex
+}
+
+type syncMutex = sync.Mutex
+
+func newEnv(t *testing.T, opts api.Options) *env {
+	t.Helper()
+	pool, _ := tmpl.Pool(t)
+	sealer, err := store.NewSealer(testKey)
+	require.NoError(t, err)
+	st := store.New(pool, sealer)
+	rt := &fakeRuntime{ready: true}
+	var buf bytes.Buffer
+	mu := &sync.Mutex{}
+	log := zerolog.New(lockedWriter{mu, &buf})
+	return &env{t: t, app: api.New(st, rt, log, opts), st: st, rt: rt, logs: &buf, mu: mu}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (e *env) logText() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.logs.String()
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(r.body, &m), string(r.body))
+	return m
+}
+
+// errorBody asserts the error shape and returns code and detail fields.
+func (r response) errorBody(t *testing.T) (string, []string) {
+	t.Helper()
+	var eb struct {
+		Error struct {
+			Code       string
+			Message    string
+			StatusCode int
+			Details    []struct{ Field, Message string }
+		}
+	}
+	require.NoError(t, json.Unmarshal(r.body, &eb), string(r.body))
+	assert.Equal(t, r.status, eb.Error.StatusCode, string(r.body))
+	assert.NotEmpty(t, eb.Error.Message)
+	var fields []string
+	for _, d := range eb.Error.Details {
+		fields = append(fields, d.Field)
+		assert.NotEmpty(t, d.Message)
+	}
+	return eb.Error.Code, fields
+}
+
+// do sends a request; body may be nil, a string (sent raw) or a value
+// (sent as JSON). Content-Type is application/json unless headers say.
+func (e *env) do(method, path string, body any, headers ...string) response {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		require.NoError(e.t, err)
+		rd = bytes.NewReader(raw)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := e.app.Test(req, -1)
+	require.NoError(e.t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(e.t, err)
+	leaks.Lock()
+	leaks.bodies = append(leaks.bodies, string(raw))
+	leaks.Unlock()
+	return response{status: resp.StatusCode, header: resp.Header, body: raw}
+}
+
+func (e *env) create(path string, body any) map[string]any {
+	e.t.Helper()
+	r := e.do("POST", path, body)
+	require.Equal(e.t, 201, r.status, string(r.body))
+	return r.json(e.t)
+}
+
+var millis = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+
+func assertTime(t *testing.T, v any, field string) {
+	t.Helper()
+	s, ok := v.(string)
+	require.True(t, ok, "%s is %T", field, v)
+	assert.Regexp(t, millis, s, field)
+	_, err := time.Parse(time.RFC3339, s)
+	assert.NoError(t, err, field)
+}
+
+func (e *env) org(name string) string {
+	return e.create("/api/organizations", map[string]any{"name": name})["id"].(string)
+}
+
+func (e *env) factory(org, name string) string {
+	return e.create("/api/factories", map[string]any{"organization_id": org, "name": name})["id"].(string)
+}
+
+func (e *env) gateway(factory, gid string) map[string]any {
+	return e.create("/api/gateways", map[string]any{"factory_id": factory, "gateway_id": gid, "name": "GW " + gid,
+		"url": "ws://127.0.0.1:9/gw/" + gid, "email": "ops@example.com", "password": secret("pw-" + gid + "-Zq9")})
+}
+
+var errBoom = errors.New("boom: pq secret detail")

@@ -1,0 +1,365 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd/actors"
+	"github.com/ctcgw/gatewayd/api"
+	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"github.com/ctcgw/gatewayd/internal/config"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+func fastGateway() config.Gateway {
+	return config.Gateway{
+		ConnectTimeout: 400 * time.Millisecond, AuthTimeout: 300 * time.Millisecond, CommandTimeout: time.Second,
+		BackoffInitial: 40 * time.Millisecond, BackoffMax: 150 * time.Millisecond, BackoffMultiplier: 2,
+		PingInterval: 100 * time.Millisecond, PongTimeout: 150 * time.Millisecond, DialConcurrency: 64,
+		RestartLimit: 3, RestartWindow: 10 * time.Second,
+	}
+}
+
+type liveEnv struct {
+	*env
+	sim       *ctctest.Server
+	runtime   *actors.Runtime
+	factoryID string
+}
+
+func newLiveEnv(t *testing.T, cfg config.Gateway) *liveEnv {
+	t.Helper()
+	pool, _ := tmpl.Pool(t)
+	sealer, err := store.NewSealer(testKey)
+	require.NoError(t, err)
+	st := store.New(pool, sealer)
+	sim, err := ctctest.NewServer("127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(sim.Close)
+	e := &env{t: t, st: st, logs: &strings.Builder{}, mu: new(syncMutex)}
+	log := zerolog.New(lockedWriter{e.mu, e.logs}).Level(zerolog.InfoLevel)
+	rt := actors.Start(cfg, st, log, actors.Options{ReconcileInterval: time.Hour, SeenFlushInterval: 100 * time.Millisecond})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		assert.NoError(t, rt.Shutdown(ctx))
+	})
+	require.Eventually(t, rt.Ready, 5*time.Second, 5*time.Millisecond)
+	e.app = api.New(st, rt, log, api.Options{ChaosEnabled: true})
+	le := &liveEnv{env: e, sim: sim, runtime: rt}
+	le.factoryID = e.factory(e.org("Live"), "Plant")
+	return le
+}
+
+// add registers a simulated gateway and creates it through the API.
+func (e *liveEnv) add(name string) (string, *ctctest.Gateway) {
+	e.t.Helper()
+	pw := secret("pw-" + name + "-Xk2")
+	sg := e.sim.Add(name, ctctest.Config{Email: name + "@example.com", Password: pw})
+	g := e.create("/api/gateways", map[string]any{"factory_id": e.factoryID, "gateway_id": name, "name": name,
+		"url": sg.URL(), "email": name + "@example.com", "password": pw})
+	return g["id"].(string), sg
+}
+
+func (e *liveEnv) status(id string) map[string]any {
+	e.t.Helper()
+	r := e.do("GET", "/api/gateways/"+id+"/status", nil)
+	require.Equal(e.t, 200, r.status, string(r.body))
+	return r.json(e.t)
+}
+
+func (e *liveEnv) waitState(id, state string, within time.Duration) map[string]any {
+	e.t.Helper()
+	var last map[string]any
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		last = e.status(id)
+		if last["state"] == state {
+			return last
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.t.Fatalf("gateway %s: want %s, last %v", id, state, last)
+	return nil
+}
+
+var statusKeys = []string{"id", "state", "desired_state", "since", "connected_at", "last_seen_at", "last_error",
+	"reconnect_attempts", "next_retry_at", "restarts"}
+
+func TestEveryStateThroughHTTP(t *testing.T) {
+	e := newLiveEnv(t, fastGateway())
+	sg := e.sim.Add("states", ctctest.Config{Email: "s@example.com", Password: secret("pw-states-Q1")})
+	sg.SetFaults(ctctest.Faults{StallHandshake: true})
+	g := e.create("/api/gateways", map[string]any{"factory_id": e.factoryID, "gateway_id": "states", "name": "s",
+		"url": sg.URL(), "email": "s@example.com", "password": "pw-states-Q1"})
+	id := g["id"].(string)
+
+	st := e.waitState(id, "CONNECTING", 2*time.Second)
+	assert.ElementsMatch(t, statusKeys, keysOf(st))
+	assert.Equal(t, id, st["id"])
+	assert.Equal(t, "CONNECTED", st["desired_state"])
+	assertTime(t, st["since"], "since")
+
+	st = e.waitState(id, "BACKOFF", 2*time.Second)
+	assert.GreaterOrEqual(t, st["reconnect_attempts"], 1.0)
+	assertTime(t, st["next_retry_at"], "next_retry_at")
+	assert.NotNil(t, st["last_error"])
+
+	sg.SetFaults(ctctest.Faults{})
+	st = e.waitState(id, "AUTHENTICATED", 3*time.Second)
+	assertTime(t, st["connected_at"], "connected_at")
+	assertTime(t, st["last_seen_at"], "last_seen_at")
+	assert.Nil(t, st["last_error"])
+	assert.Nil(t, st["next_retry_at"])
+	assert.Equal(t, 0.0, st["reconnect_attempts"])
+
+	sg.SetFaults(ctctest.Faults{IgnoreLogins: true})
+	sg.Drop(0)
+	e.waitState(id, "CONNECTED", 2*time.Second) // socket open, waiting for the login answer
+
+	sg.SetFaults(ctctest.Faults{RefuseLogins: true})
+	st = e.waitState(id, "AUTH_FAILED", 3*time.Second)
+	assert.Equal(t, "Invalid email or password", st["last_error"])
+
+	sg.SetFaults(ctctest.Faults{})
+	r := e.do("POST", "/api/gateways/"+id+"/connect", nil)
+	require.Equal(t, 202, r.status, string(r.body))
+	e.waitState(id, "AUTHENTICATED", 3*time.Second)
+
+	r = e.do("POST", "/api/gateways/"+id+"/disconnect", nil)
+	require.Equal(t, 202, r.status)
+	assert.Equal(t, "DISCONNECTED", r.json(t)["state"])
+	assert.Equal(t, "DISCONNECTED", r.json(t)["desired_state"])
+	require.Equal(t, 202, e.do("POST", "/api/gateways/"+id+"/connect", nil).status)
+	e.waitState(id, "AUTHENTICATED", 3*time.Second)
+
+	for i := 0; i < 4; i++ {
+		require.Equal(t, 202, e.do("POST", "/api/debug/gateways/"+id+"/crash", nil).status)
+		if i < 3 {
+			require.Eventually(t, func() bool { return e.status(id)["restarts"] == float64(i+1) }, 3*time.Second, 5*time.Millisecond)
+		}
+	}
+	st = e.waitState(id, "FAILED", 3*time.Second)
+	assert.Equal(t, 3.0, st["restarts"])
+	r = e.do("POST", "/api/debug/gateways/"+id+"/crash", nil)
+	require.Equal(t, 409, r.status)
+	code, _ := r.errorBody(t)
+	assert.Equal(t, "GATEWAY_NOT_CONNECTED", code)
+	require.Equal(t, 202, e.do("POST", "/api/gateways/"+id+"/connect", nil).status)
+	e.waitState(id, "AUTHENTICATED", 3*time.Second)
+
+	require.Equal(t, 204, e.do("DELETE", "/api/gateways/"+id, nil).status)
+	r = e.do("GET", "/api/gateways/"+id+"/status", nil)
+	require.Equal(t, 404, r.status)
+	code, _ = r.errorBody(t)
+	assert.Equal(t, "GATEWAY_NOT_FOUND", code)
+	require.Eventually(t, func() bool { return sg.Stats().Open == 0 }, 2*time.Second, 5*time.Millisecond)
+	codes := sg.Stats().CloseCodes
+	assert.Equal(t, 1000, codes[len(codes)-1], "delete closes with 1000")
+	for _, path := range []string{"/status", "/connect", "/disconnect"} {
+		method := "POST"
+		if path == "/status" {
+			method = "GET"
+		}
+		r = e.do(method, "/api/gateways/"+uuid.NewString()+path, nil)
+		assert.Equal(t, 404, r.status, path)
+	}
+	assert.Equal(t, 404, e.do("POST", "/api/debug/gateways/"+uuid.NewString()+"/crash", nil).status)
+}
+
+func keysOf(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestStatusListCountsAndHealth(t *testing.T) {
+	e := newLiveEnv(t, fastGateway())
+	a, _ := e.add("list-a")
+	b, _ := e.add("list-b")
+	other := e.factory(e.org("Other"), "F2")
+	sg := e.sim.Add("list-c", ctctest.Config{Email: "c@example.com", Password: secret("pw-list-c-Z")})
+	c := e.create("/api/gateways", map[string]any{"factory_id": other, "gateway_id": "list-c", "name": "c",
+		"url": sg.URL(), "email": "c@example.com", "password": "pw-list-c-Z"})["id"].(string)
+	for _, id := range []string{a, b, c} {
+		e.waitState(id, "AUTHENTICATED", 3*time.Second)
+	}
+	require.Equal(t, 202, e.do("POST", "/api/gateways/"+b+"/disconnect", nil).status)
+
+	r := e.do("GET", "/api/gateways/status", nil)
+	require.Equal(t, 200, r.status)
+	body := r.json(t)
+	assert.Len(t, body["data"], 3)
+	assert.Equal(t, map[string]any{"CONNECTING": 0.0, "CONNECTED": 0.0, "AUTHENTICATED": 2.0, "BACKOFF": 0.0,
+		"AUTH_FAILED": 0.0, "DISCONNECTED": 1.0, "FAILED": 0.0}, body["counts"])
+	for _, s := range body["data"].([]any) {
+		assert.ElementsMatch(t, statusKeys, keysOf(s.(map[string]any)))
+	}
+
+	r = e.do("GET", "/api/gateways/status?factory_id="+other, nil)
+	require.Equal(t, 200, r.status)
+	data := r.json(t)["data"].([]any)
+	require.Len(t, data, 1)
+	assert.Equal(t, c, data[0].(map[string]any)["id"])
+	assert.Equal(t, 400, e.do("GET", "/api/gateways/status?factory_id=x", nil).status)
+	assert.Equal(t, 400, e.do("GET", "/api/gateways/status?limit=5", nil).status)
+
+	h := e.do("GET", "/api/health", nil).json(t)
+	assert.Equal(t, map[string]any{"total": 3.0, "authenticated": 2.0}, h["gateways"])
+
+	// Deleting the factory stops its gateways' actors.
+	require.Equal(t, 204, e.do("DELETE", "/api/factories/"+other, nil).status)
+	assert.Equal(t, 404, e.do("GET", "/api/gateways/"+c+"/status", nil).status)
+	require.Eventually(t, func() bool { return sg.Stats().Open == 0 }, 2*time.Second, 5*time.Millisecond)
+	assert.Equal(t, []int{1000}, sg.Stats().CloseCodes)
+}
+
+func TestUpdateThroughHTTP(t *testing.T) {
+	e := newLiveEnv(t, fastGateway())
+	id, sg := e.add("upd")
+	e.waitState(id, "AUTHENTICATED", 3*time.Second)
+	require.Equal(t, 200, e.do("PUT", "/api/gateways/"+id, map[string]any{"name": "renamed", "url": sg.URL()}).status)
+	time.Sleep(100 * time.Millisecond)
+	assert.Equal(t, 1, sg.Stats().Accepted, "a rename does not reconnect")
+
+	pw := secret("rotated-pw-88")
+	e.sim.Add("upd", ctctest.Config{Email: "upd@example.com", Password: pw})
+	require.Equal(t, 200, e.do("PUT", "/api/gateways/"+id, map[string]any{"password": pw}).status)
+	require.Eventually(t, func() bool { return sg.Stats().Logins == 2 }, 3*time.Second, 5*time.Millisecond)
+	frames := sg.Stats().Frames
+	assert.Contains(t, frames[len(frames)-1].Raw, pw)
+	e.waitState(id, "AUTHENTICATED", 3*time.Second)
+}
+
+// TestIsolationUnderEveryFault: one gateway misbehaves in each fault mode
+// in turn; the other four keep exactly one connection each throughout.
+func TestIsolationUnderEveryFault(t *testing.T) {
+	e := newLiveEnv(t, fastGateway())
+	var ids []string
+	var sims []*ctctest.Gateway
+	for i := range 5 {
+		id, sg := e.add(fmt.Sprintf("iso-%d", i))
+		ids, sims = append(ids, id), append(sims, sg)
+	}
+	for _, id := range ids {
+		e.waitState(id, "AUTHENTICATED", 3*time.Second)
+	}
+	faults := map[string]ctctest.Faults{
+		"refuse logins":   {RefuseLogins: true},
+		"ignore logins":   {IgnoreLogins: true},
+		"drop after 20ms": {DropAfter: 20 * time.Millisecond, DropCode: websocket.CloseGoingAway},
+		"drop abruptly":   {DropAfter: 20 * time.Millisecond},
+		"garbage":         {Garbage: true, GarbageEvery: time.Millisecond},
+		"stall handshake": {StallHandshake: true},
+		"withhold pongs":  {WithholdPongs: true},
+	}
+	for name, f := range faults {
+		sims[0].SetFaults(f)
+		sims[0].Drop(websocket.CloseGoingAway)
+		deadline := time.Now().Add(500 * time.Millisecond)
+		for time.Now().Before(deadline) {
+			for i := 1; i < 5; i++ {
+				st := sims[i].Stats()
+				require.Equal(t, 1, st.Accepted, "%s: gateway %d reconnected", name, i)
+				require.Equal(t, 1, st.Open, "%s: gateway %d lost its socket", name, i)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		sims[0].SetFaults(ctctest.Faults{})
+		r := e.do("POST", "/api/gateways/"+ids[0]+"/connect", nil) // leaves AUTH_FAILED
+		require.Equal(t, 202, r.status)
+		e.waitState(ids[0], "AUTHENTICATED", 3*time.Second)
+	}
+	for i := 1; i < 5; i++ {
+		st := e.status(ids[i])
+		assert.Equal(t, "AUTHENTICATED", st["state"])
+		assert.Equal(t, 0.0, st["restarts"])
+	}
+}
+
+func TestChaosIsolation(t *testing.T) {
+	e := newLiveEnv(t, fastGateway())
+	var ids []string
+	var sims []*ctctest.Gateway
+	for i := range 10 {
+		id, sg := e.add(fmt.Sprintf("chaos-%d", i))
+		ids, sims = append(ids, id), append(sims, sg)
+	}
+	for _, id := range ids {
+		e.waitState(id, "AUTHENTICATED", 3*time.Second)
+	}
+	require.Equal(t, 202, e.do("POST", "/api/debug/gateways/"+ids[0]+"/crash", nil).status)
+	require.Eventually(t, func() bool {
+		st := e.status(ids[0])
+		return st["restarts"] == 1.0 && st["state"] == "AUTHENTICATED"
+	}, 3*time.Second, 5*time.Millisecond)
+	assert.Equal(t, 2, sims[0].Stats().Accepted, "its socket was closed and reopened")
+	for i := 1; i < 10; i++ {
+		assert.Equal(t, 1, sims[i].Stats().Accepted)
+		assert.Equal(t, 1, sims[i].Stats().Open)
+	}
+}
+
+// TestSoak: 50 gateways, random crashes every 50 ms and random dropped
+// connections for 10 s; all end AUTHENTICATED and the log shows no panic
+// but the drills.
+func TestSoak(t *testing.T) {
+	cfg := fastGateway()
+	cfg.RestartLimit = 5
+	cfg.RestartWindow = 2 * time.Second
+	e := newLiveEnv(t, cfg)
+	const n = 50
+	var ids []string
+	var sims []*ctctest.Gateway
+	for i := range n {
+		id, sg := e.add(fmt.Sprintf("soak-%02d", i))
+		ids, sims = append(ids, id), append(sims, sg)
+	}
+	for _, id := range ids {
+		e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	}
+	crashes, drops := 0, 0
+	end := time.Now().Add(10 * time.Second)
+	for time.Now().Before(end) {
+		r := e.do("POST", "/api/debug/gateways/"+ids[rand.IntN(n)]+"/crash", nil)
+		require.Contains(t, []int{202, 409}, r.status, string(r.body))
+		if r.status == 202 {
+			crashes++
+		}
+		if rand.IntN(2) == 0 {
+			sims[rand.IntN(n)].Drop(websocket.CloseGoingAway)
+			drops++
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, id := range ids {
+		if e.status(id)["state"] == "FAILED" {
+			require.Equal(t, 202, e.do("POST", "/api/gateways/"+id+"/connect", nil).status)
+		}
+	}
+	for _, id := range ids {
+		e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	}
+	for i, sg := range sims {
+		assert.Equal(t, 1, sg.Stats().Open, "gateway %d has exactly one socket", i)
+	}
+	t.Logf("soak: %d crashes, %d drops", crashes, drops)
+	assert.Greater(t, crashes, 50)
+	for _, line := range strings.Split(e.logText(), "\n") {
+		if strings.Contains(strings.ToLower(line), "panic") || strings.Contains(line, "crashed") {
+			assert.Contains(t, line, actors.ChaosPanic, "unexpected panic: %s", line)
+		}
+	}
+}
