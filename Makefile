@@ -1,0 +1,56 @@
+# gatewayd — see README.md. `make run` and `make test` need only Go and
+# either a local PostgreSQL or Docker; `make db` takes care of the rest.
+SHELL := /bin/bash
+GO ?= go
+export DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/gatewayd?sslmode=disable
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+.PHONY: run demo test db migrate lint build bench load clean
+
+## run: database, migrations, gatewayd, and a demo of three simulated gateways connecting
+run: db .env build
+	@scripts/demo.sh run
+
+## demo: the same demo, printing the three statuses and stopping
+demo: db .env build
+	@scripts/demo.sh once
+
+## test: every test, race detector on, against real PostgreSQL
+test: db
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+## db: make sure PostgreSQL answers at DATABASE_URL and the database exists
+db:
+	@scripts/db.sh
+
+## migrate: apply migrations and exit
+migrate: db .env build
+	@set -a; . ./.env; set +a; ./bin/gatewayd migrate
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/gatewayd ./cmd/gatewayd
+	$(GO) build -o bin/ctcsim ./cmd/ctcsim
+	$(GO) build -o bin/gwload ./cmd/gwload 2>/dev/null || true
+
+## bench: Go benchmarks of the hot paths
+bench: db
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
+
+## load: the load tool against a fresh gatewayd and simulator (see BENCHMARKS.md)
+load: db .env build
+	@set -a; . ./.env; set +a; ./bin/gwload $(LOADFLAGS)
+
+# A fresh ENCRYPTION_KEY on first run. Losing it loses the stored gateway passwords.
+.env:
+	@key=$$(openssl rand -base64 32 2>/dev/null || head -c 32 /dev/urandom | base64); \
+	  printf '# Written by make on first run. Losing ENCRYPTION_KEY loses the stored gateway passwords.\nENCRYPTION_KEY=%s\nCHAOS_ENABLED=true\n' "$$key" > .env; \
+	  echo "wrote .env with a new ENCRYPTION_KEY"
+
+clean:
+	rm -rf bin

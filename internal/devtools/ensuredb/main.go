@@ -1,0 +1,80 @@
+// Command ensuredb is a development helper for `make db`: with -check it
+// exits 0 when the PostgreSQL server of DATABASE_URL answers; without, it
+// waits for the server (up to -wait) and creates DATABASE_URL's database
+// if it is missing.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+const defaultURL = "postgres://postgres:postgres@127.0.0.1:5432/gatewayd?sslmode=disable"
+
+func main() {
+	check := flag.Bool("check", false, "only check that the server answers")
+	wait := flag.Duration("wait", 30*time.Second, "how long to wait for the server")
+	flag.Parse()
+	raw := os.Getenv("DATABASE_URL")
+	if raw == "" {
+		raw = defaultURL
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		fail("DATABASE_URL cannot be parsed")
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	admin := *u
+	admin.Path = "/postgres"
+	if *check {
+		*wait = 0
+	}
+	deadline := time.Now().Add(*wait)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		conn, err := pgx.Connect(ctx, admin.String())
+		cancel()
+		if err == nil {
+			defer conn.Close(context.Background())
+			if *check {
+				return
+			}
+			ensure(conn, name)
+			return
+		}
+		if time.Now().After(deadline) {
+			if *check {
+				os.Exit(1)
+			}
+			fail(fmt.Sprintf("PostgreSQL at %s does not answer: %v", u.Host, err))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func ensure(conn *pgx.Conn, name string) {
+	ctx := context.Background()
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		fail(err.Error())
+	}
+	if exists {
+		return
+	}
+	if _, err := conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
+		fail(err.Error())
+	}
+	fmt.Printf("created database %s\n", name)
+}
+
+func fail(msg string) {
+	fmt.Fprintln(os.Stderr, "ensuredb:", msg)
+	os.Exit(1)
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# make db: make sure a PostgreSQL answers at DATABASE_URL and that its
+# database exists. Tries, in order: a server that already answers; Docker
+# Compose (service "db"); a private cluster under ./.data/pg built from the
+# local PostgreSQL binaries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/gatewayd?sslmode=disable}"
+ensuredb() { go run ./internal/devtools/ensuredb "$@"; }
+
+if ensuredb -check 2>/dev/null; then
+  exec go run ./internal/devtools/ensuredb
+fi
+
+if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+  echo "db: starting PostgreSQL with docker compose"
+  docker compose up -d --wait db
+  exec go run ./internal/devtools/ensuredb
+fi
+
+bindir=""
+if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+  bindir="$(dirname "$(command -v pg_ctl)")"
+else
+  bindir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
+fi
+if [ -z "$bindir" ] || [ ! -x "$bindir/pg_ctl" ]; then
+  echo "db: no PostgreSQL answers at DATABASE_URL, Docker is not running, and no PostgreSQL binaries were found." >&2
+  echo "db: install PostgreSQL (apt-get install postgresql) or Docker, or set DATABASE_URL." >&2
+  exit 1
+fi
+
+data="$PWD/.data/pg"
+port="$(echo "$DATABASE_URL" | sed -nE 's#.*:([0-9]+)/[^/]*$#\1#p')"
+[[ "$port" =~ ^[0-9]+$ ]] || port=5432
+# initdb refuses to run as root; the cluster then belongs to "postgres" (or "nobody").
+as=()
+if [ "$(id -u)" = 0 ]; then
+  owner=postgres; id postgres >/dev/null 2>&1 || owner=nobody
+  mkdir -p "$data"; chown -R "$owner" "$PWD/.data"
+  as=(runuser -u "$owner" --)
+fi
+if [ ! -f "$data/PG_VERSION" ]; then
+  echo "db: creating a private cluster in $data"
+  "${as[@]}" "$bindir/initdb" -D "$data" -U postgres --auth=trust >/dev/null
+fi
+echo "db: starting the private cluster on 127.0.0.1:$port"
+"${as[@]}" "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w \
+  -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$data" start >/dev/null
+exec go run ./internal/devtools/ensuredb
