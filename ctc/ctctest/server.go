@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -32,6 +33,11 @@ type Server struct {
 	closing  chan struct{}
 	handlers sync.WaitGroup
 	served   chan struct{}
+
+	// Handshakes in progress (request received, upgrade not done) and
+	// their peak: what a client's dial concurrency looks like from here.
+	handshakes    atomic.Int64
+	handshakePeak atomic.Int64
 }
 
 // NewServer listens on addr ("127.0.0.1:0" for a free port) and serves
@@ -148,10 +154,15 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.handlers.Add(1)
 	defer s.handlers.Done()
+	n := s.handshakes.Add(1)
+	for p := s.handshakePeak.Load(); n > p && !s.handshakePeak.CompareAndSwap(p, n); p = s.handshakePeak.Load() {
+	}
 	if !g.waitHandshake(r.Context(), s.closing) {
+		s.handshakes.Add(-1)
 		return
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
+	s.handshakes.Add(-1)
 	if err != nil {
 		return
 	}
@@ -159,6 +170,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer g.detach(c)
 	c.serve()
 }
+
+// HandshakePeak returns the most WebSocket handshakes seen in progress at
+// once since the last ResetHandshakePeak.
+func (s *Server) HandshakePeak() int { return int(s.handshakePeak.Load()) }
+
+// ResetHandshakePeak starts a new peak measurement.
+func (s *Server) ResetHandshakePeak() { s.handshakePeak.Store(s.handshakes.Load()) }
 
 // ErrClosed is returned by helpers after the server closed.
 var ErrClosed = errors.New("ctctest: server closed")

@@ -1,0 +1,121 @@
+// Package server wires gatewayd together: database, migrations, the actor
+// runtime and the HTTP API, with an orderly shutdown. cmd/gatewayd runs
+// it; the load tool runs it in-process.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
+	"github.com/ctcgw/gatewayd/actors"
+	"github.com/ctcgw/gatewayd/api"
+	"github.com/ctcgw/gatewayd/internal/config"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+// connect opens the pool, retrying for a while so gatewayd can start
+// alongside its database.
+func connect(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*pgxpool.Pool, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for attempt := 1; ; attempt++ {
+		pool, err := store.Connect(ctx, cfg.DatabaseURL, 5*time.Second)
+		if err == nil {
+			return pool, nil
+		}
+		if !errors.Is(err, store.ErrUnavailable) || time.Now().After(deadline) {
+			return nil, err
+		}
+		log.Warn().Err(err).Int("attempt", attempt).Str("database", config.MaskURL(cfg.DatabaseURL)).Msg("database not reachable yet; retrying")
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// Migrate applies the migrations and returns.
+func Migrate(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
+	pool, err := connect(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	v, err := store.Migrate(ctx, pool)
+	if err != nil {
+		return err
+	}
+	log.Info().Int32("version", v).Str("database", config.MaskURL(cfg.DatabaseURL)).Msg("migrations applied")
+	return nil
+}
+
+// Serve runs gatewayd until ctx ends, then stops taking requests, closes
+// every gateway with code 1000 and returns within cfg.ShutdownTimeout.
+// listening, if not nil, is called with the API's address once it serves.
+func Serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, version string, listening func(addr net.Addr)) error {
+	started := time.Now()
+	log.Info().Str("version", version).Str("database", config.MaskURL(cfg.DatabaseURL)).Str("addr", cfg.Addr()).
+		Bool("chaos", cfg.ChaosEnabled).Msg("gatewayd starting")
+	pool, err := connect(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if cfg.MigrateOnStart {
+		v, err := store.Migrate(ctx, pool)
+		if err != nil {
+			return err
+		}
+		log.Info().Int32("version", v).Msg("migrations applied")
+	}
+	sealer, err := store.NewSealer(cfg.EncryptionKey)
+	if err != nil {
+		return err
+	}
+	st := store.New(pool, sealer)
+	rt := actors.Start(cfg.Gateway, st, log, actors.Options{ReconcileInterval: cfg.ReconcileInterval})
+	app := api.New(st, rt, log, api.Options{CORSOrigins: cfg.CORSOrigins, ChaosEnabled: cfg.ChaosEnabled, Started: started})
+
+	ln, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		shutdownRuntime(rt, cfg.ShutdownTimeout, log)
+		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- app.Listener(ln) }()
+	log.Info().Str("addr", ln.Addr().String()).Msg("API listening")
+	if listening != nil {
+		listening(ln.Addr())
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		shutdownRuntime(rt, cfg.ShutdownTimeout, log)
+		return fmt.Errorf("http server: %w", err)
+	}
+	log.Info().Dur("timeout", cfg.ShutdownTimeout).Msg("shutting down")
+	deadline := time.Now().Add(cfg.ShutdownTimeout)
+	// Stop taking requests first, then close every gateway with code 1000.
+	if err := app.ShutdownWithTimeout(time.Until(deadline) / 2); err != nil {
+		log.Warn().Err(err).Msg("HTTP shutdown did not finish in time")
+	}
+	<-serveErr
+	shutdownRuntime(rt, time.Until(deadline), log)
+	log.Info().Msg("stopped")
+	return nil
+}
+
+func shutdownRuntime(rt *actors.Runtime, timeout time.Duration, log zerolog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), max(timeout, 100*time.Millisecond))
+	defer cancel()
+	if err := rt.Shutdown(ctx); err != nil {
+		log.Warn().Err(err).Msg("runtime did not stop in time")
+	}
+}
