@@ -36,7 +36,7 @@ lint:
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/gatewayd ./cmd/gatewayd
 	$(GO) build -o bin/ctcsim ./cmd/ctcsim
-	$(GO) build -o bin/gwload ./cmd/gwload 2>/dev/null || true
+	$(GO) build -o bin/gwload ./cmd/gwload
 
 ## bench: Go benchmarks of the hot paths
 bench: db

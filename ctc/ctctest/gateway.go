@@ -280,6 +280,7 @@ func (c *conn) handle(data []byte) {
 		}
 		c.loggedIn = true
 		c.g.record(func(s *Stats) { s.Logins++ })
+		c.g.server.logins.Add(1)
 		c.reply(ctc.TypeRtnLogin, ctc.LoginResult{Email: login.Email, First: "Sim", Last: c.g.name, Success: true, AccessLevel: 1, Verified: true})
 		return
 	}

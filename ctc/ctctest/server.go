@@ -38,6 +38,7 @@ type Server struct {
 	// their peak: what a client's dial concurrency looks like from here.
 	handshakes    atomic.Int64
 	handshakePeak atomic.Int64
+	logins        atomic.Int64
 }
 
 // NewServer listens on addr ("127.0.0.1:0" for a free port) and serves
@@ -174,6 +175,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // HandshakePeak returns the most WebSocket handshakes seen in progress at
 // once since the last ResetHandshakePeak.
 func (s *Server) HandshakePeak() int { return int(s.handshakePeak.Load()) }
+
+// Logins counts the logins accepted by every gateway of the server.
+func (s *Server) Logins() int { return int(s.logins.Load()) }
 
 // ResetHandshakePeak starts a new peak measurement.
 func (s *Server) ResetHandshakePeak() { s.handshakePeak.Store(s.handshakes.Load()) }

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+// env is one scenario's world: a fresh database, a simulator, and a
+// gatewayd (a subprocess, or a target given with -target).
+type env struct {
+	o       *options
+	dbName  string
+	dbURL   string
+	pool    *pgxpool.Pool
+	st      *store.Store
+	sealer  *store.Sealer
+	key     string
+	sim     *ctctest.Server
+	org     uuid.UUID
+	factory uuid.UUID
+
+	proc   *exec.Cmd
+	exited chan error
+	api    string
+	client *http.Client
+
+	ids  []uuid.UUID
+	sims []*ctctest.Gateway
+}
+
+func newEnv(ctx context.Context, o *options) (*env, error) {
+	e := &env{o: o, client: &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute},
+	}}
+	sim, err := ctctest.NewServer("127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	e.sim = sim
+	if o.target != "" {
+		e.api = strings.TrimSuffix(o.target, "/") + "/api"
+		return e, e.seedParentsViaAPI()
+	}
+	raw := make([]byte, 32)
+	_, _ = rand.Read(raw)
+	e.key = base64.StdEncoding.EncodeToString(raw)
+	if e.sealer, err = store.NewSealer(raw); err != nil {
+		return nil, err
+	}
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	e.dbName = "gwload_" + hex.EncodeToString(suffix)
+	if err := e.admin(ctx, "CREATE DATABASE "+e.dbName); err != nil {
+		return nil, err
+	}
+	u, _ := url.Parse(o.database)
+	u.Path = "/" + e.dbName
+	e.dbURL = u.String()
+	if e.pool, err = store.Connect(ctx, e.dbURL, 10*time.Second); err != nil {
+		return nil, err
+	}
+	if _, err := store.Migrate(ctx, e.pool); err != nil {
+		return nil, err
+	}
+	e.st = store.New(e.pool, e.sealer)
+	o1, err := e.st.CreateOrganization(ctx, "Load", nil)
+	if err != nil {
+		return nil, err
+	}
+	f, err := e.st.CreateFactory(ctx, store.NewFactory{OrganizationID: o1.ID, Name: "Load plant"})
+	if err != nil {
+		return nil, err
+	}
+	e.org, e.factory = o1.ID, f.ID
+	return e, nil
+}
+
+func (e *env) admin(ctx context.Context, sql string) error {
+	u, err := url.Parse(e.o.database)
+	if err != nil {
+		return fmt.Errorf("database URL: %w", err)
+	}
+	u.Path = "/postgres"
+	conn, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		return fmt.Errorf("connect to the database server: %w", err)
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+func (e *env) close() {
+	e.stopGatewayd()
+	if e.sim != nil {
+		e.sim.Close()
+	}
+	if e.pool != nil {
+		e.pool.Close()
+	}
+	if e.dbName != "" && !e.o.keep {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = e.admin(ctx, "DROP DATABASE IF EXISTS "+e.dbName+" WITH (FORCE)")
+	}
+}
+
+// seed adds n simulated gateways and registers them: straight into the
+// database before gatewayd starts, or through the API of a target.
+func (e *env) seed(ctx context.Context, n int) error {
+	start := len(e.sims)
+	for i := start; i < start+n; i++ {
+		name := fmt.Sprintf("load-%05d", i)
+		e.sims = append(e.sims, e.sim.Add(name, ctctest.Config{Email: "load@example.com", Password: "load-" + name}))
+	}
+	if e.o.target != "" {
+		for i := start; i < start+n; i++ {
+			g := e.sims[i]
+			var out struct{ ID uuid.UUID }
+			if err := e.call("POST", "/gateways", map[string]any{"factory_id": e.factory, "gateway_id": g.Name() + "-" + e.key[:6],
+				"name": g.Name(), "url": g.URL(), "email": "load@example.com", "password": "load-" + g.Name()}, 201, &out); err != nil {
+				return err
+			}
+			e.ids = append(e.ids, out.ID)
+		}
+		return nil
+	}
+	rows := make([][]any, 0, n)
+	for i := start; i < start+n; i++ {
+		g := e.sims[i]
+		sealed, err := e.sealer.Seal("load-" + g.Name())
+		if err != nil {
+			return err
+		}
+		id := uuid.New()
+		e.ids = append(e.ids, id)
+		rows = append(rows, []any{id, e.factory, g.Name(), g.Name(), g.URL(), "load@example.com", sealed})
+	}
+	_, err := e.pool.CopyFrom(ctx, pgx.Identifier{"gateways"},
+		[]string{"id", "factory_id", "gateway_id", "name", "url", "email", "password_encrypted"}, pgx.CopyFromRows(rows))
+	return err
+}
+
+func (e *env) seedParentsViaAPI() error {
+	var org, f struct{ ID uuid.UUID }
+	if err := e.call("POST", "/organizations", map[string]any{"name": "Load"}, 201, &org); err != nil {
+		return err
+	}
+	if err := e.call("POST", "/factories", map[string]any{"organization_id": org.ID, "name": "Load plant"}, 201, &f); err != nil {
+		return err
+	}
+	e.org, e.factory = org.ID, f.ID
+	e.key = strings.ReplaceAll(uuid.NewString(), "-", "")
+	return nil
+}
+
+// startGatewayd runs the gatewayd binary against the scenario's database
+// and waits until it is ready. It returns the moment the process started.
+func (e *env) startGatewayd(extra ...string) (time.Time, error) {
+	if e.o.target != "" {
+		return time.Now(), nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return time.Time{}, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	e.api = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+	cmd := exec.Command(e.o.gatewayd, "serve")
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "DATABASE_URL=" + e.dbURL, "ENCRYPTION_KEY=" + e.key,
+		"API_HOST=127.0.0.1", "API_PORT=" + strconv.Itoa(port), "LOG_LEVEL=error", "CHAOS_ENABLED=true"}, extra...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	started := time.Now()
+	if err := cmd.Start(); err != nil {
+		return time.Time{}, fmt.Errorf("start %s: %w", e.o.gatewayd, err)
+	}
+	e.proc, e.exited = cmd, make(chan error, 1)
+	go func() { e.exited <- cmd.Wait() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := e.client.Get(e.api + "/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return started, nil
+			}
+		}
+		select {
+		case err := <-e.exited:
+			return time.Time{}, fmt.Errorf("gatewayd exited: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return time.Time{}, errors.New("gatewayd did not become ready within 60s")
+}
+
+func (e *env) stopGatewayd() {
+	if e.proc == nil {
+		return
+	}
+	_ = e.proc.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-e.exited:
+	case <-time.After(20 * time.Second):
+		_ = e.proc.Process.Kill()
+		<-e.exited
+	}
+	e.proc = nil
+}
+
+// rssKiB is gatewayd's resident set size.
+func (e *env) rssKiB() int {
+	pid := os.Getpid()
+	if e.proc != nil {
+		pid = e.proc.Process.Pid
+	}
+	return procStatus(pid, "VmRSS:")
+}
+
+func procStatus(pid int, field string) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field); ok {
+			n, _ := strconv.Atoi(strings.Fields(rest)[0])
+			return n
+		}
+	}
+	return 0
+}
+
+type health struct {
+	Gateways struct{ Total, Authenticated int }
+}
+
+func (e *env) counts() (health, error) {
+	var h health
+	err := e.call("GET", "/health", nil, 200, &h)
+	return h, err
+}
+
+// waitAuthenticated polls until at least n gateways are authenticated.
+func (e *env) waitAuthenticated(n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	last := health{}
+	for time.Now().Before(deadline) {
+		h, err := e.counts()
+		if err == nil {
+			last = h
+			if h.Gateways.Authenticated >= n {
+				return nil
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("only %d of %d gateways authenticated after %s", last.Gateways.Authenticated, n, timeout)
+}
+
+// call sends one request and decodes the answer into out (if not nil).
+func (e *env) call(method, path string, body any, want int, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, e.api+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}

@@ -1,0 +1,194 @@
+// Command gwload measures gatewayd: it creates a throwaway database, runs
+// the gatewayd binary (or uses -target) against an in-process gateway
+// simulator, drives the scenarios of BENCHMARKS.md and prints each figure
+// as one line "name value unit"; progress goes to stderr.
+//
+//	gwload [flags] [coldstart|status|storm|create|crash|crud|soak|all]...
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	gatewayd     string
+	database     string
+	target       string
+	gateways     int
+	concurrency  int
+	duration     time.Duration
+	creates      int
+	crashes      int
+	crudRows     int
+	soak         time.Duration
+	soakGateways int
+	keep         bool
+	out          io.Writer
+	progress     io.Writer
+}
+
+var scenarioNames = []string{"coldstart", "status", "storm", "create", "crash", "crud", "soak"}
+
+func main() {
+	o := &options{out: os.Stdout, progress: os.Stderr}
+	fs := flag.NewFlagSet("gwload", flag.ExitOnError)
+	fs.StringVar(&o.gatewayd, "gatewayd", "bin/gatewayd", "gatewayd binary to run")
+	fs.StringVar(&o.database, "database", envOr("DATABASE_URL", "postgres://postgres:postgres@127.0.0.1:5432/gatewayd?sslmode=disable"),
+		"PostgreSQL server (a throwaway database is created on it)")
+	fs.StringVar(&o.target, "target", "", "use this running gatewayd (http://host:port) instead of starting one; coldstart and soak need their own")
+	fs.IntVar(&o.gateways, "gateways", 10000, "gateways for coldstart, status and storm")
+	fs.IntVar(&o.concurrency, "concurrency", 32, "concurrent HTTP clients")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each throughput phase")
+	fs.IntVar(&o.creates, "creates", 1000, "creates for the create scenario")
+	fs.IntVar(&o.crashes, "crashes", 1000, "crashes (over as many gateways) for the crash scenario")
+	fs.IntVar(&o.crudRows, "crud-rows", 1000, "factories and gateways in the database for crud")
+	fs.DurationVar(&o.soak, "soak", 10*time.Minute, "soak length")
+	fs.IntVar(&o.soakGateways, "soak-gateways", 1000, "gateways in the soak")
+	fs.BoolVar(&o.keep, "keep", false, "keep the throwaway databases")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: gwload [flags] [%s|all]...\n\n", strings.Join(scenarioNames, "|"))
+		fs.PrintDefaults()
+	}
+	_ = fs.Parse(os.Args[1:])
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, fs.Args()); err != nil {
+		fmt.Fprintln(os.Stderr, "gwload:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// run executes the named scenarios; coldstart, status and storm share one
+// gatewayd when run together.
+func run(ctx context.Context, o *options, names []string) error {
+	if len(names) == 0 || slices.Contains(names, "all") {
+		names = scenarioNames
+	}
+	for _, n := range names {
+		if !slices.Contains(scenarioNames, n) {
+			return fmt.Errorf("unknown scenario %q", n)
+		}
+	}
+	r := &report{o: o}
+	var shared *env
+	defer func() {
+		if shared != nil {
+			shared.close()
+		}
+	}()
+	steady := func() (*env, error) {
+		if shared != nil {
+			return shared, nil
+		}
+		e, err := newEnv(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		shared = e
+		if err := e.seed(ctx, o.gateways); err != nil {
+			return nil, err
+		}
+		if _, err := e.startGatewayd(); err != nil {
+			return nil, err
+		}
+		return e, e.waitAuthenticated(len(e.ids), 5*time.Minute)
+	}
+	for _, n := range names {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.progressf("== %s", n)
+		var err error
+		switch n {
+		case "coldstart":
+			if o.target != "" {
+				r.progressf("coldstart needs its own gatewayd; skipped with -target")
+				continue
+			}
+			shared, err = coldstart(ctx, o, r)
+		case "status":
+			var e *env
+			if e, err = steady(); err == nil {
+				err = status(ctx, e, r)
+			}
+		case "storm":
+			var e *env
+			if e, err = steady(); err == nil {
+				err = storm(e, r)
+			}
+		case "create":
+			err = isolated(ctx, o, func(e *env) error { return create(e, r) })
+		case "crash":
+			err = isolated(ctx, o, func(e *env) error { return crash(ctx, e, r) })
+		case "crud":
+			err = isolated(ctx, o, func(e *env) error { return crud(ctx, e, r) })
+		case "soak":
+			err = soak(ctx, o, r)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", n, err)
+		}
+	}
+	r.summary()
+	return nil
+}
+
+func isolated(ctx context.Context, o *options, f func(*env) error) error {
+	e, err := newEnv(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	return f(e)
+}
+
+// report prints figures as "name value unit" and keeps them for the summary.
+type report struct {
+	o     *options
+	mu    sync.Mutex
+	lines []string
+}
+
+func (r *report) value(name string, v float64, unit string) {
+	line := fmt.Sprintf("%s %s %s", name, trimFloat(v), unit)
+	r.mu.Lock()
+	r.lines = append(r.lines, line)
+	r.mu.Unlock()
+	fmt.Fprintln(r.o.out, line)
+}
+
+func trimFloat(v float64) string {
+	s := fmt.Sprintf("%.3f", v)
+	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	if s == "" || s == "-" {
+		return "0"
+	}
+	return s
+}
+
+func (r *report) progressf(format string, args ...any) {
+	fmt.Fprintf(r.o.progress, "[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func (r *report) summary() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fmt.Fprintf(r.o.progress, "\n%d figures:\n  %s\n", len(r.lines), strings.Join(r.lines, "\n  "))
+}

@@ -1,0 +1,440 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+
+	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"github.com/ctcgw/gatewayd/internal/config"
+	"github.com/ctcgw/gatewayd/internal/server"
+)
+
+// coldstart: N active gateways in the database; from process start to all
+// AUTHENTICATED, and the RSS that costs. The env stays up for status/storm.
+func coldstart(ctx context.Context, o *options, r *report) (*env, error) {
+	e, err := newEnv(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := e.startGatewayd(); err != nil {
+		return e, err
+	}
+	time.Sleep(2 * time.Second)
+	idle := e.rssKiB()
+	e.stopGatewayd()
+	r.value("idle_rss", float64(idle)/1024, "MiB")
+
+	r.progressf("seeding %d gateways", o.gateways)
+	if err := e.seed(ctx, o.gateways); err != nil {
+		return e, err
+	}
+	started, err := e.startGatewayd()
+	if err != nil {
+		return e, err
+	}
+	if err := e.waitAuthenticated(o.gateways, 5*time.Minute); err != nil {
+		return e, err
+	}
+	took := time.Since(started)
+	r.value("coldstart_gateways", float64(o.gateways), "count")
+	r.value("coldstart_all_authenticated", took.Seconds(), "s")
+	time.Sleep(3 * time.Second)
+	rss := e.rssKiB()
+	r.value("connected_rss", float64(rss)/1024, "MiB")
+	r.value("rss_per_gateway", float64(rss-idle)/float64(o.gateways), "KiB")
+	return e, nil
+}
+
+// status: single-gateway status at o.concurrency clients, and the full list.
+func status(ctx context.Context, e *env, r *report) error {
+	ids := e.ids
+	res := runLoad(ctx, e.o.concurrency, e.o.duration, e.rssKiB, func(w, i int) error {
+		return e.call("GET", "/gateways/"+ids[rand.IntN(len(ids))].String()+"/status", nil, 200, nil)
+	})
+	if res.errors > 0 {
+		return fmt.Errorf("%d status requests failed", res.errors)
+	}
+	r.value("status_rate", res.rate(), "req/s")
+	r.value("status_p50", ms(percentile(res.latencies, 50)), "ms")
+	r.value("status_p99", ms(percentile(res.latencies, 99)), "ms")
+	var list []time.Duration
+	for range 21 {
+		t0 := time.Now()
+		var body struct{ Data []struct{ State string } }
+		if err := e.call("GET", "/gateways/status", nil, 200, &body); err != nil {
+			return err
+		}
+		list = append(list, time.Since(t0))
+		if len(body.Data) != len(ids) {
+			return fmt.Errorf("status list has %d entries, want %d", len(body.Data), len(ids))
+		}
+	}
+	slices.Sort(list)
+	r.value("status_list_gateways", float64(len(ids)), "count")
+	r.value("status_list_p50", ms(percentile(list, 50)), "ms")
+	r.value("status_list_max", ms(list[len(list)-1]), "ms")
+	return nil
+}
+
+// storm: the simulator drops every connection at once.
+func storm(e *env, r *report) error {
+	n := len(e.sims)
+	before := e.sim.Logins()
+	e.sim.ResetHandshakePeak()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				e.sims[i].Drop(websocket.CloseGoingAway)
+			}
+		}()
+	}
+	wg.Wait()
+	r.progressf("dropped %d connections in %s", n, time.Since(start).Round(time.Millisecond))
+	deadline := time.Now().Add(2 * time.Minute)
+	for e.sim.Logins() < before+n {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d gateways logged in again", e.sim.Logins()-before, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := e.waitAuthenticated(n, time.Minute); err != nil {
+		return err
+	}
+	r.value("storm_gateways", float64(n), "count")
+	r.value("storm_all_reauthenticated", time.Since(start).Seconds(), "s")
+	r.value("storm_peak_handshakes_in_flight", float64(e.sim.HandshakePeak()), "count")
+	return nil
+}
+
+type statusBody struct {
+	State    string
+	Restarts int
+}
+
+// pollState asks for a gateway's status until ok says so.
+func (e *env) pollState(id string, timeout time.Duration, ok func(statusBody) bool) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		var st statusBody
+		if err := e.call("GET", "/gateways/"+id+"/status", nil, 200, &st); err == nil && ok(st) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("gateway %s: last state %s", id, st.State)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+// create: POST a gateway, then poll until it is AUTHENTICATED.
+func create(e *env, r *report) error {
+	if _, err := e.startGatewayd(); err != nil {
+		return err
+	}
+	lat := make([]time.Duration, 0, e.o.creates)
+	for i := range e.o.creates {
+		name := fmt.Sprintf("create-%05d-%s", i, e.key[:6])
+		g := e.sim.Add(name, ctctest.Config{Email: "c@example.com", Password: "pw"})
+		t0 := time.Now()
+		var out struct{ ID string }
+		if err := e.call("POST", "/gateways", map[string]any{"factory_id": e.factory, "gateway_id": name, "name": name,
+			"url": g.URL(), "email": "c@example.com", "password": "pw"}, 201, &out); err != nil {
+			return err
+		}
+		if err := e.pollState(out.ID, 10*time.Second, func(s statusBody) bool { return s.State == "AUTHENTICATED" }); err != nil {
+			return err
+		}
+		lat = append(lat, time.Since(t0))
+		if (i+1)%250 == 0 {
+			r.progressf("%d creates", i+1)
+		}
+	}
+	slices.Sort(lat)
+	r.value("create_to_authenticated_count", float64(len(lat)), "count")
+	r.value("create_to_authenticated_p50", ms(percentile(lat, 50)), "ms")
+	r.value("create_to_authenticated_p99", ms(percentile(lat, 99)), "ms")
+	r.value("create_to_authenticated_max", ms(lat[len(lat)-1]), "ms")
+	return nil
+}
+
+// crash: crash each of N gateways once; time until it is AUTHENTICATED
+// again with one more restart.
+func crash(ctx context.Context, e *env, r *report) error {
+	if err := e.seed(ctx, e.o.crashes); err != nil {
+		return err
+	}
+	if _, err := e.startGatewayd(); err != nil {
+		return err
+	}
+	if err := e.waitAuthenticated(len(e.ids), 2*time.Minute); err != nil {
+		return err
+	}
+	lat := make([]time.Duration, 0, len(e.ids))
+	for i, id := range e.ids {
+		t0 := time.Now()
+		if err := e.call("POST", "/debug/gateways/"+id.String()+"/crash", nil, 202, nil); err != nil {
+			return err
+		}
+		if err := e.pollState(id.String(), 10*time.Second, func(s statusBody) bool {
+			return s.Restarts == 1 && s.State == "AUTHENTICATED"
+		}); err != nil {
+			return err
+		}
+		lat = append(lat, time.Since(t0))
+		if (i+1)%250 == 0 {
+			r.progressf("%d crashes", i+1)
+		}
+	}
+	slices.Sort(lat)
+	r.value("crash_to_authenticated_count", float64(len(lat)), "count")
+	r.value("crash_to_authenticated_p50", ms(percentile(lat, 50)), "ms")
+	r.value("crash_to_authenticated_p99", ms(percentile(lat, 99)), "ms")
+	r.value("crash_to_authenticated_max", ms(lat[len(lat)-1]), "ms")
+	return nil
+}
+
+// crud: CRUD throughput at o.concurrency clients against pgbench running
+// the same statements at the same concurrency, in the same run.
+func crud(ctx context.Context, e *env, r *report) error {
+	if e.o.target != "" {
+		return errors.New("crud compares with pgbench on the same database; it needs its own gatewayd")
+	}
+	n := e.o.crudRows
+	factories := make([]uuid.UUID, 0, n)
+	for i := range n {
+		id := uuid.New()
+		factories = append(factories, id)
+		if _, err := e.pool.Exec(ctx, `INSERT INTO factories (id, organization_id, name) VALUES ($1, $2, $3)`,
+			id, e.org, fmt.Sprintf("factory-%05d", i)); err != nil {
+			return err
+		}
+	}
+	if _, err := e.pool.Exec(ctx, `CREATE TABLE bench_factories AS SELECT row_number() OVER (ORDER BY id) AS n, id FROM factories`); err != nil {
+		return err
+	}
+	if err := e.seed(ctx, n); err != nil {
+		return err
+	}
+	// Reconciliation stays out of the measurement; pgbench's gateways are
+	// soft-deleted before gatewayd would ever read them.
+	if _, err := e.startGatewayd("RECONCILE_INTERVAL=1h"); err != nil {
+		return err
+	}
+	if err := e.waitAuthenticated(n, 2*time.Minute); err != nil {
+		return err
+	}
+	pgb, err := exec.LookPath("pgbench")
+	if err != nil {
+		r.progressf("pgbench not found; gatewayd figures only")
+	}
+	tmp, err2 := os.MkdirTemp("", "gwload")
+	if err2 != nil {
+		return err2
+	}
+	defer os.RemoveAll(tmp)
+	if pgb != "" {
+		r.progressf("pgbench -i")
+		if out, err := exec.Command(pgb, "-i", "-s", "10", "-q", "-n", e.dbURL).CombinedOutput(); err != nil {
+			return fmt.Errorf("pgbench -i: %v: %s", err, out)
+		}
+	}
+	type phase struct {
+		name   string
+		op     func(w, i int) error
+		script string // pgbench script of the same single statement; "" for the builtin -S
+	}
+	phases := []phase{
+		{"get_gateway", func(w, i int) error {
+			return e.call("GET", "/gateways/"+e.ids[rand.IntN(len(e.ids))].String(), nil, 200, nil)
+		}, ""},
+		{"list_factories", func(w, i int) error {
+			return e.call("GET", "/factories?limit=20&offset="+strconv.Itoa(rand.IntN(n-20)), nil, 200, nil)
+		}, ""},
+		{"post_factory", func(w, i int) error {
+			return e.call("POST", "/factories", map[string]any{"organization_id": e.org, "name": fmt.Sprintf("new-%d-%d", w, i)}, 201, nil)
+		}, fmt.Sprintf("INSERT INTO factories (organization_id, name) VALUES ('%s', 'pg-factory');\n", e.org)},
+		{"put_factory", func(w, i int) error {
+			return e.call("PUT", "/factories/"+factories[rand.IntN(n)].String(), map[string]any{"name": fmt.Sprintf("renamed-%d-%d", w, i)}, 200, nil)
+		}, fmt.Sprintf("\\set n random(1, %d)\nUPDATE factories SET name = 'pg-' || :n WHERE id = (SELECT id FROM bench_factories WHERE n = :n);\n", n)},
+		{"post_gateway", func(w, i int) error {
+			// A refused port: each new gateway's actor retries in BACKOFF
+			// without holding a socket, as a real unreachable gateway would.
+			return e.call("POST", "/gateways", map[string]any{"factory_id": e.factory, "gateway_id": fmt.Sprintf("post-%d-%d-%s", w, i, e.key[:6]),
+				"name": "posted", "url": "ws://127.0.0.1:9/gw", "email": "p@example.com", "password": "pw"}, 201, nil)
+		}, fmt.Sprintf("INSERT INTO gateways (factory_id, gateway_id, name, url, email, password_encrypted) VALUES ('%s', gen_random_uuid()::text, 'pg', 'ws://127.0.0.1:9/gw', 'p@example.com', 'v1:AAAA');\n", e.factory)},
+	}
+	for _, p := range phases {
+		r.progressf("crud %s", p.name)
+		res := runLoad(ctx, e.o.concurrency, e.o.duration, e.rssKiB, p.op)
+		if res.errors > 0 {
+			return fmt.Errorf("%s: %d requests failed", p.name, res.errors)
+		}
+		r.value("crud_"+p.name+"_rate", res.rate(), "req/s")
+		r.value("crud_"+p.name+"_p99", ms(percentile(res.latencies, 99)), "ms")
+		r.value("crud_"+p.name+"_peak_rss", float64(res.peakRSS)/1024, "MiB")
+		if pgb == "" {
+			continue
+		}
+		args := []string{"-n", "-c", strconv.Itoa(e.o.concurrency), "-j", "2", "-T", strconv.Itoa(max(1, int(e.o.duration.Seconds())))}
+		if p.script == "" {
+			args = append(args, "-S")
+		} else {
+			f := filepath.Join(tmp, p.name+".sql")
+			if err := os.WriteFile(f, []byte(p.script), 0o600); err != nil {
+				return err
+			}
+			args = append(args, "-f", f)
+		}
+		tps, err := pgbench(pgb, append(args, e.dbURL))
+		if err != nil {
+			return err
+		}
+		r.value("crud_"+p.name+"_pgbench_rate", tps, "tx/s")
+		r.value("crud_"+p.name+"_ratio", res.rate()/tps, "ratio")
+	}
+	_, err = e.pool.Exec(ctx, `UPDATE gateways SET deleted_at = now() WHERE name = 'pg'`)
+	return err
+}
+
+var tpsLine = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
+
+func pgbench(bin string, args []string) (float64, error) {
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("pgbench %v: %v: %s", args, err, out)
+	}
+	m := tpsLine.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("pgbench printed no tps: %s", out)
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+// soak: gatewayd in-process (so its goroutines can be counted) with N
+// gateways, random crashes and drops for o.soak; RSS and goroutines at the
+// start and the end, and every gateway AUTHENTICATED with one socket.
+func soak(ctx context.Context, o *options, r *report) error {
+	e, err := newEnv(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if err := e.seed(ctx, o.soakGateways); err != nil {
+		return err
+	}
+	if o.target == "" {
+		stop, err := e.serveInProcess(ctx)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if err := e.waitAuthenticated(len(e.ids), 2*time.Minute); err != nil {
+		return err
+	}
+	settle := func() (int, int) {
+		time.Sleep(5 * time.Second)
+		runtime.GC()
+		return e.rssKiB(), runtime.NumGoroutine()
+	}
+	rss0, g0 := settle()
+	r.progressf("soak start: rss %d KiB, %d goroutines", rss0, g0)
+	end := time.Now().Add(o.soak)
+	crashes, drops := 0, 0
+	next := time.Now()
+	for time.Now().Before(end) && ctx.Err() == nil {
+		id := e.ids[rand.IntN(len(e.ids))]
+		if err := e.call("POST", "/debug/gateways/"+id.String()+"/crash", nil, 202, nil); err == nil {
+			crashes++
+		}
+		e.sims[rand.IntN(len(e.sims))].Drop(websocket.CloseGoingAway)
+		drops++
+		if time.Now().After(next) {
+			r.progressf("soak: %d crashes, %d drops, rss %d KiB, %d goroutines", crashes, drops, e.rssKiB(), runtime.NumGoroutine())
+			next = time.Now().Add(30 * time.Second)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var list struct{ Data []struct{ ID, State string } }
+	if err := e.call("GET", "/gateways/status", nil, 200, &list); err != nil {
+		return err
+	}
+	for _, s := range list.Data {
+		if s.State == "FAILED" {
+			if err := e.call("POST", "/gateways/"+s.ID+"/connect", nil, 202, nil); err != nil {
+				return err
+			}
+		}
+	}
+	if err := e.waitAuthenticated(len(e.ids), 2*time.Minute); err != nil {
+		return err
+	}
+	rss1, g1 := settle()
+	lost := 0
+	for _, g := range e.sims {
+		if g.Stats().Open != 1 {
+			lost++
+		}
+	}
+	r.value("soak_gateways", float64(len(e.ids)), "count")
+	r.value("soak_duration", o.soak.Seconds(), "s")
+	r.value("soak_crashes", float64(crashes), "count")
+	r.value("soak_drops", float64(drops), "count")
+	r.value("soak_rss_start", float64(rss0)/1024, "MiB")
+	r.value("soak_rss_end", float64(rss1)/1024, "MiB")
+	r.value("soak_goroutines_start", float64(g0), "count")
+	r.value("soak_goroutines_end", float64(g1), "count")
+	r.value("soak_gateways_without_one_socket", float64(lost), "count")
+	if lost > 0 {
+		return fmt.Errorf("%d gateways do not have exactly one socket", lost)
+	}
+	return nil
+}
+
+// serveInProcess runs gatewayd's own wiring in this process.
+func (e *env) serveInProcess(ctx context.Context) (stop func(), err error) {
+	environ := []string{"DATABASE_URL=" + e.dbURL, "ENCRYPTION_KEY=" + e.key, "API_HOST=127.0.0.1", "API_PORT=1", "CHAOS_ENABLED=true"}
+	cfg, err := config.Load("", environ)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	cfg.APIPort = ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	ready := make(chan net.Addr, 1)
+	log := zerolog.New(os.Stderr).Level(zerolog.ErrorLevel)
+	go func() { done <- server.Serve(ctx, cfg, log, "gwload", func(a net.Addr) { ready <- a }) }()
+	select {
+	case a := <-ready:
+		e.api = "http://" + a.String() + "/api"
+	case err := <-done:
+		cancel()
+		return nil, err
+	}
+	return func() { cancel(); <-done }, nil
+}
