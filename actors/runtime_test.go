@@ -55,7 +55,7 @@ func (s *syncBuffer) String() string {
 }
 
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	st      *store.Store
 	sim     *ctctest.Server
 	rt      *actors.Runtime
@@ -64,7 +64,11 @@ type harness struct {
 	cfg     config.Gateway
 }
 
-func newHarness(t *testing.T, cfg config.Gateway) *harness {
+func newHarness(t *testing.T, cfg config.Gateway) *harness { return newHarnessTB(t, cfg) }
+
+func newBenchHarness(b *testing.B) *harness { return newHarnessTB(b, fastConfig()) }
+
+func newHarnessTB(t testing.TB, cfg config.Gateway) *harness {
 	t.Helper()
 	pool, _ := tmpl.Pool(t)
 	sealer, err := store.NewSealer([]byte("0123456789abcdef0123456789abcdef"))
@@ -457,5 +461,25 @@ func TestNoGoroutineLeftBehind(t *testing.T) {
 		var buf strings.Builder
 		_ = pprof.Lookup("goroutine").WriteTo(&buf, 1)
 		t.Fatalf("goroutines: baseline %d, now %d:\n%s", baseline, n, buf.String())
+	}
+}
+
+// BenchmarkStatusRoundTrip: HTTP-free status request through the
+// supervisor to an authenticated gateway's actor and back.
+func BenchmarkStatusRoundTrip(b *testing.B) {
+	h := newBenchHarness(b)
+	g, _ := h.add("bench")
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if st, err := h.rt.Status(context.Background(), g.ID); err == nil && st.State == actors.StateAuthenticated {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := h.rt.Status(ctx, g.ID); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

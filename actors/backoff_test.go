@@ -1,0 +1,39 @@
+package actors
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestBackoff(t *testing.T) {
+	cases := []struct {
+		attempt int
+		jitter  float64
+		want    time.Duration
+	}{
+		{1, 0, time.Second},
+		{2, 0, 2 * time.Second},
+		{3, 0, 4 * time.Second},
+		{3, 0.5, 5 * time.Second}, // +25%
+		{3, 0.999999, 6*time.Second - 4*time.Microsecond},
+		{5, 0, 16 * time.Second},
+		{6, 0, 30 * time.Second}, // capped
+		{6, 0.9, 30 * time.Second},
+		{1000, 0.5, 30 * time.Second}, // no overflow
+		{0, 0, time.Second},
+	}
+	for _, tc := range cases {
+		got := backoff(tc.attempt, time.Second, 30*time.Second, 2, tc.jitter)
+		assert.InDelta(t, float64(tc.want), float64(got), float64(10*time.Microsecond), "attempt %d jitter %v", tc.attempt, tc.jitter)
+	}
+	// Never below the initial delay, never above the cap.
+	for a := 1; a < 40; a++ {
+		for _, j := range []float64{0, 0.3, 0.99} {
+			d := backoff(a, 500*time.Millisecond, 10*time.Second, 1.5, j)
+			assert.GreaterOrEqual(t, d, 500*time.Millisecond)
+			assert.LessOrEqual(t, d, 10*time.Second)
+		}
+	}
+}

@@ -1,0 +1,55 @@
+package ctc
+
+import (
+	"testing"
+	"time"
+)
+
+var (
+	loginAnswer = []byte(`{"Type":"RTN_LOGIN","From":"SERV","Target":"UI","Data":{"Email":"ops@example.com","First":"Ann","Last":"Lee","Success":true,"AccessLevel":2,"Verified":true}}`)
+	readingNote = []byte(`{"Type":"NOT_DYN_READING","From":"SERV","Target":"UI","Data":{"ID":7,"Serial":"12345","Time":"2026-11-29 05:00:00","X":"0.012,0.015,-0.011","Y":"0.021,0.019,-0.020","Z":"0.101,0.099,0.102"}}`)
+)
+
+func BenchmarkEncodeLogin(b *testing.B) {
+	for b.Loop() {
+		if _, err := Encode(TypePostLogin, Login{Email: "ops@example.com", Password: "s3cret"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeLoginAnswer(b *testing.B) {
+	for b.Loop() {
+		if _, err := Decode(loginAnswer); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeReading(b *testing.B) {
+	for b.Loop() {
+		if _, err := Decode(readingNote); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeMalformed(b *testing.B) {
+	frame := []byte(`{"Type":"RTN_LOGIN","Data":{"Success":"yes"}}`)
+	for b.Loop() {
+		_, _ = Decode(frame)
+	}
+}
+
+// BenchmarkMatcher: one request in, one answer out, with a deadline check.
+func BenchmarkMatcher(b *testing.B) {
+	var m Matcher[int]
+	now := time.Now()
+	for i := 0; b.Loop(); i++ {
+		m.Add(i, now, time.Second)
+		m.Expire(now)
+		if _, ok := m.Answer(); !ok {
+			b.Fatal("no answer")
+		}
+	}
+}
