@@ -59,6 +59,9 @@ type Options struct {
 	SeenFlushInterval time.Duration
 	// RequestTimeout bounds a request to the supervisor; default 5s.
 	RequestTimeout time.Duration
+	// ActorTimeout bounds the wait for a gateway actor's own answer to a
+	// status request before the supervisor's record answers; default 1s.
+	ActorTimeout time.Duration
 }
 
 // Runtime is the handle on the actor system that the API and main use.
@@ -87,6 +90,9 @@ func Start(cfg config.Gateway, src Source, log zerolog.Logger, opts Options) *Ru
 	}
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = 5 * time.Second
+	}
+	if opts.ActorTimeout <= 0 {
+		opts.ActorTimeout = time.Second
 	}
 	log = log.With().Str("component", "runtime").Logger()
 	// Proto.Actor's own logs go through zerolog at warn and above; its
@@ -217,9 +223,14 @@ func (r *Runtime) GatewaysRemoved(ids []uuid.UUID) {
 }
 
 // Status asks the gateway's actor for its status; if the actor does not
-// answer in time, the supervisor's record answers.
+// answer within ActorTimeout, the supervisor's record answers. That wait
+// is short on purpose: a request forwarded to an actor that is being
+// stopped after a crash is dropped without a dead letter, so only the
+// timeout tells, and the fallback needs budget left.
 func (r *Runtime) Status(ctx context.Context, id uuid.UUID) (Status, error) {
-	st, err := r.ask(ctx, &getStatus{id: id})
+	actorCtx, cancel := context.WithTimeout(ctx, r.opts.ActorTimeout)
+	st, err := r.ask(actorCtx, &getStatus{id: id})
+	cancel()
 	if errors.Is(err, ErrTimeout) || errors.Is(err, actor.ErrDeadLetter) {
 		st, err = r.ask(ctx, &getRecord{id: id})
 	}

@@ -483,3 +483,38 @@ func BenchmarkStatusRoundTrip(b *testing.B) {
 		}
 	}
 }
+
+// TestStatusDuringCrashLoopAlwaysAnswers: a status request that reaches
+// an actor while it is being stopped for crashing too often is dropped by
+// Proto.Actor; the supervisor's record must still answer, in time.
+func TestStatusDuringCrashLoopAlwaysAnswers(t *testing.T) {
+	cfg := fastConfig()
+	cfg.RestartLimit = 0 // the first crash stops the actor
+	h := newHarness(t, cfg)
+	for round := range 10 {
+		g, _ := h.add(fmt.Sprintf("loop-%d", round))
+		h.waitState(g.ID, actors.StateAuthenticated, 3*time.Second)
+		done := make(chan struct{})
+		errs := make(chan error, 1)
+		go func() {
+			defer close(done)
+			for i := 0; i < 50; i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				_, err := h.rt.Status(ctx, g.ID)
+				cancel()
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+		require.NoError(t, h.rt.Crash(context.Background(), g.ID))
+		<-done
+		select {
+		case err := <-errs:
+			t.Fatalf("round %d: status failed: %v", round, err)
+		default:
+		}
+		h.waitState(g.ID, actors.StateFailed, 3*time.Second)
+	}
+}

@@ -116,7 +116,7 @@ func (f *fakeRuntime) Counts() (int, int)                     { return 3, 2 }
 func (f *fakeRuntime) Ready() bool                            { return f.ready }
 
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	app  *fiber.App
 	st   *store.Store
 	rt   *fakeRuntime
@@ -165,7 +165,7 @@ type response struct {
 	body   []byte
 }
 
-func (r response) json(t *testing.T) map[string]any {
+func (r response) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(r.body, &m), string(r.body))
@@ -237,7 +237,7 @@ func (e *env) create(path string, body any) map[string]any {
 
 var millis = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
 
-func assertTime(t *testing.T, v any, field string) {
+func assertTime(t testing.TB, v any, field string) {
 	t.Helper()
 	s, ok := v.(string)
 	require.True(t, ok, "%s is %T", field, v)

@@ -37,7 +37,7 @@ type liveEnv struct {
 	factoryID string
 }
 
-func newLiveEnv(t *testing.T, cfg config.Gateway) *liveEnv {
+func newLiveEnv(t testing.TB, cfg config.Gateway) *liveEnv {
 	t.Helper()
 	pool, _ := tmpl.Pool(t)
 	sealer, err := store.NewSealer(testKey)
@@ -74,7 +74,7 @@ func (e *liveEnv) add(name string) (string, *ctctest.Gateway) {
 func (e *liveEnv) status(id string) map[string]any {
 	e.t.Helper()
 	r := e.do("GET", "/api/gateways/"+id+"/status", nil)
-	require.Equal(e.t, 200, r.status, string(r.body))
+	require.Equal(e.t, 200, r.status, "%s\n%s", r.body, e.logText())
 	return r.json(e.t)
 }
 
@@ -89,7 +89,7 @@ func (e *liveEnv) waitState(id, state string, within time.Duration) map[string]a
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	e.t.Fatalf("gateway %s: want %s, last %v", id, state, last)
+	e.t.Fatalf("gateway %s: want %s, last %v\n%s", id, state, last, e.logText())
 	return nil
 }
 
