@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -95,7 +96,8 @@ func (s *supervisor) Receive(c actor.Context) {
 				out = append(out, rec.status)
 			}
 		}
-		slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.ID.String(), b.ID.String()) })
+		// Byte order of a UUID is the order of its hex string.
+		slices.SortFunc(out, func(a, b Status) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 		c.Respond(out)
 	case *crashGateway:
 		rec := s.records[m.id]

@@ -13,15 +13,14 @@ import (
 // timeFormat is RFC 3339 in UTC with exactly three fraction digits.
 const timeFormat = "2006-01-02T15:04:05.000Z07:00"
 
-// Time renders as timeFormat.
+// Time renders as timeFormat. It is a TextMarshaler rather than a
+// json.Marshaler because encoding/json re-scans every MarshalJSON output,
+// which doubled the cost of rendering a 10,000-gateway status list.
 type Time time.Time
 
-// MarshalJSON writes the time in UTC with milliseconds.
-func (t Time) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, len(timeFormat)+2)
-	b = append(b, '"')
-	b = time.Time(t).UTC().AppendFormat(b, timeFormat)
-	return append(b, '"'), nil
+// MarshalText writes the time in UTC with milliseconds.
+func (t Time) MarshalText() ([]byte, error) {
+	return time.Time(t).UTC().AppendFormat(make([]byte, 0, len(timeFormat)), timeFormat), nil
 }
 
 func timePtr(t *time.Time) *Time {
