@@ -279,11 +279,11 @@ func (b *body) timezone() (string, bool) {
 
 // Path and query parameters.
 
-var canonicalUUID = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
+// parseUUID accepts only the canonical 36-character form (uuid.Parse
+// alone also takes braces, urn:uuid: and 32 bare hex digits).
 func parseUUID(s string) (uuid.UUID, error) {
-	if !canonicalUUID.MatchString(s) {
-		return uuid.Nil, fmt.Errorf("not a UUID")
+	if len(s) != 36 {
+		return uuid.Nil, errors.New("not a UUID")
 	}
 	return uuid.Parse(s)
 }

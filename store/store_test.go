@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -460,4 +461,29 @@ func TestSealer(t *testing.T) {
 	assert.ErrorIs(t, err, store.ErrSeal, "wrong key")
 	_, err = store.NewSealer(make([]byte, 31))
 	assert.Error(t, err)
+}
+
+func TestUUIDCodec(t *testing.T) {
+	ctx := context.Background()
+	_, pool := newStore(t)
+	id := uuid.New()
+	var back uuid.UUID
+	require.NoError(t, pool.QueryRow(ctx, `SELECT $1::uuid`, id).Scan(&back))
+	assert.Equal(t, id, back)
+	var text string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT $1::uuid::text`, id).Scan(&text))
+	assert.Equal(t, id.String(), text)
+	var arr []uuid.UUID
+	ids := []uuid.UUID{uuid.New(), uuid.New()}
+	require.NoError(t, pool.QueryRow(ctx, `SELECT $1::uuid[]`, ids).Scan(&arr))
+	assert.Equal(t, ids, arr)
+	var n uuid.UUID
+	err := pool.QueryRow(ctx, `SELECT NULL::uuid`).Scan(&n)
+	assert.ErrorContains(t, err, "cannot scan NULL", "a NULL is never a silent uuid.Nil")
+	var p *uuid.UUID
+	require.NoError(t, pool.QueryRow(ctx, `SELECT NULL::uuid`).Scan(&p))
+	assert.Nil(t, p)
+	// The text protocol path (simple protocol) too.
+	require.NoError(t, pool.QueryRow(ctx, `SELECT '`+id.String()+`'::uuid`, pgx.QueryExecModeSimpleProtocol).Scan(&back))
+	assert.Equal(t, id, back)
 }
