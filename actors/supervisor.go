@@ -30,10 +30,13 @@ type record struct {
 type supervisor struct {
 	d       *deps
 	records map[uuid.UUID]*record
+	// removed remembers when gateways were removed, so a store read made
+	// before a removal cannot bring the gateway back.
+	removed map[uuid.UUID]time.Time
 }
 
 func newSupervisor(d *deps) *supervisor {
-	return &supervisor{d: d, records: make(map[uuid.UUID]*record)}
+	return &supervisor{d: d, records: make(map[uuid.UUID]*record), removed: make(map[uuid.UUID]time.Time)}
 }
 
 func (s *supervisor) Receive(c actor.Context) {
@@ -160,7 +163,15 @@ func (s *supervisor) converge(c actor.Context, m *converge) {
 		if rec := s.records[conn.ID]; rec != nil && rec.touched.After(m.readAt) {
 			continue // changed through the API after this read was made
 		}
+		if at, ok := s.removed[conn.ID]; ok && at.After(m.readAt) {
+			continue // removed after this read was made
+		}
 		s.apply(c, conn)
+	}
+	for id, at := range s.removed {
+		if at.Before(m.readAt) {
+			delete(s.removed, id) // every later read already lacks it
+		}
 	}
 	for id, rec := range s.records {
 		if !seen[id] && !rec.touched.After(m.readAt) {
@@ -174,6 +185,7 @@ func (s *supervisor) converge(c actor.Context, m *converge) {
 }
 
 func (s *supervisor) upsert(c actor.Context, conn store.Connection) {
+	delete(s.removed, conn.ID)
 	s.apply(c, conn)
 	if rec := s.records[conn.ID]; rec != nil {
 		rec.touched = time.Now()
@@ -248,6 +260,7 @@ func (s *supervisor) remove(c actor.Context, id uuid.UUID) {
 	}
 	s.setStatus(rec, Status{})
 	delete(s.records, id)
+	s.removed[id] = time.Now()
 	s.d.total.Add(-1)
 }
 
