@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -73,6 +74,18 @@ func status(ctx context.Context, e *env, r *report) error {
 	r.value("status_rate", res.rate(), "req/s")
 	r.value("status_p50", ms(percentile(res.latencies, 50)), "ms")
 	r.value("status_p99", ms(percentile(res.latencies, 99)), "ms")
+	if bin, err := exec.LookPath("wrk"); err == nil {
+		w, err := runWrk(ctx, bin, strings.TrimSuffix(e.api, "/api"), e.o.concurrency, e.o.duration, "GET", "/api/gateways/{id}/status", "", idStrings(ids), 0, e.rssKiB)
+		if err != nil {
+			return err
+		}
+		if w.non2xx > 0 {
+			return fmt.Errorf("wrk: %d status requests failed", w.non2xx)
+		}
+		r.value("status_wrk_rate", w.rate, "req/s")
+		r.value("status_wrk_p50", w.p50, "ms")
+		r.value("status_wrk_p99", w.p99, "ms")
+	}
 	var list []time.Duration
 	for range 21 {
 		t0 := time.Now()
@@ -262,36 +275,58 @@ func crud(ctx context.Context, e *env, r *report) error {
 		name   string
 		op     func(w, i int) error
 		script string // pgbench script of the same single statement; "" for the builtin -S
+		// The same request for wrk: method, path and body templates.
+		method, path, body string
+		ids                []string
 	}
+	wrkBin, _ := exec.LookPath("wrk")
+	factoryIDs := idStrings(factories)
 	phases := []phase{
 		{"get_gateway", func(w, i int) error {
 			return e.call("GET", "/gateways/"+e.ids[rand.IntN(len(e.ids))].String(), nil, 200, nil)
-		}, ""},
+		}, "", "GET", "/api/gateways/{id}", "", idStrings(e.ids)},
 		{"list_factories", func(w, i int) error {
 			return e.call("GET", "/factories?limit=20&offset="+strconv.Itoa(rand.IntN(n-20)), nil, 200, nil)
-		}, ""},
+		}, "", "GET", "/api/factories?limit=20&offset={offset}", "", factoryIDs},
 		{"post_factory", func(w, i int) error {
 			return e.call("POST", "/factories", map[string]any{"organization_id": e.org, "name": fmt.Sprintf("new-%d-%d", w, i)}, 201, nil)
-		}, fmt.Sprintf("INSERT INTO factories (organization_id, name) VALUES ('%s', 'pg-factory');\n", e.org)},
+		}, fmt.Sprintf("INSERT INTO factories (organization_id, name) VALUES ('%s', 'pg-factory');\n", e.org),
+			"POST", "/api/factories", fmt.Sprintf(`{"organization_id":"%s","name":"wrk-{n}"}`, e.org), factoryIDs},
 		{"put_factory", func(w, i int) error {
 			return e.call("PUT", "/factories/"+factories[rand.IntN(n)].String(), map[string]any{"name": fmt.Sprintf("renamed-%d-%d", w, i)}, 200, nil)
-		}, fmt.Sprintf("\\set n random(1, %d)\nUPDATE factories SET name = 'pg-' || :n WHERE id = (SELECT id FROM bench_factories WHERE n = :n);\n", n)},
+		}, fmt.Sprintf("\\set n random(1, %d)\nUPDATE factories SET name = 'pg-' || :n WHERE id = (SELECT id FROM bench_factories WHERE n = :n);\n", n),
+			"PUT", "/api/factories/{id}", `{"name":"wrk-{n}"}`, factoryIDs},
 		{"post_gateway", func(w, i int) error {
 			// A refused port: each new gateway's actor retries in BACKOFF
 			// without holding a socket, as a real unreachable gateway would.
 			return e.call("POST", "/gateways", map[string]any{"factory_id": e.factory, "gateway_id": fmt.Sprintf("post-%d-%d-%s", w, i, e.key[:6]),
 				"name": "posted", "url": "ws://127.0.0.1:9/gw", "email": "p@example.com", "password": "pw"}, 201, nil)
-		}, fmt.Sprintf("INSERT INTO gateways (factory_id, gateway_id, name, url, email, password_encrypted) VALUES ('%s', gen_random_uuid()::text, 'pg', 'ws://127.0.0.1:9/gw', 'p@example.com', 'v1:AAAA');\n", e.factory)},
+		}, fmt.Sprintf("INSERT INTO gateways (factory_id, gateway_id, name, url, email, password_encrypted) VALUES ('%s', gen_random_uuid()::text, 'pg', 'ws://127.0.0.1:9/gw', 'p@example.com', 'v1:AAAA');\n", e.factory),
+			"POST", "/api/gateways", fmt.Sprintf(`{"factory_id":"%s","gateway_id":"wrk-%s-{n}","name":"posted","url":"ws://127.0.0.1:9/gw","email":"p@example.com","password":"pw"}`, e.factory, e.key[:6]), factoryIDs},
 	}
 	for _, p := range phases {
 		r.progressf("crud %s", p.name)
-		res := runLoad(ctx, e.o.concurrency, e.o.duration, e.rssKiB, p.op)
-		if res.errors > 0 {
-			return fmt.Errorf("%s: %d requests failed", p.name, res.errors)
+		var rate, p99 float64
+		var peak int
+		if wrkBin != "" {
+			w, err := runWrk(ctx, wrkBin, strings.TrimSuffix(e.api, "/api"), e.o.concurrency, e.o.duration, p.method, p.path, p.body, p.ids, n-20, e.rssKiB)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p.name, err)
+			}
+			if w.non2xx > 0 {
+				return fmt.Errorf("%s: %d requests failed", p.name, w.non2xx)
+			}
+			rate, p99, peak = w.rate, w.p99, w.peakRSS
+		} else {
+			res := runLoad(ctx, e.o.concurrency, e.o.duration, e.rssKiB, p.op)
+			if res.errors > 0 {
+				return fmt.Errorf("%s: %d requests failed", p.name, res.errors)
+			}
+			rate, p99, peak = res.rate(), ms(percentile(res.latencies, 99)), res.peakRSS
 		}
-		r.value("crud_"+p.name+"_rate", res.rate(), "req/s")
-		r.value("crud_"+p.name+"_p99", ms(percentile(res.latencies, 99)), "ms")
-		r.value("crud_"+p.name+"_peak_rss", float64(res.peakRSS)/1024, "MiB")
+		r.value("crud_"+p.name+"_rate", rate, "req/s")
+		r.value("crud_"+p.name+"_p99", p99, "ms")
+		r.value("crud_"+p.name+"_peak_rss", float64(peak)/1024, "MiB")
 		if pgb == "" {
 			continue
 		}
@@ -310,10 +345,18 @@ func crud(ctx context.Context, e *env, r *report) error {
 			return err
 		}
 		r.value("crud_"+p.name+"_pgbench_rate", tps, "tx/s")
-		r.value("crud_"+p.name+"_ratio", res.rate()/tps, "ratio")
+		r.value("crud_"+p.name+"_ratio", rate/tps, "ratio")
 	}
 	_, err = e.pool.Exec(ctx, `UPDATE gateways SET deleted_at = now() WHERE name = 'pg'`)
 	return err
+}
+
+func idStrings(ids []uuid.UUID) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.String()
+	}
+	return out
 }
 
 var tpsLine = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// wrkScript drives one request shape: {id} is a random id from the ids
+// file, {offset} a random offset below GWLOAD_MAXOFF, {n} a unique number.
+const wrkScript = `
+local ids = {}
+for line in io.lines(os.getenv("GWLOAD_IDS")) do ids[#ids + 1] = line end
+local method = os.getenv("GWLOAD_METHOD")
+local pathT = os.getenv("GWLOAD_PATH")
+local bodyT = os.getenv("GWLOAD_BODY") or ""
+local maxoff = tonumber(os.getenv("GWLOAD_MAXOFF") or "0")
+local headers = { ["Content-Type"] = "application/json" }
+local n = 0
+local threads = 0
+
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+
+function init(args)
+  math.randomseed(os.time() * 1000 + (tid or 0))
+end
+
+function request()
+  n = n + 1
+  local p = pathT:gsub("{id}", ids[math.random(#ids)]):gsub("{offset}", tostring(math.random(0, maxoff)))
+  local b = nil
+  if bodyT ~= "" then b = bodyT:gsub("{n}", tostring(tid) .. "-" .. tostring(n)) end
+  return wrk.format(method, p, headers, b)
+end
+`
+
+type wrkResult struct {
+	rate, p50, p99 float64 // req/s, ms, ms
+	non2xx         int
+	peakRSS        int
+}
+
+var (
+	wrkRate    = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	wrkPct     = regexp.MustCompile(`(?m)^\s+(50|99)(?:\.000)?%\s+([0-9.]+)(us|ms|s)\s*$`)
+	wrkNon2xx  = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+	wrkSockErr = regexp.MustCompile(`Socket errors: .*`)
+)
+
+// runWrk runs wrk with connections connections for d and samples rss.
+func runWrk(ctx context.Context, bin, base string, connections int, d time.Duration, method, pathT, bodyT string,
+	ids []string, maxOffset int, rss func() int) (wrkResult, error) {
+	dir, err := os.MkdirTemp("", "gwload-wrk")
+	if err != nil {
+		return wrkResult{}, err
+	}
+	defer os.RemoveAll(dir)
+	script, idFile := filepath.Join(dir, "load.lua"), filepath.Join(dir, "ids")
+	if err := os.WriteFile(script, []byte(wrkScript), 0o600); err != nil {
+		return wrkResult{}, err
+	}
+	if err := os.WriteFile(idFile, []byte(strings.Join(ids, "\n")+"\n"), 0o600); err != nil {
+		return wrkResult{}, err
+	}
+	cmd := exec.CommandContext(ctx, bin, "-t2", "-c"+strconv.Itoa(connections), "-d"+strconv.Itoa(max(1, int(d.Seconds())))+"s",
+		"--latency", "-s", script, base)
+	cmd.Env = append(os.Environ(), "GWLOAD_IDS="+idFile, "GWLOAD_METHOD="+method, "GWLOAD_PATH="+pathT,
+		"GWLOAD_BODY="+bodyT, "GWLOAD_MAXOFF="+strconv.Itoa(maxOffset))
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := int64(rss()); v > peak.Load() {
+				peak.Store(v)
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	out, err := cmd.CombinedOutput()
+	close(stop)
+	<-sampled
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("wrk: %v: %s", err, out)
+	}
+	res := wrkResult{peakRSS: int(peak.Load())}
+	m := wrkRate.FindSubmatch(out)
+	if m == nil {
+		return res, fmt.Errorf("wrk printed no rate: %s", out)
+	}
+	res.rate, _ = strconv.ParseFloat(string(m[1]), 64)
+	for _, p := range wrkPct.FindAllSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(string(p[2]), 64)
+		switch string(p[3]) {
+		case "us":
+			v /= 1000
+		case "s":
+			v *= 1000
+		}
+		if string(p[1]) == "50" {
+			res.p50 = v
+		} else {
+			res.p99 = v
+		}
+	}
+	if m := wrkNon2xx.FindSubmatch(out); m != nil {
+		res.non2xx, _ = strconv.Atoi(string(m[1]))
+	}
+	if se := wrkSockErr.Find(out); se != nil {
+		return res, fmt.Errorf("wrk: %s", se)
+	}
+	return res, nil
+}
