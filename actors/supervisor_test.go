@@ -17,8 +17,10 @@ import (
 // fixedSource is a fake store for supervisor logic that needs no database.
 type fixedSource struct{ conns []store.Connection }
 
-func (f fixedSource) ActiveConnections(context.Context) ([]store.Connection, error) { return f.conns, nil }
-func (fixedSource) MarkSeen(context.Context, map[uuid.UUID]time.Time) error       { return nil }
+func (f fixedSource) ActiveConnections(context.Context) ([]store.Connection, error) {
+	return f.conns, nil
+}
+func (fixedSource) MarkSeen(context.Context, map[uuid.UUID]time.Time) error { return nil }
 
 // A store read made before an API removal must not resurrect the gateway.
 func TestStaleReadDoesNotResurrectARemovedGateway(t *testing.T) {
