@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 	_ "time/tzdata" // IANA zones for timezone validation, whatever the host has
 
 	"github.com/ctcgw/gatewayd/internal/config"
@@ -64,7 +65,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gatewayd:", err)
 		return 2
 	}
-	log := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
+	logOut := logging.NewBuffered(stderr, 50*time.Millisecond)
+	defer logOut.Close()
+	log := logging.New(logOut, cfg.LogLevel, cfg.LogFormat)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if cmd == "migrate" {

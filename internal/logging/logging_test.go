@@ -1,0 +1,77 @@
+package logging
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+	n  int // writes
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n++
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) snapshot() (string, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String(), l.n
+}
+
+func TestBufferedBatchesAndLosesNothing(t *testing.T) {
+	out := &lockedBuffer{}
+	b := NewBuffered(out, 20*time.Millisecond)
+	log := New(b, "info", "json")
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				log.Info().Int("g", g).Int("i", i).Msg("request")
+			}
+		}()
+	}
+	wg.Wait()
+	require.Eventually(t, func() bool {
+		s, _ := out.snapshot()
+		return strings.Count(s, "\n") == 4000
+	}, 2*time.Second, 5*time.Millisecond, "the interval flushes without Close")
+	s, writes := out.snapshot()
+	assert.Less(t, writes, 400, "4,000 lines in far fewer writes")
+	for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
+		assert.True(t, strings.HasPrefix(line, `{"level":"info"`) && strings.HasSuffix(line, `"message":"request"}`), "whole line: %q", line)
+	}
+	log.Warn().Msg("last words")
+	require.NoError(t, b.Close())
+	s, _ = out.snapshot()
+	assert.Contains(t, s, "last words", "Close flushes")
+	require.NoError(t, b.Close(), "twice is fine")
+}
+
+func TestLevelsAndFormat(t *testing.T) {
+	var buf bytes.Buffer
+	warn := New(&buf, "warn", "json")
+	warn.Info().Msg("hidden")
+	assert.Empty(t, buf.String())
+	def := New(&buf, "", "json")
+	def.Info().Msg("default info")
+	assert.Contains(t, buf.String(), "default info")
+	buf.Reset()
+	console := New(&buf, "debug", "console")
+	console.Debug().Str("k", "v").Msg("human")
+	assert.Contains(t, buf.String(), "human")
+	assert.NotContains(t, buf.String(), `{"level"`)
+}
