@@ -89,11 +89,7 @@ func (s *Store) ListFactories(ctx context.Context, organizationID *uuid.UUID, pa
 	if organizationID != nil {
 		where, args = `deleted_at IS NULL AND organization_id = $1`, []any{*organizationID}
 	}
-	n := len(args)
-	items, total, err := listPage(ctx, s.pool,
-		`SELECT count(*) FROM factories WHERE `+where,
-		fmt.Sprintf(`SELECT `+factoryColumns+` FROM factories WHERE `+where+` ORDER BY name, id LIMIT $%d OFFSET $%d`, n+1, n+2),
-		args, page, scanFactory)
+	items, total, err := listPage(ctx, s.pool, "factories", factoryColumns, where, args, page, scanFactory)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list factories: %w", err)
 	}

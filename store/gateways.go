@@ -126,11 +126,7 @@ func (s *Store) ListGateways(ctx context.Context, factoryID *uuid.UUID, page Pag
 	if factoryID != nil {
 		where, args = `deleted_at IS NULL AND factory_id = $1`, []any{*factoryID}
 	}
-	n := len(args)
-	items, total, err := listPage(ctx, s.pool,
-		`SELECT count(*) FROM gateways WHERE `+where,
-		fmt.Sprintf(`SELECT `+gatewayColumns+` FROM gateways WHERE `+where+` ORDER BY name, id LIMIT $%d OFFSET $%d`, n+1, n+2),
-		args, page, scanGateway)
+	items, total, err := listPage(ctx, s.pool, "gateways", gatewayColumns, where, args, page, scanGateway)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list gateways: %w", err)
 	}

@@ -56,10 +56,7 @@ func (s *Store) GetOrganization(ctx context.Context, id uuid.UUID) (Organization
 
 // ListOrganizations returns a page ordered by name, then id, and the total.
 func (s *Store) ListOrganizations(ctx context.Context, page Page) ([]Organization, int, error) {
-	items, total, err := listPage(ctx, s.pool,
-		`SELECT count(*) FROM organizations WHERE deleted_at IS NULL`,
-		`SELECT `+orgColumns+` FROM organizations WHERE deleted_at IS NULL ORDER BY name, id LIMIT $1 OFFSET $2`,
-		nil, page, scanOrganization)
+	items, total, err := listPage(ctx, s.pool, "organizations", orgColumns, "deleted_at IS NULL", nil, page, scanOrganization)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list organizations: %w", err)
 	}

@@ -179,12 +179,19 @@ type Opt[T any] struct {
 // Some returns a set Opt.
 func Some[T any](v T) Opt[T] { return Opt[T]{Set: true, Value: v} }
 
-// listResult runs a count and a page query in one round trip.
-func listPage[T any](ctx context.Context, pool *pgxpool.Pool, countSQL, pageSQL string, args []any, page Page,
+// listPage runs a count and a page query of table in one round trip.
+// The page is a deferred join: the window of ids is found on the
+// (name, id) index (index-only once the table is vacuumed) and only the
+// rows of the page are fetched, instead of offset+limit rows.
+func listPage[T any](ctx context.Context, pool *pgxpool.Pool, table, columns, where string, args []any, page Page,
 	scan pgx.RowToFunc[T]) ([]T, int, error) {
+	qualified := "t." + strings.ReplaceAll(columns, ", ", ", t.")
+	n := len(args)
+	pageSQL := fmt.Sprintf(`SELECT %s FROM (SELECT id, name FROM %s WHERE %s ORDER BY name, id LIMIT $%d OFFSET $%d) p
+		JOIN %s t ON t.id = p.id ORDER BY p.name, p.id`, qualified, table, where, n+1, n+2, table)
 	b := &pgx.Batch{}
 	var total int
-	b.Queue(countSQL, args...).QueryRow(func(r pgx.Row) error { return r.Scan(&total) })
+	b.Queue(`SELECT count(*) FROM `+table+` WHERE `+where, args...).QueryRow(func(r pgx.Row) error { return r.Scan(&total) })
 	var items []T
 	pageArgs := append(append([]any{}, args...), page.Limit, page.Offset)
 	b.Queue(pageSQL, pageArgs...).Query(func(rows pgx.Rows) error {

@@ -42,10 +42,11 @@ type env struct {
 	org     uuid.UUID
 	factory uuid.UUID
 
-	proc   *exec.Cmd
-	exited chan error
-	api    string
-	client *http.Client
+	proc    *exec.Cmd
+	exited  chan error
+	logFile *os.File
+	api     string
+	client  *http.Client
 
 	ids  []uuid.UUID
 	sims []*ctctest.Gateway
@@ -116,6 +117,12 @@ func (e *env) admin(ctx context.Context, sql string) error {
 
 func (e *env) close() {
 	e.stopGatewayd()
+	if e.logFile != nil {
+		e.logFile.Close()
+		if !e.o.keep {
+			os.Remove(e.logFile.Name())
+		}
+	}
 	if e.sim != nil {
 		e.sim.Close()
 	}
@@ -193,8 +200,14 @@ func (e *env) startGatewayd(extra ...string) (time.Time, error) {
 	e.api = fmt.Sprintf("http://127.0.0.1:%d/api", port)
 	cmd := exec.Command(e.o.gatewayd, "serve")
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "DATABASE_URL=" + e.dbURL, "ENCRYPTION_KEY=" + e.key,
-		"API_HOST=127.0.0.1", "API_PORT=" + strconv.Itoa(port), "LOG_LEVEL=error", "CHAOS_ENABLED=true"}, extra...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		"API_HOST=127.0.0.1", "API_PORT=" + strconv.Itoa(port), "CHAOS_ENABLED=true"}, extra...)
+	// gatewayd logs at its default level, as in production, to a file.
+	if e.logFile == nil {
+		if e.logFile, err = os.CreateTemp("", "gwload-gatewayd-*.log"); err != nil {
+			return time.Time{}, err
+		}
+	}
+	cmd.Stdout, cmd.Stderr = e.logFile, e.logFile
 	started := time.Now()
 	if err := cmd.Start(); err != nil {
 		return time.Time{}, fmt.Errorf("start %s: %w", e.o.gatewayd, err)
@@ -211,7 +224,7 @@ func (e *env) startGatewayd(extra ...string) (time.Time, error) {
 		}
 		select {
 		case err := <-e.exited:
-			return time.Time{}, fmt.Errorf("gatewayd exited: %v", err)
+			return time.Time{}, fmt.Errorf("gatewayd exited: %v (log: %s)", err, e.logFile.Name())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

@@ -248,6 +248,14 @@ func crud(ctx context.Context, e *env, r *report) error {
 	if err := e.seed(ctx, n); err != nil {
 		return err
 	}
+	if _, err := e.pool.Exec(ctx, `CREATE TABLE bench_gateways AS SELECT row_number() OVER (ORDER BY id) AS n, id FROM gateways`); err != nil {
+		return err
+	}
+	// A live database is autovacuumed; freshly copied rows are not, and
+	// without a visibility map no scan can be index-only.
+	if _, err := e.pool.Exec(ctx, `VACUUM ANALYZE`); err != nil {
+		return err
+	}
 	// Reconciliation stays out of the measurement; pgbench's gateways are
 	// soft-deleted before gatewayd would ever read them.
 	if _, err := e.startGatewayd("RECONCILE_INTERVAL=1h"); err != nil {
@@ -275,6 +283,9 @@ func crud(ctx context.Context, e *env, r *report) error {
 		name   string
 		op     func(w, i int) error
 		script string // pgbench script of the same single statement; "" for the builtin -S
+		// same is, for reads, a pgbench script of the exact SQL gatewayd
+		// runs, to tell the database's share from gatewayd's.
+		same string
 		// The same request for wrk: method, path and body templates.
 		method, path, body string
 		ids                []string
@@ -284,17 +295,21 @@ func crud(ctx context.Context, e *env, r *report) error {
 	phases := []phase{
 		{"get_gateway", func(w, i int) error {
 			return e.call("GET", "/gateways/"+e.ids[rand.IntN(len(e.ids))].String(), nil, 200, nil)
-		}, "", "GET", "/api/gateways/{id}", "", idStrings(e.ids)},
+		}, "", fmt.Sprintf("\\set n random(1, %d)\nSELECT id, factory_id, gateway_id, name, url, email, model, firmware_version, last_seen_at, metadata, created_at, updated_at FROM gateways WHERE id = (SELECT id FROM bench_gateways WHERE n = :n) AND deleted_at IS NULL;\n", n),
+			"GET", "/api/gateways/{id}", "", idStrings(e.ids)},
 		{"list_factories", func(w, i int) error {
 			return e.call("GET", "/factories?limit=20&offset="+strconv.Itoa(rand.IntN(n-20)), nil, 200, nil)
-		}, "", "GET", "/api/factories?limit=20&offset={offset}", "", factoryIDs},
+		}, "", fmt.Sprintf("\\set off random(0, %d)\nSELECT count(*) FROM factories WHERE deleted_at IS NULL;\nSELECT t.id, t.organization_id, t.name, t.location, t.timezone, t.metadata, t.created_at, t.updated_at FROM (SELECT id, name FROM factories WHERE deleted_at IS NULL ORDER BY name, id LIMIT 20 OFFSET :off) p JOIN factories t ON t.id = p.id ORDER BY p.name, p.id;\n", n-20),
+			"GET", "/api/factories?limit=20&offset={offset}", "", factoryIDs},
 		{"post_factory", func(w, i int) error {
 			return e.call("POST", "/factories", map[string]any{"organization_id": e.org, "name": fmt.Sprintf("new-%d-%d", w, i)}, 201, nil)
 		}, fmt.Sprintf("INSERT INTO factories (organization_id, name) VALUES ('%s', 'pg-factory');\n", e.org),
+			fmt.Sprintf("INSERT INTO factories (organization_id, name, location, timezone, metadata) SELECT '%s', 'pg-same', NULL, 'UTC', '{}' WHERE EXISTS (SELECT 1 FROM organizations WHERE id = '%s' AND deleted_at IS NULL FOR SHARE) RETURNING id, organization_id, name, location, timezone, metadata, created_at, updated_at;\n", e.org, e.org),
 			"POST", "/api/factories", fmt.Sprintf(`{"organization_id":"%s","name":"wrk-{n}"}`, e.org), factoryIDs},
 		{"put_factory", func(w, i int) error {
 			return e.call("PUT", "/factories/"+factories[rand.IntN(n)].String(), map[string]any{"name": fmt.Sprintf("renamed-%d-%d", w, i)}, 200, nil)
 		}, fmt.Sprintf("\\set n random(1, %d)\nUPDATE factories SET name = 'pg-' || :n WHERE id = (SELECT id FROM bench_factories WHERE n = :n);\n", n),
+			fmt.Sprintf("\\set n random(1, %d)\nUPDATE factories SET name = CASE WHEN true THEN 'pg-' || :n ELSE name END, location = CASE WHEN false THEN NULL ELSE location END, timezone = CASE WHEN false THEN 'UTC' ELSE timezone END, metadata = CASE WHEN false THEN '{}'::jsonb ELSE metadata END WHERE id = (SELECT id FROM bench_factories WHERE n = :n) AND deleted_at IS NULL RETURNING id, organization_id, name, location, timezone, metadata, created_at, updated_at;\n", n),
 			"PUT", "/api/factories/{id}", `{"name":"wrk-{n}"}`, factoryIDs},
 		{"post_gateway", func(w, i int) error {
 			// A refused port: each new gateway's actor retries in BACKOFF
@@ -302,6 +317,7 @@ func crud(ctx context.Context, e *env, r *report) error {
 			return e.call("POST", "/gateways", map[string]any{"factory_id": e.factory, "gateway_id": fmt.Sprintf("post-%d-%d-%s", w, i, e.key[:6]),
 				"name": "posted", "url": "ws://127.0.0.1:9/gw", "email": "p@example.com", "password": "pw"}, 201, nil)
 		}, fmt.Sprintf("INSERT INTO gateways (factory_id, gateway_id, name, url, email, password_encrypted) VALUES ('%s', gen_random_uuid()::text, 'pg', 'ws://127.0.0.1:9/gw', 'p@example.com', 'v1:AAAA');\n", e.factory),
+			fmt.Sprintf("INSERT INTO gateways (factory_id, gateway_id, name, url, email, password_encrypted, model, firmware_version, metadata) SELECT '%s', gen_random_uuid()::text, 'pg', 'ws://127.0.0.1:9/gw', 'p@example.com', 'v1:AAAA', NULL, NULL, '{}' WHERE EXISTS (SELECT 1 FROM factories WHERE id = '%s' AND deleted_at IS NULL FOR SHARE) RETURNING id, factory_id, gateway_id, name, url, email, model, firmware_version, last_seen_at, metadata, created_at, updated_at;\n", e.factory, e.factory),
 			"POST", "/api/gateways", fmt.Sprintf(`{"factory_id":"%s","gateway_id":"wrk-%s-{n}","name":"posted","url":"ws://127.0.0.1:9/gw","email":"p@example.com","password":"pw"}`, e.factory, e.key[:6]), factoryIDs},
 	}
 	for _, p := range phases {
@@ -330,24 +346,36 @@ func crud(ctx context.Context, e *env, r *report) error {
 		if pgb == "" {
 			continue
 		}
-		args := []string{"-n", "-c", strconv.Itoa(e.o.concurrency), "-j", "2", "-T", strconv.Itoa(max(1, int(e.o.duration.Seconds())))}
-		if p.script == "" {
-			args = append(args, "-S")
-		} else {
-			f := filepath.Join(tmp, p.name+".sql")
-			if err := os.WriteFile(f, []byte(p.script), 0o600); err != nil {
+		base := []string{"-n", "-c", strconv.Itoa(e.o.concurrency), "-j", "2", "-T", strconv.Itoa(max(1, int(e.o.duration.Seconds())))}
+		script := func(name, sql string) ([]string, error) {
+			f := filepath.Join(tmp, name+".sql")
+			return append(slices.Clone(base), "-f", f, e.dbURL), os.WriteFile(f, []byte(sql), 0o600)
+		}
+		args := append(slices.Clone(base), "-S", e.dbURL)
+		if p.script != "" {
+			if args, err = script(p.name, p.script); err != nil {
 				return err
 			}
-			args = append(args, "-f", f)
 		}
-		tps, err := pgbench(pgb, append(args, e.dbURL))
+		tps, err := pgbench(pgb, args)
 		if err != nil {
 			return err
 		}
 		r.value("crud_"+p.name+"_pgbench_rate", tps, "tx/s")
 		r.value("crud_"+p.name+"_ratio", rate/tps, "ratio")
+		if p.same != "" {
+			sameArgs, err := script(p.name+"-same", p.same)
+			if err != nil {
+				return err
+			}
+			same, err := pgbench(pgb, sameArgs)
+			if err != nil {
+				return err
+			}
+			r.value("crud_"+p.name+"_pgbench_same_sql_rate", same, "tx/s")
+		}
 	}
-	_, err = e.pool.Exec(ctx, `UPDATE gateways SET deleted_at = now() WHERE name = 'pg'`)
+	_, err = e.pool.Exec(ctx, `UPDATE gateways SET deleted_at = now() WHERE name IN ('pg', 'pg-same')`)
 	return err
 }
 
