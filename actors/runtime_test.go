@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
 	"github.com/ctcgw/gatewayd/internal/config"
 	"github.com/ctcgw/gatewayd/internal/testdb"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 	"github.com/ctcgw/gatewayd/store"
 )
 
@@ -36,31 +36,13 @@ func fastConfig() config.Gateway {
 	}
 }
 
-// syncBuffer collects log lines for assertions.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type harness struct {
 	t       testing.TB
 	st      *store.Store
 	sim     *ctctest.Server
 	rt      *actors.Runtime
 	factory uuid.UUID
-	logs    *syncBuffer
+	logs    *testutil.SyncBuffer
 	cfg     config.Gateway
 }
 
@@ -82,7 +64,7 @@ func newHarnessTB(t testing.TB, cfg config.Gateway) *harness {
 	require.NoError(t, err)
 	f, err := st.CreateFactory(ctx, store.NewFactory{OrganizationID: org.ID, Name: "F"})
 	require.NoError(t, err)
-	h := &harness{t: t, st: st, sim: sim, factory: f.ID, logs: &syncBuffer{}, cfg: cfg}
+	h := &harness{t: t, st: st, sim: sim, factory: f.ID, logs: &testutil.SyncBuffer{}, cfg: cfg}
 	h.startRuntime()
 	return h
 }

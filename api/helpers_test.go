@@ -25,6 +25,7 @@ import (
 	"github.com/ctcgw/gatewayd/actors"
 	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/internal/testdb"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 	"github.com/ctcgw/gatewayd/store"
 )
 
@@ -120,14 +121,8 @@ type env struct {
 	app  *fiber.App
 	st   *store.Store
 	rt   *fakeRuntime
-	logs interface {
-		io.Writer
-		String() string
-	}
-	mu *sync.Mutex
+	logs *testutil.SyncBuffer
 }
-
-type syncMutex = sync.Mutex
 
 func newEnv(t *testing.T, opts api.Options) *env {
 	t.Helper()
@@ -136,28 +131,11 @@ func newEnv(t *testing.T, opts api.Options) *env {
 	require.NoError(t, err)
 	st := store.New(pool, sealer)
 	rt := &fakeRuntime{ready: true}
-	var buf bytes.Buffer
-	mu := &sync.Mutex{}
-	log := zerolog.New(lockedWriter{mu, &buf})
-	return &env{t: t, app: api.New(st, rt, log, opts), st: st, rt: rt, logs: &buf, mu: mu}
+	logs := &testutil.SyncBuffer{}
+	return &env{t: t, app: api.New(st, rt, zerolog.New(logs), opts), st: st, rt: rt, logs: logs}
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (e *env) logText() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.logs.String()
-}
+func (e *env) logText() string { return e.logs.String() }
 
 type response struct {
 	status int

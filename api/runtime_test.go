@@ -18,6 +18,7 @@ import (
 	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
 	"github.com/ctcgw/gatewayd/internal/config"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 	"github.com/ctcgw/gatewayd/store"
 )
 
@@ -46,8 +47,8 @@ func newLiveEnv(t testing.TB, cfg config.Gateway) *liveEnv {
 	sim, err := ctctest.NewServer("127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(sim.Close)
-	e := &env{t: t, st: st, logs: &strings.Builder{}, mu: new(syncMutex)}
-	log := zerolog.New(lockedWriter{e.mu, e.logs}).Level(zerolog.InfoLevel)
+	e := &env{t: t, st: st, logs: &testutil.SyncBuffer{}}
+	log := zerolog.New(e.logs).Level(zerolog.InfoLevel)
 	rt := actors.Start(cfg, st, log, actors.Options{ReconcileInterval: time.Hour, SeenFlushInterval: 100 * time.Millisecond})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

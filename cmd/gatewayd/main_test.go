@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
 	"github.com/ctcgw/gatewayd/internal/testdb"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
 var tmpl *testdb.Template
@@ -78,7 +78,7 @@ func TestSIGTERMClosesEveryGatewayWith1000(t *testing.T) {
 	require.NoError(t, err)
 	defer sim.Close()
 	port := freePort(t)
-	logs := &lockedBuffer{}
+	logs := &testutil.SyncBuffer{}
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = []string{"DATABASE_URL=" + tmpl.New(t), "ENCRYPTION_KEY=" + key, fmt.Sprintf("API_PORT=%d", port),
 		"API_HOST=127.0.0.1", "SHUTDOWN_TIMEOUT=5s", "GATEWAY_PING_INTERVAL=200ms"}
@@ -143,21 +143,4 @@ func TestSIGTERMClosesEveryGatewayWith1000(t *testing.T) {
 		assert.Equal(t, []int{1000}, sg.Stats().CloseCodes, "gateway %d", i)
 	}
 	assert.NotContains(t, logs.String(), `"password"`)
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

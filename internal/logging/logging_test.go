@@ -9,29 +9,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-	n  int // writes
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.n++
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) snapshot() (string, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String(), l.n
-}
-
 func TestBufferedBatchesAndLosesNothing(t *testing.T) {
-	out := &lockedBuffer{}
+	out := &testutil.SyncBuffer{}
 	b := NewBuffered(out, 20*time.Millisecond)
 	log := New(b, "info", "json")
 	var wg sync.WaitGroup
@@ -46,18 +29,16 @@ func TestBufferedBatchesAndLosesNothing(t *testing.T) {
 	}
 	wg.Wait()
 	require.Eventually(t, func() bool {
-		s, _ := out.snapshot()
-		return strings.Count(s, "\n") == 4000
+		return strings.Count(out.String(), "\n") == 4000
 	}, 2*time.Second, 5*time.Millisecond, "the interval flushes without Close")
-	s, writes := out.snapshot()
-	assert.Less(t, writes, 400, "4,000 lines in far fewer writes")
+	s := out.String()
+	assert.Less(t, out.Writes(), 400, "4,000 lines in far fewer writes")
 	for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
 		assert.True(t, strings.HasPrefix(line, `{"level":"info"`) && strings.HasSuffix(line, `"message":"request"}`), "whole line: %q", line)
 	}
 	log.Warn().Msg("last words")
 	require.NoError(t, b.Close())
-	s, _ = out.snapshot()
-	assert.Contains(t, s, "last words", "Close flushes")
+	assert.Contains(t, out.String(), "last words", "Close flushes")
 	require.NoError(t, b.Close(), "twice is fine")
 }
 
