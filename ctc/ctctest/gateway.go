@@ -54,8 +54,20 @@ type Stats struct {
 	Violations    int // CorrelationId, a request before login, unknown types, malformed frames
 }
 
-// maxFrames bounds the frames kept per gateway.
-const maxFrames = 1000
+// defaultKeep is how many frames and close codes a gateway keeps.
+const defaultKeep = 1000
+
+// appendCapped appends v and drops the oldest entries past keep.
+func appendCapped[T any](list []T, v T, keep int) []T {
+	if keep <= 0 {
+		return list[:0]
+	}
+	list = append(list, v)
+	if over := len(list) - keep; over > 0 {
+		list = append(list[:0], list[over:]...)
+	}
+	return list
+}
 
 // Gateway is one simulated CTC gateway.
 type Gateway struct {
@@ -165,13 +177,16 @@ func (g *Gateway) detach(c *conn) {
 	if c.dropTimer != nil {
 		c.dropTimer.Stop()
 	}
+	c.gmu.Lock()
+	c.ended = true
+	c.gmu.Unlock()
 	close(c.done)
 	c.garbage.Wait()
 	_ = c.ws.Close()
 	g.mu.Lock()
 	delete(g.conns, c)
 	if !c.closeSeen {
-		g.stats.CloseCodes = append(g.stats.CloseCodes, websocket.CloseAbnormalClosure)
+		g.stats.CloseCodes = appendCapped(g.stats.CloseCodes, websocket.CloseAbnormalClosure, int(g.server.keep.Load()))
 	}
 	g.mu.Unlock()
 }
@@ -191,7 +206,11 @@ type conn struct {
 	done      chan struct{}
 	dropTimer *time.Timer
 	garbage   sync.WaitGroup
-	garbageOn sync.Once
+	// gmu guards the garbage sender's start against the socket's end, so
+	// no sender starts after detach waited for them.
+	gmu            sync.Mutex
+	ended          bool
+	garbageRunning bool
 
 	// Owned by the reader goroutine (closeSeen under g.mu).
 	loggedIn   bool
@@ -217,7 +236,8 @@ func (c *conn) serve() {
 		return err
 	})
 	c.ws.SetCloseHandler(func(code int, text string) error {
-		c.g.record(func(s *Stats) { s.CloseCodes = append(s.CloseCodes, code) })
+		keep := int(c.g.server.keep.Load())
+		c.g.record(func(s *Stats) { s.CloseCodes = appendCapped(s.CloseCodes, code, keep) })
 		c.g.mu.Lock()
 		c.closeSeen = true
 		c.g.mu.Unlock()
@@ -248,12 +268,12 @@ func (c *conn) handle(data []byte) {
 	if parseErr == nil {
 		_ = json.Unmarshal(fields["Type"], &typ)
 	}
-	c.g.record(func(s *Stats) {
-		if len(s.Frames) >= maxFrames {
-			s.Frames = s.Frames[1:]
-		}
-		s.Frames = append(s.Frames, Frame{Type: typ, Raw: string(data), At: time.Now()})
-	})
+	keep := int(c.g.server.keep.Load())
+	var f Frame
+	if keep > 0 {
+		f = Frame{Type: typ, Raw: string(data), At: time.Now()}
+	}
+	c.g.record(func(s *Stats) { s.Frames = appendCapped(s.Frames, f, keep) })
 	switch {
 	case parseErr != nil || typ == "":
 		c.violation("malformed request")
@@ -375,27 +395,36 @@ var garbageFrames = []struct {
 }
 
 func (c *conn) startGarbage() {
-	c.garbageOn.Do(func() {
-		c.garbage.Add(1)
-		go func() {
-			defer c.garbage.Done()
-			for i := 0; ; i++ {
-				f := c.g.Faults()
-				if !f.Garbage {
-					return
-				}
-				every := f.GarbageEvery
-				if every <= 0 {
-					every = 20 * time.Millisecond
-				}
-				select {
-				case <-c.done:
-					return
-				case <-time.After(every):
-				}
-				g := garbageFrames[i%len(garbageFrames)]
-				c.write(g.kind, []byte(g.data))
-			}
+	c.gmu.Lock()
+	defer c.gmu.Unlock()
+	if c.ended || c.garbageRunning {
+		return
+	}
+	c.garbageRunning = true
+	c.garbage.Add(1)
+	go func() {
+		defer c.garbage.Done()
+		defer func() {
+			c.gmu.Lock()
+			c.garbageRunning = false
+			c.gmu.Unlock()
 		}()
-	})
+		for i := 0; ; i++ {
+			f := c.g.Faults()
+			if !f.Garbage {
+				return
+			}
+			every := f.GarbageEvery
+			if every <= 0 {
+				every = 20 * time.Millisecond
+			}
+			select {
+			case <-c.done:
+				return
+			case <-time.After(every):
+			}
+			g := garbageFrames[i%len(garbageFrames)]
+			c.write(g.kind, []byte(g.data))
+		}
+	}()
 }

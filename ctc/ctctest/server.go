@@ -39,6 +39,8 @@ type Server struct {
 	handshakes    atomic.Int64
 	handshakePeak atomic.Int64
 	logins        atomic.Int64
+	// keep is how many frames and close codes each gateway records.
+	keep atomic.Int64
 }
 
 // NewServer listens on addr ("127.0.0.1:0" for a free port) and serves
@@ -60,6 +62,7 @@ func NewServer(addr string) (*Server, error) {
 			WriteBufferSize: 1024,
 		},
 	}
+	s.keep.Store(defaultKeep)
 	s.http = &http.Server{Handler: http.HandlerFunc(s.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		defer close(s.served)
@@ -175,6 +178,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // HandshakePeak returns the most WebSocket handshakes seen in progress at
 // once since the last ResetHandshakePeak.
 func (s *Server) HandshakePeak() int { return int(s.handshakePeak.Load()) }
+
+// KeepRecords sets how many received frames and close codes each gateway
+// keeps (the most recent; default 1000). Load runs set 0, so a long soak
+// measures the client, not the simulator's memory.
+func (s *Server) KeepRecords(n int) { s.keep.Store(int64(max(0, n))) }
 
 // Logins counts the logins accepted by every gateway of the server.
 func (s *Server) Logins() int { return int(s.logins.Load()) }

@@ -217,7 +217,42 @@ func TestGarbage(t *testing.T) {
 	assert.GreaterOrEqual(t, kinds["malformed"], 5)
 	assert.Equal(t, 1, kinds["unknown"])
 	assert.Equal(t, 1, kinds["unsolicited"])
+
+	// Off, then on again on the same socket: garbage resumes.
 	g.SetFaults(Faults{})
+	time.Sleep(20 * time.Millisecond)
+	drain := time.Now().Add(50 * time.Millisecond)
+	for time.Now().Before(drain) {
+		_ = ws.SetReadDeadline(drain)
+		if _, _, err := ws.ReadMessage(); err != nil {
+			break
+		}
+	}
+	ws.Close()
+	ws = dial(t, g.URL())
+	g.SetFaults(Faults{Garbage: true, GarbageEvery: time.Millisecond})
+	g.SetFaults(Faults{})
+	g.SetFaults(Faults{Garbage: true, GarbageEvery: time.Millisecond})
+	require.NoError(t, ws.SetReadDeadline(time.Now().Add(2*time.Second)))
+	_, _, err := ws.ReadMessage()
+	require.NoError(t, err, "garbage resumes after being switched off and on")
+	g.SetFaults(Faults{})
+}
+
+func TestKeepRecords(t *testing.T) {
+	s := newServer(t)
+	g := s.Add("k", Config{Email: "e", Password: "p"})
+	s.KeepRecords(2)
+	ws := dial(t, g.URL())
+	for range 5 {
+		login(t, ws, "e", "p")
+	}
+	st := g.Stats()
+	assert.Len(t, st.Frames, 2, "only the most recent frames")
+	assert.Equal(t, 5, st.Logins, "counters still count everything")
+	s.KeepRecords(0)
+	login(t, ws, "e", "p")
+	assert.Empty(t, g.Stats().Frames)
 }
 
 func TestStallHandshake(t *testing.T) {
