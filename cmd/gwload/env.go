@@ -61,6 +61,7 @@ func newEnv(ctx context.Context, o *options) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
+	sim.KeepRecords(0) // a long run measures gatewayd, not the simulator's records
 	e.sim = sim
 	if o.target != "" {
 		e.api = strings.TrimSuffix(o.target, "/") + "/api"

@@ -30,6 +30,33 @@ type loadResult struct {
 
 func (l loadResult) rate() float64 { return float64(len(l.latencies)) / l.elapsed.Seconds() }
 
+// samplePeak samples rss every 100 ms until the returned stop is called,
+// which returns the peak.
+func samplePeak(rss func() int) (stop func() int) {
+	var peak atomic.Int64
+	quit, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := int64(rss()); v > peak.Load() {
+				peak.Store(v)
+			}
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() int {
+		close(quit)
+		<-finished
+		return int(peak.Load())
+	}
+}
+
 // runLoad calls op from workers goroutines for d, recording each call's
 // latency, and samples rss every 100 ms.
 func runLoad(ctx context.Context, workers int, d time.Duration, rss func() int, op func(worker, i int) error) loadResult {
@@ -38,23 +65,7 @@ func runLoad(ctx context.Context, workers int, d time.Duration, rss func() int, 
 	var errs atomic.Int64
 	per := make([][]time.Duration, workers)
 	var wg sync.WaitGroup
-	var peak atomic.Int64
-	sampler := make(chan struct{})
-	go func() {
-		defer close(sampler)
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			if v := int64(rss()); v > peak.Load() {
-				peak.Store(v)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
+	stopSampling := samplePeak(rss)
 	start := time.Now()
 	for w := range workers {
 		wg.Add(1)
@@ -74,11 +85,23 @@ func runLoad(ctx context.Context, workers int, d time.Duration, rss func() int, 
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	<-sampler
+	peak := stopSampling()
 	var all []time.Duration
 	for _, p := range per {
 		all = append(all, p...)
 	}
 	slices.Sort(all)
-	return loadResult{latencies: all, errors: errs.Load(), elapsed: elapsed, peakRSS: int(peak.Load())}
+	return loadResult{latencies: all, errors: errs.Load(), elapsed: elapsed, peakRSS: peak}
+}
+
+// reportLatencies prints count, p50, p99 and max of one kind of operation.
+func reportLatencies(r *report, name string, lat []time.Duration) {
+	slices.Sort(lat)
+	r.value(name+"_count", float64(len(lat)), "count")
+	if len(lat) == 0 {
+		return
+	}
+	r.value(name+"_p50", ms(percentile(lat, 50)), "ms")
+	r.value(name+"_p99", ms(percentile(lat, 99)), "ms")
+	r.value(name+"_max", ms(lat[len(lat)-1]), "ms")
 }

@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 )
 
@@ -76,31 +75,13 @@ func runWrk(ctx context.Context, bin, base string, connections int, d time.Durat
 		"--latency", "-s", script, base)
 	cmd.Env = append(os.Environ(), "GWLOAD_IDS="+idFile, "GWLOAD_METHOD="+method, "GWLOAD_PATH="+pathT,
 		"GWLOAD_BODY="+bodyT, "GWLOAD_MAXOFF="+strconv.Itoa(maxOffset))
-	var peak atomic.Int64
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			if v := int64(rss()); v > peak.Load() {
-				peak.Store(v)
-			}
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
+	stopSampling := samplePeak(rss)
 	out, err := cmd.CombinedOutput()
-	close(stop)
-	<-sampled
+	peak := stopSampling()
 	if err != nil {
 		return wrkResult{}, fmt.Errorf("wrk: %v: %s", err, out)
 	}
-	res := wrkResult{peakRSS: int(peak.Load())}
+	res := wrkResult{peakRSS: peak}
 	m := wrkRate.FindSubmatch(out)
 	if m == nil {
 		return res, fmt.Errorf("wrk printed no rate: %s", out)
