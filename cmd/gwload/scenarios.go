@@ -440,7 +440,11 @@ func soak(ctx context.Context, o *options, r *report) error {
 		e.sims[rand.IntN(len(e.sims))].Drop(websocket.CloseGoingAway)
 		drops++
 		if time.Now().After(next) {
-			r.progressf("soak: %d crashes, %d drops, rss %d KiB, %d goroutines", crashes, drops, e.rssKiB(), runtime.NumGoroutine())
+			runtime.GC()
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			r.progressf("soak: %d crashes, %d drops, rss %d KiB, live heap %.1f MiB, %d goroutines",
+				crashes, drops, e.rssKiB(), float64(m.HeapAlloc)/(1<<20), runtime.NumGoroutine())
 			next = time.Now().Add(30 * time.Second)
 		}
 		time.Sleep(100 * time.Millisecond)
