@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -39,6 +40,7 @@ func fastConfig() config.Gateway {
 type harness struct {
 	t       testing.TB
 	st      *store.Store
+	pool    *pgxpool.Pool
 	sim     *ctctest.Server
 	rt      *actors.Runtime
 	factory uuid.UUID
@@ -64,7 +66,7 @@ func newHarnessTB(t testing.TB, cfg config.Gateway) *harness {
 	require.NoError(t, err)
 	f, err := st.CreateFactory(ctx, store.NewFactory{OrganizationID: org.ID, Name: "F"})
 	require.NoError(t, err)
-	h := &harness{t: t, st: st, sim: sim, factory: f.ID, logs: &testutil.SyncBuffer{}, cfg: cfg}
+	h := &harness{t: t, st: st, pool: pool, sim: sim, factory: f.ID, logs: &testutil.SyncBuffer{}, cfg: cfg}
 	h.startRuntime()
 	return h
 }
@@ -499,4 +501,29 @@ func TestStatusDuringCrashLoopAlwaysAnswers(t *testing.T) {
 		}
 		h.waitState(g.ID, actors.StateFailed, 3*time.Second)
 	}
+}
+
+// A password sealed with another key (ENCRYPTION_KEY changed) leaves the
+// gateway FAILED with a message that says so; setting the password again
+// brings it back.
+func TestUnreadablePasswordIsFailedUntilSetAgain(t *testing.T) {
+	h := newHarness(t, fastConfig())
+	sg := h.sim.Add("rekeyed", ctctest.Config{Email: "r@example.com", Password: "pw"})
+	other, err := store.NewSealer([]byte("another key, 32 bytes long!!!!!!"))
+	require.NoError(t, err)
+	oldKeyStore := store.New(h.pool, other)
+	g, err := oldKeyStore.CreateGateway(context.Background(), store.NewGateway{FactoryID: h.factory, GatewayID: "rekeyed",
+		Name: "r", URL: sg.URL(), Email: "r@example.com", Password: "pw"})
+	require.NoError(t, err)
+	h.rt.Reconcile()
+	st := h.waitState(g.ID, actors.StateFailed, 3*time.Second)
+	require.NotNil(t, st.LastError)
+	assert.Contains(t, *st.LastError, "cannot be decrypted")
+	assert.Equal(t, 0, sg.Stats().Accepted, "no login with a garbage password")
+
+	up, err := h.st.UpdateGateway(context.Background(), g.ID, store.GatewayPatch{Password: store.Some("pw")})
+	require.NoError(t, err)
+	assert.True(t, up.Reconnect)
+	h.rt.GatewayUpdated(up.Connection)
+	h.waitState(g.ID, actors.StateAuthenticated, 3*time.Second)
 }

@@ -45,9 +45,19 @@ factory=$(json "$api/factories?organization_id=$org&limit=100" | tr '{' '\n' | g
 if [ -z "$factory" ]; then
   factory=$(json -X POST "$api/factories" -d "{\"organization_id\":\"$org\",\"name\":\"Demo Plant\",\"timezone\":\"Europe/Berlin\"}" | field id)
 fi
+existing=$(json "$api/gateways?factory_id=$factory&limit=100" | tr '{' '\n')
 while read -r name url; do
-  out=$(json -X POST "$api/gateways" -d "{\"factory_id\":\"$factory\",\"gateway_id\":\"$name\",\"name\":\"$name\",\"url\":\"$url\",\"email\":\"operator@example.com\",\"password\":\"demo-password\"}")
-  case "$out" in *GATEWAY_ID_CONFLICT*) echo "demo: $name already registered" ;; *'"id"'*) echo "demo: registered $name at $url" ;; *) echo "demo: $out" >&2 ;; esac
+  creds="\"url\":\"$url\",\"email\":\"operator@example.com\",\"password\":\"demo-password\""
+  id=$(echo "$existing" | grep "\"gateway_id\":\"$name\"" | field id || true)
+  if [ -n "$id" ]; then
+    # Already registered: set the credentials again, so they are sealed with
+    # this .env's ENCRYPTION_KEY even if the key changed since.
+    out=$(json -X PUT "$api/gateways/$id" -d "{$creds}")
+    case "$out" in *'"id"'*) echo "demo: $name already registered; credentials refreshed" ;; *) echo "demo: $out" >&2 ;; esac
+  else
+    out=$(json -X POST "$api/gateways" -d "{\"factory_id\":\"$factory\",\"gateway_id\":\"$name\",\"name\":\"$name\",$creds}")
+    case "$out" in *'"id"'*) echo "demo: registered $name at $url" ;; *) echo "demo: $out" >&2 ;; esac
+  fi
 done <"$logdir/ctcsim.out"
 
 for _ in $(seq 1 50); do
