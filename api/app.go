@@ -108,25 +108,29 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	a.Get("/openapi.json", openAPI)
 
 	a.Post("/organizations", s.createOrganization)
-	a.Get("/organizations", s.listOrganizations)
-	a.Get("/organizations/:id", s.getOrganization)
+	a.Get("/organizations", listPage(s, "", func(ctx context.Context, _ *uuid.UUID, p store.Page) ([]store.Organization, int, error) {
+		return st.ListOrganizations(ctx, p)
+	}, renderOrganization))
+	a.Get("/organizations/:id", getOne(s, resOrganization, st.GetOrganization, renderOrganization))
 	a.Put("/organizations/:id", s.updateOrganization)
-	a.Delete("/organizations/:id", s.deleteOrganization)
+	a.Delete("/organizations/:id", deleteOne(s, resOrganization, st.DeleteOrganization))
 
 	a.Post("/factories", s.createFactory)
-	a.Get("/factories", s.listFactories)
-	a.Get("/factories/:id", s.getFactory)
+	a.Get("/factories", listPage(s, "organization_id", st.ListFactories, renderFactory))
+	a.Get("/factories/:id", getOne(s, resFactory, st.GetFactory, renderFactory))
 	a.Put("/factories/:id", s.updateFactory)
-	a.Delete("/factories/:id", s.deleteFactory)
+	a.Delete("/factories/:id", deleteOne(s, resFactory, st.DeleteFactory))
 
 	a.Post("/gateways", s.createGateway)
-	a.Get("/gateways", s.listGateways)
+	a.Get("/gateways", listPage(s, "factory_id", st.ListGateways, renderGateway))
 	// Before /gateways/:id, which would read "status" as an id.
 	a.Get("/gateways/status", s.listStatuses)
 	a.All("/gateways/status", methodNotAllowed)
-	a.Get("/gateways/:id", s.getGateway)
+	a.Get("/gateways/:id", getOne(s, resGateway, st.GetGateway, renderGateway))
 	a.Put("/gateways/:id", s.updateGateway)
-	a.Delete("/gateways/:id", s.deleteGateway)
+	a.Delete("/gateways/:id", deleteOne(s, resGateway, func(ctx context.Context, id uuid.UUID) ([]uuid.UUID, error) {
+		return []uuid.UUID{id}, st.DeleteGateway(ctx, id)
+	}))
 	a.Get("/gateways/:id/status", s.gatewayStatus)
 	a.Post("/gateways/:id/connect", s.connectGateway)
 	a.Post("/gateways/:id/disconnect", s.disconnectGateway)

@@ -31,34 +31,6 @@ func (s *server) createFactory(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(renderFactory(out))
 }
 
-func (s *server) listFactories(c *fiber.Ctx) error {
-	page, filters, err := listQuery(c, "organization_id")
-	if err != nil {
-		return err
-	}
-	ctx, cancel := s.dbCtx(c)
-	defer cancel()
-	items, total, err := s.store.ListFactories(ctx, filters["organization_id"], page)
-	if err != nil {
-		return err
-	}
-	return c.JSON(renderList(items, total, page, renderFactory))
-}
-
-func (s *server) getFactory(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := s.dbCtx(c)
-	defer cancel()
-	f, err := s.store.GetFactory(ctx, id)
-	if err != nil {
-		return scoped(err, resFactory, "")
-	}
-	return c.JSON(renderFactory(f))
-}
-
 func (s *server) updateFactory(c *fiber.Ctx) error {
 	id, err := pathID(c)
 	if err != nil {
@@ -84,19 +56,4 @@ func (s *server) updateFactory(c *fiber.Ctx) error {
 		return scoped(err, resFactory, "")
 	}
 	return c.JSON(renderFactory(f))
-}
-
-func (s *server) deleteFactory(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := s.dbCtx(c)
-	defer cancel()
-	gone, err := s.store.DeleteFactory(ctx, id)
-	if err != nil {
-		return scoped(err, resFactory, "")
-	}
-	s.rt.GatewaysRemoved(gone)
-	return c.SendStatus(fiber.StatusNoContent)
 }

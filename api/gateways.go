@@ -41,34 +41,6 @@ func (s *server) createGateway(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(renderGateway(out))
 }
 
-func (s *server) listGateways(c *fiber.Ctx) error {
-	page, filters, err := listQuery(c, "factory_id")
-	if err != nil {
-		return err
-	}
-	ctx, cancel := s.dbCtx(c)
-	defer cancel()
-	items, total, err := s.store.ListGateways(ctx, filters["factory_id"], page)
-	if err != nil {
-		return err
-	}
-	return c.JSON(renderList(items, total, page, renderGateway))
-}
-
-func (s *server) getGateway(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := s.dbCtx(c)
-	defer cancel()
-	g, err := s.store.GetGateway(ctx, id)
-	if err != nil {
-		return scoped(err, resGateway, "")
-	}
-	return c.JSON(renderGateway(g))
-}
-
 func (s *server) updateGateway(c *fiber.Ctx) error {
 	id, err := pathID(c)
 	if err != nil {
@@ -101,20 +73,6 @@ func (s *server) updateGateway(c *fiber.Ctx) error {
 		s.rt.GatewayUpdated(up.Connection)
 	}
 	return c.JSON(renderGateway(up.Gateway))
-}
-
-func (s *server) deleteGateway(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := s.dbCtx(c)
-	defer cancel()
-	if err := s.store.DeleteGateway(ctx, id); err != nil {
-		return scoped(err, resGateway, "")
-	}
-	s.rt.GatewaysRemoved([]uuid.UUID{id})
-	return c.SendStatus(fiber.StatusNoContent)
 }
 
 // withRuntime runs f on the gateway's runtime entry. A gateway the

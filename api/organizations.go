@@ -27,34 +27,6 @@ func (s *server) createOrganization(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(renderOrganization(o))
 }
 
-func (s *server) listOrganizations(c *fiber.Ctx) error {
-	page, _, err := listQuery(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := s.dbCtx(c)
-	defer cancel()
-	items, total, err := s.store.ListOrganizations(ctx, page)
-	if err != nil {
-		return err
-	}
-	return c.JSON(renderList(items, total, page, renderOrganization))
-}
-
-func (s *server) getOrganization(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := s.dbCtx(c)
-	defer cancel()
-	o, err := s.store.GetOrganization(ctx, id)
-	if err != nil {
-		return scoped(err, resOrganization, "")
-	}
-	return c.JSON(renderOrganization(o))
-}
-
 func (s *server) updateOrganization(c *fiber.Ctx) error {
 	id, err := pathID(c)
 	if err != nil {
@@ -77,19 +49,4 @@ func (s *server) updateOrganization(c *fiber.Ctx) error {
 		return scoped(err, resOrganization, "")
 	}
 	return c.JSON(renderOrganization(o))
-}
-
-func (s *server) deleteOrganization(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := s.dbCtx(c)
-	defer cancel()
-	gone, err := s.store.DeleteOrganization(ctx, id)
-	if err != nil {
-		return scoped(err, resOrganization, "")
-	}
-	s.rt.GatewaysRemoved(gone)
-	return c.SendStatus(fiber.StatusNoContent)
 }

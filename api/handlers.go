@@ -1,0 +1,72 @@
+package api
+
+import (
+	"context"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/ctcgw/gatewayd/store"
+)
+
+// The read and delete handlers of the three resources differ only in
+// types and names; these build them.
+
+// getOne answers GET /:id.
+func getOne[T, R any](s *server, resource string, load func(context.Context, uuid.UUID) (T, error), render func(T) R) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := pathID(c)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := s.dbCtx(c)
+		defer cancel()
+		v, err := load(ctx, id)
+		if err != nil {
+			return scoped(err, resource, "")
+		}
+		return c.JSON(render(v))
+	}
+}
+
+// listPage answers GET / with limit, offset and an optional UUID filter
+// ("" for none).
+func listPage[T, R any](s *server, filter string, load func(context.Context, *uuid.UUID, store.Page) ([]T, int, error),
+	render func(T) R) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var filters []string
+		if filter != "" {
+			filters = append(filters, filter)
+		}
+		page, found, err := listQuery(c, filters...)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := s.dbCtx(c)
+		defer cancel()
+		items, total, err := load(ctx, found[filter], page)
+		if err != nil {
+			return err
+		}
+		return c.JSON(renderList(items, total, page, render))
+	}
+}
+
+// deleteOne answers DELETE /:id; remove returns the ids of the gateways it
+// deleted, whose actors are then stopped.
+func deleteOne(s *server, resource string, remove func(context.Context, uuid.UUID) ([]uuid.UUID, error)) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := pathID(c)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := s.dbCtx(c)
+		defer cancel()
+		gone, err := remove(ctx, id)
+		if err != nil {
+			return scoped(err, resource, "")
+		}
+		s.rt.GatewaysRemoved(gone)
+		return c.SendStatus(fiber.StatusNoContent)
+	}
+}
