@@ -232,7 +232,7 @@ func TestUpdateThroughHTTP(t *testing.T) {
 	id, sg := e.add("upd")
 	e.waitState(id, "AUTHENTICATED", 3*time.Second)
 	require.Equal(t, 200, e.do("PUT", "/api/gateways/"+id, map[string]any{"name": "renamed", "url": sg.URL()}).status)
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // time for a wrong reconnect to show
 	assert.Equal(t, 1, sg.Stats().Accepted, "a rename does not reconnect")
 
 	pw := secret("rotated-pw-88")

@@ -52,6 +52,7 @@ type Stats struct {
 	CloseCodes    []int // close codes received; 1006 for a socket that ended without one
 	Pings         int
 	Violations    int // CorrelationId, a request before login, unknown types, malformed frames
+	GarbageSent   int // frames sent by the Garbage fault
 }
 
 // defaultKeep is how many frames and close codes a gateway keeps.
@@ -425,6 +426,7 @@ func (c *conn) startGarbage() {
 			}
 			g := garbageFrames[i%len(garbageFrames)]
 			c.write(g.kind, []byte(g.data))
+			c.g.record(func(s *Stats) { s.GarbageSent++ })
 		}
 	}()
 }
