@@ -2,7 +2,8 @@
 # either a local PostgreSQL or Docker; `make db` takes care of the rest.
 SHELL := /bin/bash
 GO ?= go
-export DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/gatewayd?sslmode=disable
+# DATABASE_URL, when set, is passed on; its default lives in the code
+# (internal/config) and `go run ./cmd/ensuredb -url` prints it.
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 

@@ -14,8 +14,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
+	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/ctc"
-	"github.com/ctcgw/gatewayd/store"
 )
 
 // wanted is what the supervisor wants of one gateway. It outlives actor
@@ -24,15 +24,14 @@ import (
 // supervisor writes it; the actor reads it under the lock.
 type wanted struct {
 	mu       sync.Mutex
-	conn     store.Connection
-	desired  Desired
+	target   gatewayd.Target
 	restarts int
 }
 
-func (w *wanted) get() (store.Connection, Desired, int) {
+func (w *wanted) get() (gatewayd.Target, int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.conn, w.desired, w.restarts
+	return w.target, w.restarts
 }
 
 func (w *wanted) set(f func(*wanted)) {
@@ -59,8 +58,9 @@ type request struct {
 }
 
 // dialing is one dial in progress. The dial goroutine hands the socket
-// over through slot, so a socket dialed after the actor gave up (or
-// stopped) is closed by the goroutine instead of leaking.
+// over through ws under mu; closed says the actor gave up on the attempt
+// (or stopped), so a socket dialed after that is closed by the goroutine
+// instead of leaking.
 type dialing struct {
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -78,10 +78,9 @@ type gatewayActor struct {
 	self   *actor.PID
 	parent *actor.PID
 
-	conn     store.Connection
-	desired  Desired
+	target   gatewayd.Target
 	restarts int
-	status   Status
+	status   gatewayd.Status
 
 	gen        uint64
 	dial       *dialing
@@ -96,9 +95,9 @@ type gatewayActor struct {
 }
 
 func newGatewayActor(d *deps, w *wanted) *gatewayActor {
-	conn, desired, restarts := w.get()
-	return &gatewayActor{d: d, w: w, id: conn.ID, conn: conn, desired: desired, restarts: restarts,
-		log: d.log.With().Str("gateway_id", conn.ID.String()).Logger()}
+	t, restarts := w.get()
+	return &gatewayActor{d: d, w: w, id: t.ID, target: t, restarts: restarts,
+		log: d.log.With().Str("gateway_id", t.ID.String()).Logger()}
 }
 
 // Receive never blocks on the network: dials and reads run in goroutines
@@ -107,11 +106,12 @@ func (a *gatewayActor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *actor.Started:
 		a.self, a.parent = c.Self(), c.Parent()
-		a.status = Status{ID: a.id, FactoryID: a.conn.FactoryID, Desired: a.desired, Restarts: a.restarts}
-		if a.desired == DesiredConnected {
+		a.status = gatewayd.Status{ID: a.id, FactoryID: a.target.FactoryID, GatewayID: a.target.GatewayID, Name: a.target.Name,
+			Desired: a.target.Desired, Restarts: a.restarts}
+		if a.target.Desired == gatewayd.DesiredConnected {
 			a.connect()
 		} else {
-			a.setState(StateDisconnected)
+			a.setState(gatewayd.StateDisconnected)
 		}
 	case *actor.Restarting:
 		a.teardown(websocket.CloseNormalClosure, true)
@@ -120,18 +120,18 @@ func (a *gatewayActor) Receive(c actor.Context) {
 	case *reconfigure:
 		a.reconfigure()
 	case *connectGateway:
-		a.desired = DesiredConnected
-		a.status.Desired = a.desired
+		a.target.Desired = gatewayd.DesiredConnected
+		a.status.Desired = a.target.Desired
 		switch a.status.State {
-		case StateDisconnected, StateAuthFailed, StateFailed, StateBackoff:
+		case gatewayd.StateDisconnected, gatewayd.StateAuthFailed, gatewayd.StateFailed, gatewayd.StateBackoff:
 			a.connect()
 		}
-		c.Respond(a.status)
+		c.Respond(&statusReply{value: a.status})
 	case *disconnectGateway:
 		a.disconnect()
-		c.Respond(a.status)
+		c.Respond(&statusReply{value: a.status})
 	case *getStatus:
-		c.Respond(a.status)
+		c.Respond(&statusReply{value: a.status})
 	case *crash:
 		panic(ChaosPanic)
 	case *dialed:
@@ -160,34 +160,48 @@ func (a *gatewayActor) Receive(c actor.Context) {
 // password reconnects (and leaves AUTH_FAILED); anything else does not
 // touch the connection.
 func (a *gatewayActor) reconfigure() {
-	conn, desired, _ := a.w.get()
-	changed := conn.URL != a.conn.URL || conn.Email != a.conn.Email || conn.Password != a.conn.Password
-	a.conn = conn
-	a.status.FactoryID = conn.FactoryID
-	if desired != a.desired {
-		a.desired = desired
-		a.status.Desired = desired
-		if desired == DesiredDisconnected {
-			a.disconnect()
-			return
-		}
+	t, _ := a.w.get()
+	changed := t.Credentials.Differs(a.target.Credentials)
+	desiredChanged := t.Desired != a.target.Desired
+	a.target = t
+	a.status.FactoryID, a.status.GatewayID, a.status.Name, a.status.Desired = t.FactoryID, t.GatewayID, t.Name, t.Desired
+	reconnect := false
+	switch {
+	case desiredChanged && t.Desired == gatewayd.DesiredDisconnected:
+		a.disconnect()
+	case desiredChanged:
+		reconnect = true
 		a.connect()
-		return
-	}
-	if changed && a.desired == DesiredConnected {
+	case changed && t.Desired == gatewayd.DesiredConnected:
 		a.log.Info().Msg("connection settings changed; reconnecting")
 		a.status.ReconnectAttempts = 0
+		reconnect = true
 		a.connect()
+	default:
+		// Nothing the connection depends on changed; tell the supervisor
+		// about the new names.
+		a.d.root.Send(a.parent, &statusChanged{status: a.status})
+	}
+	if h := a.d.cfg.Hooks.Reconfigured; h != nil {
+		h(a.id, reconnect)
 	}
 }
 
 func (a *gatewayActor) disconnect() {
-	a.desired = DesiredDisconnected
-	a.status.Desired = a.desired
+	a.target.Desired = gatewayd.DesiredDisconnected
+	a.status.Desired = a.target.Desired
 	a.teardown(websocket.CloseNormalClosure, false)
 	a.status.ReconnectAttempts = 0
 	a.status.NextRetryAt = nil
-	a.setState(StateDisconnected)
+	a.setState(gatewayd.StateDisconnected)
+	a.settled()
+}
+
+// settled tells the test hook that nothing is scheduled for this gateway.
+func (a *gatewayActor) settled() {
+	if h := a.d.cfg.Hooks.Settled; h != nil {
+		h(a.id, a.status.State)
+	}
 }
 
 // connect starts a new connection attempt with a new generation.
@@ -195,12 +209,12 @@ func (a *gatewayActor) connect() {
 	a.teardown(websocket.CloseNormalClosure, false)
 	a.gen++
 	a.status.NextRetryAt = nil
-	a.setState(StateConnecting)
+	a.setState(gatewayd.StateConnecting)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	dl := &dialing{cancel: cancel, done: make(chan struct{})}
 	a.dial = dl
-	gen, url, d, self, log := a.gen, a.conn.URL, a.d, a.self, a.log
+	gen, url, d, self, log := a.gen, a.target.URL, a.d, a.self, a.log
 	go func() {
 		defer close(dl.done)
 		defer cancel()
@@ -239,7 +253,7 @@ func (a *gatewayActor) connect() {
 
 func (a *gatewayActor) onDialed(m *dialed) {
 	if m.gen != a.gen || a.dial == nil {
-		return // the slot of a cancelled attempt was closed by its goroutine
+		return // a cancelled attempt's socket was closed by its goroutine
 	}
 	dl := a.dial
 	a.dial = nil
@@ -253,7 +267,7 @@ func (a *gatewayActor) onDialed(m *dialed) {
 	}
 	a.ws = ws
 	a.startReader(ws)
-	frameBytes, err := ctc.Encode(ctc.TypePostLogin, ctc.Login{Email: a.conn.Email, Password: a.conn.Password})
+	frameBytes, err := ctc.Encode(ctc.TypePostLogin, ctc.Login{Email: a.target.Email, Password: a.target.Password})
 	if err == nil {
 		err = a.write(frameBytes)
 	}
@@ -263,7 +277,7 @@ func (a *gatewayActor) onDialed(m *dialed) {
 	}
 	a.matcher.Add(request{typ: ctc.TypePostLogin}, time.Now(), a.d.cfg.AuthTimeout)
 	a.armDeadline()
-	a.setState(StateConnected)
+	a.setState(gatewayd.StateConnected)
 }
 
 // startReader runs the socket's only reader. It owns nothing but the read
@@ -328,12 +342,13 @@ func (a *gatewayActor) onFrame(m *frame) {
 	}
 	accepted, reason := ctc.LoginOutcome(m.msg)
 	if !accepted {
-		a.log.Warn().Str("state", string(StateAuthFailed)).Str("error", reason).Msg("gateway refused the credentials")
+		a.log.Warn().Str("state", string(gatewayd.StateAuthFailed)).Str("error", reason).Msg("gateway refused the credentials")
 		a.teardown(websocket.CloseNormalClosure, false)
 		a.status.ReconnectAttempts++
 		a.status.LastError = &reason
 		a.status.NextRetryAt = nil
-		a.setState(StateAuthFailed)
+		a.setState(gatewayd.StateAuthFailed)
+		a.settled()
 		return
 	}
 	a.status.ReconnectAttempts = 0
@@ -341,7 +356,7 @@ func (a *gatewayActor) onFrame(m *frame) {
 	a.status.ConnectedAt = &now
 	a.seen(now, true)
 	a.armTimer(timerPing, a.d.cfg.PingInterval)
-	a.setState(StateAuthenticated)
+	a.setState(gatewayd.StateAuthenticated)
 }
 
 func (a *gatewayActor) onTimer(kind timerKind) {
@@ -349,7 +364,7 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 	now := time.Now()
 	switch kind {
 	case timerRetry:
-		if a.status.State == StateBackoff {
+		if a.status.State == gatewayd.StateBackoff {
 			a.connect()
 		}
 	case timerDeadline:
@@ -361,7 +376,7 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 		}
 		a.armDeadline()
 	case timerPing:
-		if a.status.State != StateAuthenticated || a.ws == nil {
+		if a.status.State != gatewayd.StateAuthenticated || a.ws == nil {
 			return
 		}
 		if err := a.ws.WriteControl(websocket.PingMessage, nil, now.Add(writeTimeout)); err != nil {
@@ -388,9 +403,9 @@ func (a *gatewayActor) fail(reason string) {
 	next := time.Now().Add(delay)
 	a.status.NextRetryAt = &next
 	a.armTimer(timerRetry, delay)
-	a.log.Info().Str("state", string(StateBackoff)).Int("attempt", a.status.ReconnectAttempts).
+	a.log.Info().Str("state", string(gatewayd.StateBackoff)).Int("attempt", a.status.ReconnectAttempts).
 		Str("error", reason).Dur("retry_in", delay).Msg("connection attempt failed")
-	a.setState(StateBackoff)
+	a.setState(gatewayd.StateBackoff)
 }
 
 // teardown stops every timer, abandons a dial in progress and closes the
@@ -465,7 +480,7 @@ func (a *gatewayActor) stopTimer(kind timerKind) {
 // seen records evidence that the gateway is alive; force bypasses the
 // throttle (logins and pongs).
 func (a *gatewayActor) seen(now time.Time, force bool) {
-	if a.status.State != StateAuthenticated && !force {
+	if a.status.State != gatewayd.StateAuthenticated && !force {
 		return
 	}
 	a.status.LastSeenAt = &now
@@ -485,7 +500,7 @@ func (a *gatewayActor) drop(now time.Time, reason string) {
 	a.dropped, a.lastDropLog = 0, now
 }
 
-func (a *gatewayActor) setState(s State) {
+func (a *gatewayActor) setState(s gatewayd.State) {
 	if a.status.State != s {
 		a.status.Since = time.Now()
 		a.log.Debug().Str("state", string(s)).Msg("state")

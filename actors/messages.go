@@ -5,19 +5,19 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/ctc"
-	"github.com/ctcgw/gatewayd/store"
 )
 
 // Messages the supervisor takes (from the Runtime facade).
 type (
-	// converge carries a full read of the active gateways, made at readAt.
+	// converge carries a full read of the gateways, made at readAt.
 	converge struct {
-		conns  []store.Connection
-		readAt time.Time
+		targets []gatewayd.Target
+		readAt  time.Time
 	}
-	startGateway      struct{ conn store.Connection }
-	updateGateway     struct{ conn store.Connection }
+	// upsertGateway: a gateway was created or changed through the API.
+	upsertGateway     struct{ target gatewayd.Target }
 	stopGateways      struct{ ids []uuid.UUID }
 	connectGateway    struct{ id uuid.UUID }
 	disconnectGateway struct{ id uuid.UUID }
@@ -25,18 +25,26 @@ type (
 	getRecord         struct{ id uuid.UUID }
 	listStatuses      struct{ factoryID *uuid.UUID }
 	crashGateway      struct{ id uuid.UUID }
-	// notFound answers a request about a gateway the runtime does not run.
-	notFound struct{}
-	// notRunning answers a crash request for a gateway with no actor.
-	notRunning struct{ state State }
-	accepted   struct{}
+)
+
+// reply is every answer to a request: one type per request kind, asserted
+// once by the Runtime, never sorted by a type switch.
+type reply[T any] struct {
+	value T
+	err   error
+}
+
+type (
+	statusReply   = reply[gatewayd.Status]
+	statusesReply = reply[[]gatewayd.Status]
+	doneReply     = reply[struct{}]
 )
 
 // Messages between the supervisor and its gateway actors.
 type (
 	// reconfigure tells a gateway actor that its wanted settings changed.
 	reconfigure   struct{}
-	statusChanged struct{ status Status }
+	statusChanged struct{ status gatewayd.Status }
 	crash         struct{}
 )
 

@@ -14,86 +14,59 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
-	"github.com/ctcgw/gatewayd/internal/config"
-	"github.com/ctcgw/gatewayd/store"
+	"github.com/ctcgw/gatewayd"
 )
 
-// Errors the Runtime returns.
-var (
-	// ErrNotFound: the runtime runs no such gateway.
-	ErrNotFound = errors.New("gateway not found in runtime")
-	// ErrNotRunning: the gateway has no actor (it is FAILED).
-	ErrNotRunning = errors.New("gateway actor is not running")
-	// ErrTimeout: the runtime did not answer in time.
-	ErrTimeout = errors.New("runtime did not answer in time")
-)
-
-// Source is what the runtime reads and writes in the store.
+// Source is what the runtime reads and writes in the store; *store.Store
+// satisfies it.
 type Source interface {
-	ActiveConnections(ctx context.Context) ([]store.Connection, error)
+	// Targets returns every gateway the runtime should keep.
+	Targets(ctx context.Context) ([]gatewayd.Target, error)
+	// MarkSeen writes last_seen_at for many gateways at once.
 	MarkSeen(ctx context.Context, seen map[uuid.UUID]time.Time) error
 }
 
-// deps is what every actor of one runtime shares. Everything in it is
-// immutable after Start or safe for concurrent use.
+// deps is what every actor of one runtime reads. Nothing in it changes
+// after Start; each field is immutable or safe for concurrent use.
 type deps struct {
-	cfg           config.Gateway
-	root          *actor.RootContext
-	log           zerolog.Logger
-	dialer        *websocket.Dialer
-	limiter       *dialLimiter
-	seen          *seenWriter
+	cfg     Config
+	root    *actor.RootContext
+	log     zerolog.Logger
+	dialer  *websocket.Dialer
+	limiter *dialLimiter
+	seen    *seenWriter
+	// kick asks for a store read now; safe from any goroutine.
+	kick func()
+}
+
+// counters are what the runtime counts as it goes, so questions like
+// "how many are authenticated" never cost a request to an actor.
+type counters struct {
 	total         atomic.Int64
 	authenticated atomic.Int64
 	ready         atomic.Bool
-	kick          func()
 	// supervisorStarts counts supervisor incarnations.
 	supervisorStarts atomic.Int32
-}
-
-// Options tune a Runtime beyond the configuration.
-type Options struct {
-	// ReconcileInterval is how often the store is re-read (RECONCILE_INTERVAL).
-	ReconcileInterval time.Duration
-	// SeenFlushInterval is how often last_seen_at is written; default 5s.
-	SeenFlushInterval time.Duration
-	// RequestTimeout bounds a request to the supervisor; default 5s.
-	RequestTimeout time.Duration
-	// ActorTimeout bounds the wait for a gateway actor's own answer to a
-	// status request before the supervisor's record answers; default 1s.
-	ActorTimeout time.Duration
 }
 
 // Runtime is the handle on the actor system that the API and main use.
 type Runtime struct {
 	d          *deps
+	n          *counters
 	system     *actor.ActorSystem
 	supervisor *actor.PID
 	src        Source
-	opts       Options
 	kick       chan struct{}
 	cancel     context.CancelFunc
 	loops      sync.WaitGroup
 	stopOnce   sync.Once
-	started    time.Time
 }
 
 // Start builds the actor system and the supervisor and begins loading
 // gateways from src in the background; Ready reports when the first load
 // has been applied.
-func Start(cfg config.Gateway, src Source, log zerolog.Logger, opts Options) *Runtime {
-	if opts.ReconcileInterval <= 0 {
-		opts.ReconcileInterval = 30 * time.Second
-	}
-	if opts.SeenFlushInterval <= 0 {
-		opts.SeenFlushInterval = 5 * time.Second
-	}
-	if opts.RequestTimeout <= 0 {
-		opts.RequestTimeout = 5 * time.Second
-	}
-	if opts.ActorTimeout <= 0 {
-		opts.ActorTimeout = time.Second
-	}
+func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
+	cfg = cfg.withDefaults()
 	log = log.With().Str("component", "runtime").Logger()
 	// Proto.Actor's own logs go through zerolog at warn and above; its
 	// routine lines (dead letters of stale timers, restarts we log
@@ -102,7 +75,7 @@ func Start(cfg config.Gateway, src Source, log zerolog.Logger, opts Options) *Ru
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(zerolog.NewSlogHandler(alog))
 	}))
-	r := &Runtime{system: system, src: src, opts: opts, kick: make(chan struct{}, 1), started: time.Now()}
+	r := &Runtime{system: system, src: src, kick: make(chan struct{}, 1), n: &counters{}}
 	r.d = &deps{
 		cfg:  cfg,
 		root: system.Root,
@@ -115,11 +88,11 @@ func Start(cfg config.Gateway, src Source, log zerolog.Logger, opts Options) *Ru
 			WriteBufferPool: &sync.Pool{},
 		},
 		limiter: newDialLimiter(cfg.DialConcurrency),
-		seen:    newSeenWriter(src.MarkSeen, opts.SeenFlushInterval, log),
+		seen:    newSeenWriter(src.MarkSeen, cfg.SeenFlushInterval, log),
 		kick:    r.requestReconcile,
 	}
-	d := r.d
-	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newSupervisor(d) }), "supervisor")
+	d, n := r.d, r.n
+	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newSupervisor(d, n) }), "supervisor")
 	if err != nil {
 		panic(fmt.Sprintf("spawn supervisor: %v", err)) // a fresh system has no such name
 	}
@@ -168,19 +141,19 @@ func (r *Runtime) reconcileLoop(ctx context.Context) {
 		}
 		readAt := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		conns, err := r.src.ActiveConnections(rctx)
+		targets, err := r.src.Targets(rctx)
 		cancel()
-		wait := r.opts.ReconcileInterval
+		wait := r.d.cfg.ReconcileInterval
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			r.d.log.Warn().Err(err).Msg("reading active gateways failed; keeping current connections")
-			if !r.d.ready.Load() {
+			if !r.n.ready.Load() {
 				wait = min(wait, time.Second)
 			}
 		} else {
-			r.d.root.Send(r.supervisor, &converge{conns: conns, readAt: readAt})
+			r.d.root.Send(r.supervisor, &converge{targets: targets, readAt: readAt})
 		}
 		timer.Reset(wait)
 	}
@@ -190,28 +163,23 @@ func (r *Runtime) reconcileLoop(ctx context.Context) {
 func (r *Runtime) Reconcile() { r.requestReconcile() }
 
 // Ready reports whether the first load of gateways has been applied.
-func (r *Runtime) Ready() bool { return r.d.ready.Load() }
+func (r *Runtime) Ready() bool { return r.n.ready.Load() }
 
 // Counts returns how many gateways the runtime runs and how many of them
 // are authenticated; it asks no actor.
 func (r *Runtime) Counts() (total, authenticated int) {
-	return int(r.d.total.Load()), int(r.d.authenticated.Load())
-}
-
-// DialStats returns the dials in flight now and the peak since start.
-func (r *Runtime) DialStats() (inFlight, peak int) {
-	return int(r.d.limiter.inFlight.Load()), int(r.d.limiter.peak.Load())
+	return int(r.n.total.Load()), int(r.n.authenticated.Load())
 }
 
 // GatewayStarted tells the runtime a gateway was created.
-func (r *Runtime) GatewayStarted(conn store.Connection) {
-	r.d.root.Send(r.supervisor, &startGateway{conn: conn})
+func (r *Runtime) GatewayStarted(t gatewayd.Target) {
+	r.d.root.Send(r.supervisor, &upsertGateway{target: t})
 }
 
-// GatewayUpdated tells the runtime a gateway's settings may have changed;
-// its actor reconnects only if url, email or password differ.
-func (r *Runtime) GatewayUpdated(conn store.Connection) {
-	r.d.root.Send(r.supervisor, &updateGateway{conn: conn})
+// GatewayUpdated tells the runtime a gateway changed; its actor
+// reconnects only if its credentials differ from the ones it uses.
+func (r *Runtime) GatewayUpdated(t gatewayd.Target) {
+	r.d.root.Send(r.supervisor, &upsertGateway{target: t})
 }
 
 // GatewaysRemoved stops the actors of deleted gateways; each closes its
@@ -227,87 +195,61 @@ func (r *Runtime) GatewaysRemoved(ids []uuid.UUID) {
 // is short on purpose: a request forwarded to an actor that is being
 // stopped after a crash is dropped without a dead letter, so only the
 // timeout tells, and the fallback needs budget left.
-func (r *Runtime) Status(ctx context.Context, id uuid.UUID) (Status, error) {
-	actorCtx, cancel := context.WithTimeout(ctx, r.opts.ActorTimeout)
-	st, err := r.ask(actorCtx, &getStatus{id: id})
+func (r *Runtime) Status(ctx context.Context, id uuid.UUID) (gatewayd.Status, error) {
+	actorCtx, cancel := context.WithTimeout(ctx, r.d.cfg.ActorTimeout)
+	st, err := ask[gatewayd.Status](r, actorCtx, &getStatus{id: id})
 	cancel()
-	if errors.Is(err, ErrTimeout) || errors.Is(err, actor.ErrDeadLetter) {
-		st, err = r.ask(ctx, &getRecord{id: id})
+	if errors.Is(err, gatewayd.ErrTimeout) || errors.Is(err, actor.ErrDeadLetter) {
+		st, err = ask[gatewayd.Status](r, ctx, &getRecord{id: id})
 	}
 	return st, err
 }
 
 // Connect makes the gateway want to be connected.
-func (r *Runtime) Connect(ctx context.Context, id uuid.UUID) (Status, error) {
-	return r.ask(ctx, &connectGateway{id: id})
+func (r *Runtime) Connect(ctx context.Context, id uuid.UUID) (gatewayd.Status, error) {
+	return ask[gatewayd.Status](r, ctx, &connectGateway{id: id})
 }
 
 // Disconnect closes the gateway's socket (code 1000) and stops retries.
-func (r *Runtime) Disconnect(ctx context.Context, id uuid.UUID) (Status, error) {
-	return r.ask(ctx, &disconnectGateway{id: id})
+func (r *Runtime) Disconnect(ctx context.Context, id uuid.UUID) (gatewayd.Status, error) {
+	return ask[gatewayd.Status](r, ctx, &disconnectGateway{id: id})
 }
 
 // Crash makes the gateway's actor panic (chaos drill).
 func (r *Runtime) Crash(ctx context.Context, id uuid.UUID) error {
-	res, err := r.request(ctx, &crashGateway{id: id})
-	if err != nil {
-		return err
-	}
-	switch v := res.(type) {
-	case *accepted:
-		return nil
-	case *notFound:
-		return ErrNotFound
-	case *notRunning:
-		return fmt.Errorf("%w (state %s)", ErrNotRunning, v.state)
-	}
-	return fmt.Errorf("crash: unexpected answer %T", res)
+	_, err := ask[struct{}](r, ctx, &crashGateway{id: id})
+	return err
 }
 
 // Statuses lists every gateway's status, optionally of one factory, from
 // the supervisor's records (kept current by the actors).
-func (r *Runtime) Statuses(ctx context.Context, factoryID *uuid.UUID) ([]Status, error) {
-	res, err := r.request(ctx, &listStatuses{factoryID: factoryID})
-	if err != nil {
-		return nil, err
-	}
-	list, ok := res.([]Status)
-	if !ok {
-		return nil, fmt.Errorf("statuses: unexpected answer %T", res)
-	}
-	return list, nil
+func (r *Runtime) Statuses(ctx context.Context, factoryID *uuid.UUID) ([]gatewayd.Status, error) {
+	return ask[[]gatewayd.Status](r, ctx, &listStatuses{factoryID: factoryID})
 }
 
-func (r *Runtime) ask(ctx context.Context, msg any) (Status, error) {
-	res, err := r.request(ctx, msg)
-	if err != nil {
-		return Status{}, err
-	}
-	switch v := res.(type) {
-	case Status:
-		return v, nil
-	case *notFound:
-		return Status{}, ErrNotFound
-	}
-	return Status{}, fmt.Errorf("unexpected answer %T", res)
-}
-
-func (r *Runtime) request(ctx context.Context, msg any) (any, error) {
-	timeout := r.opts.RequestTimeout
+// ask sends a request to the supervisor and waits for its reply[T], within
+// ctx and RequestTimeout.
+func ask[T any](r *Runtime, ctx context.Context, msg any) (T, error) {
+	var zero T
+	timeout := r.d.cfg.RequestTimeout
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
 	}
 	if timeout <= 0 {
-		return nil, ErrTimeout
+		return zero, gatewayd.ErrTimeout
 	}
 	res, err := r.d.root.RequestFuture(r.supervisor, msg, timeout).Result()
 	switch {
 	case errors.Is(err, actor.ErrTimeout):
-		return nil, ErrTimeout
+		return zero, gatewayd.ErrTimeout
 	case err != nil:
-		return nil, fmt.Errorf("runtime: %w", err)
+		return zero, fmt.Errorf("runtime: %w", err)
 	}
-	return res, nil
+	rep, ok := res.(*reply[T])
+	if !ok {
+		return zero, fmt.Errorf("runtime: %T answered with %T", msg, res)
+	}
+	return rep.value, rep.err
 }
 
 // Shutdown stops the supervisor and with it every gateway actor (each

@@ -10,117 +10,153 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/google/uuid"
 
-	"github.com/ctcgw/gatewayd/store"
+	"github.com/ctcgw/gatewayd"
 )
 
 // record is the supervisor's view of one gateway.
 type record struct {
 	w        *wanted
 	pid      *actor.PID // nil while the gateway has no actor (FAILED)
-	status   Status
+	status   gatewayd.Status
 	failures []time.Time // crashes within the restart window
 	touched  time.Time   // last change through the API; reconcile reads older than this do not undo it
 	stopping bool        // stop ordered; waiting for Terminated
 	respawn  bool        // spawn again once Terminated arrives
 }
 
+// running reports whether the record has an actor that takes messages.
+func (rec *record) running() bool { return rec.pid != nil && !rec.stopping }
+
 // supervisor owns every gateway actor. It implements SupervisorStrategy
 // itself, so it sees each crash: it counts restarts (a restart resets the
 // child's fields) and turns a crash loop into FAILED.
 type supervisor struct {
 	d       *deps
+	n       *counters
 	records map[uuid.UUID]*record
 	// removed remembers when gateways were removed, so a store read made
 	// before a removal cannot bring the gateway back.
 	removed map[uuid.UUID]time.Time
 }
 
-func newSupervisor(d *deps) *supervisor {
-	return &supervisor{d: d, records: make(map[uuid.UUID]*record), removed: make(map[uuid.UUID]time.Time)}
+func newSupervisor(d *deps, n *counters) *supervisor {
+	return &supervisor{d: d, n: n, records: make(map[uuid.UUID]*record), removed: make(map[uuid.UUID]time.Time)}
 }
 
+// Receive dispatches; each message has a method of its own.
 func (s *supervisor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *actor.Started:
-		// After a restart of the supervisor its children are gone: ask for
-		// a fresh read so they come back.
-		if s.d.supervisorStarts.Add(1) > 1 {
-			s.d.kick()
-		}
+		s.started()
 	case *converge:
 		s.converge(c, m)
-	case *startGateway:
-		s.upsert(c, m.conn)
-	case *updateGateway:
-		s.upsert(c, m.conn)
+	case *upsertGateway:
+		s.upsert(c, m.target)
 	case *stopGateways:
 		for _, id := range m.ids {
 			s.remove(c, id)
 		}
 	case *connectGateway:
-		s.connect(c, m)
+		s.connect(c, m.id)
 	case *disconnectGateway:
-		rec := s.records[m.id]
-		if rec == nil {
-			c.Respond(&notFound{})
-			return
-		}
-		rec.w.set(func(w *wanted) { w.desired = DesiredDisconnected })
-		rec.touched = time.Now()
-		if rec.pid == nil || rec.stopping {
-			rec.respawn = false
-			st := rec.status
-			st.Desired, st.State, st.Since, st.NextRetryAt = DesiredDisconnected, StateDisconnected, time.Now(), nil
-			s.setStatus(rec, st)
-			c.Respond(rec.status)
-			return
-		}
-		c.Forward(rec.pid)
+		s.disconnect(c, m.id)
 	case *getStatus:
-		rec := s.records[m.id]
-		switch {
-		case rec == nil:
-			c.Respond(&notFound{})
-		case rec.pid == nil || rec.stopping:
-			c.Respond(rec.status)
-		default:
-			c.Forward(rec.pid)
-		}
+		s.status(c, m.id)
 	case *getRecord:
-		if rec := s.records[m.id]; rec != nil {
-			c.Respond(rec.status)
-		} else {
-			c.Respond(&notFound{})
-		}
+		s.record(c, m.id)
 	case *listStatuses:
-		out := make([]Status, 0, len(s.records))
-		for _, rec := range s.records {
-			if m.factoryID == nil || rec.status.FactoryID == *m.factoryID {
-				out = append(out, rec.status)
-			}
-		}
-		// Byte order of a UUID is the order of its hex string.
-		slices.SortFunc(out, func(a, b Status) int { return bytes.Compare(a.ID[:], b.ID[:]) })
-		c.Respond(out)
+		s.list(c, m.factoryID)
 	case *crashGateway:
-		rec := s.records[m.id]
-		switch {
-		case rec == nil:
-			c.Respond(&notFound{})
-		case rec.pid == nil || rec.stopping:
-			c.Respond(&notRunning{state: rec.status.State})
-		default:
-			c.Send(rec.pid, &crash{})
-			c.Respond(&accepted{})
-		}
+		s.crash(c, m.id)
 	case *statusChanged:
-		rec := s.records[m.status.ID]
-		// Ignore reports of an incarnation the supervisor has moved past.
-		if rec != nil && rec.pid != nil && !rec.stopping && m.status.Restarts >= rec.status.Restarts {
-			s.setStatus(rec, m.status)
-		}
+		s.statusChanged(m.status)
 	case *actor.Terminated:
 		s.terminated(c, m)
+	}
+}
+
+// started: after a restart of the supervisor its children are gone, so it
+// asks for a fresh read to bring them back.
+func (s *supervisor) started() {
+	if s.n.supervisorStarts.Add(1) > 1 {
+		s.d.kick()
+	}
+}
+
+var errNotFound = fmt.Errorf("gateway: %w", gatewayd.ErrNotFound)
+
+func (s *supervisor) disconnect(c actor.Context, id uuid.UUID) {
+	rec := s.records[id]
+	if rec == nil {
+		c.Respond(&statusReply{err: errNotFound})
+		return
+	}
+	rec.w.set(func(w *wanted) { w.target.Desired = gatewayd.DesiredDisconnected })
+	rec.touched = time.Now()
+	if !rec.running() {
+		rec.respawn = false
+		st := rec.status
+		st.Desired, st.State, st.Since, st.NextRetryAt = gatewayd.DesiredDisconnected, gatewayd.StateDisconnected, time.Now(), nil
+		s.setStatus(rec, st)
+		c.Respond(&statusReply{value: rec.status})
+		return
+	}
+	c.Forward(rec.pid)
+}
+
+// status forwards to the actor, which answers itself; without one the
+// record answers.
+func (s *supervisor) status(c actor.Context, id uuid.UUID) {
+	rec := s.records[id]
+	switch {
+	case rec == nil:
+		c.Respond(&statusReply{err: errNotFound})
+	case !rec.running():
+		c.Respond(&statusReply{value: rec.status})
+	default:
+		c.Forward(rec.pid)
+	}
+}
+
+func (s *supervisor) record(c actor.Context, id uuid.UUID) {
+	if rec := s.records[id]; rec != nil {
+		c.Respond(&statusReply{value: rec.status})
+	} else {
+		c.Respond(&statusReply{err: errNotFound})
+	}
+}
+
+func (s *supervisor) list(c actor.Context, factoryID *uuid.UUID) {
+	out := make([]gatewayd.Status, 0, len(s.records))
+	for _, rec := range s.records {
+		if factoryID == nil || rec.status.FactoryID == *factoryID {
+			out = append(out, rec.status)
+		}
+	}
+	// Byte order of a UUID is the order of its hex string.
+	slices.SortFunc(out, func(a, b gatewayd.Status) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	c.Respond(&statusesReply{value: out})
+}
+
+func (s *supervisor) crash(c actor.Context, id uuid.UUID) {
+	rec := s.records[id]
+	switch {
+	case rec == nil:
+		c.Respond(&doneReply{err: errNotFound})
+	case !rec.running():
+		c.Respond(&doneReply{err: fmt.Errorf("%w (state %s)", gatewayd.ErrNotRunning, rec.status.State)})
+	default:
+		c.Send(rec.pid, &crash{})
+		c.Respond(&doneReply{})
+	}
+}
+
+// statusChanged records an actor's report, unless it comes from an
+// incarnation the supervisor has moved past.
+func (s *supervisor) statusChanged(st gatewayd.Status) {
+	rec := s.records[st.ID]
+	if rec != nil && rec.running() && st.Restarts >= rec.status.Restarts {
+		s.setStatus(rec, st)
 	}
 }
 
@@ -129,7 +165,7 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, c
 	_ *actor.RestartStatistics, reason interface{}, _ interface{}) {
 	id, err := childID(child)
 	rec := s.records[id]
-	if err != nil || rec == nil || rec.pid == nil || rec.stopping {
+	if err != nil || rec == nil || !rec.running() {
 		sup.StopChildren(child)
 		return
 	}
@@ -139,10 +175,10 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, c
 	rec.failures = append(rec.failures, now)
 	log := s.d.log.Warn().Str("gateway_id", id.String()).Interface("reason", reason).Int("crashes_in_window", len(rec.failures))
 	if len(rec.failures) > s.d.cfg.RestartLimit {
-		log.Str("state", string(StateFailed)).Msg("gateway actor crashed too often; stopping it")
+		log.Str("state", string(gatewayd.StateFailed)).Msg("gateway actor crashed too often; stopping it")
 		reasonText := fmt.Sprintf("actor crashed %d times within %s (last: %v)", len(rec.failures), s.d.cfg.RestartWindow, reason)
 		st := rec.status
-		st.State, st.Since, st.LastError, st.NextRetryAt = StateFailed, now, &reasonText, nil
+		st.State, st.Since, st.LastError, st.NextRetryAt = gatewayd.StateFailed, now, &reasonText, nil
 		s.setStatus(rec, st)
 		rec.stopping = true
 		sup.StopChildren(child)
@@ -157,16 +193,16 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, c
 }
 
 func (s *supervisor) converge(c actor.Context, m *converge) {
-	seen := make(map[uuid.UUID]bool, len(m.conns))
-	for _, conn := range m.conns {
-		seen[conn.ID] = true
-		if rec := s.records[conn.ID]; rec != nil && rec.touched.After(m.readAt) {
+	seen := make(map[uuid.UUID]bool, len(m.targets))
+	for _, t := range m.targets {
+		seen[t.ID] = true
+		if rec := s.records[t.ID]; rec != nil && rec.touched.After(m.readAt) {
 			continue // changed through the API after this read was made
 		}
-		if at, ok := s.removed[conn.ID]; ok && at.After(m.readAt) {
+		if at, ok := s.removed[t.ID]; ok && at.After(m.readAt) {
 			continue // removed after this read was made
 		}
-		s.apply(c, conn)
+		s.apply(c, t)
 	}
 	for id, at := range s.removed {
 		if at.Before(m.readAt) {
@@ -178,42 +214,43 @@ func (s *supervisor) converge(c actor.Context, m *converge) {
 			s.remove(c, id)
 		}
 	}
-	if !s.d.ready.Load() {
-		s.d.ready.Store(true)
+	if !s.n.ready.Load() {
+		s.n.ready.Store(true)
 		s.d.log.Info().Int("gateways", len(s.records)).Msg("runtime loaded")
 	}
 }
 
-func (s *supervisor) upsert(c actor.Context, conn store.Connection) {
-	delete(s.removed, conn.ID)
-	s.apply(c, conn)
-	if rec := s.records[conn.ID]; rec != nil {
+func (s *supervisor) upsert(c actor.Context, t gatewayd.Target) {
+	delete(s.removed, t.ID)
+	s.apply(c, t)
+	if rec := s.records[t.ID]; rec != nil {
 		rec.touched = time.Now()
 	}
 }
 
 // apply makes the runtime match one gateway's settings.
-func (s *supervisor) apply(c actor.Context, conn store.Connection) {
-	rec := s.records[conn.ID]
+func (s *supervisor) apply(c actor.Context, t gatewayd.Target) {
+	rec := s.records[t.ID]
 	if rec == nil {
-		rec = &record{w: &wanted{conn: conn, desired: DesiredConnected}}
-		rec.status = Status{ID: conn.ID, FactoryID: conn.FactoryID, State: StateConnecting, Desired: DesiredConnected, Since: time.Now()}
-		s.records[conn.ID] = rec
-		s.d.total.Add(1)
+		rec = &record{w: &wanted{target: t}}
+		rec.status = gatewayd.Status{ID: t.ID, FactoryID: t.FactoryID, GatewayID: t.GatewayID, Name: t.Name,
+			State: gatewayd.StateConnecting, Desired: t.Desired, Since: time.Now()}
+		s.records[t.ID] = rec
+		s.n.total.Add(1)
 		s.spawn(c, rec)
 		return
 	}
-	old, _, _ := rec.w.get()
-	if old == conn {
+	old, _ := rec.w.get()
+	if old == t {
 		return
 	}
-	changed := old.URL != conn.URL || old.Email != conn.Email || old.Password != conn.Password || old.Unreadable != conn.Unreadable
-	rec.w.set(func(w *wanted) { w.conn = conn })
+	changed := old.Credentials.Differs(t.Credentials) || old.Desired != t.Desired
+	rec.w.set(func(w *wanted) { w.target = t })
 	st := rec.status
-	st.FactoryID = conn.FactoryID
+	st.FactoryID, st.GatewayID, st.Name = t.FactoryID, t.GatewayID, t.Name
 	s.setStatus(rec, st)
 	switch {
-	case rec.pid != nil && !rec.stopping:
+	case rec.running():
 		c.Send(rec.pid, &reconfigure{})
 	case changed && rec.stopping:
 		rec.respawn = true
@@ -225,25 +262,25 @@ func (s *supervisor) apply(c actor.Context, conn store.Connection) {
 }
 
 func (s *supervisor) spawn(c actor.Context, rec *record) {
-	conn, desired, _ := rec.w.get()
-	if conn.Unreadable {
+	t, _ := rec.w.get()
+	if t.Unreadable {
 		msg := "stored password cannot be decrypted (wrong ENCRYPTION_KEY?); set the password again"
 		st := rec.status
-		st.State, st.Since, st.LastError = StateFailed, time.Now(), &msg
+		st.State, st.Since, st.LastError = gatewayd.StateFailed, time.Now(), &msg
 		s.setStatus(rec, st)
 		return
 	}
 	st := rec.status
-	st.State, st.Desired, st.Since, st.NextRetryAt = StateConnecting, desired, time.Now(), nil
-	if desired == DesiredDisconnected {
-		st.State = StateDisconnected
+	st.State, st.Desired, st.Since, st.NextRetryAt = gatewayd.StateConnecting, t.Desired, time.Now(), nil
+	if t.Desired == gatewayd.DesiredDisconnected {
+		st.State = gatewayd.StateDisconnected
 	}
 	s.setStatus(rec, st)
 	d, w := s.d, rec.w
-	pid, err := c.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newGatewayActor(d, w) }), conn.ID.String())
+	pid, err := c.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newGatewayActor(d, w) }), t.ID.String())
 	if err != nil {
 		// The name is still taken by an incarnation that is stopping.
-		s.d.log.Warn().Err(err).Str("gateway_id", conn.ID.String()).Msg("spawn deferred")
+		s.d.log.Warn().Err(err).Str("gateway_id", t.ID.String()).Msg("spawn deferred")
 		rec.stopping, rec.respawn = true, true
 		return
 	}
@@ -258,33 +295,33 @@ func (s *supervisor) remove(c actor.Context, id uuid.UUID) {
 	if rec.pid != nil {
 		c.Stop(rec.pid) // the actor closes its socket with code 1000
 	}
-	s.setStatus(rec, Status{})
+	s.setStatus(rec, gatewayd.Status{})
 	delete(s.records, id)
 	s.removed[id] = time.Now()
-	s.d.total.Add(-1)
+	s.n.total.Add(-1)
 }
 
-func (s *supervisor) connect(c actor.Context, m *connectGateway) {
-	rec := s.records[m.id]
+func (s *supervisor) connect(c actor.Context, id uuid.UUID) {
+	rec := s.records[id]
 	if rec == nil {
-		c.Respond(&notFound{})
+		c.Respond(&statusReply{err: errNotFound})
 		return
 	}
-	rec.w.set(func(w *wanted) { w.desired = DesiredConnected })
+	rec.w.set(func(w *wanted) { w.target.Desired = gatewayd.DesiredConnected })
 	rec.touched = time.Now()
 	if rec.stopping {
 		rec.respawn = true
 		st := rec.status
-		st.Desired = DesiredConnected
+		st.Desired = gatewayd.DesiredConnected
 		s.setStatus(rec, st)
-		c.Respond(rec.status)
+		c.Respond(&statusReply{value: rec.status})
 		return
 	}
 	if rec.pid == nil {
 		rec.failures = nil
 		s.spawn(c, rec)
 		if rec.pid == nil {
-			c.Respond(rec.status)
+			c.Respond(&statusReply{value: rec.status})
 			return
 		}
 	}
@@ -310,20 +347,20 @@ func (s *supervisor) terminated(c actor.Context, m *actor.Terminated) {
 	// Stopped without being asked: keep the gateway visible as FAILED.
 	msg := "gateway actor stopped unexpectedly"
 	st := rec.status
-	st.State, st.Since, st.LastError = StateFailed, time.Now(), &msg
+	st.State, st.Since, st.LastError = gatewayd.StateFailed, time.Now(), &msg
 	s.setStatus(rec, st)
 }
 
 // setStatus records a status and keeps the authenticated count current.
-func (s *supervisor) setStatus(rec *record, st Status) {
-	was := rec.status.State == StateAuthenticated
-	is := st.State == StateAuthenticated
+func (s *supervisor) setStatus(rec *record, st gatewayd.Status) {
+	was := rec.status.State == gatewayd.StateAuthenticated
+	is := st.State == gatewayd.StateAuthenticated
 	rec.status = st
 	switch {
 	case is && !was:
-		s.d.authenticated.Add(1)
+		s.n.authenticated.Add(1)
 	case was && !is:
-		s.d.authenticated.Add(-1)
+		s.n.authenticated.Add(-1)
 	}
 }
 

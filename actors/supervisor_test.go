@@ -10,25 +10,26 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ctcgw/gatewayd/internal/config"
-	"github.com/ctcgw/gatewayd/store"
+	"github.com/ctcgw/gatewayd"
 )
 
 // fixedSource is a fake store for supervisor logic that needs no database.
-type fixedSource struct{ conns []store.Connection }
+type fixedSource struct{ targets []gatewayd.Target }
 
-func (f fixedSource) ActiveConnections(context.Context) ([]store.Connection, error) {
-	return f.conns, nil
+func (f fixedSource) Targets(context.Context) ([]gatewayd.Target, error) {
+	return f.targets, nil
 }
 func (fixedSource) MarkSeen(context.Context, map[uuid.UUID]time.Time) error { return nil }
 
 // A store read made before an API removal must not resurrect the gateway.
 func TestStaleReadDoesNotResurrectARemovedGateway(t *testing.T) {
-	conn := store.Connection{ID: uuid.New(), FactoryID: uuid.New(), URL: "ws://127.0.0.1:9/none", Email: "e", Password: "p"}
-	cfg := config.Gateway{ConnectTimeout: 100 * time.Millisecond, AuthTimeout: 100 * time.Millisecond, CommandTimeout: time.Second,
+	t.Parallel()
+	conn := gatewayd.Target{ID: uuid.New(), FactoryID: uuid.New(), Desired: gatewayd.DesiredConnected,
+		Credentials: gatewayd.Credentials{URL: "ws://127.0.0.1:9/none", Email: "e", Password: "p"}}
+	cfg := Config{ConnectTimeout: 100 * time.Millisecond, AuthTimeout: 100 * time.Millisecond, CommandTimeout: time.Second,
 		BackoffInitial: time.Hour, BackoffMax: time.Hour, BackoffMultiplier: 2, PingInterval: time.Minute, PongTimeout: time.Minute,
-		DialConcurrency: 4, RestartLimit: 3, RestartWindow: time.Minute}
-	rt := Start(cfg, fixedSource{conns: []store.Connection{conn}}, zerolog.Nop(), Options{ReconcileInterval: time.Hour})
+		DialConcurrency: 4, RestartLimit: 3, RestartWindow: time.Minute, ReconcileInterval: time.Hour}
+	rt := Start(cfg, fixedSource{targets: []gatewayd.Target{conn}}, zerolog.Nop())
 	t.Cleanup(func() { _ = rt.Shutdown(context.Background()) })
 	require.Eventually(t, rt.Ready, 2*time.Second, 5*time.Millisecond)
 	_, err := rt.Status(context.Background(), conn.ID)
@@ -36,13 +37,13 @@ func TestStaleReadDoesNotResurrectARemovedGateway(t *testing.T) {
 
 	staleRead := time.Now()
 	rt.GatewaysRemoved([]uuid.UUID{conn.ID})
-	rt.d.root.Send(rt.supervisor, &converge{conns: []store.Connection{conn}, readAt: staleRead})
+	rt.d.root.Send(rt.supervisor, &converge{targets: []gatewayd.Target{conn}, readAt: staleRead})
 	_, err = rt.Status(context.Background(), conn.ID)
-	require.True(t, errors.Is(err, ErrNotFound), "resurrected: %v", err)
+	require.True(t, errors.Is(err, gatewayd.ErrNotFound), "resurrected: %v", err)
 
 	// A read made after the removal that still has it (another process
 	// restored it) is obeyed.
-	rt.d.root.Send(rt.supervisor, &converge{conns: []store.Connection{conn}, readAt: time.Now()})
+	rt.d.root.Send(rt.supervisor, &converge{targets: []gatewayd.Target{conn}, readAt: time.Now()})
 	require.Eventually(t, func() bool {
 		_, err := rt.Status(context.Background(), conn.ID)
 		return err == nil

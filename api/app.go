@@ -1,6 +1,7 @@
 // Package api is gatewayd's HTTP layer (Fiber): it validates requests,
 // writes through the store, tells the runtime what changed and asks it for
-// live state. It never touches a socket.
+// live state. It never touches a socket. cmd/gatewayd builds it with New;
+// tests build it the same way.
 package api
 
 import (
@@ -16,7 +17,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
-	"github.com/ctcgw/gatewayd/actors"
+	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/store"
 )
 
@@ -26,13 +27,13 @@ const BodyLimit = 1 << 20
 // Runtime is what the API needs of the connection runtime; *actors.Runtime
 // implements it.
 type Runtime interface {
-	GatewayStarted(store.Connection)
-	GatewayUpdated(store.Connection)
+	GatewayStarted(gatewayd.Target)
+	GatewayUpdated(gatewayd.Target)
 	GatewaysRemoved([]uuid.UUID)
-	Status(ctx context.Context, id uuid.UUID) (actors.Status, error)
-	Statuses(ctx context.Context, factoryID *uuid.UUID) ([]actors.Status, error)
-	Connect(ctx context.Context, id uuid.UUID) (actors.Status, error)
-	Disconnect(ctx context.Context, id uuid.UUID) (actors.Status, error)
+	Status(ctx context.Context, id uuid.UUID) (gatewayd.Status, error)
+	Statuses(ctx context.Context, factoryID *uuid.UUID) ([]gatewayd.Status, error)
+	Connect(ctx context.Context, id uuid.UUID) (gatewayd.Status, error)
+	Disconnect(ctx context.Context, id uuid.UUID) (gatewayd.Status, error)
 	Crash(ctx context.Context, id uuid.UUID) error
 	Counts() (total, authenticated int)
 	Ready() bool
@@ -56,7 +57,7 @@ type server struct {
 	opts  Options
 }
 
-// New builds the Fiber app; main and tests build it the same way.
+// New builds the Fiber app.
 func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.App {
 	if opts.DBTimeout <= 0 {
 		opts.DBTimeout = 5 * time.Second
@@ -108,7 +109,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	a.Get("/openapi.json", openAPI)
 
 	a.Post("/organizations", s.createOrganization)
-	a.Get("/organizations", listPage(s, "", func(ctx context.Context, _ *uuid.UUID, p store.Page) ([]store.Organization, int, error) {
+	a.Get("/organizations", listPage(s, "", func(ctx context.Context, _ *uuid.UUID, p store.Page) ([]gatewayd.Organization, int, error) {
 		return st.ListOrganizations(ctx, p)
 	}, renderOrganization))
 	a.Get("/organizations/:id", getOne(s, resOrganization, st.GetOrganization, renderOrganization))

@@ -11,14 +11,15 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/ctcgw/gatewayd/internal/config"
+	"github.com/ctcgw/gatewayd/actors"
+	"github.com/ctcgw/gatewayd/actors/actorstest"
 )
 
 // benchServe puts the live env's app on a real listener.
 // benchConfig keeps the test timeouts but pings at the production period,
 // so a benchmark measures requests, not 10,000 pings a second.
-func benchConfig() config.Gateway {
-	c := fastGateway()
+func benchConfig() actors.Config {
+	c := actorstest.FastConfig()
 	c.PingInterval, c.PongTimeout = 30*time.Second, 10*time.Second
 	return c
 }

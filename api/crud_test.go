@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd/api"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 	"github.com/ctcgw/gatewayd/store"
 )
 
@@ -129,19 +130,23 @@ func TestGateways(t *testing.T) {
 	assert.Equal(t, "wss://gw1.plant.example:8443/ws", e.rt.started[0].URL)
 	e.rt.mu.Unlock()
 
-	// A rename and a repeated url do not touch the connection.
+	// Every update reaches the runtime (it shows names); a rename and a
+	// repeated url carry the same credentials, so the runtime keeps the
+	// connection (the actors' tests prove that side).
 	r := e.do("PUT", "/api/gateways/"+id, map[string]any{"name": "Line 1b", "url": "wss://gw1.plant.example:8443/ws", "password": pw})
 	require.Equal(t, 200, r.status, string(r.body))
 	assert.Equal(t, "Line 1b", r.json(t)["name"])
 	e.rt.mu.Lock()
-	assert.Empty(t, e.rt.updated)
+	require.Len(t, e.rt.updated, 1)
+	assert.Equal(t, "Line 1b", e.rt.updated[0].Name)
+	assert.False(t, e.rt.updated[0].Credentials.Differs(e.rt.started[0].Credentials), "same credentials")
 	e.rt.mu.Unlock()
 	r = e.do("PUT", "/api/gateways/"+id, map[string]any{"email": "new@example.com"})
 	require.Equal(t, 200, r.status, string(r.body))
 	e.rt.mu.Lock()
-	require.Len(t, e.rt.updated, 1)
-	assert.Equal(t, "new@example.com", e.rt.updated[0].Email)
-	assert.Equal(t, pw, e.rt.updated[0].Password)
+	require.Len(t, e.rt.updated, 2)
+	assert.Equal(t, "new@example.com", e.rt.updated[1].Email)
+	assert.Equal(t, pw, e.rt.updated[1].Password)
 	e.rt.mu.Unlock()
 
 	r = e.do("PUT", "/api/gateways/"+id, map[string]any{"factory_id": f})
@@ -332,7 +337,7 @@ func TestInternalErrorLeaksNothing(t *testing.T) {
 
 func TestDatabaseDownIs503AndHealthStaysUp(t *testing.T) {
 	pool, _ := tmpl.Pool(t)
-	sealer, err := store.NewSealer(testKey)
+	sealer, err := store.NewSealer(testutil.Key)
 	require.NoError(t, err)
 	st := store.New(pool, sealer)
 	rt := &fakeRuntime{ready: true}

@@ -9,8 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/rs/zerolog"
 
-	"github.com/ctcgw/gatewayd/actors"
-	"github.com/ctcgw/gatewayd/store"
+	"github.com/ctcgw/gatewayd"
 )
 
 // Detail is one problem with one field.
@@ -66,13 +65,13 @@ func toError(err error) (*Error, bool) {
 		resource = re.resource
 	}
 	switch {
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, actors.ErrNotFound):
+	case errors.Is(err, gatewayd.ErrNotFound):
 		return &Error{Status: http.StatusNotFound, Code: resource + "_NOT_FOUND", Message: notFoundMessage(resource)}, true
-	case errors.Is(err, store.ErrConflict):
+	case errors.Is(err, gatewayd.ErrConflict):
 		return &Error{Status: http.StatusConflict, Code: "GATEWAY_ID_CONFLICT",
 			Message: "Another gateway already uses this gateway_id",
 			Details: []Detail{{Field: "gateway_id", Message: "is already used by another gateway"}}}, true
-	case errors.Is(err, store.ErrInvalidReference):
+	case errors.Is(err, gatewayd.ErrInvalidReference):
 		field := "id"
 		if re != nil && re.refField != "" {
 			field = re.refField
@@ -80,12 +79,12 @@ func toError(err error) (*Error, bool) {
 		return &Error{Status: http.StatusUnprocessableEntity, Code: "INVALID_REFERENCE",
 			Message: "The referenced resource does not exist",
 			Details: []Detail{{Field: field, Message: "does not exist or is deleted"}}}, true
-	case errors.Is(err, store.ErrInvalidInput):
+	case errors.Is(err, gatewayd.ErrInvalidInput):
 		return validationError(Detail{Field: "body", Message: "contains a value the database cannot store"}), true
-	case errors.Is(err, actors.ErrNotRunning):
+	case errors.Is(err, gatewayd.ErrNotRunning):
 		return &Error{Status: http.StatusConflict, Code: "GATEWAY_NOT_CONNECTED",
 			Message: "The gateway has no running connection actor (FAILED); connect it first"}, true
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, actors.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, gatewayd.ErrUnavailable), errors.Is(err, gatewayd.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return &Error{Status: http.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE", Message: "Service temporarily unavailable"}, true
 	}
 	var fe *fiber.Error

@@ -7,7 +7,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
-	"github.com/ctcgw/gatewayd/actors"
+	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/store"
 )
 
@@ -37,7 +37,7 @@ func (s *server) createGateway(c *fiber.Ctx) error {
 	if err != nil {
 		return scoped(err, resGateway, "factory_id")
 	}
-	s.rt.GatewayStarted(store.Connection{ID: out.ID, FactoryID: out.FactoryID, URL: out.URL, Email: out.Email, Password: g.Password})
+	s.rt.GatewayStarted(out.Target(g.Password))
 	return c.Status(fiber.StatusCreated).JSON(renderGateway(out))
 }
 
@@ -69,31 +69,31 @@ func (s *server) updateGateway(c *fiber.Ctx) error {
 	if err != nil {
 		return scoped(err, resGateway, "")
 	}
-	if up.Reconnect {
-		s.rt.GatewayUpdated(up.Connection)
-	}
+	// Always: the runtime shows names in statuses, and reconnects only
+	// when the credentials differ from the ones it uses.
+	s.rt.GatewayUpdated(up.Target)
 	return c.JSON(renderGateway(up.Gateway))
 }
 
 // withRuntime runs f on the gateway's runtime entry. A gateway the
 // runtime does not know yet but the store has (written by another process
 // since the last reconciliation) is started first.
-func (s *server) withRuntime(c *fiber.Ctx, f func(ctx context.Context, id uuid.UUID) (actors.Status, error)) (actors.Status, error) {
+func (s *server) withRuntime(c *fiber.Ctx, f func(ctx context.Context, id uuid.UUID) (gatewayd.Status, error)) (gatewayd.Status, error) {
 	id, err := pathID(c)
 	if err != nil {
-		return actors.Status{}, err
+		return gatewayd.Status{}, err
 	}
 	ctx, cancel := s.dbCtx(c)
 	defer cancel()
 	st, err := f(ctx, id)
-	if !errors.Is(err, actors.ErrNotFound) {
+	if !errors.Is(err, gatewayd.ErrNotFound) {
 		return st, scoped(err, resGateway, "")
 	}
-	conn, err := s.store.ActiveConnection(ctx, id)
+	t, err := s.store.Target(ctx, id)
 	if err != nil {
-		return actors.Status{}, scoped(err, resGateway, "")
+		return gatewayd.Status{}, scoped(err, resGateway, "")
 	}
-	s.rt.GatewayStarted(conn)
+	s.rt.GatewayStarted(t)
 	st, err = f(ctx, id)
 	return st, scoped(err, resGateway, "")
 }
@@ -123,8 +123,8 @@ func (s *server) disconnectGateway(c *fiber.Ctx) error {
 }
 
 func (s *server) crashGateway(c *fiber.Ctx) error {
-	_, err := s.withRuntime(c, func(ctx context.Context, id uuid.UUID) (actors.Status, error) {
-		return actors.Status{}, s.rt.Crash(ctx, id)
+	_, err := s.withRuntime(c, func(ctx context.Context, id uuid.UUID) (gatewayd.Status, error) {
+		return gatewayd.Status{}, s.rt.Crash(ctx, id)
 	})
 	if err != nil {
 		return err
@@ -151,8 +151,8 @@ func (s *server) listStatuses(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := statusListJSON{Data: make([]statusJSON, len(list)), Counts: make(map[string]int, len(actors.States))}
-	for _, st := range actors.States {
+	out := statusListJSON{Data: make([]statusJSON, len(list)), Counts: make(map[string]int, len(gatewayd.States))}
+	for _, st := range gatewayd.States {
 		out.Counts[string(st)] = 0
 	}
 	for i, st := range list {

@@ -22,7 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ctcgw/gatewayd/actors"
+	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/internal/testdb"
 	"github.com/ctcgw/gatewayd/internal/testutil"
@@ -62,26 +62,24 @@ func secret(p string) string {
 	return p
 }
 
-var testKey = []byte("0123456789abcdef0123456789abcdef")
-
 // fakeRuntime records what the API tells the runtime; it stands in for
 // the actor runtime only in tests of the HTTP contract.
 type fakeRuntime struct {
 	mu       sync.Mutex
-	started  []store.Connection
-	updated  []store.Connection
+	started  []gatewayd.Target
+	updated  []gatewayd.Target
 	removed  []uuid.UUID
 	failWith error
 	ready    bool
 }
 
-func (f *fakeRuntime) GatewayStarted(c store.Connection) {
+func (f *fakeRuntime) GatewayStarted(c gatewayd.Target) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.started = append(f.started, c)
 }
 
-func (f *fakeRuntime) GatewayUpdated(c store.Connection) {
+func (f *fakeRuntime) GatewayUpdated(c gatewayd.Target) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.updated = append(f.updated, c)
@@ -93,26 +91,26 @@ func (f *fakeRuntime) GatewaysRemoved(ids []uuid.UUID) {
 	f.removed = append(f.removed, ids...)
 }
 
-func (f *fakeRuntime) Status(context.Context, uuid.UUID) (actors.Status, error) {
-	return actors.Status{}, actors.ErrNotFound
+func (f *fakeRuntime) Status(context.Context, uuid.UUID) (gatewayd.Status, error) {
+	return gatewayd.Status{}, gatewayd.ErrNotFound
 }
 
-func (f *fakeRuntime) Statuses(context.Context, *uuid.UUID) ([]actors.Status, error) {
+func (f *fakeRuntime) Statuses(context.Context, *uuid.UUID) ([]gatewayd.Status, error) {
 	if f.failWith != nil {
 		return nil, f.failWith
 	}
 	return nil, nil
 }
 
-func (f *fakeRuntime) Connect(context.Context, uuid.UUID) (actors.Status, error) {
-	return actors.Status{}, actors.ErrNotFound
+func (f *fakeRuntime) Connect(context.Context, uuid.UUID) (gatewayd.Status, error) {
+	return gatewayd.Status{}, gatewayd.ErrNotFound
 }
 
-func (f *fakeRuntime) Disconnect(context.Context, uuid.UUID) (actors.Status, error) {
-	return actors.Status{}, actors.ErrNotFound
+func (f *fakeRuntime) Disconnect(context.Context, uuid.UUID) (gatewayd.Status, error) {
+	return gatewayd.Status{}, gatewayd.ErrNotFound
 }
 
-func (f *fakeRuntime) Crash(context.Context, uuid.UUID) error { return actors.ErrNotFound }
+func (f *fakeRuntime) Crash(context.Context, uuid.UUID) error { return gatewayd.ErrNotFound }
 func (f *fakeRuntime) Counts() (int, int)                     { return 3, 2 }
 func (f *fakeRuntime) Ready() bool                            { return f.ready }
 
@@ -124,10 +122,13 @@ type env struct {
 	logs *testutil.SyncBuffer
 }
 
+// newEnv is the API over a fake runtime and a fresh database; tests that
+// use it run in parallel.
 func newEnv(t *testing.T, opts api.Options) *env {
 	t.Helper()
+	t.Parallel()
 	pool, _ := tmpl.Pool(t)
-	sealer, err := store.NewSealer(testKey)
+	sealer, err := store.NewSealer(testutil.Key)
 	require.NoError(t, err)
 	st := store.New(pool, sealer)
 	rt := &fakeRuntime{ready: true}

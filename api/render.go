@@ -6,7 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/ctcgw/gatewayd/actors"
+	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/store"
 )
 
@@ -39,7 +39,7 @@ type organizationJSON struct {
 	UpdatedAt Time            `json:"updated_at"`
 }
 
-func renderOrganization(o store.Organization) organizationJSON {
+func renderOrganization(o gatewayd.Organization) organizationJSON {
 	return organizationJSON{ID: o.ID, Name: o.Name, Metadata: o.Metadata, CreatedAt: Time(o.CreatedAt), UpdatedAt: Time(o.UpdatedAt)}
 }
 
@@ -54,7 +54,7 @@ type factoryJSON struct {
 	UpdatedAt      Time            `json:"updated_at"`
 }
 
-func renderFactory(f store.Factory) factoryJSON {
+func renderFactory(f gatewayd.Factory) factoryJSON {
 	return factoryJSON{ID: f.ID, OrganizationID: f.OrganizationID, Name: f.Name, Location: f.Location, Timezone: f.Timezone,
 		Metadata: f.Metadata, CreatedAt: Time(f.CreatedAt), UpdatedAt: Time(f.UpdatedAt)}
 }
@@ -75,7 +75,7 @@ type gatewayJSON struct {
 	UpdatedAt       Time            `json:"updated_at"`
 }
 
-func renderGateway(g store.Gateway) gatewayJSON {
+func renderGateway(g gatewayd.Gateway) gatewayJSON {
 	return gatewayJSON{ID: g.ID, FactoryID: g.FactoryID, GatewayID: g.GatewayID, Name: g.Name, URL: g.URL, Email: g.Email,
 		Model: g.Model, FirmwareVersion: g.FirmwareVersion, LastSeenAt: timePtr(g.LastSeenAt), Metadata: g.Metadata,
 		CreatedAt: Time(g.CreatedAt), UpdatedAt: Time(g.UpdatedAt)}
@@ -94,7 +94,7 @@ type statusJSON struct {
 	Restarts          int       `json:"restarts"`
 }
 
-func renderStatus(s actors.Status) statusJSON {
+func renderStatus(s gatewayd.Status) statusJSON {
 	return statusJSON{ID: s.ID, State: string(s.State), DesiredState: string(s.Desired), Since: Time(s.Since),
 		ConnectedAt: timePtr(s.ConnectedAt), LastSeenAt: timePtr(s.LastSeenAt), LastError: s.LastError,
 		ReconnectAttempts: s.ReconnectAttempts, NextRetryAt: timePtr(s.NextRetryAt), Restarts: s.Restarts}

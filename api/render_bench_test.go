@@ -7,14 +7,14 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/ctcgw/gatewayd/actors"
+	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/store"
 )
 
-func sampleGateway() store.Gateway {
+func sampleGateway() gatewayd.Gateway {
 	now := time.Now()
 	model := "CTC-W1"
-	return store.Gateway{ID: uuid.New(), FactoryID: uuid.New(), GatewayID: "GW-0042", Name: "Line 4 east",
+	return gatewayd.Gateway{ID: uuid.New(), FactoryID: uuid.New(), GatewayID: "GW-0042", Name: "Line 4 east",
 		URL: "wss://10.0.4.2:8443/ws", Email: "ops@example.com", Model: &model, LastSeenAt: &now,
 		Metadata: json.RawMessage(`{"line":4,"hall":"east"}`), CreatedAt: now, UpdatedAt: now}
 }
@@ -29,7 +29,7 @@ func BenchmarkRenderGateway(b *testing.B) {
 }
 
 func BenchmarkRenderGatewayPage(b *testing.B) {
-	items := make([]store.Gateway, 20)
+	items := make([]gatewayd.Gateway, 20)
 	for i := range items {
 		items[i] = sampleGateway()
 	}
@@ -43,7 +43,7 @@ func BenchmarkRenderGatewayPage(b *testing.B) {
 
 func BenchmarkRenderStatus(b *testing.B) {
 	now := time.Now()
-	st := actors.Status{ID: uuid.New(), State: actors.StateAuthenticated, Desired: actors.DesiredConnected, Since: now,
+	st := gatewayd.Status{ID: uuid.New(), State: gatewayd.StateAuthenticated, Desired: gatewayd.DesiredConnected, Since: now,
 		ConnectedAt: &now, LastSeenAt: &now}
 	for b.Loop() {
 		if _, err := json.Marshal(renderStatus(st)); err != nil {

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -10,54 +9,34 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd/actors"
+	"github.com/ctcgw/gatewayd/actors/actorstest"
 	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
-	"github.com/ctcgw/gatewayd/internal/config"
-	"github.com/ctcgw/gatewayd/internal/testutil"
-	"github.com/ctcgw/gatewayd/store"
 )
-
-func fastGateway() config.Gateway {
-	return config.Gateway{
-		ConnectTimeout: 400 * time.Millisecond, AuthTimeout: 300 * time.Millisecond, CommandTimeout: time.Second,
-		BackoffInitial: 40 * time.Millisecond, BackoffMax: 150 * time.Millisecond, BackoffMultiplier: 2,
-		PingInterval: 100 * time.Millisecond, PongTimeout: 150 * time.Millisecond, DialConcurrency: 64,
-		RestartLimit: 3, RestartWindow: 10 * time.Second,
-	}
-}
 
 type liveEnv struct {
 	*env
+	h         *actorstest.Harness
 	sim       *ctctest.Server
 	runtime   *actors.Runtime
 	factoryID string
 }
 
-func newLiveEnv(t testing.TB, cfg config.Gateway) *liveEnv {
+// newLiveEnv is the API over the real runtime, the simulator and a fresh
+// database; tests that use it run in parallel.
+func newLiveEnv(t testing.TB, cfg actors.Config) *liveEnv {
 	t.Helper()
-	pool, _ := tmpl.Pool(t)
-	sealer, err := store.NewSealer(testKey)
-	require.NoError(t, err)
-	st := store.New(pool, sealer)
-	sim, err := ctctest.NewServer("127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(sim.Close)
-	e := &env{t: t, st: st, logs: &testutil.SyncBuffer{}}
-	log := zerolog.New(e.logs).Level(zerolog.InfoLevel)
-	rt := actors.Start(cfg, st, log, actors.Options{ReconcileInterval: time.Hour, SeenFlushInterval: 100 * time.Millisecond})
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		assert.NoError(t, rt.Shutdown(ctx))
-	})
-	require.Eventually(t, rt.Ready, 5*time.Second, 5*time.Millisecond)
-	e.app = api.New(st, rt, log, api.Options{ChaosEnabled: true})
-	le := &liveEnv{env: e, sim: sim, runtime: rt}
+	if tt, ok := t.(*testing.T); ok {
+		tt.Parallel()
+	}
+	h := actorstest.New(t, tmpl, cfg)
+	e := &env{t: t, st: h.Store, logs: h.Logs}
+	e.app = api.New(h.Store, h.Runtime, h.Log, api.Options{ChaosEnabled: true})
+	le := &liveEnv{env: e, h: h, sim: h.Sim, runtime: h.Runtime}
 	le.factoryID = e.factory(e.org("Live"), "Plant")
 	return le
 }
@@ -98,7 +77,7 @@ var statusKeys = []string{"id", "state", "desired_state", "since", "connected_at
 	"reconnect_attempts", "next_retry_at", "restarts"}
 
 func TestEveryStateThroughHTTP(t *testing.T) {
-	e := newLiveEnv(t, fastGateway())
+	e := newLiveEnv(t, actorstest.FastConfig())
 	sg := e.sim.Add("states", ctctest.Config{Email: "s@example.com", Password: secret("pw-states-Q1")})
 	sg.SetFaults(ctctest.Faults{StallHandshake: true})
 	g := e.create("/api/gateways", map[string]any{"factory_id": e.factoryID, "gateway_id": "states", "name": "s",
@@ -187,7 +166,7 @@ func keysOf(m map[string]any) []string {
 }
 
 func TestStatusListCountsAndHealth(t *testing.T) {
-	e := newLiveEnv(t, fastGateway())
+	e := newLiveEnv(t, actorstest.FastConfig())
 	a, _ := e.add("list-a")
 	b, _ := e.add("list-b")
 	other := e.factory(e.org("Other"), "F2")
@@ -228,11 +207,11 @@ func TestStatusListCountsAndHealth(t *testing.T) {
 }
 
 func TestUpdateThroughHTTP(t *testing.T) {
-	e := newLiveEnv(t, fastGateway())
+	e := newLiveEnv(t, actorstest.FastConfig())
 	id, sg := e.add("upd")
 	e.waitState(id, "AUTHENTICATED", 3*time.Second)
 	require.Equal(t, 200, e.do("PUT", "/api/gateways/"+id, map[string]any{"name": "renamed", "url": sg.URL()}).status)
-	time.Sleep(100 * time.Millisecond) // time for a wrong reconnect to show
+	assert.False(t, e.h.WaitReconfigured(uuid.MustParse(id)), "the actor decided not to reconnect")
 	assert.Equal(t, 1, sg.Stats().Accepted, "a rename does not reconnect")
 
 	pw := secret("rotated-pw-88")
@@ -247,7 +226,7 @@ func TestUpdateThroughHTTP(t *testing.T) {
 // TestIsolationUnderEveryFault: one gateway misbehaves in each fault mode
 // in turn; the other four keep exactly one connection each throughout.
 func TestIsolationUnderEveryFault(t *testing.T) {
-	e := newLiveEnv(t, fastGateway())
+	e := newLiveEnv(t, actorstest.FastConfig())
 	var ids []string
 	var sims []*ctctest.Gateway
 	for i := range 5 {
@@ -291,7 +270,7 @@ func TestIsolationUnderEveryFault(t *testing.T) {
 }
 
 func TestChaosIsolation(t *testing.T) {
-	e := newLiveEnv(t, fastGateway())
+	e := newLiveEnv(t, actorstest.FastConfig())
 	var ids []string
 	var sims []*ctctest.Gateway
 	for i := range 10 {
@@ -317,7 +296,7 @@ func TestChaosIsolation(t *testing.T) {
 // connections for 10 s; all end AUTHENTICATED and the log shows no panic
 // but the drills.
 func TestSoak(t *testing.T) {
-	cfg := fastGateway()
+	cfg := actorstest.FastConfig()
 	cfg.RestartLimit = 5
 	cfg.RestartWindow = 2 * time.Second
 	e := newLiveEnv(t, cfg)
@@ -332,7 +311,11 @@ func TestSoak(t *testing.T) {
 		e.waitState(id, "AUTHENTICATED", 5*time.Second)
 	}
 	crashes, drops := 0, 0
-	end := time.Now().Add(10 * time.Second)
+	length := 10 * time.Second
+	if testing.Short() {
+		length = 2 * time.Second
+	}
+	end := time.Now().Add(length)
 	for time.Now().Before(end) {
 		r := e.do("POST", "/api/debug/gateways/"+ids[rand.IntN(n)]+"/crash", nil)
 		require.Contains(t, []int{202, 409}, r.status, string(r.body))
@@ -357,7 +340,7 @@ func TestSoak(t *testing.T) {
 		assert.Equal(t, 1, sg.Stats().Open, "gateway %d has exactly one socket", i)
 	}
 	t.Logf("soak: %d crashes, %d drops", crashes, drops)
-	assert.Greater(t, crashes, 50)
+	assert.Greater(t, crashes, int(length/(50*time.Millisecond))/2)
 	for _, line := range strings.Split(e.logText(), "\n") {
 		if strings.Contains(strings.ToLower(line), "panic") || strings.Contains(line, "crashed") {
 			assert.Contains(t, line, actors.ChaosPanic, "unexpected panic: %s", line)

@@ -5,17 +5,19 @@
 # local PostgreSQL binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export DATABASE_URL="${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/gatewayd?sslmode=disable}"
-ensuredb() { go run ./internal/devtools/ensuredb "$@"; }
+ensuredb() { go run ./cmd/ensuredb "$@"; }
+# The default lives in the code (internal/config); ask for it.
+DATABASE_URL="$(ensuredb -url)"
+export DATABASE_URL
 
 if ensuredb -check 2>/dev/null; then
-  exec go run ./internal/devtools/ensuredb
+  exec go run ./cmd/ensuredb
 fi
 
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   echo "db: starting PostgreSQL with docker compose"
   docker compose up -d --wait db
-  exec go run ./internal/devtools/ensuredb
+  exec go run ./cmd/ensuredb
 fi
 
 bindir=""
@@ -47,4 +49,4 @@ fi
 echo "db: starting the private cluster on 127.0.0.1:$port"
 "${as[@]}" "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w \
   -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$data" start >/dev/null
-exec go run ./internal/devtools/ensuredb
+exec go run ./cmd/ensuredb

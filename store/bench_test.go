@@ -3,11 +3,12 @@ package store_test
 import (
 	"testing"
 
+	"github.com/ctcgw/gatewayd/internal/testutil"
 	"github.com/ctcgw/gatewayd/store"
 )
 
 func BenchmarkSeal(b *testing.B) {
-	s, err := store.NewSealer(testKey())
+	s, err := store.NewSealer(testutil.Key)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -19,7 +20,7 @@ func BenchmarkSeal(b *testing.B) {
 }
 
 func BenchmarkOpen(b *testing.B) {
-	s, err := store.NewSealer(testKey())
+	s, err := store.NewSealer(testutil.Key)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,23 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-)
 
-// Factory belongs to an organization and owns gateways.
-type Factory struct {
-	ID             uuid.UUID
-	OrganizationID uuid.UUID
-	Name           string
-	Location       *string
-	Timezone       string
-	Metadata       json.RawMessage
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
-}
+	"github.com/ctcgw/gatewayd"
+)
 
 // NewFactory is what CreateFactory needs. An empty Timezone means UTC.
 type NewFactory struct {
@@ -42,8 +31,8 @@ type FactoryPatch struct {
 
 const factoryColumns = `id, organization_id, name, location, timezone, metadata, created_at, updated_at`
 
-func scanFactory(row pgx.CollectableRow) (Factory, error) {
-	var f Factory
+func scanFactory(row pgx.CollectableRow) (gatewayd.Factory, error) {
+	var f gatewayd.Factory
 	err := row.Scan(&f.ID, &f.OrganizationID, &f.Name, &f.Location, &f.Timezone, &f.Metadata, &f.CreatedAt, &f.UpdatedAt)
 	return f, err
 }
@@ -51,7 +40,7 @@ func scanFactory(row pgx.CollectableRow) (Factory, error) {
 // CreateFactory inserts a factory under a non-deleted organization, else
 // ErrInvalidReference. The parent row is share-locked so a concurrent
 // cascade delete either sees the new factory or makes this insert fail.
-func (s *Store) CreateFactory(ctx context.Context, f NewFactory) (Factory, error) {
+func (s *Store) CreateFactory(ctx context.Context, f NewFactory) (gatewayd.Factory, error) {
 	tz := f.Timezone
 	if tz == "" {
 		tz = "UTC"
@@ -65,26 +54,26 @@ func (s *Store) CreateFactory(ctx context.Context, f NewFactory) (Factory, error
 	out, err := pgx.CollectExactlyOneRow(rows, scanFactory)
 	if err != nil {
 		err = classify(err)
-		if errors.Is(err, ErrNotFound) {
-			err = fmt.Errorf("%w: organization_id", ErrInvalidReference)
+		if errors.Is(err, gatewayd.ErrNotFound) {
+			err = fmt.Errorf("%w: organization_id", gatewayd.ErrInvalidReference)
 		}
-		return Factory{}, fmt.Errorf("create factory: %w", err)
+		return gatewayd.Factory{}, fmt.Errorf("create factory: %w", err)
 	}
 	return out, nil
 }
 
 // GetFactory returns a non-deleted factory or ErrNotFound.
-func (s *Store) GetFactory(ctx context.Context, id uuid.UUID) (Factory, error) {
+func (s *Store) GetFactory(ctx context.Context, id uuid.UUID) (gatewayd.Factory, error) {
 	rows, _ := s.pool.Query(ctx, `SELECT `+factoryColumns+` FROM factories WHERE id = $1 AND deleted_at IS NULL`, id)
 	f, err := pgx.CollectExactlyOneRow(rows, scanFactory)
 	if err != nil {
-		return Factory{}, fmt.Errorf("get factory: %w", classify(err))
+		return gatewayd.Factory{}, fmt.Errorf("get factory: %w", classify(err))
 	}
 	return f, nil
 }
 
 // ListFactories returns a page, optionally of one organization.
-func (s *Store) ListFactories(ctx context.Context, organizationID *uuid.UUID, page Page) ([]Factory, int, error) {
+func (s *Store) ListFactories(ctx context.Context, organizationID *uuid.UUID, page Page) ([]gatewayd.Factory, int, error) {
 	where, args := `deleted_at IS NULL`, []any(nil)
 	if organizationID != nil {
 		where, args = `deleted_at IS NULL AND organization_id = $1`, []any{*organizationID}
@@ -97,7 +86,7 @@ func (s *Store) ListFactories(ctx context.Context, organizationID *uuid.UUID, pa
 }
 
 // UpdateFactory changes the set fields.
-func (s *Store) UpdateFactory(ctx context.Context, id uuid.UUID, p FactoryPatch) (Factory, error) {
+func (s *Store) UpdateFactory(ctx context.Context, id uuid.UUID, p FactoryPatch) (gatewayd.Factory, error) {
 	var meta json.RawMessage
 	if p.Metadata.Set {
 		meta = metadataOrEmpty(p.Metadata.Value)
@@ -113,7 +102,7 @@ func (s *Store) UpdateFactory(ctx context.Context, id uuid.UUID, p FactoryPatch)
 		id, p.Name.Set, p.Name.Value, p.Location.Set, p.Location.Value, p.Timezone.Set, p.Timezone.Value, p.Metadata.Set, meta)
 	f, err := pgx.CollectExactlyOneRow(rows, scanFactory)
 	if err != nil {
-		return Factory{}, fmt.Errorf("update factory: %w", classify(err))
+		return gatewayd.Factory{}, fmt.Errorf("update factory: %w", classify(err))
 	}
 	return f, nil
 }
@@ -128,7 +117,7 @@ func (s *Store) DeleteFactory(ctx context.Context, id uuid.UUID) ([]uuid.UUID, e
 			return err
 		}
 		if tag.RowsAffected() == 0 {
-			return ErrNotFound
+			return gatewayd.ErrNotFound
 		}
 		gateways, err = deleteGatewaysOf(ctx, tx, []uuid.UUID{id})
 		return err

@@ -9,24 +9,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-)
 
-// Gateway is a CTC Connect Wireless gateway as the API shows it: it never
-// carries the password in any form.
-type Gateway struct {
-	ID              uuid.UUID
-	FactoryID       uuid.UUID
-	GatewayID       string
-	Name            string
-	URL             string
-	Email           string
-	Model           *string
-	FirmwareVersion *string
-	LastSeenAt      *time.Time
-	Metadata        json.RawMessage
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
-}
+	"github.com/ctcgw/gatewayd"
+)
 
 // NewGateway is what CreateGateway needs; Password is plaintext and is
 // sealed before it reaches the database.
@@ -55,43 +40,32 @@ type GatewayPatch struct {
 	Metadata        Opt[json.RawMessage]
 }
 
-// Connection is what the runtime needs to keep one gateway connected.
-// Password is plaintext: it lives only in memory.
-type Connection struct {
-	ID        uuid.UUID
-	FactoryID uuid.UUID
-	URL       string
-	Email     string
-	Password  string
-	// Unreadable is set when the stored password cannot be decrypted (wrong
-	// ENCRYPTION_KEY or a damaged row); Password is then empty.
-	Unreadable bool
-}
-
 // GatewayUpdate is the result of UpdateGateway.
 type GatewayUpdate struct {
-	Gateway    Gateway
-	Connection Connection
+	Gateway gatewayd.Gateway
+	// Target is the gateway as the runtime should now keep it.
+	Target gatewayd.Target
 	// Reconnect is true when url, email or password changed.
 	Reconnect bool
 }
 
 const gatewayColumns = `id, factory_id, gateway_id, name, url, email, model, firmware_version, last_seen_at, metadata, created_at, updated_at`
 
-func scanGateway(row pgx.CollectableRow) (Gateway, error) {
-	var g Gateway
+func scanGateway(row pgx.CollectableRow) (gatewayd.Gateway, error) {
+	var g gatewayd.Gateway
 	err := row.Scan(&g.ID, &g.FactoryID, &g.GatewayID, &g.Name, &g.URL, &g.Email, &g.Model, &g.FirmwareVersion,
 		&g.LastSeenAt, &g.Metadata, &g.CreatedAt, &g.UpdatedAt)
+	g.DesiredState = gatewayd.DesiredConnected
 	return g, err
 }
 
 // CreateGateway seals the password and inserts the gateway under a
 // non-deleted factory (else ErrInvalidReference). A gateway_id already used
 // by a non-deleted gateway gives ErrConflict.
-func (s *Store) CreateGateway(ctx context.Context, g NewGateway) (Gateway, error) {
+func (s *Store) CreateGateway(ctx context.Context, g NewGateway) (gatewayd.Gateway, error) {
 	sealed, err := s.sealer.Seal(g.Password)
 	if err != nil {
-		return Gateway{}, fmt.Errorf("create gateway: %w", err)
+		return gatewayd.Gateway{}, fmt.Errorf("create gateway: %w", err)
 	}
 	rows, _ := s.pool.Query(ctx, `
 		INSERT INTO gateways (factory_id, gateway_id, name, url, email, password_encrypted, model, firmware_version, metadata)
@@ -102,26 +76,26 @@ func (s *Store) CreateGateway(ctx context.Context, g NewGateway) (Gateway, error
 	out, err := pgx.CollectExactlyOneRow(rows, scanGateway)
 	if err != nil {
 		err = classify(err)
-		if errors.Is(err, ErrNotFound) {
-			err = fmt.Errorf("%w: factory_id", ErrInvalidReference)
+		if errors.Is(err, gatewayd.ErrNotFound) {
+			err = fmt.Errorf("%w: factory_id", gatewayd.ErrInvalidReference)
 		}
-		return Gateway{}, fmt.Errorf("create gateway: %w", err)
+		return gatewayd.Gateway{}, fmt.Errorf("create gateway: %w", err)
 	}
 	return out, nil
 }
 
 // GetGateway returns a non-deleted gateway or ErrNotFound.
-func (s *Store) GetGateway(ctx context.Context, id uuid.UUID) (Gateway, error) {
+func (s *Store) GetGateway(ctx context.Context, id uuid.UUID) (gatewayd.Gateway, error) {
 	rows, _ := s.pool.Query(ctx, `SELECT `+gatewayColumns+` FROM gateways WHERE id = $1 AND deleted_at IS NULL`, id)
 	g, err := pgx.CollectExactlyOneRow(rows, scanGateway)
 	if err != nil {
-		return Gateway{}, fmt.Errorf("get gateway: %w", classify(err))
+		return gatewayd.Gateway{}, fmt.Errorf("get gateway: %w", classify(err))
 	}
 	return g, nil
 }
 
 // ListGateways returns a page, optionally of one factory.
-func (s *Store) ListGateways(ctx context.Context, factoryID *uuid.UUID, page Page) ([]Gateway, int, error) {
+func (s *Store) ListGateways(ctx context.Context, factoryID *uuid.UUID, page Page) ([]gatewayd.Gateway, int, error) {
 	where, args := `deleted_at IS NULL`, []any(nil)
 	if factoryID != nil {
 		where, args = `deleted_at IS NULL AND factory_id = $1`, []any{*factoryID}
@@ -139,29 +113,30 @@ func (s *Store) ListGateways(ctx context.Context, factoryID *uuid.UUID, page Pag
 func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch) (GatewayUpdate, error) {
 	var out GatewayUpdate
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var cur Connection
+		var cur gatewayd.Credentials
 		var sealed string
-		err := tx.QueryRow(ctx, `SELECT id, factory_id, url, email, password_encrypted FROM gateways
-			WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, id).
-			Scan(&cur.ID, &cur.FactoryID, &cur.URL, &cur.Email, &sealed)
+		err := tx.QueryRow(ctx, `SELECT url, email, password_encrypted FROM gateways
+			WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, id).Scan(&cur.URL, &cur.Email, &sealed)
 		if err != nil {
 			return err
 		}
 		password, openErr := s.sealer.Open(sealed)
 		cur.Password, cur.Unreadable = password, openErr != nil
 		next := cur
-		if p.URL.Set && p.URL.Value != cur.URL {
-			next.URL, out.Reconnect = p.URL.Value, true
+		if p.URL.Set {
+			next.URL = p.URL.Value
 		}
-		if p.Email.Set && p.Email.Value != cur.Email {
-			next.Email, out.Reconnect = p.Email.Value, true
+		if p.Email.Set {
+			next.Email = p.Email.Value
 		}
+		// A password equal to the current one is not sealed again.
 		if p.Password.Set && (cur.Unreadable || p.Password.Value != cur.Password) {
 			if sealed, err = s.sealer.Seal(p.Password.Value); err != nil {
 				return err
 			}
-			next.Password, next.Unreadable, out.Reconnect = p.Password.Value, false, true
+			next.Password, next.Unreadable = p.Password.Value, false
 		}
+		out.Reconnect = next.Differs(cur)
 		var meta json.RawMessage
 		if p.Metadata.Set {
 			meta = metadataOrEmpty(p.Metadata.Value)
@@ -181,7 +156,8 @@ func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch)
 			id, p.GatewayID.Set, p.GatewayID.Value, p.Name.Set, p.Name.Value, next.URL, next.Email, sealed,
 			p.Model.Set, p.Model.Value, p.FirmwareVersion.Set, p.FirmwareVersion.Value, p.Metadata.Set, meta)
 		out.Gateway, err = pgx.CollectExactlyOneRow(rows, scanGateway)
-		out.Connection = next
+		out.Target = out.Gateway.Target(next.Password)
+		out.Target.Unreadable = next.Unreadable
 		return err
 	})
 	if err != nil {
@@ -197,41 +173,44 @@ func (s *Store) DeleteGateway(ctx context.Context, id uuid.UUID) error {
 		return fmt.Errorf("delete gateway: %w", classify(err))
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("delete gateway: %w", ErrNotFound)
+		return fmt.Errorf("delete gateway: %w", gatewayd.ErrNotFound)
 	}
 	return nil
 }
 
-// ActiveConnections returns the connection settings of every non-deleted
-// gateway, passwords decrypted, for the runtime to converge to.
-func (s *Store) ActiveConnections(ctx context.Context) ([]Connection, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT id, factory_id, url, email, password_encrypted FROM gateways WHERE deleted_at IS NULL`)
-	out, err := pgx.CollectRows(rows, s.scanConnection)
+// Targets returns every non-deleted gateway as the runtime keeps it,
+// passwords decrypted, for the runtime to converge to.
+func (s *Store) Targets(ctx context.Context) ([]gatewayd.Target, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+targetColumns+` FROM gateways WHERE deleted_at IS NULL`)
+	out, err := pgx.CollectRows(rows, s.scanTarget)
 	if err != nil {
-		return nil, fmt.Errorf("active connections: %w", classify(err))
+		return nil, fmt.Errorf("targets: %w", classify(err))
 	}
 	return out, nil
 }
 
-// ActiveConnection returns one non-deleted gateway's connection settings.
-func (s *Store) ActiveConnection(ctx context.Context, id uuid.UUID) (Connection, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT id, factory_id, url, email, password_encrypted FROM gateways WHERE id = $1 AND deleted_at IS NULL`, id)
-	c, err := pgx.CollectExactlyOneRow(rows, s.scanConnection)
+// Target returns one non-deleted gateway as the runtime keeps it.
+func (s *Store) Target(ctx context.Context, id uuid.UUID) (gatewayd.Target, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+targetColumns+` FROM gateways WHERE id = $1 AND deleted_at IS NULL`, id)
+	t, err := pgx.CollectExactlyOneRow(rows, s.scanTarget)
 	if err != nil {
-		return Connection{}, fmt.Errorf("active connection: %w", classify(err))
+		return gatewayd.Target{}, fmt.Errorf("target: %w", classify(err))
 	}
-	return c, nil
+	return t, nil
 }
 
-func (s *Store) scanConnection(row pgx.CollectableRow) (Connection, error) {
-	var c Connection
+const targetColumns = `id, factory_id, gateway_id, name, url, email, password_encrypted`
+
+func (s *Store) scanTarget(row pgx.CollectableRow) (gatewayd.Target, error) {
+	var t gatewayd.Target
 	var sealed string
-	if err := row.Scan(&c.ID, &c.FactoryID, &c.URL, &c.Email, &sealed); err != nil {
-		return c, err
+	if err := row.Scan(&t.ID, &t.FactoryID, &t.GatewayID, &t.Name, &t.URL, &t.Email, &sealed); err != nil {
+		return t, err
 	}
+	t.Desired = gatewayd.DesiredConnected
 	password, err := s.sealer.Open(sealed)
-	c.Password, c.Unreadable = password, err != nil
-	return c, nil
+	t.Password, t.Unreadable = password, err != nil
+	return t, nil
 }
 
 // MarkSeen writes last_seen_at for many gateways in one statement. A time

@@ -4,20 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-)
 
-// Organization owns factories.
-type Organization struct {
-	ID        uuid.UUID
-	Name      string
-	Metadata  json.RawMessage
-	CreatedAt time.Time
-	UpdatedAt time.Time
-}
+	"github.com/ctcgw/gatewayd"
+)
 
 // OrganizationPatch changes the fields that are set.
 type OrganizationPatch struct {
@@ -27,35 +19,35 @@ type OrganizationPatch struct {
 
 const orgColumns = `id, name, metadata, created_at, updated_at`
 
-func scanOrganization(row pgx.CollectableRow) (Organization, error) {
-	var o Organization
+func scanOrganization(row pgx.CollectableRow) (gatewayd.Organization, error) {
+	var o gatewayd.Organization
 	err := row.Scan(&o.ID, &o.Name, &o.Metadata, &o.CreatedAt, &o.UpdatedAt)
 	return o, err
 }
 
 // CreateOrganization inserts an organization.
-func (s *Store) CreateOrganization(ctx context.Context, name string, metadata json.RawMessage) (Organization, error) {
+func (s *Store) CreateOrganization(ctx context.Context, name string, metadata json.RawMessage) (gatewayd.Organization, error) {
 	rows, _ := s.pool.Query(ctx, `INSERT INTO organizations (name, metadata) VALUES ($1, $2) RETURNING `+orgColumns,
 		name, metadataOrEmpty(metadata))
 	o, err := pgx.CollectExactlyOneRow(rows, scanOrganization)
 	if err != nil {
-		return Organization{}, fmt.Errorf("create organization: %w", classify(err))
+		return gatewayd.Organization{}, fmt.Errorf("create organization: %w", classify(err))
 	}
 	return o, nil
 }
 
 // GetOrganization returns a non-deleted organization or ErrNotFound.
-func (s *Store) GetOrganization(ctx context.Context, id uuid.UUID) (Organization, error) {
+func (s *Store) GetOrganization(ctx context.Context, id uuid.UUID) (gatewayd.Organization, error) {
 	rows, _ := s.pool.Query(ctx, `SELECT `+orgColumns+` FROM organizations WHERE id = $1 AND deleted_at IS NULL`, id)
 	o, err := pgx.CollectExactlyOneRow(rows, scanOrganization)
 	if err != nil {
-		return Organization{}, fmt.Errorf("get organization: %w", classify(err))
+		return gatewayd.Organization{}, fmt.Errorf("get organization: %w", classify(err))
 	}
 	return o, nil
 }
 
 // ListOrganizations returns a page ordered by name, then id, and the total.
-func (s *Store) ListOrganizations(ctx context.Context, page Page) ([]Organization, int, error) {
+func (s *Store) ListOrganizations(ctx context.Context, page Page) ([]gatewayd.Organization, int, error) {
 	items, total, err := listPage(ctx, s.pool, "organizations", orgColumns, "deleted_at IS NULL", nil, page, scanOrganization)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list organizations: %w", err)
@@ -64,7 +56,7 @@ func (s *Store) ListOrganizations(ctx context.Context, page Page) ([]Organizatio
 }
 
 // UpdateOrganization changes the set fields; an empty patch returns the row.
-func (s *Store) UpdateOrganization(ctx context.Context, id uuid.UUID, p OrganizationPatch) (Organization, error) {
+func (s *Store) UpdateOrganization(ctx context.Context, id uuid.UUID, p OrganizationPatch) (gatewayd.Organization, error) {
 	var meta json.RawMessage
 	if p.Metadata.Set {
 		meta = metadataOrEmpty(p.Metadata.Value)
@@ -78,7 +70,7 @@ func (s *Store) UpdateOrganization(ctx context.Context, id uuid.UUID, p Organiza
 		id, p.Name.Set, p.Name.Value, p.Metadata.Set, meta)
 	o, err := pgx.CollectExactlyOneRow(rows, scanOrganization)
 	if err != nil {
-		return Organization{}, fmt.Errorf("update organization: %w", classify(err))
+		return gatewayd.Organization{}, fmt.Errorf("update organization: %w", classify(err))
 	}
 	return o, nil
 }
@@ -93,7 +85,7 @@ func (s *Store) DeleteOrganization(ctx context.Context, id uuid.UUID) ([]uuid.UU
 			return err
 		}
 		if tag.RowsAffected() == 0 {
-			return ErrNotFound
+			return gatewayd.ErrNotFound
 		}
 		// Separate statements on purpose: each sees rows committed by a
 		// concurrent insert that waited on the parent's lock.

@@ -1,7 +1,8 @@
 // Package store owns gatewayd's SQL: organizations, factories and gateways
 // in PostgreSQL (pgx), soft deletes and their cascades, and the sealing of
-// gateway passwords. It knows nothing of HTTP or actors; its sentinel
-// errors are the only errors callers need to tell apart.
+// gateway passwords. It knows nothing of HTTP or actors; the domain's
+// sentinel errors (gatewayd.ErrNotFound, …) are the only errors callers
+// need to tell apart.
 package store
 
 import (
@@ -9,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"strings"
@@ -18,23 +20,16 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/puddle/v2"
 	"github.com/jackc/tern/v2/migrate"
 
+	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/migrations"
 )
 
-// Sentinel errors: these cross the package boundary, driver errors do not.
-var (
-	ErrNotFound         = errors.New("not found")
-	ErrConflict         = errors.New("conflict")
-	ErrInvalidReference = errors.New("invalid reference")
-	// ErrInvalidInput is a value PostgreSQL refused (out of range, bad
-	// encoding) that validation upstream let through.
-	ErrInvalidInput = errors.New("invalid input")
-	// ErrUnavailable means the database could not be reached or did not
-	// answer in time.
-	ErrUnavailable = errors.New("database unavailable")
-)
+// A note on `rows, _ := pool.Query(…)` throughout this package: pgx
+// reports a failed Query again from rows.Err(), which pgx.CollectRows and
+// CollectExactlyOneRow return, so the first error value adds nothing.
 
 // VersionTable is tern's version table, shared with the tern CLI.
 const VersionTable = "public.schema_version"
@@ -123,43 +118,72 @@ type Page struct {
 	Offset int
 }
 
-// classify turns a driver error into one of the sentinels, keeping the
-// driver's text for logs only.
+// classify turns a driver error into one of the domain's sentinels,
+// keeping the driver's text for logs only. It decides by error type and
+// SQLSTATE code, never by message text.
 func classify(err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalidReference) ||
-		errors.Is(err, ErrInvalidInput) || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrSeal) {
-		return err
+	for _, sentinel := range []error{gatewayd.ErrNotFound, gatewayd.ErrConflict, gatewayd.ErrInvalidReference,
+		gatewayd.ErrInvalidInput, gatewayd.ErrUnavailable, ErrSeal} {
+		if errors.Is(err, sentinel) {
+			return err
+		}
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		return ErrNotFound
+		return gatewayd.ErrNotFound
+	}
+	// A server error met while establishing a connection (the database is
+	// closed to connections, starting up, out of slots, the login is
+	// refused) is unavailability whatever its SQLSTATE: the ConnectError
+	// wraps the PgError, so it is checked first.
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return fmt.Errorf("%w: %v", gatewayd.ErrUnavailable, err)
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		switch {
+		switch class := pgErr.Code[:min(2, len(pgErr.Code))]; {
 		case pgErr.Code == "23505":
-			return fmt.Errorf("%w: %s", ErrConflict, pgErr.ConstraintName)
+			return fmt.Errorf("%w: %s", gatewayd.ErrConflict, pgErr.ConstraintName)
 		case pgErr.Code == "23503":
-			return fmt.Errorf("%w: %s", ErrInvalidReference, pgErr.ConstraintName)
-		case strings.HasPrefix(pgErr.Code, "22"):
-			return fmt.Errorf("%w: %s", ErrInvalidInput, pgErr.Message)
-		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "53"),
-			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", pgErr.Code == "57014":
-			return fmt.Errorf("%w: %s", ErrUnavailable, pgErr.Message)
+			return fmt.Errorf("%w: %s", gatewayd.ErrInvalidReference, pgErr.ConstraintName)
+		case class == "22":
+			return fmt.Errorf("%w: %s", gatewayd.ErrInvalidInput, pgErr.Message)
+		case unavailableClasses[class], unavailableCodes[pgErr.Code]:
+			return fmt.Errorf("%w: %s (SQLSTATE %s)", gatewayd.ErrUnavailable, pgErr.Message, pgErr.Code)
 		}
 		return fmt.Errorf("database: %s (SQLSTATE %s)", pgErr.Message, pgErr.Code)
 	}
-	var connErr *pgconn.ConnectError
 	var netErr net.Error
-	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &connErr) || errors.As(err, &netErr) ||
-		pgconn.SafeToRetry(err) || pgconn.Timeout(err) || strings.Contains(err.Error(), "closed pool") ||
-		strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "unexpected EOF") {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.As(err, &netErr) ||
+		errors.Is(err, puddle.ErrClosedPool) || errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return fmt.Errorf("%w: %v", gatewayd.ErrUnavailable, err)
 	}
 	return fmt.Errorf("database: %w", err)
 }
+
+// SQLSTATE classes and codes that mean "not now" rather than "never": the
+// request may succeed once the database is back.
+var (
+	unavailableClasses = map[string]bool{
+		"08": true, // connection exception
+		"53": true, // insufficient resources (too many connections, disk full)
+		"57": true, // operator intervention (shutdown, cannot connect now, statement cancelled)
+		"58": true, // system error (I/O)
+		"28": true, // invalid authorization (login refused)
+		"3D": true, // the database does not exist (dropped or not yet created)
+	}
+	unavailableCodes = map[string]bool{
+		"55000": true, // object not in prerequisite state (database closed to connections)
+		"55006": true, // object in use
+		"25006": true, // read-only transaction (a standby in recovery)
+		"40001": true, // serialization failure
+		"40P01": true, // deadlock detected
+	}
+)
 
 // metadataOrEmpty stores an absent metadata as an empty object.
 func metadataOrEmpty(m json.RawMessage) json.RawMessage {

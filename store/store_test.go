@@ -17,7 +17,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/internal/testdb"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 	"github.com/ctcgw/gatewayd/store"
 )
 
@@ -25,12 +27,13 @@ var tmpl *testdb.Template
 
 func TestMain(m *testing.M) { testdb.Exit(testdb.Run(m, &tmpl)) }
 
-func testKey() []byte { return []byte("0123456789abcdef0123456789abcdef") }
-
+// newStore gives a test its own database; tests that use it run in
+// parallel.
 func newStore(t *testing.T) (*store.Store, *pgxpool.Pool) {
 	t.Helper()
+	t.Parallel()
 	pool, _ := tmpl.Pool(t)
-	sealer, err := store.NewSealer(testKey())
+	sealer, err := store.NewSealer(testutil.Key)
 	require.NoError(t, err)
 	return store.New(pool, sealer), pool
 }
@@ -38,8 +41,8 @@ func newStore(t *testing.T) (*store.Store, *pgxpool.Pool) {
 func ptr[T any](v T) *T { return &v }
 
 type fixture struct {
-	org     store.Organization
-	factory store.Factory
+	org     gatewayd.Organization
+	factory gatewayd.Factory
 }
 
 func setup(t *testing.T, s *store.Store) fixture {
@@ -144,11 +147,11 @@ func TestOrganizationCRUD(t *testing.T) {
 	_, err = s.DeleteOrganization(ctx, o.ID)
 	require.NoError(t, err)
 	_, err = s.GetOrganization(ctx, o.ID)
-	assert.ErrorIs(t, err, store.ErrNotFound)
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
 	_, err = s.UpdateOrganization(ctx, o.ID, store.OrganizationPatch{Name: store.Some("x")})
-	assert.ErrorIs(t, err, store.ErrNotFound)
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
 	_, err = s.DeleteOrganization(ctx, o.ID)
-	assert.ErrorIs(t, err, store.ErrNotFound)
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
 }
 
 func TestPagingTotalsAndOrder(t *testing.T) {
@@ -196,7 +199,7 @@ func TestFactoryInvalidReferenceAndUpdate(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
 	_, err := s.CreateFactory(ctx, store.NewFactory{OrganizationID: uuid.New(), Name: "x"})
-	assert.ErrorIs(t, err, store.ErrInvalidReference)
+	assert.ErrorIs(t, err, gatewayd.ErrInvalidReference)
 
 	fx := setup(t, s)
 	assert.Equal(t, "UTC", fx.factory.Timezone)
@@ -214,7 +217,7 @@ func TestFactoryInvalidReferenceAndUpdate(t *testing.T) {
 	_, err = s.DeleteOrganization(ctx, fx.org.ID)
 	require.NoError(t, err)
 	_, err = s.CreateFactory(ctx, store.NewFactory{OrganizationID: fx.org.ID, Name: "late"})
-	assert.ErrorIs(t, err, store.ErrInvalidReference, "a deleted parent counts as missing")
+	assert.ErrorIs(t, err, gatewayd.ErrInvalidReference, "a deleted parent counts as missing")
 }
 
 func TestGatewayLifecycle(t *testing.T) {
@@ -235,9 +238,10 @@ func TestGatewayLifecycle(t *testing.T) {
 	assert.True(t, strings.HasPrefix(sealed, "v1:"))
 	assert.NotContains(t, sealed, in.Password)
 
-	conn, err := s.ActiveConnection(ctx, g.ID)
+	conn, err := s.Target(ctx, g.ID)
 	require.NoError(t, err)
-	assert.Equal(t, store.Connection{ID: g.ID, FactoryID: fx.factory.ID, URL: in.URL, Email: in.Email, Password: in.Password}, conn)
+	assert.Equal(t, gatewayd.Target{ID: g.ID, FactoryID: fx.factory.ID, GatewayID: in.GatewayID, Name: in.Name, Desired: gatewayd.DesiredConnected,
+		Credentials: gatewayd.Credentials{URL: in.URL, Email: in.Email, Password: in.Password}}, conn)
 
 	// A patch that repeats the current url and password is no reconnect.
 	up, err := s.UpdateGateway(ctx, g.ID, store.GatewayPatch{URL: store.Some(in.URL), Password: store.Some(in.Password), Name: store.Some("Renamed")})
@@ -260,7 +264,7 @@ func TestGatewayLifecycle(t *testing.T) {
 		require.NoError(t, err, tc.name)
 		assert.True(t, up.Reconnect, tc.name)
 	}
-	conn, err = s.ActiveConnection(ctx, g.ID)
+	conn, err = s.Target(ctx, g.ID)
 	require.NoError(t, err)
 	assert.Equal(t, "another", conn.Password)
 	assert.Equal(t, "new@example.com", conn.Email)
@@ -272,12 +276,12 @@ func TestGatewayLifecycle(t *testing.T) {
 
 	require.NoError(t, s.DeleteGateway(ctx, g.ID))
 	_, err = s.GetGateway(ctx, g.ID)
-	assert.ErrorIs(t, err, store.ErrNotFound)
-	_, err = s.ActiveConnection(ctx, g.ID)
-	assert.ErrorIs(t, err, store.ErrNotFound)
-	assert.ErrorIs(t, s.DeleteGateway(ctx, g.ID), store.ErrNotFound)
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
+	_, err = s.Target(ctx, g.ID)
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
+	assert.ErrorIs(t, s.DeleteGateway(ctx, g.ID), gatewayd.ErrNotFound)
 	_, err = s.UpdateGateway(ctx, g.ID, store.GatewayPatch{Name: store.Some("x")})
-	assert.ErrorIs(t, err, store.ErrNotFound)
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
 }
 
 func TestGatewayIDConflictAndReuse(t *testing.T) {
@@ -287,11 +291,11 @@ func TestGatewayIDConflictAndReuse(t *testing.T) {
 	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "DUP"))
 	require.NoError(t, err)
 	_, err = s.CreateGateway(ctx, newGateway(fx.factory.ID, "DUP"))
-	assert.ErrorIs(t, err, store.ErrConflict)
+	assert.ErrorIs(t, err, gatewayd.ErrConflict)
 	other, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "OTHER"))
 	require.NoError(t, err)
 	_, err = s.UpdateGateway(ctx, other.ID, store.GatewayPatch{GatewayID: store.Some("DUP")})
-	assert.ErrorIs(t, err, store.ErrConflict)
+	assert.ErrorIs(t, err, gatewayd.ErrConflict)
 
 	require.NoError(t, s.DeleteGateway(ctx, g.ID))
 	_, err = s.CreateGateway(ctx, newGateway(fx.factory.ID, "DUP"))
@@ -317,7 +321,7 @@ func TestConcurrentCreatesOfOneGatewayID(t *testing.T) {
 		switch {
 		case err == nil:
 			ok++
-		case errors.Is(err, store.ErrConflict):
+		case errors.Is(err, gatewayd.ErrConflict):
 			conflicts++
 		default:
 			t.Errorf("unexpected error: %v", err)
@@ -347,22 +351,22 @@ func TestCascades(t *testing.T) {
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []uuid.UUID{ids[2]}, gone)
 	_, err = s.CreateGateway(ctx, newGateway(f2.ID, "LATE"))
-	assert.ErrorIs(t, err, store.ErrInvalidReference)
+	assert.ErrorIs(t, err, gatewayd.ErrInvalidReference)
 
 	gone, err = s.DeleteOrganization(ctx, fx.org.ID)
 	require.NoError(t, err)
 	assert.ElementsMatch(t, ids[:2], gone, "deleting the organization returns the gateways it took")
 	_, err = s.GetFactory(ctx, fx.factory.ID)
-	assert.ErrorIs(t, err, store.ErrNotFound)
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
 	for _, id := range ids {
 		_, err = s.GetGateway(ctx, id)
-		assert.ErrorIs(t, err, store.ErrNotFound)
+		assert.ErrorIs(t, err, gatewayd.ErrNotFound)
 	}
 	list, total, err := s.ListGateways(ctx, nil, store.Page{Limit: 100})
 	require.NoError(t, err)
 	assert.Equal(t, 1, total)
 	assert.Equal(t, survivor.ID, list[0].ID)
-	active, err := s.ActiveConnections(ctx)
+	active, err := s.Targets(ctx)
 	require.NoError(t, err)
 	require.Len(t, active, 1)
 	assert.Equal(t, survivor.ID, active[0].ID)
@@ -402,7 +406,7 @@ func TestUnreadablePasswordIsFlagged(t *testing.T) {
 	otherKey := make([]byte, 32)
 	other, err := store.NewSealer(otherKey)
 	require.NoError(t, err)
-	conn, err := store.New(pool, other).ActiveConnection(ctx, g.ID)
+	conn, err := store.New(pool, other).Target(ctx, g.ID)
 	require.NoError(t, err)
 	assert.True(t, conn.Unreadable)
 	assert.Empty(t, conn.Password)
@@ -412,23 +416,23 @@ func TestDatabaseDownIsUnavailable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := store.Connect(ctx, "postgres://postgres@127.0.0.1:1/none?sslmode=disable", time.Second)
-	assert.ErrorIs(t, err, store.ErrUnavailable)
+	assert.ErrorIs(t, err, gatewayd.ErrUnavailable)
 
 	s, pool := newStore(t)
 	pool.Close()
 	_, err = s.GetOrganization(ctx, uuid.New())
-	assert.ErrorIs(t, err, store.ErrUnavailable)
+	assert.ErrorIs(t, err, gatewayd.ErrUnavailable)
 }
 
 func TestInvalidInputIsNotInternal(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
 	_, err := s.CreateOrganization(ctx, "nul\x00byte", nil)
-	assert.ErrorIs(t, err, store.ErrInvalidInput)
+	assert.ErrorIs(t, err, gatewayd.ErrInvalidInput)
 }
 
 func TestSealer(t *testing.T) {
-	s, err := store.NewSealer(testKey())
+	s, err := store.NewSealer(testutil.Key)
 	require.NoError(t, err)
 	a, err := s.Seal("hunter2")
 	require.NoError(t, err)

@@ -19,7 +19,6 @@ import (
 
 	"github.com/ctcgw/gatewayd/internal/config"
 	"github.com/ctcgw/gatewayd/internal/logging"
-	"github.com/ctcgw/gatewayd/internal/server"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -71,9 +70,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if cmd == "migrate" {
-		err = server.Migrate(ctx, cfg, log)
+		err = migrate(ctx, cfg, log)
 	} else {
-		err = server.Serve(ctx, cfg, log, version, nil)
+		err = serve(ctx, cfg, log)
 	}
 	if err != nil {
 		log.Error().Err(err).Msg("gatewayd stopped with an error")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,9 +27,10 @@ var tmpl *testdb.Template
 
 func TestMain(m *testing.M) { testdb.Exit(testdb.Run(m, &tmpl)) }
 
-var key = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+var key = testutil.KeyBase64
 
 func TestVersionAndUsage(t *testing.T) {
+	t.Parallel()
 	var out, errb bytes.Buffer
 	assert.Equal(t, 0, run([]string{"version"}, nil, &out, &errb))
 	assert.Equal(t, "gatewayd dev\n", out.String())
@@ -39,6 +39,7 @@ func TestVersionAndUsage(t *testing.T) {
 }
 
 func TestBadConfigurationStopsWithOneLine(t *testing.T) {
+	t.Parallel()
 	var out, errb bytes.Buffer
 	code := run([]string{"serve"}, []string{"ENCRYPTION_KEY=" + key, "API_PORT=99999", "DATABASE_URL=postgres://u:hunter2@h/db"}, &out, &errb)
 	assert.Equal(t, 2, code)
@@ -53,6 +54,7 @@ func TestBadConfigurationStopsWithOneLine(t *testing.T) {
 }
 
 func TestMigrateCommand(t *testing.T) {
+	t.Parallel()
 	url := tmpl.New(t)
 	var out, errb bytes.Buffer
 	assert.Equal(t, 0, run([]string{"migrate"}, []string{"ENCRYPTION_KEY=" + key, "DATABASE_URL=" + url}, &out, &errb), errb.String())
@@ -69,6 +71,7 @@ func freePort(t *testing.T) int {
 
 // TestSIGTERMClosesEveryGatewayWith1000 runs the real binary.
 func TestSIGTERMClosesEveryGatewayWith1000(t *testing.T) {
+	t.Parallel()
 	bin := filepath.Join(t.TempDir(), "gatewayd")
 	build := exec.Command("go", "build", "-o", bin, ".")
 	build.Stderr = os.Stderr

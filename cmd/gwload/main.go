@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ctcgw/gatewayd/internal/config"
 )
 
 type options struct {
@@ -33,6 +35,7 @@ type options struct {
 	soak         time.Duration
 	soakGateways int
 	keep         bool
+	settle       time.Duration
 	out          io.Writer
 	progress     io.Writer
 }
@@ -43,7 +46,7 @@ func main() {
 	o := &options{out: os.Stdout, progress: os.Stderr}
 	fs := flag.NewFlagSet("gwload", flag.ExitOnError)
 	fs.StringVar(&o.gatewayd, "gatewayd", "bin/gatewayd", "gatewayd binary to run")
-	fs.StringVar(&o.database, "database", envOr("DATABASE_URL", "postgres://postgres:postgres@127.0.0.1:5432/gatewayd?sslmode=disable"),
+	fs.StringVar(&o.database, "database", envOr("DATABASE_URL", config.DefaultDatabaseURL),
 		"PostgreSQL server (a throwaway database is created on it)")
 	fs.StringVar(&o.target, "target", "", "use this running gatewayd (http://host:port) instead of starting one; coldstart and soak need their own")
 	fs.IntVar(&o.gateways, "gateways", 10000, "gateways for coldstart, status and storm")
@@ -55,6 +58,7 @@ func main() {
 	fs.DurationVar(&o.soak, "soak", 10*time.Minute, "soak length")
 	fs.IntVar(&o.soakGateways, "soak-gateways", 1000, "gateways in the soak")
 	fs.BoolVar(&o.keep, "keep", false, "keep the throwaway databases")
+	fs.DurationVar(&o.settle, "settle", 5*time.Second, "wait before reading RSS, so it reflects a settled process")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: gwload [flags] [%s|all]...\n\n", strings.Join(scenarioNames, "|"))
 		fs.PrintDefaults()

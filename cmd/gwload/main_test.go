@@ -27,7 +27,7 @@ func TestScenariosAtSmallSize(t *testing.T) {
 
 	var out, progress bytes.Buffer
 	o := &options{gatewayd: bin, database: testdb.BaseURL(), gateways: 50, concurrency: 8, duration: 500 * time.Millisecond,
-		creates: 20, crashes: 20, crudRows: 50, soak: 2 * time.Second, soakGateways: 20, out: &out, progress: &progress}
+		creates: 20, crashes: 20, crudRows: 50, soak: 2 * time.Second, soakGateways: 20, settle: 100 * time.Millisecond, out: &out, progress: &progress}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	require.NoError(t, run(ctx, o, []string{"all"}), progress.String())

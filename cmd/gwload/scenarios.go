@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,11 +17,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
-	"github.com/rs/zerolog"
 
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
-	"github.com/ctcgw/gatewayd/internal/config"
-	"github.com/ctcgw/gatewayd/internal/server"
 )
 
 // coldstart: N active gateways in the database; from process start to all
@@ -36,7 +31,7 @@ func coldstart(ctx context.Context, o *options, r *report) (*env, error) {
 	if _, err := e.startGatewayd(); err != nil {
 		return e, err
 	}
-	time.Sleep(2 * time.Second)
+	time.Sleep(o.settle)
 	idle := e.rssKiB()
 	e.stopGatewayd()
 	r.value("idle_rss", float64(idle)/1024, "MiB")
@@ -55,7 +50,7 @@ func coldstart(ctx context.Context, o *options, r *report) (*env, error) {
 	took := time.Since(started)
 	r.value("coldstart_gateways", float64(o.gateways), "count")
 	r.value("coldstart_all_authenticated", took.Seconds(), "s")
-	time.Sleep(3 * time.Second)
+	time.Sleep(o.settle)
 	rss := e.rssKiB()
 	r.value("connected_rss", float64(rss)/1024, "MiB")
 	r.value("rss_per_gateway", float64(rss-idle)/float64(o.gateways), "KiB")
@@ -396,9 +391,10 @@ func pgbench(bin string, args []string) (float64, error) {
 	return strconv.ParseFloat(string(m[1]), 64)
 }
 
-// soak: gatewayd in-process (so its goroutines can be counted) with N
-// gateways, random crashes and drops for o.soak; RSS and goroutines at the
-// start and the end, and every gateway AUTHENTICATED with one socket.
+// soak: the gatewayd binary with N gateways, random crashes and drops for
+// o.soak; RSS, live heap and goroutines (read from its DEBUG_ADDR pprof)
+// at the start and the end, and every gateway AUTHENTICATED with one
+// socket.
 func soak(ctx context.Context, o *options, r *report) error {
 	e, err := newEnv(ctx, o)
 	if err != nil {
@@ -408,26 +404,30 @@ func soak(ctx context.Context, o *options, r *report) error {
 	if err := e.seed(ctx, o.soakGateways); err != nil {
 		return err
 	}
-	if o.target == "" {
-		stop, err := e.serveInProcess(ctx)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	if o.target != "" {
+		return errors.New("soak needs its own gatewayd (its DEBUG_ADDR is read); run it without -target")
+	}
+	debugAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	if _, err := e.startGatewayd("DEBUG_ADDR=" + debugAddr); err != nil {
+		return err
 	}
 	if err := e.waitAuthenticated(len(e.ids), 2*time.Minute); err != nil {
 		return err
 	}
 	// RSS keeps freed pages for a while; the live heap after a forced GC
 	// is what a leak would grow.
-	settle := func() (rss, goroutines int, live uint64) {
-		time.Sleep(5 * time.Second)
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return e.rssKiB(), runtime.NumGoroutine(), m.HeapAlloc
+	settle := func() (rss, goroutines int, live uint64, err error) {
+		time.Sleep(o.settle)
+		goroutines, live, err = e.debugStats(debugAddr)
+		return e.rssKiB(), goroutines, live, err
 	}
-	rss0, g0, heap0 := settle()
+	rss0, g0, heap0, err := settle()
+	if err != nil {
+		return err
+	}
 	r.progressf("soak start: rss %d KiB, %d goroutines", rss0, g0)
 	end := time.Now().Add(o.soak)
 	crashes, drops := 0, 0
@@ -440,11 +440,12 @@ func soak(ctx context.Context, o *options, r *report) error {
 		e.sims[rand.IntN(len(e.sims))].Drop(websocket.CloseGoingAway)
 		drops++
 		if time.Now().After(next) {
-			runtime.GC()
-			var m runtime.MemStats
-			runtime.ReadMemStats(&m)
+			g, live, err := e.debugStats(debugAddr)
+			if err != nil {
+				return err
+			}
 			r.progressf("soak: %d crashes, %d drops, rss %d KiB, live heap %.1f MiB, %d goroutines",
-				crashes, drops, e.rssKiB(), float64(m.HeapAlloc)/(1<<20), runtime.NumGoroutine())
+				crashes, drops, e.rssKiB(), float64(live)/(1<<20), g)
 			next = time.Now().Add(30 * time.Second)
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -463,7 +464,10 @@ func soak(ctx context.Context, o *options, r *report) error {
 	if err := e.waitAuthenticated(len(e.ids), 2*time.Minute); err != nil {
 		return err
 	}
-	rss1, g1, heap1 := settle()
+	rss1, g1, heap1, err := settle()
+	if err != nil {
+		return err
+	}
 	lost := 0
 	for _, g := range e.sims {
 		if g.Stats().Open != 1 {
@@ -485,32 +489,4 @@ func soak(ctx context.Context, o *options, r *report) error {
 		return fmt.Errorf("%d gateways do not have exactly one socket", lost)
 	}
 	return nil
-}
-
-// serveInProcess runs gatewayd's own wiring in this process.
-func (e *env) serveInProcess(ctx context.Context) (stop func(), err error) {
-	environ := []string{"DATABASE_URL=" + e.dbURL, "ENCRYPTION_KEY=" + e.key, "API_HOST=127.0.0.1", "API_PORT=1", "CHAOS_ENABLED=true"}
-	cfg, err := config.Load("", environ)
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	cfg.APIPort = ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	ready := make(chan net.Addr, 1)
-	log := zerolog.New(os.Stderr).Level(zerolog.ErrorLevel)
-	go func() { done <- server.Serve(ctx, cfg, log, "gwload", func(a net.Addr) { ready <- a }) }()
-	select {
-	case a := <-ready:
-		e.api = "http://" + a.String() + "/api"
-	case err := <-done:
-		cancel()
-		return nil, err
-	}
-	return func() { cancel(); <-done }, nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -36,6 +37,8 @@ type Config struct {
 	// ReconcileInterval is how often the supervisor converges to the store.
 	ReconcileInterval time.Duration
 	ShutdownTimeout   time.Duration
+	// DebugAddr serves Go's pprof when not empty.
+	DebugAddr string
 }
 
 // Gateway holds the connection runtime's settings.
@@ -53,10 +56,14 @@ type Gateway struct {
 	RestartWindow     time.Duration
 }
 
+// DefaultDatabaseURL is DATABASE_URL's default: the local PostgreSQL of a
+// developer's machine. It is written here only; scripts ask the binary.
+const DefaultDatabaseURL = "postgres://postgres:postgres@127.0.0.1:5432/gatewayd?sslmode=disable"
+
 // Variables lists every configuration variable with its default, in the
 // order of the documentation. A file uses the same names in lower case.
 var Variables = []struct{ Name, Default string }{
-	{"DATABASE_URL", "postgres://postgres:postgres@127.0.0.1:5432/gatewayd?sslmode=disable"},
+	{"DATABASE_URL", DefaultDatabaseURL},
 	{"ENCRYPTION_KEY", ""},
 	{"API_HOST", "0.0.0.0"},
 	{"API_PORT", "3000"},
@@ -78,6 +85,7 @@ var Variables = []struct{ Name, Default string }{
 	{"GATEWAY_RESTART_WINDOW", "1m"},
 	{"RECONCILE_INTERVAL", "30s"},
 	{"SHUTDOWN_TIMEOUT", "10s"},
+	{"DEBUG_ADDR", ""},
 }
 
 // FileEnv is the environment variable that names a configuration file when
@@ -179,6 +187,7 @@ func parse(get func(string) string) (*Config, error) {
 		},
 		ReconcileInterval: p.duration("RECONCILE_INTERVAL"),
 		ShutdownTimeout:   p.duration("SHUTDOWN_TIMEOUT"),
+		DebugAddr:         p.optionalAddr("DEBUG_ADDR"),
 	}
 	if c.Gateway.BackoffMax > 0 && c.Gateway.BackoffInitial > c.Gateway.BackoffMax {
 		p.fail("GATEWAY_BACKOFF_MAX", "must not be less than GATEWAY_BACKOFF_INITIAL (%s)", c.Gateway.BackoffInitial)
@@ -267,6 +276,20 @@ func (p *parser) duration(name string) time.Duration {
 	return d
 }
 
+// optionalAddr is empty or a host:port to listen on.
+func (p *parser) optionalAddr(name string) string {
+	v := strings.TrimSpace(p.get(name))
+	if v == "" {
+		return ""
+	}
+	_, port, err := net.SplitHostPort(v)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+		p.fail(name, "must be host:port such as 127.0.0.1:6060, got %q", v)
+		return ""
+	}
+	return v
+}
+
 func (p *parser) boolean(name string) bool {
 	v := strings.TrimSpace(p.get(name))
 	b, err := strconv.ParseBool(v)
@@ -305,7 +328,9 @@ func (c *Config) Addr() string {
 	return fmt.Sprintf("%s:%d", c.APIHost, c.APIPort)
 }
 
-// MaskURL returns a connection URL with its password replaced, fit for logs.
+// MaskURL returns a connection URL with its passwords replaced, fit for
+// logs: the one in the user part and a password query parameter (libpq
+// accepts both).
 func MaskURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -313,6 +338,17 @@ func MaskURL(raw string) string {
 	}
 	if _, ok := u.User.Password(); ok {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	q := u.Query()
+	masked := false
+	for k := range q {
+		if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
+			q.Set(k, "xxxxx")
+			masked = true
+		}
+	}
+	if masked {
+		u.RawQuery = q.Encode()
 	}
 	return u.String()
 }

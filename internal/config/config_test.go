@@ -91,6 +91,7 @@ func TestInvalidValues(t *testing.T) {
 		{"GATEWAY_BACKOFF_INITIAL=1m", `GATEWAY_BACKOFF_MAX must not be less than GATEWAY_BACKOFF_INITIAL`},
 		{"DATABASE_URL=host=localhost user=x", `DATABASE_URL must be a postgres:// URL`},
 		{"CORS_ORIGIN= , ", `CORS_ORIGIN must list at least one origin`},
+		{"DEBUG_ADDR=6060", `DEBUG_ADDR must be host:port`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.env, func(t *testing.T) {
@@ -118,4 +119,7 @@ func TestErrorsNeverEchoSecrets(t *testing.T) {
 func TestMaskURL(t *testing.T) {
 	assert.Equal(t, "postgres://app:xxxxx@db:5432/gw?sslmode=disable", MaskURL("postgres://app:hunter2@db:5432/gw?sslmode=disable"))
 	assert.Equal(t, "postgres://app@db/gw", MaskURL("postgres://app@db/gw"))
+	masked := MaskURL("postgres://app@db/gw?sslmode=disable&password=hunter2")
+	assert.NotContains(t, masked, "hunter2", "a password query parameter is masked too")
+	assert.Contains(t, masked, "sslmode=disable")
 }

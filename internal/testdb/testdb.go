@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -17,13 +18,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ctcgw/gatewayd/internal/config"
 	"github.com/ctcgw/gatewayd/store"
 )
-
-// DefaultURL is used when neither TEST_DATABASE_URL nor DATABASE_URL is set.
-const DefaultURL = "postgres://postgres:postgres@127.0.0.1:5432/gatewayd?sslmode=disable"
 
 // Template is a migrated database that tests clone.
 type Template struct {
@@ -38,7 +38,7 @@ func BaseURL() string {
 			return v
 		}
 	}
-	return DefaultURL
+	return config.DefaultDatabaseURL
 }
 
 // Run creates the package's template, runs the tests and drops it. Use it
@@ -133,14 +133,16 @@ func (t *Template) admin(sql string) error {
 		return fmt.Errorf("connect to maintenance database: %w", err)
 	}
 	defer conn.Close(ctx)
-	// CREATE DATABASE ... TEMPLATE fails while another clone of the same
-	// template is in progress; parallel tests retry briefly.
+	// CREATE DATABASE ... TEMPLATE fails with object_in_use (55006) while
+	// another clone of the same template is in progress; parallel tests
+	// retry briefly.
 	for attempt := 0; ; attempt++ {
 		_, err = conn.Exec(ctx, sql)
-		if err == nil || attempt >= 50 || !strings.Contains(err.Error(), "is being accessed by other users") {
+		var pgErr *pgconn.PgError
+		if err == nil || attempt >= 100 || !errors.As(err, &pgErr) || pgErr.Code != "55006" {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(time.Duration(20+attempt*5) * time.Millisecond)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", strings.Fields(sql)[0]+" "+strings.Fields(sql)[1], err)

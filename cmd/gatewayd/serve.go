@@ -1,18 +1,18 @@
-// Package server wires gatewayd together: database, migrations, the actor
-// runtime and the HTTP API, with an orderly shutdown. cmd/gatewayd runs
-// it; the load tool runs it in-process.
-package server
+package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
+	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/actors"
 	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/internal/config"
@@ -28,7 +28,7 @@ func connect(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*pgxp
 		if err == nil {
 			return pool, nil
 		}
-		if !errors.Is(err, store.ErrUnavailable) || time.Now().After(deadline) {
+		if !errors.Is(err, gatewayd.ErrUnavailable) || time.Now().After(deadline) {
 			return nil, err
 		}
 		log.Warn().Err(err).Int("attempt", attempt).Str("database", config.MaskURL(cfg.DatabaseURL)).Msg("database not reachable yet; retrying")
@@ -40,8 +40,8 @@ func connect(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*pgxp
 	}
 }
 
-// Migrate applies the migrations and returns.
-func Migrate(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
+// migrate applies the migrations and returns.
+func migrate(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	pool, err := connect(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -55,10 +55,21 @@ func Migrate(ctx context.Context, cfg *config.Config, log zerolog.Logger) error 
 	return nil
 }
 
-// Serve runs gatewayd until ctx ends, then stops taking requests, closes
+// runtimeConfig is the runtime's part of the process configuration.
+func runtimeConfig(cfg *config.Config) actors.Config {
+	g := cfg.Gateway
+	return actors.Config{
+		ConnectTimeout: g.ConnectTimeout, AuthTimeout: g.AuthTimeout, CommandTimeout: g.CommandTimeout,
+		BackoffInitial: g.BackoffInitial, BackoffMax: g.BackoffMax, BackoffMultiplier: g.BackoffMultiplier,
+		PingInterval: g.PingInterval, PongTimeout: g.PongTimeout, DialConcurrency: g.DialConcurrency,
+		RestartLimit: g.RestartLimit, RestartWindow: g.RestartWindow,
+		ReconcileInterval: cfg.ReconcileInterval,
+	}
+}
+
+// serve runs gatewayd until ctx ends, then stops taking requests, closes
 // every gateway with code 1000 and returns within cfg.ShutdownTimeout.
-// listening, if not nil, is called with the API's address once it serves.
-func Serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, version string, listening func(addr net.Addr)) error {
+func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	started := time.Now()
 	log.Info().Str("version", version).Str("database", config.MaskURL(cfg.DatabaseURL)).Str("addr", cfg.Addr()).
 		Bool("chaos", cfg.ChaosEnabled).Msg("gatewayd starting")
@@ -79,7 +90,14 @@ func Serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, version 
 		return err
 	}
 	st := store.New(pool, sealer)
-	rt := actors.Start(cfg.Gateway, st, log, actors.Options{ReconcileInterval: cfg.ReconcileInterval})
+	if cfg.DebugAddr != "" {
+		stop, err := serveDebug(cfg.DebugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	rt := actors.Start(runtimeConfig(cfg), st, log)
 	app := api.New(st, rt, log, api.Options{CORSOrigins: cfg.CORSOrigins, ChaosEnabled: cfg.ChaosEnabled, Started: started})
 
 	ln, err := net.Listen("tcp", cfg.Addr())
@@ -90,9 +108,6 @@ func Serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, version 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- app.Listener(ln) }()
 	log.Info().Str("addr", ln.Addr().String()).Msg("API listening")
-	if listening != nil {
-		listening(ln.Addr())
-	}
 
 	select {
 	case <-ctx.Done():
@@ -118,4 +133,30 @@ func shutdownRuntime(rt *actors.Runtime, timeout time.Duration, log zerolog.Logg
 	if err := rt.Shutdown(ctx); err != nil {
 		log.Warn().Err(err).Msg("runtime did not stop in time")
 	}
+}
+
+// serveDebug serves Go's pprof on addr only (DEBUG_ADDR), never on the
+// API's listener; stop closes it.
+func serveDebug(addr string, log zerolog.Logger) (stop func(), err error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on DEBUG_ADDR %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}()
+	log.Info().Str("addr", ln.Addr().String()).Msg("pprof listening (DEBUG_ADDR)")
+	return func() {
+		_ = srv.Close()
+		<-done
+	}, nil
 }

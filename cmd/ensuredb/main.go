@@ -1,7 +1,8 @@
 // Command ensuredb is a development helper for `make db`: with -check it
-// exits 0 when the PostgreSQL server of DATABASE_URL answers; without, it
-// waits for the server (up to -wait) and creates DATABASE_URL's database
-// if it is missing.
+// exits 0 when the PostgreSQL server of DATABASE_URL answers; with -url it
+// prints the URL it would use (DATABASE_URL, else gatewayd's default);
+// without either, it waits for the server (up to -wait) and creates
+// DATABASE_URL's database if it is missing.
 package main
 
 import (
@@ -14,17 +15,22 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-)
 
-const defaultURL = "postgres://postgres:postgres@127.0.0.1:5432/gatewayd?sslmode=disable"
+	"github.com/ctcgw/gatewayd/internal/config"
+)
 
 func main() {
 	check := flag.Bool("check", false, "only check that the server answers")
+	printURL := flag.Bool("url", false, "print the database URL and exit")
 	wait := flag.Duration("wait", 30*time.Second, "how long to wait for the server")
 	flag.Parse()
 	raw := os.Getenv("DATABASE_URL")
 	if raw == "" {
-		raw = defaultURL
+		raw = config.DefaultDatabaseURL
+	}
+	if *printURL {
+		fmt.Println(raw)
+		return
 	}
 	u, err := url.Parse(raw)
 	if err != nil {

@@ -1,0 +1,199 @@
+// Package actorstest is the runtime's test harness, shared by the tests of
+// actors and api: a configuration with short times, a fresh migrated
+// database, the gateway simulator and a running runtime, with helpers to
+// add gateways, wait for states, and wait for the runtime's test signals.
+package actorstest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/actors"
+	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"github.com/ctcgw/gatewayd/internal/testdb"
+	"github.com/ctcgw/gatewayd/internal/testutil"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+// FastConfig is a runtime configuration with times short enough for tests
+// and long enough for a loaded 2-core machine running them in parallel.
+func FastConfig() actors.Config {
+	return actors.Config{
+		ConnectTimeout: 500 * time.Millisecond, AuthTimeout: 300 * time.Millisecond, CommandTimeout: time.Second,
+		BackoffInitial: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, BackoffMultiplier: 2,
+		PingInterval: 100 * time.Millisecond, PongTimeout: 150 * time.Millisecond, DialConcurrency: 64,
+		RestartLimit: 3, RestartWindow: 10 * time.Second,
+		ReconcileInterval: time.Hour, SeenFlushInterval: 50 * time.Millisecond,
+	}
+}
+
+// Settle is one Hooks.Settled call.
+type Settle struct {
+	ID    uuid.UUID
+	State gatewayd.State
+}
+
+// Reconfig is one Hooks.Reconfigured call.
+type Reconfig struct {
+	ID        uuid.UUID
+	Reconnect bool
+}
+
+// Harness is one test's world: database, simulator, runtime.
+type Harness struct {
+	T       testing.TB
+	Store   *store.Store
+	Pool    *pgxpool.Pool
+	Sim     *ctctest.Server
+	Runtime *actors.Runtime
+	// Factory is a factory (under a fresh organization) to add gateways to.
+	Factory uuid.UUID
+	Logs    *testutil.SyncBuffer
+	Log     zerolog.Logger
+	Config  actors.Config
+
+	Settled      *Signal[Settle]
+	Reconfigured *Signal[Reconfig]
+}
+
+// New builds a harness on a fresh database cloned from tmpl and starts the
+// runtime; everything is stopped and dropped when the test ends.
+func New(t testing.TB, tmpl *testdb.Template, cfg actors.Config) *Harness {
+	t.Helper()
+	pool, _ := tmpl.Pool(t)
+	sealer, err := store.NewSealer(testutil.Key)
+	require.NoError(t, err)
+	st := store.New(pool, sealer)
+	sim, err := ctctest.NewServer("127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(sim.Close)
+	ctx := context.Background()
+	org, err := st.CreateOrganization(ctx, "Org", nil)
+	require.NoError(t, err)
+	f, err := st.CreateFactory(ctx, store.NewFactory{OrganizationID: org.ID, Name: "F"})
+	require.NoError(t, err)
+	logs := &testutil.SyncBuffer{}
+	h := &Harness{T: t, Store: st, Pool: pool, Sim: sim, Factory: f.ID, Logs: logs,
+		Log: zerolog.New(logs).Level(zerolog.InfoLevel), Settled: NewSignal[Settle](), Reconfigured: NewSignal[Reconfig]()}
+	cfg.Hooks.Settled = func(id uuid.UUID, s gatewayd.State) { h.Settled.Send(Settle{id, s}) }
+	cfg.Hooks.Reconfigured = func(id uuid.UUID, reconnect bool) { h.Reconfigured.Send(Reconfig{id, reconnect}) }
+	h.Config = cfg
+	h.StartRuntime()
+	return h
+}
+
+// StartRuntime starts a (new) runtime on the harness's database and waits
+// until it has loaded; it is shut down when the test ends.
+func (h *Harness) StartRuntime() {
+	h.T.Helper()
+	rt := actors.Start(h.Config, h.Store, h.Log)
+	h.Runtime = rt
+	h.T.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		assert.NoError(h.T, rt.Shutdown(ctx))
+	})
+	require.Eventually(h.T, rt.Ready, 5*time.Second, 5*time.Millisecond)
+}
+
+// Credentials of the simulated gateway called name.
+func Credentials(name string) (email, password string) {
+	return name + "@example.com", "pw-" + name
+}
+
+// Create registers a simulated gateway called name in the store only (as
+// another process would); the runtime learns of it on reconciliation.
+func (h *Harness) Create(name string) (gatewayd.Gateway, *ctctest.Gateway) {
+	h.T.Helper()
+	email, pw := Credentials(name)
+	sg := h.Sim.Add(name, ctctest.Config{Email: email, Password: pw})
+	g, err := h.Store.CreateGateway(context.Background(), store.NewGateway{FactoryID: h.Factory, GatewayID: name, Name: name,
+		URL: sg.URL(), Email: email, Password: pw})
+	require.NoError(h.T, err)
+	return g, sg
+}
+
+// Add creates a gateway in the store and the simulator and tells the
+// runtime, as the API does.
+func (h *Harness) Add(name string) (gatewayd.Gateway, *ctctest.Gateway) {
+	h.T.Helper()
+	g, sg := h.Create(name)
+	_, pw := Credentials(name)
+	h.Runtime.GatewayStarted(g.Target(pw))
+	return g, sg
+}
+
+// AddAuthenticated adds n gateways named prefix-0… and waits until every
+// one is AUTHENTICATED.
+func (h *Harness) AddAuthenticated(prefix string, n int) ([]gatewayd.Gateway, []*ctctest.Gateway) {
+	h.T.Helper()
+	gws := make([]gatewayd.Gateway, n)
+	sims := make([]*ctctest.Gateway, n)
+	for i := range n {
+		gws[i], sims[i] = h.Add(fmt.Sprintf("%s-%d", prefix, i))
+	}
+	for _, g := range gws {
+		h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	}
+	return gws, sims
+}
+
+// Update changes a gateway in the store and tells the runtime, as the API
+// does.
+func (h *Harness) Update(id uuid.UUID, p store.GatewayPatch) store.GatewayUpdate {
+	h.T.Helper()
+	up, err := h.Store.UpdateGateway(context.Background(), id, p)
+	require.NoError(h.T, err)
+	h.Runtime.GatewayUpdated(up.Target)
+	return up
+}
+
+// Status asks the runtime for a gateway's status.
+func (h *Harness) Status(id uuid.UUID) gatewayd.Status {
+	h.T.Helper()
+	st, err := h.Runtime.Status(context.Background(), id)
+	require.NoError(h.T, err)
+	return st
+}
+
+// WaitState polls until the gateway is in state, or fails with the last
+// status seen.
+func (h *Harness) WaitState(id uuid.UUID, state gatewayd.State, within time.Duration) gatewayd.Status {
+	h.T.Helper()
+	var last gatewayd.Status
+	var lastErr error
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		st, err := h.Runtime.Status(context.Background(), id)
+		last, lastErr = st, err
+		if err == nil && st.State == state {
+			return st
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	h.T.Fatalf("gateway %s: want state %s, last status %+v (error %v)", id, state, last, lastErr)
+	return last
+}
+
+// WaitSettled waits until the gateway's actor reports that it settled in
+// state: from then on nothing is scheduled for its connection.
+func (h *Harness) WaitSettled(id uuid.UUID, state gatewayd.State) {
+	h.T.Helper()
+	h.Settled.Wait(h.T, func(s Settle) bool { return s.ID == id && s.State == state })
+}
+
+// WaitReconfigured waits until the gateway's actor has applied new
+// settings and returns whether it reconnected because of them.
+func (h *Harness) WaitReconfigured(id uuid.UUID) bool {
+	h.T.Helper()
+	return h.Reconfigured.Wait(h.T, func(r Reconfig) bool { return r.ID == id }).Reconnect
+}

@@ -1,0 +1,70 @@
+package actors
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ctcgw/gatewayd"
+)
+
+// Config is the runtime's own configuration; cmd/gatewayd fills it from
+// the process configuration, tests fill it with short times.
+type Config struct {
+	ConnectTimeout    time.Duration // TCP + WebSocket handshake
+	AuthTimeout       time.Duration // answer to POST_LOGIN
+	CommandTimeout    time.Duration // answer to any other command
+	BackoffInitial    time.Duration
+	BackoffMax        time.Duration
+	BackoffMultiplier float64
+	PingInterval      time.Duration
+	PongTimeout       time.Duration
+	DialConcurrency   int // dials in flight, process-wide
+	RestartLimit      int // crashes tolerated within RestartWindow
+	RestartWindow     time.Duration
+	// ReconcileInterval is how often the store is re-read (RECONCILE_INTERVAL).
+	ReconcileInterval time.Duration
+	// SeenFlushInterval is how often last_seen_at is written; default 5s.
+	SeenFlushInterval time.Duration
+	// RequestTimeout bounds a request to the supervisor; default 5s.
+	RequestTimeout time.Duration
+	// ActorTimeout bounds the wait for a gateway actor's own answer to a
+	// status request before the supervisor's record answers; default 1s.
+	ActorTimeout time.Duration
+	// Hooks are test signals; nil hooks cost nothing.
+	Hooks Hooks
+}
+
+// Hooks let tests observe decisions the runtime makes, so a test can prove
+// that something did not happen by waiting for the point where the code
+// decided it would not (riverqueue/river's testsignal pattern). Every hook
+// is optional, called from an actor's goroutine, and must not block.
+type Hooks struct {
+	// Settled: a gateway actor entered a state in which it has no dial in
+	// flight and no retry timer armed (AUTH_FAILED, DISCONNECTED), so
+	// nothing will happen to its connection until it is told otherwise.
+	Settled func(id uuid.UUID, state gatewayd.State)
+	// Reconfigured: a gateway actor applied new settings; reconnect says
+	// whether it started a new connection because of them.
+	Reconfigured func(id uuid.UUID, reconnect bool)
+}
+
+// withDefaults fills the durations that have a sensible default.
+func (c Config) withDefaults() Config {
+	if c.ReconcileInterval <= 0 {
+		c.ReconcileInterval = 30 * time.Second
+	}
+	if c.SeenFlushInterval <= 0 {
+		c.SeenFlushInterval = 5 * time.Second
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 5 * time.Second
+	}
+	if c.ActorTimeout <= 0 {
+		c.ActorTimeout = time.Second
+	}
+	if c.DialConcurrency <= 0 {
+		c.DialConcurrency = 64
+	}
+	return c
+}
