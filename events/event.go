@@ -18,7 +18,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/google/uuid"
 )
@@ -65,7 +64,7 @@ type Event struct {
 // the bug is, rather than in every stream that would later replay it.
 // It is cheap: a few byte scans, no parsing.
 func (e Event) validate() error {
-	if e.Type == "" || strings.IndexByte(e.Type, '\n') >= 0 || strings.IndexByte(e.Type, '\r') >= 0 {
+	if e.Type == "" || !oneLine(e.Type) {
 		return fmt.Errorf("%w: type %q is empty or not one line", ErrInvalidEvent, e.Type)
 	}
 	if len(e.Data) == 0 {
