@@ -156,34 +156,56 @@ func (b *Broker) Subscribe(f Filter, lastID uint64, buffer int) *Subscription {
 }
 
 // replay copies, oldest first, the ring's events that match f and have an
-// id above after. Two passes so that the slice is allocated once and at
-// its final size; the copy is bounded by the ring, not by any subscriber.
-// b.mu must be held.
+// id above after. The copy is bounded by the ring, not by any subscriber,
+// and is allocated once at its final size: an unfiltered replay is two
+// bulk copies, a filtered one counts before it copies. b.mu must be held.
 func (b *Broker) replay(f Filter, after uint64) []Event {
-	start := b.next - b.n
-	if start < 0 {
-		start += len(b.ring)
-	}
-	skip := 0
-	if oldest := b.last - uint64(b.n) + 1; after >= oldest {
-		skip = int(after - oldest + 1)
+	older, newer := b.since(after)
+	if f.FactoryID == nil && f.GatewayID == nil {
+		if len(older)+len(newer) == 0 {
+			return nil
+		}
+		out := make([]Event, 0, len(older)+len(newer))
+		return append(append(out, older...), newer...)
 	}
 	count := 0
-	for k := skip; k < b.n; k++ {
-		if f.Match(b.ring[(start+k)%len(b.ring)]) {
-			count++
+	for _, part := range [2][]Event{older, newer} {
+		for i := range part {
+			if f.Match(part[i]) {
+				count++
+			}
 		}
 	}
 	if count == 0 {
 		return nil
 	}
 	out := make([]Event, 0, count)
-	for k := skip; k < b.n; k++ {
-		if e := b.ring[(start+k)%len(b.ring)]; f.Match(e) {
-			out = append(out, e)
+	for _, part := range [2][]Event{older, newer} {
+		for i := range part {
+			if f.Match(part[i]) {
+				out = append(out, part[i])
+			}
 		}
 	}
 	return out
+}
+
+// since returns the ring's events with an id above after, oldest first, as
+// the two contiguous parts of the ring they occupy. b.mu must be held.
+func (b *Broker) since(after uint64) (older, newer []Event) {
+	skip := 0
+	if oldest := b.last - uint64(b.n) + 1; after >= oldest {
+		skip = int(after - oldest + 1)
+	}
+	count := b.n - skip
+	if count <= 0 {
+		return nil, nil
+	}
+	begin := b.next - count // the ring's next slot follows its newest event
+	if begin >= 0 {
+		return b.ring[begin:b.next], nil
+	}
+	return b.ring[begin+len(b.ring):], b.ring[:b.next]
 }
 
 // detach removes s from the subscriber list and closes its channel.
