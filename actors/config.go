@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"context"
+	"net"
 	"time"
 
 	"github.com/google/uuid"
@@ -31,6 +33,16 @@ type Config struct {
 	// ActorTimeout bounds the wait for a gateway actor's own answer to a
 	// status request before the supervisor's record answers; default 1s.
 	ActorTimeout time.Duration
+	// Flood limits per connection (defaults in conn.go): a peer that sends
+	// more frames or bytes per second than these is cut off into BACKOFF.
+	FloodFrameRate, FloodFrameBurst int
+	FloodByteRate, FloodByteBurst   int
+	// InboxBytes bounds the decoded frames of one connection waiting for
+	// its actor; past it the reader waits and TCP pushes back on the peer.
+	InboxBytes int
+	// NetDial opens the TCP connection of a dial; nil is net.Dialer's.
+	// The dial allowlist plugs in here.
+	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Hooks are test signals; nil hooks cost nothing.
 	Hooks Hooks
 }
@@ -66,5 +78,19 @@ func (c Config) withDefaults() Config {
 	if c.DialConcurrency <= 0 {
 		c.DialConcurrency = 64
 	}
+	setDefault(&c.FloodFrameRate, defaultFloodFrameRate)
+	setDefault(&c.FloodFrameBurst, defaultFloodFrameBurst)
+	setDefault(&c.FloodByteRate, defaultFloodByteRate)
+	setDefault(&c.FloodByteBurst, max(defaultFloodByteBurst, readLimit))
+	setDefault(&c.InboxBytes, defaultInboxBytes)
+	if c.NetDial == nil {
+		c.NetDial = (&net.Dialer{}).DialContext
+	}
 	return c
+}
+
+func setDefault(v *int, def int) {
+	if *v <= 0 {
+		*v = def
+	}
 }

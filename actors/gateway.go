@@ -8,11 +8,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/ctc"
@@ -48,25 +50,15 @@ const (
 	writeTimeout = 5 * time.Second
 	// markEvery throttles last_seen_at marks from ordinary frames.
 	markEvery = 10 * time.Second
-	// readLimit is the largest frame accepted from a gateway.
-	readLimit = 4 << 20
+	// maxErrorBytes caps last_error: a gateway decides what its error
+	// texts say, and one 3.5 MB RTN_ERR must not be copied into every
+	// status list and log line.
+	maxErrorBytes = 1024
 )
 
 // request is an in-flight request awaiting its FIFO answer.
 type request struct {
 	typ string
-}
-
-// dialing is one dial in progress. The dial goroutine hands the socket
-// over through ws under mu; closed says the actor gave up on the attempt
-// (or stopped), so a socket dialed after that is closed by the goroutine
-// instead of leaking.
-type dialing struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	mu     sync.Mutex
-	ws     *websocket.Conn
-	closed bool
 }
 
 // gatewayActor owns one gateway's socket and state machine.
@@ -85,6 +77,8 @@ type gatewayActor struct {
 	gen        uint64
 	dial       *dialing
 	ws         *websocket.Conn
+	inbox      *semaphore.Weighted
+	stopReader context.CancelFunc
 	readerDone chan struct{}
 	matcher    ctc.Matcher[request]
 	timers     [numTimers]*time.Timer
@@ -112,11 +106,12 @@ func (a *gatewayActor) Receive(c actor.Context) {
 			a.connect()
 		} else {
 			a.setState(gatewayd.StateDisconnected)
+			a.settled()
 		}
 	case *actor.Restarting:
-		a.teardown(websocket.CloseNormalClosure, true)
+		a.teardown(true)
 	case *actor.Stopping:
-		a.teardown(websocket.CloseNormalClosure, true)
+		a.teardown(true)
 	case *reconfigure:
 		a.reconfigure()
 	case *connectGateway:
@@ -137,6 +132,9 @@ func (a *gatewayActor) Receive(c actor.Context) {
 	case *dialed:
 		a.onDialed(m)
 	case *frame:
+		// The inbox budget goes back to the connection the frame came on,
+		// current or not.
+		m.inbox.Release(m.cost)
 		if m.gen == a.gen && a.ws != nil {
 			a.onFrame(m)
 		}
@@ -157,8 +155,9 @@ func (a *gatewayActor) Receive(c actor.Context) {
 }
 
 // reconfigure applies new wanted settings: a change of url, email or
-// password reconnects (and leaves AUTH_FAILED); anything else does not
-// touch the connection.
+// password reconnects (and leaves AUTH_FAILED); a change of the desired
+// state connects or disconnects; anything else does not touch the
+// connection.
 func (a *gatewayActor) reconfigure() {
 	t, _ := a.w.get()
 	changed := t.Credentials.Differs(a.target.Credentials)
@@ -190,7 +189,7 @@ func (a *gatewayActor) reconfigure() {
 func (a *gatewayActor) disconnect() {
 	a.target.Desired = gatewayd.DesiredDisconnected
 	a.status.Desired = a.target.Desired
-	a.teardown(websocket.CloseNormalClosure, false)
+	a.teardown(false)
 	a.status.ReconnectAttempts = 0
 	a.status.NextRetryAt = nil
 	a.setState(gatewayd.StateDisconnected)
@@ -206,7 +205,7 @@ func (a *gatewayActor) settled() {
 
 // connect starts a new connection attempt with a new generation.
 func (a *gatewayActor) connect() {
-	a.teardown(websocket.CloseNormalClosure, false)
+	a.teardown(false)
 	a.gen++
 	a.status.NextRetryAt = nil
 	a.setState(gatewayd.StateConnecting)
@@ -214,53 +213,17 @@ func (a *gatewayActor) connect() {
 	ctx, cancel := context.WithCancel(context.Background())
 	dl := &dialing{cancel: cancel, done: make(chan struct{})}
 	a.dial = dl
-	gen, url, d, self, log := a.gen, a.target.URL, a.d, a.self, a.log
-	go func() {
-		defer close(dl.done)
-		defer cancel()
-		defer func() {
-			if r := recover(); r != nil {
-				log.Error().Interface("panic", r).Msg("dialer panicked")
-				d.root.Send(self, &dialed{gen: gen, err: fmt.Errorf("dialer panic: %v", r)})
-			}
-		}()
-		if err := d.limiter.acquire(ctx); err != nil {
-			return // the actor gave up on this attempt
-		}
-		dctx, dcancel := context.WithTimeout(ctx, d.cfg.ConnectTimeout)
-		ws, resp, err := d.dialer.DialContext(dctx, url, nil)
-		dcancel()
-		d.limiter.release()
-		if resp != nil && resp.Body != nil {
-			_ = resp.Body.Close()
-		}
-		if err != nil && resp != nil {
-			err = fmt.Errorf("%w (HTTP %d)", err, resp.StatusCode)
-		}
-		dl.mu.Lock()
-		if dl.closed {
-			if ws != nil {
-				_ = ws.Close()
-			}
-			dl.mu.Unlock()
-			return
-		}
-		dl.ws = ws
-		dl.mu.Unlock()
-		d.root.Send(self, &dialed{gen: gen, err: err})
-	}()
+	gen, root, self := a.gen, a.d.root, a.self
+	failing := a.status.ReconnectAttempts > 0
+	go dial(a.d, dl, ctx, a.target.URL, failing, func(err error) { root.Send(self, &dialed{gen: gen, err: err}) }, a.log)
 }
 
 func (a *gatewayActor) onDialed(m *dialed) {
 	if m.gen != a.gen || a.dial == nil {
 		return // a cancelled attempt's socket was closed by its goroutine
 	}
-	dl := a.dial
+	ws := a.dial.take()
 	a.dial = nil
-	dl.mu.Lock()
-	ws := dl.ws
-	dl.ws, dl.closed = nil, true
-	dl.mu.Unlock()
 	if m.err != nil || ws == nil {
 		a.fail("dial failed: " + describe(m.err))
 		return
@@ -280,42 +243,26 @@ func (a *gatewayActor) onDialed(m *dialed) {
 	a.setState(gatewayd.StateConnected)
 }
 
-// startReader runs the socket's only reader. It owns nothing but the read
-// side; it ends when the socket is closed, and its messages carry the
+// startReader starts the socket's only reader; its messages carry the
 // generation so a late one is dropped.
 func (a *gatewayActor) startReader(ws *websocket.Conn) {
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	a.readerDone = done
-	gen, root, self, log := a.gen, a.d.root, a.self, a.log
+	a.stopReader, a.readerDone = cancel, done
+	a.inbox = semaphore.NewWeighted(int64(a.d.cfg.InboxBytes))
+	gen, root, self, inbox := a.gen, a.d.root, a.self, a.inbox
 	ws.SetReadLimit(readLimit)
 	ws.SetPongHandler(func(string) error {
 		root.Send(self, &pong{gen: gen})
 		return nil
 	})
-	go func() {
-		defer close(done)
-		defer func() {
-			// A panic here would kill the process: Proto.Actor recovers
-			// only inside Receive.
-			if r := recover(); r != nil {
-				log.Error().Interface("panic", r).Msg("reader panicked")
-				root.Send(self, &readEnded{gen: gen, err: fmt.Errorf("reader panic: %v", r)})
-			}
-		}()
-		for {
-			kind, data, err := ws.ReadMessage()
-			if err != nil {
-				root.Send(self, &readEnded{gen: gen, err: err})
-				return
-			}
-			if kind != websocket.TextMessage {
-				root.Send(self, &frame{gen: gen, err: fmt.Errorf("%w: binary frame", ctc.ErrMalformed)})
-				continue
-			}
-			msg, err := ctc.Decode(data)
-			root.Send(self, &frame{gen: gen, msg: msg, err: err})
-		}
-	}()
+	r := &reader{ws: ws, inbox: inbox, cfg: a.d.cfg, log: a.log,
+		deliver: func(msg ctc.Message, err error, cost int64) {
+			root.Send(self, &frame{gen: gen, msg: msg, err: err, inbox: inbox, cost: cost})
+		},
+		end: func(err error) { root.Send(self, &readEnded{gen: gen, err: err}) },
+	}
+	go r.run(ctx, done)
 }
 
 func (a *gatewayActor) onFrame(m *frame) {
@@ -342,20 +289,25 @@ func (a *gatewayActor) onFrame(m *frame) {
 	}
 	accepted, reason := ctc.LoginOutcome(m.msg)
 	if !accepted {
-		a.log.Warn().Str("state", string(gatewayd.StateAuthFailed)).Str("error", reason).Msg("gateway refused the credentials")
-		a.teardown(websocket.CloseNormalClosure, false)
+		reason := capError(reason)
+		a.log.Warn().Str("state", string(gatewayd.StateAuthFailed)).Str("error", *reason).Msg("gateway refused the credentials")
+		a.teardown(false)
 		a.status.ReconnectAttempts++
-		a.status.LastError = &reason
+		a.status.LastError = reason
 		a.status.NextRetryAt = nil
 		a.setState(gatewayd.StateAuthFailed)
 		a.settled()
 		return
 	}
-	a.status.ReconnectAttempts = 0
-	a.status.LastError = nil
+	// The failure count and the last error stay until the connection has
+	// stayed healthy for a ping interval: a gateway that breaks every
+	// connection right after login keeps backing off.
 	a.status.ConnectedAt = &now
 	a.seen(now, true)
 	a.armTimer(timerPing, a.d.cfg.PingInterval)
+	if a.status.ReconnectAttempts > 0 || a.status.LastError != nil {
+		a.armTimer(timerHealthy, a.d.cfg.PingInterval)
+	}
 	a.setState(gatewayd.StateAuthenticated)
 }
 
@@ -391,48 +343,47 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 		if a.ws != nil {
 			a.fail(fmt.Sprintf("no pong within %s", a.d.cfg.PongTimeout))
 		}
+	case timerHealthy:
+		if a.status.State == gatewayd.StateAuthenticated {
+			a.status.ReconnectAttempts = 0
+			a.status.LastError = nil
+			a.report()
+		}
 	}
 }
 
 // fail ends the current attempt and schedules the next one.
 func (a *gatewayActor) fail(reason string) {
-	a.teardown(websocket.CloseNormalClosure, false)
+	a.teardown(false)
 	a.status.ReconnectAttempts++
-	a.status.LastError = &reason
+	a.status.LastError = capError(reason)
 	delay := backoff(a.status.ReconnectAttempts, a.d.cfg.BackoffInitial, a.d.cfg.BackoffMax, a.d.cfg.BackoffMultiplier, rand.Float64())
 	next := time.Now().Add(delay)
 	a.status.NextRetryAt = &next
 	a.armTimer(timerRetry, delay)
 	a.log.Info().Str("state", string(gatewayd.StateBackoff)).Int("attempt", a.status.ReconnectAttempts).
-		Str("error", reason).Dur("retry_in", delay).Msg("connection attempt failed")
+		Str("error", *a.status.LastError).Dur("retry_in", delay).Msg("connection attempt failed")
 	a.setState(gatewayd.StateBackoff)
 }
 
 // teardown stops every timer, abandons a dial in progress and closes the
-// socket with code. With wait it also waits for the reader and dialer
+// socket with code 1000. With wait it also waits for the reader and dialer
 // goroutines to end, so a stopped actor leaves none behind.
-func (a *gatewayActor) teardown(code int, wait bool) {
+func (a *gatewayActor) teardown(wait bool) {
 	for k := range a.timers {
 		a.stopTimer(timerKind(k))
 	}
 	a.matcher.Close()
 	if dl := a.dial; dl != nil {
 		a.dial = nil
-		dl.cancel()
-		dl.mu.Lock()
-		dl.closed = true
-		if dl.ws != nil {
-			_ = dl.ws.Close()
-			dl.ws = nil
-		}
-		dl.mu.Unlock()
+		dl.abandon()
 		if wait {
 			waitFor(dl.done)
 		}
 	}
 	if a.ws != nil {
-		_ = a.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(time.Second))
-		_ = a.ws.Close()
+		a.stopReader()
+		closeNormally(a.ws)
 		a.ws = nil
 		if wait && a.readerDone != nil {
 			waitFor(a.readerDone)
@@ -496,7 +447,7 @@ func (a *gatewayActor) drop(now time.Time, reason string) {
 	if now.Sub(a.lastDropLog) < 10*time.Second {
 		return
 	}
-	a.log.Warn().Int("dropped", a.dropped).Str("error", reason).Msg("dropped frames from gateway")
+	a.log.Warn().Int("dropped", a.dropped).Str("error", *capError(reason)).Msg("dropped frames from gateway")
 	a.dropped, a.lastDropLog = 0, now
 }
 
@@ -506,7 +457,26 @@ func (a *gatewayActor) setState(s gatewayd.State) {
 		a.log.Debug().Str("state", string(s)).Msg("state")
 	}
 	a.status.State = s
+	a.report()
+}
+
+// report tells the supervisor the current status.
+func (a *gatewayActor) report() {
 	a.d.root.Send(a.parent, &statusChanged{status: a.status})
+}
+
+// capError returns s cut to at most maxErrorBytes, on a character
+// boundary, with an ellipsis when it was cut.
+func capError(s string) *string {
+	if len(s) > maxErrorBytes {
+		const ellipsis = "…"
+		cut := maxErrorBytes - len(ellipsis)
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + ellipsis
+	}
+	return &s
 }
 
 // describe shortens a network error for last_error.
@@ -517,6 +487,9 @@ func describe(err error) string {
 	var ce *websocket.CloseError
 	if errors.As(err, &ce) {
 		return fmt.Sprintf("closed by gateway with code %d", ce.Code)
+	}
+	if errors.Is(err, errFlood) {
+		return err.Error()
 	}
 	s := err.Error()
 	if i := strings.LastIndex(s, ": "); i >= 0 && strings.Contains(s, "dial tcp") {

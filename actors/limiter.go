@@ -7,21 +7,37 @@ import (
 
 // dialLimiter bounds the dials in flight process-wide, so thousands of
 // gateways starting (or reconnecting) at once do not storm the network.
+// Gateways that have been failing dial in a lane of their own that may
+// hold at most half the slots: peers that accept TCP and then hang hold a
+// slot for the whole handshake timeout, and without the lane a few hundred
+// of them would make every healthy gateway's reconnect wait behind them.
 type dialLimiter struct {
-	slots    chan struct{}
+	slots    chan struct{} // every dial
+	failing  chan struct{} // dials of failing gateways, on top of a slot
 	inFlight atomic.Int64
 	peak     atomic.Int64
 }
 
 func newDialLimiter(n int) *dialLimiter {
-	return &dialLimiter{slots: make(chan struct{}, n)}
+	return &dialLimiter{slots: make(chan struct{}, n), failing: make(chan struct{}, max(1, n/2))}
 }
 
-// acquire waits for a slot or for ctx to end.
-func (l *dialLimiter) acquire(ctx context.Context) error {
+// acquire waits for a slot (and, for a failing gateway, a place in its
+// lane) or for ctx to end.
+func (l *dialLimiter) acquire(ctx context.Context, failing bool) error {
+	if failing {
+		select {
+		case l.failing <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	select {
 	case l.slots <- struct{}{}:
 	case <-ctx.Done():
+		if failing {
+			<-l.failing
+		}
 		return ctx.Err()
 	}
 	n := l.inFlight.Add(1)
@@ -33,7 +49,10 @@ func (l *dialLimiter) acquire(ctx context.Context) error {
 	}
 }
 
-func (l *dialLimiter) release() {
+func (l *dialLimiter) release(failing bool) {
 	l.inFlight.Add(-1)
 	<-l.slots
+	if failing {
+		<-l.failing
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/ctc"
@@ -59,6 +60,10 @@ type (
 		gen uint64
 		msg ctc.Message
 		err error // a malformed frame
+		// inbox and cost: the reader's budget this frame holds until the
+		// actor has handled it.
+		inbox *semaphore.Weighted
+		cost  int64
 	}
 	readEnded struct {
 		gen uint64
@@ -78,6 +83,7 @@ const (
 	timerDeadline                  // the oldest request's answer is due
 	timerPing                      // time to ping
 	timerPong                      // the pong did not come
+	timerHealthy                   // the connection stayed up a ping interval
 	numTimers
 )
 

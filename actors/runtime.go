@@ -81,9 +81,10 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 		root: system.Root,
 		log:  log,
 		dialer: &websocket.Dialer{
-			HandshakeTimeout: cfg.ConnectTimeout,
-			ReadBufferSize:   1024,
-			WriteBufferSize:  1024,
+			// No HandshakeTimeout: handshake bounds the dial with a context
+			// of its own, whose end must be the only thing that cuts it.
+			ReadBufferSize:  1024,
+			WriteBufferSize: 1024,
 			// Idle connections hold no write buffer.
 			WriteBufferPool: &sync.Pool{},
 		},
@@ -190,29 +191,37 @@ func (r *Runtime) GatewaysRemoved(ids []uuid.UUID) {
 	}
 }
 
-// Status asks the gateway's actor for its status; if the actor does not
-// answer within ActorTimeout, the supervisor's record answers. That wait
-// is short on purpose: a request forwarded to an actor that is being
-// stopped after a crash is dropped without a dead letter, so only the
-// timeout tells, and the fallback needs budget left.
+// Status asks the gateway's actor for its status.
 func (r *Runtime) Status(ctx context.Context, id uuid.UUID) (gatewayd.Status, error) {
+	return r.askActor(ctx, id, &getStatus{id: id})
+}
+
+// Connect makes the gateway want to be connected.
+func (r *Runtime) Connect(ctx context.Context, id uuid.UUID) (gatewayd.Status, error) {
+	return r.askActor(ctx, id, &connectGateway{id: id})
+}
+
+// Disconnect closes the gateway's socket (code 1000) and stops retries.
+func (r *Runtime) Disconnect(ctx context.Context, id uuid.UUID) (gatewayd.Status, error) {
+	return r.askActor(ctx, id, &disconnectGateway{id: id})
+}
+
+// askActor sends msg through the supervisor to the gateway's actor, which
+// answers with its status; if it does not answer within ActorTimeout, the
+// supervisor's record answers (or says the gateway is gone). That wait is
+// short on purpose: a request forwarded to an actor that is being stopped
+// (after a crash loop, or because the gateway was just deleted) is dropped
+// without a dead letter, so only the timeout tells, and the fallback needs
+// budget left. The request itself is not lost when the actor is merely
+// slow: it still runs.
+func (r *Runtime) askActor(ctx context.Context, id uuid.UUID, msg any) (gatewayd.Status, error) {
 	actorCtx, cancel := context.WithTimeout(ctx, r.d.cfg.ActorTimeout)
-	st, err := ask[gatewayd.Status](r, actorCtx, &getStatus{id: id})
+	st, err := ask[gatewayd.Status](r, actorCtx, msg)
 	cancel()
 	if errors.Is(err, gatewayd.ErrTimeout) || errors.Is(err, actor.ErrDeadLetter) {
 		st, err = ask[gatewayd.Status](r, ctx, &getRecord{id: id})
 	}
 	return st, err
-}
-
-// Connect makes the gateway want to be connected.
-func (r *Runtime) Connect(ctx context.Context, id uuid.UUID) (gatewayd.Status, error) {
-	return ask[gatewayd.Status](r, ctx, &connectGateway{id: id})
-}
-
-// Disconnect closes the gateway's socket (code 1000) and stops retries.
-func (r *Runtime) Disconnect(ctx context.Context, id uuid.UUID) (gatewayd.Status, error) {
-	return ask[gatewayd.Status](r, ctx, &disconnectGateway{id: id})
 }
 
 // Crash makes the gateway's actor panic (chaos drill).

@@ -176,9 +176,9 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, c
 	log := s.d.log.Warn().Str("gateway_id", id.String()).Interface("reason", reason).Int("crashes_in_window", len(rec.failures))
 	if len(rec.failures) > s.d.cfg.RestartLimit {
 		log.Str("state", string(gatewayd.StateFailed)).Msg("gateway actor crashed too often; stopping it")
-		reasonText := fmt.Sprintf("actor crashed %d times within %s (last: %v)", len(rec.failures), s.d.cfg.RestartWindow, reason)
+		reasonText := capError(fmt.Sprintf("actor crashed %d times within %s (last: %v)", len(rec.failures), s.d.cfg.RestartWindow, reason))
 		st := rec.status
-		st.State, st.Since, st.LastError, st.NextRetryAt = gatewayd.StateFailed, now, &reasonText, nil
+		st.State, st.Since, st.LastError, st.NextRetryAt = gatewayd.StateFailed, now, reasonText, nil
 		s.setStatus(rec, st)
 		rec.stopping = true
 		sup.StopChildren(child)

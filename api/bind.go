@@ -18,6 +18,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
+	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/store"
 )
 
@@ -259,6 +260,19 @@ func (b *body) email(required bool) (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+func (b *body) desiredState() (gatewayd.DesiredState, bool) {
+	s, ok := b.str("desired_state", false, 1, 20)
+	if !ok {
+		return "", false
+	}
+	d := gatewayd.DesiredState(s)
+	if !d.Valid() {
+		b.fail("desired_state", "must be CONNECTED or DISCONNECTED")
+		return "", false
+	}
+	return d, true
 }
 
 func (b *body) timezone() (string, bool) {

@@ -113,11 +113,13 @@ func TestGateways(t *testing.T) {
 	g := e.create("/api/gateways", map[string]any{"factory_id": f, "gateway_id": "GW-1", "name": "Line 1",
 		"url": "wss://gw1.plant.example:8443/ws", "email": "ops@example.com", "password": pw, "model": "CTC-W1",
 		"metadata": map[string]any{"line": 1}})
-	want := []string{"id", "factory_id", "gateway_id", "name", "url", "email", "model", "firmware_version", "last_seen_at", "metadata", "created_at", "updated_at"}
+	want := []string{"id", "factory_id", "gateway_id", "name", "url", "email", "model", "firmware_version", "last_seen_at",
+		"desired_state", "metadata", "created_at", "updated_at"}
 	assert.Len(t, g, len(want))
 	for _, k := range want {
 		assert.Contains(t, g, k)
 	}
+	assert.Equal(t, "CONNECTED", g["desired_state"], "the default")
 	assert.Equal(t, "CTC-W1", g["model"])
 	assert.Nil(t, g["firmware_version"])
 	assert.Nil(t, g["last_seen_at"])

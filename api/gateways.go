@@ -27,6 +27,7 @@ func (s *server) createGateway(c *fiber.Ctx) error {
 	g.Password, _ = b.str("password", true, 1, 1024)
 	g.Model, _ = b.nullableStr("model", 100)
 	g.FirmwareVersion, _ = b.nullableStr("firmware_version", 50)
+	g.DesiredState, _ = b.desiredState()
 	g.Metadata, _ = b.metadata()
 	if err := b.done(); err != nil {
 		return err
@@ -59,6 +60,7 @@ func (s *server) updateGateway(c *fiber.Ctx) error {
 	p.Password.Value, p.Password.Set = b.str("password", false, 1, 1024)
 	p.Model.Value, p.Model.Set = b.nullableStr("model", 100)
 	p.FirmwareVersion.Value, p.FirmwareVersion.Set = b.nullableStr("firmware_version", 50)
+	p.DesiredState.Value, p.DesiredState.Set = b.desiredState()
 	p.Metadata.Value, p.Metadata.Set = b.metadata()
 	if err := b.done(); err != nil {
 		return err
@@ -69,8 +71,9 @@ func (s *server) updateGateway(c *fiber.Ctx) error {
 	if err != nil {
 		return scoped(err, resGateway, "")
 	}
-	// Always: the runtime shows names in statuses, and reconnects only
-	// when the credentials differ from the ones it uses.
+	// Always: the runtime shows names in statuses, connects or
+	// disconnects when desired_state changed, and reconnects only when the
+	// credentials differ from the ones it uses.
 	s.rt.GatewayUpdated(up.Target)
 	return c.JSON(renderGateway(up.Gateway))
 }
@@ -85,15 +88,25 @@ func (s *server) withRuntime(c *fiber.Ctx, f func(ctx context.Context, id uuid.U
 	}
 	ctx, cancel := s.dbCtx(c)
 	defer cancel()
+	return s.onRuntime(ctx, id, nil, f)
+}
+
+// onRuntime runs f; if the runtime does not know the gateway, it is
+// started from known (or, when nil, from the store) and f runs again.
+func (s *server) onRuntime(ctx context.Context, id uuid.UUID, known *gatewayd.Target,
+	f func(ctx context.Context, id uuid.UUID) (gatewayd.Status, error)) (gatewayd.Status, error) {
 	st, err := f(ctx, id)
 	if !errors.Is(err, gatewayd.ErrNotFound) {
 		return st, scoped(err, resGateway, "")
 	}
-	t, err := s.store.Target(ctx, id)
-	if err != nil {
-		return gatewayd.Status{}, scoped(err, resGateway, "")
+	if known == nil {
+		t, err := s.store.Target(ctx, id)
+		if err != nil {
+			return gatewayd.Status{}, scoped(err, resGateway, "")
+		}
+		known = &t
 	}
-	s.rt.GatewayStarted(t)
+	s.rt.GatewayStarted(*known)
 	st, err = f(ctx, id)
 	return st, scoped(err, resGateway, "")
 }
@@ -106,20 +119,34 @@ func (s *server) gatewayStatus(c *fiber.Ctx) error {
 	return c.JSON(renderStatus(st))
 }
 
-func (s *server) connectGateway(c *fiber.Ctx) error {
-	st, err := s.withRuntime(c, s.rt.Connect)
+// setDesired stores the operator's wish first and only then tells the
+// runtime: when it cannot be stored the answer is 503 and the connection
+// is left as it was.
+func (s *server) setDesired(c *fiber.Ctx, d gatewayd.DesiredState,
+	act func(ctx context.Context, id uuid.UUID) (gatewayd.Status, error)) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	t, err := s.store.SetDesiredState(ctx, id, d)
+	if err != nil {
+		return scoped(err, resGateway, "")
+	}
+	st, err := s.onRuntime(ctx, id, &t, act)
 	if err != nil {
 		return err
 	}
 	return c.Status(fiber.StatusAccepted).JSON(renderStatus(st))
 }
 
+func (s *server) connectGateway(c *fiber.Ctx) error {
+	return s.setDesired(c, gatewayd.DesiredConnected, s.rt.Connect)
+}
+
 func (s *server) disconnectGateway(c *fiber.Ctx) error {
-	st, err := s.withRuntime(c, s.rt.Disconnect)
-	if err != nil {
-		return err
-	}
-	return c.Status(fiber.StatusAccepted).JSON(renderStatus(st))
+	return s.setDesired(c, gatewayd.DesiredDisconnected, s.rt.Disconnect)
 }
 
 func (s *server) crashGateway(c *fiber.Ctx) error {

@@ -70,6 +70,7 @@ type gatewayJSON struct {
 	Model           *string         `json:"model"`
 	FirmwareVersion *string         `json:"firmware_version"`
 	LastSeenAt      *Time           `json:"last_seen_at"`
+	DesiredState    string          `json:"desired_state"`
 	Metadata        json.RawMessage `json:"metadata"`
 	CreatedAt       Time            `json:"created_at"`
 	UpdatedAt       Time            `json:"updated_at"`
@@ -77,12 +78,15 @@ type gatewayJSON struct {
 
 func renderGateway(g gatewayd.Gateway) gatewayJSON {
 	return gatewayJSON{ID: g.ID, FactoryID: g.FactoryID, GatewayID: g.GatewayID, Name: g.Name, URL: g.URL, Email: g.Email,
-		Model: g.Model, FirmwareVersion: g.FirmwareVersion, LastSeenAt: timePtr(g.LastSeenAt), Metadata: g.Metadata,
+		Model: g.Model, FirmwareVersion: g.FirmwareVersion, LastSeenAt: timePtr(g.LastSeenAt), DesiredState: string(g.DesiredState),
+		Metadata: g.Metadata,
 		CreatedAt: Time(g.CreatedAt), UpdatedAt: Time(g.UpdatedAt)}
 }
 
 type statusJSON struct {
 	ID                uuid.UUID `json:"id"`
+	GatewayID         string    `json:"gateway_id"`
+	Name              string    `json:"name"`
 	State             string    `json:"state"`
 	DesiredState      string    `json:"desired_state"`
 	Since             Time      `json:"since"`
@@ -95,7 +99,7 @@ type statusJSON struct {
 }
 
 func renderStatus(s gatewayd.Status) statusJSON {
-	return statusJSON{ID: s.ID, State: string(s.State), DesiredState: string(s.Desired), Since: Time(s.Since),
+	return statusJSON{ID: s.ID, GatewayID: s.GatewayID, Name: s.Name, State: string(s.State), DesiredState: string(s.Desired), Since: Time(s.Since),
 		ConnectedAt: timePtr(s.ConnectedAt), LastSeenAt: timePtr(s.LastSeenAt), LastError: s.LastError,
 		ReconnectAttempts: s.ReconnectAttempts, NextRetryAt: timePtr(s.NextRetryAt), Restarts: s.Restarts}
 }

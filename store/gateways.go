@@ -24,7 +24,9 @@ type NewGateway struct {
 	Password        string
 	Model           *string
 	FirmwareVersion *string
-	Metadata        json.RawMessage
+	// DesiredState is CONNECTED when empty.
+	DesiredState gatewayd.DesiredState
+	Metadata     json.RawMessage
 }
 
 // GatewayPatch changes the set fields; a set nil Model or FirmwareVersion
@@ -37,6 +39,7 @@ type GatewayPatch struct {
 	Password        Opt[string]
 	Model           Opt[*string]
 	FirmwareVersion Opt[*string]
+	DesiredState    Opt[gatewayd.DesiredState]
 	Metadata        Opt[json.RawMessage]
 }
 
@@ -49,13 +52,12 @@ type GatewayUpdate struct {
 	Reconnect bool
 }
 
-const gatewayColumns = `id, factory_id, gateway_id, name, url, email, model, firmware_version, last_seen_at, metadata, created_at, updated_at`
+const gatewayColumns = `id, factory_id, gateway_id, name, url, email, model, firmware_version, last_seen_at, desired_state, metadata, created_at, updated_at`
 
 func scanGateway(row pgx.CollectableRow) (gatewayd.Gateway, error) {
 	var g gatewayd.Gateway
 	err := row.Scan(&g.ID, &g.FactoryID, &g.GatewayID, &g.Name, &g.URL, &g.Email, &g.Model, &g.FirmwareVersion,
-		&g.LastSeenAt, &g.Metadata, &g.CreatedAt, &g.UpdatedAt)
-	g.DesiredState = gatewayd.DesiredConnected
+		&g.LastSeenAt, &g.DesiredState, &g.Metadata, &g.CreatedAt, &g.UpdatedAt)
 	return g, err
 }
 
@@ -68,11 +70,12 @@ func (s *Store) CreateGateway(ctx context.Context, g NewGateway) (gatewayd.Gatew
 		return gatewayd.Gateway{}, fmt.Errorf("create gateway: %w", err)
 	}
 	rows, _ := s.pool.Query(ctx, `
-		INSERT INTO gateways (factory_id, gateway_id, name, url, email, password_encrypted, model, firmware_version, metadata)
-		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+		INSERT INTO gateways (factory_id, gateway_id, name, url, email, password_encrypted, model, firmware_version, desired_state, metadata)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
 		WHERE EXISTS (SELECT 1 FROM factories WHERE id = $1 AND deleted_at IS NULL FOR SHARE)
 		RETURNING `+gatewayColumns,
-		g.FactoryID, g.GatewayID, g.Name, g.URL, g.Email, sealed, g.Model, g.FirmwareVersion, metadataOrEmpty(g.Metadata))
+		g.FactoryID, g.GatewayID, g.Name, g.URL, g.Email, sealed, g.Model, g.FirmwareVersion, desiredOrDefault(g.DesiredState),
+		metadataOrEmpty(g.Metadata))
 	out, err := pgx.CollectExactlyOneRow(rows, scanGateway)
 	if err != nil {
 		err = classify(err)
@@ -150,11 +153,13 @@ func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch)
 				password_encrypted = $8,
 				model              = CASE WHEN $9 THEN $10 ELSE model END,
 				firmware_version   = CASE WHEN $11 THEN $12 ELSE firmware_version END,
-				metadata           = CASE WHEN $13 THEN $14::jsonb ELSE metadata END
+				metadata           = CASE WHEN $13 THEN $14::jsonb ELSE metadata END,
+				desired_state      = CASE WHEN $15 THEN $16 ELSE desired_state END
 			WHERE id = $1
 			RETURNING `+gatewayColumns,
 			id, p.GatewayID.Set, p.GatewayID.Value, p.Name.Set, p.Name.Value, next.URL, next.Email, sealed,
-			p.Model.Set, p.Model.Value, p.FirmwareVersion.Set, p.FirmwareVersion.Value, p.Metadata.Set, meta)
+			p.Model.Set, p.Model.Value, p.FirmwareVersion.Set, p.FirmwareVersion.Value, p.Metadata.Set, meta,
+			p.DesiredState.Set, string(p.DesiredState.Value))
 		out.Gateway, err = pgx.CollectExactlyOneRow(rows, scanGateway)
 		out.Target = out.Gateway.Target(next.Password)
 		out.Target.Unreadable = next.Unreadable
@@ -164,6 +169,27 @@ func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch)
 		return GatewayUpdate{}, fmt.Errorf("update gateway: %w", classify(err))
 	}
 	return out, nil
+}
+
+// SetDesiredState stores what the operator wants of a gateway's
+// connection and returns the gateway as the runtime should now keep it.
+// It is written before the runtime acts, so a wish that cannot be stored
+// changes nothing.
+func (s *Store) SetDesiredState(ctx context.Context, id uuid.UUID, d gatewayd.DesiredState) (gatewayd.Target, error) {
+	rows, _ := s.pool.Query(ctx, `UPDATE gateways SET desired_state = $2 WHERE id = $1 AND deleted_at IS NULL
+		RETURNING `+targetColumns, id, string(d))
+	t, err := pgx.CollectExactlyOneRow(rows, s.scanTarget)
+	if err != nil {
+		return gatewayd.Target{}, fmt.Errorf("set desired state: %w", classify(err))
+	}
+	return t, nil
+}
+
+func desiredOrDefault(d gatewayd.DesiredState) string {
+	if d == "" {
+		return string(gatewayd.DesiredConnected)
+	}
+	return string(d)
 }
 
 // DeleteGateway soft-deletes one gateway.
@@ -199,15 +225,14 @@ func (s *Store) Target(ctx context.Context, id uuid.UUID) (gatewayd.Target, erro
 	return t, nil
 }
 
-const targetColumns = `id, factory_id, gateway_id, name, url, email, password_encrypted`
+const targetColumns = `id, factory_id, gateway_id, name, desired_state, url, email, password_encrypted`
 
 func (s *Store) scanTarget(row pgx.CollectableRow) (gatewayd.Target, error) {
 	var t gatewayd.Target
 	var sealed string
-	if err := row.Scan(&t.ID, &t.FactoryID, &t.GatewayID, &t.Name, &t.URL, &t.Email, &sealed); err != nil {
+	if err := row.Scan(&t.ID, &t.FactoryID, &t.GatewayID, &t.Name, &t.Desired, &t.URL, &t.Email, &sealed); err != nil {
 		return t, err
 	}
-	t.Desired = gatewayd.DesiredConnected
 	password, err := s.sealer.Open(sealed)
 	t.Password, t.Unreadable = password, err != nil
 	return t, nil

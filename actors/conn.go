@@ -1,0 +1,227 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/ctcgw/gatewayd/ctc"
+)
+
+// This file holds the two goroutines a gateway actor runs per connection
+// (the dial and the reader) and what bounds them. Both report to the
+// actor with messages stamped with the connection's generation; neither
+// touches the actor's state.
+
+// dialing is one dial in progress. The dial goroutine hands the socket
+// over through ws under mu; closed says the actor gave up on the attempt
+// (or stopped), so a socket dialed after that is closed by the goroutine
+// instead of leaking.
+type dialing struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	ws     *websocket.Conn
+	closed bool
+}
+
+// abandon makes the attempt's socket, dialed now or later, close itself.
+func (dl *dialing) abandon() {
+	dl.cancel()
+	dl.mu.Lock()
+	dl.closed = true
+	if dl.ws != nil {
+		closeNormally(dl.ws)
+		dl.ws = nil
+	}
+	dl.mu.Unlock()
+}
+
+// take returns the dialed socket to the actor, once.
+func (dl *dialing) take() *websocket.Conn {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	ws := dl.ws
+	dl.ws, dl.closed = nil, true
+	return ws
+}
+
+// aLongTimeAgo is a deadline that makes every pending read and write on a
+// socket fail at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// dial runs one connection attempt in its own goroutine. A gateway that
+// has been failing (failing) dials in the limiter's lane for failing
+// gateways, so hung peers cannot take every slot from healthy ones.
+func dial(d *deps, dl *dialing, ctx context.Context, url string, failing bool, report func(error), log zerolog.Logger) {
+	defer close(dl.done)
+	defer dl.cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error().Interface("panic", r).Msg("dialer panicked")
+			report(fmt.Errorf("dialer panic: %v", r))
+		}
+	}()
+	if err := d.limiter.acquire(ctx, failing); err != nil {
+		return // the actor gave up on this attempt
+	}
+	ws, err := handshake(ctx, d, url)
+	d.limiter.release(failing)
+	dl.mu.Lock()
+	if dl.closed {
+		if ws != nil {
+			closeNormally(ws)
+		}
+		dl.mu.Unlock()
+		return
+	}
+	dl.ws = ws
+	dl.mu.Unlock()
+	report(err)
+}
+
+// handshake dials url within ConnectTimeout. Cancelling ctx ends it at
+// once, whatever stage it is in: gorilla/websocket bounds the HTTP upgrade
+// only by the socket's deadline, so a watcher moves that deadline into the
+// past when ctx ends, and the dial slot is released right away instead of
+// when the handshake timeout would have passed.
+func handshake(ctx context.Context, d *deps, url string) (*websocket.Conn, error) {
+	dctx, dcancel := context.WithTimeout(ctx, d.cfg.ConnectTimeout)
+	defer dcancel()
+	var stopWatch func() bool
+	dialer := *d.dialer // per attempt, for the closure below
+	dialer.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.cfg.NetDial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		stopWatch = context.AfterFunc(ctx, func() { _ = c.SetDeadline(aLongTimeAgo) })
+		return c, nil
+	}
+	ws, resp, err := dialer.DialContext(dctx, url, nil)
+	if resp != nil && resp.Body != nil {
+		_ = resp.Body.Close()
+	}
+	if stopWatch != nil && !stopWatch() && ws != nil {
+		// ctx ended just as the handshake completed: the socket's deadline
+		// is already in the past.
+		_ = ws.Close()
+		ws, err = nil, context.Cause(dctx)
+	}
+	if err != nil && resp != nil {
+		err = fmt.Errorf("%w (HTTP %d)", err, resp.StatusCode)
+	}
+	return ws, err
+}
+
+// closeNormally ends a socket with close code 1000, so the gateway sees an
+// orderly close even for a socket the actor never used.
+func closeNormally(ws *websocket.Conn) {
+	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""),
+		time.Now().Add(time.Second))
+	_ = ws.Close()
+}
+
+// Flood limits: what one connection may send before it is cut off.
+// A real gateway sends a few frames a second (answers, temperatures, a
+// reading now and then); these leave room for bursts of readings while
+// keeping one peer from taking a core or the heap.
+const (
+	defaultFloodFrameRate  = 200       // frames per second, sustained
+	defaultFloodFrameBurst = 2000      // frames at once
+	defaultFloodByteRate   = 8 << 20   // bytes per second, sustained
+	defaultFloodByteBurst  = 32 << 20  // bytes at once
+	defaultInboxBytes      = 8 << 20   // decoded frames waiting for the actor
+	frameOverhead          = 4 << 10   // what a queued frame costs beyond its bytes
+	readLimit              = 4 << 20   // the largest frame accepted
+	errFloodText           = "flooding" // last_error starts with it
+)
+
+// errFlood ends a connection whose peer sends more than the flood limits.
+var errFlood = errors.New(errFloodText)
+
+// bucket is a token bucket: rate per second, up to burst.
+type bucket struct {
+	rate, burst, level float64
+	last               time.Time
+}
+
+func newBucket(rate, burst float64, now time.Time) bucket {
+	return bucket{rate: rate, burst: burst, level: burst, last: now}
+}
+
+// take spends n tokens; false means the bucket is empty.
+func (b *bucket) take(n float64, now time.Time) bool {
+	b.level = min(b.burst, b.level+now.Sub(b.last).Seconds()*b.rate)
+	b.last = now
+	if b.level < n {
+		return false
+	}
+	b.level -= n
+	return true
+}
+
+// reader runs a socket's only reader. It owns nothing but the read side;
+// it ends when the socket is closed or ctx ends. What it may hand the
+// actor is bounded twice: a flood meter cuts off a peer that sends more
+// than the limits, and the inbox (a byte budget the actor gives back as it
+// handles each frame) makes the reader wait, so TCP pushes back on the
+// peer, whenever the actor falls behind. Either way one gateway's memory
+// stays bounded whatever it sends.
+type reader struct {
+	ws    *websocket.Conn
+	inbox *semaphore.Weighted
+	cfg   Config
+	// deliver hands a decoded frame to the actor; cost is returned to the
+	// inbox when the actor has handled it.
+	deliver func(msg ctc.Message, err error, cost int64)
+	// end reports why reading stopped.
+	end func(error)
+	log zerolog.Logger
+}
+
+func (r *reader) run(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	defer func() {
+		// A panic here would kill the process: Proto.Actor recovers only
+		// inside Receive.
+		if p := recover(); p != nil {
+			r.log.Error().Interface("panic", p).Msg("reader panicked")
+			r.end(fmt.Errorf("reader panic: %v", p))
+		}
+	}()
+	now := time.Now()
+	frames := newBucket(float64(r.cfg.FloodFrameRate), float64(r.cfg.FloodFrameBurst), now)
+	bytes := newBucket(float64(r.cfg.FloodByteRate), float64(r.cfg.FloodByteBurst), now)
+	capacity := int64(r.cfg.InboxBytes)
+	for {
+		kind, data, err := r.ws.ReadMessage()
+		if err != nil {
+			r.end(err)
+			return
+		}
+		now = time.Now()
+		if !frames.take(1, now) || !bytes.take(float64(len(data)), now) {
+			r.end(fmt.Errorf("%w: more than %d frames or %d MiB per second", errFlood,
+				r.cfg.FloodFrameRate, r.cfg.FloodByteRate>>20))
+			return
+		}
+		cost := min(int64(len(data))+frameOverhead, capacity)
+		if err := r.inbox.Acquire(ctx, cost); err != nil {
+			return // the actor closed the connection
+		}
+		if kind != websocket.TextMessage {
+			r.deliver(nil, fmt.Errorf("%w: binary frame", ctc.ErrMalformed), cost)
+			continue
+		}
+		msg, err := ctc.Decode(data)
+		r.deliver(msg, err, cost)
+	}
+}
