@@ -134,13 +134,13 @@ func closeNormally(ws *websocket.Conn) {
 // reading now and then); these leave room for bursts of readings while
 // keeping one peer from taking a core or the heap.
 const (
-	defaultFloodFrameRate  = 200       // frames per second, sustained
-	defaultFloodFrameBurst = 2000      // frames at once
-	defaultFloodByteRate   = 8 << 20   // bytes per second, sustained
-	defaultFloodByteBurst  = 32 << 20  // bytes at once
-	defaultInboxBytes      = 8 << 20   // decoded frames waiting for the actor
-	frameOverhead          = 4 << 10   // what a queued frame costs beyond its bytes
-	readLimit              = 4 << 20   // the largest frame accepted
+	defaultFloodFrameRate  = 200        // frames per second, sustained
+	defaultFloodFrameBurst = 2000       // frames at once
+	defaultFloodByteRate   = 8 << 20    // bytes per second, sustained
+	defaultFloodByteBurst  = 32 << 20   // bytes at once
+	defaultInboxBytes      = 8 << 20    // decoded frames waiting for the actor
+	frameOverhead          = 4 << 10    // what a queued frame costs beyond its bytes
+	readLimit              = 4 << 20    // the largest frame accepted
 	errFloodText           = "flooding" // last_error starts with it
 )
 

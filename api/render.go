@@ -79,7 +79,7 @@ type gatewayJSON struct {
 func renderGateway(g gatewayd.Gateway) gatewayJSON {
 	return gatewayJSON{ID: g.ID, FactoryID: g.FactoryID, GatewayID: g.GatewayID, Name: g.Name, URL: g.URL, Email: g.Email,
 		Model: g.Model, FirmwareVersion: g.FirmwareVersion, LastSeenAt: timePtr(g.LastSeenAt), DesiredState: string(g.DesiredState),
-		Metadata: g.Metadata,
+		Metadata:  g.Metadata,
 		CreatedAt: Time(g.CreatedAt), UpdatedAt: Time(g.UpdatedAt)}
 }
 

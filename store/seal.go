@@ -1,70 +1,172 @@
 package store
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 )
 
-// sealPrefix names the key version. A future key rotation adds "v2:" and
-// keeps opening "v1:" with the old key.
-const sealPrefix = "v1:"
+// Sealed value formats. "v1:" values were written before key rotation and
+// carry no key id, so opening one means trying every configured key;
+// "v2:<kid>:" names the key it was sealed under, so rotation can tell at a
+// glance which values still need re-sealing.
+const (
+	prefixV1  = "v1:"
+	prefixV2  = "v2:"
+	keyIDLen  = 8 // hex digits of SHA-256 kept as the key id
+	keyLength = 32
+)
 
 // ErrSeal reports a sealed value that cannot be opened: tampered, sealed
-// with another key, or not sealed at all. It never carries the plaintext.
+// with a key that is not configured, or not sealed at all. It never carries
+// the plaintext.
 var ErrSeal = errors.New("sealed value cannot be opened")
 
-// Sealer encrypts gateway passwords with AES-256-GCM. It is safe for
-// concurrent use.
-type Sealer struct {
+// KeyID names a key without revealing it: the first 8 lowercase hex digits
+// of SHA-256 of the raw key bytes (not of their base64 text), as API.md §10
+// specifies. Operators can compute it themselves to see which key a
+// "v2:<kid>:" value needs.
+func KeyID(key []byte) string {
+	sum := sha256.Sum256(key)
+	return hex.EncodeToString(sum[:])[:keyIDLen]
+}
+
+// sealKey is one configured key, ready to use.
+type sealKey struct {
+	id   string
+	raw  []byte
 	aead cipher.AEAD
 }
 
-// NewSealer takes the 32-byte key from ENCRYPTION_KEY.
-func NewSealer(key []byte) (*Sealer, error) {
-	if len(key) != 32 {
-		return nil, fmt.Errorf("sealer: key must be 32 bytes, got %d", len(key))
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("sealer: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("sealer: %w", err)
-	}
-	return &Sealer{aead: aead}, nil
+// Sealer encrypts gateway passwords with AES-256-GCM under the current key
+// and opens values sealed under the current or any previous key, so keys
+// can be rotated without a flag day. It is safe for concurrent use.
+type Sealer struct {
+	// keys holds the current key first, then the previous ones in the order
+	// given, without duplicates.
+	keys []sealKey
 }
 
-// Seal returns "v1:" + base64(nonce ‖ ciphertext ‖ tag) with a fresh random
-// 96-bit nonce, so two seals of one password differ.
+// NewSealer takes the 32-byte current key (ENCRYPTION_KEY), which seals and
+// opens, and any previous keys (ENCRYPTION_KEYS_PREVIOUS), which only open.
+// A previous key equal to the current one or to another previous key is
+// harmless: operators rotating in steps often leave one in both places.
+func NewSealer(current []byte, previous ...[]byte) (*Sealer, error) {
+	s := &Sealer{}
+	add := func(name string, raw []byte) error {
+		if len(raw) != keyLength {
+			return fmt.Errorf("sealer: %s must be %d bytes, got %d", name, keyLength, len(raw))
+		}
+		for _, k := range s.keys {
+			if bytes.Equal(k.raw, raw) {
+				return nil
+			}
+		}
+		block, err := aes.NewCipher(raw)
+		if err != nil {
+			return fmt.Errorf("sealer: %s: %w", name, err)
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return fmt.Errorf("sealer: %s: %w", name, err)
+		}
+		s.keys = append(s.keys, sealKey{id: KeyID(raw), raw: bytes.Clone(raw), aead: aead})
+		return nil
+	}
+	if err := add("key", current); err != nil {
+		return nil, err
+	}
+	for i, raw := range previous {
+		if err := add(fmt.Sprintf("previous key %d", i+1), raw); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Seal returns "v2:<kid>:" + base64(nonce ‖ ciphertext ‖ tag) under the
+// current key, with a fresh random 96-bit nonce, so two seals of one
+// password differ.
 func (s *Sealer) Seal(plaintext string) (string, error) {
-	buf := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plaintext)+s.aead.Overhead())
+	k := s.keys[0]
+	buf := make([]byte, k.aead.NonceSize(), k.aead.NonceSize()+len(plaintext)+k.aead.Overhead())
 	if _, err := rand.Read(buf); err != nil {
 		return "", fmt.Errorf("seal: nonce: %w", err)
 	}
-	buf = s.aead.Seal(buf, buf, []byte(plaintext), nil)
-	return sealPrefix + base64.StdEncoding.EncodeToString(buf), nil
+	buf = k.aead.Seal(buf, buf, []byte(plaintext), nil)
+	return prefixV2 + k.id + ":" + base64.StdEncoding.EncodeToString(buf), nil
 }
 
-// Open reverses Seal. Any tampering or a wrong key gives ErrSeal.
+// Open reverses Seal. A "v2:" value is opened with the key its id names; a
+// "v1:" value, which names none, with the current key and then each
+// previous key in order. Tampering, a key that is not configured or a value
+// that is not sealed gives ErrSeal.
 func (s *Sealer) Open(sealed string) (string, error) {
-	rest, ok := strings.CutPrefix(sealed, sealPrefix)
-	if !ok {
-		return "", fmt.Errorf("%w: unknown key version", ErrSeal)
+	if rest, ok := strings.CutPrefix(sealed, prefixV2); ok {
+		kid, payload, ok := strings.Cut(rest, ":")
+		if !ok || !validKeyID(kid) {
+			return "", fmt.Errorf("%w: malformed key id", ErrSeal)
+		}
+		var candidates []sealKey
+		for _, k := range s.keys {
+			// Ids are 32 bits, so two configured keys may share one; try
+			// each, the tag tells the right one.
+			if k.id == kid {
+				candidates = append(candidates, k)
+			}
+		}
+		if len(candidates) == 0 {
+			return "", fmt.Errorf("%w: no configured key has id %s", ErrSeal, kid)
+		}
+		return open(candidates, payload)
 	}
-	raw, err := base64.StdEncoding.DecodeString(rest)
-	if err != nil || len(raw) < s.aead.NonceSize()+s.aead.Overhead() {
+	if payload, ok := strings.CutPrefix(sealed, prefixV1); ok {
+		return open(s.keys, payload)
+	}
+	return "", fmt.Errorf("%w: unknown key version", ErrSeal)
+}
+
+// Current reports whether sealed is a "v2:" value under the current key,
+// the only form the rekey command leaves alone. It does not open the value.
+func (s *Sealer) Current(sealed string) bool {
+	return strings.HasPrefix(sealed, prefixV2+s.keys[0].id+":")
+}
+
+// open decodes a base64(nonce ‖ ciphertext ‖ tag) payload and opens it with
+// the first of keys whose tag checks.
+func open(keys []sealKey, payload string) (string, error) {
+	raw, err := base64.StdEncoding.DecodeString(payload)
+	if err != nil {
 		return "", fmt.Errorf("%w: malformed", ErrSeal)
 	}
-	n := s.aead.NonceSize()
-	plain, err := s.aead.Open(nil, raw[:n], raw[n:], nil)
-	if err != nil {
-		return "", fmt.Errorf("%w: authentication failed (tampered or wrong key)", ErrSeal)
+	for _, k := range keys {
+		n := k.aead.NonceSize()
+		if len(raw) < n+k.aead.Overhead() {
+			return "", fmt.Errorf("%w: malformed", ErrSeal)
+		}
+		if plain, err := k.aead.Open(nil, raw[:n], raw[n:], nil); err == nil {
+			return string(plain), nil
+		}
 	}
-	return string(plain), nil
+	return "", fmt.Errorf("%w: authentication failed (tampered or no configured key)", ErrSeal)
+}
+
+// validKeyID reports whether kid has the form KeyID produces.
+func validKeyID(kid string) bool {
+	if len(kid) != keyIDLen {
+		return false
+	}
+	for _, c := range kid {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,90 @@
+package netguard_test
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd/internal/netguard"
+)
+
+func TestParseNetworks(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want []string
+		err  string
+	}{
+		{in: "", want: nil},
+		{in: "   ", want: nil},
+		{in: "10.0.0.0/8", want: []string{"10.0.0.0/8"}},
+		{in: " 10.0.0.0/8 , 192.168.1.0/24,fd00::/8 ", want: []string{"10.0.0.0/8", "192.168.1.0/24", "fd00::/8"}},
+		{in: "192.168.1.7, 2001:db8::1", want: []string{"192.168.1.7/32", "2001:db8::1/128"}},
+		{in: "10.0.0.0/8,", err: "entry 2 is empty"},
+		{in: "10.0.0.0/8,,127.0.0.0/8", err: "entry 2 is empty"},
+		{in: "10.0.0.0/8, 10.0.0.0/33", err: `"10.0.0.0/33"`},
+		{in: "gateway.local", err: `"gateway.local"`},
+		{in: "010.0.0.0/8", err: `"010.0.0.0/8"`},
+		{in: "fe80::1%eth0", err: `"fe80::1%eth0"`},
+	} {
+		got, err := netguard.ParseNetworks(tc.in)
+		if tc.err != "" {
+			assert.ErrorContains(t, err, tc.err, tc.in)
+			continue
+		}
+		require.NoError(t, err, tc.in)
+		var s []string
+		for _, p := range got {
+			s = append(s, p.String())
+		}
+		assert.Equal(t, tc.want, s, tc.in)
+	}
+}
+
+// deniedAlways is every spelling of an address no policy may allow.
+var deniedAlways = []string{
+	"169.254.169.254", "169.254.0.1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe",
+	"0.0.0.0", "0.1.2.3", "::", "::ffff:0.0.0.0",
+	"224.0.0.1", "239.255.255.250", "255.255.255.255", "ff02::1", "ff05::2",
+	"fe80::1", "fe80::1%eth0", "febf::1", "fd00:ec2::254",
+}
+
+func TestPolicyAllowed(t *testing.T) {
+	t.Parallel()
+	everything := netguard.NewPolicy(nil)
+	var nilPolicy *netguard.Policy
+	for _, s := range deniedAlways {
+		a := netip.MustParseAddr(s)
+		assert.False(t, everything.Allowed(a), s)
+		assert.False(t, nilPolicy.Allowed(a), "nil policy: %s", s)
+	}
+	assert.False(t, everything.Allowed(netip.Addr{}), "zero address")
+	for _, s := range []string{"127.0.0.1", "::1", "10.0.0.1", "192.168.1.10", "8.8.8.8", "2001:db8::1", "fd00:ec2::253", "64:ff9b::a00:1", "::ffff:10.0.0.1"} {
+		a := netip.MustParseAddr(s)
+		assert.True(t, everything.Allowed(a), s)
+		assert.True(t, nilPolicy.Allowed(a), "nil policy: %s", s)
+	}
+
+	nets, err := netguard.ParseNetworks("127.0.0.0/8, 10.1.0.0/16, ::ffff:192.168.0.0/112, 169.254.0.0/16, fd00::/8")
+	require.NoError(t, err)
+	p := netguard.NewPolicy(nets)
+	for s, want := range map[string]bool{
+		"127.0.0.1":              true,
+		"127.255.0.9":            true,
+		"::ffff:127.0.0.1":       true,
+		"10.1.2.3":               true,
+		"192.168.7.7":            true, // an IPv4-mapped prefix means its IPv4 range
+		"fd12::1":                true,
+		"::1":                    false,
+		"10.0.0.1":               false,
+		"10.2.0.1":               false,
+		"8.8.8.8":                false,
+		"169.254.169.254":        false, // the always-denied set wins over the list
+		"::ffff:169.254.169.254": false,
+		"fd00:ec2::254":          false,
+	} {
+		assert.Equal(t, want, p.Allowed(netip.MustParseAddr(s)), s)
+	}
+}
