@@ -83,6 +83,10 @@ type gatewayActor struct {
 	matcher    ctc.Matcher[request]
 	timers     [numTimers]*time.Timer
 	lastMark   time.Time
+	// reachedLogin: the last connection got as far as an accepted login.
+	// A gateway whose attempts fail before that dials in the limiter's
+	// lane for failing gateways.
+	reachedLogin bool
 
 	dropped     int // bad frames not yet logged
 	lastDropLog time.Time
@@ -214,7 +218,7 @@ func (a *gatewayActor) connect() {
 	dl := &dialing{cancel: cancel, done: make(chan struct{})}
 	a.dial = dl
 	gen, root, self := a.gen, a.d.root, a.self
-	failing := a.status.ReconnectAttempts > 0
+	failing := a.status.ReconnectAttempts > 0 && !a.reachedLogin
 	go dial(a.d, dl, ctx, a.target.URL, failing, func(err error) { root.Send(self, &dialed{gen: gen, err: err}) }, a.log)
 }
 
@@ -303,6 +307,7 @@ func (a *gatewayActor) onFrame(m *frame) {
 	// stayed healthy for a ping interval: a gateway that breaks every
 	// connection right after login keeps backing off.
 	a.status.ConnectedAt = &now
+	a.reachedLogin = true
 	a.seen(now, true)
 	a.armTimer(timerPing, a.d.cfg.PingInterval)
 	if a.status.ReconnectAttempts > 0 || a.status.LastError != nil {
@@ -354,6 +359,9 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 
 // fail ends the current attempt and schedules the next one.
 func (a *gatewayActor) fail(reason string) {
+	if a.status.State != gatewayd.StateAuthenticated {
+		a.reachedLogin = false
+	}
 	a.teardown(false)
 	a.status.ReconnectAttempts++
 	a.status.LastError = capError(reason)

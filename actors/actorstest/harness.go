@@ -53,6 +53,7 @@ type Harness struct {
 	T       testing.TB
 	Store   *store.Store
 	Pool    *pgxpool.Pool
+	DBURL   string
 	Sim     *ctctest.Server
 	Runtime *actors.Runtime
 	// Factory is a factory (under a fresh organization) to add gateways to.
@@ -69,7 +70,7 @@ type Harness struct {
 // runtime; everything is stopped and dropped when the test ends.
 func New(t testing.TB, tmpl *testdb.Template, cfg actors.Config) *Harness {
 	t.Helper()
-	pool, _ := tmpl.Pool(t)
+	pool, dbURL := tmpl.Pool(t)
 	sealer, err := store.NewSealer(testutil.Key)
 	require.NoError(t, err)
 	st := store.New(pool, sealer)
@@ -82,7 +83,7 @@ func New(t testing.TB, tmpl *testdb.Template, cfg actors.Config) *Harness {
 	f, err := st.CreateFactory(ctx, store.NewFactory{OrganizationID: org.ID, Name: "F"})
 	require.NoError(t, err)
 	logs := &testutil.SyncBuffer{}
-	h := &Harness{T: t, Store: st, Pool: pool, Sim: sim, Factory: f.ID, Logs: logs,
+	h := &Harness{T: t, Store: st, Pool: pool, DBURL: dbURL, Sim: sim, Factory: f.ID, Logs: logs,
 		Log: zerolog.New(logs).Level(zerolog.InfoLevel), Settled: NewSignal[Settle](), Reconfigured: NewSignal[Reconfig]()}
 	cfg.Hooks.Settled = func(id uuid.UUID, s gatewayd.State) { h.Settled.Send(Settle{id, s}) }
 	cfg.Hooks.Reconfigured = func(id uuid.UUID, reconnect bool) { h.Reconfigured.Send(Reconfig{id, reconnect}) }
@@ -103,6 +104,16 @@ func (h *Harness) StartRuntime() {
 		assert.NoError(h.T, rt.Shutdown(ctx))
 	})
 	require.Eventually(h.T, rt.Ready, 5*time.Second, 5*time.Millisecond)
+}
+
+// Restart shuts the runtime down (every gateway closes with 1000) and
+// starts a new one on the same database, as a restart of gatewayd would.
+func (h *Harness) Restart() {
+	h.T.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(h.T, h.Runtime.Shutdown(ctx))
+	h.StartRuntime()
 }
 
 // Credentials of the simulated gateway called name.

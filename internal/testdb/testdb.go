@@ -158,3 +158,35 @@ func randHex() string {
 
 // Exit is os.Exit, named here so TestMain reads as one line.
 func Exit(code int) { os.Exit(code) }
+
+// Close makes the database at url refuse new connections and ends every
+// session on it, as an operator closing it for maintenance would; the
+// returned function opens it again. Connections then fail with SQLSTATE
+// 55000 ("database is not currently accepting connections").
+func (t *Template) Close(tb testing.TB, dbURL string) (reopen func()) {
+	tb.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		tb.Fatalf("testdb: %v", err)
+	}
+	name := pgx.Identifier{strings.TrimPrefix(u.Path, "/")}.Sanitize()
+	lit := "'" + strings.TrimPrefix(u.Path, "/") + "'"
+	if err := t.admin(`ALTER DATABASE ` + name + ` ALLOW_CONNECTIONS false`); err != nil {
+		tb.Fatalf("testdb: %v", err)
+	}
+	if err := t.admin(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ` + lit + ` AND pid <> pg_backend_pid()`); err != nil {
+		tb.Fatalf("testdb: %v", err)
+	}
+	opened := false
+	reopen = func() {
+		if opened {
+			return
+		}
+		opened = true
+		if err := t.admin(`ALTER DATABASE ` + name + ` ALLOW_CONNECTIONS true`); err != nil {
+			tb.Errorf("testdb: %v", err)
+		}
+	}
+	tb.Cleanup(reopen)
+	return reopen
+}

@@ -1,0 +1,35 @@
+package actors
+
+import (
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestCapErrorBoundsLastError(t *testing.T) {
+	assert.Equal(t, "short", *capError("short"))
+	exact := strings.Repeat("x", maxErrorBytes)
+	assert.Equal(t, exact, *capError(exact), "exactly the limit is kept whole")
+	for _, s := range []string{strings.Repeat("e", 3_500_000), strings.Repeat("é", 2000), strings.Repeat("a", 1021) + "€€€"} {
+		got := *capError(s)
+		assert.LessOrEqual(t, len(got), maxErrorBytes)
+		assert.True(t, strings.HasSuffix(got, "…"))
+		assert.True(t, utf8.ValidString(got), "cut on a character boundary")
+	}
+}
+
+func TestTokenBucket(t *testing.T) {
+	now := time.Now()
+	b := newBucket(10, 20, now)
+	for range 20 {
+		assert.True(t, b.take(1, now), "the burst")
+	}
+	assert.False(t, b.take(1, now), "empty")
+	assert.True(t, b.take(5, now.Add(500*time.Millisecond)), "refilled at the rate")
+	assert.False(t, b.take(1, now.Add(500*time.Millisecond)))
+	assert.True(t, b.take(20, now.Add(time.Hour)), "never above the burst")
+	assert.False(t, b.take(1, now.Add(time.Hour)))
+}
