@@ -28,6 +28,12 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// SeenFlushInterval is how often last_seen_at is written; default 5s.
 	SeenFlushInterval time.Duration
+	// SensorRefreshInterval is how often an authenticated gateway is asked
+	// for its sensors again (SENSOR_REFRESH_INTERVAL); default 10m.
+	SensorRefreshInterval time.Duration
+	// SensorFlushInterval is how often discoveries and temperatures are
+	// written; default 1s.
+	SensorFlushInterval time.Duration
 	// RequestTimeout bounds a request to the supervisor; default 5s.
 	RequestTimeout time.Duration
 	// ActorTimeout bounds the wait for a gateway actor's own answer to a
@@ -68,6 +74,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SeenFlushInterval <= 0 {
 		c.SeenFlushInterval = 5 * time.Second
+	}
+	if c.SensorRefreshInterval <= 0 {
+		c.SensorRefreshInterval = 10 * time.Minute
+	}
+	if c.SensorFlushInterval <= 0 {
+		c.SensorFlushInterval = time.Second
+	}
+	if c.CommandTimeout <= 0 {
+		c.CommandTimeout = 30 * time.Second
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 5 * time.Second

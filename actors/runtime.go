@@ -24,6 +24,10 @@ type Source interface {
 	Targets(ctx context.Context) ([]gatewayd.Target, error)
 	// MarkSeen writes last_seen_at for many gateways at once.
 	MarkSeen(ctx context.Context, seen map[uuid.UUID]time.Time) error
+	// MergeDiscoveries writes many gateways' sensor discoveries at once.
+	MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) error
+	// RecordTemperatures writes many sensors' temperatures at once.
+	RecordTemperatures(ctx context.Context, ts []gatewayd.Temperature) error
 }
 
 // deps is what every actor of one runtime reads. Nothing in it changes
@@ -34,7 +38,7 @@ type deps struct {
 	log     zerolog.Logger
 	dialer  *websocket.Dialer
 	limiter *dialLimiter
-	seen    *seenWriter
+	writer  *writer
 	// kick asks for a store read now; safe from any goroutine.
 	kick func()
 }
@@ -89,7 +93,7 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 			WriteBufferPool: &sync.Pool{},
 		},
 		limiter: newDialLimiter(cfg.DialConcurrency),
-		seen:    newSeenWriter(src.MarkSeen, cfg.SeenFlushInterval, log),
+		writer:  newWriter(src, cfg.SeenFlushInterval, cfg.SensorFlushInterval, log),
 		kick:    r.requestReconcile,
 	}
 	d, n := r.d, r.n
@@ -224,6 +228,16 @@ func (r *Runtime) askActor(ctx context.Context, id uuid.UUID, msg any) (gatewayd
 	return st, err
 }
 
+// Discover asks the gateway for its sensors now (GET_DYN_CONNECTED) and
+// returns its answer; the runtime also merges it into the store through
+// its writer. ErrNotConnected unless the gateway is authenticated;
+// ErrGatewayTimeout when it does not answer within CommandTimeout.
+func (r *Runtime) Discover(ctx context.Context, id uuid.UUID) (gatewayd.Discovery, error) {
+	// The command may wait behind one that timed out (one request at a
+	// time per connection), so allow two command timeouts.
+	return askWithin[gatewayd.Discovery](r, ctx, &discoverSensors{id: id}, 2*r.d.cfg.CommandTimeout+r.d.cfg.RequestTimeout)
+}
+
 // Crash makes the gateway's actor panic (chaos drill).
 func (r *Runtime) Crash(ctx context.Context, id uuid.UUID) error {
 	_, err := ask[struct{}](r, ctx, &crashGateway{id: id})
@@ -239,8 +253,13 @@ func (r *Runtime) Statuses(ctx context.Context, factoryID *uuid.UUID) ([]gateway
 // ask sends a request to the supervisor and waits for its reply[T], within
 // ctx and RequestTimeout.
 func ask[T any](r *Runtime, ctx context.Context, msg any) (T, error) {
+	return askWithin[T](r, ctx, msg, r.d.cfg.RequestTimeout)
+}
+
+// askWithin is ask with a longer wait than RequestTimeout, for requests
+// the gateway itself answers.
+func askWithin[T any](r *Runtime, ctx context.Context, msg any, timeout time.Duration) (T, error) {
 	var zero T
-	timeout := r.d.cfg.RequestTimeout
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
 	}
@@ -273,7 +292,7 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 			defer close(done)
 			_ = r.d.root.StopFuture(r.supervisor).Wait()
 			r.loops.Wait()
-			r.d.seen.close()
+			r.d.writer.close()
 			r.system.Shutdown()
 		}()
 		select {

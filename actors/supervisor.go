@@ -68,6 +68,8 @@ func (s *supervisor) Receive(c actor.Context) {
 		s.list(c, m.factoryID)
 	case *crashGateway:
 		s.crash(c, m.id)
+	case *discoverSensors:
+		s.toRunning(c, m.id, &discoveryReply{err: errNotFound}, &discoveryReply{err: gatewayd.ErrNotConnected})
 	case *statusChanged:
 		s.statusChanged(m.status)
 	case *actor.Terminated:
@@ -136,6 +138,20 @@ func (s *supervisor) list(c actor.Context, factoryID *uuid.UUID) {
 	// Byte order of a UUID is the order of its hex string.
 	slices.SortFunc(out, func(a, b gatewayd.Status) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 	c.Respond(&statusesReply{value: out})
+}
+
+// toRunning forwards a request to the gateway's actor, which answers it;
+// without a record or an actor the supervisor answers missing or idle.
+func (s *supervisor) toRunning(c actor.Context, id uuid.UUID, missing, idle any) {
+	rec := s.records[id]
+	switch {
+	case rec == nil:
+		c.Respond(missing)
+	case !rec.running():
+		c.Respond(idle)
+	default:
+		c.Forward(rec.pid)
+	}
 }
 
 func (s *supervisor) crash(c actor.Context, id uuid.UUID) {

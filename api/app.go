@@ -35,6 +35,7 @@ type Runtime interface {
 	Connect(ctx context.Context, id uuid.UUID) (gatewayd.Status, error)
 	Disconnect(ctx context.Context, id uuid.UUID) (gatewayd.Status, error)
 	Crash(ctx context.Context, id uuid.UUID) error
+	Discover(ctx context.Context, id uuid.UUID) (gatewayd.Discovery, error)
 	Counts() (total, authenticated int)
 	Ready() bool
 }
@@ -48,6 +49,10 @@ type Options struct {
 	DBTimeout time.Duration
 	// Started is the process start, for uptime_seconds.
 	Started time.Time
+	// CommandTimeout is how long a gateway may take to answer a command
+	// (GATEWAY_COMMAND_TIMEOUT); requests that wait for one wait longer
+	// than DBTimeout. Default 30s.
+	CommandTimeout time.Duration
 }
 
 type server struct {
@@ -61,6 +66,9 @@ type server struct {
 func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.App {
 	if opts.DBTimeout <= 0 {
 		opts.DBTimeout = 5 * time.Second
+	}
+	if opts.CommandTimeout <= 0 {
+		opts.CommandTimeout = 30 * time.Second
 	}
 	if opts.Started.IsZero() {
 		opts.Started = time.Now()
@@ -135,6 +143,20 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	a.Get("/gateways/:id/status", s.gatewayStatus)
 	a.Post("/gateways/:id/connect", s.connectGateway)
 	a.Post("/gateways/:id/disconnect", s.disconnectGateway)
+	a.Get("/gateways/:id/sensors", s.gatewaySensors)
+	a.Post("/gateways/:id/sensors/discover", s.discoverSensors)
+
+	a.Get("/sensors", s.listSensors)
+	a.Get("/sensors/:id", getOne(s, resSensor, st.GetSensor, renderSensor))
+	a.Put("/sensors/:id", s.updateSensor)
+
+	a.Post("/equipment", s.createEquipment)
+	a.Get("/equipment", listPage(s, "factory_id", st.ListEquipment, renderEquipment))
+	a.Get("/equipment/:id", getOne(s, resEquipment, st.GetEquipment, renderEquipment))
+	a.Put("/equipment/:id", s.updateEquipment)
+	a.Delete("/equipment/:id", deleteOne(s, resEquipment, func(ctx context.Context, id uuid.UUID) ([]uuid.UUID, error) {
+		return nil, st.DeleteEquipment(ctx, id)
+	}))
 	if opts.ChaosEnabled {
 		a.Post("/debug/gateways/:id/crash", s.crashGateway)
 	}

@@ -192,14 +192,20 @@ func desiredOrDefault(d gatewayd.DesiredState) string {
 	return string(d)
 }
 
-// DeleteGateway soft-deletes one gateway.
+// DeleteGateway soft-deletes one gateway and its sensors.
 func (s *Store) DeleteGateway(ctx context.Context, id uuid.UUID) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE gateways SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`, id)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE gateways SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return gatewayd.ErrNotFound
+		}
+		return deleteSensorsOf(ctx, tx, []uuid.UUID{id})
+	})
 	if err != nil {
 		return fmt.Errorf("delete gateway: %w", classify(err))
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("delete gateway: %w", gatewayd.ErrNotFound)
 	}
 	return nil
 }

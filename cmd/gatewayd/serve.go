@@ -63,7 +63,7 @@ func runtimeConfig(cfg *config.Config) actors.Config {
 		BackoffInitial: g.BackoffInitial, BackoffMax: g.BackoffMax, BackoffMultiplier: g.BackoffMultiplier,
 		PingInterval: g.PingInterval, PongTimeout: g.PongTimeout, DialConcurrency: g.DialConcurrency,
 		RestartLimit: g.RestartLimit, RestartWindow: g.RestartWindow,
-		ReconcileInterval: cfg.ReconcileInterval,
+		ReconcileInterval: cfg.ReconcileInterval, SensorRefreshInterval: g.SensorRefreshInterval,
 	}
 }
 
@@ -98,7 +98,8 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		defer stop()
 	}
 	rt := actors.Start(runtimeConfig(cfg), st, log)
-	app := api.New(st, rt, log, api.Options{CORSOrigins: cfg.CORSOrigins, ChaosEnabled: cfg.ChaosEnabled, Started: started})
+	app := api.New(st, rt, log, api.Options{CORSOrigins: cfg.CORSOrigins, ChaosEnabled: cfg.ChaosEnabled, Started: started,
+		CommandTimeout: cfg.Gateway.CommandTimeout})
 
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
