@@ -96,8 +96,8 @@ type gatewayActor struct {
 	// request joins instead of sending another.
 	discovering *command
 	subscribed  bool
-	timers     [numTimers]*time.Timer
-	lastMark   time.Time
+	timers      [numTimers]*time.Timer
+	lastMark    time.Time
 	// reachedLogin: the last connection got as far as an accepted login.
 	// A gateway whose attempts fail before that dials in the limiter's
 	// lane for failing gateways.

@@ -37,8 +37,8 @@ type reply[T any] struct {
 }
 
 type (
-	statusReply   = reply[gatewayd.Status]
-	statusesReply = reply[[]gatewayd.Status]
+	statusReply    = reply[gatewayd.Status]
+	statusesReply  = reply[[]gatewayd.Status]
 	doneReply      = reply[struct{}]
 	discoveryReply = reply[gatewayd.Discovery]
 )
