@@ -7,7 +7,6 @@ package ctctest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -189,6 +188,3 @@ func (s *Server) Logins() int { return int(s.logins.Load()) }
 
 // ResetHandshakePeak starts a new peak measurement.
 func (s *Server) ResetHandshakePeak() { s.handshakePeak.Store(s.handshakes.Load()) }
-
-// ErrClosed is returned by helpers after the server closed.
-var ErrClosed = errors.New("ctctest: server closed")
