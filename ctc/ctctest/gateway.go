@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -71,16 +72,34 @@ func appendCapped[T any](list []T, v T, keep int) []T {
 }
 
 // Gateway is one simulated CTC gateway.
+//
+// Lock order: Server.mu before Gateway.mu. A conn's wmu and gmu are
+// leaves: nothing else is locked while either is held, and neither is
+// taken while Gateway.mu is held.
 type Gateway struct {
 	name   string
 	url    string
 	server *Server
 
-	mu     sync.Mutex
-	cfg    Config
-	faults Faults
-	stats  Stats
-	conns  map[*conn]struct{}
+	// faults is written under mu (together with changed) and read
+	// anywhere without a lock.
+	faults atomic.Pointer[Faults]
+
+	mu  sync.Mutex
+	cfg Config
+	// changed is closed and replaced by every SetFaults: whoever waits for
+	// a switch (a stalled handshake, a conn's workers) selects on it
+	// instead of polling.
+	changed chan struct{}
+	stats   Stats
+	conns   map[*conn]struct{}
+}
+
+func newGateway(s *Server, name string, cfg Config) *Gateway {
+	g := &Gateway{name: name, url: s.base + "/gw/" + name, cfg: cfg, conns: make(map[*conn]struct{}), server: s,
+		changed: make(chan struct{})}
+	g.faults.Store(&Faults{})
+	return g
 }
 
 // Name is the gateway's path segment.
@@ -92,24 +111,34 @@ func (g *Gateway) URL() string { return g.url }
 // SetFaults replaces the fault switches.
 func (g *Gateway) SetFaults(f Faults) {
 	g.mu.Lock()
-	g.faults = f
-	var start []*conn
-	if f.Garbage {
-		for c := range g.conns {
-			start = append(start, c)
-		}
-	}
+	g.faults.Store(&f)
+	close(g.changed)
+	g.changed = make(chan struct{})
+	conns := g.connList()
 	g.mu.Unlock()
-	for _, c := range start {
-		c.startGarbage()
+	for _, c := range conns {
+		c.startWorkers()
 	}
 }
 
 // Faults returns the current fault switches.
-func (g *Gateway) Faults() Faults {
+func (g *Gateway) Faults() Faults { return *g.faults.Load() }
+
+// watch returns the current faults and a channel closed at their next
+// change, read together so no change falls between them.
+func (g *Gateway) watch() (Faults, <-chan struct{}) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.faults
+	return *g.faults.Load(), g.changed
+}
+
+// connList returns the open sockets; g.mu must be held.
+func (g *Gateway) connList() []*conn {
+	conns := make([]*conn, 0, len(g.conns))
+	for c := range g.conns {
+		conns = append(conns, c)
+	}
+	return conns
 }
 
 // Stats returns a copy of the records.
@@ -131,59 +160,62 @@ func (g *Gateway) ResetStats() {
 }
 
 // Drop closes every open socket now, with a close frame of code, or
-// abruptly when code is 0.
-func (g *Gateway) Drop(code int) {
+// abruptly when code is 0. It returns how many sockets it closed.
+func (g *Gateway) Drop(code int) int {
 	g.mu.Lock()
-	conns := make([]*conn, 0, len(g.conns))
-	for c := range g.conns {
-		conns = append(conns, c)
-	}
+	conns := g.connList()
 	g.mu.Unlock()
 	for _, c := range conns {
 		c.kill(code)
 	}
+	return len(conns)
 }
 
+// waitHandshake holds an HTTP upgrade while StallHandshake is on. It
+// sleeps on the change channel, so a thousand stalled handshakes cost
+// their goroutines and nothing else.
 func (g *Gateway) waitHandshake(ctx context.Context, closing <-chan struct{}) bool {
-	for g.Faults().StallHandshake {
+	for {
+		f, changed := g.watch()
+		if !f.StallHandshake {
+			return true
+		}
+		stallWakeups.Add(1)
 		select {
 		case <-ctx.Done():
 			return false
 		case <-closing:
 			return false
-		case <-time.After(10 * time.Millisecond):
+		case <-changed:
 		}
 	}
-	return true
 }
+
+// stallWakeups counts how often stalled handshakes went (back) to sleep:
+// once each, plus once per SetFaults. Tests read it to prove that nobody
+// polls.
+var stallWakeups atomic.Int64
 
 func (g *Gateway) attach(ws *websocket.Conn) *conn {
 	c := &conn{g: g, ws: ws, done: make(chan struct{})}
 	g.mu.Lock()
 	g.conns[c] = struct{}{}
 	g.stats.Accepted++
-	f := g.faults
 	g.mu.Unlock()
-	if f.DropAfter > 0 {
-		code := f.DropCode
-		c.dropTimer = time.AfterFunc(f.DropAfter, func() { c.kill(code) })
+	if f := g.Faults(); f.DropAfter > 0 {
+		c.spawn(func() { c.dropAfter(f.DropAfter, f.DropCode) })
 	}
-	if f.Garbage {
-		c.startGarbage()
-	}
+	c.startWorkers()
 	return c
 }
 
 func (g *Gateway) detach(c *conn) {
-	if c.dropTimer != nil {
-		c.dropTimer.Stop()
-	}
 	c.gmu.Lock()
 	c.ended = true
 	c.gmu.Unlock()
 	close(c.done)
-	c.garbage.Wait()
-	_ = c.ws.Close()
+	_ = c.ws.Close() // a worker blocked in a write fails now
+	c.workers.Wait()
 	g.mu.Lock()
 	delete(g.conns, c)
 	if !c.closeSeen {
@@ -198,35 +230,138 @@ func (g *Gateway) record(f func(*Stats)) {
 	g.mu.Unlock()
 }
 
-// conn is one accepted socket. Its handler goroutine is the only reader;
-// writes are serialised by wmu because garbage and drop timers write too.
+// conn is one accepted socket. Its handler goroutine is the only reader.
+// Every other goroutine of the socket (fault workers, readings, the drop
+// timer) is started by spawn, counted in workers, ends when done closes,
+// and is waited for by detach.
 type conn struct {
-	g         *Gateway
-	ws        *websocket.Conn
-	wmu       sync.Mutex
-	done      chan struct{}
-	dropTimer *time.Timer
-	garbage   sync.WaitGroup
-	// gmu guards the garbage sender's start against the socket's end, so
-	// no sender starts after detach waited for them.
-	gmu            sync.Mutex
-	ended          bool
-	garbageRunning bool
+	g    *Gateway
+	ws   *websocket.Conn
+	done chan struct{}
 
-	// Owned by the reader goroutine (closeSeen under g.mu).
-	loggedIn   bool
-	subscribed bool
-	closeSeen  bool
+	// wmu serialises data frames; subscribed changes only under it, so a
+	// notification is never written after the answer to
+	// POST_UNSUB_CHANGES.
+	wmu        sync.Mutex
+	subscribed atomic.Bool
+	loggedIn   atomic.Bool
+
+	// gmu guards ended and running: a worker that decides to stop clears
+	// its flag in the same critical section in which start checks it, so
+	// a switch turned off and on again never ends with no worker, and no
+	// goroutine starts after detach waited for them.
+	gmu     sync.Mutex
+	ended   bool
+	running [numWorkers]bool
+	workers sync.WaitGroup
+
+	// closeSeen is written under g.mu.
+	closeSeen bool
+}
+
+// worker names a background loop of a socket that a fault switch starts.
+type worker int
+
+const (
+	workGarbage worker = iota
+	numWorkers
+)
+
+// wants says whether the switches ask for worker w on this socket now.
+func (c *conn) wants(w worker) bool {
+	f := c.g.faults.Load()
+	switch w {
+	case workGarbage:
+		return f.Garbage
+	}
+	return false
+}
+
+// startWorkers starts every worker the switches ask for that is not
+// running yet.
+func (c *conn) startWorkers() {
+	for w := range worker(numWorkers) {
+		c.start(w)
+	}
+}
+
+func (c *conn) start(w worker) {
+	c.gmu.Lock()
+	defer c.gmu.Unlock()
+	if c.ended || c.running[w] || !c.wants(w) {
+		return
+	}
+	c.running[w] = true
+	c.workers.Add(1)
+	go func() {
+		defer c.workers.Done()
+		switch w {
+		case workGarbage:
+			c.garbageLoop()
+		}
+	}()
+}
+
+// keepGoing says whether worker w should go on; when it should not, it
+// marks it stopped.
+func (c *conn) keepGoing(w worker) bool {
+	c.gmu.Lock()
+	defer c.gmu.Unlock()
+	if c.ended || !c.wants(w) {
+		c.running[w] = false
+		return false
+	}
+	return true
+}
+
+// spawn runs f in a goroutine owned by the socket, unless the socket
+// ended. f must return soon after c.done closes.
+func (c *conn) spawn(f func()) bool {
+	c.gmu.Lock()
+	defer c.gmu.Unlock()
+	if c.ended {
+		return false
+	}
+	c.workers.Add(1)
+	go func() {
+		defer c.workers.Done()
+		f()
+	}()
+	return true
+}
+
+// sleep waits d or until the socket ends; it says whether d passed.
+func (c *conn) sleep(d time.Duration) bool {
+	if d <= 0 {
+		select {
+		case <-c.done:
+			return false
+		default:
+			return true
+		}
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c.done:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (c *conn) dropAfter(d time.Duration, code int) {
+	if c.sleep(d) {
+		c.kill(code)
+	}
 }
 
 func (c *conn) serve() {
 	c.ws.SetReadLimit(1 << 20)
 	c.ws.SetPingHandler(func(data string) error {
 		var withhold bool
-		c.g.mu.Lock()
-		c.g.stats.Pings++
-		withhold = c.g.faults.WithholdPongs
-		c.g.mu.Unlock()
+		c.g.record(func(s *Stats) { s.Pings++ })
+		withhold = c.g.Faults().WithholdPongs
 		if withhold {
 			return nil
 		}
@@ -285,8 +420,9 @@ func (c *conn) handle(data []byte) {
 		return
 	}
 	c.g.mu.Lock()
-	cfg, faults := c.g.cfg, c.g.faults
+	cfg := c.g.cfg
 	c.g.mu.Unlock()
+	faults := c.g.Faults()
 
 	if typ == ctc.TypePostLogin {
 		if faults.IgnoreLogins {
@@ -299,13 +435,13 @@ func (c *conn) handle(data []byte) {
 			c.reply(ctc.TypeRtnErr, map[string]any{"Attempt": nil, "Error": "Invalid email or password"})
 			return
 		}
-		c.loggedIn = true
+		c.loggedIn.Store(true)
 		c.g.record(func(s *Stats) { s.Logins++ })
 		c.g.server.logins.Add(1)
 		c.reply(ctc.TypeRtnLogin, ctc.LoginResult{Email: login.Email, First: "Sim", Last: c.g.name, Success: true, AccessLevel: 1, Verified: true})
 		return
 	}
-	if !c.loggedIn {
+	if !c.loggedIn.Load() {
 		c.violation("not logged in")
 		return
 	}
@@ -321,11 +457,9 @@ func (c *conn) handle(data []byte) {
 		}
 		c.reply(ctc.TypeRtnDyn, byKey)
 	case ctc.TypePostSubChanges:
-		c.subscribed = true
-		c.reply(ctc.TypeRtnDyn, map[string]any{})
+		c.setSubscribed(true)
 	case ctc.TypePostUnsubChanges:
-		c.subscribed = false
-		c.reply(ctc.TypeRtnDyn, map[string]any{})
+		c.setSubscribed(false)
 	case ctc.TypeTakeDynReading:
 		var req ctc.TakeReading
 		_ = json.Unmarshal(fields["Data"], &req)
@@ -338,7 +472,7 @@ func (c *conn) handle(data []byte) {
 			return
 		}
 		c.reply(ctc.TypeRtnDyn, map[string]any{})
-		if c.subscribed {
+		if c.subscribed.Load() {
 			serial := strconv.FormatInt(req.Serial, 10)
 			c.reply(ctc.TypeNotDynReadingStarted, ctc.ReadingStarted{Serial: req.Serial, Success: true})
 			c.reply(ctc.TypeNotDynReading, ctc.Reading{ID: 1, Serial: serial, Time: time.Now().UTC().Format("2006-01-02 15:04:05"),
@@ -360,15 +494,43 @@ func (c *conn) reply(typ string, data any) {
 	if err != nil {
 		return
 	}
-	c.write(websocket.TextMessage, b)
+	_ = c.write(websocket.TextMessage, b)
 }
 
-func (c *conn) write(kind int, b []byte) {
+// setSubscribed switches notifications on or off and answers RTN_DYN, in
+// one critical section of wmu.
+func (c *conn) setSubscribed(on bool) {
+	b, _ := json.Marshal(map[string]any{"Type": ctc.TypeRtnDyn, "From": "SERV", "Target": "UI", "Data": map[string]any{}})
+	c.wmu.Lock()
+	c.subscribed.Store(on)
+	_ = c.writeLocked(websocket.TextMessage, b)
+	c.wmu.Unlock()
+	if on {
+		c.startWorkers()
+	}
+}
+
+// write sends one frame. A write that fails leaves the socket unusable
+// (gorilla/websocket keeps the error), so it closes the connection: the
+// reader sees it and detaches.
+func (c *conn) write(kind int, b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	_ = c.ws.SetWriteDeadline(time.Now().Add(2 * time.Second))
-	_ = c.ws.WriteMessage(kind, b)
+	return c.writeLocked(kind, b)
 }
+
+func (c *conn) writeLocked(kind int, b []byte) error {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+	err := c.ws.WriteMessage(kind, b)
+	if err != nil {
+		_ = c.ws.UnderlyingConn().Close()
+	}
+	return err
+}
+
+// writeTimeout bounds every write, so a peer that stops reading costs a
+// worker two seconds, not forever.
+const writeTimeout = 2 * time.Second
 
 // kill closes the socket with a close frame of code, or abruptly.
 func (c *conn) kill(code int) {
@@ -395,38 +557,22 @@ var garbageFrames = []struct {
 	{websocket.TextMessage, "\xff\xfe invalid utf-8"},
 }
 
-func (c *conn) startGarbage() {
-	c.gmu.Lock()
-	defer c.gmu.Unlock()
-	if c.ended || c.garbageRunning {
-		return
-	}
-	c.garbageRunning = true
-	c.garbage.Add(1)
-	go func() {
-		defer c.garbage.Done()
-		defer func() {
-			c.gmu.Lock()
-			c.garbageRunning = false
-			c.gmu.Unlock()
-		}()
-		for i := 0; ; i++ {
-			f := c.g.Faults()
-			if !f.Garbage {
-				return
-			}
-			every := f.GarbageEvery
-			if every <= 0 {
-				every = 20 * time.Millisecond
-			}
-			select {
-			case <-c.done:
-				return
-			case <-time.After(every):
-			}
-			g := garbageFrames[i%len(garbageFrames)]
-			c.write(g.kind, []byte(g.data))
-			c.g.record(func(s *Stats) { s.GarbageSent++ })
+func (c *conn) garbageLoop() {
+	for i := 0; ; i++ {
+		if !c.keepGoing(workGarbage) {
+			return
 		}
-	}()
+		every := c.g.Faults().GarbageEvery
+		if every <= 0 {
+			every = 20 * time.Millisecond
+		}
+		if !c.sleep(every) {
+			return
+		}
+		g := garbageFrames[i%len(garbageFrames)]
+		if c.write(g.kind, []byte(g.data)) != nil {
+			return
+		}
+		c.g.record(func(s *Stats) { s.GarbageSent++ })
+	}
 }

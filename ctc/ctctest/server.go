@@ -27,9 +27,13 @@ type Server struct {
 	base     string
 	upgrader websocket.Upgrader
 
+	// mu guards gateways and the closing of closing; lock order: Server.mu
+	// before Gateway.mu (see Gateway).
 	mu       sync.RWMutex
 	gateways map[string]*Gateway
 	closing  chan struct{}
+	// handlers counts WebSocket handlers; Add happens under mu.RLock after
+	// checking closing, so Close's Wait never races an Add.
 	handlers sync.WaitGroup
 	served   chan struct{}
 
@@ -98,7 +102,7 @@ func (s *Server) Add(name string, cfg Config) *Gateway {
 		g.mu.Unlock()
 		return g
 	}
-	g := &Gateway{name: name, url: s.base + "/gw/" + name, cfg: cfg, conns: make(map[*conn]struct{}), server: s}
+	g := newGateway(s, name, cfg)
 	s.gateways[name] = g
 	return g
 }
@@ -155,7 +159,16 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	s.mu.RLock()
+	select {
+	case <-s.closing:
+		s.mu.RUnlock()
+		http.Error(w, "closing", http.StatusServiceUnavailable)
+		return
+	default:
+	}
 	s.handlers.Add(1)
+	s.mu.RUnlock()
 	defer s.handlers.Done()
 	n := s.handshakes.Add(1)
 	for p := s.handshakePeak.Load(); n > p && !s.handshakePeak.CompareAndSwap(p, n); p = s.handshakePeak.Load() {

@@ -229,16 +229,16 @@ func TestGarbage(t *testing.T) {
 }
 
 // garbageRunning says whether any socket of g has a garbage sender.
-func garbageRunning(g *Gateway) bool {
+func garbageRunning(g *Gateway) bool { return workerRunning(g, workGarbage) }
+
+// workerRunning says whether any socket of g runs worker w.
+func workerRunning(g *Gateway, w worker) bool {
 	g.mu.Lock()
-	conns := make([]*conn, 0, len(g.conns))
-	for c := range g.conns {
-		conns = append(conns, c)
-	}
+	conns := g.connList()
 	g.mu.Unlock()
 	for _, c := range conns {
 		c.gmu.Lock()
-		running := c.garbageRunning
+		running := c.running[w]
 		c.gmu.Unlock()
 		if running {
 			return true
@@ -274,6 +274,9 @@ func TestStallHandshake(t *testing.T) {
 	require.ErrorAs(t, err, &ne)
 	assert.True(t, ne.Timeout())
 	assert.Equal(t, 0, g.Stats().Accepted)
+	// The server notices the client gave up (else clearing the switch
+	// could still upgrade the abandoned handshake into a socket).
+	require.Eventually(t, func() bool { return s.handshakes.Load() == 0 }, 2*time.Second, time.Millisecond)
 	g.SetFaults(Faults{})
 	dial(t, g.URL())
 	assert.Equal(t, 1, g.Stats().Accepted)
