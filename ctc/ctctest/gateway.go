@@ -34,6 +34,15 @@ type Faults struct {
 	StallHandshake bool
 	// WithholdPongs leaves WebSocket pings unanswered.
 	WithholdPongs bool
+
+	// TempEvery pushes NOT_DYN_TEMP for every listed sensor this often on
+	// each subscribed socket (0: never); see SimulatedTemperature.
+	TempEvery time.Duration
+	// IgnoreDiscovery never answers GET_DYN_CONNECTED.
+	IgnoreDiscovery bool
+	// GarbageDiscovery answers GET_DYN_CONNECTED with RTN_DYN whose Data is
+	// no sensor list: "oops" and {"1":"x"} in turn.
+	GarbageDiscovery bool
 }
 
 // Frame is one frame a gateway received.
@@ -54,6 +63,9 @@ type Stats struct {
 	Pings         int
 	Violations    int // CorrelationId, a request before login, unknown types, malformed frames
 	GarbageSent   int // frames sent by the Garbage fault
+
+	DiscoveriesAnswered int // GET_DYN_CONNECTED answered (GarbageDiscovery's answers too)
+	TemperaturesPushed  int // NOT_DYN_TEMP frames sent (TempEvery and PushTemperature)
 }
 
 // defaultKeep is how many frames and close codes a gateway keeps.
@@ -93,6 +105,10 @@ type Gateway struct {
 	changed chan struct{}
 	stats   Stats
 	conns   map[*conn]struct{}
+
+	// withheld counts notifications not sent because their socket was not
+	// subscribed: the signal tests wait for to prove one was not sent.
+	withheld atomic.Int64
 }
 
 func newGateway(s *Server, name string, cfg Config) *Gateway {
@@ -264,6 +280,7 @@ type worker int
 
 const (
 	workGarbage worker = iota
+	workTemp
 	numWorkers
 )
 
@@ -273,6 +290,8 @@ func (c *conn) wants(w worker) bool {
 	switch w {
 	case workGarbage:
 		return f.Garbage
+	case workTemp:
+		return f.TempEvery > 0 && c.subscribed.Load()
 	}
 	return false
 }
@@ -298,6 +317,8 @@ func (c *conn) start(w worker) {
 		switch w {
 		case workGarbage:
 			c.garbageLoop()
+		case workTemp:
+			c.tempLoop()
 		}
 	}()
 }
@@ -447,15 +468,7 @@ func (c *conn) handle(data []byte) {
 	}
 	switch typ {
 	case ctc.TypeGetDynConnected:
-		if len(cfg.Sensors) == 0 {
-			c.reply(ctc.TypeRtnDyn, []any{})
-			return
-		}
-		byKey := make(map[string]ctc.Sensor, len(cfg.Sensors))
-		for _, s := range cfg.Sensors {
-			byKey[strconv.FormatInt(s.Serial, 10)] = s
-		}
-		c.reply(ctc.TypeRtnDyn, byKey)
+		c.discover(faults, cfg.Sensors)
 	case ctc.TypePostSubChanges:
 		c.setSubscribed(true)
 	case ctc.TypePostUnsubChanges:
@@ -489,18 +502,40 @@ func (c *conn) violation(reason string) {
 	c.reply(ctc.TypeRtnErr, map[string]any{"Attempt": nil, "Error": reason})
 }
 
-func (c *conn) reply(typ string, data any) {
-	b, err := json.Marshal(map[string]any{"Type": typ, "From": "SERV", "Target": "UI", "Data": data})
+// frame encodes a frame from the gateway.
+func frame(typ string, data any) []byte {
+	b, err := json.Marshal(struct {
+		Type   string
+		From   string
+		Target string
+		Data   any
+	}{typ, "SERV", "UI", data})
 	if err != nil {
-		return
+		panic("ctctest: encode " + typ + ": " + err.Error()) // only the simulator's own values get here
 	}
-	_ = c.write(websocket.TextMessage, b)
+	return b
+}
+
+func (c *conn) reply(typ string, data any) {
+	_ = c.write(websocket.TextMessage, frame(typ, data))
+}
+
+// notify writes a notification if the socket is subscribed and says
+// whether it did.
+func (c *conn) notify(b []byte) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.subscribed.Load() {
+		c.g.withheld.Add(1)
+		return false
+	}
+	return c.writeLocked(websocket.TextMessage, b) == nil
 }
 
 // setSubscribed switches notifications on or off and answers RTN_DYN, in
 // one critical section of wmu.
 func (c *conn) setSubscribed(on bool) {
-	b, _ := json.Marshal(map[string]any{"Type": ctc.TypeRtnDyn, "From": "SERV", "Target": "UI", "Data": map[string]any{}})
+	b := frame(ctc.TypeRtnDyn, map[string]any{})
 	c.wmu.Lock()
 	c.subscribed.Store(on)
 	_ = c.writeLocked(websocket.TextMessage, b)

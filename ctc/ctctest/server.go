@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,18 +82,18 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 type Config struct {
 	Email    string
 	Password string
-	// Sensors answer GET_DYN_CONNECTED; nil gives two default sensors, an
-	// empty non-nil slice gives [].
+	// Sensors answer GET_DYN_CONNECTED; nil gives DefaultSensors(2), an
+	// empty non-nil slice gives []. Add copies the slice; AddSensor and
+	// RemoveSensor change the gateway's copy while it runs.
 	Sensors []ctc.Sensor
 }
 
 // Add creates (or replaces the config of) the gateway at /gw/<name>.
 func (s *Server) Add(name string, cfg Config) *Gateway {
 	if cfg.Sensors == nil {
-		cfg.Sensors = []ctc.Sensor{
-			{Serial: 10001, Connected: 1, PartNum: "TA-CE-WS-1", ReadRate: 20000, Samples: 4096, Name: "Pump A"},
-			{Serial: 10002, Connected: 1, PartNum: "TA-CE-WS-1", ReadRate: 20000, Samples: 4096, Name: "Fan B"},
-		}
+		cfg.Sensors = DefaultSensors(2)
+	} else {
+		cfg.Sensors = slices.Clone(cfg.Sensors)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
