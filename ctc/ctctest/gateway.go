@@ -3,7 +3,6 @@ package ctctest
 import (
 	"context"
 	"encoding/json"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +42,31 @@ type Faults struct {
 	// GarbageDiscovery answers GET_DYN_CONNECTED with RTN_DYN whose Data is
 	// no sensor list: "oops" and {"1":"x"} in turn.
 	GarbageDiscovery bool
+
+	// Readings: TAKE_DYN_READING is answered RTN_DYN, then, on a
+	// subscribed socket, NOT_DYN_READING_STARTED comes StartDelay later
+	// and NOT_DYN_READING CaptureDelay after that (CaptureRealtime: the
+	// sensor's Samples/ReadRate). Zero delays suit tests; ctcsim uses
+	// 20ms and CaptureRealtime. Each reading uses the switches as they
+	// were when it was asked for.
+	StartDelay   time.Duration
+	CaptureDelay time.Duration
+	// Encoding of the samples: EncodingCSV (also ""), EncodingJSON or
+	// EncodingBase64.
+	Encoding Encoding
+	// RefuseReadings answers NOT_DYN_READING_STARTED with Success false and
+	// Error "Sensor busy".
+	RefuseReadings bool
+	// NeverDeliverReadings starts readings that never end.
+	NeverDeliverReadings bool
+	// MalformedSamples makes Y one sample shorter than X and puts a
+	// non-number at Z[1] (base64: a dangling odd byte).
+	MalformedSamples bool
+	// DropMidCapture closes the socket abruptly right after
+	// NOT_DYN_READING_STARTED.
+	DropMidCapture bool
+	// IgnoreTakeReading never answers TAKE_DYN_READING.
+	IgnoreTakeReading bool
 }
 
 // Frame is one frame a gateway received.
@@ -66,6 +90,8 @@ type Stats struct {
 
 	DiscoveriesAnswered int // GET_DYN_CONNECTED answered (GarbageDiscovery's answers too)
 	TemperaturesPushed  int // NOT_DYN_TEMP frames sent (TempEvery and PushTemperature)
+	ReadingsRequested   int // TAKE_DYN_READING received after login (unknown serials and ignored ones too)
+	ReadingsDelivered   int // NOT_DYN_READING frames sent (requested and PushReading)
 }
 
 // defaultKeep is how many frames and close codes a gateway keeps.
@@ -105,6 +131,12 @@ type Gateway struct {
 	changed chan struct{}
 	stats   Stats
 	conns   map[*conn]struct{}
+	signals map[int64]Signal // SetSignal's overrides
+
+	readingID atomic.Int64
+	// acquiring counts acquisitions in progress: tests wait for 0 to know
+	// that a reading that did not come will not come.
+	acquiring atomic.Int64
 
 	// withheld counts notifications not sent because their socket was not
 	// subscribed: the signal tests wait for to prove one was not sent.
@@ -474,24 +506,7 @@ func (c *conn) handle(data []byte) {
 	case ctc.TypePostUnsubChanges:
 		c.setSubscribed(false)
 	case ctc.TypeTakeDynReading:
-		var req ctc.TakeReading
-		_ = json.Unmarshal(fields["Data"], &req)
-		found := false
-		for _, s := range cfg.Sensors {
-			found = found || s.Serial == req.Serial
-		}
-		if !found {
-			c.reply(ctc.TypeRtnErr, map[string]any{"Attempt": ctc.TypeTakeDynReading, "Error": "Unknown sensor"})
-			return
-		}
-		c.reply(ctc.TypeRtnDyn, map[string]any{})
-		if c.subscribed.Load() {
-			serial := strconv.FormatInt(req.Serial, 10)
-			c.reply(ctc.TypeNotDynReadingStarted, ctc.ReadingStarted{Serial: req.Serial, Success: true})
-			c.reply(ctc.TypeNotDynReading, ctc.Reading{ID: 1, Serial: serial, Time: time.Now().UTC().Format("2006-01-02 15:04:05"),
-				X: "0.012,0.015,-0.011", Y: "0.021,0.019,-0.020", Z: "0.101,0.099,0.102"})
-			c.reply(ctc.TypeNotDynTemp, ctc.Temperature{Serial: serial, Temp: 23.5})
-		}
+		c.takeReading(faults, cfg.Sensors, fields["Data"])
 	default:
 		c.violation("unknown type " + typ)
 	}
