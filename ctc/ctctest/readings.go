@@ -110,9 +110,9 @@ func (c *conn) takeReading(f Faults, sensors []ctc.Sensor, data json.RawMessage)
 		c.reply(ctc.TypeRtnErr, map[string]any{"Attempt": ctc.TypeTakeDynReading, "Error": "Unknown sensor"})
 		return
 	}
-	c.reply(ctc.TypeRtnDyn, map[string]any{})
 	s := *sensor
-	c.g.acquiring.Add(1)
+	c.g.acquiring.Add(1) // before the answer, so a client that saw it sees this
+	c.reply(ctc.TypeRtnDyn, map[string]any{})
 	if !c.spawn(func() { defer c.g.acquiring.Add(-1); c.acquire(s, f) }) {
 		c.g.acquiring.Add(-1)
 	}
