@@ -250,6 +250,13 @@ func (g *Gateway) attach(ws *websocket.Conn) *conn {
 	g.conns[c] = struct{}{}
 	g.stats.Accepted++
 	g.mu.Unlock()
+	// Close closes closing before it drops every gateway's sockets: a
+	// socket attached too late for that drop sees closing here.
+	select {
+	case <-g.server.closing:
+		c.kill(0)
+	default:
+	}
 	if f := g.Faults(); f.DropAfter > 0 {
 		c.spawn(func() { c.dropAfter(f.DropAfter, f.DropCode) })
 	}
