@@ -67,6 +67,19 @@ type Faults struct {
 	DropMidCapture bool
 	// IgnoreTakeReading never answers TAKE_DYN_READING.
 	IgnoreTakeReading bool
+
+	// Hostile peers. Flood sends FloodFrame (default: a 62-byte unknown
+	// NOT_SIM_FLOOD frame; read when a flood starts) on each logged-in
+	// socket as fast as the socket takes it, until switched off.
+	Flood      bool
+	FloodFrame string
+	// OversizeAfterLogin sends one text frame of this many bytes right
+	// after every successful login reply (0: none): past a client's read
+	// limit, the client drops the socket after each login.
+	OversizeAfterLogin int
+	// LoginErrorSize answers every POST_LOGIN with RTN_ERR whose Error text
+	// is this many bytes (0: normal logins).
+	LoginErrorSize int
 }
 
 // Frame is one frame a gateway received.
@@ -92,6 +105,8 @@ type Stats struct {
 	TemperaturesPushed  int // NOT_DYN_TEMP frames sent (TempEvery and PushTemperature)
 	ReadingsRequested   int // TAKE_DYN_READING received after login (unknown serials and ignored ones too)
 	ReadingsDelivered   int // NOT_DYN_READING frames sent (requested and PushReading)
+	FloodSent           int // frames sent by the Flood fault
+	OversizeSent        int // frames OversizeAfterLogin sent or began to send
 }
 
 // defaultKeep is how many frames and close codes a gateway keeps.
@@ -137,6 +152,8 @@ type Gateway struct {
 	// acquiring counts acquisitions in progress: tests wait for 0 to know
 	// that a reading that did not come will not come.
 	acquiring atomic.Int64
+	// floodSent is Stats.FloodSent, counted without the lock.
+	floodSent atomic.Int64
 
 	// withheld counts notifications not sent because their socket was not
 	// subscribed: the signal tests wait for to prove one was not sent.
@@ -195,6 +212,7 @@ func (g *Gateway) Stats() Stats {
 	defer g.mu.Unlock()
 	s := g.stats
 	s.Open = len(g.conns)
+	s.FloodSent = int(g.floodSent.Load())
 	s.Frames = append([]Frame(nil), g.stats.Frames...)
 	s.CloseCodes = append([]int(nil), g.stats.CloseCodes...)
 	return s
@@ -205,6 +223,7 @@ func (g *Gateway) ResetStats() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.stats = Stats{}
+	g.floodSent.Store(0)
 }
 
 // Drop closes every open socket now, with a close frame of code, or
@@ -320,6 +339,7 @@ type worker int
 const (
 	workGarbage worker = iota
 	workTemp
+	workFlood
 	numWorkers
 )
 
@@ -331,6 +351,8 @@ func (c *conn) wants(w worker) bool {
 		return f.Garbage
 	case workTemp:
 		return f.TempEvery > 0 && c.subscribed.Load()
+	case workFlood:
+		return f.Flood && c.loggedIn.Load()
 	}
 	return false
 }
@@ -358,8 +380,18 @@ func (c *conn) start(w worker) {
 			c.garbageLoop()
 		case workTemp:
 			c.tempLoop()
+		case workFlood:
+			c.floodLoop()
 		}
 	}()
+}
+
+// stopped marks worker w stopped when it ends for a reason of its own (a
+// failed write).
+func (c *conn) stopped(w worker) {
+	c.gmu.Lock()
+	c.running[w] = false
+	c.gmu.Unlock()
 }
 
 // keepGoing says whether worker w should go on; when it should not, it
@@ -485,20 +517,7 @@ func (c *conn) handle(data []byte) {
 	faults := c.g.Faults()
 
 	if typ == ctc.TypePostLogin {
-		if faults.IgnoreLogins {
-			return
-		}
-		var login ctc.Login
-		_ = json.Unmarshal(fields["Data"], &login)
-		if faults.RefuseLogins || login.Email != cfg.Email || login.Password != cfg.Password {
-			c.g.record(func(s *Stats) { s.LoginsRefused++ })
-			c.reply(ctc.TypeRtnErr, map[string]any{"Attempt": nil, "Error": "Invalid email or password"})
-			return
-		}
-		c.loggedIn.Store(true)
-		c.g.record(func(s *Stats) { s.Logins++ })
-		c.g.server.logins.Add(1)
-		c.reply(ctc.TypeRtnLogin, ctc.LoginResult{Email: login.Email, First: "Sim", Last: c.g.name, Success: true, AccessLevel: 1, Verified: true})
+		c.login(faults, cfg, fields["Data"])
 		return
 	}
 	if !c.loggedIn.Load() {
