@@ -14,34 +14,38 @@ import (
 
 // Faults are a gateway's fault switches. They may be changed while the
 // gateway runs; a change applies to the next frame, connection or tick.
+//
+// As JSON (the control surface, MarshalJSON, UnmarshalJSON) the fields
+// have the snake_case names of their tags and durations are Go duration
+// strings.
 type Faults struct {
 	// RefuseLogins answers every POST_LOGIN with RTN_ERR.
-	RefuseLogins bool
+	RefuseLogins bool `json:"refuse_logins"`
 	// IgnoreLogins never answers POST_LOGIN.
-	IgnoreLogins bool
+	IgnoreLogins bool `json:"ignore_logins"`
 	// DropAfter closes each new socket this long after it opened.
-	DropAfter time.Duration
+	DropAfter time.Duration `json:"drop_after"`
 	// DropCode is the close code DropAfter sends; 0 (or 1005, 1006, 1015,
 	// which cannot be sent) closes the TCP connection without a close frame.
-	DropCode int
+	DropCode int `json:"drop_code"`
 	// Garbage sends malformed, unknown and unsolicited frames every
 	// GarbageEvery (default 20ms) while a socket is open.
-	Garbage      bool
-	GarbageEvery time.Duration
+	Garbage      bool          `json:"garbage"`
+	GarbageEvery time.Duration `json:"garbage_every"`
 	// StallHandshake holds HTTP upgrades until it is cleared or the client
 	// gives up.
-	StallHandshake bool
+	StallHandshake bool `json:"stall_handshake"`
 	// WithholdPongs leaves WebSocket pings unanswered.
-	WithholdPongs bool
+	WithholdPongs bool `json:"withhold_pongs"`
 
 	// TempEvery pushes NOT_DYN_TEMP for every listed sensor this often on
 	// each subscribed socket (0: never); see SimulatedTemperature.
-	TempEvery time.Duration
+	TempEvery time.Duration `json:"temp_every"`
 	// IgnoreDiscovery never answers GET_DYN_CONNECTED.
-	IgnoreDiscovery bool
+	IgnoreDiscovery bool `json:"ignore_discovery"`
 	// GarbageDiscovery answers GET_DYN_CONNECTED with RTN_DYN whose Data is
 	// no sensor list: "oops" and {"1":"x"} in turn.
-	GarbageDiscovery bool
+	GarbageDiscovery bool `json:"garbage_discovery"`
 
 	// Readings: TAKE_DYN_READING is answered RTN_DYN, then, on a
 	// subscribed socket, NOT_DYN_READING_STARTED comes StartDelay later
@@ -49,37 +53,37 @@ type Faults struct {
 	// sensor's Samples/ReadRate). Zero delays suit tests; ctcsim uses
 	// 20ms and CaptureRealtime. Each reading uses the switches as they
 	// were when it was asked for.
-	StartDelay   time.Duration
-	CaptureDelay time.Duration
+	StartDelay   time.Duration `json:"start_delay"`
+	CaptureDelay time.Duration `json:"capture_delay"`
 	// Encoding of the samples: EncodingCSV (also ""), EncodingJSON or
 	// EncodingBase64.
-	Encoding Encoding
+	Encoding Encoding `json:"encoding"`
 	// RefuseReadings answers NOT_DYN_READING_STARTED with Success false and
 	// Error "Sensor busy".
-	RefuseReadings bool
+	RefuseReadings bool `json:"refuse_readings"`
 	// NeverDeliverReadings starts readings that never end.
-	NeverDeliverReadings bool
+	NeverDeliverReadings bool `json:"never_deliver_readings"`
 	// MalformedSamples makes Y one sample shorter than X and puts a
 	// non-number at Z[1] (base64: a dangling odd byte).
-	MalformedSamples bool
+	MalformedSamples bool `json:"malformed_samples"`
 	// DropMidCapture closes the socket abruptly right after
 	// NOT_DYN_READING_STARTED.
-	DropMidCapture bool
+	DropMidCapture bool `json:"drop_mid_capture"`
 	// IgnoreTakeReading never answers TAKE_DYN_READING.
-	IgnoreTakeReading bool
+	IgnoreTakeReading bool `json:"ignore_take_reading"`
 
 	// Hostile peers. Flood sends FloodFrame (default: a 62-byte unknown
 	// NOT_SIM_FLOOD frame; read when a flood starts) on each logged-in
 	// socket as fast as the socket takes it, until switched off.
-	Flood      bool
-	FloodFrame string
+	Flood      bool   `json:"flood"`
+	FloodFrame string `json:"flood_frame"`
 	// OversizeAfterLogin sends one text frame of this many bytes right
 	// after every successful login reply (0: none): past a client's read
 	// limit, the client drops the socket after each login.
-	OversizeAfterLogin int
+	OversizeAfterLogin int `json:"oversize_after_login"`
 	// LoginErrorSize answers every POST_LOGIN with RTN_ERR whose Error text
 	// is this many bytes (0: normal logins).
-	LoginErrorSize int
+	LoginErrorSize int `json:"login_error_size"`
 }
 
 // Frame is one frame a gateway received.
@@ -174,17 +178,7 @@ func (g *Gateway) Name() string { return g.name }
 func (g *Gateway) URL() string { return g.url }
 
 // SetFaults replaces the fault switches.
-func (g *Gateway) SetFaults(f Faults) {
-	g.mu.Lock()
-	g.faults.Store(&f)
-	close(g.changed)
-	g.changed = make(chan struct{})
-	conns := g.connList()
-	g.mu.Unlock()
-	for _, c := range conns {
-		c.startWorkers()
-	}
-}
+func (g *Gateway) SetFaults(f Faults) { g.UpdateFaults(func(cur *Faults) { *cur = f }) }
 
 // Faults returns the current fault switches.
 func (g *Gateway) Faults() Faults { return *g.faults.Load() }

@@ -3,6 +3,30 @@
 // gateways, one path each (/gw/<name>), each with its own credentials,
 // sensors, fault switches and records. Tests, demos (cmd/ctcsim) and load
 // runs use it.
+//
+// Every gateway lists sensors (DefaultSensors, AddSensor), answers
+// readings with a documented synthetic Signal in one of three Encodings,
+// pushes temperatures (Faults.TempEvery, PushTemperature) and
+// unsolicited readings (PushReading), and has fault switches for logins,
+// sockets, discovery, readings and hostile behaviour (Faults).
+//
+// The same listener serves a control surface, a small HTTP JSON API to
+// break and heal a running gateway:
+//
+//	GET    /control                             every gateway: name, url, open, accepted, logins
+//	GET    /control/<name>                      its faults, sensors and stats (last 10 frames and close codes)
+//	POST   /control/<name>                      merge {"refuse_logins":true,"drop_after":"5s",…} into its faults
+//	POST   /control/<name>/drop[?code=1001]     close its sockets (no code: abruptly)
+//	POST   /control/<name>/sensors              add or replace {"serial":123,"name":"Press"}
+//	                                            (part_num, read_rate, samples, connected optional)
+//	DELETE /control/<name>/sensors/<serial>     remove a sensor
+//	POST   /control/<name>/readings/<serial>    push an unsolicited NOT_DYN_READING
+//	POST   /control/<name>/temperature/<serial> push NOT_DYN_TEMP {"temp":25.5}
+//
+// Fault fields are the json names of Faults' fields; durations are Go
+// duration strings ("250ms", "5s"; capture_delay also "realtime"). An
+// unknown gateway is 404, an unknown field or a bad value 400, errors are
+// {"error": "…"}.
 package ctctest
 
 import (
@@ -67,7 +91,7 @@ func NewServer(addr string) (*Server, error) {
 		},
 	}
 	s.keep.Store(defaultKeep)
-	s.http = &http.Server{Handler: http.HandlerFunc(s.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		defer close(s.served)
 		_ = s.http.Serve(ln)
@@ -153,7 +177,8 @@ func (s *Server) Close() {
 	s.handlers.Wait()
 }
 
-func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+// serveGateway serves /gw/<name>: the WebSocket of a simulated gateway.
+func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 	name, ok := strings.CutPrefix(r.URL.Path, "/gw/")
 	g := s.Gateway(name)
 	if !ok || g == nil {
