@@ -24,7 +24,7 @@ func newServer(t *testing.T) *Server {
 	return s
 }
 
-func dial(t *testing.T, url string) *websocket.Conn {
+func dial(t testing.TB, url string) *websocket.Conn {
 	t.Helper()
 	d := websocket.Dialer{HandshakeTimeout: 2 * time.Second}
 	ws, _, err := d.Dial(url, nil)
@@ -33,14 +33,14 @@ func dial(t *testing.T, url string) *websocket.Conn {
 	return ws
 }
 
-func send(t *testing.T, ws *websocket.Conn, typ string, data any) {
+func send(t testing.TB, ws *websocket.Conn, typ string, data any) {
 	t.Helper()
 	b, err := ctc.Encode(typ, data)
 	require.NoError(t, err)
 	require.NoError(t, ws.WriteMessage(websocket.TextMessage, b))
 }
 
-func recv(t *testing.T, ws *websocket.Conn) ctc.Message {
+func recv(t testing.TB, ws *websocket.Conn) ctc.Message {
 	t.Helper()
 	require.NoError(t, ws.SetReadDeadline(time.Now().Add(2*time.Second)))
 	_, b, err := ws.ReadMessage()
@@ -50,7 +50,7 @@ func recv(t *testing.T, ws *websocket.Conn) ctc.Message {
 	return m
 }
 
-func login(t *testing.T, ws *websocket.Conn, email, password string) ctc.Message {
+func login(t testing.TB, ws *websocket.Conn, email, password string) ctc.Message {
 	t.Helper()
 	send(t, ws, ctc.TypePostLogin, ctc.Login{Email: email, Password: password})
 	return recv(t, ws)
