@@ -144,9 +144,9 @@ type Gateway struct {
 
 	mu  sync.Mutex
 	cfg Config
-	// changed is closed and replaced by every SetFaults: whoever waits for
-	// a switch (a stalled handshake, a conn's workers) selects on it
-	// instead of polling.
+	// changed is closed and replaced by every UpdateFaults (and so
+	// SetFaults): whoever waits for a switch (a stalled handshake, a
+	// conn's workers) selects on it instead of polling.
 	changed chan struct{}
 	stats   Stats
 	conns   map[*conn]struct{}
@@ -537,7 +537,8 @@ func (c *conn) violation(reason string) {
 	c.reply(ctc.TypeRtnErr, map[string]any{"Attempt": nil, "Error": reason})
 }
 
-// frame encodes a frame from the gateway.
+// frame encodes a frame from the gateway; nil when data cannot be JSON
+// (a NaN a caller pushed), which is then not sent.
 func frame(typ string, data any) []byte {
 	b, err := json.Marshal(struct {
 		Type   string
@@ -546,18 +547,23 @@ func frame(typ string, data any) []byte {
 		Data   any
 	}{typ, "SERV", "UI", data})
 	if err != nil {
-		panic("ctctest: encode " + typ + ": " + err.Error()) // only the simulator's own values get here
+		return nil
 	}
 	return b
 }
 
 func (c *conn) reply(typ string, data any) {
-	_ = c.write(websocket.TextMessage, frame(typ, data))
+	if b := frame(typ, data); b != nil {
+		_ = c.write(websocket.TextMessage, b)
+	}
 }
 
 // notify writes a notification if the socket is subscribed and says
 // whether it did.
 func (c *conn) notify(b []byte) bool {
+	if b == nil {
+		return false
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if !c.subscribed.Load() {

@@ -103,7 +103,8 @@ func (g *Gateway) sensor(serial int64) (ctc.Sensor, bool) {
 
 // PushTemperature sends one NOT_DYN_TEMP for serial on every subscribed
 // socket, whether or not the gateway lists that serial, and returns how
-// many sockets it was sent on.
+// many sockets it was sent on (none for a temp JSON cannot carry: NaN,
+// ±Inf).
 func (g *Gateway) PushTemperature(serial int64, temp float64) int {
 	b := frame(ctc.TypeNotDynTemp, ctc.Temperature{Serial: strconv.FormatInt(serial, 10), Temp: temp})
 	g.mu.Lock()

@@ -2,6 +2,7 @@ package ctctest
 
 import (
 	"encoding/json"
+	"math"
 	"strconv"
 	"testing"
 	"time"
@@ -227,4 +228,13 @@ func TestPushTemperature(t *testing.T) {
 	assert.Equal(t, int64(1), g.withheld.Load(), "not sent on the other socket")
 	discover(t, unsub)
 	assert.Equal(t, 1, g.Stats().TemperaturesPushed)
+}
+
+func TestPushTemperatureThatJSONCannotCarry(t *testing.T) {
+	s := newServer(t)
+	g := s.Add("nan", Config{Email: "e", Password: "p"})
+	ws := session(t, g)
+	subscribe(t, ws)
+	assert.Zero(t, g.PushTemperature(10001, math.NaN()))
+	discover(t, ws)
 }
