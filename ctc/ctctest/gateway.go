@@ -55,8 +55,8 @@ type Faults struct {
 	// were when it was asked for.
 	StartDelay   time.Duration `json:"start_delay"`
 	CaptureDelay time.Duration `json:"capture_delay"`
-	// Encoding of the samples: EncodingCSV (also ""), EncodingJSON or
-	// EncodingBase64.
+	// Encoding of the samples: EncodingCSV (also "", and any value
+	// ParseEncoding rejects), EncodingJSON or EncodingBase64.
 	Encoding Encoding `json:"encoding"`
 	// RefuseReadings answers NOT_DYN_READING_STARTED with Success false and
 	// Error "Sensor busy".
