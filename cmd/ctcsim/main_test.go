@@ -108,7 +108,9 @@ func TestServesGatewaysUntilCancelled(t *testing.T) {
 		case *ctc.Reading:
 			reading = m
 		case *ctc.Temperature:
-			temp = m
+			if temp == nil {
+				temp = m // the first push: tick 0
+			}
 		}
 	}
 	raw, err := base64.StdEncoding.DecodeString(reading.X)
