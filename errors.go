@@ -32,3 +32,6 @@ var (
 	// with something that is not an answer to it.
 	ErrGatewayError = errors.New("gateway answered with an error")
 )
+
+// ErrQueueFull: a gateway already has READING_QUEUE_LIMIT readings waiting.
+var ErrQueueFull = errors.New("reading queue full")

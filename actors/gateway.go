@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,6 +70,8 @@ type command struct {
 	timeout time.Duration
 	// waiters are requesters (futures) to answer when a discovery ends.
 	waiters []*actor.PID
+	// reading is the acquisition a TAKE_DYN_READING belongs to.
+	reading *acquisition
 }
 
 // gatewayActor owns one gateway's socket and state machine.
@@ -96,8 +99,15 @@ type gatewayActor struct {
 	// request joins instead of sending another.
 	discovering *command
 	subscribed  bool
-	timers      [numTimers]*time.Timer
-	lastMark    time.Time
+	// sensorRates are the read rates of the last discovery, by serial.
+	sensorRates map[int64]float64
+
+	readings      []*acquisition // the current acquisition first, then the queue
+	readingTimer  *time.Timer
+	schedules     map[uuid.UUID]*scheduled
+	scheduleEpoch uint64
+	timers        [numTimers]*time.Timer
+	lastMark      time.Time
 	// reachedLogin: the last connection got as far as an accepted login.
 	// A gateway whose attempts fail before that dials in the limiter's
 	// lane for failing gateways.
@@ -110,7 +120,8 @@ type gatewayActor struct {
 func newGatewayActor(d *deps, w *wanted) *gatewayActor {
 	t, restarts := w.get()
 	return &gatewayActor{d: d, w: w, id: t.ID, target: t, restarts: restarts,
-		log: d.log.With().Str("gateway_id", t.ID.String()).Logger()}
+		log:         d.log.With().Str("gateway_id", t.ID.String()).Logger(),
+		sensorRates: make(map[int64]float64), schedules: make(map[uuid.UUID]*scheduled)}
 }
 
 // Receive never blocks on the network: dials and reads run in goroutines
@@ -152,6 +163,14 @@ func (a *gatewayActor) Receive(c actor.Context) {
 			return
 		}
 		a.discover(c.Sender())
+	case *takeReading:
+		c.Respond(&doneReply{err: a.onTakeReading(m)})
+	case *readingTimer:
+		if m.gen == a.gen {
+			a.onReadingTimer(m)
+		}
+	case *scheduleFired:
+		a.onScheduleFired(m)
 	case *crash:
 		panic(ChaosPanic)
 	case *dialed:
@@ -187,7 +206,11 @@ func (a *gatewayActor) reconfigure() {
 	t, _ := a.w.get()
 	changed := t.Credentials.Differs(a.target.Credentials)
 	desiredChanged := t.Desired != a.target.Desired
+	schedulesChanged := !slices.Equal(t.Schedules, a.target.Schedules)
 	a.target = t
+	if schedulesChanged && a.status.State == gatewayd.StateAuthenticated {
+		a.armSchedules()
+	}
 	a.status.FactoryID, a.status.GatewayID, a.status.Name, a.status.Desired = t.FactoryID, t.GatewayID, t.Name, t.Desired
 	reconnect := false
 	switch {
@@ -363,6 +386,8 @@ func (a *gatewayActor) onFrame(m *frame) {
 		} else {
 			a.drop(now, "subscribing to changes refused: "+m.msg.MessageType())
 		}
+	case ctc.TypeTakeDynReading:
+		a.onTakeAnswer(cmd.reading, m.msg)
 	}
 	a.pump()
 }
@@ -378,6 +403,10 @@ func (a *gatewayActor) onNotification(now time.Time, msg ctc.Message) {
 			return
 		}
 		a.d.writer.temperature(gatewayd.Temperature{GatewayID: a.id, Serial: serial, Celsius: celsius, At: now})
+	case *ctc.ReadingStarted:
+		a.onReadingStarted(now, n)
+	case *ctc.Reading:
+		a.onReading(now, n)
 	case *ctc.Unknown:
 		if strings.HasPrefix(n.Type, "NOT_") {
 			a.drop(now, "unknown notification "+n.Type)
@@ -421,7 +450,9 @@ func (a *gatewayActor) onDiscovery(now time.Time, cmd *command, msg ctc.Message)
 		return
 	}
 	d := gatewayd.Discovery{GatewayID: a.id, At: now, Sensors: make([]gatewayd.SensorReport, len(list))}
+	clear(a.sensorRates)
 	for i, s := range list {
+		a.sensorRates[s.Serial] = s.ReadRate
 		d.Sensors[i] = gatewayd.SensorReport{Serial: s.Serial, Name: s.Name, PartNumber: s.PartNum, ReadRateHz: s.ReadRate,
 			Samples: s.Samples, Connected: s.Connected != 0}
 	}
@@ -458,6 +489,7 @@ func (a *gatewayActor) onLogin(now time.Time, msg ctc.Message) {
 	a.discover(nil)
 	a.enqueue(&command{typ: ctc.TypePostSubChanges, timeout: a.d.cfg.CommandTimeout})
 	a.armTimer(timerRefresh, a.d.cfg.SensorRefreshInterval)
+	a.armSchedules()
 }
 
 func (a *gatewayActor) onTimer(kind timerKind) {
@@ -476,6 +508,9 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 			}
 			a.drop(now, fmt.Sprintf("no answer to %s within %s", cmd.typ, cmd.timeout))
 			a.finished(cmd, gatewayd.Discovery{}, gatewayd.ErrGatewayTimeout)
+			if cmd.reading != nil {
+				a.onTakeTimeout(cmd.reading)
+			}
 		}
 		a.armDeadline()
 		a.pump()
@@ -540,6 +575,9 @@ func (a *gatewayActor) teardown(wait bool) {
 	clear(a.queue)
 	a.queue = a.queue[:0]
 	a.subscribed = false
+	// Readings queued or running fail with the connection (or the actor).
+	a.failAllReadings(gatewayd.ReadingErrConnectionLost)
+	a.stopSchedules()
 	if dl := a.dial; dl != nil {
 		a.dial = nil
 		dl.abandon()

@@ -28,17 +28,20 @@ type Source interface {
 	MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) error
 	// RecordTemperatures writes many sensors' temperatures at once.
 	RecordTemperatures(ctx context.Context, ts []gatewayd.Temperature) error
+	// SaveReadings writes many readings' states (and samples) at once.
+	SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) error
 }
 
 // deps is what every actor of one runtime reads. Nothing in it changes
 // after Start; each field is immutable or safe for concurrent use.
 type deps struct {
-	cfg     Config
-	root    *actor.RootContext
-	log     zerolog.Logger
-	dialer  *websocket.Dialer
-	limiter *dialLimiter
-	writer  *writer
+	cfg       Config
+	root      *actor.RootContext
+	log       zerolog.Logger
+	dialer    *websocket.Dialer
+	limiter   *dialLimiter
+	writer    *writer
+	processor *processor
 	// kick asks for a store read now; safe from any goroutine.
 	kick func()
 }
@@ -93,9 +96,10 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 			WriteBufferPool: &sync.Pool{},
 		},
 		limiter: newDialLimiter(cfg.DialConcurrency),
-		writer:  newWriter(src, cfg.SeenFlushInterval, cfg.SensorFlushInterval, log),
 		kick:    r.requestReconcile,
 	}
+	r.d.writer = newWriter(src, cfg.SeenFlushInterval, cfg.SensorFlushInterval, cfg.ReadingFlushInterval, log)
+	r.d.processor = newProcessor(r.d.writer, cfg.ReadingWorkers, cfg.ReadingBacklog, log)
 	d, n := r.d, r.n
 	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newSupervisor(d, n) }), "supervisor")
 	if err != nil {
@@ -238,6 +242,15 @@ func (r *Runtime) Discover(ctx context.Context, id uuid.UUID) (gatewayd.Discover
 	return askWithin[gatewayd.Discovery](r, ctx, &discoverSensors{id: id}, 2*r.d.cfg.CommandTimeout+r.d.cfg.RequestTimeout)
 }
 
+// TakeReading hands a stored QUEUED reading of the sensor with serial to
+// its gateway's actor (rateHz is the sensor's read rate, 0 if unknown).
+// ErrNotConnected unless the gateway is authenticated; ErrQueueFull past
+// ReadingQueueLimit; ErrNotFound for a gateway the runtime does not run.
+func (r *Runtime) TakeReading(ctx context.Context, rd gatewayd.Reading, serial int64, rateHz float64) error {
+	_, err := ask[struct{}](r, ctx, &takeReading{id: rd.GatewayID, r: rd, serial: serial, rateHz: rateHz})
+	return err
+}
+
 // Crash makes the gateway's actor panic (chaos drill).
 func (r *Runtime) Crash(ctx context.Context, id uuid.UUID) error {
 	_, err := ask[struct{}](r, ctx, &crashGateway{id: id})
@@ -292,6 +305,7 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 			defer close(done)
 			_ = r.d.root.StopFuture(r.supervisor).Wait()
 			r.loops.Wait()
+			r.d.processor.close() // its last results go to the writer
 			r.d.writer.close()
 			r.system.Shutdown()
 		}()

@@ -70,6 +70,8 @@ func (s *supervisor) Receive(c actor.Context) {
 		s.crash(c, m.id)
 	case *discoverSensors:
 		s.toRunning(c, m.id, &discoveryReply{err: errNotFound}, &discoveryReply{err: gatewayd.ErrNotConnected})
+	case *takeReading:
+		s.toRunning(c, m.id, &doneReply{err: errNotFound}, &doneReply{err: gatewayd.ErrNotConnected})
 	case *statusChanged:
 		s.statusChanged(m.status)
 	case *actor.Terminated:
@@ -257,7 +259,7 @@ func (s *supervisor) apply(c actor.Context, t gatewayd.Target) {
 		return
 	}
 	old, _ := rec.w.get()
-	if old == t {
+	if old.Equal(t) {
 		return
 	}
 	changed := old.Credentials.Differs(t.Credentials) || old.Desired != t.Desired

@@ -19,15 +19,20 @@ import (
 // it could not write (the newest value per gateway or sensor) and tries
 // again next time: a database outage never reaches an actor.
 type writer struct {
-	src       Source
-	seenEvery time.Duration // last_seen_at
-	dataEvery time.Duration // discoveries and temperatures
-	log       zerolog.Logger
+	src          Source
+	seenEvery    time.Duration // last_seen_at
+	dataEvery    time.Duration // discoveries and temperatures
+	readingEvery time.Duration // readings (people wait for them)
+	log          zerolog.Logger
 
 	mu           sync.Mutex
 	seen         map[uuid.UUID]time.Time
 	discoveries  map[uuid.UUID]gatewayd.Discovery
 	temperatures map[sensorKey]gatewayd.Temperature
+	readings     map[uuid.UUID]gatewayd.ReadingUpdate
+	// waveBytes is what the pending readings' samples hold; past
+	// maxPendingWaves (the database is down) new ones fail instead.
+	waveBytes int
 
 	stop chan struct{}
 	done chan struct{}
@@ -41,10 +46,14 @@ type sensorKey struct {
 // writeBatch is the most rows one statement carries.
 const writeBatch = 1000
 
-func newWriter(src Source, seenEvery, dataEvery time.Duration, log zerolog.Logger) *writer {
-	w := &writer{src: src, seenEvery: seenEvery, dataEvery: dataEvery, log: log,
+// maxPendingWaves bounds the samples waiting for the database.
+const maxPendingWaves = 64 << 20
+
+func newWriter(src Source, seenEvery, dataEvery, readingEvery time.Duration, log zerolog.Logger) *writer {
+	w := &writer{src: src, seenEvery: seenEvery, dataEvery: dataEvery, readingEvery: readingEvery, log: log,
 		seen: make(map[uuid.UUID]time.Time), discoveries: make(map[uuid.UUID]gatewayd.Discovery),
-		temperatures: make(map[sensorKey]gatewayd.Temperature), stop: make(chan struct{}), done: make(chan struct{})}
+		temperatures: make(map[sensorKey]gatewayd.Temperature), readings: make(map[uuid.UUID]gatewayd.ReadingUpdate),
+		stop: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -74,18 +83,73 @@ func (w *writer) temperature(t gatewayd.Temperature) {
 	w.mu.Unlock()
 }
 
+// rank orders reading states: a later update never moves one back.
+func rank(s gatewayd.ReadingStatus) int {
+	switch s {
+	case gatewayd.ReadingQueued:
+		return 0
+	case gatewayd.ReadingRunning:
+		return 1
+	}
+	return 2
+}
+
+func waveSize(u gatewayd.ReadingUpdate) int {
+	if u.Waveform == nil {
+		return 0
+	}
+	return 12 * len(u.Waveform.X)
+}
+
+// reading records a reading's new state.
+func (w *writer) reading(u gatewayd.ReadingUpdate) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	prev, ok := w.readings[u.Reading.ID]
+	if ok && rank(u.Reading.Status) < rank(prev.Reading.Status) {
+		return
+	}
+	if size := waveSize(u); size > 0 && w.waveBytes+size > maxPendingWaves {
+		now := time.Now()
+		msg := "could not be stored (database unavailable)"
+		u.Waveform, u.Reading.Status, u.Reading.Error, u.Reading.CompletedAt = nil, gatewayd.ReadingFailed, &msg, &now
+		u.Reading.Summary = nil
+	}
+	w.waveBytes += waveSize(u) - waveSize(prev)
+	w.readings[u.Reading.ID] = u
+}
+
+func (w *writer) flushReadings() {
+	w.mu.Lock()
+	batch := w.readings
+	if len(batch) == 0 {
+		w.mu.Unlock()
+		return
+	}
+	w.readings = make(map[uuid.UUID]gatewayd.ReadingUpdate, len(batch))
+	w.waveBytes = 0
+	w.mu.Unlock()
+	// Smaller chunks than other rows: each may carry 100 KB of samples.
+	writeChunks(w, values(batch), 64, w.src.SaveReadings, w.reading, "readings")
+}
+
 func (w *writer) run() {
 	defer close(w.done)
 	seen := time.NewTicker(w.seenEvery)
 	defer seen.Stop()
 	data := time.NewTicker(w.dataEvery)
 	defer data.Stop()
+	readings := time.NewTicker(w.readingEvery)
+	defer readings.Stop()
 	for {
 		select {
 		case <-w.stop:
+			w.flushReadings()
 			w.flushData()
 			w.flushSeen()
 			return
+		case <-readings.C:
+			w.flushReadings()
 		case <-seen.C:
 			w.flushSeen()
 		case <-data.C:
@@ -123,15 +187,15 @@ func (w *writer) flushData() {
 		w.temperatures = make(map[sensorKey]gatewayd.Temperature)
 	}
 	w.mu.Unlock()
-	writeChunks(w, values(ds), w.src.MergeDiscoveries, w.discovered, "sensor discoveries")
-	writeChunks(w, values(ts), w.src.RecordTemperatures, w.temperature, "temperatures")
+	writeChunks(w, values(ds), writeBatch, w.src.MergeDiscoveries, w.discovered, "sensor discoveries")
+	writeChunks(w, values(ts), writeBatch, w.src.RecordTemperatures, w.temperature, "temperatures")
 }
 
-// writeChunks writes list in statements of at most writeBatch rows; what
-// fails goes back to the pending values through requeue.
-func writeChunks[T any](w *writer, list []T, write func(context.Context, []T) error, requeue func(T), what string) {
-	for start := 0; start < len(list); start += writeBatch {
-		chunk := list[start:min(start+writeBatch, len(list))]
+// writeChunks writes list in statements of at most size rows; what fails
+// goes back to the pending values through requeue.
+func writeChunks[T any](w *writer, list []T, size int, write func(context.Context, []T) error, requeue func(T), what string) {
+	for start := 0; start < len(list); start += size {
+		chunk := list[start:min(start+size, len(list))]
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err := write(ctx, chunk)
 		cancel()
