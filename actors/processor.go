@@ -2,6 +2,7 @@ package actors
 
 import (
 	"encoding/json"
+	"math"
 	"sync"
 	"time"
 
@@ -75,6 +76,9 @@ func (p *processor) process(j job) (u gatewayd.ReadingUpdate) {
 		}
 	}()
 	w, err := ctc.DecodeWaveform(j.x, j.y, j.z)
+	if err == nil && !fitsFloat32(w.X, w.Y, w.Z) {
+		err = ctc.ErrMalformedWaveform // samples are stored as float32
+	}
 	if err != nil {
 		return failed(&acquisition{r: j.r, serial: j.serial}, gatewayd.ReadingErrMalformed, time.Now())
 	}
@@ -92,6 +96,17 @@ func (p *processor) process(j job) (u gatewayd.ReadingUpdate) {
 	}
 	return gatewayd.ReadingUpdate{Reading: r, Serial: j.serial,
 		Waveform: &gatewayd.Waveform{SampleRateHz: j.rateHz, X: float32s(w.X), Y: float32s(w.Y), Z: float32s(w.Z)}}
+}
+
+func fitsFloat32(axes ...[]float64) bool {
+	for _, axis := range axes {
+		for _, v := range axis {
+			if math.Abs(v) > math.MaxFloat32 {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func float32s(v []float64) []float32 {

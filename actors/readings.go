@@ -70,8 +70,8 @@ func (a *gatewayActor) onTakeReading(m *takeReading) error {
 	if a.status.State != gatewayd.StateAuthenticated {
 		return fmt.Errorf("%w (state %s)", gatewayd.ErrNotConnected, a.status.State)
 	}
-	if len(a.readings) >= a.d.cfg.ReadingQueueLimit {
-		return fmt.Errorf("%w: %d readings waiting", gatewayd.ErrQueueFull, len(a.readings))
+	if a.waiting() >= a.d.cfg.ReadingQueueLimit {
+		return fmt.Errorf("%w: %d readings waiting", gatewayd.ErrQueueFull, a.waiting())
 	}
 	rate := m.rateHz
 	if rate <= 0 {
@@ -92,6 +92,14 @@ func (a *gatewayActor) nextReading() {
 	acq.stage = stageTaking
 	a.enqueue(&command{typ: ctc.TypeTakeDynReading, data: ctc.TakeReading{Serial: acq.serial},
 		timeout: a.d.cfg.CommandTimeout, reading: acq})
+}
+
+// waiting counts the readings queued behind the current one.
+func (a *gatewayActor) waiting() int {
+	if a.current() != nil {
+		return len(a.readings) - 1
+	}
+	return len(a.readings)
 }
 
 // current is the acquisition in progress, if any.
@@ -257,7 +265,7 @@ func (a *gatewayActor) onScheduleFired(m *scheduleFired) {
 			return // never more than one scheduled reading of a sensor waiting
 		}
 	}
-	if len(a.readings) >= a.d.cfg.ReadingQueueLimit {
+	if a.waiting() >= a.d.cfg.ReadingQueueLimit {
 		a.drop(time.Now(), "scheduled reading skipped: the reading queue is full")
 		return
 	}

@@ -179,12 +179,15 @@ func (w *writer) flushSeen() {
 
 func (w *writer) flushData() {
 	w.mu.Lock()
-	ds, ts := w.discoveries, w.temperatures
-	if len(ds) > 0 {
-		w.discoveries = make(map[uuid.UUID]gatewayd.Discovery)
+	// Take the pending maps only when they hold something: an empty map
+	// stays the writers' and is never read outside the lock.
+	var ds map[uuid.UUID]gatewayd.Discovery
+	var ts map[sensorKey]gatewayd.Temperature
+	if len(w.discoveries) > 0 {
+		ds, w.discoveries = w.discoveries, make(map[uuid.UUID]gatewayd.Discovery)
 	}
-	if len(ts) > 0 {
-		w.temperatures = make(map[sensorKey]gatewayd.Temperature)
+	if len(w.temperatures) > 0 {
+		ts, w.temperatures = w.temperatures, make(map[sensorKey]gatewayd.Temperature)
 	}
 	w.mu.Unlock()
 	writeChunks(w, values(ds), writeBatch, w.src.MergeDiscoveries, w.discovered, "sensor discoveries")

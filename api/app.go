@@ -19,6 +19,7 @@ import (
 
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/store"
+	"github.com/ctcgw/gatewayd/vibration"
 )
 
 // BodyLimit is the largest request body accepted (1 MiB).
@@ -36,6 +37,8 @@ type Runtime interface {
 	Disconnect(ctx context.Context, id uuid.UUID) (gatewayd.Status, error)
 	Crash(ctx context.Context, id uuid.UUID) error
 	Discover(ctx context.Context, id uuid.UUID) (gatewayd.Discovery, error)
+	TakeReading(ctx context.Context, r gatewayd.Reading, serial int64, rateHz float64) error
+	Reconcile()
 	Counts() (total, authenticated int)
 	Ready() bool
 }
@@ -60,6 +63,8 @@ type server struct {
 	rt    Runtime
 	log   zerolog.Logger
 	opts  Options
+	// analyzer computes spectra; it caches FFT plans, so it is shared.
+	analyzer vibration.Analyzer
 }
 
 // New builds the Fiber app.
@@ -149,6 +154,11 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	a.Get("/sensors", s.listSensors)
 	a.Get("/sensors/:id", getOne(s, resSensor, st.GetSensor, renderSensor))
 	a.Put("/sensors/:id", s.updateSensor)
+	a.Post("/sensors/:id/readings", s.takeReading)
+	a.Get("/sensors/:id/readings", s.sensorReadings)
+	a.Get("/readings/:id", getOne(s, resReading, st.GetReading, renderReading))
+	a.Get("/readings/:id/waveform", s.waveform)
+	a.Get("/readings/:id/spectrum", s.spectrum)
 
 	a.Post("/equipment", s.createEquipment)
 	a.Get("/equipment", listPage(s, "factory_id", st.ListEquipment, renderEquipment))

@@ -90,6 +90,9 @@ func toError(err error) (*Error, bool) {
 	case errors.Is(err, gatewayd.ErrGatewayTimeout):
 		return &Error{Status: http.StatusGatewayTimeout, Code: "GATEWAY_TIMEOUT",
 			Message: "The gateway did not answer in time"}, true
+	case errors.Is(err, gatewayd.ErrQueueFull):
+		return &Error{Status: http.StatusTooManyRequests, Code: "READING_QUEUE_FULL",
+			Message: "The gateway already has READING_QUEUE_LIMIT readings waiting"}, true
 	case errors.Is(err, gatewayd.ErrGatewayError):
 		return &Error{Status: http.StatusBadGateway, Code: "GATEWAY_ERROR",
 			Message: "The gateway answered with an error"}, true
@@ -136,6 +139,7 @@ var resourceNames = map[string]string{
 	resGateway:      "Gateway",
 	resEquipment:    "Equipment",
 	resSensor:       "Sensor",
+	resReading:      "Reading",
 }
 
 // errorHandler writes every error in the one shape; causes of 500s are

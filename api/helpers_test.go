@@ -114,6 +114,10 @@ func (f *fakeRuntime) Crash(context.Context, uuid.UUID) error { return gatewayd.
 func (f *fakeRuntime) Discover(context.Context, uuid.UUID) (gatewayd.Discovery, error) {
 	return gatewayd.Discovery{}, gatewayd.ErrNotFound
 }
+func (f *fakeRuntime) TakeReading(context.Context, gatewayd.Reading, int64, float64) error {
+	return gatewayd.ErrNotFound
+}
+func (f *fakeRuntime) Reconcile()         {}
 func (f *fakeRuntime) Counts() (int, int) { return 3, 2 }
 func (f *fakeRuntime) Ready() bool        { return f.ready }
 

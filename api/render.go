@@ -152,6 +152,31 @@ func renderEquipment(e gatewayd.Equipment) equipmentJSON {
 		CreatedAt: Time(e.CreatedAt), UpdatedAt: Time(e.UpdatedAt)}
 }
 
+type readingJSON struct {
+	ID           uuid.UUID       `json:"id"`
+	SensorID     uuid.UUID       `json:"sensor_id"`
+	GatewayID    uuid.UUID       `json:"gateway_id"`
+	Trigger      string          `json:"trigger"`
+	Status       string          `json:"status"`
+	Error        *string         `json:"error"`
+	RequestedAt  Time            `json:"requested_at"`
+	StartedAt    *Time           `json:"started_at"`
+	CompletedAt  *Time           `json:"completed_at"`
+	SampleRateHz *float64        `json:"sample_rate_hz"`
+	Samples      *int            `json:"samples"`
+	Summary      json.RawMessage `json:"summary"`
+}
+
+func renderReading(r gatewayd.Reading) readingJSON {
+	summary := json.RawMessage(r.Summary)
+	if len(summary) == 0 {
+		summary = json.RawMessage("null")
+	}
+	return readingJSON{ID: r.ID, SensorID: r.SensorID, GatewayID: r.GatewayID, Trigger: string(r.Trigger),
+		Status: string(r.Status), Error: r.Error, RequestedAt: Time(r.RequestedAt), StartedAt: timePtr(r.StartedAt),
+		CompletedAt: timePtr(r.CompletedAt), SampleRateHz: r.SampleRateHz, Samples: r.Samples, Summary: summary}
+}
+
 type pagination struct {
 	Total   int  `json:"total"`
 	Limit   int  `json:"limit"`

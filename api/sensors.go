@@ -78,6 +78,15 @@ func (s *server) updateSensor(c *fiber.Ctx) error {
 	if err != nil {
 		return scoped(err, resSensor, "equipment_id")
 	}
+	if p.ReadingInterval.Set {
+		// The gateway's actor runs the schedules; it learns them with its
+		// target (and on the next reconciliation if this read fails).
+		if t, err := s.store.Target(ctx, out.GatewayID); err == nil {
+			s.rt.GatewayUpdated(t)
+		} else {
+			s.rt.Reconcile()
+		}
+	}
 	return c.JSON(renderSensor(out))
 }
 

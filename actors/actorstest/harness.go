@@ -32,9 +32,10 @@ func FastConfig() actors.Config {
 	return actors.Config{
 		ConnectTimeout: 2 * time.Second, AuthTimeout: time.Second, CommandTimeout: time.Second,
 		BackoffInitial: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, BackoffMultiplier: 2,
-		PingInterval: 100 * time.Millisecond, PongTimeout: 500 * time.Millisecond, DialConcurrency: 64,
+		PingInterval: 200 * time.Millisecond, PongTimeout: 2 * time.Second, DialConcurrency: 64,
 		RestartLimit: 3, RestartWindow: 10 * time.Second,
-		ReconcileInterval: time.Hour, SeenFlushInterval: 50 * time.Millisecond,
+		ReconcileInterval: time.Hour, SeenFlushInterval: 50 * time.Millisecond, SensorFlushInterval: 20 * time.Millisecond,
+		ReadingStartTimeout: time.Second, ReadingTimeout: 2 * time.Second, ReadingFlushInterval: 20 * time.Millisecond,
 	}
 }
 

@@ -64,6 +64,7 @@ func runtimeConfig(cfg *config.Config) actors.Config {
 		PingInterval: g.PingInterval, PongTimeout: g.PongTimeout, DialConcurrency: g.DialConcurrency,
 		RestartLimit: g.RestartLimit, RestartWindow: g.RestartWindow,
 		ReconcileInterval: cfg.ReconcileInterval, SensorRefreshInterval: g.SensorRefreshInterval,
+		ReadingQueueLimit: g.ReadingQueueLimit, ReadingStartTimeout: g.ReadingStartTimeout, ReadingTimeout: g.ReadingTimeout,
 	}
 }
 
@@ -97,6 +98,16 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		}
 		defer stop()
 	}
+	// Readings a previous process left unfinished cannot be finished now.
+	if n, err := st.FailInterruptedReadings(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info().Int("readings", n).Msg("readings left unfinished by the previous process marked FAILED (interrupted)")
+	}
+	if cfg.WaveformRetention > 0 {
+		stop := startRetention(st, cfg.WaveformRetention, time.Hour, log)
+		defer stop()
+	}
 	rt := actors.Start(runtimeConfig(cfg), st, log)
 	app := api.New(st, rt, log, api.Options{CORSOrigins: cfg.CORSOrigins, ChaosEnabled: cfg.ChaosEnabled, Started: started,
 		CommandTimeout: cfg.Gateway.CommandTimeout})
@@ -126,6 +137,37 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	shutdownRuntime(rt, time.Until(deadline), log)
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// startRetention deletes the samples of readings older than retention
+// every interval, in batches (the readings and their summaries stay);
+// stop ends it.
+func startRetention(st *store.Store, retention, every time.Duration, log zerolog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			n, err := st.DeleteSamplesBefore(ctx, time.Now().Add(-retention), 1000)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				log.Warn().Err(err).Msg("waveform retention failed; will retry")
+			case n > 0:
+				log.Info().Int("readings", n).Dur("retention", retention).Msg("old waveform samples deleted")
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 func shutdownRuntime(rt *actors.Runtime, timeout time.Duration, log zerolog.Logger) {
