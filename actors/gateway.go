@@ -305,6 +305,11 @@ func (a *gatewayActor) pump() {
 	}
 	if err != nil {
 		a.queue = append([]*command{cmd}, a.queue...) // teardown answers its waiters
+		if errors.Is(err, websocket.ErrCloseSent) {
+			// The socket is closing on its own (gorilla sends a close when
+			// a frame is over the read limit); the reader's end tells why.
+			return
+		}
 		a.fail("sending " + cmd.typ + " failed: " + describe(err))
 		return
 	}
