@@ -108,3 +108,9 @@ func (g Gateway) Target(password string) Target {
 	return Target{ID: g.ID, FactoryID: g.FactoryID, GatewayID: g.GatewayID, Name: g.Name, Desired: g.DesiredState,
 		Credentials: Credentials{URL: g.URL, Email: g.Email, Password: password}}
 }
+
+// GatewayRef names a gateway, with its factory.
+type GatewayRef struct {
+	ID        uuid.UUID
+	FactoryID uuid.UUID
+}

@@ -70,3 +70,16 @@ const (
 	ReadingErrRefused        = "refused by gateway"
 	ReadingErrMalformed      = "malformed waveform"
 )
+
+// ReadingRef is a reading that reached a final state, as stored: what
+// events and metrics say of it.
+type ReadingRef struct {
+	ID          uuid.UUID
+	SensorID    uuid.UUID
+	GatewayID   uuid.UUID
+	FactoryID   uuid.UUID
+	Trigger     Trigger
+	Status      ReadingStatus
+	RequestedAt time.Time
+	CompletedAt time.Time
+}

@@ -69,3 +69,10 @@ type Temperature struct {
 // MinReadingInterval is the shortest reading schedule a sensor may have:
 // a sensor captures physically, one acquisition at a time per gateway.
 const MinReadingInterval = time.Minute
+
+// SensorRef names a sensor that changed, with what events are filtered by.
+type SensorRef struct {
+	ID        uuid.UUID
+	GatewayID uuid.UUID
+	FactoryID uuid.UUID
+}

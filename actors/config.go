@@ -62,6 +62,8 @@ type Config struct {
 	// NetDial opens the TCP connection of a dial; nil is net.Dialer's.
 	// The dial allowlist plugs in here.
 	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Observer is told what happens (metrics, events); nil observes nothing.
+	Observer Observer
 	// Hooks are test signals; nil hooks cost nothing.
 	Hooks Hooks
 }
@@ -123,6 +125,9 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.FloodByteRate, defaultFloodByteRate)
 	setDefault(&c.FloodByteBurst, max(defaultFloodByteBurst, readLimit))
 	setDefault(&c.InboxBytes, defaultInboxBytes)
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
+	}
 	if c.NetDial == nil {
 		c.NetDial = (&net.Dialer{}).DialContext
 	}

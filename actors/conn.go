@@ -72,8 +72,12 @@ func dial(d *deps, dl *dialing, ctx context.Context, url string, failing bool, r
 	if err := d.limiter.acquire(ctx, failing); err != nil {
 		return // the actor gave up on this attempt
 	}
+	start := time.Now()
 	ws, err := handshake(ctx, d, url)
 	d.limiter.release(failing)
+	if ctx.Err() == nil { // an abandoned dial is no dial result
+		d.cfg.Observer.Dialed(err, time.Since(start))
+	}
 	dl.mu.Lock()
 	if dl.closed {
 		if ws != nil {

@@ -184,6 +184,9 @@ func (a *gatewayActor) Receive(c actor.Context) {
 		}
 	case *readEnded:
 		if m.gen == a.gen && a.ws != nil {
+			if errors.Is(m.err, errFlood) {
+				a.d.cfg.Observer.FloodCutOff()
+			}
 			a.fail("connection lost: " + describe(m.err))
 		}
 	case *pong:
@@ -468,6 +471,7 @@ func (a *gatewayActor) onDiscovery(now time.Time, cmd *command, msg ctc.Message)
 func (a *gatewayActor) onLogin(now time.Time, msg ctc.Message) {
 	accepted, reason := ctc.LoginOutcome(msg)
 	if !accepted {
+		a.d.cfg.Observer.LoginAnswered("refused")
 		reason := capError(reason)
 		a.log.Warn().Str("state", string(gatewayd.StateAuthFailed)).Str("error", *reason).Msg("gateway refused the credentials")
 		a.teardown(false)
@@ -478,6 +482,7 @@ func (a *gatewayActor) onLogin(now time.Time, msg ctc.Message) {
 		a.settled()
 		return
 	}
+	a.d.cfg.Observer.LoginAnswered("accepted")
 	// The failure count and the last error stay until the connection has
 	// stayed healthy for a ping interval: a gateway that breaks every
 	// connection right after login keeps backing off.
@@ -508,6 +513,7 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 	case timerDeadline:
 		for _, cmd := range a.matcher.Expire(now) {
 			if cmd.typ == ctc.TypePostLogin {
+				a.d.cfg.Observer.LoginAnswered("timeout")
 				a.fail(fmt.Sprintf("no answer to login within %s", a.d.cfg.AuthTimeout))
 				return
 			}

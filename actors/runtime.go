@@ -24,12 +24,15 @@ type Source interface {
 	Targets(ctx context.Context) ([]gatewayd.Target, error)
 	// MarkSeen writes last_seen_at for many gateways at once.
 	MarkSeen(ctx context.Context, seen map[uuid.UUID]time.Time) error
-	// MergeDiscoveries writes many gateways' sensor discoveries at once.
-	MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) error
-	// RecordTemperatures writes many sensors' temperatures at once.
-	RecordTemperatures(ctx context.Context, ts []gatewayd.Temperature) error
-	// SaveReadings writes many readings' states (and samples) at once.
-	SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) error
+	// MergeDiscoveries writes many gateways' sensor discoveries at once
+	// and returns the sensors that changed.
+	MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) ([]gatewayd.SensorRef, error)
+	// RecordTemperatures writes many sensors' temperatures at once and
+	// returns the sensors written.
+	RecordTemperatures(ctx context.Context, ts []gatewayd.Temperature) ([]gatewayd.SensorRef, error)
+	// SaveReadings writes many readings' states (and samples) at once and
+	// returns the readings it brought to a final state.
+	SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) ([]gatewayd.ReadingRef, error)
 }
 
 // deps is what every actor of one runtime reads. Nothing in it changes
@@ -98,7 +101,7 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 		limiter: newDialLimiter(cfg.DialConcurrency),
 		kick:    r.requestReconcile,
 	}
-	r.d.writer = newWriter(src, cfg.SeenFlushInterval, cfg.SensorFlushInterval, cfg.ReadingFlushInterval, log)
+	r.d.writer = newWriter(src, cfg.Observer, cfg.SeenFlushInterval, cfg.SensorFlushInterval, cfg.ReadingFlushInterval, log)
 	r.d.processor = newProcessor(r.d.writer, cfg.ReadingWorkers, cfg.ReadingBacklog, log)
 	d, n := r.d, r.n
 	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newSupervisor(d, n) }), "supervisor")

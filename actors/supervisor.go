@@ -203,6 +203,7 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, c
 		return
 	}
 	log.Msg("gateway actor crashed; restarting it")
+	s.d.cfg.Observer.ActorRestarted()
 	rec.w.set(func(w *wanted) { w.restarts++ })
 	st := rec.status
 	st.Restarts++
@@ -251,8 +252,10 @@ func (s *supervisor) apply(c actor.Context, t gatewayd.Target) {
 	rec := s.records[t.ID]
 	if rec == nil {
 		rec = &record{w: &wanted{target: t}}
+		// No state yet: spawn sets the first one, and the observer sees a
+		// gateway arrive.
 		rec.status = gatewayd.Status{ID: t.ID, FactoryID: t.FactoryID, GatewayID: t.GatewayID, Name: t.Name,
-			State: gatewayd.StateConnecting, Desired: t.Desired, Since: time.Now()}
+			Desired: t.Desired, Since: time.Now()}
 		s.records[t.ID] = rec
 		s.n.total.Add(1)
 		s.spawn(c, rec)
@@ -313,7 +316,7 @@ func (s *supervisor) remove(c actor.Context, id uuid.UUID) {
 	if rec.pid != nil {
 		c.Stop(rec.pid) // the actor closes its socket with code 1000
 	}
-	s.setStatus(rec, gatewayd.Status{})
+	s.setStatus(rec, gatewayd.Status{ID: id, FactoryID: rec.status.FactoryID})
 	delete(s.records, id)
 	s.removed[id] = time.Now()
 	s.n.total.Add(-1)
@@ -369,10 +372,14 @@ func (s *supervisor) terminated(c actor.Context, m *actor.Terminated) {
 	s.setStatus(rec, st)
 }
 
-// setStatus records a status and keeps the authenticated count current.
+// setStatus records a status, keeps the authenticated count current and
+// tells the observer of a change of state.
 func (s *supervisor) setStatus(rec *record, st gatewayd.Status) {
 	was := rec.status.State == gatewayd.StateAuthenticated
 	is := st.State == gatewayd.StateAuthenticated
+	if from := rec.status.State; from != st.State {
+		s.d.cfg.Observer.GatewayState(from, st)
+	}
 	rec.status = st
 	switch {
 	case is && !was:

@@ -19,10 +19,16 @@ type fixedSource struct{ targets []gatewayd.Target }
 func (f fixedSource) Targets(context.Context) ([]gatewayd.Target, error) {
 	return f.targets, nil
 }
-func (fixedSource) MarkSeen(context.Context, map[uuid.UUID]time.Time) error          { return nil }
-func (fixedSource) MergeDiscoveries(context.Context, []gatewayd.Discovery) error     { return nil }
-func (fixedSource) RecordTemperatures(context.Context, []gatewayd.Temperature) error { return nil }
-func (fixedSource) SaveReadings(context.Context, []gatewayd.ReadingUpdate) error     { return nil }
+func (fixedSource) MarkSeen(context.Context, map[uuid.UUID]time.Time) error { return nil }
+func (fixedSource) MergeDiscoveries(context.Context, []gatewayd.Discovery) ([]gatewayd.SensorRef, error) {
+	return nil, nil
+}
+func (fixedSource) RecordTemperatures(context.Context, []gatewayd.Temperature) ([]gatewayd.SensorRef, error) {
+	return nil, nil
+}
+func (fixedSource) SaveReadings(context.Context, []gatewayd.ReadingUpdate) ([]gatewayd.ReadingRef, error) {
+	return nil, nil
+}
 
 // A store read made before an API removal must not resurrect the gateway.
 func TestStaleReadDoesNotResurrectARemovedGateway(t *testing.T) {

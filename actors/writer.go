@@ -20,6 +20,7 @@ import (
 // again next time: a database outage never reaches an actor.
 type writer struct {
 	src          Source
+	observer     Observer
 	seenEvery    time.Duration // last_seen_at
 	dataEvery    time.Duration // discoveries and temperatures
 	readingEvery time.Duration // readings (people wait for them)
@@ -49,8 +50,8 @@ const writeBatch = 1000
 // maxPendingWaves bounds the samples waiting for the database.
 const maxPendingWaves = 64 << 20
 
-func newWriter(src Source, seenEvery, dataEvery, readingEvery time.Duration, log zerolog.Logger) *writer {
-	w := &writer{src: src, seenEvery: seenEvery, dataEvery: dataEvery, readingEvery: readingEvery, log: log,
+func newWriter(src Source, observer Observer, seenEvery, dataEvery, readingEvery time.Duration, log zerolog.Logger) *writer {
+	w := &writer{src: src, observer: observer, seenEvery: seenEvery, dataEvery: dataEvery, readingEvery: readingEvery, log: log,
 		seen: make(map[uuid.UUID]time.Time), discoveries: make(map[uuid.UUID]gatewayd.Discovery),
 		temperatures: make(map[sensorKey]gatewayd.Temperature), readings: make(map[uuid.UUID]gatewayd.ReadingUpdate),
 		stop: make(chan struct{}), done: make(chan struct{})}
@@ -130,7 +131,7 @@ func (w *writer) flushReadings() {
 	w.waveBytes = 0
 	w.mu.Unlock()
 	// Smaller chunks than other rows: each may carry 100 KB of samples.
-	writeChunks(w, values(batch), 64, w.src.SaveReadings, w.reading, "readings")
+	writeChunks(w, values(batch), 64, w.src.SaveReadings, w.reading, w.observer.ReadingsDone, "readings")
 }
 
 func (w *writer) run() {
@@ -190,18 +191,23 @@ func (w *writer) flushData() {
 		ts, w.temperatures = w.temperatures, make(map[sensorKey]gatewayd.Temperature)
 	}
 	w.mu.Unlock()
-	writeChunks(w, values(ds), writeBatch, w.src.MergeDiscoveries, w.discovered, "sensor discoveries")
-	writeChunks(w, values(ts), writeBatch, w.src.RecordTemperatures, w.temperature, "temperatures")
+	writeChunks(w, values(ds), writeBatch, w.src.MergeDiscoveries, w.discovered, w.observer.SensorsChanged, "sensor discoveries")
+	writeChunks(w, values(ts), writeBatch, w.src.RecordTemperatures, w.temperature, w.observer.SensorsChanged, "temperatures")
 }
 
-// writeChunks writes list in statements of at most size rows; what fails
-// goes back to the pending values through requeue.
-func writeChunks[T any](w *writer, list []T, size int, write func(context.Context, []T) error, requeue func(T), what string) {
+// writeChunks writes list in statements of at most size rows; what was
+// written is told to observe, what fails goes back to the pending values
+// through requeue.
+func writeChunks[T, R any](w *writer, list []T, size int, write func(context.Context, []T) ([]R, error), requeue func(T),
+	observe func([]R), what string) {
 	for start := 0; start < len(list); start += size {
 		chunk := list[start:min(start+size, len(list))]
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := write(ctx, chunk)
+		written, err := write(ctx, chunk)
 		cancel()
+		if len(written) > 0 {
+			observe(written)
+		}
 		if err != nil {
 			w.log.Warn().Err(err).Int("rows", len(chunk)).Str("what", what).Msg("batched write failed; will retry")
 			for _, v := range chunk {

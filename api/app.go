@@ -18,7 +18,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/events"
+	"github.com/ctcgw/gatewayd/metrics"
 	"github.com/ctcgw/gatewayd/store"
+	"github.com/ctcgw/gatewayd/telemetry"
 	"github.com/ctcgw/gatewayd/vibration"
 )
 
@@ -52,6 +55,14 @@ type Options struct {
 	DBTimeout time.Duration
 	// Started is the process start, for uptime_seconds.
 	Started time.Time
+	// Telemetry holds the metrics and the event broker the runtime feeds;
+	// nil gives the app private ones (tests).
+	Telemetry *telemetry.Observer
+	// EventsKeepAlive is the comment period of /api/events (15s);
+	// EventsClientBuffer how far a client may fall behind before it is cut
+	// off (1024 events).
+	EventsKeepAlive    time.Duration
+	EventsClientBuffer int
 	// CommandTimeout is how long a gateway may take to answer a command
 	// (GATEWAY_COMMAND_TIMEOUT); requests that wait for one wait longer
 	// than DBTimeout. Default 30s.
@@ -65,12 +76,22 @@ type server struct {
 	opts  Options
 	// analyzer computes spectra; it caches FFT plans, so it is shared.
 	analyzer vibration.Analyzer
+	tel      *telemetry.Observer
 }
 
 // New builds the Fiber app.
 func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.App {
 	if opts.DBTimeout <= 0 {
 		opts.DBTimeout = 5 * time.Second
+	}
+	if opts.Telemetry == nil {
+		opts.Telemetry = &telemetry.Observer{Metrics: metrics.New(), Events: events.NewBroker(1000), Log: log}
+	}
+	if opts.EventsKeepAlive <= 0 {
+		opts.EventsKeepAlive = 15 * time.Second
+	}
+	if opts.EventsClientBuffer <= 0 {
+		opts.EventsClientBuffer = 1024
 	}
 	if opts.CommandTimeout <= 0 {
 		opts.CommandTimeout = 30 * time.Second
@@ -81,7 +102,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	if len(opts.CORSOrigins) == 0 {
 		opts.CORSOrigins = []string{"*"}
 	}
-	s := &server{store: st, rt: rt, log: log, opts: opts}
+	s := &server{store: st, rt: rt, log: log, opts: opts, tel: opts.Telemetry}
 	app := fiber.New(fiber.Config{
 		AppName:   "gatewayd",
 		BodyLimit: BodyLimit,
@@ -116,8 +137,10 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 		MaxAge:        600,
 	}))
 
+	app.Get("/metrics", s.metricsHandler())
 	a := app.Group("/api")
 	a.Get("/health", s.health)
+	a.Get("/events", s.eventStream)
 	a.Get("/ready", s.ready)
 	a.Get("/openapi.json", openAPI)
 
@@ -142,9 +165,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	a.All("/gateways/status", methodNotAllowed)
 	a.Get("/gateways/:id", getOne(s, resGateway, st.GetGateway, renderGateway))
 	a.Put("/gateways/:id", s.updateGateway)
-	a.Delete("/gateways/:id", deleteOne(s, resGateway, func(ctx context.Context, id uuid.UUID) ([]uuid.UUID, error) {
-		return []uuid.UUID{id}, st.DeleteGateway(ctx, id)
-	}))
+	a.Delete("/gateways/:id", deleteOne(s, resGateway, st.DeleteGateway))
 	a.Get("/gateways/:id/status", s.gatewayStatus)
 	a.Post("/gateways/:id/connect", s.connectGateway)
 	a.Post("/gateways/:id/disconnect", s.disconnectGateway)
@@ -164,7 +185,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	a.Get("/equipment", listPage(s, "factory_id", st.ListEquipment, renderEquipment))
 	a.Get("/equipment/:id", getOne(s, resEquipment, st.GetEquipment, renderEquipment))
 	a.Put("/equipment/:id", s.updateEquipment)
-	a.Delete("/equipment/:id", deleteOne(s, resEquipment, func(ctx context.Context, id uuid.UUID) ([]uuid.UUID, error) {
+	a.Delete("/equipment/:id", deleteOne(s, resEquipment, func(ctx context.Context, id uuid.UUID) ([]gatewayd.GatewayRef, error) {
 		return nil, st.DeleteEquipment(ctx, id)
 	}))
 	if opts.ChaosEnabled {
@@ -220,8 +241,10 @@ func (s *server) requestIDAndAccessLog(app *fiber.App) fiber.Handler {
 		if status >= 500 {
 			ev = s.log.Warn()
 		}
+		took := time.Since(start)
 		ev.Str("method", c.Method()).Str("path", c.Path()).Int("status", status).
-			Dur("duration", time.Since(start)).Str("request_id", id).Msg("request")
+			Dur("duration", took).Str("request_id", id).Msg("request")
+		s.tel.Metrics.HTTPRequest(c.Method(), c.Route().Path, status, took)
 		return nil
 	}
 }

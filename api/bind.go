@@ -312,19 +312,30 @@ func pathID(c *fiber.Ctx) (uuid.UUID, error) {
 
 var digits = regexp.MustCompile(`^[0-9]+$`)
 
+// uuidParam parses a UUID query parameter into *dst.
+func uuidParam(dst **uuid.UUID) func(string) string {
+	return func(v string) string {
+		id, err := parseUUID(v)
+		if err != nil {
+			return "must be a UUID"
+		}
+		*dst = &id
+		return ""
+	}
+}
+
 // listQuery parses limit, offset and the allowed UUID filters; anything
 // else in the query string is an error, so a typo is never ignored.
 func listQuery(c *fiber.Ctx, filters ...string) (store.Page, map[string]*uuid.UUID, error) {
 	found := make(map[string]*uuid.UUID, len(filters))
 	more := make(map[string]func(string) string, len(filters))
 	for _, f := range filters {
+		var id *uuid.UUID
+		parse := uuidParam(&id)
 		more[f] = func(val string) string {
-			id, err := parseUUID(val)
-			if err != nil {
-				return "must be a UUID"
-			}
-			found[f] = &id
-			return ""
+			msg := parse(val)
+			found[f] = id
+			return msg
 		}
 	}
 	page, err := pageQuery(c, more)

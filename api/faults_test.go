@@ -143,5 +143,5 @@ func (e *liveEnv) restart() {
 	e.t.Helper()
 	e.h.Restart()
 	e.runtime = e.h.Runtime
-	e.app = api.New(e.h.Store, e.h.Runtime, e.h.Log, api.Options{ChaosEnabled: true})
+	e.app = api.New(e.h.Store, e.h.Runtime, e.h.Log, api.Options{ChaosEnabled: true, Telemetry: e.h.Telemetry})
 }

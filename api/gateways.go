@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/events"
 	"github.com/ctcgw/gatewayd/store"
 )
 
@@ -39,6 +40,7 @@ func (s *server) createGateway(c *fiber.Ctx) error {
 		return scoped(err, resGateway, "factory_id")
 	}
 	s.rt.GatewayStarted(out.Target(g.Password))
+	s.tel.GatewayChanged(events.TypeGatewayCreated, gatewayd.GatewayRef{ID: out.ID, FactoryID: out.FactoryID})
 	return c.Status(fiber.StatusCreated).JSON(renderGateway(out))
 }
 
@@ -75,6 +77,7 @@ func (s *server) updateGateway(c *fiber.Ctx) error {
 	// disconnects when desired_state changed, and reconnects only when the
 	// credentials differ from the ones it uses.
 	s.rt.GatewayUpdated(up.Target)
+	s.tel.GatewayChanged(events.TypeGatewayUpdated, gatewayd.GatewayRef{ID: up.Gateway.ID, FactoryID: up.Gateway.FactoryID})
 	return c.JSON(renderGateway(up.Gateway))
 }
 

@@ -6,6 +6,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/events"
 	"github.com/ctcgw/gatewayd/store"
 )
 
@@ -52,9 +54,9 @@ func listPage[T, R any](s *server, filter string, load func(context.Context, *uu
 	}
 }
 
-// deleteOne answers DELETE /:id; remove returns the ids of the gateways it
-// deleted, whose actors are then stopped.
-func deleteOne(s *server, resource string, remove func(context.Context, uuid.UUID) ([]uuid.UUID, error)) fiber.Handler {
+// deleteOne answers DELETE /:id; remove returns the gateways it deleted,
+// whose actors are then stopped and whose deletion is published.
+func deleteOne(s *server, resource string, remove func(context.Context, uuid.UUID) ([]gatewayd.GatewayRef, error)) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id, err := pathID(c)
 		if err != nil {
@@ -66,7 +68,12 @@ func deleteOne(s *server, resource string, remove func(context.Context, uuid.UUI
 		if err != nil {
 			return scoped(err, resource, "")
 		}
-		s.rt.GatewaysRemoved(gone)
+		ids := make([]uuid.UUID, len(gone))
+		for i, g := range gone {
+			ids[i] = g.ID
+			s.tel.GatewayChanged(events.TypeGatewayDeleted, g)
+		}
+		s.rt.GatewaysRemoved(ids)
 		return c.SendStatus(fiber.StatusNoContent)
 	}
 }

@@ -35,7 +35,7 @@ func newLiveEnv(t testing.TB, cfg actors.Config) *liveEnv {
 	}
 	h := actorstest.New(t, tmpl, cfg)
 	e := &env{t: t, st: h.Store, logs: h.Logs}
-	e.app = api.New(h.Store, h.Runtime, h.Log, api.Options{ChaosEnabled: true})
+	e.app = api.New(h.Store, h.Runtime, h.Log, api.Options{ChaosEnabled: true, Telemetry: h.Telemetry})
 	le := &liveEnv{env: e, h: h, sim: h.Sim, runtime: h.Runtime}
 	le.factoryID = e.factory(e.org("Live"), "Plant")
 	return le

@@ -87,6 +87,9 @@ func (s *server) updateSensor(c *fiber.Ctx) error {
 			s.rt.Reconcile()
 		}
 	}
+	if g, err := s.store.GetGateway(ctx, out.GatewayID); err == nil {
+		s.tel.SensorsChanged([]gatewayd.SensorRef{{ID: out.ID, GatewayID: out.GatewayID, FactoryID: g.FactoryID}})
+	}
 	return c.JSON(renderSensor(out))
 }
 
@@ -117,7 +120,7 @@ func (s *server) discoverSensors(c *fiber.Ctx) error {
 	}
 	dbCtx, dbCancel := s.dbCtx(c)
 	defer dbCancel()
-	if err := s.store.MergeDiscoveries(dbCtx, []gatewayd.Discovery{d}); err != nil {
+	if _, err := s.store.MergeDiscoveries(dbCtx, []gatewayd.Discovery{d}); err != nil {
 		return err
 	}
 	list, err := s.store.GatewaySensors(dbCtx, id)

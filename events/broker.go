@@ -41,10 +41,19 @@ type Broker struct {
 // resume that missed something gets a reset. It panics if ringSize is
 // negative, which is a wiring bug, not a runtime condition.
 func NewBroker(ringSize int) *Broker {
+	return NewBrokerAfter(ringSize, 0)
+}
+
+// NewBrokerAfter is NewBroker whose first event gets id after+1. A process
+// that starts its ids after its start time in microseconds keeps ids
+// increasing across restarts, so a client's Last-Event-ID from an earlier
+// process is always older than the ring and gets a reset, never a wrong
+// resume (such ids stay below 2^53, exact in JavaScript).
+func NewBrokerAfter(ringSize int, after uint64) *Broker {
 	if ringSize < 0 {
 		panic(fmt.Sprintf("events: negative ring size %d", ringSize))
 	}
-	return &Broker{ring: make([]Event, ringSize)}
+	return &Broker{ring: make([]Event, ringSize), last: after}
 }
 
 // Publish numbers e, keeps it in the ring and sends it to every matching
@@ -74,7 +83,7 @@ func (b *Broker) Publish(e Event) (uint64, error) {
 			b.n++
 		}
 	}
-	b.published.Store(b.last)
+	b.published.Add(1)
 
 	for i := 0; i < len(b.subs); {
 		s := b.subs[i]

@@ -541,3 +541,21 @@ func TestBufferBelowOneIsOne(t *testing.T) {
 	publish(t, b, uuid.Nil, uuid.Nil)
 	assert.True(t, s.Overflowed())
 }
+
+// Ids that start after a process's start time keep increasing across
+// restarts: a client of the earlier process is told to reset.
+func TestIDsAfterARestartResetEarlierClients(t *testing.T) {
+	first := NewBrokerAfter(10, 1_000)
+	id, err := first.Publish(Event{Type: TypeGatewayCreated, Data: []byte(`{}`)})
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1_001), id)
+	second := NewBrokerAfter(10, 2_000)
+	for range 3 {
+		_, err := second.Publish(Event{Type: TypeGatewayCreated, Data: []byte(`{}`)})
+		require.NoError(t, err)
+	}
+	sub := second.Subscribe(Filter{}, id, 10)
+	defer sub.Close()
+	assert.True(t, sub.Reset())
+	assert.Len(t, sub.Replay(), 3)
+}

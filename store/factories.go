@@ -109,8 +109,8 @@ func (s *Store) UpdateFactory(ctx context.Context, id uuid.UUID, p FactoryPatch)
 
 // DeleteFactory soft-deletes a factory, its equipment, gateways and their
 // sensors in one transaction and returns the ids of the gateways deleted.
-func (s *Store) DeleteFactory(ctx context.Context, id uuid.UUID) ([]uuid.UUID, error) {
-	var gateways []uuid.UUID
+func (s *Store) DeleteFactory(ctx context.Context, id uuid.UUID) ([]gatewayd.GatewayRef, error) {
+	var gateways []gatewayd.GatewayRef
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE factories SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`, id)
 		if err != nil {

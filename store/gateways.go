@@ -193,21 +193,20 @@ func desiredOrDefault(d gatewayd.DesiredState) string {
 }
 
 // DeleteGateway soft-deletes one gateway and its sensors.
-func (s *Store) DeleteGateway(ctx context.Context, id uuid.UUID) error {
+func (s *Store) DeleteGateway(ctx context.Context, id uuid.UUID) ([]gatewayd.GatewayRef, error) {
+	var ref gatewayd.GatewayRef
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE gateways SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`, id)
+		err := tx.QueryRow(ctx, `UPDATE gateways SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL
+			RETURNING id, factory_id`, id).Scan(&ref.ID, &ref.FactoryID)
 		if err != nil {
 			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return gatewayd.ErrNotFound
 		}
 		return deleteSensorsOf(ctx, tx, []uuid.UUID{id})
 	})
 	if err != nil {
-		return fmt.Errorf("delete gateway: %w", classify(err))
+		return nil, fmt.Errorf("delete gateway: %w", classify(err))
 	}
-	return nil
+	return []gatewayd.GatewayRef{ref}, nil
 }
 
 // Targets returns every non-deleted gateway as the runtime keeps it,

@@ -78,8 +78,8 @@ func (s *Store) UpdateOrganization(ctx context.Context, id uuid.UUID, p Organiza
 // DeleteOrganization soft-deletes an organization, its factories, their
 // equipment, gateways and sensors in one transaction and returns the ids
 // of the gateways deleted.
-func (s *Store) DeleteOrganization(ctx context.Context, id uuid.UUID) ([]uuid.UUID, error) {
-	var gateways []uuid.UUID
+func (s *Store) DeleteOrganization(ctx context.Context, id uuid.UUID) ([]gatewayd.GatewayRef, error) {
+	var gateways []gatewayd.GatewayRef
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE organizations SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`, id)
 		if err != nil {
@@ -106,19 +106,24 @@ func (s *Store) DeleteOrganization(ctx context.Context, id uuid.UUID) ([]uuid.UU
 
 // deleteFactoriesContents soft-deletes the equipment and the gateways of
 // factories, and the gateways' sensors, and returns the gateways' ids.
-func deleteFactoriesContents(ctx context.Context, tx pgx.Tx, factories []uuid.UUID) ([]uuid.UUID, error) {
+func deleteFactoriesContents(ctx context.Context, tx pgx.Tx, factories []uuid.UUID) ([]gatewayd.GatewayRef, error) {
 	if len(factories) == 0 {
-		return []uuid.UUID{}, nil
+		return []gatewayd.GatewayRef{}, nil
 	}
 	if _, err := tx.Exec(ctx, `UPDATE equipment SET deleted_at = now() WHERE factory_id = ANY($1) AND deleted_at IS NULL`, factories); err != nil {
 		return nil, err
 	}
-	rows, _ := tx.Query(ctx, `UPDATE gateways SET deleted_at = now() WHERE factory_id = ANY($1) AND deleted_at IS NULL RETURNING id`, factories)
-	gateways, err := collectIDs(rows)
+	rows, _ := tx.Query(ctx, `UPDATE gateways SET deleted_at = now() WHERE factory_id = ANY($1) AND deleted_at IS NULL
+		RETURNING id, factory_id`, factories)
+	gateways, err := pgx.CollectRows(rows, pgx.RowToStructByPos[gatewayd.GatewayRef])
 	if err != nil {
 		return nil, err
 	}
-	return gateways, deleteSensorsOf(ctx, tx, gateways)
+	ids := make([]uuid.UUID, len(gateways))
+	for i, g := range gateways {
+		ids[i] = g.ID
+	}
+	return gateways, deleteSensorsOf(ctx, tx, ids)
 }
 
 // deleteSensorsOf soft-deletes the sensors of gateways.

@@ -120,11 +120,13 @@ func (s *Store) ListReadings(ctx context.Context, sensorID uuid.UUID, f ReadingF
 // the runtime) or moved forward, never back (QUEUED → RUNNING → COMPLETE
 // or FAILED; a final state never changes), and the samples of complete
 // readings are stored once. Readings of sensors deleted meanwhile are
-// still kept: their rows reference the soft-deleted sensor.
-func (s *Store) SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) error {
+// still kept: their rows reference the soft-deleted sensor. It returns
+// the readings this call brought to a final state.
+func (s *Store) SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) ([]gatewayd.ReadingRef, error) {
 	if len(us) == 0 {
-		return nil
+		return nil, nil
 	}
+	var done []gatewayd.ReadingRef
 	n := len(us)
 	ids, sensors, gateways := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
 	serials := make([]int64, n)
@@ -181,8 +183,23 @@ func (s *Store) SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) e
 			sample_rate_hz = COALESCE(EXCLUDED.sample_rate_hz, r.sample_rate_hz),
 			samples        = COALESCE(EXCLUDED.samples, r.samples),
 			summary        = COALESCE(EXCLUDED.summary, r.summary)
-		WHERE r.status NOT IN ('COMPLETE', 'FAILED') AND (r.status = 'QUEUED' OR EXCLUDED.status <> 'QUEUED')`,
-		ids, sensors, gateways, triggers, statuses, errs, requested, started, completed, rates, counts, summaries, serials)
+		WHERE r.status NOT IN ('COMPLETE', 'FAILED') AND (r.status = 'QUEUED' OR EXCLUDED.status <> 'QUEUED')
+		RETURNING r.id, r.sensor_id, r.gateway_id, (SELECT factory_id FROM gateways WHERE id = r.gateway_id),
+			r.trigger, r.status, r.requested_at, r.completed_at`,
+		ids, sensors, gateways, triggers, statuses, errs, requested, started, completed, rates, counts, summaries, serials).
+		Query(func(rows pgx.Rows) error {
+			var ref gatewayd.ReadingRef
+			var completedAt *time.Time
+			_, err := pgx.ForEachRow(rows, []any{&ref.ID, &ref.SensorID, &ref.GatewayID, &ref.FactoryID, &ref.Trigger,
+				&ref.Status, &ref.RequestedAt, &completedAt}, func() error {
+				if ref.Status.Done() && completedAt != nil {
+					ref.CompletedAt = *completedAt
+					done = append(done, ref)
+				}
+				return nil
+			})
+			return err
+		})
 	if len(waveIDs) > 0 {
 		b.Queue(`INSERT INTO reading_samples (reading_id, data)
 			SELECT u.id, u.data FROM unnest($1::uuid[], $2::bytea[]) AS u(id, data)
@@ -191,9 +208,9 @@ func (s *Store) SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) e
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() })
 	if err != nil {
-		return fmt.Errorf("save readings: %w", classify(err))
+		return nil, fmt.Errorf("save readings: %w", classify(err))
 	}
-	return nil
+	return done, nil
 }
 
 // FailInterruptedReadings marks every reading a previous process left

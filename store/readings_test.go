@@ -21,8 +21,8 @@ func readingFixture(t *testing.T) (*store.Store, *pgxpool.Pool, gatewayd.Gateway
 	fx := setup(t, s)
 	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "R1"))
 	require.NoError(t, err)
-	require.NoError(t, s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: time.Now(),
-		Sensors: []gatewayd.SensorReport{report(7, "Seven")}}}))
+	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: time.Now(),
+		Sensors: []gatewayd.SensorReport{report(7, "Seven")}}})))
 	return s, pool, g, sensorsBySerial(t, s, g.ID)[7]
 }
 
@@ -42,9 +42,9 @@ func TestReadingStatesOnlyMoveForward(t *testing.T) {
 	done := running
 	done.Status, done.CompletedAt, done.Samples, done.Summary = gatewayd.ReadingComplete, &now, &n, []byte(`{"x":{"samples":3}}`)
 	wave := &gatewayd.Waveform{X: []float32{1, 2, 3}, Y: []float32{-1, 0.5, 0}, Z: []float32{0.25, 1e-3, 9}}
-	require.NoError(t, s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: done, Waveform: wave}}))
+	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: done, Waveform: wave}})))
 	// A late RUNNING (or QUEUED) never moves a final state back.
-	require.NoError(t, s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: running}, {Reading: r}}))
+	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: running}, {Reading: r}})))
 	got, err := s.GetReading(ctx, r.ID)
 	require.NoError(t, err)
 	assert.Equal(t, gatewayd.ReadingComplete, got.Status)
@@ -61,15 +61,15 @@ func TestReadingStatesOnlyMoveForward(t *testing.T) {
 	// A reading the gateway pushed for a serial nobody knew inserts it.
 	pushed := gatewayd.Reading{ID: uuid.New(), GatewayID: g.ID, Trigger: gatewayd.TriggerGateway, Status: gatewayd.ReadingComplete,
 		RequestedAt: now, CompletedAt: &now}
-	require.NoError(t, s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: pushed, Serial: 99}}))
+	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: pushed, Serial: 99}})))
 	got, err = s.GetReading(ctx, pushed.ID)
 	require.NoError(t, err)
 	assert.Equal(t, sensorsBySerial(t, s, g.ID)[99].ID, got.SensorID)
 	// ... and of a deleted gateway is dropped, not an error.
-	require.NoError(t, s.DeleteGateway(ctx, g.ID))
+	require.NoError(t, errOf(s.DeleteGateway(ctx, g.ID)))
 	ghost := pushed
 	ghost.ID = uuid.New()
-	require.NoError(t, s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: ghost, Serial: 100, Waveform: wave}}))
+	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: ghost, Serial: 100, Waveform: wave}})))
 	_, err = s.GetReading(ctx, ghost.ID)
 	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
 }
@@ -83,7 +83,7 @@ func TestInterruptedReadingsAndRetention(t *testing.T) {
 	require.NoError(t, err)
 	now := time.Now()
 	b.Status, b.StartedAt = gatewayd.ReadingRunning, &now
-	require.NoError(t, s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: b}}))
+	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: b}})))
 	n, err := s.FailInterruptedReadings(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 2, n)
@@ -97,7 +97,7 @@ func TestInterruptedReadingsAndRetention(t *testing.T) {
 	c, _, err := s.CreateReading(ctx, sensor.ID, gatewayd.TriggerScheduled)
 	require.NoError(t, err)
 	c.Status, c.CompletedAt, c.Summary = gatewayd.ReadingComplete, &now, []byte(`{}`)
-	require.NoError(t, s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: c, Waveform: &gatewayd.Waveform{X: []float32{1}, Y: []float32{2}, Z: []float32{3}}}}))
+	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: c, Waveform: &gatewayd.Waveform{X: []float32{1}, Y: []float32{2}, Z: []float32{3}}}})))
 	removed, err := s.DeleteSamplesBefore(ctx, time.Now().Add(-time.Hour), 10)
 	require.NoError(t, err)
 	assert.Equal(t, 0, removed, "young samples stay")

@@ -165,10 +165,12 @@ func (s *Store) getSensorTx(ctx context.Context, tx pgx.Tx, id uuid.UUID) (gatew
 // transaction: new serials are inserted, known ones updated (the name
 // only if no operator set one), and serials a gateway no longer lists
 // are marked disconnected. Nothing is deleted. Discoveries of gateways
-// deleted meanwhile are skipped. Each gateway appears at most once.
-func (s *Store) MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) error {
+// deleted meanwhile are skipped. Each gateway appears at most once. It
+// returns the sensors that changed (inserted, or any reported field or
+// their connected flag changed).
+func (s *Store) MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) ([]gatewayd.SensorRef, error) {
 	if len(ds) == 0 {
-		return nil
+		return nil, nil
 	}
 	var gws, sensorGW []uuid.UUID
 	var ats, sensorAt []time.Time
@@ -191,6 +193,12 @@ func (s *Store) MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) e
 			rates, samples, connected = append(rates, r.ReadRateHz), append(samples, int32(r.Samples)), append(connected, r.Connected)
 		}
 	}
+	var changed []sensorRef
+	collect := func(rows pgx.Rows) error {
+		refs, err := pgx.CollectRows(rows, scanSensorRef)
+		changed = append(changed, refs...)
+		return err
+	}
 	b := &pgx.Batch{}
 	b.Queue(`
 		INSERT INTO sensors AS s (gateway_id, serial, name, part_number, read_rate_hz, samples, connected, first_seen_at, last_seen_at)
@@ -209,29 +217,54 @@ func (s *Store) MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) e
 			read_rate_hz = EXCLUDED.read_rate_hz,
 			samples      = EXCLUDED.samples,
 			connected    = EXCLUDED.connected,
-			last_seen_at = GREATEST(s.last_seen_at, EXCLUDED.last_seen_at)`,
-		sensorGW, serials, names, parts, rates, samples, connected, sensorAt)
+			last_seen_at = GREATEST(s.last_seen_at, EXCLUDED.last_seen_at)
+		RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id),
+			s.xmax = 0 OR s.updated_at = now() AS changed`,
+		sensorGW, serials, names, parts, rates, samples, connected, sensorAt).Query(collect)
 	b.Queue(`
 		UPDATE sensors s SET connected = false
 		FROM unnest($1::uuid[], $2::timestamptz[]) AS d(gw, at)
-		WHERE s.gateway_id = d.gw AND s.deleted_at IS NULL AND s.connected AND s.last_seen_at < d.at`,
-		gws, ats)
+		WHERE s.gateway_id = d.gw AND s.deleted_at IS NULL AND s.connected AND s.last_seen_at < d.at
+		RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id), true`,
+		gws, ats).Query(collect)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
-		return fmt.Errorf("merge discoveries: %w", classify(err))
+		return nil, fmt.Errorf("merge discoveries: %w", classify(err))
 	}
-	return nil
+	return changedOnly(changed), nil
+}
+
+// sensorRef is a returned sensor with whether the statement changed it.
+type sensorRef struct {
+	gatewayd.SensorRef
+	changed bool
+}
+
+func scanSensorRef(row pgx.CollectableRow) (sensorRef, error) {
+	var r sensorRef
+	err := row.Scan(&r.ID, &r.GatewayID, &r.FactoryID, &r.changed)
+	return r, err
+}
+
+func changedOnly(refs []sensorRef) []gatewayd.SensorRef {
+	var out []gatewayd.SensorRef
+	for _, r := range refs {
+		if r.changed {
+			out = append(out, r.SensorRef)
+		}
+	}
+	return out
 }
 
 // RecordTemperatures writes NOT_DYN_TEMP notifications; a serial not known
 // yet is inserted (nothing a gateway reports is dropped). Each (gateway,
 // serial) appears at most once; a temperature never moves backwards in
-// time.
-func (s *Store) RecordTemperatures(ctx context.Context, ts []gatewayd.Temperature) error {
+// time. It returns the sensors written.
+func (s *Store) RecordTemperatures(ctx context.Context, ts []gatewayd.Temperature) ([]gatewayd.SensorRef, error) {
 	if len(ts) == 0 {
-		return nil
+		return nil, nil
 	}
 	gws := make([]uuid.UUID, len(ts))
 	serials := make([]int64, len(ts))
@@ -240,7 +273,7 @@ func (s *Store) RecordTemperatures(ctx context.Context, ts []gatewayd.Temperatur
 	for i, t := range ts {
 		gws[i], serials[i], temps[i], ats[i] = t.GatewayID, t.Serial, t.Celsius, t.At
 	}
-	_, err := s.pool.Exec(ctx, `
+	rows, _ := s.pool.Query(ctx, `
 		INSERT INTO sensors AS s (gateway_id, serial, name, last_temperature_c, last_temperature_at, first_seen_at, last_seen_at)
 		SELECT i.gw, i.serial, 'Sensor ' || i.serial, i.temp, i.at, i.at, i.at
 		FROM unnest($1::uuid[], $2::bigint[], $3::float8[], $4::timestamptz[]) AS i(gw, serial, temp, at)
@@ -250,10 +283,12 @@ func (s *Store) RecordTemperatures(ctx context.Context, ts []gatewayd.Temperatur
 			last_temperature_c  = CASE WHEN s.last_temperature_at IS NULL OR s.last_temperature_at <= EXCLUDED.last_temperature_at
 			                           THEN EXCLUDED.last_temperature_c ELSE s.last_temperature_c END,
 			last_temperature_at = GREATEST(s.last_temperature_at, EXCLUDED.last_temperature_at),
-			last_seen_at        = GREATEST(s.last_seen_at, EXCLUDED.last_seen_at)`,
+			last_seen_at        = GREATEST(s.last_seen_at, EXCLUDED.last_seen_at)
+		RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id), true`,
 		gws, serials, temps, ats)
+	refs, err := pgx.CollectRows(rows, scanSensorRef)
 	if err != nil {
-		return fmt.Errorf("record temperatures: %w", classify(err))
+		return nil, fmt.Errorf("record temperatures: %w", classify(err))
 	}
-	return nil
+	return changedOnly(refs), nil
 }

@@ -291,12 +291,12 @@ func TestGatewayLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	assert.Nil(t, up.Gateway.Model)
 
-	require.NoError(t, s.DeleteGateway(ctx, g.ID))
+	require.NoError(t, errOf(s.DeleteGateway(ctx, g.ID)))
 	_, err = s.GetGateway(ctx, g.ID)
 	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
 	_, err = s.Target(ctx, g.ID)
 	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
-	assert.ErrorIs(t, s.DeleteGateway(ctx, g.ID), gatewayd.ErrNotFound)
+	assert.ErrorIs(t, errOf(s.DeleteGateway(ctx, g.ID)), gatewayd.ErrNotFound)
 	_, err = s.UpdateGateway(ctx, g.ID, store.GatewayPatch{Name: store.Some("x")})
 	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
 }
@@ -314,7 +314,7 @@ func TestGatewayIDConflictAndReuse(t *testing.T) {
 	_, err = s.UpdateGateway(ctx, other.ID, store.GatewayPatch{GatewayID: store.Some("DUP")})
 	assert.ErrorIs(t, err, gatewayd.ErrConflict)
 
-	require.NoError(t, s.DeleteGateway(ctx, g.ID))
+	require.NoError(t, errOf(s.DeleteGateway(ctx, g.ID)))
 	_, err = s.CreateGateway(ctx, newGateway(fx.factory.ID, "DUP"))
 	assert.NoError(t, err, "a deleted gateway's id can be reused")
 }
@@ -366,13 +366,14 @@ func TestCascades(t *testing.T) {
 
 	gone, err := s.DeleteFactory(ctx, f2.ID)
 	require.NoError(t, err)
-	assert.ElementsMatch(t, []uuid.UUID{ids[2]}, gone)
+	assert.ElementsMatch(t, []uuid.UUID{ids[2]}, refIDs(gone))
+	assert.Equal(t, f2.ID, gone[0].FactoryID)
 	_, err = s.CreateGateway(ctx, newGateway(f2.ID, "LATE"))
 	assert.ErrorIs(t, err, gatewayd.ErrInvalidReference)
 
 	gone, err = s.DeleteOrganization(ctx, fx.org.ID)
 	require.NoError(t, err)
-	assert.ElementsMatch(t, ids[:2], gone, "deleting the organization returns the gateways it took")
+	assert.ElementsMatch(t, ids[:2], refIDs(gone), "deleting the organization returns the gateways it took")
 	_, err = s.GetFactory(ctx, fx.factory.ID)
 	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
 	for _, id := range ids {
@@ -390,7 +391,7 @@ func TestCascades(t *testing.T) {
 
 	empty, err := s.DeleteFactory(ctx, other.factory.ID)
 	require.NoError(t, err)
-	assert.Equal(t, []uuid.UUID{survivor.ID}, empty)
+	assert.Equal(t, []uuid.UUID{survivor.ID}, refIDs(empty))
 }
 
 func TestMarkSeenBatch(t *testing.T) {
@@ -471,4 +472,12 @@ func TestUUIDCodec(t *testing.T) {
 	// The text protocol path (simple protocol) too.
 	require.NoError(t, pool.QueryRow(ctx, `SELECT '`+id.String()+`'::uuid`, pgx.QueryExecModeSimpleProtocol).Scan(&back))
 	assert.Equal(t, id, back)
+}
+
+func refIDs(refs []gatewayd.GatewayRef) []uuid.UUID {
+	out := make([]uuid.UUID, len(refs))
+	for i, r := range refs {
+		out[i] = r.ID
+	}
+	return out
 }

@@ -19,9 +19,12 @@ import (
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/actors"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"github.com/ctcgw/gatewayd/events"
 	"github.com/ctcgw/gatewayd/internal/testdb"
 	"github.com/ctcgw/gatewayd/internal/testutil"
+	"github.com/ctcgw/gatewayd/metrics"
 	"github.com/ctcgw/gatewayd/store"
+	"github.com/ctcgw/gatewayd/telemetry"
 )
 
 // FastConfig is a runtime configuration with times short enough for tests
@@ -38,6 +41,9 @@ func FastConfig() actors.Config {
 		ReadingStartTimeout: time.Second, ReadingTimeout: 2 * time.Second, ReadingFlushInterval: 20 * time.Millisecond,
 	}
 }
+
+// EventBase is where the harness's event ids start (the first is one more).
+const EventBase = 1_000_000
 
 // Settle is one Hooks.Settled call.
 type Settle struct {
@@ -67,6 +73,9 @@ type Harness struct {
 
 	Settled      *Signal[Settle]
 	Reconfigured *Signal[Reconfig]
+	// Telemetry is what the runtime feeds: metrics and the event broker,
+	// as in production, for the API of a test to serve.
+	Telemetry *telemetry.Observer
 }
 
 // New builds a harness on a fresh database cloned from tmpl and starts the
@@ -88,6 +97,13 @@ func New(t testing.TB, tmpl *testdb.Template, cfg actors.Config) *Harness {
 	logs := &testutil.SyncBuffer{}
 	h := &Harness{T: t, Store: st, Pool: pool, DBURL: dbURL, Sim: sim, Factory: f.ID, Logs: logs,
 		Log: zerolog.New(logs).Level(zerolog.InfoLevel), Settled: NewSignal[Settle](), Reconfigured: NewSignal[Reconfig]()}
+	// Event ids start after a base, as in production (after the start
+	// time), so an id below it is from "an earlier process".
+	h.Telemetry = &telemetry.Observer{Metrics: metrics.New(), Events: events.NewBrokerAfter(events.DefaultRingSize, EventBase),
+		Log: h.Log}
+	if cfg.Observer == nil {
+		cfg.Observer = h.Telemetry
+	}
 	cfg.Hooks.Settled = func(id uuid.UUID, s gatewayd.State) { h.Settled.Send(Settle{id, s}) }
 	cfg.Hooks.Reconfigured = func(id uuid.UUID, reconnect bool) { h.Reconfigured.Send(Reconfig{id, reconnect}) }
 	h.Config = cfg

@@ -15,8 +15,11 @@ import (
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/actors"
 	"github.com/ctcgw/gatewayd/api"
+	"github.com/ctcgw/gatewayd/events"
 	"github.com/ctcgw/gatewayd/internal/config"
+	"github.com/ctcgw/gatewayd/metrics"
 	"github.com/ctcgw/gatewayd/store"
+	"github.com/ctcgw/gatewayd/telemetry"
 )
 
 // connect opens the pool, retrying for a while so gatewayd can start
@@ -108,9 +111,18 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		stop := startRetention(st, cfg.WaveformRetention, time.Hour, log)
 		defer stop()
 	}
-	rt := actors.Start(runtimeConfig(cfg), st, log)
+	// Event ids start after the start time in microseconds, so they keep
+	// increasing across restarts (a client of an earlier process resets).
+	broker := events.NewBrokerAfter(cfg.EventsBuffer, uint64(started.UnixMicro()))
+	m := metrics.New()
+	m.WatchPool(pool)
+	m.WatchEvents(broker.Subscribers, broker.Published, broker.Overflows)
+	obs := &telemetry.Observer{Metrics: m, Events: broker, Log: log}
+	rcfg := runtimeConfig(cfg)
+	rcfg.Observer = obs
+	rt := actors.Start(rcfg, st, log)
 	app := api.New(st, rt, log, api.Options{CORSOrigins: cfg.CORSOrigins, ChaosEnabled: cfg.ChaosEnabled, Started: started,
-		CommandTimeout: cfg.Gateway.CommandTimeout})
+		CommandTimeout: cfg.Gateway.CommandTimeout, Telemetry: obs})
 
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
@@ -129,7 +141,9 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	}
 	log.Info().Dur("timeout", cfg.ShutdownTimeout).Msg("shutting down")
 	deadline := time.Now().Add(cfg.ShutdownTimeout)
-	// Stop taking requests first, then close every gateway with code 1000.
+	// End the event streams (HTTP shutdown waits for open requests), stop
+	// taking requests, then close every gateway with code 1000.
+	broker.Close()
 	if err := app.ShutdownWithTimeout(time.Until(deadline) / 2); err != nil {
 		log.Warn().Err(err).Msg("HTTP shutdown did not finish in time")
 	}

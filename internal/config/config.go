@@ -44,6 +44,8 @@ type Config struct {
 	// WaveformRetention is how long readings' samples are kept; 0 keeps
 	// them forever.
 	WaveformRetention time.Duration
+	// EventsBuffer is how many recent events /api/events can resume from.
+	EventsBuffer int
 }
 
 // Gateway holds the connection runtime's settings.
@@ -100,6 +102,7 @@ var Variables = []struct{ Name, Default string }{
 	{"READING_START_TIMEOUT", "30s"},
 	{"READING_TIMEOUT", "60s"},
 	{"WAVEFORM_RETENTION", "90d"},
+	{"EVENTS_BUFFER", "10000"},
 	{"SHUTDOWN_TIMEOUT", "10s"},
 	{"DEBUG_ADDR", ""},
 }
@@ -209,6 +212,7 @@ func parse(get func(string) string) (*Config, error) {
 		ShutdownTimeout:   p.duration("SHUTDOWN_TIMEOUT"),
 		DebugAddr:         p.optionalAddr("DEBUG_ADDR"),
 		WaveformRetention: p.retention("WAVEFORM_RETENTION"),
+		EventsBuffer:      p.intRange("EVENTS_BUFFER", 0, 1_000_000),
 	}
 	if c.Gateway.BackoffMax > 0 && c.Gateway.BackoffInitial > c.Gateway.BackoffMax {
 		p.fail("GATEWAY_BACKOFF_MAX", "must not be less than GATEWAY_BACKOFF_INITIAL (%s)", c.Gateway.BackoffInitial)

@@ -1,0 +1,117 @@
+package api
+
+import (
+	"bufio"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ctcgw/gatewayd/events"
+)
+
+// eventStream answers GET /api/events: Server-Sent Events, optionally of
+// one factory or gateway, resumed from Last-Event-ID (header, or the
+// last_event_id query parameter for clients that cannot set headers).
+// A slow client is cut off with event: overflow; it never slows anyone.
+func (s *server) eventStream(c *fiber.Ctx) error {
+	var f events.Filter
+	var last uint64
+	lastID := func(v string) string {
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return "must be an event id"
+		}
+		last = n
+		return ""
+	}
+	if err := plainQuery(c, map[string]func(string) string{
+		"factory_id":    uuidParam(&f.FactoryID),
+		"gateway_id":    uuidParam(&f.GatewayID),
+		"last_event_id": lastID,
+	}); err != nil {
+		return err
+	}
+	if h := c.Get("Last-Event-ID"); h != "" {
+		if msg := lastID(h); msg != "" {
+			return validationError(Detail{Field: "Last-Event-ID", Message: msg})
+		}
+	}
+	sub := s.tel.Events.Subscribe(f, last, s.opts.EventsClientBuffer)
+	c.Set(fiber.HeaderContentType, "text/event-stream")
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	c.Set("X-Accel-Buffering", "no") // proxies must not hold the stream back
+	conn, keepAlive := c.Context().Conn(), s.opts.EventsKeepAlive
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		ticker := time.NewTicker(keepAlive)
+		defer ticker.Stop()
+		_ = stream(w, conn, sub, ticker.C)
+	})
+	return nil
+}
+
+// streamWriteTimeout bounds each flush: a client that stops reading is
+// noticed within it, and its stream ends.
+const streamWriteTimeout = 10 * time.Second
+
+// stream writes a subscription until it ends (shutdown, overflow) or the
+// client goes away (a flush fails).
+func stream(w *bufio.Writer, conn net.Conn, sub *events.Subscription, keepAlive <-chan time.Time) error {
+	defer sub.Close()
+	flush := func() error {
+		_ = conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		return w.Flush()
+	}
+	// A comment first, so clients and proxies see the stream open at once.
+	if err := events.WriteKeepAlive(w); err != nil {
+		return err
+	}
+	if sub.Reset() {
+		if err := events.WriteReset(w); err != nil {
+			return err
+		}
+	}
+	for _, e := range sub.Replay() {
+		if err := events.WriteSSE(w, e); err != nil {
+			return err
+		}
+	}
+	for {
+		if err := flush(); err != nil {
+			return err
+		}
+		select {
+		case e, ok := <-sub.C():
+			if !ok {
+				if sub.Overflowed() {
+					if err := events.WriteOverflow(w); err != nil {
+						return err
+					}
+				}
+				return flush()
+			}
+			if err := events.WriteSSE(w, e); err != nil {
+				return err
+			}
+			// What is already waiting goes in the same flush.
+			for n := len(sub.C()); n > 0; n-- {
+				if err := events.WriteSSE(w, <-sub.C()); err != nil {
+					return err
+				}
+			}
+		case <-keepAlive:
+			if err := events.WriteKeepAlive(w); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// metricsHandler serves the Prometheus text format.
+func (s *server) metricsHandler() fiber.Handler {
+	return adaptor.HTTPHandler(promhttp.HandlerFor(s.tel.Metrics.Registry, promhttp.HandlerOpts{}))
+}

@@ -1,0 +1,278 @@
+package api_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/common/expfmt"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd/actors/actorstest"
+	"github.com/ctcgw/gatewayd/ctc/ctctest"
+)
+
+// listen serves the live env's app on a real socket (streams need one).
+func (e *liveEnv) listen() string {
+	e.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(e.t, err)
+	app := e.app
+	go func() { _ = app.Listener(ln) }()
+	e.t.Cleanup(func() {
+		e.h.Telemetry.Events.Close() // ends the streams, as shutdown does
+		_ = app.ShutdownWithTimeout(2 * time.Second)
+	})
+	return "http://" + ln.Addr().String()
+}
+
+type sse struct {
+	ID    uint64
+	Event string
+	Data  map[string]any
+}
+
+// subscribe opens /api/events?query and returns its events, and a stop.
+func subscribe(t *testing.T, base, query string, header ...string) (<-chan sse, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/api/events"+query, nil)
+	require.NoError(t, err)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	out := make(chan sse, 10000)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(out)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		var cur sse
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if cur.Event != "" {
+					out <- cur
+				}
+				cur = sse{}
+			case strings.HasPrefix(line, "id: "):
+				cur.ID, _ = strconv.ParseUint(line[4:], 10, 64)
+			case strings.HasPrefix(line, "event: "):
+				cur.Event = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				_ = json.Unmarshal([]byte(line[6:]), &cur.Data)
+			}
+		}
+	}()
+	return out, func() { cancel(); <-done }
+}
+
+// next takes events until one matches, failing after a while.
+func next(t *testing.T, ch <-chan sse, match func(sse) bool, what string) sse {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case e, ok := <-ch:
+			require.True(t, ok, "stream ended waiting for %s", what)
+			if match(e) {
+				return e
+			}
+		case <-timeout:
+			t.Fatalf("no event: %s", what)
+		}
+	}
+}
+
+func stateTo(id, to string) func(sse) bool {
+	return func(e sse) bool { return e.Event == "gateway.state" && e.Data["id"] == id && e.Data["to"] == to }
+}
+
+// Two subscribers with different filters each see their gateway's every
+// state change, in order, with increasing ids; CRUD events arrive too.
+func TestEventStreamInOrderWithFilters(t *testing.T) {
+	e := newLiveEnv(t, actorstest.FastConfig())
+	base := e.listen()
+	all, stopAll := subscribe(t, base, "")
+	defer stopAll()
+	a, sa := e.add("ev-a")
+	one, stopOne := subscribe(t, base, "?gateway_id="+a)
+	defer stopOne()
+	b, _ := e.add("ev-b")
+	e.waitState(a, "AUTHENTICATED", 5*time.Second)
+	e.waitState(b, "AUTHENTICATED", 5*time.Second)
+
+	// A scripted scenario for gateway a: drop, refuse, connect, disconnect.
+	sa.Drop(websocket.CloseGoingAway)
+	e.waitState(a, "AUTHENTICATED", 5*time.Second)
+	sa.SetFaults(ctctest.Faults{RefuseLogins: true})
+	sa.Drop(websocket.CloseGoingAway)
+	e.waitState(a, "AUTH_FAILED", 5*time.Second)
+	sa.SetFaults(ctctest.Faults{})
+	require.Equal(t, 202, e.do("POST", "/api/gateways/"+a+"/connect", nil).status)
+	e.waitState(a, "AUTHENTICATED", 5*time.Second)
+	require.Equal(t, 202, e.do("POST", "/api/gateways/"+a+"/disconnect", nil).status)
+
+	want := []string{"BACKOFF", "CONNECTING", "CONNECTED", "AUTHENTICATED", "BACKOFF", "CONNECTING", "CONNECTED",
+		"AUTH_FAILED", "CONNECTING", "CONNECTED", "AUTHENTICATED", "DISCONNECTED"}
+	for name, ch := range map[string]<-chan sse{"all": all, "one": one} {
+		// Skip to gateway a's first AUTHENTICATED, then expect the script.
+		next(t, ch, stateTo(a, "AUTHENTICATED"), name+": first login")
+		var last uint64
+		for i, to := range want {
+			ev := next(t, ch, func(s sse) bool {
+				if s.ID <= last && s.ID != 0 {
+					t.Errorf("%s: ids must increase: %d after %d", name, s.ID, last)
+				}
+				last = max(last, s.ID)
+				if name == "one" {
+					assert.True(t, s.Data["id"] == a || s.Data["gateway_id"] == a, "the filtered stream has only gateway a: %v", s)
+				}
+				return s.Event == "gateway.state" && s.Data["id"] == a
+			}, fmt.Sprintf("%s: step %d", name, i))
+			require.Equal(t, to, ev.Data["to"], "%s: step %d", name, i)
+			assert.Equal(t, e.factoryID, ev.Data["factory_id"])
+		}
+	}
+	// CRUD from the API.
+	require.Equal(t, 204, e.do("DELETE", "/api/gateways/"+b, nil).status)
+	ev := next(t, all, func(s sse) bool { return s.Event == "gateway.deleted" }, "gateway.deleted")
+	assert.Equal(t, b, ev.Data["id"])
+	assert.Equal(t, e.factoryID, ev.Data["factory_id"])
+	assert.Equal(t, 400, e.do("GET", "/api/events?gateway_id=nope", nil).status)
+}
+
+// A client that reconnects with Last-Event-ID loses nothing the ring
+// still holds; one whose id left the ring is told to reset.
+func TestEventStreamResume(t *testing.T) {
+	e := newLiveEnv(t, actorstest.FastConfig())
+	base := e.listen()
+	first, stop := subscribe(t, base, "")
+	id, sg := e.add("resume")
+	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	seen := next(t, first, stateTo(id, "AUTHENTICATED"), "authenticated")
+	stop()
+
+	logins := sg.Stats().Logins
+	sg.Drop(websocket.CloseGoingAway) // events while the client is away
+	require.Eventually(t, func() bool { return sg.Stats().Logins > logins }, 5*time.Second, 5*time.Millisecond)
+	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	again, stop := subscribe(t, base, "", "Last-Event-ID", strconv.FormatUint(seen.ID, 10))
+	got := next(t, again, func(s sse) bool { return s.Event == "gateway.state" }, "the first missed event")
+	assert.Equal(t, seen.ID+1, got.ID, "nothing lost, nothing repeated")
+	assert.Equal(t, "BACKOFF", got.Data["to"])
+	stop()
+
+	// An id older than the ring (from an earlier process), or newer than
+	// any event, resets.
+	old, stop := subscribe(t, base, "?last_event_id=1")
+	defer stop()
+	assert.Equal(t, "reset", (<-old).Event)
+	future, stop2 := subscribe(t, base, "", "Last-Event-ID", "999999999999")
+	defer stop2()
+	assert.Equal(t, "reset", (<-future).Event)
+	assert.Equal(t, 400, e.do("GET", "/api/events?last_event_id=x", nil).status)
+}
+
+// A subscriber that never reads is cut off with event: overflow, while
+// another keeps receiving and gateways keep connecting.
+func TestSlowSubscriberIsCutOff(t *testing.T) {
+	e := newLiveEnv(t, actorstest.FastConfig())
+	base := e.listen()
+	fast, stop := subscribe(t, base, "")
+	defer stop()
+	// A raw connection that asks for the stream and never reads it.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write([]byte("GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return e.h.Telemetry.Events.Subscribers() == 2 }, 5*time.Second, 10*time.Millisecond)
+
+	// Enough events to overflow its buffer (1024) and the socket buffers.
+	var ids []string
+	var sims []*ctctest.Gateway
+	for i := range 60 {
+		id, sg := e.add(fmt.Sprintf("slow-%02d", i))
+		ids, sims = append(ids, id), append(sims, sg)
+	}
+	require.Eventually(t, func() bool {
+		for _, sg := range sims {
+			sg.Drop(websocket.CloseGoingAway)
+		}
+		return e.h.Telemetry.Events.Overflows() > 0
+	}, 30*time.Second, 100*time.Millisecond, "the silent subscriber was cut off")
+	assert.Equal(t, 1, e.h.Telemetry.Events.Subscribers())
+	for _, id := range ids {
+		e.waitState(id, "AUTHENTICATED", 10*time.Second)
+	}
+	next(t, fast, stateTo(ids[len(ids)-1], "AUTHENTICATED"), "the reading subscriber kept receiving")
+}
+
+// /metrics parses as Prometheus text, and the state gauges agree with the
+// status list after creates, a crash, a refused login and a disconnect.
+func TestMetricsMatchTheStatusList(t *testing.T) {
+	e := newLiveEnv(t, actorstest.FastConfig())
+	a, _ := e.add("m-a")
+	b, sb := e.add("m-b")
+	c, _ := e.add("m-c")
+	for _, id := range []string{a, b, c} {
+		e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	}
+	require.Equal(t, 202, e.do("POST", "/api/debug/gateways/"+a+"/crash", nil).status)
+	sb.SetFaults(ctctest.Faults{RefuseLogins: true})
+	sb.Drop(websocket.CloseGoingAway)
+	e.waitState(b, "AUTH_FAILED", 5*time.Second)
+	require.Equal(t, 202, e.do("POST", "/api/gateways/"+c+"/disconnect", nil).status)
+	require.Eventually(t, func() bool { return e.status(a)["state"] == "AUTHENTICATED" && e.status(a)["restarts"] == 1.0 },
+		5*time.Second, 10*time.Millisecond)
+
+	r := e.do("GET", "/metrics", nil)
+	require.Equal(t, 200, r.status)
+	var p expfmt.TextParser
+	families, err := p.TextToMetricFamilies(strings.NewReader(string(r.body)))
+	require.NoError(t, err, "Prometheus text format")
+	counts := e.do("GET", "/api/gateways/status", nil).json(t)["counts"].(map[string]any)
+	gauges := map[string]float64{}
+	for _, m := range families["gatewayd_gateways"].GetMetric() {
+		gauges[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+	}
+	for state, n := range counts {
+		assert.Equal(t, n, gauges[state], "gatewayd_gateways{state=%q}", state)
+	}
+	assert.Equal(t, 1.0, families["gatewayd_actor_restarts_total"].GetMetric()[0].GetCounter().GetValue())
+	for _, name := range []string{"gatewayd_gateway_state_changes_total", "gatewayd_dials_total", "gatewayd_dial_seconds",
+		"gatewayd_logins_total", "gatewayd_readings_total", "gatewayd_reading_seconds", "gatewayd_http_requests_total",
+		"gatewayd_http_request_seconds", "go_goroutines", "process_resident_memory_bytes"} {
+		if name == "gatewayd_readings_total" {
+			continue // no reading yet: a vector with no series is not exposed
+		}
+		assert.Contains(t, families, name)
+	}
+	logins := map[string]float64{}
+	for _, m := range families["gatewayd_logins_total"].GetMetric() {
+		logins[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+	}
+	assert.GreaterOrEqual(t, logins["accepted"], 4.0)
+	assert.GreaterOrEqual(t, logins["refused"], 1.0)
+	// Routes are patterns; no label carries a gateway id.
+	assert.Contains(t, string(r.body), `route="/api/gateways/:id/status"`)
+	for _, id := range []string{a, b, c} {
+		assert.NotContains(t, string(r.body), id)
+	}
+}

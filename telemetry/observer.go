@@ -1,0 +1,110 @@
+// Package telemetry carries what the runtime observes to the metrics and
+// to the event stream: it is the runtime's Observer.
+package telemetry
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/events"
+	"github.com/ctcgw/gatewayd/metrics"
+)
+
+// Observer counts and publishes; it is safe for concurrent use.
+type Observer struct {
+	Metrics *metrics.Metrics
+	Events  *events.Broker
+	Log     zerolog.Logger
+}
+
+type stateEvent struct {
+	ID        uuid.UUID       `json:"id"`
+	FactoryID uuid.UUID       `json:"factory_id"`
+	GatewayID string          `json:"gateway_id"`
+	Name      string          `json:"name"`
+	From      *gatewayd.State `json:"from"`
+	To        gatewayd.State  `json:"to"`
+	At        string          `json:"at"`
+	LastError *string         `json:"last_error"`
+}
+
+// GatewayState publishes gateway.state and moves the state gauges.
+func (o *Observer) GatewayState(from gatewayd.State, st gatewayd.Status) {
+	o.Metrics.GatewayState(from, st.State)
+	if st.State == "" {
+		return // removed: the API publishes gateway.deleted
+	}
+	e := stateEvent{ID: st.ID, FactoryID: st.FactoryID, GatewayID: st.GatewayID, Name: st.Name, To: st.State,
+		At: Time(st.Since), LastError: st.LastError}
+	if from != "" {
+		e.From = &from
+	}
+	o.publish(events.TypeGatewayState, st.FactoryID, st.ID, e)
+}
+
+// Dialed counts a dial.
+func (o *Observer) Dialed(err error, took time.Duration) { o.Metrics.Dialed(err == nil, took) }
+
+// LoginAnswered counts an answer to POST_LOGIN.
+func (o *Observer) LoginAnswered(result string) { o.Metrics.LoginAnswered(result) }
+
+// ActorRestarted counts a restart.
+func (o *Observer) ActorRestarted() { o.Metrics.ActorRestarted() }
+
+// FloodCutOff counts a flooding gateway cut off.
+func (o *Observer) FloodCutOff() { o.Metrics.FloodCutOff() }
+
+type sensorEvent struct {
+	ID        uuid.UUID `json:"id"`
+	GatewayID uuid.UUID `json:"gateway_id"`
+}
+
+// SensorsChanged publishes sensor.updated for each sensor.
+func (o *Observer) SensorsChanged(refs []gatewayd.SensorRef) {
+	for _, r := range refs {
+		o.publish(events.TypeSensorUpdated, r.FactoryID, r.GatewayID, sensorEvent{ID: r.ID, GatewayID: r.GatewayID})
+	}
+}
+
+type readingEvent struct {
+	ID        uuid.UUID              `json:"id"`
+	SensorID  uuid.UUID              `json:"sensor_id"`
+	GatewayID uuid.UUID              `json:"gateway_id"`
+	Trigger   gatewayd.Trigger       `json:"trigger"`
+	Status    gatewayd.ReadingStatus `json:"status"`
+}
+
+// ReadingsDone counts readings and publishes reading.completed or
+// reading.failed for each.
+func (o *Observer) ReadingsDone(refs []gatewayd.ReadingRef) {
+	for _, r := range refs {
+		o.Metrics.ReadingDone(r)
+		typ := events.TypeReadingCompleted
+		if r.Status == gatewayd.ReadingFailed {
+			typ = events.TypeReadingFailed
+		}
+		o.publish(typ, r.FactoryID, r.GatewayID, readingEvent{ID: r.ID, SensorID: r.SensorID, GatewayID: r.GatewayID,
+			Trigger: r.Trigger, Status: r.Status})
+	}
+}
+
+// GatewayChanged publishes gateway.created, updated or deleted (from the
+// API, which knows which).
+func (o *Observer) GatewayChanged(typ string, g gatewayd.GatewayRef) {
+	o.publish(typ, g.FactoryID, g.ID, struct {
+		ID        uuid.UUID `json:"id"`
+		FactoryID uuid.UUID `json:"factory_id"`
+	}{g.ID, g.FactoryID})
+}
+
+func (o *Observer) publish(typ string, factoryID, gatewayID uuid.UUID, payload any) {
+	if _, err := o.Events.PublishJSON(typ, factoryID, gatewayID, payload); err != nil {
+		o.Log.Error().Err(err).Str("type", typ).Msg("event not published")
+	}
+}
+
+// Time renders t as the API does: UTC, RFC 3339, three fraction digits.
+func Time(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
