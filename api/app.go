@@ -48,6 +48,9 @@ type Options struct {
 	DBTimeout time.Duration
 	// Started is the process start, for uptime_seconds.
 	Started time.Time
+	// DatabaseUp, when set, answers health's "database" from a background
+	// probe (store.Probe) instead of a ping per request.
+	DatabaseUp func() bool
 }
 
 type server struct {

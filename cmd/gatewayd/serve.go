@@ -97,8 +97,11 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		}
 		defer stop()
 	}
+	probe := st.StartProbe(ctx, time.Second, time.Second) // health's answer about the database
+	defer probe.Stop()
 	rt := actors.Start(runtimeConfig(cfg), st, log)
-	app := api.New(st, rt, log, api.Options{CORSOrigins: cfg.CORSOrigins, ChaosEnabled: cfg.ChaosEnabled, Started: started})
+	app := api.New(st, rt, log, api.Options{CORSOrigins: cfg.CORSOrigins, ChaosEnabled: cfg.ChaosEnabled, Started: started,
+		DatabaseUp: probe.Up})
 
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
