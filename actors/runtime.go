@@ -37,6 +37,8 @@ type deps struct {
 	seen    *seenWriter
 	// kick asks for a store read now; safe from any goroutine.
 	kick func()
+	// trim asks for memory to be returned after a mass removal (trim.go).
+	trim func()
 }
 
 // counters are what the runtime counts as it goes, so questions like
@@ -47,6 +49,8 @@ type counters struct {
 	ready         atomic.Bool
 	// supervisorStarts counts supervisor incarnations.
 	supervisorStarts atomic.Int32
+	// trims counts FreeOSMemory calls after mass removals.
+	trims atomic.Int32
 }
 
 // Runtime is the handle on the actor system that the API and main use.
@@ -57,6 +61,7 @@ type Runtime struct {
 	supervisor *actor.PID
 	src        Source
 	kick       chan struct{}
+	trim       chan struct{}
 	cancel     context.CancelFunc
 	loops      sync.WaitGroup
 	stopOnce   sync.Once
@@ -75,7 +80,7 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(zerolog.NewSlogHandler(alog))
 	}))
-	r := &Runtime{system: system, src: src, kick: make(chan struct{}, 1), n: &counters{}}
+	r := &Runtime{system: system, src: src, kick: make(chan struct{}, 1), trim: make(chan struct{}, 1), n: &counters{}}
 	r.d = &deps{
 		cfg:  cfg,
 		root: system.Root,
@@ -91,6 +96,7 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 		limiter: newDialLimiter(cfg.DialConcurrency),
 		seen:    newSeenWriter(src.MarkSeen, cfg.SeenFlushInterval, log),
 		kick:    r.requestReconcile,
+		trim:    r.requestTrim,
 	}
 	d, n := r.d, r.n
 	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newSupervisor(d, n) }), "supervisor")
@@ -100,8 +106,9 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 	r.supervisor = pid
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	r.loops.Add(1)
+	r.loops.Add(2)
 	go r.reconcileLoop(ctx)
+	go r.trimLoop(ctx)
 	return r
 }
 
