@@ -24,7 +24,7 @@ import (
 func connect(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*pgxpool.Pool, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for attempt := 1; ; attempt++ {
-		pool, err := store.Connect(ctx, cfg.DatabaseURL, 5*time.Second)
+		pool, err := store.Connect(ctx, cfg.DatabaseURL, 5*time.Second, cfg.DatabaseMaxConns)
 		if err == nil {
 			return pool, nil
 		}
