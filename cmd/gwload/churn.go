@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +53,7 @@ func churn(ctx context.Context, e *env, r *report) error {
 	r.value("churn_goroutines_before", float64(g0), "count")
 	r.progressf("churn: before: rss %d KiB, live heap %.1f MiB, %d goroutines", rss0, float64(heap0)/(1<<20), g0)
 	e.heapProfile(debugAddr, "churn-0-before")
+	e.memStats(r, debugAddr, "before")
 
 	var factory struct{ ID uuid.UUID }
 	if err := e.call("POST", "/factories", map[string]any{"organization_id": e.org, "name": "churn"}, 201, &factory); err != nil {
@@ -143,6 +146,7 @@ func churn(ctx context.Context, e *env, r *report) error {
 	r.value("churn_live_heap_after_creates", float64(heap1)/(1<<20), "MiB")
 	r.value("churn_goroutines_after_creates", float64(g1), "count")
 	e.heapProfile(debugAddr, "churn-1-created")
+	e.memStats(r, debugAddr, "after the creates")
 
 	deleteStart := time.Now()
 	if o.churnDelete == "each" {
@@ -213,7 +217,29 @@ func churn(ctx context.Context, e *env, r *report) error {
 	r.value("churn_goroutines_end", float64(g2), "count")
 	r.value("churn_rss_after_gc", float64(e.rssKiB())/1024, "MiB")
 	e.heapProfile(debugAddr, "churn-2-deleted")
+	e.memStats(r, debugAddr, "end")
 	return nil
+}
+
+// memStats logs gatewayd's runtime.MemStats lines (from its pprof heap
+// page) that tell live data from what the allocator keeps.
+func (e *env) memStats(r *report, debugAddr, when string) {
+	resp, err := e.client.Get("http://" + debugAddr + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var parts []string
+	for _, line := range strings.Split(string(body), "\n") {
+		for _, k := range []string{"HeapAlloc", "HeapInuse", "HeapIdle", "HeapReleased", "Stack", "MSpan", "GCSys", "OtherSys", "Sys"} {
+			if v, ok := strings.CutPrefix(line, "# "+k+" = "); ok {
+				n, _ := strconv.ParseUint(strings.Fields(v)[0], 10, 64)
+				parts = append(parts, fmt.Sprintf("%s %.1f", k, float64(n)/(1<<20)))
+			}
+		}
+	}
+	r.progressf("churn: %s: MemStats MiB: %s", when, strings.Join(parts, ", "))
 }
 
 // waitStates polls the factory's status counts until want gateways are in

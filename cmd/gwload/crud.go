@@ -116,6 +116,9 @@ func crud(ctx context.Context, e *env, r *report) error {
 	if err != nil {
 		r.progressf("pgbench not found; gatewayd figures only")
 	}
+	if e.o.noReferences {
+		pgb = ""
+	}
 	tmp, err := os.MkdirTemp("", "gwload")
 	if err != nil {
 		return err

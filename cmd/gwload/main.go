@@ -42,6 +42,8 @@ type options struct {
 	debugAddr string
 	// profileDir, when set, receives heap profiles taken by churn.
 	profileDir string
+	// noReferences skips crud's pgbench references (pool-size sweeps).
+	noReferences bool
 	// phases limits crud to these phases (comma-separated); "" is all.
 	phases string
 	// churn: gateways created and then deleted, how many of them log in
@@ -80,6 +82,7 @@ func main() {
 	fs.IntVar(&o.dbMaxConns, "db-max-conns", 0, "DATABASE_MAX_CONNS for gatewayd (0: its default)")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "DEBUG_ADDR (pprof) for the gatewayd of crud, to profile it by hand")
 	fs.StringVar(&o.profileDir, "profile-dir", "", "churn writes heap profiles of gatewayd here")
+	fs.BoolVar(&o.noReferences, "no-references", false, "crud without its pgbench references (for sweeps)")
 	fs.StringVar(&o.phases, "phases", "", "crud phases to run, comma-separated (default all)")
 	fs.IntVar(&o.churn, "churn", 50000, "gateways created and deleted by churn")
 	fs.IntVar(&o.churnConnected, "churn-connected", 5000, "of those, how many log in and stay connected; the others are refused at login (AUTH_FAILED, no socket)")
