@@ -23,4 +23,15 @@ var (
 	ErrTimeout = errors.New("runtime did not answer in time")
 	// ErrNotRunning: the gateway has no running actor (it is FAILED).
 	ErrNotRunning = errors.New("gateway actor is not running")
+	// ErrNotConnected: a command needs an authenticated connection and
+	// there is none (or it was lost while the command waited).
+	ErrNotConnected = errors.New("gateway not connected")
+	// ErrGatewayTimeout: the gateway did not answer a command in time.
+	ErrGatewayTimeout = errors.New("gateway did not answer in time")
+	// ErrGatewayError: the gateway answered a command with an error or
+	// with something that is not an answer to it.
+	ErrGatewayError = errors.New("gateway answered with an error")
 )
+
+// ErrQueueFull: a gateway already has READING_QUEUE_LIMIT readings waiting.
+var ErrQueueFull = errors.New("reading queue full")

@@ -2,6 +2,7 @@ package gatewayd
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -76,7 +77,8 @@ func (c Credentials) Differs(o Credentials) bool {
 }
 
 // Target is one gateway as the runtime keeps it: whom to connect to, how
-// to log in, and whether the operator wants it connected at all.
+// to log in, whether the operator wants it connected at all, and which of
+// its sensors are read on a schedule.
 type Target struct {
 	ID        uuid.UUID
 	FactoryID uuid.UUID
@@ -84,6 +86,21 @@ type Target struct {
 	Name      string
 	Desired   DesiredState
 	Credentials
+	// Schedules are the sensors with a reading_interval, by sensor id.
+	Schedules []Schedule
+}
+
+// Equal reports whether t and o are the same in every field.
+func (t Target) Equal(o Target) bool {
+	return t.ID == o.ID && t.FactoryID == o.FactoryID && t.GatewayID == o.GatewayID && t.Name == o.Name &&
+		t.Desired == o.Desired && t.Credentials == o.Credentials && slices.Equal(t.Schedules, o.Schedules)
+}
+
+// Schedule says a sensor is read every Interval.
+type Schedule struct {
+	SensorID uuid.UUID
+	Serial   int64
+	Interval time.Duration
 }
 
 // Target is the gateway as the runtime keeps it, logging in with password.

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"net"
+	"runtime"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,6 +29,24 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// SeenFlushInterval is how often last_seen_at is written; default 5s.
 	SeenFlushInterval time.Duration
+	// SensorRefreshInterval is how often an authenticated gateway is asked
+	// for its sensors again (SENSOR_REFRESH_INTERVAL); default 10m.
+	SensorRefreshInterval time.Duration
+	// SensorFlushInterval is how often discoveries and temperatures are
+	// written; default 1s.
+	SensorFlushInterval time.Duration
+	// ReadingQueueLimit bounds the readings waiting on one gateway
+	// (READING_QUEUE_LIMIT); default 16.
+	ReadingQueueLimit int
+	// ReadingStartTimeout bounds the wait for NOT_DYN_READING_STARTED,
+	// ReadingTimeout the wait for NOT_DYN_READING after it; 30s and 60s.
+	ReadingStartTimeout time.Duration
+	ReadingTimeout      time.Duration
+	// ReadingFlushInterval is how often reading states are written; 100ms.
+	ReadingFlushInterval time.Duration
+	// ReadingWorkers decode and analyse readings (default GOMAXPROCS);
+	// ReadingBacklog bounds the readings waiting for them (default 64).
+	ReadingWorkers, ReadingBacklog int
 	// RequestTimeout bounds a request to the supervisor; default 5s.
 	RequestTimeout time.Duration
 	// ActorTimeout bounds the wait for a gateway actor's own answer to a
@@ -68,6 +87,27 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SeenFlushInterval <= 0 {
 		c.SeenFlushInterval = 5 * time.Second
+	}
+	if c.SensorRefreshInterval <= 0 {
+		c.SensorRefreshInterval = 10 * time.Minute
+	}
+	if c.SensorFlushInterval <= 0 {
+		c.SensorFlushInterval = time.Second
+	}
+	setDefault(&c.ReadingQueueLimit, 16)
+	setDefault(&c.ReadingWorkers, runtime.GOMAXPROCS(0))
+	setDefault(&c.ReadingBacklog, 64)
+	if c.ReadingStartTimeout <= 0 {
+		c.ReadingStartTimeout = 30 * time.Second
+	}
+	if c.ReadingTimeout <= 0 {
+		c.ReadingTimeout = time.Minute
+	}
+	if c.ReadingFlushInterval <= 0 {
+		c.ReadingFlushInterval = 100 * time.Millisecond
+	}
+	if c.CommandTimeout <= 0 {
+		c.CommandTimeout = 30 * time.Second
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 5 * time.Second

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -56,9 +59,19 @@ const (
 	maxErrorBytes = 1024
 )
 
-// request is an in-flight request awaiting its FIFO answer.
-type request struct {
-	typ string
+// command is one request to the gateway. Answers carry no correlation
+// id, so commands go one at a time: the next is sent only when the
+// previous one was answered or, if it timed out, when its late answer
+// came or a second timeout passed (see pump). Otherwise one unanswered
+// request would shift every later answer onto the wrong request.
+type command struct {
+	typ     string
+	data    any
+	timeout time.Duration
+	// waiters are requesters (futures) to answer when a discovery ends.
+	waiters []*actor.PID
+	// reading is the acquisition a TAKE_DYN_READING belongs to.
+	reading *acquisition
 }
 
 // gatewayActor owns one gateway's socket and state machine.
@@ -80,9 +93,21 @@ type gatewayActor struct {
 	inbox      *semaphore.Weighted
 	stopReader context.CancelFunc
 	readerDone chan struct{}
-	matcher    ctc.Matcher[request]
-	timers     [numTimers]*time.Timer
-	lastMark   time.Time
+	matcher    ctc.Matcher[*command]
+	queue      []*command // waiting to be sent
+	// discovering is the discovery queued or in flight, which a new
+	// request joins instead of sending another.
+	discovering *command
+	subscribed  bool
+	// sensorRates are the read rates of the last discovery, by serial.
+	sensorRates map[int64]float64
+
+	readings      []*acquisition // the current acquisition first, then the queue
+	readingTimer  *time.Timer
+	schedules     map[uuid.UUID]*scheduled
+	scheduleEpoch uint64
+	timers        [numTimers]*time.Timer
+	lastMark      time.Time
 	// reachedLogin: the last connection got as far as an accepted login.
 	// A gateway whose attempts fail before that dials in the limiter's
 	// lane for failing gateways.
@@ -95,7 +120,8 @@ type gatewayActor struct {
 func newGatewayActor(d *deps, w *wanted) *gatewayActor {
 	t, restarts := w.get()
 	return &gatewayActor{d: d, w: w, id: t.ID, target: t, restarts: restarts,
-		log: gatewayLogger(d.log, t.ID)}
+		log:         gatewayLogger(d.log, t.ID),
+		sensorRates: make(map[int64]float64), schedules: make(map[uuid.UUID]*scheduled)}
 }
 
 // Receive never blocks on the network: dials and reads run in goroutines
@@ -131,6 +157,20 @@ func (a *gatewayActor) Receive(c actor.Context) {
 		c.Respond(&statusReply{value: a.status})
 	case *getStatus:
 		c.Respond(&statusReply{value: a.status})
+	case *discoverSensors:
+		if a.status.State != gatewayd.StateAuthenticated {
+			c.Respond(&discoveryReply{err: fmt.Errorf("%w (state %s)", gatewayd.ErrNotConnected, a.status.State)})
+			return
+		}
+		a.discover(c.Sender())
+	case *takeReading:
+		c.Respond(&doneReply{err: a.onTakeReading(m)})
+	case *readingTimer:
+		if m.gen == a.gen {
+			a.onReadingTimer(m)
+		}
+	case *scheduleFired:
+		a.onScheduleFired(m)
 	case *crash:
 		panic(ChaosPanic)
 	case *dialed:
@@ -166,7 +206,11 @@ func (a *gatewayActor) reconfigure() {
 	t, _ := a.w.get()
 	changed := t.Credentials.Differs(a.target.Credentials)
 	desiredChanged := t.Desired != a.target.Desired
+	schedulesChanged := !slices.Equal(t.Schedules, a.target.Schedules)
 	a.target = t
+	if schedulesChanged && a.status.State == gatewayd.StateAuthenticated {
+		a.armSchedules()
+	}
 	a.status.FactoryID, a.status.GatewayID, a.status.Name, a.status.Desired = t.FactoryID, t.GatewayID, t.Name, t.Desired
 	reconnect := false
 	switch {
@@ -234,17 +278,66 @@ func (a *gatewayActor) onDialed(m *dialed) {
 	}
 	a.ws = ws
 	a.startReader(ws)
-	frameBytes, err := ctc.Encode(ctc.TypePostLogin, ctc.Login{Email: a.target.Email, Password: a.target.Password})
-	if err == nil {
-		err = a.write(frameBytes)
-	}
-	if err != nil {
-		a.fail("sending login failed: " + describe(err))
+	a.setState(gatewayd.StateConnected)
+	// The first message on a new socket must be POST_LOGIN.
+	a.enqueue(&command{typ: ctc.TypePostLogin, data: ctc.Login{Email: a.target.Email, Password: a.target.Password},
+		timeout: a.d.cfg.AuthTimeout})
+}
+
+// enqueue queues a command and sends it if the line is free.
+func (a *gatewayActor) enqueue(cmd *command) {
+	a.queue = append(a.queue, cmd)
+	a.pump()
+}
+
+// pump sends the next queued command when no earlier request can still be
+// answered (the matcher is empty, tombstones included).
+func (a *gatewayActor) pump() {
+	if a.ws == nil || a.matcher.Len() > 0 || len(a.queue) == 0 {
 		return
 	}
-	a.matcher.Add(request{typ: ctc.TypePostLogin}, time.Now(), a.d.cfg.AuthTimeout)
+	cmd := a.queue[0]
+	a.queue[0] = nil
+	a.queue = a.queue[1:]
+	b, err := ctc.Encode(cmd.typ, cmd.data)
+	if err == nil {
+		err = a.write(b)
+	}
+	if err != nil {
+		a.queue = append([]*command{cmd}, a.queue...) // teardown answers its waiters
+		if errors.Is(err, websocket.ErrCloseSent) {
+			// The socket is closing on its own (gorilla sends a close when
+			// a frame is over the read limit); the reader's end tells why.
+			return
+		}
+		a.fail("sending " + cmd.typ + " failed: " + describe(err))
+		return
+	}
+	a.matcher.Add(cmd, time.Now(), cmd.timeout)
 	a.armDeadline()
-	a.setState(gatewayd.StateConnected)
+}
+
+// discover asks the gateway for its sensors; waiter (if not nil) is told
+// the answer. A discovery already queued or in flight is joined.
+func (a *gatewayActor) discover(waiter *actor.PID) {
+	if a.discovering == nil {
+		a.discovering = &command{typ: ctc.TypeGetDynConnected, timeout: a.d.cfg.CommandTimeout}
+		defer a.enqueue(a.discovering)
+	}
+	if waiter != nil {
+		a.discovering.waiters = append(a.discovering.waiters, waiter)
+	}
+}
+
+// finished ends a command: a discovery's waiters get d or err.
+func (a *gatewayActor) finished(cmd *command, d gatewayd.Discovery, err error) {
+	if cmd == a.discovering {
+		a.discovering = nil
+	}
+	for _, w := range cmd.waiters {
+		a.d.root.Send(w, &discoveryReply{value: d, err: err})
+	}
+	cmd.waiters = nil
 }
 
 // startReader starts the socket's only reader; its messages carry the
@@ -277,21 +370,103 @@ func (a *gatewayActor) onFrame(m *frame) {
 	}
 	a.seen(now, false)
 	if !ctc.IsAnswer(m.msg) {
-		if u, ok := m.msg.(*ctc.Unknown); ok {
-			a.drop(now, "unknown frame type "+u.Type)
-		}
-		return // notifications are not used yet
+		a.onNotification(now, m.msg)
+		return
 	}
-	req, ok := a.matcher.Answer()
+	cmd, ok := a.matcher.Answer()
 	if !ok {
-		a.drop(now, "answer nobody asked for: "+m.msg.MessageType())
+		a.drop(now, "answer nobody asked for (or too late): "+m.msg.MessageType())
+		a.pump()
 		return
 	}
 	a.armDeadline()
-	if req.typ != ctc.TypePostLogin {
+	switch cmd.typ {
+	case ctc.TypePostLogin:
+		a.onLogin(now, m.msg)
+	case ctc.TypeGetDynConnected:
+		a.onDiscovery(now, cmd, m.msg)
+	case ctc.TypePostSubChanges:
+		if _, ok := m.msg.(*ctc.DynResult); ok {
+			a.subscribed = true
+		} else {
+			a.drop(now, "subscribing to changes refused: "+m.msg.MessageType())
+		}
+	case ctc.TypeTakeDynReading:
+		a.onTakeAnswer(cmd.reading, m.msg)
+	}
+	a.pump()
+}
+
+// onNotification handles what the gateway pushes unasked.
+func (a *gatewayActor) onNotification(now time.Time, msg ctc.Message) {
+	switch n := msg.(type) {
+	case *ctc.Temperature:
+		serial, err := strconv.ParseInt(strings.TrimSpace(n.Serial), 10, 64)
+		celsius, ok := number(n.Temp)
+		if err != nil || !ok {
+			a.drop(now, "malformed NOT_DYN_TEMP")
+			return
+		}
+		a.d.writer.temperature(gatewayd.Temperature{GatewayID: a.id, Serial: serial, Celsius: celsius, At: now})
+	case *ctc.ReadingStarted:
+		a.onReadingStarted(now, n)
+	case *ctc.Reading:
+		a.onReading(now, n)
+	case *ctc.Unknown:
+		if strings.HasPrefix(n.Type, "NOT_") {
+			a.drop(now, "unknown notification "+n.Type)
+		} else {
+			a.drop(now, "unknown frame type "+n.Type)
+		}
+	}
+}
+
+// number reads a JSON number or a numeric string; only finite values.
+func number(v any) (float64, bool) {
+	var f float64
+	switch x := v.(type) {
+	case float64:
+		f = x
+	case string:
+		var err error
+		if f, err = strconv.ParseFloat(strings.TrimSpace(x), 64); err != nil {
+			return 0, false
+		}
+	default:
+		return 0, false
+	}
+	return f, !math.IsNaN(f) && !math.IsInf(f, 0)
+}
+
+// onDiscovery merges a discovery answer (through the writer) and tells
+// whoever asked. A garbled answer is logged and dropped; it never touches
+// the connection.
+func (a *gatewayActor) onDiscovery(now time.Time, cmd *command, msg ctc.Message) {
+	dyn, ok := msg.(*ctc.DynResult)
+	if !ok {
+		a.drop(now, "sensor discovery refused: "+msg.MessageType())
+		a.finished(cmd, gatewayd.Discovery{}, fmt.Errorf("%w: it answered %s", gatewayd.ErrGatewayError, msg.MessageType()))
 		return
 	}
-	accepted, reason := ctc.LoginOutcome(m.msg)
+	list, err := ctc.Sensors(dyn.Data)
+	if err != nil {
+		a.drop(now, "malformed sensor list: "+err.Error())
+		a.finished(cmd, gatewayd.Discovery{}, fmt.Errorf("%w: malformed sensor list", gatewayd.ErrGatewayError))
+		return
+	}
+	d := gatewayd.Discovery{GatewayID: a.id, At: now, Sensors: make([]gatewayd.SensorReport, len(list))}
+	clear(a.sensorRates)
+	for i, s := range list {
+		a.sensorRates[s.Serial] = s.ReadRate
+		d.Sensors[i] = gatewayd.SensorReport{Serial: s.Serial, Name: s.Name, PartNumber: s.PartNum, ReadRateHz: s.ReadRate,
+			Samples: s.Samples, Connected: s.Connected != 0}
+	}
+	a.d.writer.discovered(d)
+	a.finished(cmd, d, nil)
+}
+
+func (a *gatewayActor) onLogin(now time.Time, msg ctc.Message) {
+	accepted, reason := ctc.LoginOutcome(msg)
 	if !accepted {
 		reason := capError(reason)
 		a.log.Warn().Str("state", string(gatewayd.StateAuthFailed)).Str("error", *reason).Msg("gateway refused the credentials")
@@ -314,6 +489,12 @@ func (a *gatewayActor) onFrame(m *frame) {
 		a.armTimer(timerHealthy, a.d.cfg.PingInterval)
 	}
 	a.setState(gatewayd.StateAuthenticated)
+	// Learn the sensors, then subscribe to their notifications; the
+	// sensors are asked for again every refresh interval.
+	a.discover(nil)
+	a.enqueue(&command{typ: ctc.TypePostSubChanges, timeout: a.d.cfg.CommandTimeout})
+	a.armTimer(timerRefresh, a.d.cfg.SensorRefreshInterval)
+	a.armSchedules()
 }
 
 func (a *gatewayActor) onTimer(kind timerKind) {
@@ -325,13 +506,24 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 			a.connect()
 		}
 	case timerDeadline:
-		for _, req := range a.matcher.Expire(now) {
-			if req.typ == ctc.TypePostLogin {
+		for _, cmd := range a.matcher.Expire(now) {
+			if cmd.typ == ctc.TypePostLogin {
 				a.fail(fmt.Sprintf("no answer to login within %s", a.d.cfg.AuthTimeout))
 				return
 			}
+			a.drop(now, fmt.Sprintf("no answer to %s within %s", cmd.typ, cmd.timeout))
+			a.finished(cmd, gatewayd.Discovery{}, gatewayd.ErrGatewayTimeout)
+			if cmd.reading != nil {
+				a.onTakeTimeout(cmd.reading)
+			}
 		}
 		a.armDeadline()
+		a.pump()
+	case timerRefresh:
+		if a.status.State == gatewayd.StateAuthenticated {
+			a.discover(nil)
+			a.armTimer(timerRefresh, a.d.cfg.SensorRefreshInterval)
+		}
 	case timerPing:
 		if a.status.State != gatewayd.StateAuthenticated || a.ws == nil {
 			return
@@ -381,7 +573,16 @@ func (a *gatewayActor) teardown(wait bool) {
 	for k := range a.timers {
 		a.stopTimer(timerKind(k))
 	}
-	a.matcher.Close()
+	// Commands waiting for an answer or their turn fail at once.
+	for _, cmd := range append(a.matcher.Close(), a.queue...) {
+		a.finished(cmd, gatewayd.Discovery{}, fmt.Errorf("%w: connection lost", gatewayd.ErrNotConnected))
+	}
+	clear(a.queue)
+	a.queue = a.queue[:0]
+	a.subscribed = false
+	// Readings queued or running fail with the connection (or the actor).
+	a.failAllReadings(gatewayd.ReadingErrConnectionLost)
+	a.stopSchedules()
 	if dl := a.dial; dl != nil {
 		a.dial = nil
 		dl.abandon()
@@ -445,7 +646,7 @@ func (a *gatewayActor) seen(now time.Time, force bool) {
 	a.status.LastSeenAt = &now
 	if force || now.Sub(a.lastMark) >= markEvery {
 		a.lastMark = now
-		a.d.seen.mark(a.id, now)
+		a.d.writer.mark(a.id, now)
 	}
 }
 

@@ -2,6 +2,8 @@ package actors_test
 
 import (
 	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,4 +87,79 @@ func TestFlappingGatewayKeepsBackingOff(t *testing.T) {
 		st := h.Status(g.ID)
 		return st.State == gatewayd.StateAuthenticated && st.ReconnectAttempts == 0 && st.LastError == nil
 	}, 10*time.Second, "healthy again after a ping interval up")
+}
+
+// Gateways that flood frames as fast as the socket takes them are cut off
+// (into BACKOFF, saying why), their neighbours keep their connections,
+// and the heap stays bounded whatever they send. Not parallel: it
+// measures the process's heap.
+func TestFloodingGatewaysAreCutOffAndMemoryStaysBounded(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.PingInterval = 5 * time.Second // the last error stays visible between floods
+	h := actorstest.New(t, tmpl, cfg)
+	gws, sims := h.AddAuthenticated("flood", 5)
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	baseline := ms.HeapInuse
+	for _, sg := range sims[:4] {
+		sg.UpdateFaults(func(f *ctctest.Faults) { f.Flood = true })
+		sg.Drop(websocket.CloseGoingAway) // the next connection floods from its login on
+	}
+	var peak uint64
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		runtime.ReadMemStats(&ms)
+		peak = max(peak, ms.HeapInuse)
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i, g := range gws[:4] {
+		st := h.Status(g.ID)
+		require.NotNil(t, st.LastError, "flooder %d: %+v", i, st)
+		assert.Contains(t, *st.LastError, "flooding", "flooder %d: %+v", i, st)
+		assert.Greater(t, sims[i].Stats().FloodSent, 2000, "it did flood")
+		assert.GreaterOrEqual(t, sims[i].Stats().Accepted, 2, "cut off and reconnected")
+	}
+	quiet := sims[4].Stats()
+	assert.Equal(t, 1, quiet.Accepted, "the quiet neighbour kept its connection")
+	assert.Equal(t, 1, quiet.Open)
+	assert.Less(t, peak-min(peak, baseline), uint64(128<<20), "heap grew by %d MiB", (peak-baseline)>>20)
+	t.Logf("heap in use: baseline %d MiB, peak while flooding %d MiB", baseline>>20, peak>>20)
+	for _, sg := range sims[:4] {
+		sg.UpdateFaults(func(f *ctctest.Faults) { f.Flood = false })
+	}
+	for _, g := range gws[:4] {
+		h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	}
+}
+
+// A frame over the read limit right after every login: the gateway keeps
+// backing off instead of reconnecting every second forever.
+func TestOversizeFrameAfterLoginKeepsBackingOff(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.PingInterval = time.Second // healthy only after a second up
+	h := newHarness(t, cfg)
+	gws, sims := h.AddAuthenticated("big", 1)
+	sims[0].UpdateFaults(func(f *ctctest.Faults) { f.OversizeAfterLogin = 5 << 20 })
+	sims[0].Drop(0)
+	eventually(t, func() bool { return sims[0].Stats().Logins >= 4 }, 15*time.Second, "logs in again and again")
+	st := h.Status(gws[0].ID)
+	assert.GreaterOrEqual(t, st.ReconnectAttempts, 3)
+	require.NotNil(t, st.LastError)
+	assert.Contains(t, *st.LastError, "read limit")
+}
+
+// A 3.5 MB error text from a gateway is cut to 1 KiB in last_error.
+func TestHugeLoginErrorIsCapped(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.AuthTimeout = 10 * time.Second // 3.5 MB decode slowly under the race detector
+	h := newHarness(t, cfg)
+	gws, sims := h.AddAuthenticated("loud", 1)
+	sims[0].UpdateFaults(func(f *ctctest.Faults) { f.LoginErrorSize = 3_500_000; f.RefuseLogins = true })
+	sims[0].Drop(0)
+	st := h.WaitState(gws[0].ID, gatewayd.StateAuthFailed, 5*time.Second)
+	require.NotNil(t, st.LastError)
+	assert.LessOrEqual(t, len(*st.LastError), 1024)
+	assert.True(t, strings.HasSuffix(*st.LastError, "…"))
+	assert.Less(t, len(h.Logs.String()), 64<<10, "nor copied into the log")
 }

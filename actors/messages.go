@@ -26,6 +26,7 @@ type (
 	getRecord         struct{ id uuid.UUID }
 	listStatuses      struct{ factoryID *uuid.UUID }
 	crashGateway      struct{ id uuid.UUID }
+	discoverSensors   struct{ id uuid.UUID }
 )
 
 // reply is every answer to a request: one type per request kind, asserted
@@ -36,9 +37,10 @@ type reply[T any] struct {
 }
 
 type (
-	statusReply   = reply[gatewayd.Status]
-	statusesReply = reply[[]gatewayd.Status]
-	doneReply     = reply[struct{}]
+	statusReply    = reply[gatewayd.Status]
+	statusesReply  = reply[[]gatewayd.Status]
+	doneReply      = reply[struct{}]
+	discoveryReply = reply[gatewayd.Discovery]
 )
 
 // Messages between the supervisor and its gateway actors.
@@ -84,6 +86,7 @@ const (
 	timerPing                      // time to ping
 	timerPong                      // the pong did not come
 	timerHealthy                   // the connection stayed up a ping interval
+	timerRefresh                   // time to ask for the sensors again
 	numTimers
 )
 

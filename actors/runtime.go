@@ -24,17 +24,24 @@ type Source interface {
 	Targets(ctx context.Context) ([]gatewayd.Target, error)
 	// MarkSeen writes last_seen_at for many gateways at once.
 	MarkSeen(ctx context.Context, seen map[uuid.UUID]time.Time) error
+	// MergeDiscoveries writes many gateways' sensor discoveries at once.
+	MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) error
+	// RecordTemperatures writes many sensors' temperatures at once.
+	RecordTemperatures(ctx context.Context, ts []gatewayd.Temperature) error
+	// SaveReadings writes many readings' states (and samples) at once.
+	SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) error
 }
 
 // deps is what every actor of one runtime reads. Nothing in it changes
 // after Start; each field is immutable or safe for concurrent use.
 type deps struct {
-	cfg     Config
-	root    *actor.RootContext
-	log     zerolog.Logger
-	dialer  *websocket.Dialer
-	limiter *dialLimiter
-	seen    *seenWriter
+	cfg       Config
+	root      *actor.RootContext
+	log       zerolog.Logger
+	dialer    *websocket.Dialer
+	limiter   *dialLimiter
+	writer    *writer
+	processor *processor
 	// kick asks for a store read now; safe from any goroutine.
 	kick func()
 	// trim asks for memory to be returned after a mass removal (trim.go).
@@ -94,10 +101,11 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 			WriteBufferPool: &sync.Pool{},
 		},
 		limiter: newDialLimiter(cfg.DialConcurrency),
-		seen:    newSeenWriter(src.MarkSeen, cfg.SeenFlushInterval, log),
 		kick:    r.requestReconcile,
 		trim:    r.requestTrim,
 	}
+	r.d.writer = newWriter(src, cfg.SeenFlushInterval, cfg.SensorFlushInterval, cfg.ReadingFlushInterval, log)
+	r.d.processor = newProcessor(r.d.writer, cfg.ReadingWorkers, cfg.ReadingBacklog, log)
 	d, n := r.d, r.n
 	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newSupervisor(d, n) }), "supervisor")
 	if err != nil {
@@ -231,6 +239,25 @@ func (r *Runtime) askActor(ctx context.Context, id uuid.UUID, msg any) (gatewayd
 	return st, err
 }
 
+// Discover asks the gateway for its sensors now (GET_DYN_CONNECTED) and
+// returns its answer; the runtime also merges it into the store through
+// its writer. ErrNotConnected unless the gateway is authenticated;
+// ErrGatewayTimeout when it does not answer within CommandTimeout.
+func (r *Runtime) Discover(ctx context.Context, id uuid.UUID) (gatewayd.Discovery, error) {
+	// The command may wait behind one that timed out (one request at a
+	// time per connection), so allow two command timeouts.
+	return askWithin[gatewayd.Discovery](r, ctx, &discoverSensors{id: id}, 2*r.d.cfg.CommandTimeout+r.d.cfg.RequestTimeout)
+}
+
+// TakeReading hands a stored QUEUED reading of the sensor with serial to
+// its gateway's actor (rateHz is the sensor's read rate, 0 if unknown).
+// ErrNotConnected unless the gateway is authenticated; ErrQueueFull past
+// ReadingQueueLimit; ErrNotFound for a gateway the runtime does not run.
+func (r *Runtime) TakeReading(ctx context.Context, rd gatewayd.Reading, serial int64, rateHz float64) error {
+	_, err := ask[struct{}](r, ctx, &takeReading{id: rd.GatewayID, r: rd, serial: serial, rateHz: rateHz})
+	return err
+}
+
 // Crash makes the gateway's actor panic (chaos drill).
 func (r *Runtime) Crash(ctx context.Context, id uuid.UUID) error {
 	_, err := ask[struct{}](r, ctx, &crashGateway{id: id})
@@ -246,8 +273,13 @@ func (r *Runtime) Statuses(ctx context.Context, factoryID *uuid.UUID) ([]gateway
 // ask sends a request to the supervisor and waits for its reply[T], within
 // ctx and RequestTimeout.
 func ask[T any](r *Runtime, ctx context.Context, msg any) (T, error) {
+	return askWithin[T](r, ctx, msg, r.d.cfg.RequestTimeout)
+}
+
+// askWithin is ask with a longer wait than RequestTimeout, for requests
+// the gateway itself answers.
+func askWithin[T any](r *Runtime, ctx context.Context, msg any, timeout time.Duration) (T, error) {
 	var zero T
-	timeout := r.d.cfg.RequestTimeout
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
 	}
@@ -280,7 +312,8 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 			defer close(done)
 			_ = r.d.root.StopFuture(r.supervisor).Wait()
 			r.loops.Wait()
-			r.d.seen.close()
+			r.d.processor.close() // its last results go to the writer
+			r.d.writer.close()
 			r.system.Shutdown()
 		}()
 		select {

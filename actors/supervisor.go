@@ -75,6 +75,10 @@ func (s *supervisor) Receive(c actor.Context) {
 		s.list(c, m.factoryID)
 	case *crashGateway:
 		s.crash(c, m.id)
+	case *discoverSensors:
+		s.toRunning(c, m.id, &discoveryReply{err: errNotFound}, &discoveryReply{err: gatewayd.ErrNotConnected})
+	case *takeReading:
+		s.toRunning(c, m.id, &doneReply{err: errNotFound}, &doneReply{err: gatewayd.ErrNotConnected})
 	case *statusChanged:
 		s.statusChanged(m.status)
 	case *actor.Terminated:
@@ -150,6 +154,20 @@ func (s *supervisor) list(c actor.Context, factoryID *uuid.UUID) {
 	// Byte order of a UUID is the order of its hex string.
 	slices.SortFunc(out, func(a, b gatewayd.Status) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 	c.Respond(&statusesReply{value: out})
+}
+
+// toRunning forwards a request to the gateway's actor, which answers it;
+// without a record or an actor the supervisor answers missing or idle.
+func (s *supervisor) toRunning(c actor.Context, id uuid.UUID, missing, idle any) {
+	rec := s.records[id]
+	switch {
+	case rec == nil:
+		c.Respond(missing)
+	case !rec.running():
+		c.Respond(idle)
+	default:
+		c.Forward(rec.pid)
+	}
 }
 
 func (s *supervisor) crash(c actor.Context, id uuid.UUID) {
@@ -260,7 +278,7 @@ func (s *supervisor) apply(c actor.Context, t gatewayd.Target) {
 		return
 	}
 	old, _ := rec.w.get()
-	if old == t {
+	if old.Equal(t) {
 		return
 	}
 	changed := old.Credentials.Differs(t.Credentials) || old.Desired != t.Desired

@@ -19,7 +19,10 @@ type fixedSource struct{ targets []gatewayd.Target }
 func (f fixedSource) Targets(context.Context) ([]gatewayd.Target, error) {
 	return f.targets, nil
 }
-func (fixedSource) MarkSeen(context.Context, map[uuid.UUID]time.Time) error { return nil }
+func (fixedSource) MarkSeen(context.Context, map[uuid.UUID]time.Time) error          { return nil }
+func (fixedSource) MergeDiscoveries(context.Context, []gatewayd.Discovery) error     { return nil }
+func (fixedSource) RecordTemperatures(context.Context, []gatewayd.Temperature) error { return nil }
+func (fixedSource) SaveReadings(context.Context, []gatewayd.ReadingUpdate) error     { return nil }
 
 // A store read made before an API removal must not resurrect the gateway.
 func TestStaleReadDoesNotResurrectARemovedGateway(t *testing.T) {

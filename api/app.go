@@ -19,6 +19,7 @@ import (
 
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/store"
+	"github.com/ctcgw/gatewayd/vibration"
 )
 
 // BodyLimit is the largest request body accepted (1 MiB).
@@ -35,6 +36,9 @@ type Runtime interface {
 	Connect(ctx context.Context, id uuid.UUID) (gatewayd.Status, error)
 	Disconnect(ctx context.Context, id uuid.UUID) (gatewayd.Status, error)
 	Crash(ctx context.Context, id uuid.UUID) error
+	Discover(ctx context.Context, id uuid.UUID) (gatewayd.Discovery, error)
+	TakeReading(ctx context.Context, r gatewayd.Reading, serial int64, rateHz float64) error
+	Reconcile()
 	Counts() (total, authenticated int)
 	Ready() bool
 }
@@ -48,6 +52,10 @@ type Options struct {
 	DBTimeout time.Duration
 	// Started is the process start, for uptime_seconds.
 	Started time.Time
+	// CommandTimeout is how long a gateway may take to answer a command
+	// (GATEWAY_COMMAND_TIMEOUT); requests that wait for one wait longer
+	// than DBTimeout. Default 30s.
+	CommandTimeout time.Duration
 	// DatabaseUp, when set, answers health's "database" from a background
 	// probe (store.Probe) instead of a ping per request.
 	DatabaseUp func() bool
@@ -58,12 +66,17 @@ type server struct {
 	rt    Runtime
 	log   zerolog.Logger
 	opts  Options
+	// analyzer computes spectra; it caches FFT plans, so it is shared.
+	analyzer vibration.Analyzer
 }
 
 // New builds the Fiber app.
 func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.App {
 	if opts.DBTimeout <= 0 {
 		opts.DBTimeout = 5 * time.Second
+	}
+	if opts.CommandTimeout <= 0 {
+		opts.CommandTimeout = 30 * time.Second
 	}
 	if opts.Started.IsZero() {
 		opts.Started = time.Now()
@@ -138,6 +151,25 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	a.Get("/gateways/:id/status", s.gatewayStatus)
 	a.Post("/gateways/:id/connect", s.connectGateway)
 	a.Post("/gateways/:id/disconnect", s.disconnectGateway)
+	a.Get("/gateways/:id/sensors", s.gatewaySensors)
+	a.Post("/gateways/:id/sensors/discover", s.discoverSensors)
+
+	a.Get("/sensors", s.listSensors)
+	a.Get("/sensors/:id", getOne(s, resSensor, st.GetSensor, renderSensor))
+	a.Put("/sensors/:id", s.updateSensor)
+	a.Post("/sensors/:id/readings", s.takeReading)
+	a.Get("/sensors/:id/readings", s.sensorReadings)
+	a.Get("/readings/:id", getOne(s, resReading, st.GetReading, renderReading))
+	a.Get("/readings/:id/waveform", s.waveform)
+	a.Get("/readings/:id/spectrum", s.spectrum)
+
+	a.Post("/equipment", s.createEquipment)
+	a.Get("/equipment", listPage(s, "factory_id", st.ListEquipment, renderEquipment))
+	a.Get("/equipment/:id", getOne(s, resEquipment, st.GetEquipment, renderEquipment))
+	a.Put("/equipment/:id", s.updateEquipment)
+	a.Delete("/equipment/:id", deleteOne(s, resEquipment, func(ctx context.Context, id uuid.UUID) ([]uuid.UUID, error) {
+		return nil, st.DeleteEquipment(ctx, id)
+	}))
 	if opts.ChaosEnabled {
 		a.Post("/debug/gateways/:id/crash", s.crashGateway)
 	}

@@ -315,8 +315,41 @@ var digits = regexp.MustCompile(`^[0-9]+$`)
 // listQuery parses limit, offset and the allowed UUID filters; anything
 // else in the query string is an error, so a typo is never ignored.
 func listQuery(c *fiber.Ctx, filters ...string) (store.Page, map[string]*uuid.UUID, error) {
-	page := store.Page{Limit: 20}
 	found := make(map[string]*uuid.UUID, len(filters))
+	more := make(map[string]func(string) string, len(filters))
+	for _, f := range filters {
+		more[f] = func(val string) string {
+			id, err := parseUUID(val)
+			if err != nil {
+				return "must be a UUID"
+			}
+			found[f] = &id
+			return ""
+		}
+	}
+	page, err := pageQuery(c, more)
+	if err != nil {
+		return page, nil, err
+	}
+	return page, found, nil
+}
+
+// pageQuery parses limit and offset, and every other parameter with its
+// parser in more (which returns a problem, or "" when the value is good);
+// unknown or repeated parameters are errors.
+func pageQuery(c *fiber.Ctx, more map[string]func(string) string) (store.Page, error) {
+	return parseQuery(c, more, true)
+}
+
+// plainQuery is pageQuery for answers that are not paged: limit and
+// offset are unknown parameters there.
+func plainQuery(c *fiber.Ctx, more map[string]func(string) string) error {
+	_, err := parseQuery(c, more, false)
+	return err
+}
+
+func parseQuery(c *fiber.Ctx, more map[string]func(string) string, paged bool) (store.Page, error) {
+	page := store.Page{Limit: 20}
 	var details []Detail
 	counts := map[string]int{}
 	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
@@ -329,33 +362,30 @@ func listQuery(c *fiber.Ctx, filters ...string) (store.Page, map[string]*uuid.UU
 			return
 		}
 		switch {
-		case key == "limit":
+		case key == "limit" && paged:
 			n, err := strconv.Atoi(val)
 			if !digits.MatchString(val) || err != nil || n < 1 || n > 100 {
 				details = append(details, Detail{Field: key, Message: "must be a whole number from 1 to 100"})
 				return
 			}
 			page.Limit = n
-		case key == "offset":
+		case key == "offset" && paged:
 			n, err := strconv.Atoi(val)
 			if !digits.MatchString(val) || err != nil || n > 1<<31 {
 				details = append(details, Detail{Field: key, Message: "must be a whole number from 0"})
 				return
 			}
 			page.Offset = n
-		case slices.Contains(filters, key):
-			id, err := parseUUID(val)
-			if err != nil {
-				details = append(details, Detail{Field: key, Message: "must be a UUID"})
-				return
+		case more[key] != nil:
+			if msg := more[key](val); msg != "" {
+				details = append(details, Detail{Field: key, Message: msg})
 			}
-			found[key] = &id
 		default:
 			details = append(details, Detail{Field: key, Message: "is not a known query parameter"})
 		}
 	})
 	if len(details) > 0 {
-		return page, nil, validationError(details...)
+		return page, validationError(details...)
 	}
-	return page, found, nil
+	return page, nil
 }

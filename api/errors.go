@@ -84,6 +84,18 @@ func toError(err error) (*Error, bool) {
 	case errors.Is(err, gatewayd.ErrNotRunning):
 		return &Error{Status: http.StatusConflict, Code: "GATEWAY_NOT_CONNECTED",
 			Message: "The gateway has no running connection actor (FAILED); connect it first"}, true
+	case errors.Is(err, gatewayd.ErrNotConnected):
+		return &Error{Status: http.StatusConflict, Code: "GATEWAY_NOT_CONNECTED",
+			Message: "The gateway has no authenticated connection"}, true
+	case errors.Is(err, gatewayd.ErrGatewayTimeout):
+		return &Error{Status: http.StatusGatewayTimeout, Code: "GATEWAY_TIMEOUT",
+			Message: "The gateway did not answer in time"}, true
+	case errors.Is(err, gatewayd.ErrQueueFull):
+		return &Error{Status: http.StatusTooManyRequests, Code: "READING_QUEUE_FULL",
+			Message: "The gateway already has READING_QUEUE_LIMIT readings waiting"}, true
+	case errors.Is(err, gatewayd.ErrGatewayError):
+		return &Error{Status: http.StatusBadGateway, Code: "GATEWAY_ERROR",
+			Message: "The gateway answered with an error"}, true
 	case errors.Is(err, gatewayd.ErrUnavailable), errors.Is(err, gatewayd.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return &Error{Status: http.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE", Message: "Service temporarily unavailable"}, true
 	}
@@ -113,14 +125,21 @@ func toError(err error) (*Error, bool) {
 	return &Error{Status: http.StatusInternalServerError, Code: "INTERNAL_ERROR", Message: "Internal server error"}, false
 }
 
+// notFoundMessage is the message of RESOURCE_NOT_FOUND.
 func notFoundMessage(resource string) string {
-	switch resource {
-	case "ORGANIZATION":
-		return "Organization not found"
-	case "FACTORY":
-		return "Factory not found"
+	if name, ok := resourceNames[resource]; ok {
+		return name + " not found"
 	}
-	return "Gateway not found"
+	return "Not found"
+}
+
+var resourceNames = map[string]string{
+	resOrganization: "Organization",
+	resFactory:      "Factory",
+	resGateway:      "Gateway",
+	resEquipment:    "Equipment",
+	resSensor:       "Sensor",
+	resReading:      "Reading",
 }
 
 // errorHandler writes every error in the one shape; causes of 500s are

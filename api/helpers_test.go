@@ -111,8 +111,15 @@ func (f *fakeRuntime) Disconnect(context.Context, uuid.UUID) (gatewayd.Status, e
 }
 
 func (f *fakeRuntime) Crash(context.Context, uuid.UUID) error { return gatewayd.ErrNotFound }
-func (f *fakeRuntime) Counts() (int, int)                     { return 3, 2 }
-func (f *fakeRuntime) Ready() bool                            { return f.ready }
+func (f *fakeRuntime) Discover(context.Context, uuid.UUID) (gatewayd.Discovery, error) {
+	return gatewayd.Discovery{}, gatewayd.ErrNotFound
+}
+func (f *fakeRuntime) TakeReading(context.Context, gatewayd.Reading, int64, float64) error {
+	return gatewayd.ErrNotFound
+}
+func (f *fakeRuntime) Reconcile()         {}
+func (f *fakeRuntime) Counts() (int, int) { return 3, 2 }
+func (f *fakeRuntime) Ready() bool        { return f.ready }
 
 type env struct {
 	t    testing.TB

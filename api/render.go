@@ -104,6 +104,79 @@ func renderStatus(s gatewayd.Status) statusJSON {
 		ReconnectAttempts: s.ReconnectAttempts, NextRetryAt: timePtr(s.NextRetryAt), Restarts: s.Restarts}
 }
 
+type sensorJSON struct {
+	ID                uuid.UUID       `json:"id"`
+	GatewayID         uuid.UUID       `json:"gateway_id"`
+	Serial            int64           `json:"serial"`
+	Name              string          `json:"name"`
+	PartNumber        *string         `json:"part_number"`
+	ReadRateHz        *float64        `json:"read_rate_hz"`
+	Samples           *int            `json:"samples"`
+	Connected         bool            `json:"connected"`
+	EquipmentID       *uuid.UUID      `json:"equipment_id"`
+	ReadingInterval   *string         `json:"reading_interval"`
+	LastTemperatureC  *float64        `json:"last_temperature_c"`
+	LastTemperatureAt *Time           `json:"last_temperature_at"`
+	FirstSeenAt       Time            `json:"first_seen_at"`
+	LastSeenAt        Time            `json:"last_seen_at"`
+	Metadata          json.RawMessage `json:"metadata"`
+	CreatedAt         Time            `json:"created_at"`
+	UpdatedAt         Time            `json:"updated_at"`
+}
+
+func renderSensor(s gatewayd.Sensor) sensorJSON {
+	var interval *string
+	if s.ReadingInterval != nil {
+		v := s.ReadingInterval.String() // Go's duration string, "15m0s"
+		interval = &v
+	}
+	return sensorJSON{ID: s.ID, GatewayID: s.GatewayID, Serial: s.Serial, Name: s.Name, PartNumber: s.PartNumber,
+		ReadRateHz: s.ReadRateHz, Samples: s.Samples, Connected: s.Connected, EquipmentID: s.EquipmentID,
+		ReadingInterval: interval, LastTemperatureC: s.LastTemperatureC, LastTemperatureAt: timePtr(s.LastTemperatureAt),
+		FirstSeenAt: Time(s.FirstSeenAt), LastSeenAt: Time(s.LastSeenAt), Metadata: s.Metadata,
+		CreatedAt: Time(s.CreatedAt), UpdatedAt: Time(s.UpdatedAt)}
+}
+
+type equipmentJSON struct {
+	ID        uuid.UUID       `json:"id"`
+	FactoryID uuid.UUID       `json:"factory_id"`
+	Name      string          `json:"name"`
+	Kind      *string         `json:"kind"`
+	Metadata  json.RawMessage `json:"metadata"`
+	CreatedAt Time            `json:"created_at"`
+	UpdatedAt Time            `json:"updated_at"`
+}
+
+func renderEquipment(e gatewayd.Equipment) equipmentJSON {
+	return equipmentJSON{ID: e.ID, FactoryID: e.FactoryID, Name: e.Name, Kind: e.Kind, Metadata: e.Metadata,
+		CreatedAt: Time(e.CreatedAt), UpdatedAt: Time(e.UpdatedAt)}
+}
+
+type readingJSON struct {
+	ID           uuid.UUID       `json:"id"`
+	SensorID     uuid.UUID       `json:"sensor_id"`
+	GatewayID    uuid.UUID       `json:"gateway_id"`
+	Trigger      string          `json:"trigger"`
+	Status       string          `json:"status"`
+	Error        *string         `json:"error"`
+	RequestedAt  Time            `json:"requested_at"`
+	StartedAt    *Time           `json:"started_at"`
+	CompletedAt  *Time           `json:"completed_at"`
+	SampleRateHz *float64        `json:"sample_rate_hz"`
+	Samples      *int            `json:"samples"`
+	Summary      json.RawMessage `json:"summary"`
+}
+
+func renderReading(r gatewayd.Reading) readingJSON {
+	summary := json.RawMessage(r.Summary)
+	if len(summary) == 0 {
+		summary = json.RawMessage("null")
+	}
+	return readingJSON{ID: r.ID, SensorID: r.SensorID, GatewayID: r.GatewayID, Trigger: string(r.Trigger),
+		Status: string(r.Status), Error: r.Error, RequestedAt: Time(r.RequestedAt), StartedAt: timePtr(r.StartedAt),
+		CompletedAt: timePtr(r.CompletedAt), SampleRateHz: r.SampleRateHz, Samples: r.Samples, Summary: summary}
+}
+
 type pagination struct {
 	Total   int  `json:"total"`
 	Limit   int  `json:"limit"`

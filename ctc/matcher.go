@@ -77,6 +77,11 @@ func (m *Matcher[T]) Close() []T {
 	return failed
 }
 
+// Len counts the entries in the queue, tombstones included: while it is
+// not zero, an answer may still arrive for an earlier request, so an
+// owner that sends one request at a time waits for zero.
+func (m *Matcher[T]) Len() int { return len(m.queue) }
+
 // Pending counts requests still waiting for an answer (tombstones excluded).
 func (m *Matcher[T]) Pending() int {
 	n := 0

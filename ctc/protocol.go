@@ -103,8 +103,9 @@ type DynResult struct {
 
 // ReadingStarted is NOT_DYN_READING_STARTED.
 type ReadingStarted struct {
-	Serial  int64 `json:"Serial"`
-	Success bool  `json:"Success"`
+	Serial  int64  `json:"Serial"`
+	Success bool   `json:"Success"`
+	Error   string `json:"Error,omitempty"` // why, when Success is false (some firmware)
 }
 
 // Reading is NOT_DYN_READING; axis samples come as strings.

@@ -107,8 +107,8 @@ func (s *Store) UpdateFactory(ctx context.Context, id uuid.UUID, p FactoryPatch)
 	return f, nil
 }
 
-// DeleteFactory soft-deletes a factory and its gateways in one transaction
-// and returns the ids of the gateways deleted.
+// DeleteFactory soft-deletes a factory, its equipment, gateways and their
+// sensors in one transaction and returns the ids of the gateways deleted.
 func (s *Store) DeleteFactory(ctx context.Context, id uuid.UUID) ([]uuid.UUID, error) {
 	var gateways []uuid.UUID
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -119,7 +119,7 @@ func (s *Store) DeleteFactory(ctx context.Context, id uuid.UUID) ([]uuid.UUID, e
 		if tag.RowsAffected() == 0 {
 			return gatewayd.ErrNotFound
 		}
-		gateways, err = deleteGatewaysOf(ctx, tx, []uuid.UUID{id})
+		gateways, err = deleteFactoriesContents(ctx, tx, []uuid.UUID{id})
 		return err
 	})
 	if err != nil {

@@ -192,25 +192,35 @@ func desiredOrDefault(d gatewayd.DesiredState) string {
 	return string(d)
 }
 
-// DeleteGateway soft-deletes one gateway.
+// DeleteGateway soft-deletes one gateway and its sensors.
 func (s *Store) DeleteGateway(ctx context.Context, id uuid.UUID) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE gateways SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`, id)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE gateways SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return gatewayd.ErrNotFound
+		}
+		return deleteSensorsOf(ctx, tx, []uuid.UUID{id})
+	})
 	if err != nil {
 		return fmt.Errorf("delete gateway: %w", classify(err))
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("delete gateway: %w", gatewayd.ErrNotFound)
 	}
 	return nil
 }
 
 // Targets returns every non-deleted gateway as the runtime keeps it,
-// passwords decrypted, for the runtime to converge to.
+// passwords decrypted and reading schedules attached, for the runtime to
+// converge to.
 func (s *Store) Targets(ctx context.Context) ([]gatewayd.Target, error) {
 	rows, _ := s.pool.Query(ctx, `SELECT `+targetColumns+` FROM gateways WHERE deleted_at IS NULL`)
 	out, err := pgx.CollectRows(rows, s.scanTarget)
 	if err != nil {
 		return nil, fmt.Errorf("targets: %w", classify(err))
+	}
+	if err := s.attachSchedules(ctx, out, nil); err != nil {
+		return nil, fmt.Errorf("targets: %w", err)
 	}
 	return out, nil
 }
@@ -222,7 +232,32 @@ func (s *Store) Target(ctx context.Context, id uuid.UUID) (gatewayd.Target, erro
 	if err != nil {
 		return gatewayd.Target{}, fmt.Errorf("target: %w", classify(err))
 	}
-	return t, nil
+	ts := []gatewayd.Target{t}
+	if err := s.attachSchedules(ctx, ts, &id); err != nil {
+		return gatewayd.Target{}, fmt.Errorf("target: %w", err)
+	}
+	return ts[0], nil
+}
+
+// attachSchedules adds the sensors with a reading_interval to their
+// gateways' targets (of one gateway when only is set).
+func (s *Store) attachSchedules(ctx context.Context, ts []gatewayd.Target, only *uuid.UUID) error {
+	byID := make(map[uuid.UUID]*gatewayd.Target, len(ts))
+	for i := range ts {
+		byID[ts[i].ID] = &ts[i]
+	}
+	rows, _ := s.pool.Query(ctx, `SELECT gateway_id, id, serial, reading_interval FROM sensors
+		WHERE reading_interval IS NOT NULL AND deleted_at IS NULL AND ($1::uuid IS NULL OR gateway_id = $1)
+		ORDER BY gateway_id, serial`, only)
+	var gw uuid.UUID
+	var sc gatewayd.Schedule
+	_, err := pgx.ForEachRow(rows, []any{&gw, &sc.SensorID, &sc.Serial, &sc.Interval}, func() error {
+		if t := byID[gw]; t != nil {
+			t.Schedules = append(t.Schedules, sc)
+		}
+		return nil
+	})
+	return classify(err)
 }
 
 const targetColumns = `id, factory_id, gateway_id, name, desired_state, url, email, password_encrypted`

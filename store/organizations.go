@@ -75,8 +75,9 @@ func (s *Store) UpdateOrganization(ctx context.Context, id uuid.UUID, p Organiza
 	return o, nil
 }
 
-// DeleteOrganization soft-deletes an organization, its factories and their
-// gateways in one transaction and returns the ids of the gateways deleted.
+// DeleteOrganization soft-deletes an organization, its factories, their
+// equipment, gateways and sensors in one transaction and returns the ids
+// of the gateways deleted.
 func (s *Store) DeleteOrganization(ctx context.Context, id uuid.UUID) ([]uuid.UUID, error) {
 	var gateways []uuid.UUID
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -94,7 +95,7 @@ func (s *Store) DeleteOrganization(ctx context.Context, id uuid.UUID) ([]uuid.UU
 		if err != nil {
 			return err
 		}
-		gateways, err = deleteGatewaysOf(ctx, tx, factories)
+		gateways, err = deleteFactoriesContents(ctx, tx, factories)
 		return err
 	})
 	if err != nil {
@@ -103,10 +104,28 @@ func (s *Store) DeleteOrganization(ctx context.Context, id uuid.UUID) ([]uuid.UU
 	return gateways, nil
 }
 
-func deleteGatewaysOf(ctx context.Context, tx pgx.Tx, factories []uuid.UUID) ([]uuid.UUID, error) {
+// deleteFactoriesContents soft-deletes the equipment and the gateways of
+// factories, and the gateways' sensors, and returns the gateways' ids.
+func deleteFactoriesContents(ctx context.Context, tx pgx.Tx, factories []uuid.UUID) ([]uuid.UUID, error) {
 	if len(factories) == 0 {
 		return []uuid.UUID{}, nil
 	}
+	if _, err := tx.Exec(ctx, `UPDATE equipment SET deleted_at = now() WHERE factory_id = ANY($1) AND deleted_at IS NULL`, factories); err != nil {
+		return nil, err
+	}
 	rows, _ := tx.Query(ctx, `UPDATE gateways SET deleted_at = now() WHERE factory_id = ANY($1) AND deleted_at IS NULL RETURNING id`, factories)
-	return collectIDs(rows)
+	gateways, err := collectIDs(rows)
+	if err != nil {
+		return nil, err
+	}
+	return gateways, deleteSensorsOf(ctx, tx, gateways)
+}
+
+// deleteSensorsOf soft-deletes the sensors of gateways.
+func deleteSensorsOf(ctx context.Context, tx pgx.Tx, gateways []uuid.UUID) error {
+	if len(gateways) == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `UPDATE sensors SET deleted_at = now() WHERE gateway_id = ANY($1) AND deleted_at IS NULL`, gateways)
+	return err
 }

@@ -85,13 +85,19 @@ func TestSchemaHasEveryIndexAndConstraint(t *testing.T) {
 	}
 	require.NoError(t, rows.Err())
 	want := map[string][]string{
-		"organizations_name_idx":        {"(name, id)", "WHERE (deleted_at IS NULL)"},
-		"factories_organization_id_idx": {"(organization_id)", "WHERE (deleted_at IS NULL)"},
-		"factories_name_idx":            {"(name, id)", "WHERE (deleted_at IS NULL)"},
-		"gateways_factory_id_idx":       {"(factory_id)", "WHERE (deleted_at IS NULL)"},
-		"gateways_name_idx":             {"(name, id)", "WHERE (deleted_at IS NULL)"},
-		"gateways_last_seen_at_idx":     {"(last_seen_at)"},
-		"gateways_gateway_id_key":       {"UNIQUE", "(gateway_id)", "WHERE (deleted_at IS NULL)"},
+		"organizations_name_idx":              {"(name, id)", "WHERE (deleted_at IS NULL)"},
+		"factories_organization_id_idx":       {"(organization_id)", "WHERE (deleted_at IS NULL)"},
+		"factories_name_idx":                  {"(name, id)", "WHERE (deleted_at IS NULL)"},
+		"gateways_factory_id_idx":             {"(factory_id)", "WHERE (deleted_at IS NULL)"},
+		"gateways_name_idx":                   {"(name, id)", "WHERE (deleted_at IS NULL)"},
+		"gateways_last_seen_at_idx":           {"(last_seen_at)"},
+		"gateways_gateway_id_key":             {"UNIQUE", "(gateway_id)", "WHERE (deleted_at IS NULL)"},
+		"equipment_factory_id_idx":            {"(factory_id)", "WHERE (deleted_at IS NULL)"},
+		"equipment_name_idx":                  {"(name, id)", "WHERE (deleted_at IS NULL)"},
+		"sensors_gateway_id_serial_key":       {"UNIQUE", "(gateway_id, serial)", "WHERE (deleted_at IS NULL)"},
+		"sensors_equipment_id_idx":            {"(equipment_id)", "WHERE (deleted_at IS NULL)"},
+		"readings_sensor_id_requested_at_idx": {"(sensor_id, requested_at DESC, id DESC)"},
+		"reading_samples_created_at_idx":      {"(created_at)"},
 	}
 	for name, parts := range want {
 		def, ok := indexes[name]
@@ -110,10 +116,22 @@ func TestSchemaHasEveryIndexAndConstraint(t *testing.T) {
 		require.NoError(t, rows.Scan(&n))
 		fks = append(fks, n)
 	}
-	assert.Equal(t, []string{"factories_organization_id_fkey", "gateways_factory_id_fkey"}, fks)
+	assert.Equal(t, []string{"equipment_factory_id_fkey", "factories_organization_id_fkey", "gateways_factory_id_fkey",
+		"reading_samples_reading_id_fkey", "readings_gateway_id_fkey", "readings_sensor_id_fkey",
+		"sensors_equipment_id_fkey", "sensors_gateway_id_fkey"}, fks)
 	var triggers int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%_updated_at'`).Scan(&triggers))
-	assert.Equal(t, 3, triggers)
+	assert.Equal(t, 5, triggers)
+	var checks []string
+	rows, err = pool.Query(ctx, `SELECT conname FROM pg_constraint WHERE contype = 'c' AND conrelid <> 0 ORDER BY conname`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var n string
+		require.NoError(t, rows.Scan(&n))
+		checks = append(checks, n)
+	}
+	assert.Equal(t, []string{"gateways_desired_state_check", "readings_status_check", "readings_trigger_check",
+		"sensors_reading_interval_check"}, checks)
 	var def string
 	require.NoError(t, pool.QueryRow(ctx, `SELECT column_default FROM information_schema.columns WHERE table_name='gateways' AND column_name='id'`).Scan(&def))
 	assert.Equal(t, "gen_random_uuid()", def)

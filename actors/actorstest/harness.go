@@ -25,14 +25,17 @@ import (
 )
 
 // FastConfig is a runtime configuration with times short enough for tests
-// and long enough for a loaded 2-core machine running them in parallel.
+// and long enough for a loaded 2-core machine running them in parallel
+// under the race detector: a timeout that fires only because the machine
+// is busy makes a test flaky, so timeouts are generous and retries fast.
 func FastConfig() actors.Config {
 	return actors.Config{
-		ConnectTimeout: 500 * time.Millisecond, AuthTimeout: 300 * time.Millisecond, CommandTimeout: time.Second,
+		ConnectTimeout: 2 * time.Second, AuthTimeout: time.Second, CommandTimeout: time.Second,
 		BackoffInitial: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, BackoffMultiplier: 2,
-		PingInterval: 100 * time.Millisecond, PongTimeout: 150 * time.Millisecond, DialConcurrency: 64,
+		PingInterval: 200 * time.Millisecond, PongTimeout: 2 * time.Second, DialConcurrency: 64,
 		RestartLimit: 3, RestartWindow: 10 * time.Second,
-		ReconcileInterval: time.Hour, SeenFlushInterval: 50 * time.Millisecond,
+		ReconcileInterval: time.Hour, SeenFlushInterval: 50 * time.Millisecond, SensorFlushInterval: 20 * time.Millisecond,
+		ReadingStartTimeout: time.Second, ReadingTimeout: 2 * time.Second, ReadingFlushInterval: 20 * time.Millisecond,
 	}
 }
 
@@ -207,4 +210,16 @@ func (h *Harness) WaitSettled(id uuid.UUID, state gatewayd.State) {
 func (h *Harness) WaitReconfigured(id uuid.UUID) bool {
 	h.T.Helper()
 	return h.Reconfigured.Wait(h.T, func(r Reconfig) bool { return r.ID == id }).Reconnect
+}
+
+// LastLogin returns the last POST_LOGIN frame a simulated gateway
+// received, or "".
+func LastLogin(sg *ctctest.Gateway) string {
+	frames := sg.Stats().Frames
+	for i := len(frames) - 1; i >= 0; i-- {
+		if frames[i].Type == "POST_LOGIN" {
+			return frames[i].Raw
+		}
+	}
+	return ""
 }

@@ -63,7 +63,8 @@ func runtimeConfig(cfg *config.Config) actors.Config {
 		BackoffInitial: g.BackoffInitial, BackoffMax: g.BackoffMax, BackoffMultiplier: g.BackoffMultiplier,
 		PingInterval: g.PingInterval, PongTimeout: g.PongTimeout, DialConcurrency: g.DialConcurrency,
 		RestartLimit: g.RestartLimit, RestartWindow: g.RestartWindow,
-		ReconcileInterval: cfg.ReconcileInterval,
+		ReconcileInterval: cfg.ReconcileInterval, SensorRefreshInterval: g.SensorRefreshInterval,
+		ReadingQueueLimit: g.ReadingQueueLimit, ReadingStartTimeout: g.ReadingStartTimeout, ReadingTimeout: g.ReadingTimeout,
 	}
 }
 
@@ -97,11 +98,21 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		}
 		defer stop()
 	}
+	// Readings a previous process left unfinished cannot be finished now.
+	if n, err := st.FailInterruptedReadings(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info().Int("readings", n).Msg("readings left unfinished by the previous process marked FAILED (interrupted)")
+	}
+	if cfg.WaveformRetention > 0 {
+		stop := startRetention(st, cfg.WaveformRetention, time.Hour, log)
+		defer stop()
+	}
 	probe := st.StartProbe(ctx, time.Second, time.Second) // health's answer about the database
 	defer probe.Stop()
 	rt := actors.Start(runtimeConfig(cfg), st, log)
 	app := api.New(st, rt, log, api.Options{CORSOrigins: cfg.CORSOrigins, ChaosEnabled: cfg.ChaosEnabled, Started: started,
-		DatabaseUp: probe.Up})
+		CommandTimeout: cfg.Gateway.CommandTimeout, DatabaseUp: probe.Up})
 
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
@@ -128,6 +139,37 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	shutdownRuntime(rt, time.Until(deadline), log)
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// startRetention deletes the samples of readings older than retention
+// every interval, in batches (the readings and their summaries stay);
+// stop ends it.
+func startRetention(st *store.Store, retention, every time.Duration, log zerolog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			n, err := st.DeleteSamplesBefore(ctx, time.Now().Add(-retention), 1000)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				log.Warn().Err(err).Msg("waveform retention failed; will retry")
+			case n > 0:
+				log.Info().Int("readings", n).Dur("retention", retention).Msg("old waveform samples deleted")
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 func shutdownRuntime(rt *actors.Runtime, timeout time.Duration, log zerolog.Logger) {

@@ -3,8 +3,8 @@ package ctctest
 import (
 	"context"
 	"encoding/json"
-	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -14,25 +14,76 @@ import (
 
 // Faults are a gateway's fault switches. They may be changed while the
 // gateway runs; a change applies to the next frame, connection or tick.
+//
+// As JSON (the control surface, MarshalJSON, UnmarshalJSON) the fields
+// have the snake_case names of their tags and durations are Go duration
+// strings.
 type Faults struct {
 	// RefuseLogins answers every POST_LOGIN with RTN_ERR.
-	RefuseLogins bool
+	RefuseLogins bool `json:"refuse_logins"`
 	// IgnoreLogins never answers POST_LOGIN.
-	IgnoreLogins bool
+	IgnoreLogins bool `json:"ignore_logins"`
 	// DropAfter closes each new socket this long after it opened.
-	DropAfter time.Duration
+	DropAfter time.Duration `json:"drop_after"`
 	// DropCode is the close code DropAfter sends; 0 (or 1005, 1006, 1015,
 	// which cannot be sent) closes the TCP connection without a close frame.
-	DropCode int
+	DropCode int `json:"drop_code"`
 	// Garbage sends malformed, unknown and unsolicited frames every
 	// GarbageEvery (default 20ms) while a socket is open.
-	Garbage      bool
-	GarbageEvery time.Duration
+	Garbage      bool          `json:"garbage"`
+	GarbageEvery time.Duration `json:"garbage_every"`
 	// StallHandshake holds HTTP upgrades until it is cleared or the client
 	// gives up.
-	StallHandshake bool
+	StallHandshake bool `json:"stall_handshake"`
 	// WithholdPongs leaves WebSocket pings unanswered.
-	WithholdPongs bool
+	WithholdPongs bool `json:"withhold_pongs"`
+
+	// TempEvery pushes NOT_DYN_TEMP for every listed sensor this often on
+	// each subscribed socket (0: never); see SimulatedTemperature.
+	TempEvery time.Duration `json:"temp_every"`
+	// IgnoreDiscovery never answers GET_DYN_CONNECTED.
+	IgnoreDiscovery bool `json:"ignore_discovery"`
+	// GarbageDiscovery answers GET_DYN_CONNECTED with RTN_DYN whose Data is
+	// no sensor list: "oops" and {"1":"x"} in turn.
+	GarbageDiscovery bool `json:"garbage_discovery"`
+
+	// Readings: TAKE_DYN_READING is answered RTN_DYN, then, on a
+	// subscribed socket, NOT_DYN_READING_STARTED comes StartDelay later
+	// and NOT_DYN_READING CaptureDelay after that (CaptureRealtime: the
+	// sensor's Samples/ReadRate). Zero delays suit tests; ctcsim uses
+	// 20ms and CaptureRealtime. Each reading uses the switches as they
+	// were when it was asked for.
+	StartDelay   time.Duration `json:"start_delay"`
+	CaptureDelay time.Duration `json:"capture_delay"`
+	// Encoding of the samples: EncodingCSV (also "", and any value
+	// ParseEncoding rejects), EncodingJSON or EncodingBase64.
+	Encoding Encoding `json:"encoding"`
+	// RefuseReadings answers NOT_DYN_READING_STARTED with Success false and
+	// Error "Sensor busy".
+	RefuseReadings bool `json:"refuse_readings"`
+	// NeverDeliverReadings starts readings that never end.
+	NeverDeliverReadings bool `json:"never_deliver_readings"`
+	// MalformedSamples makes Y one sample shorter than X and puts a
+	// non-number at Z[1] (base64: a dangling odd byte).
+	MalformedSamples bool `json:"malformed_samples"`
+	// DropMidCapture closes the socket abruptly right after
+	// NOT_DYN_READING_STARTED.
+	DropMidCapture bool `json:"drop_mid_capture"`
+	// IgnoreTakeReading never answers TAKE_DYN_READING.
+	IgnoreTakeReading bool `json:"ignore_take_reading"`
+
+	// Hostile peers. Flood sends FloodFrame (default: a 62-byte unknown
+	// NOT_SIM_FLOOD frame; read when a flood starts) on each logged-in
+	// socket as fast as the socket takes it, until switched off.
+	Flood      bool   `json:"flood"`
+	FloodFrame string `json:"flood_frame"`
+	// OversizeAfterLogin sends one text frame of this many bytes right
+	// after every successful login reply (0: none): past a client's read
+	// limit, the client drops the socket after each login.
+	OversizeAfterLogin int `json:"oversize_after_login"`
+	// LoginErrorSize answers every POST_LOGIN with RTN_ERR whose Error text
+	// is this many bytes (0: normal logins).
+	LoginErrorSize int `json:"login_error_size"`
 }
 
 // Frame is one frame a gateway received.
@@ -53,6 +104,13 @@ type Stats struct {
 	Pings         int
 	Violations    int // CorrelationId, a request before login, unknown types, malformed frames
 	GarbageSent   int // frames sent by the Garbage fault
+
+	DiscoveriesAnswered int // GET_DYN_CONNECTED answered (GarbageDiscovery's answers too)
+	TemperaturesPushed  int // NOT_DYN_TEMP frames sent (TempEvery and PushTemperature)
+	ReadingsRequested   int // TAKE_DYN_READING received after login (unknown serials and ignored ones too)
+	ReadingsDelivered   int // NOT_DYN_READING frames sent (requested and PushReading)
+	FloodSent           int // frames sent by the Flood fault
+	OversizeSent        int // frames OversizeAfterLogin sent or began to send
 }
 
 // defaultKeep is how many frames and close codes a gateway keeps.
@@ -71,16 +129,46 @@ func appendCapped[T any](list []T, v T, keep int) []T {
 }
 
 // Gateway is one simulated CTC gateway.
+//
+// Lock order: Server.mu before Gateway.mu. A conn's wmu and gmu are
+// leaves: nothing else is locked while either is held, and neither is
+// taken while Gateway.mu is held.
 type Gateway struct {
 	name   string
 	url    string
 	server *Server
 
-	mu     sync.Mutex
-	cfg    Config
-	faults Faults
-	stats  Stats
-	conns  map[*conn]struct{}
+	// faults is written under mu (together with changed) and read
+	// anywhere without a lock.
+	faults atomic.Pointer[Faults]
+
+	mu  sync.Mutex
+	cfg Config
+	// changed is closed and replaced by every UpdateFaults (and so
+	// SetFaults): whoever waits for a switch (a stalled handshake, a
+	// conn's workers) selects on it instead of polling.
+	changed chan struct{}
+	stats   Stats
+	conns   map[*conn]struct{}
+	signals map[int64]Signal // SetSignal's overrides
+
+	readingID atomic.Int64
+	// acquiring counts acquisitions in progress: tests wait for 0 to know
+	// that a reading that did not come will not come.
+	acquiring atomic.Int64
+	// floodSent is Stats.FloodSent, counted without the lock.
+	floodSent atomic.Int64
+
+	// withheld counts notifications not sent because their socket was not
+	// subscribed: the signal tests wait for to prove one was not sent.
+	withheld atomic.Int64
+}
+
+func newGateway(s *Server, name string, cfg Config) *Gateway {
+	g := &Gateway{name: name, url: s.base + "/gw/" + name, cfg: cfg, conns: make(map[*conn]struct{}), server: s,
+		changed: make(chan struct{})}
+	g.faults.Store(&Faults{})
+	return g
 }
 
 // Name is the gateway's path segment.
@@ -90,26 +178,26 @@ func (g *Gateway) Name() string { return g.name }
 func (g *Gateway) URL() string { return g.url }
 
 // SetFaults replaces the fault switches.
-func (g *Gateway) SetFaults(f Faults) {
-	g.mu.Lock()
-	g.faults = f
-	var start []*conn
-	if f.Garbage {
-		for c := range g.conns {
-			start = append(start, c)
-		}
-	}
-	g.mu.Unlock()
-	for _, c := range start {
-		c.startGarbage()
-	}
-}
+func (g *Gateway) SetFaults(f Faults) { g.UpdateFaults(func(cur *Faults) { *cur = f }) }
 
 // Faults returns the current fault switches.
-func (g *Gateway) Faults() Faults {
+func (g *Gateway) Faults() Faults { return *g.faults.Load() }
+
+// watch returns the current faults and a channel closed at their next
+// change, read together so no change falls between them.
+func (g *Gateway) watch() (Faults, <-chan struct{}) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.faults
+	return *g.faults.Load(), g.changed
+}
+
+// connList returns the open sockets; g.mu must be held.
+func (g *Gateway) connList() []*conn {
+	conns := make([]*conn, 0, len(g.conns))
+	for c := range g.conns {
+		conns = append(conns, c)
+	}
+	return conns
 }
 
 // Stats returns a copy of the records.
@@ -118,6 +206,7 @@ func (g *Gateway) Stats() Stats {
 	defer g.mu.Unlock()
 	s := g.stats
 	s.Open = len(g.conns)
+	s.FloodSent = int(g.floodSent.Load())
 	s.Frames = append([]Frame(nil), g.stats.Frames...)
 	s.CloseCodes = append([]int(nil), g.stats.CloseCodes...)
 	return s
@@ -128,62 +217,73 @@ func (g *Gateway) ResetStats() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.stats = Stats{}
+	g.floodSent.Store(0)
 }
 
 // Drop closes every open socket now, with a close frame of code, or
-// abruptly when code is 0.
-func (g *Gateway) Drop(code int) {
+// abruptly when code is 0. It returns how many sockets it closed.
+func (g *Gateway) Drop(code int) int {
 	g.mu.Lock()
-	conns := make([]*conn, 0, len(g.conns))
-	for c := range g.conns {
-		conns = append(conns, c)
-	}
+	conns := g.connList()
 	g.mu.Unlock()
 	for _, c := range conns {
 		c.kill(code)
 	}
+	return len(conns)
 }
 
+// waitHandshake holds an HTTP upgrade while StallHandshake is on. It
+// sleeps on the change channel, so a thousand stalled handshakes cost
+// their goroutines and nothing else.
 func (g *Gateway) waitHandshake(ctx context.Context, closing <-chan struct{}) bool {
-	for g.Faults().StallHandshake {
+	for {
+		f, changed := g.watch()
+		if !f.StallHandshake {
+			return true
+		}
+		stallWakeups.Add(1)
 		select {
 		case <-ctx.Done():
 			return false
 		case <-closing:
 			return false
-		case <-time.After(10 * time.Millisecond):
+		case <-changed:
 		}
 	}
-	return true
 }
+
+// stallWakeups counts how often stalled handshakes went (back) to sleep:
+// once each, plus once per SetFaults. Tests read it to prove that nobody
+// polls.
+var stallWakeups atomic.Int64
 
 func (g *Gateway) attach(ws *websocket.Conn) *conn {
 	c := &conn{g: g, ws: ws, done: make(chan struct{})}
 	g.mu.Lock()
 	g.conns[c] = struct{}{}
 	g.stats.Accepted++
-	f := g.faults
 	g.mu.Unlock()
-	if f.DropAfter > 0 {
-		code := f.DropCode
-		c.dropTimer = time.AfterFunc(f.DropAfter, func() { c.kill(code) })
+	// Close closes closing before it drops every gateway's sockets: a
+	// socket attached too late for that drop sees closing here.
+	select {
+	case <-g.server.closing:
+		c.kill(0)
+	default:
 	}
-	if f.Garbage {
-		c.startGarbage()
+	if f := g.Faults(); f.DropAfter > 0 {
+		c.spawn(func() { c.dropAfter(f.DropAfter, f.DropCode) })
 	}
+	c.startWorkers()
 	return c
 }
 
 func (g *Gateway) detach(c *conn) {
-	if c.dropTimer != nil {
-		c.dropTimer.Stop()
-	}
 	c.gmu.Lock()
 	c.ended = true
 	c.gmu.Unlock()
 	close(c.done)
-	c.garbage.Wait()
-	_ = c.ws.Close()
+	_ = c.ws.Close() // a worker blocked in a write fails now
+	c.workers.Wait()
 	g.mu.Lock()
 	delete(g.conns, c)
 	if !c.closeSeen {
@@ -198,35 +298,156 @@ func (g *Gateway) record(f func(*Stats)) {
 	g.mu.Unlock()
 }
 
-// conn is one accepted socket. Its handler goroutine is the only reader;
-// writes are serialised by wmu because garbage and drop timers write too.
+// conn is one accepted socket. Its handler goroutine is the only reader.
+// Every other goroutine of the socket (fault workers, readings, the drop
+// timer) is started by spawn, counted in workers, ends when done closes,
+// and is waited for by detach.
 type conn struct {
-	g         *Gateway
-	ws        *websocket.Conn
-	wmu       sync.Mutex
-	done      chan struct{}
-	dropTimer *time.Timer
-	garbage   sync.WaitGroup
-	// gmu guards the garbage sender's start against the socket's end, so
-	// no sender starts after detach waited for them.
-	gmu            sync.Mutex
-	ended          bool
-	garbageRunning bool
+	g    *Gateway
+	ws   *websocket.Conn
+	done chan struct{}
 
-	// Owned by the reader goroutine (closeSeen under g.mu).
-	loggedIn   bool
-	subscribed bool
-	closeSeen  bool
+	// wmu serialises data frames; subscribed changes only under it, so a
+	// notification is never written after the answer to
+	// POST_UNSUB_CHANGES.
+	wmu        sync.Mutex
+	subscribed atomic.Bool
+	loggedIn   atomic.Bool
+
+	// gmu guards ended and running: a worker that decides to stop clears
+	// its flag in the same critical section in which start checks it, so
+	// a switch turned off and on again never ends with no worker, and no
+	// goroutine starts after detach waited for them.
+	gmu     sync.Mutex
+	ended   bool
+	running [numWorkers]bool
+	workers sync.WaitGroup
+
+	// closeSeen is written under g.mu.
+	closeSeen bool
+}
+
+// worker names a background loop of a socket that a fault switch starts.
+type worker int
+
+const (
+	workGarbage worker = iota
+	workTemp
+	workFlood
+	numWorkers
+)
+
+// wants says whether the switches ask for worker w on this socket now.
+func (c *conn) wants(w worker) bool {
+	f := c.g.faults.Load()
+	switch w {
+	case workGarbage:
+		return f.Garbage
+	case workTemp:
+		return f.TempEvery > 0 && c.subscribed.Load()
+	case workFlood:
+		return f.Flood && c.loggedIn.Load()
+	}
+	return false
+}
+
+// startWorkers starts every worker the switches ask for that is not
+// running yet.
+func (c *conn) startWorkers() {
+	for w := range worker(numWorkers) {
+		c.start(w)
+	}
+}
+
+func (c *conn) start(w worker) {
+	c.gmu.Lock()
+	defer c.gmu.Unlock()
+	if c.ended || c.running[w] || !c.wants(w) {
+		return
+	}
+	c.running[w] = true
+	c.workers.Add(1)
+	go func() {
+		defer c.workers.Done()
+		switch w {
+		case workGarbage:
+			c.garbageLoop()
+		case workTemp:
+			c.tempLoop()
+		case workFlood:
+			c.floodLoop()
+		}
+	}()
+}
+
+// stopped marks worker w stopped when it ends for a reason of its own (a
+// failed write).
+func (c *conn) stopped(w worker) {
+	c.gmu.Lock()
+	c.running[w] = false
+	c.gmu.Unlock()
+}
+
+// keepGoing says whether worker w should go on; when it should not, it
+// marks it stopped.
+func (c *conn) keepGoing(w worker) bool {
+	c.gmu.Lock()
+	defer c.gmu.Unlock()
+	if c.ended || !c.wants(w) {
+		c.running[w] = false
+		return false
+	}
+	return true
+}
+
+// spawn runs f in a goroutine owned by the socket, unless the socket
+// ended. f must return soon after c.done closes.
+func (c *conn) spawn(f func()) bool {
+	c.gmu.Lock()
+	defer c.gmu.Unlock()
+	if c.ended {
+		return false
+	}
+	c.workers.Add(1)
+	go func() {
+		defer c.workers.Done()
+		f()
+	}()
+	return true
+}
+
+// sleep waits d or until the socket ends; it says whether d passed.
+func (c *conn) sleep(d time.Duration) bool {
+	if d <= 0 {
+		select {
+		case <-c.done:
+			return false
+		default:
+			return true
+		}
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c.done:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (c *conn) dropAfter(d time.Duration, code int) {
+	if c.sleep(d) {
+		c.kill(code)
+	}
 }
 
 func (c *conn) serve() {
 	c.ws.SetReadLimit(1 << 20)
 	c.ws.SetPingHandler(func(data string) error {
 		var withhold bool
-		c.g.mu.Lock()
-		c.g.stats.Pings++
-		withhold = c.g.faults.WithholdPongs
-		c.g.mu.Unlock()
+		c.g.record(func(s *Stats) { s.Pings++ })
+		withhold = c.g.Faults().WithholdPongs
 		if withhold {
 			return nil
 		}
@@ -285,66 +506,27 @@ func (c *conn) handle(data []byte) {
 		return
 	}
 	c.g.mu.Lock()
-	cfg, faults := c.g.cfg, c.g.faults
+	cfg := c.g.cfg
 	c.g.mu.Unlock()
+	faults := c.g.Faults()
 
 	if typ == ctc.TypePostLogin {
-		if faults.IgnoreLogins {
-			return
-		}
-		var login ctc.Login
-		_ = json.Unmarshal(fields["Data"], &login)
-		if faults.RefuseLogins || login.Email != cfg.Email || login.Password != cfg.Password {
-			c.g.record(func(s *Stats) { s.LoginsRefused++ })
-			c.reply(ctc.TypeRtnErr, map[string]any{"Attempt": nil, "Error": "Invalid email or password"})
-			return
-		}
-		c.loggedIn = true
-		c.g.record(func(s *Stats) { s.Logins++ })
-		c.g.server.logins.Add(1)
-		c.reply(ctc.TypeRtnLogin, ctc.LoginResult{Email: login.Email, First: "Sim", Last: c.g.name, Success: true, AccessLevel: 1, Verified: true})
+		c.login(faults, cfg, fields["Data"])
 		return
 	}
-	if !c.loggedIn {
+	if !c.loggedIn.Load() {
 		c.violation("not logged in")
 		return
 	}
 	switch typ {
 	case ctc.TypeGetDynConnected:
-		if len(cfg.Sensors) == 0 {
-			c.reply(ctc.TypeRtnDyn, []any{})
-			return
-		}
-		byKey := make(map[string]ctc.Sensor, len(cfg.Sensors))
-		for _, s := range cfg.Sensors {
-			byKey[strconv.FormatInt(s.Serial, 10)] = s
-		}
-		c.reply(ctc.TypeRtnDyn, byKey)
+		c.discover(faults, cfg.Sensors)
 	case ctc.TypePostSubChanges:
-		c.subscribed = true
-		c.reply(ctc.TypeRtnDyn, map[string]any{})
+		c.setSubscribed(true)
 	case ctc.TypePostUnsubChanges:
-		c.subscribed = false
-		c.reply(ctc.TypeRtnDyn, map[string]any{})
+		c.setSubscribed(false)
 	case ctc.TypeTakeDynReading:
-		var req ctc.TakeReading
-		_ = json.Unmarshal(fields["Data"], &req)
-		found := false
-		for _, s := range cfg.Sensors {
-			found = found || s.Serial == req.Serial
-		}
-		if !found {
-			c.reply(ctc.TypeRtnErr, map[string]any{"Attempt": ctc.TypeTakeDynReading, "Error": "Unknown sensor"})
-			return
-		}
-		c.reply(ctc.TypeRtnDyn, map[string]any{})
-		if c.subscribed {
-			serial := strconv.FormatInt(req.Serial, 10)
-			c.reply(ctc.TypeNotDynReadingStarted, ctc.ReadingStarted{Serial: req.Serial, Success: true})
-			c.reply(ctc.TypeNotDynReading, ctc.Reading{ID: 1, Serial: serial, Time: time.Now().UTC().Format("2006-01-02 15:04:05"),
-				X: "0.012,0.015,-0.011", Y: "0.021,0.019,-0.020", Z: "0.101,0.099,0.102"})
-			c.reply(ctc.TypeNotDynTemp, ctc.Temperature{Serial: serial, Temp: 23.5})
-		}
+		c.takeReading(faults, cfg.Sensors, fields["Data"])
 	default:
 		c.violation("unknown type " + typ)
 	}
@@ -355,20 +537,76 @@ func (c *conn) violation(reason string) {
 	c.reply(ctc.TypeRtnErr, map[string]any{"Attempt": nil, "Error": reason})
 }
 
-func (c *conn) reply(typ string, data any) {
-	b, err := json.Marshal(map[string]any{"Type": typ, "From": "SERV", "Target": "UI", "Data": data})
+// frame encodes a frame from the gateway; nil when data cannot be JSON
+// (a NaN a caller pushed), which is then not sent.
+func frame(typ string, data any) []byte {
+	b, err := json.Marshal(struct {
+		Type   string
+		From   string
+		Target string
+		Data   any
+	}{typ, "SERV", "UI", data})
 	if err != nil {
-		return
+		return nil
 	}
-	c.write(websocket.TextMessage, b)
+	return b
 }
 
-func (c *conn) write(kind int, b []byte) {
+func (c *conn) reply(typ string, data any) {
+	if b := frame(typ, data); b != nil {
+		_ = c.write(websocket.TextMessage, b)
+	}
+}
+
+// notify writes a notification if the socket is subscribed and says
+// whether it did.
+func (c *conn) notify(b []byte) bool {
+	if b == nil {
+		return false
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	_ = c.ws.SetWriteDeadline(time.Now().Add(2 * time.Second))
-	_ = c.ws.WriteMessage(kind, b)
+	if !c.subscribed.Load() {
+		c.g.withheld.Add(1)
+		return false
+	}
+	return c.writeLocked(websocket.TextMessage, b) == nil
 }
+
+// setSubscribed switches notifications on or off and answers RTN_DYN, in
+// one critical section of wmu.
+func (c *conn) setSubscribed(on bool) {
+	b := frame(ctc.TypeRtnDyn, map[string]any{})
+	c.wmu.Lock()
+	c.subscribed.Store(on)
+	_ = c.writeLocked(websocket.TextMessage, b)
+	c.wmu.Unlock()
+	if on {
+		c.startWorkers()
+	}
+}
+
+// write sends one frame. A write that fails leaves the socket unusable
+// (gorilla/websocket keeps the error), so it closes the connection: the
+// reader sees it and detaches.
+func (c *conn) write(kind int, b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.writeLocked(kind, b)
+}
+
+func (c *conn) writeLocked(kind int, b []byte) error {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+	err := c.ws.WriteMessage(kind, b)
+	if err != nil {
+		_ = c.ws.UnderlyingConn().Close()
+	}
+	return err
+}
+
+// writeTimeout bounds every write, so a peer that stops reading costs a
+// worker two seconds, not forever.
+const writeTimeout = 2 * time.Second
 
 // kill closes the socket with a close frame of code, or abruptly.
 func (c *conn) kill(code int) {
@@ -395,38 +633,22 @@ var garbageFrames = []struct {
 	{websocket.TextMessage, "\xff\xfe invalid utf-8"},
 }
 
-func (c *conn) startGarbage() {
-	c.gmu.Lock()
-	defer c.gmu.Unlock()
-	if c.ended || c.garbageRunning {
-		return
-	}
-	c.garbageRunning = true
-	c.garbage.Add(1)
-	go func() {
-		defer c.garbage.Done()
-		defer func() {
-			c.gmu.Lock()
-			c.garbageRunning = false
-			c.gmu.Unlock()
-		}()
-		for i := 0; ; i++ {
-			f := c.g.Faults()
-			if !f.Garbage {
-				return
-			}
-			every := f.GarbageEvery
-			if every <= 0 {
-				every = 20 * time.Millisecond
-			}
-			select {
-			case <-c.done:
-				return
-			case <-time.After(every):
-			}
-			g := garbageFrames[i%len(garbageFrames)]
-			c.write(g.kind, []byte(g.data))
-			c.g.record(func(s *Stats) { s.GarbageSent++ })
+func (c *conn) garbageLoop() {
+	for i := 0; ; i++ {
+		if !c.keepGoing(workGarbage) {
+			return
 		}
-	}()
+		every := c.g.Faults().GarbageEvery
+		if every <= 0 {
+			every = 20 * time.Millisecond
+		}
+		if !c.sleep(every) {
+			return
+		}
+		g := garbageFrames[i%len(garbageFrames)]
+		if c.write(g.kind, []byte(g.data)) != nil {
+			return
+		}
+		c.g.record(func(s *Stats) { s.GarbageSent++ })
+	}
 }

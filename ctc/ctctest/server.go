@@ -3,14 +3,38 @@
 // gateways, one path each (/gw/<name>), each with its own credentials,
 // sensors, fault switches and records. Tests, demos (cmd/ctcsim) and load
 // runs use it.
+//
+// Every gateway lists sensors (DefaultSensors, AddSensor), answers
+// readings with a documented synthetic Signal in one of three Encodings,
+// pushes temperatures (Faults.TempEvery, PushTemperature) and
+// unsolicited readings (PushReading), and has fault switches for logins,
+// sockets, discovery, readings and hostile behaviour (Faults).
+//
+// The same listener serves a control surface, a small HTTP JSON API to
+// break and heal a running gateway:
+//
+//	GET    /control                             every gateway: name, url, open, accepted, logins
+//	GET    /control/<name>                      its faults, sensors and stats (last 10 frames and close codes)
+//	POST   /control/<name>                      merge {"refuse_logins":true,"drop_after":"5s",…} into its faults
+//	POST   /control/<name>/drop[?code=1001]     close its sockets (no code: abruptly)
+//	POST   /control/<name>/sensors              add or replace {"serial":123,"name":"Press"}
+//	                                            (part_num, read_rate, samples, connected optional)
+//	DELETE /control/<name>/sensors/<serial>     remove a sensor
+//	POST   /control/<name>/readings/<serial>    push an unsolicited NOT_DYN_READING
+//	POST   /control/<name>/temperature/<serial> push NOT_DYN_TEMP {"temp":25.5}
+//
+// Fault fields are the json names of Faults' fields; durations are Go
+// duration strings ("250ms", "5s"; capture_delay also "realtime"). An
+// unknown gateway is 404, an unknown field or a bad value 400, errors are
+// {"error": "…"}.
 package ctctest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,9 +52,13 @@ type Server struct {
 	base     string
 	upgrader websocket.Upgrader
 
+	// mu guards gateways and the closing of closing; lock order: Server.mu
+	// before Gateway.mu (see Gateway).
 	mu       sync.RWMutex
 	gateways map[string]*Gateway
 	closing  chan struct{}
+	// handlers counts WebSocket handlers; Add happens under mu.RLock after
+	// checking closing, so Close's Wait never races an Add.
 	handlers sync.WaitGroup
 	served   chan struct{}
 
@@ -63,7 +91,7 @@ func NewServer(addr string) (*Server, error) {
 		},
 	}
 	s.keep.Store(defaultKeep)
-	s.http = &http.Server{Handler: http.HandlerFunc(s.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		defer close(s.served)
 		_ = s.http.Serve(ln)
@@ -78,18 +106,18 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 type Config struct {
 	Email    string
 	Password string
-	// Sensors answer GET_DYN_CONNECTED; nil gives two default sensors, an
-	// empty non-nil slice gives [].
+	// Sensors answer GET_DYN_CONNECTED; nil gives DefaultSensors(2), an
+	// empty non-nil slice gives []. Add copies the slice; AddSensor and
+	// RemoveSensor change the gateway's copy while it runs.
 	Sensors []ctc.Sensor
 }
 
 // Add creates (or replaces the config of) the gateway at /gw/<name>.
 func (s *Server) Add(name string, cfg Config) *Gateway {
 	if cfg.Sensors == nil {
-		cfg.Sensors = []ctc.Sensor{
-			{Serial: 10001, Connected: 1, PartNum: "TA-CE-WS-1", ReadRate: 20000, Samples: 4096, Name: "Pump A"},
-			{Serial: 10002, Connected: 1, PartNum: "TA-CE-WS-1", ReadRate: 20000, Samples: 4096, Name: "Fan B"},
-		}
+		cfg.Sensors = DefaultSensors(2)
+	} else {
+		cfg.Sensors = slices.Clone(cfg.Sensors)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -99,7 +127,7 @@ func (s *Server) Add(name string, cfg Config) *Gateway {
 		g.mu.Unlock()
 		return g
 	}
-	g := &Gateway{name: name, url: s.base + "/gw/" + name, cfg: cfg, conns: make(map[*conn]struct{}), server: s}
+	g := newGateway(s, name, cfg)
 	s.gateways[name] = g
 	return g
 }
@@ -149,14 +177,24 @@ func (s *Server) Close() {
 	s.handlers.Wait()
 }
 
-func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+// serveGateway serves /gw/<name>: the WebSocket of a simulated gateway.
+func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 	name, ok := strings.CutPrefix(r.URL.Path, "/gw/")
 	g := s.Gateway(name)
 	if !ok || g == nil {
 		http.NotFound(w, r)
 		return
 	}
+	s.mu.RLock()
+	select {
+	case <-s.closing:
+		s.mu.RUnlock()
+		http.Error(w, "closing", http.StatusServiceUnavailable)
+		return
+	default:
+	}
 	s.handlers.Add(1)
+	s.mu.RUnlock()
 	defer s.handlers.Done()
 	n := s.handshakes.Add(1)
 	for p := s.handshakePeak.Load(); n > p && !s.handshakePeak.CompareAndSwap(p, n); p = s.handshakePeak.Load() {
@@ -189,6 +227,3 @@ func (s *Server) Logins() int { return int(s.logins.Load()) }
 
 // ResetHandshakePeak starts a new peak measurement.
 func (s *Server) ResetHandshakePeak() { s.handshakePeak.Store(s.handshakes.Load()) }
-
-// ErrClosed is returned by helpers after the server closed.
-var ErrClosed = errors.New("ctctest: server closed")

@@ -20,6 +20,8 @@ import (
 	"github.com/knadh/koanf/providers/env/v2"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
+
+	"github.com/ctcgw/gatewayd/internal/duration"
 )
 
 // Config is the validated configuration of one gatewayd process.
@@ -42,6 +44,9 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 	// DebugAddr serves Go's pprof when not empty.
 	DebugAddr string
+	// WaveformRetention is how long readings' samples are kept; 0 keeps
+	// them forever.
+	WaveformRetention time.Duration
 }
 
 // Gateway holds the connection runtime's settings.
@@ -57,6 +62,12 @@ type Gateway struct {
 	DialConcurrency   int
 	RestartLimit      int
 	RestartWindow     time.Duration
+	// SensorRefreshInterval is how often an authenticated gateway is asked
+	// for its sensors again.
+	SensorRefreshInterval time.Duration
+	ReadingQueueLimit     int
+	ReadingStartTimeout   time.Duration
+	ReadingTimeout        time.Duration
 }
 
 // DefaultDatabaseURL is DATABASE_URL's default: the local PostgreSQL of a
@@ -92,6 +103,11 @@ var Variables = []struct{ Name, Default string }{
 	{"GATEWAY_RESTART_LIMIT", "10"},
 	{"GATEWAY_RESTART_WINDOW", "1m"},
 	{"RECONCILE_INTERVAL", "30s"},
+	{"SENSOR_REFRESH_INTERVAL", "10m"},
+	{"READING_QUEUE_LIMIT", "16"},
+	{"READING_START_TIMEOUT", "30s"},
+	{"READING_TIMEOUT", "60s"},
+	{"WAVEFORM_RETENTION", "90d"},
 	{"SHUTDOWN_TIMEOUT", "10s"},
 	{"DEBUG_ADDR", ""},
 }
@@ -182,21 +198,26 @@ func parse(get func(string) string) (*Config, error) {
 		MigrateOnStart:   p.boolean("MIGRATE_ON_START"),
 		ChaosEnabled:     p.boolean("CHAOS_ENABLED"),
 		Gateway: Gateway{
-			ConnectTimeout:    p.duration("GATEWAY_CONNECT_TIMEOUT"),
-			AuthTimeout:       p.duration("GATEWAY_AUTH_TIMEOUT"),
-			CommandTimeout:    p.duration("GATEWAY_COMMAND_TIMEOUT"),
-			BackoffInitial:    p.duration("GATEWAY_BACKOFF_INITIAL"),
-			BackoffMax:        p.duration("GATEWAY_BACKOFF_MAX"),
-			BackoffMultiplier: p.float("GATEWAY_BACKOFF_MULTIPLIER", 1, 100),
-			PingInterval:      p.duration("GATEWAY_PING_INTERVAL"),
-			PongTimeout:       p.duration("GATEWAY_PONG_TIMEOUT"),
-			DialConcurrency:   p.intRange("GATEWAY_DIAL_CONCURRENCY", 1, 100000),
-			RestartLimit:      p.intRange("GATEWAY_RESTART_LIMIT", 0, 1000000),
-			RestartWindow:     p.duration("GATEWAY_RESTART_WINDOW"),
+			ConnectTimeout:        p.duration("GATEWAY_CONNECT_TIMEOUT"),
+			AuthTimeout:           p.duration("GATEWAY_AUTH_TIMEOUT"),
+			CommandTimeout:        p.duration("GATEWAY_COMMAND_TIMEOUT"),
+			BackoffInitial:        p.duration("GATEWAY_BACKOFF_INITIAL"),
+			BackoffMax:            p.duration("GATEWAY_BACKOFF_MAX"),
+			BackoffMultiplier:     p.float("GATEWAY_BACKOFF_MULTIPLIER", 1, 100),
+			PingInterval:          p.duration("GATEWAY_PING_INTERVAL"),
+			PongTimeout:           p.duration("GATEWAY_PONG_TIMEOUT"),
+			DialConcurrency:       p.intRange("GATEWAY_DIAL_CONCURRENCY", 1, 100000),
+			RestartLimit:          p.intRange("GATEWAY_RESTART_LIMIT", 0, 1000000),
+			RestartWindow:         p.duration("GATEWAY_RESTART_WINDOW"),
+			SensorRefreshInterval: p.duration("SENSOR_REFRESH_INTERVAL"),
+			ReadingQueueLimit:     p.intRange("READING_QUEUE_LIMIT", 1, 10000),
+			ReadingStartTimeout:   p.duration("READING_START_TIMEOUT"),
+			ReadingTimeout:        p.duration("READING_TIMEOUT"),
 		},
 		ReconcileInterval: p.duration("RECONCILE_INTERVAL"),
 		ShutdownTimeout:   p.duration("SHUTDOWN_TIMEOUT"),
 		DebugAddr:         p.optionalAddr("DEBUG_ADDR"),
+		WaveformRetention: p.retention("WAVEFORM_RETENTION"),
 	}
 	if c.Gateway.BackoffMax > 0 && c.Gateway.BackoffInitial > c.Gateway.BackoffMax {
 		p.fail("GATEWAY_BACKOFF_MAX", "must not be less than GATEWAY_BACKOFF_INITIAL (%s)", c.Gateway.BackoffInitial)
@@ -274,13 +295,27 @@ func (p *parser) float(name string, lo, hi float64) float64 {
 
 func (p *parser) duration(name string) time.Duration {
 	v := strings.TrimSpace(p.get(name))
-	d, err := time.ParseDuration(v)
+	d, err := duration.Parse(v)
 	if err != nil {
-		p.fail(name, "must be a duration with a unit such as 500ms, 10s or 1m, got %q", v)
+		p.fail(name, "must be a duration with a unit such as 500ms, 10s, 1m or 2d, got %q", v)
 		return 0
 	}
 	if d <= 0 {
 		p.fail(name, "must be greater than zero, got %q", v)
+	}
+	return d
+}
+
+// retention is a duration, where 0 means keep forever.
+func (p *parser) retention(name string) time.Duration {
+	v := strings.TrimSpace(p.get(name))
+	d, err := duration.Parse(v)
+	if err != nil || d < 0 {
+		p.fail(name, "must be a duration such as 90d or 12h, or 0 to keep everything, got %q", v)
+		return 0
+	}
+	if d > 0 && d < time.Hour {
+		p.fail(name, "must be at least 1h (or 0 to keep everything), got %q", v)
 	}
 	return d
 }

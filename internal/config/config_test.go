@@ -29,10 +29,12 @@ func TestDefaults(t *testing.T) {
 		ConnectTimeout: 10 * time.Second, AuthTimeout: 10 * time.Second, CommandTimeout: 30 * time.Second,
 		BackoffInitial: time.Second, BackoffMax: 30 * time.Second, BackoffMultiplier: 2,
 		PingInterval: 30 * time.Second, PongTimeout: 10 * time.Second, DialConcurrency: 64,
-		RestartLimit: 10, RestartWindow: time.Minute,
+		RestartLimit: 10, RestartWindow: time.Minute, SensorRefreshInterval: 10 * time.Minute,
+		ReadingQueueLimit: 16, ReadingStartTimeout: 30 * time.Second, ReadingTimeout: time.Minute,
 	}, c.Gateway)
 	assert.Equal(t, 30*time.Second, c.ReconcileInterval)
 	assert.Equal(t, 10*time.Second, c.ShutdownTimeout)
+	assert.Equal(t, 90*24*time.Hour, c.WaveformRetention)
 }
 
 func TestPrecedenceFileThenEnv(t *testing.T) {
@@ -80,7 +82,7 @@ func TestInvalidValues(t *testing.T) {
 		{"API_PORT=0", `API_PORT must be a whole number from 1 to 65535, got "0"`},
 		{"API_PORT=70000", `API_PORT must be a whole number from 1 to 65535, got "70000"`},
 		{"API_PORT=http", `API_PORT must be a whole number from 1 to 65535, got "http"`},
-		{"GATEWAY_CONNECT_TIMEOUT=10", `GATEWAY_CONNECT_TIMEOUT must be a duration with a unit such as 500ms, 10s or 1m, got "10"`},
+		{"GATEWAY_CONNECT_TIMEOUT=10", `GATEWAY_CONNECT_TIMEOUT must be a duration with a unit such as 500ms, 10s, 1m or 2d, got "10"`},
 		{"GATEWAY_AUTH_TIMEOUT=-1s", `GATEWAY_AUTH_TIMEOUT must be greater than zero`},
 		{"LOG_LEVEL=verbose", `LOG_LEVEL must be one of debug, info, warn, error, got "verbose"`},
 		{"LOG_FORMAT=xml", `LOG_FORMAT must be one of json, console`},
@@ -92,6 +94,9 @@ func TestInvalidValues(t *testing.T) {
 		{"DATABASE_URL=host=localhost user=x", `DATABASE_URL must be a postgres:// URL`},
 		{"CORS_ORIGIN= , ", `CORS_ORIGIN must list at least one origin`},
 		{"DEBUG_ADDR=6060", `DEBUG_ADDR must be host:port`},
+		{"WAVEFORM_RETENTION=10m", `WAVEFORM_RETENTION must be at least 1h`},
+		{"WAVEFORM_RETENTION=forever", `WAVEFORM_RETENTION must be a duration such as 90d`},
+		{"READING_QUEUE_LIMIT=0", `READING_QUEUE_LIMIT must be a whole number from 1 to 10000`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.env, func(t *testing.T) {

@@ -1,0 +1,278 @@
+package actors
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/ctc"
+)
+
+// This file is the acquisition state machine of a gateway actor: one
+// reading at a time (the sensor captures physically), a bounded queue
+// behind it, the reading schedules of the gateway's sensors, and readings
+// the gateway pushes unasked. Decoding and analysis happen off the actor,
+// in the processor; every state change goes to the writer.
+
+// stage is where the current acquisition is.
+type stage int
+
+const (
+	stageQueued    stage = iota // waiting for its turn
+	stageTaking                 // TAKE_DYN_READING sent, waiting for its answer
+	stageStarting               // answered; waiting for NOT_DYN_READING_STARTED
+	stageCapturing              // started; waiting for NOT_DYN_READING
+)
+
+// acquisition is one reading in the actor's hands.
+type acquisition struct {
+	r      gatewayd.Reading
+	serial int64
+	rateHz float64
+	stage  stage
+}
+
+// scheduled is one sensor's reading schedule and its timer.
+type scheduled struct {
+	gatewayd.Schedule
+	timer *time.Timer
+}
+
+// takeReading asks a gateway's actor to acquire a reading (the reading is
+// already stored QUEUED).
+type takeReading struct {
+	id     uuid.UUID // the gateway
+	r      gatewayd.Reading
+	serial int64
+	rateHz float64
+}
+
+// readingTimer: the current acquisition's stage did not end in time.
+type readingTimer struct {
+	gen     uint64
+	reading uuid.UUID
+	stage   stage
+}
+
+// scheduleFired: a sensor's reading interval passed.
+type scheduleFired struct {
+	epoch  uint64 // the schedule arming it belongs to
+	sensor uuid.UUID
+}
+
+// onTakeReading queues a requested reading, or refuses it at once.
+func (a *gatewayActor) onTakeReading(m *takeReading) error {
+	if a.status.State != gatewayd.StateAuthenticated {
+		return fmt.Errorf("%w (state %s)", gatewayd.ErrNotConnected, a.status.State)
+	}
+	if a.waiting() >= a.d.cfg.ReadingQueueLimit {
+		return fmt.Errorf("%w: %d readings waiting", gatewayd.ErrQueueFull, a.waiting())
+	}
+	rate := m.rateHz
+	if rate <= 0 {
+		rate = a.sensorRates[m.serial]
+	}
+	a.readings = append(a.readings, &acquisition{r: m.r, serial: m.serial, rateHz: rate})
+	a.nextReading()
+	return nil
+}
+
+// nextReading starts the acquisition at the head of the queue, if none is
+// running.
+func (a *gatewayActor) nextReading() {
+	if len(a.readings) == 0 || a.readings[0].stage != stageQueued || a.status.State != gatewayd.StateAuthenticated {
+		return
+	}
+	acq := a.readings[0]
+	acq.stage = stageTaking
+	a.enqueue(&command{typ: ctc.TypeTakeDynReading, data: ctc.TakeReading{Serial: acq.serial},
+		timeout: a.d.cfg.CommandTimeout, reading: acq})
+}
+
+// waiting counts the readings queued behind the current one.
+func (a *gatewayActor) waiting() int {
+	if a.current() != nil {
+		return len(a.readings) - 1
+	}
+	return len(a.readings)
+}
+
+// current is the acquisition in progress, if any.
+func (a *gatewayActor) current() *acquisition {
+	if len(a.readings) > 0 && a.readings[0].stage != stageQueued {
+		return a.readings[0]
+	}
+	return nil
+}
+
+// onTakeAnswer: the gateway answered TAKE_DYN_READING.
+func (a *gatewayActor) onTakeAnswer(acq *acquisition, msg ctc.Message) {
+	if acq != a.current() {
+		return
+	}
+	if e, ok := msg.(*ctc.ErrorResult); ok {
+		a.failReading(acq, "refused by gateway: "+e.Error)
+		return
+	}
+	acq.stage = stageStarting
+	a.armReadingTimer(acq, a.d.cfg.ReadingStartTimeout)
+}
+
+// onTakeTimeout: TAKE_DYN_READING was not answered in time.
+func (a *gatewayActor) onTakeTimeout(acq *acquisition) {
+	if acq == a.current() {
+		a.failReading(acq, fmt.Sprintf("no answer to TAKE_DYN_READING within %s", a.d.cfg.CommandTimeout))
+	}
+}
+
+func (a *gatewayActor) onReadingStarted(now time.Time, n *ctc.ReadingStarted) {
+	acq := a.current()
+	if acq == nil || acq.serial != n.Serial || acq.stage != stageStarting {
+		return // a notification of a reading nobody here is waiting for
+	}
+	if !n.Success {
+		reason := gatewayd.ReadingErrRefused
+		if strings.TrimSpace(n.Error) != "" {
+			reason = n.Error
+		}
+		a.failReading(acq, reason)
+		return
+	}
+	acq.stage = stageCapturing
+	acq.r.Status, acq.r.StartedAt = gatewayd.ReadingRunning, &now
+	a.d.writer.reading(gatewayd.ReadingUpdate{Reading: acq.r, Serial: acq.serial})
+	a.armReadingTimer(acq, a.d.cfg.ReadingTimeout)
+}
+
+// onReading: samples arrived. The current acquisition's (a gateway may
+// skip NOT_DYN_READING_STARTED) goes to the processor and the next one
+// starts; any other is a reading the gateway pushed unasked.
+func (a *gatewayActor) onReading(now time.Time, n *ctc.Reading) {
+	serial, err := strconv.ParseInt(strings.TrimSpace(n.Serial), 10, 64)
+	if err != nil {
+		a.drop(now, "NOT_DYN_READING with a malformed serial")
+		return
+	}
+	if acq := a.current(); acq != nil && acq.serial == serial && acq.stage >= stageStarting {
+		if acq.r.StartedAt == nil {
+			acq.r.StartedAt = &now
+		}
+		a.readings = a.readings[1:]
+		a.stopReadingTimer()
+		a.d.processor.submit(job{r: acq.r, serial: serial, rateHz: acq.rateHz, x: n.X, y: n.Y, z: n.Z})
+		a.nextReading()
+		return
+	}
+	r := gatewayd.Reading{ID: uuid.New(), GatewayID: a.id, Trigger: gatewayd.TriggerGateway, Status: gatewayd.ReadingRunning,
+		RequestedAt: now, StartedAt: &now}
+	a.d.processor.submit(job{r: r, serial: serial, rateHz: a.sensorRates[serial], x: n.X, y: n.Y, z: n.Z})
+}
+
+func (a *gatewayActor) onReadingTimer(m *readingTimer) {
+	acq := a.current()
+	if acq == nil || acq.r.ID != m.reading || acq.stage != m.stage {
+		return
+	}
+	switch m.stage {
+	case stageStarting:
+		a.failReading(acq, fmt.Sprintf("no NOT_DYN_READING_STARTED within %s", a.d.cfg.ReadingStartTimeout))
+	case stageCapturing:
+		a.failReading(acq, fmt.Sprintf("no NOT_DYN_READING within %s", a.d.cfg.ReadingTimeout))
+	}
+}
+
+// failReading ends the current acquisition as FAILED and starts the next.
+func (a *gatewayActor) failReading(acq *acquisition, reason string) {
+	if len(a.readings) > 0 && a.readings[0] == acq {
+		a.readings = a.readings[1:]
+	}
+	a.stopReadingTimer()
+	a.d.writer.reading(failed(acq, reason, time.Now()))
+	a.nextReading()
+}
+
+// failAllReadings fails every acquisition in the actor's hands: the
+// connection is gone, or the actor is.
+func (a *gatewayActor) failAllReadings(reason string) {
+	now := time.Now()
+	for _, acq := range a.readings {
+		a.d.writer.reading(failed(acq, reason, now))
+	}
+	clear(a.readings)
+	a.readings = a.readings[:0]
+	a.stopReadingTimer()
+}
+
+func failed(acq *acquisition, reason string, now time.Time) gatewayd.ReadingUpdate {
+	r := acq.r
+	r.Status, r.Error, r.CompletedAt = gatewayd.ReadingFailed, capError(reason), &now
+	return gatewayd.ReadingUpdate{Reading: r, Serial: acq.serial}
+}
+
+func (a *gatewayActor) armReadingTimer(acq *acquisition, d time.Duration) {
+	a.stopReadingTimer()
+	gen, root, self, id, st := a.gen, a.d.root, a.self, acq.r.ID, acq.stage
+	a.readingTimer = time.AfterFunc(d, func() { root.Send(self, &readingTimer{gen: gen, reading: id, stage: st}) })
+}
+
+func (a *gatewayActor) stopReadingTimer() {
+	if a.readingTimer != nil {
+		a.readingTimer.Stop()
+		a.readingTimer = nil
+	}
+}
+
+// armSchedules starts every sensor's schedule, the first reading at a
+// random offset within its interval so thousands of sensors coming up
+// together do not fire together.
+func (a *gatewayActor) armSchedules() {
+	a.stopSchedules()
+	a.scheduleEpoch++
+	for _, sc := range a.target.Schedules {
+		s := &scheduled{Schedule: sc}
+		a.schedules[sc.SensorID] = s
+		a.armSchedule(s, time.Duration(rand.Int64N(int64(sc.Interval))))
+	}
+}
+
+func (a *gatewayActor) armSchedule(s *scheduled, d time.Duration) {
+	root, self, epoch, sensor := a.d.root, a.self, a.scheduleEpoch, s.SensorID
+	s.timer = time.AfterFunc(d, func() { root.Send(self, &scheduleFired{epoch: epoch, sensor: sensor}) })
+}
+
+func (a *gatewayActor) stopSchedules() {
+	for id, s := range a.schedules {
+		s.timer.Stop()
+		delete(a.schedules, id)
+	}
+}
+
+// onScheduleFired queues a scheduled reading, unless one of that sensor
+// is still waiting or the queue is full, and arms the next.
+func (a *gatewayActor) onScheduleFired(m *scheduleFired) {
+	s := a.schedules[m.sensor]
+	if m.epoch != a.scheduleEpoch || s == nil || a.status.State != gatewayd.StateAuthenticated {
+		return
+	}
+	a.armSchedule(s, s.Interval)
+	for _, acq := range a.readings {
+		if acq.r.SensorID == s.SensorID && acq.r.Trigger == gatewayd.TriggerScheduled {
+			return // never more than one scheduled reading of a sensor waiting
+		}
+	}
+	if a.waiting() >= a.d.cfg.ReadingQueueLimit {
+		a.drop(time.Now(), "scheduled reading skipped: the reading queue is full")
+		return
+	}
+	now := time.Now()
+	acq := &acquisition{serial: s.Serial, rateHz: a.sensorRates[s.Serial], r: gatewayd.Reading{ID: uuid.New(), SensorID: s.SensorID,
+		GatewayID: a.id, Trigger: gatewayd.TriggerScheduled, Status: gatewayd.ReadingQueued, RequestedAt: now}}
+	a.d.writer.reading(gatewayd.ReadingUpdate{Reading: acq.r, Serial: acq.serial})
+	a.readings = append(a.readings, acq)
+	a.nextReading()
+}

@@ -1,0 +1,226 @@
+package actors
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"github.com/ctcgw/gatewayd"
+)
+
+// writer batches what the actors learn for the database: last_seen_at
+// marks, discovery answers and temperatures. Actors hand values over
+// under a mutex (never I/O); one goroutine writes everything pending in a
+// few statements every interval, so 10,000 gateways logging in at once
+// cost a handful of transactions, not 10,000. A failed write keeps what
+// it could not write (the newest value per gateway or sensor) and tries
+// again next time: a database outage never reaches an actor.
+type writer struct {
+	src          Source
+	seenEvery    time.Duration // last_seen_at
+	dataEvery    time.Duration // discoveries and temperatures
+	readingEvery time.Duration // readings (people wait for them)
+	log          zerolog.Logger
+
+	mu           sync.Mutex
+	seen         map[uuid.UUID]time.Time
+	discoveries  map[uuid.UUID]gatewayd.Discovery
+	temperatures map[sensorKey]gatewayd.Temperature
+	readings     map[uuid.UUID]gatewayd.ReadingUpdate
+	// waveBytes is what the pending readings' samples hold; past
+	// maxPendingWaves (the database is down) new ones fail instead.
+	waveBytes int
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type sensorKey struct {
+	gateway uuid.UUID
+	serial  int64
+}
+
+// writeBatch is the most rows one statement carries.
+const writeBatch = 1000
+
+// maxPendingWaves bounds the samples waiting for the database.
+const maxPendingWaves = 64 << 20
+
+func newWriter(src Source, seenEvery, dataEvery, readingEvery time.Duration, log zerolog.Logger) *writer {
+	w := &writer{src: src, seenEvery: seenEvery, dataEvery: dataEvery, readingEvery: readingEvery, log: log,
+		seen: make(map[uuid.UUID]time.Time), discoveries: make(map[uuid.UUID]gatewayd.Discovery),
+		temperatures: make(map[sensorKey]gatewayd.Temperature), readings: make(map[uuid.UUID]gatewayd.ReadingUpdate),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+func (w *writer) mark(id uuid.UUID, at time.Time) {
+	w.mu.Lock()
+	if prev, ok := w.seen[id]; !ok || at.After(prev) {
+		w.seen[id] = at
+	}
+	w.mu.Unlock()
+}
+
+func (w *writer) discovered(d gatewayd.Discovery) {
+	w.mu.Lock()
+	if prev, ok := w.discoveries[d.GatewayID]; !ok || !d.At.Before(prev.At) {
+		w.discoveries[d.GatewayID] = d
+	}
+	w.mu.Unlock()
+}
+
+func (w *writer) temperature(t gatewayd.Temperature) {
+	k := sensorKey{t.GatewayID, t.Serial}
+	w.mu.Lock()
+	if prev, ok := w.temperatures[k]; !ok || !t.At.Before(prev.At) {
+		w.temperatures[k] = t
+	}
+	w.mu.Unlock()
+}
+
+// rank orders reading states: a later update never moves one back.
+func rank(s gatewayd.ReadingStatus) int {
+	switch s {
+	case gatewayd.ReadingQueued:
+		return 0
+	case gatewayd.ReadingRunning:
+		return 1
+	}
+	return 2
+}
+
+func waveSize(u gatewayd.ReadingUpdate) int {
+	if u.Waveform == nil {
+		return 0
+	}
+	return 12 * len(u.Waveform.X)
+}
+
+// reading records a reading's new state.
+func (w *writer) reading(u gatewayd.ReadingUpdate) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	prev, ok := w.readings[u.Reading.ID]
+	if ok && rank(u.Reading.Status) < rank(prev.Reading.Status) {
+		return
+	}
+	if size := waveSize(u); size > 0 && w.waveBytes+size > maxPendingWaves {
+		now := time.Now()
+		msg := "could not be stored (database unavailable)"
+		u.Waveform, u.Reading.Status, u.Reading.Error, u.Reading.CompletedAt = nil, gatewayd.ReadingFailed, &msg, &now
+		u.Reading.Summary = nil
+	}
+	w.waveBytes += waveSize(u) - waveSize(prev)
+	w.readings[u.Reading.ID] = u
+}
+
+func (w *writer) flushReadings() {
+	w.mu.Lock()
+	batch := w.readings
+	if len(batch) == 0 {
+		w.mu.Unlock()
+		return
+	}
+	w.readings = make(map[uuid.UUID]gatewayd.ReadingUpdate, len(batch))
+	w.waveBytes = 0
+	w.mu.Unlock()
+	// Smaller chunks than other rows: each may carry 100 KB of samples.
+	writeChunks(w, values(batch), 64, w.src.SaveReadings, w.reading, "readings")
+}
+
+func (w *writer) run() {
+	defer close(w.done)
+	seen := time.NewTicker(w.seenEvery)
+	defer seen.Stop()
+	data := time.NewTicker(w.dataEvery)
+	defer data.Stop()
+	readings := time.NewTicker(w.readingEvery)
+	defer readings.Stop()
+	for {
+		select {
+		case <-w.stop:
+			w.flushReadings()
+			w.flushData()
+			w.flushSeen()
+			return
+		case <-readings.C:
+			w.flushReadings()
+		case <-seen.C:
+			w.flushSeen()
+		case <-data.C:
+			w.flushData()
+		}
+	}
+}
+
+func (w *writer) flushSeen() {
+	w.mu.Lock()
+	batch := w.seen
+	if len(batch) == 0 {
+		w.mu.Unlock()
+		return
+	}
+	w.seen = make(map[uuid.UUID]time.Time, len(batch))
+	w.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.src.MarkSeen(ctx, batch); err != nil {
+		w.log.Warn().Err(err).Int("gateways", len(batch)).Msg("last_seen_at write failed; will retry")
+		for id, at := range batch {
+			w.mark(id, at)
+		}
+	}
+}
+
+func (w *writer) flushData() {
+	w.mu.Lock()
+	// Take the pending maps only when they hold something: an empty map
+	// stays the writers' and is never read outside the lock.
+	var ds map[uuid.UUID]gatewayd.Discovery
+	var ts map[sensorKey]gatewayd.Temperature
+	if len(w.discoveries) > 0 {
+		ds, w.discoveries = w.discoveries, make(map[uuid.UUID]gatewayd.Discovery)
+	}
+	if len(w.temperatures) > 0 {
+		ts, w.temperatures = w.temperatures, make(map[sensorKey]gatewayd.Temperature)
+	}
+	w.mu.Unlock()
+	writeChunks(w, values(ds), writeBatch, w.src.MergeDiscoveries, w.discovered, "sensor discoveries")
+	writeChunks(w, values(ts), writeBatch, w.src.RecordTemperatures, w.temperature, "temperatures")
+}
+
+// writeChunks writes list in statements of at most size rows; what fails
+// goes back to the pending values through requeue.
+func writeChunks[T any](w *writer, list []T, size int, write func(context.Context, []T) error, requeue func(T), what string) {
+	for start := 0; start < len(list); start += size {
+		chunk := list[start:min(start+size, len(list))]
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := write(ctx, chunk)
+		cancel()
+		if err != nil {
+			w.log.Warn().Err(err).Int("rows", len(chunk)).Str("what", what).Msg("batched write failed; will retry")
+			for _, v := range chunk {
+				requeue(v)
+			}
+		}
+	}
+}
+
+func values[K comparable, V any](m map[K]V) []V {
+	out := make([]V, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+// close writes what is pending and ends the goroutine.
+func (w *writer) close() {
+	close(w.stop)
+	<-w.done
+}

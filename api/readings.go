@@ -1,0 +1,227 @@
+package api
+
+import (
+	"bufio"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+const resReading = "READING"
+
+// takeReading stores a QUEUED reading and hands it to the gateway's actor;
+// a reading the runtime refuses at once (not connected, queue full) is
+// removed again, so a refused request leaves nothing behind.
+func (s *server) takeReading(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	sensor, err := s.store.GetSensor(ctx, id)
+	if err != nil {
+		return scoped(err, resSensor, "")
+	}
+	r, serial, err := s.store.CreateReading(ctx, id, gatewayd.TriggerManual)
+	if err != nil {
+		return scoped(err, resSensor, "")
+	}
+	var rate float64
+	if sensor.ReadRateHz != nil {
+		rate = *sensor.ReadRateHz
+	}
+	if err := s.rt.TakeReading(ctx, r, serial, rate); err != nil {
+		if derr := s.store.DiscardReading(ctx, r.ID); derr != nil {
+			s.log.Warn().Err(derr).Str("reading_id", r.ID.String()).Msg("a refused reading could not be removed")
+		}
+		if errors.Is(err, gatewayd.ErrNotFound) {
+			err = gatewayd.ErrNotConnected // the runtime does not run the gateway (yet)
+		}
+		return scoped(err, resSensor, "")
+	}
+	return c.Status(fiber.StatusAccepted).JSON(renderReading(r))
+}
+
+func (s *server) sensorReadings(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	var f store.ReadingFilter
+	page, err := pageQuery(c, map[string]func(string) string{
+		"status": func(v string) string {
+			switch st := gatewayd.ReadingStatus(v); st {
+			case gatewayd.ReadingQueued, gatewayd.ReadingRunning, gatewayd.ReadingComplete, gatewayd.ReadingFailed:
+				f.Status = st
+				return ""
+			}
+			return "must be QUEUED, RUNNING, COMPLETE or FAILED"
+		},
+		"since": timeParam(&f.Since),
+		"until": timeParam(&f.Until),
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	items, total, err := s.store.ListReadings(ctx, id, f, page)
+	if err != nil {
+		return err
+	}
+	if total == 0 {
+		if _, err := s.store.GetSensor(ctx, id); err != nil {
+			return scoped(err, resSensor, "")
+		}
+	}
+	return c.JSON(renderList(items, total, page, renderReading))
+}
+
+// timeParam parses an RFC 3339 time into *dst.
+func timeParam(dst **time.Time) func(string) string {
+	return func(v string) string {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return "must be an RFC 3339 time such as 2026-11-29T05:32:54Z"
+		}
+		*dst = &t
+		return ""
+	}
+}
+
+// waveform answers the samples as JSON, or as CSV rows t,x,y,z (t in
+// seconds from the first sample) with Accept: text/csv, streamed.
+func (s *server) waveform(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	w, err := s.loadWaveform(c, id)
+	if err != nil {
+		return err
+	}
+	if c.Accepts(fiber.MIMEApplicationJSON, "text/csv") == "text/csv" {
+		c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
+		c.Context().SetBodyStreamWriter(func(bw *bufio.Writer) {
+			buf := make([]byte, 0, 128)
+			buf = append(buf, "t,x,y,z\n"...)
+			for i := range w.X {
+				t := float64(i)
+				if w.SampleRateHz > 0 {
+					t /= w.SampleRateHz
+				}
+				buf = strconv.AppendFloat(buf, t, 'g', -1, 64)
+				for _, v := range [3]float32{w.X[i], w.Y[i], w.Z[i]} {
+					buf = append(buf, ',')
+					buf = strconv.AppendFloat(buf, float64(v), 'g', -1, 32)
+				}
+				buf = append(buf, '\n')
+				if _, err := bw.Write(buf); err != nil {
+					return // the client went away
+				}
+				buf = buf[:0]
+			}
+		})
+		return nil
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	out := make([]byte, 0, 64+3*len(w.X)*12)
+	out = append(out, `{"sample_rate_hz":`...)
+	out = appendRate(out, w.SampleRateHz)
+	out = append(out, `,"unit":"g"`...)
+	for _, axis := range []struct {
+		name string
+		v    []float32
+	}{{"x", w.X}, {"y", w.Y}, {"z", w.Z}} {
+		out = append(out, `,"`...)
+		out = append(out, axis.name...)
+		out = append(out, `":`...)
+		out = appendFloats(out, axis.v, 32)
+	}
+	out = append(out, '}')
+	return c.Send(out)
+}
+
+// spectrum answers the single-sided amplitude spectrum of one axis (x
+// unless ?axis= says otherwise): Hann window, corrected for its coherent
+// gain, so a sine of amplitude A peaks at A.
+func (s *server) spectrum(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	axis := "x"
+	if err := plainQuery(c, map[string]func(string) string{"axis": func(v string) string {
+		if v != "x" && v != "y" && v != "z" {
+			return "must be x, y or z"
+		}
+		axis = v
+		return ""
+	}}); err != nil {
+		return err
+	}
+	w, err := s.loadWaveform(c, id)
+	if err != nil {
+		return err
+	}
+	samples := map[string][]float32{"x": w.X, "y": w.Y, "z": w.Z}[axis]
+	values := make([]float64, len(samples))
+	for i, v := range samples {
+		values[i] = float64(v)
+	}
+	freq, amp := s.analyzer.Spectrum(values, w.SampleRateHz)
+	out := make([]byte, 0, 64+len(freq)*24)
+	out = append(out, `{"axis":"`...)
+	out = append(out, axis...)
+	out = append(out, `","unit":"g","frequency_hz":`...)
+	out = appendFloats(out, freq, 64)
+	out = append(out, `,"amplitude":`...)
+	out = appendFloats(out, amp, 64)
+	out = append(out, '}')
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(out)
+}
+
+// loadWaveform returns a reading's samples: 404 READING_NOT_FOUND for no
+// such reading, 404 WAVEFORM_NOT_FOUND for a reading without samples (not
+// complete, or removed by WAVEFORM_RETENTION).
+func (s *server) loadWaveform(c *fiber.Ctx, id uuid.UUID) (gatewayd.Waveform, error) {
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	w, err := s.store.GetWaveform(ctx, id)
+	if errors.Is(err, gatewayd.ErrNotFound) {
+		if _, err := s.store.GetReading(ctx, id); err != nil {
+			return w, scoped(err, resReading, "")
+		}
+		return w, &Error{Status: fiber.StatusNotFound, Code: "WAVEFORM_NOT_FOUND",
+			Message: "The reading has no samples (not complete, or removed by WAVEFORM_RETENTION)"}
+	}
+	return w, scoped(err, resReading, "")
+}
+
+func appendRate(b []byte, rate float64) []byte {
+	if rate <= 0 {
+		return append(b, "null"...)
+	}
+	return strconv.AppendFloat(b, rate, 'g', -1, 64)
+}
+
+// appendFloats writes v as a JSON array, each number in the shortest
+// form that reads back as the same float of bits (32 or 64).
+func appendFloats[F float32 | float64](b []byte, v []F, bits int) []byte {
+	b = append(b, '[')
+	for i, f := range v {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendFloat(b, float64(f), 'g', -1, bits)
+	}
+	return append(b, ']')
+}

@@ -1,0 +1,239 @@
+package api_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd/actors/actorstest"
+	"github.com/ctcgw/gatewayd/ctc"
+	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+// sensorsOf lists a gateway's sensors through the API, keyed by serial.
+func (e *liveEnv) sensorsOf(id string) map[float64]map[string]any {
+	e.t.Helper()
+	r := e.do("GET", "/api/gateways/"+id+"/sensors?limit=100", nil)
+	require.Equal(e.t, 200, r.status, string(r.body))
+	out := map[float64]map[string]any{}
+	for _, s := range r.json(e.t)["data"].([]any) {
+		m := s.(map[string]any)
+		out[m["serial"].(float64)] = m
+	}
+	return out
+}
+
+func (e *liveEnv) waitSensors(id string, cond func(map[float64]map[string]any) bool, what string) map[float64]map[string]any {
+	e.t.Helper()
+	var last map[float64]map[string]any
+	require.Eventually(e.t, func() bool {
+		last = e.sensorsOf(id)
+		return cond(last)
+	}, 5*time.Second, 20*time.Millisecond, "%s; last %v", what, last)
+	return last
+}
+
+var sensorKeys = []string{"id", "gateway_id", "serial", "name", "part_number", "read_rate_hz", "samples", "connected",
+	"equipment_id", "reading_interval", "last_temperature_c", "last_temperature_at", "first_seen_at", "last_seen_at",
+	"metadata", "created_at", "updated_at"}
+
+func TestSensorsAreDiscoveredOnLoginAndRefresh(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.SensorRefreshInterval = 200 * time.Millisecond
+	e := newLiveEnv(t, cfg)
+	id, sg := e.add("disc")
+	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	got := e.waitSensors(id, func(m map[float64]map[string]any) bool { return len(m) == 2 }, "two default sensors")
+	s1 := got[10001]
+	assert.ElementsMatch(t, sensorKeys, keysOf(s1))
+	assert.Equal(t, "Pump 1", s1["name"])
+	assert.Equal(t, id, s1["gateway_id"])
+	assert.Equal(t, "TA-CE-WS-1", s1["part_number"])
+	assert.Equal(t, 25600.0, s1["read_rate_hz"])
+	assert.Equal(t, 8192.0, s1["samples"])
+	assert.Equal(t, true, s1["connected"])
+	assert.Nil(t, s1["reading_interval"])
+	assert.Equal(t, "Fan 2", got[10002]["name"])
+	assertTime(t, s1["first_seen_at"], "first_seen_at")
+	require.Eventually(t, func() bool { return sg.Stats().DiscoveriesAnswered >= 1 }, time.Second, 5*time.Millisecond)
+	subscribed := false
+	for _, f := range sg.Stats().Frames {
+		subscribed = subscribed || f.Type == ctc.TypePostSubChanges
+	}
+	assert.True(t, subscribed, "POST_SUB_CHANGES after discovery")
+
+	// A sensor added on the gateway appears on the next refresh; one
+	// removed is disconnected, never deleted.
+	sg.AddSensor(ctc.Sensor{Serial: 777, Connected: 1, PartNum: "TA-X", ReadRate: 12800, Samples: 4096, Name: "Spindle"})
+	sg.RemoveSensor(10002)
+	got = e.waitSensors(id, func(m map[float64]map[string]any) bool {
+		return len(m) == 3 && m[10002]["connected"] == false && m[777] != nil
+	}, "refresh merged")
+	assert.Equal(t, "Spindle", got[777]["name"])
+	assert.Equal(t, true, got[10001]["connected"])
+
+	// An operator's name survives discoveries.
+	r := e.do("PUT", "/api/sensors/"+got[10001]["id"].(string), map[string]any{"name": "Main pump"})
+	require.Equal(t, 200, r.status, string(r.body))
+	sg.UpdateFaults(func(f *ctctest.Faults) {}) // nothing changes on the gateway
+	before := sg.Stats().DiscoveriesAnswered
+	require.Eventually(t, func() bool { return sg.Stats().DiscoveriesAnswered > before+1 }, 3*time.Second, 10*time.Millisecond)
+	assert.Equal(t, "Main pump", e.sensorsOf(id)[10001]["name"])
+}
+
+func TestDiscoverEndpoint(t *testing.T) {
+	e := newLiveEnv(t, actorstest.FastConfig())
+	id, sg := e.add("ep")
+	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	sg.AddSensor(ctc.Sensor{Serial: 5, Connected: 1, Name: "Five", ReadRate: 25600, Samples: 8192})
+	r := e.do("POST", "/api/gateways/"+id+"/sensors/discover", nil)
+	require.Equal(t, 200, r.status, string(r.body))
+	data := r.json(t)["data"].([]any)
+	require.Len(t, data, 3, "merged before the answer: every sensor of the gateway")
+	assert.Equal(t, 5.0, data[0].(map[string]any)["serial"], "ordered by serial")
+
+	// A gateway that never answers: 504, the connection stays, and the next
+	// command is still matched to its own answer.
+	sg.UpdateFaults(func(f *ctctest.Faults) { f.IgnoreDiscovery = true })
+	r = e.do("POST", "/api/gateways/"+id+"/sensors/discover", nil)
+	require.Equal(t, 504, r.status, string(r.body))
+	code, _ := r.errorBody(t)
+	assert.Equal(t, "GATEWAY_TIMEOUT", code)
+	assert.Equal(t, "AUTHENTICATED", e.status(id)["state"])
+	sg.UpdateFaults(func(f *ctctest.Faults) { f.IgnoreDiscovery = false })
+	sg.RemoveSensor(5)
+	r = e.do("POST", "/api/gateways/"+id+"/sensors/discover", nil)
+	require.Equal(t, 200, r.status, string(r.body))
+	for _, s := range r.json(t)["data"].([]any) {
+		m := s.(map[string]any)
+		assert.Equal(t, m["serial"] != 5.0, m["connected"], "serial %v", m["serial"])
+	}
+	assert.Equal(t, 1, sg.Stats().Accepted, "never reconnected")
+
+	// Garbage for an answer: 502, the connection stays.
+	sg.UpdateFaults(func(f *ctctest.Faults) { f.GarbageDiscovery = true })
+	r = e.do("POST", "/api/gateways/"+id+"/sensors/discover", nil)
+	require.Equal(t, 502, r.status, string(r.body))
+	sg.UpdateFaults(func(f *ctctest.Faults) { f.GarbageDiscovery = false })
+	assert.Equal(t, "AUTHENTICATED", e.status(id)["state"])
+
+	// Not authenticated: 409.
+	require.Equal(t, 202, e.do("POST", "/api/gateways/"+id+"/disconnect", nil).status)
+	r = e.do("POST", "/api/gateways/"+id+"/sensors/discover", nil)
+	require.Equal(t, 409, r.status)
+	code, _ = r.errorBody(t)
+	assert.Equal(t, "GATEWAY_NOT_CONNECTED", code)
+	assert.Equal(t, 404, e.do("POST", "/api/gateways/00000000-0000-4000-8000-000000000000/sensors/discover", nil).status)
+}
+
+func TestEmptySensorListAndTemperatures(t *testing.T) {
+	e := newLiveEnv(t, actorstest.FastConfig())
+	email, pw := actorstest.Credentials("bare")
+	sg := e.sim.Add("bare", ctctest.Config{Email: email, Password: secret(pw), Sensors: []ctc.Sensor{}})
+	g := e.create("/api/gateways", map[string]any{"factory_id": e.factoryID, "gateway_id": "bare", "name": "bare",
+		"url": sg.URL(), "email": email, "password": pw})
+	id := g["id"].(string)
+	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	r := e.do("POST", "/api/gateways/"+id+"/sensors/discover", nil)
+	require.Equal(t, 200, r.status, string(r.body))
+	assert.Empty(t, r.json(t)["data"], "an answer of [] is no sensors")
+
+	// A temperature of a serial nobody listed inserts that sensor.
+	require.Eventually(t, func() bool { return sg.PushTemperature(4242, 31.5) == 1 }, 2*time.Second, 10*time.Millisecond,
+		"subscribed")
+	got := e.waitSensors(id, func(m map[float64]map[string]any) bool { return m[4242] != nil }, "inserted by its temperature")
+	assert.Equal(t, 31.5, got[4242]["last_temperature_c"])
+	assert.Equal(t, "Sensor 4242", got[4242]["name"])
+	assertTime(t, got[4242]["last_temperature_at"], "last_temperature_at")
+	sg.PushTemperature(4242, 33)
+	e.waitSensors(id, func(m map[float64]map[string]any) bool { return m[4242]["last_temperature_c"] == 33.0 }, "updated")
+}
+
+func TestEquipmentAndAssignment(t *testing.T) {
+	e := newLiveEnv(t, actorstest.FastConfig())
+	id, _ := e.add("eq")
+	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	sensors := e.waitSensors(id, func(m map[float64]map[string]any) bool { return len(m) == 2 }, "discovered")
+	sensor := sensors[10001]["id"].(string)
+
+	eq := e.create("/api/equipment", map[string]any{"factory_id": e.factoryID, "name": "P-101", "kind": "pump",
+		"metadata": map[string]any{"line": 4}})
+	assert.ElementsMatch(t, []string{"id", "factory_id", "name", "kind", "metadata", "created_at", "updated_at"}, keysOf(eq))
+	eqID := eq["id"].(string)
+	other := e.factory(e.org("Elsewhere"), "Plant 2")
+	foreign := e.create("/api/equipment", map[string]any{"factory_id": other, "name": "F-1"})["id"].(string)
+
+	r := e.do("PUT", "/api/sensors/"+sensor, map[string]any{"equipment_id": eqID, "reading_interval": "15m"})
+	require.Equal(t, 200, r.status, string(r.body))
+	assert.Equal(t, eqID, r.json(t)["equipment_id"])
+	assert.Equal(t, "15m0s", r.json(t)["reading_interval"])
+	r = e.do("PUT", "/api/sensors/"+sensor, map[string]any{"equipment_id": foreign})
+	require.Equal(t, 422, r.status, string(r.body))
+	code, fields := r.errorBody(t)
+	assert.Equal(t, "INVALID_REFERENCE", code)
+	assert.Equal(t, []string{"equipment_id"}, fields)
+	for _, bad := range []map[string]any{{"reading_interval": "30s"}, {"reading_interval": "soon"}, {"reading_interval": 60},
+		{"equipment_id": "nope"}, {"serial": 5}, {"name": ""}} {
+		r = e.do("PUT", "/api/sensors/"+sensor, bad)
+		assert.Equal(t, 400, r.status, "%v: %s", bad, r.body)
+	}
+	r = e.do("GET", "/api/sensors?equipment_id="+eqID, nil)
+	require.Equal(t, 200, r.status)
+	assert.Equal(t, 1.0, r.json(t)["pagination"].(map[string]any)["total"])
+	r = e.do("GET", "/api/sensors?factory_id="+e.factoryID+"&limit=1", nil)
+	assert.Equal(t, 2.0, r.json(t)["pagination"].(map[string]any)["total"])
+	assert.Equal(t, 400, e.do("GET", "/api/sensors?color=red", nil).status)
+
+	r = e.do("PUT", "/api/equipment/"+eqID, map[string]any{"name": "P-101b", "kind": nil})
+	require.Equal(t, 200, r.status, string(r.body))
+	assert.Nil(t, r.json(t)["kind"])
+	assert.Equal(t, 400, e.do("PUT", "/api/equipment/"+eqID, map[string]any{"factory_id": other}).status)
+	require.Equal(t, 204, e.do("DELETE", "/api/equipment/"+eqID, nil).status)
+	assert.Nil(t, e.do("GET", "/api/sensors/"+sensor, nil).json(t)["equipment_id"], "deleting equipment unassigns")
+	r = e.do("GET", "/api/equipment/"+eqID, nil)
+	assert.Equal(t, 404, r.status)
+	code, _ = r.errorBody(t)
+	assert.Equal(t, "EQUIPMENT_NOT_FOUND", code)
+
+	// Deleting the gateway deletes its sensors.
+	require.Equal(t, 204, e.do("DELETE", "/api/gateways/"+id, nil).status)
+	r = e.do("GET", "/api/sensors/"+sensor, nil)
+	assert.Equal(t, 404, r.status)
+	code, _ = r.errorBody(t)
+	assert.Equal(t, "SENSOR_NOT_FOUND", code)
+	assert.Equal(t, 404, e.do("GET", "/api/gateways/"+id+"/sensors", nil).status)
+}
+
+// A cold start of many gateways with four sensors each: every sensor row
+// is in the database, right, through the batching writer.
+func TestColdStartDiscoversEverySensor(t *testing.T) {
+	const n = 300
+	e := newLiveEnv(t, actorstest.FastConfig())
+	for i := range n {
+		name := fmt.Sprintf("cold-%03d", i)
+		email, pw := actorstest.Credentials(name)
+		sg := e.sim.Add(name, ctctest.Config{Email: email, Password: pw, Sensors: ctctest.DefaultSensors(4)})
+		_, err := e.h.Store.CreateGateway(t.Context(), newGatewayInput(e, name, sg.URL(), email, pw))
+		require.NoError(t, err)
+	}
+	e.restart() // a cold start: the runtime loads them all at once
+	require.Eventually(t, func() bool {
+		var count int
+		err := e.h.Pool.QueryRow(t.Context(), `SELECT count(*) FROM sensors WHERE connected AND read_rate_hz = 25600
+			AND samples = 8192 AND deleted_at IS NULL`).Scan(&count)
+		return err == nil && count == 4*n
+	}, 30*time.Second, 50*time.Millisecond, "every sensor row")
+	var gateways, names int
+	require.NoError(t, e.h.Pool.QueryRow(t.Context(), `SELECT count(DISTINCT gateway_id), count(DISTINCT name) FROM sensors`).Scan(&gateways, &names))
+	assert.Equal(t, n, gateways)
+	assert.Equal(t, 4, names, "Pump 1, Fan 2, Compressor 3, Motor 4")
+}
+
+func newGatewayInput(e *liveEnv, name, url, email, pw string) store.NewGateway {
+	return store.NewGateway{FactoryID: uuid.MustParse(e.factoryID), GatewayID: name, Name: name, URL: url, Email: email, Password: pw}
+}

@@ -1,0 +1,71 @@
+package gatewayd
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Sensor is a wireless vibration sensor behind a gateway, as discovery
+// and notifications report it and operators name and assign it.
+type Sensor struct {
+	ID                uuid.UUID
+	GatewayID         uuid.UUID
+	Serial            int64
+	Name              string
+	PartNumber        *string
+	ReadRateHz        *float64
+	Samples           *int
+	Connected         bool
+	EquipmentID       *uuid.UUID
+	ReadingInterval   *time.Duration
+	LastTemperatureC  *float64
+	LastTemperatureAt *time.Time
+	FirstSeenAt       time.Time
+	LastSeenAt        time.Time
+	Metadata          json.RawMessage
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+}
+
+// Equipment is a machine in a factory that sensors are mounted on.
+type Equipment struct {
+	ID        uuid.UUID
+	FactoryID uuid.UUID
+	Name      string
+	Kind      *string
+	Metadata  json.RawMessage
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// SensorReport is one sensor as a gateway's discovery answer lists it.
+type SensorReport struct {
+	Serial     int64
+	Name       string
+	PartNumber string
+	ReadRateHz float64
+	Samples    int
+	Connected  bool
+}
+
+// Discovery is one gateway's answer to a sensor discovery, made at At.
+// Serials the gateway no longer lists are disconnected, never deleted.
+type Discovery struct {
+	GatewayID uuid.UUID
+	Sensors   []SensorReport
+	At        time.Time
+}
+
+// Temperature is one NOT_DYN_TEMP notification.
+type Temperature struct {
+	GatewayID uuid.UUID
+	Serial    int64
+	Celsius   float64
+	At        time.Time
+}
+
+// MinReadingInterval is the shortest reading schedule a sensor may have:
+// a sensor captures physically, one acquisition at a time per gateway.
+const MinReadingInterval = time.Minute

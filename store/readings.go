@@ -1,0 +1,280 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ctcgw/gatewayd"
+)
+
+const readingColumns = `id, sensor_id, gateway_id, trigger, status, error, requested_at, started_at, completed_at,
+	sample_rate_hz, samples, summary`
+
+func scanReading(row pgx.CollectableRow) (gatewayd.Reading, error) {
+	var r gatewayd.Reading
+	err := row.Scan(&r.ID, &r.SensorID, &r.GatewayID, &r.Trigger, &r.Status, &r.Error, &r.RequestedAt, &r.StartedAt,
+		&r.CompletedAt, &r.SampleRateHz, &r.Samples, &r.Summary)
+	return r, err
+}
+
+// CreateReading inserts a QUEUED reading of a non-deleted sensor (else
+// ErrNotFound) and returns it with the sensor's serial, which the gateway
+// knows it by.
+func (s *Store) CreateReading(ctx context.Context, sensorID uuid.UUID, trigger gatewayd.Trigger) (gatewayd.Reading, int64, error) {
+	var serial int64
+	var out gatewayd.Reading
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var gatewayID uuid.UUID
+		if err := tx.QueryRow(ctx, `SELECT gateway_id, serial FROM sensors WHERE id = $1 AND deleted_at IS NULL FOR SHARE`,
+			sensorID).Scan(&gatewayID, &serial); err != nil {
+			return err
+		}
+		rows, _ := tx.Query(ctx, `INSERT INTO readings (sensor_id, gateway_id, trigger, status) VALUES ($1, $2, $3, 'QUEUED')
+			RETURNING `+readingColumns, sensorID, gatewayID, string(trigger))
+		var err error
+		out, err = pgx.CollectExactlyOneRow(rows, scanReading)
+		return err
+	})
+	if err != nil {
+		return gatewayd.Reading{}, 0, fmt.Errorf("create reading: %w", classify(err))
+	}
+	return out, serial, nil
+}
+
+// DiscardReading removes a reading that never ran (the runtime refused it
+// at once), so a refused request leaves nothing behind.
+func (s *Store) DiscardReading(ctx context.Context, id uuid.UUID) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM readings WHERE id = $1 AND status = 'QUEUED'`, id); err != nil {
+		return fmt.Errorf("discard reading: %w", classify(err))
+	}
+	return nil
+}
+
+// GetReading returns a reading or ErrNotFound.
+func (s *Store) GetReading(ctx context.Context, id uuid.UUID) (gatewayd.Reading, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+readingColumns+` FROM readings WHERE id = $1`, id)
+	r, err := pgx.CollectExactlyOneRow(rows, scanReading)
+	if err != nil {
+		return gatewayd.Reading{}, fmt.Errorf("get reading: %w", classify(err))
+	}
+	return r, nil
+}
+
+// ReadingFilter narrows a sensor's readings; zero fields do not filter.
+type ReadingFilter struct {
+	Status gatewayd.ReadingStatus
+	Since  *time.Time // requested at or after
+	Until  *time.Time // requested before
+}
+
+// ListReadings returns a page of a sensor's readings, newest first, and
+// the total. A sensor that does not exist has none.
+func (s *Store) ListReadings(ctx context.Context, sensorID uuid.UUID, f ReadingFilter, page Page) ([]gatewayd.Reading, int, error) {
+	where := []string{"sensor_id = $1"}
+	args := []any{sensorID}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "$?", "$"+strconv.Itoa(len(args))))
+	}
+	if f.Status != "" {
+		add("status = $?", string(f.Status))
+	}
+	if f.Since != nil {
+		add("requested_at >= $?", *f.Since)
+	}
+	if f.Until != nil {
+		add("requested_at < $?", *f.Until)
+	}
+	cond := strings.Join(where, " AND ")
+	n := len(args)
+	b := &pgx.Batch{}
+	var total int
+	b.Queue(`SELECT count(*) FROM readings WHERE `+cond, args...).QueryRow(func(r pgx.Row) error { return r.Scan(&total) })
+	var items []gatewayd.Reading
+	b.Queue(fmt.Sprintf(`SELECT %s FROM readings WHERE %s ORDER BY requested_at DESC, id DESC LIMIT $%d OFFSET $%d`,
+		readingColumns, cond, n+1, n+2), append(args, page.Limit, page.Offset)...).Query(func(rows pgx.Rows) error {
+		var err error
+		items, err = pgx.CollectRows(rows, scanReading)
+		return err
+	})
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, 0, fmt.Errorf("list readings: %w", classify(err))
+	}
+	if items == nil {
+		items = []gatewayd.Reading{}
+	}
+	return items, total, nil
+}
+
+// SaveReadings writes readings' states in one transaction: each row is
+// inserted if missing (scheduled and gateway-pushed readings are born in
+// the runtime) or moved forward, never back (QUEUED → RUNNING → COMPLETE
+// or FAILED; a final state never changes), and the samples of complete
+// readings are stored once. Readings of sensors deleted meanwhile are
+// still kept: their rows reference the soft-deleted sensor.
+func (s *Store) SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) error {
+	if len(us) == 0 {
+		return nil
+	}
+	n := len(us)
+	ids, sensors, gateways := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
+	serials := make([]int64, n)
+	triggers, statuses := make([]string, n), make([]string, n)
+	errs := make([]*string, n)
+	requested := make([]time.Time, n)
+	started, completed := make([]*time.Time, n), make([]*time.Time, n)
+	rates := make([]*float64, n)
+	counts := make([]*int32, n)
+	summaries := make([]*string, n)
+	var waveIDs []uuid.UUID
+	var waves [][]byte
+	for i, u := range us {
+		r := u.Reading
+		ids[i], sensors[i], gateways[i], serials[i] = r.ID, r.SensorID, r.GatewayID, u.Serial
+		triggers[i], statuses[i], errs[i] = string(r.Trigger), string(r.Status), r.Error
+		requested[i], started[i], completed[i], rates[i] = r.RequestedAt, r.StartedAt, r.CompletedAt, r.SampleRateHz
+		if r.Samples != nil {
+			c := int32(*r.Samples)
+			counts[i] = &c
+		}
+		if r.Summary != nil {
+			sum := string(r.Summary)
+			summaries[i] = &sum
+		}
+		if u.Waveform != nil {
+			waveIDs, waves = append(waveIDs, r.ID), append(waves, PackWaveform(*u.Waveform))
+		}
+	}
+	b := &pgx.Batch{}
+	b.Queue(`
+		INSERT INTO sensors (gateway_id, serial, name)
+		SELECT DISTINCT i.gw, i.serial, 'Sensor ' || i.serial
+		FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS i(sensor, gw, serial)
+		JOIN gateways g ON g.id = i.gw AND g.deleted_at IS NULL
+		WHERE i.sensor = '00000000-0000-0000-0000-000000000000'
+		ON CONFLICT (gateway_id, serial) WHERE deleted_at IS NULL DO NOTHING`, sensors, gateways, serials)
+	b.Queue(`
+		INSERT INTO readings AS r (id, sensor_id, gateway_id, trigger, status, error, requested_at, started_at, completed_at,
+			sample_rate_hz, samples, summary)
+		SELECT * FROM (
+			SELECT i.id, COALESCE(NULLIF(i.sensor, '00000000-0000-0000-0000-000000000000'),
+					(SELECT s.id FROM sensors s WHERE s.gateway_id = i.gw AND s.serial = i.serial AND s.deleted_at IS NULL)) AS sensor,
+				i.gw, i.trigger, i.status, i.error, i.requested, i.started, i.completed, i.rate, i.samples, i.summary
+			FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
+				$8::timestamptz[], $9::timestamptz[], $10::float8[], $11::int4[], $12::jsonb[], $13::bigint[])
+				AS i(id, sensor, gw, trigger, status, error, requested, started, completed, rate, samples, summary, serial)
+		) x WHERE x.sensor IS NOT NULL -- a pushed reading of a gateway deleted meanwhile has no sensor to belong to
+		ON CONFLICT (id) DO UPDATE SET
+			status         = EXCLUDED.status,
+			error          = EXCLUDED.error,
+			started_at     = COALESCE(EXCLUDED.started_at, r.started_at),
+			completed_at   = EXCLUDED.completed_at,
+			sample_rate_hz = COALESCE(EXCLUDED.sample_rate_hz, r.sample_rate_hz),
+			samples        = COALESCE(EXCLUDED.samples, r.samples),
+			summary        = COALESCE(EXCLUDED.summary, r.summary)
+		WHERE r.status NOT IN ('COMPLETE', 'FAILED') AND (r.status = 'QUEUED' OR EXCLUDED.status <> 'QUEUED')`,
+		ids, sensors, gateways, triggers, statuses, errs, requested, started, completed, rates, counts, summaries, serials)
+	if len(waveIDs) > 0 {
+		b.Queue(`INSERT INTO reading_samples (reading_id, data)
+			SELECT u.id, u.data FROM unnest($1::uuid[], $2::bytea[]) AS u(id, data)
+			WHERE EXISTS (SELECT 1 FROM readings r WHERE r.id = u.id)
+			ON CONFLICT (reading_id) DO NOTHING`, waveIDs, waves)
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() })
+	if err != nil {
+		return fmt.Errorf("save readings: %w", classify(err))
+	}
+	return nil
+}
+
+// FailInterruptedReadings marks every reading a previous process left
+// QUEUED or RUNNING as FAILED ("interrupted"); it runs before the runtime
+// starts, so none of them can still be in progress.
+func (s *Store) FailInterruptedReadings(ctx context.Context) (int, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE readings SET status = 'FAILED', error = $1, completed_at = now()
+		WHERE status IN ('QUEUED', 'RUNNING')`, gatewayd.ReadingErrInterrupted)
+	if err != nil {
+		return 0, fmt.Errorf("fail interrupted readings: %w", classify(err))
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// GetWaveform returns a reading's samples, or ErrNotFound when it has none
+// (not complete, or removed by retention).
+func (s *Store) GetWaveform(ctx context.Context, id uuid.UUID) (gatewayd.Waveform, error) {
+	var data []byte
+	var rate *float64
+	err := s.pool.QueryRow(ctx, `SELECT d.data, r.sample_rate_hz FROM reading_samples d JOIN readings r ON r.id = d.reading_id
+		WHERE d.reading_id = $1`, id).Scan(&data, &rate)
+	if err != nil {
+		return gatewayd.Waveform{}, fmt.Errorf("get waveform: %w", classify(err))
+	}
+	w, err := UnpackWaveform(data)
+	if err != nil {
+		return gatewayd.Waveform{}, fmt.Errorf("get waveform: %w", err)
+	}
+	if rate != nil {
+		w.SampleRateHz = *rate
+	}
+	return w, nil
+}
+
+// DeleteSamplesBefore removes the samples of readings stored before
+// cutoff, at most batch rows per statement, and returns how many it
+// removed; the readings and their summaries stay.
+func (s *Store) DeleteSamplesBefore(ctx context.Context, cutoff time.Time, batch int) (int, error) {
+	total := 0
+	for {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM reading_samples WHERE reading_id IN (
+			SELECT reading_id FROM reading_samples WHERE created_at < $1 LIMIT $2)`, cutoff, batch)
+		if err != nil {
+			return total, fmt.Errorf("delete samples: %w", classify(err))
+		}
+		total += int(tag.RowsAffected())
+		if tag.RowsAffected() < int64(batch) || ctx.Err() != nil {
+			return total, nil
+		}
+	}
+}
+
+// PackWaveform stores samples as float32 little-endian, all of X, then Y,
+// then Z: 12 bytes per 3-axis sample.
+func PackWaveform(w gatewayd.Waveform) []byte {
+	n := len(w.X)
+	out := make([]byte, 12*n)
+	for a, axis := range [3][]float32{w.X, w.Y, w.Z} {
+		base := a * 4 * n
+		for i, v := range axis[:n] {
+			binary.LittleEndian.PutUint32(out[base+4*i:], math.Float32bits(v))
+		}
+	}
+	return out
+}
+
+var errPacked = errors.New("packed waveform of the wrong length")
+
+// UnpackWaveform reverses PackWaveform.
+func UnpackWaveform(b []byte) (gatewayd.Waveform, error) {
+	if len(b)%12 != 0 {
+		return gatewayd.Waveform{}, errPacked
+	}
+	n := len(b) / 12
+	var axes [3][]float32
+	for a := range axes {
+		axes[a] = make([]float32, n)
+		base := a * 4 * n
+		for i := range n {
+			axes[a][i] = math.Float32frombits(binary.LittleEndian.Uint32(b[base+4*i:]))
+		}
+	}
+	return gatewayd.Waveform{X: axes[0], Y: axes[1], Z: axes[2]}, nil
+}

@@ -1,0 +1,124 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+func readingFixture(t *testing.T) (*store.Store, *pgxpool.Pool, gatewayd.Gateway, gatewayd.Sensor) {
+	t.Helper()
+	ctx := context.Background()
+	s, pool := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "R1"))
+	require.NoError(t, err)
+	require.NoError(t, s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: time.Now(),
+		Sensors: []gatewayd.SensorReport{report(7, "Seven")}}}))
+	return s, pool, g, sensorsBySerial(t, s, g.ID)[7]
+}
+
+func TestReadingStatesOnlyMoveForward(t *testing.T) {
+	ctx := context.Background()
+	s, pool, g, sensor := readingFixture(t)
+	r, serial, err := s.CreateReading(ctx, sensor.ID, gatewayd.TriggerManual)
+	require.NoError(t, err)
+	assert.Equal(t, int64(7), serial)
+	assert.Equal(t, gatewayd.ReadingQueued, r.Status)
+	assert.Equal(t, g.ID, r.GatewayID)
+
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	running := r
+	running.Status, running.StartedAt = gatewayd.ReadingRunning, &now
+	n := 3
+	done := running
+	done.Status, done.CompletedAt, done.Samples, done.Summary = gatewayd.ReadingComplete, &now, &n, []byte(`{"x":{"samples":3}}`)
+	wave := &gatewayd.Waveform{X: []float32{1, 2, 3}, Y: []float32{-1, 0.5, 0}, Z: []float32{0.25, 1e-3, 9}}
+	require.NoError(t, s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: done, Waveform: wave}}))
+	// A late RUNNING (or QUEUED) never moves a final state back.
+	require.NoError(t, s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: running}, {Reading: r}}))
+	got, err := s.GetReading(ctx, r.ID)
+	require.NoError(t, err)
+	assert.Equal(t, gatewayd.ReadingComplete, got.Status)
+	assert.JSONEq(t, `{"x":{"samples":3}}`, string(got.Summary))
+	w, err := s.GetWaveform(ctx, r.ID)
+	require.NoError(t, err)
+	assert.Equal(t, wave.X, w.X)
+	assert.Equal(t, wave.Y, w.Y)
+	assert.Equal(t, wave.Z, w.Z)
+	var size int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT octet_length(data) FROM reading_samples WHERE reading_id = $1`, r.ID).Scan(&size))
+	assert.Equal(t, 12*3, size, "12 bytes per 3-axis sample")
+
+	// A reading the gateway pushed for a serial nobody knew inserts it.
+	pushed := gatewayd.Reading{ID: uuid.New(), GatewayID: g.ID, Trigger: gatewayd.TriggerGateway, Status: gatewayd.ReadingComplete,
+		RequestedAt: now, CompletedAt: &now}
+	require.NoError(t, s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: pushed, Serial: 99}}))
+	got, err = s.GetReading(ctx, pushed.ID)
+	require.NoError(t, err)
+	assert.Equal(t, sensorsBySerial(t, s, g.ID)[99].ID, got.SensorID)
+	// ... and of a deleted gateway is dropped, not an error.
+	require.NoError(t, s.DeleteGateway(ctx, g.ID))
+	ghost := pushed
+	ghost.ID = uuid.New()
+	require.NoError(t, s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: ghost, Serial: 100, Waveform: wave}}))
+	_, err = s.GetReading(ctx, ghost.ID)
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
+}
+
+func TestInterruptedReadingsAndRetention(t *testing.T) {
+	ctx := context.Background()
+	s, _, _, sensor := readingFixture(t)
+	a, _, err := s.CreateReading(ctx, sensor.ID, gatewayd.TriggerManual)
+	require.NoError(t, err)
+	b, _, err := s.CreateReading(ctx, sensor.ID, gatewayd.TriggerManual)
+	require.NoError(t, err)
+	now := time.Now()
+	b.Status, b.StartedAt = gatewayd.ReadingRunning, &now
+	require.NoError(t, s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: b}}))
+	n, err := s.FailInterruptedReadings(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	for _, id := range []uuid.UUID{a.ID, b.ID} {
+		got, err := s.GetReading(ctx, id)
+		require.NoError(t, err)
+		assert.Equal(t, gatewayd.ReadingFailed, got.Status)
+		assert.Equal(t, gatewayd.ReadingErrInterrupted, *got.Error)
+	}
+
+	c, _, err := s.CreateReading(ctx, sensor.ID, gatewayd.TriggerScheduled)
+	require.NoError(t, err)
+	c.Status, c.CompletedAt, c.Summary = gatewayd.ReadingComplete, &now, []byte(`{}`)
+	require.NoError(t, s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: c, Waveform: &gatewayd.Waveform{X: []float32{1}, Y: []float32{2}, Z: []float32{3}}}}))
+	removed, err := s.DeleteSamplesBefore(ctx, time.Now().Add(-time.Hour), 10)
+	require.NoError(t, err)
+	assert.Equal(t, 0, removed, "young samples stay")
+	removed, err = s.DeleteSamplesBefore(ctx, time.Now().Add(time.Minute), 1)
+	require.NoError(t, err)
+	assert.Equal(t, 1, removed)
+	_, err = s.GetWaveform(ctx, c.ID)
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound, "samples gone")
+	got, err := s.GetReading(ctx, c.ID)
+	require.NoError(t, err)
+	assert.Equal(t, gatewayd.ReadingComplete, got.Status, "the reading and its summary stay")
+	assert.JSONEq(t, `{}`, string(got.Summary))
+}
+
+func TestPackWaveformRoundTrip(t *testing.T) {
+	w := gatewayd.Waveform{X: []float32{0, -1.5, 3.25e-7}, Y: []float32{1, 2, 3}, Z: []float32{-0, 1e30, -1e-30}}
+	got, err := store.UnpackWaveform(store.PackWaveform(w))
+	require.NoError(t, err)
+	assert.Equal(t, w.X, got.X)
+	assert.Equal(t, w.Y, got.Y)
+	assert.Equal(t, w.Z, got.Z)
+	_, err = store.UnpackWaveform(make([]byte, 13))
+	assert.Error(t, err)
+}

@@ -1,0 +1,259 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ctcgw/gatewayd"
+)
+
+// SensorFilter narrows a sensor list; nil fields do not filter.
+type SensorFilter struct {
+	GatewayID   *uuid.UUID
+	EquipmentID *uuid.UUID
+	FactoryID   *uuid.UUID
+}
+
+// SensorPatch changes the set fields. A set nil EquipmentID unassigns the
+// sensor; a set nil ReadingInterval turns its schedule off.
+type SensorPatch struct {
+	Name            Opt[string]
+	EquipmentID     Opt[*uuid.UUID]
+	ReadingInterval Opt[*time.Duration]
+	Metadata        Opt[json.RawMessage]
+}
+
+const sensorColumns = `id, gateway_id, serial, name, part_number, read_rate_hz, samples, connected, equipment_id,
+	reading_interval, last_temperature_c, last_temperature_at, first_seen_at, last_seen_at, metadata, created_at, updated_at`
+
+func scanSensor(row pgx.CollectableRow) (gatewayd.Sensor, error) {
+	var s gatewayd.Sensor
+	err := row.Scan(&s.ID, &s.GatewayID, &s.Serial, &s.Name, &s.PartNumber, &s.ReadRateHz, &s.Samples, &s.Connected,
+		&s.EquipmentID, &s.ReadingInterval, &s.LastTemperatureC, &s.LastTemperatureAt, &s.FirstSeenAt, &s.LastSeenAt,
+		&s.Metadata, &s.CreatedAt, &s.UpdatedAt)
+	return s, err
+}
+
+// GetSensor returns a non-deleted sensor or ErrNotFound.
+func (s *Store) GetSensor(ctx context.Context, id uuid.UUID) (gatewayd.Sensor, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+sensorColumns+` FROM sensors WHERE id = $1 AND deleted_at IS NULL`, id)
+	out, err := pgx.CollectExactlyOneRow(rows, scanSensor)
+	if err != nil {
+		return gatewayd.Sensor{}, fmt.Errorf("get sensor: %w", classify(err))
+	}
+	return out, nil
+}
+
+// ListSensors returns a page ordered by gateway, then serial, and the total.
+func (s *Store) ListSensors(ctx context.Context, f SensorFilter, page Page) ([]gatewayd.Sensor, int, error) {
+	where := []string{"deleted_at IS NULL"}
+	var args []any
+	add := func(cond string, v uuid.UUID) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "$?", "$"+strconv.Itoa(len(args))))
+	}
+	if f.GatewayID != nil {
+		add("gateway_id = $?", *f.GatewayID)
+	}
+	if f.EquipmentID != nil {
+		add("equipment_id = $?", *f.EquipmentID)
+	}
+	if f.FactoryID != nil {
+		add("gateway_id IN (SELECT id FROM gateways WHERE factory_id = $? AND deleted_at IS NULL)", *f.FactoryID)
+	}
+	cond := strings.Join(where, " AND ")
+	n := len(args)
+	qualified := "t." + strings.ReplaceAll(strings.Join(strings.Fields(sensorColumns), " "), ", ", ", t.")
+	b := &pgx.Batch{}
+	var total int
+	b.Queue(`SELECT count(*) FROM sensors WHERE `+cond, args...).QueryRow(func(r pgx.Row) error { return r.Scan(&total) })
+	var items []gatewayd.Sensor
+	b.Queue(fmt.Sprintf(`SELECT %s FROM (SELECT id, gateway_id, serial FROM sensors WHERE %s
+		ORDER BY gateway_id, serial LIMIT $%d OFFSET $%d) p JOIN sensors t ON t.id = p.id ORDER BY p.gateway_id, p.serial`,
+		qualified, cond, n+1, n+2), append(args, page.Limit, page.Offset)...).Query(func(rows pgx.Rows) error {
+		var err error
+		items, err = pgx.CollectRows(rows, scanSensor)
+		return err
+	})
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, 0, fmt.Errorf("list sensors: %w", classify(err))
+	}
+	if items == nil {
+		items = []gatewayd.Sensor{}
+	}
+	return items, total, nil
+}
+
+// GatewaySensors returns every non-deleted sensor of a gateway, ordered by
+// serial.
+func (s *Store) GatewaySensors(ctx context.Context, gatewayID uuid.UUID) ([]gatewayd.Sensor, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+sensorColumns+` FROM sensors WHERE gateway_id = $1 AND deleted_at IS NULL
+		ORDER BY serial`, gatewayID)
+	out, err := pgx.CollectRows(rows, scanSensor)
+	if err != nil {
+		return nil, fmt.Errorf("gateway sensors: %w", classify(err))
+	}
+	if out == nil {
+		out = []gatewayd.Sensor{}
+	}
+	return out, nil
+}
+
+// UpdateSensor changes the set fields. A name set here is kept by later
+// discoveries. Equipment must belong to the factory of the sensor's
+// gateway, else ErrInvalidReference (equipment_id).
+func (s *Store) UpdateSensor(ctx context.Context, id uuid.UUID, p SensorPatch) (gatewayd.Sensor, error) {
+	var meta json.RawMessage
+	if p.Metadata.Set {
+		meta = metadataOrEmpty(p.Metadata.Value)
+	}
+	var out gatewayd.Sensor
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if p.EquipmentID.Set && p.EquipmentID.Value != nil {
+			// The equipment row is share-locked so a concurrent delete
+			// cannot leave the sensor assigned to deleted equipment.
+			var ok bool
+			err := tx.QueryRow(ctx, `SELECT EXISTS (
+				SELECT 1 FROM sensors s JOIN gateways g ON g.id = s.gateway_id
+				JOIN equipment e ON e.factory_id = g.factory_id
+				WHERE s.id = $1 AND s.deleted_at IS NULL AND e.id = $2 AND e.deleted_at IS NULL FOR SHARE OF e)`,
+				id, *p.EquipmentID.Value).Scan(&ok)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				if _, err := s.getSensorTx(ctx, tx, id); err != nil {
+					return err // the sensor itself is missing: 404
+				}
+				return fmt.Errorf("%w: equipment_id", gatewayd.ErrInvalidReference)
+			}
+		}
+		rows, _ := tx.Query(ctx, `
+			UPDATE sensors SET
+				name             = CASE WHEN $2 THEN $3 ELSE name END,
+				name_set         = name_set OR $2,
+				equipment_id     = CASE WHEN $4 THEN $5 ELSE equipment_id END,
+				reading_interval = CASE WHEN $6 THEN $7::interval ELSE reading_interval END,
+				metadata         = CASE WHEN $8 THEN $9::jsonb ELSE metadata END
+			WHERE id = $1 AND deleted_at IS NULL
+			RETURNING `+sensorColumns,
+			id, p.Name.Set, p.Name.Value, p.EquipmentID.Set, p.EquipmentID.Value, p.ReadingInterval.Set, p.ReadingInterval.Value,
+			p.Metadata.Set, meta)
+		var err error
+		out, err = pgx.CollectExactlyOneRow(rows, scanSensor)
+		return err
+	})
+	if err != nil {
+		return gatewayd.Sensor{}, fmt.Errorf("update sensor: %w", classify(err))
+	}
+	return out, nil
+}
+
+func (s *Store) getSensorTx(ctx context.Context, tx pgx.Tx, id uuid.UUID) (gatewayd.Sensor, error) {
+	rows, _ := tx.Query(ctx, `SELECT `+sensorColumns+` FROM sensors WHERE id = $1 AND deleted_at IS NULL`, id)
+	return pgx.CollectExactlyOneRow(rows, scanSensor)
+}
+
+// MergeDiscoveries applies gateways' discovery answers in one
+// transaction: new serials are inserted, known ones updated (the name
+// only if no operator set one), and serials a gateway no longer lists
+// are marked disconnected. Nothing is deleted. Discoveries of gateways
+// deleted meanwhile are skipped. Each gateway appears at most once.
+func (s *Store) MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	var gws, sensorGW []uuid.UUID
+	var ats, sensorAt []time.Time
+	var serials []int64
+	var names, parts []string
+	var rates []float64
+	var samples []int32
+	var connected []bool
+	for _, d := range ds {
+		gws, ats = append(gws, d.GatewayID), append(ats, d.At)
+		seen := make(map[int64]bool, len(d.Sensors))
+		for i := len(d.Sensors) - 1; i >= 0; i-- { // a serial listed twice: the last entry wins
+			r := d.Sensors[i]
+			if seen[r.Serial] {
+				continue
+			}
+			seen[r.Serial] = true
+			sensorGW, sensorAt = append(sensorGW, d.GatewayID), append(sensorAt, d.At)
+			serials, names, parts = append(serials, r.Serial), append(names, r.Name), append(parts, r.PartNumber)
+			rates, samples, connected = append(rates, r.ReadRateHz), append(samples, int32(r.Samples)), append(connected, r.Connected)
+		}
+	}
+	b := &pgx.Batch{}
+	b.Queue(`
+		INSERT INTO sensors AS s (gateway_id, serial, name, part_number, read_rate_hz, samples, connected, first_seen_at, last_seen_at)
+		SELECT i.gw, i.serial, CASE WHEN i.name = '' THEN 'Sensor ' || i.serial ELSE i.name END, NULLIF(i.part, ''),
+			i.rate, i.samples, i.connected, i.at, i.at
+		FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::float8[], $6::int4[], $7::bool[], $8::timestamptz[])
+			AS i(gw, serial, name, part, rate, samples, connected, at)
+		JOIN gateways g ON g.id = i.gw AND g.deleted_at IS NULL
+		ORDER BY i.gw, i.serial
+		ON CONFLICT (gateway_id, serial) WHERE deleted_at IS NULL DO UPDATE SET
+			-- An operator's name stays, and so does any name when the
+			-- gateway reports none (the placeholder).
+			name         = CASE WHEN s.name_set OR EXCLUDED.name = 'Sensor ' || EXCLUDED.serial
+			                    THEN s.name ELSE EXCLUDED.name END,
+			part_number  = COALESCE(EXCLUDED.part_number, s.part_number),
+			read_rate_hz = EXCLUDED.read_rate_hz,
+			samples      = EXCLUDED.samples,
+			connected    = EXCLUDED.connected,
+			last_seen_at = GREATEST(s.last_seen_at, EXCLUDED.last_seen_at)`,
+		sensorGW, serials, names, parts, rates, samples, connected, sensorAt)
+	b.Queue(`
+		UPDATE sensors s SET connected = false
+		FROM unnest($1::uuid[], $2::timestamptz[]) AS d(gw, at)
+		WHERE s.gateway_id = d.gw AND s.deleted_at IS NULL AND s.connected AND s.last_seen_at < d.at`,
+		gws, ats)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return fmt.Errorf("merge discoveries: %w", classify(err))
+	}
+	return nil
+}
+
+// RecordTemperatures writes NOT_DYN_TEMP notifications; a serial not known
+// yet is inserted (nothing a gateway reports is dropped). Each (gateway,
+// serial) appears at most once; a temperature never moves backwards in
+// time.
+func (s *Store) RecordTemperatures(ctx context.Context, ts []gatewayd.Temperature) error {
+	if len(ts) == 0 {
+		return nil
+	}
+	gws := make([]uuid.UUID, len(ts))
+	serials := make([]int64, len(ts))
+	temps := make([]float64, len(ts))
+	ats := make([]time.Time, len(ts))
+	for i, t := range ts {
+		gws[i], serials[i], temps[i], ats[i] = t.GatewayID, t.Serial, t.Celsius, t.At
+	}
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO sensors AS s (gateway_id, serial, name, last_temperature_c, last_temperature_at, first_seen_at, last_seen_at)
+		SELECT i.gw, i.serial, 'Sensor ' || i.serial, i.temp, i.at, i.at, i.at
+		FROM unnest($1::uuid[], $2::bigint[], $3::float8[], $4::timestamptz[]) AS i(gw, serial, temp, at)
+		JOIN gateways g ON g.id = i.gw AND g.deleted_at IS NULL
+		ORDER BY i.gw, i.serial
+		ON CONFLICT (gateway_id, serial) WHERE deleted_at IS NULL DO UPDATE SET
+			last_temperature_c  = CASE WHEN s.last_temperature_at IS NULL OR s.last_temperature_at <= EXCLUDED.last_temperature_at
+			                           THEN EXCLUDED.last_temperature_c ELSE s.last_temperature_c END,
+			last_temperature_at = GREATEST(s.last_temperature_at, EXCLUDED.last_temperature_at),
+			last_seen_at        = GREATEST(s.last_seen_at, EXCLUDED.last_seen_at)`,
+		gws, serials, temps, ats)
+	if err != nil {
+		return fmt.Errorf("record temperatures: %w", classify(err))
+	}
+	return nil
+}

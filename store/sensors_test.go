@@ -1,0 +1,182 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+func report(serial int64, name string) gatewayd.SensorReport {
+	return gatewayd.SensorReport{Serial: serial, Name: name, PartNumber: "TA-CE-WS-1", ReadRateHz: 25600, Samples: 8192, Connected: true}
+}
+
+func sensorsBySerial(t *testing.T, s *store.Store, gw uuid.UUID) map[int64]gatewayd.Sensor {
+	t.Helper()
+	list, err := s.GatewaySensors(context.Background(), gw)
+	require.NoError(t, err)
+	out := map[int64]gatewayd.Sensor{}
+	for _, x := range list {
+		out[x.Serial] = x
+	}
+	return out
+}
+
+func TestDiscoveryMergeRules(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "S1"))
+	require.NoError(t, err)
+	other, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "S2"))
+	require.NoError(t, err)
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+
+	// New serials are inserted, per gateway; the same serial on two
+	// gateways is two sensors.
+	require.NoError(t, s.MergeDiscoveries(ctx, []gatewayd.Discovery{
+		{GatewayID: g.ID, At: t0, Sensors: []gatewayd.SensorReport{report(1, "Pump A"), report(2, ""), report(2, "Fan B")}},
+		{GatewayID: other.ID, At: t0, Sensors: []gatewayd.SensorReport{report(1, "Elsewhere")}},
+	}))
+	got := sensorsBySerial(t, s, g.ID)
+	require.Len(t, got, 2)
+	assert.Equal(t, "Pump A", got[1].Name)
+	assert.Equal(t, "Fan B", got[2].Name, "a serial listed twice: the last entry wins")
+	assert.True(t, got[1].Connected)
+	assert.Equal(t, 25600.0, *got[1].ReadRateHz)
+	assert.Equal(t, 8192, *got[1].Samples)
+	assert.Equal(t, "TA-CE-WS-1", *got[1].PartNumber)
+	assert.True(t, t0.Equal(got[1].FirstSeenAt))
+	assert.Len(t, sensorsBySerial(t, s, other.ID), 1)
+
+	// An operator's name is kept; a gateway's rename is taken otherwise.
+	_, err = s.UpdateSensor(ctx, got[1].ID, store.SensorPatch{Name: store.Some("Main pump")})
+	require.NoError(t, err)
+	t1 := t0.Add(time.Minute)
+	r1 := report(1, "Pump A renamed")
+	r1.ReadRateHz = 12800
+	require.NoError(t, s.MergeDiscoveries(ctx, []gatewayd.Discovery{
+		{GatewayID: g.ID, At: t1, Sensors: []gatewayd.SensorReport{r1, report(3, "")}},
+	}))
+	got = sensorsBySerial(t, s, g.ID)
+	require.Len(t, got, 3, "nothing is deleted")
+	assert.Equal(t, "Main pump", got[1].Name)
+	assert.Equal(t, 12800.0, *got[1].ReadRateHz)
+	assert.True(t, t1.Equal(got[1].LastSeenAt))
+	assert.True(t, t0.Equal(got[1].FirstSeenAt), "first seen stays")
+	assert.False(t, got[2].Connected, "missing from the answer: disconnected")
+	assert.True(t, t0.Equal(got[2].LastSeenAt))
+	assert.Equal(t, "Sensor 3", got[3].Name, "no name reported: a placeholder")
+	assert.True(t, sensorsBySerial(t, s, other.ID)[1].Connected, "another gateway's discovery is its own")
+
+	// An empty answer ([]) disconnects every sensor of that gateway.
+	require.NoError(t, s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t1.Add(time.Minute)}}))
+	for serial, x := range sensorsBySerial(t, s, g.ID) {
+		assert.False(t, x.Connected, "serial %d", serial)
+	}
+	// A discovery of a deleted gateway is skipped, not an error.
+	require.NoError(t, s.DeleteGateway(ctx, other.ID))
+	require.NoError(t, s.MergeDiscoveries(ctx, []gatewayd.Discovery{
+		{GatewayID: other.ID, At: t1, Sensors: []gatewayd.SensorReport{report(9, "ghost")}}}))
+	list, total, err := s.ListSensors(ctx, store.SensorFilter{GatewayID: &other.ID}, store.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Equal(t, 0, total, "a deleted gateway's sensors are deleted with it")
+	assert.Empty(t, list)
+}
+
+func TestTemperaturesInsertUnknownSerials(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "T1"))
+	require.NoError(t, err)
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	require.NoError(t, s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t0, Sensors: []gatewayd.SensorReport{report(1, "A")}}}))
+	before := sensorsBySerial(t, s, g.ID)[1]
+	require.NoError(t, s.RecordTemperatures(ctx, []gatewayd.Temperature{
+		{GatewayID: g.ID, Serial: 1, Celsius: 23.5, At: t0.Add(time.Second)},
+		{GatewayID: g.ID, Serial: 77, Celsius: 19, At: t0.Add(time.Second)},
+	}))
+	got := sensorsBySerial(t, s, g.ID)
+	require.Len(t, got, 2, "an unknown serial is inserted")
+	assert.Equal(t, 23.5, *got[1].LastTemperatureC)
+	assert.True(t, t0.Add(time.Second).Equal(*got[1].LastTemperatureAt))
+	assert.Equal(t, before.UpdatedAt, got[1].UpdatedAt, "a temperature does not move updated_at")
+	assert.Equal(t, "Sensor 77", got[77].Name)
+	assert.Equal(t, 19.0, *got[77].LastTemperatureC)
+	// An older temperature never replaces a newer one.
+	require.NoError(t, s.RecordTemperatures(ctx, []gatewayd.Temperature{{GatewayID: g.ID, Serial: 1, Celsius: 99, At: t0}}))
+	assert.Equal(t, 23.5, *sensorsBySerial(t, s, g.ID)[1].LastTemperatureC)
+}
+
+func TestEquipmentAssignmentAndCascades(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "E1"))
+	require.NoError(t, err)
+	require.NoError(t, s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: time.Now(),
+		Sensors: []gatewayd.SensorReport{report(1, "A"), report(2, "B")}}}))
+	sensors := sensorsBySerial(t, s, g.ID)
+
+	kind := "pump"
+	eq, err := s.CreateEquipment(ctx, store.NewEquipment{FactoryID: fx.factory.ID, Name: "P-101", Kind: &kind})
+	require.NoError(t, err)
+	assert.Equal(t, "pump", *eq.Kind)
+	_, err = s.CreateEquipment(ctx, store.NewEquipment{FactoryID: uuid.New(), Name: "x"})
+	assert.ErrorIs(t, err, gatewayd.ErrInvalidReference)
+	otherFactory, err := s.CreateFactory(ctx, store.NewFactory{OrganizationID: fx.org.ID, Name: "Plant 2"})
+	require.NoError(t, err)
+	foreign, err := s.CreateEquipment(ctx, store.NewEquipment{FactoryID: otherFactory.ID, Name: "F-1"})
+	require.NoError(t, err)
+
+	up, err := s.UpdateSensor(ctx, sensors[1].ID, store.SensorPatch{EquipmentID: store.Some(&eq.ID)})
+	require.NoError(t, err)
+	assert.Equal(t, eq.ID, *up.EquipmentID)
+	_, err = s.UpdateSensor(ctx, sensors[2].ID, store.SensorPatch{EquipmentID: store.Some(&foreign.ID)})
+	assert.ErrorIs(t, err, gatewayd.ErrInvalidReference, "equipment of another factory")
+	_, err = s.UpdateSensor(ctx, uuid.New(), store.SensorPatch{EquipmentID: store.Some(&eq.ID)})
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
+
+	every := 15 * time.Minute
+	up, err = s.UpdateSensor(ctx, sensors[2].ID, store.SensorPatch{ReadingInterval: store.Some(&every)})
+	require.NoError(t, err)
+	assert.Equal(t, every, *up.ReadingInterval)
+	up, err = s.UpdateSensor(ctx, sensors[2].ID, store.SensorPatch{ReadingInterval: store.Some[*time.Duration](nil)})
+	require.NoError(t, err)
+	assert.Nil(t, up.ReadingInterval)
+
+	list, total, err := s.ListSensors(ctx, store.SensorFilter{EquipmentID: &eq.ID}, store.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Equal(t, 1, total)
+	assert.Equal(t, sensors[1].ID, list[0].ID)
+	_, total, err = s.ListSensors(ctx, store.SensorFilter{FactoryID: &fx.factory.ID}, store.Page{Limit: 1})
+	require.NoError(t, err)
+	assert.Equal(t, 2, total)
+
+	// Deleting equipment unassigns its sensors.
+	require.NoError(t, s.DeleteEquipment(ctx, eq.ID))
+	got, err := s.GetSensor(ctx, sensors[1].ID)
+	require.NoError(t, err)
+	assert.Nil(t, got.EquipmentID)
+	assert.ErrorIs(t, s.DeleteEquipment(ctx, eq.ID), gatewayd.ErrNotFound)
+
+	// Deleting the factory deletes its equipment, its gateways and their sensors.
+	require.NoError(t, s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: time.Now()}}))
+	eq2, err := s.CreateEquipment(ctx, store.NewEquipment{FactoryID: fx.factory.ID, Name: "P-102"})
+	require.NoError(t, err)
+	_, err = s.DeleteFactory(ctx, fx.factory.ID)
+	require.NoError(t, err)
+	_, err = s.GetEquipment(ctx, eq2.ID)
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
+	_, err = s.GetSensor(ctx, sensors[2].ID)
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
+	_, err = s.GetEquipment(ctx, foreign.ID)
+	assert.NoError(t, err, "another factory's equipment stays")
+}
