@@ -120,7 +120,7 @@ type gatewayActor struct {
 func newGatewayActor(d *deps, w *wanted) *gatewayActor {
 	t, restarts := w.get()
 	return &gatewayActor{d: d, w: w, id: t.ID, target: t, restarts: restarts,
-		log:         d.log.With().Str("gateway_id", t.ID.String()).Logger(),
+		log:         gatewayLogger(d.log, t.ID),
 		sensorRates: make(map[int64]float64), schedules: make(map[uuid.UUID]*scheduled)}
 }
 

@@ -47,6 +47,8 @@ type deps struct {
 	processor *processor
 	// kick asks for a store read now; safe from any goroutine.
 	kick func()
+	// trim asks for memory to be returned after a mass removal (trim.go).
+	trim func()
 }
 
 // counters are what the runtime counts as it goes, so questions like
@@ -57,6 +59,8 @@ type counters struct {
 	ready         atomic.Bool
 	// supervisorStarts counts supervisor incarnations.
 	supervisorStarts atomic.Int32
+	// trims counts FreeOSMemory calls after mass removals.
+	trims atomic.Int32
 }
 
 // Runtime is the handle on the actor system that the API and main use.
@@ -67,6 +71,7 @@ type Runtime struct {
 	supervisor *actor.PID
 	src        Source
 	kick       chan struct{}
+	trim       chan struct{}
 	cancel     context.CancelFunc
 	loops      sync.WaitGroup
 	stopOnce   sync.Once
@@ -85,7 +90,7 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(zerolog.NewSlogHandler(alog))
 	}))
-	r := &Runtime{system: system, src: src, kick: make(chan struct{}, 1), n: &counters{}}
+	r := &Runtime{system: system, src: src, kick: make(chan struct{}, 1), trim: make(chan struct{}, 1), n: &counters{}}
 	r.d = &deps{
 		cfg:  cfg,
 		root: system.Root,
@@ -100,6 +105,7 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 		},
 		limiter: newDialLimiter(cfg.DialConcurrency),
 		kick:    r.requestReconcile,
+		trim:    r.requestTrim,
 	}
 	r.d.writer = newWriter(src, cfg.Observer, cfg.SeenFlushInterval, cfg.SensorFlushInterval, cfg.ReadingFlushInterval, log)
 	r.d.processor = newProcessor(r.d.writer, cfg.ReadingWorkers, cfg.ReadingBacklog, log)
@@ -111,8 +117,9 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 	r.supervisor = pid
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	r.loops.Add(1)
+	r.loops.Add(2)
 	go r.reconcileLoop(ctx)
+	go r.trimLoop(ctx)
 	return r
 }
 

@@ -37,6 +37,12 @@ type supervisor struct {
 	// removed remembers when gateways were removed, so a store read made
 	// before a removal cannot bring the gateway back.
 	removed map[uuid.UUID]time.Time
+	// recordsPeak and removedPeak are the maps' largest sizes since they
+	// were last built: Go maps never give back their tables, so a map
+	// that shrank to a quarter of its peak is rebuilt (shrink).
+	recordsPeak, removedPeak int
+	// removedSinceTrim counts removals since memory was last given back.
+	removedSinceTrim int
 }
 
 func newSupervisor(d *deps, n *counters) *supervisor {
@@ -56,6 +62,7 @@ func (s *supervisor) Receive(c actor.Context) {
 		for _, id := range m.ids {
 			s.remove(c, id)
 		}
+		s.removedMany(len(m.ids))
 	case *connectGateway:
 		s.connect(c, m.id)
 	case *disconnectGateway:
@@ -78,6 +85,13 @@ func (s *supervisor) Receive(c actor.Context) {
 		s.terminated(c, m)
 	}
 }
+
+// releasePID is sent through a terminated child's PID only to make
+// Proto.Actor drop the process that PID caches; it ends in dead letters,
+// unlogged.
+type releasePID struct{}
+
+func (releasePID) IgnoreDeadLetterLogging() {}
 
 // started: after a restart of the supervisor its children are gone, so it
 // asks for a fresh read to bring them back.
@@ -228,11 +242,15 @@ func (s *supervisor) converge(c actor.Context, m *converge) {
 			delete(s.removed, id) // every later read already lacks it
 		}
 	}
+	s.removed = shrink(s.removed, &s.removedPeak)
+	gone := 0
 	for id, rec := range s.records {
 		if !seen[id] && !rec.touched.After(m.readAt) {
 			s.remove(c, id)
+			gone++
 		}
 	}
+	s.removedMany(gone)
 	if !s.n.ready.Load() {
 		s.n.ready.Store(true)
 		s.d.log.Info().Int("gateways", len(s.records)).Msg("runtime loaded")
@@ -257,6 +275,7 @@ func (s *supervisor) apply(c actor.Context, t gatewayd.Target) {
 		rec.status = gatewayd.Status{ID: t.ID, FactoryID: t.FactoryID, GatewayID: t.GatewayID, Name: t.Name,
 			Desired: t.Desired, Since: time.Now()}
 		s.records[t.ID] = rec
+		s.recordsPeak = max(s.recordsPeak, len(s.records))
 		s.n.total.Add(1)
 		s.spawn(c, rec)
 		return
@@ -319,7 +338,40 @@ func (s *supervisor) remove(c actor.Context, id uuid.UUID) {
 	s.setStatus(rec, gatewayd.Status{ID: id, FactoryID: rec.status.FactoryID})
 	delete(s.records, id)
 	s.removed[id] = time.Now()
+	s.removedPeak = max(s.removedPeak, len(s.removed))
 	s.n.total.Add(-1)
+}
+
+// removedMany runs after n gateways were removed: the records map is
+// rebuilt if it shrank a lot, and every trimMin removals (at once or one
+// by one) ask for memory to be given back to the OS (trim.go).
+func (s *supervisor) removedMany(n int) {
+	s.records = shrink(s.records, &s.recordsPeak)
+	s.removedSinceTrim += n
+	if s.removedSinceTrim >= trimMin {
+		s.removedSinceTrim = 0
+		s.d.trim()
+	}
+}
+
+// shrinkMin is the smallest peak worth rebuilding a map for.
+const shrinkMin = 1024
+
+// shrink returns m, or a copy of it when it holds less than a quarter of
+// its peak (at least shrinkMin): Go maps keep the table of their largest
+// size, so after 50,000 gateways come and go the supervisor's maps would
+// hold tables for 50,000. peak is updated to the map returned.
+func shrink[K comparable, V any](m map[K]V, peak *int) map[K]V {
+	if *peak < shrinkMin || len(m) >= *peak/4 {
+		*peak = max(*peak, len(m))
+		return m
+	}
+	out := make(map[K]V, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	*peak = len(out)
+	return out
 }
 
 func (s *supervisor) connect(c actor.Context, id uuid.UUID) {
@@ -350,6 +402,13 @@ func (s *supervisor) connect(c actor.Context, id uuid.UUID) {
 }
 
 func (s *supervisor) terminated(c actor.Context, m *actor.Terminated) {
+	// A child's PID outlives the child: Proto.Actor's set of children
+	// keeps removed PIDs in its backing array past its length, and a PID
+	// caches a pointer to its process, which holds the actor and all it
+	// owned (heap profile after 18,000 gateways were created and deleted:
+	// 30 MiB of dead actors still live, BENCHMARKS.md). A send through the
+	// PID finds the process dead and drops that pointer.
+	c.Send(m.Who, releasePID{})
 	id, err := childID(m.Who)
 	rec := s.records[id]
 	if err != nil || rec == nil {

@@ -67,6 +67,9 @@ type Options struct {
 	// (GATEWAY_COMMAND_TIMEOUT); requests that wait for one wait longer
 	// than DBTimeout. Default 30s.
 	CommandTimeout time.Duration
+	// DatabaseUp, when set, answers health's "database" from a background
+	// probe (store.Probe) instead of a ping per request.
+	DatabaseUp func() bool
 }
 
 type server struct {

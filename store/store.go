@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net"
+	neturl "net/url"
 	"strings"
 	"time"
 
@@ -46,12 +48,17 @@ func New(pool *pgxpool.Pool, sealer *Sealer) *Store {
 }
 
 // Connect opens a pool and checks that the database answers. The pool
-// fails fast: a dial that hangs is cut off after connectTimeout.
-func Connect(ctx context.Context, url string, connectTimeout time.Duration) (*pgxpool.Pool, error) {
+// fails fast: a dial that hangs is cut off after connectTimeout. maxConns
+// (DATABASE_MAX_CONNS) sizes the pool when it is above zero and the URL
+// has no pool_max_conns; a pool_max_conns in the URL wins.
+func Connect(ctx context.Context, url string, connectTimeout time.Duration, maxConns int) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx's message may quote the URL; say only what is wrong.
 		return nil, errors.New("connect: DATABASE_URL cannot be parsed")
+	}
+	if maxConns > 0 && !hasPoolMaxConns(url) {
+		cfg.MaxConns = int32(min(maxConns, math.MaxInt32))
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = connectTimeout
@@ -71,6 +78,12 @@ func Connect(ctx context.Context, url string, connectTimeout time.Duration) (*pg
 		return nil, fmt.Errorf("connect: %w", classify(err))
 	}
 	return pool, nil
+}
+
+// hasPoolMaxConns reports whether a connection URL sets pool_max_conns.
+func hasPoolMaxConns(raw string) bool {
+	u, err := neturl.Parse(raw)
+	return err == nil && u.Query().Has("pool_max_conns")
 }
 
 // Migrate applies every pending migration and returns the version reached.

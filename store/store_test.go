@@ -433,7 +433,7 @@ func TestUnreadablePasswordIsFlagged(t *testing.T) {
 func TestDatabaseDownIsUnavailable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := store.Connect(ctx, "postgres://postgres@127.0.0.1:1/none?sslmode=disable", time.Second)
+	_, err := store.Connect(ctx, "postgres://postgres@127.0.0.1:1/none?sslmode=disable", time.Second, 0)
 	assert.ErrorIs(t, err, gatewayd.ErrUnavailable)
 
 	s, pool := newStore(t)

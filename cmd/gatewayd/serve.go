@@ -27,7 +27,7 @@ import (
 func connect(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*pgxpool.Pool, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for attempt := 1; ; attempt++ {
-		pool, err := store.Connect(ctx, cfg.DatabaseURL, 5*time.Second)
+		pool, err := store.Connect(ctx, cfg.DatabaseURL, 5*time.Second, cfg.DatabaseMaxConns)
 		if err == nil {
 			return pool, nil
 		}
@@ -111,6 +111,8 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		stop := startRetention(st, cfg.WaveformRetention, time.Hour, log)
 		defer stop()
 	}
+	probe := st.StartProbe(ctx, time.Second, time.Second) // health's answer about the database
+	defer probe.Stop()
 	// Event ids start after the start time in microseconds, so they keep
 	// increasing across restarts (a client of an earlier process resets).
 	broker := events.NewBrokerAfter(cfg.EventsBuffer, uint64(started.UnixMicro()))
@@ -122,7 +124,7 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	rcfg.Observer = obs
 	rt := actors.Start(rcfg, st, log)
 	app := api.New(st, rt, log, api.Options{CORSOrigins: cfg.CORSOrigins, ChaosEnabled: cfg.ChaosEnabled, Started: started,
-		CommandTimeout: cfg.Gateway.CommandTimeout, Telemetry: obs})
+		CommandTimeout: cfg.Gateway.CommandTimeout, DatabaseUp: probe.Up, Telemetry: obs})
 
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {

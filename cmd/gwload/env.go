@@ -204,6 +204,9 @@ func (e *env) startGatewayd(extra ...string) (time.Time, error) {
 	cmd := exec.Command(e.o.gatewayd, "serve")
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "DATABASE_URL=" + e.dbURL, "ENCRYPTION_KEY=" + e.key,
 		"API_HOST=127.0.0.1", "API_PORT=" + strconv.Itoa(port), "CHAOS_ENABLED=true"}, extra...)
+	if e.o.dbMaxConns > 0 {
+		cmd.Env = append(cmd.Env, "DATABASE_MAX_CONNS="+strconv.Itoa(e.o.dbMaxConns))
+	}
 	// gatewayd logs at its default level, as in production, to a file.
 	if e.logFile == nil {
 		if e.logFile, err = os.CreateTemp("", "gwload-gatewayd-*.log"); err != nil {

@@ -36,11 +36,31 @@ type options struct {
 	soakGateways int
 	keep         bool
 	settle       time.Duration
-	out          io.Writer
-	progress     io.Writer
+	// dbMaxConns, when > 0, is passed to gatewayd as DATABASE_MAX_CONNS.
+	dbMaxConns int
+	// debugAddr, when set, is gatewayd's DEBUG_ADDR (pprof) in crud.
+	debugAddr string
+	// profileDir, when set, receives heap profiles taken by churn.
+	profileDir string
+	// noReferences skips crud's pgbench references (pool-size sweeps).
+	noReferences bool
+	// phases limits crud to these phases (comma-separated); "" is all.
+	phases string
+	// churn: gateways created and then deleted, how many of them log in
+	// and stay connected, the longest the create storm may last, how long
+	// RSS is watched after the delete, and how they are deleted.
+	churn            int
+	churnConnected   int
+	churnUnreachable bool
+	churnStorm       time.Duration
+	churnWatch       time.Duration
+	churnBase        int
+	churnDelete      string
+	out              io.Writer
+	progress         io.Writer
 }
 
-var scenarioNames = []string{"coldstart", "status", "storm", "create", "crash", "crud", "soak"}
+var scenarioNames = []string{"coldstart", "status", "storm", "create", "crash", "crud", "churn", "soak"}
 
 func main() {
 	o := &options{out: os.Stdout, progress: os.Stderr}
@@ -59,6 +79,18 @@ func main() {
 	fs.IntVar(&o.soakGateways, "soak-gateways", 1000, "gateways in the soak")
 	fs.BoolVar(&o.keep, "keep", false, "keep the throwaway databases")
 	fs.DurationVar(&o.settle, "settle", 5*time.Second, "wait before reading RSS, so it reflects a settled process")
+	fs.IntVar(&o.dbMaxConns, "db-max-conns", 0, "DATABASE_MAX_CONNS for gatewayd (0: its default)")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "DEBUG_ADDR (pprof) for the gatewayd of crud, to profile it by hand")
+	fs.StringVar(&o.profileDir, "profile-dir", "", "churn writes heap profiles of gatewayd here")
+	fs.BoolVar(&o.noReferences, "no-references", false, "crud without its pgbench references (for sweeps)")
+	fs.StringVar(&o.phases, "phases", "", "crud phases to run, comma-separated (default all)")
+	fs.IntVar(&o.churn, "churn", 50000, "gateways created and deleted by churn")
+	fs.IntVar(&o.churnConnected, "churn-connected", 5000, "of those, how many log in and stay connected; the others are refused at login (AUTH_FAILED, no socket)")
+	fs.BoolVar(&o.churnUnreachable, "churn-unreachable", false, "churn gateways point at a refused port instead (BACKOFF, retrying)")
+	fs.DurationVar(&o.churnStorm, "churn-storm", 45*time.Second, "the longest the churn create storm may last")
+	fs.DurationVar(&o.churnWatch, "churn-watch", 2*time.Minute, "how long churn samples RSS after the delete")
+	fs.IntVar(&o.churnBase, "churn-base", 1000, "connected gateways present before and after churn")
+	fs.StringVar(&o.churnDelete, "churn-delete", "factory", "how churn deletes: factory (one DELETE of their factory) or each")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: gwload [flags] [%s|all]...\n\n", strings.Join(scenarioNames, "|"))
 		fs.PrintDefaults()
@@ -143,6 +175,12 @@ func run(ctx context.Context, o *options, names []string) error {
 			err = isolated(ctx, o, func(e *env) error { return crash(ctx, e, r) })
 		case "crud":
 			err = isolated(ctx, o, func(e *env) error { return crud(ctx, e, r) })
+		case "churn":
+			if o.target != "" {
+				r.progressf("churn reads gatewayd's RSS and pprof; skipped with -target")
+				continue
+			}
+			err = isolated(ctx, o, func(e *env) error { return churn(ctx, e, r) })
 		case "soak":
 			err = soak(ctx, o, r)
 		}

@@ -27,7 +27,8 @@ func TestScenariosAtSmallSize(t *testing.T) {
 
 	var out, progress bytes.Buffer
 	o := &options{gatewayd: bin, database: testdb.BaseURL(), gateways: 50, concurrency: 8, duration: 500 * time.Millisecond,
-		creates: 20, crashes: 20, crudRows: 50, soak: 2 * time.Second, soakGateways: 20, settle: 100 * time.Millisecond, out: &out, progress: &progress}
+		creates: 20, crashes: 20, crudRows: 50, soak: 2 * time.Second, soakGateways: 20, settle: 100 * time.Millisecond, out: &out, progress: &progress,
+		churn: 40, churnConnected: 20, churnBase: 20, churnStorm: 30 * time.Second, churnWatch: time.Second, churnDelete: "factory"}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	require.NoError(t, run(ctx, o, []string{"all"}), progress.String())
@@ -42,7 +43,8 @@ func TestScenariosAtSmallSize(t *testing.T) {
 	}
 	for _, name := range []string{"coldstart_all_authenticated", "rss_per_gateway", "status_p99", "status_list_p50",
 		"storm_all_reauthenticated", "create_to_authenticated_p99", "crash_to_authenticated_p99",
-		"crud_get_gateway_rate", "crud_post_gateway_rate", "soak_goroutines_end"} {
+		"crud_get_gateway_rate", "crud_post_gateway_rate", "crud_health_rate", "crud_get_factory_rate", "churn_rss_end",
+		"churn_live_heap_end", "soak_goroutines_end"} {
 		assert.Contains(t, figures, name)
 	}
 	// Functional outcomes, not speed: every gateway came back every time.
@@ -51,6 +53,7 @@ func TestScenariosAtSmallSize(t *testing.T) {
 	assert.Equal(t, 20.0, figures["create_to_authenticated_count"])
 	assert.Equal(t, 20.0, figures["crash_to_authenticated_count"])
 	assert.Equal(t, 0.0, figures["soak_gateways_without_one_socket"])
+	assert.Equal(t, 40.0, figures["churn_created"])
 
 	require.Error(t, run(ctx, o, []string{"nonsense"}))
 }

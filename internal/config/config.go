@@ -26,16 +26,19 @@ import (
 
 // Config is the validated configuration of one gatewayd process.
 type Config struct {
-	DatabaseURL    string
-	EncryptionKey  []byte // 32 bytes, decoded
-	APIHost        string
-	APIPort        int
-	LogLevel       string
-	LogFormat      string
-	CORSOrigins    []string
-	MigrateOnStart bool
-	ChaosEnabled   bool
-	Gateway        Gateway
+	DatabaseURL string
+	// DatabaseMaxConns is the size of the connection pool; a
+	// pool_max_conns in DatabaseURL wins over it.
+	DatabaseMaxConns int
+	EncryptionKey    []byte // 32 bytes, decoded
+	APIHost          string
+	APIPort          int
+	LogLevel         string
+	LogFormat        string
+	CORSOrigins      []string
+	MigrateOnStart   bool
+	ChaosEnabled     bool
+	Gateway          Gateway
 	// ReconcileInterval is how often the supervisor converges to the store.
 	ReconcileInterval time.Duration
 	ShutdownTimeout   time.Duration
@@ -73,10 +76,15 @@ type Gateway struct {
 // developer's machine. It is written here only; scripts ask the binary.
 const DefaultDatabaseURL = "postgres://postgres:postgres@127.0.0.1:5432/gatewayd?sslmode=disable"
 
+// DefaultDatabaseMaxConns is DATABASE_MAX_CONNS's default, from the pool
+// size sweep in BENCHMARKS.md.
+const DefaultDatabaseMaxConns = "16"
+
 // Variables lists every configuration variable with its default, in the
 // order of the documentation. A file uses the same names in lower case.
 var Variables = []struct{ Name, Default string }{
 	{"DATABASE_URL", DefaultDatabaseURL},
+	{"DATABASE_MAX_CONNS", DefaultDatabaseMaxConns},
 	{"ENCRYPTION_KEY", ""},
 	{"API_HOST", "0.0.0.0"},
 	{"API_PORT", "3000"},
@@ -182,15 +190,16 @@ func Load(path string, environ []string) (*Config, error) {
 func parse(get func(string) string) (*Config, error) {
 	p := parser{get: get}
 	c := &Config{
-		DatabaseURL:    p.databaseURL("DATABASE_URL"),
-		EncryptionKey:  p.key("ENCRYPTION_KEY"),
-		APIHost:        p.str("API_HOST"),
-		APIPort:        p.intRange("API_PORT", 1, 65535),
-		LogLevel:       p.oneOf("LOG_LEVEL", "debug", "info", "warn", "error"),
-		LogFormat:      p.oneOf("LOG_FORMAT", "json", "console"),
-		CORSOrigins:    p.list("CORS_ORIGIN"),
-		MigrateOnStart: p.boolean("MIGRATE_ON_START"),
-		ChaosEnabled:   p.boolean("CHAOS_ENABLED"),
+		DatabaseURL:      p.databaseURL("DATABASE_URL"),
+		DatabaseMaxConns: p.intRange("DATABASE_MAX_CONNS", 1, 1000),
+		EncryptionKey:    p.key("ENCRYPTION_KEY"),
+		APIHost:          p.str("API_HOST"),
+		APIPort:          p.intRange("API_PORT", 1, 65535),
+		LogLevel:         p.oneOf("LOG_LEVEL", "debug", "info", "warn", "error"),
+		LogFormat:        p.oneOf("LOG_FORMAT", "json", "console"),
+		CORSOrigins:      p.list("CORS_ORIGIN"),
+		MigrateOnStart:   p.boolean("MIGRATE_ON_START"),
+		ChaosEnabled:     p.boolean("CHAOS_ENABLED"),
 		Gateway: Gateway{
 			ConnectTimeout:        p.duration("GATEWAY_CONNECT_TIMEOUT"),
 			AuthTimeout:           p.duration("GATEWAY_AUTH_TIMEOUT"),

@@ -128,3 +128,16 @@ func TestMaskURL(t *testing.T) {
 	assert.NotContains(t, masked, "hunter2", "a password query parameter is masked too")
 	assert.Contains(t, masked, "sslmode=disable")
 }
+
+func TestDatabaseMaxConns(t *testing.T) {
+	c, err := Load("", []string{"ENCRYPTION_KEY=" + goodKey})
+	require.NoError(t, err)
+	assert.Equal(t, 16, c.DatabaseMaxConns)
+	c, err = Load("", []string{"ENCRYPTION_KEY=" + goodKey, "DATABASE_MAX_CONNS=8"})
+	require.NoError(t, err)
+	assert.Equal(t, 8, c.DatabaseMaxConns)
+	for _, bad := range []string{"0", "1001", "-1", "many", "8.5"} {
+		_, err := Load("", []string{"ENCRYPTION_KEY=" + goodKey, "DATABASE_MAX_CONNS=" + bad})
+		assert.ErrorContains(t, err, "DATABASE_MAX_CONNS must be a whole number from 1 to 1000", bad)
+	}
+}

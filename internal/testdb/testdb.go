@@ -71,7 +71,7 @@ func newTemplate() (*Template, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	pool, err := store.Connect(ctx, t.url(t.name), 10*time.Second)
+	pool, err := store.Connect(ctx, t.url(t.name), 10*time.Second, 0)
 	if err != nil {
 		_ = t.drop(t.name)
 		return nil, err
@@ -106,7 +106,7 @@ func (t *Template) Pool(tb testing.TB) (*pgxpool.Pool, string) {
 	u := t.New(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	pool, err := store.Connect(ctx, u, 10*time.Second)
+	pool, err := store.Connect(ctx, u, 10*time.Second, 0)
 	if err != nil {
 		tb.Fatalf("testdb: %v", err)
 	}

@@ -1,0 +1,41 @@
+package store_test
+
+import (
+	"context"
+	neturl "net/url"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd/store"
+)
+
+// DATABASE_MAX_CONNS sizes the pool unless the URL has pool_max_conns.
+func TestConnectPoolSize(t *testing.T) {
+	t.Parallel()
+	url := tmpl.New(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		url  string
+		max  int
+		want int32
+	}{
+		{url, 7, 7},
+		{withQuery(url, "pool_max_conns", "3"), 7, 3},
+	} {
+		pool, err := store.Connect(ctx, tc.url, 5*time.Second, tc.max)
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, pool.Config().MaxConns, tc.url)
+		pool.Close()
+	}
+}
+
+func withQuery(raw, k, v string) string {
+	u, _ := neturl.Parse(raw)
+	q := u.Query()
+	q.Set(k, v)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
