@@ -95,6 +95,9 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 		// Handlers copy what they keep; Immutable costs an allocation per
 		// string on the hot path.
 		Immutable: false,
+		// fasthttp would parse multipart bodies before any handler runs (and
+		// answer a broken one itself); only JSON is ever parsed here.
+		DisablePreParseMultipartForm: true,
 	})
 	app.Use(s.requestIDAndAccessLog(app))
 	app.Use(fiberrecover.New(fiberrecover.Config{
@@ -115,6 +118,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 		ExposeHeaders: "X-Request-Id",
 		MaxAge:        600,
 	}))
+	app.Use(jsonBodiesOnly)
 
 	a := app.Group("/api")
 	a.Get("/health", s.health)

@@ -34,11 +34,25 @@ type body struct {
 	details []Detail
 }
 
+// isJSON says whether a Content-Type is application/json (parameters
+// such as charset are fine).
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == fiber.MIMEApplicationJSON
+}
+
+// jsonBodiesOnly answers 415 to any request that carries a body that is
+// not JSON, on every route, before anything reads that body.
+func jsonBodiesOnly(c *fiber.Ctx) error {
+	if len(c.Request().Body()) > 0 && !isJSON(c.Get(fiber.HeaderContentType)) {
+		return fiber.ErrUnsupportedMediaType
+	}
+	return c.Next()
+}
+
 // parseBody checks the media type and reads a JSON object.
 func parseBody(c *fiber.Ctx) (*body, error) {
-	ct := c.Get(fiber.HeaderContentType)
-	mt, _, err := mime.ParseMediaType(ct)
-	if ct == "" || err != nil || mt != fiber.MIMEApplicationJSON {
+	if !isJSON(c.Get(fiber.HeaderContentType)) {
 		return nil, fiber.ErrUnsupportedMediaType
 	}
 	raw := c.Body()

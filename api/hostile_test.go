@@ -1,0 +1,170 @@
+package api_test
+
+// Tests of a hostile or careless HTTP client: whatever it sends, it gets an
+// answer in the error envelope, one access-log line, and harms nobody else.
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd/api"
+)
+
+// serve puts the env's app on a real listener and returns its address.
+func (e *env) serve() string {
+	e.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(e.t, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = e.app.Listener(ln)
+	}()
+	e.t.Cleanup(func() {
+		_ = e.app.ShutdownWithTimeout(time.Second)
+		<-done
+	})
+	return ln.Addr().String()
+}
+
+// accessLines returns the access-log lines of one request id.
+func (e *env) accessLines(id string) []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(e.logText(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) != nil || m["message"] != "request" {
+			continue
+		}
+		if m["request_id"] == id {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// loggedOnce asserts that the answer's request id has exactly one
+// access-log line, with this status, and returns it.
+func (e *env) loggedOnce(t *testing.T, r response) map[string]any {
+	t.Helper()
+	id := r.header.Get("X-Request-Id")
+	require.NotEmpty(t, id, "every answer carries a request id")
+	lines := e.accessLines(id)
+	require.Len(t, lines, 1, "one access-log line for request %s\n%s", id, e.logText())
+	l := lines[0]
+	assert.Equal(t, float64(r.status), l["status"])
+	for _, k := range []string{"method", "path", "duration"} {
+		assert.Contains(t, l, k)
+	}
+	return l
+}
+
+// rawResult is one answer read off a raw TCP connection.
+type rawResult struct {
+	response
+	closed  bool // the server closed the connection after answering
+	elapsed time.Duration
+}
+
+// exchange writes req on a new connection and reads one answer within
+// the limit. Writing happens in the background, so a server that answers
+// before reading everything (413) is heard.
+func exchange(t *testing.T, addr, req string, within time.Duration) rawResult {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	require.NoError(t, err)
+	defer conn.Close()
+	start := time.Now()
+	_ = conn.SetDeadline(start.Add(within))
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		_, _ = io.WriteString(conn, req)
+	}()
+	defer func() { <-wrote }()
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err, "no answer within %v", within)
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	res := rawResult{response: response{status: resp.StatusCode, header: resp.Header, body: raw}, elapsed: time.Since(start)}
+	if resp.Close {
+		// The server said it closes: the next read must end, not time out.
+		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, err = br.ReadByte()
+		res.closed = errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+	}
+	_ = conn.Close() // ends the writer if the server stopped reading
+	return res
+}
+
+// assertEnvelope checks the error shape, the JSON media type and the code.
+func assertEnvelope(t *testing.T, r response, status int, code string) {
+	t.Helper()
+	require.Equal(t, status, r.status, string(r.body))
+	got, _ := r.errorBody(t)
+	assert.Equal(t, code, got, string(r.body))
+	assert.Equal(t, "application/json", r.header.Get("Content-Type"))
+}
+
+func request(method, path, contentType, body string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: test\r\n", method, path)
+	if contentType != "" {
+		fmt.Fprintf(&b, "Content-Type: %s\r\n", contentType)
+	}
+	fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(body), body)
+	return b.String()
+}
+
+// TestNonJSONBodiesAre415 sends every kind of body that is not JSON to a
+// POST and a PUT: each is 415 in the envelope, logged once, and never
+// parsed (a broken multipart body is not a 400).
+func TestNonJSONBodiesAre415(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	org := e.org("O")
+	addr := e.serve()
+	parts := strings.Builder{}
+	for i := range 15000 { // 15,000 form fields, just under the body limit
+		fmt.Fprintf(&parts, "--XX\r\nContent-Disposition: form-data; name=\"f%d\"\r\n\r\nv\r\n", i)
+	}
+	parts.WriteString("--XX--\r\n")
+	require.Less(t, parts.Len(), api.BodyLimit)
+	bodies := []struct{ name, contentType, body string }{
+		{"text", "text/plain", `{"name":"a"}`},
+		{"text with charset", "text/plain; charset=utf-8", `{"name":"a"}`},
+		{"form", "application/x-www-form-urlencoded", `name=a`},
+		{"multipart", "multipart/form-data; boundary=XX", "--XX\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\na\r\n--XX--\r\n"},
+		{"broken multipart", "multipart/form-data; boundary=XX", "not multipart at all"},
+		{"large multipart", "multipart/form-data; boundary=XX", parts.String()},
+		{"xml", "application/xml", `<name>a</name>`},
+		{"json look-alike", "application/jsonx", `{"name":"a"}`},
+		{"no content type", "", `{"name":"a"}`},
+	}
+	for _, target := range [][2]string{{"POST", "/api/organizations"}, {"PUT", "/api/organizations/" + org}} {
+		for _, b := range bodies {
+			t.Run(target[0]+" "+b.name, func(t *testing.T) {
+				r := exchange(t, addr, request(target[0], target[1], b.contentType, b.body), 10*time.Second)
+				assertEnvelope(t, r.response, 415, "UNSUPPORTED_MEDIA_TYPE")
+				l := e.loggedOnce(t, r.response)
+				assert.Equal(t, target[0], l["method"])
+				assert.Equal(t, target[1], l["path"])
+			})
+		}
+	}
+	// A charset parameter is fine, and nothing above was stored.
+	r := exchange(t, addr, request("POST", "/api/organizations", "application/json; charset=utf-8", `{"name":"ok"}`), 5*time.Second)
+	assert.Equal(t, 201, r.status, string(r.body))
+	assert.Equal(t, "O", e.do("GET", "/api/organizations/"+org, nil).json(t)["name"])
+}
