@@ -65,6 +65,7 @@ type server struct {
 	opts  Options
 	// analyzer computes spectra; it caches FFT plans, so it is shared.
 	analyzer vibration.Analyzer
+	clock    requestClock
 }
 
 // New builds the Fiber app.
@@ -99,6 +100,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 		// answer a broken one itself); only JSON is ever parsed here.
 		DisablePreParseMultipartForm: true,
 	})
+	s.installEdge(app)
 	app.Use(s.requestIDAndAccessLog(app))
 	app.Use(fiberrecover.New(fiberrecover.Config{
 		EnableStackTrace: true,
@@ -107,9 +109,9 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 		},
 	}))
 	app.Use(helmet.New(helmet.Config{
-		XFrameOptions:         "DENY",
-		ReferrerPolicy:        "no-referrer",
-		ContentSecurityPolicy: "default-src 'none'; frame-ancestors 'none'",
+		XFrameOptions:         headerFrameOptions,
+		ReferrerPolicy:        headerReferrerPolicy,
+		ContentSecurityPolicy: headerCSP,
 	}))
 	app.Use(cors.New(cors.Config{
 		AllowOrigins:  strings.Join(opts.CORSOrigins, ","),
@@ -219,15 +221,18 @@ func (s *server) requestIDAndAccessLog(app *fiber.App) fiber.Handler {
 				_ = c.SendStatus(fiber.StatusInternalServerError)
 			}
 		}
-		status := c.Response().StatusCode()
-		ev := s.log.Info()
-		if status >= 500 {
-			ev = s.log.Warn()
-		}
-		ev.Str("method", c.Method()).Str("path", c.Path()).Int("status", status).
-			Dur("duration", time.Since(start)).Str("request_id", id).Msg("request")
+		s.logRequest(c.Method(), c.Path(), c.Response().StatusCode(), time.Since(start), id)
 		return nil
 	}
+}
+
+// logRequest writes the access-log line of one request.
+func (s *server) logRequest(method, path string, status int, d time.Duration, id string) {
+	ev := s.log.Info()
+	if status >= 500 {
+		ev = s.log.Warn()
+	}
+	ev.Str("method", method).Str("path", path).Int("status", status).Dur("duration", d).Str("request_id", id).Msg("request")
 }
 
 // dbCtx bounds a request's database work.

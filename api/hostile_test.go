@@ -168,3 +168,51 @@ func TestNonJSONBodiesAre415(t *testing.T) {
 	assert.Equal(t, 201, r.status, string(r.body))
 	assert.Equal(t, "O", e.do("GET", "/api/organizations/"+org, nil).json(t)["name"])
 }
+
+// TestRefusedBeforeRoutingIsAnsweredAndLoggedOnce covers what fasthttp and
+// Fiber answer outside the middleware chain: each answer is the error
+// envelope with a request id, and each request has one access-log line.
+func TestRefusedBeforeRoutingIsAnsweredAndLoggedOnce(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	addr := e.serve()
+	cases := []struct {
+		name, req    string
+		status       int
+		code         string
+		closed       bool
+		method, path string // as logged
+	}{
+		{"body over the limit", "POST /api/organizations HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n{",
+			413, "PAYLOAD_TOO_LARGE", true, "POST", "/api/organizations"},
+		{"request line over the buffer", "GET /api/gateways?offset=" + strings.Repeat("9", 20000) + " HTTP/1.1\r\nHost: t\r\n\r\n",
+			431, "REQUEST_HEADERS_TOO_LARGE", true, "", ""},
+		{"headers over the buffer", "GET /api/health HTTP/1.1\r\nHost: t\r\nX-Big: " + strings.Repeat("h", 20000) + "\r\n\r\n",
+			431, "REQUEST_HEADERS_TOO_LARGE", true, "", ""},
+		{"malformed request line", "GARBAGE\r\n\r\n", 400, "VALIDATION_ERROR", true, "", ""},
+		{"malformed header", "GET /api/health HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n", 400, "VALIDATION_ERROR", true, "", ""},
+		{"unknown method", "FOO /api/organizations HTTP/1.1\r\nHost: t\r\n\r\n", 405, "METHOD_NOT_ALLOWED", false, "FOO", "/api/organizations"},
+		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, "HTTP_VERSION_NOT_SUPPORTED", true, "PRI", "*"},
+		{"HTTP/3 request line", "GET /api/health HTTP/3.0\r\nHost: t\r\n\r\n", 505, "HTTP_VERSION_NOT_SUPPORTED", true, "GET", "/api/health"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := exchange(t, addr, tc.req, 5*time.Second)
+			assertEnvelope(t, r.response, tc.status, tc.code)
+			assert.Equal(t, tc.closed, r.closed, "connection closed")
+			assert.Equal(t, "nosniff", r.header.Get("X-Content-Type-Options"))
+			l := e.loggedOnce(t, r.response)
+			assert.Equal(t, tc.method, l["method"])
+			assert.Equal(t, tc.path, l["path"])
+		})
+	}
+	t.Run("chunked body over the limit", func(t *testing.T) {
+		r := rawPost(t, addr, "/api/organizations", `{"name":"`+strings.Repeat("x", api.BodyLimit)+`"}`, true)
+		assertEnvelope(t, r, 413, "PAYLOAD_TOO_LARGE")
+		e.loggedOnce(t, r)
+	})
+	t.Run("the client's request id is kept", func(t *testing.T) {
+		r := exchange(t, addr, "FOO / HTTP/1.1\r\nHost: t\r\nX-Request-Id: mine-1\r\n\r\n", 5*time.Second)
+		assert.Equal(t, "mine-1", r.header.Get("X-Request-Id"))
+		e.loggedOnce(t, r.response)
+	})
+}
