@@ -25,6 +25,11 @@ import (
 // BodyLimit is the largest request body accepted (1 MiB).
 const BodyLimit = 1 << 20
 
+// DefaultReadTimeout bounds reading one request: a client that announces
+// more than it sends is answered 408 this long after its first byte. A
+// full 1 MiB body needs about 100 KiB/s.
+const DefaultReadTimeout = 10 * time.Second
+
 // Runtime is what the API needs of the connection runtime; *actors.Runtime
 // implements it.
 type Runtime interface {
@@ -56,6 +61,10 @@ type Options struct {
 	// (GATEWAY_COMMAND_TIMEOUT); requests that wait for one wait longer
 	// than DBTimeout. Default 30s.
 	CommandTimeout time.Duration
+	// ReadTimeout bounds reading one request, line, headers and body,
+	// from its first byte; past it the answer is 408 and the connection
+	// is closed. Default 10s.
+	ReadTimeout time.Duration
 }
 
 type server struct {
@@ -66,6 +75,7 @@ type server struct {
 	// analyzer computes spectra; it caches FFT plans, so it is shared.
 	analyzer vibration.Analyzer
 	clock    requestClock
+	bodies   bodies
 }
 
 // New builds the Fiber app.
@@ -79,6 +89,9 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	if opts.Started.IsZero() {
 		opts.Started = time.Now()
 	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = DefaultReadTimeout
+	}
 	if len(opts.CORSOrigins) == 0 {
 		opts.CORSOrigins = []string{"*"}
 	}
@@ -90,7 +103,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 		ReadBufferSize:        16 << 10,
 		ErrorHandler:          errorHandler(log),
 		DisableStartupMessage: true,
-		ReadTimeout:           30 * time.Second,
+		ReadTimeout:           opts.ReadTimeout,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           2 * time.Minute,
 		// Handlers copy what they keep; Immutable costs an allocation per

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -40,6 +41,7 @@ func (s *server) installEdge(app *fiber.App) {
 		methods = fiber.DefaultMethods
 	}
 	srv.Handler = s.screen(srv.Handler, methods)
+	srv.HeaderReceived = s.headerReceived
 	srv.ErrorHandler = s.readFailed
 	srv.ConnState = s.clock.track
 	// fasthttp's error texts may quote the request (headers included);
@@ -48,20 +50,105 @@ func (s *server) installEdge(app *fiber.App) {
 	srv.Logger = fasthttpLogger{s.log}
 }
 
+// requestLine is what the access log and the answer need of a request.
+type requestLine struct {
+	method, path, id string
+	ambiguous        bool // framingConflict
+}
+
+func lineOf(fctx *fasthttp.RequestCtx) requestLine {
+	h := &fctx.Request.Header
+	return requestLine{method: string(h.Method()), path: string(fctx.URI().PathOriginal()), id: string(h.Peek(fiber.HeaderXRequestID))}
+}
+
+// bodies holds the request line of each request whose body fasthttp is
+// reading: when that read fails, fasthttp resets the whole request before
+// calling its ErrorHandler, so readFailed would not know what it answers.
+// Keyed by the header, which is the same object in both hooks; every entry
+// is taken out by screen (the body was read) or readFailed (it was not).
+type bodies struct {
+	mu sync.Mutex
+	m  map[*fasthttp.RequestHeader]requestLine
+}
+
+func (b *bodies) put(h *fasthttp.RequestHeader, l requestLine) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = make(map[*fasthttp.RequestHeader]requestLine)
+	}
+	b.m[h] = l
+}
+
+func (b *bodies) take(h *fasthttp.RequestHeader) (requestLine, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l, ok := b.m[h]
+	delete(b.m, h)
+	return l, ok
+}
+
+func hasBody(h *fasthttp.RequestHeader) bool {
+	n := h.ContentLength() // -1 chunked, -2 none
+	return n > 0 || n == -1
+}
+
+// headerReceived is fasthttp's HeaderReceived hook, called between a
+// request's header and its body. It remembers the request line of a
+// request with a body, and gives a request whose framing is ambiguous a
+// one-byte body limit, so that fasthttp stops reading at once (instead of
+// waiting for a length that may never come, or reading a smuggled request
+// as a body) and the edge refuses it.
+func (s *server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if !hasBody(h) {
+		return fasthttp.RequestConfig{}
+	}
+	l := requestLine{method: string(h.Method()), path: string(pathOnly(h.RequestURI())), id: string(h.Peek(fiber.HeaderXRequestID)),
+		ambiguous: framingConflict(h.RawHeaders())}
+	s.bodies.put(h, l)
+	if l.ambiguous {
+		return fasthttp.RequestConfig{MaxRequestBodySize: 1}
+	}
+	return fasthttp.RequestConfig{}
+}
+
+// pathOnly is a request URI without its query, as Fiber's c.Path() (the
+// URI is not parsed yet when the header arrives).
+func pathOnly(uri []byte) []byte {
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		uri = uri[:i]
+	}
+	if i := bytes.IndexByte(uri, '#'); i >= 0 {
+		uri = uri[:i]
+	}
+	return uri
+}
+
 // screen refuses what Fiber would answer outside its middleware or should
 // not serve at all, then hands the request to Fiber.
 func (s *server) screen(next fasthttp.RequestHandler, methods []string) fasthttp.RequestHandler {
 	return func(fctx *fasthttp.RequestCtx) {
 		h := &fctx.Request.Header
+		ambiguous := false
+		if hasBody(h) || h.ContentLength() == 0 { // an empty chunked body reads as length 0
+			if l, ok := s.bodies.take(h); ok {
+				ambiguous = l.ambiguous
+			}
+		}
 		if p := string(h.Protocol()); p != "HTTP/1.1" && p != "HTTP/1.0" {
 			// The HTTP/2 connection preface (PRI * HTTP/2.0) lands here;
 			// what follows it is binary, so the connection is closed.
 			fctx.SetConnectionClose()
-			s.refuse(fctx, errHTTPVersion, fctx.Time(), true)
+			s.refuse(fctx, errHTTPVersion, fctx.Time(), lineOf(fctx))
+			return
+		}
+		if ambiguous {
+			fctx.SetConnectionClose()
+			s.refuse(fctx, errFraming, fctx.Time(), lineOf(fctx))
 			return
 		}
 		if !slices.Contains(methods, string(h.Method())) {
-			s.refuse(fctx, errMethodNotAllowed, fctx.Time(), true)
+			s.refuse(fctx, errMethodNotAllowed, fctx.Time(), lineOf(fctx))
 			return
 		}
 		next(fctx)
@@ -72,30 +159,62 @@ func (s *server) screen(next fasthttp.RequestHandler, methods []string) fasthttp
 // read. fasthttp closes the connection after it.
 func (s *server) readFailed(fctx *fasthttp.RequestCtx, err error) {
 	start := s.clock.start(fctx.Conn(), fctx.ConnTime())
-	// A header that was read is kept; one that failed is reset, so its
-	// method and path are unknown.
-	headerRead := len(fctx.Request.Header.RawHeaders()) > 0
+	// A request whose header was read is in bodies (its body failed);
+	// otherwise the header failed and method and path are unknown.
+	l, headerRead := s.bodies.take(&fctx.Request.Header)
 	apiErr := readError(err, headerRead)
 	if apiErr == nil {
 		// Nothing of a request arrived: nobody to answer, nothing to log.
 		_ = fctx.Conn().Close()
 		return
 	}
-	s.refuse(fctx, apiErr, start, headerRead)
+	if l.ambiguous {
+		apiErr = errFraming // whatever went wrong reading its body
+	}
+	s.refuse(fctx, apiErr, start, l)
+}
+
+// framingConflict says whether a request's header makes its body's
+// length ambiguous: Content-Length together with Transfer-Encoding, or two
+// different Content-Lengths. fasthttp would pick one (chunked, or the last
+// length); a proxy in front may have picked the other and sent the rest as
+// a second request (request smuggling). RFC 9112 §6.3: answer 400 and
+// close the connection.
+func framingConflict(raw []byte) bool {
+	var length []byte
+	hasLength, hasTE := false, false
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		k, v, ok := bytes.Cut(line, []byte{':'})
+		if !ok {
+			continue
+		}
+		switch {
+		case bytes.EqualFold(k, []byte(fiber.HeaderContentLength)):
+			v = bytes.TrimSpace(v)
+			if hasLength && !bytes.Equal(v, length) {
+				return true
+			}
+			hasLength, length = true, v
+		case bytes.EqualFold(k, []byte(fiber.HeaderTransferEncoding)):
+			hasTE = true
+		}
+	}
+	return hasLength && hasTE
 }
 
 // refuse answers a request outside Fiber's chain, in the envelope, with a
-// request id and the security headers, and logs it once. Without a header
-// (it could not be read) method and path are logged empty.
-func (s *server) refuse(fctx *fasthttp.RequestCtx, apiErr *Error, start time.Time, headerRead bool) {
-	h := &fctx.Request.Header
-	id := string(h.Peek(fiber.HeaderXRequestID))
+// request id and the security headers, and logs it once. A request whose
+// line could not be read is logged with empty method and path.
+func (s *server) refuse(fctx *fasthttp.RequestCtx, apiErr *Error, start time.Time, l requestLine) {
+	id := l.id
 	if !acceptableRequestID(id) {
 		id = uuid.NewString()
-	}
-	method, path := "", ""
-	if headerRead {
-		method, path = string(h.Method()), string(fctx.URI().PathOriginal())
 	}
 	body, err := json.Marshal(fiber.Map{"error": apiErr})
 	if err != nil { // cannot happen: the envelope is plain data
@@ -111,7 +230,7 @@ func (s *server) refuse(fctx *fasthttp.RequestCtx, apiErr *Error, start time.Tim
 	resp.Header.Set(fiber.HeaderReferrerPolicy, headerReferrerPolicy)
 	resp.Header.Set(fiber.HeaderContentSecurityPolicy, headerCSP)
 	resp.SetBody(body)
-	s.logRequest(method, path, apiErr.Status, time.Since(start), id)
+	s.logRequest(l.method, l.path, apiErr.Status, time.Since(start), id)
 }
 
 // requestClock knows when each connection's current request began, for

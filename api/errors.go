@@ -139,6 +139,8 @@ var (
 	errRequestTimeout = &Error{Status: http.StatusRequestTimeout, Code: "REQUEST_TIMEOUT", Message: "The request was not received in time"}
 	errHTTPVersion    = &Error{Status: http.StatusHTTPVersionNotSupported, Code: "HTTP_VERSION_NOT_SUPPORTED",
 		Message: "Only HTTP/1.1 and HTTP/1.0 are served"}
+	errFraming = validationError(Detail{Field: "request",
+		Message: "must not carry both Content-Length and Transfer-Encoding, nor two different Content-Length values"})
 )
 
 // readError maps an error fasthttp met while reading a request, before

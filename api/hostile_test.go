@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -214,5 +215,66 @@ func TestRefusedBeforeRoutingIsAnsweredAndLoggedOnce(t *testing.T) {
 		r := exchange(t, addr, "FOO / HTTP/1.1\r\nHost: t\r\nX-Request-Id: mine-1\r\n\r\n", 5*time.Second)
 		assert.Equal(t, "mine-1", r.header.Get("X-Request-Id"))
 		e.loggedOnce(t, r.response)
+	})
+}
+
+// TestSlowAndAmbiguousRequests covers a client that announces more than it
+// sends, one that sends nothing, and request-smuggling framing.
+func TestSlowAndAmbiguousRequests(t *testing.T) {
+	const readTimeout = 300 * time.Millisecond
+	e := newEnv(t, api.Options{ReadTimeout: readTimeout})
+	addr := e.serve()
+	assert.Equal(t, api.DefaultReadTimeout, api.New(e.st, e.rt, zerolog.Nop(), api.Options{}).Config().ReadTimeout)
+	assert.LessOrEqual(t, api.DefaultReadTimeout, 10*time.Second, "a short read timeout by default")
+
+	t.Run("Content-Length larger than the body", func(t *testing.T) {
+		r := exchange(t, addr, "POST /api/organizations HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"name\":", 5*time.Second)
+		assertEnvelope(t, r.response, 408, "REQUEST_TIMEOUT")
+		assert.True(t, r.closed)
+		assert.GreaterOrEqual(t, r.elapsed, readTimeout)
+		l := e.loggedOnce(t, r.response)
+		assert.Equal(t, "POST", l["method"])
+		assert.Equal(t, "/api/organizations", l["path"])
+		assert.GreaterOrEqual(t, l["duration"], float64(readTimeout/time.Millisecond), "measured from the first byte")
+	})
+	t.Run("a header that never ends", func(t *testing.T) {
+		r := exchange(t, addr, "GET /api/health HTTP/1.1\r\nHost: t\r\nX-Slow: ", 5*time.Second)
+		assertEnvelope(t, r.response, 408, "REQUEST_TIMEOUT")
+		assert.True(t, r.closed)
+		e.loggedOnce(t, r.response)
+	})
+	for _, tc := range []struct{ name, head string }{
+		{"Content-Length then Transfer-Encoding", "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n"},
+		{"Transfer-Encoding then Content-Length", "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n"},
+		{"two different Content-Lengths, the longer first", "Content-Length: 14\r\ncontent-length: 12\r\n"},
+		{"two different Content-Lengths, the longer last", "Content-Length: 12\r\nContent-Length: 99\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := "c\r\n{\"name\":\"s\"}\r\n0\r\n\r\n"
+			if !strings.Contains(tc.head, "chunked") {
+				body = `{"name":"s"}`
+			}
+			smuggled := "GET /api/health HTTP/1.1\r\nHost: t\r\nX-Request-Id: smuggled\r\n\r\n"
+			r := exchange(t, addr, "POST /api/organizations HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"+tc.head+"\r\n"+body+smuggled, 5*time.Second)
+			assertEnvelope(t, r.response, 400, "VALIDATION_ERROR")
+			assert.True(t, r.closed, "the connection is closed, so nothing after it is served")
+			assert.Less(t, r.elapsed, readTimeout, "refused at once, not after the read timeout")
+			e.loggedOnce(t, r.response)
+			assert.Empty(t, e.accessLines("smuggled"))
+		})
+	}
+	list := e.do("GET", "/api/organizations", nil).json(t)
+	assert.Len(t, list["data"], 1, "only the default organization: nothing was created")
+
+	t.Run("a connection that sends nothing", func(t *testing.T) {
+		logged := strings.Count(e.logText(), `"message":"request"`)
+		conn, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		defer conn.Close()
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := conn.Read(make([]byte, 1))
+		assert.Equal(t, 0, n, "no answer")
+		assert.ErrorIs(t, err, io.EOF, "closed by the server at its read timeout")
+		assert.Equal(t, logged, strings.Count(e.logText(), `"message":"request"`), "no access-log line: there was no request")
 	})
 }
