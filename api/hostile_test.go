@@ -278,3 +278,58 @@ func TestSlowAndAmbiguousRequests(t *testing.T) {
 		assert.Equal(t, logged, strings.Count(e.logText(), `"message":"request"`), "no access-log line: there was no request")
 	})
 }
+
+// TestStrictJSON: what is validated is what is stored. Anything after the
+// top-level value, invalid UTF-8 (raw or as an unpaired surrogate escape)
+// and a key given twice in one object, at any depth, are 400 with a
+// detail that names the problem.
+func TestStrictJSON(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	gw := e.gateway(e.factory(e.org("S"), "F"), "GW-S")["id"].(string)
+	cases := []struct {
+		name, body string
+		field, msg string // the one detail expected
+	}{
+		{"a second closing brace", `{"name":"x"}}`, "body", "exactly one JSON value"},
+		{"a closing bracket", `{"name":"x"}]`, "body", "exactly one JSON value"},
+		{"two objects", `{"name":"x"} {"name":"y"}`, "body", "exactly one JSON value"},
+		{"a word after", `{"name":"x"} true`, "body", "exactly one JSON value"},
+		{"garbage after", `{"name":"x"}garbage`, "body", "exactly one JSON value"},
+		{"invalid UTF-8 in a string", "{\"name\":\"a\xffb\"}", "body", "UTF-8"},
+		{"invalid UTF-8 in metadata", "{\"name\":\"a\",\"metadata\":{\"k\":\"\xc3\x28\"}}", "body", "UTF-8"},
+		{"invalid UTF-8 in a key", "{\"name\":\"a\",\"metadata\":{\"\xfe\":1}}", "body", "UTF-8"},
+		{"an unpaired high surrogate", `{"name":"a\ud800b"}`, "body", "surrogate"},
+		{"an unpaired low surrogate", `{"name":"a","metadata":{"k":"\udc00"}}`, "body", "surrogate"},
+		{"a duplicate field", `{"name":"a","name":"b"}`, "name", "more than once"},
+		{"a duplicate metadata key", `{"name":"a","metadata":{"k":1,"k":2}}`, "metadata", `"k"`},
+		{"a duplicate key deep down", `{"name":"a","metadata":{"a":{"b":[{"c":1},{"c":2,"c":3}]}}}`, "metadata", `"c"`},
+		{"a duplicate key spelled with an escape", `{"name":"a","metadata":{"k":1,"\u006b":2}}`, "metadata", `"k"`},
+	}
+	for _, tc := range cases {
+		for _, target := range [][2]string{{"POST", "/api/organizations"}, {"PUT", "/api/gateways/" + gw}} {
+			t.Run(target[0]+" "+tc.name, func(t *testing.T) {
+				r := e.do(target[0], target[1], tc.body)
+				require.Equal(t, 400, r.status, string(r.body))
+				var eb struct {
+					Error struct {
+						Code    string
+						Details []struct{ Field, Message string }
+					}
+				}
+				require.NoError(t, json.Unmarshal(r.body, &eb))
+				assert.Equal(t, "VALIDATION_ERROR", eb.Error.Code)
+				require.Len(t, eb.Error.Details, 1, string(r.body))
+				assert.Equal(t, tc.field, eb.Error.Details[0].Field)
+				assert.Contains(t, eb.Error.Details[0].Message, tc.msg)
+			})
+		}
+	}
+	// What stays valid: a key repeated at different depths or in sibling
+	// objects, a paired surrogate, whitespace after the value, U+FFFD sent
+	// as such.
+	r := e.do("POST", "/api/organizations", "{\"name\":\"a \\ud83c\\udfed \uFFFD\",\"metadata\":{\"k\":{\"k\":1},\"l\":[{\"k\":1},{\"k\":2}]}} \r\n\t")
+	require.Equal(t, 201, r.status, string(r.body))
+	assert.Equal(t, "a 🏭 \uFFFD", r.json(t)["name"])
+	assert.Equal(t, map[string]any{"k": map[string]any{"k": 1.0}, "l": []any{map[string]any{"k": 1.0}, map[string]any{"k": 2.0}}},
+		r.json(t)["metadata"])
+}
