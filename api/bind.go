@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"mime"
 	"net/mail"
 	"net/url"
@@ -437,6 +438,14 @@ func (b *body) metadata() (json.RawMessage, bool) {
 		b.fail(name, "%s", msg)
 		return nil, false
 	}
+	// PostgreSQL (jsonb) stores numbers as exact decimals and writes them
+	// out in plain notation, so 1e131071 comes back as 131,072 digits. A
+	// number keeps its digits; what its notation may add is bounded.
+	if grow := numbersGrowth(obj); grow > len(v)+metadataGrowthAllowance {
+		b.fail(name, "must not grow by more than its own length plus %d characters when its numbers are written in plain "+
+			"decimal, as they are stored (1e3 is stored as 1000): these would add %d", metadataGrowthAllowance, min(grow, 1<<30))
+		return nil, false
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -445,6 +454,73 @@ func (b *body) metadata() (json.RawMessage, bool) {
 		return nil, false
 	}
 	return json.RawMessage(bytes.TrimSpace(buf.Bytes())), true
+}
+
+// metadataGrowthAllowance is how much longer than sent metadata may come
+// back: numbers in exponent notation are stored in plain decimal.
+const metadataGrowthAllowance = 1024
+
+// numbersGrowth is how many characters writing the numbers in v in plain
+// decimal adds to their JSON text (saturating, never negative per number).
+func numbersGrowth(v any) int {
+	switch x := v.(type) {
+	case json.Number:
+		return max(0, plainDecimalLen(string(x))-len(x))
+	case map[string]any:
+		n := 0
+		for _, e := range x {
+			n = min(n+numbersGrowth(e), math.MaxInt32)
+		}
+		return n
+	case []any:
+		n := 0
+		for _, e := range x {
+			n = min(n+numbersGrowth(e), math.MaxInt32)
+		}
+		return n
+	}
+	return 0
+}
+
+// plainDecimalLen is the length of a JSON number as PostgreSQL's numeric
+// writes it: no exponent, the scale the literal implies (1.50 stays 1.50,
+// 1e3 is 1000, 1E-3 is 0.001, 100e-2 is 1.00, -0 is 0). lit must be a
+// valid JSON number. An exponent beyond any numeric gives MaxInt32.
+func plainDecimalLen(lit string) int {
+	s, neg := strings.CutPrefix(lit, "-")
+	mant, exp := s, 0
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		mant = s[:i]
+		e := s[i+1:]
+		sign := 1
+		if e != "" && (e[0] == '+' || e[0] == '-') {
+			if e[0] == '-' {
+				sign = -1
+			}
+			e = e[1:]
+		}
+		if e = strings.TrimLeft(e, "0"); len(e) > 8 {
+			return math.MaxInt32
+		}
+		n, _ := strconv.Atoi(e) // "" is 0
+		exp = sign * n
+	}
+	intPart, frac, _ := strings.Cut(mant, ".")
+	sig := strings.TrimLeft(intPart+frac, "0") // value = sig × 10^(exp-len(frac))
+	scale := len(frac) - exp                   // digits after the point
+	n := 0
+	switch {
+	case scale <= 0 && sig == "":
+		return 1 // 0
+	case scale <= 0:
+		n = len(sig) - scale // the digits, then zeros
+	default:
+		n = max(len(sig)-scale, 1) + 1 + scale // integer digits ("0" if none), point, fraction
+	}
+	if neg && sig != "" {
+		n++
+	}
+	return min(n, math.MaxInt32)
 }
 
 func checkJSON(v any, depth int) string {

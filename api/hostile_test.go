@@ -333,3 +333,81 @@ func TestStrictJSON(t *testing.T) {
 	assert.Equal(t, map[string]any{"k": map[string]any{"k": 1.0}, "l": []any{map[string]any{"k": 1.0}, map[string]any{"k": 2.0}}},
 		r.json(t)["metadata"])
 }
+
+// TestNoAmplification: a stored resource renders at most a small constant
+// times the body that stored it, and a list page of them likewise.
+// PostgreSQL's jsonb stores numbers as exact decimals and writes them out
+// in plain notation (1e131071 is 131,072 digits), and encoding/json
+// escapes '<' as \u003c (six bytes for one).
+func TestNoAmplification(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	// Refused: numbers that would grow far beyond the body.
+	var many strings.Builder
+	many.WriteString(`{"name":"amp","metadata":{`)
+	for i := range 1000 {
+		if i > 0 {
+			many.WriteByte(',')
+		}
+		fmt.Fprintf(&many, `"k%03d":1e131071`, i)
+	}
+	many.WriteString(`}}`)
+	require.Less(t, many.Len(), 16<<10)
+	for _, b := range []string{many.String(), `{"name":"a","metadata":{"k":1e131071}}`, `{"name":"a","metadata":{"k":-1E+100000}}`,
+		`{"name":"a","metadata":{"k":0e-16000}}`, `{"name":"a","metadata":{"k":[1e5000,1e5000]}}`, `{"name":"a","metadata":{"k":1e99999999999999999999}}`} {
+		r := e.do("POST", "/api/organizations", b)
+		require.Equal(t, 400, r.status, "%.60s: %s", b, r.body)
+		_, fields := r.errorBody(t)
+		assert.Equal(t, []string{"metadata"}, fields)
+	}
+
+	// Accepted, and bounded: the worst of what passes.
+	var within strings.Builder // numbers that grow, up to the allowance
+	within.WriteString(`{"name":"grow","metadata":{`)
+	for i := range 1000 {
+		if i > 0 {
+			within.WriteByte(',')
+		}
+		fmt.Fprintf(&within, `"k%03d":1e15`, i)
+	}
+	within.WriteString(`}}`)
+	lt := strings.Repeat("<", 255)
+	bodies := []string{
+		within.String(),
+		`{"name":"` + lt + `","metadata":{"s":"` + strings.Repeat("<>&", 100000) + `"}}`,
+		`{"name":"ls","metadata":{"s":"` + strings.Repeat("\u2028", 100000) + `"}}`,
+		`{"name":"big","metadata":{"n":` + strings.Repeat("9", 100000) + `, "z":0e99999, "f":9.11e-31}}`,
+	}
+	var total int
+	for _, b := range bodies {
+		r := e.do("POST", "/api/organizations", b)
+		require.Equal(t, 201, r.status, "%.60s: %.200s", b, r.body)
+		var created struct{ ID string }
+		require.NoError(t, json.Unmarshal(r.body, &created))
+		got := e.do("GET", "/api/organizations/"+created.ID, nil)
+		require.Equal(t, 200, got.status)
+		assert.LessOrEqual(t, len(got.body), 2*len(b)+1024, "%.60s renders %d bytes from a %d-byte body", b, len(got.body), len(b))
+		total += len(b)
+	}
+	list := e.do("GET", "/api/organizations?limit=100", nil)
+	require.Equal(t, 200, list.status)
+	assert.LessOrEqual(t, len(list.body), 2*total+100*1024, "a list page of them")
+
+	// The rule follows PostgreSQL's own rendering of each number.
+	lits := []string{"1e3", "1.50", "1.0e2", "-0", "-0.0", "1E-3", "12.5e-1", "0e10", "0.00e-5", "100e-2", "-1.5e-2", "9.11e-31", "6.02214076e23",
+		"123456789012345678901234567890", "1e1023"}
+	body := `{"name":"lits","metadata":{`
+	for i, l := range lits {
+		if i > 0 {
+			body += ","
+		}
+		body += fmt.Sprintf(`"%02d":%s`, i, l)
+	}
+	body += `}}`
+	r := e.do("POST", "/api/organizations", body)
+	require.Equal(t, 201, r.status, string(r.body))
+	var stored struct{ Metadata map[string]json.RawMessage }
+	require.NoError(t, json.Unmarshal(r.body, &stored))
+	for i, l := range lits {
+		assert.Equal(t, api.PlainDecimalLen(l), len(stored.Metadata[fmt.Sprintf("%02d", i)]), "%s is stored as %s", l, stored.Metadata[fmt.Sprintf("%02d", i)])
+	}
+}
