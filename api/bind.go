@@ -584,11 +584,27 @@ func (b *body) wsURL(required bool) (string, bool) {
 		return "", false
 	}
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" || u.User != nil {
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Hostname() == "" || u.User != nil {
 		b.fail("url", "must be a ws:// or wss:// URL with a host")
 		return "", false
 	}
+	if !validPort(u.Host) {
+		b.fail("url", "must have a port from 1 to 65535 (or none)")
+		return "", false
+	}
 	return s, true
+}
+
+// validPort says whether a URL's host has no port or a decimal one in
+// 1–65535 (url.Parse takes any digits, and an empty port after ':').
+func validPort(host string) bool {
+	i := strings.LastIndexByte(host, ':')
+	if i < 0 || i < strings.LastIndexByte(host, ']') { // none, or inside an IPv6 literal
+		return true
+	}
+	p := host[i+1:]
+	n, err := strconv.Atoi(p)
+	return digits.MatchString(p) && err == nil && n >= 1 && n <= 65535
 }
 
 func (b *body) email(required bool) (string, bool) {

@@ -411,3 +411,25 @@ func TestNoAmplification(t *testing.T) {
 		assert.Equal(t, api.PlainDecimalLen(l), len(stored.Metadata[fmt.Sprintf("%02d", i)]), "%s is stored as %s", l, stored.Metadata[fmt.Sprintf("%02d", i)])
 	}
 }
+
+// TestURLPorts: a port is digits from 1 to 65535, on create and update.
+func TestURLPorts(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	f := e.factory(e.org("P"), "F")
+	gw := e.gateway(f, "GW-P")["id"].(string)
+	for _, u := range []string{"ws://127.0.0.1:99999", "ws://127.0.0.1:65536", "wss://h.example:0", "ws://h.example:", "ws://h.example:abc",
+		"ws://[::1]:70000/x", "ws://:8080", "ws://h.example:-1", "ws://h.example:1e3"} {
+		r := e.do("POST", "/api/gateways", map[string]any{"factory_id": f, "gateway_id": "GW-bad", "name": "n", "url": u,
+			"email": "a@example.com", "password": "p"})
+		require.Equal(t, 400, r.status, "%s: %s", u, r.body)
+		_, fields := r.errorBody(t)
+		assert.Equal(t, []string{"url"}, fields, u)
+		r = e.do("PUT", "/api/gateways/"+gw, map[string]any{"url": u, "password": "p"})
+		require.Equal(t, 400, r.status, "%s: %s", u, r.body)
+	}
+	for i, u := range []string{"ws://h.example:1", "wss://h.example:65535/ws", "ws://[::1]:8080/x", "ws://h.example/gw"} {
+		r := e.do("POST", "/api/gateways", map[string]any{"factory_id": f, "gateway_id": fmt.Sprintf("GW-ok-%d", i), "name": "n", "url": u,
+			"email": "a@example.com", "password": secret("p-ok-port")})
+		require.Equal(t, 201, r.status, "%s: %s", u, r.body)
+	}
+}
