@@ -395,7 +395,32 @@ func (b *body) decodeString(name string, v json.RawMessage, min, max int) (strin
 		}
 		return "", false
 	}
+	if rule, ok := stringRules[name]; ok {
+		if msg := rule(s); msg != "" {
+			b.fail(name, "%s", msg)
+			return "", false
+		}
+	}
 	return s, true
+}
+
+// stringRules are the rules of string fields beyond their length, by
+// field name, wherever the field is read (create and update alike).
+var stringRules = map[string]func(string) string{
+	"gateway_id": gatewayIDRule,
+}
+
+// gatewayIDRule keeps gateway_id to printable ASCII identifiers, so that
+// no look-alike of an existing id (GW-0١ with an Arabic-Indic digit, ＧＷ-01
+// in fullwidth, an invisible U+200B) can be registered beside it.
+func gatewayIDRule(s string) string {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return "may contain only ASCII letters, digits, '-', '_', '.' and ':'"
+		}
+	}
+	return ""
 }
 
 func (b *body) uuid(name string, required bool) (uuid.UUID, bool) {

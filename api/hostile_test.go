@@ -433,3 +433,26 @@ func TestURLPorts(t *testing.T) {
 		require.Equal(t, 201, r.status, "%s: %s", u, r.body)
 	}
 }
+
+// TestGatewayIDsAreASCII: a look-alike of an existing gateway_id (other
+// digits, fullwidth letters, invisible characters) is refused, on create
+// and on update.
+func TestGatewayIDsAreASCII(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	f := e.factory(e.org("L"), "F")
+	gw := e.gateway(f, "GW-01")["id"].(string)
+	for _, id := range []string{"GW-0\u0661", "\uFF27\uFF37-01", "GW-01\u200b", "GW\u201101", "GW 01", "GW-01\t", "gw/01", "GW-\u00e9", "GW-01\u0000"} {
+		r := e.do("POST", "/api/gateways", map[string]any{"factory_id": f, "gateway_id": id, "name": "n", "url": "ws://h.example",
+			"email": "a@example.com", "password": "p"})
+		require.Equal(t, 400, r.status, "%q: %s", id, r.body)
+		_, fields := r.errorBody(t)
+		assert.Equal(t, []string{"gateway_id"}, fields, "%q", id)
+		r = e.do("PUT", "/api/gateways/"+gw, map[string]any{"gateway_id": id})
+		require.Equal(t, 400, r.status, "%q: %s", id, r.body)
+	}
+	for _, id := range []string{"GW-0042", "load-00001", "demo-gw-1", "AA:BB:CC:DD:EE:FF", "plant_3.line-4", strings.Repeat("g", 255)} {
+		r := e.do("POST", "/api/gateways", map[string]any{"factory_id": f, "gateway_id": id, "name": "n", "url": "ws://h.example",
+			"email": "a@example.com", "password": secret("p-ascii-ok")})
+		require.Equal(t, 201, r.status, "%q: %s", id, r.body)
+	}
+}

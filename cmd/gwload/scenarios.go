@@ -161,7 +161,7 @@ func create(e *env, r *report) error {
 	}
 	lat := make([]time.Duration, 0, e.o.creates)
 	for i := range e.o.creates {
-		name := fmt.Sprintf("create-%05d-%s", i, e.key[:6])
+		name := fmt.Sprintf("create-%05d-%s", i, e.idTag())
 		g := e.sim.Add(name, ctctest.Config{Email: "c@example.com", Password: "pw"})
 		t0 := time.Now()
 		var out struct{ ID string }
@@ -301,11 +301,11 @@ func crud(ctx context.Context, e *env, r *report) error {
 		{"post_gateway", func(w, i int) error {
 			// A refused port: each new gateway's actor retries in BACKOFF
 			// without holding a socket, as a real unreachable gateway would.
-			return e.call("POST", "/gateways", map[string]any{"factory_id": e.factory, "gateway_id": fmt.Sprintf("post-%d-%d-%s", w, i, e.key[:6]),
+			return e.call("POST", "/gateways", map[string]any{"factory_id": e.factory, "gateway_id": fmt.Sprintf("post-%d-%d-%s", w, i, e.idTag()),
 				"name": "posted", "url": "ws://127.0.0.1:9/gw", "email": "p@example.com", "password": "pw"}, 201, nil)
 		}, fmt.Sprintf("INSERT INTO gateways (factory_id, gateway_id, name, url, email, password_encrypted) VALUES ('%s', gen_random_uuid()::text, 'pg', 'ws://127.0.0.1:9/gw', 'p@example.com', 'sealed-AAAA');\n", e.factory),
 			fmt.Sprintf("INSERT INTO gateways (factory_id, gateway_id, name, url, email, password_encrypted, model, firmware_version, metadata) SELECT '%s', gen_random_uuid()::text, 'pg', 'ws://127.0.0.1:9/gw', 'p@example.com', 'sealed-AAAA', NULL, NULL, '{}' WHERE EXISTS (SELECT 1 FROM factories WHERE id = '%s' AND deleted_at IS NULL FOR SHARE) RETURNING id, factory_id, gateway_id, name, url, email, model, firmware_version, last_seen_at, metadata, created_at, updated_at;\n", e.factory, e.factory),
-			"POST", "/api/gateways", fmt.Sprintf(`{"factory_id":"%s","gateway_id":"wrk-%s-{n}","name":"posted","url":"ws://127.0.0.1:9/gw","email":"p@example.com","password":"pw"}`, e.factory, e.key[:6]), factoryIDs},
+			"POST", "/api/gateways", fmt.Sprintf(`{"factory_id":"%s","gateway_id":"wrk-%s-{n}","name":"posted","url":"ws://127.0.0.1:9/gw","email":"p@example.com","password":"pw"}`, e.factory, e.idTag()), factoryIDs},
 	}
 	for _, p := range phases {
 		r.progressf("crud %s", p.name)
