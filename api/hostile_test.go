@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -455,4 +456,51 @@ func TestGatewayIDsAreASCII(t *testing.T) {
 			"email": "a@example.com", "password": secret("p-ascii-ok")})
 		require.Equal(t, 201, r.status, "%q: %s", id, r.body)
 	}
+}
+
+// TestCredentialsFollowTheURL: the stored password is never sent to a
+// new host or for a new account unless the same PUT sets it.
+func TestCredentialsFollowTheURL(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	f := e.factory(e.org("C"), "F")
+	pw, pw2 := secret("cred-pw-1-Hq7"), secret("cred-pw-2-Lm3")
+	g := e.create("/api/gateways", map[string]any{"factory_id": f, "gateway_id": "GW-C", "name": "c", "url": "ws://a.example:8080/gw",
+		"email": "ops@example.com", "password": pw})
+	path := "/api/gateways/" + g["id"].(string)
+
+	for _, change := range []map[string]any{
+		{"url": "ws://evil.example:8080/gw"},
+		{"email": "other@example.com"},
+		{"url": "ws://evil.example:8080/gw", "email": "ops@example.com"},
+		{"url": "ws://a.example:8080/gw", "email": "other@example.com", "name": "renamed"},
+	} {
+		r := e.do("PUT", path, change)
+		require.Equal(t, 400, r.status, "%v: %s", change, r.body)
+		_, fields := r.errorBody(t)
+		assert.Equal(t, []string{"password"}, fields, "%v", change)
+		assert.Contains(t, string(r.body), "is required when url or email changes")
+	}
+	got := e.do("GET", path, nil).json(t)
+	assert.Equal(t, "ws://a.example:8080/gw", got["url"], "nothing was changed")
+	assert.Equal(t, "c", got["name"])
+	e.rt.mu.Lock()
+	assert.Empty(t, e.rt.updated, "the runtime heard nothing")
+	e.rt.mu.Unlock()
+
+	// The same url and email again need no password.
+	r := e.do("PUT", path, map[string]any{"url": "ws://a.example:8080/gw", "email": "ops@example.com", "name": "same"})
+	require.Equal(t, 200, r.status, string(r.body))
+	// A new url with the password is fine, and the runtime gets both.
+	r = e.do("PUT", path, map[string]any{"url": "ws://b.example:8080/gw", "password": pw2})
+	require.Equal(t, 200, r.status, string(r.body))
+	assert.Equal(t, "ws://b.example:8080/gw", r.json(t)["url"])
+	e.rt.mu.Lock()
+	last := e.rt.updated[len(e.rt.updated)-1]
+	assert.Equal(t, "ws://b.example:8080/gw", last.URL)
+	assert.Equal(t, pw2, last.Password)
+	e.rt.mu.Unlock()
+	// An unknown gateway is still 404.
+	r = e.do("PUT", "/api/gateways/"+uuid.NewString(), map[string]any{"url": "ws://x.example"})
+	code, _ := r.errorBody(t)
+	assert.Equal(t, "GATEWAY_NOT_FOUND", code)
 }
