@@ -67,6 +67,10 @@ type Options struct {
 	// from its first byte; past it the answer is 408 and the connection
 	// is closed. Default 10s.
 	ReadTimeout time.Duration
+	// MaxConnections caps concurrent HTTP connections (API_MAX_CONNECTIONS);
+	// past it fasthttp answers a new connection 503 and closes it.
+	// Default fasthttp's 262,144.
+	MaxConnections int
 }
 
 type server struct {
@@ -106,6 +110,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 		ErrorHandler:          errorHandler(log),
 		DisableStartupMessage: true,
 		ReadTimeout:           opts.ReadTimeout,
+		Concurrency:           opts.MaxConnections, // 0: fasthttp's default
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           2 * time.Minute,
 		// Handlers copy what they keep; Immutable costs an allocation per

@@ -504,3 +504,28 @@ func TestCredentialsFollowTheURL(t *testing.T) {
 	code, _ := r.errorBody(t)
 	assert.Equal(t, "GATEWAY_NOT_FOUND", code)
 }
+
+// TestConnectionsOverTheLimit: past Options.MaxConnections a new
+// connection is answered 503 and closed, and the server says so in the log.
+func TestConnectionsOverTheLimit(t *testing.T) {
+	e := newEnv(t, api.Options{MaxConnections: 2})
+	addr := e.serve()
+	// Two keep-alive connections, each served once, hold both slots.
+	for range 2 {
+		conn, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.WriteString(conn, "GET /api/health HTTP/1.1\r\nHost: t\r\n\r\n")
+		require.NoError(t, err)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, 200, resp.StatusCode)
+	}
+	r := exchange(t, addr, "GET /api/health HTTP/1.1\r\nHost: t\r\n\r\n", 5*time.Second)
+	assert.Equal(t, 503, r.status, string(r.body))
+	assert.True(t, r.closed)
+	assert.Contains(t, e.logText(), "concurrent connections are served", "the refusal is logged")
+	assert.Contains(t, e.logText(), `"level":"warn","component":"http"`)
+}

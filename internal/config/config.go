@@ -26,16 +26,19 @@ import (
 
 // Config is the validated configuration of one gatewayd process.
 type Config struct {
-	DatabaseURL    string
-	EncryptionKey  []byte // 32 bytes, decoded
-	APIHost        string
-	APIPort        int
-	LogLevel       string
-	LogFormat      string
-	CORSOrigins    []string
-	MigrateOnStart bool
-	ChaosEnabled   bool
-	Gateway        Gateway
+	DatabaseURL   string
+	EncryptionKey []byte // 32 bytes, decoded
+	APIHost       string
+	APIPort       int
+	// APIMaxConnections caps concurrent HTTP connections, so that HTTP
+	// clients cannot take the file descriptors the gateways need.
+	APIMaxConnections int
+	LogLevel          string
+	LogFormat         string
+	CORSOrigins       []string
+	MigrateOnStart    bool
+	ChaosEnabled      bool
+	Gateway           Gateway
 	// ReconcileInterval is how often the supervisor converges to the store.
 	ReconcileInterval time.Duration
 	ShutdownTimeout   time.Duration
@@ -78,6 +81,7 @@ var Variables = []struct{ Name, Default string }{
 	{"ENCRYPTION_KEY", ""},
 	{"API_HOST", "0.0.0.0"},
 	{"API_PORT", "3000"},
+	{"API_MAX_CONNECTIONS", "4096"},
 	{"LOG_LEVEL", "info"},
 	{"LOG_FORMAT", "json"},
 	{"CORS_ORIGIN", "*"},
@@ -179,15 +183,16 @@ func Load(path string, environ []string) (*Config, error) {
 func parse(get func(string) string) (*Config, error) {
 	p := parser{get: get}
 	c := &Config{
-		DatabaseURL:    p.databaseURL("DATABASE_URL"),
-		EncryptionKey:  p.key("ENCRYPTION_KEY"),
-		APIHost:        p.str("API_HOST"),
-		APIPort:        p.intRange("API_PORT", 1, 65535),
-		LogLevel:       p.oneOf("LOG_LEVEL", "debug", "info", "warn", "error"),
-		LogFormat:      p.oneOf("LOG_FORMAT", "json", "console"),
-		CORSOrigins:    p.list("CORS_ORIGIN"),
-		MigrateOnStart: p.boolean("MIGRATE_ON_START"),
-		ChaosEnabled:   p.boolean("CHAOS_ENABLED"),
+		DatabaseURL:       p.databaseURL("DATABASE_URL"),
+		EncryptionKey:     p.key("ENCRYPTION_KEY"),
+		APIHost:           p.str("API_HOST"),
+		APIPort:           p.intRange("API_PORT", 1, 65535),
+		APIMaxConnections: p.intRange("API_MAX_CONNECTIONS", 1, 1000000),
+		LogLevel:          p.oneOf("LOG_LEVEL", "debug", "info", "warn", "error"),
+		LogFormat:         p.oneOf("LOG_FORMAT", "json", "console"),
+		CORSOrigins:       p.list("CORS_ORIGIN"),
+		MigrateOnStart:    p.boolean("MIGRATE_ON_START"),
+		ChaosEnabled:      p.boolean("CHAOS_ENABLED"),
 		Gateway: Gateway{
 			ConnectTimeout:        p.duration("GATEWAY_CONNECT_TIMEOUT"),
 			AuthTimeout:           p.duration("GATEWAY_AUTH_TIMEOUT"),
