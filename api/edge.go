@@ -66,6 +66,9 @@ func lineOf(fctx *fasthttp.RequestCtx) requestLine {
 // calling its ErrorHandler, so readFailed would not know what it answers.
 // Keyed by the header, which is the same object in both hooks; every entry
 // is taken out by screen (the body was read) or readFailed (it was not).
+// One path skips both: writing "100 Continue" to a client that is gone.
+// That entry stays until the pooled header carries the next request with
+// a body; at worst one later refusal on it is logged with a stale line.
 type bodies struct {
 	mu sync.Mutex
 	m  map[*fasthttp.RequestHeader]requestLine

@@ -36,6 +36,7 @@ func (e *env) serve() string {
 	}()
 	e.t.Cleanup(func() {
 		_ = e.app.ShutdownWithTimeout(time.Second)
+		_ = ln.Close() // in case Serve had not registered it yet when Shutdown ran
 		<-done
 	})
 	return ln.Addr().String()
@@ -86,7 +87,6 @@ func exchange(t *testing.T, addr, req string, within time.Duration) rawResult {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	require.NoError(t, err)
-	defer conn.Close()
 	start := time.Now()
 	_ = conn.SetDeadline(start.Add(within))
 	wrote := make(chan struct{})
@@ -94,7 +94,10 @@ func exchange(t *testing.T, addr, req string, within time.Duration) rawResult {
 		defer close(wrote)
 		_, _ = io.WriteString(conn, req)
 	}()
-	defer func() { <-wrote }()
+	defer func() {
+		_ = conn.Close() // ends the writer if the server stopped reading
+		<-wrote
+	}()
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
 	require.NoError(t, err, "no answer within %v", within)
@@ -107,7 +110,6 @@ func exchange(t *testing.T, addr, req string, within time.Duration) rawResult {
 		_, err = br.ReadByte()
 		res.closed = errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
 	}
-	_ = conn.Close() // ends the writer if the server stopped reading
 	return res
 }
 
