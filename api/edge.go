@@ -141,17 +141,15 @@ func (s *server) screen(next fasthttp.RequestHandler, methods []string) fasthttp
 		if p := string(h.Protocol()); p != "HTTP/1.1" && p != "HTTP/1.0" {
 			// The HTTP/2 connection preface (PRI * HTTP/2.0) lands here;
 			// what follows it is binary, so the connection is closed.
-			fctx.SetConnectionClose()
-			s.refuse(fctx, errHTTPVersion, fctx.Time(), lineOf(fctx))
+			s.refuse(fctx, errHTTPVersion, fctx.Time(), lineOf(fctx), true)
 			return
 		}
 		if ambiguous {
-			fctx.SetConnectionClose()
-			s.refuse(fctx, errFraming, fctx.Time(), lineOf(fctx))
+			s.refuse(fctx, errFraming, fctx.Time(), lineOf(fctx), true)
 			return
 		}
 		if !slices.Contains(methods, string(h.Method())) {
-			s.refuse(fctx, errMethodNotAllowed, fctx.Time(), lineOf(fctx))
+			s.refuse(fctx, errMethodNotAllowed, fctx.Time(), lineOf(fctx), false)
 			return
 		}
 		next(fctx)
@@ -174,7 +172,7 @@ func (s *server) readFailed(fctx *fasthttp.RequestCtx, err error) {
 	if l.ambiguous {
 		apiErr = errFraming // whatever went wrong reading its body
 	}
-	s.refuse(fctx, apiErr, start, l)
+	s.refuse(fctx, apiErr, start, l, true) // fasthttp closes it anyway
 }
 
 // framingConflict says whether a request's header makes its body's
@@ -212,9 +210,10 @@ func framingConflict(raw []byte) bool {
 }
 
 // refuse answers a request outside Fiber's chain, in the envelope, with a
-// request id and the security headers, and logs it once. A request whose
-// line could not be read is logged with empty method and path.
-func (s *server) refuse(fctx *fasthttp.RequestCtx, apiErr *Error, start time.Time, l requestLine) {
+// request id and the security headers, and logs it once; closing closes
+// the connection after the answer. A request whose line could not be read
+// is logged with empty method and path.
+func (s *server) refuse(fctx *fasthttp.RequestCtx, apiErr *Error, start time.Time, l requestLine, closing bool) {
 	id := l.id
 	if !acceptableRequestID(id) {
 		id = uuid.NewString()
@@ -233,6 +232,9 @@ func (s *server) refuse(fctx *fasthttp.RequestCtx, apiErr *Error, start time.Tim
 	resp.Header.Set(fiber.HeaderReferrerPolicy, headerReferrerPolicy)
 	resp.Header.Set(fiber.HeaderContentSecurityPolicy, headerCSP)
 	resp.SetBody(body)
+	if closing {
+		resp.SetConnectionClose()
+	}
 	s.logRequest(l.method, l.path, apiErr.Status, time.Since(start), id)
 }
 

@@ -197,6 +197,8 @@ func TestRefusedBeforeRoutingIsAnsweredAndLoggedOnce(t *testing.T) {
 		{"unknown method", "FOO /api/organizations HTTP/1.1\r\nHost: t\r\n\r\n", 405, "METHOD_NOT_ALLOWED", false, "FOO", "/api/organizations"},
 		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, "HTTP_VERSION_NOT_SUPPORTED", true, "PRI", "*"},
 		{"HTTP/3 request line", "GET /api/health HTTP/3.0\r\nHost: t\r\n\r\n", 505, "HTTP_VERSION_NOT_SUPPORTED", true, "GET", "/api/health"},
+		{"HTTP/3 asking to keep alive", "GET /api/health HTTP/3.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n", 505, "HTTP_VERSION_NOT_SUPPORTED", true,
+			"GET", "/api/health"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -251,10 +253,14 @@ func TestSlowAndAmbiguousRequests(t *testing.T) {
 		{"Transfer-Encoding then Content-Length", "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n"},
 		{"two different Content-Lengths, the longer first", "Content-Length: 14\r\ncontent-length: 12\r\n"},
 		{"two different Content-Lengths, the longer last", "Content-Length: 12\r\nContent-Length: 99\r\n"},
+		{"Content-Length with an empty chunked body", "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := "c\r\n{\"name\":\"s\"}\r\n0\r\n\r\n"
-			if !strings.Contains(tc.head, "chunked") {
+			switch {
+			case strings.Contains(tc.name, "empty"):
+				body = "0\r\n\r\n"
+			case !strings.Contains(tc.head, "chunked"):
 				body = `{"name":"s"}`
 			}
 			smuggled := "GET /api/health HTTP/1.1\r\nHost: t\r\nX-Request-Id: smuggled\r\n\r\n"
