@@ -106,7 +106,8 @@ func (s *server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 	if !hasBody(h) {
 		return fasthttp.RequestConfig{}
 	}
-	l := requestLine{method: string(h.Method()), path: string(pathOnly(h.RequestURI())), id: string(h.Peek(fiber.HeaderXRequestID)),
+	// The raw request URI: its path is worked out only if the body fails.
+	l := requestLine{method: string(h.Method()), path: string(h.RequestURI()), id: string(h.Peek(fiber.HeaderXRequestID)),
 		ambiguous: framingConflict(h.RawHeaders())}
 	s.bodies.put(h, l)
 	if l.ambiguous {
@@ -115,16 +116,14 @@ func (s *server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 	return fasthttp.RequestConfig{}
 }
 
-// pathOnly is a request URI without its query, as Fiber's c.Path() (the
-// URI is not parsed yet when the header arrives).
-func pathOnly(uri []byte) []byte {
-	if i := bytes.IndexByte(uri, '?'); i >= 0 {
-		uri = uri[:i]
+// pathOf is the path of a raw request URI, as Fiber's c.Path() has it
+// (the query cut off, an absolute-form URI reduced to its path).
+func pathOf(requestURI string) string {
+	var u fasthttp.URI
+	if err := u.Parse(nil, []byte(requestURI)); err != nil {
+		return requestURI
 	}
-	if i := bytes.IndexByte(uri, '#'); i >= 0 {
-		uri = uri[:i]
-	}
-	return uri
+	return string(u.PathOriginal())
 }
 
 // screen refuses what Fiber would answer outside its middleware or should
@@ -171,6 +170,9 @@ func (s *server) readFailed(fctx *fasthttp.RequestCtx, err error) {
 	}
 	if l.ambiguous {
 		apiErr = errFraming // whatever went wrong reading its body
+	}
+	if headerRead {
+		l.path = pathOf(l.path)
 	}
 	s.refuse(fctx, apiErr, start, l, true) // fasthttp closes it anyway
 }
