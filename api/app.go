@@ -5,7 +5,9 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"time"
 	"unicode"
@@ -27,6 +29,11 @@ import (
 
 // BodyLimit is the largest request body accepted (1 MiB).
 const BodyLimit = 1 << 20
+
+// DefaultReadTimeout bounds reading one request: a client that announces
+// more than it sends is answered 408 this long after its first byte. A
+// full 1 MiB body needs about 100 KiB/s.
+const DefaultReadTimeout = 10 * time.Second
 
 // Runtime is what the API needs of the connection runtime; *actors.Runtime
 // implements it.
@@ -70,6 +77,14 @@ type Options struct {
 	// DatabaseUp, when set, answers health's "database" from a background
 	// probe (store.Probe) instead of a ping per request.
 	DatabaseUp func() bool
+	// ReadTimeout bounds reading one request, line, headers and body,
+	// from its first byte; past it the answer is 408 and the connection
+	// is closed. Default 10s.
+	ReadTimeout time.Duration
+	// MaxConnections caps concurrent HTTP connections (API_MAX_CONNECTIONS);
+	// past it fasthttp answers a new connection 503 and closes it.
+	// Default fasthttp's 262,144.
+	MaxConnections int
 }
 
 type server struct {
@@ -80,6 +95,8 @@ type server struct {
 	// analyzer computes spectra; it caches FFT plans, so it is shared.
 	analyzer vibration.Analyzer
 	tel      *telemetry.Observer
+	clock    requestClock
+	bodies   bodies
 }
 
 // New builds the Fiber app.
@@ -102,6 +119,9 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	if opts.Started.IsZero() {
 		opts.Started = time.Now()
 	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = DefaultReadTimeout
+	}
 	if len(opts.CORSOrigins) == 0 {
 		opts.CORSOrigins = []string{"*"}
 	}
@@ -113,13 +133,19 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 		ReadBufferSize:        16 << 10,
 		ErrorHandler:          errorHandler(log),
 		DisableStartupMessage: true,
-		ReadTimeout:           30 * time.Second,
+		ReadTimeout:           opts.ReadTimeout,
+		Concurrency:           opts.MaxConnections, // 0: fasthttp's default
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           2 * time.Minute,
 		// Handlers copy what they keep; Immutable costs an allocation per
 		// string on the hot path.
 		Immutable: false,
+		// fasthttp would parse multipart bodies before any handler runs (and
+		// answer a broken one itself); only JSON is ever parsed here.
+		DisablePreParseMultipartForm: true,
+		JSONEncoder:                  encodeJSON,
 	})
+	s.installEdge(app)
 	app.Use(s.requestIDAndAccessLog(app))
 	app.Use(fiberrecover.New(fiberrecover.Config{
 		EnableStackTrace: true,
@@ -128,9 +154,9 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 		},
 	}))
 	app.Use(helmet.New(helmet.Config{
-		XFrameOptions:         "DENY",
-		ReferrerPolicy:        "no-referrer",
-		ContentSecurityPolicy: "default-src 'none'; frame-ancestors 'none'",
+		XFrameOptions:         headerFrameOptions,
+		ReferrerPolicy:        headerReferrerPolicy,
+		ContentSecurityPolicy: headerCSP,
 	}))
 	app.Use(cors.New(cors.Config{
 		AllowOrigins:  strings.Join(opts.CORSOrigins, ","),
@@ -139,6 +165,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 		ExposeHeaders: "X-Request-Id",
 		MaxAge:        600,
 	}))
+	app.Use(jsonBodiesOnly)
 
 	app.Get("/metrics", s.metricsHandler())
 	a := app.Group("/api")
@@ -199,6 +226,20 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 
 func methodNotAllowed(*fiber.Ctx) error { return fiber.ErrMethodNotAllowed }
 
+// encodeJSON is json.Marshal without HTML escaping: json.Marshal writes
+// each '<', '>' and '&' of stored text as a six-byte \u003c, so a body of
+// them came back six times its size. Answers are application/json with
+// nosniff and a CSP of default-src 'none'; no browser reads them as HTML.
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
+
 const requestIDKey = "requestid"
 
 func requestID(c *fiber.Ctx) string {
@@ -240,16 +281,20 @@ func (s *server) requestIDAndAccessLog(app *fiber.App) fiber.Handler {
 			}
 		}
 		status := c.Response().StatusCode()
-		ev := s.log.Info()
-		if status >= 500 {
-			ev = s.log.Warn()
-		}
 		took := time.Since(start)
-		ev.Str("method", c.Method()).Str("path", c.Path()).Int("status", status).
-			Dur("duration", took).Str("request_id", id).Msg("request")
+		s.logRequest(c.Method(), c.Path(), status, took, id)
 		s.tel.Metrics.HTTPRequest(c.Method(), c.Route().Path, status, took)
 		return nil
 	}
+}
+
+// logRequest writes the access-log line of one request.
+func (s *server) logRequest(method, path string, status int, d time.Duration, id string) {
+	ev := s.log.Info()
+	if status >= 500 {
+		ev = s.log.Warn()
+	}
+	ev.Str("method", method).Str("path", path).Int("status", status).Dur("duration", d).Str("request_id", id).Msg("request")
 }
 
 // dbCtx bounds a request's database work.

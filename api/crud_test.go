@@ -143,7 +143,7 @@ func TestGateways(t *testing.T) {
 	assert.Equal(t, "Line 1b", e.rt.updated[0].Name)
 	assert.False(t, e.rt.updated[0].Credentials.Differs(e.rt.started[0].Credentials), "same credentials")
 	e.rt.mu.Unlock()
-	r = e.do("PUT", "/api/gateways/"+id, map[string]any{"email": "new@example.com"})
+	r = e.do("PUT", "/api/gateways/"+id, map[string]any{"email": "new@example.com", "password": pw})
 	require.Equal(t, 200, r.status, string(r.body))
 	e.rt.mu.Lock()
 	require.Len(t, e.rt.updated, 2)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
 
 	"github.com/ctcgw/gatewayd"
 )
@@ -105,17 +107,19 @@ func toError(err error) (*Error, bool) {
 		case http.StatusNotFound:
 			return &Error{Status: fe.Code, Code: "NOT_FOUND", Message: "Route not found"}, true
 		case http.StatusMethodNotAllowed:
-			return &Error{Status: fe.Code, Code: "METHOD_NOT_ALLOWED", Message: "Method not allowed on this route"}, true
+			return errMethodNotAllowed, true
 		case http.StatusRequestEntityTooLarge:
-			return &Error{Status: fe.Code, Code: "PAYLOAD_TOO_LARGE", Message: "Request body exceeds 1 MiB"}, true
+			return errPayloadTooLarge, true
 		case http.StatusUnsupportedMediaType:
 			return &Error{Status: fe.Code, Code: "UNSUPPORTED_MEDIA_TYPE", Message: "Request body must be application/json"}, true
 		case http.StatusBadRequest:
 			return validationError(Detail{Field: "request", Message: "malformed request"}), true
-		case http.StatusServiceUnavailable, http.StatusRequestTimeout:
+		case http.StatusServiceUnavailable:
 			return &Error{Status: http.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE", Message: "Service temporarily unavailable"}, true
+		case http.StatusRequestTimeout:
+			return errRequestTimeout, true
 		case http.StatusRequestHeaderFieldsTooLarge:
-			return &Error{Status: fe.Code, Code: "REQUEST_HEADERS_TOO_LARGE", Message: "Request line or headers exceed 16 KiB"}, true
+			return errHeadersTooLarge, true
 		}
 		if fe.Code >= 400 && fe.Code < 500 {
 			// A client error the contract does not list keeps its status.
@@ -123,6 +127,44 @@ func toError(err error) (*Error, bool) {
 		}
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: "INTERNAL_ERROR", Message: "Internal server error"}, false
+}
+
+// Answers that do not depend on the request, shared by the chain and the
+// edge (edge.go), which refuses requests before routing.
+var (
+	errMethodNotAllowed = &Error{Status: http.StatusMethodNotAllowed, Code: "METHOD_NOT_ALLOWED", Message: "Method not allowed on this route"}
+	errPayloadTooLarge  = &Error{Status: http.StatusRequestEntityTooLarge, Code: "PAYLOAD_TOO_LARGE", Message: "Request body exceeds 1 MiB"}
+	errHeadersTooLarge  = &Error{Status: http.StatusRequestHeaderFieldsTooLarge, Code: "REQUEST_HEADERS_TOO_LARGE",
+		Message: "Request line or headers exceed 16 KiB"}
+	errRequestTimeout = &Error{Status: http.StatusRequestTimeout, Code: "REQUEST_TIMEOUT", Message: "The request was not received in time"}
+	errHTTPVersion    = &Error{Status: http.StatusHTTPVersionNotSupported, Code: "HTTP_VERSION_NOT_SUPPORTED",
+		Message: "Only HTTP/1.1 and HTTP/1.0 are served"}
+	errFraming = validationError(Detail{Field: "request",
+		Message: "must not carry both Content-Length and Transfer-Encoding, nor two different Content-Length values"})
+)
+
+// readError maps an error fasthttp met while reading a request, before
+// any handler ran. headerRead says whether the request's header was read.
+// nil means that nothing of a request arrived (a connection opened and
+// then left idle or reset): there is nobody to answer.
+func readError(err error, headerRead bool) *Error {
+	var small *fasthttp.ErrSmallBuffer
+	var netErr net.Error
+	if _, bare := err.(*net.OpError); bare && !headerRead {
+		// fasthttp hands over the socket's own error, unwrapped, only
+		// when not a byte of the request came (ErrNothingRead); with a
+		// partial header it wraps it.
+		return nil
+	}
+	switch {
+	case errors.As(err, &small):
+		return errHeadersTooLarge
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return errPayloadTooLarge
+	case errors.As(err, &netErr) && netErr.Timeout(), errors.Is(err, fasthttp.ErrTimeout):
+		return errRequestTimeout
+	}
+	return validationError(Detail{Field: "request", Message: "malformed request"})
 }
 
 // notFoundMessage is the message of RESOURCE_NOT_FOUND.

@@ -69,6 +69,9 @@ func (s *server) updateGateway(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.dbCtx(c)
 	defer cancel()
+	if err := s.passwordFollowsHost(ctx, id, p); err != nil {
+		return err
+	}
 	up, err := s.store.UpdateGateway(ctx, id, p)
 	if err != nil {
 		return scoped(err, resGateway, "")
@@ -79,6 +82,27 @@ func (s *server) updateGateway(c *fiber.Ctx) error {
 	s.rt.GatewayUpdated(up.Target)
 	s.tel.GatewayChanged(events.TypeGatewayUpdated, gatewayd.GatewayRef{ID: up.Gateway.ID, FactoryID: up.Gateway.FactoryID})
 	return c.JSON(renderGateway(up.Gateway))
+}
+
+// passwordFollowsHost refuses a PUT that changes url or email without
+// setting password in the same request: the stored secret must never be
+// sent to a new host or for another account (API.md §4). It reads the
+// stored gateway first; the store's update is a transaction of its own,
+// so a concurrent PUT could change the url between this read and that
+// write. Acceptable: both PUTs come from authorised operators, and each
+// was checked against a url the gateway really had.
+func (s *server) passwordFollowsHost(ctx context.Context, id uuid.UUID, p store.GatewayPatch) error {
+	if p.Password.Set || (!p.URL.Set && !p.Email.Set) {
+		return nil
+	}
+	cur, err := s.store.GetGateway(ctx, id)
+	if err != nil {
+		return scoped(err, resGateway, "")
+	}
+	if (p.URL.Set && p.URL.Value != cur.URL) || (p.Email.Set && p.Email.Value != cur.Email) {
+		return validationError(Detail{Field: "password", Message: "is required when url or email changes"})
+	}
+	return nil
 }
 
 // withRuntime runs f on the gateway's runtime entry. A gateway the

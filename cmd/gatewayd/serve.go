@@ -17,6 +17,7 @@ import (
 	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/events"
 	"github.com/ctcgw/gatewayd/internal/config"
+	"github.com/ctcgw/gatewayd/internal/netutil"
 	"github.com/ctcgw/gatewayd/metrics"
 	"github.com/ctcgw/gatewayd/store"
 	"github.com/ctcgw/gatewayd/telemetry"
@@ -77,6 +78,7 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	started := time.Now()
 	log.Info().Str("version", version).Str("database", config.MaskURL(cfg.DatabaseURL)).Str("addr", cfg.Addr()).
 		Bool("chaos", cfg.ChaosEnabled).Msg("gatewayd starting")
+	fileLimit(cfg, log)
 	pool, err := connect(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -124,13 +126,16 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	rcfg.Observer = obs
 	rt := actors.Start(rcfg, st, log)
 	app := api.New(st, rt, log, api.Options{CORSOrigins: cfg.CORSOrigins, ChaosEnabled: cfg.ChaosEnabled, Started: started,
-		CommandTimeout: cfg.Gateway.CommandTimeout, DatabaseUp: probe.Up, Telemetry: obs})
+		CommandTimeout: cfg.Gateway.CommandTimeout, DatabaseUp: probe.Up, Telemetry: obs, MaxConnections: cfg.APIMaxConnections})
 
-	ln, err := net.Listen("tcp", cfg.Addr())
+	tcp, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
 		shutdownRuntime(rt, cfg.ShutdownTimeout, log)
 		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
 	}
+	// Out of file descriptors, fasthttp's accept loop would return and
+	// gatewayd exit, dropping every gateway: accept backs off instead.
+	ln := netutil.RetryAccept(tcp, log)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- app.Listener(ln) }()
 	log.Info().Str("addr", ln.Addr().String()).Msg("API listening")
@@ -183,6 +188,22 @@ func startRetention(st *store.Store, retention, every time.Duration, log zerolog
 	return func() {
 		cancel()
 		<-done
+	}
+}
+
+// fileLimit raises the soft open-file limit to the hard one and says so
+// once; API_MAX_CONNECTIONS should leave room below it for the gateways'
+// sockets and the database pool.
+func fileLimit(cfg *config.Config, log zerolog.Logger) {
+	soft, hard, err := raiseOpenFileLimit()
+	if err != nil {
+		log.Warn().Err(err).Uint64("soft", soft).Uint64("hard", hard).Msg("cannot raise the open-file limit")
+		return
+	}
+	log.Info().Uint64("soft", soft).Uint64("hard", hard).Int("api_max_connections", cfg.APIMaxConnections).Msg("open-file limit")
+	if uint64(cfg.APIMaxConnections) >= soft {
+		log.Warn().Uint64("open_file_limit", soft).Int("api_max_connections", cfg.APIMaxConnections).
+			Msg("API_MAX_CONNECTIONS is not below the open-file limit: HTTP clients could take the descriptors gateways need")
 	}
 }
 

@@ -64,7 +64,7 @@ func churn(ctx context.Context, e *env, r *report) error {
 	type gw struct{ url, password string }
 	gws := make([]gw, o.churn)
 	for i := range gws {
-		name := fmt.Sprintf("churn-%06d-%s", i, e.key[:6])
+		name := fmt.Sprintf("churn-%06d-%s", i, e.idTag())
 		switch {
 		case o.churnUnreachable:
 			gws[i] = gw{url: "ws://127.0.0.1:9/gw/" + name, password: "pw"}
@@ -91,7 +91,7 @@ func churn(ctx context.Context, e *env, r *report) error {
 					return
 				}
 				var out struct{ ID uuid.UUID }
-				if err := e.call("POST", "/gateways", map[string]any{"factory_id": factory.ID, "gateway_id": fmt.Sprintf("churn-%06d-%s", i, e.key[:6]),
+				if err := e.call("POST", "/gateways", map[string]any{"factory_id": factory.ID, "gateway_id": fmt.Sprintf("churn-%06d-%s", i, e.idTag()),
 					"name": "churn", "url": gws[i].url, "email": "c@example.com", "password": gws[i].password}, 201, &out); err != nil {
 					failed.Add(1)
 					continue

@@ -161,10 +161,10 @@ func crud(ctx context.Context, e *env, r *report) error {
 		{name: "post_gateway", op: func(w, i int) error {
 			// A refused port: each new gateway's actor retries in BACKOFF
 			// without holding a socket, as a real unreachable gateway would.
-			return e.call("POST", "/gateways", map[string]any{"factory_id": e.factory, "gateway_id": fmt.Sprintf("post-%d-%d-%s", w, i, e.key[:6]),
+			return e.call("POST", "/gateways", map[string]any{"factory_id": e.factory, "gateway_id": fmt.Sprintf("post-%d-%d-%s", w, i, e.idTag()),
 				"name": "posted", "url": "ws://127.0.0.1:9/gw", "email": "p@example.com", "password": "pw"}, 201, nil)
 		}, method: "POST", path: "/api/gateways", ids: factoryIDs,
-			body:  fmt.Sprintf(`{"factory_id":"%s","gateway_id":"wrk-%s-{n}","name":"posted","url":"ws://127.0.0.1:9/gw","email":"p@example.com","password":"pw"}`, e.factory, e.key[:6]),
+			body:  fmt.Sprintf(`{"factory_id":"%s","gateway_id":"wrk-%s-{n}","name":"posted","url":"ws://127.0.0.1:9/gw","email":"p@example.com","password":"pw"}`, e.factory, e.idTag()),
 			plain: fmt.Sprintf("INSERT INTO gateways (factory_id, gateway_id, name, url, email, password_encrypted) VALUES ('%s', gen_random_uuid()::text, 'pg', 'ws://127.0.0.1:9/gw', 'p@example.com', 'sealed-AAAA');\n", e.factory),
 			same:  fmt.Sprintf("INSERT INTO gateways (factory_id, gateway_id, name, url, email, password_encrypted, model, firmware_version, desired_state, metadata) SELECT '%s', gen_random_uuid()::text, 'pg', 'ws://127.0.0.1:9/gw', 'p@example.com', 'sealed-AAAA', NULL, NULL, 'CONNECTED', '{}' WHERE EXISTS (SELECT 1 FROM factories WHERE id = '%s' AND deleted_at IS NULL FOR SHARE) RETURNING %s;\n", e.factory, e.factory, gatewayCols)},
 	}

@@ -151,7 +151,7 @@ func (e *env) seed(ctx context.Context, n int) error {
 		for i := start; i < start+n; i++ {
 			g := e.sims[i]
 			var out struct{ ID uuid.UUID }
-			if err := e.call("POST", "/gateways", map[string]any{"factory_id": e.factory, "gateway_id": g.Name() + "-" + e.key[:6],
+			if err := e.call("POST", "/gateways", map[string]any{"factory_id": e.factory, "gateway_id": g.Name() + "-" + e.idTag(),
 				"name": g.Name(), "url": g.URL(), "email": "load@example.com", "password": "load-" + g.Name()}, 201, &out); err != nil {
 				return err
 			}
@@ -381,4 +381,12 @@ func (e *env) debugStats(addr string) (goroutines int, live uint64, err error) {
 	goroutines, _ = strconv.Atoi(g)
 	live, _ = strconv.ParseUint(h, 10, 64)
 	return goroutines, live, nil
+}
+
+// idTag is a short tag that makes this run's gateway ids unique: the
+// key's first six characters, in the URL-safe base64 alphabet, because
+// gateway_id allows only ASCII letters, digits and - _ . : (a standard
+// base64 '+' or '/' made one run in six fail every create).
+func (e *env) idTag() string {
+	return strings.NewReplacer("+", "-", "/", "_").Replace(e.key[:6])
 }

@@ -159,7 +159,7 @@ func create(e *env, r *report) error {
 	}
 	lat := make([]time.Duration, 0, e.o.creates)
 	for i := range e.o.creates {
-		name := fmt.Sprintf("create-%05d-%s", i, e.key[:6])
+		name := fmt.Sprintf("create-%05d-%s", i, e.idTag())
 		g := e.sim.Add(name, ctctest.Config{Email: "c@example.com", Password: "pw"})
 		t0 := time.Now()
 		var out struct{ ID string }

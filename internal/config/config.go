@@ -33,12 +33,15 @@ type Config struct {
 	EncryptionKey    []byte // 32 bytes, decoded
 	APIHost          string
 	APIPort          int
-	LogLevel         string
-	LogFormat        string
-	CORSOrigins      []string
-	MigrateOnStart   bool
-	ChaosEnabled     bool
-	Gateway          Gateway
+	// APIMaxConnections caps concurrent HTTP connections, so that HTTP
+	// clients cannot take the file descriptors the gateways need.
+	APIMaxConnections int
+	LogLevel          string
+	LogFormat         string
+	CORSOrigins       []string
+	MigrateOnStart    bool
+	ChaosEnabled      bool
+	Gateway           Gateway
 	// ReconcileInterval is how often the supervisor converges to the store.
 	ReconcileInterval time.Duration
 	ShutdownTimeout   time.Duration
@@ -88,6 +91,7 @@ var Variables = []struct{ Name, Default string }{
 	{"ENCRYPTION_KEY", ""},
 	{"API_HOST", "0.0.0.0"},
 	{"API_PORT", "3000"},
+	{"API_MAX_CONNECTIONS", "4096"},
 	{"LOG_LEVEL", "info"},
 	{"LOG_FORMAT", "json"},
 	{"CORS_ORIGIN", "*"},
@@ -190,16 +194,17 @@ func Load(path string, environ []string) (*Config, error) {
 func parse(get func(string) string) (*Config, error) {
 	p := parser{get: get}
 	c := &Config{
-		DatabaseURL:      p.databaseURL("DATABASE_URL"),
-		DatabaseMaxConns: p.intRange("DATABASE_MAX_CONNS", 1, 1000),
-		EncryptionKey:    p.key("ENCRYPTION_KEY"),
-		APIHost:          p.str("API_HOST"),
-		APIPort:          p.intRange("API_PORT", 1, 65535),
-		LogLevel:         p.oneOf("LOG_LEVEL", "debug", "info", "warn", "error"),
-		LogFormat:        p.oneOf("LOG_FORMAT", "json", "console"),
-		CORSOrigins:      p.list("CORS_ORIGIN"),
-		MigrateOnStart:   p.boolean("MIGRATE_ON_START"),
-		ChaosEnabled:     p.boolean("CHAOS_ENABLED"),
+		DatabaseURL:       p.databaseURL("DATABASE_URL"),
+		DatabaseMaxConns:  p.intRange("DATABASE_MAX_CONNS", 1, 1000),
+		EncryptionKey:     p.key("ENCRYPTION_KEY"),
+		APIHost:           p.str("API_HOST"),
+		APIPort:           p.intRange("API_PORT", 1, 65535),
+		APIMaxConnections: p.intRange("API_MAX_CONNECTIONS", 1, 1000000),
+		LogLevel:          p.oneOf("LOG_LEVEL", "debug", "info", "warn", "error"),
+		LogFormat:         p.oneOf("LOG_FORMAT", "json", "console"),
+		CORSOrigins:       p.list("CORS_ORIGIN"),
+		MigrateOnStart:    p.boolean("MIGRATE_ON_START"),
+		ChaosEnabled:      p.boolean("CHAOS_ENABLED"),
 		Gateway: Gateway{
 			ConnectTimeout:        p.duration("GATEWAY_CONNECT_TIMEOUT"),
 			AuthTimeout:           p.duration("GATEWAY_AUTH_TIMEOUT"),

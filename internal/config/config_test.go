@@ -20,6 +20,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, "postgres://postgres:postgres@127.0.0.1:5432/gatewayd?sslmode=disable", c.DatabaseURL)
 	assert.Equal(t, []byte("0123456789abcdef0123456789abcdef"), c.EncryptionKey)
 	assert.Equal(t, "0.0.0.0:3000", c.Addr())
+	assert.Equal(t, 4096, c.APIMaxConnections)
 	assert.Equal(t, "info", c.LogLevel)
 	assert.Equal(t, "json", c.LogFormat)
 	assert.Equal(t, []string{"*"}, c.CORSOrigins)
@@ -82,6 +83,8 @@ func TestInvalidValues(t *testing.T) {
 		{"API_PORT=0", `API_PORT must be a whole number from 1 to 65535, got "0"`},
 		{"API_PORT=70000", `API_PORT must be a whole number from 1 to 65535, got "70000"`},
 		{"API_PORT=http", `API_PORT must be a whole number from 1 to 65535, got "http"`},
+		{"API_MAX_CONNECTIONS=0", `API_MAX_CONNECTIONS must be a whole number from 1 to 1000000, got "0"`},
+		{"API_MAX_CONNECTIONS=lots", `API_MAX_CONNECTIONS must be a whole number from 1 to 1000000`},
 		{"GATEWAY_CONNECT_TIMEOUT=10", `GATEWAY_CONNECT_TIMEOUT must be a duration with a unit such as 500ms, 10s, 1m or 2d, got "10"`},
 		{"GATEWAY_AUTH_TIMEOUT=-1s", `GATEWAY_AUTH_TIMEOUT must be greater than zero`},
 		{"LOG_LEVEL=verbose", `LOG_LEVEL must be one of debug, info, warn, error, got "verbose"`},

@@ -1,0 +1,283 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+)
+
+// The edge: what fasthttp answers before any Fiber handler runs. fasthttp
+// reads a whole request (line, headers, body) before calling the handler;
+// when it cannot (headers over the buffer, a body over the limit, garbage,
+// a client too slow) it calls Server.ErrorHandler and closes the
+// connection. Fiber's own handler also answers a few requests without its
+// middleware (an unknown method). Both are replaced here so that every
+// request gets the error envelope and exactly one access-log line.
+
+// Security headers of every answer; helmet sets them inside the chain,
+// refuse sets them on answers written outside it.
+const (
+	headerCSP            = "default-src 'none'; frame-ancestors 'none'"
+	headerFrameOptions   = "DENY"
+	headerReferrerPolicy = "no-referrer"
+)
+
+// installEdge puts the edge in front of Fiber's handler.
+func (s *server) installEdge(app *fiber.App) {
+	srv := app.Server()
+	methods := app.Config().RequestMethods
+	if len(methods) == 0 {
+		methods = fiber.DefaultMethods
+	}
+	srv.Handler = s.screen(srv.Handler, methods)
+	srv.HeaderReceived = s.headerReceived
+	srv.ErrorHandler = s.readFailed
+	srv.ConnState = s.clock.track
+	// fasthttp's error texts may quote the request (headers included);
+	// they are never sent, and this keeps them out of its log lines too.
+	srv.SecureErrorLogMessage = true
+	srv.Logger = fasthttpLogger{s.log}
+}
+
+// requestLine is what the access log and the answer need of a request.
+type requestLine struct {
+	method, path, id string
+	ambiguous        bool // framingConflict
+}
+
+func lineOf(fctx *fasthttp.RequestCtx) requestLine {
+	h := &fctx.Request.Header
+	return requestLine{method: string(h.Method()), path: string(fctx.URI().PathOriginal()), id: string(h.Peek(fiber.HeaderXRequestID))}
+}
+
+// bodies holds the request line of each request whose body fasthttp is
+// reading: when that read fails, fasthttp resets the whole request before
+// calling its ErrorHandler, so readFailed would not know what it answers.
+// Keyed by the header, which is the same object in both hooks; every entry
+// is taken out by screen (the body was read) or readFailed (it was not).
+// One path skips both: writing "100 Continue" to a client that is gone.
+// That entry stays until the pooled header carries the next request with
+// a body; at worst one later refusal on it is logged with a stale line.
+type bodies struct {
+	mu sync.Mutex
+	m  map[*fasthttp.RequestHeader]requestLine
+}
+
+func (b *bodies) put(h *fasthttp.RequestHeader, l requestLine) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = make(map[*fasthttp.RequestHeader]requestLine)
+	}
+	b.m[h] = l
+}
+
+func (b *bodies) take(h *fasthttp.RequestHeader) (requestLine, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l, ok := b.m[h]
+	delete(b.m, h)
+	return l, ok
+}
+
+func hasBody(h *fasthttp.RequestHeader) bool {
+	n := h.ContentLength() // -1 chunked, -2 none
+	return n > 0 || n == -1
+}
+
+// headerReceived is fasthttp's HeaderReceived hook, called between a
+// request's header and its body. It remembers the request line of a
+// request with a body, and gives a request whose framing is ambiguous a
+// one-byte body limit, so that fasthttp stops reading at once (instead of
+// waiting for a length that may never come, or reading a smuggled request
+// as a body) and the edge refuses it.
+func (s *server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if !hasBody(h) {
+		return fasthttp.RequestConfig{}
+	}
+	// The raw request URI: its path is worked out only if the body fails.
+	l := requestLine{method: string(h.Method()), path: string(h.RequestURI()), id: string(h.Peek(fiber.HeaderXRequestID)),
+		ambiguous: framingConflict(h.RawHeaders())}
+	s.bodies.put(h, l)
+	if l.ambiguous {
+		return fasthttp.RequestConfig{MaxRequestBodySize: 1}
+	}
+	return fasthttp.RequestConfig{}
+}
+
+// pathOf is the path of a raw request URI, as Fiber's c.Path() has it
+// (the query cut off, an absolute-form URI reduced to its path).
+func pathOf(requestURI string) string {
+	var u fasthttp.URI
+	if err := u.Parse(nil, []byte(requestURI)); err != nil {
+		return requestURI
+	}
+	return string(u.PathOriginal())
+}
+
+// screen refuses what Fiber would answer outside its middleware or should
+// not serve at all, then hands the request to Fiber.
+func (s *server) screen(next fasthttp.RequestHandler, methods []string) fasthttp.RequestHandler {
+	return func(fctx *fasthttp.RequestCtx) {
+		h := &fctx.Request.Header
+		ambiguous := false
+		if hasBody(h) || h.ContentLength() == 0 { // an empty chunked body reads as length 0
+			if l, ok := s.bodies.take(h); ok {
+				ambiguous = l.ambiguous
+			}
+		}
+		if p := string(h.Protocol()); p != "HTTP/1.1" && p != "HTTP/1.0" {
+			// The HTTP/2 connection preface (PRI * HTTP/2.0) lands here;
+			// what follows it is binary, so the connection is closed.
+			s.refuse(fctx, errHTTPVersion, fctx.Time(), lineOf(fctx), true)
+			return
+		}
+		if ambiguous {
+			s.refuse(fctx, errFraming, fctx.Time(), lineOf(fctx), true)
+			return
+		}
+		if !slices.Contains(methods, string(h.Method())) {
+			s.refuse(fctx, errMethodNotAllowed, fctx.Time(), lineOf(fctx), false)
+			return
+		}
+		next(fctx)
+	}
+}
+
+// readFailed is fasthttp's Server.ErrorHandler: the request could not be
+// read. fasthttp closes the connection after it.
+func (s *server) readFailed(fctx *fasthttp.RequestCtx, err error) {
+	start := s.clock.start(fctx.Conn(), fctx.ConnTime())
+	// A request whose header was read is in bodies (its body failed);
+	// otherwise the header failed and method and path are unknown.
+	l, headerRead := s.bodies.take(&fctx.Request.Header)
+	apiErr := readError(err, headerRead)
+	if apiErr == nil {
+		// Nothing of a request arrived: nobody to answer, nothing to log.
+		_ = fctx.Conn().Close()
+		return
+	}
+	if l.ambiguous {
+		apiErr = errFraming // whatever went wrong reading its body
+	}
+	if headerRead {
+		l.path = pathOf(l.path)
+	}
+	s.refuse(fctx, apiErr, start, l, true) // fasthttp closes it anyway
+}
+
+// framingConflict says whether a request's header makes its body's
+// length ambiguous: Content-Length together with Transfer-Encoding, or two
+// different Content-Lengths. fasthttp would pick one (chunked, or the last
+// length); a proxy in front may have picked the other and sent the rest as
+// a second request (request smuggling). RFC 9112 §6.3: answer 400 and
+// close the connection.
+func framingConflict(raw []byte) bool {
+	var length []byte
+	hasLength, hasTE := false, false
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		k, v, ok := bytes.Cut(line, []byte{':'})
+		if !ok {
+			continue
+		}
+		switch {
+		case bytes.EqualFold(k, []byte(fiber.HeaderContentLength)):
+			v = bytes.TrimSpace(v)
+			if hasLength && !bytes.Equal(v, length) {
+				return true
+			}
+			hasLength, length = true, v
+		case bytes.EqualFold(k, []byte(fiber.HeaderTransferEncoding)):
+			hasTE = true
+		}
+	}
+	return hasLength && hasTE
+}
+
+// refuse answers a request outside Fiber's chain, in the envelope, with a
+// request id and the security headers, and logs it once; closing closes
+// the connection after the answer. A request whose line could not be read
+// is logged with empty method and path.
+func (s *server) refuse(fctx *fasthttp.RequestCtx, apiErr *Error, start time.Time, l requestLine, closing bool) {
+	id := l.id
+	if !acceptableRequestID(id) {
+		id = uuid.NewString()
+	}
+	body, err := json.Marshal(fiber.Map{"error": apiErr})
+	if err != nil { // cannot happen: the envelope is plain data
+		body = []byte(`{"error":{"code":"INTERNAL_ERROR","message":"Internal server error","statusCode":500}}`)
+	}
+	resp := &fctx.Response
+	resp.Reset()
+	resp.SetStatusCode(apiErr.Status)
+	resp.Header.SetContentType(fiber.MIMEApplicationJSON)
+	resp.Header.Set(fiber.HeaderXRequestID, id)
+	resp.Header.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	resp.Header.Set(fiber.HeaderXFrameOptions, headerFrameOptions)
+	resp.Header.Set(fiber.HeaderReferrerPolicy, headerReferrerPolicy)
+	resp.Header.Set(fiber.HeaderContentSecurityPolicy, headerCSP)
+	resp.SetBody(body)
+	if closing {
+		resp.SetConnectionClose()
+	}
+	s.logRequest(l.method, l.path, apiErr.Status, time.Since(start), id)
+}
+
+// requestClock knows when each connection's current request began, for
+// the duration of requests fasthttp fails to read: it marks a connection
+// active when a request's first byte is there (fasthttp's ConnState).
+type requestClock struct{ conns sync.Map } // net.Conn → *atomic.Int64 (unix nanoseconds)
+
+func (rc *requestClock) track(c net.Conn, state fasthttp.ConnState) {
+	switch state {
+	case fasthttp.StateNew, fasthttp.StateActive:
+		now := time.Now().UnixNano()
+		if v, ok := rc.conns.Load(c); ok {
+			v.(*atomic.Int64).Store(now)
+			return
+		}
+		v := new(atomic.Int64)
+		v.Store(now)
+		rc.conns.Store(c, v)
+	case fasthttp.StateClosed, fasthttp.StateHijacked:
+		rc.conns.Delete(c)
+	}
+}
+
+func (rc *requestClock) start(c net.Conn, fallback time.Time) time.Time {
+	if v, ok := rc.conns.Load(c); ok {
+		return time.Unix(0, v.(*atomic.Int64).Load())
+	}
+	return fallback
+}
+
+// fasthttpLogger takes fasthttp's own log lines. Its per-connection read
+// errors repeat what the access log already says, so they go to debug;
+// anything else (connections over the concurrency limit, accept errors)
+// is a warning.
+type fasthttpLogger struct{ log zerolog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	ev := l.log.Warn()
+	if strings.HasPrefix(format, "error when serving connection") {
+		ev = l.log.Debug()
+	}
+	ev.Str("component", "http").Msg(fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd/internal/testutil"
+)
+
+// TestRunningOutOfFileDescriptorsIsSurvived runs the real binary under an
+// open-file limit of 256, takes every descriptor it has with idle
+// connections, lets them go, and expects it to serve again and to stop
+// cleanly: fasthttp's accept loop returns on EMFILE, and gatewayd with it.
+func TestRunningOutOfFileDescriptorsIsSurvived(t *testing.T) {
+	t.Parallel()
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("needs prlimit (util-linux) to start gatewayd under a low open-file limit")
+	}
+	bin := filepath.Join(t.TempDir(), "gatewayd")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	require.NoError(t, build.Run())
+
+	port := freePort(t)
+	logs := &testutil.SyncBuffer{}
+	cmd := exec.Command(prlimit, "--nofile=256:256", bin, "serve")
+	cmd.Env = []string{"DATABASE_URL=" + tmpl.New(t), "ENCRYPTION_KEY=" + key, fmt.Sprintf("API_PORT=%d", port),
+		"API_HOST=127.0.0.1", "SHUTDOWN_TIMEOUT=5s"}
+	cmd.Stderr = logs
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	healthy := func() bool {
+		resp, err := client.Get("http://" + addr + "/api/health")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}
+	require.Eventually(t, healthy, 20*time.Second, 50*time.Millisecond, "gatewayd never served\n%s", logs)
+	// Log lines reach stderr up to 50 ms late (internal/logging batches them).
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), `"soft":256,"hard":256`) }, 2*time.Second,
+		10*time.Millisecond, "the limit is logged at start\n%s", logs)
+
+	// 400 idle connections: more than the 256 descriptors gatewayd has.
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 400 {
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			break // refused: gatewayd stopped listening (checked below)
+		}
+		conns = append(conns, c)
+	}
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "too many open files") }, 10*time.Second, 20*time.Millisecond,
+		"gatewayd never ran out of descriptors\n%s", logs)
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	require.Eventually(t, healthy, 20*time.Second, 50*time.Millisecond, "gatewayd does not serve again\n%s", logs)
+	select {
+	case err := <-exited:
+		t.Fatalf("gatewayd exited: %v\n%s", err, logs)
+	default:
+	}
+	assert.NotContains(t, logs.String(), "stopped with an error")
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-exited:
+		require.NoError(t, err, "exit code 0\n%s", logs)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("did not exit after SIGTERM\n%s", logs)
+	}
+}
