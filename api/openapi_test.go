@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -141,6 +143,170 @@ func TestOpenAPIFileIsGenerated(t *testing.T) {
 	if string(committed) != string(built) {
 		t.Fatal("api/openapi.json differs from the spec in api/openapi_spec.go: run `go generate ./api` and commit the file")
 	}
+}
+
+// TestOpenAPIConformance asks every documented operation what the
+// document says it does, and checks the code's answers against it: the
+// body fields it documents are the ones the handler knows, required,
+// nullable, enums and lengths as bind.go enforces them; its query
+// parameters are known; and every answer the probes get, success or
+// error, is documented for that operation with that code.
+func TestOpenAPIConformance(t *testing.T) {
+	e := newEnv(t, api.Options{ChaosEnabled: true})
+	doc, _ := loadDoc(t, e)
+
+	type result struct {
+		status  int
+		code    string
+		details map[string][]string
+	}
+	call := func(op oaOp, key, method, path string, body any, headers ...string) result {
+		t.Helper()
+		r := e.do(method, path, body, headers...)
+		res := result{status: r.status, details: map[string][]string{}}
+		if r.status >= 400 {
+			var eb struct {
+				Error struct {
+					Code    string
+					Details []struct{ Field, Message string }
+				}
+			}
+			require.NoError(t, json.Unmarshal(r.body, &eb), "%s: %s", key, r.body)
+			res.code = eb.Error.Code
+			for _, d := range eb.Error.Details {
+				res.details[d.Field] = append(res.details[d.Field], d.Message)
+			}
+		}
+		resp, ok := op.Responses[itoa(r.status)]
+		if !assert.True(t, ok, "%s %s answered %d, which it does not document: %s", key, path, r.status, r.body) {
+			return res
+		}
+		if res.code != "" {
+			if resp.Ref != "" {
+				resp = doc.Components.Responses[strings.TrimPrefix(resp.Ref, "#/components/responses/")]
+			}
+			var codes []string
+			for _, ex := range resp.Content["application/json"].Examples {
+				codes = append(codes, ex.Value.Error.Code)
+			}
+			assert.Contains(t, codes, res.code, "%s %s answered %d %s, documented are %v", key, path, r.status, res.code, codes)
+		}
+		return res
+	}
+	resolve := func(s oaSchema) *oaSchema {
+		if s.Ref != "" {
+			return doc.Components.Schemas[strings.TrimPrefix(s.Ref, "#/components/schemas/")]
+		}
+		return &s
+	}
+
+	probed := 0
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			method = strings.ToUpper(method)
+			key := method + " " + path
+			at := strings.ReplaceAll(path, "{id}", uuid.NewString())
+			var body *oaSchema
+			if op.RequestBody != nil {
+				body = resolve(op.RequestBody.Content["application/json"].Schema)
+			}
+			var empty any
+			if body != nil {
+				empty = map[string]any{}
+			}
+
+			// As it is: the documented success answer or a documented error.
+			res := call(op, key, method, at, empty)
+			if !strings.Contains(path, "{") && body == nil {
+				_, ok := op.Responses[itoa(res.status)]
+				assert.True(t, ok && res.status < 300, "%s: %d", key, res.status)
+			}
+			if strings.Contains(path, "{id}") {
+				res := call(op, key, method, strings.ReplaceAll(path, "{id}", "not-a-uuid"), empty)
+				assert.Equal(t, 400, res.status, key)
+				assert.Contains(t, res.details, "id", key)
+			}
+			for _, p := range op.Parameters {
+				if p.In != "query" {
+					continue
+				}
+				res := call(op, key, method, at+"?"+url.Values{p.Name: {"x"}}.Encode(), empty)
+				assert.Equal(t, 400, res.status, "%s ?%s=x", key, p.Name)
+				assert.NotContains(t, res.details[p.Name], "is not a known query parameter", "%s documents ?%s", key, p.Name)
+				assert.NotEmpty(t, res.details[p.Name], "%s ?%s=x", key, p.Name)
+			}
+			if body == nil {
+				probed++
+				continue
+			}
+			res = call(op, key, method, at, "x", "Content-Type", "text/plain")
+			assert.Equal(t, 415, res.status, key)
+
+			// {} names exactly the required fields.
+			res = call(op, key, method, at, map[string]any{})
+			var missing []string
+			for f, msgs := range res.details {
+				if slices.Contains(msgs, "is required") {
+					missing = append(missing, f)
+				}
+			}
+			sort.Strings(missing)
+			required := slices.Clone(body.Required)
+			sort.Strings(required)
+			assert.Equal(t, required, missing, "%s: required fields", key)
+
+			res = call(op, key, method, at, map[string]any{"surely_not_a_field": 1})
+			assert.Contains(t, res.details["surely_not_a_field"], "is not a known field", key)
+
+			for name, s := range body.Properties {
+				s = resolve(*s)
+				what := key + " ." + name
+				// Known to the handler; null only where documented.
+				res := call(op, key, method, at, map[string]any{name: nil})
+				assert.NotContains(t, res.details[name], "is not a known field", what)
+				if s.nullable() {
+					assert.Empty(t, res.details[name], "%s is documented nullable", what)
+				} else {
+					assert.NotEmpty(t, res.details[name], "%s is documented not nullable", what)
+				}
+				// Lengths: at the documented bound no length complaint (the
+				// value may still be refused for its form), one past it one.
+				lengthComplaint := func(n int) bool {
+					res := call(op, key, method, at, map[string]any{name: strings.Repeat("é", n)})
+					return slices.ContainsFunc(res.details[name], func(m string) bool { return strings.HasSuffix(m, " characters") })
+				}
+				if s.MaxLength != nil {
+					assert.False(t, lengthComplaint(*s.MaxLength), "%s of %d characters", what, *s.MaxLength)
+					assert.True(t, lengthComplaint(*s.MaxLength+1), "%s of %d characters", what, *s.MaxLength+1)
+				}
+				if s.MinLength != nil && *s.MinLength > 0 {
+					assert.False(t, lengthComplaint(*s.MinLength), "%s of %d characters", what, *s.MinLength)
+					assert.True(t, lengthComplaint(*s.MinLength-1), "%s of %d characters", what, *s.MinLength-1)
+				}
+				if s.is("string") && s.MinLength == nil && !s.nullable() && s.Format == "" && s.Enum == nil {
+					t.Errorf("%s: a string with no documented lower bound", what)
+				}
+				for _, v := range s.Enum {
+					if v == nil {
+						continue
+					}
+					res := call(op, key, method, at, map[string]any{name: v})
+					assert.Empty(t, res.details[name], "%s = %v is documented", what, v)
+				}
+				if s.Enum != nil {
+					res := call(op, key, method, at, map[string]any{name: "NOT_ONE_OF_THEM"})
+					assert.NotEmpty(t, res.details[name], "%s takes only its enum", what)
+				}
+			}
+			probed++
+		}
+	}
+	assert.Equal(t, 33, probed)
+}
+
+func itoa(n int) string {
+	b, _ := json.Marshal(n)
+	return string(b)
 }
 
 func keys(m map[string]bool) []string {
