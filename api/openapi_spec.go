@@ -2,7 +2,8 @@ package api
 
 // The API's description: every operation, every schema, every error. The
 // OpenAPI document (GET /api/openapi.json, committed as api/openapi.json)
-// is made from it; the machinery is package api/openapi (oa).
+// and the docs page (GET /api/docs) are both made from it; the machinery
+// is package api/openapi (oa).
 //
 // Adding a route:
 //
@@ -20,7 +21,8 @@ package api
 //     with its fields and the limits bind.go enforces. A new error code:
 //     an e… variable below, made by errFrom from the error the handler
 //     returns, so status, code and message are what toError sends.
-//  4. `go generate ./api` rewrites api/openapi.json. The tests fail while the routes and the spec differ,
+//  4. `go generate ./api` rewrites api/openapi.json; `make lint` runs
+//     Redocly on it. The tests fail while the routes and the spec differ,
 //     while the committed file is stale, or when a documented body field,
 //     query parameter or limit is not what the code enforces.
 
@@ -66,6 +68,7 @@ var (
 	eValidation = errFrom(validationError(Detail{Field: "name", Message: "must be between 1 and 255 characters"}),
 		"malformed JSON, a wrong type, a value out of range, an unknown or repeated field or query parameter, a non-UUID path id; `details` lists every problem, one entry per field")
 	eRouteNotFound        = errFrom(fiber.ErrNotFound, "no such route")
+	eMethodNotAllowed     = errFrom(fiber.ErrMethodNotAllowed, "the route exists, the method does not")
 	ePayloadTooLarge      = errFrom(fiber.ErrRequestEntityTooLarge, "the body is over 1 MiB (1,048,576 bytes), chunked bodies too")
 	eUnsupportedMediaType = errFrom(fiber.ErrUnsupportedMediaType, "the body is not `Content-Type: application/json` (a charset parameter is fine); it is never parsed")
 	eHeadersTooLarge      = errFrom(fiber.ErrRequestHeaderFieldsTooLarge, "the request line or headers exceed 16 KiB; any route")
@@ -182,7 +185,7 @@ func apiSpec() *oa.Spec {
 		Servers: []oa.Server{{URL: "/", Description: "the gatewayd that serves this document"}},
 		Tags: []oa.Tag{
 			{Name: tagHealth, Description: "Liveness and readiness probes for orchestrators and load balancers."},
-			{Name: tagMeta, Description: "This description as an OpenAPI document."},
+			{Name: tagMeta, Description: "This description: the OpenAPI document and the docs page."},
 			{Name: tagOrganizations, Description: "The top of the hierarchy: an organization has factories. Deleting one deletes its factories and their gateways."},
 			{Name: tagFactories, Description: "A factory belongs to an organization and has gateways and equipment. Deleting one deletes its gateways and equipment."},
 			{Name: tagGateways, Description: "CTC Connect Wireless gateways: where to connect and with which credentials. The password is stored encrypted and never answered."},
@@ -199,6 +202,7 @@ func apiSpec() *oa.Spec {
 		},
 		ErrorSchema: "ErrorResponse",
 		Common:      commonErrors,
+		RouteErrors: []oa.ErrorDoc{eRouteNotFound, eMethodNotAllowed},
 
 		Operations: []*oa.Operation{
 			oa.Get("/api/health", "getHealth", "Liveness: 200 while the process serves").In(tagHealth).
@@ -209,6 +213,10 @@ func apiSpec() *oa.Spec {
 
 			oa.Get("/api/openapi.json", "getOpenApiDocument", "This description as an OpenAPI 3.1 document").In(tagMeta).
 				OK(oa.Metadata().Desc("an OpenAPI 3.1 document")).No503(),
+			oa.Get("/api/docs", "getDocsPage", "This description as a web page, without JavaScript").In(tagMeta).
+				OK(oa.String()).As(fiber.MIMETextHTMLCharsetUTF8).No503(),
+			oa.Get("/api/docs/docs.css", "getDocsStylesheet", "The docs page's stylesheet").In(tagMeta).
+				OK(oa.String()).As("text/css; charset=utf-8").No503(),
 
 			oa.Post("/api/organizations", "createOrganization", "Create an organization").In(tagOrganizations).
 				Takes("OrganizationCreate").Created(oa.Ref("Organization")),

@@ -127,7 +127,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		registered[rt.Method+" "+param.ReplaceAllString(rt.Path, "{$1}")] = true
 	}
 	assert.Equal(t, keys(documented), keys(registered))
-	assert.Len(t, registered, 33)
+	// The 33 routes of the API, and the docs page with its stylesheet.
+	assert.Len(t, registered, 35)
 }
 
 // The committed api/openapi.json is what the code serves; when the spec
@@ -301,7 +302,46 @@ func TestOpenAPIConformance(t *testing.T) {
 			probed++
 		}
 	}
-	assert.Equal(t, 33, probed)
+	assert.Equal(t, 35, probed)
+}
+
+func TestDocsPage(t *testing.T) {
+	e := newEnv(t, api.Options{ChaosEnabled: true})
+	doc, _ := loadDoc(t, e)
+	r := e.do("GET", "/api/docs", nil)
+	require.Equal(t, 200, r.status)
+	assert.Equal(t, "text/html; charset=utf-8", r.header.Get("Content-Type"))
+	assert.Equal(t, "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+		r.header.Get("Content-Security-Policy"))
+	assert.Equal(t, "DENY", r.header.Get("X-Frame-Options"))
+	page := string(r.body)
+	for path, ops := range doc.Paths {
+		assert.Contains(t, page, "<code>"+path+"</code>")
+		for _, op := range ops {
+			assert.Contains(t, page, `id="`+op.OperationID+`"`)
+		}
+	}
+	for name := range doc.Components.Schemas {
+		assert.Contains(t, page, `id="schema-`+name+`"`)
+	}
+	lower := strings.ToLower(page)
+	assert.NotContains(t, lower, "<script")
+	assert.NotContains(t, lower, "style=")
+	assert.NotContains(t, lower, "<style")
+	assert.NotRegexp(t, `\son[a-z]+=`, lower, "no event handler attributes")
+	assert.Contains(t, page, `<link rel="stylesheet" href="/api/docs/docs.css">`)
+	// Every link inside the page has its target.
+	for _, m := range regexp.MustCompile(`href="#([^"]+)"`).FindAllStringSubmatch(page, -1) {
+		assert.Contains(t, page, `id="`+m[1]+`"`, "a link to #%s", m[1])
+	}
+
+	css := e.do("GET", "/api/docs/docs.css", nil)
+	require.Equal(t, 200, css.status)
+	assert.Equal(t, "text/css; charset=utf-8", css.header.Get("Content-Type"))
+	assert.Contains(t, string(css.body), ".op")
+
+	// The API's own policy is unchanged.
+	assert.Equal(t, "default-src 'none'; frame-ancestors 'none'", e.do("GET", "/api/health", nil).header.Get("Content-Security-Policy"))
 }
 
 func itoa(n int) string {

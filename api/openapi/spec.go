@@ -1,5 +1,6 @@
 // Package openapi describes an HTTP API in Go, compactly, and produces
-// from that description an OpenAPI 3.1 document (Spec.JSON).
+// from that one description an OpenAPI 3.1 document (Spec.JSON) and a
+// static HTML reference page that needs no JavaScript (Spec.HTML).
 // gatewayd's description is api/openapi_spec.go.
 package openapi
 
@@ -32,6 +33,10 @@ type Spec struct {
 	// is (has a body, has parameters, uses the database), besides the
 	// ones its Fails names.
 	Common func(o *Operation) []ErrorDoc
+	// RouteErrors are answers of the router that belong to no operation
+	// (no such route, a method the route does not take); the docs page
+	// lists them with the others.
+	RouteErrors []ErrorDoc
 }
 
 // Server is where the API answers.
