@@ -173,6 +173,8 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	a.Get("/events", s.eventStream)
 	a.Get("/ready", s.ready)
 	a.Get("/openapi.json", openAPI)
+	a.Get("/docs", apiDocs())
+	a.Get("/docs/docs.css", apiDocsCSS)
 
 	a.Post("/organizations", s.createOrganization)
 	a.Get("/organizations", listPage(s, "", func(ctx context.Context, _ *uuid.UUID, p store.Page) ([]gatewayd.Organization, int, error) {

@@ -15,6 +15,10 @@ import (
 
 const resReading = "READING"
 
+// errNoWaveform: the reading exists but has no samples.
+var errNoWaveform = &Error{Status: fiber.StatusNotFound, Code: "WAVEFORM_NOT_FOUND",
+	Message: "The reading has no samples (not complete, or removed by WAVEFORM_RETENTION)"}
+
 // takeReading stores a QUEUED reading and hands it to the gateway's actor;
 // a reading the runtime refuses at once (not connected, queue full) is
 // removed again, so a refused request leaves nothing behind.
@@ -200,8 +204,7 @@ func (s *server) loadWaveform(c *fiber.Ctx, id uuid.UUID) (gatewayd.Waveform, er
 		if _, err := s.store.GetReading(ctx, id); err != nil {
 			return w, scoped(err, resReading, "")
 		}
-		return w, &Error{Status: fiber.StatusNotFound, Code: "WAVEFORM_NOT_FOUND",
-			Message: "The reading has no samples (not complete, or removed by WAVEFORM_RETENTION)"}
+		return w, errNoWaveform
 	}
 	return w, scoped(err, resReading, "")
 }

@@ -1,0 +1,307 @@
+package openapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// built is a checked spec with its components resolved.
+type built struct {
+	*Spec
+	schemas ordered[*Schema]
+	byName  map[string]*Schema
+}
+
+// build resolves the components and checks what a document needs to be
+// right: unique camelCase operation ids, listed tags, a success answer
+// for every operation, schema references that resolve, error names that
+// mean one thing.
+func (sp *Spec) build() (*built, error) {
+	r := &resolver{goTypes: sp.GoTypes, records: map[reflect.Type]string{}}
+	for _, c := range sp.Components {
+		if c.goTyp != nil {
+			r.records[c.goTyp] = c.name
+		}
+	}
+	b := &built{Spec: sp, byName: map[string]*Schema{}}
+	var errs []error
+	for _, c := range sp.Components {
+		s, err := c.build(r)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if b.byName[c.name] != nil {
+			errs = append(errs, fmt.Errorf("schema %s twice", c.name))
+		}
+		b.byName[c.name] = s
+		b.schemas = append(b.schemas, entry[*Schema]{c.name, s})
+	}
+	tags := map[string]bool{}
+	for _, t := range sp.Tags {
+		tags[t.Name] = true
+	}
+	var refs []string
+	var walk func(s *Schema)
+	walk = func(s *Schema) {
+		if s == nil {
+			return
+		}
+		if s.ref != "" {
+			refs = append(refs, s.ref)
+		}
+		walk(s.items)
+		walk(s.values)
+		for _, p := range s.props {
+			walk(p.s)
+		}
+	}
+	camel := regexp.MustCompile(`^[a-z][a-zA-Z0-9]*$`)
+	ids := map[string]bool{}
+	routes := map[string]bool{}
+	errNames := map[string]ErrorDoc{}
+	for _, o := range sp.Operations {
+		if ids[o.id] || !camel.MatchString(o.id) {
+			errs = append(errs, fmt.Errorf("operationId %q is not unique camelCase", o.id))
+		}
+		ids[o.id] = true
+		if routes[o.method+" "+o.path] {
+			errs = append(errs, fmt.Errorf("%s %s twice", o.method, o.path))
+		}
+		routes[o.method+" "+o.path] = true
+		if !tags[o.tag] {
+			errs = append(errs, fmt.Errorf("%s: tag %q is not in Spec.Tags", o.id, o.tag))
+		}
+		if o.status == 0 {
+			errs = append(errs, fmt.Errorf("%s: no success answer (OK, Created, Returns…)", o.id))
+		}
+		walk(o.result)
+		for _, p := range o.query {
+			walk(p.s)
+		}
+		if o.body != "" {
+			refs = append(refs, o.body)
+		}
+		for _, e := range o.errors(sp) {
+			if prev, ok := errNames[e.Name]; ok && !reflect.DeepEqual(prev, e) {
+				errs = append(errs, fmt.Errorf("two different errors are named %s: give one another name", e.Name))
+			}
+			errNames[e.Name] = e
+		}
+	}
+	for _, s := range b.schemas {
+		walk(s.value)
+	}
+	if sp.ErrorSchema != "" {
+		refs = append(refs, sp.ErrorSchema)
+	}
+	for _, r := range refs {
+		if b.byName[r] == nil {
+			errs = append(errs, fmt.Errorf("no schema named %s", r))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("openapi spec: %w", err)
+	}
+	return b, nil
+}
+
+// resolve follows a $ref.
+func (b *built) resolve(s *Schema) *Schema {
+	for s != nil && s.ref != "" {
+		s = b.byName[s.ref]
+	}
+	return s
+}
+
+// errorGroups is an operation's errors by status, ascending.
+func errorGroups(errs []ErrorDoc) (statuses []int, groups map[int][]ErrorDoc) {
+	groups = map[int][]ErrorDoc{}
+	for _, e := range errs {
+		if slices.ContainsFunc(groups[e.Status], func(x ErrorDoc) bool { return x.Name == e.Name }) {
+			continue
+		}
+		if groups[e.Status] == nil {
+			statuses = append(statuses, e.Status)
+		}
+		groups[e.Status] = append(groups[e.Status], e)
+	}
+	sort.Ints(statuses)
+	return statuses, groups
+}
+
+// The JSON document.
+
+type document struct {
+	OpenAPI    string                    `json:"openapi"`
+	Info       docInfo                   `json:"info"`
+	Servers    []docServer               `json:"servers"`
+	Security   []map[string][]string     `json:"security"`
+	Tags       []docTag                  `json:"tags"`
+	Paths      ordered[map[string]docOp] `json:"paths"`
+	Components docComponents             `json:"components"`
+}
+
+type docInfo struct {
+	Title       string     `json:"title"`
+	Version     string     `json:"version"`
+	Description string     `json:"description,omitempty"`
+	License     docLicense `json:"license"`
+}
+
+type docLicense struct {
+	Name       string `json:"name"`
+	Identifier string `json:"identifier,omitempty"`
+}
+
+type docServer struct {
+	URL         string `json:"url"`
+	Description string `json:"description,omitempty"`
+}
+
+type docTag struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+type docOp struct {
+	OperationID string                 `json:"operationId"`
+	Summary     string                 `json:"summary"`
+	Description string                 `json:"description,omitempty"`
+	Tags        []string               `json:"tags"`
+	Parameters  []any                  `json:"parameters,omitempty"`
+	RequestBody *docRequestBody        `json:"requestBody,omitempty"`
+	Responses   map[string]docResponse `json:"responses"`
+}
+
+type docParam struct {
+	Name        string  `json:"name"`
+	In          string  `json:"in"`
+	Description string  `json:"description,omitempty"`
+	Required    bool    `json:"required,omitempty"`
+	Schema      *Schema `json:"schema"`
+}
+
+type docRef struct {
+	Ref string `json:"$ref"`
+}
+
+type docRequestBody struct {
+	Required bool                `json:"required"`
+	Content  map[string]docMedia `json:"content"`
+}
+
+type docResponse struct {
+	Ref         string              `json:"$ref,omitempty"`
+	Description string              `json:"description,omitempty"`
+	Content     map[string]docMedia `json:"content,omitempty"`
+}
+
+type docMedia struct {
+	Schema   *Schema               `json:"schema,omitempty"`
+	Examples map[string]docExample `json:"examples,omitempty"`
+}
+
+type docExample struct {
+	Summary string `json:"summary,omitempty"`
+	Value   any    `json:"value"`
+}
+
+type docComponents struct {
+	Schemas    ordered[*Schema]       `json:"schemas"`
+	Responses  map[string]docResponse `json:"responses,omitempty"`
+	Parameters map[string]docParam    `json:"parameters,omitempty"`
+}
+
+func (b *built) errorResponse(group []ErrorDoc) docResponse {
+	var desc []string
+	examples := map[string]docExample{}
+	for _, e := range group {
+		desc = append(desc, e.Code+": "+e.When)
+		examples[e.Name] = docExample{Summary: e.Code, Value: e.Body}
+	}
+	text := desc[0]
+	if len(desc) > 1 {
+		text = "- " + strings.Join(desc, "\n- ")
+	}
+	return docResponse{Description: text,
+		Content: map[string]docMedia{"application/json": {Schema: Ref(b.ErrorSchema), Examples: examples}}}
+}
+
+// JSON is the OpenAPI 3.1 document, indented, keys in a fixed order: the
+// same spec always gives the same bytes.
+func (sp *Spec) JSON() ([]byte, error) {
+	b, err := sp.build()
+	if err != nil {
+		return nil, err
+	}
+	doc := document{
+		OpenAPI:  "3.1.0",
+		Info:     docInfo{Title: sp.Title, Version: sp.Version, Description: sp.Description, License: docLicense{Name: sp.License, Identifier: sp.LicenseID}},
+		Security: []map[string][]string{},
+		Paths:    ordered[map[string]docOp]{},
+		Components: docComponents{Schemas: b.schemas, Responses: map[string]docResponse{},
+			Parameters: map[string]docParam{}},
+	}
+	for _, s := range sp.Servers {
+		doc.Servers = append(doc.Servers, docServer{URL: s.URL, Description: s.Description})
+	}
+	for _, t := range sp.Tags {
+		doc.Tags = append(doc.Tags, docTag{Name: t.Name, Description: t.Description})
+	}
+	for _, h := range sp.Headers {
+		doc.Components.Parameters[h.Component] = docParam{Name: h.Name, In: "header", Description: h.Description, Schema: h.Schema}
+	}
+	pathIndex := map[string]int{}
+	for _, o := range sp.Operations {
+		d := docOp{OperationID: o.id, Summary: o.summary, Description: o.description, Tags: []string{o.tag},
+			Responses: map[string]docResponse{}}
+		for _, p := range o.params() {
+			d.Parameters = append(d.Parameters, docParam{Name: p.name, In: p.in, Description: p.description, Required: p.required, Schema: p.s})
+		}
+		for _, h := range sp.Headers {
+			d.Parameters = append(d.Parameters, docRef{Ref: componentRef("parameters", h.Component)})
+		}
+		if o.body != "" {
+			d.RequestBody = &docRequestBody{Required: true, Content: map[string]docMedia{"application/json": {Schema: Ref(o.body)}}}
+		}
+		ok := docResponse{Description: o.resultDesc}
+		if o.result != nil {
+			ok.Content = map[string]docMedia{o.media: {Schema: o.result}}
+		}
+		d.Responses[strconv.Itoa(o.status)] = ok
+		statuses, groups := errorGroups(o.errors(sp))
+		for _, st := range statuses {
+			g := groups[st]
+			if len(g) > 1 {
+				d.Responses[strconv.Itoa(st)] = b.errorResponse(g)
+				continue
+			}
+			doc.Components.Responses[g[0].Name] = b.errorResponse(g)
+			d.Responses[strconv.Itoa(st)] = docResponse{Ref: componentRef("responses", g[0].Name)}
+		}
+		i, ok2 := pathIndex[o.path]
+		if !ok2 {
+			i = len(doc.Paths)
+			pathIndex[o.path] = i
+			doc.Paths = append(doc.Paths, entry[map[string]docOp]{o.path, map[string]docOp{}})
+		}
+		doc.Paths[i].value[strings.ToLower(o.method)] = d
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
