@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"runtime"
 	"time"
@@ -62,6 +63,8 @@ type Config struct {
 	// NetDial opens the TCP connection of a dial; nil is net.Dialer's.
 	// The dial allowlist plugs in here.
 	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLS verifies wss:// gateways (nil: the system roots).
+	TLS *tls.Config
 	// Observer is told what happens (metrics, events); nil observes nothing.
 	Observer Observer
 	// Hooks are test signals; nil hooks cost nothing.

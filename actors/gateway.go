@@ -21,6 +21,7 @@ import (
 
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/ctc"
+	"github.com/ctcgw/gatewayd/internal/netguard"
 )
 
 // wanted is what the supervisor wants of one gateway. It outlives actor
@@ -275,6 +276,10 @@ func (a *gatewayActor) onDialed(m *dialed) {
 	}
 	ws := a.dial.take()
 	a.dial = nil
+	if errors.Is(m.err, netguard.ErrNotAllowed) {
+		a.fail(netguard.ErrNotAllowed.Error()) // the contract's words: "address not allowed"
+		return
+	}
 	if m.err != nil || ws == nil {
 		a.fail("dial failed: " + describe(m.err))
 		return

@@ -100,6 +100,7 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 			// of its own, whose end must be the only thing that cuts it.
 			ReadBufferSize:  1024,
 			WriteBufferSize: 1024,
+			TLSClientConfig: cfg.TLS,
 			// Idle connections hold no write buffer.
 			WriteBufferPool: &sync.Pool{},
 		},

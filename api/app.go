@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -21,6 +22,7 @@ import (
 
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/events"
+	"github.com/ctcgw/gatewayd/internal/netguard"
 	"github.com/ctcgw/gatewayd/metrics"
 	"github.com/ctcgw/gatewayd/store"
 	"github.com/ctcgw/gatewayd/telemetry"
@@ -70,6 +72,16 @@ type Options struct {
 	// off (1024 events).
 	EventsKeepAlive    time.Duration
 	EventsClientBuffer int
+	// AuthEnabled makes every route but the public ones need a bearer
+	// token of a role (AUTH_ENABLED); MetricsPublic lets /metrics be read
+	// without one. TokenCacheTTL bounds how long a token check is reused:
+	// a revoked token is refused within it (default 5s).
+	AuthEnabled   bool
+	MetricsPublic bool
+	TokenCacheTTL time.Duration
+	// DialPolicy refuses gateway URLs whose literal address gatewayd would
+	// never dial; nil refuses only the always-denied addresses.
+	DialPolicy *netguard.Policy
 	// CommandTimeout is how long a gateway may take to answer a command
 	// (GATEWAY_COMMAND_TIMEOUT); requests that wait for one wait longer
 	// than DBTimeout. Default 30s.
@@ -95,8 +107,13 @@ type server struct {
 	// analyzer computes spectra; it caches FFT plans, so it is shared.
 	analyzer vibration.Analyzer
 	tel      *telemetry.Observer
-	clock    requestClock
-	bodies   bodies
+	// auth checks tokens; nil when access control is off.
+	auth *tokens
+
+	metricsOnce    sync.Once
+	metricsHandler fiber.Handler
+	clock          requestClock
+	bodies         bodies
 }
 
 // New builds the Fiber app.
@@ -126,6 +143,12 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 		opts.CORSOrigins = []string{"*"}
 	}
 	s := &server{store: st, rt: rt, log: log, opts: opts, tel: opts.Telemetry}
+	if opts.AuthEnabled {
+		if opts.TokenCacheTTL <= 0 {
+			opts.TokenCacheTTL = 5 * time.Second
+		}
+		s.auth = &tokens{store: st, ttl: opts.TokenCacheTTL, cache: make(map[[32]byte]cachedToken)}
+	}
 	app := fiber.New(fiber.Config{
 		AppName:   "gatewayd",
 		BodyLimit: BodyLimit,
@@ -161,68 +184,13 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	app.Use(cors.New(cors.Config{
 		AllowOrigins:  strings.Join(opts.CORSOrigins, ","),
 		AllowMethods:  "GET,POST,PUT,DELETE,OPTIONS",
-		AllowHeaders:  "Content-Type,X-Request-Id",
+		AllowHeaders:  "Content-Type,X-Request-Id,Authorization",
 		ExposeHeaders: "X-Request-Id",
 		MaxAge:        600,
 	}))
 	app.Use(jsonBodiesOnly)
 
-	app.Get("/metrics", s.metricsHandler())
-	a := app.Group("/api")
-	a.Get("/health", s.health)
-	a.Get("/events", s.eventStream)
-	a.Get("/ready", s.ready)
-	a.Get("/openapi.json", openAPI)
-	a.Get("/docs", apiDocs())
-	a.Get("/docs/docs.css", apiDocsCSS)
-
-	a.Post("/organizations", s.createOrganization)
-	a.Get("/organizations", listPage(s, "", func(ctx context.Context, _ *uuid.UUID, p store.Page) ([]gatewayd.Organization, int, error) {
-		return st.ListOrganizations(ctx, p)
-	}, renderOrganization))
-	a.Get("/organizations/:id", getOne(s, resOrganization, st.GetOrganization, renderOrganization))
-	a.Put("/organizations/:id", s.updateOrganization)
-	a.Delete("/organizations/:id", deleteOne(s, resOrganization, st.DeleteOrganization))
-
-	a.Post("/factories", s.createFactory)
-	a.Get("/factories", listPage(s, "organization_id", st.ListFactories, renderFactory))
-	a.Get("/factories/:id", getOne(s, resFactory, st.GetFactory, renderFactory))
-	a.Put("/factories/:id", s.updateFactory)
-	a.Delete("/factories/:id", deleteOne(s, resFactory, st.DeleteFactory))
-
-	a.Post("/gateways", s.createGateway)
-	a.Get("/gateways", listPage(s, "factory_id", st.ListGateways, renderGateway))
-	// Before /gateways/:id, which would read "status" as an id.
-	a.Get("/gateways/status", s.listStatuses)
-	a.All("/gateways/status", methodNotAllowed)
-	a.Get("/gateways/:id", getOne(s, resGateway, st.GetGateway, renderGateway))
-	a.Put("/gateways/:id", s.updateGateway)
-	a.Delete("/gateways/:id", deleteOne(s, resGateway, st.DeleteGateway))
-	a.Get("/gateways/:id/status", s.gatewayStatus)
-	a.Post("/gateways/:id/connect", s.connectGateway)
-	a.Post("/gateways/:id/disconnect", s.disconnectGateway)
-	a.Get("/gateways/:id/sensors", s.gatewaySensors)
-	a.Post("/gateways/:id/sensors/discover", s.discoverSensors)
-
-	a.Get("/sensors", s.listSensors)
-	a.Get("/sensors/:id", getOne(s, resSensor, st.GetSensor, renderSensor))
-	a.Put("/sensors/:id", s.updateSensor)
-	a.Post("/sensors/:id/readings", s.takeReading)
-	a.Get("/sensors/:id/readings", s.sensorReadings)
-	a.Get("/readings/:id", getOne(s, resReading, st.GetReading, renderReading))
-	a.Get("/readings/:id/waveform", s.waveform)
-	a.Get("/readings/:id/spectrum", s.spectrum)
-
-	a.Post("/equipment", s.createEquipment)
-	a.Get("/equipment", listPage(s, "factory_id", st.ListEquipment, renderEquipment))
-	a.Get("/equipment/:id", getOne(s, resEquipment, st.GetEquipment, renderEquipment))
-	a.Put("/equipment/:id", s.updateEquipment)
-	a.Delete("/equipment/:id", deleteOne(s, resEquipment, func(ctx context.Context, id uuid.UUID) ([]gatewayd.GatewayRef, error) {
-		return nil, st.DeleteEquipment(ctx, id)
-	}))
-	if opts.ChaosEnabled {
-		a.Post("/debug/gateways/:id/crash", s.crashGateway)
-	}
+	s.routes(app)
 	return app
 }
 
@@ -284,17 +252,21 @@ func (s *server) requestIDAndAccessLog(app *fiber.App) fiber.Handler {
 		}
 		status := c.Response().StatusCode()
 		took := time.Since(start)
-		s.logRequest(c.Method(), c.Path(), status, took, id)
+		token, _ := c.Locals(tokenLocal).(string)
+		s.logRequest(c.Method(), c.Path(), status, took, id, token)
 		s.tel.Metrics.HTTPRequest(c.Method(), c.Route().Path, status, took)
 		return nil
 	}
 }
 
 // logRequest writes the access-log line of one request.
-func (s *server) logRequest(method, path string, status int, d time.Duration, id string) {
+func (s *server) logRequest(method, path string, status int, d time.Duration, id, token string) {
 	ev := s.log.Info()
 	if status >= 500 {
 		ev = s.log.Warn()
+	}
+	if token != "" {
+		ev = ev.Str("token", token) // its name and id, never its secret
 	}
 	ev.Str("method", method).Str("path", path).Int("status", status).Dur("duration", d).Str("request_id", id).Msg("request")
 }

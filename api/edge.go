@@ -237,7 +237,7 @@ func (s *server) refuse(fctx *fasthttp.RequestCtx, apiErr *Error, start time.Tim
 	if closing {
 		resp.SetConnectionClose()
 	}
-	s.logRequest(l.method, l.path, apiErr.Status, time.Since(start), id)
+	s.logRequest(l.method, l.path, apiErr.Status, time.Since(start), id, "")
 }
 
 // requestClock knows when each connection's current request began, for

@@ -182,6 +182,7 @@ var resourceNames = map[string]string{
 	resEquipment:    "Equipment",
 	resSensor:       "Sensor",
 	resReading:      "Reading",
+	resToken:        "Token",
 }
 
 // errorHandler writes every error in the one shape; causes of 500s are

@@ -33,6 +33,7 @@ func (s *server) eventStream(c *fiber.Ctx) error {
 		"factory_id":    uuidParam(&f.FactoryID),
 		"gateway_id":    uuidParam(&f.GatewayID),
 		"last_event_id": lastID,
+		"access_token":  func(string) string { return "" }, // read by authorize
 	}); err != nil {
 		return err
 	}
@@ -111,7 +112,10 @@ func stream(w *bufio.Writer, conn net.Conn, sub *events.Subscription, keepAlive 
 	}
 }
 
-// metricsHandler serves the Prometheus text format.
-func (s *server) metricsHandler() fiber.Handler {
-	return adaptor.HTTPHandler(promhttp.HandlerFor(s.tel.Metrics.Registry, promhttp.HandlerOpts{}))
+// serveMetrics serves the Prometheus text format.
+func (s *server) serveMetrics(c *fiber.Ctx) error {
+	s.metricsOnce.Do(func() {
+		s.metricsHandler = adaptor.HTTPHandler(promhttp.HandlerFor(s.tel.Metrics.Registry, promhttp.HandlerOpts{}))
+	})
+	return s.metricsHandler(c)
 }

@@ -2,3 +2,17 @@ package api
 
 // PlainDecimalLen is plainDecimalLen, for the tests of package api_test.
 var PlainDecimalLen = plainDecimalLen
+
+// RouteAccess is routes.go's table for the tests: "METHOD /path" → "public",
+// "viewer", "operator" or "admin".
+func RouteAccess(opts Options) map[string]string {
+	out := map[string]string{}
+	for _, r := range (&server{opts: opts}).routeTable() {
+		need := string(r.need.role)
+		if r.need.public {
+			need = "public"
+		}
+		out[r.method+" "+r.path] = need
+	}
+	return out
+}

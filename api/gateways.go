@@ -3,16 +3,35 @@ package api
 import (
 	"context"
 	"errors"
+	"net/url"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/events"
+	"github.com/ctcgw/gatewayd/internal/netguard"
 	"github.com/ctcgw/gatewayd/store"
 )
 
 const resGateway = "GATEWAY"
+
+// dialable refuses a URL whose host is an address (in any spelling) that
+// gatewayd would never dial: link-local (cloud metadata), unspecified,
+// multicast, or outside GATEWAY_ALLOWED_NETWORKS. Names are checked when
+// dialed, after they resolve.
+func (s *server) dialable(b *body, raw string) {
+	if raw == "" {
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return // wsURL said so already
+	}
+	if addr, ok := netguard.ParseHost(u.Hostname()); ok && !s.opts.DialPolicy.Allowed(addr) {
+		b.fail("url", "address not allowed: gatewayd never dials link-local, unspecified or multicast addresses, nor any outside GATEWAY_ALLOWED_NETWORKS")
+	}
+}
 
 func (s *server) createGateway(c *fiber.Ctx) error {
 	b, err := parseBody(c)
@@ -24,6 +43,7 @@ func (s *server) createGateway(c *fiber.Ctx) error {
 	g.GatewayID, _ = b.str("gateway_id", true, 1, 255)
 	g.Name, _ = b.str("name", true, 1, 255)
 	g.URL, _ = b.wsURL(true)
+	s.dialable(b, g.URL)
 	g.Email, _ = b.email(true)
 	g.Password, _ = b.str("password", true, 1, 1024)
 	g.Model, _ = b.nullableStr("model", 100)
@@ -58,6 +78,7 @@ func (s *server) updateGateway(c *fiber.Ctx) error {
 	p.GatewayID.Value, p.GatewayID.Set = b.str("gateway_id", false, 1, 255)
 	p.Name.Value, p.Name.Set = b.str("name", false, 1, 255)
 	p.URL.Value, p.URL.Set = b.wsURL(false)
+	s.dialable(b, p.URL.Value)
 	p.Email.Value, p.Email.Set = b.email(false)
 	p.Password.Value, p.Password.Set = b.str("password", false, 1, 1024)
 	p.Model.Value, p.Model.Set = b.nullableStr("model", 100)

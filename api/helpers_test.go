@@ -37,6 +37,19 @@ var leaks struct {
 	sync.Mutex
 	bodies    []string
 	passwords map[string]bool
+	// shown are bodies that carry a secret on purpose: the one answer
+	// that shows a new API token.
+	shown map[string]bool
+}
+
+// shownOnce marks a body as the one that may carry its secret.
+func shownOnce(body []byte) {
+	leaks.Lock()
+	defer leaks.Unlock()
+	if leaks.shown == nil {
+		leaks.shown = map[string]bool{}
+	}
+	leaks.shown[string(body)] = true
 }
 
 func TestMain(m *testing.M) {
@@ -44,6 +57,9 @@ func TestMain(m *testing.M) {
 	code := testdb.Run(m, &tmpl)
 	leaks.Lock()
 	for _, b := range leaks.bodies {
+		if leaks.shown[b] {
+			continue
+		}
 		for p := range leaks.passwords {
 			if strings.Contains(b, p) {
 				fmt.Fprintf(os.Stderr, "a response body contains the password %q: %s\n", p, b)

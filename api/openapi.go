@@ -14,10 +14,23 @@ import (
 // The OpenAPI document and the docs page are made once from apiSpec
 // (openapi_spec.go); a test checks the spec against the routes the app
 // registers, and the committed api/openapi.json against the document.
+// (Built in functions, not in package variables' initializers: the spec
+// reads the route table, whose handlers serve these.)
 var (
-	openAPIDoc = sync.OnceValues(func() ([]byte, error) { return apiSpec().JSON() })
-	docsPage   = sync.OnceValues(func() ([]byte, error) { return apiSpec().HTML(docsCSSPath, "/api/openapi.json") })
+	openAPIOnce, docsOnce   sync.Once
+	openAPIBytes, docsBytes []byte
+	openAPIErr, docsErr     error
 )
+
+func openAPIDoc() ([]byte, error) {
+	openAPIOnce.Do(func() { openAPIBytes, openAPIErr = apiSpec().JSON() })
+	return openAPIBytes, openAPIErr
+}
+
+func docsPage() ([]byte, error) {
+	docsOnce.Do(func() { docsBytes, docsErr = apiSpec().HTML(docsCSSPath, "/api/openapi.json") })
+	return docsBytes, docsErr
+}
 
 // OpenAPI returns the OpenAPI 3.1 document served at GET /api/openapi.json;
 // `go generate ./api` writes it to api/openapi.json.
@@ -43,16 +56,16 @@ const (
 )
 
 // apiDocs serves the docs page, a static page made when the app is built.
-func apiDocs() fiber.Handler {
+// apiDocs serves the docs page (built on first use: the spec reads the
+// route table, which holds this handler).
+func apiDocs(c *fiber.Ctx) error {
 	page, err := docsPage()
-	return func(c *fiber.Ctx) error {
-		if err != nil {
-			return err
-		}
-		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
-		c.Set(fiber.HeaderContentSecurityPolicy, docsCSP)
-		return c.Send(page)
+	if err != nil {
+		return err
 	}
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	c.Set(fiber.HeaderContentSecurityPolicy, docsCSP)
+	return c.Send(page)
 }
 
 func apiDocsCSS(c *fiber.Ctx) error {

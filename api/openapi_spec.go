@@ -30,6 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -85,6 +86,9 @@ var (
 	eReadingNotFound      = errFrom(scoped(gatewayd.ErrNotFound, resReading, ""), "no reading has this id")
 	eWaveformNotFound     = errFrom(errNoWaveform, "the reading has no samples: it is not complete, or WAVEFORM_RETENTION removed them")
 	eQueueFull            = errFrom(gatewayd.ErrQueueFull, "`READING_QUEUE_LIMIT` readings already wait on the sensor's gateway")
+	eTokenNotFound        = errFrom(scoped(gatewayd.ErrNotFound, resToken, ""), "no token has this id")
+	eUnauthorized         = errFrom(errUnauthorized, "no `Authorization: Bearer` token, or one that is unknown, expired or revoked (the answer carries `WWW-Authenticate: Bearer`)")
+	eForbidden            = errFrom(errForbidden, "the token's role is below the one the operation needs")
 
 	eOrganizationReference = errFrom(scoped(gatewayd.ErrInvalidReference, resFactory, "organization_id"),
 		"`organization_id` names an organization that does not exist or is deleted").Named("OrganizationReferenceInvalid")
@@ -115,7 +119,44 @@ func commonErrors(o *oa.Operation) []oa.ErrorDoc {
 	if o.Can503() {
 		out = append(out, eUnavailable)
 	}
+	if !o.IsPublic() {
+		out = append(out, eUnauthorized)
+		if r := roleOf(o); r != gatewayd.RoleViewer {
+			out = append(out, eForbidden)
+		}
+	}
 	return out
+}
+
+// routeRoles is routes.go's table, by "METHOD /path/{id}": the document
+// takes every operation's access rule from the one place that enforces it.
+func routeRoles() map[string]access {
+	out := map[string]access{}
+	for _, r := range (&server{opts: Options{ChaosEnabled: true}}).routeTable() {
+		out[r.method+" "+strings.ReplaceAll(r.path, ":id", "{id}")] = r.need
+	}
+	return out
+}
+
+func roleOf(o *oa.Operation) gatewayd.Role {
+	return routeRoles()[o.Method()+" "+o.Path()].role
+}
+
+// withAccess marks each operation public or with the role it needs, as
+// routes.go says.
+func withAccess(ops []*oa.Operation) []*oa.Operation {
+	for _, o := range ops {
+		need, ok := routeRoles()[o.Method()+" "+o.Path()]
+		switch {
+		case !ok:
+			panic("openapi spec: " + o.Method() + " " + o.Path() + " is not in routes.go") // the spec tests catch it
+		case need.public:
+			o.Public()
+		default:
+			o.Needs(string(need.role))
+		}
+	}
+	return ops
 }
 
 // Tags, in the order of the docs page.
@@ -130,6 +171,7 @@ const (
 	tagEquipment     = "equipment"
 	tagReadings      = "readings"
 	tagEvents        = "events"
+	tagTokens        = "tokens"
 	tagChaos         = "chaos"
 )
 
@@ -198,6 +240,7 @@ func apiSpec() *oa.Spec {
 			{Name: tagSensors, Description: "Sensors the gateways report, found through the live connection; they can be named, assigned to equipment and read on a schedule."},
 			{Name: tagEquipment, Description: "Machines of a factory that sensors are assigned to."},
 			{Name: tagReadings, Description: "Vibration readings: acquired on demand, on a schedule or when a gateway pushes one; stored compactly and analysed once."},
+			{Name: tagTokens, Description: "API tokens with roles (viewer, operator, admin); only a hash of each is stored. Admins only."},
 			{Name: tagEvents, Description: "What changes, as it happens: Server-Sent Events, and Prometheus metrics at `GET /metrics`."},
 			{Name: tagChaos, Description: "Drills for operators; the routes exist only with `CHAOS_ENABLED=true`."},
 		},
@@ -211,7 +254,10 @@ func apiSpec() *oa.Spec {
 		Common:      commonErrors,
 		RouteErrors: []oa.ErrorDoc{eRouteNotFound, eMethodNotAllowed},
 
-		Operations: []*oa.Operation{
+		Bearer: "An API token (`gwd_…`) from `gatewayd token create` or `POST /api/tokens`, when `AUTH_ENABLED` (the default). " +
+			"viewer: every GET; operator: also connect, disconnect, discover and readings; admin: everything. " +
+			"`GET /api/events` also takes it as the `access_token` query parameter (EventSource cannot send headers).",
+		Operations: withAccess([]*oa.Operation{
 			oa.Get("/api/health", "getHealth", "Liveness: 200 while the process serves").In(tagHealth).
 				Doc("Stays 200 when the database is down: `database` says `unreachable`.").
 				OK(oa.Ref("Health")).No503(),
@@ -327,7 +373,18 @@ func apiSpec() *oa.Spec {
 				Doc("Its supervisor restarts it: the socket is closed and reopened and `restarts` grows by one. The panic says `chaos: crash requested`. Takes no body.").
 				Accepted(oa.Object(oa.Field("status", oa.Const("crash requested")))).
 				Fails(eGatewayNotFound, eRouteNotFound.Because("ChaosDisabled", "`CHAOS_ENABLED` is not true: the route does not exist"), eNotRunning),
-		},
+
+			oa.Post("/api/tokens", "createToken", "Create an API token").In(tagTokens).
+				Doc("The answer holds the token's secret in `token`: the only time it is shown; only its SHA-256 hash is stored.").
+				Takes("TokenCreate").Created(oa.Ref("NewToken")),
+			oa.Get("/api/tokens", "listTokens", "List the API tokens, newest first, revoked ones included").In(tagTokens).
+				OK(oa.Object(oa.Field("data", oa.Array(oa.Ref("Token"))))),
+			oa.Delete("/api/tokens/{id}", "revokeToken", "Revoke an API token; it is refused within 5 s").In(tagTokens).
+				NoContent().Fails(eTokenNotFound),
+			oa.Get("/metrics", "getMetrics", "Prometheus metrics (text format)").In(tagEvents).
+				Doc("Needs a viewer token unless `METRICS_PUBLIC=true`.").
+				OK(oa.String()).As("text/plain; version=0.0.4").No503(),
+		}),
 
 		Components: []oa.Component{
 			oa.Record("Organization", organizationJSON{}, "An organization."),
@@ -364,6 +421,18 @@ func apiSpec() *oa.Spec {
 			oa.Record("GatewayPage", listJSON[gatewayJSON]{}, "A page of gateways."),
 			oa.Record("SensorPage", listJSON[sensorJSON]{}, "A page of sensors."),
 			oa.Record("EquipmentPage", listJSON[equipmentJSON]{}, "A page of equipment."),
+			oa.Record("Token", tokenJSON{}, "An API token, without its secret.",
+				oa.Field("role", oa.Enum(gatewayd.Roles...))),
+			oa.Named("NewToken", oa.Object(
+				oa.Field("id", oa.UUID()), oa.Field("name", oa.String()), oa.Field("role", oa.Enum(gatewayd.Roles...)),
+				oa.Field("created_at", oa.Time()), oa.Field("last_used_at", oa.Time().Null()),
+				oa.Field("expires_at", oa.Time().Null()), oa.Field("revoked_at", oa.Time().Null()),
+				oa.Field("token", oa.String().Desc("the secret: `gwd_` and 43 base64url characters; shown this once")),
+			).Desc("A new API token with its secret.")),
+			oa.Named("TokenCreate", oa.Input(
+				oa.Field("name", sName),
+				oa.Field("role", oa.Enum(gatewayd.Roles...)),
+				oa.Opt("expires_in", oa.String().Length(1, 32).Desc("a lifetime such as `90d` or `12h`, up to `3660d`; none: it never expires")))),
 			oa.Record("Reading", readingJSON{}, "A vibration reading.",
 				oa.Field("trigger", oa.Enum(gatewayd.TriggerManual, gatewayd.TriggerScheduled, gatewayd.TriggerGateway)),
 				oa.Field("status", oa.Enum(gatewayd.ReadingQueued, gatewayd.ReadingRunning, gatewayd.ReadingComplete, gatewayd.ReadingFailed)),

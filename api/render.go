@@ -177,6 +177,22 @@ func renderReading(r gatewayd.Reading) readingJSON {
 		CompletedAt: timePtr(r.CompletedAt), SampleRateHz: r.SampleRateHz, Samples: r.Samples, Summary: summary}
 }
 
+// tokenJSON has no secret and no hash, on purpose.
+type tokenJSON struct {
+	ID         uuid.UUID `json:"id"`
+	Name       string    `json:"name"`
+	Role       string    `json:"role"`
+	CreatedAt  Time      `json:"created_at"`
+	LastUsedAt *Time     `json:"last_used_at"`
+	ExpiresAt  *Time     `json:"expires_at"`
+	RevokedAt  *Time     `json:"revoked_at"`
+}
+
+func renderToken(t gatewayd.Token) tokenJSON {
+	return tokenJSON{ID: t.ID, Name: t.Name, Role: string(t.Role), CreatedAt: Time(t.CreatedAt),
+		LastUsedAt: timePtr(t.LastUsedAt), ExpiresAt: timePtr(t.ExpiresAt), RevokedAt: timePtr(t.RevokedAt)}
+}
+
 type pagination struct {
 	Total   int  `json:"total"`
 	Limit   int  `json:"limit"`

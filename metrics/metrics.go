@@ -6,6 +6,7 @@ package metrics
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -147,13 +148,18 @@ func (m *Metrics) HTTPRequest(method, route string, status int, took time.Durati
 	k := httpKey{method, route, status}
 	c, ok := m.httpCounters.Load(k)
 	if !ok {
+		// The strings may be views into a request buffer that the server
+		// reuses (Fiber's zero-allocation mode): what is kept is copied.
+		method, route = strings.Clone(method), strings.Clone(route)
+		k = httpKey{method, route, status}
 		c, _ = m.httpCounters.LoadOrStore(k, m.httpRequests.WithLabelValues(method, route, strconv.Itoa(status)))
 	}
 	c.(prometheus.Counter).Inc()
 	rk := routeKey{method, route}
 	o, ok := m.httpTimers.Load(rk)
 	if !ok {
-		o, _ = m.httpTimers.LoadOrStore(rk, m.httpSeconds.WithLabelValues(method, route))
+		rk = routeKey{strings.Clone(method), strings.Clone(route)}
+		o, _ = m.httpTimers.LoadOrStore(rk, m.httpSeconds.WithLabelValues(rk.method, rk.route))
 	}
 	o.(prometheus.Observer).Observe(took.Seconds())
 }

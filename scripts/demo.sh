@@ -37,7 +37,10 @@ for _ in $(seq 1 100); do
 done
 curl -fsS "$api/ready" >/dev/null || { echo "gatewayd did not become ready; see $logdir/gatewayd.log" >&2; exit 1; }
 
-json() { curl -sS -H 'Content-Type: application/json' "$@"; }
+# An admin token for the demo's requests (access control is on by default);
+# it is printed below so you can use it too.
+token=$(./bin/gatewayd token create --name "demo-admin" --role admin 2>>"$logdir/gatewayd.log")
+json() { curl -sS -H 'Content-Type: application/json' -H "Authorization: Bearer $token" "$@"; }
 field() { sed -nE "s/.*\"$1\":\"([^\"]*)\".*/\1/p" | head -n 1; }
 
 org=$(json "$api/organizations?limit=1" | field id)
@@ -69,6 +72,8 @@ echo
 echo "== GET $api/gateways/status?factory_id=$factory"
 json "$api/gateways/status?factory_id=$factory" | sed -e 's/},{/},\n {/g' -e 's/\],"counts"/],\n "counts"/'
 echo
+echo "admin token (shown once; make another with bin/gatewayd token create): $token"
+echo "  curl -H 'Authorization: Bearer $token' $api/gateways/status"
 if [ "$mode" = run ]; then
   echo "gatewayd serves on $api (Ctrl-C stops it and the simulator)"
   wait "${pids[1]}"

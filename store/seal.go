@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -11,6 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 )
 
 // Sealed value formats. "v1:" values were written before key rotation and
@@ -169,4 +173,73 @@ func validKeyID(kid string) bool {
 		}
 	}
 	return true
+}
+
+// RekeyResult counts what Rekey did.
+type RekeyResult struct {
+	Resealed int // re-sealed under the current key
+	Current  int // already under the current key
+	// Unreadable are the gateway_ids whose password no configured key
+	// opens; they are left as they are.
+	Unreadable []string
+}
+
+// Rekey re-seals every stored gateway password that is not under the
+// current key (v1 values, or v2 under a previous key), batch rows per
+// transaction. It is resumable: an interrupted run leaves every batch it
+// finished done, and a new run skips what is current. A row changed
+// meanwhile (a PUT with a new password) is left to that change. progress,
+// if not nil, sees the running counts after each committed batch.
+func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyResult)) (RekeyResult, error) {
+	var res RekeyResult
+	after := uuid.Nil
+	for {
+		if err := ctx.Err(); err != nil {
+			return res, fmt.Errorf("rekey interrupted: %w", err)
+		}
+		type row struct {
+			id        uuid.UUID
+			gatewayID string
+			sealed    string
+		}
+		rows, _ := s.pool.Query(ctx, `SELECT id, gateway_id, password_encrypted FROM gateways WHERE id > $1 ORDER BY id LIMIT $2`,
+			after, batch)
+		list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+			var x row
+			return x, r.Scan(&x.id, &x.gatewayID, &x.sealed)
+		})
+		if err != nil {
+			return res, fmt.Errorf("rekey: %w", classify(err))
+		}
+		if len(list) == 0 {
+			return res, nil
+		}
+		after = list[len(list)-1].id
+		b := &pgx.Batch{}
+		for _, x := range list {
+			if s.sealer.Current(x.sealed) {
+				res.Current++
+				continue
+			}
+			plain, err := s.sealer.Open(x.sealed)
+			if err != nil {
+				res.Unreadable = append(res.Unreadable, x.gatewayID)
+				continue
+			}
+			resealed, err := s.sealer.Seal(plain)
+			if err != nil {
+				return res, fmt.Errorf("rekey: %w", err)
+			}
+			b.Queue(`UPDATE gateways SET password_encrypted = $3 WHERE id = $1 AND password_encrypted = $2`, x.id, x.sealed, resealed)
+			res.Resealed++
+		}
+		if b.Len() > 0 {
+			if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() }); err != nil {
+				return res, fmt.Errorf("rekey: %w", classify(err))
+			}
+		}
+		if progress != nil {
+			progress(res)
+		}
+	}
 }

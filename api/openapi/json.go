@@ -180,6 +180,10 @@ type docOp struct {
 	Parameters  []any                  `json:"parameters,omitempty"`
 	RequestBody *docRequestBody        `json:"requestBody,omitempty"`
 	Responses   map[string]docResponse `json:"responses"`
+	// Security is [] for a public operation (overriding the document's).
+	Security *[]map[string][]string `json:"security,omitempty"`
+	// Role is the role its token needs (viewer, operator, admin).
+	Role string `json:"x-required-role,omitempty"`
 }
 
 type docParam struct {
@@ -215,10 +219,18 @@ type docExample struct {
 	Value   any    `json:"value"`
 }
 
+type docScheme struct {
+	Type         string `json:"type"`
+	Scheme       string `json:"scheme"`
+	BearerFormat string `json:"bearerFormat,omitempty"`
+	Description  string `json:"description,omitempty"`
+}
+
 type docComponents struct {
-	Schemas    ordered[*Schema]       `json:"schemas"`
-	Responses  map[string]docResponse `json:"responses,omitempty"`
-	Parameters map[string]docParam    `json:"parameters,omitempty"`
+	SecuritySchemes map[string]docScheme   `json:"securitySchemes,omitempty"`
+	Schemas         ordered[*Schema]       `json:"schemas"`
+	Responses       map[string]docResponse `json:"responses,omitempty"`
+	Parameters      map[string]docParam    `json:"parameters,omitempty"`
 }
 
 func (b *built) errorResponse(group []ErrorDoc) docResponse {
@@ -251,6 +263,11 @@ func (sp *Spec) JSON() ([]byte, error) {
 		Components: docComponents{Schemas: b.schemas, Responses: map[string]docResponse{},
 			Parameters: map[string]docParam{}},
 	}
+	if sp.Bearer != "" {
+		doc.Security = []map[string][]string{{"bearerAuth": {}}}
+		doc.Components.SecuritySchemes = map[string]docScheme{"bearerAuth": {Type: "http", Scheme: "bearer",
+			BearerFormat: "gwd_ token", Description: sp.Bearer}}
+	}
 	for _, s := range sp.Servers {
 		doc.Servers = append(doc.Servers, docServer{URL: s.URL, Description: s.Description})
 	}
@@ -263,7 +280,10 @@ func (sp *Spec) JSON() ([]byte, error) {
 	pathIndex := map[string]int{}
 	for _, o := range sp.Operations {
 		d := docOp{OperationID: o.id, Summary: o.summary, Description: o.description, Tags: []string{o.tag},
-			Responses: map[string]docResponse{}}
+			Responses: map[string]docResponse{}, Role: o.role}
+		if o.public && sp.Bearer != "" {
+			d.Security = &[]map[string][]string{}
+		}
 		for _, p := range o.params() {
 			d.Parameters = append(d.Parameters, docParam{Name: p.name, In: p.in, Description: p.description, Required: p.required, Schema: p.s})
 		}

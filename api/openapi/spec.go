@@ -33,6 +33,9 @@ type Spec struct {
 	// is (has a body, has parameters, uses the database), besides the
 	// ones its Fails names.
 	Common func(o *Operation) []ErrorDoc
+	// Bearer, when not empty, describes the bearer token every operation
+	// needs unless it is Public.
+	Bearer string
 	// RouteErrors are answers of the router that belong to no operation
 	// (no such route, a method the route does not take); the docs page
 	// lists them with the others.
@@ -65,6 +68,8 @@ type Operation struct {
 	resultDesc string
 	errs       []ErrorDoc
 	no503      bool
+	public     bool
+	role       string
 }
 
 func newOperation(method, path, id, summary string) *Operation {
@@ -117,6 +122,21 @@ func (o *Operation) No503() *Operation { o.no503 = true; return o }
 // What Spec.Common asks of an operation.
 
 // HasBody says whether the operation takes a request body.
+// Public marks an operation that needs no token.
+func (o *Operation) Public() *Operation { o.public = true; return o }
+
+// Needs names the role an operation's token must have.
+func (o *Operation) Needs(role string) *Operation { o.role = role; return o }
+
+// IsPublic reports whether the operation needs no token.
+func (o *Operation) IsPublic() bool { return o.public }
+
+// Path is the operation's path, {name} marking parameters.
+func (o *Operation) Path() string { return o.path }
+
+// Method is the operation's HTTP method.
+func (o *Operation) Method() string { return o.method }
+
 func (o *Operation) HasBody() bool { return o.body != "" }
 
 // HasParams says whether the operation has path or query parameters.

@@ -10,6 +10,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -150,6 +151,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	listen := fs.String("listen", "127.0.0.1:0", "listen address (port 0 picks a free port)")
+	tlsCert := fs.String("tls-cert", "", "serve wss:// with this PEM certificate (chain) file; needs --tls-key")
+	tlsKey := fs.String("tls-key", "", "the PEM private key of --tls-cert")
 	n := fs.Int("gateways", 1, "number of gateways")
 	prefix := fs.String("prefix", "gw", "gateway name prefix")
 	email := fs.String("email", "operator@example.com", "login e-mail every gateway accepts")
@@ -200,13 +203,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = errors.New("--sensors must not be negative")
 	case *oversize < 0 || *loginErrorSize < 0:
 		err = errors.New("sizes must not be negative")
+	case (*tlsCert == "") != (*tlsKey == ""):
+		err = errors.New("--tls-cert and --tls-key go together")
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ctcsim: %v\nRun ctcsim --help for usage.\n", err)
 		return 2
 	}
 
-	srv, err := ctctest.NewServer(*listen)
+	var tlsCfg *tls.Config
+	if *tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			fmt.Fprintln(stderr, "ctcsim: TLS certificate:", err)
+			return 2
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	srv, err := ctctest.NewTLSServer(*listen, tlsCfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "ctcsim:", err)
 		return 1
@@ -234,7 +248,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ctcsim:", err)
 		return 1
 	}
-	fmt.Fprintf(stderr, "ctcsim: serving %d gateways on %s, control on http://%s/control; Ctrl-C stops\n", *n, srv.Addr(), srv.Addr())
+	control := "http://"
+	if tlsCfg != nil {
+		control = "https://"
+	}
+	fmt.Fprintf(stderr, "ctcsim: serving %d gateways on %s, control on %s%s/control; Ctrl-C stops\n", *n, srv.Addr(), control, srv.Addr())
 
 	<-ctx.Done()
 	done := make(chan struct{})

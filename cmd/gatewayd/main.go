@@ -1,19 +1,19 @@
 // Command gatewayd keeps one authenticated WebSocket per active CTC Connect
-// Wireless gateway and serves the REST API that manages them.
-//
-//	gatewayd [--config FILE] [serve]   migrate (if enabled), run the runtime and the API
-//	gatewayd [--config FILE] migrate   apply migrations and exit
-//	gatewayd version                   print the version
+// Wireless gateway and serves the REST API that manages them. `gatewayd
+// --help` lists its commands and every configuration variable.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 	_ "time/tzdata" // IANA zones for timezone validation, whatever the host has
 
@@ -28,36 +28,93 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
 
+// commands, in the order of --help.
+var commands = []struct{ name, args, help string }{
+	{"serve", "", "migrate (if MIGRATE_ON_START), run the runtime and the API (the default)"},
+	{"migrate", "", "apply the database migrations and exit"},
+	{"token create", "--name N --role viewer|operator|admin [--expires 90d]", "create an API token and print it (shown once)"},
+	{"token list", "", "list the API tokens (never their secrets)"},
+	{"token revoke", "ID", "revoke an API token (refused within 5 s)"},
+	{"rekey", "", "re-seal every gateway password under ENCRYPTION_KEY (resumable)"},
+	{"version", "", "print the version"},
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: gatewayd [--config FILE] [command]")
+	fmt.Fprintln(w, "\nCommands:")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for _, c := range commands {
+		fmt.Fprintf(tw, "  %s %s\t%s\n", c.name, c.args, c.help)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w, "\nConfiguration: defaults, then --config FILE (or GATEWAYD_CONFIG; YAML, the names in lower case),")
+	fmt.Fprintln(w, "then the environment. Durations take units (500ms, 10s, 1m, 2d).")
+	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for _, v := range config.Variables {
+		def := v.Default
+		if def == "" {
+			def = "(empty)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Name, def, v.Help)
+	}
+	_ = tw.Flush()
+}
+
 func run(args, environ []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("gatewayd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configFile := fs.String("config", "", "configuration file (YAML; keys are the variable names in lower case)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: gatewayd [--config FILE] [serve|migrate|version]")
-		fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	configFile := fs.String("config", "", "configuration file")
+	parse := func(args []string) ([]string, int) {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				usage(stdout)
+				return nil, 0
+			}
+			fmt.Fprintf(stderr, "gatewayd: %v (see gatewayd --help)\n", err)
+			return nil, 2
+		}
+		return fs.Args(), -1
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	rest, code := parse(args)
+	if code >= 0 {
+		return code
 	}
 	cmd := "serve"
-	if fs.NArg() > 0 {
-		cmd = fs.Arg(0)
-		if err := fs.Parse(fs.Args()[1:]); err != nil { // flags may follow the sub-command
-			return 2
-		}
-		if fs.NArg() > 0 {
-			fmt.Fprintf(stderr, "gatewayd: unexpected argument %q\n", fs.Arg(0))
-			return 2
-		}
+	if len(rest) > 0 {
+		cmd, rest = rest[0], rest[1:]
 	}
 	switch cmd {
+	case "help":
+		usage(stdout)
+		return 0
 	case "version":
 		fmt.Fprintln(stdout, "gatewayd", version)
 		return 0
-	case "serve", "migrate":
+	case "serve", "migrate", "rekey":
+		// --config may follow the command
+		if rest, code = parse(rest); code >= 0 {
+			return code
+		}
+		if len(rest) > 0 {
+			fmt.Fprintf(stderr, "gatewayd: unexpected argument %q (see gatewayd --help)\n", rest[0])
+			return 2
+		}
+	case "token":
 	default:
-		fmt.Fprintf(stderr, "gatewayd: unknown command %q (serve, migrate, version)\n", cmd)
+		fmt.Fprintf(stderr, "gatewayd: unknown command %q (see gatewayd --help)\n", cmd)
 		return 2
+	}
+	var tokenCmd *tokenCommand
+	if cmd == "token" {
+		var err error
+		if tokenCmd, err = parseToken(rest, configFile); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				usage(stdout)
+				return 0
+			}
+			fmt.Fprintf(stderr, "gatewayd: %v (see gatewayd --help)\n", err)
+			return 2
+		}
 	}
 	cfg, err := config.Load(*configFile, environ)
 	if err != nil {
@@ -69,14 +126,36 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	log := logging.New(logOut, cfg.LogLevel, cfg.LogFormat)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if cmd == "migrate" {
+	switch cmd {
+	case "migrate":
 		err = migrate(ctx, cfg, log)
-	} else {
+	case "token":
+		err = tokenCmd.run(ctx, cfg, log, stdout)
+	case "rekey":
+		err = rekey(ctx, cfg, log, stdout)
+	default:
 		err = serve(ctx, cfg, log)
 	}
 	if err != nil {
 		log.Error().Err(err).Msg("gatewayd stopped with an error")
+		_ = logOut.Flush()
+		if hint := hintFor(err, cfg); hint != "" {
+			fmt.Fprintln(stderr, "gatewayd:", hint)
+		}
 		return 1
 	}
 	return 0
+}
+
+// hintFor says what to do about an error a newcomer meets first.
+func hintFor(err error, cfg *config.Config) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "SQLSTATE 3D000"):
+		return fmt.Sprintf("the database in DATABASE_URL (%s) does not exist: create it, or run `make db`", config.MaskURL(cfg.DatabaseURL))
+	case strings.Contains(msg, "unavailable"):
+		return fmt.Sprintf("PostgreSQL at DATABASE_URL (%s) does not answer: start it, or run `make db` (a local cluster or Docker)",
+			config.MaskURL(cfg.DatabaseURL))
+	}
+	return ""
 }

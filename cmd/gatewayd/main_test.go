@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,12 +17,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"github.com/ctcgw/gatewayd/internal/config"
 	"github.com/ctcgw/gatewayd/internal/testdb"
 	"github.com/ctcgw/gatewayd/internal/testutil"
+	"github.com/ctcgw/gatewayd/store"
 )
 
 var tmpl *testdb.Template
@@ -81,9 +86,18 @@ func TestSIGTERMClosesEveryGatewayWith1000(t *testing.T) {
 	require.NoError(t, err)
 	defer sim.Close()
 	port := freePort(t)
+	dbURL := tmpl.New(t)
+	// An operator's first step: mint an admin token with the CLI.
+	var minted, mintLog bytes.Buffer
+	require.Equal(t, 0, run([]string{"token", "create", "--name", "ops", "--role", "admin"},
+		[]string{"ENCRYPTION_KEY=" + key, "DATABASE_URL=" + dbURL}, &minted, &mintLog), mintLog.String())
+	token := strings.TrimSpace(minted.String())
+	require.Regexp(t, `^gwd_[A-Za-z0-9_-]{43}$`, token)
+	assert.NotContains(t, mintLog.String(), token, "the secret goes to stdout only, never to the log")
+
 	logs := &testutil.SyncBuffer{}
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = []string{"DATABASE_URL=" + tmpl.New(t), "ENCRYPTION_KEY=" + key, fmt.Sprintf("API_PORT=%d", port),
+	cmd.Env = []string{"DATABASE_URL=" + dbURL, "ENCRYPTION_KEY=" + key, fmt.Sprintf("API_PORT=%d", port),
 		"API_HOST=127.0.0.1", "SHUTDOWN_TIMEOUT=5s", "GATEWAY_PING_INTERVAL=200ms"}
 	cmd.Stderr = logs
 	require.NoError(t, cmd.Start())
@@ -100,9 +114,24 @@ func TestSIGTERMClosesEveryGatewayWith1000(t *testing.T) {
 		return resp.StatusCode == 200
 	}, 20*time.Second, 50*time.Millisecond, "gatewayd never became ready")
 
+	// Access control is on by default: no token, no data.
+	resp, err := http.Get(api + "/gateways")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 401, resp.StatusCode)
+
+	do := func(method, path string, body io.Reader) (*http.Response, error) {
+		req, err := http.NewRequest(method, api+path, body)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+token)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		return http.DefaultClient.Do(req)
+	}
 	post := func(path string, body any) map[string]any {
 		raw, _ := json.Marshal(body)
-		resp, err := http.Post(api+path, "application/json", bytes.NewReader(raw))
+		resp, err := do("POST", path, bytes.NewReader(raw))
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
@@ -122,7 +151,7 @@ func TestSIGTERMClosesEveryGatewayWith1000(t *testing.T) {
 			"email": "e@example.com", "password": "p"})
 	}
 	require.Eventually(t, func() bool {
-		resp, err := http.Get(api + "/gateways/status")
+		resp, err := do("GET", "/gateways/status", nil)
 		if err != nil {
 			return false
 		}
@@ -146,4 +175,100 @@ func TestSIGTERMClosesEveryGatewayWith1000(t *testing.T) {
 		assert.Equal(t, []int{1000}, sg.Stats().CloseCodes, "gateway %d", i)
 	}
 	assert.NotContains(t, logs.String(), `"password"`)
+}
+
+func TestHelpListsCommandsAndEveryVariable(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"serve", "--help"}, {"token", "create", "--help"}} {
+		var out, errb bytes.Buffer
+		require.Equal(t, 0, run(args, nil, &out, &errb), "%v: %s", args, errb.String())
+		for _, c := range commands {
+			assert.Contains(t, out.String(), c.name, "%v", args)
+		}
+		for _, v := range config.Variables {
+			assert.Contains(t, out.String(), v.Name, "%v", args)
+		}
+	}
+}
+
+// The token commands an operator uses, against a real database: create
+// prints the secret once, list never shows it, revoke takes an id.
+func TestTokenCommands(t *testing.T) {
+	t.Parallel()
+	env := []string{"ENCRYPTION_KEY=" + key, "DATABASE_URL=" + tmpl.New(t), "LOG_FORMAT=json"}
+	cmd := func(want int, args ...string) (string, string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		require.Equal(t, want, run(args, env, &out, &errb), "%v: %s", args, errb.String())
+		return out.String(), errb.String()
+	}
+	secretText, logs := cmd(0, "token", "create", "--name", "grafana", "--role", "viewer", "--expires", "90d")
+	secretText = strings.TrimSpace(secretText)
+	require.Regexp(t, `^gwd_[A-Za-z0-9_-]{43}$`, secretText)
+	assert.Contains(t, logs, "API token created")
+	assert.NotContains(t, logs, secretText)
+
+	list, _ := cmd(0, "token", "list")
+	lines := strings.Split(strings.TrimSpace(list), "\n")
+	require.Len(t, lines, 2, list)
+	assert.Contains(t, lines[0], "ROLE")
+	fields := strings.Fields(lines[1])
+	assert.Equal(t, []string{"grafana", "viewer"}, fields[1:3])
+	assert.NotContains(t, list, secretText)
+	assert.Equal(t, "-", fields[len(fields)-1], "not revoked")
+
+	cmd(0, "token", "revoke", fields[0])
+	list, _ = cmd(0, "token", "list")
+	assert.NotEqual(t, "-", strings.Fields(strings.Split(strings.TrimSpace(list), "\n")[1])[6], "revoked: %s", list)
+
+	_, errText := cmd(2, "token", "create", "--name", "x", "--role", "root")
+	assert.Contains(t, errText, "--role viewer, operator or admin")
+	_, errText = cmd(2, "token", "revoke", "not-an-id")
+	assert.Contains(t, errText, "is not a token id")
+	_, errText = cmd(2, "token", "mint")
+	assert.Contains(t, errText, `unknown token command "mint"`)
+	_, errText = cmd(1, "token", "revoke", "00000000-0000-0000-0000-000000000001")
+	assert.Contains(t, errText, "not found")
+}
+
+// rekey moves passwords to the new key, says how many, and fails (so a
+// script stops before dropping the old key) while one is unreadable.
+func TestRekeyCommand(t *testing.T) {
+	t.Parallel()
+	dbURL := tmpl.New(t)
+	oldEnv := []string{"ENCRYPTION_KEY=" + key, "DATABASE_URL=" + dbURL}
+	var out, errb bytes.Buffer
+	require.Equal(t, 0, run([]string{"migrate"}, oldEnv, &out, &errb), errb.String())
+	pool, err := pgxpool.New(context.Background(), dbURL)
+	require.NoError(t, err)
+	defer pool.Close()
+	oldSealer, err := store.NewSealer(testutil.Key)
+	require.NoError(t, err)
+	st := store.New(pool, oldSealer)
+	ctx := context.Background()
+	org, err := st.CreateOrganization(ctx, "O", nil)
+	require.NoError(t, err)
+	f, err := st.CreateFactory(ctx, store.NewFactory{OrganizationID: org.ID, Name: "F"})
+	require.NoError(t, err)
+	for i := range 3 {
+		_, err := st.CreateGateway(ctx, store.NewGateway{FactoryID: f.ID, GatewayID: fmt.Sprint("gw-", i), Name: "G",
+			URL: "ws://127.0.0.1:1/gw", Email: "e@example.com", Password: "pw"})
+		require.NoError(t, err)
+	}
+	newKey := base64.StdEncoding.EncodeToString([]byte("the new key, thirty-two bytes!!!"))
+	rotated := []string{"ENCRYPTION_KEY=" + newKey, "ENCRYPTION_KEYS_PREVIOUS=" + key, "DATABASE_URL=" + dbURL}
+	out.Reset()
+	require.Equal(t, 0, run([]string{"rekey"}, rotated, &out, &errb), errb.String())
+	assert.Equal(t, "resealed 3, already current 0, unreadable 0\n", out.String())
+
+	// Without the previous key, nothing opens a password sealed under a
+	// key nobody has any more.
+	_, err = pool.Exec(ctx, `UPDATE gateways SET password_encrypted = 'v2:00000000:AAAA' WHERE gateway_id = 'gw-0'`)
+	require.NoError(t, err)
+	out.Reset()
+	errb.Reset()
+	require.Equal(t, 1, run([]string{"rekey"}, rotated, &out, &errb))
+	assert.Contains(t, out.String(), "resealed 0, already current 2, unreadable 1\n")
+	assert.Contains(t, out.String(), "gateway gw-0")
+	assert.Contains(t, errb.String(), "1 gateway passwords are under no configured key")
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/events"
 	"github.com/ctcgw/gatewayd/internal/config"
+	"github.com/ctcgw/gatewayd/internal/netguard"
 	"github.com/ctcgw/gatewayd/internal/netutil"
 	"github.com/ctcgw/gatewayd/metrics"
 	"github.com/ctcgw/gatewayd/store"
@@ -91,10 +93,15 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		}
 		log.Info().Int32("version", v).Msg("migrations applied")
 	}
-	sealer, err := store.NewSealer(cfg.EncryptionKey)
+	sealer, err := store.NewSealer(cfg.EncryptionKey, cfg.PreviousKeys...)
 	if err != nil {
 		return err
 	}
+	roots, err := netguard.RootCAs(cfg.CAFile)
+	if err != nil {
+		return err
+	}
+	policy := netguard.NewPolicy(cfg.AllowedNetworks)
 	st := store.New(pool, sealer)
 	if cfg.DebugAddr != "" {
 		stop, err := serveDebug(cfg.DebugAddr, log)
@@ -124,9 +131,17 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	obs := &telemetry.Observer{Metrics: m, Events: broker, Log: log}
 	rcfg := runtimeConfig(cfg)
 	rcfg.Observer = obs
+	// Every gateway dial goes through the policy, after name resolution;
+	// wss:// verifies against the system roots plus GATEWAY_CA_FILE.
+	rcfg.NetDial = (&netguard.Dialer{Policy: policy, Timeout: cfg.Gateway.ConnectTimeout}).DialContext
+	rcfg.TLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	rt := actors.Start(rcfg, st, log)
+	if !cfg.AuthEnabled {
+		log.Warn().Msg("AUTH_ENABLED=false: every API route is open to anyone who can reach the port")
+	}
 	app := api.New(st, rt, log, api.Options{CORSOrigins: cfg.CORSOrigins, ChaosEnabled: cfg.ChaosEnabled, Started: started,
-		CommandTimeout: cfg.Gateway.CommandTimeout, DatabaseUp: probe.Up, Telemetry: obs, MaxConnections: cfg.APIMaxConnections})
+		CommandTimeout: cfg.Gateway.CommandTimeout, DatabaseUp: probe.Up, Telemetry: obs, MaxConnections: cfg.APIMaxConnections,
+		AuthEnabled: cfg.AuthEnabled, MetricsPublic: cfg.MetricsPublic, DialPolicy: policy})
 
 	tcp, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {

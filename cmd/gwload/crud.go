@@ -178,7 +178,7 @@ func crud(ctx context.Context, e *env, r *report) error {
 		var peak int
 		pg0, gw0, t0 := e.pgTicks(), e.procTicks(), time.Now()
 		if wrkBin != "" {
-			w, err := runWrk(ctx, wrkBin, strings.TrimSuffix(e.api, "/api"), e.o.concurrency, e.o.duration, p.method, p.path, p.body, p.ids, n-20, e.rssKiB)
+			w, err := runWrk(ctx, wrkBin, strings.TrimSuffix(e.api, "/api"), e.token, e.o.concurrency, e.o.duration, p.method, p.path, p.body, p.ids, n-20, e.rssKiB)
 			if err != nil {
 				return fmt.Errorf("%s: %w", p.name, err)
 			}

@@ -49,6 +49,8 @@ type env struct {
 	logFile *os.File
 	api     string
 	client  *http.Client
+	// token is sent as a bearer token on every request.
+	token string
 
 	ids  []uuid.UUID
 	sims []*ctctest.Gateway
@@ -66,6 +68,7 @@ func newEnv(ctx context.Context, o *options) (*env, error) {
 	sim.KeepRecords(0) // a long run measures gatewayd, not the simulator's records
 	e.sim = sim
 	if o.target != "" {
+		e.token = o.token
 		e.api = strings.TrimSuffix(o.target, "/") + "/api"
 		return e, e.seedParentsViaAPI()
 	}
@@ -90,6 +93,15 @@ func newEnv(ctx context.Context, o *options) (*env, error) {
 	if out, err := migrate.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("%s migrate: %v\n%s", o.gatewayd, err, out)
 	}
+	// An admin token, made the way an operator makes one.
+	mint := exec.CommandContext(ctx, o.gatewayd, "token", "create", "--name", "gwload", "--role", "admin")
+	mint.Env = migrate.Env
+	var minted, mintErr bytes.Buffer
+	mint.Stdout, mint.Stderr = &minted, &mintErr
+	if err := mint.Run(); err != nil {
+		return nil, fmt.Errorf("%s token create: %v\n%s", o.gatewayd, err, mintErr.Bytes())
+	}
+	e.token = strings.TrimSpace(minted.String())
 	if e.pool, err = pgxpool.New(ctx, e.dbURL); err != nil {
 		return nil, err
 	}
@@ -203,7 +215,8 @@ func (e *env) startGatewayd(extra ...string) (time.Time, error) {
 	e.api = fmt.Sprintf("http://127.0.0.1:%d/api", port)
 	cmd := exec.Command(e.o.gatewayd, "serve")
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "DATABASE_URL=" + e.dbURL, "ENCRYPTION_KEY=" + e.key,
-		"API_HOST=127.0.0.1", "API_PORT=" + strconv.Itoa(port), "CHAOS_ENABLED=true"}, extra...)
+		"API_HOST=127.0.0.1", "API_PORT=" + strconv.Itoa(port), "CHAOS_ENABLED=true",
+		"AUTH_ENABLED=" + strconv.FormatBool(!e.o.noAuth)}, extra...)
 	if e.o.dbMaxConns > 0 {
 		cmd.Env = append(cmd.Env, "DATABASE_MAX_CONNS="+strconv.Itoa(e.o.dbMaxConns))
 	}
@@ -317,6 +330,9 @@ func (e *env) call(method, path string, body any, want int, out any) error {
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if e.token != "" {
+		req.Header.Set("Authorization", "Bearer "+e.token)
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {

@@ -56,8 +56,12 @@ type options struct {
 	churnWatch       time.Duration
 	churnBase        int
 	churnDelete      string
-	out              io.Writer
-	progress         io.Writer
+	// token is the admin token for -target; noAuth runs gatewayd with
+	// AUTH_ENABLED=false (to measure what checking tokens costs).
+	token    string
+	noAuth   bool
+	out      io.Writer
+	progress io.Writer
 }
 
 var scenarioNames = []string{"coldstart", "status", "storm", "create", "crash", "crud", "churn", "soak"}
@@ -91,6 +95,8 @@ func main() {
 	fs.DurationVar(&o.churnWatch, "churn-watch", 2*time.Minute, "how long churn samples RSS after the delete")
 	fs.IntVar(&o.churnBase, "churn-base", 1000, "connected gateways present before and after churn")
 	fs.StringVar(&o.churnDelete, "churn-delete", "factory", "how churn deletes: factory (one DELETE of their factory) or each")
+	fs.StringVar(&o.token, "token", os.Getenv("GATEWAYD_TOKEN"), "admin API token for -target (default $GATEWAYD_TOKEN); without -target gwload creates one")
+	fs.BoolVar(&o.noAuth, "no-auth", false, "run gatewayd with AUTH_ENABLED=false (compare with the default to see the cost of token checks)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: gwload [flags] [%s|all]...\n\n", strings.Join(scenarioNames, "|"))
 		fs.PrintDefaults()

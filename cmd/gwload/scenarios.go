@@ -68,7 +68,7 @@ func status(ctx context.Context, e *env, r *report) error {
 	r.value("status_p50", ms(percentile(res.latencies, 50)), "ms")
 	r.value("status_p99", ms(percentile(res.latencies, 99)), "ms")
 	if bin, err := exec.LookPath("wrk"); err == nil {
-		w, err := runWrk(ctx, bin, strings.TrimSuffix(e.api, "/api"), e.o.concurrency, e.o.duration, "GET", "/api/gateways/{id}/status", "", idStrings(ids), 0, e.rssKiB)
+		w, err := runWrk(ctx, bin, strings.TrimSuffix(e.api, "/api"), e.token, e.o.concurrency, e.o.duration, "GET", "/api/gateways/{id}/status", "", idStrings(ids), 0, e.rssKiB)
 		if err != nil {
 			return err
 		}

@@ -22,6 +22,8 @@ local pathT = os.getenv("GWLOAD_PATH")
 local bodyT = os.getenv("GWLOAD_BODY") or ""
 local maxoff = tonumber(os.getenv("GWLOAD_MAXOFF") or "0")
 local headers = { ["Content-Type"] = "application/json" }
+local token = os.getenv("GWLOAD_TOKEN") or ""
+if token ~= "" then headers["Authorization"] = "Bearer " .. token end
 local n = 0
 local threads = 0
 
@@ -57,7 +59,7 @@ var (
 )
 
 // runWrk runs wrk with connections connections for d and samples rss.
-func runWrk(ctx context.Context, bin, base string, connections int, d time.Duration, method, pathT, bodyT string,
+func runWrk(ctx context.Context, bin, base, token string, connections int, d time.Duration, method, pathT, bodyT string,
 	ids []string, maxOffset int, rss func() int) (wrkResult, error) {
 	dir, err := os.MkdirTemp("", "gwload-wrk")
 	if err != nil {
@@ -74,7 +76,7 @@ func runWrk(ctx context.Context, bin, base string, connections int, d time.Durat
 	cmd := exec.CommandContext(ctx, bin, "-t2", "-c"+strconv.Itoa(connections), "-d"+strconv.Itoa(max(1, int(d.Seconds())))+"s",
 		"--latency", "-s", script, base)
 	cmd.Env = append(os.Environ(), "GWLOAD_IDS="+idFile, "GWLOAD_METHOD="+method, "GWLOAD_PATH="+pathT,
-		"GWLOAD_BODY="+bodyT, "GWLOAD_MAXOFF="+strconv.Itoa(maxOffset))
+		"GWLOAD_BODY="+bodyT, "GWLOAD_MAXOFF="+strconv.Itoa(maxOffset), "GWLOAD_TOKEN="+token)
 	stopSampling := samplePeak(rss)
 	out, err := cmd.CombinedOutput()
 	peak := stopSampling()

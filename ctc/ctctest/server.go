@@ -31,6 +31,7 @@ package ctctest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -73,14 +74,23 @@ type Server struct {
 
 // NewServer listens on addr ("127.0.0.1:0" for a free port) and serves
 // until Close.
-func NewServer(addr string) (*Server, error) {
+func NewServer(addr string) (*Server, error) { return NewTLSServer(addr, nil) }
+
+// NewTLSServer is NewServer over TLS when cfg is not nil: gateways' URLs
+// are wss://, and the control surface is https://. testutil.NewTestCA
+// makes a cfg and the CA file that verifies it.
+func NewTLSServer(addr string, cfg *tls.Config) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("ctctest: listen: %w", err)
 	}
+	scheme := "ws://"
+	if cfg != nil {
+		ln, scheme = tls.NewListener(ln, cfg), "wss://"
+	}
 	s := &Server{
 		ln:       ln,
-		base:     "ws://" + ln.Addr().String(),
+		base:     scheme + ln.Addr().String(),
 		gateways: make(map[string]*Gateway),
 		closing:  make(chan struct{}),
 		served:   make(chan struct{}),

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,6 +24,7 @@ import (
 	"github.com/knadh/koanf/v2"
 
 	"github.com/ctcgw/gatewayd/internal/duration"
+	"github.com/ctcgw/gatewayd/internal/netguard"
 )
 
 // Config is the validated configuration of one gatewayd process.
@@ -31,8 +34,10 @@ type Config struct {
 	// pool_max_conns in DatabaseURL wins over it.
 	DatabaseMaxConns int
 	EncryptionKey    []byte // 32 bytes, decoded
-	APIHost          string
-	APIPort          int
+	// PreviousKeys only open passwords sealed before a key rotation.
+	PreviousKeys [][]byte
+	APIHost      string
+	APIPort      int
 	// APIMaxConnections caps concurrent HTTP connections, so that HTTP
 	// clients cannot take the file descriptors the gateways need.
 	APIMaxConnections int
@@ -52,6 +57,15 @@ type Config struct {
 	WaveformRetention time.Duration
 	// EventsBuffer is how many recent events /api/events can resume from.
 	EventsBuffer int
+	// AuthEnabled makes every route but the public ones need a token;
+	// MetricsPublic lets /metrics be scraped without one.
+	AuthEnabled   bool
+	MetricsPublic bool
+	// AllowedNetworks are where gateways may be dialed (nil: anywhere
+	// but the always-denied addresses).
+	AllowedNetworks []netip.Prefix
+	// CAFile adds PEM roots for verifying wss:// gateways.
+	CAFile string
 }
 
 // Gateway holds the connection runtime's settings.
@@ -83,40 +97,50 @@ const DefaultDatabaseURL = "postgres://postgres:postgres@127.0.0.1:5432/gatewayd
 // size sweep in BENCHMARKS.md.
 const DefaultDatabaseMaxConns = "16"
 
+// Variable is one configuration variable: its name, its default and what
+// it means. Variables is the one list of them: the parser, `gatewayd
+// --help` and the README's table (a test compares them) all read it.
+type Variable struct{ Name, Default, Help string }
+
 // Variables lists every configuration variable with its default, in the
 // order of the documentation. A file uses the same names in lower case.
-var Variables = []struct{ Name, Default string }{
-	{"DATABASE_URL", DefaultDatabaseURL},
-	{"DATABASE_MAX_CONNS", DefaultDatabaseMaxConns},
-	{"ENCRYPTION_KEY", ""},
-	{"API_HOST", "0.0.0.0"},
-	{"API_PORT", "3000"},
-	{"API_MAX_CONNECTIONS", "4096"},
-	{"LOG_LEVEL", "info"},
-	{"LOG_FORMAT", "json"},
-	{"CORS_ORIGIN", "*"},
-	{"MIGRATE_ON_START", "true"},
-	{"CHAOS_ENABLED", "false"},
-	{"GATEWAY_CONNECT_TIMEOUT", "10s"},
-	{"GATEWAY_AUTH_TIMEOUT", "10s"},
-	{"GATEWAY_COMMAND_TIMEOUT", "30s"},
-	{"GATEWAY_BACKOFF_INITIAL", "1s"},
-	{"GATEWAY_BACKOFF_MAX", "30s"},
-	{"GATEWAY_BACKOFF_MULTIPLIER", "2"},
-	{"GATEWAY_PING_INTERVAL", "30s"},
-	{"GATEWAY_PONG_TIMEOUT", "10s"},
-	{"GATEWAY_DIAL_CONCURRENCY", "64"},
-	{"GATEWAY_RESTART_LIMIT", "10"},
-	{"GATEWAY_RESTART_WINDOW", "1m"},
-	{"RECONCILE_INTERVAL", "30s"},
-	{"SENSOR_REFRESH_INTERVAL", "10m"},
-	{"READING_QUEUE_LIMIT", "16"},
-	{"READING_START_TIMEOUT", "30s"},
-	{"READING_TIMEOUT", "60s"},
-	{"WAVEFORM_RETENTION", "90d"},
-	{"EVENTS_BUFFER", "10000"},
-	{"SHUTDOWN_TIMEOUT", "10s"},
-	{"DEBUG_ADDR", ""},
+var Variables = []Variable{
+	{"DATABASE_URL", DefaultDatabaseURL, "PostgreSQL connection URL (pool_max_conns there wins over DATABASE_MAX_CONNS)"},
+	{"DATABASE_MAX_CONNS", DefaultDatabaseMaxConns, "database connections in the pool"},
+	{"ENCRYPTION_KEY", "", "32 random bytes, standard base64 (openssl rand -base64 32); seals gateway passwords"},
+	{"ENCRYPTION_KEYS_PREVIOUS", "", "former ENCRYPTION_KEYs, comma-separated; they only open (see gatewayd rekey)"},
+	{"API_HOST", "0.0.0.0", "listen address"},
+	{"API_PORT", "3000", "listen port"},
+	{"API_MAX_CONNECTIONS", "4096", "concurrent HTTP connections; past it a new one is answered 503"},
+	{"LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"LOG_FORMAT", "json", "json or console"},
+	{"CORS_ORIGIN", "*", "allowed origins, comma-separated"},
+	{"MIGRATE_ON_START", "true", "serve applies pending migrations first"},
+	{"CHAOS_ENABLED", "false", "exposes POST /api/debug/gateways/:id/crash"},
+	{"GATEWAY_CONNECT_TIMEOUT", "10s", "TCP + WebSocket handshake limit"},
+	{"GATEWAY_AUTH_TIMEOUT", "10s", "limit for the answer to POST_LOGIN"},
+	{"GATEWAY_COMMAND_TIMEOUT", "30s", "limit for any other command's answer"},
+	{"GATEWAY_BACKOFF_INITIAL", "1s", "first retry delay"},
+	{"GATEWAY_BACKOFF_MAX", "30s", "retry delay cap"},
+	{"GATEWAY_BACKOFF_MULTIPLIER", "2", "growth factor of the retry delay (1-100; delays are jittered)"},
+	{"GATEWAY_PING_INTERVAL", "30s", "WebSocket ping period while authenticated"},
+	{"GATEWAY_PONG_TIMEOUT", "10s", "no pong within this: the connection is dead"},
+	{"GATEWAY_DIAL_CONCURRENCY", "64", "dials in flight at once, process-wide"},
+	{"GATEWAY_RESTART_LIMIT", "10", "actor crashes tolerated within the window before FAILED"},
+	{"GATEWAY_RESTART_WINDOW", "1m", "window for GATEWAY_RESTART_LIMIT"},
+	{"RECONCILE_INTERVAL", "30s", "how often the runtime re-reads the gateways"},
+	{"SENSOR_REFRESH_INTERVAL", "10m", "how often an authenticated gateway is asked for its sensors"},
+	{"READING_QUEUE_LIMIT", "16", "readings waiting on one gateway; past it 429"},
+	{"READING_START_TIMEOUT", "30s", "limit for NOT_DYN_READING_STARTED"},
+	{"READING_TIMEOUT", "60s", "limit for NOT_DYN_READING after it started"},
+	{"WAVEFORM_RETENTION", "90d", "how long readings' samples are kept (0 keeps them)"},
+	{"EVENTS_BUFFER", "10000", "recent events /api/events can resume from"},
+	{"SHUTDOWN_TIMEOUT", "10s", "graceful shutdown limit"},
+	{"DEBUG_ADDR", "", "host:port for Go's pprof (empty: off)"},
+	{"AUTH_ENABLED", "true", "every route but the public ones needs an API token"},
+	{"METRICS_PUBLIC", "false", "GET /metrics needs no token"},
+	{"GATEWAY_ALLOWED_NETWORKS", "", "CIDRs gateways may be dialed in, comma-separated (empty: anywhere but the always-denied)"},
+	{"GATEWAY_CA_FILE", "", "PEM file of roots added to the system's for wss:// gateways"},
 }
 
 // FileEnv is the environment variable that names a configuration file when
@@ -197,6 +221,7 @@ func parse(get func(string) string) (*Config, error) {
 		DatabaseURL:       p.databaseURL("DATABASE_URL"),
 		DatabaseMaxConns:  p.intRange("DATABASE_MAX_CONNS", 1, 1000),
 		EncryptionKey:     p.key("ENCRYPTION_KEY"),
+		PreviousKeys:      p.keys("ENCRYPTION_KEYS_PREVIOUS"),
 		APIHost:           p.str("API_HOST"),
 		APIPort:           p.intRange("API_PORT", 1, 65535),
 		APIMaxConnections: p.intRange("API_MAX_CONNECTIONS", 1, 1000000),
@@ -227,6 +252,10 @@ func parse(get func(string) string) (*Config, error) {
 		DebugAddr:         p.optionalAddr("DEBUG_ADDR"),
 		WaveformRetention: p.retention("WAVEFORM_RETENTION"),
 		EventsBuffer:      p.intRange("EVENTS_BUFFER", 0, 1_000_000),
+		AuthEnabled:       p.boolean("AUTH_ENABLED"),
+		MetricsPublic:     p.boolean("METRICS_PUBLIC"),
+		AllowedNetworks:   p.networks("GATEWAY_ALLOWED_NETWORKS"),
+		CAFile:            p.file("GATEWAY_CA_FILE"),
 	}
 	if c.Gateway.BackoffMax > 0 && c.Gateway.BackoffInitial > c.Gateway.BackoffMax {
 		p.fail("GATEWAY_BACKOFF_MAX", "must not be less than GATEWAY_BACKOFF_INITIAL (%s)", c.Gateway.BackoffInitial)
@@ -282,6 +311,46 @@ func (p *parser) key(name string) []byte {
 		return nil
 	}
 	return b
+}
+
+// keys is a comma-separated list of keys, each as key() takes them.
+func (p *parser) keys(name string) [][]byte {
+	var out [][]byte
+	for i, v := range strings.Split(p.get(name), ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		b, err := base64.StdEncoding.Strict().DecodeString(v)
+		if err != nil || len(b) != 32 {
+			p.fail(name, "entry %d must be 32 bytes of standard base64 (a former ENCRYPTION_KEY)", i+1)
+			continue
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// networks is a comma-separated list of CIDRs (or addresses); empty is
+// no allowlist.
+func (p *parser) networks(name string) []netip.Prefix {
+	nets, err := netguard.ParseNetworks(p.get(name))
+	if err != nil {
+		p.fail(name, "%v", err)
+	}
+	return nets
+}
+
+// file is empty or a readable file.
+func (p *parser) file(name string) string {
+	v := strings.TrimSpace(p.get(name))
+	if v == "" {
+		return ""
+	}
+	if _, err := os.Stat(v); err != nil {
+		p.fail(name, "names a file that cannot be read: %s", filepath.Clean(v))
+		return ""
+	}
+	return v
 }
 
 func (p *parser) intRange(name string, lo, hi int) int {

@@ -1,0 +1,154 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+// access is what a route needs: nothing (public), or a token of a role.
+type access struct {
+	public bool
+	role   gatewayd.Role
+}
+
+var (
+	public   = access{public: true}
+	viewer   = access{role: gatewayd.RoleViewer}
+	operator = access{role: gatewayd.RoleOperator}
+	admin    = access{role: gatewayd.RoleAdmin}
+)
+
+// tokenLocal is where the request's token (name and id) is kept for the
+// access log; never its secret.
+const tokenLocal = "token"
+
+var (
+	errUnauthorized = &Error{Status: http.StatusUnauthorized, Code: "UNAUTHORIZED",
+		Message: "A valid API token is required: Authorization: Bearer <token>"}
+	errForbidden = &Error{Status: http.StatusForbidden, Code: "FORBIDDEN", Message: "The token's role may not do this"}
+)
+
+// tokens checks bearer tokens. Lookups are cached for at most ttl, so a
+// revoked or expired token is refused within ttl, and the database is
+// asked at most once per ttl per token (which also records last_used_at).
+type tokens struct {
+	store *store.Store
+	ttl   time.Duration
+	group singleflight.Group
+
+	mu    sync.RWMutex
+	cache map[[sha256.Size]byte]cachedToken
+
+	// Failed attempts are logged at most once a second, with a count.
+	failed     atomic.Int64
+	lastFailed atomic.Int64 // unix nanoseconds of the last line
+}
+
+type cachedToken struct {
+	hash  [sha256.Size]byte
+	token gatewayd.Token
+	found bool
+	until time.Time
+}
+
+// maxCachedTokens bounds the cache: a client trying random tokens only
+// ever empties it.
+const maxCachedTokens = 10_000
+
+// lookup returns the token whose secret is given, as of at most ttl ago.
+func (t *tokens) lookup(ctx context.Context, secret string) (gatewayd.Token, bool, error) {
+	hash := sha256.Sum256([]byte(secret))
+	now := time.Now()
+	t.mu.RLock()
+	e, ok := t.cache[hash]
+	t.mu.RUnlock()
+	// The map is keyed by the hash already; the comparison in constant
+	// time keeps the check itself free of timing differences.
+	if ok && now.Before(e.until) && subtle.ConstantTimeCompare(e.hash[:], hash[:]) == 1 {
+		return e.token, e.found, nil
+	}
+	v, err, _ := t.group.Do(string(hash[:]), func() (any, error) {
+		tok, err := t.store.UseToken(ctx, hash[:])
+		found := err == nil
+		if err != nil && !errors.Is(err, gatewayd.ErrNotFound) {
+			return nil, err
+		}
+		entry := cachedToken{hash: hash, token: tok, found: found, until: time.Now().Add(t.ttl)}
+		t.mu.Lock()
+		if len(t.cache) >= maxCachedTokens {
+			clear(t.cache)
+		}
+		t.cache[hash] = entry
+		t.mu.Unlock()
+		return entry, nil
+	})
+	if err != nil {
+		return gatewayd.Token{}, false, err
+	}
+	entry := v.(cachedToken)
+	return entry.token, entry.found, nil
+}
+
+// authorize guards a route with what it needs.
+func (s *server) authorize(need access) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if need.public || s.auth == nil {
+			return c.Next()
+		}
+		secret, ok := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
+		if !ok && c.Path() == "/api/events" {
+			// EventSource cannot send headers; the stream alone takes the
+			// token as a query parameter (the access log never prints
+			// query strings).
+			secret, ok = c.Query("access_token"), c.Query("access_token") != ""
+		}
+		secret = strings.TrimSpace(secret)
+		if !ok || secret == "" {
+			return s.unauthorized(c, "no bearer token")
+		}
+		ctx, cancel := s.dbCtx(c)
+		defer cancel()
+		tok, found, err := s.auth.lookup(ctx, secret)
+		if err != nil {
+			return err // the database: 503
+		}
+		switch {
+		case !found:
+			return s.unauthorized(c, "unknown token")
+		case tok.RevokedAt != nil:
+			return s.unauthorized(c, "revoked token "+tok.ID.String())
+		case !tok.Usable(time.Now()):
+			return s.unauthorized(c, "expired token "+tok.ID.String())
+		}
+		c.Locals(tokenLocal, tok.Name+" ("+tok.ID.String()+")")
+		if !tok.Role.Allows(need.role) {
+			return errForbidden
+		}
+		return c.Next()
+	}
+}
+
+func (s *server) unauthorized(c *fiber.Ctx, why string) error {
+	c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="gatewayd"`)
+	s.auth.failed.Add(1)
+	now := time.Now().UnixNano()
+	if last := s.auth.lastFailed.Load(); now-last >= int64(time.Second) && s.auth.lastFailed.CompareAndSwap(last, now) {
+		s.log.Warn().Str("reason", why).Int64("failed_since_last_line", s.auth.failed.Swap(0)).
+			Str("method", c.Method()).Str("path", c.Path()).Str("ip", c.IP()).Str("request_id", requestID(c)).
+			Msg("request refused: no valid API token")
+	}
+	return errUnauthorized
+}

@@ -1,0 +1,201 @@
+package api_test
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/api"
+	"github.com/ctcgw/gatewayd/internal/netguard"
+)
+
+func authEnv(t *testing.T, ttl time.Duration) (*env, map[gatewayd.Role]string) {
+	t.Helper()
+	opts := api.Options{AuthEnabled: true, ChaosEnabled: true, TokenCacheTTL: ttl}
+	e := newEnv(t, opts)
+	tokens := map[gatewayd.Role]string{}
+	for _, role := range gatewayd.Roles {
+		_, secretText, err := e.st.CreateToken(context.Background(), string(role)+"-token", role, nil)
+		require.NoError(t, err)
+		tokens[role] = secret(secretText)
+	}
+	return e, tokens
+}
+
+func bearer(token string) []string { return []string{"Authorization", "Bearer " + token} }
+
+// Every route the app registers has an access rule, and each role gets
+// exactly what its rule says: a matrix made from the registered routes,
+// so a new route without a rule fails here.
+func TestRoleRouteMatrix(t *testing.T) {
+	e, tokens := authEnv(t, time.Second)
+	rules := api.RouteAccess(api.Options{ChaosEnabled: true})
+	rank := map[string]int{"public": 0, "viewer": 1, "operator": 2, "admin": 3}
+	seen := 0
+	for _, rt := range e.app.GetRoutes(true) {
+		switch rt.Method {
+		case "GET", "POST", "PUT", "DELETE":
+		default:
+			continue
+		}
+		if rt.Path == "/api/gateways/status" && rt.Method != "GET" {
+			continue // the 405 beside the status list
+		}
+		key := rt.Method + " " + rt.Path
+		need, ok := rules[key]
+		if !assert.True(t, ok, "%s has no access rule in routes.go", key) {
+			continue
+		}
+		seen++
+		path := strings.ReplaceAll(rt.Path, ":id", uuid.NewString())
+		if rt.Path == "/api/events" {
+			continue // a stream; its rule is checked below without reading it
+		}
+		r := e.do(rt.Method, path, nil)
+		if need == "public" {
+			assert.NotEqual(t, 401, r.status, "%s is public", key)
+			continue
+		}
+		require.Equal(t, 401, r.status, "%s without a token: %s", key, r.body)
+		assert.Equal(t, `Bearer realm="gatewayd"`, r.header.Get("WWW-Authenticate"), key)
+		code, _ := r.errorBody(t)
+		assert.Equal(t, "UNAUTHORIZED", code)
+		for _, role := range gatewayd.Roles {
+			r := e.do(rt.Method, path, nil, bearer(tokens[role])...)
+			if rank[string(role)] < rank[need] {
+				assert.Equal(t, 403, r.status, "%s as %s: %s", key, role, r.body)
+				code, _ := r.errorBody(t)
+				assert.Equal(t, "FORBIDDEN", code)
+			} else {
+				assert.NotContains(t, []int{401, 403}, r.status, "%s as %s: %s", key, role, r.body)
+			}
+		}
+	}
+	assert.Equal(t, len(rules), seen, "every rule is a registered route")
+	assert.Equal(t, "viewer", rules["GET /api/events"])
+	assert.Equal(t, "viewer", rules["GET /metrics"])
+	assert.Equal(t, "public", api.RouteAccess(api.Options{MetricsPublic: true})["GET /metrics"])
+	for _, key := range []string{"GET /api/health", "GET /api/ready", "GET /api/openapi.json", "GET /api/docs"} {
+		assert.Equal(t, "public", rules[key], key)
+	}
+	for _, key := range []string{"POST /api/gateways/:id/connect", "POST /api/gateways/:id/disconnect",
+		"POST /api/gateways/:id/sensors/discover", "POST /api/sensors/:id/readings"} {
+		assert.Equal(t, "operator", rules[key], key)
+	}
+}
+
+// Tokens that are unknown, malformed, expired or revoked are all 401; the
+// event stream takes its token as a query parameter too.
+func TestBadTokens(t *testing.T) {
+	e, tokens := authEnv(t, 50*time.Millisecond)
+	ctx := context.Background()
+	past := time.Now().Add(-time.Minute)
+	_, expired, err := e.st.CreateToken(ctx, "old", gatewayd.RoleAdmin, &past)
+	require.NoError(t, err)
+	revokedTok, revoked, err := e.st.CreateToken(ctx, "gone", gatewayd.RoleAdmin, nil)
+	require.NoError(t, err)
+	_, err = e.st.RevokeToken(ctx, revokedTok.ID)
+	require.NoError(t, err)
+	secret(expired)
+	secret(revoked)
+	for name, h := range map[string][]string{
+		"unknown":   bearer("gwd_" + strings.Repeat("A", 43)),
+		"not a jwt": bearer("eyJhbGciOi.x.y"),
+		"basic":     {"Authorization", "Basic YWRtaW46YWRtaW4="},
+		"empty":     {"Authorization", "Bearer "},
+		"expired":   bearer(expired),
+		"revoked":   bearer(revoked),
+	} {
+		r := e.do("GET", "/api/organizations", nil, h...)
+		assert.Equal(t, 401, r.status, name)
+	}
+	assert.Equal(t, 200, e.do("GET", "/api/organizations", nil, bearer(tokens[gatewayd.RoleViewer])...).status)
+	assert.Contains(t, e.logText(), "request refused: no valid API token", "failed attempts are logged")
+	assert.Contains(t, e.logText(), `"token":"viewer-token (`, "the access log names the token")
+	for _, s := range []string{expired, revoked, tokens[gatewayd.RoleViewer]} {
+		assert.NotContains(t, e.logText(), s, "no secret in the log")
+	}
+	// CORS preflights need no token and allow the Authorization header.
+	r := e.do("OPTIONS", "/api/organizations", nil, "Origin", "https://ui.example", "Access-Control-Request-Method", "GET",
+		"Access-Control-Request-Headers", "Authorization")
+	assert.Equal(t, 204, r.status)
+	assert.Contains(t, r.header.Get("Access-Control-Allow-Headers"), "Authorization")
+}
+
+// Tokens through the API: the secret is shown once; a revoked token is
+// refused within the cache's lifetime (5 s by default).
+func TestTokensAPIAndRevocation(t *testing.T) {
+	e, tokens := authEnv(t, 0) // the default lifetime, 5 s
+	admin := bearer(tokens[gatewayd.RoleAdmin])
+	r := e.do("POST", "/api/tokens", map[string]any{"name": "ci", "role": "operator", "expires_in": "90d"}, admin...)
+	require.Equal(t, 201, r.status, string(r.body))
+	shownOnce(r.body)
+	created := r.json(t)
+	tok := secret(created["token"].(string))
+	assert.True(t, strings.HasPrefix(tok, "gwd_"))
+	assert.Len(t, tok, 4+43)
+	assert.Equal(t, "operator", created["role"])
+	assertTime(t, created["expires_at"], "expires_at")
+	id := created["id"].(string)
+
+	list := e.do("GET", "/api/tokens", nil, admin...)
+	require.Equal(t, 200, list.status)
+	assert.NotContains(t, string(list.body), tok, "the secret is never shown again")
+	assert.NotContains(t, string(list.body), "hash")
+	assert.Len(t, list.json(t)["data"], 4)
+
+	op := bearer(tok)
+	assert.Equal(t, 200, e.do("GET", "/api/organizations", nil, op...).status)
+	assert.Equal(t, 403, e.do("POST", "/api/tokens", map[string]any{"name": "x", "role": "admin"}, op...).status)
+	for _, bad := range []map[string]any{{"name": "x", "role": "root"}, {"name": "", "role": "viewer"},
+		{"name": "x", "role": "viewer", "expires_in": "forever"}, {"role": "viewer"}} {
+		assert.Equal(t, 400, e.do("POST", "/api/tokens", bad, admin...).status, "%v", bad)
+	}
+
+	require.Equal(t, 204, e.do("DELETE", "/api/tokens/"+id, nil, admin...).status)
+	start := time.Now()
+	require.Eventually(t, func() bool { return e.do("GET", "/api/organizations", nil, op...).status == 401 },
+		6*time.Second, 50*time.Millisecond, "revoked within 5 s")
+	t.Logf("revocation took effect after %s", time.Since(start).Round(time.Millisecond))
+	assert.Equal(t, 204, e.do("DELETE", "/api/tokens/"+id, nil, admin...).status, "idempotent")
+	assert.Equal(t, 404, e.do("DELETE", "/api/tokens/"+uuid.NewString(), nil, admin...).status)
+}
+
+// Literal addresses gatewayd would never dial are refused at the edge in
+// every spelling, on create and on update, and nothing is stored.
+func TestDeniedGatewayURLsAreRefused(t *testing.T) {
+	e := newEnv(t, api.Options{DialPolicy: netguard.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})})
+	f := e.factory(e.org("O"), "F")
+	gw := e.gateway(f, "ok") // 127.0.0.1 is inside the allowlist
+	for _, host := range []string{
+		"169.254.169.254", "[::ffff:169.254.169.254]", "0251.0376.0251.0376", "2852039166", "0xa9fea9fe",
+		"169.254.43518", "0.0.0.0", "0", "[::]", "[fe80::1]", "224.0.0.1", "[ff02::1]", "[64:ff9b::a9fe:a9fe]",
+		"10.1.2.3", // outside the allowlist
+		"[::1]",    // also outside it
+	} {
+		u := "ws://" + host + ":8080/gw/x"
+		r := e.do("POST", "/api/gateways", map[string]any{"factory_id": f, "gateway_id": "bad", "name": "Bad", "url": u,
+			"email": "ops@example.com", "password": "pw"})
+		require.Equal(t, 400, r.status, "%s: %s", u, r.body)
+		code, fields := r.errorBody(t)
+		assert.Equal(t, "VALIDATION_ERROR", code)
+		assert.Equal(t, []string{"url"}, fields, u)
+
+		r = e.do("PUT", "/api/gateways/"+gw["id"].(string), map[string]any{"url": u, "password": "pw"})
+		require.Equal(t, 400, r.status, "%s: %s", u, r.body)
+	}
+	r := e.do("GET", "/api/gateways", nil)
+	require.Equal(t, 200, r.status)
+	assert.EqualValues(t, 1, r.json(t)["pagination"].(map[string]any)["total"], "nothing refused was stored")
+	assert.Equal(t, gw["url"], e.do("GET", "/api/gateways/"+gw["id"].(string), nil).json(t)["url"], "the update changed nothing")
+	// A host name is checked when it is dialed, after resolution.
+	e.create("/api/gateways", map[string]any{"factory_id": f, "gateway_id": "named", "name": "Named",
+		"url": "ws://gw.plant.example:8080/gw/x", "email": "ops@example.com", "password": "pw"})
+}

@@ -1,0 +1,103 @@
+package api
+
+import (
+	"context"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+// route is one route and what it needs (API.md §10): the table of who
+// may do what is this file. A test walks every route the app registers
+// to check each is here, and the OpenAPI document takes its roles from it.
+type route struct {
+	method, path string
+	need         access
+	handler      fiber.Handler
+}
+
+// routes registers every route behind its access rule.
+func (s *server) routes(app *fiber.App) {
+	for _, r := range s.routeTable() {
+		app.Add(r.method, r.path, s.authorize(r.need), r.handler)
+		if r.path == "/api/gateways/status" {
+			app.All(r.path, methodNotAllowed) // before /gateways/:id, which would read "status" as an id
+		}
+	}
+}
+
+// routeTable lists every route with its access rule: public routes hold
+// no data; a viewer may read everything; an operator may also connect,
+// disconnect, discover and take readings; an admin may do everything.
+func (s *server) routeTable() []route {
+	st := s.store
+	metrics := viewer
+	if s.opts.MetricsPublic {
+		metrics = public
+	}
+	var table []route
+	add := func(method, path string, need access, h fiber.Handler) {
+		table = append(table, route{method, path, need, h})
+	}
+	add("GET", "/metrics", metrics, s.serveMetrics)
+	add("GET", "/api/health", public, s.health)
+	add("GET", "/api/ready", public, s.ready)
+	add("GET", "/api/openapi.json", public, openAPI)
+	add("GET", "/api/docs", public, apiDocs)
+	add("GET", "/api/docs/docs.css", public, apiDocsCSS)
+	add("GET", "/api/events", viewer, s.eventStream)
+
+	add("POST", "/api/tokens", admin, s.createToken)
+	add("GET", "/api/tokens", admin, s.listTokens)
+	add("DELETE", "/api/tokens/:id", admin, s.revokeToken)
+
+	add("POST", "/api/organizations", admin, s.createOrganization)
+	add("GET", "/api/organizations", viewer, listPage(s, "", func(ctx context.Context, _ *uuid.UUID, p store.Page) ([]gatewayd.Organization, int, error) {
+		return st.ListOrganizations(ctx, p)
+	}, renderOrganization))
+	add("GET", "/api/organizations/:id", viewer, getOne(s, resOrganization, st.GetOrganization, renderOrganization))
+	add("PUT", "/api/organizations/:id", admin, s.updateOrganization)
+	add("DELETE", "/api/organizations/:id", admin, deleteOne(s, resOrganization, st.DeleteOrganization))
+
+	add("POST", "/api/factories", admin, s.createFactory)
+	add("GET", "/api/factories", viewer, listPage(s, "organization_id", st.ListFactories, renderFactory))
+	add("GET", "/api/factories/:id", viewer, getOne(s, resFactory, st.GetFactory, renderFactory))
+	add("PUT", "/api/factories/:id", admin, s.updateFactory)
+	add("DELETE", "/api/factories/:id", admin, deleteOne(s, resFactory, st.DeleteFactory))
+
+	add("POST", "/api/gateways", admin, s.createGateway)
+	add("GET", "/api/gateways", viewer, listPage(s, "factory_id", st.ListGateways, renderGateway))
+	add("GET", "/api/gateways/status", viewer, s.listStatuses)
+	add("GET", "/api/gateways/:id", viewer, getOne(s, resGateway, st.GetGateway, renderGateway))
+	add("PUT", "/api/gateways/:id", admin, s.updateGateway)
+	add("DELETE", "/api/gateways/:id", admin, deleteOne(s, resGateway, st.DeleteGateway))
+	add("GET", "/api/gateways/:id/status", viewer, s.gatewayStatus)
+	add("POST", "/api/gateways/:id/connect", operator, s.connectGateway)
+	add("POST", "/api/gateways/:id/disconnect", operator, s.disconnectGateway)
+	add("GET", "/api/gateways/:id/sensors", viewer, s.gatewaySensors)
+	add("POST", "/api/gateways/:id/sensors/discover", operator, s.discoverSensors)
+
+	add("GET", "/api/sensors", viewer, s.listSensors)
+	add("GET", "/api/sensors/:id", viewer, getOne(s, resSensor, st.GetSensor, renderSensor))
+	add("PUT", "/api/sensors/:id", admin, s.updateSensor)
+	add("POST", "/api/sensors/:id/readings", operator, s.takeReading)
+	add("GET", "/api/sensors/:id/readings", viewer, s.sensorReadings)
+	add("GET", "/api/readings/:id", viewer, getOne(s, resReading, st.GetReading, renderReading))
+	add("GET", "/api/readings/:id/waveform", viewer, s.waveform)
+	add("GET", "/api/readings/:id/spectrum", viewer, s.spectrum)
+
+	add("POST", "/api/equipment", admin, s.createEquipment)
+	add("GET", "/api/equipment", viewer, listPage(s, "factory_id", st.ListEquipment, renderEquipment))
+	add("GET", "/api/equipment/:id", viewer, getOne(s, resEquipment, st.GetEquipment, renderEquipment))
+	add("PUT", "/api/equipment/:id", admin, s.updateEquipment)
+	add("DELETE", "/api/equipment/:id", admin, deleteOne(s, resEquipment, func(ctx context.Context, id uuid.UUID) ([]gatewayd.GatewayRef, error) {
+		return nil, st.DeleteEquipment(ctx, id)
+	}))
+	if s.opts.ChaosEnabled {
+		add("POST", "/api/debug/gateways/:id/crash", admin, s.crashGateway)
+	}
+	return table
+}

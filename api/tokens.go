@@ -1,0 +1,86 @@
+package api
+
+import (
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/internal/duration"
+)
+
+const resToken = "TOKEN"
+
+// maxTokenLife bounds expires_in: ten years is already forever.
+const maxTokenLife = 3660 * 24 * time.Hour
+
+// createToken answers the new token with its secret: the only time the
+// secret is shown; only its hash is stored.
+func (s *server) createToken(c *fiber.Ctx) error {
+	b, err := parseBody(c)
+	if err != nil {
+		return err
+	}
+	name, _ := b.str("name", true, 1, 255)
+	roleText, ok := b.str("role", true, 1, 20)
+	role := gatewayd.Role(roleText)
+	if ok && !role.Valid() {
+		b.fail("role", "must be viewer, operator or admin")
+	}
+	var expires *time.Time
+	if text, ok := b.str("expires_in", false, 1, 32); ok {
+		d, err := duration.Parse(text)
+		if err != nil || d <= 0 || d > maxTokenLife {
+			b.fail("expires_in", "must be a duration such as 90d or 12h, up to 3660d")
+		} else {
+			at := time.Now().Add(d)
+			expires = &at
+		}
+	}
+	if err := b.done(); err != nil {
+		return err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	tok, secret, err := s.store.CreateToken(ctx, name, role, expires)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		tokenJSON
+		Token string `json:"token"`
+	}{renderToken(tok), secret}
+	return c.Status(fiber.StatusCreated).JSON(out)
+}
+
+func (s *server) listTokens(c *fiber.Ctx) error {
+	if err := plainQuery(c, nil); err != nil {
+		return err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	list, err := s.store.ListTokens(ctx)
+	if err != nil {
+		return err
+	}
+	out := make([]tokenJSON, len(list))
+	for i, t := range list {
+		out[i] = renderToken(t)
+	}
+	return c.JSON(fiber.Map{"data": out})
+}
+
+// revokeToken revokes a token (idempotent); it is refused within the
+// token cache's lifetime (5 s).
+func (s *server) revokeToken(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	if _, err := s.store.RevokeToken(ctx, id); err != nil {
+		return scoped(err, resToken, "")
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}

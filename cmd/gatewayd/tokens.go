@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/internal/config"
+	"github.com/ctcgw/gatewayd/internal/duration"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+// tokenCommand is `gatewayd token create|list|revoke`.
+type tokenCommand struct {
+	verb    string
+	name    string
+	role    gatewayd.Role
+	expires time.Duration
+	id      uuid.UUID
+}
+
+func parseToken(args []string, configFile *string) (*tokenCommand, error) {
+	if len(args) == 0 {
+		return nil, errors.New("token needs create, list or revoke")
+	}
+	t := &tokenCommand{verb: args[0]}
+	fs := flag.NewFlagSet("token "+t.verb, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(configFile, "config", *configFile, "configuration file")
+	name := fs.String("name", "", "the token's name")
+	role := fs.String("role", "", "viewer, operator or admin")
+	expires := fs.String("expires", "", "a lifetime such as 90d (default: never)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return nil, err
+	}
+	switch t.verb {
+	case "create":
+		t.name, t.role = *name, gatewayd.Role(*role)
+		if t.name == "" || len(t.name) > 255 {
+			return nil, errors.New("token create needs --name (1-255 characters)")
+		}
+		if !t.role.Valid() {
+			return nil, errors.New("token create needs --role viewer, operator or admin")
+		}
+		if *expires != "" {
+			d, err := duration.Parse(*expires)
+			if err != nil || d <= 0 {
+				return nil, fmt.Errorf("--expires %q is not a duration such as 90d", *expires)
+			}
+			t.expires = d
+		}
+	case "list":
+	case "revoke":
+		if fs.NArg() != 1 {
+			return nil, errors.New("token revoke needs the token's id")
+		}
+		id, err := uuid.Parse(fs.Arg(0))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a token id", fs.Arg(0))
+		}
+		t.id = id
+		return t, nil
+	default:
+		return nil, fmt.Errorf("unknown token command %q (create, list, revoke)", t.verb)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return t, nil
+}
+
+func (t *tokenCommand) run(ctx context.Context, cfg *config.Config, log zerolog.Logger, out io.Writer) error {
+	st, closeDB, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	switch t.verb {
+	case "create":
+		var expires *time.Time
+		if t.expires > 0 {
+			at := time.Now().Add(t.expires)
+			expires = &at
+		}
+		tok, secret, err := st.CreateToken(ctx, t.name, t.role, expires)
+		if err != nil {
+			return err
+		}
+		log.Info().Str("token_id", tok.ID.String()).Str("name", tok.Name).Str("role", string(tok.Role)).Msg("API token created")
+		fmt.Fprintln(out, secret) // the only time it is shown
+	case "list":
+		list, err := st.ListTokens(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tLAST USED\tEXPIRES\tREVOKED")
+		for _, x := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.ID, x.Name, x.Role, stamp(&x.CreatedAt), stamp(x.LastUsedAt),
+				stamp(x.ExpiresAt), stamp(x.RevokedAt))
+		}
+		return tw.Flush()
+	case "revoke":
+		tok, err := st.RevokeToken(ctx, t.id)
+		if err != nil {
+			return err
+		}
+		log.Info().Str("token_id", tok.ID.String()).Str("name", tok.Name).Msg("API token revoked")
+	}
+	return nil
+}
+
+func stamp(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// rekey re-seals every gateway password under ENCRYPTION_KEY.
+func rekey(ctx context.Context, cfg *config.Config, log zerolog.Logger, out io.Writer) error {
+	st, closeDB, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	res, err := st.Rekey(ctx, 500, func(r store.RekeyResult) {
+		log.Info().Int("resealed", r.Resealed).Int("current", r.Current).Int("unreadable", len(r.Unreadable)).Msg("rekey progress")
+	})
+	fmt.Fprintf(out, "resealed %d, already current %d, unreadable %d\n", res.Resealed, res.Current, len(res.Unreadable))
+	for _, id := range res.Unreadable {
+		fmt.Fprintf(out, "no configured key opens the password of gateway %s: set it again (PUT /api/gateways/:id)\n", id)
+	}
+	if err != nil {
+		return fmt.Errorf("%w (run rekey again: it resumes)", err)
+	}
+	if len(res.Unreadable) > 0 {
+		// A script running rekey before dropping the old key must notice.
+		return fmt.Errorf("%d gateway passwords are under no configured key", len(res.Unreadable))
+	}
+	return nil
+}
+
+// openStore connects (migrating first, as serve would) for a command.
+func openStore(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*store.Store, func(), error) {
+	pool, err := connect(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.MigrateOnStart {
+		if _, err := store.Migrate(ctx, pool); err != nil {
+			pool.Close()
+			return nil, nil, err
+		}
+	}
+	sealer, err := store.NewSealer(cfg.EncryptionKey, cfg.PreviousKeys...)
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return store.New(pool, sealer), pool.Close, nil
+}
