@@ -54,7 +54,9 @@ func subscribe(t *testing.T, base, query string, header ...string) (<-chan sse, 
 	require.NoError(t, err)
 	require.Equal(t, 200, resp.StatusCode)
 	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
-	out := make(chan sse, 10000)
+	// Large: a test may let events pile up while a silent peer fills its
+	// socket buffers (megabytes on loopback).
+	out := make(chan sse, 1<<17)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -67,7 +69,11 @@ func subscribe(t *testing.T, base, query string, header ...string) (<-chan sse, 
 			switch {
 			case line == "":
 				if cur.Event != "" {
-					out <- cur
+					select {
+					case out <- cur:
+					case <-ctx.Done():
+						return
+					}
 				}
 				cur = sse{}
 			case strings.HasPrefix(line, "id: "):
