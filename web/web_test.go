@@ -154,6 +154,7 @@ func TestPageIsWholeAndStrict(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, js)
 	for _, p := range js {
+		assert.Contains(t, string(index), `"/ui/`+p+`"`, "index.html loads or preloads every module")
 		b, err := fs.ReadFile(files, p)
 		require.NoError(t, err)
 		src := string(b)

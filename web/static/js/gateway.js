@@ -183,7 +183,7 @@ export function gatewayPage(main, id, scope) {
       setBadge(stateBadge, 'DELETED');
     },
     'sensor.updated': refreshSensors,
-  }));
+  }, ['gateway.state', 'gateway.updated', 'gateway.deleted', 'sensor.updated']));
   // "in 3 s", "12 s ago" age.
   scope.every(1000, drawStatus);
 }

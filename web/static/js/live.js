@@ -3,41 +3,62 @@
 // current.
 //
 // The fleet is loaded once with GET /api/gateways/status; after that each
-// gateway.state event changes one entry in place. Changes are not drawn
-// as they arrive: they are collected (a set of changed ids) and handed to
-// the views once per animation frame, so a storm of thousands of events a
-// second costs one render per frame, and only of the rows on screen.
+// gateway.state event changes one entry in place and moves the counts per
+// state. Changes are not drawn as they arrive: they are collected (a set of
+// changed ids) and handed to the views once per animation frame, so a
+// storm of thousands of events a second costs one render per frame, and
+// only of the rows on screen.
 
 import {api, token, onToken, checkAuth} from './api.js';
 
-export const TYPES = ['gateway.state', 'gateway.created', 'gateway.updated', 'gateway.deleted',
-  'sensor.updated', 'reading.completed', 'reading.failed'];
+export const STATES = ['AUTHENTICATED', 'CONNECTING', 'CONNECTED', 'BACKOFF', 'AUTH_FAILED', 'DISCONNECTED', 'FAILED'];
+const GATEWAY_TYPES = ['gateway.state', 'gateway.created', 'gateway.updated', 'gateway.deleted'];
 
 // PERF (?perf in the page URL) records per-frame figures for the scale
 // benchmark in window.gwdPerf and the Performance API; off, nothing is kept.
 export const PERF = new URLSearchParams(location.search).has('perf');
-export const perf = {events: 0, frames: 0, frameMs: [], lagMs: [], resyncs: 0, streamOpens: 0};
+export const perf = {events: 0, handlerMs: 0, frames: 0, frameMs: [], lagMs: [], resyncs: 0, streamOpens: 0, sortMs: []};
 if (PERF) window.gwdPerf = perf;
 
-// openStream follows /api/events?query, calling handlers[type](data, event)
-// for each event, handlers.reset() after `event: reset` (what the client
-// knew is stale: it must reload), status('live'|'reconnecting'|'down').
+// openStream follows /api/events?query. handlers[type](data) is called for
+// each event of the types in `types` (more can be added with listen(type)
+// and removed with unlisten(type): an event type nobody listens to is not
+// even parsed); handlers.reset() after `event: reset` (what the client knew
+// is stale: it must reload); status('live'|'reconnecting'|'down').
+//
 // EventSource reconnects by itself after a dropped stream, sending
 // Last-Event-ID, so nothing is lost; when the server refuses the stream
 // (401, 503…) it gives up, and this reopens it after checking the token,
 // resuming from the last id seen. The token goes as access_token:
-// EventSource cannot send an Authorization header. Returns close().
-export function openStream(query, handlers, status = () => {}) {
+// EventSource cannot send an Authorization header.
+export function openStream(query, handlers, types, status = () => {}) {
   let es = null;
   let closed = false;
-  let lastId = '';
+  let last = null; // the last event seen; its id is read only to resume
   let retry = 1000;
   let timer = 0;
+  const listening = new Map(); // type → the listener on es
+  const listener = type => m => {
+    last = m;
+    const f = handlers[type];
+    if (f) f(JSON.parse(m.data), m);
+  };
+  const listen = type => {
+    if (listening.has(type)) return;
+    const l = listener(type);
+    listening.set(type, l);
+    if (es) es.addEventListener(type, l);
+  };
+  const unlisten = type => {
+    const l = listening.get(type);
+    listening.delete(type);
+    if (l && es) es.removeEventListener(type, l);
+  };
   const open = () => {
     const q = new URLSearchParams(query);
     const t = token();
     if (t) q.set('access_token', t);
-    if (lastId) q.set('last_event_id', lastId);
+    if (last && last.lastEventId) q.set('last_event_id', last.lastEventId);
     const qs = q.toString();
     es = new EventSource('/api/events' + (qs ? '?' + qs : ''));
     if (PERF) perf.streamOpens++;
@@ -45,13 +66,7 @@ export function openStream(query, handlers, status = () => {}) {
       retry = 1000;
       status('live');
     };
-    for (const type of TYPES) {
-      es.addEventListener(type, m => {
-        if (m.lastEventId) lastId = m.lastEventId;
-        const f = handlers[type];
-        if (f) f(JSON.parse(m.data), m);
-      });
-    }
+    for (const [type, l] of listening) es.addEventListener(type, l);
     es.addEventListener('reset', () => handlers.reset && handlers.reset());
     // After overflow the server closes the stream; the browser reconnects
     // with Last-Event-ID and the ring fills the gap (or says reset).
@@ -71,6 +86,7 @@ export function openStream(query, handlers, status = () => {}) {
       retry = Math.min(retry * 2, 30000);
     };
   };
+  for (const type of types) listen(type);
   open();
   const offToken = onToken(() => {
     if (closed) return;
@@ -78,24 +94,36 @@ export function openStream(query, handlers, status = () => {}) {
     es.close();
     open();
   });
-  return () => {
+  const close = () => {
     closed = true;
     clearTimeout(timer);
     offToken();
     if (es) es.close();
   };
+  close.listen = listen;
+  close.unlisten = unlisten;
+  return close;
 }
 
-// The shared stream: one EventSource for the whole page, started once.
+// The shared stream: one EventSource for the whole page, started once. It
+// always follows the gateways; sensor and reading events only while a view
+// listens to them (the overview does not: in a reconnect storm that halves
+// what the page parses).
 const eventListeners = new Map(); // type → Set of fn(data)
 const statusListeners = new Set();
 let streamStatus = 'connecting';
+let shared = null;
 
 // onEvent calls fn(data) for each event of type on the shared stream.
 export function onEvent(type, fn) {
   if (!eventListeners.has(type)) eventListeners.set(type, new Set());
   eventListeners.get(type).add(fn);
-  return () => eventListeners.get(type).delete(fn);
+  if (shared) shared.listen(type);
+  return () => {
+    const ls = eventListeners.get(type);
+    ls.delete(fn);
+    if (ls.size === 0 && shared && !GATEWAY_TYPES.includes(type)) shared.unlisten(type);
+  };
 }
 
 export function onStreamStatus(fn) {
@@ -111,15 +139,27 @@ function emit(type, data) {
 
 // The fleet.
 export const fleet = {
-  byId: new Map(), // id → status (the API's fields) plus v, a change counter
-  factoryOf: new Map(), // id → factory_id, as far as known (events, per-factory loads)
+  byId: new Map(), // id → status (the API's fields) plus v, a change counter, and key, its sort key
+  factoryOf: new Map(), // id → factory_id from per-factory loads and creations; state events set g.factory_id
+  counts: Object.fromEntries(STATES.map(s => [s, 0])), // of every gateway
   ready: false,
   error: null,
   loadedFactories: new Set(),
 };
 
+// sortKey orders names naturally and without a collator (10,000 collator
+// comparisons per sort were most of a sort's time): lower case, every run
+// of digits left-padded, so "gw-2" < "gw-10"; ties by id.
+export function sortKey(g) {
+  return (g.name || g.gateway_id || '').toLowerCase().replace(/\d+/g, d => d.padStart(12, '0')) + '\u0000' + g.id;
+}
+
+function count(state, d) {
+  if (state) fleet.counts[state] = (fleet.counts[state] || 0) + d;
+}
+
 const fleetListeners = new Set();
-let pending = new Set();
+let pending = 0; // changes since the last frame
 let structural = false; // a gateway came, went, or was renamed: lists must re-sort
 let frame = 0;
 let firstPending = 0;
@@ -127,29 +167,29 @@ let buffer = null; // events that arrive while a snapshot loads
 let opened;
 const streamOpened = new Promise(r => { opened = r; });
 
-// subscribe calls fn(changedIds, structural) once per frame with changes.
+// subscribe calls fn(changes, structural) once per frame with changes.
 export function subscribe(fn) {
   fleetListeners.add(fn);
   return () => fleetListeners.delete(fn);
 }
 
-function schedule(id) {
-  if (id) pending.add(id);
+function schedule() {
+  pending++;
   if (!firstPending) firstPending = performance.now();
   if (!frame) frame = requestAnimationFrame(flush);
 }
 
 function flush() {
   const t0 = performance.now();
-  const ids = pending;
+  const changes = pending;
   const s = structural;
-  pending = new Set();
+  pending = 0;
   structural = false;
   frame = 0;
   const lag = t0 - firstPending;
   firstPending = 0;
   for (const f of fleetListeners) {
-    try { f(ids, s); } catch (e) { console.error(e); }
+    try { f(changes, s); } catch (e) { console.error(e); }
   }
   if (PERF) {
     const t1 = performance.now();
@@ -163,22 +203,28 @@ function flush() {
 function upsert(s) {
   const g = fleet.byId.get(s.id);
   if (!g) {
-    fleet.byId.set(s.id, Object.assign({v: 0}, s));
+    fleet.byId.set(s.id, Object.assign({v: 0}, s, {key: sortKey(s)}));
+    count(s.state, 1);
     structural = true;
   } else {
-    if (g.name !== s.name) structural = true;
+    count(g.state, -1);
+    count(s.state, 1);
     Object.assign(g, s);
+    const key = sortKey(g);
+    if (key !== g.key) {
+      g.key = key;
+      structural = true;
+    }
     g.v++;
   }
-  schedule(s.id);
+  schedule();
 }
 
 // applyState takes a gateway.state event. Its fields are those of the
 // status that matter in a list; the rest (attempts, next retry) are asked
-// for by the gateway page.
+// for by the gateway page. It runs for every event of a storm: one map
+// look-up, a few stores, no allocation.
 function applyState(ev) {
-  if (PERF) perf.events++;
-  fleet.factoryOf.set(ev.id, ev.factory_id);
   if (buffer) {
     buffer.push(ev);
     return;
@@ -186,19 +232,24 @@ function applyState(ev) {
   let g = fleet.byId.get(ev.id);
   if (!g) {
     g = {v: 0, id: ev.id, gateway_id: ev.gateway_id, name: ev.name, desired_state: null, connected_at: null,
-      last_seen_at: null, reconnect_attempts: null, next_retry_at: null, restarts: null};
+      last_seen_at: null, reconnect_attempts: null, next_retry_at: null, restarts: null, factory_id: ev.factory_id};
+    g.key = sortKey(g);
     fleet.byId.set(ev.id, g);
     structural = true;
   } else if (ev.name !== undefined && g.name !== ev.name) {
     g.name = ev.name;
+    g.key = sortKey(g);
     structural = true;
   }
+  count(g.state, -1);
+  count(ev.to, 1);
   g.state = ev.to;
   g.since = ev.at;
   g.last_error = ev.last_error;
+  g.factory_id = ev.factory_id;
   if (ev.to === 'DISCONNECTED') g.desired_state = 'DISCONNECTED';
   g.v++;
-  schedule(ev.id);
+  schedule();
 }
 
 // An event that came while the snapshot loaded applies only if it follows
@@ -218,9 +269,12 @@ function applyBuffered(ev) {
 }
 
 function remove(id) {
-  if (fleet.byId.delete(id)) {
+  const g = fleet.byId.get(id);
+  if (g) {
+    fleet.byId.delete(id);
+    count(g.state, -1);
     structural = true;
-    schedule(id);
+    schedule();
   }
 }
 
@@ -254,9 +308,12 @@ export function loadFleet() {
       const m = new Map();
       for (const s of res.data) {
         s.v = 0;
+        s.key = sortKey(s);
         m.set(s.id, s);
       }
       fleet.byId = m;
+      fleet.counts = Object.fromEntries(STATES.map(s => [s, 0]));
+      for (const [st, n] of Object.entries(res.counts || {})) fleet.counts[st] = n;
       fleet.ready = true;
       fleet.error = null;
       performance.mark('gwd:snapshot-applied');
@@ -285,18 +342,32 @@ export async function loadFactory(factoryId) {
   schedule();
 }
 
+// timed wraps an event handler to count its time (PERF only).
+function timed(f) {
+  if (!PERF) return f;
+  return ev => {
+    const t0 = performance.now();
+    f(ev);
+    perf.events++;
+    perf.handlerMs += performance.now() - t0;
+  };
+}
+
 // startLive opens the shared stream and loads the fleet; called once.
 export function startLive() {
   const setStatus = st => {
     streamStatus = st;
-    if (st === 'live') opened();
+    if (st === 'live') {
+      if (!fleet.ready) performance.mark('gwd:stream-open');
+      opened();
+    }
     for (const f of statusListeners) f(st);
   };
   const handlers = {
-    'gateway.state': ev => {
+    'gateway.state': timed(ev => {
       applyState(ev);
       emit('gateway.state', ev);
-    },
+    }),
     'gateway.created': ev => {
       fleet.factoryOf.set(ev.id, ev.factory_id);
       changed(ev.id);
@@ -320,8 +391,7 @@ export function startLive() {
   };
   for (const t of ['sensor.updated', 'reading.completed', 'reading.failed']) handlers[t] = ev => emit(t, ev);
   buffer = [];
-  openStream('', handlers, setStatus);
+  const wanted = [...GATEWAY_TYPES, ...[...eventListeners.keys()].filter(t => !GATEWAY_TYPES.includes(t))];
+  shared = openStream('', handlers, wanted, setStatus);
   loadFleet();
 }
-
-export const STATES = ['AUTHENTICATED', 'CONNECTING', 'CONNECTED', 'BACKOFF', 'AUTH_FAILED', 'DISCONNECTED', 'FAILED'];

@@ -8,11 +8,11 @@
 // collects the changes), touching only the text that differs.
 
 import {h, setText, setBadge, ago, fmtTime, fmtNum, debounce} from './dom.js';
-import {fleet, subscribe, loadFactory, STATES, PERF} from './live.js';
+import {fleet, subscribe, loadFactory, STATES, PERF, perf} from './live.js';
 import {listAll} from './api.js';
 
-const collator = new Intl.Collator(undefined, {numeric: true, sensitivity: 'base'});
-const byName = (a, b) => collator.compare(a.name || '', b.name || '') || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+// Names in natural order (live.js's sortKey): plain string comparisons.
+const byName = (a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 const OVERSCAN = 8;
 let firstPaint = true; // the page load's first render with data, for the budget
 
@@ -74,6 +74,11 @@ export function overview(main, q, scope) {
   let rowH = 44;
   const rows = []; // the pool of row elements
   let first = 0;
+  // Where the list is, cached: reading it every frame would force a
+  // layout every frame (it was the biggest cost of a storm's frames).
+  let listTop = null; // the list's document y; null: measure at the next render
+  let sy = window.scrollY;
+  let emptyWas = true;
 
   const sync = () => {
     const p = new URLSearchParams();
@@ -85,6 +90,7 @@ export function overview(main, q, scope) {
   };
 
   function setState(st) {
+    listTop = null;
     filter.state = st;
     stateSel.value = st;
     allBtn.setAttribute('aria-pressed', String(!st));
@@ -94,6 +100,7 @@ export function overview(main, q, scope) {
   }
   stateSel.addEventListener('change', () => setState(stateSel.value));
   factorySel.addEventListener('change', () => {
+    listTop = null;
     filter.factory = factorySel.value;
     sync();
     if (filter.factory) loadFactory(filter.factory).catch(() => {});
@@ -101,30 +108,48 @@ export function overview(main, q, scope) {
   });
   search.addEventListener('input', debounce(() => {
     filter.text = search.value.trim();
+    listTop = null;
     sync();
     recompute();
   }, 120));
   if (filter.factory) loadFactory(filter.factory).catch(() => {});
 
-  // recompute filters and counts: one pass over the sorted fleet.
+  // recompute filters and counts: one pass over the sorted fleet. Without
+  // filters nothing needs a pass: the list is the sorted fleet and the
+  // counts are the fleet's, kept as events arrive.
   function recompute(resort) {
-    if (resort) sorted = Array.from(fleet.byId.values()).sort(byName);
+    if (resort) listTop = null;
+    if (resort) {
+      const t0 = performance.now();
+      sorted = Array.from(fleet.byId.values()).sort(byName);
+      if (PERF) perf.sortMs.push(performance.now() - t0);
+    }
+    if (!filter.factory && !filter.state && !filter.text) {
+      view = sorted;
+      show(fleet.counts, sorted.length);
+      return;
+    }
     const text = filter.text.toLowerCase();
     const fac = filter.factory;
     const counts = Object.fromEntries(STATES.map(s => [s, 0]));
     const out = [];
     let inScope = 0;
     for (const g of sorted) {
-      if (fac && fleet.factoryOf.get(g.id) !== fac) continue;
+      if (fac && (g.factory_id || fleet.factoryOf.get(g.id)) !== fac) continue;
       if (text && !(g.name || '').toLowerCase().includes(text) && !(g.gateway_id || '').toLowerCase().includes(text)) continue;
       inScope++;
       counts[g.state] = (counts[g.state] || 0) + 1;
       if (!filter.state || g.state === filter.state) out.push(g);
     }
     view = out;
-    setText(total, fleet.ready ? fmtNum(inScope) : '…');
+    show(counts, inScope);
+  }
+
+  // show draws the counts, the summary line and the rows on screen.
+  function show(counts, inScope) {
     for (const st of STATES) setText(countEls[st], fleet.ready ? fmtNum(counts[st]) : '…');
-    const scoped = fac || text;
+    setText(total, fleet.ready ? fmtNum(inScope) : '…');
+    const scoped = filter.factory || filter.text;
     setText(shown, !fleet.ready ? (fleet.error ? '' : 'Loading the fleet…')
       : `Showing ${fmtNum(view.length)} of ${fmtNum(scoped ? inScope : sorted.length)} gateways`);
     if (fleet.error) {
@@ -134,8 +159,13 @@ export function overview(main, q, scope) {
       empty.hidden = false;
       setText(empty, sorted.length === 0 ? 'No gateways yet. Register one under Gateways.' : 'No gateway matches these filters.');
     } else empty.hidden = true;
-    list.style.height = view.length * rowH + 'px';
-    render(true);
+    if (empty.hidden !== emptyWas) {
+      emptyWas = empty.hidden;
+      listTop = null;
+    }
+    const height = view.length * rowH + 'px';
+    if (height !== list.style.height) list.style.height = height;
+    render(false);
   }
 
   function makeRow() {
@@ -154,7 +184,8 @@ export function overview(main, q, scope) {
   // render draws the rows on screen; force redraws their times too.
   function render(force) {
     const n = view.length;
-    const top = list.getBoundingClientRect().top;
+    if (listTop === null) listTop = list.getBoundingClientRect().top + window.scrollY;
+    const top = listTop - sy;
     const from = Math.max(0, Math.floor(-top / rowH) - OVERSCAN);
     const to = Math.min(n, Math.ceil((window.innerHeight - top) / rowH) + OVERSCAN);
     const count = Math.max(0, to - from);
@@ -199,12 +230,14 @@ export function overview(main, q, scope) {
 
   let scrollFrame = 0;
   const onScroll = () => {
+    sy = window.scrollY;
     if (!scrollFrame) scrollFrame = requestAnimationFrame(() => {
       scrollFrame = 0;
       render(false);
     });
   };
   const onResize = () => {
+    listTop = null;
     measure();
     onScroll();
   };
@@ -216,10 +249,9 @@ export function overview(main, q, scope) {
     cancelAnimationFrame(scrollFrame);
   });
 
-  // Live: once per frame, with the ids that changed in it.
-  scope.add(subscribe((ids, structural) => {
-    const filtered = filter.factory || filter.state || filter.text;
-    if (structural || filtered || ids.size) recompute(structural);
+  // Live: once per frame, when something changed in it.
+  scope.add(subscribe((changes, structural) => {
+    recompute(structural);
     if (firstPaint && fleet.ready) {
       firstPaint = false;
       performance.mark('gwd:overview-rendered');
@@ -230,7 +262,11 @@ export function overview(main, q, scope) {
     }
   }));
   // Times ("12 s ago") age; redraw them now and then.
-  scope.every(5000, () => render(true));
+  // (and re-measure where the list starts, in case what is above it moved).
+  scope.every(5000, () => {
+    listTop = null;
+    render(true);
+  });
   recompute(true);
   if (PERF) window.gwdOverview = () => ({view: view.length, sorted: sorted.length, rows: rows.length});
 }
