@@ -55,6 +55,7 @@ export function openStream(query, handlers, types, status = () => {}) {
     if (l && es) es.removeEventListener(type, l);
   };
   const open = () => {
+    if (es) es.close(); // one stream at a time, however the reopen came about
     const q = new URLSearchParams(query);
     const t = token();
     if (t) q.set('access_token', t);
