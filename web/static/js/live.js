@@ -37,6 +37,7 @@ export function openStream(query, handlers, types, status = () => {}) {
   let last = null; // the last event seen; its id is read only to resume
   let retry = 1000;
   let timer = 0;
+  let lastOverflow = -Infinity;
   const listening = new Map(); // type → the listener on es
   const listener = type => m => {
     last = m;
@@ -69,9 +70,20 @@ export function openStream(query, handlers, types, status = () => {}) {
     };
     for (const [type, l] of listening) es.addEventListener(type, l);
     es.addEventListener('reset', () => handlers.reset && handlers.reset());
-    // After overflow the server closes the stream; the browser reconnects
-    // with Last-Event-ID and the ring fills the gap (or says reset).
-    es.addEventListener('overflow', () => status('reconnecting'));
+    // After overflow (this page fell too far behind) the server closes the
+    // stream. The browser would reconnect by itself, but only after its
+    // retry delay (seconds), by when a storm has pushed the missed events
+    // out of the server's ring and only a reset and a full reload remain:
+    // resume at once instead, from the last event seen; the ring fills the
+    // gap. A second overflow within a second waits a second.
+    es.addEventListener('overflow', () => {
+      status('reconnecting');
+      const now = performance.now();
+      const soon = now - lastOverflow < 1000;
+      lastOverflow = now;
+      clearTimeout(timer);
+      timer = setTimeout(() => { if (!closed) open(); }, soon ? 1000 : 0);
+    });
     es.onerror = () => {
       if (closed) return;
       if (es.readyState !== EventSource.CLOSED) {
