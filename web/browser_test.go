@@ -98,6 +98,8 @@ func newBrowser(t testing.TB) *browser {
 		chromedp.NoDefaultBrowserCheck,
 		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		// Shared memory in the temp dir: /dev/shm is small in many containers.
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("disable-extensions", true),
 		chromedp.UserDataDir(profile), chromedp.WindowSize(1280, 800))
 	ctx, cancelTab := chromedp.NewContext(actx)
 	b := &browser{t: t, ctx: ctx, shots: shots}
