@@ -48,9 +48,14 @@ func chromiumPath(t testing.TB) string {
 
 // serve runs an API (the real app: api.New over the harness's runtime) on
 // a real socket and returns its base URL; it is shut down at cleanup.
-func serve(t testing.TB, h *actorstest.Harness) string {
+// with changes the options (access control on, say).
+func serve(t testing.TB, h *actorstest.Harness, with ...func(*api.Options)) string {
 	t.Helper()
-	app := api.New(h.Store, h.Runtime, h.Log, api.Options{ChaosEnabled: true, Telemetry: h.Telemetry})
+	opts := api.Options{ChaosEnabled: true, Telemetry: h.Telemetry}
+	for _, f := range with {
+		f(&opts)
+	}
+	app := api.New(h.Store, h.Runtime, h.Log, opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	done := make(chan struct{})
