@@ -27,7 +27,6 @@ import (
 	"github.com/ctcgw/gatewayd/store"
 	"github.com/ctcgw/gatewayd/telemetry"
 	"github.com/ctcgw/gatewayd/vibration"
-	"github.com/ctcgw/gatewayd/web"
 )
 
 // BodyLimit is the largest request body accepted (1 MiB).
@@ -190,9 +189,6 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 		MaxAge:        600,
 	}))
 	app.Use(jsonBodiesOnly)
-	// The web UI's files: before anything that asks for a token (they
-	// hold no data); they set their own CSP.
-	web.Register(app)
 
 	s.routes(app)
 	return app

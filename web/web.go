@@ -16,6 +16,7 @@ import (
 	"mime"
 	"path"
 	"strings"
+	"sync"
 
 	"github.com/gofiber/fiber/v2"
 )
@@ -102,24 +103,42 @@ func contentType(p string) string {
 	return "application/octet-stream"
 }
 
-// Register adds the UI's routes: GET / and GET /ui/*. Put it after the
-// security-header middleware (the UI's CSP replaces the API's on these
-// answers) and before anything that asks for a token: the files hold no
-// data, and the page asks for a token itself when the API wants one.
-func Register(r fiber.Router) {
-	assets, err := load(Files())
-	if err != nil {
-		panic(fmt.Sprintf("web: embedded files: %v", err)) // cannot happen: they are compiled in
-	}
-	index := assets["index.html"]
-	r.Get("/", func(c *fiber.Ctx) error { return index.send(c) })
-	r.Get(Prefix+"*", func(c *fiber.Ctx) error {
-		a, ok := assets[strings.TrimPrefix(c.Path(), Prefix)]
-		if !ok || c.Path() == Prefix+"index.html" {
-			return fiber.ErrNotFound
+var (
+	loadOnce sync.Once
+	loaded   map[string]*asset
+)
+
+// assets reads and gzips the files once, on first use.
+func assets() map[string]*asset {
+	loadOnce.Do(func() {
+		var err error
+		if loaded, err = load(Files()); err != nil {
+			panic(fmt.Sprintf("web: embedded files: %v", err)) // cannot happen: they are compiled in
 		}
-		return a.send(c)
 	})
+	return loaded
+}
+
+// The handlers go after the security-header middleware (the UI's CSP
+// replaces the API's on their answers) and need no token: the files hold
+// no data, and the page asks for a token itself when the API wants one.
+
+// Page answers GET /: the page.
+func Page(c *fiber.Ctx) error { return assets()["index.html"].send(c) }
+
+// Asset answers GET /ui/*: the page's modules, styles and vendored files.
+func Asset(c *fiber.Ctx) error {
+	a, ok := assets()[strings.TrimPrefix(c.Path(), Prefix)]
+	if !ok || c.Path() == Prefix+"index.html" {
+		return fiber.ErrNotFound
+	}
+	return a.send(c)
+}
+
+// Register adds both routes to r, for an app without a route table.
+func Register(r fiber.Router) {
+	r.Get("/", Page)
+	r.Get(Prefix+"*", Asset)
 }
 
 // send answers with the asset: 304 when the client's copy is current,
