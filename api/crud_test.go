@@ -294,7 +294,7 @@ func TestStatusTable(t *testing.T) {
 		{"non-UUID id", "GET", "/api/organizations/123", nil, nil, 400, "VALIDATION_ERROR", []string{"id"}},
 		{"UUID in braces", "GET", "/api/gateways/{" + uuid.NewString() + "}", nil, nil, 400, "VALIDATION_ERROR", []string{"id"}},
 		{"no route", "GET", "/api/nothing", nil, nil, 404, "NOT_FOUND", nil},
-		{"no route at all", "GET", "/", nil, nil, 404, "NOT_FOUND", nil},
+		{"no route at all", "GET", "/nowhere", nil, nil, 404, "NOT_FOUND", nil}, // / is the web UI
 		{"organization", "GET", "/api/organizations/" + uuid.NewString(), nil, nil, 404, "ORGANIZATION_NOT_FOUND", nil},
 		{"factory", "PUT", "/api/factories/" + uuid.NewString(), `{"name":"x"}`, nil, 404, "FACTORY_NOT_FOUND", nil},
 		{"gateway", "DELETE", "/api/gateways/" + uuid.NewString(), nil, nil, 404, "GATEWAY_NOT_FOUND", nil},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/store"
+	"github.com/ctcgw/gatewayd/web"
 )
 
 // route is one route and what it needs (API.md §10): the table of who
@@ -42,6 +43,8 @@ func (s *server) routeTable() []route {
 	add := func(method, path string, need access, h fiber.Handler) {
 		table = append(table, route{method, path, need, h})
 	}
+	add("GET", "/", public, web.Page) // the web UI holds no data; it asks for a token itself
+	add("GET", web.Prefix+"*", public, web.Asset)
 	add("GET", "/metrics", metrics, s.serveMetrics)
 	add("GET", "/api/health", public, s.health)
 	add("GET", "/api/ready", public, s.ready)

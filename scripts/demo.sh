@@ -76,5 +76,6 @@ echo "admin token (shown once; make another with bin/gatewayd token create): $to
 echo "  curl -H 'Authorization: Bearer $token' $api/gateways/status"
 if [ "$mode" = run ]; then
   echo "gatewayd serves on $api (Ctrl-C stops it and the simulator)"
+  echo "the web UI: http://127.0.0.1:${port}/"
   wait "${pids[1]}"
 fi

@@ -1,0 +1,66 @@
+package web_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/actors/actorstest"
+	"github.com/ctcgw/gatewayd/api"
+)
+
+// With access control on (API.md §10), the UI asks for a token, refuses
+// to go on with a wrong one, then sends the right one on every request
+// (Authorization: Bearer) and on the event stream (access_token), and the
+// fleet is live; the token lasts the tab, sign-out forgets it.
+func TestUISignIn(t *testing.T) {
+	h := harness(t, actorstest.FastConfig())
+	base := serve(t, h, func(o *api.Options) { o.AuthEnabled = true })
+	_, secret, err := h.Store.CreateToken(context.Background(), "ui test", gatewayd.RoleViewer, nil)
+	require.NoError(t, err)
+
+	b := newBrowser(t)
+	b.do("open the UI", chromedp.Navigate(base+"/"))
+	b.wait("the sign-in dialog", `document.querySelector('#signin')?.open`)
+	b.do("a wrong token", chromedp.SendKeys(chromedp.CSS(`#signin-token`), "gwd_nope"),
+		chromedp.Click(chromedp.CSS(`#signin button[type=submit]`)))
+	b.wait("asked again, with why", `document.querySelector('#signin')?.open && document.querySelector('#signin .form-error:not([hidden])')?.textContent.includes('not accepted')`)
+	b.shot("sign-in")
+	b.do("the right token", chromedp.SendKeys(chromedp.CSS(`#signin-token`), secret),
+		chromedp.Click(chromedp.CSS(`#signin button[type=submit]`)))
+	b.wait("the fleet", `!document.querySelector('#signin').open && document.querySelector('#shown')?.textContent === 'Showing 0 of 0 gateways'`)
+	b.wait("the stream live", `document.querySelector('#live')?.textContent === 'Live'`)
+	assert.Equal(t, secret, eval[string](b, `sessionStorage.getItem('gatewayd.token')`))
+	assert.False(t, eval[bool](b, `document.querySelector('#signout').hidden`), "a sign-out button")
+
+	// Live with the token: a gateway added now shows up authenticated, which
+	// only the event stream (access_token) can have told the page.
+	g, _ := h.Add("gated")
+	b.wait("the new gateway, live", `document.querySelector('.row-name[href="#/gateways/`+g.ID.String()+`"]')?.parentElement.querySelector('.badge')?.textContent === 'AUTHENTICATED'`)
+	b.shot("signed-in")
+
+	// A viewer may not create: the API's 403 shows on the form.
+	b.do("try to create an organization", chromedp.Click(chromedp.CSS(`.nav a[href="#/organizations"]`)),
+		chromedp.Click(chromedp.CSS(`details.create > summary`)),
+		chromedp.SendKeys(chromedp.CSS(`details.create [name=name]`), "Not mine"),
+		chromedp.Click(chromedp.CSS(`details.create button[type=submit]`)))
+	b.wait("refused", `document.querySelector('details.create .form-error:not([hidden])')?.textContent.includes('FORBIDDEN')`)
+
+	// A reload keeps the token for the tab: no dialog.
+	b.do("reload", chromedp.Navigate(base+"/"))
+	b.wait("the fleet again", `document.querySelector('.row-name')`, 10*time.Second)
+	assert.False(t, eval[bool](b, `document.querySelector('#signin').open`))
+	// Signing out forgets it.
+	if _, err := chromedp.Run(b.ctx, chromedp.WaitEvent(page.LoadEventFired, nil, chromedp.Click(chromedp.CSS(`#signout`)))); err != nil {
+		b.fail("sign out: %v", err)
+	}
+	b.wait("asked again", `document.querySelector('#signin')?.open`)
+	assert.Empty(t, eval[string](b, `sessionStorage.getItem('gatewayd.token') || ''`))
+	assert.Empty(t, b.problems(), "console errors, exceptions or CSP violations")
+}

@@ -1,0 +1,91 @@
+// gatewayd's web UI: boot and the router. Routes live in the URL's hash
+// (#/gateways/<id>), so the server serves one page and every view is a
+// real link that can be bookmarked, opened in a new tab and reached with
+// the keyboard.
+
+import {h, clear, Scope, link} from './dom.js';
+import {startLive, onStreamStatus} from './live.js';
+import {token, setToken, onToken} from './api.js';
+import {overview} from './overview.js';
+import {resourceList, resourceDetail} from './resources.js';
+import {gatewayPage} from './gateway.js';
+import {sensorPage} from './sensor.js';
+
+performance.mark('gwd:boot');
+const main = document.getElementById('main');
+const UUID = '([0-9a-fA-F-]{36})';
+const routes = [
+  [/^\/$/, (m, q, s) => overview(main, q, s)],
+  [/^\/(organizations|factories|equipment|gateways|sensors)$/, (m, q, s) => resourceList(main, m[1], q, s)],
+  [new RegExp('^/gateways/' + UUID + '$'), (m, q, s) => gatewayPage(main, m[1], s)],
+  [new RegExp('^/sensors/' + UUID + '$'), (m, q, s) => sensorPage(main, m[1], q, s)],
+  [new RegExp('^/(organizations|factories|equipment)/' + UUID + '$'), (m, q, s) => resourceDetail(main, m[1], m[2], s)],
+];
+
+let scope = null;
+let first = true;
+
+function route() {
+  const raw = location.hash.startsWith('#/') ? location.hash.slice(1) : '/';
+  const [path, qs] = raw.split('?');
+  const q = new URLSearchParams(qs || '');
+  if (scope) scope.end();
+  scope = new Scope();
+  clear(main);
+  markNav(path);
+  let found = false;
+  for (const [re, view] of routes) {
+    const m = path.match(re);
+    if (m) {
+      view(m, q, scope);
+      found = true;
+      break;
+    }
+  }
+  if (!found) {
+    document.title = 'Not found · gatewayd';
+    main.append(h('h1', {text: 'Not found'}), h('p', null, 'Nothing lives at ', h('code', {text: raw}), '. ',
+      link('/', 'Back to the fleet'), '.'));
+  }
+  // Focus follows navigation (not the first load), so keyboard and
+  // screen-reader users start at the new page's content.
+  if (!first) main.focus({preventScroll: true});
+  first = false;
+  window.scrollTo(0, 0);
+}
+
+function markNav(path) {
+  const section = '/' + (path.split('/')[1] || '');
+  for (const a of document.querySelectorAll('.nav a')) {
+    const here = a.getAttribute('href').slice(1) === section;
+    if (here) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+}
+
+function header() {
+  const live = document.getElementById('live');
+  const texts = {live: 'Live', reconnecting: 'Reconnecting…', down: 'Offline', connecting: 'Connecting…'};
+  onStreamStatus(st => {
+    live.textContent = texts[st] || st;
+    live.className = 'live live-' + st;
+    live.title = st === 'live' ? 'Following /api/events' : 'The event stream is not connected; what you see may be stale';
+  });
+  const out = document.getElementById('signout');
+  const show = () => { out.hidden = !token(); };
+  show();
+  onToken(show);
+  out.addEventListener('click', () => {
+    setToken('');
+    location.reload();
+  });
+  document.querySelector('.skip').addEventListener('click', ev => {
+    ev.preventDefault();
+    main.focus();
+  });
+}
+
+header();
+window.addEventListener('hashchange', route);
+route();
+startLive();

@@ -1,0 +1,189 @@
+// A gateway's page: its live status (state, attempts, next retry, last
+// error), the recent state changes from the event stream, its sensors, and
+// connect, disconnect, discover, edit and delete.
+//
+// The page opens its own stream filtered to the gateway, starting from
+// last_event_id=1: the server answers `reset` and replays what its ring
+// still holds of this gateway, so the recent changes are there at once,
+// then follow live.
+
+import {h, clear, link, fmtTime, fmtClock, ago, dl, badge, setBadge, setText, toast, debounce} from './dom.js';
+import {api, ApiError} from './api.js';
+import {openStream} from './live.js';
+import {buildForm, confirmButton, act} from './forms.js';
+import {RES, names, table} from './resources.js';
+
+const HISTORY = 50;
+
+export function gatewayPage(main, id, scope) {
+  const title = h('h1', {text: 'Gateway'});
+  const stateBadge = badge(null);
+  const facts = h('div');
+  const status = h('div', {class: 'status-facts'});
+  const history = h('ol', {class: 'history', reversed: true});
+  const historyEmpty = h('p', {class: 'empty', text: 'No state change since gatewayd started (or the server no longer holds them).'});
+  const sensorsBox = h('div', null, h('p', {class: 'muted', text: 'Loading…'}));
+  const settings = h('div');
+  const connect = h('button', {type: 'button', id: 'gw-connect', class: 'btn btn-primary', text: 'Connect'});
+  const disconnect = h('button', {type: 'button', id: 'gw-disconnect', class: 'btn', text: 'Disconnect'});
+  const discover = h('button', {type: 'button', id: 'gw-discover', class: 'btn', text: 'Discover sensors'});
+  const crumbs = h('p', {class: 'crumbs'}, link('/', 'Fleet'), ' / ', link('/gateways', 'Gateways'));
+  const section = (t, hid, ...c) => h('section', {class: 'panel', 'aria-labelledby': hid}, h('h2', {id: hid, text: t}), c);
+
+  main.append(crumbs,
+    h('div', {class: 'page-head'}, title, stateBadge),
+    h('div', {class: 'btn-row', role: 'group', 'aria-label': 'Connection'}, connect, disconnect, discover),
+    h('div', {class: 'two-col'},
+      section('Status', 'st-h', status),
+      section('Recent state changes', 'hist-h', historyEmpty, history)),
+    section('Sensors', 'sens-h', sensorsBox),
+    section('Gateway', 'gw-h', facts),
+    settings);
+
+  let gw = null;
+  let st = null;
+
+  const drawStatus = () => {
+    if (!st) return;
+    setBadge(stateBadge, st.state);
+    const now = Date.now();
+    clear(status).append(dl([
+      ['State', badge(st.state)],
+      ['Since', h('span', {title: fmtTime(st.since), text: `${fmtTime(st.since)} (${ago(st.since, now)})`})],
+      ['Wanted', st.desired_state],
+      ['Reconnect attempts', String(st.reconnect_attempts)],
+      ['Next retry', st.next_retry_at ? `${fmtTime(st.next_retry_at)} (${ago(st.next_retry_at, now)})` : '—'],
+      ['Last error', st.last_error ? h('span', {class: 'err-text', text: st.last_error}) : '—'],
+      ['Connected at', fmtTime(st.connected_at)],
+      ['Last seen', st.last_seen_at ? `${fmtTime(st.last_seen_at)} (${ago(st.last_seen_at, now)})` : '—'],
+      ['Restarts', String(st.restarts)],
+    ]));
+    status.querySelector('dl').dataset.state = st.state;
+    connect.disabled = st.state === 'AUTHENTICATED' && st.desired_state === 'CONNECTED';
+    disconnect.disabled = st.state === 'DISCONNECTED';
+    discover.disabled = st.state !== 'AUTHENTICATED';
+  };
+
+  const drawGateway = async () => {
+    document.title = `${gw.name} · gatewayd`;
+    setText(title, gw.name);
+    const factories = await names.map('factories').catch(() => new Map());
+    clear(facts).append(dl([
+      ['Gateway id', h('code', {text: gw.gateway_id})],
+      ['Factory', link('/factories/' + gw.factory_id, factories.get(gw.factory_id) || gw.factory_id)],
+      ['URL', h('code', {text: gw.url})],
+      ['Login', gw.email],
+      ['Model', gw.model],
+      ['Firmware', gw.firmware_version],
+      ['Created', fmtTime(gw.created_at)],
+      ['Updated', fmtTime(gw.updated_at)],
+    ]));
+    const fields = RES.gateways.fields().map(f => f.name === 'password'
+      ? {...f, hint: 'Leave empty to keep the stored one. Needed when the URL or login changes.'} : f);
+    clear(settings).append(
+      section('Edit', 'edit-h', buildForm({fields, values: gw, mode: 'edit', onSubmit: async b => {
+        gw = await api('PUT', '/gateways/' + id, b);
+        names.forget('gateways');
+        toast('Saved ' + gw.name);
+        drawGateway();
+      }})),
+      h('section', {class: 'panel panel-danger', 'aria-labelledby': 'del-h'}, h('h2', {id: 'del-h', text: 'Delete'}),
+        confirmButton('Delete', `Delete ${gw.name}? Its connection is closed and its sensors and readings go with it.`, async () => {
+          await api('DELETE', '/gateways/' + id);
+          toast('Deleted ' + gw.name);
+          location.hash = '#/gateways';
+        })));
+  };
+
+  const loadStatus = async () => {
+    try {
+      st = await api('GET', `/gateways/${id}/status`);
+      if (scope.alive) drawStatus();
+    } catch (e) {
+      if (e.status !== 404) toast(e.text(), 'error');
+    }
+  };
+  const refreshStatus = debounce(loadStatus, 100);
+  scope.add(refreshStatus.cancel);
+
+  const drawSensors = list => {
+    const cols = RES.sensors.columns.filter(c => c[0] !== 'Gateway');
+    clear(sensorsBox).append(list.length ? table(cols, list, new Map(), 'Sensors')
+      : h('p', {class: 'empty', text: 'No sensors known. They are discovered after each login; “Discover sensors” asks now.'}));
+  };
+  const loadSensors = async () => {
+    const page = await api('GET', `/gateways/${id}/sensors?limit=100`);
+    if (scope.alive) drawSensors(page.data);
+  };
+  const refreshSensors = debounce(() => loadSensors().catch(() => {}), 300);
+  scope.add(refreshSensors.cancel);
+
+  const addHistory = ev => {
+    historyEmpty.hidden = true;
+    const item = h('li', {class: 'hist'},
+      h('time', {datetime: ev.at, title: fmtTime(ev.at), text: fmtClock(ev.at)}), ' ',
+      ev.from ? badge(ev.from) : null, ev.from ? h('span', {class: 'arrow', 'aria-label': 'to', text: ' → '}) : null, badge(ev.to),
+      ev.last_error ? h('span', {class: 'hist-err', text: ev.last_error}) : null);
+    history.prepend(item);
+    while (history.children.length > HISTORY) history.lastChild.remove();
+  };
+
+  connect.addEventListener('click', () => act(connect, async () => {
+    st = await api('POST', `/gateways/${id}/connect`);
+    drawStatus();
+  }, 'Connecting'));
+  disconnect.addEventListener('click', () => act(disconnect, async () => {
+    st = await api('POST', `/gateways/${id}/disconnect`);
+    drawStatus();
+  }, 'Disconnected'));
+  discover.addEventListener('click', () => act(discover, async () => {
+    const res = await api('POST', `/gateways/${id}/sensors/discover`);
+    drawSensors(res.data);
+    return res.data.length;
+  }, n => `${n} sensor${n === 1 ? '' : 's'} found`));
+
+  (async () => {
+    const [g] = await Promise.all([api('GET', '/gateways/' + id), loadStatus(), loadSensors()]);
+    if (!scope.alive) return;
+    gw = g;
+    await drawGateway();
+  })().catch(e => {
+    if (!scope.alive) return;
+    clear(main).append(h('h1', {text: 'Gateway not available'}),
+      h('p', {class: 'form-error', role: 'alert', text: e instanceof ApiError ? e.text() : String(e)}),
+      h('p', null, link('/gateways', 'All gateways')));
+    scope.end();
+  });
+
+  scope.add(openStream(new URLSearchParams({gateway_id: id, last_event_id: '1'}), {
+    reset: () => {
+      history.replaceChildren();
+      historyEmpty.hidden = false;
+    },
+    'gateway.state': ev => {
+      addHistory(ev);
+      // Replayed changes are older than the status already shown.
+      if (st && ev.at >= st.since) {
+        st.state = ev.to;
+        st.since = ev.at;
+        st.last_error = ev.last_error;
+        drawStatus();
+      }
+      refreshStatus();
+    },
+    'gateway.updated': async () => {
+      try {
+        gw = await api('GET', '/gateways/' + id);
+        if (scope.alive) drawGateway();
+      } catch { /* deleted: the next event says so */ }
+    },
+    'gateway.deleted': () => {
+      toast('This gateway was deleted', 'error');
+      connect.disabled = disconnect.disabled = discover.disabled = true;
+      setBadge(stateBadge, 'DELETED');
+    },
+    'sensor.updated': refreshSensors,
+  }, ['gateway.state', 'gateway.updated', 'gateway.deleted', 'sensor.updated']));
+  // "in 3 s", "12 s ago" age.
+  scope.every(1000, drawStatus);
+}

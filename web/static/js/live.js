@@ -1,0 +1,410 @@
+// Live data: the event stream (/api/events through EventSource) and the
+// fleet, an in-memory map of every gateway's status that the stream keeps
+// current.
+//
+// The fleet is loaded once with GET /api/gateways/status; after that each
+// gateway.state event changes one entry in place and moves the counts per
+// state. Changes are not drawn as they arrive: they are collected (a set of
+// changed ids) and handed to the views once per animation frame, so a
+// storm of thousands of events a second costs one render per frame, and
+// only of the rows on screen.
+
+import {api, token, onToken, checkAuth} from './api.js';
+
+export const STATES = ['AUTHENTICATED', 'CONNECTING', 'CONNECTED', 'BACKOFF', 'AUTH_FAILED', 'DISCONNECTED', 'FAILED'];
+const GATEWAY_TYPES = ['gateway.state', 'gateway.created', 'gateway.updated', 'gateway.deleted'];
+
+// PERF (?perf in the page URL) records per-frame figures for the scale
+// benchmark in window.gwdPerf and the Performance API; off, nothing is kept.
+export const PERF = new URLSearchParams(location.search).has('perf');
+export const perf = {events: 0, handlerMs: 0, frames: 0, frameMs: [], lagMs: [], resyncs: 0, streamOpens: 0, sortMs: []};
+if (PERF) window.gwdPerf = perf;
+
+// openStream follows /api/events?query. handlers[type](data) is called for
+// each event of the types in `types` (more can be added with listen(type)
+// and removed with unlisten(type): an event type nobody listens to is not
+// even parsed); handlers.reset() after `event: reset` (what the client knew
+// is stale: it must reload); status('live'|'reconnecting'|'down').
+//
+// EventSource reconnects by itself after a dropped stream, sending
+// Last-Event-ID, so nothing is lost; when the server refuses the stream
+// (401, 503…) it gives up, and this reopens it after checking the token,
+// resuming from the last id seen. The token goes as access_token:
+// EventSource cannot send an Authorization header.
+export function openStream(query, handlers, types, status = () => {}) {
+  let es = null;
+  let closed = false;
+  let last = null; // the last event seen; its id is read only to resume
+  let retry = 1000;
+  let timer = 0;
+  let lastOverflow = -Infinity;
+  const listening = new Map(); // type → the listener on es
+  const listener = type => m => {
+    last = m;
+    const f = handlers[type];
+    if (f) f(JSON.parse(m.data), m);
+  };
+  const listen = type => {
+    if (listening.has(type)) return;
+    const l = listener(type);
+    listening.set(type, l);
+    if (es) es.addEventListener(type, l);
+  };
+  const unlisten = type => {
+    const l = listening.get(type);
+    listening.delete(type);
+    if (l && es) es.removeEventListener(type, l);
+  };
+  const open = () => {
+    if (es) es.close(); // one stream at a time, however the reopen came about
+    const q = new URLSearchParams(query);
+    const t = token();
+    if (t) q.set('access_token', t);
+    if (last && last.lastEventId) q.set('last_event_id', last.lastEventId);
+    const qs = q.toString();
+    es = new EventSource('/api/events' + (qs ? '?' + qs : ''));
+    if (PERF) perf.streamOpens++;
+    es.onopen = () => {
+      retry = 1000;
+      status('live');
+    };
+    for (const [type, l] of listening) es.addEventListener(type, l);
+    es.addEventListener('reset', () => handlers.reset && handlers.reset());
+    // After overflow (this page fell too far behind) the server closes the
+    // stream. The browser would reconnect by itself, but only after its
+    // retry delay (seconds), by when a storm has pushed the missed events
+    // out of the server's ring and only a reset and a full reload remain:
+    // resume at once instead, from the last event seen; the ring fills the
+    // gap. A second overflow within a second waits a second.
+    es.addEventListener('overflow', () => {
+      status('reconnecting');
+      const now = performance.now();
+      const soon = now - lastOverflow < 1000;
+      lastOverflow = now;
+      clearTimeout(timer);
+      timer = setTimeout(() => { if (!closed) open(); }, soon ? 1000 : 0);
+    });
+    es.onerror = () => {
+      if (closed) return;
+      if (es.readyState !== EventSource.CLOSED) {
+        status('reconnecting');
+        return;
+      }
+      status('down');
+      es.close();
+      timer = setTimeout(async () => {
+        try { await checkAuth(); } catch { /* the API is down: try the stream again anyway */ }
+        if (!closed) open();
+      }, retry);
+      retry = Math.min(retry * 2, 30000);
+    };
+  };
+  for (const type of types) listen(type);
+  open();
+  const offToken = onToken(() => {
+    if (closed) return;
+    clearTimeout(timer);
+    es.close();
+    open();
+  });
+  const close = () => {
+    closed = true;
+    clearTimeout(timer);
+    offToken();
+    if (es) es.close();
+  };
+  close.listen = listen;
+  close.unlisten = unlisten;
+  return close;
+}
+
+// The shared stream: one EventSource for the whole page, started once. It
+// always follows the gateways; sensor and reading events only while a view
+// listens to them (the overview does not: in a reconnect storm that halves
+// what the page parses).
+const eventListeners = new Map(); // type → Set of fn(data)
+const statusListeners = new Set();
+let streamStatus = 'connecting';
+let shared = null;
+
+// onEvent calls fn(data) for each event of type on the shared stream.
+export function onEvent(type, fn) {
+  if (!eventListeners.has(type)) eventListeners.set(type, new Set());
+  eventListeners.get(type).add(fn);
+  if (shared) shared.listen(type);
+  return () => {
+    const ls = eventListeners.get(type);
+    ls.delete(fn);
+    if (ls.size === 0 && shared && !GATEWAY_TYPES.includes(type)) shared.unlisten(type);
+  };
+}
+
+export function onStreamStatus(fn) {
+  statusListeners.add(fn);
+  fn(streamStatus);
+  return () => statusListeners.delete(fn);
+}
+
+function emit(type, data) {
+  const ls = eventListeners.get(type);
+  if (ls) for (const f of ls) f(data);
+}
+
+// The fleet.
+export const fleet = {
+  byId: new Map(), // id → status (the API's fields) plus v, a change counter, and key, its sort key
+  factoryOf: new Map(), // id → factory_id from per-factory loads and creations; state events set g.factory_id
+  counts: Object.fromEntries(STATES.map(s => [s, 0])), // of every gateway
+  ready: false,
+  error: null,
+  loadedFactories: new Set(),
+};
+
+// sortKey orders names naturally and without a collator (10,000 collator
+// comparisons per sort were most of a sort's time): lower case, every run
+// of digits left-padded, so "gw-2" < "gw-10"; ties by id.
+export function sortKey(g) {
+  return (g.name || g.gateway_id || '').toLowerCase().replace(/\d+/g, d => d.padStart(12, '0')) + '\u0000' + g.id;
+}
+
+function count(state, d) {
+  if (state) fleet.counts[state] = (fleet.counts[state] || 0) + d;
+}
+
+const fleetListeners = new Set();
+let pending = 0; // changes since the last frame
+let structural = false; // a gateway came, went, or was renamed: lists must re-sort
+let frame = 0;
+let firstPending = 0;
+let buffer = null; // events that arrive while a snapshot loads
+let opened;
+const streamOpened = new Promise(r => { opened = r; });
+
+// subscribe calls fn(changes, structural) once per frame with changes.
+export function subscribe(fn) {
+  fleetListeners.add(fn);
+  return () => fleetListeners.delete(fn);
+}
+
+function schedule() {
+  pending++;
+  if (!firstPending) firstPending = performance.now();
+  if (!frame) frame = requestAnimationFrame(flush);
+}
+
+function flush() {
+  const t0 = performance.now();
+  const changes = pending;
+  const s = structural;
+  pending = 0;
+  structural = false;
+  frame = 0;
+  const lag = t0 - firstPending;
+  firstPending = 0;
+  for (const f of fleetListeners) {
+    try { f(changes, s); } catch (e) { console.error(e); }
+  }
+  if (PERF) {
+    const t1 = performance.now();
+    perf.frames++;
+    perf.frameMs.push(t1 - t0);
+    perf.lagMs.push(t1 - t0 + lag);
+    performance.measure('gwd:flush', {start: t0, end: t1});
+  }
+}
+
+function upsert(s) {
+  const g = fleet.byId.get(s.id);
+  if (!g) {
+    fleet.byId.set(s.id, Object.assign({v: 0}, s, {key: sortKey(s)}));
+    count(s.state, 1);
+    structural = true;
+  } else {
+    count(g.state, -1);
+    count(s.state, 1);
+    Object.assign(g, s);
+    const key = sortKey(g);
+    if (key !== g.key) {
+      g.key = key;
+      structural = true;
+    }
+    g.v++;
+  }
+  schedule();
+}
+
+// applyState takes a gateway.state event. Its fields are those of the
+// status that matter in a list; the rest (attempts, next retry) are asked
+// for by the gateway page. It runs for every event of a storm: one map
+// look-up, a few stores, no allocation.
+function applyState(ev) {
+  if (buffer) {
+    buffer.push(ev);
+    return;
+  }
+  let g = fleet.byId.get(ev.id);
+  if (!g) {
+    g = {v: 0, id: ev.id, gateway_id: ev.gateway_id, name: ev.name, desired_state: null, connected_at: null,
+      last_seen_at: null, reconnect_attempts: null, next_retry_at: null, restarts: null, factory_id: ev.factory_id};
+    g.key = sortKey(g);
+    fleet.byId.set(ev.id, g);
+    structural = true;
+  } else if (ev.name !== undefined && g.name !== ev.name) {
+    g.name = ev.name;
+    g.key = sortKey(g);
+    structural = true;
+  }
+  count(g.state, -1);
+  count(ev.to, 1);
+  g.state = ev.to;
+  g.since = ev.at;
+  g.last_error = ev.last_error;
+  g.factory_id = ev.factory_id;
+  if (ev.to === 'DISCONNECTED') g.desired_state = 'DISCONNECTED';
+  g.v++;
+  schedule();
+}
+
+// An event that came while the snapshot loaded applies only if it follows
+// from what the snapshot says: the snapshot may already include it. A
+// gateway the snapshot does not know was created meanwhile.
+function applyBuffered(ev) {
+  if (ev.type === 'deleted') {
+    remove(ev.id);
+    return;
+  }
+  if (ev.type === 'changed') {
+    refresh(ev.id);
+    return;
+  }
+  const g = fleet.byId.get(ev.id);
+  if (!g || (g.state === ev.from && ev.at >= g.since)) applyState(ev);
+}
+
+function remove(id) {
+  const g = fleet.byId.get(id);
+  if (g) {
+    fleet.byId.delete(id);
+    count(g.state, -1);
+    structural = true;
+    schedule();
+  }
+}
+
+async function refresh(id) {
+  try {
+    upsert(await api('GET', '/gateways/' + id + '/status'));
+  } catch (e) {
+    if (e.status === 404) remove(id);
+  }
+}
+
+// changed re-reads a gateway's status (created, renamed…), after the
+// snapshot when one is loading.
+function changed(id) {
+  if (buffer) buffer.push({type: 'changed', id});
+  else refresh(id);
+}
+
+// loadFleet (re)reads every status; events that arrive meanwhile wait.
+let loading = null;
+export function loadFleet() {
+  if (loading) return loading;
+  loading = (async () => {
+    buffer = buffer || [];
+    try {
+      // Subscribed first, then the snapshot: no change falls between them.
+      await Promise.race([streamOpened, new Promise(r => setTimeout(r, 3000))]);
+      performance.mark('gwd:snapshot-start');
+      const res = await api('GET', '/gateways/status');
+      performance.mark('gwd:snapshot-fetched');
+      const m = new Map();
+      for (const s of res.data) {
+        s.v = 0;
+        s.key = sortKey(s);
+        m.set(s.id, s);
+      }
+      fleet.byId = m;
+      fleet.counts = Object.fromEntries(STATES.map(s => [s, 0]));
+      for (const [st, n] of Object.entries(res.counts || {})) fleet.counts[st] = n;
+      fleet.ready = true;
+      fleet.error = null;
+      performance.mark('gwd:snapshot-applied');
+    } catch (e) {
+      fleet.error = e;
+    } finally {
+      const buf = buffer;
+      buffer = null;
+      for (const ev of buf) applyBuffered(ev);
+      structural = true;
+      schedule();
+      loading = null;
+    }
+  })();
+  return loading;
+}
+
+// loadFactory learns which gateways are in a factory (statuses do not say;
+// events do, for gateways that change).
+export async function loadFactory(factoryId) {
+  if (fleet.loadedFactories.has(factoryId)) return;
+  const res = await api('GET', '/gateways/status?factory_id=' + factoryId);
+  for (const s of res.data) fleet.factoryOf.set(s.id, factoryId);
+  fleet.loadedFactories.add(factoryId);
+  structural = true;
+  schedule();
+}
+
+// timed wraps an event handler to count its time (PERF only).
+function timed(f) {
+  if (!PERF) return f;
+  return ev => {
+    const t0 = performance.now();
+    f(ev);
+    perf.events++;
+    perf.handlerMs += performance.now() - t0;
+  };
+}
+
+// startLive opens the shared stream and loads the fleet; called once.
+export function startLive() {
+  const setStatus = st => {
+    streamStatus = st;
+    if (st === 'live') {
+      if (!fleet.ready) performance.mark('gwd:stream-open');
+      opened();
+    }
+    for (const f of statusListeners) f(st);
+  };
+  const handlers = {
+    'gateway.state': timed(ev => {
+      applyState(ev);
+      emit('gateway.state', ev);
+    }),
+    'gateway.created': ev => {
+      fleet.factoryOf.set(ev.id, ev.factory_id);
+      changed(ev.id);
+      emit('gateway.created', ev);
+    },
+    'gateway.updated': ev => {
+      changed(ev.id);
+      emit('gateway.updated', ev);
+    },
+    'gateway.deleted': ev => {
+      if (buffer) buffer.push({type: 'deleted', id: ev.id});
+      else remove(ev.id);
+      emit('gateway.deleted', ev);
+    },
+    reset: () => {
+      if (PERF) perf.resyncs++;
+      fleet.loadedFactories.clear();
+      loadFleet();
+      emit('reset', {});
+    },
+  };
+  for (const t of ['sensor.updated', 'reading.completed', 'reading.failed']) handlers[t] = ev => emit(t, ev);
+  buffer = [];
+  const wanted = [...GATEWAY_TYPES, ...[...eventListeners.keys()].filter(t => !GATEWAY_TYPES.includes(t))];
+  shared = openStream('', handlers, wanted, setStatus);
+  loadFleet();
+}

@@ -1,0 +1,270 @@
+// Organizations, factories, equipment, gateways and sensors: lists with
+// filters and pages, create forms, and the detail pages of organizations,
+// factories and equipment (gateways and sensors have pages of their own).
+
+import {h, clear, link, fmtTime, fmtNum, toast, dl, badge} from './dom.js';
+import {api, listAll, ApiError} from './api.js';
+import {buildForm, confirmButton} from './forms.js';
+import {fleet} from './live.js';
+
+const PAGE = 20;
+
+// Names of parents, for the lists' columns and the forms' selects.
+export const names = {
+  cache: new Map(),
+  async all(kind) {
+    if (!this.cache.has(kind)) {
+      const p = listAll('/' + kind).catch(e => {
+        this.cache.delete(kind);
+        throw e;
+      });
+      this.cache.set(kind, p);
+    }
+    return this.cache.get(kind);
+  },
+  forget(kind) { this.cache.delete(kind); },
+  async map(kind) { return new Map((await this.all(kind)).map(x => [x.id, x.name])); },
+  async options(kind, none) {
+    const items = await this.all(kind);
+    const opts = items.map(x => [x.id, x.name]);
+    return none === undefined ? opts : [['', none], ...opts];
+  },
+};
+
+let tzList = null;
+function timezones() {
+  if (!tzList) {
+    let zones = [];
+    try { zones = Intl.supportedValuesOf('timeZone'); } catch { zones = []; }
+    tzList = h('datalist', {id: 'tz-list'}, ['UTC', ...zones].map(z => h('option', {value: z})));
+    document.body.append(tzList);
+  }
+  return 'tz-list';
+}
+
+const F = {
+  name: {name: 'name', label: 'Name', required: true, maxlength: 255},
+  metadata: {name: 'metadata', label: 'Metadata (a JSON object)', type: 'json', hint: 'Optional, e.g. {"line": 4}', wide: true},
+};
+
+export const RES = {
+  organizations: {
+    title: 'Organizations', one: 'organization',
+    fields: () => [F.name, F.metadata],
+    columns: [['Name', o => link('/organizations/' + o.id, o.name)], ['Created', o => fmtTime(o.created_at)]],
+  },
+  factories: {
+    title: 'Factories', one: 'factory',
+    parent: {param: 'organization_id', kind: 'organizations', label: 'Organization'},
+    fields: () => [
+      {name: 'organization_id', label: 'Organization', type: 'select', required: true, create: true,
+        options: () => names.options('organizations', 'Choose…')},
+      F.name,
+      {name: 'location', label: 'Location', nullable: true, maxlength: 500, hint: 'Free text, e.g. Hall 3'},
+      {name: 'timezone', label: 'Time zone', list: timezones(), placeholder: 'UTC', hint: 'An IANA name such as Europe/Berlin; UTC when empty'},
+      F.metadata],
+    columns: [['Name', f => link('/factories/' + f.id, f.name)], ['Organization', (f, n) => n.get(f.organization_id)],
+      ['Location', f => f.location], ['Time zone', f => f.timezone]],
+  },
+  equipment: {
+    title: 'Equipment', one: 'equipment',
+    parent: {param: 'factory_id', kind: 'factories', label: 'Factory'},
+    fields: () => [
+      {name: 'factory_id', label: 'Factory', type: 'select', required: true, create: true, options: () => names.options('factories', 'Choose…')},
+      F.name,
+      {name: 'kind', label: 'Kind', nullable: true, maxlength: 100, hint: 'Free text, e.g. pump'},
+      F.metadata],
+    columns: [['Name', e => link('/equipment/' + e.id, e.name)], ['Factory', (e, n) => n.get(e.factory_id)], ['Kind', e => e.kind]],
+  },
+  gateways: {
+    title: 'Gateways', one: 'gateway',
+    parent: {param: 'factory_id', kind: 'factories', label: 'Factory'},
+    fields: () => [
+      {name: 'factory_id', label: 'Factory', type: 'select', required: true, create: true, options: () => names.options('factories', 'Choose…')},
+      {name: 'gateway_id', label: 'Gateway id', required: true, maxlength: 255, hint: 'Letters, digits and - _ . : such as GW-0042'},
+      F.name,
+      {name: 'url', label: 'URL', type: 'url', required: true, maxlength: 500, placeholder: 'ws://10.0.4.2:8080', wide: true},
+      {name: 'email', label: 'Login email', type: 'email', required: true, maxlength: 255},
+      {name: 'password', label: 'Password', type: 'password', required: true, maxlength: 1024,
+        hint: 'Stored encrypted, never shown again'},
+      {name: 'model', label: 'Model', nullable: true, maxlength: 100},
+      {name: 'firmware_version', label: 'Firmware', nullable: true, maxlength: 50},
+      {name: 'desired_state', label: 'Connection', type: 'select', default: 'CONNECTED', create: true,
+        options: [['CONNECTED', 'Connect now'], ['DISCONNECTED', 'Keep disconnected']]},
+      F.metadata],
+    columns: [['Name', g => link('/gateways/' + g.id, g.name)], ['Gateway id', g => h('code', {text: g.gateway_id})],
+      ['State', g => badge(fleet.byId.get(g.id)?.state)], ['Factory', (g, n) => n.get(g.factory_id)], ['URL', g => g.url]],
+  },
+  sensors: {
+    title: 'Sensors', one: 'sensor', noCreate: true,
+    parent: {param: 'factory_id', kind: 'factories', label: 'Factory'},
+    fields: () => [],
+    columns: [['Serial', s => link('/sensors/' + s.id, String(s.serial))], ['Name', s => s.name],
+      ['Gateway', s => link('/gateways/' + s.gateway_id, fleet.byId.get(s.gateway_id)?.name || 'gateway')],
+      ['Connected', s => s.connected ? 'yes' : 'no'],
+      ['Temperature', s => s.last_temperature_c == null ? '—' : fmtNum(s.last_temperature_c, 1) + ' °C'],
+      ['Schedule', s => s.reading_interval || 'off']],
+  },
+};
+
+// table renders items with columns; n maps parent ids to names.
+export function table(columns, items, n = new Map(), caption) {
+  return h('div', {class: 'table-wrap'}, h('table', null,
+    caption ? h('caption', {class: 'sr-only', text: caption}) : null,
+    h('thead', null, h('tr', null, columns.map(([label]) => h('th', {scope: 'col', text: label})))),
+    h('tbody', null, items.map(it => h('tr', null, columns.map(([, cell]) => h('td', null, cell(it, n) ?? '—')))))));
+}
+
+function pager(p, go) {
+  if (!p.hasNext && !p.hasPrev) return null;
+  const from = p.total === 0 ? 0 : p.offset + 1;
+  const to = Math.min(p.offset + p.limit, p.total);
+  return h('nav', {class: 'pager', 'aria-label': 'Pages'},
+    h('button', {type: 'button', class: 'btn', disabled: !p.hasPrev, text: '← Previous', onclick: () => go(Math.max(0, p.offset - p.limit))}),
+    h('span', {text: `${fmtNum(from)}–${fmtNum(to)} of ${fmtNum(p.total)}`}),
+    h('button', {type: 'button', class: 'btn', disabled: !p.hasNext, text: 'Next →', onclick: () => go(p.offset + p.limit)}));
+}
+
+function errorBox(e) {
+  return h('p', {class: 'form-error', role: 'alert', text: e instanceof ApiError ? e.text() : String(e)});
+}
+
+// resourceList is #/<kind>: filter, list, page, create.
+export function resourceList(main, kind, q, scope) {
+  const res = RES[kind];
+  document.title = res.title + ' · gatewayd';
+  const offset = Math.max(0, parseInt(q.get('offset') || '0', 10) || 0);
+  const parentId = res.parent ? q.get(res.parent.param) || '' : '';
+  const body = h('div', {class: 'list-body'}, h('p', {class: 'muted', text: 'Loading…'}));
+  const nav = (params) => {
+    const p = new URLSearchParams(q);
+    for (const [k, v] of Object.entries(params)) {
+      if (v) p.set(k, v);
+      else p.delete(k);
+    }
+    p.delete('new');
+    location.hash = '#/' + kind + (p.toString() ? '?' + p : '');
+  };
+  const headRow = h('div', {class: 'page-head'}, h('h1', {text: res.title}));
+  main.append(headRow);
+
+  if (res.parent) {
+    const sel = h('select', {id: 'list-parent'}, h('option', {value: '', text: 'All'}));
+    names.options(res.parent.kind).then(opts => {
+      for (const [v, l] of opts) sel.append(h('option', {value: v, text: l}));
+      sel.value = parentId;
+    }).catch(() => {});
+    sel.addEventListener('change', () => nav({[res.parent.param]: sel.value, offset: ''}));
+    main.append(h('form', {class: 'filters', onsubmit: ev => ev.preventDefault()},
+      h('div', {class: 'field'}, h('label', {for: 'list-parent', text: res.parent.label}), sel)));
+  }
+  main.append(body);
+
+  if (!res.noCreate) {
+    const values = {};
+    if (res.parent && parentId) values[res.parent.param] = parentId;
+    const form = buildForm({fields: res.fields(), values, mode: 'create', submit: 'Create ' + res.one, onSubmit: async b => {
+      const made = await api('POST', '/' + kind, b);
+      names.forget(kind);
+      toast(`Created ${res.one} ${made.name}`);
+      location.hash = `#/${kind}/${made.id}`;
+    }});
+    const details = h('details', {class: 'create', open: q.has('new')},
+      h('summary', null, h('span', {class: 'btn btn-primary', text: 'New ' + res.one})), form);
+    main.append(details);
+    if (q.has('new')) setTimeout(() => form.querySelector('input, select')?.focus(), 0);
+  }
+
+  (async () => {
+    const filter = parentId ? `&${res.parent.param}=${parentId}` : '';
+    const [page, n] = await Promise.all([
+      api('GET', `/${kind}?limit=${PAGE}&offset=${offset}${filter}`),
+      res.parent ? names.map(res.parent.kind).catch(() => new Map()) : new Map()]);
+    if (!scope.alive) return;
+    clear(body);
+    if (page.data.length === 0) {
+      body.append(h('p', {class: 'empty', text: offset ? 'No more.' : `No ${res.title.toLowerCase()} yet.`}));
+      const d = main.querySelector('details.create');
+      if (d && !offset) d.open = true;
+    } else body.append(table(res.columns, page.data, n, res.title));
+    const pg = pager(page.pagination, o => nav({offset: o ? String(o) : ''}));
+    if (pg) body.append(pg);
+  })().catch(e => {
+    if (scope.alive) clear(body).append(errorBox(e));
+  });
+}
+
+// resourceDetail is #/<kind>/<id> for organizations, factories, equipment.
+export function resourceDetail(main, kind, id, scope) {
+  const res = RES[kind];
+  main.append(h('p', {class: 'muted', text: 'Loading…'}));
+  (async () => {
+    const item = await api('GET', `/${kind}/${id}`);
+    if (!scope.alive) return;
+    document.title = `${item.name} · ${res.title} · gatewayd`;
+    clear(main);
+    const parents = res.parent ? await names.map(res.parent.kind).catch(() => new Map()) : new Map();
+    const facts = [['Id', h('code', {text: item.id})]];
+    if (res.parent) {
+      const pid = item[res.parent.param];
+      facts.push([res.parent.label, link(`/${res.parent.kind}/${pid}`, parents.get(pid) || pid)]);
+    }
+    if (kind === 'factories') facts.push(['Location', item.location], ['Time zone', item.timezone]);
+    if (kind === 'equipment') facts.push(['Kind', item.kind]);
+    facts.push(['Created', fmtTime(item.created_at)], ['Updated', fmtTime(item.updated_at)]);
+    const crumbs = h('p', {class: 'crumbs'}, link('/' + kind, res.title));
+    main.append(crumbs, h('div', {class: 'page-head'}, h('h1', {text: item.name})), dl(facts));
+
+    const children = h('div', {class: 'children'});
+    main.append(children);
+    const form = buildForm({fields: res.fields(), values: item, mode: 'edit', onSubmit: async b => {
+      await api('PUT', `/${kind}/${id}`, b);
+      names.forget(kind);
+      toast(`Saved ${res.one} ${b.name || item.name}`);
+      window.dispatchEvent(new HashChangeEvent('hashchange'));
+    }});
+    const what = {organizations: 'its factories, their gateways and equipment', factories: 'its gateways and equipment',
+      equipment: 'nothing else; its sensors are unassigned'}[kind];
+    main.append(
+      h('section', {class: 'panel', 'aria-labelledby': 'edit-h'}, h('h2', {id: 'edit-h', text: 'Edit'}), form),
+      h('section', {class: 'panel panel-danger', 'aria-labelledby': 'del-h'}, h('h2', {id: 'del-h', text: 'Delete'}),
+        confirmButton('Delete', `Delete ${item.name}? This also deletes ${what}.`, async () => {
+          await api('DELETE', `/${kind}/${id}`);
+          names.forget(kind);
+          toast(`Deleted ${res.one} ${item.name}`);
+          location.hash = '#/' + kind;
+        })));
+    await detailChildren(kind, item, children, scope);
+  })().catch(e => {
+    if (!scope.alive) return;
+    clear(main).append(h('h1', {text: 'Not available'}), errorBox(e), h('p', null, link('/' + kind, 'All ' + res.title.toLowerCase())));
+  });
+}
+
+async function detailChildren(kind, item, box, scope) {
+  const section = (title, id, ...content) => h('section', {class: 'panel', 'aria-labelledby': id}, h('h2', {id, text: title}), content);
+  if (kind === 'organizations') {
+    const page = await api('GET', `/factories?organization_id=${item.id}&limit=100`);
+    if (!scope.alive) return;
+    box.append(section('Factories', 'kids-h',
+      page.data.length ? table(RES.factories.columns.filter(c => c[0] !== 'Organization'), page.data) : h('p', {class: 'empty', text: 'No factories yet.'}),
+      h('p', null, link(`/factories?organization_id=${item.id}&new=1`, 'New factory in ' + item.name, 'btn'))));
+  } else if (kind === 'factories') {
+    const [gws, eq] = await Promise.all([api('GET', `/gateways?factory_id=${item.id}&limit=100`),
+      api('GET', `/equipment?factory_id=${item.id}&limit=100`)]);
+    if (!scope.alive) return;
+    box.append(
+      section(`Gateways (${fmtNum(gws.pagination.total)})`, 'gw-h',
+        gws.data.length ? table(RES.gateways.columns.filter(c => c[0] !== 'Factory'), gws.data) : h('p', {class: 'empty', text: 'No gateways yet.'}),
+        h('p', {class: 'btn-row'}, link(`/?factory=${item.id}`, 'Live states of this factory', 'btn'),
+          link(`/gateways?factory_id=${item.id}&new=1`, 'Register a gateway here', 'btn'))),
+      section('Equipment', 'eq-h',
+        eq.data.length ? table(RES.equipment.columns.filter(c => c[0] !== 'Factory'), eq.data) : h('p', {class: 'empty', text: 'No equipment yet.'}),
+        h('p', null, link(`/equipment?factory_id=${item.id}&new=1`, 'Add equipment here', 'btn'))));
+  } else if (kind === 'equipment') {
+    const s = await api('GET', `/sensors?equipment_id=${item.id}&limit=100`);
+    if (!scope.alive) return;
+    box.append(section('Sensors on it', 'sn-h',
+      s.data.length ? table(RES.sensors.columns, s.data) : h('p', {class: 'empty', text: 'No sensor is assigned to it. Assign one on its sensor page.'})));
+  }
+}

@@ -1,0 +1,245 @@
+// A sensor's page: what the gateway reports of it, its equipment and
+// reading schedule, taking a reading, its readings, and for one reading
+// the summary per axis with the waveform and spectrum plotted.
+
+import {h, clear, link, fmtTime, fmtNum, ago, dl, toast, debounce, Scope} from './dom.js';
+import {api, ApiError} from './api.js';
+import {onEvent, fleet} from './live.js';
+import {buildForm, act} from './forms.js';
+import {names} from './resources.js';
+import {chart, figure} from './plot.js';
+
+const PAGE = 20;
+const METRICS = [
+  ['samples', 'Samples', ''], ['min', 'Min', 'g'], ['max', 'Max', 'g'], ['mean', 'Mean', 'g'],
+  ['rms', 'RMS', 'g'], ['peak', 'Peak', 'g'], ['peak_to_peak', 'Peak to peak', 'g'], ['crest_factor', 'Crest factor', ''],
+  ['velocity_rms_mm_s', 'Velocity RMS (10–1000 Hz)', 'mm/s'], ['dominant_frequency_hz', 'Dominant frequency', 'Hz'],
+];
+const AXES = ['x', 'y', 'z'];
+
+export function sensorPage(main, id, q, scope) {
+  const title = h('h1', {text: 'Sensor'});
+  const facts = h('div');
+  const settings = h('div');
+  const take = h('button', {type: 'button', id: 'take-reading', class: 'btn btn-primary', text: 'Take a reading'});
+  const readingsBox = h('div', null, h('p', {class: 'muted', text: 'Loading…'}));
+  const more = h('button', {type: 'button', class: 'btn', text: 'Older readings', hidden: true});
+  const detail = h('section', {class: 'panel reading', id: 'reading', 'aria-labelledby': 'rd-h', hidden: true});
+  const crumbs = h('p', {class: 'crumbs'}, link('/sensors', 'Sensors'));
+  const section = (t, hid, ...c) => h('section', {class: 'panel', 'aria-labelledby': hid}, h('h2', {id: hid, text: t}), c);
+  main.append(crumbs, h('div', {class: 'page-head'}, title), h('div', {class: 'btn-row'}, take),
+    h('div', {class: 'two-col'}, section('Sensor', 'sn-h', facts), settings),
+    section('Readings', 'rl-h', readingsBox, more), detail);
+
+  let sensor = null;
+  let readings = [];
+  let total = 0;
+  let selected = q.get('reading') || '';
+  let axis = AXES.includes(q.get('axis')) ? q.get('axis') : 'x';
+  let waiting = ''; // the reading this page asked for: shown when it completes
+  let plots = null; // the Scope of the charts on screen
+
+  const drawSensor = async () => {
+    document.title = `${sensor.name || sensor.serial} · sensor · gatewayd`;
+    title.textContent = `${sensor.name || 'Sensor'} (${sensor.serial})`;
+    const gwName = fleet.byId.get(sensor.gateway_id)?.name;
+    const gw = await api('GET', '/gateways/' + sensor.gateway_id).catch(() => null);
+    const equipment = gw ? await names.all('equipment').catch(() => []) : [];
+    if (!scope.alive) return;
+    const eqName = new Map(equipment.map(e => [e.id, e.name]));
+    crumbs.replaceChildren(link('/sensors', 'Sensors'), ' / ', link('/gateways/' + sensor.gateway_id, gw?.name || gwName || 'gateway'));
+    clear(facts).append(dl([
+      ['Serial', String(sensor.serial)],
+      ['Gateway', link('/gateways/' + sensor.gateway_id, gw?.name || gwName || sensor.gateway_id)],
+      ['Connected', sensor.connected ? 'yes' : 'no (missing from the gateway’s last list)'],
+      ['Part number', sensor.part_number],
+      ['Read rate', sensor.read_rate_hz == null ? null : fmtNum(sensor.read_rate_hz) + ' Hz'],
+      ['Samples per axis', sensor.samples == null ? null : fmtNum(sensor.samples)],
+      ['Temperature', sensor.last_temperature_c == null ? null
+        : `${fmtNum(sensor.last_temperature_c, 1)} °C (${ago(sensor.last_temperature_at)})`],
+      ['Equipment', sensor.equipment_id ? link('/equipment/' + sensor.equipment_id, eqName.get(sensor.equipment_id) || 'equipment') : 'none'],
+      ['Schedule', sensor.reading_interval ? 'every ' + sensor.reading_interval : 'off'],
+      ['First seen', fmtTime(sensor.first_seen_at)],
+      ['Last seen', fmtTime(sensor.last_seen_at)],
+    ]));
+    const mine = gw ? equipment.filter(e => e.factory_id === gw.factory_id).map(e => [e.id, e.name]) : [];
+    clear(settings).append(section('Settings', 'set-h', buildForm({
+      mode: 'edit', values: sensor, fields: [
+        {name: 'name', label: 'Name', maxlength: 255},
+        {name: 'equipment_id', label: 'Equipment', type: 'select', nullable: true, options: [['', 'None'], ...mine],
+          hint: mine.length ? 'Equipment of this gateway’s factory' : 'The factory has no equipment yet'},
+        {name: 'reading_interval', label: 'Reading interval', nullable: true, maxlength: 32, placeholder: 'off',
+          hint: 'How often to take a reading: 15m, 1h, 2d… (at least 1m); empty turns it off'},
+        {name: 'metadata', label: 'Metadata (a JSON object)', type: 'json'},
+      ],
+      onSubmit: async b => {
+        sensor = await api('PUT', '/sensors/' + id, b);
+        toast('Saved');
+        drawSensor();
+      }})));
+  };
+
+  const loadSensor = async () => {
+    sensor = await api('GET', '/sensors/' + id);
+    if (scope.alive) await drawSensor();
+  };
+
+  const statusBadge = s => h('span', {class: 'badge rd-' + s, text: s});
+  const drawReadings = () => {
+    if (!readings.length) {
+      clear(readingsBox).append(h('p', {class: 'empty', text: 'No readings yet.'}));
+      more.hidden = true;
+      return;
+    }
+    const rows = readings.map(r => {
+      const view = h('button', {type: 'button', class: 'btn btn-small', text: r.id === selected ? 'Shown' : 'Show',
+        'aria-pressed': String(r.id === selected), disabled: r.status !== 'COMPLETE',
+        onclick: () => select(r.id, true)});
+      return h('tr', {class: r.id === selected ? 'selected' : null, dataset: {reading: r.id, status: r.status}},
+        h('td', null, h('time', {datetime: r.requested_at, text: fmtTime(r.requested_at)})),
+        h('td', {text: r.trigger}), h('td', null, statusBadge(r.status)),
+        h('td', {text: r.summary ? `${fmtNum(r.summary.x?.rms, 4)} / ${fmtNum(r.summary.y?.rms, 4)} / ${fmtNum(r.summary.z?.rms, 4)}` : (r.error || '')}),
+        h('td', null, view));
+    });
+    clear(readingsBox).append(h('div', {class: 'table-wrap'}, h('table', {class: 'readings'},
+      h('caption', {class: 'sr-only', text: 'Readings, newest first'}),
+      h('thead', null, h('tr', null, ['Requested', 'Trigger', 'Status', 'RMS x / y / z (g), or error', ''].map(t => h('th', {scope: 'col', text: t})))),
+      h('tbody', null, rows))));
+    more.hidden = readings.length >= total;
+  };
+
+  const loadReadings = async (append = false) => {
+    const page = await api('GET', `/sensors/${id}/readings?limit=${PAGE}&offset=${append ? readings.length : 0}`);
+    if (!scope.alive) return;
+    readings = append ? readings.concat(page.data) : page.data;
+    total = page.pagination.total;
+    drawReadings();
+  };
+  const refreshReadings = debounce(() => loadReadings().catch(() => {}), 200);
+  scope.add(refreshReadings.cancel);
+  more.addEventListener('click', () => act(more, () => loadReadings(true)));
+
+  const setQuery = () => {
+    const p = new URLSearchParams();
+    if (selected) p.set('reading', selected);
+    if (axis !== 'x') p.set('axis', axis);
+    history.replaceState(null, '', `#/sensors/${id}${p.toString() ? '?' + p : ''}`);
+  };
+
+  // select shows a reading; focus moves to it when the user asked.
+  function select(rid, focus) {
+    selected = rid;
+    setQuery();
+    drawReadings();
+    showReading().then(() => {
+      if (focus && scope.alive) detail.querySelector('h2')?.focus();
+    }).catch(e => {
+      if (scope.alive) clear(detail).append(h('p', {class: 'form-error', text: e instanceof ApiError ? e.text() : String(e)}));
+    });
+  }
+
+  async function showReading() {
+    if (plots) plots.end();
+    plots = new Scope();
+    scope.add(() => plots.end());
+    const mine = plots;
+    detail.hidden = false;
+    clear(detail).append(h('h2', {id: 'rd-h', text: 'Reading'}), h('p', {class: 'muted', text: 'Loading…'}));
+    const r = await api('GET', '/readings/' + selected);
+    if (!mine.alive) return;
+    const head = [h('h2', {id: 'rd-h', tabindex: '-1', text: `Reading of ${fmtTime(r.requested_at)}`}), dl([
+      ['Status', statusBadge(r.status)], ['Trigger', r.trigger], ['Error', r.error],
+      ['Started', fmtTime(r.started_at)], ['Completed', fmtTime(r.completed_at)],
+      ['Sample rate', r.sample_rate_hz == null ? null : fmtNum(r.sample_rate_hz) + ' Hz'],
+      ['Samples per axis', r.samples == null ? null : fmtNum(r.samples)]])];
+    if (!r.summary) {
+      clear(detail).append(...head);
+      return;
+    }
+    const summary = h('div', {class: 'table-wrap'}, h('table', {class: 'summary'},
+      h('caption', {text: 'Summary per axis'}),
+      h('thead', null, h('tr', null, h('th', {scope: 'col', text: 'Figure'}), AXES.map(a => h('th', {scope: 'col', text: a.toUpperCase()})))),
+      h('tbody', null, METRICS.map(([k, label, unit]) => h('tr', null, h('th', {scope: 'row', text: label + (unit ? ` (${unit})` : '')}),
+        AXES.map(a => h('td', {class: 'num', text: fmtNum(r.summary[a]?.[k], k === 'samples' ? 0 : 4)})))))));
+    const axisName = `axis-${id}`;
+    const axes = h('fieldset', {class: 'axes'}, h('legend', {text: 'Axis'}), AXES.map(a => h('label', {class: 'radio'},
+      h('input', {type: 'radio', name: axisName, value: a, checked: a === axis, onchange: () => {
+        axis = a;
+        setQuery();
+        plot();
+      }}), ' ' + a.toUpperCase())));
+    const plotsBox = h('div', {class: 'plots'});
+    clear(detail).append(...head, summary, axes, plotsBox);
+
+    let wave = null;
+    let axisScope = null;
+    async function plot() {
+      if (axisScope) axisScope.end();
+      axisScope = new Scope();
+      mine.add(() => axisScope.end());
+      const s = axisScope;
+      clear(plotsBox).append(h('p', {class: 'muted', text: 'Loading the samples…'}));
+      wave = wave || await api('GET', `/readings/${r.id}/waveform`);
+      const spec = await api('GET', `/readings/${r.id}/spectrum?axis=${axis}`);
+      if (!s.alive) return;
+      const ys = wave[axis];
+      const rate = wave.sample_rate_hz || 1;
+      const t = new Float64Array(ys.length);
+      for (let i = 0; i < ys.length; i++) t[i] = i * 1000 / rate;
+      const sum = r.summary[axis] || {};
+      const w = figure(`Waveform, ${axis.toUpperCase()} axis (g over ms; drag to zoom, double-click for all)`,
+        `Waveform of the ${axis} axis: ${ys.length} samples at ${fmtNum(rate)} Hz, peak ${fmtNum(sum.peak, 3)} g, RMS ${fmtNum(sum.rms, 4)} g`);
+      // The spectrum goes up to half the sample rate; what matters is
+      // usually far below. It opens on 0–1 kHz (the ISO 20816 band), or
+      // four times the highest dominant frequency; drag to zoom,
+      // double-click for all of it.
+      const fs = spec.frequency_hz;
+      const top = Math.max(...AXES.map(a => r.summary[a]?.dominant_frequency_hz || 0));
+      const xMax = Math.min(fs[fs.length - 1] || 0, Math.max(1000, 4 * top)) || undefined;
+      const f = figure(`Spectrum, ${axis.toUpperCase()} axis (amplitude in g over Hz; drag to zoom, double-click for all)`,
+        `Amplitude spectrum of the ${axis} axis up to ${fmtNum(spec.frequency_hz[spec.frequency_hz.length - 1] || 0)} Hz; strongest above 2 Hz at ${fmtNum(sum.dominant_frequency_hz, 1)} Hz`);
+      clear(plotsBox).append(w.el, f.el);
+      await chart(w.box, {x: t, y: ys, xLabel: 'ms', yLabel: 'g', scope: s});
+      await chart(f.box, {x: fs, y: spec.amplitude, xLabel: 'Hz', yLabel: 'g', scope: s, xMax});
+      plotsBox.dataset.drawn = axis;
+    }
+    await plot();
+  }
+
+  take.addEventListener('click', () => act(take, async () => {
+    const r = await api('POST', `/sensors/${id}/readings`);
+    waiting = r.id;
+    readings = [r, ...readings.filter(x => x.id !== r.id)];
+    total++;
+    drawReadings();
+    return r;
+  }, 'Reading queued; it shows when the gateway has sent it'));
+
+  const done = ev => {
+    if (ev.sensor_id !== id) return;
+    refreshReadings();
+    if (ev.id === waiting) {
+      waiting = '';
+      if (ev.status === 'COMPLETE') select(ev.id);
+      else toast('The reading failed', 'error');
+    }
+  };
+  scope.add(onEvent('reading.completed', done));
+  scope.add(onEvent('reading.failed', done));
+  const refreshSensor = debounce(() => {
+    if (scope.alive) loadSensor().catch(() => {});
+  }, 300);
+  scope.add(refreshSensor.cancel);
+  scope.add(onEvent('sensor.updated', ev => {
+    if (ev.id === id) refreshSensor();
+  }));
+
+  Promise.all([loadSensor(), loadReadings()]).then(() => {
+    if (selected && scope.alive) select(selected);
+  }).catch(e => {
+    if (!scope.alive) return;
+    clear(main).append(h('h1', {text: 'Sensor not available'}),
+      h('p', {class: 'form-error', role: 'alert', text: e instanceof ApiError ? e.text() : String(e)}),
+      h('p', null, link('/sensors', 'All sensors')));
+  });
+}
