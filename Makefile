@@ -43,6 +43,7 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/gatewayd ./cmd/gatewayd
 	$(GO) build -o bin/ctcsim ./cmd/ctcsim
 	$(GO) build -o bin/gwload ./cmd/gwload
+	$(GO) build -o bin/demo ./cmd/demo
 
 ## bench: Go benchmarks of the hot paths
 bench: db

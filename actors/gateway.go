@@ -116,12 +116,21 @@ type gatewayActor struct {
 
 	dropped     int // bad frames not yet logged
 	lastDropLog time.Time
+
+	// State changes logged in the current window, and those not logged.
+	stateLogStart time.Time
+	stateLogged   int
+	stateUnlogged int
+	// For the log line of the next state: the retry delay just chosen,
+	// and when the current attempt started.
+	retryIn     time.Duration
+	dialStarted time.Time
 }
 
 func newGatewayActor(d *deps, w *wanted) *gatewayActor {
 	t, restarts := w.get()
 	return &gatewayActor{d: d, w: w, id: t.ID, target: t, restarts: restarts,
-		log:         gatewayLogger(d.log, t.ID),
+		log:         gatewayLogger(d.log, t.ID, t.GatewayID),
 		sensorRates: make(map[int64]float64), schedules: make(map[uuid.UUID]*scheduled)}
 }
 
@@ -209,6 +218,9 @@ func (a *gatewayActor) Receive(c actor.Context) {
 func (a *gatewayActor) reconfigure() {
 	t, _ := a.w.get()
 	changed := t.Credentials.Differs(a.target.Credentials)
+	if t.GatewayID != a.target.GatewayID {
+		a.log = gatewayLogger(a.d.log, t.ID, t.GatewayID)
+	}
 	desiredChanged := t.Desired != a.target.Desired
 	schedulesChanged := !slices.Equal(t.Schedules, a.target.Schedules)
 	a.target = t
@@ -260,6 +272,7 @@ func (a *gatewayActor) connect() {
 	a.teardown(false)
 	a.gen++
 	a.status.NextRetryAt = nil
+	a.dialStarted = time.Now()
 	a.setState(gatewayd.StateConnecting)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -478,7 +491,6 @@ func (a *gatewayActor) onLogin(now time.Time, msg ctc.Message) {
 	if !accepted {
 		a.d.cfg.Observer.LoginAnswered("refused")
 		reason := capError(reason)
-		a.log.Warn().Str("state", string(gatewayd.StateAuthFailed)).Str("error", *reason).Msg("gateway refused the credentials")
 		a.teardown(false)
 		a.status.ReconnectAttempts++
 		a.status.LastError = reason
@@ -572,8 +584,7 @@ func (a *gatewayActor) fail(reason string) {
 	next := time.Now().Add(delay)
 	a.status.NextRetryAt = &next
 	a.armTimer(timerRetry, delay)
-	a.log.Info().Str("state", string(gatewayd.StateBackoff)).Int("attempt", a.status.ReconnectAttempts).
-		Str("error", *a.status.LastError).Dur("retry_in", delay).Msg("connection attempt failed")
+	a.retryIn = delay
 	a.setState(gatewayd.StateBackoff)
 }
 
@@ -672,12 +683,52 @@ func (a *gatewayActor) drop(now time.Time, reason string) {
 }
 
 func (a *gatewayActor) setState(s gatewayd.State) {
-	if a.status.State != s {
-		a.status.Since = time.Now()
-		a.log.Debug().Str("state", string(s)).Msg("state")
+	if from := a.status.State; from != s {
+		now := time.Now()
+		a.status.Since = now
+		a.logState(now, from, s)
 	}
 	a.status.State = s
 	a.report()
+}
+
+// logState writes one info line per state change (warn into AUTH_FAILED),
+// at most stateLogLimit per gateway per stateLogWindow; the first line
+// after a quiet spell says how many changes went unlogged.
+func (a *gatewayActor) logState(now time.Time, from, to gatewayd.State) {
+	if now.Sub(a.stateLogStart) >= stateLogWindow {
+		a.stateLogStart, a.stateLogged = now, 0
+	}
+	if a.stateLogged >= stateLogLimit {
+		a.stateUnlogged++
+		return
+	}
+	a.stateLogged++
+	ev := a.log.Info()
+	if to == gatewayd.StateAuthFailed {
+		ev = a.log.Warn()
+	}
+	if from != "" {
+		ev.Str("from", string(from))
+	}
+	ev.Str("state", string(to))
+	switch to {
+	case gatewayd.StateBackoff:
+		ev.Int("attempt", a.status.ReconnectAttempts).Int64("retry_in_ms", a.retryIn.Milliseconds())
+	case gatewayd.StateAuthenticated:
+		if a.dialStarted.IsZero() {
+			break
+		}
+		ev.Int64("duration_ms", now.Sub(a.dialStarted).Milliseconds())
+	}
+	if (to == gatewayd.StateBackoff || to == gatewayd.StateAuthFailed || to == gatewayd.StateFailed) && a.status.LastError != nil {
+		ev.Str("error", *a.status.LastError)
+	}
+	if a.stateUnlogged > 0 {
+		ev.Int("unlogged_changes", a.stateUnlogged)
+		a.stateUnlogged = 0
+	}
+	ev.Msg("gateway state changed")
 }
 
 // report tells the supervisor the current status.

@@ -205,7 +205,7 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, c
 	cutoff := now.Add(-s.d.cfg.RestartWindow)
 	rec.failures = slices.DeleteFunc(rec.failures, func(t time.Time) bool { return t.Before(cutoff) })
 	rec.failures = append(rec.failures, now)
-	log := s.d.log.Warn().Str("gateway_id", id.String()).Interface("reason", reason).Int("crashes_in_window", len(rec.failures))
+	log := s.d.log.Warn().Str("id", id.String()).Str("gateway_id", rec.status.GatewayID).Interface("reason", reason).Int("crashes_in_window", len(rec.failures))
 	if len(rec.failures) > s.d.cfg.RestartLimit {
 		log.Str("state", string(gatewayd.StateFailed)).Msg("gateway actor crashed too often; stopping it")
 		reasonText := capError(fmt.Sprintf("actor crashed %d times within %s (last: %v)", len(rec.failures), s.d.cfg.RestartWindow, reason))
@@ -320,7 +320,7 @@ func (s *supervisor) spawn(c actor.Context, rec *record) {
 	pid, err := c.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newGatewayActor(d, w) }), t.ID.String())
 	if err != nil {
 		// The name is still taken by an incarnation that is stopping.
-		s.d.log.Warn().Err(err).Str("gateway_id", t.ID.String()).Msg("spawn deferred")
+		s.d.log.Warn().Err(err).Str("id", t.ID.String()).Str("gateway_id", t.GatewayID).Msg("spawn deferred")
 		rec.stopping, rec.respawn = true, true
 		return
 	}

@@ -268,7 +268,7 @@ func (s *server) logRequest(method, path string, status int, d time.Duration, id
 	if token != "" {
 		ev = ev.Str("token", token) // its name and id, never its secret
 	}
-	ev.Str("method", method).Str("path", path).Int("status", status).Dur("duration", d).Str("request_id", id).Msg("request")
+	ev.Str("method", method).Str("path", path).Int("status", status).Int64("duration_ms", d.Milliseconds()).Str("request_id", id).Msg("request")
 }
 
 // dbCtx bounds a request's database work.

@@ -67,7 +67,7 @@ func (e *env) loggedOnce(t *testing.T, r response) map[string]any {
 	require.Len(t, lines, 1, "one access-log line for request %s\n%s", id, e.logText())
 	l := lines[0]
 	assert.Equal(t, float64(r.status), l["status"])
-	for _, k := range []string{"method", "path", "duration"} {
+	for _, k := range []string{"method", "path", "duration_ms"} {
 		assert.Contains(t, l, k)
 	}
 	return l
@@ -243,7 +243,7 @@ func TestSlowAndAmbiguousRequests(t *testing.T) {
 		l := e.loggedOnce(t, r.response)
 		assert.Equal(t, "POST", l["method"])
 		assert.Equal(t, "/api/organizations", l["path"])
-		assert.GreaterOrEqual(t, l["duration"], float64(readTimeout/time.Millisecond), "measured from the first byte")
+		assert.GreaterOrEqual(t, l["duration_ms"], float64(readTimeout/time.Millisecond), "measured from the first byte")
 	})
 	t.Run("a header that never ends", func(t *testing.T) {
 		r := exchange(t, addr, "GET /api/health HTTP/1.1\r\nHost: t\r\nX-Slow: ", 5*time.Second)

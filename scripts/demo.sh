@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The demo behind `make run` and `make demo`: starts ctcsim with three
-# simulated gateways and gatewayd, registers a factory and the gateways
-# through the REST API and prints their live statuses.
+# simulated gateways and gatewayd, registers them through the REST API
+# (bin/demo: its own organization "gatewayd demo", factory "Demo Plant",
+# gateways by gateway_id, so it is idempotent whatever else the database
+# holds) and prints their live statuses and sensors. It exits non-zero
+# unless every demo gateway is AUTHENTICATED.
 #   scripts/demo.sh run    keep both running (Ctrl-C stops them)
 #   scripts/demo.sh once   print the statuses, then stop both
 set -euo pipefail
@@ -32,50 +35,31 @@ fi
 pids+=($!)
 
 for _ in $(seq 1 100); do
-  curl -fsS "$api/ready" >/dev/null 2>&1 && break
+  curl -fsS "$api/ready" >/dev/null 2>&1 && [ -s "$logdir/ctcsim.out" ] && break
   sleep 0.2
 done
 curl -fsS "$api/ready" >/dev/null || { echo "gatewayd did not become ready; see $logdir/gatewayd.log" >&2; exit 1; }
 
-# An admin token for the demo's requests (access control is on by default);
-# it is printed below so you can use it too.
-token=$(./bin/gatewayd token create --name "demo-admin" --role admin 2>>"$logdir/gatewayd.log")
-json() { curl -sS -H 'Content-Type: application/json' -H "Authorization: Bearer $token" "$@"; }
-field() { sed -nE "s/.*\"$1\":\"([^\"]*)\".*/\1/p" | head -n 1; }
-
-org=$(json "$api/organizations?limit=1" | field id)
-factory=$(json "$api/factories?organization_id=$org&limit=100" | tr '{' '\n' | grep '"name":"Demo Plant"' | field id || true)
-if [ -z "$factory" ]; then
-  factory=$(json -X POST "$api/factories" -d "{\"organization_id\":\"$org\",\"name\":\"Demo Plant\",\"timezone\":\"Europe/Berlin\"}" | field id)
+# An admin token for the demo (access control is on by default): the one
+# from the last run while it still works, else a new one.
+token_file="$logdir/admin-token"
+token=$(cat "$token_file" 2>/dev/null || true)
+if [ -z "$token" ] || ! curl -fsS -o /dev/null -H "Authorization: Bearer $token" "$api/tokens"; then
+  token=$(./bin/gatewayd token create --name demo-admin --role admin 2>>"$logdir/gatewayd-token.log")
+  (umask 077; printf '%s\n' "$token" >"$token_file")
 fi
-existing=$(json "$api/gateways?factory_id=$factory&limit=100" | tr '{' '\n')
-while read -r name url; do
-  creds="\"url\":\"$url\",\"email\":\"operator@example.com\",\"password\":\"demo-password\""
-  id=$(echo "$existing" | grep "\"gateway_id\":\"$name\"" | field id || true)
-  if [ -n "$id" ]; then
-    # Already registered: set the credentials again, so they are sealed with
-    # this .env's ENCRYPTION_KEY even if the key changed since.
-    out=$(json -X PUT "$api/gateways/$id" -d "{$creds}")
-    case "$out" in *'"id"'*) echo "demo: $name already registered; credentials refreshed" ;; *) echo "demo: $out" >&2 ;; esac
-  else
-    out=$(json -X POST "$api/gateways" -d "{\"factory_id\":\"$factory\",\"gateway_id\":\"$name\",\"name\":\"$name\",$creds}")
-    case "$out" in *'"id"'*) echo "demo: registered $name at $url" ;; *) echo "demo: $out" >&2 ;; esac
-  fi
-done <"$logdir/ctcsim.out"
 
-for _ in $(seq 1 50); do
-  counts=$(json "$api/gateways/status?factory_id=$factory")
-  case "$counts" in *'"AUTHENTICATED":3'*) break ;; esac
-  sleep 0.2
-done
+status=0
+./bin/demo -api "$api" -token "$token" -gateways "$logdir/ctcsim.out" || status=$?
 echo
-echo "== GET $api/gateways/status?factory_id=$factory"
-json "$api/gateways/status?factory_id=$factory" | sed -e 's/},{/},\n {/g' -e 's/\],"counts"/],\n "counts"/'
-echo
-echo "admin token (shown once; make another with bin/gatewayd token create): $token"
-echo "  curl -H 'Authorization: Bearer $token' $api/gateways/status"
+echo "admin token (also in $token_file): $token"
+echo "  curl -H \"Authorization: Bearer $token\" $api/gateways/status"
+echo "the web UI: http://127.0.0.1:${port}/ (sign in with the token)"
+if [ "$status" -ne 0 ]; then
+  echo "demo: not every demo gateway authenticated; see $logdir/gatewayd.log" >&2
+  exit "$status"
+fi
 if [ "$mode" = run ]; then
   echo "gatewayd serves on $api (Ctrl-C stops it and the simulator)"
-  echo "the web UI: http://127.0.0.1:${port}/"
   wait "${pids[1]}"
 fi

@@ -123,7 +123,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	logOut := logging.NewBuffered(stderr, 50*time.Millisecond)
 	defer logOut.Close()
-	log := logging.New(logOut, cfg.LogLevel, cfg.LogFormat)
+	log := logging.New(logOut, cfg.LogLevel, cfg.LogFormat, logging.Color(stderr, environ))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	switch cmd {

@@ -161,7 +161,7 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		shutdownRuntime(rt, cfg.ShutdownTimeout, log)
 		return fmt.Errorf("http server: %w", err)
 	}
-	log.Info().Dur("timeout", cfg.ShutdownTimeout).Msg("shutting down")
+	log.Info().Str("timeout", cfg.ShutdownTimeout.String()).Msg("shutting down")
 	deadline := time.Now().Add(cfg.ShutdownTimeout)
 	// End the event streams (HTTP shutdown waits for open requests), stop
 	// taking requests, then close every gateway with code 1000.
@@ -191,7 +191,7 @@ func startRetention(st *store.Store, retention, every time.Duration, log zerolog
 			case err != nil && ctx.Err() == nil:
 				log.Warn().Err(err).Msg("waveform retention failed; will retry")
 			case n > 0:
-				log.Info().Int("readings", n).Dur("retention", retention).Msg("old waveform samples deleted")
+				log.Info().Int("readings", n).Str("retention", retention.String()).Msg("old waveform samples deleted")
 			}
 			select {
 			case <-ctx.Done():

@@ -3,22 +3,44 @@ package logging
 
 import (
 	"io"
-	"time"
+	"os"
+	"strings"
 
 	"github.com/rs/zerolog"
 )
 
+// ConsoleTime is the console format's timestamp: local time with
+// milliseconds, since gateway events a few ms apart must stay in order.
+const ConsoleTime = "2006-01-02T15:04:05.000Z07:00"
+
 // New returns a logger writing to w at level ("debug", "info", "warn",
 // "error"; anything else means info) as JSON, or human-readable when format
-// is "console". The level is set on the logger, never globally, so tests
-// with several loggers do not interfere.
-func New(w io.Writer, level, format string) zerolog.Logger {
+// is "console", in colour only when color is true (see Color). The level
+// is set on the logger, never globally, so tests with several loggers do
+// not interfere.
+func New(w io.Writer, level, format string, color bool) zerolog.Logger {
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil || lvl == zerolog.NoLevel {
 		lvl = zerolog.InfoLevel
 	}
 	if format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: ConsoleTime, NoColor: !color}
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// Color says whether console output to out may use colour: only on a
+// terminal, and never when NO_COLOR is set to anything (no-color.org).
+func Color(out io.Writer, environ []string) bool {
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "NO_COLOR="); ok && v != "" {
+			return false
+		}
+	}
+	f, ok := out.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

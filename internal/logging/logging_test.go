@@ -2,6 +2,7 @@ package logging
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -16,7 +17,7 @@ import (
 func TestBufferedBatchesAndLosesNothing(t *testing.T) {
 	out := &testutil.SyncBuffer{}
 	b := NewBuffered(out, 20*time.Millisecond)
-	log := New(b, "info", "json")
+	log := New(b, "info", "json", false)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Add(1)
@@ -44,15 +45,36 @@ func TestBufferedBatchesAndLosesNothing(t *testing.T) {
 
 func TestLevelsAndFormat(t *testing.T) {
 	var buf bytes.Buffer
-	warn := New(&buf, "warn", "json")
+	warn := New(&buf, "warn", "json", false)
 	warn.Info().Msg("hidden")
 	assert.Empty(t, buf.String())
-	def := New(&buf, "", "json")
+	def := New(&buf, "", "json", false)
 	def.Info().Msg("default info")
 	assert.Contains(t, buf.String(), "default info")
 	buf.Reset()
-	console := New(&buf, "debug", "console")
+	console := New(&buf, "debug", "console", false)
 	console.Debug().Str("k", "v").Msg("human")
 	assert.Contains(t, buf.String(), "human")
 	assert.NotContains(t, buf.String(), `{"level"`)
+	assert.NotContains(t, buf.String(), "\x1b[", "no colour unless asked")
+	assert.Regexp(t, `^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}`, buf.String(), "milliseconds")
+	buf.Reset()
+	colourful := New(&buf, "info", "console", true)
+	colourful.Info().Msg("colourful")
+	assert.Contains(t, buf.String(), "\x1b[")
+}
+
+func TestColor(t *testing.T) {
+	var buf bytes.Buffer
+	assert.False(t, Color(&buf, nil), "not a terminal")
+	f, err := os.CreateTemp(t.TempDir(), "log")
+	require.NoError(t, err)
+	defer f.Close()
+	assert.False(t, Color(f, nil), "a file is not a terminal")
+	if tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
+		defer tty.Close()
+		assert.True(t, Color(tty, nil))
+		assert.False(t, Color(tty, []string{"NO_COLOR=1"}))
+		assert.True(t, Color(tty, []string{"NO_COLOR="}), "an empty NO_COLOR is unset")
+	}
 }

@@ -97,7 +97,7 @@ func (l *Listener) failed(err error, delay time.Duration) {
 	l.episode++
 	l.unlogged++
 	if now := time.Now(); now.Sub(l.lastLine) >= time.Second {
-		l.log.Warn().Err(err).Int("failures", l.unlogged).Int("failures_in_a_row", l.episode).Dur("retry_in", delay).
+		l.log.Warn().Err(err).Int("failures", l.unlogged).Int("failures_in_a_row", l.episode).Int64("retry_in_ms", delay.Milliseconds()).
 			Msg("accepting HTTP connections failed; retrying")
 		l.lastLine, l.unlogged = now, 0
 	}
