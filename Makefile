@@ -9,7 +9,11 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # The OpenAPI linter `make lint` runs through npx; pinned so the rules do not move.
 REDOCLY ?= @redocly/cli@2.77.0
 
-.PHONY: run demo test db migrate lint build bench load clean
+.PHONY: help run demo test db stop migrate lint build bench load clean
+
+## help: list the targets
+help:
+	@sed -nE 's/^## ([a-z]+): (.*)/  \1\t\2/p' $(MAKEFILE_LIST) | expand -t 12
 
 ## run: database, migrations, gatewayd, and a demo of three simulated gateways connecting
 run: db .env build
@@ -27,6 +31,10 @@ test: db
 db:
 	@scripts/db.sh
 
+## stop: stop the database make db started (a private cluster or Docker's); Ctrl-C stops make run
+stop:
+	@scripts/stop.sh
+
 ## migrate: apply migrations and exit
 migrate: db .env build
 	@set -a; . ./.env; set +a; ./bin/gatewayd migrate
@@ -39,6 +47,7 @@ lint:
 	  npx --yes $(REDOCLY) lint api/openapi.json; \
 	else echo "lint: npx not found, Redocly skipped (api/openapi.json is not linted)"; fi
 
+## build: bin/gatewayd, bin/ctcsim, bin/gwload, bin/demo
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/gatewayd ./cmd/gatewayd
 	$(GO) build -o bin/ctcsim ./cmd/ctcsim
@@ -59,5 +68,6 @@ load: db .env build
 	  printf '# Written by make on first run. Losing ENCRYPTION_KEY loses the stored gateway passwords.\nENCRYPTION_KEY=%s\nCHAOS_ENABLED=true\n' "$$key" > .env; \
 	  echo "wrote .env with a new ENCRYPTION_KEY"
 
-clean:
-	rm -rf bin
+## clean: remove bin/ and .data/ (stops the private database first); .env stays: it holds the key
+clean: stop
+	rm -rf bin .data
