@@ -9,9 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -77,10 +75,7 @@ func freePort(t *testing.T) int {
 // TestSIGTERMClosesEveryGatewayWith1000 runs the real binary.
 func TestSIGTERMClosesEveryGatewayWith1000(t *testing.T) {
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "gatewayd")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+	bin := binary(t)
 
 	sim, err := ctctest.NewServer("127.0.0.1:0")
 	require.NoError(t, err)

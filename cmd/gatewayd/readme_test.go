@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"github.com/ctcgw/gatewayd/internal/testutil"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// binary builds gatewayd once for the tests that run the real thing.
+func binary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "gatewayd-bin")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "gatewayd")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, binErr)
+	return binPath
+}
+
+// readmeBlocks returns the ```sh blocks of README.md that follow a
+// <!-- readme-test --> line.
+func readmeBlocks(t *testing.T) []string {
+	raw, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	var blocks []string
+	lines := strings.Split(string(raw), "\n")
+	for i := 0; i < len(lines); i++ {
+		if strings.TrimSpace(lines[i]) != "<!-- readme-test -->" {
+			continue
+		}
+		require.Less(t, i+1, len(lines))
+		require.Equal(t, "```sh", lines[i+1], "a readme-test marker stands right before a ```sh block")
+		var b []string
+		for i += 2; i < len(lines) && lines[i] != "```"; i++ {
+			b = append(b, lines[i])
+		}
+		blocks = append(blocks, strings.Join(b, "\n"))
+	}
+	return blocks
+}
+
+// The README's API examples, run as written against a live gatewayd and
+// the demo's simulated gateway, so they cannot rot. Only the addresses and
+// the token file's place differ from `make run`'s.
+func TestREADMEExamplesRun(t *testing.T) {
+	t.Parallel()
+	for _, tool := range []string{"bash", "curl", "jq"} {
+		_, err := exec.LookPath(tool)
+		require.NoError(t, err, "the README's examples need %s (apt-get install %s)", tool, tool)
+	}
+	blocks := readmeBlocks(t)
+	require.NotEmpty(t, blocks, "README.md has examples marked <!-- readme-test -->")
+
+	sim, err := ctctest.NewServer("127.0.0.1:0")
+	require.NoError(t, err)
+	defer sim.Close()
+	sim.Add("demo-gw-1", ctctest.Config{Email: "operator@example.com", Password: "demo-password"})
+
+	dbURL := tmpl.New(t)
+	env := []string{"ENCRYPTION_KEY=" + key, "DATABASE_URL=" + dbURL}
+	var minted, mintLog bytes.Buffer
+	require.Equal(t, 0, run([]string{"token", "create", "--name", "readme", "--role", "admin"}, env, &minted, &mintLog), mintLog.String())
+	tokenFile := filepath.Join(t.TempDir(), "admin-token")
+	require.NoError(t, os.WriteFile(tokenFile, minted.Bytes(), 0o600))
+
+	port := freePort(t)
+	logs := &testutil.SyncBuffer{}
+	cmd := exec.Command(binary(t), "serve")
+	cmd.Env = append(env, fmt.Sprintf("API_PORT=%d", port), "API_HOST=127.0.0.1", "CHAOS_ENABLED=true")
+	cmd.Stderr = logs
+	require.NoError(t, cmd.Start())
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(base + "/api/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, 20*time.Second, 50*time.Millisecond, "gatewayd never became ready")
+
+	for i, block := range blocks {
+		script := strings.NewReplacer("http://127.0.0.1:3000", base, "127.0.0.1:7070", sim.Addr(),
+			".data/demo/admin-token", tokenFile).Replace(block)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		sh := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
+		var out, errb bytes.Buffer
+		sh.Stdout, sh.Stderr = &out, &errb
+		err := sh.Run()
+		cancel()
+		require.NoError(t, err, "README block %d failed\nstdout:\n%s\nstderr:\n%s\ngatewayd:\n%s", i+1, out.String(), errb.String(), logs.String())
+		t.Logf("README block %d:\n%s", i+1, out.String())
+		if i == 0 {
+			o := out.String()
+			for _, want := range []string{"Acme Corp", "Plant 1", `"state":"AUTHENTICATED"`, `{"AUTHENTICATED":1,`,
+				`"status":"COMPLETE"`, `"unit":"g"`, "DISCONNECTED", "Line 4 (north)", "\n202\n204\n"} {
+				assert.Contains(t, o, want)
+			}
+		}
+	}
+}
