@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -82,7 +83,9 @@ func TestREADMEExamplesRun(t *testing.T) {
 	sim, err := ctctest.NewServer("127.0.0.1:0")
 	require.NoError(t, err)
 	defer sim.Close()
-	sim.Add("demo-gw-1", ctctest.Config{Email: "operator@example.com", Password: "demo-password"})
+	for _, name := range []string{"demo-gw-1", "demo-gw-2"} {
+		sim.Add(name, ctctest.Config{Email: "operator@example.com", Password: "demo-password"})
+	}
 
 	dbURL := tmpl.New(t)
 	env := []string{"ENCRYPTION_KEY=" + key, "DATABASE_URL=" + dbURL}
@@ -111,6 +114,26 @@ func TestREADMEExamplesRun(t *testing.T) {
 		return resp.StatusCode == 200
 	}, 20*time.Second, 50*time.Millisecond, "gatewayd never became ready")
 
+	// What make run's demo leaves: demo-gw-2 registered (the simulator
+	// section's example breaks and heals it).
+	post := func(path, body string) string {
+		req, err := http.NewRequest("POST", base+"/api"+path, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(minted.String()))
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var out struct{ ID string }
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		require.Equal(t, 201, resp.StatusCode)
+		return out.ID
+	}
+	org := post("/organizations", `{"name":"gatewayd demo"}`)
+	factory := post("/factories", `{"organization_id":"`+org+`","name":"Demo Plant"}`)
+	post("/gateways", `{"factory_id":"`+factory+`","gateway_id":"demo-gw-2","name":"demo-gw-2","url":"ws://`+sim.Addr()+
+		`/gw/demo-gw-2","email":"operator@example.com","password":"demo-password"}`)
+
 	for i, block := range blocks {
 		script := strings.NewReplacer("http://127.0.0.1:3000", base, "127.0.0.1:7070", sim.Addr(),
 			".data/demo/admin-token", tokenFile).Replace(block)
@@ -128,6 +151,10 @@ func TestREADMEExamplesRun(t *testing.T) {
 				`"status":"COMPLETE"`, `"unit":"g"`, "DISCONNECTED", "Line 4 (north)", "\n202\n204\n"} {
 				assert.Contains(t, o, want)
 			}
+		}
+		if strings.Contains(block, "/control/demo-gw-2") {
+			assert.Contains(t, out.String(), `{"state":"AUTH_FAILED","last_error":"Invalid email or password"}`)
+			assert.Contains(t, out.String(), "demo-gw-2 is AUTHENTICATED again")
 		}
 	}
 }
