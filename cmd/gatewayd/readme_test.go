@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"github.com/ctcgw/gatewayd/internal/config"
 	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
@@ -155,6 +156,27 @@ func TestREADMEExamplesRun(t *testing.T) {
 		if strings.Contains(block, "/control/demo-gw-2") {
 			assert.Contains(t, out.String(), `{"state":"AUTH_FAILED","last_error":"Invalid email or password"}`)
 			assert.Contains(t, out.String(), "demo-gw-2 is AUTHENTICATED again")
+		}
+	}
+}
+
+// The README's configuration table lists every variable gatewayd reads,
+// with the default --help prints (config.Variables is the one source).
+func TestREADMEListsEveryVariable(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	readme := string(raw)
+	for _, v := range config.Variables {
+		row := "| `" + v.Name + "` | "
+		i := strings.Index(readme, row)
+		if !assert.GreaterOrEqual(t, i, 0, "README has no row for %s", v.Name) {
+			continue
+		}
+		cell := readme[i+len(row):]
+		cell = cell[:strings.Index(cell, " |")]
+		if v.Default != "" {
+			assert.Equal(t, "`"+v.Default+"`", cell, "%s's default", v.Name)
 		}
 	}
 }

@@ -173,30 +173,11 @@ func Load(path string, environ []string) (*Config, error) {
 	if err := k.Load(confmap.Provider(defaults, "|"), nil); err != nil {
 		return nil, fmt.Errorf("config: defaults: %w", err)
 	}
+	// A bad file does not hide the environment's problems: everything
+	// wrong is reported in one line.
+	var problems []string
 	if path != "" {
-		fk := koanf.New("|")
-		if err := fk.Load(file.Provider(path), yaml.Parser()); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("config: file %s does not exist", filepath.Clean(path))
-			}
-			return nil, fmt.Errorf("config: file %s: %v", filepath.Clean(path), err)
-		}
-		var bad []string
-		for _, key := range fk.Keys() {
-			if !known[strings.ToLower(key)] {
-				bad = append(bad, key)
-			}
-		}
-		if len(bad) > 0 {
-			return nil, fmt.Errorf("config: file %s: unknown keys %s (use the variable names in lower case)", filepath.Clean(path), strings.Join(bad, ", "))
-		}
-		for _, key := range fk.Keys() {
-			if s := fk.String(key); s != "" {
-				if err := k.Set(strings.ToLower(key), s); err != nil {
-					return nil, fmt.Errorf("config: file %s: %w", filepath.Clean(path), err)
-				}
-			}
-		}
+		problems = loadFile(k, path, known)
 	}
 	err := k.Load(env.Provider("|", env.Opt{
 		EnvironFunc: func() []string { return environ },
@@ -211,12 +192,43 @@ func Load(path string, environ []string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: environment: %w", err)
 	}
-	return parse(func(name string) string { return k.String(strings.ToLower(name)) })
+	return parse(func(name string) string { return k.String(strings.ToLower(name)) }, problems)
 }
 
-// parse validates every variable and gathers all problems into one line.
-func parse(get func(string) string) (*Config, error) {
-	p := parser{get: get}
+// loadFile sets k from the YAML file's known keys and returns what is
+// wrong with the file: it cannot be read or parsed, or it has unknown keys
+// (the known ones still apply).
+func loadFile(k *koanf.Koanf, path string, known map[string]bool) []string {
+	name := filepath.Clean(path)
+	fk := koanf.New("|")
+	if err := fk.Load(file.Provider(path), yaml.Parser()); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return []string{fmt.Sprintf("file %s does not exist", name)}
+		}
+		return []string{fmt.Sprintf("file %s: %v", name, err)}
+	}
+	var problems, bad []string
+	for _, key := range fk.Keys() {
+		if !known[strings.ToLower(key)] {
+			bad = append(bad, key)
+			continue
+		}
+		if s := fk.String(key); s != "" {
+			if err := k.Set(strings.ToLower(key), s); err != nil {
+				problems = append(problems, fmt.Sprintf("file %s: %v", name, err))
+			}
+		}
+	}
+	if len(bad) > 0 {
+		problems = append(problems, fmt.Sprintf("file %s: unknown keys %s (use the variable names in lower case)", name, strings.Join(bad, ", ")))
+	}
+	return problems
+}
+
+// parse validates every variable and gathers all problems, after those
+// already found, into one line.
+func parse(get func(string) string, problems []string) (*Config, error) {
+	p := parser{get: get, errs: problems}
 	c := &Config{
 		DatabaseURL:       p.databaseURL("DATABASE_URL"),
 		DatabaseMaxConns:  p.intRange("DATABASE_MAX_CONNS", 1, 1000),

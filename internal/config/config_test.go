@@ -89,6 +89,25 @@ func TestFileErrors(t *testing.T) {
 	require.NoError(t, os.WriteFile(numeric, []byte("shutdown_timeout: 500\n"), 0o600))
 	_, err = Load(numeric, []string{"ENCRYPTION_KEY=" + goodKey})
 	assert.ErrorContains(t, err, `SHUTDOWN_TIMEOUT must be a duration with a unit`)
+
+	// A bad file does not hide the environment's problems, nor the
+	// file's own bad values: all in one line.
+	mixed := filepath.Join(dir, "mixed.yaml")
+	require.NoError(t, os.WriteFile(mixed, []byte("api_prot: 1\nlog_level: loud\n"), 0o600))
+	_, err = Load(mixed, []string{"API_PORT=x"})
+	require.Error(t, err)
+	for _, want := range []string{"unknown keys api_prot", "LOG_LEVEL must be one of", "API_PORT must be a whole number", "ENCRYPTION_KEY is required"} {
+		assert.ErrorContains(t, err, want)
+	}
+	assert.NotContains(t, err.Error(), "\n")
+	broken := filepath.Join(dir, "broken.yaml")
+	require.NoError(t, os.WriteFile(broken, []byte("api_port: ["), 0o600))
+	_, err = Load(broken, []string{"ENCRYPTION_KEY=" + goodKey, "LOG_LEVEL=loud"})
+	assert.ErrorContains(t, err, "broken.yaml")
+	assert.ErrorContains(t, err, "LOG_LEVEL must be one of")
+	_, err = Load(filepath.Join(dir, "missing.yaml"), []string{"API_PORT=0"})
+	assert.ErrorContains(t, err, "does not exist")
+	assert.ErrorContains(t, err, "API_PORT must be")
 }
 
 func TestInvalidValues(t *testing.T) {
