@@ -37,7 +37,12 @@ func connect(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*pgxp
 		if !errors.Is(err, gatewayd.ErrUnavailable) || time.Now().After(deadline) {
 			return nil, err
 		}
-		log.Warn().Err(err).Int("attempt", attempt).Str("database", config.MaskURL(cfg.DatabaseURL)).Msg("database not reachable yet; retrying")
+		// One line now and one every 10 s, not one per attempt: the hint
+		// at exit says what to do.
+		if attempt%10 == 1 {
+			log.Warn().Err(err).Int("attempt", attempt).Str("database", config.MaskURL(cfg.DatabaseURL)).
+				Msg("database not reachable yet; retrying for 30s (is PostgreSQL running? `make db` starts one)")
+		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
