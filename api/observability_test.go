@@ -18,7 +18,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd/actors/actorstest"
+	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"github.com/ctcgw/gatewayd/events"
 )
 
 // listen serves the live env's app on a real socket (streams need one).
@@ -207,8 +209,12 @@ func TestEventStreamResume(t *testing.T) {
 // A subscriber that never reads is cut off with event: overflow, while
 // another keeps receiving and gateways keep connecting.
 func TestSlowSubscriberIsCutOff(t *testing.T) {
-	e := newLiveEnv(t, actorstest.FastConfig())
+	// A small client buffer (production: 1024 events) to reach the cut
+	// off sooner; the fast subscriber still never falls that far behind.
+	e := newLiveEnvWith(t, actorstest.FastConfig(), api.Options{EventsClientBuffer: 128})
 	base := e.listen()
+	id, sg := e.add("slow")
+	e.waitState(id, "AUTHENTICATED", 5*time.Second)
 	fast, stop := subscribe(t, base, "")
 	defer stop()
 	// A raw connection that asks for the stream and never reads it.
@@ -217,26 +223,32 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	defer conn.Close()
 	_, err = conn.Write([]byte("GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n"))
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return e.h.Telemetry.Events.Subscribers() == 2 }, 5*time.Second, 10*time.Millisecond)
+	broker := e.h.Telemetry.Events
+	require.Eventually(t, func() bool { return broker.Subscribers() == 2 }, 5*time.Second, 10*time.Millisecond)
 
-	// Enough events to overflow its buffer (1024) and the socket buffers.
-	var ids []string
-	var sims []*ctctest.Gateway
-	for i := range 60 {
-		id, sg := e.add(fmt.Sprintf("slow-%02d", i))
-		ids, sims = append(ids, id), append(sims, sg)
-	}
-	require.Eventually(t, func() bool {
-		for _, sg := range sims {
-			sg.Drop(websocket.CloseGoingAway)
+	// Enough events to fill the socket buffers (megabytes on loopback) and
+	// then its 128 events: published here, 16 KiB each, in batches the
+	// fast subscriber reads before the next (gateways would take many
+	// seconds to change state that often). It reads them all, in order.
+	filler := []byte(`{"pad":"` + strings.Repeat("x", 16<<10) + `"}`)
+	for batch := 0; broker.Subscribers() == 2; batch++ {
+		require.Less(t, batch, 100, "the silent subscriber was not cut off after 100 MiB")
+		ids := make([]uint64, 64)
+		for i := range ids {
+			ids[i], err = broker.Publish(events.Event{Type: "test.filler", Data: filler})
+			require.NoError(t, err)
 		}
-		return e.h.Telemetry.Events.Overflows() > 0
-	}, 30*time.Second, 100*time.Millisecond, "the silent subscriber was cut off")
-	assert.Equal(t, 1, e.h.Telemetry.Events.Subscribers())
-	for _, id := range ids {
-		e.waitState(id, "AUTHENTICATED", 10*time.Second)
+		for _, want := range ids {
+			ev := next(t, fast, func(s sse) bool { return s.Event == "test.filler" }, "filler")
+			require.Equal(t, want, ev.ID, "in order, none lost")
+		}
 	}
-	next(t, fast, stateTo(ids[len(ids)-1], "AUTHENTICATED"), "the reading subscriber kept receiving")
+	assert.EqualValues(t, 1, broker.Overflows(), "the silent one overflowed; the fast one never did")
+	// Gateways keep connecting, and the reading subscriber sees it.
+	sg.Drop(websocket.CloseGoingAway)
+	e.waitState(id, "BACKOFF", 5*time.Second)
+	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	next(t, fast, stateTo(id, "AUTHENTICATED"), "the reading subscriber kept receiving")
 }
 
 // /metrics parses as Prometheus text, and the state gauges agree with the

@@ -30,12 +30,20 @@ type liveEnv struct {
 // database; tests that use it run in parallel.
 func newLiveEnv(t testing.TB, cfg actors.Config) *liveEnv {
 	t.Helper()
+	return newLiveEnvWith(t, cfg, api.Options{})
+}
+
+// newLiveEnvWith is newLiveEnv with API options (chaos and telemetry are
+// always on).
+func newLiveEnvWith(t testing.TB, cfg actors.Config, opts api.Options) *liveEnv {
+	t.Helper()
 	if tt, ok := t.(*testing.T); ok {
 		tt.Parallel()
 	}
 	h := actorstest.New(t, tmpl, cfg)
 	e := &env{t: t, st: h.Store, logs: h.Logs}
-	e.app = api.New(h.Store, h.Runtime, h.Log, api.Options{ChaosEnabled: true, Telemetry: h.Telemetry})
+	opts.ChaosEnabled, opts.Telemetry = true, h.Telemetry
+	e.app = api.New(h.Store, h.Runtime, h.Log, opts)
 	le := &liveEnv{env: e, h: h, sim: h.Sim, runtime: h.Runtime}
 	le.factoryID = e.factory(e.org("Live"), "Plant")
 	return le
