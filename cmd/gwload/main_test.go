@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,22 +19,48 @@ import (
 	"github.com/ctcgw/gatewayd/internal/testdb"
 )
 
-// TestScenariosAtSmallSize runs every scenario at a size CI can afford, so
-// the tool keeps working. Figures are printed, never asserted.
-func TestScenariosAtSmallSize(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "gatewayd")
-	build := exec.Command("go", "build", "-o", bin, "../gatewayd")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+// The scenarios run at a size CI can afford, so the tool keeps working.
+// Figures are printed, never asserted for speed; only functional outcomes
+// (every gateway came back, every row is there) are.
 
+var buildOnce = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "gwload-test-*")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "gatewayd")
+	build := exec.Command("go", "build", "-o", bin, "../gatewayd")
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bin, err := buildOnce(); err == nil {
+		_ = os.RemoveAll(filepath.Dir(bin))
+	}
+	os.Exit(code)
+}
+
+// smallOptions is every knob at CI size.
+func smallOptions(t *testing.T) (*options, *bytes.Buffer, *bytes.Buffer) {
+	bin, err := buildOnce()
+	require.NoError(t, err)
 	var out, progress bytes.Buffer
-	o := &options{gatewayd: bin, database: testdb.BaseURL(), gateways: 50, concurrency: 8, duration: 500 * time.Millisecond,
+	return &options{gatewayd: bin, database: testdb.BaseURL(), gateways: 50, concurrency: 8, duration: 500 * time.Millisecond,
 		creates: 20, crashes: 20, crudRows: 50, soak: 2 * time.Second, soakGateways: 20, settle: 100 * time.Millisecond, out: &out, progress: &progress,
-		churn: 40, churnConnected: 20, churnBase: 20, churnStorm: 30 * time.Second, churnWatch: time.Second, churnDelete: "factory"}
+		churn: 40, churnConnected: 20, churnBase: 20, churnStorm: 30 * time.Second, churnWatch: time.Second, churnDelete: "factory"}, &out, &progress
+}
+
+// runSmall runs the named scenarios with o and returns the figures, after
+// checking that every line is "name value unit".
+func runSmall(t *testing.T, o *options, out, progress *bytes.Buffer, names ...string) map[string]float64 {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	require.NoError(t, run(ctx, o, []string{"all"}), progress.String())
-
+	require.NoError(t, run(ctx, o, names), progress.String())
 	figures := map[string]float64{}
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		f := strings.Fields(line)
@@ -41,19 +69,53 @@ func TestScenariosAtSmallSize(t *testing.T) {
 		require.NoError(t, err, line)
 		figures[f[0]] = v
 	}
-	for _, name := range []string{"coldstart_all_authenticated", "rss_per_gateway", "status_p99", "status_list_p50",
-		"storm_all_reauthenticated", "create_to_authenticated_p99", "crash_to_authenticated_p99",
-		"crud_get_gateway_rate", "crud_post_gateway_rate", "crud_health_rate", "crud_get_factory_rate", "churn_rss_end",
-		"churn_live_heap_end", "soak_goroutines_end"} {
+	return figures
+}
+
+func requireFigures(t *testing.T, figures map[string]float64, names ...string) {
+	t.Helper()
+	for _, name := range names {
 		assert.Contains(t, figures, name)
 	}
-	// Functional outcomes, not speed: every gateway came back every time.
+}
+
+func TestSteadyScenariosAtSmallSize(t *testing.T) {
+	t.Parallel()
+	o, out, progress := smallOptions(t)
+	figures := runSmall(t, o, out, progress, "coldstart", "status", "storm")
+	requireFigures(t, figures, "coldstart_all_authenticated", "rss_per_gateway", "status_p99", "status_list_p50",
+		"storm_all_reauthenticated")
 	assert.Equal(t, 50.0, figures["coldstart_gateways"])
 	assert.Equal(t, 50.0, figures["storm_gateways"])
+}
+
+func TestCreateAndCrashScenariosAtSmallSize(t *testing.T) {
+	t.Parallel()
+	o, out, progress := smallOptions(t)
+	figures := runSmall(t, o, out, progress, "create", "crash")
+	requireFigures(t, figures, "create_to_authenticated_p99", "crash_to_authenticated_p99")
 	assert.Equal(t, 20.0, figures["create_to_authenticated_count"])
 	assert.Equal(t, 20.0, figures["crash_to_authenticated_count"])
+}
+
+func TestCRUDScenarioAtSmallSize(t *testing.T) {
+	t.Parallel()
+	o, out, progress := smallOptions(t)
+	figures := runSmall(t, o, out, progress, "crud")
+	requireFigures(t, figures, "crud_get_gateway_rate", "crud_post_gateway_rate", "crud_health_rate", "crud_get_factory_rate")
+}
+
+func TestChurnAndSoakScenariosAtSmallSize(t *testing.T) {
+	t.Parallel()
+	o, out, progress := smallOptions(t)
+	figures := runSmall(t, o, out, progress, "churn", "soak")
+	requireFigures(t, figures, "churn_rss_end", "churn_live_heap_end", "soak_goroutines_end")
 	assert.Equal(t, 0.0, figures["soak_gateways_without_one_socket"])
 	assert.Equal(t, 40.0, figures["churn_created"])
+}
 
-	require.Error(t, run(ctx, o, []string{"nonsense"}))
+func TestUnknownScenarioIsAnError(t *testing.T) {
+	t.Parallel()
+	o, _, _ := smallOptions(t)
+	require.Error(t, run(context.Background(), o, []string{"nonsense"}))
 }
