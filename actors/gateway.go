@@ -73,6 +73,9 @@ type command struct {
 	waiters []*actor.PID
 	// reading is the acquisition a TAKE_DYN_READING belongs to.
 	reading *acquisition
+	// sent: the request is on the wire; its answer was made before
+	// anything asked after that moment.
+	sent bool
 }
 
 // gatewayActor owns one gateway's socket and state machine.
@@ -96,8 +99,8 @@ type gatewayActor struct {
 	readerDone chan struct{}
 	matcher    ctc.Matcher[*command]
 	queue      []*command // waiting to be sent
-	// discovering is the discovery queued or in flight, which a new
-	// request joins instead of sending another.
+	// discovering is the latest discovery queued or in flight; a new
+	// request joins it while it is still queued.
 	discovering *command
 	subscribed  bool
 	// sensorRates are the read rates of the last discovery, by serial.
@@ -334,14 +337,17 @@ func (a *gatewayActor) pump() {
 		a.fail("sending " + cmd.typ + " failed: " + describe(err))
 		return
 	}
+	cmd.sent = true
 	a.matcher.Add(cmd, time.Now(), cmd.timeout)
 	a.armDeadline()
 }
 
 // discover asks the gateway for its sensors; waiter (if not nil) is told
-// the answer. A discovery already queued or in flight is joined.
+// the answer. A discovery still queued is joined; one already sent is not,
+// because its answer may predate a sensor added since (an operator who
+// asks "now" must get the gateway's answer from after the asking).
 func (a *gatewayActor) discover(waiter *actor.PID) {
-	if a.discovering == nil {
+	if a.discovering == nil || a.discovering.sent {
 		a.discovering = &command{typ: ctc.TypeGetDynConnected, timeout: a.d.cfg.CommandTimeout}
 		defer a.enqueue(a.discovering)
 	}

@@ -90,12 +90,25 @@ func TestDiscoverEndpoint(t *testing.T) {
 	e := newLiveEnv(t, actorstest.FastConfig())
 	id, sg := e.add("ep")
 	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	require.Eventually(t, func() bool { return sg.Stats().DiscoveriesAnswered >= 1 }, 5*time.Second, 5*time.Millisecond)
+
+	// A discovery is on the wire (slow to answer) when a sensor is added
+	// and the operator asks again: the answer is the gateway's from after
+	// the asking, not the one already on its way.
+	sg.UpdateFaults(func(f *ctctest.Faults) { f.DiscoveryDelay = 300 * time.Millisecond })
+	asked := sg.Stats().DiscoveriesAnswered
+	first := make(chan response, 1)
+	go func() { first <- e.do("POST", "/api/gateways/"+id+"/sensors/discover", nil) }()
+	require.Eventually(t, func() bool { return sg.Stats().DiscoveriesAnswered > asked }, 5*time.Second, time.Millisecond)
 	sg.AddSensor(ctc.Sensor{Serial: 5, Connected: 1, Name: "Five", ReadRate: 25600, Samples: 8192})
 	r := e.do("POST", "/api/gateways/"+id+"/sensors/discover", nil)
 	require.Equal(t, 200, r.status, string(r.body))
 	data := r.json(t)["data"].([]any)
 	require.Len(t, data, 3, "merged before the answer: every sensor of the gateway")
 	assert.Equal(t, 5.0, data[0].(map[string]any)["serial"], "ordered by serial")
+	earlier := <-first
+	require.Equal(t, 200, earlier.status, string(earlier.body))
+	sg.UpdateFaults(func(f *ctctest.Faults) { f.DiscoveryDelay = 0 })
 
 	// A gateway that never answers: 504, the connection stays, and the next
 	// command is still matched to its own answer.

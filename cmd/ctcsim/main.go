@@ -57,7 +57,8 @@ Control surface (same listener, JSON):
   Unknown gateway: 404; unknown field or bad value: 400 {"error": "..."}.
   Fault fields: refuse_logins ignore_logins drop_after drop_code garbage
   garbage_every stall_handshake withhold_pongs temp_every ignore_discovery
-  garbage_discovery start_delay capture_delay ("realtime" or a duration)
+  garbage_discovery discovery_delay start_delay capture_delay ("realtime" or
+  a duration)
   encoding (csv|json|base64) refuse_readings never_deliver_readings
   malformed_samples drop_mid_capture ignore_take_reading flood flood_frame
   oversize_after_login login_error_size.

@@ -46,6 +46,10 @@ type Faults struct {
 	// GarbageDiscovery answers GET_DYN_CONNECTED with RTN_DYN whose Data is
 	// no sensor list: "oops" and {"1":"x"} in turn.
 	GarbageDiscovery bool `json:"garbage_discovery"`
+	// DiscoveryDelay holds each GET_DYN_CONNECTED answer this long; the
+	// sensor list is the one at the request (a slow gateway). Later
+	// requests on the socket wait behind it.
+	DiscoveryDelay time.Duration `json:"discovery_delay"`
 
 	// Readings: TAKE_DYN_READING is answered RTN_DYN, then, on a
 	// subscribed socket, NOT_DYN_READING_STARTED comes StartDelay later

@@ -175,16 +175,21 @@ func (c *conn) discover(f Faults, sensors []ctc.Sensor) {
 	}
 	var n int
 	c.g.record(func(s *Stats) { n = s.DiscoveriesAnswered; s.DiscoveriesAnswered++ })
+	var answer any
 	switch {
 	case f.GarbageDiscovery:
-		c.reply(ctc.TypeRtnDyn, garbageDiscoveries[n%len(garbageDiscoveries)])
+		answer = garbageDiscoveries[n%len(garbageDiscoveries)]
 	case len(sensors) == 0:
-		c.reply(ctc.TypeRtnDyn, []any{})
+		answer = []any{}
 	default:
 		byKey := make(map[string]ctc.Sensor, len(sensors))
 		for _, s := range sensors {
 			byKey[strconv.FormatInt(s.Serial, 10)] = s
 		}
-		c.reply(ctc.TypeRtnDyn, byKey)
+		answer = byKey
 	}
+	if !c.sleep(f.DiscoveryDelay) {
+		return
+	}
+	c.reply(ctc.TypeRtnDyn, answer)
 }
