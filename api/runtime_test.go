@@ -322,13 +322,14 @@ func TestSoak(t *testing.T) {
 	for _, id := range ids {
 		e.waitState(id, "AUTHENTICATED", 5*time.Second)
 	}
+	// A number of rounds, not a length of time: a loaded machine runs
+	// fewer rounds in 10 s, and the crash count must not depend on that.
 	crashes, drops := 0, 0
-	length := 10 * time.Second
+	rounds := 200
 	if testing.Short() {
-		length = 2 * time.Second
+		rounds = 40
 	}
-	end := time.Now().Add(length)
-	for time.Now().Before(end) {
+	for range rounds {
 		r := e.do("POST", "/api/debug/gateways/"+ids[rand.IntN(n)]+"/crash", nil)
 		require.Contains(t, []int{202, 409}, r.status, string(r.body))
 		if r.status == 202 {
@@ -352,7 +353,7 @@ func TestSoak(t *testing.T) {
 		assert.Equal(t, 1, sg.Stats().Open, "gateway %d has exactly one socket", i)
 	}
 	t.Logf("soak: %d crashes, %d drops", crashes, drops)
-	assert.Greater(t, crashes, int(length/(50*time.Millisecond))/2)
+	assert.Greater(t, crashes, rounds/2, "most crashes land on a running actor (409: it was still restarting)")
 	for _, line := range strings.Split(e.logText(), "\n") {
 		if strings.Contains(strings.ToLower(line), "panic") || strings.Contains(line, "crashed") {
 			assert.Contains(t, line, actors.ChaosPanic, "unexpected panic: %s", line)

@@ -235,12 +235,13 @@ func TestColdStartDiscoversEverySensor(t *testing.T) {
 		require.NoError(t, err)
 	}
 	e.restart() // a cold start: the runtime loads them all at once
-	require.Eventually(t, func() bool {
-		var count int
+	var count int
+	assert.Eventually(t, func() bool {
 		err := e.h.Pool.QueryRow(t.Context(), `SELECT count(*) FROM sensors WHERE connected AND read_rate_hz = 25600
 			AND samples = 8192 AND deleted_at IS NULL`).Scan(&count)
 		return err == nil && count == 4*n
-	}, 30*time.Second, 50*time.Millisecond, "every sensor row")
+	}, time.Minute, 50*time.Millisecond)
+	require.Equal(t, 4*n, count, "every sensor row")
 	var gateways, names int
 	require.NoError(t, e.h.Pool.QueryRow(t.Context(), `SELECT count(DISTINCT gateway_id), count(DISTINCT name) FROM sensors`).Scan(&gateways, &names))
 	assert.Equal(t, n, gateways)
