@@ -8,6 +8,7 @@ import (
 )
 
 func TestMatcherFIFO(t *testing.T) {
+	t.Parallel()
 	var m Matcher[string]
 	now := time.Unix(0, 0)
 	m.Add("a", now, time.Second)
@@ -24,6 +25,7 @@ func TestMatcherFIFO(t *testing.T) {
 }
 
 func TestMatcherTimeoutFailsOnlyItsOwn(t *testing.T) {
+	t.Parallel()
 	var m Matcher[string]
 	now := time.Unix(0, 0)
 	m.Add("slow", now, time.Second)
@@ -43,6 +45,7 @@ func TestMatcherTimeoutFailsOnlyItsOwn(t *testing.T) {
 }
 
 func TestMatcherTombstoneIsForgotten(t *testing.T) {
+	t.Parallel()
 	var m Matcher[string]
 	now := time.Unix(0, 0)
 	m.Add("lost", now, time.Second)
@@ -60,6 +63,7 @@ func TestMatcherTombstoneIsForgotten(t *testing.T) {
 }
 
 func TestMatcherCloseFailsAllPending(t *testing.T) {
+	t.Parallel()
 	var m Matcher[int]
 	now := time.Unix(0, 0)
 	m.Add(1, now, time.Second)
@@ -74,6 +78,7 @@ func TestMatcherCloseFailsAllPending(t *testing.T) {
 }
 
 func TestMatcherNextDeadline(t *testing.T) {
+	t.Parallel()
 	var m Matcher[int]
 	_, ok := m.NextDeadline()
 	assert.False(t, ok)

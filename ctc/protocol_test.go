@@ -11,6 +11,7 @@ import (
 )
 
 func TestEncodeRequests(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		typ  string
 		data any
@@ -34,6 +35,7 @@ func TestEncodeRequests(t *testing.T) {
 }
 
 func TestDecodeExamplesOfTheProtocol(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		frame string
 		want  Message
@@ -64,6 +66,7 @@ func TestDecodeExamplesOfTheProtocol(t *testing.T) {
 }
 
 func TestDecodeMalformed(t *testing.T) {
+	t.Parallel()
 	for _, frame := range []string{``, `{`, `null`, `[]`, `"RTN_LOGIN"`, `42`, `{"Data":{}}`, `{"Type":5}`,
 		`{"Type":"RTN_LOGIN","Data":{"Success":"yes"}}`, `{"Type":"NOT_DYN_TEMP","Data":[1,2]}`, "\xff\xfe"} {
 		m, err := Decode([]byte(frame))
@@ -73,6 +76,7 @@ func TestDecodeMalformed(t *testing.T) {
 }
 
 func TestLoginOutcome(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		msg    Message
 		ok     bool
@@ -93,6 +97,7 @@ func TestLoginOutcome(t *testing.T) {
 }
 
 func TestSensorsBothShapes(t *testing.T) {
+	t.Parallel()
 	list, err := Sensors(json.RawMessage(`{"222":{"Serial":222,"Connected":1,"PartNum":"PN-2","ReadRate":20000,"Samples":4096,"Name":"Pump"},"111":{"Connected":0,"Name":"Fan"}}`))
 	require.NoError(t, err)
 	assert.Equal(t, []Sensor{{Serial: 111, Name: "Fan"}, {Serial: 222, Connected: 1, PartNum: "PN-2", ReadRate: 20000, Samples: 4096, Name: "Pump"}}, list)
@@ -107,6 +112,7 @@ func TestSensorsBothShapes(t *testing.T) {
 }
 
 func TestIsAnswer(t *testing.T) {
+	t.Parallel()
 	assert.True(t, IsAnswer(&LoginResult{}))
 	assert.True(t, IsAnswer(&ErrorResult{}))
 	assert.True(t, IsAnswer(&DynResult{}))

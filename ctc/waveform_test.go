@@ -46,6 +46,7 @@ func encodeBase64(milli []int16, padded bool) string {
 }
 
 func TestDecodeAxisEncodings(t *testing.T) {
+	t.Parallel()
 	abc, err := base64.RawStdEncoding.DecodeString("abc")
 	require.NoError(t, err)
 	cases := []struct {
@@ -78,6 +79,7 @@ func TestDecodeAxisEncodings(t *testing.T) {
 }
 
 func TestDecodeAxisMalformed(t *testing.T) {
+	t.Parallel()
 	cases := []string{
 		// empty
 		"", " \t\n",
@@ -114,6 +116,7 @@ func TestDecodeAxisMalformed(t *testing.T) {
 }
 
 func TestDecodeAxisErrorsSayWhereAndClip(t *testing.T) {
+	t.Parallel()
 	_, err := DecodeAxis("0.1,0.2,x")
 	require.ErrorIs(t, err, ErrMalformedWaveform)
 	assert.Contains(t, err.Error(), "sample 2")
@@ -131,6 +134,7 @@ func TestDecodeAxisErrorsSayWhereAndClip(t *testing.T) {
 }
 
 func TestDecodeAxisRoundTrips(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, n := range []int{1, 2, 3, 767, 768, 769, 8192} {
 		milli := make([]int16, n)
@@ -164,6 +168,7 @@ func TestDecodeAxisRoundTrips(t *testing.T) {
 // answer, bit for bit, on the numbers gateways send and on the edges of
 // the fast path (15 and 16 digits, signs, zeros, a lone point).
 func TestSimpleDecimalsAgreeWithStrconv(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(5, 6))
 	toks := []string{"0", "-0", "+0", "0.0", "-0.000", "5.", ".5", "-.5", "+.5", "123456789012345",
 		"1234567890123456", "0.123456789012345", "0.1234567890123456", "999999999999999.",
@@ -193,6 +198,7 @@ func TestSimpleDecimalsAgreeWithStrconv(t *testing.T) {
 }
 
 func TestDecodeWaveform(t *testing.T) {
+	t.Parallel()
 	w, err := DecodeWaveform("0.1,0.2", "[0.3,0.4]", encodeBase64([]int16{500, 600}, false))
 	require.NoError(t, err)
 	assert.Equal(t, Waveform{X: []float64{0.1, 0.2}, Y: []float64{0.3, 0.4}, Z: []float64{0.5, 0.6}}, w)

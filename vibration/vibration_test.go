@@ -37,6 +37,7 @@ func velocityOf(a, f float64) float64 {
 }
 
 func TestSummarizeSine(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name          string
 		a, f, rate    float64
@@ -81,6 +82,7 @@ func TestSummarizeSine(t *testing.T) {
 }
 
 func TestVelocityOfTwoTonesAddsEnergies(t *testing.T) {
+	t.Parallel()
 	var an Analyzer
 	for _, rate := range []float64{25600, 20000} {
 		x := signal(8192, rate, 0.2, 0.002, tone{0.5, 159.2, 0}, tone{0.3, 480.7, 1})
@@ -93,6 +95,7 @@ func TestVelocityOfTwoTonesAddsEnergies(t *testing.T) {
 }
 
 func TestVelocityIgnoresOutOfBand(t *testing.T) {
+	t.Parallel()
 	var an Analyzer
 	const rate, n = 25600.0, 8192
 	// Bins are 3.125 Hz wide here, and a Hann window spreads a tone over
@@ -127,6 +130,7 @@ func TestVelocityIgnoresOutOfBand(t *testing.T) {
 }
 
 func TestDominantFrequencyIgnoresDrift(t *testing.T) {
+	t.Parallel()
 	var an Analyzer
 	// A fine grid (0.12 Hz bins): a strong 1 Hz sway below the 2 Hz floor
 	// and a weaker 50 Hz vibration, which is the answer.
@@ -136,6 +140,7 @@ func TestDominantFrequencyIgnoresDrift(t *testing.T) {
 }
 
 func TestSpectrum(t *testing.T) {
+	t.Parallel()
 	var an Analyzer
 	const rate, n = 25600.0, 8192
 	binHz := rate / n
@@ -193,6 +198,7 @@ func TestSpectrum(t *testing.T) {
 // prime factor would cost O(N²) (a 65,521-sample axis took 10 s), so they
 // are zero-padded; the figures stay right.
 func TestAwkwardLengths(t *testing.T) {
+	t.Parallel()
 	for n, want := range map[int]int{
 		2: 2, 1000: 1000, 1001: 1001, 4096: 4096, 5000: 5000, 8192: 8192, 61 * 128: 61 * 128,
 		67: 72, 8191: 8192, 16381: 16384, 65521: 65536, 2 * 4099: 8640,
@@ -227,6 +233,7 @@ func TestAwkwardLengths(t *testing.T) {
 }
 
 func TestSpectrumDegenerate(t *testing.T) {
+	t.Parallel()
 	var an Analyzer
 	for _, rate := range []float64{0, -1, math.NaN(), math.Inf(1), math.Inf(-1)} {
 		freq, amp := an.Spectrum([]float64{1, 2, 3}, rate)
@@ -252,6 +259,7 @@ func TestSpectrumDegenerate(t *testing.T) {
 }
 
 func TestSummarizeDegenerate(t *testing.T) {
+	t.Parallel()
 	var an Analyzer
 	cases := []struct {
 		name    string
@@ -293,6 +301,7 @@ func TestSummarizeDegenerate(t *testing.T) {
 }
 
 func TestSummaryJSON(t *testing.T) {
+	t.Parallel()
 	var an Analyzer
 	x := signal(1024, 10000, 0, 0, tone{1, 100, 0})
 	b, err := json.Marshal(an.Summarize(x, x, x, 10000))
@@ -315,6 +324,7 @@ func TestSummaryJSON(t *testing.T) {
 // lengths than the cache keeps, and checks every answer against a fresh
 // Analyzer's.
 func TestAnalyzerConcurrentUse(t *testing.T) {
+	t.Parallel()
 	lengths := make([]int, 0, maxPlanLengths+4)
 	for i := range maxPlanLengths + 4 {
 		lengths = append(lengths, 256+i*64)

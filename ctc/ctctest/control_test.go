@@ -36,6 +36,7 @@ func call(t *testing.T, s *Server, method, path, body string) (int, map[string]a
 }
 
 func TestFaultsJSONRoundTrip(t *testing.T) {
+	t.Parallel()
 	var f Faults
 	v := reflect.ValueOf(&f).Elem()
 	for i := range v.NumField() {
@@ -78,6 +79,7 @@ func TestFaultsJSONRoundTrip(t *testing.T) {
 }
 
 func TestControlSurface(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("alpha", Config{Email: "e", Password: "p"})
 	s.Add("beta", Config{Email: "e", Password: "p", Sensors: []ctc.Sensor{}})

@@ -18,6 +18,7 @@ import (
 )
 
 func TestFlood(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("flood", Config{Email: "e", Password: "p"})
 	g.SetFaults(Faults{Flood: true})
@@ -53,6 +54,7 @@ func TestFlood(t *testing.T) {
 }
 
 func TestFloodOfAPeerThatDoesNotReadEndsWithClose(t *testing.T) {
+	t.Parallel()
 	base := runtime.NumGoroutine()
 	s, err := NewServer("127.0.0.1:0")
 	require.NoError(t, err)
@@ -69,6 +71,7 @@ func TestFloodOfAPeerThatDoesNotReadEndsWithClose(t *testing.T) {
 }
 
 func TestOversizeFrameAfterEveryLogin(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("big", Config{Email: "e", Password: "p"})
 	const size = 5 << 20
@@ -101,6 +104,7 @@ func TestOversizeFrameAfterEveryLogin(t *testing.T) {
 }
 
 func TestBigLoginError(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("verbose", Config{Email: "e", Password: "p"})
 	const size = 3_500_000
@@ -138,6 +142,7 @@ func stallHandshakes(t *testing.T, s *Server, g *Gateway, n int) []net.Conn {
 }
 
 func TestStalledHandshakesSleep(t *testing.T) {
+	t.Parallel()
 	base := runtime.NumGoroutine()
 	s, err := NewServer("127.0.0.1:0")
 	require.NoError(t, err)

@@ -88,6 +88,7 @@ func stats(xs []float64) (mean, rms, peak float64) {
 }
 
 func TestSignalFor(t *testing.T) {
+	t.Parallel()
 	assert.Equal(t, Signal{
 		X: Tone{0.5, 50}, Y: Tone{0.3, 100}, Z: Tone{0.2, 25},
 		Offset: [3]float64{0, 0, 1}, Noise: 0.005, Seed: 10001,
@@ -108,6 +109,7 @@ func TestSignalFor(t *testing.T) {
 }
 
 func TestWaveformIsTheDocumentedSignal(t *testing.T) {
+	t.Parallel()
 	sig := SignalFor(ctc.Sensor{Serial: 10002})
 	x, y, z := sig.Waveform(DefaultReadRate, DefaultSamples)
 	for _, c := range []struct {
@@ -131,6 +133,7 @@ func TestWaveformIsTheDocumentedSignal(t *testing.T) {
 }
 
 func TestReadingInEachEncodingIsTheSignal(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("enc", Config{Email: "e", Password: "p"})
 	ws := session(t, g)
@@ -169,6 +172,7 @@ func TestReadingInEachEncodingIsTheSignal(t *testing.T) {
 }
 
 func TestReadingOfAnAddedSensorWithItsOwnSignal(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("own", Config{Email: "e", Password: "p", Sensors: []ctc.Sensor{}})
 	ws := session(t, g)
@@ -189,6 +193,7 @@ func TestReadingOfAnAddedSensorWithItsOwnSignal(t *testing.T) {
 }
 
 func TestUnknownSensorReading(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("unk", Config{Email: "e", Password: "p"})
 	ws := session(t, g)
@@ -201,6 +206,7 @@ func TestUnknownSensorReading(t *testing.T) {
 }
 
 func TestReadingNotificationsNeedASubscription(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("quiet", Config{Email: "e", Password: "p"})
 	ws := session(t, g)
@@ -213,6 +219,7 @@ func TestReadingNotificationsNeedASubscription(t *testing.T) {
 }
 
 func TestReadingFaults(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("rf", Config{Email: "e", Password: "p"})
 
@@ -297,6 +304,7 @@ func TestReadingFaults(t *testing.T) {
 }
 
 func TestPushReading(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("pushr", Config{Email: "e", Password: "p"})
 	sub, unsub := session(t, g), session(t, g)
@@ -317,6 +325,7 @@ func TestPushReading(t *testing.T) {
 }
 
 func TestRealtimeCapture(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("rt", Config{Email: "e", Password: "p"})
 	g.SetFaults(Faults{StartDelay: 20 * time.Millisecond, CaptureDelay: CaptureRealtime})
@@ -343,6 +352,7 @@ func settled(t *testing.T, base int) {
 }
 
 func TestCloseEndsReadingsInFlight(t *testing.T) {
+	t.Parallel()
 	base := runtime.NumGoroutine()
 	s, err := NewServer("127.0.0.1:0")
 	require.NoError(t, err)

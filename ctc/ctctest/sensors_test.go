@@ -59,6 +59,7 @@ func discover(t *testing.T, ws *websocket.Conn) json.RawMessage {
 }
 
 func TestDefaultSensorsAreStable(t *testing.T) {
+	t.Parallel()
 	a, b := DefaultSensors(12), DefaultSensors(12)
 	assert.Equal(t, a, b)
 	seen := map[int64]bool{}
@@ -84,6 +85,7 @@ func TestDefaultSensorsAreStable(t *testing.T) {
 }
 
 func TestDiscoveryAnswersAnObjectKeyedBySerial(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("obj", Config{Email: "e", Password: "p", Sensors: DefaultSensors(3)})
 	ws := session(t, g)
@@ -98,6 +100,7 @@ func TestDiscoveryAnswersAnObjectKeyedBySerial(t *testing.T) {
 }
 
 func TestSensorsAddedAndRemovedWhileRunning(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	caller := DefaultSensors(1)
 	g := s.Add("dyn", Config{Email: "e", Password: "p", Sensors: caller})
@@ -129,6 +132,7 @@ func TestSensorsAddedAndRemovedWhileRunning(t *testing.T) {
 }
 
 func TestDiscoveryFaults(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("df", Config{Email: "e", Password: "p"})
 	ws := session(t, g)
@@ -157,6 +161,7 @@ func TestDiscoveryFaults(t *testing.T) {
 }
 
 func TestSimulatedTemperature(t *testing.T) {
+	t.Parallel()
 	assert.Equal(t, 21.0, SimulatedTemperature(10001, 0))
 	assert.Equal(t, 21.5, SimulatedTemperature(10001, 4))
 	assert.Equal(t, 21.0, SimulatedTemperature(10001, 8))
@@ -166,6 +171,7 @@ func TestSimulatedTemperature(t *testing.T) {
 }
 
 func TestTemperaturesOnlyWhileSubscribed(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("temp", Config{Email: "e", Password: "p"})
 	g.SetFaults(Faults{TempEvery: 5 * time.Millisecond})
@@ -206,6 +212,7 @@ func TestTemperaturesOnlyWhileSubscribed(t *testing.T) {
 }
 
 func TestTempEveryChangeTakesEffectAtOnce(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("slow", Config{Email: "e", Password: "p"})
 	g.SetFaults(Faults{TempEvery: time.Hour})
@@ -217,6 +224,7 @@ func TestTempEveryChangeTakesEffectAtOnce(t *testing.T) {
 }
 
 func TestPushTemperature(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("push", Config{Email: "e", Password: "p"})
 	sub, unsub := session(t, g), session(t, g)
@@ -231,6 +239,7 @@ func TestPushTemperature(t *testing.T) {
 }
 
 func TestPushTemperatureThatJSONCannotCarry(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("nan", Config{Email: "e", Password: "p"})
 	ws := session(t, g)

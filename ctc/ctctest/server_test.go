@@ -57,6 +57,7 @@ func login(t testing.TB, ws *websocket.Conn, email, password string) ctc.Message
 }
 
 func TestSessionLoginSensorsReading(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("alpha", Config{Email: "ops@example.com", Password: "pw"})
 	ws := dial(t, g.URL())
@@ -107,6 +108,7 @@ func TestSessionLoginSensorsReading(t *testing.T) {
 }
 
 func TestEmptySensorListIsAnArray(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("empty", Config{Email: "e", Password: "p", Sensors: []ctc.Sensor{}})
 	ws := dial(t, g.URL())
@@ -117,6 +119,7 @@ func TestEmptySensorListIsAnArray(t *testing.T) {
 }
 
 func TestProtocolViolations(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("strict", Config{Email: "e", Password: "p"})
 	ws := dial(t, g.URL())
@@ -134,6 +137,7 @@ func TestProtocolViolations(t *testing.T) {
 }
 
 func TestWrongCredentialsAndRefuseSwitch(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("r", Config{Email: "e", Password: "p"})
 	ws := dial(t, g.URL())
@@ -151,6 +155,7 @@ func TestWrongCredentialsAndRefuseSwitch(t *testing.T) {
 }
 
 func TestIgnoreLogins(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("mute", Config{Email: "e", Password: "p"})
 	g.SetFaults(Faults{IgnoreLogins: true})
@@ -164,6 +169,7 @@ func TestIgnoreLogins(t *testing.T) {
 }
 
 func TestDropAfterWithCode(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("flaky", Config{Email: "e", Password: "p"})
 	g.SetFaults(Faults{DropAfter: 50 * time.Millisecond, DropCode: websocket.CloseGoingAway})
@@ -183,6 +189,7 @@ func TestDropAfterWithCode(t *testing.T) {
 }
 
 func TestDropNow(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("d", Config{Email: "e", Password: "p"})
 	ws := dial(t, g.URL())
@@ -194,6 +201,7 @@ func TestDropNow(t *testing.T) {
 }
 
 func TestGarbage(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("noisy", Config{Email: "e", Password: "p"})
 	ws := dial(t, g.URL())
@@ -247,6 +255,7 @@ func workerRunning(g *Gateway, w worker) bool {
 }
 
 func TestKeepRecords(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("k", Config{Email: "e", Password: "p"})
 	s.KeepRecords(2)
@@ -263,6 +272,7 @@ func TestKeepRecords(t *testing.T) {
 }
 
 func TestStallHandshake(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("stall", Config{Email: "e", Password: "p"})
 	g.SetFaults(Faults{StallHandshake: true})
@@ -282,6 +292,7 @@ func TestStallHandshake(t *testing.T) {
 }
 
 func TestPingsAndWithheldPongs(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	g := s.Add("pong", Config{Email: "e", Password: "p"})
 	ws := dial(t, g.URL())
@@ -312,6 +323,7 @@ func TestPingsAndWithheldPongs(t *testing.T) {
 }
 
 func TestUnknownPathIs404(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	d := websocket.Dialer{HandshakeTimeout: time.Second}
 	_, resp, err := d.Dial("ws://"+s.Addr()+"/gw/nobody", nil)
@@ -320,6 +332,7 @@ func TestUnknownPathIs404(t *testing.T) {
 }
 
 func TestTwoThousandConcurrentConnections(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	const n = 2000
 	gws := make([]*Gateway, n)
@@ -378,6 +391,7 @@ func TestTwoThousandConcurrentConnections(t *testing.T) {
 }
 
 func TestCloseEndsEverything(t *testing.T) {
+	t.Parallel()
 	s, err := NewServer("127.0.0.1:0")
 	require.NoError(t, err)
 	g := s.Add("x", Config{Email: "e", Password: "p"})
