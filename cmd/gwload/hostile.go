@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,8 +35,8 @@ func hostile(ctx context.Context, e *env, r *report) error {
 	if o.target != "" {
 		return errors.New("hostile reads gatewayd's RSS and CPU; run it without -target")
 	}
-	if o.gateways < 2*o.hostileCrashes {
-		return fmt.Errorf("hostile crashes two sets of %d distinct healthy gateways; -gateways %d is too few", o.hostileCrashes, o.gateways)
+	if o.gateways < 3*o.hostileCrashes {
+		return fmt.Errorf("hostile crashes three sets of %d distinct healthy gateways; -gateways %d is too few", o.hostileCrashes, o.gateways)
 	}
 	r.progressf("seeding %d healthy gateways", o.gateways)
 	if err := e.seed(ctx, o.gateways); err != nil {
@@ -60,6 +61,7 @@ func hostile(ctx context.Context, e *env, r *report) error {
 	rss0 := e.rssKiB()
 	r.value("hostile_healthy_gateways", float64(len(e.ids)), "count")
 	r.value("hostile_baseline_rss", float64(rss0)/1024, "MiB")
+	e.hostileHeap(r, "hostile_baseline")
 	cpu := startCPU(e.proc.Process.Pid)
 	base, err := e.crashHealthy(ctx, r, "baseline", 0)
 	if err != nil {
@@ -76,11 +78,27 @@ func hostile(ctx context.Context, e *env, r *report) error {
 	cpu = startCPU(e.proc.Process.Pid)
 	stopPeak := samplePeak(e.rssKiB)
 	added := time.Now()
-	if err := e.waitHungFailed(ctx, r, peers, 5*time.Minute); err != nil {
+	// Until a hung peer has failed once, its dial holds an ordinary slot
+	// for the whole connect timeout: healthy gateways crashed meanwhile
+	// show what that costs them.
+	stopRamp := make(chan struct{})
+	rampDone := make(chan crashPhase, 1)
+	go func() {
+		p, err := e.crashHealthyUntil(ctx, stopRamp, 2*o.hostileCrashes)
+		if err != nil {
+			r.progressf("ramp crashes: %v", err)
+		}
+		rampDone <- p
+	}()
+	err = e.waitHungFailed(ctx, r, peers, 5*time.Minute)
+	close(stopRamp)
+	ramp := <-rampDone
+	if err != nil {
 		stopPeak()
 		return err
 	}
 	r.value("hostile_hung_all_failed_once", time.Since(added).Seconds(), "s")
+	ramp.report(r, "hostile_ramp")
 	r.progressf("hostile peers active; warm-up %s", o.hostileWarmup)
 	select {
 	case <-time.After(o.hostileWarmup):
@@ -108,6 +126,7 @@ func hostile(ctx context.Context, e *env, r *report) error {
 	// Settled RSS with hostile peers: they keep reconnecting, so take the
 	// larger of the readings before and after the crashes.
 	r.value("hostile_active_rss", float64(max(rss1, rss2))/1024, "MiB")
+	e.hostileHeap(r, "hostile_active")
 	r.value("hostile_active_rss_peak", float64(peak)/1024, "MiB")
 	r.value("hostile_rss_over_baseline", float64(max(rss1, rss2)-rss0)/1024, "MiB")
 	if base.p99() > 0 {
@@ -129,7 +148,6 @@ func hostile(ctx context.Context, e *env, r *report) error {
 		r.value("hostile_flap_logins_per_peer_since_added", float64(after.flapLogins)/float64(n), "count")
 	}
 	r.value("hostile_hung_peers", float64(len(peers.hung)), "count")
-	r.value("hostile_hung_handshakes", float64(after.hungAccepted-before.hungAccepted), "count")
 	return e.hostileStates(r, peers)
 }
 
@@ -213,6 +231,43 @@ func (e *env) crashHealthy(ctx context.Context, r *report, phase string, first i
 	return p, nil
 }
 
+// crashHealthyUntil crashes healthy gateways from index first on, one
+// after the other, until stop closes or o.hostileCrashes are done.
+func (e *env) crashHealthyUntil(ctx context.Context, stop <-chan struct{}, first int) (crashPhase, error) {
+	var p crashPhase
+	for i := first; i < first+e.o.hostileCrashes; i++ {
+		select {
+		case <-stop:
+			return p, nil
+		case <-ctx.Done():
+			return p, ctx.Err()
+		default:
+		}
+		c, err := e.crashOne(e.ids[i].String(), e.sims[i])
+		if err != nil {
+			return p, err
+		}
+		p.outcomes = append(p.outcomes, c)
+	}
+	return p, nil
+}
+
+// hostileHeap prints gatewayd's live heap and goroutines, and saves a
+// heap profile in o.profileDir, when it serves pprof (-debug-addr).
+func (e *env) hostileHeap(r *report, name string) {
+	if e.o.debugAddr == "" {
+		return
+	}
+	g, live, err := e.debugStats(e.o.debugAddr)
+	if err != nil {
+		r.progressf("%s: pprof: %v", name, err)
+		return
+	}
+	r.value(name+"_live_heap", float64(live)/(1<<20), "MiB")
+	r.value(name+"_goroutines", float64(g), "count")
+	e.heapProfile(e.o.debugAddr, name)
+}
+
 type hostileStatus struct {
 	ID                string  `json:"id"`
 	State             string  `json:"state"`
@@ -284,7 +339,7 @@ type hostilePeers struct {
 }
 
 type hostileCounts struct {
-	floodSent, floodAccepted, flapLogins, hungAccepted int
+	floodSent, floodAccepted, flapLogins int
 }
 
 func (p *hostilePeers) stats() hostileCounts {
@@ -296,9 +351,6 @@ func (p *hostilePeers) stats() hostileCounts {
 	}
 	for _, g := range p.flap {
 		c.flapLogins += g.Stats().Logins
-	}
-	for _, g := range p.hung {
-		c.hungAccepted += g.Stats().Accepted
 	}
 	return c
 }
@@ -333,6 +385,8 @@ func (e *env) addHostile(r *report) (*hostilePeers, error) {
 	add("flap", o.hostileFlap, ctctest.Faults{OversizeAfterLogin: oversize}, &p.flap, &p.flapIDs)
 	r.progressf("creating %d flooding, %d hung and %d flapping peers", o.hostileFlood, o.hostileHung, o.hostileFlap)
 	var wg sync.WaitGroup
+	var unavailable atomic.Int64
+	started := time.Now()
 	errs := make(chan error, 8)
 	next := make(chan job)
 	for range 8 {
@@ -341,8 +395,16 @@ func (e *env) addHostile(r *report) (*hostilePeers, error) {
 			defer wg.Done()
 			for j := range next {
 				var out struct{ ID uuid.UUID }
-				err := e.call("POST", "/gateways", map[string]any{"factory_id": e.factory, "gateway_id": j.g.Name(),
-					"name": j.g.Name(), "url": j.g.URL(), "email": "load@example.com", "password": "load-" + j.g.Name()}, 201, &out)
+				body := map[string]any{"factory_id": e.factory, "gateway_id": j.g.Name(),
+					"name": j.g.Name(), "url": j.g.URL(), "email": "load@example.com", "password": "load-" + j.g.Name()}
+				err := e.call("POST", "/gateways", body, 201, &out)
+				// Under the flood a create may time out on the database
+				// (503); try again, and count it: that is a finding.
+				for try := 0; err != nil && strings.Contains(err.Error(), ": 503 ") && try < 5; try++ {
+					unavailable.Add(1)
+					time.Sleep(time.Second)
+					err = e.call("POST", "/gateways", body, 201, &out)
+				}
 				if err != nil {
 					select {
 					case errs <- fmt.Errorf("create %s: %w", j.g.Name(), err):
@@ -359,6 +421,8 @@ func (e *env) addHostile(r *report) (*hostilePeers, error) {
 	}
 	close(next)
 	wg.Wait()
+	r.value("hostile_create_seconds", time.Since(started).Seconds(), "s")
+	r.value("hostile_create_503", float64(unavailable.Load()), "count")
 	select {
 	case err := <-errs:
 		return nil, err
