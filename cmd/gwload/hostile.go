@@ -71,10 +71,14 @@ func hostile(ctx context.Context, e *env, r *report) error {
 	cpu.report(r, "hostile_baseline")
 
 	// 2. The hostile peers join.
+	cpu = startCPU(e.proc.Process.Pid)
 	peers, err := e.addHostile(r)
 	if err != nil {
 		return err
 	}
+	// The flooders start as they are created, with short backoffs: the
+	// simulator's share of the machine is largest here.
+	cpu.report(r, "hostile_create")
 	cpu = startCPU(e.proc.Process.Pid)
 	stopPeak := samplePeak(e.rssKiB)
 	added := time.Now()
@@ -99,6 +103,7 @@ func hostile(ctx context.Context, e *env, r *report) error {
 	}
 	r.value("hostile_hung_all_failed_once", time.Since(added).Seconds(), "s")
 	ramp.report(r, "hostile_ramp")
+	cpu.report(r, "hostile_ramp")
 	r.progressf("hostile peers active; warm-up %s", o.hostileWarmup)
 	select {
 	case <-time.After(o.hostileWarmup):
@@ -110,6 +115,7 @@ func hostile(ctx context.Context, e *env, r *report) error {
 	// the end of the crashes.
 	before := peers.stats()
 	windowStart := time.Now()
+	cpu = startCPU(e.proc.Process.Pid)
 	rss1 := e.rssKiB()
 	hot, err := e.crashHealthy(ctx, r, "hostile", o.hostileCrashes)
 	if err != nil {
