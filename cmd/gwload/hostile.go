@@ -272,6 +272,8 @@ func (e *env) hostileHeap(r *report, name string) {
 	r.value(name+"_live_heap", float64(live)/(1<<20), "MiB")
 	r.value(name+"_goroutines", float64(g), "count")
 	e.heapProfile(e.o.debugAddr, name)
+	// What the allocator keeps beyond the live heap explains RSS.
+	e.memStats(r, e.o.debugAddr, name)
 }
 
 type hostileStatus struct {
