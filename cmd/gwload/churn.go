@@ -53,7 +53,7 @@ func churn(ctx context.Context, e *env, r *report) error {
 	r.value("churn_goroutines_before", float64(g0), "count")
 	r.progressf("churn: before: rss %d KiB, live heap %.1f MiB, %d goroutines", rss0, float64(heap0)/(1<<20), g0)
 	e.heapProfile(debugAddr, "churn-0-before")
-	e.memStats(r, debugAddr, "before")
+	e.memStats(r, debugAddr, "churn: before")
 
 	var factory struct{ ID uuid.UUID }
 	if err := e.call("POST", "/factories", map[string]any{"organization_id": e.org, "name": "churn"}, 201, &factory); err != nil {
@@ -146,7 +146,7 @@ func churn(ctx context.Context, e *env, r *report) error {
 	r.value("churn_live_heap_after_creates", float64(heap1)/(1<<20), "MiB")
 	r.value("churn_goroutines_after_creates", float64(g1), "count")
 	e.heapProfile(debugAddr, "churn-1-created")
-	e.memStats(r, debugAddr, "after the creates")
+	e.memStats(r, debugAddr, "churn: after the creates")
 
 	deleteStart := time.Now()
 	if o.churnDelete == "each" {
@@ -217,7 +217,7 @@ func churn(ctx context.Context, e *env, r *report) error {
 	r.value("churn_goroutines_end", float64(g2), "count")
 	r.value("churn_rss_after_gc", float64(e.rssKiB())/1024, "MiB")
 	e.heapProfile(debugAddr, "churn-2-deleted")
-	e.memStats(r, debugAddr, "end")
+	e.memStats(r, debugAddr, "churn: end")
 	return nil
 }
 
@@ -239,7 +239,7 @@ func (e *env) memStats(r *report, debugAddr, when string) {
 			}
 		}
 	}
-	r.progressf("churn: %s: MemStats MiB: %s", when, strings.Join(parts, ", "))
+	r.progressf("%s: MemStats MiB: %s", when, strings.Join(parts, ", "))
 }
 
 // waitStates polls the factory's status counts until want gateways are in

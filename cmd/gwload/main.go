@@ -3,7 +3,7 @@
 // simulator, drives the scenarios of BENCHMARKS.md and prints each figure
 // as one line "name value unit"; progress goes to stderr.
 //
-//	gwload [flags] [coldstart|status|storm|create|crash|crud|soak|all]...
+//	gwload [flags] [coldstart|status|storm|create|crash|crud|churn|hostile|soak|all]...
 package main
 
 import (
@@ -58,13 +58,23 @@ type options struct {
 	churnDelete      string
 	// token is the admin token for -target; noAuth runs gatewayd with
 	// AUTH_ENABLED=false (to measure what checking tokens costs).
-	token    string
-	noAuth   bool
-	out      io.Writer
-	progress io.Writer
+	token  string
+	noAuth bool
+	// hostile: flooding, hung and flapping peers added to o.gateways
+	// healthy ones; crashes per phase (baseline, then with the peers),
+	// how long the peers run before the second phase, and
+	// GATEWAY_CONNECT_TIMEOUT (0: gatewayd's default) for short tests.
+	hostileFlood   int
+	hostileHung    int
+	hostileFlap    int
+	hostileCrashes int
+	hostileWarmup  time.Duration
+	connectTimeout time.Duration
+	out            io.Writer
+	progress       io.Writer
 }
 
-var scenarioNames = []string{"coldstart", "status", "storm", "create", "crash", "crud", "churn", "soak"}
+var scenarioNames = []string{"coldstart", "status", "storm", "create", "crash", "crud", "churn", "hostile", "soak"}
 
 func main() {
 	o := &options{out: os.Stdout, progress: os.Stderr}
@@ -84,7 +94,7 @@ func main() {
 	fs.BoolVar(&o.keep, "keep", false, "keep the throwaway databases")
 	fs.DurationVar(&o.settle, "settle", 5*time.Second, "wait before reading RSS, so it reflects a settled process")
 	fs.IntVar(&o.dbMaxConns, "db-max-conns", 0, "DATABASE_MAX_CONNS for gatewayd (0: its default)")
-	fs.StringVar(&o.debugAddr, "debug-addr", "", "DEBUG_ADDR (pprof) for the gatewayd of crud, to profile it by hand")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "DEBUG_ADDR (pprof) for the gatewayd of crud and hostile, to profile it by hand")
 	fs.StringVar(&o.profileDir, "profile-dir", "", "churn writes heap profiles of gatewayd here")
 	fs.BoolVar(&o.noReferences, "no-references", false, "crud without its pgbench references (for sweeps)")
 	fs.StringVar(&o.phases, "phases", "", "crud phases to run, comma-separated (default all)")
@@ -97,6 +107,12 @@ func main() {
 	fs.StringVar(&o.churnDelete, "churn-delete", "factory", "how churn deletes: factory (one DELETE of their factory) or each")
 	fs.StringVar(&o.token, "token", os.Getenv("GATEWAYD_TOKEN"), "admin API token for -target (default $GATEWAYD_TOKEN); without -target gwload creates one")
 	fs.BoolVar(&o.noAuth, "no-auth", false, "run gatewayd with AUTH_ENABLED=false (compare with the default to see the cost of token checks)")
+	fs.IntVar(&o.hostileFlood, "hostile-flood", 100, "hostile: peers that flood frames after each login")
+	fs.IntVar(&o.hostileHung, "hostile-hung", 600, "hostile: peers that accept TCP and never answer the upgrade")
+	fs.IntVar(&o.hostileFlap, "hostile-flap", 100, "hostile: peers that send a frame past the read limit after each login")
+	fs.IntVar(&o.hostileCrashes, "hostile-crashes", 500, "hostile: healthy gateways crashed in each phase (baseline, with hostile peers)")
+	fs.DurationVar(&o.hostileWarmup, "hostile-warmup", 20*time.Second, "hostile: how long the peers run (after every hung one failed once) before the second phase")
+	fs.DurationVar(&o.connectTimeout, "connect-timeout", 0, "GATEWAY_CONNECT_TIMEOUT for hostile's gatewayd (0: its default, 10s)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: gwload [flags] [%s|all]...\n\n", strings.Join(scenarioNames, "|"))
 		fs.PrintDefaults()
@@ -187,6 +203,8 @@ func run(ctx context.Context, o *options, names []string) error {
 				continue
 			}
 			err = isolated(ctx, o, func(e *env) error { return churn(ctx, e, r) })
+		case "hostile":
+			err = isolated(ctx, o, func(e *env) error { return hostile(ctx, e, r) })
 		case "soak":
 			err = soak(ctx, o, r)
 		}
