@@ -57,9 +57,10 @@ func (dl *dialing) take() *websocket.Conn {
 // socket fail at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// dial runs one connection attempt in its own goroutine. A gateway that
-// has been failing (failing) dials in the limiter's lane for failing
-// gateways, so hung peers cannot take every slot from healthy ones.
+// dial runs one connection attempt in its own goroutine. A gateway whose
+// last connection did not reach login (failing: new, or failing since)
+// dials in the limiter's restricted lane, so hung peers cannot take every
+// slot from healthy ones.
 func dial(d *deps, dl *dialing, ctx context.Context, url string, failing bool, report func(error), log zerolog.Logger) {
 	defer close(dl.done)
 	defer dl.cancel()

@@ -32,6 +32,10 @@ type wanted struct {
 	mu       sync.Mutex
 	target   gatewayd.Target
 	restarts int
+	// proven: the gateway's last connection reached an accepted login. It
+	// outlives a crash, so a healthy gateway's restart dials in the open
+	// lane while peers that never logged in wait in theirs.
+	proven bool
 }
 
 func (w *wanted) get() (gatewayd.Target, int) {
@@ -112,9 +116,10 @@ type gatewayActor struct {
 	scheduleEpoch uint64
 	timers        [numTimers]*time.Timer
 	lastMark      time.Time
-	// reachedLogin: the last connection got as far as an accepted login.
-	// A gateway whose attempts fail before that dials in the limiter's
-	// lane for failing gateways.
+	// reachedLogin: the last connection got as far as an accepted login
+	// (kept in w across restarts). A gateway that has not, because it is
+	// new or its attempts fail before that, dials in the limiter's lane
+	// for unproven gateways.
 	reachedLogin bool
 
 	dropped     int // bad frames not yet logged
@@ -132,7 +137,10 @@ type gatewayActor struct {
 
 func newGatewayActor(d *deps, w *wanted) *gatewayActor {
 	t, restarts := w.get()
-	return &gatewayActor{d: d, w: w, id: t.ID, target: t, restarts: restarts,
+	w.mu.Lock()
+	proven := w.proven
+	w.mu.Unlock()
+	return &gatewayActor{d: d, w: w, id: t.ID, target: t, restarts: restarts, reachedLogin: proven,
 		log:         gatewayLogger(d.log, t.ID, t.GatewayID),
 		sensorRates: make(map[int64]float64), schedules: make(map[uuid.UUID]*scheduled)}
 }
@@ -241,6 +249,7 @@ func (a *gatewayActor) reconfigure() {
 	case changed && t.Desired == gatewayd.DesiredConnected:
 		a.log.Info().Msg("connection settings changed; reconnecting")
 		a.status.ReconnectAttempts = 0
+		a.setReachedLogin(false) // a new address or login has proven nothing yet
 		reconnect = true
 		a.connect()
 	default:
@@ -282,7 +291,7 @@ func (a *gatewayActor) connect() {
 	dl := &dialing{cancel: cancel, done: make(chan struct{})}
 	a.dial = dl
 	gen, root, self := a.gen, a.d.root, a.self
-	failing := a.status.ReconnectAttempts > 0 && !a.reachedLogin
+	failing := !a.reachedLogin
 	go dial(a.d, dl, ctx, a.target.URL, failing, func(err error) { root.Send(self, &dialed{gen: gen, err: err}) }, a.log)
 }
 
@@ -510,7 +519,7 @@ func (a *gatewayActor) onLogin(now time.Time, msg ctc.Message) {
 	// stayed healthy for a ping interval: a gateway that breaks every
 	// connection right after login keeps backing off.
 	a.status.ConnectedAt = &now
-	a.reachedLogin = true
+	a.setReachedLogin(true)
 	a.seen(now, true)
 	a.armTimer(timerPing, a.d.cfg.PingInterval)
 	if a.status.ReconnectAttempts > 0 || a.status.LastError != nil {
@@ -578,10 +587,17 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 	}
 }
 
+// setReachedLogin records whether the last connection reached login, in
+// the actor and in w (for its next incarnation).
+func (a *gatewayActor) setReachedLogin(v bool) {
+	a.reachedLogin = v
+	a.w.set(func(w *wanted) { w.proven = v })
+}
+
 // fail ends the current attempt and schedules the next one.
 func (a *gatewayActor) fail(reason string) {
 	if a.status.State != gatewayd.StateAuthenticated {
-		a.reachedLogin = false
+		a.setReachedLogin(false)
 	}
 	a.teardown(false)
 	a.status.ReconnectAttempts++

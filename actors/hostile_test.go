@@ -48,6 +48,35 @@ func TestHungHandshakesDoNotStarveHealthyGateways(t *testing.T) {
 	h.WaitState(healthy.ID, gatewayd.StateAuthenticated, 1500*time.Millisecond)
 }
 
+// Hung peers that were just created (or loaded at start) have never
+// logged in: their first dials already go to the restricted lane, so a
+// proven gateway's crash is not queued behind them for a whole connect
+// timeout (the hostile gwload scenario saw ~90 s with 600 of them).
+func TestNewHungPeersDoNotStarveProvenGateways(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.DialConcurrency = 8
+	cfg.ConnectTimeout = 3 * time.Second
+	h := newHarness(t, cfg)
+	gws, _ := h.AddAuthenticated("proven", 1)
+	proven := gws[0]
+	h.Sim.ResetHandshakePeak()
+	for i := range 16 {
+		g, sg := h.Create(fmt.Sprintf("new-hung-%d", i))
+		sg.SetFaults(ctctest.Faults{StallHandshake: true})
+		_, pw := actorstest.Credentials(sg.Name())
+		h.Runtime.GatewayStarted(g.Target(pw))
+	}
+	// Their first dials hold every place they may have.
+	eventually(t, func() bool { return h.Sim.HandshakePeak() >= 4 }, 2*time.Second, "hung peers dialing")
+	start := time.Now()
+	require.NoError(t, h.Runtime.Crash(t.Context(), proven.ID))
+	eventually(t, func() bool {
+		st := h.Status(proven.ID)
+		return st.Restarts == 1 && st.State == gatewayd.StateAuthenticated
+	}, 2*time.Second, "the proven gateway is back before any hung dial times out")
+	t.Logf("crash to AUTHENTICATED with 16 new hung peers: %s", time.Since(start).Round(time.Millisecond))
+}
+
 // A dial that the actor abandons (a disconnect, a delete) gives its slot
 // back at once, not when the handshake timeout passes.
 func TestAbandonedDialReleasesItsSlot(t *testing.T) {

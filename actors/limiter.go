@@ -7,10 +7,12 @@ import (
 
 // dialLimiter bounds the dials in flight process-wide, so thousands of
 // gateways starting (or reconnecting) at once do not storm the network.
-// Gateways that have been failing dial in a lane of their own that may
-// hold at most half the slots: peers that accept TCP and then hang hold a
-// slot for the whole handshake timeout, and without the lane a few hundred
-// of them would make every healthy gateway's reconnect wait behind them.
+// Gateways whose last connection did not reach login (new ones, and
+// those failing) dial in a lane of their own that may hold at most half
+// the slots: peers that accept TCP and then hang hold a slot for the whole
+// handshake timeout, and without the lane a few hundred of them (even on
+// their first dial) would make every healthy gateway's reconnect wait
+// behind them.
 type dialLimiter struct {
 	slots    chan struct{} // every dial
 	failing  chan struct{} // dials of failing gateways, on top of a slot
