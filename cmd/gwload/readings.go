@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,8 +36,9 @@ const (
 
 // readingRequest is one manual reading: when it was asked for, its id.
 type readingRequest struct {
-	at time.Time
-	id uuid.UUID
+	at   time.Time
+	id   uuid.UUID
+	took time.Duration // the POST's own latency
 }
 
 // readingSensor is one sensor row as discovered by gatewayd.
@@ -220,6 +223,10 @@ func readingBurst(ctx context.Context, e *env, r *report) error {
 	// Interleave the gateways (every first sensor, then every second one)
 	// so the two readings of one gateway are requested apart, as a user
 	// clicking through a list would.
+	r.progressf("readings: burst of %d starts (load average %s)", len(sensors), loadAverage())
+	// Where the CPU went: gatewayd, its database's backends, and this
+	// process (the simulator sends the frames).
+	gw0, pg0, self0 := e.procTicks(), e.pgTicks(), cpuTicks(os.Getpid())
 	stopPeak := samplePeak(e.rssKiB)
 	stopPoll := statusPollers(e)
 	requested := make([]readingRequest, len(sensors))
@@ -243,7 +250,7 @@ func readingBurst(ctx context.Context, e *env, r *report) error {
 					firstErr.CompareAndSwap(nil, err)
 					continue
 				}
-				requested[i] = readingRequest{at: t0, id: out.ID}
+				requested[i] = readingRequest{at: t0, id: out.ID, took: time.Since(t0)}
 			}
 		}()
 	}
@@ -275,9 +282,11 @@ func readingBurst(ctx context.Context, e *env, r *report) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	took := time.Since(start)
+	gwCPU, pgCPU, selfCPU := e.procTicks()-gw0, e.pgTicksSince(pg0), cpuTicks(os.Getpid())-self0
 	lat, pollFailed := stopPoll()
 	peak := stopPeak()
-	r.progressf("readings: %d requested in %s, all finished after %s", len(sensors), postsTook.Round(time.Millisecond), took.Round(time.Millisecond))
+	r.progressf("readings: %d requested in %s, all finished after %s (load average %s)", len(sensors),
+		postsTook.Round(time.Millisecond), took.Round(time.Millisecond), loadAverage())
 
 	r.value("burst_readings", float64(len(sensors)), "count")
 	r.value("burst_complete", float64(complete), "count")
@@ -285,6 +294,10 @@ func readingBurst(ctx context.Context, e *env, r *report) error {
 	r.value("burst_requests_took", postsTook.Seconds(), "s")
 	r.value("burst_took", took.Seconds(), "s")
 	r.value("burst_stored_rate", float64(complete)/took.Seconds(), "readings/s")
+	r.value("burst_gatewayd_cores", float64(gwCPU)/clockTicks/took.Seconds(), "cores")
+	r.value("burst_gatewayd_cpu_per_reading", float64(gwCPU)/clockTicks*1000/float64(len(sensors)), "ms")
+	r.value("burst_pg_cores", float64(pgCPU)/clockTicks/took.Seconds(), "cores")
+	r.value("burst_gwload_cores", float64(selfCPU)/clockTicks/took.Seconds(), "cores")
 	if err := readingBurstLatencies(ctx, e, r, requested); err != nil {
 		return err
 	}
@@ -311,6 +324,16 @@ func readingBurst(ctx context.Context, e *env, r *report) error {
 	return nil
 }
 
+// loadAverage is the machine's 1-minute load average, for the progress
+// output: the box is shared, and a figure means little without it.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
+}
+
 // readingBurstLatencies prints request → completed_at beyond the sensor:
 // minus the capture (start + capture delay) and minus the time the
 // gateway was still capturing the reading of its other sensor (the
@@ -318,9 +341,14 @@ func readingBurst(ctx context.Context, e *env, r *report) error {
 // is what gatewayd added.
 func readingBurstLatencies(ctx context.Context, e *env, r *report, requested []readingRequest) error {
 	sentAt := make(map[uuid.UUID]time.Time, len(requested))
+	posts := make([]time.Duration, 0, len(requested))
 	for _, s := range requested {
 		sentAt[s.id] = s.at
+		posts = append(posts, s.took)
 	}
+	slices.Sort(posts)
+	r.value("burst_post_p50", ms(percentile(posts, 50)), "ms")
+	r.value("burst_post_p99", ms(percentile(posts, 99)), "ms")
 	rows, err := e.pool.Query(ctx, `SELECT id, gateway_id, started_at, completed_at FROM readings
 		WHERE trigger = 'MANUAL' AND status = 'COMPLETE' ORDER BY gateway_id, started_at`)
 	if err != nil {
