@@ -231,7 +231,10 @@ func readingBurst(ctx context.Context, e *env, r *report) error {
 	stopPoll := statusPollers(e)
 	requested := make([]readingRequest, len(sensors))
 	var next, failedPosts atomic.Int64
-	var firstErr atomic.Value
+	// The first error, kept whole (atomic.Value would panic on a second
+	// error of another type).
+	var firstErr error
+	var errOnce sync.Once
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range e.o.concurrency {
@@ -247,7 +250,7 @@ func readingBurst(ctx context.Context, e *env, r *report) error {
 				t0 := time.Now()
 				if err := e.call("POST", "/sensors/"+sensors[i].id.String()+"/readings", nil, 202, &out); err != nil {
 					failedPosts.Add(1)
-					firstErr.CompareAndSwap(nil, err)
+					errOnce.Do(func() { firstErr = err })
 					continue
 				}
 				requested[i] = readingRequest{at: t0, id: out.ID, took: time.Since(t0)}
@@ -259,7 +262,7 @@ func readingBurst(ctx context.Context, e *env, r *report) error {
 	if n := failedPosts.Load(); n > 0 {
 		stopPoll()
 		stopPeak()
-		return fmt.Errorf("%d of %d reading requests failed, the first: %v", n, len(sensors), firstErr.Load())
+		return fmt.Errorf("%d of %d reading requests failed, the first: %v", n, len(sensors), firstErr)
 	}
 	// Done when every reading is COMPLETE or FAILED in the database.
 	var complete, failed int
@@ -423,7 +426,10 @@ func readingSchedule(ctx context.Context, e *env, r *report) error {
 		return err
 	}
 	var next, failedPuts atomic.Int64
-	var firstErr atomic.Value
+	// The first error, kept whole (atomic.Value would panic on a second
+	// error of another type).
+	var firstErr error
+	var errOnce sync.Once
 	var wg sync.WaitGroup
 	for range e.o.concurrency {
 		wg.Add(1)
@@ -436,14 +442,14 @@ func readingSchedule(ctx context.Context, e *env, r *report) error {
 				}
 				if err := e.call("PUT", "/sensors/"+sensors[i].id.String(), map[string]any{"reading_interval": "1m"}, 200, nil); err != nil {
 					failedPuts.Add(1)
-					firstErr.CompareAndSwap(nil, err)
+					errOnce.Do(func() { firstErr = err })
 				}
 			}
 		}()
 	}
 	wg.Wait()
 	if n := failedPuts.Load(); n > 0 {
-		return fmt.Errorf("%d of %d schedule updates failed, the first: %v", n, len(sensors), firstErr.Load())
+		return fmt.Errorf("%d of %d schedule updates failed, the first: %v", n, len(sensors), firstErr)
 	}
 	// The window starts when the last schedule is set: a PUT re-arms its
 	// gateway's schedules, so earlier readings may be re-armed ones.
