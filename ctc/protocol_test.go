@@ -3,6 +3,7 @@ package ctc
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -125,6 +126,8 @@ func TestIsAnswer(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"Type":"RTN_LOGIN","Data":{"Success":true}}`))
 	f.Add([]byte(`{"Type":"RTN_DYN","Data":{"1":{"Serial":1}}}`))
+	f.Add([]byte(`{"Type":"NOT_DYN_READING","Data":{"Serial":"1","X":"1,2","Y":"[1,2]","Z":"AQACAA=="}}`))
+	f.Add([]byte(`{"Type":"NOT_DYN_READING","Data":{"X":"1"},"data":{"Y":"2"}}`))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		m, err := Decode(frame)
 		if err == nil && m == nil {
@@ -139,7 +142,51 @@ func FuzzDecode(f *testing.F) {
 		if m != nil {
 			_, _ = LoginOutcome(m)
 		}
+		// The one-pass reading decoder answers only as the envelope would.
+		if r, ok := decodeReading(frame); ok {
+			want, err := decodeEnvelope(frame)
+			if err != nil || !reflect.DeepEqual(want, r) {
+				t.Fatalf("one pass gives %#v, the envelope %#v, %v", r, want, err)
+			}
+		}
 	})
+}
+
+// A NOT_DYN_READING decoded in one pass is what the envelope gives; frames
+// it cannot vouch for (escapes, a second Data, another Type, Data that
+// does not fit) go the envelope's way, errors included.
+func TestDecodeReadingInOnePassAgreesWithTheEnvelope(t *testing.T) {
+	for _, tc := range []struct {
+		frame   string
+		onePass bool
+	}{
+		{`{"Type":"NOT_DYN_READING","From":"SERV","Target":"UI","Data":{"ID":7,"Serial":"12345","Time":"2026-11-29 05:00:00","X":"0.01,0.02","Y":"[1,2]","Z":"AQA="}}`, true},
+		{`{"Data":{"Serial":"1","X":"1"},"Type":"NOT_DYN_READING"}`, true},
+		{` {"type":"NOT_DYN_READING","DATA":{"serial":"1","x":"1,2"}} `, true},
+		{`{"Type":"NOT_DYN_READING","Data":null}`, true},
+		{`{"Type":"NOT_DYN_READING"}`, true},
+		{`{"Type":"NOT_DYN_READING","Data":{"X":"1"},"Data":{"Y":"2"}}`, false},      // the envelope keeps the last Data whole
+		{`{"Type":"NOT_DYN_READING","Data":{"X":"1"},"\u0044ata":{"Y":"2"}}`, false}, // an escaped second Data
+		{`{"Type":"NOT_DYN_READING","Data":{"X":"a\"b"}}`, false},
+		{`{"Type":"NOT_DYN_READING_STARTED","Data":{"Serial":1,"Success":true}}`, false},
+		{`{"Type":"RTN_DYN","Data":{"note":"NOT_DYN_READING"}}`, false},
+		{`{"Type":"NOT_DYN_READING","Data":{"X":5}}`, false},
+		{`{"Type":"NOT_DYN_READING","From":5,"Data":{"X":"1"}}`, false},
+		{`{"Type":"NOT_DYN_READING","Data":"x"}`, false},
+		{`{"Type":"NOT_DYN_READING","Data":{"X":"1"}`, false},
+		{`{"Type":"NOT_DYN_READING","Type":"RTN_DYN","Data":{}}`, false},
+	} {
+		r, ok := decodeReading([]byte(tc.frame))
+		assert.Equal(t, tc.onePass, ok, tc.frame)
+		want, wantErr := decodeEnvelope([]byte(tc.frame))
+		got, err := Decode([]byte(tc.frame))
+		assert.Equal(t, want, got, tc.frame)
+		assert.Equal(t, wantErr, err, tc.frame)
+		if ok {
+			assert.NoError(t, wantErr, tc.frame)
+			assert.Equal(t, want, r, tc.frame)
+		}
+	}
 }
 
 func ptr[T any](v T) *T { return &v }

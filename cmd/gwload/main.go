@@ -3,7 +3,7 @@
 // simulator, drives the scenarios of BENCHMARKS.md and prints each figure
 // as one line "name value unit"; progress goes to stderr.
 //
-//	gwload [flags] [coldstart|status|storm|create|crash|crud|churn|hostile|soak|all]...
+//	gwload [flags] [coldstart|status|storm|create|crash|crud|churn|hostile|soak|readings|all]...
 package main
 
 import (
@@ -70,11 +70,16 @@ type options struct {
 	hostileCrashes int
 	hostileWarmup  time.Duration
 	connectTimeout time.Duration
-	out            io.Writer
-	progress       io.Writer
+	// readings: gateways (two sensors each), whether to run the burst,
+	// and how long the 1-minute schedule runs (0 skips it).
+	readingGateways int
+	readingBurst    bool
+	readingSchedule time.Duration
+	out             io.Writer
+	progress        io.Writer
 }
 
-var scenarioNames = []string{"coldstart", "status", "storm", "create", "crash", "crud", "churn", "hostile", "soak"}
+var scenarioNames = []string{"coldstart", "status", "storm", "create", "crash", "crud", "churn", "hostile", "soak", "readings"}
 
 func main() {
 	o := &options{out: os.Stdout, progress: os.Stderr}
@@ -94,7 +99,7 @@ func main() {
 	fs.BoolVar(&o.keep, "keep", false, "keep the throwaway databases")
 	fs.DurationVar(&o.settle, "settle", 5*time.Second, "wait before reading RSS, so it reflects a settled process")
 	fs.IntVar(&o.dbMaxConns, "db-max-conns", 0, "DATABASE_MAX_CONNS for gatewayd (0: its default)")
-	fs.StringVar(&o.debugAddr, "debug-addr", "", "DEBUG_ADDR (pprof) for the gatewayd of crud and hostile, to profile it by hand")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "DEBUG_ADDR (pprof) for the gatewayd of crud, hostile and readings, to profile it by hand")
 	fs.StringVar(&o.profileDir, "profile-dir", "", "churn writes heap profiles of gatewayd here")
 	fs.BoolVar(&o.noReferences, "no-references", false, "crud without its pgbench references (for sweeps)")
 	fs.StringVar(&o.phases, "phases", "", "crud phases to run, comma-separated (default all)")
@@ -113,6 +118,9 @@ func main() {
 	fs.IntVar(&o.hostileCrashes, "hostile-crashes", 500, "hostile: healthy gateways crashed in each phase (baseline, with hostile peers)")
 	fs.DurationVar(&o.hostileWarmup, "hostile-warmup", 20*time.Second, "hostile: how long the peers run (after every hung one failed once) before the second phase")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", 0, "GATEWAY_CONNECT_TIMEOUT for hostile's gatewayd (0: its default, 10s)")
+	fs.IntVar(&o.readingGateways, "reading-gateways", 1000, "gateways (two simulated sensors each) in readings")
+	fs.BoolVar(&o.readingBurst, "reading-burst", true, "readings: run the burst of one manual reading per sensor")
+	fs.DurationVar(&o.readingSchedule, "reading-schedule", 10*time.Minute, "readings: how long every sensor runs on a 1-minute schedule (0 skips it)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: gwload [flags] [%s|all]...\n\n", strings.Join(scenarioNames, "|"))
 		fs.PrintDefaults()
@@ -207,6 +215,8 @@ func run(ctx context.Context, o *options, names []string) error {
 			err = isolated(ctx, o, func(e *env) error { return hostile(ctx, e, r) })
 		case "soak":
 			err = soak(ctx, o, r)
+		case "readings":
+			err = readings(ctx, o, r)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", n, err)

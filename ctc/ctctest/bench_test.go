@@ -64,3 +64,36 @@ func BenchmarkPushReading(b *testing.B) {
 	g.Drop(0)
 	<-done
 }
+
+// BenchmarkDecodeReadingFrame is gatewayd's cost of parsing one
+// simulated NOT_DYN_READING (3 × 8192 samples) from the wire, per
+// encoding: ctc.Decode, then the samples decoded to floats.
+func BenchmarkDecodeReadingFrame(b *testing.B) {
+	s := DefaultSensors(1)[0]
+	for _, enc := range []Encoding{EncodingCSV, EncodingJSON, EncodingBase64} {
+		w := encodedWave(waveKey{sig: SignalFor(s), rate: readRate(s), n: samples(s), enc: enc})
+		frame := appendReadingFrame(nil, 1, s.Serial, time.Now(), w)
+		b.Run(string(enc)+"/frame", func(b *testing.B) {
+			b.SetBytes(int64(len(frame)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ctc.Decode(frame); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(string(enc)+"/samples", func(b *testing.B) {
+			m, err := ctc.Decode(frame)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := m.(*ctc.Reading)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ctc.DecodeWaveform(r.X, r.Y, r.Z); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
