@@ -41,6 +41,10 @@ type acquisition struct {
 type scheduled struct {
 	gatewayd.Schedule
 	timer *time.Timer
+	// due is when the timer is meant to fire; the next is due an interval
+	// after it (not after the moment the actor handled it), so delays in
+	// the mailbox do not add up over days.
+	due time.Time
 }
 
 // takeReading asks a gateway's actor to acquire a reading (the reading is
@@ -236,13 +240,25 @@ func (a *gatewayActor) armSchedules() {
 	for _, sc := range a.target.Schedules {
 		s := &scheduled{Schedule: sc}
 		a.schedules[sc.SensorID] = s
-		a.armSchedule(s, time.Duration(rand.Int64N(int64(sc.Interval))))
+		a.armSchedule(s, time.Now().Add(time.Duration(rand.Int64N(int64(sc.Interval)))))
 	}
 }
 
-func (a *gatewayActor) armSchedule(s *scheduled, d time.Duration) {
+func (a *gatewayActor) armSchedule(s *scheduled, due time.Time) {
+	s.due = due
 	root, self, epoch, sensor := a.d.root, a.self, a.scheduleEpoch, s.SensorID
-	s.timer = time.AfterFunc(d, func() { root.Send(self, &scheduleFired{epoch: epoch, sensor: sensor}) })
+	s.timer = time.AfterFunc(time.Until(due), func() { root.Send(self, &scheduleFired{epoch: epoch, sensor: sensor}) })
+}
+
+// nextDue is the first due time of a schedule after now, counting whole
+// intervals from due (the one that fired): a tick that already passed is
+// skipped, not made up for.
+func nextDue(due time.Time, interval time.Duration, now time.Time) time.Time {
+	next := due.Add(interval)
+	if next.Before(now) {
+		next = next.Add(now.Sub(next).Truncate(interval) + interval)
+	}
+	return next
 }
 
 func (a *gatewayActor) stopSchedules() {
@@ -259,7 +275,7 @@ func (a *gatewayActor) onScheduleFired(m *scheduleFired) {
 	if m.epoch != a.scheduleEpoch || s == nil || a.status.State != gatewayd.StateAuthenticated {
 		return
 	}
-	a.armSchedule(s, s.Interval)
+	a.armSchedule(s, nextDue(s.due, s.Interval, time.Now()))
 	for _, acq := range a.readings {
 		if acq.r.SensorID == s.SensorID && acq.r.Trigger == gatewayd.TriggerScheduled {
 			return // never more than one scheduled reading of a sensor waiting
