@@ -61,6 +61,9 @@ type Config struct {
 	// MetricsPublic lets /metrics be scraped without one.
 	AuthEnabled   bool
 	MetricsPublic bool
+	// MetricsEnabled=false removes /metrics and the per-request HTTP
+	// counting, so that what counting costs can be measured.
+	MetricsEnabled bool
 	// AllowedNetworks are where gateways may be dialed (nil: anywhere
 	// but the always-denied addresses).
 	AllowedNetworks []netip.Prefix
@@ -139,6 +142,7 @@ var Variables = []Variable{
 	{"DEBUG_ADDR", "", "host:port for Go's pprof (empty: off)"},
 	{"AUTH_ENABLED", "true", "every route but the public ones needs an API token"},
 	{"METRICS_PUBLIC", "false", "GET /metrics needs no token"},
+	{"METRICS_ENABLED", "true", "false: no /metrics route and no per-request HTTP metrics (to measure their cost)"},
 	{"GATEWAY_ALLOWED_NETWORKS", "", "CIDRs gateways may be dialed in, comma-separated (empty: anywhere but the always-denied)"},
 	{"GATEWAY_CA_FILE", "", "PEM file of roots added to the system's for wss:// gateways"},
 }
@@ -266,6 +270,7 @@ func parse(get func(string) string, problems []string) (*Config, error) {
 		EventsBuffer:      p.intRange("EVENTS_BUFFER", 0, 1_000_000),
 		AuthEnabled:       p.boolean("AUTH_ENABLED"),
 		MetricsPublic:     p.boolean("METRICS_PUBLIC"),
+		MetricsEnabled:    p.boolean("METRICS_ENABLED"),
 		AllowedNetworks:   p.networks("GATEWAY_ALLOWED_NETWORKS"),
 		CAFile:            p.file("GATEWAY_CA_FILE"),
 	}
