@@ -3,7 +3,7 @@
 // simulator, drives the scenarios of BENCHMARKS.md and prints each figure
 // as one line "name value unit"; progress goes to stderr.
 //
-//	gwload [flags] [coldstart|status|storm|create|crash|crud|soak|all]...
+//	gwload [flags] [coldstart|status|storm|create|crash|crud|churn|soak|events|overhead|all]...
 package main
 
 import (
@@ -58,13 +58,23 @@ type options struct {
 	churnDelete      string
 	// token is the admin token for -target; noAuth runs gatewayd with
 	// AUTH_ENABLED=false (to measure what checking tokens costs).
-	token    string
-	noAuth   bool
-	out      io.Writer
-	progress io.Writer
+	token  string
+	noAuth bool
+	// events: SSE subscribers in the watched storm, whether that storm
+	// runs first, gatewayd's GATEWAY_PING_INTERVAL (0: its default; a
+	// failure count resets after one healthy interval), and how many
+	// /metrics scrapes.
+	subscribers      int
+	subscribersFirst bool
+	pingInterval     time.Duration
+	scrapes          int
+	// overheadRounds is how many rounds of the three variants overhead runs.
+	overheadRounds int
+	out            io.Writer
+	progress       io.Writer
 }
 
-var scenarioNames = []string{"coldstart", "status", "storm", "create", "crash", "crud", "churn", "soak"}
+var scenarioNames = []string{"coldstart", "status", "storm", "create", "crash", "crud", "churn", "soak", "events", "overhead"}
 
 func main() {
 	o := &options{out: os.Stdout, progress: os.Stderr}
@@ -97,6 +107,11 @@ func main() {
 	fs.StringVar(&o.churnDelete, "churn-delete", "factory", "how churn deletes: factory (one DELETE of their factory) or each")
 	fs.StringVar(&o.token, "token", os.Getenv("GATEWAYD_TOKEN"), "admin API token for -target (default $GATEWAYD_TOKEN); without -target gwload creates one")
 	fs.BoolVar(&o.noAuth, "no-auth", false, "run gatewayd with AUTH_ENABLED=false (compare with the default to see the cost of token checks)")
+	fs.IntVar(&o.subscribers, "subscribers", 100, "SSE subscribers on /api/events in events' watched storm")
+	fs.BoolVar(&o.subscribersFirst, "subscribers-first", false, "events runs the watched storm first (alternate across runs)")
+	fs.DurationVar(&o.pingInterval, "ping-interval", 0, "GATEWAY_PING_INTERVAL for events' gatewayd (0: its default, 30s)")
+	fs.IntVar(&o.scrapes, "scrapes", 200, "GET /metrics scrapes by events (one client, then as many from four)")
+	fs.IntVar(&o.overheadRounds, "overhead-rounds", 3, "rounds of overhead (default, metrics off, auth off each)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: gwload [flags] [%s|all]...\n\n", strings.Join(scenarioNames, "|"))
 		fs.PrintDefaults()
@@ -189,6 +204,10 @@ func run(ctx context.Context, o *options, names []string) error {
 			err = isolated(ctx, o, func(e *env) error { return churn(ctx, e, r) })
 		case "soak":
 			err = soak(ctx, o, r)
+		case "events":
+			err = isolated(ctx, o, func(e *env) error { return eventsScenario(ctx, e, r) })
+		case "overhead":
+			err = isolated(ctx, o, func(e *env) error { return overhead(ctx, e, r) })
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", n, err)
