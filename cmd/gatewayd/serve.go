@@ -147,7 +147,7 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	app := api.New(st, rt, log, api.Options{CORSOrigins: cfg.CORSOrigins, ChaosEnabled: cfg.ChaosEnabled, Started: started,
 		CommandTimeout: cfg.Gateway.CommandTimeout, DatabaseUp: probe.Up, Telemetry: obs, MaxConnections: cfg.APIMaxConnections,
 		AuthEnabled: cfg.AuthEnabled, MetricsPublic: cfg.MetricsPublic, MetricsDisabled: !cfg.MetricsEnabled,
-		DialPolicy: policy})
+		EventsClientBuffer: cfg.EventsClientBuffer, DialPolicy: policy})
 
 	tcp, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {

@@ -68,6 +68,8 @@ type options struct {
 	subscribersFirst bool
 	pingInterval     time.Duration
 	scrapes          int
+	// eventsClientBuffer, when > 0, is events' EVENTS_CLIENT_BUFFER.
+	eventsClientBuffer int
 	// overheadRounds is how many rounds of the three variants overhead runs.
 	overheadRounds int
 	out            io.Writer
@@ -94,8 +96,8 @@ func main() {
 	fs.BoolVar(&o.keep, "keep", false, "keep the throwaway databases")
 	fs.DurationVar(&o.settle, "settle", 5*time.Second, "wait before reading RSS, so it reflects a settled process")
 	fs.IntVar(&o.dbMaxConns, "db-max-conns", 0, "DATABASE_MAX_CONNS for gatewayd (0: its default)")
-	fs.StringVar(&o.debugAddr, "debug-addr", "", "DEBUG_ADDR (pprof) for the gatewayd of crud, to profile it by hand")
-	fs.StringVar(&o.profileDir, "profile-dir", "", "churn writes heap profiles of gatewayd here")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "DEBUG_ADDR (pprof) for the gatewayd of crud and events (events profiles its storms with -profile-dir)")
+	fs.StringVar(&o.profileDir, "profile-dir", "", "churn writes heap profiles of gatewayd here, events CPU profiles of gatewayd and gwload during each storm")
 	fs.BoolVar(&o.noReferences, "no-references", false, "crud without its pgbench references (for sweeps)")
 	fs.StringVar(&o.phases, "phases", "", "crud phases to run, comma-separated (default all)")
 	fs.IntVar(&o.churn, "churn", 50000, "gateways created and deleted by churn")
@@ -110,6 +112,7 @@ func main() {
 	fs.IntVar(&o.subscribers, "subscribers", 100, "SSE subscribers on /api/events in events' watched storm")
 	fs.BoolVar(&o.subscribersFirst, "subscribers-first", false, "events runs the watched storm first (alternate across runs)")
 	fs.DurationVar(&o.pingInterval, "ping-interval", 0, "GATEWAY_PING_INTERVAL for events' gatewayd (0: its default, 30s)")
+	fs.IntVar(&o.eventsClientBuffer, "events-client-buffer", 0, "EVENTS_CLIENT_BUFFER for events' gatewayd (0: its default)")
 	fs.IntVar(&o.scrapes, "scrapes", 200, "GET /metrics scrapes by events (one client, then as many from four)")
 	fs.IntVar(&o.overheadRounds, "overhead-rounds", 3, "rounds of overhead (default, metrics off, auth off each)")
 	fs.Usage = func() {
