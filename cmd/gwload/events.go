@@ -287,7 +287,7 @@ func stormWatched(ctx context.Context, e *env, r *report, k int) (time.Duration,
 	cancel()
 	wait()
 	var minStates, maxStates int64 = -1, 0
-	complete, broken, overflowed, resets := 0, 0, int64(0), int64(0)
+	complete, broken, overflowed, resets, streamed := 0, 0, int64(0), int64(0), int64(0)
 	first, last := subs[0].firstID.Load(), subs[0].lastID.Load()
 	for _, s := range subs {
 		st := s.states.Load()
@@ -297,6 +297,7 @@ func stormWatched(ctx context.Context, e *env, r *report, k int) (time.Duration,
 		maxStates = max(maxStates, st)
 		overflowed += s.overflows.Load()
 		resets += s.resets.Load()
+		streamed += s.bytes.Load()
 		if s.disorder.Load() > 0 || s.gaps.Load() > 0 {
 			broken++
 		}
@@ -313,6 +314,7 @@ func stormWatched(ctx context.Context, e *env, r *report, k int) (time.Duration,
 	r.value(tag+"_overflow_frames", float64(overflowed), "count")
 	r.value(tag+"_reset_frames", float64(resets), "count")
 	r.value(tag+"_last_subscriber_done_after_storm", drained.Seconds(), "s")
+	r.value(tag+"_streamed", float64(streamed)/(1<<20), "MiB")
 	if complete != k {
 		// Not an error: the storm times are still worth having, and the
 		// figures above say what went wrong (the test asserts them).
@@ -360,6 +362,7 @@ type sseSub struct {
 	disorder, gaps    atomic.Int64 // an id not above the last; an id skipped
 	overflows, resets atomic.Int64 // event: overflow / reset frames
 	done              atomic.Int32 // the stream ended
+	bytes             atomic.Int64 // of the stream, framing included
 }
 
 // startSubscribers opens k streams and returns once each has sent its
@@ -442,6 +445,7 @@ func (s *sseSub) read(ctx context.Context, client *http.Client, e *env, opened c
 			open(fmt.Errorf("event stream ended before it opened: %w", err))
 			return
 		}
+		s.bytes.Add(int64(len(line)))
 		line = bytes.TrimSuffix(line, []byte("\n"))
 		switch {
 		case len(line) == 0: // the end of a frame
