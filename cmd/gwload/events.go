@@ -287,7 +287,7 @@ func stormWatched(ctx context.Context, e *env, r *report, k int) (time.Duration,
 	cancel()
 	wait()
 	var minStates, maxStates int64 = -1, 0
-	complete, broken, overflowed, resets, streamed := 0, 0, int64(0), int64(0), int64(0)
+	complete, broken, overflowed, resets, streamed, resumed := 0, 0, int64(0), int64(0), int64(0), int64(0)
 	first, last := subs[0].firstID.Load(), subs[0].lastID.Load()
 	for _, s := range subs {
 		st := s.states.Load()
@@ -298,10 +298,11 @@ func stormWatched(ctx context.Context, e *env, r *report, k int) (time.Duration,
 		overflowed += s.overflows.Load()
 		resets += s.resets.Load()
 		streamed += s.bytes.Load()
+		resumed += s.resumes.Load()
 		if s.disorder.Load() > 0 || s.gaps.Load() > 0 {
 			broken++
 		}
-		if s.events.Load() == published && st == changes && s.disorder.Load() == 0 && s.gaps.Load() == 0 &&
+		if s.events.Load() == published && st == changes && s.disorder.Load() == 0 && s.gaps.Load() == 0 && s.resets.Load() == 0 &&
 			s.firstID.Load() == first && s.lastID.Load() == last {
 			complete++
 		}
@@ -313,6 +314,7 @@ func stormWatched(ctx context.Context, e *env, r *report, k int) (time.Duration,
 	r.value(tag+"_events_per_subscriber_max", float64(maxStates), "count")
 	r.value(tag+"_overflow_frames", float64(overflowed), "count")
 	r.value(tag+"_reset_frames", float64(resets), "count")
+	r.value(tag+"_resumes", float64(resumed), "count")
 	r.value(tag+"_last_subscriber_done_after_storm", drained.Seconds(), "s")
 	r.value(tag+"_streamed", float64(streamed)/(1<<20), "MiB")
 	if complete != k {
@@ -363,6 +365,7 @@ type sseSub struct {
 	overflows, resets atomic.Int64 // event: overflow / reset frames
 	done              atomic.Int32 // the stream ended
 	bytes             atomic.Int64 // of the stream, framing included
+	resumes           atomic.Int64 // reconnections after an overflow
 }
 
 // startSubscribers opens k streams and returns once each has sent its
@@ -405,7 +408,10 @@ func startSubscribers(ctx context.Context, e *env, k int) ([]*sseSub, func(), er
 }
 
 // read follows the stream until ctx ends it, tallying frames. It reports
-// on opened once: nil when the first comment arrives, or the error.
+// on opened once: nil when the first comment arrives, or the error. After
+// an overflow it reconnects with Last-Event-ID, as a browser's
+// EventSource does, and the ring's replay must continue exactly where
+// the stream stopped (a reset, or a gap, is a lost event).
 func (s *sseSub) read(ctx context.Context, client *http.Client, e *env, opened chan<- error) {
 	sent := false
 	open := func(err error) {
@@ -414,24 +420,43 @@ func (s *sseSub) read(ctx context.Context, client *http.Client, e *env, opened c
 			opened <- err // buffered for every subscriber: never blocks
 		}
 	}
+	for {
+		overflowed, err := s.follow(ctx, client, e, open)
+		if err != nil {
+			open(err)
+			return
+		}
+		if !overflowed || ctx.Err() != nil {
+			return
+		}
+		s.resumes.Add(1)
+	}
+}
+
+// follow reads one connection of the stream; it reports whether the
+// stream ended with event: overflow.
+func (s *sseSub) follow(ctx context.Context, client *http.Client, e *env, open func(error)) (overflowed bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", e.api+"/events", nil)
 	if err != nil {
-		open(err)
-		return
+		return false, err
 	}
 	if e.token != "" {
 		req.Header.Set("Authorization", "Bearer "+e.token)
 	}
+	if last := s.lastID.Load(); last > 0 {
+		req.Header.Set("Last-Event-ID", strconv.FormatUint(last, 10))
+	}
 	resp, err := client.Do(req)
 	if err != nil {
-		open(fmt.Errorf("GET /api/events: %w", err))
-		return
+		if ctx.Err() != nil {
+			return false, nil
+		}
+		return false, fmt.Errorf("GET /api/events: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		open(fmt.Errorf("GET /api/events: %d %s", resp.StatusCode, body))
-		return
+		return false, fmt.Errorf("GET /api/events: %d %s", resp.StatusCode, body)
 	}
 	br := bufio.NewReaderSize(resp.Body, 64<<10)
 	var id uint64
@@ -442,8 +467,7 @@ func (s *sseSub) read(ctx context.Context, client *http.Client, e *env, opened c
 		if err != nil {
 			// The end of the run (ctx) or of the stream; either way
 			// the tally is what it is, and the scenario judges it.
-			open(fmt.Errorf("event stream ended before it opened: %w", err))
-			return
+			return overflowed, nil
 		}
 		s.bytes.Add(int64(len(line)))
 		line = bytes.TrimSuffix(line, []byte("\n"))
@@ -452,6 +476,7 @@ func (s *sseSub) read(ctx context.Context, client *http.Client, e *env, opened c
 			switch {
 			case string(typ) == "overflow":
 				s.overflows.Add(1)
+				overflowed = true
 			case string(typ) == "reset":
 				s.resets.Add(1)
 			case hasID:
@@ -460,7 +485,13 @@ func (s *sseSub) read(ctx context.Context, client *http.Client, e *env, opened c
 				case last == 0:
 					s.firstID.Store(id)
 				case id <= last:
-					s.disorder.Add(1)
+					// After a reset the ring is replayed from its start:
+					// what is not new is not counted again.
+					if s.resets.Load() == 0 {
+						s.disorder.Add(1)
+					}
+					typ, hasID = typ[:0], false
+					continue
 				case id != last+1:
 					s.gaps.Add(1)
 				}
