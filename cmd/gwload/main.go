@@ -90,7 +90,7 @@ func main() {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each throughput phase")
 	fs.IntVar(&o.creates, "creates", 1000, "creates for the create scenario")
 	fs.IntVar(&o.crashes, "crashes", 1000, "crashes (over as many gateways) for the crash scenario")
-	fs.IntVar(&o.crudRows, "crud-rows", 1000, "factories and gateways in the database for crud")
+	fs.IntVar(&o.crudRows, "crud-rows", 1000, "factories and gateways in the database for crud; gateways for overhead")
 	fs.DurationVar(&o.soak, "soak", 10*time.Minute, "soak length")
 	fs.IntVar(&o.soakGateways, "soak-gateways", 1000, "gateways in the soak")
 	fs.BoolVar(&o.keep, "keep", false, "keep the throwaway databases")
