@@ -79,6 +79,9 @@ type Options struct {
 	AuthEnabled   bool
 	MetricsPublic bool
 	TokenCacheTTL time.Duration
+	// MetricsDisabled (METRICS_ENABLED=false) drops the /metrics route
+	// and the per-request counting, so their cost can be measured.
+	MetricsDisabled bool
 	// DialPolicy refuses gateway URLs whose literal address gatewayd would
 	// never dial; nil refuses only the always-denied addresses.
 	DialPolicy *netguard.Policy
@@ -254,7 +257,9 @@ func (s *server) requestIDAndAccessLog(app *fiber.App) fiber.Handler {
 		took := time.Since(start)
 		token, _ := c.Locals(tokenLocal).(string)
 		s.logRequest(c.Method(), c.Path(), status, took, id, token)
-		s.tel.Metrics.HTTPRequest(c.Method(), c.Route().Path, status, took)
+		if !s.opts.MetricsDisabled {
+			s.tel.Metrics.HTTPRequest(c.Method(), c.Route().Path, status, took)
+		}
 		return nil
 	}
 }

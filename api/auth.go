@@ -62,23 +62,35 @@ type cachedToken struct {
 	token gatewayd.Token
 	found bool
 	until time.Time
+	// label names the token in the access log (its name and id, never
+	// its secret), made once per lookup rather than once per request.
+	label string
 }
 
 // maxCachedTokens bounds the cache: a client trying random tokens only
 // ever empties it.
 const maxCachedTokens = 10_000
 
-// lookup returns the token whose secret is given, as of at most ttl ago.
-func (t *tokens) lookup(ctx context.Context, secret string) (gatewayd.Token, bool, error) {
-	hash := sha256.Sum256([]byte(secret))
-	now := time.Now()
+// cached returns the token whose secret hashes to hash if a lookup of at
+// most ttl ago knows it. It is the path of nearly every request, so it
+// makes no context, no timer and no string.
+func (t *tokens) cached(hash [sha256.Size]byte) (cachedToken, bool) {
 	t.mu.RLock()
 	e, ok := t.cache[hash]
 	t.mu.RUnlock()
 	// The map is keyed by the hash already; the comparison in constant
 	// time keeps the check itself free of timing differences.
-	if ok && now.Before(e.until) && subtle.ConstantTimeCompare(e.hash[:], hash[:]) == 1 {
-		return e.token, e.found, nil
+	if ok && time.Now().Before(e.until) && subtle.ConstantTimeCompare(e.hash[:], hash[:]) == 1 {
+		return e, true
+	}
+	return cachedToken{}, false
+}
+
+// lookup returns the token whose secret hashes to hash, as of at most ttl
+// ago, asking the database when the cache does not know it.
+func (t *tokens) lookup(ctx context.Context, hash [sha256.Size]byte) (cachedToken, error) {
+	if e, ok := t.cached(hash); ok {
+		return e, nil
 	}
 	v, err, _ := t.group.Do(string(hash[:]), func() (any, error) {
 		tok, err := t.store.UseToken(ctx, hash[:])
@@ -86,7 +98,8 @@ func (t *tokens) lookup(ctx context.Context, secret string) (gatewayd.Token, boo
 		if err != nil && !errors.Is(err, gatewayd.ErrNotFound) {
 			return nil, err
 		}
-		entry := cachedToken{hash: hash, token: tok, found: found, until: time.Now().Add(t.ttl)}
+		entry := cachedToken{hash: hash, token: tok, found: found, until: time.Now().Add(t.ttl),
+			label: tok.Name + " (" + tok.ID.String() + ")"}
 		t.mu.Lock()
 		if len(t.cache) >= maxCachedTokens {
 			clear(t.cache)
@@ -96,10 +109,9 @@ func (t *tokens) lookup(ctx context.Context, secret string) (gatewayd.Token, boo
 		return entry, nil
 	})
 	if err != nil {
-		return gatewayd.Token{}, false, err
+		return cachedToken{}, err
 	}
-	entry := v.(cachedToken)
-	return entry.token, entry.found, nil
+	return v.(cachedToken), nil
 }
 
 // authorize guards a route with what it needs.
@@ -119,21 +131,29 @@ func (s *server) authorize(need access) fiber.Handler {
 		if !ok || secret == "" {
 			return s.unauthorized(c, "no bearer token")
 		}
-		ctx, cancel := s.dbCtx(c)
-		defer cancel()
-		tok, found, err := s.auth.lookup(ctx, secret)
-		if err != nil {
-			return err // the database: 503
+		hash := sha256.Sum256([]byte(secret))
+		entry, ok := s.auth.cached(hash)
+		if !ok {
+			// Only a cache miss asks the database, and pays for a
+			// context with a deadline.
+			ctx, cancel := s.dbCtx(c)
+			var err error
+			entry, err = s.auth.lookup(ctx, hash)
+			cancel()
+			if err != nil {
+				return err // the database: 503
+			}
 		}
+		tok := entry.token
 		switch {
-		case !found:
+		case !entry.found:
 			return s.unauthorized(c, "unknown token")
 		case tok.RevokedAt != nil:
 			return s.unauthorized(c, "revoked token "+tok.ID.String())
 		case !tok.Usable(time.Now()):
 			return s.unauthorized(c, "expired token "+tok.ID.String())
 		}
-		c.Locals(tokenLocal, tok.Name+" ("+tok.ID.String()+")")
+		c.Locals(tokenLocal, entry.label)
 		if !tok.Role.Allows(need.role) {
 			return errForbidden
 		}

@@ -21,6 +21,8 @@ import (
 	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
 	"github.com/ctcgw/gatewayd/events"
+	"github.com/ctcgw/gatewayd/metrics"
+	"github.com/ctcgw/gatewayd/telemetry"
 )
 
 // listen serves the live env's app on a real socket (streams need one).
@@ -301,5 +303,34 @@ func TestMetricsMatchTheStatusList(t *testing.T) {
 	assert.Contains(t, string(r.body), `route="/api/gateways/:id/status"`)
 	for _, id := range []string{a, b, c} {
 		assert.NotContains(t, string(r.body), id)
+	}
+}
+
+// METRICS_ENABLED=false: no /metrics route, and requests are not counted
+// (what the knob exists for: measuring what counting costs).
+func TestMetricsDisabled(t *testing.T) {
+	for _, disabled := range []bool{false, true} {
+		t.Run(fmt.Sprintf("disabled=%v", disabled), func(t *testing.T) {
+			m := metrics.New()
+			e := newEnv(t, api.Options{MetricsDisabled: disabled, MetricsPublic: true,
+				Telemetry: &telemetry.Observer{Metrics: m, Events: events.NewBroker(10)}})
+			require.Equal(t, 200, e.do("GET", "/api/health", nil).status)
+			families, err := m.Registry.Gather()
+			require.NoError(t, err)
+			counted := false
+			for _, f := range families {
+				if f.GetName() == "gatewayd_http_requests_total" && len(f.GetMetric()) > 0 {
+					counted = true
+				}
+			}
+			r := e.do("GET", "/metrics", nil)
+			if disabled {
+				assert.Equal(t, 404, r.status)
+				assert.False(t, counted, "no request is counted")
+			} else {
+				assert.Equal(t, 200, r.status)
+				assert.True(t, counted, "the health request is counted")
+			}
+		})
 	}
 }

@@ -45,7 +45,9 @@ func (s *server) routeTable() []route {
 	}
 	add("GET", "/", public, web.Page) // the web UI holds no data; it asks for a token itself
 	add("GET", web.Prefix+"*", public, web.Asset)
-	add("GET", "/metrics", metrics, s.serveMetrics)
+	if !s.opts.MetricsDisabled {
+		add("GET", "/metrics", metrics, s.serveMetrics)
+	}
 	add("GET", "/api/health", public, s.health)
 	add("GET", "/api/ready", public, s.ready)
 	add("GET", "/api/openapi.json", public, openAPI)

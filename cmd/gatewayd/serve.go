@@ -146,7 +146,8 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	}
 	app := api.New(st, rt, log, api.Options{CORSOrigins: cfg.CORSOrigins, ChaosEnabled: cfg.ChaosEnabled, Started: started,
 		CommandTimeout: cfg.Gateway.CommandTimeout, DatabaseUp: probe.Up, Telemetry: obs, MaxConnections: cfg.APIMaxConnections,
-		AuthEnabled: cfg.AuthEnabled, MetricsPublic: cfg.MetricsPublic, DialPolicy: policy})
+		AuthEnabled: cfg.AuthEnabled, MetricsPublic: cfg.MetricsPublic, MetricsDisabled: !cfg.MetricsEnabled,
+		EventsClientBuffer: cfg.EventsClientBuffer, DialPolicy: policy})
 
 	tcp, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {

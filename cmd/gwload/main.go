@@ -3,7 +3,7 @@
 // simulator, drives the scenarios of BENCHMARKS.md and prints each figure
 // as one line "name value unit"; progress goes to stderr.
 //
-//	gwload [flags] [coldstart|status|storm|create|crash|crud|churn|hostile|soak|readings|all]...
+//	gwload [flags] [coldstart|status|storm|create|crash|crud|churn|hostile|soak|readings|events|overhead|all]...
 package main
 
 import (
@@ -75,11 +75,23 @@ type options struct {
 	readingGateways int
 	readingBurst    bool
 	readingSchedule time.Duration
-	out             io.Writer
-	progress        io.Writer
+	// events: SSE subscribers in the watched storm, whether that storm
+	// runs first, gatewayd's GATEWAY_PING_INTERVAL (0: its default; a
+	// failure count resets after one healthy interval), and how many
+	// /metrics scrapes.
+	subscribers      int
+	subscribersFirst bool
+	pingInterval     time.Duration
+	scrapes          int
+	// eventsClientBuffer, when > 0, is events' EVENTS_CLIENT_BUFFER.
+	eventsClientBuffer int
+	// overheadRounds is how many rounds of the three variants overhead runs.
+	overheadRounds int
+	out            io.Writer
+	progress       io.Writer
 }
 
-var scenarioNames = []string{"coldstart", "status", "storm", "create", "crash", "crud", "churn", "hostile", "soak", "readings"}
+var scenarioNames = []string{"coldstart", "status", "storm", "create", "crash", "crud", "churn", "hostile", "soak", "readings", "events", "overhead"}
 
 func main() {
 	o := &options{out: os.Stdout, progress: os.Stderr}
@@ -93,14 +105,14 @@ func main() {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each throughput phase")
 	fs.IntVar(&o.creates, "creates", 1000, "creates for the create scenario")
 	fs.IntVar(&o.crashes, "crashes", 1000, "crashes (over as many gateways) for the crash scenario")
-	fs.IntVar(&o.crudRows, "crud-rows", 1000, "factories and gateways in the database for crud")
+	fs.IntVar(&o.crudRows, "crud-rows", 1000, "factories and gateways in the database for crud; gateways for overhead")
 	fs.DurationVar(&o.soak, "soak", 10*time.Minute, "soak length")
 	fs.IntVar(&o.soakGateways, "soak-gateways", 1000, "gateways in the soak")
 	fs.BoolVar(&o.keep, "keep", false, "keep the throwaway databases")
 	fs.DurationVar(&o.settle, "settle", 5*time.Second, "wait before reading RSS, so it reflects a settled process")
 	fs.IntVar(&o.dbMaxConns, "db-max-conns", 0, "DATABASE_MAX_CONNS for gatewayd (0: its default)")
-	fs.StringVar(&o.debugAddr, "debug-addr", "", "DEBUG_ADDR (pprof) for the gatewayd of crud, hostile and readings, to profile it by hand")
-	fs.StringVar(&o.profileDir, "profile-dir", "", "churn writes heap profiles of gatewayd here")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "DEBUG_ADDR (pprof) for the gatewayd of crud, hostile, readings and events, to profile it by hand")
+	fs.StringVar(&o.profileDir, "profile-dir", "", "churn writes heap profiles of gatewayd here, events CPU profiles of gatewayd and gwload during each storm")
 	fs.BoolVar(&o.noReferences, "no-references", false, "crud without its pgbench references (for sweeps)")
 	fs.StringVar(&o.phases, "phases", "", "crud phases to run, comma-separated (default all)")
 	fs.IntVar(&o.churn, "churn", 50000, "gateways created and deleted by churn")
@@ -121,6 +133,12 @@ func main() {
 	fs.IntVar(&o.readingGateways, "reading-gateways", 1000, "gateways (two simulated sensors each) in readings")
 	fs.BoolVar(&o.readingBurst, "reading-burst", true, "readings: run the burst of one manual reading per sensor")
 	fs.DurationVar(&o.readingSchedule, "reading-schedule", 10*time.Minute, "readings: how long every sensor runs on a 1-minute schedule (0 skips it)")
+	fs.IntVar(&o.subscribers, "subscribers", 100, "SSE subscribers on /api/events in events' watched storm")
+	fs.BoolVar(&o.subscribersFirst, "subscribers-first", false, "events runs the watched storm first (alternate across runs)")
+	fs.DurationVar(&o.pingInterval, "ping-interval", 0, "GATEWAY_PING_INTERVAL for events' gatewayd (0: its default, 30s)")
+	fs.IntVar(&o.eventsClientBuffer, "events-client-buffer", 0, "EVENTS_CLIENT_BUFFER for events' gatewayd (0: its default)")
+	fs.IntVar(&o.scrapes, "scrapes", 200, "GET /metrics scrapes by events (one client, then as many from four)")
+	fs.IntVar(&o.overheadRounds, "overhead-rounds", 3, "rounds of overhead (default, metrics off, auth off each)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: gwload [flags] [%s|all]...\n\n", strings.Join(scenarioNames, "|"))
 		fs.PrintDefaults()
@@ -217,6 +235,10 @@ func run(ctx context.Context, o *options, names []string) error {
 			err = soak(ctx, o, r)
 		case "readings":
 			err = readings(ctx, o, r)
+		case "events":
+			err = isolated(ctx, o, func(e *env) error { return eventsScenario(ctx, e, r) })
+		case "overhead":
+			err = isolated(ctx, o, func(e *env) error { return overhead(ctx, e, r) })
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", n, err)

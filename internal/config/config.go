@@ -57,10 +57,16 @@ type Config struct {
 	WaveformRetention time.Duration
 	// EventsBuffer is how many recent events /api/events can resume from.
 	EventsBuffer int
+	// EventsClientBuffer is how many events one /api/events client may
+	// fall behind before it is cut off with event: overflow.
+	EventsClientBuffer int
 	// AuthEnabled makes every route but the public ones need a token;
 	// MetricsPublic lets /metrics be scraped without one.
 	AuthEnabled   bool
 	MetricsPublic bool
+	// MetricsEnabled=false removes /metrics and the per-request HTTP
+	// counting, so that what counting costs can be measured.
+	MetricsEnabled bool
 	// AllowedNetworks are where gateways may be dialed (nil: anywhere
 	// but the always-denied addresses).
 	AllowedNetworks []netip.Prefix
@@ -135,10 +141,12 @@ var Variables = []Variable{
 	{"READING_TIMEOUT", "60s", "limit for NOT_DYN_READING after it started"},
 	{"WAVEFORM_RETENTION", "90d", "how long readings' samples are kept (0 keeps them)"},
 	{"EVENTS_BUFFER", "10000", "recent events /api/events can resume from"},
+	{"EVENTS_CLIENT_BUFFER", "1024", "events one /api/events client may fall behind before it is cut off (event: overflow)"},
 	{"SHUTDOWN_TIMEOUT", "10s", "graceful shutdown limit"},
 	{"DEBUG_ADDR", "", "host:port for Go's pprof (empty: off)"},
 	{"AUTH_ENABLED", "true", "every route but the public ones needs an API token"},
 	{"METRICS_PUBLIC", "false", "GET /metrics needs no token"},
+	{"METRICS_ENABLED", "true", "false: no /metrics route and no per-request HTTP metrics (to measure their cost)"},
 	{"GATEWAY_ALLOWED_NETWORKS", "", "CIDRs gateways may be dialed in, comma-separated (empty: anywhere but the always-denied)"},
 	{"GATEWAY_CA_FILE", "", "PEM file of roots added to the system's for wss:// gateways"},
 }
@@ -259,15 +267,17 @@ func parse(get func(string) string, problems []string) (*Config, error) {
 			ReadingStartTimeout:   p.duration("READING_START_TIMEOUT"),
 			ReadingTimeout:        p.duration("READING_TIMEOUT"),
 		},
-		ReconcileInterval: p.duration("RECONCILE_INTERVAL"),
-		ShutdownTimeout:   p.duration("SHUTDOWN_TIMEOUT"),
-		DebugAddr:         p.optionalAddr("DEBUG_ADDR"),
-		WaveformRetention: p.retention("WAVEFORM_RETENTION"),
-		EventsBuffer:      p.intRange("EVENTS_BUFFER", 0, 1_000_000),
-		AuthEnabled:       p.boolean("AUTH_ENABLED"),
-		MetricsPublic:     p.boolean("METRICS_PUBLIC"),
-		AllowedNetworks:   p.networks("GATEWAY_ALLOWED_NETWORKS"),
-		CAFile:            p.file("GATEWAY_CA_FILE"),
+		ReconcileInterval:  p.duration("RECONCILE_INTERVAL"),
+		ShutdownTimeout:    p.duration("SHUTDOWN_TIMEOUT"),
+		DebugAddr:          p.optionalAddr("DEBUG_ADDR"),
+		WaveformRetention:  p.retention("WAVEFORM_RETENTION"),
+		EventsBuffer:       p.intRange("EVENTS_BUFFER", 0, 1_000_000),
+		EventsClientBuffer: p.intRange("EVENTS_CLIENT_BUFFER", 1, 1_000_000),
+		AuthEnabled:        p.boolean("AUTH_ENABLED"),
+		MetricsPublic:      p.boolean("METRICS_PUBLIC"),
+		MetricsEnabled:     p.boolean("METRICS_ENABLED"),
+		AllowedNetworks:    p.networks("GATEWAY_ALLOWED_NETWORKS"),
+		CAFile:             p.file("GATEWAY_CA_FILE"),
 	}
 	if c.Gateway.BackoffMax > 0 && c.Gateway.BackoffInitial > c.Gateway.BackoffMax {
 		p.fail("GATEWAY_BACKOFF_MAX", "must not be less than GATEWAY_BACKOFF_INITIAL (%s)", c.Gateway.BackoffInitial)
