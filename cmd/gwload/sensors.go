@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -22,11 +24,18 @@ import (
 const sensorSerialBase = 1_000_000
 
 // sensorHalf is what one cold start of the sensors scenario measured.
+type cpuUse struct{ gatewayd, pg time.Duration }
+
 type sensorHalf struct {
 	authenticated time.Duration // process start → all AUTHENTICATED
 	rows          time.Duration // process start → every sensor row stored
 	conns, busy   int           // peak connections of gatewayd; of them, not idle
-	rss           int           // KiB, settled
+	// CPU used by gatewayd and by its PostgreSQL backends from the
+	// process start until all are AUTHENTICATED, and until all rows are
+	// stored: work, which the noise of a shared box does not stretch as
+	// much as it stretches time.
+	authCPU, rowsCPU cpuUse
+	rss              int // KiB, settled
 }
 
 // sensors (issue #13): a cold start of o.gateways gateways with
@@ -44,7 +53,8 @@ func sensors(ctx context.Context, o *options, r *report) error {
 	}
 	halves := map[int]sensorHalf{}
 	for _, k := range order {
-		r.progressf("cold start of %d gateways with %d sensors each", o.gateways, k)
+		// The box is shared: the load average says how noisy each half was.
+		r.progressf("cold start of %d gateways with %d sensors each (load average %s)", o.gateways, k, loadAvg())
 		var h sensorHalf
 		if err := isolated(ctx, o, func(e *env) (err error) {
 			h, err = sensorColdStart(ctx, e, r, k)
@@ -67,6 +77,12 @@ func sensors(ctx context.Context, o *options, r *report) error {
 	r.value("sensors_with_db_conns_peak", float64(with.conns), "count")
 	r.value("sensors_without_db_busy_peak", float64(without.busy), "count")
 	r.value("sensors_with_db_busy_peak", float64(with.busy), "count")
+	r.value("sensors_without_gatewayd_cpu_to_authenticated", without.authCPU.gatewayd.Seconds(), "s")
+	r.value("sensors_with_gatewayd_cpu_to_authenticated", with.authCPU.gatewayd.Seconds(), "s")
+	r.value("sensors_with_gatewayd_cpu_to_rows", with.rowsCPU.gatewayd.Seconds(), "s")
+	r.value("sensors_without_pg_cpu_to_authenticated", without.authCPU.pg.Seconds(), "s")
+	r.value("sensors_with_pg_cpu_to_authenticated", with.authCPU.pg.Seconds(), "s")
+	r.value("sensors_with_pg_cpu_to_rows", with.rowsCPU.pg.Seconds(), "s")
 	r.value("sensors_without_rss", float64(without.rss)/1024, "MiB")
 	r.value("sensors_with_rss", float64(with.rss)/1024, "MiB")
 	if n := o.gateways * o.sensorsPerGateway; n > 0 {
@@ -106,13 +122,15 @@ func sensorColdStart(ctx context.Context, e *env, r *report, k int) (sensorHalf,
 	}
 	err = e.waitAuthenticated(len(e.ids), 5*time.Minute)
 	h.authenticated = time.Since(started)
+	h.authCPU = e.cpuUse(ctx)
 	if err == nil {
 		r.progressf("%d sensors each: all %d authenticated after %s", k, len(e.ids), h.authenticated.Round(time.Millisecond))
 		err = e.waitSensorRows(ctx, len(e.ids)*k, 5*time.Minute)
 		h.rows = time.Since(started)
 	}
 	if err == nil {
-		r.progressf("%d sensors each: all %d rows after %s", k, len(e.ids)*k, h.rows.Round(time.Millisecond))
+		r.progressf("%d sensors each: all %d rows after %s (load average %s)", k, len(e.ids)*k, h.rows.Round(time.Millisecond), loadAvg())
+		h.rowsCPU = e.cpuUse(ctx)
 		err = e.checkSensorRows(ctx)
 	}
 	if err == nil {
@@ -204,6 +222,43 @@ func (e *env) checkSensorRows(ctx context.Context) error {
 		return fmt.Errorf("%d sensor rows stored, %d listed", len(stored), listed)
 	}
 	return nil
+}
+
+// cpuUse is the CPU time so far of gatewayd and of its backends.
+func (e *env) cpuUse(ctx context.Context) cpuUse {
+	d := func(ticks int64) time.Duration {
+		return time.Duration(float64(ticks) / clockTicks * float64(time.Second))
+	}
+	return cpuUse{gatewayd: d(e.procTicks()), pg: d(e.gatewaydBackendTicks(ctx))}
+}
+
+// gatewaydBackendTicks is the CPU time so far of the PostgreSQL backends
+// that serve gatewayd (found as sampleConns finds them); a backend that
+// has already ended is not counted.
+func (e *env) gatewaydBackendTicks(ctx context.Context) int64 {
+	rows, err := e.pool.Query(ctx, `SELECT pid FROM pg_stat_activity
+		WHERE datname = $1 AND backend_type = 'client backend' AND application_name <> $2`, e.dbName, gwloadAppName)
+	if err != nil {
+		return 0
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return 0
+	}
+	var sum int64
+	for _, pid := range pids {
+		sum += cpuTicks(int(pid))
+	}
+	return sum
+}
+
+// loadAvg is the 1, 5 and 15 minute load averages of the box.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
 
 // sampleConns counts gatewayd's connections to the scenario's database in
