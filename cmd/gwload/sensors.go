@@ -24,7 +24,10 @@ import (
 const sensorSerialBase = 1_000_000
 
 // sensorHalf is what one cold start of the sensors scenario measured.
-type cpuUse struct{ gatewayd, pg time.Duration }
+// cpuUse is CPU time of gatewayd, of its PostgreSQL backends and of gwload
+// itself (the simulator's side of every login and discovery, and the
+// polling, which is the same in both halves).
+type cpuUse struct{ gatewayd, pg, gwload time.Duration }
 
 type sensorHalf struct {
 	authenticated time.Duration // process start → all AUTHENTICATED
@@ -83,6 +86,8 @@ func sensors(ctx context.Context, o *options, r *report) error {
 	r.value("sensors_without_pg_cpu_to_authenticated", without.authCPU.pg.Seconds(), "s")
 	r.value("sensors_with_pg_cpu_to_authenticated", with.authCPU.pg.Seconds(), "s")
 	r.value("sensors_with_pg_cpu_to_rows", with.rowsCPU.pg.Seconds(), "s")
+	r.value("sensors_without_gwload_cpu_to_authenticated", without.authCPU.gwload.Seconds(), "s")
+	r.value("sensors_with_gwload_cpu_to_authenticated", with.authCPU.gwload.Seconds(), "s")
 	r.value("sensors_without_rss", float64(without.rss)/1024, "MiB")
 	r.value("sensors_with_rss", float64(with.rss)/1024, "MiB")
 	if n := o.gateways * o.sensorsPerGateway; n > 0 {
@@ -111,6 +116,7 @@ func sensorColdStart(ctx context.Context, e *env, r *report, k int) (sensorHalf,
 		return h, fmt.Errorf("seed: %w", err)
 	}
 	stopSampling := sampleConns(ctx, e)
+	gwload0 := cpuTicks(os.Getpid())
 	var extra []string
 	if e.o.debugAddr != "" {
 		extra = append(extra, "DEBUG_ADDR="+e.o.debugAddr)
@@ -122,7 +128,7 @@ func sensorColdStart(ctx context.Context, e *env, r *report, k int) (sensorHalf,
 	}
 	err = e.waitAuthenticated(len(e.ids), 5*time.Minute)
 	h.authenticated = time.Since(started)
-	h.authCPU = e.cpuUse(ctx)
+	h.authCPU = e.cpuUse(ctx, gwload0)
 	if err == nil {
 		r.progressf("%d sensors each: all %d authenticated after %s", k, len(e.ids), h.authenticated.Round(time.Millisecond))
 		err = e.waitSensorRows(ctx, len(e.ids)*k, 5*time.Minute)
@@ -130,7 +136,7 @@ func sensorColdStart(ctx context.Context, e *env, r *report, k int) (sensorHalf,
 	}
 	if err == nil {
 		r.progressf("%d sensors each: all %d rows after %s (load average %s)", k, len(e.ids)*k, h.rows.Round(time.Millisecond), loadAvg())
-		h.rowsCPU = e.cpuUse(ctx)
+		h.rowsCPU = e.cpuUse(ctx, gwload0)
 		err = e.checkSensorRows(ctx)
 	}
 	if err == nil {
@@ -224,12 +230,13 @@ func (e *env) checkSensorRows(ctx context.Context) error {
 	return nil
 }
 
-// cpuUse is the CPU time so far of gatewayd and of its backends.
-func (e *env) cpuUse(ctx context.Context) cpuUse {
+// cpuUse is the CPU time so far of gatewayd and of its backends, and
+// gwload's since it had used gwload0 ticks.
+func (e *env) cpuUse(ctx context.Context, gwload0 int64) cpuUse {
 	d := func(ticks int64) time.Duration {
 		return time.Duration(float64(ticks) / clockTicks * float64(time.Second))
 	}
-	return cpuUse{gatewayd: d(e.procTicks()), pg: d(e.gatewaydBackendTicks(ctx))}
+	return cpuUse{gatewayd: d(e.procTicks()), pg: d(e.gatewaydBackendTicks(ctx)), gwload: d(cpuTicks(os.Getpid()) - gwload0)}
 }
 
 // gatewaydBackendTicks is the CPU time so far of the PostgreSQL backends
