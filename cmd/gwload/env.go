@@ -25,9 +25,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ctcgw/gatewayd/ctc"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
 	"github.com/ctcgw/gatewayd/store"
 )
+
+// gwloadAppName is the application_name of gwload's own database
+// connections.
+const gwloadAppName = "gwload"
 
 // env is one scenario's world: a fresh database, a simulator, and a
 // gatewayd (a subprocess, or a target given with -target).
@@ -54,6 +59,9 @@ type env struct {
 
 	ids  []uuid.UUID
 	sims []*ctctest.Gateway
+	// sensors, when set, gives the i-th seeded gateway its sensors; nil
+	// keeps the simulator's default (ctctest.DefaultSensors(2)).
+	sensors func(i int) []ctc.Sensor
 }
 
 func newEnv(ctx context.Context, o *options) (*env, error) {
@@ -102,7 +110,14 @@ func newEnv(ctx context.Context, o *options) (*env, error) {
 		return nil, fmt.Errorf("%s token create: %v\n%s", o.gatewayd, err, mintErr.Bytes())
 	}
 	e.token = strings.TrimSpace(minted.String())
-	if e.pool, err = pgxpool.New(ctx, e.dbURL); err != nil {
+	pc, err := pgxpool.ParseConfig(e.dbURL)
+	if err != nil {
+		return nil, fmt.Errorf("database URL: %w", err)
+	}
+	// Named, so that pg_stat_activity tells gwload's own connections from
+	// gatewayd's (which set no application_name).
+	pc.ConnConfig.RuntimeParams["application_name"] = gwloadAppName
+	if e.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
 		return nil, err
 	}
 	e.org, e.factory = uuid.New(), uuid.New()
@@ -157,7 +172,11 @@ func (e *env) seed(ctx context.Context, n int) error {
 	start := len(e.sims)
 	for i := start; i < start+n; i++ {
 		name := fmt.Sprintf("load-%05d", i)
-		e.sims = append(e.sims, e.sim.Add(name, ctctest.Config{Email: "load@example.com", Password: "load-" + name}))
+		cfg := ctctest.Config{Email: "load@example.com", Password: "load-" + name}
+		if e.sensors != nil {
+			cfg.Sensors = e.sensors(i)
+		}
+		e.sims = append(e.sims, e.sim.Add(name, cfg))
 	}
 	if e.o.target != "" {
 		for i := start; i < start+n; i++ {

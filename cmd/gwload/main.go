@@ -3,7 +3,7 @@
 // simulator, drives the scenarios of BENCHMARKS.md and prints each figure
 // as one line "name value unit"; progress goes to stderr.
 //
-//	gwload [flags] [coldstart|status|storm|create|crash|crud|churn|hostile|soak|readings|events|overhead|all]...
+//	gwload [flags] [coldstart|status|storm|create|crash|crud|churn|hostile|soak|readings|events|overhead|sensors|all]...
 package main
 
 import (
@@ -87,11 +87,15 @@ type options struct {
 	eventsClientBuffer int
 	// overheadRounds is how many rounds of the three variants overhead runs.
 	overheadRounds int
-	out            io.Writer
-	progress       io.Writer
+	// sensors: sensors per simulated gateway in the half with sensors,
+	// and whether that half runs first.
+	sensorsPerGateway int
+	sensorsFirst      bool
+	out               io.Writer
+	progress          io.Writer
 }
 
-var scenarioNames = []string{"coldstart", "status", "storm", "create", "crash", "crud", "churn", "hostile", "soak", "readings", "events", "overhead"}
+var scenarioNames = []string{"coldstart", "status", "storm", "create", "crash", "crud", "churn", "hostile", "soak", "readings", "events", "overhead", "sensors"}
 
 func main() {
 	o := &options{out: os.Stdout, progress: os.Stderr}
@@ -111,7 +115,7 @@ func main() {
 	fs.BoolVar(&o.keep, "keep", false, "keep the throwaway databases")
 	fs.DurationVar(&o.settle, "settle", 5*time.Second, "wait before reading RSS, so it reflects a settled process")
 	fs.IntVar(&o.dbMaxConns, "db-max-conns", 0, "DATABASE_MAX_CONNS for gatewayd (0: its default)")
-	fs.StringVar(&o.debugAddr, "debug-addr", "", "DEBUG_ADDR (pprof) for the gatewayd of crud, hostile, readings and events, to profile it by hand")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "DEBUG_ADDR (pprof) for the gatewayd of crud, hostile, readings, events and sensors, to profile it by hand")
 	fs.StringVar(&o.profileDir, "profile-dir", "", "churn writes heap profiles of gatewayd here, events CPU profiles of gatewayd and gwload during each storm")
 	fs.BoolVar(&o.noReferences, "no-references", false, "crud without its pgbench references (for sweeps)")
 	fs.StringVar(&o.phases, "phases", "", "crud phases to run, comma-separated (default all)")
@@ -123,6 +127,8 @@ func main() {
 	fs.IntVar(&o.churnBase, "churn-base", 1000, "connected gateways present before and after churn")
 	fs.StringVar(&o.churnDelete, "churn-delete", "factory", "how churn deletes: factory (one DELETE of their factory) or each")
 	fs.StringVar(&o.token, "token", os.Getenv("GATEWAYD_TOKEN"), "admin API token for -target (default $GATEWAYD_TOKEN); without -target gwload creates one")
+	fs.IntVar(&o.sensorsPerGateway, "sensors-per-gateway", 4, "sensors of each simulated gateway in the sensors scenario's half with sensors")
+	fs.BoolVar(&o.sensorsFirst, "sensors-first", false, "sensors runs its half with sensors first (alternate between runs)")
 	fs.BoolVar(&o.noAuth, "no-auth", false, "run gatewayd with AUTH_ENABLED=false (compare with the default to see the cost of token checks)")
 	fs.IntVar(&o.hostileFlood, "hostile-flood", 100, "hostile: peers that flood frames after each login")
 	fs.IntVar(&o.hostileHung, "hostile-hung", 600, "hostile: peers that accept TCP and never answer the upgrade")
@@ -239,6 +245,12 @@ func run(ctx context.Context, o *options, names []string) error {
 			err = isolated(ctx, o, func(e *env) error { return eventsScenario(ctx, e, r) })
 		case "overhead":
 			err = isolated(ctx, o, func(e *env) error { return overhead(ctx, e, r) })
+		case "sensors":
+			if o.target != "" {
+				r.progressf("sensors times cold starts of its own gatewayd; skipped with -target")
+				continue
+			}
+			err = sensors(ctx, o, r)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", n, err)
