@@ -474,6 +474,19 @@ func number(v any) (float64, bool) {
 	return f, !math.IsNaN(f) && !math.IsInf(f, 0)
 }
 
+// rediscoverSoon brings the next discovery forward after one failed (no
+// answer in time, or not a sensor list): a gateway busy at login would
+// otherwise stay without its sensors for a whole refresh interval. Three
+// command timeouts leave a slow gateway room to recover.
+func (a *gatewayActor) rediscoverSoon() {
+	if a.status.State != gatewayd.StateAuthenticated {
+		return
+	}
+	if d := 3 * a.d.cfg.CommandTimeout; d < a.d.cfg.SensorRefreshInterval {
+		a.armTimer(timerRefresh, d)
+	}
+}
+
 // onDiscovery merges a discovery answer (through the writer) and tells
 // whoever asked. A garbled answer is logged and dropped; it never touches
 // the connection.
@@ -482,12 +495,14 @@ func (a *gatewayActor) onDiscovery(now time.Time, cmd *command, msg ctc.Message)
 	if !ok {
 		a.drop(now, "sensor discovery refused: "+msg.MessageType())
 		a.finished(cmd, gatewayd.Discovery{}, fmt.Errorf("%w: it answered %s", gatewayd.ErrGatewayError, msg.MessageType()))
+		a.rediscoverSoon()
 		return
 	}
 	list, err := ctc.Sensors(dyn.Data)
 	if err != nil {
 		a.drop(now, "malformed sensor list: "+err.Error())
 		a.finished(cmd, gatewayd.Discovery{}, fmt.Errorf("%w: malformed sensor list", gatewayd.ErrGatewayError))
+		a.rediscoverSoon()
 		return
 	}
 	d := gatewayd.Discovery{GatewayID: a.id, At: now, Sensors: make([]gatewayd.SensorReport, len(list))}
@@ -551,6 +566,9 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 			}
 			a.drop(now, fmt.Sprintf("no answer to %s within %s", cmd.typ, cmd.timeout))
 			a.finished(cmd, gatewayd.Discovery{}, gatewayd.ErrGatewayTimeout)
+			if cmd.typ == ctc.TypeGetDynConnected {
+				a.rediscoverSoon()
+			}
 			if cmd.reading != nil {
 				a.onTakeTimeout(cmd.reading)
 			}

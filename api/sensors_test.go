@@ -251,3 +251,25 @@ func TestColdStartDiscoversEverySensor(t *testing.T) {
 func newGatewayInput(e *liveEnv, name, url, email, pw string) store.NewGateway {
 	return store.NewGateway{FactoryID: uuid.MustParse(e.factoryID), GatewayID: name, Name: name, URL: url, Email: email, Password: pw}
 }
+
+// A discovery that gets no answer is tried again soon (three command
+// timeouts), not only at the next refresh: a gateway too busy to answer
+// at login would otherwise stay without its sensors for the whole
+// SENSOR_REFRESH_INTERVAL (10 minutes by default).
+func TestFailedDiscoveryIsRetriedSoon(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.SensorRefreshInterval = time.Hour
+	e := newLiveEnv(t, cfg)
+	id, sg := e.add("busy")
+	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	e.waitSensors(id, func(m map[float64]map[string]any) bool { return len(m) == 2 }, "discovered at login")
+
+	sg.UpdateFaults(func(f *ctctest.Faults) { f.IgnoreDiscovery = true })
+	r := e.do("POST", "/api/gateways/"+id+"/sensors/discover", nil)
+	require.Equal(t, 504, r.status, string(r.body))
+	sg.UpdateFaults(func(f *ctctest.Faults) { f.IgnoreDiscovery = false })
+	sg.AddSensor(ctc.Sensor{Serial: 42, Connected: 1, Name: "Late", ReadRate: 25600, Samples: 8192})
+	// Within waitSensors' 5 s: the retry comes 3 s after the timeout.
+	got := e.waitSensors(id, func(m map[float64]map[string]any) bool { return m[42] != nil }, "found by the retry, unasked")
+	assert.Equal(t, "Late", got[42]["name"])
+}
