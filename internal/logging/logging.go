@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -26,8 +27,19 @@ func New(w io.Writer, level, format string, color bool) zerolog.Logger {
 	if format == "console" {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: ConsoleTime, NoColor: !color}
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+	// zerolog's own timestamp follows the package-wide TimeFieldFormat
+	// (whole seconds); this one carries milliseconds in JSON and console
+	// alike without touching that global.
+	return zerolog.New(w).Level(lvl).Hook(timestamp)
 }
+
+// timestamp writes the event's time, UTC with milliseconds.
+var timestamp = zerolog.HookFunc(func(e *zerolog.Event, _ zerolog.Level, _ string) {
+	e.Str(zerolog.TimestampFieldName, time.Now().UTC().Format(TimeFormat))
+})
+
+// TimeFormat is the JSON timestamp: RFC 3339, UTC, milliseconds.
+const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
 
 // Color says whether console output to out may use colour: only on a
 // terminal, and never when NO_COLOR is set to anything (no-color.org).

@@ -2,7 +2,9 @@ package logging
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -77,4 +79,35 @@ func TestColor(t *testing.T) {
 		assert.False(t, Color(tty, []string{"NO_COLOR=1"}))
 		assert.True(t, Color(tty, []string{"NO_COLOR="}), "an empty NO_COLOR is unset")
 	}
+}
+
+// Timestamps carry milliseconds, in JSON and on the console: gateway
+// events a few ms apart must read in order.
+func TestTimestampsHaveMilliseconds(t *testing.T) {
+	t.Parallel()
+	var js bytes.Buffer
+	log := New(&js, "info", "json", false)
+	log.Info().Msg("x")
+	var line struct{ Time string }
+	require.NoError(t, json.Unmarshal(js.Bytes(), &line))
+	assert.Regexp(t, `^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`, line.Time)
+	at, err := time.Parse(time.RFC3339, line.Time)
+	require.NoError(t, err)
+	assert.WithinDuration(t, time.Now(), at, time.Minute)
+
+	// Whole seconds would print .000 every time.
+	msPart := regexp.MustCompile(`T\d\d:\d\d:\d\d\.(\d{3})`)
+	var seen []string
+	for range 20 {
+		var con bytes.Buffer
+		con1 := New(&con, "info", "console", false)
+		con1.Info().Msg("x")
+		m := msPart.FindStringSubmatch(con.String())
+		require.NotNil(t, m, con.String())
+		if seen = append(seen, m[1]); m[1] != "000" {
+			return
+		}
+		time.Sleep(7 * time.Millisecond)
+	}
+	t.Fatalf("console timestamps never had milliseconds: %v", seen)
 }
