@@ -558,20 +558,8 @@ func (c cpuMeter) report(r *report, name string) {
 	r.value(name+"_gwload_machine_share", 100*self/float64(runtime.NumCPU()), "%")
 }
 
-// procCPU is a process's user + system time from /proc/<pid>/stat, in
-// clock ticks of 10 ms (USER_HZ is 100 on Linux).
+// procCPU is a process's user + system time (cpuTicks are 10 ms: USER_HZ
+// is 100 on Linux).
 func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name may contain spaces; the fields after it do not.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
+	return time.Duration(cpuTicks(pid)) * 10 * time.Millisecond
 }

@@ -230,39 +230,21 @@ func readingBurst(ctx context.Context, e *env, r *report) error {
 	stopPeak := samplePeak(e.rssKiB)
 	stopPoll := statusPollers(e)
 	requested := make([]readingRequest, len(sensors))
-	var next, failedPosts atomic.Int64
-	// The first error, kept whole (atomic.Value would panic on a second
-	// error of another type).
-	var firstErr error
-	var errOnce sync.Once
 	start := time.Now()
-	var wg sync.WaitGroup
-	for range e.o.concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(sensors) {
-					return
-				}
-				var out struct{ ID uuid.UUID }
-				t0 := time.Now()
-				if err := e.call("POST", "/sensors/"+sensors[i].id.String()+"/readings", nil, 202, &out); err != nil {
-					failedPosts.Add(1)
-					errOnce.Do(func() { firstErr = err })
-					continue
-				}
-				requested[i] = readingRequest{at: t0, id: out.ID, took: time.Since(t0)}
-			}
-		}()
-	}
-	wg.Wait()
+	failedPosts, firstErr := eachConcurrently(len(sensors), e.o.concurrency, func(i int) error {
+		var out struct{ ID uuid.UUID }
+		t0 := time.Now()
+		if err := e.call("POST", "/sensors/"+sensors[i].id.String()+"/readings", nil, 202, &out); err != nil {
+			return err
+		}
+		requested[i] = readingRequest{at: t0, id: out.ID, took: time.Since(t0)}
+		return nil
+	})
 	postsTook := time.Since(start)
-	if n := failedPosts.Load(); n > 0 {
+	if failedPosts > 0 {
 		stopPoll()
 		stopPeak()
-		return fmt.Errorf("%d of %d reading requests failed, the first: %v", n, len(sensors), firstErr)
+		return fmt.Errorf("%d of %d reading requests failed, the first: %v", failedPosts, len(sensors), firstErr)
 	}
 	// Done when every reading is COMPLETE or FAILED in the database.
 	var complete, failed int
@@ -425,31 +407,11 @@ func readingSchedule(ctx context.Context, e *env, r *report) error {
 	if err != nil {
 		return err
 	}
-	var next, failedPuts atomic.Int64
-	// The first error, kept whole (atomic.Value would panic on a second
-	// error of another type).
-	var firstErr error
-	var errOnce sync.Once
-	var wg sync.WaitGroup
-	for range e.o.concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(sensors) {
-					return
-				}
-				if err := e.call("PUT", "/sensors/"+sensors[i].id.String(), map[string]any{"reading_interval": "1m"}, 200, nil); err != nil {
-					failedPuts.Add(1)
-					errOnce.Do(func() { firstErr = err })
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if n := failedPuts.Load(); n > 0 {
-		return fmt.Errorf("%d of %d schedule updates failed, the first: %v", n, len(sensors), firstErr)
+	failedPuts, firstErr := eachConcurrently(len(sensors), e.o.concurrency, func(i int) error {
+		return e.call("PUT", "/sensors/"+sensors[i].id.String(), map[string]any{"reading_interval": "1m"}, 200, nil)
+	})
+	if failedPuts > 0 {
+		return fmt.Errorf("%d of %d schedule updates failed, the first: %v", failedPuts, len(sensors), firstErr)
 	}
 	// The window starts when the last schedule is set: a PUT re-arms its
 	// gateway's schedules, so earlier readings may be re-armed ones.

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -100,34 +99,13 @@ func status(ctx context.Context, e *env, r *report) error {
 
 // storm: the simulator drops every connection at once.
 func storm(e *env, r *report) error {
-	n := len(e.sims)
-	before := e.sim.Logins()
 	e.sim.ResetHandshakePeak()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += 8 {
-				e.sims[i].Drop(websocket.CloseGoingAway)
-			}
-		}()
-	}
-	wg.Wait()
-	r.progressf("dropped %d connections in %s", n, time.Since(start).Round(time.Millisecond))
-	deadline := time.Now().Add(2 * time.Minute)
-	for e.sim.Logins() < before+n {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d gateways logged in again", e.sim.Logins()-before, n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := e.waitAuthenticated(n, time.Minute); err != nil {
+	took, err := dropAll(e)
+	if err != nil {
 		return err
 	}
-	r.value("storm_gateways", float64(n), "count")
-	r.value("storm_all_reauthenticated", time.Since(start).Seconds(), "s")
+	r.value("storm_gateways", float64(len(e.sims)), "count")
+	r.value("storm_all_reauthenticated", took.Seconds(), "s")
 	r.value("storm_peak_handshakes_in_flight", float64(e.sim.HandshakePeak()), "count")
 	return nil
 }

@@ -105,3 +105,28 @@ func reportLatencies(r *report, name string, lat []time.Duration) {
 	r.value(name+"_p99", ms(percentile(lat, 99)), "ms")
 	r.value(name+"_max", ms(lat[len(lat)-1]), "ms")
 }
+
+// eachConcurrently calls f(i) for every i in [0, n) on workers goroutines
+// and returns how many calls failed and the first error, kept whole.
+func eachConcurrently(n, workers int, f func(i int) error) (failed int, first error) {
+	var next atomic.Int64
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				if err := f(i); err != nil {
+					mu.Lock()
+					if failed++; first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return failed, first
+}
