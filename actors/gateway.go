@@ -107,6 +107,9 @@ type gatewayActor struct {
 	// request joins it while it is still queued.
 	discovering *command
 	subscribed  bool
+	// discoveryFailures counts discoveries in a row that failed; each
+	// doubles the wait before the next (see rediscoverSoon).
+	discoveryFailures int
 	// sensorRates are the read rates of the last discovery, by serial.
 	sensorRates map[int64]float64
 
@@ -477,12 +480,15 @@ func number(v any) (float64, bool) {
 // rediscoverSoon brings the next discovery forward after one failed (no
 // answer in time, or not a sensor list): a gateway busy at login would
 // otherwise stay without its sensors for a whole refresh interval. Three
-// command timeouts leave a slow gateway room to recover.
+// command timeouts leave a slow gateway room to recover, doubled for each
+// failure in a row, so one that never answers is not asked every 30 s.
 func (a *gatewayActor) rediscoverSoon() {
+	a.discoveryFailures++
 	if a.status.State != gatewayd.StateAuthenticated {
 		return
 	}
-	if d := 3 * a.d.cfg.CommandTimeout; d < a.d.cfg.SensorRefreshInterval {
+	d := 3 * a.d.cfg.CommandTimeout << min(a.discoveryFailures-1, 16)
+	if d > 0 && d < a.d.cfg.SensorRefreshInterval {
 		a.armTimer(timerRefresh, d)
 	}
 }
@@ -512,6 +518,7 @@ func (a *gatewayActor) onDiscovery(now time.Time, cmd *command, msg ctc.Message)
 		d.Sensors[i] = gatewayd.SensorReport{Serial: s.Serial, Name: s.Name, PartNumber: s.PartNum, ReadRateHz: s.ReadRate,
 			Samples: s.Samples, Connected: s.Connected != 0}
 	}
+	a.discoveryFailures = 0
 	a.d.writer.discovered(d)
 	a.finished(cmd, d, nil)
 }
@@ -535,6 +542,7 @@ func (a *gatewayActor) onLogin(now time.Time, msg ctc.Message) {
 	// connection right after login keeps backing off.
 	a.status.ConnectedAt = &now
 	a.setReachedLogin(true)
+	a.discoveryFailures = 0
 	a.seen(now, true)
 	a.armTimer(timerPing, a.d.cfg.PingInterval)
 	if a.status.ReconnectAttempts > 0 || a.status.LastError != nil {
