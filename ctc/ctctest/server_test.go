@@ -284,7 +284,10 @@ func TestStallHandshake(t *testing.T) {
 	assert.True(t, ne.Timeout())
 	assert.Equal(t, 0, g.Stats().Accepted)
 	// The server notices the client gave up (else clearing the switch
-	// could still upgrade the abandoned handshake into a socket).
+	// could still upgrade the abandoned handshake into a socket). On a
+	// loaded machine its handler may start only after the client gave up:
+	// wait until it has seen the handshake, then until it let go.
+	require.Eventually(t, func() bool { return s.HandshakePeak() >= 1 }, 2*time.Second, time.Millisecond)
 	require.Eventually(t, func() bool { return s.handshakes.Load() == 0 }, 2*time.Second, time.Millisecond)
 	g.SetFaults(Faults{})
 	dial(t, g.URL())
