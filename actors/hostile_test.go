@@ -13,6 +13,7 @@ import (
 
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/actors/actorstest"
+	"github.com/ctcgw/gatewayd/ctc"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
 )
 
@@ -191,4 +192,30 @@ func TestHugeLoginErrorIsCapped(t *testing.T) {
 	assert.LessOrEqual(t, len(*st.LastError), 1024)
 	assert.True(t, strings.HasSuffix(*st.LastError, "…"))
 	assert.Less(t, len(h.Logs.String()), 64<<10, "nor copied into the log")
+}
+
+// A gateway that never answers GET_DYN_CONNECTED is asked again after
+// three command timeouts, then six, then twelve…: not at a fixed pace, so
+// a broken peer does not keep its command line blocked.
+func TestUnansweredDiscoveryBacksOff(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.CommandTimeout = 200 * time.Millisecond
+	h := newHarness(t, cfg)
+	g, sg := h.Create("mute")
+	sg.SetFaults(ctctest.Faults{IgnoreDiscovery: true})
+	_, pw := actorstest.Credentials(sg.Name())
+	h.Runtime.GatewayStarted(g.Target(pw))
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 5*time.Second)
+	time.Sleep(4500 * time.Millisecond)
+	asked := 0
+	for _, f := range sg.Stats().Frames {
+		if f.Type == ctc.TypeGetDynConnected {
+			asked++
+		}
+	}
+	// At login, then ~0.8 s and ~2.2 s later (the next is due at ~4.8 s);
+	// a fixed 0.6 s pace would have asked five or six times.
+	assert.GreaterOrEqual(t, asked, 2, "the failed discovery is retried")
+	assert.LessOrEqual(t, asked, 4, "and the retries slow down")
+	assert.Equal(t, gatewayd.StateAuthenticated, h.Status(g.ID).State, "a mute discovery never touches the connection")
 }
