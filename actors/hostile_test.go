@@ -206,16 +206,20 @@ func TestUnansweredDiscoveryBacksOff(t *testing.T) {
 	_, pw := actorstest.Credentials(sg.Name())
 	h.Runtime.GatewayStarted(g.Target(pw))
 	h.WaitState(g.ID, gatewayd.StateAuthenticated, 5*time.Second)
-	time.Sleep(4500 * time.Millisecond)
-	asked := 0
-	for _, f := range sg.Stats().Frames {
-		if f.Type == ctc.TypeGetDynConnected {
-			asked++
+	// The asks the simulator received: at login, then ~0.8 s later (a
+	// 0.2 s timeout and a 0.6 s wait), then ~1.4 s after that (the wait
+	// doubled). A fixed pace would space them equally.
+	var asks []time.Time
+	require.Eventually(t, func() bool {
+		asks = asks[:0]
+		for _, f := range sg.Stats().Frames {
+			if f.Type == ctc.TypeGetDynConnected {
+				asks = append(asks, f.At)
+			}
 		}
-	}
-	// At login, then ~0.8 s and ~2.2 s later (the next is due at ~4.8 s);
-	// a fixed 0.6 s pace would have asked five or six times.
-	assert.GreaterOrEqual(t, asked, 2, "the failed discovery is retried")
-	assert.LessOrEqual(t, asked, 4, "and the retries slow down")
+		return len(asks) >= 3
+	}, 10*time.Second, 10*time.Millisecond, "the failed discovery is retried")
+	first, second := asks[1].Sub(asks[0]), asks[2].Sub(asks[1])
+	assert.Greater(t, second-first, 300*time.Millisecond, "and the retries slow down (gaps %s, %s)", first, second)
 	assert.Equal(t, gatewayd.StateAuthenticated, h.Status(g.ID).State, "a mute discovery never touches the connection")
 }

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -97,8 +98,13 @@ func TestDiscoverEndpoint(t *testing.T) {
 	// the asking, not the one already on its way.
 	sg.UpdateFaults(func(f *ctctest.Faults) { f.DiscoveryDelay = 300 * time.Millisecond })
 	asked := sg.Stats().DiscoveriesAnswered
-	first := make(chan response, 1)
-	go func() { first <- e.do("POST", "/api/gateways/"+id+"/sensors/discover", nil) }()
+	// The first request runs beside the test, which waits for it however
+	// it ends (its answer is read after the second's).
+	var earlier response
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); earlier = e.do("POST", "/api/gateways/"+id+"/sensors/discover", nil) }()
+	defer wg.Wait()
 	require.Eventually(t, func() bool { return sg.Stats().DiscoveriesAnswered > asked }, 5*time.Second, time.Millisecond)
 	sg.AddSensor(ctc.Sensor{Serial: 5, Connected: 1, Name: "Five", ReadRate: 25600, Samples: 8192})
 	r := e.do("POST", "/api/gateways/"+id+"/sensors/discover", nil)
@@ -106,7 +112,7 @@ func TestDiscoverEndpoint(t *testing.T) {
 	data := r.json(t)["data"].([]any)
 	require.Len(t, data, 3, "merged before the answer: every sensor of the gateway")
 	assert.Equal(t, 5.0, data[0].(map[string]any)["serial"], "ordered by serial")
-	earlier := <-first
+	wg.Wait()
 	require.Equal(t, 200, earlier.status, string(earlier.body))
 	sg.UpdateFaults(func(f *ctctest.Faults) { f.DiscoveryDelay = 0 })
 
