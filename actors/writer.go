@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,6 +36,12 @@ type writer struct {
 	// maxPendingWaves (the database is down) new ones fail instead.
 	waveBytes int
 
+	// logins counts successful logins since the last data tick; heldSince
+	// is when the data flush was first put off for a login burst (zero
+	// when it is not). Only run touches heldSince.
+	logins    atomic.Int64
+	heldSince time.Time
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -50,6 +57,18 @@ const writeBatch = 1000
 // maxPendingWaves bounds the samples waiting for the database.
 const maxPendingWaves = 64 << 20
 
+// While gateways log in faster than loginBurstRate a second (a cold start,
+// a reconnect storm), the discoveries and temperatures wait: the upserts
+// of 40,000 sensors cost PostgreSQL seconds of CPU, on the same cores the
+// logins need, and nothing waits on those rows the way it waits on a
+// connection. They are written once the burst is over, or after
+// maxDataHolds data ticks whatever happens, so a fleet that never stops
+// reconnecting still gets its sensors stored.
+const (
+	loginBurstRate = 100
+	maxDataHolds   = 10
+)
+
 func newWriter(src Source, observer Observer, seenEvery, dataEvery, readingEvery time.Duration, log zerolog.Logger) *writer {
 	w := &writer{src: src, observer: observer, seenEvery: seenEvery, dataEvery: dataEvery, readingEvery: readingEvery, log: log,
 		seen: make(map[uuid.UUID]time.Time), discoveries: make(map[uuid.UUID]gatewayd.Discovery),
@@ -57,6 +76,23 @@ func newWriter(src Source, observer Observer, seenEvery, dataEvery, readingEvery
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w
+}
+
+// loggedIn counts a successful login (see loginBurstRate).
+func (w *writer) loggedIn() { w.logins.Add(1) }
+
+// holdData reports whether this data tick should put the flush off: a
+// login burst is on and the hold has not yet lasted maxDataHolds ticks.
+func (w *writer) holdData(now time.Time) bool {
+	burst := float64(w.logins.Swap(0)) >= loginBurstRate*w.dataEvery.Seconds()
+	if !burst || (!w.heldSince.IsZero() && now.Sub(w.heldSince) >= maxDataHolds*w.dataEvery) {
+		w.heldSince = time.Time{}
+		return false
+	}
+	if w.heldSince.IsZero() {
+		w.heldSince = now
+	}
+	return true
 }
 
 func (w *writer) mark(id uuid.UUID, at time.Time) {
@@ -153,8 +189,10 @@ func (w *writer) run() {
 			w.flushReadings()
 		case <-seen.C:
 			w.flushSeen()
-		case <-data.C:
-			w.flushData()
+		case now := <-data.C:
+			if !w.holdData(now) {
+				w.flushData()
+			}
 		}
 	}
 }
