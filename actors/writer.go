@@ -36,11 +36,11 @@ type writer struct {
 	// maxPendingWaves (the database is down) new ones fail instead.
 	waveBytes int
 
-	// logins counts successful logins since the last data tick; heldSince
-	// is when the data flush was first put off for a login burst (zero
-	// when it is not). Only run touches heldSince.
-	logins    atomic.Int64
-	heldSince time.Time
+	// logins counts successful logins since the last data check;
+	// heldSince is when the data flush was first put off for a login
+	// burst (zero when it is not). Only run touches the times.
+	logins                          atomic.Int64
+	lastCheck, lastFlush, heldSince time.Time
 
 	stop chan struct{}
 	done chan struct{}
@@ -62,7 +62,7 @@ const maxPendingWaves = 64 << 20
 // of 40,000 sensors cost PostgreSQL seconds of CPU, on the same cores the
 // logins need, and nothing waits on those rows the way it waits on a
 // connection. They are written once the burst is over, or after
-// maxDataHolds data ticks whatever happens, so a fleet that never stops
+// maxDataHolds data intervals whatever happens, so a fleet that never stops
 // reconnecting still gets its sensors stored.
 const (
 	loginBurstRate = 100
@@ -81,18 +81,30 @@ func newWriter(src Source, observer Observer, seenEvery, dataEvery, readingEvery
 // loggedIn counts a successful login (see loginBurstRate).
 func (w *writer) loggedIn() { w.logins.Add(1) }
 
-// holdData reports whether this data tick should put the flush off: a
-// login burst is on and the hold has not yet lasted maxDataHolds ticks.
-func (w *writer) holdData(now time.Time) bool {
-	burst := float64(w.logins.Swap(0)) >= loginBurstRate*w.dataEvery.Seconds()
-	if !burst || (!w.heldSince.IsZero() && now.Sub(w.heldSince) >= maxDataHolds*w.dataEvery) {
-		w.heldSince = time.Time{}
+// dataChecks is how many times per data interval the writer looks at the
+// login rate: a burst's end is noticed within a quarter of the interval.
+const dataChecks = 4
+
+// dataDue reports, at one of the data ticker's checks, whether the
+// discoveries and temperatures are to be written now: once per data
+// interval, except while a login burst is on (then not, for at most
+// maxDataHolds intervals), and at once when a burst has ended.
+func (w *writer) dataDue(now time.Time) bool {
+	elapsed := now.Sub(w.lastCheck)
+	w.lastCheck = now
+	n := w.logins.Swap(0)
+	burst := elapsed > 0 && float64(n) >= loginBurstRate*elapsed.Seconds()
+	if burst && (w.heldSince.IsZero() || now.Sub(w.heldSince) < maxDataHolds*w.dataEvery) {
+		if w.heldSince.IsZero() {
+			w.heldSince = now
+		}
 		return false
 	}
-	if w.heldSince.IsZero() {
-		w.heldSince = now
+	if !w.heldSince.IsZero() {
+		w.heldSince = time.Time{}
+		return true
 	}
-	return true
+	return now.Sub(w.lastFlush) >= w.dataEvery
 }
 
 func (w *writer) mark(id uuid.UUID, at time.Time) {
@@ -174,8 +186,9 @@ func (w *writer) run() {
 	defer close(w.done)
 	seen := time.NewTicker(w.seenEvery)
 	defer seen.Stop()
-	data := time.NewTicker(w.dataEvery)
+	data := time.NewTicker(w.dataEvery / dataChecks)
 	defer data.Stop()
+	w.lastCheck, w.lastFlush = time.Now(), time.Now()
 	readings := time.NewTicker(w.readingEvery)
 	defer readings.Stop()
 	for {
@@ -190,7 +203,8 @@ func (w *writer) run() {
 		case <-seen.C:
 			w.flushSeen()
 		case now := <-data.C:
-			if !w.holdData(now) {
+			if w.dataDue(now) {
+				w.lastFlush = now
 				w.flushData()
 			}
 		}

@@ -8,33 +8,42 @@ import (
 )
 
 // A login burst puts the sensor writes off, for at most maxDataHolds
-// ticks; a quiet tick lets them through at once.
+// intervals; its end lets them through at the next check.
 func TestWriterHoldsDataDuringLoginBurst(t *testing.T) {
 	t.Parallel()
-	w := &writer{dataEvery: time.Second}
-	logins := func(n int) {
-		for range n {
+	start := time.Unix(1_000_000, 0)
+	w := &writer{dataEvery: time.Second, lastCheck: start, lastFlush: start}
+	check := time.Second / dataChecks
+	at := start
+	tick := func(logins int) bool {
+		for range logins {
 			w.loggedIn()
 		}
+		at = at.Add(check)
+		due := w.dataDue(at)
+		if due {
+			w.lastFlush = at
+		}
+		return due
 	}
-	start := time.Unix(1_000_000, 0)
+	perCheck := loginBurstRate / dataChecks // the burst rate, per check
 
-	assert.False(t, w.holdData(start), "no logins: flush")
-	logins(loginBurstRate - 1)
-	assert.False(t, w.holdData(start), "below the burst rate: flush")
-
-	for i := range maxDataHolds {
-		logins(loginBurstRate)
-		assert.True(t, w.holdData(start.Add(time.Duration(i)*time.Second)), "tick %d of a burst: hold", i)
+	// Quiet: once per interval.
+	for i := 1; i < dataChecks; i++ {
+		assert.False(t, tick(0), "check %d of the first interval", i)
 	}
-	logins(loginBurstRate)
-	assert.False(t, w.holdData(start.Add(maxDataHolds*time.Second)), "a burst longer than the hold: flush")
-	logins(loginBurstRate)
-	assert.True(t, w.holdData(start.Add((maxDataHolds+1)*time.Second)), "the burst goes on: a new hold")
-	assert.False(t, w.holdData(start.Add((maxDataHolds+2)*time.Second)), "burst over: flush")
+	assert.True(t, tick(perCheck-1), "an interval later, below the burst rate: write")
 
-	// The rate scales with the tick: a 100 ms tick holds from a tenth.
-	w = &writer{dataEvery: 100 * time.Millisecond}
-	logins(loginBurstRate / 10)
-	assert.True(t, w.holdData(start))
+	// A burst holds the write for maxDataHolds intervals at most.
+	held := 0
+	for tick(perCheck) == false {
+		held++
+		if held > 100 {
+			t.Fatal("a burst held the write for good")
+		}
+	}
+	assert.Equal(t, maxDataHolds*dataChecks, held, "checks held")
+	assert.False(t, tick(perCheck), "the burst goes on: a new hold")
+	assert.True(t, tick(0), "the burst is over: write at once, not at the next interval")
+	assert.False(t, tick(0), "and then once per interval again")
 }
