@@ -537,7 +537,6 @@ func (a *gatewayActor) onLogin(now time.Time, msg ctc.Message) {
 		return
 	}
 	a.d.cfg.Observer.LoginAnswered("accepted")
-	a.d.writer.loggedIn()
 	// The failure count and the last error stay until the connection has
 	// stayed healthy for a ping interval: a gateway that breaks every
 	// connection right after login keeps backing off.

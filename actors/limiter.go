@@ -18,6 +18,8 @@ type dialLimiter struct {
 	failing  chan struct{} // dials of failing gateways, on top of a slot
 	inFlight atomic.Int64
 	peak     atomic.Int64
+	// pending counts the dials waiting for a slot or in flight.
+	pending atomic.Int64
 }
 
 func newDialLimiter(n int) *dialLimiter {
@@ -27,10 +29,12 @@ func newDialLimiter(n int) *dialLimiter {
 // acquire waits for a slot (and, for a failing gateway, a place in its
 // lane) or for ctx to end.
 func (l *dialLimiter) acquire(ctx context.Context, failing bool) error {
+	l.pending.Add(1)
 	if failing {
 		select {
 		case l.failing <- struct{}{}:
 		case <-ctx.Done():
+			l.pending.Add(-1)
 			return ctx.Err()
 		}
 	}
@@ -40,6 +44,7 @@ func (l *dialLimiter) acquire(ctx context.Context, failing bool) error {
 		if failing {
 			<-l.failing
 		}
+		l.pending.Add(-1)
 		return ctx.Err()
 	}
 	n := l.inFlight.Add(1)
@@ -52,9 +57,16 @@ func (l *dialLimiter) acquire(ctx context.Context, failing bool) error {
 }
 
 func (l *dialLimiter) release(failing bool) {
+	l.pending.Add(-1)
 	l.inFlight.Add(-1)
 	<-l.slots
 	if failing {
 		<-l.failing
 	}
+}
+
+// crowded reports whether more dials are waiting or in flight than there
+// are slots: a cold start or a reconnect storm is on.
+func (l *dialLimiter) crowded() bool {
+	return l.pending.Load() > int64(cap(l.slots))
 }

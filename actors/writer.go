@@ -3,7 +3,6 @@ package actors
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -36,11 +35,11 @@ type writer struct {
 	// maxPendingWaves (the database is down) new ones fail instead.
 	waveBytes int
 
-	// logins counts successful logins since the last data check;
-	// heldSince is when the data flush was first put off for a login
-	// burst (zero when it is not). Only run touches the times.
-	logins                          atomic.Int64
-	lastCheck, lastFlush, heldSince time.Time
+	// crowded reports a dial queue (dialLimiter.crowded); heldSince is
+	// when the data flush was first put off for it (zero when it is
+	// not). Only run touches the times.
+	crowded              func() bool
+	lastFlush, heldSince time.Time
 
 	stop chan struct{}
 	done chan struct{}
@@ -57,20 +56,21 @@ const writeBatch = 1000
 // maxPendingWaves bounds the samples waiting for the database.
 const maxPendingWaves = 64 << 20
 
-// While gateways log in faster than loginBurstRate a second (a cold start,
-// a reconnect storm), the discoveries and temperatures wait: the upserts
-// of 40,000 sensors cost PostgreSQL seconds of CPU, on the same cores the
-// logins need, and nothing waits on those rows the way it waits on a
-// connection. They are written once the burst is over, or after
-// maxDataHolds data intervals whatever happens, so a fleet that never stops
-// reconnecting still gets its sensors stored.
+// While dials queue for the limiter's slots (a cold start, a reconnect
+// storm), the discoveries and temperatures wait: the upserts of 40,000
+// sensors cost PostgreSQL seconds of CPU, on the same cores the logins
+// need, and nothing waits on those rows the way it waits on a connection.
+// They are written as soon as the queue is gone (looked at dataChecks
+// times per interval), or after maxDataHolds intervals whatever happens,
+// so a fleet that never stops dialing (hundreds of hung peers) still gets
+// its sensors stored.
 const (
-	loginBurstRate = 100
-	maxDataHolds   = 10
+	dataChecks   = 4
+	maxDataHolds = 10
 )
 
-func newWriter(src Source, observer Observer, seenEvery, dataEvery, readingEvery time.Duration, log zerolog.Logger) *writer {
-	w := &writer{src: src, observer: observer, seenEvery: seenEvery, dataEvery: dataEvery, readingEvery: readingEvery, log: log,
+func newWriter(src Source, observer Observer, crowded func() bool, seenEvery, dataEvery, readingEvery time.Duration, log zerolog.Logger) *writer {
+	w := &writer{src: src, observer: observer, crowded: crowded, seenEvery: seenEvery, dataEvery: dataEvery, readingEvery: readingEvery, log: log,
 		seen: make(map[uuid.UUID]time.Time), discoveries: make(map[uuid.UUID]gatewayd.Discovery),
 		temperatures: make(map[sensorKey]gatewayd.Temperature), readings: make(map[uuid.UUID]gatewayd.ReadingUpdate),
 		stop: make(chan struct{}), done: make(chan struct{})}
@@ -78,23 +78,12 @@ func newWriter(src Source, observer Observer, seenEvery, dataEvery, readingEvery
 	return w
 }
 
-// loggedIn counts a successful login (see loginBurstRate).
-func (w *writer) loggedIn() { w.logins.Add(1) }
-
-// dataChecks is how many times per data interval the writer looks at the
-// login rate: a burst's end is noticed within a quarter of the interval.
-const dataChecks = 4
-
 // dataDue reports, at one of the data ticker's checks, whether the
 // discoveries and temperatures are to be written now: once per data
-// interval, except while a login burst is on (then not, for at most
-// maxDataHolds intervals), and at once when a burst has ended.
+// interval, except while the dials are crowded (then not, for at most
+// maxDataHolds intervals), and at once when they no longer are.
 func (w *writer) dataDue(now time.Time) bool {
-	elapsed := now.Sub(w.lastCheck)
-	w.lastCheck = now
-	n := w.logins.Swap(0)
-	burst := elapsed > 0 && float64(n) >= loginBurstRate*elapsed.Seconds()
-	if burst && (w.heldSince.IsZero() || now.Sub(w.heldSince) < maxDataHolds*w.dataEvery) {
+	if w.crowded() && (w.heldSince.IsZero() || now.Sub(w.heldSince) < maxDataHolds*w.dataEvery) {
 		if w.heldSince.IsZero() {
 			w.heldSince = now
 		}
@@ -188,7 +177,7 @@ func (w *writer) run() {
 	defer seen.Stop()
 	data := time.NewTicker(w.dataEvery / dataChecks)
 	defer data.Stop()
-	w.lastCheck, w.lastFlush = time.Now(), time.Now()
+	w.lastFlush = time.Now()
 	readings := time.NewTicker(w.readingEvery)
 	defer readings.Stop()
 	for {

@@ -1,49 +1,71 @@
 package actors
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
-// A login burst puts the sensor writes off, for at most maxDataHolds
-// intervals; its end lets them through at the next check.
-func TestWriterHoldsDataDuringLoginBurst(t *testing.T) {
+// While the dials are crowded the sensor writes wait, for at most
+// maxDataHolds intervals; the crowd's end lets them through at the next
+// check.
+func TestWriterHoldsDataWhileDialsCrowd(t *testing.T) {
 	t.Parallel()
 	start := time.Unix(1_000_000, 0)
-	w := &writer{dataEvery: time.Second, lastCheck: start, lastFlush: start}
-	check := time.Second / dataChecks
+	crowded := false
+	w := &writer{dataEvery: time.Second, lastFlush: start, crowded: func() bool { return crowded }}
 	at := start
-	tick := func(logins int) bool {
-		for range logins {
-			w.loggedIn()
-		}
-		at = at.Add(check)
+	tick := func() bool {
+		at = at.Add(time.Second / dataChecks)
 		due := w.dataDue(at)
 		if due {
 			w.lastFlush = at
 		}
 		return due
 	}
-	perCheck := loginBurstRate / dataChecks // the burst rate, per check
 
 	// Quiet: once per interval.
 	for i := 1; i < dataChecks; i++ {
-		assert.False(t, tick(0), "check %d of the first interval", i)
+		assert.False(t, tick(), "check %d of the first interval", i)
 	}
-	assert.True(t, tick(perCheck-1), "an interval later, below the burst rate: write")
+	assert.True(t, tick(), "an interval later: write")
 
-	// A burst holds the write for maxDataHolds intervals at most.
+	crowded = true
 	held := 0
-	for tick(perCheck) == false {
+	for !tick() {
 		held++
-		if held > 100 {
-			t.Fatal("a burst held the write for good")
-		}
+		require.Less(t, held, 100, "a crowd held the write for good")
 	}
 	assert.Equal(t, maxDataHolds*dataChecks, held, "checks held")
-	assert.False(t, tick(perCheck), "the burst goes on: a new hold")
-	assert.True(t, tick(0), "the burst is over: write at once, not at the next interval")
-	assert.False(t, tick(0), "and then once per interval again")
+	assert.False(t, tick(), "still crowded: a new hold")
+	crowded = false
+	assert.True(t, tick(), "the crowd is gone: write at once, not at the next interval")
+	assert.False(t, tick(), "and then once per interval again")
+}
+
+// crowded counts dials waiting for a slot and in flight, and forgets the
+// ones given up.
+func TestDialLimiterCrowded(t *testing.T) {
+	t.Parallel()
+	l := newDialLimiter(2)
+	ctx := context.Background()
+	require.NoError(t, l.acquire(ctx, false))
+	require.NoError(t, l.acquire(ctx, true))
+	assert.False(t, l.crowded(), "as many dials as slots")
+
+	// A third waits for a slot: the limiter is crowded while it does.
+	waiting, cancel := context.WithCancel(ctx)
+	gaveUp := make(chan error)
+	go func() { gaveUp <- l.acquire(waiting, false) }()
+	require.Eventually(t, l.crowded, 5*time.Second, time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-gaveUp, context.Canceled)
+	assert.False(t, l.crowded(), "the one that gave up no longer counts")
+
+	l.release(true)
+	l.release(false)
+	assert.Zero(t, l.pending.Load())
 }
