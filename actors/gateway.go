@@ -549,12 +549,33 @@ func (a *gatewayActor) onLogin(now time.Time, msg ctc.Message) {
 		a.armTimer(timerHealthy, a.d.cfg.PingInterval)
 	}
 	a.setState(gatewayd.StateAuthenticated)
-	// Learn the sensors, then subscribe to their notifications; the
-	// sensors are asked for again every refresh interval.
+	a.sensorsAfterLogin(now)
+	a.armSchedules()
+}
+
+// While the dials crowd (a cold start, a reconnect storm), a gateway that
+// has just logged in learns its sensors later: their discovery costs
+// gatewayd, the gateway and PostgreSQL about a third of what the login
+// did, on the cores the other logins wait for, and an operator wants every
+// gateway back first. It looks again every sensorRecheck (jittered, so
+// 10,000 gateways do not all ask in the same instant when the storm ends)
+// and waits at most maxSensorDefer after its login.
+const (
+	sensorRecheck  = 500 * time.Millisecond
+	maxSensorDefer = 10 * time.Second
+)
+
+// sensorsAfterLogin learns the sensors, then subscribes to their
+// notifications, and arms the refresh; or puts that off while the dials
+// crowd (see sensorRecheck).
+func (a *gatewayActor) sensorsAfterLogin(now time.Time) {
+	if a.status.ConnectedAt != nil && now.Sub(*a.status.ConnectedAt) < maxSensorDefer && a.d.limiter.crowded() {
+		a.armTimer(timerSensors, sensorRecheck/2+time.Duration(rand.Int64N(int64(sensorRecheck))))
+		return
+	}
 	a.discover(nil)
 	a.enqueue(&command{typ: ctc.TypePostSubChanges, timeout: a.d.cfg.CommandTimeout})
 	a.armTimer(timerRefresh, a.d.cfg.SensorRefreshInterval)
-	a.armSchedules()
 }
 
 func (a *gatewayActor) onTimer(kind timerKind) {
@@ -583,6 +604,10 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 		}
 		a.armDeadline()
 		a.pump()
+	case timerSensors:
+		if a.status.State == gatewayd.StateAuthenticated {
+			a.sensorsAfterLogin(now)
+		}
 	case timerRefresh:
 		if a.status.State == gatewayd.StateAuthenticated {
 			a.discover(nil)

@@ -87,6 +87,7 @@ const (
 	timerPong                      // the pong did not come
 	timerHealthy                   // the connection stayed up a ping interval
 	timerRefresh                   // time to ask for the sensors again
+	timerSensors                   // the dials may have stopped crowding: learn the sensors
 	numTimers
 )
 
