@@ -561,7 +561,7 @@ func (a *gatewayActor) onLogin(now time.Time, msg ctc.Message) {
 // 10,000 gateways do not all ask in the same instant when the storm ends)
 // and waits at most maxSensorDefer after its login.
 const (
-	sensorRecheck  = 500 * time.Millisecond
+	sensorRecheck  = time.Second
 	maxSensorDefer = 10 * time.Second
 )
 

@@ -18,8 +18,10 @@ type dialLimiter struct {
 	failing  chan struct{} // dials of failing gateways, on top of a slot
 	inFlight atomic.Int64
 	peak     atomic.Int64
-	// pending counts the dials waiting for a slot or in flight.
+	// pending counts the dials waiting for a slot or in flight; crowd is
+	// set when they outnumber the slots and cleared when none is left.
 	pending atomic.Int64
+	crowd   atomic.Bool
 }
 
 func newDialLimiter(n int) *dialLimiter {
@@ -29,12 +31,14 @@ func newDialLimiter(n int) *dialLimiter {
 // acquire waits for a slot (and, for a failing gateway, a place in its
 // lane) or for ctx to end.
 func (l *dialLimiter) acquire(ctx context.Context, failing bool) error {
-	l.pending.Add(1)
+	if l.pending.Add(1) > int64(cap(l.slots)) && !l.crowd.Load() {
+		l.crowd.Store(true)
+	}
 	if failing {
 		select {
 		case l.failing <- struct{}{}:
 		case <-ctx.Done():
-			l.pending.Add(-1)
+			l.done()
 			return ctx.Err()
 		}
 	}
@@ -44,7 +48,7 @@ func (l *dialLimiter) acquire(ctx context.Context, failing bool) error {
 		if failing {
 			<-l.failing
 		}
-		l.pending.Add(-1)
+		l.done()
 		return ctx.Err()
 	}
 	n := l.inFlight.Add(1)
@@ -57,7 +61,7 @@ func (l *dialLimiter) acquire(ctx context.Context, failing bool) error {
 }
 
 func (l *dialLimiter) release(failing bool) {
-	l.pending.Add(-1)
+	l.done()
 	l.inFlight.Add(-1)
 	<-l.slots
 	if failing {
@@ -65,8 +69,18 @@ func (l *dialLimiter) release(failing bool) {
 	}
 }
 
-// crowded reports whether more dials are waiting or in flight than there
-// are slots: a cold start or a reconnect storm is on.
+// done counts a dial finished or given up.
+func (l *dialLimiter) done() {
+	if l.pending.Add(-1) == 0 {
+		l.crowd.Store(false)
+	}
+}
+
+// crowded reports a cold start or a reconnect storm: from the moment more
+// dials wait or are in flight than there are slots until none is left.
+// Ending only at none, not when the queue drops below the slots, keeps
+// the work it holds back (sensor discovery and writes) out of the storm's
+// last logins too.
 func (l *dialLimiter) crowded() bool {
-	return l.pending.Load() > int64(cap(l.slots))
+	return l.crowd.Load()
 }

@@ -46,8 +46,8 @@ func TestWriterHoldsDataWhileDialsCrowd(t *testing.T) {
 	assert.False(t, tick(), "and then once per interval again")
 }
 
-// crowded counts dials waiting for a slot and in flight, and forgets the
-// ones given up.
+// The limiter is crowded from the moment more dials wait or are in flight
+// than there are slots until none is left.
 func TestDialLimiterCrowded(t *testing.T) {
 	t.Parallel()
 	l := newDialLimiter(2)
@@ -56,16 +56,17 @@ func TestDialLimiterCrowded(t *testing.T) {
 	require.NoError(t, l.acquire(ctx, true))
 	assert.False(t, l.crowded(), "as many dials as slots")
 
-	// A third waits for a slot: the limiter is crowded while it does.
+	// A third waits for a slot: now it is crowded.
 	waiting, cancel := context.WithCancel(ctx)
 	gaveUp := make(chan error)
 	go func() { gaveUp <- l.acquire(waiting, false) }()
 	require.Eventually(t, l.crowded, 5*time.Second, time.Millisecond)
 	cancel()
 	require.ErrorIs(t, <-gaveUp, context.Canceled)
-	assert.False(t, l.crowded(), "the one that gave up no longer counts")
-
+	assert.True(t, l.crowded(), "two dials still in flight: the storm's tail")
 	l.release(true)
+	assert.True(t, l.crowded(), "one still in flight")
 	l.release(false)
+	assert.False(t, l.crowded(), "none left")
 	assert.Zero(t, l.pending.Load())
 }
