@@ -218,6 +218,10 @@ func (a *gatewayActor) Receive(c actor.Context) {
 			a.stopTimer(timerPong)
 			a.seen(time.Now(), true)
 		}
+	case *dialsDone:
+		if a.timers[timerSensors] != nil && a.status.State == gatewayd.StateAuthenticated {
+			a.sensorsAfterLogin(time.Now())
+		}
 	case *timerFired:
 		if m.gen == a.gen {
 			a.onTimer(m.kind)
@@ -557,22 +561,21 @@ func (a *gatewayActor) onLogin(now time.Time, msg ctc.Message) {
 // has just logged in learns its sensors later: their discovery costs
 // gatewayd, the gateway and PostgreSQL about a third of what the login
 // did, on the cores the other logins wait for, and an operator wants every
-// gateway back first. It looks again every sensorRecheck (jittered, so
-// 10,000 gateways do not all ask in the same instant when the storm ends)
-// and waits at most maxSensorDefer after its login.
-const (
-	sensorRecheck  = time.Second
-	maxSensorDefer = 10 * time.Second
-)
+// gateway back first. It asks when the supervisor passes on the crowd's
+// end (dialsDone), or maxSensorDefer after its login, whichever is first.
+const maxSensorDefer = 10 * time.Second
 
 // sensorsAfterLogin learns the sensors, then subscribes to their
 // notifications, and arms the refresh; or puts that off while the dials
-// crowd (see sensorRecheck).
+// crowd (see maxSensorDefer).
 func (a *gatewayActor) sensorsAfterLogin(now time.Time) {
-	if a.status.ConnectedAt != nil && now.Sub(*a.status.ConnectedAt) < maxSensorDefer && a.d.limiter.crowded() {
-		a.armTimer(timerSensors, sensorRecheck/2+time.Duration(rand.Int64N(int64(sensorRecheck))))
+	if wait := maxSensorDefer - now.Sub(*a.status.ConnectedAt); wait > 0 && a.d.limiter.crowded() {
+		if a.timers[timerSensors] == nil {
+			a.armTimer(timerSensors, wait)
+		}
 		return
 	}
+	a.stopTimer(timerSensors)
 	a.discover(nil)
 	a.enqueue(&command{typ: ctc.TypePostSubChanges, timeout: a.d.cfg.CommandTimeout})
 	a.armTimer(timerRefresh, a.d.cfg.SensorRefreshInterval)

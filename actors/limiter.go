@@ -22,10 +22,13 @@ type dialLimiter struct {
 	// set when they outnumber the slots and cleared when none is left.
 	pending atomic.Int64
 	crowd   atomic.Bool
+	// calm is called (from a dial's goroutine; it must not block) when a
+	// crowd ends.
+	calm func()
 }
 
-func newDialLimiter(n int) *dialLimiter {
-	return &dialLimiter{slots: make(chan struct{}, n), failing: make(chan struct{}, max(1, n/2))}
+func newDialLimiter(n int, calm func()) *dialLimiter {
+	return &dialLimiter{slots: make(chan struct{}, n), failing: make(chan struct{}, max(1, n/2)), calm: calm}
 }
 
 // acquire waits for a slot (and, for a failing gateway, a place in its
@@ -71,8 +74,8 @@ func (l *dialLimiter) release(failing bool) {
 
 // done counts a dial finished or given up.
 func (l *dialLimiter) done() {
-	if l.pending.Add(-1) == 0 {
-		l.crowd.Store(false)
+	if l.pending.Add(-1) == 0 && l.crowd.Swap(false) {
+		l.calm()
 	}
 }
 

@@ -78,6 +78,10 @@ type (
 	}
 )
 
+// dialsDone says a dial crowd is over: the supervisor passes it to every
+// running gateway, and those that put off learning their sensors ask now.
+type dialsDone struct{}
+
 type timerKind int
 
 const (
@@ -87,7 +91,7 @@ const (
 	timerPong                      // the pong did not come
 	timerHealthy                   // the connection stayed up a ping interval
 	timerRefresh                   // time to ask for the sensors again
-	timerSensors                   // the dials may have stopped crowding: learn the sensors
+	timerSensors                   // the most a login waits for the dial crowd to end: learn the sensors
 	numTimers
 )
 

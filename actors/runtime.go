@@ -71,6 +71,7 @@ type Runtime struct {
 	supervisor *actor.PID
 	src        Source
 	kick       chan struct{}
+	calm       chan struct{}
 	trim       chan struct{}
 	cancel     context.CancelFunc
 	loops      sync.WaitGroup
@@ -90,7 +91,7 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(zerolog.NewSlogHandler(alog))
 	}))
-	r := &Runtime{system: system, src: src, kick: make(chan struct{}, 1), trim: make(chan struct{}, 1), n: &counters{}}
+	r := &Runtime{system: system, src: src, kick: make(chan struct{}, 1), trim: make(chan struct{}, 1), calm: make(chan struct{}, 1), n: &counters{}}
 	r.d = &deps{
 		cfg:  cfg,
 		root: system.Root,
@@ -104,7 +105,7 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 			// Idle connections hold no write buffer.
 			WriteBufferPool: &sync.Pool{},
 		},
-		limiter: newDialLimiter(cfg.DialConcurrency),
+		limiter: newDialLimiter(cfg.DialConcurrency, r.requestCalm),
 		kick:    r.requestReconcile,
 		trim:    r.requestTrim,
 	}
@@ -118,9 +119,10 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 	r.supervisor = pid
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	r.loops.Add(2)
+	r.loops.Add(3)
 	go r.reconcileLoop(ctx)
 	go r.trimLoop(ctx)
+	go r.calmLoop(ctx)
 	return r
 }
 
@@ -327,4 +329,28 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 		}
 	})
 	return err
+}
+
+// requestCalm tells the gateways that the dial crowd is over (see
+// sensorsAfterLogin); safe from any goroutine, never blocks.
+func (r *Runtime) requestCalm() {
+	select {
+	case r.calm <- struct{}{}:
+	default:
+	}
+}
+
+// calmLoop forwards the end of each dial crowd to the supervisor, until
+// ctx ends. A goroutine of its own, so that the limiter never touches the
+// actor system.
+func (r *Runtime) calmLoop(ctx context.Context) {
+	defer r.loops.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.calm:
+			r.system.Root.Send(r.supervisor, &dialsDone{})
+		}
+	}
 }
