@@ -70,12 +70,12 @@ type Runtime struct {
 	system     *actor.ActorSystem
 	supervisor *actor.PID
 	src        Source
-	kick       chan struct{}
-	calm       chan struct{}
-	trim       chan struct{}
-	cancel     context.CancelFunc
-	loops      sync.WaitGroup
-	stopOnce   sync.Once
+	// kick asks reconcileLoop for a store read, trim trimLoop for memory
+	// back, calm calmLoop to pass on a dial crowd's end.
+	kick, trim, calm wakeup
+	cancel           context.CancelFunc
+	loops            sync.WaitGroup
+	stopOnce         sync.Once
 }
 
 // Start builds the actor system and the supervisor and begins loading
@@ -91,7 +91,7 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(zerolog.NewSlogHandler(alog))
 	}))
-	r := &Runtime{system: system, src: src, kick: make(chan struct{}, 1), trim: make(chan struct{}, 1), calm: make(chan struct{}, 1), n: &counters{}}
+	r := &Runtime{system: system, src: src, kick: newWakeup(), trim: newWakeup(), calm: newWakeup(), n: &counters{}}
 	r.d = &deps{
 		cfg:  cfg,
 		root: system.Root,
@@ -105,9 +105,10 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 			// Idle connections hold no write buffer.
 			WriteBufferPool: &sync.Pool{},
 		},
-		limiter: newDialLimiter(cfg.DialConcurrency, r.requestCalm),
-		kick:    r.requestReconcile,
-		trim:    r.requestTrim,
+		// The limiter tells calmLoop when a dial crowd is over.
+		limiter: newDialLimiter(cfg.DialConcurrency, r.calm.send),
+		kick:    r.kick.send,
+		trim:    r.trim.send,
 	}
 	r.d.writer = newWriter(src, cfg.Observer, r.d.limiter.crowded, cfg.SeenFlushInterval, cfg.SensorFlushInterval, cfg.ReadingFlushInterval, log)
 	r.d.processor = newProcessor(r.d.writer, cfg.ReadingWorkers, cfg.ReadingBacklog, log)
@@ -133,10 +134,16 @@ func maxLevel(a, b zerolog.Level) zerolog.Level {
 	return b
 }
 
-// requestReconcile asks for a store read now; safe from any goroutine.
-func (r *Runtime) requestReconcile() {
+// wakeup is a one-slot signal to one of the runtime's loops: send never
+// blocks, and sends before the loop looks count as one. Safe from any
+// goroutine.
+type wakeup chan struct{}
+
+func newWakeup() wakeup { return make(wakeup, 1) }
+
+func (w wakeup) send() {
 	select {
-	case r.kick <- struct{}{}:
+	case w <- struct{}{}:
 	default:
 	}
 }
@@ -182,7 +189,7 @@ func (r *Runtime) reconcileLoop(ctx context.Context) {
 }
 
 // Reconcile reads the store now instead of waiting for the interval.
-func (r *Runtime) Reconcile() { r.requestReconcile() }
+func (r *Runtime) Reconcile() { r.kick.send() }
 
 // Ready reports whether the first load of gateways has been applied.
 func (r *Runtime) Ready() bool { return r.n.ready.Load() }
@@ -329,15 +336,6 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 		}
 	})
 	return err
-}
-
-// requestCalm tells the gateways that the dial crowd is over (see
-// sensorsAfterLogin); safe from any goroutine, never blocks.
-func (r *Runtime) requestCalm() {
-	select {
-	case r.calm <- struct{}{}:
-	default:
-	}
 }
 
 // calmLoop forwards the end of each dial crowd to the supervisor, until

@@ -23,15 +23,6 @@ const (
 	trimDelay = 3 * time.Second
 )
 
-// requestTrim asks the trim loop for a FreeOSMemory; safe from any
-// goroutine, never blocks.
-func (r *Runtime) requestTrim() {
-	select {
-	case r.trim <- struct{}{}:
-	default:
-	}
-}
-
 // trimLoop runs FreeOSMemory trimDelay after the last request, until ctx
 // ends.
 func (r *Runtime) trimLoop(ctx context.Context) {
