@@ -77,7 +77,7 @@ func stream(w *bufio.Writer, conn net.Conn, sub *events.Subscription, keepAlive 
 		}
 	}
 	for _, e := range sub.Replay() {
-		if err := events.WriteSSE(w, e); err != nil {
+		if err := events.WriteSSE(w, *e); err != nil {
 			return err
 		}
 	}
@@ -95,12 +95,12 @@ func stream(w *bufio.Writer, conn net.Conn, sub *events.Subscription, keepAlive 
 				}
 				return flush()
 			}
-			if err := events.WriteSSE(w, e); err != nil {
+			if err := events.WriteSSE(w, *e); err != nil {
 				return err
 			}
 			// What is already waiting goes in the same flush.
 			for n := len(sub.C()); n > 0; n-- {
-				if err := events.WriteSSE(w, <-sub.C()); err != nil {
+				if err := events.WriteSSE(w, *<-sub.C()); err != nil {
 					return err
 				}
 			}

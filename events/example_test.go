@@ -23,7 +23,7 @@ func stream(w *bufio.Writer, sub *events.Subscription, keepAlive <-chan time.Tim
 		}
 	}
 	for _, e := range sub.Replay() {
-		if err := events.WriteSSE(w, e); err != nil {
+		if err := events.WriteSSE(w, *e); err != nil {
 			return err
 		}
 	}
@@ -41,13 +41,13 @@ func stream(w *bufio.Writer, sub *events.Subscription, keepAlive <-chan time.Tim
 				}
 				return w.Flush()
 			}
-			if err := events.WriteSSE(w, e); err != nil {
+			if err := events.WriteSSE(w, *e); err != nil {
 				return err
 			}
 			// Write what is already waiting too: one flush per burst, not
 			// per event, during a reconnect storm.
 			for n := len(sub.C()); n > 0; n-- {
-				if err := events.WriteSSE(w, <-sub.C()); err != nil {
+				if err := events.WriteSSE(w, *<-sub.C()); err != nil {
 					return err
 				}
 			}
