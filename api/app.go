@@ -156,7 +156,11 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 		AppName:   "gatewayd",
 		BodyLimit: BodyLimit,
 		// Room for long query strings; past this fasthttp answers 431.
-		ReadBufferSize:        16 << 10,
+		ReadBufferSize: 16 << 10,
+		// An event stream reaches the connection as 4 KiB chunks (fasthttp's
+		// copy buffer); with fasthttp's default 4 KiB writer a chunk and its
+		// framing took two write(2)s, with room for both it takes one.
+		WriteBufferSize:       8 << 10,
 		ErrorHandler:          errorHandler(log),
 		DisableStartupMessage: true,
 		ReadTimeout:           opts.ReadTimeout,
