@@ -69,7 +69,7 @@ type Options struct {
 	Telemetry *telemetry.Observer
 	// EventsKeepAlive is the comment period of /api/events (15s);
 	// EventsClientBuffer how far a client may fall behind before it is cut
-	// off (1024 events).
+	// off (10,000 events: a whole fleet's drop, one event per gateway).
 	EventsKeepAlive    time.Duration
 	EventsClientBuffer int
 	// AuthEnabled makes every route but the public ones need a bearer
@@ -131,7 +131,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 		opts.EventsKeepAlive = 15 * time.Second
 	}
 	if opts.EventsClientBuffer <= 0 {
-		opts.EventsClientBuffer = 1024
+		opts.EventsClientBuffer = 10_000
 	}
 	if opts.CommandTimeout <= 0 {
 		opts.CommandTimeout = 30 * time.Second
@@ -156,7 +156,11 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 		AppName:   "gatewayd",
 		BodyLimit: BodyLimit,
 		// Room for long query strings; past this fasthttp answers 431.
-		ReadBufferSize:        16 << 10,
+		ReadBufferSize: 16 << 10,
+		// An event stream reaches the connection as 4 KiB chunks (fasthttp's
+		// copy buffer); with fasthttp's default 4 KiB writer a chunk and its
+		// framing took two write(2)s, with room for both it takes one.
+		WriteBufferSize:       8 << 10,
 		ErrorHandler:          errorHandler(log),
 		DisableStartupMessage: true,
 		ReadTimeout:           opts.ReadTimeout,

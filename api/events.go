@@ -2,7 +2,6 @@ package api
 
 import (
 	"bufio"
-	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -50,7 +49,13 @@ func (s *server) eventStream(c *fiber.Ctx) error {
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		ticker := time.NewTicker(keepAlive)
 		defer ticker.Stop()
-		_ = stream(w, conn, sub, ticker.C)
+		timer := time.NewTimer(streamFlushInterval)
+		defer timer.Stop()
+		hold := func(d time.Duration) {
+			timer.Reset(d)
+			<-timer.C
+		}
+		_ = stream(w, conn, sub, streamTiming{keepAlive: ticker.C, interval: streamFlushInterval, hold: hold})
 	})
 	return nil
 }
@@ -59,13 +64,34 @@ func (s *server) eventStream(c *fiber.Ctx) error {
 // noticed within it, and its stream ends.
 const streamWriteTimeout = 10 * time.Second
 
+// streamFlushInterval is how often at most a stream flushes: an event that
+// comes within it of the last flush waits for the rest of it, together
+// with everything published meanwhile, so a burst costs one write per
+// interval and subscriber, not one per event. An event is therefore sent
+// at most this long after it was published (plus scheduling); one after a
+// quiet spell goes out at once.
+const streamFlushInterval = 10 * time.Millisecond
+
+// streamTiming is what drives a stream besides its events: the keep-alive
+// ticks, the flush interval, and hold, which waits (a timer in
+// production).
+type streamTiming struct {
+	keepAlive <-chan time.Time
+	interval  time.Duration
+	hold      func(time.Duration)
+}
+
 // stream writes a subscription until it ends (shutdown, overflow) or the
-// client goes away (a flush fails).
-func stream(w *bufio.Writer, conn net.Conn, sub *events.Subscription, keepAlive <-chan time.Time) error {
+// client goes away (a flush fails). While it holds a flush it sleeps, not
+// woken by each event, and then takes everything the channel holds.
+func stream(w *bufio.Writer, conn interface{ SetWriteDeadline(time.Time) error }, sub *events.Subscription, t streamTiming) error {
 	defer sub.Close()
+	var flushed time.Time
 	flush := func() error {
 		_ = conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-		return w.Flush()
+		err := w.Flush()
+		flushed = time.Now()
+		return err
 	}
 	// A comment first, so clients and proxies see the stream open at once.
 	if err := events.WriteKeepAlive(w); err != nil {
@@ -77,7 +103,7 @@ func stream(w *bufio.Writer, conn net.Conn, sub *events.Subscription, keepAlive 
 		}
 	}
 	for _, e := range sub.Replay() {
-		if err := events.WriteSSE(w, e); err != nil {
+		if err := events.WriteSSE(w, *e); err != nil {
 			return err
 		}
 	}
@@ -95,16 +121,21 @@ func stream(w *bufio.Writer, conn net.Conn, sub *events.Subscription, keepAlive 
 				}
 				return flush()
 			}
-			if err := events.WriteSSE(w, e); err != nil {
+			if err := events.WriteSSE(w, *e); err != nil {
 				return err
 			}
-			// What is already waiting goes in the same flush.
+			if wait := t.interval - time.Since(flushed); wait > 0 {
+				t.hold(wait)
+			}
+			// What came meanwhile goes in the same flush. A closed
+			// channel still yields what it buffered; the close itself is
+			// seen by the select.
 			for n := len(sub.C()); n > 0; n-- {
-				if err := events.WriteSSE(w, <-sub.C()); err != nil {
+				if err := events.WriteSSE(w, *<-sub.C()); err != nil {
 					return err
 				}
 			}
-		case <-keepAlive:
+		case <-t.keepAlive:
 			if err := events.WriteKeepAlive(w); err != nil {
 				return err
 			}

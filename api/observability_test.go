@@ -211,7 +211,7 @@ func TestEventStreamResume(t *testing.T) {
 // A subscriber that never reads is cut off with event: overflow, while
 // another keeps receiving and gateways keep connecting.
 func TestSlowSubscriberIsCutOff(t *testing.T) {
-	// A small client buffer (production: 1024 events) to reach the cut
+	// A small client buffer (production: 10,000 events) to reach the cut
 	// off sooner; the fast subscriber still never falls that far behind.
 	e := newLiveEnvWith(t, actorstest.FastConfig(), api.Options{EventsClientBuffer: 128})
 	base := e.listen()

@@ -364,7 +364,7 @@ func apiSpec() *oa.Spec {
 				OK(oa.Ref("Spectrum")).Fails(eReadingNotFound, eWaveformNotFound),
 
 			oa.Get("/api/events", "streamEvents", "Follow changes as they happen (Server-Sent Events)").In(tagEvents).
-				Doc("Events `gateway.state`, `gateway.created`, `gateway.updated`, `gateway.deleted`, `sensor.updated`, `reading.completed`, `reading.failed`, each with an increasing `id:` and a JSON `data:` line. `Last-Event-ID` (or `last_event_id`) resumes from the last `EVENTS_BUFFER` events; an id older than that, or from another process, gets `event: reset` first. A comment every 15 s keeps proxies open. A client that falls 1,024 events behind gets `event: overflow` and is closed.").
+				Doc("Events `gateway.state`, `gateway.created`, `gateway.updated`, `gateway.deleted`, `sensor.updated`, `reading.completed`, `reading.failed`, each with an increasing `id:` and a JSON `data:` line. `Last-Event-ID` (or `last_event_id`) resumes from the last `EVENTS_BUFFER` events; an id older than that, or from another process, gets `event: reset` first. A comment every 15 s keeps proxies open. Events are written in batches: one is sent at most 10 ms after it was published. A client that falls `EVENTS_CLIENT_BUFFER` events behind (10,000 by default) gets `event: overflow` and is closed.").
 				Query(append(uuidFilters("factory_id", "gateway_id"),
 					oa.QueryParam("last_event_id", oa.Integer().AtLeast(0), "resume after this event id (the Last-Event-ID header does the same)"))...).
 				OK(oa.String().Desc("a text/event-stream")).As("text/event-stream").No503(),

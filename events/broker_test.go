@@ -68,7 +68,7 @@ func requireClosed(t *testing.T, s *Subscription) int {
 	}
 }
 
-func ids(events []Event) []uint64 {
+func ids(events []*Event) []uint64 {
 	out := make([]uint64, len(events))
 	for i, e := range events {
 		out[i] = e.ID

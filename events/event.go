@@ -38,8 +38,9 @@ const (
 // one-line JSON object.
 var ErrInvalidEvent = errors.New("events: invalid event")
 
-// Event is one published event. Data is shared, never copied: by the ring,
-// every subscriber and every replay, so nobody may modify it after Publish.
+// Event is one published event. The broker hands out the published event
+// as a pointer shared, never copied, by the ring, every subscriber and every
+// replay, so nobody may modify it or its Data after Publish.
 type Event struct {
 	// ID is assigned by the broker: strictly increasing from 1 within one
 	// process. Publish ignores the caller's value.
@@ -56,8 +57,13 @@ type Event struct {
 	GatewayID uuid.UUID
 	// Data is the JSON object sent on the "data:" line, marshalled once by
 	// the publisher (see PublishJSON). It must be one line; empty is sent as
-	// {}.
+	// {}. In a published event it is part of frame.
 	Data []byte
+
+	// frame is the whole SSE frame (id, event and data lines and the blank
+	// line), encoded once by Publish so that each delivery is one copy of
+	// it; nil in an event that did not come from a broker.
+	frame []byte
 }
 
 // validate rejects what WriteSSE could not frame, at the publisher, where
@@ -91,7 +97,9 @@ type Filter struct {
 // (or no gateway) is not about the one the client asked for, and letting it
 // through would leak unrelated events into a stream the client scoped.
 // Publishers therefore fill FactoryID for everything that has a factory.
-func (f Filter) Match(e Event) bool {
+func (f Filter) Match(e Event) bool { return f.match(&e) }
+
+func (f Filter) match(e *Event) bool {
 	if f.FactoryID != nil && (e.FactoryID == uuid.Nil || e.FactoryID != *f.FactoryID) {
 		return false
 	}

@@ -11,10 +11,12 @@ import (
 	"github.com/ctcgw/gatewayd/events"
 )
 
-// stream is the write loop of GET /api/events, as the api package runs it
-// in Fiber's SetBodyStreamWriter. It needs no context: Broker.Close ends it
-// at shutdown, and a client that went away makes Flush fail (at the latest
-// at the next keep-alive).
+// stream is the write loop of GET /api/events, simplified from the one the
+// api package runs in Fiber's SetBodyStreamWriter (which also sets write
+// deadlines and holds each flush a few milliseconds to write a burst at
+// once). It needs no context: Broker.Close ends it at shutdown, and a
+// client that went away makes Flush fail (at the latest at the next
+// keep-alive).
 func stream(w *bufio.Writer, sub *events.Subscription, keepAlive <-chan time.Time) error {
 	defer sub.Close()
 	if sub.Reset() {
@@ -23,7 +25,7 @@ func stream(w *bufio.Writer, sub *events.Subscription, keepAlive <-chan time.Tim
 		}
 	}
 	for _, e := range sub.Replay() {
-		if err := events.WriteSSE(w, e); err != nil {
+		if err := events.WriteSSE(w, *e); err != nil {
 			return err
 		}
 	}
@@ -41,13 +43,13 @@ func stream(w *bufio.Writer, sub *events.Subscription, keepAlive <-chan time.Tim
 				}
 				return w.Flush()
 			}
-			if err := events.WriteSSE(w, e); err != nil {
+			if err := events.WriteSSE(w, *e); err != nil {
 				return err
 			}
 			// Write what is already waiting too: one flush per burst, not
 			// per event, during a reconnect storm.
 			for n := len(sub.C()); n > 0; n-- {
-				if err := events.WriteSSE(w, <-sub.C()); err != nil {
+				if err := events.WriteSSE(w, *<-sub.C()); err != nil {
 					return err
 				}
 			}

@@ -24,12 +24,19 @@ const (
 //	data: <e.Data, or {} when empty>
 //	<blank line>
 //
-// It takes a *bufio.Writer (what Fiber's stream writer hands out) so that
-// it formats into the writer's own buffer without allocating; the caller
-// flushes. It refuses, writing nothing, an event whose type or data is not
-// one line: a newline would split it into a second, forged event. Broker
-// never delivers such an event; the check guards events built elsewhere.
+// An event from a Broker (C or Replay) carries that frame, encoded once by
+// Publish for all its subscribers, and is written with one copy. Any other
+// event is formatted here, into the writer's own buffer (it takes a
+// *bufio.Writer, what Fiber's stream writer hands out) without allocating.
+// The caller flushes. It refuses, writing nothing, an event whose type or
+// data is not one line: a newline would split it into a second, forged
+// event. Broker never delivers such an event; the check guards events
+// built elsewhere.
 func WriteSSE(w *bufio.Writer, e Event) error {
+	if e.frame != nil {
+		_, err := w.Write(e.frame)
+		return err
+	}
 	if !oneLine(e.Type) || bytes.IndexByte(e.Data, '\n') >= 0 || bytes.IndexByte(e.Data, '\r') >= 0 {
 		return fmt.Errorf("%w: event %d (%q) is not one line", ErrInvalidEvent, e.ID, e.Type)
 	}

@@ -107,3 +107,34 @@ func TestWriteSSEAfterAFullBuffer(t *testing.T) {
 	require.NoError(t, w.Flush())
 	assert.Equal(t, "0123456789abcid: 123456\nevent: sensor.updated\ndata: {\"id\":\"s\",\"gateway_id\":\"g\"}\n\n", out.String())
 }
+
+// A published event carries its frame, encoded once by Publish; written,
+// it is exactly what WriteSSE formats for the same id, type and data, the
+// largest ids included, and its Data is still the publisher's.
+func TestPublishedFrameIsTheFormattedEvent(t *testing.T) {
+	t.Parallel()
+	for _, after := range []uint64{0, 9, 99_999, 1<<64 - 4} { // the last reaches 2^64-1
+		b := NewBrokerAfter(4, after)
+		s := b.Subscribe(Filter{}, 0, 4)
+		for _, data := range []string{`{"id":"g","to":"AUTHENTICATED"}`, "", `{}`} {
+			var in []byte
+			if data != "" {
+				in = []byte(data)
+			}
+			_, err := b.Publish(Event{Type: TypeGatewayState, Data: in})
+			require.NoError(t, err)
+			e := <-s.C()
+			require.NotNil(t, e.frame)
+			assert.Equal(t, data, string(e.Data))
+
+			got, err := write(t, func(w *bufio.Writer) error { return WriteSSE(w, *e) })
+			require.NoError(t, err)
+			want, err := write(t, func(w *bufio.Writer) error {
+				return WriteSSE(w, Event{ID: e.ID, Type: e.Type, Data: e.Data})
+			})
+			require.NoError(t, err)
+			assert.Equal(t, want, got, "id %d", e.ID)
+		}
+		b.Close()
+	}
+}

@@ -235,6 +235,7 @@ func stormWatched(ctx context.Context, e *env, r *report, k int) (time.Duration,
 		return 0, err
 	}
 	cpuServer, cpuLoad := e.cpuSeconds(), cpuSeconds(os.Getpid())
+	writes := e.writeCalls()
 	took, err := dropAll(e)
 	if err != nil {
 		stopProfiles()
@@ -242,6 +243,7 @@ func stormWatched(ctx context.Context, e *env, r *report, k int) (time.Duration,
 	}
 	stormEnd := time.Now()
 	cpuServer, cpuLoad = e.cpuSeconds()-cpuServer, cpuSeconds(os.Getpid())-cpuLoad
+	writes = e.writeCalls() - writes
 	if err := stopProfiles(); err != nil {
 		return 0, err
 	}
@@ -262,6 +264,9 @@ func stormWatched(ctx context.Context, e *env, r *report, k int) (time.Duration,
 	// simulator and the subscribers).
 	r.value(tag+"_gatewayd_cpu", cpuServer, "s")
 	r.value(tag+"_gwload_cpu", cpuLoad, "s")
+	// gatewayd's write(2) calls: to the gateways, and to the subscribers
+	// (one per chunk of their streams).
+	r.value(tag+"_gatewayd_write_calls", float64(writes), "count")
 	if k == 0 {
 		return took, nil
 	}
@@ -532,6 +537,25 @@ func cpuSeconds(pid int) float64 {
 	utime, _ := strconv.ParseFloat(f[11], 64)
 	stime, _ := strconv.ParseFloat(f[12], 64)
 	return (utime + stime) / 100 // USER_HZ, 100 on Linux
+}
+
+// writeCalls is how many write system calls gatewayd has made (syscw in
+// /proc/<pid>/io), 0 when unknown.
+func (e *env) writeCalls() int64 {
+	if e.proc == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", e.proc.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 func (e *env) cpuSeconds() float64 {

@@ -141,7 +141,7 @@ var Variables = []Variable{
 	{"READING_TIMEOUT", "60s", "limit for NOT_DYN_READING after it started"},
 	{"WAVEFORM_RETENTION", "90d", "how long readings' samples are kept (0 keeps them)"},
 	{"EVENTS_BUFFER", "10000", "recent events /api/events can resume from"},
-	{"EVENTS_CLIENT_BUFFER", "1024", "events one /api/events client may fall behind before it is cut off (event: overflow)"},
+	{"EVENTS_CLIENT_BUFFER", "10000", "events one /api/events client may fall behind before it is cut off (event: overflow)"},
 	{"SHUTDOWN_TIMEOUT", "10s", "graceful shutdown limit"},
 	{"DEBUG_ADDR", "", "host:port for Go's pprof (empty: off)"},
 	{"AUTH_ENABLED", "true", "every route but the public ones needs an API token"},

@@ -40,7 +40,7 @@ func TestDefaults(t *testing.T) {
 	assert.True(t, c.AuthEnabled, "access control is on unless turned off")
 	assert.False(t, c.MetricsPublic)
 	assert.True(t, c.MetricsEnabled, "metrics are on unless turned off")
-	assert.Equal(t, 1024, c.EventsClientBuffer)
+	assert.Equal(t, 10000, c.EventsClientBuffer)
 	assert.Nil(t, c.AllowedNetworks)
 	assert.Empty(t, c.PreviousKeys)
 	assert.Empty(t, c.CAFile)
@@ -51,14 +51,14 @@ func TestSecuritySettings(t *testing.T) {
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	require.NoError(t, os.WriteFile(ca, []byte("-----BEGIN CERTIFICATE-----\n"), 0o600))
 	c, err := Load("", []string{"ENCRYPTION_KEY=" + goodKey, "ENCRYPTION_KEYS_PREVIOUS= " + other + " , " + goodKey,
-		"AUTH_ENABLED=false", "METRICS_PUBLIC=true", "METRICS_ENABLED=false", "EVENTS_CLIENT_BUFFER=10000", "GATEWAY_ALLOWED_NETWORKS=10.0.0.0/8, 192.168.1.7,fd00::/8",
+		"AUTH_ENABLED=false", "METRICS_PUBLIC=true", "METRICS_ENABLED=false", "EVENTS_CLIENT_BUFFER=20000", "GATEWAY_ALLOWED_NETWORKS=10.0.0.0/8, 192.168.1.7,fd00::/8",
 		"GATEWAY_CA_FILE=" + ca})
 	require.NoError(t, err)
 	assert.Equal(t, [][]byte{[]byte("another key, thirty-two bytes!!!"), []byte("0123456789abcdef0123456789abcdef")}, c.PreviousKeys)
 	assert.False(t, c.AuthEnabled)
 	assert.True(t, c.MetricsPublic)
 	assert.False(t, c.MetricsEnabled)
-	assert.Equal(t, 10000, c.EventsClientBuffer)
+	assert.Equal(t, 20000, c.EventsClientBuffer)
 	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"),
 		netip.MustParsePrefix("fd00::/8")}, c.AllowedNetworks)
 	assert.Equal(t, ca, c.CAFile)
