@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -207,26 +208,74 @@ func (r *reader) run(ctx context.Context, done chan<- struct{}) {
 	bytes := newBucket(float64(r.cfg.FloodByteRate), float64(r.cfg.FloodByteBurst), now)
 	capacity := int64(r.cfg.InboxBytes)
 	for {
-		kind, data, err := r.ws.ReadMessage()
+		kind, data, err := r.readFrame()
 		if err != nil {
 			r.end(err)
 			return
 		}
 		now = time.Now()
-		if !frames.take(1, now) || !bytes.take(float64(len(data)), now) {
+		if !frames.take(1, now) || !bytes.take(float64(len(*data)), now) {
+			putFrame(data)
 			r.end(fmt.Errorf("%w: more than %d frames or %d MiB per second", errFlood,
 				r.cfg.FloodFrameRate, r.cfg.FloodByteRate>>20))
 			return
 		}
-		cost := min(int64(len(data))+frameOverhead, capacity)
+		cost := min(int64(len(*data))+frameOverhead, capacity)
 		if err := r.inbox.Acquire(ctx, cost); err != nil {
+			putFrame(data)
 			return // the actor closed the connection
 		}
 		if kind != websocket.TextMessage {
+			putFrame(data)
 			r.deliver(nil, fmt.Errorf("%w: binary frame", ctc.ErrMalformed), cost)
 			continue
 		}
-		msg, err := ctc.Decode(data)
+		msg, err := ctc.Decode(*data) // keeps nothing of the frame: strings and raw JSON are copies
+		putFrame(data)
 		r.deliver(msg, err, cost)
+	}
+}
+
+// framePool holds read buffers for frames. gorilla's ReadMessage reads a
+// message with io.ReadAll, which grows its buffer by doubling: a reading's
+// ~200 KB frame cost ~0.5 MB of garbage, once per reading and gateway.
+// A pooled buffer is reused instead, by whichever reader needs one.
+var framePool = sync.Pool{New: func() any { return new([]byte) }}
+
+// poolFrameLimit is the largest buffer put back: a rare frame near the
+// read limit (4 MiB) is not kept for the next small one.
+const poolFrameLimit = 1 << 20
+
+func putFrame(b *[]byte) {
+	if cap(*b) <= poolFrameLimit {
+		*b = (*b)[:0]
+		framePool.Put(b)
+	}
+}
+
+// readFrame reads the next message whole into a pooled buffer, which the
+// caller gives back with putFrame once nothing refers to it.
+func (r *reader) readFrame() (kind int, data *[]byte, err error) {
+	kind, rd, err := r.ws.NextReader()
+	if err != nil {
+		return 0, nil, err
+	}
+	data = framePool.Get().(*[]byte)
+	b := (*data)[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // let append choose the growth
+		}
+		n, err := rd.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			*data = b
+			return kind, data, nil
+		}
+		if err != nil {
+			*data = b
+			putFrame(data)
+			return 0, nil, err
+		}
 	}
 }

@@ -109,7 +109,7 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 		trim:    r.requestTrim,
 	}
 	r.d.writer = newWriter(src, cfg.Observer, cfg.SeenFlushInterval, cfg.SensorFlushInterval, cfg.ReadingFlushInterval, log)
-	r.d.processor = newProcessor(r.d.writer, cfg.ReadingWorkers, cfg.ReadingBacklog, log)
+	r.d.processor = newProcessor(r.d.writer, cfg.ReadingWorkers, cfg.ReadingBacklog, int64(cfg.ReadingBacklogBytes), log)
 	d, n := r.d, r.n
 	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newSupervisor(d, n) }), "supervisor")
 	if err != nil {

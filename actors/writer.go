@@ -96,10 +96,13 @@ func rank(s gatewayd.ReadingStatus) int {
 }
 
 func waveSize(u gatewayd.ReadingUpdate) int {
-	if u.Waveform == nil {
-		return 0
+	switch {
+	case u.Packed != nil:
+		return len(u.Packed.Data)
+	case u.Waveform != nil:
+		return 12 * len(u.Waveform.X)
 	}
-	return 12 * len(u.Waveform.X)
+	return 0
 }
 
 // reading records a reading's new state.
@@ -113,7 +116,7 @@ func (w *writer) reading(u gatewayd.ReadingUpdate) {
 	if size := waveSize(u); size > 0 && w.waveBytes+size > maxPendingWaves {
 		now := time.Now()
 		msg := "could not be stored (database unavailable)"
-		u.Waveform, u.Reading.Status, u.Reading.Error, u.Reading.CompletedAt = nil, gatewayd.ReadingFailed, &msg, &now
+		u.Waveform, u.Packed, u.Reading.Status, u.Reading.Error, u.Reading.CompletedAt = nil, nil, gatewayd.ReadingFailed, &msg, &now
 		u.Reading.Summary = nil
 	}
 	w.waveBytes += waveSize(u) - waveSize(prev)
