@@ -202,17 +202,47 @@ func (s *Store) SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) (
 			})
 			return err
 		})
-	if len(waveIDs) > 0 {
-		b.Queue(`INSERT INTO reading_samples (reading_id, data, format)
-			SELECT u.id, u.data, u.format FROM unnest($1::uuid[], $2::bytea[], $3::int2[]) AS u(id, data, format)
-			WHERE EXISTS (SELECT 1 FROM readings r WHERE r.id = u.id)
-			ON CONFLICT (reading_id) DO NOTHING`, waveIDs, waves, formats)
-	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() })
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		done = done[:0] // a retried transaction starts over
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		return copySamples(ctx, tx, done, waveIDs, waves, formats)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("save readings: %w", classify(err))
 	}
 	return done, nil
+}
+
+// copySamples stores the samples of the readings this transaction made
+// COMPLETE (done), with COPY: a reading becomes COMPLETE once, so its
+// samples are stored once, and none are stored for a reading that was
+// not stored or was already final. COPY streams the rows through the
+// connection's buffer in 64 KB messages, where a bytea[] parameter of 32
+// readings was encoded into new buffers of several MB, twice (~250 KB of
+// garbage per reading in a burst; BENCHMARKS.md, issue #14).
+func copySamples(ctx context.Context, tx pgx.Tx, done []gatewayd.ReadingRef, ids []uuid.UUID, waves [][]byte, formats []int16) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	complete := make(map[uuid.UUID]bool, len(done))
+	for _, ref := range done {
+		if ref.Status == gatewayd.ReadingComplete {
+			complete[ref.ID] = true
+		}
+	}
+	rows := make([][]any, 0, len(ids))
+	for i, id := range ids {
+		if complete[id] {
+			rows = append(rows, []any{id, waves[i], formats[i]})
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"reading_samples"}, []string{"reading_id", "data", "format"}, pgx.CopyFromRows(rows))
+	return err
 }
 
 // FailInterruptedReadings marks every reading a previous process left
