@@ -51,6 +51,10 @@ type Config struct {
 	// ~160 CSV readings of 3 × 8192 samples, ~480 in base64).
 	ReadingWorkers, ReadingBacklog int
 	ReadingBacklogBytes            int
+	// ReadingIntakeBytes is how many bytes of readings may be between the
+	// sockets and the database before readers wait (intake.go); default
+	// 24 MiB.
+	ReadingIntakeBytes int
 	// RequestTimeout bounds a request to the supervisor; default 5s.
 	RequestTimeout time.Duration
 	// ActorTimeout bounds the wait for a gateway actor's own answer to a
@@ -106,6 +110,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.ReadingWorkers, runtime.GOMAXPROCS(0))
 	setDefault(&c.ReadingBacklog, 1024)
 	setDefault(&c.ReadingBacklogBytes, 32<<20)
+	setDefault(&c.ReadingIntakeBytes, 24<<20)
 	if c.ReadingStartTimeout <= 0 {
 		c.ReadingStartTimeout = 30 * time.Second
 	}

@@ -40,6 +40,7 @@ type processor struct {
 	log      zerolog.Logger
 	wg       sync.WaitGroup
 	maxBytes int64
+	intake   *intake // told of the bytes queued
 
 	mu      sync.Mutex // guards closed against submit, and queued
 	closed  bool
@@ -59,7 +60,9 @@ func newProcessor(w *writer, workers, queue int, queueBytes int64, log zerolog.L
 				p.queued -= j.size()
 				p.waiting--
 				p.mu.Unlock()
-				p.writer.reading(p.process(j, &s))
+				u := p.process(j, &s)
+				p.writer.reading(u) // counts its packed samples in the intake first
+				p.intake.add(-j.size())
 				s.trim()
 			}
 		}()
@@ -76,6 +79,7 @@ func (p *processor) submit(j job) {
 		case p.jobs <- j:
 			p.queued += j.size()
 			p.waiting++
+			p.intake.add(j.size())
 			return
 		default:
 		}

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,6 +35,8 @@ type writer struct {
 	// waveBytes is what the pending readings' samples hold; past
 	// maxPendingWaves (the database is down) new ones fail instead.
 	waveBytes int
+	// intake counts the samples from their arrival until written.
+	intake *intake
 
 	stop chan struct{}
 	done chan struct{}
@@ -120,6 +123,7 @@ func (w *writer) reading(u gatewayd.ReadingUpdate) {
 		u.Reading.Summary = nil
 	}
 	w.waveBytes += waveSize(u) - waveSize(prev)
+	w.intake.add(int64(waveSize(u) - waveSize(prev)))
 	w.readings[u.Reading.ID] = u
 }
 
@@ -133,9 +137,44 @@ func (w *writer) flushReadings() {
 	w.readings = make(map[uuid.UUID]gatewayd.ReadingUpdate, len(batch))
 	w.waveBytes = 0
 	w.mu.Unlock()
-	// Smaller chunks than other rows: each may carry 100 KB of samples.
-	writeChunks(w, values(batch), 64, w.src.SaveReadings, w.reading, w.observer.ReadingsDone, "readings")
+	// Smaller chunks than other rows, each of which may carry 70 KB of
+	// samples, written by a few goroutines at once (each on its own pooled
+	// connection): in a burst of readings one stream of writes did not
+	// keep up with two workers' processing, and what waits for the
+	// database is the heap's largest share. What a chunk held leaves the
+	// intake once written (or requeued, which counts it again).
+	list := values(batch)
+	chunks := (len(list) + readingChunk - 1) / readingChunk
+	var next atomic.Int64
+	var observe sync.Mutex // the observer is told from one goroutine at a time
+	var wg sync.WaitGroup
+	for range min(readingWriters, chunks) {
+		wg.Go(func() {
+			for c := int(next.Add(1)) - 1; c < chunks; c = int(next.Add(1)) - 1 {
+				chunk := list[c*readingChunk : min((c+1)*readingChunk, len(list))]
+				writeChunks(w, chunk, readingChunk, w.src.SaveReadings, w.reading, func(chunk []gatewayd.ReadingUpdate) {
+					size := 0
+					for _, u := range chunk {
+						size += waveSize(u)
+					}
+					w.intake.add(-int64(size))
+				}, func(done []gatewayd.ReadingRef) {
+					observe.Lock()
+					defer observe.Unlock()
+					w.observer.ReadingsDone(done)
+				}, "readings")
+			}
+		})
+	}
+	wg.Wait()
 }
+
+// Reading states are written readingChunk rows to a statement by up to
+// readingWriters goroutines at once.
+const (
+	readingChunk   = 32
+	readingWriters = 3
+)
 
 func (w *writer) run() {
 	defer close(w.done)
@@ -194,15 +233,16 @@ func (w *writer) flushData() {
 		ts, w.temperatures = w.temperatures, make(map[sensorKey]gatewayd.Temperature)
 	}
 	w.mu.Unlock()
-	writeChunks(w, values(ds), writeBatch, w.src.MergeDiscoveries, w.discovered, w.observer.SensorsChanged, "sensor discoveries")
-	writeChunks(w, values(ts), writeBatch, w.src.RecordTemperatures, w.temperature, w.observer.SensorsChanged, "temperatures")
+	writeChunks(w, values(ds), writeBatch, w.src.MergeDiscoveries, w.discovered, nil, w.observer.SensorsChanged, "sensor discoveries")
+	writeChunks(w, values(ts), writeBatch, w.src.RecordTemperatures, w.temperature, nil, w.observer.SensorsChanged, "temperatures")
 }
 
 // writeChunks writes list in statements of at most size rows; what was
 // written is told to observe, what fails goes back to the pending values
-// through requeue.
+// through requeue; every chunk, either way, is then told to after (if not
+// nil).
 func writeChunks[T, R any](w *writer, list []T, size int, write func(context.Context, []T) ([]R, error), requeue func(T),
-	observe func([]R), what string) {
+	after func([]T), observe func([]R), what string) {
 	for start := 0; start < len(list); start += size {
 		chunk := list[start:min(start+size, len(list))]
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -216,6 +256,9 @@ func writeChunks[T, R any](w *writer, list []T, size int, write func(context.Con
 			for _, v := range chunk {
 				requeue(v)
 			}
+		}
+		if after != nil {
+			after(chunk)
 		}
 	}
 }
