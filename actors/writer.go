@@ -37,6 +37,10 @@ type writer struct {
 	waveBytes int
 	// intake counts the samples from their arrival until written.
 	intake *intake
+	// waves counts the pending readings with samples; at readingChunk the
+	// writer is kicked to write them before its next tick.
+	waves int
+	kick  chan struct{}
 
 	stop chan struct{}
 	done chan struct{}
@@ -57,7 +61,7 @@ func newWriter(src Source, observer Observer, seenEvery, dataEvery, readingEvery
 	w := &writer{src: src, observer: observer, seenEvery: seenEvery, dataEvery: dataEvery, readingEvery: readingEvery, log: log,
 		seen: make(map[uuid.UUID]time.Time), discoveries: make(map[uuid.UUID]gatewayd.Discovery),
 		temperatures: make(map[sensorKey]gatewayd.Temperature), readings: make(map[uuid.UUID]gatewayd.ReadingUpdate),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1)}
 	go w.run()
 	return w
 }
@@ -124,6 +128,14 @@ func (w *writer) reading(u gatewayd.ReadingUpdate) {
 	}
 	w.waveBytes += waveSize(u) - waveSize(prev)
 	w.intake.add(int64(waveSize(u) - waveSize(prev)))
+	if waveSize(u) > 0 && waveSize(prev) == 0 {
+		if w.waves++; w.waves == readingChunk {
+			select {
+			case w.kick <- struct{}{}:
+			default:
+			}
+		}
+	}
 	w.readings[u.Reading.ID] = u
 }
 
@@ -135,7 +147,7 @@ func (w *writer) flushReadings() {
 		return
 	}
 	w.readings = make(map[uuid.UUID]gatewayd.ReadingUpdate, len(batch))
-	w.waveBytes = 0
+	w.waveBytes, w.waves = 0, 0
 	w.mu.Unlock()
 	// Smaller chunks than other rows, each of which may carry 70 KB of
 	// samples, written by a few goroutines at once (each on its own pooled
@@ -192,6 +204,11 @@ func (w *writer) run() {
 			w.flushSeen()
 			return
 		case <-readings.C:
+			w.flushReadings()
+		case <-w.kick:
+			// A chunk of samples is waiting: in a burst, writing it now
+			// rather than at the next tick keeps the heap and the intake
+			// small.
 			w.flushReadings()
 		case <-seen.C:
 			w.flushSeen()
