@@ -61,6 +61,16 @@ type ReadingUpdate struct {
 	Reading  Reading
 	Serial   int64
 	Waveform *Waveform
+	// Packed is the samples packed as stored, when the runtime packed them
+	// already (it does, off the writer); it wins over Waveform.
+	Packed *PackedWaveform
+}
+
+// PackedWaveform is a reading's samples as reading_samples stores them:
+// Data in Format (internal/wavepack).
+type PackedWaveform struct {
+	Format int16
+	Data   []byte
 }
 
 // The errors of a failed reading, as operators see them.

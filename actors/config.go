@@ -46,8 +46,15 @@ type Config struct {
 	// ReadingFlushInterval is how often reading states are written; 100ms.
 	ReadingFlushInterval time.Duration
 	// ReadingWorkers decode and analyse readings (default GOMAXPROCS);
-	// ReadingBacklog bounds the readings waiting for them (default 64).
+	// ReadingBacklog bounds the readings waiting for them (default 1024),
+	// ReadingBacklogBytes the gateways' text they hold (default 32 MiB:
+	// ~160 CSV readings of 3 × 8192 samples, ~480 in base64).
 	ReadingWorkers, ReadingBacklog int
+	ReadingBacklogBytes            int
+	// ReadingIntakeBytes is how many bytes of readings may be between the
+	// sockets and the database before readers wait (intake.go); default
+	// 24 MiB.
+	ReadingIntakeBytes int
 	// RequestTimeout bounds a request to the supervisor; default 5s.
 	RequestTimeout time.Duration
 	// ActorTimeout bounds the wait for a gateway actor's own answer to a
@@ -101,7 +108,9 @@ func (c Config) withDefaults() Config {
 	}
 	setDefault(&c.ReadingQueueLimit, 16)
 	setDefault(&c.ReadingWorkers, runtime.GOMAXPROCS(0))
-	setDefault(&c.ReadingBacklog, 64)
+	setDefault(&c.ReadingBacklog, 1024)
+	setDefault(&c.ReadingBacklogBytes, 32<<20)
+	setDefault(&c.ReadingIntakeBytes, 24<<20)
 	if c.ReadingStartTimeout <= 0 {
 		c.ReadingStartTimeout = 30 * time.Second
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -183,7 +184,9 @@ func (b *bucket) take(n float64, now time.Time) bool {
 type reader struct {
 	ws    *websocket.Conn
 	inbox *semaphore.Weighted
-	cfg   Config
+	// intake holds the reader back while readings pile up (nil: never).
+	intake *intake
+	cfg    Config
 	// deliver hands a decoded frame to the actor; cost is returned to the
 	// inbox when the actor has handled it.
 	deliver func(msg ctc.Message, err error, cost int64)
@@ -207,26 +210,105 @@ func (r *reader) run(ctx context.Context, done chan<- struct{}) {
 	bytes := newBucket(float64(r.cfg.FloodByteRate), float64(r.cfg.FloodByteBurst), now)
 	capacity := int64(r.cfg.InboxBytes)
 	for {
-		kind, data, err := r.ws.ReadMessage()
+		kind, data, err := r.readFrame(ctx)
+		if errors.Is(err, errReaderStopped) {
+			return // the actor closed the connection while the reader waited
+		}
 		if err != nil {
 			r.end(err)
 			return
 		}
-		now = time.Now()
-		if !frames.take(1, now) || !bytes.take(float64(len(data)), now) {
-			r.end(fmt.Errorf("%w: more than %d frames or %d MiB per second", errFlood,
-				r.cfg.FloodFrameRate, r.cfg.FloodByteRate>>20))
+		if !r.handle(ctx, kind, data, &frames, &bytes, capacity) {
 			return
 		}
-		cost := min(int64(len(data))+frameOverhead, capacity)
-		if err := r.inbox.Acquire(ctx, cost); err != nil {
-			return // the actor closed the connection
+	}
+}
+
+// handle meters, decodes and delivers one frame read by readFrame, and
+// gives its buffer and its intake reservation back. It reports whether
+// to read on.
+func (r *reader) handle(ctx context.Context, kind int, data *[]byte, frames, bytes *bucket, capacity int64) bool {
+	defer r.intake.add(-frameReserve)
+	defer putFrame(data)
+	now := time.Now()
+	if !frames.take(1, now) || !bytes.take(float64(len(*data)), now) {
+		r.end(fmt.Errorf("%w: more than %d frames or %d MiB per second", errFlood,
+			r.cfg.FloodFrameRate, r.cfg.FloodByteRate>>20))
+		return false
+	}
+	cost := min(int64(len(*data))+frameOverhead, capacity)
+	if err := r.inbox.Acquire(ctx, cost); err != nil {
+		return false // the actor closed the connection
+	}
+	if kind != websocket.TextMessage {
+		r.deliver(nil, fmt.Errorf("%w: binary frame", ctc.ErrMalformed), cost)
+		return true
+	}
+	// Decode keeps nothing of the frame (strings and raw JSON are copies),
+	// so its buffer goes back to the pool right after.
+	msg, err := ctc.Decode(*data)
+	r.deliver(msg, err, cost)
+	return true
+}
+
+// framePool holds read buffers for frames. gorilla's ReadMessage reads a
+// message with io.ReadAll, which grows its buffer by doubling: a reading's
+// ~200 KB frame cost ~0.5 MB of garbage, once per reading and gateway.
+// A pooled buffer is reused instead, by whichever reader needs one.
+var framePool = sync.Pool{New: func() any { return new([]byte) }}
+
+// poolFrameLimit is the largest buffer put back: a rare frame near the
+// read limit (4 MiB) is not kept for the next small one.
+const poolFrameLimit = 1 << 20
+
+func putFrame(b *[]byte) {
+	if cap(*b) <= poolFrameLimit {
+		*b = (*b)[:0]
+		framePool.Put(b)
+	}
+}
+
+// errReaderStopped: the reader's context ended while it waited.
+var errReaderStopped = errors.New("reader stopped")
+
+// frameReserve is what the intake counts for a frame being read, before
+// its size is known: about a reading of 3 × 8192 samples in CSV.
+const frameReserve = 256 << 10
+
+// readFrame reads the next message whole into a pooled buffer, which the
+// caller gives back with putFrame once nothing refers to it. Once the
+// message has begun to arrive, it waits for the intake and reserves
+// frameReserve there, which the caller gives back once the frame is
+// delivered (a reading is by then counted by the processor, or waits in
+// the actor's inbox, which bounds it per connection). On error nothing is
+// held.
+func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, err error) {
+	kind, rd, err := r.ws.NextReader()
+	if err != nil {
+		return 0, nil, err
+	}
+	if !r.intake.admit(ctx, frameReserve, max(r.cfg.PongTimeout/4, 100*time.Millisecond)) {
+		return 0, nil, errReaderStopped
+	}
+	data = framePool.Get().(*[]byte)
+	b := (*data)[:0]
+	for {
+		if len(b) == cap(b) { // double: a 4 MiB frame costs ~10 copies, not ~30
+			nb := make([]byte, len(b), max(2*cap(b), 16<<10))
+			copy(nb, b)
+			b = nb
 		}
-		if kind != websocket.TextMessage {
-			r.deliver(nil, fmt.Errorf("%w: binary frame", ctc.ErrMalformed), cost)
-			continue
+		n, err := rd.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			*data = b
+			return kind, data, nil
 		}
-		msg, err := ctc.Decode(data)
-		r.deliver(msg, err, cost)
+		if err != nil {
+			*data = b
+			putFrame(data)
+			r.intake.add(-frameReserve)
+			return 0, nil, err
+		}
 	}
 }

@@ -396,7 +396,7 @@ func (a *gatewayActor) startReader(ws *websocket.Conn) {
 		root.Send(self, &pong{gen: gen})
 		return nil
 	})
-	r := &reader{ws: ws, inbox: inbox, cfg: a.d.cfg, log: a.log,
+	r := &reader{ws: ws, inbox: inbox, intake: a.d.intake, cfg: a.d.cfg, log: a.log,
 		deliver: func(msg ctc.Message, err error, cost int64) {
 			root.Send(self, &frame{gen: gen, msg: msg, err: err, inbox: inbox, cost: cost})
 		},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/ctc"
+	"github.com/ctcgw/gatewayd/internal/wavepack"
 	"github.com/ctcgw/gatewayd/vibration"
 )
 
@@ -22,29 +23,47 @@ type job struct {
 	z      string
 }
 
+// size is what a queued job holds: its text, and a little more.
+func (j *job) size() int64 { return int64(len(j.x)+len(j.y)+len(j.z)) + 1024 }
+
 // processor decodes and analyses readings off the actors, on a few
-// workers, and hands the results to the writer. Its queue is bounded: a
-// reading that finds it full fails ("processing overloaded") rather than
-// letting a burst of readings grow the heap without limit.
+// workers, and hands the results to the writer. Its queue is bounded
+// twice: by count, and by the bytes of text waiting (a CSV reading of
+// 3 × 8192 samples is ~200 KB). A reading that finds it full fails
+// ("processing overloaded") rather than letting a burst of readings grow
+// the heap without limit. A job that finds the queue empty is always
+// taken, however large.
 type processor struct {
 	jobs     chan job
 	writer   *writer
 	analyzer vibration.Analyzer
 	log      zerolog.Logger
 	wg       sync.WaitGroup
+	maxBytes int64
+	intake   *intake // told of the bytes queued
 
-	mu     sync.Mutex // guards closed against submit
-	closed bool
+	mu      sync.Mutex // guards closed against submit, and queued
+	closed  bool
+	queued  int64 // bytes of the jobs in the channel
+	waiting int   // jobs in the channel
 }
 
-func newProcessor(w *writer, workers, queue int, log zerolog.Logger) *processor {
-	p := &processor{jobs: make(chan job, queue), writer: w, log: log}
+func newProcessor(w *writer, workers, queue int, queueBytes int64, log zerolog.Logger) *processor {
+	p := &processor{jobs: make(chan job, queue), writer: w, log: log, maxBytes: queueBytes}
 	for range workers {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
+			var s scratch
 			for j := range p.jobs {
-				p.writer.reading(p.process(j))
+				p.mu.Lock()
+				p.queued -= j.size()
+				p.waiting--
+				p.mu.Unlock()
+				u := p.process(j, &s)
+				p.writer.reading(u) // counts its packed samples in the intake first
+				p.intake.add(-j.size())
+				s.trim()
 			}
 		}()
 	}
@@ -55,9 +74,12 @@ func newProcessor(w *writer, workers, queue int, log zerolog.Logger) *processor 
 func (p *processor) submit(j job) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.closed {
+	if !p.closed && (p.waiting == 0 || p.queued+j.size() <= p.maxBytes) {
 		select {
 		case p.jobs <- j:
+			p.queued += j.size()
+			p.waiting++
+			p.intake.add(j.size())
 			return
 		default:
 		}
@@ -65,17 +87,37 @@ func (p *processor) submit(j job) {
 	p.writer.reading(failed(&acquisition{r: j.r, serial: j.serial}, "processing overloaded", time.Now()))
 }
 
+// scratch is one worker's buffers, reused from reading to reading: the
+// samples as float64 (what the analysis reads) and as float32 (what is
+// stored). Only the packed samples and the summary are new per reading.
+type scratch struct {
+	w   ctc.Waveform
+	f32 []float32
+}
+
+// keepSamples is the most samples per axis whose buffers a worker keeps
+// between readings (64 K: 2.25 MiB); a larger reading's are dropped.
+const keepSamples = 1 << 16
+
+func (s *scratch) trim() {
+	if cap(s.w.X) > keepSamples || cap(s.w.Y) > keepSamples || cap(s.w.Z) > keepSamples {
+		*s = scratch{}
+	}
+}
+
 // process turns the gateway's text into a stored reading: decoded
-// strictly, analysed once, samples kept as float32.
-func (p *processor) process(j job) (u gatewayd.ReadingUpdate) {
+// strictly, analysed once, samples kept as float32, packed.
+func (p *processor) process(j job, s *scratch) (u gatewayd.ReadingUpdate) {
 	defer func() {
 		// A bug in decoding or analysis fails this reading, not the process.
 		if r := recover(); r != nil {
 			p.log.Error().Interface("panic", r).Str("reading_id", j.r.ID.String()).Msg("reading processing panicked")
 			u = failed(&acquisition{r: j.r, serial: j.serial}, "processing failed", time.Now())
+			*s = scratch{}
 		}
 	}()
-	w, err := ctc.DecodeWaveform(j.x, j.y, j.z)
+	err := ctc.DecodeWaveformInto(&s.w, j.x, j.y, j.z)
+	w := s.w
 	if err == nil && !fitsFloat32(w.X, w.Y, w.Z) {
 		err = ctc.ErrMalformedWaveform // samples are stored as float32
 	}
@@ -86,16 +128,26 @@ func (p *processor) process(j job) (u gatewayd.ReadingUpdate) {
 	if err != nil {
 		return failed(&acquisition{r: j.r, serial: j.serial}, "analysis failed", time.Now())
 	}
+	n := len(w.X)
+	if cap(s.f32) < 3*n {
+		s.f32 = make([]float32, 3*n)
+	}
+	f32 := s.f32[:3*n]
+	for a, axis := range [3][]float64{w.X, w.Y, w.Z} {
+		for i, v := range axis {
+			f32[a*n+i] = float32(v)
+		}
+	}
+	packed := wavepack.Pack(f32[:n], f32[n:2*n], f32[2*n:])
 	now := time.Now()
 	r := j.r
-	n := len(w.X)
 	r.Status, r.CompletedAt, r.Samples, r.Summary = gatewayd.ReadingComplete, &now, &n, summary
 	if j.rateHz > 0 {
 		rate := j.rateHz
 		r.SampleRateHz = &rate
 	}
 	return gatewayd.ReadingUpdate{Reading: r, Serial: j.serial,
-		Waveform: &gatewayd.Waveform{SampleRateHz: j.rateHz, X: float32s(w.X), Y: float32s(w.Y), Z: float32s(w.Z)}}
+		Packed: &gatewayd.PackedWaveform{Format: wavepack.FormatXORPlanes, Data: packed}}
 }
 
 func fitsFloat32(axes ...[]float64) bool {
@@ -107,14 +159,6 @@ func fitsFloat32(axes ...[]float64) bool {
 		}
 	}
 	return true
-}
-
-func float32s(v []float64) []float32 {
-	out := make([]float32, len(v))
-	for i, f := range v {
-		out[i] = float32(f)
-	}
-	return out
 }
 
 // close finishes the queued jobs and ends the workers.

@@ -45,6 +45,8 @@ type deps struct {
 	limiter   *dialLimiter
 	writer    *writer
 	processor *processor
+	// intake holds readers back while the readings pipeline is full.
+	intake *intake
 	// kick asks for a store read now; safe from any goroutine.
 	kick func()
 	// trim asks for memory to be returned after a mass removal (trim.go).
@@ -110,8 +112,11 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 		kick:    r.kick.send,
 		trim:    r.trim.send,
 	}
+	r.d.intake = newIntake(int64(cfg.ReadingIntakeBytes))
 	r.d.writer = newWriter(src, cfg.Observer, r.d.limiter.crowded, cfg.SeenFlushInterval, cfg.SensorFlushInterval, cfg.ReadingFlushInterval, log)
-	r.d.processor = newProcessor(r.d.writer, cfg.ReadingWorkers, cfg.ReadingBacklog, log)
+	r.d.writer.intake = r.d.intake
+	r.d.processor = newProcessor(r.d.writer, cfg.ReadingWorkers, cfg.ReadingBacklog, int64(cfg.ReadingBacklogBytes), log)
+	r.d.processor.intake = r.d.intake
 	d, n := r.d, r.n
 	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newSupervisor(d, n) }), "supervisor")
 	if err != nil {

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,6 +35,12 @@ type writer struct {
 	// waveBytes is what the pending readings' samples hold; past
 	// maxPendingWaves (the database is down) new ones fail instead.
 	waveBytes int
+	// intake counts the samples from their arrival until written.
+	intake *intake
+	// waves counts the pending readings with samples; at readingChunk the
+	// writer is kicked to write them before its next tick.
+	waves int
+	kick  chan struct{}
 
 	// crowded reports a dial queue (dialLimiter.crowded); heldSince is
 	// when the data flush was first put off for it (zero when it is
@@ -73,7 +80,7 @@ func newWriter(src Source, observer Observer, crowded func() bool, seenEvery, da
 	w := &writer{src: src, observer: observer, crowded: crowded, seenEvery: seenEvery, dataEvery: dataEvery, readingEvery: readingEvery, log: log,
 		seen: make(map[uuid.UUID]time.Time), discoveries: make(map[uuid.UUID]gatewayd.Discovery),
 		temperatures: make(map[sensorKey]gatewayd.Temperature), readings: make(map[uuid.UUID]gatewayd.ReadingUpdate),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1)}
 	go w.run()
 	return w
 }
@@ -133,10 +140,13 @@ func rank(s gatewayd.ReadingStatus) int {
 }
 
 func waveSize(u gatewayd.ReadingUpdate) int {
-	if u.Waveform == nil {
-		return 0
+	switch {
+	case u.Packed != nil:
+		return len(u.Packed.Data)
+	case u.Waveform != nil:
+		return 12 * len(u.Waveform.X)
 	}
-	return 12 * len(u.Waveform.X)
+	return 0
 }
 
 // reading records a reading's new state.
@@ -150,10 +160,19 @@ func (w *writer) reading(u gatewayd.ReadingUpdate) {
 	if size := waveSize(u); size > 0 && w.waveBytes+size > maxPendingWaves {
 		now := time.Now()
 		msg := "could not be stored (database unavailable)"
-		u.Waveform, u.Reading.Status, u.Reading.Error, u.Reading.CompletedAt = nil, gatewayd.ReadingFailed, &msg, &now
+		u.Waveform, u.Packed, u.Reading.Status, u.Reading.Error, u.Reading.CompletedAt = nil, nil, gatewayd.ReadingFailed, &msg, &now
 		u.Reading.Summary = nil
 	}
 	w.waveBytes += waveSize(u) - waveSize(prev)
+	w.intake.add(int64(waveSize(u) - waveSize(prev)))
+	if waveSize(u) > 0 && waveSize(prev) == 0 {
+		if w.waves++; w.waves == readingChunk {
+			select {
+			case w.kick <- struct{}{}:
+			default:
+			}
+		}
+	}
 	w.readings[u.Reading.ID] = u
 }
 
@@ -165,11 +184,46 @@ func (w *writer) flushReadings() {
 		return
 	}
 	w.readings = make(map[uuid.UUID]gatewayd.ReadingUpdate, len(batch))
-	w.waveBytes = 0
+	w.waveBytes, w.waves = 0, 0
 	w.mu.Unlock()
-	// Smaller chunks than other rows: each may carry 100 KB of samples.
-	writeChunks(w, values(batch), 64, w.src.SaveReadings, w.reading, w.observer.ReadingsDone, "readings")
+	// Smaller chunks than other rows, each of which may carry 70 KB of
+	// samples, written by a few goroutines at once (each on its own pooled
+	// connection): in a burst of readings one stream of writes did not
+	// keep up with two workers' processing, and what waits for the
+	// database is the heap's largest share. What a chunk held leaves the
+	// intake once written (or requeued, which counts it again).
+	list := values(batch)
+	chunks := (len(list) + readingChunk - 1) / readingChunk
+	var next atomic.Int64
+	var observe sync.Mutex // the observer is told from one goroutine at a time
+	var wg sync.WaitGroup
+	for range min(readingWriters, chunks) {
+		wg.Go(func() {
+			for c := int(next.Add(1)) - 1; c < chunks; c = int(next.Add(1)) - 1 {
+				chunk := list[c*readingChunk : min((c+1)*readingChunk, len(list))]
+				writeChunks(w, chunk, readingChunk, w.src.SaveReadings, w.reading, func(chunk []gatewayd.ReadingUpdate) {
+					size := 0
+					for _, u := range chunk {
+						size += waveSize(u)
+					}
+					w.intake.add(-int64(size))
+				}, func(done []gatewayd.ReadingRef) {
+					observe.Lock()
+					defer observe.Unlock()
+					w.observer.ReadingsDone(done)
+				}, "readings")
+			}
+		})
+	}
+	wg.Wait()
 }
+
+// Reading states are written readingChunk rows to a statement by up to
+// readingWriters goroutines at once.
+const (
+	readingChunk   = 32
+	readingWriters = 3
+)
 
 func (w *writer) run() {
 	defer close(w.done)
@@ -188,6 +242,11 @@ func (w *writer) run() {
 			w.flushSeen()
 			return
 		case <-readings.C:
+			w.flushReadings()
+		case <-w.kick:
+			// A chunk of samples is waiting: in a burst, writing it now
+			// rather than at the next tick keeps the heap and the intake
+			// small.
 			w.flushReadings()
 		case <-seen.C:
 			w.flushSeen()
@@ -232,15 +291,16 @@ func (w *writer) flushData() {
 		ts, w.temperatures = w.temperatures, make(map[sensorKey]gatewayd.Temperature)
 	}
 	w.mu.Unlock()
-	writeChunks(w, values(ds), writeBatch, w.src.MergeDiscoveries, w.discovered, w.observer.SensorsChanged, "sensor discoveries")
-	writeChunks(w, values(ts), writeBatch, w.src.RecordTemperatures, w.temperature, w.observer.SensorsChanged, "temperatures")
+	writeChunks(w, values(ds), writeBatch, w.src.MergeDiscoveries, w.discovered, nil, w.observer.SensorsChanged, "sensor discoveries")
+	writeChunks(w, values(ts), writeBatch, w.src.RecordTemperatures, w.temperature, nil, w.observer.SensorsChanged, "temperatures")
 }
 
 // writeChunks writes list in statements of at most size rows; what was
 // written is told to observe, what fails goes back to the pending values
-// through requeue.
+// through requeue; every chunk, either way, is then told to after (if not
+// nil).
 func writeChunks[T, R any](w *writer, list []T, size int, write func(context.Context, []T) ([]R, error), requeue func(T),
-	observe func([]R), what string) {
+	after func([]T), observe func([]R), what string) {
 	for start := 0; start < len(list); start += size {
 		chunk := list[start:min(start+size, len(list))]
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -254,6 +314,9 @@ func writeChunks[T, R any](w *writer, list []T, size int, write func(context.Con
 			for _, v := range chunk {
 				requeue(v)
 			}
+		}
+		if after != nil {
+			after(chunk)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/ctcgw/gatewayd/actors"
 	"github.com/ctcgw/gatewayd/actors/actorstest"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"github.com/ctcgw/gatewayd/vibration"
 )
 
 // readingEnv is a live env with one authenticated gateway whose sensors
@@ -300,4 +301,83 @@ func TestScheduledReadings(t *testing.T) {
 	before := e.do("GET", "/api/sensors/"+sensor+"/readings", nil).json(t)["pagination"].(map[string]any)["total"]
 	e.runtime.Reconcile() // anything in flight lands
 	assert.Equal(t, before, e.do("GET", "/api/sensors/"+sensor+"/readings", nil).json(t)["pagination"].(map[string]any)["total"])
+}
+
+// The samples the API serves are exactly the float32 of each number the
+// gateway sent, however they are packed in the database: the JSON and CSV
+// waveforms to the bit, and the spectrum is the one of those samples,
+// number for number. CSV sends 5 decimals in g, base64 int16 milli-g.
+func TestServedSamplesAreExactlyTheGatewaysNumbers(t *testing.T) {
+	e, _, sg, sensors := readingEnv(t)
+	sensor := sensors[10001]["id"].(string)
+	const rate, n = 25600.0, 8192
+	x, y, z := ctctest.SignalFor(ctctest.DefaultSensors(1)[0]).Waveform(rate, n)
+	for _, enc := range []ctctest.Encoding{ctctest.EncodingCSV, ctctest.EncodingBase64} {
+		t.Run(string(enc), func(t *testing.T) {
+			var sent [3][]float32
+			for a, axis := range [][]float64{x, y, z} {
+				for _, v := range axis {
+					if enc == ctctest.EncodingBase64 {
+						v = float64(int16(math.Round(v*1000))) / 1000 // as the gateway sends and gatewayd decodes
+					} else {
+						v, _ = strconv.ParseFloat(strconv.FormatFloat(v, 'f', 5, 64), 64)
+					}
+					sent[a] = append(sent[a], float32(v))
+				}
+			}
+			sg.UpdateFaults(func(f *ctctest.Faults) { f.Encoding = enc })
+			rd := e.take(sensor)
+			require.Equal(t, "COMPLETE", rd["status"], "%v", rd["error"])
+			id := rd["id"].(string)
+
+			r := e.do("GET", "/api/readings/"+id+"/waveform", nil)
+			require.Equal(t, 200, r.status)
+			var w struct{ X, Y, Z []json.Number }
+			require.NoError(t, json.Unmarshal(r.body, &w))
+			for a, got := range [][]json.Number{w.X, w.Y, w.Z} {
+				require.Len(t, got, n)
+				for i, num := range got {
+					v, err := strconv.ParseFloat(string(num), 32)
+					require.NoError(t, err)
+					if math.Float32bits(float32(v)) != math.Float32bits(sent[a][i]) {
+						t.Fatalf("JSON axis %d sample %d: served %s, sent %v", a, i, num, sent[a][i])
+					}
+				}
+			}
+
+			r = e.do("GET", "/api/readings/"+id+"/waveform", nil, "Accept", "text/csv")
+			require.Equal(t, 200, r.status)
+			lines := strings.Split(strings.TrimSpace(string(r.body)), "\n")
+			require.Len(t, lines, n+1)
+			for i, line := range lines[1:] {
+				f := strings.Split(line, ",")
+				require.Len(t, f, 4)
+				for a := range 3 {
+					v, err := strconv.ParseFloat(f[a+1], 32)
+					require.NoError(t, err)
+					if math.Float32bits(float32(v)) != math.Float32bits(sent[a][i]) {
+						t.Fatalf("CSV axis %d sample %d: served %s, sent %v", a, i, f[a+1], sent[a][i])
+					}
+				}
+			}
+
+			var an vibration.Analyzer
+			for a, axis := range []string{"x", "y", "z"} {
+				r = e.do("GET", "/api/readings/"+id+"/spectrum?axis="+axis, nil)
+				require.Equal(t, 200, r.status, string(r.body))
+				var sp struct {
+					FrequencyHz []float64 `json:"frequency_hz"`
+					Amplitude   []float64
+				}
+				require.NoError(t, json.Unmarshal(r.body, &sp))
+				values := make([]float64, n)
+				for i, v := range sent[a] {
+					values[i] = float64(v)
+				}
+				freq, amp := an.Spectrum(values, rate)
+				require.Equal(t, freq, sp.FrequencyHz, axis)
+				require.Equal(t, amp, sp.Amplitude, "axis %s: the spectrum of the samples sent", axis)
+			}
+		})
+	}
 }

@@ -182,6 +182,9 @@ func decodeReading(frame []byte) (*Reading, bool) {
 	if !bytes.Contains(frame, []byte(`"NOT_DYN_READING"`)) || bytes.IndexByte(frame, '\\') >= 0 || quotedDataKeys(frame) > 1 {
 		return nil, false
 	}
+	if r, ok := scanReading(frame); ok {
+		return r, true
+	}
 	var env readingEnvelope
 	if err := json.Unmarshal(frame, &env); err != nil || env.Type == nil || *env.Type != TypeNotDynReading {
 		return nil, false

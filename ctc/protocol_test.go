@@ -1,6 +1,7 @@
 package ctc
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -128,6 +129,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"Type":"RTN_DYN","Data":{"1":{"Serial":1}}}`))
 	f.Add([]byte(`{"Type":"NOT_DYN_READING","Data":{"Serial":"1","X":"1,2","Y":"[1,2]","Z":"AQACAA=="}}`))
 	f.Add([]byte(`{"Type":"NOT_DYN_READING","Data":{"X":"1"},"data":{"Y":"2"}}`))
+	f.Add([]byte(` {"type" :"NOT_DYN_READING","From":"SERV","DATA":{"ID":-7.5e1,"Serial":"1","Time":"t","X":"1,2","Y":"[1]","Z":"AQA="}} `))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		m, err := Decode(frame)
 		if err == nil && m == nil {
@@ -142,11 +144,20 @@ func FuzzDecode(f *testing.F) {
 		if m != nil {
 			_, _ = LoginOutcome(m)
 		}
-		// The one-pass reading decoder answers only as the envelope would.
+		// The one-pass reading decoder answers only as the envelope would,
+		// and so does its hand scanner on a frame without escapes.
 		if r, ok := decodeReading(frame); ok {
 			want, err := decodeEnvelope(frame)
 			if err != nil || !reflect.DeepEqual(want, r) {
 				t.Fatalf("one pass gives %#v, the envelope %#v, %v", r, want, err)
+			}
+		}
+		if bytes.IndexByte(frame, '\\') < 0 {
+			if r, ok := scanReading(frame); ok {
+				want, err := decodeEnvelope(frame)
+				if err != nil || !reflect.DeepEqual(want, r) {
+					t.Fatalf("the scanner gives %#v, the envelope %#v, %v", r, want, err)
+				}
 			}
 		}
 	})
@@ -190,3 +201,42 @@ func TestDecodeReadingInOnePassAgreesWithTheEnvelope(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// The frames gateways send (the simulator's shape, in each encoding) take
+// the hand scanner, and it reads them as the envelope does; frames a
+// little off that shape are left to encoding/json, with the same answer.
+func TestScanReadingTakesThePlainShape(t *testing.T) {
+	for _, tc := range []struct {
+		frame   string
+		scanned bool
+	}{
+		{`{"Type":"NOT_DYN_READING","From":"SERV","Target":"UI","Data":{"ID":7,"Serial":"12345","Time":"2026-11-29 05:00:00","X":"0.01,0.02","Y":"[1,2]","Z":"AQA="}}`, true},
+		{" {\n\t\"type\" : \"NOT_DYN_READING\" ,\r\"DATA\":{ \"id\":\"a7\", \"x\":\"1\" } } ", true},
+		{`{"Data":{},"Type":"NOT_DYN_READING"}`, true},
+		{`{"Type":"NOT_DYN_READING","Data":{"ID":-1.5e3,"Serial":"é"}}`, true},
+		{`{"Type":"NOT_DYN_READING","Data":{"ID":1e400}}`, false},                       // not a float64: the envelope's error
+		{`{"Type":"NOT_DYN_READING","Data":{"ID":01}}`, false},                          // not JSON
+		{`{"Type":"NOT_DYN_READING","Data":{"ID":null}}`, false},                        // left to encoding/json
+		{`{"Type":"NOT_DYN_READING","Data":{"X":"1","x":"2"}}`, false},                  // a duplicate: the last wins there
+		{`{"Type":"NOT_DYN_READING","Data":{"X":"1",}}`, false},                         // a trailing comma
+		{`{"Type":"NOT_DYN_READING","Data":{"X":"1"}} x`, false},                        // text after the object
+		{`{"Type":"NOT_DYN_READING","Data":{"X":"a` + "\x01" + `"}}`, false},            // a control character
+		{`{"Type":"NOT_DYN_READING","Data":{"X":"a` + "\xff" + `"}}`, false},            // invalid UTF-8, which encoding/json replaces
+		{`{"Type":"NOT_DYN_READING","CorrelationId":"1","Data":{"X":"1"}}`, false},      // another key
+		{`{"Type":"NOT_DYN_READING","Data":{"X":"1"},"Type":"NOT_DYN_READING"}`, false}, // a duplicate Type
+		{`{"Type":"NOT_DYN_READING ","Data":{}}`, false},                                // another Type
+		{`{"Type":"NOT_DYN_READING","Data":{"Serial":7}}`, false},                       // not a string
+		{`{}`, false},
+	} {
+		r, ok := scanReading([]byte(tc.frame))
+		assert.Equal(t, tc.scanned, ok, tc.frame)
+		want, wantErr := decodeEnvelope([]byte(tc.frame))
+		got, err := Decode([]byte(tc.frame))
+		assert.Equal(t, want, got, tc.frame)
+		assert.Equal(t, wantErr, err, tc.frame)
+		if ok {
+			assert.NoError(t, wantErr, tc.frame)
+			assert.Equal(t, want, r, tc.frame)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -28,21 +29,31 @@ type Waveform struct {
 // Every error wraps ErrMalformedWaveform.
 func DecodeWaveform(x, y, z string) (Waveform, error) {
 	var w Waveform
-	var err error
-	if w.X, err = DecodeAxis(x); err != nil {
-		return Waveform{}, fmt.Errorf("axis x: %w", err)
-	}
-	if w.Y, err = DecodeAxis(y); err != nil {
-		return Waveform{}, fmt.Errorf("axis y: %w", err)
-	}
-	if w.Z, err = DecodeAxis(z); err != nil {
-		return Waveform{}, fmt.Errorf("axis z: %w", err)
-	}
-	if len(w.X) != len(w.Y) || len(w.X) != len(w.Z) {
-		return Waveform{}, fmt.Errorf("%w: axes of unequal length: x %d, y %d, z %d",
-			ErrMalformedWaveform, len(w.X), len(w.Y), len(w.Z))
+	if err := DecodeWaveformInto(&w, x, y, z); err != nil {
+		return Waveform{}, err
 	}
 	return w, nil
+}
+
+// DecodeWaveformInto is DecodeWaveform into w, reusing the arrays of its
+// slices (a worker that decodes reading after reading allocates nothing
+// once they are large enough). On error w's contents are unspecified.
+func DecodeWaveformInto(w *Waveform, x, y, z string) error {
+	var err error
+	if w.X, err = AppendAxis(w.X[:0], x); err != nil {
+		return fmt.Errorf("axis x: %w", err)
+	}
+	if w.Y, err = AppendAxis(w.Y[:0], y); err != nil {
+		return fmt.Errorf("axis y: %w", err)
+	}
+	if w.Z, err = AppendAxis(w.Z[:0], z); err != nil {
+		return fmt.Errorf("axis z: %w", err)
+	}
+	if len(w.X) != len(w.Y) || len(w.X) != len(w.Z) {
+		return fmt.Errorf("%w: axes of unequal length: x %d, y %d, z %d",
+			ErrMalformedWaveform, len(w.X), len(w.Y), len(w.Z))
+	}
+	return nil
 }
 
 // DecodeAxis decodes one axis of a NOT_DYN_READING into samples in g.
@@ -70,29 +81,36 @@ func DecodeWaveform(x, y, z string) (Waveform, error) {
 // is not a number (null, "1", true), text after the closing bracket, bad
 // base64 or non-zero trailing bits, or an odd number of base64 bytes.
 func DecodeAxis(s string) ([]float64, error) {
+	return AppendAxis(nil, s)
+}
+
+// AppendAxis is DecodeAxis appending the samples to dst: the same
+// samples, the same errors (and then nil).
+func AppendAxis(dst []float64, s string) ([]float64, error) {
 	s = strings.TrimSpace(s)
 	switch {
 	case s == "":
 		return nil, fmt.Errorf("%w: empty axis", ErrMalformedWaveform)
 	case s[0] == '[':
-		return decodeJSONArray(s)
+		return decodeJSONArray(dst, s)
 	case strings.IndexByte(s, ',') >= 0:
-		return decodeDecimals(s)
+		return decodeDecimals(dst, s)
 	case isDecimalText(s):
 		v, err := parseDecimal(s)
 		if err != nil {
 			return nil, fmt.Errorf("%w: sample 0: %v", ErrMalformedWaveform, err)
 		}
-		return []float64{v}, nil
+		return append(dst, v), nil
 	default:
-		return decodeBase64(s)
+		return decodeBase64(dst, s)
 	}
 }
 
 // decodeDecimals reads comma-separated decimals without splitting the text
-// into a slice of strings: one allocation for the result, none per value.
-func decodeDecimals(s string) ([]float64, error) {
-	out := make([]float64, 0, strings.Count(s, ",")+1)
+// into a slice of strings: at most one allocation for the result, none
+// per value.
+func decodeDecimals(dst []float64, s string) ([]float64, error) {
+	out := slices.Grow(dst, strings.Count(s, ",")+1)
 	for i := 0; ; i++ {
 		tok, rest, more := strings.Cut(s, ",")
 		v, err := parseDecimal(strings.TrimSpace(tok))
@@ -109,8 +127,9 @@ func decodeDecimals(s string) ([]float64, error) {
 
 // decodeJSONArray reads a JSON array of numbers by hand: encoding/json
 // would turn a null element into 0 and costs far more per value.
-func decodeJSONArray(s string) ([]float64, error) {
-	out := make([]float64, 0, strings.Count(s, ",")+1)
+func decodeJSONArray(dst []float64, s string) ([]float64, error) {
+	out := slices.Grow(dst, strings.Count(s, ",")+1)
+	start := len(out)
 	i := skipJSONSpace(s, 1)
 	if i < len(s) && s[i] == ']' {
 		return nil, fmt.Errorf("%w: empty array", ErrMalformedWaveform)
@@ -122,11 +141,11 @@ func decodeJSONArray(s string) ([]float64, error) {
 		}
 		tok := s[i:j]
 		if !isJSONNumber(tok) {
-			return nil, fmt.Errorf("%w: element %d: %s is not a JSON number", ErrMalformedWaveform, len(out), clip(s[i:]))
+			return nil, fmt.Errorf("%w: element %d: %s is not a JSON number", ErrMalformedWaveform, len(out)-start, clip(s[i:]))
 		}
 		v, err := parseDecimal(tok)
 		if err != nil {
-			return nil, fmt.Errorf("%w: element %d: %v", ErrMalformedWaveform, len(out), err)
+			return nil, fmt.Errorf("%w: element %d: %v", ErrMalformedWaveform, len(out)-start, err)
 		}
 		out = append(out, v)
 		i = skipJSONSpace(s, j)
@@ -142,7 +161,7 @@ func decodeJSONArray(s string) ([]float64, error) {
 			}
 			return out, nil
 		default:
-			return nil, fmt.Errorf("%w: element %d: unexpected %s", ErrMalformedWaveform, len(out), clip(s[i:]))
+			return nil, fmt.Errorf("%w: element %d: unexpected %s", ErrMalformedWaveform, len(out)-start, clip(s[i:]))
 		}
 	}
 }
@@ -153,8 +172,8 @@ func decodeJSONArray(s string) ([]float64, error) {
 const base64Chunk = 1024
 
 // decodeBase64 decodes base64 of little-endian int16 milli-g in chunks,
-// so the only allocation is the result.
-func decodeBase64(s string) ([]float64, error) {
+// so the only allocation is the result (if dst is too small).
+func decodeBase64(dst []float64, s string) ([]float64, error) {
 	body := strings.TrimRight(s, "=")
 	pad := len(s) - len(body)
 	// encoding/base64 skips CR and LF anywhere, which would shift the
@@ -176,12 +195,12 @@ func decodeBase64(s string) ([]float64, error) {
 		return nil, fmt.Errorf("%w: odd number of base64 bytes (%d) for int16 samples", ErrMalformedWaveform, n)
 	}
 	enc := base64.RawStdEncoding.Strict()
-	out := make([]float64, 0, n/2)
+	out := slices.Grow(dst, n/2)
 	var src [base64Chunk]byte
-	var dst [base64Chunk / 4 * 3]byte
+	var raw [base64Chunk / 4 * 3]byte
 	for off := 0; off < len(body); off += base64Chunk {
 		m := copy(src[:], body[off:])
-		k, err := enc.Decode(dst[:], src[:m])
+		k, err := enc.Decode(raw[:], src[:m])
 		if err != nil {
 			var at base64.CorruptInputError
 			if errors.As(err, &at) {
@@ -190,7 +209,7 @@ func decodeBase64(s string) ([]float64, error) {
 			return nil, fmt.Errorf("%w: base64: %v", ErrMalformedWaveform, err)
 		}
 		for b := 0; b+1 < k; b += 2 {
-			out = append(out, float64(int16(binary.LittleEndian.Uint16(dst[b:])))/1000)
+			out = append(out, float64(int16(binary.LittleEndian.Uint16(raw[b:])))/1000)
 		}
 	}
 	return out, nil

@@ -222,6 +222,26 @@ func TestDecodeWaveform(t *testing.T) {
 	}
 }
 
+// DecodeWaveformInto reuses a worker's buffers: a long reading, then a
+// short one, then a bad one, then a long one again, each as DecodeWaveform
+// reads it.
+func TestDecodeWaveformIntoReuses(t *testing.T) {
+	long := strings.Repeat("0.5,-0.25,", 99) + "1"
+	var w Waveform
+	for _, axes := range [][3]string{{long, long, long}, {"0.1,0.2", "[0.3,0.4]", encodeBase64([]int16{500, 600}, false)},
+		{"0.1", "0.2,0.3", "0.4"}, {long, "[" + long + "]", long}} {
+		want, wantErr := DecodeWaveform(axes[0], axes[1], axes[2])
+		err := DecodeWaveformInto(&w, axes[0], axes[1], axes[2])
+		if wantErr != nil {
+			require.EqualError(t, err, wantErr.Error())
+			continue
+		}
+		require.NoError(t, err)
+		assert.Equal(t, want, w)
+	}
+	assert.GreaterOrEqual(t, cap(w.X), 100, "the long reading's array is kept")
+}
+
 // FuzzDecodeAxis shows that no text makes the decoder panic, that every
 // failure is ErrMalformedWaveform, that every success is finite samples,
 // and that base64 agrees with encoding/base64 (length = bytes/2, values =
@@ -233,6 +253,17 @@ func FuzzDecodeAxis(f *testing.F) {
 	f.Add(encodeBase64([]int16{1000, -1000, 32767}, true))
 	f.Fuzz(func(t *testing.T, s string) {
 		got, err := DecodeAxis(s)
+		// AppendAxis after samples already there (with room to spare, as a
+		// reused buffer has) reads the same, or fails the same way.
+		dst := make([]float64, 2, 7)
+		dst[0], dst[1] = 7, 8
+		app, appErr := AppendAxis(dst, s)
+		if (err == nil) != (appErr == nil) || (err != nil && (err.Error() != appErr.Error() || app != nil)) {
+			t.Fatalf("DecodeAxis: %v; AppendAxis: %v (%d samples)", err, appErr, len(app))
+		}
+		if err == nil && (len(app) != 2+len(got) || app[0] != 7 || app[1] != 8 || !equalBits(app[2:], got)) {
+			t.Fatalf("AppendAxis gave %v after [7 8], DecodeAxis %v", app, got)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformedWaveform) {
 				t.Fatalf("error is not ErrMalformedWaveform: %v", err)
@@ -290,6 +321,18 @@ func FuzzDecodeAxis(f *testing.F) {
 			}
 		}
 	})
+}
+
+func equalBits(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func equalFloats(a, b []float64) bool {

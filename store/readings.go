@@ -2,10 +2,7 @@ package store
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/internal/wavepack"
 )
 
 const readingColumns = `id, sensor_id, gateway_id, trigger, status, error, requested_at, started_at, completed_at,
@@ -139,6 +137,7 @@ func (s *Store) SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) (
 	summaries := make([]*string, n)
 	var waveIDs []uuid.UUID
 	var waves [][]byte
+	var formats []int16
 	for i, u := range us {
 		r := u.Reading
 		ids[i], sensors[i], gateways[i], serials[i] = r.ID, r.SensorID, r.GatewayID, u.Serial
@@ -152,8 +151,11 @@ func (s *Store) SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) (
 			sum := string(r.Summary)
 			summaries[i] = &sum
 		}
-		if u.Waveform != nil {
-			waveIDs, waves = append(waveIDs, r.ID), append(waves, PackWaveform(*u.Waveform))
+		switch {
+		case u.Packed != nil:
+			waveIDs, waves, formats = append(waveIDs, r.ID), append(waves, u.Packed.Data), append(formats, u.Packed.Format)
+		case u.Waveform != nil:
+			waveIDs, waves, formats = append(waveIDs, r.ID), append(waves, PackWaveform(*u.Waveform)), append(formats, wavepack.FormatXORPlanes)
 		}
 	}
 	b := &pgx.Batch{}
@@ -200,17 +202,47 @@ func (s *Store) SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) (
 			})
 			return err
 		})
-	if len(waveIDs) > 0 {
-		b.Queue(`INSERT INTO reading_samples (reading_id, data)
-			SELECT u.id, u.data FROM unnest($1::uuid[], $2::bytea[]) AS u(id, data)
-			WHERE EXISTS (SELECT 1 FROM readings r WHERE r.id = u.id)
-			ON CONFLICT (reading_id) DO NOTHING`, waveIDs, waves)
-	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() })
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		done = done[:0] // a retried transaction starts over
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		return copySamples(ctx, tx, done, waveIDs, waves, formats)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("save readings: %w", classify(err))
 	}
 	return done, nil
+}
+
+// copySamples stores the samples of the readings this transaction made
+// COMPLETE (done), with COPY: a reading becomes COMPLETE once, so its
+// samples are stored once, and none are stored for a reading that was
+// not stored or was already final. COPY streams the rows through the
+// connection's buffer in 64 KB messages, where a bytea[] parameter of 32
+// readings was encoded into new buffers of several MB, twice (~250 KB of
+// garbage per reading in a burst; BENCHMARKS.md, issue #14).
+func copySamples(ctx context.Context, tx pgx.Tx, done []gatewayd.ReadingRef, ids []uuid.UUID, waves [][]byte, formats []int16) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	complete := make(map[uuid.UUID]bool, len(done))
+	for _, ref := range done {
+		if ref.Status == gatewayd.ReadingComplete {
+			complete[ref.ID] = true
+		}
+	}
+	rows := make([][]any, 0, len(ids))
+	for i, id := range ids {
+		if complete[id] {
+			rows = append(rows, []any{id, waves[i], formats[i]})
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"reading_samples"}, []string{"reading_id", "data", "format"}, pgx.CopyFromRows(rows))
+	return err
 }
 
 // FailInterruptedReadings marks every reading a previous process left
@@ -229,13 +261,14 @@ func (s *Store) FailInterruptedReadings(ctx context.Context) (int, error) {
 // (not complete, or removed by retention).
 func (s *Store) GetWaveform(ctx context.Context, id uuid.UUID) (gatewayd.Waveform, error) {
 	var data []byte
+	var format int16
 	var rate *float64
-	err := s.pool.QueryRow(ctx, `SELECT d.data, r.sample_rate_hz FROM reading_samples d JOIN readings r ON r.id = d.reading_id
-		WHERE d.reading_id = $1`, id).Scan(&data, &rate)
+	err := s.pool.QueryRow(ctx, `SELECT d.data, d.format, r.sample_rate_hz FROM reading_samples d JOIN readings r ON r.id = d.reading_id
+		WHERE d.reading_id = $1`, id).Scan(&data, &format, &rate)
 	if err != nil {
 		return gatewayd.Waveform{}, fmt.Errorf("get waveform: %w", classify(err))
 	}
-	w, err := UnpackWaveform(data)
+	w, err := UnpackWaveform(format, data)
 	if err != nil {
 		return gatewayd.Waveform{}, fmt.Errorf("get waveform: %w", err)
 	}
@@ -263,35 +296,19 @@ func (s *Store) DeleteSamplesBefore(ctx context.Context, cutoff time.Time, batch
 	}
 }
 
-// PackWaveform stores samples as float32 little-endian, all of X, then Y,
-// then Z: 12 bytes per 3-axis sample.
+// PackWaveform packs samples as they are stored (wavepack's
+// FormatXORPlanes, lossless): 3 × 8192 noisy float32 samples in ~68 KB
+// instead of 96 KiB. The axes must be of equal length.
 func PackWaveform(w gatewayd.Waveform) []byte {
-	n := len(w.X)
-	out := make([]byte, 12*n)
-	for a, axis := range [3][]float32{w.X, w.Y, w.Z} {
-		base := a * 4 * n
-		for i, v := range axis[:n] {
-			binary.LittleEndian.PutUint32(out[base+4*i:], math.Float32bits(v))
-		}
-	}
-	return out
+	return wavepack.Pack(w.X, w.Y, w.Z)
 }
 
-var errPacked = errors.New("packed waveform of the wrong length")
-
-// UnpackWaveform reverses PackWaveform.
-func UnpackWaveform(b []byte) (gatewayd.Waveform, error) {
-	if len(b)%12 != 0 {
-		return gatewayd.Waveform{}, errPacked
+// UnpackWaveform returns the samples of data stored in format
+// (reading_samples.format: wavepack.FormatRaw or FormatXORPlanes).
+func UnpackWaveform(format int16, data []byte) (gatewayd.Waveform, error) {
+	x, y, z, err := wavepack.Unpack(format, data)
+	if err != nil {
+		return gatewayd.Waveform{}, err
 	}
-	n := len(b) / 12
-	var axes [3][]float32
-	for a := range axes {
-		axes[a] = make([]float32, n)
-		base := a * 4 * n
-		for i := range n {
-			axes[a][i] = math.Float32frombits(binary.LittleEndian.Uint32(b[base+4*i:]))
-		}
-	}
-	return gatewayd.Waveform{X: axes[0], Y: axes[1], Z: axes[2]}, nil
+	return gatewayd.Waveform{X: x, Y: y, Z: z}, nil
 }

@@ -130,7 +130,7 @@ func TestSchemaHasEveryIndexAndConstraint(t *testing.T) {
 		require.NoError(t, rows.Scan(&n))
 		checks = append(checks, n)
 	}
-	assert.Equal(t, []string{"api_tokens_role_check", "gateways_desired_state_check", "readings_status_check", "readings_trigger_check",
+	assert.Equal(t, []string{"api_tokens_role_check", "gateways_desired_state_check", "reading_samples_format_check", "readings_status_check", "readings_trigger_check",
 		"sensors_reading_interval_check"}, checks)
 	var def string
 	require.NoError(t, pool.QueryRow(ctx, `SELECT column_default FROM information_schema.columns WHERE table_name='gateways' AND column_name='id'`).Scan(&def))

@@ -1,0 +1,118 @@
+package actors
+
+import (
+	"container/list"
+	"context"
+	"sync"
+	"time"
+)
+
+// intake holds the readers back while the readings pipeline is full. It
+// counts the bytes of readings between the sockets and the database: the
+// frames being read (a reservation each), the gateways' text waiting for
+// the processor, and the packed samples waiting for the writer. A burst
+// of readings from 1,000 gateways arrives faster than two cores decode,
+// analyse and store it; without a hold it piles up in the heap (100 MB
+// and more, which the collector lets double), and the processor's queue
+// overflows into FAILED readings. Held readers do not read, so the frames
+// wait in the sockets and TCP pushes back on the gateways instead.
+//
+// A reader waits in turn (first come, first served) and at most maxWait:
+// it must still answer pings within the pong timeout, and a database that
+// is down must not stop every gateway. Past that it reads anyway; the
+// processor's and the writer's own bounds still hold.
+type intake struct {
+	limit int64
+
+	mu      sync.Mutex
+	bytes   int64
+	waiters list.List // of *intakeWaiter
+}
+
+type intakeWaiter struct {
+	n     int64
+	ready chan struct{} // closed when n is reserved for it
+}
+
+func newIntake(limit int64) *intake { return &intake{limit: limit} }
+
+// add counts n more bytes in the pipeline (fewer if negative); it never
+// blocks. Room made lets waiting readers in, in turn.
+func (in *intake) add(n int64) {
+	if in == nil || n == 0 {
+		return
+	}
+	in.mu.Lock()
+	in.bytes += n
+	if n < 0 {
+		in.wakeLocked()
+	}
+	in.mu.Unlock()
+}
+
+func (in *intake) fits(n int64) bool { return in.bytes <= 0 || in.bytes+n <= in.limit }
+
+func (in *intake) wakeLocked() {
+	for e := in.waiters.Front(); e != nil; e = in.waiters.Front() {
+		w := e.Value.(*intakeWaiter)
+		if !in.fits(w.n) {
+			return
+		}
+		in.bytes += w.n
+		in.waiters.Remove(e)
+		close(w.ready)
+	}
+}
+
+// admit reserves n bytes for a frame about to be read: at once while the
+// pipeline has room, else when room is made and the readers before it are
+// in, or after maxWait regardless. It reports false, reserving nothing,
+// when ctx ends first.
+func (in *intake) admit(ctx context.Context, n int64, maxWait time.Duration) bool {
+	if in == nil {
+		return true
+	}
+	in.mu.Lock()
+	if in.waiters.Len() == 0 && in.fits(n) {
+		in.bytes += n
+		in.mu.Unlock()
+		return true
+	}
+	w := &intakeWaiter{n: n, ready: make(chan struct{})}
+	e := in.waiters.PushBack(w)
+	in.mu.Unlock()
+	timer := time.NewTimer(maxWait)
+	defer timer.Stop()
+	var cancelled bool
+	select {
+	case <-w.ready:
+		return true
+	case <-timer.C:
+	case <-ctx.Done():
+		cancelled = true
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	select {
+	case <-w.ready: // let in meanwhile
+		if cancelled {
+			in.bytes -= n
+			in.wakeLocked()
+		}
+		return !cancelled
+	default:
+	}
+	in.waiters.Remove(e)
+	if !cancelled {
+		in.bytes += n // waited long enough: in anyway
+	}
+	in.wakeLocked() // the next in line may fit now
+	return !cancelled
+}
+
+// held is the bytes counted, for tests.
+func (in *intake) held() int64 {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.bytes
+}

@@ -1,0 +1,95 @@
+package actors
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/internal/wavepack"
+)
+
+// The processor's queue is bounded by the bytes of text it holds: with no
+// worker taking jobs, a job that would pass the budget fails "processing
+// overloaded", a smaller one that fits is still taken, and a job larger
+// than the whole budget is taken when the queue is empty.
+func TestProcessorBacklogIsBoundedInBytes(t *testing.T) {
+	t.Parallel()
+	w := &writer{readings: make(map[uuid.UUID]gatewayd.ReadingUpdate)} // never flushed: no goroutine
+	p := newProcessor(w, 0, 16, 4000, zerolog.Nop())
+	defer p.close()
+	text := func(n int) string { return strings.Repeat("0.1,", n/4) + "0" }
+	submit := func(n int) uuid.UUID {
+		id := uuid.New()
+		p.submit(job{r: gatewayd.Reading{ID: id, Status: gatewayd.ReadingRunning}, x: text(n), y: text(n), z: text(n)})
+		return id
+	}
+	huge := submit(10000) // ~30 KB: more than the budget, but the queue is empty
+	overloaded := submit(500)
+	<-p.jobs // a worker takes the huge one
+	p.mu.Lock()
+	p.queued -= int64(3*len(text(10000)) + 1024)
+	p.waiting--
+	p.mu.Unlock()
+	small := submit(500) // ~2.5 KB
+	alsoSmall := submit(100)
+	tooMany := submit(500)
+
+	for _, id := range []uuid.UUID{huge, small, alsoSmall} {
+		_, failed := w.readings[id]
+		assert.False(t, failed, "a job that fits is queued, not failed")
+	}
+	for _, id := range []uuid.UUID{overloaded, tooMany} {
+		u, ok := w.readings[id]
+		require.True(t, ok, "a job past the budget fails at once")
+		assert.Equal(t, gatewayd.ReadingFailed, u.Reading.Status)
+		assert.Equal(t, "processing overloaded", *u.Reading.Error)
+	}
+}
+
+// A worker's buffers are reused from reading to reading: after the first,
+// a reading of the same size decodes, analyses and packs allocating
+// little more than its results (the packed samples and the summary), and
+// packs the samples the text says. Not parallel: it counts the process's
+// allocations.
+func TestProcessorReusesItsBuffers(t *testing.T) {
+	w := &writer{readings: make(map[uuid.UUID]gatewayd.ReadingUpdate)}
+	p := newProcessor(w, 0, 1, 1<<20, zerolog.Nop())
+	defer p.close()
+	var b strings.Builder
+	for i := range 8192 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString([]string{"0.01234", "-0.5", "1.25", "0.00001"}[i%4])
+	}
+	j := job{r: gatewayd.Reading{ID: uuid.New()}, rateHz: 25600, x: b.String(), y: b.String(), z: b.String()}
+	var s scratch
+	u := p.process(j, &s)
+	require.Equal(t, gatewayd.ReadingComplete, u.Reading.Status)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const runs = 5
+	for range runs {
+		u = p.process(j, &s)
+	}
+	runtime.ReadMemStats(&after)
+	if perRun := (after.TotalAlloc - before.TotalAlloc) / runs; !raceEnabled {
+		// Decoding into new float64s alone was 192 KiB, the float32 copy
+		// 96 KiB more.
+		assert.Less(t, perRun, uint64(12*8192), "bytes allocated per reading: the packed samples and the summary")
+		t.Logf("%d bytes allocated per reading, %d packed", perRun, len(u.Packed.Data))
+	}
+	require.NotNil(t, u.Packed)
+	x, y, z, err := wavepack.Unpack(u.Packed.Format, u.Packed.Data)
+	require.NoError(t, err)
+	for _, axis := range [][]float32{x, y, z} {
+		require.Len(t, axis, 8192)
+		assert.Equal(t, []float32{0.01234, -0.5, 1.25, 0.00001}, axis[:4])
+	}
+}
