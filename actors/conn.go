@@ -210,7 +210,7 @@ func (r *reader) run(ctx context.Context, done chan<- struct{}) {
 	bytes := newBucket(float64(r.cfg.FloodByteRate), float64(r.cfg.FloodByteBurst), now)
 	capacity := int64(r.cfg.InboxBytes)
 	for {
-		kind, data, err := r.readFrame(ctx)
+		kind, data, reserved, err := r.readFrame(ctx)
 		if errors.Is(err, errReaderStopped) {
 			return // the actor closed the connection while the reader waited
 		}
@@ -218,7 +218,7 @@ func (r *reader) run(ctx context.Context, done chan<- struct{}) {
 			r.end(err)
 			return
 		}
-		if !r.handle(ctx, kind, data, &frames, &bytes, capacity) {
+		if !r.handle(ctx, kind, data, reserved, &frames, &bytes, capacity) {
 			return
 		}
 	}
@@ -227,8 +227,8 @@ func (r *reader) run(ctx context.Context, done chan<- struct{}) {
 // handle meters, decodes and delivers one frame read by readFrame, and
 // gives its buffer and its intake reservation back. It reports whether
 // to read on.
-func (r *reader) handle(ctx context.Context, kind int, data *[]byte, frames, bytes *bucket, capacity int64) bool {
-	defer r.intake.add(-frameReserve)
+func (r *reader) handle(ctx context.Context, kind int, data *[]byte, reserved int64, frames, bytes *bucket, capacity int64) bool {
+	defer r.intake.add(-reserved)
 	defer putFrame(data)
 	now := time.Now()
 	if !frames.take(1, now) || !bytes.take(float64(len(*data)), now) {
@@ -271,28 +271,40 @@ func putFrame(b *[]byte) {
 // errReaderStopped: the reader's context ended while it waited.
 var errReaderStopped = errors.New("reader stopped")
 
-// frameReserve is what the intake counts for a frame being read, before
-// its size is known: about a reading of 3 × 8192 samples in CSV.
+// frameReserve is what the intake counts for a large frame being read,
+// before its size is known: about a reading of 3 × 8192 samples in CSV.
 const frameReserve = 256 << 10
 
+// smallFrame is the most of a frame read before the intake is asked. A
+// frame that ends within it (a login answer, a sensor list, a
+// temperature: everything but a reading) never waits there, so a burst
+// of readings, however large, does not hold up any other gateway's
+// traffic.
+const smallFrame = 32 << 10
+
 // readFrame reads the next message whole into a pooled buffer, which the
-// caller gives back with putFrame once nothing refers to it. Once the
-// message has begun to arrive, it waits for the intake and reserves
-// frameReserve there, which the caller gives back once the frame is
-// delivered (a reading is by then counted by the processor, or waits in
-// the actor's inbox, which bounds it per connection). On error nothing is
-// held.
-func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, err error) {
+// caller gives back with putFrame once nothing refers to it. Once a
+// message has grown past smallFrame, it waits for the intake and reserves
+// frameReserve there (reserved), which the caller gives back once the
+// frame is delivered (a reading is by then counted by the processor, or
+// waits in the actor's inbox, which bounds it per connection). On error
+// nothing is held.
+func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserved int64, err error) {
 	kind, rd, err := r.ws.NextReader()
 	if err != nil {
-		return 0, nil, err
-	}
-	if !r.intake.admit(ctx, frameReserve, max(r.cfg.PongTimeout/4, 100*time.Millisecond)) {
-		return 0, nil, errReaderStopped
+		return 0, nil, 0, err
 	}
 	data = framePool.Get().(*[]byte)
 	b := (*data)[:0]
 	for {
+		if reserved == 0 && len(b) > smallFrame {
+			if !r.intake.admit(ctx, frameReserve, max(r.cfg.PongTimeout/4, 100*time.Millisecond)) {
+				*data = b
+				putFrame(data)
+				return 0, nil, 0, errReaderStopped
+			}
+			reserved = frameReserve
+		}
 		if len(b) == cap(b) { // double: a 4 MiB frame costs ~10 copies, not ~30
 			nb := make([]byte, len(b), max(2*cap(b), 16<<10))
 			copy(nb, b)
@@ -302,13 +314,13 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, err err
 		b = b[:len(b)+n]
 		if err == io.EOF {
 			*data = b
-			return kind, data, nil
+			return kind, data, reserved, nil
 		}
 		if err != nil {
 			*data = b
 			putFrame(data)
-			r.intake.add(-frameReserve)
-			return 0, nil, err
+			r.intake.add(-reserved)
+			return 0, nil, 0, err
 		}
 	}
 }
