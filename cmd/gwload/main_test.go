@@ -50,7 +50,7 @@ func smallOptions(t *testing.T) (*options, *bytes.Buffer, *bytes.Buffer) {
 	require.NoError(t, err)
 	var out, progress bytes.Buffer
 	return &options{gatewayd: bin, database: testdb.BaseURL(), gateways: 50, concurrency: 8, duration: 500 * time.Millisecond,
-		creates: 20, crashes: 20, crudRows: 50, soak: 2 * time.Second, soakGateways: 20, settle: 100 * time.Millisecond, out: &out, progress: &progress,
+		creates: 20, crashes: 20, crudRows: 50, pgbenchScale: 1, soak: 2 * time.Second, soakGateways: 20, settle: 100 * time.Millisecond, out: &out, progress: &progress,
 		churn: 40, churnConnected: 20, churnBase: 20, churnStorm: 30 * time.Second, churnWatch: time.Second, churnDelete: "factory"}, &out, &progress
 }
 
