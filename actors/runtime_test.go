@@ -19,12 +19,19 @@ import (
 	"github.com/ctcgw/gatewayd/actors/actorstest"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
 	"github.com/ctcgw/gatewayd/internal/testdb"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 	"github.com/ctcgw/gatewayd/store"
 )
 
 var tmpl *testdb.Template
 
-func TestMain(m *testing.M) { testdb.Exit(testdb.Run(m, &tmpl)) }
+// The tests mostly wait on sockets and timers (each has its own runtime,
+// simulator and database): up to 4 run at once. More starve FastConfig's
+// one-second deadlines on a loaded 2-core machine.
+func TestMain(m *testing.M) {
+	testutil.Parallel(4)
+	testdb.Exit(testdb.Run(m, &tmpl))
+}
 
 func newHarness(t *testing.T, cfg actors.Config) *actorstest.Harness {
 	t.Parallel()

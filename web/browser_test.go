@@ -22,11 +22,17 @@ import (
 	"github.com/ctcgw/gatewayd/actors/actorstest"
 	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/internal/testdb"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
 var tmpl *testdb.Template
 
-func TestMain(m *testing.M) { testdb.Exit(testdb.Run(m, &tmpl)) }
+// The browser tests wait on the page, the runtime and the simulator far
+// more than they compute: they run at once whatever GOMAXPROCS is.
+func TestMain(m *testing.M) {
+	testutil.Parallel(8)
+	testdb.Exit(testdb.Run(m, &tmpl))
+}
 
 // chromiumPath finds headless Chromium: $CHROMIUM, else the usual names on
 // PATH. Without it the UI tests fail, with how to install it: CI installs

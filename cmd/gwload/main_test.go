@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd/internal/testdb"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
 // The scenarios run at a size CI can afford, so the tool keeps working.
@@ -36,7 +37,10 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
+// Each scenario test mostly waits on its own gatewayd, simulator and
+// database: they all run at once.
 func TestMain(m *testing.M) {
+	testutil.Parallel(12)
 	code := m.Run()
 	if bin, err := buildOnce(); err == nil {
 		_ = os.RemoveAll(filepath.Dir(bin))
