@@ -22,17 +22,11 @@ import (
 	"github.com/ctcgw/gatewayd/actors/actorstest"
 	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/internal/testdb"
-	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
 var tmpl *testdb.Template
 
-// The browser tests wait on the page, the runtime and the simulator far
-// more than they compute: they run at once whatever GOMAXPROCS is.
-func TestMain(m *testing.M) {
-	testutil.Parallel(8)
-	testdb.Exit(testdb.Run(m, &tmpl))
-}
+func TestMain(m *testing.M) { testdb.Exit(testdb.Run(m, &tmpl)) }
 
 // chromiumPath finds headless Chromium: $CHROMIUM, else the usual names on
 // PATH. Without it the UI tests fail, with how to install it: CI installs
@@ -91,7 +85,6 @@ type browser struct {
 	mu    sync.Mutex
 	msgs  []string
 	shots string
-	keep  bool // UI_SCREENSHOTS is set: every view is shot, not only a failure
 	n     int
 }
 
@@ -103,9 +96,6 @@ func newBrowser(t testing.TB) *browser {
 	if shots == "" {
 		shots = t.TempDir()
 	} else {
-		// One directory per test: the tests run in parallel and number
-		// their screenshots from 01 each.
-		shots = filepath.Join(shots, t.Name())
 		require.NoError(t, os.MkdirAll(shots, 0o755))
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
@@ -117,7 +107,7 @@ func newBrowser(t testing.TB) *browser {
 		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("disable-extensions", true),
 		chromedp.UserDataDir(profile), chromedp.WindowSize(1280, 800))
 	ctx, cancelTab := chromedp.NewContext(actx)
-	b := &browser{t: t, ctx: ctx, shots: shots, keep: os.Getenv("UI_SCREENSHOTS") != ""}
+	b := &browser{t: t, ctx: ctx, shots: shots}
 	if err := chromedp.Do(ctx); err != nil { // starts the browser and the tab
 		cancelTab()
 		cancelAlloc()
@@ -218,16 +208,6 @@ func (b *browser) wait(what, js string, within ...time.Duration) {
 			b.fail("waited %s for %s (%s)", d, what, js)
 		}
 		b.fail("wait for %s: %v", what, err)
-	}
-}
-
-// view keeps a screenshot of a view for people to look at, when
-// UI_SCREENSHOTS says where: in the test's temp dir it would be deleted
-// unseen when the test ends, and a screenshot asserts nothing.
-func (b *browser) view(name string, full ...bool) {
-	b.t.Helper()
-	if b.keep {
-		b.shot(name, full...)
 	}
 }
 

@@ -20,7 +20,6 @@ import (
 // actor runtime and the gateway simulator: everything is created through
 // the forms, and what the simulator does shows up without a reload.
 func TestUI(t *testing.T) {
-	t.Parallel()
 	cfg := actorstest.FastConfig()
 	// Long enough a backoff that BACKOFF is on screen for many frames.
 	cfg.BackoffInitial, cfg.BackoffMax = 500*time.Millisecond, time.Second
@@ -68,7 +67,7 @@ func TestUI(t *testing.T) {
 	assert.Equal(t, "true", eval[string](b, `document.querySelector('details.create [name=name]').getAttribute('aria-invalid')`))
 	assert.True(t, eval[bool](b, `document.activeElement === document.querySelector('details.create [name=name]')`),
 		"focus moves to the first field in error")
-	b.view("factory-form-errors")
+	b.shot("factory-form-errors")
 	b.do("correct the factory", chromedp.SendKeys(chromedp.CSS(`details.create [name=name]`), "Plant North"),
 		chromedp.SetValue(chromedp.CSS(`details.create [name=timezone]`), "Europe/Berlin"),
 		chromedp.Click(chromedp.CSS(`details.create button[type=submit]`)))
@@ -132,7 +131,7 @@ func TestUI(t *testing.T) {
 	b.do("Plant North", chromedp.SetValue(chromedp.CSS(`#f-factory`), factoryID),
 		chromedp.Evaluate[chromedp.Void](`document.querySelector('#f-factory').dispatchEvent(new Event('change'))`))
 	b.wait("in Plant North", `__row() === 'AUTHENTICATED' && document.querySelector('#shown').textContent === 'Showing 1 of 1 gateways'`)
-	b.view("overview")
+	b.shot("overview")
 
 	// The gateway's page: live status, the drop in its recent changes, its
 	// sensors (discovered after login), disconnect and connect.
@@ -144,7 +143,7 @@ func TestUI(t *testing.T) {
 	b.wait("DISCONNECTED", `document.querySelector('.status-facts dl')?.dataset.state === 'DISCONNECTED'`)
 	b.do("connect", chromedp.Click(chromedp.CSS(`#gw-connect`)))
 	b.wait("AUTHENTICATED again", `document.querySelector('.status-facts dl')?.dataset.state === 'AUTHENTICATED' && document.querySelector('.history .badge:last-child')?.textContent === 'AUTHENTICATED'`)
-	b.view("gateway", true)
+	b.shot("gateway", true)
 
 	// A sensor: assign the equipment, schedule readings, take one, plot it.
 	b.do("open a sensor", chromedp.Click(chromedp.CSS(`section[aria-labelledby=sens-h] tbody a`)))
@@ -164,13 +163,13 @@ func TestUI(t *testing.T) {
 	assert.Equal(t, "8,192", eval[string](b, `document.querySelector('table.summary tbody td').textContent`))
 	b.do("the Y axis", chromedp.Click(chromedp.CSS(`fieldset.axes input[value=y]`)))
 	b.wait("the Y axis plotted", `document.querySelector('.plots')?.dataset.drawn === 'y' && `+drawn)
-	b.view("sensor", true)
+	b.shot("sensor", true)
 
 	// Every list, with what was made.
 	for _, kind := range []string{"organizations", "factories", "equipment", "gateways", "sensors"} {
 		b.do("open "+kind, chromedp.Click(chromedp.CSS(`.nav a[href="#/`+kind+`"]`)))
 		b.wait(kind+" listed", `document.querySelector('main h1')?.textContent.toLowerCase() === '`+kind+`' && document.querySelector('main table tbody tr')`)
-		b.view(kind)
+		b.shot(kind)
 	}
 
 	// Phone width: nothing wider than the screen.
@@ -179,7 +178,7 @@ func TestUI(t *testing.T) {
 		b.do("open "+name, chromedp.Evaluate[chromedp.Void](`location.hash = '`+hash+`'`))
 		b.wait(name, `document.querySelector('.row .badge, .status-facts dl')`)
 		assert.LessOrEqual(t, eval[int](b, `document.documentElement.scrollWidth`), 375, name)
-		b.view(name)
+		b.shot(name)
 	}
 	b.do("a desktop", chromedp.EmulateViewport(1280, 800))
 

@@ -20,7 +20,6 @@ import (
 // (Authorization: Bearer) and on the event stream (access_token), and the
 // fleet is live; the token lasts the tab, sign-out forgets it.
 func TestUISignIn(t *testing.T) {
-	t.Parallel()
 	h := harness(t, actorstest.FastConfig())
 	base := serve(t, h, func(o *api.Options) { o.AuthEnabled = true })
 	_, secret, err := h.Store.CreateToken(context.Background(), "ui test", gatewayd.RoleViewer, nil)
@@ -32,7 +31,7 @@ func TestUISignIn(t *testing.T) {
 	b.do("a wrong token", chromedp.SendKeys(chromedp.CSS(`#signin-token`), "gwd_nope"),
 		chromedp.Click(chromedp.CSS(`#signin button[type=submit]`)))
 	b.wait("asked again, with why", `document.querySelector('#signin')?.open && document.querySelector('#signin .form-error:not([hidden])')?.textContent.includes('not accepted')`)
-	b.view("sign-in")
+	b.shot("sign-in")
 	b.do("the right token", chromedp.SendKeys(chromedp.CSS(`#signin-token`), secret),
 		chromedp.Click(chromedp.CSS(`#signin button[type=submit]`)))
 	b.wait("the fleet", `!document.querySelector('#signin').open && document.querySelector('#shown')?.textContent === 'Showing 0 of 0 gateways'`)
@@ -44,7 +43,7 @@ func TestUISignIn(t *testing.T) {
 	// only the event stream (access_token) can have told the page.
 	g, _ := h.Add("gated")
 	b.wait("the new gateway, live", `document.querySelector('.row-name[href="#/gateways/`+g.ID.String()+`"]')?.parentElement.querySelector('.badge')?.textContent === 'AUTHENTICATED'`)
-	b.view("signed-in")
+	b.shot("signed-in")
 
 	// A viewer may not create: the API's 403 shows on the form.
 	b.do("try to create an organization", chromedp.Click(chromedp.CSS(`.nav a[href="#/organizations"]`)),
