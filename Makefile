@@ -29,7 +29,7 @@ demo: db .env build
 # alone at the end. The race runtime sleeps 1 s at the exit of every test
 # binary so that late reports get printed; a race inside a test fails that
 # test anyway, and 50 ms is plenty for the rest.
-TESTFIRST := ./api ./actors ./cmd/gwload ./cmd/gatewayd ./web ./ctc/ctctest ./events ./store
+TESTFIRST := ./web ./api ./cmd/gwload ./cmd/gatewayd ./actors ./ctc/ctctest ./events ./store
 test: db
 	GORACE="atexit_sleep_ms=50 $$GORACE" $(GO) test -race -count=1 -timeout 15m $(TESTFIRST) ./...
 
