@@ -290,8 +290,8 @@ func TestStallHandshake(t *testing.T) {
 	// could still upgrade the abandoned handshake into a socket). On a
 	// loaded machine its handler may start only after the client gave up:
 	// wait until it has seen the handshake, then until it let go.
-	require.Eventually(t, func() bool { return s.HandshakePeak() >= 1 }, 2*time.Second, time.Millisecond)
-	require.Eventually(t, func() bool { return s.handshakes.Load() == 0 }, 2*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return s.HandshakePeak() >= 1 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return s.handshakes.Load() == 0 }, 10*time.Second, time.Millisecond)
 	g.SetFaults(Faults{})
 	dial(t, g.URL())
 	require.Eventually(t, func() bool { return g.Stats().Accepted == 1 }, 2*time.Second, time.Millisecond)
