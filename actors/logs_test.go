@@ -37,7 +37,7 @@ func TestStateChangesAreLoggedAtInfo(t *testing.T) {
 	g, sg := h.Add("GW-0042")
 	h.WaitState(g.ID, gatewayd.StateAuthenticated, 5*time.Second)
 	sg.Drop(websocket.CloseGoingAway)
-	h.WaitState(g.ID, gatewayd.StateBackoff, 5*time.Second)
+	h.WaitEntered(g.ID, gatewayd.StateBackoff) // for 50 ms: too short to poll for
 	h.WaitState(g.ID, gatewayd.StateAuthenticated, 5*time.Second)
 
 	lines := stateLines(t, h.Logs.String(), g.ID.String())

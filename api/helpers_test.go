@@ -52,7 +52,12 @@ func shownOnce(body []byte) {
 	leaks.shown[string(body)] = true
 }
 
+// The tests mostly wait on the runtime, the simulator and PostgreSQL
+// (each has its own database): up to 4 run at once. More starve
+// FastConfig's one-second deadlines on a loaded 2-core machine (at 8,
+// TestReadingFaults saw no answer to TAKE_DYN_READING within 1 s).
 func TestMain(m *testing.M) {
+	testutil.Parallel(4)
 	leaks.passwords = map[string]bool{}
 	code := testdb.Run(m, &tmpl)
 	leaks.Lock()

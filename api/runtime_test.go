@@ -269,6 +269,12 @@ func TestIsolationUnderEveryFault(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+		if f.RefuseLogins {
+			// Cleared before the refusal has landed (a slow machine
+			// takes longer than the half second to reconnect), it would
+			// land after the connect below and stay.
+			e.waitState(ids[0], "AUTH_FAILED", 3*time.Second)
+		}
 		sims[0].SetFaults(ctctest.Faults{})
 		r := e.do("POST", "/api/gateways/"+ids[0]+"/connect", nil) // leaves AUTH_FAILED
 		require.Equal(t, 202, r.status)

@@ -58,6 +58,9 @@ func TestAssetBudget(t *testing.T) {
 	assert.LessOrEqual(t, total, Budget, "the UI's assets, gzipped, are over budget")
 }
 
+// uiApp is the UI alone on a fiber app. Its tests call app.Test with no
+// time limit (-1): fiber's default of 1 s fails a request that was merely
+// slow on a loaded machine, and these tests are not about speed.
 func uiApp() *fiber.App {
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	web.Register(app)
@@ -77,7 +80,7 @@ func TestServing(t *testing.T) {
 		{"/ui/favicon.svg", "image/svg+xml"},
 		{"/ui/vendor/uplot/uPlot.iife.min.js", "text/javascript; charset=utf-8"},
 	} {
-		resp, err := app.Test(httptest.NewRequest("GET", tc.path, nil))
+		resp, err := app.Test(httptest.NewRequest("GET", tc.path, nil), -1)
 		require.NoError(t, err)
 		body, _ := io.ReadAll(resp.Body)
 		assert.Equal(t, 200, resp.StatusCode, tc.path)
@@ -94,14 +97,14 @@ func TestServing(t *testing.T) {
 		// Revalidation: the same tag is 304 with no body.
 		req := httptest.NewRequest("GET", tc.path, nil)
 		req.Header.Set("If-None-Match", etag)
-		resp, err = app.Test(req)
+		resp, err = app.Test(req, -1)
 		require.NoError(t, err)
 		assert.Equal(t, 304, resp.StatusCode, tc.path)
 
 		// Gzip when the client takes it.
 		req = httptest.NewRequest("GET", tc.path, nil)
 		req.Header.Set("Accept-Encoding", "gzip, deflate, br")
-		resp, err = app.Test(req)
+		resp, err = app.Test(req, -1)
 		require.NoError(t, err)
 		if resp.Header.Get("Content-Encoding") == "gzip" {
 			zr, err := gzip.NewReader(resp.Body)
@@ -119,7 +122,7 @@ func TestServing(t *testing.T) {
 		assert.Contains(t, resp.Header.Get("Vary"), "Accept-Encoding", tc.path)
 	}
 	for _, p := range []string{"/ui/nope.js", "/ui/", "/ui/index.html", "/ui/js"} {
-		resp, err := app.Test(httptest.NewRequest("GET", p, nil))
+		resp, err := app.Test(httptest.NewRequest("GET", p, nil), -1)
 		require.NoError(t, err)
 		assert.Equal(t, 404, resp.StatusCode, p)
 	}

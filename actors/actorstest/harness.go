@@ -73,6 +73,9 @@ type Harness struct {
 
 	Settled      *Signal[Settle]
 	Reconfigured *Signal[Reconfig]
+	// Entered has every change of state the runtime's observer was told
+	// of (State is "" for a removed gateway).
+	Entered *Signal[Settle]
 	// Telemetry is what the runtime feeds: metrics and the event broker,
 	// as in production, for the API of a test to serve.
 	Telemetry *telemetry.Observer
@@ -96,7 +99,7 @@ func New(t testing.TB, tmpl *testdb.Template, cfg actors.Config) *Harness {
 	require.NoError(t, err)
 	logs := &testutil.SyncBuffer{}
 	h := &Harness{T: t, Store: st, Pool: pool, DBURL: dbURL, Sim: sim, Factory: f.ID, Logs: logs,
-		Log: zerolog.New(logs).Level(zerolog.InfoLevel), Settled: NewSignal[Settle](), Reconfigured: NewSignal[Reconfig]()}
+		Log: zerolog.New(logs).Level(zerolog.InfoLevel), Settled: NewSignal[Settle](), Reconfigured: NewSignal[Reconfig](), Entered: NewSignal[Settle]()}
 	// Event ids start after a base, as in production (after the start
 	// time), so an id below it is from "an earlier process".
 	h.Telemetry = &telemetry.Observer{Metrics: metrics.New(), Events: events.NewBrokerAfter(events.DefaultRingSize, EventBase),
@@ -104,6 +107,7 @@ func New(t testing.TB, tmpl *testdb.Template, cfg actors.Config) *Harness {
 	if cfg.Observer == nil {
 		cfg.Observer = h.Telemetry
 	}
+	cfg.Observer = enteredObserver{Observer: cfg.Observer, entered: h.Entered}
 	cfg.Hooks.Settled = func(id uuid.UUID, s gatewayd.State) { h.Settled.Send(Settle{id, s}) }
 	cfg.Hooks.Reconfigured = func(id uuid.UUID, reconnect bool) { h.Reconfigured.Send(Reconfig{id, reconnect}) }
 	h.Config = cfg
@@ -212,6 +216,25 @@ func (h *Harness) WaitState(id uuid.UUID, state gatewayd.State, within time.Dura
 	}
 	h.T.Fatalf("gateway %s: want state %s, last status %+v (error %v)", id, state, last, lastErr)
 	return last
+}
+
+// WaitEntered waits until the gateway has entered state, however briefly
+// it stayed there: a state that lasts a few milliseconds (BACKOFF between
+// two dials) is easily missed by polling on a busy machine.
+func (h *Harness) WaitEntered(id uuid.UUID, state gatewayd.State) {
+	h.T.Helper()
+	h.Entered.Wait(h.T, func(s Settle) bool { return s.ID == id && s.State == state })
+}
+
+// enteredObserver passes everything on and records changes of state.
+type enteredObserver struct {
+	actors.Observer
+	entered *Signal[Settle]
+}
+
+func (o enteredObserver) GatewayState(from gatewayd.State, st gatewayd.Status) {
+	o.Observer.GatewayState(from, st)
+	o.entered.Send(Settle{st.ID, st.State})
 }
 
 // WaitSettled waits until the gateway's actor reports that it settled in

@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,10 +26,7 @@ func TestRunningOutOfFileDescriptorsIsSurvived(t *testing.T) {
 	if err != nil {
 		t.Skip("needs prlimit (util-linux) to start gatewayd under a low open-file limit")
 	}
-	bin := filepath.Join(t.TempDir(), "gatewayd")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+	bin := binary(t)
 
 	port := freePort(t)
 	logs := &testutil.SyncBuffer{}

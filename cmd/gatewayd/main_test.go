@@ -28,7 +28,12 @@ import (
 
 var tmpl *testdb.Template
 
-func TestMain(m *testing.M) { testdb.Exit(testdb.Run(m, &tmpl)) }
+// The tests that run the binary wait on it: they run at once whatever
+// GOMAXPROCS is.
+func TestMain(m *testing.M) {
+	testutil.Parallel(8)
+	testdb.Exit(testdb.Run(m, &tmpl))
+}
 
 var key = testutil.KeyBase64
 

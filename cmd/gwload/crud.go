@@ -126,7 +126,7 @@ func crud(ctx context.Context, e *env, r *report) error {
 	defer os.RemoveAll(tmp)
 	if pgb != "" {
 		r.progressf("pgbench -i")
-		if out, err := exec.Command(pgb, "-i", "-s", "10", "-q", "-n", e.dbURL).CombinedOutput(); err != nil {
+		if out, err := exec.Command(pgb, "-i", "-s", strconv.Itoa(max(e.o.pgbenchScale, 1)), "-q", "-n", e.dbURL).CombinedOutput(); err != nil {
 			return fmt.Errorf("pgbench -i: %v: %s", err, out)
 		}
 	}

@@ -44,6 +44,9 @@ type options struct {
 	profileDir string
 	// noReferences skips crud's pgbench references (pool-size sweeps).
 	noReferences bool
+	// pgbenchScale is the scale of pgbench's own tables (pgbench -i -s),
+	// which the builtin select-only reference reads.
+	pgbenchScale int
 	// phases limits crud to these phases (comma-separated); "" is all.
 	phases string
 	// churn: gateways created and then deleted, how many of them log in
@@ -118,6 +121,7 @@ func main() {
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "DEBUG_ADDR (pprof) for the gatewayd of crud, hostile, readings, events and sensors, to profile it by hand")
 	fs.StringVar(&o.profileDir, "profile-dir", "", "churn writes heap profiles of gatewayd here, events CPU profiles of gatewayd and gwload during each storm")
 	fs.BoolVar(&o.noReferences, "no-references", false, "crud without its pgbench references (for sweeps)")
+	fs.IntVar(&o.pgbenchScale, "pgbench-scale", 10, "crud: scale of pgbench's tables for its select-only reference (pgbench -i -s)")
 	fs.StringVar(&o.phases, "phases", "", "crud phases to run, comma-separated (default all)")
 	fs.IntVar(&o.churn, "churn", 50000, "gateways created and deleted by churn")
 	fs.IntVar(&o.churnConnected, "churn-connected", 5000, "of those, how many log in and stay connected; the others are refused at login (AUTH_FAILED, no socket)")

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd/internal/testdb"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
 // The scenarios run at a size CI can afford, so the tool keeps working.
@@ -36,7 +37,10 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
+// Each scenario test mostly waits on its own gatewayd, simulator and
+// database: they all run at once.
 func TestMain(m *testing.M) {
+	testutil.Parallel(12)
 	code := m.Run()
 	if bin, err := buildOnce(); err == nil {
 		_ = os.RemoveAll(filepath.Dir(bin))
@@ -50,7 +54,7 @@ func smallOptions(t *testing.T) (*options, *bytes.Buffer, *bytes.Buffer) {
 	require.NoError(t, err)
 	var out, progress bytes.Buffer
 	return &options{gatewayd: bin, database: testdb.BaseURL(), gateways: 50, concurrency: 8, duration: 500 * time.Millisecond,
-		creates: 20, crashes: 20, crudRows: 50, soak: 2 * time.Second, soakGateways: 20, settle: 100 * time.Millisecond, out: &out, progress: &progress,
+		creates: 20, crashes: 20, crudRows: 50, pgbenchScale: 1, soak: 2 * time.Second, soakGateways: 20, settle: 100 * time.Millisecond, out: &out, progress: &progress,
 		churn: 40, churnConnected: 20, churnBase: 20, churnStorm: 30 * time.Second, churnWatch: time.Second, churnDelete: "factory"}, &out, &progress
 }
 
