@@ -50,6 +50,11 @@ func eventsScenario(ctx context.Context, e *env, r *report) error {
 	if err := e.waitAuthenticated(len(e.ids), 5*time.Minute); err != nil {
 		return err
 	}
+	// The cold start's sensor rows land after the logins; in the first
+	// storm they would be work that the second does not have.
+	if err := e.waitSensorRows(ctx, e.simSensors(), 2*time.Minute); err != nil {
+		return err
+	}
 	if err := scrapeMetrics(ctx, e, r); err != nil {
 		return err
 	}

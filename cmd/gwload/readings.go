@@ -89,25 +89,10 @@ func readingSetup(ctx context.Context, e *env, r *report) ([]readingSensor, erro
 	if err := e.waitAuthenticated(n, 5*time.Minute); err != nil {
 		return nil, err
 	}
-	want := 0
-	for _, g := range e.sims {
-		want += len(g.Sensors())
-	}
-	// gatewayd discovers the sensors after each login and writes them in
+	// gatewayd discovers the sensors after the logins and writes them in
 	// batches; the scenario starts when all rows are there.
-	deadline := time.Now().Add(2 * time.Minute)
-	var have int
-	for {
-		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM sensors WHERE deleted_at IS NULL`).Scan(&have); err != nil {
-			return nil, fmt.Errorf("count sensors: %w", err)
-		}
-		if have >= want {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("only %d of %d sensors discovered after 2m", have, want)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := e.waitSensorRows(ctx, e.simSensors(), 2*time.Minute); err != nil {
+		return nil, err
 	}
 	rows, err := e.pool.Query(ctx, `SELECT id, gateway_id FROM sensors WHERE deleted_at IS NULL ORDER BY serial, gateway_id`)
 	if err != nil {
@@ -555,4 +540,14 @@ func readingSchedule(ctx context.Context, e *env, r *report) error {
 		return fmt.Errorf("%d scheduled readings missing and %d failed of %d expected", missing, failed, expected)
 	}
 	return nil
+}
+
+// simSensors is how many sensors the simulated gateways list: the rows
+// gatewayd will have once it has discovered them all.
+func (e *env) simSensors() int {
+	n := 0
+	for _, g := range e.sims {
+		n += len(g.Sensors())
+	}
+	return n
 }
