@@ -218,10 +218,6 @@ func (a *gatewayActor) Receive(c actor.Context) {
 			a.stopTimer(timerPong)
 			a.seen(time.Now(), true)
 		}
-	case *dialsDone:
-		if a.timers[timerSensors] != nil && a.status.State == gatewayd.StateAuthenticated {
-			a.sensorsAfterLogin(time.Now())
-		}
 	case *timerFired:
 		if m.gen == a.gen {
 			a.onTimer(m.kind)
@@ -553,32 +549,12 @@ func (a *gatewayActor) onLogin(now time.Time, msg ctc.Message) {
 		a.armTimer(timerHealthy, a.d.cfg.PingInterval)
 	}
 	a.setState(gatewayd.StateAuthenticated)
-	a.sensorsAfterLogin(now)
-	a.armSchedules()
-}
-
-// While the dials crowd (a cold start, a reconnect storm), a gateway that
-// has just logged in learns its sensors later: their discovery costs
-// gatewayd, the gateway and PostgreSQL about a third of what the login
-// did, on the cores the other logins wait for, and an operator wants every
-// gateway back first. It asks when the supervisor passes on the crowd's
-// end (dialsDone), or maxSensorDefer after its login, whichever is first.
-const maxSensorDefer = 10 * time.Second
-
-// sensorsAfterLogin learns the sensors, then subscribes to their
-// notifications, and arms the refresh; or puts that off while the dials
-// crowd (see maxSensorDefer).
-func (a *gatewayActor) sensorsAfterLogin(now time.Time) {
-	if wait := maxSensorDefer - now.Sub(*a.status.ConnectedAt); wait > 0 && a.d.limiter.crowded() {
-		if a.timers[timerSensors] == nil {
-			a.armTimer(timerSensors, wait)
-		}
-		return
-	}
-	a.stopTimer(timerSensors)
+	// Learn the sensors, then subscribe to their notifications; the
+	// sensors are asked for again every refresh interval.
 	a.discover(nil)
 	a.enqueue(&command{typ: ctc.TypePostSubChanges, timeout: a.d.cfg.CommandTimeout})
 	a.armTimer(timerRefresh, a.d.cfg.SensorRefreshInterval)
+	a.armSchedules()
 }
 
 func (a *gatewayActor) onTimer(kind timerKind) {
@@ -607,10 +583,6 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 		}
 		a.armDeadline()
 		a.pump()
-	case timerSensors:
-		if a.status.State == gatewayd.StateAuthenticated {
-			a.sensorsAfterLogin(now)
-		}
 	case timerRefresh:
 		if a.status.State == gatewayd.StateAuthenticated {
 			a.discover(nil)

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -231,49 +230,4 @@ func TestUnansweredDiscoveryBacksOff(t *testing.T) {
 	first, second := asks[1].Sub(asks[0]), asks[2].Sub(asks[1])
 	assert.Greater(t, second-first, 300*time.Millisecond, "and the retries slow down (gaps %s, %s)", first, second)
 	assert.Equal(t, gatewayd.StateAuthenticated, h.Status(g.ID).State, "a mute discovery never touches the connection")
-}
-
-// While dials crowd (here: six hung peers queued for two slots), a gateway
-// that has just logged in puts off learning its sensors, so a storm's
-// logins get the CPU first; once the crowd is gone it asks, then
-// subscribes.
-func TestSensorsWaitWhileDialsCrowd(t *testing.T) {
-	cfg := actorstest.FastConfig()
-	cfg.DialConcurrency = 2
-	cfg.ConnectTimeout = time.Minute
-	h := newHarness(t, cfg)
-	gws, sims := h.AddAuthenticated("proven", 1)
-	proven, psg := gws[0], sims[0]
-	var hung []uuid.UUID
-	for i := range 6 {
-		g, sg := h.Create(fmt.Sprintf("hung-%d", i))
-		sg.SetFaults(ctctest.Faults{StallHandshake: true})
-		_, pw := actorstest.Credentials(sg.Name())
-		h.Runtime.GatewayStarted(g.Target(pw))
-		hung = append(hung, g.ID)
-	}
-	eventually(t, func() bool { return h.Sim.HandshakePeak() >= 1 }, 2*time.Second, "hung peers dialing")
-
-	crashed := time.Now()
-	require.NoError(t, h.Runtime.Crash(t.Context(), proven.ID))
-	eventually(t, func() bool {
-		st := h.Status(proven.ID)
-		return st.Restarts == 1 && st.State == gatewayd.StateAuthenticated
-	}, 5*time.Second, "the proven gateway logs in again beside the crowd")
-	crowdGone := time.Now()
-	h.Runtime.GatewaysRemoved(hung)
-
-	asked := func(typ string) (at time.Time) {
-		for _, f := range psg.Stats().Frames {
-			if f.Type == typ && f.At.After(crashed) {
-				return f.At
-			}
-		}
-		return time.Time{}
-	}
-	eventually(t, func() bool { return !asked(ctc.TypePostSubChanges).IsZero() }, 5*time.Second, "sensors learnt once the crowd is gone")
-	discovered, subscribed := asked(ctc.TypeGetDynConnected), asked(ctc.TypePostSubChanges)
-	assert.True(t, discovered.After(crowdGone), "discovery %s after the crowd ended, not at login", discovered.Sub(crowdGone))
-	assert.False(t, subscribed.Before(discovered), "discovery first, then the subscription")
-	assert.Equal(t, gatewayd.StateAuthenticated, h.Status(proven.ID).State)
 }

@@ -22,13 +22,10 @@ type dialLimiter struct {
 	// set when they outnumber the slots and cleared when none is left.
 	pending atomic.Int64
 	crowd   atomic.Bool
-	// calm is called (from a dial's goroutine; it must not block) when a
-	// crowd ends.
-	calm func()
 }
 
-func newDialLimiter(n int, calm func()) *dialLimiter {
-	return &dialLimiter{slots: make(chan struct{}, n), failing: make(chan struct{}, max(1, n/2)), calm: calm}
+func newDialLimiter(n int) *dialLimiter {
+	return &dialLimiter{slots: make(chan struct{}, n), failing: make(chan struct{}, max(1, n/2))}
 }
 
 // acquire waits for a slot (and, for a failing gateway, a place in its
@@ -74,16 +71,16 @@ func (l *dialLimiter) release(failing bool) {
 
 // done counts a dial finished or given up.
 func (l *dialLimiter) done() {
-	if l.pending.Add(-1) == 0 && l.crowd.Swap(false) {
-		l.calm()
+	if l.pending.Add(-1) == 0 {
+		l.crowd.Store(false)
 	}
 }
 
 // crowded reports a cold start or a reconnect storm: from the moment more
 // dials wait or are in flight than there are slots until none is left.
 // Ending only at none, not when the queue drops below the slots, keeps
-// the work it holds back (sensor discovery and writes) out of the storm's
-// last logins too.
+// the work it holds back (the sensor writes) out of the storm's last
+// logins too.
 func (l *dialLimiter) crowded() bool {
 	return l.crowd.Load()
 }

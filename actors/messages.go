@@ -78,10 +78,6 @@ type (
 	}
 )
 
-// dialsDone says a dial crowd is over: the supervisor passes it to every
-// running gateway, and those that put off learning their sensors ask now.
-type dialsDone struct{}
-
 type timerKind int
 
 const (
@@ -91,7 +87,6 @@ const (
 	timerPong                      // the pong did not come
 	timerHealthy                   // the connection stayed up a ping interval
 	timerRefresh                   // time to ask for the sensors again
-	timerSensors                   // the most a login waits for the dial crowd to end: learn the sensors
 	numTimers
 )
 

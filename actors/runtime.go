@@ -73,11 +73,11 @@ type Runtime struct {
 	supervisor *actor.PID
 	src        Source
 	// kick asks reconcileLoop for a store read, trim trimLoop for memory
-	// back, calm calmLoop to pass on a dial crowd's end.
-	kick, trim, calm wakeup
-	cancel           context.CancelFunc
-	loops            sync.WaitGroup
-	stopOnce         sync.Once
+	// back.
+	kick, trim wakeup
+	cancel     context.CancelFunc
+	loops      sync.WaitGroup
+	stopOnce   sync.Once
 }
 
 // Start builds the actor system and the supervisor and begins loading
@@ -93,7 +93,7 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(zerolog.NewSlogHandler(alog))
 	}))
-	r := &Runtime{system: system, src: src, kick: newWakeup(), trim: newWakeup(), calm: newWakeup(), n: &counters{}}
+	r := &Runtime{system: system, src: src, kick: newWakeup(), trim: newWakeup(), n: &counters{}}
 	r.d = &deps{
 		cfg:  cfg,
 		root: system.Root,
@@ -107,8 +107,7 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 			// Idle connections hold no write buffer.
 			WriteBufferPool: &sync.Pool{},
 		},
-		// The limiter tells calmLoop when a dial crowd is over.
-		limiter: newDialLimiter(cfg.DialConcurrency, r.calm.send),
+		limiter: newDialLimiter(cfg.DialConcurrency),
 		kick:    r.kick.send,
 		trim:    r.trim.send,
 	}
@@ -125,10 +124,9 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 	r.supervisor = pid
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	r.loops.Add(3)
+	r.loops.Add(2)
 	go r.reconcileLoop(ctx)
 	go r.trimLoop(ctx)
-	go r.calmLoop(ctx)
 	return r
 }
 
@@ -341,19 +339,4 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 		}
 	})
 	return err
-}
-
-// calmLoop forwards the end of each dial crowd to the supervisor, until
-// ctx ends. A goroutine of its own, so that the limiter never touches the
-// actor system.
-func (r *Runtime) calmLoop(ctx context.Context) {
-	defer r.loops.Done()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-r.calm:
-			r.system.Root.Send(r.supervisor, &dialsDone{})
-		}
-	}
 }

@@ -81,12 +81,6 @@ func (s *supervisor) Receive(c actor.Context) {
 		s.toRunning(c, m.id, &doneReply{err: errNotFound}, &doneReply{err: gatewayd.ErrNotConnected})
 	case *statusChanged:
 		s.statusChanged(m.status)
-	case *dialsDone:
-		for _, rec := range s.records {
-			if rec.running() {
-				c.Send(rec.pid, m)
-			}
-		}
 	case *actor.Terminated:
 		s.terminated(c, m)
 	}
