@@ -279,18 +279,31 @@ func TestStallHandshake(t *testing.T) {
 	s := newServer(t)
 	g := s.Add("stall", Config{Email: "e", Password: "p"})
 	g.SetFaults(Faults{StallHandshake: true})
-	d := websocket.Dialer{HandshakeTimeout: 150 * time.Millisecond}
-	_, _, err := d.Dial(g.URL(), nil)
-	require.Error(t, err)
+	// The upgrade request is written by hand, with no deadline, so that it
+	// reaches the server however loaded the machine is (a Dialer's
+	// handshake timeout also covers the TCP connect and the write, and a
+	// client that gave up before writing leaves the server nothing to
+	// stall on); only the wait for the answer is bounded.
+	u := strings.TrimPrefix(g.URL(), "ws://")
+	host, path, _ := strings.Cut(u, "/")
+	conn, err := net.Dial("tcp", host)
+	require.NoError(t, err)
+	_, err = fmt.Fprintf(conn, "GET /%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", path, host)
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(150*time.Millisecond)))
+	_, err = conn.Read(make([]byte, 1))
 	var ne net.Error
 	require.ErrorAs(t, err, &ne)
-	assert.True(t, ne.Timeout())
-	assert.Equal(t, 0, g.Stats().Accepted)
-	// The server notices the client gave up (else clearing the switch
-	// could still upgrade the abandoned handshake into a socket). On a
-	// loaded machine its handler may start only after the client gave up:
-	// wait until it has seen the handshake, then until it let go.
+	assert.True(t, ne.Timeout(), "no answer to a stalled handshake")
+	// The server has the request; it notices the client give up (else
+	// clearing the switch could still upgrade the abandoned handshake into
+	// a socket). On a loaded machine its handler may start only after the
+	// client gave up: wait until it has seen the handshake, then until it
+	// let go.
 	require.Eventually(t, func() bool { return s.HandshakePeak() >= 1 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, conn.Close())
+	assert.Equal(t, 0, g.Stats().Accepted)
 	require.Eventually(t, func() bool { return s.handshakes.Load() == 0 }, 10*time.Second, time.Millisecond)
 	g.SetFaults(Faults{})
 	dial(t, g.URL())
