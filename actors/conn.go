@@ -144,7 +144,7 @@ const (
 	defaultFloodFrameBurst = 2000       // frames at once
 	defaultFloodByteRate   = 8 << 20    // bytes per second, sustained
 	defaultFloodByteBurst  = 32 << 20   // bytes at once
-	defaultInboxBytes      = 8 << 20    // decoded frames waiting for the actor
+	defaultInboxBytes      = 1 << 20    // decoded frames waiting for the actor
 	frameOverhead          = 4 << 10    // what a queued frame costs beyond its bytes
 	readLimit              = 4 << 20    // the largest frame accepted
 	errFloodText           = "flooding" // last_error starts with it
