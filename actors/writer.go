@@ -40,7 +40,7 @@ type writer struct {
 	// waves counts the pending readings with samples; at readingChunk the
 	// writer is kicked to write them before its next tick.
 	waves int
-	kick  chan struct{}
+	kick  wakeup
 
 	// crowded reports a dial queue (dialLimiter.crowded); heldSince is
 	// when the data flush was first put off for it (zero when it is
@@ -80,7 +80,7 @@ func newWriter(src Source, observer Observer, crowded func() bool, seenEvery, da
 	w := &writer{src: src, observer: observer, crowded: crowded, seenEvery: seenEvery, dataEvery: dataEvery, readingEvery: readingEvery, log: log,
 		seen: make(map[uuid.UUID]time.Time), discoveries: make(map[uuid.UUID]gatewayd.Discovery),
 		temperatures: make(map[sensorKey]gatewayd.Temperature), readings: make(map[uuid.UUID]gatewayd.ReadingUpdate),
-		stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1)}
+		stop: make(chan struct{}), done: make(chan struct{}), kick: newWakeup()}
 	go w.run()
 	return w
 }
@@ -163,14 +163,12 @@ func (w *writer) reading(u gatewayd.ReadingUpdate) {
 		u.Waveform, u.Packed, u.Reading.Status, u.Reading.Error, u.Reading.CompletedAt = nil, nil, gatewayd.ReadingFailed, &msg, &now
 		u.Reading.Summary = nil
 	}
-	w.waveBytes += waveSize(u) - waveSize(prev)
-	w.intake.add(int64(waveSize(u) - waveSize(prev)))
-	if waveSize(u) > 0 && waveSize(prev) == 0 {
+	size, prevSize := waveSize(u), waveSize(prev)
+	w.waveBytes += size - prevSize
+	w.intake.add(int64(size - prevSize))
+	if size > 0 && prevSize == 0 {
 		if w.waves++; w.waves == readingChunk {
-			select {
-			case w.kick <- struct{}{}:
-			default:
-			}
+			w.kick.send()
 		}
 	}
 	w.readings[u.Reading.ID] = u
