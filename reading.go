@@ -58,11 +58,10 @@ type Waveform struct {
 // SensorID yet: Serial names the sensor, which is inserted if unknown
 // (nothing a gateway reports is dropped).
 type ReadingUpdate struct {
-	Reading  Reading
-	Serial   int64
-	Waveform *Waveform
-	// Packed is the samples packed as stored, when the runtime packed them
-	// already (it does, off the writer); it wins over Waveform.
+	Reading Reading
+	Serial  int64
+	// Packed is the samples packed as stored (the runtime packs them off
+	// the writer, in its processing workers).
 	Packed *PackedWaveform
 }
 

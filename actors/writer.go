@@ -140,13 +140,10 @@ func rank(s gatewayd.ReadingStatus) int {
 }
 
 func waveSize(u gatewayd.ReadingUpdate) int {
-	switch {
-	case u.Packed != nil:
-		return len(u.Packed.Data)
-	case u.Waveform != nil:
-		return 12 * len(u.Waveform.X)
+	if u.Packed == nil {
+		return 0
 	}
-	return 0
+	return len(u.Packed.Data)
 }
 
 // reading records a reading's new state.
@@ -160,7 +157,7 @@ func (w *writer) reading(u gatewayd.ReadingUpdate) {
 	if size := waveSize(u); size > 0 && w.waveBytes+size > maxPendingWaves {
 		now := time.Now()
 		msg := "could not be stored (database unavailable)"
-		u.Waveform, u.Packed, u.Reading.Status, u.Reading.Error, u.Reading.CompletedAt = nil, nil, gatewayd.ReadingFailed, &msg, &now
+		u.Packed, u.Reading.Status, u.Reading.Error, u.Reading.CompletedAt = nil, gatewayd.ReadingFailed, &msg, &now
 		u.Reading.Summary = nil
 	}
 	size, prevSize := waveSize(u), waveSize(prev)

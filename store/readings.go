@@ -151,11 +151,8 @@ func (s *Store) SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) (
 			sum := string(r.Summary)
 			summaries[i] = &sum
 		}
-		switch {
-		case u.Packed != nil:
+		if u.Packed != nil {
 			waveIDs, waves, formats = append(waveIDs, r.ID), append(waves, u.Packed.Data), append(formats, u.Packed.Format)
-		case u.Waveform != nil:
-			waveIDs, waves, formats = append(waveIDs, r.ID), append(waves, PackWaveform(*u.Waveform)), append(formats, wavepack.FormatXORPlanes)
 		}
 	}
 	b := &pgx.Batch{}
@@ -294,13 +291,6 @@ func (s *Store) DeleteSamplesBefore(ctx context.Context, cutoff time.Time, batch
 			return total, nil
 		}
 	}
-}
-
-// PackWaveform packs samples as they are stored (wavepack's
-// FormatXORPlanes, lossless): 3 × 8192 noisy float32 samples in ~68 KB
-// instead of 96 KiB. The axes must be of equal length.
-func PackWaveform(w gatewayd.Waveform) []byte {
-	return wavepack.Pack(w.X, w.Y, w.Z)
 }
 
 // UnpackWaveform returns the samples of data stored in format

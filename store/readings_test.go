@@ -44,7 +44,7 @@ func TestReadingStatesOnlyMoveForward(t *testing.T) {
 	done := running
 	done.Status, done.CompletedAt, done.Samples, done.Summary = gatewayd.ReadingComplete, &now, &n, []byte(`{"x":{"samples":3}}`)
 	wave := &gatewayd.Waveform{X: []float32{1, 2, 3}, Y: []float32{-1, 0.5, 0}, Z: []float32{0.25, 1e-3, 9}}
-	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: done, Waveform: wave}})))
+	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: done, Packed: packedOf(*wave)}})))
 	// A late RUNNING (or QUEUED) never moves a final state back.
 	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: running}, {Reading: r}})))
 	got, err := s.GetReading(ctx, r.ID)
@@ -71,7 +71,7 @@ func TestReadingStatesOnlyMoveForward(t *testing.T) {
 	require.NoError(t, errOf(s.DeleteGateway(ctx, g.ID)))
 	ghost := pushed
 	ghost.ID = uuid.New()
-	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: ghost, Serial: 100, Waveform: wave}})))
+	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: ghost, Serial: 100, Packed: packedOf(*wave)}})))
 	_, err = s.GetReading(ctx, ghost.ID)
 	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
 }
@@ -99,7 +99,7 @@ func TestInterruptedReadingsAndRetention(t *testing.T) {
 	c, _, err := s.CreateReading(ctx, sensor.ID, gatewayd.TriggerScheduled)
 	require.NoError(t, err)
 	c.Status, c.CompletedAt, c.Summary = gatewayd.ReadingComplete, &now, []byte(`{}`)
-	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: c, Waveform: &gatewayd.Waveform{X: []float32{1}, Y: []float32{2}, Z: []float32{3}}}})))
+	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: c, Packed: packedOf(gatewayd.Waveform{X: []float32{1}, Y: []float32{2}, Z: []float32{3}})}})))
 	removed, err := s.DeleteSamplesBefore(ctx, time.Now().Add(-time.Hour), 10)
 	require.NoError(t, err)
 	assert.Equal(t, 0, removed, "young samples stay")
@@ -114,9 +114,14 @@ func TestInterruptedReadingsAndRetention(t *testing.T) {
 	assert.JSONEq(t, `{}`, string(got.Summary))
 }
 
+// packedOf packs w as the runtime hands samples to SaveReadings.
+func packedOf(w gatewayd.Waveform) *gatewayd.PackedWaveform {
+	return &gatewayd.PackedWaveform{Format: wavepack.FormatXORPlanes, Data: wavepack.Pack(w.X, w.Y, w.Z)}
+}
+
 func TestPackWaveformRoundTrip(t *testing.T) {
 	w := gatewayd.Waveform{X: []float32{0, -1.5, 3.25e-7}, Y: []float32{1, 2, 3}, Z: []float32{-0, 1e30, -1e-30}}
-	got, err := store.UnpackWaveform(wavepack.FormatXORPlanes, store.PackWaveform(w))
+	got, err := store.UnpackWaveform(wavepack.FormatXORPlanes, wavepack.Pack(w.X, w.Y, w.Z))
 	require.NoError(t, err)
 	assert.Equal(t, w.X, got.X)
 	assert.Equal(t, w.Y, got.Y)
@@ -172,7 +177,7 @@ func TestStoredSamplesAreExactInEitherFormat(t *testing.T) {
 	}
 
 	packed := complete()
-	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: packed, Waveform: wave}})))
+	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: packed, Packed: packedOf(*wave)}})))
 	same(packed.ID)
 	var size int
 	var format int16
