@@ -21,21 +21,47 @@ import (
 // actor with messages stamped with the connection's generation; neither
 // touches the actor's state.
 
-// dialing is one dial in progress. The dial goroutine hands the socket
-// over through ws under mu; closed says the actor gave up on the attempt
-// (or stopped), so a socket dialed after that is closed by the goroutine
-// instead of leaking.
+// dialing is one dial: queued in the limiter until it has a slot, then
+// run by its own goroutine. That goroutine hands the socket over through
+// ws under mu; closed says the actor gave up on the attempt (or stopped),
+// so a socket dialed after that is closed by the goroutine instead of
+// leaking. done is closed when the attempt is over: by the goroutine, or
+// by abandon when it never started.
 type dialing struct {
+	dialWait
+	d      *deps
+	ctx    context.Context
 	cancel context.CancelFunc
+	url    string
+	report func(error)
+	log    zerolog.Logger
 	done   chan struct{}
 	mu     sync.Mutex
 	ws     *websocket.Conn
 	closed bool
 }
 
-// abandon makes the attempt's socket, dialed now or later, close itself.
+// startDial queues one connection attempt to url. A gateway whose last
+// connection did not reach login (failing: new, or failing since) dials
+// in the limiter's restricted lane, so hung peers cannot take every slot
+// from healthy ones. report receives the result, unless the attempt is
+// abandoned first.
+func startDial(d *deps, url string, failing bool, report func(error), log zerolog.Logger) *dialing {
+	ctx, cancel := context.WithCancel(context.Background())
+	dl := &dialing{d: d, ctx: ctx, cancel: cancel, url: url, report: report, log: log, done: make(chan struct{})}
+	dl.failing = failing
+	dl.start = dl.run
+	d.limiter.submit(&dl.dialWait)
+	return dl
+}
+
+// abandon makes the attempt's socket, dialed now or later, close itself;
+// an attempt still waiting for its slot leaves the queue.
 func (dl *dialing) abandon() {
 	dl.cancel()
+	if dl.d.limiter.cancel(&dl.dialWait) {
+		close(dl.done)
+	}
 	dl.mu.Lock()
 	dl.closed = true
 	if dl.ws != nil {
@@ -58,28 +84,11 @@ func (dl *dialing) take() *websocket.Conn {
 // socket fail at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// dial runs one connection attempt in its own goroutine. A gateway whose
-// last connection did not reach login (failing: new, or failing since)
-// dials in the limiter's restricted lane, so hung peers cannot take every
-// slot from healthy ones.
-func dial(d *deps, dl *dialing, ctx context.Context, url string, failing bool, report func(error), log zerolog.Logger) {
+// run is the attempt's goroutine, started by the limiter with a slot held.
+func (dl *dialing) run() {
 	defer close(dl.done)
 	defer dl.cancel()
-	defer func() {
-		if r := recover(); r != nil {
-			log.Error().Interface("panic", r).Msg("dialer panicked")
-			report(fmt.Errorf("dialer panic: %v", r))
-		}
-	}()
-	if err := d.limiter.acquire(ctx, failing); err != nil {
-		return // the actor gave up on this attempt
-	}
-	start := time.Now()
-	ws, err := handshake(ctx, d, url)
-	d.limiter.release(failing)
-	if ctx.Err() == nil { // an abandoned dial is no dial result
-		d.cfg.Observer.Dialed(err, time.Since(start))
-	}
+	ws, err := dl.attempt()
 	dl.mu.Lock()
 	if dl.closed {
 		if ws != nil {
@@ -90,7 +99,28 @@ func dial(d *deps, dl *dialing, ctx context.Context, url string, failing bool, r
 	}
 	dl.ws = ws
 	dl.mu.Unlock()
-	report(err)
+	dl.report(err)
+}
+
+// attempt dials with the slot held and gives it back, whatever happens.
+func (dl *dialing) attempt() (ws *websocket.Conn, err error) {
+	d := dl.d
+	defer d.limiter.release(dl.failing)
+	defer func() {
+		if r := recover(); r != nil {
+			dl.log.Error().Interface("panic", r).Msg("dialer panicked")
+			ws, err = nil, fmt.Errorf("dialer panic: %v", r)
+		}
+	}()
+	if err := dl.ctx.Err(); err != nil { // abandoned as its slot was granted
+		return nil, err
+	}
+	start := time.Now()
+	ws, err = handshake(dl.ctx, d, dl.url)
+	if dl.ctx.Err() == nil { // an abandoned dial is no dial result
+		d.cfg.Observer.Dialed(err, time.Since(start))
+	}
+	return ws, err
 }
 
 // handshake dials url within ConnectTimeout. Cancelling ctx ends it at

@@ -290,12 +290,8 @@ func (a *gatewayActor) connect() {
 	a.dialStarted = time.Now()
 	a.setState(gatewayd.StateConnecting)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	dl := &dialing{cancel: cancel, done: make(chan struct{})}
-	a.dial = dl
 	gen, root, self := a.gen, a.d.root, a.self
-	failing := !a.reachedLogin
-	go dial(a.d, dl, ctx, a.target.URL, failing, func(err error) { root.Send(self, &dialed{gen: gen, err: err}) }, a.log)
+	a.dial = startDial(a.d, a.target.URL, !a.reachedLogin, func(err error) { root.Send(self, &dialed{gen: gen, err: err}) }, a.log)
 }
 
 func (a *gatewayActor) onDialed(m *dialed) {

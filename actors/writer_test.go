@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -44,29 +43,4 @@ func TestWriterHoldsDataWhileDialsCrowd(t *testing.T) {
 	crowded = false
 	assert.True(t, tick(), "the crowd is gone: write at once, not at the next interval")
 	assert.False(t, tick(), "and then once per interval again")
-}
-
-// The limiter is crowded from the moment more dials wait or are in flight
-// than there are slots until none is left.
-func TestDialLimiterCrowded(t *testing.T) {
-	t.Parallel()
-	l := newDialLimiter(2)
-	ctx := context.Background()
-	require.NoError(t, l.acquire(ctx, false))
-	require.NoError(t, l.acquire(ctx, true))
-	assert.False(t, l.crowded(), "as many dials as slots")
-
-	// A third waits for a slot: now it is crowded.
-	waiting, cancel := context.WithCancel(ctx)
-	gaveUp := make(chan error)
-	go func() { gaveUp <- l.acquire(waiting, false) }()
-	require.Eventually(t, l.crowded, 5*time.Second, time.Millisecond)
-	cancel()
-	require.ErrorIs(t, <-gaveUp, context.Canceled)
-	assert.True(t, l.crowded(), "two dials still in flight: the storm's tail")
-	l.release(true)
-	assert.True(t, l.crowded(), "one still in flight")
-	l.release(false)
-	assert.False(t, l.crowded(), "none left")
-	assert.Zero(t, l.pending.Load())
 }

@@ -256,18 +256,24 @@ func (e *env) waitStates(factory uuid.UUID, want int, state string, timeout time
 	return fmt.Errorf("only %d of %d gateways %s after %s (%v)", body.Counts[state], want, state, timeout, body.Counts)
 }
 
-// heapProfile saves gatewayd's heap profile (after a forced GC) in
-// o.profileDir, when set.
+// heapProfile saves gatewayd's heap profile (after a forced GC) and its
+// goroutines, grouped by stack, in o.profileDir, when set.
 func (e *env) heapProfile(debugAddr, name string) {
 	if e.o.profileDir == "" {
 		return
 	}
-	resp, err := e.client.Get("http://" + debugAddr + "/debug/pprof/heap?gc=1")
+	e.saveDebug(debugAddr, "/debug/pprof/heap?gc=1", name+".pb.gz")
+	e.saveDebug(debugAddr, "/debug/pprof/goroutine?debug=1", name+"-goroutines.txt")
+}
+
+// saveDebug copies one of gatewayd's pprof answers into o.profileDir.
+func (e *env) saveDebug(debugAddr, path, file string) {
+	resp, err := e.client.Get("http://" + debugAddr + path)
 	if err != nil {
 		return
 	}
 	defer resp.Body.Close()
-	f, err := os.Create(filepath.Join(e.o.profileDir, name+".pb.gz"))
+	f, err := os.Create(filepath.Join(e.o.profileDir, file))
 	if err != nil {
 		return
 	}
