@@ -40,6 +40,11 @@ type options struct {
 	dbMaxConns int
 	// debugAddr, when set, is gatewayd's DEBUG_ADDR (pprof) in crud.
 	debugAddr string
+	// probeInProcess polls status in readings from this process, which
+	// also runs the simulator, rather than from a probe process.
+	probeInProcess bool
+	// probePath, when set, is what the probe polls instead of status.
+	probePath string
 	// profileDir, when set, receives heap profiles taken by churn.
 	profileDir string
 	// noReferences skips crud's pgbench references (pool-size sweeps).
@@ -101,6 +106,9 @@ type options struct {
 var scenarioNames = []string{"coldstart", "status", "storm", "create", "crash", "crud", "churn", "hostile", "soak", "readings", "events", "overhead", "sensors"}
 
 func main() {
+	if probeMain() {
+		return
+	}
 	o := &options{out: os.Stdout, progress: os.Stderr}
 	fs := flag.NewFlagSet("gwload", flag.ExitOnError)
 	fs.StringVar(&o.gatewayd, "gatewayd", "bin/gatewayd", "gatewayd binary to run")
@@ -141,6 +149,8 @@ func main() {
 	fs.DurationVar(&o.hostileWarmup, "hostile-warmup", 20*time.Second, "hostile: how long the peers run (after every hung one failed once) before the second phase")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", 0, "GATEWAY_CONNECT_TIMEOUT for hostile's gatewayd (0: its default, 10s)")
 	fs.IntVar(&o.readingGateways, "reading-gateways", 1000, "gateways (two simulated sensors each) in readings")
+	fs.BoolVar(&o.probeInProcess, "probe-in-process", false, "readings: poll status from gwload's own process (which hosts the simulator) instead of a probe process of its own")
+	fs.StringVar(&o.probePath, "probe-path", "", "readings: the probe polls this API path (e.g. /health) instead of random gateways' status")
 	fs.BoolVar(&o.readingBurst, "reading-burst", true, "readings: run the burst of one manual reading per sensor")
 	fs.DurationVar(&o.readingSchedule, "reading-schedule", 10*time.Minute, "readings: how long every sensor runs on a 1-minute schedule (0 skips it)")
 	fs.IntVar(&o.subscribers, "subscribers", 100, "SSE subscribers on /api/events in events' watched storm")

@@ -40,6 +40,7 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 // Each scenario test mostly waits on its own gatewayd, simulator and
 // database: they all run at once.
 func TestMain(m *testing.M) {
+	probeMain() // the readings scenario's status probe is this binary too
 	testutil.Parallel(12)
 	code := m.Run()
 	if bin, err := buildOnce(); err == nil {

@@ -116,16 +116,19 @@ func readingSetup(ctx context.Context, e *env, r *report) ([]readingSensor, erro
 
 // statusPollers polls single-gateway status from readingPollers clients,
 // each every readingPollEvery, until the returned stop is called, which
-// returns the sorted latencies and the number of failed requests.
-func statusPollers(e *env) (stop func() ([]time.Duration, int)) {
+// returns the sorted latencies and the number of failed requests. The
+// pollers run in a process of their own (see probeEnv), unless
+// -probe-in-process asks for the old in-process ones to compare.
+func statusPollers(e *env) (stop func() ([]time.Duration, int, error), err error) {
+	if !e.o.probeInProcess {
+		return startProbe(e, readingPollers, readingPollEvery)
+	}
 	quit := make(chan struct{})
 	var wg sync.WaitGroup
 	var failed atomic.Int64
 	per := make([][]time.Duration, readingPollers)
 	for w := range readingPollers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			t := time.NewTicker(readingPollEvery)
 			defer t.Stop()
 			for {
@@ -142,9 +145,9 @@ func statusPollers(e *env) (stop func() ([]time.Duration, int)) {
 				}
 				per[w] = append(per[w], time.Since(t0))
 			}
-		}()
+		})
 	}
-	return func() ([]time.Duration, int) {
+	return func() ([]time.Duration, int, error) {
 		close(quit)
 		wg.Wait()
 		var all []time.Duration
@@ -152,8 +155,8 @@ func statusPollers(e *env) (stop func() ([]time.Duration, int)) {
 			all = append(all, p...)
 		}
 		slices.Sort(all)
-		return all, int(failed.Load())
-	}
+		return all, int(failed.Load()), nil
+	}, nil
 }
 
 // readingIdle measures status latency and RSS with every gateway
@@ -162,10 +165,17 @@ func statusPollers(e *env) (stop func() ([]time.Duration, int)) {
 func readingIdle(e *env, r *report, prefix string) (time.Duration, int, error) {
 	time.Sleep(e.o.settle)
 	stopPeak := samplePeak(e.rssKiB)
-	stopPoll := statusPollers(e)
+	stopPoll, err := statusPollers(e)
+	if err != nil {
+		stopPeak()
+		return 0, 0, err
+	}
 	time.Sleep(e.o.duration)
-	lat, failed := stopPoll()
+	lat, failed, err := stopPoll()
 	peak := stopPeak()
+	if err != nil {
+		return 0, 0, err
+	}
 	if failed > 0 {
 		return 0, 0, fmt.Errorf("%d idle status requests failed", failed)
 	}
@@ -213,7 +223,11 @@ func readingBurst(ctx context.Context, e *env, r *report) error {
 	// process (the simulator sends the frames).
 	gw0, pg0, self0 := e.procTicks(), e.pgTicks(), cpuTicks(os.Getpid())
 	stopPeak := samplePeak(e.rssKiB)
-	stopPoll := statusPollers(e)
+	stopPoll, err := statusPollers(e)
+	if err != nil {
+		stopPeak()
+		return err
+	}
 	requested := make([]readingRequest, len(sensors))
 	start := time.Now()
 	failedPosts, firstErr := eachConcurrently(len(sensors), e.o.concurrency, func(i int) error {
@@ -227,7 +241,7 @@ func readingBurst(ctx context.Context, e *env, r *report) error {
 	})
 	postsTook := time.Since(start)
 	if failedPosts > 0 {
-		stopPoll()
+		_, _, _ = stopPoll()
 		stopPeak()
 		return fmt.Errorf("%d of %d reading requests failed, the first: %v", failedPosts, len(sensors), firstErr)
 	}
@@ -237,7 +251,7 @@ func readingBurst(ctx context.Context, e *env, r *report) error {
 	for {
 		if err := e.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'COMPLETE'), count(*) FILTER (WHERE status = 'FAILED')
 			FROM readings WHERE trigger = 'MANUAL'`).Scan(&complete, &failed); err != nil {
-			stopPoll()
+			_, _, _ = stopPoll()
 			stopPeak()
 			return fmt.Errorf("count readings: %w", err)
 		}
@@ -245,7 +259,7 @@ func readingBurst(ctx context.Context, e *env, r *report) error {
 			break
 		}
 		if time.Now().After(deadline) {
-			stopPoll()
+			_, _, _ = stopPoll()
 			stopPeak()
 			return fmt.Errorf("only %d complete and %d failed of %d readings after 5m", complete, failed, len(sensors))
 		}
@@ -253,8 +267,11 @@ func readingBurst(ctx context.Context, e *env, r *report) error {
 	}
 	took := time.Since(start)
 	gwCPU, pgCPU, selfCPU := e.procTicks()-gw0, e.pgTicksSince(pg0), cpuTicks(os.Getpid())-self0
-	lat, pollFailed := stopPoll()
+	lat, pollFailed, err := stopPoll()
 	peak := stopPeak()
+	if err != nil {
+		return err
+	}
 	r.progressf("readings: %d requested in %s, all finished after %s (load average %s)", len(sensors),
 		postsTook.Round(time.Millisecond), took.Round(time.Millisecond), loadAverage())
 
@@ -404,17 +421,24 @@ func readingSchedule(ctx context.Context, e *env, r *report) error {
 	end := t0.Add(e.o.readingSchedule)
 	r.progressf("readings: %d sensors scheduled every %s; watching until %s", len(sensors), interval, end.Format("15:04:05"))
 	stopPeak := samplePeak(e.rssKiB)
-	stopPoll := statusPollers(e)
+	stopPoll, err := statusPollers(e)
+	if err != nil {
+		stopPeak()
+		return err
+	}
 	for time.Now().Before(end) && ctx.Err() == nil {
 		time.Sleep(min(time.Until(end), 30*time.Second))
 		var n int
 		_ = e.pool.QueryRow(ctx, `SELECT count(*) FROM readings WHERE trigger = 'SCHEDULED'`).Scan(&n)
 		r.progressf("readings: %d scheduled readings so far, rss %d KiB", n, e.rssKiB())
 	}
-	lat, pollFailed := stopPoll()
+	lat, pollFailed, err := stopPoll()
 	peak := stopPeak()
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if err != nil {
+		return err
 	}
 	// A reading due just before the end may be requested a little after
 	// it; give those time to be requested, then to finish.
