@@ -345,7 +345,7 @@ func TestSoak(t *testing.T) {
 			sims[rand.IntN(n)].Drop(websocket.CloseGoingAway)
 			drops++
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(25 * time.Millisecond)
 	}
 	for _, id := range ids {
 		if e.status(id)["state"] == "FAILED" {
