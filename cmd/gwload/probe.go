@@ -79,12 +79,23 @@ func runProbe(in io.Reader, out io.Writer) error {
 		_, _ = io.Copy(io.Discard, rd) // until the parent closes stdin
 		close(quit)
 	}()
+	var res probeResult
+	res.Latencies, res.Failed = poll(quit, spec.Pollers, spec.Every, func() error {
+		return probeOnce(client, spec, spec.IDs[rand.IntN(len(spec.IDs))])
+	})
+	return json.NewEncoder(out).Encode(res)
+}
+
+// poll runs pollers clients, each calling once every every, until quit is
+// closed; it returns the sorted latencies of the calls that succeeded and
+// how many failed.
+func poll(quit <-chan struct{}, pollers int, every time.Duration, once func() error) ([]time.Duration, int) {
 	var wg sync.WaitGroup
 	var failed atomic.Int64
-	per := make([][]time.Duration, spec.Pollers)
-	for w := range spec.Pollers {
+	per := make([][]time.Duration, pollers)
+	for w := range pollers {
 		wg.Go(func() {
-			t := time.NewTicker(spec.Every)
+			t := time.NewTicker(every)
 			defer t.Stop()
 			for {
 				select {
@@ -92,9 +103,8 @@ func runProbe(in io.Reader, out io.Writer) error {
 					return
 				case <-t.C:
 				}
-				id := spec.IDs[rand.IntN(len(spec.IDs))]
 				t0 := time.Now()
-				if err := probeOnce(client, spec, id); err != nil {
+				if err := once(); err != nil {
 					failed.Add(1)
 					continue
 				}
@@ -103,11 +113,12 @@ func runProbe(in io.Reader, out io.Writer) error {
 		})
 	}
 	wg.Wait()
-	res := probeResult{Failed: int(failed.Load())}
+	var all []time.Duration
 	for _, p := range per {
-		res.Latencies = append(res.Latencies, p...)
+		all = append(all, p...)
 	}
-	return json.NewEncoder(out).Encode(res)
+	slices.Sort(all)
+	return all, int(failed.Load())
 }
 
 func probeOnce(client *http.Client, spec probeSpec, id uuid.UUID) error {
@@ -176,7 +187,6 @@ func startProbe(e *env, pollers int, every time.Duration) (stop func() ([]time.D
 		if decErr != nil {
 			return nil, 0, fmt.Errorf("status probe: %w", decErr)
 		}
-		slices.Sort(res.Latencies)
 		return res.Latencies, res.Failed, nil
 	}, nil
 }

@@ -7,8 +7,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -124,38 +122,21 @@ func statusPollers(e *env) (stop func() ([]time.Duration, int, error), err error
 		return startProbe(e, readingPollers, readingPollEvery)
 	}
 	quit := make(chan struct{})
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	per := make([][]time.Duration, readingPollers)
-	for w := range readingPollers {
-		wg.Go(func() {
-			t := time.NewTicker(readingPollEvery)
-			defer t.Stop()
-			for {
-				select {
-				case <-quit:
-					return
-				case <-t.C:
-				}
-				id := e.ids[rand.IntN(len(e.ids))]
-				t0 := time.Now()
-				if err := e.call("GET", "/gateways/"+id.String()+"/status", nil, 200, nil); err != nil {
-					failed.Add(1)
-					continue
-				}
-				per[w] = append(per[w], time.Since(t0))
-			}
-		})
+	type result struct {
+		lat    []time.Duration
+		failed int
 	}
+	done := make(chan result, 1)
+	go func() {
+		lat, failed := poll(quit, readingPollers, readingPollEvery, func() error {
+			return e.call("GET", "/gateways/"+e.ids[rand.IntN(len(e.ids))].String()+"/status", nil, 200, nil)
+		})
+		done <- result{lat, failed}
+	}()
 	return func() ([]time.Duration, int, error) {
 		close(quit)
-		wg.Wait()
-		var all []time.Duration
-		for _, p := range per {
-			all = append(all, p...)
-		}
-		slices.Sort(all)
-		return all, int(failed.Load()), nil
+		r := <-done
+		return r.lat, r.failed, nil
 	}, nil
 }
 
