@@ -28,14 +28,10 @@ demo: db .env build
 # them in the order given, -p at a time) rather than one of them running
 # alone at the end. The race runtime sleeps 1 s at the exit of every test
 # binary so that late reports get printed; a race inside a test fails that
-# test anyway, and 50 ms is plenty for the rest. The test packages mostly
-# wait (on timers, sockets and PostgreSQL), so one more package runs at
-# once than there are cores (go test's default -p is the number of cores):
-# on 2 cores 66 s -> 53 s, no test slower to fail.
-TESTFIRST := ./api ./web ./cmd/gwload ./cmd/gatewayd ./actors ./ctc/ctctest ./events ./store
-TESTP ?= $(shell echo $$(( $$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2) + 1 )))
+# test anyway, and 50 ms is plenty for the rest.
+TESTFIRST := ./web ./api ./cmd/gwload ./cmd/gatewayd ./actors ./ctc/ctctest ./events ./store
 test: db
-	GORACE="atexit_sleep_ms=50 $$GORACE" $(GO) test -race -count=1 -p $(TESTP) -timeout 15m $(TESTFIRST) ./...
+	GORACE="atexit_sleep_ms=50 $$GORACE" $(GO) test -race -count=1 -timeout 15m $(TESTFIRST) ./...
 
 ## db: make sure PostgreSQL answers at DATABASE_URL and the database exists
 db:
