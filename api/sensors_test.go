@@ -233,13 +233,13 @@ func TestEquipmentAndAssignment(t *testing.T) {
 	assert.Equal(t, 404, e.do("GET", "/api/gateways/"+id+"/sensors", nil).status)
 }
 
-// A cold start of many gateways with four sensors each: every sensor row
+// A cold start of 1,000 gateways with four sensors each: every sensor row
 // is in the database, right, through the batching writer.
 func TestColdStartDiscoversEverySensor(t *testing.T) {
-	const n = 300
+	const n = 1000
 	e := newLiveEnv(t, actorstest.FastConfig())
 	for i := range n {
-		name := fmt.Sprintf("cold-%03d", i)
+		name := fmt.Sprintf("cold-%04d", i)
 		email, pw := actorstest.Credentials(name)
 		sg := e.sim.Add(name, ctctest.Config{Email: email, Password: pw, Sensors: ctctest.DefaultSensors(4)})
 		_, err := e.h.Store.CreateGateway(t.Context(), newGatewayInput(e, name, sg.URL(), email, pw))
