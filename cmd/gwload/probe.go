@@ -80,9 +80,7 @@ func runProbe(in io.Reader, out io.Writer) error {
 		close(quit)
 	}()
 	var res probeResult
-	res.Latencies, res.Failed = poll(quit, spec.Pollers, spec.Every, func() error {
-		return probeOnce(client, spec, spec.IDs[rand.IntN(len(spec.IDs))])
-	})
+	res.Latencies, res.Failed = poll(quit, spec.Pollers, spec.Every, func() error { return spec.once(client) })
 	return json.NewEncoder(out).Encode(res)
 }
 
@@ -121,8 +119,9 @@ func poll(quit <-chan struct{}, pollers int, every time.Duration, once func() er
 	return all, int(failed.Load())
 }
 
-func probeOnce(client *http.Client, spec probeSpec, id uuid.UUID) error {
-	path := "/gateways/" + id.String() + "/status"
+// once makes one request: a random gateway's status, or spec.Path.
+func (spec probeSpec) once(client *http.Client) error {
+	path := "/gateways/" + spec.IDs[rand.IntN(len(spec.IDs))].String() + "/status"
 	if spec.Path != "" {
 		path = spec.Path
 	}
@@ -147,9 +146,9 @@ func probeOnce(client *http.Client, spec probeSpec, id uuid.UUID) error {
 	return nil
 }
 
-// startProbe starts a probe process polling e's gateways; stop ends it and
+// startProbe starts a probe process polling as spec says; stop ends it and
 // returns its sorted latencies and the number of failed requests.
-func startProbe(e *env, pollers int, every time.Duration) (stop func() ([]time.Duration, int, error), err error) {
+func startProbe(spec probeSpec) (stop func() ([]time.Duration, int, error), err error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -168,9 +167,9 @@ func startProbe(e *env, pollers int, every time.Duration) (stop func() ([]time.D
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	spec, err := json.Marshal(probeSpec{API: e.api, Token: e.token, IDs: e.ids, Pollers: pollers, Every: every, Path: e.o.probePath})
+	line, err := json.Marshal(spec)
 	if err == nil {
-		_, err = stdin.Write(append(spec, '\n'))
+		_, err = stdin.Write(append(line, '\n'))
 	}
 	if err != nil {
 		_ = stdin.Close()

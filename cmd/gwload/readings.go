@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -118,8 +117,9 @@ func readingSetup(ctx context.Context, e *env, r *report) ([]readingSensor, erro
 // pollers run in a process of their own (see probeEnv), unless
 // -probe-in-process asks for the old in-process ones to compare.
 func statusPollers(e *env) (stop func() ([]time.Duration, int, error), err error) {
+	spec := probeSpec{API: e.api, Token: e.token, IDs: e.ids, Pollers: readingPollers, Every: readingPollEvery, Path: e.o.probePath}
 	if !e.o.probeInProcess {
-		return startProbe(e, readingPollers, readingPollEvery)
+		return startProbe(spec)
 	}
 	quit := make(chan struct{})
 	type result struct {
@@ -128,9 +128,7 @@ func statusPollers(e *env) (stop func() ([]time.Duration, int, error), err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		lat, failed := poll(quit, readingPollers, readingPollEvery, func() error {
-			return e.call("GET", "/gateways/"+e.ids[rand.IntN(len(e.ids))].String()+"/status", nil, 200, nil)
-		})
+		lat, failed := poll(quit, spec.Pollers, spec.Every, func() error { return spec.once(e.client) })
 		done <- result{lat, failed}
 	}()
 	return func() ([]time.Duration, int, error) {
