@@ -48,8 +48,8 @@ type dialing struct {
 // abandoned first.
 func startDial(d *deps, url string, failing bool, report func(error), log zerolog.Logger) *dialing {
 	ctx, cancel := context.WithCancel(context.Background())
-	dl := &dialing{d: d, ctx: ctx, cancel: cancel, url: url, report: report, log: log, done: make(chan struct{})}
-	dl.failing = failing
+	dl := &dialing{dialWait: dialWait{failing: failing}, d: d, ctx: ctx, cancel: cancel, url: url, report: report, log: log,
+		done: make(chan struct{})}
 	dl.start = dl.run
 	d.limiter.submit(&dl.dialWait)
 	return dl

@@ -91,11 +91,7 @@ func (l *dialLimiter) submit(w *dialWait) {
 	defer l.mu.Unlock()
 	l.seq++
 	w.seq, w.queued = l.seq, true
-	if w.failing {
-		l.unproven.push(w)
-	} else {
-		l.healthy.push(w)
-	}
+	l.queueOf(w).push(w)
 	l.dispatch()
 }
 
@@ -108,11 +104,7 @@ func (l *dialLimiter) cancel(w *dialWait) bool {
 		return false
 	}
 	w.queued = false
-	if w.failing {
-		l.unproven.remove(w)
-	} else {
-		l.healthy.remove(w)
-	}
+	l.queueOf(w).remove(w)
 	l.mu.Unlock()
 	l.done()
 	return true
@@ -131,6 +123,14 @@ func (l *dialLimiter) release(failing bool) {
 	l.done()
 }
 
+// queueOf is the queue w waits in.
+func (l *dialLimiter) queueOf(w *dialWait) *waitQueue {
+	if w.failing {
+		return &l.unproven
+	}
+	return &l.healthy
+}
+
 // dispatch starts waiters, oldest first, while there are slots for them.
 // Called with mu held.
 func (l *dialLimiter) dispatch() {
@@ -143,12 +143,10 @@ func (l *dialLimiter) dispatch() {
 			return
 		}
 		w.queued = false
+		l.queueOf(w).remove(w)
 		l.inFlight++
 		if w.failing {
-			l.unproven.remove(w)
 			l.failing++
-		} else {
-			l.healthy.remove(w)
 		}
 		if l.launch != nil {
 			l.launch(w.start)
