@@ -24,6 +24,9 @@ import (
 // scheduler as well as for gatewayd, and their latencies measured gwload.
 const probeEnv = "GWLOAD_STATUS_PROBE"
 
+// probeReady is the probe's first line of output: it is about to poll.
+const probeReady = "ready"
+
 // probeMain runs the probe and exits when this process was started as
 // one; false means it was not.
 func probeMain() bool {
@@ -74,6 +77,12 @@ func runProbe(in io.Reader, out io.Writer) error {
 	}
 	client := &http.Client{Timeout: 30 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: spec.Pollers}}
+	// The parent's measuring window starts when this line arrives, not
+	// when the process was started: under load (and -race) starting a
+	// process can take longer than a short window.
+	if _, err := fmt.Fprintln(out, probeReady); err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
 	quit := make(chan struct{})
 	go func() {
 		_, _ = io.Copy(io.Discard, rd) // until the parent closes stdin
@@ -171,6 +180,14 @@ func startProbe(spec probeSpec) (stop func() ([]time.Duration, int, error), err 
 	if err == nil {
 		_, err = stdin.Write(append(line, '\n'))
 	}
+	out := bufio.NewReader(stdout)
+	if err == nil {
+		var ready string
+		ready, err = out.ReadString('\n')
+		if err == nil && ready != probeReady+"\n" {
+			err = fmt.Errorf("unexpected first line %q", ready)
+		}
+	}
 	if err != nil {
 		_ = stdin.Close()
 		_ = cmd.Wait()
@@ -179,7 +196,7 @@ func startProbe(spec probeSpec) (stop func() ([]time.Duration, int, error), err 
 	return func() ([]time.Duration, int, error) {
 		_ = stdin.Close()
 		var res probeResult
-		decErr := json.NewDecoder(stdout).Decode(&res)
+		decErr := json.NewDecoder(out).Decode(&res)
 		if err := cmd.Wait(); err != nil {
 			return nil, 0, fmt.Errorf("status probe: %w", err)
 		}

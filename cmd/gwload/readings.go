@@ -158,6 +158,9 @@ func readingIdle(e *env, r *report, prefix string) (time.Duration, int, error) {
 	if failed > 0 {
 		return 0, 0, fmt.Errorf("%d idle status requests failed", failed)
 	}
+	if len(lat) == 0 {
+		return 0, 0, fmt.Errorf("no idle status request finished in %s", e.o.duration)
+	}
 	p99 := percentile(lat, 99)
 	r.value(prefix+"_idle_status_p50", ms(percentile(lat, 50)), "ms")
 	r.value(prefix+"_idle_status_p99", ms(p99), "ms")
