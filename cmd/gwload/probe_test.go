@@ -49,8 +49,11 @@ func TestProbePollsUntilStdinEnds(t *testing.T) {
 	require.NoError(t, feed.Close())
 	require.NoError(t, <-done)
 
+	ready, result, found := strings.Cut(out.String(), "\n")
+	require.True(t, found)
+	assert.Equal(t, probeReady, ready, "the first line says the probe is polling")
 	var res probeResult
-	require.NoError(t, json.NewDecoder(strings.NewReader(out.String())).Decode(&res))
+	require.NoError(t, json.NewDecoder(strings.NewReader(result)).Decode(&res))
 	assert.Positive(t, res.Failed, "the 404s")
 	assert.NotEmpty(t, res.Latencies, "the 200s")
 	assert.Equal(t, seen.Load(), int64(res.Failed+len(res.Latencies)), "every request counted once")
