@@ -46,7 +46,7 @@ func eventually(t *testing.T, cond func() bool, within time.Duration, msg string
 func TestCreateAuthenticatesWithTheRightFirstFrame(t *testing.T) {
 	h := newHarness(t, actorstest.FastConfig())
 	g, sg := h.Add("alpha")
-	st := h.WaitState(g.ID, gatewayd.StateAuthenticated, 3*time.Second)
+	st := h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	assert.Equal(t, gatewayd.DesiredConnected, st.Desired)
 	assert.NotNil(t, st.ConnectedAt)
 	assert.NotNil(t, st.LastSeenAt)
@@ -77,10 +77,10 @@ func TestCreateAuthenticatesWithTheRightFirstFrame(t *testing.T) {
 func TestRefusedLoginIsAuthFailedUntilCredentialsChange(t *testing.T) {
 	h := newHarness(t, actorstest.FastConfig())
 	g, sg := h.Add("refuser")
-	h.WaitState(g.ID, gatewayd.StateAuthenticated, 3*time.Second)
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	sg.SetFaults(ctctest.Faults{RefuseLogins: true})
 	sg.Drop(websocket.CloseGoingAway)
-	st := h.WaitState(g.ID, gatewayd.StateAuthFailed, 3*time.Second)
+	st := h.WaitState(g.ID, gatewayd.StateAuthFailed, 10*time.Second)
 	require.NotNil(t, st.LastError)
 	assert.Equal(t, "Invalid email or password", *st.LastError)
 	assert.Nil(t, st.NextRetryAt)
@@ -92,7 +92,7 @@ func TestRefusedLoginIsAuthFailedUntilCredentialsChange(t *testing.T) {
 	sg.SetFaults(ctctest.Faults{})
 	h.Sim.Add("refuser", ctctest.Config{Email: "refuser@example.com", Password: "new"})
 	h.Update(g.ID, store.GatewayPatch{Password: store.Some("new")})
-	h.WaitState(g.ID, gatewayd.StateAuthenticated, 3*time.Second)
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	assert.Contains(t, actorstest.LastLogin(sg), `"Password":"new"`)
 }
 
@@ -104,19 +104,19 @@ func TestConnectLeavesAuthFailed(t *testing.T) {
 		URL: sg.URL(), Email: "e@example.com", Password: "wrong"})
 	require.NoError(t, err)
 	h.Runtime.GatewayStarted(g.Target("wrong"))
-	st := h.WaitState(g.ID, gatewayd.StateAuthFailed, 3*time.Second)
+	st := h.WaitState(g.ID, gatewayd.StateAuthFailed, 10*time.Second)
 	assert.Equal(t, 1, st.ReconnectAttempts)
 	h.Sim.Add(name, ctctest.Config{Email: "e@example.com", Password: "wrong"})
 	st, err = h.Runtime.Connect(context.Background(), g.ID)
 	require.NoError(t, err)
 	assert.Equal(t, gatewayd.StateConnecting, st.State)
-	h.WaitState(g.ID, gatewayd.StateAuthenticated, 3*time.Second)
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 }
 
 func TestDisconnectAndConnect(t *testing.T) {
 	h := newHarness(t, actorstest.FastConfig())
 	g, sg := h.Add("dc")
-	h.WaitState(g.ID, gatewayd.StateAuthenticated, 3*time.Second)
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	st, err := h.Runtime.Disconnect(context.Background(), g.ID)
 	require.NoError(t, err)
 	assert.Equal(t, gatewayd.StateDisconnected, st.State)
@@ -131,7 +131,7 @@ func TestDisconnectAndConnect(t *testing.T) {
 
 	_, err = h.Runtime.Connect(context.Background(), g.ID)
 	require.NoError(t, err)
-	h.WaitState(g.ID, gatewayd.StateAuthenticated, 3*time.Second)
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	st, err = h.Runtime.Connect(context.Background(), g.ID)
 	require.NoError(t, err)
 	assert.Equal(t, gatewayd.StateAuthenticated, st.State, "connect is idempotent")
@@ -168,41 +168,45 @@ func TestBackoffGrowsThenRecovers(t *testing.T) {
 }
 
 func TestLoginTimeoutAndDropsAreBackoff(t *testing.T) {
-	h := newHarness(t, actorstest.FastConfig())
+	cfg := actorstest.FastConfig()
+	cfg.AuthTimeout = time.Second
+	h := newHarness(t, cfg)
 	g, sg := h.Add("mute")
-	h.WaitState(g.ID, gatewayd.StateAuthenticated, 3*time.Second)
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	sg.SetFaults(ctctest.Faults{IgnoreLogins: true})
 	sg.Drop(0)
 	eventually(t, func() bool {
 		st := h.Status(g.ID)
 		return st.LastError != nil && strings.Contains(*st.LastError, "no answer to login")
-	}, 3*time.Second, "login timeout reported")
+	}, 10*time.Second, "login timeout reported")
 	sg.SetFaults(ctctest.Faults{})
-	h.WaitState(g.ID, gatewayd.StateAuthenticated, 3*time.Second)
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 }
 
 func TestWithheldPongsAreDetected(t *testing.T) {
-	h := newHarness(t, actorstest.FastConfig())
+	cfg := actorstest.FastConfig()
+	cfg.PongTimeout = time.Second
+	h := newHarness(t, cfg)
 	g, sg := h.Add("nopong")
-	h.WaitState(g.ID, gatewayd.StateAuthenticated, 3*time.Second)
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	accepted := sg.Stats().Accepted
 	sg.SetFaults(ctctest.Faults{WithholdPongs: true})
 	start := time.Now()
 	eventually(t, func() bool {
 		st := h.Status(g.ID)
 		return st.LastError != nil && strings.Contains(*st.LastError, "no pong")
-	}, 3*time.Second, "dead connection detected")
+	}, 10*time.Second, "dead connection detected")
 	// Detected within ping interval + pong timeout (plus scheduling slack).
-	assert.Less(t, time.Since(start), h.Config.PingInterval+h.Config.PongTimeout+time.Second)
+	assert.Less(t, time.Since(start), h.Config.PingInterval+h.Config.PongTimeout+2*time.Second)
 	sg.SetFaults(ctctest.Faults{})
-	h.WaitState(g.ID, gatewayd.StateAuthenticated, 3*time.Second)
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	assert.Greater(t, sg.Stats().Accepted, accepted, "reconnected")
 }
 
 func TestUpdateOnlyReconnectsOnConnectionChange(t *testing.T) {
 	h := newHarness(t, actorstest.FastConfig())
 	g, sg := h.Add("upd")
-	h.WaitState(g.ID, gatewayd.StateAuthenticated, 3*time.Second)
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	// Same settings (a rename): no new connection.
 	h.Update(g.ID, store.GatewayPatch{Name: store.Some("renamed"), URL: store.Some(g.URL)})
 	assert.False(t, h.WaitReconfigured(g.ID), "the actor decided not to reconnect")
@@ -216,7 +220,7 @@ func TestUpdateOnlyReconnectsOnConnectionChange(t *testing.T) {
 	h.Update(g.ID, store.GatewayPatch{URL: store.Some(other.URL())})
 	assert.True(t, h.WaitReconfigured(g.ID))
 	eventually(t, func() bool { return other.Stats().Logins == 1 }, 3*time.Second, "moved to the new url")
-	h.WaitState(g.ID, gatewayd.StateAuthenticated, 3*time.Second)
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	eventually(t, func() bool { return sg.Stats().Open == 0 }, 2*time.Second, "old socket closed")
 	assert.Equal(t, []int{1000}, sg.Stats().CloseCodes)
 }
@@ -224,7 +228,7 @@ func TestUpdateOnlyReconnectsOnConnectionChange(t *testing.T) {
 func TestDeleteClosesWith1000AndForgets(t *testing.T) {
 	h := newHarness(t, actorstest.FastConfig())
 	g, sg := h.Add("del")
-	h.WaitState(g.ID, gatewayd.StateAuthenticated, 3*time.Second)
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	_, err := h.Store.DeleteGateway(context.Background(), g.ID)
 	require.NoError(t, err)
 	h.Runtime.GatewaysRemoved([]uuid.UUID{g.ID})
@@ -269,15 +273,15 @@ func TestCrashLoopIsFailedAndConnectBringsItBack(t *testing.T) {
 	h := newHarness(t, cfg)
 	g, sg := h.Add("loop")
 	other, osg := h.Add("steady")
-	h.WaitState(g.ID, gatewayd.StateAuthenticated, 3*time.Second)
-	h.WaitState(other.ID, gatewayd.StateAuthenticated, 3*time.Second)
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	h.WaitState(other.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	for i := range 3 {
 		require.NoError(t, h.Runtime.Crash(context.Background(), g.ID), "crash %d", i)
 		if i < 2 {
 			eventually(t, func() bool { return h.Status(g.ID).Restarts == i+1 }, 3*time.Second, "restart %d", i+1)
 		}
 	}
-	st := h.WaitState(g.ID, gatewayd.StateFailed, 3*time.Second)
+	st := h.WaitState(g.ID, gatewayd.StateFailed, 10*time.Second)
 	assert.Equal(t, 2, st.Restarts)
 	require.NotNil(t, st.LastError)
 	assert.Contains(t, *st.LastError, "crashed 3 times")
@@ -287,13 +291,13 @@ func TestCrashLoopIsFailedAndConnectBringsItBack(t *testing.T) {
 
 	_, err := h.Runtime.Connect(context.Background(), g.ID)
 	require.NoError(t, err)
-	h.WaitState(g.ID, gatewayd.StateAuthenticated, 3*time.Second)
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 }
 
 func TestGarbageNeverCrashes(t *testing.T) {
 	h := newHarness(t, actorstest.FastConfig())
 	g, sg := h.Add("noisy")
-	h.WaitState(g.ID, gatewayd.StateAuthenticated, 3*time.Second)
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	sg.SetFaults(ctctest.Faults{Garbage: true, GarbageEvery: time.Millisecond})
 	eventually(t, func() bool { return sg.Stats().GarbageSent >= 200 }, 5*time.Second, "200 garbage frames sent")
 	eventually(t, func() bool { return strings.Contains(h.Logs.String(), "dropped frames from gateway") }, 2*time.Second, "drops logged")
@@ -308,8 +312,8 @@ func TestRestartOfServiceReconnectsActiveOnly(t *testing.T) {
 	h := newHarness(t, actorstest.FastConfig())
 	a, asg := h.Add("keep")
 	b, bsg := h.Add("gone")
-	h.WaitState(a.ID, gatewayd.StateAuthenticated, 3*time.Second)
-	h.WaitState(b.ID, gatewayd.StateAuthenticated, 3*time.Second)
+	h.WaitState(a.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	h.WaitState(b.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	require.NoError(t, h.Runtime.Shutdown(ctx))
@@ -319,7 +323,7 @@ func TestRestartOfServiceReconnectsActiveOnly(t *testing.T) {
 	require.NoError(t, err)
 
 	h.StartRuntime()
-	h.WaitState(a.ID, gatewayd.StateAuthenticated, 3*time.Second)
+	h.WaitState(a.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	_, err = h.Runtime.Status(context.Background(), b.ID)
 	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
 	assert.Equal(t, 1, bsg.Stats().Accepted)
@@ -408,7 +412,7 @@ func TestStatusDuringCrashLoopAlwaysAnswers(t *testing.T) {
 	h := newHarness(t, cfg)
 	for round := range 10 {
 		g, _ := h.Add(fmt.Sprintf("loop-%d", round))
-		h.WaitState(g.ID, gatewayd.StateAuthenticated, 3*time.Second)
+		h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 		done := make(chan struct{})
 		errs := make(chan error, 1)
 		go func() {
@@ -430,7 +434,7 @@ func TestStatusDuringCrashLoopAlwaysAnswers(t *testing.T) {
 			t.Fatalf("round %d: status failed: %v", round, err)
 		default:
 		}
-		h.WaitState(g.ID, gatewayd.StateFailed, 3*time.Second)
+		h.WaitState(g.ID, gatewayd.StateFailed, 10*time.Second)
 	}
 }
 
@@ -447,12 +451,12 @@ func TestUnreadablePasswordIsFailedUntilSetAgain(t *testing.T) {
 		Name: "r", URL: sg.URL(), Email: "r@example.com", Password: "pw"})
 	require.NoError(t, err)
 	h.Runtime.Reconcile()
-	st := h.WaitState(g.ID, gatewayd.StateFailed, 3*time.Second)
+	st := h.WaitState(g.ID, gatewayd.StateFailed, 10*time.Second)
 	require.NotNil(t, st.LastError)
 	assert.Contains(t, *st.LastError, "cannot be decrypted")
 	assert.Equal(t, 0, sg.Stats().Accepted, "no login with a garbage password")
 
 	up := h.Update(g.ID, store.GatewayPatch{Password: store.Some("pw")})
 	assert.True(t, up.Reconnect)
-	h.WaitState(g.ID, gatewayd.StateAuthenticated, 3*time.Second)
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 }

@@ -85,14 +85,17 @@ var statusKeys = []string{"id", "gateway_id", "name", "state", "desired_state", 
 	"last_error", "reconnect_attempts", "next_retry_at", "restarts"}
 
 func TestEveryStateThroughHTTP(t *testing.T) {
-	e := newLiveEnv(t, actorstest.FastConfig())
+	cfg := actorstest.FastConfig()
+	// The stalled handshake and the ignored login end by timing out.
+	cfg.ConnectTimeout, cfg.AuthTimeout = time.Second, 2*time.Second
+	e := newLiveEnv(t, cfg)
 	sg := e.sim.Add("states", ctctest.Config{Email: "s@example.com", Password: secret("pw-states-Q1")})
 	sg.SetFaults(ctctest.Faults{StallHandshake: true})
 	g := e.create("/api/gateways", map[string]any{"factory_id": e.factoryID, "gateway_id": "states", "name": "s",
 		"url": sg.URL(), "email": "s@example.com", "password": "pw-states-Q1"})
 	id := g["id"].(string)
 
-	st := e.waitState(id, "CONNECTING", 2*time.Second)
+	st := e.waitState(id, "CONNECTING", 10*time.Second)
 	assert.ElementsMatch(t, statusKeys, keysOf(st))
 	assert.Equal(t, id, st["id"])
 	assert.Equal(t, "states", st["gateway_id"])
@@ -106,7 +109,7 @@ func TestEveryStateThroughHTTP(t *testing.T) {
 	assert.NotNil(t, st["last_error"])
 
 	sg.SetFaults(ctctest.Faults{})
-	st = e.waitState(id, "AUTHENTICATED", 3*time.Second)
+	st = e.waitState(id, "AUTHENTICATED", 10*time.Second)
 	assertTime(t, st["connected_at"], "connected_at")
 	assertTime(t, st["last_seen_at"], "last_seen_at")
 	assert.Nil(t, st["next_retry_at"])
@@ -118,23 +121,23 @@ func TestEveryStateThroughHTTP(t *testing.T) {
 
 	sg.SetFaults(ctctest.Faults{IgnoreLogins: true})
 	sg.Drop(0)
-	e.waitState(id, "CONNECTED", 2*time.Second) // socket open, waiting for the login answer
+	e.waitState(id, "CONNECTED", 10*time.Second) // socket open, waiting for the login answer
 
 	sg.SetFaults(ctctest.Faults{RefuseLogins: true})
-	st = e.waitState(id, "AUTH_FAILED", 3*time.Second)
+	st = e.waitState(id, "AUTH_FAILED", 10*time.Second) // after the ignored login times out
 	assert.Equal(t, "Invalid email or password", st["last_error"])
 
 	sg.SetFaults(ctctest.Faults{})
 	r := e.do("POST", "/api/gateways/"+id+"/connect", nil)
 	require.Equal(t, 202, r.status, string(r.body))
-	e.waitState(id, "AUTHENTICATED", 3*time.Second)
+	e.waitState(id, "AUTHENTICATED", 10*time.Second)
 
 	r = e.do("POST", "/api/gateways/"+id+"/disconnect", nil)
 	require.Equal(t, 202, r.status)
 	assert.Equal(t, "DISCONNECTED", r.json(t)["state"])
 	assert.Equal(t, "DISCONNECTED", r.json(t)["desired_state"])
 	require.Equal(t, 202, e.do("POST", "/api/gateways/"+id+"/connect", nil).status)
-	e.waitState(id, "AUTHENTICATED", 3*time.Second)
+	e.waitState(id, "AUTHENTICATED", 10*time.Second)
 
 	for i := 0; i < 4; i++ {
 		require.Equal(t, 202, e.do("POST", "/api/debug/gateways/"+id+"/crash", nil).status)
@@ -142,14 +145,14 @@ func TestEveryStateThroughHTTP(t *testing.T) {
 			require.Eventually(t, func() bool { return e.status(id)["restarts"] == float64(i+1) }, 3*time.Second, 5*time.Millisecond)
 		}
 	}
-	st = e.waitState(id, "FAILED", 3*time.Second)
+	st = e.waitState(id, "FAILED", 10*time.Second)
 	assert.Equal(t, 3.0, st["restarts"])
 	r = e.do("POST", "/api/debug/gateways/"+id+"/crash", nil)
 	require.Equal(t, 409, r.status)
 	code, _ := r.errorBody(t)
 	assert.Equal(t, "GATEWAY_NOT_CONNECTED", code)
 	require.Equal(t, 202, e.do("POST", "/api/gateways/"+id+"/connect", nil).status)
-	e.waitState(id, "AUTHENTICATED", 3*time.Second)
+	e.waitState(id, "AUTHENTICATED", 10*time.Second)
 
 	require.Equal(t, 204, e.do("DELETE", "/api/gateways/"+id, nil).status)
 	r = e.do("GET", "/api/gateways/"+id+"/status", nil)
@@ -187,7 +190,7 @@ func TestStatusListCountsAndHealth(t *testing.T) {
 	c := e.create("/api/gateways", map[string]any{"factory_id": other, "gateway_id": "list-c", "name": "c",
 		"url": sg.URL(), "email": "c@example.com", "password": "pw-list-c-Z"})["id"].(string)
 	for _, id := range []string{a, b, c} {
-		e.waitState(id, "AUTHENTICATED", 3*time.Second)
+		e.waitState(id, "AUTHENTICATED", 10*time.Second)
 	}
 	require.Equal(t, 202, e.do("POST", "/api/gateways/"+b+"/disconnect", nil).status)
 
@@ -222,7 +225,7 @@ func TestStatusListCountsAndHealth(t *testing.T) {
 func TestUpdateThroughHTTP(t *testing.T) {
 	e := newLiveEnv(t, actorstest.FastConfig())
 	id, sg := e.add("upd")
-	e.waitState(id, "AUTHENTICATED", 3*time.Second)
+	e.waitState(id, "AUTHENTICATED", 10*time.Second)
 	require.Equal(t, 200, e.do("PUT", "/api/gateways/"+id, map[string]any{"name": "renamed", "url": sg.URL()}).status)
 	assert.False(t, e.h.WaitReconfigured(uuid.MustParse(id)), "the actor decided not to reconnect")
 	assert.Equal(t, 1, sg.Stats().Accepted, "a rename does not reconnect")
@@ -232,13 +235,19 @@ func TestUpdateThroughHTTP(t *testing.T) {
 	require.Equal(t, 200, e.do("PUT", "/api/gateways/"+id, map[string]any{"password": pw}).status)
 	require.Eventually(t, func() bool { return strings.Contains(actorstest.LastLogin(sg), pw) }, 3*time.Second, 5*time.Millisecond,
 		"reconnected with the new password")
-	e.waitState(id, "AUTHENTICATED", 3*time.Second)
+	e.waitState(id, "AUTHENTICATED", 10*time.Second)
 }
 
 // TestIsolationUnderEveryFault: one gateway misbehaves in each fault mode
 // in turn; the other four keep exactly one connection each throughout.
 func TestIsolationUnderEveryFault(t *testing.T) {
-	e := newLiveEnv(t, actorstest.FastConfig())
+	cfg := actorstest.FastConfig()
+	// The faulty gateway's stalled handshake, ignored login and withheld
+	// pongs end by timing out; shorter than the default to keep the test
+	// short, long enough that a busy machine never trips them for the
+	// healthy four.
+	cfg.ConnectTimeout, cfg.AuthTimeout, cfg.PongTimeout = 2*time.Second, 2*time.Second, 2*time.Second
+	e := newLiveEnv(t, cfg)
 	var ids []string
 	var sims []*ctctest.Gateway
 	for i := range 5 {
@@ -246,7 +255,7 @@ func TestIsolationUnderEveryFault(t *testing.T) {
 		ids, sims = append(ids, id), append(sims, sg)
 	}
 	for _, id := range ids {
-		e.waitState(id, "AUTHENTICATED", 3*time.Second)
+		e.waitState(id, "AUTHENTICATED", 10*time.Second)
 	}
 	faults := map[string]ctctest.Faults{
 		"refuse logins":   {RefuseLogins: true},
@@ -273,12 +282,12 @@ func TestIsolationUnderEveryFault(t *testing.T) {
 			// Cleared before the refusal has landed (a slow machine
 			// takes longer than the half second to reconnect), it would
 			// land after the connect below and stay.
-			e.waitState(ids[0], "AUTH_FAILED", 3*time.Second)
+			e.waitState(ids[0], "AUTH_FAILED", 10*time.Second)
 		}
 		sims[0].SetFaults(ctctest.Faults{})
 		r := e.do("POST", "/api/gateways/"+ids[0]+"/connect", nil) // leaves AUTH_FAILED
 		require.Equal(t, 202, r.status)
-		e.waitState(ids[0], "AUTHENTICATED", 3*time.Second)
+		e.waitState(ids[0], "AUTHENTICATED", 10*time.Second)
 	}
 	for i := 1; i < 5; i++ {
 		st := e.status(ids[i])
@@ -296,13 +305,13 @@ func TestChaosIsolation(t *testing.T) {
 		ids, sims = append(ids, id), append(sims, sg)
 	}
 	for _, id := range ids {
-		e.waitState(id, "AUTHENTICATED", 3*time.Second)
+		e.waitState(id, "AUTHENTICATED", 10*time.Second)
 	}
 	require.Equal(t, 202, e.do("POST", "/api/debug/gateways/"+ids[0]+"/crash", nil).status)
 	require.Eventually(t, func() bool {
 		st := e.status(ids[0])
 		return st["restarts"] == 1.0 && st["state"] == "AUTHENTICATED"
-	}, 3*time.Second, 5*time.Millisecond)
+	}, 10*time.Second, 5*time.Millisecond)
 	assert.Equal(t, 2, sims[0].Stats().Accepted, "its socket was closed and reopened")
 	for i := 1; i < 10; i++ {
 		assert.Equal(t, 1, sims[i].Stats().Accepted)

@@ -31,11 +31,14 @@ import (
 // and long enough for a loaded 2-core machine running them in parallel
 // under the race detector: a timeout that fires only because the machine
 // is busy makes a test flaky, so timeouts are generous and retries fast.
+// (With a 1 s login timeout, logins that took a second on a saturated
+// machine timed out, retried into the same load and never got through.)
+// A test of a timeout sets that one short itself.
 func FastConfig() actors.Config {
 	return actors.Config{
-		ConnectTimeout: 2 * time.Second, AuthTimeout: time.Second, CommandTimeout: time.Second,
+		ConnectTimeout: 5 * time.Second, AuthTimeout: 5 * time.Second, CommandTimeout: time.Second,
 		BackoffInitial: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, BackoffMultiplier: 2,
-		PingInterval: 200 * time.Millisecond, PongTimeout: 2 * time.Second, DialConcurrency: 64,
+		PingInterval: 200 * time.Millisecond, PongTimeout: 5 * time.Second, DialConcurrency: 64,
 		RestartLimit: 3, RestartWindow: 10 * time.Second,
 		ReconcileInterval: time.Hour, SeenFlushInterval: 50 * time.Millisecond, SensorFlushInterval: 20 * time.Millisecond,
 		ReadingStartTimeout: time.Second, ReadingTimeout: 2 * time.Second, ReadingFlushInterval: 20 * time.Millisecond,
