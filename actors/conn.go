@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -214,8 +215,10 @@ func (b *bucket) take(n float64, now time.Time) bool {
 type reader struct {
 	ws    *websocket.Conn
 	inbox *semaphore.Weighted
-	// intake holds the reader back while readings pile up (nil: never).
+	// intake holds the reader back while readings pile up (nil: never);
+	// held is set while it does (nil: nobody asks).
 	intake *intake
+	held   *atomic.Bool
 	cfg    Config
 	// deliver hands a decoded frame to the actor; cost is returned to the
 	// inbox when the actor has handled it.
@@ -298,6 +301,24 @@ func putFrame(b *[]byte) {
 	}
 }
 
+func (r *reader) hold(v bool) {
+	if r.held != nil {
+		r.held.Store(v)
+	}
+}
+
+// intakeWait is how long a reader waits for the reading intake before it
+// reads its frame anyway: half the reading timeout, since the frame is
+// almost always a reading whose timer is running (a longer hold would
+// fail it), and never less than a quarter of the pong timeout. The pong
+// timeout does not run out meanwhile: the actor knows the reader is held.
+// (With the quarter pong timeout alone, 2.5 s by default, readers of a
+// 2,000-reading burst gave up waiting, read anyway, and overflowed the
+// processor's queue into FAILED "processing overloaded".)
+func intakeWait(cfg Config) time.Duration {
+	return max(cfg.ReadingTimeout/2, cfg.PongTimeout/4, 100*time.Millisecond)
+}
+
 // errReaderStopped: the reader's context ended while it waited.
 var errReaderStopped = errors.New("reader stopped")
 
@@ -328,7 +349,10 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 	b := (*data)[:0]
 	for {
 		if reserved == 0 && len(b) > smallFrame {
-			if !r.intake.admit(ctx, frameReserve, max(r.cfg.PongTimeout/4, 100*time.Millisecond)) {
+			r.hold(true)
+			ok := r.intake.admit(ctx, frameReserve, intakeWait(r.cfg))
+			r.hold(false)
+			if !ok {
 				*data = b
 				putFrame(data)
 				return 0, nil, 0, errReaderStopped

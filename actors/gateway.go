@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -101,6 +102,10 @@ type gatewayActor struct {
 	inbox      *semaphore.Weighted
 	stopReader context.CancelFunc
 	readerDone chan struct{}
+	// readerHeld is set while the reader waits for the reading intake in
+	// the middle of a frame: the gateway's pongs are queued behind that
+	// frame, unread, so no pong is missed (see onTimer).
+	readerHeld *atomic.Bool
 	matcher    ctc.Matcher[*command]
 	queue      []*command // waiting to be sent
 	// discovering is the latest discovery queued or in flight; a new
@@ -380,7 +385,8 @@ func (a *gatewayActor) finished(cmd *command, d gatewayd.Discovery, err error) {
 func (a *gatewayActor) startReader(ws *websocket.Conn) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	a.stopReader, a.readerDone = cancel, done
+	held := new(atomic.Bool)
+	a.stopReader, a.readerDone, a.readerHeld = cancel, done, held
 	a.inbox = semaphore.NewWeighted(int64(a.d.cfg.InboxBytes))
 	gen, root, self, inbox := a.gen, a.d.root, a.self, a.inbox
 	ws.SetReadLimit(readLimit)
@@ -388,7 +394,7 @@ func (a *gatewayActor) startReader(ws *websocket.Conn) {
 		root.Send(self, &pong{gen: gen})
 		return nil
 	})
-	r := &reader{ws: ws, inbox: inbox, intake: a.d.intake, cfg: a.d.cfg, log: a.log,
+	r := &reader{ws: ws, inbox: inbox, intake: a.d.intake, held: held, cfg: a.d.cfg, log: a.log,
 		deliver: func(msg ctc.Message, err error, cost int64) {
 			root.Send(self, &frame{gen: gen, msg: msg, err: err, inbox: inbox, cost: cost})
 		},
@@ -597,6 +603,12 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 		}
 		a.armTimer(timerPing, a.d.cfg.PingInterval)
 	case timerPong:
+		if a.readerHeld != nil && a.readerHeld.Load() {
+			// We stopped reading, not the gateway: its pong waits behind
+			// the frame the intake holds. The wait is bounded (intakeWait).
+			a.armTimer(timerPong, a.d.cfg.PongTimeout)
+			return
+		}
 		if a.ws != nil {
 			a.fail(fmt.Sprintf("no pong within %s", a.d.cfg.PongTimeout))
 		}
@@ -663,7 +675,7 @@ func (a *gatewayActor) teardown(wait bool) {
 		if wait && a.readerDone != nil {
 			waitFor(a.readerDone)
 		}
-		a.readerDone = nil
+		a.readerDone, a.readerHeld = nil, nil
 	}
 }
 

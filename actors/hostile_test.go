@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/actors"
 	"github.com/ctcgw/gatewayd/actors/actorstest"
 	"github.com/ctcgw/gatewayd/ctc"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
@@ -230,4 +231,39 @@ func TestUnansweredDiscoveryBacksOff(t *testing.T) {
 	first, second := asks[1].Sub(asks[0]), asks[2].Sub(asks[1])
 	assert.Greater(t, second-first, 300*time.Millisecond, "and the retries slow down (gaps %s, %s)", first, second)
 	assert.Equal(t, gatewayd.StateAuthenticated, h.Status(g.ID).State, "a mute discovery never touches the connection")
+}
+
+// A reader that the full reading intake holds back mid-frame has not lost
+// its gateway: the gateway's pongs wait behind that unread frame, so the
+// pong timeout waits too, and the connection outlives a hold many pong
+// timeouts long; the frame is read once there is room.
+func TestHeldReaderKeepsItsConnection(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.PingInterval, cfg.PongTimeout = 50*time.Millisecond, 300*time.Millisecond
+	cfg.ReadingTimeout = 30 * time.Second // the hold may last half of it
+	h := newHarness(t, cfg)
+	g, sg := h.Add("held")
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	drain := actors.FillIntake(h.Runtime, 1<<30) // other gateways' readings, not yet stored
+	defer drain()
+	eventually(t, func() bool { return sg.PushReading(1) == 1 }, 10*time.Second, "a reading pushed on the subscribed socket")
+	eventually(t, func() bool { return actors.IntakeWaiting(h.Runtime) == 1 }, 10*time.Second, "its reader held")
+
+	// The actor's clock: it pings every 50 ms while the reader is held.
+	// Twenty pings are a second, more than three pong timeouts.
+	pings := sg.Stats().Pings
+	eventually(t, func() bool { return sg.Stats().Pings >= pings+20 }, 10*time.Second, "pings go on")
+	st := h.Status(g.ID)
+	assert.Equal(t, gatewayd.StateAuthenticated, st.State, "last error %v", st.LastError)
+	assert.Equal(t, 1, actors.IntakeWaiting(h.Runtime), "still held, not read anyway")
+
+	drain()
+	drain = func() {}
+	eventually(t, func() bool { return actors.IntakeWaiting(h.Runtime) == 0 }, 10*time.Second, "read once there is room")
+	// Its pongs come in behind it: the connection stays up for another
+	// three pong timeouts.
+	pings = sg.Stats().Pings
+	eventually(t, func() bool { return sg.Stats().Pings >= pings+20 }, 10*time.Second, "pings go on")
+	assert.Equal(t, gatewayd.StateAuthenticated, h.Status(g.ID).State)
+	assert.Equal(t, 1, sg.Stats().Accepted, "never reconnected")
 }

@@ -1,0 +1,12 @@
+package actors
+
+// FillIntake counts n bytes in the runtime's reading intake, as a burst
+// of readings on their way to the database would, until the returned
+// function takes them out again.
+func FillIntake(r *Runtime, n int64) (drain func()) {
+	r.d.intake.add(n)
+	return func() { r.d.intake.add(-n) }
+}
+
+// IntakeWaiting is how many readers the intake holds back.
+func IntakeWaiting(r *Runtime) int { return r.d.intake.queued() }
