@@ -67,7 +67,7 @@ func Run(m *testing.M, tmpl **Template) int {
 	*tmpl = t
 	code := m.Run()
 	t.mu.Lock()
-	names := append(t.copies, t.name)
+	names := append([]string{t.name}, t.copies...)
 	t.mu.Unlock()
 	for _, name := range names {
 		if err := t.drop(name); err != nil {
@@ -204,7 +204,8 @@ func (t *Template) clean(name string) error {
 	return nil
 }
 
-// Pool returns a pool on a fresh database, closed and dropped at cleanup.
+// Pool returns a pool on a clean database (New), closed at cleanup before
+// the database is handed back.
 func (t *Template) Pool(tb testing.TB) (*pgxpool.Pool, string) {
 	tb.Helper()
 	u := t.New(tb)
