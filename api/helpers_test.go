@@ -55,8 +55,9 @@ func shownOnce(body []byte) {
 // The tests mostly wait on the runtime, the simulator and PostgreSQL
 // (each has its own database): up to 4 run at once. At 8 the package took
 // 18 s instead of 28, but one whole-suite run in seven stalled long enough
-// (PostgreSQL's disk, busy creating and dropping the tests' databases) to
-// pass FastConfig's 2 s pong timeout and fail four tests at once.
+// to pass FastConfig's pong timeout (then 2 s; PostgreSQL's disk was busy
+// dropping a database per test, which testdb no longer does) and fail
+// four tests at once; not tried again since.
 func TestMain(m *testing.M) {
 	testutil.Parallel(4)
 	leaks.passwords = map[string]bool{}

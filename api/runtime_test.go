@@ -344,7 +344,12 @@ func TestSoak(t *testing.T) {
 	if testing.Short() {
 		rounds = 40
 	}
+	// Paced, not waiting for anything: one round per tick is the soak's
+	// load (a crash lands on a running actor, not one still restarting).
+	pace := time.NewTicker(25 * time.Millisecond)
+	defer pace.Stop()
 	for range rounds {
+		<-pace.C
 		r := e.do("POST", "/api/debug/gateways/"+ids[rand.IntN(n)]+"/crash", nil)
 		require.Contains(t, []int{202, 409}, r.status, string(r.body))
 		if r.status == 202 {
@@ -354,7 +359,6 @@ func TestSoak(t *testing.T) {
 			sims[rand.IntN(n)].Drop(websocket.CloseGoingAway)
 			drops++
 		}
-		time.Sleep(25 * time.Millisecond)
 	}
 	for _, id := range ids {
 		if e.status(id)["state"] == "FAILED" {
