@@ -93,6 +93,7 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(zerolog.NewSlogHandler(alog))
 	}))
+	compactRegistry(system)
 	r := &Runtime{system: system, src: src, kick: newWakeup(), trim: newWakeup(), n: &counters{}}
 	r.d = &deps{
 		cfg:  cfg,
