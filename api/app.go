@@ -97,8 +97,10 @@ type Options struct {
 	// is closed. Default 10s.
 	ReadTimeout time.Duration
 	// MaxConnections caps concurrent HTTP connections (API_MAX_CONNECTIONS);
-	// past it fasthttp answers a new connection 503 and closes it.
-	// Default fasthttp's 262,144.
+	// past it fasthttp answers a new connection 503 and closes it. Event
+	// streams, which fasthttp stops counting once they take their
+	// connection over, are refused (503) while they and fasthttp's open
+	// connections together reach it. Default fasthttp's 262,144.
 	MaxConnections int
 }
 
@@ -112,6 +114,9 @@ type server struct {
 	tel      *telemetry.Observer
 	// auth checks tokens; nil when access control is off.
 	auth *tokens
+
+	// streams are the event streams, which take their connections over.
+	streams *streams
 
 	metricsOnce    sync.Once
 	metricsHandler fiber.Handler
@@ -197,6 +202,15 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	}))
 	app.Use(jsonBodiesOnly)
 
+	s.streams = newStreams(opts.MaxConnections, app.Server)
+	// fasthttp's Shutdown does not wait for hijacked connections: the
+	// event streams end here, after it (Fiber runs the hook then).
+	app.Hooks().OnShutdown(func() error {
+		if !s.streams.close(streamWriteTimeout + time.Second) {
+			log.Warn().Msg("event streams still writing at shutdown")
+		}
+		return nil
+	})
 	s.routes(app)
 	return app
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -41,12 +42,28 @@ func (s *server) eventStream(c *fiber.Ctx) error {
 			return validationError(Detail{Field: "Last-Event-ID", Message: msg})
 		}
 	}
-	sub := s.tel.Events.Subscribe(f, last, s.opts.EventsClientBuffer)
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	c.Set("X-Accel-Buffering", "no") // proxies must not hold the stream back
-	conn, keepAlive := c.Context().Conn(), s.opts.EventsKeepAlive
-	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+	if s.streams.full() {
+		return errTooManyStreams
+	}
+	// The stream takes the connection over once this handler and the
+	// middleware are done (see streams): the response head is written
+	// from there, with every header they set.
+	fctx, keepAlive, buffer := c.Context(), s.opts.EventsKeepAlive, s.opts.EventsClientBuffer
+	fctx.HijackSetNoResponse(true)
+	fctx.Hijack(func(conn net.Conn) {
+		if !s.streams.enter() {
+			return // shutting down: fasthttp closes the connection
+		}
+		defer s.streams.leave()
+		sub := s.tel.Events.Subscribe(f, last, buffer)
+		w := bufio.NewWriterSize(conn, streamBufferSize)
+		if _, err := w.Write(streamHead(&fctx.Response.Header, time.Now())); err != nil {
+			sub.Close()
+			return
+		}
 		ticker := time.NewTicker(keepAlive)
 		defer ticker.Stop()
 		timer := time.NewTimer(streamFlushInterval)
@@ -55,10 +72,19 @@ func (s *server) eventStream(c *fiber.Ctx) error {
 			timer.Reset(d)
 			<-timer.C
 		}
-		_ = stream(w, conn, sub, streamTiming{keepAlive: ticker.C, interval: streamFlushInterval, hold: hold})
+		_ = stream(w, conn, sub, streamTiming{keepAlive: ticker.C, interval: streamFlushInterval, hold: hold, stop: s.streams.stop})
 	})
 	return nil
 }
+
+// errTooManyStreams refuses a stream past API_MAX_CONNECTIONS.
+var errTooManyStreams = &Error{Status: fiber.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE",
+	Message: "Too many connections: API_MAX_CONNECTIONS reached"}
+
+// streamBufferSize is a stream's write buffer: what a flush interval of
+// a storm brings (10,000 gateway.state events a second, ~330 bytes each,
+// is ~33 KB per 10 ms) goes out in one write(2).
+const streamBufferSize = 32 << 10
 
 // streamWriteTimeout bounds each flush: a client that stops reading is
 // noticed within it, and its stream ends.
@@ -79,6 +105,8 @@ type streamTiming struct {
 	keepAlive <-chan time.Time
 	interval  time.Duration
 	hold      func(time.Duration)
+	// stop ends the stream (shutdown): what it holds is flushed first.
+	stop <-chan struct{}
 }
 
 // stream writes a subscription until it ends (shutdown, overflow) or the
@@ -139,6 +167,8 @@ func stream(w *bufio.Writer, conn interface{ SetWriteDeadline(time.Time) error }
 			if err := events.WriteKeepAlive(w); err != nil {
 				return err
 			}
+		case <-t.stop:
+			return flush()
 		}
 	}
 }

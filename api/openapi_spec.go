@@ -77,6 +77,7 @@ var (
 	eUnavailable          = errFrom(gatewayd.ErrUnavailable, "the database cannot serve the request (unreachable, refusing connections, or no answer within 5 s), or the runtime did not answer in time")
 	eStillLoading         = errFrom(&Error{Status: fiber.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE", Message: "Gateways are still loading"},
 		"the runtime has not finished loading the gateways").Named("RuntimeLoading")
+	eTooManyStreams = errFrom(errTooManyStreams, "event streams and other connections together reach `API_MAX_CONNECTIONS`").Named("TooManyStreams")
 
 	eOrganizationNotFound = errFrom(scoped(gatewayd.ErrNotFound, resOrganization, ""), "the organization does not exist or is deleted")
 	eFactoryNotFound      = errFrom(scoped(gatewayd.ErrNotFound, resFactory, ""), "the factory does not exist or is deleted")
@@ -364,10 +365,10 @@ func apiSpec() *oa.Spec {
 				OK(oa.Ref("Spectrum")).Fails(eReadingNotFound, eWaveformNotFound),
 
 			oa.Get("/api/events", "streamEvents", "Follow changes as they happen (Server-Sent Events)").In(tagEvents).
-				Doc("Events `gateway.state`, `gateway.created`, `gateway.updated`, `gateway.deleted`, `sensor.updated`, `reading.completed`, `reading.failed`, each with an increasing `id:` and a JSON `data:` line. `Last-Event-ID` (or `last_event_id`) resumes from the last `EVENTS_BUFFER` events; an id older than that, or from another process, gets `event: reset` first. A comment every 15 s keeps proxies open. Events are written in batches: one is sent at most 10 ms after it was published. A client that falls `EVENTS_CLIENT_BUFFER` events behind (10,000 by default) gets `event: overflow` and is closed.").
+				Doc("Events `gateway.state`, `gateway.created`, `gateway.updated`, `gateway.deleted`, `sensor.updated`, `reading.completed`, `reading.failed`, each with an increasing `id:` and a JSON `data:` line. `Last-Event-ID` (or `last_event_id`) resumes from the last `EVENTS_BUFFER` events; an id older than that, or from another process, gets `event: reset` first. A comment every 15 s keeps proxies open. Events are written in batches: one is sent at most 10 ms after it was published. A client that falls `EVENTS_CLIENT_BUFFER` events behind (10,000 by default) gets `event: overflow` and is closed. The response has `Connection: close` and no `Content-Length` or chunked framing: the body runs until the connection closes.").
 				Query(append(uuidFilters("factory_id", "gateway_id"),
 					oa.QueryParam("last_event_id", oa.Integer().AtLeast(0), "resume after this event id (the Last-Event-ID header does the same)"))...).
-				OK(oa.String().Desc("a text/event-stream")).As("text/event-stream").No503(),
+				OK(oa.String().Desc("a text/event-stream")).As("text/event-stream").No503().Fails(eTooManyStreams),
 
 			oa.Post("/api/debug/gateways/{id}/crash", "crashGateway", "Make the gateway's actor panic").In(tagChaos).
 				Doc("Its supervisor restarts it: the socket is closed and reopened and `restarts` grows by one. The panic says `chaos: crash requested`. Takes no body.").
