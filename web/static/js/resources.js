@@ -158,8 +158,10 @@ export function resourceList(main, kind, q, scope) {
     main.append(h('form', {class: 'filters', onsubmit: ev => ev.preventDefault()},
       h('div', {class: 'field'}, h('label', {for: 'list-parent', text: res.parent.label}), sel)));
   }
-  main.append(body);
 
+  // The create button comes before the list: the list arrives later and
+  // would push it down under the pointer, so a click meant for "New …"
+  // could open whatever row had moved there.
   if (!res.noCreate) {
     const values = {};
     if (res.parent && parentId) values[res.parent.param] = parentId;
@@ -174,6 +176,7 @@ export function resourceList(main, kind, q, scope) {
     main.append(details);
     if (q.has('new')) setTimeout(() => form.querySelector('input, select')?.focus(), 0);
   }
+  main.append(body);
 
   (async () => {
     const filter = parentId ? `&${res.parent.param}=${parentId}` : '';
