@@ -218,8 +218,13 @@ export function resourceDetail(main, kind, id, scope) {
     const crumbs = h('p', {class: 'crumbs'}, link('/' + kind, res.title));
     main.append(crumbs, h('div', {class: 'page-head'}, h('h1', {text: item.name})), dl(facts));
 
+    // What lives in it comes first and is in place before the forms
+    // below it are shown, so nothing moves under a pointer on its way to
+    // Save or Delete.
     const children = h('div', {class: 'children'});
     main.append(children);
+    await detailChildren(kind, item, children, scope);
+    if (!scope.alive) return;
     const form = buildForm({fields: res.fields(), values: item, mode: 'edit', onSubmit: async b => {
       await api('PUT', `/${kind}/${id}`, b);
       names.forget(kind);
@@ -237,7 +242,6 @@ export function resourceDetail(main, kind, id, scope) {
           toast(`Deleted ${res.one} ${item.name}`);
           location.hash = '#/' + kind;
         })));
-    await detailChildren(kind, item, children, scope);
   })().catch(e => {
     if (!scope.alive) return;
     clear(main).append(h('h1', {text: 'Not available'}), errorBox(e), h('p', null, link('/' + kind, 'All ' + res.title.toLowerCase())));
