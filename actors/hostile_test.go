@@ -141,9 +141,21 @@ func TestFloodingGatewaysAreCutOffAndMemoryStaysBounded(t *testing.T) {
 		sg.UpdateFaults(func(f *ctctest.Faults) { f.Flood = true })
 		sg.Drop(websocket.CloseGoingAway) // the next connection floods from its login on
 	}
+	// The heap is sampled while they flood: for at least 3 s, and until
+	// every flooder has been cut off at least once (on a loaded machine
+	// the reconnect before the first flood can take longer than that).
+	cutOff := func() bool {
+		for _, g := range gws[:4] {
+			if st := h.Status(g.ID); st.LastError == nil || !strings.Contains(*st.LastError, "flooding") {
+				return false
+			}
+		}
+		return true
+	}
 	var peak uint64
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
+	start := time.Now()
+	for time.Since(start) < 3*time.Second || !cutOff() {
+		require.Less(t, time.Since(start), 30*time.Second, "flooders not cut off")
 		runtime.ReadMemStats(&ms)
 		peak = max(peak, ms.HeapInuse)
 		time.Sleep(20 * time.Millisecond)
