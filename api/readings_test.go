@@ -164,7 +164,10 @@ func TestWaveformAndSpectrum(t *testing.T) {
 // Each fault of the gateway ends the reading FAILED with the right words;
 // the connection and later readings are unharmed.
 func TestReadingFaults(t *testing.T) {
-	e, id, sg, sensors := readingEnv(t)
+	// Short timeouts: two of the faults are a gateway that never answers.
+	e, id, sg, sensors := readingEnv(t, func(c *actors.Config) {
+		c.CommandTimeout, c.ReadingStartTimeout, c.ReadingTimeout = time.Second, time.Second, 2*time.Second
+	})
 	sensor := sensors[10001]["id"].(string)
 	cases := []struct {
 		fault func(*ctctest.Faults)

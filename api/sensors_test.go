@@ -98,7 +98,9 @@ func TestSensorsAreDiscoveredOnLoginAndRefresh(t *testing.T) {
 }
 
 func TestDiscoverEndpoint(t *testing.T) {
-	e := newLiveEnv(t, actorstest.FastConfig())
+	cfg := actorstest.FastConfig()
+	cfg.CommandTimeout = 2 * time.Second // one case is a gateway that never answers: 504 after it
+	e := newLiveEnv(t, cfg)
 	id, sg := e.add("ep")
 	e.waitState(id, "AUTHENTICATED", 5*time.Second)
 	require.Eventually(t, func() bool { return sg.Stats().DiscoveriesAnswered >= 1 }, 5*time.Second, 5*time.Millisecond)
@@ -275,6 +277,7 @@ func newGatewayInput(e *liveEnv, name, url, email, pw string) store.NewGateway {
 func TestFailedDiscoveryIsRetriedSoon(t *testing.T) {
 	cfg := actorstest.FastConfig()
 	cfg.SensorRefreshInterval = time.Hour
+	cfg.CommandTimeout = time.Second // the retry comes three of them after the timeout
 	e := newLiveEnv(t, cfg)
 	id, sg := e.add("busy")
 	e.waitState(id, "AUTHENTICATED", 5*time.Second)

@@ -36,12 +36,12 @@ import (
 // A test of a timeout sets that one short itself.
 func FastConfig() actors.Config {
 	return actors.Config{
-		ConnectTimeout: 5 * time.Second, AuthTimeout: 5 * time.Second, CommandTimeout: time.Second,
+		ConnectTimeout: 5 * time.Second, AuthTimeout: 5 * time.Second, CommandTimeout: 5 * time.Second,
 		BackoffInitial: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, BackoffMultiplier: 2,
 		PingInterval: 200 * time.Millisecond, PongTimeout: 5 * time.Second, DialConcurrency: 64,
 		RestartLimit: 3, RestartWindow: 10 * time.Second,
 		ReconcileInterval: time.Hour, SeenFlushInterval: 50 * time.Millisecond, SensorFlushInterval: 20 * time.Millisecond,
-		ReadingStartTimeout: time.Second, ReadingTimeout: 2 * time.Second, ReadingFlushInterval: 20 * time.Millisecond,
+		ReadingStartTimeout: 5 * time.Second, ReadingTimeout: 10 * time.Second, ReadingFlushInterval: 20 * time.Millisecond,
 	}
 }
 
