@@ -221,8 +221,10 @@ type reader struct {
 	held   *atomic.Bool
 	cfg    Config
 	// deliver hands a decoded frame to the actor; cost is returned to the
-	// inbox when the actor has handled it.
-	deliver func(msg ctc.Message, err error, cost int64)
+	// inbox when the actor has handled it, and so are the intake's
+	// reserved bytes if deliver reports that the actor took them (else
+	// the reader gives them back).
+	deliver func(msg ctc.Message, err error, cost, reserved int64) (took bool)
 	// end reports why reading stopped.
 	end func(error)
 	log zerolog.Logger
@@ -261,7 +263,12 @@ func (r *reader) run(ctx context.Context, done chan<- struct{}) {
 // gives its buffer and its intake reservation back. It reports whether
 // to read on.
 func (r *reader) handle(ctx context.Context, kind int, data *[]byte, reserved int64, frames, bytes *bucket, capacity int64) bool {
-	defer r.intake.add(-reserved)
+	took := false
+	defer func() {
+		if !took {
+			r.intake.add(-reserved)
+		}
+	}()
 	defer putFrame(data)
 	now := time.Now()
 	if !frames.take(1, now) || !bytes.take(float64(len(*data)), now) {
@@ -274,13 +281,13 @@ func (r *reader) handle(ctx context.Context, kind int, data *[]byte, reserved in
 		return false // the actor closed the connection
 	}
 	if kind != websocket.TextMessage {
-		r.deliver(nil, fmt.Errorf("%w: binary frame", ctc.ErrMalformed), cost)
+		took = r.deliver(nil, fmt.Errorf("%w: binary frame", ctc.ErrMalformed), cost, reserved)
 		return true
 	}
 	// Decode keeps nothing of the frame (strings and raw JSON are copies),
 	// so its buffer goes back to the pool right after.
 	msg, err := ctc.Decode(*data)
-	r.deliver(msg, err, cost)
+	took = r.deliver(msg, err, cost, reserved)
 	return true
 }
 

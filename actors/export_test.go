@@ -10,3 +10,6 @@ func FillIntake(r *Runtime, n int64) (drain func()) {
 
 // IntakeWaiting is how many readers the intake holds back.
 func IntakeWaiting(r *Runtime) int { return r.d.intake.queued() }
+
+// IntakeHeld is the bytes the reading intake counts.
+func IntakeHeld(r *Runtime) int64 { return r.d.intake.held() }

@@ -106,8 +106,11 @@ type gatewayActor struct {
 	// the middle of a frame: the gateway's pongs are queued behind that
 	// frame, unread, so no pong is missed (see onTimer).
 	readerHeld *atomic.Bool
-	matcher    ctc.Matcher[*command]
-	queue      []*command // waiting to be sent
+	// ledger holds the intake's bytes of this connection's frames on
+	// their way through the mailbox.
+	ledger  *ledger
+	matcher ctc.Matcher[*command]
+	queue   []*command // waiting to be sent
 	// discovering is the latest discovery queued or in flight; a new
 	// request joins it while it is still queued.
 	discovering *command
@@ -211,6 +214,9 @@ func (a *gatewayActor) Receive(c actor.Context) {
 		if m.gen == a.gen && a.ws != nil {
 			a.onFrame(m)
 		}
+		// After onFrame: a reading has been counted as a processor job by
+		// now, so the intake never undercounts it.
+		m.ledger.done(m.reserved)
 	case *readEnded:
 		if m.gen == a.gen && a.ws != nil {
 			if errors.Is(m.err, errFlood) {
@@ -394,9 +400,16 @@ func (a *gatewayActor) startReader(ws *websocket.Conn) {
 		root.Send(self, &pong{gen: gen})
 		return nil
 	})
+	led := newLedger(a.d.intake)
+	a.ledger = led
 	r := &reader{ws: ws, inbox: inbox, intake: a.d.intake, held: held, cfg: a.d.cfg, log: a.log,
-		deliver: func(msg ctc.Message, err error, cost int64) {
-			root.Send(self, &frame{gen: gen, msg: msg, err: err, inbox: inbox, cost: cost})
+		deliver: func(msg ctc.Message, err error, cost, reserved int64) bool {
+			took := led.hold(reserved)
+			if !took {
+				reserved = 0
+			}
+			root.Send(self, &frame{gen: gen, msg: msg, err: err, inbox: inbox, cost: cost, ledger: led, reserved: reserved})
+			return took
 		},
 		end: func(err error) { root.Send(self, &readEnded{gen: gen, err: err}) },
 	}
@@ -675,7 +688,10 @@ func (a *gatewayActor) teardown(wait bool) {
 		if wait && a.readerDone != nil {
 			waitFor(a.readerDone)
 		}
-		a.readerDone, a.readerHeld = nil, nil
+		// The connection's frames still in the mailbox will be dropped
+		// (an old generation): what they hold of the intake goes back now.
+		a.ledger.close()
+		a.readerDone, a.readerHeld, a.ledger = nil, nil, nil
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -278,4 +279,38 @@ func TestHeldReaderKeepsItsConnection(t *testing.T) {
 	eventually(t, func() bool { return sg.Stats().Pings >= pings+20 }, 10*time.Second, "pings go on")
 	assert.Equal(t, gatewayd.StateAuthenticated, h.Status(g.ID).State)
 	assert.Equal(t, 1, sg.Stats().Accepted, "never reconnected")
+	// The reading went through: the frame's reservation, its job and its
+	// samples were all given back.
+	eventually(t, func() bool { return actors.IntakeHeld(h.Runtime) == 0 }, 10*time.Second, "the intake empty again")
+}
+
+// Readings on their way when their connection drops hold nothing of the
+// intake afterwards: what a frame still in the mailbox held is given back
+// when the connection is torn down, and only once.
+func TestIntakeIsGivenBackWhenAConnectionDrops(t *testing.T) {
+	h := newHarness(t, actorstest.FastConfig())
+	gws, sims := h.AddAuthenticated("drop", 4)
+	for round := range 5 {
+		for _, sg := range sims {
+			eventually(t, func() bool { return sg.PushReading(1) == 1 }, 10*time.Second, "pushed")
+			sg.PushReading(1)
+			sg.PushReading(1)
+			sg.Drop(websocket.CloseGoingAway) // with readings in flight
+		}
+		for _, g := range gws {
+			h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+		}
+		eventually(t, func() bool { return actors.IntakeHeld(h.Runtime) == 0 }, 10*time.Second,
+			"round %d: the intake empty again", round)
+	}
+	// Removed with readings in flight: their actors stop, and frames left
+	// in a stopped actor's mailbox are never handled.
+	ids := make([]uuid.UUID, len(gws))
+	for i, sg := range sims {
+		ids[i] = gws[i].ID
+		eventually(t, func() bool { return sg.PushReading(1) == 1 }, 10*time.Second, "pushed")
+		sg.PushReading(1)
+	}
+	h.Runtime.GatewaysRemoved(ids)
+	eventually(t, func() bool { return actors.IntakeHeld(h.Runtime) == 0 }, 10*time.Second, "removed: the intake empty again")
 }

@@ -116,3 +116,70 @@ func (in *intake) held() int64 {
 	defer in.mu.Unlock()
 	return in.bytes
 }
+
+// ledger carries the intake reservations of one connection's frames from
+// its reader to its actor. A reading's frame stays counted in the intake
+// until the actor has turned it into a processor job (which counts its
+// own bytes), not only until the reader has handed it over: frames
+// waiting in the actors' mailboxes were counted nowhere, so while actors
+// lagged behind a burst more readers were let in, and when the actors
+// caught up the processor's backlog overflowed into FAILED "processing
+// overloaded" readings (about one burst of 2,000 in six).
+//
+// When the connection is torn down its frames no longer become jobs (the
+// actor drops frames of an old connection), so close gives back whatever
+// is still held, and a frame handled or handed over after that gives
+// back nothing more.
+type ledger struct {
+	in *intake
+
+	mu      sync.Mutex
+	closed  bool
+	pending int64
+}
+
+func newLedger(in *intake) *ledger { return &ledger{in: in} }
+
+// hold moves n reserved bytes of a frame about to be handed to the actor
+// onto the ledger. It reports false, taking nothing, once the ledger is
+// closed: the caller gives them back itself.
+func (l *ledger) hold(n int64) bool {
+	if l == nil || n == 0 {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.pending += n
+	return true
+}
+
+// done gives back n bytes held for a frame the actor has handled.
+func (l *ledger) done(n int64) {
+	if l == nil || n == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.closed {
+		l.pending -= n
+		l.in.add(-n)
+	}
+}
+
+// close gives back everything still held; later holds and dones are
+// no-ops.
+func (l *ledger) close() {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.closed {
+		l.closed = true
+		l.in.add(-l.pending)
+		l.pending = 0
+	}
+}

@@ -69,3 +69,29 @@ func TestIntakeWaitIsBounded(t *testing.T) {
 	assert.True(t, <-patient)
 	assert.Equal(t, int64(10), in.held())
 }
+
+// A ledger carries a frame's reservation to the actor: given back when
+// the actor has handled the frame, or, for every frame still on its way,
+// when the connection is torn down; never twice, and a frame handed over
+// after that is refused so that the reader gives its bytes back itself.
+func TestLedgerGivesEveryReservationBackOnce(t *testing.T) {
+	t.Parallel()
+	in := newIntake(1 << 20)
+	in.add(300) // two frames' reservations, taken by their reader
+	l := newLedger(in)
+	require.True(t, l.hold(100))
+	require.True(t, l.hold(200))
+	assert.EqualValues(t, 300, in.held(), "held on the ledger, still counted")
+	l.done(100) // the actor handled the first
+	assert.EqualValues(t, 200, in.held())
+	l.close() // torn down with the second still in the mailbox
+	assert.Zero(t, in.held())
+	l.done(200) // the mailbox's frame handled (dropped) later
+	assert.Zero(t, in.held(), "not given back twice")
+	assert.False(t, l.hold(50), "a frame after the teardown is refused")
+	assert.False(t, l.hold(0), "a small frame holds nothing")
+	var none *ledger
+	assert.False(t, none.hold(10))
+	none.done(10)
+	none.close()
+}

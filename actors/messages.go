@@ -66,6 +66,10 @@ type (
 		// actor has handled it.
 		inbox *semaphore.Weighted
 		cost  int64
+		// ledger and reserved: the reading intake's bytes this frame
+		// holds until the actor has handled it (0 for a small frame).
+		ledger   *ledger
+		reserved int64
 	}
 	readEnded struct {
 		gen uint64

@@ -52,7 +52,7 @@ func TestFullIntakeHoldsOnlyLargeFrames(t *testing.T) {
 	got := make(chan delivered, 4)
 	cfg := Config{PongTimeout: time.Hour}.withDefaults() // an intake wait would be long
 	r := &reader{ws: client, inbox: semaphore.NewWeighted(int64(cfg.InboxBytes)), intake: in, cfg: cfg, log: zerolog.Nop(),
-		deliver: func(msg ctc.Message, err error, cost int64) { got <- delivered{msg, err} },
+		deliver: func(msg ctc.Message, err error, cost, _ int64) bool { got <- delivered{msg, err}; return false },
 		end:     func(error) {},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
