@@ -343,10 +343,9 @@ const smallFrame = 32 << 10
 // readFrame reads the next message whole into a pooled buffer, which the
 // caller gives back with putFrame once nothing refers to it. Once a
 // message has grown past smallFrame, it waits for the intake and reserves
-// frameReserve there (reserved), which the caller gives back once the
-// frame is delivered (a reading is by then counted by the processor, or
-// waits in the actor's inbox, which bounds it per connection). On error
-// nothing is held.
+// frameReserve there (reserved), which goes with the frame to the actor
+// (see ledger) or, if the frame is not delivered, back from the caller.
+// On error nothing is held.
 func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserved int64, err error) {
 	kind, rd, err := r.ws.NextReader()
 	if err != nil {

@@ -9,7 +9,8 @@ import (
 
 // intake holds the readers back while the readings pipeline is full. It
 // counts the bytes of readings between the sockets and the database: the
-// frames being read (a reservation each), the gateways' text waiting for
+// frames being read and then waiting in their actors' mailboxes (a
+// reservation each, carried by a ledger), the gateways' text waiting for
 // the processor, and the packed samples waiting for the writer. A burst
 // of readings from 1,000 gateways arrives faster than two cores decode,
 // analyse and store it; without a hold it piles up in the heap (100 MB
