@@ -260,8 +260,8 @@ func (r *reader) run(ctx context.Context, done chan<- struct{}) {
 }
 
 // handle meters, decodes and delivers one frame read by readFrame, and
-// gives its buffer and its intake reservation back. It reports whether
-// to read on.
+// gives its buffer back, and its intake reservation unless the actor took
+// it with the frame. It reports whether to read on.
 func (r *reader) handle(ctx context.Context, kind int, data *[]byte, reserved int64, frames, bytes *bucket, capacity int64) bool {
 	took := false
 	defer func() {
