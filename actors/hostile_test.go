@@ -252,7 +252,9 @@ func TestUnansweredDiscoveryBacksOff(t *testing.T) {
 // timeouts long; the frame is read once there is room.
 func TestHeldReaderKeepsItsConnection(t *testing.T) {
 	cfg := actorstest.FastConfig()
-	cfg.PingInterval, cfg.PongTimeout = 50*time.Millisecond, 300*time.Millisecond
+	// A pong timeout short against the hold, long enough that a loaded
+	// machine (make test at -p 4 missed 300 ms) answers in time.
+	cfg.PingInterval, cfg.PongTimeout = 100*time.Millisecond, time.Second
 	cfg.ReadingTimeout = 30 * time.Second // the hold may last half of it
 	h := newHarness(t, cfg)
 	g, sg := h.Add("held")
@@ -262,10 +264,10 @@ func TestHeldReaderKeepsItsConnection(t *testing.T) {
 	eventually(t, func() bool { return sg.PushReading(1) == 1 }, 10*time.Second, "a reading pushed on the subscribed socket")
 	eventually(t, func() bool { return actors.IntakeWaiting(h.Runtime) == 1 }, 10*time.Second, "its reader held")
 
-	// The actor's clock: it pings every 50 ms while the reader is held.
-	// Twenty pings are a second, more than three pong timeouts.
+	// The actor's clock: it pings every 100 ms while the reader is held.
+	// Thirty-five pings are 3.5 s, more than three pong timeouts.
 	pings := sg.Stats().Pings
-	eventually(t, func() bool { return sg.Stats().Pings >= pings+20 }, 10*time.Second, "pings go on")
+	eventually(t, func() bool { return sg.Stats().Pings >= pings+35 }, 20*time.Second, "pings go on")
 	st := h.Status(g.ID)
 	assert.Equal(t, gatewayd.StateAuthenticated, st.State, "last error %v", st.LastError)
 	assert.Equal(t, 1, actors.IntakeWaiting(h.Runtime), "still held, not read anyway")
@@ -276,7 +278,7 @@ func TestHeldReaderKeepsItsConnection(t *testing.T) {
 	// Its pongs come in behind it: the connection stays up for another
 	// three pong timeouts.
 	pings = sg.Stats().Pings
-	eventually(t, func() bool { return sg.Stats().Pings >= pings+20 }, 10*time.Second, "pings go on")
+	eventually(t, func() bool { return sg.Stats().Pings >= pings+35 }, 20*time.Second, "pings go on")
 	assert.Equal(t, gatewayd.StateAuthenticated, h.Status(g.ID).State)
 	assert.Equal(t, 1, sg.Stats().Accepted, "never reconnected")
 	// The reading went through: the frame's reservation, its job and its
