@@ -31,7 +31,7 @@ func readingEnv(t *testing.T, cfgs ...func(*actors.Config)) (*liveEnv, string, *
 	id, sg := e.add("rd")
 	e.waitState(id, "AUTHENTICATED", 5*time.Second)
 	sensors := e.waitSensors(id, func(m map[float64]map[string]any) bool { return len(m) == 2 }, "discovered")
-	require.Eventually(t, func() bool { return sg.PushTemperature(1, 20) == 1 }, 2*time.Second, 10*time.Millisecond, "subscribed")
+	require.Eventually(t, func() bool { return sg.PushTemperature(1, 20) == 1 }, 10*time.Second, 10*time.Millisecond, "subscribed")
 	return e, id, sg, sensors
 }
 
@@ -56,7 +56,7 @@ func (e *liveEnv) waitReading(id string) map[string]any {
 		}
 		last = r.json(e.t)
 		return last["status"] == "COMPLETE" || last["status"] == "FAILED"
-	}, 10*time.Second, 10*time.Millisecond, "reading %s never finished; last %v", id, last)
+	}, 30*time.Second, 10*time.Millisecond, "reading %s never finished; last %v", id, last) // past FastConfig's 10 s reading timeout
 	return last
 }
 
@@ -253,7 +253,7 @@ func TestGatewayPushedReading(t *testing.T) {
 		}
 		rd = list[0].(map[string]any)
 		return rd["status"] == "COMPLETE"
-	}, 5*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 10*time.Millisecond, "stored")
 	assert.Equal(t, "GATEWAY", rd["trigger"])
 	assert.Equal(t, 8192.0, rd["samples"])
 }
