@@ -168,6 +168,16 @@ func stream(w *bufio.Writer, conn interface{ SetWriteDeadline(time.Time) error }
 				return err
 			}
 		case <-t.stop:
+			// What was published before the stop still goes out.
+			for n := len(sub.C()); n > 0; n-- {
+				e, ok := <-sub.C()
+				if !ok {
+					break
+				}
+				if err := events.WriteSSE(w, *e); err != nil {
+					return err
+				}
+			}
 			return flush()
 		}
 	}

@@ -175,3 +175,29 @@ func TestStreamOverflowWhileHolding(t *testing.T) {
 	assert.Equal(t, "event: overflow\ndata: {}", fs[len(fs)-1])
 	assert.Equal(t, want, frameIDs(t, fs[:len(fs)-1]))
 }
+
+// A stream told to stop (shutdown) still writes what was published before
+// it, in order, then ends: the stop never wins over events already
+// waiting in the subscription. Repeated, because the stream's select
+// picks between a ready event and a closed stop at random.
+func TestStreamStopWritesWhatWasPublished(t *testing.T) {
+	t.Parallel()
+	for range 50 {
+		b := events.NewBroker(events.DefaultRingSize)
+		sub := b.Subscribe(events.Filter{}, 0, 64)
+		want := publishN(t, b, 5)
+		conn, peer := net.Pipe()
+		out := &chunks{}
+		stop := make(chan struct{})
+		close(stop)
+		err := stream(bufio.NewWriterSize(out, 1<<20), conn, sub,
+			streamTiming{interval: 0, hold: func(time.Duration) {}, stop: stop})
+		conn.Close()
+		peer.Close()
+		b.Close()
+		require.NoError(t, err)
+		all := strings.Join(out.all(), "")
+		got := frameIDs(t, frames(strings.TrimPrefix(all, ": keep-alive\n\n")))
+		require.Equal(t, want, got, "every event published before the stop")
+	}
+}

@@ -165,8 +165,10 @@ func TestWaveformAndSpectrum(t *testing.T) {
 // the connection and later readings are unharmed.
 func TestReadingFaults(t *testing.T) {
 	// Short timeouts: two of the faults are a gateway that never answers.
+	// Not too short: the other faults' answers must beat them on a loaded
+	// machine (at make test -p 4 a refusal took over 1 s).
 	e, id, sg, sensors := readingEnv(t, func(c *actors.Config) {
-		c.CommandTimeout, c.ReadingStartTimeout, c.ReadingTimeout = time.Second, time.Second, 2*time.Second
+		c.CommandTimeout, c.ReadingStartTimeout, c.ReadingTimeout = 2*time.Second, 2*time.Second, 4*time.Second
 	})
 	sensor := sensors[10001]["id"].(string)
 	cases := []struct {
@@ -174,9 +176,9 @@ func TestReadingFaults(t *testing.T) {
 		want  string
 	}{
 		{func(f *ctctest.Faults) { f.RefuseReadings = true }, "Sensor busy"},
-		{func(f *ctctest.Faults) { f.NeverDeliverReadings = true }, "no NOT_DYN_READING within 2s"},
+		{func(f *ctctest.Faults) { f.NeverDeliverReadings = true }, "no NOT_DYN_READING within 4s"},
 		{func(f *ctctest.Faults) { f.MalformedSamples = true }, gatewayd.ReadingErrMalformed},
-		{func(f *ctctest.Faults) { f.IgnoreTakeReading = true }, "no answer to TAKE_DYN_READING within 1s"},
+		{func(f *ctctest.Faults) { f.IgnoreTakeReading = true }, "no answer to TAKE_DYN_READING within 2s"},
 		{func(f *ctctest.Faults) { f.DropMidCapture = true }, gatewayd.ReadingErrConnectionLost},
 	}
 	for _, tc := range cases {
@@ -286,7 +288,7 @@ func TestScheduledReadings(t *testing.T) {
 			reqs = append(reqs, at)
 		}
 		return len(reqs) >= 3
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	first := reqs[len(reqs)-1]
 	assert.Less(t, first.Sub(start), 1500*time.Millisecond, "the first within one interval (plus scheduling)")
 	// Then every interval. A tick whose previous scheduled reading still
