@@ -17,6 +17,18 @@ api="http://127.0.0.1:${port}/api"
 sim_addr="${CTCSIM_LISTEN:-127.0.0.1:7070}"
 logdir=".data/demo"; mkdir -p "$logdir"
 
+# Both ports must be free: with another gatewayd still answering on the
+# API port, this one would exit at once and the demo would talk to that one.
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if listening "$port"; then
+  echo "demo: something already listens on port $port (another gatewayd? stop it, or set API_PORT)" >&2
+  exit 1
+fi
+if listening "${sim_addr##*:}"; then
+  echo "demo: something already listens on $sim_addr (another ctcsim? stop it, or set CTCSIM_LISTEN)" >&2
+  exit 1
+fi
+
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
