@@ -60,10 +60,9 @@ func (s *server) eventStream(c *fiber.Ctx) error {
 		defer s.streams.leave()
 		sub := s.tel.Events.Subscribe(f, last, buffer)
 		w := bufio.NewWriterSize(conn, streamBufferSize)
-		if _, err := w.Write(streamHead(&fctx.Response.Header, time.Now())); err != nil {
-			sub.Close()
-			return
-		}
+		// Buffered: the stream's first flush sends it, and reports a
+		// failure (a bufio.Writer's error is sticky).
+		_, _ = w.Write(streamHead(&fctx.Response.Header, time.Now()))
 		ticker := time.NewTicker(keepAlive)
 		defer ticker.Stop()
 		timer := time.NewTimer(streamFlushInterval)
@@ -155,13 +154,9 @@ func stream(w *bufio.Writer, conn interface{ SetWriteDeadline(time.Time) error }
 			if wait := t.interval - time.Since(flushed); wait > 0 {
 				t.hold(wait)
 			}
-			// What came meanwhile goes in the same flush. A closed
-			// channel still yields what it buffered; the close itself is
-			// seen by the select.
-			for n := len(sub.C()); n > 0; n-- {
-				if err := events.WriteSSE(w, *<-sub.C()); err != nil {
-					return err
-				}
+			// What came meanwhile goes in the same flush.
+			if err := writeBuffered(w, sub); err != nil {
+				return err
 			}
 		case <-t.keepAlive:
 			if err := events.WriteKeepAlive(w); err != nil {
@@ -169,18 +164,25 @@ func stream(w *bufio.Writer, conn interface{ SetWriteDeadline(time.Time) error }
 			}
 		case <-t.stop:
 			// What was published before the stop still goes out.
-			for n := len(sub.C()); n > 0; n-- {
-				e, ok := <-sub.C()
-				if !ok {
-					break
-				}
-				if err := events.WriteSSE(w, *e); err != nil {
-					return err
-				}
+			if err := writeBuffered(w, sub); err != nil {
+				return err
 			}
 			return flush()
 		}
 	}
+}
+
+// writeBuffered writes the events the subscription holds now. A closed
+// channel still yields what it buffered (its close is the caller's select
+// to see), and only the stream receives from it, so each of the len
+// receives has an event.
+func writeBuffered(w *bufio.Writer, sub *events.Subscription) error {
+	for n := len(sub.C()); n > 0; n-- {
+		if err := events.WriteSSE(w, *<-sub.C()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // serveMetrics serves the Prometheus text format.
