@@ -18,4 +18,4 @@ e=$(date +%s.%N)
 c1=$(ckpt)
 printf '%s rc=%d wall=%.1fs checkpoints=%d failed: %s\n' "$label" "$rc" "$(echo "$e - $s" | bc)" $((c1 - c0)) \
   "$(grep -E '^--- FAIL' "$log" | awk '{print $3}' | tr '\n' ' ')"
-rm -f "$log"
+if [ "$rc" = 0 ]; then rm -f "$log"; else echo "log kept: $log"; fi

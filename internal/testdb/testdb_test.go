@@ -44,8 +44,17 @@ func TestReusedCopyIsReset(t *testing.T) {
 		var err error
 		conn, err = pgx.Connect(ctx, first)
 		require.NoError(t, err)
-		_, err = conn.Exec(ctx, `WITH o AS (INSERT INTO organizations (name) VALUES ('Acme') RETURNING id)
-			INSERT INTO factories (organization_id, name) SELECT id, 'Plant' FROM o`)
+		// A row in every table, each referencing the one before: the
+		// reset must empty them in an order no foreign key refuses.
+		_, err = conn.Exec(ctx, `WITH o AS (INSERT INTO organizations (name) VALUES ('Acme') RETURNING id),
+			f AS (INSERT INTO factories (organization_id, name) SELECT id, 'Plant' FROM o RETURNING id),
+			e AS (INSERT INTO equipment (factory_id, name) SELECT id, 'Pump' FROM f RETURNING id),
+			g AS (INSERT INTO gateways (factory_id, gateway_id, name, url, email, password_encrypted)
+				SELECT id, 'gw', 'gw', 'ws://x', 'a@b.c', 'x' FROM f RETURNING id),
+			s AS (INSERT INTO sensors (gateway_id, equipment_id, serial, name) SELECT g.id, e.id, 1, 's' FROM g, e RETURNING id, gateway_id),
+			r AS (INSERT INTO readings (sensor_id, gateway_id, trigger, status) SELECT id, gateway_id, 'MANUAL', 'COMPLETE' FROM s RETURNING id),
+			d AS (INSERT INTO reading_samples (reading_id, data) SELECT id, '\x00' FROM r)
+			INSERT INTO api_tokens (name, role, token_hash) VALUES ('t', 'admin', '\x01')`)
 		require.NoError(t, err)
 		orgs, factories := counts(t, first)
 		require.Equal(t, [2]int{2, 1}, [2]int{orgs, factories})
@@ -55,5 +64,43 @@ func TestReusedCopyIsReset(t *testing.T) {
 		assert.Equal(t, first, again, "the free copy is reused")
 		orgs, factories := counts(t, again)
 		assert.Equal(t, [2]int{1, 0}, [2]int{orgs, factories})
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, again)
+		require.NoError(t, err)
+		defer conn.Close(ctx)
+		var rest int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM equipment) + (SELECT count(*) FROM gateways)
+			+ (SELECT count(*) FROM sensors) + (SELECT count(*) FROM readings) + (SELECT count(*) FROM reading_samples)
+			+ (SELECT count(*) FROM api_tokens)`).Scan(&rest))
+		assert.Zero(t, rest, "every table emptied")
 	})
+}
+
+func TestDeleteOrderPutsReferencingTablesFirst(t *testing.T) {
+	// gatewayd's shape: readings → sensors → gateways → factories →
+	// organizations, sensors → equipment → factories, created in that
+	// order of oids except equipment, which came after gateways.
+	tables := []table{{1, "organizations"}, {2, "factories"}, {3, "gateways"}, {4, "equipment"},
+		{5, "sensors"}, {6, "readings"}, {9, "elsewhere_referenced"}}
+	refs := []reference{{2, 1}, {3, 2}, {4, 2}, {5, 3}, {5, 4}, {6, 5}, {6, 3}, {100, 9}}
+	order, ok := deleteOrder(tables, refs)
+	require.True(t, ok)
+	require.Len(t, order, len(tables))
+	pos := map[string]int{}
+	for i, name := range order {
+		pos[name] = i
+	}
+	names := map[int64]string{}
+	for _, tbl := range tables {
+		names[tbl.OID] = tbl.Name
+	}
+	for _, r := range refs {
+		if r.From == 100 {
+			continue // a table outside the template does not hold anything up
+		}
+		assert.Less(t, pos[names[r.From]], pos[names[r.To]], "%s before %s", names[r.From], names[r.To])
+	}
+
+	_, ok = deleteOrder([]table{{1, "a"}, {2, "b"}}, []reference{{1, 2}, {2, 1}})
+	assert.False(t, ok, "a cycle falls back to TRUNCATE")
 }
