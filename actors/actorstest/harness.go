@@ -101,6 +101,15 @@ func New(t testing.TB, tmpl *testdb.Template, cfg actors.Config) *Harness {
 	f, err := st.CreateFactory(ctx, store.NewFactory{OrganizationID: org.ID, Name: "F"})
 	require.NoError(t, err)
 	logs := &testutil.SyncBuffer{}
+	// A failed test shows what the runtime logged: a flake on a loaded
+	// machine is otherwise a bare assertion, its cause gone with the run.
+	// (Its last 64 KiB: a thousand gateways log megabytes.)
+	t.Cleanup(func() {
+		if t.Failed() {
+			text := logs.String()
+			t.Logf("runtime log (end):\n%s", text[max(0, len(text)-64<<10):])
+		}
+	})
 	h := &Harness{T: t, Store: st, Pool: pool, DBURL: dbURL, Sim: sim, Factory: f.ID, Logs: logs,
 		Log: zerolog.New(logs).Level(zerolog.InfoLevel), Settled: NewSignal[Settle](), Reconfigured: NewSignal[Reconfig](), Entered: NewSignal[Settle]()}
 	// Event ids start after a base, as in production (after the start
