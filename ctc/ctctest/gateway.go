@@ -609,8 +609,12 @@ func (c *conn) writeLocked(kind int, b []byte) error {
 }
 
 // writeTimeout bounds every write, so a peer that stops reading costs a
-// worker two seconds, not forever.
-const writeTimeout = 2 * time.Second
+// worker ten seconds, not forever. It is generous because the deadline is
+// set before the write is scheduled: at 2 s, a test machine loaded enough
+// to take 2.4 s over a login let deadlines pass before healthy gateways'
+// writes ran, and the simulator dropped them (gatewayd saw "connection
+// reset by peer"), failing TestIsolationUnderEveryFault.
+const writeTimeout = 10 * time.Second
 
 // kill closes the socket with a close frame of code, or abruptly.
 func (c *conn) kill(code int) {

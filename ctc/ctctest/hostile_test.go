@@ -65,7 +65,7 @@ func TestFloodOfAPeerThatDoesNotReadEndsWithClose(t *testing.T) {
 	require.Eventually(t, func() bool { return g.Stats().FloodSent > 1000 }, 5*time.Second, time.Millisecond)
 	start := time.Now()
 	s.Close()
-	assert.Less(t, time.Since(start), writeTimeout, "a blocked flood write does not hold Close")
+	assert.Less(t, time.Since(start), writeTimeout/2, "a blocked flood write does not hold Close until its deadline")
 	_ = ws.Close()
 	settled(t, base)
 }

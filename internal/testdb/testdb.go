@@ -156,6 +156,11 @@ func resetScript(ctx context.Context, pool *pgxpool.Pool) (string, error) {
 
 	var b strings.Builder
 	if order, ok := deleteOrder(tables, refs); ok {
+		// The lock waits out any transaction of a session the reset has
+		// just told to end (pg_terminate_backend does not wait), so no
+		// row it commits lands after the DELETEs have looked: what
+		// TRUNCATE's own lock did.
+		fmt.Fprintf(&b, "LOCK TABLE %s IN ACCESS EXCLUSIVE MODE;\n", strings.Join(order, ", "))
 		for _, tbl := range order {
 			fmt.Fprintf(&b, "DELETE FROM %s;\n", tbl)
 		}
