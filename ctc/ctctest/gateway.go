@@ -617,11 +617,9 @@ func (c *conn) writeLocked(kind int, b []byte) error {
 }
 
 // writeTimeout bounds every write, so a peer that stops reading costs a
-// worker ten seconds, not forever. It is generous because the deadline is
-// set before the write is scheduled: at 2 s, a test machine loaded enough
-// to take 2.4 s over a login let deadlines pass before healthy gateways'
-// writes ran, and the simulator dropped them (gatewayd saw "connection
-// reset by peer"), failing TestIsolationUnderEveryFault.
+// worker ten seconds, not forever. Generous, because a write that only
+// waits its turn on a test machine loaded enough to take seconds over a
+// login must not cost a healthy gateway its connection.
 const writeTimeout = 10 * time.Second
 
 // kill closes the socket with a close frame of code, or abruptly.
