@@ -253,8 +253,9 @@ func TestUnansweredDiscoveryBacksOff(t *testing.T) {
 func TestHeldReaderKeepsItsConnection(t *testing.T) {
 	cfg := actorstest.FastConfig()
 	// A pong timeout short against the hold, long enough that a loaded
-	// machine (make test at -p 4 missed 300 ms) answers in time.
-	cfg.PingInterval, cfg.PongTimeout = 100*time.Millisecond, time.Second
+	// machine answers in time (make test at -p 4 missed 300 ms, and once
+	// 1 s, after the hold).
+	cfg.PingInterval, cfg.PongTimeout = 100*time.Millisecond, 2*time.Second
 	cfg.ReadingTimeout = 30 * time.Second // the hold may last half of it
 	h := newHarness(t, cfg)
 	g, sg := h.Add("held")
@@ -265,7 +266,7 @@ func TestHeldReaderKeepsItsConnection(t *testing.T) {
 	eventually(t, func() bool { return actors.IntakeWaiting(h.Runtime) == 1 }, 10*time.Second, "its reader held")
 
 	// The actor's clock: it pings every 100 ms while the reader is held.
-	// Thirty-five pings are 3.5 s, more than three pong timeouts.
+	// Thirty-five pings are 3.5 s, well past the pong timeout.
 	pings := sg.Stats().Pings
 	eventually(t, func() bool { return sg.Stats().Pings >= pings+35 }, 20*time.Second, "pings go on")
 	st := h.Status(g.ID)
@@ -276,7 +277,7 @@ func TestHeldReaderKeepsItsConnection(t *testing.T) {
 	drain = func() {}
 	eventually(t, func() bool { return actors.IntakeWaiting(h.Runtime) == 0 }, 10*time.Second, "read once there is room")
 	// Its pongs come in behind it: the connection stays up for another
-	// three pong timeouts.
+	// 3.5 s.
 	pings = sg.Stats().Pings
 	eventually(t, func() bool { return sg.Stats().Pings >= pings+35 }, 20*time.Second, "pings go on")
 	assert.Equal(t, gatewayd.StateAuthenticated, h.Status(g.ID).State)

@@ -307,16 +307,19 @@ func TestScheduledReadings(t *testing.T) {
 	require.Equal(t, 202, e.do("POST", "/api/gateways/"+id+"/disconnect", nil).status)
 	e.h.WaitSettled(uuid.MustParse(id), gatewayd.StateDisconnected)
 	settled := time.Now()
-	var list []any
-	require.Eventually(t, func() bool {
+	var list, unfinished []any
+	if !assert.Eventually(t, func() bool {
 		list = e.do("GET", "/api/sensors/"+sensor+"/readings?limit=100", nil).json(t)["data"].([]any)
+		unfinished = unfinished[:0]
 		for _, x := range list {
 			if s := x.(map[string]any)["status"]; s == "QUEUED" || s == "RUNNING" {
-				return false
+				unfinished = append(unfinished, x)
 			}
 		}
-		return true
-	}, 10*time.Second, 20*time.Millisecond, "every reading finished")
+		return len(unfinished) == 0
+	}, 20*time.Second, 20*time.Millisecond) {
+		t.Fatalf("readings not finished 20 s after the disconnect settled (%s): %v", settled.Format(time.RFC3339Nano), unfinished)
+	}
 	for _, x := range list {
 		at, err := time.Parse(time.RFC3339Nano, x.(map[string]any)["requested_at"].(string))
 		require.NoError(t, err)

@@ -247,7 +247,7 @@ func (g *Gateway) waitHandshake(ctx context.Context, closing <-chan struct{}) bo
 		if !f.StallHandshake {
 			return true
 		}
-		stallWakeups.Add(1)
+		g.server.stallWakeups.Add(1)
 		select {
 		case <-ctx.Done():
 			return false
@@ -257,11 +257,6 @@ func (g *Gateway) waitHandshake(ctx context.Context, closing <-chan struct{}) bo
 		}
 	}
 }
-
-// stallWakeups counts how often stalled handshakes went (back) to sleep:
-// once each, plus once per SetFaults. Tests read it to prove that nobody
-// polls.
-var stallWakeups atomic.Int64
 
 func (g *Gateway) attach(ws *websocket.Conn) *conn {
 	c := &conn{g: g, ws: ws, done: make(chan struct{})}

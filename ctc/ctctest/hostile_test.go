@@ -150,19 +150,19 @@ func TestStalledHandshakesSleep(t *testing.T) {
 	g := s.Add("stalled", Config{Email: "e", Password: "p"})
 	g.SetFaults(Faults{StallHandshake: true})
 	const n = 200
-	wakeups := stallWakeups.Load()
+	wakeups := s.stallWakeups.Load()
 	conns := stallHandshakes(t, s, g, n)
 	require.Eventually(t, func() bool { return s.handshakes.Load() == n }, 10*time.Second, time.Millisecond)
-	require.Eventually(t, func() bool { return stallWakeups.Load() == wakeups+n }, 2*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return s.stallWakeups.Load() == wakeups+n }, 2*time.Second, time.Millisecond)
 	// net/http runs a handler and a background reader per connection;
 	// waiting adds nothing to that.
 	assert.LessOrEqual(t, runtime.NumGoroutine(), base+2*n+10)
 
 	// Only a change of the switches wakes them, once each.
 	g.SetFaults(Faults{StallHandshake: true, DropCode: 1001})
-	require.Eventually(t, func() bool { return stallWakeups.Load() == wakeups+2*n }, 2*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return s.stallWakeups.Load() == wakeups+2*n }, 2*time.Second, time.Millisecond)
 	assert.Equal(t, int64(n), s.handshakes.Load())
-	assert.Equal(t, wakeups+2*n, stallWakeups.Load())
+	assert.Equal(t, wakeups+2*n, s.stallWakeups.Load())
 
 	// Cleared, every one completes.
 	g.SetFaults(Faults{})

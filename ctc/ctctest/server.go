@@ -68,6 +68,11 @@ type Server struct {
 	handshakes    atomic.Int64
 	handshakePeak atomic.Int64
 	logins        atomic.Int64
+	// stallWakeups counts how often stalled handshakes went (back) to
+	// sleep: once each, plus once per SetFaults. Tests read it to prove
+	// that nobody polls. (Per server: a package-wide count was moved by
+	// other tests' stalls running in parallel.)
+	stallWakeups atomic.Int64
 	// keep is how many frames and close codes each gateway records.
 	keep atomic.Int64
 }
