@@ -69,9 +69,12 @@ type Options struct {
 	Telemetry *telemetry.Observer
 	// EventsKeepAlive is the comment period of /api/events (15s);
 	// EventsClientBuffer how far a client may fall behind before it is cut
-	// off (10,000 events: a whole fleet's drop, one event per gateway).
+	// off (10,000 events: a whole fleet's drop, one event per gateway);
+	// EventsWriteTimeout how long one flush to a client may block before
+	// its stream ends (10s).
 	EventsKeepAlive    time.Duration
 	EventsClientBuffer int
+	EventsWriteTimeout time.Duration
 	// AuthEnabled makes every route but the public ones need a bearer
 	// token of a role (AUTH_ENABLED); MetricsPublic lets /metrics be read
 	// without one. TokenCacheTTL bounds how long a token check is reused:
@@ -137,6 +140,9 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	}
 	if opts.EventsClientBuffer <= 0 {
 		opts.EventsClientBuffer = 10_000
+	}
+	if opts.EventsWriteTimeout <= 0 {
+		opts.EventsWriteTimeout = streamWriteTimeout
 	}
 	if opts.CommandTimeout <= 0 {
 		opts.CommandTimeout = 30 * time.Second
@@ -206,7 +212,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	// fasthttp's Shutdown does not wait for hijacked connections: the
 	// event streams end here, after it (Fiber runs the hook then).
 	app.Hooks().OnShutdown(func() error {
-		if !s.streams.close(streamWriteTimeout + time.Second) {
+		if !s.streams.close(s.opts.EventsWriteTimeout + time.Second) {
 			log.Warn().Msg("event streams still writing at shutdown")
 		}
 		return nil

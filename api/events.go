@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"cmp"
 	"net"
 	"strconv"
 	"strings"
@@ -71,7 +72,8 @@ func (s *server) eventStream(c *fiber.Ctx) error {
 			timer.Reset(d)
 			<-timer.C
 		}
-		_ = stream(w, conn, sub, streamTiming{keepAlive: ticker.C, interval: streamFlushInterval, hold: hold, stop: s.streams.stop})
+		_ = stream(w, conn, sub, streamTiming{keepAlive: ticker.C, interval: streamFlushInterval,
+			writeTimeout: s.opts.EventsWriteTimeout, hold: hold, stop: s.streams.stop})
 	})
 	return nil
 }
@@ -85,8 +87,9 @@ var errTooManyStreams = &Error{Status: fiber.StatusServiceUnavailable, Code: "SE
 // is ~33 KB per 10 ms) goes out in one write(2).
 const streamBufferSize = 32 << 10
 
-// streamWriteTimeout bounds each flush: a client that stops reading is
-// noticed within it, and its stream ends.
+// streamWriteTimeout is the default of Options.EventsWriteTimeout, which
+// bounds each flush: a client that stops reading is noticed within it, and
+// its stream ends.
 const streamWriteTimeout = 10 * time.Second
 
 // streamFlushInterval is how often at most a stream flushes: an event that
@@ -103,7 +106,9 @@ const streamFlushInterval = 10 * time.Millisecond
 type streamTiming struct {
 	keepAlive <-chan time.Time
 	interval  time.Duration
-	hold      func(time.Duration)
+	// writeTimeout bounds each flush (0: streamWriteTimeout).
+	writeTimeout time.Duration
+	hold         func(time.Duration)
 	// stop ends the stream (shutdown): what it holds is flushed first.
 	stop <-chan struct{}
 }
@@ -115,7 +120,7 @@ func stream(w *bufio.Writer, conn interface{ SetWriteDeadline(time.Time) error }
 	defer sub.Close()
 	var flushed time.Time
 	flush := func() error {
-		_ = conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		_ = conn.SetWriteDeadline(time.Now().Add(cmp.Or(t.writeTimeout, streamWriteTimeout)))
 		err := w.Flush()
 		flushed = time.Now()
 		return err

@@ -213,7 +213,10 @@ func TestEventStreamResume(t *testing.T) {
 func TestSlowSubscriberIsCutOff(t *testing.T) {
 	// A small client buffer (production: 10,000 events) to reach the cut
 	// off sooner; the fast subscriber still never falls that far behind.
-	e := newLiveEnvWith(t, actorstest.FastConfig(), api.Options{EventsClientBuffer: 128})
+	// A long write timeout, so that only the buffer cuts the silent one
+	// off: under make test with -p 4, the 10 s default once ran out first
+	// (its stream ended without an overflow).
+	e := newLiveEnvWith(t, actorstest.FastConfig(), api.Options{EventsClientBuffer: 128, EventsWriteTimeout: time.Minute})
 	base := e.listen()
 	id, sg := e.add("slow")
 	e.waitState(id, "AUTHENTICATED", 5*time.Second)

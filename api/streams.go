@@ -69,7 +69,7 @@ func (s *streams) leave() {
 
 // close ends every stream (each flushes what it holds and returns) and
 // waits for them, at most wait: a flush to a client that stopped reading
-// is bounded by streamWriteTimeout.
+// is bounded by the write timeout (Options.EventsWriteTimeout).
 func (s *streams) close(wait time.Duration) bool {
 	s.mu.Lock()
 	if !s.stopped {
