@@ -66,10 +66,14 @@ func (e *liveEnv) status(id string) map[string]any {
 	return r.json(e.t)
 }
 
+// waitState polls until the gateway is in state. It waits at least 15 s
+// whatever within says: it returns as soon as the state is there, no test
+// here measures speed with it, and under make test with -p 4 a login alone
+// took over 5 s.
 func (e *liveEnv) waitState(id, state string, within time.Duration) map[string]any {
 	e.t.Helper()
 	var last map[string]any
-	deadline := time.Now().Add(within)
+	deadline := time.Now().Add(max(within, 15*time.Second))
 	for time.Now().Before(deadline) {
 		last = e.status(id)
 		if last["state"] == state {
