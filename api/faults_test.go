@@ -26,7 +26,7 @@ func TestDatabaseClosedToConnectionsIs503(t *testing.T) {
 		ids = append(ids, id)
 	}
 	for _, id := range ids {
-		e.waitState(id, "AUTHENTICATED", 5*time.Second)
+		e.waitState(id, "AUTHENTICATED")
 	}
 	org := e.org("Before")
 
@@ -84,14 +84,14 @@ func TestDesiredStateSurvivesRestart(t *testing.T) {
 	e := newLiveEnv(t, actorstest.FastConfig())
 	id, sg := e.add("maint")
 	other, _ := e.add("steady")
-	e.waitState(id, "AUTHENTICATED", 5*time.Second)
-	e.waitState(other, "AUTHENTICATED", 5*time.Second)
+	e.waitState(id, "AUTHENTICATED")
+	e.waitState(other, "AUTHENTICATED")
 	r := e.do("POST", "/api/gateways/"+id+"/disconnect", nil)
 	require.Equal(t, 202, r.status)
 	assert.Equal(t, "DISCONNECTED", e.do("GET", "/api/gateways/"+id, nil).json(t)["desired_state"])
 
 	e.restart()
-	e.waitState(other, "AUTHENTICATED", 5*time.Second)
+	e.waitState(other, "AUTHENTICATED")
 	e.h.WaitSettled(uuid.MustParse(id), gatewayd.StateDisconnected) // registered, nothing scheduled
 	st := e.status(id)
 	assert.Equal(t, "DISCONNECTED", st["state"])
@@ -102,9 +102,9 @@ func TestDesiredStateSurvivesRestart(t *testing.T) {
 	assert.Len(t, list["data"], 2)
 
 	require.Equal(t, 202, e.do("POST", "/api/gateways/"+id+"/connect", nil).status)
-	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	e.waitState(id, "AUTHENTICATED")
 	e.restart()
-	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	e.waitState(id, "AUTHENTICATED")
 	assert.Equal(t, "CONNECTED", e.status(id)["desired_state"])
 }
 
@@ -124,7 +124,7 @@ func TestCreatedDisconnectedIsNeverDialed(t *testing.T) {
 
 	r := e.do("PUT", "/api/gateways/"+id, map[string]any{"desired_state": "CONNECTED"})
 	require.Equal(t, 200, r.status, string(r.body))
-	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	e.waitState(id, "AUTHENTICATED")
 	r = e.do("PUT", "/api/gateways/"+id, map[string]any{"desired_state": "DISCONNECTED"})
 	require.Equal(t, 200, r.status)
 	e.h.WaitSettled(uuid.MustParse(id), gatewayd.StateDisconnected)

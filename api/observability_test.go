@@ -122,8 +122,8 @@ func TestEventStreamInOrderWithFilters(t *testing.T) {
 	defer stopAll()
 	a, sa := e.add("ev-a")
 	b, _ := e.add("ev-b")
-	e.waitState(a, "AUTHENTICATED", 5*time.Second)
-	e.waitState(b, "AUTHENTICATED", 5*time.Second)
+	e.waitState(a, "AUTHENTICATED")
+	e.waitState(b, "AUTHENTICATED")
 	// Subscribed once a is settled, so its script starts at the drop
 	// (subscribed earlier, a busy machine could let a log in first).
 	one, stopOne := subscribe(t, base, "?gateway_id="+a)
@@ -134,13 +134,13 @@ func TestEventStreamInOrderWithFilters(t *testing.T) {
 	logins := sa.Stats().Logins
 	sa.Drop(websocket.CloseGoingAway)
 	require.Eventually(t, func() bool { return sa.Stats().Logins > logins }, 5*time.Second, 5*time.Millisecond, "logged in again")
-	e.waitState(a, "AUTHENTICATED", 5*time.Second)
+	e.waitState(a, "AUTHENTICATED")
 	sa.SetFaults(ctctest.Faults{RefuseLogins: true})
 	sa.Drop(websocket.CloseGoingAway)
-	e.waitState(a, "AUTH_FAILED", 5*time.Second)
+	e.waitState(a, "AUTH_FAILED")
 	sa.SetFaults(ctctest.Faults{})
 	require.Equal(t, 202, e.do("POST", "/api/gateways/"+a+"/connect", nil).status)
-	e.waitState(a, "AUTHENTICATED", 5*time.Second)
+	e.waitState(a, "AUTHENTICATED")
 	require.Equal(t, 202, e.do("POST", "/api/gateways/"+a+"/disconnect", nil).status)
 
 	want := []string{"BACKOFF", "CONNECTING", "CONNECTED", "AUTHENTICATED", "BACKOFF", "CONNECTING", "CONNECTED",
@@ -181,14 +181,14 @@ func TestEventStreamResume(t *testing.T) {
 	base := e.listen()
 	first, stop := subscribe(t, base, "")
 	id, sg := e.add("resume")
-	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	e.waitState(id, "AUTHENTICATED")
 	seen := next(t, first, stateTo(id, "AUTHENTICATED"), "authenticated")
 	stop()
 
 	logins := sg.Stats().Logins
 	sg.Drop(websocket.CloseGoingAway) // events while the client is away
 	require.Eventually(t, func() bool { return sg.Stats().Logins > logins }, 5*time.Second, 5*time.Millisecond)
-	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	e.waitState(id, "AUTHENTICATED")
 	again, stop := subscribe(t, base, "", "Last-Event-ID", strconv.FormatUint(seen.ID, 10))
 	got := next(t, again, func(sse) bool { return true }, "the first missed event")
 	assert.Equal(t, seen.ID+1, got.ID, "nothing lost, nothing repeated")
@@ -219,7 +219,7 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	e := newLiveEnvWith(t, actorstest.FastConfig(), api.Options{EventsClientBuffer: 128, EventsWriteTimeout: time.Minute})
 	base := e.listen()
 	id, sg := e.add("slow")
-	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	e.waitState(id, "AUTHENTICATED")
 	fast, stop := subscribe(t, base, "")
 	defer stop()
 	// A raw connection that asks for the stream and never reads it.
@@ -255,7 +255,7 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	sg.Drop(websocket.CloseGoingAway)
 	next(t, fast, stateTo(id, "BACKOFF"), "the reading subscriber saw the drop")
 	next(t, fast, stateTo(id, "AUTHENTICATED"), "the reading subscriber saw the reconnect")
-	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	e.waitState(id, "AUTHENTICATED")
 }
 
 // /metrics parses as Prometheus text, and the state gauges agree with the
@@ -266,12 +266,12 @@ func TestMetricsMatchTheStatusList(t *testing.T) {
 	b, sb := e.add("m-b")
 	c, _ := e.add("m-c")
 	for _, id := range []string{a, b, c} {
-		e.waitState(id, "AUTHENTICATED", 5*time.Second)
+		e.waitState(id, "AUTHENTICATED")
 	}
 	require.Equal(t, 202, e.do("POST", "/api/debug/gateways/"+a+"/crash", nil).status)
 	sb.SetFaults(ctctest.Faults{RefuseLogins: true})
 	sb.Drop(websocket.CloseGoingAway)
-	e.waitState(b, "AUTH_FAILED", 5*time.Second)
+	e.waitState(b, "AUTH_FAILED")
 	require.Equal(t, 202, e.do("POST", "/api/gateways/"+c+"/disconnect", nil).status)
 	require.Eventually(t, func() bool { return e.status(a)["state"] == "AUTHENTICATED" && e.status(a)["restarts"] == 1.0 },
 		5*time.Second, 10*time.Millisecond)

@@ -29,7 +29,7 @@ func readingEnv(t *testing.T, cfgs ...func(*actors.Config)) (*liveEnv, string, *
 	}
 	e := newLiveEnv(t, cfg)
 	id, sg := e.add("rd")
-	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	e.waitState(id, "AUTHENTICATED")
 	sensors := e.waitSensors(id, func(m map[float64]map[string]any) bool { return len(m) == 2 }, "discovered")
 	require.Eventually(t, func() bool { return sg.PushTemperature(1, 20) == 1 }, 10*time.Second, 10*time.Millisecond, "subscribed")
 	return e, id, sg, sensors
@@ -184,7 +184,7 @@ func TestReadingFaults(t *testing.T) {
 	for _, tc := range cases {
 		sg.SetFaults(ctctest.Faults{})
 		sg.UpdateFaults(tc.fault)
-		e.waitState(id, "AUTHENTICATED", 5*time.Second)
+		e.waitState(id, "AUTHENTICATED")
 		rd := e.take(sensor)
 		assert.Equal(t, "FAILED", rd["status"], tc.want)
 		assert.Equal(t, tc.want, rd["error"])
@@ -193,7 +193,7 @@ func TestReadingFaults(t *testing.T) {
 		assert.Equal(t, 404, e.do("GET", "/api/readings/"+rd["id"].(string)+"/waveform", nil).status)
 	}
 	sg.SetFaults(ctctest.Faults{})
-	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	e.waitState(id, "AUTHENTICATED")
 	assert.Equal(t, "COMPLETE", e.take(sensor)["status"], "the next reading works")
 }
 

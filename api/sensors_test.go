@@ -55,7 +55,7 @@ func TestSensorsAreDiscoveredOnLoginAndRefresh(t *testing.T) {
 	cfg.SensorRefreshInterval = 200 * time.Millisecond
 	e := newLiveEnv(t, cfg)
 	id, sg := e.add("disc")
-	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	e.waitState(id, "AUTHENTICATED")
 	got := e.waitSensors(id, func(m map[float64]map[string]any) bool { return len(m) == 2 }, "two default sensors")
 	s1 := got[10001]
 	assert.ElementsMatch(t, sensorKeys, keysOf(s1))
@@ -104,7 +104,7 @@ func TestDiscoverEndpoint(t *testing.T) {
 	cfg.CommandTimeout = 2 * time.Second // one case is a gateway that never answers: 504 after it
 	e := newLiveEnv(t, cfg)
 	id, sg := e.add("ep")
-	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	e.waitState(id, "AUTHENTICATED")
 	require.Eventually(t, func() bool { return sg.Stats().DiscoveriesAnswered >= 1 }, 5*time.Second, 5*time.Millisecond)
 
 	// A discovery is on the wire (slow to answer) when a sensor is added
@@ -171,7 +171,7 @@ func TestEmptySensorListAndTemperatures(t *testing.T) {
 	g := e.create("/api/gateways", map[string]any{"factory_id": e.factoryID, "gateway_id": "bare", "name": "bare",
 		"url": sg.URL(), "email": email, "password": pw})
 	id := g["id"].(string)
-	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	e.waitState(id, "AUTHENTICATED")
 	r := e.do("POST", "/api/gateways/"+id+"/sensors/discover", nil)
 	require.Equal(t, 200, r.status, string(r.body))
 	assert.Empty(t, r.json(t)["data"], "an answer of [] is no sensors")
@@ -190,7 +190,7 @@ func TestEmptySensorListAndTemperatures(t *testing.T) {
 func TestEquipmentAndAssignment(t *testing.T) {
 	e := newLiveEnv(t, actorstest.FastConfig())
 	id, _ := e.add("eq")
-	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	e.waitState(id, "AUTHENTICATED")
 	sensors := e.waitSensors(id, func(m map[float64]map[string]any) bool { return len(m) == 2 }, "discovered")
 	sensor := sensors[10001]["id"].(string)
 
@@ -282,7 +282,7 @@ func TestFailedDiscoveryIsRetriedSoon(t *testing.T) {
 	cfg.CommandTimeout = time.Second // the retry comes three of them after the timeout
 	e := newLiveEnv(t, cfg)
 	id, sg := e.add("busy")
-	e.waitState(id, "AUTHENTICATED", 5*time.Second)
+	e.waitState(id, "AUTHENTICATED")
 	e.waitSensors(id, func(m map[float64]map[string]any) bool { return len(m) == 2 }, "discovered at login")
 
 	sg.UpdateFaults(func(f *ctctest.Faults) { f.IgnoreDiscovery = true })
