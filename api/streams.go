@@ -42,7 +42,11 @@ func newStreams(max int, server func() *fasthttp.Server) *streams {
 }
 
 // full reports whether a new stream would pass the connection limit. The
-// asking request's own connection is among fasthttp's open ones.
+// asking request's own connection is among fasthttp's open ones. A stream
+// that has just started may be counted twice for a moment (fasthttp stops
+// counting its connection only once its handler has returned, after the
+// stream has entered): the error is on the refusing side, never past the
+// limit.
 func (s *streams) full() bool {
 	if s.max <= 0 {
 		return false
