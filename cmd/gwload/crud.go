@@ -178,7 +178,7 @@ func crud(ctx context.Context, e *env, r *report) error {
 		var peak int
 		pg0, gw0, t0 := e.pgTicks(), e.procTicks(), time.Now()
 		if wrkBin != "" {
-			w, err := runWrk(ctx, wrkBin, strings.TrimSuffix(e.api, "/api"), e.token, e.o.concurrency, e.o.duration, p.method, p.path, p.body, p.ids, n-20, e.rssKiB)
+			w, err := runWrk(ctx, e.wrk(wrkBin, p.method, p.path, p.body, p.ids, n-20))
 			if err != nil {
 				return fmt.Errorf("%s: %w", p.name, err)
 			}
@@ -187,7 +187,7 @@ func crud(ctx context.Context, e *env, r *report) error {
 			}
 			rate, p99, peak = w.rate, w.p99, w.peakRSS
 		} else {
-			res := runLoad(ctx, e.o.concurrency, e.o.duration, e.rssKiB, p.op)
+			res := e.load(ctx, e.o.duration, p.op)
 			if res.errors > 0 {
 				return fmt.Errorf("%s: %d requests failed", p.name, res.errors)
 			}

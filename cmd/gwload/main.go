@@ -23,12 +23,16 @@ import (
 )
 
 type options struct {
-	gatewayd     string
-	database     string
-	target       string
-	gateways     int
-	concurrency  int
-	duration     time.Duration
+	gatewayd    string
+	database    string
+	target      string
+	gateways    int
+	concurrency int
+	duration    time.Duration
+	// pace, when > 0, makes each load client wait this long between its
+	// requests: the tests exercise every phase without saturating the
+	// machine they share with the rest of the suite.
+	pace         time.Duration
 	creates      int
 	crashes      int
 	crudRows     int
@@ -118,6 +122,7 @@ func main() {
 	fs.IntVar(&o.gateways, "gateways", 10000, "gateways for coldstart, status and storm")
 	fs.IntVar(&o.concurrency, "concurrency", 32, "concurrent HTTP clients")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each throughput phase")
+	fs.DurationVar(&o.pace, "pace", 0, "each load client waits this long between requests (0: as fast as it can); the rates are then the pace's, not gatewayd's")
 	fs.IntVar(&o.creates, "creates", 1000, "creates for the create scenario")
 	fs.IntVar(&o.crashes, "crashes", 1000, "crashes (over as many gateways) for the crash scenario")
 	fs.IntVar(&o.crudRows, "crud-rows", 1000, "factories and gateways in the database for crud; gateways for overhead")

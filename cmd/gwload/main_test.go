@@ -49,12 +49,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// smallOptions is every knob at CI size.
+// smallOptions is every knob at CI size. The load phases are paced (each
+// client sends one request every 20 ms): they go through every request
+// shape and check every answer, at a fraction of the CPU that saturating
+// the machine for each phase would take from the rest of the suite.
 func smallOptions(t *testing.T) (*options, *bytes.Buffer, *bytes.Buffer) {
 	bin, err := buildOnce()
 	require.NoError(t, err)
 	var out, progress bytes.Buffer
-	return &options{gatewayd: bin, database: testdb.BaseURL(), gateways: 50, concurrency: 8, duration: 500 * time.Millisecond,
+	return &options{gatewayd: bin, database: testdb.BaseURL(), gateways: 50, concurrency: 8, duration: 500 * time.Millisecond, pace: 20 * time.Millisecond,
 		creates: 20, crashes: 20, crudRows: 50, pgbenchScale: 1, soak: 2 * time.Second, soakGateways: 20, settle: 100 * time.Millisecond, out: &out, progress: &progress,
 		churn: 40, churnConnected: 20, churnBase: 20, churnStorm: 30 * time.Second, churnWatch: time.Second, churnDelete: "factory"}, &out, &progress
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os/exec"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -117,14 +116,13 @@ func (e *env) getByID(ctx context.Context, wrk string, ids []string) (getResult,
 	// which also depends on what the neighbours leave over. The warm-up's
 	// requests are counted in it.
 	cpu0 := e.cpuSeconds()
-	w := runLoad(ctx, e.o.concurrency, warm, e.rssKiB, get)
+	w := e.load(ctx, warm, get)
 	if w.errors > 0 {
 		return getResult{}, fmt.Errorf("%d requests failed while warming up", w.errors)
 	}
 	warmed := float64(len(w.latencies))
 	if wrk != "" {
-		res, err := runWrk(ctx, wrk, strings.TrimSuffix(e.api, "/api"), e.token, e.o.concurrency, e.o.duration, "GET",
-			"/api/gateways/{id}", "", ids, 0, e.rssKiB)
+		res, err := runWrk(ctx, e.wrk(wrk, "GET", "/api/gateways/{id}", "", ids, 0))
 		if err != nil {
 			return getResult{}, err
 		}
@@ -133,7 +131,7 @@ func (e *env) getByID(ctx context.Context, wrk string, ids []string) (getResult,
 		}
 		return getResult{res, warmed, e.cpuSeconds() - cpu0}, nil
 	}
-	res := runLoad(ctx, e.o.concurrency, e.o.duration, e.rssKiB, get)
+	res := e.load(ctx, e.o.duration, get)
 	if res.errors > 0 {
 		return getResult{}, fmt.Errorf("%d requests failed", res.errors)
 	}

@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -57,7 +56,7 @@ func coldstart(ctx context.Context, o *options, r *report) (*env, error) {
 // status: single-gateway status at o.concurrency clients, and the full list.
 func status(ctx context.Context, e *env, r *report) error {
 	ids := e.ids
-	res := runLoad(ctx, e.o.concurrency, e.o.duration, e.rssKiB, func(w, i int) error {
+	res := e.load(ctx, e.o.duration, func(w, i int) error {
 		return e.call("GET", "/gateways/"+ids[rand.IntN(len(ids))].String()+"/status", nil, 200, nil)
 	})
 	if res.errors > 0 {
@@ -67,7 +66,7 @@ func status(ctx context.Context, e *env, r *report) error {
 	r.value("status_p50", ms(percentile(res.latencies, 50)), "ms")
 	r.value("status_p99", ms(percentile(res.latencies, 99)), "ms")
 	if bin, err := exec.LookPath("wrk"); err == nil {
-		w, err := runWrk(ctx, bin, strings.TrimSuffix(e.api, "/api"), e.token, e.o.concurrency, e.o.duration, "GET", "/api/gateways/{id}/status", "", idStrings(ids), 0, e.rssKiB)
+		w, err := runWrk(ctx, e.wrk(bin, "GET", "/api/gateways/{id}/status", "", idStrings(ids), 0))
 		if err != nil {
 			return err
 		}

@@ -57,9 +57,15 @@ func samplePeak(rss func() int) (stop func() int) {
 	}
 }
 
+// load runs op from this env's clients for d at its options' pace.
+func (e *env) load(ctx context.Context, d time.Duration, op func(worker, i int) error) loadResult {
+	return runLoad(ctx, e.o.concurrency, d, e.o.pace, e.rssKiB, op)
+}
+
 // runLoad calls op from workers goroutines for d, recording each call's
-// latency, and samples rss every 100 ms.
-func runLoad(ctx context.Context, workers int, d time.Duration, rss func() int, op func(worker, i int) error) loadResult {
+// latency, and samples rss every 100 ms. With pace > 0 each worker waits
+// that long after each call (the latencies stay the calls' own).
+func runLoad(ctx context.Context, workers int, d, pace time.Duration, rss func() int, op func(worker, i int) error) loadResult {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var errs atomic.Int64
@@ -80,6 +86,14 @@ func runLoad(ctx context.Context, workers int, d time.Duration, rss func() int, 
 					continue
 				}
 				per[w] = append(per[w], time.Since(t0))
+				if pace > 0 {
+					wait := time.NewTimer(pace)
+					select {
+					case <-ctx.Done():
+						wait.Stop()
+					case <-wait.C:
+					}
+				}
 			}
 		}()
 	}

@@ -26,6 +26,12 @@ local token = os.getenv("GWLOAD_TOKEN") or ""
 if token ~= "" then headers["Authorization"] = "Bearer " .. token end
 local n = 0
 local threads = 0
+-- A pace holds each connection's requests apart (gwload -pace); without
+-- one there is no delay function, so wrk adds no timer per request.
+local pace = tonumber(os.getenv("GWLOAD_PACE_MS") or "0")
+if pace > 0 then
+  function delay() return pace end
+end
 
 function setup(thread)
   threads = threads + 1
@@ -58,9 +64,25 @@ var (
 	wrkSockErr = regexp.MustCompile(`Socket errors: .*`)
 )
 
-// runWrk runs wrk with connections connections for d and samples rss.
-func runWrk(ctx context.Context, bin, base, token string, connections int, d time.Duration, method, pathT, bodyT string,
-	ids []string, maxOffset int, rss func() int) (wrkResult, error) {
+// wrkLoad is one wrk run: who, how hard, for how long, and the request.
+type wrkLoad struct {
+	bin, base, token   string
+	connections        int
+	d, pace            time.Duration // pace > 0: each connection waits this long between requests
+	method, path, body string
+	ids                []string
+	maxOffset          int
+	rss                func() int
+}
+
+// wrk is a wrkLoad against this env's gatewayd at its options' size.
+func (e *env) wrk(bin, method, path, body string, ids []string, maxOffset int) wrkLoad {
+	return wrkLoad{bin: bin, base: strings.TrimSuffix(e.api, "/api"), token: e.token, connections: e.o.concurrency,
+		d: e.o.duration, pace: e.o.pace, method: method, path: path, body: body, ids: ids, maxOffset: maxOffset, rss: e.rssKiB}
+}
+
+// runWrk runs w and samples its rss.
+func runWrk(ctx context.Context, w wrkLoad) (wrkResult, error) {
 	dir, err := os.MkdirTemp("", "gwload-wrk")
 	if err != nil {
 		return wrkResult{}, err
@@ -70,14 +92,15 @@ func runWrk(ctx context.Context, bin, base, token string, connections int, d tim
 	if err := os.WriteFile(script, []byte(wrkScript), 0o600); err != nil {
 		return wrkResult{}, err
 	}
-	if err := os.WriteFile(idFile, []byte(strings.Join(ids, "\n")+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(idFile, []byte(strings.Join(w.ids, "\n")+"\n"), 0o600); err != nil {
 		return wrkResult{}, err
 	}
-	cmd := exec.CommandContext(ctx, bin, "-t2", "-c"+strconv.Itoa(connections), "-d"+strconv.Itoa(max(1, int(d.Seconds())))+"s",
-		"--latency", "-s", script, base)
-	cmd.Env = append(os.Environ(), "GWLOAD_IDS="+idFile, "GWLOAD_METHOD="+method, "GWLOAD_PATH="+pathT,
-		"GWLOAD_BODY="+bodyT, "GWLOAD_MAXOFF="+strconv.Itoa(maxOffset), "GWLOAD_TOKEN="+token)
-	stopSampling := samplePeak(rss)
+	cmd := exec.CommandContext(ctx, w.bin, "-t2", "-c"+strconv.Itoa(w.connections), "-d"+strconv.Itoa(max(1, int(w.d.Seconds())))+"s",
+		"--latency", "-s", script, w.base)
+	cmd.Env = append(os.Environ(), "GWLOAD_IDS="+idFile, "GWLOAD_METHOD="+w.method, "GWLOAD_PATH="+w.path,
+		"GWLOAD_BODY="+w.body, "GWLOAD_MAXOFF="+strconv.Itoa(w.maxOffset), "GWLOAD_TOKEN="+w.token,
+		"GWLOAD_PACE_MS="+strconv.FormatInt(w.pace.Milliseconds(), 10))
+	stopSampling := samplePeak(w.rss)
 	out, err := cmd.CombinedOutput()
 	peak := stopSampling()
 	if err != nil {
