@@ -144,6 +144,12 @@ func TestUI(t *testing.T) {
 	b.do("connect", chromedp.Click(chromedp.CSS(`#gw-connect`)))
 	b.wait("AUTHENTICATED again", `document.querySelector('.status-facts dl')?.dataset.state === 'AUTHENTICATED' && document.querySelector('.history .badge:last-child')?.textContent === 'AUTHENTICATED'`)
 	b.shot("gateway", true)
+	// A refresh of the same sensors updates the table in place: the link
+	// a user is about to click (or has focused) is still the same element.
+	eval[chromedp.Void](b, `window.sensorLink = document.querySelector('section[aria-labelledby=sens-h] tbody a')`)
+	b.do("discover sensors", chromedp.Click(chromedp.CSS(`#gw-discover`)))
+	b.wait("discovered", `[...document.querySelectorAll('.toast')].some(t => t.textContent === '2 sensors found')`)
+	assert.True(t, eval[bool](b, `window.sensorLink.isConnected`), "the sensor link survived the refresh")
 
 	// A sensor: assign the equipment, schedule readings, take one, plot it.
 	b.do("open a sensor", chromedp.Click(chromedp.CSS(`section[aria-labelledby=sens-h] tbody a`)))

@@ -106,9 +106,24 @@ export function gatewayPage(main, id, scope) {
   const refreshStatus = debounce(loadStatus, 100);
   scope.add(refreshStatus.cancel);
 
+  // Each login refreshes the sensors (connected, temperature). The same
+  // sensors are updated cell by cell, so a link that has the keyboard's
+  // focus, or is being clicked, keeps its element; a different set is
+  // drawn anew.
+  const sensorCols = RES.sensors.columns.filter(c => c[0] !== 'Gateway');
+  let drawnSensors = null;
   const drawSensors = list => {
-    const cols = RES.sensors.columns.filter(c => c[0] !== 'Gateway');
-    clear(sensorsBox).append(list.length ? table(cols, list, new Map(), 'Sensors')
+    const ids = list.map(s => s.id).join();
+    const rows = sensorsBox.querySelector('tbody')?.rows;
+    if (rows && ids === drawnSensors) {
+      list.forEach((s, i) => sensorCols.forEach(([, cell], j) => {
+        const td = rows[i].cells[j], fresh = h('td', null, cell(s, new Map()) ?? '—');
+        if (td.innerHTML !== fresh.innerHTML) td.replaceWith(fresh);
+      }));
+      return;
+    }
+    drawnSensors = ids;
+    clear(sensorsBox).append(list.length ? table(sensorCols, list, new Map(), 'Sensors')
       : h('p', {class: 'empty', text: 'No sensors known. They are discovered after each login; “Discover sensors” asks now.'}));
   };
   const loadSensors = async () => {
