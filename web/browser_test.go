@@ -92,10 +92,11 @@ func newBrowser(t testing.TB) *browser {
 	t.Helper()
 	path := chromiumPath(t)
 	profile := t.TempDir()
-	shots := os.Getenv("UI_SCREENSHOTS") // keep them: a directory that outlives the test
-	if shots == "" {
-		shots = t.TempDir()
-	} else {
+	// Screenshots of every view only when asked for (a directory that
+	// outlives the test): each costs the browser a full render and a PNG,
+	// for nobody to see. A failure's screenshot is always kept (fail).
+	shots := os.Getenv("UI_SCREENSHOTS")
+	if shots != "" {
 		require.NoError(t, os.MkdirAll(shots, 0o755))
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
@@ -163,9 +164,15 @@ func (b *browser) problems() []string {
 }
 
 // fail stops the test with what went wrong, a screenshot of the page as
-// it was, and the console's problems so far.
+// it was (in UI_SCREENSHOTS, else in a directory of its own that is left
+// behind to be looked at), and the console's problems so far.
 func (b *browser) fail(format string, args ...any) {
 	b.t.Helper()
+	if b.shots == "" {
+		if dir, err := os.MkdirTemp("", "gatewayd-ui-failure-"); err == nil {
+			b.shots = dir
+		}
+	}
 	shot := b.shot("failure")
 	b.t.Fatalf("%s\nscreenshot: %s\nconsole problems: %v", fmt.Sprintf(format, args...), shot, b.problems())
 }
@@ -212,9 +219,13 @@ func (b *browser) wait(what, js string, within ...time.Duration) {
 }
 
 // shot writes a screenshot of the viewport (full page when full) and
-// returns its path.
+// returns its path; without a directory for them (UI_SCREENSHOTS) it
+// does nothing.
 func (b *browser) shot(name string, full ...bool) string {
 	b.t.Helper()
+	if b.shots == "" {
+		return ""
+	}
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 	defer cancel()
 	var buf []byte
