@@ -147,6 +147,9 @@ func TestUI(t *testing.T) {
 	// A refresh of the same sensors updates the table in place: the link
 	// a user is about to click (or has focused) is still the same element.
 	eval[chromedp.Void](b, `window.sensorLink = document.querySelector('section[aria-labelledby=sens-h] tbody a')`)
+	// The button is disabled unless the page's last status says
+	// AUTHENTICATED; a click on it then does nothing.
+	b.wait("discovery possible", `!document.querySelector('#gw-discover').disabled`)
 	b.do("discover sensors", chromedp.Click(chromedp.CSS(`#gw-discover`)))
 	b.wait("discovered", `[...document.querySelectorAll('.toast')].some(t => t.textContent === '2 sensors found')`)
 	assert.True(t, eval[bool](b, `window.sensorLink.isConnected`), "the sensor link survived the refresh")
