@@ -29,9 +29,15 @@ demo: db .env build
 # alone at the end. The race runtime sleeps 1 s at the exit of every test
 # binary so that late reports get printed; a race inside a test fails that
 # test anyway, and 50 ms is plenty for the rest.
+# -p: go test builds and runs -p packages at a time (default GOMAXPROCS,
+# 2 here), and a running test binary holds its slot until it ends; these
+# mostly wait (sockets, timers, PostgreSQL, Chromium, other processes), so
+# at 2 the cores idled while the next packages' links queued behind them.
+# 4 keeps both cores busy (BENCHMARKS.md, "the suite at -p 4").
 TESTFIRST := ./web ./api ./cmd/gwload ./cmd/gatewayd ./actors ./ctc/ctctest ./events ./store
+TESTJOBS ?= 4
 test: db
-	GORACE="atexit_sleep_ms=50 $$GORACE" $(GO) test -race -count=1 -timeout 15m $(TESTFIRST) ./...
+	GORACE="atexit_sleep_ms=50 $$GORACE" $(GO) test -race -count=1 -p $(TESTJOBS) -timeout 15m $(TESTFIRST) ./...
 
 ## db: make sure PostgreSQL answers at DATABASE_URL and the database exists
 db:
