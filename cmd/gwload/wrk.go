@@ -68,7 +68,7 @@ var (
 type wrkLoad struct {
 	bin, base, token   string
 	connections        int
-	d, pace            time.Duration // pace > 0: each connection waits this long between requests
+	d, pace            time.Duration // pace > 0: each connection waits this long between requests (wrk: whole ms)
 	method, path, body string
 	ids                []string
 	maxOffset          int
