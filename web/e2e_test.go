@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
@@ -141,8 +143,21 @@ func TestUI(t *testing.T) {
 	b.wait("its two sensors", `document.querySelectorAll('section[aria-labelledby=sens-h] tbody tr').length === 2`)
 	b.do("disconnect", chromedp.Click(chromedp.CSS(`#gw-disconnect`)))
 	b.wait("DISCONNECTED", `document.querySelector('.status-facts dl')?.dataset.state === 'DISCONNECTED'`)
-	b.do("connect", chromedp.Click(chromedp.CSS(`#gw-connect`)))
+	// The connect's answer (the state when it was sent) is held until the
+	// event stream has shown AUTHENTICATED: arriving late, it must not put
+	// the older state back.
+	hold := &fetch.RequestPattern{URLPattern: "*/api/gateways/" + gwID + "/connect", RequestStage: fetch.RequestStageResponse}
+	_, err := chromedp.Call(b.ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{hold}})
+	require.NoError(t, err)
+	held, err := chromedp.Run(b.ctx, chromedp.WaitEvent(fetch.RequestPaused, nil, chromedp.Click(chromedp.CSS(`#gw-connect`))))
+	require.NoError(t, err, "connect")
 	b.wait("AUTHENTICATED again", `document.querySelector('.status-facts dl')?.dataset.state === 'AUTHENTICATED' && document.querySelector('.history .badge:last-child')?.textContent === 'AUTHENTICATED'`)
+	_, err = chromedp.Call(b.ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: held.RequestID})
+	require.NoError(t, err)
+	_, err = chromedp.Call(b.ctx, fetch.Disable, cdp.Empty{})
+	require.NoError(t, err)
+	b.wait("the connect's answer handled", `[...document.querySelectorAll('.toast')].some(t => t.textContent === 'Connecting')`)
+	assert.Equal(t, "AUTHENTICATED", eval[string](b, `document.querySelector('.status-facts dl').dataset.state`), "a late answer kept the newer state")
 	b.shot("gateway", true)
 	// A refresh of the same sensors updates the table in place: the link
 	// a user is about to click (or has focused) is still the same element.

@@ -95,9 +95,20 @@ export function gatewayPage(main, id, scope) {
         })));
   };
 
+  // An answer that set out before the latest state change can arrive after
+  // the event stream showed it (another connection): its state is older and
+  // must not put the old one back. The wanted state, which events do not
+  // carry, is taken from a connect's or disconnect's answer either way.
+  const takeStatus = (s, wanted = false) => {
+    if (st && s.since < st.since) {
+      if (wanted) st.desired_state = s.desired_state;
+      return;
+    }
+    st = s;
+  };
   const loadStatus = async () => {
     try {
-      st = await api('GET', `/gateways/${id}/status`);
+      takeStatus(await api('GET', `/gateways/${id}/status`));
       if (scope.alive) drawStatus();
     } catch (e) {
       if (e.status !== 404) toast(e.text(), 'error');
@@ -144,11 +155,11 @@ export function gatewayPage(main, id, scope) {
   };
 
   connect.addEventListener('click', () => act(connect, async () => {
-    st = await api('POST', `/gateways/${id}/connect`);
+    takeStatus(await api('POST', `/gateways/${id}/connect`), true);
     drawStatus();
   }, 'Connecting'));
   disconnect.addEventListener('click', () => act(disconnect, async () => {
-    st = await api('POST', `/gateways/${id}/disconnect`);
+    takeStatus(await api('POST', `/gateways/${id}/disconnect`), true);
     drawStatus();
   }, 'Disconnected'));
   discover.addEventListener('click', () => act(discover, async () => {
