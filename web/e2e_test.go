@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -149,8 +150,10 @@ func TestUI(t *testing.T) {
 	hold := &fetch.RequestPattern{URLPattern: "*/api/gateways/" + gwID + "/connect", RequestStage: fetch.RequestStageResponse}
 	_, err := chromedp.Call(b.ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{hold}})
 	require.NoError(t, err)
-	held, err := chromedp.Run(b.ctx, chromedp.WaitEvent(fetch.RequestPaused, nil, chromedp.Click(chromedp.CSS(`#gw-connect`))))
-	require.NoError(t, err, "connect")
+	clickCtx, cancelClick := context.WithTimeout(b.ctx, 20*time.Second)
+	held, err := chromedp.Run(clickCtx, chromedp.WaitEvent(fetch.RequestPaused, nil, chromedp.Click(chromedp.CSS(`#gw-connect`))))
+	cancelClick()
+	require.NoError(t, err, "connect: its answer held")
 	b.wait("AUTHENTICATED again", `document.querySelector('.status-facts dl')?.dataset.state === 'AUTHENTICATED' && document.querySelector('.history .badge:last-child')?.textContent === 'AUTHENTICATED'`)
 	_, err = chromedp.Call(b.ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: held.RequestID})
 	require.NoError(t, err)
