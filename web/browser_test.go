@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
@@ -184,6 +185,34 @@ func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		b.fail("%s: %v", what, err)
+	}
+}
+
+// holdAnswer runs trigger and holds the answer to the request it makes to
+// a URL matching pattern (Chromium's Fetch interception, at the response
+// stage) until release is called: the page must cope with an answer that
+// arrives after the event stream has told it what happened since.
+func (b *browser) holdAnswer(what, pattern string, trigger chromedp.Action[chromedp.Void]) (release func()) {
+	b.t.Helper()
+	p := &fetch.RequestPattern{URLPattern: pattern, RequestStage: fetch.RequestStageResponse}
+	if _, err := chromedp.Call(b.ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{p}}); err != nil {
+		b.fail("%s: intercept %s: %v", what, pattern, err)
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	held, err := chromedp.Run(ctx, chromedp.WaitEvent(fetch.RequestPaused, nil, trigger))
+	if err != nil {
+		b.fail("%s: its answer held: %v", what, err)
+	}
+	return func() {
+		b.t.Helper()
+		_, err := chromedp.Call(b.ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: held.RequestID})
+		if err == nil {
+			_, err = chromedp.Call(b.ctx, fetch.Disable, cdp.Empty{})
+		}
+		if err != nil {
+			b.fail("%s: let its answer through: %v", what, err)
+		}
 	}
 }
 

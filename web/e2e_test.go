@@ -1,14 +1,11 @@
 package web_test
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
@@ -147,18 +144,9 @@ func TestUI(t *testing.T) {
 	// The connect's answer (the state when it was sent) is held until the
 	// event stream has shown AUTHENTICATED: arriving late, it must not put
 	// the older state back.
-	hold := &fetch.RequestPattern{URLPattern: "*/api/gateways/" + gwID + "/connect", RequestStage: fetch.RequestStageResponse}
-	_, err := chromedp.Call(b.ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{hold}})
-	require.NoError(t, err)
-	clickCtx, cancelClick := context.WithTimeout(b.ctx, 20*time.Second)
-	held, err := chromedp.Run(clickCtx, chromedp.WaitEvent(fetch.RequestPaused, nil, chromedp.Click(chromedp.CSS(`#gw-connect`))))
-	cancelClick()
-	require.NoError(t, err, "connect: its answer held")
+	release := b.holdAnswer("connect", "*/api/gateways/"+gwID+"/connect", chromedp.Click(chromedp.CSS(`#gw-connect`)))
 	b.wait("AUTHENTICATED again", `document.querySelector('.status-facts dl')?.dataset.state === 'AUTHENTICATED' && document.querySelector('.history .badge:last-child')?.textContent === 'AUTHENTICATED'`)
-	_, err = chromedp.Call(b.ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: held.RequestID})
-	require.NoError(t, err)
-	_, err = chromedp.Call(b.ctx, fetch.Disable, cdp.Empty{})
-	require.NoError(t, err)
+	release()
 	b.wait("the connect's answer handled", `[...document.querySelectorAll('.toast')].some(t => t.textContent === 'Connecting')`)
 	assert.Equal(t, "AUTHENTICATED", eval[string](b, `document.querySelector('.status-facts dl').dataset.state`), "a late answer kept the newer state")
 	b.shot("gateway", true)
@@ -181,7 +169,12 @@ func TestUI(t *testing.T) {
 	b.do("schedule readings", chromedp.SendKeys(chromedp.CSS(`section[aria-labelledby=set-h] [name=reading_interval]`), "15m"),
 		chromedp.Click(chromedp.CSS(`section[aria-labelledby=set-h] button[type=submit]`)))
 	b.wait("the settings saved", `[...document.querySelectorAll('.facts dd')].some(d => d.textContent === 'every 15m0s') && [...document.querySelectorAll('.facts dd a')].some(a => a.textContent === 'Pump A')`)
-	b.do("take a reading", chromedp.Click(chromedp.CSS(`#take-reading`)))
+	// The reading's answer (QUEUED) is held until the reading is listed
+	// COMPLETE: arriving late, it must still get the reading plotted.
+	sensorID := strings.TrimPrefix(eval[string](b, `location.hash.split('?')[0]`), "#/sensors/")
+	release = b.holdAnswer("take a reading", "*/api/sensors/"+sensorID+"/readings", chromedp.Click(chromedp.CSS(`#take-reading`)))
+	b.wait("the reading listed COMPLETE", `[...document.querySelectorAll('table.readings .badge')].some(e => e.textContent === 'COMPLETE')`, 20*time.Second)
+	release()
 	drawn := `(() => { const c = document.querySelector('.plots .chart canvas'); if (!c || !c.width) return false;
 		const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
 		for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n > 500; })()`

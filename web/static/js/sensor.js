@@ -37,6 +37,10 @@ export function sensorPage(main, id, q, scope) {
   let selected = q.get('reading') || '';
   let axis = AXES.includes(q.get('axis')) ? q.get('axis') : 'x';
   let waiting = ''; // the reading this page asked for: shown when it completes
+  // While a reading's POST is in flight, the readings that finished
+  // meanwhile (id → status): the event stream, another connection, can
+  // tell of the reading's end before its POST's answer arrives.
+  let posting = null;
   let plots = null; // the Scope of the charts on screen
 
   const drawSensor = async () => {
@@ -206,8 +210,24 @@ export function sensorPage(main, id, q, scope) {
     await plot();
   }
 
+  const finished = (rid, status) => {
+    if (status === 'COMPLETE') select(rid);
+    else toast('The reading failed', 'error');
+  };
   take.addEventListener('click', () => act(take, async () => {
-    const r = await api('POST', `/sensors/${id}/readings`);
+    posting = new Map();
+    let r, ended;
+    try {
+      r = await api('POST', `/sensors/${id}/readings`);
+      ended = posting.get(r.id);
+    } finally {
+      posting = null;
+    }
+    if (ended) { // already done: the answer's QUEUED is old news
+      refreshReadings();
+      finished(r.id, ended);
+      return r;
+    }
     waiting = r.id;
     readings = [r, ...readings.filter(x => x.id !== r.id)];
     total++;
@@ -220,8 +240,9 @@ export function sensorPage(main, id, q, scope) {
     refreshReadings();
     if (ev.id === waiting) {
       waiting = '';
-      if (ev.status === 'COMPLETE') select(ev.id);
-      else toast('The reading failed', 'error');
+      finished(ev.id, ev.status);
+    } else if (posting) {
+      posting.set(ev.id, ev.status);
     }
   };
   scope.add(onEvent('reading.completed', done));
