@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"strconv"
 	"time"
@@ -42,7 +43,12 @@ func (s *server) takeReading(c *fiber.Ctx) error {
 		rate = *sensor.ReadRateHz
 	}
 	if err := s.rt.TakeReading(ctx, r, serial, rate); err != nil {
-		if derr := s.store.DiscardReading(ctx, r.ID); derr != nil {
+		// The removal gets a budget of its own: a refusal that came late
+		// (a loaded machine, an answer near the deadline) must not leave
+		// the QUEUED row behind because the request's budget ran out.
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.DBTimeout)
+		defer dcancel()
+		if derr := s.store.DiscardReading(dctx, r.ID); derr != nil {
 			s.log.Warn().Err(derr).Str("reading_id", r.ID.String()).Msg("a refused reading could not be removed")
 		}
 		if errors.Is(err, gatewayd.ErrNotFound) {
