@@ -1,8 +1,9 @@
 // Command ensuredb is a development helper for `make db`: with -check it
 // exits 0 when the PostgreSQL server of DATABASE_URL answers; with -url it
 // prints the URL it would use (DATABASE_URL, else gatewayd's default);
-// without either, it waits for the server (up to -wait) and creates
-// DATABASE_URL's database if it is missing.
+// with -drop-test-databases it drops the databases the tests keep between
+// runs (internal/testdb); without any, it waits for the server (up to
+// -wait) and creates DATABASE_URL's database if it is missing.
 package main
 
 import (
@@ -23,6 +24,7 @@ func main() {
 	check := flag.Bool("check", false, "only check that the server answers")
 	printURL := flag.Bool("url", false, "print the database URL and exit")
 	wait := flag.Duration("wait", 30*time.Second, "how long to wait for the server")
+	dropTest := flag.Bool("drop-test-databases", false, "drop the databases the tests keep between runs (gwt_*)")
 	flag.Parse()
 	raw := os.Getenv("DATABASE_URL")
 	if raw == "" {
@@ -49,10 +51,13 @@ func main() {
 		cancel()
 		if err == nil {
 			defer conn.Close(context.Background())
-			if *check {
-				return
+			switch {
+			case *check:
+			case *dropTest:
+				dropTestDatabases(conn)
+			default:
+				ensure(conn, name)
 			}
-			ensure(conn, name)
 			return
 		}
 		if time.Now().After(deadline) {
@@ -78,6 +83,32 @@ func ensure(conn *pgx.Conn, name string) {
 		fail(err.Error())
 	}
 	fmt.Printf("created database %s\n", name)
+}
+
+// dropTestDatabases drops internal/testdb's databases (its Prefix, gwt_).
+// One a test process is using is reported and left.
+func dropTestDatabases(conn *pgx.Conn) {
+	ctx := context.Background()
+	rows, err := conn.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 'gwt\_%' ORDER BY datname`)
+	if err != nil {
+		fail(err.Error())
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		fail(err.Error())
+	}
+	failed := false
+	for _, name := range names {
+		if _, err := conn.Exec(ctx, `DROP DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
+			fmt.Fprintf(os.Stderr, "ensuredb: %s: %v\n", name, err)
+			failed = true
+			continue
+		}
+		fmt.Printf("dropped %s\n", name)
+	}
+	if failed {
+		os.Exit(1)
+	}
 }
 
 func fail(msg string) {

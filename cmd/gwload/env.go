@@ -40,6 +40,7 @@ type env struct {
 	o      *options
 	dbName string
 	dbURL  string
+	ownDB  bool // created by gwload, dropped at the end
 	pool   *pgxpool.Pool
 	// sealer seals the seeded gateways' passwords the way gatewayd does
 	// (the format is the contract's, API.md §2).
@@ -86,15 +87,25 @@ func newEnv(ctx context.Context, o *options) (*env, error) {
 	if e.sealer, err = store.NewSealer(raw); err != nil {
 		return nil, err
 	}
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	e.dbName = "gwload_" + hex.EncodeToString(suffix)
-	if err := e.admin(ctx, "CREATE DATABASE "+e.dbName); err != nil {
-		return nil, err
+	if o.freshDatabase != nil {
+		e.dbURL = o.freshDatabase()
+		u, err := url.Parse(e.dbURL)
+		if err != nil {
+			return nil, fmt.Errorf("database URL: %w", err)
+		}
+		e.dbName = strings.TrimPrefix(u.Path, "/")
+	} else {
+		suffix := make([]byte, 4)
+		_, _ = rand.Read(suffix)
+		e.dbName = "gwload_" + hex.EncodeToString(suffix)
+		if err := e.admin(ctx, "CREATE DATABASE "+e.dbName); err != nil {
+			return nil, err
+		}
+		e.ownDB = true
+		u, _ := url.Parse(o.database)
+		u.Path = "/" + e.dbName
+		e.dbURL = u.String()
 	}
-	u, _ := url.Parse(o.database)
-	u.Path = "/" + e.dbName
-	e.dbURL = u.String()
 	// The binary migrates, as it would for a user.
 	migrate := exec.CommandContext(ctx, o.gatewayd, "migrate")
 	migrate.Env = []string{"PATH=" + os.Getenv("PATH"), "DATABASE_URL=" + e.dbURL, "ENCRYPTION_KEY=" + e.key}
@@ -159,7 +170,7 @@ func (e *env) close() {
 	if e.pool != nil {
 		e.pool.Close()
 	}
-	if e.dbName != "" && !e.o.keep {
+	if e.ownDB && !e.o.keep {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_ = e.admin(ctx, "DROP DATABASE IF EXISTS "+e.dbName+" WITH (FORCE)")

@@ -39,7 +39,12 @@ type options struct {
 	soak         time.Duration
 	soakGateways int
 	keep         bool
-	settle       time.Duration
+	// freshDatabase, when set, gives each scenario the URL of an empty
+	// database that exists already (the tests' kept copies, which a
+	// CREATE and DROP DATABASE per scenario would cost a checkpoint
+	// each); gwload migrates it and drops nothing.
+	freshDatabase func() string
+	settle        time.Duration
 	// dbMaxConns, when > 0, is passed to gatewayd as DATABASE_MAX_CONNS.
 	dbMaxConns int
 	// debugAddr, when set, is gatewayd's DEBUG_ADDR (pprof) in crud.

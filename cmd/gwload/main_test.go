@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,7 +25,14 @@ import (
 // Figures are printed, never asserted for speed; only functional outcomes
 // (every gateway came back, every row is there) are.
 
+var tmpl *testdb.Template
+
+// built is set once buildOnce has run: TestMain removes the binary only
+// if a test built it.
+var built atomic.Bool
+
 var buildOnce = sync.OnceValues(func() (string, error) {
+	built.Store(true)
 	dir, err := os.MkdirTemp("", "gwload-test-*")
 	if err != nil {
 		return "", err
@@ -42,9 +50,11 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 func TestMain(m *testing.M) {
 	probeMain() // the readings scenario's status probe is this binary too
 	testutil.Parallel(12)
-	code := m.Run()
-	if bin, err := buildOnce(); err == nil {
-		_ = os.RemoveAll(filepath.Dir(bin))
+	code := testdb.Run(m, &tmpl)
+	if built.Load() {
+		if bin, err := buildOnce(); err == nil {
+			_ = os.RemoveAll(filepath.Dir(bin))
+		}
 	}
 	os.Exit(code)
 }
@@ -59,7 +69,8 @@ func smallOptions(t *testing.T) (*options, *bytes.Buffer, *bytes.Buffer) {
 	var out, progress bytes.Buffer
 	return &options{gatewayd: bin, database: testdb.BaseURL(), gateways: 50, concurrency: 8, duration: 500 * time.Millisecond, pace: 20 * time.Millisecond,
 		creates: 20, crashes: 20, crudRows: 50, pgbenchScale: 1, soak: 2 * time.Second, soakGateways: 20, settle: 100 * time.Millisecond, out: &out, progress: &progress,
-		churn: 40, churnConnected: 20, churnBase: 20, churnStorm: 30 * time.Second, churnWatch: time.Second, churnDelete: "factory"}, &out, &progress
+		churn: 40, churnConnected: 20, churnBase: 20, churnStorm: 30 * time.Second, churnWatch: time.Second, churnDelete: "factory",
+		freshDatabase: func() string { return tmpl.New(t) }}, &out, &progress
 }
 
 // runSmall runs the named scenarios with o and returns the figures, after

@@ -1,25 +1,35 @@
 // Package testdb gives test packages throwaway PostgreSQL databases: one
-// migrated template per test package, and a clean copy of it per test, so
-// packages and tests run in parallel without seeing each other's rows.
+// migrated template, and a clean copy of it per test, so packages and
+// tests run in parallel without seeing each other's rows.
 //
-// Copies are reused: when a test ends its database is emptied back to the
-// template's rows and handed to the next test of the package, and only
-// Run drops them. Dropping a database per test was the suite's largest
-// stall: PostgreSQL 15 runs an immediate checkpoint on every DROP
-// DATABASE, which flushed every other test's writes to disk while they
-// waited.
+// Databases outlive the test processes. The template is named for the
+// migrations it was built from (gwt_<hash>_t) and built once per server;
+// its copies (gwt_<hash>_<n>) are claimed by one process at a time with an
+// advisory lock, emptied back to the template's rows when claimed and
+// again when a test is done with one, and kept for the next test and the
+// next run. Creating and dropping them per run was most of what the suite
+// cost PostgreSQL: a CREATE DATABASE writes the whole template through the
+// WAL (~0.4 CPU-s), and PostgreSQL 15 runs an immediate checkpoint on
+// every DROP DATABASE, which flushed every other test's writes to disk
+// while they waited (44 of each per `make test`; requests of running tests
+// timed out behind them on a loaded machine). When the migrations change,
+// the first run builds a new template and drops the databases of older
+// ones that nobody holds. `go run ./cmd/ensuredb -drop-test-databases`
+// removes them all.
 package testdb
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
-	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -30,20 +40,37 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ctcgw/gatewayd/internal/config"
+	"github.com/ctcgw/gatewayd/migrations"
 	"github.com/ctcgw/gatewayd/store"
 )
 
+// format is part of the databases' names: change it when what a copy holds
+// or how it is reset changes without a migration changing.
+const format = "2"
+
+// maxCopyBytes bounds a kept copy: one that grew past it (dead rows pile up
+// on a server without autovacuum) is dropped and made anew when claimed.
+const maxCopyBytes = 256 << 20
+
+// Prefix starts the name of every database this package keeps.
+const Prefix = "gwt_"
+
 // Template is a migrated database that tests clone.
 type Template struct {
-	base *url.URL
-	name string
+	base   *url.URL
+	name   string // the template database
+	prefix string // its copies are prefix + "_" + n, n ≥ 1
+	class  int32  // advisory lock class of this template's databases
 	// reset empties a used copy and puts the template's own rows (what
 	// the migrations seed) back, in one statement batch.
 	reset string
 
-	mu     sync.Mutex
-	free   []string // copies reset and ready for the next test
-	copies []string // every copy made, dropped by Run
+	lockMu sync.Mutex
+	locks  *pgx.Conn // holds this process's claims: closing it frees them all
+
+	mu   sync.Mutex
+	free []string // copies reset and ready for the next test
+	next int      // the next copy number to try to claim
 }
 
 // BaseURL is the server the tests use.
@@ -56,57 +83,161 @@ func BaseURL() string {
 	return config.DefaultDatabaseURL
 }
 
-// Run creates the package's template, runs the tests and drops it. Use it
-// from TestMain: os.Exit(testdb.Run(m, &tmpl)).
+// Run opens the template (building it if this server has none for these
+// migrations), runs the tests and frees this process's copies for the
+// next. Use it from TestMain: os.Exit(testdb.Run(m, &tmpl)).
 func Run(m *testing.M, tmpl **Template) int {
-	t, err := newTemplate()
+	t, err := Open(context.Background())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testdb:", err)
 		return 1
 	}
 	*tmpl = t
 	code := m.Run()
-	t.mu.Lock()
-	names := append([]string{t.name}, t.copies...)
-	t.mu.Unlock()
-	for _, name := range names {
-		if err := t.drop(name); err != nil {
-			fmt.Fprintln(os.Stderr, "testdb:", err)
-		}
-	}
+	t.close()
 	return code
 }
 
-var unsafeChars = regexp.MustCompile(`[^a-z0-9_]`)
+// key is the hash that names the template: the migrations' files and the
+// format.
+func key() (hash string, class int32, err error) {
+	h := sha256.New()
+	h.Write([]byte(format))
+	err = fs.WalkDir(migrations.FS, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(migrations.FS, path)
+		fmt.Fprintf(h, "\x00%s\x00%d\x00", path, len(b))
+		h.Write(b)
+		return err
+	})
+	sum := h.Sum(nil)
+	return hex.EncodeToString(sum[:6]), classOf(sum[:4]), err
+}
 
-func newTemplate() (*Template, error) {
+func classOf(b []byte) int32 { return int32(binary.BigEndian.Uint32(b)) }
+
+// Open connects to the server at BaseURL and opens the template for these
+// migrations, building it if the server has none. Most tests use Run.
+func Open(ctx context.Context) (*Template, error) {
 	base, err := url.Parse(BaseURL())
 	if err != nil {
 		return nil, fmt.Errorf("parse database URL: %w", err)
 	}
-	pkg := strings.TrimSuffix(filepath.Base(os.Args[0]), ".test")
-	t := &Template{base: base, name: "gwtest_" + unsafeChars.ReplaceAllString(strings.ToLower(pkg), "_") + "_" + randHex()}
-	if err := t.admin(fmt.Sprintf(`CREATE DATABASE %s TEMPLATE template0`, t.name)); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	pool, err := store.Connect(ctx, t.url(t.name), 10*time.Second, 0)
+	hash, class, err := key()
 	if err != nil {
-		_ = t.drop(t.name)
-		return nil, err
+		return nil, fmt.Errorf("hash the migrations: %w", err)
 	}
-	defer pool.Close()
-	if _, err := store.Migrate(ctx, pool); err != nil {
-		_ = t.drop(t.name)
-		return nil, err
+	t := &Template{base: base, name: Prefix + hash + "_t", prefix: Prefix + hash, class: class, next: 1}
+	if t.locks, err = pgx.Connect(ctx, t.url("postgres")); err != nil {
+		return nil, fmt.Errorf("connect to maintenance database: %w", err)
 	}
-	if t.reset, err = resetScript(ctx, pool); err != nil {
-		_ = t.drop(t.name)
+	if err := t.open(ctx); err != nil {
+		t.close()
 		return nil, err
 	}
 	return t, nil
 }
+
+// open reads the template's reset script, or builds the template, under
+// lock 0 of its class (one process builds it, the others wait and read).
+func (t *Template) open(ctx context.Context) error {
+	if _, err := t.locks.Exec(ctx, `SELECT pg_advisory_lock($1, 0)`, t.class); err != nil {
+		return fmt.Errorf("lock the template: %w", err)
+	}
+	defer func() { _, _ = t.locks.Exec(context.Background(), `SELECT pg_advisory_unlock($1, 0)`, t.class) }()
+	// The reset script is kept as the template's comment, so that no
+	// process connects to the template once it is built: CREATE DATABASE
+	// refuses a template with sessions on it.
+	err := t.locks.QueryRow(ctx, `SELECT coalesce(shobj_description(oid, 'pg_database'), '')
+		FROM pg_database WHERE datname = $1`, t.name).Scan(&t.reset)
+	if err == nil && t.reset != "" {
+		return nil
+	}
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("look for the template: %w", err)
+	}
+	t.dropStale(ctx)
+	// A template without its script is one whose build was cut short.
+	if err := t.drop(t.name); err != nil {
+		return err
+	}
+	if err := t.admin(fmt.Sprintf(`CREATE DATABASE %s TEMPLATE template0`, t.name)); err != nil {
+		return err
+	}
+	pool, err := store.Connect(ctx, t.url(t.name), 10*time.Second, 0)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if _, err := store.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	if t.reset, err = resetScript(ctx, pool); err != nil {
+		return err
+	}
+	pool.Close()
+	return t.admin(fmt.Sprintf(`COMMENT ON DATABASE %s IS %s`, t.name, literal(t.reset)))
+}
+
+var keptName = regexp.MustCompile(`^` + Prefix + `([0-9a-f]{12})_(t|\d+)$`)
+
+// dropStale drops the databases of templates built from other migrations
+// that no process holds: a database under a lock is in use by a test
+// process of another checkout, and is left alone.
+func (t *Template) dropStale(ctx context.Context) {
+	rows, err := t.locks.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 'gwt\_%' AND datname NOT LIKE $1`,
+		strings.ReplaceAll(t.prefix, "_", `\_`)+`\_%`)
+	if err != nil {
+		return
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return
+	}
+	for _, name := range names {
+		m := keptName.FindStringSubmatch(name)
+		if m == nil {
+			continue
+		}
+		b, _ := hex.DecodeString(m[1])
+		class, n := classOf(b[:4]), 0
+		if m[2] != "t" {
+			n, _ = strconv.Atoi(m[2])
+		}
+		if ok, _ := t.tryLock(ctx, class, n); ok {
+			_ = t.drop(name)
+			t.unlock(class, n)
+		}
+	}
+}
+
+func (t *Template) tryLock(ctx context.Context, class int32, n int) (bool, error) {
+	t.lockMu.Lock()
+	defer t.lockMu.Unlock()
+	var ok bool
+	err := t.locks.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, class, n).Scan(&ok)
+	return ok, err
+}
+
+func (t *Template) unlock(class int32, n int) {
+	t.lockMu.Lock()
+	defer t.lockMu.Unlock()
+	_, _ = t.locks.Exec(context.Background(), `SELECT pg_advisory_unlock($1, $2)`, class, n)
+}
+
+// close ends the session that holds this process's claims.
+func (t *Template) close() {
+	t.lockMu.Lock()
+	defer t.lockMu.Unlock()
+	if t.locks != nil {
+		_ = t.locks.Close(context.Background())
+		t.locks = nil
+	}
+}
+
+func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // resetScript builds the statements that bring a used copy back to the
 // template: every table but tern's version table emptied, every sequence
@@ -121,7 +252,7 @@ func newTemplate() (*Template, error) {
 // resets a copy a few hundred times. Foreign keys that form a cycle (none
 // today) fall back to TRUNCATE.
 func resetScript(ctx context.Context, pool *pgxpool.Pool) (string, error) {
-	rows, err := pool.Query(ctx, `SELECT c.oid::int8, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+	rows, err := pool.Query(ctx, `SELECT c.oid::int8, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relname::text
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('r', 'p') AND n.nspname = 'public' AND c.relname <> 'schema_version'
 		ORDER BY c.oid`)
@@ -155,6 +286,17 @@ func resetScript(ctx context.Context, pool *pgxpool.Pool) (string, error) {
 	}
 
 	var b strings.Builder
+	// Tables a test made (gwload's pgbench tables, say) go first: a copy
+	// outlives its test, and the next one must find the template's shape.
+	known := make([]string, len(tables))
+	for i, tbl := range tables {
+		known[i] = literal(tbl.Relname)
+	}
+	fmt.Fprintf(&b, `DO $$DECLARE r record; BEGIN
+FOR r IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.relkind IN ('r', 'p') AND n.nspname = 'public' AND c.relname NOT IN ('schema_version', %s)
+LOOP EXECUTE format('DROP TABLE IF EXISTS public.%%I CASCADE', r.relname); END LOOP; END$$;
+`, strings.Join(known, ", "))
 	if order, ok := deleteOrder(tables, refs); ok {
 		// The lock waits out any transaction of a session the reset has
 		// just told to end (pg_terminate_backend does not wait), so no
@@ -189,8 +331,9 @@ func resetScript(ctx context.Context, pool *pgxpool.Pool) (string, error) {
 
 // table is one of the template's tables: its oid and quoted name.
 type table struct {
-	OID  int64
-	Name string
+	OID     int64
+	Name    string
+	Relname string // unquoted
 }
 
 // reference is a foreign key of table From to table To.
@@ -235,8 +378,9 @@ func deleteOrder(tables []table, refs []reference) ([]string, bool) {
 	return order, true
 }
 
-// New returns the URL of a clean migrated database (a reused copy, reset,
-// or a new one), handed back for reuse when the test ends.
+// New returns the URL of a clean migrated database (a copy this process
+// already holds, or one it claims), handed back for reuse when the test
+// ends.
 func (t *Template) New(tb testing.TB) string {
 	tb.Helper()
 	t.mu.Lock()
@@ -246,21 +390,60 @@ func (t *Template) New(tb testing.TB) string {
 	}
 	t.mu.Unlock()
 	if name == "" {
-		name = t.name + "_" + randHex()
-		if err := t.admin(fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s`, name, t.name)); err != nil {
+		var err error
+		if name, err = t.claim(context.Background()); err != nil {
 			tb.Fatalf("testdb: %v", err)
 		}
-		t.mu.Lock()
-		t.copies = append(t.copies, name)
-		t.mu.Unlock()
 	}
 	tb.Cleanup(func() { t.release(tb, name) })
 	return t.url(name)
 }
 
+// claim takes the first copy number no process holds: an existing copy is
+// reset (a process that died may have left anything in it), a missing or
+// swollen one is made from the template.
+func (t *Template) claim(ctx context.Context) (string, error) {
+	for {
+		t.mu.Lock()
+		n := t.next
+		t.next++
+		t.mu.Unlock()
+		ok, err := t.tryLock(ctx, t.class, n)
+		if err != nil {
+			return "", fmt.Errorf("claim copy %d: %w", n, err)
+		}
+		if !ok {
+			continue // another process's
+		}
+		name := t.prefix + "_" + strconv.Itoa(n)
+		var size int64
+		t.lockMu.Lock()
+		err = t.locks.QueryRow(ctx, `SELECT pg_database_size(oid) FROM pg_database WHERE datname = $1`, name).Scan(&size)
+		t.lockMu.Unlock()
+		switch {
+		case err == nil && size <= maxCopyBytes && t.clean(name) == nil:
+			return name, nil
+		case err != nil && !errors.Is(err, pgx.ErrNoRows):
+			t.unlock(t.class, n)
+			return "", fmt.Errorf("look for copy %s: %w", name, err)
+		}
+		if err == nil { // too large, or it would not reset
+			if err := t.drop(name); err != nil {
+				t.unlock(t.class, n)
+				return "", err
+			}
+		}
+		if err := t.admin(fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s`, name, t.name)); err != nil {
+			t.unlock(t.class, n)
+			return "", err
+		}
+		return name, nil
+	}
+}
+
 // release resets a copy a test has finished with and makes it free; a copy
-// that cannot be reset is dropped instead, so no test ever sees another's
-// rows.
+// that cannot be reset is dropped instead (and its number freed), so no
+// test ever sees another's rows.
 func (t *Template) release(tb testing.TB, name string) {
 	err := t.clean(name)
 	if err == nil {
@@ -272,6 +455,9 @@ func (t *Template) release(tb testing.TB, name string) {
 	tb.Logf("testdb: %v; dropping %s", err, name)
 	if err := t.drop(name); err != nil {
 		tb.Errorf("testdb: %v", err)
+	}
+	if n, err := strconv.Atoi(strings.TrimPrefix(name, t.prefix+"_")); err == nil {
+		t.unlock(t.class, n)
 	}
 }
 
@@ -346,12 +532,6 @@ func (t *Template) admin(sql string) error {
 		return fmt.Errorf("%s: %w", strings.Fields(sql)[0]+" "+strings.Fields(sql)[1], err)
 	}
 	return nil
-}
-
-func randHex() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // Exit is os.Exit, named here so TestMain reads as one line.

@@ -80,8 +80,8 @@ func TestDeleteOrderPutsReferencingTablesFirst(t *testing.T) {
 	// gatewayd's shape: readings → sensors → gateways → factories →
 	// organizations, sensors → equipment → factories, created in that
 	// order of oids except equipment, which came after gateways.
-	tables := []table{{1, "organizations"}, {2, "factories"}, {3, "gateways"}, {4, "equipment"},
-		{5, "sensors"}, {6, "readings"}, {9, "elsewhere_referenced"}}
+	tables := []table{{OID: 1, Name: "organizations"}, {OID: 2, Name: "factories"}, {OID: 3, Name: "gateways"}, {OID: 4, Name: "equipment"},
+		{OID: 5, Name: "sensors"}, {OID: 6, Name: "readings"}, {OID: 9, Name: "elsewhere_referenced"}}
 	refs := []reference{{2, 1}, {3, 2}, {4, 2}, {5, 3}, {5, 4}, {6, 5}, {6, 3}, {100, 9}}
 	order, ok := deleteOrder(tables, refs)
 	require.True(t, ok)
@@ -101,6 +101,62 @@ func TestDeleteOrderPutsReferencingTablesFirst(t *testing.T) {
 		assert.Less(t, pos[names[r.From]], pos[names[r.To]], "%s before %s", names[r.From], names[r.To])
 	}
 
-	_, ok = deleteOrder([]table{{1, "a"}, {2, "b"}}, []reference{{1, 2}, {2, 1}})
+	_, ok = deleteOrder([]table{{OID: 1, Name: "a"}, {OID: 2, Name: "b"}}, []reference{{1, 2}, {2, 1}})
 	assert.False(t, ok, "a cycle falls back to TRUNCATE")
+}
+
+// openAnother opens the template as a second test process would.
+func openAnother(t *testing.T) *Template {
+	t.Helper()
+	other, err := Open(context.Background())
+	require.NoError(t, err)
+	t.Cleanup(other.close)
+	return other
+}
+
+// A copy one process holds is never handed to another.
+func TestClaimsAreExclusiveAcrossProcesses(t *testing.T) {
+	mine := tmpl.New(t)
+	other := openAnother(t)
+	theirs := other.New(t)
+	assert.NotEqual(t, mine, theirs)
+	orgs, _ := counts(t, theirs)
+	assert.Equal(t, 1, orgs)
+}
+
+// A copy a process left behind without releasing it (it died mid-test)
+// is reset when the next process claims it, tables the test made
+// included.
+func TestAbandonedCopyIsResetWhenClaimed(t *testing.T) {
+	ctx := context.Background()
+	dead, err := Open(ctx)
+	require.NoError(t, err)
+	name, err := dead.claim(ctx)
+	require.NoError(t, err)
+	conn, err := pgx.Connect(ctx, dead.url(name))
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `INSERT INTO organizations (name) VALUES ('Left behind');
+		CREATE TABLE pgbench_accounts (aid int PRIMARY KEY)`)
+	require.NoError(t, err)
+	require.NoError(t, conn.Close(ctx))
+	dead.close() // its claims end with its session
+
+	next := openAnother(t)
+	var got string
+	for range 100 { // it takes every free copy in order until it reaches that one
+		got, err = next.claim(ctx)
+		require.NoError(t, err)
+		if got == name {
+			break
+		}
+	}
+	require.Equal(t, name, got)
+	orgs, factories := counts(t, next.url(got))
+	assert.Equal(t, [2]int{1, 0}, [2]int{orgs, factories}, "the template's rows only")
+	conn, err = pgx.Connect(ctx, next.url(got))
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var tables int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE tablename LIKE 'pgbench%'`).Scan(&tables))
+	assert.Zero(t, tables, "a table the test made is dropped")
 }
