@@ -34,9 +34,14 @@ demo: db .env build
 # mostly wait (sockets, timers, PostgreSQL, Chromium, other processes), so
 # at 2 the cores idled while the next packages' links queued behind them.
 # 4 keeps both cores busy (BENCHMARKS.md, "the suite at -p 4").
+# The library packages are compiled (go build -race, which for them links
+# nothing) before any test starts: in a fresh checkout (CI) compiling them
+# ran beside the first tests and starved them (a status answer took
+# 5.8 s). With a warm build cache this is a check of half a second.
 TESTFIRST := ./web ./api ./cmd/gwload ./cmd/gatewayd ./actors ./ctc/ctctest ./events ./store
 TESTJOBS ?= 4
 test: db
+	$(GO) build -race $$($(GO) list -f '{{if ne .Name "main"}}{{.ImportPath}}{{end}}' ./...)
 	GORACE="atexit_sleep_ms=50 $$GORACE" $(GO) test -race -count=1 -p $(TESTJOBS) -timeout 15m $(TESTFIRST) ./...
 
 ## db: make sure PostgreSQL answers at DATABASE_URL and the database exists
