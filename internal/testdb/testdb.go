@@ -399,46 +399,53 @@ func (t *Template) New(tb testing.TB) string {
 	return t.url(name)
 }
 
-// claim takes the first copy number no process holds: an existing copy is
-// reset (a process that died may have left anything in it), a missing or
-// swollen one is made from the template.
+// claim takes the first copy number no process holds.
 func (t *Template) claim(ctx context.Context) (string, error) {
 	for {
 		t.mu.Lock()
 		n := t.next
 		t.next++
 		t.mu.Unlock()
-		ok, err := t.tryLock(ctx, t.class, n)
-		if err != nil {
-			return "", fmt.Errorf("claim copy %d: %w", n, err)
+		name, ok, err := t.take(ctx, n)
+		if ok || err != nil {
+			return name, err
 		}
-		if !ok {
-			continue // another process's
-		}
-		name := t.prefix + "_" + strconv.Itoa(n)
-		var size int64
-		t.lockMu.Lock()
-		err = t.locks.QueryRow(ctx, `SELECT pg_database_size(oid) FROM pg_database WHERE datname = $1`, name).Scan(&size)
-		t.lockMu.Unlock()
-		switch {
-		case err == nil && size <= maxCopyBytes && t.clean(name) == nil:
-			return name, nil
-		case err != nil && !errors.Is(err, pgx.ErrNoRows):
-			t.unlock(t.class, n)
-			return "", fmt.Errorf("look for copy %s: %w", name, err)
-		}
-		if err == nil { // too large, or it would not reset
-			if err := t.drop(name); err != nil {
-				t.unlock(t.class, n)
-				return "", err
-			}
-		}
-		if err := t.admin(fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s`, name, t.name)); err != nil {
-			t.unlock(t.class, n)
-			return "", err
-		}
-		return name, nil
 	}
+}
+
+// take claims copy n unless another process holds it: an existing copy is
+// reset (a process that died may have left anything in it), a missing or
+// swollen one is made from the template.
+func (t *Template) take(ctx context.Context, n int) (name string, ok bool, err error) {
+	if ok, err := t.tryLock(ctx, t.class, n); err != nil || !ok {
+		if err != nil {
+			err = fmt.Errorf("claim copy %d: %w", n, err)
+		}
+		return "", false, err
+	}
+	name = t.prefix + "_" + strconv.Itoa(n)
+	var size int64
+	t.lockMu.Lock()
+	err = t.locks.QueryRow(ctx, `SELECT pg_database_size(oid) FROM pg_database WHERE datname = $1`, name).Scan(&size)
+	t.lockMu.Unlock()
+	switch {
+	case err == nil && size <= maxCopyBytes && t.clean(name) == nil:
+		return name, true, nil
+	case err != nil && !errors.Is(err, pgx.ErrNoRows):
+		t.unlock(t.class, n)
+		return "", false, fmt.Errorf("look for copy %s: %w", name, err)
+	}
+	if err == nil { // too large, or it would not reset
+		if err := t.drop(name); err != nil {
+			t.unlock(t.class, n)
+			return "", false, err
+		}
+	}
+	if err := t.admin(fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s`, name, t.name)); err != nil {
+		t.unlock(t.class, n)
+		return "", false, err
+	}
+	return name, true, nil
 }
 
 // release resets a copy a test has finished with and makes it free; a copy

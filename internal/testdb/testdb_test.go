@@ -2,6 +2,8 @@ package testdb
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -129,34 +131,39 @@ func TestClaimsAreExclusiveAcrossProcesses(t *testing.T) {
 // included.
 func TestAbandonedCopyIsResetWhenClaimed(t *testing.T) {
 	ctx := context.Background()
-	dead, err := Open(ctx)
-	require.NoError(t, err)
-	name, err := dead.claim(ctx)
-	require.NoError(t, err)
-	conn, err := pgx.Connect(ctx, dead.url(name))
-	require.NoError(t, err)
-	_, err = conn.Exec(ctx, `INSERT INTO organizations (name) VALUES ('Left behind');
-		CREATE TABLE pgbench_accounts (aid int PRIMARY KEY)`)
-	require.NoError(t, err)
-	require.NoError(t, conn.Close(ctx))
-	dead.close() // its claims end with its session
-
-	next := openAnother(t)
-	var got string
-	for range 100 { // it takes every free copy in order until it reaches that one
-		got, err = next.claim(ctx)
+	// Another suite running at the same time may take the copy between
+	// the two processes here (a window of microseconds): then try again.
+	for attempt := 0; ; attempt++ {
+		dead, err := Open(ctx)
 		require.NoError(t, err)
-		if got == name {
-			break
+		name, err := dead.claim(ctx)
+		require.NoError(t, err)
+		conn, err := pgx.Connect(ctx, dead.url(name))
+		require.NoError(t, err)
+		_, err = conn.Exec(ctx, `INSERT INTO organizations (name) VALUES ('Left behind');
+			CREATE TABLE pgbench_accounts (aid int PRIMARY KEY)`)
+		require.NoError(t, err)
+		require.NoError(t, conn.Close(ctx))
+		dead.close() // its claims end with its session
+
+		next := openAnother(t)
+		n, err := strconv.Atoi(name[strings.LastIndexByte(name, '_')+1:])
+		require.NoError(t, err)
+		got, ok, err := next.take(ctx, n)
+		require.NoError(t, err)
+		if !ok && attempt < 3 {
+			continue
 		}
+		require.True(t, ok, "copy %s taken by another process %d times", name, attempt+1)
+		require.Equal(t, name, got)
+		orgs, factories := counts(t, next.url(got))
+		assert.Equal(t, [2]int{1, 0}, [2]int{orgs, factories}, "the template's rows only")
+		conn, err = pgx.Connect(ctx, next.url(got))
+		require.NoError(t, err)
+		defer conn.Close(ctx)
+		var tables int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE tablename LIKE 'pgbench%'`).Scan(&tables))
+		assert.Zero(t, tables, "a table the test made is dropped")
+		return
 	}
-	require.Equal(t, name, got)
-	orgs, factories := counts(t, next.url(got))
-	assert.Equal(t, [2]int{1, 0}, [2]int{orgs, factories}, "the template's rows only")
-	conn, err = pgx.Connect(ctx, next.url(got))
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	var tables int
-	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE tablename LIKE 'pgbench%'`).Scan(&tables))
-	assert.Zero(t, tables, "a table the test made is dropped")
 }
