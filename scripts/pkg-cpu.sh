@@ -8,21 +8,7 @@ set -u
 cd "$(dirname "$0")/.."
 pkgs=("$@")
 [ ${#pkgs[@]} -eq 0 ] && pkgs=(./web ./api ./cmd/gwload ./cmd/gatewayd ./actors ./ctc/ctctest ./events ./store)
-url=${TEST_DATABASE_URL:-${DATABASE_URL:-$(go run ./cmd/ensuredb -url)}}
-pm=$(head -1 "$(psql "$url" -Atc 'SHOW data_directory')/postmaster.pid" 2>/dev/null)
-hz=$(getconf CLK_TCK)
-busy() { head -1 /proc/stat | awk '{print $2+$3+$4+$7+$8+$9}'; }
-# PostgreSQL's CPU so far: its live processes plus the children the
-# postmaster has reaped (backends that ended).
-pgcpu() {
-  [ -n "$pm" ] || { echo 0; return; }
-  local t=0 v
-  for p in $(pgrep -P "$pm") "$pm"; do
-    v=$(awk '{print $14+$15}' /proc/"$p"/stat 2>/dev/null)
-    t=$((t + ${v:-0}))
-  done
-  echo $((t + $(awk '{print $16+$17}' /proc/"$pm"/stat)))
-}
+. scripts/cpu-clock.sh
 go test -race -count=1 -run '^$' "${pkgs[@]}" >/dev/null 2>&1 # compile first: measure the tests, not the build
 printf '%-16s %8s %12s %10s %14s\n' package wall_s go_test_cpu_s box_cpu_s postgres_cpu_s
 for p in "${pkgs[@]}"; do

@@ -11,19 +11,7 @@ re=${2:-.*}
 bin=$(mktemp -d)/pkg.test
 trap 'rm -rf "$(dirname "$bin")"' EXIT
 go test -c -race -o "$bin" "$pkg" || exit 1
-url=${TEST_DATABASE_URL:-${DATABASE_URL:-$(go run ./cmd/ensuredb -url)}}
-pm=$(head -1 "$(psql "$url" -Atc 'SHOW data_directory')/postmaster.pid" 2>/dev/null)
-hz=$(getconf CLK_TCK)
-busy() { head -1 /proc/stat | awk '{print $2+$3+$4+$7+$8+$9}'; }
-pgcpu() { # live PostgreSQL processes plus the backends the postmaster reaped
-  [ -n "$pm" ] || { echo 0; return; }
-  local t=0 v
-  for p in $(pgrep -P "$pm") "$pm"; do
-    v=$(awk '{print $14+$15}' /proc/"$p"/stat 2>/dev/null)
-    t=$((t + ${v:-0}))
-  done
-  echo $((t + $(awk '{print $16+$17}' /proc/"$pm"/stat)))
-}
+. scripts/cpu-clock.sh
 cd "$pkg"
 echo "box_cpu_s postgres_cpu_s wall_s rc test"
 for t in $("$bin" -test.list "$re" | grep '^Test'); do
