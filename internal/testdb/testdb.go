@@ -137,16 +137,31 @@ func Open(ctx context.Context) (*Template, error) {
 		t.close()
 		return nil, err
 	}
+	// Held shared while the process lives: the template is in use, and
+	// a checkout with other migrations must not drop it (dropStale).
+	if _, err := t.locks.Exec(ctx, `SELECT pg_advisory_lock_shared($1, $2)`, t.class, inUse); err != nil {
+		t.close()
+		return nil, fmt.Errorf("mark the template in use: %w", err)
+	}
 	return t, nil
 }
 
+// Advisory lock numbers of a template's class besides its copies' (≥ 1):
+// building is held exclusively while one process builds or reads the
+// template, inUse shared by every process that uses it.
+const (
+	building = 0
+	inUse    = -1
+)
+
 // open reads the template's reset script, or builds the template, under
-// lock 0 of its class (one process builds it, the others wait and read).
+// its class's building lock (one process builds it, the others wait and
+// read).
 func (t *Template) open(ctx context.Context) error {
-	if _, err := t.locks.Exec(ctx, `SELECT pg_advisory_lock($1, 0)`, t.class); err != nil {
+	if _, err := t.locks.Exec(ctx, `SELECT pg_advisory_lock($1, $2)`, t.class, building); err != nil {
 		return fmt.Errorf("lock the template: %w", err)
 	}
-	defer func() { _, _ = t.locks.Exec(context.Background(), `SELECT pg_advisory_unlock($1, 0)`, t.class) }()
+	defer t.unlock(t.class, building)
 	// The reset script is kept as the template's comment, so that no
 	// process connects to the template once it is built: CREATE DATABASE
 	// refuses a template with sessions on it.
@@ -202,7 +217,7 @@ func (t *Template) dropStale(ctx context.Context) {
 			continue
 		}
 		b, _ := hex.DecodeString(m[1])
-		class, n := classOf(b[:4]), 0
+		class, n := classOf(b[:4]), inUse // a template: unused when no process holds inUse
 		if m[2] != "t" {
 			n, _ = strconv.Atoi(m[2])
 		}

@@ -167,3 +167,35 @@ func TestAbandonedCopyIsResetWhenClaimed(t *testing.T) {
 		return
 	}
 }
+
+// The databases of other migrations are dropped, except what a process of
+// theirs is using: a copy it holds, or the template while it runs.
+func TestStaleDatabasesNobodyUsesAreDropped(t *testing.T) {
+	ctx := context.Background()
+	const hash = "0000abcd0012" // no migrations hash to this in practice
+	class := classOf([]byte{0, 0, 0xab, 0xcd})
+	tmplName, copyName := Prefix+hash+"_t", Prefix+hash+"_1"
+	for _, name := range []string{tmplName, copyName} {
+		require.NoError(t, tmpl.admin(`CREATE DATABASE `+name+` TEMPLATE template0`))
+		t.Cleanup(func() { _ = tmpl.drop(name) })
+	}
+	exists := func(name string) bool {
+		var ok bool
+		require.NoError(t, tmpl.locks.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&ok))
+		return ok
+	}
+	user, err := pgx.Connect(ctx, tmpl.url("postgres")) // a process of that checkout, running
+	require.NoError(t, err)
+	defer user.Close(ctx)
+	_, err = user.Exec(ctx, `SELECT pg_advisory_lock_shared($1, $2)`, class, inUse)
+	require.NoError(t, err)
+
+	tmpl.dropStale(ctx)
+	assert.True(t, exists(tmplName), "its template is in use")
+	assert.False(t, exists(copyName), "a copy nobody holds is dropped")
+
+	_, err = user.Exec(ctx, `SELECT pg_advisory_unlock_shared($1, $2)`, class, inUse)
+	require.NoError(t, err)
+	tmpl.dropStale(ctx)
+	assert.False(t, exists(tmplName), "unused, it is dropped")
+}
