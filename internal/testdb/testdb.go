@@ -173,7 +173,7 @@ func (t *Template) open(ctx context.Context) error {
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("look for the template: %w", err)
 	}
-	t.dropStale(ctx)
+	t.dropStale(ctx, t.drop)
 	// A template without its script is one whose build was cut short.
 	if err := t.drop(t.name); err != nil {
 		return err
@@ -200,8 +200,10 @@ var keptName = regexp.MustCompile(`^` + Prefix + `([0-9a-f]{12})_(t|\d+)$`)
 
 // dropStale drops the databases of templates built from other migrations
 // that no process holds: a database under a lock is in use by a test
-// process of another checkout, and is left alone.
-func (t *Template) dropStale(ctx context.Context) {
+// process of another checkout, and is left alone. drop does the dropping
+// (the test watches instead: a DROP DATABASE costs every running test a
+// checkpoint).
+func (t *Template) dropStale(ctx context.Context, drop func(name string) error) {
 	rows, err := t.locks.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 'gwt\_%' AND datname NOT LIKE $1`,
 		strings.ReplaceAll(t.prefix, "_", `\_`)+`\_%`)
 	if err != nil {
@@ -222,7 +224,7 @@ func (t *Template) dropStale(ctx context.Context) {
 			n, _ = strconv.Atoi(m[2])
 		}
 		if ok, _ := t.tryLock(ctx, class, n); ok {
-			_ = t.drop(name)
+			_ = drop(name)
 			t.unlock(class, n)
 		}
 	}
