@@ -133,15 +133,16 @@ func Open(ctx context.Context) (*Template, error) {
 	if t.locks, err = pgx.Connect(ctx, t.url("postgres")); err != nil {
 		return nil, fmt.Errorf("connect to maintenance database: %w", err)
 	}
-	if err := t.open(ctx); err != nil {
-		t.close()
-		return nil, err
-	}
-	// Held shared while the process lives: the template is in use, and
-	// a checkout with other migrations must not drop it (dropStale).
+	// Held shared while the process lives, from before it looks for the
+	// template: the template is in use, and a checkout with other
+	// migrations must not drop it (dropStale).
 	if _, err := t.locks.Exec(ctx, `SELECT pg_advisory_lock_shared($1, $2)`, t.class, inUse); err != nil {
 		t.close()
 		return nil, fmt.Errorf("mark the template in use: %w", err)
+	}
+	if err := t.open(ctx); err != nil {
+		t.close()
+		return nil, err
 	}
 	return t, nil
 }
