@@ -28,9 +28,13 @@ var (
 	binErr  error
 )
 
-// binary builds gatewayd once for the tests that run the real thing.
+// binary builds gatewayd once for the tests that run the real thing, or
+// returns testutil.GatewaydBinary's (make test builds it first).
 func binary(t *testing.T) string {
 	t.Helper()
+	if bin := testutil.GatewaydBinary(); bin != "" {
+		return bin
+	}
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "gatewayd-bin")
 		if err != nil {
