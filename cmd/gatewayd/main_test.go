@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,7 +34,11 @@ var tmpl *testdb.Template
 // GOMAXPROCS is.
 func TestMain(m *testing.M) {
 	testutil.Parallel(8)
-	testdb.Exit(testdb.Run(m, &tmpl))
+	code := testdb.Run(m, &tmpl)
+	if binPath != "" { // built by binary, not make test's
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	testdb.Exit(code)
 }
 
 var key = testutil.KeyBase64
