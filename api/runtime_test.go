@@ -166,14 +166,18 @@ func TestEveryStateThroughHTTP(t *testing.T) {
 	require.Equal(t, 202, e.do("POST", "/api/gateways/"+id+"/connect", nil).status)
 	e.waitState(id, "AUTHENTICATED")
 
+	// The simulator records a close code when it notices the close, so a
+	// socket of the crash loop's abandoned dials (no close frame: 1006)
+	// can be recorded after the delete's on a loaded machine: the
+	// delete's 1000 is among the codes recorded from now on.
+	before := len(sg.Stats().CloseCodes)
 	require.Equal(t, 204, e.do("DELETE", "/api/gateways/"+id, nil).status)
 	r = e.do("GET", "/api/gateways/"+id+"/status", nil)
 	require.Equal(t, 404, r.status)
 	code, _ = r.errorBody(t)
 	assert.Equal(t, "GATEWAY_NOT_FOUND", code)
 	require.Eventually(t, func() bool { return sg.Stats().Open == 0 }, 2*time.Second, 5*time.Millisecond)
-	codes := sg.Stats().CloseCodes
-	assert.Equal(t, 1000, codes[len(codes)-1], "delete closes with 1000")
+	assert.Contains(t, sg.Stats().CloseCodes[before:], 1000, "delete closes with 1000")
 	for _, path := range []string{"/status", "/connect", "/disconnect"} {
 		method := "POST"
 		if path == "/status" {
