@@ -163,7 +163,7 @@ func handshake(ctx context.Context, d *deps, url string) (*websocket.Conn, error
 // writeTimeout like any other: with 1 s, a loaded machine (the test suite
 // on two cores) let the deadline pass before the write ran, and gateways
 // saw 1006 after a delete. It only waits that long for a peer whose
-// socket buffer is full, which a 6-byte frame after the actor's few small
+// socket buffer is full, which a frame of 8 bytes after the actor's few small
 // writes does not meet in practice.
 func closeNormally(ws *websocket.Conn) {
 	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""),
