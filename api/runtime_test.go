@@ -68,26 +68,34 @@ func (e *liveEnv) status(id string) map[string]any {
 
 // waitState polls until the gateway is in state, for up to 15 s: it
 // returns as soon as the state is there, no test here measures speed with
-// it, and under make test with -p 4 a login alone took over 5 s. A 503
-// (an answer over its time budget on a loaded machine) counts as "not
-// yet"; any other status but 200 fails.
+// it, and under make test with -p 4 a login alone took over 5 s.
 func (e *liveEnv) waitState(id, state string) map[string]any {
 	e.t.Helper()
-	var last map[string]any
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		r := e.do("GET", "/api/gateways/"+id+"/status", nil)
-		if r.status == 503 { // over its time budget on a loaded machine: not yet
+	r := e.pollGET("/api/gateways/"+id+"/status", 15*time.Second, 5*time.Millisecond, "gateway "+id+": want "+state,
+		func(r response) bool { return r.json(e.t)["state"] == state })
+	return r.json(e.t)
+}
+
+// pollGET requests path every pause until done accepts an answer, for up
+// to d, and returns that answer; if none is accepted in time the test
+// fails with what and the last answer (the harness prints the runtime
+// log). A 503 (an answer over its time budget on a loaded machine) counts
+// as "not yet"; any status but 200 and 503 fails.
+func (e *liveEnv) pollGET(path string, d, pause time.Duration, what string, done func(response) bool) response {
+	e.t.Helper()
+	var last response
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(pause) {
+		r := e.do("GET", path, nil)
+		if r.status == 503 {
 			continue
 		}
 		require.Equal(e.t, 200, r.status, "%s", r.body)
-		if last = r.json(e.t); last["state"] == state {
-			return last
+		if last = r; done(r) {
+			return r
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
-	e.t.Fatalf("gateway %s: want %s, last %v", id, state, last) // the harness prints the runtime log
-	return nil
+	e.t.Fatalf("%s; last answer %s", what, last.body)
+	return last
 }
 
 var statusKeys = []string{"id", "gateway_id", "name", "state", "desired_state", "since", "connected_at", "last_seen_at",

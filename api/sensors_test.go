@@ -19,24 +19,19 @@ import (
 // sensorsOf lists a gateway's sensors through the API, keyed by serial.
 func (e *liveEnv) sensorsOf(id string) map[float64]map[string]any {
 	e.t.Helper()
-	m, r := e.listSensors(id)
+	r := e.do("GET", "/api/gateways/"+id+"/sensors?limit=100", nil)
 	require.Equal(e.t, 200, r.status, string(r.body))
-	return m
+	return e.sensorsIn(r)
 }
 
-// listSensors is sensorsOf's request: the sensors (nil unless 200) and the
-// answer.
-func (e *liveEnv) listSensors(id string) (map[float64]map[string]any, response) {
-	r := e.do("GET", "/api/gateways/"+id+"/sensors?limit=100", nil)
-	if r.status != 200 {
-		return nil, r
-	}
+// sensorsIn keys a sensor list's answer by serial.
+func (e *liveEnv) sensorsIn(r response) map[float64]map[string]any {
 	out := map[float64]map[string]any{}
 	for _, s := range r.json(e.t)["data"].([]any) {
 		m := s.(map[string]any)
 		out[m["serial"].(float64)] = m
 	}
-	return out, r
+	return out
 }
 
 func (e *liveEnv) waitSensors(id string, cond func(map[float64]map[string]any) bool, what string) map[float64]map[string]any {
@@ -46,24 +41,12 @@ func (e *liveEnv) waitSensors(id string, cond func(map[float64]map[string]any) b
 	return e.waitSensorsWithin(15*time.Second, id, cond, what)
 }
 
-// waitSensorsWithin polls the sensor list until cond holds. A 503 (an
-// answer over its time budget on a loaded machine) counts as "not yet";
-// any other status but 200 fails.
 func (e *liveEnv) waitSensorsWithin(d time.Duration, id string, cond func(map[float64]map[string]any) bool, what string) map[float64]map[string]any {
 	e.t.Helper()
 	var last map[float64]map[string]any
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		m, r := e.listSensors(id)
-		if r.status == 503 {
-			continue
-		}
-		require.Equal(e.t, 200, r.status, string(r.body))
-		if last = m; cond(last) {
-			return last
-		}
-	}
-	e.t.Fatalf("%s; last %v", what, last) // the harness prints the runtime log
-	return nil
+	e.pollGET("/api/gateways/"+id+"/sensors?limit=100", d, 20*time.Millisecond, what,
+		func(r response) bool { last = e.sensorsIn(r); return cond(last) })
+	return last
 }
 
 var sensorKeys = []string{"id", "gateway_id", "serial", "name", "part_number", "read_rate_hz", "samples", "connected",
