@@ -186,14 +186,13 @@ func (t *Template) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	defer pool.Close() // before the building lock is let go: no session stays on the template
 	if _, err := store.Migrate(ctx, pool); err != nil {
 		return err
 	}
 	if t.reset, err = resetScript(ctx, pool); err != nil {
 		return err
 	}
-	pool.Close()
 	return t.admin(fmt.Sprintf(`COMMENT ON DATABASE %s IS %s`, t.name, literal(t.reset)))
 }
 
