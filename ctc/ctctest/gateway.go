@@ -606,9 +606,18 @@ func (c *conn) writeLocked(kind int, b []byte) error {
 	_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
 	err := c.ws.WriteMessage(kind, b)
 	if err != nil {
-		_ = c.ws.UnderlyingConn().Close()
+		c.broken()
 	}
 	return err
+}
+
+// broken ends a connection a write failed on: its reader stops within a
+// second, after reading what the peer had sent before it went away.
+// Closing the socket here instead made the reader fail before it got to a
+// close frame already received, so a peer that closed with 1000 while an
+// answer was on its way was recorded as 1006.
+func (c *conn) broken() {
+	_ = c.ws.UnderlyingConn().SetReadDeadline(time.Now().Add(time.Second))
 }
 
 // writeTimeout bounds every write, so a peer that stops reading costs a
