@@ -12,8 +12,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
 // TestRunningOutOfFileDescriptorsIsSurvived runs the real binary under an
@@ -26,19 +24,10 @@ func TestRunningOutOfFileDescriptorsIsSurvived(t *testing.T) {
 	if err != nil {
 		t.Skip("needs prlimit (util-linux) to start gatewayd under a low open-file limit")
 	}
-	bin := binary(t)
-
-	port := freePort(t)
-	logs := &testutil.SyncBuffer{}
-	cmd := exec.Command(prlimit, "--nofile=256:256", bin, "serve")
-	cmd.Env = []string{"DATABASE_URL=" + tmpl.New(t), "ENCRYPTION_KEY=" + key, fmt.Sprintf("API_PORT=%d", port),
-		"API_HOST=127.0.0.1", "SHUTDOWN_TIMEOUT=5s"}
-	cmd.Stderr = logs
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	gw := startServe(t, []string{"DATABASE_URL=" + tmpl.New(t), "ENCRYPTION_KEY=" + key, "SHUTDOWN_TIMEOUT=5s"},
+		prlimit, "--nofile=256:256")
+	logs := gw.logs
+	addr := fmt.Sprintf("127.0.0.1:%d", gw.port)
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	healthy := func() bool {
 		resp, err := client.Get("http://" + addr + "/api/health")
@@ -75,16 +64,16 @@ func TestRunningOutOfFileDescriptorsIsSurvived(t *testing.T) {
 	conns = nil
 	require.Eventually(t, healthy, 20*time.Second, 50*time.Millisecond, "gatewayd does not serve again\n%s", logs)
 	select {
-	case err := <-exited:
-		t.Fatalf("gatewayd exited: %v\n%s", err, logs)
+	case <-gw.done:
+		t.Fatalf("gatewayd exited: %v\n%s", gw.err, logs)
 	default:
 	}
 	assert.NotContains(t, logs.String(), "stopped with an error")
 
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, gw.cmd.Process.Signal(syscall.SIGTERM))
 	select {
-	case err := <-exited:
-		require.NoError(t, err, "exit code 0\n%s", logs)
+	case <-gw.done:
+		require.NoError(t, gw.err, "exit code 0\n%s", logs)
 	case <-time.After(10 * time.Second):
 		t.Fatalf("did not exit after SIGTERM\n%s", logs)
 	}

@@ -76,22 +76,77 @@ func TestMigrateCommand(t *testing.T) {
 	assert.NotContains(t, errb.String(), "postgres:postgres@", "the password is masked")
 }
 
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+// served is a `gatewayd serve` process a test started.
+type served struct {
+	port int
+	logs *testutil.SyncBuffer // its stderr
+	cmd  *exec.Cmd
+	done chan struct{} // closed when it has exited
+	err  error         // Wait's result, once done is closed
+}
+
+// startServe starts `gatewayd serve` (behind wrap, e.g. prlimit, when given)
+// with env and an API port of its own, and returns once the process has
+// logged that it listens. A port that was free a moment ago can be taken
+// by then (another test's server, or the local end of an outgoing
+// connection): gatewayd then stops with "address already in use" and
+// another port is tried. Waiting for the process's own line, rather than
+// for an answer on the port, keeps a test from talking to whoever else
+// holds it (another test's gatewayd answers /api/ready too).
+func startServe(t *testing.T, env []string, wrap ...string) *served {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		port := ln.Addr().(*net.TCPAddr).Port
+		require.NoError(t, ln.Close())
+
+		argv := append(append(wrap[:len(wrap):len(wrap)], binary(t)), "serve")
+		s := &served{port: port, logs: &testutil.SyncBuffer{}, cmd: exec.Command(argv[0], argv[1:]...), done: make(chan struct{})}
+		s.cmd.Env = append(env[:len(env):len(env)], fmt.Sprintf("API_PORT=%d", port), "API_HOST=127.0.0.1")
+		s.cmd.Stderr = s.logs
+		require.NoError(t, s.cmd.Start())
+		go func() { s.err = s.cmd.Wait(); close(s.done) }()
+		t.Cleanup(func() { _ = s.cmd.Process.Kill(); <-s.done })
+
+		if s.listening(t, 20*time.Second) {
+			return s
+		}
+		if !strings.Contains(s.logs.String(), "address already in use") || attempt == 5 {
+			t.Fatalf("gatewayd exited before listening: %v\n%s", s.err, s.logs)
+		}
+		t.Logf("port %d was taken before gatewayd bound it; trying another", port)
+	}
+}
+
+// listening waits for the process's "API listening" line on its port; it
+// returns false if the process exited first.
+func (s *served) listening(t *testing.T, within time.Duration) bool {
+	t.Helper()
+	want := fmt.Sprintf(`"addr":"127.0.0.1:%d"`, s.port)
+	deadline := time.After(within)
+	for {
+		for _, line := range strings.Split(s.logs.String(), "\n") {
+			if strings.Contains(line, `"message":"API listening"`) && strings.Contains(line, want) {
+				return true
+			}
+		}
+		select {
+		case <-s.done:
+			return false
+		case <-deadline:
+			t.Fatalf("gatewayd did not listen within %v\n%s", within, s.logs)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // TestSIGTERMClosesEveryGatewayWith1000 runs the real binary.
 func TestSIGTERMClosesEveryGatewayWith1000(t *testing.T) {
 	t.Parallel()
-	bin := binary(t)
-
 	sim, err := ctctest.NewServer("127.0.0.1:0")
 	require.NoError(t, err)
 	defer sim.Close()
-	port := freePort(t)
 	dbURL := tmpl.New(t)
 	// An operator's first step: mint an admin token with the CLI.
 	var minted, mintLog bytes.Buffer
@@ -101,16 +156,9 @@ func TestSIGTERMClosesEveryGatewayWith1000(t *testing.T) {
 	require.Regexp(t, `^gwd_[A-Za-z0-9_-]{43}$`, token)
 	assert.NotContains(t, mintLog.String(), token, "the secret goes to stdout only, never to the log")
 
-	logs := &testutil.SyncBuffer{}
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = []string{"DATABASE_URL=" + dbURL, "ENCRYPTION_KEY=" + key, fmt.Sprintf("API_PORT=%d", port),
-		"API_HOST=127.0.0.1", "SHUTDOWN_TIMEOUT=5s", "GATEWAY_PING_INTERVAL=200ms"}
-	cmd.Stderr = logs
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	api := fmt.Sprintf("http://127.0.0.1:%d/api", port)
+	gw := startServe(t, []string{"DATABASE_URL=" + dbURL, "ENCRYPTION_KEY=" + key, "SHUTDOWN_TIMEOUT=5s", "GATEWAY_PING_INTERVAL=200ms"})
+	logs := gw.logs
+	api := fmt.Sprintf("http://127.0.0.1:%d/api", gw.port)
 	require.Eventually(t, func() bool {
 		resp, err := http.Get(api + "/ready")
 		if err != nil {
@@ -168,10 +216,10 @@ func TestSIGTERMClosesEveryGatewayWith1000(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond)
 
 	start := time.Now()
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, gw.cmd.Process.Signal(syscall.SIGTERM))
 	select {
-	case err := <-exited:
-		require.NoError(t, err, "exit code 0\n%s", logs.String())
+	case <-gw.done:
+		require.NoError(t, gw.err, "exit code 0\n%s", logs.String())
 	case <-time.After(6 * time.Second):
 		t.Fatalf("did not exit within SHUTDOWN_TIMEOUT\n%s", logs.String())
 	}

@@ -99,17 +99,9 @@ func TestREADMEExamplesRun(t *testing.T) {
 	tokenFile := filepath.Join(t.TempDir(), "admin-token")
 	require.NoError(t, os.WriteFile(tokenFile, minted.Bytes(), 0o600))
 
-	port := freePort(t)
-	logs := &testutil.SyncBuffer{}
-	cmd := exec.Command(binary(t), "serve")
-	cmd.Env = append(env, fmt.Sprintf("API_PORT=%d", port), "API_HOST=127.0.0.1", "CHAOS_ENABLED=true")
-	cmd.Stderr = logs
-	require.NoError(t, cmd.Start())
-	defer func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}()
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	gw := startServe(t, append(env, "CHAOS_ENABLED=true"))
+	logs := gw.logs
+	base := fmt.Sprintf("http://127.0.0.1:%d", gw.port)
 	require.Eventually(t, func() bool {
 		resp, err := http.Get(base + "/api/ready")
 		if err != nil {

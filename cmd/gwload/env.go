@@ -232,13 +232,26 @@ func (e *env) seedParentsViaAPI() error {
 
 // startGatewayd runs the gatewayd binary against the scenario's database
 // and waits until it is ready. It returns the moment the process started.
+// A port that was free a moment ago can be taken by the time gatewayd
+// binds it (another process's server, or the local end of an outgoing
+// connection); gatewayd then stops with "address already in use" and
+// another port is tried.
 func (e *env) startGatewayd(extra ...string) (time.Time, error) {
 	if e.o.target != "" {
 		return time.Now(), nil
 	}
+	for attempt := 1; ; attempt++ {
+		started, inUse, err := e.startGatewaydOnce(extra)
+		if !inUse || attempt == 5 {
+			return started, err
+		}
+	}
+}
+
+func (e *env) startGatewaydOnce(extra []string) (started time.Time, inUse bool, err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, false, err
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
@@ -253,31 +266,52 @@ func (e *env) startGatewayd(extra ...string) (time.Time, error) {
 	// gatewayd logs at its default level, as in production, to a file.
 	if e.logFile == nil {
 		if e.logFile, err = os.CreateTemp("", "gwload-gatewayd-*.log"); err != nil {
-			return time.Time{}, err
+			return time.Time{}, false, err
 		}
 	}
+	logStart, err := e.logFile.Seek(0, io.SeekEnd)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	// This run's lines: the file also holds earlier runs'.
+	logged := func() string {
+		b, _ := os.ReadFile(e.logFile.Name())
+		return string(b[min(int(logStart), len(b)):])
+	}
 	cmd.Stdout, cmd.Stderr = e.logFile, e.logFile
-	started := time.Now()
+	started = time.Now()
 	if err := cmd.Start(); err != nil {
-		return time.Time{}, fmt.Errorf("start %s: %w", e.o.gatewayd, err)
+		return time.Time{}, false, fmt.Errorf("start %s: %w", e.o.gatewayd, err)
 	}
 	e.proc, e.exited = cmd, make(chan error, 1)
 	go func() { e.exited <- cmd.Wait() }()
+	// Only after gatewayd's own "API listening" line is the port its:
+	// before, whoever else holds it would answer (another gatewayd, too).
+	listening := fmt.Sprintf(`"addr":"127.0.0.1:%d"`, port)
 	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := e.client.Get(e.api + "/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return started, nil
+	for own := false; time.Now().Before(deadline); {
+		if !own {
+			for _, line := range strings.Split(logged(), "\n") {
+				own = own || strings.Contains(line, `"message":"API listening"`) && strings.Contains(line, listening)
+			}
+		}
+		if own {
+			if resp, err := e.client.Get(e.api + "/ready"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return started, false, nil
+				}
 			}
 		}
 		select {
 		case err := <-e.exited:
-			return time.Time{}, fmt.Errorf("gatewayd exited: %v (log: %s)", err, e.logFile.Name())
+			e.proc = nil
+			return time.Time{}, strings.Contains(logged(), "address already in use"),
+				fmt.Errorf("gatewayd exited: %v (log: %s)", err, e.logFile.Name())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	return time.Time{}, errors.New("gatewayd did not become ready within 60s")
+	return time.Time{}, false, errors.New("gatewayd did not become ready within 60s")
 }
 
 func (e *env) stopGatewayd() {
