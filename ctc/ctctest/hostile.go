@@ -87,7 +87,7 @@ func (c *conn) writePrepared(pm *websocket.PreparedMessage) error {
 	_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
 	err := c.ws.WritePreparedMessage(pm)
 	if err != nil {
-		c.broken()
+		c.broken(err)
 	}
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -425,4 +426,28 @@ func TestCloseEndsEverything(t *testing.T) {
 	}
 	assert.Equal(t, 0, g.Stats().Open)
 	s.Close() // twice is fine
+}
+
+// A peer that pings and then closes with 1000 at once (gatewayd deleting
+// a gateway between two pings) is recorded as closing with 1000, even
+// though its socket is reset by then and the pong cannot be written.
+func TestCloseRightAfterAPingIsRecorded(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	g := s.Add("ping-close", Config{Email: "e", Password: "p"})
+	for i := range 20 {
+		ws := dial(t, g.URL())
+		ok, _ := ctc.LoginOutcome(login(t, ws, "e", "p"))
+		require.True(t, ok)
+		require.NoError(t, ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Second)))
+		require.NoError(t, ws.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second)))
+		// Reset, not FIN: the pong finds the socket dead.
+		require.NoError(t, ws.UnderlyingConn().(*net.TCPConn).SetLinger(0))
+		require.NoError(t, ws.Close())
+		require.Eventually(t, func() bool { return g.Stats().Open == 0 && len(g.Stats().CloseCodes) == i+1 },
+			10*time.Second, 5*time.Millisecond)
+	}
+	codes := g.Stats().CloseCodes
+	assert.Equal(t, slices.Repeat([]int{1000}, 20), codes)
 }
