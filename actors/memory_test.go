@@ -37,7 +37,7 @@ func TestRemovedGatewaysGiveTheirMemoryBack(t *testing.T) {
 		DialConcurrency: 4, RestartLimit: 3, RestartWindow: time.Minute, ReconcileInterval: time.Hour}
 	rt := Start(cfg, fixedSource{}, zerolog.Nop())
 	t.Cleanup(func() { _ = rt.Shutdown(context.Background()) })
-	require.Eventually(t, rt.Ready, 2*time.Second, 5*time.Millisecond)
+	require.Eventually(t, rt.Ready, 10*time.Second, 5*time.Millisecond)
 
 	const n = 5000
 	// round creates and removes n gateways and reports how much the live

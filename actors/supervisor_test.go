@@ -40,7 +40,7 @@ func TestStaleReadDoesNotResurrectARemovedGateway(t *testing.T) {
 		DialConcurrency: 4, RestartLimit: 3, RestartWindow: time.Minute, ReconcileInterval: time.Hour}
 	rt := Start(cfg, fixedSource{targets: []gatewayd.Target{conn}}, zerolog.Nop())
 	t.Cleanup(func() { _ = rt.Shutdown(context.Background()) })
-	require.Eventually(t, rt.Ready, 2*time.Second, 5*time.Millisecond)
+	require.Eventually(t, rt.Ready, 10*time.Second, 5*time.Millisecond)
 	_, err := rt.Status(context.Background(), conn.ID)
 	require.NoError(t, err)
 
@@ -56,5 +56,5 @@ func TestStaleReadDoesNotResurrectARemovedGateway(t *testing.T) {
 	require.Eventually(t, func() bool {
 		_, err := rt.Status(context.Background(), conn.ID)
 		return err == nil
-	}, 2*time.Second, 5*time.Millisecond)
+	}, 10*time.Second, 5*time.Millisecond)
 }

@@ -128,7 +128,7 @@ func TestCreatedDisconnectedIsNeverDialed(t *testing.T) {
 	r = e.do("PUT", "/api/gateways/"+id, map[string]any{"desired_state": "DISCONNECTED"})
 	require.Equal(t, 200, r.status)
 	e.h.WaitSettled(uuid.MustParse(id), gatewayd.StateDisconnected)
-	require.Eventually(t, func() bool { return sg.Stats().Open == 0 }, 2*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return sg.Stats().Open == 0 }, 10*time.Second, 5*time.Millisecond)
 	assert.Equal(t, []int{1000}, sg.Stats().CloseCodes)
 
 	r = e.do("PUT", "/api/gateways/"+id, map[string]any{"desired_state": "SLEEPING"})

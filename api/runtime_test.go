@@ -137,7 +137,7 @@ func TestEveryStateThroughHTTP(t *testing.T) {
 	require.Eventually(t, func() bool {
 		st = e.status(id)
 		return st["last_error"] == nil && st["reconnect_attempts"] == 0.0
-	}, 3*time.Second, 5*time.Millisecond)
+	}, 10*time.Second, 5*time.Millisecond)
 
 	sg.SetFaults(ctctest.Faults{IgnoreLogins: true})
 	sg.Drop(0)
@@ -162,7 +162,7 @@ func TestEveryStateThroughHTTP(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		require.Equal(t, 202, e.do("POST", "/api/debug/gateways/"+id+"/crash", nil).status)
 		if i < 3 {
-			require.Eventually(t, func() bool { return e.status(id)["restarts"] == float64(i+1) }, 3*time.Second, 5*time.Millisecond)
+			require.Eventually(t, func() bool { return e.status(id)["restarts"] == float64(i+1) }, 10*time.Second, 5*time.Millisecond)
 		}
 	}
 	st = e.waitState(id, "FAILED")
@@ -184,7 +184,7 @@ func TestEveryStateThroughHTTP(t *testing.T) {
 	require.Equal(t, 404, r.status)
 	code, _ = r.errorBody(t)
 	assert.Equal(t, "GATEWAY_NOT_FOUND", code)
-	require.Eventually(t, func() bool { return sg.Stats().Open == 0 }, 2*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return sg.Stats().Open == 0 }, 10*time.Second, 5*time.Millisecond)
 	assert.Contains(t, sg.Stats().CloseCodes[before:], 1000, "delete closes with 1000")
 	for _, path := range []string{"/status", "/connect", "/disconnect"} {
 		method := "POST"
@@ -242,7 +242,7 @@ func TestStatusListCountsAndHealth(t *testing.T) {
 	// Deleting the factory stops its gateways' actors.
 	require.Equal(t, 204, e.do("DELETE", "/api/factories/"+other, nil).status)
 	assert.Equal(t, 404, e.do("GET", "/api/gateways/"+c+"/status", nil).status)
-	require.Eventually(t, func() bool { return sg.Stats().Open == 0 }, 2*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return sg.Stats().Open == 0 }, 10*time.Second, 5*time.Millisecond)
 	assert.Equal(t, []int{1000}, sg.Stats().CloseCodes)
 }
 
@@ -257,7 +257,7 @@ func TestUpdateThroughHTTP(t *testing.T) {
 	pw := secret("rotated-pw-88")
 	e.sim.Add("upd", ctctest.Config{Email: "upd@example.com", Password: pw})
 	require.Equal(t, 200, e.do("PUT", "/api/gateways/"+id, map[string]any{"password": pw}).status)
-	require.Eventually(t, func() bool { return strings.Contains(actorstest.LastLogin(sg), pw) }, 3*time.Second, 5*time.Millisecond,
+	require.Eventually(t, func() bool { return strings.Contains(actorstest.LastLogin(sg), pw) }, 10*time.Second, 5*time.Millisecond,
 		"reconnected with the new password")
 	e.waitState(id, "AUTHENTICATED")
 }

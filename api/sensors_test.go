@@ -180,7 +180,7 @@ func TestEmptySensorListAndTemperatures(t *testing.T) {
 	assert.Empty(t, r.json(t)["data"], "an answer of [] is no sensors")
 
 	// A temperature of a serial nobody listed inserts that sensor.
-	require.Eventually(t, func() bool { return sg.PushTemperature(4242, 31.5) == 1 }, 2*time.Second, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return sg.PushTemperature(4242, 31.5) == 1 }, 10*time.Second, 10*time.Millisecond,
 		"subscribed")
 	got := e.waitSensors(id, func(m map[float64]map[string]any) bool { return m[4242] != nil }, "inserted by its temperature")
 	assert.Equal(t, 31.5, got[4242]["last_temperature_c"])

@@ -39,7 +39,7 @@ func TestRunningOutOfFileDescriptorsIsSurvived(t *testing.T) {
 	}
 	require.Eventually(t, healthy, 20*time.Second, 50*time.Millisecond, "gatewayd never served\n%s", logs)
 	// Log lines reach stderr up to 50 ms late (internal/logging batches them).
-	require.Eventually(t, func() bool { return strings.Contains(logs.String(), `"soft":256,"hard":256`) }, 2*time.Second,
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), `"soft":256,"hard":256`) }, 10*time.Second,
 		10*time.Millisecond, "the limit is logged at start\n%s", logs)
 
 	// 400 idle connections: more than the 256 descriptors gatewayd has.

@@ -225,7 +225,7 @@ func TestSIGTERMClosesEveryGatewayWith1000(t *testing.T) {
 	}
 	assert.Less(t, time.Since(start), 5*time.Second)
 	for i, sg := range sims {
-		require.Eventually(t, func() bool { return sg.Stats().Open == 0 }, 2*time.Second, 10*time.Millisecond)
+		require.Eventually(t, func() bool { return sg.Stats().Open == 0 }, 10*time.Second, 10*time.Millisecond)
 		assert.Equal(t, []int{1000}, sg.Stats().CloseCodes, "gateway %d", i)
 	}
 	assert.NotContains(t, logs.String(), `"password"`)

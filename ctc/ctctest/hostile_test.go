@@ -23,7 +23,7 @@ func TestFlood(t *testing.T) {
 	g := s.Add("flood", Config{Email: "e", Password: "p"})
 	g.SetFaults(Faults{Flood: true})
 	ws := dial(t, g.URL())
-	require.Eventually(t, func() bool { return g.Stats().Open == 1 }, 2*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return g.Stats().Open == 1 }, 10*time.Second, time.Millisecond)
 	assert.False(t, workerRunning(g, workFlood), "not before login")
 	m := login(t, ws, "e", "p")
 	assert.IsType(t, &ctc.LoginResult{}, m, "the login answer comes first")
@@ -40,7 +40,7 @@ func TestFlood(t *testing.T) {
 	assert.Len(t, defaultFloodFrame, 62)
 
 	g.SetFaults(Faults{})
-	require.Eventually(t, func() bool { return !workerRunning(g, workFlood) }, 2*time.Second, time.Millisecond, "flood stops")
+	require.Eventually(t, func() bool { return !workerRunning(g, workFlood) }, 10*time.Second, time.Millisecond, "flood stops")
 	sent := g.Stats().FloodSent
 	send(t, ws, ctc.TypeGetDynConnected, nil)
 	_, before := recvType(t, ws, ctc.TypeRtnDyn)
@@ -154,14 +154,14 @@ func TestStalledHandshakesSleep(t *testing.T) {
 	wakeups := s.stallWakeups.Load()
 	conns := stallHandshakes(t, s, g, n)
 	require.Eventually(t, func() bool { return s.handshakes.Load() == n }, 10*time.Second, time.Millisecond)
-	require.Eventually(t, func() bool { return s.stallWakeups.Load() == wakeups+n }, 2*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return s.stallWakeups.Load() == wakeups+n }, 10*time.Second, time.Millisecond)
 	// net/http runs a handler and a background reader per connection;
 	// waiting adds nothing to that.
 	assert.LessOrEqual(t, runtime.NumGoroutine(), base+2*n+10)
 
 	// Only a change of the switches wakes them, once each.
 	g.SetFaults(Faults{StallHandshake: true, DropCode: 1001})
-	require.Eventually(t, func() bool { return s.stallWakeups.Load() == wakeups+2*n }, 2*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return s.stallWakeups.Load() == wakeups+2*n }, 10*time.Second, time.Millisecond)
 	assert.Equal(t, int64(n), s.handshakes.Load())
 	assert.Equal(t, wakeups+2*n, s.stallWakeups.Load())
 

@@ -212,7 +212,7 @@ func TestReadingNotificationsNeedASubscription(t *testing.T) {
 	ws := session(t, g)
 	send(t, ws, ctc.TypeTakeDynReading, ctc.TakeReading{Serial: 10001})
 	assert.IsType(t, &ctc.DynResult{}, recv(t, ws))
-	require.Eventually(t, func() bool { return g.acquiring.Load() == 0 }, 2*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return g.acquiring.Load() == 0 }, 10*time.Second, time.Millisecond)
 	assert.Equal(t, int64(2), g.withheld.Load(), "STARTED and the reading withheld")
 	discover(t, ws)
 	assert.Equal(t, 0, g.Stats().ReadingsDelivered)
@@ -227,7 +227,7 @@ func TestReadingFaults(t *testing.T) {
 	// round trip that nothing more came.
 	noneInFlight := func(t *testing.T, ws *websocket.Conn) {
 		t.Helper()
-		require.Eventually(t, func() bool { return g.acquiring.Load() == 0 }, 2*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool { return g.acquiring.Load() == 0 }, 10*time.Second, time.Millisecond)
 		discover(t, ws)
 	}
 
@@ -274,7 +274,7 @@ func TestReadingFaults(t *testing.T) {
 		_, _, err := ws.ReadMessage()
 		require.Error(t, err)
 		assert.True(t, websocket.IsCloseError(err, websocket.CloseAbnormalClosure), "abrupt, no close frame: %v", err)
-		require.Eventually(t, func() bool { return g.Stats().Open == 0 }, 2*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool { return g.Stats().Open == 0 }, 10*time.Second, time.Millisecond)
 	})
 	for _, enc := range []Encoding{EncodingCSV, EncodingJSON, EncodingBase64} {
 		t.Run("malformed "+string(enc), func(t *testing.T) {

@@ -186,7 +186,7 @@ func TestTemperaturesOnlyWhileSubscribed(t *testing.T) {
 		temps[m.Serial] = m.Temp
 	}
 	assert.Equal(t, map[string]any{"10001": 21.0, "10002": 22.0}, temps, "first tick")
-	require.Eventually(t, func() bool { return g.Stats().TemperaturesPushed >= 6 }, 2*time.Second, time.Millisecond, "keeps pushing")
+	require.Eventually(t, func() bool { return g.Stats().TemperaturesPushed >= 6 }, 10*time.Second, time.Millisecond, "keeps pushing")
 
 	send(t, ws, ctc.TypePostUnsubChanges, nil)
 	_, before := recvType(t, ws, ctc.TypeRtnDyn)
@@ -195,14 +195,14 @@ func TestTemperaturesOnlyWhileSubscribed(t *testing.T) {
 	}
 	// Nothing is written after the answer to POST_UNSUB_CHANGES.
 	discover(t, ws)
-	require.Eventually(t, func() bool { return !workerRunning(g, workTemp) }, 2*time.Second, time.Millisecond, "pusher ends")
+	require.Eventually(t, func() bool { return !workerRunning(g, workTemp) }, 10*time.Second, time.Millisecond, "pusher ends")
 	discover(t, ws)
 
 	// Subscribing again starts it again; switching it off stops it.
 	subscribe(t, ws)
 	_, _ = recvType(t, ws, ctc.TypeNotDynTemp)
 	g.SetFaults(Faults{})
-	require.Eventually(t, func() bool { return !workerRunning(g, workTemp) }, 2*time.Second, time.Millisecond, "switched off")
+	require.Eventually(t, func() bool { return !workerRunning(g, workTemp) }, 10*time.Second, time.Millisecond, "switched off")
 	send(t, ws, ctc.TypeGetDynConnected, nil)
 	_, before = recvType(t, ws, ctc.TypeRtnDyn)
 	for _, m := range before {
@@ -218,7 +218,7 @@ func TestTempEveryChangeTakesEffectAtOnce(t *testing.T) {
 	g.SetFaults(Faults{TempEvery: time.Hour})
 	ws := session(t, g)
 	subscribe(t, ws)
-	require.Eventually(t, func() bool { return workerRunning(g, workTemp) }, 2*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return workerRunning(g, workTemp) }, 10*time.Second, time.Millisecond)
 	g.SetFaults(Faults{TempEvery: time.Millisecond})
 	_, _ = recvType(t, ws, ctc.TypeNotDynTemp)
 }

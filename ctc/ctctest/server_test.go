@@ -97,7 +97,7 @@ func TestSessionLoginSensorsReading(t *testing.T) {
 	assert.IsType(t, &ctc.DynResult{}, recv(t, ws))
 
 	require.NoError(t, ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second)))
-	require.Eventually(t, func() bool { return g.Stats().Open == 0 }, 2*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return g.Stats().Open == 0 }, 10*time.Second, 5*time.Millisecond)
 	st := g.Stats()
 	assert.Equal(t, 1, st.Accepted)
 	assert.Equal(t, 1, st.Logins)
@@ -188,7 +188,7 @@ func TestDropAfterWithCode(t *testing.T) {
 	_, _, err = ws2.ReadMessage()
 	require.Error(t, err)
 	assert.False(t, websocket.IsCloseError(err, websocket.CloseGoingAway, websocket.CloseNormalClosure), "abrupt: %v", err)
-	require.Eventually(t, func() bool { return g.Stats().Open == 0 }, 2*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return g.Stats().Open == 0 }, 10*time.Second, 5*time.Millisecond)
 	assert.Equal(t, 2, g.Stats().Accepted)
 }
 
@@ -197,7 +197,7 @@ func TestDropNow(t *testing.T) {
 	s := newServer(t)
 	g := s.Add("d", Config{Email: "e", Password: "p"})
 	ws := dial(t, g.URL())
-	require.Eventually(t, func() bool { return g.Stats().Open == 1 }, 2*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return g.Stats().Open == 1 }, 10*time.Second, 5*time.Millisecond)
 	g.Drop(websocket.CloseServiceRestart)
 	require.NoError(t, ws.SetReadDeadline(time.Now().Add(2*time.Second)))
 	_, _, err := ws.ReadMessage()
@@ -231,10 +231,10 @@ func TestGarbage(t *testing.T) {
 
 	// Off, then on again on the same socket: the sender stops, then resumes.
 	g.SetFaults(Faults{})
-	require.Eventually(t, func() bool { return !garbageRunning(g) }, 2*time.Second, time.Millisecond, "sender stopped")
+	require.Eventually(t, func() bool { return !garbageRunning(g) }, 10*time.Second, time.Millisecond, "sender stopped")
 	sent := g.Stats().GarbageSent
 	g.SetFaults(Faults{Garbage: true, GarbageEvery: time.Millisecond})
-	require.Eventually(t, func() bool { return g.Stats().GarbageSent > sent }, 2*time.Second, time.Millisecond,
+	require.Eventually(t, func() bool { return g.Stats().GarbageSent > sent }, 10*time.Second, time.Millisecond,
 		"garbage resumes after being switched off and on")
 	g.SetFaults(Faults{})
 }
@@ -308,7 +308,7 @@ func TestStallHandshake(t *testing.T) {
 	require.Eventually(t, func() bool { return s.handshakes.Load() == 0 }, 10*time.Second, time.Millisecond)
 	g.SetFaults(Faults{})
 	dial(t, g.URL())
-	require.Eventually(t, func() bool { return g.Stats().Accepted == 1 }, 2*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return g.Stats().Accepted == 1 }, 10*time.Second, time.Millisecond)
 }
 
 func TestPingsAndWithheldPongs(t *testing.T) {
@@ -334,7 +334,7 @@ func TestPingsAndWithheldPongs(t *testing.T) {
 	}
 	g.SetFaults(Faults{WithholdPongs: true})
 	require.NoError(t, ws.WriteControl(websocket.PingMessage, []byte("2"), time.Now().Add(time.Second)))
-	require.Eventually(t, func() bool { return g.Stats().Pings == 2 }, 2*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return g.Stats().Pings == 2 }, 10*time.Second, 5*time.Millisecond)
 	select {
 	case d := <-pongs:
 		t.Fatalf("pong %q while withheld", d)

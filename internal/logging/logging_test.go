@@ -33,7 +33,7 @@ func TestBufferedBatchesAndLosesNothing(t *testing.T) {
 	wg.Wait()
 	require.Eventually(t, func() bool {
 		return strings.Count(out.String(), "\n") == 4000
-	}, 2*time.Second, 5*time.Millisecond, "the interval flushes without Close")
+	}, 10*time.Second, 5*time.Millisecond, "the interval flushes without Close")
 	s := out.String()
 	assert.Less(t, out.Writes(), 400, "4,000 lines in far fewer writes")
 	for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
