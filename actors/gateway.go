@@ -74,8 +74,8 @@ type command struct {
 	typ     string
 	data    any
 	timeout time.Duration
-	// waiters are requesters (futures) to answer when a discovery ends.
-	waiters []*actor.PID
+	// waiters are the requests to answer when a discovery ends.
+	waiters []answer[gatewayd.Discovery]
 	// reading is the acquisition a TAKE_DYN_READING belongs to.
 	reading *acquisition
 	// sent: the request is on the wire; its answer was made before
@@ -183,20 +183,20 @@ func (a *gatewayActor) Receive(c actor.Context) {
 		case gatewayd.StateDisconnected, gatewayd.StateAuthFailed, gatewayd.StateFailed, gatewayd.StateBackoff:
 			a.connect()
 		}
-		c.Respond(&statusReply{value: a.status})
+		m.ans.send(a.status, nil)
 	case *disconnectGateway:
 		a.disconnect()
-		c.Respond(&statusReply{value: a.status})
+		m.ans.send(a.status, nil)
 	case *getStatus:
-		c.Respond(&statusReply{value: a.status})
+		m.ans.send(a.status, nil)
 	case *discoverSensors:
 		if a.status.State != gatewayd.StateAuthenticated {
-			c.Respond(&discoveryReply{err: fmt.Errorf("%w (state %s)", gatewayd.ErrNotConnected, a.status.State)})
+			m.ans.fail(fmt.Errorf("%w (state %s)", gatewayd.ErrNotConnected, a.status.State))
 			return
 		}
-		a.discover(c.Sender())
+		a.discover(m.ans)
 	case *takeReading:
-		c.Respond(&doneReply{err: a.onTakeReading(m)})
+		m.ans.fail(a.onTakeReading(m))
 	case *readingTimer:
 		if m.gen == a.gen {
 			a.onReadingTimer(m)
@@ -365,7 +365,7 @@ func (a *gatewayActor) pump() {
 // the answer. A discovery still queued is joined; one already sent is not,
 // because its answer may predate a sensor added since (an operator who
 // asks "now" must get the gateway's answer from after the asking).
-func (a *gatewayActor) discover(waiter *actor.PID) {
+func (a *gatewayActor) discover(waiter answer[gatewayd.Discovery]) {
 	if a.discovering == nil || a.discovering.sent {
 		a.discovering = &command{typ: ctc.TypeGetDynConnected, timeout: a.d.cfg.CommandTimeout}
 		defer a.enqueue(a.discovering)
@@ -381,7 +381,7 @@ func (a *gatewayActor) finished(cmd *command, d gatewayd.Discovery, err error) {
 		a.discovering = nil
 	}
 	for _, w := range cmd.waiters {
-		a.d.root.Send(w, &discoveryReply{value: d, err: err})
+		w.send(d, err)
 	}
 	cmd.waiters = nil
 }

@@ -18,30 +18,94 @@ type (
 		readAt  time.Time
 	}
 	// upsertGateway: a gateway was created or changed through the API.
-	upsertGateway     struct{ target gatewayd.Target }
-	stopGateways      struct{ ids []uuid.UUID }
-	connectGateway    struct{ id uuid.UUID }
-	disconnectGateway struct{ id uuid.UUID }
-	getStatus         struct{ id uuid.UUID }
-	getRecord         struct{ id uuid.UUID }
-	listStatuses      struct{ factoryID *uuid.UUID }
-	crashGateway      struct{ id uuid.UUID }
-	discoverSensors   struct{ id uuid.UUID }
+	upsertGateway struct{ target gatewayd.Target }
+	stopGateways  struct{ ids []uuid.UUID }
 )
 
-// reply is every answer to a request: one type per request kind, asserted
-// once by the Runtime, never sorted by a type switch.
+// Requests the Runtime waits for an answer to; each carries its answer.
+type (
+	connectGateway struct {
+		id uuid.UUID
+		asks[gatewayd.Status]
+	}
+	disconnectGateway struct {
+		id uuid.UUID
+		asks[gatewayd.Status]
+	}
+	getStatus struct {
+		id uuid.UUID
+		asks[gatewayd.Status]
+	}
+	getRecord struct {
+		id uuid.UUID
+		asks[gatewayd.Status]
+	}
+	listStatuses struct {
+		factoryID *uuid.UUID
+		asks[[]gatewayd.Status]
+	}
+	crashGateway struct {
+		id uuid.UUID
+		asks[struct{}]
+	}
+	discoverSensors struct {
+		id uuid.UUID
+		asks[gatewayd.Discovery]
+	}
+)
+
+// reply is every answer to a request: one type per request kind, never
+// sorted by a type switch.
 type reply[T any] struct {
 	value T
 	err   error
 }
 
-type (
-	statusReply    = reply[gatewayd.Status]
-	statusesReply  = reply[[]gatewayd.Status]
-	doneReply      = reply[struct{}]
-	discoveryReply = reply[gatewayd.Discovery]
-)
+// answer is a request's way back to the Runtime, which waits on it: a
+// channel with room for the one answer, so answering never blocks an
+// actor, and an answer nobody waits for any more is garbage.
+//
+// Why not Proto.Actor's RequestFuture and Respond: a reply that arrives
+// as the future times out is written to the future without its lock while
+// the waiter reads it (a data race the race detector reported under load;
+// open upstream, asynkron/protoactor-go#1145), and every future takes an
+// entry in the process registry.
+type answer[T any] chan reply[T]
+
+// send answers; a second answer to one request is dropped.
+func (a answer[T]) send(v T, err error) {
+	select {
+	case a <- reply[T]{value: v, err: err}:
+	default:
+	}
+}
+
+func (a answer[T]) fail(err error) {
+	var zero T
+	a.send(zero, err)
+}
+
+// asks is embedded in each request; ask fills it in.
+type asks[T any] struct{ ans answer[T] }
+
+func (q *asks[T]) answers() answer[T] {
+	if q.ans == nil {
+		q.ans = make(answer[T], 1)
+	}
+	return q.ans
+}
+
+// undelivered answers a request that reached no actor (sent to a PID
+// that had stopped): the Runtime then learns it at once, as a future
+// learned it from Proto.Actor's dead-letter response.
+func (q *asks[T]) undelivered() { q.ans.fail(errUndelivered) }
+
+// IgnoreDeadLetterLogging: an undelivered request is answered, and the
+// Runtime's caller decides what it means.
+func (*asks[T]) IgnoreDeadLetterLogging() {}
+
+// question is what ask sends: a request that carries its answer.
+type question[T any] interface{ answers() answer[T] }
 
 // Messages between the supervisor and its gateway actors.
 type (

@@ -54,6 +54,7 @@ type takeReading struct {
 	r      gatewayd.Reading
 	serial int64
 	rateHz float64
+	asks[struct{}]
 }
 
 // readingTimer: the current acquisition's stage did not end in time.

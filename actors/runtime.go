@@ -94,6 +94,7 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 		return slog.New(zerolog.NewSlogHandler(alog))
 	}))
 	compactRegistry(system)
+	system.EventStream.Subscribe(answerUndelivered)
 	r := &Runtime{system: system, src: src, kick: newWakeup(), trim: newWakeup(), n: &counters{}}
 	r.d = &deps{
 		cfg:  cfg,
@@ -246,11 +247,11 @@ func (r *Runtime) Disconnect(ctx context.Context, id uuid.UUID) (gatewayd.Status
 // without a dead letter, so only the timeout tells, and the fallback needs
 // budget left. The request itself is not lost when the actor is merely
 // slow: it still runs.
-func (r *Runtime) askActor(ctx context.Context, id uuid.UUID, msg any) (gatewayd.Status, error) {
+func (r *Runtime) askActor(ctx context.Context, id uuid.UUID, msg question[gatewayd.Status]) (gatewayd.Status, error) {
 	actorCtx, cancel := context.WithTimeout(ctx, r.d.cfg.ActorTimeout)
-	st, err := ask[gatewayd.Status](r, actorCtx, msg)
+	st, err := ask(r, actorCtx, msg)
 	cancel()
-	if errors.Is(err, gatewayd.ErrTimeout) || errors.Is(err, actor.ErrDeadLetter) {
+	if errors.Is(err, gatewayd.ErrTimeout) || errors.Is(err, errUndelivered) {
 		st, err = ask[gatewayd.Status](r, ctx, &getRecord{id: id})
 	}
 	return st, err
@@ -287,15 +288,15 @@ func (r *Runtime) Statuses(ctx context.Context, factoryID *uuid.UUID) ([]gateway
 	return ask[[]gatewayd.Status](r, ctx, &listStatuses{factoryID: factoryID})
 }
 
-// ask sends a request to the supervisor and waits for its reply[T], within
+// ask sends a request to the supervisor and waits for its answer, within
 // ctx and RequestTimeout.
-func ask[T any](r *Runtime, ctx context.Context, msg any) (T, error) {
-	return askWithin[T](r, ctx, msg, r.d.cfg.RequestTimeout)
+func ask[T any](r *Runtime, ctx context.Context, q question[T]) (T, error) {
+	return askWithin(r, ctx, q, r.d.cfg.RequestTimeout)
 }
 
 // askWithin is ask with a longer wait than RequestTimeout, for requests
 // the gateway itself answers.
-func askWithin[T any](r *Runtime, ctx context.Context, msg any, timeout time.Duration) (T, error) {
+func askWithin[T any](r *Runtime, ctx context.Context, q question[T], timeout time.Duration) (T, error) {
 	var zero T
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
@@ -303,18 +304,30 @@ func askWithin[T any](r *Runtime, ctx context.Context, msg any, timeout time.Dur
 	if timeout <= 0 {
 		return zero, gatewayd.ErrTimeout
 	}
-	res, err := r.d.root.RequestFuture(r.supervisor, msg, timeout).Result()
-	switch {
-	case errors.Is(err, actor.ErrTimeout):
+	ans := q.answers()
+	r.d.root.Send(r.supervisor, q)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case rep := <-ans:
+		return rep.value, rep.err
+	case <-t.C:
 		return zero, gatewayd.ErrTimeout
-	case err != nil:
-		return zero, fmt.Errorf("runtime: %w", err)
 	}
-	rep, ok := res.(*reply[T])
-	if !ok {
-		return zero, fmt.Errorf("runtime: %T answered with %T", msg, res)
+}
+
+// errUndelivered answers a request that reached no actor.
+var errUndelivered = fmt.Errorf("runtime: %w", actor.ErrDeadLetter)
+
+// answerUndelivered answers the requests Proto.Actor could not deliver
+// (sent to an actor that had stopped), so that their askers learn it at
+// once instead of at their timeout.
+func answerUndelivered(evt any) {
+	if dl, ok := evt.(*actor.DeadLetterEvent); ok {
+		if q, ok := dl.Message.(interface{ undelivered() }); ok {
+			q.undelivered()
+		}
 	}
-	return rep.value, rep.err
 }
 
 // Shutdown stops the supervisor and with it every gateway actor (each

@@ -486,3 +486,37 @@ func TestUnreadablePasswordIsFailedUntilSetAgain(t *testing.T) {
 	assert.True(t, up.Reconnect)
 	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 }
+
+// Answers that arrive just as their asker gives up are dropped, not
+// raced: with an ActorTimeout of 1 ms most actor answers come around the
+// deadline, and every call still gets the right gateway's status (from
+// the actor or, late, from the supervisor's record). With Proto.Actor's
+// futures the race detector reported a late answer written to a future
+// its waiter was reading (upstream #1145).
+func TestAnswersRacingTheirTimeout(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.ActorTimeout = time.Millisecond
+	h := newHarness(t, cfg)
+	gws, _ := h.AddAuthenticated("late", 4)
+	ctx := context.Background()
+	errs := make(chan error, 8)
+	for w := range 8 {
+		go func() {
+			for i := range 1000 {
+				g := gws[(w+i)%len(gws)]
+				st, err := h.Runtime.Status(ctx, g.ID)
+				if err == nil && st.ID != g.ID {
+					err = fmt.Errorf("asked for %s, got %s", g.ID, st.ID)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		require.NoError(t, <-errs)
+	}
+}

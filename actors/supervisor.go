@@ -64,21 +64,21 @@ func (s *supervisor) Receive(c actor.Context) {
 		}
 		s.removedMany(len(m.ids))
 	case *connectGateway:
-		s.connect(c, m.id)
+		s.connect(c, m.id, m.ans)
 	case *disconnectGateway:
-		s.disconnect(c, m.id)
+		s.disconnect(c, m.id, m.ans)
 	case *getStatus:
-		s.status(c, m.id)
+		s.status(c, m.id, m.ans)
 	case *getRecord:
-		s.record(c, m.id)
+		s.record(m.id, m.ans)
 	case *listStatuses:
-		s.list(c, m.factoryID)
+		s.list(m.factoryID, m.ans)
 	case *crashGateway:
-		s.crash(c, m.id)
+		s.crash(c, m.id, m.ans)
 	case *discoverSensors:
-		s.toRunning(c, m.id, &discoveryReply{err: errNotFound}, &discoveryReply{err: gatewayd.ErrNotConnected})
+		s.toRunning(c, m.id, m.ans.fail)
 	case *takeReading:
-		s.toRunning(c, m.id, &doneReply{err: errNotFound}, &doneReply{err: gatewayd.ErrNotConnected})
+		s.toRunning(c, m.id, m.ans.fail)
 	case *statusChanged:
 		s.statusChanged(m.status)
 	case *actor.Terminated:
@@ -103,10 +103,10 @@ func (s *supervisor) started() {
 
 var errNotFound = fmt.Errorf("gateway: %w", gatewayd.ErrNotFound)
 
-func (s *supervisor) disconnect(c actor.Context, id uuid.UUID) {
+func (s *supervisor) disconnect(c actor.Context, id uuid.UUID, ans answer[gatewayd.Status]) {
 	rec := s.records[id]
 	if rec == nil {
-		c.Respond(&statusReply{err: errNotFound})
+		ans.fail(errNotFound)
 		return
 	}
 	rec.w.set(func(w *wanted) { w.target.Desired = gatewayd.DesiredDisconnected })
@@ -116,7 +116,7 @@ func (s *supervisor) disconnect(c actor.Context, id uuid.UUID) {
 		st := rec.status
 		st.Desired, st.State, st.Since, st.NextRetryAt = gatewayd.DesiredDisconnected, gatewayd.StateDisconnected, time.Now(), nil
 		s.setStatus(rec, st)
-		c.Respond(&statusReply{value: rec.status})
+		ans.send(rec.status, nil)
 		return
 	}
 	c.Forward(rec.pid)
@@ -124,27 +124,27 @@ func (s *supervisor) disconnect(c actor.Context, id uuid.UUID) {
 
 // status forwards to the actor, which answers itself; without one the
 // record answers.
-func (s *supervisor) status(c actor.Context, id uuid.UUID) {
+func (s *supervisor) status(c actor.Context, id uuid.UUID, ans answer[gatewayd.Status]) {
 	rec := s.records[id]
 	switch {
 	case rec == nil:
-		c.Respond(&statusReply{err: errNotFound})
+		ans.fail(errNotFound)
 	case !rec.running():
-		c.Respond(&statusReply{value: rec.status})
+		ans.send(rec.status, nil)
 	default:
 		c.Forward(rec.pid)
 	}
 }
 
-func (s *supervisor) record(c actor.Context, id uuid.UUID) {
+func (s *supervisor) record(id uuid.UUID, ans answer[gatewayd.Status]) {
 	if rec := s.records[id]; rec != nil {
-		c.Respond(&statusReply{value: rec.status})
+		ans.send(rec.status, nil)
 	} else {
-		c.Respond(&statusReply{err: errNotFound})
+		ans.fail(errNotFound)
 	}
 }
 
-func (s *supervisor) list(c actor.Context, factoryID *uuid.UUID) {
+func (s *supervisor) list(factoryID *uuid.UUID, ans answer[[]gatewayd.Status]) {
 	out := make([]gatewayd.Status, 0, len(s.records))
 	for _, rec := range s.records {
 		if factoryID == nil || rec.status.FactoryID == *factoryID {
@@ -153,33 +153,34 @@ func (s *supervisor) list(c actor.Context, factoryID *uuid.UUID) {
 	}
 	// Byte order of a UUID is the order of its hex string.
 	slices.SortFunc(out, func(a, b gatewayd.Status) int { return bytes.Compare(a.ID[:], b.ID[:]) })
-	c.Respond(&statusesReply{value: out})
+	ans.send(out, nil)
 }
 
 // toRunning forwards a request to the gateway's actor, which answers it;
-// without a record or an actor the supervisor answers missing or idle.
-func (s *supervisor) toRunning(c actor.Context, id uuid.UUID, missing, idle any) {
+// without a record or an actor the supervisor fails it (not found, not
+// connected).
+func (s *supervisor) toRunning(c actor.Context, id uuid.UUID, fail func(error)) {
 	rec := s.records[id]
 	switch {
 	case rec == nil:
-		c.Respond(missing)
+		fail(errNotFound)
 	case !rec.running():
-		c.Respond(idle)
+		fail(gatewayd.ErrNotConnected)
 	default:
 		c.Forward(rec.pid)
 	}
 }
 
-func (s *supervisor) crash(c actor.Context, id uuid.UUID) {
+func (s *supervisor) crash(c actor.Context, id uuid.UUID, ans answer[struct{}]) {
 	rec := s.records[id]
 	switch {
 	case rec == nil:
-		c.Respond(&doneReply{err: errNotFound})
+		ans.fail(errNotFound)
 	case !rec.running():
-		c.Respond(&doneReply{err: fmt.Errorf("%w (state %s)", gatewayd.ErrNotRunning, rec.status.State)})
+		ans.fail(fmt.Errorf("%w (state %s)", gatewayd.ErrNotRunning, rec.status.State))
 	default:
 		c.Send(rec.pid, &crash{})
-		c.Respond(&doneReply{})
+		ans.send(struct{}{}, nil)
 	}
 }
 
@@ -374,10 +375,10 @@ func shrink[K comparable, V any](m map[K]V, peak *int) map[K]V {
 	return out
 }
 
-func (s *supervisor) connect(c actor.Context, id uuid.UUID) {
+func (s *supervisor) connect(c actor.Context, id uuid.UUID, ans answer[gatewayd.Status]) {
 	rec := s.records[id]
 	if rec == nil {
-		c.Respond(&statusReply{err: errNotFound})
+		ans.fail(errNotFound)
 		return
 	}
 	rec.w.set(func(w *wanted) { w.target.Desired = gatewayd.DesiredConnected })
@@ -387,14 +388,14 @@ func (s *supervisor) connect(c actor.Context, id uuid.UUID) {
 		st := rec.status
 		st.Desired = gatewayd.DesiredConnected
 		s.setStatus(rec, st)
-		c.Respond(&statusReply{value: rec.status})
+		ans.send(rec.status, nil)
 		return
 	}
 	if rec.pid == nil {
 		rec.failures = nil
 		s.spawn(c, rec)
 		if rec.pid == nil {
-			c.Respond(&statusReply{value: rec.status})
+			ans.send(rec.status, nil)
 			return
 		}
 	}
