@@ -24,28 +24,23 @@ demo: db .env build
 	@scripts/demo.sh once
 
 ## test: every test, race detector on, against real PostgreSQL
-# Packages are named longest first, so that they start first (go test runs
-# them in the order given, -p at a time) rather than one of them running
-# alone at the end. The race runtime sleeps 1 s at the exit of every test
-# binary so that late reports get printed; a race inside a test fails that
-# test anyway, and 50 ms is plenty for the rest.
-# -p: go test builds and runs -p packages at a time (default GOMAXPROCS,
-# 2 here), and a running test binary holds its slot until it ends; these
-# mostly wait (sockets, timers, PostgreSQL, Chromium, other processes), so
-# at 2 the cores idled while the next packages' links queued behind them.
-# 4 keeps both cores busy (BENCHMARKS.md, "the suite at -p 4").
-# The library packages are compiled (go build -race, which for them links
-# nothing) before any test starts: in a fresh checkout (CI) compiling them
-# ran beside the first tests and starved them (a status answer took
-# 5.8 s). With a warm build cache this is a check of half a second.
+# scripts/test.sh builds the test binaries first (kept in bin/test, linked
+# again only when their code changed), then runs TESTJOBS of them at a
+# time in the order given. Packages are named longest first, so that they
+# start first rather than one of them running alone at the end.
+# TESTJOBS: a running test binary mostly waits (sockets, timers,
+# PostgreSQL, Chromium, other processes); at 2 the cores idled, 4 keeps
+# both busy (BENCHMARKS.md, "the suite at -p 4").
+# The race runtime sleeps 1 s at the exit of every test binary so that late
+# reports get printed; a race inside a test fails that test anyway, and
+# 50 ms is plenty for the rest.
 # bin/gatewayd is built once for the tests that run the real program
 # (GATEWAYD_TEST_BIN): go build skips the link when it is current.
 TESTFIRST := ./web ./api ./cmd/gwload ./cmd/gatewayd ./actors ./ctc/ctctest ./events ./store
 TESTJOBS ?= 4
 test: db
-	$(GO) build -race $$($(GO) list -f '{{if ne .Name "main"}}{{.ImportPath}}{{end}}' ./...)
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/gatewayd ./cmd/gatewayd
-	GATEWAYD_TEST_BIN=$(CURDIR)/bin/gatewayd GORACE="atexit_sleep_ms=50 $$GORACE" $(GO) test -race -count=1 -p $(TESTJOBS) -timeout 15m $(TESTFIRST) ./...
+	GATEWAYD_TEST_BIN=$(CURDIR)/bin/gatewayd GORACE="atexit_sleep_ms=50 $$GORACE" TESTJOBS=$(TESTJOBS) scripts/test.sh $(TESTFIRST) ./...
 
 ## db: make sure PostgreSQL answers at DATABASE_URL and the database exists
 db:
