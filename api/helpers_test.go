@@ -53,13 +53,15 @@ func shownOnce(body []byte) {
 }
 
 // The tests mostly wait on the runtime, the simulator and PostgreSQL
-// (each has its own database): up to 4 run at once. At 8 the package took
-// 18 s instead of 28, but one whole-suite run in seven stalled long enough
-// to pass FastConfig's pong timeout (then 2 s; PostgreSQL's disk was busy
-// dropping a database per test, which testdb no longer does) and fail
-// four tests at once; not tried again since.
+// (each has its own database; the longest wait on timers): up to 8 run at
+// once. The package is the suite's longest and starts first, so at 4 its
+// last waiting tests ran alone at the end of make test with a core idle
+// (BENCHMARKS.md, 2026-12-04, third session). At 8 one whole-suite run in
+// seven once stalled past FastConfig's pong timeout (then 2 s) and failed
+// four tests at once, but PostgreSQL's disk was then busy dropping a
+// database per test, which testdb no longer does.
 func TestMain(m *testing.M) {
-	testutil.Parallel(4)
+	testutil.Parallel(8)
 	leaks.passwords = map[string]bool{}
 	code := testdb.Run(m, &tmpl)
 	leaks.Lock()
