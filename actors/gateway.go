@@ -196,7 +196,7 @@ func (a *gatewayActor) Receive(c actor.Context) {
 		}
 		a.discover(m.ans)
 	case *takeReading:
-		m.ans.fail(a.onTakeReading(m))
+		m.ans.send(struct{}{}, a.onTakeReading(m))
 	case *readingTimer:
 		if m.gen == a.gen {
 			a.onReadingTimer(m)
