@@ -6,9 +6,9 @@
 # a failed package's output.
 #
 # Why not `go test` itself: with -count=1 it links every test binary
-# anew on every run, ~1 CPU-second each under the race detector, 16 of the
-# ~90 CPU-seconds of a run on two cores (BENCHMARKS.md, "test binaries
-# kept"). `go test -c -o DIR/` skips the link when the binary in DIR is
+# anew on every run, ~1 CPU-second each under the race detector, about 18
+# of the ~90 CPU-seconds of a run on two cores (BENCHMARKS.md, 2026-12-04,
+# third session, "Kept: test binaries"). `go test -c -o DIR/` skips the link when the binary in DIR is
 # current, as `go build -o` does, so the binaries are kept in bin/test and
 # only those whose code changed are linked again. Each runs in its
 # package's directory with the flags `go test` would give it.
@@ -22,7 +22,8 @@ mkdir -p "$out"
 
 # Packages with tests, in the order given (go list drops repeats); a
 # binary is named for the last element of its import path.
-mapfile -t pkgs < <(go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}} {{.Dir}}{{end}}' "$@")
+list=$(go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}} {{.Dir}}{{end}}' "$@") || exit 1
+mapfile -t pkgs < <(grep . <<<"$list")
 [ ${#pkgs[@]} -gt 0 ] || { echo "test.sh: no test packages in $*" >&2; exit 1; }
 go test -race -c -o "$out/" $(printf '%s\n' "${pkgs[@]}" | cut -d' ' -f1) || exit 1
 
