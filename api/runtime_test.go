@@ -86,11 +86,11 @@ func (e *liveEnv) pollGET(path string, d, pause time.Duration, what string, done
 	var last response
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(pause) {
 		r := e.do("GET", path, nil)
-		if r.status == 503 {
+		if last = r; r.status == 503 {
 			continue
 		}
 		require.Equal(e.t, 200, r.status, "%s", r.body)
-		if last = r; done(r) {
+		if done(r) {
 			return r
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -273,10 +274,10 @@ func (e *env) startGatewaydOnce(extra []string) (started time.Time, inUse bool, 
 	if err != nil {
 		return time.Time{}, false, err
 	}
-	// This run's lines: the file also holds earlier runs'.
+	// This run's lines only: the file also holds earlier runs'.
 	logged := func() string {
-		b, _ := os.ReadFile(e.logFile.Name())
-		return string(b[min(int(logStart), len(b)):])
+		b, _ := io.ReadAll(io.NewSectionReader(e.logFile, logStart, math.MaxInt64-logStart))
+		return string(b)
 	}
 	cmd.Stdout, cmd.Stderr = e.logFile, e.logFile
 	started = time.Now()

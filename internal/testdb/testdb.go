@@ -204,8 +204,9 @@ var keptName = regexp.MustCompile(`^` + Prefix + `([0-9a-f]{12})_(t|\d+)$`)
 // (the test watches instead: a DROP DATABASE costs every running test a
 // checkpoint).
 func (t *Template) dropStale(ctx context.Context, drop func(name string) error) {
-	rows, err := t.locks.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 'gwt\_%' AND datname NOT LIKE $1`,
-		strings.ReplaceAll(t.prefix, "_", `\_`)+`\_%`)
+	like := func(prefix string) string { return strings.ReplaceAll(prefix, "_", `\_`) + "%" }
+	rows, err := t.locks.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname NOT LIKE $2`,
+		like(Prefix), like(t.prefix+"_"))
 	if err != nil {
 		return
 	}
