@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
+	"weak"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
@@ -121,4 +124,57 @@ func TestShrinkRebuildsAMapThatShrankALot(t *testing.T) {
 	small := map[int]int{1: 1}
 	p := 10
 	assert.Equal(t, 10, func() int { shrink(small, &p); return p }(), "small maps are left alone")
+}
+
+// A stopped child's PID is garbage once its parent has handled its
+// Terminated: clearVacatedChild clears the slot Proto.Actor's child set
+// leaves behind. Without it, PIDSet.Remove keeps removed PIDs reachable
+// past its slice's length (here: all but the first of three).
+func TestStoppedChildrenLeaveNoPIDBehind(t *testing.T) {
+	t.Parallel()
+	system := actor.NewActorSystem()
+	t.Cleanup(func() { system.Shutdown() })
+	type spawn struct{ n int }
+	type stopAll struct{}
+	type count struct{}
+	idle := actor.PropsFromFunc(func(actor.Context) {})
+	parent := system.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+		switch m := c.Message().(type) {
+		case spawn:
+			// Weak pointers only: the test must not keep the PIDs alive.
+			ptrs := make([]weak.Pointer[actor.PID], m.n)
+			for i := range ptrs {
+				ptrs[i] = weak.Make(c.Spawn(idle))
+			}
+			c.Respond(ptrs)
+		case stopAll:
+			for _, kid := range slices.Clone(c.Children()) {
+				c.Stop(kid)
+			}
+		case count:
+			c.Respond(len(c.Children()))
+		case *actor.Terminated:
+			clearVacatedChild(c)
+		}
+	}))
+	res, err := system.Root.RequestFuture(parent, spawn{n: 3}, 5*time.Second).Result()
+	require.NoError(t, err)
+	ptrs := res.([]weak.Pointer[actor.PID])
+	system.Root.Send(parent, stopAll{})
+	require.Eventually(t, func() bool {
+		n, err := system.Root.RequestFuture(parent, count{}, 5*time.Second).Result()
+		return err == nil && n == 0
+	}, 10*time.Second, 5*time.Millisecond)
+	alive := func() int {
+		runtime.GC()
+		n := 0
+		for _, p := range ptrs {
+			if p.Value() != nil {
+				n++
+			}
+		}
+		return n
+	}
+	require.Eventually(t, func() bool { return alive() == 0 }, 10*time.Second, 10*time.Millisecond,
+		"%d of 3 stopped children's PIDs still reachable", alive())
 }

@@ -239,6 +239,10 @@ func (e *env) memStats(r *report, debugAddr, when string) {
 			}
 		}
 	}
+	// The kernel's side: anonymous memory is the heap, stacks and the
+	// runtime's own; file pages are mostly the binary's text.
+	parts = append(parts, fmt.Sprintf("RssAnon %.1f", float64(procStatus(e.pid(), "RssAnon:"))/1024),
+		fmt.Sprintf("RssFile %.1f", float64(procStatus(e.pid(), "RssFile:"))/1024))
 	r.progressf("%s: MemStats MiB: %s", when, strings.Join(parts, ", "))
 }
 

@@ -330,12 +330,14 @@ func (e *env) stopGatewayd() {
 }
 
 // rssKiB is gatewayd's resident set size.
-func (e *env) rssKiB() int {
-	pid := os.Getpid()
+func (e *env) rssKiB() int { return procStatus(e.pid(), "VmRSS:") }
+
+// pid is gatewayd's process id, or gwload's own when gatewayd runs in it.
+func (e *env) pid() int {
 	if e.proc != nil {
-		pid = e.proc.Process.Pid
+		return e.proc.Process.Pid
 	}
-	return procStatus(pid, "VmRSS:")
+	return os.Getpid()
 }
 
 func procStatus(pid int, field string) int {
