@@ -145,7 +145,10 @@ func TestUI(t *testing.T) {
 	// event stream has shown AUTHENTICATED: arriving late, it must not put
 	// the older state back.
 	release := b.holdAnswer("connect", "*/api/gateways/"+gwID+"/connect", chromedp.Click(chromedp.CSS(`#gw-connect`)))
-	b.wait("AUTHENTICATED again", `document.querySelector('.status-facts dl')?.dataset.state === 'AUTHENTICATED' && document.querySelector('.history .badge:last-child')?.textContent === 'AUTHENTICATED'`)
+	// The newest change (the list's first item) ends in AUTHENTICATED. Its
+	// last badge, not a badge that is its last child: an item whose event
+	// carries last_error ends with that text.
+	b.wait("AUTHENTICATED again", `document.querySelector('.status-facts dl')?.dataset.state === 'AUTHENTICATED' && [...(document.querySelector('.history li')?.querySelectorAll('.badge') ?? [])].pop()?.textContent === 'AUTHENTICATED'`)
 	release()
 	b.wait("the connect's answer handled", `[...document.querySelectorAll('.toast')].some(t => t.textContent === 'Connecting')`)
 	assert.Equal(t, "AUTHENTICATED", eval[string](b, `document.querySelector('.status-facts dl').dataset.state`), "a late answer kept the newer state")
