@@ -99,8 +99,13 @@ export function gatewayPage(main, id, scope) {
   // the event stream showed it (another connection): its state is older and
   // must not put the old one back. The wanted state, which events do not
   // carry, is taken from a connect's or disconnect's answer either way.
+  // Times have millisecond resolution, and a connect's CONNECTING,
+  // CONNECTED and AUTHENTICATED often share one: a connect's or
+  // disconnect's answer that ties with the state shown is treated as
+  // older. That is safe both ways: the stream delivers every change and
+  // takes ties, so if the answer was the newer one its event still comes.
   const takeStatus = (s, wanted = false) => {
-    if (st && s.since < st.since) {
+    if (st && (s.since < st.since || (wanted && s.since === st.since))) {
       if (wanted) st.desired_state = s.desired_state;
       return;
     }
