@@ -296,18 +296,33 @@ func (r *reader) handle(ctx context.Context, kind int, data *[]byte, reserved in
 	return true
 }
 
-// framePool holds read buffers for frames. gorilla's ReadMessage reads a
-// message with io.ReadAll, which grows its buffer by doubling: a reading's
-// ~200 KB frame cost ~0.5 MB of garbage, once per reading and gateway.
-// A pooled buffer is reused instead, by whichever reader needs one.
-var framePool = sync.Pool{New: func() any { return new([]byte) }}
+// Read buffers. gorilla's ReadMessage reads a message with io.ReadAll,
+// which grows its buffer by doubling: a reading's ~200 KB frame cost ~0.5
+// MB of garbage, once per reading and gateway. Pooled buffers are reused
+// instead, by whichever reader needs one, in two sizes: every frame is
+// read into a small one (smallFrame bytes) first, and only a frame that
+// outgrows it, and that the intake has let in, moves to a large one. A
+// reader waiting for the intake therefore holds 32 KiB, not whatever
+// buffer it happened to take from the pool: with one pool, in a burst of
+// 2,000 readings, the readers waiting for the intake held readings'
+// 256 KiB buffers (49 MB of the 90 MB live at a collection; BENCHMARKS.md,
+// 2026-12-04 fourth session).
+var (
+	smallPool = sync.Pool{New: func() any { b := make([]byte, 0, smallFrame); return &b }}
+	framePool = sync.Pool{New: func() any { return new([]byte) }}
+)
 
 // poolFrameLimit is the largest buffer put back: a rare frame near the
 // read limit (4 MiB) is not kept for the next small one.
 const poolFrameLimit = 1 << 20
 
+// putFrame gives a buffer back to the pool of its size.
 func putFrame(b *[]byte) {
-	if cap(*b) <= poolFrameLimit {
+	switch c := cap(*b); {
+	case c == smallFrame:
+		*b = (*b)[:0]
+		smallPool.Put(b)
+	case c <= poolFrameLimit:
 		*b = (*b)[:0]
 		framePool.Put(b)
 	}
@@ -346,32 +361,43 @@ const frameReserve = 256 << 10
 const smallFrame = 32 << 10
 
 // readFrame reads the next message whole into a pooled buffer, which the
-// caller gives back with putFrame once nothing refers to it. Once a
-// message has grown past smallFrame, it waits for the intake and reserves
-// frameReserve there (reserved), which goes with the frame to the actor
-// (see ledger) or, if the frame is not delivered, back from the caller.
-// On error nothing is held.
+// caller gives back with putFrame once nothing refers to it. A message
+// that does not fit in a small buffer (smallFrame bytes) then waits for
+// the intake, holding only that buffer, and reserves frameReserve there
+// (reserved), which goes with the frame to the actor (see ledger) or, if
+// the frame is not delivered, back from the caller; it is then read on
+// into a large buffer. On error nothing is held.
 func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserved int64, err error) {
 	kind, rd, err := r.ws.NextReader()
 	if err != nil {
 		return 0, nil, 0, err
 	}
-	data = framePool.Get().(*[]byte)
-	b := (*data)[:0]
-	for {
-		if reserved == 0 && len(b) > smallFrame {
-			r.hold(true)
-			ok := r.intake.admit(ctx, frameReserve, intakeWait(r.cfg))
-			r.hold(false)
-			if !ok {
-				*data = b
-				putFrame(data)
-				return 0, nil, 0, errReaderStopped
-			}
-			reserved = frameReserve
+	small := smallPool.Get().(*[]byte)
+	b, err := readUpTo(rd, (*small)[:0])
+	*small = b
+	if err == io.EOF {
+		return kind, small, 0, nil
+	}
+	if err == nil { // the small buffer is full: does the message go on?
+		var next [1]byte
+		var n int
+		n, err = io.ReadFull(rd, next[:])
+		if err == io.EOF {
+			return kind, small, 0, nil // exactly smallFrame bytes
 		}
-		if len(b) == cap(b) { // double: a 4 MiB frame costs ~10 copies, not ~30
-			nb := make([]byte, len(b), max(2*cap(b), 16<<10))
+		if err == nil {
+			data, err = r.admitLarge(ctx, small, next[:n])
+		}
+	}
+	if err != nil {
+		putFrame(small)
+		return 0, nil, 0, err
+	}
+	reserved = frameReserve
+	b = *data
+	for {
+		if len(b) == cap(b) { // double: a 4 MiB frame costs a few copies, not ~30
+			nb := make([]byte, len(b), 2*cap(b))
 			copy(nb, b)
 			b = nb
 		}
@@ -388,4 +414,39 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 			return 0, nil, 0, err
 		}
 	}
+}
+
+// readUpTo fills b from rd up to its capacity. It returns io.EOF if the
+// message ended first, nil if b is full.
+func readUpTo(rd io.Reader, b []byte) ([]byte, error) {
+	for len(b) < cap(b) {
+		n, err := rd.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			return b, err
+		}
+	}
+	return b, nil
+}
+
+// admitLarge waits for the intake to let a large frame in, holding only
+// its small buffer, then moves what was read (small's bytes and next) to
+// a large buffer and gives the small one back. A large buffer starts at
+// frameReserve, which a reading fits in: no doubling on the way.
+func (r *reader) admitLarge(ctx context.Context, small *[]byte, next []byte) (*[]byte, error) {
+	r.hold(true)
+	ok := r.intake.admit(ctx, frameReserve, intakeWait(r.cfg))
+	r.hold(false)
+	if !ok {
+		return nil, errReaderStopped
+	}
+	data := framePool.Get().(*[]byte)
+	b := (*data)[:0]
+	if cap(b) < frameReserve {
+		b = make([]byte, 0, frameReserve)
+	}
+	b = append(append(b, *small...), next...)
+	*data = b
+	putFrame(small)
+	return data, nil
 }

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -78,5 +79,41 @@ func TestFullIntakeHoldsOnlyLargeFrames(t *testing.T) {
 	case <-got: // delivered (its padding may make it malformed; that is the actor's business)
 	case <-time.After(10 * time.Second):
 		t.Fatal("the large frame was not let in when room was made")
+	}
+}
+
+// Frames on both sides of the small buffer's size arrive whole and
+// unchanged, and only those that outgrow it ask the intake and use a large
+// buffer; a small frame never takes a large buffer, even when the pool
+// holds nothing else (a reader waiting for the intake holds 32 KiB, not a
+// reading's buffer).
+func TestReadFrameBuffers(t *testing.T) {
+	t.Parallel()
+	client, peer := socketPair(t)
+	in := newIntake(1 << 30)
+	cfg := Config{}.withDefaults()
+	r := &reader{ws: client, intake: in, cfg: cfg, log: zerolog.Nop()}
+	for _, size := range []int{0, 1, smallFrame - 1, smallFrame, smallFrame + 1, frameReserve, frameReserve + 1, 3 * frameReserve} {
+		big := make([]byte, 0, frameReserve)
+		framePool.Put(&big) // what a burst of readings leaves in the pool
+		msg := make([]byte, size)
+		for i := range msg {
+			msg[i] = byte('a' + i%26)
+		}
+		require.NoError(t, peer.WriteMessage(websocket.TextMessage, msg))
+		kind, data, reserved, err := r.readFrame(t.Context())
+		require.NoError(t, err, "size %d", size)
+		assert.Equal(t, websocket.TextMessage, kind)
+		assert.True(t, bytes.Equal(msg, *data), "size %d: the frame arrived changed", size)
+		if size <= smallFrame {
+			assert.Equal(t, smallFrame, cap(*data), "size %d: a small buffer", size)
+			assert.Zero(t, reserved, "size %d: the intake not asked", size)
+		} else {
+			assert.GreaterOrEqual(t, cap(*data), frameReserve, "size %d: a large buffer", size)
+			assert.Equal(t, int64(frameReserve), reserved, "size %d: reserved in the intake", size)
+		}
+		assert.Equal(t, reserved, in.held(), "size %d", size)
+		in.add(-reserved)
+		putFrame(data)
 	}
 }
