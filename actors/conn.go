@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -299,13 +300,14 @@ func (r *reader) handle(ctx context.Context, kind int, data *[]byte, reserved in
 // Read buffers. gorilla's ReadMessage reads a message with io.ReadAll,
 // which grows its buffer by doubling: a reading's ~200 KB frame cost ~0.5
 // MB of garbage, once per reading and gateway. Pooled buffers are reused
-// instead, by whichever reader needs one, in two sizes: every frame is
-// read into a small one (smallFrame bytes) first, and only a frame that
-// outgrows it, and that the intake has let in, moves to a large one. A
-// reader waiting for the intake therefore holds 32 KiB, not whatever
-// buffer it happened to take from the pool: with one pool, in a burst of
-// 2,000 readings, the readers waiting for the intake held readings'
-// 256 KiB buffers (49 MB of the 90 MB live at a collection; BENCHMARKS.md,
+// instead, by whichever reader needs one, in two sizes: a frame is read
+// into a small one (smallFrame bytes) unless its first bytes say it is a
+// reading, and only a reading or a frame that outgrows the small buffer,
+// once the intake has let it in, moves to a large one. A reader waiting
+// for the intake therefore holds 64 bytes or 32 KiB, not whatever buffer
+// it happened to take from the pool: with one pool, in a burst of 2,000
+// readings, the readers waiting for the intake held readings' 256 KiB
+// buffers (49 MB of the 90 MB live at a collection; BENCHMARKS.md,
 // 2026-12-04 fourth session).
 var (
 	smallPool = sync.Pool{New: func() any { b := make([]byte, 0, smallFrame); return &b }}
@@ -361,40 +363,55 @@ const frameReserve = 256 << 10
 const smallFrame = 32 << 10
 
 // readFrame reads the next message whole into a pooled buffer, which the
-// caller gives back with putFrame once nothing refers to it. A message
-// that does not fit in a small buffer (smallFrame bytes) then waits for
-// the intake, holding only that buffer, and reserves frameReserve there
-// (reserved), which goes with the frame to the actor (see ledger) or, if
-// the frame is not delivered, back from the caller; it is then read on
-// into a large buffer. On error nothing is held.
+// caller gives back with putFrame once nothing refers to it. A reading,
+// known by its first bytes, or any message that does not fit in a small
+// buffer (smallFrame bytes), waits for the intake before it is read on,
+// and reserves frameReserve there (reserved), which goes with the frame to
+// the actor (see ledger) or, if the frame is not delivered, back from the
+// caller. A reading waits holding only its first bytes, any other large
+// message its small buffer. On error nothing is held.
 func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserved int64, err error) {
 	kind, rd, err := r.ws.NextReader()
 	if err != nil {
 		return 0, nil, 0, err
 	}
-	small := smallPool.Get().(*[]byte)
-	b, err := readUpTo(rd, (*small)[:0])
-	*small = b
-	if err == io.EOF {
+	var head [headSize]byte
+	n, err := io.ReadFull(rd, head[:])
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		small := smallPool.Get().(*[]byte)
+		*small = append((*small)[:0], head[:n]...)
 		return kind, small, 0, nil
 	}
-	if err == nil { // the small buffer is full: does the message go on?
-		var next [1]byte
-		var n int
-		n, err = io.ReadFull(rd, next[:])
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	if readingHead(head[:]) {
+		data, err = r.admitLarge(ctx, head[:])
+	} else {
+		small := smallPool.Get().(*[]byte)
+		var b []byte
+		b, err = readUpTo(rd, append((*small)[:0], head[:]...))
+		*small = b
 		if err == io.EOF {
-			return kind, small, 0, nil // exactly smallFrame bytes
+			return kind, small, 0, nil
 		}
-		if err == nil {
-			data, err = r.admitLarge(ctx, small, next[:n])
+		if err == nil { // the small buffer is full: does the message go on?
+			var next [1]byte
+			n, err = io.ReadFull(rd, next[:])
+			if err == io.EOF {
+				return kind, small, 0, nil // exactly smallFrame bytes
+			}
+			if err == nil {
+				data, err = r.admitLarge(ctx, b, next[:n])
+			}
 		}
+		putFrame(small)
 	}
 	if err != nil {
-		putFrame(small)
 		return 0, nil, 0, err
 	}
 	reserved = frameReserve
-	b = *data
+	b := *data
 	for {
 		if len(b) == cap(b) { // double: a 4 MiB frame costs a few copies, not ~30
 			nb := make([]byte, len(b), 2*cap(b))
@@ -416,6 +433,31 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 	}
 }
 
+// headSize is how much of a message is read before the reader decides
+// how to read the rest: enough for a reading's {"Type":"NOT_DYN_READING"
+// with some spaces.
+const headSize = 64
+
+// readingHead reports whether a message's first bytes name it a reading:
+// {"Type":"NOT_DYN_READING", with JSON whitespace allowed between the
+// tokens. Gateways write Type first (API.md §6); a reading that names its
+// type later is known by its size instead, as any large message. Knowing
+// it early matters in a burst: a thousand readers waiting for the intake
+// held 32 KiB each, 16 MB of the 69 MB live at a collection (BENCHMARKS.md,
+// 2026-12-04 fourth session); now they hold 64 bytes on their stacks.
+func readingHead(b []byte) bool {
+	for _, tok := range readingTokens {
+		b = bytes.TrimLeft(b, " \t\r\n")
+		if !bytes.HasPrefix(b, tok) {
+			return false
+		}
+		b = b[len(tok):]
+	}
+	return true
+}
+
+var readingTokens = [][]byte{[]byte("{"), []byte(`"Type"`), []byte(":"), []byte(`"` + ctc.TypeNotDynReading + `"`)}
+
 // readUpTo fills b from rd up to its capacity. It returns io.EOF if the
 // message ended first, nil if b is full.
 func readUpTo(rd io.Reader, b []byte) ([]byte, error) {
@@ -429,11 +471,10 @@ func readUpTo(rd io.Reader, b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// admitLarge waits for the intake to let a large frame in, holding only
-// its small buffer, then moves what was read (small's bytes and next) to
-// a large buffer and gives the small one back. A large buffer starts at
+// admitLarge waits for the intake to let a large frame in, then copies
+// what was read of it (parts) to a large buffer. A large buffer starts at
 // frameReserve, which a reading fits in: no doubling on the way.
-func (r *reader) admitLarge(ctx context.Context, small *[]byte, next []byte) (*[]byte, error) {
+func (r *reader) admitLarge(ctx context.Context, parts ...[]byte) (*[]byte, error) {
 	r.hold(true)
 	ok := r.intake.admit(ctx, frameReserve, intakeWait(r.cfg))
 	r.hold(false)
@@ -445,8 +486,9 @@ func (r *reader) admitLarge(ctx context.Context, small *[]byte, next []byte) (*[
 	if cap(b) < frameReserve {
 		b = make([]byte, 0, frameReserve)
 	}
-	b = append(append(b, *small...), next...)
+	for _, p := range parts {
+		b = append(b, p...)
+	}
 	*data = b
-	putFrame(small)
 	return data, nil
 }

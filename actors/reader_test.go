@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -83,36 +82,65 @@ func TestFullIntakeHoldsOnlyLargeFrames(t *testing.T) {
 }
 
 // Frames on both sides of the small buffer's size arrive whole and
-// unchanged, and only those that outgrow it ask the intake and use a large
-// buffer; a small frame never takes a large buffer, even when the pool
-// holds nothing else (a reader waiting for the intake holds 32 KiB, not a
-// reading's buffer).
+// unchanged. Only a reading (known by its first bytes, whatever its size)
+// or a frame that outgrows the small buffer asks the intake and uses a
+// large buffer; a small frame never takes a large buffer, even when the
+// pool holds nothing else (a reader waiting for the intake holds 64 bytes
+// or 32 KiB, not a reading's buffer).
 func TestReadFrameBuffers(t *testing.T) {
 	t.Parallel()
 	client, peer := socketPair(t)
 	in := newIntake(1 << 30)
 	cfg := Config{}.withDefaults()
 	r := &reader{ws: client, intake: in, cfg: cfg, log: zerolog.Nop()}
-	for _, size := range []int{0, 1, smallFrame - 1, smallFrame, smallFrame + 1, frameReserve, frameReserve + 1, 3 * frameReserve} {
+	filler := func(size int) string {
+		b := make([]byte, size)
+		for i := range b {
+			b[i] = byte('a' + i%26)
+		}
+		return string(b)
+	}
+	reading := func(pad int) string {
+		return `{"Type":"NOT_DYN_READING","From":"SERV","Target":"UI","Data":{"Serial":"1","X":"` + filler(pad) + `"}}`
+	}
+	cases := []struct {
+		name  string
+		msg   string
+		large bool
+	}{
+		{"empty", "", false},
+		{"one byte", "x", false},
+		{"head size", filler(headSize), false},
+		{"head size + 1", filler(headSize + 1), false},
+		{"small buffer - 1", filler(smallFrame - 1), false},
+		{"small buffer", filler(smallFrame), false},
+		{"small buffer + 1", filler(smallFrame + 1), true},
+		{"frame reserve", filler(frameReserve), true},
+		{"frame reserve + 1", filler(frameReserve + 1), true},
+		{"three frame reserves", filler(3 * frameReserve), true},
+		{"short reading", reading(10), true},
+		{"reading", reading(200 << 10), true},
+		{"reading, spaced", " { \"Type\" :\t\"NOT_DYN_READING\" , \"Data\": {\"X\": \"" + filler(100) + "\"}}", true},
+		{"reading within the head", `{"Type":"NOT_DYN_READING","Data":{}}`, false},
+		{"reading started", `{"Type":"NOT_DYN_READING_STARTED","From":"SERV","Target":"UI","Data":{"Serial":1,"Success":true}}`, false},
+		{"reading named late", `{"From":"SERV","Type":"NOT_DYN_READING","Data":{"X":"` + filler(100) + `"}}`, false},
+	}
+	for _, c := range cases {
 		big := make([]byte, 0, frameReserve)
 		framePool.Put(&big) // what a burst of readings leaves in the pool
-		msg := make([]byte, size)
-		for i := range msg {
-			msg[i] = byte('a' + i%26)
-		}
-		require.NoError(t, peer.WriteMessage(websocket.TextMessage, msg))
+		require.NoError(t, peer.WriteMessage(websocket.TextMessage, []byte(c.msg)))
 		kind, data, reserved, err := r.readFrame(t.Context())
-		require.NoError(t, err, "size %d", size)
+		require.NoError(t, err, c.name)
 		assert.Equal(t, websocket.TextMessage, kind)
-		assert.True(t, bytes.Equal(msg, *data), "size %d: the frame arrived changed", size)
-		if size <= smallFrame {
-			assert.Equal(t, smallFrame, cap(*data), "size %d: a small buffer", size)
-			assert.Zero(t, reserved, "size %d: the intake not asked", size)
+		assert.True(t, c.msg == string(*data), "%s: the frame arrived changed", c.name)
+		if c.large {
+			assert.GreaterOrEqual(t, cap(*data), frameReserve, "%s: a large buffer", c.name)
+			assert.Equal(t, int64(frameReserve), reserved, "%s: reserved in the intake", c.name)
 		} else {
-			assert.GreaterOrEqual(t, cap(*data), frameReserve, "size %d: a large buffer", size)
-			assert.Equal(t, int64(frameReserve), reserved, "size %d: reserved in the intake", size)
+			assert.Equal(t, smallFrame, cap(*data), "%s: a small buffer", c.name)
+			assert.Zero(t, reserved, "%s: the intake not asked", c.name)
 		}
-		assert.Equal(t, reserved, in.held(), "size %d", size)
+		assert.Equal(t, reserved, in.held(), c.name)
 		in.add(-reserved)
 		putFrame(data)
 	}
