@@ -53,10 +53,10 @@ type Config struct {
 	ReadingBacklogBytes            int
 	// ReadingIntakeBytes is how many bytes of readings may be between the
 	// sockets and the database before readers wait (intake.go); default
-	// 12 MiB: in a burst of 2,000 readings, peak RSS over idle median +110
-	// MiB against +144 at 24 MiB, at the same rate, with request → COMPLETE
-	// p99 ~0.2 s longer (BENCHMARKS.md, 2026-12-04 fourth session). Before
-	// a held reader held only 32 KiB, a smaller intake made it worse.
+	// 8 MiB: in a burst of 2,000 readings, peak RSS over idle +56–58 MiB
+	// against +68–73 at 12 MiB and +119 at 24, for ~5 % of the rate
+	// (BENCHMARKS.md, 2026-12-04 fourth session). Before waiting readers
+	// held only a reading's first bytes, a smaller intake made it worse.
 	ReadingIntakeBytes int
 	// RequestTimeout bounds a request to the supervisor; default 5s.
 	RequestTimeout time.Duration
@@ -113,7 +113,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.ReadingWorkers, runtime.GOMAXPROCS(0))
 	setDefault(&c.ReadingBacklog, 1024)
 	setDefault(&c.ReadingBacklogBytes, 32<<20)
-	setDefault(&c.ReadingIntakeBytes, 12<<20)
+	setDefault(&c.ReadingIntakeBytes, 8<<20)
 	if c.ReadingStartTimeout <= 0 {
 		c.ReadingStartTimeout = 30 * time.Second
 	}
