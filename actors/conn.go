@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -293,6 +294,9 @@ func (r *reader) handle(ctx context.Context, kind int, data *[]byte, reserved in
 	// Decode keeps nothing of the frame (strings and raw JSON are copies),
 	// so its buffer goes back to the pool right after.
 	msg, err := ctc.Decode(*data)
+	if reserved > 0 {
+		runtime.Gosched() // after a reading's decode: see processor.process
+	}
 	took = r.deliver(msg, err, cost, reserved)
 	return true
 }

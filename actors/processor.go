@@ -3,6 +3,7 @@ package actors
 import (
 	"encoding/json"
 	"math"
+	"runtime"
 	"sync"
 	"time"
 
@@ -116,7 +117,15 @@ func (p *processor) process(j job, s *scratch) (u gatewayd.ReadingUpdate) {
 			*s = scratch{}
 		}
 	}()
+	// A worker with jobs queued never blocks between them, so without a
+	// yield it kept its core for the scheduler's whole 10 ms slice while
+	// HTTP handlers waited: it yields after each stage of a few
+	// milliseconds (decoding, analysis; the reader after decoding a
+	// frame), which halved the status p99 in a burst of 2,000 readings
+	// (BENCHMARKS.md, 2026-12-04 fourth session). Yielding per axis
+	// gained nothing more.
 	err := ctc.DecodeWaveformInto(&s.w, j.x, j.y, j.z)
+	runtime.Gosched()
 	w := s.w
 	if err == nil && !fitsFloat32(w.X, w.Y, w.Z) {
 		err = ctc.ErrMalformedWaveform // samples are stored as float32
@@ -125,6 +134,7 @@ func (p *processor) process(j job, s *scratch) (u gatewayd.ReadingUpdate) {
 		return failed(&acquisition{r: j.r, serial: j.serial}, gatewayd.ReadingErrMalformed, time.Now())
 	}
 	summary, err := json.Marshal(p.analyzer.Summarize(w.X, w.Y, w.Z, j.rateHz))
+	runtime.Gosched()
 	if err != nil {
 		return failed(&acquisition{r: j.r, serial: j.serial}, "analysis failed", time.Now())
 	}
