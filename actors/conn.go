@@ -379,28 +379,29 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 	if err != nil {
 		return 0, nil, 0, err
 	}
-	var head [headSize]byte
-	n, err := io.ReadFull(rd, head[:])
-	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		small := smallPool.Get().(*[]byte)
-		*small = append((*small)[:0], head[:n]...)
+	small := smallPool.Get().(*[]byte)
+	b, err := readUpTo(rd, (*small)[:0:headSize])
+	*small = (*small)[:len(b)] // b's capacity is the head's; the buffer keeps its own
+	switch {
+	case err == io.EOF:
 		return kind, small, 0, nil
-	}
-	if err != nil {
+	case err != nil:
+		putFrame(small)
 		return 0, nil, 0, err
-	}
-	if readingHead(head[:]) {
-		data, err = r.admitLarge(ctx, head[:])
-	} else {
-		small := smallPool.Get().(*[]byte)
-		var b []byte
-		b, err = readUpTo(rd, append((*small)[:0], head[:]...))
+	case readingHead(b):
+		// All a reading holds while it waits: its head, not the buffer.
+		head := append([]byte(nil), b...)
+		putFrame(small)
+		data, err = r.admitLarge(ctx, head)
+	default:
+		b, err = readUpTo(rd, *small)
 		*small = b
 		if err == io.EOF {
 			return kind, small, 0, nil
 		}
 		if err == nil { // the small buffer is full: does the message go on?
 			var next [1]byte
+			var n int
 			n, err = io.ReadFull(rd, next[:])
 			if err == io.EOF {
 				return kind, small, 0, nil // exactly smallFrame bytes
@@ -415,7 +416,7 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 		return 0, nil, 0, err
 	}
 	reserved = frameReserve
-	b := *data
+	b = *data
 	for {
 		if len(b) == cap(b) { // double: a 4 MiB frame costs a few copies, not ~30
 			nb := make([]byte, len(b), 2*cap(b))
@@ -448,7 +449,7 @@ const headSize = 64
 // type later is known by its size instead, as any large message. Knowing
 // it early matters in a burst: a thousand readers waiting for the intake
 // held 32 KiB each, 16 MB of the 69 MB live at a collection (BENCHMARKS.md,
-// 2026-12-04 fourth session); now they hold 64 bytes on their stacks.
+// 2026-12-04 fourth session); now they hold 64 bytes.
 func readingHead(b []byte) bool {
 	for _, tok := range readingTokens {
 		b = bytes.TrimLeft(b, " \t\r\n")
