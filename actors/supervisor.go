@@ -86,13 +86,6 @@ func (s *supervisor) Receive(c actor.Context) {
 	}
 }
 
-// releasePID is sent through a terminated child's PID only to make
-// Proto.Actor drop the process that PID caches; it ends in dead letters,
-// unlogged.
-type releasePID struct{}
-
-func (releasePID) IgnoreDeadLetterLogging() {}
-
 // started: after a restart of the supervisor its children are gone, so it
 // asks for a fresh read to bring them back.
 func (s *supervisor) started() {
@@ -407,9 +400,8 @@ func (s *supervisor) terminated(c actor.Context, m *actor.Terminated) {
 	// keeps removed PIDs in its backing array past its length, and a PID
 	// caches a pointer to its process, which holds the actor and all it
 	// owned (heap profile after 18,000 gateways were created and deleted:
-	// 30 MiB of dead actors still live, BENCHMARKS.md). A send through the
-	// PID finds the process dead and drops that pointer.
-	c.Send(m.Who, releasePID{})
+	// 30 MiB of dead actors still live, BENCHMARKS.md). Clearing that slot
+	// makes the PID, and all it caches, garbage.
 	clearVacatedChild(c)
 	id, err := childID(m.Who)
 	rec := s.records[id]
