@@ -23,6 +23,7 @@ import (
 
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
 	"github.com/ctcgw/gatewayd/internal/config"
+	"github.com/ctcgw/gatewayd/internal/logging"
 	"github.com/ctcgw/gatewayd/internal/testdb"
 	"github.com/ctcgw/gatewayd/internal/testutil"
 	"github.com/ctcgw/gatewayd/store"
@@ -123,13 +124,11 @@ func startServe(t *testing.T, env []string, wrap ...string) *served {
 // returns false if the process exited first.
 func (s *served) listening(t *testing.T, within time.Duration) bool {
 	t.Helper()
-	want := fmt.Sprintf(`"addr":"127.0.0.1:%d"`, s.port)
+	addr := fmt.Sprintf("127.0.0.1:%d", s.port)
 	deadline := time.After(within)
 	for {
-		for _, line := range strings.Split(s.logs.String(), "\n") {
-			if strings.Contains(line, `"message":"API listening"`) && strings.Contains(line, want) {
-				return true
-			}
+		if logging.Listening(s.logs.String(), addr) {
+			return true
 		}
 		select {
 		case <-s.done:

@@ -18,6 +18,7 @@ import (
 	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/events"
 	"github.com/ctcgw/gatewayd/internal/config"
+	"github.com/ctcgw/gatewayd/internal/logging"
 	"github.com/ctcgw/gatewayd/internal/netguard"
 	"github.com/ctcgw/gatewayd/internal/netutil"
 	"github.com/ctcgw/gatewayd/metrics"
@@ -159,7 +160,7 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	ln := netutil.RetryAccept(tcp, log)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- app.Listener(ln) }()
-	log.Info().Str("addr", ln.Addr().String()).Msg("API listening")
+	log.Info().Str("addr", ln.Addr().String()).Msg(logging.APIListening)
 
 	select {
 	case <-ctx.Done():

@@ -28,6 +28,7 @@ import (
 
 	"github.com/ctcgw/gatewayd/ctc"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"github.com/ctcgw/gatewayd/internal/logging"
 	"github.com/ctcgw/gatewayd/store"
 )
 
@@ -288,14 +289,10 @@ func (e *env) startGatewaydOnce(extra []string) (started time.Time, inUse bool, 
 	go func() { e.exited <- cmd.Wait() }()
 	// Only after gatewayd's own "API listening" line is the port its:
 	// before, whoever else holds it would answer (another gatewayd, too).
-	listening := fmt.Sprintf(`"addr":"127.0.0.1:%d"`, port)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	deadline := time.Now().Add(60 * time.Second)
 	for own := false; time.Now().Before(deadline); {
-		if !own {
-			for _, line := range strings.Split(logged(), "\n") {
-				own = own || strings.Contains(line, `"message":"API listening"`) && strings.Contains(line, listening)
-			}
-		}
+		own = own || logging.Listening(logged(), addr)
 		if own {
 			if resp, err := e.client.Get(e.api + "/ready"); err == nil {
 				resp.Body.Close()

@@ -56,3 +56,21 @@ func Color(out io.Writer, environ []string) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
+
+// APIListening is the message gatewayd logs, with the address in "addr",
+// once its API listens. Tools that start gatewayd wait for it (Listening).
+const APIListening = "API listening"
+
+// Listening reports whether JSON log output holds gatewayd's APIListening
+// line for addr ("127.0.0.1:3000"). Only that line proves the port is
+// gatewayd's: a port picked free a moment before may be taken by someone
+// else by the time gatewayd binds it, and that someone may answer HTTP too.
+func Listening(logs, addr string) bool {
+	want := `"addr":"` + addr + `"`
+	for line := range strings.Lines(logs) {
+		if strings.Contains(line, `"message":"`+APIListening+`"`) && strings.Contains(line, want) {
+			return true
+		}
+	}
+	return false
+}

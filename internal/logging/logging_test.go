@@ -115,3 +115,16 @@ func TestTimestampsHaveMilliseconds(t *testing.T) {
 		t.Logf("seen: %v", seen[:min(len(seen), 20)])
 	}
 }
+
+// Listening finds the line serve logs, in the JSON format New writes, for
+// the address asked about only.
+func TestListeningFindsTheAPILine(t *testing.T) {
+	var out bytes.Buffer
+	log := New(&out, "info", "json", false)
+	log.Info().Str("addr", "127.0.0.1:4000").Msg("runtime loaded")
+	assert.False(t, Listening(out.String(), "127.0.0.1:4000"), "another message")
+	log.Info().Str("addr", "127.0.0.1:4000").Msg(APIListening)
+	assert.True(t, Listening(out.String(), "127.0.0.1:4000"))
+	assert.False(t, Listening(out.String(), "127.0.0.1:400"), "another port")
+	assert.False(t, Listening(out.String(), "127.0.0.1:40000"), "another port")
+}
