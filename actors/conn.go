@@ -418,23 +418,20 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 	reserved = frameReserve
 	b = *data
 	for {
-		if len(b) == cap(b) { // double: a 4 MiB frame costs a few copies, not ~30
-			nb := make([]byte, len(b), 2*cap(b))
-			copy(nb, b)
-			b = nb
-		}
-		n, err := rd.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
+		b, err = readUpTo(rd, b)
+		*data = b
 		if err == io.EOF {
-			*data = b
 			return kind, data, reserved, nil
 		}
 		if err != nil {
-			*data = b
 			putFrame(data)
 			r.intake.add(-reserved)
 			return 0, nil, 0, err
 		}
+		// Full: double, so a 4 MiB frame costs a few copies, not ~30.
+		nb := make([]byte, len(b), 2*cap(b))
+		copy(nb, b)
+		b = nb
 	}
 }
 
