@@ -185,7 +185,10 @@ func TestFloodingGatewaysAreCutOffAndMemoryStaysBounded(t *testing.T) {
 // backing off instead of reconnecting every second forever.
 func TestOversizeFrameAfterLoginKeepsBackingOff(t *testing.T) {
 	cfg := actorstest.FastConfig()
-	cfg.PingInterval = time.Second // healthy only after a second up
+	// Healthy only after 10 s up: reading a 5 MiB frame to the limit
+	// took over a second under -race on a loaded machine, which counted
+	// as healthy and reset the attempts (2026-12-05).
+	cfg.PingInterval = 10 * time.Second
 	h := newHarness(t, cfg)
 	gws, sims := h.AddAuthenticated("big", 1)
 	sims[0].UpdateFaults(func(f *ctctest.Faults) { f.OversizeAfterLogin = 5 << 20 })
