@@ -50,7 +50,11 @@ type Config struct {
 	// ReadingBacklogBytes the gateways' text they hold (default 32 MiB:
 	// ~160 CSV readings of 3 × 8192 samples, ~480 in base64).
 	ReadingWorkers, ReadingBacklog int
-	ReadingBacklogBytes            int
+	// ReadingCores is how many goroutines may decode and analyse readings
+	// at once, readers and workers together (crunch.go); default
+	// GOMAXPROCS − 1, at least 1, so one core stays for the rest.
+	ReadingCores        int
+	ReadingBacklogBytes int
 	// ReadingIntakeBytes is how many bytes of readings may be between the
 	// sockets and the database before readers wait (intake.go); default
 	// 8 MiB: in a burst of 2,000 readings, peak RSS over idle +56–58 MiB
@@ -111,6 +115,7 @@ func (c Config) withDefaults() Config {
 	}
 	setDefault(&c.ReadingQueueLimit, 16)
 	setDefault(&c.ReadingWorkers, runtime.GOMAXPROCS(0))
+	setDefault(&c.ReadingCores, max(runtime.GOMAXPROCS(0)-1, 1))
 	setDefault(&c.ReadingBacklog, 1024)
 	setDefault(&c.ReadingBacklogBytes, 32<<20)
 	setDefault(&c.ReadingIntakeBytes, 8<<20)

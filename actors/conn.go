@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -226,6 +225,7 @@ type reader struct {
 	// held is set while it does (nil: nobody asks).
 	intake *intake
 	held   *atomic.Bool
+	crunch crunch // bounds the decoders of large frames
 	cfg    Config
 	// deliver hands a decoded frame to the actor; cost is returned to the
 	// inbox when the actor has handled it, and so are the intake's
@@ -293,9 +293,12 @@ func (r *reader) handle(ctx context.Context, kind int, data *[]byte, reserved in
 	}
 	// Decode keeps nothing of the frame (strings and raw JSON are copies),
 	// so its buffer goes back to the pool right after.
-	msg, err := ctc.Decode(*data)
-	if reserved > 0 {
-		runtime.Gosched() // after a reading's decode: see processor.process
+	var msg ctc.Message
+	var err error
+	if reserved > 0 { // a large frame: a reading's few milliseconds of work
+		r.crunch.do(func() { msg, err = ctc.Decode(*data) })
+	} else {
+		msg, err = ctc.Decode(*data)
 	}
 	took = r.deliver(msg, err, cost, reserved)
 	return true

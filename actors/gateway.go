@@ -402,7 +402,7 @@ func (a *gatewayActor) startReader(ws *websocket.Conn) {
 	})
 	led := newLedger(a.d.intake)
 	a.ledger = led
-	r := &reader{ws: ws, inbox: inbox, intake: a.d.intake, held: held, cfg: a.d.cfg, log: a.log,
+	r := &reader{ws: ws, inbox: inbox, intake: a.d.intake, crunch: a.d.crunch, held: held, cfg: a.d.cfg, log: a.log,
 		deliver: func(msg ctc.Message, err error, cost, reserved int64) bool {
 			took := led.hold(reserved)
 			if !took {

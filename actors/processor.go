@@ -42,6 +42,7 @@ type processor struct {
 	wg       sync.WaitGroup
 	maxBytes int64
 	intake   *intake // told of the bytes queued
+	crunch   crunch  // shared with the readers of large frames
 
 	mu      sync.Mutex // guards closed against submit, and queued
 	closed  bool
@@ -61,7 +62,8 @@ func newProcessor(w *writer, workers, queue int, queueBytes int64, log zerolog.L
 				p.queued -= j.size()
 				p.waiting--
 				p.mu.Unlock()
-				u := p.process(j, &s)
+				var u gatewayd.ReadingUpdate
+				p.crunch.do(func() { u = p.process(j, &s) })
 				p.writer.reading(u) // counts its packed samples in the intake first
 				p.intake.add(-j.size())
 				s.trim()

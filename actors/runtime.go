@@ -47,6 +47,7 @@ type deps struct {
 	processor *processor
 	// intake holds readers back while the readings pipeline is full.
 	intake *intake
+	crunch crunch
 	// kick asks for a store read now; safe from any goroutine.
 	kick func()
 	// trim asks for memory to be returned after a mass removal (trim.go).
@@ -118,6 +119,8 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 	r.d.writer.intake = r.d.intake
 	r.d.processor = newProcessor(r.d.writer, cfg.ReadingWorkers, cfg.ReadingBacklog, int64(cfg.ReadingBacklogBytes), log)
 	r.d.processor.intake = r.d.intake
+	r.d.crunch = newCrunch(cfg.ReadingCores)
+	r.d.processor.crunch = r.d.crunch
 	d, n := r.d, r.n
 	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newSupervisor(d, n) }), "supervisor")
 	if err != nil {

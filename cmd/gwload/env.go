@@ -265,6 +265,7 @@ func (e *env) startGatewaydOnce(extra []string) (started time.Time, inUse bool, 
 	if e.o.dbMaxConns > 0 {
 		cmd.Env = append(cmd.Env, "DATABASE_MAX_CONNS="+strconv.Itoa(e.o.dbMaxConns))
 	}
+	cmd.Env = append(cmd.Env, e.o.gatewaydEnv...)
 	// gatewayd logs at its default level, as in production, to a file.
 	if e.logFile == nil {
 		if e.logFile, err = os.CreateTemp("", "gwload-gatewayd-*.log"); err != nil {

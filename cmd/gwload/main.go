@@ -47,6 +47,9 @@ type options struct {
 	settle        time.Duration
 	// dbMaxConns, when > 0, is passed to gatewayd as DATABASE_MAX_CONNS.
 	dbMaxConns int
+	// gatewaydEnv is added to the environment of every gatewayd started
+	// (KEY=VALUE each), for experiments such as GOMAXPROCS or GOGC.
+	gatewaydEnv envList
 	// debugAddr, when set, is gatewayd's DEBUG_ADDR (pprof) in crud.
 	debugAddr string
 	// probeInProcess polls status in readings from this process, which
@@ -136,6 +139,7 @@ func main() {
 	fs.BoolVar(&o.keep, "keep", false, "keep the throwaway databases")
 	fs.DurationVar(&o.settle, "settle", 5*time.Second, "wait before reading RSS, so it reflects a settled process")
 	fs.IntVar(&o.dbMaxConns, "db-max-conns", 0, "DATABASE_MAX_CONNS for gatewayd (0: its default)")
+	fs.Var(&o.gatewaydEnv, "gatewayd-env", "KEY=VALUE added to the environment of each gatewayd started (repeatable), e.g. GOMAXPROCS=3")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "DEBUG_ADDR (pprof) for the gatewayd of crud, hostile, readings, events and sensors, to profile it by hand")
 	fs.StringVar(&o.profileDir, "profile-dir", "", "churn writes heap profiles of gatewayd here, events CPU profiles of gatewayd and gwload during each storm")
 	fs.BoolVar(&o.noReferences, "no-references", false, "crud without its pgbench references (for sweeps)")
@@ -325,4 +329,17 @@ func (r *report) summary() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	fmt.Fprintf(r.o.progress, "\n%d figures:\n  %s\n", len(r.lines), strings.Join(r.lines, "\n  "))
+}
+
+// envList is a repeatable KEY=VALUE flag.
+type envList []string
+
+func (l *envList) String() string { return strings.Join(*l, " ") }
+
+func (l *envList) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return fmt.Errorf("%q is not KEY=VALUE", v)
+	}
+	*l = append(*l, v)
+	return nil
 }
