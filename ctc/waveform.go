@@ -108,21 +108,82 @@ func AppendAxis(dst []float64, s string) ([]float64, error) {
 
 // decodeDecimals reads comma-separated decimals without splitting the text
 // into a slice of strings: at most one allocation for the result, none
-// per value.
+// per value. The common value ("-0.0123", ASCII spaces around it) is read
+// in the same pass that finds its end, instead of finding the comma, then
+// trimming, then parsing (three passes): a reading's three axes in 0.28
+// instead of 0.37 ms (BenchmarkDecodeWaveform/decimals, 2026-12-05). Any
+// other value is cut at its comma and read by parseDecimal, as before,
+// with the same result.
 func decodeDecimals(dst []float64, s string) ([]float64, error) {
 	out := slices.Grow(dst, strings.Count(s, ",")+1)
-	for i := 0; ; i++ {
-		tok, rest, more := strings.Cut(s, ",")
-		v, err := parseDecimal(strings.TrimSpace(tok))
-		if err != nil {
-			return nil, fmt.Errorf("%w: sample %d: %v", ErrMalformedWaveform, i, err)
+	for i, n := 0, 0; ; n++ {
+		v, end, ok := scanSimpleDecimal(s, i)
+		if !ok {
+			tok, _, _ := strings.Cut(s[i:], ",")
+			var err error
+			if v, err = parseDecimal(strings.TrimSpace(tok)); err != nil {
+				return nil, fmt.Errorf("%w: sample %d: %v", ErrMalformedWaveform, n, err)
+			}
+			end = i + len(tok)
 		}
 		out = append(out, v)
-		if !more {
+		if end == len(s) {
 			return out, nil
 		}
-		s = rest
+		i = end + 1 // past the comma
 	}
+}
+
+// scanSimpleDecimal reads, from s[i:], ASCII white space, what
+// parseSimpleDecimal accepts, and ASCII white space, up to a comma or the
+// end of s, whose index it returns. Anything else reports !ok, and the
+// caller reads the value the slow way.
+func scanSimpleDecimal(s string, i int) (v float64, end int, ok bool) {
+	for i < len(s) && isASCIISpace(s[i]) {
+		i++
+	}
+	neg := false
+	if i < len(s) && (s[i] == '-' || s[i] == '+') {
+		neg = s[i] == '-'
+		i++
+	}
+	var mant uint64
+	digits, frac := 0, -1
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c >= '0' && c <= '9' {
+			mant = mant*10 + uint64(c-'0')
+			digits++
+			if frac >= 0 {
+				frac++
+			}
+			continue
+		}
+		if c == '.' && frac < 0 {
+			frac = 0
+			continue
+		}
+		break
+	}
+	for i < len(s) && isASCIISpace(s[i]) {
+		i++
+	}
+	if digits == 0 || digits > 15 || (i < len(s) && s[i] != ',') {
+		return 0, 0, false
+	}
+	v = float64(mant)
+	if frac > 0 {
+		v /= pow10[frac]
+	}
+	if neg {
+		v = -v
+	}
+	return v, i, true
+}
+
+// isASCIISpace is the ASCII part of what strings.TrimSpace trims.
+func isASCIISpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
 }
 
 // decodeJSONArray reads a JSON array of numbers by hand: encoding/json
