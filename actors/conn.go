@@ -231,7 +231,7 @@ type reader struct {
 	// inbox when the actor has handled it, and so are the intake's
 	// reserved bytes if deliver reports that the actor took them (else
 	// the reader gives them back).
-	deliver func(msg ctc.Message, err error, cost, reserved int64) (took bool)
+	deliver func(msg ctc.Message, err error, cost, reserved int64, text *[]byte) (took bool)
 	// end reports why reading stopped.
 	end func(error)
 	log zerolog.Logger
@@ -270,13 +270,17 @@ func (r *reader) run(ctx context.Context, done chan<- struct{}) {
 // gives its buffer back, and its intake reservation unless the actor took
 // it with the frame. It reports whether to read on.
 func (r *reader) handle(ctx context.Context, kind int, data *[]byte, reserved int64, frames, bytes *bucket, capacity int64) bool {
-	took := false
+	took, inPlace := false, false
 	defer func() {
 		if !took {
 			r.intake.add(-reserved)
 		}
 	}()
-	defer putFrame(data)
+	defer func() {
+		if !inPlace {
+			putFrame(data)
+		}
+	}()
 	now := time.Now()
 	if !frames.take(1, now) || !bytes.take(float64(len(*data)), now) {
 		r.end(fmt.Errorf("%w: more than %d frames or %d MiB per second", errFlood,
@@ -288,19 +292,25 @@ func (r *reader) handle(ctx context.Context, kind int, data *[]byte, reserved in
 		return false // the actor closed the connection
 	}
 	if kind != websocket.TextMessage {
-		took = r.deliver(nil, fmt.Errorf("%w: binary frame", ctc.ErrMalformed), cost, reserved)
+		took = r.deliver(nil, fmt.Errorf("%w: binary frame", ctc.ErrMalformed), cost, reserved, nil)
 		return true
 	}
 	// Decode keeps nothing of the frame (strings and raw JSON are copies),
 	// so its buffer goes back to the pool right after.
 	var msg ctc.Message
 	var err error
+	var text *[]byte
 	if reserved > 0 { // a large frame: a reading's few milliseconds of work
-		r.crunch.do(func() { msg, err = ctc.Decode(*data) })
+		// A reading's samples stay in the frame's buffer (no 200 KB copy);
+		// the buffer goes with them and back to the pool once decoded.
+		r.crunch.do(func() { msg, inPlace, err = ctc.DecodeInPlace(*data) })
+		if inPlace {
+			text = data
+		}
 	} else {
 		msg, err = ctc.Decode(*data)
 	}
-	took = r.deliver(msg, err, cost, reserved)
+	took = r.deliver(msg, err, cost, reserved, text)
 	return true
 }
 

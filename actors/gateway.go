@@ -403,12 +403,12 @@ func (a *gatewayActor) startReader(ws *websocket.Conn) {
 	led := newLedger(a.d.intake)
 	a.ledger = led
 	r := &reader{ws: ws, inbox: inbox, intake: a.d.intake, crunch: a.d.crunch, held: held, cfg: a.d.cfg, log: a.log,
-		deliver: func(msg ctc.Message, err error, cost, reserved int64) bool {
+		deliver: func(msg ctc.Message, err error, cost, reserved int64, text *[]byte) bool {
 			took := led.hold(reserved)
 			if !took {
 				reserved = 0
 			}
-			root.Send(self, &frame{gen: gen, msg: msg, err: err, inbox: inbox, cost: cost, ledger: led, reserved: reserved})
+			root.Send(self, &frame{gen: gen, msg: msg, err: err, inbox: inbox, cost: cost, ledger: led, reserved: reserved, text: text})
 			return took
 		},
 		end: func(err error) { root.Send(self, &readEnded{gen: gen, err: err}) },
@@ -424,7 +424,7 @@ func (a *gatewayActor) onFrame(m *frame) {
 	}
 	a.seen(now, false)
 	if !ctc.IsAnswer(m.msg) {
-		a.onNotification(now, m.msg)
+		a.onNotification(now, m.msg, m.text)
 		return
 	}
 	cmd, ok := a.matcher.Answer()
@@ -452,7 +452,7 @@ func (a *gatewayActor) onFrame(m *frame) {
 }
 
 // onNotification handles what the gateway pushes unasked.
-func (a *gatewayActor) onNotification(now time.Time, msg ctc.Message) {
+func (a *gatewayActor) onNotification(now time.Time, msg ctc.Message, text *[]byte) {
 	switch n := msg.(type) {
 	case *ctc.Temperature:
 		serial, err := strconv.ParseInt(strings.TrimSpace(n.Serial), 10, 64)
@@ -465,7 +465,7 @@ func (a *gatewayActor) onNotification(now time.Time, msg ctc.Message) {
 	case *ctc.ReadingStarted:
 		a.onReadingStarted(now, n)
 	case *ctc.Reading:
-		a.onReading(now, n)
+		a.onReading(now, n, text)
 	case *ctc.Unknown:
 		if strings.HasPrefix(n.Type, "NOT_") {
 			a.drop(now, "unknown notification "+n.Type)

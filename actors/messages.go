@@ -134,6 +134,10 @@ type (
 		// holds until the actor has handled it (0 for a small frame).
 		ledger   *ledger
 		reserved int64
+		// text, when set, is the buffer the reading's samples point into
+		// (decoded in place): whoever takes the samples gives it back to
+		// the frame pool once they are decoded; dropped, it is garbage.
+		text *[]byte
 	}
 	readEnded struct {
 		gen uint64

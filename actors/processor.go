@@ -22,10 +22,21 @@ type job struct {
 	rateHz float64
 	x, y   string
 	z      string
+	// text, when set, is the frame buffer x, y and z point into: the
+	// worker gives it back to the pool once they are decoded, and nobody
+	// may read them after that.
+	text *[]byte
 }
 
-// size is what a queued job holds: its text, and a little more.
-func (j *job) size() int64 { return int64(len(j.x)+len(j.y)+len(j.z)) + 1024 }
+// size is what a queued job holds: its text (or the buffer it is in), and
+// a little more.
+func (j *job) size() int64 {
+	n := len(j.x) + len(j.y) + len(j.z)
+	if j.text != nil {
+		n = max(n, cap(*j.text))
+	}
+	return int64(n) + 1024
+}
 
 // processor decodes and analyses readings off the actors, on a few
 // workers, and hands the results to the writer. Its queue is bounded
@@ -58,14 +69,15 @@ func newProcessor(w *writer, workers, queue int, queueBytes int64, log zerolog.L
 			defer p.wg.Done()
 			var s scratch
 			for j := range p.jobs {
+				size := j.size() // before process gives j.text back
 				p.mu.Lock()
-				p.queued -= j.size()
+				p.queued -= size
 				p.waiting--
 				p.mu.Unlock()
 				var u gatewayd.ReadingUpdate
 				p.crunch.do(func() { u = p.process(j, &s) })
 				p.writer.reading(u) // counts its packed samples in the intake first
-				p.intake.add(-j.size())
+				p.intake.add(-size)
 				s.trim()
 			}
 		}()
@@ -127,6 +139,11 @@ func (p *processor) process(j job, s *scratch) (u gatewayd.ReadingUpdate) {
 	// (BENCHMARKS.md, 2026-12-04 fourth session). Yielding per axis
 	// gained nothing more.
 	err := ctc.DecodeWaveformInto(&s.w, j.x, j.y, j.z)
+	if j.text != nil {
+		// The samples are floats now; the text they were read from is
+		// not touched again (a panic above leaves the buffer to the GC).
+		putFrame(j.text)
+	}
 	runtime.Gosched()
 	w := s.w
 	if err == nil && !fitsFloat32(w.X, w.Y, w.Z) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
@@ -52,8 +53,11 @@ func TestFullIntakeHoldsOnlyLargeFrames(t *testing.T) {
 	got := make(chan delivered, 4)
 	cfg := Config{PongTimeout: time.Hour}.withDefaults() // an intake wait would be long
 	r := &reader{ws: client, inbox: semaphore.NewWeighted(int64(cfg.InboxBytes)), intake: in, cfg: cfg, log: zerolog.Nop(),
-		deliver: func(msg ctc.Message, err error, cost, _ int64) bool { got <- delivered{msg, err}; return false },
-		end:     func(error) {},
+		deliver: func(msg ctc.Message, err error, cost, _ int64, _ *[]byte) bool {
+			got <- delivered{msg, err}
+			return false
+		},
+		end: func(error) {},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -79,6 +83,62 @@ func TestFullIntakeHoldsOnlyLargeFrames(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the large frame was not let in when room was made")
 	}
+}
+
+// A reading's samples are delivered in the buffer the frame was read into,
+// which goes with them (no copy of ~200 KB); a reading that encoding/json
+// must decode, and any other frame, is delivered as copies and keeps its
+// buffer in the reader.
+func TestReadingSamplesStayInTheirFrame(t *testing.T) {
+	t.Parallel()
+	client, peer := socketPair(t)
+	type delivered struct {
+		msg  ctc.Message
+		err  error
+		text *[]byte
+	}
+	got := make(chan delivered, 4)
+	cfg := Config{}.withDefaults()
+	r := &reader{ws: client, inbox: semaphore.NewWeighted(int64(cfg.InboxBytes)), intake: newIntake(1 << 30), cfg: cfg, log: zerolog.Nop(),
+		deliver: func(msg ctc.Message, err error, cost, _ int64, text *[]byte) bool {
+			got <- delivered{msg, err, text}
+			return false
+		},
+		end: func(error) {},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go r.run(ctx, done)
+	t.Cleanup(func() { cancel(); client.Close(); <-done })
+	next := func() delivered {
+		t.Helper()
+		select {
+		case d := <-got:
+			require.NoError(t, d.err)
+			return d
+		case <-time.After(10 * time.Second):
+			t.Fatal("nothing delivered")
+			return delivered{}
+		}
+	}
+	x := strings.Repeat("0.25,", 20000) + "0.5"
+	require.NoError(t, peer.WriteMessage(websocket.TextMessage, []byte(`{"Type":"NOT_DYN_READING","Data":{"Serial":"1","X":"`+x+`","Y":"1","Z":"2"}}`)))
+	d := next()
+	require.NotNil(t, d.text, "in place")
+	reading := d.msg.(*ctc.Reading)
+	assert.Equal(t, x, reading.X)
+	buf := *d.text
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
+	at := uintptr(unsafe.Pointer(unsafe.StringData(reading.X)))
+	assert.True(t, at >= start && at+uintptr(len(reading.X)) <= start+uintptr(len(buf)), "X is in the delivered buffer")
+
+	require.NoError(t, peer.WriteMessage(websocket.TextMessage, []byte(`{"Type":"NOT_DYN_READING","Data":{"Serial":"1","X":"`+x+`","Y":"\u0031","Z":"2"}}`)))
+	d = next()
+	assert.Nil(t, d.text, "escaped: encoding/json copies")
+	assert.Equal(t, "1", d.msg.(*ctc.Reading).Y)
+
+	require.NoError(t, peer.WriteMessage(websocket.TextMessage, []byte(`{"Type":"NOT_DYN_TEMP","Data":{"Serial":"1","Temperature":21.5}}`)))
+	assert.Nil(t, next().text)
 }
 
 // Frames on both sides of the small buffer's size arrive whole and

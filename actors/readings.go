@@ -157,7 +157,7 @@ func (a *gatewayActor) onReadingStarted(now time.Time, n *ctc.ReadingStarted) {
 // onReading: samples arrived. The current acquisition's (a gateway may
 // skip NOT_DYN_READING_STARTED) goes to the processor and the next one
 // starts; any other is a reading the gateway pushed unasked.
-func (a *gatewayActor) onReading(now time.Time, n *ctc.Reading) {
+func (a *gatewayActor) onReading(now time.Time, n *ctc.Reading, text *[]byte) {
 	serial, err := strconv.ParseInt(strings.TrimSpace(n.Serial), 10, 64)
 	if err != nil {
 		a.drop(now, "NOT_DYN_READING with a malformed serial")
@@ -169,13 +169,13 @@ func (a *gatewayActor) onReading(now time.Time, n *ctc.Reading) {
 		}
 		a.readings = a.readings[1:]
 		a.stopReadingTimer()
-		a.d.processor.submit(job{r: acq.r, serial: serial, rateHz: acq.rateHz, x: n.X, y: n.Y, z: n.Z})
+		a.d.processor.submit(job{r: acq.r, serial: serial, rateHz: acq.rateHz, x: n.X, y: n.Y, z: n.Z, text: text})
 		a.nextReading()
 		return
 	}
 	r := gatewayd.Reading{ID: uuid.New(), GatewayID: a.id, Trigger: gatewayd.TriggerGateway, Status: gatewayd.ReadingRunning,
 		RequestedAt: now, StartedAt: &now}
-	a.d.processor.submit(job{r: r, serial: serial, rateHz: a.sensorRates[serial], x: n.X, y: n.Y, z: n.Z})
+	a.d.processor.submit(job{r: r, serial: serial, rateHz: a.sensorRates[serial], x: n.X, y: n.Y, z: n.Z, text: text})
 }
 
 func (a *gatewayActor) onReadingTimer(m *readingTimer) {

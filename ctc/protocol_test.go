@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -138,6 +139,20 @@ func FuzzDecode(f *testing.F) {
 		if err != nil && !errors.Is(err, ErrMalformed) {
 			t.Fatalf("error is not ErrMalformed: %v", err)
 		}
+		// In place, the same message; its samples, when it says so, are
+		// the frame's own bytes.
+		ip, inPlace, ipErr := DecodeInPlace(frame)
+		if (err == nil) != (ipErr == nil) || (err != nil && err.Error() != ipErr.Error()) || !reflect.DeepEqual(m, ip) {
+			t.Fatalf("in place gives %#v, %v; Decode %#v, %v", ip, ipErr, m, err)
+		}
+		if inPlace {
+			r := ip.(*Reading)
+			for _, axis := range []string{r.X, r.Y, r.Z} {
+				if axis != "" && !within(frame, axis) {
+					t.Fatalf("in place, but %q is a copy", axis)
+				}
+			}
+		}
 		if d, ok := m.(*DynResult); ok {
 			_, _ = Sensors(d.Data)
 		}
@@ -146,14 +161,14 @@ func FuzzDecode(f *testing.F) {
 		}
 		// The one-pass reading decoder answers only as the envelope would,
 		// and so does its hand scanner on a frame without escapes.
-		if r, ok := decodeReading(frame); ok {
+		if r, ok := decodeReading(frame, false); ok {
 			want, err := decodeEnvelope(frame)
 			if err != nil || !reflect.DeepEqual(want, r) {
 				t.Fatalf("one pass gives %#v, the envelope %#v, %v", r, want, err)
 			}
 		}
 		if bytes.IndexByte(frame, '\\') < 0 {
-			if r, ok := scanReading(frame); ok {
+			if r, ok := scanReading(frame, false); ok {
 				want, err := decodeEnvelope(frame)
 				if err != nil || !reflect.DeepEqual(want, r) {
 					t.Fatalf("the scanner gives %#v, the envelope %#v, %v", r, want, err)
@@ -187,7 +202,7 @@ func TestDecodeReadingInOnePassAgreesWithTheEnvelope(t *testing.T) {
 		{`{"Type":"NOT_DYN_READING","Data":{"X":"1"}`, false},
 		{`{"Type":"NOT_DYN_READING","Type":"RTN_DYN","Data":{}}`, false},
 	} {
-		r, ok := decodeReading([]byte(tc.frame))
+		r, ok := decodeReading([]byte(tc.frame), false)
 		assert.Equal(t, tc.onePass, ok, tc.frame)
 		sameAsEnvelope(t, tc.frame, r, ok)
 	}
@@ -235,8 +250,47 @@ func TestScanReadingTakesThePlainShape(t *testing.T) {
 		{`{"Type":"NOT_DYN_READING","Data":{"Serial":7}}`, false},                       // not a string
 		{`{}`, false},
 	} {
-		r, ok := scanReading([]byte(tc.frame))
+		r, ok := scanReading([]byte(tc.frame), false)
 		assert.Equal(t, tc.scanned, ok, tc.frame)
 		sameAsEnvelope(t, tc.frame, r, ok)
+	}
+}
+
+// within reports whether s's bytes lie inside b.
+func within(b []byte, s string) bool {
+	if len(b) == 0 || len(s) == 0 {
+		return false
+	}
+	start, p := uintptr(unsafe.Pointer(&b[0])), uintptr(unsafe.Pointer(unsafe.StringData(s)))
+	return p >= start && p+uintptr(len(s)) <= start+uintptr(len(b))
+}
+
+// A reading decoded in place shares the frame's bytes for its samples and
+// copies the rest; anything else, or a reading encoding/json must read,
+// comes back as from Decode.
+func TestDecodeInPlace(t *testing.T) {
+	frame := []byte(`{"Type":"NOT_DYN_READING","Data":{"ID":7,"Serial":"12345","Time":"t","X":"0.01,0.02","Y":"[1,2]","Z":"AQA="}}`)
+	m, inPlace, err := DecodeInPlace(frame)
+	require.NoError(t, err)
+	require.True(t, inPlace)
+	r := m.(*Reading)
+	assert.Equal(t, &Reading{ID: 7.0, Serial: "12345", Time: "t", X: "0.01,0.02", Y: "[1,2]", Z: "AQA="}, r)
+	for _, axis := range []string{r.X, r.Y, r.Z} {
+		assert.True(t, within(frame, axis), axis)
+	}
+	assert.False(t, within(frame, r.Serial), "the serial is a copy")
+	copy(frame[bytes.Index(frame, []byte("0.01")):], "9.99")
+	assert.Equal(t, "9.99,0.02", r.X, "shares the frame")
+
+	for _, f := range []string{
+		`{"Type":"NOT_DYN_READING","Data":{"X":"a\"b"}}`,       // escaped: encoding/json's way
+		`{"Type":"NOT_DYN_READING","Data":{"X":"1"},"More":1}`, // another key: the envelope's way
+		`{"Type":"RTN_LOGIN","Data":{"Success":true}}`,
+	} {
+		want, wantErr := Decode([]byte(f))
+		got, inPlace, err := DecodeInPlace([]byte(f))
+		assert.False(t, inPlace, f)
+		assert.Equal(t, wantErr, err, f)
+		assert.Equal(t, want, got, f)
 	}
 }

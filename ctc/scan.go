@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // scanReading decodes the plain shape of a NOT_DYN_READING without
@@ -22,8 +23,10 @@ import (
 // a finite float64) reports !ok and the frame goes encoding/json's way, so
 // the answer is always the envelope's (FuzzDecode checks it). The caller
 // has checked that the frame holds no backslash, so no string is escaped.
-func scanReading(frame []byte) (*Reading, bool) {
-	s := scanner{b: frame}
+//
+// With inPlace, X, Y and Z point into frame instead of being copied.
+func scanReading(frame []byte, inPlace bool) (*Reading, bool) {
+	s := scanner{b: frame, inPlace: inPlace}
 	if !s.consume('{') {
 		return nil, false
 	}
@@ -84,6 +87,8 @@ func topKey(k []byte) int {
 type scanner struct {
 	b []byte
 	i int
+	// inPlace makes samples return strings that share b's bytes.
+	inPlace bool
 }
 
 func (s *scanner) skipSpace() {
@@ -138,6 +143,19 @@ func (s *scanner) raw() ([]byte, bool) {
 func (s *scanner) str() (string, bool) {
 	v, ok := s.raw()
 	return string(v), ok
+}
+
+// samples reads an axis's string: a copy, or with inPlace the frame's own
+// bytes (~65 KB an axis that are not copied).
+func (s *scanner) samples() (string, bool) {
+	if !s.inPlace {
+		return s.str()
+	}
+	v, ok := s.raw()
+	if !ok || len(v) == 0 {
+		return "", ok
+	}
+	return unsafe.String(&v[0], len(v)), true
 }
 
 // key reads a key and its colon; keys must be ASCII (encoding/json folds
@@ -199,7 +217,12 @@ func (s *scanner) data(r *Reading) bool {
 			}
 			continue
 		}
-		v, ok := s.str()
+		var v string
+		if k >= 3 {
+			v, ok = s.samples()
+		} else {
+			v, ok = s.str()
+		}
 		if !ok {
 			return false
 		}
