@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -19,6 +21,7 @@ import (
 	"github.com/ctcgw/gatewayd/events"
 	"github.com/ctcgw/gatewayd/internal/config"
 	"github.com/ctcgw/gatewayd/internal/logging"
+	"github.com/ctcgw/gatewayd/internal/memlimit"
 	"github.com/ctcgw/gatewayd/internal/netguard"
 	"github.com/ctcgw/gatewayd/internal/netutil"
 	"github.com/ctcgw/gatewayd/metrics"
@@ -87,6 +90,7 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	log.Info().Str("version", version).Str("database", config.MaskURL(cfg.DatabaseURL)).Str("addr", cfg.Addr()).
 		Bool("chaos", cfg.ChaosEnabled).Msg("gatewayd starting")
 	fileLimit(cfg, log)
+	memoryLimit(log)
 	pool, err := connect(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -227,6 +231,22 @@ func fileLimit(cfg *config.Config, log zerolog.Logger) {
 		log.Warn().Uint64("open_file_limit", soft).Int("api_max_connections", cfg.APIMaxConnections).
 			Msg("API_MAX_CONNECTIONS is not below the open-file limit: HTTP clients could take the descriptors gateways need")
 	}
+}
+
+// memoryLimit gives the runtime a soft memory limit below the container's
+// (memlimit), unless GOMEMLIMIT says otherwise, and logs which. The
+// process's own environment, not run's: it is what the runtime read.
+func memoryLimit(log zerolog.Logger) {
+	d, err := memlimit.Apply("/", os.Getenv, debug.SetMemoryLimit)
+	if err != nil {
+		log.Warn().Err(err).Msg("cannot read the container's memory limit; the heap has no soft limit")
+		return
+	}
+	ev := log.Info().Str("source", d.Source).Int64("cgroup_limit_bytes", d.Cgroup)
+	if d.Limit > 0 {
+		ev = ev.Int64("soft_limit_bytes", d.Limit)
+	}
+	ev.Msg("memory limit")
 }
 
 func shutdownRuntime(rt *actors.Runtime, timeout time.Duration, log zerolog.Logger) {
