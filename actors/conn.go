@@ -296,7 +296,8 @@ func (r *reader) handle(ctx context.Context, kind int, data *[]byte, reserved in
 		return true
 	}
 	// Decode keeps nothing of the frame (strings and raw JSON are copies),
-	// so its buffer goes back to the pool right after.
+	// so its buffer goes back to the pool right after; only a reading
+	// decoded in place takes the buffer along.
 	var msg ctc.Message
 	var err error
 	var text *[]byte

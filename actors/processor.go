@@ -134,10 +134,11 @@ func (p *processor) process(j job, s *scratch) (u gatewayd.ReadingUpdate) {
 	// A worker with jobs queued never blocks between them, so without a
 	// yield it kept its core for the scheduler's whole 10 ms slice while
 	// HTTP handlers waited: it yields after each stage of a few
-	// milliseconds (decoding, analysis; the reader after decoding a
-	// frame), which halved the status p99 in a burst of 2,000 readings
-	// (BENCHMARKS.md, 2026-12-04 fourth session). Yielding per axis
-	// gained nothing more.
+	// milliseconds (decoding, analysis), which halved the status p99 in
+	// a burst of 2,000 readings (BENCHMARKS.md, 2026-12-04 fourth
+	// session). Yielding per axis gained nothing more. Since 2026-12-05
+	// only one goroutine crunches at a time (crunch.go), and the yields
+	// let the rest of its core's queue run in between.
 	err := ctc.DecodeWaveformInto(&s.w, j.x, j.y, j.z)
 	if j.text != nil {
 		// The samples are floats now; the text they were read from is
