@@ -37,6 +37,33 @@ func socketPair(t *testing.T) (client, server *websocket.Conn) {
 	return client, server
 }
 
+// delivered is what a reader handed to its actor.
+type delivered struct {
+	msg  ctc.Message
+	err  error
+	text *[]byte
+}
+
+// runReader runs a reader on client until the test ends; what it delivers
+// arrives on the channel.
+func runReader(t *testing.T, client *websocket.Conn, in *intake, cfg Config) <-chan delivered {
+	t.Helper()
+	got := make(chan delivered, 4)
+	cfg = cfg.withDefaults()
+	r := &reader{ws: client, inbox: semaphore.NewWeighted(int64(cfg.InboxBytes)), intake: in, cfg: cfg, log: zerolog.Nop(),
+		deliver: func(msg ctc.Message, err error, cost, _ int64, text *[]byte) bool {
+			got <- delivered{msg, err, text}
+			return false
+		},
+		end: func(error) {},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go r.run(ctx, done)
+	t.Cleanup(func() { cancel(); client.Close(); <-done })
+	return got
+}
+
 // While the reading intake is full, a frame that is not a reading (small)
 // is still read and delivered at once; only a large one waits for room.
 // A burst of readings from other gateways never holds up a login answer
@@ -46,23 +73,8 @@ func TestFullIntakeHoldsOnlyLargeFrames(t *testing.T) {
 	client, peer := socketPair(t)
 	in := newIntake(1 << 20)
 	in.add(1 << 20) // full: readings of other gateways on their way
-	type delivered struct {
-		msg ctc.Message
-		err error
-	}
-	got := make(chan delivered, 4)
-	cfg := Config{PongTimeout: time.Hour}.withDefaults() // an intake wait would be long
-	r := &reader{ws: client, inbox: semaphore.NewWeighted(int64(cfg.InboxBytes)), intake: in, cfg: cfg, log: zerolog.Nop(),
-		deliver: func(msg ctc.Message, err error, cost, _ int64, _ *[]byte) bool {
-			got <- delivered{msg, err}
-			return false
-		},
-		end: func(error) {},
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go r.run(ctx, done)
-	t.Cleanup(func() { cancel(); client.Close(); <-done })
+	// An hour's pong timeout: an intake wait would be long.
+	got := runReader(t, client, in, Config{PongTimeout: time.Hour})
 
 	require.NoError(t, peer.WriteMessage(websocket.TextMessage, []byte(`{"Type":"NOT_DYN_TEMP","Data":{"Serial":"1","Temperature":21.5}}`)))
 	select {
@@ -92,24 +104,7 @@ func TestFullIntakeHoldsOnlyLargeFrames(t *testing.T) {
 func TestReadingSamplesStayInTheirFrame(t *testing.T) {
 	t.Parallel()
 	client, peer := socketPair(t)
-	type delivered struct {
-		msg  ctc.Message
-		err  error
-		text *[]byte
-	}
-	got := make(chan delivered, 4)
-	cfg := Config{}.withDefaults()
-	r := &reader{ws: client, inbox: semaphore.NewWeighted(int64(cfg.InboxBytes)), intake: newIntake(1 << 30), cfg: cfg, log: zerolog.Nop(),
-		deliver: func(msg ctc.Message, err error, cost, _ int64, text *[]byte) bool {
-			got <- delivered{msg, err, text}
-			return false
-		},
-		end: func(error) {},
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go r.run(ctx, done)
-	t.Cleanup(func() { cancel(); client.Close(); <-done })
+	got := runReader(t, client, newIntake(1<<30), Config{})
 	next := func() delivered {
 		t.Helper()
 		select {

@@ -142,41 +142,12 @@ func scanSimpleDecimal(s string, i int) (v float64, end int, ok bool) {
 	for i < len(s) && isASCIISpace(s[i]) {
 		i++
 	}
-	neg := false
-	if i < len(s) && (s[i] == '-' || s[i] == '+') {
-		neg = s[i] == '-'
-		i++
-	}
-	var mant uint64
-	digits, frac := 0, -1
-	for ; i < len(s); i++ {
-		c := s[i]
-		if c >= '0' && c <= '9' {
-			mant = mant*10 + uint64(c-'0')
-			digits++
-			if frac >= 0 {
-				frac++
-			}
-			continue
-		}
-		if c == '.' && frac < 0 {
-			frac = 0
-			continue
-		}
-		break
-	}
+	v, i, ok = simpleDecimalAt(s, i)
 	for i < len(s) && isASCIISpace(s[i]) {
 		i++
 	}
-	if digits == 0 || digits > 15 || (i < len(s) && s[i] != ',') {
+	if !ok || (i < len(s) && s[i] != ',') {
 		return 0, 0, false
-	}
-	v = float64(mant)
-	if frac > 0 {
-		v /= pow10[frac]
-	}
-	if neg {
-		v = -v
 	}
 	return v, i, true
 }
@@ -307,13 +278,22 @@ var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 // itself takes after a slower scan). Anything else reports !ok and goes to
 // strconv.
 func parseSimpleDecimal(s string) (float64, bool) {
-	i, neg := 0, false
+	v, end, ok := simpleDecimalAt(s, 0)
+	return v, ok && end == len(s)
+}
+
+// simpleDecimalAt reads a sign, digits and at most one dot from s[i:],
+// up to the first other byte, whose index it returns; ok if that was a
+// decimal of 1 to 15 digits.
+func simpleDecimalAt(s string, i int) (v float64, end int, ok bool) {
+	neg := false
 	if i < len(s) && (s[i] == '-' || s[i] == '+') {
 		neg = s[i] == '-'
 		i++
 	}
 	var mant uint64
 	digits, frac := 0, -1
+scan:
 	for ; i < len(s); i++ {
 		c := s[i]
 		switch {
@@ -326,20 +306,20 @@ func parseSimpleDecimal(s string) (float64, bool) {
 		case c == '.' && frac < 0:
 			frac = 0
 		default:
-			return 0, false
+			break scan
 		}
 	}
 	if digits == 0 || digits > 15 {
-		return 0, false
+		return 0, i, false
 	}
-	v := float64(mant)
+	v = float64(mant)
 	if frac > 0 {
 		v /= pow10[frac]
 	}
 	if neg {
 		v = -v
 	}
-	return v, true
+	return v, i, true
 }
 
 func isDecimalByte(c byte) bool {

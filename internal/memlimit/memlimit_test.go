@@ -87,30 +87,31 @@ func TestApply(t *testing.T) {
 		"proc/self/cgroup":         "0::/\n",
 		"sys/fs/cgroup/memory.max": "1000000000\n",
 	})
-	noEnv := func(string) string { return "" }
-
-	rt := &fakeRuntime{limit: math.MaxInt64}
-	d, err := Apply(limited, noEnv, rt.set)
-	require.NoError(t, err)
-	assert.Equal(t, Decision{Limit: 900000000, Source: "cgroup", Cgroup: 1000000000}, d)
-	assert.Equal(t, int64(900000000), rt.limit)
-
-	// The operator's GOMEMLIMIT (read by the runtime at start) stands.
-	rt = &fakeRuntime{limit: 100 << 20}
-	d, err = Apply(limited, func(k string) string { return map[string]string{"GOMEMLIMIT": "100MiB"}[k] }, rt.set)
-	require.NoError(t, err)
-	assert.Equal(t, Decision{Limit: 100 << 20, Source: "GOMEMLIMIT", Cgroup: 1000000000}, d)
-	assert.Equal(t, int64(100<<20), rt.limit)
-
-	rt = &fakeRuntime{limit: math.MaxInt64}
-	d, err = Apply(limited, func(k string) string { return map[string]string{"GOMEMLIMIT": "off"}[k] }, rt.set)
-	require.NoError(t, err)
-	assert.Equal(t, Decision{Source: "GOMEMLIMIT", Cgroup: 1000000000}, d)
-	assert.Equal(t, int64(math.MaxInt64), rt.limit, "off: no limit")
-
-	rt = &fakeRuntime{limit: math.MaxInt64}
-	d, err = Apply(fakeRoot(t, map[string]string{}), noEnv, rt.set)
-	require.NoError(t, err)
-	assert.Equal(t, Decision{Source: "none"}, d)
-	assert.Equal(t, int64(math.MaxInt64), rt.limit, "no cgroup limit: none")
+	for _, tc := range []struct {
+		name       string
+		root       string
+		gomemlimit string
+		runtime    int64 // the runtime's limit at start
+		want       Decision
+		after      int64
+	}{
+		{"the cgroup's, less a tenth", limited, "", math.MaxInt64,
+			Decision{Limit: 900000000, Source: "cgroup", Cgroup: 1000000000}, 900000000},
+		// The operator's GOMEMLIMIT, read by the runtime at start, stands.
+		{"GOMEMLIMIT", limited, "100MiB", 100 << 20,
+			Decision{Limit: 100 << 20, Source: "GOMEMLIMIT", Cgroup: 1000000000}, 100 << 20},
+		{"GOMEMLIMIT=off", limited, "off", math.MaxInt64,
+			Decision{Source: "GOMEMLIMIT", Cgroup: 1000000000}, math.MaxInt64},
+		{"no cgroup limit", fakeRoot(t, map[string]string{}), "", math.MaxInt64,
+			Decision{Source: "none"}, math.MaxInt64},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rt := &fakeRuntime{limit: tc.runtime}
+			env := func(k string) string { return map[string]string{"GOMEMLIMIT": tc.gomemlimit}[k] }
+			d, err := Apply(tc.root, env, rt.set)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, d)
+			assert.Equal(t, tc.after, rt.limit)
+		})
+	}
 }
