@@ -76,6 +76,20 @@ func TestReadingStatesOnlyMoveForward(t *testing.T) {
 	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
 }
 
+// A reading is only made for a sensor that exists and is not deleted.
+func TestCreateReadingNeedsALiveSensor(t *testing.T) {
+	ctx := context.Background()
+	s, pool, g, sensor := readingFixture(t)
+	_, _, err := s.CreateReading(ctx, uuid.New(), gatewayd.TriggerManual)
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound, "unknown sensor")
+	require.NoError(t, errOf(s.DeleteGateway(ctx, g.ID))) // and its sensors
+	_, _, err = s.CreateReading(ctx, sensor.ID, gatewayd.TriggerManual)
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound, "deleted sensor")
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM readings`).Scan(&n))
+	assert.Zero(t, n, "nothing inserted")
+}
+
 func TestInterruptedReadingsAndRetention(t *testing.T) {
 	ctx := context.Background()
 	s, _, _, sensor := readingFixture(t)
