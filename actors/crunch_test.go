@@ -15,7 +15,9 @@ import (
 func TestCrunchBoundsConcurrency(t *testing.T) {
 	for _, slots := range []int{0, 1, 2} {
 		c := newCrunch(slots)
+		limit := int32(max(slots, 1))
 		var running, most atomic.Int32
+		release := make(chan struct{}) // each receive lets one holder leave
 		var wg sync.WaitGroup
 		for range 16 {
 			wg.Go(func() {
@@ -23,13 +25,18 @@ func TestCrunchBoundsConcurrency(t *testing.T) {
 					n := running.Add(1)
 					for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 					}
-					time.Sleep(time.Millisecond) // overlap, if the bound let it
+					<-release // hold the slot: the others overlap, if the bound lets them
 					running.Add(-1)
 				})
 			})
 		}
+		// The slots fill, and nobody leaves until released one at a time.
+		require.Eventually(t, func() bool { return running.Load() == limit }, 5*time.Second, time.Millisecond, "slots %d", slots)
+		for range 16 {
+			release <- struct{}{}
+		}
 		wg.Wait()
-		assert.Equal(t, int32(max(slots, 1)), most.Load(), "slots %d", slots)
+		assert.Equal(t, limit, most.Load(), "slots %d", slots)
 	}
 
 	c := newCrunch(1)

@@ -15,6 +15,7 @@ import (
 	"math"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -42,8 +43,8 @@ func Limit(root string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read cgroup membership: %w", err)
 	}
+	// The cgroup paths; a present one is never empty (it starts with /).
 	var v1, v2 string
-	haveV1, haveV2 := false, false
 	sc := bufio.NewScanner(bytes.NewReader(self))
 	for sc.Scan() {
 		// hierarchy-ID:controller-list:cgroup-path
@@ -53,12 +54,12 @@ func Limit(root string) (int64, error) {
 		}
 		switch {
 		case parts[0] == "0" && parts[1] == "":
-			v2, haveV2 = parts[2], true
-		case containsController(parts[1], "memory"):
-			v1, haveV1 = parts[2], true
+			v2 = parts[2]
+		case slices.Contains(strings.Split(parts[1], ","), "memory"):
+			v1 = parts[2]
 		}
 	}
-	if haveV1 {
+	if v1 != "" {
 		// In a container the path is often the host's, not mounted: the
 		// mount's own root is the container's cgroup then.
 		for _, dir := range []string{path.Join("sys/fs/cgroup/memory", v1), "sys/fs/cgroup/memory"} {
@@ -69,7 +70,7 @@ func Limit(root string) (int64, error) {
 		}
 		return 0, nil
 	}
-	if !haveV2 {
+	if v2 == "" {
 		return 0, nil
 	}
 	var least int64
@@ -85,15 +86,6 @@ func Limit(root string) (int64, error) {
 			return least, nil
 		}
 	}
-}
-
-func containsController(list, name string) bool {
-	for c := range strings.SplitSeq(list, ",") {
-		if c == name {
-			return true
-		}
-	}
-	return false
 }
 
 // readLimit reads a limit file: ok is false when it does not exist; "max"
