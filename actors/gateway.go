@@ -88,7 +88,6 @@ type gatewayActor struct {
 	d      *deps
 	w      *wanted
 	id     uuid.UUID
-	log    zerolog.Logger
 	self   *actor.PID
 	parent *actor.PID
 
@@ -119,6 +118,9 @@ type gatewayActor struct {
 	// doubles the wait before the next (see rediscoverSoon).
 	discoveryFailures int
 	// sensorRates are the read rates of the last discovery, by serial.
+	// It and schedules are made when first written: most gateways of a
+	// large fleet are at some moment not connected, and two empty maps
+	// were a tenth of such a gateway's memory.
 	sensorRates map[int64]float64
 
 	readings      []*acquisition // the current acquisition first, then the queue
@@ -151,9 +153,7 @@ func newGatewayActor(d *deps, w *wanted) *gatewayActor {
 	w.mu.Lock()
 	proven := w.proven
 	w.mu.Unlock()
-	return &gatewayActor{d: d, w: w, id: t.ID, target: t, restarts: restarts, reachedLogin: proven,
-		log:         gatewayLogger(d.log, t.ID, t.GatewayID),
-		sensorRates: make(map[int64]float64), schedules: make(map[uuid.UUID]*scheduled)}
+	return &gatewayActor{d: d, w: w, id: t.ID, target: t, restarts: restarts, reachedLogin: proven}
 }
 
 // Receive never blocks on the network: dials and reads run in goroutines
@@ -243,9 +243,6 @@ func (a *gatewayActor) Receive(c actor.Context) {
 func (a *gatewayActor) reconfigure() {
 	t, _ := a.w.get()
 	changed := t.Credentials.Differs(a.target.Credentials)
-	if t.GatewayID != a.target.GatewayID {
-		a.log = gatewayLogger(a.d.log, t.ID, t.GatewayID)
-	}
 	desiredChanged := t.Desired != a.target.Desired
 	schedulesChanged := !slices.Equal(t.Schedules, a.target.Schedules)
 	a.target = t
@@ -261,7 +258,7 @@ func (a *gatewayActor) reconfigure() {
 		reconnect = true
 		a.connect()
 	case changed && t.Desired == gatewayd.DesiredConnected:
-		a.log.Info().Msg("connection settings changed; reconnecting")
+		a.event(zerolog.InfoLevel).Msg("connection settings changed; reconnecting")
 		a.status.ReconnectAttempts = 0
 		a.setReachedLogin(false) // a new address or login has proven nothing yet
 		reconnect = true
@@ -302,7 +299,7 @@ func (a *gatewayActor) connect() {
 	a.setState(gatewayd.StateConnecting)
 
 	gen, root, self := a.gen, a.d.root, a.self
-	a.dial = startDial(a.d, a.target.URL, !a.reachedLogin, func(err error) { root.Send(self, &dialed{gen: gen, err: err}) }, a.log)
+	a.dial = startDial(a.d, a.target.URL, !a.reachedLogin, func(err error) { root.Send(self, &dialed{gen: gen, err: err}) }, a.logger())
 }
 
 func (a *gatewayActor) onDialed(m *dialed) {
@@ -402,7 +399,7 @@ func (a *gatewayActor) startReader(ws *websocket.Conn) {
 	})
 	led := newLedger(a.d.intake)
 	a.ledger = led
-	r := &reader{ws: ws, inbox: inbox, intake: a.d.intake, crunch: a.d.crunch, held: held, cfg: a.d.cfg, log: a.log,
+	r := &reader{ws: ws, inbox: inbox, intake: a.d.intake, crunch: a.d.crunch, held: held, cfg: a.d.cfg, log: a.logger(),
 		deliver: func(msg ctc.Message, err error, cost, reserved int64, text *[]byte) bool {
 			took := led.hold(reserved)
 			if !took {
@@ -527,6 +524,9 @@ func (a *gatewayActor) onDiscovery(now time.Time, cmd *command, msg ctc.Message)
 		return
 	}
 	d := gatewayd.Discovery{GatewayID: a.id, At: now, Sensors: make([]gatewayd.SensorReport, len(list))}
+	if a.sensorRates == nil {
+		a.sensorRates = make(map[int64]float64, len(list))
+	}
 	clear(a.sensorRates)
 	for i, s := range list {
 		a.sensorRates[s.Serial] = s.ReadRate
@@ -750,7 +750,7 @@ func (a *gatewayActor) drop(now time.Time, reason string) {
 	if now.Sub(a.lastDropLog) < 10*time.Second {
 		return
 	}
-	a.log.Warn().Int("dropped", a.dropped).Str("error", *capError(reason)).Msg("dropped frames from gateway")
+	a.event(zerolog.WarnLevel).Int("dropped", a.dropped).Str("error", *capError(reason)).Msg("dropped frames from gateway")
 	a.dropped, a.lastDropLog = 0, now
 }
 
@@ -776,9 +776,13 @@ func (a *gatewayActor) logState(now time.Time, from, to gatewayd.State) {
 		return
 	}
 	a.stateLogged++
-	ev := a.log.Info()
+	level := zerolog.InfoLevel
 	if to == gatewayd.StateAuthFailed {
-		ev = a.log.Warn()
+		level = zerolog.WarnLevel
+	}
+	ev := a.event(level)
+	if ev == nil {
+		return
 	}
 	if from != "" {
 		ev.Str("from", string(from))
@@ -801,6 +805,25 @@ func (a *gatewayActor) logState(now time.Time, from, to gatewayd.State) {
 		a.stateUnlogged = 0
 	}
 	ev.Msg("gateway state changed")
+}
+
+// logger names the gateway on every event. It is made when needed, not
+// kept: a kept one was ~180 B of every gateway, most of which log a line
+// now and then (a dial, a reader, a state change) and spend most of
+// their life not logging at all.
+func (a *gatewayActor) logger() zerolog.Logger {
+	return gatewayLogger(a.d.log, a.id, a.target.GatewayID)
+}
+
+// event starts a line about the gateway at level, or returns nil (on
+// which zerolog's methods do nothing) when level is off, without making
+// a logger.
+func (a *gatewayActor) event(level zerolog.Level) *zerolog.Event {
+	if level < a.d.log.GetLevel() || level < zerolog.GlobalLevel() {
+		return nil
+	}
+	log := a.logger()
+	return log.WithLevel(level)
 }
 
 // report tells the supervisor the current status.

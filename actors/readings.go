@@ -238,6 +238,9 @@ func (a *gatewayActor) stopReadingTimer() {
 func (a *gatewayActor) armSchedules() {
 	a.stopSchedules()
 	a.scheduleEpoch++
+	if a.schedules == nil && len(a.target.Schedules) > 0 {
+		a.schedules = make(map[uuid.UUID]*scheduled, len(a.target.Schedules))
+	}
 	for _, sc := range a.target.Schedules {
 		s := &scheduled{Schedule: sc}
 		a.schedules[sc.SensorID] = s

@@ -52,6 +52,8 @@ type deps struct {
 	kick func()
 	// trim asks for memory to be returned after a mass removal (trim.go).
 	trim func()
+	// mailbox makes each gateway actor's mailbox (see supervisor.spawn).
+	mailbox actor.MailboxProducer
 }
 
 // counters are what the runtime counts as it goes, so questions like
@@ -113,6 +115,7 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 		limiter: newDialLimiter(cfg.DialConcurrency),
 		kick:    r.kick.send,
 		trim:    r.trim.send,
+		mailbox: actor.UnboundedLockfree(),
 	}
 	r.d.intake = newIntake(int64(cfg.ReadingIntakeBytes))
 	r.d.writer = newWriter(src, cfg.Observer, r.d.limiter.crowded, cfg.SeenFlushInterval, cfg.SensorFlushInterval, cfg.ReadingFlushInterval, log)

@@ -311,7 +311,13 @@ func (s *supervisor) spawn(c actor.Context, rec *record) {
 	}
 	s.setStatus(rec, st)
 	d, w := s.d, rec.w
-	pid, err := c.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newGatewayActor(d, w) }), t.ID.String())
+	// The lock-free mailbox: Proto.Actor's default one starts every actor
+	// with a ring of ten slots (~240 B, a tenth of a gateway that is not
+	// connected) and never shrinks it after a burst of frames; this one
+	// holds a node per message waiting. A gateway's messages are few, and
+	// the reader waits for the actor's credit (the inbox) before it sends.
+	pid, err := c.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newGatewayActor(d, w) },
+		actor.WithMailbox(d.mailbox)), t.ID.String())
 	if err != nil {
 		// The name is still taken by an incarnation that is stopping.
 		s.d.log.Warn().Err(err).Str("id", t.ID.String()).Str("gateway_id", t.GatewayID).Msg("spawn deferred")
