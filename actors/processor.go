@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"runtime"
@@ -168,7 +169,14 @@ func (p *processor) process(j job, s *scratch) (u gatewayd.ReadingUpdate) {
 			f32[a*n+i] = float32(v)
 		}
 	}
-	packed := wavepack.Pack(f32[:n], f32[n:2*n], f32[2*n:])
+	packed := wavepack.AppendPack(p.writer.packs.get(), f32[:n], f32[n:2*n], f32[2*n:])
+	if cap(packed) > 2*len(packed) {
+		// A short reading got a long one's buffer: it would hold all of
+		// it until written, and the intake counts only what it uses.
+		exact := bytes.Clone(packed)
+		p.writer.packs.put(packed)
+		packed = exact
+	}
 	now := time.Now()
 	r := j.r
 	r.Status, r.CompletedAt, r.Samples, r.Summary = gatewayd.ReadingComplete, &now, &n, summary

@@ -26,6 +26,9 @@ type writer struct {
 	dataEvery    time.Duration // discoveries and temperatures
 	readingEvery time.Duration // readings (people wait for them)
 	log          zerolog.Logger
+	// packs recycles the buffers of packed samples: a processing worker
+	// takes one, the writer gives it back once its reading is stored.
+	packs packPool
 
 	mu           sync.Mutex
 	seen         map[uuid.UUID]time.Time
@@ -196,10 +199,16 @@ func (w *writer) flushReadings() {
 		wg.Go(func() {
 			for c := int(next.Add(1)) - 1; c < chunks; c = int(next.Add(1)) - 1 {
 				chunk := list[c*readingChunk : min((c+1)*readingChunk, len(list))]
-				writeChunks(w, chunk, readingChunk, w.src.SaveReadings, w.reading, func(chunk []gatewayd.ReadingUpdate) {
+				writeChunks(w, chunk, readingChunk, w.src.SaveReadings, w.reading, func(chunk []gatewayd.ReadingUpdate, err error) {
 					size := 0
 					for _, u := range chunk {
 						size += waveSize(u)
+						if err == nil && u.Packed != nil {
+							// Stored: pgx has sent the bytes, and nothing
+							// else holds them. (A requeued one keeps its
+							// buffer until it is stored.)
+							w.packs.put(u.Packed.Data)
+						}
 					}
 					w.intake.add(-int64(size))
 				}, func(done []gatewayd.ReadingRef) {
@@ -293,9 +302,9 @@ func (w *writer) flushData() {
 // writeChunks writes list in statements of at most size rows; what was
 // written is told to observe, what fails goes back to the pending values
 // through requeue; every chunk, either way, is then told to after (if not
-// nil).
+// nil) with the write's error.
 func writeChunks[T, R any](w *writer, list []T, size int, write func(context.Context, []T) ([]R, error), requeue func(T),
-	after func([]T), observe func([]R), what string) {
+	after func([]T, error), observe func([]R), what string) {
 	for start := 0; start < len(list); start += size {
 		chunk := list[start:min(start+size, len(list))]
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -311,7 +320,7 @@ func writeChunks[T, R any](w *writer, list []T, size int, write func(context.Con
 			}
 		}
 		if after != nil {
-			after(chunk)
+			after(chunk, err)
 		}
 	}
 }
@@ -328,4 +337,25 @@ func values[K comparable, V any](m map[K]V) []V {
 func (w *writer) close() {
 	close(w.stop)
 	<-w.done
+}
+
+// packPool holds buffers of packed samples between readings. In a burst
+// the packed samples (~61 KB a reading of 3 × 8,192) were most of what
+// the readings path allocated, each buffer garbage right after its
+// statement; reused, they leave the collector less to do while status
+// requests wait for a core (BENCHMARKS.md, 2026-12-05 second session).
+type packPool struct{ p sync.Pool }
+
+// get returns an empty buffer, with room if one was given back.
+func (pp *packPool) get() []byte {
+	if b, ok := pp.p.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return nil
+}
+
+// put gives b back; its contents are not read again.
+func (pp *packPool) put(b []byte) {
+	b = b[:0]
+	pp.p.Put(&b)
 }

@@ -82,6 +82,14 @@ func getScratch(n int) *scratch {
 // panics otherwise). The result is new and exactly as long as it needs to
 // be; everything else it uses is pooled.
 func Pack(x, y, z []float32) []byte {
+	return AppendPack(nil, x, y, z)
+}
+
+// AppendPack appends the FormatXORPlanes bytes of three axes of equal
+// length to dst and returns the extended slice, reusing dst's room when it
+// has enough (a caller that pools its buffers allocates nothing); when it
+// has not, the result is a new slice exactly as long as it needs to be.
+func AppendPack(dst []byte, x, y, z []float32) []byte {
 	n := len(x)
 	if len(y) != n || len(z) != n {
 		panic("wavepack: axes of unequal length")
@@ -105,11 +113,16 @@ func Pack(x, y, z []float32) []byte {
 	_ = s.w.Close()
 	m := s.out.Len() - len(head)
 	s.out.Write(s.planes[6*n:])
-	out := make([]byte, s.out.Len()) // exactly: it waits for the writer
-	copy(out, s.out.Bytes())
-	binary.LittleEndian.PutUint32(out, uint32(n))
-	binary.LittleEndian.PutUint32(out[4:], uint32(m))
-	return out
+	start := len(dst)
+	if cap(dst)-start < s.out.Len() {
+		grown := make([]byte, start, start+s.out.Len()) // exactly: it waits for the writer
+		copy(grown, dst)
+		dst = grown
+	}
+	dst = append(dst, s.out.Bytes()...)
+	binary.LittleEndian.PutUint32(dst[start:], uint32(n))
+	binary.LittleEndian.PutUint32(dst[start+4:], uint32(m))
+	return dst
 }
 
 // splitPlanes writes the XOR planes of the axes, plane by plane (plane 0

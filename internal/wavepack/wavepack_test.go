@@ -206,3 +206,27 @@ func BenchmarkPack(b *testing.B) {
 		})
 	}
 }
+
+// AppendPack writes the same bytes as Pack after what dst holds, in dst's
+// own array when it has room, and in a new one, exactly as long, when not.
+func TestAppendPackReusesRoom(t *testing.T) {
+	t.Parallel()
+	w := simulated(t, 10001, false)
+	x, y, z := w[0][:500], w[1][:500], w[2][:500]
+	want := wavepack.Pack(x, y, z)
+	require.Equal(t, len(want), cap(want), "Pack's result is exactly as long as it needs to be")
+
+	roomy := make([]byte, 3, 3+len(want)+100)
+	copy(roomy, "abc")
+	got := wavepack.AppendPack(roomy, x, y, z)
+	require.Equal(t, "abc", string(got[:3]))
+	require.Equal(t, want, got[3:])
+	require.Same(t, &roomy[0], &got[0], "dst had room: its array is reused")
+
+	tight := []byte("abc")
+	got = wavepack.AppendPack(tight, x, y, z)
+	require.Equal(t, "abc", string(got[:3]))
+	require.Equal(t, want, got[3:])
+	require.Equal(t, len(got), cap(got))
+	require.Equal(t, "abc", string(tight), "dst is not written past its length")
+}
