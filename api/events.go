@@ -115,7 +115,7 @@ type streamTiming struct {
 
 // stream writes a subscription until it ends (shutdown, overflow) or the
 // client goes away (a flush fails). While it holds a flush it sleeps, not
-// woken by each event, and then takes everything the channel holds.
+// woken by each event, and then takes everything the subscription holds.
 func stream(w *bufio.Writer, conn interface{ SetWriteDeadline(time.Time) error }, sub *events.Subscription, t streamTiming) error {
 	defer sub.Close()
 	var flushed time.Time
@@ -144,8 +144,15 @@ func stream(w *bufio.Writer, conn interface{ SetWriteDeadline(time.Time) error }
 			return err
 		}
 		select {
-		case e, ok := <-sub.C():
-			if !ok {
+		case <-sub.Ready():
+			// Ended is read before the last take: nothing is put after
+			// the end, so that take gets everything there will be.
+			ended := sub.Ended()
+			wrote, err := writeBuffered(w, sub)
+			if err != nil {
+				return err
+			}
+			if ended {
 				if sub.Overflowed() {
 					if err := events.WriteOverflow(w); err != nil {
 						return err
@@ -153,14 +160,15 @@ func stream(w *bufio.Writer, conn interface{ SetWriteDeadline(time.Time) error }
 				}
 				return flush()
 			}
-			if err := events.WriteSSE(w, *e); err != nil {
-				return err
+			if wrote == 0 {
+				continue // a token left by events already taken
 			}
 			if wait := t.interval - time.Since(flushed); wait > 0 {
 				t.hold(wait)
 			}
-			// What came meanwhile goes in the same flush.
-			if err := writeBuffered(w, sub); err != nil {
+			// What came meanwhile goes in the same flush; an end that
+			// came meanwhile left a token, seen in the next round.
+			if _, err := writeBuffered(w, sub); err != nil {
 				return err
 			}
 		case <-t.keepAlive:
@@ -169,7 +177,7 @@ func stream(w *bufio.Writer, conn interface{ SetWriteDeadline(time.Time) error }
 			}
 		case <-t.stop:
 			// What was published before the stop still goes out.
-			if err := writeBuffered(w, sub); err != nil {
+			if _, err := writeBuffered(w, sub); err != nil {
 				return err
 			}
 			return flush()
@@ -177,17 +185,17 @@ func stream(w *bufio.Writer, conn interface{ SetWriteDeadline(time.Time) error }
 	}
 }
 
-// writeBuffered writes the events the subscription holds now. A closed
-// channel still yields what it buffered (its close is the caller's select
-// to see), and only the stream receives from it, so each of the len
-// receives has an event.
-func writeBuffered(w *bufio.Writer, sub *events.Subscription) error {
-	for n := len(sub.C()); n > 0; n-- {
-		if err := events.WriteSSE(w, *<-sub.C()); err != nil {
-			return err
+// writeBuffered writes the live events the subscription holds now and
+// says how many.
+func writeBuffered(w *bufio.Writer, sub *events.Subscription) (int, error) {
+	n := 0
+	for e := sub.Next(); e != nil; e = sub.Next() {
+		if err := events.WriteSSE(w, *e); err != nil {
+			return n, err
 		}
+		n++
 	}
-	return nil
+	return n, nil
 }
 
 // serveMetrics serves the Prometheus text format.

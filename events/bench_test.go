@@ -19,8 +19,7 @@ func drainers(b *Broker, n, buffer int, f Filter) (stop func()) {
 		s := b.Subscribe(f, 0, buffer)
 		wg.Go(func() {
 			for {
-				for range s.C() {
-				}
+				consume(s, func(*Event) {})
 				if !s.Overflowed() {
 					return // Broker.Close
 				}

@@ -20,8 +20,9 @@ const DefaultRingSize = 10_000
 // One mutex guards numbering, the ring and the subscriber list, so that a
 // subscription's replay and its live events meet without gap or duplicate,
 // and every subscriber sees increasing ids. Publish holds it for the id
-// line, the ring write and one non-blocking channel send per matching
-// subscriber; it never waits for a subscriber to read.
+// line, the ring write and one put per matching subscriber into that
+// subscriber's own buffer (a slot and an atomic counter, no lock; see
+// Subscription); it never waits for a subscriber to read.
 //
 // A published event is one immutable *Event, its SSE frame encoded once
 // (see WriteSSE), shared by the ring and every subscriber: a slot of a
@@ -100,17 +101,16 @@ func (b *Broker) Publish(e Event) (uint64, error) {
 			i++
 			continue
 		}
-		select {
-		case s.ch <- p:
+		if s.put(p) {
 			i++
-		default:
-			// Its buffer is full: cut it off rather than wait or drop
-			// silently. detach moves the last subscriber into slot i,
-			// which is then looked at in the next round.
-			s.overflowed.Store(true)
-			b.overflows.Add(1)
-			b.detach(s)
+			continue
 		}
+		// Its buffer is full: cut it off rather than wait or drop
+		// silently. detach moves the last subscriber into slot i, which
+		// is then looked at in the next round.
+		s.overflowed.Store(true)
+		b.overflows.Add(1)
+		b.detach(s)
 	}
 	return p.ID, nil
 }
@@ -169,8 +169,8 @@ func (b *Broker) PublishJSON(typ string, factoryID, gatewayID uuid.UUID, payload
 //
 // lastID is the client's Last-Event-ID; 0 means live events only. Taken
 // under the publishing lock, the subscription's Replay holds the ring's
-// matching events with an id above lastID, and its channel every matching
-// event published afterwards: no gap, no duplicate. If events after
+// matching events with an id above lastID, and its buffer (Next) every
+// matching event published afterwards: no gap, no duplicate. If events after
 // lastID have already left the ring, or lastID is newer than any event
 // (the client's id is from a previous process, whose ids also started at
 // 1), Reset reports true and Replay holds every matching event in the
@@ -179,8 +179,8 @@ func (b *Broker) PublishJSON(typ string, factoryID, gatewayID uuid.UUID, payload
 // buffer is how many live events the subscriber may fall behind before it
 // is cut off (Overflowed); below 1 it is 1. The replay does not count
 // against it: it is handed over as a slice, so a resume after a long gap
-// neither overflows at once nor keeps a channel sized for the replay for
-// the rest of the stream. The channel is allocated at once, one pointer
+// neither overflows at once nor keeps a buffer sized for the replay for
+// the rest of the stream. The buffer is allocated at once, one pointer
 // (8 bytes) per slot: 80 KiB for a buffer of 10,000.
 //
 // Publishers wait while the replay is copied: about 0.3 ms for a
@@ -188,17 +188,17 @@ func (b *Broker) PublishJSON(typ string, factoryID, gatewayID uuid.UUID, payload
 // from a previous process that is not above the newest id cannot be told
 // from one of ours and resumes as if it were.
 //
-// After Close, Subscribe returns a subscription whose channel is closed.
+// After Close, Subscribe returns a subscription that has already ended.
 func (b *Broker) Subscribe(f Filter, lastID uint64, buffer int) *Subscription {
 	if buffer < 1 {
 		buffer = 1
 	}
-	s := &Subscription{b: b, filter: f.clone(), idx: -1, ch: make(chan *Event, buffer)}
+	s := &Subscription{b: b, filter: f.clone(), idx: -1, buf: make([]*Event, buffer), ready: make(chan struct{}, 1)}
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		close(s.ch)
+		s.end()
 		return s
 	}
 	if lastID > 0 {
@@ -271,9 +271,9 @@ func (b *Broker) since(after uint64) (older, newer []*Event) {
 	return b.ring[begin+len(b.ring):], b.ring[:b.next]
 }
 
-// detach removes s from the subscriber list and closes its channel.
-// Every close happens here, under b.mu, so a channel is closed once and
-// never sent on afterwards. b.mu must be held.
+// detach removes s from the subscriber list and ends it. Every end
+// happens under b.mu, so nothing is put into a subscription after it
+// ended. b.mu must be held.
 func (b *Broker) detach(s *Subscription) {
 	if s.idx < 0 {
 		return
@@ -285,7 +285,7 @@ func (b *Broker) detach(s *Subscription) {
 	b.subs[last] = nil
 	b.subs = b.subs[:last]
 	s.idx = -1
-	close(s.ch)
+	s.end()
 	b.subscribers.Store(int64(len(b.subs)))
 }
 
@@ -301,7 +301,7 @@ func (b *Broker) Close() {
 	b.closed = true
 	for _, s := range b.subs {
 		s.idx = -1
-		close(s.ch)
+		s.end()
 	}
 	b.subs = nil
 	b.ring = nil // nothing can be replayed any more
@@ -320,17 +320,59 @@ func (b *Broker) Published() uint64 { return b.published.Load() }
 // full buffer behind.
 func (b *Broker) Overflows() uint64 { return b.overflows.Load() }
 
-// Subscription is one subscriber's view of the broker. C, Overflowed and
-// Close may be used from any goroutine; Reset and Replay belong to the
-// goroutine that writes the stream.
+// Subscription is one subscriber's view of the broker. Ready, Ended,
+// Overflowed and Close may be used from any goroutine; Next, Reset and
+// Replay belong to the goroutine that writes the stream.
+//
+// Its buffer is a ring with one writer, Publish (holding b.mu), and one
+// reader, the stream: put stores a slot and then advances head, Next takes
+// the slot at tail and then advances tail, so neither takes a lock. It
+// replaced a buffered channel per subscriber: with 100 subscribers the
+// channels' sends and receives, each taking the channel's lock while the
+// stream drained it, cost Publish ~6 µs an event, on the goroutine of the
+// actor that published it (BENCHMARKS.md, 2026-12-05 second session).
 type Subscription struct {
-	b          *Broker
-	filter     Filter
-	ch         chan *Event
-	idx        int // position in b.subs, -1 once detached; guarded by b.mu
+	b      *Broker
+	filter Filter
+	idx    int // position in b.subs, -1 once detached; guarded by b.mu
+
+	buf        []*Event
+	head, tail atomic.Uint64 // events put (by Publish), events taken (by Next)
+	// ready holds a token when the stream has something to look at: an
+	// event put since it last took the token, or the end.
+	ready      chan struct{}
+	ended      atomic.Bool
 	overflowed atomic.Bool
 	reset      bool     // fixed by Subscribe
 	replay     []*Event // handed over by Replay
+}
+
+// put appends e unless the buffer is full. b.mu must be held.
+func (s *Subscription) put(e *Event) bool {
+	h := s.head.Load()
+	if h-s.tail.Load() == uint64(len(s.buf)) {
+		return false
+	}
+	s.buf[h%uint64(len(s.buf))] = e
+	s.head.Store(h + 1)
+	s.wake()
+	return true
+}
+
+// wake leaves a token in ready. When one is already there (the stream has
+// not looked since), this is a check of the channel's length, no lock.
+func (s *Subscription) wake() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// end marks the subscription ended and wakes the stream. b.mu must be
+// held (or s not yet shared).
+func (s *Subscription) end() {
+	s.ended.Store(true)
+	s.wake()
 }
 
 // Reset reports whether the client's Last-Event-ID could not be resumed
@@ -338,7 +380,7 @@ type Subscription struct {
 // then starts with "event: reset" (WriteReset) before the replay.
 func (s *Subscription) Reset() bool { return s.reset }
 
-// Replay hands over the events to send before anything from C, oldest
+// Replay hands over the events to send before any live one, oldest
 // first. It gives the slice away: later calls return nil, so the backlog
 // is garbage once the caller has written it. The events are shared: read
 // them, never modify them.
@@ -348,20 +390,47 @@ func (s *Subscription) Replay() []*Event {
 	return r
 }
 
-// C delivers live events in increasing id order, shared with the ring and
-// every other subscriber: read them, never modify them. It is closed when
-// the subscription ends: by Close, by Broker.Close, or because it
-// overflowed.
-func (s *Subscription) C() <-chan *Event { return s.ch }
+// Ready receives a token when live events may be waiting or the
+// subscription may have ended: then take them with Next until it returns
+// nil, and look at Ended. A token can come with nothing new (it was left
+// by events already taken).
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+// Next takes the oldest live event the buffer holds, or returns nil when
+// it holds none now. Events come in increasing id order, shared with the
+// ring and every other subscriber: read them, never modify them.
+func (s *Subscription) Next() *Event {
+	t := s.tail.Load()
+	if t == s.head.Load() {
+		return nil
+	}
+	i := t % uint64(len(s.buf))
+	e := s.buf[i]
+	s.buf[i] = nil // the event is the ring's and the other subscribers' now
+	s.tail.Store(t + 1)
+	return e
+}
+
+// Len is how many live events the buffer holds.
+func (s *Subscription) Len() int {
+	t := s.tail.Load() // first: head only grows, so head read after it is not below it
+	return int(s.head.Load() - t)
+}
+
+// Ended reports whether the subscription has ended: by Close, by
+// Broker.Close, or because it overflowed. Nothing is put into it after
+// that, so a stream that saw Ended true and then took every event with
+// Next has all there will be.
+func (s *Subscription) Ended() bool { return s.ended.Load() }
 
 // Overflowed reports whether the subscription was cut off because its
-// buffer filled. Read it once C is closed: true means the stream should
-// end with "event: overflow" (WriteOverflow); the client reconnects with
-// its Last-Event-ID and resumes from the ring.
+// buffer filled. Read it once Ended: true means the stream should end with
+// "event: overflow" (WriteOverflow); the client reconnects with its
+// Last-Event-ID and resumes from the ring.
 func (s *Subscription) Overflowed() bool { return s.overflowed.Load() }
 
-// Close unsubscribes and closes C. It is idempotent and safe concurrently
-// with Publish and Broker.Close; events still buffered in C stay readable.
+// Close unsubscribes. It is idempotent and safe concurrently with Publish
+// and Broker.Close; events still buffered stay readable with Next.
 func (s *Subscription) Close() {
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()

@@ -21,17 +21,21 @@ func publish(t testing.TB, b *Broker, f, g uuid.UUID) uint64 {
 	return id
 }
 
-// receive reads n events from s's channel, failing the test if they do not
-// arrive within a generous deadline or the channel closes first.
+// receive reads n events from s, failing the test if they do not arrive
+// within a generous deadline or the subscription ends first.
 func receive(t *testing.T, s *Subscription, n int) []uint64 {
 	t.Helper()
 	ids := make([]uint64, 0, n)
 	deadline := time.After(10 * time.Second)
 	for len(ids) < n {
-		select {
-		case e, ok := <-s.C():
-			require.Truef(t, ok, "channel closed after %d of %d events", len(ids), n)
+		ended := s.Ended()
+		if e := s.Next(); e != nil {
 			ids = append(ids, e.ID)
+			continue
+		}
+		require.Falsef(t, ended, "ended after %d of %d events", len(ids), n)
+		select {
+		case <-s.Ready():
 		case <-deadline:
 			require.FailNowf(t, "timeout", "got %d of %d events", len(ids), n)
 		}
@@ -39,32 +43,48 @@ func receive(t *testing.T, s *Subscription, n int) []uint64 {
 	return ids
 }
 
-// requireNothingBuffered asserts that s has no event waiting. Publish sends
-// synchronously, so after Publish returns there is nothing in flight.
-func requireNothingBuffered(t *testing.T, s *Subscription) {
+// next takes the event Publish has just put into s: Publish puts
+// synchronously, so after it returns nothing is in flight.
+func next(t *testing.T, s *Subscription) *Event {
 	t.Helper()
-	select {
-	case e, ok := <-s.C():
-		require.Failf(t, "unexpected receive", "event %+v, open %v", e, ok)
-	default:
-	}
+	e := s.Next()
+	require.NotNil(t, e, "nothing buffered")
+	return e
 }
 
-// requireClosed asserts that s's channel is closed once any buffered events
-// are drained, and returns how many were buffered.
+// requireNothingBuffered asserts that s has no event waiting and has not
+// ended.
+func requireNothingBuffered(t *testing.T, s *Subscription) {
+	t.Helper()
+	e := s.Next()
+	require.Nilf(t, e, "unexpected event %+v", e)
+	require.False(t, s.Ended(), "ended")
+}
+
+// requireClosed asserts that s has ended, takes the events it still holds,
+// and returns how many there were.
 func requireClosed(t *testing.T, s *Subscription) int {
 	t.Helper()
+	require.True(t, s.Ended(), "not ended")
 	n := 0
+	for s.Next() != nil {
+		n++
+	}
+	return n
+}
+
+// consume hands every event of s to f, in order, until s has ended and
+// everything it held was taken.
+func consume(s *Subscription, f func(*Event)) {
 	for {
-		select {
-		case _, ok := <-s.C():
-			if !ok {
-				return n
-			}
-			n++
-		default:
-			require.FailNow(t, "channel is open")
+		ended := s.Ended()
+		for e := s.Next(); e != nil; e = s.Next() {
+			f(e)
 		}
+		if ended {
+			return
+		}
+		<-s.Ready()
 	}
 }
 
@@ -118,7 +138,7 @@ func TestPublishJSONMarshalsOnceIntoOneLine(t *testing.T) {
 	}{g, json.RawMessage("{\n  \"a\": 1\n}")}
 	id, err := b.PublishJSON(TypeGatewayCreated, f, g, payload)
 	require.NoError(t, err)
-	e := <-s.C()
+	e := next(t, s)
 	assert.Equal(t, id, e.ID)
 	assert.Equal(t, TypeGatewayCreated, e.Type)
 	assert.Equal(t, f, e.FactoryID)
@@ -284,9 +304,7 @@ func TestSlowSubscriberIsCutOffAndNeverBlocksPublishers(t *testing.T) {
 	got := make(chan []uint64, 1)
 	go func() {
 		ids := make([]uint64, 0, total)
-		for e := range reader.C() {
-			ids = append(ids, e.ID)
-		}
+		consume(reader, func(e *Event) { ids = append(ids, e.ID) })
 		got <- ids
 	}()
 
@@ -415,15 +433,11 @@ func TestSubscribeConcurrentWithPublishHasNoGapNorDuplicate(t *testing.T) {
 func drain(t *testing.T, s *Subscription) []uint64 {
 	t.Helper()
 	out := ids(s.Replay())
-	for {
-		select {
-		case e, ok := <-s.C():
-			require.True(t, ok, "closed")
-			out = append(out, e.ID)
-		default:
-			return nilIfEmpty(out)
-		}
+	for e := s.Next(); e != nil; e = s.Next() {
+		out = append(out, e.ID)
 	}
+	require.False(t, s.Ended(), "ended")
+	return nilIfEmpty(out)
 }
 
 func TestCloseEndsEverySubscriptionCleanly(t *testing.T) {
@@ -558,4 +572,50 @@ func TestIDsAfterARestartResetEarlierClients(t *testing.T) {
 	defer sub.Close()
 	assert.True(t, sub.Reset())
 	assert.Len(t, sub.Replay(), 3)
+}
+
+// A subscription's buffer is a ring: taking and putting in turn wraps it
+// many times over without a loss or an overflow, a token is left for each
+// put the reader has not looked at yet, and a full ring overflows at the
+// next matching event while what it holds stays readable.
+func TestSubscriptionBufferWrapsAndOverflows(t *testing.T) {
+	t.Parallel()
+	b := NewBroker(0)
+	s := b.Subscribe(Filter{}, 0, 3)
+	f, g := uuid.New(), uuid.New()
+	var want, got []uint64
+	for round := range 10 {
+		for range round%3 + 1 {
+			want = append(want, publish(t, b, f, g))
+		}
+		select {
+		case <-s.Ready():
+		default:
+			require.FailNow(t, "no token after a put")
+		}
+		got = append(got, ids(drainNext(s))...)
+		requireNothingBuffered(t, s)
+	}
+	assert.Equal(t, want, got)
+	assert.Zero(t, b.Overflows())
+
+	held := []uint64{publish(t, b, f, g), publish(t, b, f, g), publish(t, b, f, g)}
+	assert.Equal(t, 3, s.Len())
+	assert.False(t, s.Ended())
+	publish(t, b, f, g) // the fourth does not fit
+	assert.True(t, s.Ended())
+	assert.True(t, s.Overflowed())
+	assert.Equal(t, uint64(1), b.Overflows())
+	assert.Equal(t, held, ids(drainNext(s)))
+	publish(t, b, f, g)
+	assert.Nil(t, s.Next(), "nothing is put after the end")
+}
+
+// drainNext takes every event s holds now.
+func drainNext(s *Subscription) []*Event {
+	var out []*Event
+	for e := s.Next(); e != nil; e = s.Next() {
+		out = append(out, e)
+	}
+	return out
 }

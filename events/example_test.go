@@ -34,24 +34,24 @@ func stream(w *bufio.Writer, sub *events.Subscription, keepAlive <-chan time.Tim
 			return err
 		}
 		select {
-		case e, ok := <-sub.C():
-			if !ok {
+		case <-sub.Ready():
+			// Ended first: nothing is put after the end, so the events
+			// taken next are all there will be. Everything waiting goes
+			// out in one flush: one per burst, not per event, during a
+			// reconnect storm.
+			ended := sub.Ended()
+			for e := sub.Next(); e != nil; e = sub.Next() {
+				if err := events.WriteSSE(w, *e); err != nil {
+					return err
+				}
+			}
+			if ended {
 				if sub.Overflowed() {
 					if err := events.WriteOverflow(w); err != nil {
 						return err
 					}
 				}
 				return w.Flush()
-			}
-			if err := events.WriteSSE(w, *e); err != nil {
-				return err
-			}
-			// Write what is already waiting too: one flush per burst, not
-			// per event, during a reconnect storm.
-			for n := len(sub.C()); n > 0; n-- {
-				if err := events.WriteSSE(w, *<-sub.C()); err != nil {
-					return err
-				}
 			}
 		case <-keepAlive:
 			if err := events.WriteKeepAlive(w); err != nil {

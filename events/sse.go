@@ -24,7 +24,7 @@ const (
 //	data: <e.Data, or {} when empty>
 //	<blank line>
 //
-// An event from a Broker (C or Replay) carries that frame, encoded once by
+// An event from a Broker (Next or Replay) carries that frame, encoded once by
 // Publish for all its subscribers, and is written with one copy. Any other
 // event is formatted here, into the writer's own buffer (it takes a
 // *bufio.Writer, what Fiber's stream writer hands out) without allocating.

@@ -123,7 +123,8 @@ func TestPublishedFrameIsTheFormattedEvent(t *testing.T) {
 			}
 			_, err := b.Publish(Event{Type: TypeGatewayState, Data: in})
 			require.NoError(t, err)
-			e := <-s.C()
+			e := s.Next()
+			require.NotNil(t, e)
 			require.NotNil(t, e.frame)
 			assert.Equal(t, data, string(e.Data))
 
