@@ -2,12 +2,10 @@ package actors
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
 	"github.com/ctcgw/gatewayd"
@@ -37,13 +35,7 @@ func BenchmarkGatewayMemory(b *testing.B) {
 	rounds := 0
 	for b.Loop() {
 		before := liveHeap()
-		ids := make([]uuid.UUID, n)
-		for i := range ids {
-			ids[i] = uuid.New()
-			rt.GatewayStarted(gatewayd.Target{ID: ids[i], FactoryID: uuid.New(), GatewayID: fmt.Sprintf("mem-%d", i),
-				Name: "mem", Desired: gatewayd.DesiredConnected,
-				Credentials: gatewayd.Credentials{URL: "ws://127.0.0.1:9/none", Email: "e@example.com", Password: "p"}})
-		}
+		ids := startGateways(rt, n, gatewayd.DesiredConnected)
 		for deadline := time.Now().Add(time.Minute); ; {
 			backingOff := 0
 			list, err := rt.Statuses(context.Background(), nil)

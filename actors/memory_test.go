@@ -28,6 +28,19 @@ func liveHeap() uint64 {
 	return m.HeapAlloc
 }
 
+// startGateways starts n gateways whose address refuses every dial, and
+// returns their ids.
+func startGateways(rt *Runtime, n int, desired gatewayd.DesiredState) []uuid.UUID {
+	ids := make([]uuid.UUID, n)
+	for i := range ids {
+		ids[i] = uuid.New()
+		rt.GatewayStarted(gatewayd.Target{ID: ids[i], FactoryID: uuid.New(), GatewayID: fmt.Sprintf("mem-%d", i),
+			Name: "mem", Desired: desired,
+			Credentials: gatewayd.Credentials{URL: "ws://127.0.0.1:9/none", Email: "e@example.com", Password: "p"}})
+	}
+	return ids
+}
+
 // Gateways that are created and removed give their memory back: the live
 // heap returns near where it started. In a process of its own: it
 // measures the process.
@@ -48,14 +61,8 @@ func TestRemovedGatewaysGiveTheirMemoryBack(t *testing.T) {
 	// (polled until at most frac is left, or 10 s).
 	round := func(frac float64) (grown, left uint64) {
 		before := liveHeap()
-		ids := make([]uuid.UUID, n)
-		for i := range ids {
-			ids[i] = uuid.New()
-			// Disconnected: an actor with its state, no socket to dial.
-			rt.GatewayStarted(gatewayd.Target{ID: ids[i], FactoryID: uuid.New(), GatewayID: fmt.Sprintf("mem-%d", i),
-				Name: "mem", Desired: gatewayd.DesiredDisconnected,
-				Credentials: gatewayd.Credentials{URL: "ws://127.0.0.1:9/none", Email: "e@example.com", Password: "p"}})
-		}
+		// Disconnected: an actor with its state, no socket to dial.
+		ids := startGateways(rt, n, gatewayd.DesiredDisconnected)
 		require.Eventually(t, func() bool {
 			list, err := rt.Statuses(context.Background(), nil)
 			if err != nil || len(list) != n {
