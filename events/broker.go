@@ -330,7 +330,9 @@ func (b *Broker) Overflows() uint64 { return b.overflows.Load() }
 // replaced a buffered channel per subscriber: with 100 subscribers the
 // channels' sends and receives, each taking the channel's lock while the
 // stream drained it, cost Publish ~6 µs an event, on the goroutine of the
-// actor that published it (BENCHMARKS.md, 2026-12-05 second session).
+// actor that published it; now under 1 µs (BENCHMARKS.md, 2026-12-05
+// second session; a watched reconnect storm did not end sooner: its cost
+// is the bytes streamed).
 type Subscription struct {
 	b      *Broker
 	filter Filter
