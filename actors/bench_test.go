@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd"
 )
@@ -27,43 +28,33 @@ func BenchmarkGatewayMemory(b *testing.B) {
 		DialConcurrency: 64, RestartLimit: 3, RestartWindow: time.Minute, ReconcileInterval: time.Hour}
 	rt := Start(cfg, fixedSource{}, zerolog.Nop())
 	defer func() { _ = rt.Shutdown(context.Background()) }()
-	for !rt.Ready() {
-		time.Sleep(5 * time.Millisecond)
-	}
+	require.Eventually(b, rt.Ready, 10*time.Second, 5*time.Millisecond)
 	const n = 5000
 	var total float64
 	rounds := 0
 	for b.Loop() {
 		before := liveHeap()
 		ids := startGateways(rt, n, gatewayd.DesiredConnected)
-		for deadline := time.Now().Add(time.Minute); ; {
-			backingOff := 0
+		require.Eventually(b, func() bool {
 			list, err := rt.Statuses(context.Background(), nil)
 			if err != nil {
-				b.Fatal(err)
+				return false // the deadline reports it
 			}
+			backingOff := 0
 			for _, st := range list {
 				if st.State == gatewayd.StateBackoff {
 					backingOff++
 				}
 			}
-			if backingOff == n {
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("%d of %d gateways in BACKOFF after a minute", backingOff, n)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return backingOff == n
+		}, time.Minute, 50*time.Millisecond, "every gateway in BACKOFF")
 		total += float64(liveHeap()-before) / n
 		rounds++
 		rt.GatewaysRemoved(ids)
-		for {
-			if count, _ := rt.Counts(); count == 0 {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		require.Eventually(b, func() bool {
+			count, _ := rt.Counts()
+			return count == 0
+		}, time.Minute, 10*time.Millisecond, "every gateway removed")
 	}
 	b.ReportMetric(total/float64(rounds), "B/gateway")
 }

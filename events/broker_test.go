@@ -432,10 +432,7 @@ func TestSubscribeConcurrentWithPublishHasNoGapNorDuplicate(t *testing.T) {
 // publishing has finished.
 func drain(t *testing.T, s *Subscription) []uint64 {
 	t.Helper()
-	out := ids(s.Replay())
-	for e := s.Next(); e != nil; e = s.Next() {
-		out = append(out, e.ID)
-	}
+	out := append(ids(s.Replay()), ids(drainNext(s))...)
 	require.False(t, s.Ended(), "ended")
 	return nilIfEmpty(out)
 }
