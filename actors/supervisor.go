@@ -43,6 +43,8 @@ type supervisor struct {
 	recordsPeak, removedPeak int
 	// removedSinceTrim counts removals since memory was last given back.
 	removedSinceTrim int
+	// stops paces the stops of removed gateways' actors (stops.go).
+	stops stopper
 }
 
 func newSupervisor(d *deps, n *counters) *supervisor {
@@ -191,7 +193,9 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, c
 	_ *actor.RestartStatistics, reason interface{}, _ interface{}) {
 	id, err := childID(child)
 	rec := s.records[id]
-	if err != nil || rec == nil || !rec.running() {
+	if err != nil || rec == nil || !rec.running() || rec.pid != child {
+		// Removed (perhaps still waiting for its turn to stop), stopping,
+		// or an earlier incarnation: it is not restarted.
 		sup.StopChildren(child)
 		return
 	}
@@ -333,7 +337,7 @@ func (s *supervisor) remove(c actor.Context, id uuid.UUID) {
 		return
 	}
 	if rec.pid != nil {
-		c.Stop(rec.pid) // the actor closes its socket with code 1000
+		s.stops.add(c, rec.pid)
 	}
 	s.setStatus(rec, gatewayd.Status{ID: id, FactoryID: rec.status.FactoryID})
 	delete(s.records, id)
@@ -344,11 +348,16 @@ func (s *supervisor) remove(c actor.Context, id uuid.UUID) {
 
 // removedMany runs after n gateways were removed: the records map is
 // rebuilt if it shrank a lot, and every trimMin removals (at once or one
-// by one) ask for memory to be given back to the OS (trim.go).
+// by one) ask for memory to be given back to the OS (trim.go) once their
+// actors have stopped.
 func (s *supervisor) removedMany(n int) {
 	s.records = shrink(s.records, &s.recordsPeak)
 	s.removedSinceTrim += n
-	if s.removedSinceTrim >= trimMin {
+	s.maybeTrim()
+}
+
+func (s *supervisor) maybeTrim() {
+	if s.removedSinceTrim >= trimMin && s.stops.idle() {
 		s.removedSinceTrim = 0
 		s.d.trim()
 	}
@@ -409,12 +418,23 @@ func (s *supervisor) terminated(c actor.Context, m *actor.Terminated) {
 	// 30 MiB of dead actors still live, BENCHMARKS.md). Clearing that slot
 	// makes the PID, and all it caches, garbage.
 	clearVacatedChild(c)
+	s.stops.terminated(c, m.Who)
+	s.maybeTrim()
 	id, err := childID(m.Who)
 	rec := s.records[id]
 	if err != nil || rec == nil {
 		return
 	}
-	rec.pid = nil
+	switch {
+	case rec.pid == m.Who:
+		rec.pid = nil
+	case rec.pid != nil || !rec.stopping:
+		// An earlier incarnation of a gateway removed and added again,
+		// whose name was free by the time the new one was spawned: the
+		// record's actor is another one. (With a nil pid and stopping
+		// set, the new record's spawn was deferred until this one ended.)
+		return
+	}
 	if rec.stopping {
 		rec.stopping = false
 		if rec.respawn {

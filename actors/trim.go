@@ -16,8 +16,12 @@ import (
 // this, RSS stayed near the create storm's peak for the whole two
 // minutes after the delete. So a removal of at least trimMin gateways
 // asks for one debug.FreeOSMemory (a full collection that returns every
-// free page), trimDelay after the last such removal, so the actors have
-// stopped by then and a burst of removals costs one collection.
+// free page), trimDelay after the last of their actors has stopped (the
+// supervisor asks once its stopper is idle), so a burst of removals costs
+// one collection. (It was asked 3 s after the removal, when 50,000 actors
+// told to stop at once might still be stopping; with the stops paced and
+// the collection after them, RSS after such a churn ends 15–30 MiB lower:
+// BENCHMARKS.md, 2026-12-05 third session.)
 const (
 	trimMin   = 1000
 	trimDelay = 3 * time.Second
