@@ -28,6 +28,20 @@ func liveHeap() uint64 {
 	return m.HeapAlloc
 }
 
+// startQuietRuntime starts a runtime for tests of the supervisor's
+// bookkeeping: dials fail fast and are not retried for an hour, nothing is
+// re-read from src after the first load. It is shut down with the test.
+func startQuietRuntime(t *testing.T, src Source) *Runtime {
+	t.Helper()
+	cfg := Config{ConnectTimeout: 100 * time.Millisecond, AuthTimeout: 100 * time.Millisecond, CommandTimeout: time.Second,
+		BackoffInitial: time.Hour, BackoffMax: time.Hour, BackoffMultiplier: 2, PingInterval: time.Minute, PongTimeout: time.Minute,
+		DialConcurrency: 4, RestartLimit: 3, RestartWindow: time.Minute, ReconcileInterval: time.Hour}
+	rt := Start(cfg, src, zerolog.Nop())
+	t.Cleanup(func() { _ = rt.Shutdown(context.Background()) })
+	require.Eventually(t, rt.Ready, 10*time.Second, 5*time.Millisecond)
+	return rt
+}
+
 // startGateways starts n gateways whose address refuses every dial, and
 // returns their ids.
 func startGateways(rt *Runtime, n int, desired gatewayd.DesiredState) []uuid.UUID {
@@ -48,12 +62,7 @@ func TestRemovedGatewaysGiveTheirMemoryBack(t *testing.T) {
 	if testutil.OwnProcess(t) {
 		return
 	}
-	cfg := Config{ConnectTimeout: 100 * time.Millisecond, AuthTimeout: 100 * time.Millisecond, CommandTimeout: time.Second,
-		BackoffInitial: time.Hour, BackoffMax: time.Hour, BackoffMultiplier: 2, PingInterval: time.Minute, PongTimeout: time.Minute,
-		DialConcurrency: 4, RestartLimit: 3, RestartWindow: time.Minute, ReconcileInterval: time.Hour}
-	rt := Start(cfg, fixedSource{}, zerolog.Nop())
-	t.Cleanup(func() { _ = rt.Shutdown(context.Background()) })
-	require.Eventually(t, rt.Ready, 10*time.Second, 5*time.Millisecond)
+	rt := startQuietRuntime(t, fixedSource{})
 
 	const n = 5000
 	// round creates and removes n gateways and reports how much the live

@@ -8,7 +8,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/google/uuid"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -90,12 +89,7 @@ func TestStopperPacesStops(t *testing.T) {
 // settings.
 func TestGatewayAddedAgainWhileItsOldActorWaitsToStop(t *testing.T) {
 	t.Parallel()
-	cfg := Config{ConnectTimeout: 100 * time.Millisecond, AuthTimeout: 100 * time.Millisecond, CommandTimeout: time.Second,
-		BackoffInitial: time.Hour, BackoffMax: time.Hour, BackoffMultiplier: 2, PingInterval: time.Minute, PongTimeout: time.Minute,
-		DialConcurrency: 4, RestartLimit: 3, RestartWindow: time.Minute, ReconcileInterval: time.Hour}
-	rt := Start(cfg, fixedSource{}, zerolog.Nop())
-	t.Cleanup(func() { _ = rt.Shutdown(context.Background()) })
-	require.Eventually(t, rt.Ready, 10*time.Second, 5*time.Millisecond)
+	rt := startQuietRuntime(t, fixedSource{})
 	ids := startGateways(rt, 2*maxStopping, gatewayd.DesiredDisconnected)
 	last := ids[len(ids)-1]
 	require.Eventually(t, func() bool {
@@ -129,12 +123,7 @@ func TestGatewayAddedAgainWhileItsOldActorWaitsToStop(t *testing.T) {
 // marked the gateway FAILED ("stopped unexpectedly") while its actor ran.
 func TestTerminatedOfAnEarlierIncarnationIsIgnored(t *testing.T) {
 	t.Parallel()
-	cfg := Config{ConnectTimeout: 100 * time.Millisecond, AuthTimeout: 100 * time.Millisecond, CommandTimeout: time.Second,
-		BackoffInitial: time.Hour, BackoffMax: time.Hour, BackoffMultiplier: 2, PingInterval: time.Minute, PongTimeout: time.Minute,
-		DialConcurrency: 4, RestartLimit: 3, RestartWindow: time.Minute, ReconcileInterval: time.Hour}
-	rt := Start(cfg, fixedSource{}, zerolog.Nop())
-	t.Cleanup(func() { _ = rt.Shutdown(context.Background()) })
-	require.Eventually(t, rt.Ready, 10*time.Second, 5*time.Millisecond)
+	rt := startQuietRuntime(t, fixedSource{})
 	id := startGateways(rt, 1, gatewayd.DesiredDisconnected)[0]
 	require.Eventually(t, func() bool {
 		st, err := rt.Status(context.Background(), id)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd"
@@ -35,12 +34,7 @@ func TestStaleReadDoesNotResurrectARemovedGateway(t *testing.T) {
 	t.Parallel()
 	conn := gatewayd.Target{ID: uuid.New(), FactoryID: uuid.New(), Desired: gatewayd.DesiredConnected,
 		Credentials: gatewayd.Credentials{URL: "ws://127.0.0.1:9/none", Email: "e", Password: "p"}}
-	cfg := Config{ConnectTimeout: 100 * time.Millisecond, AuthTimeout: 100 * time.Millisecond, CommandTimeout: time.Second,
-		BackoffInitial: time.Hour, BackoffMax: time.Hour, BackoffMultiplier: 2, PingInterval: time.Minute, PongTimeout: time.Minute,
-		DialConcurrency: 4, RestartLimit: 3, RestartWindow: time.Minute, ReconcileInterval: time.Hour}
-	rt := Start(cfg, fixedSource{targets: []gatewayd.Target{conn}}, zerolog.Nop())
-	t.Cleanup(func() { _ = rt.Shutdown(context.Background()) })
-	require.Eventually(t, rt.Ready, 10*time.Second, 5*time.Millisecond)
+	rt := startQuietRuntime(t, fixedSource{targets: []gatewayd.Target{conn}})
 	_, err := rt.Status(context.Background(), conn.ID)
 	require.NoError(t, err)
 
