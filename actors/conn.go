@@ -222,9 +222,9 @@ type reader struct {
 	ws    *websocket.Conn
 	inbox *semaphore.Weighted
 	// intake holds the reader back while readings pile up (nil: never);
-	// held is set while it does (nil: nobody asks).
+	// held tells the actor (nil: nobody asks).
 	intake *intake
-	held   *atomic.Bool
+	held   *holdClock
 	crunch crunch // bounds the decoders of large frames
 	cfg    Config
 	// deliver hands a decoded frame to the actor; cost is returned to the
@@ -349,8 +349,38 @@ func putFrame(b *[]byte) {
 }
 
 func (r *reader) hold(v bool) {
-	if r.held != nil {
-		r.held.Store(v)
+	switch {
+	case r.held == nil:
+	case v:
+		r.held.v.Store(-1)
+	default:
+		r.held.v.Store(time.Now().UnixNano())
+	}
+}
+
+// holdClock is what the actor's pong timer needs to know of its reader:
+// whether the reading intake holds it in the middle of a frame, so that
+// the gateway's pongs wait unread behind that frame, and when it was last
+// let go, since those pongs still come only after the frame has been read
+// and decoded.
+type holdClock struct {
+	v atomic.Int64 // -1 while held, else the last release in Unix ns (0: never held)
+}
+
+// pongWait is how much longer to wait for a pong that is due at now: all
+// of timeout while the reader is held; after a release less than timeout
+// ago, the rest of timeout counted from the release (the pong may be
+// behind the frame that was held); else nothing. Without the second case
+// a pong timer that happened to run out just after a release failed a
+// healthy connection whose pongs were being read (make test under load).
+func (h *holdClock) pongWait(now time.Time, timeout time.Duration) time.Duration {
+	switch v := h.v.Load(); {
+	case v < 0:
+		return timeout
+	case v == 0:
+		return 0
+	default:
+		return timeout - now.Sub(time.Unix(0, v))
 	}
 }
 

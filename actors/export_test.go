@@ -13,3 +13,17 @@ func IntakeWaiting(r *Runtime) int { return r.d.intake.queued() }
 
 // IntakeHeld is the bytes the reading intake counts.
 func IntakeHeld(r *Runtime) int64 { return r.d.intake.held() }
+
+// HoldCrunch takes every slot for decoding large frames until the returned
+// function gives them back: a reader with a reading to decode waits.
+func HoldCrunch(r *Runtime) (release func()) {
+	n := cap(r.d.crunch)
+	for range n {
+		r.d.crunch <- struct{}{}
+	}
+	return func() {
+		for range n {
+			<-r.d.crunch
+		}
+	}
+}

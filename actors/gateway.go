@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -101,10 +100,10 @@ type gatewayActor struct {
 	inbox      *semaphore.Weighted
 	stopReader context.CancelFunc
 	readerDone chan struct{}
-	// readerHeld is set while the reader waits for the reading intake in
-	// the middle of a frame: the gateway's pongs are queued behind that
-	// frame, unread, so no pong is missed (see onTimer).
-	readerHeld *atomic.Bool
+	// readerHeld says whether and when the reader waited for the reading
+	// intake in the middle of a frame: the gateway's pongs are queued
+	// behind that frame, unread, so no pong is missed (see onTimer).
+	readerHeld *holdClock
 	// ledger holds the intake's bytes of this connection's frames on
 	// their way through the mailbox.
 	ledger  *ledger
@@ -388,7 +387,7 @@ func (a *gatewayActor) finished(cmd *command, d gatewayd.Discovery, err error) {
 func (a *gatewayActor) startReader(ws *websocket.Conn) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	held := new(atomic.Bool)
+	held := new(holdClock)
 	a.stopReader, a.readerDone, a.readerHeld = cancel, done, held
 	a.inbox = semaphore.NewWeighted(int64(a.d.cfg.InboxBytes))
 	gen, root, self, inbox := a.gen, a.d.root, a.self, a.inbox
@@ -616,11 +615,14 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 		}
 		a.armTimer(timerPing, a.d.cfg.PingInterval)
 	case timerPong:
-		if a.readerHeld != nil && a.readerHeld.Load() {
+		if a.readerHeld != nil {
 			// We stopped reading, not the gateway: its pong waits behind
-			// the frame the intake holds. The wait is bounded (intakeWait).
-			a.armTimer(timerPong, a.d.cfg.PongTimeout)
-			return
+			// the frame the intake holds, or held until just now. The
+			// hold is bounded (intakeWait).
+			if wait := a.readerHeld.pongWait(now, a.d.cfg.PongTimeout); wait > 0 {
+				a.armTimer(timerPong, wait)
+				return
+			}
 		}
 		if a.ws != nil {
 			a.fail(fmt.Sprintf("no pong within %s", a.d.cfg.PongTimeout))

@@ -276,9 +276,19 @@ func TestHeldReaderKeepsItsConnection(t *testing.T) {
 	assert.Equal(t, gatewayd.StateAuthenticated, st.State, "last error %v", st.LastError)
 	assert.Equal(t, 1, actors.IntakeWaiting(h.Runtime), "still held, not read anyway")
 
+	// Let go, the reader reads its frame and then waits to decode it:
+	// its pongs still come only after the frame. A pong timer that runs
+	// out meanwhile waits a pong timeout from the release, not whatever
+	// was left of it (with that, this failed most times).
+	crunched := actors.HoldCrunch(h.Runtime)
+	defer func() { crunched() }()
 	drain()
 	drain = func() {}
 	eventually(t, func() bool { return actors.IntakeWaiting(h.Runtime) == 0 }, 10*time.Second, "read once there is room")
+	pings = sg.Stats().Pings
+	eventually(t, func() bool { return sg.Stats().Pings >= pings+12 }, 20*time.Second, "pings go on while it waits to decode")
+	crunched()
+	crunched = func() {}
 	// Its pongs come in behind it: the connection stays up for another
 	// 3.5 s.
 	pings = sg.Stats().Pings

@@ -200,3 +200,23 @@ func TestReadFrameBuffers(t *testing.T) {
 		putFrame(data)
 	}
 }
+
+// The pong timer waits a whole timeout while the reader is held, the rest
+// of a timeout counted from a release less than a timeout ago, and no
+// longer otherwise.
+func TestPongWaitCountsFromTheRelease(t *testing.T) {
+	t.Parallel()
+	const timeout = 2 * time.Second
+	now := time.Now()
+	var h holdClock
+	assert.Zero(t, h.pongWait(now, timeout), "never held")
+	r := &reader{held: &h}
+	r.hold(true)
+	assert.Equal(t, timeout, h.pongWait(now.Add(time.Hour), timeout), "held")
+	r.hold(false)
+	released := time.Unix(0, h.v.Load())
+	assert.Equal(t, 1500*time.Millisecond, h.pongWait(released.Add(500*time.Millisecond), timeout))
+	assert.Equal(t, time.Duration(0), h.pongWait(released.Add(timeout), timeout))
+	assert.Negative(t, h.pongWait(released.Add(3*time.Second), timeout))
+	(&reader{}).hold(true) // no clock: nothing to tell
+}
