@@ -19,9 +19,8 @@ import (
 // free page), trimDelay after the last of their actors has stopped (the
 // supervisor asks once its stopper is idle), so a burst of removals costs
 // one collection. (It was asked 3 s after the removal, when 50,000 actors
-// told to stop at once might still be stopping; with the stops paced and
-// the collection after them, RSS after such a churn ends 15–30 MiB lower:
-// BENCHMARKS.md, 2026-12-05 third session.)
+// told to stop at once might still be stopping, and their memory was not
+// yet garbage; BENCHMARKS.md, 2026-12-05 third session.)
 const (
 	trimMin   = 1000
 	trimDelay = 3 * time.Second
