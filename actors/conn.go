@@ -354,7 +354,7 @@ func (r *reader) hold(v bool) {
 	case v:
 		r.held.v.Store(-1)
 	default:
-		r.held.v.Store(time.Now().UnixNano())
+		r.held.v.Store(max(int64(time.Since(r.held.base)), 1))
 	}
 }
 
@@ -362,10 +362,14 @@ func (r *reader) hold(v bool) {
 // whether the reading intake holds it in the middle of a frame, so that
 // the gateway's pongs wait unread behind that frame, and when it was last
 // let go, since those pongs still come only after the frame has been read
-// and decoded.
+// and decoded. Times are kept on the monotonic clock, from base: a wall
+// clock set back must not stretch the wait.
 type holdClock struct {
-	v atomic.Int64 // -1 while held, else the last release in Unix ns (0: never held)
+	base time.Time    // the clock's zero: when the reader was started
+	v    atomic.Int64 // -1 while held, else the last release in ns after base (0: never held)
 }
+
+func newHoldClock() *holdClock { return &holdClock{base: time.Now()} }
 
 // pongWait is how much longer to wait for a pong that is due at now: all
 // of timeout while the reader is held; after a release less than timeout
@@ -380,7 +384,7 @@ func (h *holdClock) pongWait(now time.Time, timeout time.Duration) time.Duration
 	case v == 0:
 		return 0
 	default:
-		return timeout - now.Sub(time.Unix(0, v))
+		return timeout - (now.Sub(h.base) - time.Duration(v))
 	}
 }
 

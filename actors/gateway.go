@@ -387,7 +387,7 @@ func (a *gatewayActor) finished(cmd *command, d gatewayd.Discovery, err error) {
 func (a *gatewayActor) startReader(ws *websocket.Conn) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	held := new(holdClock)
+	held := newHoldClock()
 	a.stopReader, a.readerDone, a.readerHeld = cancel, done, held
 	a.inbox = semaphore.NewWeighted(int64(a.d.cfg.InboxBytes))
 	gen, root, self, inbox := a.gen, a.d.root, a.self, a.inbox

@@ -207,14 +207,13 @@ func TestReadFrameBuffers(t *testing.T) {
 func TestPongWaitCountsFromTheRelease(t *testing.T) {
 	t.Parallel()
 	const timeout = 2 * time.Second
-	now := time.Now()
-	var h holdClock
-	assert.Zero(t, h.pongWait(now, timeout), "never held")
-	r := &reader{held: &h}
+	h := newHoldClock()
+	assert.Zero(t, h.pongWait(time.Now(), timeout), "never held")
+	r := &reader{held: h}
 	r.hold(true)
-	assert.Equal(t, timeout, h.pongWait(now.Add(time.Hour), timeout), "held")
+	assert.Equal(t, timeout, h.pongWait(time.Now().Add(time.Hour), timeout), "held")
 	r.hold(false)
-	released := time.Unix(0, h.v.Load())
+	released := h.base.Add(time.Duration(h.v.Load()))
 	assert.Equal(t, 1500*time.Millisecond, h.pongWait(released.Add(500*time.Millisecond), timeout))
 	assert.Equal(t, time.Duration(0), h.pongWait(released.Add(timeout), timeout))
 	assert.Negative(t, h.pongWait(released.Add(3*time.Second), timeout))

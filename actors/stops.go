@@ -13,10 +13,10 @@ import (
 // stack, and the runtime keeps every goroutine descriptor it ever made
 // (480 B each; a heap profile after a churn of 50,000 held 5 MB of them,
 // BENCHMARKS.md 2026-12-05, third session). Paced, the stops take a few
-// hundred goroutines. The limit is generous so that actors
-// slow to stop (a peer that reads nothing makes the close wait for its
-// write deadline) delay other gateways' stops only when hundreds of them
-// are slow at once, and then only by that deadline.
+// hundred goroutines. The limit is generous so that actors slow to stop
+// (a peer that reads nothing makes the close wait for its write deadline)
+// delay other gateways' stops only when hundreds of them are slow at
+// once, and then only by that deadline.
 const maxStopping = 512
 
 // stopper paces the stops of removed gateways' actors: at most maxStopping
