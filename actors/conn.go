@@ -349,12 +349,8 @@ func putFrame(b *[]byte) {
 }
 
 func (r *reader) hold(v bool) {
-	switch {
-	case r.held == nil:
-	case v:
-		r.held.v.Store(-1)
-	default:
-		r.held.v.Store(max(int64(time.Since(r.held.base)), 1))
+	if r.held != nil {
+		r.held.set(v)
 	}
 }
 
@@ -370,6 +366,15 @@ type holdClock struct {
 }
 
 func newHoldClock() *holdClock { return &holdClock{base: time.Now()} }
+
+// set records that the reader is now held, or let go.
+func (h *holdClock) set(held bool) {
+	if held {
+		h.v.Store(-1)
+	} else {
+		h.v.Store(max(int64(time.Since(h.base)), 1))
+	}
+}
 
 // pongWait is how much longer to wait for a pong that is due at now: all
 // of timeout while the reader is held; after a release less than timeout
