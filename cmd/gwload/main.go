@@ -96,11 +96,12 @@ type options struct {
 	readingBurst    bool
 	readingSchedule time.Duration
 	// events: SSE subscribers in the watched storm, whether that storm
-	// runs first, gatewayd's GATEWAY_PING_INTERVAL (0: its default; a
+	// runs first, how many pairs of storms, gatewayd's GATEWAY_PING_INTERVAL (0: its default; a
 	// failure count resets after one healthy interval), and how many
 	// /metrics scrapes.
 	subscribers      int
 	subscribersFirst bool
+	stormPairs       int
 	pingInterval     time.Duration
 	scrapes          int
 	// eventsClientBuffer, when > 0, is events' EVENTS_CLIENT_BUFFER.
@@ -169,6 +170,7 @@ func main() {
 	fs.DurationVar(&o.readingSchedule, "reading-schedule", 10*time.Minute, "readings: how long every sensor runs on a 1-minute schedule (0 skips it)")
 	fs.IntVar(&o.subscribers, "subscribers", 100, "SSE subscribers on /api/events in events' watched storm")
 	fs.BoolVar(&o.subscribersFirst, "subscribers-first", false, "events runs the watched storm first (alternate across runs)")
+	fs.IntVar(&o.stormPairs, "storm-pairs", 1, "events runs this many pairs of storms (without and with subscribers, alternating which goes first) and reports the median ratio")
 	fs.DurationVar(&o.pingInterval, "ping-interval", 0, "GATEWAY_PING_INTERVAL for events' gatewayd (0: its default, 30s)")
 	fs.IntVar(&o.eventsClientBuffer, "events-client-buffer", 0, "EVENTS_CLIENT_BUFFER for events' gatewayd (0: its default)")
 	fs.IntVar(&o.scrapes, "scrapes", 200, "GET /metrics scrapes by events (one client, then as many from four)")
