@@ -61,7 +61,8 @@ func eventsScenario(ctx context.Context, e *env, r *report) error {
 	}
 	// Each pair is a storm without subscribers and one with them; pairs
 	// alternate which goes first, and the ratio is the median of the
-	// pairs' (this machine's noise moves one pair's by ±10 %).
+	// pairs' (on a shared 2-core machine one pair's ratio ranged from
+	// 0.75 to 1.58 in one run: BENCHMARKS.md, 2026-12-06).
 	var bare, watched, ratios []float64
 	first := e.o.subscribersFirst
 	for p := range max(e.o.stormPairs, 1) {
