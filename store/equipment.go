@@ -67,11 +67,7 @@ func (s *Store) GetEquipment(ctx context.Context, id uuid.UUID) (gatewayd.Equipm
 
 // ListEquipment returns a page, optionally of one factory.
 func (s *Store) ListEquipment(ctx context.Context, factoryID *uuid.UUID, page Page) ([]gatewayd.Equipment, int, error) {
-	where, args := `deleted_at IS NULL`, []any(nil)
-	if factoryID != nil {
-		where, args = `deleted_at IS NULL AND factory_id = $1`, []any{*factoryID}
-	}
-	items, total, err := listPage(ctx, s.pool, "equipment", equipmentColumns, where, args, page, scanEquipment)
+	items, total, err := listPage(ctx, s, listFilter{table: "equipment"}.of("factory_id", factoryID), equipmentColumns, page, scanEquipment)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list equipment: %w", err)
 	}

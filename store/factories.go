@@ -63,9 +63,9 @@ func (s *Store) CreateFactory(ctx context.Context, f NewFactory) (gatewayd.Facto
 }
 
 // GetFactory returns a non-deleted factory or ErrNotFound.
+// Concurrent calls share statements (byID).
 func (s *Store) GetFactory(ctx context.Context, id uuid.UUID) (gatewayd.Factory, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT `+factoryColumns+` FROM factories WHERE id = $1 AND deleted_at IS NULL`, id)
-	f, err := pgx.CollectExactlyOneRow(rows, scanFactory)
+	f, err := s.factories.get(ctx, id)
 	if err != nil {
 		return gatewayd.Factory{}, fmt.Errorf("get factory: %w", classify(err))
 	}
@@ -74,11 +74,7 @@ func (s *Store) GetFactory(ctx context.Context, id uuid.UUID) (gatewayd.Factory,
 
 // ListFactories returns a page, optionally of one organization.
 func (s *Store) ListFactories(ctx context.Context, organizationID *uuid.UUID, page Page) ([]gatewayd.Factory, int, error) {
-	where, args := `deleted_at IS NULL`, []any(nil)
-	if organizationID != nil {
-		where, args = `deleted_at IS NULL AND organization_id = $1`, []any{*organizationID}
-	}
-	items, total, err := listPage(ctx, s.pool, "factories", factoryColumns, where, args, page, scanFactory)
+	items, total, err := listPage(ctx, s, listFilter{table: "factories"}.of("organization_id", organizationID), factoryColumns, page, scanFactory)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list factories: %w", err)
 	}

@@ -88,9 +88,9 @@ func (s *Store) CreateGateway(ctx context.Context, g NewGateway) (gatewayd.Gatew
 }
 
 // GetGateway returns a non-deleted gateway or ErrNotFound.
+// Concurrent calls share statements (byID).
 func (s *Store) GetGateway(ctx context.Context, id uuid.UUID) (gatewayd.Gateway, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT `+gatewayColumns+` FROM gateways WHERE id = $1 AND deleted_at IS NULL`, id)
-	g, err := pgx.CollectExactlyOneRow(rows, scanGateway)
+	g, err := s.gateways.get(ctx, id)
 	if err != nil {
 		return gatewayd.Gateway{}, fmt.Errorf("get gateway: %w", classify(err))
 	}
@@ -99,11 +99,7 @@ func (s *Store) GetGateway(ctx context.Context, id uuid.UUID) (gatewayd.Gateway,
 
 // ListGateways returns a page, optionally of one factory.
 func (s *Store) ListGateways(ctx context.Context, factoryID *uuid.UUID, page Page) ([]gatewayd.Gateway, int, error) {
-	where, args := `deleted_at IS NULL`, []any(nil)
-	if factoryID != nil {
-		where, args = `deleted_at IS NULL AND factory_id = $1`, []any{*factoryID}
-	}
-	items, total, err := listPage(ctx, s.pool, "gateways", gatewayColumns, where, args, page, scanGateway)
+	items, total, err := listPage(ctx, s, listFilter{table: "gateways"}.of("factory_id", factoryID), gatewayColumns, page, scanGateway)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list gateways: %w", err)
 	}

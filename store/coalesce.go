@@ -1,0 +1,213 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// coalescer shares statements among concurrent reads of one kind (GET by
+// id, a list's total). While fewer than inFlight statements of its kind
+// run, a read runs its own, as if the coalescer were not there. Past that
+// it waits, and when a statement is done, every read that waited
+// meanwhile is answered by one statement for all their keys (many), run
+// by the first of them.
+//
+// Under load this turns many round trips into few: PostgreSQL parses,
+// plans and answers one statement per batch instead of one per request,
+// and gatewayd writes and reads one message per batch (BENCHMARKS.md,
+// 2026-12-06 second session: GET by id at 32 clients ~1.5× the requests
+// per second, half of PostgreSQL's CPU). A quiet service pays nothing, and
+// a read waits at most one statement before its own starts. Each
+// statement is a snapshot taken after every read it answers began, so a
+// read sees every write committed before it started, as it would with a
+// statement of its own.
+type coalescer[K comparable, V any] struct {
+	// one answers a single key; a missing row is pgx.ErrNoRows.
+	one func(ctx context.Context, key K) (V, error)
+	// many answers several keys (perhaps repeated) with one round trip;
+	// the answer function then gives each key's value.
+	many func(ctx context.Context, keys []K) (func(K) (V, error), error)
+
+	mu      sync.Mutex
+	running int // statements in flight
+	queue   []*waiter[K, V]
+}
+
+// inFlight is how many statements of one kind run before reads wait for
+// the next. Measured at 4–64 clients on two cores (BENCHMARKS.md): one
+// gave the most at 32 and more clients but cost 30 % at 4, where two
+// cost 10 %; four gained least under load.
+const inFlight = 2
+
+// maxBatch bounds the keys one statement answers.
+const maxBatch = 64
+
+// errReadPanicked answers the reads of a statement whose run panicked.
+var errReadPanicked = errors.New("shared read failed")
+
+// waiter is one waiting read. done is closed when its answer (v, err) is
+// set, or when it must run batch (lead) and answer the others.
+type waiter[K comparable, V any] struct {
+	ctx   context.Context
+	key   K
+	done  chan struct{}
+	lead  bool
+	batch []*waiter[K, V]
+	v     V
+	err   error
+}
+
+// get answers key, alone or with others.
+func (c *coalescer[K, V]) get(ctx context.Context, key K) (V, error) {
+	w := c.enter(ctx, key)
+	if w == nil {
+		defer c.next()
+		return c.one(ctx, key)
+	}
+	return c.wait(w)
+}
+
+// enter registers a read of key. When fewer than inFlight statements of
+// this kind run it returns nil: the caller runs its own and then calls
+// next.
+// Otherwise the read is queued: the caller may do other work, but must
+// then call wait, which may make it run the statement for the others.
+func (c *coalescer[K, V]) enter(ctx context.Context, key K) *waiter[K, V] {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running < inFlight {
+		c.running++
+		return nil
+	}
+	w := &waiter[K, V]{ctx: ctx, key: key, done: make(chan struct{})}
+	c.queue = append(c.queue, w)
+	return w
+}
+
+// wait returns a queued read's answer: from the statement another read
+// ran, or from the one it runs itself when it was made the lead.
+func (c *coalescer[K, V]) wait(w *waiter[K, V]) (V, error) {
+	select {
+	case <-w.done:
+	case <-w.ctx.Done():
+		c.mu.Lock()
+		if i := slices.Index(c.queue, w); i >= 0 {
+			c.queue = slices.Delete(c.queue, i, i+1)
+			c.mu.Unlock()
+			var zero V
+			return zero, w.ctx.Err()
+		}
+		c.mu.Unlock()
+		// Taken into a statement already: its answer comes.
+		<-w.done
+	}
+	if w.lead {
+		defer c.next()
+		c.run(w.batch)
+	}
+	return w.v, w.err
+}
+
+// next hands a finished statement's slot on: to the waiters as one batch,
+// led by the first of them, or back free when nobody waits.
+func (c *coalescer[K, V]) next() {
+	c.mu.Lock()
+	if len(c.queue) == 0 {
+		c.running--
+		c.mu.Unlock()
+		return
+	}
+	n := min(len(c.queue), maxBatch)
+	batch := slices.Clone(c.queue[:n])
+	c.queue = slices.Delete(c.queue, 0, n)
+	c.mu.Unlock()
+	lead := batch[0]
+	lead.lead, lead.batch = true, batch
+	close(lead.done)
+}
+
+// run answers a batch with one statement. The lead (batch[0]) reads its
+// own answer when run returns; every other waiter is woken, even if the
+// statement's code panics.
+func (c *coalescer[K, V]) run(batch []*waiter[K, V]) {
+	answered := false
+	defer func() {
+		for i, w := range batch {
+			if !answered {
+				w.err = errReadPanicked
+			}
+			if i > 0 {
+				close(w.done)
+			}
+		}
+	}()
+	// A waiter that gave up must not fail the others: the statement runs
+	// under the first request that is still on.
+	ctx := batch[0].ctx
+	for _, w := range batch {
+		if w.ctx.Err() == nil {
+			ctx = w.ctx
+			break
+		}
+	}
+	if len(batch) == 1 {
+		batch[0].v, batch[0].err = c.one(ctx, batch[0].key)
+		answered = true
+		return
+	}
+	keys := make([]K, len(batch))
+	for i, w := range batch {
+		keys[i] = w.key
+	}
+	answer, err := c.many(ctx, keys)
+	for _, w := range batch {
+		if err != nil {
+			w.err = err
+		} else {
+			w.v, w.err = answer(w.key)
+		}
+	}
+	answered = true
+}
+
+// byID makes the coalescer of a table's GETs by id: one reads a live row,
+// many the live rows of several ids (WHERE id = ANY($1)), leaving the
+// missing out.
+func byID[V any](pool *pgxpool.Pool, table, columns string, scan pgx.RowToFunc[V], idOf func(*V) uuid.UUID) *coalescer[uuid.UUID, V] {
+	oneSQL := `SELECT ` + columns + ` FROM ` + table + ` WHERE id = $1 AND deleted_at IS NULL`
+	manySQL := `SELECT ` + columns + ` FROM ` + table + ` WHERE id = ANY($1) AND deleted_at IS NULL`
+	return byIDOf(func(ctx context.Context, id uuid.UUID) (V, error) {
+		rows, _ := pool.Query(ctx, oneSQL, id)
+		return pgx.CollectExactlyOneRow(rows, scan)
+	}, func(ctx context.Context, ids []uuid.UUID) ([]V, error) {
+		rows, _ := pool.Query(ctx, manySQL, ids)
+		return pgx.CollectRows(rows, scan)
+	}, idOf)
+}
+
+// byIDOf makes a coalescer of lookups by id from a single-row read and a
+// read of many rows.
+func byIDOf[V any](one func(context.Context, uuid.UUID) (V, error), many func(context.Context, []uuid.UUID) ([]V, error),
+	idOf func(*V) uuid.UUID) *coalescer[uuid.UUID, V] {
+	return &coalescer[uuid.UUID, V]{one: one, many: func(ctx context.Context, ids []uuid.UUID) (func(uuid.UUID) (V, error), error) {
+		rows, err := many(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		return func(id uuid.UUID) (V, error) {
+			for i := range rows {
+				if idOf(&rows[i]) == id {
+					return rows[i], nil
+				}
+			}
+			var zero V
+			return zero, pgx.ErrNoRows
+		}, nil
+	}}
+}

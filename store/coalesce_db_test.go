@@ -1,0 +1,200 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+// The statement that answers many coalesced GETs at once returns each
+// live row once, whatever the ids repeat or miss.
+func TestLookupStatementsForManyIDs(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	var fs []gatewayd.Factory
+	var gs []gatewayd.Gateway
+	for i := range 3 {
+		f, err := s.CreateFactory(ctx, store.NewFactory{OrganizationID: fx.org.ID, Name: fmt.Sprintf("F%d", i)})
+		require.NoError(t, err)
+		fs = append(fs, f)
+		g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, fmt.Sprintf("GW-%d", i)))
+		require.NoError(t, err)
+		gs = append(gs, g)
+	}
+	require.NoError(t, errOf(s.DeleteFactory(ctx, fs[2].ID)))
+	require.NoError(t, errOf(s.DeleteGateway(ctx, gs[2].ID)))
+
+	gone := uuid.New()
+	gotF, errsF, err := store.FactoriesByID(ctx, s, fs[0].ID, fs[1].ID, fs[0].ID, fs[2].ID, gone)
+	require.NoError(t, err)
+	assert.Equal(t, []gatewayd.Factory{fs[0], fs[1], fs[0]}, gotF[:3], "each live row as GetFactory gives it")
+	assert.Equal(t, []error{nil, nil, nil, store.ErrNoRows, store.ErrNoRows}, errsF, "deleted and missing have no row")
+	gotG, errsG, err := store.GatewaysByID(ctx, s, gs[1].ID, gs[2].ID, gone, gs[0].ID, gs[1].ID)
+	require.NoError(t, err)
+	assert.Equal(t, []error{nil, store.ErrNoRows, store.ErrNoRows, nil, nil}, errsG)
+	assert.Equal(t, []gatewayd.Gateway{gs[1], gs[0], gs[1]}, []gatewayd.Gateway{gotG[0], gotG[3], gotG[4]})
+	for _, f := range fs[:2] {
+		one, err := s.GetFactory(ctx, f.ID)
+		require.NoError(t, err)
+		assert.Equal(t, f, one)
+	}
+}
+
+// Many clients reading at once (so that their GETs share statements) each
+// get the row they asked for, never one a neighbour asked for, and each
+// sees its own write of a moment ago.
+func TestConcurrentGetsAnswerEachTheirOwn(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	const clients, rounds = 32, 25
+	factories := make([]gatewayd.Factory, clients)
+	gateways := make([]gatewayd.Gateway, clients)
+	for i := range clients {
+		f, err := s.CreateFactory(ctx, store.NewFactory{OrganizationID: fx.org.ID, Name: fmt.Sprintf("F%d", i)})
+		require.NoError(t, err)
+		factories[i] = f
+		g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, fmt.Sprintf("GW-%d", i)))
+		require.NoError(t, err)
+		gateways[i] = g
+	}
+	deleted := gateways[clients-1].ID
+	require.NoError(t, errOf(s.DeleteGateway(ctx, deleted)))
+
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Go(func() {
+			errs <- func() error {
+				for k := range rounds {
+					// Its own factory, renamed just before: the GET sees it.
+					name := fmt.Sprintf("F%d-%d", i, k)
+					if _, err := s.UpdateFactory(ctx, factories[i].ID, store.FactoryPatch{Name: store.Some(name)}); err != nil {
+						return err
+					}
+					f, err := s.GetFactory(ctx, factories[i].ID)
+					if err != nil {
+						return err
+					}
+					if f.ID != factories[i].ID || f.Name != name {
+						return fmt.Errorf("client %d read factory %s %q after writing %q", i, f.ID, f.Name, name)
+					}
+					// Someone's gateway, or the deleted one, or none.
+					j := rand.IntN(clients + 1)
+					id := uuid.New()
+					if j < clients {
+						id = gateways[j].ID
+					}
+					g, err := s.GetGateway(ctx, id)
+					switch {
+					case j >= clients-1:
+						if !assert.ErrorIs(t, err, gatewayd.ErrNotFound) {
+							return fmt.Errorf("client %d: gateway %d: %v", i, j, err)
+						}
+					case err != nil:
+						return err
+					case g.ID != id || g.GatewayID != gateways[j].GatewayID:
+						return fmt.Errorf("client %d asked for gateway %s and got %s", i, id, g.ID)
+					}
+				}
+				return nil
+			}()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+}
+
+// Lists that run at once share their totals: one round trip counts every
+// distinct list of a batch, each as if alone.
+func TestTotalsOfSeveralListsAtOnce(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	other, err := s.CreateFactory(ctx, store.NewFactory{OrganizationID: fx.org.ID, Name: "Plant 2"})
+	require.NoError(t, err)
+	for i := range 3 {
+		_, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, fmt.Sprintf("GW-%d", i)))
+		require.NoError(t, err)
+	}
+	g, err := s.CreateGateway(ctx, newGateway(other.ID, "GW-other"))
+	require.NoError(t, err)
+	_, err = s.CreateGateway(ctx, newGateway(other.ID, "GW-gone"))
+	require.NoError(t, err)
+	_, err = s.DeleteGateway(ctx, g.ID)
+	require.NoError(t, err)
+
+	nobody := uuid.New()
+	got, err := store.Totals(ctx, s, "gateways", "factory_id", &fx.factory.ID, nil, &other.ID, &fx.factory.ID, &nobody)
+	require.NoError(t, err)
+	assert.Equal(t, []int{3, 4, 1, 3, 0}, got)
+}
+
+// Many clients listing at once (so that their lists share totals) each get
+// their own page and the total of their own list, counted after their own
+// write of a moment ago.
+func TestConcurrentListsShareTotalsCorrectly(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	const clients, rounds = 16, 10
+	factories := make([]gatewayd.Factory, clients)
+	for i := range clients {
+		f, err := s.CreateFactory(ctx, store.NewFactory{OrganizationID: fx.org.ID, Name: fmt.Sprintf("F%02d", i)})
+		require.NoError(t, err)
+		factories[i] = f
+	}
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Go(func() {
+			errs <- func() error {
+				for k := range rounds {
+					// Its own factory's gateways: k+1 after this create.
+					if _, err := s.CreateGateway(ctx, newGateway(factories[i].ID, fmt.Sprintf("GW-%d-%d", i, k))); err != nil {
+						return err
+					}
+					items, total, err := s.ListGateways(ctx, &factories[i].ID, store.Page{Limit: 100})
+					if err != nil {
+						return err
+					}
+					if total != k+1 || len(items) != k+1 {
+						return fmt.Errorf("client %d, round %d: total %d, %d items, want %d", i, k, total, len(items), k+1)
+					}
+					for _, g := range items {
+						if g.FactoryID != factories[i].ID {
+							return fmt.Errorf("client %d got a gateway of factory %s", i, g.FactoryID)
+						}
+					}
+					// Every factory: the organization's and the fixture's.
+					page, total, err := s.ListFactories(ctx, nil, store.Page{Limit: 5, Offset: i % 10})
+					if err != nil {
+						return err
+					}
+					if total != clients+1 || len(page) != 5 {
+						return fmt.Errorf("client %d: %d factories in all, page of %d", i, total, len(page))
+					}
+				}
+				return nil
+			}()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+}
