@@ -118,34 +118,59 @@ func TestConcurrentGetsAnswerEachTheirOwn(t *testing.T) {
 	}
 }
 
-// Lists that run at once share their totals: one round trip counts every
-// distinct list of a batch, each as if alone.
-func TestTotalsOfSeveralListsAtOnce(t *testing.T) {
+// Lists that run at once share statements: one round trip answers every
+// page of every list of a batch, each exactly as the list alone would.
+func TestPagesOfSeveralListsAtOnce(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
 	fx := setup(t, s)
 	other, err := s.CreateFactory(ctx, store.NewFactory{OrganizationID: fx.org.ID, Name: "Plant 2"})
 	require.NoError(t, err)
-	for i := range 3 {
-		_, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, fmt.Sprintf("GW-%d", i)))
+	for i := range 12 {
+		_, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, fmt.Sprintf("GW-%02d", i)))
 		require.NoError(t, err)
 	}
-	g, err := s.CreateGateway(ctx, newGateway(other.ID, "GW-other"))
-	require.NoError(t, err)
-	_, err = s.CreateGateway(ctx, newGateway(other.ID, "GW-gone"))
-	require.NoError(t, err)
-	_, err = s.DeleteGateway(ctx, g.ID)
-	require.NoError(t, err)
-
+	for i := range 3 {
+		g, err := s.CreateGateway(ctx, newGateway(other.ID, fmt.Sprintf("GW-other-%d", i)))
+		require.NoError(t, err)
+		if i == 1 {
+			_, err = s.DeleteGateway(ctx, g.ID)
+			require.NoError(t, err)
+		}
+	}
 	nobody := uuid.New()
-	got, err := store.Totals(ctx, s, "gateways", "factory_id", &fx.factory.ID, nil, &other.ID, &fx.factory.ID, &nobody)
+	asks := []store.ListAsk{
+		{Factory: &fx.factory.ID, Page: store.Page{Limit: 5}},
+		{Factory: &fx.factory.ID, Page: store.Page{Limit: 5, Offset: 3}}, // overlaps the first
+		{Page: store.Page{Limit: 4, Offset: 10}},
+		{Factory: &other.ID, Page: store.Page{Limit: 20}},
+		{Factory: &fx.factory.ID, Page: store.Page{Limit: 5, Offset: 10}}, // runs past the end
+		{Factory: &fx.factory.ID, Page: store.Page{Limit: 5, Offset: 40}}, // beyond it
+		{Factory: &nobody, Page: store.Page{Limit: 5}},
+		{Factory: &fx.factory.ID, Page: store.Page{Limit: 5}}, // asked twice
+	}
+	items, totals, err := store.GatewayPages(ctx, s, asks...)
 	require.NoError(t, err)
-	assert.Equal(t, []int{3, 4, 1, 3, 0}, got)
+	for i, a := range asks {
+		alone, total, err := s.ListGateways(ctx, a.Factory, a.Page)
+		require.NoError(t, err)
+		assert.Equal(t, total, totals[i], "ask %d", i)
+		require.Len(t, items[i], len(alone), "ask %d", i)
+		for j := range alone {
+			assert.Equal(t, alone[j].ID, items[i][j].ID, "ask %d, row %d", i, j)
+			assert.Equal(t, alone[j].Name, items[i][j].Name)
+		}
+	}
+	assert.Equal(t, []int{12, 12, 14, 2, 12, 12, 0, 12}, totals)
+	assert.Equal(t, []int{5, 5, 4, 2, 2, 0, 0, 5}, []int{len(items[0]), len(items[1]), len(items[2]), len(items[3]),
+		len(items[4]), len(items[5]), len(items[6]), len(items[7])})
+	items[0][0].Name = "changed"
+	assert.NotEqual(t, "changed", items[7][0].Name, "pages do not share their rows")
 }
 
-// Many clients listing at once (so that their lists share totals) each get
-// their own page and the total of their own list, counted after their own
-// write of a moment ago.
+// Many clients listing at once (so that their lists share statements) each
+// get their own page and the total of their own list, counted after their
+// own write of a moment ago.
 func TestConcurrentListsShareTotalsCorrectly(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
@@ -179,13 +204,19 @@ func TestConcurrentListsShareTotalsCorrectly(t *testing.T) {
 							return fmt.Errorf("client %d got a gateway of factory %s", i, g.FactoryID)
 						}
 					}
-					// Every factory: the organization's and the fixture's.
-					page, total, err := s.ListFactories(ctx, nil, store.Page{Limit: 5, Offset: i % 10})
+					// Every factory: F00…F15, then the fixture's "Plant 1".
+					off := (i + k) % 10
+					page, total, err := s.ListFactories(ctx, nil, store.Page{Limit: 5, Offset: off})
 					if err != nil {
 						return err
 					}
 					if total != clients+1 || len(page) != 5 {
 						return fmt.Errorf("client %d: %d factories in all, page of %d", i, total, len(page))
+					}
+					for j, f := range page {
+						if want := fmt.Sprintf("F%02d", off+j); f.Name != want {
+							return fmt.Errorf("client %d: row %d of the page at %d is %q, want %q", i, j, off, f.Name, want)
+						}
 					}
 				}
 				return nil

@@ -67,7 +67,7 @@ func (s *Store) GetEquipment(ctx context.Context, id uuid.UUID) (gatewayd.Equipm
 
 // ListEquipment returns a page, optionally of one factory.
 func (s *Store) ListEquipment(ctx context.Context, factoryID *uuid.UUID, page Page) ([]gatewayd.Equipment, int, error) {
-	items, total, err := listPage(ctx, s, listFilter{table: "equipment"}.of("factory_id", factoryID), equipmentColumns, page, scanEquipment)
+	items, total, err := s.equipmentList.list(ctx, factoryID, page)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list equipment: %w", err)
 	}

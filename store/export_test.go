@@ -34,21 +34,32 @@ func answerAll[K comparable, V any](ctx context.Context, c *coalescer[K, V], key
 	return vs, errs, nil
 }
 
-// Totals counts lists of table with the statement that answers coalesced
-// list totals: one list per parent id, nil for every live row.
-func Totals(ctx context.Context, s *Store, table, parent string, ids ...*uuid.UUID) ([]int, error) {
-	fs := make([]listFilter, len(ids))
-	for i, id := range ids {
-		fs[i] = listFilter{table: table}.of(parent, id)
-	}
-	out, errs, err := answerAll(ctx, s.totals[table], fs)
-	if err != nil {
-		return nil, err
-	}
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
+// ListAsk is one page of the gateways of one factory (nil: of all).
+type ListAsk struct {
+	Factory *uuid.UUID
+	Page    Page
+}
+
+// GatewayPages answers pages of gateway lists with the statements that
+// answer concurrent lists together (many): each page and its list's total.
+func GatewayPages(ctx context.Context, s *Store, asks ...ListAsk) ([][]gatewayd.Gateway, []int, error) {
+	keys := make([]listKey, len(asks))
+	for i, a := range asks {
+		keys[i].page = a.Page
+		if a.Factory != nil {
+			keys[i].parent, keys[i].hasParent = *a.Factory, true
 		}
 	}
-	return out, nil
+	pages, errs, err := answerAll(ctx, s.gatewayList.shared, keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	items, totals := make([][]gatewayd.Gateway, len(asks)), make([]int, len(asks))
+	for i, p := range pages {
+		if errs[i] != nil {
+			return nil, nil, errs[i]
+		}
+		items[i], totals[i] = p.items, p.total
+	}
+	return items, totals, nil
 }

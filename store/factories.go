@@ -74,7 +74,7 @@ func (s *Store) GetFactory(ctx context.Context, id uuid.UUID) (gatewayd.Factory,
 
 // ListFactories returns a page, optionally of one organization.
 func (s *Store) ListFactories(ctx context.Context, organizationID *uuid.UUID, page Page) ([]gatewayd.Factory, int, error) {
-	items, total, err := listPage(ctx, s, listFilter{table: "factories"}.of("organization_id", organizationID), factoryColumns, page, scanFactory)
+	items, total, err := s.factoryList.list(ctx, organizationID, page)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list factories: %w", err)
 	}

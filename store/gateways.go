@@ -99,7 +99,7 @@ func (s *Store) GetGateway(ctx context.Context, id uuid.UUID) (gatewayd.Gateway,
 
 // ListGateways returns a page, optionally of one factory.
 func (s *Store) ListGateways(ctx context.Context, factoryID *uuid.UUID, page Page) ([]gatewayd.Gateway, int, error) {
-	items, total, err := listPage(ctx, s, listFilter{table: "gateways"}.of("factory_id", factoryID), gatewayColumns, page, scanGateway)
+	items, total, err := s.gatewayList.list(ctx, factoryID, page)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list gateways: %w", err)
 	}

@@ -48,7 +48,7 @@ func (s *Store) GetOrganization(ctx context.Context, id uuid.UUID) (gatewayd.Org
 
 // ListOrganizations returns a page ordered by name, then id, and the total.
 func (s *Store) ListOrganizations(ctx context.Context, page Page) ([]gatewayd.Organization, int, error) {
-	items, total, err := listPage(ctx, s, listFilter{table: "organizations"}, orgColumns, page, scanOrganization)
+	items, total, err := s.orgList.list(ctx, nil, page)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list organizations: %w", err)
 	}

@@ -6,7 +6,6 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,7 +15,6 @@ import (
 	"math"
 	"net"
 	neturl "net/url"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -42,10 +40,13 @@ type Store struct {
 	pool   *pgxpool.Pool
 	sealer *Sealer
 	// factories and gateways share statements among concurrent GETs by
-	// id, totals among concurrent lists (coalescer).
-	factories *coalescer[uuid.UUID, gatewayd.Factory]
-	gateways  *coalescer[uuid.UUID, gatewayd.Gateway]
-	totals    map[string]*coalescer[listFilter, int] // by table
+	// id, the listers among concurrent lists (coalescer).
+	factories     *coalescer[uuid.UUID, gatewayd.Factory]
+	gateways      *coalescer[uuid.UUID, gatewayd.Gateway]
+	orgList       *lister[gatewayd.Organization]
+	factoryList   *lister[gatewayd.Factory]
+	equipmentList *lister[gatewayd.Equipment]
+	gatewayList   *lister[gatewayd.Gateway]
 }
 
 // New wraps an open pool. The sealer encrypts and decrypts passwords.
@@ -53,10 +54,10 @@ func New(pool *pgxpool.Pool, sealer *Sealer) *Store {
 	s := &Store{pool: pool, sealer: sealer}
 	s.factories = byID(pool, "factories", factoryColumns, scanFactory, func(f *gatewayd.Factory) uuid.UUID { return f.ID })
 	s.gateways = byID(pool, "gateways", gatewayColumns, scanGateway, func(g *gatewayd.Gateway) uuid.UUID { return g.ID })
-	s.totals = map[string]*coalescer[listFilter, int]{}
-	for _, table := range []string{"organizations", "factories", "equipment", "gateways"} {
-		s.totals[table] = &coalescer[listFilter, int]{one: s.total, many: s.totalsOf}
-	}
+	s.orgList = newLister(pool, "organizations", "", orgColumns, scanOrganization)
+	s.factoryList = newLister(pool, "factories", "organization_id", factoryColumns, scanFactory)
+	s.equipmentList = newLister(pool, "equipment", "factory_id", equipmentColumns, scanEquipment)
+	s.gatewayList = newLister(pool, "gateways", "factory_id", gatewayColumns, scanGateway)
 	return s
 }
 
@@ -228,120 +229,6 @@ type Opt[T any] struct {
 
 // Some returns a set Opt.
 func Some[T any](v T) Opt[T] { return Opt[T]{Set: true, Value: v} }
-
-// listFilter is what a list counts: the live rows of table, or of them
-// those whose parent column is id.
-type listFilter struct {
-	table  string
-	parent string // "" for every live row
-	id     uuid.UUID
-}
-
-// of narrows a list to one parent when id is set.
-func (f listFilter) of(parent string, id *uuid.UUID) listFilter {
-	if id != nil {
-		f.parent, f.id = parent, *id
-	}
-	return f
-}
-
-func (f listFilter) where() (string, []any) {
-	if f.parent == "" {
-		return `deleted_at IS NULL`, nil
-	}
-	return `deleted_at IS NULL AND ` + f.parent + ` = $1`, []any{f.id}
-}
-
-func (f listFilter) countSQL() (string, []any) {
-	where, args := f.where()
-	return `SELECT count(*) FROM ` + f.table + ` WHERE ` + where, args
-}
-
-// total counts one list's rows.
-func (s *Store) total(ctx context.Context, f listFilter) (int, error) {
-	sql, args := f.countSQL()
-	var n int
-	err := s.pool.QueryRow(ctx, sql, args...).Scan(&n)
-	return n, err
-}
-
-// totalsOf counts several lists' rows in one round trip: one statement per
-// distinct list, pipelined.
-func (s *Store) totalsOf(ctx context.Context, fs []listFilter) (func(listFilter) (int, error), error) {
-	totals := make(map[listFilter]int, 1)
-	b := &pgx.Batch{}
-	for _, f := range fs {
-		if _, ok := totals[f]; ok {
-			continue
-		}
-		totals[f] = 0
-		sql, args := f.countSQL()
-		b.Queue(sql, args...).QueryRow(func(r pgx.Row) error {
-			var n int
-			err := r.Scan(&n)
-			totals[f] = n
-			return err
-		})
-	}
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return nil, err
-	}
-	return func(f listFilter) (int, error) { return totals[f], nil }, nil
-}
-
-// listPage returns a page of a list and the list's total. The page is a
-// deferred join: the window of ids is found on the (name, id) index
-// (index-only once the table is vacuumed) and only the rows of the page
-// are fetched, instead of offset+limit rows. The total is the costlier
-// part (every row of the list is counted), so concurrent lists of the same
-// rows share it (coalescer); a list alone sends its count and its page in
-// one round trip.
-func listPage[T any](ctx context.Context, s *Store, f listFilter, columns string, page Page,
-	scan pgx.RowToFunc[T]) ([]T, int, error) {
-	where, args := f.where()
-	qualified := "t." + strings.ReplaceAll(columns, ", ", ", t.")
-	n := len(args)
-	pageSQL := fmt.Sprintf(`SELECT %s FROM (SELECT id, name FROM %s WHERE %s ORDER BY name, id LIMIT $%d OFFSET $%d) p
-		JOIN %s t ON t.id = p.id ORDER BY p.name, p.id`, qualified, f.table, where, n+1, n+2, f.table)
-	pageArgs := append(append([]any{}, args...), page.Limit, page.Offset)
-	var items []T
-	totals := s.totals[f.table]
-	if w := totals.enter(ctx, f); w != nil {
-		// Counts of this table are in flight: the page goes alone, and
-		// the total comes from the next count, shared with the lists that
-		// came meanwhile.
-		rows, _ := s.pool.Query(ctx, pageSQL, pageArgs...)
-		var err error
-		items, err = pgx.CollectRows(rows, scan)
-		// Waited for even after an error: this list may have to run the
-		// count for the others.
-		total, terr := totals.wait(w)
-		if err = cmp.Or(err, terr); err != nil {
-			return nil, 0, classify(err)
-		}
-		if items == nil {
-			items = []T{}
-		}
-		return items, total, nil
-	}
-	defer totals.next()
-	var total int
-	b := &pgx.Batch{}
-	countSQL, _ := f.countSQL()
-	b.Queue(countSQL, args...).QueryRow(func(r pgx.Row) error { return r.Scan(&total) })
-	b.Queue(pageSQL, pageArgs...).Query(func(rows pgx.Rows) error {
-		var err error
-		items, err = pgx.CollectRows(rows, scan)
-		return err
-	})
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return nil, 0, classify(err)
-	}
-	if items == nil {
-		items = []T{}
-	}
-	return items, total, nil
-}
 
 // ids collects the uuid column of rows.
 func collectIDs(rows pgx.Rows) ([]uuid.UUID, error) {

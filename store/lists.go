@@ -1,0 +1,179 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// lister answers the pages of one table's list, optionally of one parent
+// (a factory's gateways), with the list's total.
+//
+// A page is a deferred join: the window of ids is found on the (name, id)
+// index (index-only once the table is vacuumed) and only the rows of the
+// page are fetched, instead of offset+limit rows. The total counts every
+// row of the list. A list alone sends both statements in one round trip.
+// Concurrent lists share statements (coalescer): the lists that waited
+// for a statement slot are answered together, in one round trip, with
+// one count per distinct list and one statement for all the distinct
+// pages asked of it.
+type lister[T any] struct {
+	pool      *pgxpool.Pool
+	table     string
+	parent    string // the column a list may be narrowed by; "" for none
+	qualified string // the columns, each as t.column
+	scan      pgx.RowToFunc[T]
+	shared    *coalescer[listKey, listPage[T]]
+}
+
+// maxSharedEnd is how far into a list a page may end and still share a
+// statement: a page far down a long list takes long to find, and must not
+// hold back the pages near the top that came with it. Such a page is read
+// on its own.
+const maxSharedEnd = 1000
+
+// listKey is one page of one list: every live row (parent unset) or those
+// of one parent.
+type listKey struct {
+	parent    uuid.UUID
+	hasParent bool
+	page      Page
+}
+
+// listPage is a page and its list's total.
+type listPage[T any] struct {
+	items []T
+	total int
+}
+
+func newLister[T any](pool *pgxpool.Pool, table, parent, columns string, scan pgx.RowToFunc[T]) *lister[T] {
+	l := &lister[T]{pool: pool, table: table, parent: parent, scan: scan,
+		qualified: "t." + strings.ReplaceAll(columns, ", ", ", t.")}
+	l.shared = &coalescer[listKey, listPage[T]]{one: l.one, many: l.many}
+	return l
+}
+
+// list returns a page of the list, of one parent when parent is set, and
+// the list's total.
+func (l *lister[T]) list(ctx context.Context, parent *uuid.UUID, page Page) ([]T, int, error) {
+	k := listKey{page: page}
+	if parent != nil {
+		k.parent, k.hasParent = *parent, true
+	}
+	var p listPage[T]
+	var err error
+	if page.Offset+page.Limit > maxSharedEnd {
+		p, err = l.one(ctx, k)
+	} else {
+		p, err = l.shared.get(ctx, k)
+	}
+	if err != nil {
+		return nil, 0, classify(err)
+	}
+	if p.items == nil {
+		p.items = []T{}
+	}
+	return p.items, p.total, nil
+}
+
+// where is a list's condition and its arguments.
+func (l *lister[T]) where(k listKey) (string, []any) {
+	if !k.hasParent {
+		return `deleted_at IS NULL`, nil
+	}
+	return `deleted_at IS NULL AND ` + l.parent + ` = $1`, []any{k.parent}
+}
+
+// one reads a page and its total in one round trip.
+func (l *lister[T]) one(ctx context.Context, k listKey) (listPage[T], error) {
+	where, args := l.where(k)
+	n := len(args)
+	pageSQL := fmt.Sprintf(`SELECT %s FROM (SELECT id, name FROM %s WHERE %s ORDER BY name, id LIMIT $%d OFFSET $%d) p
+		JOIN %s t ON t.id = p.id ORDER BY p.name, p.id`, l.qualified, l.table, where, n+1, n+2, l.table)
+	var p listPage[T]
+	b := &pgx.Batch{}
+	b.Queue(`SELECT count(*) FROM `+l.table+` WHERE `+where, args...).QueryRow(func(r pgx.Row) error { return r.Scan(&p.total) })
+	b.Queue(pageSQL, append(args, k.page.Limit, k.page.Offset)...).Query(func(rows pgx.Rows) error {
+		var err error
+		p.items, err = pgx.CollectRows(rows, l.scan)
+		return err
+	})
+	return p, l.pool.SendBatch(ctx, b).Close()
+}
+
+// many reads the pages of several lists in one round trip: per distinct
+// list a count, and one statement for all the distinct pages asked of it,
+// each found as it would be alone (a lateral deferred join per page).
+func (l *lister[T]) many(ctx context.Context, keys []listKey) (func(listKey) (listPage[T], error), error) {
+	type list struct {
+		total int
+		pages []Page
+		items map[Page][]T
+	}
+	lists := map[listKey]*list{}
+	var order []listKey
+	for _, k := range keys {
+		lk := listKey{parent: k.parent, hasParent: k.hasParent}
+		ls := lists[lk]
+		if ls == nil {
+			ls = &list{items: map[Page][]T{}}
+			lists[lk] = ls
+			order = append(order, lk)
+		}
+		if _, ok := ls.items[k.page]; !ok {
+			ls.items[k.page] = nil
+			ls.pages = append(ls.pages, k.page)
+		}
+	}
+	b := &pgx.Batch{}
+	for _, lk := range order {
+		ls := lists[lk]
+		where, args := l.where(lk)
+		n := len(args)
+		b.Queue(`SELECT count(*) FROM `+l.table+` WHERE `+where, args...).QueryRow(func(r pgx.Row) error { return r.Scan(&ls.total) })
+		offsets, limits := make([]int64, len(ls.pages)), make([]int64, len(ls.pages))
+		for i, p := range ls.pages {
+			offsets[i], limits[i] = int64(p.Offset), int64(p.Limit)
+		}
+		sql := fmt.Sprintf(`SELECT %s, r.i FROM unnest($%d::bigint[], $%d::bigint[]) WITH ORDINALITY AS r(off, lim, i)
+			CROSS JOIN LATERAL (SELECT id, name FROM %s WHERE %s ORDER BY name, id LIMIT r.lim OFFSET r.off) p
+			JOIN %s t ON t.id = p.id ORDER BY r.i, p.name, p.id`, l.qualified, n+1, n+2, l.table, where, l.table)
+		b.Queue(sql, append(args, offsets, limits)...).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var i int64
+				v, err := l.scan(numbered{rows, &i})
+				if err != nil {
+					return err
+				}
+				if i < 1 || i > int64(len(ls.pages)) {
+					return fmt.Errorf("list %s: row of page %d of %d", l.table, i, len(ls.pages))
+				}
+				p := ls.pages[i-1]
+				ls.items[p] = append(ls.items[p], v)
+			}
+			return rows.Err()
+		})
+	}
+	if err := l.pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
+	}
+	return func(k listKey) (listPage[T], error) {
+		ls := lists[listKey{parent: k.parent, hasParent: k.hasParent}]
+		// A copy: lists that asked the same page must not share a
+		// backing array.
+		return listPage[T]{items: append([]T(nil), ls.items[k.page]...), total: ls.total}, nil
+	}, nil
+}
+
+// numbered is a row whose last column, the number of the page it belongs
+// to, is read into page after the columns the scan function reads.
+type numbered struct {
+	pgx.Rows
+	page *int64
+}
+
+func (r numbered) Scan(dest ...any) error { return r.Rows.Scan(append(dest, r.page)...) }
