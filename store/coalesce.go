@@ -75,9 +75,8 @@ func (c *coalescer[K, V]) get(ctx context.Context, key K) (V, error) {
 
 // enter registers a read of key. When fewer than inFlight statements of
 // this kind run it returns nil: the caller runs its own and then calls
-// next.
-// Otherwise the read is queued: the caller may do other work, but must
-// then call wait, which may make it run the statement for the others.
+// next. Otherwise the read is queued, and the caller must call wait,
+// which may make it run the statement for the others.
 func (c *coalescer[K, V]) enter(ctx context.Context, key K) *waiter[K, V] {
 	c.mu.Lock()
 	defer c.mu.Unlock()
