@@ -58,12 +58,9 @@ func TestConcurrentGetsAnswerEachTheirOwn(t *testing.T) {
 	s, _ := newStore(t)
 	fx := setup(t, s)
 	const clients, rounds = 32, 25
-	factories := make([]gatewayd.Factory, clients)
+	factories := factoriesNamed(t, s, fx.org.ID, clients)
 	gateways := make([]gatewayd.Gateway, clients)
 	for i := range clients {
-		f, err := s.CreateFactory(ctx, store.NewFactory{OrganizationID: fx.org.ID, Name: fmt.Sprintf("F%d", i)})
-		require.NoError(t, err)
-		factories[i] = f
 		g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, fmt.Sprintf("GW-%d", i)))
 		require.NoError(t, err)
 		gateways[i] = g
@@ -71,51 +68,40 @@ func TestConcurrentGetsAnswerEachTheirOwn(t *testing.T) {
 	deleted := gateways[clients-1].ID
 	require.NoError(t, errOf(s.DeleteGateway(ctx, deleted)))
 
-	errs := make(chan error, clients)
-	var wg sync.WaitGroup
-	for i := range clients {
-		wg.Go(func() {
-			errs <- func() error {
-				for k := range rounds {
-					// Its own factory, renamed just before: the GET sees it.
-					name := fmt.Sprintf("F%d-%d", i, k)
-					if _, err := s.UpdateFactory(ctx, factories[i].ID, store.FactoryPatch{Name: store.Some(name)}); err != nil {
-						return err
-					}
-					f, err := s.GetFactory(ctx, factories[i].ID)
-					if err != nil {
-						return err
-					}
-					if f.ID != factories[i].ID || f.Name != name {
-						return fmt.Errorf("client %d read factory %s %q after writing %q", i, f.ID, f.Name, name)
-					}
-					// Someone's gateway, or the deleted one, or none.
-					j := rand.IntN(clients + 1)
-					id := uuid.New()
-					if j < clients {
-						id = gateways[j].ID
-					}
-					g, err := s.GetGateway(ctx, id)
-					switch {
-					case j >= clients-1:
-						if !assert.ErrorIs(t, err, gatewayd.ErrNotFound) {
-							return fmt.Errorf("client %d: gateway %d: %v", i, j, err)
-						}
-					case err != nil:
-						return err
-					case g.ID != id || g.GatewayID != gateways[j].GatewayID:
-						return fmt.Errorf("client %d asked for gateway %s and got %s", i, id, g.ID)
-					}
+	atOnce(t, clients, func(i int) error {
+		for k := range rounds {
+			// Its own factory, renamed just before: the GET sees it.
+			name := fmt.Sprintf("F%d-%d", i, k)
+			if _, err := s.UpdateFactory(ctx, factories[i].ID, store.FactoryPatch{Name: store.Some(name)}); err != nil {
+				return err
+			}
+			f, err := s.GetFactory(ctx, factories[i].ID)
+			if err != nil {
+				return err
+			}
+			if f.ID != factories[i].ID || f.Name != name {
+				return fmt.Errorf("client %d read factory %s %q after writing %q", i, f.ID, f.Name, name)
+			}
+			// Someone's gateway, or the deleted one, or none.
+			j := rand.IntN(clients + 1)
+			id := uuid.New()
+			if j < clients {
+				id = gateways[j].ID
+			}
+			g, err := s.GetGateway(ctx, id)
+			switch {
+			case j >= clients-1:
+				if !assert.ErrorIs(t, err, gatewayd.ErrNotFound) {
+					return fmt.Errorf("client %d: gateway %d: %v", i, j, err)
 				}
-				return nil
-			}()
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
+			case err != nil:
+				return err
+			case g.ID != id || g.GatewayID != gateways[j].GatewayID:
+				return fmt.Errorf("client %d asked for gateway %s and got %s", i, id, g.ID)
+			}
+		}
+		return nil
+	})
 }
 
 // Lists that run at once share statements: one round trip answers every
@@ -171,57 +157,69 @@ func TestPagesOfSeveralListsAtOnce(t *testing.T) {
 // Many clients listing at once (so that their lists share statements) each
 // get their own page and the total of their own list, counted after their
 // own write of a moment ago.
-func TestConcurrentListsShareTotalsCorrectly(t *testing.T) {
+func TestConcurrentListsAnswerEachTheirOwn(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
 	fx := setup(t, s)
 	const clients, rounds = 16, 10
-	factories := make([]gatewayd.Factory, clients)
-	for i := range clients {
-		f, err := s.CreateFactory(ctx, store.NewFactory{OrganizationID: fx.org.ID, Name: fmt.Sprintf("F%02d", i)})
-		require.NoError(t, err)
-		factories[i] = f
-	}
-	errs := make(chan error, clients)
-	var wg sync.WaitGroup
-	for i := range clients {
-		wg.Go(func() {
-			errs <- func() error {
-				for k := range rounds {
-					// Its own factory's gateways: k+1 after this create.
-					if _, err := s.CreateGateway(ctx, newGateway(factories[i].ID, fmt.Sprintf("GW-%d-%d", i, k))); err != nil {
-						return err
-					}
-					items, total, err := s.ListGateways(ctx, &factories[i].ID, store.Page{Limit: 100})
-					if err != nil {
-						return err
-					}
-					if total != k+1 || len(items) != k+1 {
-						return fmt.Errorf("client %d, round %d: total %d, %d items, want %d", i, k, total, len(items), k+1)
-					}
-					for _, g := range items {
-						if g.FactoryID != factories[i].ID {
-							return fmt.Errorf("client %d got a gateway of factory %s", i, g.FactoryID)
-						}
-					}
-					// Every factory: F00…F15, then the fixture's "Plant 1".
-					off := (i + k) % 10
-					page, total, err := s.ListFactories(ctx, nil, store.Page{Limit: 5, Offset: off})
-					if err != nil {
-						return err
-					}
-					if total != clients+1 || len(page) != 5 {
-						return fmt.Errorf("client %d: %d factories in all, page of %d", i, total, len(page))
-					}
-					for j, f := range page {
-						if want := fmt.Sprintf("F%02d", off+j); f.Name != want {
-							return fmt.Errorf("client %d: row %d of the page at %d is %q, want %q", i, j, off, f.Name, want)
-						}
-					}
+	factories := factoriesNamed(t, s, fx.org.ID, clients)
+	atOnce(t, clients, func(i int) error {
+		for k := range rounds {
+			// Its own factory's gateways: k+1 after this create.
+			if _, err := s.CreateGateway(ctx, newGateway(factories[i].ID, fmt.Sprintf("GW-%d-%d", i, k))); err != nil {
+				return err
+			}
+			items, total, err := s.ListGateways(ctx, &factories[i].ID, store.Page{Limit: 100})
+			if err != nil {
+				return err
+			}
+			if total != k+1 || len(items) != k+1 {
+				return fmt.Errorf("client %d, round %d: total %d, %d items, want %d", i, k, total, len(items), k+1)
+			}
+			for _, g := range items {
+				if g.FactoryID != factories[i].ID {
+					return fmt.Errorf("client %d got a gateway of factory %s", i, g.FactoryID)
 				}
-				return nil
-			}()
-		})
+			}
+			// Every factory: F00…F15, then the fixture's "Plant 1".
+			off := (i + k) % 10
+			page, total, err := s.ListFactories(ctx, nil, store.Page{Limit: 5, Offset: off})
+			if err != nil {
+				return err
+			}
+			if total != clients+1 || len(page) != 5 {
+				return fmt.Errorf("client %d: %d factories in all, page of %d", i, total, len(page))
+			}
+			for j, f := range page {
+				if want := fmt.Sprintf("F%02d", off+j); f.Name != want {
+					return fmt.Errorf("client %d: row %d of the page at %d is %q, want %q", i, j, off, f.Name, want)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// factoriesNamed creates n factories of org, named F00, F01, …
+func factoriesNamed(t *testing.T, s *store.Store, org uuid.UUID, n int) []gatewayd.Factory {
+	t.Helper()
+	out := make([]gatewayd.Factory, n)
+	for i := range out {
+		f, err := s.CreateFactory(context.Background(), store.NewFactory{OrganizationID: org, Name: fmt.Sprintf("F%02d", i)})
+		require.NoError(t, err)
+		out[i] = f
+	}
+	return out
+}
+
+// atOnce runs client(0) … client(n-1) concurrently and fails the test
+// with the first error any of them returns.
+func atOnce(t *testing.T, n int, client func(i int) error) {
+	t.Helper()
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs <- client(i) })
 	}
 	wg.Wait()
 	close(errs)
