@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -146,15 +147,7 @@ func (c *coalescer[K, V]) run(batch []*waiter[K, V]) {
 			}
 		}
 	}()
-	// A waiter that gave up must not fail the others: the statement runs
-	// under the first request that is still on.
-	ctx := batch[0].ctx
-	for _, w := range batch {
-		if w.ctx.Err() == nil {
-			ctx = w.ctx
-			break
-		}
-	}
+	ctx := runUnder(batch)
 	if len(batch) == 1 {
 		batch[0].v, batch[0].err = c.one(ctx, batch[0].key)
 		answered = true
@@ -173,6 +166,28 @@ func (c *coalescer[K, V]) run(batch []*waiter[K, V]) {
 		}
 	}
 	answered = true
+}
+
+// runUnder picks the request a batch's statement runs under: of those
+// still on, the one with the latest deadline. A waiter that gave up, or
+// whose time is nearly out, must not fail the others.
+func runUnder[K comparable, V any](batch []*waiter[K, V]) context.Context {
+	ctx := batch[0].ctx
+	var latest time.Time
+	found := false
+	for _, w := range batch {
+		if w.ctx.Err() != nil {
+			continue
+		}
+		d, ok := w.ctx.Deadline()
+		if !ok {
+			return w.ctx // no deadline at all: the latest there is
+		}
+		if !found || d.After(latest) {
+			ctx, latest, found = w.ctx, d, true
+		}
+	}
+	return ctx
 }
 
 // byID makes the coalescer of a table's GETs by id: one reads a live row,

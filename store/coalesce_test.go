@@ -274,27 +274,42 @@ func TestByIDPanicWakesEveryWaiterAndFreesTheSlot(t *testing.T) {
 	require.NoError(t, err)
 }
 
-func TestByIDStatementRunsUnderAWaiterStillOn(t *testing.T) {
+func TestByIDStatementRunsUnderTheWaiterWithMostTime(t *testing.T) {
 	f := &fakeDB{}
 	b := newFake(f)
+	type key struct{}
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
-	type key struct{}
-	live := context.WithValue(context.Background(), key{}, "live")
+	soon, cancelSoon := context.WithTimeout(context.WithValue(context.Background(), key{}, "soon"), time.Minute)
+	defer cancelSoon()
+	later, cancelLater := context.WithTimeout(context.WithValue(context.Background(), key{}, "later"), time.Hour)
+	defer cancelLater()
 	batch := []*waiter[uuid.UUID, row]{
 		{ctx: gone, key: uuid.New(), done: make(chan struct{})},
-		{ctx: live, key: uuid.New(), done: make(chan struct{})},
+		{ctx: soon, key: uuid.New(), done: make(chan struct{})},
+		{ctx: later, key: uuid.New(), done: make(chan struct{})},
 	}
 	b.run(batch)
 	require.NotNil(t, f.manyCtx)
 	assert.NoError(t, f.manyCtx.Err())
-	assert.Equal(t, "live", f.manyCtx.Value(key{}))
+	assert.Equal(t, "later", f.manyCtx.Value(key{}), "not the one that gave up, nor the one with less time")
 	for _, w := range batch {
 		require.NoError(t, w.err)
 	}
-	select {
-	case <-batch[1].done:
-	default:
-		t.Fatal("the other waiter was not woken")
+	for _, w := range batch[1:] {
+		select {
+		case <-w.done:
+		default:
+			t.Fatal("a waiter was not woken")
+		}
 	}
+
+	// A request without a deadline has the most time of all.
+	endless := context.WithValue(context.Background(), key{}, "endless")
+	batch = []*waiter[uuid.UUID, row]{
+		{ctx: later, key: uuid.New(), done: make(chan struct{})},
+		{ctx: endless, key: uuid.New(), done: make(chan struct{})},
+	}
+	b.run(batch)
+	assert.Equal(t, "endless", f.manyCtx.Value(key{}))
 }
