@@ -12,12 +12,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// coalescer shares statements among concurrent reads of one kind (GET by
-// id, a list's total). While fewer than inFlight statements of its kind
-// run, a read runs its own, as if the coalescer were not there. Past that
-// it waits, and when a statement is done, every read that waited
-// meanwhile is answered by one statement for all their keys (many), run
-// by the first of them.
+// coalescer shares statements among concurrent reads of one kind (GETs by
+// id of a table, pages of a table's lists). While fewer than inFlight
+// statements of its kind run, a read runs its own, as if the coalescer
+// were not there. Past that it waits, and when a statement is done, every
+// read that waited meanwhile is answered by one statement for all their
+// keys (many), run by the first of them.
 //
 // Under load this turns many round trips into few: PostgreSQL parses,
 // plans and answers one statement per batch instead of one per request,
