@@ -64,44 +64,29 @@ type waiter[K comparable, V any] struct {
 	err   error
 }
 
-// get answers key, alone or with others.
+// get answers key: with a statement of its own when fewer than inFlight
+// statements of this kind run, else with the next statement, shared with
+// the reads that wait for it too, which this read may be made to run.
 func (c *coalescer[K, V]) get(ctx context.Context, key K) (V, error) {
-	w := c.enter(ctx, key)
-	if w == nil {
+	c.mu.Lock()
+	if c.running < inFlight {
+		c.running++
+		c.mu.Unlock()
 		defer c.next()
 		return c.one(ctx, key)
 	}
-	return c.wait(w)
-}
-
-// enter registers a read of key. When fewer than inFlight statements of
-// this kind run it returns nil: the caller runs its own and then calls
-// next. Otherwise the read is queued, and the caller must call wait,
-// which may make it run the statement for the others.
-func (c *coalescer[K, V]) enter(ctx context.Context, key K) *waiter[K, V] {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.running < inFlight {
-		c.running++
-		return nil
-	}
 	w := &waiter[K, V]{ctx: ctx, key: key, done: make(chan struct{})}
 	c.queue = append(c.queue, w)
-	return w
-}
-
-// wait returns a queued read's answer: from the statement another read
-// ran, or from the one it runs itself when it was made the lead.
-func (c *coalescer[K, V]) wait(w *waiter[K, V]) (V, error) {
+	c.mu.Unlock()
 	select {
 	case <-w.done:
-	case <-w.ctx.Done():
+	case <-ctx.Done():
 		c.mu.Lock()
 		if i := slices.Index(c.queue, w); i >= 0 {
 			c.queue = slices.Delete(c.queue, i, i+1)
 			c.mu.Unlock()
 			var zero V
-			return zero, w.ctx.Err()
+			return zero, ctx.Err()
 		}
 		c.mu.Unlock()
 		// Taken into a statement already: its answer comes.

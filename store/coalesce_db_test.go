@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -38,10 +39,10 @@ func TestLookupStatementsForManyIDs(t *testing.T) {
 	gotF, errsF, err := store.FactoriesByID(ctx, s, fs[0].ID, fs[1].ID, fs[0].ID, fs[2].ID, gone)
 	require.NoError(t, err)
 	assert.Equal(t, []gatewayd.Factory{fs[0], fs[1], fs[0]}, gotF[:3], "each live row as GetFactory gives it")
-	assert.Equal(t, []error{nil, nil, nil, store.ErrNoRows, store.ErrNoRows}, errsF, "deleted and missing have no row")
+	assert.Equal(t, []error{nil, nil, nil, pgx.ErrNoRows, pgx.ErrNoRows}, errsF, "deleted and missing have no row")
 	gotG, errsG, err := store.GatewaysByID(ctx, s, gs[1].ID, gs[2].ID, gone, gs[0].ID, gs[1].ID)
 	require.NoError(t, err)
-	assert.Equal(t, []error{nil, store.ErrNoRows, store.ErrNoRows, nil, nil}, errsG)
+	assert.Equal(t, []error{nil, pgx.ErrNoRows, pgx.ErrNoRows, nil, nil}, errsG)
 	assert.Equal(t, []gatewayd.Gateway{gs[1], gs[0], gs[1]}, []gatewayd.Gateway{gotG[0], gotG[3], gotG[4]})
 	for _, f := range fs[:2] {
 		one, err := s.GetFactory(ctx, f.ID)

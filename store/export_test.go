@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/ctcgw/gatewayd"
 )
@@ -18,9 +17,6 @@ func FactoriesByID(ctx context.Context, s *Store, ids ...uuid.UUID) ([]gatewayd.
 func GatewaysByID(ctx context.Context, s *Store, ids ...uuid.UUID) ([]gatewayd.Gateway, []error, error) {
 	return answerAll(ctx, s.gateways, ids)
 }
-
-// ErrNoRows is what a coalesced GET of a missing row is answered.
-var ErrNoRows = pgx.ErrNoRows
 
 func answerAll[K comparable, V any](ctx context.Context, c *coalescer[K, V], keys []K) ([]V, []error, error) {
 	answer, err := c.many(ctx, keys)

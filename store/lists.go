@@ -22,12 +22,31 @@ import (
 // one count per distinct list and one statement for all the distinct
 // pages asked of it.
 type lister[T any] struct {
-	pool      *pgxpool.Pool
-	table     string
-	parent    string // the column a list may be narrowed by; "" for none
-	qualified string // the columns, each as t.column
-	scan      pgx.RowToFunc[T]
-	shared    *coalescer[listKey, listPage[T]]
+	pool  *pgxpool.Pool
+	table string
+	scan  pgx.RowToFunc[T]
+	// all and ofParent are the statements of the list of every live row
+	// and of one parent's (whose id is $1).
+	all, ofParent listSQL
+	shared        *coalescer[listKey, listPage[T]]
+}
+
+// listSQL is one list's statements: its count, one page ($n+1 limit, $n+2
+// offset) and many pages ($n+1 offsets, $n+2 limits), n being the list's
+// own arguments.
+type listSQL struct {
+	count, page, pages string
+}
+
+func newListSQL(table, qualified, where string, n int) listSQL {
+	return listSQL{
+		count: `SELECT count(*) FROM ` + table + ` WHERE ` + where,
+		page: fmt.Sprintf(`SELECT %s FROM (SELECT id, name FROM %s WHERE %s ORDER BY name, id LIMIT $%d OFFSET $%d) p
+		JOIN %s t ON t.id = p.id ORDER BY p.name, p.id`, qualified, table, where, n+1, n+2, table),
+		pages: fmt.Sprintf(`SELECT %s, r.i FROM unnest($%d::bigint[], $%d::bigint[]) WITH ORDINALITY AS r(off, lim, i)
+		CROSS JOIN LATERAL (SELECT id, name FROM %s WHERE %s ORDER BY name, id LIMIT r.lim OFFSET r.off) p
+		JOIN %s t ON t.id = p.id ORDER BY r.i, p.name, p.id`, qualified, n+1, n+2, table, where, table),
+	}
 }
 
 // maxSharedEnd is how far into a list a page may end and still share a
@@ -50,9 +69,14 @@ type listPage[T any] struct {
 	total int
 }
 
+// newLister makes the lister of table's list; parent is the column a list
+// may be narrowed by ("" for none).
 func newLister[T any](pool *pgxpool.Pool, table, parent, columns string, scan pgx.RowToFunc[T]) *lister[T] {
-	l := &lister[T]{pool: pool, table: table, parent: parent, scan: scan,
-		qualified: "t." + strings.ReplaceAll(columns, ", ", ", t.")}
+	qualified := "t." + strings.ReplaceAll(columns, ", ", ", t.")
+	l := &lister[T]{pool: pool, table: table, scan: scan, all: newListSQL(table, qualified, `deleted_at IS NULL`, 0)}
+	if parent != "" {
+		l.ofParent = newListSQL(table, qualified, `deleted_at IS NULL AND `+parent+` = $1`, 1)
+	}
 	l.shared = &coalescer[listKey, listPage[T]]{one: l.one, many: l.many}
 	return l
 }
@@ -80,24 +104,21 @@ func (l *lister[T]) list(ctx context.Context, parent *uuid.UUID, page Page) ([]T
 	return p.items, p.total, nil
 }
 
-// where is a list's condition and its arguments.
-func (l *lister[T]) where(k listKey) (string, []any) {
+// statements returns a list's statements and its own arguments.
+func (l *lister[T]) statements(k listKey) (*listSQL, []any) {
 	if !k.hasParent {
-		return `deleted_at IS NULL`, nil
+		return &l.all, nil
 	}
-	return `deleted_at IS NULL AND ` + l.parent + ` = $1`, []any{k.parent}
+	return &l.ofParent, []any{k.parent}
 }
 
 // one reads a page and its total in one round trip.
 func (l *lister[T]) one(ctx context.Context, k listKey) (listPage[T], error) {
-	where, args := l.where(k)
-	n := len(args)
-	pageSQL := fmt.Sprintf(`SELECT %s FROM (SELECT id, name FROM %s WHERE %s ORDER BY name, id LIMIT $%d OFFSET $%d) p
-		JOIN %s t ON t.id = p.id ORDER BY p.name, p.id`, l.qualified, l.table, where, n+1, n+2, l.table)
+	sql, args := l.statements(k)
 	var p listPage[T]
 	b := &pgx.Batch{}
-	b.Queue(`SELECT count(*) FROM `+l.table+` WHERE `+where, args...).QueryRow(func(r pgx.Row) error { return r.Scan(&p.total) })
-	b.Queue(pageSQL, append(args, k.page.Limit, k.page.Offset)...).Query(func(rows pgx.Rows) error {
+	b.Queue(sql.count, args...).QueryRow(func(r pgx.Row) error { return r.Scan(&p.total) })
+	b.Queue(sql.page, append(args, k.page.Limit, k.page.Offset)...).Query(func(rows pgx.Rows) error {
 		var err error
 		p.items, err = pgx.CollectRows(rows, l.scan)
 		return err
@@ -132,17 +153,13 @@ func (l *lister[T]) many(ctx context.Context, keys []listKey) (func(listKey) (li
 	b := &pgx.Batch{}
 	for _, lk := range order {
 		ls := lists[lk]
-		where, args := l.where(lk)
-		n := len(args)
-		b.Queue(`SELECT count(*) FROM `+l.table+` WHERE `+where, args...).QueryRow(func(r pgx.Row) error { return r.Scan(&ls.total) })
+		sql, args := l.statements(lk)
+		b.Queue(sql.count, args...).QueryRow(func(r pgx.Row) error { return r.Scan(&ls.total) })
 		offsets, limits := make([]int64, len(ls.pages)), make([]int64, len(ls.pages))
 		for i, p := range ls.pages {
 			offsets[i], limits[i] = int64(p.Offset), int64(p.Limit)
 		}
-		sql := fmt.Sprintf(`SELECT %s, r.i FROM unnest($%d::bigint[], $%d::bigint[]) WITH ORDINALITY AS r(off, lim, i)
-			CROSS JOIN LATERAL (SELECT id, name FROM %s WHERE %s ORDER BY name, id LIMIT r.lim OFFSET r.off) p
-			JOIN %s t ON t.id = p.id ORDER BY r.i, p.name, p.id`, l.qualified, n+1, n+2, l.table, where, l.table)
-		b.Queue(sql, append(args, offsets, limits)...).Query(func(rows pgx.Rows) error {
+		b.Queue(sql.pages, append(args, offsets, limits)...).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var i int64
 				v, err := l.scan(numbered{rows, &i})
