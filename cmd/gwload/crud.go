@@ -186,6 +186,7 @@ func crud(ctx context.Context, e *env, r *report) error {
 				return fmt.Errorf("%s: %d requests failed", p.name, w.non2xx)
 			}
 			rate, p99, peak = w.rate, w.p99, w.peakRSS
+			r.value("crud_"+p.name+"_wrk_cores", w.cores, "cores")
 		} else {
 			res := e.load(ctx, e.o.duration, p.op)
 			if res.errors > 0 {
@@ -236,12 +237,16 @@ func crud(ctx context.Context, e *env, r *report) error {
 			// gatewayd's statements are prepared (pgx caches them); the
 			// reference gets the same advantage.
 			sameArgs = append([]string{"-M", "prepared"}, sameArgs...)
-			same, err := pgbench(pgb, sameArgs)
+			same, err := pgbenchRun(pgb, sameArgs, e.pgTicks)
 			if err != nil {
 				return err
 			}
-			r.value("crud_"+p.name+"_pgbench_same_sql_rate", same, "tx/s")
-			r.value("crud_"+p.name+"_same_sql_ratio", rate/same, "ratio")
+			r.value("crud_"+p.name+"_pgbench_same_sql_rate", same.tps, "tx/s")
+			r.value("crud_"+p.name+"_same_sql_ratio", rate/same.tps, "ratio")
+			// What the reference used of the same two cores: PostgreSQL
+			// gets more of them when the client is pgbench.
+			r.value("crud_"+p.name+"_pgbench_same_sql_pg_cores", same.pgCores, "cores")
+			r.value("crud_"+p.name+"_pgbench_same_sql_client_cores", same.clientCores, "cores")
 		}
 	}
 	_, err = e.pool.Exec(ctx, `UPDATE gateways SET deleted_at = now() WHERE name IN ('pg', 'pg-same')`)

@@ -199,15 +199,73 @@ func idStrings(ids []uuid.UUID) []string {
 var tpsLine = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
 
 func pgbench(bin string, args []string) (float64, error) {
-	out, err := exec.Command(bin, args...).CombinedOutput()
+	res, err := pgbenchRun(bin, args, nil)
+	return res.tps, err
+}
+
+// pgbenchResult is one pgbench run: its rate, and the CPU the reference
+// itself used on the shared machine (pgbench's own, and its backends').
+type pgbenchResult struct {
+	tps                  float64
+	clientCores, pgCores float64
+}
+
+// pgbenchRun runs pgbench; with backends (the CPU ticks of this run's
+// PostgreSQL backends, as env.pgTicks reads them) it also measures the
+// CPU the reference used. The backends are pgbench's own and end with
+// it, so they are sampled while it runs: the last 100 ms of each may be
+// missed.
+func pgbenchRun(bin string, args []string, backends func() map[int]int64) (pgbenchResult, error) {
+	var res pgbenchResult
+	var before map[int]int64
+	last := map[int]int64{}
+	stop, sampled := make(chan struct{}), make(chan struct{})
+	if backends != nil {
+		before = backends()
+		go func() {
+			defer close(sampled)
+			t := time.NewTicker(100 * time.Millisecond)
+			defer t.Stop()
+			for {
+				for pid, ticks := range backends() {
+					last[pid] = ticks
+				}
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	} else {
+		close(sampled)
+	}
+	start := time.Now()
+	cmd := exec.Command(bin, args...)
+	out, err := cmd.CombinedOutput()
+	took := time.Since(start).Seconds()
+	close(stop)
+	<-sampled
 	if err != nil {
-		return 0, fmt.Errorf("pgbench %v: %v: %s", args, err, out)
+		return res, fmt.Errorf("pgbench %v: %v: %s", args, err, out)
 	}
 	m := tpsLine.FindSubmatch(out)
 	if m == nil {
-		return 0, fmt.Errorf("pgbench printed no tps: %s", out)
+		return res, fmt.Errorf("pgbench printed no tps: %s", out)
 	}
-	return strconv.ParseFloat(string(m[1]), 64)
+	if res.tps, err = strconv.ParseFloat(string(m[1]), 64); err != nil {
+		return res, err
+	}
+	if backends != nil && took > 0 {
+		var ticks int64
+		for pid, t := range last {
+			ticks += t - before[pid]
+		}
+		res.pgCores = float64(ticks) / clockTicks / took
+		st := cmd.ProcessState
+		res.clientCores = (st.UserTime() + st.SystemTime()).Seconds() / took
+	}
+	return res, nil
 }
 
 // soak: the gatewayd binary with N gateways, random crashes and drops for

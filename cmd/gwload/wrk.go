@@ -55,6 +55,8 @@ type wrkResult struct {
 	rate, p50, p99 float64 // req/s, ms, ms
 	non2xx         int
 	peakRSS        int
+	// cores is the CPU wrk itself used, per second of its run.
+	cores float64
 }
 
 var (
@@ -101,12 +103,17 @@ func runWrk(ctx context.Context, w wrkLoad) (wrkResult, error) {
 		"GWLOAD_BODY="+w.body, "GWLOAD_MAXOFF="+strconv.Itoa(w.maxOffset), "GWLOAD_TOKEN="+w.token,
 		"GWLOAD_PACE_MS="+strconv.FormatInt(w.pace.Milliseconds(), 10))
 	stopSampling := samplePeak(w.rss)
+	start := time.Now()
 	out, err := cmd.CombinedOutput()
+	took := time.Since(start).Seconds()
 	peak := stopSampling()
 	if err != nil {
 		return wrkResult{}, fmt.Errorf("wrk: %v: %s", err, out)
 	}
 	res := wrkResult{peakRSS: peak}
+	if st := cmd.ProcessState; st != nil && took > 0 {
+		res.cores = (st.UserTime() + st.SystemTime()).Seconds() / took
+	}
 	m := wrkRate.FindSubmatch(out)
 	if m == nil {
 		return res, fmt.Errorf("wrk printed no rate: %s", out)
