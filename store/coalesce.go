@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -38,6 +39,11 @@ type coalescer[K comparable, V any] struct {
 	mu      sync.Mutex
 	running int // statements in flight
 	queue   []*waiter[K, V]
+
+	// shared counts the statements that answered more than one request,
+	// retried the shared writes that failed and were run request by
+	// request (writer); tests read them.
+	shared, retried atomic.Int64
 }
 
 // inFlight is how many statements of one kind run before reads wait for
@@ -49,8 +55,9 @@ const inFlight = 2
 // maxBatch bounds the keys one statement answers.
 const maxBatch = 64
 
-// errReadPanicked answers the reads of a statement whose run panicked.
-var errReadPanicked = errors.New("shared read failed")
+// errSharedPanicked answers the requests of a statement whose run
+// panicked.
+var errSharedPanicked = errors.New("shared statement failed")
 
 // waiter is one waiting read. done is closed when its answer (v, err) is
 // set, or when it must run batch (lead) and answer the others.
@@ -125,7 +132,7 @@ func (c *coalescer[K, V]) run(batch []*waiter[K, V]) {
 	defer func() {
 		for i, w := range batch {
 			if !answered {
-				w.err = errReadPanicked
+				w.err = errSharedPanicked
 			}
 			if i > 0 {
 				close(w.done)
@@ -138,6 +145,7 @@ func (c *coalescer[K, V]) run(batch []*waiter[K, V]) {
 		answered = true
 		return
 	}
+	c.shared.Add(1)
 	keys := make([]K, len(batch))
 	for i, w := range batch {
 		keys[i] = w.key

@@ -258,7 +258,7 @@ func TestByIDPanicWakesEveryWaiterAndFreesTheSlot(t *testing.T) {
 		if err := (<-out).err; err == nil {
 			ok++
 		} else {
-			assert.ErrorIs(t, err, errReadPanicked)
+			assert.ErrorIs(t, err, errSharedPanicked)
 			failed++
 		}
 	}

@@ -59,3 +59,39 @@ func GatewayPages(ctx context.Context, s *Store, asks ...ListAsk) ([][]gatewayd.
 	}
 	return items, totals, nil
 }
+
+// FactoryUpdate is one request of UpdateFactoriesAtOnce.
+type FactoryUpdate struct {
+	ID    uuid.UUID
+	Patch FactoryPatch
+}
+
+// UpdateFactoriesAtOnce and CreateFactoriesAtOnce run requests as the
+// coalescer runs a batch of them (many): shared statements, duplicates
+// after, singles when the shared statement fails.
+func UpdateFactoriesAtOnce(ctx context.Context, s *Store, us ...FactoryUpdate) ([]gatewayd.Factory, []error, error) {
+	reqs := make([]*factoryUpdate, len(us))
+	for i, u := range us {
+		reqs[i] = &factoryUpdate{id: u.ID, p: u.Patch}
+	}
+	return answerAll(ctx, s.factoryUpdates, reqs)
+}
+
+func CreateFactoriesAtOnce(ctx context.Context, s *Store, fs ...NewFactory) ([]gatewayd.Factory, []error, error) {
+	reqs := make([]*factoryCreate, len(fs))
+	for i, f := range fs {
+		if f.Timezone == "" {
+			f.Timezone = "UTC"
+		}
+		reqs[i] = &factoryCreate{id: uuid.New(), f: f}
+	}
+	return answerAll(ctx, s.factoryCreates, reqs)
+}
+
+// FactoryWrites says how many factory writes (updates and creates) shared
+// a statement, and how many shared statements failed and were run again
+// request by request.
+func FactoryWrites(s *Store) (shared, retried int64) {
+	return s.factoryUpdates.shared.Load() + s.factoryCreates.shared.Load(),
+		s.factoryUpdates.retried.Load() + s.factoryCreates.retried.Load()
+}

@@ -40,18 +40,12 @@ func scanFactory(row pgx.CollectableRow) (gatewayd.Factory, error) {
 // CreateFactory inserts a factory under a non-deleted organization, else
 // ErrInvalidReference. The parent row is share-locked so a concurrent
 // cascade delete either sees the new factory or makes this insert fail.
+// Concurrent calls share statements (writes.go).
 func (s *Store) CreateFactory(ctx context.Context, f NewFactory) (gatewayd.Factory, error) {
-	tz := f.Timezone
-	if tz == "" {
-		tz = "UTC"
+	if f.Timezone == "" {
+		f.Timezone = "UTC"
 	}
-	rows, _ := s.pool.Query(ctx, `
-		INSERT INTO factories (organization_id, name, location, timezone, metadata)
-		SELECT $1, $2, $3, $4, $5
-		WHERE EXISTS (SELECT 1 FROM organizations WHERE id = $1 AND deleted_at IS NULL FOR SHARE)
-		RETURNING `+factoryColumns,
-		f.OrganizationID, f.Name, f.Location, tz, metadataOrEmpty(f.Metadata))
-	out, err := pgx.CollectExactlyOneRow(rows, scanFactory)
+	out, err := s.factoryCreates.get(ctx, &factoryCreate{id: uuid.New(), f: f})
 	if err != nil {
 		err = classify(err)
 		if errors.Is(err, gatewayd.ErrNotFound) {
@@ -81,22 +75,10 @@ func (s *Store) ListFactories(ctx context.Context, organizationID *uuid.UUID, pa
 	return items, total, nil
 }
 
-// UpdateFactory changes the set fields.
+// UpdateFactory changes the set fields. Concurrent calls share
+// statements (writes.go).
 func (s *Store) UpdateFactory(ctx context.Context, id uuid.UUID, p FactoryPatch) (gatewayd.Factory, error) {
-	var meta json.RawMessage
-	if p.Metadata.Set {
-		meta = metadataOrEmpty(p.Metadata.Value)
-	}
-	rows, _ := s.pool.Query(ctx, `
-		UPDATE factories SET
-			name     = CASE WHEN $2 THEN $3 ELSE name END,
-			location = CASE WHEN $4 THEN $5 ELSE location END,
-			timezone = CASE WHEN $6 THEN $7 ELSE timezone END,
-			metadata = CASE WHEN $8 THEN $9::jsonb ELSE metadata END
-		WHERE id = $1 AND deleted_at IS NULL
-		RETURNING `+factoryColumns,
-		id, p.Name.Set, p.Name.Value, p.Location.Set, p.Location.Value, p.Timezone.Set, p.Timezone.Value, p.Metadata.Set, meta)
-	f, err := pgx.CollectExactlyOneRow(rows, scanFactory)
+	f, err := s.factoryUpdates.get(ctx, &factoryUpdate{id: id, p: p})
 	if err != nil {
 		return gatewayd.Factory{}, fmt.Errorf("update factory: %w", classify(err))
 	}

@@ -89,8 +89,13 @@ func (s *Store) DeleteOrganization(ctx context.Context, id uuid.UUID) ([]gateway
 			return gatewayd.ErrNotFound
 		}
 		// Separate statements on purpose: each sees rows committed by a
-		// concurrent insert that waited on the parent's lock.
-		rows, _ := tx.Query(ctx, `UPDATE factories SET deleted_at = now() WHERE organization_id = $1 AND deleted_at IS NULL RETURNING id`, id)
+		// concurrent insert that waited on the parent's lock. The
+		// factories are locked in id order, as shared factory updates lock
+		// theirs (writes.go): in any other order the two could deadlock.
+		rows, _ := tx.Query(ctx, `
+			UPDATE factories SET deleted_at = now()
+			WHERE id IN (SELECT id FROM factories WHERE organization_id = $1 AND deleted_at IS NULL ORDER BY id FOR NO KEY UPDATE)
+			RETURNING id`, id)
 		factories, err := collectIDs(rows)
 		if err != nil {
 			return err

@@ -47,6 +47,9 @@ type Store struct {
 	factoryList   *lister[gatewayd.Factory]
 	equipmentList *lister[gatewayd.Equipment]
 	gatewayList   *lister[gatewayd.Gateway]
+	// Concurrent writes of a kind share statements too (writes.go).
+	factoryUpdates *coalescer[*factoryUpdate, gatewayd.Factory]
+	factoryCreates *coalescer[*factoryCreate, gatewayd.Factory]
 }
 
 // New wraps an open pool. The sealer encrypts and decrypts passwords.
@@ -58,6 +61,8 @@ func New(pool *pgxpool.Pool, sealer *Sealer) *Store {
 	s.factoryList = newLister(pool, "factories", "organization_id", factoryColumns, scanFactory)
 	s.equipmentList = newLister(pool, "equipment", "factory_id", equipmentColumns, scanEquipment)
 	s.gatewayList = newLister(pool, "gateways", "factory_id", gatewayColumns, scanGateway)
+	s.factoryUpdates = factoryUpdates(pool)
+	s.factoryCreates = factoryCreates(pool)
 	return s
 }
 
