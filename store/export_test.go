@@ -88,10 +88,26 @@ func CreateFactoriesAtOnce(ctx context.Context, s *Store, fs ...NewFactory) ([]g
 	return answerAll(ctx, s.factoryCreates, reqs)
 }
 
-// FactoryWrites says how many factory writes (updates and creates) shared
-// a statement, and how many shared statements failed and were run again
-// request by request.
-func FactoryWrites(s *Store) (shared, retried int64) {
-	return s.factoryUpdates.shared.Load() + s.factoryCreates.shared.Load(),
-		s.factoryUpdates.retried.Load() + s.factoryCreates.retried.Load()
+// SharedWrites says how many writes (factory updates and creates, gateway
+// creates) shared a statement, and how many shared statements failed and
+// were run again request by request.
+func SharedWrites(s *Store) (shared, retried int64) {
+	return s.factoryUpdates.shared.Load() + s.factoryCreates.shared.Load() + s.gatewayCreates.shared.Load(),
+		s.factoryUpdates.retried.Load() + s.factoryCreates.retried.Load() + s.gatewayCreates.retried.Load()
 }
+
+// CreateGatewaysAtOnce is CreateFactoriesAtOnce for gateways.
+func CreateGatewaysAtOnce(ctx context.Context, s *Store, gs ...NewGateway) ([]gatewayd.Gateway, []error, error) {
+	reqs := make([]*gatewayCreate, len(gs))
+	for i, g := range gs {
+		sealed, err := s.sealer.Seal(g.Password)
+		if err != nil {
+			return nil, nil, err
+		}
+		reqs[i] = &gatewayCreate{id: uuid.New(), g: g, sealed: sealed}
+	}
+	return answerAll(ctx, s.gatewayCreates, reqs)
+}
+
+// Classify is the package's mapping of database errors to gatewayd's.
+func Classify(err error) error { return classify(err) }

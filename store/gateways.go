@@ -63,20 +63,14 @@ func scanGateway(row pgx.CollectableRow) (gatewayd.Gateway, error) {
 
 // CreateGateway seals the password and inserts the gateway under a
 // non-deleted factory (else ErrInvalidReference). A gateway_id already used
-// by a non-deleted gateway gives ErrConflict.
+// by a non-deleted gateway gives ErrConflict. Concurrent calls share
+// statements (writes.go).
 func (s *Store) CreateGateway(ctx context.Context, g NewGateway) (gatewayd.Gateway, error) {
 	sealed, err := s.sealer.Seal(g.Password)
 	if err != nil {
 		return gatewayd.Gateway{}, fmt.Errorf("create gateway: %w", err)
 	}
-	rows, _ := s.pool.Query(ctx, `
-		INSERT INTO gateways (factory_id, gateway_id, name, url, email, password_encrypted, model, firmware_version, desired_state, metadata)
-		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
-		WHERE EXISTS (SELECT 1 FROM factories WHERE id = $1 AND deleted_at IS NULL FOR SHARE)
-		RETURNING `+gatewayColumns,
-		g.FactoryID, g.GatewayID, g.Name, g.URL, g.Email, sealed, g.Model, g.FirmwareVersion, desiredOrDefault(g.DesiredState),
-		metadataOrEmpty(g.Metadata))
-	out, err := pgx.CollectExactlyOneRow(rows, scanGateway)
+	out, err := s.gatewayCreates.get(ctx, &gatewayCreate{id: uuid.New(), g: g, sealed: sealed})
 	if err != nil {
 		err = classify(err)
 		if errors.Is(err, gatewayd.ErrNotFound) {

@@ -50,6 +50,7 @@ type Store struct {
 	// Concurrent writes of a kind share statements too (writes.go).
 	factoryUpdates *coalescer[*factoryUpdate, gatewayd.Factory]
 	factoryCreates *coalescer[*factoryCreate, gatewayd.Factory]
+	gatewayCreates *coalescer[*gatewayCreate, gatewayd.Gateway]
 }
 
 // New wraps an open pool. The sealer encrypts and decrypts passwords.
@@ -63,6 +64,7 @@ func New(pool *pgxpool.Pool, sealer *Sealer) *Store {
 	s.gatewayList = newLister(pool, "gateways", "factory_id", gatewayColumns, scanGateway)
 	s.factoryUpdates = factoryUpdates(pool)
 	s.factoryCreates = factoryCreates(pool)
+	s.gatewayCreates = gatewayCreates(pool)
 	return s
 }
 

@@ -204,3 +204,58 @@ func factoryCreates(pool *pgxpool.Pool) *coalescer[*factoryCreate, gatewayd.Fact
 		return pgx.CollectRows(rows, scanFactory)
 	}, func(c *factoryCreate) uuid.UUID { return c.id }, func(f *gatewayd.Factory) uuid.UUID { return f.ID })
 }
+
+// gatewayCreate is one CreateGateway request, its password sealed, with
+// the id it will have (as factoryCreate).
+type gatewayCreate struct {
+	id     uuid.UUID
+	g      NewGateway
+	sealed string
+}
+
+const createGatewaySQL = `
+		INSERT INTO gateways (id, factory_id, gateway_id, name, url, email, password_encrypted, model, firmware_version, desired_state, metadata)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+		WHERE EXISTS (SELECT 1 FROM factories WHERE id = $2 AND deleted_at IS NULL FOR SHARE)
+		RETURNING ` + gatewayColumns
+
+// createGatewaysSQL is createGatewaySQL for several gateways. Their
+// factories are share-locked in id order first: a shared factory update
+// holds its rows in that order, and in any other order the two could
+// deadlock. A gateway_id used twice, or already used, fails the whole
+// statement, and the writer runs its requests one by one: each gets its
+// own answer, ErrConflict for the second.
+const createGatewaysSQL = `
+		WITH v AS (
+			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::jsonb[])
+				AS v(id, factory_id, gateway_id, name, url, email, password_encrypted, model, firmware_version, desired_state, metadata)
+		), parents AS (
+			SELECT id FROM factories WHERE id IN (SELECT factory_id FROM v) AND deleted_at IS NULL ORDER BY id FOR SHARE
+		)
+		INSERT INTO gateways (id, factory_id, gateway_id, name, url, email, password_encrypted, model, firmware_version, desired_state, metadata)
+		SELECT v.id, v.factory_id, v.gateway_id, v.name, v.url, v.email, v.password_encrypted, v.model, v.firmware_version, v.desired_state, v.metadata
+		FROM v JOIN parents ON parents.id = v.factory_id
+		RETURNING ` + gatewayColumns
+
+// gatewayCreates makes the coalescer of CreateGateway.
+func gatewayCreates(pool *pgxpool.Pool) *coalescer[*gatewayCreate, gatewayd.Gateway] {
+	return writer(func(ctx context.Context, c *gatewayCreate) (gatewayd.Gateway, error) {
+		g := c.g
+		rows, _ := pool.Query(ctx, createGatewaySQL, c.id, g.FactoryID, g.GatewayID, g.Name, g.URL, g.Email, c.sealed,
+			g.Model, g.FirmwareVersion, desiredOrDefault(g.DesiredState), metadataOrEmpty(g.Metadata))
+		return pgx.CollectExactlyOneRow(rows, scanGateway)
+	}, func(ctx context.Context, cs []*gatewayCreate) ([]gatewayd.Gateway, error) {
+		n := len(cs)
+		ids, factories := make([]uuid.UUID, n), make([]uuid.UUID, n)
+		gids, names, urls, emails, sealed, desired := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		models, firmwares := make([]*string, n), make([]*string, n)
+		metas := make([]json.RawMessage, n)
+		for i, c := range cs {
+			g := c.g
+			ids[i], factories[i], gids[i], names[i], urls[i], emails[i], sealed[i] = c.id, g.FactoryID, g.GatewayID, g.Name, g.URL, g.Email, c.sealed
+			models[i], firmwares[i], desired[i], metas[i] = g.Model, g.FirmwareVersion, desiredOrDefault(g.DesiredState), metadataOrEmpty(g.Metadata)
+		}
+		rows, _ := pool.Query(ctx, createGatewaysSQL, ids, factories, gids, names, urls, emails, sealed, models, firmwares, desired, metas)
+		return pgx.CollectRows(rows, scanGateway)
+	}, func(c *gatewayCreate) uuid.UUID { return c.id }, func(g *gatewayd.Gateway) uuid.UUID { return g.ID })
+}

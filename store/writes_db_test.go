@@ -118,7 +118,7 @@ func TestSharedWriteThatFailsIsRunRequestByRequest(t *testing.T) {
 	require.NoError(t, errs[0])
 	require.Error(t, errs[1])
 	require.NoError(t, errs[2])
-	_, retried := store.FactoryWrites(s)
+	_, retried := store.SharedWrites(s)
 	assert.EqualValues(t, 1, retried)
 	assert.Equal(t, "good 0", got[0].Name)
 	assert.Equal(t, "good 2", got[2].Name)
@@ -193,6 +193,15 @@ func TestConcurrentWritesAnswerEachTheirOwn(t *testing.T) {
 			if f.ID != sh.ID || f.Name != name {
 				return fmt.Errorf("client %d renamed shared %s to %q and got %s %q", i, sh.ID, name, f.ID, f.Name)
 			}
+			// A gateway under a shared factory, while others rename it.
+			gid := fmt.Sprintf("GW-%d-%d", i, k)
+			g, err := s.CreateGateway(ctx, newGateway(sh.ID, gid))
+			if err != nil {
+				return err
+			}
+			if g.GatewayID != gid || g.FactoryID != sh.ID {
+				return fmt.Errorf("client %d created gateway %s and got %s", i, gid, g.GatewayID)
+			}
 			// Doomed factories, several at a time, in random order.
 			d := rand.IntN(doomedOrgs)
 			for range 3 {
@@ -209,7 +218,7 @@ func TestConcurrentWritesAnswerEachTheirOwn(t *testing.T) {
 		}
 		return nil
 	})
-	together, retried := store.FactoryWrites(s)
+	together, retried := store.SharedWrites(s)
 	assert.Positive(t, together, "writes shared statements")
 	assert.Zero(t, retried, "no shared write failed (a deadlock would)")
 	t.Logf("%d shared write statements", together)
@@ -222,4 +231,49 @@ func TestConcurrentWritesAnswerEachTheirOwn(t *testing.T) {
 	_, total, err := s.ListFactories(ctx, &fx.org.ID, store.Page{Limit: 1})
 	require.NoError(t, err)
 	assert.Equal(t, 1+len(shared)+clients, total)
+	_, total, err = s.ListGateways(ctx, nil, store.Page{Limit: 1})
+	require.NoError(t, err)
+	assert.Equal(t, clients*rounds, total)
+}
+
+// The statement that creates many gateways at once gives each request its
+// own row (its password sealed as alone), none to a request whose factory
+// is gone; a gateway_id used twice fails it, and run one by one the
+// second gets ErrConflict.
+func TestCreateStatementForManyGateways(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	fs := factoriesNamed(t, s, fx.org.ID, 2)
+	require.NoError(t, errOf(s.DeleteFactory(ctx, fs[1].ID)))
+
+	reqs := []store.NewGateway{newGateway(fx.factory.ID, "A"), newGateway(fs[1].ID, "B"), newGateway(fs[0].ID, "C"), newGateway(uuid.New(), "D")}
+	reqs[2].Model, reqs[2].DesiredState, reqs[2].Metadata = ptr("CTC-1"), gatewayd.DesiredDisconnected, json.RawMessage(`{"x":1}`)
+	got, errs, err := store.CreateGatewaysAtOnce(ctx, s, reqs...)
+	require.NoError(t, err)
+	assert.Equal(t, []error{nil, pgx.ErrNoRows, nil, pgx.ErrNoRows}, errs)
+	for _, i := range []int{0, 2} {
+		assert.Equal(t, reqs[i].GatewayID, got[i].GatewayID)
+		assert.Equal(t, reqs[i].FactoryID, got[i].FactoryID)
+		alone, err := s.GetGateway(ctx, got[i].ID)
+		require.NoError(t, err)
+		assert.Equal(t, alone, got[i])
+		target, err := s.Target(ctx, got[i].ID)
+		require.NoError(t, err)
+		assert.Equal(t, reqs[i].Password, target.Password, "sealed as alone")
+	}
+	assert.Equal(t, gatewayd.DesiredConnected, got[0].DesiredState)
+	assert.Equal(t, gatewayd.DesiredDisconnected, got[2].DesiredState)
+	assert.Equal(t, "CTC-1", *got[2].Model)
+	assert.JSONEq(t, `{"x":1}`, string(got[2].Metadata))
+
+	_, retried0 := store.SharedWrites(s)
+	got, errs, err = store.CreateGatewaysAtOnce(ctx, s, newGateway(fx.factory.ID, "E"), newGateway(fx.factory.ID, "E"), newGateway(fx.factory.ID, "A"))
+	require.NoError(t, err)
+	require.NoError(t, errs[0])
+	assert.Equal(t, "E", got[0].GatewayID)
+	assert.ErrorIs(t, store.Classify(errs[1]), gatewayd.ErrConflict)
+	assert.ErrorIs(t, store.Classify(errs[2]), gatewayd.ErrConflict, "A exists")
+	_, retried := store.SharedWrites(s)
+	assert.Equal(t, retried0+1, retried)
 }
