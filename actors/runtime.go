@@ -54,6 +54,8 @@ type deps struct {
 	trim func()
 	// mailbox makes each gateway actor's mailbox (see supervisor.spawn).
 	mailbox actor.MailboxProducer
+	// dispatch runs the supervisor's and the gateway actors' turns.
+	dispatch *workers
 }
 
 // counters are what the runtime counts as it goes, so questions like
@@ -112,10 +114,11 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 			// Idle connections hold no write buffer.
 			WriteBufferPool: &sync.Pool{},
 		},
-		limiter: newDialLimiter(cfg.DialConcurrency),
-		kick:    r.kick.send,
-		trim:    r.trim.send,
-		mailbox: actor.UnboundedLockfree(),
+		limiter:  newDialLimiter(cfg.DialConcurrency),
+		kick:     r.kick.send,
+		trim:     r.trim.send,
+		mailbox:  actor.UnboundedLockfree(),
+		dispatch: newWorkers(dispatchThroughput, dispatchIdle),
 	}
 	r.d.intake = newIntake(int64(cfg.ReadingIntakeBytes))
 	r.d.writer = newWriter(src, cfg.Observer, r.d.limiter.crowded, cfg.SeenFlushInterval, cfg.SensorFlushInterval, cfg.ReadingFlushInterval, log)
@@ -125,7 +128,8 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 	r.d.crunch = newCrunch(cfg.ReadingCores)
 	r.d.processor.crunch = r.d.crunch
 	d, n := r.d, r.n
-	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newSupervisor(d, n) }), "supervisor")
+	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newSupervisor(d, n) },
+		actor.WithDispatcher(d.dispatch)), "supervisor")
 	if err != nil {
 		panic(fmt.Sprintf("spawn supervisor: %v", err)) // a fresh system has no such name
 	}
@@ -351,6 +355,7 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 			r.d.processor.close() // its last results go to the writer
 			r.d.writer.close()
 			r.system.Shutdown()
+			r.d.dispatch.close()
 		}()
 		select {
 		case <-done:

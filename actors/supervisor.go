@@ -321,7 +321,7 @@ func (s *supervisor) spawn(c actor.Context, rec *record) {
 	// holds a node per message waiting. A gateway's messages are few, and
 	// the reader waits for the actor's credit (the inbox) before it sends.
 	pid, err := c.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newGatewayActor(d, w) },
-		actor.WithMailbox(d.mailbox)), t.ID.String())
+		actor.WithMailbox(d.mailbox), actor.WithDispatcher(d.dispatch)), t.ID.String())
 	if err != nil {
 		// The name is still taken by an incarnation that is stopping.
 		s.d.log.Warn().Err(err).Str("id", t.ID.String()).Str("gateway_id", t.GatewayID).Msg("spawn deferred")
