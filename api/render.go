@@ -7,20 +7,19 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/internal/timefmt"
 	"github.com/ctcgw/gatewayd/store"
 )
 
-// timeFormat is RFC 3339 in UTC with exactly three fraction digits.
-const timeFormat = "2006-01-02T15:04:05.000Z07:00"
-
-// Time renders as timeFormat. It is a TextMarshaler rather than a
+// Time renders as timefmt.Layout: RFC 3339 in UTC with exactly three
+// fraction digits. It is a TextMarshaler rather than a
 // json.Marshaler because encoding/json re-scans every MarshalJSON output,
 // which doubled the cost of rendering a 10,000-gateway status list.
 type Time time.Time
 
 // MarshalText writes the time in UTC with milliseconds.
 func (t Time) MarshalText() ([]byte, error) {
-	return time.Time(t).UTC().AppendFormat(make([]byte, 0, len(timeFormat)), timeFormat), nil
+	return timefmt.Append(make([]byte, 0, timefmt.Len), time.Time(t)), nil
 }
 
 func timePtr(t *time.Time) *Time {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/events"
+	"github.com/ctcgw/gatewayd/internal/timefmt"
 	"github.com/ctcgw/gatewayd/metrics"
 )
 
@@ -107,4 +108,4 @@ func (o *Observer) publish(typ string, factoryID, gatewayID uuid.UUID, payload a
 }
 
 // Time renders t as the API does: UTC, RFC 3339, three fraction digits.
-func Time(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+func Time(t time.Time) string { return timefmt.String(t) }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/ctcgw/gatewayd/internal/timefmt"
 )
 
 // ConsoleTime is the console format's timestamp: local time with
@@ -35,53 +37,14 @@ func New(w io.Writer, level, format string, color bool) zerolog.Logger {
 
 // timestamp writes the event's time, UTC with milliseconds.
 var timestamp = zerolog.HookFunc(func(e *zerolog.Event, _ zerolog.Level, _ string) {
-	var buf [len("2006-01-02T15:04:05.000Z")]byte
-	e.Bytes(zerolog.TimestampFieldName, appendTimestamp(buf[:0], time.Now()))
+	// Every line has one: written without time.Format's allocation
+	// (timefmt.Append).
+	var buf [timefmt.Len]byte
+	e.Bytes(zerolog.TimestampFieldName, timefmt.Append(buf[:0], time.Now()))
 })
 
-// appendTimestamp appends t as TimeFormat renders it in UTC. Every log
-// line has one (each request's access line, each state change), and
-// time.Format, which reads its layout anew each time and returns a new
-// string, was 3-4 % of gatewayd's CPU under load (BENCHMARKS.md,
-// 2026-12-06 third session).
-func appendTimestamp(b []byte, t time.Time) []byte {
-	t = t.UTC()
-	year, month, day := t.Date()
-	if year < 0 || year > 9999 {
-		return t.AppendFormat(b, TimeFormat)
-	}
-	hour, minute, sec := t.Clock()
-	ms := t.Nanosecond() / int(time.Millisecond)
-	b = appendDigits(b, year, 4)
-	b = append(b, '-')
-	b = appendDigits(b, int(month), 2)
-	b = append(b, '-')
-	b = appendDigits(b, day, 2)
-	b = append(b, 'T')
-	b = appendDigits(b, hour, 2)
-	b = append(b, ':')
-	b = appendDigits(b, minute, 2)
-	b = append(b, ':')
-	b = appendDigits(b, sec, 2)
-	b = append(b, '.')
-	b = appendDigits(b, ms, 3)
-	return append(b, 'Z')
-}
-
-// appendDigits appends v (≥ 0) as exactly n decimal digits.
-func appendDigits(b []byte, v, n int) []byte {
-	for i := n - 1; i >= 0; i-- {
-		b = append(b, 0)
-	}
-	for i := len(b) - 1; i >= len(b)-n; i-- {
-		b[i] = byte('0' + v%10)
-		v /= 10
-	}
-	return b
-}
-
 // TimeFormat is the JSON timestamp: RFC 3339, UTC, milliseconds.
-const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
+const TimeFormat = timefmt.Layout
 
 // Color says whether console output to out may use colour: only on a
 // terminal, and never when NO_COLOR is set to anything (no-color.org).
