@@ -3,10 +3,12 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ctcgw/gatewayd"
@@ -26,8 +28,10 @@ import (
 // What a shared write keeps of a lone one:
 //   - Each request's answer is its own row, read back by the statement
 //     that wrote it (RETURNING), or its own error: a shared statement
-//     that fails is run again request by request, so one bad request
-//     cannot fail the others, and the error each gets is its own.
+//     that PostgreSQL rejects is run again request by request, so one bad
+//     request cannot fail the others, and the error each gets is its own.
+//     (One that fails otherwise, say with the connection, fails them all,
+//     as it would have failed each: whether it committed is not known.)
 //   - Two requests for the same row are never in one statement (an
 //     UPDATE … FROM applies one of them): the later runs after the
 //     statement, alone.
@@ -39,10 +43,10 @@ import (
 
 // writer makes the coalescer of one kind of write. one writes a single
 // request; many writes several requests for distinct rows in one
-// statement and returns the rows written, which rowOf maps back to the
-// requests (a request without a row gets pgx.ErrNoRows, as one gives for
-// a row not found). rowOf also names the row a request writes, for the
-// duplicates rule.
+// statement and returns the rows written. target is the id of the row a
+// request writes, rowOf the id of a written row: a request gets the row
+// with its target's id, or pgx.ErrNoRows when there is none (as one
+// gives for a row not found).
 func writer[R any, V any](one func(context.Context, *R) (V, error), many func(context.Context, []*R) ([]V, error),
 	target func(*R) uuid.UUID, rowOf func(*V) uuid.UUID) *coalescer[*R, V] {
 	c := &coalescer[*R, V]{one: one}
@@ -64,7 +68,16 @@ func writer[R any, V any](one func(context.Context, *R) (V, error), many func(co
 			err error
 		}
 		answers := make(map[*R]answer, len(reqs))
-		if rows, err := many(ctx, shared); err == nil {
+		rows, err := many(ctx, shared)
+		var rejected *pgconn.PgError
+		if err != nil && !errors.As(err, &rejected) {
+			// Not PostgreSQL's answer (the connection, the deadline):
+			// what happened to the statement is not known, and running
+			// it again could write twice. Every request gets the error
+			// its own statement would have given.
+			return nil, err
+		}
+		if err == nil {
 			byRow := make(map[uuid.UUID]*V, len(rows))
 			for i := range rows {
 				byRow[rowOf(&rows[i])] = &rows[i]
@@ -77,8 +90,8 @@ func writer[R any, V any](one func(context.Context, *R) (V, error), many func(co
 				}
 			}
 		} else {
-			// Nothing of it was written: each request runs alone and
-			// gets its own answer.
+			// PostgreSQL rejected it, so nothing of it was written: each
+			// request runs alone and gets its own answer.
 			c.retried.Add(1)
 			later = append(shared, later...)
 		}
