@@ -20,7 +20,7 @@ const (
 	// dispatchThroughput is Proto.Actor's default: messages a turn.
 	dispatchThroughput = 300
 	// dispatchIdle bounds the idle workers: ~8 KiB of stack each.
-	dispatchIdle = 256
+	dispatchIdle = 64
 )
 
 type workers struct {
