@@ -2,6 +2,13 @@ package actors
 
 import "sync"
 
+const (
+	// dispatchThroughput is Proto.Actor's default: messages a turn.
+	dispatchThroughput = 300
+	// dispatchIdle bounds the idle workers: ~8 KiB of stack each.
+	dispatchIdle = 64
+)
+
 // workers is the actors' dispatcher: it runs each mailbox's turn on a
 // goroutine that ran one before, when one is idle.
 //
@@ -16,13 +23,6 @@ import "sync"
 // goroutine as the default dispatcher does, so an actor whose turn is
 // slow cannot hold up another's. At most maxIdle workers wait for work;
 // one more ends when its turn is done.
-const (
-	// dispatchThroughput is Proto.Actor's default: messages a turn.
-	dispatchThroughput = 300
-	// dispatchIdle bounds the idle workers: ~8 KiB of stack each.
-	dispatchIdle = 64
-)
-
 type workers struct {
 	throughput int
 	maxIdle    int
@@ -60,6 +60,7 @@ func (w *workers) work(fn func()) {
 	ch := make(chan func(), 1)
 	for fn != nil {
 		fn()
+		fn = nil // an idle worker keeps no mailbox reachable
 		w.mu.Lock()
 		if w.closed || len(w.idle) >= w.maxIdle {
 			w.mu.Unlock()

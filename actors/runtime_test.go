@@ -383,11 +383,10 @@ func TestNoGoroutineLeftBehind(t *testing.T) {
 
 // goroutinesButPgx counts the process's goroutines except idle dispatcher
 // workers and pgx's background readers. pgconn starts one for a large
-// write; once stopped it stays
-// blocked reading the idle pooled connection until its next query, so
-// whether one is parked at a given moment is pgx's timing, not a leak
-// (a baseline taken without one, and an end with one, failed this test
-// under make test with -p 4).
+// write; once stopped it stays blocked reading the idle pooled connection
+// until its next query, so whether one is parked at a given moment is
+// pgx's timing, not a leak (a baseline taken without one, and an end with
+// one, failed this test under make test with -p 4).
 func goroutinesButPgx() int {
 	buf := make([]byte, 1<<16)
 	for {
