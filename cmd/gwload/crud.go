@@ -34,7 +34,10 @@ const (
 )
 
 // The statements gatewayd runs (store/*.go), for the pgbench references.
-// Keep them in step with the store.
+// Keep them in step with the store. A request alone runs these; under
+// load gatewayd shares one statement among concurrent requests of a kind
+// (store/coalesce.go, store/writes.go), and the reference stays what each
+// request asks for: its own statement in its own transaction.
 const (
 	factoryCols = `id, organization_id, name, location, timezone, metadata, created_at, updated_at`
 	gatewayCols = `id, factory_id, gateway_id, name, url, email, model, firmware_version, last_seen_at, desired_state, metadata, created_at, updated_at`
