@@ -21,29 +21,18 @@ type Observer struct {
 	Log     zerolog.Logger
 }
 
-type stateEvent struct {
-	ID        uuid.UUID       `json:"id"`
-	FactoryID uuid.UUID       `json:"factory_id"`
-	GatewayID string          `json:"gateway_id"`
-	Name      string          `json:"name"`
-	From      *gatewayd.State `json:"from"`
-	To        gatewayd.State  `json:"to"`
-	At        string          `json:"at"`
-	LastError *string         `json:"last_error"`
-}
-
-// GatewayState publishes gateway.state and moves the state gauges.
+// GatewayState publishes gateway.state and moves the state gauges. The
+// event's data is {id, factory_id, gateway_id, name, from, to, at,
+// last_error} (appendStateEvent).
 func (o *Observer) GatewayState(from gatewayd.State, st gatewayd.Status) {
 	o.Metrics.GatewayState(from, st.State)
 	if st.State == "" {
 		return // removed: the API publishes gateway.deleted
 	}
-	e := stateEvent{ID: st.ID, FactoryID: st.FactoryID, GatewayID: st.GatewayID, Name: st.Name, To: st.State,
-		At: Time(st.Since), LastError: st.LastError}
-	if from != "" {
-		e.From = &from
+	data := appendStateEvent(make([]byte, 0, stateEventSize), st, from)
+	if _, err := o.Events.Publish(events.Event{Type: events.TypeGatewayState, FactoryID: st.FactoryID, GatewayID: st.ID, Data: data}); err != nil {
+		o.Log.Error().Err(err).Str("type", events.TypeGatewayState).Msg("event not published")
 	}
-	o.publish(events.TypeGatewayState, st.FactoryID, st.ID, e)
 }
 
 // Dialed counts a dial.
