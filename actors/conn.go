@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	neturl "net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,18 +131,49 @@ func (dl *dialing) attempt() (ws *websocket.Conn, err error) {
 // only by the socket's deadline, so a watcher moves that deadline into the
 // past when ctx ends, and the dial slot is released right away instead of
 // when the handshake timeout would have passed.
+//
+// The TCP connection is opened before gorilla/websocket is called, and
+// handed to it: a gateway that is off or unreachable refuses or drops the
+// dial, and gorilla builds its whole HTTP request (URL, headers, key)
+// before it dials. Retrying unreachable gateways cost a third of
+// gatewayd's CPU in the gateway create storm (BENCHMARKS.md, 2026-12-06
+// third session); a refused dial no longer pays for a request it never
+// sends. The error is the dial's own, as gorilla returned it.
 func handshake(ctx context.Context, d *deps, url string) (*websocket.Conn, error) {
 	dctx, dcancel := context.WithTimeout(ctx, d.cfg.ConnectTimeout)
 	defer dcancel()
-	var stopWatch func() bool
 	dialer := *d.dialer // per attempt, for the closure below
-	dialer.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := d.cfg.NetDial(ctx, network, addr)
+	var stopWatch func() bool
+	if addr, ok := dialAddr(url); ok {
+		conn, err := d.cfg.NetDial(dctx, "tcp", addr)
 		if err != nil {
 			return nil, err
 		}
-		stopWatch = context.AfterFunc(ctx, func() { _ = c.SetDeadline(aLongTimeAgo) })
-		return c, nil
+		stopWatch = context.AfterFunc(dctx, func() { _ = conn.SetDeadline(aLongTimeAgo) })
+		pending := conn // until gorilla takes it; it dials once
+		dialer.NetDialContext = func(context.Context, string, string) (net.Conn, error) {
+			c := pending
+			if c == nil {
+				return nil, errors.New("websocket dialed twice")
+			}
+			pending = nil
+			return c, nil
+		}
+		defer func() {
+			if pending != nil { // gorilla failed before it took the connection
+				_ = pending.Close()
+			}
+		}()
+	} else {
+		// A URL this cannot read: gorilla reads it, and says what is wrong.
+		dialer.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.cfg.NetDial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			stopWatch = context.AfterFunc(ctx, func() { _ = c.SetDeadline(aLongTimeAgo) })
+			return c, nil
+		}
 	}
 	ws, resp, err := dialer.DialContext(dctx, url, nil)
 	if resp != nil && resp.Body != nil {
@@ -157,6 +189,30 @@ func handshake(ctx context.Context, d *deps, url string) (*websocket.Conn, error
 		err = fmt.Errorf("%w (HTTP %d)", err, resp.StatusCode)
 	}
 	return ws, err
+}
+
+// dialAddr is the host:port gorilla/websocket dials for url: the URL's
+// port, else 443 for wss and 80 for ws. ok is false for a URL it would
+// refuse (another scheme, no host, user info), which then goes to gorilla
+// to say so.
+func dialAddr(raw string) (addr string, ok bool) {
+	u, err := neturl.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil {
+		return "", false
+	}
+	switch u.Scheme {
+	case "ws":
+		if u.Port() == "" {
+			return net.JoinHostPort(u.Hostname(), "80"), true
+		}
+	case "wss":
+		if u.Port() == "" {
+			return net.JoinHostPort(u.Hostname(), "443"), true
+		}
+	default:
+		return "", false
+	}
+	return u.Host, true
 }
 
 // closeNormally ends a socket with close code 1000, so the gateway sees an
