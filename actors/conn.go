@@ -142,14 +142,15 @@ func (dl *dialing) attempt() (ws *websocket.Conn, err error) {
 func handshake(ctx context.Context, d *deps, url string) (*websocket.Conn, error) {
 	dctx, dcancel := context.WithTimeout(ctx, d.cfg.ConnectTimeout)
 	defer dcancel()
-	dialer := *d.dialer // per attempt, for the closure below
+	dialer := *d.dialer // per attempt, for the closures below
 	var stopWatch func() bool
+	watch := func(c net.Conn) { stopWatch = context.AfterFunc(dctx, func() { _ = c.SetDeadline(aLongTimeAgo) }) }
 	if addr, ok := dialAddr(url); ok {
 		conn, err := d.cfg.NetDial(dctx, "tcp", addr)
 		if err != nil {
 			return nil, err
 		}
-		stopWatch = context.AfterFunc(dctx, func() { _ = conn.SetDeadline(aLongTimeAgo) })
+		watch(conn)
 		pending := conn // until gorilla takes it; it dials once
 		dialer.NetDialContext = func(context.Context, string, string) (net.Conn, error) {
 			c := pending
@@ -165,13 +166,15 @@ func handshake(ctx context.Context, d *deps, url string) (*websocket.Conn, error
 			}
 		}()
 	} else {
-		// A URL this cannot read: gorilla reads it, and says what is wrong.
+		// A URL dialAddr does not read: gorilla refuses most of them
+		// before it dials, and says what is wrong; one it does dial (no
+		// host) goes through the same dialer as ever.
 		dialer.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := d.cfg.NetDial(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
-			stopWatch = context.AfterFunc(ctx, func() { _ = c.SetDeadline(aLongTimeAgo) })
+			watch(c)
 			return c, nil
 		}
 	}

@@ -84,10 +84,3 @@ func (w *workers) close() {
 		close(ch)
 	}
 }
-
-// idleCount is how many workers wait for a turn.
-func (w *workers) idleCount() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.idle)
-}

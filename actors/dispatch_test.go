@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"fmt"
 	"runtime"
 	"sync"
 	"testing"
@@ -71,26 +72,38 @@ func TestWorkersKeepFewIdleAndEndOnClose(t *testing.T) {
 	assert.Zero(t, w.idleCount())
 }
 
-// waitGoroutines waits until at most n goroutines run. It polls on the
-// test's goroutine: require.Eventually would add its own to the count.
+// idleCount is how many workers wait for a turn.
+func (w *workers) idleCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.idle)
+}
+
+// waitGoroutines waits until at most n goroutines run.
 func waitGoroutines(t *testing.T, n int, why string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d goroutines, want at most %d", why, runtime.NumGoroutine(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	pollUntil(t, func() bool { return runtime.NumGoroutine() <= n }, func() string {
+		return fmt.Sprintf("%s: %d goroutines, want at most %d", why, runtime.NumGoroutine(), n)
+	})
 }
 
 // waitIdle waits until n workers are idle.
 func waitIdle(t *testing.T, w *workers, n int) {
 	t.Helper()
+	pollUntil(t, func() bool { return w.idleCount() == n }, func() string {
+		return fmt.Sprintf("%d idle workers, want %d", w.idleCount(), n)
+	})
+}
+
+// pollUntil checks done every millisecond for 5 s, and fails the test
+// with failure's words if it never holds. It polls on the test's own
+// goroutine: require.Eventually would add one to the goroutines counted.
+func pollUntil(t *testing.T, done func() bool, failure func() string) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for w.idleCount() != n {
+	for !done() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d idle workers, want %d", w.idleCount(), n)
+			t.Fatal(failure())
 		}
 		time.Sleep(time.Millisecond)
 	}

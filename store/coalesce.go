@@ -16,11 +16,11 @@ import (
 // coalescer shares statements among concurrent requests of one kind: GETs
 // by id of a table, pages of a table's lists, and some writes (writes.go,
 // which says what a shared write keeps of a lone one). The rest of this
-// comment is about reads. While fewer than inFlight
-// statements of its kind run, a read runs its own, as if the coalescer
-// were not there. Past that it waits, and when a statement is done, every
-// read that waited meanwhile is answered by one statement for all their
-// keys (many), run by the first of them.
+// comment is about reads. While fewer than inFlight statements of its
+// kind run, a read runs its own, as if the coalescer were not there. Past
+// that it waits, and when a statement is done, every read that waited
+// meanwhile is answered by one statement for all their keys (many), run
+// by the first of them.
 //
 // Under load this turns many round trips into few: PostgreSQL parses,
 // plans and answers one statement per batch instead of one per request,

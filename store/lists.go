@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -72,7 +71,7 @@ type listPage[T any] struct {
 // newLister makes the lister of table's list; parent is the column a list
 // may be narrowed by ("" for none).
 func newLister[T any](pool *pgxpool.Pool, table, parent, columns string, scan pgx.RowToFunc[T]) *lister[T] {
-	qualified := "t." + strings.ReplaceAll(columns, ", ", ", t.")
+	qualified := qualify("t", columns)
 	l := &lister[T]{pool: pool, table: table, scan: scan, all: newListSQL(table, qualified, `deleted_at IS NULL`, 0)}
 	if parent != "" {
 		l.ofParent = newListSQL(table, qualified, `deleted_at IS NULL AND `+parent+` = $1`, 1)

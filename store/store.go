@@ -15,6 +15,7 @@ import (
 	"math"
 	"net"
 	neturl "net/url"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -236,6 +237,12 @@ type Opt[T any] struct {
 
 // Some returns a set Opt.
 func Some[T any](v T) Opt[T] { return Opt[T]{Set: true, Value: v} }
+
+// qualify prefixes each of a comma-separated column list with alias, for
+// a statement that joins the table.
+func qualify(alias, columns string) string {
+	return alias + "." + strings.ReplaceAll(columns, ", ", ", "+alias+".")
+}
 
 // ids collects the uuid column of rows.
 func collectIDs(rows pgx.Rows) ([]uuid.UUID, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -148,7 +147,7 @@ var updateFactoriesSQL = `
 			metadata = CASE WHEN v.set_metadata THEN v.metadata ELSE f.metadata END
 		FROM v JOIN locked ON locked.id = v.id
 		WHERE f.id = v.id
-		RETURNING f.` + strings.ReplaceAll(factoryColumns, ", ", ", f.")
+		RETURNING ` + qualify("f", factoryColumns)
 
 // factoryUpdates makes the coalescer of UpdateFactory.
 func factoryUpdates(pool *pgxpool.Pool) *coalescer[*factoryUpdate, gatewayd.Factory] {

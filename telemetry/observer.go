@@ -10,7 +10,6 @@ import (
 
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/events"
-	"github.com/ctcgw/gatewayd/internal/timefmt"
 	"github.com/ctcgw/gatewayd/metrics"
 )
 
@@ -30,9 +29,8 @@ func (o *Observer) GatewayState(from gatewayd.State, st gatewayd.Status) {
 		return // removed: the API publishes gateway.deleted
 	}
 	data := appendStateEvent(make([]byte, 0, stateEventSize), st, from)
-	if _, err := o.Events.Publish(events.Event{Type: events.TypeGatewayState, FactoryID: st.FactoryID, GatewayID: st.ID, Data: data}); err != nil {
-		o.Log.Error().Err(err).Str("type", events.TypeGatewayState).Msg("event not published")
-	}
+	_, err := o.Events.Publish(events.Event{Type: events.TypeGatewayState, FactoryID: st.FactoryID, GatewayID: st.ID, Data: data})
+	o.published(events.TypeGatewayState, err)
 }
 
 // Dialed counts a dial.
@@ -91,10 +89,13 @@ func (o *Observer) GatewayChanged(typ string, g gatewayd.GatewayRef) {
 }
 
 func (o *Observer) publish(typ string, factoryID, gatewayID uuid.UUID, payload any) {
-	if _, err := o.Events.PublishJSON(typ, factoryID, gatewayID, payload); err != nil {
+	_, err := o.Events.PublishJSON(typ, factoryID, gatewayID, payload)
+	o.published(typ, err)
+}
+
+// published logs an event that could not be published.
+func (o *Observer) published(typ string, err error) {
+	if err != nil {
 		o.Log.Error().Err(err).Str("type", typ).Msg("event not published")
 	}
 }
-
-// Time renders t as the API does: UTC, RFC 3339, three fraction digits.
-func Time(t time.Time) string { return timefmt.String(t) }

@@ -43,9 +43,6 @@ var timestamp = zerolog.HookFunc(func(e *zerolog.Event, _ zerolog.Level, _ strin
 	e.Bytes(zerolog.TimestampFieldName, timefmt.Append(buf[:0], time.Now()))
 })
 
-// TimeFormat is the JSON timestamp: RFC 3339, UTC, milliseconds.
-const TimeFormat = timefmt.Layout
-
 // Color says whether console output to out may use colour: only on a
 // terminal, and never when NO_COLOR is set to anything (no-color.org).
 func Color(out io.Writer, environ []string) bool {

@@ -15,12 +15,6 @@ const Layout = "2006-01-02T15:04:05.000Z07:00"
 // Len is the length of a rendered time of the years 0-9999.
 const Len = len("2006-01-02T15:04:05.000Z")
 
-// String renders t.
-func String(t time.Time) string {
-	var buf [Len]byte
-	return string(Append(buf[:0], t))
-}
-
 // Append appends t as Layout renders it in UTC.
 func Append(b []byte, t time.Time) []byte {
 	t = t.UTC()

@@ -50,9 +50,3 @@ func BenchmarkAppend(b *testing.B) {
 		}
 	})
 }
-
-func TestString(t *testing.T) {
-	t.Parallel()
-	at := time.Date(2026, 12, 6, 4, 5, 6, 7_000_000, time.FixedZone("x", 3600))
-	assert.Equal(t, "2026-12-06T03:05:06.007Z", String(at))
-}
