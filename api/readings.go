@@ -30,11 +30,7 @@ func (s *server) takeReading(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.dbCtx(c)
 	defer cancel()
-	sensor, err := s.store.GetSensor(ctx, id)
-	if err != nil {
-		return scoped(err, resSensor, "")
-	}
-	r, serial, err := s.store.CreateReading(ctx, id, gatewayd.TriggerManual)
+	r, sensor, err := s.store.CreateReading(ctx, id, gatewayd.TriggerManual)
 	if err != nil {
 		return scoped(err, resSensor, "")
 	}
@@ -42,7 +38,7 @@ func (s *server) takeReading(c *fiber.Ctx) error {
 	if sensor.ReadRateHz != nil {
 		rate = *sensor.ReadRateHz
 	}
-	if err := s.rt.TakeReading(ctx, r, serial, rate); err != nil {
+	if err := s.rt.TakeReading(ctx, r, sensor.Serial, rate); err != nil {
 		// The removal gets a budget of its own: a refusal that came late
 		// (a loaded machine, an answer near the deadline) must not leave
 		// the QUEUED row behind because the request's budget ran out.

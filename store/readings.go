@@ -24,32 +24,42 @@ func scanReading(row pgx.CollectableRow) (gatewayd.Reading, error) {
 	return r, err
 }
 
+// ReadingSensor is what taking a new reading needs of its sensor: the
+// serial the gateway knows it by, and the rate it reported (nil when it
+// reported none).
+type ReadingSensor struct {
+	Serial     int64
+	ReadRateHz *float64
+}
+
 // CreateReading inserts a QUEUED reading of a non-deleted sensor (else
-// ErrNotFound) and returns it with the sensor's serial, which the gateway
-// knows it by.
-func (s *Store) CreateReading(ctx context.Context, sensorID uuid.UUID, trigger gatewayd.Trigger) (gatewayd.Reading, int64, error) {
+// ErrNotFound) and returns it with what the gateway's actor needs of the
+// sensor to take it.
+func (s *Store) CreateReading(ctx context.Context, sensorID uuid.UUID, trigger gatewayd.Trigger) (gatewayd.Reading, ReadingSensor, error) {
 	// One statement, not a transaction of a locking SELECT and an INSERT
 	// (four round trips with BEGIN and COMMIT): the sensor row is still
 	// locked FOR SHARE until the insert commits, so a concurrent delete
 	// waits, and a missing sensor inserts nothing (ErrNotFound). In a
 	// burst of 2,000 manual readings the POSTs' median went 50 → 38 ms
-	// (BENCHMARKS.md, 2026-12-05).
-	var serial int64
+	// (BENCHMARKS.md, 2026-12-05). It also returns the sensor's serial
+	// and rate, which took a SELECT of their own before each INSERT
+	// (2026-12-06, fourth session).
+	var sensor ReadingSensor
 	rows, _ := s.pool.Query(ctx, `WITH sensor AS (
-			SELECT id, gateway_id, serial FROM sensors WHERE id = $1 AND deleted_at IS NULL FOR SHARE)
+			SELECT id, gateway_id, serial, read_rate_hz FROM sensors WHERE id = $1 AND deleted_at IS NULL FOR SHARE)
 		INSERT INTO readings (sensor_id, gateway_id, trigger, status)
 		SELECT id, gateway_id, $2, 'QUEUED' FROM sensor
-		RETURNING `+readingColumns+`, (SELECT serial FROM sensor)`, sensorID, string(trigger))
+		RETURNING `+readingColumns+`, (SELECT serial FROM sensor), (SELECT read_rate_hz FROM sensor)`, sensorID, string(trigger))
 	out, err := pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (gatewayd.Reading, error) {
 		var r gatewayd.Reading
 		err := row.Scan(&r.ID, &r.SensorID, &r.GatewayID, &r.Trigger, &r.Status, &r.Error, &r.RequestedAt, &r.StartedAt,
-			&r.CompletedAt, &r.SampleRateHz, &r.Samples, &r.Summary, &serial)
+			&r.CompletedAt, &r.SampleRateHz, &r.Samples, &r.Summary, &sensor.Serial, &sensor.ReadRateHz)
 		return r, err
 	})
 	if err != nil {
-		return gatewayd.Reading{}, 0, fmt.Errorf("create reading: %w", classify(err))
+		return gatewayd.Reading{}, ReadingSensor{}, fmt.Errorf("create reading: %w", classify(err))
 	}
-	return out, serial, nil
+	return out, sensor, nil
 }
 
 // DiscardReading removes a reading that never ran (the runtime refused it

@@ -31,9 +31,12 @@ func readingFixture(t *testing.T) (*store.Store, *pgxpool.Pool, gatewayd.Gateway
 func TestReadingStatesOnlyMoveForward(t *testing.T) {
 	ctx := context.Background()
 	s, pool, g, sensor := readingFixture(t)
-	r, serial, err := s.CreateReading(ctx, sensor.ID, gatewayd.TriggerManual)
+	r, of, err := s.CreateReading(ctx, sensor.ID, gatewayd.TriggerManual)
 	require.NoError(t, err)
-	assert.Equal(t, int64(7), serial)
+	assert.Equal(t, int64(7), of.Serial)
+	if assert.NotNil(t, of.ReadRateHz) {
+		assert.Equal(t, 25600.0, *of.ReadRateHz) // what the sensor reported
+	}
 	assert.Equal(t, gatewayd.ReadingQueued, r.Status)
 	assert.Equal(t, g.ID, r.GatewayID)
 
