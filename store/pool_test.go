@@ -39,3 +39,24 @@ func withQuery(raw, k, v string) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
+
+// A DATABASE_URL may leave the host out, as libpq's may (README): pgx then
+// takes its default, a local Unix socket when there is one, else
+// localhost. Only a test server at the default local address is reached
+// that way.
+func TestConnectWithoutAHost(t *testing.T) {
+	t.Parallel()
+	u, err := neturl.Parse(tmpl.New(t))
+	require.NoError(t, err)
+	if h, p := u.Hostname(), u.Port(); (h != "127.0.0.1" && h != "localhost") || (p != "" && p != "5432") {
+		t.Skipf("the test server (%s) is not the local default a URL without a host reaches", u.Host)
+	}
+	u.Host = ""
+	ctx := context.Background()
+	pool, err := store.Connect(ctx, u.String(), 5*time.Second, 2)
+	require.NoError(t, err, u.Redacted())
+	defer pool.Close()
+	var db string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT current_database()`).Scan(&db))
+	assert.Equal(t, u.Path[1:], db)
+}

@@ -64,7 +64,7 @@ func main() {
 			if *check {
 				os.Exit(1)
 			}
-			fail(fmt.Sprintf("PostgreSQL at %s does not answer: %v", u.Host, err))
+			fail(fmt.Sprintf("PostgreSQL at %s does not answer: %v", config.MaskURL(admin.String()), err))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}

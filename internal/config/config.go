@@ -312,8 +312,12 @@ func (p *parser) databaseURL(name string) string {
 		return ""
 	}
 	// Only the URL form is accepted, so the password can always be masked.
+	// A URL may leave out the host, as libpq's do: the server is then the
+	// host= parameter's (a Unix socket's directory, e.g.
+	// postgres:///gatewayd?host=/var/run/postgresql), PGHOST's, or pgx's
+	// default, a local Unix socket if there is one.
 	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Opaque != "" {
 		p.fail(name, "must be a postgres:// URL, e.g. postgres://user:password@127.0.0.1:5432/gatewayd?sslmode=disable")
 		return ""
 	}

@@ -15,6 +15,23 @@ import (
 
 var goodKey = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
 
+// A URL without a host is libpq's way to name a Unix socket (host= in the
+// query) or the default server; a URL that is not hierarchical is not one.
+func TestDatabaseURLWithoutAHost(t *testing.T) {
+	for _, raw := range []string{
+		"postgres:///gatewayd?host=/var/run/postgresql",
+		"postgresql://app:secret@/gatewayd?host=/tmp&sslmode=disable",
+		"postgres:///gatewayd",
+	} {
+		c, err := Load("", []string{"ENCRYPTION_KEY=" + goodKey, "DATABASE_URL=" + raw})
+		if assert.NoError(t, err, raw) {
+			assert.Equal(t, raw, c.DatabaseURL)
+		}
+	}
+	_, err := Load("", []string{"ENCRYPTION_KEY=" + goodKey, "DATABASE_URL=postgres:gatewayd"})
+	assert.ErrorContains(t, err, "DATABASE_URL must be a postgres:// URL")
+}
+
 func TestDefaults(t *testing.T) {
 	c, err := Load("", []string{"ENCRYPTION_KEY=" + goodKey})
 	require.NoError(t, err)
