@@ -111,7 +111,7 @@ type Variable struct{ Name, Default, Help string }
 // Variables lists every configuration variable with its default, in the
 // order of the documentation. A file uses the same names in lower case.
 var Variables = []Variable{
-	{"DATABASE_URL", DefaultDatabaseURL, "PostgreSQL connection URL (pool_max_conns there wins over DATABASE_MAX_CONNS)"},
+	{"DATABASE_URL", DefaultDatabaseURL, "PostgreSQL connection URL (pool_max_conns there wins over DATABASE_MAX_CONNS); a Unix socket without a host: postgres://user@/db?host=/var/run/postgresql"},
 	{"DATABASE_MAX_CONNS", DefaultDatabaseMaxConns, "database connections in the pool"},
 	{"ENCRYPTION_KEY", "", "32 random bytes, standard base64 (openssl rand -base64 32); seals gateway passwords"},
 	{"ENCRYPTION_KEYS_PREVIOUS", "", "former ENCRYPTION_KEYs, comma-separated; they only open (see gatewayd rekey)"},
