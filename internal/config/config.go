@@ -120,7 +120,7 @@ var Variables = []Variable{
 	{"API_MAX_CONNECTIONS", "4096", "concurrent HTTP connections; past it a new one is answered 503"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"LOG_FORMAT", "json", "json or console"},
-	{"CORS_ORIGIN", "*", "allowed origins, comma-separated"},
+	{"CORS_ORIGIN", "*", "allowed browser origins, comma-separated: `*` alone, or each `scheme://host[:port]` (`https://*.example.com` for subdomains)"},
 	{"MIGRATE_ON_START", "true", "serve applies pending migrations first"},
 	{"CHAOS_ENABLED", "false", "exposes POST /api/debug/gateways/:id/crash"},
 	{"GATEWAY_CONNECT_TIMEOUT", "10s", "TCP + WebSocket handshake limit"},
@@ -247,7 +247,7 @@ func parse(get func(string) string, problems []string) (*Config, error) {
 		APIMaxConnections: p.intRange("API_MAX_CONNECTIONS", 1, 1000000),
 		LogLevel:          p.oneOf("LOG_LEVEL", "debug", "info", "warn", "error"),
 		LogFormat:         p.oneOf("LOG_FORMAT", "json", "console"),
-		CORSOrigins:       p.list("CORS_ORIGIN"),
+		CORSOrigins:       p.origins("CORS_ORIGIN"),
 		MigrateOnStart:    p.boolean("MIGRATE_ON_START"),
 		ChaosEnabled:      p.boolean("CHAOS_ENABLED"),
 		Gateway: Gateway{
@@ -469,6 +469,40 @@ func (p *parser) list(name string) []string {
 		p.fail(name, "must list at least one origin")
 	}
 	return out
+}
+
+// origins reads a list of browser origins: "*" alone, or each
+// scheme://host[:port] with nothing after it ("https://*.example.com"
+// allows the subdomains of example.com). The CORS middleware would
+// otherwise find a bad entry only when the server is built, and panic.
+func (p *parser) origins(name string) []string {
+	list := p.list(name)
+	for i, o := range list {
+		if o == "*" {
+			if len(list) > 1 {
+				p.fail(name, "must be * alone or a list of origins, not both")
+				return nil
+			}
+			continue
+		}
+		if msg := badOrigin(o); msg != "" {
+			p.fail(name, "entry %d %s, got %q", i+1, msg, o)
+		}
+	}
+	return list
+}
+
+func badOrigin(o string) string {
+	u, err := url.Parse(strings.Replace(o, "://*.", "://", 1))
+	switch {
+	case err != nil || u.Scheme == "" || u.Host == "" || u.Opaque != "":
+		return "must be an origin such as https://ui.example.com"
+	case u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return "must be only scheme://host[:port], without a path, query or user"
+	case strings.Contains(u.Host, "*"):
+		return "may use * only as *.domain right after the scheme"
+	}
+	return ""
 }
 
 // Addr is the HTTP listen address.
