@@ -51,14 +51,16 @@ func jsonBodiesOnly(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// parseBody checks the media type and reads a JSON object.
+// parseBody reads a JSON object. A missing body is 400 whatever the
+// Content-Type says (a client that sends none usually sends no type
+// either); a body of any type but JSON is 415.
 func parseBody(c *fiber.Ctx) (*body, error) {
-	if !isJSON(c.Get(fiber.HeaderContentType)) {
-		return nil, fiber.ErrUnsupportedMediaType
-	}
 	raw := c.Body()
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, validationError(Detail{Field: "body", Message: "is required"})
+	}
+	if !isJSON(c.Get(fiber.HeaderContentType)) {
+		return nil, fiber.ErrUnsupportedMediaType
 	}
 	if d := strictJSON(raw); d != nil {
 		return nil, validationError(*d)
@@ -154,7 +156,7 @@ func (sc *strictScanner) value() bool {
 // container reads an object or an array; an object's keys must differ.
 func (sc *strictScanner) container(open byte) bool {
 	if sc.depth++; sc.depth > maxMetadataDepth+1 { // the body itself is one level
-		return sc.fail(sc.field, fmt.Sprintf("must not be nested deeper than %d levels", maxMetadataDepth))
+		return sc.fail(sc.field, tooDeep())
 	}
 	closing := byte(']')
 	if open == '{' {
@@ -548,16 +550,19 @@ func plainDecimalLen(lit string) int {
 	return min(n, math.MaxInt32)
 }
 
+// checkJSON checks a decoded value whose container is depth levels deep:
+// only objects and arrays are levels (as in the strict scanner), so a
+// number inside the deepest allowed object is fine.
 func checkJSON(v any, depth int) string {
-	if depth > maxMetadataDepth {
-		return fmt.Sprintf("must not be nested deeper than %d levels", maxMetadataDepth)
-	}
 	switch x := v.(type) {
 	case string:
 		if strings.ContainsRune(x, 0) {
 			return "must not contain NUL characters"
 		}
 	case map[string]any:
+		if depth > maxMetadataDepth {
+			return tooDeep()
+		}
 		for k, e := range x {
 			if strings.ContainsRune(k, 0) {
 				return "must not contain NUL characters"
@@ -567,6 +572,9 @@ func checkJSON(v any, depth int) string {
 			}
 		}
 	case []any:
+		if depth > maxMetadataDepth {
+			return tooDeep()
+		}
 		for _, e := range x {
 			if msg := checkJSON(e, depth+1); msg != "" {
 				return msg
@@ -574,6 +582,10 @@ func checkJSON(v any, depth int) string {
 		}
 	}
 	return ""
+}
+
+func tooDeep() string {
+	return fmt.Sprintf("must not be nested deeper than %d levels", maxMetadataDepth)
 }
 
 // reject marks a field that may not be sent.
@@ -746,11 +758,18 @@ func parseQuery(c *fiber.Ctx, more map[string]func(string) string, paged bool) (
 	page := store.Page{Limit: 20}
 	var details []Detail
 	counts := map[string]int{}
+	failed := map[string]bool{} // one entry per field: the first problem found
+	fail := func(key, msg string) {
+		if !failed[key] {
+			failed[key] = true
+			details = append(details, Detail{Field: key, Message: msg})
+		}
+	}
 	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
 		key, val := string(k), string(v)
 		counts[key]++
 		if counts[key] == 2 {
-			details = append(details, Detail{Field: key, Message: "must be given once"})
+			fail(key, "must be given once")
 		}
 		if counts[key] > 1 {
 			return
@@ -759,23 +778,23 @@ func parseQuery(c *fiber.Ctx, more map[string]func(string) string, paged bool) (
 		case key == "limit" && paged:
 			n, err := strconv.Atoi(val)
 			if !digits.MatchString(val) || err != nil || n < 1 || n > 100 {
-				details = append(details, Detail{Field: key, Message: "must be a whole number from 1 to 100"})
+				fail(key, "must be a whole number from 1 to 100")
 				return
 			}
 			page.Limit = n
 		case key == "offset" && paged:
 			n, err := strconv.Atoi(val)
 			if !digits.MatchString(val) || err != nil || n > 1<<31 {
-				details = append(details, Detail{Field: key, Message: "must be a whole number from 0"})
+				fail(key, "must be a whole number from 0")
 				return
 			}
 			page.Offset = n
 		case more[key] != nil:
 			if msg := more[key](val); msg != "" {
-				details = append(details, Detail{Field: key, Message: msg})
+				fail(key, msg)
 			}
 		default:
-			details = append(details, Detail{Field: key, Message: "is not a known query parameter"})
+			fail(key, "is not a known query parameter")
 		}
 	})
 	if len(details) > 0 {

@@ -2,10 +2,12 @@ package api_test
 
 import (
 	"bufio"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd/api"
+	"github.com/ctcgw/gatewayd/internal/config"
 	"github.com/ctcgw/gatewayd/internal/testutil"
 	"github.com/ctcgw/gatewayd/store"
 )
@@ -468,6 +471,77 @@ func TestHostileInputsNeverAnswer500(t *testing.T) {
 	r = e.do("POST", "/api/organizations", `{"name": "a", "metadata": {"n": 123456789012345678901234567890}}`)
 	require.Equal(t, 201, r.status)
 	assert.Contains(t, string(r.body), "123456789012345678901234567890", "big numbers keep their digits")
+}
+
+// Every origin form the configuration accepts builds the CORS middleware
+// (which panics on one it does not) and is honoured.
+func TestCORSOriginsTheConfigAccepts(t *testing.T) {
+	c, err := config.Load("", []string{"ENCRYPTION_KEY=" + base64.StdEncoding.EncodeToString(make([]byte, 32)),
+		"CORS_ORIGIN=https://dash.example:8443, http://LOCALHOST:3000/, https://*.plant.example"})
+	require.NoError(t, err)
+	e := newEnv(t, api.Options{CORSOrigins: c.CORSOrigins})
+	for _, o := range []string{"https://dash.example:8443", "http://localhost:3000", "https://line4.plant.example"} {
+		r := e.do("GET", "/api/organizations", nil, "Origin", o)
+		assert.Equal(t, o, r.header.Get("Access-Control-Allow-Origin"), o)
+	}
+	r := e.do("GET", "/api/organizations", nil, "Origin", "https://plant.example.evil")
+	assert.Empty(t, r.header.Get("Access-Control-Allow-Origin"))
+}
+
+// Edges of the request rules: a missing body is 400 with or without a
+// Content-Type, metadata may hold 128 levels of objects whatever is at the
+// bottom, and a query parameter gets one detail however many problems it has.
+func TestRequestRuleEdges(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	org := e.org("Edges")
+	for _, req := range []struct{ method, path string }{{"POST", "/api/organizations"}, {"PUT", "/api/organizations/" + org}} {
+		for _, headers := range [][]string{nil, {"Content-Type", "application/json"}} {
+			req := httptest.NewRequest(req.method, req.path, nil)
+			for i := 0; i+1 < len(headers); i += 2 {
+				req.Header.Set(headers[i], headers[i+1])
+			}
+			r := e.send(req)
+			require.Equal(t, 400, r.status, "%s %s %v: %s", req.Method, req.URL, headers, r.body)
+			code, fields := r.errorBody(t)
+			assert.Equal(t, "VALIDATION_ERROR", code)
+			assert.Equal(t, []string{"body"}, fields)
+		}
+	}
+	r := e.do("POST", "/api/organizations", "{}", "Content-Type", "text/plain")
+	assert.Equal(t, 415, r.status, "a body that is not JSON")
+
+	// nest wraps leaf in objects; an object or array leaf is a level too.
+	nest := func(objects int, leaf string) string {
+		return `{"name":"deep","metadata":` + strings.Repeat(`{"a":`, objects) + leaf + strings.Repeat(`}`, objects) + `}`
+	}
+	for _, leaf := range []string{`1`, `"s"`, `null`, `true`} {
+		r := e.do("POST", "/api/organizations", nest(128, leaf))
+		assert.Equal(t, 201, r.status, "128 objects around %s: %s", leaf, r.body)
+		r = e.do("POST", "/api/organizations", nest(129, leaf))
+		assert.Equal(t, 400, r.status, "129 objects around %s", leaf)
+		assert.Contains(t, string(r.body), "must not be nested deeper than 128 levels")
+	}
+	for _, leaf := range []string{`{}`, `[]`, `[1]`} {
+		r := e.do("POST", "/api/organizations", nest(127, leaf))
+		assert.Equal(t, 201, r.status, "127 objects around %s: %s", leaf, r.body)
+		r = e.do("POST", "/api/organizations", nest(128, leaf))
+		assert.Equal(t, 400, r.status, "128 objects around %s", leaf)
+	}
+
+	for q, want := range map[string]string{
+		"/api/gateways/status?offset=5":                  "offset",
+		"/api/gateways/status?limit=5":                   "limit",
+		"/api/organizations?limit=abc&limit=2":           "limit",
+		"/api/gateways/status?factory_id=x&factory_id=x": "factory_id",
+		"/api/organizations?limit=2&limit=2":             "limit",
+	} {
+		r := e.do("GET", q, nil)
+		require.Equal(t, 400, r.status, q)
+		_, fields := r.errorBody(t)
+		assert.Equal(t, []string{want}, fields, q)
+	}
+	r = e.do("GET", "/api/gateways/status?offset=5", nil)
+	assert.Contains(t, string(r.body), "this list is not paged")
 }
 
 func TestHeadersCORSAndRequestID(t *testing.T) {

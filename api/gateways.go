@@ -213,16 +213,16 @@ type statusListJSON struct {
 }
 
 func (s *server) listStatuses(c *fiber.Ctx) error {
-	_, filters, err := listQuery(c, "factory_id")
-	if err != nil {
+	var factoryID *uuid.UUID
+	notPaged := func(string) string { return "this list is not paged" }
+	if err := plainQuery(c, map[string]func(string) string{
+		"factory_id": uuidParam(&factoryID), "limit": notPaged, "offset": notPaged,
+	}); err != nil {
 		return err
-	}
-	if c.Query("limit") != "" || c.Query("offset") != "" {
-		return validationError(Detail{Field: "limit", Message: "this list is not paged"})
 	}
 	ctx, cancel := s.dbCtx(c)
 	defer cancel()
-	list, err := s.rt.Statuses(ctx, filters["factory_id"])
+	list, err := s.rt.Statuses(ctx, factoryID)
 	if err != nil {
 		return err
 	}

@@ -228,6 +228,12 @@ func (e *env) do(method, path string, body any, headers ...string) response {
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
+	return e.send(req)
+}
+
+// send sends a request as it is (do sets a JSON Content-Type on a body).
+func (e *env) send(req *http.Request) response {
+	e.t.Helper()
 	resp, err := e.app.Test(req, -1)
 	require.NoError(e.t, err)
 	defer resp.Body.Close()
