@@ -44,6 +44,8 @@ var (
 // tokens checks bearer tokens. Lookups are cached for at most ttl, so a
 // revoked or expired token is refused within ttl, and the database is
 // asked at most once per ttl per token (which also records last_used_at).
+// While the database cannot answer, a token it confirmed before stays
+// good (see stale).
 type tokens struct {
 	store *store.Store
 	ttl   time.Duration
@@ -96,7 +98,7 @@ func (t *tokens) lookup(ctx context.Context, hash [sha256.Size]byte) (cachedToke
 		tok, err := t.store.UseToken(ctx, hash[:])
 		found := err == nil
 		if err != nil && !errors.Is(err, gatewayd.ErrNotFound) {
-			return nil, err
+			return t.stale(hash, err)
 		}
 		entry := cachedToken{hash: hash, token: tok, found: found, until: time.Now().Add(t.ttl),
 			label: tok.Name + " (" + tok.ID.String() + ")"}
@@ -112,6 +114,25 @@ func (t *tokens) lookup(ctx context.Context, hash [sha256.Size]byte) (cachedToke
 		return cachedToken{}, err
 	}
 	return v.(cachedToken), nil
+}
+
+// stale answers a lookup the database failed (unreachable, stalled):
+// a token it confirmed before is still good, so what needs no database
+// (a gateway's status, above all, when an operator needs it most) keeps
+// answering through an outage. Its expiry is still checked by authorize;
+// a revocation written meanwhile counts once the database answers again.
+// The entry is good for another ttl, so an outage costs one attempt per
+// token and ttl, not one per request. A token never confirmed gets err.
+func (t *tokens) stale(hash [sha256.Size]byte, err error) (any, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.cache[hash]
+	if !ok || !e.found || e.token.RevokedAt != nil {
+		return nil, err
+	}
+	e.until = time.Now().Add(t.ttl)
+	t.cache[hash] = e
+	return e, nil
 }
 
 // authorize guards a route with what it needs.

@@ -8,12 +8,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/internal/netguard"
+	"github.com/ctcgw/gatewayd/internal/testutil"
+	"github.com/ctcgw/gatewayd/store"
 )
 
 func authEnv(t *testing.T, ttl time.Duration) (*env, map[gatewayd.Role]string) {
@@ -127,6 +130,46 @@ func TestBadTokens(t *testing.T) {
 		"Access-Control-Request-Headers", "Authorization")
 	assert.Equal(t, 204, r.status)
 	assert.Contains(t, r.header.Get("Access-Control-Allow-Headers"), "Authorization")
+}
+
+// While the database cannot answer, tokens it confirmed before keep
+// working for what needs no database (gateway status), with their expiry
+// still applied; a token never confirmed cannot be checked: 503.
+func TestTokensOutliveADatabaseOutage(t *testing.T) {
+	pool, _ := tmpl.Pool(t)
+	sealer, err := store.NewSealer(testutil.Key)
+	require.NoError(t, err)
+	st := store.New(pool, sealer)
+	ttl := 50 * time.Millisecond
+	e := &env{t: t, st: st, rt: &fakeRuntime{ready: true}, logs: &testutil.SyncBuffer{}}
+	e.app = api.New(st, e.rt, zerolog.New(e.logs), api.Options{AuthEnabled: true, TokenCacheTTL: ttl})
+	ctx := context.Background()
+	_, viewerText, err := st.CreateToken(ctx, "viewer", gatewayd.RoleViewer, nil)
+	require.NoError(t, err)
+	soon := time.Now().Add(time.Second)
+	_, shortText, err := st.CreateToken(ctx, "short", gatewayd.RoleViewer, &soon)
+	require.NoError(t, err)
+	_, unseenText, err := st.CreateToken(ctx, "unseen", gatewayd.RoleViewer, nil)
+	require.NoError(t, err)
+	viewer, short, unseen := bearer(secret(viewerText)), bearer(secret(shortText)), bearer(secret(unseenText))
+	require.Equal(t, 200, e.do("GET", "/api/gateways/status", nil, viewer...).status)
+	require.Equal(t, 200, e.do("GET", "/api/gateways/status", nil, short...).status)
+
+	pool.Close()
+	time.Sleep(3 * ttl) // every cache entry is past its lifetime
+	for i := 0; i < 3; i++ {
+		r := e.do("GET", "/api/gateways/status", nil, viewer...)
+		require.Equal(t, 200, r.status, "status needs no database: %s", r.body)
+		time.Sleep(ttl)
+	}
+	r := e.do("GET", "/api/organizations", nil, viewer...)
+	assert.Equal(t, 503, r.status, "what needs the database still says it cannot")
+	r = e.do("GET", "/api/gateways/status", nil, unseen...)
+	assert.Equal(t, 503, r.status, "a token never confirmed cannot be checked")
+	code, _ := r.errorBody(t)
+	assert.Equal(t, "SERVICE_UNAVAILABLE", code)
+	time.Sleep(time.Until(soon))
+	assert.Equal(t, 401, e.do("GET", "/api/gateways/status", nil, short...).status, "an expired token is refused, outage or not")
 }
 
 // Tokens through the API: the secret is shown once; a revoked token is
