@@ -21,6 +21,19 @@ func TestCapErrorBoundsLastError(t *testing.T) {
 	}
 }
 
+// Gateway text reaches the database with U+FFFD for what a text column
+// cannot hold, and sensor names are bounded as the API bounds them.
+func TestGatewayTextIsStorable(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain": "plain", "a\x00b": "a\uFFFDb", "bad \xff\xfe utf-8": "bad \uFFFD utf-8", "é\x00": "é\uFFFD", "": "",
+	} {
+		assert.Equal(t, want, storable(in), "%q", in)
+		assert.Equal(t, want, *capError(in), "%q", in)
+	}
+	assert.Equal(t, strings.Repeat("é", maxSensorName), sensorText(strings.Repeat("é", 300), maxSensorName))
+	assert.Equal(t, "ok\uFFFD", sensorText("ok\x00", maxSensorName))
+}
+
 func TestTokenBucket(t *testing.T) {
 	now := time.Now()
 	b := newBucket(10, 20, now)

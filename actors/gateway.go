@@ -529,8 +529,8 @@ func (a *gatewayActor) onDiscovery(now time.Time, cmd *command, msg ctc.Message)
 	clear(a.sensorRates)
 	for i, s := range list {
 		a.sensorRates[s.Serial] = s.ReadRate
-		d.Sensors[i] = gatewayd.SensorReport{Serial: s.Serial, Name: s.Name, PartNumber: s.PartNum, ReadRateHz: s.ReadRate,
-			Samples: s.Samples, Connected: s.Connected != 0}
+		d.Sensors[i] = gatewayd.SensorReport{Serial: s.Serial, Name: sensorText(s.Name, maxSensorName),
+			PartNumber: sensorText(s.PartNum, maxSensorName), ReadRateHz: s.ReadRate, Samples: s.Samples, Connected: s.Connected != 0}
 	}
 	a.discoveryFailures = 0
 	a.d.writer.discovered(d)
@@ -833,9 +833,10 @@ func (a *gatewayActor) report() {
 	a.d.root.Send(a.parent, &statusChanged{status: a.status})
 }
 
-// capError returns s cut to at most maxErrorBytes, on a character
-// boundary, with an ellipsis when it was cut.
+// capError returns s, made storable, cut to at most maxErrorBytes on a
+// character boundary, with an ellipsis when it was cut.
 func capError(s string) *string {
+	s = storable(s)
 	if len(s) > maxErrorBytes {
 		const ellipsis = "…"
 		cut := maxErrorBytes - len(ellipsis)
@@ -845,6 +846,37 @@ func capError(s string) *string {
 		s = s[:cut] + ellipsis
 	}
 	return &s
+}
+
+// storable makes text a gateway sent fit a PostgreSQL text column, which
+// holds neither NUL nor invalid UTF-8: each becomes U+FFFD. A gateway's
+// text reaches the database only through it (capError, discoveries), so
+// one gateway's odd bytes never make a batched write fail for everyone.
+func storable(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// maxSensorName bounds a sensor name a gateway reports, as the API bounds
+// one an operator sets (characters).
+const maxSensorName = 255
+
+// sensorText is storable(s) cut to at most max characters.
+func sensorText(s string, max int) string {
+	s = storable(s)
+	if utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	n := 0
+	for i := range s {
+		if n == max {
+			return s[:i]
+		}
+		n++
+	}
+	return s
 }
 
 // describe shortens a network error for last_error.

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -199,23 +200,27 @@ func (w *writer) flushReadings() {
 		wg.Go(func() {
 			for c := int(next.Add(1)) - 1; c < chunks; c = int(next.Add(1)) - 1 {
 				chunk := list[c*readingChunk : min((c+1)*readingChunk, len(list))]
-				writeChunks(w, chunk, readingChunk, w.src.SaveReadings, w.reading, func(chunk []gatewayd.ReadingUpdate, err error) {
-					size := 0
-					for _, u := range chunk {
-						size += waveSize(u)
-						if err == nil && u.Packed != nil {
-							// Stored: pgx has sent the bytes, and nothing
-							// else holds them. (A requeued one keeps its
-							// buffer until it is stored.)
-							w.packs.put(u.Packed.Data)
+				writeChunks(w, chunk, readingChunk, sink[gatewayd.ReadingUpdate, gatewayd.ReadingRef]{
+					write: w.src.SaveReadings, requeue: w.reading, salvage: salvageReading, what: "readings",
+					after: func(chunk []gatewayd.ReadingUpdate, requeued bool) {
+						size := 0
+						for _, u := range chunk {
+							size += waveSize(u)
+							if !requeued && u.Packed != nil {
+								// Done with: pgx has sent the bytes (or the
+								// row was salvaged without them), and nothing
+								// else holds them. (A requeued one keeps its
+								// buffer until it is stored.)
+								w.packs.put(u.Packed.Data)
+							}
 						}
-					}
-					w.intake.add(-int64(size))
-				}, func(done []gatewayd.ReadingRef) {
-					observe.Lock()
-					defer observe.Unlock()
-					w.observer.ReadingsDone(done)
-				}, "readings")
+						w.intake.add(-int64(size))
+					},
+					observe: func(done []gatewayd.ReadingRef) {
+						observe.Lock()
+						defer observe.Unlock()
+						w.observer.ReadingsDone(done)
+					}})
 			}
 		})
 	}
@@ -295,35 +300,89 @@ func (w *writer) flushData() {
 		ts, w.temperatures = w.temperatures, make(map[sensorKey]gatewayd.Temperature)
 	}
 	w.mu.Unlock()
-	writeChunks(w, values(ds), writeBatch, w.src.MergeDiscoveries, w.discovered, nil, w.observer.SensorsChanged, "sensor discoveries")
-	writeChunks(w, values(ts), writeBatch, w.src.RecordTemperatures, w.temperature, nil, w.observer.SensorsChanged, "temperatures")
+	writeChunks(w, values(ds), writeBatch, sink[gatewayd.Discovery, gatewayd.SensorRef]{write: w.src.MergeDiscoveries,
+		observe: w.observer.SensorsChanged, requeue: w.discovered, what: "sensor discoveries"})
+	writeChunks(w, values(ts), writeBatch, sink[gatewayd.Temperature, gatewayd.SensorRef]{write: w.src.RecordTemperatures,
+		observe: w.observer.SensorsChanged, requeue: w.temperature, what: "temperatures"})
 }
 
-// writeChunks writes list in statements of at most size rows; what was
-// written is told to observe, what fails goes back to the pending values
-// through requeue; every chunk, either way, is then told to after (if not
-// nil) with the write's error.
-func writeChunks[T, R any](w *writer, list []T, size int, write func(context.Context, []T) ([]R, error), requeue func(T),
-	after func([]T, error), observe func([]R), what string) {
+// sink is where writeChunks puts rows: write stores a chunk and returns
+// what it wrote, told to observe; requeue puts a row back to be tried
+// again; salvage (if not nil) turns a row the database refuses into one
+// it can store, or says there is none; after (if not nil) is told of
+// every chunk once it is done with, and whether it went back.
+type sink[T, R any] struct {
+	write   func(context.Context, []T) ([]R, error)
+	observe func([]R)
+	requeue func(T)
+	salvage func(T) (T, bool)
+	after   func(chunk []T, requeued bool)
+	what    string
+}
+
+// writeChunks writes list in statements of at most size rows. A failed
+// statement puts its chunk back to be tried again (the database is down
+// or slow) unless the database refused a value in it (ErrInvalidInput):
+// retrying that chunk as it is would fail for ever, and hold every other
+// gateway's rows with it. It is split in halves until the row is alone;
+// the rest is stored, and the row is salvaged or dropped with an error.
+func writeChunks[T, R any](w *writer, list []T, size int, to sink[T, R]) {
 	for start := 0; start < len(list); start += size {
-		chunk := list[start:min(start+size, len(list))]
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		written, err := write(ctx, chunk)
-		cancel()
-		if len(written) > 0 {
-			observe(written)
-		}
-		if err != nil {
-			w.log.Warn().Err(err).Int("rows", len(chunk)).Str("what", what).Msg("batched write failed; will retry")
-			for _, v := range chunk {
-				requeue(v)
-			}
-		}
-		if after != nil {
-			after(chunk, err)
-		}
+		writeChunk(w, list[start:min(start+size, len(list))], to)
 	}
 }
+
+func writeChunk[T, R any](w *writer, chunk []T, to sink[T, R]) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	written, err := to.write(ctx, chunk)
+	cancel()
+	if len(written) > 0 {
+		to.observe(written)
+	}
+	requeued := false
+	switch {
+	case err == nil:
+	case errors.Is(err, gatewayd.ErrInvalidInput) && len(chunk) > 1:
+		half := len(chunk) / 2
+		writeChunk(w, chunk[:half], to)
+		writeChunk(w, chunk[half:], to)
+		return // each half has told after
+	case errors.Is(err, gatewayd.ErrInvalidInput):
+		if to.salvage != nil {
+			if v, ok := to.salvage(chunk[0]); ok {
+				w.log.Error().Err(err).Str("what", to.what).Msg("the database refused a row; storing what it can")
+				to.requeue(v)
+				break
+			}
+		}
+		w.log.Error().Err(err).Str("what", to.what).Msg("the database refused a row; dropped")
+	default:
+		w.log.Warn().Err(err).Int("rows", len(chunk)).Str("what", to.what).Msg("batched write failed; will retry")
+		for _, v := range chunk {
+			to.requeue(v)
+		}
+		requeued = true
+	}
+	if to.after != nil {
+		to.after(chunk, requeued)
+	}
+}
+
+// salvageReading is what is left of a reading the database refused: FAILED,
+// without samples or figures, so that it does not stay unfinished. One
+// already salvaged has nothing left to give.
+func salvageReading(u gatewayd.ReadingUpdate) (gatewayd.ReadingUpdate, bool) {
+	if u.Reading.Error != nil && *u.Reading.Error == errNotStorable && u.Packed == nil {
+		return u, false
+	}
+	now := time.Now()
+	msg := errNotStorable
+	u.Packed, u.Reading.Summary = nil, nil
+	u.Reading.Status, u.Reading.Error, u.Reading.CompletedAt = gatewayd.ReadingFailed, &msg, &now
+	return u, true
+}
+
+const errNotStorable = "could not be stored (the database refused a value of it)"
 
 func values[K comparable, V any](m map[K]V) []V {
 	out := make([]V, 0, len(m))

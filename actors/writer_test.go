@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -99,4 +101,100 @@ func TestWriterRecyclesPackedSamplesOnlyOnceStored(t *testing.T) {
 	src.mu.Lock()
 	defer src.mu.Unlock()
 	assert.Equal(t, bytes.Repeat([]byte{0xAA}, 1000), src.stored[id])
+}
+
+// pickySource refuses, as PostgreSQL refuses a NUL, any statement with a
+// row it cannot store, and keeps what it stores.
+type pickySource struct {
+	fixedSource
+	mu          sync.Mutex
+	statements  int
+	readings    map[uuid.UUID]gatewayd.Reading
+	discoveries map[uuid.UUID]gatewayd.Discovery
+}
+
+func (s *pickySource) SaveReadings(_ context.Context, us []gatewayd.ReadingUpdate) ([]gatewayd.ReadingRef, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.statements++
+	for _, u := range us {
+		if u.Reading.Error != nil && strings.Contains(*u.Reading.Error, "\x00") {
+			return nil, fmt.Errorf("save readings: %w: invalid byte sequence", gatewayd.ErrInvalidInput)
+		}
+	}
+	for _, u := range us {
+		s.readings[u.Reading.ID] = u.Reading
+	}
+	return nil, nil
+}
+
+func (s *pickySource) MergeDiscoveries(_ context.Context, ds []gatewayd.Discovery) ([]gatewayd.SensorRef, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range ds {
+		if d.Sensors[0].Name == "\x00" {
+			return nil, fmt.Errorf("merge discoveries: %w: invalid byte sequence", gatewayd.ErrInvalidInput)
+		}
+	}
+	for _, d := range ds {
+		s.discoveries[d.GatewayID] = d
+	}
+	return nil, nil
+}
+
+// A row the database refuses is split out of its statement: every other
+// row is stored in the same flush; a reading is then stored as FAILED
+// without what was refused, a discovery is dropped; nothing is retried
+// for ever.
+func TestWriterSplitsOutARowTheDatabaseRefuses(t *testing.T) {
+	t.Parallel()
+	src := &pickySource{readings: map[uuid.UUID]gatewayd.Reading{}, discoveries: map[uuid.UUID]gatewayd.Discovery{}}
+	w := newWriter(src, nopObserver{}, func() bool { return false }, time.Hour, time.Hour, time.Hour, zerolog.Nop())
+	w.intake = newIntake(1 << 30)
+	t.Cleanup(w.close)
+
+	bad := "refused\x00"
+	var ids []uuid.UUID
+	for i := range readingChunk {
+		u := gatewayd.ReadingUpdate{Reading: gatewayd.Reading{ID: uuid.New(), Status: gatewayd.ReadingComplete},
+			Packed: &gatewayd.PackedWaveform{Format: 1, Data: []byte{1, 2, 3}}}
+		if i == 7 {
+			u.Reading.Status, u.Reading.Error = gatewayd.ReadingFailed, &bad
+		}
+		ids = append(ids, u.Reading.ID)
+		w.reading(u)
+	}
+	w.flushReadings()
+	src.mu.Lock()
+	assert.Len(t, src.readings, readingChunk-1, "all but the refused row, in the first flush")
+	assert.NotContains(t, src.readings, ids[7])
+	src.mu.Unlock()
+	w.flushReadings()
+	src.mu.Lock()
+	require.Contains(t, src.readings, ids[7], "salvaged in the next flush")
+	r := src.readings[ids[7]]
+	assert.Equal(t, gatewayd.ReadingFailed, r.Status)
+	assert.Equal(t, errNotStorable, *r.Error)
+	assert.NotNil(t, r.CompletedAt)
+	statements := src.statements
+	src.mu.Unlock()
+	w.flushReadings()
+	src.mu.Lock()
+	assert.Equal(t, statements, src.statements, "nothing left to write")
+	src.mu.Unlock()
+	w.intake.mu.Lock()
+	assert.Zero(t, w.intake.bytes, "the intake counts nothing that is not pending")
+	w.intake.mu.Unlock()
+
+	good, poisoned := uuid.New(), uuid.New()
+	w.discovered(gatewayd.Discovery{GatewayID: poisoned, Sensors: []gatewayd.SensorReport{{Serial: 1, Name: "\x00"}}})
+	w.discovered(gatewayd.Discovery{GatewayID: good, Sensors: []gatewayd.SensorReport{{Serial: 1, Name: "ok"}}})
+	w.flushData()
+	w.mu.Lock()
+	assert.Empty(t, w.discoveries, "the refused discovery is dropped, not requeued")
+	w.mu.Unlock()
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	assert.Contains(t, src.discoveries, good)
+	assert.NotContains(t, src.discoveries, poisoned)
 }

@@ -299,3 +299,36 @@ func TestFailedDiscoveryIsRetriedSoon(t *testing.T) {
 	got := e.waitSensorsWithin(15*time.Second, id, func(m map[float64]map[string]any) bool { return m[42] != nil }, "found by the retry, unasked")
 	assert.Equal(t, "Late", got[42]["name"])
 }
+
+// Text a gateway sends that PostgreSQL cannot hold (a NUL) is stored with
+// U+FFFD in its place, and never holds up another gateway's rows: the
+// writer once sent every gateway's pending rows in one statement and
+// retried it whole, so one such row kept every reading and discovery of
+// the fleet unwritten until a restart.
+func TestGatewayTextTheDatabaseCannotHoldHarmsNoOne(t *testing.T) {
+	e := newLiveEnv(t, actorstest.FastConfig())
+	bad, badGW := e.add("nul")
+	good, goodGW := e.add("fine")
+	e.waitState(bad, "AUTHENTICATED")
+	e.waitState(good, "AUTHENTICATED")
+	badSensors := e.waitSensors(bad, func(m map[float64]map[string]any) bool { return len(m) == 2 }, "discovered")
+	goodSensors := e.waitSensors(good, func(m map[float64]map[string]any) bool { return len(m) == 2 }, "discovered")
+
+	badGW.UpdateFaults(func(f *ctctest.Faults) { f.RefuseReadings, f.RefusalText = true, "busy\x00now" })
+	rd := e.take(badSensors[10001]["id"].(string))
+	assert.Equal(t, "FAILED", rd["status"])
+	assert.Equal(t, "busy\uFFFDnow", rd["error"])
+	rd = e.take(goodSensors[10001]["id"].(string))
+	assert.Equal(t, "COMPLETE", rd["status"], "the other gateway's reading is stored")
+
+	badGW.AddSensor(ctc.Sensor{Serial: 30001, Connected: 1, Name: "Bad\x00Name", PartNum: "P\x00N", ReadRate: 25600, Samples: 8192})
+	r := e.do("POST", "/api/gateways/"+bad+"/sensors/discover", nil)
+	require.Equal(t, 200, r.status, string(r.body))
+	got := e.sensorsOf(bad)[30001]
+	require.NotNil(t, got)
+	assert.Equal(t, "Bad\uFFFDName", got["name"])
+	assert.Equal(t, "P\uFFFDN", got["part_number"])
+	goodGW.AddSensor(ctc.Sensor{Serial: 40001, Connected: 1, Name: "Press", ReadRate: 25600, Samples: 8192})
+	goodGW.Drop(1001) // logs in again and discovers again, through the writer
+	e.waitSensors(good, func(m map[float64]map[string]any) bool { return m[40001] != nil }, "the other gateway's new sensor")
+}

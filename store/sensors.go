@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -177,7 +178,7 @@ func (s *Store) MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) (
 	var serials []int64
 	var names, parts []string
 	var rates []float64
-	var samples []int32
+	var samples []*int32 // NULL (unknown) for a count no int4 holds
 	var connected []bool
 	for _, d := range ds {
 		gws, ats = append(gws, d.GatewayID), append(ats, d.At)
@@ -190,7 +191,7 @@ func (s *Store) MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) (
 			seen[r.Serial] = true
 			sensorGW, sensorAt = append(sensorGW, d.GatewayID), append(sensorAt, d.At)
 			serials, names, parts = append(serials, r.Serial), append(names, r.Name), append(parts, r.PartNumber)
-			rates, samples, connected = append(rates, r.ReadRateHz), append(samples, int32(r.Samples)), append(connected, r.Connected)
+			rates, samples, connected = append(rates, r.ReadRateHz), append(samples, sampleCount(r.Samples)), append(connected, r.Connected)
 		}
 	}
 	var changed []sensorRef
@@ -234,6 +235,16 @@ func (s *Store) MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) (
 		return nil, fmt.Errorf("merge discoveries: %w", classify(err))
 	}
 	return changedOnly(changed), nil
+}
+
+// sampleCount is a reported sample count as stored: unknown (NULL) when
+// it is negative or beyond int4, never wrapped to another number.
+func sampleCount(n int) *int32 {
+	if n < 0 || n > math.MaxInt32 {
+		return nil
+	}
+	v := int32(n)
+	return &v
 }
 
 // sensorRef is a returned sensor with whether the statement changed it.

@@ -55,6 +55,14 @@ func TestDiscoveryMergeRules(t *testing.T) {
 	assert.True(t, t0.Equal(got[1].FirstSeenAt))
 	assert.Len(t, sensorsBySerial(t, s, other.ID), 1)
 
+	// A sample count no int4 holds is unknown, not wrapped to another one.
+	for _, n := range []int{1<<32 + 1, -5} {
+		odd := report(9, "Odd")
+		odd.Samples = n
+		require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: other.ID, At: t0, Sensors: []gatewayd.SensorReport{report(1, "Elsewhere"), odd}}})))
+		assert.Nil(t, sensorsBySerial(t, s, other.ID)[9].Samples, "%d samples", n)
+	}
+
 	// An operator's name is kept; a gateway's rename is taken otherwise.
 	_, err = s.UpdateSensor(ctx, got[1].ID, store.SensorPatch{Name: store.Some("Main pump")})
 	require.NoError(t, err)

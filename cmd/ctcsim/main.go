@@ -59,7 +59,7 @@ Control surface (same listener, JSON):
   garbage_every stall_handshake withhold_pongs temp_every ignore_discovery
   garbage_discovery discovery_delay start_delay capture_delay ("realtime" or
   a duration)
-  encoding (csv|json|base64) refuse_readings never_deliver_readings
+  encoding (csv|json|base64) refuse_readings refusal_text never_deliver_readings
   malformed_samples drop_mid_capture ignore_take_reading flood flood_frame
   oversize_after_login login_error_size.
 

@@ -65,8 +65,9 @@ type Faults struct {
 	// ParseEncoding rejects), EncodingJSON or EncodingBase64.
 	Encoding Encoding `json:"encoding"`
 	// RefuseReadings answers NOT_DYN_READING_STARTED with Success false and
-	// Error "Sensor busy".
-	RefuseReadings bool `json:"refuse_readings"`
+	// Error RefusalText ("Sensor busy" when empty).
+	RefuseReadings bool   `json:"refuse_readings"`
+	RefusalText    string `json:"refusal_text"`
 	// NeverDeliverReadings starts readings that never end.
 	NeverDeliverReadings bool `json:"never_deliver_readings"`
 	// MalformedSamples makes Y one sample shorter than X and puts a

@@ -1,6 +1,7 @@
 package ctctest
 
 import (
+	"cmp"
 	"encoding/json"
 	"time"
 
@@ -126,7 +127,7 @@ func (c *conn) acquire(s ctc.Sensor, f Faults) {
 		return
 	}
 	if f.RefuseReadings {
-		c.notify(frame(ctc.TypeNotDynReadingStarted, readingStarted{Serial: s.Serial, Error: "Sensor busy"}))
+		c.notify(frame(ctc.TypeNotDynReadingStarted, readingStarted{Serial: s.Serial, Error: cmp.Or(f.RefusalText, "Sensor busy")}))
 		return
 	}
 	c.notify(frame(ctc.TypeNotDynReadingStarted, readingStarted{Serial: s.Serial, Success: true}))
