@@ -240,6 +240,15 @@ func TestReadingQueueLimit(t *testing.T) {
 	assert.Equal(t, 3.0, e.do("GET", "/api/sensors/"+sensor+"/readings?until="+future, nil).json(t)["pagination"].(map[string]any)["total"])
 	assert.Equal(t, 400, e.do("GET", "/api/sensors/"+sensor+"/readings?status=DONE", nil).status)
 	assert.Equal(t, 400, e.do("GET", "/api/sensors/"+sensor+"/readings?since=yesterday", nil).status)
+
+	// A deleted sensor's list is gone with it, readings or not; a reading
+	// itself stays readable by its id.
+	require.Equal(t, 204, e.do("DELETE", "/api/gateways/"+id, nil).status)
+	r = e.do("GET", "/api/sensors/"+sensor+"/readings", nil)
+	require.Equal(t, 404, r.status, string(r.body))
+	code, _ = r.errorBody(t)
+	assert.Equal(t, "SENSOR_NOT_FOUND", code)
+	assert.Equal(t, 200, e.do("GET", "/api/readings/"+ids[0], nil).status)
 }
 
 // A reading the gateway pushes unasked is stored with trigger GATEWAY.

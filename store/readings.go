@@ -89,9 +89,10 @@ type ReadingFilter struct {
 }
 
 // ListReadings returns a page of a sensor's readings, newest first, and
-// the total. A sensor that does not exist has none.
+// the total. A sensor that does not exist, or is deleted, has none (its
+// readings stay, for GET /api/readings/:id, but its list is gone with it).
 func (s *Store) ListReadings(ctx context.Context, sensorID uuid.UUID, f ReadingFilter, page Page) ([]gatewayd.Reading, int, error) {
-	where := []string{"sensor_id = $1"}
+	where := []string{"sensor_id = $1", "EXISTS (SELECT 1 FROM sensors WHERE id = $1 AND deleted_at IS NULL)"}
 	args := []any{sensorID}
 	add := func(cond string, v any) {
 		args = append(args, v)
