@@ -19,6 +19,7 @@ import (
 
 	"github.com/ctcgw/gatewayd/actors/actorstest"
 	"github.com/ctcgw/gatewayd/api"
+	"github.com/ctcgw/gatewayd/ctc"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
 	"github.com/ctcgw/gatewayd/events"
 	"github.com/ctcgw/gatewayd/metrics"
@@ -338,4 +339,38 @@ func TestMetricsDisabled(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Every sensor change a client can see in the API has its sensor.updated:
+// one the discover endpoint stores (the writer, merging the same answer
+// later, finds nothing changed) and one deleting equipment makes.
+func TestSensorEventsFromTheAPIsOwnChanges(t *testing.T) {
+	e := newLiveEnv(t, actorstest.FastConfig())
+	base := e.listen()
+	id, sg := e.add("sev")
+	e.waitState(id, "AUTHENTICATED")
+	sensors := e.waitSensors(id, func(m map[float64]map[string]any) bool { return len(m) == 2 }, "discovered")
+	ch, stop := subscribe(t, base, "?gateway_id="+id)
+	defer stop()
+	require.Eventually(t, func() bool { return e.h.Telemetry.Events.Subscribers() == 1 }, 5*time.Second, 5*time.Millisecond)
+	sensorEvent := func(sensor string) func(sse) bool {
+		return func(ev sse) bool { return ev.Event == "sensor.updated" && ev.Data["id"] == sensor }
+	}
+
+	sg.AddSensor(ctc.Sensor{Serial: 61, Connected: 1, Name: "New", ReadRate: 25600, Samples: 8192})
+	r := e.do("POST", "/api/gateways/"+id+"/sensors/discover", nil)
+	require.Equal(t, 200, r.status, string(r.body))
+	added := e.sensorsOf(id)[61]["id"].(string)
+	ev := next(t, ch, sensorEvent(added), "sensor.updated for the discovered sensor")
+	assert.Equal(t, id, ev.Data["gateway_id"])
+
+	factory := e.do("GET", "/api/gateways/"+id, nil).json(t)["factory_id"].(string)
+	r = e.do("POST", "/api/equipment", map[string]any{"factory_id": factory, "name": "P-1"})
+	require.Equal(t, 201, r.status, string(r.body))
+	eq := r.json(t)["id"].(string)
+	pump := sensors[10001]["id"].(string)
+	require.Equal(t, 200, e.do("PUT", "/api/sensors/"+pump, map[string]any{"equipment_id": eq}).status)
+	next(t, ch, sensorEvent(pump), "sensor.updated for the assignment")
+	require.Equal(t, 204, e.do("DELETE", "/api/equipment/"+eq, nil).status)
+	next(t, ch, sensorEvent(pump), "sensor.updated for the unassignment")
 }

@@ -99,7 +99,11 @@ func (s *server) routeTable() []route {
 	add("GET", "/api/equipment/:id", viewer, getOne(s, resEquipment, st.GetEquipment, renderEquipment))
 	add("PUT", "/api/equipment/:id", admin, s.updateEquipment)
 	add("DELETE", "/api/equipment/:id", admin, deleteOne(s, resEquipment, func(ctx context.Context, id uuid.UUID) ([]gatewayd.GatewayRef, error) {
-		return nil, st.DeleteEquipment(ctx, id)
+		unassigned, err := st.DeleteEquipment(ctx, id)
+		if err == nil {
+			s.tel.SensorsChanged(unassigned)
+		}
+		return nil, err
 	}))
 	if s.opts.ChaosEnabled {
 		add("POST", "/api/debug/gateways/:id/crash", admin, s.crashGateway)

@@ -120,9 +120,13 @@ func (s *server) discoverSensors(c *fiber.Ctx) error {
 	}
 	dbCtx, dbCancel := s.dbCtx(c)
 	defer dbCancel()
-	if _, err := s.store.MergeDiscoveries(dbCtx, []gatewayd.Discovery{d}); err != nil {
+	changed, err := s.store.MergeDiscoveries(dbCtx, []gatewayd.Discovery{d})
+	if err != nil {
 		return err
 	}
+	// The writer merges the same answer later and then finds nothing
+	// changed: the events are published here.
+	s.tel.SensorsChanged(changed)
 	list, err := s.store.GatewaySensors(dbCtx, id)
 	if err != nil {
 		return err

@@ -96,8 +96,9 @@ func (s *Store) UpdateEquipment(ctx context.Context, id uuid.UUID, p EquipmentPa
 }
 
 // DeleteEquipment soft-deletes equipment and unassigns its sensors, in one
-// transaction.
-func (s *Store) DeleteEquipment(ctx context.Context, id uuid.UUID) error {
+// transaction; it returns the live sensors it unassigned.
+func (s *Store) DeleteEquipment(ctx context.Context, id uuid.UUID) ([]gatewayd.SensorRef, error) {
+	var refs []sensorRef
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE equipment SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`, id)
 		if err != nil {
@@ -106,11 +107,13 @@ func (s *Store) DeleteEquipment(ctx context.Context, id uuid.UUID) error {
 		if tag.RowsAffected() == 0 {
 			return gatewayd.ErrNotFound
 		}
-		_, err = tx.Exec(ctx, `UPDATE sensors SET equipment_id = NULL WHERE equipment_id = $1`, id)
+		rows, _ := tx.Query(ctx, `UPDATE sensors s SET equipment_id = NULL WHERE equipment_id = $1
+			RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id), s.deleted_at IS NULL`, id)
+		refs, err = pgx.CollectRows(rows, scanSensorRef)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("delete equipment: %w", classify(err))
+		return nil, fmt.Errorf("delete equipment: %w", classify(err))
 	}
-	return nil
+	return changedOnly(refs), nil
 }

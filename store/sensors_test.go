@@ -169,11 +169,14 @@ func TestEquipmentAssignmentAndCascades(t *testing.T) {
 	assert.Equal(t, 2, total)
 
 	// Deleting equipment unassigns its sensors.
-	require.NoError(t, s.DeleteEquipment(ctx, eq.ID))
+	unassigned, err := s.DeleteEquipment(ctx, eq.ID)
+	require.NoError(t, err)
+	assert.Equal(t, []gatewayd.SensorRef{{ID: sensors[1].ID, GatewayID: g.ID, FactoryID: fx.factory.ID}}, unassigned,
+		"the sensors it unassigned, for their events")
 	got, err := s.GetSensor(ctx, sensors[1].ID)
 	require.NoError(t, err)
 	assert.Nil(t, got.EquipmentID)
-	assert.ErrorIs(t, s.DeleteEquipment(ctx, eq.ID), gatewayd.ErrNotFound)
+	assert.ErrorIs(t, errOf(s.DeleteEquipment(ctx, eq.ID)), gatewayd.ErrNotFound)
 
 	// Deleting the factory deletes its equipment, its gateways and their sensors.
 	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: time.Now()}})))
