@@ -93,6 +93,12 @@ type gatewayActor struct {
 	target   gatewayd.Target
 	restarts int
 	status   gatewayd.Status
+	// failures counts failed attempts in a row for the backoff: unlike
+	// status.ReconnectAttempts (failures since the last successful login,
+	// API.md §4) it resets only once a connection has stayed healthy for
+	// a ping interval, so a gateway that drops every connection right
+	// after login keeps backing off.
+	failures int
 
 	gen        uint64
 	dial       *dialing
@@ -258,7 +264,7 @@ func (a *gatewayActor) reconfigure() {
 		a.connect()
 	case changed && t.Desired == gatewayd.DesiredConnected:
 		a.event(zerolog.InfoLevel).Msg("connection settings changed; reconnecting")
-		a.status.ReconnectAttempts = 0
+		a.status.ReconnectAttempts, a.failures = 0, 0
 		a.setReachedLogin(false) // a new address or login has proven nothing yet
 		reconnect = true
 		a.connect()
@@ -276,7 +282,7 @@ func (a *gatewayActor) disconnect() {
 	a.target.Desired = gatewayd.DesiredDisconnected
 	a.status.Desired = a.target.Desired
 	a.teardown(false)
-	a.status.ReconnectAttempts = 0
+	a.status.ReconnectAttempts, a.failures = 0, 0
 	a.status.NextRetryAt = nil
 	a.setState(gatewayd.StateDisconnected)
 	a.settled()
@@ -551,15 +557,15 @@ func (a *gatewayActor) onLogin(now time.Time, msg ctc.Message) {
 		return
 	}
 	a.d.cfg.Observer.LoginAnswered("accepted")
-	// The failure count and the last error stay until the connection has
-	// stayed healthy for a ping interval: a gateway that breaks every
-	// connection right after login keeps backing off.
+	// The status counts failures since this login; the backoff's count
+	// stays until the connection has stayed healthy for a ping interval.
+	a.status.ReconnectAttempts, a.status.LastError = 0, nil
 	a.status.ConnectedAt = &now
 	a.setReachedLogin(true)
 	a.discoveryFailures = 0
 	a.seen(now, true)
 	a.armTimer(timerPing, a.d.cfg.PingInterval)
-	if a.status.ReconnectAttempts > 0 || a.status.LastError != nil {
+	if a.failures > 0 {
 		a.armTimer(timerHealthy, a.d.cfg.PingInterval)
 	}
 	a.setState(gatewayd.StateAuthenticated)
@@ -629,9 +635,7 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 		}
 	case timerHealthy:
 		if a.status.State == gatewayd.StateAuthenticated {
-			a.status.ReconnectAttempts = 0
-			a.status.LastError = nil
-			a.report()
+			a.failures = 0
 		}
 	}
 }
@@ -650,8 +654,9 @@ func (a *gatewayActor) fail(reason string) {
 	}
 	a.teardown(false)
 	a.status.ReconnectAttempts++
+	a.failures++
 	a.status.LastError = capError(reason)
-	delay := backoff(a.status.ReconnectAttempts, a.d.cfg.BackoffInitial, a.d.cfg.BackoffMax, a.d.cfg.BackoffMultiplier, rand.Float64())
+	delay := backoff(a.failures, a.d.cfg.BackoffInitial, a.d.cfg.BackoffMax, a.d.cfg.BackoffMultiplier, rand.Float64())
 	next := time.Now().Add(delay)
 	a.status.NextRetryAt = &next
 	a.armTimer(timerRetry, delay)

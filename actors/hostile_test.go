@@ -100,26 +100,44 @@ func TestAbandonedDialReleasesItsSlot(t *testing.T) {
 }
 
 // A gateway that breaks every connection right after login keeps backing
-// off: the login alone does not reset the count, and the last error stays
-// visible.
+// off: its backoff grows across logins, while its status counts only the
+// failures since the last login (API.md §4). A connection that stays up a
+// ping interval starts the backoff over.
 func TestFlappingGatewayKeepsBackingOff(t *testing.T) {
 	cfg := actorstest.FastConfig()
 	cfg.PingInterval = time.Second // the connection must stay up this long to count as healthy
 	cfg.PongTimeout = time.Second
+	cfg.BackoffMax = 10 * time.Second // room to grow: 50 ms, 100, 200, 400, …
 	h := newHarness(t, cfg)
 	gws, sims := h.AddAuthenticated("flap", 1)
 	g, sg := gws[0], sims[0]
 	sg.SetFaults(ctctest.Faults{DropAfter: 20 * time.Millisecond})
 	sg.Drop(0)
-	eventually(t, func() bool { return sg.Stats().Logins >= 4 }, 10*time.Second, "it logs in again and again")
-	st := h.Status(g.ID)
-	assert.GreaterOrEqual(t, st.ReconnectAttempts, 3, "failures keep counting across logins")
+	var st gatewayd.Status
+	eventually(t, func() bool {
+		st = h.Status(g.ID)
+		return sg.Stats().Logins >= 5 && st.State == gatewayd.StateBackoff
+	}, 20*time.Second, "it logs in again and again")
+	require.NotNil(t, st.NextRetryAt)
+	assert.GreaterOrEqual(t, st.NextRetryAt.Sub(st.Since), 350*time.Millisecond,
+		"the fourth failure in a row waits 400 ms or more, not the first failure's 50-75 ms")
+	assert.Equal(t, 1, st.ReconnectAttempts, "one failure since the last login")
 	require.NotNil(t, st.LastError)
+
 	sg.SetFaults(ctctest.Faults{})
 	eventually(t, func() bool {
 		st := h.Status(g.ID)
 		return st.State == gatewayd.StateAuthenticated && st.ReconnectAttempts == 0 && st.LastError == nil
-	}, 10*time.Second, "healthy again after a ping interval up")
+	}, 20*time.Second, "logged in: no failure since")
+	time.Sleep(cfg.PingInterval + 200*time.Millisecond) // healthy for a ping interval
+	require.Equal(t, gatewayd.StateAuthenticated, h.Status(g.ID).State)
+	sg.Drop(0)
+	eventually(t, func() bool {
+		st = h.Status(g.ID)
+		return st.State == gatewayd.StateBackoff
+	}, 5*time.Second, "dropped once")
+	require.NotNil(t, st.NextRetryAt)
+	assert.Less(t, st.NextRetryAt.Sub(st.Since), 100*time.Millisecond, "the backoff started over")
 }
 
 // Gateways that flood frames as fast as the socket takes them are cut off
@@ -131,7 +149,7 @@ func TestFloodingGatewaysAreCutOffAndMemoryStaysBounded(t *testing.T) {
 		return
 	}
 	cfg := actorstest.FastConfig()
-	cfg.PingInterval = 5 * time.Second // the last error stays visible between floods
+	cfg.PingInterval = 5 * time.Second
 	h := actorstest.New(t, tmpl, cfg)
 	gws, sims := h.AddAuthenticated("flood", 5)
 	runtime.GC()
@@ -145,13 +163,18 @@ func TestFloodingGatewaysAreCutOffAndMemoryStaysBounded(t *testing.T) {
 	// The heap is sampled while they flood: for at least 3 s, and until
 	// every flooder has been cut off at least once (on a loaded machine
 	// the reconnect before the first flood can take longer than that).
+	// A flooder's last_error says so while it backs off (a login clears
+	// it), so each one's cut-off is noted when seen.
+	seen := make([]string, 4)
 	cutOff := func() bool {
-		for _, g := range gws[:4] {
-			if st := h.Status(g.ID); st.LastError == nil || !strings.Contains(*st.LastError, "flooding") {
-				return false
+		all := true
+		for i, g := range gws[:4] {
+			if st := h.Status(g.ID); st.LastError != nil && strings.Contains(*st.LastError, "flooding") {
+				seen[i] = *st.LastError
 			}
+			all = all && seen[i] != ""
 		}
-		return true
+		return all
 	}
 	var peak uint64
 	start := time.Now()
@@ -161,10 +184,8 @@ func TestFloodingGatewaysAreCutOffAndMemoryStaysBounded(t *testing.T) {
 		peak = max(peak, ms.HeapInuse)
 		time.Sleep(20 * time.Millisecond)
 	}
-	for i, g := range gws[:4] {
-		st := h.Status(g.ID)
-		require.NotNil(t, st.LastError, "flooder %d: %+v", i, st)
-		assert.Contains(t, *st.LastError, "flooding", "flooder %d: %+v", i, st)
+	for i := range gws[:4] {
+		assert.Contains(t, seen[i], "flooding", "flooder %d", i)
 		assert.Greater(t, sims[i].Stats().FloodSent, 2000, "it did flood")
 		assert.GreaterOrEqual(t, sims[i].Stats().Accepted, 2, "cut off and reconnected")
 	}
@@ -193,9 +214,15 @@ func TestOversizeFrameAfterLoginKeepsBackingOff(t *testing.T) {
 	gws, sims := h.AddAuthenticated("big", 1)
 	sims[0].UpdateFaults(func(f *ctctest.Faults) { f.OversizeAfterLogin = 5 << 20 })
 	sims[0].Drop(0)
-	eventually(t, func() bool { return sims[0].Stats().Logins >= 4 }, 15*time.Second, "logs in again and again")
-	st := h.Status(gws[0].ID)
-	assert.GreaterOrEqual(t, st.ReconnectAttempts, 3)
+	var st gatewayd.Status
+	eventually(t, func() bool {
+		st = h.Status(gws[0].ID)
+		return sims[0].Stats().Logins >= 4 && st.State == gatewayd.StateBackoff
+	}, 15*time.Second, "logs in again and again")
+	require.NotNil(t, st.NextRetryAt)
+	assert.GreaterOrEqual(t, st.NextRetryAt.Sub(st.Since), 150*time.Millisecond,
+		"the third failure in a row waits the 200 ms maximum, not the first failure's 50-75 ms")
+	assert.Equal(t, 1, st.ReconnectAttempts, "one failure since the last login")
 	require.NotNil(t, st.LastError)
 	assert.Contains(t, *st.LastError, "read limit")
 }
