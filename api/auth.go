@@ -141,7 +141,7 @@ func (s *server) authorize(need access) fiber.Handler {
 		if need.public || s.auth == nil {
 			return c.Next()
 		}
-		secret, ok := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
+		secret, ok := bearerToken(c.Get(fiber.HeaderAuthorization))
 		if !ok && c.Path() == "/api/events" {
 			// EventSource cannot send headers; the stream alone takes the
 			// token as a query parameter (the access log never prints
@@ -180,6 +180,16 @@ func (s *server) authorize(need access) fiber.Handler {
 		}
 		return c.Next()
 	}
+}
+
+// bearerToken reads "Bearer <token>"; the scheme is case-insensitive
+// (RFC 9110 §11.1), and some clients send "bearer".
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return token, true
 }
 
 func (s *server) unauthorized(c *fiber.Ctx, why string) error {

@@ -120,6 +120,10 @@ func TestBadTokens(t *testing.T) {
 		assert.Equal(t, 401, r.status, name)
 	}
 	assert.Equal(t, 200, e.do("GET", "/api/organizations", nil, bearer(tokens[gatewayd.RoleViewer])...).status)
+	for _, scheme := range []string{"bearer ", "BEARER "} {
+		r := e.do("GET", "/api/organizations", nil, "Authorization", scheme+tokens[gatewayd.RoleViewer])
+		assert.Equal(t, 200, r.status, "the scheme is case-insensitive: %q", scheme)
+	}
 	assert.Contains(t, e.logText(), "request refused: no valid API token", "failed attempts are logged")
 	assert.Contains(t, e.logText(), `"token":"viewer-token (`, "the access log names the token")
 	for _, s := range []string{expired, revoked, tokens[gatewayd.RoleViewer]} {
