@@ -252,7 +252,7 @@ func (a *gatewayActor) reconfigure() {
 	schedulesChanged := !slices.Equal(t.Schedules, a.target.Schedules)
 	a.target = t
 	if schedulesChanged && a.status.State == gatewayd.StateAuthenticated {
-		a.armSchedules()
+		a.updateSchedules()
 	}
 	a.status.FactoryID, a.status.GatewayID, a.status.Name, a.status.Desired = t.FactoryID, t.GatewayID, t.Name, t.Desired
 	reconnect := false

@@ -66,8 +66,8 @@ type readingTimer struct {
 
 // scheduleFired: a sensor's reading interval passed.
 type scheduleFired struct {
-	epoch  uint64 // the schedule arming it belongs to
-	sensor uuid.UUID
+	epoch uint64     // the schedule arming it belongs to
+	s     *scheduled // stale once the sensor's schedule is another
 }
 
 // onTakeReading queues a requested reading, or refuses it at once.
@@ -238,20 +238,42 @@ func (a *gatewayActor) stopReadingTimer() {
 func (a *gatewayActor) armSchedules() {
 	a.stopSchedules()
 	a.scheduleEpoch++
+	a.updateSchedules()
+}
+
+// updateSchedules makes the running schedules the target's: a sensor
+// whose schedule is unchanged keeps its timer and grid; a new or changed
+// one starts at a random offset within its interval; a removed one stops.
+// Changing one sensor's interval moves no other sensor's readings.
+func (a *gatewayActor) updateSchedules() {
 	if a.schedules == nil && len(a.target.Schedules) > 0 {
 		a.schedules = make(map[uuid.UUID]*scheduled, len(a.target.Schedules))
 	}
+	wanted := make(map[uuid.UUID]bool, len(a.target.Schedules))
 	for _, sc := range a.target.Schedules {
+		wanted[sc.SensorID] = true
+		if s, ok := a.schedules[sc.SensorID]; ok {
+			if s.Schedule == sc {
+				continue
+			}
+			s.timer.Stop()
+		}
 		s := &scheduled{Schedule: sc}
 		a.schedules[sc.SensorID] = s
 		a.armSchedule(s, time.Now().Add(time.Duration(rand.Int64N(int64(sc.Interval)))))
+	}
+	for id, s := range a.schedules {
+		if !wanted[id] {
+			s.timer.Stop()
+			delete(a.schedules, id)
+		}
 	}
 }
 
 func (a *gatewayActor) armSchedule(s *scheduled, due time.Time) {
 	s.due = due
-	root, self, epoch, sensor := a.d.root, a.self, a.scheduleEpoch, s.SensorID
-	s.timer = time.AfterFunc(time.Until(due), func() { root.Send(self, &scheduleFired{epoch: epoch, sensor: sensor}) })
+	root, self, epoch := a.d.root, a.self, a.scheduleEpoch
+	s.timer = time.AfterFunc(time.Until(due), func() { root.Send(self, &scheduleFired{epoch: epoch, s: s}) })
 }
 
 // nextDue is the first due time of a schedule after now, counting whole
@@ -275,8 +297,8 @@ func (a *gatewayActor) stopSchedules() {
 // onScheduleFired queues a scheduled reading, unless one of that sensor
 // is still waiting or the queue is full, and arms the next.
 func (a *gatewayActor) onScheduleFired(m *scheduleFired) {
-	s := a.schedules[m.sensor]
-	if m.epoch != a.scheduleEpoch || s == nil || a.status.State != gatewayd.StateAuthenticated {
+	s := m.s
+	if m.epoch != a.scheduleEpoch || a.schedules[s.SensorID] != s || a.status.State != gatewayd.StateAuthenticated {
 		return
 	}
 	a.armSchedule(s, nextDue(s.due, s.Interval, time.Now()))

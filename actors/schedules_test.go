@@ -1,0 +1,50 @@
+package actors
+
+import (
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd"
+)
+
+// A change to one sensor's schedule re-arms that sensor only: the others
+// keep their timers and their grid (a PUT of sensor B's interval once gave
+// every sensor of the gateway a new random start).
+func TestScheduleChangeMovesOnlyThatSensor(t *testing.T) {
+	t.Parallel()
+	system := actor.NewActorSystem()
+	t.Cleanup(system.Shutdown)
+	a := &gatewayActor{d: &deps{root: system.Root}, self: system.NewLocalPID("schedules-test")}
+	t.Cleanup(a.stopSchedules)
+	keep, change, drop, add := uuid.New(), uuid.New(), uuid.New(), uuid.New()
+	a.target.Schedules = []gatewayd.Schedule{{SensorID: keep, Serial: 1, Interval: time.Hour},
+		{SensorID: change, Serial: 2, Interval: time.Hour}, {SensorID: drop, Serial: 3, Interval: time.Hour}}
+	a.armSchedules()
+	require.Len(t, a.schedules, 3)
+	kept, changed, dropped := a.schedules[keep], a.schedules[change], a.schedules[drop]
+	due := kept.due
+
+	a.target.Schedules = []gatewayd.Schedule{{SensorID: keep, Serial: 1, Interval: time.Hour},
+		{SensorID: change, Serial: 2, Interval: 2 * time.Hour}, {SensorID: add, Serial: 4, Interval: time.Minute}}
+	a.updateSchedules()
+	require.Len(t, a.schedules, 3)
+	assert.Same(t, kept, a.schedules[keep], "an unchanged schedule keeps its timer")
+	assert.Equal(t, due, a.schedules[keep].due, "and its grid")
+	assert.NotSame(t, changed, a.schedules[change], "a changed one is armed anew")
+	assert.Equal(t, 2*time.Hour, a.schedules[change].Interval)
+	assert.NotContains(t, a.schedules, drop, "a removed one stops")
+	assert.False(t, dropped.timer.Stop(), "its timer was stopped already")
+	assert.False(t, changed.timer.Stop(), "the changed one's old timer too")
+	assert.Contains(t, a.schedules, add)
+
+	// A fire of the replaced schedule that was already on its way is stale.
+	epoch := a.scheduleEpoch
+	a.status.State = gatewayd.StateAuthenticated
+	a.onScheduleFired(&scheduleFired{epoch: epoch, s: changed})
+	assert.Empty(t, a.readings, "nothing queued for a stale fire")
+}
