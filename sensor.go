@@ -58,12 +58,15 @@ type Discovery struct {
 	At        time.Time
 }
 
-// Temperature is one NOT_DYN_TEMP notification.
+// Temperature is one NOT_DYN_TEMP notification, or (Sighting) another
+// notification naming a sensor, without a temperature: the sensor is
+// inserted if new and marked seen, and its temperature is left alone.
 type Temperature struct {
 	GatewayID uuid.UUID
 	Serial    int64
 	Celsius   float64
 	At        time.Time
+	Sighting  bool
 }
 
 // MinReadingInterval is the shortest reading schedule a sensor may have:

@@ -138,7 +138,12 @@ func (a *gatewayActor) onTakeTimeout(acq *acquisition) {
 func (a *gatewayActor) onReadingStarted(now time.Time, n *ctc.ReadingStarted) {
 	acq := a.current()
 	if acq == nil || acq.serial != n.Serial || acq.stage != stageStarting {
-		return // a notification of a reading nobody here is waiting for
+		// A notification of a reading nobody here is waiting for; a
+		// serial the last discovery did not list is still a sensor.
+		if _, known := a.sensorRates[n.Serial]; !known {
+			a.d.writer.temperature(gatewayd.Temperature{GatewayID: a.id, Serial: n.Serial, At: now, Sighting: true})
+		}
+		return
 	}
 	if !n.Success {
 		reason := gatewayd.ReadingErrRefused

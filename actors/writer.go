@@ -123,10 +123,17 @@ func (w *writer) discovered(d gatewayd.Discovery) {
 	w.mu.Unlock()
 }
 
+// temperature records a temperature or a sighting; a sighting never
+// replaces a temperature waiting to be written (which marks the sensor
+// seen too).
 func (w *writer) temperature(t gatewayd.Temperature) {
 	k := sensorKey{t.GatewayID, t.Serial}
 	w.mu.Lock()
-	if prev, ok := w.temperatures[k]; !ok || !t.At.Before(prev.At) {
+	prev, ok := w.temperatures[k]
+	switch {
+	case !ok, prev.Sighting && !t.Sighting:
+		w.temperatures[k] = t
+	case t.Sighting == prev.Sighting && !t.At.Before(prev.At):
 		w.temperatures[k] = t
 	}
 	w.mu.Unlock()

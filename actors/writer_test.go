@@ -198,3 +198,25 @@ func TestWriterSplitsOutARowTheDatabaseRefuses(t *testing.T) {
 	assert.Contains(t, src.discoveries, good)
 	assert.NotContains(t, src.discoveries, poisoned)
 }
+
+// A sighting never replaces a temperature waiting to be written; a
+// temperature always replaces a sighting; otherwise the newer one wins.
+func TestWriterKeepsTemperaturesOverSightings(t *testing.T) {
+	t.Parallel()
+	w := &writer{temperatures: map[sensorKey]gatewayd.Temperature{}}
+	gw, at := uuid.New(), time.Unix(1_000_000, 0)
+	k := sensorKey{gw, 1}
+	w.temperature(gatewayd.Temperature{GatewayID: gw, Serial: 1, Celsius: 20, At: at})
+	w.temperature(gatewayd.Temperature{GatewayID: gw, Serial: 1, At: at.Add(time.Second), Sighting: true})
+	assert.Equal(t, 20.0, w.temperatures[k].Celsius, "a later sighting keeps the temperature")
+	assert.False(t, w.temperatures[k].Sighting)
+
+	k2 := sensorKey{gw, 2}
+	w.temperature(gatewayd.Temperature{GatewayID: gw, Serial: 2, At: at.Add(time.Second), Sighting: true})
+	w.temperature(gatewayd.Temperature{GatewayID: gw, Serial: 2, Celsius: 21, At: at})
+	assert.False(t, w.temperatures[k2].Sighting, "a temperature replaces a sighting, even an older one")
+	w.temperature(gatewayd.Temperature{GatewayID: gw, Serial: 2, Celsius: 19, At: at.Add(-time.Second)})
+	assert.Equal(t, 21.0, w.temperatures[k2].Celsius, "an older temperature does not replace a newer one")
+	w.temperature(gatewayd.Temperature{GatewayID: gw, Serial: 2, Celsius: 22, At: at.Add(time.Minute)})
+	assert.Equal(t, 22.0, w.temperatures[k2].Celsius)
+}

@@ -188,6 +188,12 @@ func TestEmptySensorListAndTemperatures(t *testing.T) {
 	assertTime(t, got[4242]["last_temperature_at"], "last_temperature_at")
 	sg.PushTemperature(4242, 33)
 	e.waitSensors(id, func(m map[float64]map[string]any) bool { return m[4242]["last_temperature_c"] == 33.0 }, "updated")
+
+	// So does a reading start nobody asked for.
+	require.Equal(t, 1, sg.PushReadingStarted(5353))
+	got = e.waitSensors(id, func(m map[float64]map[string]any) bool { return m[5353] != nil }, "inserted by its reading start")
+	assert.Equal(t, "Sensor 5353", got[5353]["name"])
+	assert.Nil(t, got[5353]["last_temperature_c"])
 }
 
 func TestEquipmentAndAssignment(t *testing.T) {

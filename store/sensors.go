@@ -269,31 +269,36 @@ func changedOnly(refs []sensorRef) []gatewayd.SensorRef {
 	return out
 }
 
-// RecordTemperatures writes NOT_DYN_TEMP notifications; a serial not known
-// yet is inserted (nothing a gateway reports is dropped). Each (gateway,
-// serial) appears at most once; a temperature never moves backwards in
-// time. It returns the sensors written.
+// RecordTemperatures writes NOT_DYN_TEMP notifications, and sightings of
+// serials in other notifications; a serial not known yet is inserted
+// (nothing a gateway reports is dropped). Each (gateway, serial) appears
+// at most once; a temperature never moves backwards in time, and a
+// sighting leaves it as it is. It returns the sensors written.
 func (s *Store) RecordTemperatures(ctx context.Context, ts []gatewayd.Temperature) ([]gatewayd.SensorRef, error) {
 	if len(ts) == 0 {
 		return nil, nil
 	}
 	gws := make([]uuid.UUID, len(ts))
 	serials := make([]int64, len(ts))
-	temps := make([]float64, len(ts))
+	temps := make([]*float64, len(ts)) // NULL: a sighting
 	ats := make([]time.Time, len(ts))
 	for i, t := range ts {
-		gws[i], serials[i], temps[i], ats[i] = t.GatewayID, t.Serial, t.Celsius, t.At
+		gws[i], serials[i], ats[i] = t.GatewayID, t.Serial, t.At
+		if !t.Sighting {
+			temps[i] = &ts[i].Celsius
+		}
 	}
 	rows, _ := s.pool.Query(ctx, `
 		INSERT INTO sensors AS s (gateway_id, serial, name, last_temperature_c, last_temperature_at, first_seen_at, last_seen_at)
-		SELECT i.gw, i.serial, 'Sensor ' || i.serial, i.temp, i.at, i.at, i.at
+		SELECT i.gw, i.serial, 'Sensor ' || i.serial, i.temp, CASE WHEN i.temp IS NOT NULL THEN i.at END, i.at, i.at
 		FROM unnest($1::uuid[], $2::bigint[], $3::float8[], $4::timestamptz[]) AS i(gw, serial, temp, at)
 		JOIN gateways g ON g.id = i.gw AND g.deleted_at IS NULL
 		ORDER BY i.gw, i.serial
 		ON CONFLICT (gateway_id, serial) WHERE deleted_at IS NULL DO UPDATE SET
-			last_temperature_c  = CASE WHEN s.last_temperature_at IS NULL OR s.last_temperature_at <= EXCLUDED.last_temperature_at
+			last_temperature_c  = CASE WHEN EXCLUDED.last_temperature_at IS NOT NULL
+			                            AND (s.last_temperature_at IS NULL OR s.last_temperature_at <= EXCLUDED.last_temperature_at)
 			                           THEN EXCLUDED.last_temperature_c ELSE s.last_temperature_c END,
-			last_temperature_at = GREATEST(s.last_temperature_at, EXCLUDED.last_temperature_at),
+			last_temperature_at = GREATEST(s.last_temperature_at, EXCLUDED.last_temperature_at), -- NULLs ignored
 			last_seen_at        = GREATEST(s.last_seen_at, EXCLUDED.last_seen_at)
 		RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id), true`,
 		gws, serials, temps, ats)

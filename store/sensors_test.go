@@ -121,6 +121,24 @@ func TestTemperaturesInsertUnknownSerials(t *testing.T) {
 	// An older temperature never replaces a newer one.
 	require.NoError(t, errOf(s.RecordTemperatures(ctx, []gatewayd.Temperature{{GatewayID: g.ID, Serial: 1, Celsius: 99, At: t0}})))
 	assert.Equal(t, 23.5, *sensorsBySerial(t, s, g.ID)[1].LastTemperatureC)
+
+	// A sighting (a serial named by another notification) inserts an
+	// unknown serial without a temperature, and marks a known one seen
+	// without touching its temperature.
+	t2 := t0.Add(time.Minute)
+	require.NoError(t, errOf(s.RecordTemperatures(ctx, []gatewayd.Temperature{
+		{GatewayID: g.ID, Serial: 1, At: t2, Sighting: true},
+		{GatewayID: g.ID, Serial: 88, At: t2, Sighting: true},
+	})))
+	got = sensorsBySerial(t, s, g.ID)
+	require.Len(t, got, 3)
+	assert.Equal(t, 23.5, *got[1].LastTemperatureC)
+	assert.True(t, t0.Add(time.Second).Equal(*got[1].LastTemperatureAt))
+	assert.True(t, t2.Equal(got[1].LastSeenAt))
+	assert.Equal(t, "Sensor 88", got[88].Name)
+	assert.Nil(t, got[88].LastTemperatureC)
+	assert.Nil(t, got[88].LastTemperatureAt)
+	assert.True(t, t2.Equal(got[88].FirstSeenAt))
 }
 
 func TestEquipmentAssignmentAndCascades(t *testing.T) {

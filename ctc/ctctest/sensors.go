@@ -120,6 +120,23 @@ func (g *Gateway) PushTemperature(serial int64, temp float64) int {
 	return sent
 }
 
+// PushReadingStarted sends one NOT_DYN_READING_STARTED (Success) for
+// serial on every subscribed socket, whether or not anyone asked for a
+// reading of it, and returns how many sockets it was sent on.
+func (g *Gateway) PushReadingStarted(serial int64) int {
+	b := frame(ctc.TypeNotDynReadingStarted, readingStarted{Serial: serial, Success: true})
+	g.mu.Lock()
+	conns := g.connList()
+	g.mu.Unlock()
+	sent := 0
+	for _, c := range conns {
+		if c.notify(b) {
+			sent++
+		}
+	}
+	return sent
+}
+
 // tempLoop pushes every listed sensor's temperature every TempEvery while
 // the socket is subscribed.
 func (c *conn) tempLoop() {
