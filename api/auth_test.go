@@ -197,6 +197,16 @@ func TestTokensAPIAndRevocation(t *testing.T) {
 	assert.NotContains(t, string(list.body), tok, "the secret is never shown again")
 	assert.NotContains(t, string(list.body), "hash")
 	assert.Len(t, list.json(t)["data"], 4)
+	// A list as every list: paged, ordered by name.
+	page := e.do("GET", "/api/tokens?limit=2&offset=1", nil, admin...)
+	require.Equal(t, 200, page.status, string(page.body))
+	body := page.json(t)
+	assert.Equal(t, map[string]any{"total": 4.0, "limit": 2.0, "offset": 1.0, "hasNext": true, "hasPrev": true}, body["pagination"])
+	names := []string{}
+	for _, x := range body["data"].([]any) {
+		names = append(names, x.(map[string]any)["name"].(string))
+	}
+	assert.Equal(t, []string{"ci", "operator-token"}, names, "admin-token, ci, operator-token, viewer-token")
 
 	op := bearer(tok)
 	assert.Equal(t, 200, e.do("GET", "/api/organizations", nil, op...).status)

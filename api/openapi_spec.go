@@ -378,8 +378,8 @@ func apiSpec() *oa.Spec {
 			oa.Post("/api/tokens", "createToken", "Create an API token").In(tagTokens).
 				Doc("The answer holds the token's secret in `token`: the only time it is shown; only its SHA-256 hash is stored.").
 				Takes("TokenCreate").Created(oa.Ref("NewToken")),
-			oa.Get("/api/tokens", "listTokens", "List the API tokens, newest first, revoked ones included").In(tagTokens).
-				OK(oa.Object(oa.Field("data", oa.Array(oa.Ref("Token"))))),
+			oa.Get("/api/tokens", "listTokens", "List the API tokens, revoked ones included").In(tagTokens).
+				Query(paged()...).OK(oa.Ref("TokenPage")),
 			oa.Delete("/api/tokens/{id}", "revokeToken", "Revoke an API token; it is refused within 5 s").In(tagTokens).
 				NoContent().Fails(eTokenNotFound),
 			oa.Get("/metrics", "getMetrics", "Prometheus metrics (text format)").In(tagEvents).
@@ -419,6 +419,7 @@ func apiSpec() *oa.Spec {
 				oa.Field("kind", oa.String().Desc("free text, e.g. pump"))),
 			oa.Record("OrganizationPage", listJSON[organizationJSON]{}, "A page of organizations."),
 			oa.Record("FactoryPage", listJSON[factoryJSON]{}, "A page of factories."),
+			oa.Record("TokenPage", listJSON[tokenJSON]{}, "A page of API tokens."),
 			oa.Record("GatewayPage", listJSON[gatewayJSON]{}, "A page of gateways."),
 			oa.Record("SensorPage", listJSON[sensorJSON]{}, "A page of sensors."),
 			oa.Record("EquipmentPage", listJSON[equipmentJSON]{}, "A page of equipment."),

@@ -54,20 +54,17 @@ func (s *server) createToken(c *fiber.Ctx) error {
 }
 
 func (s *server) listTokens(c *fiber.Ctx) error {
-	if err := plainQuery(c, nil); err != nil {
+	page, err := pageQuery(c, nil)
+	if err != nil {
 		return err
 	}
 	ctx, cancel := s.dbCtx(c)
 	defer cancel()
-	list, err := s.store.ListTokens(ctx)
+	list, total, err := s.store.ListTokens(ctx, page)
 	if err != nil {
 		return err
 	}
-	out := make([]tokenJSON, len(list))
-	for i, t := range list {
-		out[i] = renderToken(t)
-	}
-	return c.JSON(fiber.Map{"data": out})
+	return c.JSON(renderList(list, total, page, renderToken))
 }
 
 // revokeToken revokes a token (idempotent); it is refused within the

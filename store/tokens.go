@@ -58,17 +58,23 @@ func (s *Store) CreateToken(ctx context.Context, name string, role gatewayd.Role
 	return t, secret, nil
 }
 
-// ListTokens returns every token, newest first, revoked ones included.
-func (s *Store) ListTokens(ctx context.Context) ([]gatewayd.Token, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT `+tokenColumns+` FROM api_tokens ORDER BY created_at DESC, id`)
-	out, err := pgx.CollectRows(rows, scanToken)
-	if err != nil {
-		return nil, fmt.Errorf("list tokens: %w", classify(err))
+// ListTokens returns a page of the tokens, revoked ones included, ordered
+// by name then id as every list, and how many there are.
+func (s *Store) ListTokens(ctx context.Context, page Page) ([]gatewayd.Token, int, error) {
+	b := &pgx.Batch{}
+	var total int
+	b.Queue(`SELECT count(*) FROM api_tokens`).QueryRow(func(r pgx.Row) error { return r.Scan(&total) })
+	out := []gatewayd.Token{}
+	b.Queue(`SELECT `+tokenColumns+` FROM api_tokens ORDER BY name, id LIMIT $1 OFFSET $2`, page.Limit, page.Offset).
+		Query(func(rows pgx.Rows) error {
+			list, err := pgx.CollectRows(rows, scanToken)
+			out = append(out, list...)
+			return err
+		})
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, 0, fmt.Errorf("list tokens: %w", classify(err))
 	}
-	if out == nil {
-		out = []gatewayd.Token{}
-	}
-	return out, nil
+	return out, total, nil
 }
 
 // RevokeToken revokes a token (idempotent); ErrNotFound if there is none.

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"text/tabwriter"
 	"time"
 
@@ -97,7 +98,7 @@ func (t *tokenCommand) run(ctx context.Context, cfg *config.Config, log zerolog.
 		log.Info().Str("token_id", tok.ID.String()).Str("name", tok.Name).Str("role", string(tok.Role)).Msg("API token created")
 		fmt.Fprintln(out, secret) // the only time it is shown
 	case "list":
-		list, err := st.ListTokens(ctx)
+		list, _, err := st.ListTokens(ctx, store.Page{Limit: math.MaxInt32})
 		if err != nil {
 			return err
 		}
