@@ -88,9 +88,13 @@ type Target struct {
 	Credentials
 	// Schedules are the sensors with a reading_interval, by sensor id.
 	Schedules []Schedule
+	// LastSeenAt is the database's, for the status of a gateway not seen
+	// since the runtime started: an observation, not a setting, so Equal
+	// leaves it out.
+	LastSeenAt *time.Time
 }
 
-// Equal reports whether t and o are the same in every field.
+// Equal reports whether t and o are the same in every setting.
 func (t Target) Equal(o Target) bool {
 	return t.ID == o.ID && t.FactoryID == o.FactoryID && t.GatewayID == o.GatewayID && t.Name == o.Name &&
 		t.Desired == o.Desired && t.Credentials == o.Credentials && slices.Equal(t.Schedules, o.Schedules)
@@ -106,7 +110,7 @@ type Schedule struct {
 // Target is the gateway as the runtime keeps it, logging in with password.
 func (g Gateway) Target(password string) Target {
 	return Target{ID: g.ID, FactoryID: g.FactoryID, GatewayID: g.GatewayID, Name: g.Name, Desired: g.DesiredState,
-		Credentials: Credentials{URL: g.URL, Email: g.Email, Password: password}}
+		Credentials: Credentials{URL: g.URL, Email: g.Email, Password: password}, LastSeenAt: g.LastSeenAt}
 }
 
 // GatewayRef names a gateway, with its factory.

@@ -119,6 +119,11 @@ type gatewayActor struct {
 	// request joins it while it is still queued.
 	discovering *command
 	subscribed  bool
+	// reachedLogin: the last connection got as far as an accepted login
+	// (kept in w across restarts). A gateway that has not, because it is
+	// new or its attempts fail before that, dials in the limiter's lane
+	// for unproven gateways.
+	reachedLogin bool // beside subscribed: one word for both, not two
 	// discoveryFailures counts discoveries in a row that failed; each
 	// doubles the wait before the next (see rediscoverSoon).
 	discoveryFailures int
@@ -134,11 +139,6 @@ type gatewayActor struct {
 	scheduleEpoch uint64
 	timers        [numTimers]*time.Timer
 	lastMark      time.Time
-	// reachedLogin: the last connection got as far as an accepted login
-	// (kept in w across restarts). A gateway that has not, because it is
-	// new or its attempts fail before that, dials in the limiter's lane
-	// for unproven gateways.
-	reachedLogin bool
 
 	dropped     int // bad frames not yet logged
 	lastDropLog time.Time
@@ -168,7 +168,7 @@ func (a *gatewayActor) Receive(c actor.Context) {
 	case *actor.Started:
 		a.self, a.parent = c.Self(), c.Parent()
 		a.status = gatewayd.Status{ID: a.id, FactoryID: a.target.FactoryID, GatewayID: a.target.GatewayID, Name: a.target.Name,
-			Desired: a.target.Desired, Restarts: a.restarts}
+			Desired: a.target.Desired, Restarts: a.restarts, LastSeenAt: a.target.LastSeenAt}
 		if a.target.Desired == gatewayd.DesiredConnected {
 			a.connect()
 		} else {

@@ -271,7 +271,7 @@ func (s *supervisor) apply(c actor.Context, t gatewayd.Target) {
 		// No state yet: spawn sets the first one, and the observer sees a
 		// gateway arrive.
 		rec.status = gatewayd.Status{ID: t.ID, FactoryID: t.FactoryID, GatewayID: t.GatewayID, Name: t.Name,
-			Desired: t.Desired, Since: time.Now()}
+			Desired: t.Desired, Since: time.Now(), LastSeenAt: t.LastSeenAt}
 		s.records[t.ID] = rec
 		s.recordsPeak = max(s.recordsPeak, len(s.records))
 		s.n.total.Add(1)

@@ -97,6 +97,9 @@ func TestDesiredStateSurvivesRestart(t *testing.T) {
 	assert.Equal(t, "DISCONNECTED", st["state"])
 	assert.Equal(t, "DISCONNECTED", st["desired_state"])
 	assert.Equal(t, 1, sg.Stats().Accepted, "never dialed after the restart")
+	stored := e.do("GET", "/api/gateways/"+id, nil).json(t)["last_seen_at"]
+	require.NotNil(t, stored, "the login before the restart was written")
+	assert.Equal(t, stored, st["last_seen_at"], "the status knows when it was last seen, from before the restart")
 	list := e.do("GET", "/api/gateways/status", nil).json(t)
 	assert.Equal(t, 1.0, list["counts"].(map[string]any)["DISCONNECTED"], "counted")
 	assert.Len(t, list["data"], 2)

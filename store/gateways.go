@@ -249,12 +249,12 @@ func (s *Store) attachSchedules(ctx context.Context, ts []gatewayd.Target, only 
 	return classify(err)
 }
 
-const targetColumns = `id, factory_id, gateway_id, name, desired_state, url, email, password_encrypted`
+const targetColumns = `id, factory_id, gateway_id, name, desired_state, url, email, password_encrypted, last_seen_at`
 
 func (s *Store) scanTarget(row pgx.CollectableRow) (gatewayd.Target, error) {
 	var t gatewayd.Target
 	var sealed string
-	if err := row.Scan(&t.ID, &t.FactoryID, &t.GatewayID, &t.Name, &t.Desired, &t.URL, &t.Email, &sealed); err != nil {
+	if err := row.Scan(&t.ID, &t.FactoryID, &t.GatewayID, &t.Name, &t.Desired, &t.URL, &t.Email, &sealed, &t.LastSeenAt); err != nil {
 		return t, err
 	}
 	password, err := s.sealer.Open(sealed)
