@@ -237,7 +237,27 @@ func (s *server) refuse(fctx *fasthttp.RequestCtx, apiErr *Error, start time.Tim
 	if closing {
 		resp.SetConnectionClose()
 	}
-	s.logRequest(l.method, l.path, apiErr.Status, time.Since(start), id, "")
+	took := time.Since(start)
+	s.logRequest(l.method, l.path, apiErr.Status, took, id, "")
+	if !s.opts.MetricsDisabled {
+		// Counted too, so an alert on error rates sees oversized and
+		// malformed traffic; the method is whatever the client sent, so
+		// only the known ones become label values.
+		s.tel.Metrics.HTTPRequest(knownMethod(l.method), unroutedLabel, apiErr.Status, took)
+	}
+}
+
+// unroutedLabel is the route of requests refused before routing.
+const unroutedLabel = "(unrouted)"
+
+// knownMethod bounds a method for a label: a standard one, else OTHER.
+func knownMethod(m string) string {
+	switch m {
+	case fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch,
+		fiber.MethodDelete, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace:
+		return m
+	}
+	return "OTHER"
 }
 
 // requestClock knows when each connection's current request began, for

@@ -374,3 +374,44 @@ func TestSensorEventsFromTheAPIsOwnChanges(t *testing.T) {
 	require.Equal(t, 204, e.do("DELETE", "/api/equipment/"+eq, nil).status)
 	next(t, ch, sensorEvent(pump), "sensor.updated for the unassignment")
 }
+
+// Requests refused before routing (too large, malformed) are counted
+// under route "(unrouted)", with a method label only a standard method
+// gets.
+func TestRefusedRequestsAreCounted(t *testing.T) {
+	e := newLiveEnv(t, actorstest.FastConfig())
+	base := e.listen()
+	req, err := http.NewRequest("GET", base+"/api/health", nil)
+	require.NoError(t, err)
+	req.Header.Set("X-Big", strings.Repeat("a", 20_000))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 431, resp.StatusCode)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	require.NoError(t, err)
+	_, err = conn.Write([]byte("BREW /api/health HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n"))
+	require.NoError(t, err)
+	status, err := bufio.NewReader(conn).ReadString('\n')
+	require.NoError(t, err)
+	conn.Close()
+	assert.Contains(t, status, " 413 ")
+
+	r := e.do("GET", "/metrics", nil)
+	require.Equal(t, 200, r.status)
+	var p expfmt.TextParser
+	families, err := p.TextToMetricFamilies(strings.NewReader(string(r.body)))
+	require.NoError(t, err)
+	seen := map[string]float64{}
+	for _, m := range families["gatewayd_http_requests_total"].GetMetric() {
+		l := map[string]string{}
+		for _, lp := range m.GetLabel() {
+			l[lp.GetName()] = lp.GetValue()
+		}
+		if l["route"] == "(unrouted)" {
+			seen[l["method"]+" "+l["status"]] += m.GetCounter().GetValue()
+		}
+	}
+	assert.Equal(t, 1.0, seen["OTHER 431"], "a request line not read: no method; %v", seen)
+	assert.Equal(t, 1.0, seen["OTHER 413"], "BREW is no method of ours; %v", seen)
+}
