@@ -120,6 +120,15 @@ func TestBadTokens(t *testing.T) {
 		assert.Equal(t, 401, r.status, name)
 	}
 	assert.Equal(t, 200, e.do("GET", "/api/organizations", nil, bearer(tokens[gatewayd.RoleViewer])...).status)
+	// HEAD answers as GET does, without the body, behind the same rule.
+	for _, h := range [][]string{nil, bearer(tokens[gatewayd.RoleViewer])} {
+		r := e.do("HEAD", "/api/organizations", nil, h...)
+		assert.Equal(t, map[bool]int{true: 401, false: 200}[h == nil], r.status)
+		assert.Empty(t, r.body)
+	}
+	r := e.do("HEAD", "/api/health", nil)
+	assert.Equal(t, 200, r.status, "a probe's HEAD")
+	assert.Empty(t, r.body)
 	for _, scheme := range []string{"bearer ", "BEARER "} {
 		r := e.do("GET", "/api/organizations", nil, "Authorization", scheme+tokens[gatewayd.RoleViewer])
 		assert.Equal(t, 200, r.status, "the scheme is case-insensitive: %q", scheme)
@@ -130,7 +139,7 @@ func TestBadTokens(t *testing.T) {
 		assert.NotContains(t, e.logText(), s, "no secret in the log")
 	}
 	// CORS preflights need no token and allow the Authorization header.
-	r := e.do("OPTIONS", "/api/organizations", nil, "Origin", "https://ui.example", "Access-Control-Request-Method", "GET",
+	r = e.do("OPTIONS", "/api/organizations", nil, "Origin", "https://ui.example", "Access-Control-Request-Method", "GET",
 		"Access-Control-Request-Headers", "Authorization")
 	assert.Equal(t, 204, r.status)
 	assert.Contains(t, r.header.Get("Access-Control-Allow-Headers"), "Authorization")

@@ -24,6 +24,12 @@ type route struct {
 func (s *server) routes(app *fiber.App) {
 	for _, r := range s.routeTable() {
 		app.Add(r.method, r.path, s.authorize(r.need), r.handler)
+		if r.method == fiber.MethodGet && r.path != "/api/events" {
+			// HEAD is GET without the body (RFC 9110 §9.3.2; fasthttp
+			// drops it), for load balancers' and monitors' probes; a
+			// stream has no head to give.
+			app.Add(fiber.MethodHead, r.path, s.authorize(r.need), r.handler)
+		}
 		if r.path == "/api/gateways/status" {
 			app.All(r.path, methodNotAllowed) // before /gateways/:id, which would read "status" as an id
 		}
