@@ -758,9 +758,12 @@ func parseQuery(c *fiber.Ctx, more map[string]func(string) string, paged bool) (
 	page := store.Page{Limit: 20}
 	var details []Detail
 	counts := map[string]int{}
-	failed := map[string]bool{} // one entry per field: the first problem found
+	var failed map[string]bool // one entry per field: the first problem found
 	fail := func(key, msg string) {
 		if !failed[key] {
+			if failed == nil {
+				failed = map[string]bool{}
+			}
 			failed[key] = true
 			details = append(details, Detail{Field: key, Message: msg})
 		}
