@@ -491,6 +491,27 @@ func TestUnreadablePasswordIsFailedUntilSetAgain(t *testing.T) {
 	up := h.Update(g.ID, store.GatewayPatch{Password: store.Some("pw")})
 	assert.True(t, up.Reconnect)
 	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+
+	// The key changes under a running, connected gateway (its password is
+	// sealed again under a key gatewayd does not have): it stops and is
+	// FAILED with the reason, never logs in with an empty password.
+	_, err = h.Pool.Exec(context.Background(), `UPDATE gateways SET password_encrypted = $1 WHERE id = $2`,
+		mustSeal(t, other, "pw"), g.ID)
+	require.NoError(t, err)
+	refused := sg.Stats().LoginsRefused
+	h.Runtime.Reconcile()
+	st = h.WaitState(g.ID, gatewayd.StateFailed, 10*time.Second)
+	require.NotNil(t, st.LastError)
+	assert.Contains(t, *st.LastError, "cannot be decrypted")
+	require.Eventually(t, func() bool { return sg.Stats().Open == 0 }, 5*time.Second, 10*time.Millisecond, "its socket closed")
+	assert.Equal(t, refused, sg.Stats().LoginsRefused, "no login tried without the password")
+}
+
+func mustSeal(t *testing.T, s *store.Sealer, password string) string {
+	t.Helper()
+	sealed, err := s.Seal(password)
+	require.NoError(t, err)
+	return sealed
 }
 
 // Answers that arrive just as their asker gives up are dropped, not

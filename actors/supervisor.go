@@ -288,6 +288,12 @@ func (s *supervisor) apply(c actor.Context, t gatewayd.Target) {
 	st.FactoryID, st.GatewayID, st.Name = t.FactoryID, t.GatewayID, t.Name
 	s.setStatus(rec, st)
 	switch {
+	case rec.running() && t.Unreadable:
+		// Its password no longer opens (the key changed): the actor would
+		// log in with none. It stops, and spawn makes the gateway FAILED
+		// with the reason.
+		rec.stopping, rec.respawn = true, true
+		s.stops.add(c, rec.pid)
 	case rec.running():
 		c.Send(rec.pid, &reconfigure{})
 	case changed && rec.stopping:
