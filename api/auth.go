@@ -141,18 +141,10 @@ func (s *server) authorize(need access) fiber.Handler {
 		if need.public || s.auth == nil {
 			return c.Next()
 		}
-		secret, ok := bearerToken(c.Get(fiber.HeaderAuthorization))
-		if !ok && c.Path() == "/api/events" {
-			// EventSource cannot send headers; the stream alone takes the
-			// token as a query parameter (the access log never prints
-			// query strings).
-			secret, ok = c.Query("access_token"), c.Query("access_token") != ""
-		}
-		secret = strings.TrimSpace(secret)
-		if !ok || secret == "" {
+		hash, ok := requestToken(c)
+		if !ok {
 			return s.unauthorized(c, "no bearer token")
 		}
-		hash := sha256.Sum256([]byte(secret))
 		entry, ok := s.auth.cached(hash)
 		if !ok {
 			// Only a cache miss asks the database, and pays for a
@@ -165,21 +157,58 @@ func (s *server) authorize(need access) fiber.Handler {
 				return err // the database: 503
 			}
 		}
-		tok := entry.token
-		switch {
-		case !entry.found:
-			return s.unauthorized(c, "unknown token")
-		case tok.RevokedAt != nil:
-			return s.unauthorized(c, "revoked token "+tok.ID.String())
-		case !tok.Usable(time.Now()):
-			return s.unauthorized(c, "expired token "+tok.ID.String())
+		if why := entry.refusal(time.Now()); why != "" {
+			return s.unauthorized(c, why)
 		}
 		c.Locals(tokenLocal, entry.label)
-		if !tok.Role.Allows(need.role) {
+		if !entry.token.Role.Allows(need.role) {
 			return errForbidden
 		}
 		return c.Next()
 	}
+}
+
+// requestToken returns the hash of the request's bearer token.
+func requestToken(c *fiber.Ctx) ([sha256.Size]byte, bool) {
+	secret, ok := bearerToken(c.Get(fiber.HeaderAuthorization))
+	if !ok && c.Path() == "/api/events" {
+		// EventSource cannot send headers; the stream alone takes the
+		// token as a query parameter (the access log never prints query
+		// strings).
+		secret, ok = c.Query("access_token"), c.Query("access_token") != ""
+	}
+	secret = strings.TrimSpace(secret)
+	if !ok || secret == "" {
+		return [sha256.Size]byte{}, false
+	}
+	return sha256.Sum256([]byte(secret)), true
+}
+
+// refusal says why the token may not be used at now, or "" if it may.
+func (e cachedToken) refusal(now time.Time) string {
+	switch {
+	case !e.found:
+		return "unknown token"
+	case e.token.RevokedAt != nil:
+		return "revoked token " + e.token.ID.String()
+	case !e.token.Usable(now):
+		return "expired token " + e.token.ID.String()
+	}
+	return ""
+}
+
+// allows reports whether the token whose secret hashes to hash may still
+// do what need asks, for a request that outlives its check (an event
+// stream): asked every ttl, a revoked or expired token ends it within
+// ttl. A database that cannot answer changes nothing (see stale).
+func (t *tokens) allows(hash [sha256.Size]byte, need gatewayd.Role, dbTimeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
+	defer cancel()
+	e, err := t.lookup(ctx, hash)
+	if err != nil {
+		return true
+	}
+	return e.refusal(time.Now()) == "" && e.token.Role.Allows(need)
 }
 
 // bearerToken reads "Bearer <token>"; the scheme is case-insensitive

@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"cmp"
+	"errors"
 	"net"
 	"strconv"
 	"strings"
@@ -53,6 +54,13 @@ func (s *server) eventStream(c *fiber.Ctx) error {
 	// middleware are done (see streams): the response head is written
 	// from there, with every header they set.
 	fctx, keepAlive, buffer := c.Context(), s.opts.EventsKeepAlive, s.opts.EventsClientBuffer
+	// A stream outlives its request's token check: the token is checked
+	// again every token-cache lifetime, and a revoked or expired one ends
+	// the stream (API.md §10: refused within 5 s).
+	var allowed func() bool
+	if hash, ok := requestToken(c); ok && s.auth != nil {
+		allowed = func() bool { return s.auth.allows(hash, viewer.role, s.opts.DBTimeout) }
+	}
 	fctx.HijackSetNoResponse(true)
 	fctx.Hijack(func(conn net.Conn) {
 		if !s.streams.enter() {
@@ -72,11 +80,20 @@ func (s *server) eventStream(c *fiber.Ctx) error {
 			timer.Reset(d)
 			<-timer.C
 		}
-		_ = stream(w, conn, sub, streamTiming{keepAlive: ticker.C, interval: streamFlushInterval,
-			writeTimeout: s.opts.EventsWriteTimeout, hold: hold, stop: s.streams.stop})
+		timing := streamTiming{keepAlive: ticker.C, interval: streamFlushInterval,
+			writeTimeout: s.opts.EventsWriteTimeout, hold: hold, stop: s.streams.stop, allowed: allowed}
+		if allowed != nil {
+			recheck := time.NewTicker(s.auth.ttl)
+			defer recheck.Stop()
+			timing.recheck = recheck.C
+		}
+		_ = stream(w, conn, sub, timing)
 	})
 	return nil
 }
+
+// errStreamRevoked ends a stream whose token may no longer read it.
+var errStreamRevoked = errors.New("event stream: token revoked or expired")
 
 // errTooManyStreams refuses a stream past API_MAX_CONNECTIONS.
 var errTooManyStreams = &Error{Status: fiber.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE",
@@ -111,6 +128,10 @@ type streamTiming struct {
 	hold         func(time.Duration)
 	// stop ends the stream (shutdown): what it holds is flushed first.
 	stop <-chan struct{}
+	// At each recheck, a stream that is no longer allowed (its token was
+	// revoked or expired) ends at once, without what it holds.
+	recheck <-chan time.Time
+	allowed func() bool
 }
 
 // stream writes a subscription until it ends (shutdown, overflow) or the
@@ -174,6 +195,10 @@ func stream(w *bufio.Writer, conn interface{ SetWriteDeadline(time.Time) error }
 		case <-t.keepAlive:
 			if err := events.WriteKeepAlive(w); err != nil {
 				return err
+			}
+		case <-t.recheck:
+			if !t.allowed() {
+				return errStreamRevoked
 			}
 		case <-t.stop:
 			// What was published before the stop still goes out.

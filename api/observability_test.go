@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/actors/actorstest"
 	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/ctc"
@@ -414,4 +416,51 @@ func TestRefusedRequestsAreCounted(t *testing.T) {
 	}
 	assert.Equal(t, 1.0, seen["OTHER 431"], "a request line not read: no method; %v", seen)
 	assert.Equal(t, 1.0, seen["OTHER 413"], "BREW is no method of ours; %v", seen)
+}
+
+// An open event stream ends once its token is revoked (API.md §10: a
+// revoked token is refused within 5 s), while another token's stream
+// goes on.
+func TestRevokedTokenEndsItsEventStream(t *testing.T) {
+	t.Parallel()
+	h := actorstest.New(t, tmpl, actorstest.FastConfig())
+	ttl := 200 * time.Millisecond
+	app := api.New(h.Store, h.Runtime, h.Log, api.Options{AuthEnabled: true, TokenCacheTTL: ttl, Telemetry: h.Telemetry})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = app.Listener(ln) }()
+	t.Cleanup(func() {
+		h.Telemetry.Events.Close()
+		_ = app.ShutdownWithTimeout(2 * time.Second)
+	})
+	base := "http://" + ln.Addr().String()
+	ctx := context.Background()
+	gone, goneText, err := h.Store.CreateToken(ctx, "gone", gatewayd.RoleViewer, nil)
+	require.NoError(t, err)
+	_, stayText, err := h.Store.CreateToken(ctx, "stay", gatewayd.RoleViewer, nil)
+	require.NoError(t, err)
+	revoked, stopRevoked := subscribe(t, base, "", "Authorization", "Bearer "+goneText)
+	defer stopRevoked()
+	kept, stopKept := subscribe(t, base, "?access_token="+url.QueryEscape(stayText))
+	defer stopKept()
+	require.Eventually(t, func() bool { return h.Telemetry.Events.Subscribers() == 2 }, 5*time.Second, 5*time.Millisecond)
+
+	_, err = h.Store.RevokeToken(ctx, gone.ID)
+	require.NoError(t, err)
+	revokedAt := time.Now()
+	deadline := time.After(10 * time.Second)
+	for open := true; open; { // drained until the server ends it
+		select {
+		case _, open = <-revoked:
+		case <-deadline:
+			t.Fatal("the revoked token's stream is still open 10 s after the revocation")
+		}
+	}
+	t.Logf("the revoked token's stream ended %s after the revocation", time.Since(revokedAt).Round(time.Millisecond))
+	assert.Less(t, time.Since(revokedAt), 5*time.Second)
+	require.Eventually(t, func() bool { return h.Telemetry.Events.Subscribers() == 1 }, 5*time.Second, 5*time.Millisecond)
+
+	// The other stream still gets what is published.
+	g, _ := h.Add("after")
+	next(t, kept, stateTo(g.ID.String(), "AUTHENTICATED"), "the kept stream goes on")
 }
