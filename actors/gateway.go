@@ -158,7 +158,13 @@ func newGatewayActor(d *deps, w *wanted) *gatewayActor {
 	w.mu.Lock()
 	proven := w.proven
 	w.mu.Unlock()
-	return &gatewayActor{d: d, w: w, id: t.ID, target: t, restarts: restarts, reachedLogin: proven}
+	// A restarted actor keeps its mailbox, which may still hold messages
+	// of the incarnation before (a dial that finished, a frame): its
+	// generations start past all of that one's, so they are dropped as
+	// stale instead of taken for this incarnation's (a crash's leftover
+	// "dialed" once took over a new dial and threw its socket away).
+	gen := uint64(restarts) << 32
+	return &gatewayActor{d: d, w: w, id: t.ID, target: t, restarts: restarts, reachedLogin: proven, gen: gen}
 }
 
 // Receive never blocks on the network: dials and reads run in goroutines

@@ -48,3 +48,25 @@ func TestScheduleChangeMovesOnlyThatSensor(t *testing.T) {
 	a.onScheduleFired(&scheduleFired{epoch: epoch, s: changed})
 	assert.Empty(t, a.readings, "nothing queued for a stale fire")
 }
+
+// A restarted actor keeps its mailbox, so the incarnation before may have
+// left a "dial finished" in it; the new one's generations start past the
+// old one's, and such a message is dropped instead of taken for the new
+// dial (a double crash once threw a fresh dial's socket away: BACKOFF
+// "dial failed: unknown error").
+func TestAnIncarnationIgnoresTheOneBefore(t *testing.T) {
+	t.Parallel()
+	w := &wanted{target: gatewayd.Target{ID: uuid.New()}}
+	first := newGatewayActor(&deps{}, w)
+	first.gen++ // its first dial
+	leftover := &dialed{gen: first.gen}
+
+	w.set(func(w *wanted) { w.restarts++ }) // the supervisor counts the crash, then restarts
+	second := newGatewayActor(&deps{}, w)
+	second.gen++ // its first dial, still under way
+	inFlight := &dialing{}
+	second.dial = inFlight
+	second.onDialed(leftover)
+	assert.Same(t, inFlight, second.dial, "the leftover is not this incarnation's dial")
+	assert.NotEqual(t, leftover.gen, second.gen)
+}
