@@ -361,6 +361,10 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 		case <-done:
 		case <-ctx.Done():
 			err = fmt.Errorf("runtime shutdown: %w", ctx.Err())
+			// What the writer still waits for is abandoned: the readings
+			// are marked interrupted at the next start, and the process
+			// can close its pool and exit on time.
+			r.d.writer.giveUp()
 		}
 	})
 	return err

@@ -52,6 +52,12 @@ type writer struct {
 	crowded              func() bool
 	lastFlush, heldSince time.Time
 
+	// ctx bounds every statement; giveUp cancels it when shutdown runs
+	// out of time (a stalled database would otherwise hold the process
+	// for the statements' own timeouts, and pool.Close after them).
+	ctx    context.Context
+	giveUp context.CancelFunc
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -85,6 +91,7 @@ func newWriter(src Source, observer Observer, crowded func() bool, seenEvery, da
 		seen: make(map[uuid.UUID]time.Time), discoveries: make(map[uuid.UUID]gatewayd.Discovery),
 		temperatures: make(map[sensorKey]gatewayd.Temperature), readings: make(map[uuid.UUID]gatewayd.ReadingUpdate),
 		stop: make(chan struct{}), done: make(chan struct{}), kick: newWakeup()}
+	w.ctx, w.giveUp = context.WithCancel(context.Background())
 	go w.run()
 	return w
 }
@@ -284,7 +291,7 @@ func (w *writer) flushSeen() {
 	}
 	w.seen = make(map[uuid.UUID]time.Time, len(batch))
 	w.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
 	defer cancel()
 	if err := w.src.MarkSeen(ctx, batch); err != nil {
 		w.log.Warn().Err(err).Int("gateways", len(batch)).Msg("last_seen_at write failed; will retry")
@@ -340,7 +347,7 @@ func writeChunks[T, R any](w *writer, list []T, size int, to sink[T, R]) {
 }
 
 func writeChunk[T, R any](w *writer, chunk []T, to sink[T, R]) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
 	written, err := to.write(ctx, chunk)
 	cancel()
 	if len(written) > 0 {
@@ -399,10 +406,12 @@ func values[K comparable, V any](m map[K]V) []V {
 	return out
 }
 
-// close writes what is pending and ends the goroutine.
+// close writes what is pending and ends the goroutine; giveUp, from
+// another goroutine, makes it stop waiting for the database.
 func (w *writer) close() {
 	close(w.stop)
 	<-w.done
+	w.giveUp()
 }
 
 // packPool holds buffers of packed samples between readings. In a burst

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -155,7 +156,8 @@ func TestWriterSplitsOutARowTheDatabaseRefuses(t *testing.T) {
 
 	bad := "refused\x00"
 	var ids []uuid.UUID
-	for i := range readingChunk {
+	const rows = readingChunk - 1 // a full chunk would kick the writer's own flush, beside the test's
+	for i := range rows {
 		u := gatewayd.ReadingUpdate{Reading: gatewayd.Reading{ID: uuid.New(), Status: gatewayd.ReadingComplete},
 			Packed: &gatewayd.PackedWaveform{Format: 1, Data: []byte{1, 2, 3}}}
 		if i == 7 {
@@ -164,24 +166,25 @@ func TestWriterSplitsOutARowTheDatabaseRefuses(t *testing.T) {
 		ids = append(ids, u.Reading.ID)
 		w.reading(u)
 	}
+	stored := func() (map[uuid.UUID]gatewayd.Reading, int) {
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		return maps.Clone(src.readings), src.statements
+	}
 	w.flushReadings()
-	src.mu.Lock()
-	assert.Len(t, src.readings, readingChunk-1, "all but the refused row, in the first flush")
-	assert.NotContains(t, src.readings, ids[7])
-	src.mu.Unlock()
+	got, _ := stored()
+	assert.Len(t, got, rows-1, "all but the refused row, in the first flush")
+	assert.NotContains(t, got, ids[7])
 	w.flushReadings()
-	src.mu.Lock()
-	require.Contains(t, src.readings, ids[7], "salvaged in the next flush")
-	r := src.readings[ids[7]]
+	got, statements := stored()
+	require.Contains(t, got, ids[7], "salvaged in the next flush")
+	r := got[ids[7]]
 	assert.Equal(t, gatewayd.ReadingFailed, r.Status)
 	assert.Equal(t, errNotStorable, *r.Error)
 	assert.NotNil(t, r.CompletedAt)
-	statements := src.statements
-	src.mu.Unlock()
 	w.flushReadings()
-	src.mu.Lock()
-	assert.Equal(t, statements, src.statements, "nothing left to write")
-	src.mu.Unlock()
+	_, after := stored()
+	assert.Equal(t, statements, after, "nothing left to write")
 	w.intake.mu.Lock()
 	assert.Zero(t, w.intake.bytes, "the intake counts nothing that is not pending")
 	w.intake.mu.Unlock()
@@ -194,9 +197,10 @@ func TestWriterSplitsOutARowTheDatabaseRefuses(t *testing.T) {
 	assert.Empty(t, w.discoveries, "the refused discovery is dropped, not requeued")
 	w.mu.Unlock()
 	src.mu.Lock()
-	defer src.mu.Unlock()
-	assert.Contains(t, src.discoveries, good)
-	assert.NotContains(t, src.discoveries, poisoned)
+	ds := maps.Clone(src.discoveries)
+	src.mu.Unlock()
+	assert.Contains(t, ds, good)
+	assert.NotContains(t, ds, poisoned)
 }
 
 // A sighting never replaces a temperature waiting to be written; a
@@ -219,4 +223,36 @@ func TestWriterKeepsTemperaturesOverSightings(t *testing.T) {
 	assert.Equal(t, 21.0, w.temperatures[k2].Celsius, "an older temperature does not replace a newer one")
 	w.temperature(gatewayd.Temperature{GatewayID: gw, Serial: 2, Celsius: 22, At: at.Add(time.Minute)})
 	assert.Equal(t, 22.0, w.temperatures[k2].Celsius)
+}
+
+// stalledSaves is a database that never answers: each statement waits
+// for its context.
+type stalledSaves struct{ fixedSource }
+
+func (stalledSaves) SaveReadings(ctx context.Context, _ []gatewayd.ReadingUpdate) ([]gatewayd.ReadingRef, error) {
+	<-ctx.Done()
+	return nil, fmt.Errorf("%w: %v", gatewayd.ErrUnavailable, ctx.Err())
+}
+
+// A shutdown that runs out of time gives up on a stalled database at
+// once, instead of after the statements' own timeouts (30 s), so the
+// process exits within SHUTDOWN_TIMEOUT.
+func TestWriterGivesUpOnAStalledDatabase(t *testing.T) {
+	t.Parallel()
+	w := newWriter(stalledSaves{}, nopObserver{}, func() bool { return false }, time.Hour, time.Hour, time.Hour, zerolog.Nop())
+	w.intake = newIntake(1 << 30)
+	w.reading(gatewayd.ReadingUpdate{Reading: gatewayd.Reading{ID: uuid.New(), Status: gatewayd.ReadingRunning}})
+	closed := make(chan struct{})
+	go func() { w.close(); close(closed) }() // its last flush waits for the database
+	select {
+	case <-closed:
+		t.Fatal("the last flush did not wait for the stalled database")
+	case <-time.After(100 * time.Millisecond):
+	}
+	w.giveUp()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("still waiting for the database after giving up")
+	}
 }
