@@ -161,7 +161,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 		if opts.TokenCacheTTL <= 0 {
 			opts.TokenCacheTTL = 5 * time.Second
 		}
-		s.auth = &tokens{store: st, ttl: opts.TokenCacheTTL, cache: make(map[[32]byte]cachedToken)}
+		s.auth = &tokens{store: st, ttl: opts.TokenCacheTTL, dbUp: opts.DatabaseUp, cache: make(map[[32]byte]cachedToken)}
 	}
 	app := fiber.New(fiber.Config{
 		AppName:   "gatewayd",

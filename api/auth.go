@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -49,6 +50,8 @@ var (
 type tokens struct {
 	store *store.Store
 	ttl   time.Duration
+	// dbUp is the background probe's last answer (nil: not known, ask).
+	dbUp  func() bool
 	group singleflight.Group
 
 	mu    sync.RWMutex
@@ -94,6 +97,14 @@ func (t *tokens) lookup(ctx context.Context, hash [sha256.Size]byte) (cachedToke
 	if e, ok := t.cached(hash); ok {
 		return e, nil
 	}
+	if t.dbUp != nil && !t.dbUp() {
+		// The background probe finds the database down (or stalled):
+		// a confirmed token is answered now, not after a wait for the
+		// database's timeout on every request.
+		if v, err := t.stale(hash, errDatabaseDown); err == nil {
+			return v.(cachedToken), nil
+		}
+	}
 	v, err, _ := t.group.Do(string(hash[:]), func() (any, error) {
 		tok, err := t.store.UseToken(ctx, hash[:])
 		found := err == nil
@@ -115,6 +126,9 @@ func (t *tokens) lookup(ctx context.Context, hash [sha256.Size]byte) (cachedToke
 	}
 	return v.(cachedToken), nil
 }
+
+// errDatabaseDown stands for the probe's answer where no lookup was made.
+var errDatabaseDown = fmt.Errorf("%w: the database probe fails", gatewayd.ErrUnavailable)
 
 // stale answers a lookup the database failed (unreachable, stalled):
 // a token it confirmed before is still good, so what needs no database

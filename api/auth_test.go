@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -183,6 +184,44 @@ func TestTokensOutliveADatabaseOutage(t *testing.T) {
 	assert.Equal(t, "SERVICE_UNAVAILABLE", code)
 	time.Sleep(time.Until(soon))
 	assert.Equal(t, 401, e.do("GET", "/api/gateways/status", nil, short...).status, "an expired token is refused, outage or not")
+}
+
+// When the background probe finds the database down (a stalled one
+// answers nothing for the whole query timeout), a confirmed token is
+// answered from its last check at once, without asking the database; a
+// token never confirmed is still looked up.
+func TestTokensSkipTheDatabaseTheProbeFindsDown(t *testing.T) {
+	pool, _ := tmpl.Pool(t)
+	sealer, err := store.NewSealer(testutil.Key)
+	require.NoError(t, err)
+	st := store.New(pool, sealer)
+	ttl := 50 * time.Millisecond
+	var up atomic.Bool
+	up.Store(true)
+	e := &env{t: t, st: st, rt: &fakeRuntime{ready: true}, logs: &testutil.SyncBuffer{}}
+	e.app = api.New(st, e.rt, zerolog.New(e.logs), api.Options{AuthEnabled: true, TokenCacheTTL: ttl, DatabaseUp: up.Load})
+	ctx := context.Background()
+	tok, text, err := st.CreateToken(ctx, "viewer", gatewayd.RoleViewer, nil)
+	require.NoError(t, err)
+	viewer := bearer(secret(text))
+	require.Equal(t, 200, e.do("GET", "/api/gateways/status", nil, viewer...).status)
+	lastUsed := func() time.Time {
+		t.Helper()
+		var at time.Time
+		require.NoError(t, pool.QueryRow(ctx, `SELECT last_used_at FROM api_tokens WHERE id = $1`, tok.ID).Scan(&at))
+		return at
+	}
+	before := lastUsed()
+
+	up.Store(false)
+	time.Sleep(3 * ttl)
+	require.Equal(t, 200, e.do("GET", "/api/gateways/status", nil, viewer...).status)
+	assert.Equal(t, before, lastUsed(), "no database round trip while the probe finds it down")
+
+	up.Store(true)
+	time.Sleep(3 * ttl)
+	require.Equal(t, 200, e.do("GET", "/api/gateways/status", nil, viewer...).status)
+	assert.True(t, lastUsed().After(before), "asked again once the probe finds it up")
 }
 
 // Tokens through the API: the secret is shown once; a revoked token is
