@@ -31,17 +31,29 @@ import (
 type wanted struct {
 	mu       sync.Mutex
 	target   gatewayd.Target
-	restarts int
+	restarts int32 // beside proven: the struct stays in its 192-byte size class
 	// proven: the gateway's last connection reached an accepted login. It
 	// outlives a crash, so a healthy gateway's restart dials in the open
 	// lane while peers that never logged in wait in theirs.
 	proven bool
+	// before is the status the supervisor knew when the actor crashed,
+	// for the restarted one to go on from (taken once, at its start).
+	before *gatewayd.Status
 }
 
 func (w *wanted) get() (gatewayd.Target, int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.target, w.restarts
+	return w.target, int(w.restarts)
+}
+
+// takeBefore returns the status left by a crash, once.
+func (w *wanted) takeBefore() *gatewayd.Status {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	b := w.before
+	w.before = nil
+	return b
 }
 
 func (w *wanted) set(f func(*wanted)) {
@@ -175,6 +187,9 @@ func (a *gatewayActor) Receive(c actor.Context) {
 		a.self, a.parent = c.Self(), c.Parent()
 		a.status = gatewayd.Status{ID: a.id, FactoryID: a.target.FactoryID, GatewayID: a.target.GatewayID, Name: a.target.Name,
 			Desired: a.target.Desired, Restarts: a.restarts, LastSeenAt: a.target.LastSeenAt}
+		if a.goOnFrom(a.w.takeBefore()) {
+			return
+		}
 		if a.target.Desired == gatewayd.DesiredConnected {
 			a.connect()
 		} else {
@@ -299,6 +314,28 @@ func (a *gatewayActor) settled() {
 	if h := a.d.cfg.Hooks.Settled; h != nil {
 		h(a.id, a.status.State)
 	}
+}
+
+// goOnFrom carries over what a crashed incarnation knew (its status as
+// the supervisor last saw it): when the gateway was last seen, and the
+// failures since its last login (so the backoff keeps growing). A gateway
+// that had refused the login stays AUTH_FAILED, without retrying, as it
+// would have without the crash; it reports whether it did.
+func (a *gatewayActor) goOnFrom(before *gatewayd.Status) bool {
+	if before == nil {
+		return false
+	}
+	if before.LastSeenAt != nil && (a.status.LastSeenAt == nil || before.LastSeenAt.After(*a.status.LastSeenAt)) {
+		a.status.LastSeenAt = before.LastSeenAt
+	}
+	a.status.ReconnectAttempts, a.status.LastError = before.ReconnectAttempts, before.LastError
+	a.failures = before.ReconnectAttempts
+	if before.State == gatewayd.StateAuthFailed && a.target.Desired == gatewayd.DesiredConnected {
+		a.setState(gatewayd.StateAuthFailed)
+		a.settled()
+		return true
+	}
+	return false
 }
 
 // connect starts a new connection attempt with a new generation.

@@ -265,6 +265,40 @@ func TestCrashRestartsOnlyThatGateway(t *testing.T) {
 	assert.Contains(t, h.Logs.String(), actors.ChaosPanic)
 }
 
+// A restarted actor goes on from what the crashed one knew: when the
+// gateway was last seen, its failures since the last login, and a refused
+// login, which stays refused (no retry without a change or a connect).
+func TestCrashKeepsWhatTheStatusKnew(t *testing.T) {
+	h := newHarness(t, actorstest.FastConfig())
+	g, sg := h.Add("knew")
+	st := h.WaitState(g.ID, gatewayd.StateAuthenticated, 5*time.Second)
+	require.NotNil(t, st.LastSeenAt)
+	require.NoError(t, h.Runtime.Crash(context.Background(), g.ID))
+	eventually(t, func() bool { st = h.Status(g.ID); return st.Restarts == 1 }, 5*time.Second, "restarted")
+	require.NotNil(t, st.LastSeenAt, "last_seen_at survives the crash")
+
+	sg.SetFaults(ctctest.Faults{RefuseLogins: true})
+	sg.Drop(0)
+	before := h.WaitState(g.ID, gatewayd.StateAuthFailed, 5*time.Second)
+	refused := sg.Stats().LoginsRefused
+	require.NoError(t, h.Runtime.Crash(context.Background(), g.ID))
+	eventually(t, func() bool { st = h.Status(g.ID); return st.Restarts == 2 }, 5*time.Second, "restarted again")
+	h.WaitSettled(g.ID, gatewayd.StateAuthFailed)
+	st = h.Status(g.ID)
+	assert.Equal(t, gatewayd.StateAuthFailed, st.State, "a refused login stays refused across a crash")
+	assert.Equal(t, before.ReconnectAttempts, st.ReconnectAttempts)
+	require.NotNil(t, st.LastError)
+	assert.Equal(t, *before.LastError, *st.LastError)
+	assert.Equal(t, refused, sg.Stats().LoginsRefused, "no login tried again")
+	require.NotNil(t, st.LastSeenAt)
+	assert.False(t, st.LastSeenAt.Before(*before.LastSeenAt), "last_seen_at never goes back")
+
+	sg.SetFaults(ctctest.Faults{})
+	_, err := h.Runtime.Connect(context.Background(), g.ID)
+	require.NoError(t, err)
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 5*time.Second)
+}
+
 func TestCrashLoopIsFailedAndConnectBringsItBack(t *testing.T) {
 	cfg := actorstest.FastConfig()
 	cfg.RestartLimit = 2

@@ -216,7 +216,8 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, c
 	}
 	log.Msg("gateway actor crashed; restarting it")
 	s.d.cfg.Observer.ActorRestarted()
-	rec.w.set(func(w *wanted) { w.restarts++ })
+	before := rec.status
+	rec.w.set(func(w *wanted) { w.restarts++; w.before = &before })
 	st := rec.status
 	st.Restarts++
 	s.setStatus(rec, st)
