@@ -46,6 +46,46 @@ export class ApiError extends Error {
   }
 }
 
+// Metadata is the operator's JSON, and the API keeps it as sent: a number's
+// digits (12345678901234567890, 1.50, 1e400) and a duplicate key, which it
+// refuses. A JS number keeps neither, so metadata travels as text: RawJSON
+// is sent as it is, and a number a JS number cannot hold comes back as a
+// JSONNumber that keeps its text (where the browser gives a reviver the
+// source text; elsewhere it is read as a plain number, as before).
+export class RawJSON {
+  constructor(text) { this.text = text; }
+}
+
+export class JSONNumber {
+  constructor(source) { this.source = source; }
+  toString() { return this.source; }
+  valueOf() { return Number(this.source); }
+}
+
+// jsonText is JSON.stringify that writes RawJSON and JSONNumber as their
+// text.
+export function jsonText(value, indent) {
+  const raws = [];
+  const mark = 'raw-' + Math.random().toString(36).slice(2) + '-';
+  const text = JSON.stringify(value, function (k, v) {
+    const own = this[k]; // before toJSON/valueOf
+    if (own instanceof RawJSON) return mark + (raws.push(own.text) - 1);
+    if (own instanceof JSONNumber) return mark + (raws.push(own.source) - 1);
+    return v;
+  }, indent);
+  if (!raws.length) return text;
+  return text.replace(new RegExp('"' + mark + '(\\d+)"', 'g'), (_, i) => raws[Number(i)]);
+}
+
+// readJSON parses an answer; with metadata in it, numbers that a JS number
+// would change keep their text.
+function readJSON(text) {
+  if (!text.includes('"metadata"')) return JSON.parse(text);
+  return JSON.parse(text, (k, v, context) =>
+    typeof v === 'number' && context && typeof context.source === 'string' && context.source !== String(v)
+      ? new JSONNumber(context.source) : v);
+}
+
 // api calls /api + path. body, when given, is sent as JSON. A 401 that asks
 // for a bearer token opens the sign-in dialog and retries with the token
 // entered; 204 gives null.
@@ -57,7 +97,7 @@ export async function api(method, path, body) {
     const init = {method, headers, cache: 'no-store'};
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
-      init.body = JSON.stringify(body);
+      init.body = jsonText(body);
     }
     let res;
     try {
@@ -73,7 +113,7 @@ export async function api(method, path, body) {
     const text = await res.text();
     let data = null;
     if (text) {
-      try { data = JSON.parse(text); } catch { data = null; }
+      try { data = readJSON(text); } catch { data = null; }
     }
     if (!res.ok) throw new ApiError(res.status, data);
     return data;

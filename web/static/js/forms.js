@@ -3,7 +3,7 @@
 // edits that send only what changed.
 
 import {h, toast} from './dom.js';
-import {ApiError} from './api.js';
+import {ApiError, RawJSON, jsonText} from './api.js';
 
 let seq = 0;
 
@@ -120,7 +120,7 @@ export function buildForm({fields, values = {}, mode = 'create', submit, onSubmi
 function initial(f, values) {
   const v = values[f.name];
   if (v === undefined || v === null) return f.default ?? '';
-  if (f.type === 'json') return JSON.stringify(v, null, 1);
+  if (f.type === 'json') return jsonText(v, 1);
   return String(v);
 }
 
@@ -133,19 +133,20 @@ function collect(fields, inputs, values, mode) {
     const raw = inputs.get(f.name).value;
     let v = f.type === 'json' || f.type === 'password' ? raw : raw.trim();
     if (f.type === 'json') {
+      // Sent as typed (RawJSON): the API keeps every digit, and refuses
+      // what it would not store (a duplicate key) with its own words.
       if (v.trim() === '') {
-        if (mode === 'edit' && values[f.name] && Object.keys(values[f.name]).length) v = {};
-        else continue;
-      } else {
-        try {
-          v = JSON.parse(v);
-        } catch {
-          problems.push({field: f.name, message: 'is not valid JSON'});
-          continue;
-        }
+        if (mode === 'edit' && values[f.name] && Object.keys(values[f.name]).length) body[f.name] = {};
+        continue;
       }
-      if (mode === 'edit' && JSON.stringify(v) === JSON.stringify(values[f.name] ?? {})) continue;
-      body[f.name] = v;
+      if (mode === 'edit' && v === initial(f, values)) continue;
+      try {
+        JSON.parse(v);
+      } catch {
+        problems.push({field: f.name, message: 'is not valid JSON'});
+        continue;
+      }
+      body[f.name] = new RawJSON(v);
       continue;
     }
     if (mode === 'create') {
