@@ -195,12 +195,28 @@ func TestUI(t *testing.T) {
 		b.shot(kind)
 	}
 
-	// Phone width: nothing wider than the screen.
+	// The gateway list's state column is live too: a disconnect repaints
+	// its badge in place.
+	b.do("open the gateway list", chromedp.Evaluate[chromedp.Void](`location.hash = '#/gateways'`))
+	listBadge := `document.querySelector('main table .badge[data-gateway="` + gwID + `"]')?.textContent`
+	b.wait("AUTHENTICATED in the list", listBadge+` === 'AUTHENTICATED'`)
+	for _, step := range []struct{ op, state string }{{"disconnect", "DISCONNECTED"}, {"connect", "AUTHENTICATED"}} {
+		resp, err := http.Post(base+"/api/gateways/"+gwID+"/"+step.op, "", nil)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, 202, resp.StatusCode, step.op)
+		b.wait(step.state+" in the list, in place", listBadge+` === '`+step.state+`'`)
+	}
+
+	// Phone width: nothing wider than the screen, and every page's link
+	// in sight (the nav wraps instead of scrolling sideways).
 	b.do("a phone", chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile))
 	for name, hash := range map[string]string{"overview-phone": "#/", "gateway-phone": "#/gateways/" + gwID} {
 		b.do("open "+name, chromedp.Evaluate[chromedp.Void](`location.hash = '`+hash+`'`))
 		b.wait(name, `document.querySelector('.row .badge, .status-facts dl')`)
 		assert.LessOrEqual(t, eval[int](b, `document.documentElement.scrollWidth`), 375, name)
+		assert.Equal(t, 0, eval[int](b, `[...document.querySelectorAll('.nav a')].filter(a => a.getBoundingClientRect().right > innerWidth).length`),
+			"%s: nav links past the edge", name)
 		b.shot(name)
 	}
 	b.do("a desktop", chromedp.EmulateViewport(1280, 800))

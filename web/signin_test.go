@@ -36,6 +36,8 @@ func TestUISignIn(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#signin button[type=submit]`)))
 	b.wait("the fleet", `!document.querySelector('#signin').open && document.querySelector('#shown')?.textContent === 'Showing 0 of 0 gateways'`)
 	b.wait("the stream live", `document.querySelector('#live')?.textContent === 'Live'`)
+	assert.Equal(t, "main", eval[string](b, `document.activeElement?.id || document.activeElement?.tagName`),
+		"a keyboard user goes on from the content after signing in")
 	assert.Equal(t, secret, eval[string](b, `sessionStorage.getItem('gatewayd.token')`))
 	assert.False(t, eval[bool](b, `document.querySelector('#signout').hidden`), "a sign-out button")
 

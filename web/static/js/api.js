@@ -163,6 +163,10 @@ function signIn(problem) {
       return;
     }
     dialog.close();
+    // Focus would stay on the closed dialog's button, then fall to the
+    // page's top: a keyboard user goes on from the content instead.
+    const a = document.activeElement;
+    if (!a || a === document.body || dialog.contains(a)) document.getElementById('main')?.focus();
     const w = waiting;
     waiting = null;
     setToken(v);

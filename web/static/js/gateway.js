@@ -88,7 +88,7 @@ export function gatewayPage(main, id, scope) {
         drawGateway();
       }})),
       h('section', {class: 'panel panel-danger', 'aria-labelledby': 'del-h'}, h('h2', {id: 'del-h', text: 'Delete'}),
-        confirmButton('Delete', `Delete ${gw.name}? Its connection is closed and its sensors and readings go with it.`, async () => {
+        confirmButton('Delete', `Delete ${gw.name}? Its connection is closed and its sensors are deleted with it (their readings stay readable by id).`, async () => {
           await api('DELETE', '/gateways/' + id);
           toast('Deleted ' + gw.name);
           location.hash = '#/gateways';

@@ -2,10 +2,10 @@
 // filters and pages, create forms, and the detail pages of organizations,
 // factories and equipment (gateways and sensors have pages of their own).
 
-import {h, clear, link, fmtTime, fmtNum, toast, dl, badge} from './dom.js';
+import {h, clear, link, fmtTime, fmtNum, toast, dl, badge, setBadge} from './dom.js';
 import {api, listAll, ApiError} from './api.js';
 import {buildForm, confirmButton} from './forms.js';
-import {fleet} from './live.js';
+import {fleet, subscribe} from './live.js';
 
 const PAGE = 20;
 
@@ -61,7 +61,7 @@ export const RES = {
         options: () => names.options('organizations', 'Choose…')},
       F.name,
       {name: 'location', label: 'Location', nullable: true, maxlength: 500, hint: 'Free text, e.g. Hall 3'},
-      {name: 'timezone', label: 'Time zone', list: timezones(), placeholder: 'UTC', hint: 'An IANA name such as Europe/Berlin; UTC when empty'},
+      {name: 'timezone', label: 'Time zone', list: timezones(), placeholder: 'UTC', hint: 'An IANA name such as Europe/Berlin; UTC if left empty when created'},
       F.metadata],
     columns: [['Name', f => link('/factories/' + f.id, f.name)], ['Organization', (f, n) => n.get(f.organization_id)],
       ['Location', f => f.location], ['Time zone', f => f.timezone]],
@@ -93,7 +93,7 @@ export const RES = {
         options: [['CONNECTED', 'Connect now'], ['DISCONNECTED', 'Keep disconnected']]},
       F.metadata],
     columns: [['Name', g => link('/gateways/' + g.id, g.name)], ['Gateway id', g => h('code', {text: g.gateway_id})],
-      ['State', g => badge(fleet.byId.get(g.id)?.state)], ['Factory', (g, n) => n.get(g.factory_id)], ['URL', g => g.url]],
+      ['State', g => stateBadge(g.id)], ['Factory', (g, n) => n.get(g.factory_id)], ['URL', g => g.url]],
   },
   sensors: {
     title: 'Sensors', one: 'sensor', noCreate: true,
@@ -106,6 +106,14 @@ export const RES = {
       ['Schedule', s => s.reading_interval || 'off']],
   },
 };
+
+// stateBadge is a gateway's live state in a list: resourceList keeps it
+// current as the event stream changes the fleet.
+function stateBadge(id) {
+  const b = badge(fleet.byId.get(id)?.state);
+  b.dataset.gateway = id;
+  return b;
+}
 
 // table renders items with columns; n maps parent ids to names.
 export function table(columns, items, n = new Map(), caption) {
@@ -190,6 +198,12 @@ export function resourceList(main, kind, q, scope) {
       const d = main.querySelector('details.create');
       if (d && !offset) d.open = true;
     } else body.append(table(res.columns, page.data, n, res.title));
+    if (kind === 'gateways') {
+      // Live, as on the fleet page: a state change repaints the badges.
+      scope.add(subscribe(() => {
+        for (const el of body.querySelectorAll('.badge[data-gateway]')) setBadge(el, fleet.byId.get(el.dataset.gateway)?.state);
+      }));
+    }
     const pg = pager(page.pagination, o => nav({offset: o ? String(o) : ''}));
     if (pg) body.append(pg);
   })().catch(e => {
@@ -231,12 +245,13 @@ export function resourceDetail(main, kind, id, scope) {
       toast(`Saved ${res.one} ${b.name || item.name}`);
       window.dispatchEvent(new HashChangeEvent('hashchange'));
     }});
-    const what = {organizations: 'its factories, their gateways and equipment', factories: 'its gateways and equipment',
-      equipment: 'nothing else; its sensors are unassigned'}[kind];
+    const question = {organizations: 'This also deletes its factories, their gateways and equipment.',
+      factories: 'This also deletes its gateways and equipment.',
+      equipment: 'Its sensors are unassigned, not deleted.'}[kind];
     main.append(
       h('section', {class: 'panel', 'aria-labelledby': 'edit-h'}, h('h2', {id: 'edit-h', text: 'Edit'}), form),
       h('section', {class: 'panel panel-danger', 'aria-labelledby': 'del-h'}, h('h2', {id: 'del-h', text: 'Delete'}),
-        confirmButton('Delete', `Delete ${item.name}? This also deletes ${what}.`, async () => {
+        confirmButton('Delete', `Delete ${item.name}? ${question}`, async () => {
           await api('DELETE', `/${kind}/${id}`);
           names.forget(kind);
           toast(`Deleted ${res.one} ${item.name}`);

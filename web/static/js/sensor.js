@@ -99,15 +99,17 @@ export function sensorPage(main, id, q, scope) {
       const view = h('button', {type: 'button', class: 'btn btn-small', text: r.id === selected ? 'Shown' : 'Show',
         'aria-pressed': String(r.id === selected), disabled: r.status !== 'COMPLETE',
         onclick: () => select(r.id, true)});
+      // The button first: on a phone the table scrolls sideways, and the
+      // only way to plot an older reading must not be past the edge.
       return h('tr', {class: r.id === selected ? 'selected' : null, dataset: {reading: r.id, status: r.status}},
+        h('td', null, view),
         h('td', null, h('time', {datetime: r.requested_at, text: fmtTime(r.requested_at)})),
         h('td', {text: r.trigger}), h('td', null, statusBadge(r.status)),
-        h('td', {text: r.summary ? `${fmtNum(r.summary.x?.rms, 4)} / ${fmtNum(r.summary.y?.rms, 4)} / ${fmtNum(r.summary.z?.rms, 4)}` : (r.error || '')}),
-        h('td', null, view));
+        h('td', {text: r.summary ? `${fmtNum(r.summary.x?.rms, 4)} / ${fmtNum(r.summary.y?.rms, 4)} / ${fmtNum(r.summary.z?.rms, 4)}` : (r.error || '')}));
     });
     clear(readingsBox).append(h('div', {class: 'table-wrap'}, h('table', {class: 'readings'},
       h('caption', {class: 'sr-only', text: 'Readings, newest first'}),
-      h('thead', null, h('tr', null, ['Requested', 'Trigger', 'Status', 'RMS x / y / z (g), or error', ''].map(t => h('th', {scope: 'col', text: t})))),
+      h('thead', null, h('tr', null, ['Plot', 'Requested', 'Trigger', 'Status', 'RMS x / y / z (g), or error'].map(t => h('th', {scope: 'col', text: t})))),
       h('tbody', null, rows))));
     more.hidden = readings.length >= total;
   };
