@@ -232,7 +232,7 @@ func TestSIGTERMClosesEveryGatewayWith1000(t *testing.T) {
 
 func TestHelpListsCommandsAndEveryVariable(t *testing.T) {
 	t.Parallel()
-	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"serve", "--help"}, {"token", "create", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"serve", "--help"}, {"token", "create", "--help"}, {"token", "--help"}, {"token", "help"}} {
 		var out, errb bytes.Buffer
 		require.Equal(t, 0, run(args, nil, &out, &errb), "%v: %s", args, errb.String())
 		for _, c := range commands {

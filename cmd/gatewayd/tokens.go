@@ -32,6 +32,10 @@ func parseToken(args []string, configFile *string) (*tokenCommand, error) {
 	if len(args) == 0 {
 		return nil, errors.New("token needs create, list or revoke")
 	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		return nil, flag.ErrHelp
+	}
 	t := &tokenCommand{verb: args[0]}
 	fs := flag.NewFlagSet("token "+t.verb, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
