@@ -9,15 +9,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/internal/netguard"
-	"github.com/ctcgw/gatewayd/internal/testutil"
-	"github.com/ctcgw/gatewayd/store"
 )
 
 func authEnv(t *testing.T, ttl time.Duration) (*env, map[gatewayd.Role]string) {
@@ -150,13 +147,9 @@ func TestBadTokens(t *testing.T) {
 // working for what needs no database (gateway status), with their expiry
 // still applied; a token never confirmed cannot be checked: 503.
 func TestTokensOutliveADatabaseOutage(t *testing.T) {
-	pool, _ := tmpl.Pool(t)
-	sealer, err := store.NewSealer(testutil.Key)
-	require.NoError(t, err)
-	st := store.New(pool, sealer)
 	ttl := 50 * time.Millisecond
-	e := &env{t: t, st: st, rt: &fakeRuntime{ready: true}, logs: &testutil.SyncBuffer{}}
-	e.app = api.New(st, e.rt, zerolog.New(e.logs), api.Options{AuthEnabled: true, TokenCacheTTL: ttl})
+	e, pool := poolEnv(t, api.Options{AuthEnabled: true, TokenCacheTTL: ttl})
+	st := e.st
 	ctx := context.Background()
 	_, viewerText, err := st.CreateToken(ctx, "viewer", gatewayd.RoleViewer, nil)
 	require.NoError(t, err)
@@ -191,15 +184,11 @@ func TestTokensOutliveADatabaseOutage(t *testing.T) {
 // answered from its last check at once, without asking the database; a
 // token never confirmed is still looked up.
 func TestTokensSkipTheDatabaseTheProbeFindsDown(t *testing.T) {
-	pool, _ := tmpl.Pool(t)
-	sealer, err := store.NewSealer(testutil.Key)
-	require.NoError(t, err)
-	st := store.New(pool, sealer)
 	ttl := 50 * time.Millisecond
 	var up atomic.Bool
 	up.Store(true)
-	e := &env{t: t, st: st, rt: &fakeRuntime{ready: true}, logs: &testutil.SyncBuffer{}}
-	e.app = api.New(st, e.rt, zerolog.New(e.logs), api.Options{AuthEnabled: true, TokenCacheTTL: ttl, DatabaseUp: up.Load})
+	e, pool := poolEnv(t, api.Options{AuthEnabled: true, TokenCacheTTL: ttl, DatabaseUp: up.Load})
+	st := e.st
 	ctx := context.Background()
 	tok, text, err := st.CreateToken(ctx, "viewer", gatewayd.RoleViewer, nil)
 	require.NoError(t, err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -169,6 +170,19 @@ func newEnv(t *testing.T, opts api.Options) *env {
 }
 
 func (e *env) logText() string { return e.logs.String() }
+
+// poolEnv is newEnv with opts over a pool the test holds, to close it
+// (a database outage).
+func poolEnv(t *testing.T, opts api.Options) (*env, *pgxpool.Pool) {
+	t.Helper()
+	pool, _ := tmpl.Pool(t)
+	sealer, err := store.NewSealer(testutil.Key)
+	require.NoError(t, err)
+	st := store.New(pool, sealer)
+	e := &env{t: t, st: st, rt: &fakeRuntime{ready: true}, logs: &testutil.SyncBuffer{}}
+	e.app = api.New(st, e.rt, zerolog.New(e.logs), opts)
+	return e, pool
+}
 
 type response struct {
 	status int

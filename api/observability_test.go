@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/common/expfmt"
 	"github.com/stretchr/testify/assert"
@@ -31,12 +32,18 @@ import (
 // listen serves the live env's app on a real socket (streams need one).
 func (e *liveEnv) listen() string {
 	e.t.Helper()
+	return serveOn(e.t, e.app, e.h.Telemetry.Events)
+}
+
+// serveOn serves app on a real socket until the test ends, then closes
+// the event streams of broker, as shutdown does, and the app.
+func serveOn(t testing.TB, app *fiber.App, broker *events.Broker) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(e.t, err)
-	app := e.app
+	require.NoError(t, err)
 	go func() { _ = app.Listener(ln) }()
-	e.t.Cleanup(func() {
-		e.h.Telemetry.Events.Close() // ends the streams, as shutdown does
+	t.Cleanup(func() {
+		broker.Close()
 		_ = app.ShutdownWithTimeout(2 * time.Second)
 	})
 	return "http://" + ln.Addr().String()
@@ -426,14 +433,7 @@ func TestRevokedTokenEndsItsEventStream(t *testing.T) {
 	h := actorstest.New(t, tmpl, actorstest.FastConfig())
 	ttl := 200 * time.Millisecond
 	app := api.New(h.Store, h.Runtime, h.Log, api.Options{AuthEnabled: true, TokenCacheTTL: ttl, Telemetry: h.Telemetry})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = app.Listener(ln) }()
-	t.Cleanup(func() {
-		h.Telemetry.Events.Close()
-		_ = app.ShutdownWithTimeout(2 * time.Second)
-	})
-	base := "http://" + ln.Addr().String()
+	base := serveOn(t, app, h.Telemetry.Events)
 	ctx := context.Background()
 	gone, goneText, err := h.Store.CreateToken(ctx, "gone", gatewayd.RoleViewer, nil)
 	require.NoError(t, err)

@@ -106,7 +106,14 @@ func (g *Gateway) sensor(serial int64) (ctc.Sensor, bool) {
 // many sockets it was sent on (none for a temp JSON cannot carry: NaN,
 // ±Inf).
 func (g *Gateway) PushTemperature(serial int64, temp float64) int {
-	b := frame(ctc.TypeNotDynTemp, ctc.Temperature{Serial: strconv.FormatInt(serial, 10), Temp: temp})
+	sent := g.notifyAll(frame(ctc.TypeNotDynTemp, ctc.Temperature{Serial: strconv.FormatInt(serial, 10), Temp: temp}))
+	g.record(func(s *Stats) { s.TemperaturesPushed += sent })
+	return sent
+}
+
+// notifyAll sends a notification on every subscribed socket and says on
+// how many.
+func (g *Gateway) notifyAll(b []byte) int {
 	g.mu.Lock()
 	conns := g.connList()
 	g.mu.Unlock()
@@ -116,7 +123,6 @@ func (g *Gateway) PushTemperature(serial int64, temp float64) int {
 			sent++
 		}
 	}
-	g.record(func(s *Stats) { s.TemperaturesPushed += sent })
 	return sent
 }
 
@@ -124,17 +130,7 @@ func (g *Gateway) PushTemperature(serial int64, temp float64) int {
 // serial on every subscribed socket, whether or not anyone asked for a
 // reading of it, and returns how many sockets it was sent on.
 func (g *Gateway) PushReadingStarted(serial int64) int {
-	b := frame(ctc.TypeNotDynReadingStarted, readingStarted{Serial: serial, Success: true})
-	g.mu.Lock()
-	conns := g.connList()
-	g.mu.Unlock()
-	sent := 0
-	for _, c := range conns {
-		if c.notify(b) {
-			sent++
-		}
-	}
-	return sent
+	return g.notifyAll(frame(ctc.TypeNotDynReadingStarted, readingStarted{Serial: serial, Success: true}))
 }
 
 // tempLoop pushes every listed sensor's temperature every TempEvery while
