@@ -210,9 +210,13 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 
 	s.streams = newStreams(opts.MaxConnections, app.Server)
 	// fasthttp's Shutdown does not wait for hijacked connections: the
-	// event streams end here, after it (Fiber runs the hook then).
+	// event streams end here, after it (Fiber runs the hook then). What a
+	// stream holds gets streamsShutdownWait to go out, not its write
+	// timeout: a client that reads nothing must not spend the gateways'
+	// share of SHUTDOWN_TIMEOUT (their close with code 1000 comes after).
+	// A stream still writing then ends at its deadline, or with the process.
 	app.Hooks().OnShutdown(func() error {
-		if !s.streams.close(s.opts.EventsWriteTimeout + time.Second) {
+		if !s.streams.close(streamsShutdownWait) {
 			log.Warn().Msg("event streams still writing at shutdown")
 		}
 		return nil
@@ -220,6 +224,9 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	s.routes(app)
 	return app
 }
+
+// streamsShutdownWait is how long shutdown waits for the event streams.
+const streamsShutdownWait = 2 * time.Second
 
 func methodNotAllowed(*fiber.Ctx) error { return fiber.ErrMethodNotAllowed }
 

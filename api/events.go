@@ -68,7 +68,12 @@ func (s *server) eventStream(c *fiber.Ctx) error {
 		}
 		defer s.streams.leave()
 		sub := s.tel.Events.Subscribe(f, last, buffer)
-		w := bufio.NewWriterSize(conn, streamBufferSize)
+		// Every write to the socket has its deadline, the head and a
+		// resumed stream's backlog too: fasthttp cleared the connection's
+		// deadlines when it handed it over, and a backlog larger than the
+		// buffers blocked its write for good to a client that reads
+		// nothing (a stream slot held for ever, shutdown waiting for it).
+		w := bufio.NewWriterSize(deadlineWriter{conn, cmp.Or(s.opts.EventsWriteTimeout, streamWriteTimeout)}, streamBufferSize)
 		// Buffered: the stream's first flush sends it, and reports a
 		// failure (a bufio.Writer's error is sticky).
 		_, _ = w.Write(streamHead(&fctx.Response.Header, time.Now()))
@@ -90,6 +95,17 @@ func (s *server) eventStream(c *fiber.Ctx) error {
 		_ = stream(w, conn, sub, timing)
 	})
 	return nil
+}
+
+// deadlineWriter sets the write deadline before each write to the socket.
+type deadlineWriter struct {
+	conn    net.Conn
+	timeout time.Duration
+}
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	_ = d.conn.SetWriteDeadline(time.Now().Add(d.timeout))
+	return d.conn.Write(p)
 }
 
 // errStreamRevoked ends a stream whose token may no longer read it.

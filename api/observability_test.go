@@ -464,3 +464,33 @@ func TestRevokedTokenEndsItsEventStream(t *testing.T) {
 	g, _ := h.Add("after")
 	next(t, kept, stateTo(g.ID.String(), "AUTHENTICATED"), "the kept stream goes on")
 }
+
+// A resumed stream whose client never reads is cut off at the write
+// timeout, even while its backlog is being written: the deadline once
+// covered only the flushes after it, fasthttp clears every deadline when
+// it hands the connection over, and a backlog larger than the socket's
+// buffers blocked that write for good (a stream slot held for ever).
+func TestUnreadResumedStreamIsCutOff(t *testing.T) {
+	e := newLiveEnvWith(t, actorstest.FastConfig(), api.Options{EventsWriteTimeout: time.Second})
+	base := e.listen()
+	broker := e.h.Telemetry.Events
+	filler := []byte(`{"pad":"` + strings.Repeat("x", 16<<10) + `"}`)
+	var first uint64
+	for i := range 1000 { // 16 MB: more than the socket buffers hold on loopback
+		id, err := broker.Publish(events.Event{Type: "test.filler", Data: filler})
+		require.NoError(t, err)
+		if i == 0 {
+			first = id
+		}
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write([]byte(fmt.Sprintf("GET /api/events HTTP/1.1\r\nHost: x\r\nLast-Event-ID: %d\r\n\r\n", first-1)))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return broker.Subscribers() == 1 }, 5*time.Second, 5*time.Millisecond, "subscribed")
+	start := time.Now()
+	require.Eventually(t, func() bool { return broker.Subscribers() == 0 }, 10*time.Second, 10*time.Millisecond,
+		"the stream still writes its backlog to a client that reads nothing")
+	t.Logf("cut off %s after it subscribed", time.Since(start).Round(time.Millisecond))
+}

@@ -122,3 +122,27 @@ func TestEventStreamsCountAgainstTheConnectionLimit(t *testing.T) {
 	assert.Contains(t, string(body), `"SERVICE_UNAVAILABLE"`)
 	assert.Equal(t, 2, broker.Subscribers())
 }
+
+// A stream whose client reads nothing holds shutdown for at most
+// streamsShutdownWait, whatever its write timeout: the gateways' close
+// comes after, within the same SHUTDOWN_TIMEOUT.
+func TestShutdownDoesNotWaitForAnUnreadStream(t *testing.T) {
+	e := newLiveEnvWith(t, actorstest.FastConfig(), api.Options{EventsWriteTimeout: time.Minute})
+	base := e.listen()
+	broker := e.h.Telemetry.Events
+	filler := []byte(`{"pad":"` + strings.Repeat("x", 16<<10) + `"}`)
+	for range 1000 {
+		_, err := broker.Publish(events.Event{Type: "test.filler", Data: filler})
+		require.NoError(t, err)
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write([]byte("GET /api/events HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 1\r\n\r\n"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return broker.Subscribers() == 1 }, 5*time.Second, 5*time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // its backlog fills the socket
+	start := time.Now()
+	require.NoError(t, e.app.ShutdownWithTimeout(10*time.Second))
+	assert.Less(t, time.Since(start), 5*time.Second, "shutdown waited for a client that reads nothing")
+}
