@@ -97,6 +97,9 @@ type Hooks struct {
 	// Reconfigured: a gateway actor applied new settings; reconnect says
 	// whether it started a new connection because of them.
 	Reconfigured func(id uuid.UUID, reconnect bool)
+	// Healthy: a connection stayed up a ping interval after failures, and
+	// the backoff starts over.
+	Healthy func(id uuid.UUID)
 }
 
 // withDefaults fills the durations that have a sensible default.

@@ -679,6 +679,9 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 	case timerHealthy:
 		if a.status.State == gatewayd.StateAuthenticated {
 			a.failures = 0
+			if h := a.d.cfg.Hooks.Healthy; h != nil {
+				h(a.id)
+			}
 		}
 	}
 }

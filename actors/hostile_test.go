@@ -108,6 +108,8 @@ func TestFlappingGatewayKeepsBackingOff(t *testing.T) {
 	cfg.PingInterval = time.Second // the connection must stay up this long to count as healthy
 	cfg.PongTimeout = time.Second
 	cfg.BackoffMax = 10 * time.Second // room to grow: 50 ms, 100, 200, 400, …
+	healthy := make(chan uuid.UUID, 16)
+	cfg.Hooks.Healthy = func(id uuid.UUID) { healthy <- id }
 	h := newHarness(t, cfg)
 	gws, sims := h.AddAuthenticated("flap", 1)
 	g, sg := gws[0], sims[0]
@@ -129,7 +131,12 @@ func TestFlappingGatewayKeepsBackingOff(t *testing.T) {
 		st := h.Status(g.ID)
 		return st.State == gatewayd.StateAuthenticated && st.ReconnectAttempts == 0 && st.LastError == nil
 	}, 20*time.Second, "logged in: no failure since")
-	time.Sleep(cfg.PingInterval + 200*time.Millisecond) // healthy for a ping interval
+	select { // healthy for a ping interval: the backoff starts over
+	case id := <-healthy:
+		require.Equal(t, g.ID, id)
+	case <-time.After(10 * cfg.PingInterval):
+		t.Fatal("the connection was never counted healthy")
+	}
 	require.Equal(t, gatewayd.StateAuthenticated, h.Status(g.ID).State)
 	sg.Drop(0)
 	eventually(t, func() bool {
