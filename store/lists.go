@@ -114,15 +114,23 @@ func (l *lister[T]) statements(k listKey) (*listSQL, []any) {
 // one reads a page and its total in one round trip.
 func (l *lister[T]) one(ctx context.Context, k listKey) (listPage[T], error) {
 	sql, args := l.statements(k)
+	return countAndPage(ctx, l.pool, sql.count, sql.page, args, k.page, l.scan)
+}
+
+// countAndPage reads a list's total (countSQL, with args) and one page of
+// it (pageSQL, with args, then the limit and the offset) in one round trip.
+// The error is the driver's, for the caller to classify.
+func countAndPage[T any](ctx context.Context, pool *pgxpool.Pool, countSQL, pageSQL string, args []any, page Page,
+	scan pgx.RowToFunc[T]) (listPage[T], error) {
 	var p listPage[T]
 	b := &pgx.Batch{}
-	b.Queue(sql.count, args...).QueryRow(func(r pgx.Row) error { return r.Scan(&p.total) })
-	b.Queue(sql.page, append(args, k.page.Limit, k.page.Offset)...).Query(func(rows pgx.Rows) error {
+	b.Queue(countSQL, args...).QueryRow(func(r pgx.Row) error { return r.Scan(&p.total) })
+	b.Queue(pageSQL, append(args, page.Limit, page.Offset)...).Query(func(rows pgx.Rows) error {
 		var err error
-		p.items, err = pgx.CollectRows(rows, l.scan)
+		p.items, err = pgx.CollectRows(rows, scan)
 		return err
 	})
-	return p, l.pool.SendBatch(ctx, b).Close()
+	return p, pool.SendBatch(ctx, b).Close()
 }
 
 // many reads the pages of several lists in one round trip: per distinct

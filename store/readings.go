@@ -109,23 +109,16 @@ func (s *Store) ListReadings(ctx context.Context, sensorID uuid.UUID, f ReadingF
 	}
 	cond := strings.Join(where, " AND ")
 	n := len(args)
-	b := &pgx.Batch{}
-	var total int
-	b.Queue(`SELECT count(*) FROM readings WHERE `+cond, args...).QueryRow(func(r pgx.Row) error { return r.Scan(&total) })
-	var items []gatewayd.Reading
-	b.Queue(fmt.Sprintf(`SELECT %s FROM readings WHERE %s ORDER BY requested_at DESC, id DESC LIMIT $%d OFFSET $%d`,
-		readingColumns, cond, n+1, n+2), append(args, page.Limit, page.Offset)...).Query(func(rows pgx.Rows) error {
-		var err error
-		items, err = pgx.CollectRows(rows, scanReading)
-		return err
-	})
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	p, err := countAndPage(ctx, s.pool, `SELECT count(*) FROM readings WHERE `+cond,
+		fmt.Sprintf(`SELECT %s FROM readings WHERE %s ORDER BY requested_at DESC, id DESC LIMIT $%d OFFSET $%d`,
+			readingColumns, cond, n+1, n+2), args, page, scanReading)
+	if err != nil {
 		return nil, 0, fmt.Errorf("list readings: %w", classify(err))
 	}
-	if items == nil {
-		items = []gatewayd.Reading{}
+	if p.items == nil {
+		p.items = []gatewayd.Reading{}
 	}
-	return items, total, nil
+	return p.items, p.total, nil
 }
 
 // SaveReadings writes readings' states in one transaction: each row is

@@ -61,20 +61,15 @@ func (s *Store) CreateToken(ctx context.Context, name string, role gatewayd.Role
 // ListTokens returns a page of the tokens, revoked ones included, ordered
 // by name then id as every list, and how many there are.
 func (s *Store) ListTokens(ctx context.Context, page Page) ([]gatewayd.Token, int, error) {
-	b := &pgx.Batch{}
-	var total int
-	b.Queue(`SELECT count(*) FROM api_tokens`).QueryRow(func(r pgx.Row) error { return r.Scan(&total) })
-	out := []gatewayd.Token{}
-	b.Queue(`SELECT `+tokenColumns+` FROM api_tokens ORDER BY name, id LIMIT $1 OFFSET $2`, page.Limit, page.Offset).
-		Query(func(rows pgx.Rows) error {
-			list, err := pgx.CollectRows(rows, scanToken)
-			out = append(out, list...)
-			return err
-		})
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	p, err := countAndPage(ctx, s.pool, `SELECT count(*) FROM api_tokens`,
+		`SELECT `+tokenColumns+` FROM api_tokens ORDER BY name, id LIMIT $1 OFFSET $2`, nil, page, scanToken)
+	if err != nil {
 		return nil, 0, fmt.Errorf("list tokens: %w", classify(err))
 	}
-	return out, total, nil
+	if p.items == nil {
+		p.items = []gatewayd.Token{}
+	}
+	return p.items, p.total, nil
 }
 
 // RevokeToken revokes a token (idempotent); ErrNotFound if there is none.
