@@ -125,6 +125,8 @@ type server struct {
 	metricsHandler fiber.Handler
 	clock          requestClock
 	bodies         bodies
+	// methods are the methods the app knows (Fiber's request methods).
+	methods []string
 }
 
 // New builds the Fiber app.

@@ -40,6 +40,7 @@ func (s *server) installEdge(app *fiber.App) {
 	if len(methods) == 0 {
 		methods = fiber.DefaultMethods
 	}
+	s.methods = methods
 	srv.Handler = s.screen(srv.Handler, methods)
 	srv.HeaderReceived = s.headerReceived
 	srv.ErrorHandler = s.readFailed
@@ -243,18 +244,17 @@ func (s *server) refuse(fctx *fasthttp.RequestCtx, apiErr *Error, start time.Tim
 		// Counted too, so an alert on error rates sees oversized and
 		// malformed traffic; the method is whatever the client sent, so
 		// only the known ones become label values.
-		s.tel.Metrics.HTTPRequest(knownMethod(l.method), unroutedLabel, apiErr.Status, took)
+		s.tel.Metrics.HTTPRequest(s.knownMethod(l.method), unroutedLabel, apiErr.Status, took)
 	}
 }
 
 // unroutedLabel is the route of requests refused before routing.
 const unroutedLabel = "(unrouted)"
 
-// knownMethod bounds a method for a label: a standard one, else OTHER.
-func knownMethod(m string) string {
-	switch m {
-	case fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch,
-		fiber.MethodDelete, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace:
+// knownMethod bounds a method for a label: one the app knows (the set
+// screen admits), else OTHER.
+func (s *server) knownMethod(m string) string {
+	if slices.Contains(s.methods, m) {
 		return m
 	}
 	return "OTHER"
