@@ -2,7 +2,6 @@ package api
 
 import (
 	"bufio"
-	"cmp"
 	"errors"
 	"net"
 	"strconv"
@@ -73,7 +72,7 @@ func (s *server) eventStream(c *fiber.Ctx) error {
 		// deadlines when it handed it over, and a backlog larger than the
 		// buffers blocked its write for good to a client that reads
 		// nothing (a stream slot held for ever, shutdown waiting for it).
-		w := bufio.NewWriterSize(deadlineWriter{conn, cmp.Or(s.opts.EventsWriteTimeout, streamWriteTimeout)}, streamBufferSize)
+		w := bufio.NewWriterSize(deadlineWriter{conn, s.opts.EventsWriteTimeout}, streamBufferSize)
 		// Buffered: the stream's first flush sends it, and reports a
 		// failure (a bufio.Writer's error is sticky).
 		_, _ = w.Write(streamHead(&fctx.Response.Header, time.Now()))
@@ -86,13 +85,13 @@ func (s *server) eventStream(c *fiber.Ctx) error {
 			<-timer.C
 		}
 		timing := streamTiming{keepAlive: ticker.C, interval: streamFlushInterval,
-			writeTimeout: s.opts.EventsWriteTimeout, hold: hold, stop: s.streams.stop, allowed: allowed}
+			hold: hold, stop: s.streams.stop, allowed: allowed}
 		if allowed != nil {
 			recheck := time.NewTicker(s.auth.ttl)
 			defer recheck.Stop()
 			timing.recheck = recheck.C
 		}
-		_ = stream(w, conn, sub, timing)
+		_ = stream(w, sub, timing)
 	})
 	return nil
 }
@@ -139,8 +138,6 @@ const streamFlushInterval = 10 * time.Millisecond
 type streamTiming struct {
 	keepAlive <-chan time.Time
 	interval  time.Duration
-	// writeTimeout bounds each flush (0: streamWriteTimeout).
-	writeTimeout time.Duration
 	hold         func(time.Duration)
 	// stop ends the stream (shutdown): what it holds is flushed first.
 	stop <-chan struct{}
@@ -151,13 +148,13 @@ type streamTiming struct {
 }
 
 // stream writes a subscription until it ends (shutdown, overflow) or the
-// client goes away (a flush fails). While it holds a flush it sleeps, not
-// woken by each event, and then takes everything the subscription holds.
-func stream(w *bufio.Writer, conn interface{ SetWriteDeadline(time.Time) error }, sub *events.Subscription, t streamTiming) error {
+// client goes away (a write fails; w bounds each one, see deadlineWriter).
+// While it holds a flush it sleeps, not woken by each event, and then
+// takes everything the subscription holds.
+func stream(w *bufio.Writer, sub *events.Subscription, t streamTiming) error {
 	defer sub.Close()
 	var flushed time.Time
 	flush := func() error {
-		_ = conn.SetWriteDeadline(time.Now().Add(cmp.Or(t.writeTimeout, streamWriteTimeout)))
 		err := w.Flush()
 		flushed = time.Now()
 		return err

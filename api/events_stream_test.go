@@ -2,7 +2,6 @@ package api
 
 import (
 	"bufio"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,9 +53,6 @@ func heldStream(t *testing.T, buffer int) (b *events.Broker, out *chunks, holdin
 	b = events.NewBroker(events.DefaultRingSize)
 	sub := b.Subscribe(events.Filter{}, 0, buffer)
 	out = &chunks{}
-	// A real connection end, for the write deadlines the stream sets.
-	conn, peer := net.Pipe()
-	t.Cleanup(func() { conn.Close(); peer.Close() })
 	h, r, d := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	stop := make(chan struct{}) // a failed test lets go of a hold
 	timing := streamTiming{
@@ -76,7 +72,7 @@ func heldStream(t *testing.T, buffer int) (b *events.Broker, out *chunks, holdin
 	ended := make(chan struct{})
 	go func() {
 		defer close(ended)
-		d <- stream(bufio.NewWriterSize(out, 1<<20), conn, sub, timing)
+		d <- stream(bufio.NewWriterSize(out, 1<<20), sub, timing)
 	}()
 	t.Cleanup(func() {
 		b.Close()
@@ -186,14 +182,11 @@ func TestStreamStopWritesWhatWasPublished(t *testing.T) {
 		b := events.NewBroker(events.DefaultRingSize)
 		sub := b.Subscribe(events.Filter{}, 0, 64)
 		want := publishN(t, b, 5)
-		conn, peer := net.Pipe()
 		out := &chunks{}
 		stop := make(chan struct{})
 		close(stop)
-		err := stream(bufio.NewWriterSize(out, 1<<20), conn, sub,
+		err := stream(bufio.NewWriterSize(out, 1<<20), sub,
 			streamTiming{interval: 0, hold: func(time.Duration) {}, stop: stop})
-		conn.Close()
-		peer.Close()
 		b.Close()
 		require.NoError(t, err)
 		all := strings.Join(out.all(), "")
