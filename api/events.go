@@ -138,7 +138,7 @@ const streamFlushInterval = 10 * time.Millisecond
 type streamTiming struct {
 	keepAlive <-chan time.Time
 	interval  time.Duration
-	hold         func(time.Duration)
+	hold      func(time.Duration)
 	// stop ends the stream (shutdown): what it holds is flushed first.
 	stop <-chan struct{}
 	// At each recheck, a stream that is no longer allowed (its token was
