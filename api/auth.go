@@ -9,10 +9,10 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/rs/zerolog"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/ctcgw/gatewayd"
@@ -57,9 +57,7 @@ type tokens struct {
 	mu    sync.RWMutex
 	cache map[[sha256.Size]byte]cachedToken
 
-	// Failed attempts are logged at most once a second, with a count.
-	failed     atomic.Int64
-	lastFailed atomic.Int64 // unix nanoseconds of the last line
+	refused *refusals
 }
 
 type cachedToken struct {
@@ -97,6 +95,12 @@ func (t *tokens) lookup(ctx context.Context, hash [sha256.Size]byte) (cachedToke
 	if e, ok := t.cached(hash); ok {
 		return e, nil
 	}
+	return t.fetch(ctx, hash)
+}
+
+// fetch asks the database for the token whose secret hashes to hash and
+// caches the answer; concurrent fetches of one token share a query.
+func (t *tokens) fetch(ctx context.Context, hash [sha256.Size]byte) (cachedToken, error) {
 	if t.dbUp != nil && !t.dbUp() {
 		// The background probe finds the database down (or stalled):
 		// a confirmed token is answered now, not after a wait for the
@@ -214,11 +218,14 @@ func (e cachedToken) refusal(now time.Time) string {
 // allows reports whether the token whose secret hashes to hash may still
 // do what need asks, for a request that outlives its check (an event
 // stream): asked every ttl, a revoked or expired token ends it within
-// ttl. A database that cannot answer changes nothing (see stale).
+// ttl. It asks the database, not the cache: a cache entry is good for ttl
+// from its query, so an entry the last recheck refreshed would still
+// answer the next one, and a revocation went unseen for up to twice ttl.
+// A database that cannot answer changes nothing (see stale).
 func (t *tokens) allows(hash [sha256.Size]byte, need gatewayd.Role, dbTimeout time.Duration) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
 	defer cancel()
-	e, err := t.lookup(ctx, hash)
+	e, err := t.fetch(ctx, hash)
 	if err != nil {
 		return true
 	}
@@ -237,12 +244,72 @@ func bearerToken(header string) (string, bool) {
 
 func (s *server) unauthorized(c *fiber.Ctx, why string) error {
 	c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="gatewayd"`)
-	s.auth.failed.Add(1)
-	now := time.Now().UnixNano()
-	if last := s.auth.lastFailed.Load(); now-last >= int64(time.Second) && s.auth.lastFailed.CompareAndSwap(last, now) {
-		s.log.Warn().Str("reason", why).Int64("failed_since_last_line", s.auth.failed.Swap(0)).
-			Str("method", c.Method()).Str("path", c.Path()).Str("ip", c.IP()).Str("request_id", requestID(c)).
-			Msg("request refused: no valid API token")
-	}
+	s.auth.refused.add(refused{why: why, method: c.Method(), path: c.Path(), ip: c.IP(), requestID: requestID(c)})
 	return errUnauthorized
+}
+
+// refusals logs requests refused for want of a valid token, at warn and
+// at most once a second: the first of a burst at once, the rest one
+// second later in one line with their count and the latest of them. A
+// flood of guessed tokens is seen when it happens; the count once waited
+// for the next refusal, however much later, and was logged with that
+// request's reason and address.
+type refusals struct {
+	log zerolog.Logger
+
+	mu     sync.Mutex
+	last   time.Time   // of the last line
+	count  int64       // refused since the last line
+	latest refused     // the latest of them
+	timer  *time.Timer // a line due; nil: none
+	closed bool
+}
+
+type refused struct{ why, method, path, ip, requestID string }
+
+func (r *refusals) add(req refused) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.count++
+	r.latest = req
+	if r.timer != nil || r.closed {
+		return // a line is due, or close writes it
+	}
+	if wait := time.Second - time.Since(r.last); wait > 0 {
+		r.timer = time.AfterFunc(wait, r.flush)
+		return
+	}
+	r.writeLocked()
+}
+
+func (r *refusals) flush() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.timer = nil
+	if r.count > 0 && !r.closed {
+		r.writeLocked()
+	}
+}
+
+// close writes what is still counted and stops the timer (at shutdown).
+func (r *refusals) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+	r.closed = true
+	if r.count > 0 {
+		r.writeLocked()
+	}
+}
+
+func (r *refusals) writeLocked() {
+	q := r.latest
+	r.log.Warn().Str("reason", q.why).Int64("failed_since_last_line", r.count).
+		Str("method", q.method).Str("path", q.path).Str("ip", q.ip).Str("request_id", q.requestID).
+		Msg("request refused: no valid API token")
+	r.count = 0
+	r.last = time.Now()
 }
