@@ -163,7 +163,8 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 		if opts.TokenCacheTTL <= 0 {
 			opts.TokenCacheTTL = 5 * time.Second
 		}
-		s.auth = &tokens{store: st, ttl: opts.TokenCacheTTL, dbUp: opts.DatabaseUp, cache: make(map[[32]byte]cachedToken)}
+		s.auth = &tokens{store: st, ttl: opts.TokenCacheTTL, dbUp: opts.DatabaseUp, cache: make(map[[32]byte]cachedToken),
+			refused: &refusals{log: log}}
 	}
 	app := fiber.New(fiber.Config{
 		AppName:   "gatewayd",
@@ -220,6 +221,9 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	app.Hooks().OnShutdown(func() error {
 		if !s.streams.close(streamsShutdownWait) {
 			log.Warn().Msg("event streams still writing at shutdown")
+		}
+		if s.auth != nil {
+			s.auth.refused.close()
 		}
 		return nil
 	})
