@@ -48,6 +48,10 @@ type Token struct {
 	RevokedAt  *time.Time
 }
 
+// MaxTokenLife bounds a token's lifetime, through the API or the CLI:
+// ten years is already forever.
+const MaxTokenLife = 3660 * 24 * time.Hour
+
 // Usable reports whether the token may be used at now.
 func (t Token) Usable(now time.Time) bool {
 	return t.RevokedAt == nil && (t.ExpiresAt == nil || now.Before(*t.ExpiresAt))

@@ -11,9 +11,6 @@ import (
 
 const resToken = "TOKEN"
 
-// maxTokenLife bounds expires_in: ten years is already forever.
-const maxTokenLife = 3660 * 24 * time.Hour
-
 // createToken answers the new token with its secret: the only time the
 // secret is shown; only its hash is stored.
 func (s *server) createToken(c *fiber.Ctx) error {
@@ -30,7 +27,7 @@ func (s *server) createToken(c *fiber.Ctx) error {
 	var expires *time.Time
 	if text, ok := b.str("expires_in", false, 1, 32); ok {
 		d, err := duration.Parse(text)
-		if err != nil || d <= 0 || d > maxTokenLife {
+		if err != nil || d <= 0 || d > gatewayd.MaxTokenLife {
 			b.fail("expires_in", "must be a duration such as 90d or 12h, up to 3660d")
 		} else {
 			at := time.Now().Add(d)

@@ -40,7 +40,15 @@ func TestRekey(t *testing.T) {
 		want[gid] = "legacy-" + gid
 	}
 	lost := sealV1(t, []byte("a key nobody configured, 32 byte"), "gone")
-	_, err := oldStore.CreateGateway(ctx, newGateway(f.factory.ID, "lost"))
+	lostGW, err := oldStore.CreateGateway(ctx, newGateway(f.factory.ID, "lost"))
+	require.NoError(t, err)
+	// A deleted gateway is left out, whatever its password is under:
+	// nothing reads it again, and it could not be set again.
+	deleted, err := oldStore.CreateGateway(ctx, newGateway(f.factory.ID, "deleted"))
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `UPDATE gateways SET password_encrypted = $2 WHERE id = $1`, deleted.ID, lost)
+	require.NoError(t, err)
+	_, err = oldStore.DeleteGateway(ctx, deleted.ID)
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, `UPDATE gateways SET password_encrypted = $1 WHERE gateway_id = 'lost'`, lost)
 	require.NoError(t, err)
@@ -68,7 +76,7 @@ func TestRekey(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 10-first, res.Resealed)
 	assert.Equal(t, first, res.Current)
-	assert.Equal(t, []string{"lost"}, res.Unreadable)
+	assert.Equal(t, []store.UnreadableGateway{{ID: lostGW.ID, GatewayID: "lost"}}, res.Unreadable)
 	assert.Equal(t, 10, countUnder(t, pool, newKey))
 	var stillLost string
 	require.NoError(t, pool.QueryRow(ctx, `SELECT password_encrypted FROM gateways WHERE gateway_id = 'lost'`).Scan(&stillLost))
@@ -88,7 +96,7 @@ func TestRekey(t *testing.T) {
 	// A second run has nothing to do.
 	res, err = st.Rekey(ctx, 4, nil)
 	require.NoError(t, err)
-	assert.Equal(t, store.RekeyResult{Current: 10, Unreadable: []string{"lost"}}, res)
+	assert.Equal(t, store.RekeyResult{Current: 10, Unreadable: []store.UnreadableGateway{{ID: lostGW.ID, GatewayID: "lost"}}}, res)
 }
 
 func countUnder(t *testing.T, pool *pgxpool.Pool, key []byte) int {

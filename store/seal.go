@@ -179,15 +179,24 @@ func validKeyID(kid string) bool {
 type RekeyResult struct {
 	Resealed int // re-sealed under the current key
 	Current  int // already under the current key
-	// Unreadable are the gateway_ids whose password no configured key
+	// Unreadable are the gateways whose password no configured key
 	// opens; they are left as they are.
-	Unreadable []string
+	Unreadable []UnreadableGateway
+}
+
+// UnreadableGateway names a gateway Rekey could not open: its id (what
+// PUT /api/gateways/:id takes) and its gateway_id.
+type UnreadableGateway struct {
+	ID        uuid.UUID
+	GatewayID string
 }
 
 // Rekey re-seals every stored gateway password that is not under the
 // current key (v1 values, or v2 under a previous key), batch rows per
 // transaction. It is resumable: an interrupted run leaves every batch it
-// finished done, and a new run skips what is current. A row changed
+// finished done, and a new run skips what is current. Deleted gateways
+// are left out: nothing reads their passwords again, and one no key opens
+// could never be set again, so it would fail every run. A row changed
 // meanwhile (a PUT with a new password) is left to that change. progress,
 // if not nil, sees the running counts after each committed batch.
 func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyResult)) (RekeyResult, error) {
@@ -202,7 +211,8 @@ func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyResult)
 			gatewayID string
 			sealed    string
 		}
-		rows, _ := s.pool.Query(ctx, `SELECT id, gateway_id, password_encrypted FROM gateways WHERE id > $1 ORDER BY id LIMIT $2`,
+		rows, _ := s.pool.Query(ctx, `SELECT id, gateway_id, password_encrypted FROM gateways
+			WHERE id > $1 AND deleted_at IS NULL ORDER BY id LIMIT $2`,
 			after, batch)
 		list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
 			var x row
@@ -223,7 +233,7 @@ func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyResult)
 			}
 			plain, err := s.sealer.Open(x.sealed)
 			if err != nil {
-				res.Unreadable = append(res.Unreadable, x.gatewayID)
+				res.Unreadable = append(res.Unreadable, UnreadableGateway{ID: x.id, GatewayID: x.gatewayID})
 				continue
 			}
 			resealed, err := s.sealer.Seal(plain)

@@ -139,7 +139,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		log.Error().Err(err).Msg("gatewayd stopped with an error")
 		_ = logOut.Flush()
-		if hint := hintFor(err, cfg); hint != "" {
+		if hint := hintFor(ctx, err, cfg); hint != "" {
 			fmt.Fprintln(stderr, "gatewayd:", hint)
 		}
 		return 1
@@ -147,10 +147,14 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// hintFor says what to do about an error a newcomer meets first.
-func hintFor(err error, cfg *config.Config) string {
+// hintFor says what to do about an error a newcomer meets first. A
+// command interrupted by a signal gets none: its database calls end with
+// errors that read as an outage.
+func hintFor(ctx context.Context, err error, cfg *config.Config) string {
 	msg := err.Error()
 	switch {
+	case ctx.Err() != nil:
+		return ""
 	case strings.Contains(msg, "SQLSTATE 3D000"):
 		return fmt.Sprintf("the database in DATABASE_URL (%s) does not exist: create it, or run `make db`", config.MaskURL(cfg.DatabaseURL))
 	case strings.Contains(msg, "unavailable"):

@@ -17,10 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
 	"github.com/ctcgw/gatewayd/internal/config"
 	"github.com/ctcgw/gatewayd/internal/logging"
@@ -276,6 +278,8 @@ func TestTokenCommands(t *testing.T) {
 
 	_, errText := cmd(2, "token", "create", "--name", "x", "--role", "root")
 	assert.Contains(t, errText, "--role viewer, operator or admin")
+	_, errText = cmd(2, "token", "create", "--name", "x", "--role", "viewer", "--expires", "3661d")
+	assert.Contains(t, errText, "up to 3660d", "the API's limit")
 	_, errText = cmd(2, "token", "revoke", "not-an-id")
 	assert.Contains(t, errText, "is not a token id")
 	_, errText = cmd(2, "token", "mint")
@@ -303,25 +307,55 @@ func TestRekeyCommand(t *testing.T) {
 	require.NoError(t, err)
 	f, err := st.CreateFactory(ctx, store.NewFactory{OrganizationID: org.ID, Name: "F"})
 	require.NoError(t, err)
-	for i := range 3 {
-		_, err := st.CreateGateway(ctx, store.NewGateway{FactoryID: f.ID, GatewayID: fmt.Sprint("gw-", i), Name: "G",
+	var ids []string
+	for i := range 4 {
+		g, err := st.CreateGateway(ctx, store.NewGateway{FactoryID: f.ID, GatewayID: fmt.Sprint("gw-", i), Name: "G",
 			URL: "ws://127.0.0.1:1/gw", Email: "e@example.com", Password: "pw"})
 		require.NoError(t, err)
+		ids = append(ids, g.ID.String())
 	}
+	// A deleted gateway is not rekey's: no count, and never a failure.
+	_, err = st.DeleteGateway(ctx, uuid.MustParse(ids[3]))
+	require.NoError(t, err)
 	newKey := base64.StdEncoding.EncodeToString([]byte("the new key, thirty-two bytes!!!"))
 	rotated := []string{"ENCRYPTION_KEY=" + newKey, "ENCRYPTION_KEYS_PREVIOUS=" + key, "DATABASE_URL=" + dbURL}
 	out.Reset()
 	require.Equal(t, 0, run([]string{"rekey"}, rotated, &out, &errb), errb.String())
-	assert.Equal(t, "resealed 3, already current 0, unreadable 0\n", out.String())
+	assert.Equal(t, "resealed 3, already current 0, unreadable 0\n", out.String(), "the deleted gateway is not counted")
 
 	// Without the previous key, nothing opens a password sealed under a
 	// key nobody has any more.
-	_, err = pool.Exec(ctx, `UPDATE gateways SET password_encrypted = 'v2:00000000:AAAA' WHERE gateway_id = 'gw-0'`)
+	_, err = pool.Exec(ctx, `UPDATE gateways SET password_encrypted = 'v2:00000000:AAAA' WHERE gateway_id IN ('gw-0', 'gw-3')`)
 	require.NoError(t, err)
 	out.Reset()
 	errb.Reset()
 	require.Equal(t, 1, run([]string{"rekey"}, rotated, &out, &errb))
 	assert.Contains(t, out.String(), "resealed 0, already current 2, unreadable 1\n")
-	assert.Contains(t, out.String(), "gateway gw-0")
+	assert.Contains(t, out.String(), "gateway gw-0: set it again (PUT /api/gateways/"+ids[0]+")",
+		"the id the API takes, not only the gateway_id")
 	assert.Contains(t, errb.String(), "1 gateway passwords are under no configured key")
+
+	// Set again, the last unreadable password no longer fails the run.
+	newSealer, err := store.NewSealer([]byte("the new key, thirty-two bytes!!!"))
+	require.NoError(t, err)
+	sealed, err := newSealer.Seal("pw")
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `UPDATE gateways SET password_encrypted = $1 WHERE gateway_id = 'gw-0'`, sealed)
+	require.NoError(t, err)
+	out.Reset()
+	require.Equal(t, 0, run([]string{"rekey"}, rotated, &out, &errb), errb.String())
+	assert.Equal(t, "resealed 0, already current 3, unreadable 0\n", out.String())
+}
+
+// A command a signal interrupted gets no hint: its database calls end in
+// errors that read as an outage, and it was told to start PostgreSQL.
+func TestNoHintForAnInterruptedCommand(t *testing.T) {
+	cfg := &config.Config{DatabaseURL: "postgres://u:secret@db:5432/g"}
+	err := fmt.Errorf("rekey: %w: context canceled", gatewayd.ErrUnavailable)
+	hint := hintFor(context.Background(), err, cfg)
+	assert.Contains(t, hint, "does not answer", "not interrupted: the outage's hint")
+	assert.NotContains(t, hint, "secret")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.Empty(t, hintFor(ctx, err, cfg))
 }

@@ -57,8 +57,8 @@ func parseToken(args []string, configFile *string) (*tokenCommand, error) {
 		}
 		if *expires != "" {
 			d, err := duration.Parse(*expires)
-			if err != nil || d <= 0 {
-				return nil, fmt.Errorf("--expires %q is not a duration such as 90d", *expires)
+			if err != nil || d <= 0 || d > gatewayd.MaxTokenLife {
+				return nil, fmt.Errorf("--expires %q is not a duration such as 90d, up to 3660d", *expires)
 			}
 			t.expires = d
 		}
@@ -141,8 +141,11 @@ func rekey(ctx context.Context, cfg *config.Config, log zerolog.Logger, out io.W
 		log.Info().Int("resealed", r.Resealed).Int("current", r.Current).Int("unreadable", len(r.Unreadable)).Msg("rekey progress")
 	})
 	fmt.Fprintf(out, "resealed %d, already current %d, unreadable %d\n", res.Resealed, res.Current, len(res.Unreadable))
-	for _, id := range res.Unreadable {
-		fmt.Fprintf(out, "no configured key opens the password of gateway %s: set it again (PUT /api/gateways/:id)\n", id)
+	for _, g := range res.Unreadable {
+		fmt.Fprintf(out, "no configured key opens the password of gateway %s: set it again (PUT /api/gateways/%s)\n", g.GatewayID, g.ID)
+	}
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("rekey interrupted: run it again, it resumes (%w)", context.Cause(ctx))
 	}
 	if err != nil {
 		return fmt.Errorf("%w (run rekey again: it resumes)", err)
