@@ -277,7 +277,7 @@ func parse(get func(string) string, problems []string) (*Config, error) {
 		MetricsPublic:      p.boolean("METRICS_PUBLIC"),
 		MetricsEnabled:     p.boolean("METRICS_ENABLED"),
 		AllowedNetworks:    p.networks("GATEWAY_ALLOWED_NETWORKS"),
-		CAFile:             p.file("GATEWAY_CA_FILE"),
+		CAFile:             p.caFile("GATEWAY_CA_FILE"),
 	}
 	if c.Gateway.BackoffMax > 0 && c.Gateway.BackoffInitial > c.Gateway.BackoffMax {
 		p.fail("GATEWAY_BACKOFF_MAX", "must not be less than GATEWAY_BACKOFF_INITIAL (%s)", c.Gateway.BackoffInitial)
@@ -374,6 +374,22 @@ func (p *parser) file(name string) string {
 	}
 	if _, err := os.Stat(v); err != nil {
 		p.fail(name, "names a file that cannot be read: %s", filepath.Clean(v))
+		return ""
+	}
+	return v
+}
+
+// caFile is file, whose content must also be what serve will read: PEM
+// certificates. Every command loads the configuration, so a file that is
+// not one is named here, with the variable, and not only when serve
+// starts.
+func (p *parser) caFile(name string) string {
+	v := p.file(name)
+	if v == "" {
+		return ""
+	}
+	if _, err := netguard.RootCAs(v); err != nil {
+		p.fail(name, "%s", err)
 		return ""
 	}
 	return v

@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
 var goodKey = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
@@ -65,8 +67,7 @@ func TestDefaults(t *testing.T) {
 
 func TestSecuritySettings(t *testing.T) {
 	other := base64.StdEncoding.EncodeToString([]byte("another key, thirty-two bytes!!!"))
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	require.NoError(t, os.WriteFile(ca, []byte("-----BEGIN CERTIFICATE-----\n"), 0o600))
+	ca, _ := testutil.NewTestCA(t, "gateway.example")
 	c, err := Load("", []string{"ENCRYPTION_KEY=" + goodKey, "ENCRYPTION_KEYS_PREVIOUS= " + other + " , " + goodKey,
 		"AUTH_ENABLED=false", "METRICS_PUBLIC=true", "METRICS_ENABLED=false", "EVENTS_CLIENT_BUFFER=20000", "GATEWAY_ALLOWED_NETWORKS=10.0.0.0/8, 192.168.1.7,fd00::/8",
 		"GATEWAY_CA_FILE=" + ca})
@@ -175,6 +176,8 @@ func TestInvalidValues(t *testing.T) {
 		{"GATEWAY_ALLOWED_NETWORKS=10.0.0.0/8,", `GATEWAY_ALLOWED_NETWORKS`},
 		{"GATEWAY_ALLOWED_NETWORKS=10.0.0.0/33", `GATEWAY_ALLOWED_NETWORKS`},
 		{"GATEWAY_CA_FILE=/nonexistent/ca.pem", `GATEWAY_CA_FILE names a file that cannot be read`},
+		{"GATEWAY_CA_FILE=config.go", `GATEWAY_CA_FILE CA file config.go: no PEM certificate found`},
+		{"GATEWAY_CA_FILE=/", `GATEWAY_CA_FILE CA file: read /: is a directory`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.env, func(t *testing.T) {
