@@ -2,6 +2,7 @@ package actors
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"math"
 	"runtime"
@@ -75,6 +76,9 @@ func newProcessor(w *writer, workers, queue int, queueBytes int64, log zerolog.L
 				p.queued -= size
 				p.waiting--
 				p.mu.Unlock()
+				if j.rateHz <= 0 {
+					j.rateHz = p.storedRate(j)
+				}
 				var u gatewayd.ReadingUpdate
 				p.crunch.do(func() { u = p.process(j, &s) })
 				p.writer.reading(u) // counts its packed samples in the intake first
@@ -85,6 +89,30 @@ func newProcessor(w *writer, workers, queue int, queueBytes int64, log zerolog.L
 	}
 	return p
 }
+
+// storedRate is the sensor's read rate as stored, for a reading whose
+// actor knows none: the rates it knows come from its last discovery, and
+// a reading can come before any (a gateway that pushes one right after
+// login, a schedule firing first, an actor just restarted) or be of a
+// sensor the last discovery did not list. Without a rate the reading was
+// stored with no sample_rate_hz, a velocity and dominant frequency of 0
+// and no spectrum, where a manual reading of the same sensor (whose rate
+// the API reads from the database) had them.
+func (p *processor) storedRate(j job) float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), rateLookupTimeout)
+	defer cancel()
+	rate, err := p.writer.src.SensorReadRate(ctx, j.r.GatewayID, j.serial)
+	if err != nil {
+		p.log.Warn().Err(err).Str("reading_id", j.r.ID.String()).Int64("serial", j.serial).
+			Msg("sensor read rate not found; the reading is stored without one")
+		return 0
+	}
+	return rate
+}
+
+// rateLookupTimeout bounds storedRate: a database that does not answer
+// costs a reading its rate, not the worker.
+const rateLookupTimeout = 5 * time.Second
 
 // submit queues a job without blocking the caller (an actor).
 func (p *processor) submit(j job) {

@@ -33,6 +33,9 @@ type Source interface {
 	// SaveReadings writes many readings' states (and samples) at once and
 	// returns the readings it brought to a final state.
 	SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) ([]gatewayd.ReadingRef, error)
+	// SensorReadRate returns the stored read rate of a gateway's sensor
+	// (0 when none is known).
+	SensorReadRate(ctx context.Context, gatewayID uuid.UUID, serial int64) (float64, error)
 }
 
 // deps is what every actor of one runtime reads. Nothing in it changes

@@ -28,6 +28,7 @@ func (fixedSource) RecordTemperatures(context.Context, []gatewayd.Temperature) (
 func (fixedSource) SaveReadings(context.Context, []gatewayd.ReadingUpdate) ([]gatewayd.ReadingRef, error) {
 	return nil, nil
 }
+func (fixedSource) SensorReadRate(context.Context, uuid.UUID, int64) (float64, error) { return 0, nil }
 
 // A store read made before an API removal must not resurrect the gateway.
 func TestStaleReadDoesNotResurrectARemovedGateway(t *testing.T) {

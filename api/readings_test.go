@@ -269,6 +269,37 @@ func TestGatewayPushedReading(t *testing.T) {
 	assert.Equal(t, 8192.0, rd["samples"])
 }
 
+// A reading of a sensor whose rate the gateway's actor does not know (it
+// restarted, and the gateway answers no discovery) gets the rate stored
+// for the sensor: it was stored without one, with a velocity and a
+// dominant frequency of 0 and no spectrum.
+func TestPushedReadingGetsTheStoredRate(t *testing.T) {
+	e, id, sg, sensors := readingEnv(t)
+	sg.UpdateFaults(func(f *ctctest.Faults) { f.IgnoreDiscovery = true })
+	gid := uuid.MustParse(id)
+	require.NoError(t, e.runtime.Crash(t.Context(), gid))
+	// The restarted actor logs in again, asks for sensors in vain, then
+	// subscribes once that request has timed out.
+	require.Eventually(t, func() bool {
+		return sg.Stats().Logins >= 2 && e.h.Status(gid).State == gatewayd.StateAuthenticated && sg.PushReading(10002) == 1
+	}, 30*time.Second, 20*time.Millisecond, "pushed on the new, subscribed session")
+	sensor := sensors[10002]["id"].(string)
+	var rd map[string]any
+	require.Eventually(t, func() bool {
+		list := e.do("GET", "/api/sensors/"+sensor+"/readings", nil).json(t)["data"].([]any)
+		if len(list) == 0 {
+			return false
+		}
+		rd = list[0].(map[string]any)
+		return rd["status"] == "COMPLETE"
+	}, 30*time.Second, 10*time.Millisecond, "stored")
+	assert.Equal(t, "GATEWAY", rd["trigger"])
+	assert.Equal(t, sensors[10002]["read_rate_hz"], rd["sample_rate_hz"], "the sensor's stored rate")
+	x := rd["summary"].(map[string]any)["x"].(map[string]any)
+	assert.Greater(t, x["velocity_rms_mm_s"], 0.0)
+	assert.Greater(t, x["dominant_frequency_hz"], 0.0)
+}
+
 // A reading on a schedule: set through the API (at least 1m there); the
 // actor runs it, as its target says.
 func TestScheduledReadings(t *testing.T) {

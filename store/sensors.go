@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -307,4 +308,19 @@ func (s *Store) RecordTemperatures(ctx context.Context, ts []gatewayd.Temperatur
 		return nil, fmt.Errorf("record temperatures: %w", classify(err))
 	}
 	return changedOnly(refs), nil
+}
+
+// SensorReadRate returns the read rate stored for a gateway's live sensor
+// with serial, 0 when the sensor or its rate is not known.
+func (s *Store) SensorReadRate(ctx context.Context, gatewayID uuid.UUID, serial int64) (float64, error) {
+	var rate *float64
+	err := s.pool.QueryRow(ctx, `SELECT read_rate_hz FROM sensors
+		WHERE gateway_id = $1 AND serial = $2 AND deleted_at IS NULL`, gatewayID, serial).Scan(&rate)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && rate == nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sensor read rate: %w", classify(err))
+	}
+	return *rate, nil
 }
