@@ -45,8 +45,10 @@ type SensorReport struct {
 	Serial     int64
 	Name       string
 	PartNumber string
-	ReadRateHz float64
-	Samples    int
+	// ReadRateHz and Samples are nil when the gateway did not say (or
+	// said nothing readable): the stored values stay.
+	ReadRateHz *float64
+	Samples    *int64
 	Connected  bool
 }
 

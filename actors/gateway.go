@@ -500,9 +500,9 @@ func (a *gatewayActor) onFrame(m *frame) {
 func (a *gatewayActor) onNotification(now time.Time, msg ctc.Message, text *[]byte) {
 	switch n := msg.(type) {
 	case *ctc.Temperature:
-		serial, err := strconv.ParseInt(strings.TrimSpace(n.Serial), 10, 64)
+		serial, serialOK := n.Serial.Int64()
 		celsius, ok := number(n.Temp)
-		if err != nil || !ok {
+		if !serialOK || !ok {
 			a.drop(now, "malformed NOT_DYN_TEMP")
 			return
 		}
@@ -564,12 +564,15 @@ func (a *gatewayActor) onDiscovery(now time.Time, cmd *command, msg ctc.Message)
 		a.rediscoverSoon()
 		return
 	}
-	list, err := ctc.Sensors(dyn.Data)
+	list, skipped, err := ctc.Sensors(dyn.Data)
 	if err != nil {
 		a.drop(now, "malformed sensor list: "+err.Error())
 		a.finished(cmd, gatewayd.Discovery{}, fmt.Errorf("%w: malformed sensor list", gatewayd.ErrGatewayError))
 		a.rediscoverSoon()
 		return
+	}
+	if skipped > 0 {
+		a.drop(now, fmt.Sprintf("sensor list: %d entries without a readable serial skipped", skipped))
 	}
 	d := gatewayd.Discovery{GatewayID: a.id, At: now, Sensors: make([]gatewayd.SensorReport, len(list))}
 	if a.sensorRates == nil {
@@ -577,9 +580,11 @@ func (a *gatewayActor) onDiscovery(now time.Time, cmd *command, msg ctc.Message)
 	}
 	clear(a.sensorRates)
 	for i, s := range list {
-		a.sensorRates[s.Serial] = s.ReadRate
+		if s.ReadRate != nil {
+			a.sensorRates[s.Serial] = *s.ReadRate
+		}
 		d.Sensors[i] = gatewayd.SensorReport{Serial: s.Serial, Name: sensorText(s.Name, maxSensorName),
-			PartNumber: sensorText(s.PartNum, maxSensorName), ReadRateHz: s.ReadRate, Samples: s.Samples, Connected: s.Connected != 0}
+			PartNumber: sensorText(s.PartNum, maxSensorName), ReadRateHz: s.ReadRate, Samples: s.Samples, Connected: s.Connected}
 	}
 	a.discoveryFailures = 0
 	a.d.writer.discovered(d)

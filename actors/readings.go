@@ -121,7 +121,7 @@ func (a *gatewayActor) onTakeAnswer(acq *acquisition, msg ctc.Message) {
 		return
 	}
 	if e, ok := msg.(*ctc.ErrorResult); ok {
-		a.failReading(acq, "refused by gateway: "+e.Error)
+		a.failReading(acq, "refused by gateway: "+string(e.Error))
 		return
 	}
 	acq.stage = stageStarting

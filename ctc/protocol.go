@@ -13,7 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
+	"strings"
 )
 
 // Message types seen on real gateways.
@@ -51,16 +51,21 @@ type TakeReading struct {
 	Serial int64 `json:"Serial"`
 }
 
-// Encode builds a request frame. A nil data is sent as {}.
+// Encode builds a request frame. A nil data is sent as {}. Strings go as
+// they are, without encoding/json's HTML escaping: a password "p<&>w" went
+// out as "p\u003c\u0026\u003ew", valid JSON that a firmware's parser need
+// not read back as the password.
 func Encode(typ string, data any) ([]byte, error) {
 	if data == nil {
 		data = struct{}{}
 	}
-	b, err := json.Marshal(Request{Type: typ, From: "UI", To: "SERV", Data: data})
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(Request{Type: typ, From: "UI", To: "SERV", Data: data}); err != nil {
 		return nil, fmt.Errorf("encode %s: %w", typ, err)
 	}
-	return b, nil
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // Message is a decoded frame from a gateway: one of *LoginResult,
@@ -80,20 +85,25 @@ func IsAnswer(m Message) bool {
 	return false
 }
 
-// LoginResult is RTN_LOGIN.
+// LoginResult is RTN_LOGIN. Only Success decides anything; the other
+// fields take any scalar, so an odd one (a number for a name) does not
+// cost the answer: it was dropped as malformed, and the login waited out
+// its timeout and was retried, refused credentials included.
 type LoginResult struct {
-	Email       string `json:"Email"`
-	First       string `json:"First"`
-	Last        string `json:"Last"`
-	Success     bool   `json:"Success"`
-	AccessLevel any    `json:"AccessLevel"`
-	Verified    any    `json:"Verified"`
+	Email       Text `json:"Email"`
+	First       Text `json:"First"`
+	Last        Text `json:"Last"`
+	Success     Flag `json:"Success"`
+	AccessLevel any  `json:"AccessLevel"`
+	Verified    any  `json:"Verified"`
 }
 
-// ErrorResult is RTN_ERR.
+// ErrorResult is RTN_ERR. Attempt is a string or null on the gateways
+// seen so far; anything is taken. A Data that is a bare string is the
+// Error.
 type ErrorResult struct {
-	Attempt *string `json:"Attempt"`
-	Error   string  `json:"Error"`
+	Attempt any  `json:"Attempt"`
+	Error   Text `json:"Error"`
 }
 
 // DynResult is RTN_DYN; its data depends on the request it answers.
@@ -118,10 +128,11 @@ type Reading struct {
 	Z      string `json:"Z"`
 }
 
-// Temperature is NOT_DYN_TEMP.
+// Temperature is NOT_DYN_TEMP. Serial is a string on the gateways seen
+// so far (NOT_DYN_READING_STARTED's is a number); either is taken.
 type Temperature struct {
-	Serial string `json:"Serial"`
-	Temp   any    `json:"Temp"`
+	Serial Text `json:"Serial"`
+	Temp   any  `json:"Temp"`
 }
 
 // Unknown is a well-formed frame of a type this package does not know.
@@ -260,6 +271,12 @@ func decodeEnvelope(frame []byte) (Message, error) {
 	default:
 		return &Unknown{Type: *env.Type, Data: env.Data}, nil
 	}
+	if e, ok := m.(*ErrorResult); ok && len(env.Data) > 0 && env.Data[0] == '"' {
+		if err := json.Unmarshal(env.Data, &e.Error); err != nil {
+			return nil, fmt.Errorf("%w: %s data: %v", ErrMalformed, *env.Type, err)
+		}
+		return m, nil
+	}
 	if len(env.Data) > 0 && !bytes.Equal(env.Data, []byte("null")) {
 		if err := json.Unmarshal(env.Data, m); err != nil {
 			return nil, fmt.Errorf("%w: %s data: %v", ErrMalformed, *env.Type, err)
@@ -281,15 +298,16 @@ func LoginOutcome(m Message) (accepted bool, reason string) {
 	case *DynResult:
 		return true, ""
 	case *ErrorResult:
-		if v.Error == "" {
+		if strings.TrimSpace(string(v.Error)) == "" {
 			return false, "login refused"
 		}
-		return false, v.Error
+		return false, string(v.Error)
 	}
 	return false, "unexpected answer to login: " + m.MessageType()
 }
 
-// Sensor is one entry of GET_DYN_CONNECTED's answer.
+// Sensor is one entry of GET_DYN_CONNECTED's answer, as the simulator
+// (ctctest) writes it.
 type Sensor struct {
 	Serial    int64   `json:"Serial"`
 	Connected int     `json:"Connected"`
@@ -299,37 +317,102 @@ type Sensor struct {
 	Name      string  `json:"Name"`
 }
 
-// Sensors decodes the sensor list, which comes as an object keyed by serial
-// or as [] when there are none. Keys that are not serial numbers are kept
-// by their Serial field.
-func Sensors(data json.RawMessage) ([]Sensor, error) {
+// Listed is a sensor as a gateway listed it, read leniently: a field left
+// out, or sent in a form that reads as nothing of its kind, is nil (or
+// its zero value), and the rest of the entry and of the list still count.
+type Listed struct {
+	Serial int64
+	// Connected is true when the entry says so (1, true, "1", "true") or
+	// says nothing: the list is of the connected sensors.
+	Connected bool
+	PartNum   string
+	ReadRate  *float64
+	Samples   *int64
+	Name      string
+}
+
+// listEntry is an entry of the list as sent: numbers may come as strings,
+// Connected as 0/1 or a boolean.
+type listEntry struct {
+	Serial    Text `json:"Serial"`
+	Connected Text `json:"Connected"`
+	PartNum   Text `json:"PartNum"`
+	ReadRate  Text `json:"ReadRate"`
+	Samples   Text `json:"Samples"`
+	Name      Text `json:"Name"`
+}
+
+// Sensors decodes the sensor list: an object keyed by serial, or [] when
+// there are none (API.md §6). Entries are read one by one: one that is
+// not an object, or whose serial cannot be read (from its Serial, else
+// its key), is skipped and counted, and the others still count; a single odd field once cost the
+// whole list. A Data that is no list (absent, null, a string, {} or an
+// object none of whose entries is a sensor) is ErrMalformed: a gateway
+// with no sensors says [], and an RTN_DYN with nothing in it is more
+// likely the late answer of another request than an empty list, which
+// would disconnect every sensor.
+func Sensors(data json.RawMessage) (list []Listed, skipped int, err error) {
 	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
-		return []Sensor{}, nil
-	}
-	if trimmed[0] == '[' {
-		var list []Sensor
-		if err := json.Unmarshal(trimmed, &list); err != nil {
-			return nil, fmt.Errorf("%w: sensors: %v", ErrMalformed, err)
+	var entries []listEntry
+	var keys []string
+	switch {
+	case len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")):
+		return nil, 0, fmt.Errorf("%w: sensors: no list", ErrMalformed)
+	case trimmed[0] == '[':
+		var raw []json.RawMessage
+		if err := json.Unmarshal(trimmed, &raw); err != nil {
+			return nil, 0, fmt.Errorf("%w: sensors: %v", ErrMalformed, err)
 		}
-		if list == nil {
-			list = []Sensor{}
-		}
-		return list, nil
-	}
-	var byKey map[string]Sensor
-	if err := json.Unmarshal(trimmed, &byKey); err != nil {
-		return nil, fmt.Errorf("%w: sensors: %v", ErrMalformed, err)
-	}
-	out := make([]Sensor, 0, len(byKey))
-	for k, s := range byKey {
-		if s.Serial == 0 {
-			if n, err := strconv.ParseInt(k, 10, 64); err == nil {
-				s.Serial = n
+		for _, r := range raw {
+			var e listEntry
+			if json.Unmarshal(r, &e) != nil {
+				skipped++ // not an object
+				continue
 			}
+			entries, keys = append(entries, e), append(keys, "")
 		}
-		out = append(out, s)
+	default:
+		var byKey map[string]json.RawMessage
+		if err := json.Unmarshal(trimmed, &byKey); err != nil {
+			return nil, 0, fmt.Errorf("%w: sensors: %v", ErrMalformed, err)
+		}
+		if len(byKey) == 0 {
+			return nil, 0, fmt.Errorf("%w: sensors: {} is no list ([] is none)", ErrMalformed)
+		}
+		for k, r := range byKey {
+			var e listEntry
+			if json.Unmarshal(r, &e) != nil {
+				skipped++ // not an object
+				continue
+			}
+			entries, keys = append(entries, e), append(keys, k)
+		}
 	}
-	slices.SortFunc(out, func(a, b Sensor) int { return cmp.Compare(a.Serial, b.Serial) })
-	return out, nil
+	list = make([]Listed, 0, len(entries))
+	for i, e := range entries {
+		serial, ok := e.Serial.Int64()
+		if !ok {
+			serial, ok = Text(keys[i]).Int64()
+		}
+		if !ok {
+			skipped++
+			continue
+		}
+		l := Listed{Serial: serial, Connected: true, PartNum: string(e.PartNum), Name: string(e.Name)}
+		if c, ok := e.Connected.Bool(); ok {
+			l.Connected = c
+		}
+		if r, ok := e.ReadRate.Float(); ok {
+			l.ReadRate = &r
+		}
+		if n, ok := e.Samples.Int64(); ok {
+			l.Samples = &n
+		}
+		list = append(list, l)
+	}
+	if len(list) == 0 && skipped > 0 {
+		return nil, skipped, fmt.Errorf("%w: sensors: no entry has a serial", ErrMalformed)
+	}
+	slices.SortStableFunc(list, func(a, b Listed) int { return cmp.Compare(a.Serial, b.Serial) })
+	return list, skipped, nil
 }

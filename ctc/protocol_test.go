@@ -26,6 +26,10 @@ func TestEncodeRequests(t *testing.T) {
 		{TypePostUnsubChanges, nil, `{"Type":"POST_UNSUB_CHANGES","From":"UI","To":"SERV","Data":{}}`},
 		{TypeTakeDynReading, TakeReading{Serial: 12345}, `{"Type":"TAKE_DYN_READING","From":"UI","To":"SERV","Data":{"Serial":12345}}`},
 	}
+	// Strings go as they are: no HTML escaping of a password.
+	b, err := Encode(TypePostLogin, Login{Email: "a@b.c", Password: "p<&>w"})
+	require.NoError(t, err)
+	assert.Equal(t, `{"Type":"POST_LOGIN","From":"UI","To":"SERV","Data":{"Email":"a@b.c","Password":"p<&>w"}}`, string(b))
 	for _, tc := range cases {
 		b, err := Encode(tc.typ, tc.data)
 		require.NoError(t, err)
@@ -49,7 +53,15 @@ func TestDecodeExamplesOfTheProtocol(t *testing.T) {
 		{`{"Type":"RTN_ERR","From":"SERV","Target":"UI","Data":{"Attempt":null,"Error":"Invalid credentials"}}`,
 			&ErrorResult{Error: "Invalid credentials"}},
 		{`{"Type":"RTN_ERR","From":"SERV","Target":"UI","Data":{"Attempt":"POST_LOGIN","Error":"x"}}`,
-			&ErrorResult{Attempt: ptr("POST_LOGIN"), Error: "x"}},
+			&ErrorResult{Attempt: "POST_LOGIN", Error: "x"}},
+		// Forms seen from odd firmware: a bare string as RTN_ERR's Data, a
+		// number for a name or an attempt, Success as 1 or "true".
+		{`{"Type":"RTN_ERR","Data":"Bad password"}`, &ErrorResult{Error: "Bad password"}},
+		{`{"Type":"RTN_ERR","Data":{"Attempt":3,"Error":"x"}}`, &ErrorResult{Attempt: float64(3), Error: "x"}},
+		{`{"Type":"RTN_LOGIN","Data":{"Success":1,"Last":7}}`, &LoginResult{Success: true, Last: "7"}},
+		{`{"Type":"RTN_LOGIN","Data":{"Success":"true"}}`, &LoginResult{Success: true}},
+		{`{"Type":"RTN_LOGIN","Data":{"Success":"0"}}`, &LoginResult{}},
+		{`{"Type":"NOT_DYN_TEMP","Data":{"Serial":12345,"Temp":"21.5"}}`, &Temperature{Serial: "12345", Temp: "21.5"}},
 		{`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":[]}`, &DynResult{Data: json.RawMessage(`[]`)}},
 		{`{"Type":"NOT_DYN_READING_STARTED","From":"SERV","Target":"UI","Data":{"Serial":12345,"Success":true}}`,
 			&ReadingStarted{Serial: 12345, Success: true}},
@@ -101,17 +113,72 @@ func TestLoginOutcome(t *testing.T) {
 
 func TestSensorsBothShapes(t *testing.T) {
 	t.Parallel()
-	list, err := Sensors(json.RawMessage(`{"222":{"Serial":222,"Connected":1,"PartNum":"PN-2","ReadRate":20000,"Samples":4096,"Name":"Pump"},"111":{"Connected":0,"Name":"Fan"}}`))
+	list, skipped, err := Sensors(json.RawMessage(`{"222":{"Serial":222,"Connected":1,"PartNum":"PN-2","ReadRate":20000,"Samples":4096,"Name":"Pump"},"111":{"Connected":0,"Name":"Fan"}}`))
 	require.NoError(t, err)
-	assert.Equal(t, []Sensor{{Serial: 111, Name: "Fan"}, {Serial: 222, Connected: 1, PartNum: "PN-2", ReadRate: 20000, Samples: 4096, Name: "Pump"}}, list)
-	for _, empty := range []string{`[]`, `{}`, `null`, ``} {
-		list, err = Sensors(json.RawMessage(empty))
-		require.NoError(t, err)
-		assert.Empty(t, list)
-		assert.NotNil(t, list)
+	assert.Zero(t, skipped)
+	assert.Equal(t, []Listed{{Serial: 111, Name: "Fan"},
+		{Serial: 222, Connected: true, PartNum: "PN-2", ReadRate: ptr(20000.0), Samples: ptr(int64(4096)), Name: "Pump"}}, list)
+	list, _, err = Sensors(json.RawMessage(` [] `))
+	require.NoError(t, err)
+	assert.Empty(t, list, "[] is no sensors")
+	// Nothing that says "no sensors" the way a gateway does: an RTN_DYN
+	// with no data, or {} (a late answer to another request, more likely),
+	// would disconnect every sensor.
+	for _, notAList := range []string{`{}`, `null`, ``, `"x"`, `{"1":"x"}`, `{"abc":{"Connected":1,"Name":"no serial"}}`} {
+		_, _, err = Sensors(json.RawMessage(notAList))
+		assert.ErrorIs(t, err, ErrMalformed, notAList)
 	}
-	_, err = Sensors(json.RawMessage(`"x"`))
-	assert.ErrorIs(t, err, ErrMalformed)
+}
+
+// One odd entry or field costs only itself: the rest of the list counts.
+// Fields come as numbers or strings, Connected as 0/1, a boolean or left
+// out (the list is of the connected sensors), a whole count as 8192.0; a
+// field left out is nil, so the stored value stays.
+func TestSensorsReadEntriesLeniently(t *testing.T) {
+	t.Parallel()
+	list, skipped, err := Sensors(json.RawMessage(`{
+		"101":{"Serial":101,"Connected":1,"ReadRate":25600,"Samples":8192},
+		"102":{"Serial":102,"Connected":true},
+		"103":{"Serial":"103","ReadRate":"100","Samples":8192.0,"Connected":"false","PartNum":42},
+		"104":{"Serial":99999999999999999999},
+		"abc":{"Connected":1,"Name":"no serial"},
+		"105":"not an object",
+		"106":{"Serial":106,"Samples":1.5,"ReadRate":"fast","Connected":"maybe","Name":{"x":1}}}`))
+	require.NoError(t, err)
+	assert.Equal(t, 2, skipped, "abc has no serial; 105 is no entry")
+	assert.Equal(t, []Listed{
+		{Serial: 101, Connected: true, ReadRate: ptr(25600.0), Samples: ptr(int64(8192))},
+		{Serial: 102, Connected: true},
+		{Serial: 103, Connected: false, PartNum: "42", ReadRate: ptr(100.0), Samples: ptr(int64(8192))},
+		{Serial: 104, Connected: true}, // its key, as its Serial is beyond int64
+		{Serial: 106, Connected: true},
+	}, list)
+}
+
+func TestTextAndFlag(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]int64{`"12"`: 12, `12`: 12, `" 12 "`: 12, `1e3`: 1000, `-7`: -7} {
+		var x Text
+		require.NoError(t, json.Unmarshal([]byte(in), &x))
+		n, ok := x.Int64()
+		assert.True(t, ok, in)
+		assert.Equal(t, want, n, in)
+	}
+	for _, in := range []string{`1.5`, `"x"`, `null`, `{}`, `[1]`, `1e30`, `true`} {
+		var x Text
+		require.NoError(t, json.Unmarshal([]byte(in), &x), "Text never fails")
+		_, ok := x.Int64()
+		assert.False(t, ok, in)
+	}
+	for in, want := range map[string]bool{`true`: true, `"TRUE"`: true, `1`: true, `"0"`: false, `false`: false, `null`: false} {
+		var f Flag
+		require.NoError(t, json.Unmarshal([]byte(in), &f), in)
+		assert.Equal(t, want, bool(f), in)
+	}
+	for _, in := range []string{`"yes"`, `{}`, `[]`} {
+		var f Flag
+		assert.Error(t, json.Unmarshal([]byte(in), &f), in)
+	}
 }
 
 func TestIsAnswer(t *testing.T) {
@@ -154,7 +221,7 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 		if d, ok := m.(*DynResult); ok {
-			_, _ = Sensors(d.Data)
+			_, _, _ = Sensors(d.Data)
 		}
 		if m != nil {
 			_, _ = LoginOutcome(m)

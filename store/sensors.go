@@ -178,7 +178,7 @@ func (s *Store) MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) (
 	var ats, sensorAt []time.Time
 	var serials []int64
 	var names, parts []string
-	var rates []float64
+	var rates []*float64
 	var samples []*int32 // NULL (unknown) for a count no int4 holds
 	var connected []bool
 	for _, d := range ds {
@@ -216,8 +216,10 @@ func (s *Store) MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) (
 			name         = CASE WHEN s.name_set OR EXCLUDED.name = 'Sensor ' || EXCLUDED.serial
 			                    THEN s.name ELSE EXCLUDED.name END,
 			part_number  = COALESCE(EXCLUDED.part_number, s.part_number),
-			read_rate_hz = EXCLUDED.read_rate_hz,
-			samples      = EXCLUDED.samples,
+			-- A rate or count the gateway did not report (or that no
+			-- column holds) leaves the stored one.
+			read_rate_hz = COALESCE(EXCLUDED.read_rate_hz, s.read_rate_hz),
+			samples      = COALESCE(EXCLUDED.samples, s.samples),
 			connected    = EXCLUDED.connected,
 			last_seen_at = GREATEST(s.last_seen_at, EXCLUDED.last_seen_at)
 		RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id),
@@ -239,12 +241,13 @@ func (s *Store) MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) (
 }
 
 // sampleCount is a reported sample count as stored: unknown (NULL) when
-// it is negative or beyond int4, never wrapped to another number.
-func sampleCount(n int) *int32 {
-	if n < 0 || n > math.MaxInt32 {
+// it was not reported, or is negative or beyond int4, never wrapped to
+// another number.
+func sampleCount(n *int64) *int32 {
+	if n == nil || *n < 0 || *n > math.MaxInt32 {
 		return nil
 	}
-	v := int32(n)
+	v := int32(*n)
 	return &v
 }
 

@@ -14,7 +14,8 @@ import (
 )
 
 func report(serial int64, name string) gatewayd.SensorReport {
-	return gatewayd.SensorReport{Serial: serial, Name: name, PartNumber: "TA-CE-WS-1", ReadRateHz: 25600, Samples: 8192, Connected: true}
+	rate, samples := 25600.0, int64(8192)
+	return gatewayd.SensorReport{Serial: serial, Name: name, PartNumber: "TA-CE-WS-1", ReadRateHz: &rate, Samples: &samples, Connected: true}
 }
 
 func sensorsBySerial(t *testing.T, s *store.Store, gw uuid.UUID) map[int64]gatewayd.Sensor {
@@ -56,9 +57,9 @@ func TestDiscoveryMergeRules(t *testing.T) {
 	assert.Len(t, sensorsBySerial(t, s, other.ID), 1)
 
 	// A sample count no int4 holds is unknown, not wrapped to another one.
-	for _, n := range []int{1<<32 + 1, -5} {
+	for _, n := range []int64{1<<32 + 1, -5} {
 		odd := report(9, "Odd")
-		odd.Samples = n
+		odd.Samples = &n
 		require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: other.ID, At: t0, Sensors: []gatewayd.SensorReport{report(1, "Elsewhere"), odd}}})))
 		assert.Nil(t, sensorsBySerial(t, s, other.ID)[9].Samples, "%d samples", n)
 	}
@@ -68,7 +69,7 @@ func TestDiscoveryMergeRules(t *testing.T) {
 	require.NoError(t, err)
 	t1 := t0.Add(time.Minute)
 	r1 := report(1, "Pump A renamed")
-	r1.ReadRateHz = 12800
+	r1.ReadRateHz = ptr(12800.0)
 	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{
 		{GatewayID: g.ID, At: t1, Sensors: []gatewayd.SensorReport{r1, report(3, "")}},
 	})))
@@ -82,6 +83,16 @@ func TestDiscoveryMergeRules(t *testing.T) {
 	assert.True(t, t0.Equal(got[2].LastSeenAt))
 	assert.Equal(t, "Sensor 3", got[3].Name, "no name reported: a placeholder")
 	assert.True(t, sensorsBySerial(t, s, other.ID)[1].Connected, "another gateway's discovery is its own")
+
+	// A rate or sample count the gateway left out leaves the stored one.
+	bare := report(1, "")
+	bare.ReadRateHz, bare.Samples = nil, nil
+	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{
+		{GatewayID: g.ID, At: t1.Add(time.Second), Sensors: []gatewayd.SensorReport{bare}},
+	})))
+	kept := sensorsBySerial(t, s, g.ID)[1]
+	assert.Equal(t, 12800.0, *kept.ReadRateHz, "rate kept")
+	assert.Equal(t, 8192, *kept.Samples, "count kept")
 
 	// An empty answer ([]) disconnects every sensor of that gateway.
 	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t1.Add(time.Minute)}})))

@@ -96,7 +96,7 @@ func TestServesGatewaysUntilCancelled(t *testing.T) {
 	ok, reason := ctc.LoginOutcome(read())
 	require.True(t, ok, reason)
 	write(ctc.TypeGetDynConnected, nil)
-	sensors, err := ctc.Sensors(read().(*ctc.DynResult).Data)
+	sensors, _, err := ctc.Sensors(read().(*ctc.DynResult).Data)
 	require.NoError(t, err)
 	require.Len(t, sensors, 1)
 	write(ctc.TypePostSubChanges, nil)

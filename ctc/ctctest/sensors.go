@@ -106,7 +106,7 @@ func (g *Gateway) sensor(serial int64) (ctc.Sensor, bool) {
 // many sockets it was sent on (none for a temp JSON cannot carry: NaN,
 // ±Inf).
 func (g *Gateway) PushTemperature(serial int64, temp float64) int {
-	sent := g.notifyAll(frame(ctc.TypeNotDynTemp, ctc.Temperature{Serial: strconv.FormatInt(serial, 10), Temp: temp}))
+	sent := g.notifyAll(frame(ctc.TypeNotDynTemp, ctc.Temperature{Serial: ctc.Text(strconv.FormatInt(serial, 10)), Temp: temp}))
 	g.record(func(s *Stats) { s.TemperaturesPushed += sent })
 	return sent
 }
@@ -165,7 +165,7 @@ func (c *conn) tempLoop() {
 		case <-t.C:
 			sent := 0
 			for _, s := range c.g.Sensors() {
-				b := frame(ctc.TypeNotDynTemp, ctc.Temperature{Serial: strconv.FormatInt(s.Serial, 10), Temp: SimulatedTemperature(s.Serial, tick)})
+				b := frame(ctc.TypeNotDynTemp, ctc.Temperature{Serial: ctc.Text(strconv.FormatInt(s.Serial, 10)), Temp: SimulatedTemperature(s.Serial, tick)})
 				if c.notify(b) {
 					sent++
 				}

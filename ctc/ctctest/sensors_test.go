@@ -105,15 +105,15 @@ func TestSensorsAddedAndRemovedWhileRunning(t *testing.T) {
 	caller := DefaultSensors(1)
 	g := s.Add("dyn", Config{Email: "e", Password: "p", Sensors: caller})
 	ws := session(t, g)
-	list, err := ctc.Sensors(discover(t, ws))
+	list, _, err := ctc.Sensors(discover(t, ws))
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 
 	added := ctc.Sensor{Serial: 777, Connected: 1, PartNum: "X", ReadRate: 1000, Samples: 512, Name: "Spindle"}
 	g.AddSensor(added)
-	list, err = ctc.Sensors(discover(t, ws))
+	list, _, err = ctc.Sensors(discover(t, ws))
 	require.NoError(t, err)
-	assert.Equal(t, []ctc.Sensor{added, caller[0]}, list, "ordered by serial")
+	assert.Equal(t, []ctc.Listed{listed(added), listed(caller[0])}, list, "ordered by serial")
 	assert.Len(t, g.Sensors(), 2)
 	assert.Len(t, caller, 1, "the caller's slice is not changed")
 
@@ -124,7 +124,7 @@ func TestSensorsAddedAndRemovedWhileRunning(t *testing.T) {
 
 	assert.True(t, g.RemoveSensor(10001))
 	assert.False(t, g.RemoveSensor(10001), "already gone")
-	list, err = ctc.Sensors(discover(t, ws))
+	list, _, err = ctc.Sensors(discover(t, ws))
 	require.NoError(t, err)
 	assert.Equal(t, []int64{777}, []int64{list[0].Serial})
 	require.True(t, g.RemoveSensor(777))
@@ -148,14 +148,14 @@ func TestDiscoveryFaults(t *testing.T) {
 	first, second := discover(t, ws), discover(t, ws)
 	assert.JSONEq(t, `"oops"`, string(first))
 	assert.JSONEq(t, `{"1":"x"}`, string(second))
-	_, err := ctc.Sensors(first)
+	_, _, err := ctc.Sensors(first)
 	assert.ErrorIs(t, err, ctc.ErrMalformed)
-	_, err = ctc.Sensors(second)
+	_, _, err = ctc.Sensors(second)
 	assert.ErrorIs(t, err, ctc.ErrMalformed)
 	assert.Equal(t, 2, g.Stats().DiscoveriesAnswered)
 
 	g.SetFaults(Faults{})
-	list, err := ctc.Sensors(discover(t, ws))
+	list, _, err := ctc.Sensors(discover(t, ws))
 	require.NoError(t, err)
 	assert.Len(t, list, 2, "healed")
 }
@@ -183,7 +183,7 @@ func TestTemperaturesOnlyWhileSubscribed(t *testing.T) {
 	temps := map[string]any{}
 	for len(temps) < 2 {
 		m := recv(t, ws).(*ctc.Temperature)
-		temps[m.Serial] = m.Temp
+		temps[string(m.Serial)] = m.Temp
 	}
 	assert.Equal(t, map[string]any{"10001": 21.0, "10002": 22.0}, temps, "first tick")
 	require.Eventually(t, func() bool { return g.Stats().TemperaturesPushed >= 6 }, 10*time.Second, time.Millisecond, "keeps pushing")
@@ -246,4 +246,10 @@ func TestPushTemperatureThatJSONCannotCarry(t *testing.T) {
 	subscribe(t, ws)
 	assert.Zero(t, g.PushTemperature(10001, math.NaN()))
 	discover(t, ws)
+}
+
+// listed is s as the decoder reads it back.
+func listed(s ctc.Sensor) ctc.Listed {
+	rate, samples := s.ReadRate, int64(s.Samples)
+	return ctc.Listed{Serial: s.Serial, Connected: s.Connected != 0, PartNum: s.PartNum, ReadRate: &rate, Samples: &samples, Name: s.Name}
 }

@@ -77,7 +77,7 @@ func TestSessionLoginSensorsReading(t *testing.T) {
 	send(t, ws, ctc.TypeGetDynConnected, nil)
 	dyn, isDyn := recv(t, ws).(*ctc.DynResult)
 	require.True(t, isDyn)
-	sensors, err := ctc.Sensors(dyn.Data)
+	sensors, _, err := ctc.Sensors(dyn.Data)
 	require.NoError(t, err)
 	require.Len(t, sensors, 2)
 	assert.Equal(t, int64(10001), sensors[0].Serial)
