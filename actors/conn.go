@@ -3,6 +3,7 @@ package actors
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -146,10 +147,11 @@ func handshake(ctx context.Context, d *deps, url string) (*websocket.Conn, error
 	var stopWatch func() bool
 	watch := func(c net.Conn) { stopWatch = context.AfterFunc(dctx, func() { _ = c.SetDeadline(aLongTimeAgo) }) }
 	if addr, ok := dialAddr(url); ok {
-		conn, err := d.cfg.NetDial(dctx, "tcp", addr)
+		raw, err := d.cfg.NetDial(dctx, "tcp", addr)
 		if err != nil {
 			return nil, err
 		}
+		conn := &quietProbe{Conn: raw}
 		watch(conn)
 		pending := conn // until gorilla takes it; it dials once
 		dialer.NetDialContext = func(context.Context, string, string) (net.Conn, error) {
@@ -170,10 +172,11 @@ func handshake(ctx context.Context, d *deps, url string) (*websocket.Conn, error
 		// before it dials, and says what is wrong; one it does dial (no
 		// host) goes through the same dialer as ever.
 		dialer.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := d.cfg.NetDial(ctx, network, addr)
+			raw, err := d.cfg.NetDial(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
+			c := &quietProbe{Conn: raw}
 			watch(c)
 			return c, nil
 		}
@@ -605,4 +608,70 @@ func (r *reader) admitLarge(ctx context.Context, parts ...[]byte) (*[]byte, erro
 	}
 	*data = b
 	return data, nil
+}
+
+// quietProbe tells, once, when a new socket has nothing more to read: the
+// gateway's actor writes POST_LOGIN only then, so that a frame the
+// gateway sent as the socket opened has been read, and dropped as an
+// answer nobody asked for, before the login goes out; read after it, it
+// was taken for the login's answer (answers carry no id): an RTN_DYN
+// greeting made a refused login AUTHENTICATED, an RTN_ERR one a good
+// login AUTH_FAILED, with no retries. Armed by the actor once the handshake is done,
+// it makes the next read first wait at most quietWait; if nothing comes,
+// the socket is quiet. A peer that keeps sending is declared quiet after
+// quietLimit anyway. Without an answer it is no worse than before: a
+// frame in flight when the probe ends can still be read after the login
+// is written, and without correlation ids nothing tells them apart.
+type quietProbe struct {
+	net.Conn
+	mu      sync.Mutex
+	onQuiet func() // armed; nil once told
+	until   time.Time
+}
+
+const (
+	quietWait  = 2 * time.Millisecond
+	quietLimit = time.Second
+)
+
+// arm makes the next reads probe; onQuiet is called once, from the
+// reading goroutine.
+func (p *quietProbe) arm(onQuiet func()) {
+	p.mu.Lock()
+	p.onQuiet, p.until = onQuiet, time.Now().Add(quietLimit)
+	p.mu.Unlock()
+}
+
+func (p *quietProbe) Read(b []byte) (int, error) {
+	p.mu.Lock()
+	told := p.onQuiet
+	p.mu.Unlock()
+	if told == nil {
+		return p.Conn.Read(b)
+	}
+	if time.Now().Before(p.until) {
+		_ = p.Conn.SetReadDeadline(time.Now().Add(quietWait))
+		n, err := p.Conn.Read(b)
+		var ne net.Error
+		if n > 0 || err == nil || !errors.As(err, &ne) || !ne.Timeout() {
+			_ = p.Conn.SetReadDeadline(time.Time{})
+			return n, err
+		}
+		_ = p.Conn.SetReadDeadline(time.Time{})
+	}
+	p.mu.Lock()
+	p.onQuiet = nil
+	p.mu.Unlock()
+	told()
+	return p.Conn.Read(b)
+}
+
+// probeOf is the quietProbe under ws, if any (under TLS too).
+func probeOf(ws *websocket.Conn) *quietProbe {
+	c := ws.NetConn()
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	p, _ := c.(*quietProbe)
+	return p
 }

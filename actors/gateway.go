@@ -243,6 +243,10 @@ func (a *gatewayActor) Receive(c actor.Context) {
 		// After onFrame: a reading has been counted as a processor job by
 		// now, so the intake never undercounts it.
 		m.ledger.done(m.reserved)
+	case *quiet:
+		if m.gen == a.gen && a.ws != nil && a.status.State == gatewayd.StateConnected {
+			a.login()
+		}
 	case *readEnded:
 		if m.gen == a.gen && a.ws != nil {
 			if errors.Is(m.err, errFlood) {
@@ -365,9 +369,22 @@ func (a *gatewayActor) onDialed(m *dialed) {
 		return
 	}
 	a.ws = ws
+	probe := probeOf(ws)
+	if probe != nil {
+		gen, root, self := a.gen, a.d.root, a.self
+		probe.arm(func() { root.Send(self, &quiet{gen: gen}) })
+	}
 	a.startReader(ws)
 	a.setState(gatewayd.StateConnected)
-	// The first message on a new socket must be POST_LOGIN.
+	if probe == nil {
+		a.login()
+	}
+	// Else on quiet, once what the gateway sent as the socket opened has
+	// been read: such a frame is then known to be no answer.
+}
+
+// login sends POST_LOGIN: the first message on a new socket.
+func (a *gatewayActor) login() {
 	a.enqueue(&command{typ: ctc.TypePostLogin, data: ctc.Login{Email: a.target.Email, Password: a.target.Password},
 		timeout: a.d.cfg.AuthTimeout})
 }

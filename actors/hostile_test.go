@@ -364,3 +364,30 @@ func TestIntakeIsGivenBackWhenAConnectionDrops(t *testing.T) {
 	h.Runtime.GatewaysRemoved(ids)
 	eventually(t, func() bool { return actors.IntakeHeld(h.Runtime) == 0 }, 10*time.Second, "removed: the intake empty again")
 }
+
+// A frame a gateway sends as its socket opens, before POST_LOGIN is
+// written, is not the login's answer: an RTN_DYN greeting made a refused
+// login AUTHENTICATED, and an RTN_ERR one a good login AUTH_FAILED (with
+// no retries). The login waits until the new socket has nothing more to
+// read.
+func TestGreetingIsNotTheLoginAnswer(t *testing.T) {
+	h := newHarness(t, actorstest.FastConfig())
+	refused, sim := h.Create("greets-refused")
+	sim.SetFaults(ctctest.Faults{RefuseLogins: true,
+		GreetOnOpen: `{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{"Version":"1.2"}}`})
+	accepted, sim2 := h.Create("greets-accepted")
+	sim2.SetFaults(ctctest.Faults{
+		GreetOnOpen: `{"Type":"RTN_ERR","From":"SERV","Target":"UI","Data":{"Attempt":null,"Error":"Session expired"}}`})
+	for _, g := range []struct {
+		gw  gatewayd.Gateway
+		sim *ctctest.Gateway
+	}{{refused, sim}, {accepted, sim2}} {
+		_, pw := actorstest.Credentials(g.sim.Name())
+		h.Runtime.GatewayStarted(g.gw.Target(pw))
+	}
+	st := h.WaitState(refused.ID, gatewayd.StateAuthFailed, 10*time.Second)
+	require.NotNil(t, st.LastError)
+	assert.NotContains(t, *st.LastError, "Session", "its own refusal")
+	h.WaitState(accepted.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	assert.Equal(t, 2, strings.Count(h.Logs.String(), "answer nobody asked for"), "both greetings dropped")
+}

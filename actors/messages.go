@@ -143,6 +143,8 @@ type (
 		gen uint64
 		err error
 	}
+	// quiet: the new socket had nothing more to read; the login goes out.
+	quiet      struct{ gen uint64 }
 	pong       struct{ gen uint64 }
 	timerFired struct {
 		gen  uint64

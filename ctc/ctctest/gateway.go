@@ -91,6 +91,10 @@ type Faults struct {
 	// LoginErrorSize answers every POST_LOGIN with RTN_ERR whose Error text
 	// is this many bytes (0: normal logins).
 	LoginErrorSize int `json:"login_error_size"`
+	// GreetOnOpen is a text frame sent on every new socket as soon as it
+	// opens, before anything is read (empty: none): a gateway that speaks
+	// first, so a client must not take it for an answer.
+	GreetOnOpen string `json:"greet_on_open"`
 }
 
 // Frame is one frame a gateway received.
@@ -479,6 +483,9 @@ func (c *conn) serve() {
 		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 		return nil
 	})
+	if greet := c.g.Faults().GreetOnOpen; greet != "" {
+		_ = c.write(websocket.TextMessage, []byte(greet))
+	}
 	for {
 		kind, data, err := c.ws.ReadMessage()
 		if err != nil {
