@@ -27,3 +27,6 @@ func HoldCrunch(r *Runtime) (release func()) {
 		}
 	}
 }
+
+// FlushWriter writes what the runtime's writer holds of sensors now.
+func FlushWriter(r *Runtime) { r.d.writer.flushData() }

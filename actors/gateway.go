@@ -486,6 +486,13 @@ func (a *gatewayActor) onFrame(m *frame) {
 	}
 	a.seen(now, false)
 	if !ctc.IsAnswer(m.msg) {
+		if a.status.State != gatewayd.StateAuthenticated {
+			// Nothing from a peer is trusted before its login is accepted:
+			// a session whose login was then refused had its temperatures,
+			// sensors and readings stored.
+			a.drop(now, "notification before login: "+m.msg.MessageType())
+			return
+		}
 		a.onNotification(now, m.msg, m.text)
 		return
 	}

@@ -391,3 +391,22 @@ func TestGreetingIsNotTheLoginAnswer(t *testing.T) {
 	h.WaitState(accepted.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	assert.Equal(t, 2, strings.Count(h.Logs.String(), "answer nobody asked for"), "both greetings dropped")
 }
+
+// Nothing a peer sends before its login is accepted is stored: a session
+// whose login was then refused had its temperatures, sensors and readings
+// written.
+func TestNotificationsBeforeLoginAreDropped(t *testing.T) {
+	h := newHarness(t, actorstest.FastConfig())
+	g, sim := h.Create("chatty-refused")
+	sim.SetFaults(ctctest.Faults{RefuseLogins: true,
+		GreetOnOpen: `{"Type":"NOT_DYN_TEMP","From":"SERV","Target":"UI","Data":{"Serial":"4242","Temp":99}}`})
+	_, pw := actorstest.Credentials(sim.Name())
+	h.Runtime.GatewayStarted(g.Target(pw))
+	h.WaitState(g.ID, gatewayd.StateAuthFailed, 10*time.Second)
+	eventually(t, func() bool { return strings.Contains(h.Logs.String(), "notification before login: NOT_DYN_TEMP") },
+		10*time.Second, "dropped, and said so")
+	actors.FlushWriter(h.Runtime)
+	list, err := h.Store.GatewaySensors(t.Context(), g.ID)
+	require.NoError(t, err)
+	assert.Empty(t, list, "no sensor from a refused session")
+}

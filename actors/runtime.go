@@ -276,8 +276,14 @@ func (r *Runtime) askActor(ctx context.Context, id uuid.UUID, msg question[gatew
 // ErrGatewayTimeout when it does not answer within CommandTimeout.
 func (r *Runtime) Discover(ctx context.Context, id uuid.UUID) (gatewayd.Discovery, error) {
 	// The command may wait behind one that timed out (one request at a
-	// time per connection), so allow two command timeouts.
-	return askWithin[gatewayd.Discovery](r, ctx, &discoverSensors{id: id}, 2*r.d.cfg.CommandTimeout+r.d.cfg.RequestTimeout)
+	// time per connection), so allow two command timeouts. No answer by
+	// then is the gateway's: its commands are backed up (it was 503, the
+	// runtime's code, after the gateway had left two commands unanswered).
+	d, err := askWithin[gatewayd.Discovery](r, ctx, &discoverSensors{id: id}, 2*r.d.cfg.CommandTimeout+r.d.cfg.RequestTimeout)
+	if errors.Is(err, gatewayd.ErrTimeout) {
+		err = fmt.Errorf("%w: no sensor list yet (its earlier commands are unanswered)", gatewayd.ErrGatewayTimeout)
+	}
+	return d, err
 }
 
 // TakeReading hands a stored QUEUED reading of the sensor with serial to

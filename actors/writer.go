@@ -314,10 +314,15 @@ func (w *writer) flushData() {
 		ts, w.temperatures = w.temperatures, make(map[sensorKey]gatewayd.Temperature)
 	}
 	w.mu.Unlock()
-	writeChunks(w, values(ds), writeBatch, sink[gatewayd.Discovery, gatewayd.SensorRef]{write: w.src.MergeDiscoveries,
-		observe: w.observer.SensorsChanged, requeue: w.discovered, what: "sensor discoveries"})
+	// Temperatures first: a sensor first seen in one (inserted connected)
+	// before a discovery that does not list it must be there when the
+	// discovery disconnects what it does not list (by last_seen_at, so one
+	// seen after the discovery stays connected). Written after, it stayed
+	// connected until the next discovery.
 	writeChunks(w, values(ts), writeBatch, sink[gatewayd.Temperature, gatewayd.SensorRef]{write: w.src.RecordTemperatures,
 		observe: w.observer.SensorsChanged, requeue: w.temperature, what: "temperatures"})
+	writeChunks(w, values(ds), writeBatch, sink[gatewayd.Discovery, gatewayd.SensorRef]{write: w.src.MergeDiscoveries,
+		observe: w.observer.SensorsChanged, requeue: w.discovered, what: "sensor discoveries"})
 }
 
 // sink is where writeChunks puts rows: write stores a chunk and returns

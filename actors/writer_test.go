@@ -256,3 +256,42 @@ func TestWriterGivesUpOnAStalledDatabase(t *testing.T) {
 		t.Fatal("still waiting for the database after giving up")
 	}
 }
+
+// orderSource records which kind of sensor write came when.
+type orderSource struct {
+	fixedSource
+	mu    sync.Mutex
+	calls []string
+}
+
+func (s *orderSource) MergeDiscoveries(context.Context, []gatewayd.Discovery) ([]gatewayd.SensorRef, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, "discoveries")
+	return nil, nil
+}
+
+func (s *orderSource) RecordTemperatures(context.Context, []gatewayd.Temperature) ([]gatewayd.SensorRef, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, "temperatures")
+	return nil, nil
+}
+
+// Temperatures are written before discoveries: a sensor first seen in a
+// temperature before a discovery that does not list it must exist when
+// the discovery disconnects what it does not list. Written after, it was
+// inserted connected and stayed so until the next discovery.
+func TestWriterStoresTemperaturesBeforeDiscoveries(t *testing.T) {
+	t.Parallel()
+	src := &orderSource{}
+	w := newWriter(src, nopObserver{}, func() bool { return false }, time.Hour, time.Hour, time.Hour, zerolog.Nop())
+	t.Cleanup(w.close)
+	gw, at := uuid.New(), time.Now()
+	w.temperature(gatewayd.Temperature{GatewayID: gw, Serial: 990, Celsius: 20, At: at})
+	w.discovered(gatewayd.Discovery{GatewayID: gw, At: at.Add(time.Millisecond)})
+	w.flushData()
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	assert.Equal(t, []string{"temperatures", "discoveries"}, src.calls)
+}
