@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -112,6 +113,11 @@ func (s *server) waveform(c *fiber.Ctx) error {
 	w, err := s.loadWaveform(c, id)
 	if err != nil {
 		return err
+	}
+	// Media types are case-insensitive (RFC 9110 §8.3.1); Fiber's
+	// negotiation compares them as written, and TEXT/CSV got JSON.
+	if accept := c.Get(fiber.HeaderAccept); accept != strings.ToLower(accept) {
+		c.Request().Header.Set(fiber.HeaderAccept, strings.ToLower(accept))
 	}
 	if c.Accepts(fiber.MIMEApplicationJSON, "text/csv") == "text/csv" {
 		c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")

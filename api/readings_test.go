@@ -115,9 +115,14 @@ func TestWaveformAndSpectrum(t *testing.T) {
 	assert.Equal(t, "g", w.Unit)
 	require.Len(t, w.X, 8192)
 
+	// Media types are case-insensitive.
+	upper := e.do("GET", "/api/readings/"+id+"/waveform", nil, "Accept", "TEXT/CSV")
+	require.Equal(t, 200, upper.status)
+	assert.Contains(t, upper.header.Get("Content-Type"), "text/csv")
 	r = e.do("GET", "/api/readings/"+id+"/waveform", nil, "Accept", "text/csv")
 	require.Equal(t, 200, r.status)
 	assert.Contains(t, r.header.Get("Content-Type"), "text/csv")
+	assert.Equal(t, string(r.body), string(upper.body))
 	lines := strings.Split(strings.TrimSpace(string(r.body)), "\n")
 	require.Len(t, lines, 8193)
 	assert.Equal(t, "t,x,y,z", lines[0])
