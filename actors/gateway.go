@@ -131,11 +131,13 @@ type gatewayActor struct {
 	// request joins it while it is still queued.
 	discovering *command
 	subscribed  bool
+	// subscribing: a POST_SUB_CHANGES is queued or in flight.
+	subscribing bool
 	// reachedLogin: the last connection got as far as an accepted login
 	// (kept in w across restarts). A gateway that has not, because it is
 	// new or its attempts fail before that, dials in the limiter's lane
 	// for unproven gateways.
-	reachedLogin bool // beside subscribed: one word for both, not two
+	reachedLogin bool // beside subscribed and subscribing: one word for the three
 	// discoveryFailures counts discoveries in a row that failed; each
 	// doubles the wait before the next (see rediscoverSoon).
 	discoveryFailures int
@@ -509,10 +511,12 @@ func (a *gatewayActor) onFrame(m *frame) {
 	case ctc.TypeGetDynConnected:
 		a.onDiscovery(now, cmd, m.msg)
 	case ctc.TypePostSubChanges:
+		a.subscribing = false
 		if _, ok := m.msg.(*ctc.DynResult); ok {
 			a.subscribed = true
 		} else {
 			a.drop(now, "subscribing to changes refused: "+m.msg.MessageType())
+			a.rediscoverSoon() // and subscribe again then
 		}
 	case ctc.TypeTakeDynReading:
 		a.onTakeAnswer(cmd.reading, m.msg)
@@ -644,9 +648,22 @@ func (a *gatewayActor) onLogin(now time.Time, msg ctc.Message) {
 	// Learn the sensors, then subscribe to their notifications; the
 	// sensors are asked for again every refresh interval.
 	a.discover(nil)
-	a.enqueue(&command{typ: ctc.TypePostSubChanges, timeout: a.d.cfg.CommandTimeout})
+	a.subscribe()
 	a.armTimer(timerRefresh, a.d.cfg.SensorRefreshInterval)
 	a.armSchedules()
+}
+
+// subscribe asks for the gateway's notifications (POST_SUB_CHANGES)
+// unless it has them or the request is on its way. A refused or
+// unanswered one is asked again with the next discovery (brought forward
+// as a failed one is): it was asked once per login, and the gateway then
+// pushed nothing until the next login.
+func (a *gatewayActor) subscribe() {
+	if a.subscribed || a.subscribing {
+		return
+	}
+	a.subscribing = true
+	a.enqueue(&command{typ: ctc.TypePostSubChanges, timeout: a.d.cfg.CommandTimeout})
 }
 
 func (a *gatewayActor) onTimer(kind timerKind) {
@@ -666,8 +683,12 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 			}
 			a.drop(now, fmt.Sprintf("no answer to %s within %s", cmd.typ, cmd.timeout))
 			a.finished(cmd, gatewayd.Discovery{}, gatewayd.ErrGatewayTimeout)
-			if cmd.typ == ctc.TypeGetDynConnected {
+			switch cmd.typ {
+			case ctc.TypeGetDynConnected:
 				a.rediscoverSoon()
+			case ctc.TypePostSubChanges:
+				a.subscribing = false
+				a.rediscoverSoon() // and subscribe again then
 			}
 			if cmd.reading != nil {
 				a.onTakeTimeout(cmd.reading)
@@ -678,6 +699,7 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 	case timerRefresh:
 		if a.status.State == gatewayd.StateAuthenticated {
 			a.discover(nil)
+			a.subscribe()
 			a.armTimer(timerRefresh, a.d.cfg.SensorRefreshInterval)
 		}
 	case timerPing:
@@ -752,7 +774,7 @@ func (a *gatewayActor) teardown(wait bool) {
 	}
 	clear(a.queue)
 	a.queue = a.queue[:0]
-	a.subscribed = false
+	a.subscribed, a.subscribing = false, false
 	// Readings queued or running fail with the connection (or the actor).
 	a.failAllReadings(gatewayd.ReadingErrConnectionLost)
 	a.stopSchedules()

@@ -410,3 +410,32 @@ func TestNotificationsBeforeLoginAreDropped(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, list, "no sensor from a refused session")
 }
+
+// A POST_SUB_CHANGES left unanswered is asked again (with the next
+// discovery, brought forward): it was asked once per login, and the
+// gateway pushed nothing until the next one.
+func TestUnansweredSubscriptionIsAskedAgain(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.CommandTimeout = 200 * time.Millisecond
+	h := newHarness(t, cfg)
+	g, sim := h.Create("deaf-to-subscribe")
+	sim.SetFaults(ctctest.Faults{IgnoreSubscribe: true})
+	_, pw := actorstest.Credentials(sim.Name())
+	h.Runtime.GatewayStarted(g.Target(pw))
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	subs := func() int {
+		n := 0
+		for _, f := range sim.Stats().Frames {
+			if f.Type == ctc.TypePostSubChanges {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, func() bool { return subs() >= 2 }, 10*time.Second, "asked again")
+	sim.UpdateFaults(func(f *ctctest.Faults) { f.IgnoreSubscribe = false })
+	eventually(t, func() bool { return sim.PushTemperature(sim.Sensors()[0].Serial, 20) == 1 }, 10*time.Second,
+		"subscribed in the end, on the same connection")
+	assert.Equal(t, 1, sim.Stats().Logins, "without a new login")
+	assert.Equal(t, gatewayd.StateAuthenticated, h.Status(g.ID).State)
+}

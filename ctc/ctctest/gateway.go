@@ -45,6 +45,8 @@ type Faults struct {
 	TempEvery time.Duration `json:"temp_every"`
 	// IgnoreDiscovery never answers GET_DYN_CONNECTED.
 	IgnoreDiscovery bool `json:"ignore_discovery"`
+	// IgnoreSubscribe never answers POST_SUB_CHANGES (nor subscribes).
+	IgnoreSubscribe bool `json:"ignore_subscribe"`
 	// GarbageDiscovery answers GET_DYN_CONNECTED with RTN_DYN whose Data is
 	// no sensor list: "oops" and {"1":"x"} in turn.
 	GarbageDiscovery bool `json:"garbage_discovery"`
@@ -538,6 +540,9 @@ func (c *conn) handle(data []byte) {
 	case ctc.TypeGetDynConnected:
 		c.discover(faults, cfg.Sensors)
 	case ctc.TypePostSubChanges:
+		if faults.IgnoreSubscribe {
+			return
+		}
 		c.setSubscribed(true)
 	case ctc.TypePostUnsubChanges:
 		c.setSubscribed(false)
