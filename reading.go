@@ -76,6 +76,7 @@ type PackedWaveform struct {
 const (
 	ReadingErrConnectionLost = "connection lost"
 	ReadingErrInterrupted    = "interrupted"
+	ReadingErrAbandoned      = "abandoned: no gateway took it"
 	ReadingErrRefused        = "refused by gateway"
 	ReadingErrMalformed      = "malformed waveform"
 )

@@ -31,8 +31,17 @@ func (s *server) takeReading(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.dbCtx(c)
 	defer cancel()
-	r, sensor, err := s.store.CreateReading(ctx, id, gatewayd.TriggerManual)
+	rid := uuid.New()
+	r, sensor, err := s.store.CreateReading(ctx, rid, id, gatewayd.TriggerManual)
 	if err != nil {
+		if errors.Is(err, gatewayd.ErrUnavailable) {
+			// A timeout after the INSERT was sent may still commit it
+			// (pgx cancels the statement as it gives up, but a lock
+			// released in between lets it commit first): the client is
+			// told 503, so the row must not stay QUEUED with no actor to
+			// run it. The abandoned-readings sweep is the backstop.
+			s.discardReading(ctx, rid)
+		}
 		return scoped(err, resSensor, "")
 	}
 	var rate float64
@@ -40,20 +49,26 @@ func (s *server) takeReading(c *fiber.Ctx) error {
 		rate = *sensor.ReadRateHz
 	}
 	if err := s.rt.TakeReading(ctx, r, sensor.Serial, rate); err != nil {
-		// The removal gets a budget of its own: a refusal that came late
-		// (a loaded machine, an answer near the deadline) must not leave
-		// the QUEUED row behind because the request's budget ran out.
-		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.DBTimeout)
-		defer dcancel()
-		if derr := s.store.DiscardReading(dctx, r.ID); derr != nil {
-			s.log.Warn().Err(derr).Str("reading_id", r.ID.String()).Msg("a refused reading could not be removed")
-		}
+		s.discardReading(ctx, r.ID)
 		if errors.Is(err, gatewayd.ErrNotFound) {
 			err = gatewayd.ErrNotConnected // the runtime does not run the gateway (yet)
 		}
 		return scoped(err, resSensor, "")
 	}
 	return c.Status(fiber.StatusAccepted).JSON(renderReading(r))
+}
+
+// discardReading removes a QUEUED reading whose request failed. The
+// removal gets a budget of its own: a refusal that came late (a loaded
+// machine, an answer near the deadline) must not leave the row behind
+// because the request's budget ran out. What it cannot remove the
+// abandoned-readings sweep fails later.
+func (s *server) discardReading(ctx context.Context, id uuid.UUID) {
+	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.DBTimeout)
+	defer dcancel()
+	if err := s.store.DiscardReading(dctx, id); err != nil {
+		s.log.Warn().Err(err).Str("reading_id", id.String()).Msg("a refused reading could not be removed")
+	}
 }
 
 func (s *server) sensorReadings(c *fiber.Ctx) error {

@@ -32,10 +32,12 @@ type ReadingSensor struct {
 	ReadRateHz *float64
 }
 
-// CreateReading inserts a QUEUED reading of a non-deleted sensor (else
-// ErrNotFound) and returns it with what the gateway's actor needs of the
-// sensor to take it.
-func (s *Store) CreateReading(ctx context.Context, sensorID uuid.UUID, trigger gatewayd.Trigger) (gatewayd.Reading, ReadingSensor, error) {
+// CreateReading inserts a QUEUED reading with id of a non-deleted sensor
+// (else ErrNotFound) and returns it with what the gateway's actor needs of
+// the sensor to take it. The caller chooses the id so that it can remove
+// the row when the insert's outcome is unknown (ErrUnavailable: a timeout
+// after the statement was sent may still commit it).
+func (s *Store) CreateReading(ctx context.Context, id, sensorID uuid.UUID, trigger gatewayd.Trigger) (gatewayd.Reading, ReadingSensor, error) {
 	// One statement, not a transaction of a locking SELECT and an INSERT
 	// (four round trips with BEGIN and COMMIT): the sensor row is still
 	// locked FOR SHARE until the insert commits, so a concurrent delete
@@ -47,9 +49,9 @@ func (s *Store) CreateReading(ctx context.Context, sensorID uuid.UUID, trigger g
 	var sensor ReadingSensor
 	rows, _ := s.pool.Query(ctx, `WITH sensor AS (
 			SELECT id, gateway_id, serial, read_rate_hz FROM sensors WHERE id = $1 AND deleted_at IS NULL FOR SHARE)
-		INSERT INTO readings (sensor_id, gateway_id, trigger, status)
-		SELECT id, gateway_id, $2, 'QUEUED' FROM sensor
-		RETURNING `+readingColumns+`, (SELECT serial FROM sensor), (SELECT read_rate_hz FROM sensor)`, sensorID, string(trigger))
+		INSERT INTO readings (id, sensor_id, gateway_id, trigger, status)
+		SELECT $3, id, gateway_id, $2, 'QUEUED' FROM sensor
+		RETURNING `+readingColumns+`, (SELECT serial FROM sensor), (SELECT read_rate_hz FROM sensor)`, sensorID, string(trigger), id)
 	out, err := pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (gatewayd.Reading, error) {
 		var r gatewayd.Reading
 		err := row.Scan(&r.ID, &r.SensorID, &r.GatewayID, &r.Trigger, &r.Status, &r.Error, &r.RequestedAt, &r.StartedAt,
@@ -248,6 +250,22 @@ func copySamples(ctx context.Context, tx pgx.Tx, done []gatewayd.ReadingRef, ids
 	}
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"reading_samples"}, []string{"reading_id", "data", "format"}, pgx.CopyFromRows(rows))
 	return err
+}
+
+// FailAbandonedReadings marks readings still QUEUED or RUNNING that were
+// asked for before cutoff as FAILED (ReadingErrAbandoned). A gateway's
+// actor finishes every reading it holds within its timeouts, so one that
+// old is held by nobody: its request failed after the insert committed
+// (and its removal failed too), or its actor's last update was lost. Only
+// a restart failed such a row; API.md §8: no reading stays unfinished
+// forever.
+func (s *Store) FailAbandonedReadings(ctx context.Context, cutoff time.Time) (int, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE readings SET status = 'FAILED', error = $1, completed_at = now()
+		WHERE status IN ('QUEUED', 'RUNNING') AND requested_at < $2`, gatewayd.ReadingErrAbandoned, cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("fail abandoned readings: %w", classify(err))
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // FailInterruptedReadings marks every reading a previous process left

@@ -31,7 +31,7 @@ func readingFixture(t *testing.T) (*store.Store, *pgxpool.Pool, gatewayd.Gateway
 func TestReadingStatesOnlyMoveForward(t *testing.T) {
 	ctx := context.Background()
 	s, pool, g, sensor := readingFixture(t)
-	r, of, err := s.CreateReading(ctx, sensor.ID, gatewayd.TriggerManual)
+	r, of, err := s.CreateReading(ctx, uuid.New(), sensor.ID, gatewayd.TriggerManual)
 	require.NoError(t, err)
 	assert.Equal(t, int64(7), of.Serial)
 	if assert.NotNil(t, of.ReadRateHz) {
@@ -83,10 +83,10 @@ func TestReadingStatesOnlyMoveForward(t *testing.T) {
 func TestCreateReadingNeedsALiveSensor(t *testing.T) {
 	ctx := context.Background()
 	s, pool, g, sensor := readingFixture(t)
-	_, _, err := s.CreateReading(ctx, uuid.New(), gatewayd.TriggerManual)
+	_, _, err := s.CreateReading(ctx, uuid.New(), uuid.New(), gatewayd.TriggerManual)
 	assert.ErrorIs(t, err, gatewayd.ErrNotFound, "unknown sensor")
 	require.NoError(t, errOf(s.DeleteGateway(ctx, g.ID))) // and its sensors
-	_, _, err = s.CreateReading(ctx, sensor.ID, gatewayd.TriggerManual)
+	_, _, err = s.CreateReading(ctx, uuid.New(), sensor.ID, gatewayd.TriggerManual)
 	assert.ErrorIs(t, err, gatewayd.ErrNotFound, "deleted sensor")
 	var n int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM readings`).Scan(&n))
@@ -96,9 +96,9 @@ func TestCreateReadingNeedsALiveSensor(t *testing.T) {
 func TestInterruptedReadingsAndRetention(t *testing.T) {
 	ctx := context.Background()
 	s, _, _, sensor := readingFixture(t)
-	a, _, err := s.CreateReading(ctx, sensor.ID, gatewayd.TriggerManual)
+	a, _, err := s.CreateReading(ctx, uuid.New(), sensor.ID, gatewayd.TriggerManual)
 	require.NoError(t, err)
-	b, _, err := s.CreateReading(ctx, sensor.ID, gatewayd.TriggerManual)
+	b, _, err := s.CreateReading(ctx, uuid.New(), sensor.ID, gatewayd.TriggerManual)
 	require.NoError(t, err)
 	now := time.Now()
 	b.Status, b.StartedAt = gatewayd.ReadingRunning, &now
@@ -113,7 +113,7 @@ func TestInterruptedReadingsAndRetention(t *testing.T) {
 		assert.Equal(t, gatewayd.ReadingErrInterrupted, *got.Error)
 	}
 
-	c, _, err := s.CreateReading(ctx, sensor.ID, gatewayd.TriggerScheduled)
+	c, _, err := s.CreateReading(ctx, uuid.New(), sensor.ID, gatewayd.TriggerScheduled)
 	require.NoError(t, err)
 	c.Status, c.CompletedAt, c.Summary = gatewayd.ReadingComplete, &now, []byte(`{}`)
 	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: c, Packed: packedOf(gatewayd.Waveform{X: []float32{1}, Y: []float32{2}, Z: []float32{3}})}})))
@@ -172,7 +172,7 @@ func TestStoredSamplesAreExactInEitherFormat(t *testing.T) {
 	wave.X[7], wave.Y[9], wave.Z[11] = float32(math.Copysign(0, -1)), math.SmallestNonzeroFloat32, -math.MaxFloat32
 
 	complete := func() gatewayd.Reading {
-		r, _, err := s.CreateReading(ctx, sensor.ID, gatewayd.TriggerManual)
+		r, _, err := s.CreateReading(ctx, uuid.New(), sensor.ID, gatewayd.TriggerManual)
 		require.NoError(t, err)
 		now := time.Now()
 		samples := n
@@ -209,4 +209,42 @@ func TestStoredSamplesAreExactInEitherFormat(t *testing.T) {
 		wavepack.PackRaw(wave.X, wave.Y, wave.Z))
 	require.NoError(t, err)
 	same(legacy.ID)
+}
+
+// A reading left QUEUED or RUNNING past the cutoff is failed as
+// abandoned; a newer one, and a finished one, are left alone. The id is
+// the caller's.
+func TestFailAbandonedReadings(t *testing.T) {
+	ctx := context.Background()
+	s, pool, _, sensor := readingFixture(t)
+	ids := map[string]uuid.UUID{}
+	for _, name := range []string{"old-queued", "old-running", "old-complete", "new-queued"} {
+		id := uuid.New()
+		r, _, err := s.CreateReading(ctx, id, sensor.ID, gatewayd.TriggerManual)
+		require.NoError(t, err)
+		require.Equal(t, id, r.ID, "the caller's id")
+		ids[name] = id
+	}
+	_, err := pool.Exec(ctx, `UPDATE readings SET requested_at = now() - interval '2 hours' WHERE id = ANY($1)`,
+		[]uuid.UUID{ids["old-queued"], ids["old-running"], ids["old-complete"]})
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `UPDATE readings SET status = 'RUNNING', started_at = now() WHERE id = $1`, ids["old-running"])
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `UPDATE readings SET status = 'COMPLETE', completed_at = now() WHERE id = $1`, ids["old-complete"])
+	require.NoError(t, err)
+
+	n, err := s.FailAbandonedReadings(ctx, time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	for name, want := range map[string]gatewayd.ReadingStatus{"old-queued": gatewayd.ReadingFailed,
+		"old-running": gatewayd.ReadingFailed, "old-complete": gatewayd.ReadingComplete, "new-queued": gatewayd.ReadingQueued} {
+		r, err := s.GetReading(ctx, ids[name])
+		require.NoError(t, err)
+		assert.Equal(t, want, r.Status, name)
+		if want == gatewayd.ReadingFailed {
+			require.NotNil(t, r.Error)
+			assert.Equal(t, gatewayd.ReadingErrAbandoned, *r.Error)
+			assert.NotNil(t, r.CompletedAt)
+		}
+	}
 }

@@ -359,3 +359,12 @@ func TestNoHintForAnInterruptedCommand(t *testing.T) {
 	cancel()
 	assert.Empty(t, hintFor(ctx, err, cfg))
 }
+
+// A reading is failed as abandoned only after twice the longest a
+// gateway can hold one: 17 readings of 30 s + 30 s + 60 s with the
+// defaults, twice.
+func TestAbandonedAfterIsTwiceTheLongestHold(t *testing.T) {
+	cfg, err := config.Load("", []string{"ENCRYPTION_KEY=" + key})
+	require.NoError(t, err)
+	assert.Equal(t, 68*time.Minute, abandonedAfter(cfg))
+}

@@ -130,6 +130,8 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		stop := startRetention(st, cfg.WaveformRetention, time.Hour, log)
 		defer stop()
 	}
+	stopSweep := startReadingSweep(st, abandonedAfter(cfg), time.Minute, log)
+	defer stopSweep()
 	probe := st.StartProbe(ctx, time.Second, time.Second) // health's answer about the database
 	defer probe.Stop()
 	// Event ids start after the start time in microseconds, so they keep
@@ -190,6 +192,47 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 // every interval, in batches (the readings and their summaries stay);
 // stop ends it.
 func startRetention(st *store.Store, retention, every time.Duration, log zerolog.Logger) (stop func()) {
+	return repeat(every, func(ctx context.Context) {
+		n, err := st.DeleteSamplesBefore(ctx, time.Now().Add(-retention), 1000)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn().Err(err).Msg("waveform retention failed; will retry")
+		case n > 0:
+			log.Info().Int("readings", n).Str("retention", retention.String()).Msg("old waveform samples deleted")
+		}
+	})
+}
+
+// startReadingSweep fails, every interval, readings left QUEUED or
+// RUNNING longer than any gateway holds one (see abandonedAfter).
+func startReadingSweep(st *store.Store, after, every time.Duration, log zerolog.Logger) (stop func()) {
+	return repeat(every, func(ctx context.Context) {
+		n, err := st.FailAbandonedReadings(ctx, time.Now().Add(-after))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn().Err(err).Msg("abandoned-readings sweep failed; will retry")
+		case n > 0:
+			log.Warn().Int("readings", n).Str("older_than", after.String()).
+				Msg("readings no gateway holds marked FAILED (abandoned)")
+		}
+	})
+}
+
+// abandonedAfter is how long a reading may stay QUEUED or RUNNING before
+// the sweep fails it: twice the longest a gateway's actor can hold one,
+// which waits behind READING_QUEUE_LIMIT others and the one running, each
+// taking at most its TAKE_DYN_READING answer, its start and its samples.
+// Twice, so that a reading whose final state waits in the writer through
+// a database outage is not failed first. (68 minutes with the defaults.)
+func abandonedAfter(cfg *config.Config) time.Duration {
+	g := cfg.Gateway
+	each := g.CommandTimeout + g.ReadingStartTimeout + g.ReadingTimeout
+	return 2 * time.Duration(g.ReadingQueueLimit+1) * each
+}
+
+// repeat runs job now and then every interval until stop, which waits
+// for a run in progress to end.
+func repeat(every time.Duration, job func(context.Context)) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -197,13 +240,7 @@ func startRetention(st *store.Store, retention, every time.Duration, log zerolog
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			n, err := st.DeleteSamplesBefore(ctx, time.Now().Add(-retention), 1000)
-			switch {
-			case err != nil && ctx.Err() == nil:
-				log.Warn().Err(err).Msg("waveform retention failed; will retry")
-			case n > 0:
-				log.Info().Int("readings", n).Str("retention", retention.String()).Msg("old waveform samples deleted")
-			}
+			job(ctx)
 			select {
 			case <-ctx.Done():
 				return
