@@ -332,6 +332,10 @@ func askWithin[T any](r *Runtime, ctx context.Context, q question[T], timeout ti
 		return rep.value, rep.err
 	case <-t.C:
 		return zero, gatewayd.ErrTimeout
+	case <-ctx.Done():
+		// The caller gave up (the server is shutting down): the request
+		// still runs, but nobody waits for it.
+		return zero, fmt.Errorf("%w: %w", gatewayd.ErrTimeout, context.Cause(ctx))
 	}
 }
 

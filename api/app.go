@@ -105,6 +105,12 @@ type Options struct {
 	// connection over, are refused (503) while they and fasthttp's open
 	// connections together reach it. Default fasthttp's 262,144.
 	MaxConnections int
+	// Base is every request's context (nil: none that ends). serve ends
+	// it when the HTTP shutdown runs out of time, so handlers still
+	// waiting on the database or a gateway give up at once: they held
+	// their pool connections, and closing the pool waited for them past
+	// SHUTDOWN_TIMEOUT.
+	Base context.Context
 }
 
 type server struct {
@@ -284,6 +290,9 @@ func (s *server) requestIDAndAccessLog(app *fiber.App) fiber.Handler {
 		}
 		c.Locals(requestIDKey, id)
 		c.Set(fiber.HeaderXRequestID, id)
+		if s.opts.Base != nil {
+			c.SetUserContext(s.opts.Base)
+		}
 		err := c.Next()
 		if err != nil {
 			if herr := app.ErrorHandler(c, err); herr != nil {

@@ -64,6 +64,9 @@ func (s *server) takeReading(c *fiber.Ctx) error {
 // because the request's budget ran out. What it cannot remove the
 // abandoned-readings sweep fails later.
 func (s *server) discardReading(ctx context.Context, id uuid.UUID) {
+	if s.opts.Base != nil && s.opts.Base.Err() != nil {
+		return // shutting down: the next start fails the reading (interrupted)
+	}
 	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.DBTimeout)
 	defer dcancel()
 	if err := s.store.DiscardReading(dctx, id); err != nil {

@@ -368,3 +368,52 @@ func TestAbandonedAfterIsTwiceTheLongestHold(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 68*time.Minute, abandonedAfter(cfg))
 }
+
+// Shutdown keeps to SHUTDOWN_TIMEOUT while a request waits on the
+// database: such a request once held its pool connection until its own
+// deadline (5 s), and closing the pool waited for it. Requests now run
+// under a context that ends when the HTTP shutdown runs out of time.
+func TestShutdownDoesNotWaitForRequestsOnTheDatabase(t *testing.T) {
+	t.Parallel()
+	dbURL := tmpl.New(t)
+	gw := startServe(t, []string{"DATABASE_URL=" + dbURL, "ENCRYPTION_KEY=" + key, "SHUTDOWN_TIMEOUT=2s", "AUTH_ENABLED=false"})
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dbURL)
+	require.NoError(t, err)
+	defer pool.Close()
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, `LOCK TABLE organizations IN ACCESS EXCLUSIVE MODE`)
+	require.NoError(t, err)
+
+	api := fmt.Sprintf("http://127.0.0.1:%d/api", gw.port)
+	answered := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(api+"/organizations", "application/json", strings.NewReader(`{"name":"O"}`))
+		if err != nil {
+			answered <- 0
+			return
+		}
+		resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+	require.Eventually(t, func() bool {
+		var waiting int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting))
+		return waiting > 0
+	}, 10*time.Second, 10*time.Millisecond, "the request waits on the lock")
+
+	start := time.Now()
+	require.NoError(t, gw.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-gw.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("did not exit\n%s", gw.logs.String())
+	}
+	took := time.Since(start)
+	t.Logf("exited %s after SIGTERM", took.Round(time.Millisecond))
+	assert.Less(t, took, 3*time.Second, "SHUTDOWN_TIMEOUT is 2s; the request's own deadline is 5s\n%s", gw.logs.String())
+	assert.NotEqual(t, 201, <-answered, "the request was not served")
+}

@@ -151,10 +151,12 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	if !cfg.AuthEnabled {
 		log.Warn().Msg("AUTH_ENABLED=false: every API route is open to anyone who can reach the port")
 	}
+	requests, endRequests := context.WithCancel(context.Background())
+	defer endRequests()
 	app := api.New(st, rt, log, api.Options{CORSOrigins: cfg.CORSOrigins, ChaosEnabled: cfg.ChaosEnabled, Started: started,
 		CommandTimeout: cfg.Gateway.CommandTimeout, DatabaseUp: probe.Up, Telemetry: obs, MaxConnections: cfg.APIMaxConnections,
 		AuthEnabled: cfg.AuthEnabled, MetricsPublic: cfg.MetricsPublic, MetricsDisabled: !cfg.MetricsEnabled,
-		EventsClientBuffer: cfg.EventsClientBuffer, DialPolicy: policy})
+		EventsClientBuffer: cfg.EventsClientBuffer, DialPolicy: policy, Base: requests})
 
 	tcp, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
@@ -182,6 +184,9 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	if err := app.ShutdownWithTimeout(time.Until(deadline) / 2); err != nil {
 		log.Warn().Err(err).Msg("HTTP shutdown did not finish in time")
 	}
+	// Requests still running (waiting on a lock, or on a gateway) give up
+	// now: they hold pool connections, which the pool's close waits for.
+	endRequests()
 	<-serveErr
 	shutdownRuntime(rt, time.Until(deadline), log)
 	log.Info().Msg("stopped")
