@@ -84,8 +84,15 @@ func (s *server) eventStream(c *fiber.Ctx) error {
 			timer.Reset(d)
 			<-timer.C
 		}
+		gone, watched := watchClient(conn)
+		defer func() {
+			// Ends watchClient's read. (Close would not: fasthttp's
+			// hijacked connection closes only after this returns.)
+			_ = conn.SetReadDeadline(aLongTimeAgo)
+			<-watched
+		}()
 		timing := streamTiming{keepAlive: ticker.C, interval: streamFlushInterval,
-			hold: hold, stop: s.streams.stop, allowed: allowed}
+			hold: hold, stop: s.streams.stop, allowed: allowed, gone: gone}
 		if allowed != nil {
 			recheck := time.NewTicker(s.auth.ttl)
 			defer recheck.Stop()
@@ -145,6 +152,9 @@ type streamTiming struct {
 	// revoked or expired) ends at once, without what it holds.
 	recheck <-chan time.Time
 	allowed func() bool
+	// gone is closed when the client has closed its side (see
+	// watchClient); the stream ends at once.
+	gone <-chan struct{}
 }
 
 // stream writes a subscription until it ends (shutdown, overflow) or the
@@ -213,6 +223,8 @@ func stream(w *bufio.Writer, sub *events.Subscription, t streamTiming) error {
 			if !t.allowed() {
 				return errStreamRevoked
 			}
+		case <-t.gone:
+			return errClientGone
 		case <-t.stop:
 			// What was published before the stop still goes out.
 			if _, err := writeBuffered(w, sub); err != nil {
@@ -221,6 +233,35 @@ func stream(w *bufio.Writer, sub *events.Subscription, t streamTiming) error {
 			return flush()
 		}
 	}
+}
+
+// aLongTimeAgo is a deadline in the past: it ends a blocked read at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// errClientGone ends a stream whose client closed its connection.
+var errClientGone = errors.New("event stream: the client closed the connection")
+
+// watchClient reads the stream's connection until it fails: a client
+// that goes away closes it (FIN or RST), which only a write noticed
+// before, at the next keep-alive, so a departed client kept its
+// goroutine, buffer, descriptor and connection slot 15–30 s (a burst of
+// reconnecting dashboards could fill API_MAX_CONNECTIONS with dead ones).
+// Whatever the client sends after its request is read and dropped. The
+// returned channel is closed when the read fails; done when the reading
+// goroutine has ended, which a read deadline in the past brings about.
+func watchClient(conn net.Conn) (gone, done <-chan struct{}) {
+	g, d := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(d)
+		var b [64]byte
+		for {
+			if _, err := conn.Read(b[:]); err != nil {
+				close(g)
+				return
+			}
+		}
+	}()
+	return g, d
 }
 
 // writeBuffered writes the live events the subscription holds now and

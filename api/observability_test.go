@@ -510,3 +510,29 @@ func TestUnreadResumedStreamIsCutOff(t *testing.T) {
 		"the stream still writes its backlog to a client that reads nothing")
 	t.Logf("cut off %s after it subscribed", time.Since(start).Round(time.Millisecond))
 }
+
+// A stream whose client closed its connection ends at once, whether the
+// client closed it in order (FIN) or reset it (RST): it used to be
+// noticed only by a write, at the next keep-alive (15 s), and a second one
+// for a FIN, holding a goroutine, a descriptor and a connection slot.
+func TestStreamEndsWhenItsClientCloses(t *testing.T) {
+	e := newLiveEnvWith(t, actorstest.FastConfig(), api.Options{})
+	base := e.listen()
+	broker := e.h.Telemetry.Events
+	for _, reset := range []bool{false, true} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		require.NoError(t, err)
+		_, err = conn.Write([]byte("GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n"))
+		require.NoError(t, err)
+		head, err := bufio.NewReader(conn).ReadString('\n')
+		require.NoError(t, err)
+		require.Contains(t, head, " 200 ")
+		require.Eventually(t, func() bool { return broker.Subscribers() == 1 }, 5*time.Second, 5*time.Millisecond, "subscribed")
+		if reset {
+			require.NoError(t, conn.(*net.TCPConn).SetLinger(0))
+		}
+		require.NoError(t, conn.Close())
+		require.Eventually(t, func() bool { return broker.Subscribers() == 0 }, 3*time.Second, 5*time.Millisecond,
+			"the stream of a closed connection (reset %v) still runs", reset)
+	}
+}
