@@ -44,25 +44,21 @@ type Analyzer struct {
 // with no prime factor above 5, giving finer bins, rather than costing
 // O(N²).
 //
-// The slices are new and the caller's. With no samples, or a sample rate
-// that is not a positive finite number, both are nil. One sample gives one
-// bin, 0 Hz, of amplitude 0. Amplitudes that would not be finite (only for
-// NaN or Inf samples, or magnitudes near 1e300 g) are 0.
+// The slices are new and the caller's. With fewer than 8 samples (too few
+// for a windowed spectrum to mean anything: the periodic Hann window of 2
+// samples is [0, 1]), or a sample rate that is not a positive finite
+// number, both are nil, as with no samples. A constant signal's amplitudes
+// are all 0, exactly. Amplitudes that would not be finite (only for NaN or
+// Inf samples, or magnitudes near 1e300 g) are 0.
 func (a *Analyzer) Spectrum(samples []float64, sampleRateHz float64) (freqHz, amplitude []float64) {
 	n := len(samples)
-	if n == 0 || !validRate(sampleRateHz) {
+	if n < minSpectrumSamples || !validRate(sampleRateHz) {
 		return nil, nil
 	}
-	if n < 2 {
-		return []float64{0}, []float64{0}
-	}
-	var sum float64
-	for _, v := range samples {
-		sum += v
-	}
+	_, _, mean := stats(samples)
 	p := a.plan(n)
 	defer a.release(p)
-	coef := p.transform(samples, sum/float64(n))
+	coef := p.transform(samples, mean)
 
 	freqHz = make([]float64, len(coef))
 	amplitude = make([]float64, len(coef))
@@ -113,6 +109,8 @@ type plan struct {
 	sumW2  float64   // Σw²: n times the energy gain, for powers
 	buf    []float64 // m long; past n it stays 0, the padding
 	coef   []complex128
+	power  []float64 // m/2+1 one-sided bin powers, for the velocity
+	lobe   []int32   // m/2+1: the peak whose lobe each bin is in, or -1
 }
 
 func newPlan(n int) *plan {
@@ -124,6 +122,8 @@ func newPlan(n int) *plan {
 		window: make([]float64, n),
 		buf:    make([]float64, m),
 		coef:   make([]complex128, m/2+1),
+		power:  make([]float64, m/2+1),
+		lobe:   make([]int32, m/2+1),
 	}
 	// The periodic (DFT-even) Hann window: its coherent gain is exactly
 	// 1/2 and a bin-centred tone falls into exactly three bins.
