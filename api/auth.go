@@ -268,6 +268,9 @@ type refusals struct {
 type refused struct{ why, method, path, ip, requestID string }
 
 func (r *refusals) add(req refused) {
+	// The request's strings point into fasthttp's buffers, reused by the
+	// next request on the connection; the line may be written later.
+	req.method, req.path, req.ip = strings.Clone(req.method), strings.Clone(req.path), strings.Clone(req.ip)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.count++

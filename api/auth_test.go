@@ -297,3 +297,29 @@ func TestDeniedGatewayURLsAreRefused(t *testing.T) {
 	e.create("/api/gateways", map[string]any{"factory_id": f, "gateway_id": "named", "name": "Named",
 		"url": "ws://gw.plant.example:8080/gw/x", "email": "ops@example.com", "password": "pw"})
 }
+
+// The line that logs a burst's refusals a second later names the latest
+// refused request as it was: its method, path and address pointed into
+// the request's buffers, which later requests reuse (the race detector
+// caught it in the web UI's tests).
+func TestDelayedRefusalLineNamesItsRequest(t *testing.T) {
+	e, tokens := authEnv(t, time.Minute)
+	e.do("GET", "/api/organizations", nil) // logged at once
+	e.do("GET", "/api/factories", nil)     // logged with the burst, a second later
+	for range 20 {
+		e.do("GET", "/api/gateways/status?"+strings.Repeat("x=y&", 8), nil, bearer(tokens[gatewayd.RoleViewer])...)
+	}
+	var last string
+	require.Eventually(t, func() bool {
+		lines := strings.Split(strings.TrimSpace(e.logText()), "\n")
+		n := 0
+		for _, l := range lines {
+			if strings.Contains(l, "request refused: no valid API token") {
+				n, last = n+1, l
+			}
+		}
+		return n == 2
+	}, 5*time.Second, 10*time.Millisecond, "the burst's line")
+	assert.Contains(t, last, `"path":"/api/factories"`)
+	assert.Contains(t, last, `"method":"GET"`)
+}
