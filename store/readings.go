@@ -184,6 +184,9 @@ func (s *Store) SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) (
 				$8::timestamptz[], $9::timestamptz[], $10::float8[], $11::int4[], $12::jsonb[], $13::bigint[])
 				AS i(id, sensor, gw, trigger, status, error, requested, started, completed, rate, samples, summary, serial)
 		) x WHERE x.sensor IS NOT NULL -- a pushed reading of a gateway deleted meanwhile has no sensor to belong to
+			-- A manual reading's row is the API's: one it removed (its
+			-- request failed after the actor had queued it) stays removed.
+			AND (x.trigger <> 'MANUAL' OR EXISTS (SELECT 1 FROM readings e WHERE e.id = x.id))
 		ON CONFLICT (id) DO UPDATE SET
 			status         = EXCLUDED.status,
 			error          = EXCLUDED.error,

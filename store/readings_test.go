@@ -248,3 +248,26 @@ func TestFailAbandonedReadings(t *testing.T) {
 		}
 	}
 }
+
+// A manual reading the API removed (its request failed after the actor
+// had queued it) is not brought back by the actor's updates: the writer's
+// upsert inserted it again, a reading its client was told had failed. A
+// reading the actor made (scheduled, pushed) is still inserted by them.
+func TestRemovedManualReadingStaysRemoved(t *testing.T) {
+	ctx := context.Background()
+	s, _, g, sensor := readingFixture(t)
+	r, _, err := s.CreateReading(ctx, uuid.New(), sensor.ID, gatewayd.TriggerManual)
+	require.NoError(t, err)
+	require.NoError(t, s.DiscardReading(ctx, r.ID))
+	now := time.Now()
+	running := r
+	running.Status, running.StartedAt = gatewayd.ReadingRunning, &now
+	scheduled := gatewayd.Reading{ID: uuid.New(), SensorID: sensor.ID, GatewayID: g.ID, Trigger: gatewayd.TriggerScheduled,
+		Status: gatewayd.ReadingQueued, RequestedAt: now}
+	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: running}, {Reading: scheduled}})))
+	_, err = s.GetReading(ctx, r.ID)
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound, "the removed manual reading stays removed")
+	got, err := s.GetReading(ctx, scheduled.ID)
+	require.NoError(t, err)
+	assert.Equal(t, gatewayd.ReadingQueued, got.Status)
+}

@@ -312,7 +312,9 @@ func serveDebug(addr string, log zerolog.Logger) (stop func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on DEBUG_ADDR %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Idle keep-alive clients are closed too: a profile's client that
+	// stays connected held a goroutine and a descriptor for good.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
