@@ -113,7 +113,10 @@ func TestFlappingGatewayKeepsBackingOff(t *testing.T) {
 	h := newHarness(t, cfg)
 	gws, sims := h.AddAuthenticated("flap", 1)
 	g, sg := gws[0], sims[0]
-	sg.SetFaults(ctctest.Faults{DropAfter: 20 * time.Millisecond})
+	// Long enough for the login to be answered first on a loaded machine
+	// (at 20 ms a drop before the answer was seen in CI: two failures
+	// since the last login), short against the backoff's growth.
+	sg.SetFaults(ctctest.Faults{DropAfter: 100 * time.Millisecond})
 	sg.Drop(0)
 	var st gatewayd.Status
 	eventually(t, func() bool {

@@ -53,6 +53,9 @@ func TestUIKeepsMetadataAsTyped(t *testing.T) {
 	assert.Equal(t, direct, stored(id), "stored as if sent directly")
 
 	edit := `section[aria-labelledby=edit-h] `
+	// The heading can come before the edit form is there (CI's run found
+	// it missing once): wait for the form.
+	b.wait("the edit form", `document.querySelector('`+edit+`[name=metadata]')`)
 	shown := eval[string](b, `document.querySelector('`+edit+`[name=metadata]').value`)
 	for _, digits := range []string{"12345678901234567890", "1.50"} {
 		assert.Contains(t, shown, digits, "the form shows what is stored")
