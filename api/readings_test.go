@@ -256,20 +256,28 @@ func TestReadingQueueLimit(t *testing.T) {
 	assert.Equal(t, 200, e.do("GET", "/api/readings/"+ids[0], nil).status)
 }
 
-// A reading the gateway pushes unasked is stored with trigger GATEWAY.
-func TestGatewayPushedReading(t *testing.T) {
-	e, _, sg, sensors := readingEnv(t)
-	require.Equal(t, 1, sg.PushReading(10002))
-	sensor := sensors[10002]["id"].(string)
+// latestComplete waits until the sensor's newest reading is COMPLETE and
+// returns it.
+func (e *liveEnv) latestComplete(sensor string) map[string]any {
+	e.t.Helper()
 	var rd map[string]any
-	require.Eventually(t, func() bool {
-		list := e.do("GET", "/api/sensors/"+sensor+"/readings", nil).json(t)["data"].([]any)
+	require.Eventually(e.t, func() bool {
+		list := e.do("GET", "/api/sensors/"+sensor+"/readings", nil).json(e.t)["data"].([]any)
 		if len(list) == 0 {
 			return false
 		}
 		rd = list[0].(map[string]any)
 		return rd["status"] == "COMPLETE"
 	}, 30*time.Second, 10*time.Millisecond, "stored")
+	return rd
+}
+
+// A reading the gateway pushes unasked is stored with trigger GATEWAY.
+func TestGatewayPushedReading(t *testing.T) {
+	e, _, sg, sensors := readingEnv(t)
+	require.Equal(t, 1, sg.PushReading(10002))
+	sensor := sensors[10002]["id"].(string)
+	rd := e.latestComplete(sensor)
 	assert.Equal(t, "GATEWAY", rd["trigger"])
 	assert.Equal(t, 8192.0, rd["samples"])
 }
@@ -289,15 +297,7 @@ func TestPushedReadingGetsTheStoredRate(t *testing.T) {
 		return sg.Stats().Logins >= 2 && e.h.Status(gid).State == gatewayd.StateAuthenticated && sg.PushReading(10002) == 1
 	}, 30*time.Second, 20*time.Millisecond, "pushed on the new, subscribed session")
 	sensor := sensors[10002]["id"].(string)
-	var rd map[string]any
-	require.Eventually(t, func() bool {
-		list := e.do("GET", "/api/sensors/"+sensor+"/readings", nil).json(t)["data"].([]any)
-		if len(list) == 0 {
-			return false
-		}
-		rd = list[0].(map[string]any)
-		return rd["status"] == "COMPLETE"
-	}, 30*time.Second, 10*time.Millisecond, "stored")
+	rd := e.latestComplete(sensor)
 	assert.Equal(t, "GATEWAY", rd["trigger"])
 	assert.Equal(t, sensors[10002]["read_rate_hz"], rd["sample_rate_hz"], "the sensor's stored rate")
 	x := rd["summary"].(map[string]any)["x"].(map[string]any)

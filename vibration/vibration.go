@@ -158,13 +158,7 @@ func stats(samples []float64) (lo, hi, mean float64) {
 	for _, v := range samples {
 		lo = min(lo, v)
 		hi = max(hi, v)
-		t := sum + v
-		if math.Abs(sum) >= math.Abs(v) {
-			c += (sum - t) + v
-		} else {
-			c += (v - t) + sum
-		}
-		sum = t
+		sum, c = neumaier(sum, c, v)
 	}
 	if lo == hi {
 		return lo, hi, lo
@@ -187,16 +181,20 @@ func stats(samples []float64) (lo, hi, mean float64) {
 func compensatedSum(samples []float64, scale float64) float64 {
 	var sum, c float64
 	for _, v := range samples {
-		v *= scale
-		t := sum + v
-		if math.Abs(sum) >= math.Abs(v) {
-			c += (sum - t) + v
-		} else {
-			c += (v - t) + sum
-		}
-		sum = t
+		sum, c = neumaier(sum, c, v*scale)
 	}
 	return sum + c
+}
+
+// neumaier adds v to the running sum, keeping in c what rounding lost.
+func neumaier(sum, c, v float64) (float64, float64) {
+	t := sum + v
+	if math.Abs(sum) >= math.Abs(v) {
+		c += (sum - t) + v
+	} else {
+		c += (v - t) + sum
+	}
+	return t, c
 }
 
 // velocityAndDominant computes the velocity RMS in mm/s and the dominant
