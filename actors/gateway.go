@@ -246,7 +246,7 @@ func (a *gatewayActor) Receive(c actor.Context) {
 		// now, so the intake never undercounts it.
 		m.ledger.done(m.reserved)
 	case *quiet:
-		if m.gen == a.gen && a.ws != nil && a.status.State == gatewayd.StateConnected {
+		if m.gen == a.gen && a.awaitingLogin() {
 			a.login()
 		}
 	case *readEnded:
@@ -380,9 +380,19 @@ func (a *gatewayActor) onDialed(m *dialed) {
 	a.setState(gatewayd.StateConnected)
 	if probe == nil {
 		a.login()
+	} else {
+		// Should the reader never get to read (held by the readings
+		// intake), the login goes anyway.
+		a.armTimer(timerDeadline, quietLimit)
 	}
 	// Else on quiet, once what the gateway sent as the socket opened has
 	// been read: such a frame is then known to be no answer.
+}
+
+// awaitingLogin: connected, and POST_LOGIN not yet queued or sent (in
+// CONNECTED it is the only request there is).
+func (a *gatewayActor) awaitingLogin() bool {
+	return a.ws != nil && a.status.State == gatewayd.StateConnected && a.matcher.Len() == 0 && len(a.queue) == 0
 }
 
 // login sends POST_LOGIN: the first message on a new socket.
@@ -675,6 +685,10 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 			a.connect()
 		}
 	case timerDeadline:
+		if a.awaitingLogin() {
+			a.login() // the socket never came up quiet (see onDialed)
+			return
+		}
 		for _, cmd := range a.matcher.Expire(now) {
 			if cmd.typ == ctc.TypePostLogin {
 				a.d.cfg.Observer.LoginAnswered("timeout")

@@ -442,3 +442,32 @@ func TestUnansweredSubscriptionIsAskedAgain(t *testing.T) {
 	assert.Equal(t, 1, sim.Stats().Logins, "without a new login")
 	assert.Equal(t, gatewayd.StateAuthenticated, h.Status(g.ID).State)
 }
+
+// A reader held before it has read what the gateway sent at once (a large
+// frame, with the readings intake full) never finds the socket quiet: the
+// login goes anyway after a second, so the gateway does not stay
+// CONNECTED for as long as the intake is full.
+func TestLoginGoesWhenTheReaderIsHeld(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.AuthTimeout = 30 * time.Second // the hold outlasts the quiet wait, not the login
+	h := newHarness(t, cfg)
+	g, sim := h.Create("held-greeting")
+	big := `{"Type":"NOT_DYN_READING","From":"SERV","Target":"UI","Data":{"Serial":"1","X":"` + strings.Repeat("0.1,", 20_000) + `0.1"}}`
+	sim.SetFaults(ctctest.Faults{GreetOnOpen: big})
+	drain := actors.FillIntake(h.Runtime, 1<<30)
+	defer func() { drain() }()
+	_, pw := actorstest.Credentials(sim.Name())
+	h.Runtime.GatewayStarted(g.Target(pw))
+	eventually(t, func() bool {
+		for _, f := range sim.Stats().Frames {
+			if f.Type == ctc.TypePostLogin {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, "the login was sent while the reader was held")
+	assert.Equal(t, 1, actors.IntakeWaiting(h.Runtime), "the reader is still held")
+	drain()
+	drain = func() {}
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+}
