@@ -79,7 +79,10 @@ type Runtime struct {
 	n          *counters
 	system     *actor.ActorSystem
 	supervisor *actor.PID
-	src        Source
+	// supervisorStopped is closed once the supervisor has stopped, every
+	// gateway actor with it.
+	supervisorStopped chan struct{}
+	src               Source
 	// kick asks reconcileLoop for a store read, trim trimLoop for memory
 	// back.
 	kick, trim wakeup
@@ -131,8 +134,14 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 	r.d.crunch = newCrunch(cfg.ReadingCores)
 	r.d.processor.crunch = r.d.crunch
 	d, n := r.d, r.n
-	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newSupervisor(d, n) },
-		actor.WithDispatcher(d.dispatch)), "supervisor")
+	r.supervisorStopped = make(chan struct{})
+	var stoppedOnce sync.Once
+	stopped := func() { stoppedOnce.Do(func() { close(r.supervisorStopped) }) }
+	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
+		s := newSupervisor(d, n)
+		s.stopped = stopped
+		return s
+	}, actor.WithDispatcher(d.dispatch)), "supervisor")
 	if err != nil {
 		panic(fmt.Sprintf("spawn supervisor: %v", err)) // a fresh system has no such name
 	}
@@ -363,7 +372,15 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			_ = r.d.root.StopFuture(r.supervisor).Wait()
+			// Proto.Actor's StopFuture waits 10 s at most, whatever
+			// SHUTDOWN_TIMEOUT is: past that the writer was closed while
+			// gateway actors still stopped, and their last updates (a
+			// reading's "connection lost") were lost.
+			r.d.root.Stop(r.supervisor)
+			select {
+			case <-r.supervisorStopped:
+			case <-ctx.Done():
+			}
 			r.loops.Wait()
 			r.d.processor.close() // its last results go to the writer
 			r.d.writer.close()

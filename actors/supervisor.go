@@ -45,6 +45,9 @@ type supervisor struct {
 	removedSinceTrim int
 	// stops paces the stops of removed gateways' actors (stops.go).
 	stops stopper
+	// stopped tells the runtime that the supervisor has stopped (nil in
+	// tests that make one alone).
+	stopped func()
 }
 
 func newSupervisor(d *deps, n *counters) *supervisor {
@@ -56,6 +59,11 @@ func (s *supervisor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *actor.Started:
 		s.started()
+	case *actor.Stopped:
+		// After every child: Proto.Actor stops them first.
+		if s.stopped != nil {
+			s.stopped()
+		}
 	case *converge:
 		s.converge(c, m)
 	case *upsertGateway:
