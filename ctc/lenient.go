@@ -33,47 +33,47 @@ func (t *Text) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Int64 reads a whole number: "12345", 12345, 8192.0 or "1e3"; not one
-// with a fraction, or beyond int64.
+// Int64 reads a whole number in decimal: "12345", 12345, or one with a
+// zero fraction (8192.0, as some firmware writes counts); not one with a
+// fraction, an exponent, hex or underscores, or beyond int64.
 func (t Text) Int64() (int64, bool) {
 	s := strings.TrimSpace(string(t))
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return n, true
+	if i := strings.IndexByte(s, '.'); i >= 0 && strings.Trim(s[i+1:], "0") == "" {
+		s = s[:i]
 	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f != math.Trunc(f) || f < math.MinInt64 || f >= math.MaxInt64 {
-		return 0, false
-	}
-	return int64(f), true
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
 }
 
-// Float reads a finite number.
+// Float reads a finite decimal number (no hex, no underscores: Go's
+// ParseFloat takes both).
 func (t Text) Float() (float64, bool) {
-	f, err := strconv.ParseFloat(strings.TrimSpace(string(t)), 64)
+	s := strings.TrimSpace(string(t))
+	if strings.ContainsAny(s, "xX_pP") {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0, false
 	}
 	return f, true
 }
 
-// Bool reads true or false, as words (any case) or as numbers (0 is
-// false, any other number true).
+// Bool reads true or false as the words (any case) or as 1 and 0, bare
+// or quoted; nothing else (2 or -1 is no boolean: read as true, an error
+// code in Success was a successful login).
 func (t Text) Bool() (v, ok bool) {
-	s := strings.TrimSpace(string(t))
-	switch strings.ToLower(s) {
-	case "true":
+	switch strings.ToLower(strings.TrimSpace(string(t))) {
+	case "true", "1":
 		return true, true
-	case "false":
+	case "false", "0":
 		return false, true
-	}
-	if f, ok := t.Float(); ok {
-		return f != 0, true
 	}
 	return false, false
 }
 
 // Flag is a boolean a gateway may send as true/false, 0/1 or their
-// strings. Unlike Text it fails on anything else: it is what a frame
+// strings, and nothing else. Unlike Text it fails on anything else: it is what a frame
 // means (RTN_LOGIN's Success), not a detail of it.
 type Flag bool
 

@@ -391,8 +391,12 @@ func Sensors(data json.RawMessage) (list []Listed, skipped int, err error) {
 	list = make([]Listed, 0, len(entries))
 	for i, e := range entries {
 		serial, ok := e.Serial.Int64()
-		if !ok {
-			serial, ok = Text(keys[i]).Int64()
+		if !ok || serial == 0 {
+			// No serial, or 0 (a placeholder some firmware writes): the
+			// key's, if it is one.
+			if k, kok := Text(keys[i]).Int64(); kok {
+				serial, ok = k, true
+			}
 		}
 		if !ok {
 			skipped++

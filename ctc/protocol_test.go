@@ -143,6 +143,7 @@ func TestSensorsReadEntriesLeniently(t *testing.T) {
 		"104":{"Serial":99999999999999999999},
 		"abc":{"Connected":1,"Name":"no serial"},
 		"105":"not an object",
+		"107":{"Serial":0,"Name":"placeholder serial"},
 		"106":{"Serial":106,"Samples":1.5,"ReadRate":"fast","Connected":"maybe","Name":{"x":1}}}`))
 	require.NoError(t, err)
 	assert.Equal(t, 2, skipped, "abc has no serial; 105 is no entry")
@@ -152,19 +153,20 @@ func TestSensorsReadEntriesLeniently(t *testing.T) {
 		{Serial: 103, Connected: false, PartNum: "42", ReadRate: ptr(100.0), Samples: ptr(int64(8192))},
 		{Serial: 104, Connected: true}, // its key, as its Serial is beyond int64
 		{Serial: 106, Connected: true},
+		{Serial: 107, Connected: true, Name: "placeholder serial"}, // its key, as its Serial is 0
 	}, list)
 }
 
 func TestTextAndFlag(t *testing.T) {
 	t.Parallel()
-	for in, want := range map[string]int64{`"12"`: 12, `12`: 12, `" 12 "`: 12, `1e3`: 1000, `-7`: -7} {
+	for in, want := range map[string]int64{`"12"`: 12, `12`: 12, `" 12 "`: 12, `8192.0`: 8192, `"8192.00"`: 8192, `-7`: -7} {
 		var x Text
 		require.NoError(t, json.Unmarshal([]byte(in), &x))
 		n, ok := x.Int64()
 		assert.True(t, ok, in)
 		assert.Equal(t, want, n, in)
 	}
-	for _, in := range []string{`1.5`, `"x"`, `null`, `{}`, `[1]`, `1e30`, `true`} {
+	for _, in := range []string{`1.5`, `"x"`, `null`, `{}`, `[1]`, `1e30`, `1e3`, `true`, `"0x10"`, `"1_000"`, `99999999999999999999`} {
 		var x Text
 		require.NoError(t, json.Unmarshal([]byte(in), &x), "Text never fails")
 		_, ok := x.Int64()
@@ -175,7 +177,8 @@ func TestTextAndFlag(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(in), &f), in)
 		assert.Equal(t, want, bool(f), in)
 	}
-	for _, in := range []string{`"yes"`, `{}`, `[]`} {
+	// Not a boolean: an error code in Success must not read as true.
+	for _, in := range []string{`"yes"`, `{}`, `[]`, `2`, `-1`, `0.5`, `"0x1p0"`} {
 		var f Flag
 		assert.Error(t, json.Unmarshal([]byte(in), &f), in)
 	}
