@@ -290,6 +290,9 @@ type reader struct {
 	held   *holdClock
 	crunch crunch // bounds the decoders of large frames
 	cfg    Config
+	// boundary, when set, is true while the reader waits for a new frame's
+	// header (the socket's quietProbe looks only then).
+	boundary *atomic.Bool
 	// deliver hands a decoded frame to the actor; cost is returned to the
 	// inbox when the actor has handled it, and so are the intake's
 	// reserved bytes if deliver reports that the actor took them (else
@@ -491,7 +494,13 @@ const smallFrame = 32 << 10
 // caller. A reading waits holding only its first bytes, any other large
 // message its small buffer. On error nothing is held.
 func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserved int64, err error) {
+	if r.boundary != nil {
+		r.boundary.Store(true) // between frames: see quietProbe
+	}
 	kind, rd, err := r.ws.NextReader()
+	if r.boundary != nil {
+		r.boundary.Store(false)
+	}
 	if err != nil {
 		return 0, nil, 0, err
 	}
@@ -619,20 +628,24 @@ func (r *reader) admitLarge(ctx context.Context, parts ...[]byte) (*[]byte, erro
 // greeting made a refused login AUTHENTICATED, an RTN_ERR one a good
 // login AUTH_FAILED, with no retries.
 //
-// Armed by the actor once the handshake is done, it looks, before each
-// read, whether the kernel holds bytes for the socket (a peek that does
-// not wait): the reader's buffer is empty whenever it reads from here, so
-// when the kernel's is too, everything the gateway sent so far has been
-// read. A peer that keeps sending is taken as quiet after quietLimit. It
+// Armed by the actor once the handshake is done, it looks, before a read
+// made between frames (boundary: the reader waits for a header, so the
+// buffers above hold no part of a frame), whether the kernel holds bytes
+// for the socket (a peek that does not wait); when it does not,
+// everything the gateway sent so far has been read. (Looking in the
+// middle of a frame, whose rest was still on its way, let a greeting sent
+// in two writes be completed after the login and taken for its answer.)
+// A peer that keeps sending is taken as quiet after quietLimit. It
 // does not wait for a frame still on its way (a 2 ms wait for one cost a
 // reconnect storm of 10,000 gateways a tenth of its time): without
 // correlation ids, a frame that arrives after the login is written cannot
 // be told from its answer.
 type quietProbe struct {
 	net.Conn
-	mu      sync.Mutex
-	onQuiet func() // armed; nil once told
-	until   time.Time
+	boundary atomic.Bool // set by the reader
+	mu       sync.Mutex
+	onQuiet  func() // armed; nil once told
+	until    time.Time
 }
 
 // quietLimit bounds how long a peer that keeps sending delays its login.
@@ -649,7 +662,7 @@ func (p *quietProbe) arm(onQuiet func()) {
 func (p *quietProbe) Read(b []byte) (int, error) {
 	p.mu.Lock()
 	told := p.onQuiet
-	if told != nil && (time.Now().After(p.until) || !pending(p.Conn)) {
+	if told != nil && (time.Now().After(p.until) || p.boundary.Load() && !pending(p.Conn)) {
 		p.onQuiet = nil
 	} else {
 		told = nil

@@ -487,6 +487,9 @@ func (a *gatewayActor) startReader(ws *websocket.Conn) {
 		},
 		end: func(err error) { root.Send(self, &readEnded{gen: gen, err: err}) },
 	}
+	if p := probeOf(ws); p != nil {
+		r.boundary = &p.boundary
+	}
 	go r.run(ctx, done)
 }
 

@@ -393,6 +393,16 @@ func TestGreetingIsNotTheLoginAnswer(t *testing.T) {
 	assert.NotContains(t, *st.LastError, "Session", "its own refusal")
 	h.WaitState(accepted.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	assert.Equal(t, 2, strings.Count(h.Logs.String(), "answer nobody asked for"), "both greetings dropped")
+
+	// A greeting in two writes 300 ms apart: the login waits for its
+	// rest (the probe looks only between frames), not only for the
+	// socket to be quiet for a moment.
+	split, sim3 := h.Create("greets-split")
+	sim3.SetFaults(ctctest.Faults{RefuseLogins: true, GreetSplit: 300 * time.Millisecond,
+		GreetOnOpen: `{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{"Version":"1.2"}}`})
+	_, pw := actorstest.Credentials(sim3.Name())
+	h.Runtime.GatewayStarted(split.Target(pw))
+	h.WaitState(split.ID, gatewayd.StateAuthFailed, 10*time.Second)
 }
 
 // Nothing a peer sends before its login is accepted is stored: a session

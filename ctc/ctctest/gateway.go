@@ -97,6 +97,9 @@ type Faults struct {
 	// opens, before anything is read (empty: none): a gateway that speaks
 	// first, so a client must not take it for an answer.
 	GreetOnOpen string `json:"greet_on_open"`
+	// GreetSplit sends GreetOnOpen (at most 125 bytes) in two writes this
+	// far apart, the frame's head and half its text first.
+	GreetSplit time.Duration `json:"greet_split"`
 }
 
 // Frame is one frame a gateway received.
@@ -485,8 +488,12 @@ func (c *conn) serve() {
 		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 		return nil
 	})
-	if greet := c.g.Faults().GreetOnOpen; greet != "" {
-		_ = c.write(websocket.TextMessage, []byte(greet))
+	if f := c.g.Faults(); f.GreetOnOpen != "" {
+		if f.GreetSplit > 0 && len(f.GreetOnOpen) <= 125 {
+			c.greetSplit(f.GreetOnOpen, f.GreetSplit)
+		} else {
+			_ = c.write(websocket.TextMessage, []byte(f.GreetOnOpen))
+		}
 	}
 	for {
 		kind, data, err := c.ws.ReadMessage()
@@ -551,6 +558,22 @@ func (c *conn) handle(data []byte) {
 	default:
 		c.violation("unknown type " + typ)
 	}
+}
+
+// greetSplit writes one text frame by hand (a server's frames are not
+// masked: FIN and text, then a one-byte length) in two writes, pause
+// apart: a peer reads its first half without the rest.
+func (c *conn) greetSplit(text string, pause time.Duration) {
+	frame := append([]byte{0x81, byte(len(text))}, text...)
+	half := 2 + len(text)/2
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	raw := c.ws.NetConn()
+	if _, err := raw.Write(frame[:half]); err != nil {
+		return
+	}
+	time.Sleep(pause)
+	_, _ = raw.Write(frame[half:])
 }
 
 func (c *conn) violation(reason string) {
