@@ -165,6 +165,19 @@ func (s *Store) SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) (
 			waveIDs, waves, formats = append(waveIDs, r.ID), append(waves, u.Packed.Data), append(formats, u.Packed.Format)
 		}
 	}
+	collectDone := func(rows pgx.Rows) error {
+		var ref gatewayd.ReadingRef
+		var completedAt *time.Time
+		_, err := pgx.ForEachRow(rows, []any{&ref.ID, &ref.SensorID, &ref.GatewayID, &ref.FactoryID, &ref.Trigger,
+			&ref.Status, &ref.RequestedAt, &completedAt}, func() error {
+			if ref.Status.Done() && completedAt != nil {
+				ref.CompletedAt = *completedAt
+				done = append(done, ref)
+			}
+			return nil
+		})
+		return err
+	}
 	b := &pgx.Batch{}
 	b.Queue(`
 		INSERT INTO sensors (gateway_id, serial, name)
@@ -184,9 +197,11 @@ func (s *Store) SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) (
 				$8::timestamptz[], $9::timestamptz[], $10::float8[], $11::int4[], $12::jsonb[], $13::bigint[])
 				AS i(id, sensor, gw, trigger, status, error, requested, started, completed, rate, samples, summary, serial)
 		) x WHERE x.sensor IS NOT NULL -- a pushed reading of a gateway deleted meanwhile has no sensor to belong to
-			-- A manual reading's row is the API's: one it removed (its
-			-- request failed after the actor had queued it) stays removed.
-			AND (x.trigger <> 'MANUAL' OR EXISTS (SELECT 1 FROM readings e WHERE e.id = x.id))
+			-- A manual reading's row is the API's, updated below, never
+			-- inserted here: one the API removed (its request failed after
+			-- the actor had queued it) stays removed. (A check here that
+			-- the row exists saw it while the removal was uncommitted.)
+			AND x.trigger <> 'MANUAL'
 		ON CONFLICT (id) DO UPDATE SET
 			status         = EXCLUDED.status,
 			error          = EXCLUDED.error,
@@ -199,19 +214,23 @@ func (s *Store) SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) (
 		RETURNING r.id, r.sensor_id, r.gateway_id, (SELECT factory_id FROM gateways WHERE id = r.gateway_id),
 			r.trigger, r.status, r.requested_at, r.completed_at`,
 		ids, sensors, gateways, triggers, statuses, errs, requested, started, completed, rates, counts, summaries, serials).
-		Query(func(rows pgx.Rows) error {
-			var ref gatewayd.ReadingRef
-			var completedAt *time.Time
-			_, err := pgx.ForEachRow(rows, []any{&ref.ID, &ref.SensorID, &ref.GatewayID, &ref.FactoryID, &ref.Trigger,
-				&ref.Status, &ref.RequestedAt, &completedAt}, func() error {
-				if ref.Status.Done() && completedAt != nil {
-					ref.CompletedAt = *completedAt
-					done = append(done, ref)
-				}
-				return nil
-			})
-			return err
-		})
+		Query(collectDone)
+	b.Queue(`
+		UPDATE readings AS r SET
+			status         = i.status,
+			error          = i.error,
+			started_at     = COALESCE(i.started, r.started_at),
+			completed_at   = i.completed,
+			sample_rate_hz = COALESCE(i.rate, r.sample_rate_hz),
+			samples        = COALESCE(i.samples, r.samples),
+			summary        = COALESCE(i.summary, r.summary)
+		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::float8[],
+			$8::int4[], $9::jsonb[]) AS i(id, trigger, status, error, started, completed, rate, samples, summary)
+		WHERE r.id = i.id AND i.trigger = 'MANUAL'
+			AND r.status NOT IN ('COMPLETE', 'FAILED') AND (r.status = 'QUEUED' OR i.status <> 'QUEUED')
+		RETURNING r.id, r.sensor_id, r.gateway_id, (SELECT factory_id FROM gateways WHERE id = r.gateway_id),
+			r.trigger, r.status, r.requested_at, r.completed_at`,
+		ids, triggers, statuses, errs, started, completed, rates, counts, summaries).Query(collectDone)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		done = done[:0] // a retried transaction starts over
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {

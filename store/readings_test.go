@@ -271,3 +271,38 @@ func TestRemovedManualReadingStaysRemoved(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, gatewayd.ReadingQueued, got.Status)
 }
+
+// The same while the removal is still uncommitted when the actor's update
+// comes: the update waits for it and finds nothing. (A check that the row
+// exists, made in the update's snapshot, saw the row, and the insert that
+// followed the removal's commit brought it back.)
+func TestManualReadingRemovedConcurrentlyStaysRemoved(t *testing.T) {
+	ctx := context.Background()
+	s, pool, _, sensor := readingFixture(t)
+	r, _, err := s.CreateReading(ctx, uuid.New(), sensor.ID, gatewayd.TriggerManual)
+	require.NoError(t, err)
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, `DELETE FROM readings WHERE id = $1`, r.ID)
+	require.NoError(t, err)
+
+	now := time.Now()
+	running := r
+	running.Status, running.StartedAt = gatewayd.ReadingRunning, &now
+	saved := make(chan error, 1)
+	go func() {
+		_, err := s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: running}})
+		saved <- err
+	}()
+	require.Eventually(t, func() bool {
+		var waiting int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting))
+		return waiting > 0
+	}, 10*time.Second, 5*time.Millisecond, "the update waits for the removal")
+	require.NoError(t, tx.Commit(ctx))
+	require.NoError(t, <-saved)
+	_, err = s.GetReading(ctx, r.ID)
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
+}
