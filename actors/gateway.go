@@ -137,7 +137,10 @@ type gatewayActor struct {
 	// (kept in w across restarts). A gateway that has not, because it is
 	// new or its attempts fail before that, dials in the limiter's lane
 	// for unproven gateways.
-	reachedLogin bool // beside subscribed and subscribing: one word for the three
+	reachedLogin bool // beside subscribed and subscribing: one word for the four
+	// subscribeFailures counts POST_SUB_CHANGES refused or unanswered in a
+	// row on this connection; each doubles the wait before the next.
+	subscribeFailures uint8
 	// discoveryFailures counts discoveries in a row that failed; each
 	// doubles the wait before the next (see rediscoverSoon).
 	discoveryFailures int
@@ -526,10 +529,10 @@ func (a *gatewayActor) onFrame(m *frame) {
 	case ctc.TypePostSubChanges:
 		a.subscribing = false
 		if _, ok := m.msg.(*ctc.DynResult); ok {
-			a.subscribed = true
+			a.subscribed, a.subscribeFailures = true, 0
 		} else {
 			a.drop(now, "subscribing to changes refused: "+m.msg.MessageType())
-			a.rediscoverSoon() // and subscribe again then
+			a.resubscribeSoon()
 		}
 	case ctc.TypeTakeDynReading:
 		a.onTakeAnswer(cmd.reading, m.msg)
@@ -666,6 +669,25 @@ func (a *gatewayActor) onLogin(now time.Time, msg ctc.Message) {
 	a.armSchedules()
 }
 
+// resubscribeSoon brings the next refresh (a discovery, and a subscription
+// while there is none) forward after a subscription failed, three command
+// timeouts later, doubled for each failure in a row: with a count of its
+// own, since a discovery that succeeds meanwhile resets the discoveries'
+// (with theirs, a gateway that ignores POST_SUB_CHANGES was asked both
+// every 3 command timeouts, its line blocked a third of the time).
+func (a *gatewayActor) resubscribeSoon() {
+	if a.subscribeFailures < 255 {
+		a.subscribeFailures++
+	}
+	if a.status.State != gatewayd.StateAuthenticated {
+		return
+	}
+	d := 3 * a.d.cfg.CommandTimeout << min(int(a.subscribeFailures)-1, 16)
+	if d > 0 && d < a.d.cfg.SensorRefreshInterval {
+		a.armTimer(timerRefresh, d)
+	}
+}
+
 // subscribe asks for the gateway's notifications (POST_SUB_CHANGES)
 // unless it has them or the request is on its way. A refused or
 // unanswered one is asked again with the next discovery (brought forward
@@ -705,7 +727,7 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 				a.rediscoverSoon()
 			case ctc.TypePostSubChanges:
 				a.subscribing = false
-				a.rediscoverSoon() // and subscribe again then
+				a.resubscribeSoon()
 			}
 			if cmd.reading != nil {
 				a.onTakeTimeout(cmd.reading)
@@ -791,7 +813,7 @@ func (a *gatewayActor) teardown(wait bool) {
 	}
 	clear(a.queue)
 	a.queue = a.queue[:0]
-	a.subscribed, a.subscribing = false, false
+	a.subscribed, a.subscribing, a.subscribeFailures = false, false, 0
 	// Readings queued or running fail with the connection (or the actor).
 	a.failAllReadings(gatewayd.ReadingErrConnectionLost)
 	a.stopSchedules()

@@ -430,6 +430,7 @@ func TestNotificationsBeforeLoginAreDropped(t *testing.T) {
 func TestUnansweredSubscriptionIsAskedAgain(t *testing.T) {
 	cfg := actorstest.FastConfig()
 	cfg.CommandTimeout = 200 * time.Millisecond
+	cfg.SensorRefreshInterval = time.Hour // only the retries bring a refresh forward
 	h := newHarness(t, cfg)
 	g, sim := h.Create("deaf-to-subscribe")
 	sim.SetFaults(ctctest.Faults{IgnoreSubscribe: true})
@@ -445,7 +446,18 @@ func TestUnansweredSubscriptionIsAskedAgain(t *testing.T) {
 		}
 		return n
 	}
-	eventually(t, func() bool { return subs() >= 2 }, 10*time.Second, "asked again")
+	eventually(t, func() bool { return subs() >= 3 }, 10*time.Second, "asked again")
+	// Each ask waits longer than the one before (3, 6, 12 command
+	// timeouts), though the discoveries between them succeed: with the
+	// discoveries' count, reset by each success, the pace was fixed.
+	var asks []time.Time
+	for _, f := range sim.Stats().Frames {
+		if f.Type == ctc.TypePostSubChanges {
+			asks = append(asks, f.At)
+		}
+	}
+	first, second := asks[1].Sub(asks[0]), asks[2].Sub(asks[1])
+	assert.Greater(t, second-first, 300*time.Millisecond, "the retries slow down (gaps %s, %s)", first, second)
 	sim.UpdateFaults(func(f *ctctest.Faults) { f.IgnoreSubscribe = false })
 	eventually(t, func() bool { return sim.PushTemperature(sim.Sensors()[0].Serial, 20) == 1 }, 10*time.Second,
 		"subscribed in the end, on the same connection")
