@@ -57,6 +57,11 @@ type processor struct {
 	intake   *intake // told of the bytes queued
 	crunch   crunch  // shared with the readers of large frames
 
+	// ctx bounds the workers' database lookups (storedRate); close ends
+	// it, so that none holds the shutdown.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	mu      sync.Mutex // guards closed against submit, and queued
 	closed  bool
 	queued  int64 // bytes of the jobs in the channel
@@ -65,6 +70,7 @@ type processor struct {
 
 func newProcessor(w *writer, workers, queue int, queueBytes int64, log zerolog.Logger) *processor {
 	p := &processor{jobs: make(chan job, queue), writer: w, log: log, maxBytes: queueBytes}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
 	for range workers {
 		p.wg.Add(1)
 		go func() {
@@ -99,7 +105,7 @@ func newProcessor(w *writer, workers, queue int, queueBytes int64, log zerolog.L
 // and no spectrum, where a manual reading of the same sensor (whose rate
 // the API reads from the database) had them.
 func (p *processor) storedRate(j job) float64 {
-	ctx, cancel := context.WithTimeout(context.Background(), rateLookupTimeout)
+	ctx, cancel := context.WithTimeout(p.ctx, rateLookupTimeout)
 	defer cancel()
 	rate, err := p.writer.src.SensorReadRate(ctx, j.r.GatewayID, j.serial)
 	if err != nil {
@@ -111,8 +117,10 @@ func (p *processor) storedRate(j job) float64 {
 }
 
 // rateLookupTimeout bounds storedRate: a database that does not answer
-// costs a reading its rate, not the worker.
-const rateLookupTimeout = 5 * time.Second
+// costs a reading its rate, and the worker (one of a few) a second, not
+// five: a stalled database would otherwise back the queue up into
+// "processing overloaded" for readings that needed no lookup.
+const rateLookupTimeout = time.Second
 
 // submit queues a job without blocking the caller (an actor).
 func (p *processor) submit(j job) {
@@ -233,5 +241,6 @@ func (p *processor) close() {
 	p.closed = true
 	close(p.jobs)
 	p.mu.Unlock()
+	p.cancel() // the last jobs are stored without a rate rather than wait
 	p.wg.Wait()
 }
