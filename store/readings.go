@@ -281,13 +281,23 @@ func copySamples(ctx context.Context, tx pgx.Tx, done []gatewayd.ReadingRef, ids
 // (and its removal failed too), or its actor's last update was lost. Only
 // a restart failed such a row; API.md §8: no reading stays unfinished
 // forever.
-func (s *Store) FailAbandonedReadings(ctx context.Context, cutoff time.Time) (int, error) {
-	tag, err := s.pool.Exec(ctx, `UPDATE readings SET status = 'FAILED', error = $1, completed_at = now()
-		WHERE status IN ('QUEUED', 'RUNNING') AND requested_at < $2`, gatewayd.ReadingErrAbandoned, cutoff)
+//
+// It returns the readings it failed, for their reading.failed events.
+func (s *Store) FailAbandonedReadings(ctx context.Context, cutoff time.Time) ([]gatewayd.ReadingRef, error) {
+	rows, _ := s.pool.Query(ctx, `UPDATE readings r SET status = 'FAILED', error = $1, completed_at = now()
+		WHERE status IN ('QUEUED', 'RUNNING') AND requested_at < $2
+		RETURNING r.id, r.sensor_id, r.gateway_id, (SELECT factory_id FROM gateways WHERE id = r.gateway_id),
+			r.trigger, r.status, r.requested_at, r.completed_at`, gatewayd.ReadingErrAbandoned, cutoff)
+	refs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (gatewayd.ReadingRef, error) {
+		var ref gatewayd.ReadingRef
+		err := row.Scan(&ref.ID, &ref.SensorID, &ref.GatewayID, &ref.FactoryID, &ref.Trigger, &ref.Status,
+			&ref.RequestedAt, &ref.CompletedAt)
+		return ref, err
+	})
 	if err != nil {
-		return 0, fmt.Errorf("fail abandoned readings: %w", classify(err))
+		return nil, fmt.Errorf("fail abandoned readings: %w", classify(err))
 	}
-	return int(tag.RowsAffected()), nil
+	return refs, nil
 }
 
 // FailInterruptedReadings marks every reading a previous process left

@@ -233,9 +233,14 @@ func TestFailAbandonedReadings(t *testing.T) {
 	_, err = pool.Exec(ctx, `UPDATE readings SET status = 'COMPLETE', completed_at = now() WHERE id = $1`, ids["old-complete"])
 	require.NoError(t, err)
 
-	n, err := s.FailAbandonedReadings(ctx, time.Now().Add(-time.Hour))
+	refs, err := s.FailAbandonedReadings(ctx, time.Now().Add(-time.Hour))
 	require.NoError(t, err)
-	assert.Equal(t, 2, n)
+	require.Len(t, refs, 2)
+	for _, ref := range refs {
+		assert.Equal(t, gatewayd.ReadingFailed, ref.Status, "for its reading.failed event")
+		assert.Equal(t, sensor.ID, ref.SensorID)
+		assert.False(t, ref.CompletedAt.IsZero())
+	}
 	for name, want := range map[string]gatewayd.ReadingStatus{"old-queued": gatewayd.ReadingFailed,
 		"old-running": gatewayd.ReadingFailed, "old-complete": gatewayd.ReadingComplete, "new-queued": gatewayd.ReadingQueued} {
 		r, err := s.GetReading(ctx, ids[name])

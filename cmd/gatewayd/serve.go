@@ -130,8 +130,6 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		stop := startRetention(st, cfg.WaveformRetention, time.Hour, log)
 		defer stop()
 	}
-	stopSweep := startReadingSweep(st, abandonedAfter(cfg), time.Minute, log)
-	defer stopSweep()
 	probe := st.StartProbe(ctx, time.Second, time.Second) // health's answer about the database
 	defer probe.Stop()
 	// Event ids start after the start time in microseconds, so they keep
@@ -141,6 +139,8 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	m.WatchPool(pool)
 	m.WatchEvents(broker.Subscribers, broker.Published, broker.Overflows)
 	obs := &telemetry.Observer{Metrics: m, Events: broker, Log: log}
+	stopSweep := startReadingSweep(st, obs, abandonedAfter(cfg), time.Minute, log)
+	defer stopSweep()
 	rcfg := runtimeConfig(cfg)
 	rcfg.Observer = obs
 	// Every gateway dial goes through the policy, after name resolution;
@@ -210,14 +210,16 @@ func startRetention(st *store.Store, retention, every time.Duration, log zerolog
 
 // startReadingSweep fails, every interval, readings left QUEUED or
 // RUNNING longer than any gateway holds one (see abandonedAfter).
-func startReadingSweep(st *store.Store, after, every time.Duration, log zerolog.Logger) (stop func()) {
+// They are published as reading.failed and counted, as any other.
+func startReadingSweep(st *store.Store, obs *telemetry.Observer, after, every time.Duration, log zerolog.Logger) (stop func()) {
 	return repeat(every, func(ctx context.Context) {
-		n, err := st.FailAbandonedReadings(ctx, time.Now().Add(-after))
+		refs, err := st.FailAbandonedReadings(ctx, time.Now().Add(-after))
 		switch {
 		case err != nil && ctx.Err() == nil:
 			log.Warn().Err(err).Msg("abandoned-readings sweep failed; will retry")
-		case n > 0:
-			log.Warn().Int("readings", n).Str("older_than", after.String()).
+		case len(refs) > 0:
+			obs.ReadingsDone(refs)
+			log.Warn().Int("readings", len(refs)).Str("older_than", after.String()).
 				Msg("readings no gateway holds marked FAILED (abandoned)")
 		}
 	})
