@@ -218,11 +218,17 @@ func (e cachedToken) refusal(now time.Time) string {
 // allows reports whether the token whose secret hashes to hash may still
 // do what need asks, for a request that outlives its check (an event
 // stream): asked every ttl, a revoked or expired token ends it within
-// ttl. It asks the database, not the cache: a cache entry is good for ttl
-// from its query, so an entry the last recheck refreshed would still
-// answer the next one, and a revocation went unseen for up to twice ttl.
-// A database that cannot answer changes nothing (see stale).
-func (t *tokens) allows(hash [sha256.Size]byte, need gatewayd.Role, dbTimeout time.Duration) bool {
+// ttl. It takes a cache entry only if the database answered it after
+// since (the asker's previous check), else asks the database: an entry
+// is good for ttl from its query, so the one the last recheck refreshed
+// would answer the next, and a revocation went unseen for up to twice
+// ttl; and streams sharing a token share a query, which writes
+// last_used_at. A database that cannot answer changes nothing (see
+// stale).
+func (t *tokens) allows(hash [sha256.Size]byte, need gatewayd.Role, dbTimeout time.Duration, since time.Time) bool {
+	if e, ok := t.cached(hash); ok && e.until.Add(-t.ttl).After(since) {
+		return e.refusal(time.Now()) == "" && e.token.Role.Allows(need)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
 	defer cancel()
 	e, err := t.fetch(ctx, hash)

@@ -58,7 +58,12 @@ func (s *server) eventStream(c *fiber.Ctx) error {
 	// the stream (API.md §10: refused within 5 s).
 	var allowed func() bool
 	if hash, ok := requestToken(c); ok && s.auth != nil {
-		allowed = func() bool { return s.auth.allows(hash, viewer.role, s.opts.DBTimeout) }
+		last := time.Now() // the request's own check
+		allowed = func() bool {
+			ok := s.auth.allows(hash, viewer.role, s.opts.DBTimeout, last)
+			last = time.Now()
+			return ok
+		}
 	}
 	fctx.HijackSetNoResponse(true)
 	fctx.Hijack(func(conn net.Conn) {
