@@ -194,9 +194,10 @@ type UnreadableGateway struct {
 // Rekey re-seals every stored gateway password that is not under the
 // current key (v1 values, or v2 under a previous key), batch rows per
 // transaction. It is resumable: an interrupted run leaves every batch it
-// finished done, and a new run skips what is current. Deleted gateways
-// are left out: nothing reads their passwords again, and one no key opens
-// could never be set again, so it would fail every run. A row changed
+// finished done, and a new run skips what is current. Deleted gateways'
+// passwords are re-sealed too (the old key may be the one that leaked),
+// but one no key opens is not listed and fails nothing: it can never be
+// set again, and it would fail every run. A row changed
 // meanwhile (a PUT with a new password) is left to that change. progress,
 // if not nil, sees the running counts after each committed batch.
 func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyResult)) (RekeyResult, error) {
@@ -210,13 +211,14 @@ func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyResult)
 			id        uuid.UUID
 			gatewayID string
 			sealed    string
+			deleted   bool
 		}
-		rows, _ := s.pool.Query(ctx, `SELECT id, gateway_id, password_encrypted FROM gateways
-			WHERE id > $1 AND deleted_at IS NULL ORDER BY id LIMIT $2`,
+		rows, _ := s.pool.Query(ctx, `SELECT id, gateway_id, password_encrypted, deleted_at IS NOT NULL FROM gateways
+			WHERE id > $1 ORDER BY id LIMIT $2`,
 			after, batch)
 		list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
 			var x row
-			return x, r.Scan(&x.id, &x.gatewayID, &x.sealed)
+			return x, r.Scan(&x.id, &x.gatewayID, &x.sealed, &x.deleted)
 		})
 		if err != nil {
 			return res, fmt.Errorf("rekey: %w", classify(err))
@@ -233,7 +235,9 @@ func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyResult)
 			}
 			plain, err := s.sealer.Open(x.sealed)
 			if err != nil {
-				res.Unreadable = append(res.Unreadable, UnreadableGateway{ID: x.id, GatewayID: x.gatewayID})
+				if !x.deleted {
+					res.Unreadable = append(res.Unreadable, UnreadableGateway{ID: x.id, GatewayID: x.gatewayID})
+				}
 				continue
 			}
 			resealed, err := s.sealer.Seal(plain)

@@ -314,14 +314,15 @@ func TestRekeyCommand(t *testing.T) {
 		require.NoError(t, err)
 		ids = append(ids, g.ID.String())
 	}
-	// A deleted gateway is not rekey's: no count, and never a failure.
+	// A deleted gateway's password is re-sealed too (the old key may have
+	// leaked); unreadable, it fails nothing (it can never be set again).
 	_, err = st.DeleteGateway(ctx, uuid.MustParse(ids[3]))
 	require.NoError(t, err)
 	newKey := base64.StdEncoding.EncodeToString([]byte("the new key, thirty-two bytes!!!"))
 	rotated := []string{"ENCRYPTION_KEY=" + newKey, "ENCRYPTION_KEYS_PREVIOUS=" + key, "DATABASE_URL=" + dbURL}
 	out.Reset()
 	require.Equal(t, 0, run([]string{"rekey"}, rotated, &out, &errb), errb.String())
-	assert.Equal(t, "resealed 3, already current 0, unreadable 0\n", out.String(), "the deleted gateway is not counted")
+	assert.Equal(t, "resealed 4, already current 0, unreadable 0\n", out.String(), "the deleted gateway's too")
 
 	// Without the previous key, nothing opens a password sealed under a
 	// key nobody has any more.
@@ -330,7 +331,7 @@ func TestRekeyCommand(t *testing.T) {
 	out.Reset()
 	errb.Reset()
 	require.Equal(t, 1, run([]string{"rekey"}, rotated, &out, &errb))
-	assert.Contains(t, out.String(), "resealed 0, already current 2, unreadable 1\n")
+	assert.Contains(t, out.String(), "resealed 0, already current 2, unreadable 1\n", "the deleted one is not listed")
 	assert.Contains(t, out.String(), "gateway gw-0: set it again (PUT /api/gateways/"+ids[0]+")",
 		"the id the API takes, not only the gateway_id")
 	assert.Contains(t, errb.String(), "1 gateway passwords are under no configured key")
