@@ -289,7 +289,9 @@ func (r *Runtime) Discover(ctx context.Context, id uuid.UUID) (gatewayd.Discover
 	// then is the gateway's: its commands are backed up (it was 503, the
 	// runtime's code, after the gateway had left two commands unanswered).
 	d, err := askWithin[gatewayd.Discovery](r, ctx, &discoverSensors{id: id}, 2*r.d.cfg.CommandTimeout+r.d.cfg.RequestTimeout)
-	if errors.Is(err, gatewayd.ErrTimeout) {
+	if errors.Is(err, gatewayd.ErrTimeout) && !errors.Is(context.Cause(ctx), context.Canceled) {
+		// (A caller that gave up, or a server shutting down, is not the
+		// gateway's timeout.)
 		err = fmt.Errorf("%w: no sensor list yet (its earlier commands are unanswered)", gatewayd.ErrGatewayTimeout)
 	}
 	return d, err
