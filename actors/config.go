@@ -28,6 +28,16 @@ type Config struct {
 	RestartWindow     time.Duration
 	// ReconcileInterval is how often the store is re-read (RECONCILE_INTERVAL).
 	ReconcileInterval time.Duration
+	// QuietWait is how long a new socket must stay silent, once what it
+	// holds has been read, before POST_LOGIN is written (see quietProbe):
+	// a frame a gateway sends as the socket opens, on its way meanwhile,
+	// is then read first. 0 (gatewayd's): no wait, a peek only. A 2 ms
+	// wait cost the reconnect storm of 10,000 gateways a tenth of its time
+	// (3.47 s against 3.10, medians of 7 alternating pairs, each pair
+	// slower with it; BENCHMARKS.md): dials wait for their slots behind
+	// it. Tests whose simulator a loaded machine may deschedule between
+	// its handshake and its first frame set it.
+	QuietWait time.Duration
 	// SeenFlushInterval is how often last_seen_at is written; default 5s.
 	SeenFlushInterval time.Duration
 	// SensorRefreshInterval is how often an authenticated gateway is asked

@@ -631,21 +631,21 @@ func (r *reader) admitLarge(ctx context.Context, parts ...[]byte) (*[]byte, erro
 // Armed by the actor once the handshake is done, it looks, before a read
 // made between frames (boundary: the reader waits for a header, so the
 // buffers above hold no part of a frame), whether the kernel holds bytes
-// for the socket (a peek that does not wait); when it does not,
-// everything the gateway sent so far has been read. (Looking in the
+// for the socket (a peek that does not wait); when it does not (and no
+// more comes within Config.QuietWait, which tests set), everything the
+// gateway sent so far has been read. (Looking in the
 // middle of a frame, whose rest was still on its way, let a greeting sent
 // in two writes be completed after the login and taken for its answer.)
-// A peer that keeps sending is taken as quiet after quietLimit. It
-// does not wait for a frame still on its way (a 2 ms wait for one cost a
-// reconnect storm of 10,000 gateways a tenth of its time): without
-// correlation ids, a frame that arrives after the login is written cannot
-// be told from its answer.
+// A peer that keeps sending is taken as quiet after quietLimit. A frame
+// later than the wait still cannot be told from the login's answer:
+// answers carry no correlation id.
 type quietProbe struct {
 	net.Conn
 	boundary atomic.Bool // set by the reader
 	mu       sync.Mutex
 	onQuiet  func() // armed; nil once told
 	until    time.Time
+	wait     time.Duration // Config.QuietWait
 }
 
 // quietLimit bounds how long a peer that keeps sending delays its login.
@@ -653,24 +653,38 @@ const quietLimit = time.Second
 
 // arm makes the next reads look; onQuiet is called once, from the
 // reading goroutine.
-func (p *quietProbe) arm(onQuiet func()) {
+func (p *quietProbe) arm(onQuiet func(), wait time.Duration) {
 	p.mu.Lock()
-	p.onQuiet, p.until = onQuiet, time.Now().Add(quietLimit)
+	p.onQuiet, p.until, p.wait = onQuiet, time.Now().Add(quietLimit), wait
 	p.mu.Unlock()
 }
 
 func (p *quietProbe) Read(b []byte) (int, error) {
 	p.mu.Lock()
-	told := p.onQuiet
-	if told != nil && (time.Now().After(p.until) || p.boundary.Load() && !pending(p.Conn)) {
-		p.onQuiet = nil
-	} else {
-		told = nil
-	}
+	told, wait := p.onQuiet, p.wait
 	p.mu.Unlock()
-	if told != nil {
-		told()
+	if told == nil || !p.boundary.Load() && time.Now().Before(p.until) {
+		return p.Conn.Read(b)
 	}
+	if time.Now().Before(p.until) {
+		if pending(p.Conn) {
+			return p.Conn.Read(b) // more of what the gateway sent
+		}
+		if wait > 0 {
+			// Nothing yet: a little longer, for a frame on its way.
+			_ = p.Conn.SetReadDeadline(time.Now().Add(wait))
+			n, err := p.Conn.Read(b)
+			_ = p.Conn.SetReadDeadline(time.Time{})
+			var ne net.Error
+			if n > 0 || err == nil || !errors.As(err, &ne) || !ne.Timeout() {
+				return n, err // something came (or the socket failed): not quiet
+			}
+		}
+	}
+	p.mu.Lock()
+	p.onQuiet = nil
+	p.mu.Unlock()
+	told()
 	return p.Conn.Read(b)
 }
 

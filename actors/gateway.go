@@ -377,7 +377,7 @@ func (a *gatewayActor) onDialed(m *dialed) {
 	probe := probeOf(ws)
 	if probe != nil {
 		gen, root, self := a.gen, a.d.root, a.self
-		probe.arm(func() { root.Send(self, &quiet{gen: gen}) })
+		probe.arm(func() { root.Send(self, &quiet{gen: gen}) }, a.d.cfg.QuietWait)
 	}
 	a.startReader(ws)
 	a.setState(gatewayd.StateConnected)

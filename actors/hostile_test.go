@@ -374,7 +374,13 @@ func TestIntakeIsGivenBackWhenAConnectionDrops(t *testing.T) {
 // no retries). The login waits until the new socket has nothing more to
 // read.
 func TestGreetingIsNotTheLoginAnswer(t *testing.T) {
-	h := newHarness(t, actorstest.FastConfig())
+	cfg := actorstest.FastConfig()
+	// The simulator writes its greeting after its handshake, in a
+	// goroutine a loaded machine may deschedule in between (at -p 4 the
+	// peek came first now and then): the wait stands for a gateway that
+	// sends both together.
+	cfg.QuietWait = 200 * time.Millisecond
+	h := newHarness(t, cfg)
 	refused, sim := h.Create("greets-refused")
 	sim.SetFaults(ctctest.Faults{RefuseLogins: true,
 		GreetOnOpen: `{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{"Version":"1.2"}}`})
@@ -409,7 +415,9 @@ func TestGreetingIsNotTheLoginAnswer(t *testing.T) {
 // whose login was then refused had its temperatures, sensors and readings
 // written.
 func TestNotificationsBeforeLoginAreDropped(t *testing.T) {
-	h := newHarness(t, actorstest.FastConfig())
+	cfg := actorstest.FastConfig()
+	cfg.QuietWait = 200 * time.Millisecond // as in TestGreetingIsNotTheLoginAnswer
+	h := newHarness(t, cfg)
 	g, sim := h.Create("chatty-refused")
 	sim.SetFaults(ctctest.Faults{RefuseLogins: true,
 		GreetOnOpen: `{"Type":"NOT_DYN_TEMP","From":"SERV","Target":"UI","Data":{"Serial":"4242","Temp":99}}`})

@@ -364,6 +364,10 @@ func answerUndelivered(evt any) {
 	}
 }
 
+// supervisorStopWait bounds Shutdown's wait for the supervisor under a
+// context without a deadline: StopFuture's 10 s.
+const supervisorStopWait = 10 * time.Second
+
 // Shutdown stops the supervisor and with it every gateway actor (each
 // closes its socket with code 1000), flushes last_seen_at and ends the
 // runtime's goroutines, within ctx.
@@ -379,9 +383,17 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 			// gateway actors still stopped, and their last updates (a
 			// reading's "connection lost") were lost.
 			r.d.root.Stop(r.supervisor)
+			wait := ctx
+			if _, ok := ctx.Deadline(); !ok {
+				// No deadline (tests): Proto.Actor's own bound, so that a
+				// stop that never ends cannot hold the caller for good.
+				var cancel context.CancelFunc
+				wait, cancel = context.WithTimeout(ctx, supervisorStopWait)
+				defer cancel()
+			}
 			select {
 			case <-r.supervisorStopped:
-			case <-ctx.Done():
+			case <-wait.Done():
 			}
 			r.loops.Wait()
 			r.d.processor.close() // its last results go to the writer
