@@ -292,7 +292,7 @@ type reader struct {
 	cfg    Config
 	// boundary, when set, is true while the reader waits for a new frame's
 	// header (the socket's quietProbe looks only then).
-	boundary *atomic.Bool
+	boundary *bool
 	// deliver hands a decoded frame to the actor; cost is returned to the
 	// inbox when the actor has handled it, and so are the intake's
 	// reserved bytes if deliver reports that the actor took them (else
@@ -495,11 +495,11 @@ const smallFrame = 32 << 10
 // message its small buffer. On error nothing is held.
 func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserved int64, err error) {
 	if r.boundary != nil {
-		r.boundary.Store(true) // between frames: see quietProbe
+		*r.boundary = true // between frames: see quietProbe
 	}
 	kind, rd, err := r.ws.NextReader()
 	if r.boundary != nil {
-		r.boundary.Store(false)
+		*r.boundary = false
 	}
 	if err != nil {
 		return 0, nil, 0, err
@@ -639,10 +639,13 @@ func (r *reader) admitLarge(ctx context.Context, parts ...[]byte) (*[]byte, erro
 // A peer that keeps sending is taken as quiet after quietLimit. A frame
 // later than the wait still cannot be told from the login's answer:
 // answers carry no correlation id.
+//
+// It needs no lock: the actor arms it before it starts the connection's
+// reader (the handshake's reads, in the dial's goroutine, came before
+// that), and from then on only the reader reads, and sets boundary.
 type quietProbe struct {
 	net.Conn
-	boundary atomic.Bool // set by the reader
-	mu       sync.Mutex
+	boundary bool   // set by the reader, around its wait for a header
 	onQuiet  func() // armed; nil once told
 	until    time.Time
 	wait     time.Duration // Config.QuietWait
@@ -652,18 +655,14 @@ type quietProbe struct {
 const quietLimit = time.Second
 
 // arm makes the next reads look; onQuiet is called once, from the
-// reading goroutine.
+// reading goroutine. It is called before that goroutine starts.
 func (p *quietProbe) arm(onQuiet func(), wait time.Duration) {
-	p.mu.Lock()
 	p.onQuiet, p.until, p.wait = onQuiet, time.Now().Add(quietLimit), wait
-	p.mu.Unlock()
 }
 
 func (p *quietProbe) Read(b []byte) (int, error) {
-	p.mu.Lock()
 	told, wait := p.onQuiet, p.wait
-	p.mu.Unlock()
-	if told == nil || !p.boundary.Load() && time.Now().Before(p.until) {
+	if told == nil || !p.boundary && time.Now().Before(p.until) {
 		return p.Conn.Read(b)
 	}
 	if time.Now().Before(p.until) {
@@ -681,9 +680,7 @@ func (p *quietProbe) Read(b []byte) (int, error) {
 			}
 		}
 	}
-	p.mu.Lock()
 	p.onQuiet = nil
-	p.mu.Unlock()
 	told()
 	return p.Conn.Read(b)
 }

@@ -2,6 +2,8 @@ package actors
 
 import (
 	"context"
+	"io"
+	"net"
 	"testing"
 	"time"
 
@@ -70,4 +72,32 @@ func BenchmarkRefusedDial(b *testing.B) {
 			b.Fatal("port 9 answered")
 		}
 	}
+}
+
+// pending tells bytes the kernel holds for a socket, without taking them:
+// the quiet probe's peek, which gatewayd relies on alone (QuietWait 0).
+func TestPendingPeeksWithoutTaking(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer client.Close()
+	server, err := ln.Accept()
+	require.NoError(t, err)
+	defer server.Close()
+
+	assert.False(t, pending(client), "nothing sent yet")
+	_, err = server.Write([]byte("hi"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return pending(client) }, 5*time.Second, time.Millisecond, "sent")
+	b := make([]byte, 2)
+	_, err = io.ReadFull(client, b)
+	require.NoError(t, err)
+	assert.Equal(t, "hi", string(b), "the peek took nothing")
+	assert.False(t, pending(client), "all read")
+	a, b2 := net.Pipe()
+	defer a.Close()
+	defer b2.Close()
+	assert.False(t, pending(a), "a connection without a descriptor has none")
 }
