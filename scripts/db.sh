@@ -14,7 +14,11 @@ if ensuredb -check 2>/dev/null; then
   exec go run ./cmd/ensuredb
 fi
 
-if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+# Docker counts only when its daemon answers and Compose v2 is installed
+# (a docker CLI without the plugin would stop make here instead of falling
+# through to the private cluster).
+if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 &&
+  docker compose version >/dev/null 2>&1; then
   echo "db: starting PostgreSQL with docker compose"
   docker compose up -d --wait db
   exec go run ./cmd/ensuredb
@@ -27,7 +31,7 @@ else
   bindir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
 fi
 if [ -z "$bindir" ] || [ ! -x "$bindir/pg_ctl" ]; then
-  echo "db: no PostgreSQL answers at DATABASE_URL, Docker is not running, and no PostgreSQL binaries were found." >&2
+  echo "db: no PostgreSQL answers at DATABASE_URL, Docker (with Compose) is not running, and no PostgreSQL binaries were found." >&2
   echo "db: install PostgreSQL (apt-get install postgresql) or Docker, or set DATABASE_URL." >&2
   exit 1
 fi
