@@ -16,9 +16,10 @@ func raiseOpenFileLimit() (soft, hard uint64, err error) {
 		raised := r
 		raised.Cur = r.Max
 		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised); err != nil {
-			return r.Cur, r.Max, err
+			return uint64(r.Cur), uint64(r.Max), err
 		}
 		r = raised
 	}
-	return r.Cur, r.Max, nil
+	// The conversions are for the BSDs, whose Rlimit fields are int64.
+	return uint64(r.Cur), uint64(r.Max), nil
 }
