@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/store"
 )
 
@@ -62,4 +63,27 @@ func TestConnectWithoutAHost(t *testing.T) {
 	var db string
 	require.NoError(t, pool.QueryRow(ctx, `SELECT current_database()`).Scan(&db))
 	assert.Equal(t, u.Path[1:], db)
+}
+
+// A database the server does not have is unavailability (serve waits for
+// it at start) that says which kind, so a command's hint can say "create
+// it" rather than "start PostgreSQL"; a server that does not answer is
+// not that kind.
+func TestConnectToAMissingDatabase(t *testing.T) {
+	t.Parallel()
+	u, err := neturl.Parse(tmpl.New(t))
+	require.NoError(t, err)
+	u.Path = "/gwt_no_such_database"
+	ctx := context.Background()
+	_, err = store.Connect(ctx, u.String(), 5*time.Second, 2)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, gatewayd.ErrUnavailable)
+	assert.ErrorIs(t, err, store.ErrNoDatabase)
+
+	u.Host = "127.0.0.1:1" // nothing listens there
+	u.Path = "/gatewayd"
+	_, err = store.Connect(ctx, u.String(), 5*time.Second, 2)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, gatewayd.ErrUnavailable)
+	assert.NotErrorIs(t, err, store.ErrNoDatabase)
 }

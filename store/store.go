@@ -175,6 +175,10 @@ func classify(err error) error {
 	// wraps the PgError, so it is checked first.
 	var connErr *pgconn.ConnectError
 	if errors.As(err, &connErr) {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "3D000" { // invalid_catalog_name
+			return fmt.Errorf("%w: %w: %v", gatewayd.ErrUnavailable, ErrNoDatabase, err)
+		}
 		return fmt.Errorf("%w: %v", gatewayd.ErrUnavailable, err)
 	}
 	var pgErr *pgconn.PgError
@@ -199,6 +203,11 @@ func classify(err error) error {
 	}
 	return fmt.Errorf("database: %w", err)
 }
+
+// ErrNoDatabase: the server answers but the database named in the URL does
+// not exist. It comes wrapped with gatewayd.ErrUnavailable (the request
+// cannot be served now); a command's hint tells the two apart by it.
+var ErrNoDatabase = errors.New("the database does not exist")
 
 // SQLSTATE classes and codes that mean "not now" rather than "never": the
 // request may succeed once the database is back.

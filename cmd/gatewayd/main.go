@@ -11,14 +11,15 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 	_ "time/tzdata" // IANA zones for timezone validation, whatever the host has
 
+	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/internal/config"
 	"github.com/ctcgw/gatewayd/internal/logging"
+	"github.com/ctcgw/gatewayd/store"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -151,13 +152,12 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 // command interrupted by a signal gets none: its database calls end with
 // errors that read as an outage.
 func hintFor(ctx context.Context, err error, cfg *config.Config) string {
-	msg := err.Error()
 	switch {
 	case ctx.Err() != nil:
 		return ""
-	case strings.Contains(msg, "SQLSTATE 3D000"):
+	case errors.Is(err, store.ErrNoDatabase):
 		return fmt.Sprintf("the database in DATABASE_URL (%s) does not exist: create it, or run `make db`", config.MaskURL(cfg.DatabaseURL))
-	case strings.Contains(msg, "unavailable"):
+	case errors.Is(err, gatewayd.ErrUnavailable):
 		return fmt.Sprintf("PostgreSQL at DATABASE_URL (%s) does not answer: start it, or run `make db` (a local cluster or Docker)",
 			config.MaskURL(cfg.DatabaseURL))
 	}

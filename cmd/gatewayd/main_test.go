@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -359,6 +360,17 @@ func TestNoHintForAnInterruptedCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	assert.Empty(t, hintFor(ctx, err, cfg))
+}
+
+// The hint follows the error's kind, not its words.
+func TestHintForAMissingDatabase(t *testing.T) {
+	cfg := &config.Config{DatabaseURL: "postgres://u:secret@db:5432/g"}
+	missing := fmt.Errorf("connect: %w: %w: FATAL", gatewayd.ErrUnavailable, store.ErrNoDatabase)
+	hint := hintFor(context.Background(), missing, cfg)
+	assert.Contains(t, hint, "does not exist: create it")
+	assert.NotContains(t, hint, "secret")
+	assert.Empty(t, hintFor(context.Background(), errors.New("sensor unavailable (SQLSTATE 3D000)"), cfg),
+		"words alone are not the kind")
 }
 
 // A reading is failed as abandoned only after twice the longest a

@@ -29,10 +29,15 @@ import (
 	"github.com/ctcgw/gatewayd/telemetry"
 )
 
+// connectPatience is how long a command waits for its database at start:
+// long enough for a PostgreSQL (or the database, made by an init job)
+// started alongside, short enough that a wrong URL is reported soon.
+const connectPatience = 30 * time.Second
+
 // connect opens the pool, retrying for a while so gatewayd can start
 // alongside its database.
 func connect(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*pgxpool.Pool, error) {
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(connectPatience)
 	for attempt := 1; ; attempt++ {
 		pool, err := store.Connect(ctx, cfg.DatabaseURL, 5*time.Second, cfg.DatabaseMaxConns)
 		if err == nil {
@@ -44,8 +49,12 @@ func connect(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*pgxp
 		// One line now and one every 10 s, not one per attempt: the hint
 		// at exit says what to do.
 		if attempt%10 == 1 {
+			msg := "database not reachable yet; retrying for %s (is PostgreSQL running? `make db` starts one)"
+			if errors.Is(err, store.ErrNoDatabase) {
+				msg = "the database does not exist yet; retrying for %s (create it, or `make db` does)"
+			}
 			log.Warn().Err(err).Int("attempt", attempt).Str("database", config.MaskURL(cfg.DatabaseURL)).
-				Msg("database not reachable yet; retrying for 30s (is PostgreSQL running? `make db` starts one)")
+				Msgf(msg, connectPatience)
 		}
 		select {
 		case <-ctx.Done():
