@@ -37,3 +37,25 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// A Config that sets none of the connection's times gets API.md's
+// defaults, not zeros: a zero dial timeout fails every dial, a zero ping
+// interval re-arms at once, a zero backoff retries in a hot loop.
+// RestartLimit 0 is a setting of its own and stays.
+func TestConfigDefaults(t *testing.T) {
+	c := Config{}.withDefaults()
+	assert.Equal(t, 10*time.Second, c.ConnectTimeout)
+	assert.Equal(t, 10*time.Second, c.AuthTimeout)
+	assert.Equal(t, 30*time.Second, c.CommandTimeout)
+	assert.Equal(t, 30*time.Second, c.PingInterval)
+	assert.Equal(t, 10*time.Second, c.PongTimeout)
+	assert.Equal(t, time.Minute, c.RestartWindow)
+	assert.Equal(t, 0, c.RestartLimit)
+	assert.Equal(t, time.Second, backoff(1, c.BackoffInitial, c.BackoffMax, c.BackoffMultiplier, 0))
+	assert.Equal(t, 30*time.Second, backoff(20, c.BackoffInitial, c.BackoffMax, c.BackoffMultiplier, 0))
+
+	set := Config{BackoffInitial: time.Minute, BackoffMultiplier: 1.5, PingInterval: time.Second}.withDefaults()
+	assert.Equal(t, time.Minute, set.BackoffMax, "a cap below the first delay would be no cap")
+	assert.Equal(t, 1.5, set.BackoffMultiplier)
+	assert.Equal(t, time.Second, set.PingInterval)
+}

@@ -112,8 +112,33 @@ type Hooks struct {
 	Healthy func(id uuid.UUID)
 }
 
-// withDefaults fills the durations that have a sensible default.
+// withDefaults fills what was left zero (or is out of range) with API.md's
+// defaults, so a Config that sets only a few fields neither dials with an
+// expired deadline nor pings and retries in a hot loop. RestartLimit is
+// the exception: 0 is a valid setting (the first crash leaves the gateway
+// FAILED).
 func (c Config) withDefaults() Config {
+	defaults := []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&c.ConnectTimeout, 10 * time.Second},
+		{&c.AuthTimeout, 10 * time.Second},
+		{&c.BackoffInitial, time.Second},
+		{&c.BackoffMax, 30 * time.Second},
+		{&c.PingInterval, 30 * time.Second},
+		{&c.PongTimeout, 10 * time.Second},
+		{&c.RestartWindow, time.Minute},
+	}
+	for _, d := range defaults {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
+	c.BackoffMax = max(c.BackoffMax, c.BackoffInitial)
+	if c.BackoffMultiplier < 1 {
+		c.BackoffMultiplier = 2
+	}
 	if c.ReconcileInterval <= 0 {
 		c.ReconcileInterval = 30 * time.Second
 	}
