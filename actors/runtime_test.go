@@ -319,9 +319,11 @@ func TestCrashLoopIsFailedAndConnectBringsItBack(t *testing.T) {
 	assert.Contains(t, *st.LastError, "crashed 3 times")
 	eventually(t, func() bool { return sg.Stats().Open == 0 }, 2*time.Second, "socket closed when FAILED")
 	assert.ErrorIs(t, h.Runtime.Crash(context.Background(), g.ID), gatewayd.ErrNotRunning)
+	_, err := h.Runtime.Discover(context.Background(), g.ID)
+	assert.ErrorIs(t, err, gatewayd.ErrNotRunning, "its answer says to connect it")
 	assert.Equal(t, 1, osg.Stats().Accepted, "the other gateway kept its connection")
 
-	_, err := h.Runtime.Connect(context.Background(), g.ID)
+	_, err = h.Runtime.Connect(context.Background(), g.ID)
 	require.NoError(t, err)
 	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 }

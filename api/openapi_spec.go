@@ -332,7 +332,7 @@ func apiSpec() *oa.Spec {
 			oa.Post("/api/gateways/{id}/sensors/discover", "discoverGatewaySensors", "Ask the gateway for its sensors now").In(tagSensors).
 				Doc("Sends `GET_DYN_CONNECTED` on the live connection, merges the answer, and answers all of the gateway's sensors (not paged). Takes no body.").
 				OK(oa.Object(oa.Field("data", oa.Array(oa.Ref("Sensor"))))).
-				Fails(eGatewayNotFound, eNotConnected, eGatewayError, eGatewayTimeout),
+				Fails(eGatewayNotFound, eNotConnected, eNotRunning, eGatewayError, eGatewayTimeout),
 
 			oa.Post("/api/equipment", "createEquipment", "Create equipment").In(tagEquipment).
 				Takes("EquipmentCreate").Created(oa.Ref("Equipment")).Fails(eFactoryReference),
@@ -347,7 +347,7 @@ func apiSpec() *oa.Spec {
 
 			oa.Post("/api/sensors/{id}/readings", "takeReading", "Take a reading of the sensor now").In(tagReadings).
 				Doc("Stores the reading `QUEUED` and hands it to the gateway's actor, which runs one acquisition at a time. Takes no body; poll `GET /api/readings/{id}` or follow `/api/events`.").
-				Accepted(oa.Ref("Reading")).Fails(eSensorNotFound, eNotConnected, eQueueFull),
+				Accepted(oa.Ref("Reading")).Fails(eSensorNotFound, eNotConnected, eNotRunning, eQueueFull),
 			oa.Get("/api/sensors/{id}/readings", "listSensorReadings", "List a sensor's readings, newest first").In(tagReadings).
 				Query(append(paged(),
 					oa.QueryParam("status", oa.Enum(gatewayd.ReadingQueued, gatewayd.ReadingRunning, gatewayd.ReadingComplete, gatewayd.ReadingFailed), "only readings in this status"),
