@@ -348,8 +348,8 @@ func (r *reader) handle(ctx context.Context, kind int, data *[]byte, reserved in
 	}()
 	now := time.Now()
 	if !frames.take(1, now) || !bytes.take(float64(len(*data)), now) {
-		r.end(fmt.Errorf("%w: more than %d frames or %d MiB per second", errFlood,
-			r.cfg.FloodFrameRate, r.cfg.FloodByteRate>>20))
+		r.end(fmt.Errorf("%w: more than %d frames or %.4g MiB per second", errFlood,
+			r.cfg.FloodFrameRate, float64(r.cfg.FloodByteRate)/(1<<20)))
 		return false
 	}
 	cost := min(int64(len(*data))+frameOverhead, capacity)

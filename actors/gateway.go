@@ -588,10 +588,17 @@ func number(v any) (float64, bool) {
 // failure in a row, so one that never answers is not asked every 30 s.
 func (a *gatewayActor) rediscoverSoon() {
 	a.discoveryFailures++
+	a.refreshSoon(a.discoveryFailures)
+}
+
+// refreshSoon arms the refresh three command timeouts from now, doubled
+// for each of failures in a row after the first, unless the regular
+// refresh comes sooner or the gateway is not authenticated.
+func (a *gatewayActor) refreshSoon(failures int) {
 	if a.status.State != gatewayd.StateAuthenticated {
 		return
 	}
-	d := 3 * a.d.cfg.CommandTimeout << min(a.discoveryFailures-1, 16)
+	d := 3 * a.d.cfg.CommandTimeout << min(failures-1, 16)
 	if d > 0 && d < a.d.cfg.SensorRefreshInterval {
 		a.armTimer(timerRefresh, d)
 	}
@@ -679,13 +686,7 @@ func (a *gatewayActor) resubscribeSoon() {
 	if a.subscribeFailures < 255 {
 		a.subscribeFailures++
 	}
-	if a.status.State != gatewayd.StateAuthenticated {
-		return
-	}
-	d := 3 * a.d.cfg.CommandTimeout << min(int(a.subscribeFailures)-1, 16)
-	if d > 0 && d < a.d.cfg.SensorRefreshInterval {
-		a.armTimer(timerRefresh, d)
-	}
+	a.refreshSoon(int(a.subscribeFailures))
 }
 
 // subscribe asks for the gateway's notifications (POST_SUB_CHANGES)
@@ -906,6 +907,15 @@ func (a *gatewayActor) setState(s gatewayd.State) {
 	a.status.State = s
 	a.report()
 }
+
+// stateLogLimit lines about state changes per gateway per stateLogWindow
+// at info; past it, changes are counted and the next line says how many
+// went unlogged. A flapping gateway cannot flood the log, and one that
+// changes state now and then has every change logged.
+const (
+	stateLogLimit  = 20
+	stateLogWindow = 10 * time.Second
+)
 
 // logState writes one info line per state change (warn into AUTH_FAILED),
 // at most stateLogLimit per gateway per stateLogWindow; the first line

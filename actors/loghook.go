@@ -20,18 +20,11 @@ func (h *gatewayHook) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
 	e.Str("id", h.id.String()).Str("gateway_id", h.gatewayID)
 }
 
-// gatewayLogger is log naming the gateway on every event. It is made anew
-// when gateway_id changes: the hook is read by the reader goroutine too,
-// so it never changes once made.
+// gatewayLogger is log naming the gateway on every event. The hook never
+// changes once made (the reader goroutine reads it too): the actor makes
+// one per line (logger()), a reader keeps the one made when it started,
+// so after a rename its lines name the old gateway_id (and the same id)
+// until the next connection.
 func gatewayLogger(log zerolog.Logger, id uuid.UUID, gatewayID string) zerolog.Logger {
 	return log.Hook(&gatewayHook{id: id, gatewayID: gatewayID})
 }
-
-// stateLogLimit lines about state changes per gateway per stateLogWindow
-// at info; past it, changes are counted and the next line says how many
-// went unlogged. A flapping gateway cannot flood the log, and one that
-// changes state now and then has every change logged.
-const (
-	stateLogLimit  = 20
-	stateLogWindow = 10 * 1e9 // 10 s, as a time.Duration
-)

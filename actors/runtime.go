@@ -89,6 +89,7 @@ type Runtime struct {
 	cancel     context.CancelFunc
 	loops      sync.WaitGroup
 	stopOnce   sync.Once
+	stopErr    error // the first Shutdown's result, which later calls return
 }
 
 // Start builds the actor system and the supervisor and begins loading
@@ -370,9 +371,11 @@ const supervisorStopWait = 10 * time.Second
 
 // Shutdown stops the supervisor and with it every gateway actor (each
 // closes its socket with code 1000), flushes last_seen_at and ends the
-// runtime's goroutines, within ctx.
+// runtime's goroutines, within ctx. When ctx ends first it returns its
+// error and the stop goes on in the background, no longer waited for:
+// the writer gives up what it still holds, so the caller may close the
+// pool and exit. Later calls return the first one's result.
 func (r *Runtime) Shutdown(ctx context.Context) error {
-	var err error
 	r.stopOnce.Do(func() {
 		r.cancel()
 		done := make(chan struct{})
@@ -404,12 +407,12 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 		select {
 		case <-done:
 		case <-ctx.Done():
-			err = fmt.Errorf("runtime shutdown: %w", ctx.Err())
+			r.stopErr = fmt.Errorf("runtime shutdown: %w", ctx.Err())
 			// What the writer still waits for is abandoned: the readings
 			// are marked interrupted at the next start, and the process
 			// can close its pool and exit on time.
 			r.d.writer.giveUp()
 		}
 	})
-	return err
+	return r.stopErr
 }

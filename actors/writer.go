@@ -14,7 +14,8 @@ import (
 )
 
 // writer batches what the actors learn for the database: last_seen_at
-// marks, discovery answers and temperatures. Actors hand values over
+// marks, discovery answers, temperatures, and readings (their states, and
+// the processed ones with their summaries and samples). Actors hand values over
 // under a mutex (never I/O); one goroutine writes everything pending in a
 // few statements every interval, so 10,000 gateways logging in at once
 // cost a handful of transactions, not 10,000. A failed write keeps what

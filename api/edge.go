@@ -118,11 +118,14 @@ func (s *server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 }
 
 // pathOf is the path of a raw request URI, as Fiber's c.Path() has it
-// (the query cut off, an absolute-form URI reduced to its path).
+// (the query cut off, an absolute-form URI reduced to its path). One that
+// does not parse is cut at its '?' all the same: the path is logged, and
+// a query may carry what the log must not show.
 func pathOf(requestURI string) string {
 	var u fasthttp.URI
 	if err := u.Parse(nil, []byte(requestURI)); err != nil {
-		return requestURI
+		path, _, _ := strings.Cut(requestURI, "?")
+		return path
 	}
 	return string(u.PathOriginal())
 }

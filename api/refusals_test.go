@@ -81,3 +81,16 @@ func TestRefusalsLogABurstWithinASecond(t *testing.T) {
 	r.flush()
 	assert.Len(t, sink.lines(t), 3, "nothing is logged after close")
 }
+
+// The path logged for a request is cut at its '?' even when its URI does
+// not parse: a query may carry what the log must not show.
+func TestPathOfNeverKeepsTheQuery(t *testing.T) {
+	for uri, want := range map[string]string{
+		"/api/gateways?token=abc":       "/api/gateways",
+		"http://h/api/x?token=abc":      "/api/x",
+		"http://[::1/api/x?token=abc":   "http://[::1/api/x",
+		"http://%41:80/api/x?token=abc": "http://%41:80/api/x",
+	} {
+		assert.Equal(t, want, pathOf(uri), uri)
+	}
+}

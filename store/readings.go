@@ -232,7 +232,6 @@ func (s *Store) SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) (
 			r.trigger, r.status, r.requested_at, r.completed_at`,
 		ids, triggers, statuses, errs, started, completed, rates, counts, summaries).Query(collectDone)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		done = done[:0] // a retried transaction starts over
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}

@@ -253,7 +253,7 @@ func qualify(alias, columns string) string {
 	return alias + "." + strings.ReplaceAll(columns, ", ", ", "+alias+".")
 }
 
-// ids collects the uuid column of rows.
+// collectIDs collects the uuid column of rows.
 func collectIDs(rows pgx.Rows) ([]uuid.UUID, error) {
 	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 }

@@ -269,10 +269,10 @@ func (sp *Spec) JSON() ([]byte, error) {
 			BearerFormat: "gwd_ token", Description: sp.Bearer}}
 	}
 	for _, s := range sp.Servers {
-		doc.Servers = append(doc.Servers, docServer{URL: s.URL, Description: s.Description})
+		doc.Servers = append(doc.Servers, docServer(s))
 	}
 	for _, t := range sp.Tags {
-		doc.Tags = append(doc.Tags, docTag{Name: t.Name, Description: t.Description})
+		doc.Tags = append(doc.Tags, docTag(t))
 	}
 	for _, h := range sp.Headers {
 		doc.Components.Parameters[h.Component] = docParam{Name: h.Name, In: "header", Description: h.Description, Schema: h.Schema}

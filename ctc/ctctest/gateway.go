@@ -228,14 +228,6 @@ func (g *Gateway) Stats() Stats {
 	return s
 }
 
-// ResetStats clears the records (Open still counts live sockets).
-func (g *Gateway) ResetStats() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.stats = Stats{}
-	g.floodSent.Store(0)
-}
-
 // Drop closes every open socket now, with a close frame of code, or
 // abruptly when code is 0. It returns how many sockets it closed.
 func (g *Gateway) Drop(code int) int {
