@@ -70,8 +70,9 @@ func BenchmarkPushReading(b *testing.B) {
 // encoding: ctc.Decode, then the samples decoded to floats.
 func BenchmarkDecodeReadingFrame(b *testing.B) {
 	s := DefaultSensors(1)[0]
+	var waves waveCache
 	for _, enc := range []Encoding{EncodingCSV, EncodingJSON, EncodingBase64} {
-		w := encodedWave(waveKey{sig: SignalFor(s), rate: readRate(s), n: samples(s), enc: enc})
+		w := waves.get(waveKey{sig: SignalFor(s), rate: readRate(s), n: samples(s), enc: enc})
 		frame := appendReadingFrame(nil, 1, s.Serial, time.Now(), w)
 		b.Run(string(enc)+"/frame", func(b *testing.B) {
 			b.SetBytes(int64(len(frame)))

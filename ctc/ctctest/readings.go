@@ -80,7 +80,7 @@ func (g *Gateway) readingFrame(s ctc.Sensor) *[]byte {
 	if err != nil {
 		enc = EncodingCSV
 	}
-	w := encodedWave(waveKey{sig: g.Signal(s.Serial), rate: readRate(s), n: samples(s), enc: enc, malformed: f.MalformedSamples})
+	w := g.server.waves.get(waveKey{sig: g.Signal(s.Serial), rate: readRate(s), n: samples(s), enc: enc, malformed: f.MalformedSamples})
 	bp := framePool.Get().(*[]byte)
 	*bp = appendReadingFrame((*bp)[:0], g.readingID.Add(1), s.Serial, time.Now(), w)
 	return bp

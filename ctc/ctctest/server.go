@@ -73,6 +73,9 @@ type Server struct {
 	// that nobody polls. (Per server: a package-wide count was moved by
 	// other tests' stalls running in parallel.)
 	stallWakeups atomic.Int64
+	// waves: a sensor's readings are the same every time, so gateways
+	// sharing default serials encode each once.
+	waves waveCache
 	// keep is how many frames and close codes each gateway records.
 	keep atomic.Int64
 }

@@ -161,28 +161,30 @@ type waveKey struct {
 // escaping except where MalformedSamples put escaped quotes on purpose.
 type waveText struct{ x, y, z []byte }
 
-// waveCache keeps recently encoded waveforms; it is emptied when full.
-var waveCache = struct {
-	sync.Mutex
-	m map[waveKey]*waveText
-}{m: make(map[waveKey]*waveText)}
+// waveCache keeps a server's recently encoded waveforms; it is emptied
+// when full. The zero value is ready to use.
+type waveCache struct {
+	mu sync.Mutex
+	m  map[waveKey]*waveText
+}
 
 const waveCacheSize = 32
 
-func encodedWave(k waveKey) *waveText {
-	waveCache.Lock()
-	w := waveCache.m[k]
-	waveCache.Unlock()
+// get returns the encoded waveform of k, encoding it on a miss.
+func (c *waveCache) get(k waveKey) *waveText {
+	c.mu.Lock()
+	w := c.m[k]
+	c.mu.Unlock()
 	if w != nil {
 		return w
 	}
 	w = encodeWave(k)
-	waveCache.Lock()
-	if len(waveCache.m) >= waveCacheSize {
-		clear(waveCache.m)
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= waveCacheSize {
+		c.m = make(map[waveKey]*waveText, waveCacheSize)
 	}
-	waveCache.m[k] = w
-	waveCache.Unlock()
+	c.m[k] = w
+	c.mu.Unlock()
 	return w
 }
 
