@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -380,6 +381,12 @@ func TestAbandonedAfterIsTwiceTheLongestHold(t *testing.T) {
 	cfg, err := config.Load("", []string{"ENCRYPTION_KEY=" + key})
 	require.NoError(t, err)
 	assert.Equal(t, 68*time.Minute, abandonedAfter(cfg))
+
+	// Large settings the configuration accepts: no wrap to a negative
+	// cutoff (which failed every reading in flight within a minute).
+	cfg, err = config.Load("", []string{"ENCRYPTION_KEY=" + key, "READING_QUEUE_LIMIT=10000", "READING_TIMEOUT=6d"})
+	require.NoError(t, err)
+	assert.Equal(t, time.Duration(math.MaxInt64), abandonedAfter(cfg))
 }
 
 // Shutdown keeps to SHUTDOWN_TIMEOUT while a request waits on the
@@ -429,4 +436,40 @@ func TestShutdownDoesNotWaitForRequestsOnTheDatabase(t *testing.T) {
 	t.Logf("exited %s after SIGTERM", took.Round(time.Millisecond))
 	assert.Less(t, took, 3*time.Second, "SHUTDOWN_TIMEOUT is 2s; the request's own deadline is 5s\n%s", gw.logs.String())
 	assert.NotEqual(t, 201, <-answered, "the request was not served")
+}
+
+// A serve that cannot take its port stops before it touches the
+// database's state: it used to fail every unfinished reading (those of
+// the gatewayd on that port, say) as interrupted before it found out.
+func TestServeWithoutItsPortLeavesReadingsAlone(t *testing.T) {
+	t.Parallel()
+	dbURL := tmpl.New(t)
+	var out, errb bytes.Buffer
+	env := []string{"ENCRYPTION_KEY=" + key, "DATABASE_URL=" + dbURL}
+	require.Equal(t, 0, run([]string{"migrate"}, env, &out, &errb), errb.String())
+	pool, err := pgxpool.New(context.Background(), dbURL)
+	require.NoError(t, err)
+	defer pool.Close()
+	ctx := context.Background()
+	var reading uuid.UUID
+	require.NoError(t, pool.QueryRow(ctx, `
+		WITH f AS (INSERT INTO factories (organization_id, name)
+			SELECT id, 'F' FROM organizations LIMIT 1 RETURNING id),
+		g AS (INSERT INTO gateways (factory_id, gateway_id, name, url, email, password_encrypted, desired_state)
+			SELECT id, 'gw-busy', 'G', 'ws://127.0.0.1:1/gw', 'e@example.com', 'x', 'DISCONNECTED' FROM f RETURNING id),
+		s AS (INSERT INTO sensors (gateway_id, serial, name) SELECT id, 1, 'S' FROM g RETURNING id, gateway_id)
+		INSERT INTO readings (sensor_id, gateway_id, trigger, status, started_at)
+			SELECT id, gateway_id, 'MANUAL', 'RUNNING', now() FROM s RETURNING id`).Scan(&reading))
+
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer taken.Close()
+	port := taken.Addr().(*net.TCPAddr).Port
+	errb.Reset()
+	code := run([]string{"serve"}, append(env, "API_HOST=127.0.0.1", fmt.Sprint("API_PORT=", port)), &out, &errb)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errb.String(), "address already in use")
+	var status string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT status FROM readings WHERE id = $1`, reading).Scan(&status))
+	assert.Equal(t, "RUNNING", status, "the reading is another process's")
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -100,6 +101,20 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		Bool("chaos", cfg.ChaosEnabled).Msg("gatewayd starting")
 	fileLimit(cfg, log)
 	memoryLimit(log)
+	// The port first: a process that cannot serve (the port taken, by
+	// another gatewayd say) must stop before it touches the database's
+	// state; it failed every reading of the instance on that port as
+	// interrupted before it found out.
+	tcp, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
+	}
+	listening := false
+	defer func() {
+		if !listening { // else the HTTP server closes it
+			_ = tcp.Close()
+		}
+	}()
 	pool, err := connect(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -167,15 +182,11 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		AuthEnabled: cfg.AuthEnabled, MetricsPublic: cfg.MetricsPublic, MetricsDisabled: !cfg.MetricsEnabled,
 		EventsClientBuffer: cfg.EventsClientBuffer, DialPolicy: policy, Base: requests})
 
-	tcp, err := net.Listen("tcp", cfg.Addr())
-	if err != nil {
-		shutdownRuntime(rt, cfg.ShutdownTimeout, log)
-		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
-	}
 	// Out of file descriptors, fasthttp's accept loop would return and
 	// gatewayd exit, dropping every gateway: accept backs off instead.
 	ln := netutil.RetryAccept(tcp, log)
 	serveErr := make(chan error, 1)
+	listening = true
 	go func() { serveErr <- app.Listener(ln) }()
 	log.Info().Str("addr", ln.Addr().String()).Msg(logging.APIListening)
 
@@ -240,10 +251,17 @@ func startReadingSweep(st *store.Store, obs *telemetry.Observer, after, every ti
 // taking at most its TAKE_DYN_READING answer, its start and its samples.
 // Twice, so that a reading whose final state waits in the writer through
 // a database outage is not failed first. (68 minutes with the defaults.)
+// Settings whose product does not fit a Duration get the longest one (292
+// years): wrapped negative, the cutoff fell in the future and the sweep
+// failed every reading in flight.
 func abandonedAfter(cfg *config.Config) time.Duration {
 	g := cfg.Gateway
 	each := g.CommandTimeout + g.ReadingStartTimeout + g.ReadingTimeout
-	return 2 * time.Duration(g.ReadingQueueLimit+1) * each
+	n := 2 * time.Duration(g.ReadingQueueLimit+1)
+	if each > math.MaxInt64/n {
+		return math.MaxInt64
+	}
+	return n * each
 }
 
 // repeat runs job now and then every interval until stop, which waits
