@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -242,7 +243,7 @@ func parse(get func(string) string, problems []string) (*Config, error) {
 		DatabaseMaxConns:  p.intRange("DATABASE_MAX_CONNS", 1, 1000),
 		EncryptionKey:     p.key("ENCRYPTION_KEY"),
 		PreviousKeys:      p.keys("ENCRYPTION_KEYS_PREVIOUS"),
-		APIHost:           p.str("API_HOST"),
+		APIHost:           p.host("API_HOST"),
 		APIPort:           p.intRange("API_PORT", 1, 65535),
 		APIMaxConnections: p.intRange("API_MAX_CONNECTIONS", 1, 1000000),
 		LogLevel:          p.oneOf("LOG_LEVEL", "debug", "info", "warn", "error"),
@@ -279,6 +280,9 @@ func parse(get func(string) string, problems []string) (*Config, error) {
 		AllowedNetworks:    p.networks("GATEWAY_ALLOWED_NETWORKS"),
 		CAFile:             p.caFile("GATEWAY_CA_FILE"),
 	}
+	if c.DebugAddr != "" && c.APIHost != "" && sameListener(c.DebugAddr, c.Addr()) {
+		p.fail("DEBUG_ADDR", "must not be the API's address (%s)", c.Addr())
+	}
 	if c.Gateway.BackoffMax > 0 && c.Gateway.BackoffInitial > c.Gateway.BackoffMax {
 		p.fail("GATEWAY_BACKOFF_MAX", "must not be less than GATEWAY_BACKOFF_INITIAL (%s)", c.Gateway.BackoffInitial)
 	}
@@ -303,6 +307,54 @@ func (p *parser) str(name string) string {
 		p.fail(name, "must not be empty")
 	}
 	return v
+}
+
+// host is a listen address without a port: an IP address (IPv6 with or
+// without brackets) or a host name. Anything else failed only after the
+// database work of a start, as "too many colons in address".
+func (p *parser) host(name string) string {
+	v := strings.TrimSpace(p.get(name))
+	bare := strings.TrimSuffix(strings.TrimPrefix(v, "["), "]")
+	switch {
+	case v == "":
+		p.fail(name, "must not be empty")
+	case net.ParseIP(bare) != nil:
+		return bare
+	case !isHostName(v):
+		p.fail(name, "must be an IP address or a host name (without a port), got %q", v)
+	}
+	return v
+}
+
+// isHostName: letters, digits, '-', '_' (container names have them) and
+// '.', at most 253 characters, no empty label.
+func isHostName(s string) bool {
+	if len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// sameListener: the two host:port addresses would take the same port on
+// the same address (a wildcard address takes it on every one).
+func sameListener(a, b string) bool {
+	ha, pa, err1 := net.SplitHostPort(a)
+	hb, pb, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || pa != pb {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wild(ha) || wild(hb)
 }
 
 func (p *parser) databaseURL(name string) string {
@@ -407,7 +459,7 @@ func (p *parser) intRange(name string, lo, hi int) int {
 func (p *parser) float(name string, lo, hi float64) float64 {
 	v := strings.TrimSpace(p.get(name))
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f < lo || f > hi {
+	if err != nil || math.IsNaN(f) || f < lo || f > hi {
 		p.fail(name, "must be a number from %g to %g, got %q", lo, hi, v)
 	}
 	return f
@@ -420,10 +472,25 @@ func (p *parser) duration(name string) time.Duration {
 		p.fail(name, "must be a duration with a unit such as 500ms, 10s, 1m or 2d, got %q", v)
 		return 0
 	}
-	if d <= 0 {
-		p.fail(name, "must be greater than zero, got %q", v)
+	if floor := durationFloor(name); d < floor {
+		p.fail(name, "must be at least %s, got %q", floor, v)
 	}
 	return d
+}
+
+// durationFloor is the least a duration variable may be. A nanosecond
+// was accepted: timers then re-armed as fast as they fired (1ns
+// RECONCILE_INTERVAL: three quarters of a core, and PostgreSQL's share,
+// with no gateway at all). Periods of whole-fleet work get a second;
+// the ping, which tests run short, 100ms; everything else 10ms.
+func durationFloor(name string) time.Duration {
+	switch name {
+	case "RECONCILE_INTERVAL", "SENSOR_REFRESH_INTERVAL", "GATEWAY_RESTART_WINDOW":
+		return time.Second
+	case "GATEWAY_PING_INTERVAL":
+		return 100 * time.Millisecond
+	}
+	return 10 * time.Millisecond
 }
 
 // retention is a duration, where 0 means keep forever.
@@ -523,7 +590,7 @@ func badOrigin(o string) string {
 
 // Addr is the HTTP listen address.
 func (c *Config) Addr() string {
-	return fmt.Sprintf("%s:%d", c.APIHost, c.APIPort)
+	return net.JoinHostPort(c.APIHost, strconv.Itoa(c.APIPort))
 }
 
 // MaskURL returns a connection URL with its passwords replaced, fit for

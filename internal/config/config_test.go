@@ -149,7 +149,13 @@ func TestInvalidValues(t *testing.T) {
 		{"API_MAX_CONNECTIONS=0", `API_MAX_CONNECTIONS must be a whole number from 1 to 1000000, got "0"`},
 		{"API_MAX_CONNECTIONS=lots", `API_MAX_CONNECTIONS must be a whole number from 1 to 1000000`},
 		{"GATEWAY_CONNECT_TIMEOUT=10", `GATEWAY_CONNECT_TIMEOUT must be a duration with a unit such as 500ms, 10s, 1m or 2d, got "10"`},
-		{"GATEWAY_AUTH_TIMEOUT=-1s", `GATEWAY_AUTH_TIMEOUT must be greater than zero`},
+		{"GATEWAY_AUTH_TIMEOUT=-1s", `GATEWAY_AUTH_TIMEOUT must be at least 10ms, got "-1s"`},
+		{"RECONCILE_INTERVAL=1ns", `RECONCILE_INTERVAL must be at least 1s, got "1ns"`},
+		{"GATEWAY_PING_INTERVAL=10ms", `GATEWAY_PING_INTERVAL must be at least 100ms`},
+		{"GATEWAY_BACKOFF_MULTIPLIER=NaN", `GATEWAY_BACKOFF_MULTIPLIER must be a number from 1 to 100, got "NaN"`},
+		{"API_HOST=127.0.0.1:80", `API_HOST must be an IP address or a host name (without a port), got "127.0.0.1:80"`},
+		{"API_HOST=not a host!", `API_HOST must be an IP address or a host name`},
+		{"DEBUG_ADDR=127.0.0.1:3000", `DEBUG_ADDR must not be the API's address (0.0.0.0:3000)`},
 		{"LOG_LEVEL=verbose", `LOG_LEVEL must be one of debug, info, warn, error, got "verbose"`},
 		{"LOG_FORMAT=xml", `LOG_FORMAT must be one of json, console`},
 		{"MIGRATE_ON_START=maybe", `MIGRATE_ON_START must be true or false, got "maybe"`},
@@ -221,4 +227,24 @@ func TestDatabaseMaxConns(t *testing.T) {
 		_, err := Load("", []string{"ENCRYPTION_KEY=" + goodKey, "DATABASE_MAX_CONNS=" + bad})
 		assert.ErrorContains(t, err, "DATABASE_MAX_CONNS must be a whole number from 1 to 1000", bad)
 	}
+}
+
+// API_HOST may be any IP address, IPv6 too (with or without brackets), or
+// a host name; the listen address joins it with the port properly.
+func TestAPIHostForms(t *testing.T) {
+	for host, addr := range map[string]string{
+		"0.0.0.0":    "0.0.0.0:3000",
+		"::":         "[::]:3000",
+		"::1":        "[::1]:3000",
+		"[::1]":      "[::1]:3000",
+		"localhost":  "localhost:3000",
+		"gatewayd_1": "gatewayd_1:3000",
+	} {
+		c, err := Load("", []string{"ENCRYPTION_KEY=" + goodKey, "API_HOST=" + host})
+		require.NoError(t, err, host)
+		assert.Equal(t, addr, c.Addr(), host)
+	}
+	c, err := Load("", []string{"ENCRYPTION_KEY=" + goodKey, "API_HOST=127.0.0.1", "DEBUG_ADDR=127.0.0.2:3000"})
+	require.NoError(t, err, "another address, the same port")
+	assert.Equal(t, "127.0.0.2:3000", c.DebugAddr)
 }
