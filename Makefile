@@ -52,7 +52,7 @@ stop:
 
 ## migrate: apply migrations and exit
 migrate: db .env build
-	@set -a; . ./.env; set +a; ./bin/gatewayd migrate
+	@. scripts/dotenv.sh; dotenv; ./bin/gatewayd migrate
 
 ## lint: gofmt, go vet, and Redocly's recommended rules on api/openapi.json (needs npx)
 lint:
@@ -75,7 +75,7 @@ bench: db
 
 ## load: the load tool against a fresh gatewayd and simulator (see BENCHMARKS.md)
 load: db .env build
-	@set -a; . ./.env; set +a; ./bin/gwload $(LOADFLAGS)
+	@. scripts/dotenv.sh; dotenv; ./bin/gwload $(LOADFLAGS)
 
 # A fresh ENCRYPTION_KEY on first run. Losing it loses the stored gateway passwords.
 .env:

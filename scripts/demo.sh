@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-run}"
-set -a; . ./.env; set +a
+. scripts/dotenv.sh; dotenv # the environment wins over .env
 export LOG_FORMAT="${LOG_FORMAT:-console}"
 port="${API_PORT:-3000}"
 api="http://127.0.0.1:${port}/api"
