@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/rs/zerolog"
@@ -188,15 +190,51 @@ var resourceNames = map[string]string{
 // errorHandler writes every error in the one shape; causes of 500s are
 // logged with the request id and never sent.
 func errorHandler(log zerolog.Logger) fiber.ErrorHandler {
+	var outage pacer
 	return func(c *fiber.Ctx, err error) error {
 		apiErr, known := toError(err)
-		if !known {
+		switch {
+		case !known:
 			log.Error().Err(err).Str("request_id", requestID(c)).Str("method", c.Method()).Str("path", c.Path()).
 				Msg("unexpected error")
+		case errors.Is(err, gatewayd.ErrUnavailable) && c.UserContext().Err() == nil:
+			// The 503 says nothing of its cause; the log does (a read-only
+			// database, refused logins, no free connection …), once per
+			// outageLogEvery with how many went unlogged since: the access
+			// log already has every request.
+			if ok, unlogged := outage.allow(time.Now(), outageLogEvery); ok {
+				log.Warn().Err(err).Int("unlogged_since", unlogged).Str("method", c.Method()).Str("path", c.Path()).
+					Msg("the database could not serve a request; answered 503")
+			}
 		}
 		if apiErr.Status == http.StatusMethodNotAllowed {
 			c.Response().Header.Del(fiber.HeaderAllow) // fasthttp's list may name routes we do not document
 		}
 		return c.Status(apiErr.Status).JSON(fiber.Map{"error": apiErr})
 	}
+}
+
+// outageLogEvery paces the log line about requests the database could not
+// serve.
+const outageLogEvery = 10 * time.Second
+
+// pacer lets one event through per interval and counts the rest.
+type pacer struct {
+	mu       sync.Mutex
+	next     time.Time
+	unlogged int
+}
+
+// allow says whether now's event is let through and, if so, how many were
+// held back since the last one that was.
+func (p *pacer) allow(now time.Time, every time.Duration) (bool, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if now.Before(p.next) {
+		p.unlogged++
+		return false, 0
+	}
+	n := p.unlogged
+	p.unlogged, p.next = 0, now.Add(every)
+	return true, n
 }

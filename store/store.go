@@ -190,6 +190,8 @@ func classify(err error) error {
 			return fmt.Errorf("%w: %s", gatewayd.ErrInvalidReference, pgErr.ConstraintName)
 		case class == "22":
 			return fmt.Errorf("%w: %s", gatewayd.ErrInvalidInput, pgErr.Message)
+		case pgErr.Code == "25006": // read_only_sql_transaction
+			return fmt.Errorf("%w: %w: %s (SQLSTATE %s)", gatewayd.ErrUnavailable, ErrReadOnly, pgErr.Message, pgErr.Code)
 		case unavailableClasses[class], unavailableCodes[pgErr.Code]:
 			return fmt.Errorf("%w: %s (SQLSTATE %s)", gatewayd.ErrUnavailable, pgErr.Message, pgErr.Code)
 		}
@@ -208,6 +210,10 @@ func classify(err error) error {
 // not exist. It comes wrapped with gatewayd.ErrUnavailable (the request
 // cannot be served now); a command's hint tells the two apart by it.
 var ErrNoDatabase = errors.New("the database does not exist")
+
+// ErrReadOnly: the database refused a write as read-only (a standby, or
+// default_transaction_read_only). Wrapped with gatewayd.ErrUnavailable.
+var ErrReadOnly = errors.New("the database is read-only")
 
 // SQLSTATE classes and codes that mean "not now" rather than "never": the
 // request may succeed once the database is back.

@@ -473,3 +473,23 @@ func TestServeWithoutItsPortLeavesReadingsAlone(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT status FROM readings WHERE id = $1`, reading).Scan(&status))
 	assert.Equal(t, "RUNNING", status, "the reading is another process's")
 }
+
+// A database that takes no writes (a standby) stops serve at its first
+// write with a hint that says so, not that PostgreSQL does not answer.
+func TestServeOnAReadOnlyDatabase(t *testing.T) {
+	t.Parallel()
+	dbURL := tmpl.New(t)
+	var out, errb bytes.Buffer
+	env := []string{"ENCRYPTION_KEY=" + key, "DATABASE_URL=" + dbURL}
+	require.Equal(t, 0, run([]string{"migrate"}, env, &out, &errb), errb.String())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	require.NoError(t, ln.Close())
+	errb.Reset()
+	readOnly := []string{"ENCRYPTION_KEY=" + key, "DATABASE_URL=" + dbURL + "&default_transaction_read_only=on",
+		"MIGRATE_ON_START=false", "API_HOST=127.0.0.1", fmt.Sprint("API_PORT=", port)}
+	assert.Equal(t, 1, run([]string{"serve"}, readOnly, &out, &errb))
+	assert.Contains(t, errb.String(), "takes no writes (a standby, or default_transaction_read_only)")
+	assert.NotContains(t, errb.String(), "does not answer")
+}
