@@ -133,6 +133,53 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) (int32, error) {
 	return v, nil
 }
 
+// Schema errors: the database's migrations are not this binary's.
+var (
+	ErrSchemaBehind = errors.New("the database is not migrated to this gatewayd's schema")
+	ErrSchemaAhead  = errors.New("the database was migrated by a newer gatewayd")
+)
+
+// Prepare readies the schema for a command: a database migrated further
+// than this binary knows is refused (tern's own words for it were "current
+// version 7 is outside the valid versions of 0 to 6", and without
+// MIGRATE_ON_START nothing was said at all); pending migrations are
+// applied when migrate is set, and refused otherwise (they failed later
+// as 'relation "readings" does not exist').
+func Prepare(ctx context.Context, pool *pgxpool.Pool, migrate bool) (version int32, err error) {
+	at, err := schemaVersion(ctx, pool)
+	if err != nil {
+		return 0, err
+	}
+	known, err := MigrationCount()
+	if err != nil {
+		return 0, fmt.Errorf("migrations: %w", err)
+	}
+	switch {
+	case at > known:
+		return 0, fmt.Errorf("%w: it is at migration %d, this binary knows %d", ErrSchemaAhead, at, known)
+	case migrate:
+		return Migrate(ctx, pool)
+	case at < known:
+		return 0, fmt.Errorf("%w: it is at migration %d of %d", ErrSchemaBehind, at, known)
+	}
+	return int32(at), nil
+}
+
+// schemaVersion is the migration the database is at; 0 when it was never
+// migrated.
+func schemaVersion(ctx context.Context, pool *pgxpool.Pool) (int, error) {
+	var v int32
+	err := pool.QueryRow(ctx, `SELECT version FROM `+VersionTable).Scan(&v)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "42P01", errors.Is(err, pgx.ErrNoRows): // undefined_table
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("schema version: %w", classify(err))
+	}
+	return int(v), nil
+}
+
 // MigrationCount is the number of migrations embedded in the binary.
 func MigrationCount() (int, error) {
 	names, err := fs.Glob(migrations.FS, "*.sql")

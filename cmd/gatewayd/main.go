@@ -157,6 +157,10 @@ func hintFor(ctx context.Context, err error, cfg *config.Config) string {
 		return ""
 	case errors.Is(err, store.ErrNoDatabase):
 		return fmt.Sprintf("the database in DATABASE_URL (%s) does not exist: create it, or run `make db`", config.MaskURL(cfg.DatabaseURL))
+	case errors.Is(err, store.ErrSchemaBehind):
+		return "run `gatewayd migrate` first (or serve with MIGRATE_ON_START=true)"
+	case errors.Is(err, store.ErrSchemaAhead):
+		return "run a gatewayd at least as new as the one that migrated this database"
 	case errors.Is(err, store.ErrReadOnly):
 		return fmt.Sprintf("the database in DATABASE_URL (%s) takes no writes (a standby, or default_transaction_read_only): point DATABASE_URL at the primary",
 			config.MaskURL(cfg.DatabaseURL))

@@ -493,3 +493,35 @@ func TestServeOnAReadOnlyDatabase(t *testing.T) {
 	assert.Contains(t, errb.String(), "takes no writes (a standby, or default_transaction_read_only)")
 	assert.NotContains(t, errb.String(), "does not answer")
 }
+
+// A database migrated further than this binary knows, or not as far
+// without MIGRATE_ON_START, stops a command with what to do.
+func TestSchemaOfAnotherVersion(t *testing.T) {
+	t.Parallel()
+	dbURL := tmpl.New(t)
+	pool, err := pgxpool.New(context.Background(), dbURL)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close) // after the version is put back
+	ctx := context.Background()
+	known, err := store.MigrationCount()
+	require.NoError(t, err)
+	setVersion := func(v int) {
+		_, err := pool.Exec(ctx, `UPDATE `+store.VersionTable+` SET version = $1`, v)
+		require.NoError(t, err)
+	}
+	// The copy goes back to the template's state for the next test.
+	t.Cleanup(func() { setVersion(known) })
+
+	env := []string{"ENCRYPTION_KEY=" + key, "DATABASE_URL=" + dbURL}
+	var out, errb bytes.Buffer
+	setVersion(known + 1)
+	assert.Equal(t, 1, run([]string{"migrate"}, env, &out, &errb))
+	assert.Contains(t, errb.String(), fmt.Sprintf("it is at migration %d, this binary knows %d", known+1, known))
+	assert.Contains(t, errb.String(), "run a gatewayd at least as new")
+
+	setVersion(known - 1)
+	errb.Reset()
+	assert.Equal(t, 1, run([]string{"token", "list"}, append(env, "MIGRATE_ON_START=false"), &out, &errb))
+	assert.Contains(t, errb.String(), fmt.Sprintf("it is at migration %d of %d", known-1, known))
+	assert.Contains(t, errb.String(), "run `gatewayd migrate` first")
+}

@@ -72,7 +72,7 @@ func migrate(ctx context.Context, cfg *config.Config, log zerolog.Logger) error 
 		return err
 	}
 	defer pool.Close()
-	v, err := store.Migrate(ctx, pool)
+	v, err := store.Prepare(ctx, pool, true)
 	if err != nil {
 		return err
 	}
@@ -120,11 +120,11 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		return err
 	}
 	defer pool.Close()
+	v, err := store.Prepare(ctx, pool, cfg.MigrateOnStart)
+	if err != nil {
+		return err
+	}
 	if cfg.MigrateOnStart {
-		v, err := store.Migrate(ctx, pool)
-		if err != nil {
-			return err
-		}
 		log.Info().Int32("version", v).Msg("migrations applied")
 	}
 	sealer, err := store.NewSealer(cfg.EncryptionKey, cfg.PreviousKeys...)

@@ -163,11 +163,9 @@ func openStore(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*st
 	if err != nil {
 		return nil, nil, err
 	}
-	if cfg.MigrateOnStart {
-		if _, err := store.Migrate(ctx, pool); err != nil {
-			pool.Close()
-			return nil, nil, err
-		}
+	if _, err := store.Prepare(ctx, pool, cfg.MigrateOnStart); err != nil {
+		pool.Close()
+		return nil, nil, err
 	}
 	sealer, err := store.NewSealer(cfg.EncryptionKey, cfg.PreviousKeys...)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd/store"
 )
 
 var tmpl *Template
@@ -60,6 +62,9 @@ func TestReusedCopyIsReset(t *testing.T) {
 			d AS (INSERT INTO reading_samples (reading_id, data) SELECT id, '\x00' FROM r)
 			INSERT INTO api_tokens (name, role, token_hash) VALUES ('t', 'admin', '\x01')`)
 		require.NoError(t, err)
+		// A test of schema checks moves tern's version.
+		_, err = conn.Exec(ctx, `UPDATE public.schema_version SET version = version + 100`)
+		require.NoError(t, err)
 		orgs, factories := counts(t, first)
 		require.Equal(t, [2]int{2, 1}, [2]int{orgs, factories})
 	})
@@ -77,6 +82,11 @@ func TestReusedCopyIsReset(t *testing.T) {
 			+ (SELECT count(*) FROM sensors) + (SELECT count(*) FROM readings) + (SELECT count(*) FROM reading_samples)
 			+ (SELECT count(*) FROM api_tokens)`).Scan(&rest))
 		assert.Zero(t, rest, "every table emptied")
+		var version, rows int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT max(version), count(*) FROM public.schema_version`).Scan(&version, &rows))
+		migrations, err := store.MigrationCount()
+		require.NoError(t, err)
+		assert.Equal(t, [2]int{migrations, 1}, [2]int{version, rows}, "tern's version is the template's")
 	})
 }
 
