@@ -288,6 +288,18 @@ func TestTokenCommands(t *testing.T) {
 	assert.Contains(t, errText, `unknown token command "mint"`)
 	_, errText = cmd(1, "token", "revoke", "00000000-0000-0000-0000-000000000001")
 	assert.Contains(t, errText, "not found")
+
+	// Names count characters, as the API does, and are UTF-8.
+	cmd(0, "token", "create", "--name", strings.Repeat("é", 255), "--role", "viewer")
+	_, errText = cmd(2, "token", "create", "--name", strings.Repeat("é", 256), "--role", "viewer")
+	assert.Contains(t, errText, "1-255 characters")
+	_, errText = cmd(2, "token", "create", "--name", "bad\xff", "--role", "viewer")
+	assert.Contains(t, errText, "of UTF-8")
+	// A name with a newline (the API takes one) keeps to its row.
+	cmd(0, "token", "create", "--name", "two\nlines", "--role", "viewer")
+	list, _ = cmd(0, "token", "list")
+	assert.Len(t, strings.Split(strings.TrimSpace(list), "\n"), 4, list)
+	assert.Contains(t, list, `"two\nlines"`)
 }
 
 // rekey moves passwords to the new key, says how many, and fails (so a

@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
@@ -49,8 +53,10 @@ func parseToken(args []string, configFile *string) (*tokenCommand, error) {
 	switch t.verb {
 	case "create":
 		t.name, t.role = *name, gatewayd.Role(*role)
-		if t.name == "" || len(t.name) > 255 {
-			return nil, errors.New("token create needs --name (1-255 characters)")
+		// As the API counts: characters, not bytes (200 × "é" is 400
+		// bytes), and UTF-8 without NUL, which PostgreSQL refuses.
+		if t.name == "" || !utf8.ValidString(t.name) || utf8.RuneCountInString(t.name) > 255 || strings.ContainsRune(t.name, 0) {
+			return nil, errors.New("token create needs --name (1-255 characters of UTF-8, no NUL)")
 		}
 		if !t.role.Valid() {
 			return nil, errors.New("token create needs --role viewer, operator or admin")
@@ -109,7 +115,7 @@ func (t *tokenCommand) run(ctx context.Context, cfg *config.Config, log zerolog.
 		tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tLAST USED\tEXPIRES\tREVOKED")
 		for _, x := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.ID, x.Name, x.Role, stamp(&x.CreatedAt), stamp(x.LastUsedAt),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.ID, printable(x.Name), x.Role, stamp(&x.CreatedAt), stamp(x.LastUsedAt),
 				stamp(x.ExpiresAt), stamp(x.RevokedAt))
 		}
 		return tw.Flush()
@@ -173,4 +179,14 @@ func openStore(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*st
 		return nil, nil, err
 	}
 	return store.New(pool, sealer), pool.Close, nil
+}
+
+// printable is name as the table can show it: quoted, escapes and all,
+// when it holds a control character (a tab or a newline, which the API
+// accepts, would break the table's columns or rows).
+func printable(name string) string {
+	if strings.IndexFunc(name, unicode.IsControl) < 0 {
+		return name
+	}
+	return strconv.Quote(name)
 }

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/env/v2"
@@ -214,12 +215,16 @@ func loadFile(k *koanf.Koanf, path string, known map[string]bool) []string {
 		if errors.Is(err, fs.ErrNotExist) {
 			return []string{fmt.Sprintf("file %s does not exist", name)}
 		}
-		return []string{fmt.Sprintf("file %s: %v", name, err)}
+		// One line, as every configuration problem is: the YAML parser
+		// lists its complaints on lines of their own.
+		return []string{fmt.Sprintf("file %s: %s", name, strings.Join(strings.Fields(err.Error()), " "))}
 	}
 	var problems, bad []string
 	for _, key := range fk.Keys() {
 		if !known[strings.ToLower(key)] {
-			bad = append(bad, key)
+			// A nested key, as YAML would write it (koanf joins the path
+			// with its delimiter).
+			bad = append(bad, strings.ReplaceAll(key, "|", "."))
 			continue
 		}
 		if s := fk.String(key); s != "" {
@@ -371,6 +376,20 @@ func (p *parser) databaseURL(name string) string {
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Opaque != "" {
 		p.fail(name, "must be a postgres:// URL, e.g. postgres://user:password@127.0.0.1:5432/gatewayd?sslmode=disable")
+		return ""
+	}
+	// What the driver will refuse (pool_max_conns=0, sslmode=bogus, a
+	// bad port) is named now, not as a bare "cannot be parsed" at connect.
+	// The driver's message quotes the URL (its password masked); only its
+	// reason is kept.
+	if _, err := pgxpool.ParseConfig(v); err != nil {
+		reason := err.Error()
+		if i := strings.Index(reason, "`: "); i >= 0 {
+			reason = reason[i+len("`: "):]
+		} else {
+			reason = "the driver refuses it"
+		}
+		p.fail(name, "cannot be used: %s", reason)
 		return ""
 	}
 	return v

@@ -130,6 +130,17 @@ func TestFileErrors(t *testing.T) {
 	_, err = Load(filepath.Join(dir, "missing.yaml"), []string{"API_PORT=0"})
 	assert.ErrorContains(t, err, "does not exist")
 	assert.ErrorContains(t, err, "API_PORT must be")
+
+	// The parser's complaints in one line; a nested key as YAML writes it.
+	twice := filepath.Join(dir, "twice.yaml")
+	require.NoError(t, os.WriteFile(twice, []byte("api_port: 1\napi_port: 2\n"), 0o600))
+	_, err = Load(twice, []string{"ENCRYPTION_KEY=" + goodKey})
+	assert.ErrorContains(t, err, `line 2: mapping key "api_port" already defined`)
+	assert.NotContains(t, err.Error(), "\n")
+	nested := filepath.Join(dir, "nested.yaml")
+	require.NoError(t, os.WriteFile(nested, []byte("gateway:\n  connect_timeout: 1s\n"), 0o600))
+	_, err = Load(nested, []string{"ENCRYPTION_KEY=" + goodKey})
+	assert.ErrorContains(t, err, "unknown keys gateway.connect_timeout")
 }
 
 func TestInvalidValues(t *testing.T) {
@@ -164,6 +175,8 @@ func TestInvalidValues(t *testing.T) {
 		{"GATEWAY_DIAL_CONCURRENCY=0", `GATEWAY_DIAL_CONCURRENCY must be a whole number from 1`},
 		{"GATEWAY_BACKOFF_INITIAL=1m", `GATEWAY_BACKOFF_MAX must not be less than GATEWAY_BACKOFF_INITIAL`},
 		{"DATABASE_URL=host=localhost user=x", `DATABASE_URL must be a postgres:// URL`},
+		{"DATABASE_URL=postgres://u:hunter2@h/db?pool_max_conns=0", `DATABASE_URL cannot be used: pool_max_conns too small`},
+		{"DATABASE_URL=postgres://u:hunter2@h/db?sslmode=bogus&password=hunter2", `DATABASE_URL cannot be used: failed to configure TLS`},
 		{"CORS_ORIGIN= , ", `CORS_ORIGIN must list at least one origin`},
 		{"CORS_ORIGIN=example.com", `CORS_ORIGIN entry 1 must be an origin such as https://ui.example.com, got "example.com"`},
 		{"CORS_ORIGIN=https://a.example, https://ui.example.com/app", `CORS_ORIGIN entry 2 must be only scheme://host[:port]`},
@@ -196,6 +209,7 @@ func TestInvalidValues(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want)
 			assert.NotContains(t, err.Error(), "\n", "one line")
 			assert.NotContains(t, err.Error(), goodKey, "no secret in the message")
+			assert.NotContains(t, err.Error(), "hunter2", "no password in the message")
 		})
 	}
 }
