@@ -788,7 +788,7 @@ func parseQuery(c *fiber.Ctx, more map[string]func(string) string, paged bool) (
 		case key == "offset" && paged:
 			n, err := strconv.Atoi(val)
 			if !digits.MatchString(val) || err != nil || n > 1<<31 {
-				fail(key, "must be a whole number from 0")
+				fail(key, "must be a whole number from 0 to 2147483648")
 				return
 			}
 			page.Offset = n

@@ -243,6 +243,9 @@ func TestPaging(t *testing.T) {
 		assert.NotEmpty(t, fields, q)
 	}
 	assert.Equal(t, 200, e.do("GET", "/api/factories?limit=100&offset=0", nil).status)
+	assert.Equal(t, 200, e.do("GET", "/api/factories?offset=2147483648", nil).status, "the OpenAPI's maximum")
+	assert.Contains(t, string(e.do("GET", "/api/factories?offset=2147483649", nil).body), "must be a whole number from 0 to 2147483648",
+		"the message names the cap")
 }
 
 func TestValidationListsEveryProblem(t *testing.T) {

@@ -306,7 +306,12 @@ func (c *client) call(ctx context.Context, method, path string, body any, want i
 		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(raw))
 	}
 	if out != nil {
-		return json.Unmarshal(raw, out)
+		// Numbers kept as text: other rows' metadata may hold what a
+		// float64 cannot (1e400 is stored as written), and the demo must
+		// work whatever else the database holds.
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.UseNumber()
+		return d.Decode(out)
 	}
 	return nil
 }
