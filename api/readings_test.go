@@ -16,6 +16,7 @@ import (
 	"github.com/ctcgw/gatewayd/actors"
 	"github.com/ctcgw/gatewayd/actors/actorstest"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"github.com/ctcgw/gatewayd/store"
 	"github.com/ctcgw/gatewayd/vibration"
 )
 
@@ -316,6 +317,14 @@ func TestScheduledReadings(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, target.Schedules, 1, "the schedule travels with the gateway's target")
 	assert.Equal(t, time.Minute, target.Schedules[0].Interval)
+	// So does every description the store hands the runtime after a
+	// change of the gateway: one without schedules stopped them all.
+	up, err := e.h.Store.UpdateGateway(t.Context(), uuid.MustParse(id), store.GatewayPatch{Name: store.Some("renamed")})
+	require.NoError(t, err)
+	assert.Equal(t, target.Schedules, up.Target.Schedules, "after a rename")
+	desired, err := e.h.Store.SetDesiredState(t.Context(), uuid.MustParse(id), gatewayd.DesiredConnected)
+	require.NoError(t, err)
+	assert.Equal(t, target.Schedules, desired.Schedules, "after a connect")
 
 	// A minute is long for a test: the runtime is given a short interval
 	// directly (the API refuses one), the way the store would hand it over.

@@ -151,9 +151,21 @@ func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch)
 			p.Model.Set, p.Model.Value, p.FirmwareVersion.Set, p.FirmwareVersion.Value, p.Metadata.Set, meta,
 			p.DesiredState.Set, string(p.DesiredState.Value))
 		out.Gateway, err = pgx.CollectExactlyOneRow(rows, scanGateway)
+		if err != nil {
+			return err
+		}
 		out.Target = out.Gateway.Target(next.Password)
 		out.Target.Unreadable = next.Unreadable
-		return err
+		// The whole description, schedules too: without them the
+		// runtime took a renamed gateway for one whose sensors had no
+		// reading_interval and stopped every schedule until the next
+		// reconciliation.
+		ts := []gatewayd.Target{out.Target}
+		if err := attachSchedules(ctx, tx, ts, &id); err != nil {
+			return err
+		}
+		out.Target = ts[0]
+		return nil
 	})
 	if err != nil {
 		return GatewayUpdate{}, fmt.Errorf("update gateway: %w", classify(err))
@@ -172,7 +184,11 @@ func (s *Store) SetDesiredState(ctx context.Context, id uuid.UUID, d gatewayd.De
 	if err != nil {
 		return gatewayd.Target{}, fmt.Errorf("set desired state: %w", classify(err))
 	}
-	return t, nil
+	ts := []gatewayd.Target{t}
+	if err := attachSchedules(ctx, s.pool, ts, &id); err != nil {
+		return gatewayd.Target{}, fmt.Errorf("set desired state: %w", err)
+	}
+	return ts[0], nil
 }
 
 func desiredOrDefault(d gatewayd.DesiredState) string {
@@ -208,7 +224,7 @@ func (s *Store) Targets(ctx context.Context) ([]gatewayd.Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("targets: %w", classify(err))
 	}
-	if err := s.attachSchedules(ctx, out, nil); err != nil {
+	if err := attachSchedules(ctx, s.pool, out, nil); err != nil {
 		return nil, fmt.Errorf("targets: %w", err)
 	}
 	return out, nil
@@ -222,20 +238,25 @@ func (s *Store) Target(ctx context.Context, id uuid.UUID) (gatewayd.Target, erro
 		return gatewayd.Target{}, fmt.Errorf("target: %w", classify(err))
 	}
 	ts := []gatewayd.Target{t}
-	if err := s.attachSchedules(ctx, ts, &id); err != nil {
+	if err := attachSchedules(ctx, s.pool, ts, &id); err != nil {
 		return gatewayd.Target{}, fmt.Errorf("target: %w", err)
 	}
 	return ts[0], nil
 }
 
+// querier runs a query on a pool or in a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
 // attachSchedules adds the sensors with a reading_interval to their
 // gateways' targets (of one gateway when only is set).
-func (s *Store) attachSchedules(ctx context.Context, ts []gatewayd.Target, only *uuid.UUID) error {
+func attachSchedules(ctx context.Context, q querier, ts []gatewayd.Target, only *uuid.UUID) error {
 	byID := make(map[uuid.UUID]*gatewayd.Target, len(ts))
 	for i := range ts {
 		byID[ts[i].ID] = &ts[i]
 	}
-	rows, _ := s.pool.Query(ctx, `SELECT gateway_id, id, serial, reading_interval FROM sensors
+	rows, _ := q.Query(ctx, `SELECT gateway_id, id, serial, reading_interval FROM sensors
 		WHERE reading_interval IS NOT NULL AND deleted_at IS NULL AND ($1::uuid IS NULL OR gateway_id = $1)
 		ORDER BY gateway_id, serial`, only)
 	var gw uuid.UUID

@@ -137,6 +137,13 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	default:
 		err = serve(ctx, cfg, log)
 	}
+	if err != nil && cmd == "serve" && ctx.Err() != nil {
+		// Asked to stop while starting (waiting for its database, say):
+		// a stop, not a failure, for a service manager too. The error is
+		// what the signal cut short.
+		log.Info().AnErr("cut_short", err).Msg("stopped before the start had finished")
+		return 0
+	}
 	if err != nil {
 		log.Error().Err(err).Msg("gatewayd stopped with an error")
 		_ = logOut.Flush()
