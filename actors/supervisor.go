@@ -34,8 +34,12 @@ type supervisor struct {
 	d       *deps
 	n       *counters
 	records map[uuid.UUID]*record
-	// removed remembers when gateways were removed, so a store read made
-	// before a removal cannot bring the gateway back.
+	// removed remembers when gateways were removed (deleted), so that
+	// neither a store read made before a removal nor an API request that
+	// wrote before the delete committed (and told the runtime after it)
+	// brings the gateway back: its actor dialled again, answered status
+	// 200 after the DELETE's 204, and held a second socket when the
+	// gateway_id was registered anew.
 	removed map[uuid.UUID]time.Time
 	// recordsPeak and removedPeak are the maps' largest sizes since they
 	// were last built: Go maps never give back their tables, so a map
@@ -235,6 +239,11 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, c
 	sup.RestartChildren(child)
 }
 
+// tombstoneLife is the least time a removal is remembered: longer than
+// any request that wrote before the delete takes to tell the runtime
+// (its database budget, a few seconds).
+const tombstoneLife = time.Minute
+
 func (s *supervisor) converge(c actor.Context, m *converge) {
 	seen := make(map[uuid.UUID]bool, len(m.targets))
 	for _, t := range m.targets {
@@ -248,8 +257,10 @@ func (s *supervisor) converge(c actor.Context, m *converge) {
 		s.apply(c, t)
 	}
 	for id, at := range s.removed {
-		if at.Before(m.readAt) {
-			delete(s.removed, id) // every later read already lacks it
+		// Every later read already lacks it, and a request that wrote
+		// before the delete has long told the runtime.
+		if at.Before(m.readAt) && m.readAt.Sub(at) > tombstoneLife {
+			delete(s.removed, id)
 		}
 	}
 	s.removed = shrink(s.removed, &s.removedPeak)
@@ -268,7 +279,11 @@ func (s *supervisor) converge(c actor.Context, m *converge) {
 }
 
 func (s *supervisor) upsert(c actor.Context, t gatewayd.Target) {
-	delete(s.removed, t.ID)
+	if _, gone := s.removed[t.ID]; gone {
+		// Written before the gateway was deleted (ids are never used
+		// again), told after: the deletion stands.
+		return
+	}
 	s.apply(c, t)
 	if rec := s.records[t.ID]; rec != nil {
 		rec.touched = time.Now()

@@ -45,6 +45,12 @@ func TestStaleReadDoesNotResurrectARemovedGateway(t *testing.T) {
 	_, err = rt.Status(context.Background(), conn.ID)
 	require.True(t, errors.Is(err, gatewayd.ErrNotFound), "resurrected: %v", err)
 
+	// Nor does a request that wrote before the delete committed and told
+	// the runtime after it (a connect or a PUT racing the DELETE).
+	rt.GatewayStarted(conn)
+	_, err = rt.Status(context.Background(), conn.ID)
+	require.True(t, errors.Is(err, gatewayd.ErrNotFound), "resurrected by a late upsert: %v", err)
+
 	// A read made after the removal that still has it (another process
 	// restored it) is obeyed.
 	rt.d.root.Send(rt.supervisor, &converge{targets: []gatewayd.Target{conn}, readAt: time.Now()})

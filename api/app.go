@@ -127,6 +127,10 @@ type server struct {
 	// streams are the event streams, which take their connections over.
 	streams *streams
 
+	// order keeps the runtime's messages about a gateway in the order of
+	// the writes they follow.
+	order order
+
 	metricsOnce    sync.Once
 	metricsHandler fiber.Handler
 	clock          requestClock

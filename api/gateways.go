@@ -93,6 +93,7 @@ func (s *server) updateGateway(c *fiber.Ctx) error {
 	if err := s.passwordFollowsHost(ctx, id, p); err != nil {
 		return err
 	}
+	defer s.order.lock(id)()
 	up, err := s.store.UpdateGateway(ctx, id, p)
 	if err != nil {
 		return scoped(err, resGateway, "")
@@ -148,6 +149,9 @@ func (s *server) onRuntime(ctx context.Context, id uuid.UUID, known *gatewayd.Ta
 		return st, scoped(err, resGateway, "")
 	}
 	if known == nil {
+		// Read and told under the gateway's lock: a connect or
+		// disconnect committed meanwhile tells the runtime after this.
+		defer s.order.lock(id)()
 		t, err := s.store.Target(ctx, id)
 		if err != nil {
 			return gatewayd.Status{}, scoped(err, resGateway, "")
@@ -178,6 +182,7 @@ func (s *server) setDesired(c *fiber.Ctx, d gatewayd.DesiredState,
 	}
 	ctx, cancel := s.dbCtx(c)
 	defer cancel()
+	defer s.order.lock(id)()
 	t, err := s.store.SetDesiredState(ctx, id, d)
 	if err != nil {
 		return scoped(err, resGateway, "")

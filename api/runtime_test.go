@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -401,6 +402,35 @@ func TestSoak(t *testing.T) {
 	for _, line := range strings.Split(e.logText(), "\n") {
 		if strings.Contains(strings.ToLower(line), "panic") || strings.Contains(line, "crashed") {
 			assert.Contains(t, line, actors.ChaosPanic, "unexpected panic: %s", line)
+		}
+	}
+}
+
+// Connects and disconnects of one gateway racing each other leave the
+// runtime wanting what the database holds, at once: each request told
+// the runtime after its write, and the messages could arrive in the other
+// order, so the runtime kept the older wish until a reconciliation.
+func TestRacingConnectsEndAsStored(t *testing.T) {
+	e := newLiveEnv(t, actorstest.FastConfig())
+	id, _ := e.add("racer")
+	e.waitState(id, "AUTHENTICATED")
+	for round := range 60 {
+		var wg sync.WaitGroup
+		for i := range 4 {
+			path := "/api/gateways/" + id + "/connect"
+			if i%2 == 1 {
+				path = "/api/gateways/" + id + "/disconnect"
+			}
+			wg.Go(func() {
+				r := e.do("POST", path, nil)
+				assert.Equal(t, 202, r.status, "%s", r.body)
+			})
+		}
+		wg.Wait()
+		stored := e.do("GET", "/api/gateways/"+id, nil).json(t)["desired_state"]
+		assert.Equal(t, stored, e.status(id)["desired_state"], "round %d: the runtime wants what is stored", round)
+		if t.Failed() {
+			return
 		}
 	}
 }

@@ -80,12 +80,16 @@ func (s *server) updateSensor(c *fiber.Ctx) error {
 	}
 	if p.ReadingInterval.Set {
 		// The gateway's actor runs the schedules; it learns them with its
-		// target (and on the next reconciliation if this read fails).
+		// target (and on the next reconciliation if this read fails). The
+		// read follows this write, under the gateway's lock: whoever reads
+		// last tells the runtime last, and has every sensor's interval.
+		unlock := s.order.lock(out.GatewayID)
 		if t, err := s.store.Target(ctx, out.GatewayID); err == nil {
 			s.rt.GatewayUpdated(t)
 		} else {
 			s.rt.Reconcile()
 		}
+		unlock()
 	}
 	if g, err := s.store.GetGateway(ctx, out.GatewayID); err == nil {
 		s.tel.SensorsChanged([]gatewayd.SensorRef{{ID: out.ID, GatewayID: out.GatewayID, FactoryID: g.FactoryID}})
@@ -108,11 +112,15 @@ func (s *server) discoverSensors(c *fiber.Ctx) error {
 	if errors.Is(err, gatewayd.ErrNotFound) {
 		// Not in the runtime: unknown, or written by another process since
 		// the last reconciliation (then it is not connected yet).
+		unlock := s.order.lock(id) // see onRuntime
 		t, err := s.store.Target(ctx, id)
+		if err == nil {
+			s.rt.GatewayStarted(t)
+		}
+		unlock()
 		if err != nil {
 			return scoped(err, resGateway, "")
 		}
-		s.rt.GatewayStarted(t)
 		return gatewayd.ErrNotConnected
 	}
 	if err != nil {
