@@ -118,7 +118,9 @@ func deleteFactoriesContents(ctx context.Context, tx pgx.Tx, factories []uuid.UU
 	if _, err := tx.Exec(ctx, `UPDATE equipment SET deleted_at = now() WHERE factory_id = ANY($1) AND deleted_at IS NULL`, factories); err != nil {
 		return nil, err
 	}
-	rows, _ := tx.Query(ctx, `UPDATE gateways SET deleted_at = now() WHERE factory_id = ANY($1) AND deleted_at IS NULL
+	// Locked in id order, as the sensor writers lock them (no deadlock).
+	rows, _ := tx.Query(ctx, `UPDATE gateways SET deleted_at = now() WHERE id IN (
+			SELECT id FROM gateways WHERE factory_id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR NO KEY UPDATE)
 		RETURNING id, factory_id`, factories)
 	gateways, err := pgx.CollectRows(rows, pgx.RowToStructByPos[gatewayd.GatewayRef])
 	if err != nil {

@@ -202,6 +202,7 @@ func (s *Store) MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) (
 		return err
 	}
 	b := &pgx.Batch{}
+	queueLockLiveGateways(b, gws)
 	b.Queue(`
 		INSERT INTO sensors AS s (gateway_id, serial, name, part_number, read_rate_hz, samples, connected, first_seen_at, last_seen_at)
 		SELECT i.gw, i.serial, CASE WHEN i.name = '' THEN 'Sensor ' || i.serial ELSE i.name END, NULLIF(i.part, ''),
@@ -292,7 +293,10 @@ func (s *Store) RecordTemperatures(ctx context.Context, ts []gatewayd.Temperatur
 			temps[i] = &ts[i].Celsius
 		}
 	}
-	rows, _ := s.pool.Query(ctx, `
+	var refs []sensorRef
+	b := &pgx.Batch{}
+	queueLockLiveGateways(b, gws)
+	b.Queue(`
 		INSERT INTO sensors AS s (gateway_id, serial, name, last_temperature_c, last_temperature_at, first_seen_at, last_seen_at)
 		SELECT i.gw, i.serial, 'Sensor ' || i.serial, i.temp, CASE WHEN i.temp IS NOT NULL THEN i.at END, i.at, i.at
 		FROM unnest($1::uuid[], $2::bigint[], $3::float8[], $4::timestamptz[]) AS i(gw, serial, temp, at)
@@ -305,12 +309,26 @@ func (s *Store) RecordTemperatures(ctx context.Context, ts []gatewayd.Temperatur
 			last_temperature_at = GREATEST(s.last_temperature_at, EXCLUDED.last_temperature_at), -- NULLs ignored
 			last_seen_at        = GREATEST(s.last_seen_at, EXCLUDED.last_seen_at)
 		RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id), true`,
-		gws, serials, temps, ats)
-	refs, err := pgx.CollectRows(rows, scanSensorRef)
-	if err != nil {
+		gws, serials, temps, ats).Query(func(rows pgx.Rows) (err error) {
+		refs, err = pgx.CollectRows(rows, scanSensorRef)
+		return err
+	})
+	// One batch, one implicit transaction: the locks hold to its end.
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("record temperatures: %w", classify(err))
 	}
 	return changedOnly(refs), nil
+}
+
+// queueLockLiveGateways queues, ahead of writes of sensors under gws,
+// a share lock on those of the gateways that are not deleted, in id
+// order (as a factory's deletion takes them, so the two never deadlock).
+// A gateway's deletion then either commits first, and the writes skip
+// its sensors, or waits for them, and its UPDATE of sensors sees the rows
+// they inserted. Without the lock a discovery merged during a deletion
+// left live sensors under the deleted gateway, for good.
+func queueLockLiveGateways(b *pgx.Batch, gws []uuid.UUID) {
+	b.Queue(`SELECT FROM gateways WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR SHARE`, gws)
 }
 
 // SensorReadRate returns the read rate stored for a gateway's live sensor

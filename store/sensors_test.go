@@ -223,3 +223,63 @@ func TestEquipmentAssignmentAndCascades(t *testing.T) {
 
 // errOf drops a write's result, for tests that only check it succeeded.
 func errOf[T any](_ T, err error) error { return err }
+
+// A discovery merged while the gateway is being deleted leaves no live
+// sensor under it. The merge is held mid-statement by another session's
+// uncommitted row of the same serial, and the gateway is deleted then:
+// the merge's statement had found the gateway live, and inserted live
+// sensors under the deleted gateway once the other session let go.
+func TestDiscoveryRacingADeleteLeavesNoLiveSensor(t *testing.T) {
+	ctx := context.Background()
+	s, pool := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "doomed"))
+	require.NoError(t, err)
+
+	holder, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = holder.Rollback(ctx) }()
+	_, err = holder.Exec(ctx, `INSERT INTO sensors (gateway_id, serial, name) VALUES ($1, 99, 'held')`, g.ID)
+	require.NoError(t, err)
+
+	merged := make(chan error, 1)
+	go func() {
+		_, err := s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: time.Now(),
+			Sensors: []gatewayd.SensorReport{report(99, "a"), report(100, "b")}}})
+		merged <- err
+	}()
+	waiting := func(sqlPrefix string) func() bool {
+		return func() bool {
+			var n int
+			err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1`, "%"+sqlPrefix+"%").Scan(&n)
+			return err == nil && n > 0
+		}
+	}
+	require.Eventually(t, waiting("INSERT INTO sensors AS s"), 10*time.Second, 5*time.Millisecond, "the merge waits for the held row")
+
+	deleted := make(chan error, 1)
+	go func() { deleted <- errOf(s.DeleteGateway(ctx, g.ID)) }()
+	// The deletion either waits for the merge (the fix) or commits at
+	// once (the defect); the held row is let go in both cases once
+	// either is seen.
+	require.Eventually(t, func() bool {
+		if waiting("UPDATE gateways SET deleted_at")() {
+			return true
+		}
+		select {
+		case err := <-deleted:
+			deleted <- err
+			return true
+		default:
+			return false
+		}
+	}, 10*time.Second, 5*time.Millisecond)
+	require.NoError(t, holder.Rollback(ctx))
+	require.NoError(t, <-merged)
+	require.NoError(t, <-deleted)
+
+	var live int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM sensors WHERE gateway_id = $1 AND deleted_at IS NULL`, g.ID).Scan(&live))
+	assert.Zero(t, live, "no live sensor under a deleted gateway")
+}
