@@ -86,7 +86,8 @@ func TestStopperPacesStops(t *testing.T) {
 
 // A gateway removed and added again while its old actor still waits its
 // turn to stop gets a new actor once the old one has ended, with the new
-// settings.
+// settings. Only a store read made after the removal brings a removed
+// gateway back (its row restored by hand, say): the API's upserts do not.
 func TestGatewayAddedAgainWhileItsOldActorWaitsToStop(t *testing.T) {
 	t.Parallel()
 	rt := startQuietRuntime(t, fixedSource{})
@@ -100,9 +101,12 @@ func TestGatewayAddedAgainWhileItsOldActorWaitsToStop(t *testing.T) {
 	// One message after the other: the last one's old actor is behind
 	// maxStopping others when it is added again.
 	rt.GatewaysRemoved(ids)
-	rt.GatewayStarted(gatewayd.Target{ID: last, FactoryID: uuid.New(), GatewayID: "again", Name: "added again",
+	again := gatewayd.Target{ID: last, FactoryID: uuid.New(), GatewayID: "again", Name: "added again",
 		Desired:     gatewayd.DesiredDisconnected,
-		Credentials: gatewayd.Credentials{URL: "ws://127.0.0.1:9/none", Email: "e@example.com", Password: "p"}})
+		Credentials: gatewayd.Credentials{URL: "ws://127.0.0.1:9/none", Email: "e@example.com", Password: "p"}}
+	_, err := rt.Status(context.Background(), last) // after the removal, in the same mailbox
+	require.ErrorIs(t, err, gatewayd.ErrNotFound)
+	rt.d.root.Send(rt.supervisor, &converge{targets: []gatewayd.Target{again}, readAt: time.Now()})
 	require.Eventually(t, func() bool {
 		st, err := rt.Status(context.Background(), last)
 		return err == nil && st.State == gatewayd.StateDisconnected && st.Name == "added again"
