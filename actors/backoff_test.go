@@ -59,3 +59,13 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, 1.5, set.BackoffMultiplier)
 	assert.Equal(t, time.Second, set.PingInterval)
 }
+
+// A gateway seen within provenWithin (before a restart, say) dials in the
+// open lane; one never seen, or seen long ago, proves itself first.
+func TestProvenBy(t *testing.T) {
+	now := time.Now()
+	at := func(d time.Duration) *time.Time { x := now.Add(-d); return &x }
+	assert.True(t, provenBy(at(time.Minute), now))
+	assert.False(t, provenBy(at(provenWithin+time.Second), now))
+	assert.False(t, provenBy(nil, now))
+}

@@ -239,6 +239,19 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, c
 	sup.RestartChildren(child)
 }
 
+// provenWithin: a gateway seen this recently (by the process before this
+// one, say) counts as proven at its first dial, which then takes the open
+// lane of the dial limiter. Every gateway used to start unproven after a
+// restart, so the healthy ones queued behind peers that accept TCP and
+// never answer, a connect timeout per batch of them.
+const provenWithin = 10 * time.Minute
+
+// provenBy says whether a gateway last seen at lastSeen counts as proven
+// at now.
+func provenBy(lastSeen *time.Time, now time.Time) bool {
+	return lastSeen != nil && now.Sub(*lastSeen) < provenWithin
+}
+
 // tombstoneLife is the least time a removal is remembered: longer than
 // any request that wrote before the delete takes to tell the runtime
 // (its database budget, a few seconds).
@@ -294,7 +307,7 @@ func (s *supervisor) upsert(c actor.Context, t gatewayd.Target) {
 func (s *supervisor) apply(c actor.Context, t gatewayd.Target) {
 	rec := s.records[t.ID]
 	if rec == nil {
-		rec = &record{w: &wanted{target: t}}
+		rec = &record{w: &wanted{target: t, proven: provenBy(t.LastSeenAt, time.Now())}}
 		// No state yet: spawn sets the first one, and the observer sees a
 		// gateway arrive.
 		rec.status = gatewayd.Status{ID: t.ID, FactoryID: t.FactoryID, GatewayID: t.GatewayID, Name: t.Name,
