@@ -70,3 +70,27 @@ func TestAnIncarnationIgnoresTheOneBefore(t *testing.T) {
 	assert.Same(t, inFlight, second.dial, "the leftover is not this incarnation's dial")
 	assert.NotEqual(t, leftover.gen, second.gen)
 }
+
+// A schedule's readings fall on a grid of its own: due after now, within
+// one interval, the same grid whenever it is computed (a reconnect or a
+// restart draws no new offset), and sensors spread over the interval.
+func TestGridDue(t *testing.T) {
+	now := time.Now()
+	sc := gatewayd.Schedule{SensorID: uuid.New(), Interval: time.Minute}
+	due := gridDue(sc, now)
+	assert.True(t, due.After(now))
+	assert.LessOrEqual(t, due.Sub(now), time.Minute)
+	assert.Equal(t, due.Add(time.Minute), gridDue(sc, due), "strictly after now, one interval on")
+	later := gridDue(sc, now.Add(17*time.Hour+23*time.Second))
+	assert.Zero(t, later.Sub(due)%time.Minute, "the same grid hours later")
+
+	long := gatewayd.Schedule{SensorID: uuid.New(), Interval: 366 * 24 * time.Hour}
+	assert.LessOrEqual(t, gridDue(long, now).Sub(now), long.Interval)
+
+	offsets := map[time.Duration]bool{}
+	for range 1000 {
+		s := gatewayd.Schedule{SensorID: uuid.New(), Interval: time.Hour}
+		offsets[gridDue(s, now).Sub(now).Truncate(time.Second)] = true
+	}
+	assert.Greater(t, len(offsets), 800, "1,000 sensors spread over the hour's 3,600 seconds")
+}

@@ -1,8 +1,8 @@
 package actors
 
 import (
+	"encoding/binary"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -237,9 +237,7 @@ func (a *gatewayActor) stopReadingTimer() {
 	}
 }
 
-// armSchedules starts every sensor's schedule, the first reading at a
-// random offset within its interval so thousands of sensors coming up
-// together do not fire together.
+// armSchedules starts every sensor's schedule on its grid (gridDue).
 func (a *gatewayActor) armSchedules() {
 	a.stopSchedules()
 	a.scheduleEpoch++
@@ -247,9 +245,9 @@ func (a *gatewayActor) armSchedules() {
 }
 
 // updateSchedules makes the running schedules the target's: a sensor
-// whose schedule is unchanged keeps its timer and grid; a new or changed
-// one starts at a random offset within its interval; a removed one stops.
-// Changing one sensor's interval moves no other sensor's readings.
+// whose schedule is unchanged keeps its timer; a new or changed one is
+// armed at its grid's next due time; a removed one stops. Changing one
+// sensor's interval moves no other sensor's readings.
 func (a *gatewayActor) updateSchedules() {
 	if a.schedules == nil && len(a.target.Schedules) > 0 {
 		a.schedules = make(map[uuid.UUID]*scheduled, len(a.target.Schedules))
@@ -265,7 +263,7 @@ func (a *gatewayActor) updateSchedules() {
 		}
 		s := &scheduled{Schedule: sc}
 		a.schedules[sc.SensorID] = s
-		a.armSchedule(s, time.Now().Add(time.Duration(rand.Int64N(int64(sc.Interval)))))
+		a.armSchedule(s, gridDue(sc, time.Now()))
 	}
 	for id, s := range a.schedules {
 		if !wanted[id] {
@@ -273,6 +271,22 @@ func (a *gatewayActor) updateSchedules() {
 			delete(a.schedules, id)
 		}
 	}
+}
+
+// gridDue is the first due time after now of a sensor's schedule: its
+// readings fall on a grid of the interval, counted from the Unix epoch
+// and shifted by an offset within the interval taken from the sensor's
+// (random) id. Thousands of sensors coming up together are spread over
+// their interval, as a random first offset spread them, and the grid is
+// the same across reconnects, actor restarts and process restarts: a
+// random offset drawn again at each login put readings of a 1m schedule
+// 14 s apart after a restart, and could push a long one's next reading
+// out by nearly an interval at every deploy.
+func gridDue(sc gatewayd.Schedule, now time.Time) time.Time {
+	interval := int64(sc.Interval)
+	offset := int64(binary.BigEndian.Uint64(sc.SensorID[8:]) % uint64(interval))
+	since := now.UnixNano() - offset // > 0: intervals are at most 366 days
+	return time.Unix(0, offset+(since/interval+1)*interval)
 }
 
 func (a *gatewayActor) armSchedule(s *scheduled, due time.Time) {

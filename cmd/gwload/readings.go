@@ -380,7 +380,8 @@ func readingStorage(ctx context.Context, e *env, r *report, complete int) error 
 // readingSchedule: every sensor on a reading_interval of one minute (the
 // least the API allows) for o.readingSchedule. Each sensor's k-th
 // scheduled reading is due at its first one + k minutes (the first comes
-// at a random offset, by design); lateness is requested_at minus that.
+// at an offset of the sensor's own, by design); lateness is requested_at
+// minus that.
 func readingSchedule(ctx context.Context, e *env, r *report) error {
 	const interval = time.Minute
 	sensors, err := readingSetup(ctx, e, r)
