@@ -894,7 +894,10 @@ func (a *gatewayActor) drop(now time.Time, reason string) {
 	if now.Sub(a.lastDropLog) < 10*time.Second {
 		return
 	}
-	a.event(zerolog.WarnLevel).Int("dropped", a.dropped).Str("error", *capError(reason)).Msg("dropped frames from gateway")
+	// Frames dropped, answers given up on, scheduled readings skipped:
+	// one paced line per gateway for all of them, named for the latest.
+	a.event(zerolog.WarnLevel).Int("dropped", a.dropped).Str("error", *capError(reason)).
+		Msg("gateway traffic dropped (frames, late answers or skipped readings)")
 	a.dropped, a.lastDropLog = 0, now
 }
 

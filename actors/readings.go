@@ -327,7 +327,7 @@ func (a *gatewayActor) onScheduleFired(m *scheduleFired) {
 		}
 	}
 	if a.waiting() >= a.d.cfg.ReadingQueueLimit {
-		a.drop(time.Now(), "scheduled reading skipped: the reading queue is full")
+		a.drop(time.Now(), "scheduled reading of sensor "+strconv.FormatInt(s.Serial, 10)+" skipped: the reading queue is full")
 		return
 	}
 	now := time.Now()

@@ -334,7 +334,7 @@ func TestGarbageNeverCrashes(t *testing.T) {
 	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	sg.SetFaults(ctctest.Faults{Garbage: true, GarbageEvery: time.Millisecond})
 	eventually(t, func() bool { return sg.Stats().GarbageSent >= 200 }, 5*time.Second, "200 garbage frames sent")
-	eventually(t, func() bool { return strings.Contains(h.Logs.String(), "dropped frames from gateway") }, 2*time.Second, "drops logged")
+	eventually(t, func() bool { return strings.Contains(h.Logs.String(), "gateway traffic dropped") }, 2*time.Second, "drops logged")
 	st := h.Status(g.ID)
 	assert.Equal(t, gatewayd.StateAuthenticated, st.State)
 	assert.Equal(t, 0, st.Restarts)
