@@ -109,10 +109,12 @@ func (s *server) sensorReadings(c *fiber.Ctx) error {
 	return c.JSON(renderList(items, total, page, renderReading))
 }
 
-// timeParam parses an RFC 3339 time into *dst.
+// timeParam parses an RFC 3339 time into *dst. RFC 3339 lets the 'T' and
+// the 'Z' be lower case; Go's layout does not, so they are raised first
+// (no other letter is valid in the format).
 func timeParam(dst **time.Time) func(string) string {
 	return func(v string) string {
-		t, err := time.Parse(time.RFC3339Nano, v)
+		t, err := time.Parse(time.RFC3339Nano, strings.ToUpper(v))
 		if err != nil {
 			return "must be an RFC 3339 time such as 2026-11-29T05:32:54Z"
 		}

@@ -244,6 +244,8 @@ func TestReadingQueueLimit(t *testing.T) {
 	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 	assert.Equal(t, 0.0, e.do("GET", "/api/sensors/"+sensor+"/readings?since="+future, nil).json(t)["pagination"].(map[string]any)["total"])
 	assert.Equal(t, 3.0, e.do("GET", "/api/sensors/"+sensor+"/readings?until="+future, nil).json(t)["pagination"].(map[string]any)["total"])
+	lower := strings.ToLower(future) // RFC 3339 allows a lower-case t and z
+	assert.Equal(t, 3.0, e.do("GET", "/api/sensors/"+sensor+"/readings?until="+lower, nil).json(t)["pagination"].(map[string]any)["total"])
 	assert.Equal(t, 400, e.do("GET", "/api/sensors/"+sensor+"/readings?status=DONE", nil).status)
 	assert.Equal(t, 400, e.do("GET", "/api/sensors/"+sensor+"/readings?since=yesterday", nil).status)
 
