@@ -239,18 +239,15 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, c
 	sup.RestartChildren(child)
 }
 
-// provenWithin: a gateway seen this recently (by the process before this
-// one, say) counts as proven at its first dial, which then takes the open
-// lane of the dial limiter. Every gateway used to start unproven after a
-// restart, so the healthy ones queued behind peers that accept TCP and
-// never answer, a connect timeout per batch of them.
-const provenWithin = 10 * time.Minute
-
-// provenBy says whether a gateway last seen at lastSeen counts as proven
-// at now.
-func provenBy(lastSeen *time.Time, now time.Time) bool {
-	return lastSeen != nil && now.Sub(*lastSeen) < provenWithin
-}
+// provenBy says whether a gateway last seen at lastSeen (nil: never)
+// counts as proven when its record is made: one that ever answered (in
+// this process or one before) takes the open lane of the dial limiter at
+// its first dial. Every gateway used to start unproven after a restart,
+// so the healthy ones queued behind peers that accept TCP and never
+// answer, a connect timeout per batch of them (README: a gateway that
+// has logged in never queues behind them). One that answered once and
+// hangs now costs one dial in the open lane, then proves itself again.
+func provenBy(lastSeen *time.Time) bool { return lastSeen != nil }
 
 // tombstoneLife is the least time a removal is remembered: longer than
 // any request that wrote before the delete takes to tell the runtime
@@ -307,7 +304,7 @@ func (s *supervisor) upsert(c actor.Context, t gatewayd.Target) {
 func (s *supervisor) apply(c actor.Context, t gatewayd.Target) {
 	rec := s.records[t.ID]
 	if rec == nil {
-		rec = &record{w: &wanted{target: t, proven: provenBy(t.LastSeenAt, time.Now())}}
+		rec = &record{w: &wanted{target: t, proven: provenBy(t.LastSeenAt)}}
 		// No state yet: spawn sets the first one, and the observer sees a
 		// gateway arrive.
 		rec.status = gatewayd.Status{ID: t.ID, FactoryID: t.FactoryID, GatewayID: t.GatewayID, Name: t.Name,
@@ -378,6 +375,11 @@ func (s *supervisor) spawn(c actor.Context, rec *record) {
 }
 
 func (s *supervisor) remove(c actor.Context, id uuid.UUID) {
+	// Remembered even when the runtime has not heard of the gateway yet:
+	// a factory's deletion can name a gateway whose create has not told
+	// the runtime yet, and that create's upsert must find it removed.
+	s.removed[id] = time.Now()
+	s.removedPeak = max(s.removedPeak, len(s.removed))
 	rec := s.records[id]
 	if rec == nil {
 		return
@@ -387,8 +389,6 @@ func (s *supervisor) remove(c actor.Context, id uuid.UUID) {
 	}
 	s.setStatus(rec, gatewayd.Status{ID: id, FactoryID: rec.status.FactoryID})
 	delete(s.records, id)
-	s.removed[id] = time.Now()
-	s.removedPeak = max(s.removedPeak, len(s.removed))
 	s.n.total.Add(-1)
 }
 

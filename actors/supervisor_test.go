@@ -51,6 +51,16 @@ func TestStaleReadDoesNotResurrectARemovedGateway(t *testing.T) {
 	_, err = rt.Status(context.Background(), conn.ID)
 	require.True(t, errors.Is(err, gatewayd.ErrNotFound), "resurrected by a late upsert: %v", err)
 
+	// Nor a gateway the runtime had not heard of when it was removed: a
+	// factory's deletion names a gateway whose create has not told the
+	// runtime yet.
+	unheard := conn
+	unheard.ID = uuid.New()
+	rt.GatewaysRemoved([]uuid.UUID{unheard.ID})
+	rt.GatewayStarted(unheard)
+	_, err = rt.Status(context.Background(), unheard.ID)
+	require.True(t, errors.Is(err, gatewayd.ErrNotFound), "started after its removal: %v", err)
+
 	// A read made after the removal that still has it (another process
 	// restored it) is obeyed.
 	rt.d.root.Send(rt.supervisor, &converge{targets: []gatewayd.Target{conn}, readAt: time.Now()})
