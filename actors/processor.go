@@ -143,8 +143,9 @@ func (p *processor) submit(j job) {
 // samples as float64 (what the analysis reads) and as float32 (what is
 // stored). Only the packed samples and the summary are new per reading.
 type scratch struct {
-	w   ctc.Waveform
-	f32 []float32
+	w    ctc.Waveform
+	f32  []float32
+	pack wavepack.Packer // its Huffman writer is ~600 KB to make anew
 }
 
 // keepSamples is the most samples per axis whose buffers a worker keeps
@@ -205,7 +206,7 @@ func (p *processor) process(j job, s *scratch) (u gatewayd.ReadingUpdate) {
 			f32[a*n+i] = float32(v)
 		}
 	}
-	packed := wavepack.AppendPack(p.writer.packs.get(), f32[:n], f32[n:2*n], f32[2*n:])
+	packed := s.pack.AppendPack(p.writer.packs.get(), f32[:n], f32[n:2*n], f32[2*n:])
 	if cap(packed) > 2*len(packed) {
 		// A short reading got a long one's buffer: it would hold all of
 		// it until written, and the intake counts only what it uses.

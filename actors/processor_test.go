@@ -79,12 +79,15 @@ func TestProcessorReusesItsBuffers(t *testing.T) {
 		u = p.process(j, &s)
 	}
 	runtime.ReadMemStats(&after)
-	if perRun := (after.TotalAlloc - before.TotalAlloc) / runs; !raceEnabled {
-		// Decoding into new float64s alone was 192 KiB, the float32 copy
-		// 96 KiB more.
-		assert.Less(t, perRun, uint64(12*8192), "bytes allocated per reading: the packed samples and the summary")
-		t.Logf("%d bytes allocated per reading, %d packed", perRun, len(u.Packed.Data))
-	}
+	// Decoding into new float64s alone was 192 KiB, the float32 copy
+	// 96 KiB more; a Huffman writer made anew per reading (the pool's,
+	// emptied by the collector) ~600 KB, an FFT plan ~450 KB. Checked
+	// under the race detector too (make test's only mode, in which this
+	// check was once skipped while the allocations grew to 439 KB): what
+	// a worker keeps is its own, so no pool's random drops count.
+	perRun := (after.TotalAlloc - before.TotalAlloc) / runs
+	assert.Less(t, perRun, uint64(12*8192), "bytes allocated per reading: the packed samples and the summary")
+	t.Logf("%d bytes allocated per reading, %d packed", perRun, len(u.Packed.Data))
 	require.NotNil(t, u.Packed)
 	x, y, z, err := wavepack.Unpack(u.Packed.Format, u.Packed.Data)
 	require.NoError(t, err)

@@ -24,12 +24,21 @@ const maxPrimeFactor = 64
 // Analyzer computes summaries and spectra. Building an FFT plan and a
 // window for a length costs about as much as the FFT itself, and many
 // goroutines analyse readings of the same few lengths, so an Analyzer keeps
-// them, one pool per length. Its zero value is ready to use and it is safe
+// them, one kept and a pool per length. Its zero value is ready to use and it is safe
 // for concurrent use: share one (per process) rather than making one per
 // reading. It must not be copied after first use.
 type Analyzer struct {
 	mu    sync.Mutex
-	plans map[int]*sync.Pool // of *plan, by signal length
+	plans map[int]*plans // by signal length
+}
+
+// plans are a length's plans: one kept, which the collector never takes
+// (a plan of 8,192 samples is ~450 KB to make; the pool alone lost its
+// plans at every other collection, and a busy processing worker made one
+// per reading), and a pool for more users at once.
+type plans struct {
+	kept *plan
+	pool sync.Pool
 }
 
 // Spectrum returns the single-sided amplitude spectrum of samples (in g)
@@ -149,27 +158,38 @@ func (p *plan) transform(samples []float64, mean float64) []complex128 {
 // plan hands out a plan for length n, cached or new.
 func (a *Analyzer) plan(n int) *plan {
 	a.mu.Lock()
-	pool, ok := a.plans[n]
+	ps, ok := a.plans[n]
 	if !ok && len(a.plans) < maxPlanLengths {
 		if a.plans == nil {
-			a.plans = make(map[int]*sync.Pool)
+			a.plans = make(map[int]*plans)
 		}
-		pool = &sync.Pool{New: func() any { return newPlan(n) }}
-		a.plans[n] = pool
+		ps = &plans{pool: sync.Pool{New: func() any { return newPlan(n) }}}
+		a.plans[n] = ps
+	}
+	var p *plan
+	if ps != nil {
+		p, ps.kept = ps.kept, nil
 	}
 	a.mu.Unlock()
-	if pool == nil {
+	switch {
+	case p != nil:
+		return p
+	case ps == nil:
 		return newPlan(n)
 	}
-	return pool.Get().(*plan)
+	return ps.pool.Get().(*plan)
 }
 
 // release gives a plan back for the next reading of its length.
 func (a *Analyzer) release(p *plan) {
 	a.mu.Lock()
-	pool := a.plans[p.n]
+	ps := a.plans[p.n]
+	keep := ps != nil && ps.kept == nil
+	if keep {
+		ps.kept = p
+	}
 	a.mu.Unlock()
-	if pool != nil {
-		pool.Put(p)
+	if ps != nil && !keep {
+		ps.pool.Put(p)
 	}
 }
