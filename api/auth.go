@@ -138,14 +138,16 @@ var errDatabaseDown = fmt.Errorf("%w: the database probe fails", gatewayd.ErrUna
 // a token it confirmed before is still good, so what needs no database
 // (a gateway's status, above all, when an operator needs it most) keeps
 // answering through an outage. Its expiry is still checked by authorize;
-// a revocation written meanwhile counts once the database answers again.
+// a revocation written meanwhile counts once the database answers again,
+// and one seen before is final: such a token stays refused (401), as it
+// was before the outage, not "cannot check" (503).
 // The entry is good for another ttl, so an outage costs one attempt per
 // token and ttl, not one per request. A token never confirmed gets err.
 func (t *tokens) stale(hash [sha256.Size]byte, err error) (any, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e, ok := t.cache[hash]
-	if !ok || !e.found || e.token.RevokedAt != nil {
+	if !ok || !e.found {
 		return nil, err
 	}
 	e.until = time.Now().Add(t.ttl)

@@ -158,15 +158,27 @@ func TestTokensOutliveADatabaseOutage(t *testing.T) {
 	require.NoError(t, err)
 	_, unseenText, err := st.CreateToken(ctx, "unseen", gatewayd.RoleViewer, nil)
 	require.NoError(t, err)
+	revokedTok, revokedText, err := st.CreateToken(ctx, "revoked", gatewayd.RoleViewer, nil)
+	require.NoError(t, err)
 	viewer, short, unseen := bearer(secret(viewerText)), bearer(secret(shortText)), bearer(secret(unseenText))
+	revoked := bearer(secret(revokedText))
 	require.Equal(t, 200, e.do("GET", "/api/gateways/status", nil, viewer...).status)
 	require.Equal(t, 200, e.do("GET", "/api/gateways/status", nil, short...).status)
+	require.Equal(t, 200, e.do("GET", "/api/gateways/status", nil, revoked...).status)
+	_, err = st.RevokeToken(ctx, revokedTok.ID)
+	require.NoError(t, err)
+	// Refused once its entry is looked up again: the cache now holds
+	// the revocation.
+	require.Eventually(t, func() bool { return e.do("GET", "/api/gateways/status", nil, revoked...).status == 401 },
+		5*time.Second, 10*time.Millisecond)
 
 	pool.Close()
 	// Asked all through several cache lifetimes, so past each entry's.
 	for start := time.Now(); time.Since(start) < 4*ttl; {
 		r := e.do("GET", "/api/gateways/status", nil, viewer...)
 		require.Equal(t, 200, r.status, "status needs no database: %s", r.body)
+		r = e.do("GET", "/api/gateways/status", nil, revoked...)
+		require.Equal(t, 401, r.status, "a revoked token stays refused through the outage")
 	}
 	r := e.do("GET", "/api/organizations", nil, viewer...)
 	assert.Equal(t, 503, r.status, "what needs the database still says it cannot")
