@@ -897,3 +897,32 @@ func TestSpectrumMatchesDirectDFT(t *testing.T) {
 		}
 	}
 }
+
+// The peak is the largest deviation from the mean either way: a signal
+// whose excursion is downward (all zeros and one -8) peaks at 7 below its
+// mean of -1, not at the 1 above it.
+func TestPeakIsEitherWay(t *testing.T) {
+	t.Parallel()
+	var an Analyzer
+	x := []float64{0, 0, 0, 0, 0, 0, 0, -8}
+	s := an.Summarize(x, x, x, 0).X
+	assert.Equal(t, -1.0, s.Mean)
+	assert.Equal(t, 7.0, s.Peak)
+	assert.InDelta(t, math.Sqrt(7), s.RMS, 1e-12)
+	assert.InDelta(t, math.Sqrt(7), s.CrestFactor, 1e-12)
+	assert.Equal(t, 8.0, s.PeakToPeak)
+}
+
+// A weaker tone at the Nyquist frequency does not win the dominant
+// frequency: bins are compared as one-sided amplitudes (every bin but DC
+// and Nyquist holds half of its tone's power, the other half mirrored).
+func TestDominantFrequencyBesideANyquistTone(t *testing.T) {
+	t.Parallel()
+	var an Analyzer
+	x := signal(8192, 1000, 0, 0, tone{1, 100, 0})
+	for i := range x {
+		x[i] += 0.6 * float64(1-2*(i%2)) // ±0.6 at 500 Hz
+	}
+	s := an.Summarize(x, x, x, 1000).X
+	assert.InDelta(t, 100, s.DominantFrequency, 1000.0/8192)
+}
