@@ -63,6 +63,38 @@ func TestReadingStatesOnlyMoveForward(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT octet_length(data) FROM reading_samples WHERE reading_id = $1`, r.ID).Scan(&size))
 	assert.LessOrEqual(t, size, 12*3+32, "at most 12 bytes per 3-axis sample plus a small constant")
 
+	// The same for a scheduled reading, which is written by upsert (its
+	// row is the runtime's, made on its first write): QUEUED never
+	// overwrites RUNNING, and nothing moves a final state, nor is it
+	// reported again.
+	sched := gatewayd.Reading{ID: uuid.New(), SensorID: sensor.ID, GatewayID: g.ID, Trigger: gatewayd.TriggerScheduled,
+		Status: gatewayd.ReadingQueued, RequestedAt: now}
+	schedRunning := sched
+	schedRunning.Status, schedRunning.StartedAt = gatewayd.ReadingRunning, &now
+	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: sched, Serial: 7}})))
+	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: schedRunning, Serial: 7}})))
+	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: sched, Serial: 7}})))
+	got, err = s.GetReading(ctx, sched.ID)
+	require.NoError(t, err)
+	assert.Equal(t, gatewayd.ReadingRunning, got.Status, "a late QUEUED does not undo RUNNING")
+	schedDone := schedRunning
+	schedDone.Status, schedDone.CompletedAt, schedDone.Samples, schedDone.Summary = gatewayd.ReadingComplete, &now, &n, []byte(`{"x":{"samples":3}}`)
+	refs, err := s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: schedDone, Serial: 7, Packed: packedOf(*wave)}})
+	require.NoError(t, err)
+	assert.Len(t, refs, 1, "the completion is reported")
+	lateFail := schedRunning
+	msg := "connection lost"
+	lateFail.Status, lateFail.CompletedAt, lateFail.Error = gatewayd.ReadingFailed, &now, &msg
+	for _, late := range []gatewayd.Reading{lateFail, schedRunning, sched} {
+		refs, err = s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: late, Serial: 7}})
+		require.NoError(t, err)
+		assert.Empty(t, refs, "a late %s is not reported", late.Status)
+		got, err = s.GetReading(ctx, sched.ID)
+		require.NoError(t, err)
+		assert.Equal(t, gatewayd.ReadingComplete, got.Status, "a late %s does not move COMPLETE", late.Status)
+		assert.Nil(t, got.Error)
+	}
+
 	// A reading the gateway pushed for a serial nobody knew inserts it.
 	pushed := gatewayd.Reading{ID: uuid.New(), GatewayID: g.ID, Trigger: gatewayd.TriggerGateway, Status: gatewayd.ReadingComplete,
 		RequestedAt: now, CompletedAt: &now}
