@@ -328,6 +328,25 @@ func TestCrashLoopIsFailedAndConnectBringsItBack(t *testing.T) {
 	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 }
 
+// Crashes further apart than GATEWAY_RESTART_WINDOW never add up to
+// FAILED: only those within the window count against the limit.
+func TestCrashesOutsideTheWindowDoNotCount(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.RestartLimit, cfg.RestartWindow = 1, 300*time.Millisecond
+	h := newHarness(t, cfg)
+	g, _ := h.Add("spaced")
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	for i := range 4 {
+		require.NoError(t, h.Runtime.Crash(context.Background(), g.ID), "crash %d", i)
+		eventually(t, func() bool {
+			st := h.Status(g.ID)
+			require.NotEqual(t, gatewayd.StateFailed, st.State, "crash %d: FAILED", i)
+			return st.Restarts == i+1 && st.State == gatewayd.StateAuthenticated
+		}, 10*time.Second, "restart %d", i+1)
+		time.Sleep(2 * cfg.RestartWindow) // the crash leaves the window: what is tested
+	}
+}
+
 func TestGarbageNeverCrashes(t *testing.T) {
 	h := newHarness(t, actorstest.FastConfig())
 	g, sg := h.Add("noisy")
