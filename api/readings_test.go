@@ -201,6 +201,13 @@ func TestReadingFaults(t *testing.T) {
 	sg.SetFaults(ctctest.Faults{})
 	e.waitState(id, "AUTHENTICATED")
 	assert.Equal(t, "COMPLETE", e.take(sensor)["status"], "the next reading works")
+
+	// A capture longer than READING_START_TIMEOUT (2 s) but within
+	// READING_TIMEOUT (4 s) after its start completes: the wait for the
+	// samples is the reading timeout's.
+	sg.UpdateFaults(func(f *ctctest.Faults) { f.CaptureDelay = 2500 * time.Millisecond })
+	rd := e.take(sensor)
+	assert.Equal(t, "COMPLETE", rd["status"], "%v", rd["error"])
 }
 
 // Past READING_QUEUE_LIMIT waiting readings the answer is 429 and nothing
