@@ -536,3 +536,43 @@ func TestStreamEndsWhenItsClientCloses(t *testing.T) {
 			"the stream of a closed connection (reset %v) still runs", reset)
 	}
 }
+
+// A reading that ends is published (reading.completed or reading.failed,
+// with what a dashboard needs to place it) and counted by trigger and
+// final status.
+func TestReadingsArePublishedAndCounted(t *testing.T) {
+	e, id, sg, sensors := readingEnv(t)
+	sensor := sensors[10001]["id"].(string)
+	stream, stop := subscribe(t, e.listen(), "")
+	defer stop()
+
+	done := e.take(sensor)
+	require.Equal(t, "COMPLETE", done["status"])
+	sg.UpdateFaults(func(f *ctctest.Faults) { f.RefuseReadings = true })
+	failed := e.take(sensor)
+	require.Equal(t, "FAILED", failed["status"])
+
+	for _, want := range []map[string]any{done, failed} {
+		typ := map[string]string{"COMPLETE": "reading.completed", "FAILED": "reading.failed"}[want["status"].(string)]
+		ev := next(t, stream, func(ev sse) bool { return ev.Event == typ && ev.Data["id"] == want["id"] }, typ)
+		assert.Equal(t, sensor, ev.Data["sensor_id"])
+		assert.Equal(t, id, ev.Data["gateway_id"])
+		assert.Equal(t, "MANUAL", ev.Data["trigger"])
+		assert.Equal(t, want["status"], ev.Data["status"])
+	}
+
+	r := e.do("GET", "/metrics", nil)
+	require.Equal(t, 200, r.status)
+	var p expfmt.TextParser
+	families, err := p.TextToMetricFamilies(strings.NewReader(string(r.body)))
+	require.NoError(t, err)
+	counted := map[string]float64{}
+	for _, m := range families["gatewayd_readings_total"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		counted[labels["trigger"]+" "+labels["status"]] = m.GetCounter().GetValue()
+	}
+	assert.Equal(t, map[string]float64{"MANUAL COMPLETE": 1, "MANUAL FAILED": 1}, counted)
+}
