@@ -273,6 +273,15 @@ func TestValidationListsEveryProblem(t *testing.T) {
 		_, fields = r.errorBody(t)
 		assert.Equal(t, []string{"url"}, fields, u)
 	}
+	// An address a gateway's login takes: a bare address, with a dot in
+	// its domain; no display name, no local host.
+	for _, email := range []string{"ops@localhost", "Ops <ops@example.com>", "<ops@example.com>", "ops@example.com "} {
+		r = e.do("POST", "/api/gateways", map[string]any{"factory_id": uuid.NewString(), "gateway_id": "g", "name": "n",
+			"url": "ws://h.example", "email": email, "password": "p"})
+		require.Equal(t, 400, r.status, email)
+		_, fields = r.errorBody(t)
+		assert.Equal(t, []string{"email"}, fields, email)
+	}
 }
 
 // TestStatusTable walks the rows of API.md §3 that this layer answers.
@@ -486,6 +495,8 @@ func TestCORSOriginsTheConfigAccepts(t *testing.T) {
 	for _, o := range []string{"https://dash.example:8443", "http://localhost:3000", "https://line4.plant.example"} {
 		r := e.do("GET", "/api/organizations", nil, "Origin", o)
 		assert.Equal(t, o, r.header.Get("Access-Control-Allow-Origin"), o)
+		// A browser script may read the id it quotes in a bug report.
+		assert.Equal(t, "X-Request-Id", r.header.Get("Access-Control-Expose-Headers"), o)
 	}
 	r := e.do("GET", "/api/organizations", nil, "Origin", "https://plant.example.evil")
 	assert.Empty(t, r.header.Get("Access-Control-Allow-Origin"))
