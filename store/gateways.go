@@ -202,7 +202,10 @@ func desiredOrDefault(d gatewayd.DesiredState) string {
 func (s *Store) DeleteGateway(ctx context.Context, id uuid.UUID) ([]gatewayd.GatewayRef, error) {
 	var ref gatewayd.GatewayRef
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `UPDATE gateways SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL
+		// FOR UPDATE: a sensor insert's key check waits for the deletion
+		// (see orphanSweep).
+		err := tx.QueryRow(ctx, `UPDATE gateways SET deleted_at = now() WHERE id IN (
+				SELECT id FROM gateways WHERE id = $1 AND deleted_at IS NULL FOR UPDATE)
 			RETURNING id, factory_id`, id).Scan(&ref.ID, &ref.FactoryID)
 		if err != nil {
 			return err

@@ -118,9 +118,11 @@ func deleteFactoriesContents(ctx context.Context, tx pgx.Tx, factories []uuid.UU
 	if _, err := tx.Exec(ctx, `UPDATE equipment SET deleted_at = now() WHERE factory_id = ANY($1) AND deleted_at IS NULL`, factories); err != nil {
 		return nil, err
 	}
-	// Locked in id order, as the sensor writers lock them (no deadlock).
+	// Locked FOR UPDATE, in id order: the sensor writers' key checks wait
+	// for the deletion (see orphanSweep), and take their locks in id
+	// order too (no deadlock).
 	rows, _ := tx.Query(ctx, `UPDATE gateways SET deleted_at = now() WHERE id IN (
-			SELECT id FROM gateways WHERE factory_id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR NO KEY UPDATE)
+			SELECT id FROM gateways WHERE factory_id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE)
 		RETURNING id, factory_id`, factories)
 	gateways, err := pgx.CollectRows(rows, pgx.RowToStructByPos[gatewayd.GatewayRef])
 	if err != nil {
