@@ -455,10 +455,8 @@ func TestShutdownDoesNotWaitForRequestsOnTheDatabase(t *testing.T) {
 // the gatewayd on that port, say) as interrupted before it found out.
 func TestServeWithoutItsPortLeavesReadingsAlone(t *testing.T) {
 	t.Parallel()
-	dbURL := tmpl.New(t)
+	dbURL, env := migrated(t)
 	var out, errb bytes.Buffer
-	env := []string{"ENCRYPTION_KEY=" + key, "DATABASE_URL=" + dbURL}
-	require.Equal(t, 0, run([]string{"migrate"}, env, &out, &errb), errb.String())
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	require.NoError(t, err)
 	defer pool.Close()
@@ -477,7 +475,6 @@ func TestServeWithoutItsPortLeavesReadingsAlone(t *testing.T) {
 	require.NoError(t, err)
 	defer taken.Close()
 	port := taken.Addr().(*net.TCPAddr).Port
-	errb.Reset()
 	code := run([]string{"serve"}, append(env, "API_HOST=127.0.0.1", fmt.Sprint("API_PORT=", port)), &out, &errb)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errb.String(), "address already in use")
@@ -490,15 +487,12 @@ func TestServeWithoutItsPortLeavesReadingsAlone(t *testing.T) {
 // write with a hint that says so, not that PostgreSQL does not answer.
 func TestServeOnAReadOnlyDatabase(t *testing.T) {
 	t.Parallel()
-	dbURL := tmpl.New(t)
+	dbURL, _ := migrated(t)
 	var out, errb bytes.Buffer
-	env := []string{"ENCRYPTION_KEY=" + key, "DATABASE_URL=" + dbURL}
-	require.Equal(t, 0, run([]string{"migrate"}, env, &out, &errb), errb.String())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	port := ln.Addr().(*net.TCPAddr).Port
 	require.NoError(t, ln.Close())
-	errb.Reset()
 	readOnly := []string{"ENCRYPTION_KEY=" + key, "DATABASE_URL=" + dbURL + "&default_transaction_read_only=on",
 		"MIGRATE_ON_START=false", "API_HOST=127.0.0.1", fmt.Sprint("API_PORT=", port)}
 	assert.Equal(t, 1, run([]string{"serve"}, readOnly, &out, &errb))
@@ -536,4 +530,15 @@ func TestSchemaOfAnotherVersion(t *testing.T) {
 	assert.Equal(t, 1, run([]string{"token", "list"}, append(env, "MIGRATE_ON_START=false"), &out, &errb))
 	assert.Contains(t, errb.String(), fmt.Sprintf("it is at migration %d of %d", known-1, known))
 	assert.Contains(t, errb.String(), "run `gatewayd migrate` first")
+}
+
+// migrated is a database migrated by the migrate command, and the
+// environment that names it.
+func migrated(t *testing.T) (dbURL string, env []string) {
+	t.Helper()
+	dbURL = tmpl.New(t)
+	env = []string{"ENCRYPTION_KEY=" + key, "DATABASE_URL=" + dbURL}
+	var out, errb bytes.Buffer
+	require.Equal(t, 0, run([]string{"migrate"}, env, &out, &errb), errb.String())
+	return dbURL, env
 }
