@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd"
@@ -68,4 +70,57 @@ func TestStaleReadDoesNotResurrectARemovedGateway(t *testing.T) {
 		_, err := rt.Status(context.Background(), conn.ID)
 		return err == nil
 	}, 10*time.Second, 5*time.Millisecond)
+}
+
+// A disconnect, and new connection settings, start the failures over:
+// reconnect_attempts goes back to 0, and the next failure waits the
+// first backoff, not the grown one.
+func TestDisconnectAndNewSettingsStartTheBackoffOver(t *testing.T) {
+	t.Parallel()
+	cfg := Config{ConnectTimeout: time.Second, AuthTimeout: time.Second, CommandTimeout: time.Second,
+		BackoffInitial: 200 * time.Millisecond, BackoffMax: 2 * time.Second, BackoffMultiplier: 2,
+		PingInterval: time.Minute, PongTimeout: time.Minute, RestartLimit: 3, RestartWindow: time.Minute, ReconcileInterval: time.Hour}
+	rt := Start(cfg, fixedSource{}, zerolog.Nop())
+	t.Cleanup(func() { _ = rt.Shutdown(context.Background()) })
+	// After the first store read, which would remove a gateway it lacks.
+	require.Eventually(t, rt.Ready, 10*time.Second, 5*time.Millisecond)
+	refused := gatewayd.Credentials{URL: "ws://127.0.0.1:9/none", Email: "e@example.com", Password: "p"} // nothing listens
+	target := gatewayd.Target{ID: uuid.New(), FactoryID: uuid.New(), GatewayID: "refused", Name: "r",
+		Desired: gatewayd.DesiredConnected, Credentials: refused}
+	rt.GatewayStarted(target)
+	ctx := context.Background()
+	status := func() gatewayd.Status {
+		st, err := rt.Status(ctx, target.ID)
+		require.NoError(t, err)
+		return st
+	}
+	// firstRetry waits for the first BACKOFF after a fresh start and says
+	// how long it waits.
+	firstRetry := func(what string) {
+		var st gatewayd.Status
+		require.Eventually(t, func() bool {
+			st = status()
+			return st.State == gatewayd.StateBackoff && st.NextRetryAt != nil
+		}, 10*time.Second, time.Millisecond, what)
+		assert.Equal(t, 1, st.ReconnectAttempts, what)
+		assert.LessOrEqual(t, st.NextRetryAt.Sub(st.Since), 300*time.Millisecond+50*time.Millisecond,
+			"%s: the first backoff (200 ms, jitter up to half), not a grown one", what)
+	}
+	grown := func() {
+		require.Eventually(t, func() bool { return status().ReconnectAttempts >= 3 }, 20*time.Second, 5*time.Millisecond,
+			"three failures: the backoff grew (to 800 ms)")
+	}
+
+	grown()
+	_, err := rt.Disconnect(ctx, target.ID)
+	require.NoError(t, err)
+	assert.Zero(t, status().ReconnectAttempts, "a disconnect clears the count")
+	_, err = rt.Connect(ctx, target.ID)
+	require.NoError(t, err)
+	firstRetry("after a disconnect")
+
+	grown()
+	target.Credentials.Password = "new"
+	rt.GatewayUpdated(target)
+	firstRetry("after new credentials")
 }
