@@ -468,3 +468,63 @@ func TestServedSamplesAreExactlyTheGatewaysNumbers(t *testing.T) {
 		})
 	}
 }
+
+// Scheduled readings keep to the queue's rules: never two of a sensor
+// waiting (a tick whose sensor's scheduled reading has not finished is
+// skipped), and never past READING_QUEUE_LIMIT (a tick finding the queue
+// full is skipped; a manual reading then gets 429).
+func TestScheduledReadingsKeepToTheQueue(t *testing.T) {
+	e, id, sg, sensors := readingEnv(t, func(c *actors.Config) {
+		c.ReadingQueueLimit, c.ReadingStartTimeout, c.ReadingTimeout = 1, 30*time.Second, 30*time.Second
+	})
+	sg.UpdateFaults(func(f *ctctest.Faults) { f.NeverDeliverReadings = true }) // each reading holds the gateway
+	a, b := sensors[10001]["id"].(string), sensors[10002]["id"].(string)
+	target, err := e.h.Store.Target(t.Context(), uuid.MustParse(id))
+	require.NoError(t, err)
+	every := func(sensorIDs ...string) {
+		target.Schedules = target.Schedules[:0]
+		for _, s := range sensorIDs {
+			serial := int64(sensors[10001]["serial"].(float64))
+			if s == b {
+				serial = int64(sensors[10002]["serial"].(float64))
+			}
+			target.Schedules = append(target.Schedules, gatewayd.Schedule{SensorID: uuid.MustParse(s), Serial: serial, Interval: time.Second})
+		}
+		e.runtime.GatewayUpdated(target)
+	}
+	unfinished := func(sensor string) (scheduled, queued int) {
+		for _, x := range e.do("GET", "/api/sensors/"+sensor+"/readings?limit=100", nil).json(t)["data"].([]any) {
+			m := x.(map[string]any)
+			if m["status"] == "QUEUED" || m["status"] == "RUNNING" {
+				if m["trigger"] == "SCHEDULED" {
+					scheduled++
+				}
+				if m["status"] == "QUEUED" {
+					queued++
+				}
+			}
+		}
+		return scheduled, queued
+	}
+
+	every(a)
+	require.Eventually(t, func() bool { s, _ := unfinished(a); return s == 1 }, 10*time.Second, 20*time.Millisecond)
+	// Ticks of a keep finding its reading unfinished: skipped.
+	for start := time.Now(); time.Since(start) < 2500*time.Millisecond; time.Sleep(100 * time.Millisecond) {
+		s, _ := unfinished(a)
+		require.Equal(t, 1, s, "never two scheduled readings of a sensor waiting")
+	}
+
+	// The queue full (a manual reading waits behind the running one):
+	// b's ticks are skipped, and another manual reading is refused.
+	r := e.do("POST", "/api/sensors/"+a+"/readings", nil)
+	require.Equal(t, 202, r.status, "%s", r.body)
+	every(a, b)
+	for start := time.Now(); time.Since(start) < 2500*time.Millisecond; time.Sleep(100 * time.Millisecond) {
+		sb, qb := unfinished(b)
+		_, qa := unfinished(a)
+		require.Zero(t, sb, "no scheduled reading of b while the queue is full")
+		require.Equal(t, 1, qa+qb, "READING_QUEUE_LIMIT (1) readings waiting, no more")
+	}
+	assert.Equal(t, 429, e.do("POST", "/api/sensors/"+b+"/readings", nil).status)
+}
