@@ -52,6 +52,33 @@ func TestHungHandshakesDoNotStarveHealthyGateways(t *testing.T) {
 	h.WaitState(healthy.ID, gatewayd.StateAuthenticated, 1500*time.Millisecond)
 }
 
+// Peers that logged in once and then hang are proven only until their
+// first failure: their first redial takes an open slot, the ones after
+// dial in the failing lane, so a healthy gateway's reconnect still finds
+// a slot.
+func TestPeersThatHangAfterLoggingInDoNotStarveHealthyGateways(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.DialConcurrency = 8
+	cfg.ConnectTimeout = 2 * time.Second
+	cfg.BackoffInitial, cfg.BackoffMax = 10*time.Millisecond, 20*time.Millisecond
+	h := newHarness(t, cfg)
+	gws, _ := h.AddAuthenticated("healthy", 1)
+	healthy := gws[0]
+	hung, sims := h.AddAuthenticated("turned", 16)
+	for _, sg := range sims {
+		sg.SetFaults(ctctest.Faults{StallHandshake: true})
+		sg.Drop(websocket.CloseGoingAway)
+	}
+	// The drop counts one failure, the redial that timed out the second:
+	// every turned peer has now dialled once in the open lane.
+	for _, g := range hung {
+		eventually(t, func() bool { return h.Status(g.ID).ReconnectAttempts >= 2 }, 20*time.Second, "hung gateway's redial failed")
+	}
+	h.Sim.Gateway("healthy-0").Drop(websocket.CloseGoingAway)
+	h.WaitEntered(healthy.ID, gatewayd.StateBackoff)
+	h.WaitState(healthy.ID, gatewayd.StateAuthenticated, 1500*time.Millisecond)
+}
+
 // Hung peers that were just created (or loaded at start) have never
 // logged in: their first dials already go to the restricted lane, so a
 // proven gateway's crash is not queued behind them for a whole connect
