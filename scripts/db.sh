@@ -5,6 +5,10 @@
 # local PostgreSQL binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# .env counts, as for the targets that run gatewayd (the environment wins):
+# a DATABASE_URL written only there is the database to make sure of.
+. scripts/dotenv.sh
+dotenv
 ensuredb() { go run ./cmd/ensuredb "$@"; }
 # The default lives in the code (internal/config); ask for it.
 DATABASE_URL="$(ensuredb -url)"
