@@ -102,6 +102,7 @@ func TestLoginOutcome(t *testing.T) {
 		{&LoginResult{Success: false}, false, "login refused"},
 		{&ErrorResult{Error: "Invalid credentials"}, false, "Invalid credentials"},
 		{&ErrorResult{}, false, "login refused"},
+		{&ErrorResult{Error: "  \t"}, false, "login refused"}, // no blank last_error
 		{&Reading{}, false, "unexpected answer to login: NOT_DYN_READING"},
 	}
 	for _, tc := range cases {

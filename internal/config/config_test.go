@@ -131,6 +131,14 @@ func TestFileErrors(t *testing.T) {
 	assert.ErrorContains(t, err, "does not exist")
 	assert.ErrorContains(t, err, "API_PORT must be")
 
+	// An empty value in the file counts as unset, as in the environment.
+	blank := filepath.Join(dir, "blank.yaml")
+	require.NoError(t, os.WriteFile(blank, []byte("reconcile_interval: \"\"\nlog_level:\n"), 0o600))
+	c, err := Load(blank, []string{"ENCRYPTION_KEY=" + goodKey})
+	require.NoError(t, err)
+	assert.Equal(t, 30*time.Second, c.ReconcileInterval)
+	assert.Equal(t, "info", c.LogLevel)
+
 	// The parser's complaints in one line; a nested key as YAML writes it.
 	twice := filepath.Join(dir, "twice.yaml")
 	require.NoError(t, os.WriteFile(twice, []byte("api_port: 1\napi_port: 2\n"), 0o600))
@@ -163,6 +171,9 @@ func TestInvalidValues(t *testing.T) {
 		{"GATEWAY_AUTH_TIMEOUT=-1s", `GATEWAY_AUTH_TIMEOUT must be at least 10ms, got "-1s"`},
 		{"RECONCILE_INTERVAL=1ns", `RECONCILE_INTERVAL must be at least 1s, got "1ns"`},
 		{"GATEWAY_PING_INTERVAL=10ms", `GATEWAY_PING_INTERVAL must be at least 100ms`},
+		{"GATEWAY_RESTART_WINDOW=500ms", `GATEWAY_RESTART_WINDOW must be at least 1s`},
+		{"SENSOR_REFRESH_INTERVAL=999ms", `SENSOR_REFRESH_INTERVAL must be at least 1s`},
+		{"READING_TIMEOUT=9ms", `READING_TIMEOUT must be at least 10ms`},
 		{"GATEWAY_BACKOFF_MULTIPLIER=NaN", `GATEWAY_BACKOFF_MULTIPLIER must be a number from 1 to 100, got "NaN"`},
 		{"API_HOST=127.0.0.1:80", `API_HOST must be an IP address or a host name (without a port), got "127.0.0.1:80"`},
 		{"API_HOST=not a host!", `API_HOST must be an IP address or a host name`},

@@ -1,6 +1,7 @@
 package wavepack_test
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -127,8 +128,17 @@ func TestUnpackRefusesCorruptData(t *testing.T) {
 		_, _, _, err := wavepack.Unpack(wavepack.FormatXORPlanes, data)
 		require.ErrorIs(t, err, wavepack.ErrCorrupt, name)
 	}
-	_, _, _, err := wavepack.Unpack(wavepack.FormatRaw, make([]byte, 13))
-	require.ErrorIs(t, err, wavepack.ErrCorrupt)
+	// Junk after the compressed planes, with the header's length
+	// covering it: the stream ends before its bytes do.
+	m := int(binary.LittleEndian.Uint32(packed[4:]))
+	junk := append(append(append([]byte{}, packed[:8+m]...), 1, 2, 3), packed[8+m:]...)
+	binary.LittleEndian.PutUint32(junk[4:], uint32(m+3))
+	_, _, _, err := wavepack.Unpack(wavepack.FormatXORPlanes, junk)
+	require.ErrorIs(t, err, wavepack.ErrCorrupt, "junk after the compressed planes")
+	for _, n := range []int{4, 8, 13} { // whole float32s, not whole 3-axis samples
+		_, _, _, err = wavepack.Unpack(wavepack.FormatRaw, make([]byte, n))
+		require.ErrorIs(t, err, wavepack.ErrCorrupt, "%d raw bytes", n)
+	}
 	_, _, _, err = wavepack.Unpack(7, packed)
 	require.ErrorIs(t, err, wavepack.ErrCorrupt)
 }
