@@ -124,3 +124,38 @@ func TestDisconnectAndNewSettingsStartTheBackoffOver(t *testing.T) {
 	rt.GatewayUpdated(target)
 	firstRetry("after new credentials")
 }
+
+// Reconciliation never undoes what the API did after its read was made,
+// and a removal outlives the first read that lacks the gateway.
+func TestConvergeKeepsWhatCameAfterItsRead(t *testing.T) {
+	t.Parallel()
+	base := gatewayd.Target{FactoryID: uuid.New(), Desired: gatewayd.DesiredDisconnected,
+		Credentials: gatewayd.Credentials{URL: "ws://127.0.0.1:9/none", Email: "e", Password: "p"}}
+	changed, added, removed := base, base, base
+	changed.ID, added.ID, removed.ID = uuid.New(), uuid.New(), uuid.New()
+	rt := startQuietRuntime(t, fixedSource{targets: []gatewayd.Target{changed, removed}})
+	ctx := context.Background()
+	converge := func(readAt time.Time, targets ...gatewayd.Target) {
+		rt.d.root.Send(rt.supervisor, &converge{targets: targets, readAt: readAt})
+	}
+
+	staleRead := time.Now()
+	renamed := changed
+	renamed.Name = "renamed after the read"
+	rt.GatewayUpdated(renamed)
+	rt.GatewayStarted(added)
+	converge(staleRead, changed, removed) // made before both: has the old name, lacks the new gateway
+	st, err := rt.Status(ctx, changed.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "renamed after the read", st.Name, "a read older than the change does not undo it")
+	_, err = rt.Status(ctx, added.ID)
+	assert.NoError(t, err, "a read older than the gateway does not remove it")
+
+	rt.GatewaysRemoved([]uuid.UUID{removed.ID})
+	_, err = rt.Status(ctx, removed.ID) // after the removal, in the same mailbox
+	require.ErrorIs(t, err, gatewayd.ErrNotFound)
+	converge(time.Now(), changed, added) // newer than the removal, and lacks it
+	rt.GatewayStarted(removed)           // a request that wrote before the delete
+	_, err = rt.Status(ctx, removed.ID)
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound, "the removal outlives the first read that lacks it (tombstoneLife)")
+}
