@@ -230,6 +230,26 @@ func errOf[T any](_ T, err error) error { return err }
 // the merge's statement had found the gateway live, and inserted live
 // sensors under the deleted gateway once the other session let go.
 func TestDiscoveryRacingADeleteLeavesNoLiveSensor(t *testing.T) {
+	raceADelete(t, func(ctx context.Context, s *store.Store, gw uuid.UUID) error {
+		_, err := s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: gw, At: time.Now(),
+			Sensors: []gatewayd.SensorReport{report(99, "a"), report(100, "b")}}})
+		return err
+	})
+}
+
+// The same for a temperature of a serial nobody knew yet, which inserts
+// its sensor.
+func TestTemperatureRacingADeleteLeavesNoLiveSensor(t *testing.T) {
+	raceADelete(t, func(ctx context.Context, s *store.Store, gw uuid.UUID) error {
+		_, err := s.RecordTemperatures(ctx, []gatewayd.Temperature{{GatewayID: gw, Serial: 99, Celsius: 21, At: time.Now()}})
+		return err
+	})
+}
+
+// raceADelete runs write (a sensor write of serial 99 under a gateway)
+// held mid-statement while the gateway is deleted, and checks that no
+// live sensor is left under the deleted gateway.
+func raceADelete(t *testing.T, write func(ctx context.Context, s *store.Store, gw uuid.UUID) error) {
 	ctx := context.Background()
 	s, pool := newStore(t)
 	fx := setup(t, s)
@@ -243,11 +263,7 @@ func TestDiscoveryRacingADeleteLeavesNoLiveSensor(t *testing.T) {
 	require.NoError(t, err)
 
 	merged := make(chan error, 1)
-	go func() {
-		_, err := s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: time.Now(),
-			Sensors: []gatewayd.SensorReport{report(99, "a"), report(100, "b")}}})
-		merged <- err
-	}()
+	go func() { merged <- write(ctx, s, g.ID) }()
 	waiting := func(sqlPrefix string) func() bool {
 		return func() bool {
 			var n int
@@ -256,7 +272,7 @@ func TestDiscoveryRacingADeleteLeavesNoLiveSensor(t *testing.T) {
 			return err == nil && n > 0
 		}
 	}
-	require.Eventually(t, waiting("INSERT INTO sensors AS s"), 10*time.Second, 5*time.Millisecond, "the merge waits for the held row")
+	require.Eventually(t, waiting("INSERT INTO sensors AS s"), 10*time.Second, 5*time.Millisecond, "the write waits for the held row")
 
 	deleted := make(chan error, 1)
 	go func() { deleted <- errOf(s.DeleteGateway(ctx, g.ID)) }()
