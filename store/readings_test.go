@@ -127,7 +127,7 @@ func TestCreateReadingNeedsALiveSensor(t *testing.T) {
 
 func TestInterruptedReadingsAndRetention(t *testing.T) {
 	ctx := context.Background()
-	s, _, _, sensor := readingFixture(t)
+	s, pool, _, sensor := readingFixture(t)
 	a, _, err := s.CreateReading(ctx, uuid.New(), sensor.ID, gatewayd.TriggerManual)
 	require.NoError(t, err)
 	b, _, err := s.CreateReading(ctx, uuid.New(), sensor.ID, gatewayd.TriggerManual)
@@ -145,18 +145,22 @@ func TestInterruptedReadingsAndRetention(t *testing.T) {
 		assert.Equal(t, gatewayd.ReadingErrInterrupted, *got.Error)
 	}
 
-	c, _, err := s.CreateReading(ctx, uuid.New(), sensor.ID, gatewayd.TriggerScheduled)
-	require.NoError(t, err)
-	c.Status, c.CompletedAt, c.Summary = gatewayd.ReadingComplete, &now, []byte(`{}`)
-	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: c, Packed: packedOf(gatewayd.Waveform{X: []float32{1}, Y: []float32{2}, Z: []float32{3}})}})))
+	var c gatewayd.Reading
+	for range 3 { // three readings with samples, deleted in batches of one
+		c, _, err = s.CreateReading(ctx, uuid.New(), sensor.ID, gatewayd.TriggerScheduled)
+		require.NoError(t, err)
+		c.Status, c.CompletedAt, c.Summary = gatewayd.ReadingComplete, &now, []byte(`{}`)
+		require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: c, Packed: packedOf(gatewayd.Waveform{X: []float32{1}, Y: []float32{2}, Z: []float32{3}})}})))
+	}
 	removed, err := s.DeleteSamplesBefore(ctx, time.Now().Add(-time.Hour), 10)
 	require.NoError(t, err)
 	assert.Equal(t, 0, removed, "young samples stay")
 	removed, err = s.DeleteSamplesBefore(ctx, time.Now().Add(time.Minute), 1)
 	require.NoError(t, err)
-	assert.Equal(t, 1, removed)
-	_, err = s.GetWaveform(ctx, c.ID)
-	assert.ErrorIs(t, err, gatewayd.ErrNotFound, "samples gone")
+	assert.Equal(t, 3, removed, "every batch, not only the first")
+	var left int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM reading_samples`).Scan(&left))
+	assert.Zero(t, left, "samples gone")
 	got, err := s.GetReading(ctx, c.ID)
 	require.NoError(t, err)
 	assert.Equal(t, gatewayd.ReadingComplete, got.Status, "the reading and its summary stay")
