@@ -20,17 +20,23 @@ import (
 	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
-// Peers that accept TCP and never finish the handshake hold a dial slot
-// for the whole connect timeout. Once they have failed they dial in a lane
-// of their own, so a healthy gateway's reconnect never waits behind them.
-func TestHungHandshakesDoNotStarveHealthyGateways(t *testing.T) {
+// laneHarness is a runtime of 8 dial slots (a failing lane of 4), a 2 s
+// connect timeout and quick retries, with one healthy gateway logged in.
+func laneHarness(t *testing.T) (*actorstest.Harness, gatewayd.Gateway) {
 	cfg := actorstest.FastConfig()
 	cfg.DialConcurrency = 8
 	cfg.ConnectTimeout = 2 * time.Second
 	cfg.BackoffInitial, cfg.BackoffMax = 10*time.Millisecond, 20*time.Millisecond
 	h := newHarness(t, cfg)
 	gws, _ := h.AddAuthenticated("healthy", 1)
-	healthy := gws[0]
+	return h, gws[0]
+}
+
+// Peers that accept TCP and never finish the handshake hold a dial slot
+// for the whole connect timeout. Once they have failed they dial in a lane
+// of their own, so a healthy gateway's reconnect never waits behind them.
+func TestHungHandshakesDoNotStarveHealthyGateways(t *testing.T) {
+	h, healthy := laneHarness(t)
 	var hung []gatewayd.Gateway
 	for i := range 16 {
 		g, sg := h.Create(fmt.Sprintf("hung-%d", i))
@@ -57,13 +63,7 @@ func TestHungHandshakesDoNotStarveHealthyGateways(t *testing.T) {
 // dial in the failing lane, so a healthy gateway's reconnect still finds
 // a slot.
 func TestPeersThatHangAfterLoggingInDoNotStarveHealthyGateways(t *testing.T) {
-	cfg := actorstest.FastConfig()
-	cfg.DialConcurrency = 8
-	cfg.ConnectTimeout = 2 * time.Second
-	cfg.BackoffInitial, cfg.BackoffMax = 10*time.Millisecond, 20*time.Millisecond
-	h := newHarness(t, cfg)
-	gws, _ := h.AddAuthenticated("healthy", 1)
-	healthy := gws[0]
+	h, healthy := laneHarness(t)
 	hung, sims := h.AddAuthenticated("turned", 16)
 	for _, sg := range sims {
 		sg.SetFaults(ctctest.Faults{StallHandshake: true})
