@@ -274,7 +274,26 @@ func TestTokensAPIAndRevocation(t *testing.T) {
 	require.Eventually(t, func() bool { return e.do("GET", "/api/organizations", nil, op...).status == 401 },
 		10*time.Second, 50*time.Millisecond, "revoked within 5 s")
 	t.Logf("revocation took effect after %s", time.Since(start).Round(time.Millisecond))
+	// A revoked token stays listed (and counted) with the time of its
+	// revocation, which revoking it again does not move.
+	listed := func() (item map[string]any, total float64) {
+		body := e.do("GET", "/api/tokens?limit=100", nil, admin...).json(t)
+		for _, x := range body["data"].([]any) {
+			if m := x.(map[string]any); m["id"] == id {
+				item = m
+			}
+		}
+		return item, body["pagination"].(map[string]any)["total"].(float64)
+	}
+	first, total := listed()
+	require.NotNil(t, first, "a revoked token is still listed")
+	require.NotNil(t, first["revoked_at"])
 	assert.Equal(t, 204, e.do("DELETE", "/api/tokens/"+id, nil, admin...).status, "idempotent")
+	again, totalAgain := listed()
+	assert.Equal(t, first["revoked_at"], again["revoked_at"], "revoking again keeps the first revocation's time")
+	assert.Equal(t, total, totalAgain)
+	assert.Equal(t, float64(len(e.do("GET", "/api/tokens?limit=100", nil, admin...).json(t)["data"].([]any))), total,
+		"the total counts revoked tokens as the page lists them")
 	assert.Equal(t, 404, e.do("DELETE", "/api/tokens/"+uuid.NewString(), nil, admin...).status)
 }
 
