@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -64,8 +65,11 @@ func TestDiscoveryMergeRules(t *testing.T) {
 		assert.Nil(t, sensorsBySerial(t, s, other.ID)[9].Samples, "%d samples", n)
 	}
 
-	// An operator's name is kept; a gateway's rename is taken otherwise.
+	// An operator's name is kept (through later patches that set no
+	// name, too); a gateway's rename is taken otherwise.
 	_, err = s.UpdateSensor(ctx, got[1].ID, store.SensorPatch{Name: store.Some("Main pump")})
+	require.NoError(t, err)
+	_, err = s.UpdateSensor(ctx, got[1].ID, store.SensorPatch{Metadata: store.Some(json.RawMessage(`{"line":4}`))})
 	require.NoError(t, err)
 	t1 := t0.Add(time.Minute)
 	r1 := report(1, "Pump A renamed")
