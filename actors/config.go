@@ -110,6 +110,10 @@ type Hooks struct {
 	// Healthy: a connection stayed up a ping interval after failures, and
 	// the backoff starts over.
 	Healthy func(id uuid.UUID)
+	// ScheduleSkipped: a schedule's tick queued nothing, because the
+	// sensor's scheduled reading had not finished (queueFull false) or
+	// the gateway's queue was full (queueFull true).
+	ScheduleSkipped func(id, sensorID uuid.UUID, queueFull bool)
 }
 
 // withDefaults fills what was left zero (or is out of range) with API.md's

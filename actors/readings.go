@@ -313,6 +313,13 @@ func (a *gatewayActor) stopSchedules() {
 	}
 }
 
+// scheduleSkipped tells the test hook that a tick queued nothing.
+func (a *gatewayActor) scheduleSkipped(s *scheduled, queueFull bool) {
+	if h := a.d.cfg.Hooks.ScheduleSkipped; h != nil {
+		h(a.id, s.SensorID, queueFull)
+	}
+}
+
 // onScheduleFired queues a scheduled reading, unless one of that sensor
 // is still waiting or the queue is full, and arms the next.
 func (a *gatewayActor) onScheduleFired(m *scheduleFired) {
@@ -323,11 +330,13 @@ func (a *gatewayActor) onScheduleFired(m *scheduleFired) {
 	a.armSchedule(s, nextDue(s.due, s.Interval, time.Now()))
 	for _, acq := range a.readings {
 		if acq.r.SensorID == s.SensorID && acq.r.Trigger == gatewayd.TriggerScheduled {
-			return // never more than one scheduled reading of a sensor waiting
+			a.scheduleSkipped(s, false) // never more than one scheduled reading of a sensor waiting
+			return
 		}
 	}
 	if a.waiting() >= a.d.cfg.ReadingQueueLimit {
 		a.drop(time.Now(), "scheduled reading of sensor "+strconv.FormatInt(s.Serial, 10)+" skipped: the reading queue is full")
+		a.scheduleSkipped(s, true)
 		return
 	}
 	now := time.Now()

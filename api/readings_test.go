@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -474,8 +475,26 @@ func TestServedSamplesAreExactlyTheGatewaysNumbers(t *testing.T) {
 // skipped), and never past READING_QUEUE_LIMIT (a tick finding the queue
 // full is skipped; a manual reading then gets 429).
 func TestScheduledReadingsKeepToTheQueue(t *testing.T) {
+	type skip struct {
+		sensor    uuid.UUID
+		queueFull bool
+	}
+	var mu sync.Mutex
+	skips := map[skip]int{}
+	skipped := func(sensor string, queueFull bool, n int) func() bool {
+		return func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return skips[skip{uuid.MustParse(sensor), queueFull}] >= n
+		}
+	}
 	e, id, sg, sensors := readingEnv(t, func(c *actors.Config) {
 		c.ReadingQueueLimit, c.ReadingStartTimeout, c.ReadingTimeout = 1, 30*time.Second, 30*time.Second
+		c.Hooks.ScheduleSkipped = func(_, sensor uuid.UUID, queueFull bool) {
+			mu.Lock()
+			skips[skip{sensor, queueFull}]++
+			mu.Unlock()
+		}
 	})
 	sg.UpdateFaults(func(f *ctctest.Faults) { f.NeverDeliverReadings = true }) // each reading holds the gateway
 	a, b := sensors[10001]["id"].(string), sensors[10002]["id"].(string)
@@ -510,21 +529,21 @@ func TestScheduledReadingsKeepToTheQueue(t *testing.T) {
 	every(a)
 	require.Eventually(t, func() bool { s, _ := unfinished(a); return s == 1 }, 10*time.Second, 20*time.Millisecond)
 	// Ticks of a keep finding its reading unfinished: skipped.
-	for start := time.Now(); time.Since(start) < 2500*time.Millisecond; time.Sleep(100 * time.Millisecond) {
-		s, _ := unfinished(a)
-		require.Equal(t, 1, s, "never two scheduled readings of a sensor waiting")
-	}
+	require.Eventually(t, skipped(a, false, 2), 10*time.Second, 10*time.Millisecond,
+		"a's ticks skipped while its scheduled reading runs")
+	sa, _ := unfinished(a)
+	require.Equal(t, 1, sa, "never two scheduled readings of a sensor waiting")
 
 	// The queue full (a manual reading waits behind the running one):
 	// b's ticks are skipped, and another manual reading is refused.
 	r := e.do("POST", "/api/sensors/"+a+"/readings", nil)
 	require.Equal(t, 202, r.status, "%s", r.body)
 	every(a, b)
-	for start := time.Now(); time.Since(start) < 2500*time.Millisecond; time.Sleep(100 * time.Millisecond) {
-		sb, qb := unfinished(b)
-		_, qa := unfinished(a)
-		require.Zero(t, sb, "no scheduled reading of b while the queue is full")
-		require.Equal(t, 1, qa+qb, "READING_QUEUE_LIMIT (1) readings waiting, no more")
-	}
+	require.Eventually(t, skipped(b, true, 2), 10*time.Second, 10*time.Millisecond,
+		"b's ticks skipped: the queue is full")
+	sb, qb := unfinished(b)
+	_, qa := unfinished(a)
+	require.Zero(t, sb, "no scheduled reading of b while the queue is full")
+	require.Equal(t, 1, qa+qb, "READING_QUEUE_LIMIT (1) readings waiting, no more")
 	assert.Equal(t, 429, e.do("POST", "/api/sensors/"+b+"/readings", nil).status)
 }
