@@ -202,32 +202,17 @@ func (s *Store) SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) (
 			-- the actor had queued it) stays removed. (A check here that
 			-- the row exists saw it while the removal was uncommitted.)
 			AND x.trigger <> 'MANUAL'
-		ON CONFLICT (id) DO UPDATE SET
-			status         = EXCLUDED.status,
-			error          = EXCLUDED.error,
-			started_at     = COALESCE(EXCLUDED.started_at, r.started_at),
-			completed_at   = EXCLUDED.completed_at,
-			sample_rate_hz = COALESCE(EXCLUDED.sample_rate_hz, r.sample_rate_hz),
-			samples        = COALESCE(EXCLUDED.samples, r.samples),
-			summary        = COALESCE(EXCLUDED.summary, r.summary)
-		WHERE r.status NOT IN ('COMPLETE', 'FAILED') AND (r.status = 'QUEUED' OR EXCLUDED.status <> 'QUEUED')
+		ON CONFLICT (id) DO UPDATE SET `+readingSet("EXCLUDED")+`
+		WHERE `+readingMovesOn("EXCLUDED")+`
 		RETURNING r.id, r.sensor_id, r.gateway_id, (SELECT factory_id FROM gateways WHERE id = r.gateway_id),
 			r.trigger, r.status, r.requested_at, r.completed_at`,
 		ids, sensors, gateways, triggers, statuses, errs, requested, started, completed, rates, counts, summaries, serials).
 		Query(collectDone)
 	b.Queue(`
-		UPDATE readings AS r SET
-			status         = i.status,
-			error          = i.error,
-			started_at     = COALESCE(i.started, r.started_at),
-			completed_at   = i.completed,
-			sample_rate_hz = COALESCE(i.rate, r.sample_rate_hz),
-			samples        = COALESCE(i.samples, r.samples),
-			summary        = COALESCE(i.summary, r.summary)
+		UPDATE readings AS r SET `+readingSet("i")+`
 		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::float8[],
-			$8::int4[], $9::jsonb[]) AS i(id, trigger, status, error, started, completed, rate, samples, summary)
-		WHERE r.id = i.id AND i.trigger = 'MANUAL'
-			AND r.status NOT IN ('COMPLETE', 'FAILED') AND (r.status = 'QUEUED' OR i.status <> 'QUEUED')
+			$8::int4[], $9::jsonb[]) AS i(id, trigger, status, error, started_at, completed_at, sample_rate_hz, samples, summary)
+		WHERE r.id = i.id AND i.trigger = 'MANUAL' AND `+readingMovesOn("i")+`
 		RETURNING r.id, r.sensor_id, r.gateway_id, (SELECT factory_id FROM gateways WHERE id = r.gateway_id),
 			r.trigger, r.status, r.requested_at, r.completed_at`,
 		ids, triggers, statuses, errs, started, completed, rates, counts, summaries).Query(collectDone)
@@ -348,6 +333,28 @@ func (s *Store) DeleteSamplesBefore(ctx context.Context, cutoff time.Time, batch
 			return total, nil
 		}
 	}
+}
+
+// readingSet is how a reading's row r takes an update from src (a row
+// with the readings table's column names): the state and its times, and
+// what the update leaves unknown (NULL) kept. The upsert of the runtime's
+// readings and the update of the API's manual ones share it.
+func readingSet(src string) string {
+	return strings.NewReplacer("src", src).Replace(`
+			status         = src.status,
+			error          = src.error,
+			started_at     = COALESCE(src.started_at, r.started_at),
+			completed_at   = src.completed_at,
+			sample_rate_hz = COALESCE(src.sample_rate_hz, r.sample_rate_hz),
+			samples        = COALESCE(src.samples, r.samples),
+			summary        = COALESCE(src.summary, r.summary)`)
+}
+
+// readingMovesOn is the condition under which r takes an update from
+// src: a final state never moves, and QUEUED never overwrites a started
+// reading.
+func readingMovesOn(src string) string {
+	return `r.status NOT IN ('COMPLETE', 'FAILED') AND (r.status = 'QUEUED' OR ` + src + `.status <> 'QUEUED')`
 }
 
 // UnpackWaveform returns the samples of data stored in format
