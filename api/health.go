@@ -17,16 +17,24 @@ func (s *server) health(c *fiber.Ctx) error {
 		db = "unreachable"
 	}
 	total, authenticated := s.rt.Counts()
-	type gateways struct {
+	return c.JSON(healthOf(db, total, authenticated, s.opts.Started))
+}
+
+// healthBody is health's answer; Starting gives the same shape.
+type healthBody struct {
+	Status   string `json:"status"`
+	Database string `json:"database"`
+	Gateways struct {
 		Total         int `json:"total"`
 		Authenticated int `json:"authenticated"`
-	}
-	return c.JSON(struct {
-		Status   string   `json:"status"`
-		Database string   `json:"database"`
-		Gateways gateways `json:"gateways"`
-		Uptime   int64    `json:"uptime_seconds"`
-	}{"ok", db, gateways{total, authenticated}, int64(math.Floor(time.Since(s.opts.Started).Seconds()))})
+	} `json:"gateways"`
+	Uptime int64 `json:"uptime_seconds"`
+}
+
+func healthOf(db string, total, authenticated int, started time.Time) healthBody {
+	h := healthBody{Status: "ok", Database: db, Uptime: int64(math.Floor(time.Since(started).Seconds()))}
+	h.Gateways.Total, h.Gateways.Authenticated = total, authenticated
+	return h
 }
 
 // ready is readiness: the database answers and the runtime has loaded.

@@ -100,6 +100,13 @@ type served struct {
 // holds it (another test's gatewayd answers /api/ready too).
 func startServe(t *testing.T, env []string, wrap ...string) *served {
 	t.Helper()
+	return startServeUntil(t, logging.APIListening, env, wrap...)
+}
+
+// startServeUntil is startServe returning once the process has logged
+// message (with its address) instead.
+func startServeUntil(t *testing.T, message string, env []string, wrap ...string) *served {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
@@ -114,7 +121,7 @@ func startServe(t *testing.T, env []string, wrap ...string) *served {
 		go func() { s.err = s.cmd.Wait(); close(s.done) }()
 		t.Cleanup(func() { _ = s.cmd.Process.Kill(); <-s.done })
 
-		if s.listening(t, 20*time.Second) {
+		if s.logged(t, message, 20*time.Second) {
 			return s
 		}
 		if !strings.Contains(s.logs.String(), "address already in use") || attempt == 5 {
@@ -124,14 +131,14 @@ func startServe(t *testing.T, env []string, wrap ...string) *served {
 	}
 }
 
-// listening waits for the process's "API listening" line on its port; it
+// logged waits for the process's line of message on its port; it
 // returns false if the process exited first.
-func (s *served) listening(t *testing.T, within time.Duration) bool {
+func (s *served) logged(t *testing.T, message string, within time.Duration) bool {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", s.port)
 	deadline := time.After(within)
 	for {
-		if logging.Listening(s.logs.String(), addr) {
+		if logging.LoggedAt(s.logs.String(), message, addr) {
 			return true
 		}
 		select {

@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -115,11 +116,19 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 			_ = tcp.Close()
 		}
 	}()
+	// Until the API proper serves, health and ready answer (and every
+	// other route 503s) rather than leaving clients hanging while the
+	// database is waited for.
+	var connected atomic.Bool
+	starting := serveStarting(tcp.(*net.TCPListener), api.Starting(started, connected.Load), log)
+	defer starting.handOver() // before the listener's close above
+	log.Info().Str("addr", tcp.Addr().String()).Msg(logging.APIStarting)
 	pool, err := connect(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	connected.Store(true)
 	v, err := store.Prepare(ctx, pool, cfg.MigrateOnStart)
 	if err != nil {
 		return err
@@ -186,6 +195,7 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	// gatewayd exit, dropping every gateway: accept backs off instead.
 	ln := netutil.RetryAccept(tcp, log)
 	serveErr := make(chan error, 1)
+	starting.handOver()
 	listening = true
 	go func() { serveErr <- app.Listener(ln) }()
 	log.Info().Str("addr", ln.Addr().String()).Msg(logging.APIListening)

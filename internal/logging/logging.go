@@ -63,14 +63,23 @@ func Color(out io.Writer, environ []string) bool {
 // once its API listens. Tools that start gatewayd wait for it (Listening).
 const APIListening = "API listening"
 
+// APIStarting is logged, with "addr", when the port is bound and answers
+// health (and 503 elsewhere) while gatewayd starts; APIListening follows
+// once the API proper serves.
+const APIStarting = "API port bound; answering health while starting"
+
 // Listening reports whether JSON log output holds gatewayd's APIListening
 // line for addr ("127.0.0.1:3000"). Only that line proves the port is
 // gatewayd's: a port picked free a moment before may be taken by someone
 // else by the time gatewayd binds it, and that someone may answer HTTP too.
-func Listening(logs, addr string) bool {
+func Listening(logs, addr string) bool { return LoggedAt(logs, APIListening, addr) }
+
+// LoggedAt reports whether JSON log output holds a line of message with
+// addr ("127.0.0.1:3000") in "addr".
+func LoggedAt(logs, message, addr string) bool {
 	want := `"addr":"` + addr + `"`
 	for line := range strings.Lines(logs) {
-		if strings.Contains(line, `"message":"`+APIListening+`"`) && strings.Contains(line, want) {
+		if strings.Contains(line, `"message":"`+message+`"`) && strings.Contains(line, want) {
 			return true
 		}
 	}

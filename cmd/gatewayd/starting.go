@@ -1,0 +1,73 @@
+package main
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+)
+
+// startingServer answers on the API's listener while serve starts, until
+// the API proper takes the listener over (handOver). The listener stays
+// open throughout, so no client is refused in between: one that connects
+// while the API is being handed the port waits in the kernel's backlog.
+type startingServer struct {
+	tcp  *net.TCPListener
+	srv  *fasthttp.Server
+	log  zerolog.Logger
+	done chan struct{} // closed when the accept loop has returned
+	conn sync.WaitGroup
+	once sync.Once
+}
+
+// startingTimeout bounds a connection's read and write: every answer
+// closes its connection, and handOver waits for those open, so a client
+// that connects and sends nothing delays the API by at most this.
+const startingTimeout = time.Second
+
+func serveStarting(tcp *net.TCPListener, h fasthttp.RequestHandler, log zerolog.Logger) *startingServer {
+	s := &startingServer{tcp: tcp, log: log, done: make(chan struct{}),
+		srv: &fasthttp.Server{Handler: h, ReadTimeout: startingTimeout, WriteTimeout: startingTimeout,
+			NoDefaultServerHeader: true, DisableKeepalive: true, Concurrency: 256}}
+	go s.accept()
+	return s
+}
+
+func (s *startingServer) accept() {
+	defer close(s.done)
+	for {
+		c, err := s.tcp.Accept()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed) {
+				return // handOver, or serve returned
+			}
+			// Out of descriptors, say: the API's own accept loop backs
+			// off the same way (netutil.RetryAccept).
+			s.log.Warn().Err(err).Msg("accept while starting")
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		s.conn.Add(1)
+		go func() {
+			defer s.conn.Done()
+			_ = s.srv.ServeConn(c) // closes c
+		}()
+	}
+}
+
+// handOver stops answering and leaves the listener to the API proper:
+// the accept loop is interrupted by a deadline (closing the listener
+// would refuse clients), the connections it took finish their one answer.
+// It is safe to call more than once.
+func (s *startingServer) handOver() {
+	s.once.Do(func() {
+		_ = s.tcp.SetDeadline(time.Unix(1, 0))
+		<-s.done
+		_ = s.tcp.SetDeadline(time.Time{})
+		s.conn.Wait()
+	})
+}
