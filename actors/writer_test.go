@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
 // While the dials are crowded the sensor writes wait, for at most
@@ -294,4 +296,62 @@ func TestWriterStoresTemperaturesBeforeDiscoveries(t *testing.T) {
 	src.mu.Lock()
 	defer src.mu.Unlock()
 	assert.Equal(t, []string{"temperatures", "discoveries"}, src.calls)
+}
+
+// downSaves is a database that refuses every statement at once, and
+// remembers when each came.
+type downSaves struct {
+	fixedSource
+	mu    sync.Mutex
+	calls []time.Time
+}
+
+func (s *downSaves) SaveReadings(context.Context, []gatewayd.ReadingUpdate) ([]gatewayd.ReadingRef, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, time.Now())
+	return nil, fmt.Errorf("%w: connection refused", gatewayd.ErrUnavailable)
+}
+
+func (s *downSaves) times() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.calls)
+}
+
+// While the database refuses the reading writes, the writer waits longer
+// after each failure, and says so once per failLogEvery. A chunk of
+// samples put back after a failure kicked the writer again at once: an
+// outage became a loop of ~2,000 failing dials a second, each with its
+// warn line (audit, 2026-12-06).
+func TestWriterWaitsLongerAfterEachFailedWrite(t *testing.T) {
+	t.Parallel()
+	src := &downSaves{}
+	var logs testutil.SyncBuffer
+	const every = 20 * time.Millisecond
+	w := newWriter(src, nopObserver{}, func() bool { return false }, time.Hour, time.Hour, every, zerolog.New(&logs))
+	w.intake = newIntake(1 << 30)
+	closeWriter := sync.OnceFunc(w.close)
+	t.Cleanup(closeWriter)
+	// A chunk's worth of readings with samples: enough to kick.
+	for range readingChunk {
+		w.reading(gatewayd.ReadingUpdate{Reading: gatewayd.Reading{ID: uuid.New(), Status: gatewayd.ReadingComplete},
+			Packed: &gatewayd.PackedWaveform{Format: 1, Data: make([]byte, 100)}})
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(src.times()) < 6 {
+		require.True(t, time.Now().Before(deadline), "%d writes tried", len(src.times()))
+		time.Sleep(10 * time.Millisecond)
+	}
+	calls := src.times()
+	for i := 1; i < 6; i++ {
+		// readingEvery << i after the i-th failure (first failure at i=1),
+		// less a tick of the ticker's phase.
+		assert.GreaterOrEqual(t, calls[i].Sub(calls[i-1]), every<<i-every, "wait after failure %d", i)
+	}
+	lines := strings.Count(logs.String(), "batched write failed")
+	assert.Equal(t, 1, lines, "one line per %v:\n%s", failLogEvery, logs.String())
+
+	closeWriter()
+	assert.Contains(t, logs.String(), `"readings":32,"last_seen_at":0,"discoveries":0,"temperatures":0,"message":"shutdown: writes the database did not take are lost"`)
 }

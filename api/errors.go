@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -14,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/internal/logging"
 )
 
 // Detail is one problem with one field.
@@ -190,7 +190,7 @@ var resourceNames = map[string]string{
 // errorHandler writes every error in the one shape; causes of 500s are
 // logged with the request id and never sent.
 func errorHandler(log zerolog.Logger) fiber.ErrorHandler {
-	var outage pacer
+	var outage logging.Pacer
 	return func(c *fiber.Ctx, err error) error {
 		apiErr, known := toError(err)
 		switch {
@@ -202,7 +202,7 @@ func errorHandler(log zerolog.Logger) fiber.ErrorHandler {
 			// database, refused logins, no free connection …), once per
 			// outageLogEvery with how many went unlogged since: the access
 			// log already has every request.
-			if ok, unlogged := outage.allow(time.Now(), outageLogEvery); ok {
+			if ok, unlogged := outage.Allow(time.Now(), outageLogEvery); ok {
 				log.Warn().Err(err).Int("unlogged_since", unlogged).Str("method", c.Method()).Str("path", c.Path()).
 					Msg("the database could not serve a request; answered 503")
 			}
@@ -217,24 +217,3 @@ func errorHandler(log zerolog.Logger) fiber.ErrorHandler {
 // outageLogEvery paces the log line about requests the database could not
 // serve.
 const outageLogEvery = 10 * time.Second
-
-// pacer lets one event through per interval and counts the rest.
-type pacer struct {
-	mu       sync.Mutex
-	next     time.Time
-	unlogged int
-}
-
-// allow says whether now's event is let through and, if so, how many were
-// held back since the last one that was.
-func (p *pacer) allow(now time.Time, every time.Duration) (bool, int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if now.Before(p.next) {
-		p.unlogged++
-		return false, 0
-	}
-	n := p.unlogged
-	p.unlogged, p.next = 0, now.Add(every)
-	return true, n
-}

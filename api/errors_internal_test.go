@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/rs/zerolog"
@@ -33,19 +32,4 @@ func TestUnavailableCauseIsLoggedPaced(t *testing.T) {
 	require.Len(t, lines, 1, logs.String())
 	assert.Contains(t, lines[0], "read-only transaction (SQLSTATE 25006)")
 	assert.Contains(t, lines[0], `"unlogged_since":0`)
-}
-
-func TestPacer(t *testing.T) {
-	var p pacer
-	t0 := time.Unix(1000, 0)
-	ok, n := p.allow(t0, time.Second)
-	assert.True(t, ok)
-	assert.Zero(t, n)
-	for i := range 4 {
-		ok, _ = p.allow(t0.Add(time.Duration(i)*100*time.Millisecond), time.Second)
-		assert.False(t, ok)
-	}
-	ok, n = p.allow(t0.Add(time.Second), time.Second)
-	assert.True(t, ok)
-	assert.Equal(t, 4, n)
 }
