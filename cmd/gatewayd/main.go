@@ -125,8 +125,15 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	logOut := logging.NewBuffered(stderr, 50*time.Millisecond)
 	defer logOut.Close()
 	log := logging.New(logOut, cfg.LogLevel, cfg.LogFormat, logging.Color(stderr, environ))
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// SIGHUP too: there is no configuration to reload, and the default
+	// (exit at once) dropped every gateway without a close frame and left
+	// readings unfinished. The first signal starts a graceful stop; it
+	// also gives the signals back to Go's default, so a second one ends
+	// the process at once (a stop stuck on a database that does not
+	// answer, say).
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	defer context.AfterFunc(ctx, stop)()
 	switch cmd {
 	case "migrate":
 		err = migrate(ctx, cfg, log)

@@ -117,18 +117,30 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		}
 	}()
 	// Until the API proper serves, health and ready answer (and every
-	// other route 503s) rather than leaving clients hanging while the
-	// database is waited for.
-	var connected atomic.Bool
-	starting := serveStarting(tcp.(*net.TCPListener), api.Starting(started, connected.Load), log)
+	// other route 503s, saying what the start waits for) rather than
+	// leaving clients hanging while the database is waited for.
+	var phase atomic.Pointer[startPhase]
+	phase.Store(&startPhase{why: "waiting for the database"})
+	starting := serveStarting(tcp.(*net.TCPListener), api.Starting(started, func() (bool, string) {
+		p := phase.Load()
+		return p.databaseUp, p.why
+	}), log)
 	defer starting.handOver() // before the listener's close above
 	log.Info().Str("addr", tcp.Addr().String()).Msg(logging.APIStarting)
 	pool, err := connect(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	connected.Store(true)
+	// Closed within the shutdown's time (closePool), unless serve ends
+	// before it gets that far.
+	var deadline time.Time
+	poolClosed := false
+	defer func() {
+		if !poolClosed {
+			closePool(pool, cfg.ShutdownTimeout, log)
+		}
+	}()
+	phase.Store(&startPhase{databaseUp: true, why: "checking the database's schema"})
 	v, err := store.Prepare(ctx, pool, cfg.MigrateOnStart)
 	if err != nil {
 		return err
@@ -136,6 +148,36 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	if cfg.MigrateOnStart {
 		log.Info().Int32("version", v).Msg("migrations applied")
 	}
+	// One process runs a database's gateways (store/instance.go): a second
+	// waits here, a standby, before it touches any of the database's state.
+	phase.Store(&startPhase{databaseUp: true, why: "another gatewayd runs this database's gateways; waiting for it to stop"})
+	inst, err := store.AcquireInstance(ctx, pool, time.Second, func(n int) {
+		if n == 1 || n%60 == 0 {
+			log.Warn().Int("waited_s", n-1).Msg("another gatewayd runs this database's gateways; waiting for it to stop " +
+				"(one instance per database; it takes over when that one stops)")
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer inst.Close()
+	lockLost := make(chan error, 1)
+	watchCtx, endWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		var lockPacer logging.Pacer
+		lockLost <- inst.Watch(watchCtx, 5*time.Second, func(err error) {
+			switch ok, n := lockPacer.Allow(time.Now(), time.Minute); {
+			case err == nil:
+				log.Info().Msg("instance lock held again")
+			case ok:
+				log.Warn().Err(err).Int("unlogged_since", n).Msg("instance lock's connection lost; taking the lock again when the database answers")
+			}
+		})
+	}()
+	defer func() { endWatch(); <-watchDone }() // before inst.Close
+	phase.Store(&startPhase{databaseUp: true, why: "loading"})
 	sealer, err := store.NewSealer(cfg.EncryptionKey, cfg.PreviousKeys...)
 	if err != nil {
 		return err
@@ -200,14 +242,17 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	go func() { serveErr <- app.Listener(ln) }()
 	log.Info().Str("addr", ln.Addr().String()).Msg(logging.APIListening)
 
+	var lost error // the instance lock, to another process
 	select {
 	case <-ctx.Done():
+	case lost = <-lockLost:
+		log.Error().Err(lost).Msg("stopping: another gatewayd runs this database's gateways now")
 	case err := <-serveErr:
 		shutdownRuntime(rt, cfg.ShutdownTimeout, log)
 		return fmt.Errorf("http server: %w", err)
 	}
-	log.Info().Str("timeout", cfg.ShutdownTimeout.String()).Msg("shutting down")
-	deadline := time.Now().Add(cfg.ShutdownTimeout)
+	log.Info().Str("timeout", cfg.ShutdownTimeout.String()).Msg("shutting down (a second signal stops at once)")
+	deadline = time.Now().Add(cfg.ShutdownTimeout)
 	// End the event streams (HTTP shutdown waits for open requests), stop
 	// taking requests, then close every gateway with code 1000.
 	broker.Close()
@@ -219,8 +264,36 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	endRequests()
 	<-serveErr
 	shutdownRuntime(rt, time.Until(deadline), log)
+	closePool(pool, time.Until(deadline), log)
+	poolClosed = true
 	log.Info().Msg("stopped")
-	return nil
+	return lost
+}
+
+// startPhase is what health and ready say while serve starts.
+type startPhase struct {
+	databaseUp bool
+	why        string
+}
+
+// closePool closes the pool, waiting at most within (100 ms at least): a
+// database that accepts but does not answer kept pgx's close waiting 15 s
+// per connection (its cancel request's own deadline), past
+// SHUTDOWN_TIMEOUT and into the service manager's kill. The close left
+// running ends with the process, which is about to exit.
+func closePool(pool *pgxpool.Pool, within time.Duration, log zerolog.Logger) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pool.Close()
+	}()
+	t := time.NewTimer(max(within, 100*time.Millisecond))
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		log.Warn().Msg("database connections did not close in time (PostgreSQL does not answer); left to the exit")
+	}
 }
 
 // startRetention deletes the samples of readings older than retention

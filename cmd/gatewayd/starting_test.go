@@ -3,12 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,9 +26,11 @@ type dbGate struct {
 	ln     net.Listener
 	target string
 	open   atomic.Bool
-	mu     sync.Mutex
-	conns  []net.Conn
-	wg     sync.WaitGroup
+	// stalled: what is sent either way is dropped
+	stalled atomic.Bool
+	mu      sync.Mutex
+	conns   []net.Conn
+	wg      sync.WaitGroup
 }
 
 func newDBGate(t *testing.T, target string) *dbGate {
@@ -69,8 +72,27 @@ func (g *dbGate) accept() {
 		g.conns = append(g.conns, c, up)
 		g.mu.Unlock()
 		g.wg.Add(2)
-		go func() { defer g.wg.Done(); _, _ = io.Copy(up, c); _ = up.Close() }()
-		go func() { defer g.wg.Done(); _, _ = io.Copy(c, up); _ = c.Close() }()
+		go g.pipe(up, c)
+		go g.pipe(c, up)
+	}
+}
+
+// pipe copies src to dst until either ends; while the gate is stalled
+// what it reads goes nowhere (a database that takes and never answers).
+func (g *dbGate) pipe(dst, src net.Conn) {
+	defer g.wg.Done()
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !g.stalled.Load() {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
 	}
 }
 
@@ -106,11 +128,14 @@ func TestAnswersWhileWaitingForTheDatabase(t *testing.T) {
 	for _, path := range []string{"/api/ready", "/api/gateways", "/"} {
 		res, err := http.Get(base + path)
 		require.NoError(t, err, path)
-		var body struct{ Error struct{ Code string } }
+		var body struct {
+			Error struct{ Code, Message string }
+		}
 		require.NoError(t, json.NewDecoder(res.Body).Decode(&body), path)
 		_ = res.Body.Close()
 		assert.Equal(t, http.StatusServiceUnavailable, res.StatusCode, path)
 		assert.Equal(t, "SERVICE_UNAVAILABLE", body.Error.Code, path)
+		assert.Equal(t, "gatewayd is starting: waiting for the database", body.Error.Message, path)
 		assert.Equal(t, "1", res.Header.Get("Retry-After"), path)
 	}
 	assert.False(t, logging.Listening(gw.logs.String(), fmt.Sprintf("127.0.0.1:%d", gw.port)), "still waiting for the database")
@@ -132,4 +157,103 @@ func TestAnswersWhileWaitingForTheDatabase(t *testing.T) {
 	require.NoError(t, err)
 	_ = res.Body.Close()
 	assert.Equal(t, http.StatusUnauthorized, res.StatusCode, "the API proper, with its authentication")
+}
+
+// readyAnswer is GET /api/ready's status and error message.
+func readyAnswer(t *testing.T, port int) (int, string) {
+	t.Helper()
+	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/ready", port))
+	require.NoError(t, err)
+	defer res.Body.Close()
+	var body struct{ Error struct{ Message string } }
+	_ = json.NewDecoder(res.Body).Decode(&body)
+	return res.StatusCode, body.Error.Message
+}
+
+// waitExit waits for a served process to exit and returns how long that
+// took from now.
+func (s *served) waitExit(t *testing.T, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	select {
+	case <-s.done:
+		return time.Since(start)
+	case <-time.After(within):
+		t.Fatalf("gatewayd still running %v after the signal\n%s", within, s.logs)
+		return 0
+	}
+}
+
+// One gatewayd runs a database's gateways: a second on the same database
+// (a rolling deploy's new process, a restart overlapping the old one's
+// drain) waits, answering health and a 503 ready that says why, and
+// touches nothing (it once failed the first one's readings as
+// interrupted, and opened a second socket to every gateway). It takes
+// over when the first stops.
+func TestSecondInstanceWaitsForTheFirst(t *testing.T) {
+	t.Parallel()
+	dbURL := tmpl.New(t)
+	env := []string{"DATABASE_URL=" + dbURL, "ENCRYPTION_KEY=" + key, "AUTH_ENABLED=false"}
+	first := startServe(t, env)
+	second := startServeUntil(t, logging.APIStarting, env)
+	eventually(t, func() bool { return strings.Contains(second.logs.String(), "waiting for it to stop") }, 20*time.Second,
+		"the second says it waits")
+	code, msg := readyAnswer(t, second.port)
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Equal(t, "gatewayd is starting: another gatewayd runs this database's gateways; waiting for it to stop", msg)
+	code, _ = readyAnswer(t, first.port)
+	assert.Equal(t, http.StatusOK, code, "the first serves on")
+
+	require.NoError(t, first.cmd.Process.Signal(syscall.SIGTERM))
+	first.waitExit(t, 20*time.Second)
+	require.True(t, second.logged(t, logging.APIListening, 20*time.Second), "the second took over:\n%s", second.logs)
+	eventually(t, func() bool { code, _ := readyAnswer(t, second.port); return code == http.StatusOK }, 20*time.Second, "second ready")
+}
+
+// SIGHUP stops gracefully, as SIGTERM does: there is no configuration to
+// reload, and Go's default (exit at once) dropped every gateway without a
+// close frame and left readings unfinished.
+func TestSIGHUPStopsGracefully(t *testing.T) {
+	t.Parallel()
+	gw := startServe(t, []string{"DATABASE_URL=" + tmpl.New(t), "ENCRYPTION_KEY=" + key})
+	require.NoError(t, gw.cmd.Process.Signal(syscall.SIGHUP))
+	gw.waitExit(t, 20*time.Second)
+	require.NoError(t, gw.err, "exit 0:\n%s", gw.logs)
+	assert.Contains(t, gw.logs.String(), `"message":"stopped"`)
+}
+
+// A database that stops answering does not hold the shutdown past
+// SHUTDOWN_TIMEOUT: pgx's close of a connection waiting on it took 15 s
+// (its cancel request's deadline), and a second signal did not help.
+func TestShutdownKeepsItsTimeoutWhenTheDatabaseStalls(t *testing.T) {
+	t.Parallel()
+	u, err := url.Parse(tmpl.New(t))
+	require.NoError(t, err)
+	gate := newDBGate(t, u.Host)
+	gate.open.Store(true)
+	u.Host = gate.ln.Addr().String()
+	gw := startServe(t, []string{"DATABASE_URL=" + u.String(), "ENCRYPTION_KEY=" + key, "SHUTDOWN_TIMEOUT=1s"})
+	gate.stalled.Store(true)
+	// Once the health probe has found the database gone, its pings wait
+	// on pool connections.
+	eventually(t, func() bool {
+		res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/health", gw.port))
+		require.NoError(t, err)
+		defer res.Body.Close()
+		var h struct{ Database string }
+		require.NoError(t, json.NewDecoder(res.Body).Decode(&h))
+		return h.Database == "unreachable"
+	}, 20*time.Second, "the probe finds the database stalled")
+	require.NoError(t, gw.cmd.Process.Signal(syscall.SIGTERM))
+	took := gw.waitExit(t, 60*time.Second)
+	assert.Less(t, took, 8*time.Second, "the 15 s of pgx's close are not waited for:\n%s", gw.logs)
+}
+
+func eventually(t *testing.T, cond func() bool, within time.Duration, what string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		require.True(t, time.Now().Before(deadline), what)
+		time.Sleep(20 * time.Millisecond)
+	}
 }

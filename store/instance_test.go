@@ -1,0 +1,130 @@
+package store_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd/store"
+)
+
+// lockHolder is the backend that holds the instance lock (0: none).
+func lockHolder(t *testing.T, pool *pgxpool.Pool) int32 {
+	t.Helper()
+	var pid int32
+	err := pool.QueryRow(context.Background(), `SELECT coalesce(max(pid), 0) FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND classid = x'67617465'::int::oid AND objid = x'77617964'::int::oid`).Scan(&pid)
+	require.NoError(t, err)
+	return pid
+}
+
+func eventually(t *testing.T, cond func() bool, within time.Duration, what string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		require.True(t, time.Now().Before(deadline), what)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// One process at a time holds a database's instance lock: a second waits
+// until the first lets go, and takes over then.
+func TestInstanceLockHasOneHolder(t *testing.T) {
+	_, pool := newStore(t)
+	ctx := context.Background()
+	first, err := store.AcquireInstance(ctx, pool, 10*time.Millisecond, func(int) { t.Error("the first waited") })
+	require.NoError(t, err)
+	firstPID := lockHolder(t, pool)
+	require.NotZero(t, firstPID)
+
+	var waits atomic.Int32
+	second := make(chan *store.Instance, 1)
+	go func() {
+		in, err := store.AcquireInstance(ctx, pool, 10*time.Millisecond, func(int) { waits.Add(1) })
+		assert.NoError(t, err)
+		second <- in
+	}()
+	eventually(t, func() bool { return waits.Load() >= 3 }, 10*time.Second, "the second waits")
+	select {
+	case <-second:
+		t.Fatal("two holders")
+	default:
+	}
+	first.Close()
+	select {
+	case in := <-second:
+		require.NotNil(t, in)
+		defer in.Close()
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second did not take over")
+	}
+	assert.NotEqual(t, firstPID, lockHolder(t, pool))
+
+	// A waiter gives up when its context does.
+	cctx, cancel := context.WithCancel(ctx)
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		cancel()
+	}()
+	_, err = store.AcquireInstance(cctx, pool, 10*time.Millisecond, func(int) {})
+	assert.ErrorIs(t, err, context.Canceled)
+}
+
+// A lost lock connection lost the lock: Watch takes it again when nobody
+// else did, and gives up (ErrInstanceTaken) when another process did.
+func TestInstanceWatchRetakesOrGivesUp(t *testing.T) {
+	_, pool := newStore(t)
+	ctx := context.Background()
+	in, err := store.AcquireInstance(ctx, pool, 10*time.Millisecond, func(int) {})
+	require.NoError(t, err)
+	defer in.Close()
+	watchCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	watched := make(chan error, 1)
+	go func() { watched <- in.Watch(watchCtx, 20*time.Millisecond, func(error) {}) }()
+
+	// Nobody else wants it: held again, on a new connection.
+	pid := lockHolder(t, pool)
+	_, err = pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid)
+	require.NoError(t, err)
+	eventually(t, func() bool { p := lockHolder(t, pool); return p != 0 && p != pid }, 10*time.Second, "held again")
+	select {
+	case err := <-watched:
+		t.Fatalf("Watch returned %v though it held the lock again", err)
+	default:
+	}
+
+	// Another process waits for it (PostgreSQL grants it to a waiter the
+	// moment the holder's session ends) and the connection is lost.
+	other, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer other.Release()
+	granted := make(chan error, 1)
+	go func() {
+		_, err := other.Exec(ctx, `SELECT pg_advisory_lock(x'67617465'::int, x'77617964'::int)`)
+		granted <- err
+	}()
+	eventually(t, func() bool {
+		var waiting bool
+		require.NoError(t, pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+			AND classid = x'67617465'::int::oid)`).Scan(&waiting))
+		return waiting
+	}, 10*time.Second, "the other waits")
+	_, err = pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, lockHolder(t, pool))
+	require.NoError(t, err)
+	require.NoError(t, <-granted)
+	select {
+	case err := <-watched:
+		require.ErrorIs(t, err, store.ErrInstanceTaken)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Watch did not see the lock taken")
+	}
+	_, err = other.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
+	require.NoError(t, err)
+}
