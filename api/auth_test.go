@@ -354,3 +354,71 @@ func TestDelayedRefusalLineNamesItsRequest(t *testing.T) {
 	assert.Contains(t, last, `"path":"/api/factories"`)
 	assert.Contains(t, last, `"method":"GET"`)
 }
+
+// A token's last_used_at records uses that were let through: a request
+// with an expired or revoked token is refused (401) and leaves the
+// token's last_used_at as it was (null, or its last real use), while a
+// usable token's moves (store.UseToken's WHERE: not revoked, not
+// expired). Each token is asked once, so each request is a cache miss
+// that asks the database.
+func TestOnlyUsableTokensRecordTheirUse(t *testing.T) {
+	t.Parallel()
+	e, pool := poolEnv(t, api.Options{AuthEnabled: true, TokenCacheTTL: time.Minute})
+	ctx := context.Background()
+	earlier := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	past, future := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	type token struct {
+		expires   *time.Time
+		revoked   bool
+		lastUsed  *time.Time // as stored before the request
+		usable    bool
+		id        uuid.UUID
+		secretTxt string
+	}
+	tokens := map[string]*token{
+		"usable, never used":          {usable: true},
+		"usable, used before":         {lastUsed: &earlier, usable: true},
+		"usable until later":          {expires: &future, lastUsed: &earlier, usable: true},
+		"expired, never used":         {expires: &past},
+		"expired, used before":        {expires: &past, lastUsed: &earlier},
+		"revoked, never used":         {revoked: true},
+		"revoked, used before":        {revoked: true, lastUsed: &earlier},
+		"revoked and expired, unused": {revoked: true, expires: &past},
+	}
+	for name, tk := range tokens {
+		created, text, err := e.st.CreateToken(ctx, name, gatewayd.RoleViewer, tk.expires)
+		require.NoError(t, err)
+		tk.id, tk.secretTxt = created.ID, secret(text)
+		_, err = pool.Exec(ctx, `UPDATE api_tokens SET last_used_at = $2 WHERE id = $1`, tk.id, tk.lastUsed)
+		require.NoError(t, err)
+		if tk.revoked {
+			_, err = e.st.RevokeToken(ctx, tk.id)
+			require.NoError(t, err)
+		}
+	}
+	lastUsed := func(id uuid.UUID) *time.Time {
+		t.Helper()
+		var at *time.Time
+		require.NoError(t, pool.QueryRow(ctx, `SELECT last_used_at FROM api_tokens WHERE id = $1`, id).Scan(&at))
+		return at
+	}
+	before := time.Now()
+	for name, tk := range tokens {
+		r := e.do("GET", "/api/organizations", nil, bearer(tk.secretTxt)...)
+		at := lastUsed(tk.id)
+		if tk.usable {
+			assert.Equal(t, 200, r.status, "%s: %s", name, r.body)
+			if assert.NotNil(t, at, "%s: a use is recorded", name) {
+				assert.WithinDuration(t, before, *at, time.Minute, "%s: last_used_at moves to the use", name)
+				assert.False(t, at.Before(before.Add(-time.Second)), "%s: last_used_at %s is the use's time", name, at)
+			}
+			continue
+		}
+		assert.Equal(t, 401, r.status, "%s: %s", name, r.body)
+		if tk.lastUsed == nil {
+			assert.Nil(t, at, "%s: a refused request is no use", name)
+		} else if assert.NotNil(t, at, name) {
+			assert.True(t, tk.lastUsed.Equal(*at), "%s: last_used_at stays %s, is %s", name, tk.lastUsed, at)
+		}
+	}
+}
