@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/internal/config"
 	"github.com/ctcgw/gatewayd/internal/testutil"
@@ -206,6 +208,92 @@ func TestCascadeOverHTTP(t *testing.T) {
 	e.rt.mu.Lock()
 	assert.ElementsMatch(t, []uuid.UUID{uuid.MustParse(g1), uuid.MustParse(g2)}, e.rt.removed)
 	e.rt.mu.Unlock()
+}
+
+// A deleted factory's equipment is deleted with it (API.md §7), and an
+// organization's through its factories: it is gone as equipment deleted
+// on its own is, to every route (read, list, change, delete, assign to a
+// sensor), while the equipment of live factories stays; nothing new is
+// made under the deleted factory. Deleted equipment of the sensor's own
+// factory cannot be assigned either (the check's "e.deleted_at IS NULL",
+// not its factory match, refuses it).
+func TestDeletedFactoryTakesItsEquipment(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	org := e.org("O")
+	live, doomed := e.factory(org, "Live"), e.factory(org, "Doomed")
+	gw := e.gateway(live, "A")["id"].(string)
+	_, err := e.st.MergeDiscoveries(context.Background(), []gatewayd.Discovery{{GatewayID: uuid.MustParse(gw), At: time.Now(),
+		Sensors: []gatewayd.SensorReport{{Serial: 1, Name: "S-1", Connected: true}}}})
+	require.NoError(t, err)
+	r := e.do("GET", "/api/gateways/"+gw+"/sensors", nil)
+	require.Equal(t, 200, r.status, string(r.body))
+	sensor := r.json(t)["data"].([]any)[0].(map[string]any)["id"].(string)
+	equipment := func(factory, name string) string {
+		return e.create("/api/equipment", map[string]any{"factory_id": factory, "name": name})["id"].(string)
+	}
+	kept := equipment(live, "Kept")
+	dropped := equipment(live, "Dropped") // deleted on its own
+	gone := equipment(doomed, "Gone")
+	otherOrg := e.org("Other")
+	goneWithOrg := equipment(e.factory(otherOrg, "Far"), "Far pump")
+	keptAlso := equipment(e.factory(e.org("Third"), "Near"), "Near pump")
+
+	require.Equal(t, 204, e.do("DELETE", "/api/equipment/"+dropped, nil).status)
+	require.Equal(t, 204, e.do("DELETE", "/api/factories/"+doomed, nil).status)
+	require.Equal(t, 204, e.do("DELETE", "/api/organizations/"+otherOrg, nil).status)
+
+	notFound := func(r response, what string) {
+		t.Helper()
+		if assert.Equal(t, 404, r.status, "%s: %s", what, r.body) {
+			code, _ := r.errorBody(t)
+			assert.Equal(t, "EQUIPMENT_NOT_FOUND", code, what)
+		}
+	}
+	for name, id := range map[string]string{"deleted": dropped, "its factory deleted": gone, "its organization deleted": goneWithOrg} {
+		notFound(e.do("GET", "/api/equipment/"+id, nil), name+": GET")
+		notFound(e.do("PUT", "/api/equipment/"+id, map[string]any{"name": "revived"}), name+": PUT")
+		notFound(e.do("DELETE", "/api/equipment/"+id, nil), name+": DELETE")
+		r := e.do("PUT", "/api/sensors/"+sensor, map[string]any{"equipment_id": id})
+		if assert.Equal(t, 422, r.status, "%s: assigned: %s", name, r.body) {
+			code, fields := r.errorBody(t)
+			assert.Equal(t, "INVALID_REFERENCE", code, name)
+			assert.Equal(t, []string{"equipment_id"}, fields, name)
+		}
+	}
+	assert.Nil(t, e.do("GET", "/api/sensors/"+sensor, nil).json(t)["equipment_id"], "no refused assignment was stored")
+
+	ids := func(path string) ([]string, float64) {
+		t.Helper()
+		r := e.do("GET", path, nil)
+		require.Equal(t, 200, r.status, "%s: %s", path, r.body)
+		body := r.json(t)
+		out := []string{}
+		for _, x := range body["data"].([]any) {
+			out = append(out, x.(map[string]any)["id"].(string))
+		}
+		return out, body["pagination"].(map[string]any)["total"].(float64)
+	}
+	list, total := ids("/api/equipment?limit=100")
+	assert.ElementsMatch(t, []string{kept, keptAlso}, list, "the list holds live equipment only")
+	assert.Equal(t, 2.0, total, "and counts it only")
+	list, total = ids("/api/equipment?factory_id=" + doomed)
+	assert.Empty(t, list, "a deleted factory lists no equipment")
+	assert.Zero(t, total)
+	list, total = ids("/api/equipment?factory_id=" + live)
+	assert.Equal(t, []string{kept}, list)
+	assert.Equal(t, 1.0, total)
+
+	r = e.do("POST", "/api/equipment", map[string]any{"factory_id": doomed, "name": "Late"})
+	require.Equal(t, 422, r.status, "equipment under a deleted factory: %s", r.body)
+	code, fields := r.errorBody(t)
+	assert.Equal(t, "INVALID_REFERENCE", code)
+	assert.Equal(t, []string{"factory_id"}, fields)
+	list, _ = ids("/api/equipment?limit=100")
+	assert.Len(t, list, 2, "nothing was made")
+
+	r = e.do("PUT", "/api/sensors/"+sensor, map[string]any{"equipment_id": kept})
+	require.Equal(t, 200, r.status, "live equipment of the sensor's factory is assigned: %s", r.body)
+	assert.Equal(t, kept, r.json(t)["equipment_id"])
 }
 
 func TestPaging(t *testing.T) {
