@@ -347,3 +347,54 @@ func TestManualReadingRemovedConcurrentlyStaysRemoved(t *testing.T) {
 	_, err = s.GetReading(ctx, r.ID)
 	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
 }
+
+// DiscardReading removes only the reading it names, and only while it is
+// QUEUED (it never ran): a reading that is running or final stays as it
+// was, its samples too, and other queued readings stay.
+func TestDiscardReadingRemovesOnlyAQueuedReading(t *testing.T) {
+	ctx := context.Background()
+	s, _, _, sensor := readingFixture(t)
+	create := func() gatewayd.Reading {
+		t.Helper()
+		r, _, err := s.CreateReading(ctx, uuid.New(), sensor.ID, gatewayd.TriggerManual)
+		require.NoError(t, err)
+		return r
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	n := 3
+	wave := gatewayd.Waveform{X: []float32{1, 2, 3}, Y: []float32{0, 0, 0}, Z: []float32{-1, -2, -3}}
+	queued, otherQueued := create(), create()
+	running := create()
+	running.Status, running.StartedAt = gatewayd.ReadingRunning, &now
+	complete := create()
+	complete.Status, complete.StartedAt, complete.CompletedAt = gatewayd.ReadingComplete, &now, &now
+	complete.Samples, complete.Summary = &n, []byte(`{"x":{"samples":3}}`)
+	failed := create()
+	failed.Status, failed.CompletedAt, failed.Error = gatewayd.ReadingFailed, &now, ptr(gatewayd.ReadingErrRefused)
+	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{
+		{Reading: running}, {Reading: complete, Packed: packedOf(wave)}, {Reading: failed}})))
+	stored := map[string]gatewayd.Reading{}
+	for name, r := range map[string]gatewayd.Reading{"running": running, "complete": complete, "failed": failed,
+		"another queued": otherQueued} {
+		got, err := s.GetReading(ctx, r.ID)
+		require.NoError(t, err, name)
+		require.Equal(t, r.Status, got.Status, name)
+		stored[name] = got
+	}
+
+	require.NoError(t, s.DiscardReading(ctx, queued.ID))
+	_, err := s.GetReading(ctx, queued.ID)
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound, "a queued reading is removed")
+	for name, want := range map[string]gatewayd.Reading{"running": running, "complete": complete, "failed": failed} {
+		require.NoError(t, s.DiscardReading(ctx, want.ID), name)
+	}
+	for name, want := range stored {
+		got, err := s.GetReading(ctx, want.ID)
+		if assert.NoError(t, err, "%s: still there", name) {
+			assert.Equal(t, want, got, "%s: unchanged", name)
+		}
+	}
+	w, err := s.GetWaveform(ctx, complete.ID)
+	require.NoError(t, err, "a complete reading keeps its samples")
+	assert.Equal(t, wave.X, w.X)
+}
