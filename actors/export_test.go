@@ -1,5 +1,14 @@
 package actors
 
+import (
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"github.com/ctcgw/gatewayd"
+)
+
 // FillIntake counts n bytes in the runtime's reading intake, as a burst
 // of readings on their way to the database would, until the returned
 // function takes them out again.
@@ -30,3 +39,24 @@ func HoldCrunch(r *Runtime) (release func()) {
 
 // FlushWriter writes what the runtime's writer holds of sensors now.
 func FlushWriter(r *Runtime) { r.d.writer.flushData() }
+
+// Writer is the runtime's batching writer over src, for tests of what it
+// stores: values are handed over as the actors hand them, and written at
+// its intervals (seen, data, readings) or when a Flush says.
+type Writer struct{ w *writer }
+
+// NewWriter starts a writer over src; Close ends it.
+func NewWriter(src Source, seenEvery, dataEvery, readingEvery time.Duration) *Writer {
+	w := newWriter(src, nopObserver{}, func() bool { return false }, seenEvery, dataEvery, readingEvery, zerolog.Nop())
+	w.intake = newIntake(1 << 30)
+	return &Writer{w}
+}
+
+func (w *Writer) Mark(id uuid.UUID, at time.Time)    { w.w.mark(id, at) }
+func (w *Writer) Discovered(d gatewayd.Discovery)    { w.w.discovered(d) }
+func (w *Writer) Temperature(t gatewayd.Temperature) { w.w.temperature(t) }
+func (w *Writer) Reading(u gatewayd.ReadingUpdate)   { w.w.reading(u) }
+func (w *Writer) FlushSeen()                         { w.w.flushSeen() }
+func (w *Writer) FlushData()                         { w.w.flushData() }
+func (w *Writer) FlushReadings()                     { w.w.flushReadings() }
+func (w *Writer) Close()                             { w.w.close() }
