@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -17,6 +18,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/common/expfmt"
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -575,4 +577,46 @@ func TestReadingsArePublishedAndCounted(t *testing.T) {
 		counted[labels["trigger"]+" "+labels["status"]] = m.GetCounter().GetValue()
 	}
 	assert.Equal(t, map[string]float64{"MANUAL COMPLETE": 1, "MANUAL FAILED": 1}, counted)
+}
+
+// HEAD /api/events is 405 METHOD_NOT_ALLOWED (a stream has no head to
+// give: routes.go registers HEAD beside every GET but this one), with a
+// token or without: it is answered at once, with no body, and opens no
+// stream. Registered as the other GETs' HEADs are, it ran the stream's
+// handler: a HEAD with a token got 200 and then the stream, its
+// keep-alives written where no body may be, the connection held until
+// the stream ended.
+func TestHeadOfTheEventStreamIsRefusedAtOnce(t *testing.T) {
+	tel := &telemetry.Observer{Metrics: metrics.New(), Events: events.NewBroker(events.DefaultRingSize), Log: zerolog.Nop()}
+	e := newEnv(t, api.Options{AuthEnabled: true, Telemetry: tel, EventsKeepAlive: 20 * time.Millisecond})
+	_, text, err := e.st.CreateToken(context.Background(), "viewer", gatewayd.RoleViewer, nil)
+	require.NoError(t, err)
+	token := secret(text)
+	base := serveOn(t, e.app, tel.Events)
+	for name, req := range map[string]string{
+		"no token":           "HEAD /api/events HTTP/1.1\r\n",
+		"a viewer's token":   "HEAD /api/events HTTP/1.1\r\nAuthorization: Bearer " + token + "\r\n",
+		"the token as query": "HEAD /api/events?access_token=" + url.QueryEscape(token) + " HTTP/1.1\r\n",
+		"an unknown token":   "HEAD /api/events HTTP/1.1\r\nAuthorization: Bearer gwd_" + strings.Repeat("A", 43) + "\r\n",
+	} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		require.NoError(t, err)
+		require.NoError(t, conn.SetDeadline(time.Now().Add(5*time.Second)))
+		_, err = fmt.Fprintf(conn, "%sHost: t\r\nConnection: close\r\n\r\n", req)
+		require.NoError(t, err)
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, &http.Request{Method: "HEAD"})
+		require.NoError(t, err, "%s: an answer", name)
+		assert.Equal(t, 405, resp.StatusCode, name)
+		assert.NotEqual(t, "text/event-stream", resp.Header.Get("Content-Type"), name)
+		rest, err := io.ReadAll(br)
+		assert.NoError(t, err, "%s: the server ends the connection (Connection: close): no stream holds it", name)
+		assert.Empty(t, string(rest), "%s: no body", name)
+		_ = conn.Close()
+	}
+	assert.Zero(t, tel.Events.Subscribers(), "no HEAD opened a subscription")
+
+	// The same token's GET is the stream: the 405 is the method's.
+	_, stop := subscribe(t, base, "", "Authorization", "Bearer "+token)
+	stop()
 }
