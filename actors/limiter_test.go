@@ -128,3 +128,99 @@ func TestDialLimiterQueuesWithoutStarting(t *testing.T) {
 	assert.Nil(t, p.l.healthy.head)
 	assert.Nil(t, p.l.unproven.head)
 }
+
+// Each lane is first in, first out: healthy dials start in the order they
+// were queued, and so do failing ones, whatever the other lane does; a
+// failing dial skipped while the lane is full keeps its place ahead of
+// the failing dials queued after it.
+func TestDialLimiterLanesAreFirstInFirstOut(t *testing.T) {
+	t.Parallel()
+	p := newLimiterProbe(4) // lane: 2
+	for _, name := range []string{"r1", "r2", "r3", "r4"} {
+		p.submit(name, false)
+	}
+	require.Equal(t, []string{"r1", "r2", "r3", "r4"}, p.startedNow(t, 4))
+	for _, name := range []string{"f1", "f2", "f3", "f4"} {
+		p.submit(name, true)
+	}
+	for _, name := range []string{"h1", "h2", "h3"} {
+		p.submit(name, false)
+	}
+	assert.Empty(t, p.next(t), "every slot is taken")
+
+	var order []string
+	for _, failing := range []bool{false, false, false, false, true, true, false} {
+		p.l.release(failing)
+		order = append(order, p.startedNow(t, 1)...)
+	}
+	// f1 and f2 fill the lane, so h1 and h2 pass f3 and f4; each freed
+	// lane place goes to the oldest failing dial, f3 before f4.
+	assert.Equal(t, []string{"f1", "f2", "h1", "h2", "f3", "f4", "h3"}, order)
+	for _, failing := range []bool{true, true, true, true} {
+		p.l.release(failing)
+	}
+	assert.Empty(t, p.next(t))
+	assert.Zero(t, p.l.pending.Load())
+}
+
+// Across the lanes the oldest waiter is served first: a failing dial
+// queued before a healthy one starts before it while the lane has room,
+// and after it when it was queued after it. Only a full lane lets a
+// younger healthy dial pass an older failing one.
+func TestDialLimiterServesTheOldestAcrossLanes(t *testing.T) {
+	t.Parallel()
+	p := newLimiterProbe(4) // lane: 2
+	for _, name := range []string{"r1", "r2", "r3", "r4"} {
+		p.submit(name, false)
+	}
+	p.startedNow(t, 4)
+	for _, w := range []struct {
+		name    string
+		failing bool
+	}{{"h1", false}, {"f1", true}, {"f2", true}, {"h2", false}, {"f3", true}, {"h3", false}} {
+		p.submit(w.name, w.failing)
+	}
+	assert.Empty(t, p.next(t), "every slot is taken")
+
+	p.l.release(false)
+	assert.Equal(t, []string{"h1"}, p.startedNow(t, 1), "h1 is older than f1")
+	p.l.release(false)
+	assert.Equal(t, []string{"f1"}, p.startedNow(t, 1), "f1 is older than h2, and the lane has room")
+	p.l.release(false)
+	assert.Equal(t, []string{"f2"}, p.startedNow(t, 1), "f2 is older than h2, and the lane has room")
+	p.l.release(false)
+	assert.Equal(t, []string{"h2"}, p.startedNow(t, 1), "h2 is older than f3")
+	p.l.release(false)
+	assert.Equal(t, []string{"h3"}, p.startedNow(t, 1), "f3 is older, but the lane is full")
+	p.l.release(true)
+	assert.Equal(t, []string{"f3"}, p.startedNow(t, 1), "the lane has room again")
+	for _, failing := range []bool{false, false, true, true} {
+		p.l.release(failing)
+	}
+	assert.Empty(t, p.next(t))
+	assert.Zero(t, p.l.pending.Load())
+	assert.False(t, p.l.crowded())
+}
+
+// The failing lane is half the slots, rounded down, and never less than
+// one: with GATEWAY_DIAL_CONCURRENCY 1 the lane is the only slot (README),
+// so a new gateway still dials.
+func TestDialLimiterLaneIsHalfTheSlots(t *testing.T) {
+	t.Parallel()
+	for slots, lane := range map[int]int{1: 1, 2: 1, 3: 1, 4: 2, 5: 2, 64: 32} {
+		p := newLimiterProbe(slots)
+		for range slots {
+			p.submit("f", true)
+		}
+		started := 0
+		for p.next(t) != "" {
+			started++
+		}
+		assert.Equal(t, lane, started, "%d slots: failing dials in flight", slots)
+		// The rest of the slots are the open lane's.
+		for range slots - lane {
+			p.submit("h", false)
+		}
+		assert.Len(t, p.startedNow(t, slots-lane), slots-lane, "%d slots: healthy dials beside the lane", slots)
+	}
+}
