@@ -246,6 +246,42 @@ func TestFloodingGatewaysAreCutOffAndMemoryStaysBounded(t *testing.T) {
 	}
 }
 
+// A gateway that sends more bytes per second than the byte limit is cut
+// off into BACKOFF saying so, even in few frames, far under the frame
+// limits (README: "more than 200 frames or 8 MiB per second sustained
+// ... cuts its connection off"); its quiet neighbour keeps its
+// connection, and it logs in again once it stops.
+func TestByteFloodIsCutOff(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.FloodFrameRate, cfg.FloodFrameBurst = 1<<20, 1<<30 // the frame count alone never trips
+	cfg.FloodByteRate, cfg.FloodByteBurst = 256<<10, 1<<20
+	// A backoff long enough to see last_error before the next login
+	// clears it.
+	cfg.BackoffInitial, cfg.BackoffMax = 2*time.Second, 2*time.Second
+	h := newHarness(t, cfg)
+	gws, sims := h.AddAuthenticated("bytes", 2)
+	g, sg := gws[0], sims[0]
+	pad := strings.Repeat("x", 64<<10) // 16 frames fill the burst
+	// The flood starts on the open socket (and on every later one from
+	// its login on).
+	sg.UpdateFaults(func(f *ctctest.Faults) {
+		f.Flood = true
+		f.FloodFrame = `{"Type":"NOT_SIM_FLOOD","From":"SERV","Target":"UI","Data":{"Pad":"` + pad + `"}}`
+	})
+	var st gatewayd.Status
+	eventually(t, func() bool {
+		st = h.Status(g.ID)
+		return st.State == gatewayd.StateBackoff && st.LastError != nil && strings.Contains(*st.LastError, "flooding")
+	}, 20*time.Second, "the byte flood is cut off")
+	assert.Contains(t, *st.LastError, "0.25 MiB per second", "it names the limit")
+	quiet := sims[1].Stats()
+	assert.Equal(t, 1, quiet.Accepted, "the quiet neighbour kept its connection")
+	assert.Equal(t, 1, quiet.Open)
+
+	sg.UpdateFaults(func(f *ctctest.Faults) { f.Flood = false })
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+}
+
 // A frame over the read limit right after every login: the gateway keeps
 // backing off instead of reconnecting every second forever.
 func TestOversizeFrameAfterLoginKeepsBackingOff(t *testing.T) {

@@ -219,3 +219,116 @@ func TestPongWaitCountsFromTheRelease(t *testing.T) {
 	assert.Negative(t, h.pongWait(released.Add(3*time.Second), timeout))
 	(&reader{}).hold(true) // no clock: nothing to tell
 }
+
+// metered is a reader run with an inbox of its own that nothing gives
+// back unless the test does (an actor that does not keep up): the cost of
+// each frame delivered, and the reader's end, arrive on the channels.
+type metered struct {
+	inbox *semaphore.Weighted
+	costs chan int64
+	ended chan error
+}
+
+func runMetered(t *testing.T, client *websocket.Conn, cfg Config) *metered {
+	t.Helper()
+	cfg = cfg.withDefaults()
+	m := &metered{inbox: semaphore.NewWeighted(int64(cfg.InboxBytes)), costs: make(chan int64, 64), ended: make(chan error, 1)}
+	r := &reader{ws: client, inbox: m.inbox, intake: newIntake(1 << 30), cfg: cfg, log: zerolog.Nop(),
+		deliver: func(_ ctc.Message, _ error, cost, _ int64, _ *[]byte) bool {
+			m.costs <- cost
+			return false
+		},
+		end: func(err error) {
+			select {
+			case m.ended <- err:
+			default:
+			}
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go r.run(ctx, done)
+	t.Cleanup(func() { cancel(); client.Close(); <-done })
+	return m
+}
+
+// cost waits for the next frame's delivery and returns its inbox cost.
+func (m *metered) cost(t *testing.T) int64 {
+	t.Helper()
+	select {
+	case c := <-m.costs:
+		return c
+	case err := <-m.ended:
+		t.Fatalf("the reader ended instead: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no frame delivered")
+	}
+	return 0
+}
+
+// frameOf is an unknown notification of exactly size bytes.
+func frameOf(t *testing.T, size int) []byte {
+	t.Helper()
+	const head, tail = `{"Type":"NOT_SIM_FLOOD","From":"SERV","Target":"UI","Data":{"Pad":"`, `"}}`
+	require.Greater(t, size, len(head)+len(tail))
+	return []byte(head + strings.Repeat("x", size-len(head)-len(tail)) + tail)
+}
+
+// A peer that sends more bytes than the byte bucket holds is cut off with
+// errFlood, even in a few frames far under the frame limits: the bytes
+// are metered on their own. What fits in the burst is delivered.
+func TestReaderCutsOffAByteFlood(t *testing.T) {
+	t.Parallel()
+	client, peer := socketPair(t)
+	m := runMetered(t, client, Config{PongTimeout: time.Hour,
+		FloodFrameRate: 1 << 20, FloodFrameBurst: 1 << 30, // the frame count alone never trips
+		FloodByteRate: 1, FloodByteBurst: 64 << 10})
+	frame := frameOf(t, 16000) // small frames: the reading intake is not asked
+	for i := range 4 {         // 64,000 bytes: within the burst of 65,536
+		require.NoError(t, peer.WriteMessage(websocket.TextMessage, frame))
+		assert.EqualValues(t, len(frame)+4<<10, m.cost(t), "frame %d delivered", i+1)
+	}
+	assert.Empty(t, m.ended, "not cut off within the burst")
+	require.NoError(t, peer.WriteMessage(websocket.TextMessage, frame)) // 80,000 bytes: past it
+	select {
+	case err := <-m.ended:
+		require.ErrorIs(t, err, errFlood)
+		assert.Contains(t, err.Error(), "flooding: more than")
+	case <-m.costs:
+		t.Fatal("the fifth frame, past the byte burst, was delivered")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the byte flood was not cut off")
+	}
+	assert.Empty(t, m.costs, "the frame past the limit is not delivered")
+}
+
+// Every frame waiting for the actor costs its bytes plus 4 KiB of the
+// inbox (README: "a frame counts its bytes plus 4 KiB"), so a flood of
+// tiny frames fills it as surely as large ones: with room for eight tiny
+// frames' costs, the ninth waits until the actor has handled one. A
+// frame larger than the whole inbox costs all of it and passes alone.
+func TestInboxChargesEveryFrameItsOverhead(t *testing.T) {
+	t.Parallel()
+	client, peer := socketPair(t)
+	tiny := frameOf(t, 80)
+	perFrame := int64(len(tiny) + 4<<10)
+	capacity := 8 * perFrame
+	m := runMetered(t, client, Config{PongTimeout: time.Hour, InboxBytes: int(capacity)})
+	for range 9 {
+		require.NoError(t, peer.WriteMessage(websocket.TextMessage, tiny))
+	}
+	for i := range 8 {
+		assert.Equal(t, perFrame, m.cost(t), "frame %d's cost", i+1)
+	}
+	// 8 × 80 bytes of text, and not one more byte fits: the reader is
+	// waiting for room, or is about to.
+	require.False(t, m.inbox.TryAcquire(1), "eight tiny frames fill the inbox")
+	m.inbox.Release(perFrame) // the actor handled one
+	assert.Equal(t, perFrame, m.cost(t), "the ninth, once one was handled")
+	m.inbox.Release(8 * perFrame)
+
+	big := frameOf(t, int(capacity)+1000)
+	require.NoError(t, peer.WriteMessage(websocket.TextMessage, big))
+	assert.Equal(t, capacity, m.cost(t), "a frame larger than the inbox takes all of it")
+	m.inbox.Release(capacity)
+}
