@@ -18,6 +18,7 @@ import (
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/actors"
 	"github.com/ctcgw/gatewayd/actors/actorstest"
+	"github.com/ctcgw/gatewayd/ctc"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
 	"github.com/ctcgw/gatewayd/internal/testdb"
 	"github.com/ctcgw/gatewayd/internal/testutil"
@@ -601,4 +602,57 @@ func TestAnswersRacingTheirTimeout(t *testing.T) {
 	for range 8 {
 		require.NoError(t, <-errs)
 	}
+}
+
+// discoveriesAsked counts the GET_DYN_CONNECTED requests the gateway has
+// received.
+func discoveriesAsked(sg *ctctest.Gateway) int {
+	n := 0
+	for _, f := range sg.Stats().Frames {
+		if f.Type == ctc.TypeGetDynConnected {
+			n++
+		}
+	}
+	return n
+}
+
+// A discovery the gateway leaves unanswered past the caller's time is the
+// gateway's timeout (504 GATEWAY_TIMEOUT in the API), but a caller that
+// gave up, its context canceled (the HTTP server shutting down), is not:
+// its error says the caller's context ended, and is no ErrGatewayTimeout.
+func TestDiscoverCallerCancelIsNotAGatewayTimeout(t *testing.T) {
+	h := newHarness(t, actorstest.FastConfig()) // CommandTimeout: 5 s
+	gws, sims := h.AddAuthenticated("mute", 1)
+	g, sg := gws[0], sims[0]
+	// The login's discovery is answered first: a request of ours must not
+	// join it, nor queue behind it unanswered.
+	eventually(t, func() bool { return sg.Stats().DiscoveriesAnswered >= 1 }, 5*time.Second, "discovered at login")
+	sg.UpdateFaults(func(f *ctctest.Faults) { f.IgnoreDiscovery = true })
+	before := discoveriesAsked(sg)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := h.Runtime.Discover(ctx, g.ID)
+		errc <- err
+	}()
+	eventually(t, func() bool { return discoveriesAsked(sg) > before }, 5*time.Second, "the request is on the wire")
+	cancel()
+	var err error
+	select {
+	case err = <-errc:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Discover did not return when its caller gave up")
+	}
+	require.Error(t, err)
+	assert.ErrorIs(t, err, context.Canceled, "the caller's context ended")
+	assert.NotErrorIs(t, err, gatewayd.ErrGatewayTimeout, "a caller that gave up is not the gateway's timeout")
+
+	// The same unanswered request, with a caller whose time runs out.
+	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err = h.Runtime.Discover(ctx, g.ID)
+	assert.ErrorIs(t, err, gatewayd.ErrGatewayTimeout, "no answer in the time there was: the gateway's timeout")
+	assert.NotErrorIs(t, err, context.Canceled)
 }

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd/actors/actorstest"
+	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/ctc"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
 	"github.com/ctcgw/gatewayd/store"
@@ -279,6 +281,45 @@ func TestColdStartDiscoversEverySensor(t *testing.T) {
 
 func newGatewayInput(e *liveEnv, name, url, email, pw string) store.NewGateway {
 	return store.NewGateway{FactoryID: uuid.MustParse(e.factoryID), GatewayID: name, Name: name, URL: url, Email: email, Password: pw}
+}
+
+// A discovery still waiting for its gateway when the server stops
+// waiting for its requests (Options.Base ends: the HTTP shutdown ran out
+// of time) is answered 503 SERVICE_UNAVAILABLE, not 504 GATEWAY_TIMEOUT:
+// the gateway did not time out, the server gave up. (The runtime tells
+// the two apart: actors.Runtime.Discover.)
+func TestDiscoverAbandonedAtShutdownIsNotAGatewayTimeout(t *testing.T) {
+	base, endRequests := context.WithCancel(context.Background())
+	defer endRequests()
+	e := newLiveEnvWith(t, actorstest.FastConfig(), api.Options{Base: base}) // CommandTimeout: 5 s
+	id, sg := e.add("shut")
+	e.waitState(id, "AUTHENTICATED")
+	require.Eventually(t, func() bool { return sg.Stats().DiscoveriesAnswered >= 1 }, 5*time.Second, 5*time.Millisecond,
+		"discovered at login")
+	sg.UpdateFaults(func(f *ctctest.Faults) { f.IgnoreDiscovery = true })
+	asked := func() int {
+		n := 0
+		for _, f := range sg.Stats().Frames {
+			if f.Type == ctc.TypeGetDynConnected {
+				n++
+			}
+		}
+		return n
+	}
+	before := asked()
+	done := make(chan response, 1)
+	go func() { done <- e.do("POST", "/api/gateways/"+id+"/sensors/discover", nil) }()
+	require.Eventually(t, func() bool { return asked() > before }, 5*time.Second, time.Millisecond, "the request is on the wire")
+	endRequests()
+	var r response
+	select {
+	case r = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not end with the server's wait")
+	}
+	require.Equal(t, 503, r.status, string(r.body))
+	code, _ := r.errorBody(t)
+	assert.Equal(t, "SERVICE_UNAVAILABLE", code)
 }
 
 // A discovery that gets no answer is tried again soon (three command
