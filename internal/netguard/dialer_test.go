@@ -325,3 +325,35 @@ func TestGorillaWebSocketThroughNetguard(t *testing.T) {
 	}
 	assert.Equal(t, []string{"127.0.0.1:" + port}, s.Dials(), "denied URLs never reached connect")
 }
+
+// A resolver's IPv4-mapped answer (::ffff:127.0.0.1; the standard
+// resolver may give IPv4 addresses so) is unmapped before anything else:
+// judged by the allowlist as the IPv4 address it is, dialed as IPv4 (on
+// tcp4 too, and not on tcp6), and named as IPv4 when refused. A mapped
+// address outside the allowed IPv4 nets is refused and never dialed.
+func TestDialUnmapsMappedAnswers(t *testing.T) {
+	t.Parallel()
+	port := listen(t)
+	d, s, _ := newDialer(t, "127.0.0.0/8", map[string][]string{
+		"mapped.test":  {"::ffff:127.0.0.1"},
+		"outside.test": {"::ffff:10.0.0.1"},
+	})
+	for _, network := range []string{"tcp", "tcp4"} {
+		conn, err := d.DialContext(context.Background(), network, "mapped.test:"+port)
+		require.NoError(t, err, network)
+		assert.Equal(t, "127.0.0.1:"+port, conn.RemoteAddr().String(), network)
+		conn.Close()
+	}
+	assert.Equal(t, []string{"127.0.0.1:" + port, "127.0.0.1:" + port}, s.Dials(), "dialed as the IPv4 address")
+
+	conn, err := d.DialContext(context.Background(), "tcp6", "mapped.test:"+port)
+	if !assert.Error(t, err, "an IPv4 address is no tcp6 address") {
+		conn.Close()
+	}
+	assert.NotErrorIs(t, err, netguard.ErrNotAllowed)
+
+	_, err = d.DialContext(context.Background(), "tcp", "outside.test:80")
+	assert.EqualError(t, err, "dial tcp outside.test:80: 10.0.0.1: address not allowed")
+	assert.ErrorIs(t, err, netguard.ErrNotAllowed)
+	assert.Len(t, s.Dials(), 2, "neither was dialed")
+}

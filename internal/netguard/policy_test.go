@@ -88,3 +88,25 @@ func TestPolicyAllowed(t *testing.T) {
 		assert.Equal(t, want, p.Allowed(netip.MustParseAddr(s)), s)
 	}
 }
+
+// An IPv4-mapped address is judged as its IPv4 form: allowed when its
+// IPv4 net is listed, refused when it is not, whichever way the net is
+// written.
+func TestPolicyJudgesMappedAddressesAsIPv4(t *testing.T) {
+	t.Parallel()
+	for _, allowed := range []string{"10.0.0.0/8", "::ffff:10.0.0.0/104"} {
+		nets, err := netguard.ParseNetworks(allowed)
+		require.NoError(t, err)
+		p := netguard.NewPolicy(nets)
+		for s, want := range map[string]bool{
+			"::ffff:10.0.0.1":   true,
+			"10.0.0.1":          true,
+			"::ffff:11.0.0.1":   false,
+			"::ffff:127.0.0.1":  false,
+			"::ffff:a00:1":      true, // ::ffff:10.0.0.1 in hex
+			"::ffff:10.0.0.1%0": true, // a zone changes nothing
+		} {
+			assert.Equal(t, want, p.Allowed(netip.MustParseAddr(s)), "%s allowed by %s", s, allowed)
+		}
+	}
+}
