@@ -67,3 +67,20 @@ func TestProvenBy(t *testing.T) {
 	assert.True(t, provenBy(&long))
 	assert.False(t, provenBy(nil))
 }
+
+// The per-connection limits gatewayd runs with are the runtime's defaults
+// (cmd/gatewayd sets none of them), and they are README's: a connection
+// is cut off past 200 frames or 8 MiB per second sustained, in bursts of
+// 2,000 frames or 32 MiB, and holds at most 1 MiB of decoded frames for
+// its actor; 64 dials in flight.
+func TestConnectionLimitDefaultsAreTheREADMEs(t *testing.T) {
+	c := Config{}.withDefaults()
+	assert.Equal(t, 200, c.FloodFrameRate)
+	assert.Equal(t, 2000, c.FloodFrameBurst)
+	assert.Equal(t, 8<<20, c.FloodByteRate)
+	assert.Equal(t, 32<<20, c.FloodByteBurst)
+	assert.Equal(t, 1<<20, c.InboxBytes)
+	assert.Equal(t, 64, c.DialConcurrency)
+	assert.Equal(t, 4<<20, readLimit, "the largest frame accepted")
+	assert.GreaterOrEqual(t, c.FloodByteBurst, readLimit, "a frame at the read limit fits in a burst")
+}
