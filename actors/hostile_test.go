@@ -108,6 +108,35 @@ func TestNewHungPeersDoNotStarveProvenGateways(t *testing.T) {
 	t.Logf("crash to AUTHENTICATED with 16 new hung peers: %s", time.Since(start).Round(time.Millisecond))
 }
 
+// A gateway seen before (its last_seen_at loaded at start: gatewayd was
+// restarted) dials in the open lane from its first dial, so it does not
+// queue behind new peers that hang in their handshake (README: "nor after
+// a restart of gatewayd (a gateway with a last_seen_at starts in the open
+// lane)").
+func TestSeenGatewayStartsInTheOpenLane(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.DialConcurrency = 2 // a failing lane of 1
+	cfg.ConnectTimeout = time.Minute
+	h := newHarness(t, cfg)
+	for i := range 2 {
+		g, sg := h.Create(fmt.Sprintf("new-hung-%d", i))
+		sg.SetFaults(ctctest.Faults{StallHandshake: true})
+		_, pw := actorstest.Credentials(sg.Name())
+		h.Runtime.GatewayStarted(g.Target(pw))
+		// CONNECTING, in the actor's own answer: its dial is in the limiter.
+		eventually(t, func() bool { return h.Status(g.ID).State == gatewayd.StateConnecting }, 5*time.Second, "new-hung-%d dialing", i)
+	}
+	// One holds the lane in its handshake; the other waits for the lane.
+	eventually(t, func() bool { return h.Sim.HandshakePeak() >= 1 }, 5*time.Second, "a hung handshake")
+
+	seen, _ := h.Create("seen")
+	last := time.Now().Add(-time.Hour) // as the store has it after a restart
+	seen.LastSeenAt = &last
+	_, pw := actorstest.Credentials("seen")
+	h.Runtime.GatewayStarted(seen.Target(pw))
+	h.WaitState(seen.ID, gatewayd.StateAuthenticated, 5*time.Second) // not a minute behind new-hung-1
+}
+
 // A dial that the actor abandons (a disconnect, a delete) gives its slot
 // back at once, not when the handshake timeout passes.
 func TestAbandonedDialReleasesItsSlot(t *testing.T) {
