@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"runtime"
 	"runtime/pprof"
 	"strings"
@@ -298,6 +299,41 @@ func TestCrashKeepsWhatTheStatusKnew(t *testing.T) {
 	_, err := h.Runtime.Connect(context.Background(), g.ID)
 	require.NoError(t, err)
 	h.WaitState(g.ID, gatewayd.StateAuthenticated, 5*time.Second)
+}
+
+// A crash does not start the backoff over: the restarted actor goes on
+// from the failures in a row the one before had counted, so a gateway
+// that keeps failing keeps its grown retry delay across a crash instead
+// of retrying at the first backoff again.
+func TestCrashKeepsTheBackoffGrowing(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.BackoffInitial, cfg.BackoffMax = 20*time.Millisecond, time.Minute
+	h := newHarness(t, cfg)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	url := "ws://" + ln.Addr().String() + "/"
+	require.NoError(t, ln.Close()) // every dial is refused
+	email, pw := actorstest.Credentials("refused")
+	g, err := h.Store.CreateGateway(context.Background(), store.NewGateway{FactoryID: h.Factory, GatewayID: "refused",
+		Name: "refused", URL: url, Email: email, Password: pw})
+	require.NoError(t, err)
+	h.Runtime.GatewayStarted(g.Target(pw))
+	var before gatewayd.Status
+	eventually(t, func() bool {
+		before = h.Status(g.ID)
+		return before.State == gatewayd.StateBackoff && before.ReconnectAttempts >= 5
+	}, 10*time.Second, "five failures in a row") // 20 + 40 + 80 + 160 ms, and jitter
+
+	require.NoError(t, h.Runtime.Crash(context.Background(), g.ID))
+	var st gatewayd.Status
+	eventually(t, func() bool {
+		st = h.Status(g.ID)
+		return st.Restarts == 1 && st.State == gatewayd.StateBackoff && st.ReconnectAttempts > before.ReconnectAttempts
+	}, 10*time.Second, "failed again after the crash")
+	require.NotNil(t, st.NextRetryAt)
+	// The sixth failure in a row or later waits 20 ms × 2⁵ = 640 ms or
+	// more; a backoff started over would wait 20 to 30 ms.
+	assert.GreaterOrEqual(t, st.NextRetryAt.Sub(st.Since), 640*time.Millisecond, "the backoff kept growing across the crash")
 }
 
 func TestCrashLoopIsFailedAndConnectBringsItBack(t *testing.T) {
