@@ -2,6 +2,7 @@ package actors_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -80,4 +81,38 @@ func TestFlappingGatewayStateLogsAreLimited(t *testing.T) {
 	lines := stateLines(t, h.Logs.String(), g.ID.String())
 	// 20 connections are at least 80 state changes, all within the window.
 	assert.Len(t, lines, 20)
+}
+
+// Dropped traffic is logged at most once per 10 s per gateway (README:
+// "garbage is dropped and logged at most once per 10 s"): hundreds of
+// garbage frames make a line, not hundreds, and the gateway keeps its
+// connection.
+func TestDroppedTrafficIsLoggedAtMostOncePerTenSeconds(t *testing.T) {
+	h := newHarness(t, actorstest.FastConfig())
+	g, sg := h.Add("noisy")
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	start := time.Now()
+	sg.SetFaults(ctctest.Faults{Garbage: true, GarbageEvery: time.Millisecond})
+	eventually(t, func() bool { return sg.Stats().GarbageSent >= 300 }, 10*time.Second, "300 garbage frames sent")
+	eventually(t, func() bool { return len(dropLines(t, h.Logs.String(), g.ID.String())) >= 1 }, 2*time.Second, "drops logged")
+	sg.SetFaults(ctctest.Faults{})
+	lines := dropLines(t, h.Logs.String(), g.ID.String())
+	windows := 1 + int(time.Since(start)/(10*time.Second)) // on a slow machine the flood may span more than one
+	assert.LessOrEqual(t, len(lines), windows, "%d lines for %d garbage frames", len(lines), sg.Stats().GarbageSent)
+	assert.Equal(t, gatewayd.StateAuthenticated, h.Status(g.ID).State)
+	assert.Equal(t, 1, sg.Stats().Accepted)
+}
+
+// dropLines are the "gateway traffic dropped" lines of one gateway.
+func dropLines(t *testing.T, logs, id string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &m), line)
+		if strings.HasPrefix(fmt.Sprint(m["message"]), "gateway traffic dropped") && m["id"] == id {
+			out = append(out, m)
+		}
+	}
+	return out
 }
