@@ -231,7 +231,7 @@ func TestFloodingGatewaysAreCutOffAndMemoryStaysBounded(t *testing.T) {
 	baseline := ms.HeapInuse
 	for _, sg := range sims[:4] {
 		sg.UpdateFaults(func(f *ctctest.Faults) { f.Flood = true })
-		sg.Drop(websocket.CloseGoingAway) // the next connection floods from its login on
+		sg.Drop(websocket.CloseGoingAway) // the flood starts on the open socket; the next connection floods from its login on
 	}
 	// The heap is sampled while they flood: for at least 3 s, and until
 	// every flooder has been cut off at least once (on a loaded machine

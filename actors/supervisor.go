@@ -166,13 +166,15 @@ func (s *supervisor) list(factoryID *uuid.UUID, ans answer[[]gatewayd.Status]) {
 // toRunning forwards a request to the gateway's actor, which answers it;
 // without a record or an actor the supervisor fails it (not found; not
 // running when FAILED, whose answer says to connect it; else not
-// connected).
+// connected). FAILED is answered so from the moment the status says it,
+// also while the actor that crashed too often is still stopping (its
+// PID still set): the answer once said "not connected" in that window.
 func (s *supervisor) toRunning(c actor.Context, id uuid.UUID, fail func(error)) {
 	rec := s.records[id]
 	switch {
 	case rec == nil:
 		fail(errNotFound)
-	case rec.pid == nil && rec.status.State == gatewayd.StateFailed:
+	case rec.status.State == gatewayd.StateFailed:
 		fail(fmt.Errorf("%w (state %s)", gatewayd.ErrNotRunning, rec.status.State))
 	case !rec.running():
 		fail(gatewayd.ErrNotConnected)
