@@ -112,9 +112,11 @@ func (in *Instance) Watch(ctx context.Context, every time.Duration, lost func(er
 			return nil
 		case <-t.C:
 		}
-		check, cancel := context.WithTimeout(ctx, every)
-		err := in.check(check)
-		cancel()
+		// No deadline of its own: pgx closes a connection whose query a
+		// deadline cuts short, and closing it gives the lock away. A
+		// database that is slow to answer keeps the session, and the lock
+		// with it; a broken connection fails the ping by itself.
+		err := in.check(ctx)
 		switch {
 		case ctx.Err() != nil:
 			return nil
