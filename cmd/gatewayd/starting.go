@@ -9,6 +9,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+
+	"github.com/ctcgw/gatewayd/internal/logging"
 )
 
 // startingServer answers on the API's listener while serve starts, until
@@ -39,6 +41,7 @@ func serveStarting(tcp *net.TCPListener, h fasthttp.RequestHandler, log zerolog.
 
 func (s *startingServer) accept() {
 	defer close(s.done)
+	var pacer logging.Pacer
 	for {
 		c, err := s.tcp.Accept()
 		if err != nil {
@@ -47,7 +50,9 @@ func (s *startingServer) accept() {
 			}
 			// Out of descriptors, say: the API's own accept loop backs
 			// off the same way (netutil.RetryAccept).
-			s.log.Warn().Err(err).Msg("accept while starting")
+			if ok, n := pacer.Allow(time.Now(), 10*time.Second); ok {
+				s.log.Warn().Err(err).Int("unlogged_since", n).Msg("accept while starting")
+			}
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
