@@ -68,8 +68,8 @@ type writer struct {
 	// touches retries and retryAt.
 	retries int
 	retryAt time.Time
-	// failLog paces the lines about failed writes: one per failLogEvery.
-	failLog logging.Pacer
+	// The lines about failed writes, one per failLogEvery for each kind.
+	readingsLog, sensorsLog, seenLog logging.Pacer
 
 	stop chan struct{}
 	done chan struct{}
@@ -252,7 +252,7 @@ func (w *writer) flushReadings() (requeued bool) {
 			for c := int(next.Add(1)) - 1; c < chunks; c = int(next.Add(1)) - 1 {
 				chunk := list[c*readingChunk : min((c+1)*readingChunk, len(list))]
 				writeChunks(w, chunk, readingChunk, sink[gatewayd.ReadingUpdate, gatewayd.ReadingRef]{
-					write: w.src.SaveReadings, requeue: w.reading, salvage: salvageReading, what: "readings",
+					write: w.src.SaveReadings, requeue: w.reading, salvage: salvageReading, what: "readings", failLog: &w.readingsLog,
 					after: func(chunk []gatewayd.ReadingUpdate, requeued bool) {
 						if requeued {
 							failed.Store(true)
@@ -349,7 +349,7 @@ func (w *writer) flushSeen() {
 	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
 	defer cancel()
 	if err := w.src.MarkSeen(ctx, batch); err != nil {
-		if ok, n := w.failLog.Allow(time.Now(), failLogEvery); ok {
+		if ok, n := w.seenLog.Allow(time.Now(), failLogEvery); ok {
 			w.log.Warn().Err(err).Int("gateways", len(batch)).Int("unlogged_since", n).Msg("last_seen_at write failed; will retry")
 		}
 		for id, at := range batch {
@@ -377,9 +377,9 @@ func (w *writer) flushData() {
 	// seen after the discovery stays connected). Written after, it stayed
 	// connected until the next discovery.
 	writeChunks(w, values(ts), writeBatch, sink[gatewayd.Temperature, gatewayd.SensorRef]{write: w.src.RecordTemperatures,
-		observe: w.observer.SensorsChanged, requeue: w.temperature, what: "temperatures"})
+		observe: w.observer.SensorsChanged, requeue: w.temperature, what: "temperatures", failLog: &w.sensorsLog})
 	writeChunks(w, values(ds), writeBatch, sink[gatewayd.Discovery, gatewayd.SensorRef]{write: w.src.MergeDiscoveries,
-		observe: w.observer.SensorsChanged, requeue: w.discovered, what: "sensor discoveries"})
+		observe: w.observer.SensorsChanged, requeue: w.discovered, what: "sensor discoveries", failLog: &w.sensorsLog})
 }
 
 // sink is where writeChunks puts rows: write stores a chunk and returns
@@ -394,6 +394,7 @@ type sink[T, R any] struct {
 	salvage func(T) (T, bool)
 	after   func(chunk []T, requeued bool)
 	what    string
+	failLog *logging.Pacer // paces the lines about this sink's failed writes
 }
 
 // writeChunks writes list in statements of at most size rows. A failed
@@ -433,7 +434,7 @@ func writeChunk[T, R any](w *writer, chunk []T, to sink[T, R]) {
 		}
 		w.log.Error().Err(err).Str("what", to.what).Msg("the database refused a row; dropped")
 	default:
-		if ok, n := w.failLog.Allow(time.Now(), failLogEvery); ok {
+		if ok, n := to.failLog.Allow(time.Now(), failLogEvery); ok {
 			w.log.Warn().Err(err).Int("rows", len(chunk)).Str("what", to.what).Int("unlogged_since", n).
 				Msg("batched write failed; will retry")
 		}

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -24,7 +25,9 @@ func Starting(started time.Time, state func() (databaseUp bool, waitingFor strin
 		c.SetConnectionClose()
 		c.SetContentType("application/json")
 		up, why := state()
-		if (c.IsGet() || c.IsHead()) && string(c.Path()) == "/api/health" {
+		// Routed as the API routes it: case-insensitive, a trailing slash
+		// allowed.
+		if (c.IsGet() || c.IsHead()) && strings.EqualFold(strings.TrimSuffix(string(c.Path()), "/"), "/api/health") {
 			db := "ok"
 			if !up {
 				db = "unreachable"

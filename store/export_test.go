@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/ctcgw/gatewayd"
 )
@@ -111,3 +112,15 @@ func CreateGatewaysAtOnce(ctx context.Context, s *Store, gs ...NewGateway) ([]ga
 
 // Classify is the package's mapping of database errors to gatewayd's.
 func Classify(err error) error { return classify(err) }
+
+// ForgetLockConn makes in lose its lock connection the way a network that
+// drops it silently does: the process no longer has it, the server keeps
+// the session and its lock. The caller closes the returned connection.
+func ForgetLockConn(in *Instance) *pgx.Conn {
+	c := in.conn
+	in.lostPID, in.conn, in.held = c.PgConn().PID(), nil, false
+	return c
+}
+
+// CheckInstance is one of Watch's checks.
+func CheckInstance(ctx context.Context, in *Instance) (retaken bool, err error) { return in.check(ctx) }

@@ -19,69 +19,104 @@ import (
 // advisory lock on a connection of its own for its whole life; a second
 // process waits for it, a standby that takes over when the first stops.
 // The lock goes with the session: at once when the holder exits or is
-// killed, after the server's TCP keepalive when its host vanished.
+// killed, or its connection is reset; PostgreSQL keeps the session of a
+// peer that went silent (a host that vanished, a network that drops
+// packets) until its TCP keepalive gives up.
 const (
 	instanceLockClass = 0x67617465 // "gate"
 	instanceLockID    = 0x77617964 // "wayd"
+	// InstanceApplication names the lock's connection in pg_stat_activity.
+	InstanceApplication = "gatewayd instance lock"
 )
 
 // ErrInstanceTaken: another process took the instance lock while this
 // one's lock connection was lost.
 var ErrInstanceTaken = errors.New("another gatewayd took this database's instance lock while the lock's connection was lost")
 
-// Instance is this process's hold on the database's instance lock.
+// Instance is this process's hold on the database's instance lock. Only
+// one goroutine at a time uses it: AcquireInstance's, then Watch's, then
+// Close after Watch has returned.
 type Instance struct {
 	cfg  *pgx.ConnConfig
-	conn *pgx.Conn // only the goroutine that calls Watch, or Close after it, touches it
+	conn *pgx.Conn
+	// held: conn holds the lock. lostPID is the server process of a lock
+	// connection this process lost while holding the lock: a session the
+	// server may still keep (the network dropped it silently), holding
+	// the lock against this very process.
+	held    bool
+	lostPID uint32
 }
 
 // AcquireInstance returns once this process holds the instance lock,
-// trying every interval; waiting is told of each attempt that found the
-// lock held (n from 1), to say so. It ends early only when ctx does or
-// the database cannot be reached.
-func AcquireInstance(ctx context.Context, pool *pgxpool.Pool, every time.Duration, waiting func(n int)) (*Instance, error) {
-	in := &Instance{cfg: pool.Config().ConnConfig.Copy()}
+// trying every interval; waiting is told of each attempt that did not get
+// it (n from 1): held by another process (err nil), or the database could
+// not be reached (err). It ends early only when ctx does: a standby rides
+// out a database outage as the running instance does.
+func AcquireInstance(ctx context.Context, pool *pgxpool.Pool, every time.Duration, waiting func(n int, err error)) (*Instance, error) {
+	cfg := pool.Config().ConnConfig.Copy()
+	cfg.RuntimeParams["application_name"] = InstanceApplication
+	in := &Instance{cfg: cfg}
 	for n := 1; ; n++ {
-		held, err := in.take(ctx)
+		err := in.take(ctx)
 		switch {
 		case ctx.Err() != nil:
 			in.drop()
 			return nil, ctx.Err()
-		case err != nil:
-			return nil, err
-		case held:
+		case in.held:
 			return in, nil
 		}
-		waiting(n)
+		waiting(n, err)
 		t := time.NewTimer(every)
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			in.drop()
 			return nil, ctx.Err()
 		case <-t.C:
 		}
 	}
 }
 
-// take connects if need be and tries the lock once. A connection that
-// did not get it is closed: it holds nothing.
-func (in *Instance) take(ctx context.Context) (bool, error) {
+// take connects if need be and tries the lock once; held says whether it
+// got it. A session of this process's that the server still keeps from a
+// lost connection is ended first, so the process is not locked out by
+// itself for as long as the server's keepalive takes.
+func (in *Instance) take(ctx context.Context) error {
 	if in.conn == nil {
 		c, err := pgx.ConnectConfig(ctx, in.cfg)
 		if err != nil {
-			return false, fmt.Errorf("instance lock: connect: %w", classify(err))
+			return fmt.Errorf("instance lock: connect: %w", classify(err))
 		}
 		in.conn = c
 	}
-	var held bool
-	err := in.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1::int4, $2::int4)`, instanceLockClass, instanceLockID).Scan(&held)
-	if err != nil || !held {
-		in.drop()
+	if in.lostPID != 0 {
+		// Ours only if it still holds the lock: a server process id is
+		// reused once its session has ended.
+		if _, err := in.conn.Exec(ctx, `SELECT pg_terminate_backend(l.pid) FROM pg_locks l
+			WHERE l.pid = $1 AND l.locktype = 'advisory' AND l.granted AND l.classid = $2::int4::oid AND l.objid = $3::int4::oid
+			  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+			int64(in.lostPID), instanceLockClass, instanceLockID); err != nil {
+			in.drop()
+			return fmt.Errorf("instance lock: end the lost session: %w", classify(err))
+		}
 	}
-	if err != nil {
-		return false, fmt.Errorf("instance lock: %w", classify(err))
+	// The lock of a session just ended is released as its process exits:
+	// asked a few times for a moment, not failed at the first.
+	for try := 0; ; try++ {
+		if err := in.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1::int4, $2::int4)`,
+			instanceLockClass, instanceLockID).Scan(&in.held); err != nil {
+			in.drop()
+			return fmt.Errorf("instance lock: %w", classify(err))
+		}
+		if in.held || in.lostPID == 0 || try == 10 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return held, nil
+	if in.held {
+		in.lostPID = 0
+	}
+	return nil
 }
 
 // drop closes the connection, and with it the lock if it held it.
@@ -89,19 +124,37 @@ func (in *Instance) drop() {
 	if in.conn == nil {
 		return
 	}
+	if in.held {
+		in.lostPID = in.conn.PgConn().PID()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = in.conn.Close(ctx)
-	in.conn = nil
+	in.conn, in.held = nil, false
+}
+
+// InstanceHolder describes the session holding the database's instance
+// lock, for a log line (empty when there is none or it cannot tell).
+func InstanceHolder(ctx context.Context, pool *pgxpool.Pool) string {
+	var s string
+	err := pool.QueryRow(ctx, `SELECT format('server process %s, client %s, application %L, since %s', a.pid,
+			coalesce(host(a.client_addr), 'local'), a.application_name, a.backend_start)
+		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::int4::oid AND l.objid = $2::int4::oid
+		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+		instanceLockClass, instanceLockID).Scan(&s)
+	if err != nil {
+		return ""
+	}
+	return s
 }
 
 // Watch checks the lock's connection every interval until ctx ends (nil)
 // or the lock is lost to another process (ErrInstanceTaken). A lost
-// connection (the database restarted, the network broke) lost the lock
-// with it: Watch reconnects and takes it again, and only a process that
-// took it meanwhile makes this one give up. While the database cannot be
-// reached nobody can take it, and Watch keeps trying; lost is told of
-// each failed check (nil once the lock is held again), to say so.
+// connection (the database restarted, the session was ended) lost the
+// lock with it: Watch reconnects and takes it again, and only a process
+// that took it meanwhile makes this one give up. lost is told of each
+// failed check (err), and once the lock is held again (nil).
 func (in *Instance) Watch(ctx context.Context, every time.Duration, lost func(error)) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -116,7 +169,7 @@ func (in *Instance) Watch(ctx context.Context, every time.Duration, lost func(er
 		// deadline cuts short, and closing it gives the lock away. A
 		// database that is slow to answer keeps the session, and the lock
 		// with it; a broken connection fails the ping by itself.
-		err := in.check(ctx)
+		retaken, err := in.check(ctx)
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -125,7 +178,7 @@ func (in *Instance) Watch(ctx context.Context, every time.Duration, lost func(er
 		case err != nil:
 			failing = true
 			lost(err)
-		case failing:
+		case failing || retaken:
 			failing = false
 			lost(nil)
 		}
@@ -133,24 +186,26 @@ func (in *Instance) Watch(ctx context.Context, every time.Duration, lost func(er
 }
 
 // check pings the lock's connection, or reconnects and takes the lock
-// again when there is none.
-func (in *Instance) check(ctx context.Context) error {
+// again (retaken) when there is none.
+func (in *Instance) check(ctx context.Context) (retaken bool, err error) {
 	if in.conn != nil {
 		if err := in.conn.Ping(ctx); err == nil {
-			return nil
+			return false, nil
 		}
 		in.drop()
 	}
-	held, err := in.take(ctx)
-	switch {
-	case err != nil:
-		return err
-	case !held:
-		return ErrInstanceTaken
+	if err := in.take(ctx); err != nil {
+		return false, err
 	}
-	return nil
+	if !in.held {
+		return false, ErrInstanceTaken
+	}
+	return true, nil
 }
 
 // Close releases the lock (its connection closes). Call it after Watch
 // has returned.
-func (in *Instance) Close() { in.drop() }
+func (in *Instance) Close() {
+	in.drop()
+	in.lostPID = 0
+}

@@ -38,7 +38,7 @@ func eventually(t *testing.T, cond func() bool, within time.Duration, what strin
 func TestInstanceLockHasOneHolder(t *testing.T) {
 	_, pool := newStore(t)
 	ctx := context.Background()
-	first, err := store.AcquireInstance(ctx, pool, 10*time.Millisecond, func(int) { t.Error("the first waited") })
+	first, err := store.AcquireInstance(ctx, pool, 10*time.Millisecond, func(int, error) { t.Error("the first waited") })
 	require.NoError(t, err)
 	firstPID := lockHolder(t, pool)
 	require.NotZero(t, firstPID)
@@ -46,7 +46,10 @@ func TestInstanceLockHasOneHolder(t *testing.T) {
 	var waits atomic.Int32
 	second := make(chan *store.Instance, 1)
 	go func() {
-		in, err := store.AcquireInstance(ctx, pool, 10*time.Millisecond, func(int) { waits.Add(1) })
+		in, err := store.AcquireInstance(ctx, pool, 10*time.Millisecond, func(_ int, err error) {
+			assert.NoError(t, err, "held by another, not an error")
+			waits.Add(1)
+		})
 		assert.NoError(t, err)
 		second <- in
 	}()
@@ -72,7 +75,7 @@ func TestInstanceLockHasOneHolder(t *testing.T) {
 		time.Sleep(30 * time.Millisecond)
 		cancel()
 	}()
-	_, err = store.AcquireInstance(cctx, pool, 10*time.Millisecond, func(int) {})
+	_, err = store.AcquireInstance(cctx, pool, 10*time.Millisecond, func(int, error) {})
 	assert.ErrorIs(t, err, context.Canceled)
 }
 
@@ -81,7 +84,7 @@ func TestInstanceLockHasOneHolder(t *testing.T) {
 func TestInstanceWatchRetakesOrGivesUp(t *testing.T) {
 	_, pool := newStore(t)
 	ctx := context.Background()
-	in, err := store.AcquireInstance(ctx, pool, 10*time.Millisecond, func(int) {})
+	in, err := store.AcquireInstance(ctx, pool, 10*time.Millisecond, func(int, error) {})
 	require.NoError(t, err)
 	defer in.Close()
 	watchCtx, stop := context.WithCancel(ctx)
@@ -125,6 +128,46 @@ func TestInstanceWatchRetakesOrGivesUp(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Watch did not see the lock taken")
 	}
+	_, err = other.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
+	require.NoError(t, err)
+}
+
+// A lock connection this process lost while the server kept its session
+// (a network that dropped it silently) does not lock the process out of
+// its own lock: the session still holding it is ended and the lock taken
+// again, instead of "another gatewayd took it" and a restart that waited
+// behind it for the server's keepalive (two hours by default).
+func TestInstanceEndsItsOwnLostSession(t *testing.T) {
+	_, pool := newStore(t)
+	ctx := context.Background()
+	in, err := store.AcquireInstance(ctx, pool, 10*time.Millisecond, func(int, error) {})
+	require.NoError(t, err)
+	defer in.Close()
+	old := lockHolder(t, pool)
+	lost := store.ForgetLockConn(in) // the server keeps the session
+	defer func() { _ = lost.Close(ctx) }()
+	require.Equal(t, old, lockHolder(t, pool), "the old session still holds it")
+
+	retaken, err := store.CheckInstance(ctx, in)
+	require.NoError(t, err)
+	assert.True(t, retaken)
+	now := lockHolder(t, pool)
+	assert.NotZero(t, now)
+	assert.NotEqual(t, old, now, "held by the new session")
+
+	// A holder that is not this process's lost session is another process.
+	other, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer other.Release()
+	lost = store.ForgetLockConn(in)
+	defer func() { _ = lost.Close(ctx) }()
+	_, err = pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, now)
+	require.NoError(t, err)
+	eventually(t, func() bool { return lockHolder(t, pool) == 0 }, 10*time.Second, "released")
+	_, err = other.Exec(ctx, `SELECT pg_advisory_lock(x'67617465'::int, x'77617964'::int)`)
+	require.NoError(t, err)
+	_, err = store.CheckInstance(ctx, in)
+	assert.ErrorIs(t, err, store.ErrInstanceTaken)
 	_, err = other.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
 	require.NoError(t, err)
 }

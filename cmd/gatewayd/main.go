@@ -127,11 +127,16 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	log := logging.New(logOut, cfg.LogLevel, cfg.LogFormat, logging.Color(stderr, environ))
 	// SIGHUP too: there is no configuration to reload, and the default
 	// (exit at once) dropped every gateway without a close frame and left
-	// readings unfinished. The first signal starts a graceful stop; it
-	// also gives the signals back to Go's default, so a second one ends
-	// the process at once (a stop stuck on a database that does not
-	// answer, say).
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	// readings unfinished; but not when it is ignored (nohup): catching it
+	// would undo that, and closing the terminal would stop gatewayd. The
+	// first signal starts a graceful stop; it also gives the signals back
+	// to Go's default, so a second one ends the process at once (a stop
+	// stuck on a database that does not answer, say).
+	signals := []os.Signal{syscall.SIGINT, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		signals = append(signals, syscall.SIGHUP)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), signals...)
 	defer stop()
 	defer context.AfterFunc(ctx, stop)()
 	switch cmd {

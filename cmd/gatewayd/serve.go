@@ -124,7 +124,7 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	starting := serveStarting(tcp.(*net.TCPListener), api.Starting(started, func() (bool, string) {
 		p := phase.Load()
 		return p.databaseUp, p.why
-	}), log)
+	}), cfg.APIMaxConnections, log)
 	defer starting.handOver() // before the listener's close above
 	log.Info().Str("addr", tcp.Addr().String()).Msg(logging.APIStarting)
 	pool, err := connect(ctx, cfg, log)
@@ -140,6 +140,14 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 			closePool(pool, cfg.ShutdownTimeout, log)
 		}
 	}()
+	// One process runs a database's gateways: a second waits here, a
+	// standby, before it touches any of the database's state (migrations
+	// included).
+	lockLost, releaseInstance, err := holdInstance(ctx, pool, &phase, log)
+	if err != nil {
+		return err
+	}
+	defer releaseInstance()
 	phase.Store(&startPhase{databaseUp: true, why: "checking the database's schema"})
 	v, err := store.Prepare(ctx, pool, cfg.MigrateOnStart)
 	if err != nil {
@@ -148,35 +156,6 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	if cfg.MigrateOnStart {
 		log.Info().Int32("version", v).Msg("migrations applied")
 	}
-	// One process runs a database's gateways (store/instance.go): a second
-	// waits here, a standby, before it touches any of the database's state.
-	phase.Store(&startPhase{databaseUp: true, why: "another gatewayd runs this database's gateways; waiting for it to stop"})
-	inst, err := store.AcquireInstance(ctx, pool, time.Second, func(n int) {
-		if n == 1 || n%60 == 0 {
-			log.Warn().Int("waited_s", n-1).Msg("another gatewayd runs this database's gateways; waiting for it to stop " +
-				"(one instance per database; it takes over when that one stops)")
-		}
-	})
-	if err != nil {
-		return err
-	}
-	defer inst.Close()
-	lockLost := make(chan error, 1)
-	watchCtx, endWatch := context.WithCancel(ctx)
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		var lockPacer logging.Pacer
-		lockLost <- inst.Watch(watchCtx, 5*time.Second, func(err error) {
-			switch ok, n := lockPacer.Allow(time.Now(), time.Minute); {
-			case err == nil:
-				log.Info().Msg("instance lock held again")
-			case ok:
-				log.Warn().Err(err).Int("unlogged_since", n).Msg("instance lock's connection lost; taking the lock again when the database answers")
-			}
-		})
-	}()
-	defer func() { endWatch(); <-watchDone }() // before inst.Close
 	phase.Store(&startPhase{databaseUp: true, why: "loading"})
 	sealer, err := store.NewSealer(cfg.EncryptionKey, cfg.PreviousKeys...)
 	if err != nil {
@@ -246,7 +225,11 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	select {
 	case <-ctx.Done():
 	case lost = <-lockLost:
-		log.Error().Err(lost).Msg("stopping: another gatewayd runs this database's gateways now")
+		// The gateways first: the other process runs them (after its
+		// grace, takeoverGrace) and must not find their sockets still
+		// open here.
+		log.Error().Err(lost).Msg("stopping: another gatewayd runs this database's gateways now; closing ours first")
+		shutdownRuntime(rt, cfg.ShutdownTimeout/2, log)
 	case err := <-serveErr:
 		shutdownRuntime(rt, cfg.ShutdownTimeout, log)
 		return fmt.Errorf("http server: %w", err)
@@ -276,7 +259,7 @@ type startPhase struct {
 	why        string
 }
 
-// closePool closes the pool, waiting at most within (100 ms at least): a
+// closePool closes the pool, waiting at most within: a
 // database that accepts but does not answer kept pgx's close waiting 15 s
 // per connection (its cancel request's own deadline), past
 // SHUTDOWN_TIMEOUT and into the service manager's kill. The close left
@@ -287,7 +270,7 @@ func closePool(pool *pgxpool.Pool, within time.Duration, log zerolog.Logger) {
 		defer close(done)
 		pool.Close()
 	}()
-	t := time.NewTimer(max(within, 100*time.Millisecond))
+	t := time.NewTimer(max(within, 0))
 	defer t.Stop()
 	select {
 	case <-done:

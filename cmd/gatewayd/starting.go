@@ -31,10 +31,13 @@ type startingServer struct {
 // that connects and sends nothing delays the API by at most this.
 const startingTimeout = time.Second
 
-func serveStarting(tcp *net.TCPListener, h fasthttp.RequestHandler, log zerolog.Logger) *startingServer {
+// serveStarting answers with h on tcp, at most maxConns connections at
+// once (API_MAX_CONNECTIONS, as the API proper: a few hundred idle clients
+// made a lower bound answer liveness probes with fasthttp's plain 503).
+func serveStarting(tcp *net.TCPListener, h fasthttp.RequestHandler, maxConns int, log zerolog.Logger) *startingServer {
 	s := &startingServer{tcp: tcp, log: log, done: make(chan struct{}),
 		srv: &fasthttp.Server{Handler: h, ReadTimeout: startingTimeout, WriteTimeout: startingTimeout,
-			NoDefaultServerHeader: true, DisableKeepalive: true, Concurrency: 256}}
+			NoDefaultServerHeader: true, DisableKeepalive: true, Concurrency: maxConns}}
 	go s.accept()
 	return s
 }

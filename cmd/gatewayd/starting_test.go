@@ -124,6 +124,10 @@ func TestAnswersWhileWaitingForTheDatabase(t *testing.T) {
 	assert.Equal(t, "ok", health.Status)
 	assert.Equal(t, "unreachable", health.Database)
 	assert.True(t, res.Close, "answers close their connection")
+	res, err = http.Get(base + "/API/Health/")
+	require.NoError(t, err)
+	_ = res.Body.Close()
+	assert.Equal(t, http.StatusOK, res.StatusCode, "routed as the API routes it")
 
 	for _, path := range []string{"/api/ready", "/api/gateways", "/"} {
 		res, err := http.Get(base + path)
@@ -207,6 +211,8 @@ func TestSecondInstanceWaitsForTheFirst(t *testing.T) {
 	require.NoError(t, first.cmd.Process.Signal(syscall.SIGTERM))
 	first.waitExit(t, 20*time.Second)
 	require.True(t, second.logged(t, logging.APIListening, 20*time.Second), "the second took over:\n%s", second.logs)
+	assert.Contains(t, second.logs.String(), "instance lock taken after waiting; taking over after a grace period")
+	assert.Contains(t, second.logs.String(), `"holder":"server process `, "the holder named")
 	eventually(t, func() bool { code, _ := readyAnswer(t, second.port); return code == http.StatusOK }, 20*time.Second, "second ready")
 }
 
@@ -256,4 +262,24 @@ func eventually(t *testing.T, cond func() bool, within time.Duration, what strin
 		require.True(t, time.Now().Before(deadline), what)
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Under nohup, SIGHUP stays ignored: catching it undid nohup, and closing
+// the terminal gatewayd was started from stopped every gateway.
+func TestSIGHUPIgnoredUnderNohup(t *testing.T) {
+	t.Parallel()
+	gw := startServe(t, []string{"DATABASE_URL=" + tmpl.New(t), "ENCRYPTION_KEY=" + key}, "nohup")
+	require.NoError(t, gw.cmd.Process.Signal(syscall.SIGHUP))
+	// What is tested is that nothing happens: a caught signal logs
+	// "shutting down" within milliseconds.
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		require.NotContains(t, gw.logs.String(), "shutting down", "SIGHUP stopped a gatewayd under nohup")
+		time.Sleep(20 * time.Millisecond)
+	}
+	code, _ := readyAnswer(t, gw.port)
+	assert.Equal(t, http.StatusOK, code)
+	require.NoError(t, gw.cmd.Process.Signal(syscall.SIGTERM))
+	gw.waitExit(t, 20*time.Second)
+	assert.NoError(t, gw.err)
 }
