@@ -692,3 +692,57 @@ func TestDiscoverCallerCancelIsNotAGatewayTimeout(t *testing.T) {
 	assert.ErrorIs(t, err, gatewayd.ErrGatewayTimeout, "no answer in the time there was: the gateway's timeout")
 	assert.NotErrorIs(t, err, context.Canceled)
 }
+
+// Discoveries asked while one is still queued (not yet sent) share it: one
+// GET_DYN_CONNECTED answers them all. One already sent is not joined (its
+// answer may predate what the caller asks about).
+func TestQueuedDiscoveryIsShared(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	// The line stays busy for twice this (a timeout, then its tombstone's
+	// wait): time enough for both later callers to queue.
+	cfg.CommandTimeout = time.Second
+	h := newHarness(t, cfg)
+	gws, sims := h.AddAuthenticated("shared", 1)
+	g, sg := gws[0], sims[0]
+	eventually(t, func() bool { return sg.Stats().DiscoveriesAnswered >= 1 }, 5*time.Second, "discovered at login")
+	sg.UpdateFaults(func(f *ctctest.Faults) { f.IgnoreDiscovery = true })
+	before := discoveriesAsked(sg)
+
+	// The first is sent and left unanswered: the line stays busy for its
+	// timeout and its tombstone's.
+	first := make(chan error, 1)
+	go func() {
+		_, err := h.Runtime.Discover(context.Background(), g.ID)
+		first <- err
+	}()
+	eventually(t, func() bool { return discoveriesAsked(sg) == before+1 }, 5*time.Second, "the first is on the wire")
+	sg.UpdateFaults(func(f *ctctest.Faults) { f.IgnoreDiscovery = false })
+
+	type result struct {
+		d   gatewayd.Discovery
+		err error
+	}
+	later := make(chan result, 2)
+	for range 2 {
+		go func() {
+			d, err := h.Runtime.Discover(context.Background(), g.ID)
+			later <- result{d, err}
+		}()
+	}
+	var got []result
+	for range 2 {
+		select {
+		case r := <-later:
+			got = append(got, r)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the queued discoveries were not answered")
+		}
+	}
+	asked := discoveriesAsked(sg)
+	require.ErrorIs(t, <-first, gatewayd.ErrGatewayTimeout, "the first went unanswered")
+	for _, r := range got {
+		require.NoError(t, r.err)
+		assert.Len(t, r.d.Sensors, len(got[0].d.Sensors))
+	}
+	assert.Equal(t, before+2, asked, "the two queued callers shared one GET_DYN_CONNECTED")
+}
