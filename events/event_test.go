@@ -67,6 +67,9 @@ func TestEventValidate(t *testing.T) {
 		{"carriage return in data", Event{Type: TypeGatewayState, Data: []byte("{\r}")}, false},
 		{"array", Event{Type: TypeGatewayState, Data: []byte(`[1]`)}, false},
 		{"string", Event{Type: TypeGatewayState, Data: []byte(`"x"`)}, false},
+		// Starts like an object but is cut short: not a JSON object.
+		{"unclosed object", Event{Type: TypeGatewayState, Data: []byte(`{"id":1`)}, false},
+		{"object followed by more", Event{Type: TypeGatewayState, Data: []byte(`{"id":1} x`)}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
