@@ -1,0 +1,67 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd/store"
+)
+
+// byUUID orders ids as PostgreSQL orders uuids (byte by byte, which is
+// the order of their canonical text).
+func byUUID(ids []uuid.UUID) []uuid.UUID {
+	out := slices.Clone(ids)
+	slices.SortFunc(out, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
+	return out
+}
+
+// API.md §3: lists are ordered by name, then id, and the database does the
+// paging. Rows whose names tie are paged by id too: walking a list one row
+// at a time, or three at a time, neither repeats nor skips a row, whether
+// a page is read alone or with other pages in one statement.
+func TestPagingThroughTiedNamesIsByID(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	const n = 9
+	ids := make([]uuid.UUID, n)
+	for i := range n {
+		g := newGateway(fx.factory.ID, fmt.Sprintf("TIE-%d", i))
+		g.Name = "Same name"
+		created, err := s.CreateGateway(ctx, g)
+		require.NoError(t, err)
+		ids[i] = created.ID
+	}
+	want := byUUID(ids)
+
+	var alone []uuid.UUID
+	for off := range n {
+		page, total, err := s.ListGateways(ctx, &fx.factory.ID, store.Page{Limit: 1, Offset: off})
+		require.NoError(t, err)
+		require.Len(t, page, 1)
+		assert.Equal(t, n, total)
+		alone = append(alone, page[0].ID)
+	}
+	assert.Equal(t, want, alone, "pages of one, read alone")
+
+	var asks []store.ListAsk
+	for off := 0; off < n; off += 3 {
+		asks = append(asks, store.ListAsk{Factory: &fx.factory.ID, Page: store.Page{Limit: 3, Offset: off}})
+	}
+	pages, _, err := store.GatewayPages(ctx, s, asks...)
+	require.NoError(t, err)
+	var shared []uuid.UUID
+	for _, p := range pages {
+		for _, g := range p {
+			shared = append(shared, g.ID)
+		}
+	}
+	assert.Equal(t, want, shared, "pages of three, read in one statement")
+}
