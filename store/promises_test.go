@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/store"
 )
 
@@ -64,4 +65,18 @@ func TestPagingThroughTiedNamesIsByID(t *testing.T) {
 		}
 	}
 	assert.Equal(t, want, shared, "pages of three, read in one statement")
+}
+
+// API.md §2: a deleted factory is gone. Deleting it again is ErrNotFound
+// (404 FACTORY_NOT_FOUND), not a second, silent success.
+func TestDeletingADeletedFactoryIsNotFound(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	_, err := s.DeleteFactory(ctx, fx.factory.ID)
+	require.NoError(t, err)
+	_, err = s.DeleteFactory(ctx, fx.factory.ID)
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
+	_, err = s.DeleteFactory(ctx, uuid.New())
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
 }
