@@ -80,3 +80,18 @@ func TestDeletingADeletedFactoryIsNotFound(t *testing.T) {
 	_, err = s.DeleteFactory(ctx, uuid.New())
 	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
 }
+
+// API.md §3/§7: equipment names a factory that must exist and not be
+// deleted, else 422 INVALID_REFERENCE.
+func TestEquipmentOfADeletedFactoryIsAnInvalidReference(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	_, err := s.DeleteFactory(ctx, fx.factory.ID)
+	require.NoError(t, err)
+	_, err = s.CreateEquipment(ctx, store.NewEquipment{FactoryID: fx.factory.ID, Name: "late"})
+	assert.ErrorIs(t, err, gatewayd.ErrInvalidReference)
+	_, total, err := s.ListEquipment(ctx, &fx.factory.ID, store.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Zero(t, total, "nothing was inserted under the deleted factory")
+}
