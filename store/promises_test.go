@@ -95,3 +95,32 @@ func TestEquipmentOfADeletedFactoryIsAnInvalidReference(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, total, "nothing was inserted under the deleted factory")
 }
+
+// A cascade returns the gateways it deleted, for their actors to be
+// stopped and their gateway.deleted events: not those deleted earlier on
+// their own, which already had theirs.
+func TestCascadeReturnsOnlyTheGatewaysItDeleted(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	early, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "EARLY"))
+	require.NoError(t, err)
+	live, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "LIVE"))
+	require.NoError(t, err)
+	_, err = s.DeleteGateway(ctx, early.ID)
+	require.NoError(t, err)
+	gone, err := s.DeleteFactory(ctx, fx.factory.ID)
+	require.NoError(t, err)
+	assert.Equal(t, []uuid.UUID{live.ID}, refIDs(gone), "factory cascade")
+
+	other := setup(t, s)
+	early, err = s.CreateGateway(ctx, newGateway(other.factory.ID, "EARLY-2"))
+	require.NoError(t, err)
+	live, err = s.CreateGateway(ctx, newGateway(other.factory.ID, "LIVE-2"))
+	require.NoError(t, err)
+	_, err = s.DeleteGateway(ctx, early.ID)
+	require.NoError(t, err)
+	gone, err = s.DeleteOrganization(ctx, other.org.ID)
+	require.NoError(t, err)
+	assert.Equal(t, []uuid.UUID{live.ID}, refIDs(gone), "organization cascade")
+}
