@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
@@ -123,4 +124,36 @@ func TestCascadeReturnsOnlyTheGatewaysItDeleted(t *testing.T) {
 	gone, err = s.DeleteOrganization(ctx, other.org.ID)
 	require.NoError(t, err)
 	assert.Equal(t, []uuid.UUID{live.ID}, refIDs(gone), "organization cascade")
+}
+
+// DeleteEquipment returns the live sensors it unassigned, for their
+// sensor.updated events: a sensor deleted with its gateway gets none.
+func TestDeletingEquipmentReportsOnlyLiveSensors(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	eq, err := s.CreateEquipment(ctx, store.NewEquipment{FactoryID: fx.factory.ID, Name: "P-1"})
+	require.NoError(t, err)
+	var assigned []uuid.UUID
+	for _, gid := range []string{"KEEP", "DROP"} {
+		g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, gid))
+		require.NoError(t, err)
+		require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: time.Now(),
+			Sensors: []gatewayd.SensorReport{report(7, "S")}}})))
+		sensor := sensorsBySerial(t, s, g.ID)[7]
+		_, err = s.UpdateSensor(ctx, sensor.ID, store.SensorPatch{EquipmentID: store.Some(&eq.ID)})
+		require.NoError(t, err)
+		assigned = append(assigned, sensor.ID)
+		if gid == "DROP" {
+			_, err = s.DeleteGateway(ctx, g.ID)
+			require.NoError(t, err)
+		}
+	}
+	refs, err := s.DeleteEquipment(ctx, eq.ID)
+	require.NoError(t, err)
+	var got []uuid.UUID
+	for _, r := range refs {
+		got = append(got, r.ID)
+	}
+	assert.Equal(t, []uuid.UUID{assigned[0]}, got, "only the live sensor")
 }
