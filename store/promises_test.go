@@ -126,6 +126,27 @@ func TestCascadeReturnsOnlyTheGatewaysItDeleted(t *testing.T) {
 	assert.Equal(t, []uuid.UUID{live.ID}, refIDs(gone), "organization cascade")
 }
 
+// EquipmentPatch: a set nil Kind clears it (PUT {"kind": null}).
+func TestEquipmentKindNullClearsIt(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	kind := "pump"
+	eq, err := s.CreateEquipment(ctx, store.NewEquipment{FactoryID: fx.factory.ID, Name: "P-1", Kind: &kind})
+	require.NoError(t, err)
+	up, err := s.UpdateEquipment(ctx, eq.ID, store.EquipmentPatch{Name: store.Some("P-2")})
+	require.NoError(t, err)
+	require.NotNil(t, up.Kind, "a patch without kind leaves it")
+	assert.Equal(t, "pump", *up.Kind)
+	up, err = s.UpdateEquipment(ctx, eq.ID, store.EquipmentPatch{Kind: store.Some[*string](nil)})
+	require.NoError(t, err)
+	assert.Nil(t, up.Kind, "a set nil kind clears it")
+	got, err := s.GetEquipment(ctx, eq.ID)
+	require.NoError(t, err)
+	assert.Nil(t, got.Kind)
+	assert.Equal(t, "P-2", got.Name)
+}
+
 // DeleteEquipment returns the live sensors it unassigned, for their
 // sensor.updated events: a sensor deleted with its gateway gets none.
 func TestDeletingEquipmentReportsOnlyLiveSensors(t *testing.T) {
