@@ -178,3 +178,19 @@ func TestDeletingEquipmentReportsOnlyLiveSensors(t *testing.T) {
 	}
 	assert.Equal(t, []uuid.UUID{assigned[0]}, got, "only the live sensor")
 }
+
+// API.md §4: connect and disconnect of a deleted gateway are 404; its
+// desired state cannot be stored.
+func TestDesiredStateOfADeletedGatewayIsNotFound(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "GONE"))
+	require.NoError(t, err)
+	_, err = s.DeleteGateway(ctx, g.ID)
+	require.NoError(t, err)
+	_, err = s.SetDesiredState(ctx, g.ID, gatewayd.DesiredDisconnected)
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
+	_, err = s.SetDesiredState(ctx, uuid.New(), gatewayd.DesiredConnected)
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
+}
