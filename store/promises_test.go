@@ -194,3 +194,62 @@ func TestDesiredStateOfADeletedGatewayIsNotFound(t *testing.T) {
 	_, err = s.SetDesiredState(ctx, uuid.New(), gatewayd.DesiredConnected)
 	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
 }
+
+// twoGatewaysWithSensors makes two gateways of factory, with the given
+// serials each, and returns them.
+func twoGatewaysWithSensors(t *testing.T, s *store.Store, factory uuid.UUID, prefix string, serials ...[]int64) []gatewayd.Gateway {
+	t.Helper()
+	ctx := context.Background()
+	var out []gatewayd.Gateway
+	for i, list := range serials {
+		g, err := s.CreateGateway(ctx, newGateway(factory, fmt.Sprintf("%s-%d", prefix, i)))
+		require.NoError(t, err)
+		var reports []gatewayd.SensorReport
+		for _, n := range list {
+			reports = append(reports, report(n, ""))
+		}
+		require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: time.Now(), Sensors: reports}})))
+		out = append(out, g)
+	}
+	return out
+}
+
+// API.md §7: GET /api/sensors is ordered by gateway, then serial.
+func TestSensorListIsOrderedByGatewayThenSerial(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	gws := twoGatewaysWithSensors(t, s, fx.factory.ID, "ORD", []int64{5, 1}, []int64{3, 2})
+	type key struct {
+		gw     string
+		serial int64
+	}
+	var want []key
+	for _, g := range gws {
+		for serial := range sensorsBySerial(t, s, g.ID) {
+			want = append(want, key{g.ID.String(), serial})
+		}
+	}
+	slices.SortFunc(want, func(a, b key) int {
+		if c := strings.Compare(a.gw, b.gw); c != 0 {
+			return c
+		}
+		return int(a.serial - b.serial)
+	})
+	list, total, err := s.ListSensors(ctx, store.SensorFilter{}, store.Page{Limit: 100})
+	require.NoError(t, err)
+	assert.Equal(t, 4, total)
+	var got []key
+	for _, x := range list {
+		got = append(got, key{x.GatewayID.String(), x.Serial})
+	}
+	assert.Equal(t, want, got, "the whole list")
+	got = nil
+	for off := range 4 {
+		page, _, err := s.ListSensors(ctx, store.SensorFilter{}, store.Page{Limit: 1, Offset: off})
+		require.NoError(t, err)
+		require.Len(t, page, 1)
+		got = append(got, key{page[0].GatewayID.String(), page[0].Serial})
+	}
+	assert.Equal(t, want, got, "page by page")
+}
