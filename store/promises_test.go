@@ -253,3 +253,30 @@ func TestSensorListIsOrderedByGatewayThenSerial(t *testing.T) {
 	}
 	assert.Equal(t, want, got, "page by page")
 }
+
+// API.md §7: the factory_id filter of GET /api/sensors keeps the sensors
+// of that factory's gateways, and the total counts those only.
+func TestSensorListFactoryFilter(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	other, err := s.CreateFactory(ctx, store.NewFactory{OrganizationID: fx.org.ID, Name: "Plant 2"})
+	require.NoError(t, err)
+	mine := twoGatewaysWithSensors(t, s, fx.factory.ID, "MINE", []int64{1, 2}, []int64{3})
+	twoGatewaysWithSensors(t, s, other.ID, "THEIRS", []int64{1, 4, 5})
+	list, total, err := s.ListSensors(ctx, store.SensorFilter{FactoryID: &fx.factory.ID}, store.Page{Limit: 100})
+	require.NoError(t, err)
+	assert.Equal(t, 3, total)
+	require.Len(t, list, 3)
+	for _, x := range list {
+		assert.Contains(t, []uuid.UUID{mine[0].ID, mine[1].ID}, x.GatewayID)
+	}
+	_, total, err = s.ListSensors(ctx, store.SensorFilter{FactoryID: &other.ID}, store.Page{Limit: 1})
+	require.NoError(t, err)
+	assert.Equal(t, 3, total)
+	nobody := uuid.New()
+	list, total, err = s.ListSensors(ctx, store.SensorFilter{FactoryID: &nobody}, store.Page{Limit: 100})
+	require.NoError(t, err)
+	assert.Zero(t, total)
+	assert.Empty(t, list)
+}
