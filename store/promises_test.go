@@ -280,3 +280,20 @@ func TestSensorListFactoryFilter(t *testing.T) {
 	assert.Zero(t, total)
 	assert.Empty(t, list)
 }
+
+// API.md §7: a discovery updates a known sensor's name unless an operator
+// set one, and keeps any name when the gateway reports none (then only a
+// placeholder, "Sensor <serial>", is what a new sensor gets).
+func TestDiscoveryWithoutANameKeepsTheGatewaysEarlierName(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "NAMES"))
+	require.NoError(t, err)
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t0,
+		Sensors: []gatewayd.SensorReport{report(1, "Pump A")}}})))
+	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t0.Add(time.Minute),
+		Sensors: []gatewayd.SensorReport{report(1, "")}}})))
+	assert.Equal(t, "Pump A", sensorsBySerial(t, s, g.ID)[1].Name)
+}
