@@ -297,3 +297,23 @@ func TestDiscoveryWithoutANameKeepsTheGatewaysEarlierName(t *testing.T) {
 		Sensors: []gatewayd.SensorReport{report(1, "")}}})))
 	assert.Equal(t, "Pump A", sensorsBySerial(t, s, g.ID)[1].Name)
 }
+
+// A part number the gateway leaves out keeps the stored one, as a rate or
+// a sample count does.
+func TestDiscoveryWithoutAPartNumberKeepsTheStoredOne(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "PARTS"))
+	require.NoError(t, err)
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t0,
+		Sensors: []gatewayd.SensorReport{report(1, "A")}}})))
+	bare := report(1, "A")
+	bare.PartNumber = ""
+	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t0.Add(time.Minute),
+		Sensors: []gatewayd.SensorReport{bare}}})))
+	got := sensorsBySerial(t, s, g.ID)[1]
+	require.NotNil(t, got.PartNumber)
+	assert.Equal(t, "TA-CE-WS-1", *got.PartNumber)
+}
