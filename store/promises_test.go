@@ -317,3 +317,21 @@ func TestDiscoveryWithoutAPartNumberKeepsTheStoredOne(t *testing.T) {
 	require.NotNil(t, got.PartNumber)
 	assert.Equal(t, "TA-CE-WS-1", *got.PartNumber)
 }
+
+// A discovery answer that arrives after a newer one (merges of several
+// gateways are batched) does not move a sensor's last_seen_at back.
+func TestDiscoveryNeverMovesLastSeenBack(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "SEEN"))
+	require.NoError(t, err)
+	t1 := time.Now().UTC().Truncate(time.Millisecond)
+	t0 := t1.Add(-time.Minute)
+	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t1,
+		Sensors: []gatewayd.SensorReport{report(1, "A")}}})))
+	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t0,
+		Sensors: []gatewayd.SensorReport{report(1, "A")}}})))
+	got := sensorsBySerial(t, s, g.ID)[1]
+	assert.True(t, t1.Equal(got.LastSeenAt), "last_seen_at %s, want %s", got.LastSeenAt, t1)
+}
