@@ -335,3 +335,24 @@ func TestDiscoveryNeverMovesLastSeenBack(t *testing.T) {
 	got := sensorsBySerial(t, s, g.ID)[1]
 	assert.True(t, t1.Equal(got.LastSeenAt), "last_seen_at %s, want %s", got.LastSeenAt, t1)
 }
+
+// MergeDiscoveries returns the sensors that changed, for their
+// sensor.updated events: a sensor reported again as it was is no change,
+// though its last_seen_at moves.
+func TestRediscoveringAnUnchangedSensorIsNoChange(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "SAME"))
+	require.NoError(t, err)
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	changed, err := s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t0,
+		Sensors: []gatewayd.SensorReport{report(1, "A")}}})
+	require.NoError(t, err)
+	require.Len(t, changed, 1, "a new sensor is a change")
+	changed, err = s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t0.Add(time.Minute),
+		Sensors: []gatewayd.SensorReport{report(1, "A")}}})
+	require.NoError(t, err)
+	assert.Empty(t, changed, "the same report again")
+	assert.True(t, t0.Add(time.Minute).Equal(sensorsBySerial(t, s, g.ID)[1].LastSeenAt))
+}
