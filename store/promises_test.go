@@ -356,3 +356,22 @@ func TestRediscoveringAnUnchangedSensorIsNoChange(t *testing.T) {
 	assert.Empty(t, changed, "the same report again")
 	assert.True(t, t0.Add(time.Minute).Equal(sensorsBySerial(t, s, g.ID)[1].LastSeenAt))
 }
+
+// A sensor missing from the answer is a change once, when it becomes
+// disconnected; missing again, it is no change.
+func TestASensorAlreadyDisconnectedIsNoChange(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "GONE"))
+	require.NoError(t, err)
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t0,
+		Sensors: []gatewayd.SensorReport{report(1, "A")}}})))
+	changed, err := s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t0.Add(time.Minute)}})
+	require.NoError(t, err)
+	require.Len(t, changed, 1, "disconnected: a change")
+	changed, err = s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t0.Add(2 * time.Minute)}})
+	require.NoError(t, err)
+	assert.Empty(t, changed, "still disconnected: no change")
+}
