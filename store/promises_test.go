@@ -375,3 +375,24 @@ func TestASensorAlreadyDisconnectedIsNoChange(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, changed, "still disconnected: no change")
 }
+
+// ListReadings: a deleted sensor has no reading list (its readings stay,
+// for GET /api/readings/:id).
+func TestADeletedSensorListsNoReadings(t *testing.T) {
+	ctx := context.Background()
+	s, _, g, sensor := readingFixture(t)
+	r, _, err := s.CreateReading(ctx, uuid.New(), sensor.ID, gatewayd.TriggerManual)
+	require.NoError(t, err)
+	list, total, err := s.ListReadings(ctx, sensor.ID, store.ReadingFilter{}, store.Page{Limit: 10})
+	require.NoError(t, err)
+	require.Equal(t, 1, total)
+	require.Len(t, list, 1)
+	_, err = s.DeleteGateway(ctx, g.ID) // and its sensors
+	require.NoError(t, err)
+	list, total, err = s.ListReadings(ctx, sensor.ID, store.ReadingFilter{}, store.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Zero(t, total)
+	assert.Empty(t, list)
+	_, err = s.GetReading(ctx, r.ID)
+	assert.NoError(t, err, "the reading itself stays")
+}
