@@ -1,0 +1,69 @@
+package store_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+// readingsAt stores a scheduled reading of sensor per time, in status,
+// and returns their ids in the order given.
+func readingsAt(t *testing.T, s *store.Store, g gatewayd.Gateway, sensor gatewayd.Sensor, status gatewayd.ReadingStatus,
+	at ...time.Time) []uuid.UUID {
+	t.Helper()
+	var us []gatewayd.ReadingUpdate
+	var ids []uuid.UUID
+	for _, when := range at {
+		r := gatewayd.Reading{ID: uuid.New(), SensorID: sensor.ID, GatewayID: g.ID, Trigger: gatewayd.TriggerScheduled,
+			Status: status, RequestedAt: when}
+		if status.Done() {
+			r.CompletedAt = &when
+		}
+		us = append(us, gatewayd.ReadingUpdate{Reading: r, Serial: sensor.Serial})
+		ids = append(ids, r.ID)
+	}
+	require.NoError(t, errOf(s.SaveReadings(context.Background(), us)))
+	return ids
+}
+
+func readingIDs(rs []gatewayd.Reading) []uuid.UUID {
+	out := make([]uuid.UUID, len(rs))
+	for i, r := range rs {
+		out[i] = r.ID
+	}
+	return out
+}
+
+// API.md §8: GET /api/sensors/:id/readings is paged, newest first
+// (readings asked for at the same moment: by id, descending, so that
+// paging neither repeats nor skips one).
+func TestReadingListIsNewestFirst(t *testing.T) {
+	ctx := context.Background()
+	s, _, g, sensor := readingFixture(t)
+	t0 := time.Now().UTC().Truncate(time.Millisecond).Add(-time.Hour)
+	old := readingsAt(t, s, g, sensor, gatewayd.ReadingComplete, t0, t0.Add(time.Minute))
+	tied := readingsAt(t, s, g, sensor, gatewayd.ReadingComplete, t0.Add(2*time.Minute), t0.Add(2*time.Minute), t0.Add(2*time.Minute))
+	slices.SortFunc(tied, func(a, b uuid.UUID) int { return strings.Compare(b.String(), a.String()) })
+	want := append(tied, old[1], old[0])
+
+	list, total, err := s.ListReadings(ctx, sensor.ID, store.ReadingFilter{}, store.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Equal(t, 5, total)
+	assert.Equal(t, want, readingIDs(list))
+	var paged []uuid.UUID
+	for off := 0; off < 5; off += 2 {
+		page, _, err := s.ListReadings(ctx, sensor.ID, store.ReadingFilter{}, store.Page{Limit: 2, Offset: off})
+		require.NoError(t, err)
+		paged = append(paged, readingIDs(page)...)
+	}
+	assert.Equal(t, want, paged, "page by page")
+}
