@@ -67,3 +67,24 @@ func TestReadingListIsNewestFirst(t *testing.T) {
 	}
 	assert.Equal(t, want, paged, "page by page")
 }
+
+// API.md §8: since and until select by requested_at, since inclusive
+// and until exclusive (ReadingFilter), and the total counts what they
+// select.
+func TestReadingListTimeWindow(t *testing.T) {
+	ctx := context.Background()
+	s, _, g, sensor := readingFixture(t)
+	t0 := time.Now().UTC().Truncate(time.Millisecond).Add(-time.Hour)
+	ids := readingsAt(t, s, g, sensor, gatewayd.ReadingComplete, t0, t0.Add(time.Minute), t0.Add(2*time.Minute), t0.Add(3*time.Minute))
+	since, until := t0.Add(time.Minute), t0.Add(3*time.Minute)
+	list, total, err := s.ListReadings(ctx, sensor.ID, store.ReadingFilter{Since: &since, Until: &until}, store.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Equal(t, 2, total)
+	assert.Equal(t, []uuid.UUID{ids[2], ids[1]}, readingIDs(list), "since inclusive, until exclusive")
+	_, total, err = s.ListReadings(ctx, sensor.ID, store.ReadingFilter{Since: &since}, store.Page{Limit: 1})
+	require.NoError(t, err)
+	assert.Equal(t, 3, total)
+	_, total, err = s.ListReadings(ctx, sensor.ID, store.ReadingFilter{Until: &since}, store.Page{Limit: 1})
+	require.NoError(t, err)
+	assert.Equal(t, 1, total)
+}
