@@ -88,3 +88,24 @@ func TestReadingListTimeWindow(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, total)
 }
+
+// API.md §8: the status filter keeps the readings in that status, and
+// the total counts those.
+func TestReadingListStatusFilter(t *testing.T) {
+	ctx := context.Background()
+	s, _, g, sensor := readingFixture(t)
+	t0 := time.Now().UTC().Truncate(time.Millisecond).Add(-time.Hour)
+	done := readingsAt(t, s, g, sensor, gatewayd.ReadingComplete, t0, t0.Add(time.Minute))
+	failed := readingsAt(t, s, g, sensor, gatewayd.ReadingFailed, t0.Add(2*time.Minute))
+	list, total, err := s.ListReadings(ctx, sensor.ID, store.ReadingFilter{Status: gatewayd.ReadingFailed}, store.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Equal(t, 1, total)
+	assert.Equal(t, failed, readingIDs(list))
+	list, total, err = s.ListReadings(ctx, sensor.ID, store.ReadingFilter{Status: gatewayd.ReadingComplete}, store.Page{Limit: 1})
+	require.NoError(t, err)
+	assert.Equal(t, 2, total)
+	assert.Equal(t, []uuid.UUID{done[1]}, readingIDs(list))
+	_, total, err = s.ListReadings(ctx, sensor.ID, store.ReadingFilter{Status: gatewayd.ReadingRunning}, store.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Zero(t, total)
+}
