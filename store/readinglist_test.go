@@ -109,3 +109,32 @@ func TestReadingListStatusFilter(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, total)
 }
+
+// SaveReadings keeps what an update leaves unknown (nil): a completion or
+// failure that does not repeat started_at or the sample rate leaves the
+// stored ones.
+func TestReadingUpdateKeepsWhatItLeavesUnknown(t *testing.T) {
+	ctx := context.Background()
+	s, _, g, sensor := readingFixture(t)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	rate := 25600.0
+	for _, final := range []gatewayd.ReadingStatus{gatewayd.ReadingComplete, gatewayd.ReadingFailed} {
+		r := gatewayd.Reading{ID: uuid.New(), SensorID: sensor.ID, GatewayID: g.ID, Trigger: gatewayd.TriggerScheduled,
+			Status: gatewayd.ReadingRunning, RequestedAt: now, StartedAt: &now, SampleRateHz: &rate}
+		require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: r, Serial: sensor.Serial}})))
+		end := gatewayd.Reading{ID: r.ID, SensorID: sensor.ID, GatewayID: g.ID, Trigger: gatewayd.TriggerScheduled,
+			Status: final, RequestedAt: now, CompletedAt: &now}
+		refs, err := s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: end, Serial: sensor.Serial}})
+		require.NoError(t, err)
+		require.Len(t, refs, 1)
+		got, err := s.GetReading(ctx, r.ID)
+		require.NoError(t, err)
+		assert.Equal(t, final, got.Status)
+		if assert.NotNil(t, got.StartedAt, "%s: started_at kept", final) {
+			assert.True(t, now.Equal(*got.StartedAt))
+		}
+		if assert.NotNil(t, got.SampleRateHz, "%s: sample rate kept", final) {
+			assert.Equal(t, rate, *got.SampleRateHz)
+		}
+	}
+}
