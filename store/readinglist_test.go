@@ -138,3 +138,21 @@ func TestReadingUpdateKeepsWhatItLeavesUnknown(t *testing.T) {
 		}
 	}
 }
+
+// Samples are stored for a COMPLETE reading only: a FAILED one has no
+// waveform (GET .../waveform 404), whatever came with it.
+func TestAFailedReadingStoresNoSamples(t *testing.T) {
+	ctx := context.Background()
+	s, pool, g, sensor := readingFixture(t)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	msg := "malformed waveform"
+	r := gatewayd.Reading{ID: uuid.New(), SensorID: sensor.ID, GatewayID: g.ID, Trigger: gatewayd.TriggerGateway,
+		Status: gatewayd.ReadingFailed, Error: &msg, RequestedAt: now, CompletedAt: &now}
+	wave := gatewayd.Waveform{X: []float32{1, 2}, Y: []float32{3, 4}, Z: []float32{5, 6}}
+	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: r, Serial: sensor.Serial, Packed: packedOf(wave)}})))
+	_, err := s.GetWaveform(ctx, r.ID)
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM reading_samples`).Scan(&n))
+	assert.Zero(t, n)
+}
