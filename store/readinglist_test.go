@@ -156,3 +156,20 @@ func TestAFailedReadingStoresNoSamples(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM reading_samples`).Scan(&n))
 	assert.Zero(t, n)
 }
+
+// API.md §8: GET /api/readings/:id/waveform answers the reading's
+// sample_rate_hz with its samples.
+func TestWaveformCarriesTheSampleRate(t *testing.T) {
+	ctx := context.Background()
+	s, _, g, sensor := readingFixture(t)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	rate, n := 12800.0, 2
+	r := gatewayd.Reading{ID: uuid.New(), SensorID: sensor.ID, GatewayID: g.ID, Trigger: gatewayd.TriggerGateway,
+		Status: gatewayd.ReadingComplete, RequestedAt: now, CompletedAt: &now, SampleRateHz: &rate, Samples: &n}
+	wave := gatewayd.Waveform{X: []float32{1, 2}, Y: []float32{3, 4}, Z: []float32{5, 6}}
+	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: r, Serial: sensor.Serial, Packed: packedOf(wave)}})))
+	w, err := s.GetWaveform(ctx, r.ID)
+	require.NoError(t, err)
+	assert.Equal(t, rate, w.SampleRateHz)
+	assert.Equal(t, wave.X, w.X)
+}
