@@ -396,3 +396,19 @@ func TestADeletedSensorListsNoReadings(t *testing.T) {
 	_, err = s.GetReading(ctx, r.ID)
 	assert.NoError(t, err, "the reading itself stays")
 }
+
+// MarkSeen leaves deleted gateways alone: a sighting that raced the
+// deletion writes nothing to the deleted row.
+func TestMarkSeenLeavesDeletedGatewaysAlone(t *testing.T) {
+	ctx := context.Background()
+	s, pool := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "SEEN-LATE"))
+	require.NoError(t, err)
+	_, err = s.DeleteGateway(ctx, g.ID)
+	require.NoError(t, err)
+	require.NoError(t, s.MarkSeen(ctx, map[uuid.UUID]time.Time{g.ID: time.Now()}))
+	var seen *time.Time
+	require.NoError(t, pool.QueryRow(ctx, `SELECT last_seen_at FROM gateways WHERE id = $1`, g.ID).Scan(&seen))
+	assert.Nil(t, seen)
+}
