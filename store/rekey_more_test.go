@@ -3,10 +3,12 @@ package store_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ctcgw/gatewayd/internal/testutil"
 	"github.com/ctcgw/gatewayd/store"
 )
 
@@ -30,4 +32,65 @@ func TestRekeyListsOnlyLiveUnreadableGateways(t *testing.T) {
 	res, err := s.Rekey(ctx, 10, nil)
 	require.NoError(t, err)
 	assert.Equal(t, []store.UnreadableGateway{{ID: live.ID, GatewayID: "LOST-LIVE"}}, res.Unreadable)
+}
+
+// Rekey leaves a row changed meanwhile to that change: a password set
+// (say by a PUT) after Rekey read the row but before it wrote it is not
+// overwritten with the re-sealed old one.
+func TestRekeyLeavesAConcurrentChangeAlone(t *testing.T) {
+	ctx := context.Background()
+	oldStore, pool := newStore(t) // sealed under testutil.Key
+	fx := setup(t, oldStore)
+	g, err := oldStore.CreateGateway(ctx, newGateway(fx.factory.ID, "MOVING"))
+	require.NoError(t, err)
+	newKey := []byte("the new key, thirty-two bytes!!!")
+	sealer, err := store.NewSealer(newKey, testutil.Key)
+	require.NoError(t, err)
+	st := store.New(pool, sealer)
+
+	// Hold the row, so that Rekey's UPDATE waits after its SELECT.
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, `SELECT 1 FROM gateways WHERE id = $1 FOR UPDATE`, g.ID)
+	require.NoError(t, err)
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.Rekey(ctx, 10, nil)
+		done <- err
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var waiting bool
+		require.NoError(t, pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'
+			AND query LIKE 'UPDATE gateways SET password_encrypted%')`).Scan(&waiting))
+		if waiting {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Rekey finished without waiting for the held row: %v", err)
+		default:
+		}
+		require.True(t, time.Now().Before(deadline), "Rekey's UPDATE never waited for the held row")
+		time.Sleep(10 * time.Millisecond) // polling for the wait, with a deadline
+	}
+	changed, err := sealer.Seal("set meanwhile")
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `UPDATE gateways SET password_encrypted = $2 WHERE id = $1`, g.ID, changed)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Rekey did not finish")
+	}
+	var sealed string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT password_encrypted FROM gateways WHERE id = $1`, g.ID).Scan(&sealed))
+	plain, err := sealer.Open(sealed)
+	require.NoError(t, err)
+	assert.Equal(t, "set meanwhile", plain)
 }
