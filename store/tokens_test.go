@@ -1,13 +1,16 @@
 package store_test
 
 import (
+	"context"
 	"encoding/base64"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/store"
 )
 
@@ -25,5 +28,39 @@ func TestTokenSecretIsThePrefixAnd32RandomBytes(t *testing.T) {
 		assert.Len(t, raw, 32)
 		assert.False(t, seen[secret], "fresh every time")
 		seen[secret] = true
+	}
+}
+
+// UseToken records the use of a usable token only: a revoked or expired
+// one is returned as it is (for the caller to refuse with 401), without
+// touching last_used_at.
+func TestUsingARevokedOrExpiredTokenDoesNotTouchIt(t *testing.T) {
+	ctx := context.Background()
+	s, pool := newStore(t)
+	revoked, secretR, err := s.CreateToken(ctx, "revoked", gatewayd.RoleViewer, nil)
+	require.NoError(t, err)
+	_, err = s.RevokeToken(ctx, revoked.ID)
+	require.NoError(t, err)
+	expires := time.Now().Add(time.Hour)
+	expired, secretE, err := s.CreateToken(ctx, "expired", gatewayd.RoleViewer, &expires)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `UPDATE api_tokens SET expires_at = now() - interval '1 minute' WHERE id = $1`, expired.ID)
+	require.NoError(t, err)
+	live, secretL, err := s.CreateToken(ctx, "live", gatewayd.RoleViewer, nil)
+	require.NoError(t, err)
+
+	got, err := s.UseToken(ctx, store.HashToken(secretL))
+	require.NoError(t, err)
+	assert.Equal(t, live.ID, got.ID)
+	assert.NotNil(t, got.LastUsedAt, "a usable token's use is recorded")
+
+	for name, secret := range map[string]string{"revoked": secretR, "expired": secretE} {
+		got, err := s.UseToken(ctx, store.HashToken(secret))
+		require.NoError(t, err, name)
+		assert.Equal(t, name, got.Name)
+		assert.Nil(t, got.LastUsedAt, "%s: not touched", name)
+		var used *time.Time
+		require.NoError(t, pool.QueryRow(ctx, `SELECT last_used_at FROM api_tokens WHERE name = $1`, name).Scan(&used))
+		assert.Nil(t, used, "%s: last_used_at stays empty", name)
 	}
 }
