@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -63,4 +64,26 @@ func TestUsingARevokedOrExpiredTokenDoesNotTouchIt(t *testing.T) {
 		require.NoError(t, pool.QueryRow(ctx, `SELECT last_used_at FROM api_tokens WHERE name = $1`, name).Scan(&used))
 		assert.Nil(t, used, "%s: last_used_at stays empty", name)
 	}
+}
+
+// API.md §3/§10: GET /api/tokens is a list, ordered by name, then id.
+func TestTokenListIsOrderedByName(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	for _, n := range []string{"c", "a", "b", "a"} {
+		_, _, err := s.CreateToken(ctx, n, gatewayd.RoleViewer, nil)
+		require.NoError(t, err)
+	}
+	list, total, err := s.ListTokens(ctx, store.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Equal(t, 4, total)
+	var got []string
+	for _, tok := range list {
+		got = append(got, tok.Name)
+	}
+	assert.Equal(t, []string{"a", "a", "b", "c"}, got)
+	assert.Less(t, list[0].ID.String(), list[1].ID.String(), "ties by id")
+	page, _, err := s.ListTokens(ctx, store.Page{Limit: 2, Offset: 2})
+	require.NoError(t, err)
+	assert.Equal(t, fmt.Sprint(list[2:]), fmt.Sprint(page))
 }
