@@ -87,3 +87,26 @@ func TestTokenListIsOrderedByName(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, fmt.Sprint(list[2:]), fmt.Sprint(page))
 }
+
+// Revoking is idempotent: revoking again keeps the first revocation's
+// time.
+func TestRevokingTwiceKeepsTheFirstTime(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	tok, _, err := s.CreateToken(ctx, "twice", gatewayd.RoleAdmin, nil)
+	require.NoError(t, err)
+	first, err := s.RevokeToken(ctx, tok.ID)
+	require.NoError(t, err)
+	require.NotNil(t, first.RevokedAt)
+	// Later statements have a later now(): wait until the clock has moved.
+	var moved bool
+	deadline := time.Now().Add(5 * time.Second)
+	for !moved && time.Now().Before(deadline) {
+		moved = time.Since(*first.RevokedAt) > 2*time.Millisecond
+	}
+	require.True(t, moved)
+	again, err := s.RevokeToken(ctx, tok.ID)
+	require.NoError(t, err)
+	require.NotNil(t, again.RevokedAt)
+	assert.True(t, first.RevokedAt.Equal(*again.RevokedAt), "revoked_at %s, then %s", first.RevokedAt, again.RevokedAt)
+}
