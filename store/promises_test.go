@@ -412,3 +412,18 @@ func TestMarkSeenLeavesDeletedGatewaysAlone(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT last_seen_at FROM gateways WHERE id = $1`, g.ID).Scan(&seen))
 	assert.Nil(t, seen)
 }
+
+// API.md §2: every read and write excludes deleted rows: updating a
+// deleted factory is ErrNotFound (404), and changes nothing.
+func TestUpdatingADeletedFactoryIsNotFound(t *testing.T) {
+	ctx := context.Background()
+	s, pool := newStore(t)
+	fx := setup(t, s)
+	_, err := s.DeleteFactory(ctx, fx.factory.ID)
+	require.NoError(t, err)
+	_, err = s.UpdateFactory(ctx, fx.factory.ID, store.FactoryPatch{Name: store.Some("revived")})
+	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
+	var name string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT name FROM factories WHERE id = $1`, fx.factory.ID).Scan(&name))
+	assert.Equal(t, "Plant 1", name)
+}
