@@ -427,3 +427,27 @@ func TestUpdatingADeletedFactoryIsNotFound(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT name FROM factories WHERE id = $1`, fx.factory.ID).Scan(&name))
 	assert.Equal(t, "Plant 1", name)
 }
+
+// A factory update shared with others keeps what its patch does not set,
+// location included (as a lone update does).
+func TestSharedFactoryUpdateKeepsTheUnsetLocation(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	fs := factoriesNamed(t, s, fx.org.ID, 2)
+	for _, f := range fs {
+		_, err := s.UpdateFactory(ctx, f.ID, store.FactoryPatch{Location: store.Some(ptr("Hall " + f.Name))})
+		require.NoError(t, err)
+	}
+	got, errs, err := store.UpdateFactoriesAtOnce(ctx, s,
+		store.FactoryUpdate{ID: fs[0].ID, Patch: store.FactoryPatch{Name: store.Some("renamed")}},
+		store.FactoryUpdate{ID: fs[1].ID, Patch: store.FactoryPatch{Timezone: store.Some("Asia/Tokyo")}},
+	)
+	require.NoError(t, err)
+	require.Equal(t, []error{nil, nil}, errs)
+	for i, f := range fs {
+		if assert.NotNil(t, got[i].Location, "request %d", i) {
+			assert.Equal(t, "Hall "+f.Name, *got[i].Location)
+		}
+	}
+}
