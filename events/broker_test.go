@@ -616,3 +616,23 @@ func drainNext(s *Subscription) []*Event {
 	}
 	return out
 }
+
+// Publish copies e.Data into the frame, and the published event's Data is
+// that copy: a publisher that reuses its buffer afterwards changes neither
+// what subscribers read nor what they write.
+func TestPublishedDataIsACopy(t *testing.T) {
+	t.Parallel()
+	b := NewBroker(4)
+	publish(t, b, uuid.Nil, uuid.Nil) // so that a resume from it replays ours
+	s := b.Subscribe(Filter{}, 0, 4)
+	buf := []byte(`{"n":1}`)
+	_, err := b.Publish(Event{Type: TypeGatewayUpdated, Data: buf})
+	require.NoError(t, err)
+	copy(buf, `{"n":2}`)
+	e := next(t, s)
+	assert.Equal(t, `{"n":1}`, string(e.Data))
+	assert.Contains(t, string(e.frame), "data: {\"n\":1}\n")
+	replayed := b.Subscribe(Filter{}, e.ID-1, 4).Replay()
+	require.Len(t, replayed, 1)
+	assert.Equal(t, `{"n":1}`, string(replayed[0].Data))
+}
