@@ -451,3 +451,22 @@ func TestSharedFactoryUpdateKeepsTheUnsetLocation(t *testing.T) {
 		}
 	}
 }
+
+// A temperature or sighting older than what is stored (notifications of
+// several gateways are batched) does not move a sensor's last_seen_at
+// back.
+func TestTemperatureNeverMovesLastSeenBack(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "TEMP-SEEN"))
+	require.NoError(t, err)
+	t1 := time.Now().UTC().Truncate(time.Millisecond)
+	require.NoError(t, errOf(s.RecordTemperatures(ctx, []gatewayd.Temperature{{GatewayID: g.ID, Serial: 1, Celsius: 20, At: t1}})))
+	require.NoError(t, errOf(s.RecordTemperatures(ctx, []gatewayd.Temperature{
+		{GatewayID: g.ID, Serial: 1, Celsius: 19, At: t1.Add(-time.Minute)}})))
+	require.NoError(t, errOf(s.RecordTemperatures(ctx, []gatewayd.Temperature{
+		{GatewayID: g.ID, Serial: 1, At: t1.Add(-2 * time.Minute), Sighting: true}})))
+	got := sensorsBySerial(t, s, g.ID)[1]
+	assert.True(t, t1.Equal(got.LastSeenAt), "last_seen_at %s, want %s", got.LastSeenAt, t1)
+}
