@@ -470,3 +470,23 @@ func TestTemperatureNeverMovesLastSeenBack(t *testing.T) {
 	got := sensorsBySerial(t, s, g.ID)[1]
 	assert.True(t, t1.Equal(got.LastSeenAt), "last_seen_at %s, want %s", got.LastSeenAt, t1)
 }
+
+// MergeDiscoveries skips the discovery of a gateway deleted meanwhile:
+// nothing is written for it, and no sensor of it is reported changed
+// (which would publish sensor.updated for a deleted gateway).
+func TestDiscoveryOfADeletedGatewayReportsNothing(t *testing.T) {
+	ctx := context.Background()
+	s, pool := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "DELETED-DISCOVERY"))
+	require.NoError(t, err)
+	_, err = s.DeleteGateway(ctx, g.ID)
+	require.NoError(t, err)
+	changed, err := s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: time.Now(),
+		Sensors: []gatewayd.SensorReport{report(1, "A"), report(2, "B")}}})
+	require.NoError(t, err)
+	assert.Empty(t, changed)
+	var rows int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM sensors WHERE gateway_id = $1`, g.ID).Scan(&rows))
+	assert.Zero(t, rows, "no row, not even a deleted one")
+}
