@@ -110,3 +110,23 @@ func TestRevokingTwiceKeepsTheFirstTime(t *testing.T) {
 	require.NotNil(t, again.RevokedAt)
 	assert.True(t, first.RevokedAt.Equal(*again.RevokedAt), "revoked_at %s, then %s", first.RevokedAt, again.RevokedAt)
 }
+
+// GET /api/tokens lists revoked tokens too (so that an admin sees them),
+// and counts them in the total.
+func TestTokenListIncludesRevokedTokens(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	keep, _, err := s.CreateToken(ctx, "keep", gatewayd.RoleViewer, nil)
+	require.NoError(t, err)
+	gone, _, err := s.CreateToken(ctx, "gone", gatewayd.RoleViewer, nil)
+	require.NoError(t, err)
+	_, err = s.RevokeToken(ctx, gone.ID)
+	require.NoError(t, err)
+	list, total, err := s.ListTokens(ctx, store.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Equal(t, 2, total)
+	require.Len(t, list, 2)
+	assert.Equal(t, gone.ID, list[0].ID)
+	assert.NotNil(t, list[0].RevokedAt)
+	assert.Equal(t, keep.ID, list[1].ID)
+}
