@@ -1,0 +1,59 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+// API.md §8: a sensor with a reading_interval is read on that schedule by
+// its gateway's actor. Every way the runtime learns a gateway (Targets at
+// start and on reconciliation, Target, SetDesiredState, UpdateGateway)
+// carries its sensors' schedules, and only those with an interval.
+func TestEveryTargetCarriesItsSchedules(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "SCHED"))
+	require.NoError(t, err)
+	other, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "OTHER"))
+	require.NoError(t, err)
+	for _, gw := range []uuid.UUID{g.ID, other.ID} {
+		require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: gw, At: time.Now(),
+			Sensors: []gatewayd.SensorReport{report(1, "A"), report(2, "B"), report(3, "C")}}})))
+	}
+	sensors := sensorsBySerial(t, s, g.ID)
+	every, often := 15*time.Minute, 2*time.Minute
+	_, err = s.UpdateSensor(ctx, sensors[1].ID, store.SensorPatch{ReadingInterval: store.Some(&every)})
+	require.NoError(t, err)
+	_, err = s.UpdateSensor(ctx, sensors[3].ID, store.SensorPatch{ReadingInterval: store.Some(&often)})
+	require.NoError(t, err)
+	want := []gatewayd.Schedule{{SensorID: sensors[1].ID, Serial: 1, Interval: every}, {SensorID: sensors[3].ID, Serial: 3, Interval: often}}
+
+	all, err := s.Targets(ctx)
+	require.NoError(t, err)
+	require.Len(t, all, 2)
+	for _, tg := range all {
+		if tg.ID == g.ID {
+			assert.Equal(t, want, tg.Schedules, "Targets")
+		} else {
+			assert.Empty(t, tg.Schedules, "Targets: the other gateway has none")
+		}
+	}
+	one, err := s.Target(ctx, g.ID)
+	require.NoError(t, err)
+	assert.Equal(t, want, one.Schedules, "Target")
+	desired, err := s.SetDesiredState(ctx, g.ID, gatewayd.DesiredDisconnected)
+	require.NoError(t, err)
+	assert.Equal(t, want, desired.Schedules, "SetDesiredState")
+	up, err := s.UpdateGateway(ctx, g.ID, store.GatewayPatch{Name: store.Some("renamed")})
+	require.NoError(t, err)
+	assert.Equal(t, want, up.Target.Schedules, "UpdateGateway")
+}
