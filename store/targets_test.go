@@ -57,3 +57,32 @@ func TestEveryTargetCarriesItsSchedules(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, want, up.Target.Schedules, "UpdateGateway")
 }
+
+// A gateway whose stored password no configured key opens is flagged
+// Unreadable in the target an update returns, unless the update sets a
+// new password, which clears the flag.
+func TestUpdateGatewayTargetSaysWhetherThePasswordIsReadable(t *testing.T) {
+	ctx := context.Background()
+	s, pool := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "UNREADABLE"))
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `UPDATE gateways SET password_encrypted = $2 WHERE id = $1`, g.ID,
+		sealV1(t, []byte("a key nobody configured, 32 byte"), "gone"))
+	require.NoError(t, err)
+
+	up, err := s.UpdateGateway(ctx, g.ID, store.GatewayPatch{Name: store.Some("renamed")})
+	require.NoError(t, err)
+	assert.True(t, up.Target.Unreadable, "still unreadable")
+	assert.False(t, up.Reconnect)
+
+	up, err = s.UpdateGateway(ctx, g.ID, store.GatewayPatch{Password: store.Some("fresh")})
+	require.NoError(t, err)
+	assert.False(t, up.Target.Unreadable, "a new password is readable")
+	assert.Equal(t, "fresh", up.Target.Password)
+	assert.True(t, up.Reconnect)
+	tg, err := s.Target(ctx, g.ID)
+	require.NoError(t, err)
+	assert.False(t, tg.Unreadable)
+	assert.Equal(t, "fresh", tg.Password)
+}
