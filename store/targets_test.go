@@ -86,3 +86,20 @@ func TestUpdateGatewayTargetSaysWhetherThePasswordIsReadable(t *testing.T) {
 	assert.False(t, tg.Unreadable)
 	assert.Equal(t, "fresh", tg.Password)
 }
+
+// RecordTemperatures returns every sensor it wrote, known ones too, for
+// their sensor.updated events (a new temperature is news).
+func TestTemperatureOfAKnownSensorIsReported(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "TEMP"))
+	require.NoError(t, err)
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t0,
+		Sensors: []gatewayd.SensorReport{report(1, "A")}}})))
+	known := sensorsBySerial(t, s, g.ID)[1]
+	refs, err := s.RecordTemperatures(ctx, []gatewayd.Temperature{{GatewayID: g.ID, Serial: 1, Celsius: 21, At: t0.Add(time.Second)}})
+	require.NoError(t, err)
+	assert.Equal(t, []gatewayd.SensorRef{{ID: known.ID, GatewayID: g.ID, FactoryID: fx.factory.ID}}, refs)
+}
