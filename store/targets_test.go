@@ -103,3 +103,21 @@ func TestTemperatureOfAKnownSensorIsReported(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []gatewayd.SensorRef{{ID: known.ID, GatewayID: g.ID, FactoryID: fx.factory.ID}}, refs)
 }
+
+// FailAbandonedReadings returns, for each reading.failed event, the
+// reading's gateway and that gateway's factory, so that a stream filtered
+// by factory_id sees it (API.md §9).
+func TestAbandonedReadingsNameTheirFactory(t *testing.T) {
+	ctx := context.Background()
+	s, pool, g, sensor := readingFixture(t)
+	r, _, err := s.CreateReading(ctx, uuid.New(), sensor.ID, gatewayd.TriggerManual)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `UPDATE readings SET requested_at = now() - interval '2 hours' WHERE id = $1`, r.ID)
+	require.NoError(t, err)
+	refs, err := s.FailAbandonedReadings(ctx, time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	require.Len(t, refs, 1)
+	assert.Equal(t, r.ID, refs[0].ID)
+	assert.Equal(t, g.ID, refs[0].GatewayID)
+	assert.Equal(t, g.FactoryID, refs[0].FactoryID)
+}
