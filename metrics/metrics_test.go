@@ -1,0 +1,85 @@
+package metrics_test
+
+import (
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/metrics"
+)
+
+// sample is one series of a scrape: a counter's or gauge's value, or a
+// histogram's count and sum.
+type sample struct {
+	value, count, sum float64
+}
+
+// scrape gathers m's registry into "name{label=value,…}" → sample, the
+// labels in name order as Prometheus writes them.
+func scrape(t *testing.T, m *metrics.Metrics) map[string]sample {
+	t.Helper()
+	families, err := m.Registry.Gather()
+	require.NoError(t, err)
+	out := map[string]sample{}
+	for _, f := range families {
+		for _, s := range f.GetMetric() {
+			var labels []string
+			for _, l := range s.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			sort.Strings(labels)
+			key := f.GetName()
+			if len(labels) > 0 {
+				key += "{" + strings.Join(labels, ",") + "}"
+			}
+			var v sample
+			switch {
+			case s.GetCounter() != nil:
+				v.value = s.GetCounter().GetValue()
+			case s.GetGauge() != nil:
+				v.value = s.GetGauge().GetValue()
+			case s.GetHistogram() != nil:
+				v.count, v.sum = float64(s.GetHistogram().GetSampleCount()), s.GetHistogram().GetSampleSum()
+			}
+			out[key] = v
+		}
+	}
+	return out
+}
+
+// The per-state gauges follow a gateway through its states and drop it
+// when it is removed; gatewayd_gateway_state_changes_total{to} counts each
+// state entered, by the state entered (API.md §9), never the one left.
+func TestStateGaugesAndChanges(t *testing.T) {
+	m := metrics.New()
+	path := []gatewayd.State{"", gatewayd.StateConnecting, gatewayd.StateConnected, gatewayd.StateAuthenticated,
+		gatewayd.StateBackoff, gatewayd.StateConnecting, gatewayd.StateConnected, gatewayd.StateAuthFailed}
+	for i := 1; i < len(path); i++ {
+		m.GatewayState(path[i-1], path[i])
+	}
+	got := scrape(t, m)
+	for _, s := range gatewayd.States {
+		want := 0.0
+		if s == gatewayd.StateAuthFailed {
+			want = 1
+		}
+		assert.Equal(t, want, got[`gatewayd_gateways{state=`+string(s)+`}`].value, "gatewayd_gateways{state=%q}", s)
+	}
+	entered := map[gatewayd.State]float64{gatewayd.StateConnecting: 2, gatewayd.StateConnected: 2,
+		gatewayd.StateAuthenticated: 1, gatewayd.StateBackoff: 1, gatewayd.StateAuthFailed: 1}
+	for _, s := range gatewayd.States {
+		assert.Equal(t, entered[s], got[`gatewayd_gateway_state_changes_total{to=`+string(s)+`}`].value,
+			"gatewayd_gateway_state_changes_total{to=%q}", s)
+	}
+
+	m.GatewayState(gatewayd.StateAuthFailed, "") // removed
+	got = scrape(t, m)
+	for _, s := range gatewayd.States {
+		assert.Zero(t, got[`gatewayd_gateways{state=`+string(s)+`}`].value, "a removed gateway counts nowhere: %s", s)
+	}
+	assert.Equal(t, 1.0, got[`gatewayd_gateway_state_changes_total{to=AUTH_FAILED}`].value, "a removal enters no state")
+}
