@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -82,4 +83,19 @@ func TestStateGaugesAndChanges(t *testing.T) {
 		assert.Zero(t, got[`gatewayd_gateways{state=`+string(s)+`}`].value, "a removed gateway counts nowhere: %s", s)
 	}
 	assert.Equal(t, 1.0, got[`gatewayd_gateway_state_changes_total{to=AUTH_FAILED}`].value, "a removal enters no state")
+}
+
+// gatewayd_dials_total{result} counts dials by result, ok or error, and
+// gatewayd_dial_seconds observes each dial's duration in seconds.
+func TestDialsByResultAndSeconds(t *testing.T) {
+	m := metrics.New()
+	m.Dialed(true, 2*time.Millisecond)
+	m.Dialed(true, 3*time.Millisecond)
+	m.Dialed(false, 1500*time.Millisecond)
+	got := scrape(t, m)
+	assert.Equal(t, 2.0, got[`gatewayd_dials_total{result=ok}`].value)
+	assert.Equal(t, 1.0, got[`gatewayd_dials_total{result=error}`].value)
+	h := got[`gatewayd_dial_seconds`]
+	assert.Equal(t, 3.0, h.count, "every dial is observed")
+	assert.InDelta(t, 1.505, h.sum, 1e-9, "in seconds")
 }
