@@ -99,3 +99,23 @@ func TestDialsByResultAndSeconds(t *testing.T) {
 	assert.Equal(t, 3.0, h.count, "every dial is observed")
 	assert.InDelta(t, 1.505, h.sum, 1e-9, "in seconds")
 }
+
+// gatewayd_logins_total{result} has its three results (the help names
+// them) from the start, so a rate or an alert on refusals works before the
+// first refusal; each answer counts under its own result.
+func TestLoginResultsStartAtZero(t *testing.T) {
+	m := metrics.New()
+	got := scrape(t, m)
+	for _, res := range []string{"accepted", "refused", "timeout"} {
+		v, ok := got[`gatewayd_logins_total{result=`+res+`}`]
+		assert.True(t, ok, "gatewayd_logins_total{result=%q} is exposed before any login", res)
+		assert.Zero(t, v.value)
+	}
+	m.LoginAnswered("refused")
+	m.LoginAnswered("accepted")
+	m.LoginAnswered("accepted")
+	got = scrape(t, m)
+	assert.Equal(t, 2.0, got[`gatewayd_logins_total{result=accepted}`].value)
+	assert.Equal(t, 1.0, got[`gatewayd_logins_total{result=refused}`].value)
+	assert.Zero(t, got[`gatewayd_logins_total{result=timeout}`].value)
+}
