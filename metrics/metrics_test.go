@@ -119,3 +119,20 @@ func TestLoginResultsStartAtZero(t *testing.T) {
 	assert.Equal(t, 1.0, got[`gatewayd_logins_total{result=refused}`].value)
 	assert.Zero(t, got[`gatewayd_logins_total{result=timeout}`].value)
 }
+
+// gatewayd_readings_total{trigger,status} counts readings that ended, and
+// gatewayd_reading_seconds observes each one's time from request to end.
+func TestReadingsByTriggerAndStatusAndSeconds(t *testing.T) {
+	m := metrics.New()
+	at := time.Date(2026, 11, 29, 5, 32, 54, 0, time.UTC)
+	m.ReadingDone(gatewayd.ReadingRef{Trigger: gatewayd.TriggerManual, Status: gatewayd.ReadingComplete,
+		RequestedAt: at, CompletedAt: at.Add(2 * time.Second)})
+	m.ReadingDone(gatewayd.ReadingRef{Trigger: gatewayd.TriggerScheduled, Status: gatewayd.ReadingFailed,
+		RequestedAt: at, CompletedAt: at.Add(500 * time.Millisecond)})
+	got := scrape(t, m)
+	assert.Equal(t, 1.0, got[`gatewayd_readings_total{status=COMPLETE,trigger=MANUAL}`].value)
+	assert.Equal(t, 1.0, got[`gatewayd_readings_total{status=FAILED,trigger=SCHEDULED}`].value)
+	h := got[`gatewayd_reading_seconds`]
+	assert.Equal(t, 2.0, h.count)
+	assert.InDelta(t, 2.5, h.sum, 1e-9)
+}
