@@ -136,3 +136,23 @@ func TestReadingsByTriggerAndStatusAndSeconds(t *testing.T) {
 	assert.Equal(t, 2.0, h.count)
 	assert.InDelta(t, 2.5, h.sum, 1e-9)
 }
+
+// gatewayd_http_requests_total{method,route,status} keeps each status of a
+// route apart (the resolved counters are cached per method, route and
+// status), and gatewayd_http_request_seconds{method,route} observes every
+// request under its route pattern.
+func TestHTTPRequestsByMethodRouteAndStatus(t *testing.T) {
+	m := metrics.New()
+	m.HTTPRequest("GET", "/api/gateways/:id", 200, 10*time.Millisecond)
+	m.HTTPRequest("GET", "/api/gateways/:id", 404, 20*time.Millisecond)
+	m.HTTPRequest("GET", "/api/gateways/:id", 200, 30*time.Millisecond)
+	m.HTTPRequest("POST", "/api/gateways", 201, 40*time.Millisecond)
+	got := scrape(t, m)
+	assert.Equal(t, 2.0, got[`gatewayd_http_requests_total{method=GET,route=/api/gateways/:id,status=200}`].value)
+	assert.Equal(t, 1.0, got[`gatewayd_http_requests_total{method=GET,route=/api/gateways/:id,status=404}`].value)
+	assert.Equal(t, 1.0, got[`gatewayd_http_requests_total{method=POST,route=/api/gateways,status=201}`].value)
+	h := got[`gatewayd_http_request_seconds{method=GET,route=/api/gateways/:id}`]
+	assert.Equal(t, 3.0, h.count)
+	assert.InDelta(t, 0.06, h.sum, 1e-9)
+	assert.Equal(t, 1.0, got[`gatewayd_http_request_seconds{method=POST,route=/api/gateways}`].count)
+}
