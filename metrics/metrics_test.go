@@ -156,3 +156,14 @@ func TestHTTPRequestsByMethodRouteAndStatus(t *testing.T) {
 	assert.InDelta(t, 0.06, h.sum, 1e-9)
 	assert.Equal(t, 1.0, got[`gatewayd_http_request_seconds{method=POST,route=/api/gateways}`].count)
 }
+
+// Restarts and flood cut-offs count one each.
+func TestRestartsAndFloodCutOffsCount(t *testing.T) {
+	m := metrics.New()
+	m.ActorRestarted()
+	m.FloodCutOff()
+	m.FloodCutOff()
+	got := scrape(t, m)
+	assert.Equal(t, 1.0, got[`gatewayd_actor_restarts_total`].value)
+	assert.Equal(t, 2.0, got[`gatewayd_flood_cutoffs_total`].value)
+}
