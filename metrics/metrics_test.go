@@ -167,3 +167,19 @@ func TestRestartsAndFloodCutOffsCount(t *testing.T) {
 	assert.Equal(t, 1.0, got[`gatewayd_actor_restarts_total`].value)
 	assert.Equal(t, 2.0, got[`gatewayd_flood_cutoffs_total`].value)
 }
+
+// The event stream's gauges read what the broker says at scrape time,
+// each from its own source.
+func TestEventStreamMetricsReadTheBroker(t *testing.T) {
+	m := metrics.New()
+	subscribers, published, overflows := 3, uint64(5), uint64(7)
+	m.WatchEvents(func() int { return subscribers }, func() uint64 { return published }, func() uint64 { return overflows })
+	got := scrape(t, m)
+	assert.Equal(t, 3.0, got[`gatewayd_event_subscribers`].value)
+	assert.Equal(t, 5.0, got[`gatewayd_events_published_total`].value)
+	assert.Equal(t, 7.0, got[`gatewayd_event_overflows_total`].value)
+	subscribers, published = 1, 9
+	got = scrape(t, m)
+	assert.Equal(t, 1.0, got[`gatewayd_event_subscribers`].value, "read at scrape time")
+	assert.Equal(t, 9.0, got[`gatewayd_events_published_total`].value)
+}
