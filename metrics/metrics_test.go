@@ -1,15 +1,18 @@
 package metrics_test
 
 import (
+	"context"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/internal/testdb"
 	"github.com/ctcgw/gatewayd/metrics"
 )
 
@@ -182,4 +185,35 @@ func TestEventStreamMetricsReadTheBroker(t *testing.T) {
 	got = scrape(t, m)
 	assert.Equal(t, 1.0, got[`gatewayd_event_subscribers`].value, "read at scrape time")
 	assert.Equal(t, 9.0, got[`gatewayd_events_published_total`].value)
+}
+
+// The database pool's gauges tell the connections in use from the idle
+// ones, read at scrape time.
+func TestPoolGaugesReadThePool(t *testing.T) {
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(testdb.BaseURL())
+	require.NoError(t, err)
+	cfg.MaxConns, cfg.MinConns = 4, 0
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	defer pool.Close()
+	m := metrics.New()
+	m.WatchPool(pool)
+
+	held, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	spare, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	spare.Release() // open and idle
+	got := scrape(t, m)
+	assert.Equal(t, 4.0, got[`gatewayd_db_pool_max_conns`].value)
+	assert.Equal(t, 2.0, got[`gatewayd_db_pool_total_conns`].value)
+	assert.Equal(t, 1.0, got[`gatewayd_db_pool_acquired_conns`].value)
+	assert.Equal(t, 1.0, got[`gatewayd_db_pool_idle_conns`].value)
+	assert.Equal(t, 2.0, got[`gatewayd_db_pool_acquires_total`].value)
+
+	held.Release()
+	got = scrape(t, m)
+	assert.Zero(t, got[`gatewayd_db_pool_acquired_conns`].value, "read at scrape time")
+	assert.Equal(t, 2.0, got[`gatewayd_db_pool_idle_conns`].value)
 }
