@@ -1,0 +1,57 @@
+package telemetry_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/events"
+	"github.com/ctcgw/gatewayd/metrics"
+	"github.com/ctcgw/gatewayd/telemetry"
+)
+
+func newObserver() *telemetry.Observer {
+	return &telemetry.Observer{Metrics: metrics.New(), Events: events.NewBroker(100), Log: zerolog.Nop()}
+}
+
+// gauge reads gatewayd_gateways{state}.
+func gauge(t *testing.T, o *telemetry.Observer, state gatewayd.State) float64 {
+	t.Helper()
+	families, err := o.Metrics.Registry.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != "gatewayd_gateways" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if m.GetLabel()[0].GetValue() == string(state) {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no gatewayd_gateways{state=%q}", state)
+	return 0
+}
+
+// A gateway removed from the runtime (its last change has no state) leaves
+// the state gauges, and publishes no gateway.state (the API publishes
+// gateway.deleted).
+func TestRemovedGatewayLeavesTheGauges(t *testing.T) {
+	o := newObserver()
+	sub := o.Events.Subscribe(events.Filter{}, 0, 10)
+	defer sub.Close()
+	st := gatewayd.Status{ID: uuid.New(), FactoryID: uuid.New(), State: gatewayd.StateAuthenticated, Since: time.Now()}
+	o.GatewayState("", st)
+	require.Equal(t, 1.0, gauge(t, o, gatewayd.StateAuthenticated))
+	require.NotNil(t, sub.Next(), "the state change is published")
+
+	st.State = ""
+	o.GatewayState(gatewayd.StateAuthenticated, st)
+	assert.Zero(t, gauge(t, o, gatewayd.StateAuthenticated), "a removed gateway is no longer counted")
+	assert.Nil(t, sub.Next(), "a removal is no gateway.state")
+}
