@@ -1,6 +1,7 @@
 package telemetry_test
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -54,4 +55,25 @@ func TestRemovedGatewayLeavesTheGauges(t *testing.T) {
 	o.GatewayState(gatewayd.StateAuthenticated, st)
 	assert.Zero(t, gauge(t, o, gatewayd.StateAuthenticated), "a removed gateway is no longer counted")
 	assert.Nil(t, sub.Next(), "a removal is no gateway.state")
+}
+
+// A gateway's state change carries its factory, so a stream filtered by
+// factory_id sees it (events.Filter never matches an event without one).
+func TestStateEventsReachTheirFactorysStream(t *testing.T) {
+	o := newObserver()
+	factory, other := uuid.New(), uuid.New()
+	mine := o.Events.Subscribe(events.Filter{FactoryID: &factory}, 0, 10)
+	defer mine.Close()
+	theirs := o.Events.Subscribe(events.Filter{FactoryID: &other}, 0, 10)
+	defer theirs.Close()
+	st := gatewayd.Status{ID: uuid.New(), FactoryID: factory, State: gatewayd.StateConnecting, Since: time.Now()}
+	o.GatewayState("", st)
+	ev := mine.Next()
+	require.NotNil(t, ev, "the factory's stream has the gateway's state change")
+	assert.Equal(t, events.TypeGatewayState, ev.Type)
+	var data map[string]any
+	require.NoError(t, json.Unmarshal(ev.Data, &data))
+	assert.Equal(t, factory.String(), data["factory_id"])
+	assert.Equal(t, "CONNECTING", data["to"])
+	assert.Nil(t, theirs.Next(), "another factory's stream does not")
 }
