@@ -77,3 +77,22 @@ func TestStateEventsReachTheirFactorysStream(t *testing.T) {
 	assert.Equal(t, "CONNECTING", data["to"])
 	assert.Nil(t, theirs.Next(), "another factory's stream does not")
 }
+
+// Every sensor in a change is published, each as its own sensor.updated
+// with its gateway and factory.
+func TestEverySensorChangeIsPublished(t *testing.T) {
+	o := newObserver()
+	factory, gw := uuid.New(), uuid.New()
+	sub := o.Events.Subscribe(events.Filter{FactoryID: &factory, GatewayID: &gw}, 0, 10)
+	defer sub.Close()
+	refs := []gatewayd.SensorRef{{ID: uuid.New(), GatewayID: gw, FactoryID: factory}, {ID: uuid.New(), GatewayID: gw, FactoryID: factory},
+		{ID: uuid.New(), GatewayID: gw, FactoryID: factory}}
+	o.SensorsChanged(refs)
+	for i, r := range refs {
+		ev := sub.Next()
+		require.NotNil(t, ev, "sensor %d of %d", i+1, len(refs))
+		assert.Equal(t, events.TypeSensorUpdated, ev.Type)
+		assert.JSONEq(t, `{"id":"`+r.ID.String()+`","gateway_id":"`+gw.String()+`"}`, string(ev.Data))
+	}
+	assert.Nil(t, sub.Next())
+}
