@@ -96,3 +96,30 @@ func TestEverySensorChangeIsPublished(t *testing.T) {
 	}
 	assert.Nil(t, sub.Next())
 }
+
+// reading.completed and reading.failed say which reading of which sensor
+// and gateway ended, how (status) and why it was taken (trigger).
+func TestReadingEventsCarryTheirTriggerAndStatus(t *testing.T) {
+	o := newObserver()
+	sub := o.Events.Subscribe(events.Filter{}, 0, 10)
+	defer sub.Close()
+	now := time.Now()
+	refs := []gatewayd.ReadingRef{
+		{ID: uuid.New(), SensorID: uuid.New(), GatewayID: uuid.New(), FactoryID: uuid.New(), Trigger: gatewayd.TriggerScheduled,
+			Status: gatewayd.ReadingComplete, RequestedAt: now, CompletedAt: now},
+		{ID: uuid.New(), SensorID: uuid.New(), GatewayID: uuid.New(), FactoryID: uuid.New(), Trigger: gatewayd.TriggerGateway,
+			Status: gatewayd.ReadingFailed, RequestedAt: now, CompletedAt: now},
+	}
+	o.ReadingsDone(refs)
+	for _, r := range refs {
+		ev := sub.Next()
+		require.NotNil(t, ev)
+		want := map[gatewayd.ReadingStatus]string{gatewayd.ReadingComplete: events.TypeReadingCompleted,
+			gatewayd.ReadingFailed: events.TypeReadingFailed}[r.Status]
+		assert.Equal(t, want, ev.Type)
+		assert.Equal(t, r.FactoryID, ev.FactoryID)
+		assert.Equal(t, r.GatewayID, ev.GatewayID)
+		assert.JSONEq(t, `{"id":"`+r.ID.String()+`","sensor_id":"`+r.SensorID.String()+`","gateway_id":"`+r.GatewayID.String()+
+			`","trigger":"`+string(r.Trigger)+`","status":"`+string(r.Status)+`"}`, string(ev.Data))
+	}
+}
