@@ -551,3 +551,19 @@ func TestConnectionsOverTheLimit(t *testing.T) {
 		return strings.Contains(e.logText(), `"level":"warn","component":"http","message":"The incoming connection cannot be served`)
 	}, 5*time.Second, 5*time.Millisecond, "the refusal is logged\n%s", e.logText())
 }
+
+// The allowance for metadata numbers written out in plain decimal is the
+// README's: growth up to the metadata's own length plus 1,024 characters
+// passes, one character more is 400. {"n":1e1041} is 12 characters and
+// comes back with 1,042 digits for its 6: 1,036 more, exactly the bound.
+func TestMetadataGrowthAllowanceIsTheReadmes(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	r := e.do("POST", "/api/organizations", `{"name":"at","metadata":{"n":1e1041}}`)
+	require.Equal(t, 201, r.status, "growth of exactly length+1024: %s", r.body)
+	assert.Contains(t, string(r.body), "1"+strings.Repeat("0", 1041), "stored in plain decimal")
+	r = e.do("POST", "/api/organizations", `{"name":"over","metadata":{"n":1e1042}}`)
+	require.Equal(t, 400, r.status, "one character over: %s", r.body)
+	_, fields := r.errorBody(t)
+	assert.Equal(t, []string{"metadata"}, fields)
+	assert.Contains(t, string(r.body), "plus 1024 characters")
+}
