@@ -718,3 +718,18 @@ func rawPost(t *testing.T, addr, path, body string, chunked bool) response {
 	<-done
 	return response{status: resp.StatusCode, header: resp.Header, body: raw}
 }
+
+// limit and offset are plain decimal integers (API.md §3): a sign is not
+// part of one, although strconv.Atoi takes it. (In a URL '+' is a space;
+// %2B is the plus sign.)
+func TestQueryIntegersArePlainDecimals(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	for _, q := range []string{"limit=%2B5", "offset=%2B1", "offset=-0", "limit=%2B100"} {
+		r := e.do("GET", "/api/organizations?"+q, nil)
+		require.Equal(t, 400, r.status, "%s: %s", q, r.body)
+		code, fields := r.errorBody(t)
+		assert.Equal(t, "VALIDATION_ERROR", code, q)
+		assert.Equal(t, []string{strings.SplitN(q, "=", 2)[0]}, fields, q)
+	}
+	assert.Equal(t, 200, e.do("GET", "/api/organizations?limit=05&offset=00", nil).status, "leading zeros are still decimal")
+}
