@@ -733,3 +733,24 @@ func TestQueryIntegersArePlainDecimals(t *testing.T) {
 	}
 	assert.Equal(t, 200, e.do("GET", "/api/organizations?limit=05&offset=00", nil).status, "leading zeros are still decimal")
 }
+
+// A string with a NUL character (which PostgreSQL's text cannot hold) is
+// refused as a problem of its own field, like any other bad value, in
+// every request that takes strings.
+func TestNULInAStringIsItsFieldsProblem(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	f := e.factory(e.org("O"), "F")
+	for _, c := range []struct{ method, path, body, field string }{
+		{"POST", "/api/organizations", `{"name":"a\u0000b"}`, "name"},
+		{"POST", "/api/factories", `{"organization_id":"` + uuid.NewString() + `","name":"x","location":"hall\u0000"}`, "location"},
+		{"PUT", "/api/factories/" + f, `{"name":"\u0000"}`, "name"},
+		{"POST", "/api/gateways", `{"factory_id":"` + f + `","gateway_id":"g","name":"n","url":"ws://h.example","email":"a@example.com",` +
+			`"password":"p\u0000w"}`, "password"},
+	} {
+		r := e.do(c.method, c.path, c.body)
+		require.Equal(t, 400, r.status, "%s %s: %s", c.method, c.path, r.body)
+		code, fields := r.errorBody(t)
+		assert.Equal(t, "VALIDATION_ERROR", code)
+		assert.Equal(t, []string{c.field}, fields, "%s %s", c.method, c.path)
+	}
+}
