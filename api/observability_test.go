@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/common/expfmt"
 	"github.com/rs/zerolog"
@@ -619,4 +620,35 @@ func TestHeadOfTheEventStreamIsRefusedAtOnce(t *testing.T) {
 	// The same token's GET is the stream: the 405 is the method's.
 	_, stop := subscribe(t, base, "", "Authorization", "Bearer "+token)
 	stop()
+}
+
+// gatewayd_http_requests_total labels each request with the status it was
+// answered.
+func TestHTTPRequestsAreCountedByStatusAndMethod(t *testing.T) {
+	m := metrics.New()
+	e := newEnv(t, api.Options{Telemetry: &telemetry.Observer{Metrics: m, Events: events.NewBroker(10), Log: zerolog.Nop()}})
+	require.Equal(t, 200, e.do("GET", "/api/organizations", nil).status)
+	require.Equal(t, 404, e.do("GET", "/api/organizations/"+uuid.NewString(), nil).status)
+	require.Equal(t, 400, e.do("GET", "/api/organizations/nope", nil).status)
+
+	families, err := m.Registry.Gather()
+	require.NoError(t, err)
+	counted := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "gatewayd_http_requests_total" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range s.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			counted[l["method"]+" "+l["route"]+" "+l["status"]] += s.GetCounter().GetValue()
+		}
+	}
+	assert.Equal(t, map[string]float64{
+		"GET /api/organizations 200":     1,
+		"GET /api/organizations/:id 404": 1,
+		"GET /api/organizations/:id 400": 1,
+	}, counted)
 }
