@@ -623,13 +623,18 @@ func TestHeadOfTheEventStreamIsRefusedAtOnce(t *testing.T) {
 }
 
 // gatewayd_http_requests_total labels each request with the status it was
-// answered.
+// answered and, for a request refused before routing, with its method when
+// it is a standard one (README: only other methods are OTHER).
 func TestHTTPRequestsAreCountedByStatusAndMethod(t *testing.T) {
 	m := metrics.New()
 	e := newEnv(t, api.Options{Telemetry: &telemetry.Observer{Metrics: m, Events: events.NewBroker(10), Log: zerolog.Nop()}})
+	addr := e.serve()
 	require.Equal(t, 200, e.do("GET", "/api/organizations", nil).status)
 	require.Equal(t, 404, e.do("GET", "/api/organizations/"+uuid.NewString(), nil).status)
 	require.Equal(t, 400, e.do("GET", "/api/organizations/nope", nil).status)
+	big := exchange(t, addr, "POST /api/organizations HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"+
+		"Content-Length: 2000000\r\n\r\n", 5*time.Second)
+	require.Equal(t, 413, big.status)
 
 	families, err := m.Registry.Gather()
 	require.NoError(t, err)
@@ -650,5 +655,6 @@ func TestHTTPRequestsAreCountedByStatusAndMethod(t *testing.T) {
 		"GET /api/organizations 200":     1,
 		"GET /api/organizations/:id 404": 1,
 		"GET /api/organizations/:id 400": 1,
+		"POST (unrouted) 413":            1,
 	}, counted)
 }
