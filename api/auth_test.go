@@ -422,3 +422,24 @@ func TestOnlyUsableTokensRecordTheirUse(t *testing.T) {
 		}
 	}
 }
+
+// A token's expires_in is a duration above zero and up to 3660d, the CLI's
+// bound (README): the API may not make a token that expires as it is made,
+// nor one that outlives the bound.
+func TestTokenLifeIsBounded(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	for _, d := range []string{"0s", "0d", "-1h", "3661d", "87841h"} {
+		r := e.do("POST", "/api/tokens", map[string]any{"name": "x", "role": "viewer", "expires_in": d})
+		require.Equal(t, 400, r.status, "%s: %s", d, r.body)
+		_, fields := r.errorBody(t)
+		assert.Equal(t, []string{"expires_in"}, fields, d)
+	}
+	for _, d := range []string{"1m", "3660d", "87840h"} {
+		r := e.do("POST", "/api/tokens", map[string]any{"name": "x", "role": "viewer", "expires_in": d})
+		require.Equal(t, 201, r.status, "%s: %s", d, r.body)
+		shownOnce(r.body)
+		expires, err := time.Parse(time.RFC3339, r.json(t)["expires_at"].(string))
+		require.NoError(t, err)
+		assert.True(t, expires.After(time.Now()), "%s: expires in the future", d)
+	}
+}
