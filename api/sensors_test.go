@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/actors/actorstest"
 	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/ctc"
@@ -378,4 +379,29 @@ func TestGatewayTextTheDatabaseCannotHoldHarmsNoOne(t *testing.T) {
 	goodGW.AddSensor(ctc.Sensor{Serial: 40001, Connected: 1, Name: "Press", ReadRate: 25600, Samples: 8192})
 	goodGW.Drop(1001) // logs in again and discovers again, through the writer
 	e.waitSensors(good, func(m map[float64]map[string]any) bool { return m[40001] != nil }, "the other gateway's new sensor")
+}
+
+// reading_interval takes a duration from 1m to 366d (the OpenAPI
+// document's bounds), or null to turn the schedule off.
+func TestReadingIntervalBounds(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	gw := e.gateway(e.factory(e.org("O"), "F"), "G")["id"].(string)
+	_, err := e.st.MergeDiscoveries(context.Background(), []gatewayd.Discovery{{GatewayID: uuid.MustParse(gw), At: time.Now(),
+		Sensors: []gatewayd.SensorReport{{Serial: 1, Connected: true}}}})
+	require.NoError(t, err)
+	sensor := e.do("GET", "/api/gateways/"+gw+"/sensors", nil).json(t)["data"].([]any)[0].(map[string]any)["id"].(string)
+	for in, out := range map[string]string{"1m": "1m0s", "366d": "8784h0m0s", "8784h": "8784h0m0s"} {
+		r := e.do("PUT", "/api/sensors/"+sensor, map[string]any{"reading_interval": in})
+		require.Equal(t, 200, r.status, "%s: %s", in, r.body)
+		assert.Equal(t, out, r.json(t)["reading_interval"], in)
+	}
+	for _, in := range []string{"59s", "367d", "8784h1s", "0s"} {
+		r := e.do("PUT", "/api/sensors/"+sensor, map[string]any{"reading_interval": in})
+		require.Equal(t, 400, r.status, "%s: %s", in, r.body)
+		_, fields := r.errorBody(t)
+		assert.Equal(t, []string{"reading_interval"}, fields, in)
+	}
+	r := e.do("PUT", "/api/sensors/"+sensor, map[string]any{"reading_interval": nil})
+	require.Equal(t, 200, r.status, string(r.body))
+	assert.Nil(t, r.json(t)["reading_interval"], "null turns the schedule off")
 }
