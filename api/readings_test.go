@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/actors"
 	"github.com/ctcgw/gatewayd/actors/actorstest"
+	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
 	"github.com/ctcgw/gatewayd/store"
 	"github.com/ctcgw/gatewayd/vibration"
@@ -546,4 +548,51 @@ func TestScheduledReadingsKeepToTheQueue(t *testing.T) {
 	require.Zero(t, sb, "no scheduled reading of b while the queue is full")
 	require.Equal(t, 1, qa+qb, "READING_QUEUE_LIMIT (1) readings waiting, no more")
 	assert.Equal(t, 429, e.do("POST", "/api/sensors/"+b+"/readings", nil).status)
+}
+
+// GET /api/sensors/:id/readings?status= takes each of the four statuses
+// and lists only the readings in it.
+func TestReadingListFiltersEveryStatus(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	gw := e.gateway(e.factory(e.org("O"), "F"), "G")["id"].(string)
+	ctx := context.Background()
+	_, err := e.st.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: uuid.MustParse(gw), At: time.Now(),
+		Sensors: []gatewayd.SensorReport{{Serial: 1, Connected: true}}}})
+	require.NoError(t, err)
+	sensor := e.do("GET", "/api/gateways/"+gw+"/sensors", nil).json(t)["data"].([]any)[0].(map[string]any)["id"].(string)
+	byStatus := map[gatewayd.ReadingStatus]string{}
+	var updates []gatewayd.ReadingUpdate
+	for _, st := range []gatewayd.ReadingStatus{gatewayd.ReadingQueued, gatewayd.ReadingRunning, gatewayd.ReadingFailed} {
+		r, s, err := e.st.CreateReading(ctx, uuid.New(), uuid.MustParse(sensor), gatewayd.TriggerManual)
+		require.NoError(t, err)
+		byStatus[st] = r.ID.String()
+		now := time.Now()
+		switch st {
+		case gatewayd.ReadingRunning:
+			r.Status, r.StartedAt = st, &now
+		case gatewayd.ReadingFailed:
+			msg := gatewayd.ReadingErrRefused
+			r.Status, r.StartedAt, r.CompletedAt, r.Error = st, &now, &now, &msg
+		default:
+			continue
+		}
+		updates = append(updates, gatewayd.ReadingUpdate{Reading: r, Serial: s.Serial})
+	}
+	_, err = e.st.SaveReadings(ctx, updates)
+	require.NoError(t, err)
+
+	for _, st := range []gatewayd.ReadingStatus{gatewayd.ReadingQueued, gatewayd.ReadingRunning, gatewayd.ReadingComplete, gatewayd.ReadingFailed} {
+		r := e.do("GET", "/api/sensors/"+sensor+"/readings?status="+string(st), nil)
+		require.Equal(t, 200, r.status, "%s: %s", st, r.body)
+		var ids []string
+		for _, x := range r.json(t)["data"].([]any) {
+			assert.Equal(t, string(st), x.(map[string]any)["status"])
+			ids = append(ids, x.(map[string]any)["id"].(string))
+		}
+		if want, ok := byStatus[st]; ok {
+			assert.Equal(t, []string{want}, ids, st)
+		} else {
+			assert.Empty(t, ids, st)
+		}
+	}
 }
