@@ -381,6 +381,51 @@ func TestGatewayTextTheDatabaseCannotHoldHarmsNoOne(t *testing.T) {
 	e.waitSensors(good, func(m map[float64]map[string]any) bool { return m[40001] != nil }, "the other gateway's new sensor")
 }
 
+// Each filter of GET /api/sensors (API.md §7: gateway_id, equipment_id,
+// factory_id) narrows the list to its own sensors, alone or together.
+func TestSensorListFilters(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	org := e.org("O")
+	fa, fb := e.factory(org, "A"), e.factory(org, "B")
+	ga, gb := e.gateway(fa, "GA")["id"].(string), e.gateway(fb, "GB")["id"].(string)
+	now := time.Now()
+	_, err := e.st.MergeDiscoveries(context.Background(), []gatewayd.Discovery{
+		{GatewayID: uuid.MustParse(ga), At: now, Sensors: []gatewayd.SensorReport{{Serial: 1, Connected: true}, {Serial: 2, Connected: true}}},
+		{GatewayID: uuid.MustParse(gb), At: now, Sensors: []gatewayd.SensorReport{{Serial: 3, Connected: true}}},
+	})
+	require.NoError(t, err)
+	serials := func(query string) []float64 {
+		t.Helper()
+		r := e.do("GET", "/api/sensors?"+query, nil)
+		require.Equal(t, 200, r.status, "%s: %s", query, r.body)
+		body := r.json(t)
+		out := []float64{}
+		for _, s := range body["data"].([]any) {
+			out = append(out, s.(map[string]any)["serial"].(float64))
+		}
+		assert.Equal(t, float64(len(out)), body["pagination"].(map[string]any)["total"], query)
+		return out
+	}
+	one := serials("gateway_id=" + ga)[0]
+	var sensor string
+	for _, s := range e.do("GET", "/api/gateways/"+ga+"/sensors", nil).json(t)["data"].([]any) {
+		if s.(map[string]any)["serial"] == one {
+			sensor = s.(map[string]any)["id"].(string)
+		}
+	}
+	eq := e.create("/api/equipment", map[string]any{"factory_id": fa, "name": "P-1"})["id"].(string)
+	require.Equal(t, 200, e.do("PUT", "/api/sensors/"+sensor, map[string]any{"equipment_id": eq}).status)
+
+	assert.ElementsMatch(t, []float64{1, 2, 3}, serials(""), "every sensor")
+	assert.Equal(t, []float64{1, 2}, serials("factory_id="+fa))
+	assert.Equal(t, []float64{3}, serials("factory_id="+fb))
+	assert.Equal(t, []float64{1, 2}, serials("gateway_id="+ga))
+	assert.Equal(t, []float64{3}, serials("gateway_id="+gb))
+	assert.Equal(t, []float64{one}, serials("equipment_id="+eq))
+	assert.Empty(t, serials("factory_id="+fb+"&gateway_id="+ga), "filters combine")
+	assert.Empty(t, serials("factory_id="+uuid.NewString()))
+}
+
 // reading_interval takes a duration from 1m to 366d (the OpenAPI
 // document's bounds), or null to turn the schedule off.
 func TestReadingIntervalBounds(t *testing.T) {
