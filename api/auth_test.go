@@ -443,3 +443,33 @@ func TestTokenLifeIsBounded(t *testing.T) {
 		assert.True(t, expires.After(time.Now()), "%s: expires in the future", d)
 	}
 }
+
+// routes.go's table is API.md §10's rule, route by route, written here
+// again from the contract rather than read from the table (as
+// TestRoleRouteMatrix's expectations are): public routes hold no data; a
+// viewer reads everything; an operator also connects, disconnects,
+// discovers and takes readings; an admin also creates, changes and
+// deletes, manages tokens and crashes gateways.
+func TestRouteRolesAreTheContracts(t *testing.T) {
+	publicPaths := map[string]bool{"/": true, "/api/health": true, "/api/ready": true, "/api/openapi.json": true,
+		"/api/docs": true, "/api/docs/docs.css": true}
+	operatorRoutes := map[string]bool{"POST /api/gateways/:id/connect": true, "POST /api/gateways/:id/disconnect": true,
+		"POST /api/gateways/:id/sensors/discover": true, "POST /api/sensors/:id/readings": true}
+	want := func(method, path string) string {
+		switch {
+		case method == "GET" && (publicPaths[path] || strings.HasSuffix(path, "*")): // the UI's static files
+			return "public"
+		case operatorRoutes[method+" "+path]:
+			return "operator"
+		case method == "GET" && !strings.HasPrefix(path, "/api/tokens"):
+			return "viewer"
+		}
+		return "admin" // writes, tokens, chaos
+	}
+	rules := api.RouteAccess(api.Options{ChaosEnabled: true})
+	require.Contains(t, rules, "POST /api/debug/gateways/:id/crash")
+	for key, got := range rules {
+		method, path, _ := strings.Cut(key, " ")
+		assert.Equal(t, want(method, path), got, key)
+	}
+}
