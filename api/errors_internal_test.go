@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http/httptest"
 	"strings"
@@ -32,4 +33,40 @@ func TestUnavailableCauseIsLoggedPaced(t *testing.T) {
 	require.Len(t, lines, 1, logs.String())
 	assert.Contains(t, lines[0], "read-only transaction (SQLSTATE 25006)")
 	assert.Contains(t, lines[0], `"unlogged_since":0`)
+}
+
+// toError maps what reaches the error handler to API.md §3's table. Some
+// of these are hard to provoke through HTTP: a request's database deadline
+// passing while it waits in a write coalescer (a bare
+// context.DeadlineExceeded) and a value the database refuses after
+// validation let it through.
+func TestErrorMapping(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		err    error
+		status int
+		code   string
+		fields []string
+	}{
+		{"the request's database deadline", fmt.Errorf("create factory: %w", context.DeadlineExceeded), 503, "SERVICE_UNAVAILABLE", nil},
+		{"the runtime's deadline", fmt.Errorf("status: %w", gatewayd.ErrTimeout), 503, "SERVICE_UNAVAILABLE", nil},
+		{"a value the database refuses", fmt.Errorf("%w: invalid byte sequence", gatewayd.ErrInvalidInput), 400, "VALIDATION_ERROR",
+			[]string{"body"}},
+		{"a bad reference", scoped(gatewayd.ErrInvalidReference, resFactory, "organization_id"), 422, "INVALID_REFERENCE",
+			[]string{"organization_id"}},
+		{"a conflict", gatewayd.ErrConflict, 409, "GATEWAY_ID_CONFLICT", []string{"gateway_id"}},
+		{"a crashed-out gateway", scoped(gatewayd.ErrNotRunning, resGateway, ""), 409, "GATEWAY_NOT_CONNECTED", nil},
+		{"a client error of fasthttp's", fiber.NewError(fiber.StatusLengthRequired), 411, "BAD_REQUEST", nil},
+		{"a malformed request", fiber.ErrBadRequest, 400, "VALIDATION_ERROR", []string{"request"}},
+		{"anything else", fmt.Errorf("boom"), 500, "INTERNAL_ERROR", nil},
+	} {
+		e, _ := toError(c.err)
+		assert.Equal(t, c.status, e.Status, c.name)
+		assert.Equal(t, c.code, e.Code, c.name)
+		var fields []string
+		for _, d := range e.Details {
+			fields = append(fields, d.Field)
+		}
+		assert.Equal(t, c.fields, fields, c.name)
+	}
 }
