@@ -450,3 +450,32 @@ func TestReadingIntervalBounds(t *testing.T) {
 	require.Equal(t, 200, r.status, string(r.body))
 	assert.Nil(t, r.json(t)["reading_interval"], "null turns the schedule off")
 }
+
+// A sensor's last_seen_at moves each time a discovery finds it again, and
+// its first_seen_at stays (API.md §7: known sensors are updated, their
+// last_seen_at included).
+func TestRediscoveryMovesLastSeen(t *testing.T) {
+	e := newLiveEnv(t, actorstest.FastConfig())
+	id, _ := e.add("seen")
+	e.waitState(id, "AUTHENTICATED")
+	before := e.waitSensors(id, func(m map[float64]map[string]any) bool { return len(m) == 2 }, "discovered")[10001]
+	// The login's discovery reached the API through the writer's flush
+	// (SensorFlushInterval): the next one is seen milliseconds later.
+	first, err := time.Parse(time.RFC3339, before["first_seen_at"].(string))
+	require.NoError(t, err)
+
+	r := e.do("POST", "/api/gateways/"+id+"/sensors/discover", nil)
+	require.Equal(t, 200, r.status, string(r.body))
+	var after map[string]any
+	for _, s := range r.json(t)["data"].([]any) {
+		if m := s.(map[string]any); m["serial"] == 10001.0 {
+			after = m
+		}
+	}
+	require.NotNil(t, after)
+	assert.Equal(t, before["first_seen_at"], after["first_seen_at"], "first seen once")
+	last, err := time.Parse(time.RFC3339, after["last_seen_at"].(string))
+	require.NoError(t, err)
+	assert.True(t, last.After(first), "last_seen_at %s moved past first_seen_at %s", after["last_seen_at"], before["first_seen_at"])
+	assert.Equal(t, after["last_seen_at"], e.do("GET", "/api/sensors/"+after["id"].(string), nil).json(t)["last_seen_at"])
+}
