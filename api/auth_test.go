@@ -444,6 +444,20 @@ func TestTokenLifeIsBounded(t *testing.T) {
 	}
 }
 
+// Only the event stream takes its token as ?access_token= (EventSource
+// cannot send headers); every other route needs the Authorization header,
+// so tokens stay out of URLs, and the proxies' logs that keep them.
+func TestAccessTokenQueryIsForTheStreamOnly(t *testing.T) {
+	e, tokens := authEnv(t, time.Second)
+	q := "?access_token=" + tokens[gatewayd.RoleAdmin]
+	for _, path := range []string{"/metrics", "/api/gateways/status", "/api/organizations", "/api/tokens"} {
+		r := e.do("GET", path+q, nil)
+		require.Equal(t, 401, r.status, "%s: %s", path, r.body)
+		code, _ := r.errorBody(t)
+		assert.Equal(t, "UNAUTHORIZED", code, path)
+	}
+}
+
 // routes.go's table is API.md §10's rule, route by route, written here
 // again from the contract rather than read from the table (as
 // TestRoleRouteMatrix's expectations are): public routes hold no data; a
