@@ -658,3 +658,17 @@ func TestHTTPRequestsAreCountedByStatusAndMethod(t *testing.T) {
 		"POST (unrouted) 413":            1,
 	}, counted)
 }
+
+// A status's since is when the gateway entered its state: the at of the
+// gateway.state event that entered it, to the millisecond.
+func TestStatusSinceIsTheStateEventsAt(t *testing.T) {
+	e := newLiveEnv(t, actorstest.FastConfig())
+	stream, stop := subscribe(t, e.listen(), "")
+	defer stop()
+	require.Eventually(t, func() bool { return e.h.Telemetry.Events.Subscribers() == 1 }, 5*time.Second, 5*time.Millisecond)
+	id, _ := e.add("since")
+	ev := next(t, stream, stateTo(id, "AUTHENTICATED"), "logged in")
+	st := e.waitState(id, "AUTHENTICATED")
+	assert.Equal(t, ev.Data["at"], st["since"])
+	assertTime(t, st["since"], "since")
+}
