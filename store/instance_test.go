@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ctcgw/gatewayd/internal/testutil"
 	"github.com/ctcgw/gatewayd/store"
 )
 
@@ -22,15 +23,6 @@ func lockHolder(t *testing.T, pool *pgxpool.Pool) int32 {
 		AND classid = x'67617465'::int::oid AND objid = x'77617964'::int::oid`).Scan(&pid)
 	require.NoError(t, err)
 	return pid
-}
-
-func eventually(t *testing.T, cond func() bool, within time.Duration, what string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		require.True(t, time.Now().Before(deadline), what)
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // One process at a time holds a database's instance lock: a second waits
@@ -53,7 +45,7 @@ func TestInstanceLockHasOneHolder(t *testing.T) {
 		assert.NoError(t, err)
 		second <- in
 	}()
-	eventually(t, func() bool { return waits.Load() >= 3 }, 10*time.Second, "the second waits")
+	testutil.Eventually(t, func() bool { return waits.Load() >= 3 }, 10*time.Second, "the second waits")
 	select {
 	case <-second:
 		t.Fatal("two holders")
@@ -70,12 +62,13 @@ func TestInstanceLockHasOneHolder(t *testing.T) {
 	assert.NotEqual(t, firstPID, lockHolder(t, pool))
 
 	// A waiter gives up when its context does.
+	// Canceled once it waits: the lock is held by the second.
 	cctx, cancel := context.WithCancel(ctx)
-	go func() {
-		time.Sleep(30 * time.Millisecond)
+	defer cancel()
+	_, err = store.AcquireInstance(cctx, pool, 10*time.Millisecond, func(_ int, err error) {
+		assert.NoError(t, err)
 		cancel()
-	}()
-	_, err = store.AcquireInstance(cctx, pool, 10*time.Millisecond, func(int, error) {})
+	})
 	assert.ErrorIs(t, err, context.Canceled)
 }
 
@@ -96,7 +89,7 @@ func TestInstanceWatchRetakesOrGivesUp(t *testing.T) {
 	pid := lockHolder(t, pool)
 	_, err = pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid)
 	require.NoError(t, err)
-	eventually(t, func() bool { p := lockHolder(t, pool); return p != 0 && p != pid }, 10*time.Second, "held again")
+	testutil.Eventually(t, func() bool { p := lockHolder(t, pool); return p != 0 && p != pid }, 10*time.Second, "held again")
 	select {
 	case err := <-watched:
 		t.Fatalf("Watch returned %v though it held the lock again", err)
@@ -113,7 +106,7 @@ func TestInstanceWatchRetakesOrGivesUp(t *testing.T) {
 		_, err := other.Exec(ctx, `SELECT pg_advisory_lock(x'67617465'::int, x'77617964'::int)`)
 		granted <- err
 	}()
-	eventually(t, func() bool {
+	testutil.Eventually(t, func() bool {
 		var waiting bool
 		// This database's only: the package's other tests wait on locks
 		// of their own databases meanwhile.
@@ -170,7 +163,7 @@ func TestInstanceEndsItsOwnLostSession(t *testing.T) {
 	defer func() { _ = lost.Close(ctx) }()
 	_, err = pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, now)
 	require.NoError(t, err)
-	eventually(t, func() bool { return lockHolder(t, pool) == 0 }, 10*time.Second, "released")
+	testutil.Eventually(t, func() bool { return lockHolder(t, pool) == 0 }, 10*time.Second, "released")
 	_, err = other.Exec(ctx, `SELECT pg_advisory_lock(x'67617465'::int, x'77617964'::int)`)
 	require.NoError(t, err)
 	_, err = store.CheckInstance(ctx, in)

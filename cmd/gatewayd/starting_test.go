@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd/internal/logging"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
 // dbGate stands between gatewayd and PostgreSQL: while shut it closes
@@ -146,17 +147,7 @@ func TestAnswersWhileWaitingForTheDatabase(t *testing.T) {
 
 	gate.open.Store(true)
 	require.True(t, gw.logged(t, logging.APIListening, 20*time.Second), "exited:\n%s", gw.logs)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		res, err := http.Get(base + "/api/ready")
-		require.NoError(t, err)
-		_ = res.Body.Close()
-		if res.StatusCode == http.StatusOK {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "not ready: %d", res.StatusCode)
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, func() bool { code, _ := readyAnswer(t, gw.port); return code == http.StatusOK }, 20*time.Second, "ready")
 	res, err = http.Get(base + "/api/gateways")
 	require.NoError(t, err)
 	_ = res.Body.Close()
@@ -200,7 +191,7 @@ func TestSecondInstanceWaitsForTheFirst(t *testing.T) {
 	env := []string{"DATABASE_URL=" + dbURL, "ENCRYPTION_KEY=" + key, "AUTH_ENABLED=false"}
 	first := startServe(t, env)
 	second := startServeUntil(t, logging.APIStarting, env)
-	eventually(t, func() bool { return strings.Contains(second.logs.String(), "waiting for it to stop") }, 20*time.Second,
+	testutil.Eventually(t, func() bool { return strings.Contains(second.logs.String(), "waiting for it to stop") }, 20*time.Second,
 		"the second says it waits")
 	code, msg := readyAnswer(t, second.port)
 	assert.Equal(t, http.StatusServiceUnavailable, code)
@@ -213,7 +204,7 @@ func TestSecondInstanceWaitsForTheFirst(t *testing.T) {
 	require.True(t, second.logged(t, logging.APIListening, 20*time.Second), "the second took over:\n%s", second.logs)
 	assert.Contains(t, second.logs.String(), "instance lock taken after waiting; taking over after a grace period")
 	assert.Contains(t, second.logs.String(), `"holder":"server process `, "the holder named")
-	eventually(t, func() bool { code, _ := readyAnswer(t, second.port); return code == http.StatusOK }, 20*time.Second, "second ready")
+	testutil.Eventually(t, func() bool { code, _ := readyAnswer(t, second.port); return code == http.StatusOK }, 20*time.Second, "second ready")
 }
 
 // SIGHUP stops gracefully, as SIGTERM does: there is no configuration to
@@ -242,7 +233,7 @@ func TestShutdownKeepsItsTimeoutWhenTheDatabaseStalls(t *testing.T) {
 	gate.stalled.Store(true)
 	// Once the health probe has found the database gone, its pings wait
 	// on pool connections.
-	eventually(t, func() bool {
+	testutil.Eventually(t, func() bool {
 		res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/health", gw.port))
 		require.NoError(t, err)
 		defer res.Body.Close()
@@ -253,15 +244,6 @@ func TestShutdownKeepsItsTimeoutWhenTheDatabaseStalls(t *testing.T) {
 	require.NoError(t, gw.cmd.Process.Signal(syscall.SIGTERM))
 	took := gw.waitExit(t, 60*time.Second)
 	assert.Less(t, took, 8*time.Second, "the 15 s of pgx's close are not waited for:\n%s", gw.logs)
-}
-
-func eventually(t *testing.T, cond func() bool, within time.Duration, what string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		require.True(t, time.Now().Before(deadline), what)
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // Under nohup, SIGHUP stays ignored: catching it undid nohup, and closing
