@@ -1,16 +1,14 @@
 package main
 
 import (
-	"errors"
 	"net"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
-	"github.com/ctcgw/gatewayd/internal/logging"
+	"github.com/ctcgw/gatewayd/internal/netutil"
 )
 
 // startingServer answers on the API's listener while serve starts, until
@@ -44,20 +42,13 @@ func serveStarting(tcp *net.TCPListener, h fasthttp.RequestHandler, maxConns int
 
 func (s *startingServer) accept() {
 	defer close(s.done)
-	var pacer logging.Pacer
+	// Backs off when out of descriptors, as the API's own accept loop
+	// does; handOver's deadline, or serve's close, ends it.
+	ln := netutil.RetryAccept(s.tcp, s.log)
 	for {
-		c, err := s.tcp.Accept()
+		c, err := ln.Accept()
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed) {
-				return // handOver, or serve returned
-			}
-			// Out of descriptors, say: the API's own accept loop backs
-			// off the same way (netutil.RetryAccept).
-			if ok, n := pacer.Allow(time.Now(), 10*time.Second); ok {
-				s.log.Warn().Err(err).Int("unlogged_since", n).Msg("accept while starting")
-			}
-			time.Sleep(50 * time.Millisecond)
-			continue
+			return
 		}
 		s.conn.Add(1)
 		go func() {

@@ -5,6 +5,7 @@ package netutil
 import (
 	"errors"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -77,9 +78,12 @@ func (l *Listener) Close() error {
 }
 
 // retryable: out of descriptors, buffers or memory, or temporary by the
-// error's own account (as net/http's accept loop decides).
+// error's own account (as net/http's accept loop decides). A deadline the
+// listener's owner set is not: it ends the accepts on purpose (serve's
+// start-up answers hand the listener over that way), though Go calls a
+// timeout temporary.
 func retryable(err error) bool {
-	if errors.Is(err, net.ErrClosed) {
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return false
 	}
 	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {

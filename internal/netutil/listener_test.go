@@ -80,6 +80,14 @@ func TestAcceptGivesUpOnlyOnPermanentErrors(t *testing.T) {
 	_, err = RetryAccept(f, zerolog.Nop()).Accept()
 	assert.ErrorIs(t, err, net.ErrClosed)
 	assert.Equal(t, 1, f.Calls())
+
+	// A deadline the owner set ends the accepts, timeout or not.
+	deadline := &net.OpError{Op: "accept", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	require.True(t, deadline.Temporary(), "Go calls it temporary")
+	f = &fakeListener{err: deadline, n: -1}
+	_, err = RetryAccept(f, zerolog.Nop()).Accept()
+	assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	assert.Equal(t, 1, f.Calls())
 }
 
 func TestCloseEndsABackoff(t *testing.T) {
