@@ -137,6 +137,8 @@ type server struct {
 	bodies         bodies
 	// methods are the methods the app knows (Fiber's request methods).
 	methods []string
+	// allow answers a 405's Allow header.
+	allow allowTable
 }
 
 // New builds the Fiber app.
@@ -176,6 +178,8 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 		s.auth = &tokens{store: st, ttl: opts.TokenCacheTTL, dbUp: opts.DatabaseUp, cache: make(map[[32]byte]cachedToken),
 			refused: &refusals{log: log}}
 	}
+	table := s.routeTable()
+	s.allow = newAllowTable(table)
 	app := fiber.New(fiber.Config{
 		AppName:   "gatewayd",
 		BodyLimit: BodyLimit,
@@ -185,7 +189,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 		// copy buffer); with fasthttp's default 4 KiB writer a chunk and its
 		// framing took two write(2)s, with room for both it takes one.
 		WriteBufferSize:       8 << 10,
-		ErrorHandler:          errorHandler(log),
+		ErrorHandler:          errorHandler(log, s.allow.lookup),
 		DisableStartupMessage: true,
 		ReadTimeout:           opts.ReadTimeout,
 		Concurrency:           opts.MaxConnections, // 0: fasthttp's default
@@ -237,7 +241,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 		}
 		return nil
 	})
-	s.routes(app)
+	s.routes(app, table)
 	return app
 }
 

@@ -152,7 +152,11 @@ func (s *server) screen(next fasthttp.RequestHandler, methods []string) fasthttp
 			return
 		}
 		if !slices.Contains(methods, string(h.Method())) {
-			s.refuse(fctx, errMethodNotAllowed, fctx.Time(), lineOf(fctx), false)
+			l := lineOf(fctx)
+			s.refuse(fctx, errMethodNotAllowed, fctx.Time(), l, false)
+			if allow := s.allow.lookup(l.path); allow != "" {
+				fctx.Response.Header.Set(fiber.HeaderAllow, allow)
+			}
 			return
 		}
 		next(fctx)

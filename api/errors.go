@@ -188,8 +188,9 @@ var resourceNames = map[string]string{
 }
 
 // errorHandler writes every error in the one shape; causes of 500s are
-// logged with the request id and never sent.
-func errorHandler(log zerolog.Logger) fiber.ErrorHandler {
+// logged with the request id and never sent. allow gives a 405's Allow
+// header for the request's path.
+func errorHandler(log zerolog.Logger, allow func(path string) string) fiber.ErrorHandler {
 	var outage logging.Pacer
 	return func(c *fiber.Ctx, err error) error {
 		apiErr, known := toError(err)
@@ -208,7 +209,11 @@ func errorHandler(log zerolog.Logger) fiber.ErrorHandler {
 			}
 		}
 		if apiErr.Status == http.StatusMethodNotAllowed {
-			c.Response().Header.Del(fiber.HeaderAllow) // fasthttp's list may name routes we do not document
+			// Fiber's list may name methods of another route (see allowTable).
+			c.Response().Header.Del(fiber.HeaderAllow)
+			if methods := allow(c.Path()); methods != "" {
+				c.Set(fiber.HeaderAllow, methods)
+			}
 		}
 		return c.Status(apiErr.Status).JSON(fiber.Map{"error": apiErr})
 	}

@@ -20,7 +20,7 @@ import (
 // never does), once per outageLogEvery however many requests meet it.
 func TestUnavailableCauseIsLoggedPaced(t *testing.T) {
 	var logs bytes.Buffer
-	app := fiber.New(fiber.Config{ErrorHandler: errorHandler(zerolog.New(&logs)), DisableStartupMessage: true})
+	app := fiber.New(fiber.Config{ErrorHandler: errorHandler(zerolog.New(&logs), func(string) string { return "" }), DisableStartupMessage: true})
 	app.Get("/x", func(*fiber.Ctx) error {
 		return fmt.Errorf("%w: cannot execute UPDATE in a read-only transaction (SQLSTATE 25006)", gatewayd.ErrUnavailable)
 	})

@@ -218,6 +218,16 @@ func TestRefusedBeforeRoutingIsAnsweredAndLoggedOnce(t *testing.T) {
 		assertEnvelope(t, r, 413, "PAYLOAD_TOO_LARGE")
 		e.loggedOnce(t, r)
 	})
+	t.Run("an unknown method is told what the route takes", func(t *testing.T) {
+		r := exchange(t, addr, "FOO /api/organizations HTTP/1.1\r\nHost: t\r\n\r\n", 5*time.Second)
+		assertEnvelope(t, r.response, 405, "METHOD_NOT_ALLOWED")
+		assert.Equal(t, "GET, HEAD, POST", r.header.Get("Allow"))
+		e.loggedOnce(t, r.response)
+		r = exchange(t, addr, "FOO /api/nowhere HTTP/1.1\r\nHost: t\r\n\r\n", 5*time.Second)
+		assertEnvelope(t, r.response, 405, "METHOD_NOT_ALLOWED")
+		assert.Empty(t, r.header.Get("Allow"), "no route, nothing to list")
+		e.loggedOnce(t, r.response)
+	})
 	t.Run("the client's request id is kept", func(t *testing.T) {
 		r := exchange(t, addr, "FOO / HTTP/1.1\r\nHost: t\r\nX-Request-Id: mine-1\r\n\r\n", 5*time.Second)
 		assert.Equal(t, "mine-1", r.header.Get("X-Request-Id"))

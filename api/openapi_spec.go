@@ -223,7 +223,7 @@ func apiSpec() *oa.Spec {
 			"A request body must be `Content-Type: application/json` and at most 1 MiB; unknown fields, duplicate keys, invalid UTF-8 and anything after the JSON value are 400. " +
 			"Path ids are canonical 36-character UUIDs.\n\n" +
 			"Lists take `limit` (1–100, default 20) and `offset` (default 0), ordered by name, then id, and answer `{\"data\": [...], \"pagination\": {...}}`; unknown or repeated query parameters are 400.\n\n" +
-			"Every error has the ErrorResponse shape. Besides the answers each operation lists, an unknown route is 404 `NOT_FOUND` and a method a route does not take is 405 `METHOD_NOT_ALLOWED`.\n\n" +
+			"Every error has the ErrorResponse shape. Besides the answers each operation lists, an unknown route is 404 `NOT_FOUND` and a method a route does not take is 405 `METHOD_NOT_ALLOWED` with an `Allow` header listing the methods it takes.\n\n" +
 			"No operation needs credentials yet.",
 		// The project has no license file: nothing is granted, all rights
 		// reserved. LicenseRef- is SPDX's form for a license not on its list.

@@ -21,8 +21,8 @@ type route struct {
 }
 
 // routes registers every route behind its access rule.
-func (s *server) routes(app *fiber.App) {
-	for _, r := range s.routeTable() {
+func (s *server) routes(app *fiber.App, table []route) {
+	for _, r := range table {
 		app.Add(r.method, r.path, s.authorize(r.need), r.handler)
 		if r.method == fiber.MethodGet && r.path != "/api/events" {
 			// HEAD is GET without the body (RFC 9110 §9.3.2; fasthttp
