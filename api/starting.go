@@ -3,11 +3,29 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 )
+
+// StartingOptions configure Starting.
+type StartingOptions struct {
+	// Started is the uptime's origin.
+	Started time.Time
+	// State says whether the database is connected and what the start
+	// waits for.
+	State func() (databaseUp bool, waitingFor string)
+	// Log gets the access-log line of every answer, as the API's.
+	Log zerolog.Logger
+	// CORSOrigins are the API's (CORS_ORIGINS): a dashboard on another
+	// origin can read the 503 and its reason, not a network error.
+	CORSOrigins []string
+}
 
 // Starting answers on the API's port while `gatewayd serve` starts (waits
 // for the database, migrates, waits for the instance lock, loads), before
@@ -16,15 +34,37 @@ import (
 // SERVICE_UNAVAILABLE with a Retry-After and why. Without it a client's
 // connection was accepted by the kernel and then hung, for up to the 30 s
 // the process waits for its database, which a liveness probe took for a
-// dead process. state says whether the database is connected and what
-// the start waits for; started is the uptime's origin. Every answer
-// closes its connection, so no client is left on a connection of this
-// handler when the API proper takes over the port.
-func Starting(started time.Time, state func() (databaseUp bool, waitingFor string)) fasthttp.RequestHandler {
+// dead process. Every answer closes its connection, so no client is left
+// on a connection of this handler when the API proper takes over the
+// port. Answers carry what the API's do: the X-Request-Id, the security
+// headers, the CORS origin, one access-log line.
+func Starting(opts StartingOptions) fasthttp.RequestHandler {
+	anyOrigin := len(opts.CORSOrigins) == 0 || slices.Contains(opts.CORSOrigins, "*")
 	return func(c *fasthttp.RequestCtx) {
+		start := time.Now()
+		h := &c.Response.Header
+		id := string(c.Request.Header.Peek(fiber.HeaderXRequestID))
+		if !acceptableRequestID(id) {
+			id = uuid.NewString()
+		}
 		c.SetConnectionClose()
 		c.SetContentType("application/json")
-		up, why := state()
+		h.Set(fiber.HeaderXRequestID, id)
+		h.Set(fasthttp.HeaderXContentTypeOptions, "nosniff")
+		h.Set(fasthttp.HeaderXFrameOptions, headerFrameOptions)
+		h.Set(fasthttp.HeaderReferrerPolicy, headerReferrerPolicy)
+		h.Set(fasthttp.HeaderContentSecurityPolicy, headerCSP)
+		if origin := string(c.Request.Header.Peek(fasthttp.HeaderOrigin)); origin != "" {
+			switch {
+			case anyOrigin:
+				h.Set(fasthttp.HeaderAccessControlAllowOrigin, "*")
+			case slices.Contains(opts.CORSOrigins, origin):
+				h.Set(fasthttp.HeaderAccessControlAllowOrigin, origin)
+				h.Set(fasthttp.HeaderVary, fasthttp.HeaderOrigin)
+			}
+			h.Set(fasthttp.HeaderAccessControlExposeHeaders, "X-Request-Id") // as the API's CORS config says it
+		}
+		up, why := opts.State()
 		// Routed as the API routes it: case-insensitive, a trailing slash
 		// allowed.
 		if (c.IsGet() || c.IsHead()) && strings.EqualFold(strings.TrimSuffix(string(c.Path()), "/"), "/api/health") {
@@ -32,14 +72,19 @@ func Starting(started time.Time, state func() (databaseUp bool, waitingFor strin
 			if !up {
 				db = "unreachable"
 			}
-			body, _ := json.Marshal(healthOf(db, 0, 0, started))
+			body, _ := json.Marshal(healthOf(db, 0, 0, opts.Started))
 			c.SetBody(body)
-			return
+		} else {
+			body, _ := json.Marshal(map[string]*Error{"error": {Status: http.StatusServiceUnavailable,
+				Code: "SERVICE_UNAVAILABLE", Message: "gatewayd is starting: " + why}})
+			c.SetStatusCode(http.StatusServiceUnavailable)
+			h.Set(fasthttp.HeaderRetryAfter, "1")
+			c.SetBody(body)
 		}
-		body, _ := json.Marshal(map[string]*Error{"error": {Status: http.StatusServiceUnavailable,
-			Code: "SERVICE_UNAVAILABLE", Message: "gatewayd is starting: " + why}})
-		c.SetStatusCode(http.StatusServiceUnavailable)
-		c.Response.Header.Set("Retry-After", "1")
-		c.SetBody(body)
+		// Info, not the API's warn for a 5xx: these 503s are the start's
+		// documented answer, and the start logs what it waits for itself.
+		opts.Log.Info().Str("method", string(c.Method())).Str("path", string(c.URI().PathOriginal())).
+			Int("status", c.Response.StatusCode()).Int64("duration_ms", time.Since(start).Milliseconds()).
+			Str("request_id", id).Msg("request")
 	}
 }

@@ -121,10 +121,11 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	// leaving clients hanging while the database is waited for.
 	var phase atomic.Pointer[startPhase]
 	phase.Store(&startPhase{why: "waiting for the database"})
-	starting := serveStarting(tcp.(*net.TCPListener), api.Starting(started, func() (bool, string) {
-		p := phase.Load()
-		return p.databaseUp, p.why
-	}), cfg.APIMaxConnections, log)
+	starting := serveStarting(tcp.(*net.TCPListener), api.Starting(api.StartingOptions{Started: started,
+		State: func() (bool, string) {
+			p := phase.Load()
+			return p.databaseUp, p.why
+		}, Log: log, CORSOrigins: cfg.CORSOrigins}), cfg.APIMaxConnections, log)
 	defer starting.handOver() // before the listener's close above
 	log.Info().Str("addr", tcp.Addr().String()).Msg(logging.APIStarting)
 	pool, err := connect(ctx, cfg, log)

@@ -144,6 +144,15 @@ func TestAnswersWhileWaitingForTheDatabase(t *testing.T) {
 		assert.Equal(t, "1", res.Header.Get("Retry-After"), path)
 	}
 	assert.False(t, logging.Listening(gw.logs.String(), fmt.Sprintf("127.0.0.1:%d", gw.port)), "still waiting for the database")
+	req, err := http.NewRequest("GET", base+"/api/factories", nil)
+	require.NoError(t, err)
+	req.Header.Set("X-Request-Id", "while-starting-1")
+	res, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = res.Body.Close()
+	assert.Equal(t, "while-starting-1", res.Header.Get("X-Request-Id"))
+	testutil.Eventually(t, func() bool { return strings.Contains(gw.logs.String(), `"request_id":"while-starting-1"`) },
+		5*time.Second, "the access log has the starting answers")
 
 	gate.open.Store(true)
 	require.True(t, gw.logged(t, logging.APIListening, 20*time.Second), "exited:\n%s", gw.logs)
