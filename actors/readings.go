@@ -78,9 +78,13 @@ func (a *gatewayActor) onTakeReading(m *takeReading) error {
 	if a.waiting() >= a.d.cfg.ReadingQueueLimit {
 		return fmt.Errorf("%w: %d readings waiting", gatewayd.ErrQueueFull, a.waiting())
 	}
-	rate := m.rateHz
+	// The rate the gateway's last discovery reported: the stored one
+	// lags it while the discovery's write waits in the writer's batch (or
+	// was refused by the database), and a reading at the old rate reads
+	// every tone at the wrong frequency.
+	rate := a.sensorRates[m.serial]
 	if rate <= 0 {
-		rate = a.sensorRates[m.serial]
+		rate = m.rateHz
 	}
 	a.readings = append(a.readings, &acquisition{r: m.r, serial: m.serial, rateHz: rate})
 	a.nextReading()

@@ -299,7 +299,8 @@ func (r *Runtime) Discover(ctx context.Context, id uuid.UUID) (gatewayd.Discover
 }
 
 // TakeReading hands a stored QUEUED reading of the sensor with serial to
-// its gateway's actor (rateHz is the sensor's read rate, 0 if unknown).
+// its gateway's actor (rateHz is the sensor's stored read rate, 0 if
+// unknown; the rate of the gateway's last discovery comes first).
 // ErrNotConnected unless the gateway is authenticated; ErrQueueFull past
 // ReadingQueueLimit; ErrNotFound for a gateway the runtime does not run.
 func (r *Runtime) TakeReading(ctx context.Context, rd gatewayd.Reading, serial int64, rateHz float64) error {

@@ -19,6 +19,7 @@ import (
 	"github.com/ctcgw/gatewayd/actors/actorstest"
 	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 	"github.com/ctcgw/gatewayd/store"
 	"github.com/ctcgw/gatewayd/vibration"
 )
@@ -595,4 +596,44 @@ func TestReadingListFiltersEveryStatus(t *testing.T) {
 			assert.Empty(t, ids, st)
 		}
 	}
+}
+
+// README: "A reading's rate is the sensor's read rate as the gateway's
+// last discovery reported it, else as stored for the sensor". A manual
+// reading took the rate stored in the database instead: while the
+// discovery that reported a new rate had not been written yet (sensor
+// rows are batched, and held through login bursts), the reading was
+// stored at the old rate, and its summary read every tone at the wrong
+// frequency.
+func TestManualReadingTakesTheRateOfTheLastDiscovery(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.SensorFlushInterval = time.Hour // the batched sensor writes lag, as in a login burst
+	e := newLiveEnv(t, cfg)
+	id, sg := e.add("rate")
+	e.waitState(id, "AUTHENTICATED")
+	r := e.do("POST", "/api/gateways/"+id+"/sensors/discover", nil) // written at once
+	require.Equal(t, 200, r.status, string(r.body))
+	sensors := e.sensorsIn(r)
+	sensor := sensors[10002]["id"].(string)
+	require.Equal(t, 25600.0, sensors[10002]["read_rate_hz"])
+
+	// The sensor is reconfigured on the gateway to 12.8 kHz; the
+	// discovery after the next login reports it.
+	s := ctctest.DefaultSensors(2)[1]
+	s.ReadRate = 12800
+	sg.AddSensor(s)
+	before := sg.Stats()
+	sg.Drop(1001)
+	testutil.Eventually(t, func() bool {
+		st := sg.Stats()
+		return st.Logins > before.Logins && st.DiscoveriesAnswered > before.DiscoveriesAnswered && sg.PushTemperature(10002, 20) == 1
+	}, 15*time.Second, "logged in again, sensors discovered, subscribed")
+	e.waitState(id, "AUTHENTICATED")
+
+	rd := e.take(sensor)
+	require.Equal(t, "COMPLETE", rd["status"], "%v", rd["error"])
+	assert.Equal(t, 12800.0, rd["sample_rate_hz"], "the rate the gateway's last discovery reported")
+	want := ctctest.SignalFor(s).X.FrequencyHz
+	x := rd["summary"].(map[string]any)["x"].(map[string]any)
+	assert.InDelta(t, want, x["dominant_frequency_hz"].(float64), 12800.0/8192, "x's tone")
 }
