@@ -189,7 +189,7 @@ var (
 	sFirmware    = oa.String().Length(0, 50).Null()
 	sKind        = oa.String().Length(0, 100).Null()
 	sLocation    = oa.String().Length(0, 500).Null()
-	sInterval    = oa.String().Length(1, 32).Null().Desc("how often the sensor is read: a duration from `1m` to `366d` such as `15m`, `1h` or `2d`; null turns the schedule off")
+	sInterval    = oa.String().Length(1, 32).Null().Desc("how often the sensor is read: a duration from `1m` to `366d` such as `15m`, `1h` or `2d`, in whole microseconds; null turns the schedule off")
 	sStatusCount = oa.Integer().AtLeast(0)
 )
 

@@ -169,6 +169,12 @@ func (b *body) readingInterval() (*time.Duration, bool) {
 		b.fail(name, "must be a duration from 1m to 366d, such as 15m or 1h, or null")
 		return nil, false
 	}
+	if d%time.Microsecond != 0 {
+		// PostgreSQL's interval keeps microseconds: "1h1ns" was accepted
+		// and then answered as "1h0m0s".
+		b.fail(name, "must be a whole number of microseconds")
+		return nil, false
+	}
 	return &d, true
 }
 

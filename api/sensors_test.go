@@ -435,12 +435,12 @@ func TestReadingIntervalBounds(t *testing.T) {
 		Sensors: []gatewayd.SensorReport{{Serial: 1, Connected: true}}}})
 	require.NoError(t, err)
 	sensor := e.do("GET", "/api/gateways/"+gw+"/sensors", nil).json(t)["data"].([]any)[0].(map[string]any)["id"].(string)
-	for in, out := range map[string]string{"1m": "1m0s", "366d": "8784h0m0s", "8784h": "8784h0m0s"} {
+	for in, out := range map[string]string{"1m": "1m0s", "366d": "8784h0m0s", "8784h": "8784h0m0s", "1h1us": "1h0m0.000001s"} {
 		r := e.do("PUT", "/api/sensors/"+sensor, map[string]any{"reading_interval": in})
 		require.Equal(t, 200, r.status, "%s: %s", in, r.body)
 		assert.Equal(t, out, r.json(t)["reading_interval"], in)
 	}
-	for _, in := range []string{"59s", "367d", "8784h1s", "0s"} {
+	for _, in := range []string{"59s", "367d", "8784h1s", "0s", "1h1ns", "1m0.0000005s"} { // PostgreSQL keeps microseconds
 		r := e.do("PUT", "/api/sensors/"+sensor, map[string]any{"reading_interval": in})
 		require.Equal(t, 400, r.status, "%s: %s", in, r.body)
 		_, fields := r.errorBody(t)
