@@ -312,7 +312,14 @@ func (s *server) requestIDAndAccessLog(app *fiber.App) fiber.Handler {
 		token, _ := c.Locals(tokenLocal).(string)
 		s.logRequest(c.Method(), c.Path(), status, took, id, token)
 		if !s.opts.MetricsDisabled {
-			s.tel.Metrics.HTTPRequest(c.Method(), c.Route().Path, status, took)
+			route := c.Route().Path
+			if route == "/" && c.Path() != "/" {
+				// No route matched (a 404, or a 405 the router gave):
+				// Fiber's route is then the middlewares' "/", which is
+				// also the web UI page's pattern.
+				route = unmatchedLabel
+			}
+			s.tel.Metrics.HTTPRequest(c.Method(), route, status, took)
 		}
 		return nil
 	}

@@ -255,8 +255,12 @@ func (s *server) refuse(fctx *fasthttp.RequestCtx, apiErr *Error, start time.Tim
 	}
 }
 
-// unroutedLabel is the route of requests refused before routing.
-const unroutedLabel = "(unrouted)"
+// unroutedLabel is the route of requests refused before routing;
+// unmatchedLabel of those no route pattern matched (404 and 405).
+const (
+	unroutedLabel  = "(unrouted)"
+	unmatchedLabel = "(unmatched)"
+)
 
 // knownMethod bounds a method for a label: one the app knows (the set
 // screen admits), else OTHER.

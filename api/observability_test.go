@@ -672,3 +672,39 @@ func TestStatusSinceIsTheStateEventsAt(t *testing.T) {
 	assert.Equal(t, ev.Data["at"], st["since"])
 	assertTime(t, st["since"], "since")
 }
+
+// A request no route matches is counted under route="(unmatched)", not
+// under the web UI page's pattern "/" (Fiber's route for it is the
+// middlewares' "/"), while the page itself and a routed 405 keep their
+// patterns. (Found by an audit, helper 2.)
+func TestUnmatchedRequestsHaveTheirOwnRouteLabel(t *testing.T) {
+	m := metrics.New()
+	e := newEnv(t, api.Options{MetricsPublic: true, Telemetry: &telemetry.Observer{Metrics: m, Events: events.NewBroker(10)}})
+	require.Equal(t, 404, e.do("GET", "/api/no-such-route", nil).status)
+	require.Equal(t, 404, e.do("GET", "/nowhere", nil).status)
+	require.Equal(t, 405, e.do("PATCH", "/api/organizations", nil).status)
+	require.Equal(t, 405, e.do("DELETE", "/api/gateways/status", nil).status)
+	require.Equal(t, 200, e.do("GET", "/", nil).status)
+
+	families, err := m.Registry.Gather()
+	require.NoError(t, err)
+	got := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "gatewayd_http_requests_total" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			l := map[string]string{}
+			for _, p := range s.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			got[l["method"]+" "+l["route"]+" "+l["status"]] = s.GetCounter().GetValue()
+		}
+	}
+	assert.Equal(t, map[string]float64{
+		"GET (unmatched) 404":             2,
+		"PATCH (unmatched) 405":           1,
+		"DELETE /api/gateways/status 405": 1,
+		"GET / 200":                       1,
+	}, got)
+}
