@@ -85,13 +85,25 @@ func (s *server) updateGateway(c *fiber.Ctx) error {
 	p.FirmwareVersion.Value, p.FirmwareVersion.Set = b.nullableStr("firmware_version", 50)
 	p.DesiredState.Value, p.DesiredState.Set = b.desiredState()
 	p.Metadata.Value, p.Metadata.Set = b.metadata()
-	if err := b.done(); err != nil {
-		return err
-	}
+	bodyErr := b.done()
 	ctx, cancel := s.dbCtx(c)
 	defer cancel()
-	if err := s.passwordFollowsHost(ctx, id, p); err != nil {
-		return err
+	// The password rule needs the stored gateway; it is checked even when
+	// the body has other problems, so that one answer lists them all.
+	if _, given := b.fields["password"]; !given {
+		moved, err := s.hostMoves(ctx, id, p)
+		switch {
+		case err != nil && bodyErr != nil:
+			return bodyErr // the body's problems before the gateway's absence, as ever
+		case err != nil:
+			return err
+		case moved:
+			b.fail("password", "is required when url or email changes")
+			return validationError(b.details...)
+		}
+	}
+	if bodyErr != nil {
+		return bodyErr
 	}
 	defer s.order.lock(id)()
 	up, err := s.store.UpdateGateway(ctx, id, p)
@@ -106,25 +118,22 @@ func (s *server) updateGateway(c *fiber.Ctx) error {
 	return c.JSON(renderGateway(up.Gateway))
 }
 
-// passwordFollowsHost refuses a PUT that changes url or email without
-// setting password in the same request: the stored secret must never be
+// hostMoves says whether a PUT changes url or email, which it may only
+// do with a password in the same request: the stored secret must never be
 // sent to a new host or for another account (API.md §4). It reads the
 // stored gateway first; the store's update is a transaction of its own,
 // so a concurrent PUT could change the url between this read and that
 // write. Acceptable: both PUTs come from authorised operators, and each
 // was checked against a url the gateway really had.
-func (s *server) passwordFollowsHost(ctx context.Context, id uuid.UUID, p store.GatewayPatch) error {
-	if p.Password.Set || (!p.URL.Set && !p.Email.Set) {
-		return nil
+func (s *server) hostMoves(ctx context.Context, id uuid.UUID, p store.GatewayPatch) (bool, error) {
+	if !p.URL.Set && !p.Email.Set {
+		return false, nil
 	}
 	cur, err := s.store.GetGateway(ctx, id)
 	if err != nil {
-		return scoped(err, resGateway, "")
+		return false, scoped(err, resGateway, "")
 	}
-	if (p.URL.Set && p.URL.Value != cur.URL) || (p.Email.Set && p.Email.Value != cur.Email) {
-		return validationError(Detail{Field: "password", Message: "is required when url or email changes"})
-	}
-	return nil
+	return (p.URL.Set && p.URL.Value != cur.URL) || (p.Email.Set && p.Email.Value != cur.Email), nil
 }
 
 // withRuntime runs f on the gateway's runtime entry. A gateway the

@@ -533,6 +533,22 @@ func TestCredentialsFollowTheURL(t *testing.T) {
 	r = e.do("PUT", "/api/gateways/"+uuid.NewString(), map[string]any{"url": "ws://x.example"})
 	code, _ := r.errorBody(t)
 	assert.Equal(t, "GATEWAY_NOT_FOUND", code)
+
+	// One answer lists every problem, the password rule's with the others
+	// (it was told only once the rest were fixed; found by an audit); an
+	// unknown gateway's bad body is still 400 first.
+	r = e.do("PUT", path, map[string]any{"url": "ws://c.example:8080/gw", "name": "", "colour": "red"})
+	require.Equal(t, 400, r.status, string(r.body))
+	_, fields := r.errorBody(t)
+	assert.ElementsMatch(t, []string{"name", "colour", "password"}, fields)
+	r = e.do("PUT", path, map[string]any{"url": "ws://b.example:8080/gw", "name": ""})
+	_, fields = r.errorBody(t)
+	assert.Equal(t, []string{"name"}, fields, "the url it has needs no password")
+	r = e.do("PUT", "/api/gateways/"+uuid.NewString(), map[string]any{"url": "ws://x.example", "name": ""})
+	require.Equal(t, 400, r.status, string(r.body))
+	_, fields = r.errorBody(t)
+	assert.Equal(t, []string{"name"}, fields)
+	assert.Equal(t, "ws://b.example:8080/gw", e.do("GET", path, nil).json(t)["url"], "nothing was changed")
 }
 
 // TestConnectionsOverTheLimit: past Options.MaxConnections a new
