@@ -134,12 +134,9 @@ func (s *server) waveform(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	// Media types are case-insensitive (RFC 9110 §8.3.1); Fiber's
-	// negotiation compares them as written, and TEXT/CSV got JSON.
-	if accept := c.Get(fiber.HeaderAccept); accept != strings.ToLower(accept) {
-		c.Request().Header.Set(fiber.HeaderAccept, strings.ToLower(accept))
-	}
-	if c.Accepts(fiber.MIMEApplicationJSON, "text/csv") == "text/csv" {
+	// The answer depends on Accept: a cache must know (RFC 9110 §12.5.5).
+	c.Vary(fiber.HeaderAccept)
+	if wantsCSV(c.Get(fiber.HeaderAccept)) {
 		c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
 		c.Context().SetBodyStreamWriter(func(bw *bufio.Writer) {
 			buf := make([]byte, 0, 128)
@@ -255,4 +252,67 @@ func appendFloats[F float32 | float64](b []byte, v []F, bits int) []byte {
 		b = strconv.AppendFloat(b, float64(f), 'g', -1, bits)
 	}
 	return append(b, ']')
+}
+
+// wantsCSV says whether an Accept header prefers text/csv to JSON (RFC
+// 9110 §12.5.1): each offer takes the q of the most specific media range
+// that matches it (type/subtype over type/* over */*). The higher q wins;
+// on a tie the more specific range, then the one listed first; no Accept
+// is JSON. Media types compare case-insensitively, and a range's
+// parameters other than q (charset=utf-8, header=present) do not stop it
+// matching: Fiber's negotiation sent JSON to "TEXT/CSV" and to
+// "text/csv; charset=utf-8".
+func wantsCSV(accept string) bool {
+	csv, json := offer{rank: -1}, offer{rank: -1}
+	for pos, r := range strings.Split(accept, ",") {
+		params := strings.Split(r, ";")
+		mt := strings.ToLower(strings.TrimSpace(params[0]))
+		q := 1.0
+		for _, p := range params[1:] {
+			k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+			if strings.EqualFold(strings.TrimSpace(k), "q") {
+				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				if err != nil || f < 0 || f > 1 {
+					f = 0 // a malformed weight is no preference
+				}
+				q = f
+			}
+		}
+		csv.consider(rangeRank(mt, "text", "csv"), q, pos)
+		json.consider(rangeRank(mt, "application", "json"), q, pos)
+	}
+	if csv.rank < 0 || csv.q == 0 {
+		return false
+	}
+	if json.rank < 0 || csv.q != json.q {
+		return json.rank < 0 || csv.q > json.q
+	}
+	return csv.rank > json.rank || (csv.rank == json.rank && csv.pos < json.pos)
+}
+
+// offer is the media range that applies to one offered type: its
+// specificity (rangeRank), q and position in the header.
+type offer struct {
+	rank, pos int
+	q         float64
+}
+
+func (o *offer) consider(rank int, q float64, pos int) {
+	if rank > o.rank {
+		*o = offer{rank: rank, pos: pos, q: q}
+	}
+}
+
+// rangeRank is how specifically the media range mt matches type/subtype:
+// 2 exactly, 1 as type/*, 0 as */*, -1 not at all.
+func rangeRank(mt, typ, sub string) int {
+	switch mt {
+	case typ + "/" + sub:
+		return 2
+	case typ + "/*":
+		return 1
+	case "*/*":
+		return 0
+	}
+	return -1
 }

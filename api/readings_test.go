@@ -637,3 +637,31 @@ func TestManualReadingTakesTheRateOfTheLastDiscovery(t *testing.T) {
 	x := rd["summary"].(map[string]any)["x"].(map[string]any)
 	assert.InDelta(t, want, x["dominant_frequency_hz"].(float64), 12800.0/8192, "x's tone")
 }
+
+// API.md §8: the waveform is CSV with Accept: text/csv. A media range
+// with a parameter (RFC 9110 §12.5.1), such as the charset the CSV is
+// served in, got JSON; and the answer, which depends on Accept, carried
+// no Vary: Accept (RFC 9110 §12.5.5), so a cache could give one client
+// the other's representation. (Found by an audit, helper 2.)
+func TestWaveformNegotiation(t *testing.T) {
+	e, _, _, sensors := readingEnv(t)
+	rd := e.take(sensors[10001]["id"].(string))
+	require.Equal(t, "COMPLETE", rd["status"])
+	path := "/api/readings/" + rd["id"].(string) + "/waveform"
+
+	t.Run("a parameter on text/csv", func(t *testing.T) {
+		for _, accept := range []string{"text/csv; charset=utf-8", "text/csv;header=present"} {
+			r := e.do("GET", path, nil, "Accept", accept)
+			require.Equal(t, 200, r.status)
+			assert.Contains(t, r.header.Get("Content-Type"), "text/csv", "Accept: %s", accept)
+		}
+	})
+	t.Run("Vary: Accept", func(t *testing.T) {
+		for _, accept := range []string{"text/csv", "application/json"} {
+			r := e.do("GET", path, nil, "Accept", accept)
+			require.Equal(t, 200, r.status)
+			vary := strings.ToLower(strings.Join(r.header.Values("Vary"), ","))
+			assert.Contains(t, strings.Split(strings.ReplaceAll(vary, " ", ""), ","), "accept", "Accept: %s; Vary: %q", accept, vary)
+		}
+	})
+}
