@@ -1,6 +1,8 @@
 package store
 
 import (
+	"time"
+
 	"context"
 
 	"github.com/google/uuid"
@@ -123,4 +125,9 @@ func ForgetLockConn(in *Instance) *pgx.Conn {
 }
 
 // CheckInstance is one of Watch's checks.
-func CheckInstance(ctx context.Context, in *Instance) (retaken bool, err error) { return in.check(ctx) }
+func CheckInstance(ctx context.Context, in *Instance) (retaken bool, err error) {
+	return in.check(ctx, time.Second)
+}
+
+// StandbySeen says whether in's last check saw a process waiting.
+func StandbySeen(in *Instance) bool { return in.standbySeen }

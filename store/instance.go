@@ -22,9 +22,19 @@ import (
 // killed, or its connection is reset; PostgreSQL keeps the session of a
 // peer that went silent (a host that vanished, a network that drops
 // packets) until its TCP keepalive gives up.
+//
+// A waiting standby also holds a shared advisory lock (instanceStandbyID)
+// while it waits, so the running process sees, at each check, that one
+// waits. That process, once its lock session is lost and it cannot take
+// the lock again at once, stands down (ErrInstanceFenced): the standby
+// may hold the lock by then, and would dial every gateway after its grace
+// while this process, cut off from the database, kept its sockets (audit,
+// 2026-12-06 ninth session). Alone, a process rides the outage instead:
+// no one can take its gateways.
 const (
 	instanceLockClass = 0x67617465 // "gate"
 	instanceLockID    = 0x77617964 // "wayd"
+	instanceStandbyID = 0x73746279 // "stby"
 	// InstanceApplication names the lock's connection in pg_stat_activity.
 	InstanceApplication = "gatewayd instance lock"
 )
@@ -32,6 +42,11 @@ const (
 // ErrInstanceTaken: another process took the instance lock while this
 // one's lock connection was lost.
 var ErrInstanceTaken = errors.New("another gatewayd took this database's instance lock while the lock's connection was lost")
+
+// ErrInstanceFenced: the lock's connection was lost while a standby
+// waited, and the lock could not be taken again at once: the standby may
+// hold it now.
+var ErrInstanceFenced = errors.New("the instance lock's connection was lost while another gatewayd waited to take over; standing down for it")
 
 // Instance is this process's hold on the database's instance lock. Only
 // one goroutine at a time uses it: AcquireInstance's, then Watch's, then
@@ -45,6 +60,10 @@ type Instance struct {
 	// the lock against this very process.
 	held    bool
 	lostPID uint32
+	// standby: conn holds the shared standby lock (a waiting process).
+	// standbySeen: at the last check, some other process waited.
+	standby     bool
+	standbySeen bool
 }
 
 // AcquireInstance returns once this process holds the instance lock,
@@ -58,11 +77,14 @@ func AcquireInstance(ctx context.Context, pool *pgxpool.Pool, every time.Duratio
 	in := &Instance{cfg: cfg}
 	for n := 1; ; n++ {
 		err := in.take(ctx)
+		if err == nil {
+			err = in.sayWaiting(ctx)
+		}
 		switch {
 		case ctx.Err() != nil:
 			in.drop()
 			return nil, ctx.Err()
-		case in.held:
+		case err == nil && in.held:
 			return in, nil
 		}
 		waiting(n, err)
@@ -75,6 +97,28 @@ func AcquireInstance(ctx context.Context, pool *pgxpool.Pool, every time.Duratio
 		case <-t.C:
 		}
 	}
+}
+
+// sayWaiting holds the shared standby lock while the instance lock is
+// another process's, and lets it go once this one holds the instance
+// lock: else the process that later waits for this one would count this
+// one as waiting. A failure drops the connection (and with it any lock).
+func (in *Instance) sayWaiting(ctx context.Context) error {
+	q := ""
+	switch {
+	case !in.held && !in.standby:
+		q = `SELECT pg_try_advisory_lock_shared($1::int4, $2::int4)` // shared: granted at once
+	case in.held && in.standby:
+		q = `SELECT pg_advisory_unlock_shared($1::int4, $2::int4)`
+	default:
+		return nil
+	}
+	if _, err := in.conn.Exec(ctx, q, instanceLockClass, instanceStandbyID); err != nil {
+		in.drop()
+		return fmt.Errorf("instance lock: standby: %w", classify(err))
+	}
+	in.standby = !in.held
+	return nil
 }
 
 // take connects if need be and tries the lock once; held says whether it
@@ -130,7 +174,7 @@ func (in *Instance) drop() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = in.conn.Close(ctx)
-	in.conn, in.held = nil, false
+	in.conn, in.held, in.standby = nil, false, false
 }
 
 // InstanceHolder describes the session holding the database's instance
@@ -153,9 +197,12 @@ func InstanceHolder(ctx context.Context, pool *pgxpool.Pool) string {
 // or the lock is lost to another process (ErrInstanceTaken). A lost
 // connection (the database restarted, the session was ended) lost the
 // lock with it: Watch reconnects and takes it again, and only a process
-// that took it meanwhile makes this one give up. lost is told of each
-// failed check (err), and once the lock is held again (nil).
-func (in *Instance) Watch(ctx context.Context, every time.Duration, lost func(error)) error {
+// that took it meanwhile makes this one give up, or, when a standby
+// waited at the last check, failing to take it again at once
+// (ErrInstanceFenced). lost is told of each failed check (err), and once
+// the lock is held again (nil); standby of each change in whether another
+// process waits.
+func (in *Instance) Watch(ctx context.Context, every time.Duration, lost func(error), standby func(waiting bool)) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	failing := false
@@ -169,12 +216,18 @@ func (in *Instance) Watch(ctx context.Context, every time.Duration, lost func(er
 		// deadline cuts short, and closing it gives the lock away. A
 		// database that is slow to answer keeps the session, and the lock
 		// with it; a broken connection fails the ping by itself.
-		retaken, err := in.check(ctx)
+		waited := in.standbySeen
+		retaken, err := in.check(ctx, every)
+		if in.standbySeen != waited {
+			standby(in.standbySeen)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, ErrInstanceTaken):
 			return err
+		case err != nil && waited:
+			return fmt.Errorf("%w (%v)", ErrInstanceFenced, err)
 		case err != nil:
 			failing = true
 			lost(err)
@@ -185,16 +238,25 @@ func (in *Instance) Watch(ctx context.Context, every time.Duration, lost func(er
 	}
 }
 
-// check pings the lock's connection, or reconnects and takes the lock
-// again (retaken) when there is none.
-func (in *Instance) check(ctx context.Context) (retaken bool, err error) {
+// check asks the lock's connection whether a standby waits, or
+// reconnects and takes the lock again (retaken) when there is none.
+func (in *Instance) check(ctx context.Context, every time.Duration) (retaken bool, err error) {
 	if in.conn != nil {
-		if err := in.conn.Ping(ctx); err == nil {
+		err := in.conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_locks
+			WHERE locktype = 'advisory' AND granted AND classid = $1::int4::oid AND objid = $2::int4::oid
+			  AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))`,
+			instanceLockClass, instanceStandbyID).Scan(&in.standbySeen)
+		if err == nil {
 			return false, nil
 		}
 		in.drop()
 	}
-	if err := in.take(ctx); err != nil {
+	// Bounded, unlike the check: no lock is held here to lose, and a
+	// database that drops packets would hold a connect for minutes
+	// while a standby that reaches it takes over.
+	tctx, cancel := context.WithTimeout(ctx, max(every, time.Second))
+	defer cancel()
+	if err := in.take(tctx); err != nil {
 		return false, err
 	}
 	if !in.held {

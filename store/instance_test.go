@@ -25,6 +25,17 @@ func lockHolder(t *testing.T, pool *pgxpool.Pool) int32 {
 	return pid
 }
 
+// standbys counts the processes that wait for the instance lock.
+func standbys(t *testing.T, pool *pgxpool.Pool) int {
+	t.Helper()
+	var n int
+	err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND classid = x'67617465'::int::oid AND objid = x'73746279'::int::oid`).Scan(&n)
+	require.NoError(t, err)
+	return n
+}
+
 // One process at a time holds a database's instance lock: a second waits
 // until the first lets go, and takes over then.
 func TestInstanceLockHasOneHolder(t *testing.T) {
@@ -51,6 +62,10 @@ func TestInstanceLockHasOneHolder(t *testing.T) {
 		t.Fatal("two holders")
 	default:
 	}
+	assert.Equal(t, 1, standbys(t, pool), "the waiting one says so")
+	_, err = store.CheckInstance(ctx, first)
+	require.NoError(t, err)
+	assert.True(t, store.StandbySeen(first), "and the holder sees it")
 	first.Close()
 	select {
 	case in := <-second:
@@ -60,6 +75,7 @@ func TestInstanceLockHasOneHolder(t *testing.T) {
 		t.Fatal("the second did not take over")
 	}
 	assert.NotEqual(t, firstPID, lockHolder(t, pool))
+	assert.Zero(t, standbys(t, pool), "the new holder waits no more")
 
 	// A waiter gives up when its context does.
 	// Canceled once it waits: the lock is held by the second.
@@ -83,7 +99,7 @@ func TestInstanceWatchRetakesOrGivesUp(t *testing.T) {
 	watchCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	watched := make(chan error, 1)
-	go func() { watched <- in.Watch(watchCtx, 20*time.Millisecond, func(error) {}) }()
+	go func() { watched <- in.Watch(watchCtx, 20*time.Millisecond, func(error) {}, func(bool) {}) }()
 
 	// Nobody else wants it: held again, on a new connection.
 	pid := lockHolder(t, pool)

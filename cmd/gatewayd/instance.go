@@ -17,13 +17,14 @@ import (
 // often. A standby that had to wait waits takeoverGrace more once it has
 // the lock: the lock is free as soon as the running process's lock
 // session ends, which is not always the process's end (the session was
-// ended, the database restarted), and that process needs a check and the
-// closing of its gateways to see it and stand down (it closes them before
-// anything else). Without the wait, both ran every gateway for up to a
-// check interval and a drain.
+// ended, the database restarted, the network to it broke), and that
+// process needs a check, an attempt to take the lock again (bounded by a
+// check interval) and the closing of its gateways to see it and stand
+// down (it closes them before anything else). Without the wait, both ran
+// every gateway for up to a check interval and a drain.
 const (
 	lockCheckEvery = time.Second
-	takeoverGrace  = 2*lockCheckEvery + 2*time.Second
+	takeoverGrace  = 3*lockCheckEvery + 2*time.Second
 )
 
 // holdInstance waits for the database's instance lock, saying so in the
@@ -79,6 +80,12 @@ func holdInstance(ctx context.Context, pool *pgxpool.Pool, phase *atomic.Pointer
 			case ok:
 				log.Warn().Err(err).Int("unlogged_since", n).Msg("instance lock's connection lost; taking the lock again when the database answers")
 			}
+		}, func(waiting bool) {
+			if waiting {
+				log.Info().Msg(logging.StandbyWaits)
+				return
+			}
+			log.Info().Msg("no other gatewayd waits to take over any more")
 		})
 	}()
 	return lostc, func() {

@@ -229,7 +229,11 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		// The gateways first: the other process runs them (after its
 		// grace, takeoverGrace) and must not find their sockets still
 		// open here.
-		log.Error().Err(lost).Msg("stopping: another gatewayd runs this database's gateways now; closing ours first")
+		msg := "stopping: another gatewayd runs this database's gateways now; closing ours first"
+		if errors.Is(lost, store.ErrInstanceFenced) {
+			msg = "stopping: cut off from the database while another gatewayd waited, which may run this database's gateways now; closing ours first"
+		}
+		log.Error().Err(lost).Msg(msg)
 		shutdownRuntime(rt, cfg.ShutdownTimeout/2, log)
 	case err := <-serveErr:
 		shutdownRuntime(rt, cfg.ShutdownTimeout, log)

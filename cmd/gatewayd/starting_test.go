@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -207,6 +211,8 @@ func TestSecondInstanceWaitsForTheFirst(t *testing.T) {
 	assert.Equal(t, "gatewayd is starting: another gatewayd runs this database's gateways; waiting for it to stop", msg)
 	code, _ = readyAnswer(t, first.port)
 	assert.Equal(t, http.StatusOK, code, "the first serves on")
+	testutil.Eventually(t, func() bool { return strings.Contains(first.logs.String(), logging.StandbyWaits) }, 20*time.Second,
+		"the first sees the second wait")
 
 	require.NoError(t, first.cmd.Process.Signal(syscall.SIGTERM))
 	first.waitExit(t, 20*time.Second)
@@ -273,4 +279,130 @@ func TestSIGHUPIgnoredUnderNohup(t *testing.T) {
 	require.NoError(t, gw.cmd.Process.Signal(syscall.SIGTERM))
 	gw.waitExit(t, 20*time.Second)
 	assert.NoError(t, gw.err)
+}
+
+// cut shuts the gate and resets every connection through it: the running
+// process's network path to PostgreSQL breaks, with a reset both ends see
+// (PostgreSQL ends the sessions, so the instance lock comes free).
+func (g *dbGate) cut() {
+	g.open.Store(false)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, c := range g.conns {
+		_ = c.Close()
+	}
+	g.conns = nil
+}
+
+// The instance lock promises one process per database's gateways ("no
+// second socket to every gateway"). When the running process was cut off
+// from PostgreSQL by a reset, its lock session ended, the standby took the
+// lock, waited its grace and dialed every gateway, while the running
+// process, which could not reach the database to see that its lock was
+// gone, kept its sockets: every gateway had two for as long as the outage
+// lasted (found by an audit, helper 1, whose test this is). With a
+// standby waiting, the running process now stands down when it loses its
+// lock session and cannot take the lock again at once.
+func TestStandbyTakeoverDuringRunningProcessesDatabaseOutageOpensNoSecondSocket(t *testing.T) {
+	t.Parallel()
+	sim, err := ctctest.NewServer("127.0.0.1:0")
+	require.NoError(t, err)
+	defer sim.Close()
+	sg := sim.Add("gw-1", ctctest.Config{Email: "e@example.com", Password: "p"})
+
+	dbURL := tmpl.New(t)
+	u, err := url.Parse(dbURL)
+	require.NoError(t, err)
+	gate := newDBGate(t, u.Host)
+	gate.open.Store(true)
+	u.Host = gate.ln.Addr().String()
+
+	first := startServe(t, []string{"DATABASE_URL=" + u.String(), "ENCRYPTION_KEY=" + key, "AUTH_ENABLED=false"})
+	api := fmt.Sprintf("http://127.0.0.1:%d/api", first.port)
+	post := func(path string, body any) map[string]any {
+		raw, _ := json.Marshal(body)
+		res, err := http.Post(api+path, "application/json", bytes.NewReader(raw))
+		require.NoError(t, err)
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		require.Equal(t, http.StatusCreated, res.StatusCode, string(b))
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(b, &m))
+		return m
+	}
+	org := post("/organizations", map[string]any{"name": "O"})["id"]
+	factory := post("/factories", map[string]any{"organization_id": org, "name": "F"})["id"]
+	post("/gateways", map[string]any{"factory_id": factory, "gateway_id": "gw-1", "name": "gw-1", "url": sg.URL(),
+		"email": "e@example.com", "password": "p"})
+	testutil.Eventually(t, func() bool { s := sg.Stats(); return s.Logins == 1 && s.Open == 1 }, 20*time.Second,
+		"the first process authenticates")
+
+	second := startServeUntil(t, logging.APIStarting, []string{"DATABASE_URL=" + dbURL, "ENCRYPTION_KEY=" + key, "AUTH_ENABLED=false"})
+	testutil.Eventually(t, func() bool { return strings.Contains(second.logs.String(), "waiting for it to stop") }, 20*time.Second,
+		"the second waits")
+	testutil.Eventually(t, func() bool { return strings.Contains(first.logs.String(), logging.StandbyWaits) }, 20*time.Second,
+		"the first sees it wait")
+
+	gate.cut()
+	first.waitExit(t, 20*time.Second)
+	var exit *exec.ExitError
+	require.ErrorAs(t, first.err, &exit)
+	assert.Equal(t, 1, exit.ExitCode())
+	assert.Contains(t, first.logs.String(), "cut off from the database while another gatewayd waited")
+	require.True(t, second.logged(t, logging.APIListening, 30*time.Second), "the second took over:\n%s", second.logs)
+	testutil.Eventually(t, func() bool { return sg.Stats().Logins >= 2 }, 20*time.Second, "the second logs in")
+	assert.Equal(t, 1, sg.Stats().Open,
+		"one socket to the gateway once the standby has taken over; the first process still holds its own\nfirst:\n%s",
+		first.logs)
+	assert.Equal(t, []int{1000}, sg.Stats().CloseCodes, "the first closed its socket as a shutdown does")
+}
+
+// Alone, a process cut off from its database keeps its gateways (a
+// database outage never stops a connection) and holds its lock again
+// once the database answers: nobody waits to take them over.
+func TestAloneAProcessRidesOutAnOutage(t *testing.T) {
+	t.Parallel()
+	sim, err := ctctest.NewServer("127.0.0.1:0")
+	require.NoError(t, err)
+	defer sim.Close()
+	sg := sim.Add("gw-1", ctctest.Config{Email: "e@example.com", Password: "p"})
+	dbURL := tmpl.New(t)
+	u, err := url.Parse(dbURL)
+	require.NoError(t, err)
+	gate := newDBGate(t, u.Host)
+	gate.open.Store(true)
+	u.Host = gate.ln.Addr().String()
+	first := startServe(t, []string{"DATABASE_URL=" + u.String(), "ENCRYPTION_KEY=" + key, "AUTH_ENABLED=false"})
+	api := fmt.Sprintf("http://127.0.0.1:%d/api", first.port)
+	post := func(path string, body any) map[string]any {
+		raw, _ := json.Marshal(body)
+		res, err := http.Post(api+path, "application/json", bytes.NewReader(raw))
+		require.NoError(t, err)
+		defer res.Body.Close()
+		var m map[string]any
+		require.NoError(t, json.NewDecoder(res.Body).Decode(&m))
+		require.Equal(t, http.StatusCreated, res.StatusCode, "%v", m)
+		return m
+	}
+	org := post("/organizations", map[string]any{"name": "O"})["id"]
+	factory := post("/factories", map[string]any{"organization_id": org, "name": "F"})["id"]
+	post("/gateways", map[string]any{"factory_id": factory, "gateway_id": "gw-1", "name": "gw-1", "url": sg.URL(),
+		"email": "e@example.com", "password": "p"})
+	testutil.Eventually(t, func() bool { s := sg.Stats(); return s.Logins == 1 && s.Open == 1 }, 20*time.Second, "authenticated")
+
+	gate.cut()
+	testutil.Eventually(t, func() bool {
+		return strings.Contains(first.logs.String(), "instance lock's connection lost")
+	}, 20*time.Second, "the lost lock seen")
+	gate.open.Store(true)
+	testutil.Eventually(t, func() bool { return strings.Contains(first.logs.String(), "instance lock held again") }, 20*time.Second,
+		"held again:\n%s", first.logs)
+	select {
+	case <-first.done:
+		t.Fatalf("the process stopped:\n%s", first.logs)
+	default:
+	}
+	s := sg.Stats()
+	assert.Equal(t, 1, s.Logins, "the gateway's connection was never dropped")
+	assert.Equal(t, 1, s.Open)
 }

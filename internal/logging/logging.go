@@ -68,6 +68,11 @@ const APIListening = "API listening"
 // once the API proper serves.
 const APIStarting = "API port bound; answering health while starting"
 
+// StandbyWaits is logged by the running process when another gatewayd on
+// its database waits to take over: from then on, losing the instance
+// lock's connection without taking the lock again at once stops it.
+const StandbyWaits = "another gatewayd waits to take over; losing the database now stops this one, so that it can"
+
 // Listening reports whether JSON log output holds gatewayd's APIListening
 // line for addr ("127.0.0.1:3000"). Only that line proves the port is
 // gatewayd's: a port picked free a moment before may be taken by someone
