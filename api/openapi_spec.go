@@ -328,7 +328,7 @@ func apiSpec() *oa.Spec {
 			oa.Put("/api/sensors/{id}", "updateSensor", "Name a sensor, assign it to equipment, schedule its readings").In(tagSensors).
 				Takes("SensorUpdate").OK(oa.Ref("Sensor")).Fails(eSensorNotFound, eEquipmentReference),
 			oa.Get("/api/gateways/{id}/sensors", "listGatewaySensors", "List one gateway's sensors, ordered by serial").In(tagSensors).
-				Query(paged()...).OK(oa.Ref("SensorPage")).Fails(eGatewayNotFound),
+				Query(paged("equipment_id", "factory_id")...).OK(oa.Ref("SensorPage")).Fails(eGatewayNotFound),
 			oa.Post("/api/gateways/{id}/sensors/discover", "discoverGatewaySensors", "Ask the gateway for its sensors now").In(tagSensors).
 				Doc("Sends `GET_DYN_CONNECTED` on the live connection, merges the answer, and answers all of the gateway's sensors (not paged). Takes no body.").
 				OK(oa.Object(oa.Field("data", oa.Array(oa.Ref("Sensor"))))).

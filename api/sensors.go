@@ -37,13 +37,16 @@ func (s *server) gatewaySensors(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	page, _, err := listQuery(c)
+	// The filters of GET /api/sensors but the gateway, which the path
+	// names (API.md: "same, one gateway").
+	page, found, err := listQuery(c, "equipment_id", "factory_id")
 	if err != nil {
 		return err
 	}
 	ctx, cancel := s.dbCtx(c)
 	defer cancel()
-	items, total, err := s.store.ListSensors(ctx, store.SensorFilter{GatewayID: &id}, page)
+	items, total, err := s.store.ListSensors(ctx, store.SensorFilter{GatewayID: &id, EquipmentID: found["equipment_id"],
+		FactoryID: found["factory_id"]}, page)
 	if err != nil {
 		return err
 	}

@@ -424,6 +424,29 @@ func TestSensorListFilters(t *testing.T) {
 	assert.Equal(t, []float64{one}, serials("equipment_id="+eq))
 	assert.Empty(t, serials("factory_id="+fb+"&gateway_id="+ga), "filters combine")
 	assert.Empty(t, serials("factory_id="+uuid.NewString()))
+
+	// One gateway's list takes the same filters but the gateway, which
+	// its path names (API.md: "same, one gateway").
+	of := func(gw, query string) []float64 {
+		t.Helper()
+		r := e.do("GET", "/api/gateways/"+gw+"/sensors?"+query, nil)
+		require.Equal(t, 200, r.status, "%s: %s", query, r.body)
+		out := []float64{}
+		for _, s := range r.json(t)["data"].([]any) {
+			out = append(out, s.(map[string]any)["serial"].(float64))
+		}
+		return out
+	}
+	assert.Equal(t, []float64{1, 2}, of(ga, ""))
+	assert.Equal(t, []float64{one}, of(ga, "equipment_id="+eq))
+	assert.Empty(t, of(gb, "equipment_id="+eq), "equipment of another gateway's sensors")
+	assert.Equal(t, []float64{1, 2}, of(ga, "factory_id="+fa))
+	assert.Empty(t, of(ga, "factory_id="+fb))
+	r := e.do("GET", "/api/gateways/"+ga+"/sensors?gateway_id="+gb, nil)
+	require.Equal(t, 400, r.status, "the path names the gateway: %s", r.body)
+	r = e.do("GET", "/api/gateways/"+uuid.NewString()+"/sensors?equipment_id="+eq, nil)
+	code, _ := r.errorBody(t)
+	assert.Equal(t, "GATEWAY_NOT_FOUND", code, "an unknown gateway is 404 whatever the filters")
 }
 
 // reading_interval takes a duration from 1m to 366d (the OpenAPI
