@@ -151,6 +151,12 @@ func (s *server) screen(next fasthttp.RequestHandler, methods []string) fasthttp
 			s.refuse(fctx, errFraming, fctx.Time(), lineOf(fctx), true)
 			return
 		}
+		if n := hostLines(h.RawHeaders()); n > 1 || (n == 0 && h.IsHTTP11()) {
+			// RFC 9112 §3.2: an HTTP/1.1 request without Host, or any
+			// with more than one, is answered 400.
+			s.refuse(fctx, errHost, fctx.Time(), lineOf(fctx), true)
+			return
+		}
 		if !slices.Contains(methods, string(h.Method())) {
 			l := lineOf(fctx)
 			s.refuse(fctx, errMethodNotAllowed, fctx.Time(), l, false)
@@ -217,6 +223,23 @@ func framingConflict(raw []byte) bool {
 		}
 	}
 	return hasLength && hasTE
+}
+
+// hostLines counts the Host lines of a raw header.
+func hostLines(raw []byte) int {
+	n := 0
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if len(line) >= 5 && line[4] == ':' && bytes.EqualFold(line[:4], []byte("host")) {
+			n++
+		}
+	}
+	return n
 }
 
 // refuse answers a request outside Fiber's chain, in the envelope, with a

@@ -197,6 +197,10 @@ func TestRefusedBeforeRoutingIsAnsweredAndLoggedOnce(t *testing.T) {
 		{"malformed request line", "GARBAGE\r\n\r\n", 400, "VALIDATION_ERROR", true, "", ""},
 		{"malformed header", "GET /api/health HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n", 400, "VALIDATION_ERROR", true, "", ""},
 		{"unknown method", "FOO /api/organizations HTTP/1.1\r\nHost: t\r\n\r\n", 405, "METHOD_NOT_ALLOWED", false, "FOO", "/api/organizations"},
+		// RFC 9112 §3.2 (found by an audit, helper 2).
+		{"HTTP/1.1 without Host", "GET /api/health HTTP/1.1\r\nConnection: keep-alive\r\n\r\n", 400, "VALIDATION_ERROR", true, "GET", "/api/health"},
+		{"two Host lines", "GET /api/health HTTP/1.1\r\nHost: a.example\r\nhost: b.example\r\n\r\n", 400, "VALIDATION_ERROR", true,
+			"GET", "/api/health"},
 		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, "HTTP_VERSION_NOT_SUPPORTED", true, "PRI", "*"},
 		{"HTTP/3 request line", "GET /api/health HTTP/3.0\r\nHost: t\r\n\r\n", 505, "HTTP_VERSION_NOT_SUPPORTED", true, "GET", "/api/health"},
 		{"HTTP/3 asking to keep alive", "GET /api/health HTTP/3.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n", 505, "HTTP_VERSION_NOT_SUPPORTED", true,
@@ -217,6 +221,13 @@ func TestRefusedBeforeRoutingIsAnsweredAndLoggedOnce(t *testing.T) {
 		r := rawPost(t, addr, "/api/organizations", `{"name":"`+strings.Repeat("x", api.BodyLimit)+`"}`, true)
 		assertEnvelope(t, r, 413, "PAYLOAD_TOO_LARGE")
 		e.loggedOnce(t, r)
+	})
+	t.Run("Host is needed once in HTTP/1.1 only", func(t *testing.T) {
+		for _, req := range []string{"GET /api/health HTTP/1.0\r\n\r\n", "GET /api/health HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n",
+			"GET /api/health HTTP/1.1\r\nX-Host: a\r\nHOST: b\r\nConnection: close\r\n\r\n"} {
+			r := exchange(t, addr, req, 5*time.Second)
+			assert.Equal(t, 200, r.status, "%q: %s", req, r.body)
+		}
 	})
 	t.Run("an unknown method is told what the route takes", func(t *testing.T) {
 		r := exchange(t, addr, "FOO /api/organizations HTTP/1.1\r\nHost: t\r\n\r\n", 5*time.Second)
