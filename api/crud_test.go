@@ -754,3 +754,36 @@ func TestNULInAStringIsItsFieldsProblem(t *testing.T) {
 		assert.Equal(t, []string{c.field}, fields, "%s %s", c.method, c.path)
 	}
 }
+
+// A route that takes no body refuses one, as a route with a body refuses
+// an unknown field (API.md: a typo is never silently ignored):
+// {"force": true} on connect was accepted and meant nothing (found by an
+// audit, helper 2). No body, whitespace and {} are fine.
+func TestActionsRefuseABody(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	f := e.factory(e.org("O"), "F")
+	gw := e.gateway(f, "GW-B")["id"].(string)
+	for _, tc := range []struct {
+		method, path, body string
+		field              string
+	}{
+		{"POST", "/api/gateways/" + gw + "/connect", `{"force": true}`, "force"},
+		{"POST", "/api/gateways/" + gw + "/disconnect", `{"now": 1}`, "now"},
+		{"POST", "/api/gateways/" + gw + "/connect", `[]`, "body"},
+		{"POST", "/api/gateways/" + gw + "/connect", `notjson`, "body"},
+		{"DELETE", "/api/factories/" + f, `{"cascade": false}`, "cascade"},
+	} {
+		r := e.do(tc.method, tc.path, tc.body)
+		require.Equal(t, 400, r.status, "%s %s %s: %s", tc.method, tc.path, tc.body, r.body)
+		code, fields := r.errorBody(t)
+		assert.Equal(t, "VALIDATION_ERROR", code)
+		assert.Equal(t, []string{tc.field}, fields, tc.body)
+	}
+	assert.Equal(t, "CONNECTED", e.do("GET", "/api/gateways/"+gw, nil).json(t)["desired_state"], "nothing was done")
+	for _, body := range []any{nil, " \n", `{}`, `{ }`} {
+		r := e.do("DELETE", "/api/factories/"+e.factory(e.org("D"), "F"), body)
+		require.Equal(t, 204, r.status, "%q: %s", body, r.body)
+	}
+	// The routes that take a body still do.
+	assert.Equal(t, 201, e.do("POST", "/api/organizations", `{"name":"x"}`).status)
+}

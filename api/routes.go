@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
@@ -23,7 +25,11 @@ type route struct {
 // routes registers every route behind its access rule.
 func (s *server) routes(app *fiber.App, table []route) {
 	for _, r := range table {
-		app.Add(r.method, r.path, s.authorize(r.need), r.handler)
+		h := r.handler
+		if (r.method == fiber.MethodPost || r.method == fiber.MethodDelete) && !takesBody(r) {
+			h = noBody(h) // a GET's body means nothing anywhere; these are actions
+		}
+		app.Add(r.method, r.path, s.authorize(r.need), h)
 		if r.method == fiber.MethodGet && r.path != "/api/events" {
 			// HEAD is GET without the body (RFC 9110 §9.3.2; fasthttp
 			// drops it), for load balancers' and monitors' probes; a
@@ -33,6 +39,33 @@ func (s *server) routes(app *fiber.App, table []route) {
 		if r.path == "/api/gateways/status" {
 			app.All(r.path, methodNotAllowed) // before /gateways/:id, which would read "status" as an id
 		}
+	}
+}
+
+// takesBody says whether a route reads a request body: a PUT, and a POST
+// that creates in a collection. The others (GET, DELETE, the POST actions
+// on one resource such as connect or a reading) take none.
+func takesBody(r route) bool {
+	return r.method == fiber.MethodPut || (r.method == fiber.MethodPost && !strings.Contains(r.path, "/:"))
+}
+
+// noBody refuses a body on a route that takes none, as an unknown field
+// is refused where there is a body (API.md: a typo is never silently
+// ignored): {"force": true} on connect was accepted and meant nothing.
+// Whitespace and an empty object are no body.
+func noBody(next fiber.Handler) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if len(bytes.TrimSpace(c.Request().Body())) == 0 {
+			return next(c)
+		}
+		b, err := parseBody(c)
+		if err != nil {
+			return err
+		}
+		if err := b.done(); err != nil {
+			return err
+		}
+		return next(c)
 	}
 }
 
