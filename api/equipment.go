@@ -27,6 +27,7 @@ func (s *server) createEquipment(c *fiber.Ctx) error {
 	if err != nil {
 		return scoped(err, resEquipment, "factory_id")
 	}
+	c.Location("/api/equipment/" + out.ID.String())
 	return c.Status(fiber.StatusCreated).JSON(renderEquipment(out))
 }
 

@@ -28,6 +28,7 @@ func (s *server) createFactory(c *fiber.Ctx) error {
 	if err != nil {
 		return scoped(err, resFactory, "organization_id")
 	}
+	c.Location("/api/factories/" + out.ID.String())
 	return c.Status(fiber.StatusCreated).JSON(renderFactory(out))
 }
 

@@ -61,6 +61,7 @@ func (s *server) createGateway(c *fiber.Ctx) error {
 	}
 	s.rt.GatewayStarted(out.Target(g.Password))
 	s.tel.GatewayChanged(events.TypeGatewayCreated, gatewayd.GatewayRef{ID: out.ID, FactoryID: out.FactoryID})
+	c.Location("/api/gateways/" + out.ID.String())
 	return c.Status(fiber.StatusCreated).JSON(renderGateway(out))
 }
 

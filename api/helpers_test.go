@@ -263,7 +263,11 @@ func (e *env) create(path string, body any) map[string]any {
 	e.t.Helper()
 	r := e.do("POST", path, body)
 	require.Equal(e.t, 201, r.status, string(r.body))
-	return r.json(e.t)
+	out := r.json(e.t)
+	if path != "/api/tokens" { // a token has no GET of its own
+		assert.Equal(e.t, path+"/"+out["id"].(string), r.header.Get("Location"), "the created resource (RFC 9110 §15.3.2)")
+	}
+	return out
 }
 
 var millis = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)

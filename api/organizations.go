@@ -24,6 +24,7 @@ func (s *server) createOrganization(c *fiber.Ctx) error {
 	if err != nil {
 		return scoped(err, resOrganization, "")
 	}
+	c.Location("/api/organizations/" + o.ID.String())
 	return c.Status(fiber.StatusCreated).JSON(renderOrganization(o))
 }
 

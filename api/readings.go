@@ -55,6 +55,7 @@ func (s *server) takeReading(c *fiber.Ctx) error {
 		}
 		return scoped(err, resSensor, "")
 	}
+	c.Location("/api/readings/" + r.ID.String()) // where to follow it
 	return c.Status(fiber.StatusAccepted).JSON(renderReading(r))
 }
 

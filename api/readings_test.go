@@ -48,6 +48,7 @@ func (e *liveEnv) take(sensor string) map[string]any {
 	queued := r.json(e.t)
 	assert.Equal(e.t, "QUEUED", queued["status"])
 	assert.Equal(e.t, "MANUAL", queued["trigger"])
+	assert.Equal(e.t, "/api/readings/"+queued["id"].(string), r.header.Get("Location"), "where to follow it")
 	return e.waitReading(queued["id"].(string))
 }
 
