@@ -22,12 +22,13 @@ import (
 func (s *server) eventStream(c *fiber.Ctx) error {
 	var f events.Filter
 	var last uint64
+	resume := false
 	lastID := func(v string) string {
 		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
 		if err != nil {
 			return "must be an event id"
 		}
-		last = n
+		last, resume = n, true
 		return ""
 	}
 	if err := plainQuery(c, map[string]func(string) string{
@@ -71,7 +72,12 @@ func (s *server) eventStream(c *fiber.Ctx) error {
 			return // shutting down: fasthttp closes the connection
 		}
 		defer s.streams.leave()
-		sub := s.tel.Events.Subscribe(f, last, buffer)
+		var sub *events.Subscription
+		if resume {
+			sub = s.tel.Events.Resume(f, last, buffer) // 0 too: everything the ring holds
+		} else {
+			sub = s.tel.Events.Subscribe(f, last, buffer)
+		}
 		// Every write to the socket has its deadline, the head and a
 		// resumed stream's backlog too: fasthttp cleared the connection's
 		// deadlines when it handed it over, and a backlog larger than the

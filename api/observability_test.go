@@ -219,6 +219,12 @@ func TestEventStreamResume(t *testing.T) {
 	future, stop2 := subscribe(t, base, "", "Last-Event-ID", "999999999999")
 	defer stop2()
 	assert.Equal(t, "reset", (<-future).Event)
+	// 0 is before the first event: the ring's events, after a reset once
+	// the first has left it (it was once taken as no resume at all).
+	zero, stop3 := subscribe(t, base, "", "Last-Event-ID", "0")
+	defer stop3()
+	next(t, zero, func(e sse) bool { return e.Event == "reset" }, "reset")
+	assert.NotZero(t, next(t, zero, func(sse) bool { return true }, "the ring's oldest event").ID)
 	assert.Equal(t, 400, e.do("GET", "/api/events?last_event_id=x", nil).status)
 }
 

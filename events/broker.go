@@ -190,6 +190,18 @@ func (b *Broker) PublishJSON(typ string, factoryID, gatewayID uuid.UUID, payload
 //
 // After Close, Subscribe returns a subscription that has already ended.
 func (b *Broker) Subscribe(f Filter, lastID uint64, buffer int) *Subscription {
+	return b.subscribe(f, lastID, lastID > 0, buffer)
+}
+
+// Resume is Subscribe for a client that gave a Last-Event-ID, 0 included:
+// 0 is before the first event, so it replays the whole ring (with a reset
+// first once the first event has left it), where Subscribe takes 0 as no
+// resume.
+func (b *Broker) Resume(f Filter, lastID uint64, buffer int) *Subscription {
+	return b.subscribe(f, lastID, true, buffer)
+}
+
+func (b *Broker) subscribe(f Filter, lastID uint64, resume bool, buffer int) *Subscription {
 	if buffer < 1 {
 		buffer = 1
 	}
@@ -201,7 +213,7 @@ func (b *Broker) Subscribe(f Filter, lastID uint64, buffer int) *Subscription {
 		s.end()
 		return s
 	}
-	if lastID > 0 {
+	if resume {
 		oldest := b.last - uint64(b.n) + 1 // b.last+1 when the ring is empty
 		future := lastID > b.last          // from a previous process
 		lost := lastID+1 < oldest          // events after lastID left the ring

@@ -222,31 +222,43 @@ func TestResume(t *testing.T) {
 		{"filtered, nothing matches", 5, 20, Filter{FactoryID: &fb}, 15, false, nil},
 		{"no ring, up to date", 0, 20, Filter{}, 20, false, nil},
 		{"no ring, missed one", 0, 20, Filter{}, 19, true, nil},
+		// Last-Event-ID: 0 is before the first event (Resume).
+		{"zero, the first still in the ring", 50, 20, Filter{}, 0, false, seq(1, 20)},
+		{"zero, the first gone", 5, 20, Filter{}, 0, true, seq(16, 20)},
+		{"zero, nothing published", 5, 0, Filter{}, 0, false, nil},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			b := NewBroker(tt.ringSize)
-			for i := 1; i <= tt.published; i++ {
-				f := uuid.Nil
-				if i%2 == 0 {
-					f = fa
+		// Above 0 Subscribe and Resume are the same; at 0 only Resume
+		// resumes (Subscribe is live only).
+		ways := map[string]func(*Broker) *Subscription{"Resume": func(b *Broker) *Subscription { return b.Resume(tt.filter, tt.lastID, 10) }}
+		if tt.lastID > 0 {
+			ways["Subscribe"] = func(b *Broker) *Subscription { return b.Subscribe(tt.filter, tt.lastID, 10) }
+		}
+		for way, subscribe := range ways {
+			t.Run(way+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				b := NewBroker(tt.ringSize)
+				for i := 1; i <= tt.published; i++ {
+					f := uuid.Nil
+					if i%2 == 0 {
+						f = fa
+					}
+					publish(t, b, f, uuid.Nil)
 				}
-				publish(t, b, f, uuid.Nil)
-			}
-			s := b.Subscribe(tt.filter, tt.lastID, 10)
-			assert.Equal(t, tt.wantReset, s.Reset(), "reset")
-			replay := s.Replay()
-			assert.Equal(t, tt.wantReplay, nilIfEmpty(ids(replay)), "replay")
-			assert.Nil(t, s.Replay(), "the replay is handed over once")
+				s := subscribe(b)
+				assert.Equal(t, tt.wantReset, s.Reset(), "reset")
+				replay := s.Replay()
+				assert.Equal(t, tt.wantReplay, nilIfEmpty(ids(replay)), "replay")
+				assert.Nil(t, s.Replay(), "the replay is handed over once")
 
-			// Live events continue right after the replay.
-			next := publish(t, b, fa, uuid.Nil)
-			if tt.filter.FactoryID == nil || *tt.filter.FactoryID == fa {
-				assert.Equal(t, []uint64{next}, receive(t, s, 1))
-			}
-			requireNothingBuffered(t, s)
-		})
+				// Live events continue right after the replay.
+				next := publish(t, b, fa, uuid.Nil)
+				if tt.filter.FactoryID == nil || *tt.filter.FactoryID == fa {
+					assert.Equal(t, []uint64{next}, receive(t, s, 1))
+				}
+				requireNothingBuffered(t, s)
+			})
+		}
 	}
 }
 
