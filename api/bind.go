@@ -36,10 +36,15 @@ type body struct {
 	details []Detail
 }
 
-// isJSON says whether a Content-Type is application/json (parameters
-// such as charset are fine).
+// isJSON says whether a Content-Type is application/json in UTF-8 (other
+// parameters are fine): JSON is UTF-8 (RFC 8259 §8.1), and a body that
+// says it is in another charset is a media type gatewayd does not read
+// (415), not a malformed one (it was 400 "not valid UTF-8").
 func isJSON(contentType string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
+	mt, params, err := mime.ParseMediaType(contentType)
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+		return false
+	}
 	return err == nil && mt == fiber.MIMEApplicationJSON
 }
 

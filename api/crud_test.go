@@ -407,6 +407,8 @@ func TestStatusTable(t *testing.T) {
 		{"method on status list", "DELETE", "/api/gateways/status", nil, nil, 405, "METHOD_NOT_ALLOWED", nil},
 		{"media type", "POST", "/api/organizations", `{"name":"a"}`, []string{"Content-Type", "text/plain"}, 415, "UNSUPPORTED_MEDIA_TYPE", nil},
 		{"form", "POST", "/api/organizations", `name=a`, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, "UNSUPPORTED_MEDIA_TYPE", nil},
+		{"another charset", "POST", "/api/organizations", "{\"name\":\"Caf\xe9\"}", []string{"Content-Type", "application/json; charset=iso-8859-1"}, 415,
+			"UNSUPPORTED_MEDIA_TYPE", nil},
 		{"reference", "POST", "/api/factories", map[string]any{"organization_id": uuid.NewString(), "name": "x"}, nil, 422, "INVALID_REFERENCE", []string{"organization_id"}},
 	}
 	for _, tc := range cases {
@@ -421,6 +423,8 @@ func TestStatusTable(t *testing.T) {
 	}
 	// A charset parameter is fine.
 	r := e.do("POST", "/api/organizations", `{"name":"a"}`, "Content-Type", "application/json; charset=utf-8")
+	assert.Equal(t, 201, r.status)
+	r = e.do("POST", "/api/organizations", `{"name":"a"}`, "Content-Type", `application/json; charset="UTF-8"`)
 	assert.Equal(t, 201, r.status)
 	// Requests that take no body need no Content-Type.
 	assert.Equal(t, 204, e.do("DELETE", "/api/organizations/"+e.org("tmp"), nil).status)
