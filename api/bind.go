@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -379,6 +380,17 @@ func (b *body) str(name string, required bool, min, max int) (string, bool) {
 		return "", false
 	}
 	return b.decodeString(name, v, min, max)
+}
+
+// name reads a "name" field: 1–255 characters, not all of them white
+// space (a name of spaces names nothing a person can find again).
+func (b *body) name(required bool) (string, bool) {
+	v, ok := b.str("name", required, 1, 255)
+	if ok && strings.TrimFunc(v, unicode.IsSpace) == "" {
+		b.fail("name", "must not be blank")
+		return "", false
+	}
+	return v, ok
 }
 
 // nullableStr reads an optional string field of at most max characters

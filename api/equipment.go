@@ -15,7 +15,7 @@ func (s *server) createEquipment(c *fiber.Ctx) error {
 	}
 	var e store.NewEquipment
 	e.FactoryID, _ = b.uuid("factory_id", true)
-	e.Name, _ = b.str("name", true, 1, 255)
+	e.Name, _ = b.name(true)
 	e.Kind, _ = b.nullableStr("kind", 100)
 	e.Metadata, _ = b.metadata()
 	if err := b.done(); err != nil {
@@ -42,7 +42,7 @@ func (s *server) updateEquipment(c *fiber.Ctx) error {
 	}
 	var p store.EquipmentPatch
 	b.reject("factory_id", "cannot be changed")
-	p.Name.Value, p.Name.Set = b.str("name", false, 1, 255)
+	p.Name.Value, p.Name.Set = b.name(false)
 	p.Kind.Value, p.Kind.Set = b.nullableStr("kind", 100)
 	p.Metadata.Value, p.Metadata.Set = b.metadata()
 	if err := b.done(); err != nil {

@@ -15,7 +15,7 @@ func (s *server) createFactory(c *fiber.Ctx) error {
 	}
 	var f store.NewFactory
 	f.OrganizationID, _ = b.uuid("organization_id", true)
-	f.Name, _ = b.str("name", true, 1, 255)
+	f.Name, _ = b.name(true)
 	f.Location, _ = b.nullableStr("location", 500)
 	f.Timezone, _ = b.timezone()
 	f.Metadata, _ = b.metadata()
@@ -43,7 +43,7 @@ func (s *server) updateFactory(c *fiber.Ctx) error {
 	}
 	var p store.FactoryPatch
 	b.reject("organization_id", "cannot be changed")
-	p.Name.Value, p.Name.Set = b.str("name", false, 1, 255)
+	p.Name.Value, p.Name.Set = b.name(false)
 	p.Location.Value, p.Location.Set = b.nullableStr("location", 500)
 	p.Timezone.Value, p.Timezone.Set = b.timezone()
 	p.Metadata.Value, p.Metadata.Set = b.metadata()

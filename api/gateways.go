@@ -41,7 +41,7 @@ func (s *server) createGateway(c *fiber.Ctx) error {
 	var g store.NewGateway
 	g.FactoryID, _ = b.uuid("factory_id", true)
 	g.GatewayID, _ = b.str("gateway_id", true, 1, 255)
-	g.Name, _ = b.str("name", true, 1, 255)
+	g.Name, _ = b.name(true)
 	g.URL, _ = b.wsURL(true)
 	s.dialable(b, g.URL)
 	g.Email, _ = b.email(true)
@@ -77,7 +77,7 @@ func (s *server) updateGateway(c *fiber.Ctx) error {
 	var p store.GatewayPatch
 	b.reject("factory_id", "cannot be changed")
 	p.GatewayID.Value, p.GatewayID.Set = b.str("gateway_id", false, 1, 255)
-	p.Name.Value, p.Name.Set = b.str("name", false, 1, 255)
+	p.Name.Value, p.Name.Set = b.name(false)
 	p.URL.Value, p.URL.Set = b.wsURL(false)
 	s.dialable(b, p.URL.Value)
 	p.Email.Value, p.Email.Set = b.email(false)

@@ -13,7 +13,7 @@ func (s *server) createOrganization(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	name, _ := b.str("name", true, 1, 255)
+	name, _ := b.name(true)
 	meta, _ := b.metadata()
 	if err := b.done(); err != nil {
 		return err
@@ -38,7 +38,7 @@ func (s *server) updateOrganization(c *fiber.Ctx) error {
 		return err
 	}
 	var p store.OrganizationPatch
-	p.Name.Value, p.Name.Set = b.str("name", false, 1, 255)
+	p.Name.Value, p.Name.Set = b.name(false)
 	p.Metadata.Value, p.Metadata.Set = b.metadata()
 	if err := b.done(); err != nil {
 		return err

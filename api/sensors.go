@@ -68,7 +68,7 @@ func (s *server) updateSensor(c *fiber.Ctx) error {
 		return err
 	}
 	var p store.SensorPatch
-	p.Name.Value, p.Name.Set = b.str("name", false, 1, 255)
+	p.Name.Value, p.Name.Set = b.name(false)
 	p.EquipmentID.Value, p.EquipmentID.Set = b.nullableUUID("equipment_id")
 	p.ReadingInterval.Value, p.ReadingInterval.Set = b.readingInterval()
 	p.Metadata.Value, p.Metadata.Set = b.metadata()

@@ -18,7 +18,7 @@ func (s *server) createToken(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	name, _ := b.str("name", true, 1, 255)
+	name, _ := b.name(true)
 	roleText, ok := b.str("role", true, 1, 20)
 	role := gatewayd.Role(roleText)
 	if ok && !role.Valid() {
