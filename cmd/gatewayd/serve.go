@@ -39,13 +39,25 @@ const connectPatience = 30 * time.Second
 // connect opens the pool, retrying for a while so gatewayd can start
 // alongside its database.
 func connect(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*pgxpool.Pool, error) {
-	deadline := time.Now().Add(connectPatience)
+	return connectWithin(ctx, cfg, log, connectPatience)
+}
+
+// connectWithin is connect with its patience: no attempt outlasts it, so
+// a database that takes connections and never answers stops the start at
+// the patience, not at the end of the attempt then running (35 s).
+func connectWithin(ctx context.Context, cfg *config.Config, log zerolog.Logger, patience time.Duration) (*pgxpool.Pool, error) {
+	deadline := time.Now().Add(patience)
 	for attempt := 1; ; attempt++ {
-		pool, err := store.Connect(ctx, cfg.DatabaseURL, 5*time.Second, cfg.DatabaseMaxConns)
+		actx, cancel := context.WithDeadline(ctx, deadline)
+		pool, err := store.Connect(actx, cfg.DatabaseURL, 5*time.Second, cfg.DatabaseMaxConns)
+		cancel()
 		if err == nil {
 			return pool, nil
 		}
-		if !errors.Is(err, gatewayd.ErrUnavailable) || time.Now().After(deadline) {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !errors.Is(err, gatewayd.ErrUnavailable) || time.Until(deadline) <= 0 {
 			return nil, err
 		}
 		// One line now and one every 10 s, not one per attempt: the hint
@@ -56,12 +68,14 @@ func connect(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*pgxp
 				msg = "the database does not exist yet; retrying for %s (create it, or `make db` does)"
 			}
 			log.Warn().Err(err).Int("attempt", attempt).Str("database", config.MaskURL(cfg.DatabaseURL)).
-				Msgf(msg, connectPatience)
+				Msgf(msg, patience)
 		}
+		pause := time.NewTimer(min(time.Second, time.Until(deadline)))
 		select {
 		case <-ctx.Done():
+			pause.Stop()
 			return nil, ctx.Err()
-		case <-time.After(time.Second):
+		case <-pause.C:
 		}
 	}
 }

@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"github.com/ctcgw/gatewayd/internal/config"
+	"github.com/rs/zerolog"
 	"io"
 	"net"
 	"net/http"
@@ -405,4 +409,26 @@ func TestAloneAProcessRidesOutAnOutage(t *testing.T) {
 	s := sg.Stats()
 	assert.Equal(t, 1, s.Logins, "the gateway's connection was never dropped")
 	assert.Equal(t, 1, s.Open)
+}
+
+// A database that takes connections and never answers stops the start at
+// its patience: an attempt running when the patience ran out once took its
+// own 5 s more (35 s for the 30 s documented; found by an audit, helper 1).
+func TestConnectKeepsItsPatienceWithAStalledDatabase(t *testing.T) {
+	t.Parallel()
+	u, err := url.Parse(tmpl.New(t))
+	require.NoError(t, err)
+	gate := newDBGate(t, u.Host)
+	gate.open.Store(true)
+	gate.stalled.Store(true)
+	u.Host = gate.ln.Addr().String()
+	const patience = 1500 * time.Millisecond
+	start := time.Now()
+	pool, err := connectWithin(context.Background(), &config.Config{DatabaseURL: u.String()}, zerolog.Nop(), patience)
+	took := time.Since(start)
+	require.Error(t, err)
+	assert.Nil(t, pool)
+	assert.ErrorIs(t, err, gatewayd.ErrUnavailable, "the hint's error")
+	assert.Less(t, took, patience+time.Second, "not the 5 s of an attempt past the patience")
+	assert.GreaterOrEqual(t, took, patience, "it waited its patience")
 }
