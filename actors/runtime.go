@@ -413,6 +413,11 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 			// are marked interrupted at the next start, and the process
 			// can close its pool and exit on time.
 			r.d.writer.giveUp()
+			// Given up, the writer fails what it holds at once and says
+			// what is lost; the process exits right after this, so the
+			// line gets a moment, or is said from here if the writer was
+			// never told to stop (the stop is stuck before it).
+			r.d.writer.abandoned(100 * time.Millisecond)
 		}
 	})
 	return r.stopErr

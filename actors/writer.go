@@ -73,6 +73,8 @@ type writer struct {
 
 	stop chan struct{}
 	done chan struct{}
+	// reported: the shutdown's line about lost writes is said once.
+	reported sync.Once
 }
 
 type sensorKey struct {
@@ -326,15 +328,31 @@ func (w *writer) run() {
 
 // reportLeft says, at shutdown, what the database did not take: it is
 // lost (the readings among it are failed as interrupted at the next
-// start).
+// start). Once: abandoned may say it too.
 func (w *writer) reportLeft() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if n := len(w.readings) + len(w.seen) + len(w.discoveries) + len(w.temperatures); n == 0 {
-		return
+	w.reported.Do(func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if n := len(w.readings) + len(w.seen) + len(w.discoveries) + len(w.temperatures); n == 0 {
+			return
+		}
+		w.log.Error().Int("readings", len(w.readings)).Int("last_seen_at", len(w.seen)).Int("discoveries", len(w.discoveries)).
+			Int("temperatures", len(w.temperatures)).Msg("shutdown: writes the database did not take are lost")
+	})
+}
+
+// abandoned, after giveUp, waits at most within for the writer's own last
+// report, and reports what it holds now if that did not come (a writer
+// never told to stop, or still in a statement). A batch a statement has
+// taken out is then not counted: the line says at least what is lost.
+func (w *writer) abandoned(within time.Duration) {
+	t := time.NewTimer(within)
+	defer t.Stop()
+	select {
+	case <-w.done:
+	case <-t.C:
 	}
-	w.log.Error().Int("readings", len(w.readings)).Int("last_seen_at", len(w.seen)).Int("discoveries", len(w.discoveries)).
-		Int("temperatures", len(w.temperatures)).Msg("shutdown: writes the database did not take are lost")
+	w.reportLeft()
 }
 
 func (w *writer) flushSeen() {

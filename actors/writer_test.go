@@ -355,3 +355,53 @@ func TestWriterWaitsLongerAfterEachFailedWrite(t *testing.T) {
 	closeWriter()
 	assert.Contains(t, logs.String(), `"readings":32,"last_seen_at":0,"discoveries":0,"temperatures":0,"message":"shutdown: writes the database did not take are lost"`)
 }
+
+// stalledSeen is a database that takes statements and never answers:
+// MarkSeen returns only when its context ends, and says it started.
+type stalledSeen struct {
+	fixedSource
+	started chan struct{}
+}
+
+func (s *stalledSeen) MarkSeen(ctx context.Context, _ map[uuid.UUID]time.Time) error {
+	select {
+	case s.started <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return fmt.Errorf("%w: %w", gatewayd.ErrUnavailable, ctx.Err())
+}
+
+// Shutdown out of time with a stalled database: the writer is given up
+// and says what is lost, whether it was in its last statement or never
+// told to stop (the runtime's stop stuck before it). With a stalled
+// database the line was missing: the process exited before the writer,
+// given up, came to say it (found by an audit, helper 1).
+func TestAbandonedWriterSaysWhatIsLost(t *testing.T) {
+	t.Parallel()
+	for _, told := range []bool{true, false} {
+		t.Run(fmt.Sprintf("told to stop: %v", told), func(t *testing.T) {
+			t.Parallel()
+			src := &stalledSeen{started: make(chan struct{}, 1)}
+			var logs testutil.SyncBuffer
+			w := newWriter(src, nopObserver{}, func() bool { return false }, time.Hour, time.Hour, time.Hour, zerolog.New(&logs))
+			w.mark(uuid.New(), time.Now())
+			w.mark(uuid.New(), time.Now())
+			closed := make(chan struct{})
+			if told {
+				go func() { defer close(closed); w.close() }() // its last flush waits on the database
+				<-src.started
+			}
+			w.giveUp()
+			w.abandoned(5 * time.Second)
+			want := `"readings":0,"last_seen_at":2,"discoveries":0,"temperatures":0,"message":"shutdown: writes the database did not take are lost"`
+			assert.Equal(t, 1, strings.Count(logs.String(), want), "said once:\n%s", logs.String())
+			if told {
+				<-closed
+			} else {
+				w.close()
+			}
+			assert.Equal(t, 1, strings.Count(logs.String(), "did not take are lost"), "and only once")
+		})
+	}
+}
