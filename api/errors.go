@@ -80,9 +80,13 @@ func toError(err error) (*Error, bool) {
 		if re != nil && re.refField != "" {
 			field = re.refField
 		}
+		why := "does not exist or is deleted"
+		if field == "equipment_id" {
+			why = "does not exist, is deleted, or belongs to another factory than the sensor's" // API.md §7
+		}
 		return &Error{Status: http.StatusUnprocessableEntity, Code: "INVALID_REFERENCE",
 			Message: "The referenced resource does not exist",
-			Details: []Detail{{Field: field, Message: "does not exist or is deleted"}}}, true
+			Details: []Detail{{Field: field, Message: why}}}, true
 	case errors.Is(err, gatewayd.ErrInvalidInput):
 		return validationError(Detail{Field: "body", Message: "contains a value the database cannot store"}), true
 	case errors.Is(err, gatewayd.ErrNotRunning):

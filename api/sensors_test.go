@@ -222,6 +222,7 @@ func TestEquipmentAndAssignment(t *testing.T) {
 	code, fields := r.errorBody(t)
 	assert.Equal(t, "INVALID_REFERENCE", code)
 	assert.Equal(t, []string{"equipment_id"}, fields)
+	assert.Contains(t, string(r.body), "belongs to another factory", "says why a piece of equipment that exists is refused")
 	for _, bad := range []map[string]any{{"reading_interval": "30s"}, {"reading_interval": "soon"}, {"reading_interval": 60},
 		{"equipment_id": "nope"}, {"serial": 5}, {"name": ""}} {
 		r = e.do("PUT", "/api/sensors/"+sensor, bad)
