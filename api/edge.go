@@ -151,10 +151,17 @@ func (s *server) screen(next fasthttp.RequestHandler, methods []string) fasthttp
 			s.refuse(fctx, errFraming, fctx.Time(), lineOf(fctx), true)
 			return
 		}
-		if n := hostLines(h.RawHeaders()); n > 1 || (n == 0 && h.IsHTTP11()) {
+		hosts, auths := singletons(h.RawHeaders())
+		if hosts > 1 || (hosts == 0 && h.IsHTTP11()) {
 			// RFC 9112 §3.2: an HTTP/1.1 request without Host, or any
 			// with more than one, is answered 400.
 			s.refuse(fctx, errHost, fctx.Time(), lineOf(fctx), true)
+			return
+		}
+		if auths > 1 {
+			// Two credentials: which one the request acts with would be
+			// the server's guess (the first won).
+			s.refuse(fctx, errAuthorization, fctx.Time(), lineOf(fctx), false)
 			return
 		}
 		if !slices.Contains(methods, string(h.Method())) {
@@ -225,9 +232,9 @@ func framingConflict(raw []byte) bool {
 	return hasLength && hasTE
 }
 
-// hostLines counts the Host lines of a raw header.
-func hostLines(raw []byte) int {
-	n := 0
+// singletons counts the Host and Authorization lines of a raw header:
+// fields a request may carry once only.
+func singletons(raw []byte) (hosts, auths int) {
 	for len(raw) > 0 {
 		line := raw
 		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
@@ -235,11 +242,14 @@ func hostLines(raw []byte) int {
 		} else {
 			raw = nil
 		}
-		if len(line) >= 5 && line[4] == ':' && bytes.EqualFold(line[:4], []byte("host")) {
-			n++
+		switch {
+		case len(line) >= 5 && line[4] == ':' && bytes.EqualFold(line[:4], []byte("host")):
+			hosts++
+		case len(line) >= 14 && line[13] == ':' && bytes.EqualFold(line[:13], []byte("authorization")):
+			auths++
 		}
 	}
-	return n
+	return hosts, auths
 }
 
 // refuse answers a request outside Fiber's chain, in the envelope, with a

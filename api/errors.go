@@ -145,8 +145,9 @@ var (
 	errRequestTimeout = &Error{Status: http.StatusRequestTimeout, Code: "REQUEST_TIMEOUT", Message: "The request was not received in time"}
 	errHTTPVersion    = &Error{Status: http.StatusHTTPVersionNotSupported, Code: "HTTP_VERSION_NOT_SUPPORTED",
 		Message: "Only HTTP/1.1 and HTTP/1.0 are served"}
-	errHost    = validationError(Detail{Field: "Host", Message: "an HTTP/1.1 request must carry one Host header, and no request more than one"})
-	errFraming = validationError(Detail{Field: "request",
+	errAuthorization = validationError(Detail{Field: "Authorization", Message: "must be given once"})
+	errHost          = validationError(Detail{Field: "Host", Message: "an HTTP/1.1 request must carry one Host header, and no request more than one"})
+	errFraming       = validationError(Detail{Field: "request",
 		Message: "must not carry both Content-Length and Transfer-Encoding, nor two different Content-Length values"})
 )
 

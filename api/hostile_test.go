@@ -201,6 +201,8 @@ func TestRefusedBeforeRoutingIsAnsweredAndLoggedOnce(t *testing.T) {
 		{"HTTP/1.1 without Host", "GET /api/health HTTP/1.1\r\nConnection: keep-alive\r\n\r\n", 400, "VALIDATION_ERROR", true, "GET", "/api/health"},
 		{"two Host lines", "GET /api/health HTTP/1.1\r\nHost: a.example\r\nhost: b.example\r\n\r\n", 400, "VALIDATION_ERROR", true,
 			"GET", "/api/health"},
+		{"two Authorization lines", "GET /api/gateways HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer a\r\nauthorization: Bearer b\r\n\r\n", 400,
+			"VALIDATION_ERROR", false, "GET", "/api/gateways"},
 		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, "HTTP_VERSION_NOT_SUPPORTED", true, "PRI", "*"},
 		{"HTTP/3 request line", "GET /api/health HTTP/3.0\r\nHost: t\r\n\r\n", 505, "HTTP_VERSION_NOT_SUPPORTED", true, "GET", "/api/health"},
 		{"HTTP/3 asking to keep alive", "GET /api/health HTTP/3.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n", 505, "HTTP_VERSION_NOT_SUPPORTED", true,
