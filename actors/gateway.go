@@ -906,6 +906,18 @@ func (a *gatewayActor) setState(s gatewayd.State) {
 		now := time.Now()
 		a.status.Since = now
 		a.logState(now, from, s)
+		// A refused login is kept for the next start of gatewayd, which
+		// then does not try it again; leaving AUTH_FAILED forgets it.
+		switch {
+		case s == gatewayd.StateAuthFailed:
+			refused := ""
+			if a.status.LastError != nil {
+				refused = *a.status.LastError
+			}
+			a.d.writer.authFailure(a.id, &refused)
+		case from == gatewayd.StateAuthFailed:
+			a.d.writer.authFailure(a.id, nil)
+		}
 	}
 	a.status.State = s
 	a.report()

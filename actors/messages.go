@@ -16,6 +16,9 @@ type (
 	converge struct {
 		targets []gatewayd.Target
 		readAt  time.Time
+		// authFailed, with the first read only: the gateways whose login
+		// was refused before this process (by id, the gateway's error).
+		authFailed map[uuid.UUID]string
 	}
 	// upsertGateway: a gateway was created or changed through the API.
 	upsertGateway struct{ target gatewayd.Target }

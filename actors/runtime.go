@@ -36,6 +36,12 @@ type Source interface {
 	// SensorReadRate returns the stored read rate of a gateway's sensor
 	// (0 when none is known).
 	SensorReadRate(ctx context.Context, gatewayID uuid.UUID, serial int64) (float64, error)
+	// MarkAuthFailures keeps which gateways refused the login (their
+	// error) and which no longer do (nil), for the next start.
+	MarkAuthFailures(ctx context.Context, failures map[uuid.UUID]*string) error
+	// AuthFailures returns the gateways whose login was refused and not
+	// retried since (their error, "" for none).
+	AuthFailures(ctx context.Context) (map[uuid.UUID]string, error)
 }
 
 // deps is what every actor of one runtime reads. Nothing in it changes
@@ -199,6 +205,12 @@ func (r *Runtime) reconcileLoop(ctx context.Context) {
 		readAt := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		targets, err := r.src.Targets(rctx)
+		var authFailed map[uuid.UUID]string
+		if err == nil && !r.n.ready.Load() {
+			// The first load starts the gateways that refused the login
+			// before this process as AUTH_FAILED, without trying again.
+			authFailed, err = r.src.AuthFailures(rctx)
+		}
 		cancel()
 		wait := r.d.cfg.ReconcileInterval
 		if err != nil {
@@ -210,7 +222,7 @@ func (r *Runtime) reconcileLoop(ctx context.Context) {
 				wait = min(wait, time.Second)
 			}
 		} else {
-			r.d.root.Send(r.supervisor, &converge{targets: targets, readAt: readAt})
+			r.d.root.Send(r.supervisor, &converge{targets: targets, readAt: readAt, authFailed: authFailed})
 		}
 		timer.Reset(wait)
 	}

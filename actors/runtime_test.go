@@ -116,6 +116,70 @@ func TestConnectLeavesAuthFailed(t *testing.T) {
 	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 }
 
+// AUTH_FAILED outlives a restart of gatewayd: no retries "until
+// url/email/password change or a connect request" (API.md §4), and a
+// restart is neither. Every restart (a deploy) tried the known-bad login
+// once more, which a gateway that locks accounts counts. A connect
+// request or new credentials forget the refusal, in the database too.
+func TestAuthFailedOutlivesARestart(t *testing.T) {
+	h := newHarness(t, actorstest.FastConfig())
+	ctx := context.Background()
+	refused := func(id uuid.UUID) (string, bool) {
+		m, err := h.Store.AuthFailures(ctx)
+		require.NoError(t, err)
+		e, ok := m[id]
+		return e, ok
+	}
+	g, sg := h.Add("locking")
+	other, osg := h.Add("fine")
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	h.WaitState(other.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	sg.SetFaults(ctctest.Faults{RefuseLogins: true})
+	sg.Drop(websocket.CloseGoingAway)
+	h.WaitState(g.ID, gatewayd.StateAuthFailed, 10*time.Second)
+	eventually(t, func() bool { _, ok := refused(g.ID); return ok }, 10*time.Second, "the refusal kept")
+	e, _ := refused(g.ID)
+	assert.Equal(t, "Invalid email or password", e, "with the gateway's words")
+	_, ok := refused(other.ID)
+	assert.False(t, ok)
+
+	tried := sg.Stats().Accepted
+	h.Restart()
+	st := h.WaitState(g.ID, gatewayd.StateAuthFailed, 10*time.Second)
+	require.NotNil(t, st.LastError)
+	assert.Equal(t, "Invalid email or password", *st.LastError)
+	assert.Nil(t, st.NextRetryAt)
+	h.WaitSettled(g.ID, gatewayd.StateAuthFailed)
+	h.WaitState(other.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	assert.Equal(t, tried, sg.Stats().Accepted, "no login tried with the refused credentials")
+	assert.Equal(t, 2, osg.Stats().Accepted, "the other gateway dialed as ever")
+
+	// A connect request tries again and forgets the refusal.
+	sg.SetFaults(ctctest.Faults{})
+	_, err := h.Store.SetDesiredState(ctx, g.ID, gatewayd.DesiredConnected)
+	require.NoError(t, err)
+	_, ok = refused(g.ID)
+	assert.False(t, ok, "forgotten as the connect is stored")
+	_, err = h.Runtime.Connect(ctx, g.ID)
+	require.NoError(t, err)
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	h.Restart()
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+
+	// New credentials forget it too, before the actor has tried them.
+	sg.SetFaults(ctctest.Faults{RefuseLogins: true})
+	sg.Drop(websocket.CloseGoingAway)
+	h.WaitState(g.ID, gatewayd.StateAuthFailed, 10*time.Second)
+	eventually(t, func() bool { _, ok := refused(g.ID); return ok }, 10*time.Second, "refused again")
+	sg.SetFaults(ctctest.Faults{})
+	h.Sim.Add("locking", ctctest.Config{Email: "locking@example.com", Password: "new"})
+	h.Update(g.ID, store.GatewayPatch{Password: store.Some("new")})
+	_, ok = refused(g.ID)
+	assert.False(t, ok, "forgotten as the credentials are stored")
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	eventually(t, func() bool { _, ok := refused(g.ID); return !ok }, 10*time.Second, "and stays forgotten")
+}
+
 func TestDisconnectAndConnect(t *testing.T) {
 	h := newHarness(t, actorstest.FastConfig())
 	g, sg := h.Add("dc")

@@ -266,6 +266,10 @@ func (s *supervisor) converge(c actor.Context, m *converge) {
 		if at, ok := s.removed[t.ID]; ok && at.After(m.readAt) {
 			continue // removed after this read was made
 		}
+		if e, refused := m.authFailed[t.ID]; refused && s.records[t.ID] == nil && t.Desired == gatewayd.DesiredConnected {
+			s.applyRefused(c, t, e)
+			continue
+		}
 		s.apply(c, t)
 	}
 	for id, at := range s.removed {
@@ -303,18 +307,35 @@ func (s *supervisor) upsert(c actor.Context, t gatewayd.Target) {
 }
 
 // apply makes the runtime match one gateway's settings.
+// applyRefused starts a gateway whose login was refused before this
+// process as AUTH_FAILED, without trying the login again: as a restarted
+// actor goes on from a crash (goOnFrom), from a status that says so.
+func (s *supervisor) applyRefused(c actor.Context, t gatewayd.Target, lastError string) {
+	before := &gatewayd.Status{State: gatewayd.StateAuthFailed, ReconnectAttempts: 1}
+	if lastError != "" {
+		before.LastError = &lastError
+	}
+	s.add(c, t, before)
+}
+
+// add starts keeping a gateway the supervisor has no record of; before,
+// when set, is the status its first actor goes on from.
+func (s *supervisor) add(c actor.Context, t gatewayd.Target, before *gatewayd.Status) {
+	rec := &record{w: &wanted{target: t, proven: provenBy(t.LastSeenAt), before: before}}
+	// No state yet: spawn sets the first one, and the observer sees a
+	// gateway arrive.
+	rec.status = gatewayd.Status{ID: t.ID, FactoryID: t.FactoryID, GatewayID: t.GatewayID, Name: t.Name,
+		Desired: t.Desired, Since: time.Now(), LastSeenAt: t.LastSeenAt}
+	s.records[t.ID] = rec
+	s.recordsPeak = max(s.recordsPeak, len(s.records))
+	s.n.total.Add(1)
+	s.spawn(c, rec)
+}
+
 func (s *supervisor) apply(c actor.Context, t gatewayd.Target) {
 	rec := s.records[t.ID]
 	if rec == nil {
-		rec = &record{w: &wanted{target: t, proven: provenBy(t.LastSeenAt)}}
-		// No state yet: spawn sets the first one, and the observer sees a
-		// gateway arrive.
-		rec.status = gatewayd.Status{ID: t.ID, FactoryID: t.FactoryID, GatewayID: t.GatewayID, Name: t.Name,
-			Desired: t.Desired, Since: time.Now(), LastSeenAt: t.LastSeenAt}
-		s.records[t.ID] = rec
-		s.recordsPeak = max(s.recordsPeak, len(s.records))
-		s.n.total.Add(1)
-		s.spawn(c, rec)
+		s.add(c, t, nil)
 		return
 	}
 	old, _ := rec.w.get()

@@ -31,6 +31,8 @@ func (fixedSource) SaveReadings(context.Context, []gatewayd.ReadingUpdate) ([]ga
 	return nil, nil
 }
 func (fixedSource) SensorReadRate(context.Context, uuid.UUID, int64) (float64, error) { return 0, nil }
+func (fixedSource) MarkAuthFailures(context.Context, map[uuid.UUID]*string) error     { return nil }
+func (fixedSource) AuthFailures(context.Context) (map[uuid.UUID]string, error)        { return nil, nil }
 
 // A store read made before an API removal must not resurrect the gateway.
 func TestStaleReadDoesNotResurrectARemovedGateway(t *testing.T) {

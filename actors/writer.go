@@ -35,6 +35,7 @@ type writer struct {
 
 	mu           sync.Mutex
 	seen         map[uuid.UUID]time.Time
+	authFailures map[uuid.UUID]*string // nil: no longer refused
 	discoveries  map[uuid.UUID]gatewayd.Discovery
 	temperatures map[sensorKey]gatewayd.Temperature
 	readings     map[uuid.UUID]gatewayd.ReadingUpdate
@@ -110,7 +111,7 @@ const (
 
 func newWriter(src Source, observer Observer, crowded func() bool, seenEvery, dataEvery, readingEvery time.Duration, log zerolog.Logger) *writer {
 	w := &writer{src: src, observer: observer, crowded: crowded, seenEvery: seenEvery, dataEvery: dataEvery, readingEvery: readingEvery, log: log,
-		seen: make(map[uuid.UUID]time.Time), discoveries: make(map[uuid.UUID]gatewayd.Discovery),
+		seen: make(map[uuid.UUID]time.Time), authFailures: make(map[uuid.UUID]*string), discoveries: make(map[uuid.UUID]gatewayd.Discovery),
 		temperatures: make(map[sensorKey]gatewayd.Temperature), readings: make(map[uuid.UUID]gatewayd.ReadingUpdate),
 		stop: make(chan struct{}), done: make(chan struct{}), kick: newWakeup()}
 	w.ctx, w.giveUp = context.WithCancel(context.Background())
@@ -134,6 +135,14 @@ func (w *writer) dataDue(now time.Time) bool {
 		return true
 	}
 	return now.Sub(w.lastFlush) >= w.dataEvery
+}
+
+// authFailure keeps that the gateway refused the login (its error), or
+// no longer does (nil), for the next start; the latest word wins.
+func (w *writer) authFailure(id uuid.UUID, refused *string) {
+	w.mu.Lock()
+	w.authFailures[id] = refused
+	w.mu.Unlock()
 }
 
 func (w *writer) mark(id uuid.UUID, at time.Time) {
@@ -306,6 +315,7 @@ func (w *writer) run() {
 			w.flushReadings()
 			w.flushData()
 			w.flushSeen()
+			w.flushAuthFailures()
 			w.reportLeft()
 			return
 		case now := <-readings.C:
@@ -317,6 +327,7 @@ func (w *writer) run() {
 			w.flushReadingsPaced(time.Now())
 		case <-seen.C:
 			w.flushSeen()
+			w.flushAuthFailures()
 		case now := <-data.C:
 			if w.dataDue(now) {
 				w.lastFlush = now
@@ -353,6 +364,33 @@ func (w *writer) abandoned(within time.Duration) {
 	case <-t.C:
 	}
 	w.reportLeft()
+}
+
+// flushAuthFailures writes the refused logins with last_seen_at's pace;
+// a failed write is tried again, unless a newer word came meanwhile.
+func (w *writer) flushAuthFailures() {
+	w.mu.Lock()
+	batch := w.authFailures
+	if len(batch) == 0 {
+		w.mu.Unlock()
+		return
+	}
+	w.authFailures = make(map[uuid.UUID]*string, len(batch))
+	w.mu.Unlock()
+	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
+	defer cancel()
+	if err := w.src.MarkAuthFailures(ctx, batch); err != nil {
+		if ok, n := w.seenLog.Allow(time.Now(), failLogEvery); ok {
+			w.log.Warn().Err(err).Int("gateways", len(batch)).Int("unlogged_since", n).Msg("refused-login write failed; will retry")
+		}
+		w.mu.Lock()
+		for id, refused := range batch {
+			if _, newer := w.authFailures[id]; !newer {
+				w.authFailures[id] = refused
+			}
+		}
+		w.mu.Unlock()
+	}
 }
 
 func (w *writer) flushSeen() {

@@ -144,12 +144,17 @@ func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch)
 				model              = CASE WHEN $9 THEN $10 ELSE model END,
 				firmware_version   = CASE WHEN $11 THEN $12 ELSE firmware_version END,
 				metadata           = CASE WHEN $13 THEN $14::jsonb ELSE metadata END,
-				desired_state      = CASE WHEN $15 THEN $16 ELSE desired_state END
+				desired_state      = CASE WHEN $15 THEN $16 ELSE desired_state END,
+				-- New credentials have been refused by nobody yet, and
+				-- asking for the connection is a connect request.
+				auth_failed_at     = CASE WHEN $17 THEN NULL ELSE auth_failed_at END,
+				auth_failed_error  = CASE WHEN $17 THEN NULL ELSE auth_failed_error END
 			WHERE id = $1
 			RETURNING `+gatewayColumns,
 			id, p.GatewayID.Set, p.GatewayID.Value, p.Name.Set, p.Name.Value, next.URL, next.Email, sealed,
 			p.Model.Set, p.Model.Value, p.FirmwareVersion.Set, p.FirmwareVersion.Value, p.Metadata.Set, meta,
-			p.DesiredState.Set, string(p.DesiredState.Value))
+			p.DesiredState.Set, string(p.DesiredState.Value),
+			out.Reconnect || (p.DesiredState.Set && p.DesiredState.Value == gatewayd.DesiredConnected))
 		out.Gateway, err = pgx.CollectExactlyOneRow(rows, scanGateway)
 		if err != nil {
 			return err
@@ -178,7 +183,12 @@ func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch)
 // It is written before the runtime acts, so a wish that cannot be stored
 // changes nothing.
 func (s *Store) SetDesiredState(ctx context.Context, id uuid.UUID, d gatewayd.DesiredState) (gatewayd.Target, error) {
-	rows, _ := s.pool.Query(ctx, `UPDATE gateways SET desired_state = $2 WHERE id = $1 AND deleted_at IS NULL
+	// A connect request also leaves AUTH_FAILED (API.md §4): the refusal
+	// kept for restarts goes with it.
+	rows, _ := s.pool.Query(ctx, `UPDATE gateways SET desired_state = $2,
+			auth_failed_at = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_at END,
+			auth_failed_error = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_error END
+		WHERE id = $1 AND deleted_at IS NULL
 		RETURNING `+targetColumns, id, string(d))
 	t, err := pgx.CollectExactlyOneRow(rows, s.scanTarget)
 	if err != nil {
@@ -284,6 +294,48 @@ func (s *Store) scanTarget(row pgx.CollectableRow) (gatewayd.Target, error) {
 	password, err := s.sealer.Open(sealed)
 	t.Password, t.Unreadable = password, err != nil
 	return t, nil
+}
+
+// MarkAuthFailures keeps, for many gateways in one statement, whether
+// each refused gatewayd's login (the gateway's error, or "" when it gave
+// none) or no longer does (nil), so that a restart of gatewayd does not
+// try a refused login again. Deleted gateways are left alone.
+func (s *Store) MarkAuthFailures(ctx context.Context, failures map[uuid.UUID]*string) error {
+	if len(failures) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, 0, len(failures))
+	errs := make([]*string, 0, len(failures))
+	for id, e := range failures {
+		ids = append(ids, id)
+		errs = append(errs, e)
+	}
+	_, err := s.pool.Exec(ctx, `
+		UPDATE gateways g SET auth_failed_at = CASE WHEN v.err IS NULL THEN NULL ELSE now() END, auth_failed_error = v.err
+		FROM unnest($1::uuid[], $2::text[]) AS v(id, err)
+		WHERE g.id = v.id AND g.deleted_at IS NULL`, ids, errs)
+	if err != nil {
+		return fmt.Errorf("mark auth failures: %w", classify(err))
+	}
+	return nil
+}
+
+// AuthFailures returns the gateways whose login was refused and not
+// retried since, with the gateway's error ("" when it gave none).
+func (s *Store) AuthFailures(ctx context.Context) (map[uuid.UUID]string, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT id, coalesce(auth_failed_error, '') FROM gateways
+		WHERE auth_failed_at IS NOT NULL AND deleted_at IS NULL`)
+	out := map[uuid.UUID]string{}
+	var id uuid.UUID
+	var e string
+	_, err := pgx.ForEachRow(rows, []any{&id, &e}, func() error {
+		out[id] = e
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth failures: %w", classify(err))
+	}
+	return out, nil
 }
 
 // MarkSeen writes last_seen_at for many gateways in one statement. A time

@@ -121,3 +121,56 @@ func TestAbandonedReadingsNameTheirFactory(t *testing.T) {
 	assert.Equal(t, g.ID, refs[0].GatewayID)
 	assert.Equal(t, g.FactoryID, refs[0].FactoryID)
 }
+
+// A refused login is kept for the next start (MarkAuthFailures,
+// AuthFailures) and forgotten by what leaves AUTH_FAILED (API.md §4): new
+// credentials, a connect request, desired_state CONNECTED; a rename or a
+// disconnect keeps it, and a deleted gateway has none.
+func TestAuthFailuresAreKeptUntilCredentialsChangeOrAConnect(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	refused := func() map[uuid.UUID]string {
+		t.Helper()
+		m, err := s.AuthFailures(ctx)
+		require.NoError(t, err)
+		return m
+	}
+	var gs []uuid.UUID
+	for _, name := range []string{"A", "B", "C", "D", "E", "F"} {
+		g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "AUTH-"+name))
+		require.NoError(t, err)
+		gs = append(gs, g.ID)
+	}
+	why, none := "Invalid email or password", ""
+	all := map[uuid.UUID]*string{}
+	for i, id := range gs {
+		all[id] = &why
+		if i == 1 {
+			all[id] = &none
+		}
+	}
+	require.NoError(t, s.MarkAuthFailures(ctx, all))
+	want := map[uuid.UUID]string{gs[0]: why, gs[1]: "", gs[2]: why, gs[3]: why, gs[4]: why, gs[5]: why}
+	assert.Equal(t, want, refused())
+
+	require.NoError(t, s.MarkAuthFailures(ctx, map[uuid.UUID]*string{gs[0]: nil}))
+	delete(want, gs[0])
+	_, err := s.UpdateGateway(ctx, gs[1], store.GatewayPatch{Name: store.Some("renamed")})
+	require.NoError(t, err)
+	_, err = s.SetDesiredState(ctx, gs[1], gatewayd.DesiredDisconnected)
+	require.NoError(t, err)
+	assert.Equal(t, want, refused(), "cleared by its writer; a rename and a disconnect keep it")
+
+	_, err = s.UpdateGateway(ctx, gs[2], store.GatewayPatch{Password: store.Some("another")})
+	require.NoError(t, err)
+	_, err = s.SetDesiredState(ctx, gs[3], gatewayd.DesiredConnected)
+	require.NoError(t, err)
+	_, err = s.UpdateGateway(ctx, gs[4], store.GatewayPatch{DesiredState: store.Some(gatewayd.DesiredConnected)})
+	require.NoError(t, err)
+	_, err = s.DeleteGateway(ctx, gs[5])
+	require.NoError(t, err)
+	assert.Equal(t, map[uuid.UUID]string{gs[1]: ""}, refused(), "new credentials, a connect, CONNECTED and a delete forget it")
+	require.NoError(t, s.MarkAuthFailures(ctx, map[uuid.UUID]*string{gs[5]: &why}))
+	assert.NotContains(t, refused(), gs[5], "a deleted gateway is left alone")
+}
