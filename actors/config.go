@@ -60,6 +60,10 @@ type Config struct {
 	// ReadingBacklogBytes the gateways' text they hold (default 32 MiB:
 	// ~160 CSV readings of 3 × 8192 samples, ~480 in base64).
 	ReadingWorkers, ReadingBacklog int
+	// RateLookupTimeout bounds the lookup of a sensor's stored read rate
+	// for a reading whose rate the actor does not know; default 1 s (see
+	// processor.storedRate).
+	RateLookupTimeout time.Duration
 	// ReadingCores is how many goroutines may decode and analyse readings
 	// at once, readers and workers together (crunch.go); default
 	// GOMAXPROCS − 1, at least 1, so one core stays for the rest.
@@ -133,6 +137,7 @@ func (c Config) withDefaults() Config {
 		{&c.PingInterval, 30 * time.Second},
 		{&c.PongTimeout, 10 * time.Second},
 		{&c.RestartWindow, time.Minute},
+		{&c.RateLookupTimeout, time.Second},
 	}
 	for _, d := range defaults {
 		if *d.v <= 0 {

@@ -48,6 +48,12 @@ func (j *job) size() int64 {
 // the heap without limit. A job that finds the queue empty is always
 // taken, however large.
 type processor struct {
+	// rateWait bounds storedRate (Config.RateLookupTimeout): a database
+	// that does not answer costs a reading its rate, and the worker (one
+	// of a few) a second, not five: a stalled database would otherwise
+	// back the queue up into "processing overloaded" for readings that
+	// needed no lookup.
+	rateWait time.Duration
 	jobs     chan job
 	writer   *writer
 	analyzer vibration.Analyzer
@@ -68,8 +74,8 @@ type processor struct {
 	waiting int   // jobs in the channel
 }
 
-func newProcessor(w *writer, workers, queue int, queueBytes int64, log zerolog.Logger) *processor {
-	p := &processor{jobs: make(chan job, queue), writer: w, log: log, maxBytes: queueBytes}
+func newProcessor(w *writer, workers, queue int, queueBytes int64, rateWait time.Duration, log zerolog.Logger) *processor {
+	p := &processor{jobs: make(chan job, queue), writer: w, log: log, maxBytes: queueBytes, rateWait: rateWait}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	for range workers {
 		p.wg.Add(1)
@@ -105,7 +111,7 @@ func newProcessor(w *writer, workers, queue int, queueBytes int64, log zerolog.L
 // and no spectrum, where a manual reading of the same sensor (whose rate
 // the API reads from the database) had them.
 func (p *processor) storedRate(j job) float64 {
-	ctx, cancel := context.WithTimeout(p.ctx, rateLookupTimeout)
+	ctx, cancel := context.WithTimeout(p.ctx, p.rateWait)
 	defer cancel()
 	rate, err := p.writer.src.SensorReadRate(ctx, j.r.GatewayID, j.serial)
 	if err != nil {
@@ -116,11 +122,6 @@ func (p *processor) storedRate(j job) float64 {
 	return rate
 }
 
-// rateLookupTimeout bounds storedRate: a database that does not answer
-// costs a reading its rate, and the worker (one of a few) a second, not
-// five: a stalled database would otherwise back the queue up into
-// "processing overloaded" for readings that needed no lookup.
-const rateLookupTimeout = time.Second
 
 // submit queues a job without blocking the caller (an actor).
 func (p *processor) submit(j job) {

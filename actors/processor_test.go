@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"time"
+
 	"runtime"
 	"strings"
 	"testing"
@@ -21,7 +23,7 @@ import (
 func TestProcessorBacklogIsBoundedInBytes(t *testing.T) {
 	t.Parallel()
 	w := &writer{readings: make(map[uuid.UUID]gatewayd.ReadingUpdate)} // never flushed: no goroutine
-	p := newProcessor(w, 0, 16, 4000, zerolog.Nop())
+	p := newProcessor(w, 0, 16, 4000, time.Second, zerolog.Nop())
 	defer p.close()
 	text := func(n int) string { return strings.Repeat("0.1,", n/4) + "0" }
 	submit := func(n int) uuid.UUID {
@@ -59,7 +61,7 @@ func TestProcessorBacklogIsBoundedInBytes(t *testing.T) {
 // allocations.
 func TestProcessorReusesItsBuffers(t *testing.T) {
 	w := &writer{readings: make(map[uuid.UUID]gatewayd.ReadingUpdate)}
-	p := newProcessor(w, 0, 1, 1<<20, zerolog.Nop())
+	p := newProcessor(w, 0, 1, 1<<20, time.Second, zerolog.Nop())
 	defer p.close()
 	var b strings.Builder
 	for i := range 8192 {

@@ -136,7 +136,7 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 	r.d.intake = newIntake(int64(cfg.ReadingIntakeBytes))
 	r.d.writer = newWriter(src, cfg.Observer, r.d.limiter.crowded, cfg.SeenFlushInterval, cfg.SensorFlushInterval, cfg.ReadingFlushInterval, log)
 	r.d.writer.intake = r.d.intake
-	r.d.processor = newProcessor(r.d.writer, cfg.ReadingWorkers, cfg.ReadingBacklog, int64(cfg.ReadingBacklogBytes), log)
+	r.d.processor = newProcessor(r.d.writer, cfg.ReadingWorkers, cfg.ReadingBacklog, int64(cfg.ReadingBacklogBytes), cfg.RateLookupTimeout, log)
 	r.d.processor.intake = r.d.intake
 	r.d.crunch = newCrunch(cfg.ReadingCores)
 	r.d.processor.crunch = r.d.crunch

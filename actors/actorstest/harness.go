@@ -42,6 +42,10 @@ func FastConfig() actors.Config {
 		RestartLimit: 3, RestartWindow: 10 * time.Second,
 		ReconcileInterval: time.Hour, SeenFlushInterval: 50 * time.Millisecond, SensorFlushInterval: 20 * time.Millisecond,
 		ReadingStartTimeout: 5 * time.Second, ReadingTimeout: 10 * time.Second, ReadingFlushInterval: 20 * time.Millisecond,
+		// Longer than the 1 s of production: on a loaded test machine
+		// (make test at -p 4) the lookup once took longer, and a reading
+		// that tests the stored rate was stored without it.
+		RateLookupTimeout: 10 * time.Second,
 	}
 }
 
