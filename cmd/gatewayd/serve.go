@@ -47,9 +47,11 @@ func connect(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*pgxp
 // the patience, not at the end of the attempt then running (35 s).
 func connectWithin(ctx context.Context, cfg *config.Config, log zerolog.Logger, patience time.Duration) (*pgxpool.Pool, error) {
 	deadline := time.Now().Add(patience)
+	var last error // of the last attempt the patience did not cut short
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithDeadline(ctx, deadline)
 		pool, err := store.Connect(actx, cfg.DatabaseURL, 5*time.Second, cfg.DatabaseMaxConns)
+		cut := actx.Err() != nil
 		cancel()
 		if err == nil {
 			return pool, nil
@@ -57,6 +59,13 @@ func connectWithin(ctx context.Context, cfg *config.Config, log zerolog.Logger, 
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if cut && last != nil {
+			// The attempt the patience ended says only "deadline
+			// exceeded"; the one before says why (the database does not
+			// exist, the login is refused), and the hint needs that.
+			err = last
+		}
+		last = err
 		if !errors.Is(err, gatewayd.ErrUnavailable) || time.Until(deadline) <= 0 {
 			return nil, err
 		}

@@ -55,8 +55,9 @@ func parseToken(args []string, configFile *string) (*tokenCommand, error) {
 		t.name, t.role = *name, gatewayd.Role(*role)
 		// As the API counts: characters, not bytes (200 × "é" is 400
 		// bytes), and UTF-8 without NUL, which PostgreSQL refuses.
-		if t.name == "" || !utf8.ValidString(t.name) || utf8.RuneCountInString(t.name) > 255 || strings.ContainsRune(t.name, 0) {
-			return nil, errors.New("token create needs --name (1-255 characters of UTF-8, no NUL)")
+		if t.name == "" || !utf8.ValidString(t.name) || utf8.RuneCountInString(t.name) > 255 || strings.ContainsRune(t.name, 0) ||
+			strings.TrimFunc(t.name, unicode.IsSpace) == "" {
+			return nil, errors.New("token create needs --name (1-255 characters of UTF-8, not all white space, no NUL)")
 		}
 		if !t.role.Valid() {
 			return nil, errors.New("token create needs --role viewer, operator or admin")
