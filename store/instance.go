@@ -99,6 +99,23 @@ func AcquireInstance(ctx context.Context, pool *pgxpool.Pool, every time.Duratio
 	}
 }
 
+// TryInstance tries the instance lock once, for a command that must not
+// act while a serve runs (migrations under a running process): held is
+// false, and the Instance nil, when another process holds the lock.
+func TryInstance(ctx context.Context, pool *pgxpool.Pool) (in *Instance, held bool, err error) {
+	cfg := pool.Config().ConnConfig.Copy()
+	cfg.RuntimeParams["application_name"] = InstanceApplication
+	in = &Instance{cfg: cfg}
+	if err := in.take(ctx); err != nil {
+		return nil, false, err
+	}
+	if !in.held {
+		in.drop()
+		return nil, false, nil
+	}
+	return in, true, nil
+}
+
 // sayWaiting holds the shared standby lock while the instance lock is
 // another process's, and lets it go once this one holds the instance
 // lock: else the process that later waits for this one would count this

@@ -164,13 +164,29 @@ func rekey(ctx context.Context, cfg *config.Config, log zerolog.Logger, out io.W
 	return nil
 }
 
-// openStore connects (migrating first, as serve would) for a command.
+// openStore connects for a command, migrating first as serve would, but
+// only while no serve runs on the database (it holds the instance lock):
+// a newer binary's token create migrated the schema under an older serve
+// (found by an audit, helper 5). With a serve running, a schema behind
+// this binary's is refused with the hint to migrate.
 func openStore(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*store.Store, func(), error) {
 	pool, err := connect(ctx, cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	if _, err := store.Prepare(ctx, pool, cfg.MigrateOnStart); err != nil {
+	migrate := cfg.MigrateOnStart
+	if migrate {
+		in, held, err := store.TryInstance(ctx, pool)
+		if err != nil {
+			pool.Close()
+			return nil, nil, err
+		}
+		if held {
+			defer in.Close() // released once migrated: the command itself runs no gateways
+		}
+		migrate = held
+	}
+	if _, err := store.Prepare(ctx, pool, migrate); err != nil {
 		pool.Close()
 		return nil, nil, err
 	}

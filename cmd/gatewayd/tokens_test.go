@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"github.com/ctcgw/gatewayd/store"
+	"github.com/jackc/pgx/v5"
 	"strings"
 	"testing"
 
@@ -26,4 +29,35 @@ func TestTokenCreateRefusesABlankName(t *testing.T) {
 	var list, errb bytes.Buffer
 	require.Equal(t, 0, run([]string{"token", "list"}, env, &list, &errb), errb.String())
 	assert.Len(t, strings.Split(strings.TrimSpace(list.String()), "\n"), 1, "no token was made:\n%s", list.String())
+}
+
+// A token command migrates as serve does, but never under a running serve
+// (which holds the instance lock): a newer binary's token create migrated
+// the schema of the database an older serve ran on (found by an audit,
+// helper 5). It says to migrate instead, and touches nothing.
+func TestTokenCommandsDoNotMigrateUnderARunningServe(t *testing.T) {
+	t.Parallel()
+	dbURL := tmpl.New(t)
+	env := []string{"ENCRYPTION_KEY=" + key, "DATABASE_URL=" + dbURL, "LOG_FORMAT=json"}
+	startServe(t, env)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	version := func() int {
+		var v int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT version FROM `+store.VersionTable).Scan(&v))
+		return v
+	}
+	at := version()
+	// As if this binary were newer than the schema the serve runs on.
+	_, err = conn.Exec(ctx, `UPDATE `+store.VersionTable+` SET version = version - 1`)
+	require.NoError(t, err)
+	defer conn.Exec(ctx, `UPDATE `+store.VersionTable+` SET version = $1`, at) //nolint:errcheck // the test's own cleanup
+
+	var out, errb bytes.Buffer
+	code := run([]string{"token", "list"}, env, &out, &errb)
+	assert.NotEqual(t, 0, code, "%s%s", out.String(), errb.String())
+	assert.Contains(t, errb.String(), "gatewayd migrate", "says what to do")
+	assert.Equal(t, at-1, version(), "no migration ran under the serve")
 }
