@@ -219,16 +219,17 @@ func (e cachedToken) refusal(now time.Time) string {
 
 // allows reports whether the token whose secret hashes to hash may still
 // do what need asks, for a request that outlives its check (an event
-// stream): asked every ttl, a revoked or expired token ends it within
+// stream): asked every ttl/2, a revoked or expired token ends it within
 // ttl. It takes a cache entry only if the database answered it after
-// since (the asker's previous check), else asks the database: an entry
-// is good for ttl from its query, so the one the last recheck refreshed
-// would answer the next, and a revocation went unseen for up to twice
-// ttl; and streams sharing a token share a query, which writes
-// last_used_at. A database that cannot answer changes nothing (see
-// stale).
+// since (the asker's previous check) and at most ttl/2 ago, else asks the
+// database. An entry any request refreshed just before a revocation
+// would otherwise answer for up to ttl more: taken at a check ttl after
+// the last, a revocation went unseen for up to twice ttl (found by an
+// audit, helper 4). Streams sharing a token still share a query, which
+// writes last_used_at. A database that cannot answer changes nothing
+// (see stale).
 func (t *tokens) allows(hash [sha256.Size]byte, need gatewayd.Role, dbTimeout time.Duration, since time.Time) bool {
-	if e, ok := t.cached(hash); ok && e.until.Add(-t.ttl).After(since) {
+	if e, ok := t.cached(hash); ok && e.until.Add(-t.ttl).After(since) && time.Until(e.until) >= t.ttl/2 {
 		return e.refusal(time.Now()) == "" && e.token.Role.Allows(need)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)

@@ -105,7 +105,7 @@ func (s *server) eventStream(c *fiber.Ctx) error {
 		timing := streamTiming{keepAlive: ticker.C, interval: streamFlushInterval,
 			hold: hold, stop: s.streams.stop, allowed: allowed, gone: gone}
 		if allowed != nil {
-			recheck := time.NewTicker(s.auth.ttl)
+			recheck := time.NewTicker(s.auth.ttl / 2) // see tokens.allows
 			defer recheck.Stop()
 			timing.recheck = recheck.C
 		}
