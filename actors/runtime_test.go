@@ -661,6 +661,24 @@ func TestUnreadablePasswordIsFailedUntilSetAgain(t *testing.T) {
 	assert.Contains(t, *st.LastError, "cannot be decrypted")
 	require.Eventually(t, func() bool { return sg.Stats().Open == 0 }, 5*time.Second, 10*time.Millisecond, "its socket closed")
 	assert.Equal(t, refused, sg.Stats().LoginsRefused, "no login tried without the password")
+
+	// Disconnected, it is DISCONNECTED as any disconnected gateway, with
+	// the reason; asked to connect, FAILED (it was FAILED while nobody
+	// wanted it connected: found by an audit, helper 4).
+	_, err = h.Store.SetDesiredState(context.Background(), g.ID, gatewayd.DesiredDisconnected)
+	require.NoError(t, err)
+	_, err = h.Runtime.Disconnect(context.Background(), g.ID)
+	require.NoError(t, err)
+	h.Restart()
+	st = h.WaitState(g.ID, gatewayd.StateDisconnected, 10*time.Second)
+	require.NotNil(t, st.LastError)
+	assert.Contains(t, *st.LastError, "cannot be decrypted")
+	_, err = h.Store.SetDesiredState(context.Background(), g.ID, gatewayd.DesiredConnected)
+	require.NoError(t, err)
+	_, err = h.Runtime.Connect(context.Background(), g.ID)
+	require.NoError(t, err)
+	h.WaitState(g.ID, gatewayd.StateFailed, 10*time.Second)
+	assert.Equal(t, refused, sg.Stats().LoginsRefused, "still no login tried")
 }
 
 func mustSeal(t *testing.T, s *store.Sealer, password string) string {

@@ -370,7 +370,14 @@ func (s *supervisor) spawn(c actor.Context, rec *record) {
 	if t.Unreadable {
 		msg := "stored password cannot be decrypted (wrong ENCRYPTION_KEY?); set the password again"
 		st := rec.status
-		st.State, st.Since, st.LastError = gatewayd.StateFailed, time.Now(), &msg
+		// A gateway nobody wants connected is DISCONNECTED as ever (API.md
+		// §4), with the reason it would fail; a connect request makes it
+		// FAILED, as the spawn it asks for comes here again.
+		state := gatewayd.StateFailed
+		if t.Desired == gatewayd.DesiredDisconnected {
+			state = gatewayd.StateDisconnected
+		}
+		st.State, st.Since, st.LastError = state, time.Now(), &msg
 		s.setStatus(rec, st)
 		return
 	}
