@@ -671,6 +671,7 @@ func TestUnreadablePasswordIsFailedUntilSetAgain(t *testing.T) {
 	require.NoError(t, err)
 	h.Restart()
 	st = h.WaitState(g.ID, gatewayd.StateDisconnected, 10*time.Second)
+	assert.Contains(t, h.Logs.String(), `"gateways":1,"message":"stored passwords that no configured key opens`, "the start says so")
 	require.NotNil(t, st.LastError)
 	assert.Contains(t, *st.LastError, "cannot be decrypted")
 	_, err = h.Store.SetDesiredState(context.Background(), g.ID, gatewayd.DesiredConnected)

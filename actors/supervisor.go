@@ -291,7 +291,24 @@ func (s *supervisor) converge(c actor.Context, m *converge) {
 	if !s.n.ready.Load() {
 		s.n.ready.Store(true)
 		s.d.log.Info().Int("gateways", len(s.records)).Msg("runtime loaded")
+		// A wrong ENCRYPTION_KEY made every gateway FAILED without a
+		// line in the log; only their statuses said why (found by an
+		// audit, helper 4).
+		if n := countUnreadable(m.targets); n > 0 {
+			s.d.log.Error().Int("gateways", n).
+				Msg("stored passwords that no configured key opens (wrong ENCRYPTION_KEY, or ENCRYPTION_KEYS_PREVIOUS missing?); those gateways are not dialed until their password is set again")
+		}
 	}
+}
+
+func countUnreadable(ts []gatewayd.Target) int {
+	n := 0
+	for _, t := range ts {
+		if t.Unreadable {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *supervisor) upsert(c actor.Context, t gatewayd.Target) {
