@@ -183,6 +183,9 @@ func hintFor(ctx context.Context, err error, cfg *config.Config) string {
 	case errors.Is(err, store.ErrReadOnly):
 		return fmt.Sprintf("the database in DATABASE_URL (%s) takes no writes (a standby, or default_transaction_read_only): point DATABASE_URL at the primary",
 			config.MaskURL(cfg.DatabaseURL))
+	case errors.Is(err, gatewayd.ErrNotFound):
+		// Of the commands, only token revoke looks a row up by id.
+		return "no token has that id: `gatewayd token list` shows them"
 	case errors.Is(err, gatewayd.ErrUnavailable):
 		return fmt.Sprintf("PostgreSQL at DATABASE_URL (%s) does not answer: start it, or run `make db` (a local cluster or Docker)",
 			config.MaskURL(cfg.DatabaseURL))

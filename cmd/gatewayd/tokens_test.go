@@ -61,3 +61,14 @@ func TestTokenCommandsDoNotMigrateUnderARunningServe(t *testing.T) {
 	assert.Contains(t, errb.String(), "gatewayd migrate", "says what to do")
 	assert.Equal(t, at-1, version(), "no migration ran under the serve")
 }
+
+// Revoking an id no token has says so in plain words, as the usage errors
+// do; it printed only the JSON log line (found by an audit, helper 4).
+func TestTokenRevokeOfAnUnknownIDSaysSo(t *testing.T) {
+	t.Parallel()
+	env := []string{"ENCRYPTION_KEY=" + key, "DATABASE_URL=" + tmpl.New(t), "LOG_FORMAT=json"}
+	var out, errb bytes.Buffer
+	code := run([]string{"token", "revoke", "3f0c9a1e-0000-4000-8000-000000000000"}, env, &out, &errb)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errb.String(), "gatewayd: no token has that id: `gatewayd token list` shows them")
+}
