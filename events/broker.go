@@ -194,9 +194,10 @@ func (b *Broker) Subscribe(f Filter, lastID uint64, buffer int) *Subscription {
 }
 
 // Resume is Subscribe for a client that gave a Last-Event-ID, 0 included:
-// 0 is before the first event, so it replays the whole ring (with a reset
-// first once the first event has left it), where Subscribe takes 0 as no
-// resume.
+// 0 is before the first event, so it replays the whole ring, with a reset
+// first unless the ring still holds event 1 (gatewayd's ids start from
+// the process's start time, so its clients always get the reset), where
+// Subscribe takes 0 as no resume.
 func (b *Broker) Resume(f Filter, lastID uint64, buffer int) *Subscription {
 	return b.subscribe(f, lastID, true, buffer)
 }

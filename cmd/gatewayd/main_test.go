@@ -53,6 +53,11 @@ func TestVersionAndUsage(t *testing.T) {
 	var out, errb bytes.Buffer
 	assert.Equal(t, 0, run([]string{"version"}, nil, &out, &errb))
 	assert.Equal(t, "gatewayd dev\n", out.String())
+	for _, flag := range []string{"--version", "-version", "-v"} {
+		out.Reset()
+		assert.Equal(t, 0, run([]string{flag}, nil, &out, &errb), flag)
+		assert.Equal(t, "gatewayd dev\n", out.String(), flag)
+	}
 	assert.Equal(t, 2, run([]string{"frobnicate"}, nil, &out, &errb))
 	assert.Contains(t, errb.String(), `unknown command "frobnicate"`)
 }
