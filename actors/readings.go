@@ -140,19 +140,24 @@ func (a *gatewayActor) onTakeTimeout(acq *acquisition) {
 }
 
 func (a *gatewayActor) onReadingStarted(now time.Time, n *ctc.ReadingStarted) {
+	serial, ok := n.Serial.Int64()
+	if !ok {
+		a.drop(now, "NOT_DYN_READING_STARTED with a malformed serial")
+		return
+	}
 	acq := a.current()
-	if acq == nil || acq.serial != n.Serial || acq.stage != stageStarting {
+	if acq == nil || acq.serial != serial || acq.stage != stageStarting {
 		// A notification of a reading nobody here is waiting for; a
 		// serial the last discovery did not list is still a sensor.
-		if _, known := a.sensorRates[n.Serial]; !known {
-			a.d.writer.temperature(gatewayd.Temperature{GatewayID: a.id, Serial: n.Serial, At: now, Sighting: true})
+		if _, known := a.sensorRates[serial]; !known {
+			a.d.writer.temperature(gatewayd.Temperature{GatewayID: a.id, Serial: serial, At: now, Sighting: true})
 		}
 		return
 	}
 	if !n.Success {
 		reason := gatewayd.ReadingErrRefused
-		if strings.TrimSpace(n.Error) != "" {
-			reason = n.Error
+		if e := strings.TrimSpace(string(n.Error)); e != "" {
+			reason = string(n.Error)
 		}
 		a.failReading(acq, reason)
 		return
@@ -167,8 +172,8 @@ func (a *gatewayActor) onReadingStarted(now time.Time, n *ctc.ReadingStarted) {
 // skip NOT_DYN_READING_STARTED) goes to the processor and the next one
 // starts; any other is a reading the gateway pushed unasked.
 func (a *gatewayActor) onReading(now time.Time, n *ctc.Reading, text *[]byte) {
-	serial, err := strconv.ParseInt(strings.TrimSpace(n.Serial), 10, 64)
-	if err != nil {
+	serial, ok := n.Serial.Int64()
+	if !ok {
 		a.drop(now, "NOT_DYN_READING with a malformed serial")
 		return
 	}

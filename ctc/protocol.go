@@ -111,17 +111,21 @@ type DynResult struct {
 	Data json.RawMessage
 }
 
-// ReadingStarted is NOT_DYN_READING_STARTED.
+// ReadingStarted is NOT_DYN_READING_STARTED, read leniently as the
+// other frames are (README: numbers may come as strings, booleans as
+// 0/1): a strict Success or Serial dropped the frame, and the reading
+// waited out READING_START_TIMEOUT.
 type ReadingStarted struct {
-	Serial  int64  `json:"Serial"`
-	Success bool   `json:"Success"`
-	Error   string `json:"Error,omitempty"` // why, when Success is false (some firmware)
+	Serial  Text `json:"Serial"`
+	Success Flag `json:"Success"`
+	Error   Text `json:"Error,omitempty"` // why, when Success is false (some firmware)
 }
 
-// Reading is NOT_DYN_READING; axis samples come as strings.
+// Reading is NOT_DYN_READING; axis samples come as strings, the serial
+// as a string or a number.
 type Reading struct {
 	ID     any    `json:"ID"`
-	Serial string `json:"Serial"`
+	Serial Text   `json:"Serial"`
 	Time   string `json:"Time"`
 	X      string `json:"X"`
 	Y      string `json:"Y"`

@@ -64,7 +64,7 @@ func TestDecodeExamplesOfTheProtocol(t *testing.T) {
 		{`{"Type":"NOT_DYN_TEMP","Data":{"Serial":12345,"Temp":"21.5"}}`, &Temperature{Serial: "12345", Temp: "21.5"}},
 		{`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":[]}`, &DynResult{Data: json.RawMessage(`[]`)}},
 		{`{"Type":"NOT_DYN_READING_STARTED","From":"SERV","Target":"UI","Data":{"Serial":12345,"Success":true}}`,
-			&ReadingStarted{Serial: 12345, Success: true}},
+			&ReadingStarted{Serial: "12345", Success: true}},
 		{`{"Type":"NOT_DYN_READING","From":"SERV","Target":"UI","Data":{"ID":7,"Serial":"12345","Time":"2026-11-29 05:00:00","X":"0.1,0.2","Y":"0.3","Z":"0.4"}}`,
 			&Reading{ID: float64(7), Serial: "12345", Time: "2026-11-29 05:00:00", X: "0.1,0.2", Y: "0.3", Z: "0.4"}},
 		{`{"Type":"NOT_DYN_TEMP","From":"SERV","Target":"UI","Data":{"Serial":"12345","Temp":21.5}}`,
@@ -349,7 +349,7 @@ func TestDecodeInPlace(t *testing.T) {
 	for _, axis := range []string{r.X, r.Y, r.Z} {
 		assert.True(t, within(frame, axis), axis)
 	}
-	assert.False(t, within(frame, r.Serial), "the serial is a copy")
+	assert.False(t, within(frame, string(r.Serial)), "the serial is a copy")
 	copy(frame[bytes.Index(frame, []byte("0.01")):], "9.99")
 	assert.Equal(t, "9.99,0.02", r.X, "shares the frame")
 

@@ -228,7 +228,7 @@ func (s *scanner) data(r *Reading) bool {
 		}
 		switch k {
 		case 1:
-			r.Serial = v
+			r.Serial = Text(v)
 		case 2:
 			r.Time = v
 		case 3:

@@ -150,7 +150,7 @@ func TestControlSurface(t *testing.T) {
 	code, out = call(t, s, "POST", "/control/alpha/readings/10002", "")
 	require.Equal(t, http.StatusOK, code)
 	assert.Equal(t, 1.0, out["sent"])
-	assert.Equal(t, "10002", recv(t, ws).(*ctc.Reading).Serial)
+	assert.Equal(t, ctc.Text("10002"), recv(t, ws).(*ctc.Reading).Serial)
 	code, out = call(t, s, "POST", "/control/alpha/temperature/10002", `{"temp":25.5}`)
 	require.Equal(t, http.StatusOK, code)
 	assert.Equal(t, 1.0, out["sent"])

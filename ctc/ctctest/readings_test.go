@@ -148,7 +148,7 @@ func TestReadingInEachEncodingIsTheSignal(t *testing.T) {
 			g.SetFaults(Faults{Encoding: c.enc}) // changed while the gateway runs
 			started, r := takeReading(t, ws, 10002)
 			assert.Equal(t, map[string]any{"Serial": 10002.0, "Success": true}, started)
-			assert.Equal(t, "10002", r.Serial)
+			assert.Equal(t, ctc.Text("10002"), r.Serial)
 			assert.EqualValues(t, i+1, r.ID)
 			at, err := time.Parse(time.DateTime, r.Time)
 			require.NoError(t, err)
@@ -309,12 +309,12 @@ func TestPushReading(t *testing.T) {
 	subscribe(t, sub)
 	assert.Equal(t, 1, g.PushReading(10002))
 	r := recv(t, sub).(*ctc.Reading)
-	assert.Equal(t, "10002", r.Serial, "no STARTED before it")
+	assert.Equal(t, ctc.Text("10002"), r.Serial, "no STARTED before it")
 	assert.Len(t, decodeAxis(t, EncodingCSV, r.Z), DefaultSamples)
 
 	assert.Equal(t, 1, g.PushReading(555), "a serial the gateway does not list")
 	r2 := recv(t, sub).(*ctc.Reading)
-	assert.Equal(t, "555", r2.Serial)
+	assert.Equal(t, ctc.Text("555"), r2.Serial)
 	assert.NotEqual(t, r.ID, r2.ID)
 	assert.Equal(t, int64(2), g.withheld.Load(), "not on the unsubscribed socket")
 	discover(t, unsub)
@@ -332,7 +332,7 @@ func TestRealtimeCapture(t *testing.T) {
 	start := time.Now()
 	_, r := takeReading(t, ws, 10001)
 	assert.GreaterOrEqual(t, time.Since(start), 340*time.Millisecond, "20ms + 8192/25600 s")
-	assert.Equal(t, "10001", r.Serial)
+	assert.Equal(t, ctc.Text("10001"), r.Serial)
 }
 
 // settled waits until the process is back to at most base goroutines. It

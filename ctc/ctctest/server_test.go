@@ -87,9 +87,9 @@ func TestSessionLoginSensorsReading(t *testing.T) {
 	send(t, ws, ctc.TypeTakeDynReading, ctc.TakeReading{Serial: 10001})
 	assert.IsType(t, &ctc.DynResult{}, recv(t, ws))
 	started := recv(t, ws).(*ctc.ReadingStarted)
-	assert.Equal(t, ctc.ReadingStarted{Serial: 10001, Success: true}, *started)
+	assert.Equal(t, ctc.ReadingStarted{Serial: "10001", Success: true}, *started)
 	reading := recv(t, ws).(*ctc.Reading)
-	assert.Equal(t, "10001", reading.Serial)
+	assert.Equal(t, ctc.Text("10001"), reading.Serial)
 	assert.Len(t, strings.Split(reading.X, ","), DefaultSamples)
 
 	send(t, ws, ctc.TypeTakeDynReading, ctc.TakeReading{Serial: 999})
