@@ -122,7 +122,6 @@ func (p *processor) storedRate(j job) float64 {
 	return rate
 }
 
-
 // submit queues a job without blocking the caller (an actor).
 func (p *processor) submit(j job) {
 	p.mu.Lock()
