@@ -262,7 +262,13 @@ func (a *gatewayActor) Receive(c actor.Context) {
 	case *pong:
 		if m.gen == a.gen && a.ws != nil {
 			a.stopTimer(timerPong)
-			a.seen(time.Now(), true)
+			// Only an authenticated gateway is seen: a pong nobody asked
+			// for before the login is accepted set last_seen_at, which
+			// then put a peer that never logged in into the dial
+			// limiter's open lane (found by an audit, helper 6).
+			if a.status.State == gatewayd.StateAuthenticated {
+				a.seen(time.Now(), true)
+			}
 		}
 	case *timerFired:
 		if m.gen == a.gen {
