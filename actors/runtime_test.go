@@ -400,6 +400,42 @@ func TestCrashKeepsTheBackoffGrowing(t *testing.T) {
 	assert.GreaterOrEqual(t, st.NextRetryAt.Sub(st.Since), 640*time.Millisecond, "the backoff kept growing across the crash")
 }
 
+// The backoff a gateway earned outlives a crash right after a login: the
+// status's reconnect_attempts clears at the login, and the restarted actor
+// took its count from there, so a gateway that drops every connection
+// soon after login retried from the first step once it had crashed
+// (found by an audit, helper 6).
+func TestCrashAfterALoginKeepsTheEarnedBackoff(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.BackoffInitial, cfg.BackoffMax = 20*time.Millisecond, time.Minute
+	cfg.PingInterval = time.Minute // no connection stays healthy long enough to forget the failures
+	h := newHarness(t, cfg)
+	g, sg := h.Add("flaky")
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	sg.SetFaults(ctctest.Faults{DropAfter: 10 * time.Millisecond, DropCode: 1001})
+	sg.Drop(websocket.CloseGoingAway)
+	retryIn := func(st gatewayd.Status) time.Duration {
+		if st.State != gatewayd.StateBackoff || st.NextRetryAt == nil {
+			return 0
+		}
+		return st.NextRetryAt.Sub(st.Since)
+	}
+	eventually(t, func() bool { return retryIn(h.Status(g.ID)) >= 640*time.Millisecond }, 20*time.Second,
+		"six drops in a row: 20 ms × 2⁵")
+	sg.SetFaults(ctctest.Faults{})
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+
+	require.NoError(t, h.Runtime.Crash(context.Background(), g.ID))
+	eventually(t, func() bool {
+		st := h.Status(g.ID)
+		return st.Restarts == 1 && st.State == gatewayd.StateAuthenticated
+	}, 10*time.Second, "restarted and logged in")
+	sg.Drop(websocket.CloseGoingAway)
+	var st gatewayd.Status
+	eventually(t, func() bool { st = h.Status(g.ID); return retryIn(st) > 0 }, 10*time.Second, "backing off after the drop")
+	assert.GreaterOrEqual(t, retryIn(st), 640*time.Millisecond, "the earned backoff, not the first step (20–30 ms)")
+}
+
 func TestCrashLoopIsFailedAndConnectBringsItBack(t *testing.T) {
 	cfg := actorstest.FastConfig()
 	cfg.RestartLimit = 2
