@@ -19,15 +19,27 @@ func TestBackoff(t *testing.T) {
 		{3, 0.5, 5 * time.Second}, // +25%
 		{3, 0.999999, 6*time.Second - 4*time.Microsecond},
 		{5, 0, 16 * time.Second},
-		{6, 0, 30 * time.Second}, // capped
-		{6, 0.9, 30 * time.Second},
-		{1000, 0.5, 30 * time.Second}, // no overflow
+		{6, 0, 30 * time.Second},                           // capped
+		{6, 0.9, 30*time.Second - 30*time.Second*225/1000}, // on the cap, jittered below it
+		{1000, 0.5, 30*time.Second - 30*time.Second/8},     // no overflow
 		{0, 0, time.Second},
 	}
 	for _, tc := range cases {
 		got := backoff(tc.attempt, time.Second, 30*time.Second, 2, tc.jitter)
 		assert.InDelta(t, float64(tc.want), float64(got), float64(10*time.Microsecond), "attempt %d jitter %v", tc.attempt, tc.jitter)
 	}
+	// A delay that jitter takes past the cap lands below it instead:
+	// 25 s + 40 % is past 30 s.
+	assert.InDelta(t, float64(30*time.Second*8/10), float64(backoff(2, 25*time.Second/2, 30*time.Second, 2, 0.8)), float64(10*time.Microsecond))
+	// On the cap, retries spread over its last quarter.
+	seen := map[time.Duration]bool{}
+	for _, j := range []float64{0.1, 0.5, 0.9} {
+		d := backoff(50, time.Second, 30*time.Second, 2, j)
+		assert.GreaterOrEqual(t, d, 30*time.Second*3/4)
+		assert.LessOrEqual(t, d, 30*time.Second)
+		seen[d] = true
+	}
+	assert.Len(t, seen, 3, "gateways on the cap do not retry together")
 	// Never below the initial delay, never above the cap.
 	for a := 1; a < 40; a++ {
 		for _, j := range []float64{0, 0.3, 0.99} {
