@@ -534,6 +534,14 @@ func (a *gatewayActor) onFrame(m *frame) {
 		a.onNotification(now, m.msg, m.text)
 		return
 	}
+	if _, login := m.msg.(*ctc.LoginResult); login && a.status.State == gatewayd.StateAuthenticated {
+		// Its type says what it answers, and the one login of this
+		// connection is answered: a gateway that answered it twice had
+		// the second taken for the sensor list's answer, and the real
+		// list for the subscription's (found by an audit, helper 6).
+		a.drop(now, "RTN_LOGIN after the login was answered")
+		return
+	}
 	cmd, ok := a.matcher.Answer()
 	if !ok {
 		a.drop(now, "answer nobody asked for (or too late): "+m.msg.MessageType())

@@ -180,6 +180,31 @@ func TestAuthFailedOutlivesARestart(t *testing.T) {
 	eventually(t, func() bool { _, ok := refused(g.ID); return !ok }, 10*time.Second, "and stays forgotten")
 }
 
+// A second RTN_LOGIN once the login is answered is dropped: its type says
+// what it answers. It was taken for the sensor list's answer, and the
+// real list for the subscription's, so the sensors stayed unknown until
+// the next discovery (found by an audit, helper 6).
+func TestASecondLoginAnswerIsNotTheSensorList(t *testing.T) {
+	h := newHarness(t, actorstest.FastConfig())
+	name := "twice"
+	email, pw := actorstest.Credentials(name)
+	sg := h.Sim.Add(name, ctctest.Config{Email: email, Password: pw})
+	sg.SetFaults(ctctest.Faults{AnswerLoginTwice: true})
+	g, err := h.Store.CreateGateway(context.Background(), store.NewGateway{FactoryID: h.Factory, GatewayID: name, Name: name,
+		URL: sg.URL(), Email: email, Password: pw})
+	require.NoError(t, err)
+	h.Runtime.GatewayStarted(g.Target(pw))
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	want := len(ctctest.DefaultSensors(2))
+	eventually(t, func() bool {
+		got, total, err := h.Store.ListSensors(context.Background(), store.SensorFilter{GatewayID: &g.ID}, store.Page{Limit: 100})
+		require.NoError(t, err)
+		return total == want && len(got) == want
+	}, 3*time.Second, "the first discovery's sensors stored")
+	eventually(t, func() bool { return strings.Contains(h.Logs.String(), "RTN_LOGIN after the login was answered") }, 5*time.Second,
+		"the second answer dropped, and said so")
+}
+
 func TestDisconnectAndConnect(t *testing.T) {
 	h := newHarness(t, actorstest.FastConfig())
 	g, sg := h.Add("dc")

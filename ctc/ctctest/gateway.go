@@ -25,6 +25,8 @@ type Faults struct {
 	RefuseLogins bool `json:"refuse_logins"`
 	// IgnoreLogins never answers POST_LOGIN.
 	IgnoreLogins bool `json:"ignore_logins"`
+	// AnswerLoginTwice sends an accepted login's RTN_LOGIN twice.
+	AnswerLoginTwice bool `json:"answer_login_twice"`
 	// DropAfter closes each new socket this long after it opened.
 	DropAfter time.Duration `json:"drop_after"`
 	// DropCode is the close code DropAfter sends; 0 (or 1005, 1006, 1015,

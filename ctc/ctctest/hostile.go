@@ -32,6 +32,9 @@ func (c *conn) login(f Faults, cfg Config, data json.RawMessage) {
 	c.g.record(func(s *Stats) { s.Logins++ })
 	c.g.server.logins.Add(1)
 	c.reply(ctc.TypeRtnLogin, ctc.LoginResult{Email: ctc.Text(login.Email), First: "Sim", Last: ctc.Text(c.g.name), Success: true, AccessLevel: 1, Verified: true})
+	if f.AnswerLoginTwice {
+		c.reply(ctc.TypeRtnLogin, ctc.LoginResult{Email: ctc.Text(login.Email), Success: true})
+	}
 	if f.OversizeAfterLogin > 0 {
 		// Counted whether or not the write completes: a client that
 		// stops reading at its limit makes it fail.
