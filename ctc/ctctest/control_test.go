@@ -62,7 +62,7 @@ func TestFaultsJSONRoundTrip(t *testing.T) {
 	var back Faults
 	require.NoError(t, json.Unmarshal(b, &back))
 	assert.Equal(t, f, back)
-	assert.Contains(t, string(b), `"drop_after":"3ms"`)
+	assert.Contains(t, string(b), `"drop_after":"4ms"`)
 
 	b, err = json.Marshal(Faults{CaptureDelay: CaptureRealtime})
 	require.NoError(t, err)
