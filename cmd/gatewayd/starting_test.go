@@ -9,7 +9,6 @@ import (
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
 	"github.com/ctcgw/gatewayd/internal/config"
 	"github.com/rs/zerolog"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -298,6 +297,42 @@ func (g *dbGate) cut() {
 	g.conns = nil
 }
 
+// servedBehindAGate serves gatewayd on a database it reaches through a
+// gate (dbURL is the database's own address), with one simulated gateway
+// registered and authenticated.
+func servedBehindAGate(t *testing.T) (first *served, sg *ctctest.Gateway, gate *dbGate, dbURL string) {
+	t.Helper()
+	sim, err := ctctest.NewServer("127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(sim.Close)
+	sg = sim.Add("gw-1", ctctest.Config{Email: "e@example.com", Password: "p"})
+	dbURL = tmpl.New(t)
+	u, err := url.Parse(dbURL)
+	require.NoError(t, err)
+	gate = newDBGate(t, u.Host)
+	gate.open.Store(true)
+	u.Host = gate.ln.Addr().String()
+	first = startServe(t, []string{"DATABASE_URL=" + u.String(), "ENCRYPTION_KEY=" + key, "AUTH_ENABLED=false"})
+	api := fmt.Sprintf("http://127.0.0.1:%d/api", first.port)
+	post := func(path string, body any) map[string]any {
+		raw, _ := json.Marshal(body)
+		res, err := http.Post(api+path, "application/json", bytes.NewReader(raw))
+		require.NoError(t, err)
+		defer res.Body.Close()
+		var m map[string]any
+		require.NoError(t, json.NewDecoder(res.Body).Decode(&m))
+		require.Equal(t, http.StatusCreated, res.StatusCode, "%v", m)
+		return m
+	}
+	org := post("/organizations", map[string]any{"name": "O"})["id"]
+	factory := post("/factories", map[string]any{"organization_id": org, "name": "F"})["id"]
+	post("/gateways", map[string]any{"factory_id": factory, "gateway_id": "gw-1", "name": "gw-1", "url": sg.URL(),
+		"email": "e@example.com", "password": "p"})
+	testutil.Eventually(t, func() bool { s := sg.Stats(); return s.Logins == 1 && s.Open == 1 }, 20*time.Second,
+		"the first process authenticates")
+	return first, sg, gate, dbURL
+}
+
 // The instance lock promises one process per database's gateways ("no
 // second socket to every gateway"). When the running process was cut off
 // from PostgreSQL by a reset, its lock session ended, the standby took the
@@ -309,38 +344,7 @@ func (g *dbGate) cut() {
 // lock session and cannot take the lock again at once.
 func TestStandbyTakeoverDuringRunningProcessesDatabaseOutageOpensNoSecondSocket(t *testing.T) {
 	t.Parallel()
-	sim, err := ctctest.NewServer("127.0.0.1:0")
-	require.NoError(t, err)
-	defer sim.Close()
-	sg := sim.Add("gw-1", ctctest.Config{Email: "e@example.com", Password: "p"})
-
-	dbURL := tmpl.New(t)
-	u, err := url.Parse(dbURL)
-	require.NoError(t, err)
-	gate := newDBGate(t, u.Host)
-	gate.open.Store(true)
-	u.Host = gate.ln.Addr().String()
-
-	first := startServe(t, []string{"DATABASE_URL=" + u.String(), "ENCRYPTION_KEY=" + key, "AUTH_ENABLED=false"})
-	api := fmt.Sprintf("http://127.0.0.1:%d/api", first.port)
-	post := func(path string, body any) map[string]any {
-		raw, _ := json.Marshal(body)
-		res, err := http.Post(api+path, "application/json", bytes.NewReader(raw))
-		require.NoError(t, err)
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		require.Equal(t, http.StatusCreated, res.StatusCode, string(b))
-		var m map[string]any
-		require.NoError(t, json.Unmarshal(b, &m))
-		return m
-	}
-	org := post("/organizations", map[string]any{"name": "O"})["id"]
-	factory := post("/factories", map[string]any{"organization_id": org, "name": "F"})["id"]
-	post("/gateways", map[string]any{"factory_id": factory, "gateway_id": "gw-1", "name": "gw-1", "url": sg.URL(),
-		"email": "e@example.com", "password": "p"})
-	testutil.Eventually(t, func() bool { s := sg.Stats(); return s.Logins == 1 && s.Open == 1 }, 20*time.Second,
-		"the first process authenticates")
-
+	first, sg, gate, dbURL := servedBehindAGate(t)
 	second := startServeUntil(t, logging.APIStarting, []string{"DATABASE_URL=" + dbURL, "ENCRYPTION_KEY=" + key, "AUTH_ENABLED=false"})
 	testutil.Eventually(t, func() bool { return strings.Contains(second.logs.String(), "waiting for it to stop") }, 20*time.Second,
 		"the second waits")
@@ -366,33 +370,7 @@ func TestStandbyTakeoverDuringRunningProcessesDatabaseOutageOpensNoSecondSocket(
 // once the database answers: nobody waits to take them over.
 func TestAloneAProcessRidesOutAnOutage(t *testing.T) {
 	t.Parallel()
-	sim, err := ctctest.NewServer("127.0.0.1:0")
-	require.NoError(t, err)
-	defer sim.Close()
-	sg := sim.Add("gw-1", ctctest.Config{Email: "e@example.com", Password: "p"})
-	dbURL := tmpl.New(t)
-	u, err := url.Parse(dbURL)
-	require.NoError(t, err)
-	gate := newDBGate(t, u.Host)
-	gate.open.Store(true)
-	u.Host = gate.ln.Addr().String()
-	first := startServe(t, []string{"DATABASE_URL=" + u.String(), "ENCRYPTION_KEY=" + key, "AUTH_ENABLED=false"})
-	api := fmt.Sprintf("http://127.0.0.1:%d/api", first.port)
-	post := func(path string, body any) map[string]any {
-		raw, _ := json.Marshal(body)
-		res, err := http.Post(api+path, "application/json", bytes.NewReader(raw))
-		require.NoError(t, err)
-		defer res.Body.Close()
-		var m map[string]any
-		require.NoError(t, json.NewDecoder(res.Body).Decode(&m))
-		require.Equal(t, http.StatusCreated, res.StatusCode, "%v", m)
-		return m
-	}
-	org := post("/organizations", map[string]any{"name": "O"})["id"]
-	factory := post("/factories", map[string]any{"organization_id": org, "name": "F"})["id"]
-	post("/gateways", map[string]any{"factory_id": factory, "gateway_id": "gw-1", "name": "gw-1", "url": sg.URL(),
-		"email": "e@example.com", "password": "p"})
-	testutil.Eventually(t, func() bool { s := sg.Stats(); return s.Logins == 1 && s.Open == 1 }, 20*time.Second, "authenticated")
+	first, sg, gate, _ := servedBehindAGate(t)
 
 	gate.cut()
 	testutil.Eventually(t, func() bool {
