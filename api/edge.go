@@ -208,12 +208,8 @@ func framingConflict(raw []byte) bool {
 	var length []byte
 	hasLength, hasTE := false, false
 	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
+		var line []byte
+		line, raw = cutLine(raw)
 		k, v, ok := bytes.Cut(line, []byte{':'})
 		if !ok {
 			continue
@@ -232,16 +228,20 @@ func framingConflict(raw []byte) bool {
 	return hasLength && hasTE
 }
 
+// cutLine splits the first line off a raw header.
+func cutLine(raw []byte) (line, rest []byte) {
+	if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+		return raw[:i], raw[i+1:]
+	}
+	return raw, nil
+}
+
 // singletons counts the Host and Authorization lines of a raw header:
 // fields a request may carry once only.
 func singletons(raw []byte) (hosts, auths int) {
 	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
+		var line []byte
+		line, raw = cutLine(raw)
 		switch {
 		case len(line) >= 5 && line[4] == ':' && bytes.EqualFold(line[:4], []byte("host")):
 			hosts++
