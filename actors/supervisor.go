@@ -323,7 +323,6 @@ func (s *supervisor) upsert(c actor.Context, t gatewayd.Target) {
 	}
 }
 
-// apply makes the runtime match one gateway's settings.
 // applyRefused starts a gateway whose login was refused before this
 // process as AUTH_FAILED, without trying the login again: as a restarted
 // actor goes on from a crash (goOnFrom), from a status that says so.
@@ -349,6 +348,7 @@ func (s *supervisor) add(c actor.Context, t gatewayd.Target, before *gatewayd.St
 	s.spawn(c, rec)
 }
 
+// apply makes the runtime match one gateway's settings.
 func (s *supervisor) apply(c actor.Context, t gatewayd.Target) {
 	rec := s.records[t.ID]
 	if rec == nil {
