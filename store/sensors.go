@@ -202,19 +202,28 @@ func (s *Store) MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) (
 		return err
 	}
 	b := &pgx.Batch{}
-	b.Queue(`
+	// Two statements: the entries that name their sensor take that name
+	// (unless an operator set one), and those that name none keep the
+	// stored one (a new sensor gets "Sensor <serial>"). One statement
+	// told them apart by the placeholder text, and a gateway's rename to
+	// exactly that text was taken for no name and lost (found by an
+	// audit, helper 8).
+	for _, named := range []bool{true, false} {
+		rule := "CASE WHEN s.name_set THEN s.name ELSE EXCLUDED.name END"
+		if !named {
+			rule = "s.name"
+		}
+		b.Queue(`
 		INSERT INTO sensors AS s (gateway_id, serial, name, part_number, read_rate_hz, samples, connected, first_seen_at, last_seen_at)
 		SELECT i.gw, i.serial, CASE WHEN i.name = '' THEN 'Sensor ' || i.serial ELSE i.name END, NULLIF(i.part, ''),
 			i.rate, i.samples, i.connected, i.at, i.at
 		FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::float8[], $6::int4[], $7::bool[], $8::timestamptz[])
 			AS i(gw, serial, name, part, rate, samples, connected, at)
 		JOIN gateways g ON g.id = i.gw AND g.deleted_at IS NULL
+		WHERE (i.name <> '') = $9
 		ORDER BY i.gw, i.serial
 		ON CONFLICT (gateway_id, serial) WHERE deleted_at IS NULL DO UPDATE SET
-			-- An operator's name stays, and so does any name when the
-			-- gateway reports none (the placeholder).
-			name         = CASE WHEN s.name_set OR EXCLUDED.name = 'Sensor ' || EXCLUDED.serial
-			                    THEN s.name ELSE EXCLUDED.name END,
+			name         = `+rule+`,
 			part_number  = COALESCE(EXCLUDED.part_number, s.part_number),
 			-- A rate or count the gateway did not report (or that no
 			-- column holds) leaves the stored one.
@@ -224,7 +233,8 @@ func (s *Store) MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) (
 			last_seen_at = GREATEST(s.last_seen_at, EXCLUDED.last_seen_at)
 		RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id),
 			s.xmax = 0 OR s.updated_at = now() AS changed`,
-		sensorGW, serials, names, parts, rates, samples, connected, sensorAt).Query(collect)
+			sensorGW, serials, names, parts, rates, samples, connected, sensorAt, named).Query(collect)
+	}
 	b.Queue(`
 		UPDATE sensors s SET connected = false
 		FROM unnest($1::uuid[], $2::timestamptz[]) AS d(gw, at)

@@ -303,3 +303,25 @@ func raceADelete(t *testing.T, write func(ctx context.Context, s *store.Store, g
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM sensors WHERE gateway_id = $1 AND deleted_at IS NULL`, g.ID).Scan(&live))
 	assert.Zero(t, live, "no live sensor under a deleted gateway")
 }
+
+// API.md §7: known serials are updated, "the name unless one was set
+// through the API". A gateway that renames a sensor to text that happens
+// to equal gatewayd's placeholder ("Sensor <serial>", e.g. back to a
+// firmware default) is a rename like any other; only an entry without a
+// name should keep the stored one.
+func TestDiscoveryTakesARenameToThePlaceholderText(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "P1"))
+	require.NoError(t, err)
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{
+		{GatewayID: g.ID, At: t0, Sensors: []gatewayd.SensorReport{report(5, "Press")}}})))
+	require.Equal(t, "Press", sensorsBySerial(t, s, g.ID)[5].Name)
+
+	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{
+		{GatewayID: g.ID, At: t0.Add(time.Minute), Sensors: []gatewayd.SensorReport{report(5, "Sensor 5")}}})))
+	assert.Equal(t, "Sensor 5", sensorsBySerial(t, s, g.ID)[5].Name,
+		"the gateway renamed the sensor and no name was set through the API")
+}
