@@ -173,7 +173,16 @@ function signIn(problem) {
     w.resolve();
   };
   // Escape must not leave requests hanging: the dialog stays until a token is given.
+  // Chromium lets a page refuse only one Escape without a user gesture (a
+  // key press is none), so a second one closed it and the page hung: a
+  // dialog closed while requests still wait opens again.
   dialog.oncancel = ev => ev.preventDefault();
+  dialog.onclose = () => {
+    if (waiting && waiting.promise === promise) {
+      dialog.showModal();
+      input.focus();
+    }
+  };
   if (!dialog.open) dialog.showModal();
   input.focus();
   return promise;

@@ -228,6 +228,29 @@ export function overview(main, q, scope) {
   };
   measure();
 
+  // Tab through the list goes gateway by gateway: the rows are reused as
+  // the page scrolls to a focused link, so the browser's own Tab order
+  // skipped gateways, more and more, and left the list long before its
+  // end (found by an audit, helper 7). Tab and Shift+Tab on a row's link
+  // move to the next or previous gateway, scrolled into view; past the
+  // ends, the browser's order takes over.
+  rowsBox.addEventListener('keydown', ev => {
+    if (ev.key !== 'Tab' || ev.altKey || ev.ctrlKey || ev.metaKey) return;
+    const k = rows.findIndex(r => r.parts.a === ev.target);
+    if (k < 0) return;
+    const next = first + k + (ev.shiftKey ? -1 : 1);
+    if (next < 0 || next >= view.length) return;
+    ev.preventDefault();
+    if (listTop === null) listTop = list.getBoundingClientRect().top + window.scrollY;
+    const y = listTop + next * rowH; // the row's document y
+    if (y < window.scrollY) window.scrollTo(0, y);
+    else if (y + rowH > window.scrollY + window.innerHeight) window.scrollTo(0, y + rowH - window.innerHeight);
+    sy = window.scrollY;
+    render(false);
+    const row = rows.find(r => r.gid === view[next].id);
+    row?.parts.a.focus({preventScroll: true});
+  });
+
   let scrollFrame = 0;
   const onScroll = () => {
     sy = window.scrollY;

@@ -100,12 +100,21 @@ export const RES = {
     parent: {param: 'factory_id', kind: 'factories', label: 'Factory'},
     fields: () => [],
     columns: [['Serial', s => link('/sensors/' + s.id, String(s.serial))], ['Name', s => s.name],
-      ['Gateway', s => link('/gateways/' + s.gateway_id, fleet.byId.get(s.gateway_id)?.name || 'gateway')],
+      ['Gateway', s => gatewayName(s.gateway_id)],
       ['Connected', s => s.connected ? 'yes' : 'no'],
       ['Temperature', s => s.last_temperature_c == null ? '—' : fmtNum(s.last_temperature_c, 1) + ' °C'],
       ['Schedule', s => s.reading_interval || 'off']],
   },
 };
+
+// gatewayName links a gateway by its name from the fleet, which may
+// arrive after the list: resourceList names it then (opened directly,
+// #/sensors said "gateway" in every row for good).
+function gatewayName(id) {
+  const a = link('/gateways/' + id, fleet.byId.get(id)?.name || 'gateway');
+  a.dataset.gatewayName = id;
+  return a;
+}
 
 // stateBadge is a gateway's live state in a list: resourceList keeps it
 // current as the event stream changes the fleet.
@@ -202,6 +211,14 @@ export function resourceList(main, kind, q, scope) {
       // Live, as on the fleet page: a state change repaints the badges.
       scope.add(subscribe(() => {
         for (const el of body.querySelectorAll('.badge[data-gateway]')) setBadge(el, fleet.byId.get(el.dataset.gateway)?.state);
+      }));
+    }
+    if (kind === 'sensors') {
+      scope.add(subscribe(() => {
+        for (const el of body.querySelectorAll('a[data-gateway-name]')) {
+          const name = fleet.byId.get(el.dataset.gatewayName)?.name;
+          if (name && el.textContent !== name) el.textContent = name;
+        }
       }));
     }
     const pg = pager(page.pagination, o => nav({offset: o ? String(o) : ''}));

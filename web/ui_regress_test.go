@@ -1,0 +1,94 @@
+package web_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"github.com/stretchr/testify/assert"
+
+	"github.com/ctcgw/gatewayd/actors/actorstest"
+	"github.com/ctcgw/gatewayd/api"
+	"github.com/ctcgw/gatewayd/internal/testutil"
+)
+
+// The sign-in dialog must not be dismissed with Escape (api.js: "Escape
+// must not leave requests hanging: the dialog stays until a token is
+// given"). Chromium lets a cancel event be prevented only after a user
+// activation, and a key press of Escape is none: two presses close the
+// dialog anyway, and every request waiting for a token hangs, with no way
+// back but a reload. (Found by an audit, helper 7, whose tests these
+// are.)
+func TestUISignInSurvivesEscape(t *testing.T) {
+	h := harness(t, actorstest.FastConfig())
+	base := serve(t, h, func(o *api.Options) { o.AuthEnabled = true })
+
+	b := newBrowser(t)
+	b.do("open the UI", chromedp.Navigate(base+"/"))
+	b.wait("the sign-in dialog", `document.querySelector('#signin')?.open`)
+	b.do("Escape, twice", chromedp.KeyEvent(kb.Escape), chromedp.KeyEvent(kb.Escape))
+	// Whatever the browser did with the key presses, a way to sign in must remain.
+	b.do("go to the organizations", chromedp.Navigate(base+"/#/organizations"))
+	b.wait("the sign-in dialog, still or again", `document.querySelector('#signin')?.open`, 5*time.Second)
+}
+
+// #/sensors names each sensor's gateway. Opened directly (a reload, a
+// bookmark), the list arrives before the fleet's statuses, from which the
+// column takes the name, and is never drawn again: every row says
+// "gateway".
+func TestUISensorListNamesGateways(t *testing.T) {
+	h := harness(t, actorstest.FastConfig())
+	base := serve(t, h)
+	h.AddAuthenticated("line", 1)
+	testutil.Eventually(t, func() bool {
+		res, err := http.Get(base + "/api/sensors")
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		var page struct{ Data []any }
+		return json.NewDecoder(res.Body).Decode(&page) == nil && len(page.Data) == 2
+	}, 10*time.Second, "the gateway's sensors discovered")
+
+	b := newBrowser(t)
+	b.do("open the sensors", chromedp.Navigate(base+"/#/sensors"))
+	b.wait("the sensors listed", `document.querySelectorAll('main tbody tr').length === 2`)
+	b.wait("the gateway's name in each row",
+		`[...document.querySelectorAll('main tbody tr')].every(r => r.cells[2].textContent === 'line-0')`, 5*time.Second)
+}
+
+// The fleet list is virtual, but a keyboard user must still reach every
+// gateway with Tab, in order (README: "Keyboard: real links and buttons").
+// The rows are reused as the page scrolls to the focused link, so the
+// focused element shows another gateway: Tab skips gateways, more and
+// more, and leaves the list long before its end.
+func TestUIFleetTabReachesEveryGateway(t *testing.T) {
+	h := harness(t, actorstest.FastConfig())
+	base := serve(t, h)
+	const n = 80
+	for i := range n {
+		h.Add(fmt.Sprintf("gw-%02d", i))
+	}
+	b := newBrowser(t)
+	b.do("open the overview", chromedp.Navigate(base+"/"))
+	b.wait("the fleet", fmt.Sprintf(`document.querySelector('#shown')?.textContent === 'Showing %d of %d gateways'`, n, n))
+	b.do("focus the search", chromedp.Focus(chromedp.CSS(`#f-q`)))
+	var got []string
+	for range n + 1 {
+		b.do("tab", chromedp.KeyEvent(kb.Tab))
+		eval[bool](b, `new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`)
+		if !eval[bool](b, `document.activeElement?.classList.contains('row-name')`) {
+			break
+		}
+		got = append(got, eval[string](b, `document.activeElement.textContent`))
+	}
+	want := make([]string, n)
+	for i := range want {
+		want[i] = fmt.Sprintf("gw-%02d", i)
+	}
+	assert.Equal(t, want, got, "Tab visits every gateway of the list, in order")
+}
