@@ -1,8 +1,11 @@
 package web_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/ctcgw/gatewayd/store"
+	"github.com/stretchr/testify/require"
 	"net/http"
 	"testing"
 	"time"
@@ -91,4 +94,31 @@ func TestUIFleetTabReachesEveryGateway(t *testing.T) {
 		want[i] = fmt.Sprintf("gw-%02d", i)
 	}
 	assert.Equal(t, want, got, "Tab visits every gateway of the list, in order")
+}
+
+// Deleting an organization deletes its factories: the factory lists the
+// page keeps (a create form's select, a filter) drop them at once. They
+// stayed until a reload, and creating in one was refused 422 (found by an
+// audit, helper 7).
+func TestUIDeletedOrganizationsFactoriesLeaveTheLists(t *testing.T) {
+	h := harness(t, actorstest.FastConfig())
+	base := serve(t, h)
+	ctx := context.Background()
+	org, err := h.Store.CreateOrganization(ctx, "Doomed Org", nil)
+	require.NoError(t, err)
+	_, err = h.Store.CreateFactory(ctx, store.NewFactory{OrganizationID: org.ID, Name: "Doomed Factory"})
+	require.NoError(t, err)
+	hasDoomed := `[...document.querySelectorAll('main select option')].some(o => o.textContent === 'Doomed Factory')`
+
+	b := newBrowser(t)
+	b.do("open the equipment form", chromedp.Navigate(base+"/#/equipment?new=1"))
+	b.wait("the doomed factory offered", hasDoomed)
+	b.do("open the organization", chromedp.Evaluate[chromedp.Void](`location.hash = '#/organizations/`+org.ID.String()+`'`))
+	b.wait("its page", `document.querySelector('main h1')?.textContent === 'Doomed Org' && document.querySelector('.panel-danger .btn-danger')`)
+	b.do("delete", chromedp.Click(chromedp.CSS(`.panel-danger .btn-danger`)))
+	b.do("confirm", chromedp.Click(chromedp.CSS(`.panel-danger .confirm .btn-danger`)))
+	b.wait("the organization list", `location.hash === '#/organizations'`)
+	b.do("the equipment form again", chromedp.Evaluate[chromedp.Void](`location.hash = '#/equipment?new=1'`))
+	b.wait("the form's factories", `document.querySelectorAll('main select option').length > 0`)
+	assert.False(t, eval[bool](b, hasDoomed), "a deleted factory is still offered")
 }

@@ -9,6 +9,10 @@ import {fleet, subscribe} from './live.js';
 
 const PAGE = 20;
 
+// cascades: what a delete of each kind removes with it (API.md §2).
+const cascades = {organizations: ['factories', 'gateways', 'equipment', 'sensors'], factories: ['gateways', 'equipment', 'sensors'],
+  gateways: ['sensors']};
+
 // Names of parents, for the lists' columns and the forms' selects.
 export const names = {
   cache: new Map(),
@@ -22,7 +26,12 @@ export const names = {
     }
     return this.cache.get(kind);
   },
-  forget(kind) { this.cache.delete(kind); },
+  // forget drops a kind's names, and those of the kinds deleted with it
+  // (an organization's factories stayed in every factory list until a
+  // reload: found by an audit, helper 7).
+  forget(kind) {
+    for (const k of [kind, ...(cascades[kind] || [])]) this.cache.delete(k);
+  },
   async map(kind) { return new Map((await this.all(kind)).map(x => [x.id, x.name])); },
   async options(kind, none) {
     const items = await this.all(kind);
