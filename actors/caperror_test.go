@@ -46,3 +46,13 @@ func TestTokenBucket(t *testing.T) {
 	assert.True(t, b.take(20, now.Add(time.Hour)), "never above the burst")
 	assert.False(t, b.take(1, now.Add(time.Hour)))
 }
+
+// A gateway's number in a string is read as ctc.Text reads numbers:
+// decimal only.
+func TestNumberIsDecimalOnly(t *testing.T) {
+	for in, want := range map[any]bool{21.5: true, "21.5": true, " -3 ": true, "0x1p3": false, "1_0": false, "NaN": false,
+		"Inf": false, "": false, true: false, nil: false} {
+		_, ok := number(in)
+		assert.Equal(t, want, ok, "%#v", in)
+	}
+}

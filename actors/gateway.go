@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -599,8 +598,11 @@ func number(v any) (float64, bool) {
 	case float64:
 		f = x
 	case string:
-		var err error
-		if f, err = strconv.ParseFloat(strings.TrimSpace(x), 64); err != nil {
+		// As every number from a gateway is read (ctc.Text): no hex, no
+		// underscores, which strconv takes ("0x1p3" was 8 °C; found by an
+		// audit, helper 8).
+		var ok bool
+		if f, ok = ctc.Text(x).Float(); !ok {
 			return 0, false
 		}
 	default:
