@@ -26,22 +26,12 @@ import (
 // helper 4, whose test this is).
 func TestRevokedStreamEndsWithinTTLWhenARequestRefreshedTheCache(t *testing.T) {
 	t.Parallel()
-	h := actorstest.New(t, tmpl, actorstest.FastConfig())
 	ttl := 2 * time.Second
-	app := api.New(h.Store, h.Runtime, h.Log, api.Options{AuthEnabled: true, TokenCacheTTL: ttl, Telemetry: h.Telemetry})
-	base := serveOn(t, app, h.Telemetry.Events)
+	h, base := authServer(t, ttl)
 	ctx := context.Background()
 	tok, text, err := h.Store.CreateToken(ctx, "ui", gatewayd.RoleViewer, nil)
 	require.NoError(t, err)
-	hash := sha256.Sum256([]byte(text))
-	lastUsed := func() time.Time {
-		x, err := h.Store.TokenByHash(ctx, hash[:])
-		require.NoError(t, err)
-		if x.LastUsedAt == nil {
-			return time.Time{}
-		}
-		return *x.LastUsedAt
-	}
+	lastUsed := func() time.Time { return lastUsedOf(t, h, text) }
 	get := func() int {
 		req, err := http.NewRequest("GET", base+"/api/gateways/status", nil)
 		require.NoError(t, err)
@@ -81,4 +71,26 @@ func TestRevokedStreamEndsWithinTTLWhenARequestRefreshedTheCache(t *testing.T) {
 	took := time.Since(revokedAt)
 	t.Logf("stream ended %s after the revocation (ttl %s)", took.Round(time.Millisecond), ttl)
 	require.Less(t, took, ttl+ttl/2, "a revoked token's stream must end within the token ttl (API.md §10: within 5 s)")
+}
+
+// authServer serves the API of a live runtime with access control on and
+// a token cache of ttl.
+func authServer(t *testing.T, ttl time.Duration) (*actorstest.Harness, string) {
+	t.Helper()
+	h := actorstest.New(t, tmpl, actorstest.FastConfig())
+	app := api.New(h.Store, h.Runtime, h.Log, api.Options{AuthEnabled: true, TokenCacheTTL: ttl, Telemetry: h.Telemetry})
+	return h, serveOn(t, app, h.Telemetry.Events)
+}
+
+// lastUsedOf is the last_used_at of the token whose secret is text (zero
+// when never used).
+func lastUsedOf(t *testing.T, h *actorstest.Harness, text string) time.Time {
+	t.Helper()
+	hash := sha256.Sum256([]byte(text))
+	tok, err := h.Store.TokenByHash(context.Background(), hash[:])
+	require.NoError(t, err)
+	if tok.LastUsedAt == nil {
+		return time.Time{}
+	}
+	return *tok.LastUsedAt
 }

@@ -3,7 +3,6 @@ package api_test
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -444,21 +443,17 @@ func TestRefusedRequestsAreCounted(t *testing.T) {
 // recheck refreshed answered the next) ended the stream two ttl later.
 func TestRevokedTokenEndsItsEventStream(t *testing.T) {
 	t.Parallel()
-	h := actorstest.New(t, tmpl, actorstest.FastConfig())
 	ttl := 1500 * time.Millisecond
-	app := api.New(h.Store, h.Runtime, h.Log, api.Options{AuthEnabled: true, TokenCacheTTL: ttl, Telemetry: h.Telemetry})
-	base := serveOn(t, app, h.Telemetry.Events)
+	h, base := authServer(t, ttl)
 	ctx := context.Background()
 	gone, goneText, err := h.Store.CreateToken(ctx, "gone", gatewayd.RoleViewer, nil)
 	require.NoError(t, err)
 	_, stayText, err := h.Store.CreateToken(ctx, "stay", gatewayd.RoleViewer, nil)
 	require.NoError(t, err)
-	goneHash := sha256.Sum256([]byte(goneText))
 	lastUsed := func() time.Time {
-		tok, err := h.Store.TokenByHash(ctx, goneHash[:])
-		require.NoError(t, err)
-		require.NotNil(t, tok.LastUsedAt)
-		return *tok.LastUsedAt
+		at := lastUsedOf(t, h, goneText)
+		require.False(t, at.IsZero(), "used")
+		return at
 	}
 	revoked, stopRevoked := subscribe(t, base, "", "Authorization", "Bearer "+goneText)
 	defer stopRevoked()
