@@ -389,6 +389,14 @@ func TestSensorEventsFromTheAPIsOwnChanges(t *testing.T) {
 	pump := sensors[10001]["id"].(string)
 	require.Equal(t, 200, e.do("PUT", "/api/sensors/"+pump, map[string]any{"equipment_id": eq}).status)
 	next(t, ch, sensorEvent(pump), "sensor.updated for the assignment")
+	// A PUT that changes nothing announces nothing (found by an audit,
+	// helper 8): the next sensor event is the other sensor's.
+	require.Equal(t, 200, e.do("PUT", "/api/sensors/"+pump, map[string]any{"equipment_id": eq}).status)
+	require.Equal(t, 200, e.do("PUT", "/api/sensors/"+pump, map[string]any{}).status)
+	fan := sensors[10002]["id"].(string)
+	require.Equal(t, 200, e.do("PUT", "/api/sensors/"+fan, map[string]any{"metadata": map[string]any{"mark": 1}}).status)
+	ev = next(t, ch, func(ev sse) bool { return ev.Event == "sensor.updated" }, "the next sensor event")
+	assert.Equal(t, fan, ev.Data["id"], "no event for the PUTs that changed nothing")
 	require.Equal(t, 204, e.do("DELETE", "/api/equipment/"+eq, nil).status)
 	next(t, ch, sensorEvent(pump), "sensor.updated for the unassignment")
 }

@@ -36,11 +36,24 @@ const sensorColumns = `id, gateway_id, serial, name, part_number, read_rate_hz, 
 	reading_interval, last_temperature_c, last_temperature_at, first_seen_at, last_seen_at, metadata, created_at, updated_at`
 
 func scanSensor(row pgx.CollectableRow) (gatewayd.Sensor, error) {
+	return scanSensorAnd(row)
+}
+
+// scanSensorAnd scans sensorColumns and then extra.
+func scanSensorAnd(row pgx.CollectableRow, extra ...any) (gatewayd.Sensor, error) {
 	var s gatewayd.Sensor
-	err := row.Scan(&s.ID, &s.GatewayID, &s.Serial, &s.Name, &s.PartNumber, &s.ReadRateHz, &s.Samples, &s.Connected,
+	dest := append([]any{&s.ID, &s.GatewayID, &s.Serial, &s.Name, &s.PartNumber, &s.ReadRateHz, &s.Samples, &s.Connected,
 		&s.EquipmentID, &s.ReadingInterval, &s.LastTemperatureC, &s.LastTemperatureAt, &s.FirstSeenAt, &s.LastSeenAt,
-		&s.Metadata, &s.CreatedAt, &s.UpdatedAt)
+		&s.Metadata, &s.CreatedAt, &s.UpdatedAt}, extra...)
+	err := row.Scan(dest...)
 	return s, err
+}
+
+// SensorUpdate is a sensor after an update, and whether the update changed
+// it (a PUT of what it already had changes nothing, and announces nothing).
+type SensorUpdate struct {
+	gatewayd.Sensor
+	Changed bool
 }
 
 // GetSensor returns a non-deleted sensor or ErrNotFound.
@@ -111,12 +124,12 @@ func (s *Store) GatewaySensors(ctx context.Context, gatewayID uuid.UUID) ([]gate
 // UpdateSensor changes the set fields. A name set here is kept by later
 // discoveries. Equipment must belong to the factory of the sensor's
 // gateway, else ErrInvalidReference (equipment_id).
-func (s *Store) UpdateSensor(ctx context.Context, id uuid.UUID, p SensorPatch) (gatewayd.Sensor, error) {
+func (s *Store) UpdateSensor(ctx context.Context, id uuid.UUID, p SensorPatch) (SensorUpdate, error) {
 	var meta json.RawMessage
 	if p.Metadata.Set {
 		meta = metadataOrEmpty(p.Metadata.Value)
 	}
-	var out gatewayd.Sensor
+	var out SensorUpdate
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if p.EquipmentID.Set && p.EquipmentID.Value != nil {
 			// The equipment row is share-locked so a concurrent delete
@@ -145,15 +158,18 @@ func (s *Store) UpdateSensor(ctx context.Context, id uuid.UUID, p SensorPatch) (
 				reading_interval = CASE WHEN $6 THEN $7::interval ELSE reading_interval END,
 				metadata         = CASE WHEN $8 THEN $9::jsonb ELSE metadata END
 			WHERE id = $1 AND deleted_at IS NULL
-			RETURNING `+sensorColumns,
+			-- The trigger moves updated_at only when a column changed.
+			RETURNING `+sensorColumns+`, updated_at = now()`,
 			id, p.Name.Set, p.Name.Value, p.EquipmentID.Set, p.EquipmentID.Value, p.ReadingInterval.Set, p.ReadingInterval.Value,
 			p.Metadata.Set, meta)
 		var err error
-		out, err = pgx.CollectExactlyOneRow(rows, scanSensor)
+		out.Sensor, err = pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (gatewayd.Sensor, error) {
+			return scanSensorAnd(row, &out.Changed)
+		})
 		return err
 	})
 	if err != nil {
-		return gatewayd.Sensor{}, fmt.Errorf("update sensor: %w", classify(err))
+		return SensorUpdate{}, fmt.Errorf("update sensor: %w", classify(err))
 	}
 	return out, nil
 }
