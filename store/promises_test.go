@@ -183,11 +183,8 @@ func TestDeletingEquipmentReportsOnlyLiveSensors(t *testing.T) {
 // desired state cannot be stored.
 func TestDesiredStateOfADeletedGatewayIsNotFound(t *testing.T) {
 	ctx := context.Background()
-	s, _ := newStore(t)
-	fx := setup(t, s)
-	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "GONE"))
-	require.NoError(t, err)
-	_, err = s.DeleteGateway(ctx, g.ID)
+	s, _, _, g := withGateway(t, "GONE")
+	_, err := s.DeleteGateway(ctx, g.ID)
 	require.NoError(t, err)
 	_, err = s.SetDesiredState(ctx, g.ID, gatewayd.DesiredDisconnected)
 	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
@@ -286,10 +283,7 @@ func TestSensorListFactoryFilter(t *testing.T) {
 // placeholder, "Sensor <serial>", is what a new sensor gets).
 func TestDiscoveryWithoutANameKeepsTheGatewaysEarlierName(t *testing.T) {
 	ctx := context.Background()
-	s, _ := newStore(t)
-	fx := setup(t, s)
-	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "NAMES"))
-	require.NoError(t, err)
+	s, _, _, g := withGateway(t, "NAMES")
 	t0 := time.Now().UTC().Truncate(time.Millisecond)
 	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t0,
 		Sensors: []gatewayd.SensorReport{report(1, "Pump A")}}})))
@@ -302,10 +296,7 @@ func TestDiscoveryWithoutANameKeepsTheGatewaysEarlierName(t *testing.T) {
 // a sample count does.
 func TestDiscoveryWithoutAPartNumberKeepsTheStoredOne(t *testing.T) {
 	ctx := context.Background()
-	s, _ := newStore(t)
-	fx := setup(t, s)
-	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "PARTS"))
-	require.NoError(t, err)
+	s, _, _, g := withGateway(t, "PARTS")
 	t0 := time.Now().UTC().Truncate(time.Millisecond)
 	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t0,
 		Sensors: []gatewayd.SensorReport{report(1, "A")}}})))
@@ -322,10 +313,7 @@ func TestDiscoveryWithoutAPartNumberKeepsTheStoredOne(t *testing.T) {
 // gateways are batched) does not move a sensor's last_seen_at back.
 func TestDiscoveryNeverMovesLastSeenBack(t *testing.T) {
 	ctx := context.Background()
-	s, _ := newStore(t)
-	fx := setup(t, s)
-	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "SEEN"))
-	require.NoError(t, err)
+	s, _, _, g := withGateway(t, "SEEN")
 	t1 := time.Now().UTC().Truncate(time.Millisecond)
 	t0 := t1.Add(-time.Minute)
 	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t1,
@@ -341,10 +329,7 @@ func TestDiscoveryNeverMovesLastSeenBack(t *testing.T) {
 // though its last_seen_at moves.
 func TestRediscoveringAnUnchangedSensorIsNoChange(t *testing.T) {
 	ctx := context.Background()
-	s, _ := newStore(t)
-	fx := setup(t, s)
-	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "SAME"))
-	require.NoError(t, err)
+	s, _, _, g := withGateway(t, "SAME")
 	t0 := time.Now().UTC().Truncate(time.Millisecond)
 	changed, err := s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t0,
 		Sensors: []gatewayd.SensorReport{report(1, "A")}}})
@@ -361,10 +346,7 @@ func TestRediscoveringAnUnchangedSensorIsNoChange(t *testing.T) {
 // disconnected; missing again, it is no change.
 func TestASensorAlreadyDisconnectedIsNoChange(t *testing.T) {
 	ctx := context.Background()
-	s, _ := newStore(t)
-	fx := setup(t, s)
-	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "GONE"))
-	require.NoError(t, err)
+	s, _, _, g := withGateway(t, "GONE")
 	t0 := time.Now().UTC().Truncate(time.Millisecond)
 	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t0,
 		Sensors: []gatewayd.SensorReport{report(1, "A")}}})))
@@ -401,11 +383,8 @@ func TestADeletedSensorListsNoReadings(t *testing.T) {
 // deletion writes nothing to the deleted row.
 func TestMarkSeenLeavesDeletedGatewaysAlone(t *testing.T) {
 	ctx := context.Background()
-	s, pool := newStore(t)
-	fx := setup(t, s)
-	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "SEEN-LATE"))
-	require.NoError(t, err)
-	_, err = s.DeleteGateway(ctx, g.ID)
+	s, pool, _, g := withGateway(t, "SEEN-LATE")
+	_, err := s.DeleteGateway(ctx, g.ID)
 	require.NoError(t, err)
 	require.NoError(t, s.MarkSeen(ctx, map[uuid.UUID]time.Time{g.ID: time.Now()}))
 	var seen *time.Time
@@ -457,10 +436,7 @@ func TestSharedFactoryUpdateKeepsTheUnsetLocation(t *testing.T) {
 // back.
 func TestTemperatureNeverMovesLastSeenBack(t *testing.T) {
 	ctx := context.Background()
-	s, _ := newStore(t)
-	fx := setup(t, s)
-	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "TEMP-SEEN"))
-	require.NoError(t, err)
+	s, _, _, g := withGateway(t, "TEMP-SEEN")
 	t1 := time.Now().UTC().Truncate(time.Millisecond)
 	require.NoError(t, errOf(s.RecordTemperatures(ctx, []gatewayd.Temperature{{GatewayID: g.ID, Serial: 1, Celsius: 20, At: t1}})))
 	require.NoError(t, errOf(s.RecordTemperatures(ctx, []gatewayd.Temperature{
@@ -476,11 +452,8 @@ func TestTemperatureNeverMovesLastSeenBack(t *testing.T) {
 // (which would publish sensor.updated for a deleted gateway).
 func TestDiscoveryOfADeletedGatewayReportsNothing(t *testing.T) {
 	ctx := context.Background()
-	s, pool := newStore(t)
-	fx := setup(t, s)
-	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "DELETED-DISCOVERY"))
-	require.NoError(t, err)
-	_, err = s.DeleteGateway(ctx, g.ID)
+	s, pool, _, g := withGateway(t, "DELETED-DISCOVERY")
+	_, err := s.DeleteGateway(ctx, g.ID)
 	require.NoError(t, err)
 	changed, err := s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: time.Now(),
 		Sensors: []gatewayd.SensorReport{report(1, "A"), report(2, "B")}}})

@@ -19,10 +19,7 @@ import (
 func readingFixture(t *testing.T) (*store.Store, *pgxpool.Pool, gatewayd.Gateway, gatewayd.Sensor) {
 	t.Helper()
 	ctx := context.Background()
-	s, pool := newStore(t)
-	fx := setup(t, s)
-	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "R1"))
-	require.NoError(t, err)
+	s, pool, _, g := withGateway(t, "R1")
 	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: time.Now(),
 		Sensors: []gatewayd.SensorReport{report(7, "Seven")}}})))
 	return s, pool, g, sensorsBySerial(t, s, g.ID)[7]

@@ -32,10 +32,7 @@ func sensorsBySerial(t *testing.T, s *store.Store, gw uuid.UUID) map[int64]gatew
 
 func TestDiscoveryMergeRules(t *testing.T) {
 	ctx := context.Background()
-	s, _ := newStore(t)
-	fx := setup(t, s)
-	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "S1"))
-	require.NoError(t, err)
+	s, _, fx, g := withGateway(t, "S1")
 	other, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "S2"))
 	require.NoError(t, err)
 	t0 := time.Now().UTC().Truncate(time.Millisecond)
@@ -115,10 +112,7 @@ func TestDiscoveryMergeRules(t *testing.T) {
 
 func TestTemperaturesInsertUnknownSerials(t *testing.T) {
 	ctx := context.Background()
-	s, _ := newStore(t)
-	fx := setup(t, s)
-	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "T1"))
-	require.NoError(t, err)
+	s, _, _, g := withGateway(t, "T1")
 	t0 := time.Now().UTC().Truncate(time.Millisecond)
 	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t0, Sensors: []gatewayd.SensorReport{report(1, "A")}}})))
 	before := sensorsBySerial(t, s, g.ID)[1]
@@ -158,10 +152,7 @@ func TestTemperaturesInsertUnknownSerials(t *testing.T) {
 
 func TestEquipmentAssignmentAndCascades(t *testing.T) {
 	ctx := context.Background()
-	s, _ := newStore(t)
-	fx := setup(t, s)
-	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "E1"))
-	require.NoError(t, err)
+	s, _, fx, g := withGateway(t, "E1")
 	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: time.Now(),
 		Sensors: []gatewayd.SensorReport{report(1, "A"), report(2, "B")}}})))
 	sensors := sensorsBySerial(t, s, g.ID)
@@ -255,10 +246,7 @@ func TestTemperatureRacingADeleteLeavesNoLiveSensor(t *testing.T) {
 // live sensor is left under the deleted gateway.
 func raceADelete(t *testing.T, write func(ctx context.Context, s *store.Store, gw uuid.UUID) error) {
 	ctx := context.Background()
-	s, pool := newStore(t)
-	fx := setup(t, s)
-	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "doomed"))
-	require.NoError(t, err)
+	s, pool, _, g := withGateway(t, "doomed")
 
 	holder, err := pool.Begin(ctx)
 	require.NoError(t, err)
@@ -311,10 +299,7 @@ func raceADelete(t *testing.T, write func(ctx context.Context, s *store.Store, g
 // name should keep the stored one.
 func TestDiscoveryTakesARenameToThePlaceholderText(t *testing.T) {
 	ctx := context.Background()
-	s, _ := newStore(t)
-	fx := setup(t, s)
-	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "P1"))
-	require.NoError(t, err)
+	s, _, _, g := withGateway(t, "P1")
 	t0 := time.Now().UTC().Truncate(time.Millisecond)
 	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{
 		{GatewayID: g.ID, At: t0, Sensors: []gatewayd.SensorReport{report(5, "Press")}}})))

@@ -54,6 +54,17 @@ func setup(t *testing.T, s *store.Store) fixture {
 	return fixture{org, f}
 }
 
+// withGateway is a test's store (newStore) with its fixture (setup) and
+// one gateway of gateway_id gid.
+func withGateway(t *testing.T, gid string) (*store.Store, *pgxpool.Pool, fixture, gatewayd.Gateway) {
+	t.Helper()
+	s, pool := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(context.Background(), newGateway(fx.factory.ID, gid))
+	require.NoError(t, err)
+	return s, pool, fx, g
+}
+
 func newGateway(factory uuid.UUID, gid string) store.NewGateway {
 	return store.NewGateway{FactoryID: factory, GatewayID: gid, Name: "GW " + gid, URL: "ws://127.0.0.1:1/gw/" + gid,
 		Email: "ops@example.com", Password: "s3cret-" + gid}
@@ -303,11 +314,8 @@ func TestGatewayLifecycle(t *testing.T) {
 
 func TestGatewayIDConflictAndReuse(t *testing.T) {
 	ctx := context.Background()
-	s, _ := newStore(t)
-	fx := setup(t, s)
-	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "DUP"))
-	require.NoError(t, err)
-	_, err = s.CreateGateway(ctx, newGateway(fx.factory.ID, "DUP"))
+	s, _, fx, g := withGateway(t, "DUP")
+	_, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "DUP"))
 	assert.ErrorIs(t, err, gatewayd.ErrConflict)
 	other, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "OTHER"))
 	require.NoError(t, err)
@@ -417,10 +425,7 @@ func TestMarkSeenBatch(t *testing.T) {
 
 func TestUnreadablePasswordIsFlagged(t *testing.T) {
 	ctx := context.Background()
-	s, pool := newStore(t)
-	fx := setup(t, s)
-	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "K"))
-	require.NoError(t, err)
+	_, pool, _, g := withGateway(t, "K")
 	otherKey := make([]byte, 32)
 	other, err := store.NewSealer(otherKey)
 	require.NoError(t, err)

@@ -19,10 +19,7 @@ import (
 // carries its sensors' schedules, and only those with an interval.
 func TestEveryTargetCarriesItsSchedules(t *testing.T) {
 	ctx := context.Background()
-	s, _ := newStore(t)
-	fx := setup(t, s)
-	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "SCHED"))
-	require.NoError(t, err)
+	s, _, fx, g := withGateway(t, "SCHED")
 	other, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "OTHER"))
 	require.NoError(t, err)
 	for _, gw := range []uuid.UUID{g.ID, other.ID} {
@@ -63,11 +60,8 @@ func TestEveryTargetCarriesItsSchedules(t *testing.T) {
 // new password, which clears the flag.
 func TestUpdateGatewayTargetSaysWhetherThePasswordIsReadable(t *testing.T) {
 	ctx := context.Background()
-	s, pool := newStore(t)
-	fx := setup(t, s)
-	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "UNREADABLE"))
-	require.NoError(t, err)
-	_, err = pool.Exec(ctx, `UPDATE gateways SET password_encrypted = $2 WHERE id = $1`, g.ID,
+	s, pool, _, g := withGateway(t, "UNREADABLE")
+	_, err := pool.Exec(ctx, `UPDATE gateways SET password_encrypted = $2 WHERE id = $1`, g.ID,
 		sealV1(t, []byte("a key nobody configured, 32 byte"), "gone"))
 	require.NoError(t, err)
 
@@ -91,10 +85,7 @@ func TestUpdateGatewayTargetSaysWhetherThePasswordIsReadable(t *testing.T) {
 // their sensor.updated events (a new temperature is news).
 func TestTemperatureOfAKnownSensorIsReported(t *testing.T) {
 	ctx := context.Background()
-	s, _ := newStore(t)
-	fx := setup(t, s)
-	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "TEMP"))
-	require.NoError(t, err)
+	s, _, fx, g := withGateway(t, "TEMP")
 	t0 := time.Now().UTC().Truncate(time.Millisecond)
 	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t0,
 		Sensors: []gatewayd.SensorReport{report(1, "A")}}})))
