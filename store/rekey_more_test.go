@@ -60,23 +60,18 @@ func TestRekeyLeavesAConcurrentChangeAlone(t *testing.T) {
 		_, err := st.Rekey(ctx, 10, nil)
 		done <- err
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var waiting bool
-		require.NoError(t, pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock'
-			AND query LIKE 'UPDATE gateways SET password_encrypted%')`).Scan(&waiting))
-		if waiting {
-			break
-		}
+	testutil.Eventually(t, func() bool {
 		select {
 		case err := <-done:
 			t.Fatalf("Rekey finished without waiting for the held row: %v", err)
 		default:
 		}
-		require.True(t, time.Now().Before(deadline), "Rekey's UPDATE never waited for the held row")
-		time.Sleep(10 * time.Millisecond) // polling for the wait, with a deadline
-	}
+		var waiting bool
+		require.NoError(t, pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'
+			AND query LIKE 'UPDATE gateways SET password_encrypted%')`).Scan(&waiting))
+		return waiting
+	}, 20*time.Second, "Rekey's UPDATE waits for the held row")
 	changed, err := sealer.Seal("set meanwhile")
 	require.NoError(t, err)
 	_, err = tx.Exec(ctx, `UPDATE gateways SET password_encrypted = $2 WHERE id = $1`, g.ID, changed)
