@@ -252,6 +252,17 @@ func singletons(raw []byte) (hosts, auths int) {
 	return hosts, auths
 }
 
+// setOutsideHeaders sets, on an answer made outside Fiber's chain (the
+// edge's refusals, the starting server's), the request id and the
+// security headers the chain's Helmet would have set first.
+func setOutsideHeaders(h *fasthttp.ResponseHeader, id string) {
+	h.Set(fiber.HeaderXRequestID, id)
+	h.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	h.Set(fiber.HeaderXFrameOptions, headerFrameOptions)
+	h.Set(fiber.HeaderReferrerPolicy, headerReferrerPolicy)
+	h.Set(fiber.HeaderContentSecurityPolicy, headerCSP)
+}
+
 // refuse answers a request outside Fiber's chain, in the envelope, with a
 // request id and the security headers, and logs it once; closing closes
 // the connection after the answer. A request whose line could not be read
@@ -269,11 +280,7 @@ func (s *server) refuse(fctx *fasthttp.RequestCtx, apiErr *Error, start time.Tim
 	resp.Reset()
 	resp.SetStatusCode(apiErr.Status)
 	resp.Header.SetContentType(fiber.MIMEApplicationJSON)
-	resp.Header.Set(fiber.HeaderXRequestID, id)
-	resp.Header.Set(fiber.HeaderXContentTypeOptions, "nosniff")
-	resp.Header.Set(fiber.HeaderXFrameOptions, headerFrameOptions)
-	resp.Header.Set(fiber.HeaderReferrerPolicy, headerReferrerPolicy)
-	resp.Header.Set(fiber.HeaderContentSecurityPolicy, headerCSP)
+	setOutsideHeaders(&resp.Header, id)
 	resp.SetBody(body)
 	if closing {
 		resp.SetConnectionClose()

@@ -49,11 +49,7 @@ func Starting(opts StartingOptions) fasthttp.RequestHandler {
 		}
 		c.SetConnectionClose()
 		c.SetContentType("application/json")
-		h.Set(fiber.HeaderXRequestID, id)
-		h.Set(fasthttp.HeaderXContentTypeOptions, "nosniff")
-		h.Set(fasthttp.HeaderXFrameOptions, headerFrameOptions)
-		h.Set(fasthttp.HeaderReferrerPolicy, headerReferrerPolicy)
-		h.Set(fasthttp.HeaderContentSecurityPolicy, headerCSP)
+		setOutsideHeaders(h, id)
 		if origin := string(c.Request.Header.Peek(fasthttp.HeaderOrigin)); origin != "" {
 			switch {
 			case anyOrigin:
