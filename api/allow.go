@@ -30,7 +30,7 @@ func newAllowTable(table []route) allowTable {
 			patterns = append(patterns, r.path)
 		}
 		byPattern[r.path] = append(byPattern[r.path], r.method)
-		if r.method == "GET" && r.path != "/api/events" { // routes adds HEAD beside GET
+		if hasHead(r) {
 			byPattern[r.path] = append(byPattern[r.path], "HEAD")
 		}
 	}

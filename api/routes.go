@@ -30,10 +30,7 @@ func (s *server) routes(app *fiber.App, table []route) {
 			h = noBody(h) // a GET's body means nothing anywhere; these are actions
 		}
 		app.Add(r.method, r.path, s.authorize(r.need), h)
-		if r.method == fiber.MethodGet && r.path != "/api/events" {
-			// HEAD is GET without the body (RFC 9110 §9.3.2; fasthttp
-			// drops it), for load balancers' and monitors' probes; a
-			// stream has no head to give.
+		if hasHead(r) {
 			app.Add(fiber.MethodHead, r.path, s.authorize(r.need), r.handler)
 		}
 		if r.path == "/api/gateways/status" {
@@ -41,6 +38,12 @@ func (s *server) routes(app *fiber.App, table []route) {
 		}
 	}
 }
+
+// hasHead says whether a route also answers HEAD: every GET but the
+// event stream. HEAD is GET without the body (RFC 9110 §9.3.2; fasthttp
+// drops it), for load balancers' and monitors' probes; a stream has no
+// head to give.
+func hasHead(r route) bool { return r.method == fiber.MethodGet && r.path != "/api/events" }
 
 // takesBody says whether a route reads a request body: a PUT, and a POST
 // that creates in a collection. The others (GET, DELETE, the POST actions
