@@ -72,9 +72,7 @@ type Instance struct {
 // not be reached (err). It ends early only when ctx does: a standby rides
 // out a database outage as the running instance does.
 func AcquireInstance(ctx context.Context, pool *pgxpool.Pool, every time.Duration, waiting func(n int, err error)) (*Instance, error) {
-	cfg := pool.Config().ConnConfig.Copy()
-	cfg.RuntimeParams["application_name"] = InstanceApplication
-	in := &Instance{cfg: cfg}
+	in := newInstance(pool)
 	for n := 1; ; n++ {
 		err := in.take(ctx)
 		if err == nil {
@@ -99,13 +97,19 @@ func AcquireInstance(ctx context.Context, pool *pgxpool.Pool, every time.Duratio
 	}
 }
 
+// newInstance is a hold not yet taken, on connections of its own named
+// InstanceApplication.
+func newInstance(pool *pgxpool.Pool) *Instance {
+	cfg := pool.Config().ConnConfig.Copy()
+	cfg.RuntimeParams["application_name"] = InstanceApplication
+	return &Instance{cfg: cfg}
+}
+
 // TryInstance tries the instance lock once, for a command that must not
 // act while a serve runs (migrations under a running process): held is
 // false, and the Instance nil, when another process holds the lock.
 func TryInstance(ctx context.Context, pool *pgxpool.Pool) (in *Instance, held bool, err error) {
-	cfg := pool.Config().ConnConfig.Copy()
-	cfg.RuntimeParams["application_name"] = InstanceApplication
-	in = &Instance{cfg: cfg}
+	in = newInstance(pool)
 	if err := in.take(ctx); err != nil {
 		return nil, false, err
 	}
