@@ -487,3 +487,34 @@ func TestRouteRolesAreTheContracts(t *testing.T) {
 		assert.Equal(t, want(method, path), got, key)
 	}
 }
+
+// GET /api/whoami tells a client what its own token may do (the UI hides
+// what the role may not do): each role its own answer, never the secret;
+// no token is 401 as elsewhere; with access control off, everything.
+func TestWhoamiAnswersTheRequestsOwnToken(t *testing.T) {
+	e, tokens := authEnv(t, time.Second)
+	for _, role := range gatewayd.Roles {
+		r := e.do("GET", "/api/whoami", nil, bearer(tokens[role])...)
+		require.Equal(t, 200, r.status, "%s: %s", role, r.body)
+		body := r.json(t)
+		assert.Equal(t, true, body["auth_enabled"], role)
+		assert.Equal(t, string(role), body["role"])
+		tok, ok := body["token"].(map[string]any)
+		require.True(t, ok, "%s: the token: %s", role, r.body)
+		assert.Equal(t, string(role)+"-token", tok["name"])
+		assert.Equal(t, string(role), tok["role"])
+		assert.Nil(t, tok["revoked_at"])
+		assert.NotContains(t, string(r.body), tokens[role], "never the secret")
+		assert.NotContains(t, string(r.body), "hash")
+	}
+	r := e.do("GET", "/api/whoami", nil)
+	assert.Equal(t, 401, r.status)
+	assert.Equal(t, `Bearer realm="gatewayd"`, r.header.Get("WWW-Authenticate"))
+
+	t.Run("access control off", func(t *testing.T) {
+		open := newEnv(t, api.Options{})
+		r := open.do("GET", "/api/whoami", nil)
+		require.Equal(t, 200, r.status, string(r.body))
+		assert.Equal(t, map[string]any{"auth_enabled": false, "role": "admin", "token": nil}, r.json(t))
+	})
+}

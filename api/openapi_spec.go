@@ -241,7 +241,7 @@ func apiSpec() *oa.Spec {
 			{Name: tagSensors, Description: "Sensors the gateways report, found through the live connection; they can be named, assigned to equipment and read on a schedule."},
 			{Name: tagEquipment, Description: "Machines of a factory that sensors are assigned to."},
 			{Name: tagReadings, Description: "Vibration readings: acquired on demand, on a schedule or when a gateway pushes one; stored compactly and analysed once."},
-			{Name: tagTokens, Description: "API tokens with roles (viewer, operator, admin); only a hash of each is stored. Admins only."},
+			{Name: tagTokens, Description: "API tokens with roles (viewer, operator, admin); only a hash of each is stored. Admins only, but for `GET /api/whoami`."},
 			{Name: tagEvents, Description: "What changes, as it happens: Server-Sent Events, and Prometheus metrics at `GET /metrics`."},
 			{Name: tagChaos, Description: "Drills for operators; the routes exist only with `CHAOS_ENABLED=true`."},
 		},
@@ -375,6 +375,9 @@ func apiSpec() *oa.Spec {
 				Accepted(oa.Object(oa.Field("status", oa.Const("crash requested")))).
 				Fails(eGatewayNotFound, eRouteNotFound.Because("ChaosDisabled", "`CHAOS_ENABLED` is not true: the route does not exist"), eNotRunning),
 
+			oa.Get("/api/whoami", "whoami", "The token this request carries, and its role").In(tagTokens).
+				Doc("Any valid token may ask, whatever its role, so that a client offers only what the API accepts. With `AUTH_ENABLED=false` every request may do everything: `auth_enabled` is false, `role` admin and `token` null.").
+				OK(oa.Ref("Whoami")),
 			oa.Post("/api/tokens", "createToken", "Create an API token").In(tagTokens).
 				Doc("The answer holds the token's secret in `token`: the only time it is shown; only its SHA-256 hash is stored.").
 				Takes("TokenCreate").Created(oa.Ref("NewToken")),
@@ -425,6 +428,10 @@ func apiSpec() *oa.Spec {
 			oa.Record("EquipmentPage", listJSON[equipmentJSON]{}, "A page of equipment."),
 			oa.Record("Token", tokenJSON{}, "An API token, without its secret.",
 				oa.Field("role", oa.Enum(gatewayd.Roles...))),
+			oa.Record("Whoami", whoamiJSON{}, "What the request's own token may do.",
+				oa.Field("auth_enabled", oa.Bool().Desc("whether `AUTH_ENABLED` is on")),
+				oa.Field("role", oa.Enum(gatewayd.Roles...).Desc("what the request may do: admin when access control is off")),
+				oa.Field("token", oa.Ref("Token").Null().Desc("the token, without its secret; null when access control is off"))),
 			oa.Named("NewToken", oa.Object(
 				oa.Field("id", oa.UUID()), oa.Field("name", oa.String()), oa.Field("role", oa.Enum(gatewayd.Roles...)),
 				oa.Field("created_at", oa.Time()), oa.Field("last_used_at", oa.Time().Null()),

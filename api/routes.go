@@ -97,6 +97,7 @@ func (s *server) routeTable() []route {
 	add("GET", "/api/docs/docs.css", public, apiDocsCSS)
 	add("GET", "/api/events", viewer, s.eventStream)
 
+	add("GET", "/api/whoami", viewer, s.whoami)
 	add("POST", "/api/tokens", admin, s.createToken)
 	add("GET", "/api/tokens", admin, s.listTokens)
 	add("DELETE", "/api/tokens/:id", admin, s.revokeToken)

@@ -78,3 +78,32 @@ func (s *server) revokeToken(c *fiber.Ctx) error {
 	}
 	return c.SendStatus(fiber.StatusNoContent)
 }
+
+// whoamiJSON says what the request's own token may do, so that a client
+// (the web UI) offers only what the API will accept.
+type whoamiJSON struct {
+	AuthEnabled bool       `json:"auth_enabled"`
+	Role        string     `json:"role"`
+	Token       *tokenJSON `json:"token"`
+}
+
+// whoami answers the request's own token, without its secret. It needs
+// only a valid token (any role): with access control off, every request
+// may do everything, and there is no token to show.
+func (s *server) whoami(c *fiber.Ctx) error {
+	if s.auth == nil {
+		return c.JSON(whoamiJSON{Role: string(gatewayd.RoleAdmin)})
+	}
+	hash, ok := requestToken(c)
+	if !ok {
+		return errUnauthorized // authorize let no such request through
+	}
+	ctx, cancel := s.dbCtx(c)
+	defer cancel()
+	entry, err := s.auth.lookup(ctx, hash) // cached by authorize a moment ago
+	if err != nil {
+		return err
+	}
+	tok := renderToken(entry.token)
+	return c.JSON(whoamiJSON{AuthEnabled: true, Role: tok.Role, Token: &tok})
+}

@@ -164,6 +164,7 @@ type wireSchema struct {
 	Properties           ordered[*Schema] `json:"properties,omitempty"`
 	AdditionalProperties any              `json:"additionalProperties,omitempty"`
 	Examples             []any            `json:"examples,omitempty"`
+	AnyOf                []any            `json:"anyOf,omitempty"`
 }
 
 // MarshalJSON writes the schema; properties keep their order.
@@ -171,7 +172,11 @@ func (s *Schema) MarshalJSON() ([]byte, error) {
 	w := wireSchema{Description: s.description, Const: s.constant, Format: s.format, Pattern: s.pattern,
 		MinLength: s.minLength, MaxLength: s.maxLength, Minimum: s.minimum, Maximum: s.maximum, Default: s.def,
 		WriteOnly: s.writeOnly, Items: s.items, Examples: s.examples}
-	if s.ref != "" {
+	switch {
+	case s.ref != "" && s.nullable:
+		// OpenAPI 3.1 has no nullable reference: the component, or null.
+		w.AnyOf = []any{map[string]string{"$ref": componentRef("schemas", s.ref)}, map[string]string{"type": "null"}}
+	case s.ref != "":
 		w.Ref = componentRef("schemas", s.ref)
 	}
 	switch {

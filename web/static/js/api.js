@@ -132,6 +132,11 @@ export async function listAll(path, max = 5000) {
   return out;
 }
 
+// whoami is what the token may do: {auth_enabled, role, token}.
+export function whoami() {
+  return api('GET', '/whoami');
+}
+
 // checkAuth asks something small that needs a token; a 401 opens the
 // sign-in dialog. The event stream calls it when EventSource gives up.
 export async function checkAuth() {

@@ -5,7 +5,7 @@
 
 import {h, clear, Scope, link} from './dom.js';
 import {startLive, onStreamStatus} from './live.js';
-import {token, setToken, onToken} from './api.js';
+import {token, setToken, onToken, whoami} from './api.js';
 import {overview} from './overview.js';
 import {resourceList, resourceDetail} from './resources.js';
 import {gatewayPage} from './gateway.js';
@@ -75,6 +75,23 @@ function header() {
   const show = () => { out.hidden = !token(); };
   show();
   onToken(show);
+  // What the token's role may not do is not offered (the API would answer
+  // 403): <html data-role> hides .needs-operator and .needs-admin. Until
+  // the role is known everything shows, and the API still decides.
+  let asked = 0;
+  const learnRole = async () => {
+    const mine = ++asked;
+    try {
+      const me = await whoami();
+      if (mine !== asked) return; // a newer token's answer wins
+      document.documentElement.dataset.role = me.role;
+      out.title = me.token ? `Signed in as ${me.token.name} (${me.role})` : '';
+    } catch {
+      if (mine === asked) delete document.documentElement.dataset.role;
+    }
+  };
+  learnRole();
+  onToken(learnRole);
   out.addEventListener('click', () => {
     setToken('');
     location.reload();

@@ -23,7 +23,7 @@ export function gatewayPage(main, id, scope) {
   const history = h('ol', {class: 'history', reversed: true});
   const historyEmpty = h('p', {class: 'empty', text: 'No state change since gatewayd started (or the server no longer holds them).'});
   const sensorsBox = h('div', null, h('p', {class: 'muted', text: 'Loading…'}));
-  const settings = h('div');
+  const settings = h('div', {class: 'needs-admin'});
   const connect = h('button', {type: 'button', id: 'gw-connect', class: 'btn btn-primary', text: 'Connect'});
   const disconnect = h('button', {type: 'button', id: 'gw-disconnect', class: 'btn', text: 'Disconnect'});
   const discover = h('button', {type: 'button', id: 'gw-discover', class: 'btn', text: 'Discover sensors'});
@@ -32,7 +32,7 @@ export function gatewayPage(main, id, scope) {
 
   main.append(crumbs,
     h('div', {class: 'page-head'}, title, stateBadge),
-    h('div', {class: 'btn-row', role: 'group', 'aria-label': 'Connection'}, connect, disconnect, discover),
+    h('div', {class: 'btn-row needs-operator', role: 'group', 'aria-label': 'Connection'}, connect, disconnect, discover),
     h('div', {class: 'two-col'},
       section('Status', 'st-h', status),
       section('Recent state changes', 'hist-h', historyEmpty, history)),

@@ -197,7 +197,7 @@ export function resourceList(main, kind, q, scope) {
       toast(`Created ${res.one} ${made.name}`);
       location.hash = `#/${kind}/${made.id}`;
     }});
-    const details = h('details', {class: 'create', open: q.has('new')},
+    const details = h('details', {class: 'create needs-admin', open: q.has('new')},
       h('summary', null, h('span', {class: 'btn btn-primary', text: 'New ' + res.one})), form);
     main.append(details);
     if (q.has('new')) setTimeout(() => form.querySelector('input, select')?.focus(), 0);
@@ -275,8 +275,8 @@ export function resourceDetail(main, kind, id, scope) {
       factories: 'This also deletes its gateways and equipment.',
       equipment: 'Its sensors are unassigned, not deleted.'}[kind];
     main.append(
-      h('section', {class: 'panel', 'aria-labelledby': 'edit-h'}, h('h2', {id: 'edit-h', text: 'Edit'}), form),
-      h('section', {class: 'panel panel-danger', 'aria-labelledby': 'del-h'}, h('h2', {id: 'del-h', text: 'Delete'}),
+      h('section', {class: 'panel needs-admin', 'aria-labelledby': 'edit-h'}, h('h2', {id: 'edit-h', text: 'Edit'}), form),
+      h('section', {class: 'panel panel-danger needs-admin', 'aria-labelledby': 'del-h'}, h('h2', {id: 'del-h', text: 'Delete'}),
         confirmButton('Delete', `Delete ${item.name}? ${question}`, async () => {
           await api('DELETE', `/${kind}/${id}`);
           names.forget(kind);
@@ -296,7 +296,7 @@ async function detailChildren(kind, item, box, scope) {
     if (!scope.alive) return;
     box.append(section('Factories', 'kids-h',
       page.data.length ? table(RES.factories.columns.filter(c => c[0] !== 'Organization'), page.data) : h('p', {class: 'empty', text: 'No factories yet.'}),
-      h('p', null, link(`/factories?organization_id=${item.id}&new=1`, 'New factory in ' + item.name, 'btn'))));
+      h('p', {class: 'needs-admin'}, link(`/factories?organization_id=${item.id}&new=1`, 'New factory in ' + item.name, 'btn'))));
   } else if (kind === 'factories') {
     const [gws, eq] = await Promise.all([api('GET', `/gateways?factory_id=${item.id}&limit=100`),
       api('GET', `/equipment?factory_id=${item.id}&limit=100`)]);
@@ -305,10 +305,10 @@ async function detailChildren(kind, item, box, scope) {
       section(`Gateways (${fmtNum(gws.pagination.total)})`, 'gw-h',
         gws.data.length ? table(RES.gateways.columns.filter(c => c[0] !== 'Factory'), gws.data) : h('p', {class: 'empty', text: 'No gateways yet.'}),
         h('p', {class: 'btn-row'}, link(`/?factory=${item.id}`, 'Live states of this factory', 'btn'),
-          link(`/gateways?factory_id=${item.id}&new=1`, 'Register a gateway here', 'btn'))),
+          link(`/gateways?factory_id=${item.id}&new=1`, 'Register a gateway here', 'btn needs-admin'))),
       section('Equipment', 'eq-h',
         eq.data.length ? table(RES.equipment.columns.filter(c => c[0] !== 'Factory'), eq.data) : h('p', {class: 'empty', text: 'No equipment yet.'}),
-        h('p', null, link(`/equipment?factory_id=${item.id}&new=1`, 'Add equipment here', 'btn'))));
+        h('p', {class: 'needs-admin'}, link(`/equipment?factory_id=${item.id}&new=1`, 'Add equipment here', 'btn'))));
   } else if (kind === 'equipment') {
     const s = await api('GET', `/sensors?equipment_id=${item.id}&limit=100`);
     if (!scope.alive) return;

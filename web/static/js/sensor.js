@@ -20,14 +20,14 @@ const AXES = ['x', 'y', 'z'];
 export function sensorPage(main, id, q, scope) {
   const title = h('h1', {text: 'Sensor'});
   const facts = h('div');
-  const settings = h('div');
+  const settings = h('div', {class: 'needs-admin'});
   const take = h('button', {type: 'button', id: 'take-reading', class: 'btn btn-primary', text: 'Take a reading'});
   const readingsBox = h('div', null, h('p', {class: 'muted', text: 'Loading…'}));
   const more = h('button', {type: 'button', class: 'btn', text: 'Older readings', hidden: true});
   const detail = h('section', {class: 'panel reading', id: 'reading', 'aria-labelledby': 'rd-h', hidden: true});
   const crumbs = h('p', {class: 'crumbs'}, link('/sensors', 'Sensors'));
   const section = (t, hid, ...c) => h('section', {class: 'panel', 'aria-labelledby': hid}, h('h2', {id: hid, text: t}), c);
-  main.append(crumbs, h('div', {class: 'page-head'}, title), h('div', {class: 'btn-row'}, take),
+  main.append(crumbs, h('div', {class: 'page-head'}, title), h('div', {class: 'btn-row needs-operator'}, take),
     h('div', {class: 'two-col'}, section('Sensor', 'sn-h', facts), settings),
     section('Readings', 'rl-h', readingsBox, more), detail);
 
