@@ -122,3 +122,29 @@ func TestUIDeletedOrganizationsFactoriesLeaveTheLists(t *testing.T) {
 	b.wait("the form's factories", `document.querySelectorAll('main select option').length > 0`)
 	assert.False(t, eval[bool](b, hasDoomed), "a deleted factory is still offered")
 }
+
+// A factory's page shows at most 100 of its gateways and machines; past
+// that it says how many it left out and links to the list that pages
+// through all of them (it said nothing, and the 101st was out of reach
+// from the factory).
+func TestUIDetailTablesSayWhatTheyLeaveOut(t *testing.T) {
+	h := harness(t, actorstest.FastConfig())
+	base := serve(t, h)
+	ctx := context.Background()
+	for i := range 101 {
+		_, err := h.Store.CreateEquipment(ctx, store.NewEquipment{FactoryID: h.Factory, Name: fmt.Sprintf("pump %03d", i)})
+		require.NoError(t, err)
+	}
+	h.Add("only-one")
+
+	b := newBrowser(t)
+	b.do("open the factory", chromedp.Navigate(base+"/#/factories/"+h.Factory.String()))
+	b.wait("its equipment", `document.querySelectorAll('section[aria-labelledby=eq-h] tbody tr').length === 100`)
+	assert.Equal(t, "Showing 100 of 101 machines: all of them",
+		eval[string](b, `document.querySelector('section[aria-labelledby=eq-h] .more')?.textContent || ''`))
+	assert.False(t, eval[bool](b, `!!document.querySelector('section[aria-labelledby=gw-h] .more')`),
+		"all of one gateway shown: nothing left out")
+	b.do("all of them", chromedp.Click(chromedp.CSS(`section[aria-labelledby=eq-h] .more a`)))
+	b.wait("the equipment list of this factory", `location.hash === '#/equipment?factory_id=`+h.Factory.String()+`' && document.querySelectorAll('main tbody tr').length === 20`)
+	b.wait("paged", `[...document.querySelectorAll('main button')].some(x => x.textContent === 'Next →' && !x.disabled)`)
+}

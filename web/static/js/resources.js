@@ -289,6 +289,15 @@ export function resourceDetail(main, kind, id, scope) {
   });
 }
 
+// more says how many a detail page's table (at most 100 rows) leaves out,
+// with a link to the list that pages through all of them, if there is one.
+function more(page, what, route) {
+  const {total} = page.pagination;
+  if (total <= page.data.length) return null;
+  const text = `Showing ${fmtNum(page.data.length)} of ${fmtNum(total)} ${what}`;
+  return h('p', {class: 'more muted'}, route ? link(route, text + ': all of them') : text);
+}
+
 async function detailChildren(kind, item, box, scope) {
   const section = (title, id, ...content) => h('section', {class: 'panel', 'aria-labelledby': id}, h('h2', {id, text: title}), content);
   if (kind === 'organizations') {
@@ -296,6 +305,7 @@ async function detailChildren(kind, item, box, scope) {
     if (!scope.alive) return;
     box.append(section('Factories', 'kids-h',
       page.data.length ? table(RES.factories.columns.filter(c => c[0] !== 'Organization'), page.data) : h('p', {class: 'empty', text: 'No factories yet.'}),
+      more(page, 'factories', `/factories?organization_id=${item.id}`),
       h('p', {class: 'needs-admin'}, link(`/factories?organization_id=${item.id}&new=1`, 'New factory in ' + item.name, 'btn'))));
   } else if (kind === 'factories') {
     const [gws, eq] = await Promise.all([api('GET', `/gateways?factory_id=${item.id}&limit=100`),
@@ -304,15 +314,18 @@ async function detailChildren(kind, item, box, scope) {
     box.append(
       section(`Gateways (${fmtNum(gws.pagination.total)})`, 'gw-h',
         gws.data.length ? table(RES.gateways.columns.filter(c => c[0] !== 'Factory'), gws.data) : h('p', {class: 'empty', text: 'No gateways yet.'}),
+        more(gws, 'gateways', `/gateways?factory_id=${item.id}`),
         h('p', {class: 'btn-row'}, link(`/?factory=${item.id}`, 'Live states of this factory', 'btn'),
           link(`/gateways?factory_id=${item.id}&new=1`, 'Register a gateway here', 'btn needs-admin'))),
       section('Equipment', 'eq-h',
         eq.data.length ? table(RES.equipment.columns.filter(c => c[0] !== 'Factory'), eq.data) : h('p', {class: 'empty', text: 'No equipment yet.'}),
+        more(eq, 'machines', `/equipment?factory_id=${item.id}`),
         h('p', {class: 'needs-admin'}, link(`/equipment?factory_id=${item.id}&new=1`, 'Add equipment here', 'btn'))));
   } else if (kind === 'equipment') {
     const s = await api('GET', `/sensors?equipment_id=${item.id}&limit=100`);
     if (!scope.alive) return;
     box.append(section('Sensors on it', 'sn-h',
-      s.data.length ? table(RES.sensors.columns, s.data) : h('p', {class: 'empty', text: 'No sensor is assigned to it. Assign one on its sensor page.'})));
+      s.data.length ? table(RES.sensors.columns, s.data) : h('p', {class: 'empty', text: 'No sensor is assigned to it. Assign one on its sensor page.'}),
+      more(s, 'sensors')));
   }
 }
