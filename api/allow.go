@@ -14,6 +14,7 @@ import (
 type allowTable []allowPattern
 
 type allowPattern struct {
+	pattern  string   // as routes.go wrote it
 	segments []string // ":name" matches any one non-empty segment
 	wildcard bool     // the last segment was "*": anything below the prefix
 	methods  string   // e.g. "GET, HEAD, PUT, DELETE"
@@ -38,7 +39,7 @@ func newAllowTable(table []route) allowTable {
 	for _, p := range patterns {
 		ms := byPattern[p]
 		slices.SortFunc(ms, func(a, b string) int { return slices.Index(methodOrder, a) - slices.Index(methodOrder, b) })
-		ap := allowPattern{methods: strings.Join(slices.Compact(ms), ", ")}
+		ap := allowPattern{pattern: p, methods: strings.Join(slices.Compact(ms), ", ")}
 		segs := splitPath(p)
 		if n := len(segs); n > 0 && strings.HasSuffix(segs[n-1], "*") {
 			ap.wildcard = true
@@ -65,6 +66,24 @@ func (t allowTable) lookup(path string) string {
 		}
 	}
 	return ""
+}
+
+// route names, for the metrics, the route of a request a middleware
+// answered before the router (a 415, a CORS preflight, a 404 or 405): the
+// pattern its path matches if that route takes its method (a preflight
+// asks about any), else unmatchedLabel. A path's id never becomes a label.
+func (t allowTable) route(method, path string) string {
+	segs := splitPath(strings.ToLower(path))
+	for _, p := range t {
+		if !p.match(segs) {
+			continue
+		}
+		if method == "OPTIONS" || slices.Contains(strings.Split(p.methods, ", "), method) {
+			return p.pattern
+		}
+		return unmatchedLabel
+	}
+	return unmatchedLabel
 }
 
 func (p allowPattern) match(segs []string) bool {

@@ -314,10 +314,11 @@ func (s *server) requestIDAndAccessLog(app *fiber.App) fiber.Handler {
 		if !s.opts.MetricsDisabled {
 			route := c.Route().Path
 			if route == "/" && c.Path() != "/" {
-				// No route matched (a 404, or a 405 the router gave):
+				// A middleware answered (a 415, a CORS preflight) or no
+				// route matched (a 404, or a 405 the router gave):
 				// Fiber's route is then the middlewares' "/", which is
 				// also the web UI page's pattern.
-				route = unmatchedLabel
+				route = s.allow.route(c.Method(), c.Path())
 			}
 			s.tel.Metrics.HTTPRequest(c.Method(), route, status, took)
 		}
