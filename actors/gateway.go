@@ -53,6 +53,14 @@ func (w *wanted) get() (gatewayd.Target, int) {
 	return w.target, int(w.restarts)
 }
 
+// peekBefore returns the status the next actor goes on from, leaving it
+// for that actor to take.
+func (w *wanted) peekBefore() *gatewayd.Status {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.before
+}
+
 // takeBefore returns the status left by a crash, once.
 func (w *wanted) takeBefore() *gatewayd.Status {
 	w.mu.Lock()

@@ -52,6 +52,9 @@ type supervisor struct {
 	// stopped tells the runtime that the supervisor has stopped (nil in
 	// tests that make one alone).
 	stopped func()
+	// ending is set once the supervisor stops (the runtime's shutdown):
+	// Proto.Actor then stops every child, and none of them crashed.
+	ending bool
 }
 
 func newSupervisor(d *deps, n *counters) *supervisor {
@@ -63,6 +66,10 @@ func (s *supervisor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *actor.Started:
 		s.started()
+	case *actor.Stopping:
+		s.ending = true
+	case *actor.Restarting:
+		s.forgetAll()
 	case *actor.Stopped:
 		// After every child: Proto.Actor stops them first.
 		if s.stopped != nil {
@@ -106,6 +113,20 @@ func (s *supervisor) started() {
 	if s.n.supervisorStarts.Add(1) > 1 {
 		s.d.kick()
 	}
+}
+
+// forgetAll runs when the supervisor itself crashed and Proto.Actor is
+// about to stop its children and make a new one, which reads every
+// gateway again (started): its records, which die with it, leave the
+// state gauges and the counts first, or the new supervisor's would add
+// to them (found by an audit, helper 1). Their children's Terminated then
+// finds no record.
+func (s *supervisor) forgetAll() {
+	for id, rec := range s.records {
+		s.setStatus(rec, gatewayd.Status{ID: id, FactoryID: rec.status.FactoryID})
+		s.n.total.Add(-1)
+	}
+	clear(s.records)
 }
 
 var errNotFound = fmt.Errorf("gateway: %w", gatewayd.ErrNotFound)
@@ -400,8 +421,15 @@ func (s *supervisor) spawn(c actor.Context, rec *record) {
 	}
 	st := rec.status
 	st.State, st.Desired, st.Since, st.NextRetryAt = gatewayd.StateConnecting, t.Desired, time.Now(), nil
-	if t.Desired == gatewayd.DesiredDisconnected {
+	switch before := rec.w.peekBefore(); {
+	case t.Desired == gatewayd.DesiredDisconnected:
 		st.State = gatewayd.StateDisconnected
+	case before != nil && before.State == gatewayd.StateAuthFailed:
+		// Its login was refused before (a restart of gatewayd remembers
+		// it): the actor goes on from there without dialing (goOnFrom),
+		// so it never was CONNECTING, and no event or count may say so
+		// (found by an audit, helper 1).
+		st.State, st.LastError, st.ReconnectAttempts = gatewayd.StateAuthFailed, before.LastError, before.ReconnectAttempts
 	}
 	s.setStatus(rec, st)
 	d, w := s.d, rec.w
@@ -527,6 +555,9 @@ func (s *supervisor) terminated(c actor.Context, m *actor.Terminated) {
 		// record's actor is another one. (With a nil pid and stopping
 		// set, the new record's spawn was deferred until this one ended.)
 		return
+	}
+	if s.ending {
+		return // the runtime stops: no gateway crashed
 	}
 	if rec.stopping {
 		rec.stopping = false
