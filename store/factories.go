@@ -89,7 +89,7 @@ func (s *Store) UpdateFactory(ctx context.Context, id uuid.UUID, p FactoryPatch)
 // sensors in one transaction and returns the ids of the gateways deleted.
 func (s *Store) DeleteFactory(ctx context.Context, id uuid.UUID) ([]gatewayd.GatewayRef, error) {
 	var gateways []gatewayd.GatewayRef
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE factories SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`, id)
 		if err != nil {
 			return err

@@ -211,7 +211,7 @@ func desiredOrDefault(d gatewayd.DesiredState) string {
 // DeleteGateway soft-deletes one gateway and its sensors.
 func (s *Store) DeleteGateway(ctx context.Context, id uuid.UUID) ([]gatewayd.GatewayRef, error) {
 	var ref gatewayd.GatewayRef
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		// FOR UPDATE: a sensor insert's key check waits for the deletion
 		// (see orphanSweep).
 		err := tx.QueryRow(ctx, `UPDATE gateways SET deleted_at = now() WHERE id IN (

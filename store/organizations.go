@@ -80,7 +80,7 @@ func (s *Store) UpdateOrganization(ctx context.Context, id uuid.UUID, p Organiza
 // of the gateways deleted.
 func (s *Store) DeleteOrganization(ctx context.Context, id uuid.UUID) ([]gatewayd.GatewayRef, error) {
 	var gateways []gatewayd.GatewayRef
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE organizations SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`, id)
 		if err != nil {
 			return err
@@ -119,8 +119,9 @@ func deleteFactoriesContents(ctx context.Context, tx pgx.Tx, factories []uuid.UU
 		return nil, err
 	}
 	// Locked FOR UPDATE, in id order: the sensor writers' key checks wait
-	// for the deletion (see orphanSweep), and take their locks in id
-	// order too (no deadlock).
+	// for the deletion (see orphanSweep). A writer that updated some of
+	// the gateways' sensors before its key checks can still deadlock with
+	// it; PostgreSQL aborts one, which runs again (inTx).
 	rows, _ := tx.Query(ctx, `UPDATE gateways SET deleted_at = now() WHERE id IN (
 			SELECT id FROM gateways WHERE factory_id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE)
 		RETURNING id, factory_id`, factories)

@@ -217,6 +217,19 @@ func (s *Store) MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) (
 		changed = append(changed, refs...)
 		return err
 	}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		changed = changed[:0]
+		return tx.SendBatch(ctx, mergeBatch(sensorGW, serials, names, parts, rates, samples, connected, sensorAt, gws, ats, collect)).Close()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("merge discoveries: %w", classify(err))
+	}
+	return changedOnly(changed), nil
+}
+
+// mergeBatch is MergeDiscoveries' statements, made anew for each attempt.
+func mergeBatch(sensorGW []uuid.UUID, serials []int64, names, parts []string, rates []*float64, samples []*int32,
+	connected []bool, sensorAt []time.Time, gws []uuid.UUID, ats []time.Time, collect func(pgx.Rows) error) *pgx.Batch {
 	b := &pgx.Batch{}
 	// Two statements: the entries that name their sensor take that name
 	// (unless an operator set one), and those that name none keep the
@@ -258,13 +271,7 @@ func (s *Store) MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) (
 		RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id), true`,
 		gws, ats).Query(collect)
 	b.Queue(orphanSweep, gws)
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		return tx.SendBatch(ctx, b).Close()
-	})
-	if err != nil {
-		return nil, fmt.Errorf("merge discoveries: %w", classify(err))
-	}
-	return changedOnly(changed), nil
+	return b
 }
 
 // sampleCount is a reported sample count as stored: unknown (NULL) when
@@ -321,6 +328,26 @@ func (s *Store) RecordTemperatures(ctx context.Context, ts []gatewayd.Temperatur
 	}
 	var refs []sensorRef
 	var inserted []uuid.UUID // gateways that got a new sensor row
+	err := againIfDeadlocked(ctx, func() error {
+		inserted = inserted[:0]
+		return s.pool.SendBatch(ctx, temperatureBatch(gws, serials, temps, ats, &refs, &inserted)).Close()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record temperatures: %w", classify(err))
+	}
+	// Rows inserted for a gateway deleted meanwhile are swept; updates of
+	// existing rows need no sweep (see orphanSweep). Rare: new serials.
+	if len(inserted) > 0 {
+		if _, err := s.pool.Exec(ctx, orphanSweep, inserted); err != nil {
+			return nil, fmt.Errorf("record temperatures: %w", classify(err))
+		}
+	}
+	return changedOnly(refs), nil
+}
+
+// temperatureBatch is RecordTemperatures' statement, made anew for each
+// attempt; it sets refs and adds to inserted.
+func temperatureBatch(gws []uuid.UUID, serials []int64, temps []*float64, ats []time.Time, refs *[]sensorRef, inserted *[]uuid.UUID) *pgx.Batch {
 	b := &pgx.Batch{}
 	b.Queue(`
 		INSERT INTO sensors AS s (gateway_id, serial, name, last_temperature_c, last_temperature_at, first_seen_at, last_seen_at)
@@ -336,26 +363,16 @@ func (s *Store) RecordTemperatures(ctx context.Context, ts []gatewayd.Temperatur
 			last_seen_at        = GREATEST(s.last_seen_at, EXCLUDED.last_seen_at)
 		RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id), s.xmax = 0`,
 		gws, serials, temps, ats).Query(func(rows pgx.Rows) (err error) {
-		refs, err = pgx.CollectRows(rows, scanSensorRef)
-		for i, r := range refs {
+		*refs, err = pgx.CollectRows(rows, scanSensorRef)
+		for i, r := range *refs {
 			if r.changed { // here: the row was inserted
-				inserted = append(inserted, r.GatewayID)
+				*inserted = append(*inserted, r.GatewayID)
 			}
-			refs[i].changed = true // every row written is a change
+			(*refs)[i].changed = true // every row written is a change
 		}
 		return err
 	})
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return nil, fmt.Errorf("record temperatures: %w", classify(err))
-	}
-	// Rows inserted for a gateway deleted meanwhile are swept; updates of
-	// existing rows need no sweep (see orphanSweep). Rare: new serials.
-	if len(inserted) > 0 {
-		if _, err := s.pool.Exec(ctx, orphanSweep, inserted); err != nil {
-			return nil, fmt.Errorf("record temperatures: %w", classify(err))
-		}
-	}
-	return changedOnly(refs), nil
+	return b
 }
 
 // orphanSweep marks deleted the live sensors of the gateways in $1 that

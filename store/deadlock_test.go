@@ -1,0 +1,141 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/internal/testutil"
+)
+
+// lockWaiter returns a condition: some statement of this database whose
+// text is like like waits for a lock.
+func lockWaiter(t *testing.T, pool *pgxpool.Pool) func(like string) func() bool {
+	return func(like string) func() bool {
+		return func() bool {
+			var n int
+			require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1`, like).Scan(&n))
+			return n > 0
+		}
+	}
+}
+
+// (Found by an audit, helper 5, whose tests these are.)
+// deleteFactoriesContents said the cascade locks its
+// gateways in id order "and the sensor writers ... take their locks in id
+// order too (no deadlock)". But a discovery merge holds the row locks of
+// the existing sensors it updated (gateway G1) until its statement's end,
+// where the foreign-key checks of the sensors it inserted (for G2) take
+// their key-share locks on the gateways. A factory deletion that locks
+// G1 and G2 FOR UPDATE in between then waits for G1's sensor rows held by
+// the merge, while the merge waits for G2 held by the deletion:
+// PostgreSQL aborts one of them (40P01), so either DELETE /api/factories/:id
+// answers 503 or every gateway's discovery in the writer's batch is rolled
+// back. The row lock held by tx below only widens the window between the
+// merge's updates and its foreign-key checks so that the interleaving is
+// certain; on a busy service the statement's own run time is the window.
+// PostgreSQL aborts one of the two (40P01); the store runs it again.
+func TestFactoryDeleteAndDiscoveryMergeDoNotDeadlock(t *testing.T) {
+	ctx := context.Background()
+	s, pool := newStore(t)
+	fx := setup(t, s)
+	a, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "DL-A"))
+	require.NoError(t, err)
+	b, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "DL-B"))
+	require.NoError(t, err)
+	g1, g2 := a, b // g1 < g2 in the order both sides lock in
+	if bytes.Compare(g1.ID[:], g2.ID[:]) > 0 {
+		g1, g2 = b, a
+	}
+	// g1 has two known sensors.
+	_, err = s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g1.ID, At: time.Now(),
+		Sensors: []gatewayd.SensorReport{report(1, "one"), report(2, "two")}}})
+	require.NoError(t, err)
+	known := sensorsBySerial(t, s, g1.ID)
+	require.Len(t, known, 2)
+
+	// Another transaction holds g1's sensor 2 for a moment (as a sensor
+	// PUT, a temperature write or another merge does).
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck
+	_, err = tx.Exec(ctx, `SELECT 1 FROM sensors WHERE id = $1 FOR UPDATE`, known[2].ID)
+	require.NoError(t, err)
+
+	waiting := lockWaiter(t, pool)
+
+	// The writer's merge: updates sensor 1, waits for sensor 2, and
+	// would then insert g2's new sensor (its key check at the end).
+	merged := make(chan error, 1)
+	go func() {
+		_, err := s.MergeDiscoveries(ctx, []gatewayd.Discovery{
+			{GatewayID: g1.ID, At: time.Now(), Sensors: []gatewayd.SensorReport{report(1, "one"), report(2, "two")}},
+			{GatewayID: g2.ID, At: time.Now(), Sensors: []gatewayd.SensorReport{report(9, "new")}},
+		})
+		merged <- err
+	}()
+	testutil.Eventually(t, waiting("%INSERT INTO sensors%"), 10*time.Second, "the merge waits for sensor 2")
+
+	// DELETE /api/factories/:id meanwhile.
+	deleted := make(chan error, 1)
+	go func() {
+		_, err := s.DeleteFactory(ctx, fx.factory.ID)
+		deleted <- err
+	}()
+	testutil.Eventually(t, waiting("%UPDATE sensors SET deleted_at%"), 10*time.Second, "the deletion waits for the sensors")
+	require.NoError(t, tx.Rollback(ctx))
+
+	errMerge, errDelete := <-merged, <-deleted
+	assert.NoError(t, errDelete, "the factory deletion failed (503 to the client)")
+	assert.NoError(t, errMerge, "the discovery merge failed (the writer's whole batch rolled back)")
+	// Both done, the factory's gateways and all their sensors are gone.
+	for _, g := range []gatewayd.Gateway{g1, g2} {
+		left, err := s.GatewaySensors(ctx, g.ID)
+		require.NoError(t, err)
+		assert.Empty(t, left)
+	}
+}
+
+// The same cycle with one gateway: DELETE /api/gateways/:id of a gateway
+// whose discovery updates a known sensor and inserts a new one.
+func TestGatewayDeleteAndDiscoveryMergeDoNotDeadlock(t *testing.T) {
+	ctx := context.Background()
+	s, pool := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "DL-1"))
+	require.NoError(t, err)
+	_, err = s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: time.Now(),
+		Sensors: []gatewayd.SensorReport{report(1, "one"), report(2, "two")}}})
+	require.NoError(t, err)
+	known := sensorsBySerial(t, s, g.ID)
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck
+	_, err = tx.Exec(ctx, `SELECT 1 FROM sensors WHERE id = $1 FOR UPDATE`, known[2].ID)
+	require.NoError(t, err)
+	waiting := lockWaiter(t, pool)
+	merged := make(chan error, 1)
+	go func() {
+		_, err := s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: time.Now(),
+			Sensors: []gatewayd.SensorReport{report(1, "one"), report(2, "two"), report(9, "new")}}})
+		merged <- err
+	}()
+	testutil.Eventually(t, waiting("%INSERT INTO sensors%"), 10*time.Second, "the merge waits for sensor 2")
+	deleted := make(chan error, 1)
+	go func() {
+		_, err := s.DeleteGateway(ctx, g.ID)
+		deleted <- err
+	}()
+	testutil.Eventually(t, waiting("%UPDATE sensors SET deleted_at%"), 10*time.Second, "the deletion waits for the sensors")
+	require.NoError(t, tx.Rollback(ctx))
+	errMerge, errDelete := <-merged, <-deleted
+	assert.NoError(t, errDelete, "the gateway deletion failed (503 to the client)")
+	assert.NoError(t, errMerge, "the discovery merge failed (the writer's whole batch rolled back)")
+}
