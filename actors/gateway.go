@@ -156,8 +156,9 @@ type gatewayActor struct {
 	// row on this connection; each doubles the wait before the next.
 	subscribeFailures uint8
 	// discoveryFailures counts discoveries in a row that failed; each
-	// doubles the wait before the next (see rediscoverSoon).
-	discoveryFailures int
+	// doubles the wait before the next (see rediscoverSoon). A byte, as
+	// subscribeFailures: the struct stays in its size class.
+	discoveryFailures uint8
 	// sensorRates are the read rates of the last discovery, by serial.
 	// It and schedules are made when first written: most gateways of a
 	// large fleet are at some moment not connected, and two empty maps
@@ -166,6 +167,7 @@ type gatewayActor struct {
 
 	readings      []*acquisition // the current acquisition first, then the queue
 	readingTimer  *time.Timer
+	late          map[int64]*lateNotes // made when first written
 	schedules     map[uuid.UUID]*scheduled
 	scheduleEpoch uint64
 	timers        [numTimers]*time.Timer
@@ -625,8 +627,8 @@ func number(v any) (float64, bool) {
 // command timeouts leave a slow gateway room to recover, doubled for each
 // failure in a row, so one that never answers is not asked every 30 s.
 func (a *gatewayActor) rediscoverSoon() {
-	a.discoveryFailures++
-	a.refreshSoon(a.discoveryFailures)
+	a.discoveryFailures = min(a.discoveryFailures, math.MaxUint8-1) + 1
+	a.refreshSoon(int(a.discoveryFailures))
 }
 
 // refreshSoon arms the refresh three command timeouts from now, doubled

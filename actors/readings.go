@@ -35,6 +35,62 @@ type acquisition struct {
 	serial int64
 	rateHz float64
 	stage  stage
+	// deadline is when the current stage's timer runs out: a reader the
+	// intake holds may extend it by one hold (onReadingTimer).
+	deadline time.Time
+}
+
+// lateNotes are the notifications a serial's timed-out acquisition may
+// still send: its NOT_DYN_READING_STARTED (if it timed out waiting for
+// that) and its NOT_DYN_READING, until until. They belong to the reading
+// that failed, not to the next one of the sensor, which would otherwise
+// start on the old one's start and hold the old one's samples (found by
+// an audit, helper 2). A notification counted here is taken as that
+// reading's: its samples are kept as a reading the gateway pushed.
+type lateNotes struct {
+	started, samples int
+	until            time.Time
+}
+
+// owe records that acq, which timed out at now, may still notify.
+func (a *gatewayActor) owe(acq *acquisition, now time.Time) {
+	n := a.late[acq.serial]
+	if n == nil || now.After(n.until) {
+		n = &lateNotes{}
+		if a.late == nil {
+			a.late = make(map[int64]*lateNotes)
+		}
+		a.late[acq.serial] = n
+	}
+	if acq.stage == stageStarting {
+		n.started++
+	}
+	n.samples++
+	n.until = now.Add(a.d.cfg.ReadingStartTimeout + a.d.cfg.ReadingTimeout)
+}
+
+// lateNote takes one owed notification of serial, a start or samples,
+// and reports whether there was one: the notification is the late one.
+func (a *gatewayActor) lateNote(serial int64, now time.Time, start bool) bool {
+	n := a.late[serial]
+	if n == nil {
+		return false
+	}
+	owed := &n.samples
+	if start {
+		owed = &n.started
+	}
+	if now.After(n.until) || *owed == 0 {
+		if now.After(n.until) {
+			delete(a.late, serial)
+		}
+		return false
+	}
+	*owed--
+	if n.started == 0 && n.samples == 0 {
+		delete(a.late, serial)
+	}
+	return true
 }
 
 // scheduled is one sensor's reading schedule and its timer.
@@ -145,6 +201,12 @@ func (a *gatewayActor) onReadingStarted(now time.Time, n *ctc.ReadingStarted) {
 		a.drop(now, "NOT_DYN_READING_STARTED with a malformed serial")
 		return
 	}
+	if a.lateNote(serial, now, true) {
+		if !n.Success {
+			a.lateNote(serial, now, false) // a refused capture sends no samples
+		}
+		return // a start the reading that timed out was owed
+	}
 	acq := a.current()
 	if acq == nil || acq.serial != serial || acq.stage != stageStarting {
 		// A notification of a reading nobody here is waiting for; a
@@ -162,6 +224,10 @@ func (a *gatewayActor) onReadingStarted(now time.Time, n *ctc.ReadingStarted) {
 		a.failReading(acq, reason)
 		return
 	}
+	// The sensor captures once at a time, and one socket keeps the
+	// order: samples a timed-out capture still owed would have come
+	// before this start.
+	delete(a.late, serial)
 	acq.stage = stageCapturing
 	acq.r.Status, acq.r.StartedAt = gatewayd.ReadingRunning, &now
 	a.d.writer.reading(gatewayd.ReadingUpdate{Reading: acq.r, Serial: acq.serial})
@@ -177,7 +243,8 @@ func (a *gatewayActor) onReading(now time.Time, n *ctc.Reading, text *[]byte) {
 		a.drop(now, "NOT_DYN_READING with a malformed serial")
 		return
 	}
-	if acq := a.current(); acq != nil && acq.serial == serial && acq.stage >= stageStarting {
+	late := a.lateNote(serial, now, false)
+	if acq := a.current(); !late && acq != nil && acq.serial == serial && acq.stage >= stageStarting {
 		if acq.r.StartedAt == nil {
 			acq.r.StartedAt = &now
 		}
@@ -197,6 +264,20 @@ func (a *gatewayActor) onReadingTimer(m *readingTimer) {
 	if acq == nil || acq.r.ID != m.reading || acq.stage != m.stage {
 		return
 	}
+	now := time.Now()
+	if a.readerHeld != nil {
+		// The intake holds the reader (a burst of readings on its way to
+		// the database), or held it until just now: the notification may
+		// be the frame it holds, sent in time. A hold is bounded
+		// (intakeWait); the timer waits out one, past the deadline at
+		// most by that (found by an audit, helper 2).
+		hold := intakeWait(a.d.cfg)
+		if wait := min(a.readerHeld.pongWait(now, hold), acq.deadline.Add(hold).Sub(now)); wait > 0 {
+			a.startReadingTimer(acq, wait)
+			return
+		}
+	}
+	a.owe(acq, now)
 	switch m.stage {
 	case stageStarting:
 		a.failReading(acq, fmt.Sprintf("no NOT_DYN_READING_STARTED within %s", a.d.cfg.ReadingStartTimeout))
@@ -225,6 +306,7 @@ func (a *gatewayActor) failAllReadings(reason string) {
 	clear(a.readings)
 	a.readings = a.readings[:0]
 	a.stopReadingTimer()
+	a.late = nil // a new connection owes nothing
 }
 
 func failed(acq *acquisition, reason string, now time.Time) gatewayd.ReadingUpdate {
@@ -233,7 +315,14 @@ func failed(acq *acquisition, reason string, now time.Time) gatewayd.ReadingUpda
 	return gatewayd.ReadingUpdate{Reading: r, Serial: acq.serial}
 }
 
+// armReadingTimer gives the acquisition's stage d to end.
 func (a *gatewayActor) armReadingTimer(acq *acquisition, d time.Duration) {
+	acq.deadline = time.Now().Add(d)
+	a.startReadingTimer(acq, d)
+}
+
+// startReadingTimer fires the acquisition's stage timer in d.
+func (a *gatewayActor) startReadingTimer(acq *acquisition, d time.Duration) {
 	a.stopReadingTimer()
 	gen, root, self, id, st := a.gen, a.d.root, a.self, acq.r.ID, acq.stage
 	a.readingTimer = time.AfterFunc(d, func() { root.Send(self, &readingTimer{gen: gen, reading: id, stage: st}) })
