@@ -146,6 +146,19 @@ func handshake(ctx context.Context, d *deps, url string) (*websocket.Conn, error
 	dialer := *d.dialer // per attempt, for the closures below
 	var stopWatch func() bool
 	watch := func(c net.Conn) { stopWatch = context.AfterFunc(dctx, func() { _ = c.SetDeadline(aLongTimeAgo) }) }
+	// The frame meter sits above TLS, so wss:// connections are made
+	// here, with the dialer's TLS settings, rather than by gorilla.
+	metered := func(ctx context.Context, c net.Conn, addr string, secure bool) (net.Conn, error) {
+		if secure {
+			host, _, _ := net.SplitHostPort(addr)
+			tc, err := tlsClient(ctx, c, d.dialer.TLSClientConfig, host)
+			if err != nil {
+				return nil, err
+			}
+			c = tc
+		}
+		return newFrameMeter(c, d.cfg), nil
+	}
 	if addr, ok := dialAddr(url); ok {
 		raw, err := d.cfg.NetDial(dctx, "tcp", addr)
 		if err != nil {
@@ -154,14 +167,20 @@ func handshake(ctx context.Context, d *deps, url string) (*websocket.Conn, error
 		conn := &quietProbe{Conn: raw}
 		watch(conn)
 		pending := conn // until gorilla takes it; it dials once
-		dialer.NetDialContext = func(context.Context, string, string) (net.Conn, error) {
+		take := func(ctx context.Context, secure bool) (net.Conn, error) {
 			c := pending
 			if c == nil {
 				return nil, errors.New("websocket dialed twice")
 			}
 			pending = nil
-			return c, nil
+			m, err := metered(ctx, c, addr, secure)
+			if err != nil {
+				_ = c.Close()
+			}
+			return m, err
 		}
+		dialer.NetDialContext = func(ctx context.Context, _, _ string) (net.Conn, error) { return take(ctx, false) }
+		dialer.NetDialTLSContext = func(ctx context.Context, _, _ string) (net.Conn, error) { return take(ctx, true) }
 		defer func() {
 			if pending != nil { // gorilla failed before it took the connection
 				_ = pending.Close()
@@ -171,14 +190,24 @@ func handshake(ctx context.Context, d *deps, url string) (*websocket.Conn, error
 		// A URL dialAddr does not read: gorilla refuses most of them
 		// before it dials, and says what is wrong; one it does dial (no
 		// host) goes through the same dialer as ever.
-		dialer.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dial := func(ctx context.Context, network, addr string, secure bool) (net.Conn, error) {
 			raw, err := d.cfg.NetDial(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
 			c := &quietProbe{Conn: raw}
 			watch(c)
-			return c, nil
+			m, err := metered(ctx, c, addr, secure)
+			if err != nil {
+				_ = c.Close()
+			}
+			return m, err
+		}
+		dialer.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dial(ctx, network, addr, false)
+		}
+		dialer.NetDialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dial(ctx, network, addr, true)
 		}
 	}
 	ws, resp, err := dialer.DialContext(dctx, url, nil)
@@ -275,8 +304,8 @@ func (b *bucket) take(n float64, now time.Time) bool {
 
 // reader runs a socket's only reader. It owns nothing but the read side;
 // it ends when the socket is closed or ctx ends. What it may hand the
-// actor is bounded twice: a flood meter cuts off a peer that sends more
-// than the limits, and the inbox (a byte budget the actor gives back as it
+// actor is bounded twice: the socket's flood meter (frameMeter) cuts off
+// a peer that sends more than the limits, failing the read, and the inbox (a byte budget the actor gives back as it
 // handles each frame) makes the reader wait, so TCP pushes back on the
 // peer, whenever the actor falls behind. Either way one gateway's memory
 // stays bounded whatever it sends.
@@ -312,9 +341,6 @@ func (r *reader) run(ctx context.Context, done chan<- struct{}) {
 			r.end(fmt.Errorf("reader panic: %v", p))
 		}
 	}()
-	now := time.Now()
-	frames := newBucket(float64(r.cfg.FloodFrameRate), float64(r.cfg.FloodFrameBurst), now)
-	bytes := newBucket(float64(r.cfg.FloodByteRate), float64(r.cfg.FloodByteBurst), now)
 	capacity := int64(r.cfg.InboxBytes)
 	for {
 		kind, data, reserved, err := r.readFrame(ctx)
@@ -325,16 +351,16 @@ func (r *reader) run(ctx context.Context, done chan<- struct{}) {
 			r.end(err)
 			return
 		}
-		if !r.handle(ctx, kind, data, reserved, &frames, &bytes, capacity) {
+		if !r.handle(ctx, kind, data, reserved, capacity) {
 			return
 		}
 	}
 }
 
-// handle meters, decodes and delivers one frame read by readFrame, and
+// handle decodes and delivers one frame read by readFrame, and
 // gives its buffer back, and its intake reservation unless the actor took
 // it with the frame. It reports whether to read on.
-func (r *reader) handle(ctx context.Context, kind int, data *[]byte, reserved int64, frames, bytes *bucket, capacity int64) bool {
+func (r *reader) handle(ctx context.Context, kind int, data *[]byte, reserved int64, capacity int64) bool {
 	took, inPlace := false, false
 	defer func() {
 		if !took {
@@ -346,12 +372,6 @@ func (r *reader) handle(ctx context.Context, kind int, data *[]byte, reserved in
 			putFrame(data)
 		}
 	}()
-	now := time.Now()
-	if !frames.take(1, now) || !bytes.take(float64(len(*data)), now) {
-		r.end(fmt.Errorf("%w: more than %d frames or %.4g MiB per second", errFlood,
-			r.cfg.FloodFrameRate, float64(r.cfg.FloodByteRate)/(1<<20)))
-		return false
-	}
 	cost := min(int64(len(*data))+frameOverhead, capacity)
 	if err := r.inbox.Acquire(ctx, cost); err != nil {
 		return false // the actor closed the connection
@@ -687,6 +707,9 @@ func (p *quietProbe) Read(b []byte) (int, error) {
 // probeOf is the quietProbe under ws, if any (under TLS too).
 func probeOf(ws *websocket.Conn) *quietProbe {
 	c := ws.NetConn()
+	if m := meterOf(c); m != nil {
+		c = m.Conn
+	}
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -147,8 +148,11 @@ type (
 		err error
 	}
 	// quiet: the new socket had nothing more to read; the login goes out.
-	quiet      struct{ gen uint64 }
-	pong       struct{ gen uint64 }
+	quiet struct{ gen uint64 }
+	pong  struct {
+		gen     uint64
+		pending *atomic.Bool // set while this pong waits for the actor
+	}
 	timerFired struct {
 		gen  uint64
 		kind timerKind

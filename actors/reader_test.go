@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -21,6 +22,13 @@ import (
 // socketPair returns both ends of a real WebSocket connection.
 func socketPair(t *testing.T) (client, server *websocket.Conn) {
 	t.Helper()
+	return meteredPair(t, nil)
+}
+
+// meteredPair is socketPair whose client side meters what it reads with
+// cfg's flood limits (as a dialed gateway's socket does), unless cfg is nil.
+func meteredPair(t *testing.T, cfg *Config) (client, server *websocket.Conn) {
+	t.Helper()
 	accepted := make(chan *websocket.Conn, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
@@ -29,7 +37,17 @@ func socketPair(t *testing.T) (client, server *websocket.Conn) {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	client, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	dialer := *websocket.DefaultDialer
+	if cfg != nil {
+		dialer.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return newFrameMeter(c, cfg.withDefaults()), nil
+		}
+	}
+	client, _, err := dialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { client.Close() })
 	server = <-accepted
@@ -279,10 +297,11 @@ func frameOf(t *testing.T, size int) []byte {
 // are metered on their own. What fits in the burst is delivered.
 func TestReaderCutsOffAByteFlood(t *testing.T) {
 	t.Parallel()
-	client, peer := socketPair(t)
-	m := runMetered(t, client, Config{PongTimeout: time.Hour,
+	cfg := Config{PongTimeout: time.Hour,
 		FloodFrameRate: 1 << 20, FloodFrameBurst: 1 << 30, // the frame count alone never trips
-		FloodByteRate: 1, FloodByteBurst: 64 << 10})
+		FloodByteRate: 1, FloodByteBurst: 64 << 10}
+	client, peer := meteredPair(t, &cfg)
+	m := runMetered(t, client, cfg)
 	frame := frameOf(t, 16000) // small frames: the reading intake is not asked
 	for i := range 4 {         // 64,000 bytes: within the burst of 65,536
 		require.NoError(t, peer.WriteMessage(websocket.TextMessage, frame))
