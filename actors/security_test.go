@@ -103,3 +103,33 @@ func TestDialPolicyAppliesToTheResolvedAddress(t *testing.T) {
 	// allowed gateway never noticed.
 	assert.Equal(t, gatewayd.StateAuthenticated, h.Status(ok.ID).State)
 }
+
+// The name verified is the URL's host: the frame meter's TLS connection
+// is made by gatewayd, not gorilla/websocket, and must verify as gorilla
+// did. A certificate of the trusted CA for 127.0.0.1 does not do for
+// wss://localhost.
+func TestWSSVerifiesTheGatewaysName(t *testing.T) {
+	caFile, serverTLS := testutil.NewTestCA(t, "127.0.0.1")
+	sim, err := ctctest.NewTLSServer("127.0.0.1:0", serverTLS)
+	require.NoError(t, err)
+	t.Cleanup(sim.Close)
+	roots, err := netguard.RootCAs(caFile)
+	require.NoError(t, err)
+	cfg := actorstest.FastConfig()
+	cfg.TLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	h := newHarness(t, cfg)
+
+	email, pw := actorstest.Credentials("named")
+	sg := sim.Add("named", ctctest.Config{Email: email, Password: pw})
+	byName := strings.Replace(sg.URL(), "wss://127.0.0.1:", "wss://localhost:", 1)
+	require.NotEqual(t, sg.URL(), byName)
+	g := addAt(t, h, "named", byName)
+	st := h.WaitState(g.ID, gatewayd.StateBackoff, 5*time.Second)
+	assert.Contains(t, lastError(st), "certificate")
+	assert.Zero(t, sg.Stats().Logins, "no credentials go to a peer of another name")
+
+	email2, pw2 := actorstest.Credentials("by-address")
+	sg2 := sim.Add("by-address", ctctest.Config{Email: email2, Password: pw2})
+	g2 := addAt(t, h, "by-address", sg2.URL())
+	h.WaitState(g2.ID, gatewayd.StateAuthenticated, 5*time.Second)
+}
