@@ -65,3 +65,12 @@ func (w *Writer) Close()                             { w.w.close() }
 // of a type it handles), standing in for any bug in its code: Proto.Actor
 // then restarts it, which supervisor.started is written for.
 func PanicSupervisor(r *Runtime) { r.d.root.Send(r.supervisor, (*stopGateways)(nil)) }
+
+// PendingTemperatures is how many temperatures (one per gateway and
+// serial) wait in the writer.
+func PendingTemperatures(r *Runtime) int {
+	w := r.d.writer
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.temperatures)
+}

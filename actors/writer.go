@@ -38,7 +38,10 @@ type writer struct {
 	authFailures map[uuid.UUID]*string // nil: no longer refused
 	discoveries  map[uuid.UUID]gatewayd.Discovery
 	temperatures map[sensorKey]gatewayd.Temperature
-	readings     map[uuid.UUID]gatewayd.ReadingUpdate
+	// tempSerials counts each gateway's serials in temperatures: past
+	// maxPendingSerials new ones are dropped.
+	tempSerials map[uuid.UUID]int
+	readings    map[uuid.UUID]gatewayd.ReadingUpdate
 	// waveBytes is what the pending readings' samples hold; past
 	// maxPendingWaves (the database is down) new ones fail instead.
 	waveBytes int
@@ -70,7 +73,7 @@ type writer struct {
 	retries int
 	retryAt time.Time
 	// The lines about failed writes, one per failLogEvery for each kind.
-	readingsLog, sensorsLog, seenLog logging.Pacer
+	readingsLog, sensorsLog, seenLog, droppedLog logging.Pacer
 
 	stop chan struct{}
 	done chan struct{}
@@ -96,6 +99,15 @@ const (
 // maxPendingWaves bounds the samples waiting for the database.
 const maxPendingWaves = 64 << 20
 
+// maxPendingSerials bounds one gateway's sensors whose temperatures or
+// sightings wait for the database: a gateway names its serials itself,
+// and during an outage each new one was kept until the database answered
+// (100,000 from one peer in a test; 720,000 an hour at the flood limits:
+// found by an audit, helper 4). A real gateway has a few dozen sensors;
+// past the bound a new serial's report is dropped (its sensor is stored
+// at its next report), a known one's still replaces what waits.
+const maxPendingSerials = 1024
+
 // While dials queue for the limiter's slots (a cold start, a reconnect
 // storm), the discoveries and temperatures wait: the upserts of 40,000
 // sensors cost PostgreSQL seconds of CPU, on the same cores the logins
@@ -112,8 +124,8 @@ const (
 func newWriter(src Source, observer Observer, crowded func() bool, seenEvery, dataEvery, readingEvery time.Duration, log zerolog.Logger) *writer {
 	w := &writer{src: src, observer: observer, crowded: crowded, seenEvery: seenEvery, dataEvery: dataEvery, readingEvery: readingEvery, log: log,
 		seen: make(map[uuid.UUID]time.Time), authFailures: make(map[uuid.UUID]*string), discoveries: make(map[uuid.UUID]gatewayd.Discovery),
-		temperatures: make(map[sensorKey]gatewayd.Temperature), readings: make(map[uuid.UUID]gatewayd.ReadingUpdate),
-		stop: make(chan struct{}), done: make(chan struct{}), kick: newWakeup()}
+		temperatures: make(map[sensorKey]gatewayd.Temperature), tempSerials: make(map[uuid.UUID]int),
+		readings: make(map[uuid.UUID]gatewayd.ReadingUpdate), stop: make(chan struct{}), done: make(chan struct{}), kick: newWakeup()}
 	w.ctx, w.giveUp = context.WithCancel(context.Background())
 	go w.run()
 	return w
@@ -169,7 +181,17 @@ func (w *writer) temperature(t gatewayd.Temperature) {
 	w.mu.Lock()
 	prev, ok := w.temperatures[k]
 	switch {
-	case !ok, prev.Sighting && !t.Sighting:
+	case !ok && w.tempSerials[t.GatewayID] >= maxPendingSerials:
+		w.mu.Unlock()
+		if ok, n := w.droppedLog.Allow(time.Now(), failLogEvery); ok {
+			w.log.Warn().Str("id", t.GatewayID.String()).Int("limit", maxPendingSerials).Int("unlogged_since", n).
+				Msg("a gateway reported more sensors than wait for the database; a new serial's report is dropped")
+		}
+		return
+	case !ok:
+		w.tempSerials[t.GatewayID]++
+		w.temperatures[k] = t
+	case prev.Sighting && !t.Sighting:
 		w.temperatures[k] = t
 	case t.Sighting == prev.Sighting && !t.At.Before(prev.At):
 		w.temperatures[k] = t
@@ -425,6 +447,7 @@ func (w *writer) flushData() {
 	}
 	if len(w.temperatures) > 0 {
 		ts, w.temperatures = w.temperatures, make(map[sensorKey]gatewayd.Temperature)
+		w.tempSerials = make(map[uuid.UUID]int)
 	}
 	w.mu.Unlock()
 	// Temperatures first: a sensor first seen in one (inserted connected)

@@ -1,0 +1,162 @@
+package actors_test
+
+// One gateway's reports while the database is down (found by an audit,
+// helper 4, whose test this is).
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/actors"
+	"github.com/ctcgw/gatewayd/actors/actorstest"
+	"github.com/ctcgw/gatewayd/internal/testutil"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+// dbProxy forwards TCP to PostgreSQL until cut: then it closes every
+// connection and refuses new ones (a database outage, for this process
+// only).
+type dbProxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newDBProxy(t *testing.T, listen, target string) *dbProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", listen)
+	require.NoError(t, err)
+	p := &dbProxy{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(u, c); _ = u.Close() }()
+			go func() { _, _ = io.Copy(c, u); _ = c.Close() }()
+		}
+	}()
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *dbProxy) cut() {
+	_ = p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+// API.md §4: "what one gateway can make the service hold in memory is
+// bounded". While the database is down, the writer keeps every
+// temperature it could not write, one per gateway and serial, and a
+// gateway names its serials itself ("a notification about a serial not
+// known yet inserts that sensor"): each new serial is one more entry,
+// kept until the database answers. Samples have a cap for this case
+// (maxPendingWaves, 64 MiB: past it readings fail); temperatures have
+// none: one gateway's 100,000 NOT_DYN_TEMP frames with distinct serials
+// left 100,000 entries held (at the default frame limits, 720,000 an hour
+// of outage). The frame limits are raised to make the test quick.
+func TestOutageTemperaturesFromOneGatewayAreBounded(t *testing.T) {
+	t.Parallel()
+	pool, dbURL := tmpl.Pool(t)
+	sealer, err := store.NewSealer(testutil.Key)
+	require.NoError(t, err)
+	direct := store.New(pool, sealer)
+	ctx := context.Background()
+	org, err := direct.CreateOrganization(ctx, "Org", nil)
+	require.NoError(t, err)
+	f, err := direct.CreateFactory(ctx, store.NewFactory{OrganizationID: org.ID, Name: "F"})
+	require.NoError(t, err)
+
+	const total = 100_000
+	ready, written := make(chan struct{}), make(chan struct{})
+	peer := newRawPeer(t, "127.0.0.1:6147", func(p *rawPeer, raw net.Conn) {
+		<-ready // the database is down
+		var b strings.Builder
+		send := func(serial int, temp float64, flush bool) bool {
+			msg := fmt.Sprintf(`{"Type":"NOT_DYN_TEMP","From":"SERV","Target":"UI","Data":{"Serial":"%d","Temp":%g}}`, serial, temp)
+			b.Write(unmaskedFrame(true, 1, []byte(msg)))
+			if !flush {
+				return true
+			}
+			defer b.Reset()
+			return p.write(raw, []byte(b.String())) == nil
+		}
+		for serial := 1; serial <= total; serial++ {
+			if !send(serial, 21.5, serial%1000 == 0) {
+				return
+			}
+		}
+		close(written)
+		<-p.done // the socket stays open until the test ends
+	})
+	g, err := direct.CreateGateway(ctx, store.NewGateway{FactoryID: f.ID, GatewayID: "temps", Name: "temps",
+		URL: peer.url, Email: "temps@example.com", Password: "pw"})
+	require.NoError(t, err)
+
+	u, err := url.Parse(dbURL)
+	require.NoError(t, err)
+	proxy := newDBProxy(t, "127.0.0.1:6146", u.Host)
+	u.Host = "127.0.0.1:6146"
+	ppool, err := pgxpool.New(ctx, u.String())
+	require.NoError(t, err)
+	t.Cleanup(ppool.Close)
+	cfg := actorstest.FastConfig()
+	cfg.FloodFrameRate, cfg.FloodFrameBurst = 1<<20, 1<<30
+	rt := actors.Start(cfg, store.New(ppool, sealer), zerolog.Nop())
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = rt.Shutdown(c)
+	})
+	require.Eventually(t, rt.Ready, 30*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool {
+		st, err := rt.Status(ctx, g.ID)
+		return err == nil && st.State == gatewayd.StateAuthenticated
+	}, 15*time.Second, 5*time.Millisecond, "logged in")
+
+	proxy.cut()
+	close(ready)
+	// Past the cap's worth, what the peer wrote is handled while it
+	// writes; the rest of it (what the socket buffers took) just after.
+	select {
+	case <-written:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the peer could not write its frames")
+	}
+	// The writer takes the map out for each (failing) flush and puts it
+	// back: the most it holds is seen between flushes.
+	held := 0
+	deadline := time.Now().Add(5 * time.Second)
+	for held <= total && time.Now().Before(deadline) {
+		held = max(held, actors.PendingTemperatures(rt))
+		time.Sleep(time.Millisecond)
+	}
+	t.Logf("temperatures held for one gateway during the outage: %d", held)
+	require.LessOrEqual(t, held, 10_000, "one gateway made the writer hold %d temperatures", held)
+}
