@@ -2,18 +2,23 @@ package main
 
 import (
 	"context"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// percentile of sorted durations (p in 0..100), nearest rank.
+// percentile of sorted durations (p in 0..100), nearest rank: the value
+// at rank ceil(n·p/100), so that at least p % of the values are at or
+// below it. Rounding n·p/100 to the nearest rank instead would return
+// one rank lower whenever its fraction is below one half — a p99 that
+// leaves out a sample it should cover.
 func percentile(sorted []time.Duration, p float64) time.Duration {
 	if len(sorted) == 0 {
 		return 0
 	}
-	i := int(float64(len(sorted))*p/100+0.5) - 1
+	i := int(math.Ceil(float64(len(sorted))*p/100)) - 1
 	i = max(0, min(i, len(sorted)-1))
 	return sorted[i]
 }
