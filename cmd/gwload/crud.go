@@ -192,8 +192,8 @@ func crud(ctx context.Context, e *env, r *report) error {
 			r.value("crud_"+p.name+"_wrk_cores", w.cores, "cores")
 		} else {
 			res := e.load(ctx, e.o.duration, p.op)
-			if res.errors > 0 {
-				return fmt.Errorf("%s: %d requests failed", p.name, res.errors)
+			if err := res.err(); err != nil {
+				return fmt.Errorf("%s: %w", p.name, err)
 			}
 			rate, p99, peak = res.rate(), ms(percentile(res.latencies, 99)), res.peakRSS
 		}

@@ -117,8 +117,8 @@ func (e *env) getByID(ctx context.Context, wrk string, ids []string) (getResult,
 	// requests are counted in it.
 	cpu0 := e.cpuSeconds()
 	w := e.load(ctx, warm, get)
-	if w.errors > 0 {
-		return getResult{}, fmt.Errorf("%d requests failed while warming up", w.errors)
+	if err := w.err(); err != nil {
+		return getResult{}, fmt.Errorf("warming up: %w", err)
 	}
 	warmed := float64(len(w.latencies))
 	if wrk != "" {
@@ -132,8 +132,8 @@ func (e *env) getByID(ctx context.Context, wrk string, ids []string) (getResult,
 		return getResult{res, warmed, e.cpuSeconds() - cpu0}, nil
 	}
 	res := e.load(ctx, e.o.duration, get)
-	if res.errors > 0 {
-		return getResult{}, fmt.Errorf("%d requests failed", res.errors)
+	if err := res.err(); err != nil {
+		return getResult{}, err
 	}
 	return getResult{wrkResult{rate: res.rate(), p50: ms(percentile(res.latencies, 50)), p99: ms(percentile(res.latencies, 99)),
 		peakRSS: res.peakRSS}, warmed, e.cpuSeconds() - cpu0}, nil

@@ -59,8 +59,8 @@ func status(ctx context.Context, e *env, r *report) error {
 	res := e.load(ctx, e.o.duration, func(w, i int) error {
 		return e.call("GET", "/gateways/"+ids[rand.IntN(len(ids))].String()+"/status", nil, 200, nil)
 	})
-	if res.errors > 0 {
-		return fmt.Errorf("%d status requests failed", res.errors)
+	if err := res.err(); err != nil {
+		return fmt.Errorf("status: %w", err)
 	}
 	r.value("status_rate", res.rate(), "req/s")
 	r.value("status_p50", ms(percentile(res.latencies, 50)), "ms")

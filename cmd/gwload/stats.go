@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"sync"
@@ -34,6 +36,19 @@ type loadResult struct {
 }
 
 func (l loadResult) rate() float64 { return float64(len(l.latencies)) / l.elapsed.Seconds() }
+
+// err says why the phase's figures measure nothing worth printing: some
+// request failed, or not one succeeded (its rate 0 and p99 0 ms would
+// read as a fast service).
+func (l loadResult) err() error {
+	if l.errors > 0 {
+		return fmt.Errorf("%d of %d requests failed", l.errors, l.errors+int64(len(l.latencies)))
+	}
+	if len(l.latencies) == 0 {
+		return errors.New("no request succeeded")
+	}
+	return nil
+}
 
 // samplePeak samples rss every 100 ms until the returned stop is called,
 // which returns the peak.
@@ -85,7 +100,12 @@ func runLoad(ctx context.Context, workers int, d, pace time.Duration, rss func()
 			for i := 0; ctx.Err() == nil; i++ {
 				t0 := time.Now()
 				if err := op(w, i); err != nil {
-					if ctx.Err() == nil {
+					// A request that started inside the phase is
+					// counted however late it fails: a 5xx or a
+					// timeout that comes after the deadline is still
+					// a failed request. Only a call the phase's end
+					// itself cancelled is no failure of the service.
+					if ctx.Err() == nil || !errors.Is(err, context.Canceled) {
 						errs.Add(1)
 					}
 					continue

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // percentile is nearest rank: the p-th percentile of n sorted values is
@@ -33,4 +37,34 @@ func TestPercentileIsNearestRank(t *testing.T) {
 	assert.Equal(t, 99*time.Millisecond, percentile(hundred, 99))
 	assert.Equal(t, time.Millisecond, percentile(hundred[:1], 99))
 	assert.Zero(t, percentile(nil, 99))
+}
+
+// runLoad counts every failed request, however late it fails: a request
+// that started inside the phase and failed after its deadline (a 5xx or
+// a timeout that arrives late) used to be neither a latency nor an
+// error, and a phase in which every request failed that way came back
+// with no error, no latency, rate 0 and p99 0. Only a call that the
+// phase's end itself cancelled is not a failure — and then a phase with
+// no request that succeeded is still one.
+// (Found by an audit, helper 6.)
+func TestRunLoadCountsRequestsThatFailAfterTheDeadline(t *testing.T) {
+	ctx := context.Background()
+	res := runLoad(ctx, 2, 50*time.Millisecond, 0, func() int { return 0 }, func(w, i int) error {
+		time.Sleep(120 * time.Millisecond)           // answered after the phase's end…
+		return errors.New("503 Service Unavailable") // …and failed
+	})
+	assert.Empty(t, res.latencies, "no request succeeded")
+	assert.Equal(t, int64(2), res.errors, "each worker's one request failed")
+	require.Error(t, res.err())
+
+	res = runLoad(ctx, 2, 50*time.Millisecond, 0, func() int { return 0 }, func(w, i int) error {
+		time.Sleep(120 * time.Millisecond)
+		return fmt.Errorf("cut short: %w", context.Canceled)
+	})
+	assert.Zero(t, res.errors, "a call the phase's end cancelled is no failure")
+	require.ErrorContains(t, res.err(), "no request succeeded")
+
+	res = runLoad(ctx, 2, 50*time.Millisecond, 5*time.Millisecond, func() int { return 0 }, func(w, i int) error { return nil })
+	assert.NotEmpty(t, res.latencies)
+	require.NoError(t, res.err())
 }
