@@ -2,11 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd/ctc/ctctest"
 )
 
 // Both storms end with every gateway back; the watched one with every
@@ -45,6 +52,52 @@ func TestOverheadScenarioAtSmallSize(t *testing.T) {
 	figures := runSmall(t, o, out, progress, "overhead")
 	requireFigures(t, figures, "overhead_metrics_on_vs_off", "overhead_auth_on_vs_off", "overhead_default_rate_median",
 		"overhead_metrics_off_rate_median", "overhead_auth_off_rate_median")
+}
+
+// The watched storm fails when a subscriber missed events (BENCHMARKS.md,
+// #15: "a reset, or a gap, fails it"). Here a fake gatewayd publishes 10
+// events during the storm (its counters say so) and ends the one
+// subscriber's stream after 4 of them, without event: overflow (as
+// gatewayd does to a stream whose write deadline passed, whose token was
+// revoked, or at a stop). The wait for the stragglers skips a stream
+// that ended and the tally finds 0 of 1 subscribers complete; the storm
+// used to return its time with no error all the same, so `gwload events`
+// exited 0 and printed events_storm_ratio from a storm whose subscriber
+// had gone.
+// (Found by an audit, helper 6.)
+func TestWatchedStormFailsWhenASubscriberMissedEvents(t *testing.T) {
+	sim, err := ctctest.NewServer("127.0.0.1:0")
+	require.NoError(t, err)
+	defer sim.Close()
+
+	var scrapes atomic.Int64
+	e, r, out := fakeGatewayd(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/health":
+			_, _ = io.WriteString(w, `{"gateways":{"total":0,"authenticated":0}}`)
+		case "/metrics":
+			n := 0
+			if scrapes.Add(1) > 1 { // the scrape after the storm
+				n = 10
+			}
+			fmt.Fprintf(w, "gatewayd_events_published_total %d\ngatewayd_gateway_state_changes_total %d\n", n, n)
+		case "/api/events":
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, ": open\n\n")
+			w.(http.Flusher).Flush()
+			for id := 1; id <= 4; id++ {
+				fmt.Fprintf(w, "id: %d\nevent: gateway.state\ndata: {}\n\n", id)
+			}
+			// The stream ends here: 6 of the storm's 10 events never come.
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	e.sim = sim
+	_, err = stormWatched(context.Background(), e, r, 1)
+	assert.Contains(t, out.String(), "events_storm_1subs_subscribers_complete 0 count")
+	assert.ErrorContains(t, err, "only 0 of 1 subscribers got all 10 events",
+		"the only subscriber got 4 of the storm's 10 events, yet the watched storm is a success")
 }
 
 // sseStream is n events in gatewayd's framing, ids from first, every
