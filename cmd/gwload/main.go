@@ -242,6 +242,14 @@ func run(ctx context.Context, o *options, names []string) error {
 				r.progressf("coldstart needs its own gatewayd; skipped with -target")
 				continue
 			}
+			// coldstart starts from an empty database and its own
+			// gatewayd; an earlier shared one (status, storm, another
+			// coldstart) would otherwise run beside its measurements and
+			// outlive gwload.
+			if shared != nil {
+				shared.close()
+				shared = nil
+			}
 			shared, err = coldstart(ctx, o, r)
 		case "status":
 			var e *env
