@@ -95,6 +95,10 @@ type options struct {
 	readingGateways int
 	readingBurst    bool
 	readingSchedule time.Duration
+	// readingInterval is the schedule's reading_interval (0: one minute,
+	// the least the API takes); shorter only against a fake gatewayd, so
+	// that a test of the schedule's tally takes seconds, not minutes.
+	readingInterval time.Duration
 	// events: SSE subscribers in the watched storm, whether that storm
 	// runs first, how many pairs of storms, gatewayd's GATEWAY_PING_INTERVAL (0: its default; a
 	// failure count resets after one healthy interval), and how many

@@ -380,10 +380,14 @@ func readingStorage(ctx context.Context, e *env, r *report, complete int) error 
 // readingSchedule: every sensor on a reading_interval of one minute (the
 // least the API allows) for o.readingSchedule. Each sensor's k-th
 // scheduled reading is due at its first one + k minutes (the first comes
-// at an offset of the sensor's own, by design); lateness is requested_at
-// minus that.
+// at an offset of the sensor's own, by design), and whole minutes between
+// the window's start and the first reading are due times lost
+// (tallySchedule); lateness is requested_at minus the due time.
 func readingSchedule(ctx context.Context, e *env, r *report) error {
-	const interval = time.Minute
+	interval := e.o.readingInterval
+	if interval <= 0 {
+		interval = time.Minute
+	}
 	sensors, err := readingSetup(ctx, e, r)
 	if err != nil {
 		return err
@@ -393,7 +397,7 @@ func readingSchedule(ctx context.Context, e *env, r *report) error {
 		return err
 	}
 	failedPuts, firstErr := eachConcurrently(len(sensors), e.o.concurrency, func(i int) error {
-		return e.call("PUT", "/sensors/"+sensors[i].id.String(), map[string]any{"reading_interval": "1m"}, 200, nil)
+		return e.call("PUT", "/sensors/"+sensors[i].id.String(), map[string]any{"reading_interval": interval.String()}, 200, nil)
 	})
 	if failedPuts > 0 {
 		return fmt.Errorf("%d of %d schedule updates failed, the first: %v", failedPuts, len(sensors), firstErr)
@@ -442,24 +446,20 @@ func readingSchedule(ctx context.Context, e *env, r *report) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	type row struct {
-		sensor               uuid.UUID
-		status               string
-		requested, completed time.Time
-	}
 	rows, err := e.pool.Query(ctx, `SELECT sensor_id, status, requested_at, coalesce(completed_at, requested_at) FROM readings
 		WHERE trigger = 'SCHEDULED' AND requested_at >= $1 AND requested_at <= $2 ORDER BY sensor_id, requested_at`, t0, end.Add(grace))
 	if err != nil {
 		return fmt.Errorf("read readings: %w", err)
 	}
-	bySensor := map[uuid.UUID][]row{}
+	bySensor := map[uuid.UUID][]scheduledReading{}
 	for rows.Next() {
-		var x row
-		if err := rows.Scan(&x.sensor, &x.status, &x.requested, &x.completed); err != nil {
+		var sensor uuid.UUID
+		var x scheduledReading
+		if err := rows.Scan(&sensor, &x.status, &x.requested, &x.completed); err != nil {
 			rows.Close()
 			return fmt.Errorf("read readings: %w", err)
 		}
-		bySensor[x.sensor] = append(bySensor[x.sensor], x)
+		bySensor[sensor] = append(bySensor[sensor], x)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -470,27 +470,88 @@ func readingSchedule(ctx context.Context, e *env, r *report) error {
 		return fmt.Errorf("count readings: %w", err)
 	}
 
-	var expected, complete, failed, missing, extra, silent int
-	var late, took []time.Duration
-	var lastLate time.Duration // the largest lateness of a sensor's last reading: drift
+	tl := tallySchedule(t0, end, interval, sensors, bySensor)
+	r.value("schedule_sensors", float64(len(sensors)), "count")
+	r.value("schedule_length", e.o.readingSchedule.Seconds(), "s")
+	r.value("schedule_expected", float64(tl.expected), "count")
+	r.value("schedule_complete", float64(tl.complete), "count")
+	r.value("schedule_failed", float64(tl.failed), "count")
+	r.value("schedule_missing", float64(tl.missing), "count")
+	r.value("schedule_sensors_never_read", float64(tl.silent), "count")
+	r.value("schedule_duplicates", float64(tl.extra), "count")
+	r.value("schedule_before_window", float64(before), "count")
+	if len(tl.late) > 0 {
+		r.value("schedule_lateness_p50", ms(percentile(tl.late, 50)), "ms")
+		r.value("schedule_lateness_p99", ms(percentile(tl.late, 99)), "ms")
+		r.value("schedule_lateness_max", ms(tl.late[len(tl.late)-1]), "ms")
+		r.value("schedule_lateness_last_max", ms(tl.lastLate), "ms")
+	}
+	if len(tl.took) > 0 {
+		r.value("schedule_request_to_complete_p99", ms(percentile(tl.took, 99)), "ms")
+	}
+	if err := readingLoadFigures(r, "schedule", lat, pollFailed, idleP99, peak, idlePeak); err != nil {
+		return err
+	}
+	if tl.missing > 0 || tl.failed > 0 {
+		return fmt.Errorf("%d scheduled readings missing and %d failed of %d expected", tl.missing, tl.failed, tl.expected)
+	}
+	return nil
+}
+
+// scheduledReading is one SCHEDULED reading in the schedule's window.
+type scheduledReading struct {
+	status               string
+	requested, completed time.Time
+}
+
+// scheduleTally is the schedule's window: the readings due, what became
+// of them, and how late they came.
+type scheduleTally struct {
+	expected, complete, failed, missing int
+	extra                               int             // a due time read twice
+	silent                              int             // sensors without a reading
+	late, took                          []time.Duration // sorted
+	lastLate                            time.Duration   // the largest lateness of a sensor's last reading: drift
+}
+
+// firstLateness is the most a sensor's first reading in the window may
+// come after t0 + interval and still be taken for a late one rather than
+// for the next after a lost one (its due time is not known, so its
+// lateness cannot be measured): a first reading lost within this much of
+// t0 goes unnoticed.
+func firstLateness(interval time.Duration) time.Duration { return min(5*time.Second, interval/4) }
+
+// tallySchedule matches each sensor's readings in the window [t0, end]
+// (requested by end and a grace after it, in order) with its due times.
+// A sensor's schedule is armed by t0 (a PUT re-arms its gateway's
+// schedules, and t0 follows the last PUT), and its due times lie on a
+// grid of the interval (README: scheduled readings keep their grid), so
+// one of them falls in [t0, t0 + interval): the first reading is that
+// one unless it was lost, and each whole interval between t0 (plus
+// firstLateness) and the first reading is a due time without a reading.
+// The later due times are counted from the first reading.
+func tallySchedule(t0, end time.Time, interval time.Duration, sensors []readingSensor, bySensor map[uuid.UUID][]scheduledReading) scheduleTally {
+	var tl scheduleTally
+	window := end.Sub(t0)
 	for _, s := range sensors {
 		list := bySensor[s.id]
 		if len(list) > 0 && list[0].requested.After(end) {
 			list = nil // its first reading fell due after the end
 		}
 		if len(list) == 0 {
-			// The first reading comes within one interval of the schedule,
-			// so a window of at least one interval owes one per interval.
-			if e.o.readingSchedule >= interval {
-				expected += int(e.o.readingSchedule / interval)
-				missing += int(e.o.readingSchedule / interval)
-				silent++
+			// The first reading comes within one interval of t0, so a
+			// window of at least one interval owes one per interval.
+			if window >= interval {
+				tl.expected += int(window / interval)
+				tl.missing += int(window / interval)
+				tl.silent++
 			}
 			continue
 		}
 		first := list[0].requested
-		due := int(end.Sub(first)/interval) + 1 // k = 0 … due-1 are due by the end
-		expected += due
+		lost := max(0, int((first.Sub(t0)-firstLateness(interval))/interval)) // due before the first reading
+		due := int(end.Sub(first)/interval) + 1                               // k = 0 … due-1 are due by the end
+		tl.expected += lost + due
 		seen := map[int]bool{}
 		for _, x := range list {
 			k := int((x.requested.Sub(first) + interval/2) / interval)
@@ -498,55 +559,31 @@ func readingSchedule(ctx context.Context, e *env, r *report) error {
 				continue // due after the end
 			}
 			if seen[k] {
-				extra++
+				tl.extra++
 				continue
 			}
 			seen[k] = true
 			// The first reading defines the due times: lateness from k = 1.
 			if k > 0 {
 				l := x.requested.Sub(first.Add(time.Duration(k) * interval))
-				late = append(late, l)
+				tl.late = append(tl.late, l)
 				if k == due-1 {
-					lastLate = max(lastLate, l)
+					tl.lastLate = max(tl.lastLate, l)
 				}
 			}
 			switch x.status {
 			case "COMPLETE":
-				complete++
-				took = append(took, x.completed.Sub(x.requested))
+				tl.complete++
+				tl.took = append(tl.took, x.completed.Sub(x.requested))
 			case "FAILED":
-				failed++
+				tl.failed++
 			}
 		}
-		missing += due - len(seen)
+		tl.missing += lost + due - len(seen)
 	}
-	slices.Sort(late)
-	slices.Sort(took)
-	r.value("schedule_sensors", float64(len(sensors)), "count")
-	r.value("schedule_length", e.o.readingSchedule.Seconds(), "s")
-	r.value("schedule_expected", float64(expected), "count")
-	r.value("schedule_complete", float64(complete), "count")
-	r.value("schedule_failed", float64(failed), "count")
-	r.value("schedule_missing", float64(missing), "count")
-	r.value("schedule_sensors_never_read", float64(silent), "count")
-	r.value("schedule_duplicates", float64(extra), "count")
-	r.value("schedule_before_window", float64(before), "count")
-	if len(late) > 0 {
-		r.value("schedule_lateness_p50", ms(percentile(late, 50)), "ms")
-		r.value("schedule_lateness_p99", ms(percentile(late, 99)), "ms")
-		r.value("schedule_lateness_max", ms(late[len(late)-1]), "ms")
-		r.value("schedule_lateness_last_max", ms(lastLate), "ms")
-	}
-	if len(took) > 0 {
-		r.value("schedule_request_to_complete_p99", ms(percentile(took, 99)), "ms")
-	}
-	if err := readingLoadFigures(r, "schedule", lat, pollFailed, idleP99, peak, idlePeak); err != nil {
-		return err
-	}
-	if missing > 0 || failed > 0 {
-		return fmt.Errorf("%d scheduled readings missing and %d failed of %d expected", missing, failed, expected)
-	}
-	return nil
+	slices.Sort(tl.late)
+	slices.Sort(tl.took)
+	return tl
 }
 
 // simSensors is how many sensors the simulated gateways list: the rows
