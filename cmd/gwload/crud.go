@@ -43,6 +43,13 @@ const (
 	gatewayCols = `id, factory_id, gateway_id, name, url, email, model, firmware_version, last_seen_at, desired_state, metadata, created_at, updated_at`
 )
 
+// The statements' ids are parameters that gatewayd makes (random, as
+// gen_random_uuid's), and its "which fields does the patch set" flags are
+// parameters too: literal booleans would let PostgreSQL fold the CASEs
+// away, a cheaper statement than gatewayd's. setFlags makes pgbench
+// variables of them, sent as parameters under -M prepared.
+const setFlags = "\\set yes true\n\\set no false\n"
+
 // listFactoriesSQL is what GET /api/factories?limit=20&offset=:off runs,
 // sent as one pipeline (one round trip, one implicit transaction), as pgx
 // sends a batch.
@@ -155,12 +162,12 @@ func crud(ctx context.Context, e *env, r *report) error {
 			return e.call("POST", "/factories", map[string]any{"organization_id": e.org, "name": fmt.Sprintf("new-%d-%d", w, i)}, 201, nil)
 		}, method: "POST", path: "/api/factories", body: fmt.Sprintf(`{"organization_id":"%s","name":"wrk-{n}"}`, e.org), ids: factoryIDs,
 			plain: fmt.Sprintf("INSERT INTO factories (organization_id, name) VALUES ('%s', 'pg-factory');\n", e.org),
-			same:  fmt.Sprintf("INSERT INTO factories (organization_id, name, location, timezone, metadata) SELECT '%s', 'pg-same', NULL, 'UTC', '{}' WHERE EXISTS (SELECT 1 FROM organizations WHERE id = '%s' AND deleted_at IS NULL FOR SHARE) RETURNING %s;\n", e.org, e.org, factoryCols)},
+			same:  fmt.Sprintf("INSERT INTO factories (id, organization_id, name, location, timezone, metadata) SELECT gen_random_uuid(), '%s', 'pg-same', NULL, 'UTC', '{}' WHERE EXISTS (SELECT 1 FROM organizations WHERE id = '%s' AND deleted_at IS NULL FOR SHARE) RETURNING %s;\n", e.org, e.org, factoryCols)},
 		{name: "put_factory", op: func(w, i int) error {
 			return e.call("PUT", "/factories/"+factories[rand.IntN(n)].String(), map[string]any{"name": fmt.Sprintf("renamed-%d-%d", w, i)}, 200, nil)
 		}, method: "PUT", path: "/api/factories/{id}", body: `{"name":"wrk-{n}"}`, ids: factoryIDs,
 			plain: randN + "UPDATE factories SET name = 'pg-' || :n WHERE id = " + benchIDSQL(kindFactory) + ";\n",
-			same:  randN + "UPDATE factories SET name = CASE WHEN true THEN 'pg-' || :n ELSE name END, location = CASE WHEN false THEN NULL ELSE location END, timezone = CASE WHEN false THEN 'UTC' ELSE timezone END, metadata = CASE WHEN false THEN '{}'::jsonb ELSE metadata END WHERE id = " + benchIDSQL(kindFactory) + " AND deleted_at IS NULL RETURNING " + factoryCols + ";\n"},
+			same:  randN + setFlags + "UPDATE factories SET name = CASE WHEN :yes THEN 'pg-' || :n ELSE name END, location = CASE WHEN :no THEN NULL ELSE location END, timezone = CASE WHEN :no THEN 'UTC' ELSE timezone END, metadata = CASE WHEN :no THEN '{}'::jsonb ELSE metadata END WHERE id = " + benchIDSQL(kindFactory) + " AND deleted_at IS NULL RETURNING " + factoryCols + ";\n"},
 		{name: "post_gateway", op: func(w, i int) error {
 			// A refused port: each new gateway's actor retries in BACKOFF
 			// without holding a socket, as a real unreachable gateway would.
@@ -169,7 +176,7 @@ func crud(ctx context.Context, e *env, r *report) error {
 		}, method: "POST", path: "/api/gateways", ids: factoryIDs,
 			body:  fmt.Sprintf(`{"factory_id":"%s","gateway_id":"wrk-%s-{n}","name":"posted","url":"ws://127.0.0.1:9/gw","email":"p@example.com","password":"pw"}`, e.factory, e.idTag()),
 			plain: fmt.Sprintf("INSERT INTO gateways (factory_id, gateway_id, name, url, email, password_encrypted) VALUES ('%s', gen_random_uuid()::text, 'pg', 'ws://127.0.0.1:9/gw', 'p@example.com', 'sealed-AAAA');\n", e.factory),
-			same:  fmt.Sprintf("INSERT INTO gateways (factory_id, gateway_id, name, url, email, password_encrypted, model, firmware_version, desired_state, metadata) SELECT '%s', gen_random_uuid()::text, 'pg', 'ws://127.0.0.1:9/gw', 'p@example.com', 'sealed-AAAA', NULL, NULL, 'CONNECTED', '{}' WHERE EXISTS (SELECT 1 FROM factories WHERE id = '%s' AND deleted_at IS NULL FOR SHARE) RETURNING %s;\n", e.factory, e.factory, gatewayCols)},
+			same:  fmt.Sprintf("INSERT INTO gateways (id, factory_id, gateway_id, name, url, email, password_encrypted, model, firmware_version, desired_state, metadata) SELECT gen_random_uuid(), '%s', gen_random_uuid()::text, 'pg', 'ws://127.0.0.1:9/gw', 'p@example.com', 'sealed-AAAA', NULL, NULL, 'CONNECTED', '{}' WHERE EXISTS (SELECT 1 FROM factories WHERE id = '%s' AND deleted_at IS NULL FOR SHARE) RETURNING %s;\n", e.factory, e.factory, gatewayCols)},
 	}
 	if e.o.phases != "" {
 		want := strings.Split(e.o.phases, ",")

@@ -126,6 +126,11 @@ func TestCRUDScenarioAtSmallSize(t *testing.T) {
 	o, out, progress := smallOptions(t)
 	figures := runSmall(t, o, out, progress, "crud")
 	requireFigures(t, figures, "crud_get_gateway_rate", "crud_post_gateway_rate", "crud_health_rate", "crud_get_factory_rate")
+	if _, err := exec.LookPath("pgbench"); err == nil {
+		// The references ran: each statement is valid SQL on this schema.
+		requireFigures(t, figures, "crud_get_factory_pgbench_same_sql_rate", "crud_list_factories_pgbench_same_sql_rate",
+			"crud_post_factory_pgbench_same_sql_rate", "crud_put_factory_pgbench_same_sql_rate", "crud_post_gateway_pgbench_same_sql_rate")
+	}
 }
 
 func TestChurnAndSoakScenariosAtSmallSize(t *testing.T) {
