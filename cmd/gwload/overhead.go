@@ -71,7 +71,10 @@ func overhead(ctx context.Context, e *env, r *report) error {
 			}
 			rate[v.name] = res.rate
 			rates[v.name] = append(rates[v.name], res.rate)
-			cost[v.name] = res.cpu / (res.rate*e.o.duration.Seconds() + res.warmed) * 1e6
+			// The requests answered, counted: rate × -duration is not
+			// their number (the run lasts longer than that, and wrk
+			// rounds it to whole seconds, at least one).
+			cost[v.name] = res.cpu / float64(res.requests+res.warmed) * 1e6
 			costs[v.name] = append(costs[v.name], cost[v.name])
 			r.progressf("round %d %s: %.0f req/s, p50 %.2f ms, p99 %.2f ms, %.0f µs of gatewayd CPU per request",
 				round+1, v.name, res.rate, res.p50, res.p99, cost[v.name])
@@ -120,7 +123,7 @@ func (e *env) getByID(ctx context.Context, wrk string, ids []string) (getResult,
 	if err := w.err(); err != nil {
 		return getResult{}, fmt.Errorf("warming up: %w", err)
 	}
-	warmed := float64(len(w.latencies))
+	warmed := len(w.latencies)
 	if wrk != "" {
 		res, err := runWrk(ctx, e.wrk(wrk, "GET", "/api/gateways/{id}", "", ids, 0))
 		if err != nil {
@@ -135,15 +138,16 @@ func (e *env) getByID(ctx context.Context, wrk string, ids []string) (getResult,
 	if err := res.err(); err != nil {
 		return getResult{}, err
 	}
-	return getResult{wrkResult{rate: res.rate(), p50: ms(percentile(res.latencies, 50)), p99: ms(percentile(res.latencies, 99)),
-		peakRSS: res.peakRSS}, warmed, e.cpuSeconds() - cpu0}, nil
+	return getResult{wrkResult{rate: res.rate(), requests: len(res.latencies), p50: ms(percentile(res.latencies, 50)),
+		p99: ms(percentile(res.latencies, 99)), peakRSS: res.peakRSS}, warmed, e.cpuSeconds() - cpu0}, nil
 }
 
 // getResult is one measurement, how many warm-up requests preceded it,
 // and gatewayd's CPU seconds for both.
 type getResult struct {
 	wrkResult
-	warmed, cpu float64
+	warmed int
+	cpu    float64
 }
 
 func median(v []float64) float64 {

@@ -53,14 +53,19 @@ end
 
 type wrkResult struct {
 	rate, p50, p99 float64 // req/s, ms, ms
-	non2xx         int
-	peakRSS        int
+	// requests is how many were answered in the run: the rate times
+	// the run's own length, which is not the length asked for (wrk runs
+	// whole seconds, at least one).
+	requests int
+	non2xx   int
+	peakRSS  int
 	// cores is the CPU wrk itself used, per second of its run.
 	cores float64
 }
 
 var (
 	wrkRate    = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	wrkCount   = regexp.MustCompile(`(?m)^\s+(\d+) requests in `)
 	wrkPct     = regexp.MustCompile(`(?m)^\s+(50|99)(?:\.000)?%\s+([0-9.]+)(us|ms|s)\s*$`)
 	wrkNon2xx  = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
 	wrkSockErr = regexp.MustCompile(`Socket errors: .*`)
@@ -110,15 +115,28 @@ func runWrk(ctx context.Context, w wrkLoad) (wrkResult, error) {
 	if err != nil {
 		return wrkResult{}, fmt.Errorf("wrk: %v: %s", err, out)
 	}
-	res := wrkResult{peakRSS: peak}
+	res, err := parseWrk(out)
+	res.peakRSS = peak
 	if st := cmd.ProcessState; st != nil && took > 0 {
 		res.cores = (st.UserTime() + st.SystemTime()).Seconds() / took
 	}
+	return res, err
+}
+
+// parseWrk reads wrk's report (--latency): the rate, the count, p50 and
+// p99, and the failures.
+func parseWrk(out []byte) (wrkResult, error) {
+	var res wrkResult
 	m := wrkRate.FindSubmatch(out)
 	if m == nil {
 		return res, fmt.Errorf("wrk printed no rate: %s", out)
 	}
 	res.rate, _ = strconv.ParseFloat(string(m[1]), 64)
+	m = wrkCount.FindSubmatch(out)
+	if m == nil {
+		return res, fmt.Errorf("wrk printed no request count: %s", out)
+	}
+	res.requests, _ = strconv.Atoi(string(m[1]))
 	for _, p := range wrkPct.FindAllSubmatch(out, -1) {
 		v, _ := strconv.ParseFloat(string(p[2]), 64)
 		switch string(p[3]) {
