@@ -409,12 +409,24 @@ func (e *env) call(method, path string, body any, want int, out any) error {
 		return err
 	}
 	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+		return &statusError{method: method, path: path, code: resp.StatusCode, body: raw}
 	}
 	if out != nil {
 		return json.Unmarshal(raw, out)
 	}
 	return nil
+}
+
+// statusError is an answer with another status than the one wanted:
+// some callers tell a refusal the contract gives from a failure.
+type statusError struct {
+	method, path string
+	code         int
+	body         []byte
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("%s %s: %d %s", e.method, e.path, e.code, e.body)
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -307,13 +308,12 @@ func soak(ctx context.Context, o *options, r *report) error {
 	}
 	r.progressf("soak start: rss %d KiB, %d goroutines", rss0, g0)
 	end := time.Now().Add(o.soak)
-	crashes, drops := 0, 0
+	var crashes soakCrashes
+	drops := 0
 	next := time.Now()
 	for time.Now().Before(end) && ctx.Err() == nil {
 		id := e.ids[rand.IntN(len(e.ids))]
-		if err := e.call("POST", "/debug/gateways/"+id.String()+"/crash", nil, 202, nil); err == nil {
-			crashes++
-		}
+		crashes.add(e.call("POST", "/debug/gateways/"+id.String()+"/crash", nil, 202, nil))
 		e.sims[rand.IntN(len(e.sims))].Drop(websocket.CloseGoingAway)
 		drops++
 		if time.Now().After(next) {
@@ -322,7 +322,7 @@ func soak(ctx context.Context, o *options, r *report) error {
 				return err
 			}
 			r.progressf("soak: %d crashes, %d drops, rss %d KiB, live heap %.1f MiB, %d goroutines",
-				crashes, drops, e.rssKiB(), float64(live)/(1<<20), g)
+				crashes.crashed, drops, e.rssKiB(), float64(live)/(1<<20), g)
 			next = time.Now().Add(30 * time.Second)
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -353,7 +353,9 @@ func soak(ctx context.Context, o *options, r *report) error {
 	}
 	r.value("soak_gateways", float64(len(e.ids)), "count")
 	r.value("soak_duration", o.soak.Seconds(), "s")
-	r.value("soak_crashes", float64(crashes), "count")
+	r.value("soak_crashes", float64(crashes.crashed), "count")
+	r.value("soak_crashes_refused_failed", float64(crashes.refused), "count")
+	r.value("soak_crash_requests_failed", float64(crashes.failed), "count")
 	r.value("soak_drops", float64(drops), "count")
 	r.value("soak_rss_start", float64(rss0)/1024, "MiB")
 	r.value("soak_rss_end", float64(rss1)/1024, "MiB")
@@ -365,5 +367,34 @@ func soak(ctx context.Context, o *options, r *report) error {
 	if lost > 0 {
 		return fmt.Errorf("%d gateways do not have exactly one socket", lost)
 	}
+	if crashes.failed > 0 {
+		return fmt.Errorf("%d crash requests failed, the first: %w", crashes.failed, crashes.first)
+	}
 	return nil
+}
+
+// soakCrashes counts the soak's crash requests by their answers.
+type soakCrashes struct {
+	crashed, refused, failed int
+	first                    error // of the failed
+}
+
+// add counts one crash request's answer: 202; 409 for a gateway whose
+// actor is not running (FAILED after too many crashes in a row, which
+// random crashes may well cause: a refusal the contract gives, and the
+// soak reconnects those at the end); anything else (a 5xx, a 404, a
+// timeout) is a failed request, which the soak must not take for a
+// quiet stretch.
+func (c *soakCrashes) add(err error) {
+	var st *statusError
+	switch {
+	case err == nil:
+		c.crashed++
+	case errors.As(err, &st) && st.code == http.StatusConflict:
+		c.refused++
+	default:
+		if c.failed++; c.first == nil {
+			c.first = err
+		}
+	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -36,4 +38,25 @@ func TestStatusScenarioFailsWhenEveryRequestFailed(t *testing.T) {
 	err := status(context.Background(), e, r)
 	assert.ErrorContains(t, err, "requests failed", "every status request failed (503), yet the scenario succeeded")
 	assert.NotContains(t, out.String(), "status_p99", "no figure from a phase without one success")
+}
+
+// soak counted only the crash requests answered 202 and dropped every
+// other answer without a word: a soak whose crash requests all failed
+// (a 5xx, a timeout) ran as a quiet one and passed. A 409 for an actor
+// that is not running (FAILED, which random crashes may cause) is the
+// contract's refusal; anything else fails the soak.
+func TestSoakCrashesTellARefusalFromAFailure(t *testing.T) {
+	var c soakCrashes
+	c.add(nil)
+	c.add(nil)
+	c.add(fmt.Errorf("crash: %w", &statusError{method: "POST", path: "/debug/gateways/x/crash", code: http.StatusConflict}))
+	unavailable := &statusError{method: "POST", path: "/debug/gateways/y/crash", code: http.StatusServiceUnavailable, body: []byte(`{}`)}
+	c.add(unavailable)
+	c.add(&statusError{code: http.StatusNotFound})
+	c.add(errors.New("context deadline exceeded (Client.Timeout exceeded while awaiting headers)"))
+	assert.Equal(t, 2, c.crashed)
+	assert.Equal(t, 1, c.refused)
+	assert.Equal(t, 3, c.failed)
+	assert.Same(t, unavailable, c.first)
+	assert.Equal(t, "POST /debug/gateways/y/crash: 503 {}", c.first.Error())
 }
