@@ -86,23 +86,29 @@ func hostile(ctx context.Context, e *env, r *report) error {
 	// for the whole connect timeout: healthy gateways crashed meanwhile
 	// show what that costs them.
 	stopRamp := make(chan struct{})
-	rampDone := make(chan crashPhase, 1)
+	type rampResult struct {
+		p   crashPhase
+		err error
+	}
+	rampDone := make(chan rampResult, 1)
 	go func() {
 		p, err := e.crashHealthyUntil(ctx, stopRamp, 2*o.hostileCrashes)
-		if err != nil {
-			r.progressf("ramp crashes: %v", err)
-		}
-		rampDone <- p
+		rampDone <- rampResult{p, err}
 	}()
 	err = e.waitHungFailed(ctx, r, peers, 5*time.Minute)
 	close(stopRamp)
 	ramp := <-rampDone
+	if err == nil && ramp.err != nil {
+		// A crash or status request that failed ended the ramp early:
+		// its figures would be those of the crashes before it.
+		err = fmt.Errorf("ramp crashes: %w", ramp.err)
+	}
 	if err != nil {
 		stopPeak()
 		return err
 	}
 	r.value("hostile_hung_all_failed_once", time.Since(added).Seconds(), "s")
-	ramp.report(r, "hostile_ramp")
+	ramp.p.report(r, "hostile_ramp")
 	cpu.report(r, "hostile_ramp")
 	r.progressf("hostile peers active; warm-up %s", o.hostileWarmup)
 	select {
