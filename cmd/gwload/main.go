@@ -200,7 +200,7 @@ func envOr(k, def string) string {
 }
 
 // run executes the named scenarios; coldstart, status and storm share one
-// gatewayd when run together.
+// gatewayd when run together, stopped once no later scenario needs it.
 func run(ctx context.Context, o *options, names []string) error {
 	if len(names) == 0 || slices.Contains(names, "all") {
 		names = scenarioNames
@@ -234,9 +234,17 @@ func run(ctx context.Context, o *options, names []string) error {
 		}
 		return e, e.waitAuthenticated(len(e.ids), 5*time.Minute)
 	}
-	for _, n := range names {
+	for i, n := range names {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		// The shared gatewayd, all its gateways connected to the
+		// simulator in this process, would otherwise run through every
+		// later scenario and take from the two cores they measure.
+		if shared != nil && !slices.ContainsFunc(names[i:], usesShared) {
+			r.progressf("stopping the shared gatewayd: no later scenario uses it")
+			shared.close()
+			shared = nil
 		}
 		r.progressf("== %s", n)
 		var err error
@@ -301,6 +309,10 @@ func run(ctx context.Context, o *options, names []string) error {
 	r.summary()
 	return nil
 }
+
+// usesShared says whether scenario n runs in (coldstart: makes) the
+// shared env of run.
+func usesShared(n string) bool { return n == "coldstart" || n == "status" || n == "storm" }
 
 func isolated(ctx context.Context, o *options, f func(*env) error) error {
 	e, err := newEnv(ctx, o)
