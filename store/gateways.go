@@ -107,9 +107,9 @@ func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch)
 	var out GatewayUpdate
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var cur gatewayd.Credentials
-		var sealed string
-		err := tx.QueryRow(ctx, `SELECT url, email, password_encrypted FROM gateways
-			WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, id).Scan(&cur.URL, &cur.Email, &sealed)
+		var sealed, desired string
+		err := tx.QueryRow(ctx, `SELECT url, email, password_encrypted, desired_state FROM gateways
+			WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, id).Scan(&cur.URL, &cur.Email, &sealed, &desired)
 		if err != nil {
 			return err
 		}
@@ -146,7 +146,10 @@ func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch)
 				metadata           = CASE WHEN $13 THEN $14::jsonb ELSE metadata END,
 				desired_state      = CASE WHEN $15 THEN $16 ELSE desired_state END,
 				-- New credentials have been refused by nobody yet, and
-				-- asking for the connection is a connect request.
+				-- asking for the connection is a connect request; a
+				-- desired_state as stored is none (API.md §4), and the
+				-- runtime keeps the refusal then (found by an audit,
+				-- helper 5).
 				auth_failed_at     = CASE WHEN $17 THEN NULL ELSE auth_failed_at END,
 				auth_failed_error  = CASE WHEN $17 THEN NULL ELSE auth_failed_error END
 			WHERE id = $1
@@ -154,7 +157,8 @@ func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch)
 			id, p.GatewayID.Set, p.GatewayID.Value, p.Name.Set, p.Name.Value, next.URL, next.Email, sealed,
 			p.Model.Set, p.Model.Value, p.FirmwareVersion.Set, p.FirmwareVersion.Value, p.Metadata.Set, meta,
 			p.DesiredState.Set, string(p.DesiredState.Value),
-			out.Reconnect || (p.DesiredState.Set && p.DesiredState.Value == gatewayd.DesiredConnected))
+			out.Reconnect || (p.DesiredState.Set && p.DesiredState.Value == gatewayd.DesiredConnected &&
+				desired != string(gatewayd.DesiredConnected)))
 		out.Gateway, err = pgx.CollectExactlyOneRow(rows, scanGateway)
 		if err != nil {
 			return err
