@@ -26,19 +26,13 @@ import (
 // gateway that locks accounts after failed logins would count it).
 func TestPutRepeatingDesiredConnectedKeepsTheRefusal(t *testing.T) {
 	e := newLiveEnv(t, actorstest.FastConfig())
-	ctx := context.Background()
 	sg := e.sim.Add("lockout", ctctest.Config{Email: "lockout@example.com", Password: "right-Pw7"})
 	g := e.create("/api/gateways", map[string]any{"factory_id": e.factoryID, "gateway_id": "lockout", "name": "lockout",
 		"url": sg.URL(), "email": "lockout@example.com", "password": secret("wrong-Pw7")})
 	id := uuid.MustParse(g["id"].(string))
 	e.waitState(id.String(), "AUTH_FAILED")
 	e.h.WaitSettled(id, gatewayd.StateAuthFailed)
-	refused := func() bool {
-		m, err := e.h.Store.AuthFailures(ctx)
-		require.NoError(t, err)
-		_, ok := m[id]
-		return ok
-	}
+	refused := refusalStored(t, e, id)
 	testutil.Eventually(t, refused, 10*time.Second, "the refusal kept for restarts")
 
 	r := e.do("PUT", "/api/gateways/"+id.String(), `{"desired_state":"CONNECTED"}`)
@@ -54,4 +48,44 @@ func TestPutRepeatingDesiredConnectedKeepsTheRefusal(t *testing.T) {
 	e.h.Restart()
 	e.h.WaitSettled(id, gatewayd.StateAuthFailed)
 	assert.Equal(t, tried, sg.Stats().Accepted, "the restart tried the refused login again")
+}
+
+// refusalStored says whether the gateway's refused login is kept for
+// restarts.
+func refusalStored(t *testing.T, e *liveEnv, id uuid.UUID) func() bool {
+	return func() bool {
+		m, err := e.h.Store.AuthFailures(context.Background())
+		require.NoError(t, err)
+		_, ok := m[id]
+		return ok
+	}
+}
+
+// (Found by an audit, helper 5, whose test this is.) updated_at is "kept by a trigger" (API.md §2) and
+// moves with the resource's own data; the runtime's writes leave it alone
+// (migration 001: "last_seen_at is written by the runtime, not by a user
+// edit: a row whose only change is last_seen_at keeps its updated_at").
+// Migration 008 added auth_failed_at / auth_failed_error, written by the
+// runtime's batch writer when a gateway refuses the login, and the
+// trigger ignored only last_seen_at until migration 009: a refused login,
+// which no client made, moved the gateway's updated_at.
+func TestRuntimeAuthFailureDoesNotMoveUpdatedAt(t *testing.T) {
+	e := newLiveEnv(t, actorstest.FastConfig())
+	ctx := context.Background()
+	sg := e.sim.Add("upd", ctctest.Config{Email: "upd@example.com", Password: "right-Pw8"})
+	g := e.create("/api/gateways", map[string]any{"factory_id": e.factoryID, "gateway_id": "upd", "name": "upd",
+		"url": sg.URL(), "email": "upd@example.com", "password": secret("wrong-Pw8")})
+	id := uuid.MustParse(g["id"].(string))
+	created, err := e.h.Store.GetGateway(ctx, id)
+	require.NoError(t, err)
+
+	e.waitState(id.String(), "AUTH_FAILED")
+	testutil.Eventually(t, refusalStored(t, e, id), 10*time.Second, "the refusal written by the runtime")
+
+	after, err := e.h.Store.GetGateway(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, created.UpdatedAt.UTC(), after.UpdatedAt.UTC(), "no client changed the gateway, yet its updated_at moved")
+	r := e.do("GET", "/api/gateways/"+id.String(), nil)
+	require.Equal(t, 200, r.status)
+	assert.Equal(t, g["updated_at"], r.json(t)["updated_at"])
 }
