@@ -706,7 +706,7 @@ func (b *body) timezone() (string, bool) {
 	if !ok {
 		return "", false
 	}
-	if s == "Local" || strings.ContainsAny(s, `\`) || strings.HasPrefix(s, "/") || strings.Contains(s, "..") {
+	if s == "Local" || strings.ContainsAny(s, `\`) || strings.HasPrefix(s, "/") || strings.Contains(s, "..") || hostZoneFile(s) {
 		b.fail("timezone", "must be an IANA time zone name such as Europe/Berlin")
 		return "", false
 	}
@@ -715,6 +715,16 @@ func (b *body) timezone() (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+// hostZoneFile says whether s names a file of the host's zoneinfo
+// directory that is no IANA zone: time.LoadLocation reads that directory
+// before the embedded zones, and "localtime" there is the host's own time
+// (a link to /etc/localtime), which "Local" is refused for; "posixrules"
+// and the posix/ and right/ trees are install artefacts (found by an
+// audit, helper 5).
+func hostZoneFile(s string) bool {
+	return s == "localtime" || s == "posixrules" || strings.HasPrefix(s, "posix/") || strings.HasPrefix(s, "right/")
 }
 
 // Path and query parameters.
