@@ -142,8 +142,8 @@ func (s *supervisor) disconnect(c actor.Context, id uuid.UUID, ans answer[gatewa
 	if !rec.running() {
 		rec.respawn = false
 		st := rec.status
-		st.Desired, st.State, st.Since, st.NextRetryAt = gatewayd.DesiredDisconnected, gatewayd.StateDisconnected, time.Now(), nil
-		s.setStatus(rec, st)
+		st.Desired, st.State, st.NextRetryAt = gatewayd.DesiredDisconnected, gatewayd.StateDisconnected, nil
+		s.setStatus(rec, sinceChanged(rec.status, st))
 		ans.send(rec.status, nil)
 		return
 	}
@@ -415,8 +415,8 @@ func (s *supervisor) spawn(c actor.Context, rec *record) {
 		if t.Desired == gatewayd.DesiredDisconnected {
 			state = gatewayd.StateDisconnected
 		}
-		st.State, st.Since, st.LastError = state, time.Now(), &msg
-		s.setStatus(rec, st)
+		st.State, st.LastError = state, &msg
+		s.setStatus(rec, sinceChanged(rec.status, st))
 		return
 	}
 	st := rec.status
@@ -591,6 +591,19 @@ func clearVacatedChild(c actor.Context) {
 	if len(kids) < cap(kids) {
 		kids[:len(kids)+1][len(kids)] = nil
 	}
+}
+
+// sinceChanged is st with since now if its state is not was's, else
+// was's since: a disconnect repeated, or a connect refused again for an
+// unreadable password, is no change of state (found by an audit, helper
+// 5: a second disconnect of a FAILED gateway moved its since).
+func sinceChanged(was, st gatewayd.Status) gatewayd.Status {
+	if st.State != was.State {
+		st.Since = time.Now()
+	} else {
+		st.Since = was.Since
+	}
+	return st
 }
 
 // setStatus records a status, keeps the authenticated count current and

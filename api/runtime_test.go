@@ -17,6 +17,7 @@ import (
 	"github.com/ctcgw/gatewayd/actors/actorstest"
 	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
 type liveEnv struct {
@@ -433,4 +434,39 @@ func TestRacingConnectsEndAsStored(t *testing.T) {
 			return
 		}
 	}
+}
+
+// (Found by an audit, helper 5, whose test this is.) Disconnect is idempotent (API.md §4) and a status's
+// "since" is when the gateway entered its state. A gateway whose actor
+// runs keeps its since on a repeated disconnect (the actor's setState
+// changes nothing). A gateway without an actor (FAILED after a crash
+// loop, or one whose password no key opens) is answered by the
+// supervisor's record, which stamped since = now on every disconnect: a
+// second disconnect of a DISCONNECTED gateway said it became
+// DISCONNECTED just now.
+func TestRepeatedDisconnectOfAFailedGatewayKeepsSince(t *testing.T) {
+	e := newLiveEnv(t, actorstest.FastConfig())
+	id, _ := e.add("idem")
+	e.waitState(id, "AUTHENTICATED")
+	for i := 0; i < 4; i++ {
+		require.Equal(t, 202, e.do("POST", "/api/debug/gateways/"+id+"/crash", nil).status)
+		if i < 3 {
+			testutil.Eventually(t, func() bool { return e.status(id)["restarts"] == float64(i+1) }, 10*time.Second, "restart %d", i+1)
+		}
+	}
+	e.waitState(id, "FAILED")
+
+	r := e.do("POST", "/api/gateways/"+id+"/disconnect", nil)
+	require.Equal(t, 202, r.status, string(r.body))
+	first := r.json(t)
+	require.Equal(t, "DISCONNECTED", first["state"])
+	at := time.Now()
+	testutil.Eventually(t, func() bool { return time.Since(at) > 5*time.Millisecond }, time.Second, "a clock tick")
+
+	r = e.do("POST", "/api/gateways/"+id+"/disconnect", nil)
+	require.Equal(t, 202, r.status, string(r.body))
+	second := r.json(t)
+	assert.Equal(t, "DISCONNECTED", second["state"])
+	assert.Equal(t, first["since"], second["since"], "a repeated disconnect changed nothing, yet since moved")
+	assert.Equal(t, first["since"], e.status(id)["since"])
 }
