@@ -447,7 +447,7 @@ func apiSpec() *oa.Spec {
 				oa.Field("status", oa.Enum(gatewayd.ReadingQueued, gatewayd.ReadingRunning, gatewayd.ReadingComplete, gatewayd.ReadingFailed)),
 				oa.Field("error", oa.String().Desc("why it failed, in the gateway's words when it gave some")),
 				oa.Field("summary", oa.Object(oa.Field("x", oa.Ref("AxisSummary")), oa.Field("y", oa.Ref("AxisSummary")),
-					oa.Field("z", oa.Ref("AxisSummary"))).Desc("the analysis per axis, once complete"))),
+					oa.Field("z", oa.Ref("AxisSummary"))).Null().Desc("the analysis per axis; null until the reading is `COMPLETE`"))),
 			oa.Named("AxisSummary", oa.Object(
 				oa.Field("samples", oa.Integer()),
 				oa.Field("min", oa.Number().Desc("g")), oa.Field("max", oa.Number().Desc("g")), oa.Field("mean", oa.Number().Desc("g")),
