@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd/actors/actorstest"
@@ -176,4 +177,30 @@ func TestAuthAnswersMatchOpenAPI(t *testing.T) {
 	if len(problems) > 0 {
 		t.Errorf("%d answers differ from the OpenAPI document:\n%s", len(problems), strings.Join(problems, "\n"))
 	}
+}
+
+// The waveform answers text/csv when asked (README: "`/waveform` is CSV
+// when `Accept` prefers `text/csv`"); the document's 200 must list it, or a
+// client generated from it can neither ask for nor read the CSV. (Found by
+// an audit, helper 3.)
+func TestWaveformCSVIsDocumented(t *testing.T) {
+	e := newLiveEnv(t, actorstest.FastConfig())
+	doc := loadSpec(t, e.env)
+	gw, _ := e.add("csv-gw-1")
+	e.waitState(gw, "AUTHENTICATED")
+	sensors := e.waitSensors(gw, func(m map[float64]map[string]any) bool { return len(m) >= 1 }, "sensors discovered")
+	var sensor string
+	for _, s := range sensors {
+		sensor = s["id"].(string)
+		break
+	}
+	done := e.take(sensor)
+	require.Equal(t, "COMPLETE", done["status"], "%v", done)
+
+	r := e.do("GET", "/api/readings/"+done["id"].(string)+"/waveform", nil, "Accept", "text/csv")
+	require.Equal(t, 200, r.status)
+	assert.Equal(t, "text/csv; charset=utf-8", r.header.Get("Content-Type"), "the server does answer CSV")
+	assert.Empty(t, doc.conformance("GET", "/api/readings/{id}/waveform", r),
+		"the document's 200 for the waveform should list text/csv")
+	assert.Contains(t, string(e.do("GET", "/api/docs", nil).body), `<span class="media">text/csv</span>`, "the docs page lists it too")
 }

@@ -358,7 +358,9 @@ func apiSpec() *oa.Spec {
 				OK(oa.Ref("Reading")).Fails(eReadingNotFound),
 			oa.Get("/api/readings/{id}/waveform", "getReadingWaveform", "A reading's samples, in g").In(tagReadings).
 				Doc("JSON by default; with `Accept: text/csv`, CSV rows `t,x,y,z` (t in seconds from the first sample), streamed.").
-				OK(oa.Ref("Waveform")).Fails(eReadingNotFound, eWaveformNotFound),
+				OK(oa.Ref("Waveform")).
+				OrAs("text/csv", oa.String().Desc("a header line `t,x,y,z`, then one row per sample: t in seconds from the first sample, x, y and z in g; sent as `text/csv; charset=utf-8`")).
+				Fails(eReadingNotFound, eWaveformNotFound),
 			oa.Get("/api/readings/{id}/spectrum", "getReadingSpectrum", "The single-sided amplitude spectrum of one axis").In(tagReadings).
 				Doc("Hann window, corrected for its coherent gain, so a sine of amplitude A peaks at A.").
 				Query(oa.QueryParam("axis", oa.Enum("x", "y", "z").Default("x"), "the axis")).

@@ -61,6 +61,13 @@ type respView struct {
 	Description, Media string
 	Type               typeView
 	Table              tableView
+	Alt                []altView
+}
+
+// altView is another media type of an answer, chosen by Accept.
+type altView struct {
+	Media, Description string
+	Type               typeView
 }
 
 // tableView is a schema's fields; Column heads the required column, which
@@ -215,6 +222,9 @@ func (sp *Spec) HTML(cssURL, jsonURL string) ([]byte, error) {
 					Table: answerTable(b.resolve(o.result))}}
 			if o.result != nil {
 				ov.Success.Media = o.media
+				for _, a := range o.alt {
+					ov.Success.Alt = append(ov.Success.Alt, altView{Media: a.media, Description: a.s.description, Type: typeOf(a.s)})
+				}
 			}
 			for _, p := range o.params() {
 				ov.Params = append(ov.Params, rowView{Name: p.name, In: p.in, Type: typeOf(p.s), Required: p.required,

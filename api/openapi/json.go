@@ -84,6 +84,9 @@ func (sp *Spec) build() (*built, error) {
 			errs = append(errs, fmt.Errorf("%s: no success answer (OK, Created, Returns…)", o.id))
 		}
 		walk(o.result)
+		for _, a := range o.alt {
+			walk(a.s)
+		}
 		for _, p := range o.query {
 			walk(p.s)
 		}
@@ -296,6 +299,9 @@ func (sp *Spec) JSON() ([]byte, error) {
 		ok := docResponse{Description: o.resultDesc}
 		if o.result != nil {
 			ok.Content = map[string]docMedia{o.media: {Schema: o.result}}
+			for _, a := range o.alt {
+				ok.Content[a.media] = docMedia{Schema: a.s}
+			}
 		}
 		d.Responses[strconv.Itoa(o.status)] = ok
 		statuses, groups := errorGroups(o.errors(sp))

@@ -65,6 +65,7 @@ type Operation struct {
 	status     int    // success status
 	media      string // success media type
 	result     *Schema
+	alt        []altMedia // other media types of the success answer
 	resultDesc string
 	errs       []ErrorDoc
 	no503      bool
@@ -110,6 +111,18 @@ func (o *Operation) NoContent() *Operation         { return o.Returns(204, "No c
 
 // As sets the success media type (default application/json).
 func (o *Operation) As(media string) *Operation { o.media = media; return o }
+
+// OrAs adds another media type of the success answer, with its schema:
+// the one a client gets by asking for it in Accept.
+func (o *Operation) OrAs(media string, s *Schema) *Operation {
+	o.alt = append(o.alt, altMedia{media, s})
+	return o
+}
+
+type altMedia struct {
+	media string
+	s     *Schema
+}
 
 // Fails documents errors particular to this operation.
 func (o *Operation) Fails(e ...ErrorDoc) *Operation { o.errs = append(o.errs, e...); return o }
