@@ -11,8 +11,10 @@ package api
 //  2. Add one entry to apiSpec's Operations below, in its tag's group:
 //     oa.Get/Post/Put/Delete(path with {id}, operationId, summary), then
 //     .In(tag), .Query(…) for query parameters, .Takes("XCreate") for a
-//     JSON body, .OK/.Created/.Accepted(schema) or .NoContent(), and
-//     .Fails(…) for the errors particular to it. Validation (400), 413,
+//     JSON body, .OK/.Created/.Accepted(schema) or .NoContent(), .Sends(…)
+//     for the headers of its success answer (Location), .OrAs(…) for
+//     another media type of it, and .Fails(…) for the errors particular
+//     to it (an error's headers go on its e… variable with .With). Validation (400), 413,
 //     415, 431, 500 and 503 are added by commonErrors from what the
 //     operation is; .No503() for one that never touches the database.
 //  3. A new response struct in render.go: one oa.Record line in
@@ -64,12 +66,28 @@ func errorName(code string) string {
 	return string(out)
 }
 
+// Headers of answers, besides the X-Request-Id and the security headers
+// every answer carries.
+var (
+	hWWWAuthenticate = oa.RespHeader{Name: "WWW-Authenticate", Always: true, Schema: oa.Const(`Bearer realm="gatewayd"`),
+		Description: "the credentials the API takes: a bearer token"}
+	hAllow = oa.RespHeader{Name: "Allow", Schema: oa.String(),
+		Description: "the methods the route takes, such as `GET, HEAD, PUT, DELETE`; absent when the path is no route"}
+)
+
+// hLocation is the Location of a 201 (the resource it created) or a 202
+// (the resource to follow), at path.
+func hLocation(path string) oa.RespHeader {
+	return oa.RespHeader{Name: "Location", Always: true, Schema: oa.String().Format("uri-reference"),
+		Description: "where the resource is: `" + path + "`"}
+}
+
 // Errors.
 var (
 	eValidation = errFrom(validationError(Detail{Field: "name", Message: "must be between 1 and 255 characters"}),
 		"malformed JSON, a wrong type, a value out of range, an unknown or repeated field or query parameter, a non-UUID path id; `details` lists every problem, one entry per field")
 	eRouteNotFound        = errFrom(fiber.ErrNotFound, "no such route")
-	eMethodNotAllowed     = errFrom(fiber.ErrMethodNotAllowed, "the route exists, the method does not")
+	eMethodNotAllowed     = errFrom(fiber.ErrMethodNotAllowed, "the route exists, the method does not").With(hAllow)
 	ePayloadTooLarge      = errFrom(fiber.ErrRequestEntityTooLarge, "the body is over 1 MiB (1,048,576 bytes), chunked bodies too")
 	eUnsupportedMediaType = errFrom(fiber.ErrUnsupportedMediaType, "the body is not `Content-Type: application/json` (a charset parameter is fine); it is never parsed")
 	eHeadersTooLarge      = errFrom(fiber.ErrRequestHeaderFieldsTooLarge, "the request line or headers exceed 16 KiB; any route")
@@ -88,7 +106,7 @@ var (
 	eWaveformNotFound     = errFrom(errNoWaveform, "the reading has no samples: it is not complete, or WAVEFORM_RETENTION removed them")
 	eQueueFull            = errFrom(gatewayd.ErrQueueFull, "`READING_QUEUE_LIMIT` readings already wait on the sensor's gateway")
 	eTokenNotFound        = errFrom(scoped(gatewayd.ErrNotFound, resToken, ""), "no token has this id")
-	eUnauthorized         = errFrom(errUnauthorized, "no `Authorization: Bearer` token, or one that is unknown, expired or revoked (the answer carries `WWW-Authenticate: Bearer`)")
+	eUnauthorized         = errFrom(errUnauthorized, "no `Authorization: Bearer` token, or one that is unknown, expired or revoked").With(hWWWAuthenticate)
 	eForbidden            = errFrom(errForbidden, "the token's role is below the one the operation needs")
 
 	eOrganizationReference = errFrom(scoped(gatewayd.ErrInvalidReference, resFactory, "organization_id"),
@@ -273,7 +291,7 @@ func apiSpec() *oa.Spec {
 				OK(oa.String()).As("text/css; charset=utf-8").No503(),
 
 			oa.Post("/api/organizations", "createOrganization", "Create an organization").In(tagOrganizations).
-				Takes("OrganizationCreate").Created(oa.Ref("Organization")),
+				Takes("OrganizationCreate").Created(oa.Ref("Organization")).Sends(hLocation("/api/organizations/{id}")),
 			oa.Get("/api/organizations", "listOrganizations", "List organizations").In(tagOrganizations).
 				Query(paged()...).OK(oa.Ref("OrganizationPage")),
 			oa.Get("/api/organizations/{id}", "getOrganization", "Get an organization").In(tagOrganizations).
@@ -285,7 +303,7 @@ func apiSpec() *oa.Spec {
 				NoContent().Fails(eOrganizationNotFound),
 
 			oa.Post("/api/factories", "createFactory", "Create a factory").In(tagFactories).
-				Takes("FactoryCreate").Created(oa.Ref("Factory")).Fails(eOrganizationReference),
+				Takes("FactoryCreate").Created(oa.Ref("Factory")).Sends(hLocation("/api/factories/{id}")).Fails(eOrganizationReference),
 			oa.Get("/api/factories", "listFactories", "List factories").In(tagFactories).
 				Query(paged("organization_id")...).OK(oa.Ref("FactoryPage")),
 			oa.Get("/api/factories/{id}", "getFactory", "Get a factory").In(tagFactories).
@@ -298,7 +316,7 @@ func apiSpec() *oa.Spec {
 
 			oa.Post("/api/gateways", "createGateway", "Create a gateway; its actor starts connecting").In(tagGateways).
 				Doc("Unless it is created with `desired_state` `DISCONNECTED`.").
-				Takes("GatewayCreate").Created(oa.Ref("Gateway")).Fails(eFactoryReference, eGatewayIDConflict),
+				Takes("GatewayCreate").Created(oa.Ref("Gateway")).Sends(hLocation("/api/gateways/{id}")).Fails(eFactoryReference, eGatewayIDConflict),
 			oa.Get("/api/gateways", "listGateways", "List gateways").In(tagGateways).
 				Query(paged("factory_id")...).OK(oa.Ref("GatewayPage")),
 			oa.Get("/api/gateways/{id}", "getGateway", "Get a gateway").In(tagGateways).
@@ -335,7 +353,7 @@ func apiSpec() *oa.Spec {
 				Fails(eGatewayNotFound, eNotConnected, eNotRunning, eGatewayError, eGatewayTimeout),
 
 			oa.Post("/api/equipment", "createEquipment", "Create equipment").In(tagEquipment).
-				Takes("EquipmentCreate").Created(oa.Ref("Equipment")).Fails(eFactoryReference),
+				Takes("EquipmentCreate").Created(oa.Ref("Equipment")).Sends(hLocation("/api/equipment/{id}")).Fails(eFactoryReference),
 			oa.Get("/api/equipment", "listEquipment", "List equipment").In(tagEquipment).
 				Query(paged("factory_id")...).OK(oa.Ref("EquipmentPage")),
 			oa.Get("/api/equipment/{id}", "getEquipment", "Get equipment").In(tagEquipment).
@@ -347,7 +365,7 @@ func apiSpec() *oa.Spec {
 
 			oa.Post("/api/sensors/{id}/readings", "takeReading", "Take a reading of the sensor now").In(tagReadings).
 				Doc("Stores the reading `QUEUED` and hands it to the gateway's actor, which runs one acquisition at a time. Takes no body; poll `GET /api/readings/{id}` or follow `/api/events`.").
-				Accepted(oa.Ref("Reading")).Fails(eSensorNotFound, eNotConnected, eNotRunning, eQueueFull),
+				Accepted(oa.Ref("Reading")).Sends(hLocation("/api/readings/{id}")).Fails(eSensorNotFound, eNotConnected, eNotRunning, eQueueFull),
 			oa.Get("/api/sensors/{id}/readings", "listSensorReadings", "List a sensor's readings, newest first").In(tagReadings).
 				Query(append(paged(),
 					oa.QueryParam("status", oa.Enum(gatewayd.ReadingQueued, gatewayd.ReadingRunning, gatewayd.ReadingComplete, gatewayd.ReadingFailed), "only readings in this status"),

@@ -199,10 +199,41 @@ func trunc(v any) string {
 	return string(b)
 }
 
+// purposeful are the headers the API sends to be read, each on some
+// answers only: where it sends one, the document must say so.
+var purposeful = []string{"Location", "WWW-Authenticate", "Allow", "Retry-After"}
+
+// headerProblems checks the answer's headers against its documented
+// response: every header the document says it always carries is there,
+// and a purposeful header it carries is documented.
+func (d *specDoc) headerProblems(resp map[string]any, r response) []string {
+	var out []string
+	documented, _ := resp["headers"].(map[string]any)
+	for _, name := range keys(documented) {
+		if req, _ := documented[name].(map[string]any)["required"].(bool); req && r.header.Get(name) == "" {
+			out = append(out, "lacks the header "+name+", which the document says it always carries")
+		}
+	}
+	for _, name := range purposeful {
+		if v := r.header.Get(name); v != "" && documented[name] == nil {
+			out = append(out, fmt.Sprintf("carries %s: %s, which the document does not declare", name, v))
+		}
+	}
+	return out
+}
+
+func prefixed(prefix string, lines []string) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = prefix + l
+	}
+	return out
+}
+
 // conformance checks one answer of the real server against the
-// operation method+specPath documents: the status is documented, the
-// Content-Type is one the document lists, and a JSON body matches its
-// schema. It returns the problems, each naming the request.
+// operation method+specPath documents: the status is documented, so are
+// its headers (headerProblems), the Content-Type is one the document
+// lists, and a JSON body matches its schema. It returns the problems, each naming the request.
 func (d *specDoc) conformance(method, specPath string, r response) []string {
 	key := method + " " + specPath
 	op := d.operation(method, specPath)
@@ -212,6 +243,9 @@ func (d *specDoc) conformance(method, specPath string, r response) []string {
 	resp := d.response(op, r.status)
 	if resp == nil {
 		return []string{fmt.Sprintf("%s answered %d, which it does not document: %.200s", key, r.status, r.body)}
+	}
+	if hs := d.headerProblems(resp, r); len(hs) > 0 {
+		return prefixed(fmt.Sprintf("%s %d: ", key, r.status), hs)
 	}
 	content, _ := resp["content"].(map[string]any)
 	if len(content) == 0 {

@@ -62,6 +62,18 @@ type respView struct {
 	Type               typeView
 	Table              tableView
 	Alt                []altView
+	Headers            []headerView
+}
+
+// headerView is a header an answer carries.
+type headerView struct{ Name, Description string }
+
+func headerViews(hs []RespHeader) []headerView {
+	var out []headerView
+	for _, h := range hs {
+		out = append(out, headerView{Name: h.Name, Description: h.Description})
+	}
+	return out
 }
 
 // altView is another media type of an answer, chosen by Accept.
@@ -83,6 +95,7 @@ func answerTable(s *Schema) tableView  { return tableView{Column: "Always presen
 type errorView struct {
 	Status                    int
 	Name, Code, Message, When string
+	Headers                   []headerView
 }
 
 type rowView struct {
@@ -189,7 +202,8 @@ func errorViews(errs []ErrorDoc) []errorView {
 	var out []errorView
 	for _, st := range statuses {
 		for _, e := range groups[st] {
-			out = append(out, errorView{Status: e.Status, Name: e.Name, Code: e.Code, Message: e.Message, When: e.When})
+			out = append(out, errorView{Status: e.Status, Name: e.Name, Code: e.Code, Message: e.Message, When: e.When,
+				Headers: headerViews(e.Headers)})
 		}
 	}
 	return out
@@ -219,7 +233,7 @@ func (sp *Spec) HTML(cssURL, jsonURL string) ([]byte, error) {
 			}
 			ov := opView{ID: o.id, Method: o.method, Path: o.path, Summary: o.summary, Description: o.description,
 				Success: respView{Status: o.status, Description: o.resultDesc, Type: typeOf(o.result),
-					Table: answerTable(b.resolve(o.result))}}
+					Table: answerTable(b.resolve(o.result)), Headers: headerViews(o.headers)}}
 			if o.result != nil {
 				ov.Success.Media = o.media
 				for _, a := range o.alt {

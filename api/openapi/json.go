@@ -207,9 +207,46 @@ type docRequestBody struct {
 }
 
 type docResponse struct {
-	Ref         string              `json:"$ref,omitempty"`
-	Description string              `json:"description,omitempty"`
-	Content     map[string]docMedia `json:"content,omitempty"`
+	Ref         string               `json:"$ref,omitempty"`
+	Description string               `json:"description,omitempty"`
+	Headers     map[string]docHeader `json:"headers,omitempty"`
+	Content     map[string]docMedia  `json:"content,omitempty"`
+}
+
+type docHeader struct {
+	Description string  `json:"description,omitempty"`
+	Required    bool    `json:"required,omitempty"`
+	Schema      *Schema `json:"schema"`
+}
+
+// responseHeaders documents the headers of an answer that is any of
+// groups' members: a header is required only when every member always
+// sends it.
+func responseHeaders(groups ...[]RespHeader) map[string]docHeader {
+	out := map[string]docHeader{}
+	count := map[string]int{}
+	for _, g := range groups {
+		for _, h := range g {
+			d, seen := out[h.Name]
+			if !seen {
+				d = docHeader{Description: h.Description, Required: true, Schema: h.Schema}
+			}
+			d.Required = d.Required && h.Always
+			out[h.Name] = d
+			count[h.Name]++
+		}
+	}
+	for name, n := range count {
+		if n < len(groups) {
+			d := out[name]
+			d.Required = false
+			out[name] = d
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 type docMedia struct {
@@ -238,16 +275,18 @@ type docComponents struct {
 
 func (b *built) errorResponse(group []ErrorDoc) docResponse {
 	var desc []string
+	var headers [][]RespHeader
 	examples := map[string]docExample{}
 	for _, e := range group {
 		desc = append(desc, e.Code+": "+e.When)
 		examples[e.Name] = docExample{Summary: e.Code, Value: e.Body}
+		headers = append(headers, e.Headers)
 	}
 	text := desc[0]
 	if len(desc) > 1 {
 		text = "- " + strings.Join(desc, "\n- ")
 	}
-	return docResponse{Description: text,
+	return docResponse{Description: text, Headers: responseHeaders(headers...),
 		Content: map[string]docMedia{"application/json": {Schema: Ref(b.ErrorSchema), Examples: examples}}}
 }
 
@@ -296,7 +335,7 @@ func (sp *Spec) JSON() ([]byte, error) {
 		if o.body != "" {
 			d.RequestBody = &docRequestBody{Required: true, Content: map[string]docMedia{"application/json": {Schema: Ref(o.body)}}}
 		}
-		ok := docResponse{Description: o.resultDesc}
+		ok := docResponse{Description: o.resultDesc, Headers: responseHeaders(o.headers)}
 		if o.result != nil {
 			ok.Content = map[string]docMedia{o.media: {Schema: o.result}}
 			for _, a := range o.alt {

@@ -7,6 +7,7 @@ package openapi
 import (
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -66,6 +67,7 @@ type Operation struct {
 	media      string // success media type
 	result     *Schema
 	alt        []altMedia // other media types of the success answer
+	headers    []RespHeader
 	resultDesc string
 	errs       []ErrorDoc
 	no503      bool
@@ -111,6 +113,9 @@ func (o *Operation) NoContent() *Operation         { return o.Returns(204, "No c
 
 // As sets the success media type (default application/json).
 func (o *Operation) As(media string) *Operation { o.media = media; return o }
+
+// Sends documents headers of the success answer.
+func (o *Operation) Sends(h ...RespHeader) *Operation { o.headers = append(o.headers, h...); return o }
 
 // OrAs adds another media type of the success answer, with its schema:
 // the one a client gets by asking for it in Accept.
@@ -198,6 +203,22 @@ type ErrorDoc struct {
 	Message string
 	When    string
 	Body    any
+	Headers []RespHeader
+}
+
+// With returns a copy that also carries headers h.
+func (e ErrorDoc) With(h ...RespHeader) ErrorDoc {
+	e.Headers = append(slices.Clone(e.Headers), h...)
+	return e
+}
+
+// RespHeader is a header an answer carries. Always says every such answer
+// has it (required in the document); otherwise some do, as Description
+// says.
+type RespHeader struct {
+	Name, Description string
+	Schema            *Schema
+	Always            bool
 }
 
 // Named returns a copy under another component name.
