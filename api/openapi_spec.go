@@ -242,7 +242,9 @@ func apiSpec() *oa.Spec {
 			"Path ids are canonical 36-character UUIDs.\n\n" +
 			"Lists take `limit` (1–100, default 20) and `offset` (default 0), ordered by name, then id, and answer `{\"data\": [...], \"pagination\": {...}}`; unknown or repeated query parameters are 400.\n\n" +
 			"Every error has the ErrorResponse shape. Besides the answers each operation lists, an unknown route is 404 `NOT_FOUND` and a method a route does not take is 405 `METHOD_NOT_ALLOWED` with an `Allow` header listing the methods it takes.\n\n" +
-			"No operation needs credentials yet.",
+			"With `AUTH_ENABLED` (the default) every operation but the health probes, this document and the docs page needs an API token, sent as `Authorization: Bearer gwd_…` (`gatewayd token create` makes the first): " +
+			"a viewer may read everything, an operator may also connect, disconnect, discover sensors and take readings, an admin may do everything; each operation says which it needs (`x-required-role` in the OpenAPI document). " +
+			"No token, or an unknown, expired or revoked one, is 401 `UNAUTHORIZED`; a role too low is 403 `FORBIDDEN`. `GET /metrics` is public with `METRICS_PUBLIC=true`.",
 		// The project has no license file: nothing is granted, all rights
 		// reserved. LicenseRef- is SPDX's form for a license not on its list.
 		License: "Proprietary", LicenseID: "LicenseRef-Proprietary",

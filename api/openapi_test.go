@@ -343,3 +343,30 @@ func itoa(n int) string {
 }
 
 func keys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+// The description a newcomer reads first, in the document and on the docs
+// page, says what the document's security says: a bearer token unless the
+// operation is public. It said "No operation needs credentials yet."
+// (Found by an audit, helper 3.)
+func TestOpenAPIDescriptionMatchesSecurity(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	doc := loadSpec(t, e)
+	require.NotEmpty(t, doc.raw["security"], "the document requires bearerAuth by default")
+	desc := doc.raw["info"].(map[string]any)["description"].(string)
+	assert.NotContains(t, desc, "No operation needs credentials")
+	assert.Contains(t, desc, "`Authorization: Bearer gwd_…`")
+	page := string(e.do("GET", "/api/docs", nil).body)
+	assert.NotContains(t, page, "No operation needs credentials")
+	assert.Contains(t, page, "<code>Authorization: Bearer gwd_…</code>")
+	// Each operation says what it needs.
+	access := func(id string) string {
+		m := regexp.MustCompile(`id="` + id + `" class="op">\n<h3>.*</h3>\n<p class="summary">.*</p>\n<p class="access">(.*)</p>`).FindStringSubmatch(page)
+		if m == nil {
+			return ""
+		}
+		return m[1]
+	}
+	assert.Equal(t, "No token needed.", access("getHealth"))
+	assert.Equal(t, "Needs a token with role viewer or above.", access("listGateways"))
+	assert.Equal(t, "Needs a token with role admin or above.", access("createOrganization"))
+}

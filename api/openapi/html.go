@@ -50,6 +50,7 @@ type tagView struct {
 
 type opView struct {
 	ID, Method, Path, Summary, Description string
+	Access                                 string // who may call it, when the spec has Bearer
 	Params                                 []rowView
 	Body                                   *schemaView
 	Success                                respView
@@ -239,6 +240,13 @@ func (sp *Spec) HTML(cssURL, jsonURL string) ([]byte, error) {
 				for _, a := range o.alt {
 					ov.Success.Alt = append(ov.Success.Alt, altView{Media: a.media, Description: a.s.description, Type: typeOf(a.s)})
 				}
+			}
+			switch {
+			case sp.Bearer == "":
+			case o.public:
+				ov.Access = "No token needed."
+			case o.role != "":
+				ov.Access = "Needs a token with role " + o.role + " or above."
 			}
 			for _, p := range o.params() {
 				ov.Params = append(ov.Params, rowView{Name: p.name, In: p.in, Type: typeOf(p.s), Required: p.required,
