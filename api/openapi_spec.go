@@ -14,7 +14,9 @@ package api
 //     JSON body, .OK/.Created/.Accepted(schema) or .NoContent(), .Sends(…)
 //     for the headers of its success answer (Location), .OrAs(…) for
 //     another media type of it, and .Fails(…) for the errors particular
-//     to it (an error's headers go on its e… variable with .With). Validation (400), 413,
+//     to it (an error's headers go on its e… variable with .With). Its
+//     access rule, and whether a GET also answers HEAD, are read from
+//     routes.go. Validation (400), 413,
 //     415, 431, 500 and 503 are added by commonErrors from what the
 //     operation is; .No503() for one that never touches the database.
 //  3. A new response struct in render.go: one oa.Record line in
@@ -147,32 +149,37 @@ func commonErrors(o *oa.Operation) []oa.ErrorDoc {
 	return out
 }
 
-// routeRoles is routes.go's table, by "METHOD /path/{id}": the document
-// takes every operation's access rule from the one place that enforces it.
-func routeRoles() map[string]access {
-	out := map[string]access{}
+// routesByKey is routes.go's table, by "METHOD /path/{id}": the document
+// takes every operation's access rule, and whether it answers HEAD, from
+// the one place that enforces them.
+func routesByKey() map[string]route {
+	out := map[string]route{}
 	for _, r := range (&server{opts: Options{ChaosEnabled: true}}).routeTable() {
-		out[r.method+" "+strings.ReplaceAll(r.path, ":id", "{id}")] = r.need
+		out[r.method+" "+strings.ReplaceAll(r.path, ":id", "{id}")] = r
 	}
 	return out
 }
 
 func roleOf(o *oa.Operation) gatewayd.Role {
-	return routeRoles()[o.Method()+" "+o.Path()].role
+	return routesByKey()[o.Method()+" "+o.Path()].need.role
 }
 
-// withAccess marks each operation public or with the role it needs, as
-// routes.go says.
-func withAccess(ops []*oa.Operation) []*oa.Operation {
+// fromRoutes marks each operation public or with the role it needs, and a
+// GET that answers HEAD too, as routes.go says.
+func fromRoutes(ops []*oa.Operation) []*oa.Operation {
+	routes := routesByKey()
 	for _, o := range ops {
-		need, ok := routeRoles()[o.Method()+" "+o.Path()]
+		r, ok := routes[o.Method()+" "+o.Path()]
 		switch {
 		case !ok:
 			panic("openapi spec: " + o.Method() + " " + o.Path() + " is not in routes.go") // the spec tests catch it
-		case need.public:
+		case r.need.public:
 			o.Public()
 		default:
-			o.Needs(string(need.role))
+			o.Needs(string(r.need.role))
+		}
+		if hasHead(r) {
+			o.AlsoHead()
 		}
 	}
 	return ops
@@ -278,7 +285,7 @@ func apiSpec() *oa.Spec {
 		Bearer: "An API token (`gwd_…`) from `gatewayd token create` or `POST /api/tokens`, when `AUTH_ENABLED` (the default). " +
 			"viewer: every GET; operator: also connect, disconnect, discover and readings; admin: everything. " +
 			"`GET /api/events` also takes it as the `access_token` query parameter (EventSource cannot send headers).",
-		Operations: withAccess([]*oa.Operation{
+		Operations: fromRoutes([]*oa.Operation{
 			oa.Get("/api/health", "getHealth", "Liveness: 200 while the process serves").In(tagHealth).
 				Doc("Stays 200 when the database is down: `database` says `unreachable`.").
 				OK(oa.Ref("Health")).No503(),

@@ -233,7 +233,7 @@ func prefixed(prefix string, lines []string) []string {
 // conformance checks one answer of the real server against the
 // operation method+specPath documents: the status is documented, so are
 // its headers (headerProblems), the Content-Type is one the document
-// lists, and a JSON body matches its schema. It returns the problems, each naming the request.
+// lists, and a JSON body matches its schema; a HEAD has no body. It returns the problems, each naming the request.
 func (d *specDoc) conformance(method, specPath string, r response) []string {
 	key := method + " " + specPath
 	op := d.operation(method, specPath)
@@ -246,6 +246,14 @@ func (d *specDoc) conformance(method, specPath string, r response) []string {
 	}
 	if hs := d.headerProblems(resp, r); len(hs) > 0 {
 		return prefixed(fmt.Sprintf("%s %d: ", key, r.status), hs)
+	}
+	if method == "HEAD" {
+		// The GET's status and headers, never a body (the documented
+		// content of an error is the GET's).
+		if len(r.body) > 0 {
+			return []string{fmt.Sprintf("%s %d: a HEAD answered a body: %.200s", key, r.status, r.body)}
+		}
+		return nil
 	}
 	content, _ := resp["content"].(map[string]any)
 	if len(content) == 0 {

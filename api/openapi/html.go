@@ -50,6 +50,7 @@ type tagView struct {
 
 type opView struct {
 	ID, Method, Path, Summary, Description string
+	HeadID                                 string // the head operation's id, when it has one
 	Access                                 string // who may call it, when the spec has Bearer
 	Params                                 []rowView
 	Body                                   *schemaView
@@ -240,6 +241,9 @@ func (sp *Spec) HTML(cssURL, jsonURL string) ([]byte, error) {
 				for _, a := range o.alt {
 					ov.Success.Alt = append(ov.Success.Alt, altView{Media: a.media, Description: a.s.description, Type: typeOf(a.s)})
 				}
+			}
+			if o.head {
+				ov.HeadID = o.id + "Head"
 			}
 			switch {
 			case sp.Bearer == "":

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
 	"slices"
@@ -73,6 +74,12 @@ func (sp *Spec) build() (*built, error) {
 			errs = append(errs, fmt.Errorf("operationId %q is not unique camelCase", o.id))
 		}
 		ids[o.id] = true
+		if o.head {
+			if o.method != "GET" || ids[o.id+"Head"] {
+				errs = append(errs, fmt.Errorf("%s: a HEAD beside %s %s", o.id, o.method, o.path))
+			}
+			ids[o.id+"Head"] = true
+		}
 		if routes[o.method+" "+o.path] {
 			errs = append(errs, fmt.Errorf("%s %s twice", o.method, o.path))
 		}
@@ -290,6 +297,23 @@ func (b *built) errorResponse(group []ErrorDoc) docResponse {
 		Content: map[string]docMedia{"application/json": {Schema: Ref(b.ErrorSchema), Examples: examples}}}
 }
 
+// headOf is the head operation beside GET operation d: its parameters,
+// access and answers, the success answer without its body. (The errors
+// keep their shared descriptions, which show the body a GET would get.)
+func headOf(d docOp, o *Operation) docOp {
+	h := d
+	h.OperationID = o.id + "Head"
+	h.Summary = o.summary + " (headers only)"
+	h.Description = "`HEAD " + o.path + "`: what `GET` answers, the same status and headers, without the body; for load balancers' and monitors' probes."
+	h.Responses = maps.Clone(d.Responses)
+	st := strconv.Itoa(o.status)
+	ok := h.Responses[st]
+	ok.Content = nil
+	ok.Description += ", no body"
+	h.Responses[st] = ok
+	return h
+}
+
 // JSON is the OpenAPI 3.1 document, indented, keys in a fixed order: the
 // same spec always gives the same bytes.
 func (sp *Spec) JSON() ([]byte, error) {
@@ -360,6 +384,9 @@ func (sp *Spec) JSON() ([]byte, error) {
 			doc.Paths = append(doc.Paths, entry[map[string]docOp]{o.path, map[string]docOp{}})
 		}
 		doc.Paths[i].value[strings.ToLower(o.method)] = d
+		if o.head {
+			doc.Paths[i].value["head"] = headOf(d, o)
+		}
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

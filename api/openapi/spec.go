@@ -71,6 +71,7 @@ type Operation struct {
 	resultDesc string
 	errs       []ErrorDoc
 	no503      bool
+	head       bool // a HEAD operation beside this GET
 	public     bool
 	role       string
 }
@@ -136,6 +137,11 @@ func (o *Operation) Fails(e ...ErrorDoc) *Operation { o.errs = append(o.errs, e.
 // database nor the runtime, or (like a liveness probe) reports them
 // instead of failing.
 func (o *Operation) No503() *Operation { o.no503 = true; return o }
+
+// AlsoHead says a GET also answers HEAD: the same status and headers, no
+// body. The document lists a head operation beside it (operationId with
+// "Head" appended), the docs page a line in the GET's entry.
+func (o *Operation) AlsoHead() *Operation { o.head = true; return o }
 
 // What Spec.Common asks of an operation.
 
