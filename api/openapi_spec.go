@@ -16,9 +16,10 @@ package api
 //     another media type of it, and .Fails(…) for the errors particular
 //     to it (an error's headers go on its e… variable with .With). Its
 //     access rule, and whether a GET also answers HEAD, are read from
-//     routes.go. Validation (400), 413,
-//     415, 431, 500 and 503 are added by commonErrors from what the
-//     operation is; .No503() for one that never touches the database.
+//     routes.go. Validation (400), 413, 415, 431, 500 and 503 are added
+//     by commonErrors from what the operation is; .No503() for one that
+//     never touches the database (a starting process's 503 is listed on
+//     it all the same).
 //  3. A new response struct in render.go: one oa.Record line in
 //     Components (fields are read from its json tags; override a field to
 //     give it an enum or a description). A new request body: an oa.Input
@@ -75,6 +76,8 @@ var (
 		Description: "the credentials the API takes: a bearer token"}
 	hAllow = oa.RespHeader{Name: "Allow", Schema: oa.String(),
 		Description: "the methods the route takes, such as `GET, HEAD, PUT, DELETE`; absent when the path is no route"}
+	hRetryAfter = oa.RespHeader{Name: "Retry-After", Always: true, Schema: oa.Integer().AtLeast(0),
+		Description: "on a starting process's answer: `1`, the seconds to wait before asking again"}
 )
 
 // hLocation is the Location of a 201 (the resource it created) or a 202
@@ -97,6 +100,9 @@ var (
 	eUnavailable          = errFrom(gatewayd.ErrUnavailable, "the database cannot serve the request (unreachable, refusing connections, or no answer within 5 s), or the runtime did not answer in time")
 	eStillLoading         = errFrom(&Error{Status: fiber.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE", Message: "Gateways are still loading"},
 		"the runtime has not finished loading the gateways").Named("RuntimeLoading")
+	eStarting = errFrom(startingError("waiting for the database"),
+		"the process is starting (waiting for PostgreSQL or for another instance to stop, migrating, loading the gateways); each answer closes its connection").
+		Named("Starting").With(hRetryAfter)
 	eTooManyStreams = errFrom(errTooManyStreams, "event streams and other connections together reach `API_MAX_CONNECTIONS`").Named("TooManyStreams")
 
 	eOrganizationNotFound = errFrom(scoped(gatewayd.ErrNotFound, resOrganization, ""), "the organization does not exist or is deleted")
@@ -139,6 +145,9 @@ func commonErrors(o *oa.Operation) []oa.ErrorDoc {
 	out = append(out, eHeadersTooLarge, eInternal)
 	if o.Can503() {
 		out = append(out, eUnavailable)
+	}
+	if !livenessWhileStarting(o.Method(), o.Path()) {
+		out = append(out, eStarting) // README, "Start": every route but health, .No503() ones too
 	}
 	if !o.IsPublic() {
 		out = append(out, eUnauthorized)

@@ -61,9 +61,7 @@ func Starting(opts StartingOptions) fasthttp.RequestHandler {
 			h.Set(fasthttp.HeaderAccessControlExposeHeaders, "X-Request-Id") // as the API's CORS config says it
 		}
 		up, why := opts.State()
-		// Routed as the API routes it: case-insensitive, a trailing slash
-		// allowed.
-		if (c.IsGet() || c.IsHead()) && strings.EqualFold(strings.TrimSuffix(string(c.Path()), "/"), "/api/health") {
+		if livenessWhileStarting(string(c.Method()), string(c.Path())) {
 			db := "ok"
 			if !up {
 				db = "unreachable"
@@ -71,8 +69,7 @@ func Starting(opts StartingOptions) fasthttp.RequestHandler {
 			body, _ := json.Marshal(healthOf(db, 0, 0, opts.Started))
 			c.SetBody(body)
 		} else {
-			body, _ := json.Marshal(map[string]*Error{"error": {Status: http.StatusServiceUnavailable,
-				Code: "SERVICE_UNAVAILABLE", Message: "gatewayd is starting: " + why}})
+			body, _ := json.Marshal(map[string]*Error{"error": startingError(why)})
 			c.SetStatusCode(http.StatusServiceUnavailable)
 			h.Set(fasthttp.HeaderRetryAfter, "1")
 			c.SetBody(body)
@@ -83,4 +80,19 @@ func Starting(opts StartingOptions) fasthttp.RequestHandler {
 			Int("status", c.Response.StatusCode()).Int64("duration_ms", time.Since(start).Milliseconds()).
 			Str("request_id", id).Msg("request")
 	}
+}
+
+// livenessWhileStarting says whether a starting gatewayd gives a request
+// the liveness answer rather than its 503: a GET or HEAD of /api/health,
+// routed as the API routes it (case-insensitive, a trailing slash
+// allowed). The OpenAPI document lists the 503 on every other operation.
+func livenessWhileStarting(method, path string) bool {
+	return (method == fiber.MethodGet || method == fiber.MethodHead) &&
+		strings.EqualFold(strings.TrimSuffix(path, "/"), "/api/health")
+}
+
+// startingError is a starting gatewayd's answer, why saying what it waits
+// for.
+func startingError(why string) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE", Message: "gatewayd is starting: " + why}
 }

@@ -3,9 +3,12 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -77,4 +80,36 @@ func TestStartingAnswersAsTheAPIDoes(t *testing.T) {
 	assert.Equal(t, "*", string(c.Response.Header.Peek("Access-Control-Allow-Origin")))
 	c = serve("GET", "/api/gateways")
 	assert.Empty(t, c.Response.Header.Peek("Access-Control-Allow-Origin"), "no Origin, no CORS")
+}
+
+// README ("Start"): while `serve` waits for PostgreSQL, /api/health is 200
+// and "/api/ready and every other route [answer] 503 SERVICE_UNAVAILABLE
+// with Retry-After: 1". The document lists that answer, its code and its
+// header on every operation but health, those that never touch the
+// database (.No503(): the document, the docs page, /metrics) included.
+// (Found by an audit, helper 3.)
+func TestStartingAnswersAreDocumented(t *testing.T) {
+	raw, err := api.OpenAPI()
+	require.NoError(t, err)
+	doc := parseSpec(t, raw)
+	h := api.Starting(api.StartingOptions{Started: time.Now(), Log: zerolog.Nop(),
+		State: func() (bool, string) { return false, "waiting for the database" }})
+
+	var problems []string
+	for _, path := range keys(doc.raw["paths"].(map[string]any)) {
+		for _, method := range keys(doc.raw["paths"].(map[string]any)[path].(map[string]any)) {
+			method = strings.ToUpper(method)
+			var c fasthttp.RequestCtx
+			c.Request.Header.SetMethod(method)
+			c.Request.SetRequestURI(strings.ReplaceAll(path, "{id}", uuid.NewString()))
+			h(&c)
+			r := response{status: c.Response.StatusCode(), header: http.Header{}, body: c.Response.Body()}
+			c.Response.Header.VisitAll(func(k, v []byte) { r.header.Add(string(k), string(v)) })
+			if method == "HEAD" {
+				r.body = nil // fasthttp writes none
+			}
+			problems = append(problems, doc.conformance(method, path, r)...)
+		}
+	}
+	assert.Empty(t, problems, "answers of a starting gatewayd the document does not describe")
 }

@@ -369,13 +369,17 @@ func (sp *Spec) JSON() ([]byte, error) {
 		d.Responses[strconv.Itoa(o.status)] = ok
 		statuses, groups := errorGroups(o.errors(sp))
 		for _, st := range statuses {
+			// One component per error, or per set of errors sharing a
+			// status (named after them: FooOrBar), written once however
+			// many operations answer it.
 			g := groups[st]
-			if len(g) > 1 {
-				d.Responses[strconv.Itoa(st)] = b.errorResponse(g)
-				continue
+			names := make([]string, len(g))
+			for i, e := range g {
+				names[i] = e.Name
 			}
-			doc.Components.Responses[g[0].Name] = b.errorResponse(g)
-			d.Responses[strconv.Itoa(st)] = docResponse{Ref: componentRef("responses", g[0].Name)}
+			name := strings.Join(names, "Or")
+			doc.Components.Responses[name] = b.errorResponse(g)
+			d.Responses[strconv.Itoa(st)] = docResponse{Ref: componentRef("responses", name)}
 		}
 		i, ok2 := pathIndex[o.path]
 		if !ok2 {

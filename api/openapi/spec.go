@@ -133,9 +133,10 @@ type altMedia struct {
 // Fails documents errors particular to this operation.
 func (o *Operation) Fails(e ...ErrorDoc) *Operation { o.errs = append(o.errs, e...); return o }
 
-// No503 says the operation never answers 503: it needs neither the
-// database nor the runtime, or (like a liveness probe) reports them
-// instead of failing.
+// No503 says the operation answers no 503 of its own: it needs neither
+// the database nor the runtime, or (like a liveness probe) reports them
+// instead of failing. (Spec.Common may still list a 503 it gets from
+// elsewhere, such as a process that is still starting.)
 func (o *Operation) No503() *Operation { o.no503 = true; return o }
 
 // AlsoHead says a GET also answers HEAD: the same status and headers, no
