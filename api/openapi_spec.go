@@ -16,10 +16,10 @@ package api
 //     another media type of it, and .Fails(…) for the errors particular
 //     to it (an error's headers go on its e… variable with .With). Its
 //     access rule, and whether a GET also answers HEAD, are read from
-//     routes.go. Validation (400), 413, 415, 431, 500 and 503 are added
-//     by commonErrors from what the operation is; .No503() for one that
-//     never touches the database (a starting process's 503 is listed on
-//     it all the same).
+//     routes.go. Validation (400), 408, 413, 415, 431, 500, 503 and 505
+//     are added by commonErrors from what the operation is; .No503()
+//     for one that never touches the database (a starting process's 503
+//     is listed on it all the same).
 //  3. A new response struct in render.go: one oa.Record line in
 //     Components (fields are read from its json tags; override a field to
 //     give it an enum or a description). A new request body: an oa.Input
@@ -96,6 +96,8 @@ var (
 	ePayloadTooLarge      = errFrom(fiber.ErrRequestEntityTooLarge, "the body is over 1 MiB (1,048,576 bytes), chunked bodies too")
 	eUnsupportedMediaType = errFrom(fiber.ErrUnsupportedMediaType, "the body is not `Content-Type: application/json` (a charset parameter is fine); it is never parsed")
 	eHeadersTooLarge      = errFrom(fiber.ErrRequestHeaderFieldsTooLarge, "the request line or headers exceed 16 KiB; any route")
+	eRequestTimeout       = errFrom(errRequestTimeout, "the request (line, headers and body) did not arrive whole within 10 s of its first byte, e.g. a `Content-Length` larger than the body sent; any route; the connection is closed")
+	eHTTPVersion          = errFrom(errHTTPVersion, "the request line names an HTTP version other than 1.1 and 1.0 (the HTTP/2 preface included); any route; the connection is closed")
 	eInternal             = errFrom(errors.New("unexpected"), "anything unexpected; the cause is logged with the request id, never sent")
 	eUnavailable          = errFrom(gatewayd.ErrUnavailable, "the database cannot serve the request (unreachable, refusing connections, or no answer within 5 s), or the runtime did not answer in time")
 	eStillLoading         = errFrom(&Error{Status: fiber.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE", Message: "Gateways are still loading"},
@@ -141,8 +143,9 @@ func commonErrors(o *oa.Operation) []oa.ErrorDoc {
 		out = append(out, ePayloadTooLarge, eUnsupportedMediaType)
 	}
 	// Any request, before routing: documented everywhere so that every
-	// operation lists the 4xx it can get (Redocly's operation-4xx-response).
-	out = append(out, eHeadersTooLarge, eInternal)
+	// operation lists the 4xx it can get (Redocly's operation-4xx-response)
+	// and the answers the edge gives it before it is routed.
+	out = append(out, eRequestTimeout, eHeadersTooLarge, eInternal, eHTTPVersion)
 	if o.Can503() {
 		out = append(out, eUnavailable)
 	}
