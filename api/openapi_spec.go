@@ -215,7 +215,8 @@ const (
 
 // Schemas used by several components and operations.
 var (
-	sName        = oa.String().Length(1, 255)
+	sName        = oa.String().Length(1, 255).Pattern(`\S`).Desc("not all white space")
+	sGatewayID   = oa.String().Length(1, 255).Pattern(`^[A-Za-z0-9._:-]+$`).Desc("ASCII letters, digits, `-`, `_`, `.` and `:`, so that no look-alike of another id can be registered")
 	sMetadataIn  = oa.Metadata().Desc("a JSON object, at most 128 levels deep, no NUL characters; stored re-encoded with sorted keys, numbers keep their digits")
 	sTimezone    = oa.String().Length(1, 64).Desc("an IANA time zone name such as `Europe/Berlin`")
 	sDesired     = oa.Enum(gatewayd.DesiredConnected, gatewayd.DesiredDisconnected)
@@ -547,7 +548,7 @@ func apiSpec() *oa.Spec {
 				oa.Opt("metadata", sMetadataIn)).Desc("`organization_id` cannot be changed (400).")),
 			oa.Named("GatewayCreate", oa.Input(
 				oa.Field("factory_id", oa.UUID()),
-				oa.Field("gateway_id", sName),
+				oa.Field("gateway_id", sGatewayID),
 				oa.Field("name", sName),
 				oa.Field("url", sWSURL),
 				oa.Field("email", sEmail),
@@ -557,7 +558,7 @@ func apiSpec() *oa.Spec {
 				oa.Opt("desired_state", sDesired.Default(string(gatewayd.DesiredConnected))),
 				oa.Opt("metadata", sMetadataIn))),
 			oa.Named("GatewayUpdate", oa.Input(
-				oa.Opt("gateway_id", sName),
+				oa.Opt("gateway_id", sGatewayID),
 				oa.Opt("name", sName),
 				oa.Opt("url", sWSURL),
 				oa.Opt("email", sEmail),
