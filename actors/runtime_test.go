@@ -156,7 +156,7 @@ func TestAuthFailedOutlivesARestart(t *testing.T) {
 
 	// A connect request tries again and forgets the refusal.
 	sg.SetFaults(ctctest.Faults{})
-	_, err := h.Store.SetDesiredState(ctx, g.ID, gatewayd.DesiredConnected)
+	_, _, err := h.Store.SetDesiredState(ctx, g.ID, gatewayd.DesiredConnected)
 	require.NoError(t, err)
 	_, ok = refused(g.ID)
 	assert.False(t, ok, "forgotten as the connect is stored")
@@ -726,7 +726,7 @@ func TestUnreadablePasswordIsFailedUntilSetAgain(t *testing.T) {
 	// Disconnected, it is DISCONNECTED as any disconnected gateway, with
 	// the reason; asked to connect, FAILED (it was FAILED while nobody
 	// wanted it connected: found by an audit, helper 4).
-	_, err = h.Store.SetDesiredState(context.Background(), g.ID, gatewayd.DesiredDisconnected)
+	_, _, err = h.Store.SetDesiredState(context.Background(), g.ID, gatewayd.DesiredDisconnected)
 	require.NoError(t, err)
 	_, err = h.Runtime.Disconnect(context.Background(), g.ID)
 	require.NoError(t, err)
@@ -735,7 +735,7 @@ func TestUnreadablePasswordIsFailedUntilSetAgain(t *testing.T) {
 	assert.Contains(t, h.Logs.String(), `"gateways":1,"message":"stored passwords that no configured key opens`, "the start says so")
 	require.NotNil(t, st.LastError)
 	assert.Contains(t, *st.LastError, "cannot be decrypted")
-	_, err = h.Store.SetDesiredState(context.Background(), g.ID, gatewayd.DesiredConnected)
+	_, _, err = h.Store.SetDesiredState(context.Background(), g.ID, gatewayd.DesiredConnected)
 	require.NoError(t, err)
 	_, err = h.Runtime.Connect(context.Background(), g.ID)
 	require.NoError(t, err)

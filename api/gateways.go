@@ -115,7 +115,9 @@ func (s *server) updateGateway(c *fiber.Ctx) error {
 	// disconnects when desired_state changed, and reconnects only when the
 	// credentials differ from the ones it uses.
 	s.rt.GatewayUpdated(up.Target)
-	s.tel.GatewayChanged(events.TypeGatewayUpdated, gatewayd.GatewayRef{ID: up.Gateway.ID, FactoryID: up.Gateway.FactoryID})
+	if up.Changed { // a PUT that changes nothing announces nothing, as a sensor's
+		s.tel.GatewayChanged(events.TypeGatewayUpdated, gatewayd.GatewayRef{ID: up.Gateway.ID, FactoryID: up.Gateway.FactoryID})
+	}
 	return c.JSON(renderGateway(up.Gateway))
 }
 
@@ -193,9 +195,12 @@ func (s *server) setDesired(c *fiber.Ctx, d gatewayd.DesiredState,
 	ctx, cancel := s.dbCtx(c)
 	defer cancel()
 	defer s.order.lock(id)()
-	t, err := s.store.SetDesiredState(ctx, id, d)
+	t, changed, err := s.store.SetDesiredState(ctx, id, d)
 	if err != nil {
 		return scoped(err, resGateway, "")
+	}
+	if changed { // the stored gateway changed, as a PUT of desired_state changes it
+		s.tel.GatewayChanged(events.TypeGatewayUpdated, gatewayd.GatewayRef{ID: id, FactoryID: t.FactoryID})
 	}
 	st, err := s.onRuntime(ctx, id, &t, act)
 	if err != nil {

@@ -695,3 +695,39 @@ func TestUnmatchedRequestsHaveTheirOwnRouteLabel(t *testing.T) {
 		"GET / 200":                       1,
 	}, httpSeries(t, m))
 }
+
+// gateway.updated tells a client the stored gateway changed: a PUT that
+// changes it, and a connect or disconnect that changes its desired_state
+// (as a PUT of desired_state does); one that changes nothing announces
+// nothing, as a sensor's PUT (found by an audit, helper 1).
+func TestGatewayEventsFromTheAPIsOwnChanges(t *testing.T) {
+	e := newLiveEnv(t, actorstest.FastConfig())
+	base := e.listen()
+	a, _ := e.add("gev-a")
+	b, _ := e.add("gev-b")
+	e.waitState(a, "AUTHENTICATED")
+	e.waitState(b, "AUTHENTICATED")
+	ch, stop := subscribe(t, base, "")
+	defer stop()
+	require.Eventually(t, func() bool { return e.h.Telemetry.Events.Subscribers() == 1 }, 5*time.Second, 5*time.Millisecond)
+	updated := func(what string) string {
+		return next(t, ch, func(s sse) bool { return s.Event == "gateway.updated" }, what).Data["id"].(string)
+	}
+
+	require.Equal(t, 200, e.do("PUT", "/api/gateways/"+a, map[string]any{"name": "renamed"}).status)
+	assert.Equal(t, a, updated("the rename"))
+	require.Equal(t, 202, e.do("POST", "/api/gateways/"+a+"/disconnect", nil).status)
+	assert.Equal(t, a, updated("the disconnect"))
+
+	// Nothing changes: the next gateway.updated is b's.
+	require.Equal(t, 200, e.do("PUT", "/api/gateways/"+a, map[string]any{"name": "renamed"}).status)
+	require.Equal(t, 200, e.do("PUT", "/api/gateways/"+a, map[string]any{}).status)
+	require.Equal(t, 200, e.do("PUT", "/api/gateways/"+a, map[string]any{"desired_state": "DISCONNECTED"}).status)
+	require.Equal(t, 202, e.do("POST", "/api/gateways/"+a+"/disconnect", nil).status)
+	require.Equal(t, 202, e.do("POST", "/api/gateways/"+b+"/connect", nil).status)
+	require.Equal(t, 200, e.do("PUT", "/api/gateways/"+b, map[string]any{"metadata": map[string]any{"mark": 1}}).status)
+	assert.Equal(t, b, updated("the next change"), "no event for what changed nothing")
+
+	require.Equal(t, 202, e.do("POST", "/api/gateways/"+a+"/connect", nil).status)
+	assert.Equal(t, a, updated("the connect"))
+}

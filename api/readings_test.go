@@ -336,7 +336,7 @@ func TestScheduledReadings(t *testing.T) {
 	up, err := e.h.Store.UpdateGateway(t.Context(), uuid.MustParse(id), store.GatewayPatch{Name: store.Some("renamed")})
 	require.NoError(t, err)
 	assert.Equal(t, target.Schedules, up.Target.Schedules, "after a rename")
-	desired, err := e.h.Store.SetDesiredState(t.Context(), uuid.MustParse(id), gatewayd.DesiredConnected)
+	desired, _, err := e.h.Store.SetDesiredState(t.Context(), uuid.MustParse(id), gatewayd.DesiredConnected)
 	require.NoError(t, err)
 	assert.Equal(t, target.Schedules, desired.Schedules, "after a connect")
 

@@ -50,6 +50,9 @@ type GatewayUpdate struct {
 	Target gatewayd.Target
 	// Reconnect is true when url, email or password changed.
 	Reconnect bool
+	// Changed is false when the update changed nothing a client sees
+	// (its updated_at did not move): nothing to announce.
+	Changed bool
 }
 
 const gatewayColumns = `id, factory_id, gateway_id, name, url, email, model, firmware_version, last_seen_at, desired_state, metadata, created_at, updated_at`
@@ -108,8 +111,9 @@ func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var cur gatewayd.Credentials
 		var sealed, desired string
-		err := tx.QueryRow(ctx, `SELECT url, email, password_encrypted, desired_state FROM gateways
-			WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, id).Scan(&cur.URL, &cur.Email, &sealed, &desired)
+		var updated time.Time
+		err := tx.QueryRow(ctx, `SELECT url, email, password_encrypted, desired_state, updated_at FROM gateways
+			WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, id).Scan(&cur.URL, &cur.Email, &sealed, &desired, &updated)
 		if err != nil {
 			return err
 		}
@@ -163,6 +167,9 @@ func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch)
 		if err != nil {
 			return err
 		}
+		// The trigger keeps updated_at when no column a client sees
+		// changed.
+		out.Changed = !out.Gateway.UpdatedAt.Equal(updated)
 		out.Target = out.Gateway.Target(next.Password)
 		out.Target.Unreadable = next.Unreadable
 		// The whole description, schedules too: without them the
@@ -186,23 +193,40 @@ func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch)
 // connection and returns the gateway as the runtime should now keep it.
 // It is written before the runtime acts, so a wish that cannot be stored
 // changes nothing.
-func (s *Store) SetDesiredState(ctx context.Context, id uuid.UUID, d gatewayd.DesiredState) (gatewayd.Target, error) {
-	// A connect request also leaves AUTH_FAILED (API.md §4): the refusal
-	// kept for restarts goes with it.
-	rows, _ := s.pool.Query(ctx, `UPDATE gateways SET desired_state = $2,
-			auth_failed_at = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_at END,
-			auth_failed_error = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_error END
-		WHERE id = $1 AND deleted_at IS NULL
-		RETURNING `+targetColumns, id, string(d))
-	t, err := pgx.CollectExactlyOneRow(rows, s.scanTarget)
+// It also says whether the stored desired_state changed (a client that
+// shows the gateway has something to fetch again).
+func (s *Store) SetDesiredState(ctx context.Context, id uuid.UUID, d gatewayd.DesiredState) (gatewayd.Target, bool, error) {
+	var t gatewayd.Target
+	var changed bool
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var was string
+		if err := tx.QueryRow(ctx, `SELECT desired_state FROM gateways WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`,
+			id).Scan(&was); err != nil {
+			return err
+		}
+		changed = was != string(d)
+		// A connect request also leaves AUTH_FAILED (API.md §4): the
+		// refusal kept for restarts goes with it.
+		rows, _ := tx.Query(ctx, `UPDATE gateways SET desired_state = $2,
+				auth_failed_at = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_at END,
+				auth_failed_error = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_error END
+			WHERE id = $1
+			RETURNING `+targetColumns, id, string(d))
+		var err error
+		if t, err = pgx.CollectExactlyOneRow(rows, s.scanTarget); err != nil {
+			return err
+		}
+		ts := []gatewayd.Target{t}
+		if err := attachSchedules(ctx, tx, ts, &id); err != nil {
+			return err
+		}
+		t = ts[0]
+		return nil
+	})
 	if err != nil {
-		return gatewayd.Target{}, fmt.Errorf("set desired state: %w", classify(err))
+		return gatewayd.Target{}, false, fmt.Errorf("set desired state: %w", classify(err))
 	}
-	ts := []gatewayd.Target{t}
-	if err := attachSchedules(ctx, s.pool, ts, &id); err != nil {
-		return gatewayd.Target{}, fmt.Errorf("set desired state: %w", err)
-	}
-	return ts[0], nil
+	return t, changed, nil
 }
 
 func desiredOrDefault(d gatewayd.DesiredState) string {

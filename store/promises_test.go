@@ -186,9 +186,9 @@ func TestDesiredStateOfADeletedGatewayIsNotFound(t *testing.T) {
 	s, _, _, g := withGateway(t, "GONE")
 	_, err := s.DeleteGateway(ctx, g.ID)
 	require.NoError(t, err)
-	_, err = s.SetDesiredState(ctx, g.ID, gatewayd.DesiredDisconnected)
+	_, _, err = s.SetDesiredState(ctx, g.ID, gatewayd.DesiredDisconnected)
 	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
-	_, err = s.SetDesiredState(ctx, uuid.New(), gatewayd.DesiredConnected)
+	_, _, err = s.SetDesiredState(ctx, uuid.New(), gatewayd.DesiredConnected)
 	assert.ErrorIs(t, err, gatewayd.ErrNotFound)
 }
 
