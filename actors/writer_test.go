@@ -209,7 +209,7 @@ func TestWriterSplitsOutARowTheDatabaseRefuses(t *testing.T) {
 // temperature always replaces a sighting; otherwise the newer one wins.
 func TestWriterKeepsTemperaturesOverSightings(t *testing.T) {
 	t.Parallel()
-	w := &writer{temperatures: map[sensorKey]gatewayd.Temperature{}}
+	w := &writer{temperatures: map[sensorKey]gatewayd.Temperature{}, tempSerials: map[uuid.UUID]int{}}
 	gw, at := uuid.New(), time.Unix(1_000_000, 0)
 	k := sensorKey{gw, 1}
 	w.temperature(gatewayd.Temperature{GatewayID: gw, Serial: 1, Celsius: 20, At: at})

@@ -166,6 +166,13 @@ func newEnv(t *testing.T, opts api.Options) *env {
 	st := store.New(pool, sealer)
 	rt := &fakeRuntime{ready: true}
 	logs := &testutil.SyncBuffer{}
+	// A failed test shows what the server logged: a 5xx's cause is
+	// logged, never sent.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
 	return &env{t: t, app: api.New(st, rt, zerolog.New(logs), opts), st: st, rt: rt, logs: logs}
 }
 

@@ -157,11 +157,19 @@ func TestAuthFailuresAreKeptUntilCredentialsChangeOrAConnect(t *testing.T) {
 	require.NoError(t, err)
 	_, _, err = s.SetDesiredState(ctx, gs[3], gatewayd.DesiredConnected)
 	require.NoError(t, err)
+	// A PUT repeating the stored CONNECTED is no connect and keeps it
+	// (as the runtime does); one that changes desired_state to CONNECTED
+	// is a connect.
+	_, err = s.UpdateGateway(ctx, gs[4], store.GatewayPatch{DesiredState: store.Some(gatewayd.DesiredConnected)})
+	require.NoError(t, err)
+	assert.Contains(t, refused(), gs[4], "a PUT of the stored CONNECTED keeps it")
+	_, _, err = s.SetDesiredState(ctx, gs[4], gatewayd.DesiredDisconnected)
+	require.NoError(t, err)
 	_, err = s.UpdateGateway(ctx, gs[4], store.GatewayPatch{DesiredState: store.Some(gatewayd.DesiredConnected)})
 	require.NoError(t, err)
 	_, err = s.DeleteGateway(ctx, gs[5])
 	require.NoError(t, err)
-	assert.Equal(t, map[uuid.UUID]string{gs[1]: ""}, refused(), "new credentials, a connect, CONNECTED and a delete forget it")
+	assert.Equal(t, map[uuid.UUID]string{gs[1]: ""}, refused(), "new credentials, a connect, a change to CONNECTED and a delete forget it")
 	require.NoError(t, s.MarkAuthFailures(ctx, map[uuid.UUID]*string{gs[5]: &why}))
 	assert.NotContains(t, refused(), gs[5], "a deleted gateway is left alone")
 }
