@@ -268,32 +268,39 @@ func copySamples(ctx context.Context, tx pgx.Tx, done []gatewayd.ReadingRef, ids
 //
 // It returns the readings it failed, for their reading.failed events.
 func (s *Store) FailAbandonedReadings(ctx context.Context, cutoff time.Time) ([]gatewayd.ReadingRef, error) {
-	rows, _ := s.pool.Query(ctx, `UPDATE readings r SET status = 'FAILED', error = $1, completed_at = now()
-		WHERE status IN ('QUEUED', 'RUNNING') AND requested_at < $2
-		RETURNING r.id, r.sensor_id, r.gateway_id, (SELECT factory_id FROM gateways WHERE id = r.gateway_id),
-			r.trigger, r.status, r.requested_at, r.completed_at`, gatewayd.ReadingErrAbandoned, cutoff)
-	refs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (gatewayd.ReadingRef, error) {
-		var ref gatewayd.ReadingRef
-		err := row.Scan(&ref.ID, &ref.SensorID, &ref.GatewayID, &ref.FactoryID, &ref.Trigger, &ref.Status,
-			&ref.RequestedAt, &ref.CompletedAt)
-		return ref, err
-	})
+	refs, err := s.failUnfinished(ctx, gatewayd.ReadingErrAbandoned, cutoff)
 	if err != nil {
-		return nil, fmt.Errorf("fail abandoned readings: %w", classify(err))
+		return nil, fmt.Errorf("fail abandoned readings: %w", err)
 	}
 	return refs, nil
 }
 
 // FailInterruptedReadings marks every reading a previous process left
 // QUEUED or RUNNING as FAILED ("interrupted"); it runs before the runtime
-// starts, so none of them can still be in progress.
-func (s *Store) FailInterruptedReadings(ctx context.Context) (int, error) {
-	tag, err := s.pool.Exec(ctx, `UPDATE readings SET status = 'FAILED', error = $1, completed_at = now()
-		WHERE status IN ('QUEUED', 'RUNNING')`, gatewayd.ReadingErrInterrupted)
+// starts, so none of them can still be in progress. It returns them, to
+// be counted and announced as the sweep's are.
+func (s *Store) FailInterruptedReadings(ctx context.Context) ([]gatewayd.ReadingRef, error) {
+	refs, err := s.failUnfinished(ctx, gatewayd.ReadingErrInterrupted, time.Now().Add(time.Hour))
 	if err != nil {
-		return 0, fmt.Errorf("fail interrupted readings: %w", classify(err))
+		return nil, fmt.Errorf("fail interrupted readings: %w", err)
 	}
-	return int(tag.RowsAffected()), nil
+	return refs, nil
+}
+
+// failUnfinished marks the readings requested before cutoff that are not
+// finished FAILED with reason.
+func (s *Store) failUnfinished(ctx context.Context, reason string, cutoff time.Time) ([]gatewayd.ReadingRef, error) {
+	rows, _ := s.pool.Query(ctx, `UPDATE readings r SET status = 'FAILED', error = $1, completed_at = now()
+		WHERE status IN ('QUEUED', 'RUNNING') AND requested_at < $2
+		RETURNING r.id, r.sensor_id, r.gateway_id, (SELECT factory_id FROM gateways WHERE id = r.gateway_id),
+			r.trigger, r.status, r.requested_at, r.completed_at`, reason, cutoff)
+	refs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (gatewayd.ReadingRef, error) {
+		var ref gatewayd.ReadingRef
+		err := row.Scan(&ref.ID, &ref.SensorID, &ref.GatewayID, &ref.FactoryID, &ref.Trigger, &ref.Status,
+			&ref.RequestedAt, &ref.CompletedAt)
+		return ref, err
+	})
+	return refs, classify(err)
 }
 
 // GetWaveform returns a reading's samples, or ErrNotFound when it has none

@@ -132,9 +132,16 @@ func TestInterruptedReadingsAndRetention(t *testing.T) {
 	now := time.Now()
 	b.Status, b.StartedAt = gatewayd.ReadingRunning, &now
 	require.NoError(t, errOf(s.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: b}})))
-	n, err := s.FailInterruptedReadings(ctx)
+	refs, err := s.FailInterruptedReadings(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, 2, n)
+	require.Len(t, refs, 2)
+	for _, ref := range refs { // what the metrics and the event stream are told
+		assert.Equal(t, sensor.ID, ref.SensorID)
+		assert.Equal(t, sensor.GatewayID, ref.GatewayID)
+		assert.NotEqual(t, uuid.Nil, ref.FactoryID)
+		assert.Equal(t, gatewayd.TriggerManual, ref.Trigger)
+		assert.Equal(t, gatewayd.ReadingFailed, ref.Status)
+	}
 	for _, id := range []uuid.UUID{a.ID, b.ID} {
 		got, err := s.GetReading(ctx, id)
 		require.NoError(t, err)

@@ -198,12 +198,6 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		}
 		defer stop()
 	}
-	// Readings a previous process left unfinished cannot be finished now.
-	if n, err := st.FailInterruptedReadings(ctx); err != nil {
-		return err
-	} else if n > 0 {
-		log.Info().Int("readings", n).Msg("readings left unfinished by the previous process marked FAILED (interrupted)")
-	}
 	if cfg.WaveformRetention > 0 {
 		stop := startRetention(st, cfg.WaveformRetention, time.Hour, log)
 		defer stop()
@@ -217,6 +211,14 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	m.WatchPool(pool)
 	m.WatchEvents(broker.Subscribers, broker.Published, broker.Overflows)
 	obs := &telemetry.Observer{Metrics: m, Events: broker, Log: log}
+	// Readings a previous process left unfinished cannot be finished now;
+	// they are counted and announced as any that fail.
+	if refs, err := st.FailInterruptedReadings(ctx); err != nil {
+		return err
+	} else if len(refs) > 0 {
+		obs.ReadingsDone(refs)
+		log.Info().Int("readings", len(refs)).Msg("readings left unfinished by the previous process marked FAILED (interrupted)")
+	}
 	stopSweep := startReadingSweep(st, obs, abandonedAfter(cfg), time.Minute, log)
 	defer stopSweep()
 	rcfg := runtimeConfig(cfg)
