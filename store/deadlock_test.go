@@ -12,6 +12,7 @@ import (
 
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/internal/testutil"
+	"github.com/ctcgw/gatewayd/store"
 )
 
 // lockWaiter returns a condition: some statement of this database whose
@@ -138,4 +139,29 @@ func TestGatewayDeleteAndDiscoveryMergeDoNotDeadlock(t *testing.T) {
 	errMerge, errDelete := <-merged, <-deleted
 	assert.NoError(t, errDelete, "the gateway deletion failed (503 to the client)")
 	assert.NoError(t, errMerge, "the discovery merge failed (the writer's whole batch rolled back)")
+}
+
+// A gateway's PUT and its connect or disconnect lock the row as their
+// UPDATE does (FOR NO KEY UPDATE), not FOR UPDATE, which also waits for
+// every transaction whose foreign-key check holds the gateway: a sensor
+// write in the writer's batch, seconds long on a loaded machine, held
+// them past the request's timeout (503).
+func TestGatewayUpdatesDoNotWaitForSensorWrites(t *testing.T) {
+	ctx := context.Background()
+	s, pool := newStore(t)
+	fx := setup(t, s)
+	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "NW-1"))
+	require.NoError(t, err)
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck
+	_, err = tx.Exec(ctx, `INSERT INTO sensors (gateway_id, serial, name) VALUES ($1, 1, 'held')`, g.ID)
+	require.NoError(t, err, "a sensor insert: its key check holds the gateway until the end of the transaction")
+
+	quick, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err = s.UpdateGateway(quick, g.ID, store.GatewayPatch{Name: store.Some("renamed")})
+	require.NoError(t, err, "the PUT")
+	_, _, err = s.SetDesiredState(quick, g.ID, gatewayd.DesiredDisconnected)
+	require.NoError(t, err, "the disconnect")
 }

@@ -112,8 +112,11 @@ func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch)
 		var cur gatewayd.Credentials
 		var sealed, desired string
 		var updated time.Time
+		// FOR NO KEY UPDATE, the lock the UPDATE takes anyway: FOR UPDATE
+		// also waits for every sensor write whose key check holds the
+		// gateway (a discovery merge in the writer's batch).
 		err := tx.QueryRow(ctx, `SELECT url, email, password_encrypted, desired_state, updated_at FROM gateways
-			WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, id).Scan(&cur.URL, &cur.Email, &sealed, &desired, &updated)
+			WHERE id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE`, id).Scan(&cur.URL, &cur.Email, &sealed, &desired, &updated)
 		if err != nil {
 			return err
 		}
@@ -200,7 +203,7 @@ func (s *Store) SetDesiredState(ctx context.Context, id uuid.UUID, d gatewayd.De
 	var changed bool
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var was string
-		if err := tx.QueryRow(ctx, `SELECT desired_state FROM gateways WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`,
+		if err := tx.QueryRow(ctx, `SELECT desired_state FROM gateways WHERE id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE`,
 			id).Scan(&was); err != nil {
 			return err
 		}
