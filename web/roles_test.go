@@ -105,3 +105,45 @@ func TestUIOffersWhatTheRoleMay(t *testing.T) {
 		})
 	}
 }
+
+// signedIn opens the UI at route with a token of role and waits
+// until the page knows the role (GET /api/whoami).
+func signedIn(t *testing.T, h *actorstest.Harness, base, route string, role gatewayd.Role) *browser {
+	t.Helper()
+	_, secret, err := h.Store.CreateToken(context.Background(), string(role)+" in the UI, signed in", role, nil)
+	require.NoError(t, err)
+	b := newBrowser(t)
+	b.do("open the UI", chromedp.Navigate(base+"/#"+route))
+	b.wait("the sign-in dialog", `document.querySelector('#signin')?.open`)
+	b.do("sign in", chromedp.SendKeys(chromedp.CSS(`#signin-token`), secret),
+		chromedp.Click(chromedp.CSS(`#signin button[type=submit]`)))
+	b.wait("the role known", `document.documentElement.dataset.role === `+js(string(role)))
+	return b
+}
+
+// (Found by an audit, helper 9, whose test this is.) README "Roles": "a viewer sees no forms and no buttons
+// that change anything, an operator also gets connect, disconnect,
+// discover and Take a reading, an admin everything". The fleet page's
+// "Register a gateway" button (a link styled .btn to #/gateways?new=1,
+// POST /api/gateways, admin only) is not marked needs-admin: a viewer and
+// an operator are offered it, and it leads to a page with nothing to
+// register with (the form there is hidden for them).
+func TestFleetRegisterButtonFollowsTheRole(t *testing.T) {
+	h := harness(t, actorstest.FastConfig())
+	base := serve(t, h, func(o *api.Options) { o.AuthEnabled = true })
+	g, _ := h.Add("fleet-roles")
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	const offered = `[...document.querySelectorAll('main a, main button')].some(e =>
+	  e.textContent.trim() === 'Register a gateway' && e.getClientRects().length > 0)`
+	for _, c := range []struct {
+		role gatewayd.Role
+		want bool
+	}{{gatewayd.RoleViewer, false}, {gatewayd.RoleOperator, false}, {gatewayd.RoleAdmin, true}} {
+		t.Run(string(c.role), func(t *testing.T) {
+			b := signedIn(t, h, base, "/", c.role)
+			b.wait("the fleet", `document.querySelector('.row-name[href="#/gateways/`+g.ID.String()+`"]')`)
+			assert.Equal(t, c.want, eval[bool](b, offered), "the fleet page offers 'Register a gateway' to a %s", c.role)
+			assert.Empty(t, b.problems(), "console errors, exceptions or CSP violations")
+		})
+	}
+}

@@ -7,7 +7,7 @@ import {h, clear, Scope, link} from './dom.js';
 import {startLive, onStreamStatus} from './live.js';
 import {token, setToken, onToken, whoami} from './api.js';
 import {overview} from './overview.js';
-import {resourceList, resourceDetail} from './resources.js';
+import {resourceList, resourceDetail, names} from './resources.js';
 import {gatewayPage} from './gateway.js';
 import {sensorPage} from './sensor.js';
 
@@ -31,6 +31,7 @@ function route() {
   const q = new URLSearchParams(qs || '');
   if (scope) scope.end();
   scope = new Scope();
+  names.fresh();
   clear(main);
   markNav(path);
   let found = false;

@@ -47,7 +47,7 @@ export function overview(main, q, scope) {
 
   main.append(
     h('div', {class: 'page-head'}, h('h1', {text: 'Fleet'}),
-      h('a', {class: 'btn', href: '#/gateways?new=1', text: 'Register a gateway'})),
+      h('a', {class: 'btn needs-admin', href: '#/gateways?new=1', text: 'Register a gateway'})),
     h('div', {class: 'counts', role: 'group', 'aria-label': 'Gateways per state; press one to show only those'}, allBtn, countButtons),
     h('form', {class: 'filters', role: 'search', onsubmit: ev => ev.preventDefault()},
       h('div', {class: 'field'}, h('label', {for: 'f-factory', text: 'Factory'}), factorySel),
@@ -157,7 +157,7 @@ export function overview(main, q, scope) {
       setText(empty, 'The fleet could not be loaded: ' + fleet.error.message);
     } else if (fleet.ready && view.length === 0) {
       empty.hidden = false;
-      setText(empty, sorted.length === 0 ? 'No gateways yet. Register one under Gateways.' : 'No gateway matches these filters.');
+      setText(empty, sorted.length === 0 ? 'No gateways yet.' : 'No gateway matches these filters.');
     } else empty.hidden = true;
     if (empty.hidden !== emptyWas) {
       emptyWas = empty.hidden;

@@ -13,19 +13,24 @@ const PAGE = 20;
 const cascades = {organizations: ['factories', 'gateways', 'equipment', 'sensors'], factories: ['gateways', 'equipment', 'sensors'],
   gateways: ['sensors']};
 
-// Names of parents, for the lists' columns and the forms' selects.
+// Names of parents, for the lists' columns and the forms' selects, read
+// once per page: every navigation reads them again (fresh), since what
+// another client made (a factory, equipment) was never offered until a
+// reload when only this tab's own changes dropped them (found by an
+// audit, helper 9); no event tells of it.
 export const names = {
   cache: new Map(),
   async all(kind) {
     if (!this.cache.has(kind)) {
       const p = listAll('/' + kind).catch(e => {
-        this.cache.delete(kind);
+        if (this.cache.get(kind) === p) this.cache.delete(kind);
         throw e;
       });
       this.cache.set(kind, p);
     }
     return this.cache.get(kind);
   },
+  fresh() { this.cache.clear(); },
   // forget drops a kind's names, and those of the kinds deleted with it
   // (an organization's factories stayed in every factory list until a
   // reload: found by an audit, helper 7).
@@ -107,6 +112,8 @@ export const RES = {
   sensors: {
     title: 'Sensors', one: 'sensor', noCreate: true,
     parent: {param: 'factory_id', kind: 'factories', label: 'Factory'},
+    // Also narrowed to one gateway's or one machine's, from their pages.
+    narrow: [['gateway_id', 'gateways', 'gateway'], ['equipment_id', 'equipment', 'machine']],
     fields: () => [],
     columns: [['Serial', s => link('/sensors/' + s.id, String(s.serial))], ['Name', s => s.name],
       ['Gateway', s => gatewayName(s.gateway_id)],
@@ -125,7 +132,7 @@ function gatewayName(id) {
   return a;
 }
 
-// stateBadge is a gateway's live state in a list: resourceList keeps it
+// stateBadge is a gateway's live state in a list: liveBadges keeps it
 // current as the event stream changes the fleet.
 function stateBadge(id) {
   const b = badge(fleet.byId.get(id)?.state);
@@ -149,6 +156,15 @@ function pager(p, go) {
     h('button', {type: 'button', class: 'btn', disabled: !p.hasPrev, text: '← Previous', onclick: () => go(Math.max(0, p.offset - p.limit))}),
     h('span', {text: `${fmtNum(from)}–${fmtNum(to)} of ${fmtNum(p.total)}`}),
     h('button', {type: 'button', class: 'btn', disabled: !p.hasNext, text: 'Next →', onclick: () => go(p.offset + p.limit)}));
+}
+
+// liveBadges repaints box's gateway state badges as the fleet changes, as
+// the fleet page does (a factory's page drew them once: found by an audit,
+// helper 9).
+function liveBadges(box, scope) {
+  scope.add(subscribe(() => {
+    for (const el of box.querySelectorAll('.badge[data-gateway]')) setBadge(el, fleet.byId.get(el.dataset.gateway)?.state);
+  }));
 }
 
 function errorBox(e) {
@@ -184,6 +200,16 @@ export function resourceList(main, kind, q, scope) {
     main.append(h('form', {class: 'filters', onsubmit: ev => ev.preventDefault()},
       h('div', {class: 'field'}, h('label', {for: 'list-parent', text: res.parent.label}), sel)));
   }
+  // Narrowed to one gateway's or one machine's (their pages link here,
+  // past the 100 rows they show), said with a way back to all.
+  const narrowed = (res.narrow || []).filter(([param]) => q.get(param));
+  for (const [param, of, what] of narrowed) {
+    const id = q.get(param);
+    const name = link(`/${of}/${id}`, 'this ' + what);
+    api('GET', `/${of}/${encodeURIComponent(id)}`).then(x => { name.textContent = x.name; }).catch(() => {});
+    main.append(h('p', {class: 'narrowed muted'}, `Only the ${res.title.toLowerCase()} of ${what} `, name, ' · ',
+      link('/' + kind, 'all ' + res.title.toLowerCase())));
+  }
 
   // The create button comes before the list: the list arrives later and
   // would push it down under the pointer, so a click meant for "New …"
@@ -205,7 +231,8 @@ export function resourceList(main, kind, q, scope) {
   main.append(body);
 
   (async () => {
-    const filter = parentId ? `&${res.parent.param}=${parentId}` : '';
+    let filter = parentId ? `&${res.parent.param}=${parentId}` : '';
+    for (const [param] of narrowed) filter += `&${param}=${encodeURIComponent(q.get(param))}`;
     const [page, n] = await Promise.all([
       api('GET', `/${kind}?limit=${PAGE}&offset=${offset}${filter}`),
       res.parent ? names.map(res.parent.kind).catch(() => new Map()) : new Map()]);
@@ -216,12 +243,7 @@ export function resourceList(main, kind, q, scope) {
       const d = main.querySelector('details.create');
       if (d && !offset) d.open = true;
     } else body.append(table(res.columns, page.data, n, res.title));
-    if (kind === 'gateways') {
-      // Live, as on the fleet page: a state change repaints the badges.
-      scope.add(subscribe(() => {
-        for (const el of body.querySelectorAll('.badge[data-gateway]')) setBadge(el, fleet.byId.get(el.dataset.gateway)?.state);
-      }));
-    }
+    if (kind === 'gateways') liveBadges(body, scope);
     if (kind === 'sensors') {
       scope.add(subscribe(() => {
         for (const el of body.querySelectorAll('a[data-gateway-name]')) {
@@ -291,7 +313,7 @@ export function resourceDetail(main, kind, id, scope) {
 
 // more says how many a detail page's table (at most 100 rows) leaves out,
 // with a link to the list that pages through all of them, if there is one.
-function more(page, what, route) {
+export function more(page, what, route) {
   const {total} = page.pagination;
   if (total <= page.data.length) return null;
   const text = `Showing ${fmtNum(page.data.length)} of ${fmtNum(total)} ${what}`;
@@ -321,11 +343,12 @@ async function detailChildren(kind, item, box, scope) {
         eq.data.length ? table(RES.equipment.columns.filter(c => c[0] !== 'Factory'), eq.data) : h('p', {class: 'empty', text: 'No equipment yet.'}),
         more(eq, 'machines', `/equipment?factory_id=${item.id}`),
         h('p', {class: 'needs-admin'}, link(`/equipment?factory_id=${item.id}&new=1`, 'Add equipment here', 'btn'))));
+    liveBadges(box, scope);
   } else if (kind === 'equipment') {
     const s = await api('GET', `/sensors?equipment_id=${item.id}&limit=100`);
     if (!scope.alive) return;
     box.append(section('Sensors on it', 'sn-h',
       s.data.length ? table(RES.sensors.columns, s.data) : h('p', {class: 'empty', text: 'No sensor is assigned to it. Assign one on its sensor page.'}),
-      more(s, 'sensors')));
+      more(s, 'sensors', `/sensors?equipment_id=${item.id}`)));
   }
 }
