@@ -57,14 +57,7 @@ func TestUIOffersWhatTheRoleMay(t *testing.T) {
 		{gatewayd.RoleAdmin, "connect, edit, delete", "take a reading, sensor settings", "create", "edit, delete"},
 	} {
 		t.Run(string(c.role), func(t *testing.T) {
-			_, secret, err := h.Store.CreateToken(ctx, string(c.role)+" in the UI", c.role, nil)
-			require.NoError(t, err)
-			b := newBrowser(t)
-			b.do("open the UI", chromedp.Navigate(base+"/"))
-			b.wait("the sign-in dialog", `document.querySelector('#signin')?.open`)
-			b.do("sign in", chromedp.SendKeys(chromedp.CSS(`#signin-token`), secret),
-				chromedp.Click(chromedp.CSS(`#signin button[type=submit]`)))
-			b.wait("the role known", `document.documentElement.dataset.role === `+js(string(c.role)))
+			b := signedIn(t, h, base, "/", c.role)
 			assert.Equal(t, "Signed in as "+string(c.role)+" in the UI ("+string(c.role)+")",
 				eval[string](b, `document.querySelector('#signout').title`))
 
@@ -110,7 +103,7 @@ func TestUIOffersWhatTheRoleMay(t *testing.T) {
 // until the page knows the role (GET /api/whoami).
 func signedIn(t *testing.T, h *actorstest.Harness, base, route string, role gatewayd.Role) *browser {
 	t.Helper()
-	_, secret, err := h.Store.CreateToken(context.Background(), string(role)+" in the UI, signed in", role, nil)
+	_, secret, err := h.Store.CreateToken(context.Background(), string(role)+" in the UI", role, nil)
 	require.NoError(t, err)
 	b := newBrowser(t)
 	b.do("open the UI", chromedp.Navigate(base+"/#"+route))
