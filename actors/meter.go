@@ -28,7 +28,7 @@ type frameMeter struct {
 	frames, bytes bucket
 	limits        Config
 	framing       bool // past the handshake's response
-	matched       int  // before that: bytes of "\r\n\r\n" matched
+	lineEnd       int  // before that: 1 after a line's \n, 2 after \n\r (see count)
 	head          [14]byte
 	headLen       int    // bytes of the current frame's header read
 	skip          uint64 // bytes of the current frame's payload still to come
@@ -54,17 +54,22 @@ func (m *frameMeter) Read(b []byte) (int, error) {
 // count meters p, the next bytes the peer sent, and reports whether they
 // are within the limits.
 func (m *frameMeter) count(p []byte, now time.Time) bool {
+	// The response ends at its empty line, \n then \n or \r\n: Go's
+	// http.ReadResponse, which gorilla reads it with, takes a bare \n as
+	// a line's end, and a peer whose response ended "\n\n" was never
+	// metered at all (found by an audit, helper 7).
 	for !m.framing && len(p) > 0 {
 		switch c := p[0]; {
-		case c == "\r\n\r\n"[m.matched]:
-			m.matched++
-		case c == '\r':
-			m.matched = 1
+		case c == '\n' && m.lineEnd > 0:
+			m.framing = true
+		case c == '\n':
+			m.lineEnd = 1
+		case c == '\r' && m.lineEnd == 1:
+			m.lineEnd = 2
 		default:
-			m.matched = 0
+			m.lineEnd = 0
 		}
 		p = p[1:]
-		m.framing = m.matched == 4
 	}
 	if len(p) == 0 {
 		return true

@@ -49,6 +49,12 @@ func TestFrameMeterCountsEveryFrame(t *testing.T) {
 		wsFrame(0x1, bytes.Repeat([]byte("y"), 70000), false), // 64-bit length
 		wsFrame(0x1, []byte("masked"), true),
 	}
+	for _, response := range [][]byte{response, []byte("HTTP/1.1 101 Switching Protocols\nUpgrade: websocket\n\n")} {
+		meterCountsEveryFrame(t, response, frames)
+	}
+}
+
+func meterCountsEveryFrame(t *testing.T, response []byte, frames [][]byte) {
 	stream := append([]byte(nil), response...)
 	for _, f := range frames {
 		stream = append(stream, f...)
