@@ -361,6 +361,13 @@ func (r *reader) run(ctx context.Context, done chan<- struct{}) {
 // gives its buffer back, and its intake reservation unless the actor took
 // it with the frame. It reports whether to read on.
 func (r *reader) handle(ctx context.Context, kind int, data *[]byte, reserved int64, capacity int64) bool {
+	if reserved > 0 {
+		// A large frame: held since admitLarge, until handed over. Its
+		// wait for a decoding slot or the inbox counts: a reading timer
+		// that ran out meanwhile failed a reading sent in time (found by
+		// an audit, helper 8).
+		defer r.hold(false)
+	}
 	took, inPlace := false, false
 	defer func() {
 		if !took {
@@ -439,26 +446,39 @@ func (r *reader) hold(v bool) {
 	}
 }
 
-// holdClock is what the actor's pong timer needs to know of its reader:
-// whether the reading intake holds it in the middle of a frame, so that
-// the gateway's pongs wait unread behind that frame, and when it was last
-// let go, since those pongs still come only after the frame has been read
-// and decoded. Times are kept on the monotonic clock, from base: a wall
-// clock set back must not stretch the wait.
+// holdClock is what the actor's timers need to know of its reader:
+// whether it holds a large frame it has not handed over yet (the reading
+// intake made it wait, or a decoding slot, or the actor's inbox), since
+// when, and when it last let one go. The gateway's pongs wait unread
+// behind such a frame, and come only after it has been read and decoded;
+// the frame itself may be the reading a reading timer waits for. Times
+// are kept on the monotonic clock, from base: a wall clock set back must
+// not stretch a wait.
 type holdClock struct {
-	base time.Time    // the clock's zero: when the reader was started
-	v    atomic.Int64 // -1 while held, else the last release in ns after base (0: never held)
+	base time.Time // the clock's zero: when the reader was started
+	// v is, while held, minus when the hold began, else the last
+	// release (0: never held); in ns after base, at least 1.
+	v atomic.Int64
 }
 
 func newHoldClock() *holdClock { return &holdClock{base: time.Now()} }
 
 // set records that the reader is now held, or let go.
 func (h *holdClock) set(held bool) {
+	now := max(int64(time.Since(h.base)), 1)
 	if held {
-		h.v.Store(-1)
+		h.v.Store(-now)
 	} else {
-		h.v.Store(max(int64(time.Since(h.base)), 1))
+		h.v.Store(now)
 	}
+}
+
+// heldSince says whether the reader holds a frame now, and since when.
+func (h *holdClock) heldSince() (time.Time, bool) {
+	if v := h.v.Load(); v < 0 {
+		return h.base.Add(time.Duration(-v)), true
+	}
+	return time.Time{}, false
 }
 
 // pongWait is how much longer to wait for a pong that is due at now: all
@@ -570,6 +590,7 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 		if err != nil {
 			putFrame(data)
 			r.intake.add(-reserved)
+			r.hold(false)
 			return 0, nil, 0, err
 		}
 		// Full: double, so a 4 MiB frame costs a few copies, not ~30.
@@ -621,10 +642,11 @@ func readUpTo(rd io.Reader, b []byte) ([]byte, error) {
 // what was read of it (parts) to a large buffer. A large buffer starts at
 // frameReserve, which a reading fits in: no doubling on the way.
 func (r *reader) admitLarge(ctx context.Context, parts ...[]byte) (*[]byte, error) {
+	// Held until the frame is handed to the actor (handle), or given up.
 	r.hold(true)
 	ok := r.intake.admit(ctx, frameReserve, intakeWait(r.cfg))
-	r.hold(false)
 	if !ok {
+		r.hold(false)
 		return nil, errReaderStopped
 	}
 	data := framePool.Get().(*[]byte)

@@ -245,6 +245,8 @@ func (a *gatewayActor) Receive(c actor.Context) {
 		a.discover(m.ans)
 	case *takeReading:
 		m.ans.send(struct{}{}, a.onTakeReading(m))
+	case *lateEnded:
+		a.onLateEnded(m)
 	case *readingTimer:
 		if m.gen == a.gen {
 			a.onReadingTimer(m)
@@ -560,8 +562,11 @@ func (a *gatewayActor) onFrame(m *frame) {
 		a.drop(now, "RTN_LOGIN after the login was answered")
 		return
 	}
-	cmd, ok := a.matcher.Answer()
-	if !ok {
+	cmd, ok, late := a.matcher.Take()
+	if late && cmd.typ == ctc.TypeTakeDynReading {
+		a.onTakeLateAnswer(cmd.reading, m.msg)
+	}
+	if !ok || late {
 		a.drop(now, "answer nobody asked for (or too late): "+m.msg.MessageType())
 		a.pump()
 		return

@@ -35,62 +35,129 @@ type acquisition struct {
 	serial int64
 	rateHz float64
 	stage  stage
-	// deadline is when the current stage's timer runs out: a reader the
-	// intake holds may extend it by one hold (onReadingTimer).
+	// deadline is when the current stage's timer runs out; a frame the
+	// reader held since before it still counts (onReadingTimer).
 	deadline time.Time
+	// lastCall: the stage's timer ran out, and went once more through
+	// the mailbox, behind any frame read before it.
+	lastCall bool
 }
 
-// lateNotes are the notifications a serial's timed-out acquisition may
-// still send: its NOT_DYN_READING_STARTED (if it timed out waiting for
-// that) and its NOT_DYN_READING, until until. They belong to the reading
-// that failed, not to the next one of the sensor, which would otherwise
-// start on the old one's start and hold the old one's samples (found by
-// an audit, helper 2). A notification counted here is taken as that
-// reading's: its samples are kept as a reading the gateway pushed.
+// lateNotes are what a serial's reading that failed before its capture
+// ended may still send: its NOT_DYN_READING_STARTED (if it timed out
+// waiting for that, or for the answer to TAKE_DYN_READING, which came
+// late) and its NOT_DYN_READING. Gateways send no correlation ids: a
+// start or samples arriving while the next reading of the sensor waits
+// for its own could be either's. Counting them and taking the next ones
+// as the old reading's (86d6df8, after an audit, helper 2) was wrong when
+// they never came: every later reading of the sensor took the next one's
+// start and failed in turn (found by an audit, helper 8). So while a
+// serial owes notes, no reading of it starts (nextReading passes it by):
+// what comes for it then is the old reading's, its samples kept as a
+// reading the gateway pushed. The wait ends when the samples come, a
+// refused start says none will, or until passes (a start and a capture's
+// time after the failure; a late start gives its capture the time anew).
 type lateNotes struct {
 	started, samples int
 	until            time.Time
+	timer            *time.Timer // ends the wait at until
 }
 
-// owe records that acq, which timed out at now, may still notify.
+// lateEnded: a serial's wait for a failed reading's notes ran out.
+type lateEnded struct {
+	gen    uint64
+	serial int64
+}
+
+// owe records that acq's reading, failed at now before its capture
+// ended, may still notify: a start if it was not started yet.
 func (a *gatewayActor) owe(acq *acquisition, now time.Time) {
 	n := a.late[acq.serial]
-	if n == nil || now.After(n.until) {
+	if n == nil || !now.Before(n.until) {
+		if n != nil {
+			n.timer.Stop()
+		}
 		n = &lateNotes{}
 		if a.late == nil {
 			a.late = make(map[int64]*lateNotes)
 		}
 		a.late[acq.serial] = n
 	}
-	if acq.stage == stageStarting {
+	if acq.stage <= stageStarting {
 		n.started++
 	}
 	n.samples++
-	n.until = now.Add(a.d.cfg.ReadingStartTimeout + a.d.cfg.ReadingTimeout)
+	a.waitForNotes(acq.serial, n, now.Add(a.d.cfg.ReadingStartTimeout+a.d.cfg.ReadingTimeout))
 }
 
-// lateNote takes one owed notification of serial, a start or samples,
-// and reports whether there was one: the notification is the late one.
-func (a *gatewayActor) lateNote(serial int64, now time.Time, start bool) bool {
+// waitForNotes (re)sets until, and the timer that ends the wait then.
+func (a *gatewayActor) waitForNotes(serial int64, n *lateNotes, until time.Time) {
+	n.until = until
+	if n.timer != nil {
+		n.timer.Stop()
+	}
+	gen, root, self := a.gen, a.d.root, a.self
+	n.timer = time.AfterFunc(time.Until(until), func() { root.Send(self, &lateEnded{gen: gen, serial: serial}) })
+}
+
+// owes reports whether serial still waits for a failed reading's notes.
+func (a *gatewayActor) owes(serial int64, now time.Time) bool {
 	n := a.late[serial]
-	if n == nil {
+	return n != nil && now.Before(n.until)
+}
+
+// lateNote takes an owed notification of serial, a start or samples, and
+// reports whether there was one: the notification is the failed
+// reading's. With the samples (or a refused start: none will come) the
+// wait ends, and the next reading may start.
+func (a *gatewayActor) lateNote(serial int64, now time.Time, start, refused bool) bool {
+	n := a.late[serial]
+	if n == nil || !now.Before(n.until) {
 		return false
 	}
-	owed := &n.samples
-	if start {
-		owed = &n.started
-	}
-	if now.After(n.until) || *owed == 0 {
-		if now.After(n.until) {
-			delete(a.late, serial)
+	switch {
+	case start && n.started > 0:
+		n.started--
+		if !refused {
+			// Its capture has the time any capture has, from now.
+			a.waitForNotes(serial, n, maxTime(n.until, now.Add(a.d.cfg.ReadingTimeout)))
+			return true
 		}
+		n.samples = max(n.samples-1, 0)
+	case !start && n.samples > 0:
+		n.samples--
+		n.started = 0 // a start never follows its capture's samples
+	default:
 		return false
 	}
-	*owed--
 	if n.started == 0 && n.samples == 0 {
-		delete(a.late, serial)
+		a.endWait(serial)
 	}
 	return true
+}
+
+// endWait forgets what serial owes and starts the next reading.
+func (a *gatewayActor) endWait(serial int64) {
+	if n := a.late[serial]; n != nil {
+		n.timer.Stop()
+		delete(a.late, serial)
+	}
+	a.nextReading()
+}
+
+// onLateEnded: the notes did not come in time; the next reading of the
+// sensor may start.
+func (a *gatewayActor) onLateEnded(m *lateEnded) {
+	if n := a.late[m.serial]; m.gen == a.gen && n != nil && !time.Now().Before(n.until) {
+		a.endWait(m.serial)
+	}
+}
+
+func maxTime(x, y time.Time) time.Time {
+	if x.After(y) {
+		return x
+	}
+	return y
 }
 
 // scheduled is one sensor's reading schedule and its timer.
@@ -153,7 +220,18 @@ func (a *gatewayActor) nextReading() {
 	if len(a.readings) == 0 || a.readings[0].stage != stageQueued || a.status.State != gatewayd.StateAuthenticated {
 		return
 	}
-	acq := a.readings[0]
+	// The first whose sensor owes no failed reading's notes (lateNotes);
+	// those that wait keep their order.
+	now, i := time.Now(), 0
+	for i < len(a.readings) && a.owes(a.readings[i].serial, now) {
+		i++
+	}
+	if i == len(a.readings) {
+		return // all wait; onLateEnded or the notes start one
+	}
+	acq := a.readings[i]
+	copy(a.readings[1:i+1], a.readings[:i])
+	a.readings[0] = acq
 	acq.stage = stageTaking
 	a.enqueue(&command{typ: ctc.TypeTakeDynReading, data: ctc.TakeReading{Serial: acq.serial},
 		timeout: a.d.cfg.CommandTimeout, reading: acq})
@@ -188,6 +266,16 @@ func (a *gatewayActor) onTakeAnswer(acq *acquisition, msg ctc.Message) {
 	a.armReadingTimer(acq, a.d.cfg.ReadingStartTimeout)
 }
 
+// onTakeLateAnswer: the gateway answered acq's TAKE_DYN_READING after
+// its reading had failed for want of it: a yes means it goes on with the
+// capture, whose notes are that reading's (found by an audit, helper 8).
+func (a *gatewayActor) onTakeLateAnswer(acq *acquisition, msg ctc.Message) {
+	if _, refused := msg.(*ctc.ErrorResult); !refused && acq != nil {
+		acq.stage = stageTaking
+		a.owe(acq, time.Now())
+	}
+}
+
 // onTakeTimeout: TAKE_DYN_READING was not answered in time.
 func (a *gatewayActor) onTakeTimeout(acq *acquisition) {
 	if acq == a.current() {
@@ -201,11 +289,8 @@ func (a *gatewayActor) onReadingStarted(now time.Time, n *ctc.ReadingStarted) {
 		a.drop(now, "NOT_DYN_READING_STARTED with a malformed serial")
 		return
 	}
-	if a.lateNote(serial, now, true) {
-		if !n.Success {
-			a.lateNote(serial, now, false) // a refused capture sends no samples
-		}
-		return // a start the reading that timed out was owed
+	if a.lateNote(serial, now, true, !bool(n.Success)) {
+		return // the failed reading's, late
 	}
 	acq := a.current()
 	if acq == nil || acq.serial != serial || acq.stage != stageStarting {
@@ -224,10 +309,6 @@ func (a *gatewayActor) onReadingStarted(now time.Time, n *ctc.ReadingStarted) {
 		a.failReading(acq, reason)
 		return
 	}
-	// The sensor captures once at a time, and one socket keeps the
-	// order: samples a timed-out capture still owed would have come
-	// before this start.
-	delete(a.late, serial)
 	acq.stage = stageCapturing
 	acq.r.Status, acq.r.StartedAt = gatewayd.ReadingRunning, &now
 	a.d.writer.reading(gatewayd.ReadingUpdate{Reading: acq.r, Serial: acq.serial})
@@ -243,7 +324,7 @@ func (a *gatewayActor) onReading(now time.Time, n *ctc.Reading, text *[]byte) {
 		a.drop(now, "NOT_DYN_READING with a malformed serial")
 		return
 	}
-	late := a.lateNote(serial, now, false)
+	late := a.lateNote(serial, now, false, false)
 	if acq := a.current(); !late && acq != nil && acq.serial == serial && acq.stage >= stageStarting {
 		if acq.r.StartedAt == nil {
 			acq.r.StartedAt = &now
@@ -266,16 +347,23 @@ func (a *gatewayActor) onReadingTimer(m *readingTimer) {
 	}
 	now := time.Now()
 	if a.readerHeld != nil {
-		// The intake holds the reader (a burst of readings on its way to
-		// the database), or held it until just now: the notification may
-		// be the frame it holds, sent in time. A hold is bounded
-		// (intakeWait); the timer waits out one, past the deadline at
-		// most by that (found by an audit, helper 2).
-		hold := intakeWait(a.d.cfg)
-		if wait := min(a.readerHeld.pongWait(now, hold), acq.deadline.Add(hold).Sub(now)); wait > 0 {
-			a.startReadingTimer(acq, wait)
+		// The reader holds a frame that came before the deadline (the
+		// intake, a decoding slot or the inbox made it wait: a burst of
+		// readings on its way to the database): it may be this one, sent
+		// in time, so the timer waits for it, up to another
+		// READING_TIMEOUT (found by audits, helpers 2 and 8).
+		if since, held := a.readerHeld.heldSince(); held && !since.After(acq.deadline) &&
+			now.Before(acq.deadline.Add(a.d.cfg.ReadingTimeout)) {
+			a.startReadingTimer(acq, heldPoll)
 			return
 		}
+	}
+	if !acq.lastCall {
+		// A frame handed over just before this fired waits in the
+		// mailbox behind it: once more, behind that.
+		acq.lastCall = true
+		a.d.root.Send(a.self, m)
+		return
 	}
 	a.owe(acq, now)
 	switch m.stage {
@@ -306,7 +394,10 @@ func (a *gatewayActor) failAllReadings(reason string) {
 	clear(a.readings)
 	a.readings = a.readings[:0]
 	a.stopReadingTimer()
-	a.late = nil // a new connection owes nothing
+	for _, n := range a.late { // a new connection owes nothing
+		n.timer.Stop()
+	}
+	a.late = nil
 }
 
 func failed(acq *acquisition, reason string, now time.Time) gatewayd.ReadingUpdate {
@@ -315,9 +406,13 @@ func failed(acq *acquisition, reason string, now time.Time) gatewayd.ReadingUpda
 	return gatewayd.ReadingUpdate{Reading: r, Serial: acq.serial}
 }
 
+// heldPoll is how often a reading timer looks whether the reader still
+// holds a frame that came in time.
+const heldPoll = 50 * time.Millisecond
+
 // armReadingTimer gives the acquisition's stage d to end.
 func (a *gatewayActor) armReadingTimer(acq *acquisition, d time.Duration) {
-	acq.deadline = time.Now().Add(d)
+	acq.deadline, acq.lastCall = time.Now().Add(d), false
 	a.startReadingTimer(acq, d)
 }
 

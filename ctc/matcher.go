@@ -29,16 +29,22 @@ func (m *Matcher[T]) Add(v T, now time.Time, timeout time.Duration) {
 // (an answer nobody asked for) or when the oldest request had already
 // timed out (a late answer); either way the answer should be dropped.
 func (m *Matcher[T]) Answer() (v T, ok bool) {
+	v, ok, late := m.Take()
+	return v, ok && !late
+}
+
+// Take takes the oldest request, as Answer, and says whether its answer
+// is late (it had timed out): a late answer still tells something of the
+// request (a capture the gateway went on with), though its waiter is
+// gone. ok is false when nobody is waiting.
+func (m *Matcher[T]) Take() (v T, ok, late bool) {
 	if len(m.queue) == 0 {
-		return v, false
+		return v, false, false
 	}
 	e := m.queue[0]
 	m.queue[0] = entry[T]{}
 	m.queue = m.queue[1:]
-	if e.expired {
-		return v, false
-	}
-	return e.value, true
+	return e.value, true, e.expired
 }
 
 // Expire fails the requests whose deadline has passed and returns them.

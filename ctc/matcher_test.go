@@ -89,3 +89,24 @@ func TestMatcherNextDeadline(t *testing.T) {
 	assert.True(t, ok)
 	assert.Equal(t, now.Add(2*time.Second), d)
 }
+
+// Take says whether an answer is late: its request had timed out. The
+// late answer to a TAKE_DYN_READING still tells the actor the gateway
+// went on with the capture.
+func TestMatcherTakeTellsALateAnswer(t *testing.T) {
+	var m Matcher[string]
+	now := time.Now()
+	m.Add("slow", now, time.Second)
+	m.Add("next", now, time.Minute)
+	assert.Equal(t, []string{"slow"}, m.Expire(now.Add(time.Second)))
+	v, ok, late := m.Take()
+	assert.True(t, ok)
+	assert.True(t, late, "slow timed out")
+	assert.Equal(t, "slow", v)
+	v, ok, late = m.Take()
+	assert.Equal(t, "next", v)
+	assert.True(t, ok)
+	assert.False(t, late)
+	_, ok, _ = m.Take()
+	assert.False(t, ok, "nobody waits")
+}
