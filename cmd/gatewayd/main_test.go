@@ -399,12 +399,12 @@ func TestHintForAMissingDatabase(t *testing.T) {
 }
 
 // A reading is failed as abandoned only after twice the longest a
-// gateway can hold one: 17 readings of 30 s + 30 s + 60 s with the
-// defaults, twice.
+// gateway can hold one: 17 readings of 30 s + 2 × 30 s + 4 × 60 s with
+// the defaults, twice.
 func TestAbandonedAfterIsTwiceTheLongestHold(t *testing.T) {
 	cfg, err := config.Load("", []string{"ENCRYPTION_KEY=" + key})
 	require.NoError(t, err)
-	assert.Equal(t, 68*time.Minute, abandonedAfter(cfg))
+	assert.Equal(t, 187*time.Minute, abandonedAfter(cfg))
 
 	// Large settings the configuration accepts: no wrap to a negative
 	// cutoff (which failed every reading in flight within a minute).

@@ -344,15 +344,19 @@ func startReadingSweep(st *store.Store, obs *telemetry.Observer, after, every ti
 // abandonedAfter is how long a reading may stay QUEUED or RUNNING before
 // the sweep fails it: twice the longest a gateway's actor can hold one,
 // which waits behind READING_QUEUE_LIMIT others and the one running, each
-// taking at most its TAKE_DYN_READING answer, its start and its samples.
+// taking at most its TAKE_DYN_READING answer, its start and its samples
+// (its timer waiting for a frame held since before its deadline, another
+// READING_TIMEOUT), after waiting for the late start and samples of a
+// reading of its sensor that failed before it (a start and a capture,
+// and a capture again after a late start): CT + 2 ST + 4 RT each.
 // Twice, so that a reading whose final state waits in the writer through
-// a database outage is not failed first. (68 minutes with the defaults.)
+// a database outage is not failed first. (187 minutes with the defaults.)
 // Settings whose product does not fit a Duration get the longest one (292
 // years): wrapped negative, the cutoff fell in the future and the sweep
 // failed every reading in flight.
 func abandonedAfter(cfg *config.Config) time.Duration {
 	g := cfg.Gateway
-	each := g.CommandTimeout + g.ReadingStartTimeout + g.ReadingTimeout
+	each := g.CommandTimeout + 2*g.ReadingStartTimeout + 4*g.ReadingTimeout
 	n := 2 * time.Duration(g.ReadingQueueLimit+1)
 	if each > math.MaxInt64/n {
 		return math.MaxInt64
