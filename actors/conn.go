@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -149,7 +150,11 @@ func handshake(ctx context.Context, d *deps, url string) (*websocket.Conn, error
 	// The frame meter sits above TLS, so wss:// connections are made
 	// here, with the dialer's TLS settings, rather than by gorilla.
 	metered := func(ctx context.Context, c net.Conn, addr string, secure bool) (net.Conn, error) {
+		probe, _ := c.(*quietProbe)
 		if secure {
+			if probe != nil {
+				probe.records = true // from the first byte: the handshake is records too
+			}
 			host, _, _ := net.SplitHostPort(addr)
 			tc, err := tlsClient(ctx, c, d.dialer.TLSClientConfig, host)
 			if err != nil {
@@ -157,7 +162,11 @@ func handshake(ctx context.Context, d *deps, url string) (*websocket.Conn, error
 			}
 			c = tc
 		}
-		return newFrameMeter(c, d.cfg), nil
+		m := newFrameMeter(c, d.cfg)
+		if probe != nil {
+			probe.meter = m
+		}
+		return m, nil
 	}
 	if addr, ok := dialAddr(url); ok {
 		raw, err := d.cfg.NetDial(dctx, "tcp", addr)
@@ -684,12 +693,53 @@ func (r *reader) admitLarge(ctx context.Context, parts ...[]byte) (*[]byte, erro
 // It needs no lock: the actor arms it before it starts the connection's
 // reader (the handshake's reads, in the dial's goroutine, came before
 // that), and from then on only the reader reads, and sets boundary.
+//
+// Between frames is also where the frame meter above stands (a frame's
+// header that arrived in two pieces has it wait for the second: found by
+// an audit, helper 7), and under TLS between records (records: TLS asks
+// for the rest of a record while the reader still waits for a header, and
+// a greeting whose record arrived in two segments was taken for the
+// login's answer). The probe follows the record headers of the bytes it
+// passes up.
 type quietProbe struct {
 	net.Conn
 	boundary bool   // set by the reader, around its wait for a header
 	onQuiet  func() // armed; nil once told
 	until    time.Time
 	wait     time.Duration // Config.QuietWait
+	meter    *frameMeter   // the socket's, above (and above TLS)
+	records  bool          // under TLS: follow the records
+	recHead  [5]byte       // a record's header, as far as read
+	recHeadN int
+	recLeft  int // bytes of the current record still to come
+}
+
+// between reports whether nothing of a frame (and under TLS, nothing of a
+// record) has been read that the reader has not had whole.
+func (p *quietProbe) between() bool {
+	return p.boundary && (p.meter == nil || p.meter.between()) && (!p.records || p.recHeadN == 0 && p.recLeft == 0)
+}
+
+// read reads from the socket, following the TLS records read.
+func (p *quietProbe) read(b []byte) (int, error) {
+	n, err := p.Conn.Read(b)
+	if p.records {
+		for rest := b[:n]; len(rest) > 0; {
+			if p.recLeft > 0 {
+				k := min(p.recLeft, len(rest))
+				p.recLeft -= k
+				rest = rest[k:]
+				continue
+			}
+			k := copy(p.recHead[p.recHeadN:], rest)
+			p.recHeadN += k
+			rest = rest[k:]
+			if p.recHeadN == len(p.recHead) { // type, version, length (RFC 8446 §5.1)
+				p.recLeft, p.recHeadN = int(binary.BigEndian.Uint16(p.recHead[3:5])), 0
+			}
+		}
+	}
+	return n, err
 }
 
 // quietLimit bounds how long a peer that keeps sending delays its login.
@@ -703,17 +753,17 @@ func (p *quietProbe) arm(onQuiet func(), wait time.Duration) {
 
 func (p *quietProbe) Read(b []byte) (int, error) {
 	told, wait := p.onQuiet, p.wait
-	if told == nil || !p.boundary && time.Now().Before(p.until) {
-		return p.Conn.Read(b)
+	if told == nil || !p.between() && time.Now().Before(p.until) {
+		return p.read(b)
 	}
 	if time.Now().Before(p.until) {
 		if pending(p.Conn) {
-			return p.Conn.Read(b) // more of what the gateway sent
+			return p.read(b) // more of what the gateway sent
 		}
 		if wait > 0 {
 			// Nothing yet: a little longer, for a frame on its way.
 			_ = p.Conn.SetReadDeadline(time.Now().Add(wait))
-			n, err := p.Conn.Read(b)
+			n, err := p.read(b)
 			_ = p.Conn.SetReadDeadline(time.Time{})
 			var ne net.Error
 			if n > 0 || err == nil || !errors.As(err, &ne) || !ne.Timeout() {
@@ -723,7 +773,7 @@ func (p *quietProbe) Read(b []byte) (int, error) {
 	}
 	p.onQuiet = nil
 	told()
-	return p.Conn.Read(b)
+	return p.read(b)
 }
 
 // probeOf is the quietProbe under ws, if any (under TLS too).

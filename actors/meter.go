@@ -99,6 +99,11 @@ func (m *frameMeter) count(p []byte, now time.Time) bool {
 	return true
 }
 
+// between reports whether the meter stands between frames: the
+// handshake's response read, and no part of a frame read that the reader
+// has not had whole.
+func (m *frameMeter) between() bool { return m.framing && m.headLen == 0 && m.skip == 0 }
+
 // frameHeader reads a WebSocket frame header (RFC 6455 §5.2): the
 // payload's length, once h holds the whole header.
 func frameHeader(h []byte) (payload uint64, complete bool) {
