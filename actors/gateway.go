@@ -971,6 +971,11 @@ func (a *gatewayActor) setState(s gatewayd.State) {
 		// A refused login is kept for the next start of gatewayd, which
 		// then does not try it again; leaving AUTH_FAILED forgets it.
 		switch {
+		case s == gatewayd.StateAuthFailed && from == "":
+			// Going on from a refusal (a restart of gatewayd, or of the
+			// actor): it is stored already, and writing it again raced a
+			// connect that had just cleared it, which the write then
+			// undid.
 		case s == gatewayd.StateAuthFailed:
 			refused := ""
 			if a.status.LastError != nil {

@@ -22,9 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd"
-	"github.com/ctcgw/gatewayd/actors"
 	"github.com/ctcgw/gatewayd/actors/actorstest"
-	"github.com/ctcgw/gatewayd/ctc/ctctest"
 	"github.com/ctcgw/gatewayd/store"
 )
 
@@ -328,60 +326,4 @@ func TestLateStartGivesItsSamplesAReadingTimeout(t *testing.T) {
 	assert.Equal(t, 2.0, xMean(t, rb), "B holds A's late samples")
 	holder := e.holderOf(t, 1)
 	assert.Equal(t, gatewayd.TriggerGateway, holder.Trigger, "A's late samples kept, as a reading the gateway pushed")
-}
-
-// The reading timer waits out one hold of the reading intake (86d6df8),
-// but the frame a hold lets go is not yet in the actor: it still waits
-// for a decoding slot (crunch), which the same burst of readings keeps
-// busy (the processors analyse them there). Samples sent 3.7 s after the
-// start (READING_TIMEOUT 4 s) are held by the full intake for its whole
-// wait (2 s), then wait for a slot; the timer, extended to the deadline
-// plus one hold, runs out 0.3 s after the release and FAILS the reading
-// "no NOT_DYN_READING within 4s" although the gateway sent it in time.
-func TestReleasedFrameWaitingToDecodeDoesNotFailItsReading(t *testing.T) {
-	cfg := actorstest.FastConfig()
-	cfg.ReadingStartTimeout, cfg.ReadingTimeout = 10*time.Second, 4*time.Second
-	h := newHarness(t, cfg)
-	g, sg := h.Add("crunchreading")
-	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
-	var sensor gatewayd.Sensor
-	eventually(t, func() bool {
-		list, err := h.Store.GatewaySensors(t.Context(), g.ID)
-		for _, s := range list {
-			if s.Serial == 10001 {
-				sensor = s
-			}
-		}
-		return err == nil && sensor.Serial == 10001
-	}, 10*time.Second, "sensors discovered")
-	eventually(t, func() bool { return sg.PushTemperature(10001, 20) == 1 }, 10*time.Second, "subscribed")
-
-	sg.UpdateFaults(func(f *ctctest.Faults) { f.CaptureDelay = 3700 * time.Millisecond })
-	r, s, err := h.Store.CreateReading(t.Context(), uuid.New(), sensor.ID, gatewayd.TriggerManual)
-	require.NoError(t, err)
-	require.NoError(t, h.Runtime.TakeReading(t.Context(), r, s.Serial, 25600))
-
-	// A burst of other gateways' readings: the intake is full and the
-	// decoding slots are busy.
-	drain := actors.FillIntake(h.Runtime, 1<<30)
-	defer drain()
-	release := actors.HoldCrunch(h.Runtime)
-	released := false
-	defer func() {
-		if !released {
-			release()
-		}
-	}()
-	eventually(t, func() bool { return sg.Stats().ReadingsDelivered == 1 }, 10*time.Second, "the samples sent, 3.7 s after the start")
-	// The slots stay busy for 3 s more (the intake's hold is 2 s of it).
-	time.Sleep(3 * time.Second)
-	release()
-	released = true
-
-	var got gatewayd.Reading
-	eventually(t, func() bool {
-		got, err = h.Store.GetReading(t.Context(), r.ID)
-		return err == nil && got.Status.Done()
-	}, 20*time.Second, "the reading final")
-	assert.Equal(t, gatewayd.ReadingComplete, got.Status, "the gateway sent the samples within READING_TIMEOUT; error %q", errText(got))
 }

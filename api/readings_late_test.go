@@ -56,18 +56,7 @@ func TestLateSamplesAreNotTheNextReadings(t *testing.T) {
 	require.Equal(t, "no NOT_DYN_READING within 1s", a["error"])
 
 	sg.UpdateFaults(func(f *ctctest.Faults) { f.CaptureDelay, f.StartDelay = 0, 8*time.Second })
-	delivered := sg.Stats().ReadingsDelivered
-	r := e.do("POST", "/api/sensors/"+sensor+"/readings", nil)
-	require.Equal(t, 202, r.status, string(r.body))
-	b := r.json(t)["id"].(string)
-
-	// A's samples, late, measured the sensor's usual signal; from now on
-	// the sensor measures another one, which is what B's samples carry.
-	testutil.Eventually(t, func() bool { return sg.Stats().ReadingsDelivered > delivered }, 15*time.Second,
-		"A's late samples sent")
-	sigB := ctctest.Signal{X: ctctest.Tone{Amplitude: 0.5, FrequencyHz: 400}, Y: ctctest.Tone{Amplitude: 0.3, FrequencyHz: 800},
-		Z: ctctest.Tone{Amplitude: 0.2, FrequencyHz: 200}, Offset: [3]float64{0, 0, 1}, Noise: 0.005, Seed: 7}
-	sg.SetSignal(serial, sigB)
+	b, sigB := askWhileLate(t, e, sg, sensor, serial)
 	sigA := ctctest.SignalFor(ctctest.DefaultSensors(1)[0])
 
 	// Wait until B's samples (sigB's tones) are stored, wherever they went.
@@ -102,16 +91,7 @@ func TestLateStartIsNotTheNextReadings(t *testing.T) {
 	require.Equal(t, "no NOT_DYN_READING_STARTED within 2s", a["error"])
 
 	sg.UpdateFaults(func(f *ctctest.Faults) { f.StartDelay = time.Second }) // B's, within the timeout
-	delivered := sg.Stats().ReadingsDelivered
-	r := e.do("POST", "/api/sensors/"+sensor+"/readings", nil)
-	require.Equal(t, 202, r.status, string(r.body))
-	b := r.json(t)["id"].(string)
-
-	testutil.Eventually(t, func() bool { return sg.Stats().ReadingsDelivered > delivered }, 15*time.Second,
-		"A's late samples sent")
-	sigB := ctctest.Signal{X: ctctest.Tone{Amplitude: 0.5, FrequencyHz: 400}, Y: ctctest.Tone{Amplitude: 0.3, FrequencyHz: 800},
-		Z: ctctest.Tone{Amplitude: 0.2, FrequencyHz: 200}, Offset: [3]float64{0, 0, 1}, Noise: 0.005, Seed: 7}
-	sg.SetSignal(serial, sigB)
+	b, sigB := askWhileLate(t, e, sg, sensor, serial)
 
 	rd := e.waitReading(b)
 	require.Equal(t, "COMPLETE", rd["status"], "%v", rd["error"])
@@ -163,4 +143,21 @@ func TestLostStartDoesNotFailEveryLaterReading(t *testing.T) {
 		m := v.(map[string]any)
 		assert.NotEqual(t, "GATEWAY", m["trigger"], "reading %v (%v) stored as pushed unasked", m["id"], m["status"])
 	}
+}
+
+// askWhileLate asks for reading B of the sensor while an earlier one (A)
+// that failed is still to deliver, waits for A's late samples, and from
+// then on makes the sensor measure another signal, sigB: what B's own
+// samples carry.
+func askWhileLate(t *testing.T, e *liveEnv, sg *ctctest.Gateway, sensor string, serial int64) (b string, sigB ctctest.Signal) {
+	t.Helper()
+	delivered := sg.Stats().ReadingsDelivered
+	r := e.do("POST", "/api/sensors/"+sensor+"/readings", nil)
+	require.Equal(t, 202, r.status, string(r.body))
+	testutil.Eventually(t, func() bool { return sg.Stats().ReadingsDelivered > delivered }, 15*time.Second,
+		"A's late samples sent")
+	sigB = ctctest.Signal{X: ctctest.Tone{Amplitude: 0.5, FrequencyHz: 400}, Y: ctctest.Tone{Amplitude: 0.3, FrequencyHz: 800},
+		Z: ctctest.Tone{Amplitude: 0.2, FrequencyHz: 200}, Offset: [3]float64{0, 0, 1}, Noise: 0.005, Seed: 7}
+	sg.SetSignal(serial, sigB)
+	return r.json(t)["id"].(string), sigB
 }

@@ -55,47 +55,12 @@ func TestFactoryDeleteAndDiscoveryMergeDoNotDeadlock(t *testing.T) {
 	if bytes.Compare(g1.ID[:], g2.ID[:]) > 0 {
 		g1, g2 = b, a
 	}
-	// g1 has two known sensors.
-	_, err = s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g1.ID, At: time.Now(),
-		Sensors: []gatewayd.SensorReport{report(1, "one"), report(2, "two")}}})
-	require.NoError(t, err)
-	known := sensorsBySerial(t, s, g1.ID)
-	require.Len(t, known, 2)
-
-	// Another transaction holds g1's sensor 2 for a moment (as a sensor
-	// PUT, a temperature write or another merge does).
-	tx, err := pool.Begin(ctx)
-	require.NoError(t, err)
-	defer tx.Rollback(ctx) //nolint:errcheck
-	_, err = tx.Exec(ctx, `SELECT 1 FROM sensors WHERE id = $1 FOR UPDATE`, known[2].ID)
-	require.NoError(t, err)
-
-	waiting := lockWaiter(t, pool)
-
-	// The writer's merge: updates sensor 1, waits for sensor 2, and
+	// The writer's merge: updates g1's sensor 1, waits for sensor 2, and
 	// would then insert g2's new sensor (its key check at the end).
-	merged := make(chan error, 1)
-	go func() {
-		_, err := s.MergeDiscoveries(ctx, []gatewayd.Discovery{
-			{GatewayID: g1.ID, At: time.Now(), Sensors: []gatewayd.SensorReport{report(1, "one"), report(2, "two")}},
-			{GatewayID: g2.ID, At: time.Now(), Sensors: []gatewayd.SensorReport{report(9, "new")}},
-		})
-		merged <- err
-	}()
-	testutil.Eventually(t, waiting("%INSERT INTO sensors%"), 10*time.Second, "the merge waits for sensor 2")
-
-	// DELETE /api/factories/:id meanwhile.
-	deleted := make(chan error, 1)
-	go func() {
-		_, err := s.DeleteFactory(ctx, fx.factory.ID)
-		deleted <- err
-	}()
-	testutil.Eventually(t, waiting("%UPDATE sensors SET deleted_at%"), 10*time.Second, "the deletion waits for the sensors")
-	require.NoError(t, tx.Rollback(ctx))
-
-	errMerge, errDelete := <-merged, <-deleted
-	assert.NoError(t, errDelete, "the factory deletion failed (503 to the client)")
-	assert.NoError(t, errMerge, "the discovery merge failed (the writer's whole batch rolled back)")
+	mergeMeetsDelete(t, s, pool, g1, []gatewayd.Discovery{
+		{GatewayID: g1.ID, At: time.Now(), Sensors: []gatewayd.SensorReport{report(1, "one"), report(2, "two")}},
+		{GatewayID: g2.ID, At: time.Now(), Sensors: []gatewayd.SensorReport{report(9, "new")}},
+	}, func() error { _, err := s.DeleteFactory(ctx, fx.factory.ID); return err })
 	// Both done, the factory's gateways and all their sensors are gone.
 	for _, g := range []gatewayd.Gateway{g1, g2} {
 		left, err := s.GatewaySensors(ctx, g.ID)
@@ -112,32 +77,47 @@ func TestGatewayDeleteAndDiscoveryMergeDoNotDeadlock(t *testing.T) {
 	fx := setup(t, s)
 	g, err := s.CreateGateway(ctx, newGateway(fx.factory.ID, "DL-1"))
 	require.NoError(t, err)
-	_, err = s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: time.Now(),
+	mergeMeetsDelete(t, s, pool, g, []gatewayd.Discovery{{GatewayID: g.ID, At: time.Now(),
+		Sensors: []gatewayd.SensorReport{report(1, "one"), report(2, "two"), report(9, "new")}}},
+		func() error { _, err := s.DeleteGateway(ctx, g.ID); return err })
+	left, err := s.GatewaySensors(ctx, g.ID)
+	require.NoError(t, err)
+	assert.Empty(t, left)
+}
+
+// mergeMeetsDelete plays the cycle: g has two known sensors, another
+// transaction holds the second for a moment (as a sensor PUT, a
+// temperature write or another merge does), merge runs and waits for it,
+// and del runs meanwhile and waits for the sensors; then the holder lets
+// go. Neither may fail.
+func mergeMeetsDelete(t *testing.T, s *store.Store, pool *pgxpool.Pool, g gatewayd.Gateway, merge []gatewayd.Discovery, del func() error) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: time.Now(),
 		Sensors: []gatewayd.SensorReport{report(1, "one"), report(2, "two")}}})
 	require.NoError(t, err)
 	known := sensorsBySerial(t, s, g.ID)
+	require.Len(t, known, 2)
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
 	defer tx.Rollback(ctx) //nolint:errcheck
 	_, err = tx.Exec(ctx, `SELECT 1 FROM sensors WHERE id = $1 FOR UPDATE`, known[2].ID)
 	require.NoError(t, err)
+
 	waiting := lockWaiter(t, pool)
 	merged := make(chan error, 1)
 	go func() {
-		_, err := s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: time.Now(),
-			Sensors: []gatewayd.SensorReport{report(1, "one"), report(2, "two"), report(9, "new")}}})
+		_, err := s.MergeDiscoveries(ctx, merge)
 		merged <- err
 	}()
 	testutil.Eventually(t, waiting("%INSERT INTO sensors%"), 10*time.Second, "the merge waits for sensor 2")
 	deleted := make(chan error, 1)
-	go func() {
-		_, err := s.DeleteGateway(ctx, g.ID)
-		deleted <- err
-	}()
+	go func() { deleted <- del() }()
 	testutil.Eventually(t, waiting("%UPDATE sensors SET deleted_at%"), 10*time.Second, "the deletion waits for the sensors")
 	require.NoError(t, tx.Rollback(ctx))
+
 	errMerge, errDelete := <-merged, <-deleted
-	assert.NoError(t, errDelete, "the gateway deletion failed (503 to the client)")
+	assert.NoError(t, errDelete, "the deletion failed (503 to the client)")
 	assert.NoError(t, errMerge, "the discovery merge failed (the writer's whole batch rolled back)")
 }
 
