@@ -371,11 +371,15 @@ func (r *reader) run(ctx context.Context, done chan<- struct{}) {
 // it with the frame. It reports whether to read on.
 func (r *reader) handle(ctx context.Context, kind int, data *[]byte, reserved int64, capacity int64) bool {
 	if reserved > 0 {
-		// A large frame: held since admitLarge, until handed over. Its
-		// wait for a decoding slot or the inbox counts: a reading timer
-		// that ran out meanwhile failed a reading sent in time (found by
-		// an audit, helper 8).
-		defer r.hold(false)
+		// A large frame, in hand since admitLarge until handed over; its
+		// wait for the inbox or a decoding slot is gatewayd's (a reading
+		// timer that ran out meanwhile failed a reading sent in time:
+		// found by an audit, helper 8).
+		r.hold(true)
+		defer func() {
+			r.hold(false)
+			r.inHand(false)
+		}()
 	}
 	took, inPlace := false, false
 	defer func() {
@@ -455,37 +459,77 @@ func (r *reader) hold(v bool) {
 	}
 }
 
-// holdClock is what the actor's timers need to know of its reader:
-// whether it holds a large frame it has not handed over yet (the reading
-// intake made it wait, or a decoding slot, or the actor's inbox), since
-// when, and when it last let one go. The gateway's pongs wait unread
-// behind such a frame, and come only after it has been read and decoded;
-// the frame itself may be the reading a reading timer waits for. Times
+// inHand records that the reader has a large frame in hand (from its
+// head on), or has handed it over (or given it up).
+func (r *reader) inHand(v bool) {
+	if r.held != nil {
+		r.held.setInHand(v)
+	}
+}
+
+// holdClock is what the actor's timers need to know of its reader. Times
 // are kept on the monotonic clock, from base: a wall clock set back must
 // not stretch a wait.
+//
+// For the pong timer: whether gatewayd itself holds the reader (the
+// reading intake, a decoding slot or the actor's inbox makes it wait),
+// and when it last let it go. The gateway's pongs wait unread behind the
+// frame meanwhile. Reading the frame off the network is no such wait: a
+// gateway that stops half-way through a large frame is dead, and its pong
+// timer must say so (found by an audit, helper 10).
+//
+// For a reading timer: whether the reader has a large frame in hand,
+// since when, counting a run of them back to back (each began within
+// chainGap of the last one's handover: it was queued behind it) as one.
+// The frame, or one queued behind it, may be the reading that timer waits
+// for, sent in time (found by audits, helpers 8 and 10).
 type holdClock struct {
 	base time.Time // the clock's zero: when the reader was started
 	// v is, while held, minus when the hold began, else the last
 	// release (0: never held); in ns after base, at least 1.
 	v atomic.Int64
+	// hand is, while a frame is in hand, when its run began, else 0.
+	hand atomic.Int64
+	// The reader's own: the last handover and its run's start.
+	handedAt, runStart int64
 }
+
+// chainGap is how soon after a frame's handover the next one must begin
+// to count as queued behind it.
+const chainGap = 5 * time.Millisecond
 
 func newHoldClock() *holdClock { return &holdClock{base: time.Now()} }
 
+func (h *holdClock) now() int64 { return max(int64(time.Since(h.base)), 1) }
+
 // set records that the reader is now held, or let go.
 func (h *holdClock) set(held bool) {
-	now := max(int64(time.Since(h.base)), 1)
-	if held {
+	if now := h.now(); held {
 		h.v.Store(-now)
 	} else {
 		h.v.Store(now)
 	}
 }
 
-// heldSince says whether the reader holds a frame now, and since when.
-func (h *holdClock) heldSince() (time.Time, bool) {
-	if v := h.v.Load(); v < 0 {
-		return h.base.Add(time.Duration(-v)), true
+// setInHand records that a large frame is now in hand, or handed over.
+func (h *holdClock) setInHand(v bool) {
+	now := h.now()
+	if !v {
+		h.hand.Store(0)
+		h.handedAt = now
+		return
+	}
+	if h.handedAt == 0 || now-h.handedAt > int64(chainGap) {
+		h.runStart = now
+	}
+	h.hand.Store(h.runStart)
+}
+
+// inHandSince says whether the reader has a large frame in hand now, and
+// since when its run of frames began.
+func (h *holdClock) inHandSince() (time.Time, bool) {
+	if v := h.hand.Load(); v > 0 {
+		return h.base.Add(time.Duration(v)), true
 	}
 	return time.Time{}, false
 }
@@ -599,7 +643,7 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 		if err != nil {
 			putFrame(data)
 			r.intake.add(-reserved)
-			r.hold(false)
+			r.inHand(false)
 			return 0, nil, 0, err
 		}
 		// Full: double, so a 4 MiB frame costs a few copies, not ~30.
@@ -651,11 +695,13 @@ func readUpTo(rd io.Reader, b []byte) ([]byte, error) {
 // what was read of it (parts) to a large buffer. A large buffer starts at
 // frameReserve, which a reading fits in: no doubling on the way.
 func (r *reader) admitLarge(ctx context.Context, parts ...[]byte) (*[]byte, error) {
-	// Held until the frame is handed to the actor (handle), or given up.
+	// In hand until handed to the actor (handle), or given up.
+	r.inHand(true)
 	r.hold(true)
 	ok := r.intake.admit(ctx, frameReserve, intakeWait(r.cfg))
+	r.hold(false)
 	if !ok {
-		r.hold(false)
+		r.inHand(false)
 		return nil, errReaderStopped
 	}
 	data := framePool.Get().(*[]byte)

@@ -811,8 +811,10 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 	case timerPong:
 		if a.readerHeld != nil {
 			// We stopped reading, not the gateway: its pong waits behind
-			// the frame the intake holds, or held until just now. The
-			// hold is bounded (intakeWait).
+			// the frame the intake, a decoding slot or the inbox holds,
+			// or held until just now. Each of those waits is bounded
+			// (intakeWait, the processors', the actor's); reading the
+			// frame off the network is not one of them.
 			if wait := a.readerHeld.pongWait(now, a.d.cfg.PongTimeout); wait > 0 {
 				a.armTimer(timerPong, wait)
 				return

@@ -347,12 +347,13 @@ func (a *gatewayActor) onReadingTimer(m *readingTimer) {
 	}
 	now := time.Now()
 	if a.readerHeld != nil {
-		// The reader holds a frame that came before the deadline (the
-		// intake, a decoding slot or the inbox made it wait: a burst of
-		// readings on its way to the database): it may be this one, sent
-		// in time, so the timer waits for it, up to another
-		// READING_TIMEOUT (found by audits, helpers 2 and 8).
-		if since, held := a.readerHeld.heldSince(); held && !since.After(acq.deadline) &&
+		// The reader has a large frame in hand that began before the
+		// deadline, or queued behind one that did (the intake, a
+		// decoding slot or the inbox made it wait: a burst of readings
+		// on its way to the database): it may be this one, sent in
+		// time, so the timer waits for it, up to another
+		// READING_TIMEOUT (found by audits, helpers 2, 8 and 10).
+		if since, held := a.readerHeld.inHandSince(); held && !since.After(acq.deadline) &&
 			now.Before(acq.deadline.Add(a.d.cfg.ReadingTimeout)) {
 			a.startReadingTimer(acq, heldPoll)
 			return

@@ -1,0 +1,105 @@
+package actors_test
+
+// (Found by an audit, helper 10, whose tests these are.) The reader's hold (holdClock) since e854840 lasts
+// from admitLarge until the large frame is handed to the actor: that now
+// includes reading the rest of the frame off the network, which no
+// deadline bounds. The pong timer waits for as long as the reader is held
+// (pongWait: "all of timeout while the reader is held").
+
+import (
+	"encoding/binary"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/actors"
+	"github.com/ctcgw/gatewayd/actors/actorstest"
+)
+
+// A gateway that dies in the middle of sending a reading (its frame's
+// header and first bytes arrive, the rest never does; it answers no ping)
+// is never found dead: API.md §2 GATEWAY_PONG_TIMEOUT "no pong within
+// this: the connection is dead, reconnect". Before e854840 the hold ended
+// once the intake let the frame in, and the pong timer failed the
+// connection; now the reader counts as held while it waits for the rest
+// of the frame, for ever, and the pong timer re-arms for ever: the
+// gateway stays AUTHENTICATED with a dead socket.
+func TestPeerDeadMidReadingFrameFailsOnPongTimeout(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.PingInterval, cfg.PongTimeout = 200*time.Millisecond, time.Second
+	h := newHarness(t, cfg)
+	p := newRawPeer(t, "127.0.0.1:0", func(p *rawPeer, raw net.Conn) {
+		head := []byte(`{"Type":"NOT_DYN_READING","From":"SERV","Target":"UI","Data":{"ID":1,"Serial":"20001","X":"` +
+			strings.Repeat("1,", 40))
+		hdr := []byte{0x81, 126, 0, 0}
+		binary.BigEndian.PutUint16(hdr[2:], 60000) // the frame says 60000 bytes; 100-odd come
+		_ = p.write(raw, append(hdr, head...))
+		<-p.done
+	})
+	p.answer = false // a dead peer answers no ping
+	g := addRawGateway(t, h, "deadmidframe", p.url)
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+
+	// PONG_TIMEOUT is 1 s: allow ten times that.
+	var st gatewayd.Status
+	ok := false
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		st = h.Status(g.ID)
+		if st.State != gatewayd.StateAuthenticated {
+			ok = true
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.True(t, ok, "the gateway stopped answering pings mid-frame 10 s ago and is still %s (last_error %v)", st.State, st.LastError)
+	require.NotNil(t, st.LastError)
+	require.Contains(t, *st.LastError, "no pong within 1s")
+}
+
+// API.md §8: NOT_DYN_READING "within READING_TIMEOUT" of the start; the
+// reading timer waits for a frame the intake held since before the
+// deadline (helpers 2 and 8), but not for the next one, sent as early but
+// queued behind it in the socket. Here the gateway pushes a reading of
+// another sensor 2.5 s after the start and the asked reading's samples
+// 3 s after it (READING_TIMEOUT 4 s), while a burst of other gateways'
+// readings fills the intake: the pushed frame is held until 4.5 s, the
+// samples' frame is read (and held) only then, and the timer, seeing a
+// hold begun after the deadline, FAILS the reading "no NOT_DYN_READING
+// within 4s" although its samples were on the wire a second before it.
+// They are then stored as a GATEWAY reading.
+func TestSamplesQueuedBehindAHeldFrameDoNotFailTheirReading(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.ReadingStartTimeout, cfg.ReadingTimeout = 10*time.Second, 4*time.Second
+	e := scriptHarness(t, newHarness(t, cfg))
+
+	a := e.ask(t)
+	require.EqualValues(t, scriptSerial, e.p.take())
+	e.p.answerTake()
+	e.p.started(true)
+	t0 := time.Now() // gatewayd's deadline is a little after t0 + 4 s
+	eventually(t, func() bool {
+		r, err := e.h.Store.GetReading(t.Context(), a)
+		return err == nil && r.Status == gatewayd.ReadingRunning
+	}, 10*time.Second, "A running")
+
+	// A burst of other gateways' readings on their way to the database.
+	drain := actors.FillIntake(e.h.Runtime, 1<<30)
+	defer drain()
+
+	time.Sleep(time.Until(t0.Add(2500 * time.Millisecond)))
+	axis := strings.TrimSuffix(strings.Repeat("9,", 8), ",")
+	e.p.notify(`{"Type":"NOT_DYN_READING","From":"SERV","Target":"UI","Data":{"ID":9,"Serial":"20002","Time":"2026-12-06 10:00:00","X":"` +
+		axis + `","Y":"` + axis + `","Z":"` + axis + `"}}`) // pushed, another sensor's
+	time.Sleep(time.Until(t0.Add(3 * time.Second)))
+	e.p.samples(1) // A's, 3 s after its start
+
+	got := e.final(t, a)
+	require.Equal(t, gatewayd.ReadingComplete, got.Status, "A's samples were sent 1 s before its deadline; error %q", errText(got))
+	assert.Equal(t, 1.0, xMean(t, got))
+}
