@@ -55,6 +55,11 @@ type supervisor struct {
 	// ending is set once the supervisor stops (the runtime's shutdown):
 	// Proto.Actor then stops every child, and none of them crashed.
 	ending bool
+	// restartedAt is when this supervisor replaced one that crashed:
+	// reads made before it know nothing of what that one was told (a
+	// delete, a PUT), and a fresh one was asked for (found by an audit,
+	// helper 12).
+	restartedAt time.Time
 }
 
 func newSupervisor(d *deps, n *counters) *supervisor {
@@ -111,6 +116,7 @@ func (s *supervisor) Receive(c actor.Context) {
 // asks for a fresh read to bring them back.
 func (s *supervisor) started() {
 	if s.n.supervisorStarts.Add(1) > 1 {
+		s.restartedAt = time.Now()
 		s.d.kick()
 	}
 }
@@ -278,6 +284,9 @@ func provenBy(lastSeen *time.Time) bool { return lastSeen != nil }
 const tombstoneLife = time.Minute
 
 func (s *supervisor) converge(c actor.Context, m *converge) {
+	if m.readAt.Before(s.restartedAt) {
+		return // made before this supervisor's start: a fresh read comes
+	}
 	seen := make(map[uuid.UUID]bool, len(m.targets))
 	for _, t := range m.targets {
 		seen[t.ID] = true
@@ -415,7 +424,7 @@ func (s *supervisor) spawn(c actor.Context, rec *record) {
 		if t.Desired == gatewayd.DesiredDisconnected {
 			state = gatewayd.StateDisconnected
 		}
-		st.State, st.LastError = state, &msg
+		st.State, st.Desired, st.LastError = state, t.Desired, &msg
 		s.setStatus(rec, sinceChanged(rec.status, st))
 		return
 	}

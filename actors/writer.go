@@ -38,10 +38,12 @@ type writer struct {
 	authFailures map[uuid.UUID]*string // nil: no longer refused
 	discoveries  map[uuid.UUID]gatewayd.Discovery
 	temperatures map[sensorKey]gatewayd.Temperature
-	// tempSerials counts each gateway's serials in temperatures: past
-	// maxPendingSerials new ones are dropped.
-	tempSerials map[uuid.UUID]int
-	readings    map[uuid.UUID]gatewayd.ReadingUpdate
+	// tempSerials counts each gateway's serials in temperatures: while
+	// their writes fail (tempsFailing), new ones past maxPendingSerials
+	// are dropped.
+	tempSerials  map[uuid.UUID]int
+	tempsFailing bool
+	readings     map[uuid.UUID]gatewayd.ReadingUpdate
 	// waveBytes is what the pending readings' samples hold; past
 	// maxPendingWaves (the database is down) new ones fail instead.
 	waveBytes int
@@ -99,14 +101,19 @@ const (
 // maxPendingWaves bounds the samples waiting for the database.
 const maxPendingWaves = 64 << 20
 
-// maxPendingSerials bounds one gateway's sensors whose temperatures or
-// sightings wait for the database: a gateway names its serials itself,
-// and during an outage each new one was kept until the database answered
-// (100,000 from one peer in a test; 720,000 an hour at the flood limits:
-// found by an audit, helper 4). A real gateway has a few dozen sensors;
-// past the bound a new serial's report is dropped (its sensor is stored
-// at its next report), a known one's still replaces what waits.
-const maxPendingSerials = 1024
+// maxPendingSerials bounds, while their writes fail, one gateway's
+// sensors whose temperatures or sightings wait for the database: a
+// gateway names its serials itself, and during an outage each new one was
+// kept until the database answered (100,000 from one peer in a test;
+// 720,000 an hour at the flood limits: found by an audit, helper 4).
+// Past the bound a new serial's report is dropped (its sensor is stored
+// at its next report), a known one's still replaces what waits. While
+// the writes succeed, each flush takes what waits, and the flood limits
+// bound what one gateway adds between two; a bound then dropped the
+// temperatures of a gateway's real sensors past the 1,024th of one burst
+// (found by an audit, helper 12). It is above the flood limits' burst
+// (2,000 frames), so no burst of real reports meets it.
+const maxPendingSerials = 4096
 
 // While dials queue for the limiter's slots (a cold start, a reconnect
 // storm), the discoveries and temperatures wait: the upserts of 40,000
@@ -181,7 +188,7 @@ func (w *writer) temperature(t gatewayd.Temperature) {
 	w.mu.Lock()
 	prev, ok := w.temperatures[k]
 	switch {
-	case !ok && w.tempSerials[t.GatewayID] >= maxPendingSerials:
+	case !ok && w.tempsFailing && w.tempSerials[t.GatewayID] >= maxPendingSerials:
 		w.mu.Unlock()
 		if ok, n := w.droppedLog.Allow(time.Now(), failLogEvery); ok {
 			w.log.Warn().Str("id", t.GatewayID.String()).Int("limit", maxPendingSerials).Int("unlogged_since", n).
@@ -456,7 +463,12 @@ func (w *writer) flushData() {
 	// seen after the discovery stays connected). Written after, it stayed
 	// connected until the next discovery.
 	writeChunks(w, values(ts), writeBatch, sink[gatewayd.Temperature, gatewayd.SensorRef]{write: w.src.RecordTemperatures,
-		observe: w.observer.SensorsChanged, requeue: w.temperature, what: "temperatures", failLog: &w.sensorsLog})
+		observe: w.observer.SensorsChanged, requeue: w.temperature, what: "temperatures", failLog: &w.sensorsLog,
+		after: func(_ []gatewayd.Temperature, requeued bool) {
+			w.mu.Lock()
+			w.tempsFailing = requeued
+			w.mu.Unlock()
+		}})
 	writeChunks(w, values(ds), writeBatch, sink[gatewayd.Discovery, gatewayd.SensorRef]{write: w.src.MergeDiscoveries,
 		observe: w.observer.SensorsChanged, requeue: w.discovered, what: "sensor discoveries", failLog: &w.sensorsLog})
 }

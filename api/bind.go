@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/mail"
 	"net/url"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -706,7 +707,7 @@ func (b *body) timezone() (string, bool) {
 	if !ok {
 		return "", false
 	}
-	if s == "Local" || strings.ContainsAny(s, `\`) || strings.HasPrefix(s, "/") || strings.Contains(s, "..") || hostZoneFile(s) {
+	if s == "Local" || strings.ContainsAny(s, `\`) || strings.HasPrefix(s, "/") || path.Clean(s) != s || hostZoneFile(s) {
 		b.fail("timezone", "must be an IANA time zone name such as Europe/Berlin")
 		return "", false
 	}
@@ -718,7 +719,9 @@ func (b *body) timezone() (string, bool) {
 }
 
 // hostZoneFile says whether s names a file of the host's zoneinfo
-// directory that is no IANA zone: time.LoadLocation reads that directory
+// directory that is no IANA zone (s is a clean path: "./localtime" and
+// "Europe//Berlin", spellings of the same files, are refused before;
+// found by an audit, helper 12): time.LoadLocation reads that directory
 // before the embedded zones, and "localtime" there is the host's own time
 // (a link to /etc/localtime), which "Local" is refused for; "posixrules"
 // and the posix/ and right/ trees are install artefacts (found by an
