@@ -29,10 +29,17 @@ type frameMeter struct {
 	limits        Config
 	framing       bool // past the handshake's response
 	lineEnd       int  // before that: 1 after a line's \n, 2 after \n\r (see count)
+	response      int  // and the response's bytes so far
 	head          [14]byte
 	headLen       int    // bytes of the current frame's header read
 	skip          uint64 // bytes of the current frame's payload still to come
 }
+
+// maxResponse bounds the handshake's response: Go's http.ReadResponse,
+// which gorilla reads it with, bounds neither a line nor the headers, and
+// a header line without end was kept whole in the heap until the connect
+// timeout (96 MiB in a test: found by an audit, helper 11).
+const maxResponse = 64 << 10
 
 func newFrameMeter(c net.Conn, cfg Config) *frameMeter {
 	now := time.Now()
@@ -45,6 +52,9 @@ func (m *frameMeter) Read(b []byte) (int, error) {
 	n, err := m.Conn.Read(b)
 	if n > 0 && !m.count(b[:n], time.Now()) {
 		// The peer's socket is cut off: what was read is dropped.
+		if !m.framing {
+			return 0, fmt.Errorf("websocket: the handshake's response is over %d KiB", maxResponse>>10)
+		}
 		return 0, fmt.Errorf("%w: more than %d frames or %.4g MiB per second", errFlood,
 			m.limits.FloodFrameRate, float64(m.limits.FloodByteRate)/(1<<20))
 	}
@@ -59,6 +69,9 @@ func (m *frameMeter) count(p []byte, now time.Time) bool {
 	// a line's end, and a peer whose response ended "\n\n" was never
 	// metered at all (found by an audit, helper 7).
 	for !m.framing && len(p) > 0 {
+		if m.response++; m.response > maxResponse {
+			return false
+		}
 		switch c := p[0]; {
 		case c == '\n' && m.lineEnd > 0:
 			m.framing = true
