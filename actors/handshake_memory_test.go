@@ -1,6 +1,6 @@
 package actors_test
 
-// (Found by an audit, helper 11, whose test this is.): what a gateway's handshake response may cost.
+// (Found by an audit, helper 11, whose test this is.) What a gateway's handshake response may cost.
 
 import (
 	"bufio"
