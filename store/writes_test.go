@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -21,12 +22,14 @@ type put struct {
 }
 
 // fakeWrites records the statements a writer runs; manyErr fails the
-// shared one, and ids in missing have no row.
+// shared one, as PostgreSQL rejects one that holds rejects, and ids in
+// missing have no row.
 type fakeWrites struct {
 	mu      sync.Mutex
 	ones    []string
 	manys   [][]string
 	manyErr error
+	rejects uuid.UUID
 	missing map[uuid.UUID]bool
 }
 
@@ -35,6 +38,9 @@ func (f *fakeWrites) writer() *coalescer[*put, row] {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.ones = append(f.ones, p.val)
+		if p.id == f.rejects {
+			return row{}, &pgconn.PgError{Code: "23505", Message: "duplicate key value"}
+		}
 		if f.missing[p.id] {
 			return row{}, pgx.ErrNoRows
 		}
@@ -44,15 +50,19 @@ func (f *fakeWrites) writer() *coalescer[*put, row] {
 		defer f.mu.Unlock()
 		var vals []string
 		var out []row
+		manyErr := f.manyErr
 		for _, p := range ps {
 			vals = append(vals, p.val)
+			if p.id == f.rejects {
+				manyErr = &pgconn.PgError{Code: "23505", Message: "duplicate key value"}
+			}
 			if !f.missing[p.id] {
 				out = append(out, row{p.id, p.val})
 			}
 		}
 		f.manys = append(f.manys, vals)
-		if f.manyErr != nil {
-			return nil, f.manyErr
+		if manyErr != nil {
+			return nil, manyErr
 		}
 		return out, nil
 	}, func(p *put) uuid.UUID { return p.id }, func(r *row) uuid.UUID { return r.id })
@@ -79,8 +89,8 @@ func TestWriterSharesDistinctRowsAndRunsRepeatsAfter(t *testing.T) {
 	assert.Equal(t, []string{"a1", "b1", "a2", "", "a3"}, []string{got[0].val, got[1].val, got[2].val, got[3].val, got[4].val})
 }
 
-// A statement PostgreSQL rejects wrote nothing: every request runs again
-// alone, repeats included, and gets its own answer.
+// A statement PostgreSQL rejects wrote nothing: its halves run again, down
+// to requests alone, repeats after them, and each gets its own answer.
 func TestWriterRunsARejectedStatementRequestByRequest(t *testing.T) {
 	t.Parallel()
 	a, b := uuid.New(), uuid.New()
@@ -106,4 +116,30 @@ func TestWriterDoesNotRunAgainWhatMayHaveCommitted(t *testing.T) {
 	assert.Empty(t, f.ones)
 	assert.Zero(t, c.retried.Load())
 	assert.True(t, slices.Equal([]string{"a", "b"}, f.manys[0]))
+}
+
+// One rejected request among many costs a few statements, not a commit
+// per request: halves that PostgreSQL takes are written whole. (Every
+// request alone, in turn, kept the others of a batch of 34 waiting past
+// their deadline under load.)
+func TestWriterBisectsARejectedStatement(t *testing.T) {
+	t.Parallel()
+	bad := uuid.New()
+	f := &fakeWrites{rejects: bad}
+	ps := make([]*put, 32)
+	for i := range ps {
+		ps[i] = &put{uuid.New(), fmt.Sprintf("p%d", i)}
+	}
+	ps[21].id = bad
+	_, errs, err := f.batch(t, ps...)
+	require.NoError(t, err)
+	for i, e := range errs {
+		if i == 21 {
+			assert.Error(t, e, "the bad one gets its own error")
+		} else {
+			assert.NoError(t, e, "request %d", i)
+		}
+	}
+	assert.LessOrEqual(t, len(f.manys)+len(f.ones), 2*5+2, "statements: about two per halving of 32, not 32")
+	assert.Len(t, f.ones, 2, "only the bad one and its last sibling alone")
 }
