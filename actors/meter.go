@@ -26,13 +26,15 @@ import (
 type frameMeter struct {
 	net.Conn
 	frames, bytes bucket
-	limits        Config
-	framing       bool // past the handshake's response
-	lineEnd       int  // before that: 1 after a line's \n, 2 after \n\r (see count)
-	response      int  // and the response's bytes so far
-	head          [14]byte
-	headLen       int    // bytes of the current frame's header read
-	skip          uint64 // bytes of the current frame's payload still to come
+	// The sustained limits, for the error: a copy of the whole Config
+	// made the meter 496 bytes a connection.
+	frameRate, byteRate int
+	framing             bool // past the handshake's response
+	lineEnd             int  // before that: 1 after a line's \n, 2 after \n\r (see count)
+	response            int  // and the response's bytes so far
+	head                [14]byte
+	headLen             int    // bytes of the current frame's header read
+	skip                uint64 // bytes of the current frame's payload still to come
 }
 
 // maxResponse bounds the handshake's response: Go's http.ReadResponse,
@@ -43,7 +45,7 @@ const maxResponse = 64 << 10
 
 func newFrameMeter(c net.Conn, cfg Config) *frameMeter {
 	now := time.Now()
-	return &frameMeter{Conn: c, limits: cfg,
+	return &frameMeter{Conn: c, frameRate: cfg.FloodFrameRate, byteRate: cfg.FloodByteRate,
 		frames: newBucket(float64(cfg.FloodFrameRate), float64(cfg.FloodFrameBurst), now),
 		bytes:  newBucket(float64(cfg.FloodByteRate), float64(cfg.FloodByteBurst), now)}
 }
@@ -56,7 +58,7 @@ func (m *frameMeter) Read(b []byte) (int, error) {
 			return 0, fmt.Errorf("websocket: the handshake's response is over %d KiB", maxResponse>>10)
 		}
 		return 0, fmt.Errorf("%w: more than %d frames or %.4g MiB per second", errFlood,
-			m.limits.FloodFrameRate, float64(m.limits.FloodByteRate)/(1<<20))
+			m.frameRate, float64(m.byteRate)/(1<<20))
 	}
 	return n, err
 }
