@@ -189,6 +189,9 @@ func (r *Runtime) reconcileLoop(ctx context.Context) {
 	defer r.loops.Done()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	// refusalsFor is the supervisor start whose records know the stored
+	// login refusals (0: none yet).
+	var refusalsFor int32
 	for {
 		select {
 		case <-ctx.Done():
@@ -206,10 +209,17 @@ func (r *Runtime) reconcileLoop(ctx context.Context) {
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		targets, err := r.src.Targets(rctx)
 		var authFailed map[uuid.UUID]string
-		if err == nil && !r.n.ready.Load() {
+		starts := r.n.supervisorStarts.Load()
+		if err == nil && (!r.n.ready.Load() || starts != refusalsFor) {
 			// The first load starts the gateways that refused the login
-			// before this process as AUTH_FAILED, without trying again.
+			// before this process as AUTH_FAILED, without trying again;
+			// so does the first after a supervisor restart, whose records
+			// are all new (it dialed them again: found by an audit,
+			// helper 13).
 			authFailed, err = r.src.AuthFailures(rctx)
+			if err == nil {
+				refusalsFor = starts
+			}
 		}
 		cancel()
 		wait := r.d.cfg.ReconcileInterval
