@@ -20,7 +20,7 @@ export function buildForm({fields, values = {}, mode = 'create', submit, onSubmi
   const id = 'form' + (++seq);
   const inputs = new Map();
   const errors = new Map();
-  const visible = fields.filter(f => !(mode === 'create' && f.edit) && !(mode === 'edit' && f.create));
+  const visible = fields.filter(f => f && !(mode === 'create' && f.edit) && !(mode === 'edit' && f.create));
   const formError = h('div', {class: 'form-error', role: 'alert', hidden: true});
   const button = h('button', {type: 'submit', class: 'btn btn-primary', text: submit || (mode === 'create' ? 'Create' : 'Save changes')});
   const form = h('form', {class: 'form ' + cls, novalidate: true});

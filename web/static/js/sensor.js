@@ -3,10 +3,9 @@
 // the summary per axis with the waveform and spectrum plotted.
 
 import {h, clear, link, fmtTime, fmtNum, ago, dl, toast, debounce, Scope} from './dom.js';
-import {api, ApiError} from './api.js';
+import {api, listAll, ApiError} from './api.js';
 import {onEvent, fleet} from './live.js';
 import {buildForm, act} from './forms.js';
-import {names} from './resources.js';
 import {chart, figure} from './plot.js';
 
 const PAGE = 20;
@@ -48,9 +47,19 @@ export function sensorPage(main, id, q, scope) {
     title.textContent = `${sensor.name || 'Sensor'} (${sensor.serial})`;
     const gwName = fleet.byId.get(sensor.gateway_id)?.name;
     const gw = await api('GET', '/gateways/' + sensor.gateway_id).catch(() => null);
-    const equipment = gw ? await names.all('equipment').catch(() => []) : [];
+    // The machines of the gateway's factory, and always the sensor's own:
+    // all machines of the fleet were read, up to 5,000, and past that the
+    // sensor's own could be missing from the choices, and saving any
+    // setting unassigned it (found by an audit, helper 14). Unreadable,
+    // the field is left out of the form, so a save never touches it.
+    let mine = gw ? await listAll(`/equipment?factory_id=${gw.factory_id}`).then(l => l.map(e => [e.id, e.name])).catch(() => null) : null;
+    if (mine && sensor.equipment_id && !mine.some(([eid]) => eid === sensor.equipment_id)) {
+      const own = await api('GET', '/equipment/' + sensor.equipment_id).catch(() => null);
+      if (own) mine.push([own.id, own.name]);
+      else mine = null;
+    }
     if (!scope.alive) return;
-    const eqName = new Map(equipment.map(e => [e.id, e.name]));
+    const eqName = new Map(mine || []);
     crumbs.replaceChildren(link('/sensors', 'Sensors'), ' / ', link('/gateways/' + sensor.gateway_id, gw?.name || gwName || 'gateway'));
     clear(facts).append(dl([
       ['Serial', String(sensor.serial)],
@@ -66,11 +75,10 @@ export function sensorPage(main, id, q, scope) {
       ['First seen', fmtTime(sensor.first_seen_at)],
       ['Last seen', fmtTime(sensor.last_seen_at)],
     ]));
-    const mine = gw ? equipment.filter(e => e.factory_id === gw.factory_id).map(e => [e.id, e.name]) : [];
     clear(settings).append(section('Settings', 'set-h', buildForm({
       mode: 'edit', values: sensor, fields: [
         {name: 'name', label: 'Name', maxlength: 255},
-        {name: 'equipment_id', label: 'Equipment', type: 'select', nullable: true, options: [['', 'None'], ...mine],
+        mine && {name: 'equipment_id', label: 'Equipment', type: 'select', nullable: true, options: [['', 'None'], ...mine],
           hint: mine.length ? 'Equipment of this gateway’s factory' : 'The factory has no equipment yet'},
         {name: 'reading_interval', label: 'Reading interval', nullable: true, maxlength: 32, placeholder: 'off',
           hint: 'How often to take a reading: 15m, 1h, 2d… (at least 1m); empty turns it off'},
