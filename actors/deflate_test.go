@@ -54,38 +54,7 @@ func TestDeflatedFrameIsHeldToTheReadLimit(t *testing.T) {
 	cfg.PingInterval, cfg.PongTimeout = time.Minute, time.Minute // nothing else ends the connection
 	cfg.BackoffInitial, cfg.BackoffMax = 5*time.Second, 5*time.Second
 	h := newHarness(t, cfg)
-	const inflated = 16 << 20 // four times the read limit
-	bomb := deflateBomb(t, inflated)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	sent := make(chan struct{}, 1)
-	p := newHandPeer(t, ln, "ws", func(w io.Writer, accept string) error {
-		_, err := io.WriteString(w, strings.Join([]string{"HTTP/1.1 101 Switching Protocols", "Upgrade: websocket",
-			"Connection: Upgrade", "Sec-WebSocket-Accept: " + accept,
-			"Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover",
-			"", ""}, "\r\n"))
-		return err
-	}, func(conn net.Conn, br *bufio.Reader, login []byte) {
-		// gorilla compresses what it writes once the extension is on.
-		text, _ := io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(login),
-			strings.NewReader("\x00\x00\xff\xff\x01\x00\x00\xff\xff"))))
-		if !strings.Contains(string(login)+string(text), "POST_LOGIN") {
-			return
-		}
-		if _, err := conn.Write(unmaskedFrame(true, 0x1, []byte(loginOK))); err != nil {
-			return
-		}
-		// One text frame, RSV1 set (compressed), 16-bit or 64-bit length.
-		frame := []byte{0xC1, 127, 0, 0, 0, 0, 0, 0, 0, 0}
-		for i, n := 9, uint64(len(bomb)); i >= 2; i, n = i-1, n>>8 {
-			frame[i] = byte(n)
-		}
-		if _, err := conn.Write(append(frame, bomb...)); err != nil {
-			return
-		}
-		sent <- struct{}{}
-		_, _ = io.Copy(io.Discard, br)
-	})
+	p, sent, bomb := bombPeer(t, "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover")
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 	g := addRawGateway(t, h, "deflate-bomb", p.url)
@@ -115,4 +84,46 @@ func TestDeflatedFrameIsHeldToTheReadLimit(t *testing.T) {
 	require.True(t, ok, "a %d-byte compressed frame inflating to %d MiB was read whole (state %s, last_error %q; "+
 		"this process allocated %d MiB meanwhile); README: a frame over 4 MiB cuts the connection off",
 		len(bomb), inflated>>20, st.State, lastError(st), (after.TotalAlloc-before.TotalAlloc)>>20)
+}
+
+// inflated is what a bombPeer's compressed frame inflates to: four times
+// the read limit.
+const inflated = 16 << 20
+
+// bombPeer is a gateway whose 101 carries extLines (extension headers it
+// was never offered) and which, once logged in, sends one compressed text
+// frame inflating to inflated bytes (the bomb, returned), telling sent.
+func bombPeer(t *testing.T, extLines ...string) (p *handPeer, sent <-chan struct{}, bomb []byte) {
+	t.Helper()
+	bomb = deflateBomb(t, inflated)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan struct{}, 1)
+	p = newHandPeer(t, ln, "ws", func(w io.Writer, accept string) error {
+		lines := append([]string{"HTTP/1.1 101 Switching Protocols", "Upgrade: websocket",
+			"Connection: Upgrade", "Sec-WebSocket-Accept: " + accept}, extLines...)
+		_, err := io.WriteString(w, strings.Join(append(lines, "", ""), "\r\n"))
+		return err
+	}, func(conn net.Conn, br *bufio.Reader, login []byte) {
+		// gorilla compresses what it writes once the extension is on.
+		text, _ := io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(login),
+			strings.NewReader("\x00\x00\xff\xff\x01\x00\x00\xff\xff"))))
+		if !strings.Contains(string(login)+string(text), "POST_LOGIN") {
+			return
+		}
+		if _, err := conn.Write(unmaskedFrame(true, 0x1, []byte(loginOK))); err != nil {
+			return
+		}
+		// One text frame, RSV1 set (compressed), 64-bit length.
+		frame := []byte{0xC1, 127, 0, 0, 0, 0, 0, 0, 0, 0}
+		for i, n := 9, uint64(len(bomb)); i >= 2; i, n = i-1, n>>8 {
+			frame[i] = byte(n)
+		}
+		if _, err := conn.Write(append(frame, bomb...)); err != nil {
+			return
+		}
+		done <- struct{}{}
+		_, _ = io.Copy(io.Discard, br)
+	})
+	return p, done, bomb
 }

@@ -1,6 +1,6 @@
 package actors_test
 
-// (Found by an audit, helper 13, whose test this is.): after a supervisor restart the fresh read brings the
+// (Found by an audit, helper 13, whose test this is.) After a supervisor restart the fresh read brings the
 // gateways back, but the stored refusals (AuthFailures) are read only by
 // the first load, so a refused gateway is dialed again with the refused
 // credentials.
