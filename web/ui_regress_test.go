@@ -16,6 +16,7 @@ import (
 
 	"github.com/ctcgw/gatewayd/actors/actorstest"
 	"github.com/ctcgw/gatewayd/api"
+	"github.com/ctcgw/gatewayd/ctc/ctctest"
 	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
@@ -147,4 +148,36 @@ func TestUIDetailTablesSayWhatTheyLeaveOut(t *testing.T) {
 	b.do("all of them", chromedp.Click(chromedp.CSS(`section[aria-labelledby=eq-h] .more a`)))
 	b.wait("the equipment list of this factory", `location.hash === '#/equipment?factory_id=`+h.Factory.String()+`' && document.querySelectorAll('main tbody tr').length === 20`)
 	b.wait("paged", `[...document.querySelectorAll('main button')].some(x => x.textContent === 'Next →' && !x.disabled)`)
+}
+
+// A status answer that set out before a state change the event stream
+// has shown since does not put the older state back. A connect publishes
+// gateway.updated just before its state changes, the fleet re-reads that
+// gateway's status, and an answer arriving after the stream's newer
+// states made a badge say CONNECTING under a gateway AUTHENTICATED (a CI
+// run). The answer is held here until the gateway is AUTHENTICATED.
+func TestUIFleetKeepsStatesNewerThanALateStatus(t *testing.T) {
+	h := harness(t, actorstest.FastConfig())
+	base := serve(t, h)
+	g, sg := h.Add("late-status")
+	id := g.ID.String()
+	b := newBrowser(t)
+	b.do("open the fleet", chromedp.Navigate(base+"/"))
+	badge := `document.querySelector('.row-name[href="#/gateways/` + id + `"]')?.parentElement.querySelector('.badge')?.textContent`
+	b.wait("AUTHENTICATED", badge+` === 'AUTHENTICATED'`)
+	resp, err := http.Post(base+"/api/gateways/"+id+"/disconnect", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	b.wait("DISCONNECTED", badge+` === 'DISCONNECTED'`)
+
+	// The connect's own status answer, made while the login hangs, held.
+	sg.SetFaults(ctctest.Faults{IgnoreLogins: true})
+	release := b.holdAnswer("the status the connect's gateway.updated asks for", "*/api/gateways/"+id+"/status",
+		chromedp.Evaluate[chromedp.Void](`fetch('/api/gateways/`+id+`/connect', {method: 'POST'})`))
+	sg.SetFaults(ctctest.Faults{})
+	b.wait("AUTHENTICATED again, from the stream", badge+` === 'AUTHENTICATED'`, 30*time.Second)
+	release()
+	b.wait("the held answer read", `performance.getEntriesByType('resource').some(e => e.name.endsWith('/api/gateways/`+id+`/status') && e.responseEnd > 0)`)
+	b.do("two frames drawn", chromedp.Evaluate[chromedp.Void](`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))`, chromedp.EvalAwaitPromise))
+	assert.Equal(t, "AUTHENTICATED", eval[string](b, badge), "the older state came back with the late answer")
 }

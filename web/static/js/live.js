@@ -293,7 +293,18 @@ function remove(id) {
 
 async function refresh(id) {
   try {
-    upsert(await api('GET', '/gateways/' + id + '/status'));
+    const s = await api('GET', '/gateways/' + id + '/status');
+    // An answer that set out before a state change the stream has shown
+    // since must not put the older state back: a connect's or
+    // disconnect's gateway.updated comes just before its state changes,
+    // and a list badge stayed CONNECTING under AUTHENTICATED (CI).
+    const g = fleet.byId.get(id);
+    if (g && g.since && s.since < g.since) {
+      s.state = g.state;
+      s.since = g.since;
+      s.last_error = g.last_error;
+    }
+    upsert(s);
   } catch (e) {
     if (e.status === 404) remove(id);
   }
