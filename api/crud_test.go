@@ -690,7 +690,7 @@ func TestHeadersCORSAndRequestID(t *testing.T) {
 // even when the server stops reading the body early (as it must for 413).
 func rawPost(t *testing.T, addr, path, body string, chunked bool) response {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second) // a loaded machine: no figure
 	require.NoError(t, err)
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))

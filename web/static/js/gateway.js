@@ -147,7 +147,8 @@ export function gatewayPage(main, id, scope) {
     }
     drawnSensors = ids;
     clear(sensorsBox).append(list.length ? table(sensorCols, list, new Map(), 'Sensors')
-      : h('p', {class: 'empty', text: 'No sensors known. They are discovered after each login; “Discover sensors” asks now.'}), note);
+      : h('p', {class: 'empty'}, 'No sensors known. They are discovered after each login',
+        h('span', {class: 'needs-operator', text: '; “Discover sensors” asks now'}), '.'), note);
   };
   const loadSensors = async () => {
     const page = await api('GET', `/gateways/${id}/sensors?limit=${SENSOR_ROWS}`);

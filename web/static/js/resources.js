@@ -348,7 +348,8 @@ async function detailChildren(kind, item, box, scope) {
     const s = await api('GET', `/sensors?equipment_id=${item.id}&limit=100`);
     if (!scope.alive) return;
     box.append(section('Sensors on it', 'sn-h',
-      s.data.length ? table(RES.sensors.columns, s.data) : h('p', {class: 'empty', text: 'No sensor is assigned to it. Assign one on its sensor page.'}),
+      s.data.length ? table(RES.sensors.columns, s.data) : h('p', {class: 'empty'}, 'No sensor is assigned to it.',
+        h('span', {class: 'needs-admin', text: ' Assign one on its sensor page.'})),
       more(s, 'sensors', `/sensors?equipment_id=${item.id}`)));
   }
 }
