@@ -462,11 +462,13 @@ func (w *writer) flushData() {
 	// discovery disconnects what it does not list (by last_seen_at, so one
 	// seen after the discovery stays connected). Written after, it stayed
 	// connected until the next discovery.
+	failing := false // any chunk of this flush (a later one's success does not undo an earlier's failure)
 	writeChunks(w, values(ts), writeBatch, sink[gatewayd.Temperature, gatewayd.SensorRef]{write: w.src.RecordTemperatures,
 		observe: w.observer.SensorsChanged, requeue: w.temperature, what: "temperatures", failLog: &w.sensorsLog,
 		after: func(_ []gatewayd.Temperature, requeued bool) {
+			failing = failing || requeued
 			w.mu.Lock()
-			w.tempsFailing = requeued
+			w.tempsFailing = failing
 			w.mu.Unlock()
 		}})
 	writeChunks(w, values(ds), writeBatch, sink[gatewayd.Discovery, gatewayd.SensorRef]{write: w.src.MergeDiscoveries,

@@ -405,3 +405,41 @@ func TestAbandonedWriterSaysWhatIsLost(t *testing.T) {
 		})
 	}
 }
+
+// firstWriteFails fails its first temperature write (the database went
+// down for it) and takes the others.
+type firstWriteFails struct {
+	fixedSource
+	mu    sync.Mutex
+	calls int
+}
+
+func (s *firstWriteFails) RecordTemperatures(context.Context, []gatewayd.Temperature) ([]gatewayd.SensorRef, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.calls++; s.calls == 1 {
+		return nil, errors.New("connection refused")
+	}
+	return nil, nil
+}
+
+// The bound on one gateway's waiting sensor reports applies while their
+// writes fail: a flush whose first chunk failed and last one succeeded
+// has failing writes (the last chunk's word alone said none: helper 13's
+// question).
+func TestWriterFailingTemperaturesAreAnyChunks(t *testing.T) {
+	t.Parallel()
+	src := &firstWriteFails{}
+	w := newWriter(src, nopObserver{}, func() bool { return false }, time.Hour, time.Hour, time.Hour, zerolog.Nop())
+	t.Cleanup(w.close)
+	gw, at := uuid.New(), time.Now()
+	for serial := range int64(writeBatch + writeBatch/2) { // two chunks
+		w.temperature(gatewayd.Temperature{GatewayID: gw, Serial: serial, Celsius: 20, At: at})
+	}
+	w.flushData()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	assert.Equal(t, 2, src.calls)
+	assert.True(t, w.tempsFailing, "the first chunk failed")
+	assert.Len(t, w.temperatures, writeBatch, "the failed chunk waits again")
+}
