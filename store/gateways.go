@@ -197,39 +197,33 @@ func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch)
 // It is written before the runtime acts, so a wish that cannot be stored
 // changes nothing.
 // It also says whether the stored desired_state changed (a client that
-// shows the gateway has something to fetch again).
+// shows the gateway has something to fetch again). The stored value is
+// read first, without a lock: the API serializes a gateway's connects,
+// disconnects and PUTs (order.lock), and nothing else writes it. (Read
+// under a row lock, in a transaction held across four round trips, a
+// disconnect waited past its 5 s on a loaded machine.)
 func (s *Store) SetDesiredState(ctx context.Context, id uuid.UUID, d gatewayd.DesiredState) (gatewayd.Target, bool, error) {
-	var t gatewayd.Target
-	var changed bool
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var was string
-		if err := tx.QueryRow(ctx, `SELECT desired_state FROM gateways WHERE id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE`,
-			id).Scan(&was); err != nil {
-			return err
-		}
-		changed = was != string(d)
-		// A connect request also leaves AUTH_FAILED (API.md §4): the
-		// refusal kept for restarts goes with it.
-		rows, _ := tx.Query(ctx, `UPDATE gateways SET desired_state = $2,
-				auth_failed_at = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_at END,
-				auth_failed_error = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_error END
-			WHERE id = $1
-			RETURNING `+targetColumns, id, string(d))
-		var err error
-		if t, err = pgx.CollectExactlyOneRow(rows, s.scanTarget); err != nil {
-			return err
-		}
-		ts := []gatewayd.Target{t}
-		if err := attachSchedules(ctx, tx, ts, &id); err != nil {
-			return err
-		}
-		t = ts[0]
-		return nil
-	})
+	var was string
+	if err := s.pool.QueryRow(ctx, `SELECT desired_state FROM gateways WHERE id = $1 AND deleted_at IS NULL`,
+		id).Scan(&was); err != nil {
+		return gatewayd.Target{}, false, fmt.Errorf("set desired state: %w", classify(err))
+	}
+	// A connect request also leaves AUTH_FAILED (API.md §4): the refusal
+	// kept for restarts goes with it.
+	rows, _ := s.pool.Query(ctx, `UPDATE gateways SET desired_state = $2,
+			auth_failed_at = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_at END,
+			auth_failed_error = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_error END
+		WHERE id = $1 AND deleted_at IS NULL
+		RETURNING `+targetColumns, id, string(d))
+	t, err := pgx.CollectExactlyOneRow(rows, s.scanTarget)
 	if err != nil {
 		return gatewayd.Target{}, false, fmt.Errorf("set desired state: %w", classify(err))
 	}
-	return t, changed, nil
+	ts := []gatewayd.Target{t}
+	if err := attachSchedules(ctx, s.pool, ts, &id); err != nil {
+		return gatewayd.Target{}, false, fmt.Errorf("set desired state: %w", err)
+	}
+	return ts[0], was != string(d), nil
 }
 
 func desiredOrDefault(d gatewayd.DesiredState) string {
