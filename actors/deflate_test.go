@@ -18,6 +18,7 @@ import (
 
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/actors/actorstest"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
 // deflateBomb is a permessage-deflate payload (RFC 7692 §7.2.1: the
@@ -60,25 +61,23 @@ func TestDeflatedFrameIsHeldToTheReadLimit(t *testing.T) {
 	g := addRawGateway(t, h, "deflate-bomb", p.url)
 	// A gatewayd that refuses the extension it never offered (RFC 6455
 	// §9.1) fails the handshake: nothing is read, and that will do too.
-	for wrote := false; !wrote; {
+	var st gatewayd.Status
+	refused := false
+	testutil.Eventually(t, func() bool {
 		select {
 		case <-sent:
-			wrote = true
-		case <-time.After(20 * time.Millisecond):
-			if st := h.Status(g.ID); st.State == gatewayd.StateBackoff {
-				t.Logf("refused before login: %q", lastError(st))
-				return
-			}
+			return true
+		default:
 		}
+		st = h.Status(g.ID)
+		refused = st.State == gatewayd.StateBackoff
+		return refused
+	}, 20*time.Second, "neither refused nor sent the frame")
+	if refused {
+		t.Logf("refused before login: %q", lastError(st))
+		return
 	}
-	var st gatewayd.Status
-	ok := false
-	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if st = h.Status(g.ID); st.State == gatewayd.StateBackoff {
-			ok = true
-			break
-		}
-	}
+	ok := testutil.Poll(func() bool { st = h.Status(g.ID); return st.State == gatewayd.StateBackoff }, 5*time.Second)
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
 	require.True(t, ok, "a %d-byte compressed frame inflating to %d MiB was read whole (state %s, last_error %q; "+

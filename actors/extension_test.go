@@ -13,6 +13,7 @@ import (
 
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/actors/actorstest"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
 // README, "What a hostile peer can and cannot do": "a handshake answer
@@ -30,7 +31,7 @@ func TestExtensionInASecondHeaderFailsTheDial(t *testing.T) {
 		"Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover")
 	g := addRawGateway(t, h, "deflate-second-header", p.url)
 	var st gatewayd.Status
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+	backoff := testutil.Poll(func() bool {
 		select {
 		case <-sent:
 			st = h.Status(g.ID)
@@ -39,10 +40,11 @@ func TestExtensionInASecondHeaderFailsTheDial(t *testing.T) {
 				len(bomb), inflated>>20, st.State, lastError(st))
 		default:
 		}
-		if st = h.Status(g.ID); st.State == gatewayd.StateBackoff {
-			require.Contains(t, lastError(st), "extension")
-			return
-		}
+		st = h.Status(g.ID)
+		return st.State == gatewayd.StateBackoff
+	}, 10*time.Second)
+	if !backoff {
+		t.Fatalf("no BACKOFF: state %s, last_error %q", st.State, lastError(st))
 	}
-	t.Fatalf("no BACKOFF: state %s, last_error %q", st.State, lastError(st))
+	require.Contains(t, lastError(st), "extension")
 }

@@ -53,7 +53,7 @@ func TestEndlessHandshakeHeaderCostsBoundedMemory(t *testing.T) {
 		return io.EOF
 	}, func(net.Conn, *bufio.Reader, []byte) {})
 
-	var peak atomic.Uint64
+	var peak, samples atomic.Uint64
 	stop, sampled := make(chan struct{}), make(chan struct{})
 	runtime.GC()
 	var ms runtime.MemStats
@@ -65,6 +65,7 @@ func TestEndlessHandshakeHeaderCostsBoundedMemory(t *testing.T) {
 		for {
 			runtime.ReadMemStats(&ms)
 			peak.Store(max(peak.Load(), ms.HeapInuse))
+			samples.Add(1)
 			select {
 			case <-stop:
 				return
@@ -74,12 +75,10 @@ func TestEndlessHandshakeHeaderCostsBoundedMemory(t *testing.T) {
 	}()
 	g := addRawGateway(t, h, "endless-header", p.url)
 	// The peer wrote it all (the client read it), or the client gave up.
-	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if written.Load() >= total || h.Status(g.ID).State == gatewayd.StateBackoff {
-			break
-		}
-	}
-	time.Sleep(100 * time.Millisecond) // a few more samples
+	testutil.Poll(func() bool { return written.Load() >= total || h.Status(g.ID).State == gatewayd.StateBackoff }, 30*time.Second)
+	// A few more samples of the heap, taken after that.
+	after := samples.Load() + 5
+	testutil.Eventually(t, func() bool { return samples.Load() >= after }, 10*time.Second, "the heap sampled")
 	close(stop)
 	<-sampled
 	grew := peak.Load() - min(peak.Load(), baseline)

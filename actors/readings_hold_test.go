@@ -19,6 +19,7 @@ import (
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/actors"
 	"github.com/ctcgw/gatewayd/actors/actorstest"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
 // A gateway that dies in the middle of sending a reading (its frame's
@@ -47,16 +48,7 @@ func TestPeerDeadMidReadingFrameFailsOnPongTimeout(t *testing.T) {
 
 	// PONG_TIMEOUT is 1 s: allow ten times that.
 	var st gatewayd.Status
-	ok := false
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		st = h.Status(g.ID)
-		if st.State != gatewayd.StateAuthenticated {
-			ok = true
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	ok := testutil.Poll(func() bool { st = h.Status(g.ID); return st.State != gatewayd.StateAuthenticated }, 10*time.Second)
 	require.True(t, ok, "the gateway stopped answering pings mid-frame 10 s ago and is still %s (last_error %v)", st.State, st.LastError)
 	require.NotNil(t, st.LastError)
 	require.Contains(t, *st.LastError, "no pong within 1s")

@@ -14,6 +14,7 @@ import (
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/actors/actorstest"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 	"github.com/ctcgw/gatewayd/store"
 )
 
@@ -57,10 +58,7 @@ func TestTemperatureBurstOfOneGatewayIsStoredWhole(t *testing.T) {
 	stored := func() int {
 		return count(`SELECT count(*) FROM sensors WHERE gateway_id = $1 AND deleted_at IS NULL AND last_temperature_c = 33.5`)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for stored() < n && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond) // polling the database
-	}
+	testutil.Poll(func() bool { return stored() >= n }, 20*time.Second) // a miss is told below
 	require.Equal(t, gatewayd.StateAuthenticated, h.Status(g.ID).State, "the burst is inside the flood limits")
 	require.Equal(t, n, stored(), "every reported temperature stored (API.md §7: nothing a gateway reports is dropped)")
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/actors/actorstest"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
 // (Found by an audit, helper 9, whose test this is.) API.md §9: the UI "shows the fleet's states live
@@ -38,11 +39,8 @@ func TestFactoryPageGatewayStatesAreLive(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, res.StatusCode)
 	h.WaitState(g.ID, gatewayd.StateDisconnected, 10*time.Second)
 	// The factory page's badge should follow within a few seconds.
-	shown := eval[string](b, badge)
-	for deadline := time.Now().Add(5 * time.Second); shown != "DISCONNECTED" && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond) // polling the page
-		shown = eval[string](b, badge)
-	}
+	var shown string
+	testutil.Poll(func() bool { shown = eval[string](b, badge); return shown == "DISCONNECTED" }, 5*time.Second) // a miss is told below
 	// The page did hear of it: the gateways list (same tab, no reload)
 	// draws it DISCONNECTED at once.
 	b.do("the gateways list", chromedp.Evaluate[chromedp.Void](`location.hash = '#/gateways'`))
