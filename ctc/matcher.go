@@ -25,18 +25,11 @@ func (m *Matcher[T]) Add(v T, now time.Time, timeout time.Duration) {
 	m.queue = append(m.queue, entry[T]{value: v, deadline: now.Add(timeout), timeout: timeout})
 }
 
-// Answer takes the oldest request. ok is false when nobody is waiting
-// (an answer nobody asked for) or when the oldest request had already
-// timed out (a late answer); either way the answer should be dropped.
-func (m *Matcher[T]) Answer() (v T, ok bool) {
-	v, ok, late := m.Take()
-	return v, ok && !late
-}
-
-// Take takes the oldest request, as Answer, and says whether its answer
-// is late (it had timed out): a late answer still tells something of the
-// request (a capture the gateway went on with), though its waiter is
-// gone. ok is false when nobody is waiting.
+// Take takes the oldest request for an answer. ok is false when nobody
+// is waiting (an answer nobody asked for); late is true when the oldest
+// request had already timed out. Either way the answer is not its
+// request's to act on, though a late one still tells something of it (a
+// capture the gateway went on with).
 func (m *Matcher[T]) Take() (v T, ok, late bool) {
 	if len(m.queue) == 0 {
 		return v, false, false

@@ -16,11 +16,12 @@ func TestMatcherFIFO(t *testing.T) {
 	m.Add("c", now, time.Second)
 	assert.Equal(t, 3, m.Pending())
 	for _, want := range []string{"a", "b", "c"} {
-		got, ok := m.Answer()
+		got, ok, late := m.Take()
 		assert.True(t, ok)
+		assert.False(t, late)
 		assert.Equal(t, want, got)
 	}
-	_, ok := m.Answer()
+	_, ok, _ := m.Take()
 	assert.False(t, ok, "an answer nobody asked for")
 }
 
@@ -35,12 +36,15 @@ func TestMatcherTimeoutFailsOnlyItsOwn(t *testing.T) {
 	assert.Equal(t, 1, m.Pending())
 	assert.Empty(t, m.Expire(now.Add(1500*time.Millisecond)), "a request fails once")
 
-	// The late answer to "slow" arrives: it is swallowed, not given to
-	// "patient".
-	_, ok := m.Answer()
-	assert.False(t, ok, "late answer dropped")
-	got, ok := m.Answer()
+	// The late answer to "slow" arrives: it is taken as slow's, late, not
+	// given to "patient".
+	got, ok, late := m.Take()
 	assert.True(t, ok)
+	assert.True(t, late, "late answer")
+	assert.Equal(t, "slow", got)
+	got, ok, late = m.Take()
+	assert.True(t, ok)
+	assert.False(t, late)
 	assert.Equal(t, "patient", got)
 }
 
@@ -57,8 +61,9 @@ func TestMatcherTombstoneIsForgotten(t *testing.T) {
 	_, ok = m.NextDeadline()
 	assert.False(t, ok, "the tombstone is gone after a second timeout")
 	m.Add("fresh", now.Add(3*time.Second), time.Second)
-	got, ok := m.Answer()
+	got, ok, late := m.Take()
 	assert.True(t, ok)
+	assert.False(t, late)
 	assert.Equal(t, "fresh", got)
 }
 
@@ -72,7 +77,7 @@ func TestMatcherCloseFailsAllPending(t *testing.T) {
 	assert.Equal(t, []int{1}, m.Expire(now.Add(2*time.Second)))
 	assert.Equal(t, []int{2, 3}, m.Close(), "close fails the pending, not the tombstone")
 	assert.Equal(t, 0, m.Pending())
-	_, ok := m.Answer()
+	_, ok, _ := m.Take()
 	assert.False(t, ok)
 	assert.Empty(t, m.Close())
 }
@@ -88,25 +93,4 @@ func TestMatcherNextDeadline(t *testing.T) {
 	d, ok := m.NextDeadline()
 	assert.True(t, ok)
 	assert.Equal(t, now.Add(2*time.Second), d)
-}
-
-// Take says whether an answer is late: its request had timed out. The
-// late answer to a TAKE_DYN_READING still tells the actor the gateway
-// went on with the capture.
-func TestMatcherTakeTellsALateAnswer(t *testing.T) {
-	var m Matcher[string]
-	now := time.Now()
-	m.Add("slow", now, time.Second)
-	m.Add("next", now, time.Minute)
-	assert.Equal(t, []string{"slow"}, m.Expire(now.Add(time.Second)))
-	v, ok, late := m.Take()
-	assert.True(t, ok)
-	assert.True(t, late, "slow timed out")
-	assert.Equal(t, "slow", v)
-	v, ok, late = m.Take()
-	assert.Equal(t, "next", v)
-	assert.True(t, ok)
-	assert.False(t, late)
-	_, ok, _ = m.Take()
-	assert.False(t, ok, "nobody waits")
 }
