@@ -63,3 +63,30 @@ func TestUISignIn(t *testing.T) {
 	assert.Empty(t, eval[string](b, `sessionStorage.getItem('gatewayd.token') || ''`))
 	assert.Empty(t, b.problems(), "console errors, exceptions or CSP violations")
 }
+
+// A request sent without a token whose 401 comes back after the user has
+// signed in is retried with the token, not answered with a second sign-in
+// dialog: the fleet's status snapshot (sent up to 3 s after the page
+// opens, when the event stream has not opened) hung behind a dialog the
+// user had already answered, and the fleet page stayed empty (CI, on a
+// loaded box).
+func TestA401ForATokenlessRequestAfterSignInRetries(t *testing.T) {
+	h := harness(t, actorstest.FastConfig())
+	base := serve(t, h, func(o *api.Options) { o.AuthEnabled = true })
+	g, _ := h.Add("late-401")
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	_, secret, err := h.Store.CreateToken(context.Background(), "ui test", gatewayd.RoleViewer, nil)
+	require.NoError(t, err)
+
+	b := newBrowser(t)
+	release := b.holdAnswer("the fleet's snapshot, sent without a token", "*/api/gateways/status",
+		chromedp.Navigate(base+"/"))
+	b.wait("the sign-in dialog", `document.querySelector('#signin')?.open`)
+	b.do("sign in", chromedp.SendKeys(chromedp.CSS(`#signin-token`), secret),
+		chromedp.Click(chromedp.CSS(`#signin button[type=submit]`)))
+	b.wait("signed in", `document.documentElement.dataset.role === 'viewer'`)
+	release() // its 401 arrives now, after the token
+	b.wait("the fleet", `document.querySelector('.row-name[href="#/gateways/`+g.ID.String()+`"]')`)
+	assert.False(t, eval[bool](b, `document.querySelector('#signin').open`), "asked for a token already given")
+	assert.Empty(t, b.problems(), "console errors, exceptions or CSP violations")
+}

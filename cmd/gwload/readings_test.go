@@ -130,7 +130,13 @@ func TestScheduleCountsALostFirstReading(t *testing.T) {
 			_, _ = io.WriteString(w, `{"state":"AUTHENTICATED"}`)
 		case r.Method == "PUT" && strings.HasPrefix(r.URL.Path, "/api/sensors/"):
 			if puts.Add(1) == 2 { // the schedule is set: its readings, as gatewayd would store them
+				// Answered first: the window starts when this answer
+				// arrives, and the inserts below may take a while on a
+				// busy box; timed from before them, sensor B's first
+				// reading could fall before the window.
 				at := time.Now()
+				_, _ = io.WriteString(w, `{}`)
+				w.(http.Flusher).Flush()
 				for _, x := range []struct {
 					sensor uuid.UUID
 					after  time.Duration
@@ -145,6 +151,7 @@ func TestScheduleCountsALostFirstReading(t *testing.T) {
 						VALUES ($1, $2, 'SCHEDULED', 'COMPLETE', $3, $3, $4)`, x.sensor, gateway, req, req.Add(300*time.Millisecond))
 					assert.NoError(t, err)
 				}
+				return
 			}
 			_, _ = io.WriteString(w, `{}`)
 		default:

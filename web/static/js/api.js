@@ -106,7 +106,9 @@ export async function api(method, path, body) {
       throw new ApiError(0, {error: {code: 'NETWORK', message: 'gatewayd cannot be reached'}});
     }
     if (res.status === 401 && /bearer/i.test(res.headers.get('WWW-Authenticate') || '')) {
-      await signIn(t ? 'That token was not accepted (unknown, expired or revoked).' : '');
+      // A token given while this request was out is tried before asking
+      // again: its 401 answers the request's token, not the one now held.
+      if (currentToken() === t) await signIn(t ? 'That token was not accepted (unknown, expired or revoked).' : '');
       continue;
     }
     if (res.status === 204) return null;
