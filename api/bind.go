@@ -749,6 +749,28 @@ func pathID(c *fiber.Ctx) (uuid.UUID, error) {
 	return id, nil
 }
 
+// invalid answers the problems of a request's parts (path id, query,
+// body) together, as API.md §3 asks ("details lists every problem
+// found"): a client told only of a bad id learned of its query's
+// problems one request later. An error that is not a validation error
+// (415, say) is answered alone, and the first one wins, as before.
+func invalid(errs ...error) error {
+	var details []Detail
+	for _, err := range errs {
+		var e *Error
+		if err != nil && (!errors.As(err, &e) || e.Code != "VALIDATION_ERROR") {
+			return err
+		}
+		if e != nil {
+			details = append(details, e.Details...)
+		}
+	}
+	if details == nil {
+		return nil
+	}
+	return validationError(details...)
+}
+
 var digits = regexp.MustCompile(`^[0-9]+$`)
 
 // uuidParam parses a UUID query parameter into *dst.

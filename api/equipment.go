@@ -32,20 +32,17 @@ func (s *server) createEquipment(c *fiber.Ctx) error {
 }
 
 func (s *server) updateEquipment(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
+	id, idErr := pathID(c) // answered with the body's problems, if any
 	b, err := parseBody(c)
 	if err != nil {
-		return err
+		return invalid(idErr, err)
 	}
 	var p store.EquipmentPatch
 	b.reject("factory_id", "cannot be changed")
 	p.Name.Value, p.Name.Set = b.name(false)
 	p.Kind.Value, p.Kind.Set = b.nullableStr("kind", 100)
 	p.Metadata.Value, p.Metadata.Set = b.metadata()
-	if err := b.done(); err != nil {
+	if err := invalid(idErr, b.done()); err != nil {
 		return err
 	}
 	ctx, cancel := s.dbCtx(c)

@@ -33,13 +33,10 @@ func (s *server) createFactory(c *fiber.Ctx) error {
 }
 
 func (s *server) updateFactory(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
+	id, idErr := pathID(c) // answered with the body's problems, if any
 	b, err := parseBody(c)
 	if err != nil {
-		return err
+		return invalid(idErr, err)
 	}
 	var p store.FactoryPatch
 	b.reject("organization_id", "cannot be changed")
@@ -47,7 +44,7 @@ func (s *server) updateFactory(c *fiber.Ctx) error {
 	p.Location.Value, p.Location.Set = b.nullableStr("location", 500)
 	p.Timezone.Value, p.Timezone.Set = b.timezone()
 	p.Metadata.Value, p.Metadata.Set = b.metadata()
-	if err := b.done(); err != nil {
+	if err := invalid(idErr, b.done()); err != nil {
 		return err
 	}
 	ctx, cancel := s.dbCtx(c)

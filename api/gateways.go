@@ -66,13 +66,10 @@ func (s *server) createGateway(c *fiber.Ctx) error {
 }
 
 func (s *server) updateGateway(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
+	id, idErr := pathID(c) // answered with the body's problems, if any
 	b, err := parseBody(c)
 	if err != nil {
-		return err
+		return invalid(idErr, err)
 	}
 	var p store.GatewayPatch
 	b.reject("factory_id", "cannot be changed")
@@ -87,6 +84,9 @@ func (s *server) updateGateway(c *fiber.Ctx) error {
 	p.DesiredState.Value, p.DesiredState.Set = b.desiredState()
 	p.Metadata.Value, p.Metadata.Set = b.metadata()
 	bodyErr := b.done()
+	if idErr != nil { // no gateway to check the password rule against
+		return invalid(idErr, bodyErr)
+	}
 	ctx, cancel := s.dbCtx(c)
 	defer cancel()
 	// The password rule needs the stored gateway; it is checked even when

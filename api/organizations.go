@@ -29,18 +29,15 @@ func (s *server) createOrganization(c *fiber.Ctx) error {
 }
 
 func (s *server) updateOrganization(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
+	id, idErr := pathID(c) // answered with the body's problems, if any
 	b, err := parseBody(c)
 	if err != nil {
-		return err
+		return invalid(idErr, err)
 	}
 	var p store.OrganizationPatch
 	p.Name.Value, p.Name.Set = b.name(false)
 	p.Metadata.Value, p.Metadata.Set = b.metadata()
-	if err := b.done(); err != nil {
+	if err := invalid(idErr, b.done()); err != nil {
 		return err
 	}
 	ctx, cancel := s.dbCtx(c)

@@ -76,10 +76,7 @@ func (s *server) discardReading(ctx context.Context, id uuid.UUID) {
 }
 
 func (s *server) sensorReadings(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
+	id, idErr := pathID(c) // answered with the query's problems, if any
 	var f store.ReadingFilter
 	page, err := pageQuery(c, map[string]func(string) string{
 		"status": func(v string) string {
@@ -93,7 +90,7 @@ func (s *server) sensorReadings(c *fiber.Ctx) error {
 		"since": timeParam(&f.Since),
 		"until": timeParam(&f.Until),
 	})
-	if err != nil {
+	if err := invalid(idErr, err); err != nil {
 		return err
 	}
 	ctx, cancel := s.dbCtx(c)
@@ -183,18 +180,15 @@ func (s *server) waveform(c *fiber.Ctx) error {
 // unless ?axis= says otherwise): Hann window, corrected for its coherent
 // gain, so a sine of amplitude A peaks at A.
 func (s *server) spectrum(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
+	id, idErr := pathID(c) // answered with the query's problems, if any
 	axis := "x"
-	if err := plainQuery(c, map[string]func(string) string{"axis": func(v string) string {
+	if err := invalid(idErr, plainQuery(c, map[string]func(string) string{"axis": func(v string) string {
 		if v != "x" && v != "y" && v != "z" {
 			return "must be x, y or z"
 		}
 		axis = v
 		return ""
-	}}); err != nil {
+	}})); err != nil {
 		return err
 	}
 	w, err := s.loadWaveform(c, id)

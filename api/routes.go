@@ -27,7 +27,7 @@ func (s *server) routes(app *fiber.App, table []route) {
 	for _, r := range table {
 		h := r.handler
 		if (r.method == fiber.MethodPost || r.method == fiber.MethodDelete) && !takesBody(r) {
-			h = noBody(h) // a GET's body means nothing anywhere; these are actions
+			h = noBody(h, strings.Contains(r.path, "/:id")) // a GET's body means nothing anywhere; these are actions
 		}
 		app.Add(r.method, r.path, s.authorize(r.need), h)
 		if hasHead(r) {
@@ -55,20 +55,25 @@ func takesBody(r route) bool {
 // noBody refuses a body on a route that takes none, as an unknown field
 // is refused where there is a body (API.md: a typo is never silently
 // ignored): {"force": true} on connect was accepted and meant nothing.
-// Whitespace and an empty object are no body.
-func noBody(next fiber.Handler) fiber.Handler {
+// Whitespace and an empty object are no body. On a route with an id, a
+// bad id is answered with the body's problems.
+func noBody(next fiber.Handler, hasID bool) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if len(bytes.TrimSpace(c.Request().Body())) == 0 {
 			return next(c)
 		}
 		b, err := parseBody(c)
-		if err != nil {
-			return err
+		if err == nil {
+			err = b.done()
 		}
-		if err := b.done(); err != nil {
-			return err
+		if err == nil {
+			return next(c)
 		}
-		return next(c)
+		if hasID {
+			_, idErr := pathID(c)
+			return invalid(idErr, err)
+		}
+		return err
 	}
 }
 

@@ -33,14 +33,11 @@ func (s *server) listSensors(c *fiber.Ctx) error {
 // gatewaySensors lists one gateway's sensors; an unknown gateway is 404,
 // not an empty list.
 func (s *server) gatewaySensors(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
+	id, idErr := pathID(c) // answered with the query's problems, if any
 	// The filters of GET /api/sensors but the gateway, which the path
 	// names (API.md: "same, one gateway").
 	page, found, err := listQuery(c, "equipment_id", "factory_id")
-	if err != nil {
+	if err := invalid(idErr, err); err != nil {
 		return err
 	}
 	ctx, cancel := s.dbCtx(c)
@@ -59,20 +56,17 @@ func (s *server) gatewaySensors(c *fiber.Ctx) error {
 }
 
 func (s *server) updateSensor(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
+	id, idErr := pathID(c) // answered with the body's problems, if any
 	b, err := parseBody(c)
 	if err != nil {
-		return err
+		return invalid(idErr, err)
 	}
 	var p store.SensorPatch
 	p.Name.Value, p.Name.Set = b.name(false)
 	p.EquipmentID.Value, p.EquipmentID.Set = b.nullableUUID("equipment_id")
 	p.ReadingInterval.Value, p.ReadingInterval.Set = b.readingInterval()
 	p.Metadata.Value, p.Metadata.Set = b.metadata()
-	if err := b.done(); err != nil {
+	if err := invalid(idErr, b.done()); err != nil {
 		return err
 	}
 	ctx, cancel := s.dbCtx(c)
