@@ -93,8 +93,8 @@ Readings: every sample of an axis, in g, at rate = ReadRate:
   at 25600 Hz, on an exact FFT bin (3.125 Hz). A sensor added with a lower
   ReadRate gets each f halved until it is below ReadRate/2.56.
 
-  So a reading's summary, per axis (the noise adds under 0.00003 g to rms
-  and up to 0.005 g to peak):
+  So a reading's summary, per axis (the noise moves rms by under 0.0002 g
+  and adds up to 0.006 g to peak):
     mean                 = offset
     rms (mean removed)   = A/√2
     peak                 ≈ A, crest factor ≈ √2 = 1.414
