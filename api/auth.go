@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -117,18 +118,46 @@ func (t *tokens) fetch(ctx context.Context, hash [sha256.Size]byte) (cachedToken
 		}
 		entry := cachedToken{hash: hash, token: tok, found: found, until: time.Now().Add(t.ttl),
 			label: tok.Name + " (" + tok.ID.String() + ")"}
-		t.mu.Lock()
-		if len(t.cache) >= maxCachedTokens {
-			clear(t.cache)
-		}
-		t.cache[hash] = entry
-		t.mu.Unlock()
+		t.put(entry)
 		return entry, nil
 	})
 	if err != nil {
 		return cachedToken{}, err
 	}
 	return v.(cachedToken), nil
+}
+
+// put caches a lookup. A full cache first drops the lookups of unknown
+// tokens: a client trying made-up tokens emptied it, and with it the
+// confirmations that carry real tokens through a database outage (stale;
+// found by an audit, helper 4). Only when confirmed tokens still fill half
+// of it is it emptied, so the scan runs at most once per half a cache of
+// lookups.
+func (t *tokens) put(entry cachedToken) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.cache) >= maxCachedTokens {
+		maps.DeleteFunc(t.cache, func(_ [sha256.Size]byte, e cachedToken) bool { return !e.found })
+		if len(t.cache) >= maxCachedTokens/2 {
+			clear(t.cache)
+		}
+	}
+	t.cache[entry.hash] = entry
+}
+
+// revoked applies a revocation this process wrote to its cached lookups of
+// the token at once: left to expire, an entry the database then could not
+// refresh would have kept the token good through an outage (stale; found
+// by an audit, helper 4).
+func (t *tokens) revoked(tok gatewayd.Token) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, e := range t.cache {
+		if e.found && e.token.ID == tok.ID {
+			e.token = tok
+			t.cache[k] = e
+		}
+	}
 }
 
 // errDatabaseDown stands for the probe's answer where no lookup was made.

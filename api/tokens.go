@@ -73,8 +73,12 @@ func (s *server) revokeToken(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.dbCtx(c)
 	defer cancel()
-	if _, err := s.store.RevokeToken(ctx, id); err != nil {
+	tok, err := s.store.RevokeToken(ctx, id)
+	if err != nil {
 		return scoped(err, resToken, "")
+	}
+	if s.auth != nil {
+		s.auth.revoked(tok)
 	}
 	return c.SendStatus(fiber.StatusNoContent)
 }
