@@ -148,7 +148,14 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 		s := newSupervisor(d, n)
 		s.stopped = stopped
 		return s
-	}, actor.WithDispatcher(d.dispatch)), "supervisor")
+	}, actor.WithDispatcher(d.dispatch),
+		// Spawned from the root, the supervisor's own failures went to
+		// Proto.Actor's default rule (10 restarts in 10 s): the 11th
+		// stopped it for good, and every gateway with it, while the
+		// runtime still said ready (found by an audit, helper 5). A
+		// failure restarts it whatever came before; the failing message
+		// is dropped, and started() rebuilds its children from the store.
+		actor.WithGuardian(actor.NewRestartingStrategy())), "supervisor")
 	if err != nil {
 		panic(fmt.Sprintf("spawn supervisor: %v", err)) // a fresh system has no such name
 	}
