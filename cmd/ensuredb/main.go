@@ -39,7 +39,9 @@ func main() {
 		fail("DATABASE_URL cannot be parsed")
 	}
 	name := strings.TrimPrefix(u.Path, "/")
-	admin := *u
+	// pool_max_conns and the like were sent to the server, which refused
+	// them: a PostgreSQL that answers was taken for one that does not.
+	admin := config.OneConnection(*u)
 	admin.Path = "/postgres"
 	if *check {
 		*wait = 0

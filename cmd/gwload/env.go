@@ -28,6 +28,7 @@ import (
 
 	"github.com/ctcgw/gatewayd/ctc"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"github.com/ctcgw/gatewayd/internal/config"
 	"github.com/ctcgw/gatewayd/internal/logging"
 	"github.com/ctcgw/gatewayd/store"
 )
@@ -148,6 +149,7 @@ func (e *env) admin(ctx context.Context, sql string) error {
 	if err != nil {
 		return fmt.Errorf("database URL: %w", err)
 	}
+	u = config.OneConnection(*u)
 	u.Path = "/postgres"
 	conn, err := pgx.Connect(ctx, u.String())
 	if err != nil {

@@ -97,6 +97,21 @@ type Gateway struct {
 	ReadingTimeout        time.Duration
 }
 
+// OneConnection is a DATABASE_URL for a single connection (pgx.Connect):
+// without pgxpool's own query parameters (pool_max_conns, …), which
+// DATABASE_URL may carry and a single connection would send to the server
+// as settings it refuses ("unrecognized configuration parameter").
+func OneConnection(u url.URL) *url.URL {
+	q := u.Query()
+	for k := range q {
+		if strings.HasPrefix(k, "pool_") {
+			q.Del(k)
+		}
+	}
+	u.RawQuery = q.Encode()
+	return &u
+}
+
 // DefaultDatabaseURL is DATABASE_URL's default: the local PostgreSQL of a
 // developer's machine. It is written here only; scripts ask the binary.
 const DefaultDatabaseURL = "postgres://postgres:postgres@127.0.0.1:5432/gatewayd?sslmode=disable"

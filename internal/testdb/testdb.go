@@ -121,7 +121,7 @@ func classOf(b []byte) int32 { return int32(binary.BigEndian.Uint32(b)) }
 // Open connects to the server at BaseURL and opens the template for these
 // migrations, building it if the server has none. Most tests use Run.
 func Open(ctx context.Context) (*Template, error) {
-	base, err := url.Parse(BaseURL())
+	raw, err := url.Parse(BaseURL())
 	if err != nil {
 		return nil, fmt.Errorf("parse database URL: %w", err)
 	}
@@ -129,6 +129,7 @@ func Open(ctx context.Context) (*Template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hash the migrations: %w", err)
 	}
+	base := config.OneConnection(*raw) // its copies' URLs serve single connections too
 	t := &Template{base: base, name: Prefix + hash + "_t", prefix: Prefix + hash, class: class, next: 1}
 	if t.locks, err = pgx.Connect(ctx, t.url("postgres")); err != nil {
 		return nil, fmt.Errorf("connect to maintenance database: %w", err)
