@@ -130,10 +130,14 @@ func demo(ctx context.Context, c *client, o options, sims []simGateway, out io.W
 		case existing != nil:
 			// Already registered: set the credentials again, so they are
 			// sealed with this .env's key even if it changed since, and
-			// make sure it is meant to be connected.
+			// connect it. A PUT repeating the stored credentials keeps a
+			// refusal (README), and a refusal from an earlier run, whose
+			// simulator was told to refuse, would fail every later demo.
 			id := existing["id"].(string)
-			creds["desired_state"] = "CONNECTED"
 			if err := c.call(ctx, "PUT", "/gateways/"+id, creds, 200, nil); err != nil {
+				return fmt.Errorf("gateway %s: %w", g.name, err)
+			}
+			if err := c.call(ctx, "POST", "/gateways/"+id+"/connect", nil, 202, nil); err != nil {
 				return fmt.Errorf("gateway %s: %w", g.name, err)
 			}
 			fmt.Fprintf(out, "demo: %s already registered; credentials refreshed\n", g.name)
