@@ -390,7 +390,18 @@ func (s *supervisor) apply(c actor.Context, t gatewayd.Target) {
 		return
 	}
 	changed := old.Credentials.Differs(t.Credentials) || old.Desired != t.Desired
-	rec.w.set(func(w *wanted) { w.target = t })
+	rec.w.set(func(w *wanted) {
+		w.target = t
+		if changed {
+			// New credentials or a new desired state forget a refusal
+			// (README). One restored at start waited here for an actor
+			// when the password could not be decrypted (no actor took
+			// it), and the actor spawned for the new password went on
+			// from it: AUTH_FAILED, no login tried (found by an audit,
+			// helper 6).
+			w.before = nil
+		}
+	})
 	st := rec.status
 	st.FactoryID, st.GatewayID, st.Name = t.FactoryID, t.GatewayID, t.Name
 	s.setStatus(rec, st)
