@@ -495,6 +495,33 @@ func TestServeWithoutItsPortLeavesReadingsAlone(t *testing.T) {
 	assert.Equal(t, "RUNNING", status, "the reading is another process's")
 }
 
+// A DEBUG_ADDR whose port is taken stops serve before it touches the
+// database, as the API's port does: DEBUG_ADDR=localhost:P beside
+// API_HOST=127.0.0.1 API_PORT=P passes the configuration check (not the
+// same spelling) and stopped the process only after the migrations had
+// run. (Found by an audit, helper 6.)
+func TestServeWithoutItsDebugPortLeavesTheDatabaseAlone(t *testing.T) {
+	t.Parallel()
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	apiPort := free.Addr().(*net.TCPAddr).Port
+	require.NoError(t, free.Close())
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer taken.Close()
+	// A database that never answers: a start that asked it first would
+	// wait its 30 s for it, and then fail for want of it.
+	env := []string{"ENCRYPTION_KEY=" + key, "DATABASE_URL=postgres://postgres@127.0.0.1:1/none",
+		"API_HOST=127.0.0.1", fmt.Sprint("API_PORT=", apiPort),
+		fmt.Sprint("DEBUG_ADDR=localhost:", taken.Addr().(*net.TCPAddr).Port)}
+	var out, errb bytes.Buffer
+	code := run([]string{"serve"}, env, &out, &errb)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errb.String(), "listen on DEBUG_ADDR")
+	assert.NotContains(t, out.String()+errb.String(), logging.APIStarting,
+		"stopped before the database was asked (the start logs this just before it asks)")
+}
+
 // A database that takes no writes (a standby) stops serve at its first
 // write with a hint that says so, not that PostgreSQL does not answer.
 func TestServeOnAReadOnlyDatabase(t *testing.T) {

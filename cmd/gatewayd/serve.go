@@ -139,6 +139,16 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 			_ = tcp.Close()
 		}
 	}()
+	// DEBUG_ADDR's port too, for the same reason: one the configuration
+	// check cannot see is the API's (localhost against 127.0.0.1, say)
+	// stopped the process only after the migrations had run.
+	if cfg.DebugAddr != "" {
+		stop, err := serveDebug(cfg.DebugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	// Until the API proper serves, health and ready answer (and every
 	// other route 503s, saying what the start waits for) rather than
 	// leaving clients hanging while the database is waited for.
@@ -191,13 +201,6 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	}
 	policy := netguard.NewPolicy(cfg.AllowedNetworks)
 	st := store.New(pool, sealer)
-	if cfg.DebugAddr != "" {
-		stop, err := serveDebug(cfg.DebugAddr, log)
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
 	if cfg.WaveformRetention > 0 {
 		stop := startRetention(st, cfg.WaveformRetention, time.Hour, log)
 		defer stop()
