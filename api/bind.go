@@ -752,20 +752,26 @@ func pathID(c *fiber.Ctx) (uuid.UUID, error) {
 // invalid answers the problems of a request's parts (path id, query,
 // body) together, as API.md §3 asks ("details lists every problem
 // found"): a client told only of a bad id learned of its query's
-// problems one request later. An error that is not a validation error
-// (415, say) is answered alone, and the first one wins, as before.
+// problems one request later. Past an error that is not a validation
+// error (415, say) the rest could not be read: the first problem is
+// answered alone, as before.
 func invalid(errs ...error) error {
+	var first error
 	var details []Detail
 	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		if first == nil {
+			first = err
+		}
 		var e *Error
-		if err != nil && (!errors.As(err, &e) || e.Code != "VALIDATION_ERROR") {
-			return err
+		if !errors.As(err, &e) || e.Code != "VALIDATION_ERROR" {
+			return first
 		}
-		if e != nil {
-			details = append(details, e.Details...)
-		}
+		details = append(details, e.Details...)
 	}
-	if details == nil {
+	if first == nil {
 		return nil
 	}
 	return validationError(details...)
