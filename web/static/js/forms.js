@@ -2,7 +2,7 @@
 // novalidate; what the API says about a field is shown next to it), and
 // edits that send only what changed.
 
-import {h, toast} from './dom.js';
+import {h, setText, toast} from './dom.js';
 import {ApiError, RawJSON, jsonText} from './api.js';
 
 let seq = 0;
@@ -15,11 +15,13 @@ let seq = 0;
 //
 // buildForm({fields, values, mode: 'create'|'edit', submit, onSubmit})
 // returns the form element; onSubmit(body) is awaited and its ApiError is
-// shown on the form.
+// shown on the form. form.update(values) takes newer stored values.
 export function buildForm({fields, values = {}, mode = 'create', submit, onSubmit, cls = ''}) {
   const id = 'form' + (++seq);
   const inputs = new Map();
   const errors = new Map();
+  const hints = new Map();
+  const touched = new Set(); // fields the user changed since the form was built or saved
   const visible = fields.filter(f => f && !(mode === 'create' && f.edit) && !(mode === 'edit' && f.create));
   const formError = h('div', {class: 'form-error', role: 'alert', hidden: true});
   const button = h('button', {type: 'submit', class: 'btn btn-primary', text: submit || (mode === 'create' ? 'Create' : 'Save changes')});
@@ -48,8 +50,10 @@ export function buildForm({fields, values = {}, mode = 'create', submit, onSubmi
     }
     if (f.required && mode === 'create') input.setAttribute('aria-required', 'true');
     input.setAttribute('aria-describedby', [hint && hint.id, err.id].filter(Boolean).join(' '));
+    input.addEventListener('input', () => touched.add(f.name));
     inputs.set(f.name, input);
     errors.set(f.name, err);
+    if (hint) hints.set(f.name, hint);
     const label = h('label', {for: fid}, f.label, f.required && mode === 'create' ? h('span', {class: 'req', 'aria-hidden': 'true', text: ' *'}) : null);
     form.append(h('div', {class: 'field' + (f.wide ? ' field-wide' : ''), dataset: {field: f.name}}, label, input, hint, err));
   }
@@ -114,6 +118,32 @@ export function buildForm({fields, values = {}, mode = 'create', submit, onSubmi
     }
   });
   form.inputs = inputs;
+
+  // update shows newer stored values (a live event's re-read, or the
+  // answer to this form's own save: saved) in place. Rebuilding the form
+  // on every event lost what was being typed, the API's errors next to
+  // the fields and the focus (found by an audit, helper 7). A field the
+  // user changed keeps what they typed until a save takes it; the others
+  // show the new value; edits are measured against the new values from
+  // then on. Given fields (the same names) bring new hints and options.
+  form.update = (next, {saved = false, fields: nextFields} = {}) => {
+    for (const f of visible) {
+      const input = inputs.get(f.name);
+      const nf = nextFields?.find(x => x && x.name === f.name);
+      if (nf?.hint && hints.has(f.name)) setText(hints.get(f.name), nf.hint);
+      const keep = !saved && touched.has(f.name);
+      if (f.type === 'select' && Array.isArray(nf?.options)) {
+        const chosen = input.value;
+        input.replaceChildren(...nf.options.map(([v, label]) => h('option', {value: v, text: label})));
+        input.value = keep ? chosen : initial(f, next);
+      } else if (!keep) {
+        const v = initial(f, next);
+        if (input.value !== v) input.value = v;
+      }
+    }
+    if (saved) touched.clear();
+    values = next;
+  };
   return form;
 }
 
@@ -165,13 +195,14 @@ function collect(fields, inputs, values, mode) {
 }
 
 // confirmButton is a two-step button: the first press asks, the second does.
+// question may be a function, asked each time: a name can change on screen.
 export function confirmButton(label, question, action) {
   const box = h('div', {class: 'confirm'});
   const start = h('button', {type: 'button', class: 'btn btn-danger', text: label});
   const ask = () => {
     const yes = h('button', {type: 'button', class: 'btn btn-danger', text: 'Yes, ' + label.toLowerCase()});
     const no = h('button', {type: 'button', class: 'btn', text: 'Cancel'});
-    const q = h('p', {class: 'confirm-q', text: question});
+    const q = h('p', {class: 'confirm-q', text: typeof question === 'function' ? question() : question});
     box.replaceChildren(q, yes, no);
     no.addEventListener('click', () => {
       box.replaceChildren(start);

@@ -43,6 +43,7 @@ export function gatewayPage(main, id, scope) {
 
   let gw = null;
   let st = null;
+  let form = null; // the edit form
 
   const drawStatus = () => {
     if (!st) return;
@@ -79,17 +80,26 @@ export function gatewayPage(main, id, scope) {
       ['Created', fmtTime(gw.created_at)],
       ['Updated', fmtTime(gw.updated_at)],
     ]));
+    // A gateway.updated (any client's connect or disconnect is one)
+    // updates the edit form in place, keeping what is being typed.
+    if (form) {
+      form.update(gw);
+      return;
+    }
     const fields = RES.gateways.fields().map(f => f.name === 'password'
       ? {...f, hint: 'Leave empty to keep the stored one. Needed when the URL or login changes.'} : f);
+    const built = buildForm({fields, values: gw, mode: 'edit', onSubmit: async b => {
+      gw = await api('PUT', '/gateways/' + id, b);
+      built.update(gw, {saved: true});
+      names.forget('gateways');
+      toast('Saved ' + gw.name);
+      drawGateway();
+    }});
+    form = built;
     clear(settings).append(
-      section('Edit', 'edit-h', buildForm({fields, values: gw, mode: 'edit', onSubmit: async b => {
-        gw = await api('PUT', '/gateways/' + id, b);
-        names.forget('gateways');
-        toast('Saved ' + gw.name);
-        drawGateway();
-      }})),
+      section('Edit', 'edit-h', form),
       h('section', {class: 'panel panel-danger', 'aria-labelledby': 'del-h'}, h('h2', {id: 'del-h', text: 'Delete'}),
-        confirmButton('Delete', `Delete ${gw.name}? Its connection is closed and its sensors are deleted with it (their readings stay readable by id).`, async () => {
+        confirmButton('Delete', () => `Delete ${gw.name}? Its connection is closed and its sensors are deleted with it (their readings stay readable by id).`, async () => {
           await api('DELETE', '/gateways/' + id);
           toast('Deleted ' + gw.name);
           location.hash = '#/gateways';

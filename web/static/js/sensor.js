@@ -41,6 +41,7 @@ export function sensorPage(main, id, q, scope) {
   // tell of the reading's end before its POST's answer arrives.
   let posting = null;
   let plots = null; // the Scope of the charts on screen
+  let form = null; // the Settings form
 
   const drawSensor = async () => {
     document.title = `${sensor.name || sensor.serial} · sensor · gatewayd`;
@@ -75,20 +76,33 @@ export function sensorPage(main, id, q, scope) {
       ['First seen', fmtTime(sensor.first_seen_at)],
       ['Last seen', fmtTime(sensor.last_seen_at)],
     ]));
-    clear(settings).append(section('Settings', 'set-h', buildForm({
-      mode: 'edit', values: sensor, fields: [
-        {name: 'name', label: 'Name', maxlength: 255},
-        mine && {name: 'equipment_id', label: 'Equipment', type: 'select', nullable: true, options: [['', 'None'], ...mine],
-          hint: mine.length ? 'Equipment of this gateway’s factory' : 'The factory has no equipment yet'},
-        {name: 'reading_interval', label: 'Reading interval', nullable: true, maxlength: 32, placeholder: 'off',
-          hint: 'How often to take a reading: 15m, 1h, 2d… (at least 1m); empty turns it off'},
-        {name: 'metadata', label: 'Metadata (a JSON object)', type: 'json'},
-      ],
+    const fields = [
+      {name: 'name', label: 'Name', maxlength: 255},
+      mine && {name: 'equipment_id', label: 'Equipment', type: 'select', nullable: true, options: [['', 'None'], ...mine],
+        hint: mine.length ? 'Equipment of this gateway’s factory' : 'The factory has no equipment yet'},
+      {name: 'reading_interval', label: 'Reading interval', nullable: true, maxlength: 32, placeholder: 'off',
+        hint: 'How often to take a reading: 15m, 1h, 2d… (at least 1m); empty turns it off'},
+      {name: 'metadata', label: 'Metadata (a JSON object)', type: 'json'},
+    ];
+    // A live event (each temperature is one) updates the form in place,
+    // keeping what is being typed; it is built anew only when its fields
+    // differ: the equipment field comes and goes with whether the
+    // machines could be read.
+    const same = form && fields.filter(Boolean).map(f => f.name).join() === [...form.inputs.keys()].join();
+    if (same) {
+      form.update(sensor, {fields});
+      return;
+    }
+    const built = buildForm({
+      mode: 'edit', values: sensor, fields,
       onSubmit: async b => {
         sensor = await api('PUT', '/sensors/' + id, b);
+        built.update(sensor, {saved: true});
         toast('Saved');
         drawSensor();
-      }})));
+      }});
+    form = built;
+    clear(settings).append(section('Settings', 'set-h', form));
   };
 
   const loadSensor = async () => {
