@@ -201,12 +201,26 @@ export function sensorPage(main, id, q, scope) {
 
     let wave = null;
     let axisScope = null;
+    // plot draws the chosen axis; what keeps it from doing so is said in
+    // the plots' place. A COMPLETE reading whose samples retention
+    // deleted (404 WAVEFORM_NOT_FOUND) keeps its summary (API.md §8): the
+    // 404 replaced the whole panel, summary and all (found by an audit,
+    // helper 7).
     async function plot() {
       if (axisScope) axisScope.end();
       axisScope = new Scope();
       mine.add(() => axisScope.end());
       const s = axisScope;
       clear(plotsBox).append(h('p', {class: 'muted', text: 'Loading the samples…'}));
+      try {
+        await draw(s);
+      } catch (e) {
+        if (!s.alive) return;
+        axes.hidden = e.status === 404; // no samples: no axis to choose
+        clear(plotsBox).append(h('p', {class: 'form-error', text: e instanceof ApiError ? e.text() : String(e)}));
+      }
+    }
+    async function draw(s) {
       wave = wave || await api('GET', `/readings/${r.id}/waveform`);
       const spec = await api('GET', `/readings/${r.id}/spectrum?axis=${axis}`);
       if (!s.alive) return;
