@@ -234,15 +234,16 @@ export function sensorPage(main, id, q, scope) {
       // The spectrum goes up to half the sample rate; what matters is
       // usually far below. It opens on 0–1 kHz (the ISO 20816 band), or
       // four times the highest dominant frequency; drag to zoom,
-      // double-click for all of it.
+      // double-click for all of it, or the buttons above it.
       const fs = spec.frequency_hz;
       const top = Math.max(...AXES.map(a => r.summary[a]?.dominant_frequency_hz || 0));
       const xMax = Math.min(fs[fs.length - 1] || 0, Math.max(1000, 4 * top)) || undefined;
       const f = figure(`Spectrum, ${axis.toUpperCase()} axis (amplitude in g over Hz; drag to zoom, double-click for all)`,
         `Amplitude spectrum of the ${axis} axis up to ${fmtNum(spec.frequency_hz[spec.frequency_hz.length - 1] || 0)} Hz; strongest above 2 Hz at ${fmtNum(sum.dominant_frequency_hz, 1)} Hz`);
       clear(plotsBox).append(w.el, f.el);
-      await chart(w.box, {x: t, y: ys, xLabel: 'ms', yLabel: 'g', scope: s});
-      await chart(f.box, {x: fs, y: spec.amplitude, xLabel: 'Hz', yLabel: 'g', scope: s, xMax});
+      await chart(w.box, {x: t, y: ys, xLabel: 'ms', yLabel: 'g', scope: s, controls: w.controls});
+      const opens = xMax && xMax < fs[fs.length - 1] ? [[`0–${fmtNum(xMax / 1000, 1)} kHz`, fs[0], xMax]] : [];
+      await chart(f.box, {x: fs, y: spec.amplitude, xLabel: 'Hz', yLabel: 'g', scope: s, xMax, controls: f.controls, presets: opens});
       plotsBox.dataset.drawn = axis;
     }
     await plot();
