@@ -50,7 +50,7 @@ func BenchmarkGatewayMemory(b *testing.B) {
 		}, time.Minute, 50*time.Millisecond, "every gateway in BACKOFF")
 		total += float64(liveHeap()-before) / n
 		rounds++
-		rt.GatewaysRemoved(ids)
+		rt.GatewaysRemoved(ids, nil)
 		require.Eventually(b, func() bool {
 			count, _ := rt.Counts()
 			return count == 0

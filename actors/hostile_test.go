@@ -470,7 +470,7 @@ func TestIntakeIsGivenBackWhenAConnectionDrops(t *testing.T) {
 		eventually(t, func() bool { return sg.PushReading(1) == 1 }, 10*time.Second, "pushed")
 		sg.PushReading(1)
 	}
-	h.Runtime.GatewaysRemoved(ids)
+	h.Runtime.GatewaysRemoved(ids, nil)
 	eventually(t, func() bool { return actors.IntakeHeld(h.Runtime) == 0 }, 10*time.Second, "removed: the intake empty again")
 }
 

@@ -85,7 +85,7 @@ func TestRemovedGatewaysGiveTheirMemoryBack(t *testing.T) {
 			return true
 		}, 30*time.Second, 20*time.Millisecond)
 		peak := liveHeap()
-		rt.GatewaysRemoved(ids)
+		rt.GatewaysRemoved(ids, nil)
 		// The actors stop asynchronously; poll until the heap is back
 		// near where it was, or give up and report.
 		deadline := time.Now().Add(10 * time.Second)

@@ -23,7 +23,10 @@ type (
 	}
 	// upsertGateway: a gateway was created or changed through the API.
 	upsertGateway struct{ target gatewayd.Target }
-	stopGateways  struct{ ids []uuid.UUID }
+	stopGateways  struct {
+		ids  []uuid.UUID
+		then func() // run by the supervisor once they are removed (nil: nothing)
+	}
 )
 
 // Requests the Runtime waits for an answer to; each carries its answer.

@@ -320,7 +320,7 @@ func TestDeleteClosesWith1000AndForgets(t *testing.T) {
 	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	_, err := h.Store.DeleteGateway(context.Background(), g.ID)
 	require.NoError(t, err)
-	h.Runtime.GatewaysRemoved([]uuid.UUID{g.ID})
+	h.Runtime.GatewaysRemoved([]uuid.UUID{g.ID}, nil)
 	eventually(t, func() bool { return sg.Stats().Open == 0 }, 2*time.Second, "closed")
 	assert.Equal(t, []int{1000}, sg.Stats().CloseCodes)
 	_, err = h.Runtime.Status(context.Background(), g.ID)
@@ -583,7 +583,7 @@ func TestNoGoroutineLeftBehind(t *testing.T) {
 		h.WaitState(id, gatewayd.StateAuthenticated, 5*time.Second)
 	}
 	assert.Greater(t, goroutinesButPgx(), baseline)
-	h.Runtime.GatewaysRemoved(ids)
+	h.Runtime.GatewaysRemoved(ids, nil)
 	deadline := time.Now().Add(5 * time.Second)
 	for goroutinesButPgx() > baseline && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)

@@ -100,7 +100,7 @@ func TestGatewayAddedAgainWhileItsOldActorWaitsToStop(t *testing.T) {
 
 	// One message after the other: the last one's old actor is behind
 	// maxStopping others when it is added again.
-	rt.GatewaysRemoved(ids)
+	rt.GatewaysRemoved(ids, nil)
 	again := gatewayd.Target{ID: last, FactoryID: uuid.New(), GatewayID: "again", Name: "added again",
 		Desired:     gatewayd.DesiredDisconnected,
 		Credentials: gatewayd.Credentials{URL: "ws://127.0.0.1:9/none", Email: "e@example.com", Password: "p"}}

@@ -89,6 +89,9 @@ func (s *supervisor) Receive(c actor.Context) {
 			s.remove(c, id)
 		}
 		s.removedMany(len(m.ids))
+		if m.then != nil {
+			m.then()
+		}
 	case *connectGateway:
 		s.connect(c, m.id, m.ans)
 	case *disconnectGateway:

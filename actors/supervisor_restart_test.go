@@ -124,7 +124,7 @@ func TestDeletedGatewayStaysDeletedAcrossSupervisorRestart(t *testing.T) {
 	// The gateway is deleted, as the API does it.
 	_, err = st.DeleteGateway(ctx, g.ID)
 	require.NoError(t, err)
-	rt.GatewaysRemoved([]uuid.UUID{g.ID})
+	rt.GatewaysRemoved([]uuid.UUID{g.ID}, nil)
 	eventually(t, func() bool {
 		_, err := rt.Status(ctx, g.ID)
 		return errors.Is(err, gatewayd.ErrNotFound) && sg.Stats().Open == 0

@@ -44,7 +44,7 @@ func TestStaleReadDoesNotResurrectARemovedGateway(t *testing.T) {
 	require.NoError(t, err)
 
 	staleRead := time.Now()
-	rt.GatewaysRemoved([]uuid.UUID{conn.ID})
+	rt.GatewaysRemoved([]uuid.UUID{conn.ID}, nil)
 	rt.d.root.Send(rt.supervisor, &converge{targets: []gatewayd.Target{conn}, readAt: staleRead})
 	_, err = rt.Status(context.Background(), conn.ID)
 	require.True(t, errors.Is(err, gatewayd.ErrNotFound), "resurrected: %v", err)
@@ -60,7 +60,7 @@ func TestStaleReadDoesNotResurrectARemovedGateway(t *testing.T) {
 	// runtime yet.
 	unheard := conn
 	unheard.ID = uuid.New()
-	rt.GatewaysRemoved([]uuid.UUID{unheard.ID})
+	rt.GatewaysRemoved([]uuid.UUID{unheard.ID}, nil)
 	rt.GatewayStarted(unheard)
 	_, err = rt.Status(context.Background(), unheard.ID)
 	require.True(t, errors.Is(err, gatewayd.ErrNotFound), "started after its removal: %v", err)
@@ -153,7 +153,7 @@ func TestConvergeKeepsWhatCameAfterItsRead(t *testing.T) {
 	_, err = rt.Status(ctx, added.ID)
 	assert.NoError(t, err, "a read older than the gateway does not remove it")
 
-	rt.GatewaysRemoved([]uuid.UUID{removed.ID})
+	rt.GatewaysRemoved([]uuid.UUID{removed.ID}, nil)
 	_, err = rt.Status(ctx, removed.ID) // after the removal, in the same mailbox
 	require.ErrorIs(t, err, gatewayd.ErrNotFound)
 	converge(time.Now(), changed, added) // newer than the removal, and lacks it

@@ -42,7 +42,9 @@ const DefaultReadTimeout = 10 * time.Second
 type Runtime interface {
 	GatewayStarted(gatewayd.Target)
 	GatewayUpdated(gatewayd.Target)
-	GatewaysRemoved([]uuid.UUID)
+	// GatewaysRemoved runs then (if not nil) once the gateways are
+	// removed, after any state change reported for them.
+	GatewaysRemoved(ids []uuid.UUID, then func())
 	Status(ctx context.Context, id uuid.UUID) (gatewayd.Status, error)
 	Statuses(ctx context.Context, factoryID *uuid.UUID) ([]gatewayd.Status, error)
 	Connect(ctx context.Context, id uuid.UUID) (gatewayd.Status, error)

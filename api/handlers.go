@@ -71,9 +71,12 @@ func deleteOne(s *server, resource string, remove func(context.Context, uuid.UUI
 		ids := make([]uuid.UUID, len(gone))
 		for i, g := range gone {
 			ids[i] = g.ID
-			s.tel.GatewayChanged(events.TypeGatewayDeleted, g)
 		}
-		s.rt.GatewaysRemoved(ids)
+		s.rt.GatewaysRemoved(ids, func() {
+			for _, g := range gone {
+				s.tel.GatewayChanged(events.TypeGatewayDeleted, g)
+			}
+		})
 		return c.SendStatus(fiber.StatusNoContent)
 	}
 }

@@ -111,10 +111,13 @@ func (f *fakeRuntime) GatewayUpdated(c gatewayd.Target) {
 	f.updated = append(f.updated, c)
 }
 
-func (f *fakeRuntime) GatewaysRemoved(ids []uuid.UUID) {
+func (f *fakeRuntime) GatewaysRemoved(ids []uuid.UUID, then func()) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.removed = append(f.removed, ids...)
+	f.mu.Unlock()
+	if then != nil {
+		then()
+	}
 }
 
 func (f *fakeRuntime) Status(context.Context, uuid.UUID) (gatewayd.Status, error) {
