@@ -71,14 +71,16 @@ func (t allowTable) lookup(path string) string {
 // route names, for the metrics, the route of a request a middleware
 // answered before the router (a 415, a CORS preflight, a 404 or 405): the
 // pattern its path matches if that route takes its method (a preflight
-// asks about any), else unmatchedLabel. A path's id never becomes a label.
-func (t allowTable) route(method, path string) string {
+// asks about any; an OPTIONS that is none is the router's 405, as any
+// other method the route does not take), else unmatchedLabel. A path's
+// id never becomes a label.
+func (t allowTable) route(method, path string, preflight bool) string {
 	segs := splitPath(strings.ToLower(path))
 	for _, p := range t {
 		if !p.match(segs) {
 			continue
 		}
-		if method == "OPTIONS" || slices.Contains(strings.Split(p.methods, ", "), method) {
+		if preflight || slices.Contains(strings.Split(p.methods, ", "), method) {
 			return p.pattern
 		}
 		return unmatchedLabel

@@ -320,7 +320,9 @@ func (s *server) requestIDAndAccessLog(app *fiber.App) fiber.Handler {
 				// route matched (a 404, or a 405 the router gave):
 				// Fiber's route is then the middlewares' "/", which is
 				// also the web UI page's pattern.
-				route = s.allow.route(c.Method(), c.Path())
+				preflight := c.Method() == fiber.MethodOptions && c.Get(fiber.HeaderOrigin) != "" &&
+					c.Get(fiber.HeaderAccessControlRequestMethod) != ""
+				route = s.allow.route(c.Method(), c.Path(), preflight)
 			}
 			s.tel.Metrics.HTTPRequest(c.Method(), route, status, took)
 		}
