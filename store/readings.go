@@ -46,9 +46,15 @@ func (s *Store) CreateReading(ctx context.Context, id, sensorID uuid.UUID, trigg
 	// (BENCHMARKS.md, 2026-12-05). It also returns the sensor's serial
 	// and rate, which took a SELECT of their own before each INSERT
 	// (2026-12-06, fourth session).
+	// The gateway's row is locked before the sensor's, in the order a
+	// gateway's deletion takes them: the insert's foreign key check
+	// locked the gateway after the sensor, and a reading racing its
+	// gateway's deletion deadlocked (40P01, answered 503; found by an
+	// audit, helper 9). A gateway deleted meanwhile leaves no row: 404.
 	var sensor ReadingSensor
 	rows, _ := s.pool.Query(ctx, `WITH sensor AS (
-			SELECT id, gateway_id, serial, read_rate_hz FROM sensors WHERE id = $1 AND deleted_at IS NULL FOR SHARE)
+			SELECT s.id, s.gateway_id, s.serial, s.read_rate_hz FROM gateways g JOIN sensors s ON s.gateway_id = g.id
+			WHERE s.id = $1 AND s.deleted_at IS NULL AND g.deleted_at IS NULL FOR KEY SHARE OF g FOR SHARE OF s)
 		INSERT INTO readings (id, sensor_id, gateway_id, trigger, status)
 		SELECT $3, id, gateway_id, $2, 'QUEUED' FROM sensor
 		RETURNING `+readingColumns+`, (SELECT serial FROM sensor), (SELECT read_rate_hz FROM sensor)`, sensorID, string(trigger), id)
