@@ -657,6 +657,13 @@ func (b *body) wsURL(required bool) (string, bool) {
 		b.fail("url", "must be a ws:// or wss:// URL with a host")
 		return "", false
 	}
+	if !strings.HasPrefix(u.Host, "[") && strings.Contains(u.Hostname(), ":") {
+		// url.Parse takes all before the last colon for the host name:
+		// ws://h:80:90 and ws://::1 were stored and never dialled ("too
+		// many colons in address"; found by an audit, helper 9).
+		b.fail("url", "must have one port at most, and an IPv6 address in brackets (ws://[::1]:8080)")
+		return "", false
+	}
 	if !validPort(u.Host) {
 		b.fail("url", "must have a port from 1 to 65535 (or none)")
 		return "", false
