@@ -113,6 +113,9 @@ type Options struct {
 	// their pool connections, and closing the pool waited for them past
 	// SHUTDOWN_TIMEOUT.
 	Base context.Context
+	// ShutdownTimeout is SHUTDOWN_TIMEOUT: the event streams get at most
+	// a quarter of it (and 2 s) at shutdown. 0: 2 s.
+	ShutdownTimeout time.Duration
 }
 
 type server struct {
@@ -234,8 +237,14 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	// timeout: a client that reads nothing must not spend the gateways'
 	// share of SHUTDOWN_TIMEOUT (their close with code 1000 comes after).
 	// A stream still writing then ends at its deadline, or with the process.
+	// A fixed 2 s overran a shorter SHUTDOWN_TIMEOUT, and left the
+	// gateways and the pool what remained (found by an audit, helper 10).
+	streamsWait := streamsShutdownWait
+	if opts.ShutdownTimeout > 0 {
+		streamsWait = min(streamsWait, opts.ShutdownTimeout/4)
+	}
 	app.Hooks().OnShutdown(func() error {
-		if !s.streams.close(streamsShutdownWait) {
+		if !s.streams.close(streamsWait) {
 			log.Warn().Msg("event streams still writing at shutdown")
 		}
 		if s.auth != nil {
@@ -247,7 +256,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	return app
 }
 
-// streamsShutdownWait is how long shutdown waits for the event streams.
+// streamsShutdownWait is the most shutdown waits for the event streams.
 const streamsShutdownWait = 2 * time.Second
 
 func methodNotAllowed(*fiber.Ctx) error { return fiber.ErrMethodNotAllowed }
