@@ -207,9 +207,12 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	}
 	probe := st.StartProbe(ctx, time.Second, time.Second) // health's answer about the database
 	defer probe.Stop()
-	// Event ids start after the start time in microseconds, so they keep
-	// increasing across restarts (a client of an earlier process resets).
-	broker := events.NewBrokerAfter(cfg.EventsBuffer, uint64(started.UnixMicro()))
+	// Event ids start after now in microseconds, so they keep increasing
+	// across restarts (a client of an earlier process resets). Now, not
+	// the process's start: a standby started before the process it takes
+	// over from stopped publishing, and the two processes' ids overlapped
+	// (found by an audit, helper 10).
+	broker := events.NewBrokerAfter(cfg.EventsBuffer, uint64(time.Now().UnixMicro()))
 	m := metrics.New()
 	m.WatchPool(pool)
 	m.WatchEvents(broker.Subscribers, broker.Published, broker.Overflows)
