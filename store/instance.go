@@ -102,8 +102,32 @@ func AcquireInstance(ctx context.Context, pool *pgxpool.Pool, every time.Duratio
 func newInstance(pool *pgxpool.Pool) *Instance {
 	cfg := pool.Config().ConnConfig.Copy()
 	cfg.RuntimeParams["application_name"] = InstanceApplication
+	// The server gives up on this session within seconds of a silent cut
+	// (no reset from either side), not after its default two hours: the
+	// lock comes free for a standby that reaches the server, while the
+	// process it belonged to, cut off, stands down (Watch). Ignored on a
+	// Unix socket, which is never cut that way.
+	for k, v := range instanceKeepalive {
+		cfg.RuntimeParams[k] = v
+	}
 	return &Instance{cfg: cfg}
 }
+
+// instanceKeepalive: the lock session's server side sends a probe after
+// 5 s of silence and gives up after 3 more unanswered (2 s apart), or
+// when data it sent stays unacknowledged for 10 s.
+var instanceKeepalive = map[string]string{
+	"tcp_keepalives_idle": "5", "tcp_keepalives_interval": "2", "tcp_keepalives_count": "3", "tcp_user_timeout": "10000",
+}
+
+// standbyCheckTimeout bounds the lock check while a standby waits: a
+// check that does not answer in time means this process is cut off from
+// the server, which ends the session soon after (instanceKeepalive) and
+// gives the lock to the standby. The process stands down first, well
+// within the standby's 5 s grace; without the bound, a silently cut
+// process never learned it had lost the lock and kept every gateway's
+// socket while the standby opened its own (found by an audit, helper 10).
+const standbyCheckTimeout = 2 * time.Second
 
 // TryInstance tries the instance lock once, for a command that must not
 // act while a serve runs (migrations under a running process): held is
@@ -233,10 +257,12 @@ func (in *Instance) Watch(ctx context.Context, every time.Duration, lost func(er
 			return nil
 		case <-t.C:
 		}
-		// No deadline of its own: pgx closes a connection whose query a
-		// deadline cuts short, and closing it gives the lock away. A
-		// database that is slow to answer keeps the session, and the lock
-		// with it; a broken connection fails the ping by itself.
+		// No deadline of its own while no standby waits: pgx closes a
+		// connection whose query a deadline cuts short, and closing it
+		// gives the lock away. A database that is slow to answer keeps
+		// the session, and the lock with it; a broken connection fails
+		// the check by itself. With a standby waiting, see
+		// standbyCheckTimeout.
 		waited := in.standbySeen
 		retaken, err := in.check(ctx, every)
 		if in.standbySeen != waited {
@@ -263,7 +289,13 @@ func (in *Instance) Watch(ctx context.Context, every time.Duration, lost func(er
 // reconnects and takes the lock again (retaken) when there is none.
 func (in *Instance) check(ctx context.Context, every time.Duration) (retaken bool, err error) {
 	if in.conn != nil {
-		err := in.conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_locks
+		qctx := ctx
+		if in.standbySeen {
+			var cancel context.CancelFunc
+			qctx, cancel = context.WithTimeout(ctx, standbyCheckTimeout)
+			defer cancel()
+		}
+		err := in.conn.QueryRow(qctx, `SELECT EXISTS (SELECT FROM pg_locks
 			WHERE locktype = 'advisory' AND granted AND classid = $1::int4::oid AND objid = $2::int4::oid
 			  AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))`,
 			instanceLockClass, instanceStandbyID).Scan(&in.standbySeen)
