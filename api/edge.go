@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
@@ -44,7 +45,7 @@ func (s *server) installEdge(app *fiber.App) {
 	srv.Handler = s.screen(srv.Handler, methods)
 	srv.HeaderReceived = s.headerReceived
 	srv.ErrorHandler = s.readFailed
-	srv.ConnState = s.clock.track
+	srv.ConnState = s.connState
 	// fasthttp's error texts may quote the request (headers included);
 	// they are never sent, and this keeps them out of its log lines too.
 	srv.SecureErrorLogMessage = true
@@ -65,31 +66,40 @@ func lineOf(fctx *fasthttp.RequestCtx) requestLine {
 // bodies holds the request line of each request whose body fasthttp is
 // reading: when that read fails, fasthttp resets the whole request before
 // calling its ErrorHandler, so readFailed would not know what it answers.
-// Keyed by the header, which is the same object in both hooks; every entry
-// is taken out by screen (the body was read) or readFailed (it was not).
-// One path skips both: writing "100 Continue" to a client that is gone.
-// That entry stays until the pooled header carries the next request with
-// a body; at worst one later refusal on it is logged with a stale line.
+// Keyed by the connection, which a request cannot outlive: every entry is
+// taken out by screen (the body was read), readFailed (it was not) or
+// the connection's end (connState). The last is a request fasthttp let
+// go of unanswered: its client was gone before "100 Continue" could be
+// written.
 type bodies struct {
 	mu sync.Mutex
-	m  map[*fasthttp.RequestHeader]requestLine
+	m  map[net.Conn]requestLine
 }
 
-func (b *bodies) put(h *fasthttp.RequestHeader, l requestLine) {
+func (b *bodies) put(c net.Conn, l requestLine) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.m == nil {
-		b.m = make(map[*fasthttp.RequestHeader]requestLine)
+		b.m = make(map[net.Conn]requestLine)
 	}
-	b.m[h] = l
+	b.m[c] = l
 }
 
-func (b *bodies) take(h *fasthttp.RequestHeader) (requestLine, bool) {
+func (b *bodies) take(c net.Conn) (requestLine, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	l, ok := b.m[h]
-	delete(b.m, h)
+	l, ok := b.m[c]
+	delete(b.m, c)
 	return l, ok
+}
+
+// connOf is the connection of the request whose header h is. fasthttp
+// hands HeaderReceived nothing but &ctx.Request.Header, of the
+// RequestCtx that serves the connection; TestConnOfIsTheRequestsConnection
+// holds fasthttp to that.
+func connOf(h *fasthttp.RequestHeader) net.Conn {
+	off := unsafe.Offsetof((*fasthttp.RequestCtx)(nil).Request) + unsafe.Offsetof((*fasthttp.Request)(nil).Header)
+	return (*fasthttp.RequestCtx)(unsafe.Add(unsafe.Pointer(h), -int(off))).Conn()
 }
 
 func hasBody(h *fasthttp.RequestHeader) bool {
@@ -110,7 +120,7 @@ func (s *server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 	// The raw request URI: its path is worked out only if the body fails.
 	l := requestLine{method: string(h.Method()), path: string(h.RequestURI()), id: string(h.Peek(fiber.HeaderXRequestID)),
 		ambiguous: framingConflict(h.RawHeaders())}
-	s.bodies.put(h, l)
+	s.bodies.put(connOf(h), l)
 	if l.ambiguous {
 		return fasthttp.RequestConfig{MaxRequestBodySize: 1}
 	}
@@ -137,7 +147,7 @@ func (s *server) screen(next fasthttp.RequestHandler, methods []string) fasthttp
 		h := &fctx.Request.Header
 		ambiguous := false
 		if hasBody(h) || h.ContentLength() == 0 { // an empty chunked body reads as length 0
-			if l, ok := s.bodies.take(h); ok {
+			if l, ok := s.bodies.take(fctx.Conn()); ok {
 				ambiguous = l.ambiguous
 			}
 		}
@@ -182,7 +192,7 @@ func (s *server) readFailed(fctx *fasthttp.RequestCtx, err error) {
 	start := s.clock.start(fctx.Conn(), fctx.ConnTime())
 	// A request whose header was read is in bodies (its body failed);
 	// otherwise the header failed and method and path are unknown.
-	l, headerRead := s.bodies.take(&fctx.Request.Header)
+	l, headerRead := s.bodies.take(fctx.Conn())
 	apiErr := readError(err, headerRead)
 	if apiErr == nil {
 		// Nothing of a request arrived: nobody to answer, nothing to log.
@@ -285,13 +295,18 @@ func (s *server) refuse(fctx *fasthttp.RequestCtx, apiErr *Error, start time.Tim
 	if closing {
 		resp.SetConnectionClose()
 	}
-	took := time.Since(start)
-	s.logRequest(l.method, l.path, apiErr.Status, took, id, "")
+	s.logRefused(l, id, apiErr.Status, time.Since(start))
+}
+
+// logRefused logs and counts a request answered (or dropped) outside
+// Fiber's chain.
+func (s *server) logRefused(l requestLine, id string, status int, took time.Duration) {
+	s.logRequest(l.method, l.path, status, took, id, "")
 	if !s.opts.MetricsDisabled {
 		// Counted too, so an alert on error rates sees oversized and
 		// malformed traffic; the method is whatever the client sent, so
 		// only the known ones become label values.
-		s.tel.Metrics.HTTPRequest(s.knownMethod(l.method), unroutedLabel, apiErr.Status, took)
+		s.tel.Metrics.HTTPRequest(s.knownMethod(l.method), unroutedLabel, status, took)
 	}
 }
 
@@ -309,6 +324,24 @@ func (s *server) knownMethod(m string) string {
 		return m
 	}
 	return "OTHER"
+}
+
+// connState is fasthttp's ConnState hook. A request still in bodies when
+// its connection ends was dropped by fasthttp without an answer or a
+// call to readFailed (its client was gone before "100 Continue"); it is
+// logged as the failed body read it is, once, as every request is.
+func (s *server) connState(c net.Conn, state fasthttp.ConnState) {
+	if state == fasthttp.StateClosed || state == fasthttp.StateHijacked {
+		if l, ok := s.bodies.take(c); ok {
+			id := l.id
+			if !acceptableRequestID(id) {
+				id = uuid.NewString()
+			}
+			l.path = pathOf(l.path)
+			s.logRefused(l, id, errMalformed.Status, time.Since(s.clock.start(c, time.Now())))
+		}
+	}
+	s.clock.track(c, state)
 }
 
 // requestClock knows when each connection's current request began, for

@@ -149,6 +149,7 @@ var (
 	errHost          = validationError(Detail{Field: "Host", Message: "an HTTP/1.1 request must carry one Host header, and no request more than one"})
 	errFraming       = validationError(Detail{Field: "request",
 		Message: "must not carry both Content-Length and Transfer-Encoding, nor two different Content-Length values"})
+	errMalformed = validationError(Detail{Field: "request", Message: "malformed request"})
 )
 
 // readError maps an error fasthttp met while reading a request, before
@@ -172,7 +173,7 @@ func readError(err error, headerRead bool) *Error {
 	case errors.As(err, &netErr) && netErr.Timeout(), errors.Is(err, fasthttp.ErrTimeout):
 		return errRequestTimeout
 	}
-	return validationError(Detail{Field: "request", Message: "malformed request"})
+	return errMalformed
 }
 
 // notFoundMessage is the message of RESOURCE_NOT_FOUND.
