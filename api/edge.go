@@ -151,6 +151,16 @@ func (s *server) screen(next fasthttp.RequestHandler, methods []string) fasthttp
 				ambiguous = l.ambiguous
 			}
 		}
+		if bytes.IndexByte(h.RequestURI(), ' ') >= 0 {
+			// fasthttp takes the request line's last space as the one
+			// before the version, so a line of more than three parts, or
+			// with a space after its version, reaches here with spaces
+			// in its target (and, for the latter, as HTTP/1.1). It is
+			// not a request line; like one fasthttp cannot parse, it is
+			// logged without method and path.
+			s.refuse(fctx, errMalformed, fctx.Time(), requestLine{id: lineOf(fctx).id}, true)
+			return
+		}
 		if p := string(h.Protocol()); p != "HTTP/1.1" && p != "HTTP/1.0" {
 			// The HTTP/2 connection preface (PRI * HTTP/2.0) lands here;
 			// what follows it is binary, so the connection is closed.

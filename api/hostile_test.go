@@ -248,6 +248,41 @@ func TestRefusedBeforeRoutingIsAnsweredAndLoggedOnce(t *testing.T) {
 	})
 }
 
+// README's error table: 505 HTTP_VERSION_NOT_SUPPORTED for "a request line
+// that is not HTTP/1.1 or HTTP/1.0", and 400 for "a malformed request"
+// (refused before routing, connection closed). A request line with a
+// version that is not its last part, or with more than three parts, is
+// neither; fasthttp took the last space for the one before the version
+// and the others into the target, and gatewayd served such lines (200 or
+// 404). (Found by an audit, helper 2, whose test this is.) A line without
+// any version (HTTP/0.9's form, "GET /api/health") is left to fasthttp,
+// which parses it exactly as "GET /api/health HTTP/1.0" and keeps no raw
+// request line to tell the two apart: README says so.
+func TestRequestLinesThatAreNotHTTP1AreRefused(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	addr := e.serve()
+	for _, tc := range []struct {
+		name, req string
+		status    []int
+	}{
+		{"a version followed by a space", "GET /api/health HTTP/9.9 \r\nHost: t\r\n\r\n", []int{505, 400}},
+		{"three tokens before the version", "GET /api/health foo HTTP/1.1\r\nHost: t\r\n\r\n", []int{400}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := exchange(t, addr, tc.req, 5*time.Second)
+			if r.status != tc.status[0] && (len(tc.status) < 2 || r.status != tc.status[1]) {
+				t.Fatalf("%q: got %d %s, want one of %v (refused before routing)", tc.req, r.status, r.body, tc.status)
+			}
+			if !r.closed {
+				t.Errorf("%q: the connection stays open after a request line that is not HTTP/1.x", tc.req)
+			}
+			l := e.loggedOnce(t, r.response)
+			assert.Empty(t, l["method"], "a line that is not a request line has no method")
+			assert.Empty(t, l["path"], "nor a path")
+		})
+	}
+}
+
 // TestSlowRequests covers a client that announces more than it sends and
 // one that sends nothing.
 func TestSlowRequests(t *testing.T) {
