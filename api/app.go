@@ -140,6 +140,8 @@ type server struct {
 	metricsHandler fiber.Handler
 	clock          requestClock
 	bodies         bodies
+	// answers counts the bytes waveform and spectrum answers hold.
+	answers answerBudget
 	// methods are the methods the app knows (Fiber's request methods).
 	methods []string
 	// allow answers a 405's Allow header.
@@ -175,7 +177,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	if len(opts.CORSOrigins) == 0 {
 		opts.CORSOrigins = []string{"*"}
 	}
-	s := &server{store: st, rt: rt, log: log, opts: opts, tel: opts.Telemetry}
+	s := &server{store: st, rt: rt, log: log, opts: opts, tel: opts.Telemetry, answers: newAnswerBudget()}
 	if opts.AuthEnabled {
 		if opts.TokenCacheTTL <= 0 {
 			opts.TokenCacheTTL = 5 * time.Second

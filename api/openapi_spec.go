@@ -77,7 +77,7 @@ var (
 	hAllow = oa.RespHeader{Name: "Allow", Schema: oa.String(),
 		Description: "the methods the route takes, such as `GET, HEAD, PUT, DELETE`; absent when the path is no route"}
 	hRetryAfter = oa.RespHeader{Name: "Retry-After", Always: true, Schema: oa.Integer().AtLeast(0),
-		Description: "on a starting process's answer: `1`, the seconds to wait before asking again"}
+		Description: "`1`, the seconds to wait before asking again"}
 )
 
 // hLocation is the Location of a 201 (the resource it created) or a 202
@@ -106,6 +106,8 @@ var (
 		"the process is starting (waiting for PostgreSQL or for another instance to stop, migrating, loading the gateways); each answer closes its connection").
 		Named("Starting").With(hRetryAfter)
 	eTooManyStreams = errFrom(errTooManyStreams, "event streams and other connections together reach `API_MAX_CONNECTIONS`").Named("TooManyStreams")
+	eAnswersBusy    = errFrom(errAnswersBusy, "waveform and spectrum answers not yet written hold 16 MiB, all clients together; or four are being made and this one waited 5 s for its turn").
+			Named("AnswersBusy").With(hRetryAfter)
 
 	eOrganizationNotFound = errFrom(scoped(gatewayd.ErrNotFound, resOrganization, ""), "the organization does not exist or is deleted")
 	eFactoryNotFound      = errFrom(scoped(gatewayd.ErrNotFound, resFactory, ""), "the factory does not exist or is deleted")
@@ -397,14 +399,14 @@ func apiSpec() *oa.Spec {
 			oa.Get("/api/readings/{id}", "getReading", "Get a reading with its summary").In(tagReadings).
 				OK(oa.Ref("Reading")).Fails(eReadingNotFound),
 			oa.Get("/api/readings/{id}/waveform", "getReadingWaveform", "A reading's samples, in g").In(tagReadings).
-				Doc("JSON by default; with `Accept: text/csv`, CSV rows `t,x,y,z` (t in seconds from the first sample), streamed.").
+				Doc("JSON by default; with `Accept: text/csv`, CSV rows `t,x,y,z` (t in seconds from the first sample). Either is streamed (chunked), made as it is sent.").
 				OK(oa.Ref("Waveform")).
 				OrAs("text/csv", oa.String().Desc("a header line `t,x,y,z`, then one row per sample: t in seconds from the first sample, x, y and z in g; sent as `text/csv; charset=utf-8`")).
-				Fails(eReadingNotFound, eWaveformNotFound),
+				Fails(eReadingNotFound, eWaveformNotFound, eAnswersBusy),
 			oa.Get("/api/readings/{id}/spectrum", "getReadingSpectrum", "The single-sided amplitude spectrum of one axis").In(tagReadings).
 				Doc("Hann window, corrected for its coherent gain, so a sine of amplitude A peaks at A.").
 				Query(oa.QueryParam("axis", oa.Enum("x", "y", "z").Default("x"), "the axis")).
-				OK(oa.Ref("Spectrum")).Fails(eReadingNotFound, eWaveformNotFound),
+				OK(oa.Ref("Spectrum")).Fails(eReadingNotFound, eWaveformNotFound, eAnswersBusy),
 
 			oa.Get("/api/events", "streamEvents", "Follow changes as they happen (Server-Sent Events)").In(tagEvents).
 				Doc("Events `gateway.state`, `gateway.created`, `gateway.updated`, `gateway.deleted`, `sensor.updated`, `reading.completed`, `reading.failed`, each with an increasing `id:` and a JSON `data:` line. `Last-Event-ID` (or `last_event_id`) resumes from the last `EVENTS_BUFFER` events; an id older than that, or from another process, gets `event: reset` first. A comment every 15 s keeps proxies open. Events are written in batches: one is sent at most 10 ms after it was published. A client that falls `EVENTS_CLIENT_BUFFER` events behind (10,000 by default) gets `event: overflow` and is closed. The response has `Connection: close` and no `Content-Length` or chunked framing: the body runs until the connection closes.").

@@ -2,10 +2,12 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -122,58 +124,100 @@ func timeParam(dst **time.Time) func(string) string {
 }
 
 // waveform answers the samples as JSON, or as CSV rows t,x,y,z (t in
-// seconds from the first sample) with Accept: text/csv, streamed.
+// seconds from the first sample) with Accept: text/csv. Either is made as
+// it is written, a piece at a time: what waits for a slow client is the
+// samples themselves (12 bytes each), under AnswerBudget.
 func (s *server) waveform(c *fiber.Ctx) error {
 	id, err := pathID(c)
 	if err != nil {
 		return err
 	}
+	made, err := s.answers.making(c, s.opts.DBTimeout)
+	if err != nil {
+		return err
+	}
+	defer made()
 	w, err := s.loadWaveform(c, id)
+	if err != nil {
+		return err
+	}
+	release, err := s.answers.take(c, 12*len(w.X))
 	if err != nil {
 		return err
 	}
 	// The answer depends on Accept: a cache must know (RFC 9110 §12.5.5).
 	c.Vary(fiber.HeaderAccept)
+	write := writeWaveformJSON
 	if wantsCSV(c.Get(fiber.HeaderAccept)) {
 		c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
-		c.Context().SetBodyStreamWriter(func(bw *bufio.Writer) {
-			buf := make([]byte, 0, 128)
-			buf = append(buf, "t,x,y,z\n"...)
-			for i := range w.X {
-				t := float64(i)
-				if w.SampleRateHz > 0 {
-					t /= w.SampleRateHz
-				}
-				buf = strconv.AppendFloat(buf, t, 'g', -1, 64)
-				for _, v := range [3]float32{w.X[i], w.Y[i], w.Z[i]} {
-					buf = append(buf, ',')
-					buf = strconv.AppendFloat(buf, float64(v), 'g', -1, 32)
-				}
-				buf = append(buf, '\n')
-				if _, err := bw.Write(buf); err != nil {
-					return // the client went away
-				}
-				buf = buf[:0]
-			}
-		})
-		return nil
+		write = writeWaveformCSV
+	} else {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	}
-	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	out := make([]byte, 0, 64+3*len(w.X)*12)
-	out = append(out, `{"sample_rate_hz":`...)
-	out = appendRate(out, w.SampleRateHz)
-	out = append(out, `,"unit":"g"`...)
+	c.Context().SetBodyStreamWriter(func(bw *bufio.Writer) {
+		defer release()  // written, or the client is gone
+		_ = write(bw, w) // an error is the client's going away
+	})
+	return nil
+}
+
+// answerPiece is how much of an answer is made before it is written.
+const answerPiece = 32 << 10
+
+func writeWaveformCSV(bw *bufio.Writer, w gatewayd.Waveform) error {
+	buf := make([]byte, 0, answerPiece+128)
+	buf = append(buf, "t,x,y,z\n"...)
+	for i := range w.X {
+		t := float64(i)
+		if w.SampleRateHz > 0 {
+			t /= w.SampleRateHz
+		}
+		buf = strconv.AppendFloat(buf, t, 'g', -1, 64)
+		for _, v := range [3]float32{w.X[i], w.Y[i], w.Z[i]} {
+			buf = append(buf, ',')
+			buf = strconv.AppendFloat(buf, float64(v), 'g', -1, 32)
+		}
+		buf = append(buf, '\n')
+		if len(buf) >= answerPiece {
+			if _, err := bw.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+	}
+	_, err := bw.Write(buf)
+	return err
+}
+
+func writeWaveformJSON(bw *bufio.Writer, w gatewayd.Waveform) error {
+	buf := make([]byte, 0, answerPiece+64)
+	buf = append(buf, `{"sample_rate_hz":`...)
+	buf = appendRate(buf, w.SampleRateHz)
+	buf = append(buf, `,"unit":"g"`...)
 	for _, axis := range []struct {
 		name string
 		v    []float32
 	}{{"x", w.X}, {"y", w.Y}, {"z", w.Z}} {
-		out = append(out, `,"`...)
-		out = append(out, axis.name...)
-		out = append(out, `":`...)
-		out = appendFloats(out, axis.v, 32)
+		buf = append(buf, `,"`...)
+		buf = append(buf, axis.name...)
+		buf = append(buf, `":[`...)
+		for i, f := range axis.v {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = strconv.AppendFloat(buf, float64(f), 'g', -1, 32)
+			if len(buf) >= answerPiece {
+				if _, err := bw.Write(buf); err != nil {
+					return err
+				}
+				buf = buf[:0]
+			}
+		}
+		buf = append(buf, ']')
 	}
-	out = append(out, '}')
-	return c.Send(out)
+	buf = append(buf, '}')
+	_, err := bw.Write(buf)
+	return err
 }
 
 // spectrum answers the single-sided amplitude spectrum of one axis (x
@@ -191,6 +235,11 @@ func (s *server) spectrum(c *fiber.Ctx) error {
 	}})); err != nil {
 		return err
 	}
+	made, err := s.answers.making(c, s.opts.DBTimeout)
+	if err != nil {
+		return err
+	}
+	defer made()
 	w, err := s.loadWaveform(c, id)
 	if err != nil {
 		return err
@@ -210,7 +259,93 @@ func (s *server) spectrum(c *fiber.Ctx) error {
 	out = appendFloats(out, amp, 64)
 	out = append(out, '}')
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Send(out)
+	return s.sendHeld(c, out)
+}
+
+// AnswerBudget bounds the bytes that waveform (JSON and CSV) and spectrum
+// answers hold, all requests together, from when they are made until
+// they are written: a client that does not read its answers would
+// otherwise keep them in the heap for the write timeout (30 s), as many
+// as it has connections. An answer that does not fit is 503 with
+// Retry-After; one larger than the whole budget is sent when it is alone.
+const AnswerBudget = 16 << 20
+
+// answerMakers is how many waveform and spectrum answers are made (their
+// samples loaded, decoded and, for a spectrum, transformed) at once; the
+// others wait, within the database's time, holding nothing yet.
+const answerMakers = 4
+
+var errAnswersBusy = &Error{Status: fiber.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE",
+	Message: "Too many large answers are being sent; retry shortly"}
+
+// answerBudget counts the bytes of answers under AnswerBudget, and the
+// answers being made.
+type answerBudget struct {
+	mu     sync.Mutex
+	held   int
+	makers chan struct{}
+}
+
+func newAnswerBudget() answerBudget {
+	return answerBudget{makers: make(chan struct{}, answerMakers)}
+}
+
+// making waits, at most within, for a turn to make an answer, and returns
+// its end; past within it answers errAnswersBusy.
+func (b *answerBudget) making(c *fiber.Ctx, within time.Duration) (done func(), err error) {
+	t := time.NewTimer(within)
+	defer t.Stop()
+	select {
+	case b.makers <- struct{}{}:
+		return func() { <-b.makers }, nil
+	case <-t.C:
+	case <-c.UserContext().Done():
+	}
+	c.Set(fiber.HeaderRetryAfter, "1")
+	return nil, errAnswersBusy
+}
+
+// take reserves n bytes until release is called (once), or answers
+// errAnswersBusy.
+func (b *answerBudget) take(c *fiber.Ctx, n int) (release func(), err error) {
+	n = min(n, AnswerBudget)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.held+n > AnswerBudget {
+		c.Set(fiber.HeaderRetryAfter, "1")
+		return nil, errAnswersBusy
+	}
+	b.held += n
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			b.held -= n
+			b.mu.Unlock()
+		})
+	}, nil
+}
+
+// sendHeld answers body under the budget until fasthttp has written it
+// (or given up): it closes a body stream then, whatever became of the
+// connection. A stream of known length keeps the Content-Length.
+func (s *server) sendHeld(c *fiber.Ctx, body []byte) error {
+	release, err := s.answers.take(c, cap(body)) // what it holds
+	if err != nil {
+		return err
+	}
+	c.Context().SetBodyStream(heldBody{bytes.NewReader(body), release}, len(body))
+	return nil
+}
+
+type heldBody struct {
+	*bytes.Reader
+	release func()
+}
+
+func (h heldBody) Close() error {
+	h.release()
+	return nil
 }
 
 // loadWaveform returns a reading's samples: 404 READING_NOT_FOUND for no
