@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -532,7 +533,12 @@ func TestServeOnAReadOnlyDatabase(t *testing.T) {
 	require.NoError(t, err)
 	port := ln.Addr().(*net.TCPAddr).Port
 	require.NoError(t, ln.Close())
-	readOnly := []string{"ENCRYPTION_KEY=" + key, "DATABASE_URL=" + dbURL + "&default_transaction_read_only=on",
+	u, err := url.Parse(dbURL)
+	require.NoError(t, err)
+	q := u.Query() // a TEST_DATABASE_URL may have no query of its own
+	q.Set("default_transaction_read_only", "on")
+	u.RawQuery = q.Encode()
+	readOnly := []string{"ENCRYPTION_KEY=" + key, "DATABASE_URL=" + u.String(),
 		"MIGRATE_ON_START=false", "API_HOST=127.0.0.1", fmt.Sprint("API_PORT=", port)}
 	assert.Equal(t, 1, run([]string{"serve"}, readOnly, &out, &errb))
 	assert.Contains(t, errb.String(), "takes no writes (a standby, or default_transaction_read_only)")
