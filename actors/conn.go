@@ -412,7 +412,7 @@ func (r *reader) handle(ctx context.Context, kind int, data *[]byte, reserved in
 		}
 	}()
 	defer func() {
-		if !inPlace {
+		if !inPlace && data != nil {
 			putFrame(data)
 		}
 	}()
@@ -439,8 +439,43 @@ func (r *reader) handle(ctx context.Context, kind int, data *[]byte, reserved in
 		}
 	} else {
 		msg, err = ctc.Decode(*data)
+		if _, ok := msg.(*ctc.Reading); ok && err == nil {
+			// A reading that did not name itself in its first bytes and
+			// ended within a small buffer: it waits for the intake now,
+			// as every reading does. Read as a small frame, it never did,
+			// and one gateway's pushed readings filled the processors'
+			// queue until another gateway's failed "processing
+			// overloaded" (found by an audit, helper 1). The message is
+			// a copy: the buffer goes back before the wait.
+			putFrame(data)
+			data = nil
+			if !r.admitDecoded(ctx) {
+				return false
+			}
+			reserved = frameReserve
+			defer func() {
+				r.hold(false)
+				r.inHand(false)
+			}()
+		}
 	}
 	took = r.deliver(msg, err, cost, reserved, text)
+	return true
+}
+
+// admitDecoded waits for the intake to let in a reading already read and
+// decoded, and reserves frameReserve for it, as admitLarge does for one
+// known by its head; it reports false when the reader's context ended
+// first. The reading is in hand meanwhile, and the reader held, as for
+// a large frame.
+func (r *reader) admitDecoded(ctx context.Context) bool {
+	r.inHand(true)
+	r.hold(true)
+	if !r.intake.admit(ctx, frameReserve, intakeWait(r.cfg)) {
+		r.hold(false)
+		r.inHand(false)
+		return false
+	}
 	return true
 }
 
@@ -598,7 +633,7 @@ const frameReserve = 256 << 10
 // frame that ends within it (a login answer, a sensor list, a
 // temperature: everything but a reading) never waits there, so a burst
 // of readings, however large, does not hold up any other gateway's
-// traffic.
+// traffic. A reading that ends within it waits once decoded (handle).
 const smallFrame = 32 << 10
 
 // readFrame reads the next message whole into a pooled buffer, which the
@@ -685,7 +720,8 @@ const headSize = 64
 // readingHead reports whether a message's first bytes name it a reading:
 // {"Type":"NOT_DYN_READING", with JSON whitespace allowed between the
 // tokens. Gateways write Type first (API.md §6); a reading that names its
-// type later is known by its size instead, as any large message. Knowing
+// type later is known by its size instead, as any large message, or once
+// decoded, if it ends within a small buffer. Knowing
 // it early matters in a burst: a thousand readers waiting for the intake
 // held 32 KiB each, 16 MB of the 69 MB live at a collection (BENCHMARKS.md,
 // 2026-12-04 fourth session); now they hold 64 bytes.
