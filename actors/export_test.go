@@ -23,6 +23,14 @@ func IntakeWaiting(r *Runtime) int { return r.d.intake.queued() }
 // IntakeHeld is the bytes the reading intake counts.
 func IntakeHeld(r *Runtime) int64 { return r.d.intake.held() }
 
+// PendingReadings is how many reading updates wait in the writer.
+func PendingReadings(r *Runtime) int {
+	w := r.d.writer
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.readings)
+}
+
 // HoldCrunch takes every slot for decoding large frames until the returned
 // function gives them back: a reader with a reading to decode waits.
 func HoldCrunch(r *Runtime) (release func()) {

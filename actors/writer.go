@@ -44,6 +44,11 @@ type writer struct {
 	tempSerials  map[uuid.UUID]int
 	tempsFailing bool
 	readings     map[uuid.UUID]gatewayd.ReadingUpdate
+	// pushed counts each gateway's readings in readings that it pushed
+	// unasked (trigger GATEWAY): while their writes fail (readingsFailing),
+	// new ones past maxPendingPushed are dropped.
+	pushed          map[uuid.UUID]int
+	readingsFailing bool
 	// waveBytes is what the pending readings' samples hold; past
 	// maxPendingWaves (the database is down) new ones fail instead.
 	waveBytes int
@@ -75,7 +80,7 @@ type writer struct {
 	retries int
 	retryAt time.Time
 	// The lines about failed writes, one per failLogEvery for each kind.
-	readingsLog, sensorsLog, seenLog, droppedLog logging.Pacer
+	readingsLog, sensorsLog, seenLog, droppedLog, pushedLog logging.Pacer
 
 	stop chan struct{}
 	done chan struct{}
@@ -115,6 +120,16 @@ const maxPendingWaves = 64 << 20
 // (2,000 frames), so no burst of real reports meets it.
 const maxPendingSerials = 4096
 
+// maxPendingPushed bounds, while the reading writes fail, one gateway's
+// readings that it pushed unasked (trigger GATEWAY) waiting for the
+// database. Nobody asked for them, so nothing else bounds them: during
+// an outage the writer held each one (a row and its summary, ~1.2 KB
+// without samples; 20,000 from one peer in a test, 720,000 an hour at
+// the flood limits: found by an audit, helper 1). Past the bound a new
+// one is dropped, never stored. Like maxPendingSerials it is above the
+// flood limits' burst, and applies only while the writes fail.
+const maxPendingPushed = 4096
+
 // While dials queue for the limiter's slots (a cold start, a reconnect
 // storm), the discoveries and temperatures wait: the upserts of 40,000
 // sensors cost PostgreSQL seconds of CPU, on the same cores the logins
@@ -132,7 +147,7 @@ func newWriter(src Source, observer Observer, crowded func() bool, seenEvery, da
 	w := &writer{src: src, observer: observer, crowded: crowded, seenEvery: seenEvery, dataEvery: dataEvery, readingEvery: readingEvery, log: log,
 		seen: make(map[uuid.UUID]time.Time), authFailures: make(map[uuid.UUID]*string), discoveries: make(map[uuid.UUID]gatewayd.Discovery),
 		temperatures: make(map[sensorKey]gatewayd.Temperature), tempSerials: make(map[uuid.UUID]int),
-		readings: make(map[uuid.UUID]gatewayd.ReadingUpdate), stop: make(chan struct{}), done: make(chan struct{}), kick: newWakeup()}
+		readings: make(map[uuid.UUID]gatewayd.ReadingUpdate), pushed: make(map[uuid.UUID]int), stop: make(chan struct{}), done: make(chan struct{}), kick: newWakeup()}
 	w.ctx, w.giveUp = context.WithCancel(context.Background())
 	go w.run()
 	return w
@@ -232,6 +247,16 @@ func (w *writer) reading(u gatewayd.ReadingUpdate) {
 	if ok && rank(u.Reading.Status) < rank(prev.Reading.Status) {
 		return
 	}
+	if !ok && u.Reading.Trigger == gatewayd.TriggerGateway {
+		if w.readingsFailing && w.pushed[u.Reading.GatewayID] >= maxPendingPushed {
+			if ok, n := w.pushedLog.Allow(time.Now(), failLogEvery); ok {
+				w.log.Warn().Str("id", u.Reading.GatewayID.String()).Int("limit", maxPendingPushed).Int("unlogged_since", n).
+					Msg("a gateway pushed more readings than wait for the database; a new one is dropped")
+			}
+			return
+		}
+		w.pushed[u.Reading.GatewayID]++
+	}
 	if size := waveSize(u); size > 0 && w.waveBytes+size > maxPendingWaves {
 		now := time.Now()
 		msg := "could not be stored (database unavailable)"
@@ -273,6 +298,7 @@ func (w *writer) flushReadings() (requeued bool) {
 		return false
 	}
 	w.readings = make(map[uuid.UUID]gatewayd.ReadingUpdate, len(batch))
+	w.pushed = make(map[uuid.UUID]int)
 	w.waveBytes, w.waves = 0, 0
 	w.mu.Unlock()
 	// Smaller chunks than other rows, each of which may carry 70 KB of
@@ -296,6 +322,9 @@ func (w *writer) flushReadings() (requeued bool) {
 					after: func(chunk []gatewayd.ReadingUpdate, requeued bool) {
 						if requeued {
 							failed.Store(true)
+							w.mu.Lock()
+							w.readingsFailing = true
+							w.mu.Unlock()
 						}
 						size := 0
 						for _, u := range chunk {
@@ -319,6 +348,9 @@ func (w *writer) flushReadings() (requeued bool) {
 		})
 	}
 	wg.Wait()
+	w.mu.Lock()
+	w.readingsFailing = failed.Load()
+	w.mu.Unlock()
 	return failed.Load()
 }
 
