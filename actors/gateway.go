@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -679,6 +680,12 @@ func (a *gatewayActor) onDiscovery(now time.Time, cmd *command, msg ctc.Message)
 	if skipped > 0 {
 		a.drop(now, fmt.Sprintf("sensor list: %d entries without a readable serial skipped", skipped))
 	}
+	if len(list) > maxListedSensors {
+		// The lowest serials, so that each list keeps the same ones.
+		slices.SortFunc(list, func(x, y ctc.Listed) int { return cmp.Compare(x.Serial, y.Serial) })
+		a.drop(now, fmt.Sprintf("sensor list: %d sensors past the first %d (by serial) dropped", len(list)-maxListedSensors, maxListedSensors))
+		list = list[:maxListedSensors]
+	}
 	d := gatewayd.Discovery{GatewayID: a.id, At: now, Sensors: make([]gatewayd.SensorReport, len(list))}
 	if a.sensorRates == nil {
 		a.sensorRates = make(map[int64]float64, len(list))
@@ -1097,6 +1104,15 @@ func storable(s string) string {
 // maxSensorName bounds a sensor name a gateway reports, as the API bounds
 // one an operator sets (characters).
 const maxSensorName = 255
+
+// maxListedSensors bounds the sensors one discovery answer merges. A
+// frame under the 4 MiB limit lists ~315,000, which the writer merged in
+// one statement on the goroutine that also stores every gateway's
+// readings: it ran ~30 s, was cancelled at the statement timeout and
+// tried again, and meanwhile no gateway's reading was stored (found by an
+// audit, helper 1). The bound is maxPendingSerials': a list holds as many
+// of one gateway's serials as its temperatures waiting for the database.
+const maxListedSensors = maxPendingSerials
 
 // sensorText is storable(s) cut to at most max characters.
 func sensorText(s string, max int) string {

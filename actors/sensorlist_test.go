@@ -1,0 +1,154 @@
+package actors_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	goruntime "runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/actors/actorstest"
+)
+
+// bigListPeer answers every GET_DYN_CONNECTED with n sensors of serials
+// never listed before (a gateway whose sensor list changes at each ask).
+type bigListPeer struct {
+	url    string
+	rounds int
+	asked  atomic.Int64
+}
+
+func newBigListPeer(t *testing.T, n, rounds int) *bigListPeer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &bigListPeer{url: "ws://" + ln.Addr().String() + "/gw", rounds: rounds}
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		for {
+			_, b, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			var req struct{ Type string }
+			_ = json.Unmarshal(b, &req)
+			switch req.Type {
+			case "POST_LOGIN":
+				_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"Type":"RTN_LOGIN","From":"SERV","Target":"UI","Data":{"Email":"e","Success":true}}`))
+			case "GET_DYN_CONNECTED":
+				k := p.asked.Add(1)
+				var buf bytes.Buffer
+				buf.WriteString(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{`)
+				base := k * 1_000_000
+				for i := range int64(n) {
+					if i > 0 {
+						buf.WriteByte(',')
+					}
+					fmt.Fprintf(&buf, `"%d":{}`, base+i)
+				}
+				buf.WriteString(`}}`)
+				_ = ws.WriteMessage(websocket.TextMessage, buf.Bytes())
+				if k < int64(p.rounds) {
+					// A new connection, and with it a new discovery.
+					_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(time.Second))
+					return
+				}
+			case "POST_SUB_CHANGES":
+				_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{}}`))
+			}
+		}
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return p
+}
+
+// A gateway answers GET_DYN_CONNECTED with ~315,000 sensors (4 MiB of
+// `"serial":{}` entries, under the frame limit; a new list at each of its
+// three logins), and another gateway's readings must still be stored
+// within their timeouts (mission: "one gateway's fault harms only
+// itself"). The list held up the writer that stores every gateway's
+// readings: one MergeDiscoveries statement of the whole list ran on the
+// writer's only goroutine for ~30 s (past 30 s it was cancelled and tried
+// again), and another gateway's reading, acquired in milliseconds, stayed
+// RUNNING in the database for as long, beyond every timeout that reading
+// has. (Found by an audit, helper 1, whose test this is.)
+func TestHugeSensorListOfOneGatewayDoesNotHoldUpAnothersReadings(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	h := newHarness(t, cfg)
+	honest, _ := h.Add("honest")
+	h.WaitState(honest.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	var sensor gatewayd.Sensor
+	eventually(t, func() bool {
+		list, err := h.Store.GatewaySensors(context.Background(), honest.ID)
+		if err != nil || len(list) == 0 {
+			return false
+		}
+		sensor = list[0]
+		return true
+	}, 10*time.Second, "honest sensors discovered")
+
+	var peak atomic.Uint64
+	stopHeap := make(chan struct{})
+	defer close(stopHeap)
+	go func() {
+		for {
+			var ms goruntime.MemStats
+			goruntime.ReadMemStats(&ms)
+			if ms.HeapAlloc > peak.Load() {
+				peak.Store(ms.HeapAlloc)
+			}
+			select {
+			case <-stopHeap:
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}()
+
+	p := newBigListPeer(t, 315_000, 3)
+	hostile := addRawGateway(t, h, "biglist", p.url)
+	h.WaitState(hostile.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	eventually(t, func() bool { return p.asked.Load() >= 1 }, 10*time.Second, "asked")
+
+	// Every honest reading's outcome is in the database within the
+	// timeouts its stages have.
+	bound := cfg.CommandTimeout + cfg.ReadingStartTimeout + cfg.ReadingTimeout
+	start := time.Now()
+	var worst time.Duration
+	for i := 0; time.Since(start) < 60*time.Second; i++ {
+		r, s, err := h.Store.CreateReading(context.Background(), uuid.New(), sensor.ID, gatewayd.TriggerManual)
+		require.NoError(t, err)
+		asked := time.Now()
+		require.NoError(t, h.Runtime.TakeReading(context.Background(), r, s.Serial, 25600))
+		var got gatewayd.Reading
+		eventually(t, func() bool {
+			got, err = h.Store.GetReading(context.Background(), r.ID)
+			return err == nil && got.Status.Done()
+		}, 120*time.Second, "honest reading %d final", i)
+		took := time.Since(asked)
+		worst = max(worst, took)
+		if took > time.Second {
+			t.Logf("+%s honest reading %d: %s %q final in the database after %s; hostile asked %d times", time.Since(start).Round(time.Millisecond),
+				i, got.Status, errText(got), took.Round(time.Millisecond), p.asked.Load())
+		}
+	}
+	t.Logf("peak heap %d MiB", peak.Load()>>20)
+	assert.LessOrEqual(t, worst, bound, "an honest reading stayed unfinished in the database past its timeouts while another gateway's sensor list was merged")
+}
