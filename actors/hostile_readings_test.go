@@ -163,7 +163,7 @@ func TestUnsolicitedReadingsOfOneGatewayDoNotFailAnothersReadings(t *testing.T) 
 	eventually(t, func() bool { return p.sent.Load() >= 600 }, 30*time.Second, "pushes under way")
 	t.Logf("pushed %d; intake holds %d bytes", p.sent.Load(), actors.IntakeHeld(h.Runtime))
 
-	const n = 4
+	const n = 2
 	var bad []string
 	for i := range n {
 		r, s, err := h.Store.CreateReading(context.Background(), uuid.New(), sensor.ID, gatewayd.TriggerManual)
