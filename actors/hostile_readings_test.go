@@ -131,17 +131,10 @@ func newPusherPeer(t *testing.T, frame []byte, rate int) *pusherPeer {
 	return p
 }
 
-// One gateway pushes unsolicited readings below every flood limit (180
-// frames/s of ~30 KB, each naming its Type after its Data, so the reader
-// takes it as a small frame), and another gateway's manual readings must
-// still complete. The reader let such a small reading past the reading
-// intake: it filled the processors' queue, and the other gateway's
-// readings failed "processing overloaded": one gateway's traffic harmed
-// another's readings. (Found by an audit, helper 1, whose test this is.)
-func TestUnsolicitedReadingsOfOneGatewayDoNotFailAnothersReadings(t *testing.T) {
-	cfg := actorstest.FastConfig()
-	h := newHarness(t, cfg)
-
+// honestSensor is a gateway that logs in and lists its sensors, and the
+// first of them.
+func honestSensor(t *testing.T, h *actorstest.Harness) (gatewayd.Gateway, gatewayd.Sensor) {
+	t.Helper()
 	honest, _ := h.Add("honest")
 	h.WaitState(honest.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	var sensor gatewayd.Sensor
@@ -153,6 +146,21 @@ func TestUnsolicitedReadingsOfOneGatewayDoNotFailAnothersReadings(t *testing.T) 
 		sensor = list[0]
 		return true
 	}, 10*time.Second, "honest sensors discovered")
+	return honest, sensor
+}
+
+// One gateway pushes unsolicited readings below every flood limit (180
+// frames/s of ~30 KB, each naming its Type after its Data, so the reader
+// takes it as a small frame), and another gateway's manual readings must
+// still complete. The reader let such a small reading past the reading
+// intake: it filled the processors' queue, and the other gateway's
+// readings failed "processing overloaded": one gateway's traffic harmed
+// another's readings. (Found by an audit, helper 1, whose test this is.)
+func TestUnsolicitedReadingsOfOneGatewayDoNotFailAnothersReadings(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	h := newHarness(t, cfg)
+
+	honest, sensor := honestSensor(t, h)
 
 	frame := smallReadingFrame(5300)
 	require.Less(t, len(frame), 32<<10, "the frame stays a small one")

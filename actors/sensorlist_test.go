@@ -92,17 +92,7 @@ func newBigListPeer(t *testing.T, n, rounds int) *bigListPeer {
 func TestHugeSensorListOfOneGatewayDoesNotHoldUpAnothersReadings(t *testing.T) {
 	cfg := actorstest.FastConfig()
 	h := newHarness(t, cfg)
-	honest, _ := h.Add("honest")
-	h.WaitState(honest.ID, gatewayd.StateAuthenticated, 10*time.Second)
-	var sensor gatewayd.Sensor
-	eventually(t, func() bool {
-		list, err := h.Store.GatewaySensors(context.Background(), honest.ID)
-		if err != nil || len(list) == 0 {
-			return false
-		}
-		sensor = list[0]
-		return true
-	}, 10*time.Second, "honest sensors discovered")
+	_, sensor := honestSensor(t, h)
 
 	var peak atomic.Uint64
 	stopHeap := make(chan struct{})
