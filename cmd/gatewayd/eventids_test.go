@@ -2,10 +2,8 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -61,22 +59,6 @@ func startedMicros(t *testing.T, logs string) (from, to uint64) {
 	}
 	t.Fatalf("no start line:\n%s", logs)
 	return 0, 0
-}
-
-// apiClient posts JSON to an API.
-type apiClient string
-
-func (a apiClient) post(t *testing.T, path string, body any, want int) map[string]any {
-	t.Helper()
-	raw, _ := json.Marshal(body)
-	res, err := http.Post(string(a)+path, "application/json", bytes.NewReader(raw))
-	require.NoError(t, err)
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	require.Equal(t, want, res.StatusCode, "%s %s", path, b)
-	var m map[string]any
-	_ = json.Unmarshal(b, &m)
-	return m
 }
 
 // followIDs follows port's event stream and keeps the newest id seen.

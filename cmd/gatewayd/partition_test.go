@@ -1,11 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -141,23 +137,7 @@ func TestSilentPartitionLeavesOneConnectionPerGateway(t *testing.T) {
 	gate := newSilentGate(t, u.Host)
 	u.Host = gate.ln.Addr().String()
 	first := startServe(t, []string{"DATABASE_URL=" + u.String(), "ENCRYPTION_KEY=" + key, "AUTH_ENABLED=false"})
-	api := fmt.Sprintf("http://127.0.0.1:%d/api", first.port)
-	post := func(path string, body any) map[string]any {
-		raw, _ := json.Marshal(body)
-		res, err := http.Post(api+path, "application/json", bytes.NewReader(raw))
-		require.NoError(t, err)
-		defer res.Body.Close()
-		var m map[string]any
-		require.NoError(t, json.NewDecoder(res.Body).Decode(&m))
-		require.Equal(t, http.StatusCreated, res.StatusCode, "%v", m)
-		return m
-	}
-	org := post("/organizations", map[string]any{"name": "O"})["id"]
-	factory := post("/factories", map[string]any{"organization_id": org, "name": "F"})["id"]
-	post("/gateways", map[string]any{"factory_id": factory, "gateway_id": "gw-1", "name": "gw-1", "url": sg.URL(),
-		"email": "e@example.com", "password": "p"})
-	testutil.Eventually(t, func() bool { s := sg.Stats(); return s.Logins == 1 && s.Open == 1 }, 20*time.Second, "the first logs in")
-
+	registerGateway(t, first.port, sg)
 	second := startServeUntil(t, logging.APIStarting, []string{"DATABASE_URL=" + dbURL, "ENCRYPTION_KEY=" + key, "AUTH_ENABLED=false"})
 	testutil.Eventually(t, func() bool { return strings.Contains(second.logs.String(), "waiting for it to stop") }, 20*time.Second,
 		"the second waits")

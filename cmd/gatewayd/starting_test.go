@@ -5,10 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/ctcgw/gatewayd"
-	"github.com/ctcgw/gatewayd/ctc/ctctest"
-	"github.com/ctcgw/gatewayd/internal/config"
-	"github.com/rs/zerolog"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -22,9 +19,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"github.com/ctcgw/gatewayd/internal/config"
 	"github.com/ctcgw/gatewayd/internal/logging"
 	"github.com/ctcgw/gatewayd/internal/testutil"
 )
@@ -337,24 +338,37 @@ func servedBehindAGate(t *testing.T) (first *served, sg *ctctest.Gateway, gate *
 	gate.open.Store(true)
 	u.Host = gate.ln.Addr().String()
 	first = startServe(t, []string{"DATABASE_URL=" + u.String(), "ENCRYPTION_KEY=" + key, "AUTH_ENABLED=false"})
-	api := fmt.Sprintf("http://127.0.0.1:%d/api", first.port)
-	post := func(path string, body any) map[string]any {
-		raw, _ := json.Marshal(body)
-		res, err := http.Post(api+path, "application/json", bytes.NewReader(raw))
-		require.NoError(t, err)
-		defer res.Body.Close()
-		var m map[string]any
-		require.NoError(t, json.NewDecoder(res.Body).Decode(&m))
-		require.Equal(t, http.StatusCreated, res.StatusCode, "%v", m)
-		return m
-	}
-	org := post("/organizations", map[string]any{"name": "O"})["id"]
-	factory := post("/factories", map[string]any{"organization_id": org, "name": "F"})["id"]
-	post("/gateways", map[string]any{"factory_id": factory, "gateway_id": "gw-1", "name": "gw-1", "url": sg.URL(),
-		"email": "e@example.com", "password": "p"})
+	registerGateway(t, first.port, sg)
+	return first, sg, gate, dbURL
+}
+
+// apiClient posts JSON to an API.
+type apiClient string
+
+func (a apiClient) post(t *testing.T, path string, body any, want int) map[string]any {
+	t.Helper()
+	raw, _ := json.Marshal(body)
+	res, err := http.Post(string(a)+path, "application/json", bytes.NewReader(raw))
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	require.Equal(t, want, res.StatusCode, "%s %s", path, b)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return m
+}
+
+// registerGateway registers sg through the API on port, under an
+// organization and a factory of its own, and waits for its login.
+func registerGateway(t *testing.T, port int, sg *ctctest.Gateway) {
+	t.Helper()
+	a := apiClient(fmt.Sprintf("http://127.0.0.1:%d/api", port))
+	org := a.post(t, "/organizations", map[string]any{"name": "O"}, http.StatusCreated)["id"]
+	factory := a.post(t, "/factories", map[string]any{"organization_id": org, "name": "F"}, http.StatusCreated)["id"]
+	a.post(t, "/gateways", map[string]any{"factory_id": factory, "gateway_id": "gw-1", "name": "gw-1", "url": sg.URL(),
+		"email": "e@example.com", "password": "p"}, http.StatusCreated)
 	testutil.Eventually(t, func() bool { s := sg.Stats(); return s.Logins == 1 && s.Open == 1 }, 20*time.Second,
 		"the first process authenticates")
-	return first, sg, gate, dbURL
 }
 
 // The instance lock promises one process per database's gateways ("no
