@@ -72,6 +72,22 @@ func (p *dbProxy) cut() {
 	p.conns = nil
 }
 
+// outageFactory is a database (its URL, for a proxy to cut) with a
+// factory, and a store on it that no outage reaches.
+func outageFactory(t *testing.T) (dbURL string, sealer *store.Sealer, direct *store.Store, f gatewayd.Factory) {
+	t.Helper()
+	pool, dbURL := tmpl.Pool(t)
+	sealer, err := store.NewSealer(testutil.Key)
+	require.NoError(t, err)
+	direct = store.New(pool, sealer)
+	ctx := context.Background()
+	org, err := direct.CreateOrganization(ctx, "Org", nil)
+	require.NoError(t, err)
+	f, err = direct.CreateFactory(ctx, store.NewFactory{OrganizationID: org.ID, Name: "F"})
+	require.NoError(t, err)
+	return dbURL, sealer, direct, f
+}
+
 // API.md §4: "what one gateway can make the service hold in memory is
 // bounded". While the database is down, the writer keeps every
 // temperature it could not write, one per gateway and serial, and a
@@ -84,15 +100,8 @@ func (p *dbProxy) cut() {
 // of outage). The frame limits are raised to make the test quick.
 func TestOutageTemperaturesFromOneGatewayAreBounded(t *testing.T) {
 	t.Parallel()
-	pool, dbURL := tmpl.Pool(t)
-	sealer, err := store.NewSealer(testutil.Key)
-	require.NoError(t, err)
-	direct := store.New(pool, sealer)
+	dbURL, sealer, direct, f := outageFactory(t)
 	ctx := context.Background()
-	org, err := direct.CreateOrganization(ctx, "Org", nil)
-	require.NoError(t, err)
-	f, err := direct.CreateFactory(ctx, store.NewFactory{OrganizationID: org.ID, Name: "F"})
-	require.NoError(t, err)
 
 	const total = 20_000 // 20 times the bound; without it, all held
 	ready, written := make(chan struct{}), make(chan struct{})
@@ -177,15 +186,8 @@ func TestOutageTemperaturesFromOneGatewayAreBounded(t *testing.T) {
 // (Found by an audit, helper 1, whose test this is.)
 func TestOutageUnsolicitedReadingsFromOneGatewayAreBounded(t *testing.T) {
 	t.Parallel()
-	pool, dbURL := tmpl.Pool(t)
-	sealer, err := store.NewSealer(testutil.Key)
-	require.NoError(t, err)
-	direct := store.New(pool, sealer)
+	dbURL, sealer, direct, f := outageFactory(t)
 	ctx := context.Background()
-	org, err := direct.CreateOrganization(ctx, "Org", nil)
-	require.NoError(t, err)
-	f, err := direct.CreateFactory(ctx, store.NewFactory{OrganizationID: org.ID, Name: "F"})
-	require.NoError(t, err)
 
 	const total = 8_000 // past the bound (maxPendingPushed, 4,096)
 	axis := strings.TrimSuffix(strings.Repeat("0.5,-0.25,", 4), ",")

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd/ctc"
@@ -58,25 +57,7 @@ func TestHelpNoiseBoundsHoldForStoredSummaries(t *testing.T) {
 			require.True(t, ok, lines.Text())
 			go func() { _, _ = io.Copy(io.Discard, pr) }()
 
-			ws, _, err := websocket.DefaultDialer.Dial(url, nil)
-			require.NoError(t, err)
-			defer ws.Close()
-			write := func(typ string, data any) {
-				b, err := ctc.Encode(typ, data)
-				require.NoError(t, err)
-				require.NoError(t, ws.WriteMessage(websocket.TextMessage, b))
-			}
-			read := func() ctc.Message {
-				require.NoError(t, ws.SetReadDeadline(time.Now().Add(10*time.Second)))
-				_, b, err := ws.ReadMessage()
-				require.NoError(t, err)
-				msg, err := ctc.Decode(b)
-				require.NoError(t, err)
-				return msg
-			}
-			write(ctc.TypePostLogin, ctc.Login{Email: "operator@example.com", Password: "secret"})
-			ok, reason := ctc.LoginOutcome(read())
-			require.True(t, ok, reason)
+			write, read := loggedIn(t, url, 10*time.Second)
 			write(ctc.TypePostSubChanges, nil) // notifications (readings) go to subscribed sockets
 			for serial := int64(10001); serial <= 10064; serial++ {
 				write(ctc.TypeTakeDynReading, ctc.TakeReading{Serial: serial})

@@ -76,25 +76,7 @@ func TestServesGatewaysUntilCancelled(t *testing.T) {
 	require.Len(t, urls, 3)
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
 
-	ws, _, err := websocket.DefaultDialer.Dial(urls[0], nil)
-	require.NoError(t, err)
-	defer ws.Close()
-	write := func(typ string, data any) {
-		b, err := ctc.Encode(typ, data)
-		require.NoError(t, err)
-		require.NoError(t, ws.WriteMessage(websocket.TextMessage, b))
-	}
-	read := func() ctc.Message {
-		require.NoError(t, ws.SetReadDeadline(time.Now().Add(2*time.Second)))
-		_, b, err := ws.ReadMessage()
-		require.NoError(t, err)
-		m, err := ctc.Decode(b)
-		require.NoError(t, err)
-		return m
-	}
-	write(ctc.TypePostLogin, ctc.Login{Email: "operator@example.com", Password: "secret"})
-	ok, reason := ctc.LoginOutcome(read())
-	require.True(t, ok, reason)
+	write, read := loggedIn(t, urls[0], 2*time.Second)
 	write(ctc.TypeGetDynConnected, nil)
 	sensors, _, err := ctc.Sensors(read().(*ctc.DynResult).Data)
 	require.NoError(t, err)
@@ -137,4 +119,30 @@ func TestServesGatewaysUntilCancelled(t *testing.T) {
 		t.Fatal("run did not return after cancel")
 	}
 	assert.Contains(t, stderr.String(), "serving 3 gateways")
+}
+
+// loggedIn dials a simulated gateway and logs in with the default
+// credentials; read waits at most wait for each message.
+func loggedIn(t *testing.T, url string, wait time.Duration) (write func(typ string, data any), read func() ctc.Message) {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ws.Close() })
+	write = func(typ string, data any) {
+		b, err := ctc.Encode(typ, data)
+		require.NoError(t, err)
+		require.NoError(t, ws.WriteMessage(websocket.TextMessage, b))
+	}
+	read = func() ctc.Message {
+		require.NoError(t, ws.SetReadDeadline(time.Now().Add(wait)))
+		_, b, err := ws.ReadMessage()
+		require.NoError(t, err)
+		m, err := ctc.Decode(b)
+		require.NoError(t, err)
+		return m
+	}
+	write(ctc.TypePostLogin, ctc.Login{Email: "operator@example.com", Password: "secret"})
+	ok, reason := ctc.LoginOutcome(read())
+	require.True(t, ok, reason)
+	return write, read
 }
