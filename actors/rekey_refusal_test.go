@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -40,15 +39,7 @@ func TestNewPasswordAfterKeyChangeRevivesARefusedGateway(t *testing.T) {
 	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 
 	// The gateway refuses the login once; the refusal is kept.
-	sg.SetFaults(ctctest.Faults{RefuseLogins: true})
-	sg.Drop(websocket.CloseGoingAway)
-	h.WaitState(g.ID, gatewayd.StateAuthFailed, 10*time.Second)
-	eventually(t, func() bool {
-		m, err := h.Store.AuthFailures(ctx)
-		require.NoError(t, err)
-		_, ok := m[g.ID]
-		return ok
-	}, 10*time.Second, "the refusal kept")
+	refusedAndKept(t, h, g.ID, sg)
 	sg.SetFaults(ctctest.Faults{}) // the gateway accepts the login again
 
 	// gatewayd stops; its key is lost (the password is sealed under a key

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -19,6 +20,22 @@ import (
 	"github.com/ctcgw/gatewayd/actors/actorstest"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
 )
+
+// refusedAndKept makes the simulated gateway refuse logins, drops its
+// socket, and waits until the gateway is AUTH_FAILED and its refusal is
+// stored (kept across restarts, migration 008).
+func refusedAndKept(t *testing.T, h *actorstest.Harness, id uuid.UUID, sg *ctctest.Gateway) {
+	t.Helper()
+	sg.SetFaults(ctctest.Faults{RefuseLogins: true})
+	sg.Drop(websocket.CloseGoingAway)
+	h.WaitState(id, gatewayd.StateAuthFailed, 10*time.Second)
+	eventually(t, func() bool {
+		m, err := h.Store.AuthFailures(context.Background())
+		require.NoError(t, err)
+		_, ok := m[id]
+		return ok
+	}, 10*time.Second, "the refusal stored")
+}
 
 // API.md §4 states: "AUTH_FAILED | the gateway refused the credentials; no
 // retries until url/email/password change or a connect request". README
@@ -33,15 +50,7 @@ func TestAuthFailedOutlivesASupervisorRestart(t *testing.T) {
 	other, _ := h.Add("sup-fine")
 	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	h.WaitState(other.ID, gatewayd.StateAuthenticated, 10*time.Second)
-	sg.SetFaults(ctctest.Faults{RefuseLogins: true})
-	sg.Drop(websocket.CloseGoingAway)
-	h.WaitState(g.ID, gatewayd.StateAuthFailed, 10*time.Second)
-	eventually(t, func() bool {
-		m, err := h.Store.AuthFailures(ctx)
-		require.NoError(t, err)
-		_, ok := m[g.ID]
-		return ok
-	}, 10*time.Second, "the refusal stored")
+	refusedAndKept(t, h, g.ID, sg)
 	h.WaitSettled(g.ID, gatewayd.StateAuthFailed)
 	tried, refused := sg.Stats().Accepted, sg.Stats().LoginsRefused
 

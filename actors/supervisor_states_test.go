@@ -6,14 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/actors"
 	"github.com/ctcgw/gatewayd/actors/actorstest"
-	"github.com/ctcgw/gatewayd/ctc/ctctest"
 	"github.com/ctcgw/gatewayd/events"
 )
 
@@ -45,18 +43,9 @@ func stateChangesTo(t *testing.T, h *actorstest.Harness, to gatewayd.State) floa
 // it never dialed. (Found by an audit, helper 1, whose tests these are.)
 func TestRestoredAuthFailedNeverClaimsCONNECTING(t *testing.T) {
 	h := newHarness(t, actorstest.FastConfig())
-	ctx := context.Background()
 	g, sg := h.Add("restored-refusal")
 	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
-	sg.SetFaults(ctctest.Faults{RefuseLogins: true})
-	sg.Drop(websocket.CloseGoingAway)
-	h.WaitState(g.ID, gatewayd.StateAuthFailed, 10*time.Second)
-	eventually(t, func() bool {
-		m, err := h.Store.AuthFailures(ctx)
-		require.NoError(t, err)
-		_, ok := m[g.ID]
-		return ok
-	}, 10*time.Second, "the refusal stored")
+	refusedAndKept(t, h, g.ID, sg)
 
 	id := g.ID
 	sub := h.Telemetry.Events.Subscribe(events.Filter{GatewayID: &id}, 0, 1024)
