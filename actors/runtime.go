@@ -88,7 +88,9 @@ type Runtime struct {
 	// supervisorStopped is closed once the supervisor has stopped, every
 	// gateway actor with it.
 	supervisorStopped chan struct{}
-	src               Source
+	// removals are GatewaysRemoved's thens the supervisor has not run.
+	removals afterRemoval
+	src      Source
 	// kick asks reconcileLoop for a store read, trim trimLoop for memory
 	// back.
 	kick, trim wakeup
@@ -143,7 +145,12 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 	d, n := r.d, r.n
 	r.supervisorStopped = make(chan struct{})
 	var stoppedOnce sync.Once
-	stopped := func() { stoppedOnce.Do(func() { close(r.supervisorStopped) }) }
+	stopped := func() {
+		stoppedOnce.Do(func() {
+			close(r.supervisorStopped)
+			r.removals.drain() // removals it never got to: the gateways are gone with it
+		})
+	}
 	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
 		s := newSupervisor(d, n)
 		s.stopped = stopped
@@ -275,12 +282,69 @@ func (r *Runtime) GatewayUpdated(t gatewayd.Target) {
 // (published before, state changes already on their way followed it,
 // and a client following the stream showed the gateway again; found by
 // an audit, helper 8). It must not block.
+// A stopped supervisor runs no message: then runs when it has stopped,
+// or at once after (found by an audit, helper 12).
 func (r *Runtime) GatewaysRemoved(ids []uuid.UUID, then func()) {
-	switch {
-	case len(ids) > 0:
-		r.d.root.Send(r.supervisor, &stopGateways{ids: ids, then: then})
-	case then != nil:
-		then()
+	if len(ids) == 0 {
+		if then != nil {
+			then()
+		}
+		return
+	}
+	if then != nil {
+		run, waits := r.removals.add(then)
+		if !waits {
+			then()
+			return
+		}
+		then = run
+	}
+	r.d.root.Send(r.supervisor, &stopGateways{ids: ids, then: then})
+}
+
+// afterRemoval holds GatewaysRemoved's thens until they run: each once,
+// by the supervisor, or by drain when the supervisor has stopped.
+type afterRemoval struct {
+	mu      sync.Mutex
+	pending map[uint64]func()
+	next    uint64
+	drained bool
+}
+
+// add holds f and returns what runs it once; waits is false once drained
+// (the caller runs f itself).
+func (a *afterRemoval) add(f func()) (run func(), waits bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.drained {
+		return nil, false
+	}
+	if a.pending == nil {
+		a.pending = make(map[uint64]func())
+	}
+	a.next++
+	id := a.next
+	a.pending[id] = f
+	return func() {
+		a.mu.Lock()
+		f, ok := a.pending[id]
+		delete(a.pending, id)
+		a.mu.Unlock()
+		if ok {
+			f()
+		}
+	}, true
+}
+
+// drain runs every held f and makes later adds decline.
+func (a *afterRemoval) drain() {
+	a.mu.Lock()
+	a.drained = true
+	left := a.pending
+	a.pending = nil
+	a.mu.Unlock()
+	for _, f := range left {
+		f()
 	}
 }
 

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -68,4 +69,36 @@ loop:
 	}
 	require.Len(t, deleted, n)
 	require.Empty(t, ghosts, "gateway.state events for gateways already announced deleted")
+}
+
+// gateway.deleted came from the supervisor only: with the runtime
+// stopped (serve stops it first when the instance lock is lost, while the
+// API still serves and the streams are open) a DELETE answered 204 and
+// the event never came. (Found by an audit, helper 12, whose test this
+// is.)
+func TestDeletedPublishedWithTheRuntimeStopped(t *testing.T) {
+	e := newLiveEnv(t, actorstest.FastConfig())
+	base := e.listen()
+	ch, stop := subscribe(t, base, "")
+	defer stop()
+	g := e.create("/api/gateways", map[string]any{"factory_id": e.factoryID, "gateway_id": "gone-late",
+		"name": "gone-late", "url": "ws://127.0.0.1:1/gw/x", "email": "a@example.com", "password": "pw"})
+	id := g["id"].(string)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, e.runtime.Shutdown(ctx)) // as serve does on a lost instance lock, the API still up
+
+	require.Equal(t, 204, e.do("DELETE", "/api/gateways/"+id, nil).status)
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-ch:
+			if ev.Event == "gateway.deleted" && ev.Data["id"] == id {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("DELETE answered 204 and the stream, still open, never said gateway.deleted for %s", id)
+		}
+	}
 }
