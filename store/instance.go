@@ -102,23 +102,21 @@ func AcquireInstance(ctx context.Context, pool *pgxpool.Pool, every time.Duratio
 func newInstance(pool *pgxpool.Pool) *Instance {
 	cfg := pool.Config().ConnConfig.Copy()
 	cfg.RuntimeParams["application_name"] = InstanceApplication
-	// The server gives up on this session within seconds of a silent cut
-	// (no reset from either side), not after its default two hours: the
-	// lock comes free for a standby that reaches the server, while the
-	// process it belonged to, cut off, stands down (Watch). Ignored on a
-	// Unix socket, which is never cut that way.
-	for k, v := range instanceKeepalive {
-		cfg.RuntimeParams[k] = v
-	}
 	return &Instance{cfg: cfg}
 }
 
-// instanceKeepalive: the lock session's server side sends a probe after
-// 5 s of silence and gives up after 3 more unanswered (2 s apart), or
-// when data it sent stays unacknowledged for 10 s.
-var instanceKeepalive = map[string]string{
-	"tcp_keepalives_idle": "5", "tcp_keepalives_interval": "2", "tcp_keepalives_count": "3", "tcp_user_timeout": "10000",
-}
+// instanceKeepalive makes the server give up on the lock's session within
+// seconds of a silent cut (no reset from either side), not after its
+// default two hours: the lock comes free for a standby that reaches the
+// server, while the process it belonged to, cut off, stands down (Watch).
+// A probe after 5 s of silence, given up after 3 more unanswered (2 s
+// apart), or when data sent stays unacknowledged for 10 s. Set once
+// connected, not as startup parameters, which a session pooler such as
+// PgBouncer refuses (found by an audit, helper 12); what refuses the SET
+// (or a Unix socket, which ignores it) leaves the server's own settings.
+const instanceKeepalive = `SELECT set_config('tcp_keepalives_idle', '5', false),
+	set_config('tcp_keepalives_interval', '2', false), set_config('tcp_keepalives_count', '3', false),
+	set_config('tcp_user_timeout', '10000', false)`
 
 // standbyCheckTimeout bounds the lock check while a standby waits: a
 // check that does not answer in time means this process is cut off from
@@ -177,6 +175,10 @@ func (in *Instance) take(ctx context.Context) error {
 			return fmt.Errorf("instance lock: connect: %w", classify(err))
 		}
 		in.conn = c
+		if _, err := c.Exec(ctx, instanceKeepalive); err != nil && c.IsClosed() {
+			in.drop()
+			return fmt.Errorf("instance lock: %w", classify(err))
+		}
 	}
 	if in.lostPID != 0 {
 		// Ours only if it still holds the lock: a server process id is

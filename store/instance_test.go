@@ -2,10 +2,14 @@ package store_test
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -186,4 +190,90 @@ func TestInstanceEndsItsOwnLostSession(t *testing.T) {
 	assert.ErrorIs(t, err, store.ErrInstanceTaken)
 	_, err = other.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
 	require.NoError(t, err)
+}
+
+// sessionPooler stands in front of the server as a session-mode pooler
+// such as PgBouncer does at a connection's start: a startup packet with a
+// parameter it does not know is refused (FATAL 08P01, "unsupported
+// startup parameter"); others are passed on, and the session with them.
+func sessionPooler(t *testing.T, server string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	known := map[string]bool{"user": true, "database": true, "application_name": true, "client_encoding": true,
+		"DateStyle": true, "TimeZone": true, "extra_float_digits": true, "search_path": true}
+	serve := func(c net.Conn) {
+		defer c.Close()
+		be := pgproto3.NewBackend(c, c)
+		msg, err := be.ReceiveStartupMessage()
+		if _, ssl := msg.(*pgproto3.SSLRequest); ssl && err == nil {
+			if _, err := c.Write([]byte("N")); err != nil {
+				return
+			}
+			msg, err = be.ReceiveStartupMessage()
+		}
+		sm, ok := msg.(*pgproto3.StartupMessage)
+		if err != nil || !ok {
+			return
+		}
+		for k := range sm.Parameters {
+			if !known[k] {
+				be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: "08P01", Message: "unsupported startup parameter: " + k})
+				_ = be.Flush()
+				return
+			}
+		}
+		up, err := net.Dial("tcp", server)
+		if err != nil {
+			return
+		}
+		defer up.Close()
+		raw, err := sm.Encode(nil)
+		if err != nil {
+			return
+		}
+		if _, err := up.Write(raw); err != nil {
+			return
+		}
+		go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
+		_, _ = io.Copy(c, up)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serve(c)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// README: the instance lock "needs a DATABASE_URL with sessions (not a
+// transaction-mode pooler)": a session pooler will do. The lock's
+// keepalive settings went in its startup packet, which PgBouncer refuses
+// (unsupported startup parameter), and the lock was never taken: serve
+// waited for "the database" for ever (found by an audit, helper 12). They
+// are set once connected.
+func TestInstanceLockThroughASessionPooler(t *testing.T) {
+	u, err := url.Parse(tmpl.New(t))
+	require.NoError(t, err)
+	u.Host = sessionPooler(t, u.Host)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, u.String())
+	require.NoError(t, err)
+	defer pool.Close()
+	require.NoError(t, pool.Ping(ctx), "the pool's own connections pass")
+	var failed atomic.Int32
+	in, err := store.AcquireInstance(ctx, pool, 10*time.Millisecond, func(_ int, err error) {
+		if err != nil && failed.Add(1) == 1 {
+			t.Logf("instance lock: %v", err)
+		}
+	})
+	require.NoError(t, err, "the instance lock through a session pooler")
+	in.Close()
+	assert.Zero(t, failed.Load(), "attempts that failed")
 }
