@@ -386,11 +386,15 @@ func (r *Runtime) askActor(ctx context.Context, id uuid.UUID, msg question[gatew
 // its writer. ErrNotConnected unless the gateway is authenticated;
 // ErrGatewayTimeout when it does not answer within CommandTimeout.
 func (r *Runtime) Discover(ctx context.Context, id uuid.UUID) (gatewayd.Discovery, error) {
-	// The command may wait behind one that timed out (one request at a
-	// time per connection), so allow two command timeouts. No answer by
-	// then is the gateway's: its commands are backed up (it was 503, the
-	// runtime's code, after the gateway had left two commands unanswered).
-	d, err := askWithin[gatewayd.Discovery](r, ctx, &discoverSensors{id: id}, 2*r.d.cfg.CommandTimeout+r.d.cfg.RequestTimeout)
+	// One request at a time goes out per connection: the discovery may
+	// wait behind the one in flight, the login's subscription and a
+	// reading's TAKE (it joins a discovery still queued), each answered
+	// within a command timeout by a gateway that answers in time, so
+	// allow four. Two, and a slow gateway that answered each command in
+	// time got 504 for a discovery asked right after its login (found by
+	// an audit, helper 11). No answer by then is the gateway's: its
+	// commands are backed up (it was 503, the runtime's code).
+	d, err := askWithin[gatewayd.Discovery](r, ctx, &discoverSensors{id: id}, 4*r.d.cfg.CommandTimeout+r.d.cfg.RequestTimeout)
 	if errors.Is(err, gatewayd.ErrTimeout) && !errors.Is(context.Cause(ctx), context.Canceled) {
 		// (A caller that gave up, or a server shutting down, is not the
 		// gateway's timeout.)

@@ -106,9 +106,10 @@ func (s *server) discoverSensors(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	// The gateway may take CommandTimeout to answer, and the command may
-	// wait behind one that timed out.
-	ctx, cancel := context.WithTimeout(c.UserContext(), 2*s.opts.CommandTimeout+s.opts.DBTimeout)
+	// The gateway may take CommandTimeout to answer each of the commands
+	// the discovery waits behind, and its own: four, as the runtime
+	// allows (actors.Runtime.Discover).
+	ctx, cancel := context.WithTimeout(c.UserContext(), 4*s.opts.CommandTimeout+s.opts.DBTimeout)
 	defer cancel()
 	d, err := s.rt.Discover(ctx, id)
 	if errors.Is(err, gatewayd.ErrNotFound) {
