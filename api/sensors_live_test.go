@@ -19,6 +19,7 @@ import (
 	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
 	"github.com/ctcgw/gatewayd/events"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
 // peerAnswer is what the scripted gateway does with one request: it
@@ -403,8 +404,10 @@ func TestDiscoverNotAuthenticated(t *testing.T) {
 	require.Equal(t, 202, e.do("POST", "/api/gateways/"+id+"/connect", nil).status)
 	e.waitState(id, "AUTHENTICATED")
 	for i := 0; i < 3 && e.status(id)["state"] != "FAILED"; i++ {
+		before := e.status(id)["restarts"]
 		e.do("POST", "/api/debug/gateways/"+id+"/crash", nil)
-		time.Sleep(100 * time.Millisecond) // between drills, to let the restart happen
+		// The next drill once this one's restart (or the give-up) is seen.
+		testutil.Poll(func() bool { st := e.status(id); return st["state"] == "FAILED" || st["restarts"] != before }, 5*time.Second)
 	}
 	e.waitState(id, "FAILED")
 	check("FAILED")
