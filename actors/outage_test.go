@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
@@ -88,6 +89,34 @@ func outageFactory(t *testing.T) (dbURL string, sealer *store.Sealer, direct *st
 	return dbURL, sealer, direct, f
 }
 
+// behindAProxy starts a runtime (frame limits raised, to make the tests
+// quick) on a pool that reaches the database through a proxy the test
+// cuts, and waits until gateway id has logged in.
+func behindAProxy(t *testing.T, dbURL string, sealer *store.Sealer, cfg actors.Config, id uuid.UUID) (*actors.Runtime, *dbProxy) {
+	t.Helper()
+	ctx := context.Background()
+	u, err := url.Parse(dbURL)
+	require.NoError(t, err)
+	proxy := newDBProxy(t, "127.0.0.1:0", u.Host)
+	u.Host = proxy.ln.Addr().String()
+	ppool, err := pgxpool.New(ctx, u.String())
+	require.NoError(t, err)
+	t.Cleanup(ppool.Close)
+	cfg.FloodFrameRate, cfg.FloodFrameBurst = 1<<20, 1<<30
+	rt := actors.Start(cfg, store.New(ppool, sealer), zerolog.Nop())
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = rt.Shutdown(c)
+	})
+	require.Eventually(t, rt.Ready, 30*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool {
+		st, err := rt.Status(ctx, id)
+		return err == nil && st.State == gatewayd.StateAuthenticated
+	}, 15*time.Second, 5*time.Millisecond, "logged in")
+	return rt, proxy
+}
+
 // API.md §4: "what one gateway can make the service hold in memory is
 // bounded". While the database is down, the writer keeps every
 // temperature it could not write, one per gateway and serial, and a
@@ -105,7 +134,7 @@ func TestOutageTemperaturesFromOneGatewayAreBounded(t *testing.T) {
 
 	const total = 20_000 // 20 times the bound; without it, all held
 	ready, written := make(chan struct{}), make(chan struct{})
-	peer := newRawPeer(t, "127.0.0.1:6147", func(p *rawPeer, raw net.Conn) {
+	peer := newRawPeer(t, "127.0.0.1:0", func(p *rawPeer, raw net.Conn) {
 		<-ready // the database is down
 		var b strings.Builder
 		send := func(serial int, temp float64, flush bool) bool {
@@ -129,26 +158,7 @@ func TestOutageTemperaturesFromOneGatewayAreBounded(t *testing.T) {
 		URL: peer.url, Email: "temps@example.com", Password: "pw"})
 	require.NoError(t, err)
 
-	u, err := url.Parse(dbURL)
-	require.NoError(t, err)
-	proxy := newDBProxy(t, "127.0.0.1:6146", u.Host)
-	u.Host = "127.0.0.1:6146"
-	ppool, err := pgxpool.New(ctx, u.String())
-	require.NoError(t, err)
-	t.Cleanup(ppool.Close)
-	cfg := actorstest.FastConfig()
-	cfg.FloodFrameRate, cfg.FloodFrameBurst = 1<<20, 1<<30
-	rt := actors.Start(cfg, store.New(ppool, sealer), zerolog.Nop())
-	t.Cleanup(func() {
-		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = rt.Shutdown(c)
-	})
-	require.Eventually(t, rt.Ready, 30*time.Second, 5*time.Millisecond)
-	require.Eventually(t, func() bool {
-		st, err := rt.Status(ctx, g.ID)
-		return err == nil && st.State == gatewayd.StateAuthenticated
-	}, 15*time.Second, 5*time.Millisecond, "logged in")
+	rt, proxy := behindAProxy(t, dbURL, sealer, actorstest.FastConfig(), g.ID)
 
 	proxy.cut()
 	close(ready)
@@ -213,27 +223,9 @@ func TestOutageUnsolicitedReadingsFromOneGatewayAreBounded(t *testing.T) {
 		URL: peer.url, Email: "pusher@example.com", Password: "pw"})
 	require.NoError(t, err)
 
-	u, err := url.Parse(dbURL)
-	require.NoError(t, err)
-	proxy := newDBProxy(t, "127.0.0.1:0", u.Host)
-	u.Host = proxy.ln.Addr().String()
-	ppool, err := pgxpool.New(ctx, u.String())
-	require.NoError(t, err)
-	t.Cleanup(ppool.Close)
 	cfg := actorstest.FastConfig()
-	cfg.FloodFrameRate, cfg.FloodFrameBurst = 1<<20, 1<<30
 	cfg.RateLookupTimeout = 100 * time.Millisecond
-	rt := actors.Start(cfg, store.New(ppool, sealer), zerolog.Nop())
-	t.Cleanup(func() {
-		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = rt.Shutdown(c)
-	})
-	require.Eventually(t, rt.Ready, 30*time.Second, 5*time.Millisecond)
-	require.Eventually(t, func() bool {
-		st, err := rt.Status(ctx, g.ID)
-		return err == nil && st.State == gatewayd.StateAuthenticated
-	}, 15*time.Second, 5*time.Millisecond, "logged in")
+	rt, proxy := behindAProxy(t, dbURL, sealer, cfg, g.ID)
 
 	var before goruntime.MemStats
 	goruntime.GC()
