@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -102,6 +103,8 @@ func TestScheduleCountsALostFirstReading(t *testing.T) {
 	defer e.close()
 
 	var puts atomic.Int64
+	var inserts sync.WaitGroup // the fake's readings, stored beside its answer
+	defer inserts.Wait()
 	var sensors []uuid.UUID
 	var gateway uuid.UUID
 	var mu sync.Mutex // the handlers' shared sensors and gateway
@@ -130,28 +133,30 @@ func TestScheduleCountsALostFirstReading(t *testing.T) {
 			_, _ = io.WriteString(w, `{"state":"AUTHENTICATED"}`)
 		case r.Method == "PUT" && strings.HasPrefix(r.URL.Path, "/api/sensors/"):
 			if puts.Add(1) == 2 { // the schedule is set: its readings, as gatewayd would store them
-				// Answered first: the window starts when this answer
-				// arrives, and the inserts below may take a while on a
-				// busy box; timed from before them, sensor B's first
-				// reading could fall before the window.
-				at := time.Now()
-				_, _ = io.WriteString(w, `{}`)
-				w.(http.Flusher).Flush()
-				for _, x := range []struct {
-					sensor uuid.UUID
-					after  time.Duration
-				}{
-					// sensor A: due at ~1.3 s — lost; ~3.3 s stored
-					{sensors[0], 3300 * time.Millisecond},
-					// sensor B: ~0.9 s and ~2.9 s stored
-					{sensors[1], 900 * time.Millisecond}, {sensors[1], 2900 * time.Millisecond},
-				} {
-					req := at.Add(x.after)
-					_, err := e.pool.Exec(ctx, `INSERT INTO readings (sensor_id, gateway_id, trigger, status, requested_at, started_at, completed_at)
-						VALUES ($1, $2, 'SCHEDULED', 'COMPLETE', $3, $3, $4)`, x.sensor, gateway, req, req.Add(300*time.Millisecond))
-					assert.NoError(t, err)
-				}
-				return
+				// Stored beside the answer, not before it: the window
+				// starts when the answer has arrived, whole, and the
+				// inserts may take a while on a busy box; timed from
+				// before them, sensor B's first reading fell before the
+				// window (CI).
+				at, gw, ss := time.Now(), gateway, slices.Clone(sensors)
+				inserts.Add(1)
+				go func() {
+					defer inserts.Done()
+					for _, x := range []struct {
+						sensor uuid.UUID
+						after  time.Duration
+					}{
+						// sensor A: due at ~1.3 s — lost; ~3.3 s stored
+						{ss[0], 3300 * time.Millisecond},
+						// sensor B: ~0.9 s and ~2.9 s stored
+						{ss[1], 900 * time.Millisecond}, {ss[1], 2900 * time.Millisecond},
+					} {
+						req := at.Add(x.after)
+						_, err := e.pool.Exec(ctx, `INSERT INTO readings (sensor_id, gateway_id, trigger, status, requested_at, started_at, completed_at)
+							VALUES ($1, $2, 'SCHEDULED', 'COMPLETE', $3, $3, $4)`, x.sensor, gw, req, req.Add(300*time.Millisecond))
+						assert.NoError(t, err)
+					}
+				}()
 			}
 			_, _ = io.WriteString(w, `{}`)
 		default:
