@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/singleflight"
 
@@ -57,6 +58,10 @@ type tokens struct {
 
 	mu    sync.RWMutex
 	cache map[[sha256.Size]byte]cachedToken
+	// revokedAt holds the revocations this process wrote, for ttl: a
+	// lookup whose answer the database gave before one and that is
+	// cached after it is corrected (put).
+	revokedAt map[uuid.UUID]time.Time
 
 	refused *refusals
 }
@@ -136,6 +141,9 @@ func (t *tokens) fetch(ctx context.Context, hash [sha256.Size]byte) (cachedToken
 func (t *tokens) put(entry cachedToken) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if at, ok := t.revokedAt[entry.token.ID]; ok && entry.found && entry.token.RevokedAt == nil {
+		entry.token.RevokedAt = &at
+	}
 	if len(t.cache) >= maxCachedTokens {
 		maps.DeleteFunc(t.cache, func(_ [sha256.Size]byte, e cachedToken) bool { return !e.found })
 		if len(t.cache) >= maxCachedTokens/2 {
@@ -152,6 +160,14 @@ func (t *tokens) put(entry cachedToken) {
 func (t *tokens) revoked(tok gatewayd.Token) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	now := time.Now()
+	maps.DeleteFunc(t.revokedAt, func(_ uuid.UUID, at time.Time) bool { return now.Sub(at) > t.ttl })
+	if t.revokedAt == nil {
+		t.revokedAt = make(map[uuid.UUID]time.Time)
+	}
+	if tok.RevokedAt != nil {
+		t.revokedAt[tok.ID] = *tok.RevokedAt
+	}
 	for k, e := range t.cache {
 		if e.found && e.token.ID == tok.ID {
 			e.token = tok
