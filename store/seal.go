@@ -253,7 +253,14 @@ func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyResult)
 			res.Resealed++
 		}
 		if b.Len() > 0 {
-			if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() }); err != nil {
+			// A re-sealed password is no client's change: updated_at stays
+			// (migration 010).
+			if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, `SELECT set_config('gatewayd.keep_updated_at', 'on', true)`); err != nil {
+					return err
+				}
+				return tx.SendBatch(ctx, b).Close()
+			}); err != nil {
 				return res, fmt.Errorf("rekey: %w", classify(err))
 			}
 		}
