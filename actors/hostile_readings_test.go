@@ -11,8 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,16 +61,8 @@ func smallReadingFrame(n int) []byte {
 
 func newPusherPeer(t *testing.T, frame []byte, rate int) *pusherPeer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &pusherPeer{url: "ws://" + ln.Addr().String() + "/gw", frame: frame, rate: rate, stop: make(chan struct{})}
-	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer ws.Close()
+	p := &pusherPeer{frame: frame, rate: rate, stop: make(chan struct{})}
+	p.url = servePeer(t, func(ws *websocket.Conn) {
 		var wmu sync.Mutex
 		send := func(b []byte) error {
 			wmu.Lock()
@@ -122,12 +112,9 @@ func newPusherPeer(t *testing.T, frame []byte, rate int) *pusherPeer {
 				}()
 			}
 		}
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		p.closed.Do(func() { close(p.stop) })
-		_ = srv.Close()
 	})
+	// Before the server's close (cleanups run last first): the pushes end.
+	t.Cleanup(func() { p.closed.Do(func() { close(p.stop) }) })
 	return p
 }
 

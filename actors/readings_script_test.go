@@ -38,11 +38,13 @@ type scriptPeer struct {
 	subs  chan struct{}   // one per subscription answered
 }
 
-func newScriptPeer(t *testing.T) *scriptPeer {
+// servePeer serves a scripted gateway on a port of its own until the test
+// ends: handle runs for each WebSocket connection, which is closed when it
+// returns. It returns the gateway's ws:// URL.
+func servePeer(t *testing.T, handle func(ws *websocket.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	p := &scriptPeer{t: t, url: "ws://" + ln.Addr().String() + "/gw", takes: make(chan int64, 64), subs: make(chan struct{}, 64)}
 	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := up.Upgrade(w, r, nil)
@@ -50,6 +52,17 @@ func newScriptPeer(t *testing.T) *scriptPeer {
 			return
 		}
 		defer ws.Close()
+		handle(ws)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "ws://" + ln.Addr().String() + "/gw"
+}
+
+func newScriptPeer(t *testing.T) *scriptPeer {
+	t.Helper()
+	p := &scriptPeer{t: t, takes: make(chan int64, 64), subs: make(chan struct{}, 64)}
+	p.url = servePeer(t, func(ws *websocket.Conn) {
 		for {
 			_, b, err := ws.ReadMessage()
 			if err != nil {
@@ -78,9 +91,7 @@ func newScriptPeer(t *testing.T) *scriptPeer {
 				p.takes <- tr.Serial
 			}
 		}
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	})
 	return p
 }
 

@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	goruntime "runtime"
 	"sync/atomic"
 	"testing"
@@ -31,16 +29,8 @@ type bigListPeer struct {
 
 func newBigListPeer(t *testing.T, n, rounds int) *bigListPeer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &bigListPeer{url: "ws://" + ln.Addr().String() + "/gw", rounds: rounds}
-	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer ws.Close()
+	p := &bigListPeer{rounds: rounds}
+	p.url = servePeer(t, func(ws *websocket.Conn) {
 		for {
 			_, b, err := ws.ReadMessage()
 			if err != nil {
@@ -73,9 +63,7 @@ func newBigListPeer(t *testing.T, n, rounds int) *bigListPeer {
 				_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{}}`))
 			}
 		}
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	})
 	return p
 }
 
