@@ -201,11 +201,11 @@ func writeWaveformJSON(bw *bufio.Writer, w gatewayd.Waveform) error {
 		buf = append(buf, `,"`...)
 		buf = append(buf, axis.name...)
 		buf = append(buf, `":[`...)
-		for i, f := range axis.v {
-			if i > 0 {
+		for start := 0; start < len(axis.v); start += floatsPerPiece {
+			if start > 0 {
 				buf = append(buf, ',')
 			}
-			buf = strconv.AppendFloat(buf, float64(f), 'g', -1, 32)
+			buf = appendFloatList(buf, axis.v[start:min(start+floatsPerPiece, len(axis.v))], 32)
 			if len(buf) >= answerPiece {
 				if _, err := bw.Write(buf); err != nil {
 					return err
@@ -375,14 +375,23 @@ func appendRate(b []byte, rate float64) []byte {
 // form that reads back as the same float of bits (32 or 64).
 func appendFloats[F float32 | float64](b []byte, v []F, bits int) []byte {
 	b = append(b, '[')
+	return append(appendFloatList(b, v, bits), ']')
+}
+
+// appendFloatList is appendFloats without the brackets.
+func appendFloatList[F float32 | float64](b []byte, v []F, bits int) []byte {
 	for i, f := range v {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = strconv.AppendFloat(b, float64(f), 'g', -1, bits)
 	}
-	return append(b, ']')
+	return b
 }
+
+// floatsPerPiece is how many samples a waveform's JSON answer makes at a
+// time (at most ~16 bytes each, about half an answerPiece).
+const floatsPerPiece = 1024
 
 // wantsCSV says whether an Accept header prefers text/csv to JSON (RFC
 // 9110 §12.5.1): each offer takes the q of the most specific media range
