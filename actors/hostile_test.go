@@ -594,6 +594,9 @@ func TestLoginGoesWhenTheReaderIsHeld(t *testing.T) {
 	defer func() { drain() }()
 	_, pw := actorstest.Credentials(sim.Name())
 	h.Runtime.GatewayStarted(g.Target(pw))
+	// Held by the greeting first: on a busy box the greeting could still
+	// be on its way when the assertion below looked (CI).
+	eventually(t, func() bool { return actors.IntakeWaiting(h.Runtime) == 1 }, 10*time.Second, "the reader held by the greeting")
 	eventually(t, func() bool {
 		for _, f := range sim.Stats().Frames {
 			if f.Type == ctc.TypePostLogin {
