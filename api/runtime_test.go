@@ -412,7 +412,11 @@ func TestSoak(t *testing.T) {
 // the runtime after its write, and the messages could arrive in the other
 // order, so the runtime kept the older wish until a reconciliation.
 func TestRacingConnectsEndAsStored(t *testing.T) {
-	e := newLiveEnv(t, actorstest.FastConfig())
+	// Patient timeouts: what is tested is the order of the wishes, and a
+	// starved CI box ran out of the 5 s ones (503) twice in 240 requests.
+	cfg := actorstest.FastConfig()
+	cfg.RequestTimeout = 30 * time.Second
+	e := newLiveEnvWith(t, cfg, api.Options{DBTimeout: 30 * time.Second})
 	id, _ := e.add("racer")
 	e.waitState(id, "AUTHENTICATED")
 	for round := range 60 {
