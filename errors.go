@@ -35,3 +35,7 @@ var (
 
 // ErrQueueFull: a gateway already has READING_QUEUE_LIMIT readings waiting.
 var ErrQueueFull = errors.New("reading queue full")
+
+// ErrSensorLimit comes with what a sensor write did store: new serials of
+// a gateway that has MaxGatewaySensors live sensors were not stored.
+var ErrSensorLimit = errors.New("gateway's sensor limit reached")

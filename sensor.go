@@ -75,6 +75,13 @@ type Temperature struct {
 // a sensor captures physically, one acquisition at a time per gateway.
 const MinReadingInterval = time.Minute
 
+// MaxGatewaySensors bounds the live sensors one gateway has stored. Nothing
+// a gateway reports is deleted, and a gateway naming new serials at every
+// discovery or notification (broken, or hostile) filled the database every
+// gateway shares; a real one serves tens. New serials past it are not
+// stored (ErrSensorLimit); known ones go on being updated.
+const MaxGatewaySensors = 4096
+
 // SensorRef names a sensor that changed, with what events are filtered by.
 type SensorRef struct {
 	ID        uuid.UUID

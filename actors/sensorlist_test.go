@@ -131,3 +131,30 @@ func TestHugeSensorListOfOneGatewayDoesNotHoldUpAnothersReadings(t *testing.T) {
 	t.Logf("peak heap %d MiB", peak.Load()>>20)
 	assert.LessOrEqual(t, worst, bound, "an honest reading stayed unfinished in the database past its timeouts while another gateway's sensor list was merged")
 }
+
+// A gateway lists 3,000 serials never listed before at each of its three
+// logins: its stored sensors stop at gatewayd.MaxGatewaySensors (they
+// grew by every list, without end), the writer says so and does not try
+// the refused serials again, and another gateway's sensors are stored.
+func TestNewSerialsAtEveryDiscoveryStopAtTheGatewaysLimit(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	h := newHarness(t, cfg)
+	p := newBigListPeer(t, 3000, 3)
+	hostile := addRawGateway(t, h, "newserials", p.url)
+	count := func() int {
+		list, err := h.Store.GatewaySensors(context.Background(), hostile.ID)
+		require.NoError(t, err)
+		return len(list)
+	}
+	eventually(t, func() bool { return p.asked.Load() >= 3 && count() == gatewayd.MaxGatewaySensors }, 30*time.Second,
+		"three lists asked and the limit stored")
+	// The third list comes after the limit was reached; an honest gateway
+	// discovered after it all is stored.
+	_, sensor := honestSensor(t, h)
+	assert.NotZero(t, sensor.ID)
+	assert.Equal(t, gatewayd.MaxGatewaySensors, count())
+	logs := h.Logs.String()
+	assert.Contains(t, logs, "new sensors past its limit were not stored")
+	assert.Contains(t, logs, hostile.ID.String())
+	assert.NotContains(t, logs, "batched write failed", "a list over the limit is not a failed write to try again")
+}

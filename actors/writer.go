@@ -80,7 +80,7 @@ type writer struct {
 	retries int
 	retryAt time.Time
 	// The lines about failed writes, one per failLogEvery for each kind.
-	readingsLog, sensorsLog, seenLog, droppedLog, pushedLog logging.Pacer
+	readingsLog, sensorsLog, seenLog, droppedLog, pushedLog, limitLog logging.Pacer
 
 	stop chan struct{}
 	done chan struct{}
@@ -544,6 +544,13 @@ func writeChunk[T, R any](w *writer, chunk []T, to sink[T, R]) {
 	requeued := false
 	switch {
 	case err == nil:
+	case errors.Is(err, gatewayd.ErrSensorLimit):
+		// What fit is written; the new serials past a gateway's limit
+		// would be refused again, so they are not tried again.
+		if ok, n := w.limitLog.Allow(time.Now(), failLogEvery); ok {
+			w.log.Warn().Err(err).Str("what", to.what).Int("unlogged_since", n).
+				Msg("a gateway's new sensors past its limit were not stored")
+		}
 	case errors.Is(err, gatewayd.ErrInvalidInput) && len(chunk) > 1:
 		half := len(chunk) / 2
 		writeChunk(w, chunk[:half], to)

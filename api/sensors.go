@@ -132,7 +132,12 @@ func (s *server) discoverSensors(c *fiber.Ctx) error {
 	dbCtx, dbCancel := s.dbCtx(c)
 	defer dbCancel()
 	changed, err := s.store.MergeDiscoveries(dbCtx, []gatewayd.Discovery{d})
-	if err != nil {
+	switch {
+	case errors.Is(err, gatewayd.ErrSensorLimit):
+		// What fit is stored; the answer is the gateway's sensors as
+		// stored, and the operator learns of the rest from the log.
+		s.log.Warn().Err(err).Msg("a gateway's new sensors past its limit were not stored")
+	case err != nil:
 		return err
 	}
 	// The writer merges the same answer later and then finds nothing

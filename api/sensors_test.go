@@ -503,3 +503,30 @@ func TestRediscoveryMovesLastSeen(t *testing.T) {
 	assert.True(t, last.After(first), "last_seen_at %s moved past first_seen_at %s", after["last_seen_at"], before["first_seen_at"])
 	assert.Equal(t, after["last_seen_at"], e.do("GET", "/api/sensors/"+after["id"].(string), nil).json(t)["last_seen_at"])
 }
+
+// A gateway with gatewayd.MaxGatewaySensors sensors stored lists new
+// serials: the discovery answers 200 with every stored sensor (the new
+// ones are not stored), not an error for the part that was stored.
+func TestDiscoverAtTheGatewaysSensorLimit(t *testing.T) {
+	e := newLiveEnv(t, actorstest.FastConfig())
+	id, sg := e.add("full")
+	e.waitState(id, "AUTHENTICATED")
+	e.waitSensors(id, func(m map[float64]map[string]any) bool { return len(m) == 2 }, "two default sensors")
+	fill := make([]gatewayd.SensorReport, gatewayd.MaxGatewaySensors-2)
+	for i := range fill {
+		fill[i] = gatewayd.SensorReport{Serial: int64(1_000_000 + i)}
+	}
+	_, err := e.st.MergeDiscoveries(context.Background(), []gatewayd.Discovery{{GatewayID: uuid.MustParse(id), At: time.Now(), Sensors: fill}})
+	require.NoError(t, err)
+
+	sg.AddSensor(ctc.Sensor{Serial: 5, Connected: 1, Name: "Five", ReadRate: 25600, Samples: 8192})
+	r := e.do("POST", "/api/gateways/"+id+"/sensors/discover", nil)
+	require.Equal(t, 200, r.status, string(r.body))
+	data := r.json(t)["data"].([]any)
+	require.Len(t, data, gatewayd.MaxGatewaySensors)
+	for _, s := range data {
+		assert.NotEqual(t, 5.0, s.(map[string]any)["serial"], "a new serial past the limit is not stored")
+	}
+	assert.Equal(t, 10001.0, data[0].(map[string]any)["serial"])
+	assert.Equal(t, true, data[0].(map[string]any)["connected"], "what is known is still merged")
+}

@@ -108,12 +108,12 @@ func (s *Store) DeleteEquipment(ctx context.Context, id uuid.UUID) ([]gatewayd.S
 			return gatewayd.ErrNotFound
 		}
 		rows, _ := tx.Query(ctx, `UPDATE sensors s SET equipment_id = NULL WHERE equipment_id = $1
-			RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id), s.deleted_at IS NULL`, id)
+			RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id), s.deleted_at IS NULL, false`, id)
 		refs, err = pgx.CollectRows(rows, scanSensorRef)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delete equipment: %w", classify(err))
 	}
-	return changedOnly(refs), nil
+	return changedOnly(refs) // never over a bound: it writes no new serial
 }

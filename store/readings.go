@@ -184,14 +184,24 @@ func (s *Store) SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) (
 		})
 		return err
 	}
+	var over []sensorRef // new serials past their gateway's bound: their readings have no sensor
 	b := &pgx.Batch{}
 	b.Queue(`
-		INSERT INTO sensors (gateway_id, serial, name)
-		SELECT DISTINCT i.gw, i.serial, 'Sensor ' || i.serial
-		FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS i(sensor, gw, serial)
-		JOIN gateways g ON g.id = i.gw AND g.deleted_at IS NULL
-		WHERE i.sensor = '00000000-0000-0000-0000-000000000000'
-		ON CONFLICT (gateway_id, serial) WHERE deleted_at IS NULL DO NOTHING`, sensors, gateways, serials)
+		WITH i AS (
+			SELECT DISTINCT i.gw, i.serial FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS i(sensor, gw, serial)
+			WHERE i.sensor = '00000000-0000-0000-0000-000000000000'),
+		`+sensorRoom+`,
+		written AS (
+		INSERT INTO sensors AS s (gateway_id, serial, name)
+		SELECT i.gw, i.serial, 'Sensor ' || i.serial
+		FROM i JOIN gateways g ON g.id = i.gw AND g.deleted_at IS NULL
+		WHERE NOT EXISTS (SELECT 1 FROM over o WHERE o.gw = i.gw AND o.serial = i.serial)
+		ON CONFLICT (gateway_id, serial) WHERE deleted_at IS NULL DO NOTHING
+		RETURNING s.id, s.gateway_id, '00000000-0000-0000-0000-000000000000'::uuid AS factory_id, false AS changed)
+		`+sensorsWrittenOrOver, sensors, gateways, serials).Query(func(rows pgx.Rows) (err error) {
+		over, err = pgx.CollectRows(rows, scanSensorRef)
+		return err
+	})
 	b.Queue(`
 		INSERT INTO readings AS r (id, sensor_id, gateway_id, trigger, status, error, requested_at, started_at, completed_at,
 			sample_rate_hz, samples, summary)
@@ -230,6 +240,9 @@ func (s *Store) SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) (
 	})
 	if err != nil {
 		return nil, fmt.Errorf("save readings: %w", classify(err))
+	}
+	if _, err := changedOnly(over); err != nil {
+		return done, fmt.Errorf("save readings: %w", err)
 	}
 	return done, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -224,7 +225,7 @@ func (s *Store) MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) (
 	if err != nil {
 		return nil, fmt.Errorf("merge discoveries: %w", classify(err))
 	}
-	return changedOnly(changed), nil
+	return changedOnly(changed)
 }
 
 // mergeBatch is MergeDiscoveries' statements, made anew for each attempt.
@@ -243,13 +244,17 @@ func mergeBatch(sensorGW []uuid.UUID, serials []int64, names, parts []string, ra
 			rule = "s.name"
 		}
 		b.Queue(`
+		WITH i AS (
+			SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::float8[], $6::int4[], $7::bool[], $8::timestamptz[])
+				AS i(gw, serial, name, part, rate, samples, connected, at)
+			WHERE (i.name <> '') = $9),
+		`+sensorRoom+`,
+		written AS (
 		INSERT INTO sensors AS s (gateway_id, serial, name, part_number, read_rate_hz, samples, connected, first_seen_at, last_seen_at)
 		SELECT i.gw, i.serial, CASE WHEN i.name = '' THEN 'Sensor ' || i.serial ELSE i.name END, NULLIF(i.part, ''),
 			i.rate, i.samples, i.connected, i.at, i.at
-		FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::float8[], $6::int4[], $7::bool[], $8::timestamptz[])
-			AS i(gw, serial, name, part, rate, samples, connected, at)
-		JOIN gateways g ON g.id = i.gw AND g.deleted_at IS NULL
-		WHERE (i.name <> '') = $9
+		FROM i JOIN gateways g ON g.id = i.gw AND g.deleted_at IS NULL
+		WHERE NOT EXISTS (SELECT 1 FROM over o WHERE o.gw = i.gw AND o.serial = i.serial)
 		ORDER BY i.gw, i.serial
 		ON CONFLICT (gateway_id, serial) WHERE deleted_at IS NULL DO UPDATE SET
 			name         = `+rule+`,
@@ -260,15 +265,16 @@ func mergeBatch(sensorGW []uuid.UUID, serials []int64, names, parts []string, ra
 			samples      = COALESCE(EXCLUDED.samples, s.samples),
 			connected    = EXCLUDED.connected,
 			last_seen_at = GREATEST(s.last_seen_at, EXCLUDED.last_seen_at)
-		RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id),
-			s.xmax = 0 OR s.updated_at = now() AS changed`,
+		RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id) AS factory_id,
+			s.xmax = 0 OR s.updated_at = now() AS changed)
+		`+sensorsWrittenOrOver,
 			sensorGW, serials, names, parts, rates, samples, connected, sensorAt, named).Query(collect)
 	}
 	b.Queue(`
 		UPDATE sensors s SET connected = false
 		FROM unnest($1::uuid[], $2::timestamptz[]) AS d(gw, at)
 		WHERE s.gateway_id = d.gw AND s.deleted_at IS NULL AND s.connected AND s.last_seen_at < d.at
-		RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id), true`,
+		RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id), true, false`,
 		gws, ats).Query(collect)
 	b.Queue(orphanSweep, gws)
 	return b
@@ -285,26 +291,66 @@ func sampleCount(n *int64) *int32 {
 	return &v
 }
 
-// sensorRef is a returned sensor with whether the statement changed it.
+// sensorRoom is the common table expressions that bound a gateway's live
+// sensors at gatewayd.MaxGatewaySensors, for an insert of the rows of i
+// (gw, serial, …; each (gw, serial) at most once): over is the new serials
+// that do not fit, the highest serials of a gateway's new ones. Counting
+// happens only for gateways with a new serial, so the usual write (known
+// serials) pays one index probe a row.
+var sensorRoom = `
+		fresh AS (
+			SELECT i.gw, i.serial, row_number() OVER (PARTITION BY i.gw ORDER BY i.serial) AS nth
+			FROM i WHERE NOT EXISTS (SELECT 1 FROM sensors k WHERE k.gateway_id = i.gw AND k.serial = i.serial AND k.deleted_at IS NULL)),
+		room AS (
+			SELECT d.gw, ` + strconv.Itoa(gatewayd.MaxGatewaySensors) + ` - (SELECT count(*) FROM sensors c WHERE c.gateway_id = d.gw AND c.deleted_at IS NULL) AS n
+			FROM (SELECT DISTINCT gw FROM fresh) d),
+		over AS (SELECT f.gw, f.serial FROM fresh f JOIN room r ON r.gw = f.gw WHERE f.nth > r.n)`
+
+// sensorsWrittenOrOver ends a statement that starts with sensorRoom and a
+// written insert: the rows written, then those over the bound.
+const sensorsWrittenOrOver = `
+		SELECT id, gateway_id, factory_id, changed, false FROM written
+		UNION ALL
+		SELECT '00000000-0000-0000-0000-000000000000'::uuid, gw, '00000000-0000-0000-0000-000000000000'::uuid, false, true FROM over`
+
+// sensorRef is a returned sensor with whether the statement changed it,
+// or a new serial over its gateway's bound, not written (ID zero).
 type sensorRef struct {
 	gatewayd.SensorRef
 	changed bool
+	over    bool
 }
 
 func scanSensorRef(row pgx.CollectableRow) (sensorRef, error) {
 	var r sensorRef
-	err := row.Scan(&r.ID, &r.GatewayID, &r.FactoryID, &r.changed)
+	err := row.Scan(&r.ID, &r.GatewayID, &r.FactoryID, &r.changed, &r.over)
 	return r, err
 }
 
-func changedOnly(refs []sensorRef) []gatewayd.SensorRef {
+// changedOnly returns the sensors refs says changed, and ErrSensorLimit
+// naming the gateways if any new serial was over its gateway's bound.
+func changedOnly(refs []sensorRef) ([]gatewayd.SensorRef, error) {
 	var out []gatewayd.SensorRef
+	over := map[uuid.UUID]int{}
 	for _, r := range refs {
-		if r.changed {
+		switch {
+		case r.over:
+			over[r.GatewayID]++
+		case r.changed:
 			out = append(out, r.SensorRef)
 		}
 	}
-	return out
+	if len(over) == 0 {
+		return out, nil
+	}
+	n, gws := 0, make([]string, 0, len(over))
+	for gw, k := range over {
+		n += k
+		gws = append(gws, gw.String())
+	}
+	slices.Sort(gws)
+	return out, fmt.Errorf("%d new sensors of gateway %s not stored (%d live sensors at most): %w",
+		n, strings.Join(gws, ", "), gatewayd.MaxGatewaySensors, gatewayd.ErrSensorLimit)
 }
 
 // RecordTemperatures writes NOT_DYN_TEMP notifications, and sightings of
@@ -342,7 +388,7 @@ func (s *Store) RecordTemperatures(ctx context.Context, ts []gatewayd.Temperatur
 			return nil, fmt.Errorf("record temperatures: %w", classify(err))
 		}
 	}
-	return changedOnly(refs), nil
+	return changedOnly(refs)
 }
 
 // temperatureBatch is RecordTemperatures' statement, made anew for each
@@ -350,10 +396,13 @@ func (s *Store) RecordTemperatures(ctx context.Context, ts []gatewayd.Temperatur
 func temperatureBatch(gws []uuid.UUID, serials []int64, temps []*float64, ats []time.Time, refs *[]sensorRef, inserted *[]uuid.UUID) *pgx.Batch {
 	b := &pgx.Batch{}
 	b.Queue(`
+		WITH i AS (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::float8[], $4::timestamptz[]) AS i(gw, serial, temp, at)),
+		`+sensorRoom+`,
+		written AS (
 		INSERT INTO sensors AS s (gateway_id, serial, name, last_temperature_c, last_temperature_at, first_seen_at, last_seen_at)
 		SELECT i.gw, i.serial, 'Sensor ' || i.serial, i.temp, CASE WHEN i.temp IS NOT NULL THEN i.at END, i.at, i.at
-		FROM unnest($1::uuid[], $2::bigint[], $3::float8[], $4::timestamptz[]) AS i(gw, serial, temp, at)
-		JOIN gateways g ON g.id = i.gw AND g.deleted_at IS NULL
+		FROM i JOIN gateways g ON g.id = i.gw AND g.deleted_at IS NULL
+		WHERE NOT EXISTS (SELECT 1 FROM over o WHERE o.gw = i.gw AND o.serial = i.serial)
 		ORDER BY i.gw, i.serial
 		ON CONFLICT (gateway_id, serial) WHERE deleted_at IS NULL DO UPDATE SET
 			last_temperature_c  = CASE WHEN EXCLUDED.last_temperature_at IS NOT NULL
@@ -361,10 +410,14 @@ func temperatureBatch(gws []uuid.UUID, serials []int64, temps []*float64, ats []
 			                           THEN EXCLUDED.last_temperature_c ELSE s.last_temperature_c END,
 			last_temperature_at = GREATEST(s.last_temperature_at, EXCLUDED.last_temperature_at), -- NULLs ignored
 			last_seen_at        = GREATEST(s.last_seen_at, EXCLUDED.last_seen_at)
-		RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id), s.xmax = 0`,
+		RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id) AS factory_id, s.xmax = 0 AS changed)
+		`+sensorsWrittenOrOver,
 		gws, serials, temps, ats).Query(func(rows pgx.Rows) (err error) {
 		*refs, err = pgx.CollectRows(rows, scanSensorRef)
 		for i, r := range *refs {
+			if r.over {
+				continue
+			}
 			if r.changed { // here: the row was inserted
 				*inserted = append(*inserted, r.GatewayID)
 			}
