@@ -8,11 +8,22 @@ import (
 	"gonum.org/v1/gonum/dsp/fourier"
 )
 
-// maxPlanLengths bounds how many signal lengths keep cached plans. Sensors
-// are configured with a few sample counts, so a handful of lengths cover
-// every reading; a length past the bound is still analysed, with a plan
+// The plan cache's bounds. Sensors are configured with a few sample
+// counts, so a handful of lengths cover every reading; the least recently
+// used length makes room for a new one. A plan costs ~54 bytes a sample
+// (planBytes), and the count is whatever a gateway sends: a few pushed
+// readings of ~500,000 samples each (legal frames) kept ~27 MiB of plans
+// each for the life of the process, 16 lengths of them ~430 MiB, and
+// pushed the fleet's own lengths out of the cache (found by an audit,
+// helper 2). So a length whose plan is over maxCachedPlanBytes (~77,000
+// samples) is not cached, and the kept plans together stay under
+// maxKeptPlanBytes. A length not cached is still analysed, with a plan
 // built for the call.
-const maxPlanLengths = 16
+const (
+	maxPlanLengths     = 16
+	maxCachedPlanBytes = 4 << 20
+	maxKeptPlanBytes   = 16 << 20
+)
 
 // maxPrimeFactor is the largest prime factor of a length that is
 // transformed as it is. The FFT does radices 2, 3, 4 and 5 quickly and any
@@ -30,6 +41,8 @@ const maxPrimeFactor = 64
 type Analyzer struct {
 	mu    sync.Mutex
 	plans map[int]*plans // by signal length
+	kept  int            // bytes of the kept plans
+	clock uint64         // counts plan calls, for least recently used
 }
 
 // plans are a length's plans: one kept, which the collector never takes
@@ -39,6 +52,7 @@ type Analyzer struct {
 type plans struct {
 	kept *plan
 	pool sync.Pool
+	used uint64 // the Analyzer's clock when last handed out
 }
 
 // Spectrum returns the single-sided amplitude spectrum of samples (in g)
@@ -120,6 +134,15 @@ type plan struct {
 	coef   []complex128
 	power  []float64 // m/2+1 one-sided bin powers, for the velocity
 	lobe   []int32   // m/2+1: the peak whose lobe each bin is in, or -1
+	bytes  int       // planBytes(n)
+}
+
+// planBytes is about what a plan of n samples holds: the window and
+// buffer, gonum's copy and work arrays (3m floats), and the m/2+1 bins'
+// coefficients, powers and lobes.
+func planBytes(n int) int {
+	m := fftLength(n)
+	return 8*n + 8*m + 24*m + (m/2+1)*(16+8+4)
 }
 
 func newPlan(n int) *plan {
@@ -133,6 +156,7 @@ func newPlan(n int) *plan {
 		coef:   make([]complex128, m/2+1),
 		power:  make([]float64, m/2+1),
 		lobe:   make([]int32, m/2+1),
+		bytes:  planBytes(n),
 	}
 	// The periodic (DFT-even) Hann window: its coherent gain is exactly
 	// 1/2 and a bin-centred tone falls into exactly three bins.
@@ -158,17 +182,24 @@ func (p *plan) transform(samples []float64, mean float64) []complex128 {
 // plan hands out a plan for length n, cached or new.
 func (a *Analyzer) plan(n int) *plan {
 	a.mu.Lock()
+	a.clock++
 	ps, ok := a.plans[n]
-	if !ok && len(a.plans) < maxPlanLengths {
+	if !ok && planBytes(n) <= maxCachedPlanBytes {
 		if a.plans == nil {
 			a.plans = make(map[int]*plans)
+		}
+		for len(a.plans) >= maxPlanLengths && a.evictLocked(n) {
 		}
 		ps = &plans{pool: sync.Pool{New: func() any { return newPlan(n) }}}
 		a.plans[n] = ps
 	}
 	var p *plan
 	if ps != nil {
+		ps.used = a.clock
 		p, ps.kept = ps.kept, nil
+		if p != nil {
+			a.kept -= p.bytes
+		}
 	}
 	a.mu.Unlock()
 	switch {
@@ -185,11 +216,33 @@ func (a *Analyzer) release(p *plan) {
 	a.mu.Lock()
 	ps := a.plans[p.n]
 	keep := ps != nil && ps.kept == nil
-	if keep {
+	for keep && a.kept+p.bytes > maxKeptPlanBytes && a.evictLocked(p.n) {
+	}
+	if keep = keep && a.kept+p.bytes <= maxKeptPlanBytes; keep {
 		ps.kept = p
+		a.kept += p.bytes
 	}
 	a.mu.Unlock()
 	if ps != nil && !keep {
 		ps.pool.Put(p)
 	}
+}
+
+// evictLocked forgets the least recently used length other than n (its
+// pooled plans go to the collector), and says whether there was one.
+func (a *Analyzer) evictLocked(n int) bool {
+	victim, found := 0, false
+	for k, ps := range a.plans {
+		if k != n && (!found || ps.used < a.plans[victim].used) {
+			victim, found = k, true
+		}
+	}
+	if !found {
+		return false
+	}
+	if p := a.plans[victim].kept; p != nil {
+		a.kept -= p.bytes
+	}
+	delete(a.plans, victim)
+	return true
 }

@@ -926,3 +926,42 @@ func TestDominantFrequencyBesideANyquistTone(t *testing.T) {
 	s := an.Summarize(x, x, x, 1000).X
 	assert.InDelta(t, 100, s.DominantFrequency, 1000.0/8192)
 }
+
+// The plan cache is bounded in bytes, not only in lengths: a length whose
+// plan is large (a gateway may send ~500,000 samples in a legal frame) is
+// not kept, the kept plans stay under maxKeptPlanBytes, and the length
+// in use all along stays cached while odd lengths come and go. (Found by
+// an audit, helper 2: sixteen odd lengths kept ~430 MiB for good and
+// pushed the fleet's 8,192 out of the cache.)
+func TestAnalyzerPlanCacheIsBoundedInBytes(t *testing.T) {
+	t.Parallel()
+	var a Analyzer
+	common := signal(8192, 25600, 0, 0, tone{1, 100, 0})
+	a.Spectrum(common, 25600)
+	huge := 200_000
+	require.Greater(t, planBytes(huge), maxCachedPlanBytes)
+	a.Spectrum(signal(huge, 25600, 0, 0, tone{1, 100, 0}), 25600)
+	a.mu.Lock()
+	assert.NotContains(t, a.plans, huge, "a plan over maxCachedPlanBytes is not cached")
+	a.mu.Unlock()
+
+	for i := range 3 * maxPlanLengths {
+		n := 60_000 + 2*i // plans of ~3 MiB each: five fill the budget
+		require.LessOrEqual(t, planBytes(n), maxCachedPlanBytes)
+		a.Spectrum(signal(n, 25600, 0, 0, tone{1, 100, 0}), 25600)
+		a.Spectrum(common, 25600)
+		a.mu.Lock()
+		kept := 0
+		for _, ps := range a.plans {
+			if ps.kept != nil {
+				kept += ps.kept.bytes
+			}
+		}
+		assert.Equal(t, kept, a.kept, "the count of kept bytes is right")
+		assert.LessOrEqual(t, a.kept, maxKeptPlanBytes)
+		assert.LessOrEqual(t, len(a.plans), maxPlanLengths)
+		require.Contains(t, a.plans, 8192, "the length in use stays cached")
+		assert.NotNil(t, a.plans[8192].kept, "and its plan kept")
+		a.mu.Unlock()
+	}
+}
