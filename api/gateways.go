@@ -59,8 +59,11 @@ func (s *server) createGateway(c *fiber.Ctx) error {
 	if err != nil {
 		return scoped(err, resGateway, "factory_id")
 	}
-	s.rt.GatewayStarted(out.Target(g.Password))
+	// Announced before the runtime hears of it: the supervisor publishes
+	// the gateway's first state, and a client following the stream hears
+	// of the gateway before of its state (found by an audit, helper 3).
 	s.tel.GatewayChanged(events.TypeGatewayCreated, gatewayd.GatewayRef{ID: out.ID, FactoryID: out.FactoryID})
+	s.rt.GatewayStarted(out.Target(g.Password))
 	c.Location("/api/gateways/" + out.ID.String())
 	return c.Status(fiber.StatusCreated).JSON(renderGateway(out))
 }
@@ -111,13 +114,14 @@ func (s *server) updateGateway(c *fiber.Ctx) error {
 	if err != nil {
 		return scoped(err, resGateway, "")
 	}
+	if up.Changed { // a PUT that changes nothing announces nothing, as a sensor's
+		// Before the runtime hears of it, as a create (see createGateway).
+		s.tel.GatewayChanged(events.TypeGatewayUpdated, gatewayd.GatewayRef{ID: up.Gateway.ID, FactoryID: up.Gateway.FactoryID})
+	}
 	// Always: the runtime shows names in statuses, connects or
 	// disconnects when desired_state changed, and reconnects only when the
 	// credentials differ from the ones it uses.
 	s.rt.GatewayUpdated(up.Target)
-	if up.Changed { // a PUT that changes nothing announces nothing, as a sensor's
-		s.tel.GatewayChanged(events.TypeGatewayUpdated, gatewayd.GatewayRef{ID: up.Gateway.ID, FactoryID: up.Gateway.FactoryID})
-	}
 	return c.JSON(renderGateway(up.Gateway))
 }
 
