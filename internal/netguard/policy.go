@@ -34,6 +34,10 @@ var deniedPrefixes = [...]netip.Prefix{
 	netip.MustParsePrefix("ff00::/8"),
 	// AWS's IPv6 instance metadata endpoint, in unique-local space.
 	netip.MustParsePrefix("fd00:ec2::254/128"),
+	// Alibaba Cloud's metadata service, in shared address space (the
+	// rest of 100.64.0.0/10 may well be a gateway's, behind a carrier's
+	// NAT or on an overlay network).
+	netip.MustParsePrefix("100.100.100.200/32"),
 }
 
 // nat64Prefix is the well-known NAT64 prefix (RFC 6052): 64:ff9b::a9fe:a9fe

@@ -49,6 +49,7 @@ var deniedAlways = []string{
 	"0.0.0.0", "0.1.2.3", "::", "::ffff:0.0.0.0",
 	"224.0.0.1", "239.255.255.250", "255.255.255.255", "ff02::1", "ff05::2",
 	"fe80::1", "fe80::1%eth0", "febf::1", "fd00:ec2::254",
+	"100.100.100.200", "::ffff:100.100.100.200",
 }
 
 func TestPolicyAllowed(t *testing.T) {
@@ -61,7 +62,7 @@ func TestPolicyAllowed(t *testing.T) {
 		assert.False(t, nilPolicy.Allowed(a), "nil policy: %s", s)
 	}
 	assert.False(t, everything.Allowed(netip.Addr{}), "zero address")
-	for _, s := range []string{"127.0.0.1", "::1", "10.0.0.1", "192.168.1.10", "8.8.8.8", "2001:db8::1", "fd00:ec2::253", "64:ff9b::a00:1", "::ffff:10.0.0.1"} {
+	for _, s := range []string{"127.0.0.1", "::1", "10.0.0.1", "192.168.1.10", "8.8.8.8", "2001:db8::1", "fd00:ec2::253", "64:ff9b::a00:1", "::ffff:10.0.0.1", "100.100.100.199", "100.64.0.1"} {
 		a := netip.MustParseAddr(s)
 		assert.True(t, everything.Allowed(a), s)
 		assert.True(t, nilPolicy.Allowed(a), "nil policy: %s", s)
