@@ -64,6 +64,7 @@ type tokens struct {
 	revokedAt map[uuid.UUID]time.Time
 
 	refused *refusals
+	guesses guesses
 }
 
 type cachedToken struct {
@@ -93,6 +94,15 @@ func (t *tokens) cached(hash [sha256.Size]byte) (cachedToken, bool) {
 		return e, true
 	}
 	return cachedToken{}, false
+}
+
+// confirmed says whether the database knew the token whose secret hashes
+// to hash when it was last asked (however long ago).
+func (t *tokens) confirmed(hash [sha256.Size]byte) bool {
+	t.mu.RLock()
+	e, ok := t.cache[hash]
+	t.mu.RUnlock()
+	return ok && e.found
 }
 
 // lookup returns the token whose secret hashes to hash, as of at most ttl
@@ -211,6 +221,10 @@ func (s *server) authorize(need access) fiber.Handler {
 			return s.unauthorized(c, "no bearer token")
 		}
 		entry, ok := s.auth.cached(hash)
+		if !ok && !s.auth.confirmed(hash) && !s.auth.guesses.allow(c.IP(), time.Now()) {
+			c.Set(fiber.HeaderRetryAfter, "1")
+			return errTooManyGuesses
+		}
 		if !ok {
 			// Only a cache miss asks the database, and pays for a
 			// context with a deadline.

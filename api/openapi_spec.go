@@ -105,6 +105,8 @@ var (
 	eStarting = errFrom(startingError("waiting for the database"),
 		"the process is starting (waiting for PostgreSQL or for another instance to stop, migrating, loading the gateways); each answer closes its connection").
 		Named("Starting").With(hRetryAfter)
+	eTooManyGuesses = errFrom(errTooManyGuesses, "the token is not one the database confirmed, and this address already had 30 such tokens looked up (10 a second after that); a token that works is never refused for it").
+			Named("TooManyGuesses").With(hRetryAfter)
 	eTooManyStreams = errFrom(errTooManyStreams, "event streams and other connections together reach `API_MAX_CONNECTIONS`").Named("TooManyStreams")
 	eAnswersBusy    = errFrom(errAnswersBusy, "waveform and spectrum answers not yet written hold 16 MiB, all clients together; or four are being made and this one waited 5 s for its turn").
 			Named("AnswersBusy").With(hRetryAfter)
@@ -155,7 +157,7 @@ func commonErrors(o *oa.Operation) []oa.ErrorDoc {
 		out = append(out, eStarting) // README, "Start": every route but health, .No503() ones too
 	}
 	if !o.IsPublic() {
-		out = append(out, eUnauthorized)
+		out = append(out, eUnauthorized, eTooManyGuesses)
 		if r := roleOf(o); r != gatewayd.RoleViewer {
 			out = append(out, eForbidden)
 		}
