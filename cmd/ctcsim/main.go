@@ -206,6 +206,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = errors.New("sizes must not be negative")
 	case (*tlsCert == "") != (*tlsKey == ""):
 		err = errors.New("--tls-cert and --tls-key go together")
+	case ctctest.CheckDropCode(*dropCode) != nil:
+		err = fmt.Errorf("--drop-code: %v", ctctest.CheckDropCode(*dropCode))
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ctcsim: %v\nRun ctcsim --help for usage.\n", err)

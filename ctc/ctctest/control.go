@@ -381,6 +381,15 @@ func parseFaultPatch(data []byte) (func(*Faults), error) {
 				return nil, fmt.Errorf("faults: %s: want a duration string such as \"5s\", got %q", name, s)
 			}
 			dst.SetInt(int64(d))
+		case field.Name == "DropCode":
+			var n int
+			if err := json.Unmarshal(raw, &n); err != nil {
+				return nil, fmt.Errorf("faults: %s: want a number", name)
+			}
+			if err := CheckDropCode(n); err != nil {
+				return nil, fmt.Errorf("faults: %s: %v", name, err)
+			}
+			dst.SetInt(int64(n))
 		case field.Name == "Encoding":
 			var s string
 			if err := json.Unmarshal(raw, &s); err != nil {

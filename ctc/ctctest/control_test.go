@@ -47,6 +47,8 @@ func TestFaultsJSONRoundTrip(t *testing.T) {
 			fv.SetInt(int64(time.Duration(i+1) * time.Millisecond))
 		case field.Name == "Encoding":
 			fv.SetString(string(EncodingBase64))
+		case field.Name == "DropCode": // a close code (CheckDropCode)
+			fv.SetInt(int64(4000 + i))
 		case fv.Kind() == reflect.Bool:
 			fv.SetBool(true)
 		case fv.Kind() == reflect.Int:

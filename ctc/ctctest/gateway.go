@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -31,7 +32,7 @@ type Faults struct {
 	DropAfter time.Duration `json:"drop_after"`
 	// DropCode is the close code DropAfter sends; 0 (or 1005, 1006, 1015,
 	// which cannot be sent) closes the TCP connection without a close frame.
-	DropCode int `json:"drop_code"`
+	DropCode int `json:"drop_code"` // see CheckDropCode
 	// Garbage sends malformed, unknown and unsolicited frames every
 	// GarbageEvery (default 20ms) while a socket is open.
 	Garbage      bool          `json:"garbage"`
@@ -709,4 +710,15 @@ func (c *conn) garbageLoop() {
 		}
 		c.g.record(func(s *Stats) { s.GarbageSent++ })
 	}
+}
+
+// CheckDropCode says what is wrong with n as a DropCode: 0, or a close
+// code 1000–4999. Another number was sent cut to 16 bits (99999 became
+// 34463), a code no endpoint may send, and the peer saw a protocol error
+// instead of the drop it was to simulate (found by an audit, helper 4).
+func CheckDropCode(n int) error {
+	if n != 0 && (n < 1000 || n > 4999) {
+		return fmt.Errorf("want 0 (no close frame) or a close code 1000–4999, got %d", n)
+	}
+	return nil
 }
