@@ -29,6 +29,14 @@ if listening "${sim_addr##*:}"; then
   exit 1
 fi
 
+# The children run as jobs of their own process groups (set -m), so that
+# a Ctrl-C in the terminal reaches this script alone, and cleanup stops
+# each child with one TERM: gatewayd takes a second signal as "stop at
+# once", and one from the terminal and one from cleanup were two. The
+# pids are the children's own: gatewayd's, not a pipe's tee (which, the
+# recorded pid, got the TERM while gatewayd was never signalled: found by
+# an audit, helper 4). The tee ignores INT and TERM and ends when
+# gatewayd's output does.
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -36,15 +44,17 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+set -m
 ./bin/ctcsim --listen "$sim_addr" --gateways 3 --prefix demo-gw \
   --email operator@example.com --password demo-password >"$logdir/ctcsim.out" 2>"$logdir/ctcsim.log" &
 pids+=($!)
 if [ "$mode" = run ]; then
-  ./bin/gatewayd serve 2>&1 | tee "$logdir/gatewayd.log" &
+  ./bin/gatewayd serve > >(trap '' INT TERM; exec tee "$logdir/gatewayd.log") 2>&1 &
 else
   ./bin/gatewayd serve >"$logdir/gatewayd.log" 2>&1 &
 fi
 pids+=($!)
+set +m
 
 for _ in $(seq 1 100); do
   curl -fsS "$api/ready" >/dev/null 2>&1 && [ -s "$logdir/ctcsim.out" ] && break
