@@ -14,8 +14,14 @@ ensuredb() { go run ./cmd/ensuredb "$@"; }
 DATABASE_URL="$(ensuredb -url)"
 export DATABASE_URL
 
-if ensuredb -check 2>/dev/null; then
+if answer=$(ensuredb -check 2>/dev/null); then
   exec go run ./cmd/ensuredb
+fi
+# A server that answers and refuses (the login, the TLS): another server
+# on its port would not help.
+if [[ "$answer" == refused:* ]]; then
+  echo "db: PostgreSQL at DATABASE_URL answers and ${answer#refused: }: check DATABASE_URL (user, password, sslmode)" >&2
+  exit 1
 fi
 
 # Docker counts only when its daemon answers and Compose v2 is installed

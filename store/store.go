@@ -7,6 +7,8 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -226,6 +228,9 @@ func classify(err error) error {
 		if errors.As(err, &pgErr) && pgErr.Code == "3D000" { // invalid_catalog_name
 			return fmt.Errorf("%w: %w: %v", gatewayd.ErrUnavailable, ErrNoDatabase, err)
 		}
+		if why := ConnectRefusal(err); why != nil {
+			return fmt.Errorf("%w: %w: %v", gatewayd.ErrUnavailable, why, err)
+		}
 		return fmt.Errorf("%w: %v", gatewayd.ErrUnavailable, err)
 	}
 	var pgErr *pgconn.PgError
@@ -257,6 +262,37 @@ func classify(err error) error {
 // not exist. It comes wrapped with gatewayd.ErrUnavailable (the request
 // cannot be served now); a command's hint tells the two apart by it.
 var ErrNoDatabase = errors.New("the database does not exist")
+
+// ErrLoginRefused and ErrTLS: a server answered and refused the
+// connection, for its login (SQLSTATE class 28: no such role, a wrong
+// password, pg_hba.conf) or over TLS (a certificate sslmode does not
+// accept, or no TLS where sslmode requires it). Wrapped with
+// gatewayd.ErrUnavailable; a command's hint tells them from a server that
+// does not answer, which starting PostgreSQL would fix (found by an audit,
+// helper 4).
+var (
+	ErrLoginRefused = errors.New("the login was refused")
+	ErrTLS          = errors.New("the TLS connection failed")
+)
+
+// ConnectRefusal is ErrLoginRefused or ErrTLS when err, of a connection
+// attempt, is a server's refusal of that kind, else nil.
+func ConnectRefusal(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "28") {
+		return ErrLoginRefused
+	}
+	var verify *tls.CertificateVerificationError
+	var host x509.HostnameError
+	var authority x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var record tls.RecordHeaderError
+	if errors.As(err, &verify) || errors.As(err, &host) || errors.As(err, &authority) || errors.As(err, &invalid) ||
+		errors.As(err, &record) || strings.Contains(err.Error(), "server refused TLS connection") {
+		return ErrTLS
+	}
+	return nil
+}
 
 // ErrReadOnly: the database refused a write as read-only (a standby, or
 // default_transaction_read_only). Wrapped with gatewayd.ErrUnavailable.

@@ -41,3 +41,29 @@ func TestEnsuredbAcceptsPoolMaxConnsInDatabaseURL(t *testing.T) {
 		require.NoError(t, err, "ensuredb %v with DATABASE_URL=%s (a server that answers):\n%s", args, u.Redacted(), out)
 	}
 }
+
+// A server that answers and refuses the login: -check says so (make db
+// then stops instead of starting another server on the same port), and
+// the wait gives up at once with the reason, not after -wait with "does
+// not answer". (Found by an audit, helper 4.)
+func TestEnsuredbTellsARefusedLoginFromNoServer(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "ensuredb")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	u, err := url.Parse(testdb.BaseURL())
+	require.NoError(t, err)
+	u.User = url.User("gwt_no_such_role_ensuredb")
+
+	cmd := exec.Command(bin, "-check")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+u.String())
+	stdout, err := cmd.Output()
+	require.Error(t, err)
+	require.Equal(t, "refused: the login was refused\n", string(stdout))
+
+	cmd = exec.Command(bin, "-wait", "20s")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+u.String())
+	combined, err := cmd.CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(combined), "answers and refused")
+	require.Contains(t, string(combined), "SQLSTATE 28000")
+}

@@ -1,5 +1,6 @@
 // Command ensuredb is a development helper for `make db`: with -check it
-// exits 0 when the PostgreSQL server of DATABASE_URL answers; with -url it
+// exits 0 when the PostgreSQL server of DATABASE_URL answers (and prints
+// "refused: why" when it answers and refuses the login or the TLS); with -url it
 // prints the URL it would use (DATABASE_URL, else gatewayd's default);
 // with -drop-test-databases it drops the databases the tests keep between
 // runs (internal/testdb); without any, it waits for the server (up to
@@ -18,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ctcgw/gatewayd/internal/config"
+	"github.com/ctcgw/gatewayd/store"
 )
 
 func main() {
@@ -61,6 +63,17 @@ func main() {
 				ensure(conn, name)
 			}
 			return
+		}
+		if why := store.ConnectRefusal(err); why != nil {
+			// The server answers: waiting, or starting another one on its
+			// port (what make db does when no server answers), cannot
+			// help. make db reads this line from -check (found by an
+			// audit, helper 4).
+			if *check {
+				fmt.Printf("refused: %v\n", why)
+				os.Exit(1)
+			}
+			fail(fmt.Sprintf("PostgreSQL at %s answers and refused: %v", config.MaskURL(admin.String()), err))
 		}
 		if time.Now().After(deadline) {
 			if *check {

@@ -189,6 +189,12 @@ func hintFor(ctx context.Context, err error, cfg *config.Config) string {
 	case errors.Is(err, gatewayd.ErrNotFound):
 		// Of the commands, only token revoke looks a row up by id.
 		return "no token has that id: `gatewayd token list` shows them"
+	case errors.Is(err, store.ErrLoginRefused):
+		return fmt.Sprintf("PostgreSQL at DATABASE_URL (%s) answers and refused the login: check the user and password in DATABASE_URL (and the server's pg_hba.conf)",
+			config.MaskURL(cfg.DatabaseURL))
+	case errors.Is(err, store.ErrTLS):
+		return fmt.Sprintf("PostgreSQL at DATABASE_URL (%s) answers, and the TLS connection failed: check sslmode (and sslrootcert) in DATABASE_URL against the server's TLS setup",
+			config.MaskURL(cfg.DatabaseURL))
 	case errors.Is(err, gatewayd.ErrUnavailable):
 		return fmt.Sprintf("PostgreSQL at DATABASE_URL (%s) does not answer: start it, or run `make db` (a local cluster or Docker)",
 			config.MaskURL(cfg.DatabaseURL))

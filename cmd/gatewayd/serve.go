@@ -73,8 +73,13 @@ func connectWithin(ctx context.Context, cfg *config.Config, log zerolog.Logger, 
 		// at exit says what to do.
 		if attempt%10 == 1 {
 			msg := "database not reachable yet; retrying for %s (is PostgreSQL running? `make db` starts one)"
-			if errors.Is(err, store.ErrNoDatabase) {
+			switch {
+			case errors.Is(err, store.ErrNoDatabase):
 				msg = "the database does not exist yet; retrying for %s (create it, or `make db` does)"
+			case errors.Is(err, store.ErrLoginRefused):
+				msg = "PostgreSQL refuses the login; retrying for %s (check the user and password in DATABASE_URL)"
+			case errors.Is(err, store.ErrTLS):
+				msg = "the TLS connection to PostgreSQL fails; retrying for %s (check sslmode in DATABASE_URL)"
 			}
 			log.Warn().Err(err).Int("attempt", attempt).Str("database", config.MaskURL(cfg.DatabaseURL)).
 				Msgf(msg, patience)
