@@ -653,8 +653,13 @@ func (a *gatewayActor) refreshSoon(failures int) {
 	if a.status.State != gatewayd.StateAuthenticated {
 		return
 	}
-	d := 3 * a.d.cfg.CommandTimeout << min(failures-1, 16)
-	if d > 0 && d < a.d.cfg.SensorRefreshInterval {
+	// Doubled step by step, and no further than the regular refresh: a
+	// shift of a long timeout wrapped around.
+	d := 3 * a.d.cfg.CommandTimeout
+	for i := 1; i < min(failures, 17) && d < a.d.cfg.SensorRefreshInterval; i++ {
+		d *= 2
+	}
+	if d < a.d.cfg.SensorRefreshInterval {
 		a.armTimer(timerRefresh, d)
 	}
 }

@@ -509,8 +509,18 @@ func (p *parser) duration(name string) time.Duration {
 	if floor := durationFloor(name); d < floor {
 		p.fail(name, "must be at least %s, got %q", floor, v)
 	}
+	if d > maxDuration {
+		p.fail(name, "must be at most 365d, got %q", v)
+	}
 	return d
 }
+
+// maxDuration is the most a duration variable may be: a year is already
+// "never". Timeouts are added and multiplied (a discovery waits four
+// command timeouts and more), and 30000d wrapped negative: every
+// discovery was 504 at once (found by an audit, helper 4). Under a year,
+// no product the runtime makes comes near time.Duration's 292 years.
+const maxDuration = 365 * 24 * time.Hour
 
 // durationFloor is the least a duration variable may be. A nanosecond
 // was accepted: timers then re-armed as fast as they fired (1ns

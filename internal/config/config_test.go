@@ -174,6 +174,12 @@ func TestInvalidValues(t *testing.T) {
 		{"GATEWAY_RESTART_WINDOW=500ms", `GATEWAY_RESTART_WINDOW must be at least 1s`},
 		{"SENSOR_REFRESH_INTERVAL=999ms", `SENSOR_REFRESH_INTERVAL must be at least 1s`},
 		{"READING_TIMEOUT=9ms", `READING_TIMEOUT must be at least 10ms`},
+		// Products of a timeout (4 × GATEWAY_COMMAND_TIMEOUT for a
+		// discovery, and more) wrapped negative past ~26,690d: every
+		// discovery was 504 at once (found by an audit, helper 4).
+		{"GATEWAY_COMMAND_TIMEOUT=30000d", `GATEWAY_COMMAND_TIMEOUT must be at most 365d, got "30000d"`},
+		{"SHUTDOWN_TIMEOUT=366d", `SHUTDOWN_TIMEOUT must be at most 365d`},
+		{"RECONCILE_INTERVAL=8761h", `RECONCILE_INTERVAL must be at most 365d`},
 		{"GATEWAY_BACKOFF_MULTIPLIER=NaN", `GATEWAY_BACKOFF_MULTIPLIER must be a number from 1 to 100, got "NaN"`},
 		{"API_HOST=127.0.0.1:80", `API_HOST must be an IP address or a host name (without a port), got "127.0.0.1:80"`},
 		{"API_HOST=not a host!", `API_HOST must be an IP address or a host name`},
