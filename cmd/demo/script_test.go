@@ -42,7 +42,7 @@ func TestDemoScriptStopsGatewaydGracefully(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := demoTree(t)
-			apiPort, simPort := freePort(t), freePort(t)
+			apiPort, simPort := testutil.FreePort(t), testutil.FreePort(t)
 			env := []string{
 				"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
 				"API_HOST=127.0.0.1", "API_PORT=" + strconv.Itoa(apiPort),
@@ -125,14 +125,6 @@ func demoTree(t *testing.T) string {
 		require.NoError(t, build.Run(), errb.String())
 	}
 	return root
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // childOf is the pid of the child of parent named comm, or 0.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -32,14 +31,6 @@ func launch(t *testing.T, port int, env []string) *served {
 	go func() { s.err = s.cmd.Wait(); close(s.done) }()
 	t.Cleanup(func() { _ = s.cmd.Process.Kill(); <-s.done })
 	return s
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // startedMicros is the process's start as its "gatewayd starting" line
@@ -136,7 +127,7 @@ func TestStandbyTakeoverResetsAPreviousProcessesEventID(t *testing.T) {
 	common := []string{"ENCRYPTION_KEY=" + key, "AUTH_ENABLED=false", "EVENTS_BUFFER=1000000", "EVENTS_CLIENT_BUFFER=1000000",
 		"GATEWAY_BACKOFF_INITIAL=10ms", "GATEWAY_BACKOFF_MAX=20ms"}
 	// Two replicas started together; the first gets the lock.
-	pa, pb := freePort(t), freePort(t)
+	pa, pb := testutil.FreePort(t), testutil.FreePort(t)
 	a := launch(t, pa, append([]string{"DATABASE_URL=" + dbURL}, common...))
 	b := launch(t, pb, append([]string{"DATABASE_URL=" + u.String()}, common...))
 	require.True(t, a.logged(t, logging.APIListening, 30*time.Second), "a serves:\n%s", a.logs)
