@@ -1,18 +1,15 @@
 package main
 
 import (
-	"context"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ctcgw/gatewayd/internal/config"
+	"github.com/ctcgw/gatewayd/store"
 )
 
 // A server that answers and refuses the login (a user that does not
@@ -31,13 +28,9 @@ func TestRefusedLoginIsNotReportedAsAServerThatDoesNotAnswer(t *testing.T) {
 	u, err := url.Parse(tmpl.New(t))
 	require.NoError(t, err)
 	u.User = url.User("gwt_no_such_role_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12])
-	cfg := &config.Config{DatabaseURL: u.String(), DatabaseMaxConns: 2}
-	pool, err := connectWithin(context.Background(), cfg, zerolog.Nop(), 1500*time.Millisecond)
-	require.Error(t, err)
-	assert.Nil(t, pool)
+	hint, err := hintAfterPatience(t, u)
 	require.Contains(t, err.Error(), "SQLSTATE 28000", "the server answered, refusing the login: %v", err)
-	hint := hintFor(context.Background(), err, cfg)
-	t.Logf("hint: %s", hint)
+	assert.ErrorIs(t, err, store.ErrLoginRefused)
 	assert.NotContains(t, hint, "does not answer", "the server answered; it refused the login")
 	assert.NotContains(t, hint, "start it", "starting PostgreSQL does not fix a refused login")
 	assert.Contains(t, hint, "refused the login")
@@ -55,13 +48,8 @@ func TestRefusedTLSIsNotReportedAsAServerThatDoesNotAnswer(t *testing.T) {
 	q := u.Query()
 	q.Set("sslmode", "verify-full")
 	u.RawQuery = q.Encode()
-	cfg := &config.Config{DatabaseURL: u.String(), DatabaseMaxConns: 2}
-	pool, err := connectWithin(context.Background(), cfg, zerolog.Nop(), 1500*time.Millisecond)
-	require.Error(t, err)
-	assert.Nil(t, pool)
-	t.Logf("error: %v", err)
-	hint := hintFor(context.Background(), err, cfg)
-	t.Logf("hint: %s", hint)
+	hint, err := hintAfterPatience(t, u)
+	assert.ErrorIs(t, err, store.ErrTLS, "%v", err)
 	assert.NotContains(t, hint, "does not answer", "the server answered; its TLS was refused (or it has none)")
 	assert.Contains(t, hint, "TLS connection failed")
 }

@@ -29,12 +29,19 @@ func TestMissingDatabaseGetsItsHintAfterThePatience(t *testing.T) {
 	u, err := url.Parse(tmpl.New(t))
 	require.NoError(t, err)
 	u.Path = "/gwt_missing_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	hint, err := hintAfterPatience(t, u)
+	assert.ErrorIs(t, err, store.ErrNoDatabase, "the last error still says why: %v", err)
+	assert.Contains(t, hint, "does not exist: create it")
+	assert.NotContains(t, hint, "does not answer")
+}
+
+// hintAfterPatience connects to u as the start does, for 1.5 s, and
+// returns the hint given for the error it ends with, and that error.
+func hintAfterPatience(t *testing.T, u *url.URL) (hint string, err error) {
+	t.Helper()
 	cfg := &config.Config{DatabaseURL: u.String(), DatabaseMaxConns: 2}
 	pool, err := connectWithin(context.Background(), cfg, zerolog.Nop(), 1500*time.Millisecond)
 	require.Error(t, err)
 	assert.Nil(t, pool)
-	assert.ErrorIs(t, err, store.ErrNoDatabase, "the last error still says why: %v", err)
-	hint := hintFor(context.Background(), err, cfg)
-	assert.Contains(t, hint, "does not exist: create it")
-	assert.NotContains(t, hint, "does not answer")
+	return hintFor(context.Background(), err, cfg), err
 }
