@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
 	"github.com/ctcgw/gatewayd"
@@ -72,10 +73,20 @@ type processor struct {
 	closed  bool
 	queued  int64 // bytes of the jobs in the channel
 	waiting int   // jobs in the channel
+	// perGateway counts each gateway's jobs in the channel; one may hold
+	// at most gatewayShare of it. The channel is every gateway's, and one
+	// gateway's burst of small pushed readings (within the flood limits,
+	// each counting a few KiB in the intake, so no reader was held back)
+	// filled it, and any other gateway's reading handed over meanwhile
+	// failed "processing overloaded" (found by an audit, helper 7). Past
+	// its share, a gateway's own readings fail so.
+	perGateway   map[uuid.UUID]int
+	gatewayShare int
 }
 
 func newProcessor(w *writer, workers, queue int, queueBytes int64, rateWait time.Duration, log zerolog.Logger) *processor {
-	p := &processor{jobs: make(chan job, queue), writer: w, log: log, maxBytes: queueBytes, rateWait: rateWait}
+	p := &processor{jobs: make(chan job, queue), writer: w, log: log, maxBytes: queueBytes, rateWait: rateWait,
+		perGateway: make(map[uuid.UUID]int), gatewayShare: max(1, queue/4)}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	for range workers {
 		p.wg.Add(1)
@@ -87,6 +98,9 @@ func newProcessor(w *writer, workers, queue int, queueBytes int64, rateWait time
 				p.mu.Lock()
 				p.queued -= size
 				p.waiting--
+				if p.perGateway[j.r.GatewayID]--; p.perGateway[j.r.GatewayID] <= 0 {
+					delete(p.perGateway, j.r.GatewayID)
+				}
 				p.mu.Unlock()
 				if j.rateHz <= 0 {
 					j.rateHz = p.storedRate(j)
@@ -126,11 +140,12 @@ func (p *processor) storedRate(j job) float64 {
 func (p *processor) submit(j job) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.closed && (p.waiting == 0 || p.queued+j.size() <= p.maxBytes) {
+	if !p.closed && (p.waiting == 0 || p.queued+j.size() <= p.maxBytes) && p.perGateway[j.r.GatewayID] < p.gatewayShare {
 		select {
 		case p.jobs <- j:
 			p.queued += j.size()
 			p.waiting++
+			p.perGateway[j.r.GatewayID]++
 			p.intake.add(j.size())
 			return
 		default:

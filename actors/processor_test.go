@@ -37,6 +37,7 @@ func TestProcessorBacklogIsBoundedInBytes(t *testing.T) {
 	p.mu.Lock()
 	p.queued -= int64(3*len(text(10000)) + 1024)
 	p.waiting--
+	p.perGateway[uuid.Nil]--
 	p.mu.Unlock()
 	small := submit(500) // ~2.5 KB
 	alsoSmall := submit(100)
@@ -52,6 +53,48 @@ func TestProcessorBacklogIsBoundedInBytes(t *testing.T) {
 		assert.Equal(t, gatewayd.ReadingFailed, u.Reading.Status)
 		assert.Equal(t, "processing overloaded", *u.Reading.Error)
 	}
+}
+
+// One gateway holds at most a quarter of the queue: past it, its own
+// readings fail "processing overloaded", and another gateway's are still
+// queued. (The queue is every gateway's; one gateway's burst filled it
+// and failed others' readings: found by an audit, helper 7.)
+func TestProcessorQueueShareOfOneGateway(t *testing.T) {
+	t.Parallel()
+	w := &writer{readings: make(map[uuid.UUID]gatewayd.ReadingUpdate)} // never flushed: no goroutine
+	p := newProcessor(w, 0, 16, 1<<20, time.Second, zerolog.Nop())
+	defer p.close()
+	flooder, other := uuid.New(), uuid.New()
+	submit := func(gw uuid.UUID) uuid.UUID {
+		id := uuid.New()
+		p.submit(job{r: gatewayd.Reading{ID: id, GatewayID: gw, Status: gatewayd.ReadingRunning}, x: "1", y: "1", z: "1"})
+		return id
+	}
+	var mine []uuid.UUID
+	for range 6 {
+		mine = append(mine, submit(flooder))
+	}
+	theirs := submit(other)
+	for i, id := range mine {
+		u, failed := w.readings[id]
+		if i < 4 {
+			assert.False(t, failed, "job %d is within the gateway's share", i)
+			continue
+		}
+		require.True(t, failed, "job %d is past the gateway's share", i)
+		assert.Equal(t, "processing overloaded", *u.Reading.Error)
+	}
+	_, failed := w.readings[theirs]
+	assert.False(t, failed, "another gateway's job is queued")
+
+	<-p.jobs // a worker takes one of the flooder's: its share has room again
+	p.mu.Lock()
+	p.waiting--
+	p.perGateway[flooder]--
+	p.mu.Unlock()
+	again := submit(flooder)
+	_, failed = w.readings[again]
+	assert.False(t, failed)
 }
 
 // A worker's buffers are reused from reading to reading: after the first,
