@@ -35,6 +35,9 @@ const (
 	instanceLockClass = 0x67617465 // "gate"
 	instanceLockID    = 0x77617964 // "wayd"
 	instanceStandbyID = 0x73746279 // "stby"
+	// newSensorsLockID (in instanceLockClass) is not the instance's: it
+	// serialises the inserts of new sensors (lockForNewSensors).
+	newSensorsLockID = 0x73656e73 // "sens"
 	// InstanceApplication names the lock's connection in pg_stat_activity.
 	InstanceApplication = "gatewayd instance lock"
 )

@@ -186,6 +186,16 @@ func (s *Store) SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) (
 	}
 	var over []sensorRef // new serials past their gateway's bound: their readings have no sensor
 	b := &pgx.Batch{}
+	var bySerialGW []uuid.UUID // the readings whose sensor is named by serial: it may be new
+	var bySerial []int64
+	for i := range us {
+		if sensors[i] == uuid.Nil {
+			bySerialGW, bySerial = append(bySerialGW, gateways[i]), append(bySerial, serials[i])
+		}
+	}
+	if len(bySerial) > 0 {
+		lockForNewSensors(b, bySerialGW, bySerial)
+	}
 	b.Queue(`
 		WITH i AS (
 			SELECT DISTINCT i.gw, i.serial FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS i(sensor, gw, serial)

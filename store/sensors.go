@@ -232,6 +232,7 @@ func (s *Store) MergeDiscoveries(ctx context.Context, ds []gatewayd.Discovery) (
 func mergeBatch(sensorGW []uuid.UUID, serials []int64, names, parts []string, rates []*float64, samples []*int32,
 	connected []bool, sensorAt []time.Time, gws []uuid.UUID, ats []time.Time, collect func(pgx.Rows) error) *pgx.Batch {
 	b := &pgx.Batch{}
+	lockForNewSensors(b, sensorGW, serials)
 	// Two statements: the entries that name their sensor take that name
 	// (unless an operator set one), and those that name none keep the
 	// stored one (a new sensor gets "Sensor <serial>"). One statement
@@ -289,6 +290,25 @@ func sampleCount(n *int64) *int32 {
 	}
 	v := int32(*n)
 	return &v
+}
+
+// lockForNewSensors queues, first in b, a statement that takes the
+// transaction's lock on sensor inserts when any of (gws[i], serials[i])
+// is not a live sensor yet. sensorRoom counts a gateway's sensors on its
+// statement's snapshot, so two writes of new serials at once (the API's
+// discover beside the writer, or the writer's parallel readings) each saw
+// the room the other was filling, and together passed the bound (found
+// by an audit, helper 5). Held, the lock makes the next statement's
+// snapshot see what the writer before it committed. One lock for all
+// gateways: a lock per gateway filled PostgreSQL's lock table at a cold
+// start (a thousand gateways a statement), and writes of known serials,
+// nearly all of them, take none. It is the transaction's first lock, so
+// it cannot close a cycle with the row locks the inserts take.
+func lockForNewSensors(b *pgx.Batch, gws []uuid.UUID, serials []int64) {
+	b.Queue(`SELECT pg_advisory_xact_lock($3::int4, $4::int4)
+		WHERE EXISTS (SELECT 1 FROM unnest($1::uuid[], $2::bigint[]) AS i(gw, serial)
+			WHERE NOT EXISTS (SELECT 1 FROM sensors k WHERE k.gateway_id = i.gw AND k.serial = i.serial AND k.deleted_at IS NULL))`,
+		gws, serials, instanceLockClass, newSensorsLockID)
 }
 
 // sensorRoom is the common table expressions that bound a gateway's live
@@ -394,7 +414,8 @@ func (s *Store) RecordTemperatures(ctx context.Context, ts []gatewayd.Temperatur
 // temperatureBatch is RecordTemperatures' statement, made anew for each
 // attempt; it sets refs and adds to inserted.
 func temperatureBatch(gws []uuid.UUID, serials []int64, temps []*float64, ats []time.Time, refs *[]sensorRef, inserted *[]uuid.UUID) *pgx.Batch {
-	b := &pgx.Batch{}
+	b := &pgx.Batch{} // one implicit transaction: the lock is held to its end
+	lockForNewSensors(b, gws, serials)
 	b.Queue(`
 		WITH i AS (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::float8[], $4::timestamptz[]) AS i(gw, serial, temp, at)),
 		`+sensorRoom+`,
