@@ -186,8 +186,11 @@ func controlDrop(w http.ResponseWriter, r *http.Request, g *Gateway) {
 	code := 0
 	if q := r.URL.Query().Get("code"); q != "" {
 		n, err := strconv.Atoi(q)
-		if err != nil || n < 1000 || n > 4999 {
-			writeError(w, http.StatusBadRequest, "code: want a close code 1000–4999, got %q", q)
+		if err == nil {
+			err = CheckDropCode(n)
+		}
+		if err != nil || n == 0 {
+			writeError(w, http.StatusBadRequest, "code: want a close code a peer may send (1000–1003, 1007–1014, 3000–4999) or 1005, 1006, 1015 (no close frame), got %q", q)
 			return
 		}
 		code = n

@@ -2,6 +2,7 @@ package ctctest
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -50,4 +51,37 @@ func TestControlRefusesACloseCodeNoPeerMaySend(t *testing.T) {
 	}
 	var ce *websocket.CloseError
 	assert.True(t, errors.As(err, &ce), "the simulated drop ends with a close frame a peer can read, got: %v", err)
+}
+
+// Inside 1000–4999, 1004 and 1016–2999 are reserved (RFC 6455 §7.4.2):
+// the control surface took them, the simulator sent them in a close
+// frame, and the peer (gorilla, as gatewayd) read "bad close code", a
+// protocol error, not the drop. (Found by an audit, helper 5, whose test
+// this is.)
+func TestControlRefusesReservedCloseCodes(t *testing.T) {
+	t.Parallel()
+	s, err := NewServer("127.0.0.1:0")
+	require.NoError(t, err)
+	defer s.Close()
+	g := s.Add("gw", Config{})
+
+	for _, code := range []int{1004, 1016, 2000, 2999} {
+		status, body := call(t, s, "POST", "/control/gw", fmt.Sprintf(`{"drop_code":%d,"drop_after":"50ms"}`, code))
+		if status == 400 {
+			continue // refused, as it should be
+		}
+		require.Equal(t, 200, status, "drop_code %d: %v", code, body)
+		// Accepted: what it does on the wire.
+		ws, _, err := websocket.DefaultDialer.Dial(g.URL(), nil)
+		require.NoError(t, err)
+		require.NoError(t, ws.SetReadDeadline(time.Now().Add(5*time.Second)))
+		for {
+			if _, _, err = ws.ReadMessage(); err != nil {
+				break
+			}
+		}
+		ws.Close()
+		var ce *websocket.CloseError
+		assert.True(t, errors.As(err, &ce), "drop_code %d accepted (200), and the simulated drop ends with: %v", code, err)
+	}
 }

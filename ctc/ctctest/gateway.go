@@ -712,13 +712,18 @@ func (c *conn) garbageLoop() {
 	}
 }
 
-// CheckDropCode says what is wrong with n as a DropCode: 0, or a close
-// code 1000–4999. Another number was sent cut to 16 bits (99999 became
-// 34463), a code no endpoint may send, and the peer saw a protocol error
-// instead of the drop it was to simulate (found by an audit, helper 4).
+// CheckDropCode says what is wrong with n as a DropCode: 0, 1005, 1006 or
+// 1015 (no close frame: those cannot be sent), or a close code a peer may
+// send (RFC 6455 §7.4: 1000–1003, 1007–1014, 3000–4999). Another number
+// was sent as it was, or cut to 16 bits (99999 became 34463), and the
+// peer saw a protocol error instead of the drop it was to simulate (found
+// by audits, helpers 4 and 5).
 func CheckDropCode(n int) error {
-	if n != 0 && (n < 1000 || n > 4999) {
-		return fmt.Errorf("want 0 (no close frame) or a close code 1000–4999, got %d", n)
+	switch {
+	case n == 0, n == 1005, n == 1006, n == 1015:
+	case n >= 1000 && n <= 1003, n >= 1007 && n <= 1014, n >= 3000 && n <= 4999:
+	default:
+		return fmt.Errorf("want 0 (no close frame) or a close code a peer may send (1000–1003, 1007–1014, 3000–4999), got %d", n)
 	}
 	return nil
 }
