@@ -206,9 +206,21 @@ export function gatewayPage(main, id, scope) {
   });
 
   scope.add(openStream(new URLSearchParams({gateway_id: id, last_event_id: '1'}), {
+    // What the page knew is stale (the ring no longer holds what it
+    // missed): the history starts again from what the ring holds, and the
+    // status, the gateway and its sensors are read again. Only the history
+    // was cleared, and the status stayed at a state the gateway had left
+    // (found by an audit, helper 6).
     reset: () => {
       history.replaceChildren();
       historyEmpty.hidden = false;
+      refreshStatus();
+      refreshSensors();
+      api('GET', '/gateways/' + id).then(g => {
+        if (!scope.alive) return;
+        gw = g;
+        drawGateway();
+      }).catch(() => { /* deleted, or the API is down: the next event or reset says so */ });
     },
     'gateway.state': ev => {
       addHistory(ev);

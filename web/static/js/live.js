@@ -29,11 +29,16 @@ if (PERF) window.gwdPerf = perf;
 // EventSource reconnects by itself after a dropped stream, sending
 // Last-Event-ID, so nothing is lost; when the server refuses the stream
 // (401, 503…) it gives up, and this reopens it after checking the token,
-// resuming from the last id seen. The token goes as access_token:
-// EventSource cannot send an Authorization header.
+// resuming from the last id seen. A stream that comes back without an id
+// to resume from (none was seen: a quiet fleet) is told nothing of what
+// happened while it was away, so that reopening counts as a reset: a
+// gateway disconnected during a network blip stayed AUTHENTICATED on the
+// page for good (found by an audit, helper 6). The token goes as
+// access_token: EventSource cannot send an Authorization header.
 export function openStream(query, handlers, types, status = () => {}) {
   let es = null;
   let closed = false;
+  let opened = false; // a stream was open before: the next open is a reopen
   let last = null; // the last event seen; its id is read only to resume
   let retry = 1000;
   let timer = 0;
@@ -66,7 +71,10 @@ export function openStream(query, handlers, types, status = () => {}) {
     if (PERF) perf.streamOpens++;
     es.onopen = () => {
       retry = 1000;
+      const blind = opened && !(last && last.lastEventId);
+      opened = true;
       status('live');
+      if (blind && handlers.reset) handlers.reset();
     };
     for (const [type, l] of listening) es.addEventListener(type, l);
     es.addEventListener('reset', () => handlers.reset && handlers.reset());
@@ -131,7 +139,9 @@ let shared = null;
 export function onEvent(type, fn) {
   if (!eventListeners.has(type)) eventListeners.set(type, new Set());
   eventListeners.get(type).add(fn);
-  if (shared) shared.listen(type);
+  // 'reset' is the stream's own (emitted after the fleet reloads), not an
+  // event type to ask the server for.
+  if (shared && type !== 'reset') shared.listen(type);
   return () => {
     const ls = eventListeners.get(type);
     ls.delete(fn);
@@ -331,7 +341,11 @@ export function loadFleet() {
       performance.mark('gwd:snapshot-fetched');
       const m = new Map();
       for (const s of res.data) {
-        s.v = 0;
+        // A version past the entry it replaces: a row is redrawn when its
+        // version moves, and a reloaded fleet's rows all started at 0
+        // again, so a reset's reload left rows drawn as they were.
+        const old = fleet.byId.get(s.id);
+        s.v = old ? old.v + 1 : 0;
         s.key = sortKey(s);
         m.set(s.id, s);
       }
@@ -415,7 +429,7 @@ export function startLive() {
   };
   for (const t of ['sensor.updated', 'reading.completed', 'reading.failed']) handlers[t] = ev => emit(t, ev);
   buffer = [];
-  const wanted = [...GATEWAY_TYPES, ...[...eventListeners.keys()].filter(t => !GATEWAY_TYPES.includes(t))];
+  const wanted = [...GATEWAY_TYPES, ...[...eventListeners.keys()].filter(t => !GATEWAY_TYPES.includes(t) && t !== 'reset')];
   shared = openStream('', handlers, wanted, setStatus);
   loadFleet();
 }

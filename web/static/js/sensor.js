@@ -293,6 +293,21 @@ export function sensorPage(main, id, q, scope) {
   scope.add(onEvent('sensor.updated', ev => {
     if (ev.id === id) refreshSensor();
   }));
+  // A reset (the shared stream missed events) may have swallowed the end
+  // of a reading this page waits for: read the list, the sensor and that
+  // reading again.
+  scope.add(onEvent('reset', () => {
+    refreshReadings();
+    refreshSensor();
+    const rid = waiting;
+    if (!rid) return;
+    api('GET', '/readings/' + rid).then(r => {
+      if (scope.alive && waiting === rid && (r.status === 'COMPLETE' || r.status === 'FAILED')) {
+        waiting = '';
+        finished(rid, r.status);
+      }
+    }).catch(() => {});
+  }));
 
   Promise.all([loadSensor(), loadReadings()]).then(() => {
     if (selected && scope.alive) select(selected);
