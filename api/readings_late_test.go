@@ -71,8 +71,8 @@ func TestLateSamplesAreNotTheNextReadings(t *testing.T) {
 }
 
 // The same with a late NOT_DYN_READING_STARTED: reading A fails because
-// the gateway did not confirm its start within READING_START_TIMEOUT (2 s;
-// the gateway confirms it after 3 s and sends its samples at once).
+// the gateway did not confirm its start within READING_START_TIMEOUT (4 s;
+// the gateway confirms it after 5 s and sends its samples at once).
 // Reading B of the same sensor, asked for right after, was answered at
 // once and took A's late start for its own, and A's samples with it. Now
 // B's TAKE_DYN_READING goes out only once A's samples have come (no
@@ -80,17 +80,21 @@ func TestLateSamplesAreNotTheNextReadings(t *testing.T) {
 // holds its own.
 func TestLateStartIsNotTheNextReadings(t *testing.T) {
 	e, _, sg, sensors := readingEnv(t, func(c *actors.Config) {
-		c.ReadingStartTimeout, c.ReadingTimeout = 2*time.Second, 30*time.Second
+		c.ReadingStartTimeout, c.ReadingTimeout = 4*time.Second, 30*time.Second
 	})
 	const serial = 10001
 	sensor := sensors[serial]["id"].(string)
 
-	sg.UpdateFaults(func(f *ctctest.Faults) { f.StartDelay = 3 * time.Second })
+	sg.UpdateFaults(func(f *ctctest.Faults) { f.StartDelay = 5 * time.Second })
 	a := e.take(sensor)
 	require.Equal(t, "FAILED", a["status"])
-	require.Equal(t, "no NOT_DYN_READING_STARTED within 2s", a["error"])
+	require.Equal(t, "no NOT_DYN_READING_STARTED within 4s", a["error"])
 
-	sg.UpdateFaults(func(f *ctctest.Faults) { f.StartDelay = time.Second }) // B's, within the timeout
+	// B's, within the timeout, and long enough that the test switches the
+	// signal (once A's samples are out) before B's samples are made: a
+	// loaded box once took the 1 s this was to do it, and B's samples
+	// carried A's tone.
+	sg.UpdateFaults(func(f *ctctest.Faults) { f.StartDelay = 2500 * time.Millisecond })
 	b, sigB := askWhileLate(t, e, sg, sensor, serial)
 
 	rd := e.waitReading(b)
