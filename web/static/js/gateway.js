@@ -2,14 +2,19 @@
 // error), the recent state changes from the event stream, its sensors, and
 // connect, disconnect, discover, edit and delete.
 //
-// The page opens its own stream filtered to the gateway, starting from
-// last_event_id=1: the server answers `reset` and replays what its ring
-// still holds of this gateway, so the recent changes are there at once,
-// then follow live.
+// Live changes come through the shared stream (live.js). The recent ones
+// from before the page opened are replayed by a stream of its own,
+// filtered to the gateway and starting from last_event_id=1 (the server
+// answers `reset` and replays what its ring still holds of the gateway),
+// which the page closes once the replay has gone quiet. It once kept
+// that stream open beside the shared one: two event streams per gateway
+// tab, and with three such tabs the browser's six connections to
+// gatewayd (HTTP/1.1) were all streams, and no tab could load a page or
+// ask the API anything (found by an audit, helper 6).
 
 import {h, clear, link, fmtTime, fmtClock, ago, dl, badge, setBadge, setText, toast, debounce} from './dom.js';
 import {api, ApiError} from './api.js';
-import {openStream} from './live.js';
+import {openStream, onEvent} from './live.js';
 import {buildForm, confirmButton, act} from './forms.js';
 import {RES, names, table, more} from './resources.js';
 
@@ -167,15 +172,59 @@ export function gatewayPage(main, id, scope) {
   const refreshSensors = debounce(() => loadSensors().catch(() => {}), 300);
   scope.add(refreshSensors.cancel);
 
+  // The history, newest first. A change can come twice (replayed, and
+  // live through the shared stream while the replay runs) and out of
+  // order between the two: each is kept once, in order of its time.
+  const seen = new Set();
   const addHistory = ev => {
+    const key = `${ev.at} ${ev.from} ${ev.to}`;
+    if (seen.has(key)) return;
+    seen.add(key);
     historyEmpty.hidden = true;
     const item = h('li', {class: 'hist'},
       h('time', {datetime: ev.at, title: fmtTime(ev.at), text: fmtClock(ev.at)}), ' ',
       ev.from ? badge(ev.from) : null, ev.from ? h('span', {class: 'arrow', 'aria-label': 'to', text: ' → '}) : null, badge(ev.to),
       ev.last_error ? h('span', {class: 'hist-err', text: ev.last_error}) : null);
-    history.prepend(item);
+    item.dataset.at = ev.at;
+    let before = history.firstChild;
+    while (before && before.dataset.at > ev.at) before = before.nextSibling;
+    history.insertBefore(item, before);
     while (history.children.length > HISTORY) history.lastChild.remove();
   };
+  const clearHistory = () => {
+    history.replaceChildren();
+    seen.clear();
+    historyEmpty.hidden = false;
+  };
+  // replay reads the ring's changes of this gateway, and closes its
+  // stream once nothing has come for a while (the server writes a replay
+  // at once, in batches 10 ms apart), or after 10 s whatever comes.
+  let endReplay = () => {};
+  const replay = () => {
+    endReplay();
+    let quiet = 0;
+    const stop = openStream(new URLSearchParams({gateway_id: id, last_event_id: '1'}), {
+      reset: clearHistory, // the ring no longer holds id 1: what follows is all it has
+      'gateway.state': ev => {
+        addHistory(ev);
+        clearTimeout(quiet);
+        quiet = setTimeout(end, 500);
+      },
+    }, ['gateway.state'], st => {
+      if (st === 'live') {
+        clearTimeout(quiet);
+        quiet = setTimeout(end, 500);
+      }
+    });
+    const cap = setTimeout(() => end(), 10000);
+    const end = () => {
+      clearTimeout(quiet);
+      clearTimeout(cap);
+      stop();
+    };
+    endReplay = end;
+  };
+  scope.add(() => endReplay());
 
   connect.addEventListener('click', () => act(connect, async () => {
     takeStatus(await api('POST', `/gateways/${id}/connect`), true);
@@ -205,47 +254,52 @@ export function gatewayPage(main, id, scope) {
     scope.end();
   });
 
-  scope.add(openStream(new URLSearchParams({gateway_id: id, last_event_id: '1'}), {
-    // What the page knew is stale (the ring no longer holds what it
-    // missed): the history starts again from what the ring holds, and the
-    // status, the gateway and its sensors are read again. Only the history
-    // was cleared, and the status stayed at a state the gateway had left
-    // (found by an audit, helper 6).
-    reset: () => {
-      history.replaceChildren();
-      historyEmpty.hidden = false;
-      refreshStatus();
-      refreshSensors();
-      api('GET', '/gateways/' + id).then(g => {
-        if (!scope.alive) return;
-        gw = g;
-        drawGateway();
-      }).catch(() => { /* deleted, or the API is down: the next event or reset says so */ });
-    },
-    'gateway.state': ev => {
-      addHistory(ev);
-      // Replayed changes are older than the status already shown.
-      if (st && ev.at >= st.since) {
-        st.state = ev.to;
-        st.since = ev.at;
-        st.last_error = ev.last_error;
-        drawStatus();
-      }
-      refreshStatus();
-    },
-    'gateway.updated': async () => {
-      try {
-        gw = await api('GET', '/gateways/' + id);
-        if (scope.alive) drawGateway();
-      } catch { /* deleted: the next event says so */ }
-    },
-    'gateway.deleted': () => {
-      toast('This gateway was deleted', 'error');
-      connect.disabled = disconnect.disabled = discover.disabled = true;
-      setBadge(stateBadge, 'DELETED');
-    },
-    'sensor.updated': refreshSensors,
-  }, ['gateway.state', 'gateway.updated', 'gateway.deleted', 'sensor.updated']));
+  // Live, from the shared stream.
+  scope.add(onEvent('gateway.state', ev => {
+    if (ev.id !== id) return;
+    addHistory(ev);
+    // Replayed changes are older than the status already shown.
+    if (st && ev.at >= st.since) {
+      st.state = ev.to;
+      st.since = ev.at;
+      st.last_error = ev.last_error;
+      drawStatus();
+    }
+    refreshStatus();
+  }));
+  scope.add(onEvent('gateway.updated', async ev => {
+    if (ev.id !== id) return;
+    try {
+      gw = await api('GET', '/gateways/' + id);
+      if (scope.alive) drawGateway();
+    } catch { /* deleted: the next event says so */ }
+  }));
+  scope.add(onEvent('gateway.deleted', ev => {
+    if (ev.id !== id) return;
+    toast('This gateway was deleted', 'error');
+    connect.disabled = disconnect.disabled = discover.disabled = true;
+    setBadge(stateBadge, 'DELETED');
+  }));
+  scope.add(onEvent('sensor.updated', ev => {
+    if (ev.gateway_id === id) refreshSensors();
+  }));
+  // The shared stream missed events (the ring no longer held them, or it
+  // came back with nothing to resume from): what the page knew is stale.
+  // The status, the gateway and its sensors are read again, and the
+  // history replayed anew. (Only the history was cleared, and the status
+  // stayed at a state the gateway had left: found by an audit, helper 6.)
+  scope.add(onEvent('reset', () => {
+    clearHistory();
+    replay();
+    refreshStatus();
+    refreshSensors();
+    api('GET', '/gateways/' + id).then(g => {
+      if (!scope.alive) return;
+      gw = g;
+      drawGateway();
+    }).catch(() => { /* deleted, or the API is down: the next event or reset says so */ });
+  }));
+  replay();
   // "in 3 s", "12 s ago" age.
   scope.every(1000, drawStatus);
 }
