@@ -59,15 +59,18 @@ func smallReadingFrame(n int) []byte {
 		pusherSerial, axis(), axis(), axis())
 }
 
-func newPusherPeer(t *testing.T, frame []byte, rate int) *pusherPeer {
+// oneSensorPeer serves a gateway that logs in, lists one sensor (serial,
+// at rateHz with samples) and subscribes; then, on a goroutine of its
+// own, it calls subscribed with a send that is safe for concurrent use
+// and a channel closed when the socket ends. It returns the URL.
+func oneSensorPeer(t *testing.T, serial int64, rateHz, samples int, subscribed func(send func([]byte) error, done <-chan struct{})) string {
 	t.Helper()
-	p := &pusherPeer{frame: frame, rate: rate, stop: make(chan struct{})}
-	p.url = servePeer(t, func(ws *websocket.Conn) {
+	return servePeer(t, func(ws *websocket.Conn) {
 		var wmu sync.Mutex
 		send := func(b []byte) error {
 			wmu.Lock()
 			defer wmu.Unlock()
-			_ = ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			_ = ws.SetWriteDeadline(time.Now().Add(30 * time.Second)) // a frame may be 4 MiB
 			return ws.WriteMessage(websocket.TextMessage, b)
 		}
 		done := make(chan struct{})
@@ -83,33 +86,39 @@ func newPusherPeer(t *testing.T, frame []byte, rate int) *pusherPeer {
 			case "POST_LOGIN":
 				_ = send([]byte(`{"Type":"RTN_LOGIN","From":"SERV","Target":"UI","Data":{"Email":"e","Success":true}}`))
 			case "GET_DYN_CONNECTED":
-				_ = send(fmt.Appendf(nil, `{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{"%d":{"Serial":%d,"Connected":1,"PartNum":"P","ReadRate":1000,"Samples":5000,"Name":"s"}}}`,
-					pusherSerial, pusherSerial))
+				_ = send(fmt.Appendf(nil, `{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{"%d":{"Serial":%d,"Connected":1,"PartNum":"P","ReadRate":%d,"Samples":%d,"Name":"s"}}}`,
+					serial, serial, rateHz, samples))
 			case "POST_SUB_CHANGES":
 				_ = send([]byte(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{}}`))
-				go func() {
-					// Paced in steps of 10 ms, so the rate stays under the
-					// flood meter's 200 frames/s and 8 MiB/s sustained.
-					tick := time.NewTicker(10 * time.Millisecond)
-					defer tick.Stop()
-					start, n := time.Now(), int64(0)
-					for {
-						select {
-						case <-p.stop:
-							return
-						case <-done:
-							return
-						case now := <-tick.C:
-							due := int64(now.Sub(start).Seconds() * float64(p.rate))
-							for ; n < due; n++ {
-								if send(p.frame) != nil {
-									return
-								}
-								p.sent.Add(1)
-							}
-						}
+				go subscribed(send, done)
+			}
+		}
+	})
+}
+
+func newPusherPeer(t *testing.T, frame []byte, rate int) *pusherPeer {
+	t.Helper()
+	p := &pusherPeer{frame: frame, rate: rate, stop: make(chan struct{})}
+	p.url = oneSensorPeer(t, pusherSerial, 1000, 5000, func(send func([]byte) error, done <-chan struct{}) {
+		// Paced in steps of 10 ms, so the rate stays under the flood
+		// meter's 200 frames/s and 8 MiB/s sustained.
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		start, n := time.Now(), int64(0)
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-done:
+				return
+			case now := <-tick.C:
+				due := int64(now.Sub(start).Seconds() * float64(p.rate))
+				for ; n < due; n++ {
+					if send(p.frame) != nil {
+						return
 					}
-				}()
+					p.sent.Add(1)
+				}
 			}
 		}
 	})

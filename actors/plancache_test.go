@@ -4,16 +4,13 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math"
 	goruntime "runtime"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd"
@@ -46,43 +43,18 @@ func TestOddLengthReadingsOfOneGatewayDoNotPinMemory(t *testing.T) {
 		return
 	}
 	const serial = 30001
-	var mu sync.Mutex
-	var sock *websocket.Conn
-	subscribed := make(chan struct{}, 8)
-	send := func(ws *websocket.Conn, frame []byte) error {
-		mu.Lock()
-		defer mu.Unlock()
-		_ = ws.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		return ws.WriteMessage(websocket.TextMessage, frame)
-	}
-	url := servePeer(t, func(ws *websocket.Conn) {
-		for {
-			_, b, err := ws.ReadMessage()
-			if err != nil {
-				return
-			}
-			var req struct{ Type string }
-			_ = json.Unmarshal(b, &req)
-			switch req.Type {
-			case "POST_LOGIN":
-				_ = send(ws, []byte(`{"Type":"RTN_LOGIN","From":"SERV","Target":"UI","Data":{"Email":"e","Success":true}}`))
-			case "GET_DYN_CONNECTED":
-				_ = send(ws, fmt.Appendf(nil, `{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{"%d":{"Serial":%d,"Connected":1,"PartNum":"P","ReadRate":25600,"Samples":8192,"Name":"s"}}}`, serial, serial))
-			case "POST_SUB_CHANGES":
-				_ = send(ws, []byte(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{}}`))
-				mu.Lock()
-				sock = ws
-				mu.Unlock()
-				subscribed <- struct{}{}
-			}
-		}
+	sends := make(chan func([]byte) error, 8)
+	url := oneSensorPeer(t, serial, 25600, 8192, func(send func([]byte) error, done <-chan struct{}) {
+		sends <- send
+		<-done
 	})
 	cfg := actorstest.FastConfig()
 	h := newHarness(t, cfg)
 	g := addRawGateway(t, h, "plans", url)
 	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	var send func([]byte) error
 	select {
-	case <-subscribed:
+	case send = <-sends:
 	case <-time.After(30 * time.Second):
 		t.Fatal("never subscribed")
 	}
@@ -109,10 +81,7 @@ func TestOddLengthReadingsOfOneGatewayDoNotPinMemory(t *testing.T) {
 		frame := fmt.Appendf(nil, `{"Type":"NOT_DYN_READING","From":"SERV","Target":"UI","Data":{"ID":%d,"Serial":"%d","Time":"2026-12-06 10:00:00","X":"%s","Y":"%s","Z":"%s"}}`,
 			id, serial, axis, axis, axis)
 		require.Less(t, len(frame), 4<<20, "a legal frame")
-		mu.Lock()
-		ws := sock
-		mu.Unlock()
-		require.NoError(t, send(ws, frame))
+		require.NoError(t, send(frame))
 	}
 	complete := func(want int) {
 		eventually(t, func() bool {

@@ -2,15 +2,12 @@ package actors_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd"
@@ -37,49 +34,21 @@ func newBurstPeer(t *testing.T, frame []byte) *burstPeer {
 	p := &burstPeer{fire: make(chan int, 4), subs: make(chan struct{}, 4), frame: frame}
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
-	p.url = servePeer(t, func(ws *websocket.Conn) {
-		var wmu sync.Mutex
-		send := func(b []byte) error {
-			wmu.Lock()
-			defer wmu.Unlock()
-			_ = ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			return ws.WriteMessage(websocket.TextMessage, b)
-		}
-		done := make(chan struct{})
-		defer close(done)
+	p.url = oneSensorPeer(t, burstSerial, 1000, 8, func(send func([]byte) error, done <-chan struct{}) {
+		p.subs <- struct{}{}
 		for {
-			_, b, err := ws.ReadMessage()
-			if err != nil {
+			select {
+			case <-stop:
 				return
-			}
-			var req struct{ Type string }
-			_ = json.Unmarshal(b, &req)
-			switch req.Type {
-			case "POST_LOGIN":
-				_ = send([]byte(`{"Type":"RTN_LOGIN","From":"SERV","Target":"UI","Data":{"Email":"e","Success":true}}`))
-			case "GET_DYN_CONNECTED":
-				_ = send(fmt.Appendf(nil, `{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{"%d":{"Serial":%d,"Connected":1,"PartNum":"P","ReadRate":1000,"Samples":8,"Name":"s"}}}`,
-					burstSerial, burstSerial))
-			case "POST_SUB_CHANGES":
-				_ = send([]byte(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{}}`))
-				go func() {
-					for {
-						select {
-						case <-stop:
-							return
-						case <-done:
-							return
-						case n := <-p.fire:
-							for range n {
-								if send(p.frame) != nil {
-									return
-								}
-								p.sent.Add(1)
-							}
-						}
+			case <-done:
+				return
+			case n := <-p.fire:
+				for range n {
+					if send(p.frame) != nil {
+						return
 					}
-				}()
-				p.subs <- struct{}{}
+					p.sent.Add(1)
+				}
 			}
 		}
 	})
