@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -87,6 +88,22 @@ func (p *cutProxy) heal() {
 	p.mu.Unlock()
 }
 
+// disconnectDuringABlip cuts the browser off (p), waits for the page to
+// see it, disconnects gateway id through the API (base, past the proxy),
+// runs meanwhile, and heals the proxy.
+func disconnectDuringABlip(t *testing.T, h *actorstest.Harness, b *browser, p *cutProxy, base, id string, meanwhile func()) {
+	t.Helper()
+	p.cut()
+	b.wait("the page sees the blip", `document.querySelector('#live')?.textContent !== 'Live'`)
+	res, err := http.Post(base+"/api/gateways/"+id+"/disconnect", "", nil)
+	require.NoError(t, err)
+	require.NoError(t, res.Body.Close())
+	require.Equal(t, http.StatusAccepted, res.StatusCode)
+	h.WaitState(uuid.MustParse(id), gatewayd.StateDisconnected, 10*time.Second)
+	meanwhile()
+	p.heal()
+}
+
 // API.md §9: the UI "shows the fleet's states live (through /api/events,
 // without reloading)". The fleet's stream is opened live-only (no
 // last_event_id) and learns an id to resume from only from an event it
@@ -109,14 +126,7 @@ func TestFleetSeesChangesDuringABlip(t *testing.T) {
 	b.wait("the gateway, authenticated", badge+` === 'AUTHENTICATED'`)
 	b.wait("the stream live", `document.querySelector('#live')?.textContent === 'Live'`)
 
-	p.cut()
-	b.wait("the page sees the blip", `document.querySelector('#live')?.textContent !== 'Live'`)
-	res, err := http.Post(base+"/api/gateways/"+g.ID.String()+"/disconnect", "", nil)
-	require.NoError(t, err)
-	require.NoError(t, res.Body.Close())
-	require.Equal(t, http.StatusAccepted, res.StatusCode)
-	h.WaitState(g.ID, gatewayd.StateDisconnected, 10*time.Second)
-	p.heal()
+	disconnectDuringABlip(t, h, b, p, base, g.ID.String(), func() {})
 
 	b.wait("the stream live again", `document.querySelector('#live')?.textContent === 'Live'`, 30*time.Second)
 	var shown string
@@ -152,25 +162,18 @@ func TestGatewayPageReloadsAfterReset(t *testing.T) {
 	state := `document.querySelector('.status-facts dl')?.dataset.state`
 	b.wait("its status", state+` === 'AUTHENTICATED'`)
 	b.wait("its facts and sensors drawn", `document.querySelector('section[aria-labelledby=gw-h] dl') && document.querySelector('section[aria-labelledby=sens-h] table')`)
-	// Its recent changes are replayed from the ring: the page's own
-	// stream has an event id to resume from.
+	// Its recent changes are replayed from the ring.
 	b.wait("its history", `document.querySelector('.history li')`)
 	b.wait("the stream live", `document.querySelector('#live')?.textContent === 'Live'`)
 
-	p.cut()
-	b.wait("the page sees the blip", `document.querySelector('#live')?.textContent !== 'Live'`)
 	// Meanwhile, on the server: an operator disconnects the gateway, and
 	// the rest of the fleet goes on publishing (more than the ring holds).
-	res, err := http.Post(base+"/api/gateways/"+g.ID.String()+"/disconnect", "", nil)
-	require.NoError(t, err)
-	require.NoError(t, res.Body.Close())
-	require.Equal(t, http.StatusAccepted, res.StatusCode)
-	h.WaitState(g.ID, gatewayd.StateDisconnected, 10*time.Second)
-	ref := []gatewayd.SensorRef{{ID: other.ID, GatewayID: other.ID, FactoryID: other.FactoryID}}
-	for i := 0; i <= events.DefaultRingSize; i++ {
-		h.Telemetry.SensorsChanged(ref)
-	}
-	p.heal()
+	disconnectDuringABlip(t, h, b, p, base, g.ID.String(), func() {
+		ref := []gatewayd.SensorRef{{ID: other.ID, GatewayID: other.ID, FactoryID: other.FactoryID}}
+		for i := 0; i <= events.DefaultRingSize; i++ {
+			h.Telemetry.SensorsChanged(ref)
+		}
+	})
 
 	b.wait("the stream live again", `document.querySelector('#live')?.textContent === 'Live'`, 30*time.Second)
 	var shown string
