@@ -190,7 +190,7 @@ func controlDrop(w http.ResponseWriter, r *http.Request, g *Gateway) {
 			err = CheckDropCode(n)
 		}
 		if err != nil || n == 0 {
-			writeError(w, http.StatusBadRequest, "code: want a close code a peer may send (1000–1003, 1007–1014, 3000–4999) or 1005, 1006, 1015 (no close frame), got %q", q)
+			writeError(w, http.StatusBadRequest, "code: want a close code a peer may send (1000–1003, 1007–1013, 3000–4999) or 1005, 1006, 1015 (no close frame), got %q", q)
 			return
 		}
 		code = n

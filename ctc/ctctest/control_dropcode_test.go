@@ -56,8 +56,8 @@ func TestControlRefusesACloseCodeNoPeerMaySend(t *testing.T) {
 // Inside 1000–4999, 1004 and 1016–2999 are reserved (RFC 6455 §7.4.2):
 // the control surface took them, the simulator sent them in a close
 // frame, and the peer (gorilla, as gatewayd) read "bad close code", a
-// protocol error, not the drop. (Found by an audit, helper 5, whose test
-// this is.)
+// protocol error, not the drop; and 1014, registered since, gorilla
+// refuses as well. (Found by audits, helpers 5 and 8, whose test this is.)
 func TestControlRefusesReservedCloseCodes(t *testing.T) {
 	t.Parallel()
 	s, err := NewServer("127.0.0.1:0")
@@ -65,7 +65,7 @@ func TestControlRefusesReservedCloseCodes(t *testing.T) {
 	defer s.Close()
 	g := s.Add("gw", Config{})
 
-	for _, code := range []int{1004, 1016, 2000, 2999} {
+	for _, code := range []int{1004, 1014, 1016, 2000, 2999} {
 		status, body := call(t, s, "POST", "/control/gw", fmt.Sprintf(`{"drop_code":%d,"drop_after":"50ms"}`, code))
 		if status == 400 {
 			continue // refused, as it should be
