@@ -131,3 +131,16 @@ func CheckInstance(ctx context.Context, in *Instance) (retaken bool, err error) 
 
 // StandbySeen says whether in's last check saw a process waiting.
 func StandbySeen(in *Instance) bool { return in.standbySeen }
+
+// TemperatureSQL is RecordTemperatures' insert ($1 gateways, $2 serials,
+// $3 temperatures, $4 times).
+func TemperatureSQL() string {
+	return temperatureBatch(nil, nil, nil, nil, nil, nil).QueuedQueries[1].SQL
+}
+
+// MergeSQL is MergeDiscoveries' insert of named entries ($1 gateways, $2
+// serials, $3 names, $4 parts, $5 rates, $6 samples, $7 connected, $8
+// times, $9 true).
+func MergeSQL() string {
+	return mergeBatch(nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil).QueuedQueries[1].SQL
+}

@@ -205,7 +205,7 @@ func (s *Store) SaveReadings(ctx context.Context, us []gatewayd.ReadingUpdate) (
 		INSERT INTO sensors AS s (gateway_id, serial, name)
 		SELECT i.gw, i.serial, 'Sensor ' || i.serial
 		FROM i JOIN gateways g ON g.id = i.gw AND g.deleted_at IS NULL
-		WHERE NOT EXISTS (SELECT 1 FROM over o WHERE o.gw = i.gw AND o.serial = i.serial)
+		WHERE (i.gw, i.serial) NOT IN (SELECT o.gw, o.serial FROM over o)
 		ON CONFLICT (gateway_id, serial) WHERE deleted_at IS NULL DO NOTHING
 		RETURNING s.id, s.gateway_id, '00000000-0000-0000-0000-000000000000'::uuid AS factory_id, false AS changed)
 		`+sensorsWrittenOrOver, sensors, gateways, serials).Query(func(rows pgx.Rows) (err error) {

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/store"
 )
 
 // A gateway that names new serials at every discovery and in every
@@ -106,4 +108,70 @@ func TestStoredSensorsOfAGatewayAreBounded(t *testing.T) {
 	// Known serials only: no error at all.
 	require.NoError(t, errOf(s.RecordTemperatures(ctx, []gatewayd.Temperature{{GatewayID: g.ID, Serial: 2, Celsius: 20, At: t2}})))
 	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t2, Sensors: first[:3]}})))
+}
+
+// repeatedWork is the most rows one node of an EXPLAIN (ANALYZE, FORMAT
+// JSON) plan produced over its loops, among the nodes that ran more than
+// once: what a statement does again for each row it reads. (The rows of
+// nodes that ran once depend on what else the database holds.)
+func repeatedWork(node map[string]any) float64 {
+	rows, _ := node["Actual Rows"].(float64)
+	loops, _ := node["Actual Loops"].(float64)
+	most := 0.0
+	if loops > 1 {
+		most = rows * loops
+	}
+	if kids, ok := node["Plans"].([]any); ok {
+		for _, k := range kids {
+			most = max(most, repeatedWork(k.(map[string]any)))
+		}
+	}
+	return most
+}
+
+// A gateway at the limit that names 4,096 new serials: the inserts'
+// room count ran as a join filter, once per row, each counting the
+// gateway's 4,096 sensors (16.7 M index entries: 2–7 s a statement on the
+// writer's goroutine, at every flush, for as long as the gateway kept
+// naming new serials; found making the runtime's shutdown wait for it).
+// No part of either statement now runs again for each row and reads the
+// gateway's sensors each time: counted from the plan, not timed.
+func TestSensorInsertsAtTheLimitDoLinearWork(t *testing.T) {
+	ctx := context.Background()
+	s, pool, _, g := withGateway(t, "LIN")
+	max := gatewayd.MaxGatewaySensors
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	fill := make([]gatewayd.SensorReport, 0, max)
+	for i := range max {
+		fill = append(fill, report(int64(i+1), ""))
+	}
+	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t0, Sensors: fill}})))
+
+	gws, serials := make([]uuid.UUID, max), make([]int64, max)
+	temps, ats := make([]float64, max), make([]time.Time, max)
+	names, parts := make([]string, max), make([]string, max)
+	rates, samples, connected := make([]*float64, max), make([]*int32, max), make([]bool, max)
+	for i := range max {
+		gws[i], serials[i], temps[i], ats[i] = g.ID, int64(9_000_000+i), 20, t0
+		names[i], connected[i] = "named", true
+	}
+	for name, run := range map[string]func() (string, []any){
+		"temperatures": func() (string, []any) { return store.TemperatureSQL(), []any{gws, serials, temps, ats} },
+		"discovery": func() (string, []any) {
+			return store.MergeSQL(), []any{gws, serials, names, parts, rates, samples, connected, ats, true}
+		},
+	} {
+		sql, args := run()
+		var out []byte
+		tx, err := pool.Begin(ctx) // rolled back: EXPLAIN ANALYZE runs the statement
+		require.NoError(t, err)
+		require.NoError(t, tx.QueryRow(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+sql, args...).Scan(&out))
+		require.NoError(t, tx.Rollback(ctx))
+		var plans []map[string]any
+		require.NoError(t, json.Unmarshal(out, &plans))
+		work := repeatedWork(plans[0]["Plan"].(map[string]any))
+		t.Logf("%s: at most %.0f rows from one repeated node for %d new serials", name, work, max)
+		assert.Less(t, work, float64(4*max), "%s: a node repeated for each of %d new serials past the limit", name, max)
+	}
+	assert.Len(t, sensorsBySerial(t, s, g.ID), max)
 }
