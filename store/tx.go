@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -29,6 +30,12 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 
 // againIfDeadlocked runs write, and again (txAttempts in all) while
 // PostgreSQL aborts it to break a deadlock; see inTx.
+//
+// It waits a little before each new attempt (20 ms, then 40): run again at
+// once, the loser could take its first lock back before the winner, which
+// it woke by aborting, had taken it, and meet it in the same cycle again;
+// a deletion beside a discovery merge lost all three attempts so on a
+// loaded box.
 func againIfDeadlocked(ctx context.Context, write func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := write()
@@ -36,6 +43,13 @@ func againIfDeadlocked(ctx context.Context, write func() error) error {
 		if err == nil || attempt == txAttempts || ctx.Err() != nil ||
 			!errors.As(err, &pgErr) || pgErr.Code != "40P01" { // deadlock_detected
 			return err
+		}
+		pause := time.NewTimer(time.Duration(attempt) * 20 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			pause.Stop()
+			return err
+		case <-pause.C:
 		}
 	}
 }
