@@ -19,8 +19,10 @@ import (
 	"github.com/ctcgw/gatewayd/actors/actorstest"
 )
 
-// bigListPeer answers every GET_DYN_CONNECTED with n sensors of serials
-// never listed before (a gateway whose sensor list changes at each ask).
+// bigListPeer answers GET_DYN_CONNECTED with n sensors of serials never
+// listed before (a gateway whose sensor list changes at each ask), for
+// rounds asks (each but the last on a new connection), and with no
+// sensors after.
 type bigListPeer struct {
 	url    string
 	rounds int
@@ -43,6 +45,14 @@ func newBigListPeer(t *testing.T, n, rounds int) *bigListPeer {
 				_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"Type":"RTN_LOGIN","From":"SERV","Target":"UI","Data":{"Email":"e","Success":true}}`))
 			case "GET_DYN_CONNECTED":
 				k := p.asked.Add(1)
+				if k > int64(p.rounds) {
+					// Its rounds done, it lists nothing more: a 4 MiB list
+					// keeps its actor busy for seconds (under -race), and a
+					// runtime shut down meanwhile waited past its 10 s in a
+					// CI run.
+					_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":[]}`))
+					continue
+				}
 				var buf bytes.Buffer
 				buf.WriteString(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{`)
 				base := k * 1_000_000
