@@ -36,8 +36,8 @@ func storedWithX(t *testing.T, e *liveEnv, sensor string, hz float64) map[string
 // serial within READING_TIMEOUT". A reading that timed out is FAILED; the
 // samples the gateway sends for it afterwards are not the next reading's.
 //
-// Reading A of a sensor times out waiting for its samples (they come 5 s
-// after its start, READING_TIMEOUT is 1 s). Reading B of the same sensor
+// Reading A of a sensor times out waiting for its samples (they come 6 s
+// after its start, READING_TIMEOUT is 3 s). Reading B of the same sensor
 // is then asked for; the gateway answers TAKE_DYN_READING at once but
 // confirms B's start only 8 s later. A's late samples arrive while B waits
 // for its NOT_DYN_READING_STARTED, and are taken as B's: B is COMPLETE
@@ -45,15 +45,17 @@ func storedWithX(t *testing.T, e *liveEnv, sensor string, hz float64) map[string
 // samples are then stored as a reading nobody asked for (trigger GATEWAY).
 func TestLateSamplesAreNotTheNextReadings(t *testing.T) {
 	e, _, sg, sensors := readingEnv(t, func(c *actors.Config) {
-		c.ReadingStartTimeout, c.ReadingTimeout = 30*time.Second, time.Second
+		// 3 s for B's samples after its start: 1 s was passed on a loaded
+		// box (a CI run), and B failed for want of its own samples.
+		c.ReadingStartTimeout, c.ReadingTimeout = 30*time.Second, 3*time.Second
 	})
 	const serial = 10001
 	sensor := sensors[serial]["id"].(string)
 
-	sg.UpdateFaults(func(f *ctctest.Faults) { f.CaptureDelay = 5 * time.Second })
+	sg.UpdateFaults(func(f *ctctest.Faults) { f.CaptureDelay = 6 * time.Second })
 	a := e.take(sensor)
 	require.Equal(t, "FAILED", a["status"])
-	require.Equal(t, "no NOT_DYN_READING within 1s", a["error"])
+	require.Equal(t, "no NOT_DYN_READING within 3s", a["error"])
 
 	sg.UpdateFaults(func(f *ctctest.Faults) { f.CaptureDelay, f.StartDelay = 0, 8*time.Second })
 	b, sigB := askWhileLate(t, e, sg, sensor, serial)
