@@ -251,21 +251,27 @@ func mergeBatch(sensorGW []uuid.UUID, serials []int64, names, parts []string, ra
 			WHERE (i.name <> '') = $9),
 		`+sensorRoom+`,
 		written AS (
-		INSERT INTO sensors AS s (gateway_id, serial, name, part_number, read_rate_hz, samples, connected, first_seen_at, last_seen_at)
+		INSERT INTO sensors AS s (gateway_id, serial, name, part_number, read_rate_hz, samples, connected, first_seen_at, last_seen_at, discovered_at)
 		SELECT i.gw, i.serial, CASE WHEN i.name = '' THEN 'Sensor ' || i.serial ELSE i.name END, NULLIF(i.part, ''),
-			i.rate, i.samples, i.connected, i.at, i.at
+			i.rate, i.samples, i.connected, i.at, i.at, i.at
 		FROM i JOIN gateways g ON g.id = i.gw AND g.deleted_at IS NULL
 		WHERE (i.gw, i.serial) NOT IN (SELECT o.gw, o.serial FROM over o)
 		ORDER BY i.gw, i.serial
 		ON CONFLICT (gateway_id, serial) WHERE deleted_at IS NULL DO UPDATE SET
-			name         = `+rule+`,
-			part_number  = COALESCE(EXCLUDED.part_number, s.part_number),
+			-- An answer older than the one the fields came from (the
+			-- writer's, landing after the API's newer one) leaves them.
+			name         = CASE WHEN s.discovered_at > EXCLUDED.discovered_at THEN s.name ELSE `+rule+` END,
+			part_number  = CASE WHEN s.discovered_at > EXCLUDED.discovered_at THEN s.part_number
+			                    ELSE COALESCE(EXCLUDED.part_number, s.part_number) END,
 			-- A rate or count the gateway did not report (or that no
 			-- column holds) leaves the stored one.
-			read_rate_hz = COALESCE(EXCLUDED.read_rate_hz, s.read_rate_hz),
-			samples      = COALESCE(EXCLUDED.samples, s.samples),
-			connected    = EXCLUDED.connected,
-			last_seen_at = GREATEST(s.last_seen_at, EXCLUDED.last_seen_at)
+			read_rate_hz = CASE WHEN s.discovered_at > EXCLUDED.discovered_at THEN s.read_rate_hz
+			                    ELSE COALESCE(EXCLUDED.read_rate_hz, s.read_rate_hz) END,
+			samples      = CASE WHEN s.discovered_at > EXCLUDED.discovered_at THEN s.samples
+			                    ELSE COALESCE(EXCLUDED.samples, s.samples) END,
+			connected    = CASE WHEN s.discovered_at > EXCLUDED.discovered_at THEN s.connected ELSE EXCLUDED.connected END,
+			last_seen_at = GREATEST(s.last_seen_at, EXCLUDED.last_seen_at),
+			discovered_at = GREATEST(s.discovered_at, EXCLUDED.discovered_at)
 		RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id) AS factory_id,
 			s.xmax = 0 OR s.updated_at = now() AS changed)
 		`+sensorsWrittenOrOver,
@@ -275,6 +281,7 @@ func mergeBatch(sensorGW []uuid.UUID, serials []int64, names, parts []string, ra
 		UPDATE sensors s SET connected = false
 		FROM unnest($1::uuid[], $2::timestamptz[]) AS d(gw, at)
 		WHERE s.gateway_id = d.gw AND s.deleted_at IS NULL AND s.connected AND s.last_seen_at < d.at
+			AND (s.discovered_at IS NULL OR s.discovered_at <= d.at)
 		RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id), true, false`,
 		gws, ats).Query(collect)
 	b.Queue(orphanSweep, gws)

@@ -310,3 +310,40 @@ func TestDiscoveryTakesARenameToThePlaceholderText(t *testing.T) {
 	assert.Equal(t, "Sensor 5", sensorsBySerial(t, s, g.ID)[5].Name,
 		"the gateway renamed the sensor and no name was set through the API")
 }
+
+// A discovery answer older than the one a sensor's reported fields came
+// from leaves them: the writer merged a gateway's older answer after the
+// API's discover had merged a newer one, and put a read rate of 100 back
+// over 200 (a flake of TestMergeRulesThroughDiscover in CI). Its last
+// seen time never moves back either, and it disconnects nothing the newer
+// answer listed.
+func TestAnOlderDiscoveryLeavesANewersFields(t *testing.T) {
+	ctx := context.Background()
+	s, _, _, g := withGateway(t, "OLD")
+	t1 := time.Now().UTC().Truncate(time.Millisecond)
+	t2 := t1.Add(time.Second)
+	newer := report(1, "Newer")
+	rate := 200.0
+	newer.ReadRateHz = &rate
+	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t2,
+		Sensors: []gatewayd.SensorReport{newer, report(2, "Two")}}})))
+	older := report(1, "Older")
+	oldRate := 100.0
+	older.ReadRateHz, older.Connected = &oldRate, false
+	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t1,
+		Sensors: []gatewayd.SensorReport{older}}})))
+	got := sensorsBySerial(t, s, g.ID)
+	assert.Equal(t, "Newer", got[1].Name)
+	assert.Equal(t, 200.0, *got[1].ReadRateHz)
+	assert.True(t, got[1].Connected)
+	assert.True(t, t2.Equal(got[1].LastSeenAt))
+	assert.True(t, got[2].Connected, "listed by the newer answer, left out by the older")
+
+	// A newer answer still applies.
+	third := report(1, "Third")
+	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t2.Add(time.Second),
+		Sensors: []gatewayd.SensorReport{third}}})))
+	got = sensorsBySerial(t, s, g.ID)
+	assert.Equal(t, "Third", got[1].Name)
+	assert.False(t, got[2].Connected)
+}

@@ -75,8 +75,11 @@ type Harness struct {
 	// Factory is a factory (under a fresh organization) to add gateways to.
 	Factory uuid.UUID
 	Logs    *testutil.SyncBuffer
-	Log     zerolog.Logger
-	Config  actors.Config
+	// ShutdownWait bounds the runtime's shutdown at the test's end
+	// (0: 10 s).
+	ShutdownWait time.Duration
+	Log          zerolog.Logger
+	Config       actors.Config
 
 	Settled      *Signal[Settle]
 	Reconfigured *Signal[Reconfig]
@@ -138,7 +141,11 @@ func (h *Harness) StartRuntime() {
 	rt := actors.Start(h.Config, h.Store, h.Log)
 	h.Runtime = rt
 	h.T.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		wait := h.ShutdownWait
+		if wait == 0 {
+			wait = 10 * time.Second
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		defer cancel()
 		assert.NoError(h.T, rt.Shutdown(ctx))
 	})
