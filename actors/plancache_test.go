@@ -107,14 +107,7 @@ func TestOddLengthReadingsOfOneGatewayDoNotPinMemory(t *testing.T) {
 	// eight frames should be small (a few MiB of pools at most).
 	const bound = 64 << 20
 	var after uint64
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		after = heapInUse()
-		if after < before+bound || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.Poll(func() bool { after = heapInUse(); return after < before+bound }, 10*time.Second) // a miss is told below
 	t.Logf("live heap: %d MiB before, %d MiB after %d stored readings of one gateway", before>>20, after>>20, odd)
 	require.Less(t, after, before+bound,
 		"one gateway's %d stored readings left %d MiB pinned in the heap", odd, (after-before)>>20)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/actors/actorstest"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
 // API.md §9: "A web UI at `/` … shows the fleet's states live … a
@@ -68,23 +69,20 @@ func TestSeveralTabsDoNotStarveTheUI(t *testing.T) {
 	ctx, c4 := context.WithTimeout(tctx, 5*time.Second)
 	defer c4()
 	_ = chromedp.Do(ctx, chromedp.Navigate(base+"/"))
+	want := fmt.Sprintf("Showing %d of %d gateways", gatewayTabs, gatewayTabs)
 	var shown string
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+	testutil.Poll(func() bool { // a miss is told below
 		ectx, ce := context.WithTimeout(tctx, 2*time.Second)
+		defer ce()
 		v, err := chromedp.Run(ectx, chromedp.Evaluate[string](`document.querySelector('#shown')?.textContent || (document.readyState + ' ' + location.href + ': ' + (document.querySelector('main')?.textContent || '(no page)'))`))
-		ce()
 		if err != nil {
 			shown = "(the page cannot be read: " + err.Error() + ")"
-		} else {
-			shown = v
-			if shown == fmt.Sprintf("Showing %d of %d gateways", gatewayTabs, gatewayTabs) {
-				break
-			}
+			return false
 		}
-		time.Sleep(100 * time.Millisecond) // poll interval, bounded by the deadline
-	}
-	assert.Equal(t, fmt.Sprintf("Showing %d of %d gateways", gatewayTabs, gatewayTabs), shown,
+		shown = v
+		return shown == want
+	}, 15*time.Second)
+	assert.Equal(t, want, shown,
 		"the fleet in another tab, 15 s after opening it, with %d gateway pages open in other tabs", gatewayTabs)
 }
 
