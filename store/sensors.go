@@ -258,18 +258,13 @@ func mergeBatch(sensorGW []uuid.UUID, serials []int64, names, parts []string, ra
 		WHERE (i.gw, i.serial) NOT IN (SELECT o.gw, o.serial FROM over o)
 		ORDER BY i.gw, i.serial
 		ON CONFLICT (gateway_id, serial) WHERE deleted_at IS NULL DO UPDATE SET
-			-- An answer older than the one the fields came from (the
-			-- writer's, landing after the API's newer one) leaves them.
-			name         = CASE WHEN s.discovered_at > EXCLUDED.discovered_at THEN s.name ELSE `+rule+` END,
-			part_number  = CASE WHEN s.discovered_at > EXCLUDED.discovered_at THEN s.part_number
-			                    ELSE COALESCE(EXCLUDED.part_number, s.part_number) END,
+			name         = `+unlessOlder("name", rule)+`,
+			part_number  = `+unlessOlder("part_number", "COALESCE(EXCLUDED.part_number, s.part_number)")+`,
 			-- A rate or count the gateway did not report (or that no
 			-- column holds) leaves the stored one.
-			read_rate_hz = CASE WHEN s.discovered_at > EXCLUDED.discovered_at THEN s.read_rate_hz
-			                    ELSE COALESCE(EXCLUDED.read_rate_hz, s.read_rate_hz) END,
-			samples      = CASE WHEN s.discovered_at > EXCLUDED.discovered_at THEN s.samples
-			                    ELSE COALESCE(EXCLUDED.samples, s.samples) END,
-			connected    = CASE WHEN s.discovered_at > EXCLUDED.discovered_at THEN s.connected ELSE EXCLUDED.connected END,
+			read_rate_hz = `+unlessOlder("read_rate_hz", "COALESCE(EXCLUDED.read_rate_hz, s.read_rate_hz)")+`,
+			samples      = `+unlessOlder("samples", "COALESCE(EXCLUDED.samples, s.samples)")+`,
+			connected    = `+unlessOlder("connected", "EXCLUDED.connected")+`,
 			last_seen_at = GREATEST(s.last_seen_at, EXCLUDED.last_seen_at),
 			discovered_at = GREATEST(s.discovered_at, EXCLUDED.discovered_at)
 		RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id) AS factory_id,
@@ -286,6 +281,13 @@ func mergeBatch(sensorGW []uuid.UUID, serials []int64, names, parts []string, ra
 		gws, ats).Query(collect)
 	b.Queue(orphanSweep, gws)
 	return b
+}
+
+// unlessOlder is a merge's new value of a reported column: set, unless the
+// answer is older than the one the stored fields came from (the writer's,
+// landing after the API's newer one), which leaves col as it is.
+func unlessOlder(col, set string) string {
+	return "CASE WHEN s.discovered_at > EXCLUDED.discovered_at THEN s." + col + " ELSE " + set + " END"
 }
 
 // sampleCount is a reported sample count as stored: unknown (NULL) when
@@ -313,10 +315,12 @@ func sampleCount(n *int64) *int32 {
 // it cannot close a cycle with the row locks the inserts take.
 func lockForNewSensors(b *pgx.Batch, gws []uuid.UUID, serials []int64) {
 	b.Queue(`SELECT pg_advisory_xact_lock($3::int4, $4::int4)
-		WHERE EXISTS (SELECT 1 FROM unnest($1::uuid[], $2::bigint[]) AS i(gw, serial)
-			WHERE NOT EXISTS (SELECT 1 FROM sensors k WHERE k.gateway_id = i.gw AND k.serial = i.serial AND k.deleted_at IS NULL))`,
+		WHERE EXISTS (SELECT 1 FROM unnest($1::uuid[], $2::bigint[]) AS i(gw, serial) WHERE `+newSerial+`)`,
 		gws, serials, instanceLockClass, newSensorsLockID)
 }
+
+// newSerial holds for a row i (gw, serial) that is not a live sensor yet.
+const newSerial = `NOT EXISTS (SELECT 1 FROM sensors k WHERE k.gateway_id = i.gw AND k.serial = i.serial AND k.deleted_at IS NULL)`
 
 // sensorRoom is the common table expressions that bound a gateway's live
 // sensors at gatewayd.MaxGatewaySensors, for an insert of the rows of i
@@ -332,7 +336,7 @@ func lockForNewSensors(b *pgx.Batch, gws []uuid.UUID, serials []int64) {
 var sensorRoom = `
 		fresh AS (
 			SELECT i.gw, i.serial, row_number() OVER (PARTITION BY i.gw ORDER BY i.serial) AS nth
-			FROM i WHERE NOT EXISTS (SELECT 1 FROM sensors k WHERE k.gateway_id = i.gw AND k.serial = i.serial AND k.deleted_at IS NULL)),
+			FROM i WHERE ` + newSerial + `),
 		room AS MATERIALIZED (
 			SELECT d.gw, ` + strconv.Itoa(gatewayd.MaxGatewaySensors) + ` - (SELECT count(*) FROM sensors c WHERE c.gateway_id = d.gw AND c.deleted_at IS NULL) AS n
 			FROM (SELECT DISTINCT gw FROM fresh) d),
