@@ -140,8 +140,10 @@ type plan struct {
 // planBytes is about what a plan of n samples holds: the window and
 // buffer, gonum's copy and work arrays (3m floats), and the m/2+1 bins'
 // coefficients, powers and lobes.
-func planBytes(n int) int {
-	m := fftLength(n)
+func planBytes(n int) int { return planSize(n, fftLength(n)) }
+
+// planSize is planBytes for n samples transformed at length m.
+func planSize(n, m int) int {
 	return 8*n + 8*m + 24*m + (m/2+1)*(16+8+4)
 }
 
@@ -156,7 +158,7 @@ func newPlan(n int) *plan {
 		coef:   make([]complex128, m/2+1),
 		power:  make([]float64, m/2+1),
 		lobe:   make([]int32, m/2+1),
-		bytes:  planBytes(n),
+		bytes:  planSize(n, m),
 	}
 	// The periodic (DFT-even) Hann window: its coherent gain is exactly
 	// 1/2 and a bin-centred tone falls into exactly three bins.
