@@ -194,6 +194,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	enc, err := ctctest.ParseEncoding(*encoding)
+	dropErr := ctctest.CheckDropCode(*dropCode)
 	switch {
 	case fs.NArg() > 0:
 		err = fmt.Errorf("unexpected arguments: %v", fs.Args())
@@ -206,8 +207,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = errors.New("sizes must not be negative")
 	case (*tlsCert == "") != (*tlsKey == ""):
 		err = errors.New("--tls-cert and --tls-key go together")
-	case ctctest.CheckDropCode(*dropCode) != nil:
-		err = fmt.Errorf("--drop-code: %v", ctctest.CheckDropCode(*dropCode))
+	case dropErr != nil:
+		err = fmt.Errorf("--drop-code: %w", dropErr)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ctcsim: %v\nRun ctcsim --help for usage.\n", err)
