@@ -272,9 +272,19 @@ func mergeBatch(sensorGW []uuid.UUID, serials []int64, names, parts []string, ra
 		`+sensorsWrittenOrOver,
 			sensorGW, serials, names, parts, rates, samples, connected, sensorAt, named).Query(collect)
 	}
+	// A sensor the gateway's newest merged answer left out, and not heard
+	// from since, is disconnected: this answer's, or a newer one merged
+	// before it (the API's discover, ahead of the writer's older answer).
+	// Measured from this answer alone, an older answer merged last
+	// connected again what the newer one had left out, and stored a
+	// serial only it listed as connected (found by an audit, helper 1).
+	// Each answer stamps what it lists (the merge above) and what it
+	// disconnects, so the newest stamp is the newest answer's time.
 	b.Queue(`
-		UPDATE sensors s SET connected = false
-		FROM unnest($1::uuid[], $2::timestamptz[]) AS d(gw, at)
+		UPDATE sensors s SET connected = false, discovered_at = GREATEST(s.discovered_at, d.at)
+		FROM (SELECT d.gw, GREATEST(d.at, (SELECT max(c.discovered_at) FROM sensors c
+				WHERE c.gateway_id = d.gw AND c.deleted_at IS NULL)) AS at
+			FROM unnest($1::uuid[], $2::timestamptz[]) AS d(gw, at)) d
 		WHERE s.gateway_id = d.gw AND s.deleted_at IS NULL AND s.connected AND s.last_seen_at < d.at
 			AND (s.discovered_at IS NULL OR s.discovered_at <= d.at)
 		RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id), true, false`,

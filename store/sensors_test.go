@@ -347,3 +347,46 @@ func TestAnOlderDiscoveryLeavesANewersFields(t *testing.T) {
 	assert.Equal(t, "Third", got[1].Name)
 	assert.False(t, got[2].Connected)
 }
+
+// README: "An answer older than the one a sensor's fields came from …
+// leaves them", and connected is one of them. A newer answer that left a
+// known sensor out marked it disconnected; an older answer merged after
+// it (the writer's) that still listed the sensor connected it again, and
+// stored a serial only it listed as connected, though the newest list
+// left both out. (Found by an audit, helper 1, whose test this is.)
+func TestAnOlderAnswerDoesNotUndoANewersDisconnect(t *testing.T) {
+	ctx := context.Background()
+	s, _, _, g := withGateway(t, "AUDDISC")
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	t1, t2 := t0.Add(time.Second), t0.Add(2*time.Second)
+
+	// Serials 1 and 2 known and connected, from an answer at t0.
+	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t0,
+		Sensors: []gatewayd.SensorReport{report(1, "One"), report(2, "Two")}}})))
+
+	// The newer answer (t2, the API's discover) lists 1 only: 2 is gone.
+	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t2,
+		Sensors: []gatewayd.SensorReport{report(1, "One")}}})))
+	require.False(t, sensorsBySerial(t, s, g.ID)[2].Connected, "the newer answer left serial 2 out")
+
+	// The older answer (t1, the writer's) lands after it: it still listed
+	// 2, and 3 (new).
+	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t1,
+		Sensors: []gatewayd.SensorReport{report(1, "One"), report(2, "Two"), report(3, "Three")}}})))
+	got := sensorsBySerial(t, s, g.ID)
+	assert.True(t, got[1].Connected)
+	assert.False(t, got[2].Connected,
+		"an answer older than the one that disconnected serial 2 connected it again (last_seen_at %v, newest list %v)",
+		got[2].LastSeenAt, t2)
+	require.Contains(t, got, int64(3), "a serial the older answer listed is stored")
+	assert.False(t, got[3].Connected,
+		"serial 3 is only in an answer older than the newest list, which left it out, yet it is stored connected")
+
+	// An older answer that the newest list left nothing of: a sensor
+	// disconnected by an answer that listed none (t3) stays so too.
+	t3, t4 := t2.Add(time.Second), t2.Add(2*time.Second)
+	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t4}})))
+	require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t3,
+		Sensors: []gatewayd.SensorReport{report(1, "One")}}})))
+	assert.False(t, sensorsBySerial(t, s, g.ID)[1].Connected, "the newest answer (t4) listed no sensor")
+}
