@@ -65,6 +65,46 @@ type tokens struct {
 
 	refused *refusals
 	guesses guesses
+
+	// known holds the hashes of the usable tokens, read at most once per
+	// ttl and only for a request its address's budget would refuse: a
+	// token that works is looked up however much its address guessed.
+	// Without it, a restarted process (whose cache starts empty) answered
+	// every working token 429 while anyone behind the same address (a
+	// reverse proxy, a NAT) guessed (found by an audit, helper 1).
+	knownMu sync.Mutex
+	known   map[[sha256.Size]byte]struct{}
+	knownAt time.Time
+}
+
+// isKnown says whether hash is a usable token's, as of at most ttl ago.
+func (t *tokens) isKnown(ctx context.Context, hash [sha256.Size]byte) bool {
+	t.knownMu.Lock()
+	_, ok := t.known[hash]
+	fresh := !t.knownAt.IsZero() && time.Since(t.knownAt) < t.ttl
+	t.knownMu.Unlock()
+	if fresh {
+		return ok
+	}
+	v, err, _ := t.group.Do("known tokens", func() (any, error) {
+		hashes, err := t.store.UsableTokenHashes(ctx, maxCachedTokens)
+		if err != nil {
+			return nil, err
+		}
+		set := make(map[[sha256.Size]byte]struct{}, len(hashes))
+		for _, h := range hashes {
+			set[h] = struct{}{}
+		}
+		t.knownMu.Lock()
+		t.known, t.knownAt = set, time.Now()
+		t.knownMu.Unlock()
+		return set, nil
+	})
+	if err != nil {
+		return false // the lookup would fail too; the guesser's answer stands
+	}
+	_, ok = v.(map[[sha256.Size]byte]struct{})[hash]
+	return ok
 }
 
 type cachedToken struct {
@@ -222,8 +262,13 @@ func (s *server) authorize(need access) fiber.Handler {
 		}
 		entry, ok := s.auth.cached(hash)
 		if !ok && !s.auth.confirmed(hash) && !s.auth.guesses.allow(c.IP(), time.Now()) {
-			c.Set(fiber.HeaderRetryAfter, "1")
-			return errTooManyGuesses
+			ctx, cancel := s.dbCtx(c)
+			known := s.auth.isKnown(ctx, hash)
+			cancel()
+			if !known {
+				c.Set(fiber.HeaderRetryAfter, "1")
+				return errTooManyGuesses
+			}
 		}
 		if !ok {
 			// Only a cache miss asks the database, and pays for a

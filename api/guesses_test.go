@@ -118,3 +118,51 @@ func TestMadeUpTokensAreLookedUpWithinABudgetPerAddress(t *testing.T) {
 	status, _, _ = getWith(t, flooder, url, fresh)
 	assert.Equal(t, 200, status, "confirmed by the other address's lookup")
 }
+
+// README, Security: "A token that works is never refused for it". A token
+// that worked before gatewayd restarted was not confirmed by the new
+// process (its cache starts empty), so once anything at the same client
+// address (the reverse proxy README recommends, a NAT) had spent the
+// address's budget on made-up tokens, every operator's working token was
+// answered 429 for as long as the guessing went on. A token among the
+// usable ones is now looked up past the budget; the guesses still are
+// not. (Found by an audit, helper 1, whose test this is.)
+func TestAWorkingTokenIsNotRefusedAfterARestart(t *testing.T) {
+	opts := api.Options{AuthEnabled: true, TokenCacheTTL: time.Minute,
+		Telemetry: &telemetry.Observer{Metrics: metrics.New(), Events: events.NewBroker(100), Log: zerolog.Nop()}}
+	e := newEnv(t, opts)
+	ctx := context.Background()
+	_, s, err := e.st.CreateToken(ctx, "operator", gatewayd.RoleViewer, nil)
+	require.NoError(t, err)
+	operator := secret(s)
+	proxy := clientFrom("127.0.0.9") // every client of a reverse proxy has its address
+
+	before := serveOn(t, e.app, events.NewBroker(1))
+	status, _, _ := getWith(t, proxy, before+"/api/factories", operator)
+	require.Equal(t, 200, status, "the operator's token works")
+
+	// gatewayd restarts: a new process over the same database.
+	restarted := api.New(e.st, e.rt, zerolog.Nop(), opts)
+	base := serveOn(t, restarted, events.NewBroker(1))
+	url := base + "/api/factories"
+
+	// Someone behind the same proxy guesses tokens until held back.
+	limited := false
+	for i := 0; i < 2000 && !limited; i++ {
+		guess, err := store.NewTokenSecret()
+		require.NoError(t, err)
+		status, _, _ := getWith(t, proxy, url, guess)
+		require.Contains(t, []int{401, 429}, status)
+		limited = status == 429
+	}
+	require.True(t, limited, "the guesser is held back")
+
+	status, code, _ := getWith(t, proxy, url, operator)
+	assert.Equal(t, 200, status, "a token that works was refused %s after a restart because its address guessed", code)
+	// The guesser still is, and a token made after the usable ones were
+	// read waits for the budget like a guess (README).
+	guess, err := store.NewTokenSecret()
+	require.NoError(t, err)
+	status, _, _ = getWith(t, proxy, url, guess)
+	assert.Equal(t, 429, status, "a guess past the budget")
+}

@@ -83,6 +83,27 @@ func (s *Store) RevokeToken(ctx context.Context, id uuid.UUID) (gatewayd.Token, 
 	return t, nil
 }
 
+// UsableTokenHashes returns the hashes of at most limit usable tokens
+// (neither revoked nor expired), the newest first.
+func (s *Store) UsableTokenHashes(ctx context.Context, limit int) ([][sha256.Size]byte, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT token_hash FROM api_tokens
+		WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+		ORDER BY created_at DESC LIMIT $1`, limit)
+	hashes, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) ([sha256.Size]byte, error) {
+		var b []byte
+		var h [sha256.Size]byte
+		if err := row.Scan(&b); err != nil {
+			return h, err
+		}
+		copy(h[:], b)
+		return h, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("usable token hashes: %w", classify(err))
+	}
+	return hashes, nil
+}
+
 // TokenByHash returns the token with this hash, usable or not, or
 // ErrNotFound.
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (gatewayd.Token, error) {
