@@ -306,7 +306,7 @@ func TestUpdateOnlyReconnectsOnConnectionChange(t *testing.T) {
 
 	// A new url moves it to another gateway.
 	other := h.Sim.Add("upd-2", ctctest.Config{Email: "upd@example.com", Password: "pw-upd"})
-	h.Update(g.ID, store.GatewayPatch{URL: store.Some(other.URL())})
+	h.Update(g.ID, store.GatewayPatch{URL: store.Some(other.URL()), Password: store.Some("pw-upd")})
 	assert.True(t, h.WaitReconfigured(g.ID))
 	eventually(t, func() bool { return other.Stats().Logins == 1 }, 3*time.Second, "moved to the new url")
 	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)

@@ -111,6 +111,10 @@ func (s *server) updateGateway(c *fiber.Ctx) error {
 	}
 	defer s.order.lock(id)()
 	up, err := s.store.UpdateGateway(ctx, id, p)
+	if errors.Is(err, store.ErrPasswordRequired) { // moved by a concurrent PUT since hostMoves read it
+		b.fail("password", "is required when url or email changes")
+		return validationError(b.details...)
+	}
 	if err != nil {
 		return scoped(err, resGateway, "")
 	}
@@ -128,10 +132,9 @@ func (s *server) updateGateway(c *fiber.Ctx) error {
 // hostMoves says whether a PUT changes url or email, which it may only
 // do with a password in the same request: the stored secret must never be
 // sent to a new host or for another account (API.md §4). It reads the
-// stored gateway first; the store's update is a transaction of its own,
-// so a concurrent PUT could change the url between this read and that
-// write. Acceptable: both PUTs come from authorised operators, and each
-// was checked against a url the gateway really had.
+// stored gateway first, so that one answer lists every problem; the
+// store's update checks the rule again against the row it locks (a
+// concurrent PUT may have moved the gateway in between).
 func (s *server) hostMoves(ctx context.Context, id uuid.UUID, p store.GatewayPatch) (bool, error) {
 	if !p.URL.Set && !p.Email.Set {
 		return false, nil

@@ -103,9 +103,16 @@ func (s *Store) ListGateways(ctx context.Context, factoryID *uuid.UUID, page Pag
 	return items, total, nil
 }
 
+// ErrPasswordRequired: an update moves a gateway to another url or email
+// without a password (API.md §4: the stored secret never follows a
+// gateway to a new host or account).
+var ErrPasswordRequired = errors.New("a password is required when url or email changes")
+
 // UpdateGateway changes the set fields and says whether the connection
 // settings (url, email, password) changed. A password equal to the current
-// one is not sealed again and does not count as a change.
+// one is not sealed again and does not count as a change. A url or email
+// other than the stored one needs a password (ErrPasswordRequired),
+// checked against the row it writes over.
 func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch) (GatewayUpdate, error) {
 	var out GatewayUpdate
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -128,6 +135,15 @@ func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch)
 		}
 		if p.Email.Set {
 			next.Email = p.Email.Value
+		}
+		// The API checks this against its own read first (to list it with
+		// the body's other problems); here it holds against the locked
+		// row. Checked only there, a PUT repeating the url it had read
+		// could land after a concurrent one that moved the gateway with a
+		// new host's password, and leave that password at the old host
+		// (found by an audit, helper 4).
+		if !p.Password.Set && (next.URL != cur.URL || next.Email != cur.Email) {
+			return ErrPasswordRequired
 		}
 		// A password equal to the current one is not sealed again.
 		if p.Password.Set && (cur.Unreadable || p.Password.Value != cur.Password) {

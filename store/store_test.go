@@ -284,14 +284,22 @@ func TestGatewayLifecycle(t *testing.T) {
 		name  string
 		patch store.GatewayPatch
 	}{
-		{"url", store.GatewayPatch{URL: store.Some("ws://127.0.0.1:2/gw/x")}},
-		{"email", store.GatewayPatch{Email: store.Some("new@example.com")}},
+		// A new url or email comes with a password (API.md §4), here
+		// the current one.
+		{"url", store.GatewayPatch{URL: store.Some("ws://127.0.0.1:2/gw/x"), Password: store.Some(in.Password)}},
+		{"email", store.GatewayPatch{Email: store.Some("new@example.com"), Password: store.Some(in.Password)}},
 		{"password", store.GatewayPatch{Password: store.Some("another")}},
 	} {
 		up, err := s.UpdateGateway(ctx, g.ID, tc.patch)
 		require.NoError(t, err, tc.name)
 		assert.True(t, up.Reconnect, tc.name)
 	}
+	// Without one, the store refuses it against the row it would write
+	// over, whatever the caller read before.
+	_, err = s.UpdateGateway(ctx, g.ID, store.GatewayPatch{URL: store.Some("ws://127.0.0.1:3/gw/y")})
+	require.ErrorIs(t, err, store.ErrPasswordRequired)
+	_, err = s.UpdateGateway(ctx, g.ID, store.GatewayPatch{Email: store.Some("newer@example.com"), Name: store.Some("x")})
+	require.ErrorIs(t, err, store.ErrPasswordRequired)
 	conn, err = s.Target(ctx, g.ID)
 	require.NoError(t, err)
 	assert.Equal(t, "another", conn.Password)
