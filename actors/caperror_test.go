@@ -7,6 +7,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd/ctc"
 )
 
 func TestCapErrorBoundsLastError(t *testing.T) {
@@ -47,12 +50,14 @@ func TestTokenBucket(t *testing.T) {
 	assert.False(t, b.take(1, now.Add(time.Hour)))
 }
 
-// A gateway's number in a string is read as ctc.Text reads numbers:
-// decimal only.
-func TestNumberIsDecimalOnly(t *testing.T) {
-	for in, want := range map[any]bool{21.5: true, "21.5": true, " -3 ": true, "0x1p3": false, "1_0": false, "NaN": false,
-		"Inf": false, "": false, true: false, nil: false} {
-		_, ok := number(in)
-		assert.Equal(t, want, ok, "%#v", in)
+// A gateway's temperature, bare or in a string, is read as ctc.Text reads
+// numbers: decimal only, finite.
+func TestTemperatureIsDecimalOnly(t *testing.T) {
+	for in, want := range map[string]bool{`21.5`: true, `"21.5"`: true, `" -3 "`: true, `"0x1p3"`: false, `"1_0"`: false,
+		`"NaN"`: false, `"Inf"`: false, `1e400`: false, `""`: false, `true`: false, `null`: false, `[21.5]`: false, `{}`: false} {
+		var temp ctc.Scalar
+		require.NoError(t, temp.UnmarshalJSON([]byte(in)))
+		_, ok := temp.Text().Float()
+		assert.Equal(t, want, ok, "%s", in)
 	}
 }

@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -597,7 +596,7 @@ func (a *gatewayActor) onNotification(now time.Time, msg ctc.Message, text *[]by
 	switch n := msg.(type) {
 	case *ctc.Temperature:
 		serial, serialOK := n.Serial.Int64()
-		celsius, ok := number(n.Temp)
+		celsius, ok := n.Temp.Text().Float()
 		if !serialOK || !ok {
 			a.drop(now, "malformed NOT_DYN_TEMP")
 			return
@@ -614,26 +613,6 @@ func (a *gatewayActor) onNotification(now time.Time, msg ctc.Message, text *[]by
 			a.drop(now, "unknown frame type "+n.Type)
 		}
 	}
-}
-
-// number reads a JSON number or a numeric string; only finite values.
-func number(v any) (float64, bool) {
-	var f float64
-	switch x := v.(type) {
-	case float64:
-		f = x
-	case string:
-		// As every number from a gateway is read (ctc.Text): no hex, no
-		// underscores, which strconv takes ("0x1p3" was 8 °C; found by an
-		// audit, helper 8).
-		var ok bool
-		if f, ok = ctc.Text(x).Float(); !ok {
-			return 0, false
-		}
-	default:
-		return 0, false
-	}
-	return f, !math.IsNaN(f) && !math.IsInf(f, 0)
 }
 
 // rediscoverSoon brings the next discovery forward after one failed (no
@@ -675,7 +654,7 @@ func (a *gatewayActor) onDiscovery(now time.Time, cmd *command, msg ctc.Message)
 		a.rediscoverSoon()
 		return
 	}
-	list, skipped, err := ctc.Sensors(dyn.Data)
+	list, skipped, dropped, err := ctc.SensorsUpTo(dyn.Data, maxListedSensors)
 	if err != nil {
 		a.drop(now, "malformed sensor list: "+err.Error())
 		a.finished(cmd, gatewayd.Discovery{}, fmt.Errorf("%w: malformed sensor list", gatewayd.ErrGatewayError))
@@ -685,11 +664,9 @@ func (a *gatewayActor) onDiscovery(now time.Time, cmd *command, msg ctc.Message)
 	if skipped > 0 {
 		a.drop(now, fmt.Sprintf("sensor list: %d entries without a readable serial skipped", skipped))
 	}
-	if len(list) > maxListedSensors {
-		// The lowest serials, so that each list keeps the same ones.
-		slices.SortFunc(list, func(x, y ctc.Listed) int { return cmp.Compare(x.Serial, y.Serial) })
-		a.drop(now, fmt.Sprintf("sensor list: %d sensors past the first %d (by serial) dropped", len(list)-maxListedSensors, maxListedSensors))
-		list = list[:maxListedSensors]
+	if dropped > 0 {
+		// The lowest serials are kept, so that each list keeps the same ones.
+		a.drop(now, fmt.Sprintf("sensor list: %d sensors past the first %d (by serial) dropped", dropped, maxListedSensors))
 	}
 	d := gatewayd.Discovery{GatewayID: a.id, At: now, Sensors: make([]gatewayd.SensorReport, len(list))}
 	if a.sensorRates == nil {

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 )
@@ -90,20 +91,20 @@ func IsAnswer(m Message) bool {
 // cost the answer: it was dropped as malformed, and the login waited out
 // its timeout and was retried, refused credentials included.
 type LoginResult struct {
-	Email       Text `json:"Email"`
-	First       Text `json:"First"`
-	Last        Text `json:"Last"`
-	Success     Flag `json:"Success"`
-	AccessLevel any  `json:"AccessLevel"`
-	Verified    any  `json:"Verified"`
+	Email       Text   `json:"Email"`
+	First       Text   `json:"First"`
+	Last        Text   `json:"Last"`
+	Success     Flag   `json:"Success"`
+	AccessLevel Scalar `json:"AccessLevel"`
+	Verified    Scalar `json:"Verified"`
 }
 
 // ErrorResult is RTN_ERR. Attempt is a string or null on the gateways
 // seen so far; anything is taken. A Data that is a bare string is the
 // Error.
 type ErrorResult struct {
-	Attempt any  `json:"Attempt"`
-	Error   Text `json:"Error"`
+	Attempt Scalar `json:"Attempt"`
+	Error   Text   `json:"Error"`
 }
 
 // DynResult is RTN_DYN; its data depends on the request it answers.
@@ -124,7 +125,7 @@ type ReadingStarted struct {
 // Reading is NOT_DYN_READING; axis samples come as strings, the serial
 // as a string or a number.
 type Reading struct {
-	ID     any    `json:"ID"`
+	ID     Scalar `json:"ID"`
 	Serial Text   `json:"Serial"`
 	Time   string `json:"Time"`
 	X      string `json:"X"`
@@ -135,8 +136,8 @@ type Reading struct {
 // Temperature is NOT_DYN_TEMP. Serial is a string on the gateways seen
 // so far (NOT_DYN_READING_STARTED's is a number); either is taken.
 type Temperature struct {
-	Serial Text `json:"Serial"`
-	Temp   any  `json:"Temp"`
+	Serial Text   `json:"Serial"`
+	Temp   Scalar `json:"Temp"`
 }
 
 // Unknown is a well-formed frame of a type this package does not know.
@@ -356,71 +357,167 @@ type listEntry struct {
 // likely the late answer of another request than an empty list, which
 // would disconnect every sensor.
 func Sensors(data json.RawMessage) (list []Listed, skipped int, err error) {
+	list, skipped, _, err = SensorsUpTo(data, math.MaxInt)
+	return list, skipped, err
+}
+
+// SensorsUpTo is Sensors keeping the limit lowest serials of the list
+// (sorted by serial; of entries with one serial, the later last), and
+// counting the other readable entries as dropped. The list is read entry
+// by entry and only what is kept stays: decoded whole (a map of every
+// entry, then every entry decoded, then the list), a 4 MiB list of
+// ~315,000 entries held ~170 MiB on its gateway's actor before all but
+// 4,096 were dropped, and three such gateways half a GiB (found by an
+// audit, helper 5). A key given twice is two entries, where a map kept
+// the last: the merge takes the later of one serial's entries, as a map
+// did.
+func SensorsUpTo(data json.RawMessage, limit int) (list []Listed, skipped, dropped int, err error) {
 	trimmed := bytes.TrimSpace(data)
-	var entries []listEntry
-	var keys []string
-	switch {
-	case len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")):
-		return nil, 0, fmt.Errorf("%w: sensors: no list", ErrMalformed)
-	case trimmed[0] == '[':
-		var raw []json.RawMessage
-		if err := json.Unmarshal(trimmed, &raw); err != nil {
-			return nil, 0, fmt.Errorf("%w: sensors: %v", ErrMalformed, err)
-		}
-		for _, r := range raw {
-			var e listEntry
-			if json.Unmarshal(r, &e) != nil {
-				skipped++ // not an object
-				continue
-			}
-			entries, keys = append(entries, e), append(keys, "")
-		}
-	default:
-		var byKey map[string]json.RawMessage
-		if err := json.Unmarshal(trimmed, &byKey); err != nil {
-			return nil, 0, fmt.Errorf("%w: sensors: %v", ErrMalformed, err)
-		}
-		if len(byKey) == 0 {
-			return nil, 0, fmt.Errorf("%w: sensors: {} is no list ([] is none)", ErrMalformed)
-		}
-		for k, r := range byKey {
-			var e listEntry
-			if json.Unmarshal(r, &e) != nil {
-				skipped++ // not an object
-				continue
-			}
-			entries, keys = append(entries, e), append(keys, k)
-		}
+	if len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
+		return nil, 0, 0, fmt.Errorf("%w: sensors: no list", ErrMalformed)
 	}
-	list = make([]Listed, 0, len(entries))
-	for i, e := range entries {
-		serial, ok := e.Serial.Int64()
-		if !ok || serial == 0 {
-			// No serial, or 0 (a placeholder some firmware writes): the
-			// key's, if it is one.
-			if k, kok := Text(keys[i]).Int64(); kok {
-				serial, ok = k, true
+	if trimmed[0] != '[' && trimmed[0] != '{' {
+		return nil, 0, 0, fmt.Errorf("%w: sensors: not a list", ErrMalformed)
+	}
+	keep := lowest{limit: max(0, limit)}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	if _, err := dec.Token(); err != nil { // [ or {
+		return nil, 0, 0, fmt.Errorf("%w: sensors: %v", ErrMalformed, err)
+	}
+	byKey, entries := trimmed[0] == '{', 0
+	for dec.More() {
+		key := ""
+		if byKey {
+			t, err := dec.Token()
+			if err != nil {
+				return nil, 0, 0, fmt.Errorf("%w: sensors: %v", ErrMalformed, err)
 			}
+			key, _ = t.(string)
 		}
+		entries++
+		var e listEntry
+		if err := dec.Decode(&e); err != nil {
+			var typeErr *json.UnmarshalTypeError
+			if !errors.As(err, &typeErr) {
+				return nil, 0, 0, fmt.Errorf("%w: sensors: %v", ErrMalformed, err)
+			}
+			skipped++ // not an object; the decoder has read past it
+			continue
+		}
+		l, ok := e.listed(key)
 		if !ok {
 			skipped++
 			continue
 		}
-		l := Listed{Serial: serial, Connected: true, PartNum: string(e.PartNum), Name: string(e.Name)}
-		if c, ok := e.Connected.Bool(); ok {
-			l.Connected = c
-		}
-		if r, ok := e.ReadRate.Float(); ok {
-			l.ReadRate = &r
-		}
-		if n, ok := e.Samples.Int64(); ok {
-			l.Samples = &n
-		}
-		list = append(list, l)
+		keep.add(l)
 	}
+	if _, err := dec.Token(); err != nil { // ] or }
+		return nil, 0, 0, fmt.Errorf("%w: sensors: %v", ErrMalformed, err)
+	}
+	if dec.InputOffset() != int64(len(trimmed)) {
+		return nil, 0, 0, fmt.Errorf("%w: sensors: data after the list", ErrMalformed)
+	}
+	if byKey && entries == 0 {
+		return nil, 0, 0, fmt.Errorf("%w: sensors: {} is no list ([] is none)", ErrMalformed)
+	}
+	list = keep.sorted()
 	if len(list) == 0 && skipped > 0 {
-		return nil, skipped, fmt.Errorf("%w: sensors: no entry has a serial", ErrMalformed)
+		return nil, skipped, 0, fmt.Errorf("%w: sensors: no entry has a serial", ErrMalformed)
 	}
-	slices.SortStableFunc(list, func(a, b Listed) int { return cmp.Compare(a.Serial, b.Serial) })
-	return list, skipped, nil
+	return list, skipped, keep.dropped, nil
+}
+
+// listed is the entry as a sensor, its serial read from its Serial, else
+// from key; false if neither is one.
+func (e listEntry) listed(key string) (Listed, bool) {
+	serial, ok := e.Serial.Int64()
+	if !ok || serial == 0 {
+		// No serial, or 0 (a placeholder some firmware writes): the
+		// key's, if it is one.
+		if k, kok := Text(key).Int64(); kok {
+			serial, ok = k, true
+		}
+	}
+	if !ok {
+		return Listed{}, false
+	}
+	l := Listed{Serial: serial, Connected: true, PartNum: string(e.PartNum), Name: string(e.Name)}
+	if c, ok := e.Connected.Bool(); ok {
+		l.Connected = c
+	}
+	if r, ok := e.ReadRate.Float(); ok {
+		l.ReadRate = &r
+	}
+	if n, ok := e.Samples.Int64(); ok {
+		l.Samples = &n
+	}
+	return l, true
+}
+
+// lowest keeps the limit entries of lowest serial seen, in a max-heap by
+// (serial, arrival), and counts the rest.
+type lowest struct {
+	limit   int
+	seq     int
+	heap    []seqListed
+	dropped int
+}
+
+type seqListed struct {
+	Listed
+	seq int
+}
+
+func (k *lowest) after(i, j int) bool { // i should be nearer the top than j
+	a, b := k.heap[i], k.heap[j]
+	return a.Serial > b.Serial || a.Serial == b.Serial && a.seq > b.seq
+}
+
+func (k *lowest) add(l Listed) {
+	k.seq++
+	e := seqListed{l, k.seq}
+	switch {
+	case len(k.heap) < k.limit:
+		k.heap = append(k.heap, e)
+		for i := len(k.heap) - 1; i > 0; { // up
+			p := (i - 1) / 2
+			if !k.after(i, p) {
+				break
+			}
+			k.heap[i], k.heap[p] = k.heap[p], k.heap[i]
+			i = p
+		}
+	case k.limit > 0 && l.Serial < k.heap[0].Serial:
+		k.heap[0] = e
+		for i := 0; ; { // down
+			c := 2*i + 1
+			if c >= len(k.heap) {
+				break
+			}
+			if c+1 < len(k.heap) && k.after(c+1, c) {
+				c++
+			}
+			if !k.after(c, i) {
+				break
+			}
+			k.heap[i], k.heap[c] = k.heap[c], k.heap[i]
+			i = c
+		}
+		k.dropped++
+	default:
+		k.dropped++
+	}
+}
+
+// sorted is what was kept, by serial, the later of one serial's entries
+// last.
+func (k *lowest) sorted() []Listed {
+	slices.SortFunc(k.heap, func(a, b seqListed) int {
+		return cmp.Or(cmp.Compare(a.Serial, b.Serial), cmp.Compare(a.seq, b.seq))
+	})
+	list := make([]Listed, len(k.heap))
+	for i, e := range k.heap {
+		list[i] = e.Listed
+	}
+	return list
 }

@@ -48,30 +48,33 @@ func TestDecodeExamplesOfTheProtocol(t *testing.T) {
 		want  Message
 	}{
 		{`{"Type":"RTN_LOGIN","From":"SERV","Target":"UI","Data":{"Email":"a@b.c","First":"Ann","Last":"Lee","Success":true,"AccessLevel":2,"Verified":true}}`,
-			&LoginResult{Email: "a@b.c", First: "Ann", Last: "Lee", Success: true, AccessLevel: float64(2), Verified: true}},
+			&LoginResult{Email: "a@b.c", First: "Ann", Last: "Lee", Success: true, AccessLevel: Scalar("2"), Verified: Scalar("true")}},
 		{`{"Type":"RTN_LOGIN","From":"SERV","Target":"UI","Data":{"Success":false}}`, &LoginResult{}},
 		{`{"Type":"RTN_ERR","From":"SERV","Target":"UI","Data":{"Attempt":null,"Error":"Invalid credentials"}}`,
 			&ErrorResult{Error: "Invalid credentials"}},
 		{`{"Type":"RTN_ERR","From":"SERV","Target":"UI","Data":{"Attempt":"POST_LOGIN","Error":"x"}}`,
-			&ErrorResult{Attempt: "POST_LOGIN", Error: "x"}},
+			&ErrorResult{Attempt: Scalar(`"POST_LOGIN"`), Error: "x"}},
 		// Forms seen from odd firmware: a bare string as RTN_ERR's Data, a
 		// number for a name or an attempt, Success as 1 or "true".
 		{`{"Type":"RTN_ERR","Data":"Bad password"}`, &ErrorResult{Error: "Bad password"}},
-		{`{"Type":"RTN_ERR","Data":{"Attempt":3,"Error":"x"}}`, &ErrorResult{Attempt: float64(3), Error: "x"}},
+		{`{"Type":"RTN_ERR","Data":{"Attempt":3,"Error":"x"}}`, &ErrorResult{Attempt: Scalar("3"), Error: "x"}},
 		{`{"Type":"RTN_LOGIN","Data":{"Success":1,"Last":7}}`, &LoginResult{Success: true, Last: "7"}},
 		{`{"Type":"RTN_LOGIN","Data":{"Success":"true"}}`, &LoginResult{Success: true}},
 		{`{"Type":"RTN_LOGIN","Data":{"Success":"0"}}`, &LoginResult{}},
-		{`{"Type":"NOT_DYN_TEMP","Data":{"Serial":12345,"Temp":"21.5"}}`, &Temperature{Serial: "12345", Temp: "21.5"}},
+		{`{"Type":"NOT_DYN_TEMP","Data":{"Serial":12345,"Temp":"21.5"}}`, &Temperature{Serial: "12345", Temp: Scalar(`"21.5"`)}},
 		{`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":[]}`, &DynResult{Data: json.RawMessage(`[]`)}},
 		{`{"Type":"NOT_DYN_READING_STARTED","From":"SERV","Target":"UI","Data":{"Serial":12345,"Success":true}}`,
 			&ReadingStarted{Serial: "12345", Success: true}},
 		{`{"Type":"NOT_DYN_READING","From":"SERV","Target":"UI","Data":{"ID":7,"Serial":"12345","Time":"2026-11-29 05:00:00","X":"0.1,0.2","Y":"0.3","Z":"0.4"}}`,
-			&Reading{ID: float64(7), Serial: "12345", Time: "2026-11-29 05:00:00", X: "0.1,0.2", Y: "0.3", Z: "0.4"}},
+			&Reading{ID: Scalar("7"), Serial: "12345", Time: "2026-11-29 05:00:00", X: "0.1,0.2", Y: "0.3", Z: "0.4"}},
 		{`{"Type":"NOT_DYN_TEMP","From":"SERV","Target":"UI","Data":{"Serial":"12345","Temp":21.5}}`,
-			&Temperature{Serial: "12345", Temp: 21.5}},
+			&Temperature{Serial: "12345", Temp: Scalar("21.5")}},
 		{`{"Type":"NOT_SOMETHING_NEW","From":"SERV","Target":"UI","Data":{"a":1}}`,
 			&Unknown{Type: "NOT_SOMETHING_NEW", Data: json.RawMessage(`{"a":1}`)}},
 		{`{"Type":"RTN_LOGIN"}`, &LoginResult{}},
+		// A tree where a scalar belongs is skipped, not built.
+		{`{"Type":"NOT_DYN_TEMP","Data":{"Serial":"1","Temp":[{},{"a":[1,2]}]}}`, &Temperature{Serial: "1"}},
+		{`{"Type":"NOT_DYN_READING","Data":{"ID":{"x":1},"Serial":"1"}}`, &Reading{Serial: "1"}},
 	}
 	for _, tc := range cases {
 		got, err := Decode([]byte(tc.frame))
@@ -128,6 +131,37 @@ func TestSensorsBothShapes(t *testing.T) {
 	for _, notAList := range []string{`{}`, `null`, ``, `"x"`, `{"1":"x"}`, `{"abc":{"Connected":1,"Name":"no serial"}}`} {
 		_, _, err = Sensors(json.RawMessage(notAList))
 		assert.ErrorIs(t, err, ErrMalformed, notAList)
+	}
+}
+
+// SensorsUpTo keeps the lowest serials as it reads and counts the others;
+// of one serial's entries the later comes last (the merge takes it), in a
+// list as in an object with a key given twice. It reads the list entry by
+// entry: garbage after it, or inside it, is still malformed.
+func TestSensorsUpToKeepsTheLowestSerials(t *testing.T) {
+	t.Parallel()
+	list, skipped, dropped, err := SensorsUpTo(json.RawMessage(
+		`[{"Serial":5},{"Serial":3,"Name":"first"},7,{"Serial":9},{"Serial":1},{"Serial":3,"Name":"second"},{"Name":"none"},{"Serial":2}]`), 4)
+	require.NoError(t, err)
+	assert.Equal(t, 2, skipped, "7 is no entry; one has no serial")
+	assert.Equal(t, 2, dropped, "5 and 9 are past the lowest four")
+	assert.Equal(t, []Listed{{Serial: 1, Connected: true}, {Serial: 2, Connected: true},
+		{Serial: 3, Connected: true, Name: "first"}, {Serial: 3, Connected: true, Name: "second"}}, list)
+
+	list, _, dropped, err = SensorsUpTo(json.RawMessage(`{"20":{"Name":"a"},"10":{"Name":"b"},"20":{"Name":"c"},"30":{}}`), 3)
+	require.NoError(t, err)
+	assert.Equal(t, 1, dropped)
+	assert.Equal(t, []Listed{{Serial: 10, Connected: true, Name: "b"}, {Serial: 20, Connected: true, Name: "a"},
+		{Serial: 20, Connected: true, Name: "c"}}, list)
+
+	list, _, dropped, err = SensorsUpTo(json.RawMessage(`{"1":{}}`), 0)
+	require.NoError(t, err)
+	assert.Empty(t, list)
+	assert.Equal(t, 1, dropped)
+
+	for _, bad := range []string{`{"1":{}}}`, `[{"Serial":1}]]`, `[{"Serial":1}] x`, `{"1":{} "2":{}}`, `[{"Serial":1},`, `{"1":{"Serial":}}`} {
+		_, _, _, err := SensorsUpTo(json.RawMessage(bad), 10)
+		assert.ErrorIs(t, err, ErrMalformed, bad)
 	}
 }
 
@@ -307,7 +341,7 @@ func TestScanReadingTakesThePlainShape(t *testing.T) {
 		{" {\n\t\"type\" : \"NOT_DYN_READING\" ,\r\"DATA\":{ \"id\":\"a7\", \"x\":\"1\" } } ", true},
 		{`{"Data":{},"Type":"NOT_DYN_READING"}`, true},
 		{`{"Type":"NOT_DYN_READING","Data":{"ID":-1.5e3,"Serial":"é"}}`, true},
-		{`{"Type":"NOT_DYN_READING","Data":{"ID":1e400}}`, false},                       // not a float64: the envelope's error
+		{`{"Type":"NOT_DYN_READING","Data":{"ID":1e400}}`, true},                        // kept as sent, as encoding/json keeps it
 		{`{"Type":"NOT_DYN_READING","Data":{"ID":01}}`, false},                          // not JSON
 		{`{"Type":"NOT_DYN_READING","Data":{"ID":null}}`, false},                        // left to encoding/json
 		{`{"Type":"NOT_DYN_READING","Data":{"X":"1","x":"2"}}`, false},                  // a duplicate: the last wins there
@@ -345,7 +379,7 @@ func TestDecodeInPlace(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, inPlace)
 	r := m.(*Reading)
-	assert.Equal(t, &Reading{ID: 7.0, Serial: "12345", Time: "t", X: "0.01,0.02", Y: "[1,2]", Z: "AQA="}, r)
+	assert.Equal(t, &Reading{ID: Scalar("7"), Serial: "12345", Time: "t", X: "0.01,0.02", Y: "[1,2]", Z: "AQA="}, r)
 	for _, axis := range []string{r.X, r.Y, r.Z} {
 		assert.True(t, within(frame, axis), axis)
 	}

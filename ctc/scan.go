@@ -2,7 +2,6 @@ package ctc
 
 import (
 	"bytes"
-	"strconv"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -19,8 +18,8 @@ import (
 // keys in any order and ASCII case (as encoding/json matches them), each
 // at most once, any of them absent, JSON white space anywhere between
 // tokens. Anything else (another key, a duplicate, null, a nested value, a
-// non-ASCII key, a control character, invalid UTF-8, a number that is not
-// a finite float64) reports !ok and the frame goes encoding/json's way, so
+// non-ASCII key, a control character, invalid UTF-8, a malformed
+// number) reports !ok and the frame goes encoding/json's way, so
 // the answer is always the envelope's (FuzzDecode checks it). The caller
 // has checked that the frame holds no backslash, so no string is escaped.
 //
@@ -241,28 +240,26 @@ func (s *scanner) data(r *Reading) bool {
 	}
 }
 
-// id reads ID: a string, or a JSON number as the float64 encoding/json
-// makes of it for an interface.
+// id reads ID: a string or a JSON number, kept as sent (a Scalar).
 func (s *scanner) id(r *Reading) bool {
 	s.skipSpace()
 	if s.i < len(s.b) && s.b[s.i] == '"' {
-		v, ok := s.str()
-		r.ID = v
-		return ok
+		start := s.i
+		if _, ok := s.str(); !ok {
+			return false
+		}
+		r.ID = append(Scalar(nil), s.b[start:s.i]...)
+		return true
 	}
 	j := s.i
 	for j < len(s.b) && isDecimalByte(s.b[j]) {
 		j++
 	}
-	tok := string(s.b[s.i:j])
-	if !isJSONNumber(tok) {
+	tok := s.b[s.i:j]
+	if !isJSONNumber(string(tok)) {
 		return false
 	}
-	f, err := strconv.ParseFloat(tok, 64)
-	if err != nil {
-		return false
-	}
-	r.ID = f
+	r.ID = append(Scalar(nil), tok...)
 	s.i = j
 	return true
 }

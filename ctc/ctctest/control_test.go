@@ -156,7 +156,7 @@ func TestControlSurface(t *testing.T) {
 	code, out = call(t, s, "POST", "/control/alpha/temperature/10002", `{"temp":25.5}`)
 	require.Equal(t, http.StatusOK, code)
 	assert.Equal(t, 1.0, out["sent"])
-	assert.Equal(t, ctc.Temperature{Serial: "10002", Temp: 25.5}, *recv(t, ws).(*ctc.Temperature))
+	assert.Equal(t, ctc.Temperature{Serial: "10002", Temp: ctc.Scalar("25.5")}, *recv(t, ws).(*ctc.Temperature))
 	code, _ = call(t, s, "POST", "/control/alpha/temperature/10002", `{"temperature":25.5}`)
 	assert.Equal(t, http.StatusBadRequest, code)
 

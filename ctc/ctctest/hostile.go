@@ -31,7 +31,8 @@ func (c *conn) login(f Faults, cfg Config, data json.RawMessage) {
 	c.loggedIn.Store(true)
 	c.g.record(func(s *Stats) { s.Logins++ })
 	c.g.server.logins.Add(1)
-	c.reply(ctc.TypeRtnLogin, ctc.LoginResult{Email: ctc.Text(login.Email), First: "Sim", Last: ctc.Text(c.g.name), Success: true, AccessLevel: 1, Verified: true})
+	c.reply(ctc.TypeRtnLogin, ctc.LoginResult{Email: ctc.Text(login.Email), First: "Sim", Last: ctc.Text(c.g.name), Success: true,
+		AccessLevel: ctc.Scalar("1"), Verified: ctc.Scalar("true")})
 	if f.AnswerLoginTwice {
 		c.reply(ctc.TypeRtnLogin, ctc.LoginResult{Email: ctc.Text(login.Email), Success: true})
 	}

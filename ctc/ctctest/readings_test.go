@@ -149,7 +149,7 @@ func TestReadingInEachEncodingIsTheSignal(t *testing.T) {
 			started, r := takeReading(t, ws, 10002)
 			assert.Equal(t, map[string]any{"Serial": 10002.0, "Success": true}, started)
 			assert.Equal(t, ctc.Text("10002"), r.Serial)
-			assert.EqualValues(t, i+1, r.ID)
+			assert.Equal(t, strconv.Itoa(i+1), string(r.ID))
 			at, err := time.Parse(time.DateTime, r.Time)
 			require.NoError(t, err)
 			assert.WithinDuration(t, time.Now().UTC(), at, 5*time.Second)
@@ -199,7 +199,7 @@ func TestUnknownSensorReading(t *testing.T) {
 	ws := session(t, g)
 	send(t, ws, ctc.TypeTakeDynReading, ctc.TakeReading{Serial: 31337})
 	e := recv(t, ws).(*ctc.ErrorResult)
-	assert.Equal(t, ctc.ErrorResult{Attempt: ctc.TypeTakeDynReading, Error: "Unknown sensor"}, *e)
+	assert.Equal(t, ctc.ErrorResult{Attempt: ctc.Scalar(`"` + ctc.TypeTakeDynReading + `"`), Error: "Unknown sensor"}, *e)
 	assert.Equal(t, 1, g.Stats().ReadingsRequested)
 }
 

@@ -101,12 +101,20 @@ func (g *Gateway) sensor(serial int64) (ctc.Sensor, bool) {
 	return g.cfg.Sensors[i], true
 }
 
+// tempData is NOT_DYN_TEMP's data as gateways send it: the serial a
+// string, the temperature a number (ctc.Temperature keeps what it reads
+// as sent).
+type tempData struct {
+	Serial string  `json:"Serial"`
+	Temp   float64 `json:"Temp"`
+}
+
 // PushTemperature sends one NOT_DYN_TEMP for serial on every subscribed
 // socket, whether or not the gateway lists that serial, and returns how
 // many sockets it was sent on (none for a temp JSON cannot carry: NaN,
 // ±Inf).
 func (g *Gateway) PushTemperature(serial int64, temp float64) int {
-	sent := g.notifyAll(frame(ctc.TypeNotDynTemp, ctc.Temperature{Serial: ctc.Text(strconv.FormatInt(serial, 10)), Temp: temp}))
+	sent := g.notifyAll(frame(ctc.TypeNotDynTemp, tempData{Serial: strconv.FormatInt(serial, 10), Temp: temp}))
 	g.record(func(s *Stats) { s.TemperaturesPushed += sent })
 	return sent
 }
@@ -165,7 +173,7 @@ func (c *conn) tempLoop() {
 		case <-t.C:
 			sent := 0
 			for _, s := range c.g.Sensors() {
-				b := frame(ctc.TypeNotDynTemp, ctc.Temperature{Serial: ctc.Text(strconv.FormatInt(s.Serial, 10)), Temp: SimulatedTemperature(s.Serial, tick)})
+				b := frame(ctc.TypeNotDynTemp, tempData{Serial: strconv.FormatInt(s.Serial, 10), Temp: SimulatedTemperature(s.Serial, tick)})
 				if c.notify(b) {
 					sent++
 				}

@@ -180,12 +180,12 @@ func TestTemperaturesOnlyWhileSubscribed(t *testing.T) {
 	discover(t, ws)
 
 	subscribe(t, ws)
-	temps := map[string]any{}
+	temps := map[string]string{}
 	for len(temps) < 2 {
 		m := recv(t, ws).(*ctc.Temperature)
-		temps[string(m.Serial)] = m.Temp
+		temps[string(m.Serial)] = string(m.Temp)
 	}
-	assert.Equal(t, map[string]any{"10001": 21.0, "10002": 22.0}, temps, "first tick")
+	assert.Equal(t, map[string]string{"10001": "21", "10002": "22"}, temps, "first tick")
 	require.Eventually(t, func() bool { return g.Stats().TemperaturesPushed >= 6 }, 10*time.Second, time.Millisecond, "keeps pushing")
 
 	send(t, ws, ctc.TypePostUnsubChanges, nil)
@@ -232,7 +232,7 @@ func TestPushTemperature(t *testing.T) {
 
 	assert.Equal(t, 1, g.PushTemperature(999, 30.5), "one subscribed socket")
 	m := recv(t, sub).(*ctc.Temperature)
-	assert.Equal(t, ctc.Temperature{Serial: "999", Temp: 30.5}, *m, "a serial the gateway does not list")
+	assert.Equal(t, ctc.Temperature{Serial: "999", Temp: ctc.Scalar("30.5")}, *m, "a serial the gateway does not list")
 	assert.Equal(t, int64(1), g.withheld.Load(), "not sent on the other socket")
 	discover(t, unsub)
 	assert.Equal(t, 1, g.Stats().TemperaturesPushed)
