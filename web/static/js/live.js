@@ -10,9 +10,11 @@
 // only of the rows on screen.
 
 import {api, token, onToken, checkAuth} from './api.js';
+import {tabStream} from './tabs.js';
 
 export const STATES = ['AUTHENTICATED', 'CONNECTING', 'CONNECTED', 'BACKOFF', 'AUTH_FAILED', 'DISCONNECTED', 'FAILED'];
 const GATEWAY_TYPES = ['gateway.state', 'gateway.created', 'gateway.updated', 'gateway.deleted'];
+const OTHER_TYPES = ['sensor.updated', 'reading.completed', 'reading.failed'];
 
 // PERF (?perf in the page URL) records per-frame figures for the scale
 // benchmark in window.gwdPerf and the Performance API; off, nothing is kept.
@@ -21,9 +23,8 @@ export const perf = {events: 0, handlerMs: 0, frames: 0, frameMs: [], lagMs: [],
 if (PERF) window.gwdPerf = perf;
 
 // openStream follows /api/events?query. handlers[type](data) is called for
-// each event of the types in `types` (more can be added with listen(type)
-// and removed with unlisten(type): an event type nobody listens to is not
-// even parsed); handlers.reset() after `event: reset` (what the client knew
+// each event of the types in `types` that has a handler (the others are
+// not even parsed); handlers.reset() after `event: reset` (what the client knew
 // is stale: it must reload); status('live'|'reconnecting'|'down').
 //
 // EventSource reconnects by itself after a dropped stream, sending
@@ -35,43 +36,37 @@ if (PERF) window.gwdPerf = perf;
 // gateway disconnected during a network blip stayed AUTHENTICATED on the
 // page for good (found by an audit, helper 6). The token goes as
 // access_token: EventSource cannot send an Authorization header.
-export function openStream(query, handlers, types, status = () => {}) {
+//
+// A last_event_id in query is where the first open resumes from.
+// onMessage(type, m), when given, sees each event of the types followed
+// as it came, before (and without) parsing: tabs.js passes them on to the
+// page's other tabs.
+export function openStream(query, handlers, types, status = () => {}, onMessage = null) {
   let es = null;
   let closed = false;
   let opened = false; // a stream was open before: the next open is a reopen
-  let last = null; // the last event seen; its id is read only to resume
+  let lastId = new URLSearchParams(query).get('last_event_id') || ''; // where to resume from
   let retry = 1000;
   let timer = 0;
   let lastOverflow = -Infinity;
-  const listening = new Map(); // type → the listener on es
-  const listener = type => m => {
-    last = m;
+  const listening = new Map(types.map(type => [type, m => {
+    if (m.lastEventId) lastId = m.lastEventId;
+    if (onMessage) onMessage(type, m);
     const f = handlers[type];
     if (f) f(JSON.parse(m.data), m);
-  };
-  const listen = type => {
-    if (listening.has(type)) return;
-    const l = listener(type);
-    listening.set(type, l);
-    if (es) es.addEventListener(type, l);
-  };
-  const unlisten = type => {
-    const l = listening.get(type);
-    listening.delete(type);
-    if (l && es) es.removeEventListener(type, l);
-  };
+  }])); // type → the listener on es
   const open = () => {
     if (es) es.close(); // one stream at a time, however the reopen came about
     const q = new URLSearchParams(query);
     const t = token();
     if (t) q.set('access_token', t);
-    if (last && last.lastEventId) q.set('last_event_id', last.lastEventId);
+    if (lastId) q.set('last_event_id', lastId);
     const qs = q.toString();
     es = new EventSource('/api/events' + (qs ? '?' + qs : ''));
     if (PERF) perf.streamOpens++;
     es.onopen = () => {
       retry = 1000;
-      const blind = opened && !(last && last.lastEventId);
+      const blind = opened && !lastId;
       opened = true;
       status('live');
       if (blind && handlers.reset) handlers.reset();
@@ -107,7 +102,6 @@ export function openStream(query, handlers, types, status = () => {}) {
       retry = Math.min(retry * 2, 30000);
     };
   };
-  for (const type of types) listen(type);
   open();
   const offToken = onToken(() => {
     if (closed) return;
@@ -121,32 +115,24 @@ export function openStream(query, handlers, types, status = () => {}) {
     offToken();
     if (es) es.close();
   };
-  close.listen = listen;
-  close.unlisten = unlisten;
   return close;
 }
 
-// The shared stream: one EventSource for the whole page, started once. It
-// always follows the gateways; sensor and reading events only while a view
-// listens to them (the overview does not: in a reconnect storm that halves
-// what the page parses).
+// The shared stream: one EventSource for the whole page, started once,
+// and shared with the browser's other tabs of gatewayd (tabs.js). It
+// always follows the gateways; sensor and reading events are parsed only
+// while a view listens to them (the overview does not: in a reconnect
+// storm that halves what the page parses).
 const eventListeners = new Map(); // type → Set of fn(data)
 const statusListeners = new Set();
 let streamStatus = 'connecting';
-let shared = null;
 
 // onEvent calls fn(data) for each event of type on the shared stream.
+// 'reset' is the stream's own (emitted after the fleet reloads).
 export function onEvent(type, fn) {
   if (!eventListeners.has(type)) eventListeners.set(type, new Set());
   eventListeners.get(type).add(fn);
-  // 'reset' is the stream's own (emitted after the fleet reloads), not an
-  // event type to ask the server for.
-  if (shared && type !== 'reset') shared.listen(type);
-  return () => {
-    const ls = eventListeners.get(type);
-    ls.delete(fn);
-    if (ls.size === 0 && shared && !GATEWAY_TYPES.includes(type)) shared.unlisten(type);
-  };
+  return () => eventListeners.get(type).delete(fn);
 }
 
 export function onStreamStatus(fn) {
@@ -427,9 +413,15 @@ export function startLive() {
       emit('reset', {});
     },
   };
-  for (const t of ['sensor.updated', 'reading.completed', 'reading.failed']) handlers[t] = ev => emit(t, ev);
+  for (const t of OTHER_TYPES) handlers[t] = ev => emit(t, ev);
   buffer = [];
-  const wanted = [...GATEWAY_TYPES, ...[...eventListeners.keys()].filter(t => !GATEWAY_TYPES.includes(t) && t !== 'reset')];
-  shared = openStream('', handlers, wanted, setStatus);
+  // Every type is followed (another tab may want what this one does not);
+  // an event is parsed only if this page wants it.
+  const wanted = type => GATEWAY_TYPES.includes(type) || eventListeners.get(type)?.size > 0;
+  tabStream(openStream, [...GATEWAY_TYPES, ...OTHER_TYPES], {
+    event: (type, data) => { if (wanted(type)) handlers[type](JSON.parse(data)); },
+    reset: handlers.reset,
+    status: setStatus,
+  });
   loadFleet();
 }
