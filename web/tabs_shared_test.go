@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -54,7 +55,9 @@ func openUITab(t *testing.T, b *browser, name, url string) *uiTab {
 			b.record(m)
 		}
 	}()
-	tb.navigate(url)
+	if url != "" {
+		tb.navigate(url)
+	}
 	return tb
 }
 
@@ -263,20 +266,18 @@ func (p *pausedStreams) release(r paused, url string) {
 // When the leading tab closes another takes over within seconds, and
 // every remaining tab gets the changes made after the close, also one made
 // while no tab held a stream: the new leader resumes from the last event
-// id (no reset, no reload). With reset, the new leader's stream is made to
+// id (no reset, no reload). "reset": the new leader's stream is made to
 // resume from an id long gone (as when the gap outgrew the server's
-// buffer): the server answers `reset`, and every tab reloads.
+// buffer): the server answers `reset`, and every tab reloads. "no id":
+// the tabs saw no event before (a quiet fleet), so the new leader has
+// nothing to resume from: every tab reloads once its stream is open.
 func TestTheNextTabLeadsWhenTheLeaderCloses(t *testing.T) {
-	for _, withReset := range []bool{false, true} {
-		name := "resumes"
-		if withReset {
-			name = "reset"
-		}
-		t.Run(name, func(t *testing.T) { leaderCloses(t, withReset) })
+	for _, mode := range []string{"resumes", "reset", "no id"} {
+		t.Run(mode, func(t *testing.T) { leaderCloses(t, mode) })
 	}
 }
 
-func leaderCloses(t *testing.T, withReset bool) {
+func leaderCloses(t *testing.T, mode string) {
 	h := harness(t, actorstest.FastConfig())
 	base := serve(t, h)
 	a, _ := h.Add("takeover-a")
@@ -285,19 +286,28 @@ func leaderCloses(t *testing.T, withReset bool) {
 	h.WaitState(bgw.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	aID, bID := a.ID.String(), bgw.ID.String()
 
+	aState := "AUTHENTICATED"
+	if mode == "no id" { // a is disconnected before the tabs open: they see no event
+		postAPI(t, base, "/gateways/"+aID+"/disconnect")
+		h.WaitState(a.ID, gatewayd.StateDisconnected, 10*time.Second)
+		aState = "DISCONNECTED"
+	}
+
 	b := newBrowser(t)
 	var tabs []*uiTab
 	for i := 0; i < 4; i++ {
 		// ?perf counts resets (gwdPerf.resyncs).
 		tb := openUITab(t, b, fmt.Sprintf("tab %d", i+1), base+"/?perf#/")
-		tb.wait("live with both gateways", liveJS+` && `+showsJS(aID, "AUTHENTICATED")+` && `+showsJS(bID, "AUTHENTICATED"), 15*time.Second)
+		tb.wait("live with both gateways", liveJS+` && `+showsJS(aID, aState)+` && `+showsJS(bID, "AUTHENTICATED"), 15*time.Second)
 		tabs = append(tabs, tb)
 	}
 	leader := leaderOf(t, tabs)
-	// A change every tab sees: each now knows an event id.
-	postAPI(t, base, "/gateways/"+aID+"/disconnect")
-	for _, tb := range tabs {
-		tb.wait("a disconnected", showsJS(aID, "DISCONNECTED"), 15*time.Second)
+	if mode != "no id" {
+		// A change every tab sees: each now knows an event id.
+		postAPI(t, base, "/gateways/"+aID+"/disconnect")
+		for _, tb := range tabs {
+			tb.wait("a disconnected", showsJS(aID, "DISCONNECTED"), 15*time.Second)
+		}
 	}
 
 	var rest []*uiTab
@@ -309,7 +319,11 @@ func leaderCloses(t *testing.T, withReset bool) {
 	held := holdStreams(t, rest)
 	leader.close()
 	r := held.next(15 * time.Second)
-	assert.Contains(t, r.ev.Request.URL, "last_event_id=", "%s takes over from the last event id seen", r.tab.name)
+	if mode == "no id" {
+		assert.NotContains(t, r.ev.Request.URL, "last_event_id=", "%s saw no event id", r.tab.name)
+	} else {
+		assert.Contains(t, r.ev.Request.URL, "last_event_id=", "%s takes over from the last event id seen", r.tab.name)
+	}
 	// No tab holds a stream now: they say so, and a change made now…
 	for _, tb := range rest {
 		tb.wait("not live", `document.querySelector('#live')?.textContent === 'Reconnecting…'`, 10*time.Second)
@@ -317,7 +331,7 @@ func leaderCloses(t *testing.T, withReset bool) {
 	postAPI(t, base, "/gateways/"+aID+"/connect")
 	h.WaitState(a.ID, gatewayd.StateAuthenticated, 10*time.Second)
 	url := ""
-	if withReset {
+	if mode == "reset" {
 		url = regexp.MustCompile(`last_event_id=\d+`).ReplaceAllString(r.ev.Request.URL, "last_event_id=1")
 	}
 	held.release(r, url)
@@ -334,7 +348,7 @@ func leaderCloses(t *testing.T, withReset bool) {
 	for _, tb := range rest {
 		resyncs, err := tabEval[int](tb, `window.gwdPerf.resyncs`)
 		require.NoError(t, err)
-		if withReset {
+		if mode != "resumes" {
 			assert.Positive(t, resyncs, "%s reloaded after the leader's reset", tb.name)
 		} else {
 			assert.Zero(t, resyncs, "%s resumed without a reset", tb.name)
@@ -420,6 +434,36 @@ func TestTabsShareTheStreamOnlyWithTheirToken(t *testing.T) {
 	for _, tb := range all {
 		s, _ := tabEval[string](tb, tabStateJS)
 		t.Logf("%s: %s", tb.name, s)
+	}
+	assert.Empty(t, b.problems(), "console errors, exceptions or CSP violations")
+}
+
+// Where the browser offers no Web Locks (an insecure context: http to a
+// host other than localhost) each tab keeps a stream of its own, as
+// before tabs shared one.
+func TestTabsWithoutWebLocksKeepAStreamEach(t *testing.T) {
+	h := harness(t, actorstest.FastConfig())
+	base := serve(t, h)
+	g, _ := h.Add("no-locks")
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	id := g.ID.String()
+
+	b := newBrowser(t)
+	var tabs []*uiTab
+	for i := 0; i < 2; i++ {
+		tb := openUITab(t, b, fmt.Sprintf("tab %d", i+1), "")
+		_, err := chromedp.Call(tb.ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+			Source: `Object.defineProperty(Navigator.prototype, 'locks', {get: () => undefined, configurable: true});`})
+		require.NoError(t, err)
+		tb.navigate(base + "/")
+		tb.wait("live, on its own stream", liveJS+` && document.documentElement.dataset.stream === 'own' && `+showsJS(id, "AUTHENTICATED"), 15*time.Second)
+		tabs = append(tabs, tb)
+	}
+	testutil.Eventually(t, func() bool { return h.Telemetry.Events.Subscribers() == 2 }, 10*time.Second,
+		"a stream per tab; the server holds %d", h.Telemetry.Events.Subscribers())
+	postAPI(t, base, "/gateways/"+id+"/disconnect")
+	for _, tb := range tabs {
+		tb.wait("the disconnect", showsJS(id, "DISCONNECTED"), 15*time.Second)
 	}
 	assert.Empty(t, b.problems(), "console errors, exceptions or CSP violations")
 }

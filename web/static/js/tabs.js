@@ -208,16 +208,31 @@ export function tabStream(open, types, on) {
     };
   }
 
-  join(token(), false);
-  const offToken = onToken(t => {
+  const rejoin = t => {
     if (closed) return;
     if (group) group();
     group = null;
     join(t, followed);
-  });
+  };
+  join(token(), false);
+  const offToken = onToken(rejoin);
+  // A page kept in the back-forward cache must not keep the lock (the
+  // other tabs would wait for a leader that sleeps): it leaves, and joins
+  // again when shown.
+  const hide = e => {
+    if (!e.persisted || !group) return;
+    group();
+    group = null;
+    ++joins; // a join still hashing is void
+  };
+  const show = e => { if (e.persisted && !group) rejoin(token()); };
+  addEventListener('pagehide', hide);
+  addEventListener('pageshow', show);
   return () => {
     closed = true;
     offToken();
+    removeEventListener('pagehide', hide);
+    removeEventListener('pageshow', show);
     if (group) group();
   };
 }
