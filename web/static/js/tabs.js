@@ -65,8 +65,9 @@ export function tabStream(open, types, on) {
     const mine = ++joins;
     const name = SHARED ? await groupName(t) : '';
     if (closed || mine !== joins) return; // closed, or the token changed again meanwhile
-    group = member(name, rejoin);
+    // (for tests and a curious operator: this tab's part, set again once it leads)
     document.documentElement.dataset.stream = SHARED ? 'follower' : 'own';
+    group = member(name, rejoin);
   };
 
   // member joins the group `name` ('' = alone): it follows the leader's
