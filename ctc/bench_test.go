@@ -1,6 +1,7 @@
 package ctc
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -51,5 +52,36 @@ func BenchmarkMatcher(b *testing.B) {
 		if _, ok, late := m.Take(); !ok || late {
 			b.Fatal("no answer")
 		}
+	}
+}
+
+// sensorList is a GET_DYN_CONNECTED answer of n sensors keyed by serial,
+// as the simulator writes them.
+func sensorList(n int) []byte {
+	b := []byte{'{'}
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = fmt.Appendf(b, `"%d":{"Serial":%d,"Connected":1,"PartNum":"PN-%d","ReadRate":25600,"Samples":8192,"Name":"Sensor %d"}`,
+			100000+i, 100000+i, i, i)
+	}
+	return append(b, '}')
+}
+
+// BenchmarkSensors: a gateway's list of 2, 100 and 4,096 sensors, and one
+// of 40,000 of which the lowest 4,096 are kept.
+func BenchmarkSensors(b *testing.B) {
+	for _, n := range []int{2, 100, 4096, 40_000} {
+		list := sensorList(n)
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			b.SetBytes(int64(len(list)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := Sensors(list); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
