@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	goruntime "runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -128,29 +129,8 @@ func runDecodedFlood(t *testing.T, frame []byte, burst, n int) decodedRun {
 	h.WaitState(hostile.ID, gatewayd.StateAuthenticated, 10*time.Second)
 
 	var r decodedRun
-	goruntime.GC()
-	goruntime.GC()
-	var ms goruntime.MemStats
-	goruntime.ReadMemStats(&ms)
-	r.baseline = ms.HeapInuse
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	var peak atomic.Uint64
-	go func() {
-		defer close(sampled)
-		for {
-			var ms goruntime.MemStats
-			goruntime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	}()
+	var peakHeap func() uint64
+	r.baseline, peakHeap = sampleHeap(t)
 	start, cpu0 := time.Now(), cpuTime()
 	testutil.Eventually(t, func() bool {
 		t0 := time.Now()
@@ -163,9 +143,7 @@ func runDecodedFlood(t *testing.T, frame []byte, burst, n int) decodedRun {
 	// cut off for flooding) and its actor answers.
 	st := h.Status(hostile.ID)
 	r.cpu, r.wall = cpuTime()-cpu0, time.Since(start)
-	close(stop)
-	<-sampled
-	r.peak = peak.Load()
+	r.peak = peakHeap()
 	r.sent = p.sent.Load()
 	assert.Equal(t, gatewayd.StateAuthenticated, st.State, "the pushing gateway stayed within the flood limits (last_error %s)", ptrText(st.LastError))
 	t.Logf("frame %d B x %d sent in %s: heap in use baseline %d MiB, peak %d MiB (+%d MiB = %.1f B per B of one frame); CPU %s (%.0f%% of one core); neighbour status worst %s",
@@ -176,6 +154,47 @@ func runDecodedFlood(t *testing.T, frame []byte, burst, n int) decodedRun {
 }
 
 const hostileFrameSize = 4<<20 - 1024 // under the 4 MiB read limit
+
+// sampleHeap collects garbage and returns the heap in use, and a function
+// that stops sampling it every 10 ms (as the test's end does) and returns
+// the highest sample.
+func sampleHeap(t *testing.T) (baseline uint64, peak func() uint64) {
+	goruntime.GC()
+	goruntime.GC()
+	var ms goruntime.MemStats
+	goruntime.ReadMemStats(&ms)
+	baseline = ms.HeapInuse
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	var high atomic.Uint64
+	go func() {
+		defer close(sampled)
+		for {
+			var ms goruntime.MemStats
+			goruntime.ReadMemStats(&ms)
+			if ms.HeapInuse > high.Load() {
+				high.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	var once sync.Once
+	end := func() {
+		once.Do(func() {
+			close(stop)
+			<-sampled
+		})
+	}
+	t.Cleanup(end)
+	return baseline, func() uint64 {
+		end()
+		return high.Load()
+	}
+}
 
 // A Temp of [{},{},…] in 4 MiB frames, 6 at once and then one every
 // 600 ms, within every flood limit: the heap grew ~250 MiB. What one
@@ -209,29 +228,7 @@ func hugeSensorLists(t *testing.T, k int) {
 	cfg := actorstest.FastConfig()
 	h := actorstest.New(t, tmpl, cfg)
 	h.ShutdownWait = 2 * time.Minute
-	goruntime.GC()
-	goruntime.GC()
-	var ms goruntime.MemStats
-	goruntime.ReadMemStats(&ms)
-	baseline := ms.HeapInuse
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	var peak atomic.Uint64
-	go func() {
-		defer close(sampled)
-		for {
-			var ms goruntime.MemStats
-			goruntime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	}()
+	baseline, peakHeap := sampleHeap(t)
 	start, cpu0 := time.Now(), cpuTime()
 	var hostiles []gatewayd.Gateway
 	for i := range k {
@@ -248,11 +245,10 @@ func hugeSensorLists(t *testing.T, k int) {
 		return true
 	}, 180*time.Second, "each list's first %d sensors stored", gatewayd.MaxGatewaySensors)
 	cpu, wall := cpuTime()-cpu0, time.Since(start)
-	close(stop)
-	<-sampled
-	grew := peak.Load() - min(peak.Load(), baseline)
+	peak := peakHeap()
+	grew := peak - min(peak, baseline)
 	t.Logf("%d gateway(s), one 4 MiB sensor list each: heap in use baseline %d MiB, peak %d MiB (+%d MiB = %.0f B per B of one frame); CPU %s in %s",
-		k, baseline>>20, peak.Load()>>20, grew>>20, float64(grew)/float64(4<<20), cpu.Round(time.Millisecond), wall.Round(time.Millisecond))
+		k, baseline>>20, peak>>20, grew>>20, float64(grew)/float64(4<<20), cpu.Round(time.Millisecond), wall.Round(time.Millisecond))
 	assert.Less(t, grew, uint64(64<<20), "%d gateway(s)' 4 MiB sensor lists grew the heap by %d MiB", k, grew>>20)
 }
 
@@ -287,21 +283,14 @@ func TestDecodedTempTreesBeforeALoginAreBounded(t *testing.T) {
 			sent.Add(1)
 		}
 	})
-	goruntime.GC()
-	goruntime.GC()
-	var ms goruntime.MemStats
-	goruntime.ReadMemStats(&ms)
-	baseline := ms.HeapInuse
-	var peak uint64
+	baseline, peakHeap := sampleHeap(t)
 	hostile := addRawGateway(t, h, "nologin", url)
 	testutil.Eventually(t, func() bool {
-		var ms goruntime.MemStats
-		goruntime.ReadMemStats(&ms)
-		peak = max(peak, ms.HeapInuse)
 		require.Equal(t, gatewayd.StateAuthenticated, h.Status(gws[0].ID).State, "the neighbour keeps its connection")
 		return sent.Load() >= n
 	}, 120*time.Second, "the peer sent its frames")
 	st := h.Status(hostile.ID)
+	peak := peakHeap()
 	grew := peak - min(peak, baseline)
 	t.Logf("peer without a login: %d frames of %d B; hostile %s (%v); heap in use baseline %d MiB, peak %d MiB (+%d MiB)",
 		sent.Load(), len(frame), st.State, ptrText(st.LastError), baseline>>20, peak>>20, grew>>20)
