@@ -58,7 +58,7 @@ func TestUIOffersWhatTheRoleMay(t *testing.T) {
 	} {
 		t.Run(string(c.role), func(t *testing.T) {
 			b := signedIn(t, h, base, "/", c.role)
-			assert.Equal(t, "Signed in as "+string(c.role)+" in the UI ("+string(c.role)+")",
+			assert.Equal(t, "Signed in as \u2068"+string(c.role)+" in the UI\u2069 ("+string(c.role)+")",
 				eval[string](b, `document.querySelector('#signout').title`))
 
 			b.do("the gateway's page", goHash("/gateways/"+g.ID.String()))

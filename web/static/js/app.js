@@ -3,7 +3,7 @@
 // real link that can be bookmarked, opened in a new tab and reached with
 // the keyboard.
 
-import {h, clear, Scope, link} from './dom.js';
+import {h, clear, Scope, link, isolate} from './dom.js';
 import {startLive, onStreamStatus} from './live.js';
 import {token, setToken, onToken, whoami} from './api.js';
 import {overview} from './overview.js';
@@ -86,7 +86,7 @@ function header() {
       const me = await whoami();
       if (mine !== asked) return; // a newer token's answer wins
       document.documentElement.dataset.role = me.role;
-      out.title = me.token ? `Signed in as ${me.token.name} (${me.role})` : '';
+      out.title = me.token ? `Signed in as ${isolate(me.token.name)} (${me.role})` : '';
     } catch {
       if (mine === asked) delete document.documentElement.dataset.role;
     }

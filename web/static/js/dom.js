@@ -132,6 +132,17 @@ export class Scope {
   }
 }
 
+// isolate keeps text that others chose (a name a gateway reported, an
+// operator's name for a token) from reordering the text around it: a
+// right-to-left override in "Pump \u202E" turned the "(12345)" after it
+// into "(54321)" (found by an audit, helper 8). U+2068 FIRST STRONG
+// ISOLATE … U+2069 POP DIRECTIONAL ISOLATE, for text that is one string
+// (a title, a heading, a question); in the DOM, an element per name does
+// the same.
+export function isolate(text) {
+  return '\u2068' + text + '\u2069';
+}
+
 // link is an anchor to a route.
 export function link(route, text, cls) {
   return h('a', {href: '#' + route, class: cls, text});

@@ -12,7 +12,7 @@
 // gatewayd (HTTP/1.1) were all streams, and no tab could load a page or
 // ask the API anything (found by an audit, helper 6).
 
-import {h, clear, link, fmtTime, fmtClock, ago, dl, badge, setBadge, setText, toast, debounce} from './dom.js';
+import {h, clear, link, fmtTime, fmtClock, ago, dl, badge, setBadge, setText, toast, debounce, isolate} from './dom.js';
 import {api, ApiError} from './api.js';
 import {openStream, onEvent} from './live.js';
 import {buildForm, confirmButton, act} from './forms.js';
@@ -72,7 +72,7 @@ export function gatewayPage(main, id, scope) {
   };
 
   const drawGateway = async () => {
-    document.title = `${gw.name} · gatewayd`;
+    document.title = `${isolate(gw.name)} · gatewayd`;
     setText(title, gw.name);
     const factories = await names.map('factories').catch(() => new Map());
     clear(facts).append(dl([
@@ -104,7 +104,7 @@ export function gatewayPage(main, id, scope) {
     clear(settings).append(
       section('Edit', 'edit-h', form),
       h('section', {class: 'panel panel-danger', 'aria-labelledby': 'del-h'}, h('h2', {id: 'del-h', text: 'Delete'}),
-        confirmButton('Delete', () => `Delete ${gw.name}? Its connection is closed and its sensors are deleted with it (their readings stay readable by id).`, async () => {
+        confirmButton('Delete', () => `Delete ${isolate(gw.name)}? Its connection is closed and its sensors are deleted with it (their readings stay readable by id).`, async () => {
           await api('DELETE', '/gateways/' + id);
           toast('Deleted ' + gw.name);
           location.hash = '#/gateways';

@@ -7,7 +7,7 @@
 // once per animation frame with whatever changed in that frame (live.js
 // collects the changes), touching only the text that differs.
 
-import {h, setText, setBadge, ago, fmtTime, fmtNum, debounce} from './dom.js';
+import {h, setText, setBadge, ago, fmtTime, fmtNum, debounce, isolate} from './dom.js';
 import {fleet, subscribe, loadFactory, STATES, PERF, perf} from './live.js';
 import {listAll} from './api.js';
 
@@ -63,7 +63,7 @@ export function overview(main, q, scope) {
     let orgs = new Map();
     if ([...names.values()].some(n => n > 1)) orgs = new Map((await listAll('/organizations')).map(o => [o.id, o.name]));
     for (const f of fs) {
-      const label = names.get(f.name) > 1 ? `${f.name} (${orgs.get(f.organization_id) || '?'})` : f.name;
+      const label = names.get(f.name) > 1 ? `${isolate(f.name)} (${isolate(orgs.get(f.organization_id) || '?')})` : f.name;
       factorySel.append(h('option', {value: f.id, text: label}));
     }
     factorySel.value = filter.factory;

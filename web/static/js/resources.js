@@ -2,7 +2,7 @@
 // filters and pages, create forms, and the detail pages of organizations,
 // factories and equipment (gateways and sensors have pages of their own).
 
-import {h, clear, link, fmtTime, fmtNum, toast, dl, badge, setBadge} from './dom.js';
+import {h, clear, link, fmtTime, fmtNum, toast, dl, badge, setBadge, isolate} from './dom.js';
 import {api, listAll, ApiError} from './api.js';
 import {buildForm, confirmButton} from './forms.js';
 import {fleet, subscribe} from './live.js';
@@ -220,7 +220,7 @@ export function resourceList(main, kind, q, scope) {
     const form = buildForm({fields: res.fields(), values, mode: 'create', submit: 'Create ' + res.one, onSubmit: async b => {
       const made = await api('POST', '/' + kind, b);
       names.forget(kind);
-      toast(`Created ${res.one} ${made.name}`);
+      toast(`Created ${res.one} ${isolate(made.name)}`);
       location.hash = `#/${kind}/${made.id}`;
     }});
     const details = h('details', {class: 'create needs-admin', open: q.has('new')},
@@ -266,7 +266,7 @@ export function resourceDetail(main, kind, id, scope) {
   (async () => {
     const item = await api('GET', `/${kind}/${id}`);
     if (!scope.alive) return;
-    document.title = `${item.name} · ${res.title} · gatewayd`;
+    document.title = `${isolate(item.name)} · ${res.title} · gatewayd`;
     clear(main);
     const parents = res.parent ? await names.map(res.parent.kind).catch(() => new Map()) : new Map();
     const facts = [['Id', h('code', {text: item.id})]];
@@ -290,7 +290,7 @@ export function resourceDetail(main, kind, id, scope) {
     const form = buildForm({fields: res.fields(), values: item, mode: 'edit', onSubmit: async b => {
       await api('PUT', `/${kind}/${id}`, b);
       names.forget(kind);
-      toast(`Saved ${res.one} ${b.name || item.name}`);
+      toast(`Saved ${res.one} ${isolate(b.name || item.name)}`);
       window.dispatchEvent(new HashChangeEvent('hashchange'));
     }});
     const question = {organizations: 'This also deletes its factories, their gateways and equipment.',
@@ -299,10 +299,10 @@ export function resourceDetail(main, kind, id, scope) {
     main.append(
       h('section', {class: 'panel needs-admin', 'aria-labelledby': 'edit-h'}, h('h2', {id: 'edit-h', text: 'Edit'}), form),
       h('section', {class: 'panel panel-danger needs-admin', 'aria-labelledby': 'del-h'}, h('h2', {id: 'del-h', text: 'Delete'}),
-        confirmButton('Delete', `Delete ${item.name}? ${question}`, async () => {
+        confirmButton('Delete', `Delete ${isolate(item.name)}? ${question}`, async () => {
           await api('DELETE', `/${kind}/${id}`);
           names.forget(kind);
-          toast(`Deleted ${res.one} ${item.name}`);
+          toast(`Deleted ${res.one} ${isolate(item.name)}`);
           location.hash = '#/' + kind;
         })));
   })().catch(e => {

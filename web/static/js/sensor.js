@@ -2,7 +2,7 @@
 // reading schedule, taking a reading, its readings, and for one reading
 // the summary per axis with the waveform and spectrum plotted.
 
-import {h, clear, link, fmtTime, fmtNum, ago, dl, toast, debounce, Scope} from './dom.js';
+import {h, clear, link, fmtTime, fmtNum, ago, dl, toast, debounce, Scope, isolate} from './dom.js';
 import {api, listAll, ApiError} from './api.js';
 import {onEvent, fleet} from './live.js';
 import {buildForm, act} from './forms.js';
@@ -44,8 +44,8 @@ export function sensorPage(main, id, q, scope) {
   let form = null; // the Settings form
 
   const drawSensor = async () => {
-    document.title = `${sensor.name || sensor.serial} · sensor · gatewayd`;
-    title.textContent = `${sensor.name || 'Sensor'} (${sensor.serial})`;
+    document.title = `${isolate(sensor.name || sensor.serial)} · sensor · gatewayd`;
+    title.textContent = `${isolate(sensor.name || 'Sensor')} (${sensor.serial})`;
     const gwName = fleet.byId.get(sensor.gateway_id)?.name;
     const gw = await api('GET', '/gateways/' + sensor.gateway_id).catch(() => null);
     // The machines of the gateway's factory, and always the sensor's own:
