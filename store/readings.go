@@ -109,11 +109,16 @@ func (s *Store) ListReadings(ctx context.Context, sensorID uuid.UUID, f ReadingF
 	if f.Status != "" {
 		add("status = $?", string(f.Status))
 	}
+	// PostgreSQL keeps microseconds and pgx truncates a bound to them, so
+	// a reading at T was left out by until=T+500ns (before which it was
+	// requested) and listed by since=T+500ns (found by an audit, helper
+	// 9): both bounds go up to the next whole microsecond, which selects
+	// exactly the readings of whole microseconds the finer bound does.
 	if f.Since != nil {
-		add("requested_at >= $?", *f.Since)
+		add("requested_at >= $?", ceilMicrosecond(*f.Since))
 	}
 	if f.Until != nil {
-		add("requested_at < $?", *f.Until)
+		add("requested_at < $?", ceilMicrosecond(*f.Until))
 	}
 	cond := strings.Join(where, " AND ")
 	n := len(args)
@@ -402,4 +407,12 @@ func UnpackWaveform(format int16, data []byte) (gatewayd.Waveform, error) {
 		return gatewayd.Waveform{}, err
 	}
 	return gatewayd.Waveform{X: x, Y: y, Z: z}, nil
+}
+
+// ceilMicrosecond is t, or the next whole microsecond after it.
+func ceilMicrosecond(t time.Time) time.Time {
+	if d := t.Truncate(time.Microsecond); d.Before(t) {
+		return d.Add(time.Microsecond)
+	}
+	return t
 }
