@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,4 +74,57 @@ func TestSubMicrosecondTimeFilters(t *testing.T) {
 		"requested at %s, which is before until=%s: must be listed", at.Format(time.RFC3339Nano), later.Format(time.RFC3339Nano))
 	assert.Empty(t, readingIDs(t, e, sensor, q("since", later)),
 		"requested at %s, which is before since=%s: must not be listed", at.Format(time.RFC3339Nano), later.Format(time.RFC3339Nano))
+}
+
+// Time zones in the query: the same instant spelled with an offset
+// selects the same readings as in UTC; since inclusive, until exclusive
+// at exactly a reading's (millisecond) time.
+// (Checked by an audit, helper 9, whose test this is.)
+func TestTimeFiltersWithOffsets(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond)
+	sensor, ids := completeReadingsAt(t, e, t0, t0.Add(time.Minute), t0.Add(2*time.Minute))
+	plant := time.FixedZone("plant", 5*3600+30*60)
+	west := time.FixedZone("west", -8*3600)
+	for _, z := range []*time.Location{time.UTC, plant, west} {
+		since := url.QueryEscape(t0.Add(time.Minute).In(z).Format("2006-01-02T15:04:05.000Z07:00"))
+		until := url.QueryEscape(t0.Add(2 * time.Minute).In(z).Format("2006-01-02T15:04:05.000Z07:00"))
+		assert.Equal(t, []string{ids[1]}, readingIDs(t, e, sensor, "since="+since+"&until="+until), z.String())
+	}
+	// The rendered time of a reading, as a client reads it, is a bound
+	// that includes it (since) and excludes it (until).
+	list := e.do("GET", "/api/sensors/"+sensor+"/readings", nil).json(t)["data"].([]any)
+	shown := list[0].(map[string]any)["requested_at"].(string)
+	assert.Equal(t, []string{ids[2]}, readingIDs(t, e, sensor, "since="+url.QueryEscape(shown)))
+	assert.Equal(t, []string{ids[1], ids[0]}, readingIDs(t, e, sensor, "until="+url.QueryEscape(shown)))
+	// An unescaped '+' arrives as a space: a 400 that names the field,
+	// not a silently different window.
+	r := e.do("GET", "/api/sensors/"+sensor+"/readings?since="+t0.In(plant).Format(time.RFC3339), nil)
+	assert.Equal(t, 400, r.status, "%s", r.body)
+}
+
+// Extreme but valid RFC 3339 times are answered (200, or a 400 naming
+// the field), never a 500: offsets that move the instant past year
+// 9999 or before year 0, lower-case t and z.
+// (Checked by an audit, helper 9, whose test this is.)
+func TestExtremeTimeFilters(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond)
+	sensor, ids := completeReadingsAt(t, e, at)
+	for _, tc := range []struct {
+		query string
+		want  []string
+	}{
+		{"since=0000-01-01T00:00:00%2B23:59", ids},
+		{"until=9999-12-31T23:59:59.999999999-23:59", ids},
+		{"since=0001-01-01T00:00:00Z&until=9999-12-31T23:59:59Z", ids},
+		{"since=" + url.QueryEscape(strings.ToLower(at.Format(time.RFC3339Nano))), ids},
+		{"until=" + url.QueryEscape(strings.ToLower(at.Format(time.RFC3339Nano))), []string{}},
+	} {
+		r := e.do("GET", "/api/sensors/"+sensor+"/readings?"+tc.query, nil)
+		if !assert.Equal(t, 200, r.status, "%s: %s", tc.query, r.body) {
+			continue
+		}
+		assert.Equal(t, tc.want, readingIDs(t, e, sensor, tc.query), tc.query)
+	}
 }
