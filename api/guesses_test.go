@@ -159,10 +159,15 @@ func TestAWorkingTokenIsNotRefusedAfterARestart(t *testing.T) {
 
 	status, code, _ := getWith(t, proxy, url, operator)
 	assert.Equal(t, 200, status, "a token that works was refused %s after a restart because its address guessed", code)
-	// The guesser still is, and a token made after the usable ones were
-	// read waits for the budget like a guess (README).
-	guess, err := store.NewTokenSecret()
-	require.NoError(t, err)
-	status, _, _ = getWith(t, proxy, url, guess)
-	assert.Equal(t, 429, status, "a guess past the budget")
+	// The guesser still is (its budget refills at 10 a second, so on a
+	// loaded box a guess or two may be looked up first).
+	limited = false
+	for i := 0; i < 100 && !limited; i++ {
+		guess, err := store.NewTokenSecret()
+		require.NoError(t, err)
+		status, _, _ := getWith(t, proxy, url, guess)
+		require.Contains(t, []int{401, 429}, status)
+		limited = status == 429
+	}
+	assert.True(t, limited, "the guesser is held back still")
 }
