@@ -190,6 +190,10 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	app := fiber.New(fiber.Config{
 		AppName:   "gatewayd",
 		BodyLimit: BodyLimit,
+		// fasthttp reads at most 8 KiB of a body before the handler; the
+		// edge reads the rest as it arrives (readBody), so an announced
+		// length costs nothing until its bytes come.
+		StreamRequestBody: true,
 		// Room for long query strings; past this fasthttp answers 431.
 		ReadBufferSize: 16 << 10,
 		// An event stream reaches the connection as 4 KiB chunks (fasthttp's

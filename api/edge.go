@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -19,10 +20,13 @@ import (
 )
 
 // The edge: what fasthttp answers before any Fiber handler runs. fasthttp
-// reads a whole request (line, headers, body) before calling the handler;
-// when it cannot (headers over the buffer, a body over the limit, garbage,
-// a client too slow) it calls Server.ErrorHandler and closes the
-// connection. Fiber's own handler also answers a few requests without its
+// reads a request's line and headers, and at most the first 8 KiB of its
+// body (StreamRequestBody), before calling the handler; screen reads the
+// rest (readBody) before any other handler runs, so every handler sees a
+// whole body, as arrived. When a request cannot be read (headers over the
+// buffer, a body over the limit, garbage, a client too slow) fasthttp
+// calls Server.ErrorHandler, or screen refuses it, and the connection is
+// closed. Fiber's own handler also answers a few requests without its
 // middleware (an unknown method). Both are replaced here so that every
 // request gets the error envelope and exactly one access-log line.
 
@@ -56,6 +60,7 @@ func (s *server) installEdge(app *fiber.App) {
 type requestLine struct {
 	method, path, id string
 	ambiguous        bool // framingConflict
+	tooLarge         bool // a Content-Length over BodyLimit
 }
 
 func lineOf(fctx *fasthttp.RequestCtx) requestLine {
@@ -109,10 +114,13 @@ func hasBody(h *fasthttp.RequestHeader) bool {
 
 // headerReceived is fasthttp's HeaderReceived hook, called between a
 // request's header and its body. It remembers the request line of a
-// request with a body, and gives a request whose framing is ambiguous a
-// one-byte body limit, so that fasthttp stops reading at once (instead of
-// waiting for a length that may never come, or reading a smuggled request
-// as a body) and the edge refuses it.
+// request with a body. A request whose framing is ambiguous, or whose
+// Content-Length is over BodyLimit, is refused by screen without a byte of
+// its body read: its header is made to announce none, so that fasthttp
+// reads nothing (instead of waiting for a length that may never come, or
+// reading a smuggled request as a body) and hands it to screen at once.
+// (With StreamRequestBody fasthttp does not refuse a length over the
+// limit itself: it reads the first 8 KiB and hands over the rest.)
 func (s *server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	if !hasBody(h) {
 		return fasthttp.RequestConfig{}
@@ -120,9 +128,10 @@ func (s *server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 	// The raw request URI: its path is worked out only if the body fails.
 	l := requestLine{method: string(h.Method()), path: string(h.RequestURI()), id: string(h.Peek(fiber.HeaderXRequestID)),
 		ambiguous: framingConflict(h.RawHeaders())}
+	l.tooLarge = !l.ambiguous && h.ContentLength() > BodyLimit
 	s.bodies.put(connOf(h), l)
-	if l.ambiguous {
-		return fasthttp.RequestConfig{MaxRequestBodySize: 1}
+	if l.ambiguous || l.tooLarge {
+		h.SetContentLength(0)
 	}
 	return fasthttp.RequestConfig{}
 }
@@ -145,10 +154,25 @@ func pathOf(requestURI string) string {
 func (s *server) screen(next fasthttp.RequestHandler, methods []string) fasthttp.RequestHandler {
 	return func(fctx *fasthttp.RequestCtx) {
 		h := &fctx.Request.Header
-		ambiguous := false
-		if hasBody(h) || h.ContentLength() == 0 { // an empty chunked body reads as length 0
+		if hasBody(h) || h.ContentLength() == 0 { // a refused body was made length 0
 			if l, ok := s.bodies.take(fctx.Conn()); ok {
-				ambiguous = l.ambiguous
+				switch {
+				case l.ambiguous:
+					s.refuse(fctx, errFraming, s.clock.start(fctx.Conn(), fctx.Time()), lineOf(fctx), true)
+					return
+				case l.tooLarge:
+					s.refuse(fctx, errPayloadTooLarge, s.clock.start(fctx.Conn(), fctx.Time()), lineOf(fctx), true)
+					return
+				}
+			}
+		}
+		if fctx.Request.IsBodyStream() {
+			// Read before anything else, as fasthttp would have: every
+			// refusal below then leaves the connection at the next request.
+			if err := readBody(&fctx.Request); err != nil {
+				start := s.clock.start(fctx.Conn(), fctx.Time())
+				s.refuse(fctx, s.readError(err, true, start), start, lineOf(fctx), true)
+				return
 			}
 		}
 		if bytes.IndexByte(h.RequestURI(), ' ') >= 0 {
@@ -165,10 +189,6 @@ func (s *server) screen(next fasthttp.RequestHandler, methods []string) fasthttp
 			// The HTTP/2 connection preface (PRI * HTTP/2.0) lands here;
 			// what follows it is binary, so the connection is closed.
 			s.refuse(fctx, errHTTPVersion, fctx.Time(), lineOf(fctx), true)
-			return
-		}
-		if ambiguous {
-			s.refuse(fctx, errFraming, fctx.Time(), lineOf(fctx), true)
 			return
 		}
 		hosts, auths := singletons(h.RawHeaders())
@@ -203,7 +223,7 @@ func (s *server) readFailed(fctx *fasthttp.RequestCtx, err error) {
 	// A request whose header was read is in bodies (its body failed);
 	// otherwise the header failed and method and path are unknown.
 	l, headerRead := s.bodies.take(fctx.Conn())
-	apiErr := readError(err, headerRead)
+	apiErr := s.readError(err, headerRead, start)
 	if apiErr == nil {
 		// Nothing of a request arrived: nobody to answer, nothing to log.
 		_ = fctx.Conn().Close()
@@ -216,6 +236,20 @@ func (s *server) readFailed(fctx *fasthttp.RequestCtx, err error) {
 		l.path = pathOf(l.path)
 	}
 	s.refuse(fctx, apiErr, start, l, true) // fasthttp closes it anyway
+}
+
+// readError is readError for a request that began at start. fasthttp
+// wraps a read error met at a chunk's end in ErrBrokenChunk, which hides
+// it from errors.As: a chunked body that stops there, once the read
+// timeout has passed since the request's first byte, met the read
+// deadline (set at that byte) and is 408, as one that stops anywhere else.
+func (s *server) readError(err error, headerRead bool, start time.Time) *Error {
+	apiErr := readError(err, headerRead)
+	var broken fasthttp.ErrBrokenChunk
+	if apiErr == errMalformed && errors.As(err, &broken) && time.Since(start) >= s.opts.ReadTimeout {
+		return errRequestTimeout
+	}
+	return apiErr
 }
 
 // framingConflict says whether a request's header makes its body's
