@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -46,6 +47,14 @@ func Starting(opts StartingOptions) fasthttp.RequestHandler {
 		id := string(c.Request.Header.Peek(fiber.HeaderXRequestID))
 		if !acceptableRequestID(id) {
 			id = uuid.NewString()
+		}
+		if body := c.Request.BodyStream(); body != nil {
+			// Its server streams bodies (fasthttp reads at most 8 KiB of
+			// one before this runs): a body costs what arrives, not what
+			// it announces. It is read and dropped, at most BodyLimit of
+			// it within the read timeout, so that the answer is not lost
+			// to the reset a close with unread bytes sends.
+			_, _ = io.Copy(io.Discard, io.LimitReader(body, BodyLimit))
 		}
 		c.SetConnectionClose()
 		c.SetContentType("application/json")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/ctcgw/gatewayd/internal/logging"
 	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
@@ -92,4 +93,66 @@ func TestAnnouncedBodiesDoNotPinMemoryBeforeTheyArrive(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, 401, resp.StatusCode)
 	require.False(t, resp.Close, "the whole body was read: the connection is kept")
+}
+
+// The same for the answers given while serve starts (serveStarting): a
+// standby, waiting for another gatewayd to stop, may answer for hours,
+// and its fasthttp allocated a whole announced Content-Length, up to its
+// default 4 MiB, at the head of every request. A body costs what arrives
+// there too, and one that does arrive still gets its 503.
+func TestAStandbyDoesNotPinAnnouncedBodies(t *testing.T) {
+	t.Parallel()
+	dbURL := tmpl.New(t)
+	env := []string{"DATABASE_URL=" + dbURL, "ENCRYPTION_KEY=" + key, "AUTH_ENABLED=false"}
+	startServe(t, env)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	debug := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	second := startServeUntil(t, logging.APIStarting, append(env, "DEBUG_ADDR="+debug))
+	testutil.Eventually(t, func() bool { return strings.Contains(second.logs.String(), "waiting for it to stop") }, 20*time.Second,
+		"the second waits")
+	addr := fmt.Sprintf("127.0.0.1:%d", second.port)
+
+	// A body that arrives is answered, whole or chunked.
+	body := `{"name":"` + strings.Repeat("x", 500<<10) + `"}`
+	for _, chunked := range []bool{false, true} {
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		head := "POST /api/organizations HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		if chunked {
+			head += "Transfer-Encoding: chunked\r\n\r\n" + fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(body), body)
+		} else {
+			head += fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body)
+		}
+		go func() { _, _ = io.WriteString(c, head) }()
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err, "chunked=%v", chunked)
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		c.Close()
+		require.Equal(t, 503, resp.StatusCode, "chunked=%v: %s", chunked, raw)
+		require.Contains(t, string(raw), "gatewayd is starting")
+	}
+
+	// Heads announcing 4 MiB, and a byte: each is held for the starting
+	// server's 1 s read timeout, in which the heap is read.
+	before := heapOf(t, debug)
+	const conns = 64
+	start := time.Now()
+	for range conns {
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		_, err = io.WriteString(c, "POST /api/organizations HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 4194304\r\n\r\n{")
+		require.NoError(t, err)
+	}
+	var grown float64
+	for i := 0; i < 3 || time.Since(start) < 700*time.Millisecond; i++ {
+		grown = max(grown, heapOf(t, debug)-before)
+	}
+	t.Logf("%d heads announcing 4 MiB: a standby's live heap grew %.1f MiB at most", conns, grown/(1<<20))
+	require.Less(t, grown, float64(16<<20), "%d heads announcing 4 MiB hold %.0f MiB of a standby's live heap for its 1 s read timeout",
+		conns, grown/(1<<20))
 }

@@ -35,7 +35,12 @@ const startingTimeout = time.Second
 func serveStarting(tcp *net.TCPListener, h fasthttp.RequestHandler, maxConns int, log zerolog.Logger) *startingServer {
 	s := &startingServer{tcp: tcp, log: log, done: make(chan struct{}),
 		srv: &fasthttp.Server{Handler: h, ReadTimeout: startingTimeout, WriteTimeout: startingTimeout,
-			NoDefaultServerHeader: true, DisableKeepalive: true, Concurrency: maxConns}}
+			NoDefaultServerHeader: true, DisableKeepalive: true, Concurrency: maxConns,
+			// A body costs what arrives (h drops it): fasthttp would
+			// allocate a whole announced length, up to its default 4 MiB,
+			// at the head, for every connection of a standby that may
+			// wait for hours.
+			StreamRequestBody: true}}
 	go s.accept()
 	return s
 }
