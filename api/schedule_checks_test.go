@@ -122,8 +122,17 @@ func TestSchedulesResumeAfterAProcessRestart(t *testing.T) {
 	e, id, _, sensors := readingEnv(t)
 	sensor := sensors[10001]["id"].(string)
 	const interval = 3 * time.Second
+	// The test's database is a pooled copy, kept for the next test and
+	// run: the constraint (migrations/003) goes back when the test ends.
 	_, err := e.h.Pool.Exec(context.Background(), `ALTER TABLE sensors DROP CONSTRAINT sensors_reading_interval_check`)
 	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, err := e.h.Pool.Exec(context.Background(), `UPDATE sensors SET reading_interval = NULL WHERE reading_interval < interval '1 minute'`)
+		require.NoError(t, err)
+		_, err = e.h.Pool.Exec(context.Background(), `ALTER TABLE sensors ADD CONSTRAINT sensors_reading_interval_check
+			CHECK (reading_interval IS NULL OR reading_interval >= interval '1 minute')`)
+		require.NoError(t, err)
+	})
 	_, err = e.h.Pool.Exec(context.Background(), `UPDATE sensors SET reading_interval = '3 seconds' WHERE id = $1`, sensor)
 	require.NoError(t, err)
 	e.restart()
@@ -141,8 +150,11 @@ func TestSchedulesResumeAfterAProcessRestart(t *testing.T) {
 		return len(got) >= 2
 	}, 30*time.Second, "scheduled readings after the restart")
 	for _, at := range got {
+		// A timer runs on the monotonic clock: on the wall clock a tick
+		// may land a millisecond before its grid point.
 		p := schedulePhase(uuid.MustParse(sensor), interval, at)
-		assert.True(t, p < 1500*time.Millisecond, "requested at %s, %s past its grid point", at.Format(time.RFC3339Nano), p)
+		assert.True(t, p < 1500*time.Millisecond || p > interval-5*time.Millisecond,
+			"requested at %s, %s past its grid point", at.Format(time.RFC3339Nano), p)
 	}
 }
 
@@ -176,8 +188,11 @@ func TestSchedulesSurviveAnActorCrash(t *testing.T) {
 	}, 20*time.Second, "scheduled readings after the crash (login again at %s)", back.Format(time.RFC3339Nano))
 	got, _ := scheduledReadings(t, e, sensor)
 	for _, at := range got {
+		// A timer runs on the monotonic clock: on the wall clock a tick
+		// may land a millisecond before its grid point.
 		p := schedulePhase(uuid.MustParse(sensor), time.Second, at)
-		assert.True(t, p < 700*time.Millisecond, "requested at %s, %s past its grid point", at.Format(time.RFC3339Nano), p)
+		assert.True(t, p < 700*time.Millisecond || p > time.Second-5*time.Millisecond,
+			"requested at %s, %s past its grid point", at.Format(time.RFC3339Nano), p)
 	}
 }
 
