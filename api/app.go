@@ -140,6 +140,7 @@ type server struct {
 	metricsHandler fiber.Handler
 	clock          requestClock
 	bodies         bodies
+	bodyBuffers    bodyBuffers
 	// answers counts the bytes waveform and spectrum answers hold.
 	answers answerBudget
 	// methods are the methods the app knows (Fiber's request methods).

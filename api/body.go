@@ -21,12 +21,12 @@ import (
 // answer is written); BodyLimit is enforced here for chunked bodies, and
 // by headerReceived for an announced length.
 
-// bodyBuffers are the buffers bodies are read into. The one a body was
-// read into becomes the request's (SwapBody), and the request's own
-// buffer, which held the first bytes fasthttp read, comes back here; at
-// the request's end fasthttp pools the other. No allocation on a small
-// body once both pools are warm.
-var bodyBuffers bytebufferpool.Pool
+// bodyBuffers are the buffers bodies are read into (the server's). The
+// one a body was read into becomes the request's (SwapBody), and the
+// request's own buffer, which held the first bytes fasthttp read, comes
+// back here; at the request's end fasthttp pools the other. No allocation
+// on a small body once both pools are warm.
+type bodyBuffers struct{ pool bytebufferpool.Pool }
 
 // minBodyGrowth is the least a body's buffer grows by.
 const minBodyGrowth = 4 << 10
@@ -36,7 +36,7 @@ const minBodyGrowth = 4 << 10
 // connection is left at the next request. An error is one fasthttp would
 // have met reading the body itself (ErrBodyTooLarge, a timeout, an early
 // EOF, a broken chunk); readError maps it.
-func readBody(req *fasthttp.Request) error {
+func (bufs *bodyBuffers) readBody(req *fasthttp.Request) error {
 	announced := req.Header.ContentLength() // -1: chunked
 	if announced == 0 || announced > BodyLimit {
 		_ = req.CloseBodyStream()
@@ -45,21 +45,21 @@ func readBody(req *fasthttp.Request) error {
 		}
 		return nil
 	}
-	bb := bodyBuffers.Get()
+	bb := bufs.pool.Get()
 	b, err := readAtMost(req.BodyStream(), bb.B[:0], announced, BodyLimit)
 	if cerr := req.CloseBodyStream(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		bb.B = b
-		bodyBuffers.Put(bb)
+		bufs.pool.Put(bb)
 		return err
 	}
 	if announced < 0 && len(b) == 0 {
 		req.Header.SetContentLength(0) // as fasthttp has an empty chunked body
 	}
 	bb.B = req.SwapBody(b)
-	bodyBuffers.Put(bb)
+	bufs.pool.Put(bb)
 	return nil
 }
 

@@ -169,7 +169,7 @@ func (s *server) screen(next fasthttp.RequestHandler, methods []string) fasthttp
 		if fctx.Request.IsBodyStream() {
 			// Read before anything else, as fasthttp would have: every
 			// refusal below then leaves the connection at the next request.
-			if err := readBody(&fctx.Request); err != nil {
+			if err := s.bodyBuffers.readBody(&fctx.Request); err != nil {
 				start := s.clock.start(fctx.Conn(), fctx.Time())
 				s.refuse(fctx, s.readError(err, true, start), start, lineOf(fctx), true)
 				return
