@@ -141,8 +141,10 @@ type server struct {
 	clock          requestClock
 	bodies         bodies
 	bodyBuffers    bodyBuffers
-	// answers counts the bytes waveform and spectrum answers hold.
+	// answers counts the bytes waveform and spectrum answers hold; large
+	// those of other answers of HeldAnswerMin bytes or more.
 	answers answerBudget
+	large   budget
 	// methods are the methods the app knows (Fiber's request methods).
 	methods []string
 	// allow answers a 405's Allow header.
@@ -178,7 +180,8 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 	if len(opts.CORSOrigins) == 0 {
 		opts.CORSOrigins = []string{"*"}
 	}
-	s := &server{store: st, rt: rt, log: log, opts: opts, tel: opts.Telemetry, answers: newAnswerBudget()}
+	s := &server{store: st, rt: rt, log: log, opts: opts, tel: opts.Telemetry, answers: newAnswerBudget(),
+		large: newBudget(JSONBudget)}
 	if opts.AuthEnabled {
 		if opts.TokenCacheTTL <= 0 {
 			opts.TokenCacheTTL = 5 * time.Second
@@ -321,6 +324,11 @@ func (s *server) requestIDAndAccessLog(app *fiber.App) fiber.Handler {
 		}
 		err := c.Next()
 		if err != nil {
+			if herr := app.ErrorHandler(c, err); herr != nil {
+				_ = c.SendStatus(fiber.StatusInternalServerError)
+			}
+		}
+		if err := s.holdLarge(c); err != nil {
 			if herr := app.ErrorHandler(c, err); herr != nil {
 				_ = c.SendStatus(fiber.StatusInternalServerError)
 			}

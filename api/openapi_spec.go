@@ -108,7 +108,7 @@ var (
 	eTooManyGuesses = errFrom(errTooManyGuesses, "the token is not one the database confirmed, and this address already had 30 such tokens looked up (10 a second after that); a token that works is never refused for it").
 			Named("TooManyGuesses").With(hRetryAfter)
 	eTooManyStreams = errFrom(errTooManyStreams, "event streams and other connections together reach `API_MAX_CONNECTIONS`").Named("TooManyStreams")
-	eAnswersBusy    = errFrom(errAnswersBusy, "waveform and spectrum answers not yet written hold 16 MiB, all clients together; or four are being made and this one waited 5 s for its turn").
+	eAnswersBusy    = errFrom(errAnswersBusy, "answers not yet written hold their budget: for waveforms and spectra 16 MiB all clients together, or 4 MiB this client (an IPv4 address, an IPv6 /64), or four are being made and this one waited 5 s for its turn; for other answers of 64 KiB or more 64 MiB all clients together, or 16 MiB this client").
 			Named("AnswersBusy").With(hRetryAfter)
 
 	eOrganizationNotFound = errFrom(scoped(gatewayd.ErrNotFound, resOrganization, ""), "the organization does not exist or is deleted")
@@ -137,6 +137,20 @@ var (
 	eGatewayError      = errFrom(gatewayd.ErrGatewayError, "the gateway answered with an error or with a malformed sensor list")
 )
 
+// mayBeHeld says whether an operation's answer may count against a
+// budget of answers (answers.go): a GET whose answer may reach
+// HeldAnswerMin and is not built once and shared.
+func mayBeHeld(o *oa.Operation) bool {
+	if o.Method() != fiber.MethodGet {
+		return false
+	}
+	switch o.Path() {
+	case "/api/health", "/api/ready", "/api/whoami", "/api/events", "/api/openapi.json", "/api/docs", docsCSSPath:
+		return false
+	}
+	return true
+}
+
 // commonErrors are the errors an operation answers because of what it is.
 func commonErrors(o *oa.Operation) []oa.ErrorDoc {
 	var out []oa.ErrorDoc
@@ -152,6 +166,9 @@ func commonErrors(o *oa.Operation) []oa.ErrorDoc {
 	out = append(out, eRequestTimeout, eHeadersTooLarge, eInternal, eHTTPVersion)
 	if o.Can503() {
 		out = append(out, eUnavailable)
+	}
+	if mayBeHeld(o) {
+		out = append(out, eAnswersBusy)
 	}
 	if !livenessWhileStarting(o.Method(), o.Path()) {
 		out = append(out, eStarting) // README, "Start": every route but health, .No503() ones too
@@ -404,11 +421,11 @@ func apiSpec() *oa.Spec {
 				Doc("JSON by default; with `Accept: text/csv`, CSV rows `t,x,y,z` (t in seconds from the first sample). Either is streamed (chunked), made as it is sent.").
 				OK(oa.Ref("Waveform")).
 				OrAs("text/csv", oa.String().Desc("a header line `t,x,y,z`, then one row per sample: t in seconds from the first sample, x, y and z in g; sent as `text/csv; charset=utf-8`")).
-				Fails(eReadingNotFound, eWaveformNotFound, eAnswersBusy),
+				Fails(eReadingNotFound, eWaveformNotFound),
 			oa.Get("/api/readings/{id}/spectrum", "getReadingSpectrum", "The single-sided amplitude spectrum of one axis").In(tagReadings).
 				Doc("Hann window, corrected for its coherent gain, so a sine of amplitude A peaks at A.").
 				Query(oa.QueryParam("axis", oa.Enum("x", "y", "z").Default("x"), "the axis")).
-				OK(oa.Ref("Spectrum")).Fails(eReadingNotFound, eWaveformNotFound, eAnswersBusy),
+				OK(oa.Ref("Spectrum")).Fails(eReadingNotFound, eWaveformNotFound),
 
 			oa.Get("/api/events", "streamEvents", "Follow changes as they happen (Server-Sent Events)").In(tagEvents).
 				Doc("Events `gateway.state`, `gateway.created`, `gateway.updated`, `gateway.deleted`, `sensor.updated`, `reading.completed`, `reading.failed`, each with an increasing `id:` and a JSON `data:` line. `Last-Event-ID` (or `last_event_id`) resumes from the last `EVENTS_BUFFER` events; an id older than that, or from another process, gets `event: reset` first. A comment every 15 s keeps proxies open. Events are written in batches: one is sent at most 10 ms after it was published. A client that falls `EVENTS_CLIENT_BUFFER` events behind (10,000 by default) gets `event: overflow` and is closed. The response has `Connection: close` and no `Content-Length` or chunked framing: the body runs until the connection closes.").

@@ -2,12 +2,10 @@ package api
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -268,92 +266,6 @@ func (s *server) spectrum(c *fiber.Ctx) error {
 	out = append(out, '}')
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return s.sendHeld(c, out)
-}
-
-// AnswerBudget bounds the bytes that waveform (JSON and CSV) and spectrum
-// answers hold, all requests together, from when they are made until
-// they are written: a client that does not read its answers would
-// otherwise keep them in the heap for the write timeout (30 s), as many
-// as it has connections. An answer that does not fit is 503 with
-// Retry-After; one larger than the whole budget is sent when it is alone.
-const AnswerBudget = 16 << 20
-
-// answerMakers is how many waveform and spectrum answers are made (their
-// samples loaded, decoded and, for a spectrum, transformed) at once; the
-// others wait, within the database's time, holding nothing yet.
-const answerMakers = 4
-
-var errAnswersBusy = &Error{Status: fiber.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE",
-	Message: "Too many large answers are being sent; retry shortly"}
-
-// answerBudget counts the bytes of answers under AnswerBudget, and the
-// answers being made.
-type answerBudget struct {
-	mu     sync.Mutex
-	held   int
-	makers chan struct{}
-}
-
-func newAnswerBudget() answerBudget {
-	return answerBudget{makers: make(chan struct{}, answerMakers)}
-}
-
-// making waits, at most within, for a turn to make an answer, and returns
-// its end; past within it answers errAnswersBusy.
-func (b *answerBudget) making(c *fiber.Ctx, within time.Duration) (done func(), err error) {
-	t := time.NewTimer(within)
-	defer t.Stop()
-	select {
-	case b.makers <- struct{}{}:
-		return func() { <-b.makers }, nil
-	case <-t.C:
-	case <-c.UserContext().Done():
-	}
-	c.Set(fiber.HeaderRetryAfter, "1")
-	return nil, errAnswersBusy
-}
-
-// take reserves n bytes until release is called (once), or answers
-// errAnswersBusy.
-func (b *answerBudget) take(c *fiber.Ctx, n int) (release func(), err error) {
-	n = min(n, AnswerBudget)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.held+n > AnswerBudget {
-		c.Set(fiber.HeaderRetryAfter, "1")
-		return nil, errAnswersBusy
-	}
-	b.held += n
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			b.mu.Lock()
-			b.held -= n
-			b.mu.Unlock()
-		})
-	}, nil
-}
-
-// sendHeld answers body under the budget until fasthttp has written it
-// (or given up): it closes a body stream then, whatever became of the
-// connection. A stream of known length keeps the Content-Length.
-func (s *server) sendHeld(c *fiber.Ctx, body []byte) error {
-	release, err := s.answers.take(c, cap(body)) // what it holds
-	if err != nil {
-		return err
-	}
-	c.Context().SetBodyStream(heldBody{bytes.NewReader(body), release}, len(body))
-	return nil
-}
-
-type heldBody struct {
-	*bytes.Reader
-	release func()
-}
-
-func (h heldBody) Close() error {
-	h.release()
-	return nil
 }
 
 // loadWaveform returns a reading's samples: 404 READING_NOT_FOUND for no

@@ -1,0 +1,190 @@
+package api
+
+import (
+	"bytes"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/ctcgw/gatewayd/web"
+)
+
+// What answers hold, from when they are made until fasthttp has written
+// them (or the 30 s write timeout has ended them), is bounded twice: for
+// all clients together, and for each client (an IPv4 address, an IPv6
+// /64, as guesser keys them) to a quarter of that. One client that asks
+// for large answers on many connections and reads none filled the whole
+// budget, and every other client's waveform was 503 until the write
+// timeout ended them (found by an audit, helper 2): now it fills its
+// share, and only it gets 503s.
+
+// AnswerBudget bounds the bytes that waveform (JSON and CSV) and spectrum
+// answers hold, all clients together: a client that does not read its
+// answers would otherwise keep them in the heap for the write timeout
+// (30 s), as many as it has connections. One client's answers hold at
+// most AnswerBudget/answerShares. An answer that does not fit is 503
+// with Retry-After; one larger than a client's share is sent when that
+// client holds no other, and one larger than the whole budget when it is
+// alone.
+const AnswerBudget = 16 << 20
+
+// JSONBudget bounds, in the same way, the bytes that every other answer
+// of HeldAnswerMin bytes or more holds (a page of large metadata, the
+// status list of a large fleet, /metrics): all of them were built whole
+// and held until written, so one client that asked for a 10,000-gateway
+// status list on many connections and read none held ~2.4 MB a
+// connection, without bound but API_MAX_CONNECTIONS (found by an audit,
+// helper 2). It is apart from AnswerBudget, and larger: dashboards poll
+// lists, and a burst of waveforms must not refuse them (nor they it).
+const JSONBudget = 64 << 20
+
+// HeldAnswerMin is the size from which an answer counts against
+// JSONBudget. Below it an answer costs no more than the connection's own
+// buffers (8 KiB to write, 16 KiB to read) a few times over, and is not
+// counted: an answer by id, a page of ordinary records, a health check
+// pay one length check and nothing else.
+const HeldAnswerMin = 64 << 10
+
+// answerShares: one client may hold a quarter of a budget.
+const answerShares = 4
+
+// answerMakers is how many waveform and spectrum answers are made (their
+// samples loaded, decoded and, for a spectrum, transformed) at once; the
+// others wait, within the database's time, holding nothing yet.
+const answerMakers = 4
+
+var errAnswersBusy = &Error{Status: fiber.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE",
+	Message: "Too many large answers are being sent; retry shortly"}
+
+// budget counts the bytes answers hold, in all and per client.
+type budget struct {
+	limit, share int
+	mu           sync.Mutex
+	held         int
+	clients      map[string]int
+}
+
+func newBudget(limit int) budget {
+	return budget{limit: limit, share: limit / answerShares, clients: make(map[string]int)}
+}
+
+// take reserves n bytes for c's client until release is called (once),
+// or answers errAnswersBusy with Retry-After: 1. An answer over the
+// client's share is taken when the client holds nothing else, one over
+// the whole budget when nobody does.
+func (b *budget) take(c *fiber.Ctx, n int) (release func(), err error) {
+	n = min(n, b.limit)
+	key := guesser(c.IP())
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	own := b.clients[key]
+	if b.held+n > b.limit || (own > 0 && own+n > b.share) {
+		c.Set(fiber.HeaderRetryAfter, "1")
+		return nil, errAnswersBusy
+	}
+	b.held += n
+	b.clients[key] = own + n
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			b.held -= n
+			if left := b.clients[key] - n; left > 0 {
+				b.clients[key] = left
+			} else {
+				delete(b.clients, key) // the map holds only clients that hold answers
+			}
+		})
+	}, nil
+}
+
+// answerBudget is the budget of waveform and spectrum answers, and the
+// turns to make them.
+type answerBudget struct {
+	budget
+	makers chan struct{}
+}
+
+func newAnswerBudget() answerBudget {
+	return answerBudget{budget: newBudget(AnswerBudget), makers: make(chan struct{}, answerMakers)}
+}
+
+// making waits, at most within, for a turn to make an answer, and returns
+// its end; past within it answers errAnswersBusy.
+func (b *answerBudget) making(c *fiber.Ctx, within time.Duration) (done func(), err error) {
+	t := time.NewTimer(within)
+	defer t.Stop()
+	select {
+	case b.makers <- struct{}{}:
+		return func() { <-b.makers }, nil
+	case <-t.C:
+	case <-c.UserContext().Done():
+	}
+	c.Set(fiber.HeaderRetryAfter, "1")
+	return nil, errAnswersBusy
+}
+
+// sendHeld answers body under the waveform budget until fasthttp has
+// written it (or given up): it closes a body stream then, whatever became
+// of the connection. A stream of known length keeps the Content-Length.
+func (s *server) sendHeld(c *fiber.Ctx, body []byte) error {
+	release, err := s.answers.take(c, cap(body)) // what it holds
+	if err != nil {
+		return err
+	}
+	c.Context().SetBodyStream(heldBody{bytes.NewReader(body), release}, len(body))
+	return nil
+}
+
+type heldBody struct {
+	*bytes.Reader
+	release func()
+}
+
+func (h heldBody) Close() error {
+	h.release()
+	return nil
+}
+
+// sharedAnswers are the routes whose answers are built once for the
+// process and shared: holding one costs nothing.
+var sharedAnswers = map[string]bool{
+	"/": true, web.Prefix + "*": true,
+	"/api/openapi.json": true, "/api/docs": true, docsCSSPath: true,
+}
+
+// holdLarge puts an answer of HeldAnswerMin bytes or more under
+// JSONBudget until fasthttp has written it, or refuses it (the error to
+// answer instead). It runs once the handler and the error handler are
+// done, so every answer passes it: the one place where answers are
+// bounded. Streams (the waveform, a spectrum, the event stream) are
+// bounded where they are made; a HEAD answer's body is dropped at once,
+// its Content-Length kept.
+func (s *server) holdLarge(c *fiber.Ctx) error {
+	resp := c.Response()
+	if resp.IsBodyStream() {
+		return nil
+	}
+	body := resp.Body()
+	if len(body) < HeldAnswerMin || sharedAnswers[c.Route().Path] {
+		return nil
+	}
+	if c.Context().IsHead() {
+		n := len(body)
+		resp.ResetBody()
+		resp.Header.SetContentLength(n)
+		return nil
+	}
+	release, err := s.large.take(c, cap(body)) // what it holds
+	if err != nil {
+		return err
+	}
+	// The body is fasthttp's pooled buffer's (a handler that wrote it) or
+	// the handler's own (c.JSON, c.Send): swapping nil in makes it ours in
+	// either case, so that the pool cannot hand it to another answer.
+	resp.SwapBody(nil)
+	resp.SetBodyStream(heldBody{bytes.NewReader(body), release}, len(body))
+	return nil
+}
