@@ -181,9 +181,13 @@ func (s *server) holdLarge(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	// The body is fasthttp's pooled buffer's (a handler that wrote it) or
-	// the handler's own (c.JSON, c.Send): swapping nil in makes it ours in
-	// either case, so that the pool cannot hand it to another answer.
+	// The body is the handler's own (c.JSON, c.Send) or the response's
+	// buffer (a handler that wrote it, as /metrics does). fasthttp keeps
+	// that buffer with the request's context and writes it again only for
+	// the next request, once this answer is done; but with
+	// ReduceMemoryUsage it would go back to a pool shared by every
+	// connection. Swapping nil in makes the body ours either way, and
+	// keeps the context from keeping a buffer as large as this answer.
 	resp.SwapBody(nil)
 	resp.SetBodyStream(heldBody{bytes.NewReader(body), release}, len(body))
 	return nil
