@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,26 +24,6 @@ func settledHeap(t *testing.T, debug string) float64 {
 	t.Helper()
 	heapOf(t, debug)
 	return heapOf(t, debug)
-}
-
-// heapOf reads the live heap (after a collection) of a gatewayd serving
-// pprof on debug.
-func heapOf(t *testing.T, debug string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + debug + "/debug/pprof/heap?debug=1&gc=1")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			require.NoError(t, err)
-			return f
-		}
-	}
-	t.Fatal("no HeapAlloc in the heap profile")
-	return 0
 }
 
 // unreadRequests sends path on conns connections with a tiny receive
