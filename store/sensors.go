@@ -274,22 +274,30 @@ func mergeBatch(sensorGW []uuid.UUID, serials []int64, names, parts []string, ra
 	}
 	// A sensor the gateway's newest merged answer left out, and not heard
 	// from since, is disconnected: this answer's, or a newer one merged
-	// before it (the API's discover, ahead of the writer's older answer).
-	// Measured from this answer alone, an older answer merged last
-	// connected again what the newer one had left out, and stored a
-	// serial only it listed as connected (found by an audit, helper 1).
-	// Each answer stamps what it lists (the merge above) and what it
-	// disconnects, so the newest stamp is the newest answer's time.
+	// before it (the API's discover, ahead of the writer's older answer;
+	// sensor_lists keeps its time). Measured from this answer alone, an
+	// older answer merged last connected again what the newer one had
+	// left out, and stored a serial only it listed as connected (found by
+	// audits, helpers 1 and 10). What it disconnects is stamped with the
+	// answer's time, so that an older answer leaves it so (unlessOlder).
 	b.Queue(`
 		UPDATE sensors s SET connected = false, discovered_at = GREATEST(s.discovered_at, d.at)
-		FROM (SELECT d.gw, GREATEST(d.at, (SELECT max(c.discovered_at) FROM sensors c
-				WHERE c.gateway_id = d.gw AND c.deleted_at IS NULL)) AS at
-			FROM unnest($1::uuid[], $2::timestamptz[]) AS d(gw, at)) d
+		FROM (SELECT d.gw, GREATEST(d.at, l.listed_at) AS at
+			FROM unnest($1::uuid[], $2::timestamptz[]) AS d(gw, at)
+			LEFT JOIN sensor_lists l ON l.gateway_id = d.gw) d
 		WHERE s.gateway_id = d.gw AND s.deleted_at IS NULL AND s.connected AND s.last_seen_at < d.at
 			AND (s.discovered_at IS NULL OR s.discovered_at <= d.at)
 		RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id), true, false`,
 		gws, ats).Query(collect)
 	b.Queue(orphanSweep, gws)
+	// In gateway order, as every merge: two merges of one gateway (the
+	// writer's and the API's) wait for each other, never in a cycle.
+	b.Queue(`
+		INSERT INTO sensor_lists AS l (gateway_id, listed_at)
+		SELECT d.gw, d.at FROM unnest($1::uuid[], $2::timestamptz[]) AS d(gw, at)
+		JOIN gateways g ON g.id = d.gw AND g.deleted_at IS NULL
+		ORDER BY d.gw
+		ON CONFLICT (gateway_id) DO UPDATE SET listed_at = GREATEST(l.listed_at, EXCLUDED.listed_at)`, gws, ats)
 	return b
 }
 

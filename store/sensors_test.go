@@ -390,3 +390,51 @@ func TestAnOlderAnswerDoesNotUndoANewersDisconnect(t *testing.T) {
 		Sensors: []gatewayd.SensorReport{report(1, "One")}}})))
 	assert.False(t, sensorsBySerial(t, s, g.ID)[1].Connected, "the newest answer (t4) listed no sensor")
 }
+
+// The same, where the newest answer leaves no sensor row to show it: it
+// lists nothing, and every sensor of the gateway was disconnected
+// already, or the gateway has none. Measured from the sensors' stamps
+// (the fix above), an older answer merged after it still connected what
+// it listed; sensor_lists keeps the newest answer's time. (Found by an
+// audit, helper 10, whose tests these are.)
+func TestAnOlderAnswerDoesNotUndoANewerEmptyList(t *testing.T) {
+	ctx := context.Background()
+	t.Run("all disconnected", func(t *testing.T) {
+		s, _, _, g := withGateway(t, "AUD10A")
+		t0 := time.Now().UTC().Truncate(time.Millisecond)
+		t1, t2, t3 := t0.Add(time.Second), t0.Add(2*time.Second), t0.Add(3*time.Second)
+		// Serials 1 and 2 known at t0; the answer at t1 lists none: both
+		// disconnected (every sensor of the gateway unplugged).
+		require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t0,
+			Sensors: []gatewayd.SensorReport{report(1, "One"), report(2, "Two")}}})))
+		require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t1}})))
+		require.False(t, sensorsBySerial(t, s, g.ID)[2].Connected)
+		// The newest answer (t3, the API's discover) lists none either; an
+		// older answer (t2, the writer's) merged after it lists 2 again.
+		require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t3}})))
+		require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t2,
+			Sensors: []gatewayd.SensorReport{report(2, "Two")}}})))
+		got := sensorsBySerial(t, s, g.ID)
+		assert.False(t, got[1].Connected)
+		assert.False(t, got[2].Connected,
+			"the newest answer (t3) left serial 2 out; an older one (t2) merged after it connected it again")
+		// A newer answer still connects it.
+		require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t3.Add(time.Second),
+			Sensors: []gatewayd.SensorReport{report(2, "Two")}}})))
+		assert.True(t, sensorsBySerial(t, s, g.ID)[2].Connected)
+	})
+	t.Run("no sensors", func(t *testing.T) {
+		s, _, _, g := withGateway(t, "AUD10B")
+		t0 := time.Now().UTC().Truncate(time.Millisecond)
+		t1, t2 := t0.Add(time.Second), t0.Add(2*time.Second)
+		// The newest answer (t2): the gateway lists no sensor; an older
+		// answer (t1) merged after it lists serial 7.
+		require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t2}})))
+		require.NoError(t, errOf(s.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: g.ID, At: t1,
+			Sensors: []gatewayd.SensorReport{report(7, "Seven")}}})))
+		got := sensorsBySerial(t, s, g.ID)
+		require.Contains(t, got, int64(7), "a serial the older answer listed is stored")
+		assert.False(t, got[7].Connected,
+			"serial 7 is only in an answer older than the newest list, which listed nothing, yet it is stored connected")
+	})
+}
