@@ -1,11 +1,9 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -13,42 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/internal/testutil"
-	"github.com/ctcgw/gatewayd/internal/wavepack"
 )
-
-// bigReading stores a COMPLETE reading of n samples per axis.
-func bigReading(t *testing.T, e *env, n int) string {
-	t.Helper()
-	ctx := context.Background()
-	gw := e.gateway(e.factory(e.org("O"), "F"), "G")["id"].(string)
-	_, err := e.st.MergeDiscoveries(ctx, []gatewayd.Discovery{{GatewayID: uuid.MustParse(gw), At: time.Now(),
-		Sensors: []gatewayd.SensorReport{{Serial: 1, Connected: true}}}})
-	require.NoError(t, err)
-	sensor := e.do("GET", "/api/gateways/"+gw+"/sensors", nil).json(t)["data"].([]any)[0].(map[string]any)["id"].(string)
-	r, s, err := e.st.CreateReading(ctx, uuid.New(), uuid.MustParse(sensor), gatewayd.TriggerManual)
-	require.NoError(t, err)
-	x, y, z := make([]float32, n), make([]float32, n), make([]float32, n)
-	for i := range n {
-		x[i] = float32(math.Sin(float64(i) / 7))
-		y[i] = float32(i%13) / 13
-		z[i] = float32(i%101) / 101
-	}
-	now := time.Now()
-	rate := 20000.0
-	r.Status, r.StartedAt, r.CompletedAt, r.SampleRateHz, r.Samples = gatewayd.ReadingComplete, &now, &now, &rate, &n
-	r.Summary = []byte(`{}`)
-	_, err = e.st.SaveReadings(ctx, []gatewayd.ReadingUpdate{{Reading: r, Serial: s.Serial,
-		Packed: &gatewayd.PackedWaveform{Format: wavepack.FormatRaw, Data: wavepack.PackRaw(x, y, z)}}})
-	require.NoError(t, err)
-	return r.ID.String()
-}
 
 // dialerFrom dials from the loopback address from (127.0.0.0/8 is all
 // loopback on Linux): each address is another client to the budgets.
@@ -95,7 +63,7 @@ func getFrom(t *testing.T, client *http.Client, url string) (*http.Response, []b
 func TestAnotherClientsWaveformIsServedWhileOneClientReadsNothing(t *testing.T) {
 	e := newEnv(t, api.Options{})
 	const n = 400_000
-	id := bigReading(t, e, n)
+	id := completeReading(t, e, n)
 	addr := e.serve()
 	path := "/api/readings/" + id + "/waveform"
 	for range 3 { // the hostile viewer: three connections

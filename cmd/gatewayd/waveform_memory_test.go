@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -92,23 +90,7 @@ func TestWaveformsAClientDoesNotReadAreBoundedInMemory(t *testing.T) {
 	}, 60*time.Second, "the reading completes")
 
 	// The live heap, after a collection (pprof's gc=1 on DEBUG_ADDR).
-	heap := func() float64 {
-		t.Helper()
-		resp, err := http.Get("http://" + debug + "/debug/pprof/heap?debug=1&gc=1")
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); ok {
-				f, err := strconv.ParseFloat(v, 64)
-				require.NoError(t, err)
-				return f
-			}
-		}
-		t.Fatal("no HeapAlloc in the heap profile")
-		return 0
-	}
+	heap := func() float64 { return heapOf(t, debug) }
 	// One honest download first, read whole: what a reading costs once.
 	resp, err := http.Get(api + "/readings/" + reading + "/waveform")
 	require.NoError(t, err)
