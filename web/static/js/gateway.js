@@ -153,8 +153,8 @@ export function gatewayPage(main, id, scope) {
     const ids = list.map(s => s.id).join();
     const rows = sensorsBox.querySelector('tbody')?.rows;
     if (rows && ids === drawnSensors) {
-      list.forEach((s, i) => sensorCols.forEach(([, cell], j) => {
-        const td = rows[i].cells[j], fresh = h('td', null, cell(s, new Map()) ?? '—');
+      list.forEach((s, i) => sensorCols.forEach(([, cell, cls], j) => {
+        const td = rows[i].cells[j], fresh = h('td', {class: cls}, cell(s, new Map()) ?? '—');
         if (td.innerHTML !== fresh.innerHTML) td.replaceWith(fresh);
       }));
       if (note) sensorsBox.append(note);

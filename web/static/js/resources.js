@@ -61,11 +61,20 @@ const F = {
   metadata: {name: 'metadata', label: 'Metadata (a JSON object)', type: 'json', hint: 'Optional, e.g. {"line": 4}', wide: true},
 };
 
+// A column is [heading, cell(item, names), class of its cells]. FREE
+// marks the cells of text that others choose (names, kinds, locations,
+// URLs; up to 255 or 500 characters, without a space if they like): only
+// those break a word that does not fit, and only past a width (app.css
+// td.free). Serials, states, times and numbers never break mid-word (every
+// cell breaking anywhere squeezed the tables at 375 px and broke short
+// names, serials and times: found by an audit, helper 10).
+export const FREE = 'free';
+
 export const RES = {
   organizations: {
     title: 'Organizations', one: 'organization',
     fields: () => [F.name, F.metadata],
-    columns: [['Name', o => link('/organizations/' + o.id, o.name)], ['Created', o => fmtTime(o.created_at)]],
+    columns: [['Name', o => link('/organizations/' + o.id, o.name), FREE], ['Created', o => fmtTime(o.created_at)]],
   },
   factories: {
     title: 'Factories', one: 'factory',
@@ -77,8 +86,8 @@ export const RES = {
       {name: 'location', label: 'Location', nullable: true, maxlength: 500, hint: 'Free text, e.g. Hall 3'},
       {name: 'timezone', label: 'Time zone', list: timezones(), placeholder: 'UTC', hint: 'An IANA name such as Europe/Berlin; UTC if left empty when created'},
       F.metadata],
-    columns: [['Name', f => link('/factories/' + f.id, f.name)], ['Organization', (f, n) => n.get(f.organization_id)],
-      ['Location', f => f.location], ['Time zone', f => f.timezone]],
+    columns: [['Name', f => link('/factories/' + f.id, f.name), FREE], ['Organization', (f, n) => n.get(f.organization_id), FREE],
+      ['Location', f => f.location, FREE], ['Time zone', f => f.timezone]],
   },
   equipment: {
     title: 'Equipment', one: 'equipment',
@@ -88,7 +97,8 @@ export const RES = {
       F.name,
       {name: 'kind', label: 'Kind', nullable: true, maxlength: 100, hint: 'Free text, e.g. pump'},
       F.metadata],
-    columns: [['Name', e => link('/equipment/' + e.id, e.name)], ['Factory', (e, n) => n.get(e.factory_id)], ['Kind', e => e.kind]],
+    columns: [['Name', e => link('/equipment/' + e.id, e.name), FREE], ['Factory', (e, n) => n.get(e.factory_id), FREE],
+      ['Kind', e => e.kind, FREE]],
   },
   gateways: {
     title: 'Gateways', one: 'gateway',
@@ -106,8 +116,8 @@ export const RES = {
       {name: 'desired_state', label: 'Connection', type: 'select', default: 'CONNECTED', create: true,
         options: [['CONNECTED', 'Connect now'], ['DISCONNECTED', 'Keep disconnected']]},
       F.metadata],
-    columns: [['Name', g => link('/gateways/' + g.id, g.name)], ['Gateway id', g => h('code', {text: g.gateway_id})],
-      ['State', g => stateBadge(g.id)], ['Factory', (g, n) => n.get(g.factory_id)], ['URL', g => g.url]],
+    columns: [['Name', g => link('/gateways/' + g.id, g.name), FREE], ['Gateway id', g => h('code', {text: g.gateway_id}), FREE],
+      ['State', g => stateBadge(g.id)], ['Factory', (g, n) => n.get(g.factory_id), FREE], ['URL', g => g.url, FREE]],
   },
   sensors: {
     title: 'Sensors', one: 'sensor', noCreate: true,
@@ -115,8 +125,8 @@ export const RES = {
     // Also narrowed to one gateway's or one machine's, from their pages.
     narrow: [['gateway_id', 'gateways', 'gateway'], ['equipment_id', 'equipment', 'machine']],
     fields: () => [],
-    columns: [['Serial', s => link('/sensors/' + s.id, String(s.serial))], ['Name', s => s.name],
-      ['Gateway', s => gatewayName(s.gateway_id)],
+    columns: [['Serial', s => link('/sensors/' + s.id, String(s.serial))], ['Name', s => s.name, FREE],
+      ['Gateway', s => gatewayName(s.gateway_id), FREE],
       ['Connected', s => s.connected ? 'yes' : 'no'],
       ['Temperature', s => s.last_temperature_c == null ? '—' : fmtNum(s.last_temperature_c, 1) + ' °C'],
       ['Schedule', s => s.reading_interval || 'off']],
@@ -145,7 +155,7 @@ export function table(columns, items, n = new Map(), caption) {
   return h('div', {class: 'table-wrap'}, h('table', null,
     caption ? h('caption', {class: 'sr-only', text: caption}) : null,
     h('thead', null, h('tr', null, columns.map(([label]) => h('th', {scope: 'col', text: label})))),
-    h('tbody', null, items.map(it => h('tr', null, columns.map(([, cell]) => h('td', null, cell(it, n) ?? '—')))))));
+    h('tbody', null, items.map(it => h('tr', null, columns.map(([, cell, cls]) => h('td', {class: cls}, cell(it, n) ?? '—')))))));
 }
 
 function pager(p, go) {

@@ -127,7 +127,8 @@ export function sensorPage(main, id, q, scope) {
         h('td', null, view),
         h('td', null, h('time', {datetime: r.requested_at, text: fmtTime(r.requested_at)})),
         h('td', {text: r.trigger}), h('td', null, statusBadge(r.status)),
-        h('td', {text: r.summary ? `${fmtNum(r.summary.x?.rms, 4)} / ${fmtNum(r.summary.y?.rms, 4)} / ${fmtNum(r.summary.z?.rms, 4)}` : (r.error || '')}));
+        r.summary ? h('td', {text: `${fmtNum(r.summary.x?.rms, 4)} / ${fmtNum(r.summary.y?.rms, 4)} / ${fmtNum(r.summary.z?.rms, 4)}`})
+          : h('td', {class: 'free', text: r.error || ''})); // a gateway's words (app.css td.free)
     });
     clear(readingsBox).append(h('div', {class: 'table-wrap'}, h('table', {class: 'readings'},
       h('caption', {class: 'sr-only', text: 'Readings, newest first'}),
