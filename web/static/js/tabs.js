@@ -6,8 +6,9 @@
 // any tab) never loaded. So the tabs that hold the same token elect a
 // leader (a Web Lock, held while the tab lives); the leader alone opens
 // /api/events and passes every event on to the others through a
-// BroadcastChannel. When the leader goes (closed, navigated away, crashed)
-// the browser grants the lock to the next tab, which opens the stream from
+// BroadcastChannel. When the leader goes (closed, navigated away, crashed,
+// or frozen: a frozen tab leaves and joins again on resume) the browser
+// grants the lock to the next tab, which opens the stream from
 // the last event id it saw: the server's ring fills the gap, or answers
 // `reset` and every tab reloads what it shows.
 //
@@ -217,23 +218,38 @@ export function tabStream(open, types, on) {
   };
   join(token(), false);
   const offToken = onToken(rejoin);
-  // A page kept in the back-forward cache must not keep the lock (the
-  // other tabs would wait for a leader that sleeps): it leaves, and joins
-  // again when shown.
-  const hide = e => {
-    if (!e.persisted || !group) return;
+  // leave quits the group until the tab joins again: a leader says
+  // 'reconnecting' to the others, closes its stream and lets the lock go
+  // to the next tab; a follower leaves the lock's queue.
+  const leave = () => {
+    ++joins; // a join still hashing is void
+    if (!group) return;
     group();
     group = null;
-    ++joins; // a join still hashing is void
+    document.documentElement.dataset.stream = 'away';
   };
+  // A page kept in the back-forward cache, or frozen (Page Lifecycle: a
+  // browser freezes background tabs, and the leader is often one), must
+  // not keep the lock: the other tabs would wait for a leader that sleeps
+  // and show "Live" and states no longer true (found by an audit, helper
+  // 10); a frozen follower would be granted it next. It leaves, and joins
+  // again when shown or resumed, as after a token change: a leader opens
+  // the stream from the last event id it saw, a follower reloads what it
+  // shows once its leader is live (it missed what came meanwhile).
+  const hide = e => { if (e.persisted) leave(); };
   const show = e => { if (e.persisted && !group) rejoin(token()); };
+  const resume = () => { if (!group) rejoin(token()); };
   addEventListener('pagehide', hide);
   addEventListener('pageshow', show);
+  document.addEventListener('freeze', leave);
+  document.addEventListener('resume', resume);
   return () => {
     closed = true;
     offToken();
     removeEventListener('pagehide', hide);
     removeEventListener('pageshow', show);
+    document.removeEventListener('freeze', leave);
+    document.removeEventListener('resume', resume);
     if (group) group();
   };
 }
