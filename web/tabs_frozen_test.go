@@ -24,7 +24,7 @@ import (
 // "Live" and a gateway's state that is no longer true, for as long as the
 // leader stays frozen.
 // (Found by an audit, helper 10, whose test this is.)
-func TestAFrozenLeaderLeavesTheOtherTabsStale(t *testing.T) {
+func TestAFrozenLeaderLeavesNoTabStale(t *testing.T) {
 	h := harness(t, actorstest.FastConfig())
 	base := serve(t, h)
 	g, _ := h.Add("frozen")
