@@ -142,13 +142,16 @@ func TestBurstOfSmallPushedReadingsLeavesOthersReadingsAlone(t *testing.T) {
 	for _, o := range others {
 		// Each goes on a little after the burst, then stops.
 		after := o.p.sent.Load() + 10
-		eventually(t, func() bool { return o.p.sent.Load() >= after }, 30*time.Second, "steady pushes after the burst")
+		eventually(t, func() bool { return o.p.sent.Load() >= after }, time.Minute, "steady pushes after the burst")
 		o.p.closed.Do(func() { close(o.p.stop) })
 	}
 	for _, o := range others {
 		sent := int(o.p.sent.Load())
 		var stored, over int
-		eventually(t, func() bool { stored, over = counts(o.g.ID); return stored >= sent }, 30*time.Second, "%s's readings stored", o.g.GatewayID)
+		// What is asked is whether a reading failed, not how soon: on a
+		// loaded CI box (the suite's other packages beside it) the writer
+		// took longer than 30 s to catch up after four bursts.
+		eventually(t, func() bool { stored, over = counts(o.g.ID); return stored >= sent }, 2*time.Minute, "%s's readings stored", o.g.GatewayID)
 		t.Logf("%s: %d pushed, %d stored, %d FAILED 'processing overloaded', state %s", o.g.GatewayID, sent, stored, over, h.Status(o.g.ID).State)
 		require.Equal(t, gatewayd.StateAuthenticated, h.Status(o.g.ID).State)
 		if over > 0 {

@@ -129,7 +129,7 @@ func TestSchemaHasEveryIndexAndConstraint(t *testing.T) {
 	}
 	assert.Equal(t, []string{"equipment_factory_id_fkey", "factories_organization_id_fkey", "gateways_factory_id_fkey",
 		"reading_samples_reading_id_fkey", "readings_gateway_id_fkey", "readings_sensor_id_fkey",
-		"sensors_equipment_id_fkey", "sensors_gateway_id_fkey"}, fks)
+		"sensor_lists_gateway_id_fkey", "sensors_equipment_id_fkey", "sensors_gateway_id_fkey"}, fks)
 	var triggers int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%_updated_at'`).Scan(&triggers))
 	assert.Equal(t, 5, triggers)
