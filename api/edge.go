@@ -122,7 +122,9 @@ func hasBody(h *fasthttp.RequestHeader) bool {
 // (With StreamRequestBody fasthttp does not refuse a length over the
 // limit itself: it reads the first 8 KiB and hands over the rest.)
 func (s *server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-	if !hasBody(h) {
+	// fasthttp ignores a Transfer-Encoding of identity: such a request
+	// has no body to it, and is checked all the same.
+	if !hasBody(h) && !hasTransferEncoding(h.RawHeaders()) {
 		return fasthttp.RequestConfig{}
 	}
 	// The raw request URI: its path is worked out only if the body fails.
@@ -253,14 +255,19 @@ func (s *server) readError(err error, headerRead bool, start time.Time) *Error {
 }
 
 // framingConflict says whether a request's header makes its body's
-// length ambiguous: Content-Length together with Transfer-Encoding, or two
-// different Content-Lengths. fasthttp would pick one (chunked, or the last
-// length); a proxy in front may have picked the other and sent the rest as
-// a second request (request smuggling). RFC 9112 §6.3: answer 400 and
-// close the connection.
+// length ambiguous: Content-Length together with Transfer-Encoding, two
+// different Content-Lengths, or a Transfer-Encoding other than one
+// `chunked` (RFC 9112 §6.3: chunked must be the final coding, and no other
+// is taken here). fasthttp would pick one framing (chunked, the last
+// length; it reads identity as none and any other coding as chunked); a
+// proxy in front may have picked another and sent the rest as a second
+// request (request smuggling): with `Transfer-Encoding: identity` the
+// bytes after the head were served as the next request (found by an
+// audit, helper 12). RFC 9112 §6.3: answer 400 and close the connection.
 func framingConflict(raw []byte) bool {
 	var length []byte
-	hasLength, hasTE := false, false
+	hasLength, codings := false, 0
+	onlyChunked := true
 	for len(raw) > 0 {
 		var line []byte
 		line, raw = cutLine(raw)
@@ -276,10 +283,28 @@ func framingConflict(raw []byte) bool {
 			}
 			hasLength, length = true, v
 		case bytes.EqualFold(k, []byte(fiber.HeaderTransferEncoding)):
-			hasTE = true
+			for coding := range bytes.SplitSeq(v, []byte{','}) {
+				codings++
+				onlyChunked = onlyChunked && bytes.EqualFold(bytes.TrimSpace(coding), []byte("chunked"))
+			}
 		}
 	}
-	return hasLength && hasTE
+	return codings > 0 && (hasLength || codings > 1 || !onlyChunked)
+}
+
+// hasTransferEncoding says whether a raw header has a Transfer-Encoding
+// line. It looks at a line's first byte first: it runs for every request.
+func hasTransferEncoding(raw []byte) bool {
+	for len(raw) > 0 {
+		var line []byte
+		line, raw = cutLine(raw)
+		if len(line) > len(fiber.HeaderTransferEncoding) && (line[0] == 'T' || line[0] == 't') &&
+			line[len(fiber.HeaderTransferEncoding)] == ':' &&
+			bytes.EqualFold(line[:len(fiber.HeaderTransferEncoding)], []byte(fiber.HeaderTransferEncoding)) {
+			return true
+		}
+	}
+	return false
 }
 
 // cutLine splits the first line off a raw header.
