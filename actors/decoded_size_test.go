@@ -50,6 +50,28 @@ func tempTreeFrame(size int, elem string) []byte {
 	return b.Bytes()
 }
 
+// sendPaced is a peer's own pace: it sends frame burst times at once, then
+// one per gap (a ticker, not sleeps), n in all, counting each in sent. It
+// says whether all were sent: a failed write or stop ends it early.
+func sendPaced(ws *websocket.Conn, frame []byte, n, burst int, gap time.Duration, stop <-chan struct{}, sent *atomic.Int64) bool {
+	tick := time.NewTicker(gap)
+	defer tick.Stop()
+	for i := range n {
+		if i >= burst {
+			select {
+			case <-tick.C:
+			case <-stop:
+				return false
+			}
+		}
+		if ws.WriteMessage(websocket.TextMessage, frame) != nil {
+			return false
+		}
+		sent.Add(1)
+	}
+	return true
+}
+
 // pushingPeer logs in, answers discovery with [] and the subscription,
 // then sends frame burst times at once and then every gap, n in all.
 type pushingPeer struct {
@@ -63,18 +85,17 @@ func newPushingPeer(t *testing.T, frame []byte, burst, n int, gap time.Duration)
 	p := &pushingPeer{}
 	p.url = servePeer(t, func(ws *websocket.Conn) {
 		subscribed := make(chan struct{})
+		left := make(chan struct{}) // the handler returned: the sender stops
+		defer close(left)
 		go func() {
-			<-subscribed
-			for i := 0; i < n; i++ {
-				if i >= burst {
-					time.Sleep(gap) // pacing of the peer's own sends, not a wait for gatewayd
-				}
-				if ws.WriteMessage(websocket.TextMessage, frame) != nil {
-					return
-				}
-				p.sent.Add(1)
+			select {
+			case <-subscribed:
+			case <-left:
+				return
 			}
-			p.done.Store(true)
+			if sendPaced(ws, frame, n, burst, gap, left, &p.sent) {
+				p.done.Store(true)
+			}
 		}()
 		once := false
 		for {
@@ -273,15 +294,7 @@ func TestDecodedTempTreesBeforeALoginAreBounded(t *testing.T) {
 				}
 			}
 		}()
-		for i := 0; sent.Load() < n; i++ {
-			if i >= 6 {
-				time.Sleep(600 * time.Millisecond) // the peer's own pacing: under 8 MiB/s after the burst
-			}
-			if ws.WriteMessage(websocket.TextMessage, frame) != nil {
-				return
-			}
-			sent.Add(1)
-		}
+		sendPaced(ws, frame, n, 6, 600*time.Millisecond, nil, &sent) // under 8 MiB/s after the burst
 	})
 	baseline, peakHeap := sampleHeap(t)
 	hostile := addRawGateway(t, h, "nologin", url)
