@@ -148,11 +148,14 @@ func (h heldBody) Close() error {
 	return nil
 }
 
-// sharedAnswers are the routes whose answers are built once for the
+// sharedAnswer says whether a route's answers are built once for the
 // process and shared: holding one costs nothing.
-var sharedAnswers = map[string]bool{
-	"/": true, web.Prefix + "*": true,
-	"/api/openapi.json": true, "/api/docs": true, docsCSSPath: true,
+func sharedAnswer(route string) bool {
+	switch route {
+	case "/", web.Prefix + "*", "/api/openapi.json", "/api/docs", docsCSSPath:
+		return true
+	}
+	return false
 }
 
 // holdLarge puts an answer of HeldAnswerMin bytes or more under
@@ -168,7 +171,7 @@ func (s *server) holdLarge(c *fiber.Ctx) error {
 		return nil
 	}
 	body := resp.Body()
-	if len(body) < HeldAnswerMin || sharedAnswers[c.Route().Path] {
+	if len(body) < HeldAnswerMin || sharedAnswer(c.Route().Path) {
 		return nil
 	}
 	if m := c.Method(); m != fiber.MethodGet && m != fiber.MethodHead {

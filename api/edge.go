@@ -231,9 +231,6 @@ func (s *server) readFailed(fctx *fasthttp.RequestCtx, err error) {
 		_ = fctx.Conn().Close()
 		return
 	}
-	if l.ambiguous {
-		apiErr = errFraming // whatever went wrong reading its body
-	}
 	if headerRead {
 		l.path = pathOf(l.path)
 	}
