@@ -247,6 +247,13 @@ func TestHugeSensorListsOfTwoGatewaysAreBounded(t *testing.T) {
 
 func hugeSensorLists(t *testing.T, k int) {
 	cfg := actorstest.FastConfig()
+	// What is measured is the heap a list costs, not how soon it comes:
+	// with -race on a loaded CI box the peer took more than the fast
+	// config's 5 s to make and send a 4 MiB answer, so the discovery
+	// timed out and the pong behind the frame came late, again and again,
+	// and no list was ever stored.
+	cfg.CommandTimeout = time.Minute
+	cfg.PongTimeout = time.Minute
 	h := actorstest.New(t, tmpl, cfg)
 	h.ShutdownWait = 2 * time.Minute
 	baseline, peakHeap := sampleHeap(t)
