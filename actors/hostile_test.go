@@ -199,11 +199,11 @@ func TestFlappingGatewayKeepsBackingOff(t *testing.T) {
 		t.Fatal("the connection was never counted healthy")
 	}
 	require.Equal(t, gatewayd.StateAuthenticated, h.Status(g.ID).State)
+	dropped := time.Now()
 	sg.Drop(0)
-	eventually(t, func() bool {
-		st = h.Status(g.ID)
-		return st.State == gatewayd.StateBackoff
-	}, 5*time.Second, "dropped once")
+	// The status as it entered BACKOFF: the backoff after one failure is
+	// ~50 ms, which polling missed on a loaded CI box.
+	st = h.WaitEnteredAfter(g.ID, gatewayd.StateBackoff, dropped)
 	require.NotNil(t, st.NextRetryAt)
 	assert.Less(t, st.NextRetryAt.Sub(st.Since), 100*time.Millisecond, "the backoff started over")
 }

@@ -85,7 +85,7 @@ type Harness struct {
 	Reconfigured *Signal[Reconfig]
 	// Entered has every change of state the runtime's observer was told
 	// of (State is "" for a removed gateway).
-	Entered *Signal[Settle]
+	Entered *Signal[gatewayd.Status]
 	// Telemetry is what the runtime feeds: metrics and the event broker,
 	// as in production, for the API of a test to serve.
 	Telemetry *telemetry.Observer
@@ -118,7 +118,7 @@ func New(t testing.TB, tmpl *testdb.Template, cfg actors.Config) *Harness {
 		}
 	})
 	h := &Harness{T: t, Store: st, Pool: pool, DBURL: dbURL, Sim: sim, Factory: f.ID, Logs: logs,
-		Log: zerolog.New(logs).Level(zerolog.InfoLevel), Settled: NewSignal[Settle](), Reconfigured: NewSignal[Reconfig](), Entered: NewSignal[Settle]()}
+		Log: zerolog.New(logs).Level(zerolog.InfoLevel), Settled: NewSignal[Settle](), Reconfigured: NewSignal[Reconfig](), Entered: NewSignal[gatewayd.Status]()}
 	// Event ids start after a base, as in production (after the start
 	// time), so an id below it is from "an earlier process".
 	h.Telemetry = &telemetry.Observer{Metrics: metrics.New(), Events: events.NewBrokerAfter(events.DefaultRingSize, EventBase),
@@ -246,20 +246,27 @@ func (h *Harness) WaitState(id uuid.UUID, state gatewayd.State, within time.Dura
 // WaitEntered waits until the gateway has entered state, however briefly
 // it stayed there: a state that lasts a few milliseconds (BACKOFF between
 // two dials) is easily missed by polling on a busy machine.
-func (h *Harness) WaitEntered(id uuid.UUID, state gatewayd.State) {
+func (h *Harness) WaitEntered(id uuid.UUID, state gatewayd.State) gatewayd.Status {
 	h.T.Helper()
-	h.Entered.Wait(h.T, func(s Settle) bool { return s.ID == id && s.State == state })
+	return h.WaitEnteredAfter(id, state, time.Time{})
+}
+
+// WaitEnteredAfter is WaitEntered for an entry after t, and returns the
+// status the gateway had as it entered the state.
+func (h *Harness) WaitEnteredAfter(id uuid.UUID, state gatewayd.State, t time.Time) gatewayd.Status {
+	h.T.Helper()
+	return h.Entered.Wait(h.T, func(s gatewayd.Status) bool { return s.ID == id && s.State == state && !s.Since.Before(t) })
 }
 
 // enteredObserver passes everything on and records changes of state.
 type enteredObserver struct {
 	actors.Observer
-	entered *Signal[Settle]
+	entered *Signal[gatewayd.Status]
 }
 
 func (o enteredObserver) GatewayState(from gatewayd.State, st gatewayd.Status) {
 	o.Observer.GatewayState(from, st)
-	o.entered.Send(Settle{st.ID, st.State})
+	o.entered.Send(st)
 }
 
 // WaitSettled waits until the gateway's actor reports that it settled in
