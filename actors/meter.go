@@ -35,6 +35,10 @@ type frameMeter struct {
 	head                [14]byte
 	headLen             int    // bytes of the current frame's header read
 	skip                uint64 // bytes of the current frame's payload still to come
+	// messages counts the text and binary frames begun: the messages the
+	// peer sent, as far as they came off the socket (the reader compares
+	// them with those it has taken).
+	messages uint64
 }
 
 // maxResponse bounds the handshake's response: Go's http.ReadResponse,
@@ -108,6 +112,9 @@ func (m *frameMeter) count(p []byte, now time.Time) bool {
 		}
 		if !m.frames.take(1, now) {
 			return false
+		}
+		if op := m.head[0] & 0x0f; op == 1 || op == 2 { // RFC 6455 §5.2: text, binary
+			m.messages++
 		}
 		m.headLen, m.skip = 0, size
 	}

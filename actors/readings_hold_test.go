@@ -75,10 +75,8 @@ func TestSamplesQueuedBehindAHeldFrameDoNotFailTheirReading(t *testing.T) {
 	e.p.answerTake()
 	e.p.started(true)
 	t0 := time.Now() // gatewayd's deadline is a little after t0 + 4 s
-	eventually(t, func() bool {
-		r, err := e.h.Store.GetReading(t.Context(), a)
-		return err == nil && r.Status == gatewayd.ReadingRunning
-	}, 10*time.Second, "A running")
+	// (No wait for A's RUNNING row: on a loaded box the writer's batch
+	// came so late that the frames below went out after the deadline.)
 
 	// A burst of other gateways' readings on their way to the database.
 	drain := actors.FillIntake(e.h.Runtime, 1<<30)

@@ -79,9 +79,11 @@ func TestStaleReadDoesNotResurrectARemovedGateway(t *testing.T) {
 // first backoff, not the grown one.
 func TestDisconnectAndNewSettingsStartTheBackoffOver(t *testing.T) {
 	t.Parallel()
+	states := make(chan gatewayd.Status, 256)
 	cfg := Config{ConnectTimeout: time.Second, AuthTimeout: time.Second, CommandTimeout: time.Second,
 		BackoffInitial: 200 * time.Millisecond, BackoffMax: 2 * time.Second, BackoffMultiplier: 2,
-		PingInterval: time.Minute, PongTimeout: time.Minute, RestartLimit: 3, RestartWindow: time.Minute, ReconcileInterval: time.Hour}
+		PingInterval: time.Minute, PongTimeout: time.Minute, RestartLimit: 3, RestartWindow: time.Minute, ReconcileInterval: time.Hour,
+		Observer: stateObserver{states}}
 	rt := Start(cfg, fixedSource{}, zerolog.Nop())
 	t.Cleanup(func() { _ = rt.Shutdown(context.Background()) })
 	// After the first store read, which would remove a gateway it lacks.
@@ -96,21 +98,37 @@ func TestDisconnectAndNewSettingsStartTheBackoffOver(t *testing.T) {
 		require.NoError(t, err)
 		return st
 	}
-	// firstRetry waits for the first BACKOFF after a fresh start and says
-	// how long it waits.
+	// entered waits for the gateway's next entry into BACKOFF after
+	// attempts failures and returns its status then, as the actor told
+	// it: a poll of the status could miss a 200 ms backoff on a loaded box
+	// and see the next one.
+	entered := func(attempts int, what string) gatewayd.Status {
+		t.Helper()
+		timeout := time.After(20 * time.Second)
+		for {
+			select {
+			case st := <-states:
+				if st.ID == target.ID && st.State == gatewayd.StateBackoff && st.ReconnectAttempts == attempts {
+					return st
+				}
+			case <-timeout:
+				t.Fatalf("%s: no BACKOFF after %d failures within 20 s", what, attempts)
+			}
+		}
+	}
+	// firstRetry waits for the first BACKOFF of a fresh start (a count
+	// that did not start over never gets back to 1) and checks how long
+	// it waits.
 	firstRetry := func(what string) {
-		var st gatewayd.Status
-		require.Eventually(t, func() bool {
-			st = status()
-			return st.State == gatewayd.StateBackoff && st.NextRetryAt != nil
-		}, 10*time.Second, time.Millisecond, what)
-		assert.Equal(t, 1, st.ReconnectAttempts, what)
+		t.Helper()
+		st := entered(1, what)
+		require.NotNil(t, st.NextRetryAt, what)
 		assert.LessOrEqual(t, st.NextRetryAt.Sub(st.Since), 300*time.Millisecond+50*time.Millisecond,
 			"%s: the first backoff (200 ms, jitter up to half), not a grown one", what)
 	}
 	grown := func() {
-		require.Eventually(t, func() bool { return status().ReconnectAttempts >= 3 }, 20*time.Second, 5*time.Millisecond,
-			"three failures: the backoff grew (to 800 ms)")
+		t.Helper()
+		entered(3, "three failures: the backoff grew (to 800 ms)")
 	}
 
 	grown()
@@ -126,6 +144,23 @@ func TestDisconnectAndNewSettingsStartTheBackoffOver(t *testing.T) {
 	rt.GatewayUpdated(target)
 	firstRetry("after new credentials")
 }
+
+// stateObserver passes every change of a gateway's state to a channel
+// (dropped when full: the tests read as they go).
+type stateObserver struct{ ch chan<- gatewayd.Status }
+
+func (o stateObserver) GatewayState(_ gatewayd.State, st gatewayd.Status) {
+	select {
+	case o.ch <- st:
+	default:
+	}
+}
+func (stateObserver) Dialed(error, time.Duration)         {}
+func (stateObserver) LoginAnswered(string)                {}
+func (stateObserver) ActorRestarted()                     {}
+func (stateObserver) FloodCutOff()                        {}
+func (stateObserver) SensorsChanged([]gatewayd.SensorRef) {}
+func (stateObserver) ReadingsDone([]gatewayd.ReadingRef)  {}
 
 // Reconciliation never undoes what the API did after its read was made,
 // and a removal outlives the first read that lacks the gateway.
