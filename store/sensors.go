@@ -464,7 +464,13 @@ func temperatureBatch(gws []uuid.UUID, serials []int64, temps []*float64, ats []
 			                            AND (s.last_temperature_at IS NULL OR s.last_temperature_at <= EXCLUDED.last_temperature_at)
 			                           THEN EXCLUDED.last_temperature_c ELSE s.last_temperature_c END,
 			last_temperature_at = GREATEST(s.last_temperature_at, EXCLUDED.last_temperature_at), -- NULLs ignored
-			last_seen_at        = GREATEST(s.last_seen_at, EXCLUDED.last_seen_at)
+			last_seen_at        = GREATEST(s.last_seen_at, EXCLUDED.last_seen_at),
+			-- Heard from no earlier than the gateway's newest list: what
+			-- the list's merge would have left connected (it spares
+			-- last_seen_at >= the list), whichever was written first
+			-- (found by an audit, helper 4).
+			connected           = s.connected OR COALESCE(EXCLUDED.last_seen_at >=
+			                      (SELECT l.listed_at FROM sensor_lists l WHERE l.gateway_id = s.gateway_id), true)
 		RETURNING s.id, s.gateway_id, (SELECT factory_id FROM gateways WHERE id = s.gateway_id) AS factory_id, s.xmax = 0 AS changed)
 		`+sensorsWrittenOrOver,
 		gws, serials, temps, ats).Query(func(rows pgx.Rows) (err error) {
