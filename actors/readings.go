@@ -337,7 +337,15 @@ func (a *gatewayActor) onReading(now time.Time, n *ctc.Reading, text *[]byte) {
 	}
 	r := gatewayd.Reading{ID: uuid.New(), GatewayID: a.id, Trigger: gatewayd.TriggerGateway, Status: gatewayd.ReadingRunning,
 		RequestedAt: now, StartedAt: &now}
-	a.d.processor.submit(job{r: r, serial: serial, rateHz: a.sensorRates[serial], x: n.X, y: n.Y, z: n.Z, text: text})
+	rate, known := a.sensorRates[serial]
+	if !known {
+		// A serial the last discovery did not list is still a sensor, and
+		// a client hears of it (sensor.updated) as of one a temperature
+		// named: the reading's own insert of the row tells nobody (found
+		// by an audit, helper 5).
+		a.d.writer.temperature(gatewayd.Temperature{GatewayID: a.id, Serial: serial, At: now, Sighting: true})
+	}
+	a.d.processor.submit(job{r: r, serial: serial, rateHz: rate, x: n.X, y: n.Y, z: n.Z, text: text})
 }
 
 func (a *gatewayActor) onReadingTimer(m *readingTimer) {
