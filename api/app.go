@@ -107,6 +107,12 @@ type Options struct {
 	// connection over, are refused (503) while they and fasthttp's open
 	// connections together reach it. Default fasthttp's 262,144.
 	MaxConnections int
+	// MaxClientConnections caps the connections one client (an IPv4
+	// address, an IPv6 /64) holds at once, event streams included
+	// (API_MAX_CONNECTIONS_PER_CLIENT); past it a new one is answered 429
+	// and closed, when served through App.Listener. Default a quarter of
+	// MaxConnections; no cap without MaxConnections.
+	MaxClientConnections int
 	// Base is every request's context (nil: none that ends). serve ends
 	// it when the HTTP shutdown runs out of time, so handlers still
 	// waiting on the database or a gateway give up at once: they held
@@ -152,7 +158,7 @@ type server struct {
 }
 
 // New builds the Fiber app.
-func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.App {
+func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *App {
 	if opts.DBTimeout <= 0 {
 		opts.DBTimeout = 5 * time.Second
 	}
@@ -263,7 +269,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *fiber.A
 		return nil
 	})
 	s.routes(app, table)
-	return app
+	return &App{App: app, clients: newClientConns(clientShare(opts), log)}
 }
 
 // streamsShutdownWait is the most shutdown waits for the event streams.

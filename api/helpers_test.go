@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
@@ -152,7 +151,7 @@ func (f *fakeRuntime) Ready() bool        { return f.ready }
 
 type env struct {
 	t    testing.TB
-	app  *fiber.App
+	app  *api.App
 	st   *store.Store
 	rt   *fakeRuntime
 	logs *testutil.SyncBuffer

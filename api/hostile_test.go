@@ -602,7 +602,7 @@ func TestCredentialsFollowTheURL(t *testing.T) {
 // TestConnectionsOverTheLimit: past Options.MaxConnections a new
 // connection is answered 503 and closed, and the server says so in the log.
 func TestConnectionsOverTheLimit(t *testing.T) {
-	e := newEnv(t, api.Options{MaxConnections: 2})
+	e := newEnv(t, api.Options{MaxConnections: 2, MaxClientConnections: 100}) // the global limit, not a client's share
 	addr := e.serve()
 	// Two keep-alive connections, each served once, hold both slots.
 	for range 2 {

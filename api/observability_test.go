@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/common/expfmt"
@@ -40,7 +39,7 @@ func (e *liveEnv) listen() string {
 
 // serveOn serves app on a real socket until the test ends, then closes
 // the event streams of broker, as shutdown does, and the app.
-func serveOn(t testing.TB, app *fiber.App, broker *events.Broker) string {
+func serveOn(t testing.TB, app *api.App, broker *events.Broker) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

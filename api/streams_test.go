@@ -103,7 +103,7 @@ func TestShutdownEndsTheStreams(t *testing.T) {
 // sees them: with a limit of 2, two streams fill it and a third is
 // refused with the API's 503.
 func TestEventStreamsCountAgainstTheConnectionLimit(t *testing.T) {
-	e := newLiveEnvWith(t, actorstest.FastConfig(), api.Options{MaxConnections: 2})
+	e := newLiveEnvWith(t, actorstest.FastConfig(), api.Options{MaxConnections: 2, MaxClientConnections: 100}) // the global limit, not a client's share
 	base := e.listen()
 	broker := e.h.Telemetry.Events
 	for i := range 2 {

@@ -245,7 +245,7 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	requests, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
 	app := api.New(st, rt, log, api.Options{ShutdownTimeout: cfg.ShutdownTimeout, CORSOrigins: cfg.CORSOrigins, ChaosEnabled: cfg.ChaosEnabled, Started: started,
-		CommandTimeout: cfg.Gateway.CommandTimeout, DatabaseUp: probe.Up, Telemetry: obs, MaxConnections: cfg.APIMaxConnections,
+		CommandTimeout: cfg.Gateway.CommandTimeout, DatabaseUp: probe.Up, Telemetry: obs, MaxConnections: cfg.APIMaxConnections, MaxClientConnections: cfg.APIMaxClientConnections,
 		AuthEnabled: cfg.AuthEnabled, MetricsPublic: cfg.MetricsPublic, MetricsDisabled: !cfg.MetricsEnabled,
 		EventsClientBuffer: cfg.EventsClientBuffer, DialPolicy: policy, Base: requests})
 

@@ -43,12 +43,15 @@ type Config struct {
 	// APIMaxConnections caps concurrent HTTP connections, so that HTTP
 	// clients cannot take the file descriptors the gateways need.
 	APIMaxConnections int
-	LogLevel          string
-	LogFormat         string
-	CORSOrigins       []string
-	MigrateOnStart    bool
-	ChaosEnabled      bool
-	Gateway           Gateway
+	// APIMaxClientConnections caps one client's share of them (0: a
+	// quarter of APIMaxConnections, the API's default).
+	APIMaxClientConnections int
+	LogLevel                string
+	LogFormat               string
+	CORSOrigins             []string
+	MigrateOnStart          bool
+	ChaosEnabled            bool
+	Gateway                 Gateway
 	// ReconcileInterval is how often the supervisor converges to the store.
 	ReconcileInterval time.Duration
 	ShutdownTimeout   time.Duration
@@ -135,6 +138,7 @@ var Variables = []Variable{
 	{"API_HOST", "0.0.0.0", "listen address"},
 	{"API_PORT", "3000", "listen port"},
 	{"API_MAX_CONNECTIONS", "4096", "concurrent HTTP connections; past it a new one is answered 503"},
+	{"API_MAX_CONNECTIONS_PER_CLIENT", "", "concurrent HTTP connections of one client address (IPv6: /64), event streams included; past it a new one is answered 429 (empty: a quarter of API_MAX_CONNECTIONS; behind a reverse proxy, set it to API_MAX_CONNECTIONS)"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"LOG_FORMAT", "json", "json or console"},
 	{"CORS_ORIGIN", "*", "allowed browser origins, comma-separated: `*` alone, or each `scheme://host[:port]` (`https://*.example.com` for subdomains)"},
@@ -259,18 +263,19 @@ func loadFile(k *koanf.Koanf, path string, known map[string]bool) []string {
 func parse(get func(string) string, problems []string) (*Config, error) {
 	p := parser{get: get, errs: problems}
 	c := &Config{
-		DatabaseURL:       p.databaseURL("DATABASE_URL"),
-		DatabaseMaxConns:  p.intRange("DATABASE_MAX_CONNS", 1, 1000),
-		EncryptionKey:     p.key("ENCRYPTION_KEY"),
-		PreviousKeys:      p.keys("ENCRYPTION_KEYS_PREVIOUS"),
-		APIHost:           p.host("API_HOST"),
-		APIPort:           p.intRange("API_PORT", 1, 65535),
-		APIMaxConnections: p.intRange("API_MAX_CONNECTIONS", 1, 1000000),
-		LogLevel:          p.oneOf("LOG_LEVEL", "debug", "info", "warn", "error"),
-		LogFormat:         p.oneOf("LOG_FORMAT", "json", "console"),
-		CORSOrigins:       p.origins("CORS_ORIGIN"),
-		MigrateOnStart:    p.boolean("MIGRATE_ON_START"),
-		ChaosEnabled:      p.boolean("CHAOS_ENABLED"),
+		DatabaseURL:             p.databaseURL("DATABASE_URL"),
+		DatabaseMaxConns:        p.intRange("DATABASE_MAX_CONNS", 1, 1000),
+		EncryptionKey:           p.key("ENCRYPTION_KEY"),
+		PreviousKeys:            p.keys("ENCRYPTION_KEYS_PREVIOUS"),
+		APIHost:                 p.host("API_HOST"),
+		APIPort:                 p.intRange("API_PORT", 1, 65535),
+		APIMaxConnections:       p.intRange("API_MAX_CONNECTIONS", 1, 1000000),
+		APIMaxClientConnections: p.optionalInt("API_MAX_CONNECTIONS_PER_CLIENT", 1, 1000000),
+		LogLevel:                p.oneOf("LOG_LEVEL", "debug", "info", "warn", "error"),
+		LogFormat:               p.oneOf("LOG_FORMAT", "json", "console"),
+		CORSOrigins:             p.origins("CORS_ORIGIN"),
+		MigrateOnStart:          p.boolean("MIGRATE_ON_START"),
+		ChaosEnabled:            p.boolean("CHAOS_ENABLED"),
 		Gateway: Gateway{
 			ConnectTimeout:        p.duration("GATEWAY_CONNECT_TIMEOUT"),
 			AuthTimeout:           p.duration("GATEWAY_AUTH_TIMEOUT"),
@@ -488,6 +493,14 @@ func (p *parser) intRange(name string, lo, hi int) int {
 		p.fail(name, "must be a whole number from %d to %d, got %q", lo, hi, v)
 	}
 	return n
+}
+
+// optionalInt is intRange, or 0 when the variable is empty.
+func (p *parser) optionalInt(name string, lo, hi int) int {
+	if strings.TrimSpace(p.get(name)) == "" {
+		return 0
+	}
+	return p.intRange(name, lo, hi)
 }
 
 func (p *parser) float(name string, lo, hi float64) float64 {

@@ -1,0 +1,153 @@
+package api
+
+import (
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/rs/zerolog"
+)
+
+// App is the API's Fiber app. Its Listener serves through clientConns,
+// which caps the connections one client holds.
+type App struct {
+	*fiber.App
+	clients *clientConns
+}
+
+// Listener serves on ln until the app shuts down. A connection from a
+// client that already holds its share (Options.MaxClientConnections) is
+// answered 429 and closed before fasthttp sees it.
+func (a *App) Listener(ln net.Listener) error {
+	return a.App.Listener(a.clients.wrap(ln))
+}
+
+// clientConns counts the open connections of each client, keyed as the
+// guess and answer budgets are (an IPv4 address, an IPv6 /64: guesser).
+// API_MAX_CONNECTIONS alone let one address take every connection, idle
+// keep-alive ones held for the 2 min idle timeout, and every other client
+// got fasthttp's 503 (found by an audit, helper 3). Event streams keep
+// their connection counted until they end: the stream closes it.
+//
+// Behind a reverse proxy every client is the proxy: set the share to
+// API_MAX_CONNECTIONS there (README).
+type clientConns struct {
+	max  int // a client's share; 0: no cap
+	log  zerolog.Logger
+	mu   sync.Mutex
+	open map[string]int
+	// warned is when a refusal was last logged (unix ns): at most once a
+	// minute, as fasthttp's own 503s.
+	warned atomic.Int64
+}
+
+func newClientConns(max int, log zerolog.Logger) *clientConns {
+	return &clientConns{max: max, log: log, open: make(map[string]int)}
+}
+
+// clientShare is Options.MaxClientConnections, defaulted: a quarter of
+// MaxConnections (at least 1), or no cap without MaxConnections.
+func clientShare(opts Options) int {
+	switch {
+	case opts.MaxClientConnections > 0:
+		return opts.MaxClientConnections
+	case opts.MaxConnections > 0:
+		return max(opts.MaxConnections/4, 1)
+	}
+	return 0
+}
+
+func (cc *clientConns) wrap(ln net.Listener) net.Listener {
+	if cc == nil || cc.max <= 0 {
+		return ln
+	}
+	return &capListener{Listener: ln, cc: cc}
+}
+
+// enter counts a new connection of client key, unless it holds its share.
+func (cc *clientConns) enter(key string) bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.open[key] >= cc.max {
+		return false
+	}
+	cc.open[key]++
+	return true
+}
+
+func (cc *clientConns) leave(key string) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.open[key]--; cc.open[key] <= 0 {
+		delete(cc.open, key) // the map holds only clients with connections
+	}
+}
+
+// refusal is the whole answer to a connection over its client's share:
+// no request has been read, so there is no request id to echo.
+var refusal = func() []byte {
+	body := `{"error":{"code":"TOO_MANY_REQUESTS","message":"Too many connections from this client: API_MAX_CONNECTIONS_PER_CLIENT reached"}}`
+	return []byte("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: " +
+		strconv.Itoa(len(body)) + "\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n\r\n" + body)
+}()
+
+// refuse answers c 429 and closes it. A fresh socket's send buffer takes
+// the few bytes at once; the deadline only keeps the accept loop from
+// ever waiting on one.
+func (cc *clientConns) refuse(c net.Conn, key string) {
+	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
+	_, _ = c.Write(refusal)
+	_ = c.Close()
+	now := time.Now().UnixNano()
+	if last := cc.warned.Load(); now-last >= int64(time.Minute) && cc.warned.CompareAndSwap(last, now) {
+		cc.log.Warn().Str("component", "http").Str("client", key).Int("max", cc.max).
+			Msg("a client's connections reached API_MAX_CONNECTIONS_PER_CLIENT: new ones are refused (429); logged at most once a minute")
+	}
+}
+
+// capListener counts each accepted connection against its client.
+type capListener struct {
+	net.Listener
+	cc *clientConns
+}
+
+func (l *capListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		key := clientOf(c.RemoteAddr())
+		if l.cc.enter(key) {
+			return &clientConn{Conn: c, cc: l.cc, key: key}, nil
+		}
+		l.cc.refuse(c, key)
+	}
+}
+
+// clientOf is the budget key of a connection's remote address.
+func clientOf(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return guesser(t.IP.String())
+	}
+	return a.String()
+}
+
+// clientConn gives its client's count back when closed, once: fasthttp
+// closes it, or the event stream that took it over.
+type clientConn struct {
+	net.Conn
+	cc     *clientConns
+	key    string
+	closed atomic.Bool
+}
+
+func (c *clientConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.cc.leave(c.key)
+	}
+	return c.Conn.Close()
+}
