@@ -207,19 +207,10 @@ func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyResult)
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("rekey interrupted: %w", err)
 		}
-		type row struct {
-			id        uuid.UUID
-			gatewayID string
-			sealed    string
-			deleted   bool
-		}
 		rows, _ := s.pool.Query(ctx, `SELECT id, gateway_id, password_encrypted, deleted_at IS NOT NULL FROM gateways
 			WHERE id > $1 ORDER BY id LIMIT $2`,
 			after, batch)
-		list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
-			var x row
-			return x, r.Scan(&x.id, &x.gatewayID, &x.sealed, &x.deleted)
-		})
+		list, err := pgx.CollectRows(rows, scanRekeyRow)
 		if err != nil {
 			return res, fmt.Errorf("rekey: %w", classify(err))
 		}
@@ -227,40 +218,25 @@ func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyResult)
 			return res, nil
 		}
 		after = list[len(list)-1].id
-		b := &pgx.Batch{}
-		for _, x := range list {
-			// Opened even when it names the current key: a value under
-			// the current key's id that does not open (corrupt, tampered
-			// with, a key id collision) was counted current and left
-			// out of the list of what no key opens (found by an audit,
-			// helper 4).
-			plain, err := s.sealer.Open(x.sealed)
+		// A row another process wrote between the read and the
+		// conditional UPDATE is left as that process wrote it, and read
+		// again: counted re-sealed though nothing was written, a value
+		// set meanwhile under a previous key stayed there, and rekey
+		// exited 0 (found by an audit, helper 7).
+		for attempt := 0; len(list) > 0; attempt++ {
+			if attempt == rekeyAttempts {
+				return res, fmt.Errorf("rekey: %d passwords changed under another process %d times in a row; run rekey again once every gatewayd uses the new key", len(list), rekeyAttempts)
+			}
+			raced, err := s.reseal(ctx, list, &res)
 			if err != nil {
-				if !x.deleted {
-					res.Unreadable = append(res.Unreadable, UnreadableGateway{ID: x.id, GatewayID: x.gatewayID})
-				}
-				continue
+				return res, err
 			}
-			if s.sealer.Current(x.sealed) {
-				res.Current++
-				continue
+			if len(raced) == 0 {
+				break
 			}
-			resealed, err := s.sealer.Seal(plain)
-			if err != nil {
-				return res, fmt.Errorf("rekey: %w", err)
-			}
-			b.Queue(`UPDATE gateways SET password_encrypted = $3 WHERE id = $1 AND password_encrypted = $2`, x.id, x.sealed, resealed)
-			res.Resealed++
-		}
-		if b.Len() > 0 {
-			// A re-sealed password is no client's change: updated_at stays
-			// (migration 010).
-			if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-				if _, err := tx.Exec(ctx, `SELECT set_config('gatewayd.keep_updated_at', 'on', true)`); err != nil {
-					return err
-				}
-				return tx.SendBatch(ctx, b).Close()
-			}); err != nil {
+			rows, _ := s.pool.Query(ctx, `SELECT id, gateway_id, password_encrypted, deleted_at IS NOT NULL FROM gateways
+				WHERE id = ANY($1) ORDER BY id`, raced)
+			if list, err = pgx.CollectRows(rows, scanRekeyRow); err != nil {
 				return res, fmt.Errorf("rekey: %w", classify(err))
 			}
 		}
@@ -268,4 +244,84 @@ func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyResult)
 			progress(res)
 		}
 	}
+}
+
+// rekeyAttempts bounds how often Rekey reads again a row that keeps
+// changing under it.
+const rekeyAttempts = 10
+
+type rekeyRow struct {
+	id        uuid.UUID
+	gatewayID string
+	sealed    string
+	deleted   bool
+}
+
+func scanRekeyRow(r pgx.CollectableRow) (rekeyRow, error) {
+	var x rekeyRow
+	return x, r.Scan(&x.id, &x.gatewayID, &x.sealed, &x.deleted)
+}
+
+// reseal re-seals the rows of list not under the current key, counting
+// into res what it found and what it wrote, and returns the ids of those
+// another process changed since they were read (not written).
+func (s *Store) reseal(ctx context.Context, list []rekeyRow, res *RekeyResult) ([]uuid.UUID, error) {
+	b := &pgx.Batch{}
+	var queued []uuid.UUID
+	for _, x := range list {
+		// Opened even when it names the current key: a value under
+		// the current key's id that does not open (corrupt, tampered
+		// with, a key id collision) was counted current and left
+		// out of the list of what no key opens (found by an audit,
+		// helper 4).
+		plain, err := s.sealer.Open(x.sealed)
+		if err != nil {
+			if !x.deleted {
+				res.Unreadable = append(res.Unreadable, UnreadableGateway{ID: x.id, GatewayID: x.gatewayID})
+			}
+			continue
+		}
+		if s.sealer.Current(x.sealed) {
+			res.Current++
+			continue
+		}
+		resealed, err := s.sealer.Seal(plain)
+		if err != nil {
+			return nil, fmt.Errorf("rekey: %w", err)
+		}
+		b.Queue(`UPDATE gateways SET password_encrypted = $3 WHERE id = $1 AND password_encrypted = $2`, x.id, x.sealed, resealed)
+		queued = append(queued, x.id)
+	}
+	if len(queued) == 0 {
+		return nil, nil
+	}
+	var raced []uuid.UUID
+	written := 0
+	// A re-sealed password is no client's change: updated_at stays
+	// (migration 010).
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		raced, written = raced[:0], 0
+		if _, err := tx.Exec(ctx, `SELECT set_config('gatewayd.keep_updated_at', 'on', true)`); err != nil {
+			return err
+		}
+		br := tx.SendBatch(ctx, b)
+		for _, id := range queued {
+			tag, err := br.Exec()
+			if err != nil {
+				_ = br.Close()
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				raced = append(raced, id)
+			} else {
+				written++
+			}
+		}
+		return br.Close()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rekey: %w", classify(err))
+	}
+	res.Resealed += written
+	return raced, nil
 }
