@@ -14,7 +14,8 @@ import (
 	"github.com/ctcgw/gatewayd/store"
 )
 
-// API.md §10: "failed attempts are logged at warn, rate-limited". A
+// (Found by an audit, helper 7, whose test this is.) API.md §10:
+// "failed attempts are logged at warn, rate-limited". A
 // request with a made-up token refused 429 (its address spent its budget
 // of lookups) is a failed attempt like one refused 401, but it is logged
 // only at info, in the access log, and is left out of the rate-limited
