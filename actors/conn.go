@@ -591,6 +591,9 @@ type holdClock struct {
 	// v is, while held, minus when the hold began, else the last
 	// release (0: never held); in ns after base, at least 1.
 	v atomic.Int64
+	// total is how long the reader was held, in the holds it was let go
+	// of (ns).
+	total atomic.Int64
 	// hand is, while a frame is in hand, when its run began, else 0.
 	hand atomic.Int64
 	// The reader's own: the last handover and its run's start, and
@@ -610,10 +613,29 @@ func (h *holdClock) now() int64 { return max(int64(time.Since(h.base)), 1) }
 
 // set records that the reader is now held, or let go.
 func (h *holdClock) set(held bool) {
-	if now := h.now(); held {
+	now := h.now()
+	if held {
 		h.v.Store(-now)
-	} else {
-		h.v.Store(now)
+		return
+	}
+	if v := h.v.Load(); v < 0 {
+		h.total.Add(now + v) // now − the hold's start
+	}
+	h.v.Store(now)
+}
+
+// heldFor is how long the reader has been held in all, up to now (ns).
+func (h *holdClock) heldFor(now time.Time) int64 {
+	for {
+		t := h.total.Load()
+		v := h.v.Load()
+		if h.total.Load() != t {
+			continue // a release between the two loads
+		}
+		if v < 0 {
+			t += max(int64(now.Sub(h.base))+v, 0)
+		}
+		return t
 	}
 }
 
@@ -650,21 +672,21 @@ func (h *holdClock) inHandSince() (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// pongWait is how much longer to wait for a pong that is due at now: all
-// of timeout while the reader is held; after a release less than timeout
-// ago, the rest of timeout counted from the release (the pong may be
-// behind the frame that was held); else nothing. Without the second case
-// a pong timer that happened to run out just after a release failed a
-// healthy connection whose pongs were being read (make test under load).
-func (h *holdClock) pongWait(now time.Time, timeout time.Duration) time.Duration {
-	switch v := h.v.Load(); {
-	case v < 0:
+// pongWait is how much longer to wait, at now, for a pong that was due
+// at due, mark being heldFor when its ping went out: all of timeout
+// while the reader is held; else as long as the reader was held since
+// the ping (the pong may have waited behind the held frame as long),
+// less what has passed since due. A pong timer that ran out just after a
+// release failed a healthy connection whose pongs were being read (make
+// test under load); then each release granted a whole timeout more, and
+// a gateway that answered no ping but pushed a small reading (a hold of
+// microseconds) more often than that was never found dead (found by an
+// audit, helper 9).
+func (h *holdClock) pongWait(now, due time.Time, mark int64, timeout time.Duration) time.Duration {
+	if h.v.Load() < 0 {
 		return timeout
-	case v == 0:
-		return 0
-	default:
-		return timeout - (now.Sub(h.base) - time.Duration(v))
 	}
+	return due.Add(time.Duration(h.heldFor(now) - mark)).Sub(now)
 }
 
 // intakeWait is how long a reader waits for the reading intake before it

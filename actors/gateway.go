@@ -137,6 +137,10 @@ type gatewayActor struct {
 	// intake in the middle of a frame: the gateway's pongs are queued
 	// behind that frame, unread, so no pong is missed (see onTimer).
 	readerHeld *holdClock
+	// pongDue is when the pong of the oldest unanswered ping was due,
+	// pongMark the reader's heldFor then (see holdClock.pongWait).
+	pongDue  time.Time
+	pongMark int64
 	// ledger holds the intake's bytes of this connection's frames on
 	// their way through the mailbox.
 	ledger  *ledger
@@ -795,6 +799,10 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 		}
 		if a.timers[timerPong] == nil {
 			a.armTimer(timerPong, a.d.cfg.PongTimeout)
+			a.pongDue = now.Add(a.d.cfg.PongTimeout)
+			if a.readerHeld != nil {
+				a.pongMark = a.readerHeld.heldFor(now)
+			}
 		}
 		a.armTimer(timerPing, a.d.cfg.PingInterval)
 	case timerPong:
@@ -804,7 +812,7 @@ func (a *gatewayActor) onTimer(kind timerKind) {
 			// or held until just now. Each of those waits is bounded
 			// (intakeWait, the processors', the actor's); reading the
 			// frame off the network is not one of them.
-			if wait := a.readerHeld.pongWait(now, a.d.cfg.PongTimeout); wait > 0 {
+			if wait := a.readerHeld.pongWait(now, a.pongDue, a.pongMark, a.d.cfg.PongTimeout); wait > 0 {
 				a.armTimer(timerPong, wait)
 				return
 			}

@@ -219,23 +219,49 @@ func TestReadFrameBuffers(t *testing.T) {
 	}
 }
 
-// The pong timer waits a whole timeout while the reader is held, the rest
-// of a timeout counted from a release less than a timeout ago, and no
-// longer otherwise.
-func TestPongWaitCountsFromTheRelease(t *testing.T) {
+// The pong timer waits a whole timeout while the reader is held, and
+// after a release as long as the reader was held since the ping went out
+// (less what has passed since the pong was due): a short hold adds as
+// much, not a whole timeout.
+func TestPongWaitAddsWhatTheReaderWasHeld(t *testing.T) {
 	t.Parallel()
 	const timeout = 2 * time.Second
 	h := newHoldClock()
-	assert.Zero(t, h.pongWait(time.Now(), timeout), "never held")
+	h.base = h.base.Add(-10 * time.Second) // the reader started 10 s ago
+	ping := h.base.Add(time.Second)
+	due := ping.Add(timeout)
+	assert.Equal(t, time.Duration(0), h.pongWait(due, due, h.heldFor(ping), timeout), "never held")
+	mark := h.heldFor(ping)
 	r := &reader{held: h}
 	r.hold(true)
-	assert.Equal(t, timeout, h.pongWait(time.Now().Add(time.Hour), timeout), "held")
+	assert.Equal(t, timeout, h.pongWait(due.Add(time.Hour), due, mark, timeout), "held")
+	// Held since 5 s after the start (after the ping), released now.
+	h.v.Store(-int64(5 * time.Second))
 	r.hold(false)
 	released := h.base.Add(time.Duration(h.v.Load()))
-	assert.Equal(t, 1500*time.Millisecond, h.pongWait(released.Add(500*time.Millisecond), timeout))
-	assert.Equal(t, time.Duration(0), h.pongWait(released.Add(timeout), timeout))
-	assert.Negative(t, h.pongWait(released.Add(3*time.Second), timeout))
+	held := released.Sub(h.base.Add(5 * time.Second))
+	require.Greater(t, held, 4*time.Second)
+	assert.Equal(t, held, time.Duration(h.heldFor(released)), "the hold counted")
+	assert.Equal(t, held-500*time.Millisecond, h.pongWait(due.Add(500*time.Millisecond), due, mark, timeout),
+		"due plus the hold, less the half second since due")
+	assert.LessOrEqual(t, h.pongWait(due.Add(held), due, mark, timeout), time.Duration(0), "the hold's time has passed")
 	(&reader{}).hold(true) // no clock: nothing to tell
+
+	// Holds of microseconds, one after another (a gateway that pushes a
+	// small reading more often than the pong timeout): the pong is due
+	// all the same.
+	h2 := newHoldClock()
+	r2 := &reader{held: h2}
+	start := time.Now()
+	mark2 := h2.heldFor(start)
+	for range 100 {
+		r2.hold(true)
+		r2.hold(false)
+	}
+	tiny := time.Duration(h2.heldFor(time.Now()) - mark2)
+	assert.Less(t, tiny, 100*time.Millisecond)
+	assert.LessOrEqual(t, h2.pongWait(start.Add(timeout+tiny), start.Add(timeout), mark2, timeout), time.Duration(0),
+		"short holds do not grant a whole timeout each")
 }
 
 // metered is a reader run with an inbox of its own that nothing gives
