@@ -41,7 +41,7 @@ export function gatewayPage(main, id, scope) {
     h('div', {class: 'btn-row needs-operator', role: 'group', 'aria-label': 'Connection'}, connect, disconnect, discover),
     h('div', {class: 'two-col'},
       section('Status', 'st-h', status),
-      section('Recent state changes', 'hist-h', historyEmpty, history)),
+      section('Recent state changes', 'hist-h', h('div', {class: 'history-box'}, historyEmpty, history))),
     section('Sensors', 'sens-h', sensorsBox),
     section('Gateway', 'gw-h', facts),
     settings);
