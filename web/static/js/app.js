@@ -25,20 +25,36 @@ const routes = [
 let scope = null;
 let first = true;
 
+// roleKnown settles once GET /api/whoami has first answered (the role
+// set, or unknown because it failed). A page is drawn only then: drawn
+// before, its .needs-operator and .needs-admin parts showed and were
+// hidden when the role came, and a viewer's list jumped up under the
+// pointer (found by an audit, helper 2). Only the first page waits; the
+// pages after it draw at once.
+let roleLearnt;
+const roleKnown = new Promise(r => { roleLearnt = r; });
+
 function route() {
   const raw = location.hash.startsWith('#/') ? location.hash.slice(1) : '/';
   const [path, qs] = raw.split('?');
   const q = new URLSearchParams(qs || '');
   if (scope) scope.end();
   scope = new Scope();
+  const mine = scope;
+  markNav(path);
+  roleKnown.then(() => {
+    if (scope === mine) draw(raw, path, q, mine); // not if navigated on meanwhile
+  });
+}
+
+function draw(raw, path, q, s) {
   names.fresh();
   clear(main);
-  markNav(path);
   let found = false;
   for (const [re, view] of routes) {
     const m = path.match(re);
     if (m) {
-      view(m, q, scope);
+      view(m, q, s);
       found = true;
       break;
     }
@@ -77,8 +93,9 @@ function header() {
   show();
   onToken(show);
   // What the token's role may not do is not offered (the API would answer
-  // 403): <html data-role> hides .needs-operator and .needs-admin. Until
-  // the role is known everything shows, and the API still decides.
+  // 403): <html data-role> hides .needs-operator and .needs-admin. No
+  // page is drawn until the role is known (roleKnown); if it cannot be
+  // known everything shows, and the API still decides.
   let asked = 0;
   const learnRole = async () => {
     const mine = ++asked;
@@ -87,8 +104,11 @@ function header() {
       if (mine !== asked) return; // a newer token's answer wins
       document.documentElement.dataset.role = me.role;
       out.title = me.token ? `Signed in as ${isolate(me.token.name)} (${me.role})` : '';
+      roleLearnt();
     } catch {
-      if (mine === asked) delete document.documentElement.dataset.role;
+      if (mine !== asked) return;
+      delete document.documentElement.dataset.role;
+      roleLearnt(); // the API still decides
     }
   };
   learnRole();
