@@ -2,7 +2,7 @@
 // reading schedule, taking a reading, its readings, and for one reading
 // the summary per axis with the waveform and spectrum plotted.
 
-import {h, clear, link, fmtTime, fmtNum, ago, dl, toast, debounce, Scope, isolate} from './dom.js';
+import {h, clear, link, fmtTime, fmtNum, ago, dl, badge, toast, debounce, Scope, isolate} from './dom.js';
 import {api, listAll, ApiError} from './api.js';
 import {onEvent, fleet} from './live.js';
 import {buildForm, act} from './forms.js';
@@ -26,7 +26,8 @@ export function sensorPage(main, id, q, scope) {
   const detail = h('section', {class: 'panel reading', id: 'reading', 'aria-labelledby': 'rd-h', hidden: true});
   const crumbs = h('p', {class: 'crumbs'}, link('/sensors', 'Sensors'));
   const section = (t, hid, ...c) => h('section', {class: 'panel', 'aria-labelledby': hid}, h('h2', {id: hid, text: t}), c);
-  main.append(crumbs, h('div', {class: 'page-head'}, title), h('div', {class: 'btn-row needs-operator'}, take),
+  const head = h('div', {class: 'page-head'}, title);
+  main.append(crumbs, head, h('div', {class: 'btn-row needs-operator'}, take),
     h('div', {class: 'two-col'}, section('Sensor', 'sn-h', facts), settings),
     section('Readings', 'rl-h', readingsBox, more), detail);
 
@@ -289,12 +290,33 @@ export function sensorPage(main, id, q, scope) {
   };
   scope.add(onEvent('reading.completed', done));
   scope.add(onEvent('reading.failed', done));
+  // gone says the sensor no longer exists, once: a toast, a DELETED badge
+  // by its name, and no "Take a reading".
+  const gone = what => {
+    take.disabled = true;
+    if (head.querySelector('.st-DELETED')) return;
+    head.append(badge('DELETED'));
+    toast(what, 'error');
+  };
   const refreshSensor = debounce(() => {
-    if (scope.alive) loadSensor().catch(() => {});
+    if (scope.alive) loadSensor().catch(e => {
+      if (scope.alive && e.status === 404) gone('This sensor was deleted');
+    });
   }, 300);
   scope.add(refreshSensor.cancel);
   scope.add(onEvent('sensor.updated', ev => {
     if (ev.id === id) refreshSensor();
+  }));
+  // The sensor's gateway: renamed, its name is shown anew; deleted, the
+  // sensor was deleted with it (API.md §4), and the page says so as the
+  // gateway's own page does and offers no reading. It listened to sensor
+  // and reading events only, and went on showing a deleted sensor with
+  // "Take a reading" for good (found by an audit, helper 2).
+  scope.add(onEvent('gateway.updated', ev => {
+    if (sensor && ev.id === sensor.gateway_id) refreshSensor();
+  }));
+  scope.add(onEvent('gateway.deleted', ev => {
+    if (sensor && ev.id === sensor.gateway_id) gone('This sensor’s gateway was deleted, and the sensor with it');
   }));
   // A reset (the shared stream missed events) may have swallowed the end
   // of a reading this page waits for: read the list, the sensor and that
