@@ -300,7 +300,7 @@ func TestABidiOverrideInASensorNameLeavesItsSerial(t *testing.T) {
 
 	b := newBrowser(t)
 	b.do("the sensor's page", chromedp.Navigate(base+"/#/sensors/"+id.String()))
-	b.wait("its heading", `document.querySelector('main h1').textContent.includes('(12345)')`)
+	b.wait("its heading", `document.querySelector('main h1')?.textContent.includes('(12345)')`)
 	// Where each digit of the serial is drawn, left to right on screen.
 	xs := eval[[]float64](b, `(() => {
   const n = document.querySelector('main h1').firstChild, s = n.textContent, at = s.indexOf('(12345)') + 1;
