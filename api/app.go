@@ -269,7 +269,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *App {
 		return nil
 	})
 	s.routes(app, table)
-	return &App{App: app, clients: newClientConns(clientShare(opts), log)}
+	return &App{App: app, clients: newClientConns(clientShare(opts), log), srv: s}
 }
 
 // streamsShutdownWait is the most shutdown waits for the event streams.

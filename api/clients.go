@@ -16,6 +16,7 @@ import (
 type App struct {
 	*fiber.App
 	clients *clientConns
+	srv     *server // for the tests (export_test.go)
 }
 
 // Listener serves on ln until the app shuts down. A connection from a

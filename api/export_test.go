@@ -1,5 +1,19 @@
 package api
 
+import "github.com/google/uuid"
+
+// OrderUsers is how many requests hold or wait for gateway id's order
+// lock (order.go).
+func OrderUsers(a *App, id uuid.UUID) int {
+	o := &a.srv.order
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if l := o.locks[id]; l != nil {
+		return l.users
+	}
+	return 0
+}
+
 // PlainDecimalLen is plainDecimalLen, for the tests of package api_test.
 var PlainDecimalLen = plainDecimalLen
 

@@ -55,6 +55,14 @@ func (s *server) createGateway(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.dbCtx(c)
 	defer cancel()
+	// Under the new gateway's order lock from before the insert to the
+	// runtime's message: a connect, disconnect or PUT of the gateway
+	// another client made the moment it was committed (it learned of it
+	// from the event stream) told the runtime first, and the create's
+	// later start put back the wish it had undone (found by an audit,
+	// helper 8).
+	g.ID = uuid.New()
+	defer s.order.lock(g.ID)()
 	out, err := s.store.CreateGateway(ctx, g)
 	if err != nil {
 		return scoped(err, resGateway, "factory_id")

@@ -16,6 +16,9 @@ import (
 // NewGateway is what CreateGateway needs; Password is plaintext and is
 // sealed before it reaches the database.
 type NewGateway struct {
+	// ID is the new gateway's id; a new one when zero. (The API chooses
+	// it, to hold the gateway's order lock from before the insert.)
+	ID              uuid.UUID
 	FactoryID       uuid.UUID
 	GatewayID       string
 	Name            string
@@ -73,7 +76,11 @@ func (s *Store) CreateGateway(ctx context.Context, g NewGateway) (gatewayd.Gatew
 	if err != nil {
 		return gatewayd.Gateway{}, fmt.Errorf("create gateway: %w", err)
 	}
-	out, err := s.gatewayCreates.get(ctx, &gatewayCreate{id: uuid.New(), g: g, sealed: sealed})
+	id := g.ID
+	if id == uuid.Nil {
+		id = uuid.New()
+	}
+	out, err := s.gatewayCreates.get(ctx, &gatewayCreate{id: id, g: g, sealed: sealed})
 	if err != nil {
 		err = classify(err)
 		if errors.Is(err, gatewayd.ErrNotFound) {
@@ -219,27 +226,37 @@ func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch)
 // under a row lock, in a transaction held across four round trips, a
 // disconnect waited past its 5 s on a loaded machine.)
 func (s *Store) SetDesiredState(ctx context.Context, id uuid.UUID, d gatewayd.DesiredState) (gatewayd.Target, bool, error) {
+	// One transaction: a change stored, then a failed read of the
+	// gateway's schedules, was answered 503 ("left as it was", API.md §4)
+	// though stored, and the runtime was never told (found by an audit,
+	// helper 8).
 	var was string
-	if err := s.pool.QueryRow(ctx, `SELECT desired_state FROM gateways WHERE id = $1 AND deleted_at IS NULL`,
-		id).Scan(&was); err != nil {
-		return gatewayd.Target{}, false, fmt.Errorf("set desired state: %w", classify(err))
-	}
-	// A connect request also leaves AUTH_FAILED (API.md §4): the refusal
-	// kept for restarts goes with it.
-	rows, _ := s.pool.Query(ctx, `UPDATE gateways SET desired_state = $2,
-			auth_failed_at = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_at END,
-			auth_failed_error = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_error END
-		WHERE id = $1 AND deleted_at IS NULL
-		RETURNING `+targetColumns, id, string(d))
-	t, err := pgx.CollectExactlyOneRow(rows, s.scanTarget)
+	var t gatewayd.Target
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT desired_state FROM gateways WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`,
+			id).Scan(&was); err != nil {
+			return err
+		}
+		// A connect request also leaves AUTH_FAILED (API.md §4): the
+		// refusal kept for restarts goes with it.
+		rows, _ := tx.Query(ctx, `UPDATE gateways SET desired_state = $2,
+				auth_failed_at = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_at END,
+				auth_failed_error = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_error END
+			WHERE id = $1
+			RETURNING `+targetColumns, id, string(d))
+		var err error
+		if t, err = pgx.CollectExactlyOneRow(rows, s.scanTarget); err != nil {
+			return err
+		}
+		ts := []gatewayd.Target{t}
+		err = attachSchedules(ctx, tx, ts, &id)
+		t = ts[0]
+		return err
+	})
 	if err != nil {
 		return gatewayd.Target{}, false, fmt.Errorf("set desired state: %w", classify(err))
 	}
-	ts := []gatewayd.Target{t}
-	if err := attachSchedules(ctx, s.pool, ts, &id); err != nil {
-		return gatewayd.Target{}, false, fmt.Errorf("set desired state: %w", err)
-	}
-	return ts[0], was != string(d), nil
+	return t, was != string(d), nil
 }
 
 func desiredOrDefault(d gatewayd.DesiredState) string {
