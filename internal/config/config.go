@@ -454,6 +454,17 @@ func (p *parser) networks(name string) []netip.Prefix {
 	if err != nil {
 		p.fail(name, "%v", err)
 	}
+	// An entry that allows nothing is a mistake to name at start, not in
+	// every gateway's last_error later.
+	var never []string
+	for i, pfx := range nets {
+		if d, ok := netguard.NeverAllowed(pfx); ok {
+			never = append(never, fmt.Sprintf("entry %d %s lies in %s", i+1, pfx, d))
+		}
+	}
+	if len(never) > 0 {
+		p.fail(name, "%s, which gatewayd never dials (link-local, unspecified, multicast, broadcast, cloud metadata): such an entry allows nothing", strings.Join(never, ", "))
+	}
 	return nets
 }
 

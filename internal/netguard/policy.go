@@ -129,6 +129,27 @@ func (p *Policy) Allowed(a netip.Addr) bool {
 	return false
 }
 
+// NeverAllowed reports whether no address of pfx may ever be dialed: it
+// lies wholly inside an always-denied prefix (also when written
+// IPv4-mapped, or through the NAT64 prefix), and returns that prefix. An
+// allowlist entry like that allows nothing, so configuration refuses it
+// rather than let every gateway there sit in BACKOFF with "address not
+// allowed" (found by an audit, helper 1). A prefix that only overlaps the
+// denied set (10.0.0.0/0) is not reported: the rest of it may be dialed.
+func NeverAllowed(pfx netip.Prefix) (netip.Prefix, bool) {
+	pfx = canonicalPrefix(pfx)
+	if a := pfx.Addr(); a.Is6() && pfx.Bits() >= nat64Prefix.Bits() && nat64Prefix.Contains(a) {
+		b := a.As16()
+		pfx = netip.PrefixFrom(netip.AddrFrom4([4]byte(b[12:])), pfx.Bits()-nat64Prefix.Bits())
+	}
+	for _, d := range deniedPrefixes {
+		if d.Addr().BitLen() == pfx.Addr().BitLen() && d.Bits() <= pfx.Bits() && d.Contains(pfx.Addr()) {
+			return d, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
 // alwaysDenied reports whether a, already unmapped and without zone, is in
 // the always-denied set.
 func alwaysDenied(a netip.Addr) bool {

@@ -111,3 +111,40 @@ func TestPolicyJudgesMappedAddressesAsIPv4(t *testing.T) {
 		}
 	}
 }
+
+// An allowlist entry wholly inside the always-denied set allows nothing
+// (config refuses it); one that only overlaps it still allows the rest.
+func TestNeverAllowed(t *testing.T) {
+	t.Parallel()
+	for s, want := range map[string]string{
+		"169.254.0.0/16":         "169.254.0.0/16",
+		"169.254.169.254/32":     "169.254.0.0/16",
+		"0.0.0.0/32":             "0.0.0.0/8",
+		"224.0.0.0/4":            "224.0.0.0/4",
+		"239.1.0.0/16":           "224.0.0.0/4",
+		"fe80::/10":              "fe80::/10",
+		"fe80::/64":              "fe80::/10",
+		"ff02::/16":              "ff00::/8",
+		"::/128":                 "::/128",
+		"::ffff:169.254.0.0/112": "169.254.0.0/16",
+		"64:ff9b::a9fe:0/112":    "169.254.0.0/16",
+		"100.100.100.200/32":     "100.100.100.200/32",
+		"10.0.0.0/8":             "",
+		"0.0.0.0/0":              "",
+		"::/0":                   "",
+		"169.0.0.0/8":            "",
+		"100.64.0.0/10":          "",
+		"fd00::/8":               "",
+		"64:ff9b::/96":           "",
+		"64:ff9b::a00:0/104":     "",
+	} {
+		d, ok := netguard.NeverAllowed(netip.MustParsePrefix(s))
+		if want == "" {
+			assert.False(t, ok, "%s: reported inside %s", s, d)
+			continue
+		}
+		if assert.True(t, ok, s) {
+			assert.Equal(t, want, d.String(), s)
+		}
+	}
+}
