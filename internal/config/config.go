@@ -246,7 +246,12 @@ func loadFile(k *koanf.Koanf, path string, known map[string]bool) []string {
 			bad = append(bad, strings.ReplaceAll(key, "|", "."))
 			continue
 		}
-		if s := fk.String(key); s != "" {
+		s, problem := fileValue(fk.Get(key), strings.ToUpper(key))
+		if problem != "" {
+			problems = append(problems, fmt.Sprintf("file %s: %s %s", name, key, problem))
+			continue
+		}
+		if s != "" {
 			if err := k.Set(strings.ToLower(key), s); err != nil {
 				problems = append(problems, fmt.Sprintf("file %s: %v", name, err))
 			}
@@ -256,6 +261,40 @@ func loadFile(k *koanf.Koanf, path string, known map[string]bool) []string {
 		problems = append(problems, fmt.Sprintf("file %s: unknown keys %s (use the variable names in lower case)", name, strings.Join(bad, ", ")))
 	}
 	return problems
+}
+
+// ListVariables are the variables whose value is a comma-separated list:
+// in a file they may also be written as a YAML list.
+var ListVariables = map[string]bool{"ENCRYPTION_KEYS_PREVIOUS": true, "CORS_ORIGIN": true, "GATEWAY_ALLOWED_NETWORKS": true}
+
+// fileValue is the string a file's value stands for, as the environment
+// would give it, or what is wrong with it. A YAML list is taken for a list
+// variable (its entries joined with commas) and refused for any other:
+// koanf would have printed it as Go prints a slice ("[a b]"), which the
+// variable's check then quoted as one bad entry (found by an audit,
+// helper 1).
+func fileValue(v any, name string) (string, string) {
+	list, ok := v.([]any)
+	if !ok {
+		if v == nil {
+			return "", ""
+		}
+		return fmt.Sprint(v), ""
+	}
+	if !ListVariables[name] {
+		return "", "must be one value, not a list"
+	}
+	parts := make([]string, len(list))
+	for i, e := range list {
+		switch e.(type) {
+		case nil:
+		case []any, map[string]any:
+			return "", fmt.Sprintf("entry %d must be one value, not a list or a mapping", i+1)
+		default:
+			parts[i] = fmt.Sprint(e)
+		}
+	}
+	return strings.Join(parts, ","), ""
 }
 
 // parse validates every variable and gathers all problems, after those
