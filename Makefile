@@ -40,7 +40,11 @@ demo: db .env build
 # (GATEWAYD_TEST_BIN): go build skips the link when it is current.
 TESTFIRST := ./web ./api ./cmd/gwload ./cmd/gatewayd ./actors ./ctc/ctctest ./events ./store
 TESTJOBS ?= 3
-test: db
+# The tests' server is TEST_DATABASE_URL's, else the environment's
+# DATABASE_URL (internal/testdb), never .env's: db.sh --test makes sure of
+# that one, as make db does of gatewayd's.
+test:
+	@scripts/db.sh --test
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/gatewayd ./cmd/gatewayd
 	GATEWAYD_TEST_BIN=$(CURDIR)/bin/gatewayd GORACE="atexit_sleep_ms=50 $$GORACE" TESTJOBS=$(TESTJOBS) scripts/test.sh $(TESTFIRST) ./...
 
@@ -72,7 +76,8 @@ build:
 	$(GO) build -o bin/demo ./cmd/demo
 
 ## bench: Go benchmarks of the hot paths
-bench: db
+bench:
+	@scripts/db.sh --test
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
 
 ## load: the load tool against a fresh gatewayd and simulator (see BENCHMARKS.md)

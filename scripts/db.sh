@@ -3,12 +3,26 @@
 # database exists. Tries, in order: a server that already answers; Docker
 # Compose (service "db"); a private cluster under ./.data/pg built from the
 # local PostgreSQL binaries.
+# db.sh --test (make test): the same for the tests' server, the one
+# internal/testdb uses: TEST_DATABASE_URL, else the environment's
+# DATABASE_URL, else the default; .env is not read.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# .env counts, as for the targets that run gatewayd (the environment wins):
-# a DATABASE_URL written only there is the database to make sure of.
-. scripts/dotenv.sh
-dotenv
+var=DATABASE_URL
+if [ "${1:-}" = --test ]; then
+  # .env's DATABASE_URL is the one gatewayd runs on; a stale one (an old
+  # checkout's, a colleague's) stopped make test before any test ran,
+  # though the tests never use it (found by an audit, helper 1).
+  if [ -n "${TEST_DATABASE_URL:-}" ]; then
+    export DATABASE_URL=$TEST_DATABASE_URL
+    var=TEST_DATABASE_URL
+  fi
+else
+  # .env counts, as for the targets that run gatewayd (the environment
+  # wins): a DATABASE_URL written only there is the database to make sure of.
+  . scripts/dotenv.sh
+  dotenv
+fi
 ensuredb() { go run ./cmd/ensuredb "$@"; }
 # The default lives in the code (internal/config); ask for it.
 DATABASE_URL="$(ensuredb -url)"
@@ -20,7 +34,7 @@ fi
 # A server that answers and refuses (the login, the TLS): another server
 # on its port would not help.
 if [[ "$answer" == refused:* ]]; then
-  echo "db: PostgreSQL at DATABASE_URL answers and ${answer#refused: }: check DATABASE_URL (user, password, sslmode)" >&2
+  echo "db: PostgreSQL at $var answers and ${answer#refused: }: check $var (user, password, sslmode)" >&2
   exit 1
 fi
 
@@ -41,8 +55,8 @@ else
   bindir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
 fi
 if [ -z "$bindir" ] || [ ! -x "$bindir/pg_ctl" ]; then
-  echo "db: no PostgreSQL answers at DATABASE_URL, Docker (with Compose) is not running, and no PostgreSQL binaries were found." >&2
-  echo "db: install PostgreSQL (apt-get install postgresql) or Docker, or set DATABASE_URL." >&2
+  echo "db: no PostgreSQL answers at $var, Docker (with Compose) is not running, and no PostgreSQL binaries were found." >&2
+  echo "db: install PostgreSQL (apt-get install postgresql) or Docker, or set $var." >&2
   exit 1
 fi
 
