@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh [PACKAGE...]: what `make test` runs. Every test of the given
-# packages (default ./...), race detector on, TESTJOBS (default 4) test
-# binaries at a time, in the order given (the longest first, so none runs
+# packages (default ./...), race detector on, TESTJOBS (default 3, as
+# make test's: the Makefile says why) test binaries at a time, in the order given (the longest first, so none runs
 # alone at the end). Prints what `go test` prints: one line a package, and
 # a failed package's output.
 #
@@ -15,7 +15,7 @@
 set -uo pipefail
 export LC_ALL=C # $EPOCHREALTIME with a decimal point
 cd "$(dirname "$0")/.."
-jobs=${TESTJOBS:-4}
+jobs=${TESTJOBS:-3}
 out=bin/test
 mkdir -p "$out"
 [ $# -eq 0 ] && set -- ./...

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -174,5 +176,33 @@ func TestREADMEListsEveryVariable(t *testing.T) {
 		if v.Default != "" {
 			assert.Equal(t, "`"+v.Default+"`", cell, "%s's default", v.Name)
 		}
+	}
+}
+
+// (Found by an audit, helper 1, whose test this is.)
+// README, Quick start: "`make test` (`scripts/test.sh`) builds every
+// package's test binary with `-race` and runs them, four at a time, the
+// longest first." The Makefile runs them TESTJOBS ?= 3 at a time, and the
+// README itself says so a few lines on ("It runs 3 test binaries at a
+// time (`TESTJOBS`)"). A newcomer reading the first bullet is told four.
+func TestREADMEMakeTestParallelismMatchesMakefile(t *testing.T) {
+	mk, err := os.ReadFile("../../Makefile")
+	require.NoError(t, err)
+	m := regexp.MustCompile(`(?m)^TESTJOBS \?= (\d+)$`).FindSubmatch(mk)
+	require.NotNil(t, m, "Makefile sets TESTJOBS ?= N")
+	jobs, _ := strconv.Atoi(string(m[1]))
+
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	words := map[string]int{"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+	claims := regexp.MustCompile(`runs them,\s+(\w+) at a time|runs\s+(\w+) test binaries at a time`).FindAllSubmatch(readme, -1)
+	require.NotEmpty(t, claims, "README says how many test binaries make test runs at once")
+	for _, c := range claims {
+		w := string(c[1]) + string(c[2])
+		n, ok := words[w]
+		if !ok {
+			n, _ = strconv.Atoi(w)
+		}
+		assert.Equal(t, jobs, n, "README %q: the Makefile's TESTJOBS is %d", string(c[0]), jobs)
 	}
 }
