@@ -14,7 +14,7 @@ import (
 // had every one of them looked up, as fast as it could send them: one
 // unauthenticated client could keep the pool and PostgreSQL busy for
 // everybody (suspicion of an audit, helper 1). A confirmed token's lookup
-// (a refresh, every TOKEN_CACHE_TTL) is never counted or refused, so a
+// (a refresh, every Options.TokenCacheTTL) is never counted or refused, so a
 // flood keeps no one with a working token out; a new token from the
 // flooding address waits for the address's budget like the guesses.
 type guesses struct {
