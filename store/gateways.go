@@ -229,11 +229,13 @@ func (s *Store) SetDesiredState(ctx context.Context, id uuid.UUID, d gatewayd.De
 	// One transaction: a change stored, then a failed read of the
 	// gateway's schedules, was answered 503 ("left as it was", API.md §4)
 	// though stored, and the runtime was never told (found by an audit,
-	// helper 8).
+	// helper 8). The row is locked as the UPDATE locks it (FOR NO KEY UPDATE:
+	// not waiting for a sensor write's key check, see
+	// TestGatewayUpdatesDoNotWaitForSensorWrites).
 	var was string
 	var t gatewayd.Target
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT desired_state FROM gateways WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`,
+		if err := tx.QueryRow(ctx, `SELECT desired_state FROM gateways WHERE id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE`,
 			id).Scan(&was); err != nil {
 			return err
 		}
