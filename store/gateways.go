@@ -220,46 +220,51 @@ func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch)
 // It is written before the runtime acts, so a wish that cannot be stored
 // changes nothing.
 // It also says whether the stored desired_state changed (a client that
-// shows the gateway has something to fetch again). The stored value is
-// read first, without a lock: the API serializes a gateway's connects,
-// disconnects and PUTs (order.lock), and nothing else writes it. (Read
-// under a row lock, in a transaction held across four round trips, a
-// disconnect waited past its 5 s on a loaded machine.)
+// shows the gateway has something to fetch again). No transaction spans
+// round trips: the API serializes a gateway's connects, disconnects and
+// PUTs (order.lock), and nothing else writes it. (Read under a row lock,
+// in a transaction held across four round trips, a disconnect waited
+// past its 5 s on a loaded machine.)
 func (s *Store) SetDesiredState(ctx context.Context, id uuid.UUID, d gatewayd.DesiredState) (gatewayd.Target, bool, error) {
-	// One transaction: a change stored, then a failed read of the
-	// gateway's schedules, was answered 503 ("left as it was", API.md §4)
-	// though stored, and the runtime was never told (found by an audit,
-	// helper 8). The row is locked as the UPDATE locks it (FOR NO KEY UPDATE:
-	// not waiting for a sensor write's key check, see
-	// TestGatewayUpdatesDoNotWaitForSensorWrites).
+	// The gateway's reading schedules are read first: read after the
+	// UPDATE, a failed read was answered 503 ("left as it was", API.md
+	// §4) though the change was stored, and the runtime was never told
+	// (found by an audit, helper 8). A sensor's new interval committed in
+	// between is told the runtime after this, under the gateway's lock
+	// (api/sensors.go).
+	sched := []gatewayd.Target{{ID: id}}
+	if err := attachSchedules(ctx, s.pool, sched, &id); err != nil {
+		return gatewayd.Target{}, false, fmt.Errorf("set desired state: %w", classify(err))
+	}
+	// One statement: the old state (for "changed") read under the row
+	// lock the UPDATE takes anyway. A connect request also leaves
+	// AUTH_FAILED (API.md §4): the refusal kept for restarts goes with it.
 	var was string
-	var t gatewayd.Target
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT desired_state FROM gateways WHERE id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE`,
-			id).Scan(&was); err != nil {
-			return err
-		}
-		// A connect request also leaves AUTH_FAILED (API.md §4): the
-		// refusal kept for restarts goes with it.
-		rows, _ := tx.Query(ctx, `UPDATE gateways SET desired_state = $2,
-				auth_failed_at = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_at END,
-				auth_failed_error = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_error END
-			WHERE id = $1
-			RETURNING `+targetColumns, id, string(d))
-		var err error
-		if t, err = pgx.CollectExactlyOneRow(rows, s.scanTarget); err != nil {
-			return err
-		}
-		ts := []gatewayd.Target{t}
-		err = attachSchedules(ctx, tx, ts, &id)
-		t = ts[0]
-		return err
+	rows, _ := s.pool.Query(ctx, `WITH old AS (
+			SELECT desired_state AS was FROM gateways WHERE id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE)
+		UPDATE gateways SET desired_state = $2,
+			auth_failed_at = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_at END,
+			auth_failed_error = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_error END
+		FROM old WHERE id = $1
+		RETURNING old.was, `+targetColumns, id, string(d))
+	t, err := pgx.CollectExactlyOneRow(rows, func(r pgx.CollectableRow) (gatewayd.Target, error) {
+		return s.scanTarget(prefixed{r, &was})
 	})
 	if err != nil {
 		return gatewayd.Target{}, false, fmt.Errorf("set desired state: %w", classify(err))
 	}
+	t.Schedules = sched[0].Schedules
 	return t, was != string(d), nil
 }
+
+// prefixed is a row whose first column is read into first, before the
+// columns the scan function reads.
+type prefixed struct {
+	pgx.CollectableRow
+	first any
+}
+
+func (r prefixed) Scan(dest ...any) error { return r.CollectableRow.Scan(append([]any{r.first}, dest...)...) }
 
 func desiredOrDefault(d gatewayd.DesiredState) string {
 	if d == "" {
