@@ -264,7 +264,9 @@ type prefixed struct {
 	first any
 }
 
-func (r prefixed) Scan(dest ...any) error { return r.CollectableRow.Scan(append([]any{r.first}, dest...)...) }
+func (r prefixed) Scan(dest ...any) error {
+	return r.CollectableRow.Scan(append([]any{r.first}, dest...)...)
+}
 
 func desiredOrDefault(d gatewayd.DesiredState) string {
 	if d == "" {
