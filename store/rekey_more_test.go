@@ -38,13 +38,30 @@ func TestRekeyListsOnlyLiveUnreadableGateways(t *testing.T) {
 // (say by a PUT) after Rekey read the row but before it wrote it is not
 // overwritten with the re-sealed old one.
 func TestRekeyLeavesAConcurrentChangeAlone(t *testing.T) {
+	_, sealer, sealed := rekeyRaced(t, "MOVING", func(current, _ *store.Sealer) (string, error) {
+		return current.Seal("set meanwhile")
+	})
+	plain, err := sealer.Open(sealed)
+	require.NoError(t, err)
+	assert.Equal(t, "set meanwhile", plain)
+}
+
+// rekeyRaced runs Rekey to a new key while another transaction holds a
+// gateway's row, so that Rekey's UPDATE waits after its read; that
+// transaction then sets the password to what meanwhile seals (given the
+// new key's sealer and the old key's) and commits. It returns Rekey's
+// result, the new key's sealer and the password stored at the end.
+func rekeyRaced(t *testing.T, name string, meanwhile func(current, old *store.Sealer) (string, error)) (store.RekeyResult, *store.Sealer, string) {
+	t.Helper()
 	ctx := context.Background()
 	oldStore, pool := newStore(t) // sealed under testutil.Key
 	fx := setup(t, oldStore)
-	g, err := oldStore.CreateGateway(ctx, newGateway(fx.factory.ID, "MOVING"))
+	g, err := oldStore.CreateGateway(ctx, newGateway(fx.factory.ID, name))
 	require.NoError(t, err)
 	newKey := []byte("the new key, thirty-two bytes!!!")
 	sealer, err := store.NewSealer(newKey, testutil.Key)
+	require.NoError(t, err)
+	oldSealer, err := store.NewSealer(testutil.Key)
 	require.NoError(t, err)
 	st := store.New(pool, sealer)
 
@@ -55,15 +72,19 @@ func TestRekeyLeavesAConcurrentChangeAlone(t *testing.T) {
 	_, err = tx.Exec(ctx, `SELECT 1 FROM gateways WHERE id = $1 FOR UPDATE`, g.ID)
 	require.NoError(t, err)
 
-	done := make(chan error, 1)
+	type result struct {
+		res store.RekeyResult
+		err error
+	}
+	done := make(chan result, 1)
 	go func() {
-		_, err := st.Rekey(ctx, 10, nil)
-		done <- err
+		res, err := st.Rekey(ctx, 10, nil)
+		done <- result{res, err}
 	}()
 	testutil.Eventually(t, func() bool {
 		select {
-		case err := <-done:
-			t.Fatalf("Rekey finished without waiting for the held row: %v", err)
+		case r := <-done:
+			t.Fatalf("Rekey finished without waiting for the held row: %v", r.err)
 		default:
 		}
 		var waiting bool
@@ -72,20 +93,19 @@ func TestRekeyLeavesAConcurrentChangeAlone(t *testing.T) {
 			AND query LIKE 'UPDATE gateways SET password_encrypted%')`).Scan(&waiting))
 		return waiting
 	}, 20*time.Second, "Rekey's UPDATE waits for the held row")
-	changed, err := sealer.Seal("set meanwhile")
+	changed, err := meanwhile(sealer, oldSealer)
 	require.NoError(t, err)
 	_, err = tx.Exec(ctx, `UPDATE gateways SET password_encrypted = $2 WHERE id = $1`, g.ID, changed)
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit(ctx))
+	var r result
 	select {
-	case err := <-done:
-		require.NoError(t, err)
+	case r = <-done:
+		require.NoError(t, r.err)
 	case <-time.After(20 * time.Second):
 		t.Fatal("Rekey did not finish")
 	}
 	var sealed string
 	require.NoError(t, pool.QueryRow(ctx, `SELECT password_encrypted FROM gateways WHERE id = $1`, g.ID).Scan(&sealed))
-	plain, err := sealer.Open(sealed)
-	require.NoError(t, err)
-	assert.Equal(t, "set meanwhile", plain)
+	return r.res, sealer, sealed
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd/actors/actorstest"
-	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
 // tabWalk presses Tab until focus comes back round (or max presses) and
@@ -49,27 +48,11 @@ func TestSpectrumWholeRangeReachableByKeyboard(t *testing.T) {
 	base := serve(t, h)
 	_, sensors := addWithSensors(t, h, "keys", 1)
 	sid := sensors[0].ID.String()
-	resp, err := http.Post(base+"/api/sensors/"+sid+"/readings", "", nil)
-	require.NoError(t, err)
-	var r struct {
-		ID, Status string
-		Summary    map[string]struct {
-			Dominant float64 `json:"dominant_frequency_hz"`
-		}
-	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
-	resp.Body.Close()
-	testutil.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/api/readings/" + r.ID)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
-		return r.Status == "COMPLETE"
-	}, 20*time.Second, "the reading COMPLETE")
+	r := completeReading(t, base, sid)
 	var spec struct {
 		F []float64 `json:"frequency_hz"`
 	}
-	resp, err = http.Get(base + "/api/readings/" + r.ID + "/spectrum?axis=x")
+	resp, err := http.Get(base + "/api/readings/" + r.ID + "/spectrum?axis=x")
 	require.NoError(t, err)
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&spec))
 	resp.Body.Close()
@@ -77,7 +60,7 @@ func TestSpectrumWholeRangeReachableByKeyboard(t *testing.T) {
 	// times the highest dominant frequency, whichever is higher.
 	top := 0.0
 	for _, a := range r.Summary {
-		top = max(top, a.Dominant)
+		top = max(top, a["dominant_frequency_hz"])
 	}
 	opens := max(1000, 4*top)
 	require.Greater(t, spec.F[len(spec.F)-1], opens, "the API's spectrum goes past where the chart opens")

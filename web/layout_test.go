@@ -1,16 +1,12 @@
 package web_test
 
 import (
-	"encoding/json"
-	"net/http"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd/actors/actorstest"
-	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
 // A sensor's readings list stays where it is first drawn: drawn before the
@@ -25,22 +21,7 @@ func TestSensorReadingsDoNotMoveUnderThePointer(t *testing.T) {
 	g, sensors := addWithSensors(t, h, "steady", 1)
 	sid := sensors[0].ID.String()
 
-	resp, err := http.Post(base+"/api/sensors/"+sid+"/readings", "", nil)
-	require.NoError(t, err)
-	var r struct {
-		ID     string `json:"id"`
-		Status string `json:"status"`
-	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
-	resp.Body.Close()
-	require.Equal(t, http.StatusAccepted, resp.StatusCode)
-	testutil.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/api/readings/" + r.ID)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
-		return r.Status == "COMPLETE"
-	}, 20*time.Second, "the reading COMPLETE")
+	r := completeReading(t, base, sid)
 
 	b := newBrowser(t)
 	release := b.holdAnswer("the sensor's gateway", "*/api/gateways/"+g.ID.String(),

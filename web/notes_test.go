@@ -2,7 +2,9 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/actors/actorstest"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 	"github.com/ctcgw/gatewayd/store"
 )
 
@@ -88,4 +91,31 @@ func TestEquipmentPageReachesAllItsSensors(t *testing.T) {
 	b.do("all of them", chromedp.Click(chromedp.CSS(`section[aria-labelledby=sn-h] .more a`)))
 	b.wait("a list of this machine's sensors only", fmt.Sprintf(
 		`location.hash.includes('equipment_id=%s') && document.querySelectorAll('main tbody tr').length > 0`, eq.ID))
+}
+
+// apiReading is what the tests read of GET /api/readings/:id.
+type apiReading struct {
+	ID      string                        `json:"id"`
+	Status  string                        `json:"status"`
+	Summary map[string]map[string]float64 `json:"summary"`
+}
+
+// completeReading takes a reading of the sensor through the API and waits
+// until it is COMPLETE.
+func completeReading(t *testing.T, base, sid string) apiReading {
+	t.Helper()
+	resp, err := http.Post(base+"/api/sensors/"+sid+"/readings", "", nil)
+	require.NoError(t, err)
+	var r apiReading
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	testutil.Eventually(t, func() bool {
+		resp, err := http.Get(base + "/api/readings/" + r.ID)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+		return r.Status == "COMPLETE"
+	}, 20*time.Second, "the reading COMPLETE")
+	return r
 }

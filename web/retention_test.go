@@ -2,9 +2,7 @@ package web_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"testing"
 	"time"
 
@@ -13,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd/actors/actorstest"
-	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
 // (Found by an audit, helper 7, whose test this is.) API.md §8:
@@ -33,23 +30,7 @@ func TestReadingSummaryOutlivesItsSamples(t *testing.T) {
 	_, sensors := addWithSensors(t, h, "retained", 1)
 	sid := sensors[0].ID.String()
 
-	resp, err := http.Post(base+"/api/sensors/"+sid+"/readings", "", nil)
-	require.NoError(t, err)
-	var r struct {
-		ID      string                        `json:"id"`
-		Status  string                        `json:"status"`
-		Summary map[string]map[string]float64 `json:"summary"`
-	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
-	resp.Body.Close()
-	require.Equal(t, 202, resp.StatusCode)
-	testutil.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/api/readings/" + r.ID)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
-		return r.Status == "COMPLETE"
-	}, 20*time.Second, "the reading COMPLETE")
+	r := completeReading(t, base, sid)
 	require.NotNil(t, r.Summary["x"])
 
 	// Retention's own call, as if the reading were older than it.
