@@ -67,6 +67,33 @@ func (h *heldStarts) meanwhile(t *testing.T, e *env, id uuid.UUID, req func() re
 	return r
 }
 
+// heldCreate is a live API whose first create is held between its
+// commit and its message to the runtime: it POSTs a gateway of the
+// simulated host host makes (its url, email and password) in the
+// background, and returns the API, the held runtime, the target the
+// create committed and the create's answer to come.
+func heldCreate(t *testing.T, name string, host func(*actorstest.Harness) (url, email, pw string)) (*env, *heldStarts, gatewayd.Target, <-chan response) {
+	t.Helper()
+	h := actorstest.New(t, tmpl, actorstest.FastConfig())
+	rt := &heldStarts{Runtime: h.Runtime, hold: true, entered: make(chan gatewayd.Target, 1), release: make(chan struct{})}
+	e := &env{t: t, st: h.Store, logs: h.Logs}
+	e.app = api.New(h.Store, rt, h.Log, api.Options{Telemetry: h.Telemetry})
+	factory := e.factory(e.org("Race"), "Plant")
+	url, email, pw := host(h)
+	created := make(chan response, 1)
+	go func() {
+		created <- e.do("POST", "/api/gateways", map[string]any{"factory_id": factory, "gateway_id": name, "name": name,
+			"url": url, "email": email, "password": pw})
+	}()
+	select {
+	case target := <-rt.entered: // committed; the create has not told the runtime yet
+		return e, rt, target, created
+	case <-time.After(15 * time.Second):
+		t.Fatal("the create never reached the runtime")
+	}
+	panic("unreachable")
+}
+
 // (Found by an audit, helper 8, whose tests these are.) A gateway is
 // created (CONNECTED by default); another client, which
 // learned of it from the event stream or a list the moment it was
@@ -82,25 +109,14 @@ func (h *heldStarts) meanwhile(t *testing.T, e *env, id uuid.UUID, req func() re
 // under the gateway's order lock).
 func TestCreateRacingDisconnectKeepsTheDisconnect(t *testing.T) {
 	t.Parallel()
-	h := actorstest.New(t, tmpl, actorstest.FastConfig())
-	rt := &heldStarts{Runtime: h.Runtime, hold: true, entered: make(chan gatewayd.Target, 1), release: make(chan struct{})}
-	e := &env{t: t, st: h.Store, logs: h.Logs}
-	e.app = api.New(h.Store, rt, h.Log, api.Options{Telemetry: h.Telemetry})
-	factory := e.factory(e.org("Race"), "Plant")
-	pw := secret("pw-race-Zz7")
-	sg := h.Sim.Add("race", ctctest.Config{Email: "race@example.com", Password: pw})
-
-	created := make(chan response, 1)
-	go func() {
-		created <- e.do("POST", "/api/gateways", map[string]any{"factory_id": factory, "gateway_id": "race", "name": "race",
-			"url": sg.URL(), "email": "race@example.com", "password": pw})
-	}()
-	var target gatewayd.Target
-	select {
-	case target = <-rt.entered: // committed; the create has not told the runtime yet
-	case <-time.After(15 * time.Second):
-		t.Fatal("the create never reached the runtime")
-	}
+	var sg *ctctest.Gateway
+	var h *actorstest.Harness
+	e, rt, target, created := heldCreate(t, "race", func(hh *actorstest.Harness) (string, string, string) {
+		h = hh
+		pw := secret("pw-race-Zz7")
+		sg = h.Sim.Add("race", ctctest.Config{Email: "race@example.com", Password: pw})
+		return sg.URL(), "race@example.com", pw
+	})
 	id := target.ID.String()
 
 	// Another client disconnects the gateway it can already read.
@@ -178,21 +194,13 @@ func TestDisconnectAnswered503IsNotStored(t *testing.T) {
 // the new settings".
 func TestCreateRacingMoveKeepsTheMove(t *testing.T) {
 	t.Parallel()
-	h := actorstest.New(t, tmpl, actorstest.FastConfig())
-	rt := &heldStarts{Runtime: h.Runtime, hold: true, entered: make(chan gatewayd.Target, 1), release: make(chan struct{})}
-	e := &env{t: t, st: h.Store, logs: h.Logs}
-	e.app = api.New(h.Store, rt, h.Log, api.Options{Telemetry: h.Telemetry})
-	factory := e.factory(e.org("Race"), "Plant")
 	oldPW, newPW := secret("pw-old-host-Qq1"), secret("pw-new-host-Qq2")
-	oldHost := h.Sim.Add("old-host", ctctest.Config{Email: "gw@example.com", Password: oldPW})
-	newHost := h.Sim.Add("new-host", ctctest.Config{Email: "gw@example.com", Password: newPW})
-
-	created := make(chan response, 1)
-	go func() {
-		created <- e.do("POST", "/api/gateways", map[string]any{"factory_id": factory, "gateway_id": "mover", "name": "mover",
-			"url": oldHost.URL(), "email": "gw@example.com", "password": oldPW})
-	}()
-	target := <-rt.entered
+	var oldHost, newHost *ctctest.Gateway
+	e, rt, target, created := heldCreate(t, "mover", func(h *actorstest.Harness) (string, string, string) {
+		oldHost = h.Sim.Add("old-host", ctctest.Config{Email: "gw@example.com", Password: oldPW})
+		newHost = h.Sim.Add("new-host", ctctest.Config{Email: "gw@example.com", Password: newPW})
+		return oldHost.URL(), "gw@example.com", oldPW
+	})
 	id := target.ID.String()
 
 	r := rt.meanwhile(t, e, target.ID, func() response {

@@ -9,9 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ctcgw/gatewayd"
 	"github.com/ctcgw/gatewayd/actors/actorstest"
-	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
 )
 
@@ -72,19 +70,13 @@ func TestDesiredStateStormEndsWhereTheStoreSays(t *testing.T) {
 // socket, 404 for its status and its connect).
 func TestFactoryDeleteRacingCreateKeepsTheDelete(t *testing.T) {
 	t.Parallel()
-	h := actorstest.New(t, tmpl, actorstest.FastConfig())
-	rt := &heldStarts{Runtime: h.Runtime, hold: true, entered: make(chan gatewayd.Target, 1), release: make(chan struct{})}
-	e := &env{t: t, st: h.Store, logs: h.Logs}
-	e.app = api.New(h.Store, rt, h.Log, api.Options{Telemetry: h.Telemetry})
-	factory := e.factory(e.org("Race"), "Plant")
-	pw := secret("pw-cascade-Hh3")
-	sg := h.Sim.Add("cascade", ctctest.Config{Email: "c@example.com", Password: pw})
-	created := make(chan response, 1)
-	go func() {
-		created <- e.do("POST", "/api/gateways", map[string]any{"factory_id": factory, "gateway_id": "cascade", "name": "c",
-			"url": sg.URL(), "email": "c@example.com", "password": pw})
-	}()
-	target := <-rt.entered
+	var sg *ctctest.Gateway
+	e, rt, target, created := heldCreate(t, "cascade", func(h *actorstest.Harness) (string, string, string) {
+		pw := secret("pw-cascade-Hh3")
+		sg = h.Sim.Add("cascade", ctctest.Config{Email: "c@example.com", Password: pw})
+		return sg.URL(), "c@example.com", pw
+	})
+	factory := target.FactoryID.String()
 	id := target.ID.String()
 	require.Equal(t, 204, e.do("DELETE", "/api/factories/"+factory, nil).status)
 	close(rt.release)
