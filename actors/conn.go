@@ -591,9 +591,11 @@ type holdClock struct {
 	// v is, while held, minus when the hold began, else the last
 	// release (0: never held); in ns after base, at least 1.
 	v atomic.Int64
+	// mu guards total, and v's writes (v is also read without it).
+	mu sync.Mutex
 	// total is how long the reader was held, in the holds it was let go
 	// of (ns).
-	total atomic.Int64
+	total int64
 	// hand is, while a frame is in hand, when its run began, else 0.
 	hand atomic.Int64
 	// The reader's own: the last handover and its run's start, and
@@ -614,29 +616,30 @@ func (h *holdClock) now() int64 { return max(int64(time.Since(h.base)), 1) }
 // set records that the reader is now held, or let go.
 func (h *holdClock) set(held bool) {
 	now := h.now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if held {
 		h.v.Store(-now)
 		return
 	}
 	if v := h.v.Load(); v < 0 {
-		h.total.Add(now + v) // now − the hold's start
+		h.total += now + v // now − the hold's start
 	}
 	h.v.Store(now)
 }
 
 // heldFor is how long the reader has been held in all, up to now (ns).
+// Read with the hold under one lock: read apart, a release between them
+// counted its hold twice, once in total and once as still running (found
+// by an audit, helper 11).
 func (h *holdClock) heldFor(now time.Time) int64 {
-	for {
-		t := h.total.Load()
-		v := h.v.Load()
-		if h.total.Load() != t {
-			continue // a release between the two loads
-		}
-		if v < 0 {
-			t += max(int64(now.Sub(h.base))+v, 0)
-		}
-		return t
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := h.total
+	if v := h.v.Load(); v < 0 {
+		t += max(int64(now.Sub(h.base))+v, 0)
 	}
+	return t
 }
 
 // setInHand records that a large frame is now in hand, or handed over.

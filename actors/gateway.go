@@ -164,7 +164,8 @@ type gatewayActor struct {
 	// doubles the wait before the next (see rediscoverSoon). A byte, as
 	// subscribeFailures: the struct stays in its size class.
 	discoveryFailures uint8
-	// sensorRates are the read rates of the last discovery, by serial.
+	// sensorRates are the read rates of the last discovery, by serial (0:
+	// none reported); its keys are the serials that discovery listed.
 	// It and schedules are made when first written: most gateways of a
 	// large fleet are at some moment not connected, and two empty maps
 	// were a tenth of such a gateway's memory.
@@ -678,9 +679,15 @@ func (a *gatewayActor) onDiscovery(now time.Time, cmd *command, msg ctc.Message)
 	}
 	clear(a.sensorRates)
 	for i, s := range list {
+		// Every listed serial, with or without a rate: a pushed reading of
+		// one listed without a rate was taken for a serial the list did
+		// not name, and recorded a sighting each time (found by an audit,
+		// helper 11).
+		rate := 0.0
 		if s.ReadRate != nil {
-			a.sensorRates[s.Serial] = *s.ReadRate
+			rate = *s.ReadRate
 		}
+		a.sensorRates[s.Serial] = rate
 		d.Sensors[i] = gatewayd.SensorReport{Serial: s.Serial, Name: sensorText(s.Name, maxSensorName),
 			PartNumber: sensorText(s.PartNum, maxSensorName), ReadRateHz: s.ReadRate, Samples: s.Samples, Connected: s.Connected}
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/actors"
 	"github.com/ctcgw/gatewayd/actors/actorstest"
 	"github.com/ctcgw/gatewayd/store"
 )
@@ -36,6 +37,9 @@ type scriptPeer struct {
 	mu    sync.Mutex
 	ws    *websocket.Conn // the current socket, once subscribed
 	subs  chan struct{}   // one per subscription answered
+	// list, when set before the gateway logs in, is the RTN_DYN Data of
+	// its sensor list (else one sensor, scriptSerial).
+	list string
 }
 
 // servePeer serves a scripted gateway on a port of its own until the test
@@ -77,8 +81,14 @@ func newScriptPeer(t *testing.T) *scriptPeer {
 			case "POST_LOGIN":
 				p.send(ws, `{"Type":"RTN_LOGIN","From":"SERV","Target":"UI","Data":{"Email":"e","Success":true}}`)
 			case "GET_DYN_CONNECTED":
-				p.send(ws, fmt.Sprintf(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{"%d":{"Serial":%d,"Connected":1,"PartNum":"P","ReadRate":1000,"Samples":8,"Name":"s"}}}`,
-					scriptSerial, scriptSerial))
+				list := fmt.Sprintf(`{"%d":{"Serial":%d,"Connected":1,"PartNum":"P","ReadRate":1000,"Samples":8,"Name":"s"}}`,
+					scriptSerial, scriptSerial)
+				p.mu.Lock()
+				if p.list != "" {
+					list = p.list
+				}
+				p.mu.Unlock()
+				p.send(ws, `{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":`+list+`}`)
 			case "POST_SUB_CHANGES":
 				p.send(ws, `{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{}}`)
 				p.mu.Lock()
@@ -337,4 +347,50 @@ func TestLateStartGivesItsSamplesAReadingTimeout(t *testing.T) {
 	assert.Equal(t, 2.0, xMean(t, rb), "B holds A's late samples")
 	holder := e.holderOf(t, 1)
 	assert.Equal(t, gatewayd.TriggerGateway, holder.Trigger, "A's late samples kept, as a reading the gateway pushed")
+}
+
+// A pushed reading of a serial the list named without a read rate is of
+// a listed sensor: no sighting. It was taken for a serial the list did
+// not name (the actor knew serials by their rates), recorded a sighting
+// for each such reading, and the sighting marked connected a sensor the
+// list said was not (found by an audit, helper 11).
+func TestPushedReadingOfASensorListedWithoutARateIsNoSighting(t *testing.T) {
+	h := newHarness(t, actorstest.FastConfig())
+	p := newScriptPeer(t)
+	p.list = fmt.Sprintf(`{"%d":{"Serial":%d,"Connected":0,"PartNum":"P","Samples":8,"Name":"norate"}}`, scriptSerial, scriptSerial)
+	g := addRawGateway(t, h, "norate", p.url)
+	h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	select {
+	case <-p.subs:
+	case <-time.After(30 * time.Second):
+		t.Fatal("never subscribed")
+	}
+	var listed gatewayd.Sensor
+	eventually(t, func() bool {
+		list, err := h.Store.GatewaySensors(context.Background(), g.ID)
+		if err == nil && len(list) == 1 {
+			listed = list[0]
+		}
+		return listed.Serial == scriptSerial
+	}, 10*time.Second, "the listed sensor stored")
+	require.False(t, listed.Connected, "listed Connected 0")
+
+	p.samples(3) // pushed: nobody asked
+	var pushed gatewayd.Reading
+	eventually(t, func() bool {
+		rs, _, err := h.Store.ListReadings(context.Background(), listed.ID, store.ReadingFilter{}, store.Page{Limit: 10})
+		if err == nil && len(rs) == 1 {
+			pushed = rs[0]
+		}
+		return pushed.Status.Done()
+	}, 10*time.Second, "the pushed reading stored")
+	require.Equal(t, gatewayd.TriggerGateway, pushed.Trigger)
+	// Whatever the actor handed the writer before the reading (a
+	// sighting would be) is written now.
+	actors.FlushWriter(h.Runtime)
+	after, err := h.Store.GatewaySensors(context.Background(), g.ID)
+	require.NoError(t, err)
+	require.Len(t, after, 1)
+	assert.False(t, after[0].Connected, "a pushed reading of a listed sensor is no sighting: the list said not connected")
+	assert.True(t, after[0].LastSeenAt.Equal(listed.LastSeenAt), "last_seen_at untouched: %s, then %s", listed.LastSeenAt, after[0].LastSeenAt)
 }
