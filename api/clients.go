@@ -40,13 +40,16 @@ type clientConns struct {
 	log  zerolog.Logger
 	mu   sync.Mutex
 	open map[string]int
+	// refusing bounds the refusals that wait for their request (refuse);
+	// past it a refusal is written at once.
+	refusing chan struct{}
 	// warned is when a refusal was last logged (unix ns): at most once a
 	// minute, as fasthttp's own 503s.
 	warned atomic.Int64
 }
 
 func newClientConns(max int, log zerolog.Logger) *clientConns {
-	return &clientConns{max: max, log: log, open: make(map[string]int)}
+	return &clientConns{max: max, log: log, open: make(map[string]int), refusing: make(chan struct{}, maxRefusing)}
 }
 
 // clientShare is Options.MaxClientConnections, defaulted: a quarter of
@@ -95,13 +98,49 @@ var refusal = func() []byte {
 		strconv.Itoa(len(body)) + "\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n\r\n" + body)
 }()
 
-// refuse answers c 429 and closes it. A fresh socket's send buffer takes
-// the few bytes at once; the deadline only keeps the accept loop from
-// ever waiting on one.
+// maxRefusing is how many refused connections at once wait for their
+// request (refusalWait each at most).
+const maxRefusing = 64
+
+// refusalWait bounds each of a refusal's waits: for the request, and for
+// the client to read the answer and close.
+const refusalWait = 500 * time.Millisecond
+
+// refuse answers c 429 and closes it, off the accept loop. It waits for
+// the request's first bytes before it answers, and closes its side first
+// and reads what is left before it closes: written the moment the
+// connection was accepted, the answer came before the request, and Go's
+// HTTP client took it for a stray answer and failed the request with a
+// transport error; closed with the request unread, the socket sent a
+// reset, with which a client may lose the answer (found by an audit,
+// helper 11). Past maxRefusing refusals at once (a flood), the answer is
+// written at once, as before.
 func (cc *clientConns) refuse(c net.Conn, key string) {
-	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
-	_, _ = c.Write(refusal)
-	_ = c.Close()
+	select {
+	case cc.refusing <- struct{}{}:
+		go func() {
+			defer func() { <-cc.refusing }()
+			var buf [4096]byte
+			_ = c.SetReadDeadline(time.Now().Add(refusalWait))
+			_, _ = c.Read(buf[:]) // the request's first bytes, or nothing in time
+			_ = c.SetWriteDeadline(time.Now().Add(refusalWait))
+			_, _ = c.Write(refusal)
+			if cw, ok := c.(interface{ CloseWrite() error }); ok {
+				_ = cw.CloseWrite()
+				_ = c.SetReadDeadline(time.Now().Add(refusalWait))
+				for { // the rest of the request, until the client closes
+					if _, err := c.Read(buf[:]); err != nil {
+						break
+					}
+				}
+			}
+			_ = c.Close()
+		}()
+	default:
+		_ = c.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
+		_, _ = c.Write(refusal)
+		_ = c.Close()
+	}
 	now := time.Now().UnixNano()
 	if last := cc.warned.Load(); now-last >= int64(time.Minute) && cc.warned.CompareAndSwap(last, now) {
 		cc.log.Warn().Str("component", "http").Str("client", key).Int("max", cc.max).
