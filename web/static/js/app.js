@@ -4,7 +4,7 @@
 // the keyboard.
 
 import {h, clear, Scope, link, isolate} from './dom.js';
-import {startLive, onStreamStatus} from './live.js';
+import {startLive, onStreamStatus, again} from './live.js';
 import {token, setToken, onToken, whoami} from './api.js';
 import {overview} from './overview.js';
 import {resourceList, resourceDetail, names} from './resources.js';
@@ -96,20 +96,27 @@ function header() {
   // 403): <html data-role> hides .needs-operator and .needs-admin. No
   // page is drawn until the role is known (roleKnown); if it cannot be
   // known everything shows, and the API still decides.
+  // A whoami that failed (503 during a database outage, no answer while
+  // gatewayd restarts) is asked again (live.js' again) until it answers:
+  // it was asked once per token, and a viewer signed in during an outage
+  // was offered every admin control for good (found by an audit, helper
+  // 12).
   let asked = 0;
-  const learnRole = async () => {
+  let tries = null;
+  const learnRole = () => {
     const mine = ++asked;
-    try {
+    if (tries) tries.stop();
+    tries = again(async () => {
       const me = await whoami();
       if (mine !== asked) return; // a newer token's answer wins
       document.documentElement.dataset.role = me.role;
       out.title = me.token ? `Signed in as ${isolate(me.token.name)} (${me.role})` : '';
       roleLearnt();
-    } catch {
+    }, {failed: () => {
       if (mine !== asked) return;
       delete document.documentElement.dataset.role;
       roleLearnt(); // the API still decides
-    }
+    }});
   };
   learnRole();
   onToken(learnRole);

@@ -14,7 +14,7 @@
 
 import {h, clear, link, fmtTime, fmtClock, ago, dl, badge, setBadge, setText, toast, debounce, isolate} from './dom.js';
 import {api, ApiError} from './api.js';
-import {openStream, onEvent} from './live.js';
+import {openStream, onEvent, again} from './live.js';
 import {buildForm, confirmButton, act} from './forms.js';
 import {RES, names, table, more} from './resources.js';
 
@@ -255,21 +255,37 @@ export function gatewayPage(main, id, scope) {
   // under the pointer when the status came, and a click on a sensor
   // landed elsewhere (found by an audit, helper 2). Later refreshes draw
   // in place.
-  (async () => {
-    const [g, , page] = await Promise.all([api('GET', '/gateways/' + id), loadStatus(), fetchSensors()]);
+  //
+  // A first load that fails says why in the page's place. A 404 (or
+  // another answer that asking again cannot change) is final; one that
+  // may pass (503 while the database is down, no answer while gatewayd
+  // restarts) is tried again (live.js' again) while the page follows
+  // the stream, and the page is drawn when it comes: it ended its scope
+  // at the first failure and said "not available" for good (found by an
+  // audit, helper 12).
+  const page = [...main.childNodes];
+  let failedOnce = false;
+  scope.add(again(async () => {
+    const [g, , sensors] = await Promise.all([api('GET', '/gateways/' + id), loadStatus(), fetchSensors()]);
     if (!scope.alive) return;
+    if (failedOnce) {
+      main.replaceChildren(...page);
+      replay(); // the history the outage kept from it
+    }
     gw = g;
     const drawn = drawGateway(); // sets the title at once; the facts below wait for the factories' names
-    drawSensors(page);
+    drawSensors(sensors);
     firstDrawn();
     await drawn;
-  })().catch(e => {
+  }, {failed: (e, final) => {
     if (!scope.alive) return;
+    failedOnce = true;
     clear(main).append(h('h1', {text: 'Gateway not available'}),
       h('p', {class: 'form-error', role: 'alert', text: e instanceof ApiError ? e.text() : String(e)}),
+      final ? null : h('p', {class: 'muted', text: 'Trying again…'}),
       h('p', null, link('/gateways', 'All gateways')));
-    scope.end();
-  });
+    if (final) scope.end();
+  }}).stop);
 
   // Live, from the shared stream.
   scope.add(onEvent('gateway.state', ev => {

@@ -9,7 +9,7 @@
 // storm of thousands of events a second costs one render per frame, and
 // only of the rows on screen.
 
-import {api, token, onToken, checkAuth} from './api.js';
+import {api, token, onToken, checkAuth, ApiError} from './api.js';
 import {tabStream} from './tabs.js';
 
 export const STATES = ['AUTHENTICATED', 'CONNECTING', 'CONNECTED', 'BACKOFF', 'AUTH_FAILED', 'DISCONNECTED', 'FAILED'];
@@ -313,9 +313,19 @@ function changed(id) {
   else refresh(id);
 }
 
-// loadFleet (re)reads every status; events that arrive meanwhile wait.
+// loadFleet (re)reads every status; events that arrive meanwhile wait. A
+// snapshot that fails is tried again (again, below): one refused during
+// a database outage (503: a token this process had not confirmed yet) or
+// while gatewayd restarted was never asked for again, and the fleet said
+// "could not be loaded" for good under a header that said "Live" (found
+// by an audit, helper 12).
 let loading = null;
+let fleetTries = null; // the snapshot's tries, until one succeeds
 export function loadFleet() {
+  if (!fleetTries || !fleetTries.now()) fleetTries = again(snapshot);
+}
+
+function snapshot() {
   if (loading) return loading;
   loading = (async () => {
     buffer = buffer || [];
@@ -343,6 +353,7 @@ export function loadFleet() {
       performance.mark('gwd:snapshot-applied');
     } catch (e) {
       fleet.error = e;
+      throw e;
     } finally {
       const buf = buffer;
       buffer = null;
@@ -353,6 +364,69 @@ export function loadFleet() {
     }
   })();
   return loading;
+}
+
+// transient says an API error may pass: no answer (gatewayd restarting,
+// the network) or a 5xx (503 while its database is down). A 404, a 403
+// or a bug in the page stays what it is however often it is asked.
+export function transient(e) {
+  return e instanceof ApiError && (e.status === 0 || e.status >= 500);
+}
+
+// again runs job() until it succeeds. A failure that may pass
+// (transient) is tried again when the shared stream next goes live,
+// after a reset, or after a wait of 1 s doubling up to 15 s, whichever
+// comes first, one try at a time; failed(e, final) is told of each
+// failure, final when no other try follows. A page whose first load
+// failed during a database outage said "not available" for good, though
+// everything answered again moments later (found by an audit, helper 12).
+// It returns {now, stop}: now() tries at once if a try waits (true while
+// tries go on, false once they ended), stop() ends the tries.
+export function again(job, {failed = () => {}, final = e => !transient(e)} = {}) {
+  let wait = 1000;
+  let timer = 0;
+  let state = 'running'; // 'running', 'waiting' (for the next try) or 'done'
+  const offs = [];
+  const stop = () => {
+    state = 'done';
+    clearTimeout(timer);
+    for (const f of offs.splice(0)) f();
+  };
+  const run = async () => {
+    clearTimeout(timer);
+    state = 'running';
+    try {
+      await job();
+    } catch (e) {
+      if (state === 'done') return;
+      const last = final(e);
+      if (last) stop();
+      else {
+        state = 'waiting';
+        timer = setTimeout(run, wait);
+        wait = Math.min(wait * 2, 15000);
+      }
+      failed(e, last);
+      return;
+    }
+    stop();
+  };
+  const retry = () => { if (state === 'waiting') run(); };
+  let was = streamStatus;
+  offs.push(onStreamStatus(st => {
+    const rose = st === 'live' && was !== 'live';
+    was = st;
+    if (rose) retry();
+  }));
+  offs.push(onEvent('reset', retry));
+  run();
+  return {
+    now() {
+      retry();
+      return state !== 'done';
+    },
+    stop,
+  };
 }
 
 // loadFactory learns which gateways are in a factory (statuses do not say;
