@@ -8,7 +8,7 @@
 // collects the changes), touching only the text that differs.
 
 import {h, setText, setBadge, ago, fmtTime, fmtNum, debounce, isolate} from './dom.js';
-import {fleet, subscribe, loadFactory, STATES, PERF, perf} from './live.js';
+import {fleet, subscribe, loadFactory, again, transient, STATES, PERF, perf} from './live.js';
 import {listAll} from './api.js';
 
 // Names in natural order (live.js's sortKey): plain string comparisons.
@@ -56,7 +56,8 @@ export function overview(main, q, scope) {
     shown, empty, list);
 
   // Factories for the filter (names; the organization when two share one).
-  listAll('/factories').then(async fs => {
+  // (Tried again until they come: live.js' again.)
+  scope.add(again(() => listAll('/factories').then(async fs => {
     if (!scope.alive) return;
     const names = new Map();
     for (const f of fs) names.set(f.name, (names.get(f.name) || 0) + 1);
@@ -67,7 +68,7 @@ export function overview(main, q, scope) {
       factorySel.append(h('option', {value: f.id, text: label}));
     }
     factorySel.value = filter.factory;
-  }).catch(() => {});
+  })).stop);
 
   let sorted = [];
   let view = [];
@@ -154,7 +155,7 @@ export function overview(main, q, scope) {
       : `Showing ${fmtNum(view.length)} of ${fmtNum(scoped ? inScope : sorted.length)} gateways`);
     if (fleet.error) {
       empty.hidden = false;
-      setText(empty, 'The fleet could not be loaded: ' + fleet.error.message);
+      setText(empty, 'The fleet could not be loaded: ' + fleet.error.message + (transient(fleet.error) ? '. Trying again…' : ''));
     } else if (fleet.ready && view.length === 0) {
       empty.hidden = false;
       setText(empty, sorted.length === 0 ? 'No gateways yet.' : 'No gateway matches these filters.');

@@ -5,7 +5,7 @@
 import {h, clear, link, fmtTime, fmtNum, toast, dl, badge, setBadge, isolate} from './dom.js';
 import {api, listAll, ApiError} from './api.js';
 import {buildForm, confirmButton} from './forms.js';
-import {fleet, subscribe} from './live.js';
+import {fleet, subscribe, again} from './live.js';
 
 const PAGE = 20;
 
@@ -240,7 +240,10 @@ export function resourceList(main, kind, q, scope) {
   }
   main.append(body);
 
-  (async () => {
+  // A list that could not be read in a way that may pass (a database
+  // outage, gatewayd restarting) is read again until it comes (live.js'
+  // again): it said why for good (found by an audit, helper 12).
+  scope.add(again(async () => {
     let filter = parentId ? `&${res.parent.param}=${parentId}` : '';
     for (const [param] of narrowed) filter += `&${param}=${encodeURIComponent(q.get(param))}`;
     const [page, n] = await Promise.all([
@@ -264,16 +267,17 @@ export function resourceList(main, kind, q, scope) {
     }
     const pg = pager(page.pagination, o => nav({offset: o ? String(o) : ''}));
     if (pg) body.append(pg);
-  })().catch(e => {
-    if (scope.alive) clear(body).append(errorBox(e));
-  });
+  }, {failed: (e, final) => {
+    if (scope.alive) clear(body).append(errorBox(e), final ? null : h('p', {class: 'muted', text: 'Trying again…'}));
+  }}).stop);
 }
 
 // resourceDetail is #/<kind>/<id> for organizations, factories, equipment.
 export function resourceDetail(main, kind, id, scope) {
   const res = RES[kind];
   main.append(h('p', {class: 'muted', text: 'Loading…'}));
-  (async () => {
+  // Read again until it comes, as a list is (resourceList).
+  scope.add(again(async () => {
     const item = await api('GET', `/${kind}/${id}`);
     if (!scope.alive) return;
     document.title = `${isolate(item.name)} · ${res.title} · gatewayd`;
@@ -315,10 +319,11 @@ export function resourceDetail(main, kind, id, scope) {
           toast(`Deleted ${res.one} ${isolate(item.name)}`);
           location.hash = '#/' + kind;
         })));
-  })().catch(e => {
+  }, {failed: (e, final) => {
     if (!scope.alive) return;
-    clear(main).append(h('h1', {text: 'Not available'}), errorBox(e), h('p', null, link('/' + kind, 'All ' + res.title.toLowerCase())));
-  });
+    clear(main).append(h('h1', {text: 'Not available'}), errorBox(e), final ? null : h('p', {class: 'muted', text: 'Trying again…'}),
+      h('p', null, link('/' + kind, 'All ' + res.title.toLowerCase())));
+  }}).stop);
 }
 
 // more says how many a detail page's table (at most 100 rows) leaves out,

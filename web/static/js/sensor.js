@@ -4,7 +4,7 @@
 
 import {h, clear, link, fmtTime, fmtNum, ago, dl, badge, toast, debounce, Scope, isolate} from './dom.js';
 import {api, listAll, ApiError} from './api.js';
-import {onEvent, fleet} from './live.js';
+import {onEvent, fleet, again} from './live.js';
 import {buildForm, act} from './forms.js';
 import {chart, figure} from './plot.js';
 
@@ -336,14 +336,25 @@ export function sensorPage(main, id, q, scope) {
 
   // The first list is drawn once the sensor's panels above it are: drawn
   // first, it moved down under the pointer when they came, and a click on
-  // a reading's Show landed elsewhere (seen in CI as a lost click).
-  Promise.all([loadSensor(), fetchReadings()]).then(([, page]) => {
-    applyReadings(page);
-    if (selected && scope.alive) select(selected);
-  }).catch(e => {
+  // a reading's Show landed elsewhere (seen in CI as a lost click). A
+  // first load that failed in a way that may pass (a database outage,
+  // gatewayd restarting) is tried again, and the page drawn when it comes
+  // (live.js' again): it said "not available" for good (found by an
+  // audit, helper 12).
+  const page = [...main.childNodes];
+  let failedOnce = false;
+  scope.add(again(async () => {
+    const [, list] = await Promise.all([loadSensor(), fetchReadings()]);
     if (!scope.alive) return;
+    if (failedOnce) main.replaceChildren(...page);
+    applyReadings(list);
+    if (selected) select(selected);
+  }, {failed: (e, final) => {
+    if (!scope.alive) return;
+    failedOnce = true;
     clear(main).append(h('h1', {text: 'Sensor not available'}),
       h('p', {class: 'form-error', role: 'alert', text: e instanceof ApiError ? e.text() : String(e)}),
+      final ? null : h('p', {class: 'muted', text: 'Trying again…'}),
       h('p', null, link('/sensors', 'All sensors')));
-  });
+  }}).stop);
 }
