@@ -116,7 +116,17 @@ func TestTabsAgreeWithTheServerAfterLeadersCloseInAStorm(t *testing.T) {
 			if err != nil || json.Unmarshal([]byte(s), &got) != nil {
 				return false
 			}
-			return fmt.Sprint(got.States) == fmt.Sprint(want) && fmt.Sprint(got.Counts) == fmt.Sprint(wantCounts)
+			if fmt.Sprint(got.States) != fmt.Sprint(want) || fmt.Sprint(got.Counts) != fmt.Sprint(wantCounts) {
+				return false
+			}
+			// The counts shown are drawn at the next frame after the
+			// fleet's last change: waited for, not read at once.
+			for st, n := range wantCounts {
+				if got.Shown[st] != fmt.Sprint(n) {
+					return false
+				}
+			}
+			return true
 		}, 15*time.Second)
 		if !ok {
 			diff := map[string]string{}
