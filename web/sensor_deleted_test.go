@@ -50,3 +50,29 @@ func TestSensorPageSaysItsGatewayWasDeleted(t *testing.T) {
 	shown := eval[string](b, `document.querySelector('main').innerText.slice(0, 400)`)
 	assert.True(t, ok, "10 s after its gateway (and so the sensor) was deleted, the sensor's page still offers a reading and shows:\n%s", shown)
 }
+
+// A reading asked for just before the sensor's gateway was deleted: its
+// answer, arriving after the page said so, left "Take a reading" enabled
+// again (the button's act turned it back on when the request ended).
+func TestTakeAReadingStaysOffWhenItsAnswerComesAfterTheDelete(t *testing.T) {
+	h := harness(t, actorstest.FastConfig())
+	base := serve(t, h)
+	g, sensors := addWithSensors(t, h, "doomed2", 1)
+	sid := sensors[0].ID.String()
+
+	b := newBrowser(t)
+	b.do("the sensor's page", chromedp.Navigate(base+"/#/sensors/"+sid))
+	b.wait("the sensor drawn, live", `!!document.querySelector('#sn-h') && document.querySelector('section[aria-labelledby=sn-h] dl') && `+liveJS)
+	release := b.holdAnswer("take a reading", "*/api/sensors/"+sid+"/readings", chromedp.Click(chromedp.CSS(`#take-reading`)))
+	req, err := http.NewRequest(http.MethodDelete, base+"/api/gateways/"+g.ID.String(), nil)
+	require.NoError(t, err)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusNoContent, res.StatusCode)
+	b.wait("the page says the sensor was deleted", `!!document.querySelector('.page-head .st-DELETED')`)
+	release()
+	// The reading's answer drawn: its row is in the list.
+	b.wait("the reading's answer handled", `!!document.querySelector('table.readings tr[data-reading]')`)
+	assert.True(t, eval[bool](b, `document.querySelector('#take-reading').disabled`), "Take a reading is on again after the delete")
+}

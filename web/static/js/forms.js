@@ -236,6 +236,16 @@ export async function act(button, fn, ok) {
     toast(e instanceof ApiError ? e.text() : String(e), 'error');
     return undefined;
   } finally {
-    button.disabled = false;
+    button.disabled = 'retired' in button.dataset;
+  }
+}
+
+// retire disables buttons for good: what they act on was deleted. An act
+// still in flight leaves them disabled when it ends (it turned "Take a
+// reading" back on after the sensor's gateway was deleted).
+export function retire(...buttons) {
+  for (const b of buttons) {
+    b.dataset.retired = '';
+    b.disabled = true;
   }
 }

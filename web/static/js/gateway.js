@@ -15,7 +15,7 @@
 import {h, clear, link, fmtTime, fmtClock, ago, dl, badge, setBadge, setText, toast, debounce, isolate} from './dom.js';
 import {api, ApiError} from './api.js';
 import {openStream, onEvent, again} from './live.js';
-import {buildForm, confirmButton, act} from './forms.js';
+import {buildForm, confirmButton, act, retire} from './forms.js';
 import {RES, names, table, more} from './resources.js';
 
 const HISTORY = 50;
@@ -66,6 +66,7 @@ export function gatewayPage(main, id, scope) {
       ['Restarts', String(st.restarts)],
     ]));
     status.querySelector('dl').dataset.state = st.state;
+    if ('retired' in connect.dataset) return; // deleted: a late status offers nothing
     connect.disabled = st.state === 'AUTHENTICATED' && st.desired_state === 'CONNECTED';
     disconnect.disabled = st.state === 'DISCONNECTED';
     discover.disabled = st.state !== 'AUTHENTICATED';
@@ -310,7 +311,7 @@ export function gatewayPage(main, id, scope) {
   scope.add(onEvent('gateway.deleted', ev => {
     if (ev.id !== id) return;
     toast('This gateway was deleted', 'error');
-    connect.disabled = disconnect.disabled = discover.disabled = true;
+    retire(connect, disconnect, discover);
     setBadge(stateBadge, 'DELETED');
   }));
   scope.add(onEvent('sensor.updated', ev => {

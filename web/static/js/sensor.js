@@ -5,7 +5,7 @@
 import {h, clear, link, fmtTime, fmtNum, ago, dl, badge, toast, debounce, Scope, isolate} from './dom.js';
 import {api, listAll, ApiError} from './api.js';
 import {onEvent, fleet, again} from './live.js';
-import {buildForm, act} from './forms.js';
+import {buildForm, act, retire} from './forms.js';
 import {chart, figure} from './plot.js';
 
 const PAGE = 20;
@@ -293,7 +293,7 @@ export function sensorPage(main, id, q, scope) {
   // gone says the sensor no longer exists, once: a toast, a DELETED badge
   // by its name, and no "Take a reading".
   const gone = what => {
-    take.disabled = true;
+    retire(take);
     if (head.querySelector('.st-DELETED')) return;
     head.append(badge('DELETED'));
     toast(what, 'error');
