@@ -60,6 +60,10 @@ type supervisor struct {
 	// delete, a PUT), and a fresh one was asked for (found by an audit,
 	// helper 12).
 	restartedAt time.Time
+	// sealedAway is how many gateways the last converge kept on a
+	// password their stored one no longer opens to (keepOpened), as last
+	// logged: the line is written when it changes, not every reconcile.
+	sealedAway int
 }
 
 func newSupervisor(d *deps, n *counters) *supervisor {
@@ -291,6 +295,7 @@ func (s *supervisor) converge(c actor.Context, m *converge) {
 		return // made before this supervisor's start: a fresh read comes
 	}
 	seen := make(map[uuid.UUID]bool, len(m.targets))
+	kept := 0
 	for _, t := range m.targets {
 		seen[t.ID] = true
 		if rec := s.records[t.ID]; rec != nil && rec.touched.After(m.readAt) {
@@ -303,7 +308,17 @@ func (s *supervisor) converge(c actor.Context, m *converge) {
 			s.applyRefused(c, t, e)
 			continue
 		}
+		if s.keepOpened(&t) {
+			kept++
+		}
 		s.apply(c, t)
+	}
+	if kept != s.sealedAway {
+		s.sealedAway = kept
+		if kept > 0 {
+			s.d.log.Error().Int("gateways", kept).
+				Msg("stored passwords were sealed under a key this process lacks (rekeyed by a process with a newer ENCRYPTION_KEY?); their connections go on with the passwords they have; restart with that key as ENCRYPTION_KEY")
+		}
 	}
 	for id, at := range s.removed {
 		// Every later read already lacks it, and a request that wrote
@@ -350,10 +365,35 @@ func (s *supervisor) upsert(c actor.Context, t gatewayd.Target) {
 		// again), told after: the deletion stands.
 		return
 	}
+	s.keepOpened(&t)
 	s.apply(c, t)
 	if rec := s.records[t.ID]; rec != nil {
 		rec.touched = time.Now()
 	}
+}
+
+// keepOpened gives t, whose stored password no key of this process opens,
+// the password the runtime already has for the same gateway at the same
+// url and email, and reports whether it did. A `gatewayd rekey` run with
+// a newer key while this process still ran on the old one (README's
+// first step skipped) re-sealed every password: the next reconcile
+// stopped every connected gateway (FAILED, code 1000) without a word in
+// the log, though the password itself had not changed (found by an
+// audit, helper 16).
+func (s *supervisor) keepOpened(t *gatewayd.Target) bool {
+	if !t.Unreadable {
+		return false
+	}
+	rec := s.records[t.ID]
+	if rec == nil {
+		return false
+	}
+	old, _ := rec.w.get()
+	if old.Unreadable || old.URL != t.URL || old.Email != t.Email {
+		return false
+	}
+	t.Password, t.Unreadable = old.Password, false
+	return true
 }
 
 // applyRefused starts a gateway whose login was refused before this
