@@ -260,6 +260,20 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, c
 		reasonText := capError(fmt.Sprintf("actor crashed %d times within %s (last: %v)", len(rec.failures), s.d.cfg.RestartWindow, reason))
 		st := rec.status
 		st.State, st.Since, st.LastError, st.NextRetryAt = gatewayd.StateFailed, now, reasonText, nil
+		// A connect or disconnect the supervisor forwarded after the
+		// message that crashed the actor dies in its mailbox: the wish it
+		// stored stands (found by an audit, helper 17). A disconnect
+		// leaves the gateway DISCONNECTED (with the crash as its last
+		// error); a connect leaves FAILED (API.md §4), so a fresh actor is
+		// spawned once this one has stopped.
+		if t, _ := rec.w.get(); t.Desired != st.Desired {
+			st.Desired = t.Desired
+			if t.Desired == gatewayd.DesiredDisconnected {
+				st.State = gatewayd.StateDisconnected
+			} else {
+				rec.respawn = true
+			}
+		}
 		s.setStatus(rec, st)
 		rec.stopping = true
 		sup.StopChildren(child)
