@@ -7,11 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
 // API.md §4: "POST /api/gateways/:id/disconnect → 202 status; stores
@@ -29,13 +31,7 @@ import (
 // desired DISCONNECTED.
 func TestDisconnectRightAfterAFatalCrashIsNotLost(t *testing.T) {
 	t.Parallel()
-	cfg := Config{ConnectTimeout: 100 * time.Millisecond, AuthTimeout: 100 * time.Millisecond, CommandTimeout: time.Second,
-		BackoffInitial: time.Hour, BackoffMax: time.Hour, BackoffMultiplier: 2, PingInterval: time.Minute, PongTimeout: time.Minute,
-		DialConcurrency: 4, RestartLimit: 0, RestartWindow: time.Minute, ReconcileInterval: time.Hour,
-		ActorTimeout: 200 * time.Millisecond}
-	rt := Start(cfg, fixedSource{}, zerolog.Nop())
-	t.Cleanup(func() { _ = rt.Shutdown(context.Background()) })
-	require.Eventually(t, rt.Ready, 10*time.Second, 5*time.Millisecond)
+	rt, cfg := crashOutRuntime(t)
 	ids := startGateways(rt, 3, gatewayd.DesiredConnected)
 	ctx := context.Background()
 	for _, id := range ids {
@@ -67,15 +63,7 @@ func TestDisconnectRightAfterAFatalCrashIsNotLost(t *testing.T) {
 			// supervisor to keep every forwarded request's answer: left.)
 			t.Logf("gateway %d: the disconnect's answer went with the actor; the API answers from the record", i)
 		}
-		// Polled here (not in a goroutine of Eventually's, which may still
-		// write st after it gave up).
-		var st gatewayd.Status
-		var err error
-		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			if st, err = rt.Status(ctx, id); err == nil && st.State == gatewayd.StateDisconnected {
-				break
-			}
-		}
+		st, err := settledIn(rt, id, gatewayd.StateDisconnected)
 		require.NoError(t, err)
 		assert.Equal(t, gatewayd.StateDisconnected, st.State, "gateway %d: the disconnect stands (last_error %s)", i, deref(st.LastError))
 		assert.Equal(t, gatewayd.DesiredDisconnected, st.Desired, "gateway %d: desired_state as stored", i)
@@ -98,13 +86,7 @@ func deref(s *string) string {
 // after the crash and was answered 202.
 func TestConnectRightAfterAFatalCrashIsNotLost(t *testing.T) {
 	t.Parallel()
-	cfg := Config{ConnectTimeout: 100 * time.Millisecond, AuthTimeout: 100 * time.Millisecond, CommandTimeout: time.Second,
-		BackoffInitial: time.Hour, BackoffMax: time.Hour, BackoffMultiplier: 2, PingInterval: time.Minute, PongTimeout: time.Minute,
-		DialConcurrency: 4, RestartLimit: 0, RestartWindow: time.Minute, ReconcileInterval: time.Hour,
-		ActorTimeout: 200 * time.Millisecond}
-	rt := Start(cfg, fixedSource{}, zerolog.Nop())
-	t.Cleanup(func() { _ = rt.Shutdown(context.Background()) })
-	require.Eventually(t, rt.Ready, 10*time.Second, 5*time.Millisecond)
+	rt, _ := crashOutRuntime(t)
 	// DISCONNECTED gateways (no dial): the connect must make them dial
 	// (CONNECTING, then BACKOFF at the refused address).
 	ids := startGateways(rt, 3, gatewayd.DesiredDisconnected)
@@ -124,15 +106,37 @@ func TestConnectRightAfterAFatalCrashIsNotLost(t *testing.T) {
 		rt.d.root.Send(rt.supervisor, k)
 	}
 	for i, id := range ids {
-		var st gatewayd.Status
-		var err error
-		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			if st, err = rt.Status(ctx, id); err == nil && st.State == gatewayd.StateBackoff {
-				break
-			}
-		}
+		st, err := settledIn(rt, id, gatewayd.StateBackoff)
 		require.NoError(t, err)
 		assert.Equal(t, gatewayd.StateBackoff, st.State, "gateway %d: the connect stands: it dialed (last_error %s)", i, deref(st.LastError))
 		assert.Equal(t, gatewayd.DesiredConnected, st.Desired, "gateway %d", i)
 	}
+}
+
+// crashOutRuntime is a runtime whose first crash makes a gateway FAILED
+// (GATEWAY_RESTART_LIMIT 0), whose dials are refused at once and retried
+// only after an hour, and whose actors answer within 200 ms.
+func crashOutRuntime(t *testing.T) (*Runtime, Config) {
+	t.Helper()
+	cfg := Config{ConnectTimeout: 100 * time.Millisecond, AuthTimeout: 100 * time.Millisecond, CommandTimeout: time.Second,
+		BackoffInitial: time.Hour, BackoffMax: time.Hour, BackoffMultiplier: 2, PingInterval: time.Minute, PongTimeout: time.Minute,
+		DialConcurrency: 4, RestartLimit: 0, RestartWindow: time.Minute, ReconcileInterval: time.Hour,
+		ActorTimeout: 200 * time.Millisecond}
+	rt := Start(cfg, fixedSource{}, zerolog.Nop())
+	t.Cleanup(func() { _ = rt.Shutdown(context.Background()) })
+	require.Eventually(t, rt.Ready, 10*time.Second, 5*time.Millisecond)
+	return rt, cfg
+}
+
+// settledIn polls the gateway's status until it is state (within 3 s) and
+// returns the last one read. (Polled in the test's goroutine, not in one
+// of Eventually's, which may still write the status after it gave up.)
+func settledIn(rt *Runtime, id uuid.UUID, state gatewayd.State) (gatewayd.Status, error) {
+	var st gatewayd.Status
+	var err error
+	testutil.Poll(func() bool {
+		st, err = rt.Status(context.Background(), id)
+		return err == nil && st.State == state
+	}, 3*time.Second)
+	return st, err
 }
