@@ -101,8 +101,11 @@ func bigOrganizations(e *env, count, size int) {
 // under a budget, as waveforms are (audit, helper 2).
 func TestAClientPastItsShareOfLargeAnswersGets503WhileAnotherIsServed(t *testing.T) {
 	// Pages of 6 MB of metadata take PostgreSQL more than the default 5 s
-	// on a loaded box: only the budget's 503s are wanted here.
-	e := newEnv(t, api.Options{DBTimeout: time.Minute})
+	// on a loaded box: only the budget's 503s are wanted here. The unread
+	// pages are held until their write times out: 30 s by default, which a
+	// loaded CI box passed while making them (the budget was free again
+	// when the test asked past it).
+	e := newEnv(t, api.Options{DBTimeout: time.Minute, WriteTimeout: 10 * time.Minute})
 	// A page of ~6 MB: more than the kernel takes into a connection's
 	// buffers (up to 4 MiB on loopback), so most of an unread one stays
 	// in gatewayd's hands.

@@ -97,6 +97,9 @@ type Options struct {
 	// DatabaseUp, when set, answers health's "database" from a background
 	// probe (store.Probe) instead of a ping per request.
 	DatabaseUp func() bool
+	// WriteTimeout bounds writing one answer; an answer a client does not
+	// read holds its part of the answer budgets until then. Default 30s.
+	WriteTimeout time.Duration
 	// ReadTimeout bounds reading one request, line, headers and body,
 	// from its first byte; past it the answer is 408 and the connection
 	// is closed. Default 10s.
@@ -183,6 +186,9 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *App {
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = DefaultReadTimeout
 	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 30 * time.Second
+	}
 	if len(opts.CORSOrigins) == 0 {
 		opts.CORSOrigins = []string{"*"}
 	}
@@ -214,7 +220,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *App {
 		DisableStartupMessage: true,
 		ReadTimeout:           opts.ReadTimeout,
 		Concurrency:           opts.MaxConnections, // 0: fasthttp's default
-		WriteTimeout:          30 * time.Second,
+		WriteTimeout:          opts.WriteTimeout,
 		IdleTimeout:           2 * time.Minute,
 		// Handlers copy what they keep; Immutable costs an allocation per
 		// string on the hot path.
