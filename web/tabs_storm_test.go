@@ -75,18 +75,19 @@ func TestTabsAgreeWithTheServerAfterLeadersCloseInAStorm(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		pace := time.NewTicker(5 * time.Millisecond) // a crash every 5 ms at most
+		defer pace.Stop()
 		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
 			g := gws[i%len(gws)]
 			res, err := http.Post(base+"/api/debug/gateways/"+g.ID.String()+"/crash", "", nil)
 			if err == nil {
 				res.Body.Close()
 			}
-			time.Sleep(5 * time.Millisecond) // pacing the storm, not waiting for a condition
+			select {
+			case <-stop:
+				return
+			case <-pace.C:
+			}
 		}
 	}()
 	for round := 0; round < 2; round++ {
