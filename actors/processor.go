@@ -73,20 +73,32 @@ type processor struct {
 	closed  bool
 	queued  int64 // bytes of the jobs in the channel
 	waiting int   // jobs in the channel
-	// perGateway counts each gateway's jobs in the channel; one may hold
-	// at most gatewayShare of it. The channel is every gateway's, and one
-	// gateway's burst of small pushed readings (within the flood limits,
-	// each counting a few KiB in the intake, so no reader was held back)
-	// filled it, and any other gateway's reading handed over meanwhile
-	// failed "processing overloaded" (found by an audit, helper 7). Past
-	// its share, a gateway's own readings fail so.
-	perGateway   map[uuid.UUID]int
+	// perGateway counts each gateway's jobs and their bytes in the
+	// channel; one may hold at most gatewayShare jobs and a quarter of
+	// maxBytes (a job larger than that passes alone, as one larger than
+	// maxBytes does in an empty queue). The channel is every gateway's,
+	// and one gateway's burst of small pushed readings (within the flood
+	// limits, each counting a few KiB in the intake, so no reader was
+	// held back) filled it, and any other gateway's reading handed over
+	// meanwhile failed "processing overloaded" (found by an audit, helper
+	// 7). A count alone did not bound the bytes: a small reading decoded
+	// in its reader's 256 KiB buffer counts that buffer, so a quarter of
+	// the jobs could be the whole byte budget (found by an audit, helper
+	// 2). Past its share, a gateway's own
+	// readings fail so.
+	perGateway   map[uuid.UUID]share
 	gatewayShare int
+}
+
+// share is what one gateway holds of the processors' queue.
+type share struct {
+	jobs  int
+	bytes int64
 }
 
 func newProcessor(w *writer, workers, queue int, queueBytes int64, rateWait time.Duration, log zerolog.Logger) *processor {
 	p := &processor{jobs: make(chan job, queue), writer: w, log: log, maxBytes: queueBytes, rateWait: rateWait,
-		perGateway: make(map[uuid.UUID]int), gatewayShare: max(1, queue/4)}
+		perGateway: make(map[uuid.UUID]share), gatewayShare: max(1, queue/4)}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	for range workers {
 		p.wg.Add(1)
@@ -94,14 +106,7 @@ func newProcessor(w *writer, workers, queue int, queueBytes int64, rateWait time
 			defer p.wg.Done()
 			var s scratch
 			for j := range p.jobs {
-				size := j.size() // before process gives j.text back
-				p.mu.Lock()
-				p.queued -= size
-				p.waiting--
-				if p.perGateway[j.r.GatewayID]--; p.perGateway[j.r.GatewayID] <= 0 {
-					delete(p.perGateway, j.r.GatewayID)
-				}
-				p.mu.Unlock()
+				size := p.taken(&j) // before process gives j.text back
 				if j.rateHz <= 0 {
 					j.rateHz = p.storedRate(j)
 				}
@@ -114,6 +119,22 @@ func newProcessor(w *writer, workers, queue int, queueBytes int64, rateWait time
 		}()
 	}
 	return p
+}
+
+// taken counts out a job a worker took from the channel, and returns
+// its size.
+func (p *processor) taken(j *job) int64 {
+	size := j.size()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.queued -= size
+	p.waiting--
+	if g := p.perGateway[j.r.GatewayID]; g.jobs <= 1 {
+		delete(p.perGateway, j.r.GatewayID)
+	} else {
+		p.perGateway[j.r.GatewayID] = share{jobs: g.jobs - 1, bytes: g.bytes - size}
+	}
+	return size
 }
 
 // storedRate is the sensor's read rate as stored, for a reading whose
@@ -140,13 +161,15 @@ func (p *processor) storedRate(j job) float64 {
 func (p *processor) submit(j job) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.closed && (p.waiting == 0 || p.queued+j.size() <= p.maxBytes) && p.perGateway[j.r.GatewayID] < p.gatewayShare {
+	size, g := j.size(), p.perGateway[j.r.GatewayID]
+	if !p.closed && (p.waiting == 0 || p.queued+size <= p.maxBytes) &&
+		g.jobs < p.gatewayShare && (g.jobs == 0 || g.bytes+size <= p.maxBytes/4) {
 		select {
 		case p.jobs <- j:
-			p.queued += j.size()
+			p.queued += size
 			p.waiting++
-			p.perGateway[j.r.GatewayID]++
-			p.intake.add(j.size())
+			p.perGateway[j.r.GatewayID] = share{jobs: g.jobs + 1, bytes: g.bytes + size}
+			p.intake.add(size)
 			return
 		default:
 		}

@@ -28,17 +28,14 @@ func TestProcessorBacklogIsBoundedInBytes(t *testing.T) {
 	text := func(n int) string { return strings.Repeat("0.1,", n/4) + "0" }
 	submit := func(n int) uuid.UUID {
 		id := uuid.New()
-		p.submit(job{r: gatewayd.Reading{ID: id, Status: gatewayd.ReadingRunning}, x: text(n), y: text(n), z: text(n)})
+		// each of another gateway: the quarter one gateway holds is TestProcessorQueueShareInBytes's
+		p.submit(job{r: gatewayd.Reading{ID: id, GatewayID: uuid.New(), Status: gatewayd.ReadingRunning}, x: text(n), y: text(n), z: text(n)})
 		return id
 	}
 	huge := submit(10000) // ~30 KB: more than the budget, but the queue is empty
 	overloaded := submit(500)
-	<-p.jobs // a worker takes the huge one
-	p.mu.Lock()
-	p.queued -= int64(3*len(text(10000)) + 1024)
-	p.waiting--
-	p.perGateway[uuid.Nil]--
-	p.mu.Unlock()
+	taken := <-p.jobs // a worker takes the huge one
+	p.taken(&taken)
 	small := submit(500) // ~2.5 KB
 	alsoSmall := submit(100)
 	tooMany := submit(500)
@@ -87,12 +84,47 @@ func TestProcessorQueueShareOfOneGateway(t *testing.T) {
 	_, failed := w.readings[theirs]
 	assert.False(t, failed, "another gateway's job is queued")
 
-	<-p.jobs // a worker takes one of the flooder's: its share has room again
-	p.mu.Lock()
-	p.waiting--
-	p.perGateway[flooder]--
-	p.mu.Unlock()
+	taken := <-p.jobs // a worker takes one of the flooder's: its share has room again
+	p.taken(&taken)
 	again := submit(flooder)
+	_, failed = w.readings[again]
+	assert.False(t, failed)
+}
+
+// One gateway holds at most a quarter of the queue's bytes too: a small
+// reading decoded in its reader's 256 KiB buffer counts that buffer, and
+// a quarter of the jobs of such readings was the whole byte budget, so
+// other gateways' readings failed "processing overloaded". Past its
+// quarter of the bytes, a gateway's own readings fail, another's are
+// still queued, and one job larger than the quarter passes alone. (Found
+// by an audit, helper 2.)
+func TestProcessorQueueShareInBytes(t *testing.T) {
+	t.Parallel()
+	w := &writer{readings: make(map[uuid.UUID]gatewayd.ReadingUpdate)} // never flushed: no goroutine
+	p := newProcessor(w, 0, 64, 1<<20, time.Second, zerolog.Nop())
+	defer p.close()
+	flooder, other, big := uuid.New(), uuid.New(), uuid.New()
+	submit := func(gw uuid.UUID, n int) uuid.UUID {
+		id := uuid.New()
+		text := make([]byte, 0, n) // as a reading decoded in place: its buffer counts
+		p.submit(job{r: gatewayd.Reading{ID: id, GatewayID: gw, Status: gatewayd.ReadingRunning}, text: &text, x: "1", y: "1", z: "1"})
+		return id
+	}
+	const kib = 1 << 10
+	first, second, third := submit(flooder, 100*kib), submit(flooder, 100*kib), submit(flooder, 100*kib)
+	theirs := submit(other, 100*kib)
+	alone := submit(big, 400*kib) // over a quarter, but the gateway's only job
+	for _, id := range []uuid.UUID{first, second, theirs, alone} {
+		_, failed := w.readings[id]
+		assert.False(t, failed, "a job within its gateway's quarter is queued")
+	}
+	u, failed := w.readings[third]
+	require.True(t, failed, "a job past its gateway's quarter of the bytes fails")
+	assert.Equal(t, "processing overloaded", *u.Reading.Error)
+
+	taken := <-p.jobs // a worker takes the flooder's first: its quarter has room again
+	p.taken(&taken)
+	again := submit(flooder, 100*kib)
 	_, failed = w.readings[again]
 	assert.False(t, failed)
 }
