@@ -1,0 +1,57 @@
+package actors_test
+
+// Audit helper 3: chaos audit of supervision and desired state.
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/actors"
+	"github.com/ctcgw/gatewayd/actors/actorstest"
+	"github.com/ctcgw/gatewayd/ctc/ctctest"
+	"github.com/ctcgw/gatewayd/internal/testutil"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+// API.md §4: AUTH_FAILED — "no retries until url/email/password change or
+// a connect request"; README: "New credentials or a new desired state
+// forget a refusal". A gateway refused its login (wrong stored password).
+// The operator PUTs the right password while its actor crashes (here the
+// crash drill, standing in for any panic): the supervisor applies the PUT
+// (clearing the remembered refusal, sending reconfigure) and only then
+// handles the crash, which stores the AUTH_FAILED status as the one the
+// restarted actor "goes on from". The new actor starts with the new
+// password already, stays AUTH_FAILED without trying it, and the queued
+// reconfigure then sees nothing changed: the new password is never used.
+// Would catch: a crash that races a credential change leaving the gateway
+// AUTH_FAILED with the new password untried.
+func TestAuditPasswordChangeRacingACrashIsTried(t *testing.T) {
+	h := newHarness(t, actorstest.FastConfig())
+	ctx := context.Background()
+	name := "pw-race"
+	email := "e@example.com"
+	sg := h.Sim.Add(name, ctctest.Config{Email: email, Password: "right"})
+	g, err := h.Store.CreateGateway(ctx, store.NewGateway{FactoryID: h.Factory, GatewayID: name, Name: name,
+		URL: sg.URL(), Email: email, Password: "wrong"})
+	require.NoError(t, err)
+	h.Runtime.GatewayStarted(g.Target("wrong"))
+	h.WaitState(g.ID, gatewayd.StateAuthFailed, 10*time.Second)
+	h.WaitSettled(g.ID, gatewayd.StateAuthFailed)
+
+	up, err := h.Store.UpdateGateway(ctx, g.ID, store.GatewayPatch{Password: store.Some("right")})
+	require.NoError(t, err)
+	actors.CrashThenUpdate(h.Runtime, up.Target)
+
+	var st gatewayd.Status
+	ok := testutil.Poll(func() bool {
+		st, err = h.Runtime.Status(ctx, g.ID)
+		return err == nil && st.State == gatewayd.StateAuthenticated && st.Restarts == 1
+	}, 10*time.Second)
+	assert.True(t, ok, "the new password is tried after the crash; last status %+v (err %v), last login %s",
+		st, err, actorstest.LastLogin(sg))
+}
