@@ -36,6 +36,12 @@ type wanted struct {
 	// outlives a crash, so a healthy gateway's restart dials in the open
 	// lane while peers that never logged in wait in theirs.
 	proven bool
+	// unread: the supervisor changed target's credentials or desired
+	// state and the actor has not read it yet (its reconfigure is on the
+	// way). A crash in between must not hand the restarted actor the
+	// refusal of the settings it never used (see HandleFailure). In
+	// proven's padding: the struct keeps its size class.
+	unread bool
 	// failures is the actor's count of failed attempts in a row (its
 	// backoff's), kept here so that a crash does not reset the backoff
 	// the gateway earned: the status's reconnect_attempts clears at each
@@ -193,9 +199,9 @@ type gatewayActor struct {
 }
 
 func newGatewayActor(d *deps, w *wanted) *gatewayActor {
-	t, restarts := w.get()
 	w.mu.Lock()
-	proven := w.proven
+	t, restarts, proven := w.target, int(w.restarts), w.proven
+	w.unread = false
 	w.mu.Unlock()
 	// A restarted actor keeps its mailbox, which may still hold messages
 	// of the incarnation before (a dial that finished, a frame): its
@@ -307,7 +313,10 @@ func (a *gatewayActor) Receive(c actor.Context) {
 // state connects or disconnects; anything else does not touch the
 // connection.
 func (a *gatewayActor) reconfigure() {
-	t, _ := a.w.get()
+	a.w.mu.Lock()
+	t := a.w.target
+	a.w.unread = false
+	a.w.mu.Unlock()
 	changed := t.Credentials.Differs(a.target.Credentials)
 	desiredChanged := t.Desired != a.target.Desired
 	schedulesChanged := !slices.Equal(t.Schedules, a.target.Schedules)

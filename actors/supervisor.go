@@ -282,7 +282,20 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, c
 	log.Msg("gateway actor crashed; restarting it")
 	s.d.cfg.Observer.ActorRestarted()
 	before := rec.status
-	rec.w.set(func(w *wanted) { w.restarts++; w.before = &before })
+	rec.w.set(func(w *wanted) {
+		w.restarts++
+		if w.unread {
+			// New credentials or a new desired state reached the record
+			// after the actor last read it (its reconfigure waits in the
+			// mailbox): they forget a refusal (README), so the new actor
+			// does not go on from the old settings' status. It went on
+			// from AUTH_FAILED with the new password and never tried it
+			// (found by an audit, helper 3).
+			w.before = nil
+			return
+		}
+		w.before = &before
+	})
 	st := rec.status
 	st.Restarts++
 	s.setStatus(rec, st)
@@ -457,6 +470,7 @@ func (s *supervisor) apply(c actor.Context, t gatewayd.Target) {
 			// from it: AUTH_FAILED, no login tried (found by an audit,
 			// helper 6).
 			w.before = nil
+			w.unread = true
 		}
 	})
 	st := rec.status
