@@ -55,3 +55,41 @@ func TestAuditPasswordChangeRacingACrashIsTried(t *testing.T) {
 	assert.True(t, ok, "the new password is tried after the crash; last status %+v (err %v), last login %s",
 		st, err, actorstest.LastLogin(sg))
 }
+
+// API.md §4: FAILED — "no retries until a connect request or a change";
+// a PUT's "url, email or password different from the current one makes
+// the actor reconnect with the new settings". Commit 403b90d made a
+// connect or disconnect that dies in the mailbox of an actor crashing
+// out stand; a password PUT in the same place (applied by the supervisor
+// after the fatal crash was forwarded, its reconfigure dropped with the
+// actor) did not: the gateway stayed FAILED, the new password untried,
+// although the change came after the crash. Would catch: a change of
+// credentials lost with a crashed-out actor.
+func TestAuditPasswordChangeRacingAFatalCrashStands(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.RestartLimit = 0 // the first crash is one too many
+	h := newHarness(t, cfg)
+	ctx := context.Background()
+	name := "pw-fatal"
+	email := "e@example.com"
+	sg := h.Sim.Add(name, ctctest.Config{Email: email, Password: "right"})
+	g, err := h.Store.CreateGateway(ctx, store.NewGateway{FactoryID: h.Factory, GatewayID: name, Name: name,
+		URL: sg.URL(), Email: email, Password: "wrong"})
+	require.NoError(t, err)
+	h.Runtime.GatewayStarted(g.Target("wrong"))
+	h.WaitState(g.ID, gatewayd.StateAuthFailed, 10*time.Second)
+	h.WaitSettled(g.ID, gatewayd.StateAuthFailed)
+
+	up, err := h.Store.UpdateGateway(ctx, g.ID, store.GatewayPatch{Password: store.Some("right")})
+	require.NoError(t, err)
+	actors.CrashThenUpdate(h.Runtime, up.Target)
+
+	var st gatewayd.Status
+	ok := testutil.Poll(func() bool {
+		st, err = h.Runtime.Status(ctx, g.ID)
+		return err == nil && st.State == gatewayd.StateAuthenticated
+	}, 10*time.Second)
+	assert.True(t, ok, "the change made after the fatal crash stands; last status %+v (err %v, last_error %v), last login %s",
+		st, err, st.LastError, actorstest.LastLogin(sg))
+	assert.Equal(t, 1, sg.Stats().Open, "one live connection")
+}
