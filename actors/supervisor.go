@@ -266,13 +266,21 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, c
 		// leaves the gateway DISCONNECTED (with the crash as its last
 		// error); a connect leaves FAILED (API.md §4), so a fresh actor is
 		// spawned once this one has stopped.
-		if t, _ := rec.w.get(); t.Desired != st.Desired {
+		// So does a change of settings (a PUT) whose reconfigure died
+		// there (unread): the gateway reconnects with them (found by an
+		// audit, helper 3).
+		rec.w.mu.Lock()
+		t, unread := rec.w.target, rec.w.unread
+		rec.w.mu.Unlock()
+		if t.Desired != st.Desired {
 			st.Desired = t.Desired
 			if t.Desired == gatewayd.DesiredDisconnected {
 				st.State = gatewayd.StateDisconnected
 			} else {
 				rec.respawn = true
 			}
+		} else if unread && t.Desired == gatewayd.DesiredConnected {
+			rec.respawn = true
 		}
 		s.setStatus(rec, st)
 		rec.stopping = true
