@@ -1,6 +1,7 @@
 package actors_test
 
-// Audit helper 3: chaos checks of supervision and desired state that held.
+// Chaos checks of supervision and desired state. (Checked by an audit,
+// helper 3, whose tests these are.)
 
 import (
 	"context"
@@ -69,7 +70,7 @@ func derefS(s *string) string {
 // actor, a second socket after a respawn, a FAILED gateway that a later
 // connect/PUT does not bring back, a crash loop that reaches another
 // gateway.
-func TestAuditOKChaosInterleavingsEndInTheLastWish(t *testing.T) {
+func TestChaosInterleavingsEndInTheLastWish(t *testing.T) {
 	cfg := actorstest.FastConfig()
 	cfg.RestartLimit = 2
 	h := newHarness(t, cfg)
@@ -151,7 +152,7 @@ func TestAuditOKChaosInterleavingsEndInTheLastWish(t *testing.T) {
 // exhausts the budget) removes the gateway: 404 from the runtime, no
 // socket left, no actor left in the registry. Would catch: a respawn
 // after a delete (a crashed-out actor's Terminated spawning it again).
-func TestAuditOKDeleteRacingCrashesLeavesNoActor(t *testing.T) {
+func TestDeleteRacingCrashesLeavesNoActor(t *testing.T) {
 	cfg := actorstest.FastConfig()
 	cfg.RestartLimit = 1
 	h := newHarness(t, cfg)
@@ -190,7 +191,7 @@ func TestAuditOKDeleteRacingCrashesLeavesNoActor(t *testing.T) {
 // connects back) and the gateways' deletion, goroutines and the process
 // registry return to their baseline. Would catch: reader, dialer or timer
 // goroutines of crashed incarnations left behind; PIDs never unregistered.
-func TestAuditOKKillRespawnCyclesReturnToBaseline(t *testing.T) {
+func TestKillRespawnCyclesReturnToBaseline(t *testing.T) {
 	cfg := actorstest.FastConfig()
 	cfg.RestartLimit = 2
 	h := newHarness(t, cfg)

@@ -8,7 +8,7 @@ import (
 
 // CrashThenUpdate puts a crash drill and then a gateway update into the
 // supervisor's mailbox back to back, as a crash (any panic of the actor)
-// and an API PUT landing a moment apart (audit helper 3).
+// and an API PUT landing a moment apart (found by an audit, helper 3).
 func CrashThenUpdate(r *Runtime, t gatewayd.Target) {
 	c := &crashGateway{id: t.ID}
 	c.answers()

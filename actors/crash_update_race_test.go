@@ -1,6 +1,7 @@
 package actors_test
 
-// Audit helper 3: chaos audit of supervision and desired state.
+// A password change racing a crash, and racing a fatal one. (Found by an
+// audit, helper 3, whose tests these are.)
 
 import (
 	"context"
@@ -30,7 +31,7 @@ import (
 // reconfigure then sees nothing changed: the new password is never used.
 // Would catch: a crash that races a credential change leaving the gateway
 // AUTH_FAILED with the new password untried.
-func TestAuditPasswordChangeRacingACrashIsTried(t *testing.T) {
+func TestPasswordChangeRacingACrashIsTried(t *testing.T) {
 	h := newHarness(t, actorstest.FastConfig())
 	ctx := context.Background()
 	name := "pw-race"
@@ -65,7 +66,7 @@ func TestAuditPasswordChangeRacingACrashIsTried(t *testing.T) {
 // actor) did not: the gateway stayed FAILED, the new password untried,
 // although the change came after the crash. Would catch: a change of
 // credentials lost with a crashed-out actor.
-func TestAuditPasswordChangeRacingAFatalCrashStands(t *testing.T) {
+func TestPasswordChangeRacingAFatalCrashStands(t *testing.T) {
 	cfg := actorstest.FastConfig()
 	cfg.RestartLimit = 0 // the first crash is one too many
 	h := newHarness(t, cfg)
