@@ -30,3 +30,19 @@ func RouteAccess(opts Options) map[string]string {
 	}
 	return out
 }
+
+// ClientConnections is a copy of the per-client open-connection counts
+// (clients.go), for the audit tests: empty once every connection closed.
+func ClientConnections(a *App) map[string]int {
+	cc := a.clients
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	out := make(map[string]int, len(cc.open))
+	for k, v := range cc.open {
+		out[k] = v
+	}
+	return out
+}
+
+// Refusing is how many refusals wait for their request now (clients.go).
+func Refusing(a *App) int { return len(a.clients.refusing) }
