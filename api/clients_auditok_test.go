@@ -346,7 +346,7 @@ func TestAuditOKRefusalsAreLoggedOnceAMinute(t *testing.T) {
 		_, code := keepAliveFrom(t, from, addr)
 		require.Equal(t, http.StatusTooManyRequests, code)
 	}
-	assert.Equal(t, 1, strings.Count(e.logText(), "API_MAX_CONNECTIONS_PER_CLIENT reached") +
+	assert.Equal(t, 1, strings.Count(e.logText(), "API_MAX_CONNECTIONS_PER_CLIENT reached")+
 		strings.Count(e.logText(), "reached API_MAX_CONNECTIONS_PER_CLIENT"), e.logText())
 }
 
