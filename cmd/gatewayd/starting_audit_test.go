@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd/api"
+)
+
+// Audit (helper 1). README, API_MAX_CONNECTIONS_PER_CLIENT: "past it a new
+// connection is answered 429 ... so one address cannot take every
+// connection". While serve starts (waiting for the database, or a standby
+// waiting for hours for the other gatewayd to stop) the starting server
+// answers on the API's port with no per-client share: one address that
+// keeps API_MAX_CONNECTIONS connections open (each sends nothing, is
+// closed at the 1 s read timeout and opened again) leaves every other
+// client fasthttp's plain 503, its health and readiness probes included.
+// Would catch: the starting server without the per-client cap.
+func TestAuditStartingServerHasAPerClientShare(t *testing.T) {
+	t.Parallel()
+	const maxConns = 8
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	h := api.Starting(api.StartingOptions{Started: time.Now(), Log: zerolog.Nop(),
+		State: func() (bool, string) { return false, "waiting for the database" }})
+	s := serveStarting(tcp.(*net.TCPListener), h, maxConns, zerolog.Nop())
+	t.Cleanup(func() {
+		s.handOver()
+		_ = tcp.Close()
+	})
+	addr := tcp.Addr().String()
+	dial := func(from string) net.Conn {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		return c
+	}
+	// The hostile address: every connection there is, kept open by
+	// sending nothing (the server closes each at its read timeout).
+	var held sync.WaitGroup
+	for range maxConns {
+		c := dial("127.0.0.41")
+		held.Add(1)
+		go func() {
+			defer held.Done()
+			_, _ = io.Copy(io.Discard, c)
+		}()
+	}
+	// Another address asks for its health while they are held (well
+	// within their 1 s).
+	c := dial("127.0.0.42")
+	_, err = io.WriteString(c, "GET /api/health HTTP/1.1\r\nHost: t\r\n\r\n")
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Contains(t, string(b), "starting", "another client gets the starting server's answer, not the concurrency limit's: %d %s",
+		resp.StatusCode, b)
+	held.Wait()
+}
