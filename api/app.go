@@ -275,7 +275,14 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *App {
 		return nil
 	})
 	s.routes(app, table)
-	return &App{App: app, clients: newClientConns(clientShare(opts), log), srv: s}
+	clients := newClientConns(clientShare(opts), log)
+	// The refusals still waiting end with the shutdown (Fiber runs its
+	// hooks after fasthttp's Shutdown has closed the listener).
+	app.Hooks().OnShutdown(func() error {
+		clients.stop()
+		return nil
+	})
+	return &App{App: app, clients: clients, srv: s}
 }
 
 // streamsShutdownWait is the most shutdown waits for the event streams.

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"net"
 	"strconv"
 	"sync"
@@ -8,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 )
 
@@ -23,6 +26,7 @@ type App struct {
 // client that already holds its share (Options.MaxClientConnections) is
 // answered 429 and closed before fasthttp sees it.
 func (a *App) Listener(ln net.Listener) error {
+	defer a.clients.stop() // the refusals still waiting, whatever ended the serving
 	return a.App.Listener(a.clients.wrap(ln))
 }
 
@@ -46,10 +50,70 @@ type clientConns struct {
 	// warned is when a refusal was last logged (unix ns): at most once a
 	// minute, as fasthttp's own 503s.
 	warned atomic.Int64
+	// pending are the refusals' connections, which stop closes (and
+	// waits for) at shutdown: untracked, their goroutines outlived it
+	// by up to a second, each holding its socket (found by an audit,
+	// helper 1).
+	rmu     sync.Mutex
+	pending map[net.Conn]struct{}
+	stopped bool
+	wg      sync.WaitGroup
 }
 
 func newClientConns(max int, log zerolog.Logger) *clientConns {
-	return &clientConns{max: max, log: log, open: make(map[string]int), refusing: make(chan struct{}, maxRefusing)}
+	return &clientConns{max: max, log: log, open: make(map[string]int), refusing: make(chan struct{}, maxRefusing),
+		pending: make(map[net.Conn]struct{})}
+}
+
+// ClientShare is a client's share of connections (API_MAX_CONNECTIONS_PER_CLIENT)
+// as Options.MaxClientConnections, defaulted: perClient, else a quarter of
+// maxConns (at least 1), else 0 (no cap).
+func ClientShare(maxConns, perClient int) int {
+	return clientShare(Options{MaxConnections: maxConns, MaxClientConnections: perClient})
+}
+
+// CapClients is ln with the per-client cap App.Listener serves through,
+// for another server on the API's port (the one that answers while serve
+// starts); stop ends the refusals still waiting (call it once ln is no
+// longer served).
+func CapClients(ln net.Listener, share int, log zerolog.Logger) (_ net.Listener, stop func()) {
+	cc := newClientConns(share, log)
+	return cc.wrap(ln), cc.stop
+}
+
+// track adds a refusal's connection; false once stop has begun.
+func (cc *clientConns) track(c net.Conn) bool {
+	cc.rmu.Lock()
+	defer cc.rmu.Unlock()
+	if cc.stopped {
+		return false
+	}
+	cc.pending[c] = struct{}{}
+	cc.wg.Add(1)
+	return true
+}
+
+func (cc *clientConns) untrack(c net.Conn) {
+	cc.rmu.Lock()
+	delete(cc.pending, c)
+	cc.rmu.Unlock()
+	cc.wg.Done()
+}
+
+// stop closes the connections of the refusals still waiting (their
+// reads and writes then fail at once) and waits for their goroutines.
+// Safe to call more than once, and on a nil clientConns.
+func (cc *clientConns) stop() {
+	if cc == nil {
+		return
+	}
+	cc.rmu.Lock()
+	cc.stopped = true
+	for c := range cc.pending {
+		_ = c.Close()
+	}
+	cc.rmu.Unlock()
+	cc.wg.Wait()
 }
 
 // clientShare is Options.MaxClientConnections, defaulted: a quarter of
@@ -90,13 +154,55 @@ func (cc *clientConns) leave(key string) {
 	}
 }
 
-// refusal is the whole answer to a connection over its client's share:
-// no request has been read, so there is no request id to echo.
-var refusal = func() []byte {
-	body := `{"error":{"code":"TOO_MANY_REQUESTS","message":"Too many connections from this client: API_MAX_CONNECTIONS_PER_CLIENT reached"}}`
-	return []byte("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: " +
-		strconv.Itoa(len(body)) + "\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n\r\n" + body)
+// refusalBody is the answer's body, in the error envelope.
+var refusalBody = func() string {
+	b, err := json.Marshal(fiber.Map{"error": errTooManyConnections})
+	if err != nil { // cannot happen: the envelope is plain data
+		panic(err)
+	}
+	return string(b)
 }()
+
+var errTooManyConnections = &Error{Status: fiber.StatusTooManyRequests, Code: "TOO_MANY_REQUESTS",
+	Message: "Too many connections from this client: API_MAX_CONNECTIONS_PER_CLIENT reached"}
+
+// refusal is the whole answer to a connection over its client's share,
+// with the request id (the client's, if the request's first bytes carry
+// an acceptable one, else a new one) and the security headers every
+// answer has (API.md; found by an audit, helper 1: the answer had neither,
+// nor the envelope's statusCode).
+func refusal(request []byte) []byte {
+	id := requestIDIn(request)
+	if !acceptableRequestID(id) {
+		id = uuid.NewString()
+	}
+	return []byte("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: " +
+		strconv.Itoa(len(refusalBody)) + "\r\nConnection: close\r\nX-Request-Id: " + id +
+		"\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: " + headerFrameOptions +
+		"\r\nReferrer-Policy: " + headerReferrerPolicy + "\r\nContent-Security-Policy: " + headerCSP +
+		"\r\n\r\n" + refusalBody)
+}
+
+// requestIDIn is the X-Request-Id of the head that begins request, if
+// that line arrived whole; "" otherwise.
+func requestIDIn(request []byte) string {
+	head, _, whole := bytes.Cut(request, []byte("\r\n\r\n"))
+	_, raw, ok := bytes.Cut(head, []byte("\n")) // past the request line
+	if !ok {
+		return ""
+	}
+	for len(raw) > 0 {
+		var line []byte
+		line, raw = cutLine(raw)
+		if k, v, ok := bytes.Cut(line, []byte{':'}); ok && bytes.EqualFold(k, []byte(fiber.HeaderXRequestID)) {
+			if len(raw) == 0 && !whole && !bytes.HasSuffix(line, []byte{'\r'}) {
+				return "" // cut off by the read: maybe not all of it
+			}
+			return string(bytes.TrimSpace(v))
+		}
+	}
+	return ""
+}
 
 // maxRefusing is how many refused connections at once wait for their
 // request (refusalWait each at most).
@@ -118,13 +224,19 @@ const refusalWait = 500 * time.Millisecond
 func (cc *clientConns) refuse(c net.Conn, key string) {
 	select {
 	case cc.refusing <- struct{}{}:
+		if !cc.track(c) { // shutting down
+			<-cc.refusing
+			_ = c.Close()
+			return
+		}
 		go func() {
+			defer cc.untrack(c)
 			defer func() { <-cc.refusing }()
 			var buf [4096]byte
 			_ = c.SetReadDeadline(time.Now().Add(refusalWait))
-			_, _ = c.Read(buf[:]) // the request's first bytes, or nothing in time
+			n, _ := c.Read(buf[:]) // the request's first bytes, or nothing in time
 			_ = c.SetWriteDeadline(time.Now().Add(refusalWait))
-			_, _ = c.Write(refusal)
+			_, _ = c.Write(refusal(buf[:n]))
 			if cw, ok := c.(interface{ CloseWrite() error }); ok {
 				_ = cw.CloseWrite()
 				_ = c.SetReadDeadline(time.Now().Add(refusalWait))
@@ -138,7 +250,7 @@ func (cc *clientConns) refuse(c net.Conn, key string) {
 		}()
 	default:
 		_ = c.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
-		_, _ = c.Write(refusal)
+		_, _ = c.Write(refusal(nil))
 		_ = c.Close()
 	}
 	now := time.Now().UnixNano()

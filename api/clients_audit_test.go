@@ -48,7 +48,7 @@ func TestAudit429OverTheShareIsTheErrorEnvelope(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &env), "%s", b)
 	assert.Equal(t, "TOO_MANY_REQUESTS", env.Error["code"])
 	assert.Equal(t, float64(429), env.Error["statusCode"], "API.md's one error shape has statusCode: %s", b)
-	assert.NotEmpty(t, resp.Header.Get("X-Request-Id"), "README: refused requests get an X-Request-Id")
+	assert.Equal(t, "mine-1", resp.Header.Get("X-Request-Id"), "README: refused requests get an X-Request-Id, the client's echoed")
 	for h, want := range map[string]string{
 		"X-Content-Type-Options":  "nosniff",
 		"X-Frame-Options":         "DENY",
