@@ -163,7 +163,7 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		State: func() (bool, string) {
 			p := phase.Load()
 			return p.databaseUp, p.why
-		}, Log: log, CORSOrigins: cfg.CORSOrigins}), cfg.APIMaxConnections, log)
+		}, Log: log, CORSOrigins: cfg.CORSOrigins}), cfg.APIMaxConnections, cfg.APIMaxClientConnections, log)
 	defer starting.handOver() // before the listener's close above
 	log.Info().Str("addr", tcp.Addr().String()).Msg(logging.APIStarting)
 	pool, err := connect(ctx, cfg, log)

@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/ctcgw/gatewayd/api"
 	"github.com/ctcgw/gatewayd/internal/netutil"
 )
 
@@ -22,6 +23,8 @@ type startingServer struct {
 	done chan struct{} // closed when the accept loop has returned
 	conn sync.WaitGroup
 	once sync.Once
+	// share is a client's share of connections (0: no cap).
+	share int
 }
 
 // startingTimeout bounds a connection's read and write: every answer
@@ -32,8 +35,8 @@ const startingTimeout = time.Second
 // serveStarting answers with h on tcp, at most maxConns connections at
 // once (API_MAX_CONNECTIONS, as the API proper: a few hundred idle clients
 // made a lower bound answer liveness probes with fasthttp's plain 503).
-func serveStarting(tcp *net.TCPListener, h fasthttp.RequestHandler, maxConns int, log zerolog.Logger) *startingServer {
-	s := &startingServer{tcp: tcp, log: log, done: make(chan struct{}),
+func serveStarting(tcp *net.TCPListener, h fasthttp.RequestHandler, maxConns, perClient int, log zerolog.Logger) *startingServer {
+	s := &startingServer{tcp: tcp, log: log, done: make(chan struct{}), share: api.ClientShare(maxConns, perClient),
 		srv: &fasthttp.Server{Handler: h, ReadTimeout: startingTimeout, WriteTimeout: startingTimeout,
 			NoDefaultServerHeader: true, DisableKeepalive: true, Concurrency: maxConns,
 			// A body costs what arrives (h drops it): fasthttp would
@@ -49,7 +52,13 @@ func (s *startingServer) accept() {
 	defer close(s.done)
 	// Backs off when out of descriptors, as the API's own accept loop
 	// does; handOver's deadline, or serve's close, ends it.
-	ln := netutil.RetryAccept(s.tcp, s.log)
+	// One client holds at most its share (API_MAX_CONNECTIONS_PER_CLIENT),
+	// as with the API proper: without it one address that kept
+	// API_MAX_CONNECTIONS connections open left every other client,
+	// probes included, fasthttp's plain 503 for as long as a standby
+	// waits (found by an audit, helper 1).
+	ln, stopRefusals := api.CapClients(netutil.RetryAccept(s.tcp, s.log), s.share, s.log)
+	defer stopRefusals()
 	for {
 		c, err := ln.Accept()
 		if err != nil {
