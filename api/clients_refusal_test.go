@@ -1,6 +1,7 @@
 package api_test
 
-// Audit (helper 1) of the per-client connection cap (clients.go): defects.
+// The per-client connection cap's answer and its shutdown (clients.go).
+// (Found by an audit, helper 1, whose tests these are.)
 
 import (
 	"bufio"
@@ -26,7 +27,7 @@ import (
 // connection over API_MAX_CONNECTIONS_PER_CLIENT had no statusCode, no
 // X-Request-Id, and of the security headers only nosniff.
 // Would catch: any of those missing from the refusal.
-func TestAudit429OverTheShareIsTheErrorEnvelope(t *testing.T) {
+func Test429OverTheShareIsTheErrorEnvelope(t *testing.T) {
 	e := newEnv(t, api.Options{MaxConnections: 100, MaxClientConnections: 1})
 	addr := e.serve()
 	const from = "127.0.0.31"
@@ -64,7 +65,7 @@ func TestAudit429OverTheShareIsTheErrorEnvelope(t *testing.T) {
 // nothing tracks: ShutdownWithTimeout returned with them still running,
 // each holding a socket, and the serve loop's end did not wait for them.
 // Would catch: refusal goroutines that outlive the app's shutdown.
-func TestAuditShutdownLeavesNoRefusalGoroutines(t *testing.T) {
+func TestShutdownLeavesNoRefusalGoroutines(t *testing.T) {
 	e := newEnv(t, api.Options{MaxConnections: 100, MaxClientConnections: 1})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

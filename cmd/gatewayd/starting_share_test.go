@@ -16,7 +16,7 @@ import (
 	"github.com/ctcgw/gatewayd/api"
 )
 
-// Audit (helper 1). README, API_MAX_CONNECTIONS_PER_CLIENT: "past it a new
+// (Found by an audit, helper 1, whose test this is.) README, API_MAX_CONNECTIONS_PER_CLIENT: "past it a new
 // connection is answered 429 ... so one address cannot take every
 // connection". While serve starts (waiting for the database, or a standby
 // waiting for hours for the other gatewayd to stop) the starting server
@@ -25,7 +25,7 @@ import (
 // closed at the 1 s read timeout and opened again) leaves every other
 // client fasthttp's plain 503, its health and readiness probes included.
 // Would catch: the starting server without the per-client cap.
-func TestAuditStartingServerHasAPerClientShare(t *testing.T) {
+func TestStartingServerHasAPerClientShare(t *testing.T) {
 	t.Parallel()
 	const maxConns = 8
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")

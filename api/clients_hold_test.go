@@ -1,7 +1,7 @@
 package api_test
 
-// Audit (helper 1) of the per-client connection cap (clients.go): checks
-// that held. Each says what it would catch.
+// Checks of the per-client connection cap (clients.go). Each says what
+// it would catch. (Checked by an audit, helper 1, whose tests these are.)
 
 import (
 	"bufio"
@@ -88,7 +88,7 @@ func fullShare(t *testing.T, from, addr string, share int) {
 // does not give its client's count back. The client would then be
 // refused 429 for good once the leaks reach its share. Each way of ending
 // runs share+1 times, so a leak of one per run exhausts the share.
-func TestAuditOKClientCountComesBackHoweverAConnectionEnds(t *testing.T) {
+func TestClientCountComesBackHoweverAConnectionEnds(t *testing.T) {
 	const share = 3
 	const from = "127.0.0.21"
 	e := newEnv(t, api.Options{MaxConnections: 100, MaxClientConnections: share, ReadTimeout: 300 * time.Millisecond,
@@ -206,7 +206,7 @@ func TestAuditOKClientCountComesBackHoweverAConnectionEnds(t *testing.T) {
 // its address (a dual-stack listener, the default API_HOST 0.0.0.0 is not
 // one but "::" is) counted apart from its plain IPv4 form: twice the
 // share for one host. And ::1 counted with 127.0.0.1.
-func TestAuditOKIPv4MappedAddressIsTheIPv4Client(t *testing.T) {
+func TestIPv4MappedAddressIsTheIPv4Client(t *testing.T) {
 	e := newEnv(t, api.Options{MaxConnections: 100, MaxClientConnections: 2})
 	ln, err := net.Listen("tcp", "[::]:0")
 	require.NoError(t, err)
@@ -255,7 +255,7 @@ func TestAuditOKIPv4MappedAddressIsTheIPv4Client(t *testing.T) {
 // share that send nothing (each holding a refusal's goroutine for its
 // waits), or that pipeline requests. The other client must be answered,
 // each request within a second, and its event stream must start.
-func TestAuditOKOneClientCannotStarveAnother(t *testing.T) {
+func TestOneClientCannotStarveAnother(t *testing.T) {
 	const share = 6
 	e := newEnv(t, api.Options{MaxConnections: 4 * share, MaxClientConnections: share})
 	addr := e.serve()
@@ -336,7 +336,7 @@ func readStreamHead(t *testing.T, c net.Conn) int {
 
 // Would catch: a refusal logged per connection (a flood of refused
 // connections writing a log line each): README, at most once a minute.
-func TestAuditOKRefusalsAreLoggedOnceAMinute(t *testing.T) {
+func TestRefusalsAreLoggedOnceAMinute(t *testing.T) {
 	e := newEnv(t, api.Options{MaxConnections: 100, MaxClientConnections: 1})
 	addr := e.serve()
 	const from = "127.0.0.24"
@@ -353,7 +353,7 @@ func TestAuditOKRefusalsAreLoggedOnceAMinute(t *testing.T) {
 // Would catch: shutdown leaving counted connections behind: idle
 // keep-alives, an event stream, a request still being read. After it the
 // app counts none.
-func TestAuditOKShutdownLeavesNoCountedConnection(t *testing.T) {
+func TestShutdownLeavesNoCountedConnection(t *testing.T) {
 	e := newEnv(t, api.Options{MaxConnections: 100, MaxClientConnections: 10})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
