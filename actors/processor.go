@@ -252,9 +252,12 @@ func (p *processor) process(j job, s *scratch) (u gatewayd.ReadingUpdate) {
 		p.writer.packs.put(packed)
 		packed = exact
 	}
-	now := time.Now()
 	r := j.r
-	r.Status, r.CompletedAt, r.Samples, r.Summary = gatewayd.ReadingComplete, &now, &n, summary
+	if r.CompletedAt == nil { // the actor stamps when the samples came
+		now := time.Now()
+		r.CompletedAt = &now
+	}
+	r.Status, r.Samples, r.Summary = gatewayd.ReadingComplete, &n, summary
 	if j.rateHz > 0 {
 		rate := j.rateHz
 		r.SampleRateHz = &rate

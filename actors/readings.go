@@ -329,6 +329,11 @@ func (a *gatewayActor) onReading(now time.Time, n *ctc.Reading, text *[]byte) {
 		if acq.r.StartedAt == nil {
 			acq.r.StartedAt = &now
 		}
+		// The acquisition ended when its samples came: the next one
+		// starts now, while the processor analyses these, and a
+		// completed_at stamped after the analysis fell after the next
+		// reading's started_at (found by an audit, helper 7).
+		acq.r.CompletedAt = &now
 		a.readings = a.readings[1:]
 		a.stopReadingTimer()
 		a.d.processor.submit(job{r: acq.r, serial: serial, rateHz: acq.rateHz, x: n.X, y: n.Y, z: n.Z, text: text})
@@ -336,7 +341,7 @@ func (a *gatewayActor) onReading(now time.Time, n *ctc.Reading, text *[]byte) {
 		return
 	}
 	r := gatewayd.Reading{ID: uuid.New(), GatewayID: a.id, Trigger: gatewayd.TriggerGateway, Status: gatewayd.ReadingRunning,
-		RequestedAt: now, StartedAt: &now}
+		RequestedAt: now, StartedAt: &now, CompletedAt: &now}
 	rate, known := a.sensorRates[serial]
 	if !known {
 		// A serial the last discovery did not list is still a sensor, and
@@ -411,7 +416,10 @@ func (a *gatewayActor) failAllReadings(reason string) {
 
 func failed(acq *acquisition, reason string, now time.Time) gatewayd.ReadingUpdate {
 	r := acq.r
-	r.Status, r.Error, r.CompletedAt = gatewayd.ReadingFailed, capError(reason), &now
+	r.Status, r.Error = gatewayd.ReadingFailed, capError(reason)
+	if r.CompletedAt == nil { // else when the samples came (onReading)
+		r.CompletedAt = &now
+	}
 	return gatewayd.ReadingUpdate{Reading: r, Serial: acq.serial}
 }
 
