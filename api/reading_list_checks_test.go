@@ -11,14 +11,14 @@ import (
 	"github.com/ctcgw/gatewayd/api"
 )
 
-// Audit helper 7: the reading list's filters and paging (API.md §3, §8).
+// The reading list's filters and paging (API.md §3, §8).
 // Bad values are 400 VALIDATION_ERROR naming every bad field; an empty
 // window (since after until) is an empty page, not an error; totals are
 // exact under each filter; paging walks newest first without gaps.
 // Would catch: a bad filter ignored (a silently wider list), a 500, a
 // total that counts the unfiltered rows, a page boundary that repeats or
-// skips a reading.
-func TestAuditOKReadingListFiltersAndPaging(t *testing.T) {
+// skips a reading. (Checked by an audit, helper 7, whose test this is.)
+func TestReadingListFiltersAndPaging(t *testing.T) {
 	e := newEnv(t, api.Options{})
 	t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond)
 	var at []time.Time

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Audit helper 7. API.md §8: "The gateway's actor runs one acquisition at
+// (Found by an audit, helper 7, whose test this is.) API.md §8: "The gateway's actor runs one acquisition at
 // a time (the sensor captures physically)". An operator reading a
 // gateway's readings expects their [started_at, completed_at] spans not to
 // overlap. completed_at is stamped when the processor has decoded and
@@ -18,7 +18,7 @@ import (
 // database shows both RUNNING meanwhile (for a scheduled sensor: two
 // unfinished scheduled readings of one sensor).
 // Would catch: completed_at stamped after the next acquisition began.
-func TestAuditBackToBackReadingsDoNotOverlap(t *testing.T) {
+func TestBackToBackReadingsDoNotOverlap(t *testing.T) {
 	e, _, _, sensors := readingEnv(t)
 	sensor := sensors[10001]["id"].(string)
 	var ids []string

@@ -16,9 +16,10 @@ import (
 	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
-// Audit helper 7: scheduled readings end to end (API.md §8: "never more
+// Scheduled readings end to end (API.md §8: "never more
 // than one scheduled reading of a sensor waiting"; README: "A tick missed
 // ... is skipped, not made up for later"; "No reading waits for ever").
+// (Checked by an audit, helper 7, whose tests these are.)
 
 // scheduledRows reads a sensor's SCHEDULED readings straight from the
 // database (the API may answer 503 on a loaded machine): requested_at in
@@ -77,7 +78,7 @@ func scheduleEvery(t *testing.T, e *liveEnv, gw string, scs ...gatewayd.Schedule
 // gateway recovers, and the schedule goes on (not lost) afterwards.
 // Would catch: a tick that queues a second scheduled reading behind one
 // waiting for late notes, a schedule stopped by a failure, catch-up ticks.
-func TestAuditOKScheduledReadingsThatTimeOutNeverStack(t *testing.T) {
+func TestScheduledReadingsThatTimeOutNeverStack(t *testing.T) {
 	e, id, sg, sensors := readingEnv(t, func(c *actors.Config) {
 		c.ReadingStartTimeout, c.ReadingTimeout = 700*time.Millisecond, 700*time.Millisecond
 	})
@@ -110,7 +111,7 @@ func TestAuditOKScheduledReadingsThatTimeOutNeverStack(t *testing.T) {
 		// Once samples flow, a reading whose capture ended stays RUNNING
 		// in the database while the processor analyses it (hundreds of ms
 		// under -race and load), and the next tick's reading may start
-		// meanwhile (audit helper 7's report: cosmetic). What must hold:
+		// meanwhile (README: a reading stays RUNNING while analysed). What must hold:
 		// never two waiting for the gateway (QUEUED).
 		q := 0
 		for _, s := range status {
@@ -145,7 +146,7 @@ func TestAuditOKScheduledReadingsThatTimeOutNeverStack(t *testing.T) {
 // command's timeout (and a late "yes" nobody sends).
 // Would catch: a scheduled reading left QUEUED/RUNNING, or stacked, when
 // the command itself is never answered.
-func TestAuditOKScheduledReadingsUnansweredTakeNeverStack(t *testing.T) {
+func TestScheduledReadingsUnansweredTakeNeverStack(t *testing.T) {
 	e, id, sg, sensors := readingEnv(t, func(c *actors.Config) {
 		c.CommandTimeout = time.Second
 	})
@@ -191,7 +192,7 @@ func TestAuditOKScheduledReadingsUnansweredTakeNeverStack(t *testing.T) {
 // readings, and nothing left unfinished.
 // Would catch: a schedule stopped by a failed write, readings lost with the
 // outage, a tick missed during it made up for at once afterwards.
-func TestAuditOKSchedulesAcrossADatabaseOutage(t *testing.T) {
+func TestSchedulesAcrossADatabaseOutage(t *testing.T) {
 	e, id, sg, sensors := readingEnv(t)
 	sensor := sensors[10001]["id"].(string)
 	const interval = time.Second
@@ -250,7 +251,7 @@ func TestAuditOKSchedulesAcrossADatabaseOutage(t *testing.T) {
 // the change, none lost), and off means off.
 // Would catch: an old timer left running beside the new one (two readings
 // an old interval apart), a schedule that keeps firing after null.
-func TestAuditOKIntervalChangesShorterLongerOff(t *testing.T) {
+func TestIntervalChangesShorterLongerOff(t *testing.T) {
 	e, id, _, sensors := readingEnv(t)
 	sensor := sensors[10001]["id"].(string)
 	other := sensors[10002]["id"].(string)
@@ -310,7 +311,7 @@ func TestAuditOKIntervalChangesShorterLongerOff(t *testing.T) {
 // Would catch: schedules armed while not authenticated (readings queued
 // for a gateway that cannot take them), a schedule lost across the
 // credentials' change, catch-up ticks at the new login.
-func TestAuditOKScheduleAcrossAPasswordChange(t *testing.T) {
+func TestScheduleAcrossAPasswordChange(t *testing.T) {
 	e, id, sg, sensors := readingEnv(t)
 	sensor := sensors[10001]["id"].(string)
 	const interval = 500 * time.Millisecond
