@@ -239,7 +239,23 @@ func loadFile(k *koanf.Koanf, path string, known map[string]bool) []string {
 		return []string{fmt.Sprintf("file %s: %s", name, strings.Join(strings.Fields(err.Error()), " "))}
 	}
 	var problems, bad []string
+	// Keys are matched without regard to case, so API_PORT and api_port
+	// in one file are one variable given twice: the YAML parser refuses
+	// an exact repeat, and this one was dropped silently (found by an
+	// audit, helper 5).
+	spelled := map[string][]string{}
 	for _, key := range fk.Keys() {
+		if lk := strings.ToLower(key); known[lk] {
+			spelled[lk] = append(spelled[lk], key)
+		}
+	}
+	for _, key := range fk.Keys() {
+		if names := spelled[strings.ToLower(key)]; len(names) > 1 {
+			if key == names[0] {
+				problems = append(problems, fmt.Sprintf("file %s: %s given %d times (%s)", name, strings.ToLower(key), len(names), strings.Join(names, ", ")))
+			}
+			continue
+		}
 		if !known[strings.ToLower(key)] {
 			// A nested key, as YAML would write it (koanf joins the path
 			// with its delimiter).
@@ -276,10 +292,7 @@ var ListVariables = map[string]bool{"ENCRYPTION_KEYS_PREVIOUS": true, "CORS_ORIG
 func fileValue(v any, name string) (string, string) {
 	list, ok := v.([]any)
 	if !ok {
-		if v == nil {
-			return "", ""
-		}
-		return fmt.Sprint(v), ""
+		return scalar(v), ""
 	}
 	if !ListVariables[name] {
 		return "", "must be one value, not a list"
@@ -287,14 +300,38 @@ func fileValue(v any, name string) (string, string) {
 	parts := make([]string, len(list))
 	for i, e := range list {
 		switch e.(type) {
-		case nil:
 		case []any, map[string]any:
 			return "", fmt.Sprintf("entry %d must be one value, not a list or a mapping", i+1)
-		default:
-			parts[i] = fmt.Sprint(e)
+		}
+		// An empty entry is refused, as the environment's "," is: a
+		// list of only empty entries was taken as unset, the default,
+		// which for GATEWAY_ALLOWED_NETWORKS is anywhere and for
+		// CORS_ORIGIN every origin (found by an audit, helper 5).
+		if parts[i] = strings.TrimSpace(scalar(e)); parts[i] == "" {
+			return "", fmt.Sprintf("entry %d is empty", i+1)
 		}
 	}
 	return strings.Join(parts, ","), ""
+}
+
+// scalar is a YAML scalar as the environment would give it. Numbers are
+// written out in full: %v printed 1e6 as "1e+06", which the variable's
+// check then refused (1e3, printed "1000", was taken) and quoted back as
+// a text the file never held; a date is written as YAML writes it, not
+// as Go prints a time.Time (found by an audit, helper 5).
+func scalar(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	case time.Time:
+		if v.Equal(v.Truncate(24*time.Hour)) && v.Location() == time.UTC {
+			return v.Format(time.DateOnly)
+		}
+		return v.Format(time.RFC3339Nano)
+	}
+	return fmt.Sprint(v)
 }
 
 // parse validates every variable and gathers all problems, after those
