@@ -1,7 +1,8 @@
 // Command ensuredb is a development helper for `make db`: with -check it
 // exits 0 when the PostgreSQL server of DATABASE_URL answers (and prints
 // "refused: why" when it answers and refuses the login or the TLS); with -url it
-// prints the URL it would use (DATABASE_URL, else gatewayd's default);
+// prints the URL it would use (DATABASE_URL, else GATEWAYD_CONFIG's file's
+// database_url, else gatewayd's default);
 // with -drop-test-databases it drops the databases the tests keep between
 // runs (internal/testdb); without any, it waits for the server (up to
 // -wait) and creates DATABASE_URL's database if it is missing.
@@ -28,9 +29,11 @@ func main() {
 	wait := flag.Duration("wait", 30*time.Second, "how long to wait for the server")
 	dropTest := flag.Bool("drop-test-databases", false, "drop the databases the tests keep between runs (gwt_*)")
 	flag.Parse()
-	raw := os.Getenv("DATABASE_URL")
-	if raw == "" {
-		raw = config.DefaultDatabaseURL
+	// gatewayd's own DATABASE_URL: the environment's, else the file
+	// GATEWAYD_CONFIG names, else the default.
+	raw, err := config.DatabaseURL(os.Environ())
+	if err != nil {
+		fail(err.Error())
 	}
 	if *printURL {
 		fmt.Println(raw)

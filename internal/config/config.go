@@ -224,6 +224,43 @@ func Load(path string, environ []string) (*Config, error) {
 	return parse(func(name string) string { return k.String(strings.ToLower(name)) }, problems)
 }
 
+// DatabaseURL is DATABASE_URL as Load would take it (default, then the
+// file GATEWAYD_CONFIG names, then the environment), without the other
+// variables' checks: for tools that only need the database (ensuredb,
+// behind make db), which read only the environment and made sure of the
+// default database while gatewayd ran on the file's (found by an audit,
+// helper 5). An unreadable file is an error, as it is for gatewayd.
+func DatabaseURL(environ []string) (string, error) {
+	var path, fromEnv string
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		switch {
+		case v == "":
+		case k == FileEnv:
+			path = v
+		case k == "DATABASE_URL":
+			fromEnv = v
+		}
+	}
+	if fromEnv != "" {
+		return fromEnv, nil
+	}
+	if path != "" {
+		known := make(map[string]bool, len(Variables))
+		for _, v := range Variables {
+			known[strings.ToLower(v.Name)] = true
+		}
+		k := koanf.New("|")
+		if problems := loadFile(k, path, known); len(problems) > 0 {
+			return "", errors.New("config: " + strings.Join(problems, "; "))
+		}
+		if v := strings.TrimSpace(k.String("database_url")); v != "" {
+			return v, nil
+		}
+	}
+	return DefaultDatabaseURL, nil
+}
+
 // loadFile sets k from the YAML file's known keys and returns what is
 // wrong with the file: it cannot be read or parsed, or it has unknown keys
 // (the known ones still apply).
