@@ -101,7 +101,7 @@ curl -fsS "$api/ready" >/dev/null || { echo "gatewayd did not become ready; see 
 # from the last run while it still works, else a new one.
 token_file="$logdir/admin-token"
 token=$(cat "$token_file" 2>/dev/null || true)
-if [ -z "$token" ] || ! curl -fsS -o /dev/null -H "Authorization: Bearer $token" "$api/tokens"; then
+if [ -z "$token" ] || ! curl -fs -o /dev/null -H "Authorization: Bearer $token" "$api/tokens"; then
   token=$(./bin/gatewayd token create --name demo-admin --role admin 2>>"$logdir/gatewayd-token.log")
   (umask 077; printf '%s\n' "$token" >"$token_file")
 fi
