@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Audit helper 5. README, Configuration: gatewayd reads "defaults, then an
+// (Found by an audit, helper 5, whose test this is.) README, Configuration: gatewayd reads "defaults, then an
 // optional YAML file (`--config FILE` or `GATEWAYD_CONFIG` ...), then the
 // environment"; Quick start: `make run` "runs `make db` (uses the
 // PostgreSQL at `DATABASE_URL` ...; then creates the `gatewayd` database
@@ -24,7 +24,7 @@ import (
 // waits 30 s for a database nobody creates and fails ("gatewayd did not
 // become ready"). This fails while `ensuredb -url` does not print the
 // URL gatewayd would use.
-func TestAuditEnsuredbURLFollowsGatewaydConfig(t *testing.T) {
+func TestEnsuredbURLFollowsGatewaydConfig(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "ensuredb")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, "%s", out)

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Audit helper 5 (held). README, Configuration: "defaults, then an
+// (Checked by an audit, helper 5, whose test this is.) README, Configuration: "defaults, then an
 // optional YAML file (`--config FILE` or `GATEWAYD_CONFIG` ...), then the
 // environment; later wins. An empty variable counts as unset." For the
 // list variables written as YAML lists: the environment's comma-separated
@@ -18,7 +18,7 @@ import (
 // variable leaves the file's list, and --config wins over GATEWAYD_CONFIG.
 // It would catch a merge of env and file lists, an empty variable that
 // cleared an allowlist (failing open), or the wrong file taken.
-func TestAuditOKListPrecedenceFileThenEnv(t *testing.T) {
+func TestListPrecedenceFileThenEnv(t *testing.T) {
 	dir := t.TempDir()
 	a := filepath.Join(dir, "a.yaml")
 	b := filepath.Join(dir, "b.yaml")
