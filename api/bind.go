@@ -697,6 +697,18 @@ func (b *body) email(required bool) (string, bool) {
 	if !ok {
 		return "", false
 	}
+	if strings.IndexFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
+	}) >= 0 {
+		// net/mail takes any non-ASCII rune in an address: a no-break
+		// space (which a form's trim removes, so the gateway's next edit
+		// read as a new email that needs the password, as a url with a
+		// space did), a C1 control (U+0085, invisible: "o\u0085ps@…"
+		// showed as another gateway's address) or a bidi override were
+		// stored, and no gateway accepts them (found by an audit, helper 8).
+		b.fail("email", "must not contain spaces, control or invisible formatting characters")
+		return "", false
+	}
 	addr, err := mail.ParseAddress(s)
 	if err != nil || addr.Address != s || addr.Name != "" || !strings.Contains(s[strings.LastIndexByte(s, '@')+1:], ".") {
 		b.fail("email", "must be a valid e-mail address")

@@ -242,7 +242,7 @@ var (
 	sTimezone    = oa.String().Length(1, 64).Desc("an IANA time zone name such as `Europe/Berlin`")
 	sDesired     = oa.Enum(gatewayd.DesiredConnected, gatewayd.DesiredDisconnected)
 	sWSURL       = oa.String().Length(1, 500).Pattern(`^[Ww][Ss][Ss]?://[^/?#@]+`).Desc("a `ws://` or `wss://` URL with a host and no user info")
-	sEmail       = oa.String().Length(1, 255).Format("email").Desc("a plain address such as `ops@example.com` (no display name) whose domain has a dot")
+	sEmail       = oa.String().Length(1, 255).Format("email").Desc("a plain address such as `ops@example.com` (no display name) whose domain has a dot, with no white space, control or invisible formatting character")
 	sPassword    = oa.String().Length(1, 1024).WriteOnly().Desc("stored encrypted; never in any answer")
 	sModel       = oa.String().Length(0, 100).Null()
 	sFirmware    = oa.String().Length(0, 50).Null()
