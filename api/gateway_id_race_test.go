@@ -16,8 +16,9 @@ import (
 // status or 409 GATEWAY_ID_CONFLICT (detail on gateway_id), never a 500;
 // afterwards at most one claim succeeded, and the live gateways holding
 // the id are exactly the winners (never two). Would catch a unique violation from the UPDATE path
-// not mapped to 409, or two live holders. (Audit helper 8.)
-func TestAuditokGatewayIDClaimsRacingTheHoldersDelete(t *testing.T) {
+// not mapped to 409, or two live holders. (Checked by an
+// audit, helper 8, whose test this is.)
+func TestGatewayIDClaimsRacingTheHoldersDelete(t *testing.T) {
 	e := newEnv(t, api.Options{})
 	f := e.factory(e.org("O"), "F")
 	for round := range 10 {

@@ -10,7 +10,7 @@ import (
 	"github.com/ctcgw/gatewayd/api"
 )
 
-// TestAuditEmailHoldsNoSpaceOrControl: a gateway's email is refused (400,
+// TestEmailHoldsNoSpaceOrControl: a gateway's email is refused (400,
 // detail on email, nothing stored) when it holds white space, a control
 // character or an invisible format character, as a url is (README,
 // "Strictness"). net/mail takes any non-ASCII rune in an address, so
@@ -21,8 +21,8 @@ import (
 // of the password, the bug README names for url; and the address shows
 // as one it is not (bidi override) while no gateway will ever accept it.
 // Would catch: any of these spellings answered 201/200.
-// (Audit helper 8.)
-func TestAuditEmailHoldsNoSpaceOrControl(t *testing.T) {
+// (Found by an audit, helper 8, whose test this is.)
+func TestEmailHoldsNoSpaceOrControl(t *testing.T) {
 	e := newEnv(t, api.Options{})
 	f := e.factory(e.org("E"), "F")
 	g := e.gateway(f, "GW-E")

@@ -1,11 +1,12 @@
 package api_test
 
-// Audit helper 8 (CRUD integrity under concurrency): races between writes
+// Races between writes
 // of one resource and deletes of it or of its parent, through the API over
 // the real runtime and PostgreSQL. Each would catch: a 500 (or any status
 // outside the contract's) for a request that lost a race, an active row
 // under a deleted parent (an orphan), or a gateway the runtime still runs
-// (or lists) after its deletion was answered.
+// (or lists) after its deletion was answered. (Checked by an audit,
+// helper 8, whose tests these are.)
 
 import (
 	"context"
@@ -52,7 +53,7 @@ func errCode(t *testing.T, r response) string {
 // Gateways created while their factory is deleted: each create is 201 or
 // 422 INVALID_REFERENCE (factory_id), the delete 204; afterwards no active
 // gateway sits in the deleted factory, and the runtime runs none of them.
-func TestAuditokFactoryDeleteRacingGatewayCreates(t *testing.T) {
+func TestFactoryDeleteRacingGatewayCreates(t *testing.T) {
 	e := newLiveEnv(t, actorstest.FastConfig())
 	org := e.org("Race")
 	for round := range 6 {
@@ -104,7 +105,7 @@ func TestAuditokFactoryDeleteRacingGatewayCreates(t *testing.T) {
 // connect/disconnect racing DELETE of the same gateway: each is its success
 // status or 404 GATEWAY_NOT_FOUND, never a 500; afterwards the gateway is
 // gone from the store and from the runtime.
-func TestAuditokGatewayWritesRacingItsDelete(t *testing.T) {
+func TestGatewayWritesRacingItsDelete(t *testing.T) {
 	e := newLiveEnv(t, actorstest.FastConfig())
 	const n = 20
 	ids := make([]string, n)
@@ -162,7 +163,7 @@ func TestAuditokGatewayWritesRacingItsDelete(t *testing.T) {
 // their organization's DELETE: 200/201, or 404 FACTORY_NOT_FOUND / 422
 // INVALID_REFERENCE, never a 500; no active factory in a deleted
 // organization, no gateway in a deleted factory.
-func TestAuditokFactoryWritesRacingDeletes(t *testing.T) {
+func TestFactoryWritesRacingDeletes(t *testing.T) {
 	e := newLiveEnv(t, actorstest.FastConfig())
 	for round := range 5 {
 		org := e.org(fmt.Sprintf("O%d", round))
