@@ -16,7 +16,7 @@ import (
 	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
-// (Audit, helper 9.) API.md §10 "wss:// verifies the gateway's
+// (Checked by an audit, helper 9, whose test this is.) API.md §10 "wss:// verifies the gateway's
 // certificate against the system roots plus GATEWAY_CA_FILE", through the
 // real binary's configuration (the actors' tests build the TLS config
 // themselves, so they would not catch serve.go dropping the variable):
@@ -28,7 +28,7 @@ import (
 // It would catch: GATEWAY_CA_FILE not wired, InsecureSkipVerify, a
 // ServerName taken from the dialed address instead of the URL, or a
 // last_error that does not say it was the certificate.
-func TestAuditokGatewayCAFileThroughTheBinary(t *testing.T) {
+func TestGatewayCAFileThroughTheBinary(t *testing.T) {
 	t.Parallel()
 	caFile, serverTLS := testutil.NewTestCA(t, "127.0.0.1")
 	sim, err := ctctest.NewTLSServer("127.0.0.1:0", serverTLS)

@@ -19,7 +19,7 @@ import (
 	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
-// (Audit, helper 9.) API.md §10 and README "Security", against the real
+// (Checked by an audit, helper 9, whose test this is.) API.md §10 and README "Security", against the real
 // binary at LOG_LEVEL=debug: no secret (a gateway password, an API token,
 // ENCRYPTION_KEY, DATABASE_URL's password, a URL's userinfo) reaches an
 // answer or a log line, through logins, a refused login, a chaos crash,
@@ -34,7 +34,7 @@ import (
 // query string, a validation detail echoing input, pgx/startup lines with
 // the DB URL, dial errors), or an allowlist checked only when a URL is
 // written, or a connection kept/redialed past a narrowed allowlist.
-func TestAuditokSecretsStayOutAndTheAllowlistHoldsAcrossARestart(t *testing.T) {
+func TestSecretsStayOutAndTheAllowlistHoldsAcrossARestart(t *testing.T) {
 	t.Parallel()
 	sim, err := ctctest.NewServer("127.0.0.1:0")
 	require.NoError(t, err)
