@@ -93,8 +93,8 @@ var (
 		"malformed JSON, a wrong type, a value out of range, an unknown or repeated field or query parameter, a non-UUID path id; `details` lists every problem, one entry per field")
 	eRouteNotFound        = errFrom(fiber.ErrNotFound, "no such route")
 	eMethodNotAllowed     = errFrom(fiber.ErrMethodNotAllowed, "the route exists, the method does not").With(hAllow)
-	ePayloadTooLarge      = errFrom(fiber.ErrRequestEntityTooLarge, "the body is over 1 MiB (1,048,576 bytes), chunked bodies too")
-	eUnsupportedMediaType = errFrom(fiber.ErrUnsupportedMediaType, "the body is not `Content-Type: application/json` (a charset parameter is fine); it is never parsed")
+	ePayloadTooLarge      = errFrom(fiber.ErrRequestEntityTooLarge, "the body is over 1 MiB (1,048,576 bytes), chunked bodies too; on any route, before routing")
+	eUnsupportedMediaType = errFrom(fiber.ErrUnsupportedMediaType, "a body that is not `Content-Type: application/json` (a UTF-8 charset parameter is fine), or one sent with a `Content-Encoding`; on any route, those that take no body included, before routing; it is never parsed")
 	eHeadersTooLarge      = errFrom(fiber.ErrRequestHeaderFieldsTooLarge, "the request line or headers exceed 16 KiB; any route")
 	eRequestTimeout       = errFrom(errRequestTimeout, "the request (line, headers and body) did not arrive whole within 10 s of its first byte, e.g. a `Content-Length` larger than the body sent; any route; the connection is closed")
 	eHTTPVersion          = errFrom(errHTTPVersion, "the request line names an HTTP version other than 1.1 and 1.0 (the HTTP/2 preface included); any route; the connection is closed")
@@ -107,6 +107,10 @@ var (
 		Named("Starting").With(hRetryAfter)
 	eTooManyGuesses = errFrom(errTooManyGuesses, "the token is not one the database confirmed, and this address already had 30 such tokens looked up (10 a second after that); a token that works is never refused for it").
 			Named("TooManyGuesses").With(hRetryAfter)
+	eMalformed = errFrom(errHost, "refused before routing, on any route: a malformed request line or header, an HTTP/1.1 request without `Host` or any with two, two `Authorization` headers, or an ambiguous body length (`Content-Length` with `Transfer-Encoding`, two different `Content-Length`s); `details` names the part (`request`, `Host`, `Authorization`)").
+			Named("MalformedRequest")
+	eTooManyConnections = errFrom(errTooManyConnections, "this client (an IPv4 address, an IPv6 /64) already holds `API_MAX_CONNECTIONS_PER_CLIENT` connections; on any route, before the request is read; the connection is closed").
+				Named("TooManyConnections")
 	eTooManyStreams = errFrom(errTooManyStreams, "event streams and other connections together reach `API_MAX_CONNECTIONS`").Named("TooManyStreams")
 	eAnswersBusy    = errFrom(errAnswersBusy, "answers not yet written hold their budget: for waveforms and spectra 16 MiB all clients together, or 4 MiB this client (an IPv4 address, an IPv6 /64), or four are being made and this one waited 5 s for its turn; for other answers of 64 KiB or more 64 MiB all clients together, or 16 MiB this client").
 			Named("AnswersBusy").With(hRetryAfter)
@@ -157,13 +161,15 @@ func commonErrors(o *oa.Operation) []oa.ErrorDoc {
 	if o.HasParams() || o.HasBody() {
 		out = append(out, eValidation)
 	}
-	if o.HasBody() {
-		out = append(out, ePayloadTooLarge, eUnsupportedMediaType)
-	}
 	// Any request, before routing: documented everywhere so that every
 	// operation lists the 4xx it can get (Redocly's operation-4xx-response)
-	// and the answers the edge gives it before it is routed.
-	out = append(out, eRequestTimeout, eHeadersTooLarge, eInternal, eHTTPVersion)
+	// and the answers the edge gives it before it is routed: a malformed
+	// request, a body that is too large or not JSON (README, "Bodies": on
+	// every route, those that take none included), and a connection over
+	// the client's share. (They were listed only where a body, parameters
+	// or a token made them likely; found by an audit, helper 12.)
+	out = append(out, eMalformed, ePayloadTooLarge, eUnsupportedMediaType, eTooManyConnections,
+		eRequestTimeout, eHeadersTooLarge, eInternal, eHTTPVersion)
 	if o.Can503() {
 		out = append(out, eUnavailable)
 	}
