@@ -251,6 +251,9 @@ func (sp *Spec) HTML(cssURL, jsonURL string) ([]byte, error) {
 				ov.Access = "No token needed."
 			case o.role != "":
 				ov.Access = "Needs a token with role " + o.role + " or above."
+				if o.tokenQuery != "" {
+					ov.Access = "Needs a token with role " + o.role + " or above, in the Authorization header or as the " + o.tokenQuery + " query parameter."
+				}
 			}
 			for _, p := range o.params() {
 				ov.Params = append(ov.Params, rowView{Name: p.name, In: p.in, Type: typeOf(p.s), Required: p.required,

@@ -268,7 +268,9 @@ type docExample struct {
 
 type docScheme struct {
 	Type         string `json:"type"`
-	Scheme       string `json:"scheme"`
+	Scheme       string `json:"scheme,omitempty"`
+	In           string `json:"in,omitempty"`
+	Name         string `json:"name,omitempty"`
 	BearerFormat string `json:"bearerFormat,omitempty"`
 	Description  string `json:"description,omitempty"`
 }
@@ -349,6 +351,12 @@ func (sp *Spec) JSON() ([]byte, error) {
 			Responses: map[string]docResponse{}, Role: o.role}
 		if o.public && sp.Bearer != "" {
 			d.Security = &[]map[string][]string{}
+		}
+		if o.tokenQuery != "" && sp.Bearer != "" && !o.public {
+			scheme := "queryToken"
+			doc.Components.SecuritySchemes[scheme] = docScheme{Type: "apiKey", In: "query", Name: o.tokenQuery,
+				Description: "The same token as bearerAuth, as the `" + o.tokenQuery + "` query parameter, for clients that cannot send headers (EventSource); only where an operation lists it."}
+			d.Security = &[]map[string][]string{{"bearerAuth": {}}, {scheme: {}}}
 		}
 		for _, p := range o.params() {
 			d.Parameters = append(d.Parameters, docParam{Name: p.name, In: p.in, Description: p.description, Required: p.required, Schema: p.s})

@@ -74,6 +74,7 @@ type Operation struct {
 	head       bool // a HEAD operation beside this GET
 	public     bool
 	role       string
+	tokenQuery string // a query parameter that may carry the bearer token instead
 }
 
 func newOperation(method, path, id, summary string) *Operation {
@@ -147,6 +148,12 @@ func (o *Operation) AlsoHead() *Operation { o.head = true; return o }
 // What Spec.Common asks of an operation.
 
 // HasBody says whether the operation takes a request body.
+// TokenInQuery says the operation also takes its token as the query
+// parameter name (for clients, such as EventSource, that cannot send
+// headers): the document gives it an apiKey scheme as an alternative to
+// the bearer header.
+func (o *Operation) TokenInQuery(name string) *Operation { o.tokenQuery = name; return o }
+
 // Public marks an operation that needs no token.
 func (o *Operation) Public() *Operation { o.public = true; return o }
 
@@ -193,6 +200,12 @@ type Param struct {
 	name, in, description string
 	required              bool
 	s                     *Schema
+}
+
+// HeaderParam is an optional request header particular to an operation
+// (Spec.Headers are those every operation takes); give it with Query.
+func HeaderParam(name string, s *Schema, description string) Param {
+	return Param{name: name, in: "header", s: s, description: description}
 }
 
 // QueryParam is an optional query parameter.
