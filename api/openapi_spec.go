@@ -459,8 +459,12 @@ func apiSpec() *oa.Spec {
 			oa.Delete("/api/tokens/{id}", "revokeToken", "Revoke an API token; it is refused within 5 s").In(tagTokens).
 				NoContent().Fails(eTokenNotFound),
 			oa.Get("/metrics", "getMetrics", "Prometheus metrics (text format)").In(tagEvents).
-				Doc("Needs a viewer token unless `METRICS_PUBLIC=true`.").
-				OK(oa.String()).As("text/plain; version=0.0.4").No503(),
+				Doc("Needs a viewer token unless `METRICS_PUBLIC=true`. The text format unless `Accept` prefers Prometheus's delimited protocol buffers (as Prometheus asks with native histograms on).").
+				OK(oa.String()).As("text/plain; version=0.0.4").
+				// promhttp negotiates it; it was undocumented (found by an
+				// audit, helper 12).
+				OrAs("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+					oa.String().Desc("length-delimited `io.prometheus.client.MetricFamily` protocol buffer messages")).No503(),
 		}),
 
 		Components: []oa.Component{
