@@ -45,7 +45,9 @@ func TestQueryBoundsMatchOpenAPI(t *testing.T) {
 				if r.status != 400 {
 					return false
 				}
-				var body struct{ Error struct{ Details []struct{ Field string } } }
+				var body struct {
+					Error struct{ Details []struct{ Field string } }
+				}
 				assertJSON(t, r.body, &body)
 				for _, d := range body.Error.Details {
 					if d.Field == name {
