@@ -312,6 +312,11 @@ func apiSpec() *oa.Spec {
 			{Name: tagEvents, Description: "What changes, as it happens: Server-Sent Events, and Prometheus metrics at `GET /metrics`."},
 			{Name: tagChaos, Description: "Drills for operators; the routes exist only with `CHAOS_ENABLED=true`."},
 		},
+		// Every answer's X-Request-Id (API.md §3), declared on every
+		// response: it was only a request header here (found by an
+		// audit, helper 12).
+		AnswerHeaders: []oa.RespHeader{{Name: "X-Request-Id", Always: true, Schema: oa.String().Length(1, 128),
+			Description: "the request's id, as the access log names it: the client's `X-Request-Id` when it is at most 128 printable ASCII characters, else a new UUID"}},
 		Headers: []oa.Header{{Component: "RequestId", Name: "X-Request-Id", Schema: oa.String().Length(1, 128),
 			Description: "echoed in the answer's `X-Request-Id` when it is at most 128 printable ASCII characters; otherwise a new UUID is sent"}},
 		GoTypes: map[reflect.Type]*oa.Schema{

@@ -289,7 +289,7 @@ func (b *built) errorResponse(group []ErrorDoc) docResponse {
 	for _, e := range group {
 		desc = append(desc, e.Code+": "+e.When)
 		examples[e.Name] = docExample{Summary: e.Code, Value: e.Body}
-		headers = append(headers, e.Headers)
+		headers = append(headers, append(slices.Clone(e.Headers), b.AnswerHeaders...))
 	}
 	text := desc[0]
 	if len(desc) > 1 {
@@ -367,7 +367,7 @@ func (sp *Spec) JSON() ([]byte, error) {
 		if o.body != "" {
 			d.RequestBody = &docRequestBody{Required: true, Content: map[string]docMedia{"application/json": {Schema: Ref(o.body)}}}
 		}
-		ok := docResponse{Description: o.resultDesc, Headers: responseHeaders(o.headers)}
+		ok := docResponse{Description: o.resultDesc, Headers: responseHeaders(append(slices.Clone(o.headers), sp.AnswerHeaders...))}
 		if o.result != nil {
 			ok.Content = map[string]docMedia{o.media: {Schema: o.result}}
 			for _, a := range o.alt {

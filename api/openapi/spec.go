@@ -25,6 +25,9 @@ type Spec struct {
 	Components         []Component
 	// Headers are request headers every operation takes.
 	Headers []Header
+	// AnswerHeaders are headers every answer carries, success or error;
+	// the document declares them on every response.
+	AnswerHeaders []RespHeader
 	// GoTypes give the schema of Go types Record meets that are not
 	// plain (a time type with its own text form, raw JSON, …).
 	GoTypes map[reflect.Type]*Schema
