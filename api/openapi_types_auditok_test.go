@@ -42,7 +42,11 @@ func TestBodyTypesMatchOpenAPI(t *testing.T) {
 					return nil
 				}
 				var out []string
-				var eb struct{ Error struct{ Details []struct{ Field, Message string } } }
+				var eb struct {
+					Error struct {
+						Details []struct{ Field, Message string }
+					}
+				}
 				assertJSON(t, r.body, &eb)
 				for _, d := range eb.Error.Details {
 					if d.Field == name {
