@@ -247,7 +247,7 @@ var (
 	sMetadataIn  = oa.Metadata().Desc("a JSON object, at most 128 levels deep, no NUL characters; stored re-encoded with sorted keys, numbers keep their digits")
 	sTimezone    = oa.String().Length(1, 64).Desc("an IANA time zone name such as `Europe/Berlin`")
 	sDesired     = oa.Enum(gatewayd.DesiredConnected, gatewayd.DesiredDisconnected)
-	sWSURL       = oa.String().Length(1, 500).Pattern(`^[Ww][Ss][Ss]?://[^/?#@]+`).Desc("a `ws://` or `wss://` URL with a host and no user info")
+	sWSURL       = oa.String().Length(1, 500).Pattern(`^[Ww][Ss][Ss]?://[^/?#@]+`).Desc("a `ws://` or `wss://` URL with a host and no user info; at most one port, 1–65535; an IPv6 address in brackets; no white space or control character anywhere; a literal address must be one gatewayd may dial (`GATEWAY_ALLOWED_NETWORKS`, never link-local, unspecified or multicast), else 400")
 	sEmail       = oa.String().Length(1, 255).Format("email").Desc("a plain address such as `ops@example.com` (no display name) whose domain has a dot, with no white space, control or invisible formatting character")
 	sPassword    = oa.String().Length(1, 1024).WriteOnly().Desc("stored encrypted; never in any answer")
 	sModel       = oa.String().Length(0, 100).Null()
