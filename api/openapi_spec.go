@@ -315,7 +315,7 @@ func apiSpec() *oa.Spec {
 		// Every answer's X-Request-Id (API.md §3), declared on every
 		// response: it was only a request header here (found by an
 		// audit, helper 12).
-		AnswerHeaders: []oa.RespHeader{{Name: "X-Request-Id", Always: true, Schema: oa.String().Length(1, 128),
+		AnswerHeaders: []oa.RespHeader{{Component: "RequestId", Name: "X-Request-Id", Always: true, Schema: oa.String().Length(1, 128),
 			Description: "the request's id, as the access log names it: the client's `X-Request-Id` when it is at most 128 printable ASCII characters, else a new UUID"}},
 		Headers: []oa.Header{{Component: "RequestId", Name: "X-Request-Id", Schema: oa.String().Length(1, 128),
 			Description: "echoed in the answer's `X-Request-Id` when it is at most 128 printable ASCII characters; otherwise a new UUID is sent"}},

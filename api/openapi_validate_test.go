@@ -210,7 +210,7 @@ func (d *specDoc) headerProblems(resp map[string]any, r response) []string {
 	var out []string
 	documented, _ := resp["headers"].(map[string]any)
 	for _, name := range keys(documented) {
-		if req, _ := documented[name].(map[string]any)["required"].(bool); req && r.header.Get(name) == "" {
+		if req, _ := d.deref(documented[name].(map[string]any))["required"].(bool); req && r.header.Get(name) == "" {
 			out = append(out, "lacks the header "+name+", which the document says it always carries")
 		}
 	}

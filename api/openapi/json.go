@@ -221,9 +221,10 @@ type docResponse struct {
 }
 
 type docHeader struct {
+	Ref         string  `json:"$ref,omitempty"`
 	Description string  `json:"description,omitempty"`
 	Required    bool    `json:"required,omitempty"`
-	Schema      *Schema `json:"schema"`
+	Schema      *Schema `json:"schema,omitempty"`
 }
 
 // responseHeaders documents the headers of an answer that is any of
@@ -248,6 +249,13 @@ func responseHeaders(groups ...[]RespHeader) map[string]docHeader {
 			d := out[name]
 			d.Required = false
 			out[name] = d
+		}
+	}
+	for _, g := range groups {
+		for _, h := range g {
+			if d := out[h.Name]; h.Component != "" && d.Required {
+				out[h.Name] = docHeader{Ref: "#/components/headers/" + h.Component}
+			}
 		}
 	}
 	if len(out) == 0 {
@@ -280,6 +288,7 @@ type docComponents struct {
 	Schemas         ordered[*Schema]       `json:"schemas"`
 	Responses       map[string]docResponse `json:"responses,omitempty"`
 	Parameters      map[string]docParam    `json:"parameters,omitempty"`
+	Headers         map[string]docHeader   `json:"headers,omitempty"`
 }
 
 func (b *built) errorResponse(group []ErrorDoc) docResponse {
@@ -344,6 +353,14 @@ func (sp *Spec) JSON() ([]byte, error) {
 	}
 	for _, h := range sp.Headers {
 		doc.Components.Parameters[h.Component] = docParam{Name: h.Name, In: "header", Description: h.Description, Schema: h.Schema}
+	}
+	for _, h := range sp.AnswerHeaders {
+		if h.Component != "" {
+			if doc.Components.Headers == nil {
+				doc.Components.Headers = map[string]docHeader{}
+			}
+			doc.Components.Headers[h.Component] = docHeader{Description: h.Description, Required: h.Always, Schema: h.Schema}
+		}
 	}
 	pathIndex := map[string]int{}
 	for _, o := range sp.Operations {

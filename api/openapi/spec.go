@@ -242,6 +242,11 @@ type RespHeader struct {
 	Name, Description string
 	Schema            *Schema
 	Always            bool
+	// Component, when set, names the header under components.headers;
+	// a response that always carries it refers to it there instead of
+	// repeating it (one every answer carries, written out on each, made
+	// the document a third larger).
+	Component string
 }
 
 // Named returns a copy under another component name.

@@ -21,7 +21,7 @@ import (
 // offset up to 2147483648). TestOpenAPIConformance sends only a value
 // that is always wrong; this would catch a documented maximum of 100 the
 // server enforced as 1000, a documented minimum the server does not
-// enforce, or an enum value the server refuses. (Audit, helper 12: holds.)
+// enforce, or an enum value the server refuses. (Checked by an audit, helper 12, whose test this is.)
 func TestQueryBoundsMatchOpenAPI(t *testing.T) {
 	e := newEnv(t, api.Options{ChaosEnabled: true})
 	doc := loadSpec(t, e)

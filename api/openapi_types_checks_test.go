@@ -17,8 +17,8 @@ import (
 // the field (API.md §3: wrong types are 400, one entry per field).
 // TestOpenAPIConformance probes null, lengths and enums; this would catch
 // a field documented as a string that takes a number, an object metadata
-// that takes an array, or a uuid field that takes any string. (Audit,
-// helper 12: holds.)
+// that takes an array, or a uuid field that takes any string. (Checked by an
+// audit, helper 12, whose test this is.)
 func TestBodyTypesMatchOpenAPI(t *testing.T) {
 	e := newEnv(t, api.Options{ChaosEnabled: true})
 	doc := loadSpec(t, e)

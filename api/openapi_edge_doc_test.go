@@ -49,7 +49,7 @@ func documentedOps(doc *specDoc) []string {
 	return out
 }
 
-// TestAuditEdgeRefusalsAreDocumented: README ("A request that carries a
+// TestEdgeRefusalsAreDocumented: README ("A request that carries a
 // body whose Content-Type is not application/json … is 415 on every
 // route, before routing"; a Content-Encoding likewise; "a Content-Length
 // over 1 MiB is 413 before a byte of its body is read"; "Requests refused
@@ -63,7 +63,8 @@ func documentedOps(doc *specDoc) []string {
 // /api/whoami, /metrics, and the body-less actions (connect, a DELETE…)
 // answer them undocumented. Fails while any operation answers one of
 // these with a status or code its document does not list.
-func TestAuditEdgeRefusalsAreDocumented(t *testing.T) {
+// (Found by an audit, helper 12, whose test this is.)
+func TestEdgeRefusalsAreDocumented(t *testing.T) {
 	e := newEnv(t, api.Options{ChaosEnabled: true})
 	doc := loadSpec(t, e)
 	addr := e.serve()
@@ -89,7 +90,7 @@ func TestAuditEdgeRefusalsAreDocumented(t *testing.T) {
 	assert.Empty(t, problems, "%d answers the document does not list:\n%s", len(problems), strings.Join(problems, "\n"))
 }
 
-// TestAuditConnectionRefusalIsDocumented: README (API_MAX_CONNECTIONS_PER_CLIENT:
+// TestConnectionRefusalIsDocumented: README (API_MAX_CONNECTIONS_PER_CLIENT:
 // "past it a new connection is answered `429 TOO_MANY_REQUESTS` … so one
 // address cannot take every connection"): any route answers it, the
 // public ones too, but the document lists a 429 only where a token is
@@ -97,7 +98,8 @@ func TestAuditEdgeRefusalsAreDocumented(t *testing.T) {
 // always, which this answer does not carry). Fails while the refusal is
 // not documented on every operation, or is documented with a header it
 // lacks.
-func TestAuditConnectionRefusalIsDocumented(t *testing.T) {
+// (Found by an audit, helper 12, whose test this is.)
+func TestConnectionRefusalIsDocumented(t *testing.T) {
 	e := newEnv(t, api.Options{ChaosEnabled: true, MaxConnections: 64, MaxClientConnections: 1})
 	doc := loadSpec(t, e)
 	addr := e.serve()
