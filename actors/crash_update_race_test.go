@@ -34,21 +34,12 @@ import (
 func TestPasswordChangeRacingACrashIsTried(t *testing.T) {
 	h := newHarness(t, actorstest.FastConfig())
 	ctx := context.Background()
-	name := "pw-race"
-	email := "e@example.com"
-	sg := h.Sim.Add(name, ctctest.Config{Email: email, Password: "right"})
-	g, err := h.Store.CreateGateway(ctx, store.NewGateway{FactoryID: h.Factory, GatewayID: name, Name: name,
-		URL: sg.URL(), Email: email, Password: "wrong"})
-	require.NoError(t, err)
-	h.Runtime.GatewayStarted(g.Target("wrong"))
-	h.WaitState(g.ID, gatewayd.StateAuthFailed, 10*time.Second)
-	h.WaitSettled(g.ID, gatewayd.StateAuthFailed)
+	g, sg := crashWhileFixingThePassword(t, h, "pw-race")
 
-	up, err := h.Store.UpdateGateway(ctx, g.ID, store.GatewayPatch{Password: store.Some("right")})
-	require.NoError(t, err)
-	actors.CrashThenUpdate(h.Runtime, up.Target)
-
-	var st gatewayd.Status
+	var (
+		st  gatewayd.Status
+		err error
+	)
 	ok := testutil.Poll(func() bool {
 		st, err = h.Runtime.Status(ctx, g.ID)
 		return err == nil && st.State == gatewayd.StateAuthenticated && st.Restarts == 1
@@ -71,7 +62,27 @@ func TestPasswordChangeRacingAFatalCrashStands(t *testing.T) {
 	cfg.RestartLimit = 0 // the first crash is one too many
 	h := newHarness(t, cfg)
 	ctx := context.Background()
-	name := "pw-fatal"
+	g, sg := crashWhileFixingThePassword(t, h, "pw-fatal")
+
+	var (
+		st  gatewayd.Status
+		err error
+	)
+	ok := testutil.Poll(func() bool {
+		st, err = h.Runtime.Status(ctx, g.ID)
+		return err == nil && st.State == gatewayd.StateAuthenticated
+	}, 10*time.Second)
+	assert.True(t, ok, "the change made after the fatal crash stands; last status %+v (err %v, last_error %v), last login %s",
+		st, err, st.LastError, actorstest.LastLogin(sg))
+	assert.Equal(t, 1, sg.Stats().Open, "one live connection")
+}
+
+// crashWhileFixingThePassword registers a gateway under a wrong password,
+// waits for its refusal to settle, then stores the right one and puts a
+// crash and the update into the supervisor's mailbox back to back.
+func crashWhileFixingThePassword(t *testing.T, h *actorstest.Harness, name string) (gatewayd.Gateway, *ctctest.Gateway) {
+	t.Helper()
+	ctx := context.Background()
 	email := "e@example.com"
 	sg := h.Sim.Add(name, ctctest.Config{Email: email, Password: "right"})
 	g, err := h.Store.CreateGateway(ctx, store.NewGateway{FactoryID: h.Factory, GatewayID: name, Name: name,
@@ -84,13 +95,5 @@ func TestPasswordChangeRacingAFatalCrashStands(t *testing.T) {
 	up, err := h.Store.UpdateGateway(ctx, g.ID, store.GatewayPatch{Password: store.Some("right")})
 	require.NoError(t, err)
 	actors.CrashThenUpdate(h.Runtime, up.Target)
-
-	var st gatewayd.Status
-	ok := testutil.Poll(func() bool {
-		st, err = h.Runtime.Status(ctx, g.ID)
-		return err == nil && st.State == gatewayd.StateAuthenticated
-	}, 10*time.Second)
-	assert.True(t, ok, "the change made after the fatal crash stands; last status %+v (err %v, last_error %v), last login %s",
-		st, err, st.LastError, actorstest.LastLogin(sg))
-	assert.Equal(t, 1, sg.Stats().Open, "one live connection")
+	return g, sg
 }

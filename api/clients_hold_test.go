@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -208,19 +209,11 @@ func TestClientCountComesBackHoweverAConnectionEnds(t *testing.T) {
 // share for one host. And ::1 counted with 127.0.0.1.
 func TestIPv4MappedAddressIsTheIPv4Client(t *testing.T) {
 	e := newEnv(t, api.Options{MaxConnections: 100, MaxClientConnections: 2})
-	ln, err := net.Listen("tcp", "[::]:0")
+	addr, _ := e.serveOn("[::]:0")
+	_, portText, err := net.SplitHostPort(addr)
 	require.NoError(t, err)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = e.app.Listener(ln)
-	}()
-	t.Cleanup(func() {
-		_ = e.app.ShutdownWithTimeout(time.Second)
-		_ = ln.Close()
-		<-done
-	})
-	port := ln.Addr().(*net.TCPAddr).Port
+	port, err := strconv.Atoi(portText)
+	require.NoError(t, err)
 	v4 := fmt.Sprintf("127.0.0.1:%d", port)
 	for range 2 {
 		_, code := keepAliveFrom(t, "127.0.0.1", v4)
@@ -355,14 +348,7 @@ func TestRefusalsAreLoggedOnceAMinute(t *testing.T) {
 // app counts none.
 func TestShutdownLeavesNoCountedConnection(t *testing.T) {
 	e := newEnv(t, api.Options{MaxConnections: 100, MaxClientConnections: 10})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = e.app.Listener(ln)
-	}()
-	addr := ln.Addr().String()
+	addr, done := e.serveOn("127.0.0.1:0")
 	const from = "127.0.0.25"
 	for range 3 {
 		_, code := keepAliveFrom(t, from, addr)

@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -67,14 +66,7 @@ func Test429OverTheShareIsTheErrorEnvelope(t *testing.T) {
 // Would catch: refusal goroutines that outlive the app's shutdown.
 func TestShutdownLeavesNoRefusalGoroutines(t *testing.T) {
 	e := newEnv(t, api.Options{MaxConnections: 100, MaxClientConnections: 1})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = e.app.Listener(ln)
-	}()
-	addr := ln.Addr().String()
+	addr, done := e.serveOn("127.0.0.1:0")
 	const from = "127.0.0.32"
 	_, code := keepAliveFrom(t, from, addr)
 	require.Equal(t, 200, code)

@@ -26,8 +26,16 @@ import (
 
 // serve puts the env's app on a real listener and returns its address.
 func (e *env) serve() string {
+	addr, _ := e.serveOn("127.0.0.1:0")
+	return addr
+}
+
+// serveOn puts the env's app on a real listener at address and returns
+// the listener's address, and done, closed once the app stopped serving
+// (a test that shuts the app down itself waits for it).
+func (e *env) serveOn(address string) (string, <-chan struct{}) {
 	e.t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", address)
 	require.NoError(e.t, err)
 	done := make(chan struct{})
 	go func() {
@@ -39,7 +47,7 @@ func (e *env) serve() string {
 		_ = ln.Close() // in case Serve had not registered it yet when Shutdown ran
 		<-done
 	})
-	return ln.Addr().String()
+	return ln.Addr().String(), done
 }
 
 // accessLines returns the access-log lines of one request id.

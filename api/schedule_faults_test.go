@@ -87,20 +87,7 @@ func TestScheduledReadingsThatTimeOutNeverStack(t *testing.T) {
 	const interval = 500 * time.Millisecond
 	scheduleEvery(t, e, id, gatewayd.Schedule{SensorID: uuid.MustParse(sensor), Serial: 10001, Interval: interval})
 
-	maxUnfinished := 0
-	testutil.Eventually(t, func() bool {
-		_, status, u, err := scheduledRows(t, e, sensor)
-		require.NoError(t, err)
-		maxUnfinished = max(maxUnfinished, u)
-		failed := 0
-		for _, s := range status {
-			if s == "FAILED" {
-				failed++
-			}
-		}
-		return failed >= 4
-	}, 60*time.Second, "four scheduled readings timed out")
-	assert.LessOrEqual(t, maxUnfinished, 1, "more than one scheduled reading of the sensor waiting")
+	failWithOneWaiting(t, e, sensor)
 
 	sg.UpdateFaults(func(f *ctctest.Faults) { f.NeverDeliverReadings = false })
 	healed := time.Now()
@@ -113,13 +100,7 @@ func TestScheduledReadingsThatTimeOutNeverStack(t *testing.T) {
 		// under -race and load), and the next tick's reading may start
 		// meanwhile (README: a reading stays RUNNING while analysed). What must hold:
 		// never two waiting for the gateway (QUEUED).
-		q := 0
-		for _, s := range status {
-			if s == "QUEUED" {
-				q++
-			}
-		}
-		maxQueued = max(maxQueued, q)
+		maxQueued = max(maxQueued, countOf(status, "QUEUED"))
 		n := 0
 		for i, s := range status {
 			if s == "COMPLETE" && at[i].After(healed) {
@@ -142,6 +123,31 @@ func TestScheduledReadingsThatTimeOutNeverStack(t *testing.T) {
 	}
 }
 
+// failWithOneWaiting waits for four of the sensor's scheduled readings
+// to fail, and asserts that meanwhile never more than one was unfinished.
+func failWithOneWaiting(t *testing.T, e *liveEnv, sensor string) {
+	t.Helper()
+	maxUnfinished := 0
+	testutil.Eventually(t, func() bool {
+		_, status, u, err := scheduledRows(t, e, sensor)
+		require.NoError(t, err)
+		maxUnfinished = max(maxUnfinished, u)
+		return countOf(status, "FAILED") >= 4
+	}, 60*time.Second, "four scheduled readings failed")
+	assert.LessOrEqual(t, maxUnfinished, 1, "more than one scheduled reading of the sensor waiting")
+}
+
+// countOf is how many of status are s.
+func countOf(status []string, s string) int {
+	n := 0
+	for _, x := range status {
+		if x == s {
+			n++
+		}
+	}
+	return n
+}
+
 // A gateway that never answers TAKE_DYN_READING: the same holds with the
 // command's timeout (and a late "yes" nobody sends).
 // Would catch: a scheduled reading left QUEUED/RUNNING, or stacked, when
@@ -154,20 +160,7 @@ func TestScheduledReadingsUnansweredTakeNeverStack(t *testing.T) {
 	sensor := sensors[10001]["id"].(string)
 	const interval = 300 * time.Millisecond
 	scheduleEvery(t, e, id, gatewayd.Schedule{SensorID: uuid.MustParse(sensor), Serial: 10001, Interval: interval})
-	maxUnfinished := 0
-	testutil.Eventually(t, func() bool {
-		_, status, u, err := scheduledRows(t, e, sensor)
-		require.NoError(t, err)
-		maxUnfinished = max(maxUnfinished, u)
-		failed := 0
-		for _, s := range status {
-			if s == "FAILED" {
-				failed++
-			}
-		}
-		return failed >= 4
-	}, 60*time.Second, "four scheduled readings failed")
-	assert.LessOrEqual(t, maxUnfinished, 1, "more than one scheduled reading of the sensor waiting")
+	failWithOneWaiting(t, e, sensor)
 	assert.Equal(t, "AUTHENTICATED", e.status(id)["state"], "unanswered readings do not drop the connection")
 	sg.UpdateFaults(func(f *ctctest.Faults) { f.IgnoreTakeReading = false })
 	healed := time.Now()
