@@ -113,17 +113,13 @@ func TestScheduleKeepsItsGridAcrossAReconnect(t *testing.T) {
 	}
 }
 
-// API.md §8 / README: schedules come from the database; a restart of
-// gatewayd resumes them on the same grid. The interval is written
-// straight to the database (the API's floor is 1m; a test cannot wait
-// minutes), as an operator's earlier PUT would have left it.
-// (Checked by an audit, helper 9, whose test this is.)
-func TestSchedulesResumeAfterAProcessRestart(t *testing.T) {
-	e, id, _, sensors := readingEnv(t)
-	sensor := sensors[10001]["id"].(string)
-	const interval = 3 * time.Second
-	// The test's database is a pooled copy, kept for the next test and
-	// run: the constraint (migrations/003) goes back when the test ends.
+// storeShortInterval writes the sensor's reading_interval straight to
+// the database, below the API's 1m floor (a test cannot wait minutes),
+// as an operator's earlier PUT would have left it. The test's database is
+// a pooled copy, kept for the next test and run: the constraint
+// (migrations/003) goes back when the test ends.
+func storeShortInterval(t *testing.T, e *liveEnv, sensor, interval string) {
+	t.Helper()
 	_, err := e.h.Pool.Exec(context.Background(), `ALTER TABLE sensors DROP CONSTRAINT sensors_reading_interval_check`)
 	require.NoError(t, err)
 	t.Cleanup(func() {
@@ -133,8 +129,20 @@ func TestSchedulesResumeAfterAProcessRestart(t *testing.T) {
 			CHECK (reading_interval IS NULL OR reading_interval >= interval '1 minute')`)
 		require.NoError(t, err)
 	})
-	_, err = e.h.Pool.Exec(context.Background(), `UPDATE sensors SET reading_interval = '3 seconds' WHERE id = $1`, sensor)
+	_, err = e.h.Pool.Exec(context.Background(), `UPDATE sensors SET reading_interval = $2::interval WHERE id = $1`, sensor, interval)
 	require.NoError(t, err)
+}
+
+// API.md §8 / README: schedules come from the database; a restart of
+// gatewayd resumes them on the same grid. The interval is written
+// straight to the database (the API's floor is 1m; a test cannot wait
+// minutes), as an operator's earlier PUT would have left it.
+// (Checked by an audit, helper 9, whose test this is.)
+func TestSchedulesResumeAfterAProcessRestart(t *testing.T) {
+	e, id, _, sensors := readingEnv(t)
+	sensor := sensors[10001]["id"].(string)
+	const interval = 3 * time.Second
+	storeShortInterval(t, e, sensor, "3 seconds")
 	e.restart()
 	restarted := time.Now()
 	e.waitState(id, "AUTHENTICATED")

@@ -308,20 +308,8 @@ func TestScheduleAcrossAPasswordChange(t *testing.T) {
 	e, id, sg, sensors := readingEnv(t)
 	sensor := sensors[10001]["id"].(string)
 	const interval = 500 * time.Millisecond
-	// In the database (the PUT reloads the gateway's target from it),
-	// below the API's 1m floor as TestSchedulesResumeAfterAProcessRestart
-	// does: the constraint goes back when the test ends.
-	_, err := e.h.Pool.Exec(context.Background(), `ALTER TABLE sensors DROP CONSTRAINT sensors_reading_interval_check`)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_, err := e.h.Pool.Exec(context.Background(), `UPDATE sensors SET reading_interval = NULL WHERE reading_interval < interval '1 minute'`)
-		require.NoError(t, err)
-		_, err = e.h.Pool.Exec(context.Background(), `ALTER TABLE sensors ADD CONSTRAINT sensors_reading_interval_check
-			CHECK (reading_interval IS NULL OR reading_interval >= interval '1 minute')`)
-		require.NoError(t, err)
-	})
-	_, err = e.h.Pool.Exec(context.Background(), `UPDATE sensors SET reading_interval = '500 milliseconds' WHERE id = $1`, sensor)
-	require.NoError(t, err)
+	// In the database (the PUT reloads the gateway's target from it).
+	storeShortInterval(t, e, sensor, "500 milliseconds")
 	target, err := e.h.Store.Target(t.Context(), uuid.MustParse(id))
 	require.NoError(t, err)
 	require.Len(t, target.Schedules, 1)
