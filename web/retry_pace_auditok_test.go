@@ -39,8 +39,8 @@ const countJS = `(() => {
   };
   const ES = window.EventSource;
   window.EventSource = class extends ES {
-    constructor(...a) { super(...a); this.__open = true; window.__esOpen++; window.__esMade++; }
-    close() { if (this.__open) { this.__open = false; window.__esOpen--; } super.close(); }
+    constructor(...a) { super(...a); this.__open = true; window.__esOpen++; window.__esMade++; (window.__esList = window.__esList || new Set()).add(this); }
+    close() { if (this.__open) { this.__open = false; window.__esOpen--; window.__esList.delete(this); } super.close(); }
   };
 })()`
 

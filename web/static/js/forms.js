@@ -4,6 +4,7 @@
 
 import {h, setText, toast} from './dom.js';
 import {ApiError, RawJSON, jsonText} from './api.js';
+import {again} from './live.js';
 
 let seq = 0;
 
@@ -38,7 +39,19 @@ export function buildForm({fields, values = {}, mode = 'create', submit, onSubmi
         for (const [v, label] of opts) input.append(h('option', {value: v, text: label}));
         input.value = initial(f, values);
       };
-      if (typeof f.options === 'function') f.options().then(fill).catch(() => {});
+      // Options read from the API (a parent's names) are read again
+      // until they come, as the list beside the form is (live.js' again):
+      // read once, during a database outage or while gatewayd restarted,
+      // the select stayed empty for good, and nothing could be created
+      // there without a reload (found by an audit, helper 4). A form no
+      // longer in the page (navigated away from) asks no more.
+      if (typeof f.options === 'function') {
+        let tries = 0;
+        again(async () => {
+          if (tries++ && !form.isConnected) return;
+          fill(await f.options());
+        });
+      }
       else fill(f.options || []);
     } else if (f.type === 'json' || f.type === 'textarea') {
       input = h('textarea', {id: fid, name: f.name, rows: f.type === 'json' ? 3 : 2, spellcheck: 'false'});
