@@ -367,10 +367,14 @@ function snapshot() {
 }
 
 // transient says an API error may pass: no answer (gatewayd restarting,
-// the network) or a 5xx (503 while its database is down). A 404, a 403
-// or a bug in the page stays what it is however often it is asked.
+// the network), a 5xx (503 while its database is down) or a 429 (with
+// Retry-After: a new token while someone at the same address guesses
+// tokens, or the address's share of connections taken: README, Security;
+// taken as final, it left the fleet "could not be loaded" and the role
+// unknown for good: found by an audit, helper 4). A 404, a 403 or a bug
+// in the page stays what it is however often it is asked.
 export function transient(e) {
-  return e instanceof ApiError && (e.status === 0 || e.status >= 500);
+  return e instanceof ApiError && (e.status === 0 || e.status === 429 || e.status >= 500);
 }
 
 // again runs job() until it succeeds. A failure that may pass
