@@ -121,7 +121,8 @@ func (p *listenProxy) byPath(start time.Time) map[string][]float64 {
 // Would catch: a page that retries on a fixed short timer or on every
 // stream status change, overlapping tries, a page that stays in its
 // error state after gatewayd is back.
-func TestAuditOKRetryPaceWhileGatewaydIsUnreachable(t *testing.T) {
+// (Checked by an audit, helper 4, whose test this is.)
+func TestRetryPaceWhileGatewaydIsUnreachable(t *testing.T) {
 	w := newRealWorld(t, freePort(t), "AUTH_ENABLED=false")
 	a := w.addGateway("ur-a")
 	w.start("")

@@ -17,7 +17,7 @@ import (
 	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
-// (Audit, helper 4.) README (Security): a client address that looked up
+// (Found by an audit, helper 4, whose test this is.) README (Security): a client address that looked up
 // too many unknown tokens is answered 429 TOO_MANY_REQUESTS "with
 // Retry-After: 1", and "neither a restart nor a guesser behind the same
 // reverse proxy keeps an operator out"; "a token made since that read
@@ -29,7 +29,7 @@ import (
 // fleet's snapshot and whoami never asked again), under a header that
 // said "Live" once the stream, which does retry, came back.
 // Would catch: a 429 (Retry-After) not retried by the pages' again().
-func TestAuditFleetRecoversFromA429(t *testing.T) {
+func TestFleetRecoversFromA429(t *testing.T) {
 	w := newRealWorld(t, freePort(t), "AUTH_ENABLED=true")
 	a := w.addGateway("tm-a")
 	ctx := context.Background()

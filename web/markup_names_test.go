@@ -13,13 +13,13 @@ import (
 	"github.com/ctcgw/gatewayd/store"
 )
 
-// (Audit, helper 4.) Names that look like markup, where the newer code
+// (Checked by an audit, helper 4, whose tests these are.) Names that look like markup, where the newer code
 // draws them: the fleet's factory filter (two factories of one name get
 // their organizations' names in parentheses), a factory's page and the
 // lists. They show as text; no element is made of them.
 // Would catch: a label or cell built with innerHTML (or a template string
 // parsed as markup) from a name.
-func TestAuditOKMarkupInNamesStaysText(t *testing.T) {
+func TestMarkupInNamesStaysText(t *testing.T) {
 	h := harness(t, actorstest.FastConfig())
 	base := serve(t, h)
 	ctx := context.Background()

@@ -11,7 +11,7 @@ import (
 	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
-// (Audit, helper 4.) While gatewayd cannot be reached (stopped, a network
+// (Found by an audit, helper 4, whose test this is.) While gatewayd cannot be reached (stopped, a network
 // cut), the pages' tries back off from 1 s to 15 s (live.js again); the
 // shared event stream was left to EventSource's own reconnection, every
 // 3 s for as long as the outage lasts (a browser's default; gatewayd sends
@@ -20,7 +20,7 @@ import (
 // expects the stream to back off as the pages do.
 // Would catch: a stream that reconnects at a fixed pace during a long
 // outage.
-func TestAuditEventStreamBacksOffWhileGatewaydIsUnreachable(t *testing.T) {
+func TestEventStreamBacksOffWhileGatewaydIsUnreachable(t *testing.T) {
 	w := newRealWorld(t, freePort(t), "AUTH_ENABLED=false")
 	a := w.addGateway("sb-a")
 	w.start("")

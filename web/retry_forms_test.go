@@ -9,7 +9,7 @@ import (
 	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
-// (Audit, helper 4.) A list opened during a database outage is read again
+// (Found by an audit, helper 4, whose test this is.) A list opened during a database outage is read again
 // until it comes (live.js' again), and is drawn once the database is
 // back. Its "New …" form is built once, before the list, and its parent
 // select (the organization of a new factory, the factory of a new
@@ -20,7 +20,7 @@ import (
 // more, to work as if opened then.
 // Would catch: a form's options read once and never again after a
 // transient failure.
-func TestAuditCreateFormOptionsComeBackAfterAnOutage(t *testing.T) {
+func TestCreateFormOptionsComeBackAfterAnOutage(t *testing.T) {
 	w, p, _, admin := dbDownWorld(t, freePort(t))
 	b := newBrowser(t)
 	tab := &uiTab{t: t, name: "factories", ctx: b.ctx}

@@ -39,7 +39,8 @@ func scriptProblems(b *browser) []string {
 // Would catch: a replay or retry stream left open by a page navigated
 // away from, a second shared stream (leader election broken by rejoins),
 // an exception in a scope's end, rows duplicated by a retry.
-func TestAuditOKRapidNavigationDuringBlipsLeavesOneStream(t *testing.T) {
+// (Checked by an audit, helper 4, whose test this is.)
+func TestRapidNavigationDuringBlipsLeavesOneStream(t *testing.T) {
 	h := harness(t, actorstest.FastConfig())
 	base := serve(t, h)
 	g1, sensors := addWithSensors(t, h, "nav-1", 1)
@@ -116,7 +117,8 @@ func TestAuditOKRapidNavigationDuringBlipsLeavesOneStream(t *testing.T) {
 // A page of something that does not exist (404) says so once and does not
 // ask again: no "Trying again…", one request, however long it stays open.
 // Would catch: a 4xx treated as transient (retried forever at 15 s).
-func TestAuditOKMissingThingsAreNotRetried(t *testing.T) {
+// (Checked by an audit, helper 4, whose test this is.)
+func TestMissingThingsAreNotRetried(t *testing.T) {
 	h := harness(t, actorstest.FastConfig())
 	base := serve(t, h)
 	b := newBrowser(t)

@@ -15,7 +15,7 @@ import (
 	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
-// (Audit, helper 4.) How the pages retry during a long outage, counted in
+// (Checked by an audit, helper 4, whose tests these are.) How the pages retry during a long outage, counted in
 // the page: every fetch and EventSource the page makes is recorded by a
 // script installed before the page's own (CDP, not subject to the CSP).
 
@@ -109,7 +109,7 @@ const mainText = `document.querySelector('#main').innerText.replace(/\s+/g, ' ')
 // timers), an overlapping retry, a backoff that never grows, a page that
 // keeps the "not available" banner or adds its rows twice after recovery,
 // a retry loop left running by a page navigated away from.
-func TestAuditOKPagesRetryAtBackoffPaceDuringAnOutage(t *testing.T) {
+func TestPagesRetryAtBackoffPaceDuringAnOutage(t *testing.T) {
 	w, p, a, admin := dbDownWorld(t, freePort(t))
 	b := newBrowser(t)
 	first := &uiTab{t: t, name: "gateway page", ctx: b.ctx}
