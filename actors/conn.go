@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
@@ -426,6 +427,15 @@ func (r *reader) handle(ctx context.Context, kind int, data *[]byte, reserved in
 		took = r.deliver(nil, fmt.Errorf("%w: binary frame", ctc.ErrMalformed), cost, reserved, nil)
 		return true
 	}
+	if !utf8.Valid(*data) {
+		// gorilla does not check a text frame's UTF-8 (RFC 6455 §8.1),
+		// and encoding/json turns each invalid byte of a string into
+		// U+FFFD, three bytes: a 4 MiB frame of 0xFF decoded to 12 MiB
+		// and allocated 44 (found by an audit, helper 10). Garbage, as
+		// a frame that is not JSON.
+		took = r.deliver(nil, fmt.Errorf("%w: text frame is not UTF-8", ctc.ErrMalformed), cost, reserved, nil)
+		return true
+	}
 	// Decode keeps nothing of the frame (strings and raw JSON are copies),
 	// so its buffer goes back to the pool right after; only a reading
 	// decoded in place takes the buffer along.
@@ -775,7 +785,11 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 	if err != nil {
 		return 0, nil, 0, err
 	}
-	reserved = frameReserve
+	// A pooled buffer may be larger than the reserve (up to
+	// poolFrameLimit): the intake counts the buffer, at once (it is held
+	// already).
+	reserved = max(frameReserve, int64(cap(*data)))
+	r.intake.add(reserved - frameReserve)
 	b = *data
 	for {
 		b, err = readUpTo(rd, b)
@@ -789,7 +803,19 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 			r.dropHand()
 			return 0, nil, 0, err
 		}
-		// Full: double, so a 4 MiB frame costs a few copies, not ~30.
+		// Full: double, so a 4 MiB frame costs a few copies, not ~30;
+		// the intake counts what the frame grows to (intake.grow).
+		more := int64(cap(b))
+		r.hold(true)
+		ok := r.intake.grow(ctx, more, reserved, intakeWait(r.cfg))
+		r.hold(false)
+		if !ok {
+			putFrame(data)
+			r.intake.add(-reserved)
+			r.dropHand()
+			return 0, nil, 0, errReaderStopped
+		}
+		reserved += more
 		nb := make([]byte, len(b), 2*cap(b))
 		copy(nb, b)
 		b = nb

@@ -28,10 +28,16 @@ type intake struct {
 	mu      sync.Mutex
 	bytes   int64
 	waiters list.List // of *intakeWaiter
+	// stuck is what the frames waiting to grow (grow) hold already. When
+	// it is all the intake counts, nothing else will give bytes back and
+	// none of them fits: the first goes on over the limit, as one larger
+	// frame passes alone (unstickLocked).
+	stuck int64
 }
 
 type intakeWaiter struct {
 	n     int64
+	held  int64         // a growing frame's reservation so far; 0 for a frame not begun
 	ready chan struct{} // closed when n is reserved for it
 }
 
@@ -57,11 +63,32 @@ func (in *intake) wakeLocked() {
 	for e := in.waiters.Front(); e != nil; e = in.waiters.Front() {
 		w := e.Value.(*intakeWaiter)
 		if !in.fits(w.n) {
-			return
+			break
 		}
-		in.bytes += w.n
-		in.waiters.Remove(e)
-		close(w.ready)
+		in.letInLocked(e)
+	}
+	in.unstickLocked()
+}
+
+// letInLocked reserves the waiter's bytes and lets it go on.
+func (in *intake) letInLocked(e *list.Element) {
+	w := e.Value.(*intakeWaiter)
+	in.bytes += w.n
+	in.stuck -= w.held
+	in.waiters.Remove(e)
+	close(w.ready)
+}
+
+// unstickLocked lets the first frame waiting to grow go on when every
+// byte counted is held by frames waiting to grow: 32 frames let in at
+// their first reserve fill 8 MiB, and each then waited for room only
+// another could make (until intakeWait).
+func (in *intake) unstickLocked() {
+	if in.stuck <= 0 || in.bytes > in.stuck {
+		return
+	}
+	if e := in.waiters.Front(); e != nil && e.Value.(*intakeWaiter).held > 0 {
+		in.letInLocked(e)
 	}
 }
 
@@ -70,17 +97,38 @@ func (in *intake) wakeLocked() {
 // in, or after maxWait regardless. It reports false, reserving nothing,
 // when ctx ends first.
 func (in *intake) admit(ctx context.Context, n int64, maxWait time.Duration) bool {
+	return in.wait(ctx, n, 0, maxWait)
+}
+
+// grow reserves n more bytes for a frame already let in (holding held so
+// far) that outgrew its buffer, as admit does, but ahead of the readers
+// still waiting to begin theirs: a frame in hand holds its buffer while
+// it waits, so it goes first. A large frame counted only its first
+// reserve whatever it grew to, and 32 gateways' 4 MiB readings held
+// 128 MiB where 8 MiB was the bound (found by an audit, helper 10).
+func (in *intake) grow(ctx context.Context, n, held int64, maxWait time.Duration) bool {
+	return in.wait(ctx, n, max(held, 1), maxWait)
+}
+
+func (in *intake) wait(ctx context.Context, n, held int64, maxWait time.Duration) bool {
 	if in == nil {
 		return true
 	}
 	in.mu.Lock()
-	if in.waiters.Len() == 0 && in.fits(n) {
+	if (held > 0 || in.waiters.Len() == 0) && in.fits(n) {
 		in.bytes += n
 		in.mu.Unlock()
 		return true
 	}
-	w := &intakeWaiter{n: n, ready: make(chan struct{})}
-	e := in.waiters.PushBack(w)
+	w := &intakeWaiter{n: n, held: held, ready: make(chan struct{})}
+	var e *list.Element
+	if held > 0 {
+		e = in.waiters.PushFront(w)
+		in.stuck += held
+		in.unstickLocked()
+	} else {
+		e = in.waiters.PushBack(w)
+	}
 	in.mu.Unlock()
 	timer := time.NewTimer(maxWait)
 	defer timer.Stop()
@@ -104,6 +152,7 @@ func (in *intake) admit(ctx context.Context, n int64, maxWait time.Duration) boo
 	default:
 	}
 	in.waiters.Remove(e)
+	in.stuck -= held
 	if !cancelled {
 		in.bytes += n // waited long enough: in anyway
 	}

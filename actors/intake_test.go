@@ -95,3 +95,58 @@ func TestLedgerGivesEveryReservationBackOnce(t *testing.T) {
 	none.done(10)
 	none.close()
 }
+
+// A frame that outgrows its reserve asks for more (grow) ahead of the
+// readers waiting to begin theirs, and waits while the pipeline is full.
+// When every byte counted is held by frames waiting to grow, nothing
+// would make room (until their maxWait): the first of them goes on over
+// the limit, finishes, and gives its bytes back, and so on. Would catch:
+// frames let in at their first reserve that then wait on each other
+// (a burst of 4 MiB readings stalled for half READING_TIMEOUT), or a
+// grower queued behind readers not yet begun.
+func TestIntakeGrowingFramesDoNotWaitOnEachOther(t *testing.T) {
+	t.Parallel()
+	const limit, reserve = 1000, 250
+	in := newIntake(limit)
+	ctx := context.Background()
+	for range 4 {
+		require.True(t, in.admit(ctx, reserve, time.Minute))
+	}
+	// A reader not yet begun waits behind the full pipeline.
+	later := admitting(t, in, ctx, reserve, time.Minute, 1)
+
+	// Each frame grows to 4 × its reserve, then is handed on and gives
+	// everything back (the processor took it). maxWait is a minute: only
+	// the stuck rule lets them on in time.
+	done := make(chan int64, 4)
+	for range 4 {
+		go func() {
+			held := int64(reserve)
+			for held < 4*reserve {
+				if !in.grow(ctx, held, held, time.Minute) {
+					done <- -1
+					return
+				}
+				held *= 2
+			}
+			in.add(-held)
+			done <- held
+		}()
+	}
+	for range 4 {
+		select {
+		case got := <-done:
+			assert.Equal(t, int64(4*reserve), got)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("frames waiting to grow waited on each other (intake %d bytes, %d stuck, %d waiting)", in.held(), in.stuck, in.queued())
+		}
+	}
+	select {
+	case ok := <-later:
+		assert.True(t, ok, "the reader not yet begun is let in once the frames are gone")
+	case <-time.After(20 * time.Second):
+		t.Fatal("the reader not yet begun is never let in")
+	}
+	assert.Equal(t, int64(reserve), in.held())
+	assert.Zero(t, in.stuck)
+}

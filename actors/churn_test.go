@@ -1,6 +1,6 @@
 package actors_test
 
-// Audit, helper 10 (holds): a gateway that logs in, answers its
+// (Checked by an audit, helper 10, whose test this is.) A gateway that logs in, answers its
 // discovery and subscription, and hangs up, again and again (connection
 // churn), leaves no goroutine behind per connection. What it would
 // catch: a reader, dial, timer or ping goroutine that outlives its
@@ -24,7 +24,7 @@ import (
 
 var churnMore = 600
 
-func TestAuditChurningGatewayLeavesNothingBehind(t *testing.T) {
+func TestChurningGatewayLeavesNothingBehind(t *testing.T) {
 	if testutil.OwnProcess(t) {
 		return
 	}

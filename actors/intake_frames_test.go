@@ -1,6 +1,6 @@
 package actors_test
 
-// Audit, helper 10: many gateways at once, each within every per-gateway
+// (Found by an audit, helper 10, whose test this is.) Many gateways at once, each within every per-gateway
 // bound, against the reading intake's global bound.
 //
 // README ("A burst of readings waits in the sockets, not the heap"): a
@@ -117,7 +117,7 @@ func liveHeap() uint64 {
 	return ms.HeapAlloc
 }
 
-func TestAuditManyGatewaysLargeFramesStayWithinTheIntake(t *testing.T) {
+func TestManyGatewaysLargeFramesStayWithinTheIntake(t *testing.T) {
 	if testutil.OwnProcess(t) {
 		return
 	}
