@@ -32,7 +32,7 @@ func RouteAccess(opts Options) map[string]string {
 }
 
 // ClientConnections is a copy of the per-client open-connection counts
-// (clients.go), for the audit tests: empty once every connection closed.
+// (clients.go), for the tests: empty once every connection closed.
 func ClientConnections(a *App) map[string]int {
 	cc := a.clients
 	cc.mu.Lock()
@@ -46,3 +46,7 @@ func ClientConnections(a *App) map[string]int {
 
 // Refusing is how many refusals wait for their request now (clients.go).
 func Refusing(a *App) int { return len(a.clients.refusing) }
+
+// HoldOrder takes gateway id's order lock, as a change between its
+// commit and its announcement holds it, and returns its release.
+func HoldOrder(a *App, id uuid.UUID) (release func()) { return a.srv.order.lock(id) }

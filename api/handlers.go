@@ -71,6 +71,13 @@ func deleteOne(s *server, resource string, remove func(context.Context, uuid.UUI
 		ids := make([]uuid.UUID, len(gone))
 		for i, g := range gone {
 			ids[i] = g.ID
+			// A change committed before the delete may not have been
+			// announced yet (a PUT publishes gateway.updated under the
+			// gateway's order lock, after its commit): its event came
+			// after gateway.deleted, which must be a gateway's last
+			// (found by an audit, helper 6). Any later change finds
+			// the gateway gone.
+			s.order.await(g.ID)
 		}
 		s.rt.GatewaysRemoved(ids, func() {
 			for _, g := range gone {
