@@ -87,8 +87,11 @@ func TestPushedUnlistedSerialsStayBounded(t *testing.T) {
 	require.Equal(t, gatewayd.MaxGatewaySensors, live)
 	require.Equal(t, gatewayd.StateAuthenticated, h.Status(honest.ID).State)
 
-	// Sensor events: at most one per stored serial (the 40 + the listed
-	// one), not one per push.
+	// Sensor events: at most one per stored serial, not one per push. The
+	// login's list, which names only the pusher's serial, marks the 4,056
+	// stored before disconnected, one sensor.updated each (the
+	// subscription may or may not see them: it races the login's merge;
+	// a CI run saw them all); the 40 sightings that fit add theirs.
 	sensorEvents := 0
 	for e := sub.Next(); e != nil; e = sub.Next() {
 		if strings.HasPrefix(e.Type, "sensor.") {
@@ -98,7 +101,7 @@ func TestPushedUnlistedSerialsStayBounded(t *testing.T) {
 	// Warnings about the limit: paced (one per 10 s, and the run is ~10 s).
 	warn := strings.Count(h.Logs.String(), "past its limit were not stored")
 	t.Logf("pushed %d; %d sensor events; %d limit warnings; overflowed %v", sent.Load(), sensorEvents, warn, sub.Overflowed())
-	require.LessOrEqual(t, sensorEvents, 100, "sensor events per pushed serial")
+	require.LessOrEqual(t, sensorEvents, gatewayd.MaxGatewaySensors-40+100, "sensor events per pushed serial")
 	require.LessOrEqual(t, warn, 4, "a limit warning per pushed serial")
 	require.LessOrEqual(t, strings.Count(h.Logs.String(), "\n"), 400, "log lines")
 }
