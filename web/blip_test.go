@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -29,13 +30,28 @@ type cutProxy struct {
 	mu     sync.Mutex
 	down   bool
 	conns  map[net.Conn]struct{}
+	// record: while down, a new connection's first line is read and
+	// noted in tried (what reached "the server") before it is closed
+	// (newListenProxy); else it is closed at once.
+	record bool
+	tried  []triedReq
+}
+
+type triedReq struct {
+	at   time.Time
+	line string
 }
 
 func newCutProxy(t *testing.T, target string) *cutProxy {
 	t.Helper()
+	return startCutProxy(t, target, false)
+}
+
+func startCutProxy(t *testing.T, target string, record bool) *cutProxy {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}, record: record}
 	go p.serve()
 	t.Cleanup(func() {
 		_ = ln.Close()
@@ -53,6 +69,20 @@ func (p *cutProxy) serve() {
 			return
 		}
 		p.mu.Lock()
+		if p.down && p.record {
+			p.mu.Unlock()
+			go func() {
+				_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				_ = c.Close()
+				if line = strings.TrimSpace(line); line != "" {
+					p.mu.Lock()
+					p.tried = append(p.tried, triedReq{time.Now(), line})
+					p.mu.Unlock()
+				}
+			}()
+			continue
+		}
 		if p.down {
 			p.mu.Unlock()
 			_ = c.Close()

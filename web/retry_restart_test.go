@@ -1,103 +1,29 @@
 package web_test
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"net"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
-// listenProxy forwards the browser's connections to gatewayd; while down it
-// reads each new connection's request line, notes it (what reached "the
-// server"), and closes the connection: gatewayd gone, as the browser sees
-// it, with every try counted.
-type listenProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  map[net.Conn]struct{}
-	tried  []triedReq
-}
-
-type triedReq struct {
-	at   time.Time
-	line string
-}
-
-func newListenProxy(t *testing.T, target string) *listenProxy {
+// newListenProxy forwards the browser's connections to gatewayd; while
+// down it reads each new connection's request line, notes it (what
+// reached "the server"), and closes the connection: gatewayd gone, as the
+// browser sees it, with every try counted.
+func newListenProxy(t *testing.T, target string) *cutProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &listenProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	go p.serve()
-	t.Cleanup(func() { _ = ln.Close(); p.cut() })
-	return p
-}
-
-func (p *listenProxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.down {
-			p.mu.Unlock()
-			go func() {
-				_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
-				line, _ := bufio.NewReader(c).ReadString('\n')
-				_ = c.Close()
-				if line = strings.TrimSpace(line); line != "" {
-					p.mu.Lock()
-					p.tried = append(p.tried, triedReq{time.Now(), line})
-					p.mu.Unlock()
-				}
-			}()
-			continue
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			p.mu.Unlock()
-			_ = c.Close()
-			continue
-		}
-		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(up, c); _ = up.Close(); _ = c.Close() }()
-		go func() { _, _ = io.Copy(c, up); _ = up.Close(); _ = c.Close() }()
-	}
-}
-
-func (p *listenProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for c := range p.conns {
-		_ = c.Close()
-	}
-	clear(p.conns)
-}
-
-func (p *listenProxy) heal() {
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
+	return startCutProxy(t, target, true)
 }
 
 // byPath groups the tried requests by path (query dropped), each with the
 // times since start.
-func (p *listenProxy) byPath(start time.Time) map[string][]float64 {
+func (p *cutProxy) byPath(start time.Time) map[string][]float64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := map[string][]float64{}
