@@ -298,8 +298,13 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, c
 			// mailbox): they forget a refusal (README), so the new actor
 			// does not go on from the old settings' status. It went on
 			// from AUTH_FAILED with the new password and never tried it
-			// (found by an audit, helper 3).
+			// (found by an audit, helper 3). Nor from the old settings'
+			// backoff count, which reconfigure would have cleared: the
+			// next crash went on from it, and a healthy gateway's first
+			// drop waited the old url's 7th retry (found by an audit,
+			// helper 15).
 			w.before = nil
+			w.failures = 0
 			return
 		}
 		w.before = &before
@@ -479,6 +484,12 @@ func (s *supervisor) apply(c actor.Context, t gatewayd.Target) {
 			// helper 6).
 			w.before = nil
 			w.unread = true
+		}
+		if old.Credentials.Differs(t.Credentials) {
+			// A new address or login has proven nothing yet, as
+			// reconfigure says (setReachedLogin): an actor restarted
+			// before it read them dialled them in the open lane.
+			w.proven = false
 		}
 	})
 	st := rec.status

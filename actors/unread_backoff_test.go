@@ -1,6 +1,6 @@
 package actors_test
 
-// Audit helper 15: the backoff count a crash carries over after a
+// (Found by an audit, helper 15, whose test this is.) the backoff count a crash carries over after a
 // settings change that raced an earlier crash.
 
 import (
@@ -31,7 +31,7 @@ import (
 // count, and its next connection loss waits backoff(N+1) instead of
 // backoff(1). Would catch: the backoff count earned by an old URL
 // surviving a URL change that raced a crash.
-func TestAuditUnreadCrashForgetsTheOldBackoffCount(t *testing.T) {
+func TestUnreadCrashForgetsTheOldBackoffCount(t *testing.T) {
 	cfg := actorstest.FastConfig()
 	cfg.BackoffInitial, cfg.BackoffMax, cfg.BackoffMultiplier = 50*time.Millisecond, 60*time.Second, 2
 	cfg.PingInterval = 20 * time.Second // the healthy timer stays far away

@@ -1,6 +1,6 @@
 package actors_test
 
-// Audit helper 15: unread interleavings that hold.
+// (Checked by an audit, helper 15, whose tests these are.) unread interleavings that hold.
 
 import (
 	"context"
@@ -22,7 +22,7 @@ import (
 // supervisor's mailbox) ends DISCONNECTED with no socket left.
 // Would catch: the restarted actor going on from AUTHENTICATED and
 // dialing again although the stored wish is DISCONNECTED.
-func TestAuditokDisconnectRacingACrashDoesNotDial(t *testing.T) {
+func TestDisconnectRacingACrashDoesNotDial(t *testing.T) {
 	h := newHarness(t, actorstest.FastConfig())
 	ctx := context.Background()
 	gws, sims := h.AddAuthenticated("disc-race", 1)
@@ -52,7 +52,7 @@ func TestAuditokDisconnectRacingACrashDoesNotDial(t *testing.T) {
 // AUTH_FAILED and tries no login (API.md §4: no retries until
 // url/email/password change or a connect request). Would catch: the
 // unread fix treating a rename as a change of settings.
-func TestAuditokRenameRacingACrashKeepsAuthFailed(t *testing.T) {
+func TestRenameRacingACrashKeepsAuthFailed(t *testing.T) {
 	h := newHarness(t, actorstest.FastConfig())
 	ctx := context.Background()
 	email := "e@example.com"
