@@ -797,13 +797,21 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 		if err == io.EOF {
 			return kind, data, reserved, nil
 		}
+		var next [1]byte
+		var n int
+		if err == nil { // full: does the message go on?
+			n, err = io.ReadFull(rd, next[:])
+			if err == io.EOF { // exactly the buffer's size: a 4 MiB frame was charged, and grew, to 8
+				return kind, data, reserved, nil
+			}
+		}
 		if err != nil {
 			putFrame(data)
 			r.intake.add(-reserved)
 			r.dropHand()
 			return 0, nil, 0, err
 		}
-		// Full: double, so a 4 MiB frame costs a few copies, not ~30;
+		// It does: double, so a 4 MiB frame costs a few copies, not ~30;
 		// the intake counts what the frame grows to (intake.grow).
 		more := int64(cap(b))
 		r.hold(true)
@@ -818,7 +826,7 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 		reserved += more
 		nb := make([]byte, len(b), 2*cap(b))
 		copy(nb, b)
-		b = nb
+		b = append(nb, next[:n]...)
 	}
 }
 
