@@ -9,7 +9,6 @@ package actors_test
 // MiB; see the audit report.)
 
 import (
-	"encoding/json"
 	goruntime "runtime"
 	"sync/atomic"
 	"testing"
@@ -38,15 +37,7 @@ func TestChurningGatewayLeavesNothingBehind(t *testing.T) {
 			if err != nil {
 				return
 			}
-			var req struct{ Type string }
-			_ = json.Unmarshal(b, &req)
-			switch req.Type {
-			case "POST_LOGIN":
-				_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"Type":"RTN_LOGIN","From":"SERV","Target":"UI","Data":{"Email":"e","Success":true}}`))
-			case "GET_DYN_CONNECTED":
-				_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":[]}`))
-			case "POST_SUB_CHANGES":
-				_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{}}`))
+			if answerLogin(func(m []byte) { _ = ws.WriteMessage(websocket.TextMessage, m) }, b, emptyList) {
 				logins.Add(1)
 				return // hang up
 			}

@@ -2,7 +2,6 @@ package actors_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	goruntime "runtime"
 	"sync"
@@ -103,19 +102,9 @@ func newPushingPeer(t *testing.T, frame []byte, burst, n int, gap time.Duration)
 			if err != nil {
 				return
 			}
-			var req struct{ Type string }
-			_ = json.Unmarshal(b, &req)
-			switch req.Type {
-			case "POST_LOGIN":
-				_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"Type":"RTN_LOGIN","From":"SERV","Target":"UI","Data":{"Email":"e","Success":true}}`))
-			case "GET_DYN_CONNECTED":
-				_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":[]}`))
-			case "POST_SUB_CHANGES":
-				_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{}}`))
-				if !once {
-					once = true
-					close(subscribed)
-				}
+			if answerLogin(func(m []byte) { _ = ws.WriteMessage(websocket.TextMessage, m) }, b, emptyList) && !once {
+				once = true
+				close(subscribed)
 			}
 		}
 	})

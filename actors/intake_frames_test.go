@@ -30,7 +30,6 @@ package actors_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	goruntime "runtime"
 	"sync"
@@ -95,15 +94,7 @@ func onePushPeer(t *testing.T, frame []byte, start <-chan struct{}, sent *sync.W
 			if err != nil {
 				return
 			}
-			var req struct{ Type string }
-			_ = json.Unmarshal(b, &req)
-			switch req.Type {
-			case "POST_LOGIN":
-				write([]byte(`{"Type":"RTN_LOGIN","From":"SERV","Target":"UI","Data":{"Email":"e","Success":true}}`))
-			case "GET_DYN_CONNECTED":
-				write([]byte(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":[]}`))
-			case "POST_SUB_CHANGES":
-				write([]byte(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{}}`))
+			if answerLogin(write, b, emptyList) {
 				once.Do(func() { close(subscribed) })
 			}
 		}

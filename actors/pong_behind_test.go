@@ -1,7 +1,6 @@
 package actors_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -57,15 +56,8 @@ func honestQueuedPeer(t *testing.T, n int, pingsWithReadings int64) (url string,
 			if err != nil {
 				return
 			}
-			var req struct{ Type string }
-			_ = json.Unmarshal(b, &req)
-			switch req.Type {
-			case "POST_LOGIN":
-				_ = send(websocket.TextMessage, []byte(`{"Type":"RTN_LOGIN","From":"SERV","Target":"UI","Data":{"Email":"e","Success":true}}`))
-			case "GET_DYN_CONNECTED":
-				_ = send(websocket.TextMessage, []byte(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{"20001":{"Serial":20001,"Connected":1,"PartNum":"P","ReadRate":1000,"Samples":8,"Name":"s"}}}`))
-			case "POST_SUB_CHANGES":
-				_ = send(websocket.TextMessage, []byte(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{}}`))
+			list := `{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{"20001":{"Serial":20001,"Connected":1,"PartNum":"P","ReadRate":1000,"Samples":8,"Name":"s"}}}`
+			if answerLogin(func(m []byte) { _ = send(websocket.TextMessage, m) }, b, list) {
 				subscribed.Store(true)
 			}
 		}

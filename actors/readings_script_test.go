@@ -42,6 +42,28 @@ type scriptPeer struct {
 	list string
 }
 
+// emptyList is a gateway's sensor list that names none.
+const emptyList = `{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":[]}`
+
+// answerLogin plays a gateway's side of the login for one request it
+// read (b): RTN_LOGIN to POST_LOGIN, list to GET_DYN_CONNECTED, the
+// subscription's answer to POST_SUB_CHANGES. It reports whether b was
+// the subscription, the login's last step.
+func answerLogin(write func([]byte), b []byte, list string) (subscribed bool) {
+	var req struct{ Type string }
+	_ = json.Unmarshal(b, &req)
+	switch req.Type {
+	case "POST_LOGIN":
+		write([]byte(`{"Type":"RTN_LOGIN","From":"SERV","Target":"UI","Data":{"Email":"e","Success":true}}`))
+	case "GET_DYN_CONNECTED":
+		write([]byte(list))
+	case "POST_SUB_CHANGES":
+		write([]byte(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{}}`))
+		return true
+	}
+	return false
+}
+
 // servePeer serves a scripted gateway on a port of its own until the test
 // ends: handle runs for each WebSocket connection, which is closed when it
 // returns. It returns the gateway's ws:// URL.
