@@ -790,6 +790,10 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 	// already).
 	reserved = max(frameReserve, int64(cap(*data)))
 	r.intake.add(reserved - frameReserve)
+	// From here the frame holds its reservation: it must keep coming.
+	open := newOpenMessage(r.ws, rd, r.cfg, time.Now())
+	defer open.close()
+	rd = open
 	b = *data
 	for {
 		b, err = readUpTo(rd, b)
@@ -815,7 +819,9 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 		// the intake counts what the frame grows to (intake.grow).
 		more := int64(cap(b))
 		r.hold(true)
+		heldSince := time.Now()
 		ok := r.intake.grow(ctx, more, reserved, intakeWait(r.cfg))
+		open.held(time.Since(heldSince))
 		r.hold(false)
 		if !ok {
 			putFrame(data)
@@ -827,6 +833,67 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 		nb := make([]byte, len(b), 2*cap(b))
 		copy(nb, b)
 		b = append(nb, next[:n]...)
+	}
+}
+
+// errStalled ends a connection whose peer began a large message (one
+// let into the intake) and did not go on with it: no data for the pong
+// timeout, or the whole message not read within the reading timeout
+// (time the reader was held back by the intake does not count). Its
+// reservation would otherwise be held for as long as the peer keeps the
+// connection alive with pongs: two such gateways filled the 8 MiB intake
+// and every other gateway's readings waited half the reading timeout.
+var errStalled = errors.New("message stalled")
+
+// openMessage reads the rest of a large message, bounding how long it
+// may stay open with read deadlines on the socket (as gorilla reads
+// control frames inside a message's Read, a pong does not count as
+// data). It is read only by the reader's goroutine.
+type openMessage struct {
+	ws    *websocket.Conn
+	rd    io.Reader
+	stall time.Duration // the longest wait for the message's next bytes
+	whole time.Duration // the longest the whole message may take
+	until time.Time     // when it has taken that long; later by the time held
+	read  int64
+	set   bool // a deadline is set on the socket
+}
+
+func newOpenMessage(ws *websocket.Conn, rd io.Reader, cfg Config, now time.Time) *openMessage {
+	return &openMessage{ws: ws, rd: rd, stall: cfg.PongTimeout, whole: cfg.ReadingTimeout, until: now.Add(cfg.ReadingTimeout)}
+}
+
+// held moves the whole message's deadline on by d, a time the reader was
+// held back and read nothing.
+func (m *openMessage) held(d time.Duration) { m.until = m.until.Add(d) }
+
+func (m *openMessage) Read(b []byte) (int, error) {
+	now := time.Now()
+	deadline, whole := now.Add(m.stall), false
+	if m.until.Before(deadline) {
+		deadline, whole = m.until, true
+	}
+	m.set = true
+	if err := m.ws.SetReadDeadline(deadline); err != nil {
+		return 0, err
+	}
+	n, err := m.rd.Read(b)
+	m.read += int64(n)
+	var ne net.Error
+	if err != nil && errors.As(err, &ne) && ne.Timeout() {
+		if whole {
+			return n, fmt.Errorf("%w: not read whole within %s (%d KiB read)", errStalled, m.whole, m.read>>10)
+		}
+		return n, fmt.Errorf("%w: no data for %s (%d KiB read)", errStalled, m.stall, m.read>>10)
+	}
+	return n, err
+}
+
+// close clears the deadline: between messages a gateway may be quiet
+// for as long as it answers pings.
+func (m *openMessage) close() {
+	if m.set {
+		_ = m.ws.SetReadDeadline(time.Time{})
 	}
 }
 

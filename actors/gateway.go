@@ -1145,7 +1145,7 @@ func describe(err error) string {
 	if errors.As(err, &ce) {
 		return fmt.Sprintf("closed by gateway with code %d", ce.Code)
 	}
-	if errors.Is(err, errFlood) {
+	if errors.Is(err, errFlood) || errors.Is(err, errStalled) {
 		return err.Error()
 	}
 	s := err.Error()

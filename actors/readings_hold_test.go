@@ -51,7 +51,10 @@ func TestPeerDeadMidReadingFrameFailsOnPongTimeout(t *testing.T) {
 	ok := testutil.Poll(func() bool { st = h.Status(g.ID); return st.State != gatewayd.StateAuthenticated }, 10*time.Second)
 	require.True(t, ok, "the gateway stopped answering pings mid-frame 10 s ago and is still %s (last_error %v)", st.State, st.LastError)
 	require.NotNil(t, st.LastError)
-	require.Contains(t, *st.LastError, "no pong within 1s")
+	// Either bound finds it dead first: the pong timer, or the reader's
+	// wait for the rest of a large message (errStalled), which is also
+	// the pong timeout.
+	require.Regexp(t, `no pong within 1s|message stalled: no data for 1s`, *st.LastError)
 }
 
 // API.md §8: NOT_DYN_READING "within READING_TIMEOUT" of the start; the
@@ -131,5 +134,8 @@ func TestPushedReadingsDoNotStretchThePongTimerForever(t *testing.T) {
 	ok := testutil.Poll(func() bool { st = h.Status(g.ID); return st.State != gatewayd.StateAuthenticated }, 8*time.Second)
 	require.True(t, ok, "no pong for 8 s, yet the gateway is still %s (last_error %v, pongs answered: none)", st.State, st.LastError)
 	require.NotNil(t, st.LastError)
-	require.Contains(t, *st.LastError, "no pong within 1s")
+	// Either bound finds it dead first: the pong timer, or the reader's
+	// wait for the rest of a large message (errStalled), which is also
+	// the pong timeout.
+	require.Regexp(t, `no pong within 1s|message stalled: no data for 1s`, *st.LastError)
 }
