@@ -193,12 +193,10 @@ func Load(path string, environ []string) (*Config, error) {
 
 	k := koanf.New("|") // no key of ours contains '|', so keys stay flat
 	defaults := make(map[string]any, len(Variables))
-	known := make(map[string]bool, len(Variables))
 	for _, v := range Variables {
-		key := strings.ToLower(v.Name)
-		defaults[key] = v.Default
-		known[key] = true
+		defaults[strings.ToLower(v.Name)] = v.Default
 	}
+	known := knownKeys()
 	if err := k.Load(confmap.Provider(defaults, "|"), nil); err != nil {
 		return nil, fmt.Errorf("config: defaults: %w", err)
 	}
@@ -246,12 +244,8 @@ func DatabaseURL(environ []string) (string, error) {
 		return fromEnv, nil
 	}
 	if path != "" {
-		known := make(map[string]bool, len(Variables))
-		for _, v := range Variables {
-			known[strings.ToLower(v.Name)] = true
-		}
 		k := koanf.New("|")
-		if problems := loadFile(k, path, known); len(problems) > 0 {
+		if problems := loadFile(k, path, knownKeys()); len(problems) > 0 {
 			return "", errors.New("config: " + strings.Join(problems, "; "))
 		}
 		if v := strings.TrimSpace(k.String("database_url")); v != "" {
@@ -259,6 +253,16 @@ func DatabaseURL(environ []string) (string, error) {
 		}
 	}
 	return DefaultDatabaseURL, nil
+}
+
+// knownKeys is the set of the variables' keys as koanf holds them (lower
+// case).
+func knownKeys() map[string]bool {
+	known := make(map[string]bool, len(Variables))
+	for _, v := range Variables {
+		known[strings.ToLower(v.Name)] = true
+	}
+	return known
 }
 
 // loadFile sets k from the YAML file's known keys and returns what is
