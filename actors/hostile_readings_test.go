@@ -8,7 +8,6 @@ package actors_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -75,21 +74,14 @@ func oneSensorPeer(t *testing.T, serial int64, rateHz, samples int, subscribed f
 		}
 		done := make(chan struct{})
 		defer close(done)
+		list := fmt.Sprintf(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{"%d":{"Serial":%d,"Connected":1,"PartNum":"P","ReadRate":%d,"Samples":%d,"Name":"s"}}}`,
+			serial, serial, rateHz, samples)
 		for {
 			_, b, err := ws.ReadMessage()
 			if err != nil {
 				return
 			}
-			var req struct{ Type string }
-			_ = json.Unmarshal(b, &req)
-			switch req.Type {
-			case "POST_LOGIN":
-				_ = send([]byte(`{"Type":"RTN_LOGIN","From":"SERV","Target":"UI","Data":{"Email":"e","Success":true}}`))
-			case "GET_DYN_CONNECTED":
-				_ = send(fmt.Appendf(nil, `{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{"%d":{"Serial":%d,"Connected":1,"PartNum":"P","ReadRate":%d,"Samples":%d,"Name":"s"}}}`,
-					serial, serial, rateHz, samples))
-			case "POST_SUB_CHANGES":
-				_ = send([]byte(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{}}`))
+			if answerLogin(func(b []byte) { _ = send(b) }, b, list) {
 				go subscribed(send, done)
 			}
 		}
