@@ -99,28 +99,25 @@ func newScriptPeer(t *testing.T) *scriptPeer {
 				Data json.RawMessage
 			}
 			_ = json.Unmarshal(b, &req)
-			switch req.Type {
-			case "POST_LOGIN":
-				p.send(ws, `{"Type":"RTN_LOGIN","From":"SERV","Target":"UI","Data":{"Email":"e","Success":true}}`)
-			case "GET_DYN_CONNECTED":
-				list := fmt.Sprintf(`{"%d":{"Serial":%d,"Connected":1,"PartNum":"P","ReadRate":1000,"Samples":8,"Name":"s"}}`,
-					scriptSerial, scriptSerial)
-				p.mu.Lock()
-				if p.list != "" {
-					list = p.list
-				}
-				p.mu.Unlock()
-				p.send(ws, `{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":`+list+`}`)
-			case "POST_SUB_CHANGES":
-				p.send(ws, `{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{}}`)
+			if req.Type == "TAKE_DYN_READING" {
+				var tr struct{ Serial int64 }
+				_ = json.Unmarshal(req.Data, &tr)
+				p.takes <- tr.Serial
+				continue
+			}
+			list := fmt.Sprintf(`{"%d":{"Serial":%d,"Connected":1,"PartNum":"P","ReadRate":1000,"Samples":8,"Name":"s"}}`,
+				scriptSerial, scriptSerial)
+			p.mu.Lock()
+			if p.list != "" {
+				list = p.list
+			}
+			p.mu.Unlock()
+			write := func(f []byte) { p.send(ws, string(f)) }
+			if answerLogin(write, b, `{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":`+list+`}`) {
 				p.mu.Lock()
 				p.ws = ws
 				p.mu.Unlock()
 				p.subs <- struct{}{}
-			case "TAKE_DYN_READING":
-				var tr struct{ Serial int64 }
-				_ = json.Unmarshal(req.Data, &tr)
-				p.takes <- tr.Serial
 			}
 		}
 	})
