@@ -45,3 +45,35 @@ func TestFormsOfferFactoriesMadeElsewhere(t *testing.T) {
 	assert.Contains(t, eval[[]string](b, factoryOptions), "Made Elsewhere",
 		"the factories list shows it, the gateway form does not offer it")
 }
+
+// Factories that share a name are told apart in the forms' selects: by
+// their organization, and by the start of their id where the
+// organizations share a name too. They were offered as identical
+// choices, one of them the wrong plant.
+func TestFormsTellSameNamedFactoriesApart(t *testing.T) {
+	h := harness(t, actorstest.FastConfig())
+	base := serve(t, h)
+	ctx := context.Background()
+	var ids []string
+	for _, org := range []string{"North", "South", "North"} {
+		o, err := h.Store.CreateOrganization(ctx, org, nil)
+		require.NoError(t, err)
+		f, err := h.Store.CreateFactory(ctx, store.NewFactory{OrganizationID: o.ID, Name: "Plant 1"})
+		require.NoError(t, err)
+		ids = append(ids, f.ID.String())
+	}
+
+	b := newBrowser(t)
+	options := `[...document.querySelectorAll('main details.create select[name=factory_id] option')]` +
+		`.map(o => [o.value, o.textContent.replace(/[\u2068\u2069]/g, '')])`
+	b.do("the gateway form", chromedp.Navigate(base+"/#/gateways?new=1"))
+	b.wait("its factories", options+`.some(([, l]) => l.startsWith('Plant 1'))`)
+	got := map[string]string{}
+	for _, o := range eval[[][]string](b, options) {
+		got[o[0]] = o[1]
+	}
+	assert.Equal(t, "F", got[h.Factory.String()], "a name nobody shares stays as it is")
+	assert.Equal(t, "Plant 1 (North) · "+ids[0][:8], got[ids[0]])
+	assert.Equal(t, "Plant 1 (South)", got[ids[1]])
+	assert.Equal(t, "Plant 1 (North) · "+ids[2][:8], got[ids[2]])
+}

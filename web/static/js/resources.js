@@ -40,10 +40,41 @@ export const names = {
   async map(kind) { return new Map((await this.all(kind)).map(x => [x.id, x.name])); },
   async options(kind, none) {
     const items = await this.all(kind);
-    const opts = items.map(x => [x.id, x.name]);
+    const labels = await this.distinct(kind, items);
+    const opts = items.map(x => [x.id, labels.get(x.id)]);
     return none === undefined ? opts : [['', none], ...opts];
   },
+  // distinct labels items by name, and where names are shared, adds what
+  // tells them apart: the parent's name (a factory's organization,
+  // equipment's factory), and the start of the id where that is shared
+  // too. Two factories named alike were offered as two identical
+  // choices, one of them the wrong plant.
+  async distinct(kind, items) {
+    const labels = new Map(items.map(x => [x.id, x.name]));
+    const parent = {factories: ['organizations', 'organization_id'], equipment: ['factories', 'factory_id']}[kind];
+    let names = tally(items, x => labels.get(x.id));
+    if (parent && [...names.values()].some(n => n > 1)) {
+      let parents = new Map();
+      try { parents = await this.map(parent[0]); } catch { /* ids below still tell them apart */ }
+      for (const x of items) {
+        if (names.get(x.name) > 1) labels.set(x.id, `${isolate(x.name)} (${isolate(parents.get(x[parent[1]]) || '?')})`);
+      }
+      names = tally(items, x => labels.get(x.id));
+    }
+    for (const x of items) {
+      const label = labels.get(x.id);
+      if (names.get(label) > 1) labels.set(x.id, `${label === x.name ? isolate(label) : label} · ${x.id.slice(0, 8)}`);
+    }
+    return labels;
+  },
 };
+
+// tally counts the items of each key.
+function tally(items, key) {
+  const n = new Map();
+  for (const x of items) n.set(key(x), (n.get(key(x)) || 0) + 1);
+  return n;
+}
 
 let tzList = null;
 function timezones() {
