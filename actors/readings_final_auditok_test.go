@@ -170,10 +170,15 @@ func (e *scriptEnv) running(t *testing.T, id uuid.UUID) gatewayd.Reading {
 // (before its analysis), and nothing else does.
 type heldRates struct {
 	*store.Store
-	gate chan struct{} // closed: released
+	gate    chan struct{} // closed: released
+	entered chan struct{} // a lookup began
 }
 
 func (s *heldRates) SensorReadRate(ctx context.Context, gw uuid.UUID, serial int64) (float64, error) {
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
 	select {
 	case <-s.gate:
 	case <-ctx.Done():
@@ -186,10 +191,17 @@ func (s *heldRates) SensorReadRate(ctx context.Context, gw uuid.UUID, serial int
 // the gateway lists without a read rate (and which ask0 asks for without
 // one): the processor looks the rate up first, and that waits.
 func heldAnalysisEnv(t *testing.T, cfg actors.Config) (e *scriptEnv, release func()) {
+	e, release, _ = heldAnalysisEnvSignal(t, cfg)
+	return e, release
+}
+
+// heldAnalysisEnvSignal is heldAnalysisEnv, and tells on entered of each
+// rate lookup that begins (when nobody waits, a signal is dropped).
+func heldAnalysisEnvSignal(t *testing.T, cfg actors.Config) (e *scriptEnv, release func(), entered <-chan struct{}) {
 	t.Helper()
 	h := newHarness(t, cfg)
 	require.NoError(t, h.Runtime.Shutdown(context.Background()))
-	src := &heldRates{Store: h.Store, gate: make(chan struct{})}
+	src := &heldRates{Store: h.Store, gate: make(chan struct{}), entered: make(chan struct{})}
 	var once sync.Once
 	release = func() { once.Do(func() { close(src.gate) }) }
 	t.Cleanup(release)
@@ -221,7 +233,7 @@ func heldAnalysisEnv(t *testing.T, cfg actors.Config) (e *scriptEnv, release fun
 		}
 		return err == nil && e.sensor.Serial == scriptSerial
 	}, 10*time.Second, "sensor discovered")
-	return e, release
+	return e, release, src.entered
 }
 
 // ask0 is ask for a sensor whose read rate nobody knows.
@@ -396,4 +408,80 @@ func TestCrashWhileSamplesAreAnalysedKeepsTheReading(t *testing.T) {
 	evs := readingEvents(t, e.h)
 	checkEvent(t, evs, ra, events.TypeReadingCompleted)
 	checkEvent(t, evs, rb, events.TypeReadingFailed)
+}
+
+// README (actors/processor.go): a reading that finds the processors'
+// queue (or its gateway's share of it) full fails "processing
+// overloaded". Its samples had arrived: its completed_at is their arrival
+// (README "A reading's completed_at"). API.md §9: counted under its
+// trigger and FAILED, announced as reading.failed.
+//
+// One worker, a queue of 4 (a gateway's share: 1). Pushed P1 is taken by
+// the worker (held in its rate lookup), pushed P2 waits in the queue,
+// pushed P3 and then manual A's samples find the share full: both FAILED
+// "processing overloaded" at once, while P1 and P2 are still held, with
+// the times of their samples' arrival; P1 and P2 complete once released.
+// Counted: GATEWAY/COMPLETE 2, GATEWAY/FAILED 1, MANUAL/FAILED 1, each
+// reading announced once. Would catch: an overloaded reading left
+// RUNNING, stamped later than its samples, counted under the wrong
+// trigger, or a pushed one's failure dropped uncounted.
+func TestOverloadedReadingsAreFailedCountedAndAnnouncedOnce(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.ReadingWorkers, cfg.ReadingBacklog = 1, 4
+	e, release, entered := heldAnalysisEnvSignal(t, cfg)
+	before := tallyReadings(t, e.h)
+
+	e.p.samples(11) // P1
+	select {
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("P1 never reached the worker")
+	}
+	e.p.samples(12) // P2: queued
+	e.p.samples(13) // P3: past the gateway's share
+	a := e.ask0(t)
+	require.EqualValues(t, scriptSerial, e.p.take())
+	e.p.answerTake()
+	e.p.started(true)
+	e.running(t, a)
+	sent := time.Now()
+	e.p.samples(14) // A's
+	ra := e.final(t, a)
+	assert.Equal(t, gatewayd.ReadingFailed, ra.Status)
+	assert.Equal(t, "processing overloaded", errText(ra))
+	checkTimes(t, ra)
+	if assert.NotNil(t, ra.CompletedAt) {
+		assert.False(t, ra.CompletedAt.Before(sent.Truncate(time.Microsecond)), "completed_at %s before A's samples were sent", ra.CompletedAt)
+	}
+
+	ctx := context.Background()
+	var p3 gatewayd.Reading
+	eventually(t, func() bool {
+		list, _, err := e.h.Store.ListReadings(ctx, e.sensor.ID, store.ReadingFilter{Status: gatewayd.ReadingFailed}, store.Page{Limit: 100})
+		for _, r := range list {
+			if r.Trigger == gatewayd.TriggerGateway {
+				p3 = r
+			}
+		}
+		return err == nil && p3.ID != uuid.Nil
+	}, 10*time.Second, "P3 stored FAILED")
+	assert.Equal(t, "processing overloaded", errText(p3))
+	checkTimes(t, p3)
+	if assert.NotNil(t, p3.StartedAt) && assert.NotNil(t, p3.CompletedAt) {
+		assert.True(t, p3.RequestedAt.Equal(*p3.CompletedAt), "a pushed reading's samples arrived when it was asked for")
+	}
+	assert.Nil(t, p3.Summary)
+
+	release()
+	p1, p2 := e.holderOf(t, 11), e.holderOf(t, 12)
+	for _, r := range []gatewayd.Reading{p1, p2} {
+		assert.Equal(t, gatewayd.TriggerGateway, r.Trigger)
+		checkTimes(t, r)
+	}
+	waitTally(t, e.h, before, map[string]float64{"GATEWAY/COMPLETE": 2, "GATEWAY/FAILED": 1, "MANUAL/FAILED": 1})
+	evs := readingEvents(t, e.h)
+	checkEvent(t, evs, ra, events.TypeReadingFailed)
+	checkEvent(t, evs, p3, events.TypeReadingFailed)
+	checkEvent(t, evs, p1, events.TypeReadingCompleted)
+	checkEvent(t, evs, p2, events.TypeReadingCompleted)
 }
