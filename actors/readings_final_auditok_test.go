@@ -485,3 +485,47 @@ func TestOverloadedReadingsAreFailedCountedAndAnnouncedOnce(t *testing.T) {
 	checkEvent(t, evs, p1, events.TypeReadingCompleted)
 	checkEvent(t, evs, p2, events.TypeReadingCompleted)
 }
+
+// A graceful stop (SHUTDOWN_TIMEOUT, the database up) while a reading's
+// analysis waits: the processor finishes what it holds and the writer
+// stores it before the runtime ends (runtime.go Shutdown: "its last
+// results go to the writer"), so the reading is COMPLETE with the
+// completed_at of its samples' arrival, not left RUNNING for the next
+// start to fail as "interrupted" (API.md §8); the one queued behind it
+// fails "connection lost". Each is counted and announced once. Would
+// catch: a shutdown that drops the processor's last results, or closes
+// the writer before them.
+func TestShutdownFinishesAnAnalysisInProgress(t *testing.T) {
+	e, _ := heldAnalysisEnv(t, actorstest.FastConfig())
+	before := tallyReadings(t, e.h)
+
+	a, b := e.ask0(t), e.ask0(t)
+	require.EqualValues(t, scriptSerial, e.p.take())
+	e.p.answerTake()
+	e.p.started(true)
+	e.running(t, a)
+	sent := time.Now()
+	e.p.samples(6)
+	require.EqualValues(t, scriptSerial, e.p.take(), "B's TAKE_DYN_READING: A's samples are in the processor's hands")
+	stopping := time.Now()
+	// The held rate lookup ends with the processor's context (close).
+	require.NoError(t, e.h.Runtime.Shutdown(context.Background()))
+
+	ra, err := e.h.Store.GetReading(context.Background(), a)
+	require.NoError(t, err)
+	assert.Equal(t, gatewayd.ReadingComplete, ra.Status, errText(ra))
+	checkTimes(t, ra)
+	if assert.NotNil(t, ra.CompletedAt) {
+		assert.False(t, ra.CompletedAt.Before(sent.Truncate(time.Microsecond)))
+		assert.True(t, ra.CompletedAt.Before(stopping), "completed_at %s: the samples' arrival", ra.CompletedAt)
+	}
+	rb, err := e.h.Store.GetReading(context.Background(), b)
+	require.NoError(t, err)
+	assert.Equal(t, gatewayd.ReadingFailed, rb.Status)
+	assert.Equal(t, gatewayd.ReadingErrConnectionLost, errText(rb))
+	checkTimes(t, rb)
+	waitTally(t, e.h, before, map[string]float64{"MANUAL/COMPLETE": 1, "MANUAL/FAILED": 1})
+	evs := readingEvents(t, e.h)
+	checkEvent(t, evs, ra, events.TypeReadingCompleted)
+	checkEvent(t, evs, rb, events.TypeReadingFailed)
+}
