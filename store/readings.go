@@ -325,7 +325,12 @@ func (s *Store) FailInterruptedReadings(ctx context.Context) ([]gatewayd.Reading
 // of them, or those requested before cutoff (nil: every one, whatever
 // the clock that stamped it said: found by an audit, helper 12).
 func (s *Store) failUnfinished(ctx context.Context, reason string, cutoff *time.Time) ([]gatewayd.ReadingRef, error) {
-	rows, _ := s.pool.Query(ctx, `UPDATE readings r SET status = 'FAILED', error = $1, completed_at = now()
+	// The database's clock, but never before the reading's own times
+	// (gatewayd's clock stamped started_at, and requested_at unless the
+	// API did): a reading never ends before it started, nor is a negative
+	// time observed (found by an audit, helper 2).
+	rows, _ := s.pool.Query(ctx, `UPDATE readings r SET status = 'FAILED', error = $1,
+			completed_at = GREATEST(now(), r.requested_at, r.started_at)
 		WHERE status IN ('QUEUED', 'RUNNING') AND ($2::timestamptz IS NULL OR requested_at < $2)
 		RETURNING r.id, r.sensor_id, r.gateway_id, (SELECT factory_id FROM gateways WHERE id = r.gateway_id),
 			r.trigger, r.status, r.requested_at, r.completed_at`, reason, cutoff)
