@@ -124,7 +124,8 @@ func TestLoginResultsStartAtZero(t *testing.T) {
 }
 
 // gatewayd_readings_total{trigger,status} counts readings that ended, and
-// gatewayd_reading_seconds observes each one's time from request to end.
+// gatewayd_reading_seconds observes each one's time from request to end,
+// if it was requested: a pushed reading is counted, not timed.
 func TestReadingsByTriggerAndStatusAndSeconds(t *testing.T) {
 	m := metrics.New()
 	at := time.Date(2026, 11, 29, 5, 32, 54, 0, time.UTC)
@@ -132,9 +133,12 @@ func TestReadingsByTriggerAndStatusAndSeconds(t *testing.T) {
 		RequestedAt: at, CompletedAt: at.Add(2 * time.Second)})
 	m.ReadingDone(gatewayd.ReadingRef{Trigger: gatewayd.TriggerScheduled, Status: gatewayd.ReadingFailed,
 		RequestedAt: at, CompletedAt: at.Add(500 * time.Millisecond)})
+	m.ReadingDone(gatewayd.ReadingRef{Trigger: gatewayd.TriggerGateway, Status: gatewayd.ReadingComplete,
+		RequestedAt: at, CompletedAt: at})
 	got := scrape(t, m)
 	assert.Equal(t, 1.0, got[`gatewayd_readings_total{status=COMPLETE,trigger=MANUAL}`].value)
 	assert.Equal(t, 1.0, got[`gatewayd_readings_total{status=FAILED,trigger=SCHEDULED}`].value)
+	assert.Equal(t, 1.0, got[`gatewayd_readings_total{status=COMPLETE,trigger=GATEWAY}`].value)
 	h := got[`gatewayd_reading_seconds`]
 	assert.Equal(t, 2.0, h.count)
 	assert.InDelta(t, 2.5, h.sum, 1e-9)
