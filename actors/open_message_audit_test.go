@@ -1,0 +1,112 @@
+package actors_test
+
+// Audit of the open-message bound (helper 1): hostile peers that keep a
+// large message open within the letter of the bound.
+
+import (
+	"context"
+	"encoding/binary"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/actors"
+	"github.com/ctcgw/gatewayd/actors/actorstest"
+)
+
+// openHeader is the header of an unmasked (server) text frame, not
+// final, of n bytes.
+func openHeader(n int) []byte {
+	h := []byte{0x01, 127}
+	return binary.BigEndian.AppendUint64(h, uint64(n))
+}
+
+// tricklePeer logs in (rawPeer) and, on every connection, begins a
+// reading of first bytes at once (enough for the intake to count 4 MiB
+// for it), then sends one more byte of it, as a continuation frame of
+// its own, every every: data keeps coming, a byte at a time, and the
+// message never ends. It answers pings throughout.
+func tricklePeer(t *testing.T, first int, every time.Duration, opened *atomic.Int64) *rawPeer {
+	return newRawPeer(t, "127.0.0.1:0", func(p *rawPeer, raw net.Conn) {
+		head := `{"Type":"NOT_DYN_READING","Data":{"X":"`
+		frame := append(openHeader(first), head...)
+		frame = append(frame, strings.Repeat("0", first-len(head))...)
+		if p.write(raw, frame) != nil {
+			return
+		}
+		opened.Add(1)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-p.done:
+				return
+			case <-tick.C:
+				if p.write(raw, []byte{0x00, 1, '0'}) != nil {
+					return
+				}
+			}
+		}
+	})
+}
+
+// README ("A burst of readings waits in the sockets"): "Once let in, a
+// large message must keep coming: no data for GATEWAY_PONG_TIMEOUT ...,
+// or not whole within READING_TIMEOUT ..., ends the connection ... and
+// what it held goes back at once (a gateway that kept a large message
+// open held it until its connection ended, and two such gateways filled
+// the 8 MiB)"; and "A gateway ... can make *its own* connection fail, and
+// nothing more".
+//
+// Two gateways each send 3 MiB of a reading (the intake counts 4 MiB for
+// each: it is full) and then one byte a second, within the pong timeout:
+// the message keeps "coming", so only the READING_TIMEOUT bound ends it.
+// That is at least half READING_TIMEOUT, the intake's wait: every other
+// gateway's reading meanwhile waits the whole intake wait, as it did
+// before the bound (the very harm the bound was for). And each time it is
+// cut, the peer logs in again (its backoff was reset: the connection was
+// healthy for a ping interval) and holds the intake again.
+//
+// Would catch: a bound that lets a message that trickles hold the intake
+// for as long as a stalled one held it before the fix.
+func TestAuditTricklingOpenMessagesStillHoldTheIntake(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.PongTimeout = 3 * time.Second
+	cfg.ReadingTimeout = 40 * time.Second // an intake wait of 20 s
+	h := newHarness(t, cfg)
+	honest, sensor := honestSensor(t, h)
+
+	var opened atomic.Int64
+	peers := []*rawPeer{tricklePeer(t, 3<<20, time.Second, &opened), tricklePeer(t, 3<<20, time.Second, &opened)}
+	for i, p := range peers {
+		addRawGateway(t, h, "trickle"+string(rune('a'+i)), p.url)
+	}
+	eventually(t, func() bool { return actors.IntakeHeld(h.Runtime) >= 7<<20 }, 30*time.Second, "the open messages fill the intake")
+	t.Logf("intake holds %d bytes", actors.IntakeHeld(h.Runtime))
+
+	r, s, err := h.Store.CreateReading(context.Background(), uuid.New(), sensor.ID, gatewayd.TriggerManual)
+	require.NoError(t, err)
+	asked := time.Now()
+	require.NoError(t, h.Runtime.TakeReading(context.Background(), r, s.Serial, 25600))
+	var got gatewayd.Reading
+	eventually(t, func() bool {
+		got, err = h.Store.GetReading(context.Background(), r.ID)
+		return err == nil && got.Status.Done()
+	}, 60*time.Second, "the honest reading is final")
+	took := time.Since(asked)
+	t.Logf("honest reading %s after %s; intake %d bytes; open messages begun %d", got.Status, took.Round(time.Millisecond),
+		actors.IntakeHeld(h.Runtime), opened.Load())
+	assert.Equal(t, gatewayd.ReadingComplete, got.Status, errText(got))
+	assert.Equal(t, gatewayd.StateAuthenticated, h.Status(honest.ID).State)
+	// A stalled message is cut after the pong timeout (3 s), and the
+	// honest reading, first in line, is then let in: well within 10 s.
+	assert.Less(t, took, 10*time.Second,
+		"a gateway's reading waited the whole intake wait (20 s) behind two gateways trickling a byte a second into open messages")
+}
