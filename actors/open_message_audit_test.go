@@ -110,3 +110,76 @@ func TestAuditTricklingOpenMessagesStillHoldTheIntake(t *testing.T) {
 	assert.Less(t, took, 10*time.Second,
 		"a gateway's reading waited the whole intake wait (20 s) behind two gateways trickling a byte a second into open messages")
 }
+
+// README, as above: the bound ends one open message ("what it held goes
+// back at once"), and "A gateway ... can make *its own* connection fail,
+// and nothing more". A peer cut off for an open message logs in again and
+// opens the next: its backoff was reset, as the connection it lost had
+// stayed up a ping interval (here 1 s, as the 30 s default is shorter
+// than the 60 s a trickled message may take), so it is back within about
+// BACKOFF_INITIAL. Two such gateways keep the intake full nearly all the
+// time, for as long as they like, and every other gateway's readings,
+// one after another, each wait for the intake.
+//
+// Would catch: a bound that only ends one message, while the gateway
+// holds the intake again at once, connection after connection.
+func TestAuditOpenMessagesRenewedAtEveryConnectionKeepTheIntakeFull(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.PongTimeout = 2 * time.Second
+	cfg.PingInterval = time.Second
+	cfg.ReadingTimeout = 6 * time.Second // an intake wait of 3 s
+	cfg.BackoffInitial, cfg.BackoffMax = time.Second, 30*time.Second
+	h := newHarness(t, cfg)
+	_, sensor := honestSensor(t, h)
+
+	var opened atomic.Int64
+	for i := range 2 {
+		p := tricklePeer(t, 3<<20, 500*time.Millisecond, &opened)
+		addRawGateway(t, h, "renew"+string(rune('a'+i)), p.url)
+	}
+	eventually(t, func() bool { return actors.IntakeHeld(h.Runtime) >= 7<<20 }, 30*time.Second, "the open messages fill the intake")
+
+	// Sample the intake while an honest gateway takes readings one after
+	// another.
+	stop := make(chan struct{})
+	sampled := make(chan [2]int, 1)
+	go func() {
+		full, all := 0, 0
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				sampled <- [2]int{full, all}
+				return
+			case <-tick.C:
+				all++
+				if actors.IntakeHeld(h.Runtime) >= 7<<20 {
+					full++
+				}
+			}
+		}
+	}()
+	start := time.Now()
+	var waits []time.Duration
+	for time.Since(start) < 25*time.Second {
+		r, s, err := h.Store.CreateReading(context.Background(), uuid.New(), sensor.ID, gatewayd.TriggerManual)
+		require.NoError(t, err)
+		asked := time.Now()
+		require.NoError(t, h.Runtime.TakeReading(context.Background(), r, s.Serial, 25600))
+		var got gatewayd.Reading
+		eventually(t, func() bool {
+			got, err = h.Store.GetReading(context.Background(), r.ID)
+			return err == nil && got.Status.Done()
+		}, 30*time.Second, "honest reading final")
+		require.Equal(t, gatewayd.ReadingComplete, got.Status, errText(got))
+		waits = append(waits, time.Since(asked).Round(time.Millisecond))
+	}
+	close(stop)
+	s := <-sampled
+	frac := float64(s[0]) / float64(s[1])
+	t.Logf("over %s: open messages begun %d, intake full %.0f%% of the time; honest readings took %v",
+		time.Since(start).Round(time.Second), opened.Load(), 100*frac, waits)
+	assert.GreaterOrEqual(t, opened.Load(), int64(4), "the peers opened a message at every connection")
+	assert.Less(t, frac, 0.5, "two gateways kept the shared intake full %.0f%% of the time, connection after connection", 100*frac)
+}
