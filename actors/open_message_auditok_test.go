@@ -5,13 +5,18 @@ package actors_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -157,6 +162,153 @@ func runBurst(t *testing.T, h *actorstest.Harness, sim *ctctest.Server, n int) {
 		start := time.Now()
 		bad := burstReadings(t, h, gws, 2*time.Minute)
 		t.Logf("round %d: %d readings final after %s", round, n, time.Since(start).Round(time.Millisecond))
+		checkBurst(t, h, gws, bad)
+	}
+}
+
+// fragmentPeer serves (over TLS when serverTLS is set) a gateway that
+// logs in, lists one sensor (fragSerial, samples per axis), and answers
+// each TAKE_DYN_READING with RTN_DYN, NOT_DYN_READING_STARTED and then the
+// reading in fragments of chunk bytes, pause apart, a ping of its own
+// between some of them. Everything is written as raw frames under one
+// lock (its pongs too), so nothing interleaves.
+func fragmentPeer(t *testing.T, serverTLS *tls.Config, samples, chunk int, pause time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	scheme := "ws"
+	if serverTLS != nil {
+		ln, scheme = tls.NewListener(ln, serverTLS), "wss"
+	}
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		raw := ws.NetConn()
+		var mu sync.Mutex
+		write := func(b []byte) error {
+			mu.Lock()
+			defer mu.Unlock()
+			_ = raw.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			_, err := raw.Write(b)
+			return err
+		}
+		text := func(b []byte) { _ = write(serverFrame(true, 1, b)) }
+		ws.SetPingHandler(func(data string) error { return write(serverFrame(true, 0xA, []byte(data))) })
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		for {
+			_, b, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			var req struct{ Type string }
+			_ = json.Unmarshal(b, &req)
+			switch req.Type {
+			case "GET_DYN_CONNECTED":
+				text(fmt.Appendf(nil, `{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{"%d":{"Serial":%d,"Connected":1,"PartNum":"P","ReadRate":25600,"Samples":%d,"Name":"s"}}}`,
+					fragSerial, fragSerial, samples))
+			case "TAKE_DYN_READING":
+				text([]byte(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{}}`))
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					text(fmt.Appendf(nil, `{"Type":"NOT_DYN_READING_STARTED","From":"SERV","Target":"UI","Data":{"Serial":%d,"Success":true}}`, fragSerial))
+					msg := fragReading(samples)
+					for i, op := 0, byte(1); i < len(msg); i, op = i+chunk, 0 {
+						end := min(i+chunk, len(msg))
+						if write(serverFrame(end == len(msg), op, msg[i:end])) != nil {
+							return
+						}
+						if end < len(msg) {
+							time.Sleep(pause)
+							if i/chunk%3 == 1 {
+								_ = write(serverFrame(true, 0x9, []byte("gw")))
+							}
+						}
+					}
+				}()
+			default:
+				answerLogin(text, b, "")
+			}
+		}
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return scheme + "://" + ln.Addr().String() + "/gw"
+}
+
+const fragSerial = 30001
+
+// serverFrame is one unmasked frame of any length.
+func serverFrame(fin bool, op byte, p []byte) []byte {
+	h := []byte{op}
+	if fin {
+		h[0] |= 0x80
+	}
+	switch n := len(p); {
+	case n < 126:
+		h = append(h, byte(n))
+	case n < 1<<16:
+		h = append(h, 126, byte(n>>8), byte(n))
+	default:
+		h = append(h, 127)
+		h = binary.BigEndian.AppendUint64(h, uint64(n))
+	}
+	return append(h, p...)
+}
+
+// fragReading is a NOT_DYN_READING of fragSerial, samples per axis, about
+// 7 bytes a sample and axis.
+func fragReading(samples int) []byte {
+	var b strings.Builder
+	for i := range samples {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%.3f", float64(i%97)/97)
+	}
+	axis := b.String()
+	return fmt.Appendf(nil, `{"Type":"NOT_DYN_READING","From":"SERV","Target":"UI","Data":{"ID":1,"Serial":"%d","Time":"2026-12-06 10:00:00","X":"%s","Y":"%s","Z":"%s"}}`,
+		fragSerial, axis, axis, axis)
+}
+
+// README: "no data for GATEWAY_PONG_TIMEOUT (pongs between its fragments
+// do not count), or not whole within READING_TIMEOUT". A gateway over
+// ws:// and one over wss:// each send a ~340 KB reading in 16 KiB
+// fragments 600 ms apart (under the 1 s pong timeout; about 13 s in all,
+// under the 30 s reading timeout), pinging gatewayd between some of them:
+// the readings complete and the connections stay. Then each is quiet for
+// 2 s (twice the pong timeout: a deadline left on the socket would end
+// it) and takes a second reading the same way.
+// Would catch: a stall bound that counts from the message's start, or
+// that a gateway's own pings reset wrongly; a deadline left behind after
+// the message.
+func TestAuditOKFragmentedReadingsWithPausesUnderThePongTimeout(t *testing.T) {
+	now := time.Now()
+	pool, serverTLS := testCA(t, now.Add(-time.Hour), now.Add(time.Hour))
+	cfg := actorstest.FastConfig()
+	cfg.PongTimeout = time.Second
+	cfg.ReadingTimeout = 30 * time.Second
+	cfg.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	h := newHarness(t, cfg)
+	gws := []gatewayd.Gateway{
+		addRawGateway(t, h, "frag-ws", fragmentPeer(t, nil, 16384, 16<<10, 600*time.Millisecond)),
+		addRawGateway(t, h, "frag-wss", fragmentPeer(t, serverTLS, 16384, 16<<10, 600*time.Millisecond)),
+	}
+	for _, g := range gws {
+		h.WaitState(g.ID, gatewayd.StateAuthenticated, 10*time.Second)
+	}
+	for round := range 2 {
+		if round > 0 {
+			time.Sleep(2 * time.Second) // quiet between messages (a condition cannot tell)
+		}
+		start := time.Now()
+		bad := burstReadings(t, h, gws, time.Minute)
+		t.Logf("round %d: final after %s", round, time.Since(start).Round(time.Millisecond))
 		checkBurst(t, h, gws, bad)
 	}
 }
