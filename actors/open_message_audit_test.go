@@ -183,3 +183,43 @@ func TestAuditOpenMessagesRenewedAtEveryConnectionKeepTheIntakeFull(t *testing.T
 	assert.GreaterOrEqual(t, opened.Load(), int64(4), "the peers opened a message at every connection")
 	assert.Less(t, frac, 0.5, "two gateways kept the shared intake full %.0f%% of the time, connection after connection", 100*frac)
 }
+
+// README: "The processors' queue (32 MiB of text, 1,024 readings) then
+// fills only if readers outwait their hold, and a reading that finds it
+// full fails `processing overloaded`", and "A gateway ... can make *its
+// own* connection fail, and nothing more".
+//
+// Scaled down: an intake of 1 MiB before a processors' queue of 2 MiB. A
+// burst of 30 honest readings (~170 KB each) waits its turn at the intake
+// and completes (the control round). Then one gateway trickles a byte a
+// second into an open reading of 600 KiB (the intake counts 1 MiB for it:
+// full) and a second burst comes: every reader outwaits its hold (half
+// READING_TIMEOUT), all read at once, and the queue overflows: honest
+// readings fail "processing overloaded" because of another gateway.
+//
+// Would catch: a bound on open messages loose enough that one gateway
+// still defeats the intake for everyone.
+func TestAuditTricklingOpenMessageMakesABurstOverflowTheProcessors(t *testing.T) {
+	cfg := actorstest.FastConfig()
+	cfg.PongTimeout = 3 * time.Second
+	cfg.ReadingTimeout = 10 * time.Second // an intake wait of 5 s
+	cfg.ReadingIntakeBytes = 1 << 20
+	cfg.ReadingBacklogBytes = 2 << 20
+	h := newHarness(t, cfg)
+	gws, _ := h.AddAuthenticated("honest", 30)
+
+	bad := burstReadings(t, h, gws, time.Minute)
+	require.Empty(t, bad, "control: a burst with the intake free of open messages")
+
+	var opened atomic.Int64
+	p := tricklePeer(t, 600<<10, time.Second, &opened)
+	addRawGateway(t, h, "trickle", p.url)
+	// A fresh open message, so that it outlasts the intake wait.
+	eventually(t, func() bool { return opened.Load() >= 2 }, 60*time.Second, "the peer opens a message on a second connection")
+	eventually(t, func() bool { return actors.IntakeHeld(h.Runtime) >= 1<<20 }, 10*time.Second, "the open message fills the intake")
+	start := time.Now()
+	bad = burstReadings(t, h, gws, time.Minute)
+	t.Logf("burst behind an open message: final after %s; %d of %d not COMPLETE: %v", time.Since(start).Round(time.Millisecond),
+		len(bad), len(gws), bad)
+	assert.Empty(t, bad, "honest readings failed because another gateway kept a message open a byte at a time")
+}
