@@ -791,7 +791,7 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 	reserved = max(frameReserve, int64(cap(*data)))
 	r.intake.add(reserved - frameReserve)
 	// From here the frame holds its reservation: it must keep coming.
-	open := newOpenMessage(r.ws, rd, r.cfg, time.Now())
+	open := newOpenMessage(r.ws, rd, r.cfg, time.Now(), r.intake, reserved)
 	defer open.close()
 	rd = open
 	b = *data
@@ -799,6 +799,7 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 		b, err = readUpTo(rd, b)
 		*data = b
 		if err == io.EOF {
+			open.recount(reserved)
 			return kind, data, reserved, nil
 		}
 		var next [1]byte
@@ -806,28 +807,35 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 		if err == nil { // full: does the message go on?
 			n, err = io.ReadFull(rd, next[:])
 			if err == io.EOF { // exactly the buffer's size: a 4 MiB frame was charged, and grew, to 8
+				open.recount(reserved)
 				return kind, data, reserved, nil
 			}
 		}
 		if err != nil {
 			putFrame(data)
-			r.intake.add(-reserved)
+			if !open.slow {
+				r.intake.add(-reserved)
+			}
 			r.dropHand()
 			return 0, nil, 0, err
 		}
 		// It does: double, so a 4 MiB frame costs a few copies, not ~30;
-		// the intake counts what the frame grows to (intake.grow).
+		// the intake counts what the frame grows to (intake.grow), unless
+		// the message is slow (no longer counted: see openMessage).
 		more := int64(cap(b))
-		r.hold(true)
-		heldSince := time.Now()
-		ok := r.intake.grow(ctx, more, reserved, intakeWait(r.cfg))
-		open.held(time.Since(heldSince))
-		r.hold(false)
-		if !ok {
-			putFrame(data)
-			r.intake.add(-reserved)
-			r.dropHand()
-			return 0, nil, 0, errReaderStopped
+		if !open.slow {
+			r.hold(true)
+			heldSince := time.Now()
+			ok := r.intake.grow(ctx, more, reserved, intakeWait(r.cfg))
+			open.held(time.Since(heldSince))
+			r.hold(false)
+			if !ok {
+				putFrame(data)
+				r.intake.add(-reserved)
+				r.dropHand()
+				return 0, nil, 0, errReaderStopped
+			}
+			open.counted += more
 		}
 		reserved += more
 		nb := make([]byte, len(b), 2*cap(b))
@@ -849,6 +857,18 @@ var errStalled = errors.New("message stalled")
 // may stay open with read deadlines on the socket (as gorilla reads
 // control frames inside a message's Read, a pong does not count as
 // data). It is read only by the reader's goroutine.
+//
+// A message still open half the pong timeout after it was let in (time
+// held back by the intake does not count) is slow: an honest gateway
+// sends a reading at the network's speed, in milliseconds. A slow
+// message stops counting in the intake all gateways share (its memory is
+// its own connection's, bounded by the read limit) and counts again once
+// whole. Bounded only by the reading timeout, a gateway that sent a
+// byte of its message every few seconds held its share for half a
+// minute and more, renewed at each connection: every other gateway's
+// readings outwaited the intake, and a burst of them overflowed the
+// processors' queue into FAILED "processing overloaded" (found by an
+// audit, helper 1).
 type openMessage struct {
 	ws    *websocket.Conn
 	rd    io.Reader
@@ -857,18 +877,40 @@ type openMessage struct {
 	until time.Time     // when it has taken that long; later by the time held
 	read  int64
 	set   bool // a deadline is set on the socket
+	// The intake, what it counts for the message, and when the message
+	// becomes slow (later by the time held); slow: given back.
+	in        *intake
+	counted   int64
+	slowAfter time.Time
+	slow      bool
 }
 
-func newOpenMessage(ws *websocket.Conn, rd io.Reader, cfg Config, now time.Time) *openMessage {
-	return &openMessage{ws: ws, rd: rd, stall: cfg.PongTimeout, whole: cfg.ReadingTimeout, until: now.Add(cfg.ReadingTimeout)}
+func newOpenMessage(ws *websocket.Conn, rd io.Reader, cfg Config, now time.Time, in *intake, counted int64) *openMessage {
+	return &openMessage{ws: ws, rd: rd, stall: cfg.PongTimeout, whole: cfg.ReadingTimeout, until: now.Add(cfg.ReadingTimeout),
+		in: in, counted: counted, slowAfter: now.Add(cfg.PongTimeout / 2)}
 }
 
 // held moves the whole message's deadline on by d, a time the reader was
 // held back and read nothing.
-func (m *openMessage) held(d time.Duration) { m.until = m.until.Add(d) }
+func (m *openMessage) held(d time.Duration) {
+	m.until = m.until.Add(d)
+	m.slowAfter = m.slowAfter.Add(d)
+}
+
+// recount counts a slow message in the intake again, now whole: reserved,
+// what it grew to, goes on with it (to the actor, then back).
+func (m *openMessage) recount(reserved int64) {
+	if m.slow {
+		m.in.add(reserved)
+	}
+}
 
 func (m *openMessage) Read(b []byte) (int, error) {
 	now := time.Now()
+	if !m.slow && now.After(m.slowAfter) {
+		m.slow = true
+		m.in.add(-m.counted)
+	}
 	deadline, whole := now.Add(m.stall), false
 	if m.until.Before(deadline) {
 		deadline, whole = m.until, true
