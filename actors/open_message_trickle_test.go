@@ -1,7 +1,7 @@
 package actors_test
 
-// Audit of the open-message bound (helper 1): hostile peers that keep a
-// large message open within the letter of the bound.
+// Hostile peers that keep a large message open within the letter of the
+// open-message bound. (Found by an audit, helper 1, whose tests these are.)
 
 import (
 	"context"
@@ -76,7 +76,7 @@ func tricklePeer(t *testing.T, first int, every time.Duration, opened *atomic.In
 //
 // Would catch: a bound that lets a message that trickles hold the intake
 // for as long as a stalled one held it before the fix.
-func TestAuditTricklingOpenMessagesStillHoldTheIntake(t *testing.T) {
+func TestTricklingOpenMessagesStillHoldTheIntake(t *testing.T) {
 	cfg := actorstest.FastConfig()
 	cfg.PongTimeout = 3 * time.Second
 	cfg.ReadingTimeout = 40 * time.Second // an intake wait of 20 s
@@ -123,7 +123,7 @@ func TestAuditTricklingOpenMessagesStillHoldTheIntake(t *testing.T) {
 //
 // Would catch: a bound that only ends one message, while the gateway
 // holds the intake again at once, connection after connection.
-func TestAuditOpenMessagesRenewedAtEveryConnectionKeepTheIntakeFull(t *testing.T) {
+func TestOpenMessagesRenewedAtEveryConnectionKeepTheIntakeFull(t *testing.T) {
 	cfg := actorstest.FastConfig()
 	cfg.PongTimeout = 2 * time.Second
 	cfg.PingInterval = time.Second
@@ -199,7 +199,7 @@ func TestAuditOpenMessagesRenewedAtEveryConnectionKeepTheIntakeFull(t *testing.T
 //
 // Would catch: a bound on open messages loose enough that one gateway
 // still defeats the intake for everyone.
-func TestAuditTricklingOpenMessageMakesABurstOverflowTheProcessors(t *testing.T) {
+func TestTricklingOpenMessageMakesABurstOverflowTheProcessors(t *testing.T) {
 	cfg := actorstest.FastConfig()
 	cfg.PongTimeout = 3 * time.Second
 	// An intake wait of 10 s: honest readers that outwait it are the

@@ -1,6 +1,7 @@
 package actors_test
 
-// Audit of the open-message bound (helper 1): honest traffic is not cut.
+// Honest traffic is not cut by the open-message bound. (Checked by an
+// audit, helper 1, whose tests these are.)
 
 import (
 	"context"
@@ -113,14 +114,14 @@ func oneSensorOf(samples int) []ctc.Sensor {
 // Would catch: time a reader is held back (intake, grow) counted against
 // the message, a deadline left on the socket, a stall bound that fires
 // for a sender that was only waiting for TCP to drain.
-func TestAuditOKBurstOfReadingsIsNotCutAsStalled(t *testing.T) {
+func TestBurstOfReadingsIsNotCutAsStalled(t *testing.T) {
 	h := newHarness(t, burstCfg(nil))
 	runBurst(t, h, h.Sim, 80)
 }
 
 // The same over wss://, 40 gateways: the frame meter and the quiet probe
 // sit over and under TLS, whose records come whole or not at all.
-func TestAuditOKBurstOfReadingsOverTLSIsNotCutAsStalled(t *testing.T) {
+func TestBurstOfReadingsOverTLSIsNotCutAsStalled(t *testing.T) {
 	now := time.Now()
 	pool, serverTLS := testCA(t, now.Add(-time.Hour), now.Add(time.Hour))
 	sim, err := ctctest.NewTLSServer("127.0.0.1:0", serverTLS)
@@ -289,7 +290,7 @@ func fragReading(samples int) []byte {
 // Would catch: a stall bound that counts from the message's start, or
 // that a gateway's own pings reset wrongly; a deadline left behind after
 // the message.
-func TestAuditOKFragmentedReadingsWithPausesUnderThePongTimeout(t *testing.T) {
+func TestFragmentedReadingsWithPausesUnderThePongTimeout(t *testing.T) {
 	now := time.Now()
 	pool, serverTLS := testCA(t, now.Add(-time.Hour), now.Add(time.Hour))
 	cfg := actorstest.FastConfig()

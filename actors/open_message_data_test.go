@@ -1,7 +1,7 @@
 package actors
 
-// Audit of the open-message bound (helper 1): what a peer sends into an
-// open message that is not its data does not keep it open.
+// What a peer sends into an open message that is not its data does not
+// keep it open. (Checked by an audit, helper 1, whose test this is.)
 
 import (
 	"encoding/binary"
@@ -23,7 +23,7 @@ import (
 // and gives back what it held.
 // Would catch: control frames or empty fragments (read by gorilla inside
 // one Read) counted as data, a partial header waiting without deadline.
-func TestAuditOKOnlyDataKeepsAnOpenMessageOpen(t *testing.T) {
+func TestOnlyDataKeepsAnOpenMessageOpen(t *testing.T) {
 	t.Parallel()
 	keepers := map[string][]byte{
 		"pings":           {0x89, 2, 'h', 'i'},
