@@ -76,7 +76,7 @@ func tricklePeer(t *testing.T, first int, every time.Duration, opened *atomic.In
 //
 // Would catch: a bound that lets a message that trickles hold the intake
 // for as long as a stalled one held it before the fix.
-func TestTricklingOpenMessagesStillHoldTheIntake(t *testing.T) {
+func TestTricklingOpenMessagesDoNotHoldTheIntake(t *testing.T) {
 	cfg := actorstest.FastConfig()
 	cfg.PongTimeout = 3 * time.Second
 	cfg.ReadingTimeout = 40 * time.Second // an intake wait of 20 s
@@ -123,7 +123,7 @@ func TestTricklingOpenMessagesStillHoldTheIntake(t *testing.T) {
 //
 // Would catch: a bound that only ends one message, while the gateway
 // holds the intake again at once, connection after connection.
-func TestOpenMessagesRenewedAtEveryConnectionKeepTheIntakeFull(t *testing.T) {
+func TestOpenMessagesRenewedAtEveryConnectionDoNotKeepTheIntakeFull(t *testing.T) {
 	cfg := actorstest.FastConfig()
 	cfg.PongTimeout = 2 * time.Second
 	cfg.PingInterval = time.Second
@@ -199,7 +199,7 @@ func TestOpenMessagesRenewedAtEveryConnectionKeepTheIntakeFull(t *testing.T) {
 //
 // Would catch: a bound on open messages loose enough that one gateway
 // still defeats the intake for everyone.
-func TestTricklingOpenMessageMakesABurstOverflowTheProcessors(t *testing.T) {
+func TestTricklingOpenMessageDoesNotMakeABurstOverflowTheProcessors(t *testing.T) {
 	cfg := actorstest.FastConfig()
 	cfg.PongTimeout = 3 * time.Second
 	// An intake wait of 10 s: honest readers that outwait it are the
