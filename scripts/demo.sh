@@ -95,7 +95,18 @@ for _ in $(seq 1 100); do
   exited ctcsim "$sim" "$logdir/ctcsim.log"
   sleep 0.2
 done
-curl -fsS "$api/ready" >/dev/null || { echo "gatewayd did not become ready; see $logdir/gatewayd.log" >&2; exit 1; }
+# Not ready: say why, as /api/ready does (a gatewayd waiting as a standby
+# for another on the same database, a database that does not answer): the
+# log alone was all it said, and two demos on one checkout write over each
+# other's (found by an audit, helper 3).
+if ! curl -fsS "$api/ready" >/dev/null 2>&1; then
+  why=$(curl -sS "$api/ready" 2>/dev/null | sed -nE 's/.*"message":"([^"]*)".*/\1/p' || true)
+  echo "gatewayd did not become ready${why:+: $why}; see $logdir/gatewayd.log" >&2
+  if [[ "$why" == *"another gatewayd"* ]]; then
+    echo "demo: another gatewayd runs on this database: stop it, or give this one a database of its own (DATABASE_URL)" >&2
+  fi
+  exit 1
+fi
 
 # An admin token for the demo (access control is on by default): the one
 # from the last run while it still works, else a new one.
