@@ -106,7 +106,11 @@ func (t *tokenCommand) run(ctx context.Context, cfg *config.Config, log zerolog.
 		if err != nil {
 			return err
 		}
-		log.Info().Str("token_id", tok.ID.String()).Str("name", tok.Name).Str("role", string(tok.Role)).Msg("API token created")
+		// The database, masked, as migrate names it: a token made in
+		// another database than the service's (a DATABASE_URL left out of
+		// a new shell) is refused with 401 and nothing else says why.
+		log.Info().Str("token_id", tok.ID.String()).Str("name", tok.Name).Str("role", string(tok.Role)).
+			Str("database", config.MaskURL(cfg.DatabaseURL)).Msg("API token created")
 		fmt.Fprintln(out, secret) // the only time it is shown
 	case "list":
 		list, _, err := st.ListTokens(ctx, store.Page{Limit: math.MaxInt32})
@@ -125,7 +129,8 @@ func (t *tokenCommand) run(ctx context.Context, cfg *config.Config, log zerolog.
 		if err != nil {
 			return err
 		}
-		log.Info().Str("token_id", tok.ID.String()).Str("name", tok.Name).Msg("API token revoked")
+		log.Info().Str("token_id", tok.ID.String()).Str("name", tok.Name).
+			Str("database", config.MaskURL(cfg.DatabaseURL)).Msg("API token revoked")
 	}
 	return nil
 }
