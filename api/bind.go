@@ -662,6 +662,13 @@ func (b *body) wsURL(required bool) (string, bool) {
 		return "", false
 	}
 	u, err := url.Parse(s)
+	if err == nil && u.User != nil && (u.Scheme == "ws" || u.Scheme == "wss") {
+		// Said as it is: "with a host" told whoever typed
+		// ws://user:pass@10.0.0.5/ nothing (the URL has one), and not
+		// where the credentials go (found by an audit, helper 3).
+		b.fail("url", "must not contain user info (user:password@): give the gateway's login as email and password")
+		return "", false
+	}
 	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Hostname() == "" || u.User != nil {
 		b.fail("url", "must be a ws:// or wss:// URL with a host")
 		return "", false
