@@ -85,8 +85,11 @@ load: db .env build
 	@. scripts/dotenv.sh; dotenv; ./bin/gwload $(LOADFLAGS)
 
 # A fresh ENCRYPTION_KEY on first run. Losing it loses the stored gateway passwords.
+# Owner-only (umask 077), as the demo's admin token: the key opens every
+# stored password, and the shell's umask left it readable by every user of
+# the box (found by an audit, helper 3).
 .env:
-	@key=$$(openssl rand -base64 32 2>/dev/null || head -c 32 /dev/urandom | base64); \
+	@umask 077; key=$$(openssl rand -base64 32 2>/dev/null || head -c 32 /dev/urandom | base64); \
 	  printf '# Written by make on first run. Losing ENCRYPTION_KEY loses the stored gateway passwords.\nENCRYPTION_KEY=%s\nCHAOS_ENABLED=true\n' "$$key" > .env; \
 	  echo "wrote .env with a new ENCRYPTION_KEY"
 
