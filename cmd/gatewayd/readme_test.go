@@ -147,7 +147,7 @@ func TestREADMEExamplesRun(t *testing.T) {
 		if i == 0 {
 			o := out.String()
 			for _, want := range []string{"Acme Corp", "Plant 1", `"state":"AUTHENTICATED"`, `{"AUTHENTICATED":1,`,
-				`"status":"COMPLETE"`, `"unit":"g"`, "DISCONNECTED", "Line 4 (north)", "\n202\n204\n"} {
+				`"status":"COMPLETE"`, `"unit":"g"`, "\n15m0s\n", "DISCONNECTED", "Line 4 (north)", "\n202\n204\n"} {
 				assert.Contains(t, o, want)
 			}
 		}
