@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math"
@@ -1151,6 +1152,12 @@ func describe(err error) string {
 	s := err.Error()
 	if i := strings.LastIndex(s, ": "); i >= 0 && strings.Contains(s, "dial tcp") {
 		return "dial: " + s[i+2:]
+	}
+	var unknownCA x509.UnknownAuthorityError
+	if errors.As(err, &unknownCA) {
+		// The fix, said where the failure shows: a plant's gateways carry
+		// certificates of its own CA (found by an audit, helper 3).
+		return s + " (trust its CA with GATEWAY_CA_FILE)"
 	}
 	return s
 }
