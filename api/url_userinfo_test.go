@@ -15,7 +15,7 @@ import (
 // the detail "must be a ws:// or wss:// URL with a host": the URL has a
 // host, and nothing says the user info is what is wrong, nor where the
 // credentials go. The detail must name the user info (and point to
-// email/password), on create and on update. (Audit, helper 3.)
+// email/password), on create and on update. (Found by an audit, helper 3, whose test this is.)
 func TestURLWithUserInfoSaysSo(t *testing.T) {
 	e := newEnv(t, api.Options{})
 	f := e.factory(e.org("O"), "F")

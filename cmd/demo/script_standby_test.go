@@ -24,7 +24,7 @@ import (
 // it to stop"), and the demo said only "gatewayd did not become ready; see
 // .data/demo/gatewayd.log" after 20 s, a log the two demos share and
 // write over each other. The demo must say why gatewayd is not ready: the
-// reason /api/ready gives. (Audit, helper 3.)
+// reason /api/ready gives. (Found by an audit, helper 3, whose test this is.)
 func TestDemoScriptSaysWhyGatewaydIsNotReady(t *testing.T) {
 	root := demoTree(t)
 	env := []string{

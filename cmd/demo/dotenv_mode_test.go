@@ -17,7 +17,7 @@ import (
 // with the shell's umask (0644 here: readable by every user of the box),
 // while the demo's admin token beside it is written 0600. The key opens
 // every gateway password in the database: .env must be readable by its
-// owner only, whatever the umask. (Audit, helper 3.)
+// owner only, whatever the umask. (Found by an audit, helper 3, whose test this is.)
 func TestMakeWritesDotenvForItsOwnerOnly(t *testing.T) {
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("no make")

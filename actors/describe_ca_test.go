@@ -19,7 +19,7 @@ import (
 // certificate signed by unknown authority" and nothing that names the
 // setting that fixes it. The gateway's last_error must name
 // GATEWAY_CA_FILE for an unknown authority (and only then: a name
-// mismatch is not fixed by a CA). (Audit, helper 3.)
+// mismatch is not fixed by a CA). (Found by an audit, helper 3, whose test this is.)
 func TestUnknownAuthorityNamesGatewayCAFile(t *testing.T) {
 	unknown := &url.Error{Op: "Get", URL: "wss://10.0.0.5/gw", Err: &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}}
 	got := describe(fmt.Errorf("websocket: %w", unknown))

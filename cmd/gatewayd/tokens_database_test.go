@@ -21,7 +21,7 @@ import (
 // database (.env holds no DATABASE_URL): it printed a token that every
 // request refused with 401, and nothing said which database it went to.
 // `gatewayd migrate` names its database (masked); token create and revoke
-// must too, so the mistake shows where it is made. (Audit, helper 3.)
+// must too, so the mistake shows where it is made. (Found by an audit, helper 3, whose test this is.)
 func TestTokenCommandsNameTheirDatabase(t *testing.T) {
 	t.Parallel()
 	dbURL := tmpl.New(t)
