@@ -182,7 +182,7 @@ func (e *scriptEnv) running(t *testing.T, id uuid.UUID) gatewayd.Reading {
 type heldRates struct {
 	*store.Store
 	gate    chan struct{} // closed: released
-	entered chan struct{} // a lookup began
+	entered chan struct{} // a lookup began (buffered: the first waits for its reader)
 }
 
 func (s *heldRates) SensorReadRate(ctx context.Context, gw uuid.UUID, serial int64) (float64, error) {
@@ -207,12 +207,14 @@ func heldAnalysisEnv(t *testing.T, cfg actors.Config) (e *scriptEnv, release fun
 }
 
 // heldAnalysisEnvSignal is heldAnalysisEnv, and tells on entered of each
-// rate lookup that begins (when nobody waits, a signal is dropped).
+// rate lookup that begins (one signal is kept until read, the rest are
+// dropped: a lookup that began before the test looked for it was missed,
+// and the test waited 30 s for it on a loaded box).
 func heldAnalysisEnvSignal(t *testing.T, cfg actors.Config) (e *scriptEnv, release func(), entered <-chan struct{}) {
 	t.Helper()
 	h := newHarness(t, cfg)
 	require.NoError(t, h.Runtime.Shutdown(context.Background()))
-	src := &heldRates{Store: h.Store, gate: make(chan struct{}), entered: make(chan struct{})}
+	src := &heldRates{Store: h.Store, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
 	var once sync.Once
 	release = func() { once.Do(func() { close(src.gate) }) }
 	t.Cleanup(release)
