@@ -361,7 +361,7 @@ func TestRekeyCommand(t *testing.T) {
 	assert.Contains(t, out.String(), "resealed 0, already current 2, unreadable 1\n", "the deleted one is not listed")
 	assert.Contains(t, out.String(), "gateway gw-0: set it again (PUT /api/gateways/"+ids[0]+")",
 		"the id the API takes, not only the gateway_id")
-	assert.Contains(t, errb.String(), "1 gateway passwords are under no configured key")
+	assert.Contains(t, errb.String(), "1 gateway password is under no configured key")
 
 	// Set again, the last unreadable password no longer fails the run.
 	newSealer, err := store.NewSealer([]byte("the new key, thirty-two bytes!!!"))

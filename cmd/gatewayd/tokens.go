@@ -164,6 +164,9 @@ func rekey(ctx context.Context, cfg *config.Config, log zerolog.Logger, out io.W
 	}
 	if len(res.Unreadable) > 0 {
 		// A script running rekey before dropping the old key must notice.
+		if len(res.Unreadable) == 1 {
+			return errors.New("1 gateway password is under no configured key")
+		}
 		return fmt.Errorf("%d gateway passwords are under no configured key", len(res.Unreadable))
 	}
 	return nil
