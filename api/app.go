@@ -105,7 +105,8 @@ type Options struct {
 	// is closed. Default 10s.
 	ReadTimeout time.Duration
 	// MaxConnections caps concurrent HTTP connections (API_MAX_CONNECTIONS);
-	// past it fasthttp answers a new connection 503 and closes it. Event
+	// past it a new connection is answered 503 and closed, when served
+	// through App.Listener (fasthttp's own limit is a little over it). Event
 	// streams, which fasthttp stops counting once they take their
 	// connection over, are refused (503) while they and fasthttp's open
 	// connections together reach it. Default fasthttp's 262,144.
@@ -219,9 +220,11 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *App {
 		ErrorHandler:          errorHandler(log, s.allow.lookup),
 		DisableStartupMessage: true,
 		ReadTimeout:           opts.ReadTimeout,
-		Concurrency:           opts.MaxConnections, // 0: fasthttp's default
-		WriteTimeout:          opts.WriteTimeout,
-		IdleTimeout:           2 * time.Minute,
+		// The limit is kept by App.Listener (clients.go); fasthttp's is a
+		// backstop a little over it (0: fasthttp's default).
+		Concurrency:  ServerConcurrency(opts.MaxConnections),
+		WriteTimeout: opts.WriteTimeout,
+		IdleTimeout:  2 * time.Minute,
 		// Handlers copy what they keep; Immutable costs an allocation per
 		// string on the hot path.
 		Immutable: false,
@@ -275,7 +278,8 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *App {
 		return nil
 	})
 	s.routes(app, table)
-	clients := newClientConns(clientShare(opts), log)
+	clients := newClientConns(clientShare(opts), opts.MaxConnections, log)
+	clients.exempt = func() int { return int(s.streams.open.Load()) } // streams are counted against the limit by streams
 	// The refusals still waiting end with the shutdown (Fiber runs its
 	// hooks after fasthttp's Shutdown has closed the listener).
 	app.Hooks().OnShutdown(func() error {

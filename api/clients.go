@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
 )
 
 // App is the API's Fiber app. Its Listener serves through clientConns,
@@ -24,7 +25,8 @@ type App struct {
 
 // Listener serves on ln until the app shuts down. A connection from a
 // client that already holds its share (Options.MaxClientConnections) is
-// answered 429 and closed before fasthttp sees it.
+// answered 429, and one past Options.MaxConnections 503, and closed
+// before fasthttp sees it.
 func (a *App) Listener(ln net.Listener) error {
 	defer a.clients.stop() // the refusals still waiting, whatever ended the serving
 	return a.App.Listener(a.clients.wrap(ln))
@@ -40,29 +42,45 @@ func (a *App) Listener(ln net.Listener) error {
 // Behind a reverse proxy every client is the proxy: set the share to
 // API_MAX_CONNECTIONS there (README).
 type clientConns struct {
-	max  int // a client's share; 0: no cap
-	log  zerolog.Logger
-	mu   sync.Mutex
-	open map[string]int
-	// refusing bounds the refusals that wait for their request (refuse);
-	// past it a refusal is written at once.
-	refusing chan struct{}
-	// warned is when a refusal was last logged (unix ns): at most once a
-	// minute, as fasthttp's own 503s.
-	warned atomic.Int64
+	max int // a client's share; 0: no cap
+	// limit is API_MAX_CONNECTIONS (0: none); exempt, if set, is how many
+	// of the connections counted here the limit does not count (the
+	// event streams, which streams counts against it on their own).
+	// fasthttp answered a connection past its Concurrency with its own
+	// plain-text 503 the moment it accepted it, before the request: the
+	// failure below, for the 429 (found by an audit, helper 4). Its
+	// Concurrency is now a little over the limit (ServerConcurrency),
+	// a backstop, and the limit is kept here.
+	limit  int
+	exempt func() int
+	log    zerolog.Logger
+	mu     sync.Mutex
+	open   map[string]int
+	all    int // open connections of every client; guarded by mu
+	// warned is when a refusal over a client's share was last logged,
+	// warnedFull one past the limit (unix ns): each at most once a minute.
+	warned     atomic.Int64
+	warnedFull atomic.Int64
 	// pending are the refusals' connections, which stop closes (and
 	// waits for) at shutdown: untracked, their goroutines outlived it
 	// by up to a second, each holding its socket (found by an audit,
 	// helper 1).
-	rmu     sync.Mutex
-	pending map[net.Conn]struct{}
-	stopped bool
-	wg      sync.WaitGroup
+	// At most maxRefusing of them wait at once, and at most
+	// maxRefusingPerClient of one client (refusingBy): past either a
+	// refusal is written at once. With one pool for all, one address
+	// that opened over-share connections and sent nothing took every
+	// slot, and every other client's refusal was written before its
+	// request (found by an audit, helper 4).
+	rmu        sync.Mutex
+	pending    map[net.Conn]struct{}
+	refusingBy map[string]int
+	stopped    bool
+	wg         sync.WaitGroup
 }
 
-func newClientConns(max int, log zerolog.Logger) *clientConns {
-	return &clientConns{max: max, log: log, open: make(map[string]int), refusing: make(chan struct{}, maxRefusing),
-		pending: make(map[net.Conn]struct{})}
+func newClientConns(max, limit int, log zerolog.Logger) *clientConns {
+	return &clientConns{max: max, limit: limit, log: log, open: make(map[string]int),
+		pending: make(map[net.Conn]struct{}), refusingBy: make(map[string]int)}
 }
 
 // ClientShare is a client's share of connections (API_MAX_CONNECTIONS_PER_CLIENT)
@@ -72,32 +90,69 @@ func ClientShare(maxConns, perClient int) int {
 	return clientShare(Options{MaxConnections: maxConns, MaxClientConnections: perClient})
 }
 
-// CapClients is ln with the per-client cap App.Listener serves through,
-// for another server on the API's port (the one that answers while serve
-// starts); stop ends the refusals still waiting (call it once ln is no
-// longer served).
-func CapClients(ln net.Listener, share int, log zerolog.Logger) (_ net.Listener, stop func()) {
-	cc := newClientConns(share, log)
+// ServerConcurrency is the fasthttp Concurrency of a server whose
+// listener is capped at maxConns connections (CapClients, App.Listener):
+// a little more, so that a connection the cap let in is never refused
+// by fasthttp's own plain-text 503, for the moment a worker that closed
+// its connection is not yet free for the next. 0: fasthttp's default.
+func ServerConcurrency(maxConns int) int {
+	if maxConns <= 0 {
+		return 0
+	}
+	return maxConns + concurrencySlack
+}
+
+const concurrencySlack = 64
+
+// CapClients is ln with the caps App.Listener serves through (maxConns
+// connections in all, share a client; 0: none), for another server on the
+// API's port (the one that answers while serve starts, whose Concurrency
+// is ServerConcurrency(maxConns)); stop ends the refusals still waiting
+// (call it once ln is no longer served).
+func CapClients(ln net.Listener, maxConns, share int, log zerolog.Logger) (_ net.Listener, stop func()) {
+	cc := newClientConns(share, maxConns, log)
 	return cc.wrap(ln), cc.stop
 }
 
-// track adds a refusal's connection; false once stop has begun.
-func (cc *clientConns) track(c net.Conn) bool {
+type slot int
+
+const (
+	slotTaken   slot = iota // the refusal waits for the request
+	slotNone                // every slot, or the client's share of them, is taken: answer at once
+	slotStopped             // shutting down
+)
+
+// track takes a waiting refusal's slot for c, of client key.
+func (cc *clientConns) track(c net.Conn, key string) slot {
 	cc.rmu.Lock()
 	defer cc.rmu.Unlock()
-	if cc.stopped {
-		return false
+	switch {
+	case cc.stopped:
+		return slotStopped
+	case len(cc.pending) >= maxRefusing || cc.refusingBy[key] >= maxRefusingPerClient:
+		return slotNone
 	}
 	cc.pending[c] = struct{}{}
+	cc.refusingBy[key]++
 	cc.wg.Add(1)
-	return true
+	return slotTaken
 }
 
-func (cc *clientConns) untrack(c net.Conn) {
+func (cc *clientConns) untrack(c net.Conn, key string) {
 	cc.rmu.Lock()
 	delete(cc.pending, c)
+	if cc.refusingBy[key]--; cc.refusingBy[key] <= 0 {
+		delete(cc.refusingBy, key)
+	}
 	cc.rmu.Unlock()
 	cc.wg.Done()
+}
+
+// refusing is how many refusals wait now.
+func (cc *clientConns) refusing() int {
+	cc.rmu.Lock()
+	defer cc.rmu.Unlock()
+	return len(cc.pending)
 }
 
 // stop closes the connections of the refusals still waiting (their
@@ -129,58 +184,99 @@ func clientShare(opts Options) int {
 }
 
 func (cc *clientConns) wrap(ln net.Listener) net.Listener {
-	if cc == nil || cc.max <= 0 {
+	if cc == nil || (cc.max <= 0 && cc.limit <= 0) {
 		return ln
 	}
 	return &capListener{Listener: ln, cc: cc}
 }
 
-// enter counts a new connection of client key, unless it holds its share.
-func (cc *clientConns) enter(key string) bool {
+// entry is what enter decides about a new connection.
+type entry int
+
+const (
+	admitted  entry = iota
+	overShare       // its client holds its share: 429
+	overLimit       // API_MAX_CONNECTIONS are open: 503
+)
+
+// enter counts a new connection of client key, unless it holds its share
+// or the limit is reached.
+func (cc *clientConns) enter(key string) entry {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	if cc.open[key] >= cc.max {
-		return false
+	if cc.max > 0 && cc.open[key] >= cc.max {
+		return overShare
+	}
+	if cc.limit > 0 {
+		counted := cc.all
+		if cc.exempt != nil {
+			counted -= cc.exempt()
+		}
+		if counted >= cc.limit {
+			return overLimit
+		}
 	}
 	cc.open[key]++
-	return true
+	cc.all++
+	return admitted
 }
 
 func (cc *clientConns) leave(key string) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
+	cc.all--
 	if cc.open[key]--; cc.open[key] <= 0 {
 		delete(cc.open, key) // the map holds only clients with connections
 	}
 }
 
-// refusalBody is the answer's body, in the error envelope.
-var refusalBody = func() string {
-	b, err := json.Marshal(fiber.Map{"error": errTooManyConnections})
-	if err != nil { // cannot happen: the envelope is plain data
-		panic(err)
-	}
-	return string(b)
-}()
-
 var errTooManyConnections = &Error{Status: fiber.StatusTooManyRequests, Code: "TOO_MANY_REQUESTS",
 	Message: "Too many connections from this client: API_MAX_CONNECTIONS_PER_CLIENT reached"}
 
-// refusal is the whole answer to a connection over its client's share,
-// with the request id (the client's, if the request's first bytes carry
-// an acceptable one, else a new one) and the security headers every
-// answer has (API.md; found by an audit, helper 1: the answer had neither,
-// nor the envelope's statusCode).
-func refusal(request []byte) []byte {
+// errServerFull answers a connection past API_MAX_CONNECTIONS (with
+// Retry-After: 1), as errTooManyStreams a stream.
+var errServerFull = &Error{Status: fiber.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE",
+	Message: "Too many connections: API_MAX_CONNECTIONS reached"}
+
+// refusalAnswer is an answer of refusal's but for its request id, which
+// goes between head and tail.
+type refusalAnswer struct{ head, tail string }
+
+func newRefusalAnswer(e *Error, extra string) refusalAnswer {
+	b, err := json.Marshal(fiber.Map{"error": e})
+	if err != nil { // cannot happen: the envelope is plain data
+		panic(err)
+	}
+	return refusalAnswer{
+		head: "HTTP/1.1 " + strconv.Itoa(e.Status) + " " + fasthttp.StatusMessage(e.Status) +
+			"\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(b)) +
+			"\r\nConnection: close\r\n" + extra + "X-Request-Id: ",
+		tail: "\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: " + headerFrameOptions +
+			"\r\nReferrer-Policy: " + headerReferrerPolicy + "\r\nContent-Security-Policy: " + headerCSP +
+			"\r\n\r\n" + string(b),
+	}
+}
+
+var (
+	overShareAnswer = newRefusalAnswer(errTooManyConnections, "")
+	overLimitAnswer = newRefusalAnswer(errServerFull, "Retry-After: 1\r\n")
+)
+
+// refusal is the whole answer to a connection over its client's share
+// (or past the limit: full), with the request id (the client's, if the
+// request's first bytes carry an acceptable one, else a new one) and the
+// security headers every answer has (API.md; found by an audit, helper 1:
+// the answer had neither, nor the envelope's statusCode).
+func refusal(request []byte, full bool) []byte {
 	id := requestIDIn(request)
 	if !acceptableRequestID(id) {
 		id = uuid.NewString()
 	}
-	return []byte("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: " +
-		strconv.Itoa(len(refusalBody)) + "\r\nConnection: close\r\nX-Request-Id: " + id +
-		"\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: " + headerFrameOptions +
-		"\r\nReferrer-Policy: " + headerReferrerPolicy + "\r\nContent-Security-Policy: " + headerCSP +
-		"\r\n\r\n" + refusalBody)
+	a := overShareAnswer
+	if full {
+		a = overLimitAnswer
+	}
+	return []byte(a.head + id + a.tail)
 }
 
 // requestIDIn is the X-Request-Id of the head that begins request, if
@@ -205,38 +301,40 @@ func requestIDIn(request []byte) string {
 }
 
 // maxRefusing is how many refused connections at once wait for their
-// request (refusalWait each at most).
-const maxRefusing = 64
+// request (refusalWait each at most), maxRefusingPerClient how many of
+// one client (a quarter, as with the other shares).
+const (
+	maxRefusing          = 64
+	maxRefusingPerClient = maxRefusing / 4
+)
 
 // refusalWait bounds each of a refusal's waits: for the request, and for
 // the client to read the answer and close.
 const refusalWait = 500 * time.Millisecond
 
-// refuse answers c 429 and closes it, off the accept loop. It waits for
+// refuse answers c 429 (503 past the limit: full) and closes it, off the
+// accept loop. It waits for
 // the request's first bytes before it answers, and closes its side first
 // and reads what is left before it closes: written the moment the
 // connection was accepted, the answer came before the request, and Go's
 // HTTP client took it for a stray answer and failed the request with a
 // transport error; closed with the request unread, the socket sent a
 // reset, with which a client may lose the answer (found by an audit,
-// helper 11). Past maxRefusing refusals at once (a flood), the answer is
-// written at once, as before.
-func (cc *clientConns) refuse(c net.Conn, key string) {
-	select {
-	case cc.refusing <- struct{}{}:
-		if !cc.track(c) { // shutting down
-			<-cc.refusing
-			_ = c.Close()
-			return
-		}
+// helper 11). Past maxRefusing refusals at once, or a client's share of
+// them (a flood), the answer is written at once, as before.
+func (cc *clientConns) refuse(c net.Conn, key string, full bool) {
+	switch cc.track(c, key) {
+	case slotStopped:
+		_ = c.Close()
+		return
+	case slotTaken:
 		go func() {
-			defer cc.untrack(c)
-			defer func() { <-cc.refusing }()
+			defer cc.untrack(c, key)
 			var buf [4096]byte
 			_ = c.SetReadDeadline(time.Now().Add(refusalWait))
 			n, _ := c.Read(buf[:]) // the request's first bytes, or nothing in time
 			_ = c.SetWriteDeadline(time.Now().Add(refusalWait))
-			_, _ = c.Write(refusal(buf[:n]))
+			_, _ = c.Write(refusal(buf[:n], full))
 			if cw, ok := c.(interface{ CloseWrite() error }); ok {
 				_ = cw.CloseWrite()
 				_ = c.SetReadDeadline(time.Now().Add(refusalWait))
@@ -250,10 +348,17 @@ func (cc *clientConns) refuse(c net.Conn, key string) {
 		}()
 	default:
 		_ = c.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
-		_, _ = c.Write(refusal(nil))
+		_, _ = c.Write(refusal(nil, full))
 		_ = c.Close()
 	}
 	now := time.Now().UnixNano()
+	if full {
+		if last := cc.warnedFull.Load(); now-last >= int64(time.Minute) && cc.warnedFull.CompareAndSwap(last, now) {
+			cc.log.Warn().Str("component", "http").Int("max", cc.limit).
+				Msg("connections reached API_MAX_CONNECTIONS: new ones are refused (503); logged at most once a minute")
+		}
+		return
+	}
 	if last := cc.warned.Load(); now-last >= int64(time.Minute) && cc.warned.CompareAndSwap(last, now) {
 		cc.log.Warn().Str("component", "http").Str("client", key).Int("max", cc.max).
 			Msg("a client's connections reached API_MAX_CONNECTIONS_PER_CLIENT: new ones are refused (429); logged at most once a minute")
@@ -273,10 +378,14 @@ func (l *capListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		key := clientOf(c.RemoteAddr())
-		if l.cc.enter(key) {
+		switch l.cc.enter(key) {
+		case admitted:
 			return &clientConn{Conn: c, cc: l.cc, key: key}, nil
+		case overShare:
+			l.cc.refuse(c, key, false)
+		case overLimit:
+			l.cc.refuse(c, key, true)
 		}
-		l.cc.refuse(c, key)
 	}
 }
 

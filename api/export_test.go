@@ -45,7 +45,7 @@ func ClientConnections(a *App) map[string]int {
 }
 
 // Refusing is how many refusals wait for their request now (clients.go).
-func Refusing(a *App) int { return len(a.clients.refusing) }
+func Refusing(a *App) int { return a.clients.refusing() }
 
 // HoldOrder takes gateway id's order lock, as a change between its
 // commit and its announcement holds it, and returns its release.

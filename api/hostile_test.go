@@ -628,9 +628,11 @@ func TestConnectionsOverTheLimit(t *testing.T) {
 	r := exchange(t, addr, "GET /api/health HTTP/1.1\r\nHost: t\r\n\r\n", 5*time.Second)
 	assert.Equal(t, 503, r.status, string(r.body))
 	assert.True(t, r.closed)
-	// fasthttp writes its line after closing the connection.
+	// The API's error, no longer fasthttp's plain text (audit, helper 4).
+	assertEnvelope(t, r.response, 503, "SERVICE_UNAVAILABLE")
+	assert.Equal(t, "1", r.header.Get("Retry-After"))
 	assert.Eventually(t, func() bool {
-		return strings.Contains(e.logText(), `"level":"warn","component":"http","message":"The incoming connection cannot be served`)
+		return strings.Contains(e.logText(), `"level":"warn","component":"http","max":2,"message":"connections reached API_MAX_CONNECTIONS`)
 	}, 5*time.Second, 5*time.Millisecond, "the refusal is logged\n%s", e.logText())
 }
 

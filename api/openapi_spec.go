@@ -111,6 +111,8 @@ var (
 			Named("MalformedRequest")
 	eTooManyConnections = errFrom(errTooManyConnections, "this client (an IPv4 address, an IPv6 /64) already holds `API_MAX_CONNECTIONS_PER_CLIENT` connections; on any route, before the request is read; the connection is closed").
 				Named("TooManyConnections")
+	eServerFull = errFrom(errServerFull, "`API_MAX_CONNECTIONS` connections are open (event streams apart); on any route, before the request is read; the connection is closed").
+			Named("ServerFull").With(hRetryAfter)
 	eTooManyStreams = errFrom(errTooManyStreams, "event streams and other connections together reach `API_MAX_CONNECTIONS`").Named("TooManyStreams")
 	eAnswersBusy    = errFrom(errAnswersBusy, "answers not yet written hold their budget: for waveforms and spectra 16 MiB all clients together, or 4 MiB this client (an IPv4 address, an IPv6 /64), or four are being made and this one waited 5 s for its turn; for other answers of 64 KiB or more 64 MiB all clients together, or 16 MiB this client").
 			Named("AnswersBusy").With(hRetryAfter)
@@ -166,9 +168,11 @@ func commonErrors(o *oa.Operation) []oa.ErrorDoc {
 	// and the answers the edge gives it before it is routed: a malformed
 	// request, a body that is too large or not JSON (README, "Bodies": on
 	// every route, those that take none included), and a connection over
-	// the client's share. (They were listed only where a body, parameters
-	// or a token made them likely; found by an audit, helper 12.)
-	out = append(out, eMalformed, ePayloadTooLarge, eUnsupportedMediaType, eTooManyConnections,
+	// the client's share or past API_MAX_CONNECTIONS. (They were listed
+	// only where a body, parameters or a token made them likely; found by
+	// an audit, helper 12; the last was fasthttp's plain text, in no
+	// document: helper 4.)
+	out = append(out, eMalformed, ePayloadTooLarge, eUnsupportedMediaType, eTooManyConnections, eServerFull,
 		eRequestTimeout, eHeadersTooLarge, eInternal, eHTTPVersion)
 	if o.Can503() {
 		out = append(out, eUnavailable)

@@ -25,6 +25,8 @@ type startingServer struct {
 	once sync.Once
 	// share is a client's share of connections (0: no cap).
 	share int
+	// maxConns is API_MAX_CONNECTIONS, kept by the listener (CapClients).
+	maxConns int
 }
 
 // startingTimeout bounds a connection's read and write: every answer
@@ -36,9 +38,9 @@ const startingTimeout = time.Second
 // once (API_MAX_CONNECTIONS, as the API proper: a few hundred idle clients
 // made a lower bound answer liveness probes with fasthttp's plain 503).
 func serveStarting(tcp *net.TCPListener, h fasthttp.RequestHandler, maxConns, perClient int, log zerolog.Logger) *startingServer {
-	s := &startingServer{tcp: tcp, log: log, done: make(chan struct{}), share: api.ClientShare(maxConns, perClient),
+	s := &startingServer{tcp: tcp, log: log, done: make(chan struct{}), share: api.ClientShare(maxConns, perClient), maxConns: maxConns,
 		srv: &fasthttp.Server{Handler: h, ReadTimeout: startingTimeout, WriteTimeout: startingTimeout,
-			NoDefaultServerHeader: true, DisableKeepalive: true, Concurrency: maxConns,
+			NoDefaultServerHeader: true, DisableKeepalive: true, Concurrency: api.ServerConcurrency(maxConns),
 			// A body costs what arrives (h drops it): fasthttp would
 			// allocate a whole announced length, up to its default 4 MiB,
 			// at the head, for every connection of a standby that may
@@ -57,7 +59,7 @@ func (s *startingServer) accept() {
 	// API_MAX_CONNECTIONS connections open left every other client,
 	// probes included, fasthttp's plain 503 for as long as a standby
 	// waits (found by an audit, helper 1).
-	ln, stopRefusals := api.CapClients(netutil.RetryAccept(s.tcp, s.log), s.share, s.log)
+	ln, stopRefusals := api.CapClients(netutil.RetryAccept(s.tcp, s.log), s.maxConns, s.share, s.log)
 	defer stopRefusals()
 	for {
 		c, err := ln.Accept()
