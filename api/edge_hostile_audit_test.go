@@ -124,3 +124,48 @@ func TestPastMaxConnectionsAClientReads503(t *testing.T) {
 	require.Empty(t, errs, "a client past API_MAX_CONNECTIONS is answered 503, not a transport error (answers: %v)", got)
 	require.Equal(t, map[int]int{http.StatusServiceUnavailable: 40}, got)
 }
+
+// The mission's "a hostile client harms only itself", README ("a client
+// that reads too slowly gets event: overflow and is closed, never slowing
+// anyone else"). An event stream reads what its client sends after the
+// request only to notice when the client goes (watchClient), 64 bytes a
+// read(2), for as long as the stream runs: a client that sends junk on
+// its stream without end kept a server goroutine busy a core's worth
+// (measured on this box: a reader of 64 bytes a read takes 138 MiB in 2 s
+// on loopback, one core flat out; a client's share of API_MAX_CONNECTIONS
+// streams could pin every core). Nothing a stream's client sends is ever
+// used (a pipelined request on it would never be answered), and any other
+// connection that sends garbage is answered 400 and closed.
+// Would catch: a stream that goes on reading whatever its client sends.
+func TestAStreamWhoseClientSendsWithoutEndIsClosed(t *testing.T) {
+	e := newEnv(t, api.Options{MaxConnections: 100})
+	addr := e.serve()
+	c := rawFrom(t, "127.0.0.67", addr)
+	_, err := io.WriteString(c, "GET /api/events HTTP/1.1\r\nHost: t\r\n\r\n")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, readStreamHead(t, c))
+	junk := make([]byte, 64<<10)
+	for i := range junk {
+		junk[i] = 'x'
+	}
+	wrote := make(chan int64, 1)
+	go func() {
+		var n int64
+		defer func() { wrote <- n }()
+		for {
+			_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			k, err := c.Write(junk)
+			n += int64(k)
+			if err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case n := <-wrote:
+		t.Logf("the server ended the stream after %d bytes of junk", n)
+	case <-time.After(10 * time.Second):
+		_ = c.Close()
+		t.Fatalf("the stream still reads its client's junk after 10 s (%d bytes)", <-wrote)
+	}
+}
