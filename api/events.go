@@ -257,16 +257,23 @@ var errClientGone = errors.New("event stream: the client closed the connection")
 // before, at the next keep-alive, so a departed client kept its
 // goroutine, buffer, descriptor and connection slot 15–30 s (a burst of
 // reconnecting dashboards could fill API_MAX_CONNECTIONS with dead ones).
-// Whatever the client sends after its request is read and dropped. The
-// returned channel is closed when the read fails; done when the reading
+// Whatever the client sends after its request is read and dropped, up
+// to streamInputLimit: past it the stream ends as if the client had gone.
+// Nothing a stream's client sends is ever used (a request pipelined
+// behind it would never be answered), and a client that sent junk
+// without end kept this goroutine reading it flat out, a core's worth a
+// stream (found by an audit, helper 4). The returned channel is closed
+// when the read fails or the limit is passed; done when the reading
 // goroutine has ended, which a read deadline in the past brings about.
 func watchClient(conn net.Conn) (gone, done <-chan struct{}) {
 	g, d := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(d)
 		var b [64]byte
+		sent := 0
 		for {
-			if _, err := conn.Read(b[:]); err != nil {
+			n, err := conn.Read(b[:])
+			if sent += n; err != nil || sent > streamInputLimit {
 				close(g)
 				return
 			}
@@ -274,6 +281,10 @@ func watchClient(conn net.Conn) (gone, done <-chan struct{}) {
 	}()
 	return g, d
 }
+
+// streamInputLimit is how much an event stream's client may send after
+// its request: as much as a request's head may be.
+const streamInputLimit = 16 << 10
 
 // writeBuffered writes the live events the subscription holds now and
 // says how many.
