@@ -169,3 +169,28 @@ func TestAStreamWhoseClientSendsWithoutEndIsClosed(t *testing.T) {
 		t.Fatalf("the stream still reads its client's junk after 10 s (%d bytes)", <-wrote)
 	}
 }
+
+// README ("Requests refused before routing"): a "malformed request line or
+// header" gets 400 in the error envelope and its connection is closed (as
+// RFC 9110 §5.1 has it, a field name is a token). fasthttp refuses a name
+// with a space or tab in it, and took any other byte: a NUL, a control
+// character, a parenthesis, non-ASCII. Such a header was ignored and the
+// connection kept: "Transfer-Encoding\x00: chunked" made a body that
+// gatewayd did not see, and its bytes were served as the next request
+// (request smuggling, wherever a proxy in front reads that header as its
+// name without the NUL). Go's net/http refuses these names with 400.
+// Would catch: a header whose name is not a token that is not refused, or
+// whose connection carries on.
+func TestHeaderNamesThatAreNotTokensAreRefused(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	addr := e.serve()
+	smuggled := "GET /api/health HTTP/1.1\r\nHost: t\r\nX-Request-Id: smuggled\r\n\r\n"
+	for _, name := range []string{"X-Bad\x00", "Transfer-Encoding\x00", "X\x01Y", "X(y)", "X-Ä", "X\x7f"} {
+		req := "POST /api/organizations HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n" + name +
+			": chunked\r\n\r\nc\r\n" + `{"name":"a"}` + "\r\n0\r\n\r\n" + smuggled
+		r := exchange(t, addr, req, 5*time.Second)
+		assertEnvelope(t, r.response, http.StatusBadRequest, "VALIDATION_ERROR")
+		require.True(t, r.closed, "the connection of a request with the header name %q is closed", name)
+	}
+	require.Empty(t, e.accessLines("smuggled"), "nothing after a malformed header is served")
+}
