@@ -52,7 +52,16 @@ const answerShares = 4
 // answerMakers is how many waveform and spectrum answers are made (their
 // samples loaded, decoded and, for a spectrum, transformed) at once; the
 // others wait, within the database's time, holding nothing yet.
-const answerMakers = 4
+// answerTurnsPerClient is how many of them one client makes or waits
+// for a turn to make at once: its others wait behind those, apart from
+// the other clients. With one queue for all, a client that kept many
+// spectra of a large reading waiting was ahead of everyone else in it,
+// and another client's waveform waited 5 s and got 503 (found by an
+// audit, helper 4).
+const (
+	answerMakers         = 4
+	answerTurnsPerClient = answerMakers / 2
+)
 
 var errAnswersBusy = &Error{Status: fiber.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE",
 	Message: "Too many large answers are being sent; retry shortly"}
@@ -105,25 +114,68 @@ func (b *budget) take(c *fiber.Ctx, n int) (release func(), err error) {
 type answerBudget struct {
 	budget
 	makers chan struct{}
+	tmu    sync.Mutex
+	turns  map[string]*clientTurns // the clients making or waiting
+}
+
+// clientTurns are one client's turns: answerTurnsPerClient at once.
+type clientTurns struct {
+	ch    chan struct{}
+	users int // making or waiting; guarded by answerBudget.tmu
 }
 
 func newAnswerBudget() answerBudget {
-	return answerBudget{budget: newBudget(AnswerBudget), makers: make(chan struct{}, answerMakers)}
+	return answerBudget{budget: newBudget(AnswerBudget), makers: make(chan struct{}, answerMakers),
+		turns: make(map[string]*clientTurns)}
 }
 
-// making waits, at most within, for a turn to make an answer, and returns
-// its end; past within it answers errAnswersBusy.
+// making waits, at most within, for a turn to make an answer (first one
+// of its client's, then one of all), and returns its end; past within it
+// answers errAnswersBusy.
 func (b *answerBudget) making(c *fiber.Ctx, within time.Duration) (done func(), err error) {
+	key := guesser(c.IP())
+	own := b.enter(key)
 	t := time.NewTimer(within)
 	defer t.Stop()
 	select {
-	case b.makers <- struct{}{}:
-		return func() { <-b.makers }, nil
+	case own.ch <- struct{}{}:
+		select {
+		case b.makers <- struct{}{}:
+			return func() {
+				<-b.makers
+				<-own.ch
+				b.leave(key, own)
+			}, nil
+		case <-t.C:
+		case <-c.UserContext().Done():
+		}
+		<-own.ch
 	case <-t.C:
 	case <-c.UserContext().Done():
 	}
+	b.leave(key, own)
 	c.Set(fiber.HeaderRetryAfter, "1")
 	return nil, errAnswersBusy
+}
+
+func (b *answerBudget) enter(key string) *clientTurns {
+	b.tmu.Lock()
+	defer b.tmu.Unlock()
+	own := b.turns[key]
+	if own == nil {
+		own = &clientTurns{ch: make(chan struct{}, answerTurnsPerClient)}
+		b.turns[key] = own
+	}
+	own.users++
+	return own
+}
+
+func (b *answerBudget) leave(key string, own *clientTurns) {
+	b.tmu.Lock()
+	defer b.tmu.Unlock()
+	if own.users--; own.users == 0 {
+		delete(b.turns, key) // the map holds only clients making or waiting
+	}
 }
 
 // sendHeld answers body under the waveform budget until fasthttp has
