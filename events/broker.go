@@ -28,13 +28,19 @@ const DefaultRingSize = 10_000
 // (see WriteSSE), shared by the ring and every subscriber: a slot of a
 // subscriber's buffer is one pointer, 8 bytes, whatever the event's size.
 type Broker struct {
-	mu     sync.Mutex
-	last   uint64   // id of the newest event; 0 before the first
-	ring   []*Event // fixed length; ring[next] is overwritten next
-	next   int
-	n      int // events held in the ring, up to len(ring)
-	subs   []*Subscription
-	closed bool
+	mu sync.Mutex
+	// replaying lets one resume at a time copy its replay under mu, so
+	// that a publisher waits for one copy at most, not for every client
+	// resuming at once (found by an audit, helper 4).
+	replaying sync.Mutex
+	last      uint64   // id of the newest event; 0 before the first
+	ring      []*Event // fixed length; ring[next] is overwritten next
+	size      int      // len(ring) as made, read without mu (replay's room)
+	first     uint64   // the first event's id, less one (NewBrokerAfter)
+	next      int
+	n         int // events held in the ring, up to len(ring)
+	subs      []*Subscription
+	closed    bool
 
 	// Counters for the metrics layer, written under mu, read without it.
 	published   atomic.Uint64
@@ -59,7 +65,7 @@ func NewBrokerAfter(ringSize int, after uint64) *Broker {
 	if ringSize < 0 {
 		panic(fmt.Sprintf("events: negative ring size %d", ringSize))
 	}
-	return &Broker{ring: make([]*Event, ringSize), last: after}
+	return &Broker{ring: make([]*Event, ringSize), size: ringSize, first: after, last: after}
 }
 
 // Publish numbers e, encodes its SSE frame, keeps it in the ring and sends
@@ -183,8 +189,9 @@ func (b *Broker) PublishJSON(typ string, factoryID, gatewayID uuid.UUID, payload
 // the rest of the stream. The buffer is allocated at once, one pointer
 // (8 bytes) per slot: 80 KiB for a buffer of 10,000.
 //
-// Publishers wait while the replay is copied: about 0.3 ms for a
-// full ring of 10,000 events, a few microseconds for a short gap. An id
+// Publishers wait while the replay is copied (its slice is allocated
+// before the lock, and one resume copies at a time): a few microseconds
+// for a full ring of 10,000 events, more while the GC runs. An id
 // from a previous process that is not above the newest id cannot be told
 // from one of ours and resumes as if it were.
 //
@@ -207,6 +214,24 @@ func (b *Broker) subscribe(f Filter, lastID uint64, resume bool, buffer int) *Su
 		buffer = 1
 	}
 	s := &Subscription{b: b, filter: f.clone(), idx: -1, buf: make([]*Event, buffer), ready: make(chan struct{}, 1)}
+	// The replay's room is made before the lock: made under it (80 KiB
+	// for a ring of 10,000, and what the GC made the allocation pay),
+	// clients resuming in a loop held every publisher, the runtime's
+	// actors among them, up to 300 ms (found by an audit, helper 4). One
+	// resume copies at a time, so a publisher waits for one copy at most.
+	var room []*Event
+	if resume && b.size > 0 {
+		// As many as were published after lastID, and some that may be
+		// meanwhile (past it append grows it, under the lock); the whole
+		// ring for a reset.
+		need := b.size
+		if newest := b.first + b.published.Load(); lastID <= newest && newest-lastID < uint64(b.size) {
+			need = min(int(newest-lastID)+replaySlack, b.size)
+		}
+		room = make([]*Event, 0, need)
+		b.replaying.Lock()
+		defer b.replaying.Unlock()
+	}
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -220,9 +245,9 @@ func (b *Broker) subscribe(f Filter, lastID uint64, resume bool, buffer int) *Su
 		lost := lastID+1 < oldest          // events after lastID left the ring
 		if future || lost {
 			s.reset = true
-			s.replay = b.replay(s.filter, 0)
+			s.replay = b.replay(room, s.filter, 0)
 		} else {
-			s.replay = b.replay(s.filter, lastID)
+			s.replay = b.replay(room, s.filter, lastID)
 		}
 	}
 	s.idx = len(b.subs)
@@ -231,37 +256,33 @@ func (b *Broker) subscribe(f Filter, lastID uint64, resume bool, buffer int) *Su
 	return s
 }
 
+// replaySlack is the room a replay has for events published between its
+// allocation and its copy.
+const replaySlack = 64
+
 // replay copies, oldest first, the ring's events that match f and have an
-// id above after. The copy is bounded by the ring, not by any subscriber,
-// and is allocated once at its final size: an unfiltered replay is two
-// bulk copies, a filtered one counts before it copies. b.mu must be held.
-func (b *Broker) replay(f Filter, after uint64) []*Event {
+// id above after, into room (made by the caller before taking b.mu, with
+// room for them: nothing is allocated under the lock, as a rule). The copy
+// is bounded by the ring, not by any subscriber: an unfiltered replay is
+// two bulk copies. b.mu must be held.
+func (b *Broker) replay(room []*Event, f Filter, after uint64) []*Event {
 	older, newer := b.since(after)
 	if f.FactoryID == nil && f.GatewayID == nil {
 		if len(older)+len(newer) == 0 {
 			return nil
 		}
-		out := make([]*Event, 0, len(older)+len(newer))
-		return append(append(out, older...), newer...)
+		return append(append(room, older...), newer...)
 	}
-	count := 0
-	for _, part := range [2][]*Event{older, newer} {
-		for i := range part {
-			if f.match(part[i]) {
-				count++
-			}
-		}
-	}
-	if count == 0 {
-		return nil
-	}
-	out := make([]*Event, 0, count)
+	out := room
 	for _, part := range [2][]*Event{older, newer} {
 		for i := range part {
 			if f.match(part[i]) {
 				out = append(out, part[i])
 			}
 		}
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }
