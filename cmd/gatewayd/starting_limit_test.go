@@ -16,7 +16,7 @@ import (
 	"github.com/ctcgw/gatewayd/api"
 )
 
-// (Audit, helper 4.) README, API_MAX_CONNECTIONS: "past it a new
+// (Found by an audit, helper 4, whose test this is.) README, API_MAX_CONNECTIONS: "past it a new
 // connection is answered 503 SERVICE_UNAVAILABLE (the error envelope,
 // with Retry-After: 1 ...)"; API.md: every error has one shape. While
 // serve starts, the starting server answers on the API's port: past

@@ -14,7 +14,7 @@ import (
 	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
-// (Audit, helper 4.) README: "At most four such answers are made
+// (Found by an audit, helper 4, whose test this is.) README: "At most four such answers are made
 // (loaded, decoded, transformed) at once; the others wait their turn
 // within the database's 5 s, holding nothing, then get the same 503. So
 // a client that asks for large waveforms on many connections ... leaves

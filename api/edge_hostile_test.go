@@ -1,6 +1,7 @@
 package api_test
 
-// Audit, helper 4: the HTTP edge under hostile clients.
+// The HTTP edge under hostile clients. (Found by an audit, helper 4, whose
+// tests these are.)
 
 import (
 	"io"

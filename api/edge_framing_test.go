@@ -11,7 +11,7 @@ import (
 	"github.com/ctcgw/gatewayd/api"
 )
 
-// (Audit, helper 4: checks that held.) README ("Requests refused before
+// (Checked by an audit, helper 4, whose test this is.) README ("Requests refused before
 // routing"; framingConflict: RFC 9112 §6.3, "answer 400 and close the
 // connection"): a head whose body length a proxy in front might read
 // otherwise is 400 and its connection closed, so that nothing after it is
