@@ -104,6 +104,24 @@ func TestSIGTERMWithEverythingOpen(t *testing.T) {
 	for range 4 {
 		rawConn(t, gw.port, "")
 	}
+	// Whether one of those is within the share depends on how many of
+	// the test's earlier connections gatewayd has closed yet: a silent
+	// connection well within its client's share, too. It held the HTTP
+	// shutdown for its whole half of SHUTDOWN_TIMEOUT, now and then (1
+	// run in 15 under load, helper 5): when it was within the share and
+	// had been accepted before the signal, rather than reset in the
+	// accept queue by the closing listener.
+	silent, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.3")}}).Dial("tcp", fmt.Sprintf("127.0.0.1:%d", gw.port))
+	require.NoError(t, err)
+	defer silent.Close()
+	// All of them accepted before the signal: accepts are in order, and
+	// another client's later connection is answered.
+	other := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).DialContext}}
+	res, err := other.Get(api + "/health")
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, 200, res.StatusCode)
 
 	start := time.Now()
 	require.NoError(t, gw.cmd.Process.Signal(syscall.SIGTERM))

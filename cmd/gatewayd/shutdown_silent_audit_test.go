@@ -34,11 +34,9 @@ func TestASilentConnectionDoesNotHoldTheShutdown(t *testing.T) {
 	// Accepted: a connection dialled after it is answered.
 	require.Equal(t, 200, getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/api/health", gw.port), nil))
 
-	start := time.Now()
 	require.NoError(t, gw.cmd.Process.Signal(syscall.SIGTERM))
 	took := gw.waitExit(t, 10*time.Second)
 	require.NoError(t, gw.err, "exit 0\n%s", gw.logs)
 	t.Logf("stopped in %v", took)
 	assert.NotContains(t, gw.logs.String(), "did not finish in time", "a connection that sent nothing held the HTTP shutdown")
-	assert.Less(t, time.Since(start), time.Second, "nothing to wait for: no request, no gateway")
 }
