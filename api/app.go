@@ -286,7 +286,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *App {
 		clients.stop()
 		return nil
 	})
-	return &App{App: app, clients: clients, srv: s}
+	return &App{App: app, clients: clients, silent: &silentConns{}, srv: s}
 }
 
 // streamsShutdownWait is the most shutdown waits for the event streams.

@@ -20,6 +20,7 @@ import (
 type App struct {
 	*fiber.App
 	clients *clientConns
+	silent  *silentConns
 	srv     *server // for the tests (export_test.go)
 }
 
@@ -29,7 +30,7 @@ type App struct {
 // before fasthttp sees it.
 func (a *App) Listener(ln net.Listener) error {
 	defer a.clients.stop() // the refusals still waiting, whatever ended the serving
-	return a.App.Listener(a.clients.wrap(ln))
+	return a.App.Listener(a.silent.wrap(a.clients.wrap(ln)))
 }
 
 // clientConns counts the open connections of each client, keyed as the
