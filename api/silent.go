@@ -18,7 +18,7 @@ import (
 // accepted before the signal). The shutdown now closes them first, as the
 // closing listener resets those not yet accepted: a client that had sent
 // nothing loses nothing it sent. A request under way, even half a head,
-// is still waited for.
+// even bytes not read yet, is still waited for.
 type silentConns struct {
 	mu       sync.Mutex
 	conns    map[*quietConn]struct{}
@@ -37,6 +37,11 @@ func (s *silentConns) shut() {
 	defer s.mu.Unlock()
 	s.shutting = true
 	for c := range s.conns {
+		if pending(c.Conn) {
+			// Its request's first bytes are there, not yet read (the
+			// server's goroutine for it has not run since): under way.
+			continue
+		}
 		// The wrapped connection's Close: quietConn.Close would take mu.
 		_ = c.Conn.Close()
 		delete(s.conns, c)
