@@ -395,9 +395,9 @@ func (r *Runtime) Discover(ctx context.Context, id uuid.UUID) (gatewayd.Discover
 	// an audit, helper 11). No answer by then is the gateway's: its
 	// commands are backed up (it was 503, the runtime's code).
 	d, err := askWithin[gatewayd.Discovery](r, ctx, &discoverSensors{id: id}, 4*r.d.cfg.CommandTimeout+r.d.cfg.RequestTimeout)
-	if errors.Is(err, gatewayd.ErrTimeout) && !errors.Is(context.Cause(ctx), context.Canceled) {
-		// (A caller that gave up, or a server shutting down, is not the
-		// gateway's timeout.)
+	if errors.Is(err, gatewayd.ErrTimeout) && !errors.Is(context.Cause(ctx), context.Canceled) && !errors.Is(err, errUndelivered) {
+		// (A caller that gave up, a server shutting down, or a runtime
+		// that has stopped is not the gateway's timeout.)
 		err = fmt.Errorf("%w: no sensor list yet (its earlier commands are unanswered)", gatewayd.ErrGatewayTimeout)
 	}
 	return d, err
@@ -457,8 +457,12 @@ func askWithin[T any](r *Runtime, ctx context.Context, q question[T], timeout ti
 	}
 }
 
-// errUndelivered answers a request that reached no actor.
-var errUndelivered = fmt.Errorf("runtime: %w", actor.ErrDeadLetter)
+// errUndelivered answers a request that reached no actor: one being
+// stopped, or a runtime that has stopped (serve stops it after the HTTP
+// shutdown, with requests maybe still running). That is the runtime not
+// answering, ErrTimeout (503); it was an error nobody knew, a 500 (found
+// by helper 5).
+var errUndelivered = fmt.Errorf("runtime: %w (%w)", actor.ErrDeadLetter, gatewayd.ErrTimeout)
 
 // answerUndelivered answers the requests Proto.Actor could not deliver
 // (sent to an actor that had stopped), so that their askers learn it at
