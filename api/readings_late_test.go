@@ -53,12 +53,13 @@ func TestLateSamplesAreNotTheNextReadings(t *testing.T) {
 	sensor := sensors[serial]["id"].(string)
 
 	sg.UpdateFaults(func(f *ctctest.Faults) { f.CaptureDelay = 6 * time.Second })
+	sigB := signalAfterA(sg, serial)
 	a := e.take(sensor)
 	require.Equal(t, "FAILED", a["status"])
 	require.Equal(t, "no NOT_DYN_READING within 3s", a["error"])
 
 	sg.UpdateFaults(func(f *ctctest.Faults) { f.CaptureDelay, f.StartDelay = 0, 8*time.Second })
-	b, sigB := askWhileLate(t, e, sg, sensor, serial)
+	b := askWhileLate(t, e, sg, sensor)
 	sigA := ctctest.SignalFor(ctctest.DefaultSensors(1)[0])
 
 	// Wait until B's samples (sigB's tones) are stored, wherever they went.
@@ -90,16 +91,14 @@ func TestLateStartIsNotTheNextReadings(t *testing.T) {
 	// 3 s past the start timeout: with 1 s (5 s), a loaded CI box once
 	// handled the TAKE's answer late enough that the start came in time.
 	sg.UpdateFaults(func(f *ctctest.Faults) { f.StartDelay = 7 * time.Second })
+	sigB := signalAfterA(sg, serial)
 	a := e.take(sensor)
 	require.Equal(t, "FAILED", a["status"])
 	require.Equal(t, "no NOT_DYN_READING_STARTED within 4s", a["error"])
 
-	// B's, within the timeout, and long enough that the test switches the
-	// signal (once A's samples are out) before B's samples are made: a
-	// loaded box once took the 1 s this was to do it, and B's samples
-	// carried A's tone.
+	// B's, within the timeout (the signal is B's already: signalAfterA).
 	sg.UpdateFaults(func(f *ctctest.Faults) { f.StartDelay = 2500 * time.Millisecond })
-	b, sigB := askWhileLate(t, e, sg, sensor, serial)
+	b := askWhileLate(t, e, sg, sensor)
 
 	rd := e.waitReading(b)
 	require.Equal(t, "COMPLETE", rd["status"], "%v", rd["error"])
@@ -154,18 +153,27 @@ func TestLostStartDoesNotFailEveryLaterReading(t *testing.T) {
 }
 
 // askWhileLate asks for reading B of the sensor while an earlier one (A)
-// that failed is still to deliver, waits for A's late samples, and from
-// then on makes the sensor measure another signal, sigB: what B's own
-// samples carry.
-func askWhileLate(t *testing.T, e *liveEnv, sg *ctctest.Gateway, sensor string, serial int64) (b string, sigB ctctest.Signal) {
+// that failed is still to deliver, and waits for A's late samples (the
+// signal is B's from then on: signalAfterA).
+func askWhileLate(t *testing.T, e *liveEnv, sg *ctctest.Gateway, sensor string) (b string) {
 	t.Helper()
 	delivered := sg.Stats().ReadingsDelivered
 	r := e.do("POST", "/api/sensors/"+sensor+"/readings", nil)
 	require.Equal(t, 202, r.status, string(r.body))
 	testutil.Eventually(t, func() bool { return sg.Stats().ReadingsDelivered > delivered }, 15*time.Second,
 		"A's late samples sent")
-	sigB = ctctest.Signal{X: ctctest.Tone{Amplitude: 0.5, FrequencyHz: 400}, Y: ctctest.Tone{Amplitude: 0.3, FrequencyHz: 800},
+	return r.json(t)["id"].(string)
+}
+
+// signalAfterA switches the sensor's signal to B's tones as soon as the
+// next reading's samples (A's, asked for next) are built, before they are
+// sent: B's, asked for after, are made after. The test switched it once it
+// saw A's delivered, racing B's acquisition (2.5 s), and a loaded box (CI
+// with one more test binary) lost that race: B carried A's tone, and no
+// reading ever carried B's (helper 5).
+func signalAfterA(sg *ctctest.Gateway, serial int64) ctctest.Signal {
+	sigB := ctctest.Signal{X: ctctest.Tone{Amplitude: 0.5, FrequencyHz: 400}, Y: ctctest.Tone{Amplitude: 0.3, FrequencyHz: 800},
 		Z: ctctest.Tone{Amplitude: 0.2, FrequencyHz: 200}, Offset: [3]float64{0, 0, 1}, Noise: 0.005, Seed: 7}
-	sg.SetSignal(serial, sigB)
-	return r.json(t)["id"].(string), sigB
+	sg.SetSignalAfterNextReading(serial, sigB)
+	return sigB
 }

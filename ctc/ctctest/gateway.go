@@ -170,6 +170,9 @@ type Gateway struct {
 	stats   Stats
 	conns   map[*conn]struct{}
 	signals map[int64]Signal // SetSignal's overrides
+	// nextSignals are SetSignalAfterNextReading's: applied once the next
+	// reading of their serial is built, before it is sent.
+	nextSignals map[int64]Signal
 
 	readingID atomic.Int64
 	// acquiring counts acquisitions in progress: tests wait for 0 to know

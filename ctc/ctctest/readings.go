@@ -24,6 +24,34 @@ func (g *Gateway) SetSignal(serial int64, sig Signal) {
 	g.signals[serial] = sig
 }
 
+// SetSignalAfterNextReading makes sig the sensor's signal (as SetSignal)
+// as soon as its next NOT_DYN_READING has been built, before that frame
+// is sent: that reading still carries the signal before, and any reading
+// asked for once a client has it carries sig. A test that switches the
+// signal when it sees a reading delivered races the next acquisition;
+// this does not.
+func (g *Gateway) SetSignalAfterNextReading(serial int64, sig Signal) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.nextSignals == nil {
+		g.nextSignals = make(map[int64]Signal)
+	}
+	g.nextSignals[serial] = sig
+}
+
+// builtReading applies a pending SetSignalAfterNextReading of serial.
+func (g *Gateway) builtReading(serial int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if sig, ok := g.nextSignals[serial]; ok {
+		delete(g.nextSignals, serial)
+		if g.signals == nil {
+			g.signals = make(map[int64]Signal)
+		}
+		g.signals[serial] = sig
+	}
+}
+
 // ResetSignal undoes SetSignal.
 func (g *Gateway) ResetSignal(serial int64) {
 	g.mu.Lock()
@@ -83,6 +111,7 @@ func (g *Gateway) readingFrame(s ctc.Sensor) *[]byte {
 	w := g.server.waves.get(waveKey{sig: g.Signal(s.Serial), rate: readRate(s), n: samples(s), enc: enc, malformed: f.MalformedSamples})
 	bp := framePool.Get().(*[]byte)
 	*bp = appendReadingFrame((*bp)[:0], g.readingID.Add(1), s.Serial, time.Now(), w)
+	g.builtReading(s.Serial)
 	return bp
 }
 
