@@ -23,7 +23,8 @@ import (
 // client's share was usually still in the accept queue when the signal
 // came (the closed listener then reset it), and sometimes already
 // accepted. Here it is accepted first, every time: accepts are in order,
-// so a later connection's answer means it was. (helper 5)
+// so a later connection's answer means it was. (Found by an audit, helper
+// 5, whose test this is.)
 func TestASilentConnectionDoesNotHoldTheShutdown(t *testing.T) {
 	t.Parallel()
 	gw := startServe(t, []string{"DATABASE_URL=" + tmpl.New(t), "ENCRYPTION_KEY=" + key, "AUTH_ENABLED=false",

@@ -19,7 +19,8 @@ import (
 // dead letter, unknown to toError. It is the runtime not answering: 503
 // SERVICE_UNAVAILABLE, as when it answers too late (and not the discovery's
 // 504: the gateway is not the one that did not answer). Seen in TestChaosIsolation under load
-// (helper 5): its last status poll ran after the test had failed.
+// (helper 5): its last status poll ran after the test had failed. (Found
+// by an audit, helper 5, whose test this is.)
 func TestARequestToAStoppedRuntimeIsNo500(t *testing.T) {
 	e := newLiveEnv(t, actorstest.FastConfig())
 	id, _ := e.add("stopped")

@@ -23,7 +23,7 @@ import (
 // had begun (half its head) when the signal came is not closed with the
 // silent ones; the rest of its request, sent after the shutdown began,
 // is answered. Would catch: a shutdown that drops every connection not yet
-// in a handler. (helper 5)
+// in a handler. (Checked by an audit, helper 5, whose test this is.)
 func TestARequestUnderWayAtTheSignalIsAnswered(t *testing.T) {
 	t.Parallel()
 	gw := startServe(t, []string{"DATABASE_URL=" + tmpl.New(t), "ENCRYPTION_KEY=" + key, "AUTH_ENABLED=false",
