@@ -14,6 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/semaphore"
+
+	"github.com/ctcgw/gatewayd/internal/netutil"
 )
 
 // probedPair is a WebSocket pair whose client side is layered as a dialed
@@ -81,7 +83,7 @@ func TestReaderSeesWhatIsQueuedBehind(t *testing.T) {
 	raw := probeOf(client).Conn
 	_, err := peer.UnderlyingConn().Write([]byte{0x81})
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return pending(raw) }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return netutil.Pending(raw) }, 10*time.Second, time.Millisecond)
 	assert.True(t, r.nextQueued(), "a frame's first byte")
 }
 

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/ctcgw/gatewayd/ctc"
+	"github.com/ctcgw/gatewayd/internal/netutil"
 )
 
 // This file holds the two goroutines a gateway actor runs per connection
@@ -571,7 +572,7 @@ func (r *reader) nextQueued() bool {
 		return true
 	}
 	p := probeOf(r.ws)
-	return p != nil && (p.recHeadN > 0 || p.recLeft > 0 || pending(p.Conn))
+	return p != nil && (p.recHeadN > 0 || p.recLeft > 0 || netutil.Pending(p.Conn))
 }
 
 // holdClock is what the actor's timers need to know of its reader. Times
@@ -1090,7 +1091,7 @@ func (p *quietProbe) Read(b []byte) (int, error) {
 		return p.read(b)
 	}
 	if time.Now().Before(p.until) {
-		if pending(p.Conn) {
+		if netutil.Pending(p.Conn) {
 			return p.read(b) // more of what the gateway sent
 		}
 		if wait > 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd"
+	"github.com/ctcgw/gatewayd/internal/netutil"
 )
 
 // dialAddr dials what gorilla/websocket would: the URL's port, else the
@@ -87,17 +88,17 @@ func TestPendingPeeksWithoutTaking(t *testing.T) {
 	require.NoError(t, err)
 	defer server.Close()
 
-	assert.False(t, pending(client), "nothing sent yet")
+	assert.False(t, netutil.Pending(client), "nothing sent yet")
 	_, err = server.Write([]byte("hi"))
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return pending(client) }, 5*time.Second, time.Millisecond, "sent")
+	require.Eventually(t, func() bool { return netutil.Pending(client) }, 5*time.Second, time.Millisecond, "sent")
 	b := make([]byte, 2)
 	_, err = io.ReadFull(client, b)
 	require.NoError(t, err)
 	assert.Equal(t, "hi", string(b), "the peek took nothing")
-	assert.False(t, pending(client), "all read")
+	assert.False(t, netutil.Pending(client), "all read")
 	a, b2 := net.Pipe()
 	defer a.Close()
 	defer b2.Close()
-	assert.False(t, pending(a), "a connection without a descriptor has none")
+	assert.False(t, netutil.Pending(a), "a connection without a descriptor has none")
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ctcgw/gatewayd/internal/netutil"
 )
 
 // silentConns are the API's connections whose client has not sent a
@@ -37,7 +39,7 @@ func (s *silentConns) shut() {
 	defer s.mu.Unlock()
 	s.shutting = true
 	for c := range s.conns {
-		if pending(c.Conn) {
+		if netutil.Pending(c.Conn) {
 			// Its request's first bytes are there, not yet read (the
 			// server's goroutine for it has not run since): under way.
 			continue

@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd/internal/netutil"
 )
 
 // README "Shutdown": "connections that have not sent a byte yet are closed
@@ -46,7 +48,7 @@ func TestShutClosesOnlyConnectionsThatSentNothing(t *testing.T) {
 	require.Positive(t, n)
 	// The unread bytes are in the kernel (loopback delivers at once; wait
 	// for them rather than assume it).
-	require.Eventually(t, func() bool { return pending(unread.(*quietConn).Conn) }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return netutil.Pending(unread.(*quietConn).Conn) }, 5*time.Second, time.Millisecond)
 
 	s.shut()
 	closed := func(c net.Conn) bool {
