@@ -71,7 +71,10 @@ func TestASlowMessageStopsCountingUntilWhole(t *testing.T) {
 				require.ErrorIs(t, err, errStalled)
 			}
 			assert.Eventually(t, func() bool { return in.held() == 0 }, 5*time.Second, 5*time.Millisecond)
-			time.Sleep(100 * time.Millisecond)
+			// Once the reader has stopped, nothing more can be given back.
+			cancel()
+			client.Close()
+			<-done
 			assert.Zero(t, in.held(), "given back once")
 		})
 	}
