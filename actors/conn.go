@@ -350,6 +350,9 @@ type reader struct {
 	// intake holds the reader back while readings pile up (nil: never);
 	// held tells the actor (nil: nobody asks).
 	intake *intake
+	// slow counts the large messages that stopped counting in the intake
+	// because they trickle in (see openMessage); nil: unbounded.
+	slow   *intake
 	held   *holdClock
 	crunch crunch // bounds the decoders of large frames
 	cfg    Config
@@ -792,7 +795,7 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 	reserved = max(frameReserve, int64(cap(*data)))
 	r.intake.add(reserved - frameReserve)
 	// From here the frame holds its reservation: it must keep coming.
-	open := newOpenMessage(r.ws, rd, r.cfg, time.Now(), r.intake, reserved)
+	open := newOpenMessage(r.ws, rd, r.cfg, time.Now(), r.intake, r.slow, reserved)
 	defer open.close()
 	rd = open
 	b = *data
@@ -800,7 +803,7 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 		b, err = readUpTo(rd, b)
 		*data = b
 		if err == io.EOF {
-			open.recount(reserved)
+			open.recount()
 			return kind, data, reserved, nil
 		}
 		var next [1]byte
@@ -808,22 +811,23 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 		if err == nil { // full: does the message go on?
 			n, err = io.ReadFull(rd, next[:])
 			if err == io.EOF { // exactly the buffer's size: a 4 MiB frame was charged, and grew, to 8
-				open.recount(reserved)
+				open.recount()
 				return kind, data, reserved, nil
 			}
 		}
+		// It does: double, so a 4 MiB frame costs a few copies, not ~30;
+		// the intake counts what the frame grows to (intake.grow), or, once
+		// the message is slow, the slow messages' share (see openMessage).
+		more := int64(cap(b))
+		if err == nil && open.slow {
+			err = open.growSlow(more)
+		}
 		if err != nil {
 			putFrame(data)
-			if !open.slow {
-				r.intake.add(-reserved)
-			}
+			open.release()
 			r.dropHand()
 			return 0, nil, 0, err
 		}
-		// It does: double, so a 4 MiB frame costs a few copies, not ~30;
-		// the intake counts what the frame grows to (intake.grow), unless
-		// the message is slow (no longer counted: see openMessage).
-		more := int64(cap(b))
 		if !open.slow {
 			r.hold(true)
 			heldSince := time.Now()
@@ -832,7 +836,7 @@ func (r *reader) readFrame(ctx context.Context) (kind int, data *[]byte, reserve
 			r.hold(false)
 			if !ok {
 				putFrame(data)
-				r.intake.add(-reserved)
+				open.release()
 				r.dropHand()
 				return 0, nil, 0, errReaderStopped
 			}
@@ -862,14 +866,17 @@ var errStalled = errors.New("message stalled")
 // A message still open half the pong timeout after it was let in (time
 // held back by the intake does not count) is slow: an honest gateway
 // sends a reading at the network's speed, in milliseconds. A slow
-// message stops counting in the intake all gateways share (its memory is
-// its own connection's, bounded by the read limit) and counts again once
-// whole. Bounded only by the reading timeout, a gateway that sent a
-// byte of its message every few seconds held its share for half a
-// minute and more, renewed at each connection: every other gateway's
-// readings outwaited the intake, and a burst of them overflowed the
-// processors' queue into FAILED "processing overloaded" (found by an
-// audit, helper 1).
+// message stops counting in the intake all gateways share and counts,
+// until it is whole, in the slow messages' share instead (as large as
+// the intake); when that has no room, at the change or as the message
+// grows, the message is stalled and its connection ends. Bounded only by
+// the reading timeout, a gateway that sent a byte of its message every
+// few seconds held its share of the intake for half a minute and more,
+// renewed at each connection: every other gateway's readings outwaited
+// the intake, and a burst of them overflowed the processors' queue into
+// FAILED "processing overloaded" (found by an audit, helper 1). Counted
+// nowhere, as slow messages first were, a few hundred gateways trickling
+// 4 MiB messages held gigabytes.
 type openMessage struct {
 	ws    *websocket.Conn
 	rd    io.Reader
@@ -878,17 +885,18 @@ type openMessage struct {
 	until time.Time     // when it has taken that long; later by the time held
 	read  int64
 	set   bool // a deadline is set on the socket
-	// The intake, what it counts for the message, and when the message
-	// becomes slow (later by the time held); slow: given back.
-	in        *intake
-	counted   int64
-	slowAfter time.Time
-	slow      bool
+	// The intake, the slow messages' share, what the message counts in
+	// the one it is in (slow: the share), and when it becomes slow (later
+	// by the time held).
+	in, slowIn *intake
+	counted    int64
+	slowAfter  time.Time
+	slow       bool
 }
 
-func newOpenMessage(ws *websocket.Conn, rd io.Reader, cfg Config, now time.Time, in *intake, counted int64) *openMessage {
+func newOpenMessage(ws *websocket.Conn, rd io.Reader, cfg Config, now time.Time, in, slowIn *intake, counted int64) *openMessage {
 	return &openMessage{ws: ws, rd: rd, stall: cfg.PongTimeout, whole: cfg.ReadingTimeout, until: now.Add(cfg.ReadingTimeout),
-		in: in, counted: counted, slowAfter: now.Add(cfg.PongTimeout / 2)}
+		in: in, slowIn: slowIn, counted: counted, slowAfter: now.Add(cfg.PongTimeout / 2)}
 }
 
 // held moves the whole message's deadline on by d, a time the reader was
@@ -898,17 +906,49 @@ func (m *openMessage) held(d time.Duration) {
 	m.slowAfter = m.slowAfter.Add(d)
 }
 
-// recount counts a slow message in the intake again, now whole: reserved,
-// what it grew to, goes on with it (to the actor, then back).
-func (m *openMessage) recount(reserved int64) {
-	if m.slow {
-		m.in.add(reserved)
+// errSlowFull is why a slow message is stalled when the slow messages'
+// share has no room for it.
+func (m *openMessage) errSlowFull() error {
+	return fmt.Errorf("%w: slow, and other slow messages hold their share (%d KiB read)", errStalled, m.read>>10)
+}
+
+// growSlow counts n more bytes of a slow message in the slow messages'
+// share, or reports that it has no room.
+func (m *openMessage) growSlow(n int64) error {
+	if !m.slowIn.take(n) {
+		return m.errSlowFull()
 	}
+	m.counted += n
+	return nil
+}
+
+// recount counts a slow message in the intake again, now whole: what it
+// grew to goes on with it (to the actor, then back).
+func (m *openMessage) recount() {
+	if m.slow {
+		m.slowIn.add(-m.counted)
+		m.in.add(m.counted)
+		m.slow = false
+	}
+}
+
+// release gives back what the message counts, wherever it is counted,
+// when it is dropped unread.
+func (m *openMessage) release() {
+	if m.slow {
+		m.slowIn.add(-m.counted)
+	} else {
+		m.in.add(-m.counted)
+	}
+	m.counted = 0
 }
 
 func (m *openMessage) Read(b []byte) (int, error) {
 	now := time.Now()
 	if !m.slow && now.After(m.slowAfter) {
+		if !m.slowIn.take(m.counted) {
+			return 0, m.errSlowFull()
+		}
 		m.slow = true
 		m.in.add(-m.counted)
 	}

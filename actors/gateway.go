@@ -534,7 +534,7 @@ func (a *gatewayActor) startReader(ws *websocket.Conn) {
 	})
 	led := newLedger(a.d.intake)
 	a.ledger = led
-	r := &reader{ws: ws, inbox: inbox, intake: a.d.intake, crunch: a.d.crunch, held: held, cfg: a.d.cfg, log: a.logger(),
+	r := &reader{ws: ws, inbox: inbox, intake: a.d.intake, slow: a.d.slow, crunch: a.d.crunch, held: held, cfg: a.d.cfg, log: a.logger(),
 		deliver: func(msg ctc.Message, err error, cost, reserved int64, text *[]byte) bool {
 			took := led.hold(reserved)
 			if !took {

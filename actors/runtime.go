@@ -54,9 +54,10 @@ type deps struct {
 	limiter   *dialLimiter
 	writer    *writer
 	processor *processor
-	// intake holds readers back while the readings pipeline is full.
-	intake *intake
-	crunch crunch
+	// intake holds readers back while the readings pipeline is full;
+	// slow bounds the large messages that trickle in (see openMessage).
+	intake, slow *intake
+	crunch       crunch
 	// kick asks for a store read now; safe from any goroutine.
 	kick func()
 	// trim asks for memory to be returned after a mass removal (trim.go).
@@ -136,6 +137,7 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 		dispatch: newWorkers(dispatchThroughput, dispatchIdle),
 	}
 	r.d.intake = newIntake(int64(cfg.ReadingIntakeBytes))
+	r.d.slow = newIntake(int64(cfg.ReadingIntakeBytes))
 	r.d.writer = newWriter(src, cfg.Observer, r.d.limiter.crowded, cfg.SeenFlushInterval, cfg.SensorFlushInterval, cfg.ReadingFlushInterval, log)
 	r.d.writer.intake = r.d.intake
 	r.d.processor = newProcessor(r.d.writer, cfg.ReadingWorkers, cfg.ReadingBacklog, int64(cfg.ReadingBacklogBytes), cfg.RateLookupTimeout, log)

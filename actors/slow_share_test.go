@@ -1,0 +1,128 @@
+package actors
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/ctcgw/gatewayd/ctc"
+)
+
+// slowShareReader runs a reader with the slow messages' share and returns
+// what it delivers and the error it ends with.
+func slowShareReader(t *testing.T, client *websocket.Conn, in, slow *intake, cfg Config) (<-chan delivered, <-chan error) {
+	t.Helper()
+	got := make(chan delivered, 4)
+	ended := make(chan error, 1)
+	inbox := semaphore.NewWeighted(int64(cfg.InboxBytes))
+	r := &reader{ws: client, inbox: inbox, intake: in, slow: slow, cfg: cfg, log: zerolog.Nop(),
+		deliver: func(msg ctc.Message, err error, cost, _ int64, text *[]byte) bool {
+			got <- delivered{msg, err, text}
+			inbox.Release(cost)
+			return false // the reader gives the reservation back
+		},
+		end: func(err error) { ended <- err },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go r.run(ctx, done)
+	t.Cleanup(func() { cancel(); client.Close(); <-done })
+	return got, ended
+}
+
+// README: a slow message "counts, until it is whole, in a share of its
+// own as large as the 8 MiB; when that has no room the message is
+// stalled". Two gateways trickle 1 MiB messages into a 1.5 MiB share:
+// the first to turn slow takes its place in the share and goes on to be
+// delivered; the second is stalled when it turns slow, and nothing stays
+// counted anywhere. Would catch: slow messages counted nowhere (a few
+// hundred gateways trickling 4 MiB messages held gigabytes: the second
+// would never end); a share not given back when the message is whole or
+// dropped.
+func TestSlowMessagesHaveABoundedShare(t *testing.T) {
+	t.Parallel()
+	in, slow := newIntake(64<<20), newIntake(1536<<10)
+	cfg := Config{PongTimeout: time.Second, ReadingTimeout: time.Hour}.withDefaults()
+	clientA, peerA := socketPair(t)
+	clientB, peerB := socketPair(t)
+	gotA, endedA := slowShareReader(t, clientA, in, slow, cfg)
+	_, endedB := slowShareReader(t, clientB, in, slow, cfg)
+
+	body := openHead + strings.Repeat("0", 700<<10) // grows to a 1 MiB buffer
+	rawFrame(t, peerA, false, 1, []byte(body))
+	require.Eventually(t, func() bool { return in.held() >= 1<<20 }, 5*time.Second, 5*time.Millisecond)
+	// A byte every 100 ms: A's message keeps coming, slowly, until it is
+	// slow and counted in the share instead.
+	deadline := time.Now().Add(10 * time.Second)
+	for slow.held() < 1<<20 {
+		require.True(t, time.Now().Before(deadline), "A never turned slow: intake %d, share %d", in.held(), slow.held())
+		rawFrame(t, peerA, false, 0, []byte("0"))
+		time.Sleep(100 * time.Millisecond)
+	}
+	assert.Zero(t, in.held(), "a slow message no longer counts in the intake")
+
+	rawFrame(t, peerB, false, 1, []byte(body))
+	var errB error
+	for errB == nil {
+		require.True(t, time.Now().Before(deadline.Add(10*time.Second)), "B was never stalled: intake %d, share %d", in.held(), slow.held())
+		rawFrame(t, peerA, false, 0, []byte("0"))
+		rawFrame(t, peerB, false, 0, []byte("0"))
+		select {
+		case errB = <-endedB:
+		case err := <-endedA:
+			t.Fatalf("A ended: %v", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	require.ErrorIs(t, errB, errStalled)
+	assert.Contains(t, errB.Error(), "other slow messages hold their share")
+	assert.Eventually(t, func() bool { return in.held() == 0 }, 5*time.Second, 5*time.Millisecond, "B gave back what it held")
+	assert.GreaterOrEqual(t, slow.held(), int64(1<<20), "A still holds its place in the share")
+
+	rawFrame(t, peerA, true, 0, []byte(`"}}`))
+	select {
+	case <-gotA: // whole, and handed over (decoded or not: this is about its bytes)
+	case err := <-endedA:
+		t.Fatalf("A ended: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("A's message was not delivered")
+	}
+	assert.Eventually(t, func() bool { return in.held() == 0 && slow.held() == 0 }, 5*time.Second, 5*time.Millisecond,
+		"given back: intake %d, share %d", in.held(), slow.held())
+}
+
+// A slow message that outgrows the share is stalled as it grows, and
+// gives back what it held there. Would catch: growth of a slow message
+// counted nowhere (one message grew to 8 MiB uncounted).
+func TestASlowMessageThatOutgrowsTheShareStalls(t *testing.T) {
+	t.Parallel()
+	in, slow := newIntake(64<<20), newIntake(768<<10)
+	cfg := Config{PongTimeout: time.Second, ReadingTimeout: time.Hour}.withDefaults()
+	client, peer := socketPair(t)
+	_, ended := slowShareReader(t, client, in, slow, cfg)
+
+	rawFrame(t, peer, false, 1, []byte(openHead+strings.Repeat("0", 300<<10)))
+	deadline := time.Now().Add(10 * time.Second)
+	for slow.held() == 0 {
+		require.True(t, time.Now().Before(deadline), "never turned slow: intake %d", in.held())
+		rawFrame(t, peer, false, 0, []byte("0"))
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The first message in the share passes alone, whatever its size (as
+	// in the intake); its buffer then doubles, which does not fit in 768 KiB.
+	held := slow.held()
+	require.GreaterOrEqual(t, held, int64(512<<10))
+	rawFrame(t, peer, false, 0, []byte(strings.Repeat("0", int(held))))
+	err := waitEnd(t, ended, 10*time.Second)
+	require.ErrorIs(t, err, errStalled)
+	assert.Contains(t, err.Error(), "other slow messages hold their share")
+	assert.Eventually(t, func() bool { return in.held() == 0 && slow.held() == 0 }, 5*time.Second, 5*time.Millisecond,
+		"given back: intake %d, share %d", in.held(), slow.held())
+}
