@@ -186,8 +186,9 @@ func (b *Broker) PublishJSON(typ string, factoryID, gatewayID uuid.UUID, payload
 // is cut off (Overflowed); below 1 it is 1. The replay does not count
 // against it: it is handed over as a slice, so a resume after a long gap
 // neither overflows at once nor keeps a buffer sized for the replay for
-// the rest of the stream. The buffer is allocated at once, one pointer
-// (8 bytes) per slot: 80 KiB for a buffer of 10,000.
+// the rest of the stream. The buffer holds one pointer (8 bytes) per
+// event it holds, in segments of 128 made as it fills (see Subscription):
+// 1 KiB while the stream keeps up, 80 KiB at most for a buffer of 10,000.
 //
 // Publishers wait while the replay is copied (its slice is allocated
 // before the lock, and one resume copies at a time): a few microseconds
@@ -213,7 +214,8 @@ func (b *Broker) subscribe(f Filter, lastID uint64, resume bool, buffer int) *Su
 	if buffer < 1 {
 		buffer = 1
 	}
-	s := &Subscription{b: b, filter: f.clone(), idx: -1, buf: make([]*Event, buffer), ready: make(chan struct{}, 1)}
+	first := new(segment)
+	s := &Subscription{b: b, filter: f.clone(), idx: -1, limit: uint64(buffer), wseg: first, rseg: first, ready: make(chan struct{}, 1)}
 	// The replay's room is made before the lock: made under it (80 KiB
 	// for a ring of 10,000, and what the GC made the allocation pay),
 	// clients resuming in a loop held every publisher, the runtime's
@@ -358,7 +360,7 @@ func (b *Broker) Overflows() uint64 { return b.overflows.Load() }
 // Overflowed and Close may be used from any goroutine; Next, Reset and
 // Replay belong to the goroutine that writes the stream.
 //
-// Its buffer is a ring with one writer, Publish (holding b.mu), and one
+// Its buffer is a queue with one writer, Publish (holding b.mu), and one
 // reader, the stream: put stores a slot and then advances head, Next takes
 // the slot at tail and then advances tail, so neither takes a lock. It
 // replaced a buffered channel per subscriber: with 100 subscribers the
@@ -367,12 +369,22 @@ func (b *Broker) Overflows() uint64 { return b.overflows.Load() }
 // actor that published it; now under 1 µs (BENCHMARKS.md, 2026-12-05
 // second session; a watched reconnect storm did not end sooner: its cost
 // is the bytes streamed).
+//
+// The queue is a chain of segments of segmentSize slots, made as it fills
+// and dropped as the stream takes them (one spent segment is kept for the
+// writer to reuse), so a subscriber holds memory for what it is behind,
+// not for how far it may fall behind: a ring of EVENTS_CLIENT_BUFFER
+// slots, made whole at the start, cost every stream 80 KiB, idle or not,
+// and a client could open its share of connections as streams.
 type Subscription struct {
 	b      *Broker
 	filter Filter
 	idx    int // position in b.subs, -1 once detached; guarded by b.mu
 
-	buf        []*Event
+	limit      uint64   // how many events it may fall behind
+	wseg       *segment // the segment put writes into; guarded by b.mu
+	rseg       *segment // the segment Next reads from; the stream's
+	spare      atomic.Pointer[segment]
 	head, tail atomic.Uint64 // events put (by Publish), events taken (by Next)
 	// ready holds a token when the stream has something to look at: an
 	// event put since it last took the token, or the end.
@@ -383,13 +395,34 @@ type Subscription struct {
 	replay     []*Event // handed over by Replay
 }
 
+// segmentSize is the slots of one segment of a subscription's queue:
+// 1 KiB of pointers, a new one (or the spare) every 128 events put.
+const segmentSize = 128
+
+// segment is a piece of a subscription's queue. next is set by the
+// writer before head moves past the segment's end, so the reader that
+// sees head there sees next.
+type segment struct {
+	ev   [segmentSize]*Event
+	next atomic.Pointer[segment]
+}
+
 // put appends e unless the buffer is full. b.mu must be held.
 func (s *Subscription) put(e *Event) bool {
 	h := s.head.Load()
-	if h-s.tail.Load() == uint64(len(s.buf)) {
+	if h-s.tail.Load() >= s.limit {
 		return false
 	}
-	s.buf[h%uint64(len(s.buf))] = e
+	i := h % segmentSize
+	if i == 0 && h > 0 { // the segment is full: chain the next one
+		n := s.spare.Swap(nil)
+		if n == nil {
+			n = new(segment)
+		}
+		s.wseg.next.Store(n)
+		s.wseg = n
+	}
+	s.wseg.ev[i] = e
 	s.head.Store(h + 1)
 	s.wake()
 	return true
@@ -440,9 +473,15 @@ func (s *Subscription) Next() *Event {
 	if t == s.head.Load() {
 		return nil
 	}
-	i := t % uint64(len(s.buf))
-	e := s.buf[i]
-	s.buf[i] = nil // the event is the ring's and the other subscribers' now
+	i := t % segmentSize
+	if i == 0 && t > 0 { // on to the next segment; the writer is past this one
+		spent := s.rseg
+		s.rseg = spent.next.Load()
+		spent.next.Store(nil)
+		s.spare.Store(spent) // its slots were cleared as they were taken
+	}
+	e := s.rseg.ev[i]
+	s.rseg.ev[i] = nil // the event is the ring's and the other subscribers' now
 	s.tail.Store(t + 1)
 	return e
 }
