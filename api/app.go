@@ -280,6 +280,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *App {
 	s.routes(app, table)
 	clients := newClientConns(clientShare(opts), opts.MaxConnections, log)
 	clients.exempt = func() int { return int(s.streams.open.Load()) } // streams are counted against the limit by streams
+	clients.refused = s.tel.Metrics.ConnectionRefused
 	// The refusals still waiting end with the shutdown (Fiber runs its
 	// hooks after fasthttp's Shutdown has closed the listener).
 	app.Hooks().OnShutdown(func() error {

@@ -56,10 +56,13 @@ type clientConns struct {
 	// a backstop, and the limit is kept here.
 	limit  int
 	exempt func() int
-	log    zerolog.Logger
-	mu     sync.Mutex
-	open   map[string]int
-	all    int // open connections of every client; guarded by mu
+	// refused counts a refusal (full: past the limit) in the metrics;
+	// nil: not counted.
+	refused func(full bool)
+	log     zerolog.Logger
+	mu      sync.Mutex
+	open    map[string]int
+	all     int // open connections of every client; guarded by mu
 	// warned is when a refusal over a client's share was last logged,
 	// warnedFull one past the limit (unix ns): each at most once a minute.
 	warned     atomic.Int64
@@ -110,10 +113,12 @@ const concurrencySlack = 64
 // CapClients is ln with the caps App.Listener serves through (maxConns
 // connections in all, share a client; 0: none), for another server on the
 // API's port (the one that answers while serve starts, whose Concurrency
-// is ServerConcurrency(maxConns)); stop ends the refusals still waiting
-// (call it once ln is no longer served).
-func CapClients(ln net.Listener, maxConns, share int, log zerolog.Logger) (_ net.Listener, stop func()) {
+// is ServerConcurrency(maxConns)); refused, if set, counts each refusal
+// (full: past maxConns, else over a client's share); stop ends the
+// refusals still waiting (call it once ln is no longer served).
+func CapClients(ln net.Listener, maxConns, share int, refused func(full bool), log zerolog.Logger) (_ net.Listener, stop func()) {
 	cc := newClientConns(share, maxConns, log)
+	cc.refused = refused
 	return cc.wrap(ln), cc.stop
 }
 
@@ -326,6 +331,9 @@ const refusalWait = 500 * time.Millisecond
 // helper 11). Past maxRefusing refusals at once, or a client's share of
 // them (a flood), the answer is written at once, as before.
 func (cc *clientConns) refuse(c net.Conn, key string, full bool) {
+	if cc.refused != nil {
+		cc.refused(full)
+	}
 	switch cc.track(c, key) {
 	case slotStopped:
 		_ = c.Close()

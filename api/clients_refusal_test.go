@@ -11,10 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd/api"
+	"github.com/ctcgw/gatewayd/events"
+	"github.com/ctcgw/gatewayd/metrics"
+	"github.com/ctcgw/gatewayd/telemetry"
 )
 
 // API.md: "Every error has one shape: {"error": {"code", "message",
@@ -80,4 +84,41 @@ func TestShutdownLeavesNoRefusalGoroutines(t *testing.T) {
 	// A refusal's slot is given back as its goroutine's last act: the
 	// count of this app's refusal goroutines still running.
 	assert.Zero(t, api.Refusing(e.app), "refusal goroutines still running after shutdown")
+}
+
+// README (Observability): connections refused before they are served
+// are counted in gatewayd_http_connections_refused_total, by reason: the
+// 429 over a client's share, the 503 past API_MAX_CONNECTIONS. They are
+// not requests (fasthttp never sees them) and were counted nowhere.
+// Would catch: a refusal not counted, or counted under the other reason.
+func TestRefusedConnectionsAreCounted(t *testing.T) {
+	m := metrics.New()
+	e := newEnv(t, api.Options{MaxConnections: 2, MaxClientConnections: 1,
+		Telemetry: &telemetry.Observer{Metrics: m, Events: events.NewBroker(10), Log: zerolog.Nop()}})
+	addr := e.serve()
+	refused := func() map[string]float64 {
+		families, err := m.Registry.Gather()
+		require.NoError(t, err)
+		out := map[string]float64{}
+		for _, f := range families {
+			if f.GetName() != "gatewayd_http_connections_refused_total" {
+				continue
+			}
+			for _, s := range f.GetMetric() {
+				out[s.GetLabel()[0].GetValue()] = s.GetCounter().GetValue()
+			}
+		}
+		return out
+	}
+	assert.Equal(t, map[string]float64{"client_share": 0, "max_connections": 0}, refused(), "both series from the start")
+
+	_, code := keepAliveFrom(t, "127.0.0.33", addr)
+	require.Equal(t, 200, code)
+	_, code = keepAliveFrom(t, "127.0.0.33", addr)
+	require.Equal(t, http.StatusTooManyRequests, code)
+	_, code = keepAliveFrom(t, "127.0.0.34", addr) // the second of two connections
+	require.Equal(t, 200, code)
+	_, code = keepAliveFrom(t, "127.0.0.35", addr)
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Equal(t, map[string]float64{"client_share": 1, "max_connections": 1}, refused())
 }

@@ -33,6 +33,8 @@ type Metrics struct {
 	readingSecs  prometheus.Histogram
 	httpRequests *prometheus.CounterVec
 	httpSeconds  *prometheus.HistogramVec
+	refusedShare prometheus.Counter // connections over a client's share (429)
+	refusedFull  prometheus.Counter // connections past API_MAX_CONNECTIONS (503)
 
 	// Resolved label sets, so a request pays a map read, not a hash of
 	// its labels under the vector's lock.
@@ -80,7 +82,26 @@ func New() *Metrics {
 		Help: "HTTP request durations, by method and route pattern.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8)},
 		[]string{"method", "route"})
 	r.MustRegister(m.httpSeconds)
+	// Refused before fasthttp sees them, these are not requests (no
+	// method or route is known): counted on their own, from the start.
+	refused := f.counterVec("gatewayd_http_connections_refused_total",
+		"HTTP connections answered and closed unserved, by reason: client_share (429, API_MAX_CONNECTIONS_PER_CLIENT) or max_connections (503, API_MAX_CONNECTIONS).",
+		"reason")
+	m.refusedShare, m.refusedFull = refused.WithLabelValues("client_share"), refused.WithLabelValues("max_connections")
 	return m
+}
+
+// ConnectionRefused counts a connection refused before it was served:
+// past API_MAX_CONNECTIONS (full) or over its client's share. Safe on a
+// nil Metrics.
+func (m *Metrics) ConnectionRefused(full bool) {
+	switch {
+	case m == nil:
+	case full:
+		m.refusedFull.Inc()
+	default:
+		m.refusedShare.Inc()
+	}
 }
 
 type factory struct{ r *prometheus.Registry }

@@ -157,13 +157,14 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	// Until the API proper serves, health and ready answer (and every
 	// other route 503s, saying what the start waits for) rather than
 	// leaving clients hanging while the database is waited for.
+	m := metrics.New() // before the start's server, which counts its refusals in it
 	var phase atomic.Pointer[startPhase]
 	phase.Store(&startPhase{why: "waiting for the database"})
 	starting := serveStarting(tcp.(*net.TCPListener), api.Starting(api.StartingOptions{Started: started,
 		State: func() (bool, string) {
 			p := phase.Load()
 			return p.databaseUp, p.why
-		}, Log: log, CORSOrigins: cfg.CORSOrigins}), cfg.APIMaxConnections, cfg.APIMaxClientConnections, log)
+		}, Log: log, CORSOrigins: cfg.CORSOrigins}), cfg.APIMaxConnections, cfg.APIMaxClientConnections, m.ConnectionRefused, log)
 	defer starting.handOver() // before the listener's close above
 	log.Info().Str("addr", tcp.Addr().String()).Msg(logging.APIStarting)
 	pool, err := connect(ctx, cfg, log)
@@ -218,7 +219,6 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	// over from stopped publishing, and the two processes' ids overlapped
 	// (found by an audit, helper 10).
 	broker := events.NewBrokerAfter(cfg.EventsBuffer, uint64(time.Now().UnixMicro()))
-	m := metrics.New()
 	m.WatchPool(pool)
 	m.WatchEvents(broker.Subscribers, broker.Published, broker.Overflows)
 	obs := &telemetry.Observer{Metrics: m, Events: broker, Log: log}

@@ -27,6 +27,8 @@ type startingServer struct {
 	share int
 	// maxConns is API_MAX_CONNECTIONS, kept by the listener (CapClients).
 	maxConns int
+	// refused counts the listener's refusals in the metrics (nil: not).
+	refused func(full bool)
 }
 
 // startingTimeout bounds a connection's read and write: every answer
@@ -37,8 +39,8 @@ const startingTimeout = time.Second
 // serveStarting answers with h on tcp, at most maxConns connections at
 // once (API_MAX_CONNECTIONS, as the API proper: a few hundred idle clients
 // made a lower bound answer liveness probes with fasthttp's plain 503).
-func serveStarting(tcp *net.TCPListener, h fasthttp.RequestHandler, maxConns, perClient int, log zerolog.Logger) *startingServer {
-	s := &startingServer{tcp: tcp, log: log, done: make(chan struct{}), share: api.ClientShare(maxConns, perClient), maxConns: maxConns,
+func serveStarting(tcp *net.TCPListener, h fasthttp.RequestHandler, maxConns, perClient int, refused func(full bool), log zerolog.Logger) *startingServer {
+	s := &startingServer{tcp: tcp, log: log, refused: refused, done: make(chan struct{}), share: api.ClientShare(maxConns, perClient), maxConns: maxConns,
 		srv: &fasthttp.Server{Handler: h, ReadTimeout: startingTimeout, WriteTimeout: startingTimeout,
 			NoDefaultServerHeader: true, DisableKeepalive: true, Concurrency: api.ServerConcurrency(maxConns),
 			// A body costs what arrives (h drops it): fasthttp would
@@ -59,7 +61,7 @@ func (s *startingServer) accept() {
 	// API_MAX_CONNECTIONS connections open left every other client,
 	// probes included, fasthttp's plain 503 for as long as a standby
 	// waits (found by an audit, helper 1).
-	ln, stopRefusals := api.CapClients(netutil.RetryAccept(s.tcp, s.log), s.maxConns, s.share, s.log)
+	ln, stopRefusals := api.CapClients(netutil.RetryAccept(s.tcp, s.log), s.maxConns, s.share, s.refused, s.log)
 	defer stopRefusals()
 	for {
 		c, err := ln.Accept()

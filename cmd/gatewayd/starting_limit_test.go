@@ -32,7 +32,7 @@ func TestStartingServerPastTheLimitAnswersTheEnvelope(t *testing.T) {
 	require.NoError(t, err)
 	h := api.Starting(api.StartingOptions{Started: time.Now(), Log: zerolog.Nop(),
 		State: func() (bool, string) { return false, "waiting for the database" }})
-	s := serveStarting(tcp.(*net.TCPListener), h, maxConns, 0, zerolog.Nop())
+	s := serveStarting(tcp.(*net.TCPListener), h, maxConns, 0, nil, zerolog.Nop())
 	t.Cleanup(func() {
 		s.handOver()
 		_ = tcp.Close()

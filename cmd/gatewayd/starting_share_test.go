@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,7 +33,15 @@ func TestStartingServerHasAPerClientShare(t *testing.T) {
 	require.NoError(t, err)
 	h := api.Starting(api.StartingOptions{Started: time.Now(), Log: zerolog.Nop(),
 		State: func() (bool, string) { return false, "waiting for the database" }})
-	s := serveStarting(tcp.(*net.TCPListener), h, maxConns, 0, zerolog.Nop())
+	var overShare, full atomic.Int64
+	refused := func(past bool) {
+		if past {
+			full.Add(1)
+		} else {
+			overShare.Add(1)
+		}
+	}
+	s := serveStarting(tcp.(*net.TCPListener), h, maxConns, 0, refused, zerolog.Nop())
 	t.Cleanup(func() {
 		s.handOver()
 		_ = tcp.Close()
@@ -69,4 +78,9 @@ func TestStartingServerHasAPerClientShare(t *testing.T) {
 	assert.Equal(t, 200, resp.StatusCode, "another client gets the starting server's health, not the concurrency limit's 503: %s", b)
 	assert.Contains(t, string(b), `"status":"ok"`)
 	held.Wait()
+	// The refusals are counted (gatewayd_http_connections_refused_total):
+	// the hostile address's over its share (6, unless the server closed
+	// its first two at their read timeout before all were dialled).
+	assert.Positive(t, overShare.Load(), "refusals over the share counted")
+	assert.Zero(t, full.Load(), "none past API_MAX_CONNECTIONS")
 }
