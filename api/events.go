@@ -3,9 +3,11 @@ package api
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -83,10 +85,11 @@ func (s *server) eventStream(c *fiber.Ctx) error {
 		// deadlines when it handed it over, and a backlog larger than the
 		// buffers blocked its write for good to a client that reads
 		// nothing (a stream slot held for ever, shutdown waiting for it).
-		w := bufio.NewWriterSize(deadlineWriter{conn, s.opts.EventsWriteTimeout}, streamBufferSize)
+		w := newStreamWriter(deadlineWriter{conn, s.opts.EventsWriteTimeout}, &s.streams.buffers)
+		defer w.release()
 		// Buffered: the stream's first flush sends it, and reports a
 		// failure (a bufio.Writer's error is sticky).
-		_, _ = w.Write(streamHead(&fctx.Response.Header, time.Now()))
+		_, _ = w.buf().Write(streamHead(&fctx.Response.Header, time.Now()))
 		ticker := time.NewTicker(keepAlive)
 		defer ticker.Stop()
 		timer := time.NewTimer(streamFlushInterval)
@@ -137,6 +140,61 @@ var errTooManyStreams = &Error{Status: fiber.StatusServiceUnavailable, Code: "SE
 // is ~33 KB per 10 ms) goes out in one write(2).
 const streamBufferSize = 32 << 10
 
+// streamWriter is a stream's write buffer, held only while the stream
+// has something to send: taken from the streams' pool by the first write
+// after a flush, given back by the flush that empties it. Held for the
+// stream's life, the 32 KiB were most of what an idle stream cost (a
+// dashboard's stream is idle nearly always), and once a storm had filled
+// them they stayed resident.
+type streamWriter struct {
+	dst  io.Writer
+	pool *sync.Pool // of *bufio.Writer
+	w    *bufio.Writer
+	err  error // the failed flush's; w is then kept
+}
+
+func newStreamWriter(dst io.Writer, pool *sync.Pool) *streamWriter {
+	return &streamWriter{dst: dst, pool: pool}
+}
+
+// buf is the buffer to write into, taken from the pool if the stream
+// holds none. After a failed flush it is the failed buffer, whose every
+// write fails.
+func (s *streamWriter) buf() *bufio.Writer {
+	if s.w == nil {
+		w, _ := s.pool.Get().(*bufio.Writer)
+		if w == nil {
+			w = bufio.NewWriterSize(nil, streamBufferSize)
+		}
+		w.Reset(s.dst)
+		s.w = w
+	}
+	return s.w
+}
+
+// flush sends what the buffer holds and gives the buffer back.
+func (s *streamWriter) flush() error {
+	if s.w == nil {
+		return nil
+	}
+	if err := s.w.Flush(); err != nil {
+		s.err = err // kept, never pooled: it holds unsent bytes and its error
+		return err
+	}
+	s.release()
+	return nil
+}
+
+// release gives the buffer back, whatever it holds: the stream is over,
+// or it has just been flushed.
+func (s *streamWriter) release() {
+	if s.w != nil && s.err == nil {
+		s.w.Reset(nil) // clears a write's error too
+		s.pool.Put(s.w)
+		s.w = nil
+	}
+}
+
 // streamWriteTimeout is the default of Options.EventsWriteTimeout, which
 // bounds each flush: a client that stops reading is noticed within it, and
 // its stream ends.
@@ -172,25 +230,25 @@ type streamTiming struct {
 // client goes away (a write fails; w bounds each one, see deadlineWriter).
 // While it holds a flush it sleeps, not woken by each event, and then
 // takes everything the subscription holds.
-func stream(w *bufio.Writer, sub *events.Subscription, t streamTiming) error {
+func stream(w *streamWriter, sub *events.Subscription, t streamTiming) error {
 	defer sub.Close()
 	var flushed time.Time
 	flush := func() error {
-		err := w.Flush()
+		err := w.flush()
 		flushed = time.Now()
 		return err
 	}
 	// A comment first, so clients and proxies see the stream open at once.
-	if err := events.WriteKeepAlive(w); err != nil {
+	if err := events.WriteKeepAlive(w.buf()); err != nil {
 		return err
 	}
 	if sub.Reset() {
-		if err := events.WriteReset(w); err != nil {
+		if err := events.WriteReset(w.buf()); err != nil {
 			return err
 		}
 	}
 	for _, e := range sub.Replay() {
-		if err := events.WriteSSE(w, *e); err != nil {
+		if err := events.WriteSSE(w.buf(), *e); err != nil {
 			return err
 		}
 	}
@@ -209,7 +267,7 @@ func stream(w *bufio.Writer, sub *events.Subscription, t streamTiming) error {
 			}
 			if ended {
 				if sub.Overflowed() {
-					if err := events.WriteOverflow(w); err != nil {
+					if err := events.WriteOverflow(w.buf()); err != nil {
 						return err
 					}
 				}
@@ -227,7 +285,7 @@ func stream(w *bufio.Writer, sub *events.Subscription, t streamTiming) error {
 				return err
 			}
 		case <-t.keepAlive:
-			if err := events.WriteKeepAlive(w); err != nil {
+			if err := events.WriteKeepAlive(w.buf()); err != nil {
 				return err
 			}
 		case <-t.recheck:
@@ -288,10 +346,10 @@ const streamInputLimit = 16 << 10
 
 // writeBuffered writes the live events the subscription holds now and
 // says how many.
-func writeBuffered(w *bufio.Writer, sub *events.Subscription) (int, error) {
+func writeBuffered(w *streamWriter, sub *events.Subscription) (int, error) {
 	n := 0
 	for e := sub.Next(); e != nil; e = sub.Next() {
-		if err := events.WriteSSE(w, *e); err != nil {
+		if err := events.WriteSSE(w.buf(), *e); err != nil {
 			return n, err
 		}
 		n++

@@ -14,6 +14,12 @@ import (
 	"github.com/ctcgw/gatewayd/events"
 )
 
+// bigBuffers is a pool of stream buffers larger than anything a test
+// writes (see chunks).
+func bigBuffers() *sync.Pool {
+	return &sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 1<<20) }}
+}
+
 // chunks records every write that reaches it: with a bufio.Writer larger
 // than anything the test writes, one write is one flush of the stream.
 type chunks struct {
@@ -72,7 +78,7 @@ func heldStream(t *testing.T, buffer int) (b *events.Broker, out *chunks, holdin
 	ended := make(chan struct{})
 	go func() {
 		defer close(ended)
-		d <- stream(bufio.NewWriterSize(out, 1<<20), sub, timing)
+		d <- stream(newStreamWriter(out, bigBuffers()), sub, timing)
 	}()
 	t.Cleanup(func() {
 		b.Close()
@@ -185,7 +191,7 @@ func TestStreamStopWritesWhatWasPublished(t *testing.T) {
 		out := &chunks{}
 		stop := make(chan struct{})
 		close(stop)
-		err := stream(bufio.NewWriterSize(out, 1<<20), sub,
+		err := stream(newStreamWriter(out, bigBuffers()), sub,
 			streamTiming{interval: 0, hold: func(time.Duration) {}, stop: stop})
 		b.Close()
 		require.NoError(t, err)

@@ -30,6 +30,9 @@ type streams struct {
 	server func() *fasthttp.Server // the app's, known once it serves
 
 	open atomic.Int64
+	// buffers are the streams' write buffers (*bufio.Writer), which a
+	// stream holds only while it has something to send (streamWriter).
+	buffers sync.Pool
 
 	mu      sync.Mutex // guards stopped against enter, so Add never races Wait
 	stopped bool
