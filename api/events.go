@@ -85,7 +85,7 @@ func (s *server) eventStream(c *fiber.Ctx) error {
 		// deadlines when it handed it over, and a backlog larger than the
 		// buffers blocked its write for good to a client that reads
 		// nothing (a stream slot held for ever, shutdown waiting for it).
-		w := newStreamWriter(deadlineWriter{conn, s.opts.EventsWriteTimeout}, &s.streams.buffers)
+		w := newStreamWriter(deadlineWriter{conn, s.opts.EventsWriteTimeout}, s.streams.buffers)
 		defer w.release()
 		// Buffered: the stream's first flush sends it, and reports a
 		// failure (a bufio.Writer's error is sticky).
@@ -148,26 +148,63 @@ const streamBufferSize = 32 << 10
 // them they stayed resident.
 type streamWriter struct {
 	dst  io.Writer
-	pool *sync.Pool // of *bufio.Writer
+	pool *writerPool
 	w    *bufio.Writer
 	err  error // the failed flush's; w is then kept
 }
 
-func newStreamWriter(dst io.Writer, pool *sync.Pool) *streamWriter {
+func newStreamWriter(dst io.Writer, pool *writerPool) *streamWriter {
 	return &streamWriter{dst: dst, pool: pool}
 }
+
+// writerPool keeps idle write buffers for the streams' next flushes, up
+// to keep of them. Not a sync.Pool, which drops what it holds at every
+// collection: in a reconnect storm, collecting every few tens of
+// milliseconds, the streams made a new buffer at nearly every flush, and
+// 100 subscribers cost gatewayd about twice the CPU they had cost with
+// a buffer each (BENCHMARKS.md, 2026-12-07 seventeenth session).
+type writerPool struct {
+	size, keep int
+	mu         sync.Mutex
+	idle       []*bufio.Writer
+}
+
+func newWriterPool(size, keep int) *writerPool { return &writerPool{size: size, keep: keep} }
+
+// get returns an idle buffer, or a new one.
+func (p *writerPool) get() *bufio.Writer {
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		w := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		return w
+	}
+	p.mu.Unlock()
+	return bufio.NewWriterSize(nil, p.size)
+}
+
+// put keeps w for a later get, unless keep are kept already.
+func (p *writerPool) put(w *bufio.Writer) {
+	p.mu.Lock()
+	if len(p.idle) < p.keep {
+		p.idle = append(p.idle, w)
+	}
+	p.mu.Unlock()
+}
+
+// streamBuffersKept is how many idle stream buffers the pool keeps: 2 MiB
+// of 32 KiB buffers, what 64 streams flushing at once need.
+const streamBuffersKept = 64
 
 // buf is the buffer to write into, taken from the pool if the stream
 // holds none. After a failed flush it is the failed buffer, whose every
 // write fails.
 func (s *streamWriter) buf() *bufio.Writer {
 	if s.w == nil {
-		w, _ := s.pool.Get().(*bufio.Writer)
-		if w == nil {
-			w = bufio.NewWriterSize(nil, streamBufferSize)
-		}
-		w.Reset(s.dst)
-		s.w = w
+		s.w = s.pool.get()
+		s.w.Reset(s.dst)
 	}
 	return s.w
 }
@@ -190,7 +227,7 @@ func (s *streamWriter) flush() error {
 func (s *streamWriter) release() {
 	if s.w != nil && s.err == nil {
 		s.w.Reset(nil) // clears a write's error too
-		s.pool.Put(s.w)
+		s.pool.put(s.w)
 		s.w = nil
 	}
 }

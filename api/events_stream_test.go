@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bufio"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,9 +15,7 @@ import (
 
 // bigBuffers is a pool of stream buffers larger than anything a test
 // writes (see chunks).
-func bigBuffers() *sync.Pool {
-	return &sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 1<<20) }}
-}
+func bigBuffers() *writerPool { return newWriterPool(1<<20, 4) }
 
 // chunks records every write that reaches it: with a bufio.Writer larger
 // than anything the test writes, one write is one flush of the stream.

@@ -32,7 +32,7 @@ type streams struct {
 	open atomic.Int64
 	// buffers are the streams' write buffers (*bufio.Writer), which a
 	// stream holds only while it has something to send (streamWriter).
-	buffers sync.Pool
+	buffers *writerPool
 
 	mu      sync.Mutex // guards stopped against enter, so Add never races Wait
 	stopped bool
@@ -41,7 +41,7 @@ type streams struct {
 }
 
 func newStreams(max int, server func() *fasthttp.Server) *streams {
-	return &streams{max: max, server: server, stop: make(chan struct{})}
+	return &streams{max: max, server: server, stop: make(chan struct{}), buffers: newWriterPool(streamBufferSize, streamBuffersKept)}
 }
 
 // full reports whether a new stream would pass the connection limit. The
