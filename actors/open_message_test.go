@@ -20,11 +20,17 @@ import (
 // error it ends with.
 func readerEnd(t *testing.T, client *websocket.Conn, in *intake, cfg Config) (<-chan delivered, <-chan error) {
 	t.Helper()
+	return readerEndWithShare(t, client, in, nil, cfg)
+}
+
+// readerEndWithShare is readerEnd with the slow messages' share.
+func readerEndWithShare(t *testing.T, client *websocket.Conn, in, slow *intake, cfg Config) (<-chan delivered, <-chan error) {
+	t.Helper()
 	got := make(chan delivered, 4)
 	ended := make(chan error, 1)
 	cfg = cfg.withDefaults()
 	inbox := semaphore.NewWeighted(int64(cfg.InboxBytes))
-	r := &reader{ws: client, inbox: inbox, intake: in, cfg: cfg, log: zerolog.Nop(),
+	r := &reader{ws: client, inbox: inbox, intake: in, slow: slow, cfg: cfg, log: zerolog.Nop(),
 		deliver: func(msg ctc.Message, err error, cost, _ int64, text *[]byte) bool {
 			got <- delivered{msg, err, text}
 			inbox.Release(cost) // handled

@@ -1,45 +1,17 @@
 package actors
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sync/semaphore"
-
-	"github.com/ctcgw/gatewayd/ctc"
 )
 
-// slowShareReader runs a reader with the slow messages' share and returns
-// what it delivers and the error it ends with.
-func slowShareReader(t *testing.T, client *websocket.Conn, in, slow *intake, cfg Config) (<-chan delivered, <-chan error) {
-	t.Helper()
-	got := make(chan delivered, 4)
-	ended := make(chan error, 1)
-	inbox := semaphore.NewWeighted(int64(cfg.InboxBytes))
-	r := &reader{ws: client, inbox: inbox, intake: in, slow: slow, cfg: cfg, log: zerolog.Nop(),
-		deliver: func(msg ctc.Message, err error, cost, _ int64, text *[]byte) bool {
-			got <- delivered{msg, err, text}
-			inbox.Release(cost)
-			return false // the reader gives the reservation back
-		},
-		end: func(err error) { ended <- err },
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go r.run(ctx, done)
-	t.Cleanup(func() { cancel(); client.Close(); <-done })
-	return got, ended
-}
-
 // README: a slow message "counts, until it is whole, in a share of its
-// own as large as the 8 MiB; when that has no room the message is
-// stalled". Two gateways trickle 1 MiB messages into a 1.5 MiB share:
+// own as large as the 8 MiB"; "When that share has no room, as the
+// message turns slow or grows, the message is stalled". Two gateways trickle 1 MiB messages into a 1.5 MiB share:
 // the first to turn slow takes its place in the share and goes on to be
 // delivered; the second is stalled when it turns slow, and nothing stays
 // counted anywhere. Would catch: slow messages counted nowhere (a few
@@ -52,8 +24,8 @@ func TestSlowMessagesHaveABoundedShare(t *testing.T) {
 	cfg := Config{PongTimeout: time.Second, ReadingTimeout: time.Hour}.withDefaults()
 	clientA, peerA := socketPair(t)
 	clientB, peerB := socketPair(t)
-	gotA, endedA := slowShareReader(t, clientA, in, slow, cfg)
-	_, endedB := slowShareReader(t, clientB, in, slow, cfg)
+	gotA, endedA := readerEndWithShare(t, clientA, in, slow, cfg)
+	_, endedB := readerEndWithShare(t, clientB, in, slow, cfg)
 
 	body := openHead + strings.Repeat("0", 700<<10) // grows to a 1 MiB buffer
 	rawFrame(t, peerA, false, 1, []byte(body))
@@ -106,7 +78,7 @@ func TestASlowMessageThatOutgrowsTheShareStalls(t *testing.T) {
 	in, slow := newIntake(64<<20), newIntake(768<<10)
 	cfg := Config{PongTimeout: time.Second, ReadingTimeout: time.Hour}.withDefaults()
 	client, peer := socketPair(t)
-	_, ended := slowShareReader(t, client, in, slow, cfg)
+	_, ended := readerEndWithShare(t, client, in, slow, cfg)
 
 	rawFrame(t, peer, false, 1, []byte(openHead+strings.Repeat("0", 300<<10)))
 	deadline := time.Now().Add(10 * time.Second)
