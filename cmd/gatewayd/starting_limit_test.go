@@ -28,24 +28,7 @@ import (
 func TestStartingServerPastTheLimitAnswersTheEnvelope(t *testing.T) {
 	t.Parallel()
 	const maxConns = 8
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	h := api.Starting(api.StartingOptions{Started: time.Now(), Log: zerolog.Nop(),
-		State: func() (bool, string) { return false, "waiting for the database" }})
-	s := serveStarting(tcp.(*net.TCPListener), h, maxConns, 0, nil, zerolog.Nop())
-	t.Cleanup(func() {
-		s.handOver()
-		_ = tcp.Close()
-	})
-	addr := tcp.Addr().String()
-	dial := func(from string) net.Conn {
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
-		c, err := d.Dial("tcp", addr)
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = c.Close() })
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		return c
-	}
+	dial := startWaiting(t, maxConns, nil)
 	// Each holds its connections by sending half a head (the server
 	// closes each at its 1 s read timeout).
 	for _, from := range []string{"127.0.0.71", "127.0.0.72", "127.0.0.73", "127.0.0.74"} {
@@ -56,7 +39,7 @@ func TestStartingServerPastTheLimitAnswersTheEnvelope(t *testing.T) {
 	// The backlog is accepted in order: the eight are counted before the
 	// fifth address's connection is looked at.
 	c := dial("127.0.0.75")
-	_, err = io.WriteString(c, "GET /api/health HTTP/1.1\r\nHost: t\r\nX-Request-Id: fifth\r\n\r\n")
+	_, err := io.WriteString(c, "GET /api/health HTTP/1.1\r\nHost: t\r\nX-Request-Id: fifth\r\n\r\n")
 	require.NoError(t, err)
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	require.NoError(t, err)
@@ -68,4 +51,31 @@ func TestStartingServerPastTheLimitAnswersTheEnvelope(t *testing.T) {
 	assert.Equal(t, "SERVICE_UNAVAILABLE", env.Error.Code)
 	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
 	assert.Equal(t, "fifth", resp.Header.Get("X-Request-Id"))
+}
+
+// startWaiting serves the starting server (waiting for the database) on
+// a loopback port, at most maxConns connections, refusals counted by
+// refused (nil: not), until the test ends. It returns a dial from a
+// given loopback address; each connection has a 10 s deadline and is
+// closed when the test ends.
+func startWaiting(t *testing.T, maxConns int, refused func(full bool)) (dial func(from string) net.Conn) {
+	t.Helper()
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	h := api.Starting(api.StartingOptions{Started: time.Now(), Log: zerolog.Nop(),
+		State: func() (bool, string) { return false, "waiting for the database" }})
+	s := serveStarting(tcp.(*net.TCPListener), h, maxConns, 0, refused, zerolog.Nop())
+	t.Cleanup(func() {
+		s.handOver()
+		_ = tcp.Close()
+	})
+	addr := tcp.Addr().String()
+	return func(from string) net.Conn {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		return c
+	}
 }

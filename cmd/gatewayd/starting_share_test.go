@@ -3,18 +3,13 @@ package main
 import (
 	"bufio"
 	"io"
-	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/ctcgw/gatewayd/api"
 )
 
 // (Found by an audit, helper 1, whose test this is.) README, API_MAX_CONNECTIONS_PER_CLIENT: "past it a new
@@ -29,32 +24,14 @@ import (
 func TestStartingServerHasAPerClientShare(t *testing.T) {
 	t.Parallel()
 	const maxConns = 8
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	h := api.Starting(api.StartingOptions{Started: time.Now(), Log: zerolog.Nop(),
-		State: func() (bool, string) { return false, "waiting for the database" }})
 	var overShare, full atomic.Int64
-	refused := func(past bool) {
+	dial := startWaiting(t, maxConns, func(past bool) {
 		if past {
 			full.Add(1)
 		} else {
 			overShare.Add(1)
 		}
-	}
-	s := serveStarting(tcp.(*net.TCPListener), h, maxConns, 0, refused, zerolog.Nop())
-	t.Cleanup(func() {
-		s.handOver()
-		_ = tcp.Close()
 	})
-	addr := tcp.Addr().String()
-	dial := func(from string) net.Conn {
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
-		c, err := d.Dial("tcp", addr)
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = c.Close() })
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		return c
-	}
 	// The hostile address: every connection there is, kept open by
 	// sending nothing (the server closes each at its read timeout).
 	var held sync.WaitGroup
@@ -69,7 +46,7 @@ func TestStartingServerHasAPerClientShare(t *testing.T) {
 	// Another address asks for its health while they are held (well
 	// within their 1 s).
 	c := dial("127.0.0.42")
-	_, err = io.WriteString(c, "GET /api/health HTTP/1.1\r\nHost: t\r\n\r\n")
+	_, err := io.WriteString(c, "GET /api/health HTTP/1.1\r\nHost: t\r\n\r\n")
 	require.NoError(t, err)
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	require.NoError(t, err)
