@@ -161,8 +161,9 @@ func newStreamWriter(dst io.Writer, pool *writerPool) *streamWriter {
 // to keep of them. Not a sync.Pool, which drops what it holds at every
 // collection: in a reconnect storm, collecting every few tens of
 // milliseconds, the streams made a new buffer at nearly every flush, and
-// 100 subscribers cost gatewayd about twice the CPU they had cost with
-// a buffer each (BENCHMARKS.md, 2026-12-07 seventeenth session).
+// 100 subscribers seemed to cost gatewayd ~1.7 times the CPU they had
+// cost with a buffer each (BENCHMARKS.md, 2026-12-07 seventeenth
+// session).
 type writerPool struct {
 	size, keep int
 	mu         sync.Mutex
