@@ -1,0 +1,77 @@
+package actors
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// README (What a hostile peer can and cannot do): "A gateway ... can make
+// its own connection fail, and nothing more." With the slow messages'
+// share, a gateway that trickles a large message a byte at a time holds
+// the share until READING_TIMEOUT, and a gateway on a slow link that
+// sends its reading steadily, at its network's speed but over half the
+// pong timeout, was stalled when it turned slow ("other slow messages
+// hold their share"): the trickler made another gateway's connection
+// fail. A slow message that is faster than one the share holds takes
+// its place; the slower one is stalled. Would catch: the share refusing
+// a steady message in favour of a trickle.
+func TestAuditATrickleCannotStallASteadySlowMessage(t *testing.T) {
+	t.Parallel()
+	in, slow := newIntake(64<<20), newIntake(1<<20)
+	cfg := Config{PongTimeout: time.Second, ReadingTimeout: time.Hour}.withDefaults()
+	clientA, peerA := socketPair(t)
+	clientB, peerB := socketPair(t)
+	_, endedA := slowShareReader(t, clientA, in, slow, cfg)
+	gotB, endedB := slowShareReader(t, clientB, in, slow, cfg)
+
+	// A, hostile: a message that grows to a 1 MiB buffer, then a byte
+	// every 100 ms: slow, it fills the share on its own.
+	rawFrame(t, peerA, false, 1, []byte(openHead+strings.Repeat("0", 700<<10)))
+	deadline := time.Now().Add(10 * time.Second)
+	for slow.held() < 1<<20 {
+		require.True(t, time.Now().Before(deadline), "A never turned slow: intake %d, share %d", in.held(), slow.held())
+		rawFrame(t, peerA, false, 0, []byte("0"))
+		time.Sleep(100 * time.Millisecond)
+	}
+	trickle := make(chan struct{})
+	trickled := make(chan struct{})
+	go func() {
+		defer close(trickled)
+		for {
+			select {
+			case <-trickle:
+				return
+			case <-time.After(100 * time.Millisecond):
+				if _, err := peerA.UnderlyingConn().Write([]byte{0x00, 1, '0'}); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	defer func() { close(trickle); <-trickled }()
+
+	// B, honest on a slow link: 900 KiB at 64 KiB every 100 ms, steadily,
+	// so that it is still open when it turns slow (after 500 ms).
+	rawFrame(t, peerB, false, 1, []byte(openHead))
+	for range 14 {
+		rawFrame(t, peerB, false, 0, []byte(strings.Repeat("0", 64<<10)))
+		time.Sleep(100 * time.Millisecond)
+	}
+	rawFrame(t, peerB, true, 0, []byte(`"}}`))
+	select {
+	case <-gotB:
+	case err := <-endedB:
+		t.Fatalf("B, sending steadily, was cut off: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("B's message was not delivered")
+	}
+	select {
+	case err := <-endedA:
+		require.ErrorIs(t, err, errStalled, "A, the trickle, gave its place")
+	case <-time.After(5 * time.Second):
+		t.Fatal("A was not stalled")
+	}
+}
