@@ -352,7 +352,7 @@ type reader struct {
 	intake *intake
 	// slow counts the large messages that stopped counting in the intake
 	// because they trickle in (see openMessage); nil: unbounded.
-	slow   *intake
+	slow   *slowShare
 	held   *holdClock
 	crunch crunch // bounds the decoders of large frames
 	cfg    Config
@@ -869,7 +869,8 @@ var errStalled = errors.New("message stalled")
 // message stops counting in the intake all gateways share and counts,
 // until it is whole, in the slow messages' share instead (as large as
 // the intake); when that has no room, at the change or as the message
-// grows, the message is stalled and its connection ends. Bounded only by
+// grows, the message takes the place of larger ones (see slowShare) or
+// is stalled, and its connection ends. Bounded only by
 // the reading timeout, a gateway that sent a byte of its message every
 // few seconds held its share of the intake for half a minute and more,
 // renewed at each connection: every other gateway's readings outwaited
@@ -888,13 +889,19 @@ type openMessage struct {
 	// The intake, the slow messages' share, what the message counts in
 	// the one it is in (slow: the share), and when it becomes slow (later
 	// by the time held).
-	in, slowIn *intake
-	counted    int64
-	slowAfter  time.Time
-	slow       bool
+	in        *intake
+	slowIn    *slowShare
+	counted   int64
+	slowAfter time.Time
+	slow      bool
+	// What the share counts for it, and whether a smaller message took
+	// its place there (see slowShare); guarded by slowIn.mu, evicted
+	// also read without it.
+	inShare int64
+	evicted atomic.Bool
 }
 
-func newOpenMessage(ws *websocket.Conn, rd io.Reader, cfg Config, now time.Time, in, slowIn *intake, counted int64) *openMessage {
+func newOpenMessage(ws *websocket.Conn, rd io.Reader, cfg Config, now time.Time, in *intake, slowIn *slowShare, counted int64) *openMessage {
 	return &openMessage{ws: ws, rd: rd, stall: cfg.PongTimeout, whole: cfg.ReadingTimeout, until: now.Add(cfg.ReadingTimeout),
 		in: in, slowIn: slowIn, counted: counted, slowAfter: now.Add(cfg.PongTimeout / 2)}
 }
@@ -907,15 +914,18 @@ func (m *openMessage) held(d time.Duration) {
 }
 
 // errSlowFull is why a slow message is stalled when the slow messages'
-// share has no room for it.
+// share has no room for it, or gave its place to a smaller one.
 func (m *openMessage) errSlowFull() error {
+	if m.evicted.Load() {
+		return fmt.Errorf("%w: slow, and a smaller slow message took its place in their share (%d KiB read)", errStalled, m.read>>10)
+	}
 	return fmt.Errorf("%w: slow, and other slow messages hold their share (%d KiB read)", errStalled, m.read>>10)
 }
 
 // growSlow counts n more bytes of a slow message in the slow messages'
 // share, or reports that it has no room.
 func (m *openMessage) growSlow(n int64) error {
-	if !m.slowIn.take(n) {
+	if !m.slowIn.take(m, n) {
 		return m.errSlowFull()
 	}
 	m.counted += n
@@ -923,10 +933,11 @@ func (m *openMessage) growSlow(n int64) error {
 }
 
 // recount counts a slow message in the intake again, now whole: what it
-// grew to goes on with it (to the actor, then back).
+// grew to goes on with it (to the actor, then back). Evicted meanwhile,
+// it is whole all the same: the share gave its bytes back already.
 func (m *openMessage) recount() {
 	if m.slow {
-		m.slowIn.add(-m.counted)
+		m.slowIn.give(m)
 		m.in.add(m.counted)
 		m.slow = false
 	}
@@ -936,7 +947,7 @@ func (m *openMessage) recount() {
 // when it is dropped unread.
 func (m *openMessage) release() {
 	if m.slow {
-		m.slowIn.add(-m.counted)
+		m.slowIn.give(m)
 	} else {
 		m.in.add(-m.counted)
 	}
@@ -946,7 +957,7 @@ func (m *openMessage) release() {
 func (m *openMessage) Read(b []byte) (int, error) {
 	now := time.Now()
 	if !m.slow && now.After(m.slowAfter) {
-		if !m.slowIn.take(m.counted) {
+		if !m.slowIn.take(m, m.counted) {
 			return 0, m.errSlowFull()
 		}
 		m.slow = true
@@ -960,8 +971,16 @@ func (m *openMessage) Read(b []byte) (int, error) {
 	if err := m.ws.SetReadDeadline(deadline); err != nil {
 		return 0, err
 	}
+	// Evicted before the deadline above was set, its past one was
+	// overwritten: seen here. Evicted after, the read ends at once.
+	if m.evicted.Load() {
+		return 0, m.errSlowFull()
+	}
 	n, err := m.rd.Read(b)
 	m.read += int64(n)
+	if err != nil && m.evicted.Load() {
+		return n, m.errSlowFull()
+	}
 	var ne net.Error
 	if err != nil && errors.As(err, &ne) && ne.Timeout() {
 		if whole {

@@ -59,23 +59,6 @@ func (in *intake) add(n int64) {
 
 func (in *intake) fits(n int64) bool { return in.bytes <= 0 || in.bytes+n <= in.limit }
 
-// take counts n more bytes if they fit now (or nothing is counted yet:
-// one larger frame passes alone), and reports whether it did; it never
-// waits. It is how the slow messages' share is taken (see openMessage):
-// a frame that trickles in holds no place in line.
-func (in *intake) take(n int64) bool {
-	if in == nil || n <= 0 {
-		return true
-	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if !in.fits(n) {
-		return false
-	}
-	in.bytes += n
-	return true
-}
-
 func (in *intake) wakeLocked() {
 	for e := in.waiters.Front(); e != nil; e = in.waiters.Front() {
 		w := e.Value.(*intakeWaiter)

@@ -24,7 +24,7 @@ func readerEnd(t *testing.T, client *websocket.Conn, in *intake, cfg Config) (<-
 }
 
 // readerEndWithShare is readerEnd with the slow messages' share.
-func readerEndWithShare(t *testing.T, client *websocket.Conn, in, slow *intake, cfg Config) (<-chan delivered, <-chan error) {
+func readerEndWithShare(t *testing.T, client *websocket.Conn, in *intake, slow *slowShare, cfg Config) (<-chan delivered, <-chan error) {
 	t.Helper()
 	got := make(chan delivered, 4)
 	ended := make(chan error, 1)

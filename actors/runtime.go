@@ -56,8 +56,9 @@ type deps struct {
 	processor *processor
 	// intake holds readers back while the readings pipeline is full;
 	// slow bounds the large messages that trickle in (see openMessage).
-	intake, slow *intake
-	crunch       crunch
+	intake *intake
+	slow   *slowShare
+	crunch crunch
 	// kick asks for a store read now; safe from any goroutine.
 	kick func()
 	// trim asks for memory to be returned after a mass removal (trim.go).
@@ -137,7 +138,7 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 		dispatch: newWorkers(dispatchThroughput, dispatchIdle),
 	}
 	r.d.intake = newIntake(int64(cfg.ReadingIntakeBytes))
-	r.d.slow = newIntake(int64(cfg.ReadingIntakeBytes))
+	r.d.slow = newSlowShare(int64(cfg.ReadingIntakeBytes))
 	r.d.writer = newWriter(src, cfg.Observer, r.d.limiter.crowded, cfg.SeenFlushInterval, cfg.SensorFlushInterval, cfg.ReadingFlushInterval, log)
 	r.d.writer.intake = r.d.intake
 	r.d.processor = newProcessor(r.d.writer, cfg.ReadingWorkers, cfg.ReadingBacklog, int64(cfg.ReadingBacklogBytes), cfg.RateLookupTimeout, log)

@@ -20,12 +20,12 @@ import (
 // a steady message in favour of a trickle.
 func TestAuditATrickleCannotStallASteadySlowMessage(t *testing.T) {
 	t.Parallel()
-	in, slow := newIntake(64<<20), newIntake(1<<20)
+	in, slow := newIntake(64<<20), newSlowShare(1<<20)
 	cfg := Config{PongTimeout: time.Second, ReadingTimeout: time.Hour}.withDefaults()
 	clientA, peerA := socketPair(t)
 	clientB, peerB := socketPair(t)
-	_, endedA := slowShareReader(t, clientA, in, slow, cfg)
-	gotB, endedB := slowShareReader(t, clientB, in, slow, cfg)
+	_, endedA := readerEndWithShare(t, clientA, in, slow, cfg)
+	gotB, endedB := readerEndWithShare(t, clientB, in, slow, cfg)
 
 	// A, hostile: a message that grows to a 1 MiB buffer, then a byte
 	// every 100 ms: slow, it fills the share on its own.
@@ -74,4 +74,43 @@ func TestAuditATrickleCannotStallASteadySlowMessage(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("A was not stalled")
 	}
+}
+
+// The share's choice (slowShare.take): a message that does not fit takes
+// the place of larger ones only, the largest first and no more than it
+// needs, and of none if even all of them would not make room; one of a
+// size never evicts another of its size; an evicted message takes
+// nothing more, and gives back nothing twice. Would catch: an eviction
+// that frees nothing useful, a message evicted for one of its own size
+// (honest gateways cutting each other off), the share's count off after
+// an eviction.
+func TestAuditTheSlowShareEvictsOnlyLargerMessages(t *testing.T) {
+	t.Parallel()
+	msg := func() *openMessage {
+		client, _ := socketPair(t)
+		return &openMessage{ws: client}
+	}
+	s := newSlowShare(1000)
+	big, mid, small := msg(), msg(), msg()
+	require.True(t, s.take(big, 600))
+	require.True(t, s.take(mid, 300))
+	same := msg()
+	require.False(t, s.take(same, 600), "no room, and nothing larger than 600 to make it")
+	require.False(t, big.evicted.Load() || mid.evicted.Load())
+
+	require.True(t, s.take(small, 200), "the 600 gives way")
+	require.True(t, big.evicted.Load())
+	require.False(t, mid.evicted.Load(), "the largest goes first, and alone is enough")
+	require.Equal(t, int64(500), s.held())
+	require.False(t, s.take(big, 1), "an evicted message takes nothing more")
+	s.give(big)
+	require.Equal(t, int64(500), s.held(), "nor gives back twice")
+
+	huge := msg()
+	require.False(t, s.take(huge, 900), "larger than everything it would evict")
+	require.False(t, mid.evicted.Load() || small.evicted.Load(), "and evicts nothing when it cannot fit")
+	s.give(mid)
+	s.give(small)
+	require.Zero(t, s.held())
+	require.True(t, s.take(huge, 5000), "alone, whatever its size")
 }

@@ -28,7 +28,7 @@ import (
 // refused delivery, a release while slow, a refused turn to slow).
 func TestAuditOKSlowShareGivenBackOnEveryPath(t *testing.T) {
 	t.Parallel()
-	in, slow := newIntake(64<<20), newIntake(1<<20)
+	in, slow := newIntake(64<<20), newSlowShare(1<<20)
 	cfg := Config{PongTimeout: 400 * time.Millisecond, ReadingTimeout: 3 * time.Second}.withDefaults()
 	rng := rand.New(rand.NewPCG(7, 7))
 	const peers = 10

@@ -20,7 +20,7 @@ import (
 // dropped.
 func TestSlowMessagesHaveABoundedShare(t *testing.T) {
 	t.Parallel()
-	in, slow := newIntake(64<<20), newIntake(1536<<10)
+	in, slow := newIntake(64<<20), newSlowShare(1536<<10)
 	cfg := Config{PongTimeout: time.Second, ReadingTimeout: time.Hour}.withDefaults()
 	clientA, peerA := socketPair(t)
 	clientB, peerB := socketPair(t)
@@ -75,7 +75,7 @@ func TestSlowMessagesHaveABoundedShare(t *testing.T) {
 // counted nowhere (one message grew to 8 MiB uncounted).
 func TestASlowMessageThatOutgrowsTheShareStalls(t *testing.T) {
 	t.Parallel()
-	in, slow := newIntake(64<<20), newIntake(768<<10)
+	in, slow := newIntake(64<<20), newSlowShare(768<<10)
 	cfg := Config{PongTimeout: time.Second, ReadingTimeout: time.Hour}.withDefaults()
 	client, peer := socketPair(t)
 	_, ended := readerEndWithShare(t, client, in, slow, cfg)
