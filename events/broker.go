@@ -188,7 +188,8 @@ func (b *Broker) PublishJSON(typ string, factoryID, gatewayID uuid.UUID, payload
 // neither overflows at once nor keeps a buffer sized for the replay for
 // the rest of the stream. The buffer holds one pointer (8 bytes) per
 // event it holds, in segments of 128 made as it fills (see Subscription):
-// 1 KiB while the stream keeps up, 80 KiB at most for a buffer of 10,000.
+// 2 KiB while the stream keeps up (the segment it reads and a spare),
+// about 80 KiB at most for a buffer of 10,000.
 //
 // Publishers wait while the replay is copied (its slice is allocated
 // before the lock, and one resume copies at a time): a few microseconds

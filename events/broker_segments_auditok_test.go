@@ -178,3 +178,38 @@ func TestAuditOKOverflowAtTheLimitWhateverTheOffset(t *testing.T) {
 		}
 	}
 }
+
+// README (EVENTS_CLIENT_BUFFER): a stream that keeps up holds two
+// segments (2 KiB), the one it reads and the spare, whatever it has
+// taken; one that fell a whole buffer behind and caught up is back to
+// two. Would catch: spent segments kept (a stream's memory growing with
+// what it has streamed), or the claim of 1 KiB, which holds only for
+// the first 128 events.
+func TestAuditOKAStreamThatKeepsUpHoldsTwoSegments(t *testing.T) {
+	t.Parallel()
+	held := func(s *Subscription) int {
+		n := 0
+		for seg := s.rseg; seg != nil; seg = seg.next.Load() {
+			n++
+		}
+		if s.spare.Load() != nil {
+			n++
+		}
+		return n
+	}
+	b := NewBroker(0)
+	f, g := uuid.New(), uuid.New()
+	s := b.Subscribe(Filter{}, 0, 10_000)
+	for range 1000 {
+		publish(t, b, f, g)
+		require.NotNil(t, s.Next())
+		require.LessOrEqual(t, held(s), 2)
+	}
+	for range 10_000 {
+		publish(t, b, f, g)
+	}
+	// 10,000 events straddle at most 80 segments, and a spare: about 80 KiB.
+	assert.LessOrEqual(t, held(s), 10_000/segmentSize+2, "a full buffer: the pieces it needs, and the spare")
+	assert.Len(t, drainNext(s), 10_000)
+	assert.LessOrEqual(t, held(s), 2, "caught up: the rest given back")
+}
