@@ -20,19 +20,21 @@ import (
 // The intake and the slow messages' share under a randomized mix of
 // peers (fixed seed), all at once: messages sent whole, messages that
 // trickle until slow and then end, grow past their buffer while slow,
-// stop (stalled), or whose peer goes away half way, into a share too
-// small for all of them (some are stalled when they turn slow or grow).
+// stop (stalled), or whose peer goes away half way, of three sizes, into
+// a share too small for all of them (some are stalled when they turn
+// slow or grow, some evicted by a smaller one).
 // Whatever happened to each, once every reader has ended nothing is
 // counted in either. Would catch: a message's bytes not given back, or
 // given back to the wrong one, on any of those paths (a recount then a
-// refused delivery, a release while slow, a refused turn to slow).
+// refused delivery, a release while slow, a refused turn to slow, an
+// eviction racing the message's end).
 func TestAuditOKSlowShareGivenBackOnEveryPath(t *testing.T) {
 	t.Parallel()
-	in, slow := newIntake(64<<20), newSlowShare(1<<20)
+	in, slow := newIntake(64<<20), newSlowShare(1536<<10)
 	cfg := Config{PongTimeout: 400 * time.Millisecond, ReadingTimeout: 3 * time.Second}.withDefaults()
 	rng := rand.New(rand.NewPCG(7, 7))
 	const peers = 10
-	var delivered atomic.Int64
+	var delivered, evicted, refused atomic.Int64
 	var wg sync.WaitGroup
 	for range peers {
 		client, peer := socketPair(t)
@@ -43,7 +45,14 @@ func TestAuditOKSlowShareGivenBackOnEveryPath(t *testing.T) {
 				inbox.Release(cost)
 				return false // refused: the reader gives the reservation back
 			},
-			end: func(error) {},
+			end: func(err error) {
+				switch {
+				case strings.Contains(err.Error(), "took its place"):
+					evicted.Add(1)
+				case strings.Contains(err.Error(), "hold their share"):
+					refused.Add(1)
+				}
+			},
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
@@ -53,7 +62,8 @@ func TestAuditOKSlowShareGivenBackOnEveryPath(t *testing.T) {
 		for k := range script {
 			script[k] = rng.IntN(5)
 		}
-		first := 200<<10 + rng.IntN(300<<10)
+		// Buffers of 256 KiB, 512 KiB and 1 MiB: the smaller evict the larger.
+		first := []int{40 << 10, 300 << 10, 700 << 10}[rng.IntN(3)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -79,7 +89,7 @@ func TestAuditOKSlowShareGivenBackOnEveryPath(t *testing.T) {
 	assert.Positive(t, peak.Load(), "some message turned slow")
 	assert.Eventually(t, func() bool { return slow.held() == 0 && in.held() == 0 }, 5*time.Second, 10*time.Millisecond,
 		"given back: intake %d, share %d", in.held(), slow.held())
-	t.Logf("delivered %d", delivered.Load())
+	t.Logf("delivered %d; stalled: %d for a smaller message, %d for want of room", delivered.Load(), evicted.Load(), refused.Load())
 }
 
 // sendScripted sends one message of the kind what, and reports whether
