@@ -3,6 +3,7 @@ package actors
 import (
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
@@ -81,4 +82,18 @@ func PendingTemperatures(r *Runtime) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.temperatures)
+}
+
+// SuspendGateway stops a gateway's actor from handling its messages
+// (Proto.Actor's SuspendMailbox), as a turn starved of CPU would, until
+// the returned function resumes it: what its reader decodes meanwhile
+// waits in its inbox.
+func SuspendGateway(r *Runtime, id uuid.UUID) (resume func()) {
+	pid := actor.NewPID(r.system.Address(), r.supervisor.Id+"/"+id.String())
+	proc, ok := r.system.ProcessRegistry.Get(pid)
+	if !ok {
+		return func() {}
+	}
+	proc.SendSystemMessage(pid, &actor.SuspendMailbox{})
+	return func() { proc.SendSystemMessage(pid, &actor.ResumeMailbox{}) }
 }
