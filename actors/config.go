@@ -88,6 +88,9 @@ type Config struct {
 	// InboxBytes bounds the decoded frames of one connection waiting for
 	// its actor; past it the reader waits and TCP pushes back on the peer.
 	InboxBytes int
+	// FleetInboxBytes bounds what every connection's waiting frames hold
+	// together past each one's floor (inboxFloor, 128 KiB).
+	FleetInboxBytes int
 	// NetDial opens the TCP connection of a dial; nil is net.Dialer's.
 	// The dial allowlist plugs in here.
 	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -192,6 +195,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.FloodByteRate, defaultFloodByteRate)
 	setDefault(&c.FloodByteBurst, max(defaultFloodByteBurst, readLimit))
 	setDefault(&c.InboxBytes, defaultInboxBytes)
+	setDefault(&c.FleetInboxBytes, max(defaultFleetInboxBytes, c.InboxBytes))
 	if c.Observer == nil {
 		c.Observer = nopObserver{}
 	}

@@ -347,6 +347,9 @@ func (b *bucket) take(n float64, now time.Time) bool {
 type reader struct {
 	ws    *websocket.Conn
 	inbox *semaphore.Weighted
+	// share bounds the frames waiting for the actor together with every
+	// other connection's (nil: by the inbox alone).
+	share *inboxShare
 	// intake holds the reader back while readings pile up (nil: never);
 	// held tells the actor (nil: nobody asks).
 	intake *intake
@@ -425,6 +428,10 @@ func (r *reader) handle(ctx context.Context, kind int, data *[]byte, reserved in
 	}()
 	cost := min(int64(len(*data))+frameOverhead, capacity)
 	if err := r.inbox.Acquire(ctx, cost); err != nil {
+		return false // the actor closed the connection
+	}
+	if !r.share.charge(ctx, cost, reserved > 0) {
+		r.inbox.Release(cost)
 		return false // the actor closed the connection
 	}
 	if kind != websocket.TextMessage {

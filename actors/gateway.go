@@ -150,7 +150,10 @@ type gatewayActor struct {
 	pongMark int64
 	// ledger holds the intake's bytes of this connection's frames on
 	// their way through the mailbox.
-	ledger  *ledger
+	ledger *ledger
+	// share holds the fleet's inbox share of this connection's frames on
+	// their way to the actor (see inboxShare).
+	share   *inboxShare
 	matcher ctc.Matcher[*command]
 	queue   []*command // waiting to be sent
 	// discovering is the latest discovery queued or in flight; a new
@@ -273,6 +276,7 @@ func (a *gatewayActor) Receive(c actor.Context) {
 		// The inbox budget goes back to the connection the frame came on,
 		// current or not.
 		m.inbox.Release(m.cost)
+		m.share.done()
 		if m.gen == a.gen && a.ws != nil {
 			a.onFrame(m)
 		}
@@ -534,13 +538,15 @@ func (a *gatewayActor) startReader(ws *websocket.Conn) {
 	})
 	led := newLedger(a.d.intake)
 	a.ledger = led
-	r := &reader{ws: ws, inbox: inbox, intake: a.d.intake, slow: a.d.slow, crunch: a.d.crunch, held: held, cfg: a.d.cfg, log: a.logger(),
+	share := newInboxShare(a.d.inboxes)
+	a.share = share
+	r := &reader{ws: ws, inbox: inbox, share: share, intake: a.d.intake, slow: a.d.slow, crunch: a.d.crunch, held: held, cfg: a.d.cfg, log: a.logger(),
 		deliver: func(msg ctc.Message, err error, cost, reserved int64, text *[]byte) bool {
 			took := led.hold(reserved)
 			if !took {
 				reserved = 0
 			}
-			root.Send(self, &frame{gen: gen, msg: msg, err: err, inbox: inbox, cost: cost, ledger: led, reserved: reserved, text: text})
+			root.Send(self, &frame{gen: gen, msg: msg, err: err, inbox: inbox, cost: cost, share: share, ledger: led, reserved: reserved, text: text})
 			return took
 		},
 		end: func(err error) { root.Send(self, &readEnded{gen: gen, err: err}) },
@@ -913,7 +919,8 @@ func (a *gatewayActor) teardown(wait bool) {
 		// The connection's frames still in the mailbox will be dropped
 		// (an old generation): what they hold of the intake goes back now.
 		a.ledger.close()
-		a.readerDone, a.readerHeld, a.ledger = nil, nil, nil
+		a.share.close()
+		a.readerDone, a.readerHeld, a.ledger, a.share = nil, nil, nil, nil
 	}
 }
 

@@ -137,6 +137,9 @@ type (
 		// actor has handled it.
 		inbox *semaphore.Weighted
 		cost  int64
+		// share: the fleet's inbox share, which this frame may hold a
+		// part of until the actor has handled it (see inboxShare).
+		share *inboxShare
 		// ledger and reserved: the reading intake's bytes this frame
 		// holds until the actor has handled it (0 for a small frame).
 		ledger   *ledger

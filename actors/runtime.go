@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/ctcgw/gatewayd"
 )
@@ -58,7 +59,9 @@ type deps struct {
 	// slow bounds the large messages that trickle in (see openMessage).
 	intake *intake
 	slow   *slowShare
-	crunch crunch
+	// inboxes is the fleet's inbox share (see inboxShare).
+	inboxes *semaphore.Weighted
+	crunch  crunch
 	// kick asks for a store read now; safe from any goroutine.
 	kick func()
 	// trim asks for memory to be returned after a mass removal (trim.go).
@@ -139,6 +142,7 @@ func Start(cfg Config, src Source, log zerolog.Logger) *Runtime {
 	}
 	r.d.intake = newIntake(int64(cfg.ReadingIntakeBytes))
 	r.d.slow = newSlowShare(int64(cfg.ReadingIntakeBytes))
+	r.d.inboxes = semaphore.NewWeighted(int64(cfg.FleetInboxBytes))
 	r.d.writer = newWriter(src, cfg.Observer, r.d.limiter.crowded, cfg.SeenFlushInterval, cfg.SensorFlushInterval, cfg.ReadingFlushInterval, log)
 	r.d.writer.intake = r.d.intake
 	r.d.processor = newProcessor(r.d.writer, cfg.ReadingWorkers, cfg.ReadingBacklog, int64(cfg.ReadingBacklogBytes), cfg.RateLookupTimeout, log)
