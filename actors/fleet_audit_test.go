@@ -3,12 +3,7 @@ package actors_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"runtime"
-	"runtime/pprof"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,80 +19,6 @@ import (
 	"github.com/ctcgw/gatewayd/ctc/ctctest"
 	"github.com/ctcgw/gatewayd/internal/testutil"
 )
-
-// fleetFlood measures the heap while n simulated gateways flood frame.
-func fleetFlood(t *testing.T, n int, frame string, d time.Duration) {
-	cfg := actorstest.FastConfig()
-	cfg.PingInterval = 5 * time.Second
-	cfg.DialConcurrency = 64
-	h := actorstest.New(t, tmpl, cfg)
-	_, sims := h.AddAuthenticated("fleet", n)
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	baseline := ms.HeapInuse
-	for _, sg := range sims {
-		sg.UpdateFaults(func(f *ctctest.Faults) { f.Flood, f.FloodFrame = true, frame })
-		sg.Drop(websocket.CloseGoingAway)
-	}
-	var peak, peakLive atomic.Uint64
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; ; i++ {
-			var ms runtime.MemStats
-			if i%20 == 19 {
-				runtime.GC()
-				runtime.ReadMemStats(&ms)
-				if ms.HeapAlloc > peakLive.Load() {
-					peakLive.Store(ms.HeapAlloc)
-					if f, err := os.Create("/tmp/audit1-heap.pprof"); err == nil {
-						_ = pprof.WriteHeapProfile(f)
-						_ = f.Close()
-					}
-				}
-			} else {
-				runtime.ReadMemStats(&ms)
-			}
-			peak.Store(max(peak.Load(), ms.HeapInuse))
-			select {
-			case <-stop:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	}()
-	time.Sleep(d)
-	close(stop)
-	<-done
-	sent := 0
-	for _, sg := range sims {
-		sent += sg.Stats().FloodSent
-		sg.UpdateFaults(func(f *ctctest.Faults) { f.Flood = false })
-	}
-	t.Logf("n=%d frame=%d B: baseline %d MiB, peak in use %d MiB, peak live after GC %d MiB, sent %d frames",
-		n, len(frame), baseline>>20, peak.Load()>>20, peakLive.Load()>>20, sent)
-}
-
-func TestAuditExploreFleetFlood(t *testing.T) {
-	if os.Getenv("AUDIT_N") == "" {
-		t.Skip("exploration")
-	}
-	if testutil.OwnProcess(t) {
-		return
-	}
-	n, _ := strconv.Atoi(os.Getenv("AUDIT_N"))
-	size, _ := strconv.Atoi(os.Getenv("AUDIT_SIZE"))
-	pad := strings.Repeat("x", size)
-	typ := os.Getenv("AUDIT_TYPE")
-	if typ == "" {
-		typ = "NOT_SIM_FLOOD"
-	}
-	frame := fmt.Sprintf(`{"Type":%q,"From":"SERV","Target":"UI","Data":{"Pad":"%s"}}`, typ, pad)
-	fleetFlood(t, n, frame, 5*time.Second)
-}
 
 // A fleet of hostile gateways whose actors fall behind (here: suspended,
 // as turns starved of CPU are) each fill their connection's inbox with
