@@ -38,12 +38,10 @@ type writer struct {
 	authFailures map[uuid.UUID]*string // nil: no longer refused
 	discoveries  map[uuid.UUID]gatewayd.Discovery
 	temperatures map[sensorKey]gatewayd.Temperature
-	// tempSerials counts each gateway's serials in temperatures: while
-	// their writes fail (tempsFailing), new ones past maxPendingSerials
-	// are dropped.
-	tempSerials  map[uuid.UUID]int
-	tempsFailing bool
-	readings     map[uuid.UUID]gatewayd.ReadingUpdate
+	// tempSerials counts each gateway's serials in temperatures: new
+	// ones past maxPendingSerials are dropped.
+	tempSerials map[uuid.UUID]int
+	readings    map[uuid.UUID]gatewayd.ReadingUpdate
 	// pushed counts each gateway's readings in readings that it pushed
 	// unasked (trigger GATEWAY): while their writes fail (readingsFailing),
 	// new ones past maxPendingPushed are dropped.
@@ -106,7 +104,7 @@ const (
 // maxPendingWaves bounds the samples waiting for the database.
 const maxPendingWaves = 64 << 20
 
-// maxPendingSerials bounds, while their writes fail, one gateway's
+// maxPendingSerials bounds one gateway's
 // sensors whose temperatures or sightings wait for the database: a
 // gateway names its serials itself, and during an outage each new one was
 // kept until the database answered (100,000 from one peer in a test;
@@ -118,6 +116,16 @@ const maxPendingWaves = 64 << 20
 // temperatures of a gateway's real sensors past the 1,024th of one burst
 // (found by an audit, helper 12). It is above the flood limits' burst
 // (2,000 frames), so no burst of real reports meets it.
+//
+// It applies while the writes succeed too: the flood limits are per
+// connection, and a gateway that sent a burst of new serials at each
+// connection, reconnecting, added ~1,900 each time; while the database
+// took longer to write a flush than the next took to come in (100 such
+// gateways: 233,000 waiting after 10 s, the database storing ~15,000 a
+// second) nothing bounded them (found by an audit, helper 1). A gateway
+// keeps at most 4,096 live sensors stored (store.maxGatewaySensors), so
+// no more of its serials than that can be worth waiting for; a known
+// serial's report still replaces what waits.
 const maxPendingSerials = 4096
 
 // maxPendingPushed bounds, while the reading writes fail, one gateway's
@@ -203,7 +211,7 @@ func (w *writer) temperature(t gatewayd.Temperature) {
 	w.mu.Lock()
 	prev, ok := w.temperatures[k]
 	switch {
-	case !ok && w.tempsFailing && w.tempSerials[t.GatewayID] >= maxPendingSerials:
+	case !ok && w.tempSerials[t.GatewayID] >= maxPendingSerials:
 		w.mu.Unlock()
 		if ok, n := w.droppedLog.Allow(time.Now(), failLogEvery); ok {
 			w.log.Warn().Str("id", t.GatewayID.String()).Int("limit", maxPendingSerials).Int("unlogged_since", n).
@@ -493,15 +501,8 @@ func (w *writer) flushData() {
 	// discovery disconnects what it does not list (by last_seen_at, so one
 	// seen after the discovery stays connected). Written after, it stayed
 	// connected until the next discovery.
-	failing := false // any chunk of this flush (a later one's success does not undo an earlier's failure)
 	writeChunks(w, values(ts), writeBatch, sink[gatewayd.Temperature, gatewayd.SensorRef]{write: w.src.RecordTemperatures,
-		observe: w.observer.SensorsChanged, requeue: w.temperature, what: "temperatures", failLog: &w.sensorsLog,
-		after: func(_ []gatewayd.Temperature, requeued bool) {
-			failing = failing || requeued
-			w.mu.Lock()
-			w.tempsFailing = failing
-			w.mu.Unlock()
-		}})
+		observe: w.observer.SensorsChanged, requeue: w.temperature, what: "temperatures", failLog: &w.sensorsLog})
 	writeChunks(w, values(ds), writeBatch, sink[gatewayd.Discovery, gatewayd.SensorRef]{write: w.src.MergeDiscoveries,
 		observe: w.observer.SensorsChanged, requeue: w.discovered, what: "sensor discoveries", failLog: &w.sensorsLog})
 }
