@@ -1,5 +1,7 @@
 package events
 
+// (Checked by an audit, helper 2, whose tests these are.)
+
 import (
 	"math/rand/v2"
 	"runtime"
@@ -24,7 +26,7 @@ import (
 // to the writer (spare). Would catch: an event lost, repeated or read
 // from a reused segment at a boundary; an overflow a segment early or
 // late.
-func TestAuditOKSegmentChainRandomized(t *testing.T) {
+func TestSegmentChainRandomized(t *testing.T) {
 	t.Parallel()
 	limits := []int{1, 2, segmentSize - 1, segmentSize, segmentSize + 1, 2*segmentSize - 1, 2 * segmentSize, 3*segmentSize + 7, 5000}
 	for seed := range uint64(6) {
@@ -146,7 +148,7 @@ func TestAuditOKSegmentChainRandomized(t *testing.T) {
 // it gets every event it was let fall behind, and not one more. Would
 // catch: the full check counting the segment's slots instead of the
 // limit.
-func TestAuditOKOverflowAtTheLimitWhateverTheOffset(t *testing.T) {
+func TestOverflowAtTheLimitWhateverTheOffset(t *testing.T) {
 	t.Parallel()
 	f, g := uuid.New(), uuid.New()
 	for _, limit := range []int{1, segmentSize - 1, segmentSize, segmentSize + 1, 3 * segmentSize} {
@@ -185,7 +187,7 @@ func TestAuditOKOverflowAtTheLimitWhateverTheOffset(t *testing.T) {
 // two. Would catch: spent segments kept (a stream's memory growing with
 // what it has streamed), or the claim of 1 KiB, which holds only for
 // the first 128 events.
-func TestAuditOKAStreamThatKeepsUpHoldsTwoSegments(t *testing.T) {
+func TestAStreamThatKeepsUpHoldsTwoSegments(t *testing.T) {
 	t.Parallel()
 	held := func(s *Subscription) int {
 		n := 0

@@ -1,5 +1,7 @@
 package actors_test
 
+// (Found by an audit, helper 1, whose test this is.)
+
 import (
 	"context"
 	"fmt"
@@ -63,7 +65,7 @@ func newSerialsPeer(t *testing.T, first int64, burst, bursts int, subs *atomic.I
 // serials can be new ones worth waiting for; a known serial's report
 // still replaces what waits, and an honest gateway's temperatures are
 // stored.
-func TestAuditReconnectingBurstsOfNewSerialsAreBounded(t *testing.T) {
+func TestReconnectingBurstsOfNewSerialsAreBounded(t *testing.T) {
 	const n, burst = 5, 1900
 	cfg := actorstest.FastConfig()
 	// A flush that does not come while the test runs stands in for a

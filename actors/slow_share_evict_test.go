@@ -1,5 +1,7 @@
 package actors
 
+// (Found by an audit, helper 2, whose tests these are.)
+
 import (
 	"strings"
 	"testing"
@@ -18,7 +20,7 @@ import (
 // fail. A slow message that is faster than one the share holds takes
 // its place; the slower one is stalled. Would catch: the share refusing
 // a steady message in favour of a trickle.
-func TestAuditATrickleCannotStallASteadySlowMessage(t *testing.T) {
+func TestATrickleCannotStallASteadySlowMessage(t *testing.T) {
 	t.Parallel()
 	in, slow := newIntake(64<<20), newSlowShare(1<<20)
 	cfg := Config{PongTimeout: time.Second, ReadingTimeout: time.Hour}.withDefaults()
@@ -84,7 +86,7 @@ func TestAuditATrickleCannotStallASteadySlowMessage(t *testing.T) {
 // that frees nothing useful, a message evicted for one of its own size
 // (honest gateways cutting each other off), the share's count off after
 // an eviction.
-func TestAuditTheSlowShareEvictsOnlyLargerMessages(t *testing.T) {
+func TestTheSlowShareEvictsOnlyLargerMessages(t *testing.T) {
 	t.Parallel()
 	msg := func() *openMessage {
 		client, _ := socketPair(t)

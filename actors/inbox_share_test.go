@@ -1,5 +1,7 @@
 package actors
 
+// (Found by an audit, helper 1, whose test this is.)
+
 import (
 	"context"
 	"testing"
@@ -13,7 +15,7 @@ import (
 // as the actor handles them, and all of it when the connection is torn
 // down with frames unhandled: a share that leaked at each reconnect
 // would end by holding up every gateway's reader.
-func TestAuditInboxShareIsGivenBack(t *testing.T) {
+func TestInboxShareIsGivenBack(t *testing.T) {
 	const fleet = 1 << 20
 	sem := semaphore.NewWeighted(fleet)
 	ctx := context.Background()
