@@ -14,6 +14,7 @@ import (
 	"github.com/ctcgw/gatewayd/actors/actorstest"
 	"github.com/ctcgw/gatewayd/events"
 	"github.com/ctcgw/gatewayd/internal/testutil"
+	"github.com/ctcgw/gatewayd/store"
 )
 
 // A gateway pushes readings nobody asked for, each of a new serial its
@@ -54,12 +55,19 @@ func TestPushedUnlistedSerialsStayBounded(t *testing.T) {
 			}
 		}
 	})
-	// The peer is added, then the gateway filled to 40 below its limit
-	// before it logs in (as a gateway that named 4,056 serials before).
-	hostile := addRawGateway(t, h, "sighter", url)
-	_, err := h.Pool.Exec(context.Background(), `INSERT INTO sensors (gateway_id, serial, name)
+	// The peer is stored, then the gateway filled to 40 below its limit,
+	// and only then started (as a gateway that named 4,056 serials
+	// before). Started first (addRawGateway), it logged in and had its
+	// first sightings stored while this insert, which no bound checks,
+	// ran: on a loaded box 28 of them, and 4,124 live sensors failed the
+	// assertion below (found by an audit, helper 3).
+	hostile, err := h.Store.CreateGateway(context.Background(), store.NewGateway{FactoryID: h.Factory, GatewayID: "sighter",
+		Name: "sighter", URL: url, Email: "sighter@example.com", Password: "pw"})
+	require.NoError(t, err)
+	_, err = h.Pool.Exec(context.Background(), `INSERT INTO sensors (gateway_id, serial, name)
 		SELECT $1, s, 'Sensor ' || s FROM generate_series(1, $2::int) s`, hostile.ID, gatewayd.MaxGatewaySensors-40)
 	require.NoError(t, err)
+	h.Runtime.GatewayStarted(hostile.Target("pw"))
 	id := hostile.ID
 	sub := h.Telemetry.Events.Subscribe(events.Filter{GatewayID: &id}, 0, 100_000)
 	defer sub.Close()
