@@ -74,10 +74,19 @@ func (h *heldStarts) meanwhile(t *testing.T, e *env, id uuid.UUID, req func() re
 // create committed and the create's answer to come.
 func heldCreate(t *testing.T, name string, host func(*actorstest.Harness) (url, email, pw string)) (*env, *heldStarts, gatewayd.Target, <-chan response) {
 	t.Helper()
+	return heldCreateWith(t, name, host, api.Options{})
+}
+
+// heldCreateWith is heldCreate with the API's options (its Telemetry is
+// the harness's).
+func heldCreateWith(t *testing.T, name string, host func(*actorstest.Harness) (url, email, pw string),
+	opts api.Options) (*env, *heldStarts, gatewayd.Target, <-chan response) {
+	t.Helper()
 	h := actorstest.New(t, tmpl, actorstest.FastConfig())
 	rt := &heldStarts{Runtime: h.Runtime, hold: true, entered: make(chan gatewayd.Target, 1), release: make(chan struct{})}
 	e := &env{t: t, st: h.Store, logs: h.Logs}
-	e.app = api.New(h.Store, rt, h.Log, api.Options{Telemetry: h.Telemetry})
+	opts.Telemetry = h.Telemetry
+	e.app = api.New(h.Store, rt, h.Log, opts)
 	factory := e.factory(e.org("Race"), "Plant")
 	url, email, pw := host(h)
 	created := make(chan response, 1)
