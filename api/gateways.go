@@ -53,8 +53,6 @@ func (s *server) createGateway(c *fiber.Ctx) error {
 	if err := b.done(); err != nil {
 		return err
 	}
-	ctx, cancel := s.dbCtx(c)
-	defer cancel()
 	// Under the new gateway's order lock from before the insert to the
 	// runtime's message: a connect, disconnect or PUT of the gateway
 	// another client made the moment it was committed (it learned of it
@@ -62,7 +60,8 @@ func (s *server) createGateway(c *fiber.Ctx) error {
 	// later start put back the wish it had undone (found by an audit,
 	// helper 8).
 	g.ID = uuid.New()
-	defer s.order.lock(g.ID)()
+	ctx, release := s.lockedDBCtx(c.UserContext(), g.ID)
+	defer release()
 	out, err := s.store.CreateGateway(ctx, g)
 	if err != nil {
 		return scoped(err, resGateway, "factory_id")
@@ -117,7 +116,9 @@ func (s *server) updateGateway(c *fiber.Ctx) error {
 	if bodyErr != nil {
 		return bodyErr
 	}
-	defer s.order.lock(id)()
+	// The update's deadline starts once the lock is held (lockedDBCtx).
+	ctx, release := s.lockedDBCtx(c.UserContext(), id)
+	defer release()
 	up, err := s.store.UpdateGateway(ctx, id, p)
 	if errors.Is(err, store.ErrPasswordRequired) { // moved by a concurrent PUT since hostMoves read it
 		b.fail("password", "is required when url or email changes")
@@ -164,28 +165,33 @@ func (s *server) withRuntime(c *fiber.Ctx, f func(ctx context.Context, id uuid.U
 	}
 	ctx, cancel := s.dbCtx(c)
 	defer cancel()
-	return s.onRuntime(ctx, id, nil, f)
+	st, err := f(ctx, id)
+	if !errors.Is(err, gatewayd.ErrNotFound) {
+		return st, scoped(err, resGateway, "")
+	}
+	// Read and told under the gateway's lock: a connect or disconnect
+	// committed meanwhile tells the runtime after this. The read's
+	// deadline starts once the lock is held (lockedDBCtx).
+	ctx, release := s.lockedDBCtx(c.UserContext(), id)
+	defer release()
+	t, err := s.store.Target(ctx, id)
+	if err != nil {
+		return gatewayd.Status{}, scoped(err, resGateway, "")
+	}
+	s.rt.GatewayStarted(t)
+	st, err = f(ctx, id)
+	return st, scoped(err, resGateway, "")
 }
 
 // onRuntime runs f; if the runtime does not know the gateway, it is
-// started from known (or, when nil, from the store) and f runs again.
-func (s *server) onRuntime(ctx context.Context, id uuid.UUID, known *gatewayd.Target,
+// started from known and f runs again.
+func (s *server) onRuntime(ctx context.Context, id uuid.UUID, known gatewayd.Target,
 	f func(ctx context.Context, id uuid.UUID) (gatewayd.Status, error)) (gatewayd.Status, error) {
 	st, err := f(ctx, id)
 	if !errors.Is(err, gatewayd.ErrNotFound) {
 		return st, scoped(err, resGateway, "")
 	}
-	if known == nil {
-		// Read and told under the gateway's lock: a connect or
-		// disconnect committed meanwhile tells the runtime after this.
-		defer s.order.lock(id)()
-		t, err := s.store.Target(ctx, id)
-		if err != nil {
-			return gatewayd.Status{}, scoped(err, resGateway, "")
-		}
-		known = &t
-	}
-	s.rt.GatewayStarted(*known)
+	s.rt.GatewayStarted(known)
 	st, err = f(ctx, id)
 	return st, scoped(err, resGateway, "")
 }
@@ -207,9 +213,8 @@ func (s *server) setDesired(c *fiber.Ctx, d gatewayd.DesiredState,
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.dbCtx(c)
-	defer cancel()
-	defer s.order.lock(id)()
+	ctx, release := s.lockedDBCtx(c.UserContext(), id)
+	defer release()
 	t, changed, err := s.store.SetDesiredState(ctx, id, d)
 	if err != nil {
 		return scoped(err, resGateway, "")
@@ -217,7 +222,7 @@ func (s *server) setDesired(c *fiber.Ctx, d gatewayd.DesiredState,
 	if changed { // the stored gateway changed, as a PUT of desired_state changes it
 		s.tel.GatewayChanged(events.TypeGatewayUpdated, gatewayd.GatewayRef{ID: id, FactoryID: t.FactoryID})
 	}
-	st, err := s.onRuntime(ctx, id, &t, act)
+	st, err := s.onRuntime(ctx, id, t, act)
 	if err != nil {
 		return err
 	}

@@ -80,20 +80,24 @@ func (s *server) updateSensor(c *fiber.Ctx) error {
 		// target (and on the next reconciliation if this read fails). The
 		// read follows this write, under the gateway's lock: whoever reads
 		// last tells the runtime last, and has every sensor's interval.
-		unlock := s.order.lock(out.GatewayID)
-		if t, err := s.store.Target(ctx, out.GatewayID); err == nil {
+		lctx, release := s.lockedDBCtx(c.UserContext(), out.GatewayID)
+		if t, err := s.store.Target(lctx, out.GatewayID); err == nil {
 			s.rt.GatewayUpdated(t)
 		} else {
 			s.rt.Reconcile()
 		}
-		unlock()
+		release()
 	}
 	if !out.Changed {
 		// A PUT of what the sensor already has changes nothing: no
 		// sensor.updated (found by an audit, helper 8).
 		return c.JSON(renderSensor(out.Sensor))
 	}
-	if g, err := s.store.GetGateway(ctx, out.GatewayID); err == nil {
+	// A deadline of its own: the update's may have been spent waiting
+	// for the gateway's lock, and the event would be lost.
+	gctx, gcancel := s.dbCtx(c)
+	defer gcancel()
+	if g, err := s.store.GetGateway(gctx, out.GatewayID); err == nil {
 		s.tel.SensorsChanged([]gatewayd.SensorRef{{ID: out.ID, GatewayID: out.GatewayID, FactoryID: g.FactoryID}})
 	}
 	return c.JSON(renderSensor(out.Sensor))
@@ -115,12 +119,12 @@ func (s *server) discoverSensors(c *fiber.Ctx) error {
 	if errors.Is(err, gatewayd.ErrNotFound) {
 		// Not in the runtime: unknown, or written by another process since
 		// the last reconciliation (then it is not connected yet).
-		unlock := s.order.lock(id) // see onRuntime
-		t, err := s.store.Target(ctx, id)
+		lctx, release := s.lockedDBCtx(c.UserContext(), id) // see withRuntime
+		t, err := s.store.Target(lctx, id)
 		if err == nil {
 			s.rt.GatewayStarted(t)
 		}
-		unlock()
+		release()
 		if err != nil {
 			return scoped(err, resGateway, "")
 		}
