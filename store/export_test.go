@@ -135,12 +135,20 @@ func StandbySeen(in *Instance) bool { return in.standbySeen }
 // TemperatureSQL is RecordTemperatures' insert ($1 gateways, $2 serials,
 // $3 temperatures, $4 times).
 func TemperatureSQL() string {
-	return temperatureBatch(nil, nil, nil, nil, nil, nil).QueuedQueries[1].SQL
+	return temperatureBatch(nil, nil, nil, nil, nil, nil).QueuedQueries[lockStatements()].SQL
+}
+
+// lockStatements is how many statements lockForNewSensors queues before
+// a batch's own.
+func lockStatements() int {
+	b := &pgx.Batch{}
+	lockForNewSensors(b, nil, nil)
+	return b.Len()
 }
 
 // MergeSQL is MergeDiscoveries' insert of named entries ($1 gateways, $2
 // serials, $3 names, $4 parts, $5 rates, $6 samples, $7 connected, $8
 // times, $9 true).
 func MergeSQL() string {
-	return mergeBatch(nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil).QueuedQueries[1].SQL
+	return mergeBatch(nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil).QueuedQueries[lockStatements()].SQL
 }

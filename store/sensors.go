@@ -331,10 +331,21 @@ func sampleCount(n *int64) *int32 {
 // start (a thousand gateways a statement), and writes of known serials,
 // nearly all of them, take none. It is the transaction's first lock, so
 // it cannot close a cycle with the row locks the inserts take.
+//
+// A second statement then takes the key-share locks the inserts' foreign
+// key checks take on their gateways, in id order, before any sensor row
+// is written. Taken by the checks at the end of the insert, they came
+// after the row locks of the known sensors the statement updated, while
+// a deletion locks its gateways first and their sensors after: the two
+// deadlocked, and PostgreSQL noticed only after deadlock_timeout (1 s),
+// every time, before one of them ran again (found by an audit, helper 3).
 func lockForNewSensors(b *pgx.Batch, gws []uuid.UUID, serials []int64) {
 	b.Queue(`SELECT pg_advisory_xact_lock($3::int4, $4::int4)
 		WHERE EXISTS (SELECT 1 FROM unnest($1::uuid[], $2::bigint[]) AS i(gw, serial) WHERE `+newSerial+`)`,
 		gws, serials, instanceLockClass, newSensorsLockID)
+	b.Queue(`SELECT 1 FROM gateways WHERE id IN (
+			SELECT i.gw FROM unnest($1::uuid[], $2::bigint[]) AS i(gw, serial) WHERE `+newSerial+`)
+		ORDER BY id FOR KEY SHARE`, gws, serials)
 }
 
 // newSerial holds for a row i (gw, serial) that is not a live sensor yet.
