@@ -119,9 +119,10 @@ func deleteFactoriesContents(ctx context.Context, tx pgx.Tx, factories []uuid.UU
 		return nil, err
 	}
 	// Locked FOR UPDATE, in id order: the sensor writers' key checks wait
-	// for the deletion (see orphanSweep). A writer that updated some of
-	// the gateways' sensors before its key checks can still deadlock with
-	// it; PostgreSQL aborts one, which runs again (inTx).
+	// for the deletion (see orphanSweep). The writers take those locks
+	// first, in id order too (lockForNewSensors): one that took them
+	// after updating some of the gateways' sensors deadlocked with the
+	// deletion, noticed only after deadlock_timeout.
 	rows, _ := tx.Query(ctx, `UPDATE gateways SET deleted_at = now() WHERE id IN (
 			SELECT id FROM gateways WHERE factory_id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE)
 		RETURNING id, factory_id`, factories)
