@@ -22,6 +22,12 @@ import (
 // rawFrame writes one unmasked (server to client) WebSocket frame.
 func rawFrame(t *testing.T, ws *websocket.Conn, fin bool, op byte, p []byte) {
 	t.Helper()
+	_, err := ws.UnderlyingConn().Write(unmaskedFrame(fin, op, p))
+	require.NoError(t, err)
+}
+
+// unmaskedFrame is one unmasked WebSocket frame of any length.
+func unmaskedFrame(fin bool, op byte, p []byte) []byte {
 	h := []byte{op}
 	if fin {
 		h[0] |= 0x80
@@ -35,8 +41,7 @@ func rawFrame(t *testing.T, ws *websocket.Conn, fin bool, op byte, p []byte) {
 		h = append(h, 127)
 		h = binary.BigEndian.AppendUint64(h, uint64(n))
 	}
-	_, err := ws.UnderlyingConn().Write(append(h, p...))
-	require.NoError(t, err)
+	return append(h, p...)
 }
 
 // A frame waiting to grow whose connection goes away gives back every

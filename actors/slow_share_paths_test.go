@@ -98,20 +98,8 @@ func TestSlowShareGivenBackOnEveryPath(t *testing.T) {
 // the connection may go on.
 func sendScripted(peer *websocket.Conn, what, first int) bool {
 	write := func(fin bool, op byte, p []byte) bool {
-		h := []byte{op}
-		if fin {
-			h[0] |= 0x80
-		}
-		switch n := len(p); {
-		case n < 126:
-			h = append(h, byte(n))
-		case n < 1<<16:
-			h = append(h, 126, byte(n>>8), byte(n))
-		default:
-			h = append(h, 127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-		}
 		_ = peer.UnderlyingConn().SetWriteDeadline(time.Now().Add(5 * time.Second))
-		_, err := peer.UnderlyingConn().Write(append(h, p...))
+		_, err := peer.UnderlyingConn().Write(unmaskedFrame(fin, op, p))
 		return err == nil
 	}
 	trickle := func(d time.Duration) bool {
