@@ -32,12 +32,7 @@ func TestATrickleCannotStallASteadySlowMessage(t *testing.T) {
 	// A, hostile: a message that grows to a 1 MiB buffer, then a byte
 	// every 100 ms: slow, it fills the share on its own.
 	rawFrame(t, peerA, false, 1, []byte(openHead+strings.Repeat("0", 700<<10)))
-	deadline := time.Now().Add(10 * time.Second)
-	for slow.held() < 1<<20 {
-		require.True(t, time.Now().Before(deadline), "A never turned slow: intake %d, share %d", in.held(), slow.held())
-		rawFrame(t, peerA, false, 0, []byte("0"))
-		time.Sleep(100 * time.Millisecond)
-	}
+	trickleUntil(t, peerA, func() bool { return slow.held() >= 1<<20 }, in, slow)
 	trickle := make(chan struct{})
 	trickled := make(chan struct{})
 	go func() {

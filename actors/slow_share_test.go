@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -32,18 +33,14 @@ func TestSlowMessagesHaveABoundedShare(t *testing.T) {
 	require.Eventually(t, func() bool { return in.held() >= 1<<20 }, 5*time.Second, 5*time.Millisecond)
 	// A byte every 100 ms: A's message keeps coming, slowly, until it is
 	// slow and counted in the share instead.
-	deadline := time.Now().Add(10 * time.Second)
-	for slow.held() < 1<<20 {
-		require.True(t, time.Now().Before(deadline), "A never turned slow: intake %d, share %d", in.held(), slow.held())
-		rawFrame(t, peerA, false, 0, []byte("0"))
-		time.Sleep(100 * time.Millisecond)
-	}
+	trickleUntil(t, peerA, func() bool { return slow.held() >= 1<<20 }, in, slow)
 	assert.Zero(t, in.held(), "a slow message no longer counts in the intake")
 
 	rawFrame(t, peerB, false, 1, []byte(body))
+	deadline := time.Now().Add(10 * time.Second)
 	var errB error
 	for errB == nil {
-		require.True(t, time.Now().Before(deadline.Add(10*time.Second)), "B was never stalled: intake %d, share %d", in.held(), slow.held())
+		require.True(t, time.Now().Before(deadline), "B was never stalled: intake %d, share %d", in.held(), slow.held())
 		rawFrame(t, peerA, false, 0, []byte("0"))
 		rawFrame(t, peerB, false, 0, []byte("0"))
 		select {
@@ -81,12 +78,7 @@ func TestASlowMessageThatOutgrowsTheShareStalls(t *testing.T) {
 	_, ended := readerEndWithShare(t, client, in, slow, cfg)
 
 	rawFrame(t, peer, false, 1, []byte(openHead+strings.Repeat("0", 300<<10)))
-	deadline := time.Now().Add(10 * time.Second)
-	for slow.held() == 0 {
-		require.True(t, time.Now().Before(deadline), "never turned slow: intake %d", in.held())
-		rawFrame(t, peer, false, 0, []byte("0"))
-		time.Sleep(100 * time.Millisecond)
-	}
+	trickleUntil(t, peer, func() bool { return slow.held() > 0 }, in, slow)
 	// The first message in the share passes alone, whatever its size (as
 	// in the intake); its buffer then doubles, which does not fit in 768 KiB.
 	held := slow.held()
@@ -97,4 +89,17 @@ func TestASlowMessageThatOutgrowsTheShareStalls(t *testing.T) {
 	assert.Contains(t, err.Error(), "other slow messages hold their share")
 	assert.Eventually(t, func() bool { return in.held() == 0 && slow.held() == 0 }, 5*time.Second, 5*time.Millisecond,
 		"given back: intake %d, share %d", in.held(), slow.held())
+}
+
+// trickleUntil sends a byte of the open message on peer every 100 ms (a
+// peer trickling its message: the pace is the scenario) until turned
+// reports true, and fails the test if that takes over 10 s.
+func trickleUntil(t *testing.T, peer *websocket.Conn, turned func() bool, in *intake, slow *slowShare) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !turned() {
+		require.True(t, time.Now().Before(deadline), "never turned slow: intake %d, share %d", in.held(), slow.held())
+		rawFrame(t, peer, false, 0, []byte("0"))
+		time.Sleep(100 * time.Millisecond)
+	}
 }
