@@ -2,6 +2,7 @@ package actors
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/google/uuid"
@@ -96,4 +97,29 @@ func SuspendGateway(r *Runtime, id uuid.UUID) (resume func()) {
 	}
 	proc.SendSystemMessage(pid, &actor.SuspendMailbox{})
 	return func() { proc.SendSystemMessage(pid, &actor.ResumeMailbox{}) }
+}
+
+// PendingDiscoveries is how many sensor discoveries wait in the writer,
+// and roughly what they hold: their sensors' entries and text;
+// dropped is how many were not kept.
+func PendingDiscoveries(r *Runtime) (n, dropped int, bytes int64) {
+	w := r.d.writer
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, d := range w.discoveries {
+		for _, s := range d.Sensors {
+			bytes += int64(unsafe.Sizeof(s)) + int64(len(s.Name)+len(s.PartNumber))
+		}
+	}
+	return len(w.discoveries), w.droppedLists, bytes
+}
+
+// DiscoveryWaits reports whether a discovery of gateway id waits in the
+// writer.
+func DiscoveryWaits(r *Runtime, id uuid.UUID) bool {
+	w := r.d.writer
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.discoveries[id]
+	return ok
 }

@@ -4,7 +4,9 @@ package actors_test
 // helpers 4 and 1, whose tests these are).
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
@@ -249,4 +252,101 @@ func TestOutageUnsolicitedReadingsFromOneGatewayAreBounded(t *testing.T) {
 	goruntime.ReadMemStats(&after)
 	t.Logf("readings held for one gateway during the outage: %d; live heap %d -> %d KiB", held, before.HeapAlloc>>10, after.HeapAlloc>>10)
 	require.LessOrEqual(t, held, 4_096, "one gateway made the writer hold %d readings", held)
+}
+
+// Mission: a hostile peer harms only itself, and API.md §4: "what one
+// gateway can make the service hold in memory is bounded". One gateway's
+// sensor list is bounded (4,096 sensors, the frame limit), but while the
+// database is down the writer keeps each gateway's latest list until it
+// can merge it, and nothing bounded the fleet's: every gateway whose
+// peer answers the discovery with 4,096 sensors of 255-character names
+// made the writer hold ~2 MiB more (~4 MiB in a frame near the 4 MiB
+// limit), so twenty such peers held ~75 MiB, a thousand a few GiB. An
+// honest gateway's list (a few sensors) must still wait for the database
+// as before.
+func TestOutageSensorListsOfAHostileFleetAreBounded(t *testing.T) {
+	t.Parallel()
+	dbURL, sealer, direct, f := outageFactory(t)
+	ctx := context.Background()
+
+	const peers, sensors = 20, 4096
+	name := strings.Repeat("é", 230) // a frame of 3.9 MB
+	ready := make(chan struct{})
+	var list bytes.Buffer
+	list.WriteString(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{`)
+	for i := range sensors {
+		if i > 0 {
+			list.WriteByte(',')
+		}
+		fmt.Fprintf(&list, `"%d":{"Name":"%s","PartNum":"%s"}`, 100_000+i, name, name)
+	}
+	list.WriteString(`}}`)
+	peer := func(serial int) string {
+		return servePeer(t, func(ws *websocket.Conn) {
+			for {
+				_, b, err := ws.ReadMessage()
+				if err != nil {
+					return
+				}
+				var req struct{ Type string }
+				_ = json.Unmarshal(b, &req)
+				switch req.Type {
+				case "POST_LOGIN":
+					_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"Type":"RTN_LOGIN","From":"SERV","Target":"UI","Data":{"Email":"e","Success":true}}`))
+				case "GET_DYN_CONNECTED":
+					<-ready // the database is down
+					if serial > 0 {
+						_ = ws.WriteMessage(websocket.TextMessage, fmt.Appendf(nil,
+							`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{"%d":{"Name":"pump"}}}`, serial))
+					} else {
+						_ = ws.WriteMessage(websocket.TextMessage, list.Bytes())
+					}
+				case "POST_SUB_CHANGES":
+					_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{}}`))
+				}
+			}
+		})
+	}
+	add := func(name, url string) gatewayd.Gateway {
+		g, err := direct.CreateGateway(ctx, store.NewGateway{FactoryID: f.ID, GatewayID: name, Name: name,
+			URL: url, Email: name + "@example.com", Password: "pw"})
+		require.NoError(t, err)
+		return g
+	}
+	honest := add("honest", peer(4242))
+	ids := []uuid.UUID{honest.ID}
+	for i := range peers {
+		ids = append(ids, add(fmt.Sprintf("lists%d", i), peer(0)).ID)
+	}
+
+	cfg := actorstest.FastConfig()
+	cfg.CommandTimeout = time.Minute // the answers wait for the outage
+	rt, proxy := behindAProxy(t, dbURL, sealer, cfg, honest.ID)
+	for _, id := range ids {
+		require.Eventually(t, func() bool {
+			st, err := rt.Status(ctx, id)
+			return err == nil && st.State == gatewayd.StateAuthenticated
+		}, 30*time.Second, 5*time.Millisecond, "logged in")
+	}
+	proxy.cut()
+	close(ready)
+
+	// Until every gateway's list was handled (kept for the database, or
+	// not), the most the writer held.
+	var most int64
+	var n, dropped int
+	const bound = 40 << 20 // the share (32 MiB) and the floors
+	handled := func() bool {
+		var b int64
+		n, dropped, b = actors.PendingDiscoveries(rt)
+		most = max(most, b)
+		return n+dropped >= len(ids) || most > bound
+	}
+	require.True(t, testutil.Poll(handled, 2*time.Minute), "lists handled: %d kept, %d not", n, dropped)
+	t.Logf("discoveries waiting: %d (%d not kept), holding at most %d MiB", n, dropped, most>>20)
+	require.LessOrEqual(t, most, int64(bound), "a hostile fleet's sensor lists made the writer hold %d MiB", most>>20)
+	// The honest gateway's list is among those that wait (but not while
+	// a flush has taken them out to try the database).
+	require.True(t, testutil.Poll(func() bool { return actors.DiscoveryWaits(rt, honest.ID) }, 10*time.Second),
+		"the honest gateway's sensor list was not kept for the database")
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
@@ -37,6 +38,11 @@ type writer struct {
 	seen         map[uuid.UUID]time.Time
 	authFailures map[uuid.UUID]*string // nil: no longer refused
 	discoveries  map[uuid.UUID]gatewayd.Discovery
+	// listBytes is what the discoveries larger than listFloor hold
+	// (discoverySize); droppedLists counts the discoveries not kept
+	// because the share was full.
+	listBytes    int64
+	droppedLists int
 	temperatures map[sensorKey]gatewayd.Temperature
 	// tempSerials counts each gateway's serials in temperatures: new
 	// ones past maxPendingSerials are dropped.
@@ -78,7 +84,7 @@ type writer struct {
 	retries int
 	retryAt time.Time
 	// The lines about failed writes, one per failLogEvery for each kind.
-	readingsLog, sensorsLog, seenLog, droppedLog, pushedLog, limitLog logging.Pacer
+	readingsLog, sensorsLog, seenLog, droppedLog, pushedLog, limitLog, listsLog logging.Pacer
 
 	stop chan struct{}
 	done chan struct{}
@@ -195,11 +201,69 @@ func (w *writer) mark(id uuid.UUID, at time.Time) {
 	w.mu.Unlock()
 }
 
-func (w *writer) discovered(d gatewayd.Discovery) {
-	w.mu.Lock()
-	if prev, ok := w.discoveries[d.GatewayID]; !ok || !d.At.Before(prev.At) {
-		w.discoveries[d.GatewayID] = d
+// listFloor is the size (discoverySize) up to which a gateway's
+// discovery waits for the database whatever the fleet's others hold: an
+// honest gateway's list (dozens of sensors, ~100 bytes each) fits in it,
+// so hostile peers' lists never crowd it out.
+const listFloor = 64 << 10
+
+// maxListBytes bounds what the discoveries past listFloor hold together
+// while they wait. One gateway's list is bounded (maxListedSensors, the
+// frame limit: ~4 MiB of names at most), and the writer keeps one per
+// gateway, but during an outage (or while the dials are crowded) it kept
+// each until the database took it, whatever the fleet held: forty peers
+// answering with 4,096 sensors of 255-character names made it hold ~90
+// MiB, a thousand a few GiB. Past the bound a larger list is not kept
+// (its gateway's previous one, if any, still waits); the gateway's next
+// discovery, at the next refresh, is. A batch being written holds at
+// most as much again.
+const maxListBytes = 32 << 20
+
+// discoverySize is roughly what a discovery holds: its entries and their
+// text.
+func discoverySize(d gatewayd.Discovery) int64 {
+	n := int64(len(d.Sensors)) * int64(unsafe.Sizeof(gatewayd.SensorReport{}))
+	for _, s := range d.Sensors {
+		n += int64(len(s.Name) + len(s.PartNumber))
+		if s.ReadRateHz != nil {
+			n += 8
+		}
+		if s.Samples != nil {
+			n += 8
+		}
 	}
+	return n
+}
+
+// discovered keeps a gateway's discovery for the database, in place of
+// an older one, unless it is past listFloor and the larger lists waiting
+// hold maxListBytes.
+func (w *writer) discovered(d gatewayd.Discovery) {
+	size := discoverySize(d)
+	w.mu.Lock()
+	prev, ok := w.discoveries[d.GatewayID]
+	if ok && d.At.Before(prev.At) {
+		w.mu.Unlock()
+		return
+	}
+	held := w.listBytes
+	if prevSize := discoverySize(prev); ok && prevSize > listFloor {
+		held -= prevSize
+	}
+	if size > listFloor {
+		if held+size > maxListBytes {
+			w.droppedLists++
+			w.mu.Unlock()
+			if ok, n := w.listsLog.Allow(time.Now(), failLogEvery); ok {
+				w.log.Warn().Str("id", d.GatewayID.String()).Int("sensors", len(d.Sensors)).Int64("mib", maxListBytes>>20).
+					Int("unlogged_since", n).Msg("a gateway's large sensor list is not kept for the database: the large lists waiting hold their share; its next one may be")
+			}
+			return
+		}
+		held += size
+	}
+	w.listBytes = held
+	w.discoveries[d.GatewayID] = d
 	w.mu.Unlock()
 }
 
@@ -490,6 +554,7 @@ func (w *writer) flushData() {
 	var ts map[sensorKey]gatewayd.Temperature
 	if len(w.discoveries) > 0 {
 		ds, w.discoveries = w.discoveries, make(map[uuid.UUID]gatewayd.Discovery)
+		w.listBytes = 0
 	}
 	if len(w.temperatures) > 0 {
 		ts, w.temperatures = w.temperatures, make(map[sensorKey]gatewayd.Temperature)

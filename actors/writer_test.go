@@ -227,6 +227,64 @@ func TestWriterKeepsTemperaturesOverSightings(t *testing.T) {
 	assert.Equal(t, 22.0, w.temperatures[k2].Celsius)
 }
 
+// The discoveries waiting: a newer list replaces a gateway's older one
+// (its share with it), an older one is ignored, and past listFloor the
+// lists share maxListBytes: one that does not fit is not kept and the
+// gateway's earlier one stays, while a small list always is.
+func TestWriterSharesRoomForLargeSensorLists(t *testing.T) {
+	t.Parallel()
+	w := &writer{discoveries: map[uuid.UUID]gatewayd.Discovery{}}
+	at := time.Unix(1_000_000, 0)
+	list := func(id uuid.UUID, n int, at time.Time) gatewayd.Discovery {
+		d := gatewayd.Discovery{GatewayID: id, At: at, Sensors: make([]gatewayd.SensorReport, n)}
+		for i := range d.Sensors {
+			d.Sensors[i] = gatewayd.SensorReport{Serial: int64(i), Name: strings.Repeat("n", 1000)}
+		}
+		return d
+	}
+	// ~1 MiB each: the share holds 30 of them.
+	large := 1 << 20 / (1000 + int(unsafe.Sizeof(gatewayd.SensorReport{})))
+	perLarge := discoverySize(list(uuid.Nil, large, at))
+	fits := int(maxListBytes / perLarge)
+	ids := make([]uuid.UUID, fits+1)
+	for i := range ids {
+		ids[i] = uuid.New()
+	}
+	for _, id := range ids[:fits] {
+		w.discovered(list(id, large, at))
+	}
+	assert.Equal(t, int64(fits)*perLarge, w.listBytes)
+	assert.Zero(t, w.droppedLists)
+
+	w.discovered(list(ids[fits], large, at))
+	assert.NotContains(t, w.discoveries, ids[fits], "a large list past the share is not kept")
+	assert.Equal(t, 1, w.droppedLists)
+
+	// A newer list of a gateway in the share takes its old one's room.
+	w.discovered(list(ids[0], large, at.Add(time.Second)))
+	assert.Equal(t, at.Add(time.Second), w.discoveries[ids[0]].At)
+	assert.Equal(t, int64(fits)*perLarge, w.listBytes)
+	// An older one is ignored.
+	w.discovered(list(ids[0], 1, at))
+	assert.Equal(t, at.Add(time.Second), w.discoveries[ids[0]].At)
+	// Small lists are kept, share or no share, and give back a large
+	// list's room.
+	w.discovered(list(ids[1], 1, at.Add(time.Second)))
+	assert.Len(t, w.discoveries[ids[1]].Sensors, 1)
+	assert.Equal(t, int64(fits-1)*perLarge, w.listBytes)
+	small := uuid.New()
+	w.discovered(list(small, 60, at))
+	assert.Contains(t, w.discoveries, small, "a list within the floor waits whatever the share holds")
+	// A gateway's newer large list that does not fit leaves its older
+	// one waiting.
+	w.discovered(list(ids[fits], large, at))
+	assert.Contains(t, w.discoveries, ids[fits])
+	w.discovered(list(ids[fits], large+large, at.Add(time.Second)))
+	assert.Equal(t, at, w.discoveries[ids[fits]].At, "the earlier list stays when the newer does not fit")
+	assert.Equal(t, 2, w.droppedLists)
+	assert.Equal(t, int64(fits)*perLarge, w.listBytes)
+}
+
 // stalledSaves is a database that never answers: each statement waits
 // for its context.
 type stalledSaves struct{ fixedSource }
