@@ -6,7 +6,6 @@ package actors_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -281,29 +280,20 @@ func TestOutageSensorListsOfAHostileFleetAreBounded(t *testing.T) {
 		fmt.Fprintf(&list, `"%d":{"Name":"%s","PartNum":"%s"}`, 100_000+i, name, name)
 	}
 	list.WriteString(`}}`)
-	peer := func(serial int) string {
+	// A peer answers its list once the database is down.
+	peer := func(list string) string {
 		return servePeer(t, func(ws *websocket.Conn) {
 			for {
 				_, b, err := ws.ReadMessage()
 				if err != nil {
 					return
 				}
-				var req struct{ Type string }
-				_ = json.Unmarshal(b, &req)
-				switch req.Type {
-				case "POST_LOGIN":
-					_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"Type":"RTN_LOGIN","From":"SERV","Target":"UI","Data":{"Email":"e","Success":true}}`))
-				case "GET_DYN_CONNECTED":
-					<-ready // the database is down
-					if serial > 0 {
-						_ = ws.WriteMessage(websocket.TextMessage, fmt.Appendf(nil,
-							`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{"%d":{"Name":"pump"}}}`, serial))
-					} else {
-						_ = ws.WriteMessage(websocket.TextMessage, list.Bytes())
+				answerLogin(func(m []byte) {
+					if string(m) == list {
+						<-ready
 					}
-				case "POST_SUB_CHANGES":
-					_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{}}`))
-				}
+					_ = ws.WriteMessage(websocket.TextMessage, m)
+				}, b, list)
 			}
 		})
 	}
@@ -313,10 +303,10 @@ func TestOutageSensorListsOfAHostileFleetAreBounded(t *testing.T) {
 		require.NoError(t, err)
 		return g
 	}
-	honest := add("honest", peer(4242))
+	honest := add("honest", peer(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{"4242":{"Name":"pump"}}}`))
 	ids := []uuid.UUID{honest.ID}
 	for i := range peers {
-		ids = append(ids, add(fmt.Sprintf("lists%d", i), peer(0)).ID)
+		ids = append(ids, add(fmt.Sprintf("lists%d", i), peer(list.String())).ID)
 	}
 
 	cfg := actorstest.FastConfig()
