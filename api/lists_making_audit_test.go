@@ -1,0 +1,107 @@
+package api_test
+
+import (
+	"io"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd/api"
+)
+
+// liveHeap is the bytes of the heap's objects, live and not yet swept.
+func liveHeap() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// The mission: "a hostile gateway or client harms only itself", and
+// README: "Other large answers are bounded in memory too. Every other
+// answer is built whole, then held until it is written; one of
+// api.HeldAnswerMin (64 KiB) or more ... counts against api.JSONBudget,
+// 64 MiB all clients together, 16 MiB per client". The budget counts an
+// answer once it is built: building it (the page's rows, then JSON in two
+// growing buffers, ~4 times the page) was not bounded at all, and one
+// viewer asking for a page of large metadata on many connections built
+// as many at once as it had connections (API_MAX_CONNECTIONS_PER_CLIENT,
+// 1,024 by default), only for the budget to refuse most of them once
+// built. Measured (audit, helper 2): 8 connections asking for a page of
+// 100 organizations of 900 KB of metadata twice each took the heap from
+// 135 MB to 2.1 GB, another client's /api/health p99 went to 1 s (max
+// 6.9 s), and 10 of the 16 pages, each built whole, were then refused.
+// Here: a viewer that had one page asks for 16 more of ~10 MB at once.
+func TestAuditOneClientBuildsFewLargePagesAtOnce(t *testing.T) {
+	e := newEnv(t, api.Options{DBTimeout: time.Minute, WriteTimeout: 10 * time.Minute})
+	bigOrganizations(e, 100, 100_000)
+	addr := e.serve()
+	const path = "/api/organizations?limit=100"
+	const conns = 16
+	hostile := clientFrom("127.0.0.2")
+	hostile.Timeout = 5 * time.Minute
+	hostile.Transport.(*http.Transport).MaxIdleConnsPerHost = conns
+	// The viewer hammers: it has had a page already.
+	resp, body := getFrom(t, hostile, "http://"+addr+path)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	page := len(body)
+	body = nil
+
+	// The garbage of finished pages must not count as what is being
+	// built: the heap is collected at a tenth of its live size, not at
+	// twice it.
+	defer debug.SetGCPercent(debug.SetGCPercent(10))
+	runtime.GC()
+	base := liveHeap()
+	var peak atomic.Uint64
+	stop, sampled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			if h := liveHeap(); h > peak.Load() {
+				peak.Store(h)
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	var ok, refused atomic.Int32
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := hostile.Get("http://" + addr + path)
+			if !assert.NoError(t, err) {
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body) // it reads its answers
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusOK:
+				ok.Add(1)
+			case http.StatusServiceUnavailable:
+				refused.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-sampled
+	grown := int64(peak.Load()) - int64(base)
+	t.Logf("%d pages of %d bytes asked on %d connections: %d answered, %d refused; the heap grew by %d MB at most (%.1f pages)",
+		conns, page, conns, ok.Load(), refused.Load(), grown>>20, float64(grown)/float64(page))
+	// Two pages built at once, each ~4 pages of memory, and one held:
+	// well under 16 pages; sixteen at once are ~60.
+	assert.Less(t, grown, int64(16*page), "what one client's large pages take to build is bounded, whatever its connections")
+}
