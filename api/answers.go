@@ -63,6 +63,25 @@ const (
 	answerTurnsPerClient = answerMakers / 2
 )
 
+// listTurnsPerClient is how many lists (pages of records, the status
+// list, a gateway's sensors) a client whose lists are large builds at
+// once; its others wait behind those, apart from other clients', within
+// the database's time, then get 503. JSONBudget counts an answer once it
+// is built, and building one takes about four times its size (its rows,
+// then JSON in two growing buffers): one viewer that asked for pages of
+// large metadata on many connections built as many at once as it had
+// connections, up to API_MAX_CONNECTIONS_PER_CLIENT, and the budget then
+// refused most of them (16 connections took the heap up by ~28 pages of
+// 10 MB, 8 asking for pages of 90 MB to 2.1 GB; found by an audit,
+// helper 2). A client is held to its turns for largeListsFor after a list
+// of HeldAnswerMin bytes or more; others build their lists freely, so
+// many small lists at once from one address (32 clients behind one
+// proxy, gwload) lose nothing: two turns for everyone halved them.
+const (
+	listTurnsPerClient = 2
+	largeListsFor      = 10 * time.Second
+)
+
 var errAnswersBusy = &Error{Status: fiber.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE",
 	Message: "Too many large answers are being sent; retry shortly"}
 
@@ -113,32 +132,56 @@ func (b *budget) take(c *fiber.Ctx, n int) (release func(), err error) {
 // turns to make them.
 type answerBudget struct {
 	budget
-	makers chan struct{}
-	tmu    sync.Mutex
-	turns  map[string]*clientTurns // the clients making or waiting
-}
-
-// clientTurns are one client's turns: answerTurnsPerClient at once.
-type clientTurns struct {
-	ch    chan struct{}
-	users int // making or waiting; guarded by answerBudget.tmu
+	turns
 }
 
 func newAnswerBudget() answerBudget {
-	return answerBudget{budget: newBudget(AnswerBudget), makers: make(chan struct{}, answerMakers),
-		turns: make(map[string]*clientTurns)}
+	return answerBudget{budget: newBudget(AnswerBudget), turns: newTurns(answerMakers, answerTurnsPerClient, errAnswersBusy)}
+}
+
+// turns bound how many answers are made at once: perClient of each
+// client's, and, when makers is set, len(makers) of all. A request waits
+// for its turn holding nothing but its goroutine.
+type turns struct {
+	makers    chan struct{} // nil: no bound of all clients together
+	perClient int
+	busy      *Error // the answer to a request that waited too long
+	tmu       sync.Mutex
+	clients   map[string]*clientTurns // the clients making or waiting
+}
+
+// clientTurns are one client's turns: perClient at once.
+type clientTurns struct {
+	ch    chan struct{}
+	users int // making or waiting; guarded by turns.tmu
+}
+
+// newTurns makes the turns of all (0: no bound but each client's) and
+// of perClient a client.
+func newTurns(all, perClient int, busy *Error) turns {
+	var makers chan struct{}
+	if all > 0 {
+		makers = make(chan struct{}, all)
+	}
+	return turns{makers: makers, perClient: perClient, busy: busy, clients: make(map[string]*clientTurns)}
 }
 
 // making waits, at most within, for a turn to make an answer (first one
 // of its client's, then one of all), and returns its end; past within it
-// answers errAnswersBusy.
-func (b *answerBudget) making(c *fiber.Ctx, within time.Duration) (done func(), err error) {
+// answers the turns' busy error with Retry-After: 1.
+func (b *turns) making(c *fiber.Ctx, within time.Duration) (done func(), err error) {
 	key := guesser(c.IP())
 	own := b.enter(key)
 	t := time.NewTimer(within)
 	defer t.Stop()
 	select {
 	case own.ch <- struct{}{}:
+		if b.makers == nil {
+			return func() {
+				<-own.ch
+				b.leave(key, own)
+			}, nil
+		}
 		select {
 		case b.makers <- struct{}{}:
 			return func() {
@@ -155,28 +198,79 @@ func (b *answerBudget) making(c *fiber.Ctx, within time.Duration) (done func(), 
 	}
 	b.leave(key, own)
 	c.Set(fiber.HeaderRetryAfter, "1")
-	return nil, errAnswersBusy
+	return nil, b.busy
 }
 
-func (b *answerBudget) enter(key string) *clientTurns {
+func (b *turns) enter(key string) *clientTurns {
 	b.tmu.Lock()
 	defer b.tmu.Unlock()
-	own := b.turns[key]
+	own := b.clients[key]
 	if own == nil {
-		own = &clientTurns{ch: make(chan struct{}, answerTurnsPerClient)}
-		b.turns[key] = own
+		own = &clientTurns{ch: make(chan struct{}, b.perClient)}
+		b.clients[key] = own
 	}
 	own.users++
 	return own
 }
 
-func (b *answerBudget) leave(key string, own *clientTurns) {
+func (b *turns) leave(key string, own *clientTurns) {
 	b.tmu.Lock()
 	defer b.tmu.Unlock()
 	if own.users--; own.users == 0 {
-		delete(b.turns, key) // the map holds only clients making or waiting
+		delete(b.clients, key) // the map holds only clients making or waiting
 	}
 }
+
+// listTurns are the turns of the clients whose lists are large.
+type listTurns struct {
+	turns
+	mu    sync.Mutex
+	large map[string]time.Time // client: when its last large list was built
+}
+
+func newListTurns() listTurns {
+	return listTurns{turns: newTurns(0, listTurnsPerClient, errAnswersBusy), large: make(map[string]time.Time)}
+}
+
+// making waits for one of c's client's turns if its lists are large, and
+// returns its end; else it returns at once.
+func (l *listTurns) making(c *fiber.Ctx, within time.Duration) (done func(), err error) {
+	key := guesser(c.IP())
+	l.mu.Lock()
+	at, ok := l.large[key]
+	if ok && time.Since(at) >= largeListsFor {
+		delete(l.large, key)
+		ok = false
+	}
+	l.mu.Unlock()
+	if !ok {
+		return func() {}, nil
+	}
+	return l.turns.making(c, within)
+}
+
+// built notes a list of n bytes built for c's client: from HeldAnswerMin
+// on, the client's lists take turns for largeListsFor.
+func (l *listTurns) built(c *fiber.Ctx, n int) {
+	if n < HeldAnswerMin {
+		return
+	}
+	key, now := guesser(c.IP()), time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.large[key]; !ok && len(l.large) >= maxLargeListClients {
+		for k, at := range l.large { // the map holds recent clients only
+			if now.Sub(at) >= largeListsFor {
+				delete(l.large, k)
+			}
+		}
+	}
+	l.large[key] = now
+}
+
+// maxLargeListClients is how many clients listTurns keeps before it
+// drops those whose large lists are past largeListsFor.
+const maxLargeListClients = 1024
 
 // sendHeld answers body under the waveform budget until fasthttp has
 // written it (or given up): it closes a body stream then, whatever became

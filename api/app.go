@@ -155,6 +155,9 @@ type server struct {
 	// those of other answers of HeldAnswerMin bytes or more.
 	answers answerBudget
 	large   budget
+	// lists are the turns to build lists of the clients whose lists are
+	// large: listTurnsPerClient a client.
+	lists listTurns
 	// methods are the methods the app knows (Fiber's request methods).
 	methods []string
 	// allow answers a 405's Allow header.
@@ -194,7 +197,7 @@ func New(st *store.Store, rt Runtime, log zerolog.Logger, opts Options) *App {
 		opts.CORSOrigins = []string{"*"}
 	}
 	s := &server{store: st, rt: rt, log: log, opts: opts, tel: opts.Telemetry, answers: newAnswerBudget(),
-		large: newBudget(JSONBudget)}
+		large: newBudget(JSONBudget), lists: newListTurns()}
 	if opts.AuthEnabled {
 		if opts.TokenCacheTTL <= 0 {
 			opts.TokenCacheTTL = 5 * time.Second

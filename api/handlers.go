@@ -87,3 +87,19 @@ func deleteOne(s *server, resource string, remove func(context.Context, uuid.UUI
 		return c.SendStatus(fiber.StatusNoContent)
 	}
 }
+
+// listed builds a list's answer, in one of its client's list turns when
+// its lists are large (listTurns): what a client's large lists take to
+// build is bounded by the turns, not by its connections.
+func (s *server) listed(h fiber.Handler) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		done, err := s.lists.making(c, s.opts.DBTimeout)
+		if err != nil {
+			return err
+		}
+		defer done()
+		err = h(c)
+		s.lists.built(c, len(c.Response().Body()))
+		return err
+	}
+}
