@@ -74,12 +74,15 @@ const (
 // refused most of them (16 connections took the heap up by ~28 pages of
 // 10 MB, 8 asking for pages of 90 MB to 2.1 GB; found by an audit,
 // helper 2). A client is held to its turns for largeListsFor after a list
-// of HeldAnswerMin bytes or more; others build their lists freely, so
-// many small lists at once from one address (32 clients behind one
-// proxy, gwload) lose nothing: two turns for everyone halved them.
+// of HeldAnswerMin bytes or more; others build up to listBuildsPerClient
+// lists at once, so many small lists at once from one address (32
+// clients behind one proxy, gwload) lose nothing (two turns for everyone
+// halved them), and a client's first burst of large ones, before any is
+// known to be large, is bounded too.
 const (
-	listTurnsPerClient = 2
-	largeListsFor      = 10 * time.Second
+	listTurnsPerClient  = 2
+	listBuildsPerClient = 32
+	largeListsFor       = 10 * time.Second
 )
 
 var errAnswersBusy = &Error{Status: fiber.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE",
@@ -221,19 +224,22 @@ func (b *turns) leave(key string, own *clientTurns) {
 	}
 }
 
-// listTurns are the turns of the clients whose lists are large.
+// listTurns are the turns to build lists: those of the clients whose
+// lists are large, and those of the others.
 type listTurns struct {
 	turns
-	mu    sync.Mutex
-	large map[string]time.Time // client: when its last large list was built
+	others turns
+	mu     sync.Mutex
+	large  map[string]time.Time // client: when its last large list was built
 }
 
 func newListTurns() listTurns {
-	return listTurns{turns: newTurns(0, listTurnsPerClient, errAnswersBusy), large: make(map[string]time.Time)}
+	return listTurns{turns: newTurns(0, listTurnsPerClient, errAnswersBusy),
+		others: newTurns(0, listBuildsPerClient, errAnswersBusy), large: make(map[string]time.Time)}
 }
 
-// making waits for one of c's client's turns if its lists are large, and
-// returns its end; else it returns at once.
+// making waits for one of c's client's turns, of listTurnsPerClient if
+// its lists are large, else of listBuildsPerClient, and returns its end.
 func (l *listTurns) making(c *fiber.Ctx, within time.Duration) (done func(), err error) {
 	key := guesser(c.IP())
 	l.mu.Lock()
@@ -244,7 +250,7 @@ func (l *listTurns) making(c *fiber.Ctx, within time.Duration) (done func(), err
 	}
 	l.mu.Unlock()
 	if !ok {
-		return func() {}, nil
+		return l.others.making(c, within)
 	}
 	return l.turns.making(c, within)
 }

@@ -1,6 +1,9 @@
 package api
 
-import "github.com/google/uuid"
+import (
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+)
 
 // OrderUsers is how many requests hold or wait for gateway id's order
 // lock (order.go).
@@ -50,3 +53,20 @@ func Refusing(a *App) int { return a.clients.refusing() }
 // HoldOrder takes gateway id's order lock, as a change between its
 // commit and its announcement holds it, and returns its release.
 func HoldOrder(a *App, id uuid.UUID) (release func()) { return a.srv.order.lock(id) }
+
+// ListBuilders is how many of client's lists are being built or wait for
+// a turn (answers.go, listTurns).
+func ListBuilders(a *App, client string) int {
+	n := 0
+	for _, t := range []*turns{&a.srv.lists.turns, &a.srv.lists.others} {
+		t.tmu.Lock()
+		if own := t.clients[client]; own != nil {
+			n += own.users
+		}
+		t.tmu.Unlock()
+	}
+	return n
+}
+
+// Listed is a handler wrapped as the app wraps the handlers of lists.
+func Listed(a *App, h func(*fiber.Ctx) error) func(*fiber.Ctx) error { return a.srv.listed(h) }
