@@ -73,14 +73,18 @@ const (
 // connections, up to API_MAX_CONNECTIONS_PER_CLIENT, and the budget then
 // refused most of them (16 connections took the heap up by ~28 pages of
 // 10 MB, 8 asking for pages of 90 MB to 2.1 GB; found by an audit,
-// helper 2). A client is held to its turns for largeListsFor after a list
-// of HeldAnswerMin bytes or more; others build up to listBuildsPerClient
+// helper 2). One at a time, as one core: with two, a client hammering
+// 10 MB pages on 8 connections took both of a 2-core machine's, and
+// another client's /api/health went from 0.5 ms to 40 ms at the median
+// (with one, 0.4 ms; its p99 47 ms, from 4 ms idle, is the collector's).
+// A client is held to its turn for largeListsFor after a list of
+// HeldAnswerMin bytes or more; others build up to listBuildsPerClient
 // lists at once, so many small lists at once from one address (32
 // clients behind one proxy, gwload) lose nothing (two turns for everyone
 // halved them), and a client's first burst of large ones, before any is
 // known to be large, is bounded too.
 const (
-	listTurnsPerClient  = 2
+	listTurnsPerClient  = 1
 	listBuildsPerClient = 32
 	largeListsFor       = 10 * time.Second
 )

@@ -22,12 +22,12 @@ import (
 // The mission: "a hostile gateway or client harms only itself". A list is
 // built whole before JSONBudget counts it, at about four times its size
 // (TestAuditOneClientBuildsFewLargePagesAtOnce): a client whose lists are
-// large builds two at once (listTurnsPerClient), but before any of its
+// large builds one at a time (listTurnsPerClient), but before any of its
 // lists is known to be large, its first burst was built all at once, as
 // many as it had connections (API_MAX_CONNECTIONS_PER_CLIENT, 1,024 by
 // default; measured before: 48 of 48 admitted at once). (Audit, helper 2.)
 // Now a client builds at most listBuildsPerClient (32) lists at once, and
-// two once they are large; another client is not held by them.
+// one once they are large; another client is not held by them.
 func TestAuditOneClientsListsAreBuiltAFewAtATime(t *testing.T) {
 	t.Parallel()
 	app := api.New(nil, nil, zerolog.New(io.Discard), api.Options{DBTimeout: time.Minute})
@@ -84,7 +84,7 @@ func TestAuditOneClientsListsAreBuiltAFewAtATime(t *testing.T) {
 	done()
 	assert.Equal(t, int32(32), most.Load(), "the most lists of one client built at once")
 
-	// Its lists are large now: two are built at once.
+	// Its lists are large now: one is built at a time.
 	resp, b = getFrom(t, hostile, url+"?size=70000")
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%.100s", b)
 	release = make(chan struct{})
@@ -92,8 +92,8 @@ func TestAuditOneClientsListsAreBuiltAFewAtATime(t *testing.T) {
 	done = burst(hostile, 10, "?wait=1")
 	testutil.Eventually(t, func() bool { return api.ListBuilders(app, "127.0.0.2") == 10 }, 30*time.Second,
 		"the 10 lists are being built or wait for a turn")
-	assert.Equal(t, int32(2), building.Load(), "lists of a client whose lists are large built at once")
+	assert.Equal(t, int32(1), building.Load(), "lists of a client whose lists are large built at once")
 	close(release)
 	done()
-	assert.Equal(t, int32(2), most.Load())
+	assert.Equal(t, int32(1), most.Load())
 }
