@@ -76,7 +76,8 @@ const (
 // helper 2). One at a time, as one core: with two, a client hammering
 // 10 MB pages on 8 connections took both of a 2-core machine's, and
 // another client's /api/health went from 0.5 ms to 40 ms at the median
-// (with one, 0.4 ms; its p99 47 ms, from 4 ms idle, is the collector's).
+// (with one, 0.4 ms; its p99 went from 4 ms idle to 47 ms, 141 ms with
+// two: what is left is not the turns').
 // A client is held to its turn for largeListsFor after a list of
 // HeldAnswerMin bytes or more; others build up to listBuildsPerClient
 // lists at once, so many small lists at once from one address (32
