@@ -21,14 +21,15 @@ import (
 
 // The mission: "a hostile gateway or client harms only itself". A list is
 // built whole before JSONBudget counts it, at about four times its size
-// (TestAuditOneClientBuildsFewLargePagesAtOnce): a client whose lists are
+// (TestOneClientBuildsFewLargePagesAtOnce): a client whose lists are
 // large builds one at a time (listTurnsPerClient), but before any of its
 // lists is known to be large, its first burst was built all at once, as
 // many as it had connections (API_MAX_CONNECTIONS_PER_CLIENT, 1,024 by
 // default; measured before: 48 of 48 admitted at once). (Audit, helper 2.)
 // Now a client builds at most listBuildsPerClient (32) lists at once, and
 // one once they are large; another client is not held by them.
-func TestAuditOneClientsListsAreBuiltAFewAtATime(t *testing.T) {
+// (Found by an audit, helper 2, whose test this is.)
+func TestOneClientsListsAreBuiltAFewAtATime(t *testing.T) {
 	t.Parallel()
 	app := api.New(nil, nil, zerolog.New(io.Discard), api.Options{DBTimeout: time.Minute})
 	var building, most atomic.Int32
