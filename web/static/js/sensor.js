@@ -15,6 +15,7 @@ const METRICS = [
   ['velocity_rms_mm_s', 'Velocity RMS (10–1000 Hz)', 'mm/s'], ['dominant_frequency_hz', 'Dominant frequency', 'Hz'],
 ];
 const AXES = ['x', 'y', 'z'];
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function sensorPage(main, id, q, scope) {
   const title = h('h1', {text: 'Sensor'});
@@ -34,7 +35,11 @@ export function sensorPage(main, id, q, scope) {
   let sensor = null;
   let readings = [];
   let total = 0;
-  let selected = q.get('reading') || '';
+  // The link's ?reading= is anyone's to write: an id only, never a path
+  // (?reading=../tokens had the page GET /api/tokens with the reader's
+  // token), and shown only if it is this sensor's (showReading). Found
+  // by an audit, helper 3.
+  let selected = UUID.test(q.get('reading') || '') ? q.get('reading') : '';
   let axis = AXES.includes(q.get('axis')) ? q.get('axis') : 'x';
   let waiting = ''; // the reading this page asked for: shown when it completes
   // While a reading's POST is in flight, the readings that finished
@@ -177,8 +182,17 @@ export function sensorPage(main, id, q, scope) {
     const mine = plots;
     detail.hidden = false;
     clear(detail).append(h('h2', {id: 'rd-h', text: 'Reading'}), h('p', {class: 'muted', text: 'Loading…'}));
-    const r = await api('GET', '/readings/' + selected);
+    const r = await api('GET', '/readings/' + encodeURIComponent(selected));
     if (!mine.alive) return;
+    if (String(r.sensor_id).toLowerCase() !== id.toLowerCase()) {
+      // Another sensor's reading (a link naming, say, one a hostile
+      // gateway pushed) was drawn under this sensor's name and serial
+      // as if it were this sensor's: it is offered on its own page.
+      clear(detail).append(h('h2', {id: 'rd-h', text: 'Reading'}),
+        h('p', {class: 'form-error', role: 'alert'}, 'This reading is of another sensor: ',
+          link(`/sensors/${r.sensor_id}?reading=${r.id}`, 'show it on its own sensor’s page'), '.'));
+      return;
+    }
     const head = [h('h2', {id: 'rd-h', tabindex: '-1', text: `Reading of ${fmtTime(r.requested_at)}`}), dl([
       ['Status', statusBadge(r.status)], ['Trigger', r.trigger], ['Error', r.error],
       ['Started', fmtTime(r.started_at)], ['Completed', fmtTime(r.completed_at)],
