@@ -146,7 +146,7 @@ func refusingGateway(t *testing.T, text string) string {
 // and an unfiltered stream's events each decode as one JSON object, the
 // hostile one's last_error exactly the status's. Held. (Checked by an
 // audit, helper 3.)
-func TestAuditOKAHostileLoginErrorForgesNoEvent(t *testing.T) {
+func TestAHostileLoginErrorForgesNoEvent(t *testing.T) {
 	e := newLiveEnv(t, actorstest.FastConfig())
 	base := e.listen()
 	honest, _ := e.add("honest")

@@ -30,8 +30,8 @@ import (
 // drawn under "Pump 10001"). The id went into the API path unchecked too:
 // ?reading=../tokens had the page GET /api/tokens with the reader's token
 // (measured: the access log's "path":"/api/tokens"). (Found by an audit,
-// helper 3.)
-func TestAuditAReadingLinkShowsOnlyItsOwnSensorsReading(t *testing.T) {
+// helper 3, whose test this is.)
+func TestAReadingLinkShowsOnlyItsOwnSensorsReading(t *testing.T) {
 	h := harness(t, actorstest.FastConfig())
 	base := serve(t, h)
 	ctx := context.Background()
