@@ -83,11 +83,15 @@ const (
 // lists at once, so many small lists at once from one address (32
 // clients behind one proxy, gwload) lose nothing (two turns for everyone
 // halved them), and a client's first burst of large ones, before any is
-// known to be large, is bounded too.
+// known to be large, is bounded too. A minute, since the mark is made
+// when a list is built, before it is written: with 10 s, a client whose
+// large page took that long to write and read (a slow link, a loaded
+// box: the test's took 3 s alone, over 10 in the suite) came back
+// unmarked, and its next burst was built 16 at once.
 const (
 	listTurnsPerClient  = 1
 	listBuildsPerClient = 32
-	largeListsFor       = 10 * time.Second
+	largeListsFor       = time.Minute
 )
 
 var errAnswersBusy = &Error{Status: fiber.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE",

@@ -50,7 +50,9 @@ func TestOneClientBuildsFewLargePagesAtOnce(t *testing.T) {
 	hostile.Timeout = 5 * time.Minute
 	hostile.Transport.(*http.Transport).MaxIdleConnsPerHost = conns
 	// The viewer hammers: it has had a page already.
+	t0 := time.Now()
 	resp, body := getFrom(t, hostile, "http://"+addr+path)
+	t.Logf("first page took %s", time.Since(t0))
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	page := len(body)
 	body = nil
@@ -76,6 +78,7 @@ func TestOneClientBuildsFewLargePagesAtOnce(t *testing.T) {
 			}
 		}
 	}()
+	t.Logf("burst starts %s after the first", time.Since(t0))
 	var wg sync.WaitGroup
 	var ok, refused atomic.Int32
 	for range conns {

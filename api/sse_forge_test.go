@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -107,34 +105,6 @@ func parseEventStream(b []byte) []parsedEvent {
 	return out
 }
 
-// refusingGateway answers every login with RTN_ERR whose Error is text.
-func refusingGateway(t *testing.T, text string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer ws.Close()
-		for {
-			if _, _, err := ws.ReadMessage(); err != nil {
-				return
-			}
-			out, _ := json.Marshal(map[string]any{"Type": "RTN_ERR", "From": "SERV", "Target": "UI",
-				"Data": map[string]any{"Attempt": nil, "Error": text}})
-			if ws.WriteMessage(websocket.TextMessage, out) != nil {
-				return
-			}
-		}
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return "ws://" + ln.Addr().String() + "/gw"
-}
-
 // Brief (audit helper 3): "can a hostile sensor name break the SSE
 // framing and inject fake events for other gateways into a subscriber's
 // stream?" A gateway's login refusal text reaches last_error, which every
@@ -163,7 +133,7 @@ func TestAHostileLoginErrorForgesNoEvent(t *testing.T) {
 	require.Eventually(t, func() bool { return e.h.Telemetry.Events.Subscribers() == 2 }, 5*time.Second, 5*time.Millisecond)
 
 	hostile := e.create("/api/gateways", map[string]any{"factory_id": e.factoryID, "gateway_id": "forger", "name": "forger",
-		"url": refusingGateway(t, text), "email": "f@example.com", "password": secret("pw-forger-Zz9")})["id"].(string)
+		"url": actorstest.RefusingPeer(t, text), "email": "f@example.com", "password": secret("pw-forger-Zz9")})["id"].(string)
 	st := e.waitState(hostile, "AUTH_FAILED")
 	lastError, _ := st["last_error"].(string)
 	require.Contains(t, lastError, "event: gateway.state", "the refusal's text reached last_error")

@@ -8,9 +8,7 @@ package web_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -18,7 +16,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
-	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -53,38 +50,6 @@ func hostileGateway(t *testing.T, h *actorstest.Harness, name string, sensors []
 	return g, sg
 }
 
-// refusingPeer is a gateway that answers every login with RTN_ERR whose
-// Error is text.
-func refusingPeer(t *testing.T, text string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer ws.Close()
-		for {
-			_, b, err := ws.ReadMessage()
-			if err != nil {
-				return
-			}
-			var req struct{ Type string }
-			_ = json.Unmarshal(b, &req)
-			out, _ := json.Marshal(map[string]any{"Type": "RTN_ERR", "From": "SERV", "To": "UI",
-				"Data": map[string]any{"Attempt": req.Type, "Error": text}})
-			if ws.WriteMessage(websocket.TextMessage, out) != nil {
-				return
-			}
-		}
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return "ws://" + ln.Addr().String() + "/gw"
-}
-
 // injected is JavaScript that says what a payload managed to do in the
 // page: any element a payload would have made, or its script's mark.
 const injected = `(() => {
@@ -117,7 +82,7 @@ func TestHostileGatewayTextStaysText(t *testing.T) {
 	// A gateway that refuses every login with markup as its reason.
 	email, pw := actorstest.Credentials("hostile-b")
 	gb, err := h.Store.CreateGateway(ctx, store.NewGateway{FactoryID: h.Factory, GatewayID: "hostile-b", Name: "hostile-b",
-		URL: refusingPeer(t, xssLogin), Email: email, Password: pw})
+		URL: actorstest.RefusingPeer(t, xssLogin), Email: email, Password: pw})
 	require.NoError(t, err)
 	h.Runtime.GatewayStarted(gb.Target(pw))
 
@@ -316,7 +281,7 @@ func TestABidiOverrideInASensorNameLeavesItsSerial(t *testing.T) {
 	// the history's next entries read left to right.
 	email, pw := actorstest.Credentials("bidi-b")
 	gb, err := h.Store.CreateGateway(ctx, store.NewGateway{FactoryID: h.Factory, GatewayID: "bidi-b", Name: "bidi-b",
-		URL: refusingPeer(t, "refused \u202e"), Email: email, Password: pw})
+		URL: actorstest.RefusingPeer(t, "refused \u202e"), Email: email, Password: pw})
 	require.NoError(t, err)
 	h.Runtime.GatewayStarted(gb.Target(pw))
 	b.do("the fleet", chromedp.Evaluate[chromedp.Void](`location.hash = '#/'`))
