@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"iter"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -568,8 +569,45 @@ func (w *writer) flushData() {
 	// connected until the next discovery.
 	writeChunks(w, values(ts), writeBatch, sink[gatewayd.Temperature, gatewayd.SensorRef]{write: w.src.RecordTemperatures,
 		observe: w.observer.SensorsChanged, requeue: w.temperature, what: "temperatures", failLog: &w.sensorsLog})
-	writeChunks(w, values(ds), writeBatch, sink[gatewayd.Discovery, gatewayd.SensorRef]{write: w.src.MergeDiscoveries,
-		observe: w.observer.SensorsChanged, requeue: w.discovered, what: "sensor discoveries", failLog: &w.sensorsLog})
+	merge := sink[gatewayd.Discovery, gatewayd.SensorRef]{write: w.src.MergeDiscoveries,
+		observe: w.observer.SensorsChanged, requeue: w.discovered, what: "sensor discoveries", failLog: &w.sensorsLog}
+	for chunk := range mergeChunks(values(ds)) {
+		writeChunk(w, chunk, merge)
+	}
+}
+
+// maxMergeBytes bounds what the discoveries one statement merges hold
+// (discoverySize; a larger one goes alone). A discovery is a list of up
+// to maxListedSensors rows, not one: writeBatch of them made one
+// statement of up to ~4 million rows, and pgx keeps a connection's last
+// statement's encoded parameters until that connection runs another
+// with as many: a hundred gateways listing 4,096 sensors each left
+// ~100 MiB on an idle pooled connection after their lists were stored,
+// a thousand of them ~1 GiB, besides the statement's own arrays while
+// it ran (found by an audit, helper 1). Now each pooled connection keeps
+// at most about this much; an honest fleet's lists (tens of sensors, a
+// few KiB each) go hundreds to a statement.
+const maxMergeBytes = 1 << 20
+
+// mergeChunks yields ds in chunks of at most writeBatch discoveries that
+// hold at most maxMergeBytes together, or of one larger discovery.
+func mergeChunks(ds []gatewayd.Discovery) iter.Seq[[]gatewayd.Discovery] {
+	return func(yield func([]gatewayd.Discovery) bool) {
+		start, held := 0, int64(0)
+		for i, d := range ds {
+			size := discoverySize(d)
+			if i > start && (i-start == writeBatch || held+size > maxMergeBytes) {
+				if !yield(ds[start:i]) {
+					return
+				}
+				start, held = i, 0
+			}
+			held += size
+		}
+		if start < len(ds) {
+			yield(ds[start:])
+		}
+	}
 }
 
 // sink is where writeChunks puts rows: write stores a chunk and returns
