@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -175,11 +176,11 @@ type gatewayActor struct {
 	// subscribeFailures: the struct stays in its size class.
 	discoveryFailures uint8
 	// sensorRates are the read rates of the last discovery, by serial (0:
-	// none reported); its keys are the serials that discovery listed.
-	// It and schedules are made when first written: most gateways of a
-	// large fleet are at some moment not connected, and two empty maps
-	// were a tenth of such a gateway's memory.
-	sensorRates map[int64]float64
+	// none reported); it holds the serials that discovery listed. Made
+	// when first written, as schedules: most gateways of a large fleet
+	// are at some moment not connected, and two empty maps were a tenth
+	// of such a gateway's memory.
+	sensorRates listedRates
 
 	readings      []*acquisition // the current acquisition first, then the queue
 	readingTimer  *time.Timer
@@ -690,10 +691,7 @@ func (a *gatewayActor) onDiscovery(now time.Time, cmd *command, msg ctc.Message)
 		a.drop(now, fmt.Sprintf("sensor list: %d sensors past the first %d (by serial) dropped", dropped, maxListedSensors))
 	}
 	d := gatewayd.Discovery{GatewayID: a.id, At: now, Sensors: make([]gatewayd.SensorReport, len(list))}
-	if a.sensorRates == nil {
-		a.sensorRates = make(map[int64]float64, len(list))
-	}
-	clear(a.sensorRates)
+	rates := a.sensorRates.reuse(len(list))
 	for i, s := range list {
 		// Every listed serial, with or without a rate: a pushed reading of
 		// one listed without a rate was taken for a serial the list did
@@ -703,10 +701,11 @@ func (a *gatewayActor) onDiscovery(now time.Time, cmd *command, msg ctc.Message)
 		if s.ReadRate != nil {
 			rate = *s.ReadRate
 		}
-		a.sensorRates[s.Serial] = rate
+		rates = append(rates, listedRate{serial: s.Serial, rate: rate})
 		d.Sensors[i] = gatewayd.SensorReport{Serial: s.Serial, Name: sensorText(s.Name, maxSensorName),
 			PartNumber: sensorText(s.PartNum, maxSensorName), ReadRateHz: s.ReadRate, Samples: s.Samples, Connected: s.Connected}
 	}
+	a.sensorRates = rates.sorted()
 	a.discoveryFailures = 0
 	a.d.writer.discovered(d)
 	a.finished(cmd, d, nil)
@@ -1113,6 +1112,57 @@ func storable(s string) string {
 		return s
 	}
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// listedRate is a listed serial and its read rate (0: none reported).
+type listedRate struct {
+	serial int64
+	rate   float64
+}
+
+// listedRates are a discovery's serials and rates, sorted by serial, one
+// entry a serial. A slice, not a map: each connection keeps its
+// gateway's last list for its life, a list has up to maxListedSensors
+// entries of the gateway's choosing, and a map[int64]float64 of 4,096
+// held ~144 KiB, this 64 KiB: a fleet of hostile peers listing that many
+// held ~150 MiB a thousand gateways for it (found by an audit, helper 1).
+type listedRates []listedRate
+
+// reuse returns r emptied, if its room fits n entries without keeping
+// more than twice that (a gateway whose list shrank gives the room
+// back), else a new slice with room for n.
+func (r listedRates) reuse(n int) listedRates {
+	if cap(r) >= n && cap(r) <= 2*n {
+		return r[:0]
+	}
+	return make(listedRates, 0, n)
+}
+
+// sorted returns r sorted by serial, of each serial its last entry (as
+// a map written in order kept it). ctc.SensorsUpTo's lists come sorted.
+func (r listedRates) sorted() listedRates {
+	bySerial := func(x, y listedRate) int { return cmp.Compare(x.serial, y.serial) }
+	if !slices.IsSortedFunc(r, bySerial) {
+		slices.SortStableFunc(r, bySerial)
+	}
+	out := r[:0]
+	for _, e := range r {
+		if n := len(out); n > 0 && out[n-1].serial == e.serial {
+			out[n-1] = e // the later entry wins
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// lookup returns serial's rate and whether the list named it.
+func (r listedRates) lookup(serial int64) (rate float64, listed bool) {
+	i, ok := slices.BinarySearchFunc(r, serial, func(e listedRate, s int64) int { return cmp.Compare(e.serial, s) })
+	if !ok {
+		return 0, false
+	}
+	return r[i].rate, true
 }
 
 // maxSensorName bounds a sensor name a gateway reports, as the API bounds

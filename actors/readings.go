@@ -205,7 +205,7 @@ func (a *gatewayActor) onTakeReading(m *takeReading) error {
 	// lags it while the discovery's write waits in the writer's batch (or
 	// was refused by the database), and a reading at the old rate reads
 	// every tone at the wrong frequency.
-	rate := a.sensorRates[m.serial]
+	rate, _ := a.sensorRates.lookup(m.serial)
 	if rate <= 0 {
 		rate = m.rateHz
 	}
@@ -296,7 +296,7 @@ func (a *gatewayActor) onReadingStarted(now time.Time, n *ctc.ReadingStarted) {
 	if acq == nil || acq.serial != serial || acq.stage != stageStarting {
 		// A notification of a reading nobody here is waiting for; a
 		// serial the last discovery did not list is still a sensor.
-		if _, known := a.sensorRates[serial]; !known {
+		if _, known := a.sensorRates.lookup(serial); !known {
 			a.d.writer.temperature(gatewayd.Temperature{GatewayID: a.id, Serial: serial, At: now, Sighting: true})
 		}
 		return
@@ -342,7 +342,7 @@ func (a *gatewayActor) onReading(now time.Time, n *ctc.Reading, text *[]byte) {
 	}
 	r := gatewayd.Reading{ID: uuid.New(), GatewayID: a.id, Trigger: gatewayd.TriggerGateway, Status: gatewayd.ReadingRunning,
 		RequestedAt: now, StartedAt: &now, CompletedAt: &now}
-	rate, known := a.sensorRates[serial]
+	rate, known := a.sensorRates.lookup(serial)
 	if !known {
 		// A serial the last discovery did not list is still a sensor, and
 		// a client hears of it (sensor.updated) as of one a temperature
@@ -550,7 +550,8 @@ func (a *gatewayActor) onScheduleFired(m *scheduleFired) {
 		return
 	}
 	now := time.Now()
-	acq := &acquisition{serial: s.Serial, rateHz: a.sensorRates[s.Serial], r: gatewayd.Reading{ID: uuid.New(), SensorID: s.SensorID,
+	rate, _ := a.sensorRates.lookup(s.Serial)
+	acq := &acquisition{serial: s.Serial, rateHz: rate, r: gatewayd.Reading{ID: uuid.New(), SensorID: s.SensorID,
 		GatewayID: a.id, Trigger: gatewayd.TriggerScheduled, Status: gatewayd.ReadingQueued, RequestedAt: now}}
 	a.d.writer.reading(gatewayd.ReadingUpdate{Reading: acq.r, Serial: acq.serial})
 	a.readings = append(a.readings, acq)
