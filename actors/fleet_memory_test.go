@@ -116,7 +116,7 @@ func sensorListFrame(first int64, n int) []byte {
 // ~1,550 KiB a gateway (96 MiB), the second 186 KiB more than an honest
 // one's; after: ~310 KiB (19 MiB, most of it bounded for the fleet), and
 // the second within the noise of 64 KiB.
-func TestAuditHostileFleetSensorListsCostLittleMoreThanHonest(t *testing.T) {
+func TestHostileFleetSensorListsCostLittleMoreThanHonest(t *testing.T) {
 	if testutil.OwnProcess(t) {
 		return
 	}

@@ -12,7 +12,7 @@ import (
 
 // A statement merges at most writeBatch discoveries and maxMergeBytes of
 // lists; a larger list goes alone, and every list goes once, in order.
-// (Audit, helper 1: see TestAuditHostileFleetSensorListsCostLittleMoreThanHonest.)
+// (Audit, helper 1: see TestHostileFleetSensorListsCostLittleMoreThanHonest.)
 func TestMergeChunksBoundWhatAStatementCarries(t *testing.T) {
 	t.Parallel()
 	list := func(n int) gatewayd.Discovery {
