@@ -46,13 +46,13 @@ type writer struct {
 	droppedLists int
 	temperatures map[sensorKey]gatewayd.Temperature
 	// tempSerials counts each gateway's serials in temperatures: new
-	// ones past maxPendingSerials are dropped.
-	tempSerials map[uuid.UUID]int
+	// ones past its bound (pendingTemps) are dropped.
+	tempSerials fleetCounts
 	readings    map[uuid.UUID]gatewayd.ReadingUpdate
 	// pushed counts each gateway's readings in readings that it pushed
 	// unasked (trigger GATEWAY): while their writes fail (readingsFailing),
-	// new ones past maxPendingPushed are dropped.
-	pushed          map[uuid.UUID]int
+	// new ones past its bound (pendingPushed) are dropped.
+	pushed          fleetCounts
 	readingsFailing bool
 	// waveBytes is what the pending readings' samples hold; past
 	// maxPendingWaves (the database is down) new ones fail instead.
@@ -145,6 +145,59 @@ const maxPendingSerials = 4096
 // flood limits' burst, and applies only while the writes fail.
 const maxPendingPushed = 4096
 
+// Both bounds are one gateway's, and a fleet multiplies them: a hundred
+// hostile peers each naming 4,096 new serials during an outage made the
+// writer hold ~400,000 temperatures (~60 MiB), each pushing 4,096
+// readings ~400,000 rows and summaries (~500 MiB), a thousand ten times
+// that (noticed by an audit, helper 1). Past a gateway's first few
+// (pendingTemps, pendingPushed: an honest gateway has tens of sensors,
+// and pushes a reading of each now and then) its entries draw on a share
+// of the fleet's; when that is full a new one is dropped as past the
+// gateway's own bound. What an honest gateway reports stays within its
+// floor, so hostile peers never crowd it out.
+var (
+	pendingTemps  = fleetBound{floor: 256, limit: maxPendingSerials, shared: 64 << 10}
+	pendingPushed = fleetBound{floor: 64, limit: maxPendingPushed, shared: 8 << 10}
+)
+
+// fleetBound bounds what waits per gateway: floor entries of its own,
+// then shared entries for the fleet, and limit per gateway in all.
+type fleetBound struct{ floor, limit, shared int }
+
+// fleetCounts counts entries per gateway within a fleetBound.
+type fleetCounts struct {
+	bound   fleetBound
+	n       map[uuid.UUID]int
+	inShare int // the entries past their gateways' floors
+}
+
+func newFleetCounts(b fleetBound) fleetCounts {
+	return fleetCounts{bound: b, n: make(map[uuid.UUID]int)}
+}
+
+// add counts one more entry of gateway id, or reports false (counting
+// nothing) when it has limit, or has its floor and the share is full.
+func (c *fleetCounts) add(id uuid.UUID) bool {
+	k := c.n[id]
+	switch {
+	case k >= c.bound.limit:
+		return false
+	case k >= c.bound.floor:
+		if c.inShare >= c.bound.shared {
+			return false
+		}
+		c.inShare++
+	}
+	c.n[id] = k + 1
+	return true
+}
+
+// reset forgets every count: what they counted was taken to be written.
+func (c *fleetCounts) reset() {
+	c.n = make(map[uuid.UUID]int)
+	c.inShare = 0
+}
+
 // While dials queue for the limiter's slots (a cold start, a reconnect
 // storm), the discoveries and temperatures wait: the upserts of 40,000
 // sensors cost PostgreSQL seconds of CPU, on the same cores the logins
@@ -161,8 +214,8 @@ const (
 func newWriter(src Source, observer Observer, crowded func() bool, seenEvery, dataEvery, readingEvery time.Duration, log zerolog.Logger) *writer {
 	w := &writer{src: src, observer: observer, crowded: crowded, seenEvery: seenEvery, dataEvery: dataEvery, readingEvery: readingEvery, log: log,
 		seen: make(map[uuid.UUID]time.Time), authFailures: make(map[uuid.UUID]*string), discoveries: make(map[uuid.UUID]gatewayd.Discovery),
-		temperatures: make(map[sensorKey]gatewayd.Temperature), tempSerials: make(map[uuid.UUID]int),
-		readings: make(map[uuid.UUID]gatewayd.ReadingUpdate), pushed: make(map[uuid.UUID]int), stop: make(chan struct{}), done: make(chan struct{}), kick: newWakeup()}
+		temperatures: make(map[sensorKey]gatewayd.Temperature), tempSerials: newFleetCounts(pendingTemps),
+		readings: make(map[uuid.UUID]gatewayd.ReadingUpdate), pushed: newFleetCounts(pendingPushed), stop: make(chan struct{}), done: make(chan struct{}), kick: newWakeup()}
 	w.ctx, w.giveUp = context.WithCancel(context.Background())
 	go w.run()
 	return w
@@ -276,15 +329,14 @@ func (w *writer) temperature(t gatewayd.Temperature) {
 	w.mu.Lock()
 	prev, ok := w.temperatures[k]
 	switch {
-	case !ok && w.tempSerials[t.GatewayID] >= maxPendingSerials:
+	case !ok && !w.tempSerials.add(t.GatewayID):
 		w.mu.Unlock()
 		if ok, n := w.droppedLog.Allow(time.Now(), failLogEvery); ok {
-			w.log.Warn().Str("id", t.GatewayID.String()).Int("limit", maxPendingSerials).Int("unlogged_since", n).
-				Msg("a gateway reported more sensors than wait for the database; a new serial's report is dropped")
+			w.log.Warn().Str("id", t.GatewayID.String()).Int("limit", maxPendingSerials).Int("fleet_share", pendingTemps.shared).Int("unlogged_since", n).
+				Msg("a gateway reported more sensors than wait for the database (its own bound, or the fleet's share past its first few); a new serial's report is dropped")
 		}
 		return
 	case !ok:
-		w.tempSerials[t.GatewayID]++
 		w.temperatures[k] = t
 	case prev.Sighting && !t.Sighting:
 		w.temperatures[k] = t
@@ -321,14 +373,13 @@ func (w *writer) reading(u gatewayd.ReadingUpdate) {
 		return
 	}
 	if !ok && u.Reading.Trigger == gatewayd.TriggerGateway {
-		if w.readingsFailing && w.pushed[u.Reading.GatewayID] >= maxPendingPushed {
+		if !w.pushed.add(u.Reading.GatewayID) && w.readingsFailing {
 			if ok, n := w.pushedLog.Allow(time.Now(), failLogEvery); ok {
-				w.log.Warn().Str("id", u.Reading.GatewayID.String()).Int("limit", maxPendingPushed).Int("unlogged_since", n).
-					Msg("a gateway pushed more readings than wait for the database; a new one is dropped")
+				w.log.Warn().Str("id", u.Reading.GatewayID.String()).Int("limit", maxPendingPushed).Int("fleet_share", pendingPushed.shared).Int("unlogged_since", n).
+					Msg("a gateway pushed more readings than wait for the database (its own bound, or the fleet's share past its first few); a new one is dropped")
 			}
 			return
 		}
-		w.pushed[u.Reading.GatewayID]++
 	}
 	if size := waveSize(u); size > 0 && w.waveBytes+size > maxPendingWaves {
 		msg := "could not be stored (database unavailable)"
@@ -370,7 +421,7 @@ func (w *writer) flushReadings() (requeued bool) {
 		return false
 	}
 	w.readings = make(map[uuid.UUID]gatewayd.ReadingUpdate, len(batch))
-	w.pushed = make(map[uuid.UUID]int)
+	w.pushed.reset()
 	w.waveBytes, w.waves = 0, 0
 	w.mu.Unlock()
 	// Smaller chunks than other rows, each of which may carry 70 KB of
@@ -559,7 +610,7 @@ func (w *writer) flushData() {
 	}
 	if len(w.temperatures) > 0 {
 		ts, w.temperatures = w.temperatures, make(map[sensorKey]gatewayd.Temperature)
-		w.tempSerials = make(map[uuid.UUID]int)
+		w.tempSerials.reset()
 	}
 	w.mu.Unlock()
 	// Temperatures first: a sensor first seen in one (inserted connected)

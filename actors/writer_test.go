@@ -209,7 +209,7 @@ func TestWriterSplitsOutARowTheDatabaseRefuses(t *testing.T) {
 // temperature always replaces a sighting; otherwise the newer one wins.
 func TestWriterKeepsTemperaturesOverSightings(t *testing.T) {
 	t.Parallel()
-	w := &writer{temperatures: map[sensorKey]gatewayd.Temperature{}, tempSerials: map[uuid.UUID]int{}}
+	w := &writer{temperatures: map[sensorKey]gatewayd.Temperature{}, tempSerials: newFleetCounts(pendingTemps)}
 	gw, at := uuid.New(), time.Unix(1_000_000, 0)
 	k := sensorKey{gw, 1}
 	w.temperature(gatewayd.Temperature{GatewayID: gw, Serial: 1, Celsius: 20, At: at})
@@ -283,6 +283,52 @@ func TestWriterSharesRoomForLargeSensorLists(t *testing.T) {
 	assert.Equal(t, at, w.discoveries[ids[fits]].At, "the earlier list stays when the newer does not fit")
 	assert.Equal(t, 2, w.droppedLists)
 	assert.Equal(t, int64(fits)*perLarge, w.listBytes)
+}
+
+// Each gateway's first floor entries are its own; past them, the
+// fleet's share: a full share refuses a new entry of a gateway past its
+// floor, never one within it, and no gateway passes its limit.
+func TestFleetCountsSharePastTheFloor(t *testing.T) {
+	t.Parallel()
+	c := newFleetCounts(fleetBound{floor: 4, limit: 10, shared: 12})
+	hostile := []uuid.UUID{uuid.New(), uuid.New()}
+	for _, id := range hostile {
+		for range 4 + 6 {
+			require.True(t, c.add(id))
+		}
+		assert.False(t, c.add(id), "the gateway's limit")
+	}
+	assert.Equal(t, 12, c.inShare)
+	third := uuid.New()
+	for range 4 {
+		require.True(t, c.add(third), "within its floor whatever the share holds")
+	}
+	assert.False(t, c.add(third), "past its floor with the share full")
+	c.reset()
+	assert.True(t, c.add(third))
+	assert.Zero(t, c.inShare)
+}
+
+// A fleet of gateways naming new serials: past their floors they share
+// pendingTemps.shared, and an honest gateway's few serials still wait.
+func TestWriterBoundsAFleetsNewSerials(t *testing.T) {
+	t.Parallel()
+	w := &writer{temperatures: map[sensorKey]gatewayd.Temperature{}, tempSerials: newFleetCounts(pendingTemps), log: zerolog.Nop()}
+	at := time.Unix(1_000_000, 0)
+	fleet := 2 * pendingTemps.shared / (maxPendingSerials - pendingTemps.floor)
+	for range fleet {
+		gw := uuid.New()
+		for serial := range int64(maxPendingSerials) {
+			w.temperature(gatewayd.Temperature{GatewayID: gw, Serial: serial, Celsius: 20, At: at})
+		}
+	}
+	most := fleet*pendingTemps.floor + pendingTemps.shared
+	assert.Equal(t, most, len(w.temperatures), "%d gateways naming %d serials each", fleet, maxPendingSerials)
+	honest := uuid.New()
+	for serial := range int64(20) {
+		w.temperature(gatewayd.Temperature{GatewayID: honest, Serial: serial, Celsius: 21, At: at})
+	}
+	assert.Equal(t, most+20, len(w.temperatures), "an honest gateway's serials wait")
 }
 
 // stalledSaves is a database that never answers: each statement waits
