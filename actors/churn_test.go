@@ -31,7 +31,7 @@ func TestChurningGatewayLeavesNothingBehind(t *testing.T) {
 	cfg.BackoffInitial, cfg.BackoffMax = 10*time.Millisecond, 20*time.Millisecond
 	h := actorstest.New(t, tmpl, cfg)
 	var logins atomic.Int64
-	url := servePeer(t, func(ws *websocket.Conn) {
+	url := actorstest.ServePeer(t, func(ws *websocket.Conn) {
 		for {
 			_, b, err := ws.ReadMessage()
 			if err != nil {

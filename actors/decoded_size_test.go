@@ -82,7 +82,7 @@ type pushingPeer struct {
 func newPushingPeer(t *testing.T, frame []byte, burst, n int, gap time.Duration) *pushingPeer {
 	t.Helper()
 	p := &pushingPeer{}
-	p.url = servePeer(t, func(ws *websocket.Conn) {
+	p.url = actorstest.ServePeer(t, func(ws *websocket.Conn) {
 		subscribed := make(chan struct{})
 		left := make(chan struct{}) // the handler returned: the sender stops
 		defer close(left)
@@ -282,7 +282,7 @@ func TestDecodedTempTreesBeforeALoginAreBounded(t *testing.T) {
 	frame := tempTreeFrame(hostileFrameSize, "{}")
 	var sent atomic.Int64
 	const n = 10
-	url := servePeer(t, func(ws *websocket.Conn) {
+	url := actorstest.ServePeer(t, func(ws *websocket.Conn) {
 		go func() { // drain, never answer
 			for {
 				if _, _, err := ws.ReadMessage(); err != nil {

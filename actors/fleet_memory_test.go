@@ -5,10 +5,7 @@ package actors_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"testing"
 	"time"
 
@@ -22,51 +19,21 @@ import (
 	"github.com/ctcgw/gatewayd/internal/testutil"
 )
 
-// listPeers serves gateways that log in, answer every GET_DYN_CONNECTED
-// with the list of their URL's path (/honest or /hostile) and accept the
-// subscription. The lists are encoded once and shared by every peer, so
-// that the peers' side costs the same per gateway whatever it lists.
-func listPeers(t *testing.T, lists map[string][]byte) string {
+// listPeer serves gateways that log in, answer every GET_DYN_CONNECTED
+// with list and accept the subscription. The list is encoded once and
+// shared by every peer, so that the peers' side costs the same per
+// gateway whatever it lists.
+func listPeer(t *testing.T, list string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-	login := []byte(`{"Type":"RTN_LOGIN","From":"SERV","Target":"UI","Data":{"Email":"e","Success":true}}`)
-	subscribed := []byte(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{}}`)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		list, ok := lists[r.URL.Path]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer ws.Close()
+	return actorstest.ServePeer(t, func(ws *websocket.Conn) {
 		for {
 			_, b, err := ws.ReadMessage()
 			if err != nil {
 				return
 			}
-			var req struct{ Type string }
-			_ = json.Unmarshal(b, &req)
-			switch req.Type {
-			case "POST_LOGIN":
-				err = ws.WriteMessage(websocket.TextMessage, login)
-			case "GET_DYN_CONNECTED":
-				err = ws.WriteMessage(websocket.TextMessage, list)
-			case "POST_SUB_CHANGES":
-				err = ws.WriteMessage(websocket.TextMessage, subscribed)
-			}
-			if err != nil {
-				return
-			}
+			answerLogin(func(m []byte) { _ = ws.WriteMessage(websocket.TextMessage, m) }, b, list)
 		}
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return "ws://" + ln.Addr().String()
+	})
 }
 
 // sensorListFrame is an RTN_DYN listing n sensors, serials from first,
@@ -130,10 +97,10 @@ func TestHostileFleetSensorListsCostLittleMoreThanHonest(t *testing.T) {
 	cfg.CommandTimeout = time.Minute
 	h := actorstest.New(t, tmpl, cfg)
 	h.ShutdownWait = time.Minute
-	base := listPeers(t, map[string][]byte{
-		"/honest":  sensorListFrame(1, 20),
-		"/hostile": sensorListFrame(1_000_000, hostileSensors),
-	})
+	peers := map[string]string{
+		"/honest":  listPeer(t, string(sensorListFrame(1, 20))),
+		"/hostile": listPeer(t, string(sensorListFrame(1_000_000, hostileSensors))),
+	}
 	ctx := context.Background()
 
 	// fleet registers n gateways at path, waits until every one is
@@ -145,7 +112,7 @@ func TestHostileFleetSensorListsCostLittleMoreThanHonest(t *testing.T) {
 		before := liveHeap()
 		ids := make([]uuid.UUID, n)
 		for i := range ids {
-			ids[i] = addRawGateway(t, h, fmt.Sprintf("%s-%d-%d", path[1:], fleets, i), base+path).ID
+			ids[i] = addRawGateway(t, h, fmt.Sprintf("%s-%d-%d", path[1:], fleets, i), peers[path]).ID
 		}
 		for _, id := range ids {
 			h.WaitState(id, gatewayd.StateAuthenticated, time.Minute)

@@ -64,7 +64,7 @@ func smallReadingFrame(n int) []byte {
 // and a channel closed when the socket ends. It returns the URL.
 func oneSensorPeer(t *testing.T, serial int64, rateHz, samples int, subscribed func(send func([]byte) error, done <-chan struct{})) string {
 	t.Helper()
-	return servePeer(t, func(ws *websocket.Conn) {
+	return actorstest.ServePeer(t, func(ws *websocket.Conn) {
 		var wmu sync.Mutex
 		send := func(b []byte) error {
 			wmu.Lock()

@@ -64,7 +64,7 @@ func bigReadingFrame(size int) []byte {
 // answering pings, which gorilla does).
 func onePushPeer(t *testing.T, frame []byte, start <-chan struct{}, sent *sync.WaitGroup) string {
 	sent.Add(1)
-	return servePeer(t, func(ws *websocket.Conn) {
+	return actorstest.ServePeer(t, func(ws *websocket.Conn) {
 		var once sync.Once
 		var wmu sync.Mutex
 		write := func(b []byte) {

@@ -35,7 +35,7 @@ type openMessagePeer struct {
 func newOpenMessagePeer(t *testing.T) *openMessagePeer {
 	t.Helper()
 	p := &openMessagePeer{sent: make(chan struct{}), ended: make(chan struct{})}
-	p.url = servePeer(t, func(ws *websocket.Conn) {
+	p.url = actorstest.ServePeer(t, func(ws *websocket.Conn) {
 		first := p.conns.Add(1) == 1
 		var wmu sync.Mutex // answers and fragments from two goroutines
 		write := func(b []byte) {

@@ -282,7 +282,7 @@ func TestOutageSensorListsOfAHostileFleetAreBounded(t *testing.T) {
 	list.WriteString(`}}`)
 	// A peer answers its list once the database is down.
 	peer := func(list string) string {
-		return servePeer(t, func(ws *websocket.Conn) {
+		return actorstest.ServePeer(t, func(ws *websocket.Conn) {
 			for {
 				_, b, err := ws.ReadMessage()
 				if err != nil {

@@ -30,7 +30,7 @@ func typeFirstReading(serial int64) []byte {
 func honestQueuedPeer(t *testing.T, n int, pingsWithReadings int64) (url string, pongs *atomic.Int64) {
 	pongs = new(atomic.Int64)
 	var pings atomic.Int64
-	url = servePeer(t, func(ws *websocket.Conn) {
+	url = actorstest.ServePeer(t, func(ws *websocket.Conn) {
 		var mu sync.Mutex
 		send := func(typ int, b []byte) error {
 			mu.Lock()

@@ -9,8 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -64,31 +62,10 @@ func answerLogin(write func([]byte), b []byte, list string) (subscribed bool) {
 	return false
 }
 
-// servePeer serves a scripted gateway on a port of its own until the test
-// ends: handle runs for each WebSocket connection, which is closed when it
-// returns. It returns the gateway's ws:// URL.
-func servePeer(t *testing.T, handle func(ws *websocket.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer ws.Close()
-		handle(ws)
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return "ws://" + ln.Addr().String() + "/gw"
-}
-
 func newScriptPeer(t *testing.T) *scriptPeer {
 	t.Helper()
 	p := &scriptPeer{t: t, takes: make(chan int64, 64), subs: make(chan struct{}, 64)}
-	p.url = servePeer(t, func(ws *websocket.Conn) {
+	p.url = actorstest.ServePeer(t, func(ws *websocket.Conn) {
 		for {
 			_, b, err := ws.ReadMessage()
 			if err != nil {

@@ -31,7 +31,7 @@ type bigListPeer struct {
 func newBigListPeer(t *testing.T, n, rounds int) *bigListPeer {
 	t.Helper()
 	p := &bigListPeer{rounds: rounds}
-	p.url = servePeer(t, func(ws *websocket.Conn) {
+	p.url = actorstest.ServePeer(t, func(ws *websocket.Conn) {
 		for {
 			_, b, err := ws.ReadMessage()
 			if err != nil {

@@ -28,7 +28,7 @@ func newSerialsPeer(t *testing.T, first int64, burst, bursts int, subs *atomic.I
 	next := first
 	list := fmt.Sprintf(`{"Type":"RTN_DYN","From":"SERV","Target":"UI","Data":{"%d":{"Serial":%d,"Connected":1,"PartNum":"P","ReadRate":1000,"Samples":5000,"Name":"s"}}}`,
 		first, first)
-	return servePeer(t, func(ws *websocket.Conn) {
+	return actorstest.ServePeer(t, func(ws *websocket.Conn) {
 		write := func(b []byte) { _ = ws.WriteMessage(websocket.TextMessage, b) }
 		for {
 			_, b, err := ws.ReadMessage()
