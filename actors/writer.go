@@ -265,9 +265,9 @@ const listFloor = 64 << 10
 // while they wait. One gateway's list is bounded (maxListedSensors, the
 // frame limit: ~4 MiB of names at most), and the writer keeps one per
 // gateway, but during an outage (or while the dials are crowded) it kept
-// each until the database took it, whatever the fleet held: forty peers
-// answering with 4,096 sensors of 255-character names made it hold ~90
-// MiB, a thousand a few GiB. Past the bound a larger list is not kept
+// each until the database took it, whatever the fleet held: twenty peers
+// answering with 4,096 sensors of long names (~3.9 MB frames) made it
+// hold ~75 MiB, a thousand a few GiB. Past the bound a larger list is not kept
 // (its gateway's previous one, if any, still waits); the gateway's next
 // discovery, at the next refresh, is. A batch being written holds at
 // most as much again.
