@@ -906,11 +906,32 @@ type openMessage struct {
 	// also read without it.
 	inShare int64
 	evicted atomic.Bool
+	// progressAt is when the message last had progressEvery more bytes
+	// read (unix ns; read by other messages' take), from markRead.
+	progressAt atomic.Int64
+	markRead   int64
+	// window is how recent a progress counts: a quarter of the pong
+	// timeout, half the time a message takes to turn slow, so that one
+	// that came in at once and then trickles has stopped progressing by
+	// the time it is slow.
+	window time.Duration
+}
+
+// progressEvery is the bytes a message reads between two marks of its
+// progress (openMessage.progressAt).
+const progressEvery = 64 << 10
+
+// progressing reports whether m had progressEvery bytes read within its
+// window before now.
+func (m *openMessage) progressing(now time.Time) bool {
+	return now.UnixNano()-m.progressAt.Load() < int64(m.window)
 }
 
 func newOpenMessage(ws *websocket.Conn, rd io.Reader, cfg Config, now time.Time, in *intake, slowIn *slowShare, counted int64) *openMessage {
-	return &openMessage{ws: ws, rd: rd, stall: cfg.PongTimeout, whole: cfg.ReadingTimeout, until: now.Add(cfg.ReadingTimeout),
-		in: in, slowIn: slowIn, counted: counted, slowAfter: now.Add(cfg.PongTimeout / 2)}
+	m := &openMessage{ws: ws, rd: rd, stall: cfg.PongTimeout, whole: cfg.ReadingTimeout, until: now.Add(cfg.ReadingTimeout),
+		in: in, slowIn: slowIn, counted: counted, slowAfter: now.Add(cfg.PongTimeout / 2), window: cfg.PongTimeout / 4}
+	m.progressAt.Store(now.UnixNano())
+	return m
 }
 
 // held moves the whole message's deadline on by d, a time the reader was
@@ -985,6 +1006,10 @@ func (m *openMessage) Read(b []byte) (int, error) {
 	}
 	n, err := m.rd.Read(b)
 	m.read += int64(n)
+	if m.read-m.markRead >= progressEvery {
+		m.markRead = m.read
+		m.progressAt.Store(time.Now().UnixNano())
+	}
 	if err != nil && m.evicted.Load() {
 		return n, m.errSlowFull()
 	}

@@ -21,7 +21,13 @@ import (
 // made another's connection fail (found by an audit, helper 2). Honest
 // readings are a few hundred KiB; to fill the share with messages no
 // larger takes tens of gateways. Only a larger message gives way, so
-// two of one size never evict each other.
+// two of one size never evict each other, unless one has stalled: of two
+// of a size, one that read less than progressEvery bytes in the last
+// quarter of the pong timeout gives way to one that did. Buffers grow by
+// doubling (and a pooled one may be larger than a message needs), so
+// sizes tie often: a steady reading whose pooled buffer was as large as
+// the trickle's buffer was stalled, and the trickle kept its place (a
+// flake of TestATrickleCannotStallASteadySlowMessage in CI).
 type slowShare struct {
 	limit int64
 
@@ -52,9 +58,11 @@ func (s *slowShare) take(m *openMessage, n int64) bool {
 	fits := func(bytes int64) bool { return bytes <= 0 || bytes+n <= s.limit }
 	if !fits(s.bytes) {
 		after := m.inShare + n
+		now := time.Now()
+		moving := m.progressing(now)
 		var larger []*openMessage
 		for o := range s.in {
-			if o != m && o.inShare > after {
+			if o != m && (o.inShare > after || o.inShare == after && moving && !o.progressing(now)) {
 				larger = append(larger, o)
 			}
 		}

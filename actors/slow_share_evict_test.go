@@ -51,7 +51,14 @@ func TestATrickleCannotStallASteadySlowMessage(t *testing.T) {
 	defer func() { close(trickle); <-trickled }()
 
 	// B, honest on a slow link: 900 KiB at 64 KiB every 100 ms, steadily,
-	// so that it is still open when it turns slow (after 500 ms).
+	// so that it is still open when it turns slow (after 500 ms). Its
+	// buffer is likely a pooled one as large as A's (in the suite, one
+	// of another test's came by chance, and B was stalled: sizes tied,
+	// the share kept the trickle): a tie is broken by progress.
+	for range 8 {
+		b := make([]byte, 0, poolFrameLimit)
+		putFrame(&b)
+	}
 	rawFrame(t, peerB, false, 1, []byte(openHead))
 	for range 14 {
 		rawFrame(t, peerB, false, 0, []byte(strings.Repeat("0", 64<<10)))
@@ -110,4 +117,33 @@ func TestTheSlowShareEvictsOnlyLargerMessages(t *testing.T) {
 	s.give(small)
 	require.Zero(t, s.held())
 	require.True(t, s.take(huge, 5000), "alone, whatever its size")
+}
+
+// Of two messages of a size, one that stopped making progress (read less
+// than progressEvery in its window) gives way to one still coming in;
+// two still coming in, or two stalled, keep first come, first kept.
+// Would catch: a tie always kept by the incumbent (a steady reading in a
+// pooled buffer as large as a trickle's was stalled), or ties evicting
+// honest messages for each other.
+func TestASlowMessageOfASizeGivesWayOnlyWhenStalled(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	msg := func(progressAgo time.Duration) *openMessage {
+		client, _ := socketPair(t)
+		m := &openMessage{ws: client, window: time.Second}
+		m.progressAt.Store(now.Add(-progressAgo).UnixNano())
+		return m
+	}
+	s := newSlowShare(1000)
+	trickle, steady := msg(time.Hour), msg(0)
+	require.True(t, s.take(trickle, 1000))
+	require.True(t, s.take(steady, 1000), "the stalled one of its size gives way")
+	require.True(t, trickle.evicted.Load())
+
+	stalled := msg(time.Hour)
+	require.False(t, s.take(stalled, 1000), "a stalled one does not evict one still coming in")
+	require.False(t, steady.evicted.Load())
+	other := msg(0)
+	require.False(t, s.take(other, 1000), "nor does one still coming in evict another")
+	require.False(t, steady.evicted.Load())
 }
