@@ -6,8 +6,6 @@ package api_test
 
 import (
 	"encoding/json"
-	"net"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -51,16 +49,8 @@ type scriptedPeer struct {
 
 func newScriptedPeer(t testing.TB, respond func(typ string, data json.RawMessage) peerAnswer) *scriptedPeer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &scriptedPeer{t: t, url: "ws://" + ln.Addr().String() + "/gw", respond: respond}
-	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer ws.Close()
+	p := &scriptedPeer{t: t, respond: respond}
+	p.url = actorstest.ServePeer(t, func(ws *websocket.Conn) {
 		p.mu.Lock()
 		p.ws = ws
 		p.mu.Unlock()
@@ -101,9 +91,7 @@ func newScriptedPeer(t testing.TB, respond func(typ string, data json.RawMessage
 			}
 			work <- req
 		}
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	})
 	return p
 }
 
