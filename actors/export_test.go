@@ -123,3 +123,12 @@ func DiscoveryWaits(r *Runtime, id uuid.UUID) bool {
 	_, ok := w.discoveries[id]
 	return ok
 }
+
+// SetListShare sets what the large sensor lists waiting for the database
+// may hold together (maxListBytes), before any is kept.
+func SetListShare(r *Runtime, n int64) {
+	w := r.d.writer
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.listShare = n
+}

@@ -44,6 +44,7 @@ type writer struct {
 	// because the share was full.
 	listBytes    int64
 	droppedLists int
+	listShare    int64 // maxListBytes; smaller in tests
 	temperatures map[sensorKey]gatewayd.Temperature
 	// tempSerials counts each gateway's serials in temperatures: new
 	// ones past its bound (pendingTemps) are dropped.
@@ -215,7 +216,7 @@ func newWriter(src Source, observer Observer, crowded func() bool, seenEvery, da
 	w := &writer{src: src, observer: observer, crowded: crowded, seenEvery: seenEvery, dataEvery: dataEvery, readingEvery: readingEvery, log: log,
 		seen: make(map[uuid.UUID]time.Time), authFailures: make(map[uuid.UUID]*string), discoveries: make(map[uuid.UUID]gatewayd.Discovery),
 		temperatures: make(map[sensorKey]gatewayd.Temperature), tempSerials: newFleetCounts(pendingTemps),
-		readings: make(map[uuid.UUID]gatewayd.ReadingUpdate), pushed: newFleetCounts(pendingPushed), stop: make(chan struct{}), done: make(chan struct{}), kick: newWakeup()}
+		readings: make(map[uuid.UUID]gatewayd.ReadingUpdate), pushed: newFleetCounts(pendingPushed), listShare: maxListBytes, stop: make(chan struct{}), done: make(chan struct{}), kick: newWakeup()}
 	w.ctx, w.giveUp = context.WithCancel(context.Background())
 	go w.run()
 	return w
@@ -305,11 +306,11 @@ func (w *writer) discovered(d gatewayd.Discovery) {
 		held -= prevSize
 	}
 	if size > listFloor {
-		if held+size > maxListBytes {
+		if held+size > w.listShare {
 			w.droppedLists++
 			w.mu.Unlock()
 			if ok, n := w.listsLog.Allow(time.Now(), failLogEvery); ok {
-				w.log.Warn().Str("id", d.GatewayID.String()).Int("sensors", len(d.Sensors)).Int64("mib", maxListBytes>>20).
+				w.log.Warn().Str("id", d.GatewayID.String()).Int("sensors", len(d.Sensors)).Int64("mib", w.listShare>>20).
 					Int("unlogged_since", n).Msg("a gateway's large sensor list is not kept for the database: the large lists waiting hold their share; its next one may be")
 			}
 			return

@@ -233,7 +233,7 @@ func TestWriterKeepsTemperaturesOverSightings(t *testing.T) {
 // gateway's earlier one stays, while a small list always is.
 func TestWriterSharesRoomForLargeSensorLists(t *testing.T) {
 	t.Parallel()
-	w := &writer{discoveries: map[uuid.UUID]gatewayd.Discovery{}}
+	w := &writer{discoveries: map[uuid.UUID]gatewayd.Discovery{}, listShare: maxListBytes}
 	at := time.Unix(1_000_000, 0)
 	list := func(id uuid.UUID, n int, at time.Time) gatewayd.Discovery {
 		d := gatewayd.Discovery{GatewayID: id, At: at, Sensors: make([]gatewayd.SensorReport, n)}
