@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"cmp"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -67,4 +69,25 @@ func TestListedRatesKeepTheLastEntryOfASerial(t *testing.T) {
 	assert.Equal(t, maxListedSensors, cap(big.reuse(maxListedSensors/2)), "room kept")
 	assert.Equal(t, 20, cap(big.reuse(20)), "room given back")
 	assert.True(t, slices.Equal(listedRates(nil).reuse(0), nil))
+}
+
+// What an actor keeps of its gateway's list of 4,096 serials and rates:
+// 16 bytes a sensor (64 KiB), where a map of them held ~144 KiB for the
+// connection's life, for each gateway of a hostile fleet (found by an
+// audit, helper 1). Not in parallel: it counts the process's allocations.
+func TestListedRatesHoldSixteenBytesASensor(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r := listedRates(nil).reuse(maxListedSensors)
+	for i := range maxListedSensors {
+		r = append(r, listedRate{serial: int64(maxListedSensors - i), rate: float64(i)}) // unsorted
+	}
+	r = r.sorted()
+	runtime.ReadMemStats(&after)
+	grew := after.TotalAlloc - before.TotalAlloc
+	t.Logf("%d serials and rates: %d KiB allocated", len(r), grew>>10)
+	assert.Len(t, r, maxListedSensors)
+	assert.LessOrEqual(t, grew, uint64(maxListedSensors*16*5/4), "at most a quarter more than 16 bytes a sensor")
+	assert.True(t, slices.IsSortedFunc(r, func(x, y listedRate) int { return cmp.Compare(x.serial, y.serial) }))
 }

