@@ -2,7 +2,6 @@ package actors
 
 import (
 	"time"
-	"unsafe"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/google/uuid"
@@ -100,16 +99,14 @@ func SuspendGateway(r *Runtime, id uuid.UUID) (resume func()) {
 }
 
 // PendingDiscoveries is how many sensor discoveries wait in the writer,
-// and roughly what they hold: their sensors' entries and text;
+// and what they hold (discoverySize);
 // dropped is how many were not kept.
 func PendingDiscoveries(r *Runtime) (n, dropped int, bytes int64) {
 	w := r.d.writer
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, d := range w.discoveries {
-		for _, s := range d.Sensors {
-			bytes += int64(unsafe.Sizeof(s)) + int64(len(s.Name)+len(s.PartNumber))
-		}
+		bytes += discoverySize(d)
 	}
 	return len(w.discoveries), w.droppedLists, bytes
 }

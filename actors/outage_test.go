@@ -292,7 +292,11 @@ func TestOutageSensorListsOfAHostileFleetAreBounded(t *testing.T) {
 				}
 				answerLogin(func(m []byte) {
 					if string(m) == list {
-						<-ready
+						select {
+						case <-ready:
+						case <-t.Context().Done(): // the test ended first
+							return
+						}
 					}
 					_ = ws.WriteMessage(websocket.TextMessage, m)
 				}, b, list)
