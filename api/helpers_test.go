@@ -157,6 +157,11 @@ type env struct {
 	logs *testutil.SyncBuffer
 }
 
+// keptReads keeps every GET's row for far longer than a test: a write
+// that the API makes and the store's cache misses shows as a stale
+// answer in whichever test reads the row back (store.ReadsKeptFor).
+var keptReads = store.ReadsKeptFor(time.Minute)
+
 // newEnv is the API over a fake runtime and a fresh database; tests that
 // use it run in parallel.
 func newEnv(t *testing.T, opts api.Options) *env {
@@ -165,7 +170,7 @@ func newEnv(t *testing.T, opts api.Options) *env {
 	pool, _ := tmpl.Pool(t)
 	sealer, err := store.NewSealer(testutil.Key)
 	require.NoError(t, err)
-	st := store.New(pool, sealer)
+	st := store.New(pool, sealer, keptReads)
 	rt := &fakeRuntime{ready: true}
 	logs := &testutil.SyncBuffer{}
 	// A failed test shows what the server logged: a 5xx's cause is
@@ -187,7 +192,7 @@ func poolEnv(t *testing.T, opts api.Options) (*env, *pgxpool.Pool) {
 	pool, _ := tmpl.Pool(t)
 	sealer, err := store.NewSealer(testutil.Key)
 	require.NoError(t, err)
-	st := store.New(pool, sealer)
+	st := store.New(pool, sealer, keptReads)
 	e := &env{t: t, st: st, rt: &fakeRuntime{ready: true}, logs: &testutil.SyncBuffer{}}
 	e.app = api.New(st, e.rt, zerolog.New(e.logs), opts)
 	return e, pool

@@ -31,6 +31,15 @@ type FactoryPatch struct {
 
 const factoryColumns = `id, organization_id, name, location, timezone, metadata, created_at, updated_at`
 
+// factorySize is what a factory's variable fields hold, for recent.
+func factorySize(f *gatewayd.Factory) int {
+	n := len(f.Name) + len(f.Timezone) + len(f.Metadata)
+	if f.Location != nil {
+		n += len(*f.Location)
+	}
+	return n
+}
+
 func scanFactory(row pgx.CollectableRow) (gatewayd.Factory, error) {
 	var f gatewayd.Factory
 	err := row.Scan(&f.ID, &f.OrganizationID, &f.Name, &f.Location, &f.Timezone, &f.Metadata, &f.CreatedAt, &f.UpdatedAt)
@@ -59,7 +68,7 @@ func (s *Store) CreateFactory(ctx context.Context, f NewFactory) (gatewayd.Facto
 // GetFactory returns a non-deleted factory or ErrNotFound.
 // Concurrent calls share statements (byID).
 func (s *Store) GetFactory(ctx context.Context, id uuid.UUID) (gatewayd.Factory, error) {
-	f, err := s.factories.get(ctx, id)
+	f, err := s.recentFactories.get(ctx, id, s.factories.get)
 	if err != nil {
 		return gatewayd.Factory{}, fmt.Errorf("get factory: %w", classify(err))
 	}
@@ -79,6 +88,7 @@ func (s *Store) ListFactories(ctx context.Context, organizationID *uuid.UUID, pa
 // statements (writes.go).
 func (s *Store) UpdateFactory(ctx context.Context, id uuid.UUID, p FactoryPatch) (gatewayd.Factory, error) {
 	f, err := s.factoryUpdates.get(ctx, &factoryUpdate{id: id, p: p})
+	s.recentFactories.forget(id)
 	if err != nil {
 		return gatewayd.Factory{}, fmt.Errorf("update factory: %w", classify(err))
 	}
@@ -100,6 +110,8 @@ func (s *Store) DeleteFactory(ctx context.Context, id uuid.UUID) ([]gatewayd.Gat
 		gateways, err = deleteFactoriesContents(ctx, tx, []uuid.UUID{id})
 		return err
 	})
+	s.recentFactories.forget(id)
+	s.recentGateways.forgetAll()
 	if err != nil {
 		return nil, fmt.Errorf("delete factory: %w", classify(err))
 	}

@@ -60,6 +60,17 @@ type GatewayUpdate struct {
 
 const gatewayColumns = `id, factory_id, gateway_id, name, url, email, model, firmware_version, last_seen_at, desired_state, metadata, created_at, updated_at`
 
+// gatewaySize is what a gateway's variable fields hold, for recent.
+func gatewaySize(g *gatewayd.Gateway) int {
+	n := len(g.GatewayID) + len(g.Name) + len(g.URL) + len(g.Email) + len(g.DesiredState) + len(g.Metadata)
+	for _, p := range []*string{g.Model, g.FirmwareVersion} {
+		if p != nil {
+			n += len(*p)
+		}
+	}
+	return n
+}
+
 func scanGateway(row pgx.CollectableRow) (gatewayd.Gateway, error) {
 	var g gatewayd.Gateway
 	err := row.Scan(&g.ID, &g.FactoryID, &g.GatewayID, &g.Name, &g.URL, &g.Email, &g.Model, &g.FirmwareVersion,
@@ -94,7 +105,7 @@ func (s *Store) CreateGateway(ctx context.Context, g NewGateway) (gatewayd.Gatew
 // GetGateway returns a non-deleted gateway or ErrNotFound.
 // Concurrent calls share statements (byID).
 func (s *Store) GetGateway(ctx context.Context, id uuid.UUID) (gatewayd.Gateway, error) {
-	g, err := s.gateways.get(ctx, id)
+	g, err := s.recentGateways.get(ctx, id, s.gateways.get)
 	if err != nil {
 		return gatewayd.Gateway{}, fmt.Errorf("get gateway: %w", classify(err))
 	}
@@ -209,6 +220,7 @@ func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch)
 		out.Target = ts[0]
 		return nil
 	})
+	s.recentGateways.forget(id)
 	if err != nil {
 		return GatewayUpdate{}, fmt.Errorf("update gateway: %w", classify(err))
 	}
@@ -250,6 +262,7 @@ func (s *Store) SetDesiredState(ctx context.Context, id uuid.UUID, d gatewayd.De
 	t, err := pgx.CollectExactlyOneRow(rows, func(r pgx.CollectableRow) (gatewayd.Target, error) {
 		return s.scanTarget(prefixed{r, &was})
 	})
+	s.recentGateways.forget(id)
 	if err != nil {
 		return gatewayd.Target{}, false, fmt.Errorf("set desired state: %w", classify(err))
 	}
@@ -289,6 +302,7 @@ func (s *Store) DeleteGateway(ctx context.Context, id uuid.UUID) ([]gatewayd.Gat
 		}
 		return deleteSensorsOf(ctx, tx, []uuid.UUID{id})
 	})
+	s.recentGateways.forget(id)
 	if err != nil {
 		return nil, fmt.Errorf("delete gateway: %w", classify(err))
 	}
@@ -421,6 +435,7 @@ func (s *Store) MarkSeen(ctx context.Context, seen map[uuid.UUID]time.Time) erro
 		UPDATE gateways g SET last_seen_at = v.t
 		FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, t)
 		WHERE g.id = v.id AND g.deleted_at IS NULL AND (g.last_seen_at IS NULL OR g.last_seen_at < v.t)`, ids, times)
+	s.recentGateways.forget(ids...)
 	if err != nil {
 		return fmt.Errorf("mark seen: %w", classify(err))
 	}

@@ -103,6 +103,8 @@ func (s *Store) DeleteOrganization(ctx context.Context, id uuid.UUID) ([]gateway
 		gateways, err = deleteFactoriesContents(ctx, tx, factories)
 		return err
 	})
+	s.recentFactories.forgetAll()
+	s.recentGateways.forgetAll()
 	if err != nil {
 		return nil, fmt.Errorf("delete organization: %w", classify(err))
 	}

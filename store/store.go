@@ -44,21 +44,43 @@ type Store struct {
 	sealer *Sealer
 	// factories and gateways share statements among concurrent GETs by
 	// id, the listers among concurrent lists (coalescer).
-	factories     *coalescer[uuid.UUID, gatewayd.Factory]
-	gateways      *coalescer[uuid.UUID, gatewayd.Gateway]
-	orgList       *lister[gatewayd.Organization]
-	factoryList   *lister[gatewayd.Factory]
-	equipmentList *lister[gatewayd.Equipment]
-	gatewayList   *lister[gatewayd.Gateway]
+	factories *coalescer[uuid.UUID, gatewayd.Factory]
+	gateways  *coalescer[uuid.UUID, gatewayd.Gateway]
+	// recentFactories and recentGateways keep what those GETs read, when
+	// New was given ReadsKeptFor (recent.go); nil keeps nothing.
+	recentFactories *recent[gatewayd.Factory]
+	recentGateways  *recent[gatewayd.Gateway]
+	orgList         *lister[gatewayd.Organization]
+	factoryList     *lister[gatewayd.Factory]
+	equipmentList   *lister[gatewayd.Equipment]
+	gatewayList     *lister[gatewayd.Gateway]
 	// Concurrent writes of a kind share statements too (writes.go).
 	factoryUpdates *coalescer[*factoryUpdate, gatewayd.Factory]
 	factoryCreates *coalescer[*factoryCreate, gatewayd.Factory]
 	gatewayCreates *coalescer[*gatewayCreate, gatewayd.Gateway]
 }
 
+// Option changes how New makes a Store.
+type Option func(*Store)
+
+// ReadsKeptFor keeps the factories and gateways read by id for ttl
+// (READ_CACHE_TTL; recent.go says why it is safe), so that GETs of the
+// same rows are answered without a round trip. Zero keeps nothing, the
+// default: a store shared with code that writes behind it (tests, tools)
+// must not keep reads.
+func ReadsKeptFor(ttl time.Duration) Option {
+	return func(s *Store) {
+		s.recentFactories = newRecent(ttl, factorySize)
+		s.recentGateways = newRecent(ttl, gatewaySize)
+	}
+}
+
 // New wraps an open pool. The sealer encrypts and decrypts passwords.
-func New(pool *pgxpool.Pool, sealer *Sealer) *Store {
+func New(pool *pgxpool.Pool, sealer *Sealer, opts ...Option) *Store {
 	s := &Store{pool: pool, sealer: sealer}
+	for _, o := range opts {
+		o(s)
+	}
 	s.factories = byID(pool, "factories", factoryColumns, scanFactory, func(f *gatewayd.Factory) uuid.UUID { return f.ID })
 	s.gateways = byID(pool, "gateways", gatewayColumns, scanGateway, func(g *gatewayd.Gateway) uuid.UUID { return g.ID })
 	s.orgList = newLister(pool, "organizations", "", orgColumns, scanOrganization)

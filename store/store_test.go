@@ -27,14 +27,16 @@ var tmpl *testdb.Template
 func TestMain(m *testing.M) { testdb.Exit(testdb.Run(m, &tmpl)) }
 
 // newStore gives a test its own database; tests that use it run in
-// parallel.
+// parallel. Its store keeps the rows read by id for far longer than a
+// test (ReadsKeptFor): a write the cache misses shows as a stale read in
+// whichever test reads the row back.
 func newStore(t *testing.T) (*store.Store, *pgxpool.Pool) {
 	t.Helper()
 	t.Parallel()
 	pool, _ := tmpl.Pool(t)
 	sealer, err := store.NewSealer(testutil.Key)
 	require.NoError(t, err)
-	return store.New(pool, sealer), pool
+	return store.New(pool, sealer, store.ReadsKeptFor(time.Minute)), pool
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -206,7 +206,7 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		return err
 	}
 	policy := netguard.NewPolicy(cfg.AllowedNetworks)
-	st := store.New(pool, sealer)
+	st := store.New(pool, sealer, store.ReadsKeptFor(cfg.ReadCacheTTL))
 	if cfg.WaveformRetention > 0 {
 		stop := startRetention(st, cfg.WaveformRetention, time.Hour, log)
 		defer stop()

@@ -57,6 +57,9 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 	// DebugAddr serves Go's pprof when not empty.
 	DebugAddr string
+	// ReadCacheTTL is how long a factory or gateway read by id is kept
+	// for the next GETs of it (0: not at all).
+	ReadCacheTTL time.Duration
 	// WaveformRetention is how long readings' samples are kept; 0 keeps
 	// them forever.
 	WaveformRetention time.Duration
@@ -133,6 +136,7 @@ type Variable struct{ Name, Default, Help string }
 var Variables = []Variable{
 	{"DATABASE_URL", DefaultDatabaseURL, "PostgreSQL connection URL (pool_max_conns there wins over DATABASE_MAX_CONNS); a Unix socket without a host: postgres://user@/db?host=/var/run/postgresql"},
 	{"DATABASE_MAX_CONNS", DefaultDatabaseMaxConns, "database connections in the pool"},
+	{"READ_CACHE_TTL", "1s", "how long a factory or gateway read by id answers later GETs of it without the database (0: never); gatewayd's own writes are seen at once"},
 	{"ENCRYPTION_KEY", "", "32 random bytes, standard base64 (openssl rand -base64 32); seals gateway passwords"},
 	{"ENCRYPTION_KEYS_PREVIOUS", "", "former ENCRYPTION_KEYs, comma-separated; they only open (see gatewayd rekey)"},
 	{"API_HOST", "0.0.0.0", "listen address"},
@@ -382,6 +386,7 @@ func parse(get func(string) string, problems []string) (*Config, error) {
 	c := &Config{
 		DatabaseURL:             p.databaseURL("DATABASE_URL"),
 		DatabaseMaxConns:        p.intRange("DATABASE_MAX_CONNS", 1, 1000),
+		ReadCacheTTL:            p.cacheTTL("READ_CACHE_TTL"),
 		EncryptionKey:           p.key("ENCRYPTION_KEY"),
 		PreviousKeys:            p.keys("ENCRYPTION_KEYS_PREVIOUS"),
 		APIHost:                 p.host("API_HOST"),
@@ -676,6 +681,19 @@ func durationFloor(name string) time.Duration {
 		return 100 * time.Millisecond
 	}
 	return 10 * time.Millisecond
+}
+
+// cacheTTL is 0 (keep nothing) or a duration from 10ms to 1m: what the
+// cache may hide is a write made behind gatewayd's back, and a minute of
+// that is already long.
+func (p *parser) cacheTTL(name string) time.Duration {
+	v := strings.TrimSpace(p.get(name))
+	d, err := duration.Parse(v)
+	if err != nil || d < 0 || (d > 0 && d < 10*time.Millisecond) || d > time.Minute {
+		p.fail(name, "must be 0 or a duration from 10ms to 1m, got %q", v)
+		return 0
+	}
+	return d
 }
 
 // retention is a duration, where 0 means keep forever.

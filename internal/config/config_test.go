@@ -260,6 +260,21 @@ func TestDatabaseMaxConns(t *testing.T) {
 	}
 }
 
+func TestReadCacheTTL(t *testing.T) {
+	c, err := Load("", []string{"ENCRYPTION_KEY=" + goodKey})
+	require.NoError(t, err)
+	assert.Equal(t, time.Second, c.ReadCacheTTL)
+	for v, want := range map[string]time.Duration{"0": 0, "0s": 0, "250ms": 250 * time.Millisecond, "1m": time.Minute} {
+		c, err = Load("", []string{"ENCRYPTION_KEY=" + goodKey, "READ_CACHE_TTL=" + v})
+		require.NoError(t, err, v)
+		assert.Equal(t, want, c.ReadCacheTTL, v)
+	}
+	for _, bad := range []string{"5ms", "61s", "-1s", "soon", "1"} {
+		_, err := Load("", []string{"ENCRYPTION_KEY=" + goodKey, "READ_CACHE_TTL=" + bad})
+		assert.ErrorContains(t, err, "READ_CACHE_TTL must be 0 or a duration from 10ms to 1m", bad)
+	}
+}
+
 // API_HOST may be any IP address, IPv6 too (with or without brackets), or
 // a host name; the listen address joins it with the port properly.
 func TestAPIHostForms(t *testing.T) {

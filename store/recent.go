@@ -1,0 +1,168 @@
+package store
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// recent keeps the rows that GETs by id read lately, each for ttl, so
+// that the dashboards and scripts that poll the same factories and
+// gateways again and again are answered without a round trip (issue #11:
+// a GET by id cost PostgreSQL as much as gatewayd's whole request).
+//
+// It can be right because gatewayd is the only process that serves a
+// database (the instance lock) and every write of these rows goes
+// through this package, which forgets a row after its write commits and
+// before the write's caller learns of it: a GET that begins after a
+// write's answer never sees the row as it was before. A read that was
+// under way while a row was forgotten does not keep what it read (gen).
+// A write made behind gatewayd's back (SQL by hand, a restore) is seen
+// within ttl.
+//
+// Bounded: a row larger than maxKept is never kept, and past limit bytes
+// the oldest generation of rows is let go (the map is replaced, which
+// also gives its memory back); every sweepEvery the rows past their time
+// are dropped. Values are shared among the callers that read them: a
+// caller must not change what a returned value's slices or pointers
+// point at.
+type recent[V any] struct {
+	ttl   time.Duration
+	limit int
+	size  func(*V) int
+
+	mu    sync.RWMutex
+	gen   uint64 // moves with every forget
+	rows  map[uuid.UUID]kept[V]
+	bytes int
+	swept time.Time
+}
+
+type kept[V any] struct {
+	v     V
+	until time.Time
+	size  int
+}
+
+const (
+	// maxKept: rows larger than this (their metadata may be up to a MiB)
+	// are read from the database every time.
+	maxKept = 16 << 10
+	// keptLimit is what one kind of row may hold in all: ~16,000
+	// gateways of ordinary metadata.
+	keptLimit = 8 << 20
+	// keptOverhead is a row's cost beyond its variable fields: the map
+	// entry, the struct and its fixed fields.
+	keptOverhead = 256
+)
+
+// newRecent makes a cache of rows kept for ttl; nil (keeping nothing)
+// when ttl is not positive.
+func newRecent[V any](ttl time.Duration, size func(*V) int) *recent[V] {
+	if ttl <= 0 {
+		return nil
+	}
+	return &recent[V]{ttl: ttl, limit: keptLimit, size: size, rows: map[uuid.UUID]kept[V]{}}
+}
+
+// get answers id from the rows kept, else from load, whose answer is then
+// kept unless a forget came while it ran.
+func (r *recent[V]) get(ctx context.Context, id uuid.UUID, load func(context.Context, uuid.UUID) (V, error)) (V, error) {
+	if r == nil {
+		return load(ctx, id)
+	}
+	now := time.Now()
+	r.mu.RLock()
+	k, ok := r.rows[id]
+	gen := r.gen
+	r.mu.RUnlock()
+	if ok && now.Before(k.until) {
+		return k.v, nil
+	}
+	v, err := load(ctx, id)
+	if err != nil {
+		return v, err
+	}
+	r.keep(id, v, gen, now)
+	return v, nil
+}
+
+// keep stores v, read from a snapshot taken after now, unless a forget
+// came since gen was seen.
+func (r *recent[V]) keep(id uuid.UUID, v V, gen uint64, now time.Time) {
+	n := keptOverhead + r.size(&v)
+	if n > maxKept {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gen != gen {
+		return
+	}
+	if now.Sub(r.swept) >= sweepEvery(r.ttl) {
+		r.sweep(now)
+	}
+	if r.bytes+n > r.limit {
+		// Full of rows still in their time: start again rather than scan
+		// for the oldest on every read.
+		r.rows, r.bytes = map[uuid.UUID]kept[V]{}, 0
+	}
+	if old, ok := r.rows[id]; ok {
+		r.bytes -= old.size
+	}
+	r.rows[id] = kept[V]{v: v, until: now.Add(r.ttl), size: n}
+	r.bytes += n
+}
+
+// sweepEvery is how often the rows past their time are dropped.
+func sweepEvery(ttl time.Duration) time.Duration {
+	return max(10*ttl, time.Second)
+}
+
+// sweep keeps only the rows still in their time, in a new map: a map
+// never shrinks, and a burst of reads of many rows must not hold its
+// peak for good. Called with mu held.
+func (r *recent[V]) sweep(now time.Time) {
+	r.swept = now
+	live := make(map[uuid.UUID]kept[V], len(r.rows)/2)
+	bytes := 0
+	for id, k := range r.rows {
+		if now.Before(k.until) {
+			live[id] = k
+			bytes += k.size
+		}
+	}
+	r.rows, r.bytes = live, bytes
+}
+
+// forget drops the rows of ids, and keeps nothing a read that was under
+// way meanwhile brings back. Called after a write of them committed (or
+// may have), before its caller is answered.
+func (r *recent[V]) forget(ids ...uuid.UUID) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.gen++
+	for _, id := range ids {
+		if k, ok := r.rows[id]; ok {
+			r.bytes -= k.size
+			delete(r.rows, id)
+		}
+	}
+	r.mu.Unlock()
+}
+
+// forgetAll drops every row: after a cascade (a factory's or an
+// organization's delete) that changed rows this process did not list.
+func (r *recent[V]) forgetAll() {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.gen++
+	r.rows, r.bytes = map[uuid.UUID]kept[V]{}, 0
+	r.mu.Unlock()
+}
