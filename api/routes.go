@@ -111,20 +111,20 @@ func (s *server) routeTable() []route {
 	add("GET", "/api/organizations", viewer, s.listed(listPage(s, "", func(ctx context.Context, _ *uuid.UUID, p store.Page) ([]gatewayd.Organization, int, error) {
 		return st.ListOrganizations(ctx, p)
 	}, renderOrganization)))
-	add("GET", "/api/organizations/:id", viewer, getOne(s, resOrganization, st.GetOrganization, renderOrganization))
+	add("GET", "/api/organizations/:id", viewer, s.listed(getOne(s, resOrganization, st.GetOrganization, renderOrganization)))
 	add("PUT", "/api/organizations/:id", admin, s.updateOrganization)
 	add("DELETE", "/api/organizations/:id", admin, deleteOne(s, resOrganization, st.DeleteOrganization))
 
 	add("POST", "/api/factories", admin, s.createFactory)
 	add("GET", "/api/factories", viewer, s.listed(listPage(s, "organization_id", st.ListFactories, renderFactory)))
-	add("GET", "/api/factories/:id", viewer, getOne(s, resFactory, st.GetFactory, renderFactory))
+	add("GET", "/api/factories/:id", viewer, s.listed(getOne(s, resFactory, st.GetFactory, renderFactory)))
 	add("PUT", "/api/factories/:id", admin, s.updateFactory)
 	add("DELETE", "/api/factories/:id", admin, deleteOne(s, resFactory, st.DeleteFactory))
 
 	add("POST", "/api/gateways", admin, s.createGateway)
 	add("GET", "/api/gateways", viewer, s.listed(listPage(s, "factory_id", st.ListGateways, renderGateway)))
 	add("GET", "/api/gateways/status", viewer, s.listed(s.listStatuses))
-	add("GET", "/api/gateways/:id", viewer, getOne(s, resGateway, st.GetGateway, renderGateway))
+	add("GET", "/api/gateways/:id", viewer, s.listed(getOne(s, resGateway, st.GetGateway, renderGateway)))
 	add("PUT", "/api/gateways/:id", admin, s.updateGateway)
 	add("DELETE", "/api/gateways/:id", admin, deleteOne(s, resGateway, st.DeleteGateway))
 	add("GET", "/api/gateways/:id/status", viewer, s.gatewayStatus)
@@ -134,7 +134,7 @@ func (s *server) routeTable() []route {
 	add("POST", "/api/gateways/:id/sensors/discover", operator, s.discoverSensors)
 
 	add("GET", "/api/sensors", viewer, s.listed(s.listSensors))
-	add("GET", "/api/sensors/:id", viewer, getOne(s, resSensor, st.GetSensor, renderSensor))
+	add("GET", "/api/sensors/:id", viewer, s.listed(getOne(s, resSensor, st.GetSensor, renderSensor)))
 	add("PUT", "/api/sensors/:id", admin, s.updateSensor)
 	add("POST", "/api/sensors/:id/readings", operator, s.takeReading)
 	add("GET", "/api/sensors/:id/readings", viewer, s.listed(s.sensorReadings))
@@ -144,7 +144,7 @@ func (s *server) routeTable() []route {
 
 	add("POST", "/api/equipment", admin, s.createEquipment)
 	add("GET", "/api/equipment", viewer, s.listed(listPage(s, "factory_id", st.ListEquipment, renderEquipment)))
-	add("GET", "/api/equipment/:id", viewer, getOne(s, resEquipment, st.GetEquipment, renderEquipment))
+	add("GET", "/api/equipment/:id", viewer, s.listed(getOne(s, resEquipment, st.GetEquipment, renderEquipment)))
 	add("PUT", "/api/equipment/:id", admin, s.updateEquipment)
 	add("DELETE", "/api/equipment/:id", admin, deleteOne(s, resEquipment, func(ctx context.Context, id uuid.UUID) ([]gatewayd.GatewayRef, error) {
 		unassigned, err := st.DeleteEquipment(ctx, id)
