@@ -114,7 +114,7 @@ var (
 	eServerFull = errFrom(errServerFull, "`API_MAX_CONNECTIONS` connections are open (event streams apart); on any route, before the request is read; the connection is closed").
 			Named("ServerFull").With(hRetryAfter)
 	eTooManyStreams = errFrom(errTooManyStreams, "event streams and other connections together reach `API_MAX_CONNECTIONS`").Named("TooManyStreams")
-	eAnswersBusy    = errFrom(errAnswersBusy, "answers not yet written hold their budget: for waveforms and spectra 16 MiB all clients together, or 4 MiB this client (an IPv4 address, an IPv6 /64), or four are being made (two of them this client's) and this one waited 5 s for its turn; for other answers of 64 KiB or more 64 MiB all clients together, or 16 MiB this client; or this client has 32 lists being made (one if its lists were 64 KiB or more in the last minute) and this one waited 5 s for its turn").
+	eAnswersBusy    = errFrom(errAnswersBusy, "answers not yet written hold their budget: for waveforms and spectra 16 MiB all clients together, or 4 MiB this client (an IPv4 address, an IPv6 /64), or four are being made (two of them this client's) and this one waited 5 s for its turn; for other answers of 64 KiB or more 64 MiB all clients together, or 16 MiB this client; or this client has 32 lists or records by id being made (one if such answers of its were 64 KiB or more in the last minute) and this one waited 5 s for its turn").
 			Named("AnswersBusy").With(hRetryAfter)
 
 	eOrganizationNotFound = errFrom(scoped(gatewayd.ErrNotFound, resOrganization, ""), "the organization does not exist or is deleted")
