@@ -14,12 +14,20 @@ import (
 // The read and delete handlers of the three resources differ only in
 // types and names; these build them.
 
-// getOne answers GET /:id.
-func getOne[T, R any](s *server, resource string, load func(context.Context, uuid.UUID) (T, error), render func(T) R) fiber.Handler {
+// getOne answers GET /:id. kept, when not nil, answers from the rows the
+// store read lately (store.ReadsKeptFor) before load is asked: the
+// database's deadline (a timer) is then never set up.
+func getOne[T, R any](s *server, resource string, kept func(uuid.UUID) (T, bool), load func(context.Context, uuid.UUID) (T, error),
+	render func(T) R) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id, err := pathID(c)
 		if err != nil {
 			return err
+		}
+		if kept != nil {
+			if v, ok := kept(id); ok {
+				return c.JSON(render(v))
+			}
 		}
 		ctx, cancel := s.dbCtx(c)
 		defer cancel()

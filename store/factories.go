@@ -75,6 +75,12 @@ func (s *Store) GetFactory(ctx context.Context, id uuid.UUID) (gatewayd.Factory,
 	return f, nil
 }
 
+// KeptFactory answers a factory from the rows GetFactory read lately
+// (ReadsKeptFor), without the database; false when it has none in time.
+func (s *Store) KeptFactory(id uuid.UUID) (gatewayd.Factory, bool) {
+	return s.recentFactories.peek(id)
+}
+
 // ListFactories returns a page, optionally of one organization.
 func (s *Store) ListFactories(ctx context.Context, organizationID *uuid.UUID, page Page) ([]gatewayd.Factory, int, error) {
 	items, total, err := s.factoryList.list(ctx, organizationID, page)

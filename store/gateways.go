@@ -112,6 +112,12 @@ func (s *Store) GetGateway(ctx context.Context, id uuid.UUID) (gatewayd.Gateway,
 	return g, nil
 }
 
+// KeptGateway answers a gateway from the rows GetGateway read lately
+// (ReadsKeptFor), without the database; false when it has none in time.
+func (s *Store) KeptGateway(id uuid.UUID) (gatewayd.Gateway, bool) {
+	return s.recentGateways.peek(id)
+}
+
 // ListGateways returns a page, optionally of one factory.
 func (s *Store) ListGateways(ctx context.Context, factoryID *uuid.UUID, page Page) ([]gatewayd.Gateway, int, error) {
 	items, total, err := s.gatewayList.list(ctx, factoryID, page)

@@ -89,6 +89,22 @@ func (r *recent[V]) get(ctx context.Context, id uuid.UUID, load func(context.Con
 	return v, nil
 }
 
+// peek answers id from the rows kept, if it is there and in its time.
+func (r *recent[V]) peek(id uuid.UUID) (V, bool) {
+	if r == nil {
+		var zero V
+		return zero, false
+	}
+	r.mu.RLock()
+	k, ok := r.rows[id]
+	r.mu.RUnlock()
+	if !ok || !time.Now().Before(k.until) {
+		var zero V
+		return zero, false
+	}
+	return k.v, true
+}
+
 // keep stores v, read from a snapshot taken after now, unless a forget
 // came since gen was seen.
 func (r *recent[V]) keep(id uuid.UUID, v V, gen uint64, now time.Time) {

@@ -38,12 +38,17 @@ func TestRecentAnswersFromWhatItKeptUntilItsTime(t *testing.T) {
 	id := uuid.New()
 	l := &loads{db: map[uuid.UUID]string{id: "a"}}
 	ctx := context.Background()
+	_, ok := r.peek(id)
+	assert.False(t, ok, "nothing kept before a read")
 	for range 3 {
 		v, err := r.get(ctx, id, l.load)
 		require.NoError(t, err)
 		assert.Equal(t, "a", v.text)
 	}
 	assert.Equal(t, 1, l.n, "the second and third reads were kept answers")
+	v, ok := r.peek(id)
+	assert.True(t, ok)
+	assert.Equal(t, "a", v.text)
 
 	// Past its time the row is read again.
 	r.mu.Lock()
@@ -52,6 +57,8 @@ func TestRecentAnswersFromWhatItKeptUntilItsTime(t *testing.T) {
 	r.rows[id] = k
 	r.mu.Unlock()
 	l.db[id] = "b"
+	_, ok = r.peek(id)
+	assert.False(t, ok, "a row past its time is not peeked")
 	v, err := r.get(ctx, id, l.load)
 	require.NoError(t, err)
 	assert.Equal(t, "b", v.text)
@@ -171,6 +178,8 @@ func TestNoRecentWithoutATTL(t *testing.T) {
 		assert.Equal(t, "a", v.text)
 	}
 	assert.Equal(t, 2, l.n)
+	_, ok := r.peek(id)
+	assert.False(t, ok)
 	r.forget(id) // a nil cache forgets nothing and does not panic
 	r.forgetAll()
 }
