@@ -94,7 +94,7 @@ func (s *Store) ListFactories(ctx context.Context, organizationID *uuid.UUID, pa
 // statements (writes.go).
 func (s *Store) UpdateFactory(ctx context.Context, id uuid.UUID, p FactoryPatch) (gatewayd.Factory, error) {
 	f, err := s.factoryUpdates.get(ctx, &factoryUpdate{id: id, p: p})
-	s.recentFactories.forget(id)
+	s.recentFactories.written(err, id)
 	if err != nil {
 		return gatewayd.Factory{}, fmt.Errorf("update factory: %w", classify(err))
 	}
@@ -116,8 +116,8 @@ func (s *Store) DeleteFactory(ctx context.Context, id uuid.UUID) ([]gatewayd.Gat
 		gateways, err = deleteFactoriesContents(ctx, tx, []uuid.UUID{id})
 		return err
 	})
-	s.recentFactories.forget(id)
-	s.recentGateways.forgetAll()
+	s.recentFactories.written(err, id)
+	s.recentGateways.writtenAll(err)
 	if err != nil {
 		return nil, fmt.Errorf("delete factory: %w", classify(err))
 	}

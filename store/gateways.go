@@ -226,7 +226,7 @@ func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch)
 		out.Target = ts[0]
 		return nil
 	})
-	s.recentGateways.forget(id)
+	s.recentGateways.written(err, id)
 	if err != nil {
 		return GatewayUpdate{}, fmt.Errorf("update gateway: %w", classify(err))
 	}
@@ -268,7 +268,7 @@ func (s *Store) SetDesiredState(ctx context.Context, id uuid.UUID, d gatewayd.De
 	t, err := pgx.CollectExactlyOneRow(rows, func(r pgx.CollectableRow) (gatewayd.Target, error) {
 		return s.scanTarget(prefixed{r, &was})
 	})
-	s.recentGateways.forget(id)
+	s.recentGateways.written(err, id)
 	if err != nil {
 		return gatewayd.Target{}, false, fmt.Errorf("set desired state: %w", classify(err))
 	}
@@ -308,7 +308,7 @@ func (s *Store) DeleteGateway(ctx context.Context, id uuid.UUID) ([]gatewayd.Gat
 		}
 		return deleteSensorsOf(ctx, tx, []uuid.UUID{id})
 	})
-	s.recentGateways.forget(id)
+	s.recentGateways.written(err, id)
 	if err != nil {
 		return nil, fmt.Errorf("delete gateway: %w", classify(err))
 	}
@@ -441,7 +441,7 @@ func (s *Store) MarkSeen(ctx context.Context, seen map[uuid.UUID]time.Time) erro
 		UPDATE gateways g SET last_seen_at = v.t
 		FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, t)
 		WHERE g.id = v.id AND g.deleted_at IS NULL AND (g.last_seen_at IS NULL OR g.last_seen_at < v.t)`, ids, times)
-	s.recentGateways.forget(ids...)
+	s.recentGateways.written(err, ids...)
 	if err != nil {
 		return fmt.Errorf("mark seen: %w", classify(err))
 	}

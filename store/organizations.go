@@ -103,8 +103,8 @@ func (s *Store) DeleteOrganization(ctx context.Context, id uuid.UUID) ([]gateway
 		gateways, err = deleteFactoriesContents(ctx, tx, factories)
 		return err
 	})
-	s.recentFactories.forgetAll()
-	s.recentGateways.forgetAll()
+	s.recentFactories.writtenAll(err)
+	s.recentGateways.writtenAll(err)
 	if err != nil {
 		return nil, fmt.Errorf("delete organization: %w", classify(err))
 	}

@@ -1,0 +1,133 @@
+package api_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctcgw/gatewayd/api"
+	"github.com/ctcgw/gatewayd/internal/testutil"
+	"github.com/ctcgw/gatewayd/store"
+)
+
+// cancelBlackhole is a loopback TCP proxy to PostgreSQL that, once
+// refuse is set, closes every new connection at once: the connections
+// already open keep working, but pgx's cancel request (a connection of
+// its own) never reaches the server, as behind a pooler or a firewall
+// that does not pass cancel requests.
+type cancelBlackhole struct {
+	ln     net.Listener
+	target string
+	refuse atomic.Bool
+	wg     sync.WaitGroup
+}
+
+func newCancelBlackhole(t *testing.T, target string) *cancelBlackhole {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &cancelBlackhole{ln: ln, target: target}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if p.refuse.Load() {
+				_ = c.Close()
+				continue
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.wg.Add(2)
+			go func() { defer p.wg.Done(); _, _ = io.Copy(up, c); _ = up.Close() }()
+			go func() { defer p.wg.Done(); _, _ = io.Copy(c, up); _ = c.Close() }()
+		}
+	}()
+	t.Cleanup(func() { _ = ln.Close() })
+	return p
+}
+
+// A PUT whose database deadline runs out while its row is locked is
+// answered 503, and the store forgets the factory then. pgx gives up on
+// the statement by cutting its own connection and sending PostgreSQL a
+// cancel request; when that request does not arrive, the statement (sent
+// with its Sync, so in an implicit transaction of its own) still runs
+// once the lock comes free, and commits. A GET between the forget and
+// that commit kept the old row, which then answered every GET for
+// READ_CACHE_TTL after gatewayd's own write committed. Now a write whose
+// outcome is unknown keeps its kind out of the cache for a while
+// (store/recent.go, unsureFor).
+//
+// The lock is a transaction that changes nothing and rolls back (as a
+// cascade delete on a loaded database holds the rows); the only write is
+// the PUT's. (Found by an audit, helper 1, whose test this is.)
+func TestKeptFactoryIsNotKeptWhileAPutMayStillCommit(t *testing.T) {
+	t.Parallel()
+	direct, dbURL := tmpl.Pool(t)
+	u, err := url.Parse(dbURL)
+	require.NoError(t, err)
+	proxy := newCancelBlackhole(t, u.Host)
+	u.Host = proxy.ln.Addr().String()
+	ctx := context.Background()
+	pool, err := store.Connect(ctx, u.String(), 5*time.Second, 4)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	sealer, err := store.NewSealer(testutil.Key)
+	require.NoError(t, err)
+	e := &env{t: t, st: store.New(pool, sealer, keptReads), rt: &fakeRuntime{ready: true}, logs: &testutil.SyncBuffer{}}
+	e.app = api.New(e.st, e.rt, zerolog.New(e.logs), api.Options{DBTimeout: 400 * time.Millisecond})
+
+	org := e.org("Audit Org")
+	fid := e.factory(org, "before")
+	// Warm the pool's connections so the requests below need no new one.
+	var held []*pgxpool.Conn
+	for range 4 {
+		c, err := pool.Acquire(ctx)
+		require.NoError(t, err)
+		held = append(held, c)
+	}
+	for _, c := range held {
+		c.Release()
+	}
+	proxy.refuse.Store(true)
+
+	tx, err := direct.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, `SELECT 1 FROM factories WHERE id = $1 FOR UPDATE`, fid)
+	require.NoError(t, err)
+
+	r := e.do("PUT", "/api/factories/"+fid, map[string]any{"name": "after"})
+	require.Equal(t, 503, r.status, "the PUT waited past its deadline: %s", r.body)
+
+	// A dashboard's poll, after the PUT's answer and the store's forget.
+	r = e.do("GET", "/api/factories/"+fid, nil)
+	require.Equal(t, 200, r.status, string(r.body))
+	require.Equal(t, "before", r.json(t)["name"])
+
+	// The lock goes; the PUT's statement, still on the server, commits.
+	require.NoError(t, tx.Rollback(ctx))
+	require.Eventually(t, func() bool {
+		var name string
+		return direct.QueryRow(ctx, `SELECT name FROM factories WHERE id = $1`, fid).Scan(&name) == nil && name == "after"
+	}, 5*time.Second, 20*time.Millisecond, "the PUT's UPDATE commits once the row is free")
+
+	r = e.do("GET", "/api/factories/"+fid, nil)
+	require.Equal(t, 200, r.status, string(r.body))
+	require.Equal(t, "after", r.json(t)["name"],
+		"gatewayd's own PUT is committed, yet the GET answers the row kept before the commit")
+}
