@@ -49,7 +49,7 @@ type recent[V any] struct {
 	overhead int // what a row costs beyond size: see newRecent
 
 	mu     sync.RWMutex
-	gen    uint64 // moves with every forget
+	gen    uint64 // moves with every write (written, writtenAll)
 	rows   map[uuid.UUID]kept[V]
 	bytes  int
 	swept  time.Time
@@ -93,7 +93,7 @@ func newRecent[V any](ttl time.Duration, size func(*V) int) *recent[V] {
 }
 
 // get answers id from the rows kept, else from load, whose answer is then
-// kept unless a forget came while it ran.
+// kept unless a write came while it ran.
 func (r *recent[V]) get(ctx context.Context, id uuid.UUID, load func(context.Context, uuid.UUID) (V, error)) (V, error) {
 	if r == nil {
 		return load(ctx, id)
@@ -130,7 +130,7 @@ func (r *recent[V]) peek(id uuid.UUID) (V, bool) {
 	return k.v, true
 }
 
-// keep stores v, read from a snapshot taken after now, unless a forget
+// keep stores v, read from a snapshot taken after now, unless a write
 // came since gen was seen.
 func (r *recent[V]) keep(id uuid.UUID, v V, gen uint64, now time.Time) {
 	n := r.overhead + r.size(&v)
