@@ -190,49 +190,54 @@ func (b *turns) making(c *fiber.Ctx, within time.Duration) (done func(), err err
 // the select were a third of what the turns cost such a request.
 func (b *turns) makingFor(c *fiber.Ctx, key string, within time.Duration) (done func(), err error) {
 	own := b.enter(key)
-	var t *time.Timer
-	wait := func() <-chan time.Time { // the deadline, started when a turn must be waited for
-		if t == nil {
-			t = time.NewTimer(within)
-		}
-		return t.C
+	gotOwn := take(own.ch)
+	if gotOwn && (b.makers == nil || take(b.makers)) {
+		return b.end(key, own), nil
 	}
-	defer func() {
-		if t != nil {
-			t.Stop()
-		}
-	}()
-	if !take(own.ch) {
+	return b.await(c, key, own, gotOwn, within)
+}
+
+// await waits, at most within, for the turns makingFor did not find free:
+// the client's own unless gotOwn, then one of all.
+func (b *turns) await(c *fiber.Ctx, key string, own *clientTurns, gotOwn bool, within time.Duration) (done func(), err error) {
+	t := time.NewTimer(within)
+	defer t.Stop()
+	if !gotOwn {
 		select {
 		case own.ch <- struct{}{}:
-		case <-wait():
+		case <-t.C:
 			return nil, b.refuse(c, key, own)
 		case <-c.UserContext().Done():
 			return nil, b.refuse(c, key, own)
 		}
 	}
+	if b.makers != nil {
+		select {
+		case b.makers <- struct{}{}:
+		case <-t.C:
+			<-own.ch
+			return nil, b.refuse(c, key, own)
+		case <-c.UserContext().Done():
+			<-own.ch
+			return nil, b.refuse(c, key, own)
+		}
+	}
+	return b.end(key, own), nil
+}
+
+// end is what gives the turns taken back.
+func (b *turns) end(key string, own *clientTurns) func() {
 	if b.makers == nil {
 		return func() {
 			<-own.ch
 			b.leave(key, own)
-		}, nil
-	}
-	if !take(b.makers) {
-		select {
-		case b.makers <- struct{}{}:
-		case <-wait():
-			<-own.ch
-			return nil, b.refuse(c, key, own)
-		case <-c.UserContext().Done():
-			<-own.ch
-			return nil, b.refuse(c, key, own)
 		}
 	}
 	return func() {
 		<-b.makers
 		<-own.ch
 		b.leave(key, own)
-	}, nil
+	}
 }
 
 // take takes a free slot of ch, if there is one, without waiting.
