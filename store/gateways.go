@@ -238,11 +238,12 @@ func (s *Store) UpdateGateway(ctx context.Context, id uuid.UUID, p GatewayPatch)
 // It is written before the runtime acts, so a wish that cannot be stored
 // changes nothing.
 // It also says whether the stored desired_state changed (a client that
-// shows the gateway has something to fetch again). No transaction spans
-// round trips: the API serializes a gateway's connects, disconnects and
-// PUTs (order.lock), and nothing else writes it. (Read under a row lock,
-// in a transaction held across four round trips, a disconnect waited
-// past its 5 s on a loaded machine.)
+// shows the gateway has something to fetch again). The row is locked
+// for one round trip only, the COMMIT's (storeDesired): the API
+// serializes a gateway's connects, disconnects and PUTs (order.lock), and
+// nothing else writes it. (Read under a row lock, in a transaction held
+// across four round trips, a disconnect waited past its 5 s on a loaded
+// machine.)
 func (s *Store) SetDesiredState(ctx context.Context, id uuid.UUID, d gatewayd.DesiredState) (gatewayd.Target, bool, error) {
 	// The gateway's reading schedules are read first: read after the
 	// UPDATE, a failed read was answered 503 ("left as it was", API.md
@@ -254,26 +255,66 @@ func (s *Store) SetDesiredState(ctx context.Context, id uuid.UUID, d gatewayd.De
 	if err := attachSchedules(ctx, s.pool, sched, &id); err != nil {
 		return gatewayd.Target{}, false, fmt.Errorf("set desired state: %w", classify(err))
 	}
-	// One statement: the old state (for "changed") read under the row
-	// lock the UPDATE takes anyway. A connect request also leaves
-	// AUTH_FAILED (API.md §4): the refusal kept for restarts goes with it.
-	var was string
-	rows, _ := s.pool.Query(ctx, `WITH old AS (
-			SELECT desired_state AS was FROM gateways WHERE id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE)
-		UPDATE gateways SET desired_state = $2,
-			auth_failed_at = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_at END,
-			auth_failed_error = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_error END
-		FROM old WHERE id = $1
-		RETURNING old.was, `+targetColumns, id, string(d))
-	t, err := pgx.CollectExactlyOneRow(rows, func(r pgx.CollectableRow) (gatewayd.Target, error) {
-		return s.scanTarget(prefixed{r, &was})
-	})
+	t, was, err := s.storeDesired(ctx, id, d)
 	s.recentGateways.written(err, id)
 	if err != nil {
 		return gatewayd.Target{}, false, fmt.Errorf("set desired state: %w", classify(err))
 	}
 	t.Schedules = sched[0].Schedules
 	return t, was != string(d), nil
+}
+
+// storeDesired writes the desired state and returns the gateway as the
+// runtime should keep it and the state it had. One statement: the old
+// state (for "changed") read under the row lock the UPDATE takes anyway.
+// A connect request also leaves AUTH_FAILED (API.md §4): the refusal kept
+// for restarts goes with it.
+//
+// In a transaction whose COMMIT is sent only once the UPDATE has
+// answered: as a statement of its own (an implicit transaction) it
+// committed whenever it ran, so one cut off at the request's deadline
+// while it waited for the row's lock (pgx closes its connection and
+// sends a cancel request, which may never arrive) was stored after the
+// 503 that said the connection was left as it was (found by an audit,
+// helper 1). Now a cut connection's transaction ends uncommitted: the
+// server reads its end, not a COMMIT. BEGIN goes with the UPDATE, so it
+// costs one round trip more than before, the COMMIT's.
+func (s *Store) storeDesired(ctx context.Context, id uuid.UUID, d gatewayd.DesiredState) (gatewayd.Target, string, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return gatewayd.Target{}, "", err
+	}
+	defer conn.Release() // one left in a transaction is closed, not pooled
+	var b pgx.Batch
+	b.Queue(`BEGIN`)
+	b.Queue(`WITH old AS (
+			SELECT desired_state AS was FROM gateways WHERE id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE)
+		UPDATE gateways SET desired_state = $2,
+			auth_failed_at = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_at END,
+			auth_failed_error = CASE WHEN $2 = 'CONNECTED' THEN NULL ELSE auth_failed_error END
+		FROM old WHERE id = $1
+		RETURNING old.was, `+targetColumns, id, string(d))
+	var was string
+	br := conn.SendBatch(ctx, &b)
+	_, err = br.Exec()
+	var t gatewayd.Target
+	if err == nil {
+		rows, _ := br.Query()
+		t, err = pgx.CollectExactlyOneRow(rows, func(r pgx.CollectableRow) (gatewayd.Target, error) {
+			return s.scanTarget(prefixed{r, &was})
+		})
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		_, err = conn.Exec(ctx, `COMMIT`)
+		return t, was, err
+	}
+	if !conn.Conn().IsClosed() {
+		_, _ = conn.Exec(ctx, `ROLLBACK`) // keeps the connection; if this fails too, Release closes it
+	}
+	return gatewayd.Target{}, "", err
 }
 
 // prefixed is a row whose first column is read into first, before the

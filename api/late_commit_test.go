@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctcgw/gatewayd/api"
@@ -77,33 +78,11 @@ func newCancelBlackhole(t *testing.T, target string) *cancelBlackhole {
 // the PUT's. (Found by an audit, helper 1, whose test this is.)
 func TestKeptFactoryIsNotKeptWhileAPutMayStillCommit(t *testing.T) {
 	t.Parallel()
-	direct, dbURL := tmpl.Pool(t)
-	u, err := url.Parse(dbURL)
-	require.NoError(t, err)
-	proxy := newCancelBlackhole(t, u.Host)
-	u.Host = proxy.ln.Addr().String()
+	e, direct, cutCancels := cancelLosingEnv(t)
 	ctx := context.Background()
-	pool, err := store.Connect(ctx, u.String(), 5*time.Second, 4)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	sealer, err := store.NewSealer(testutil.Key)
-	require.NoError(t, err)
-	e := &env{t: t, st: store.New(pool, sealer, keptReads), rt: &fakeRuntime{ready: true}, logs: &testutil.SyncBuffer{}}
-	e.app = api.New(e.st, e.rt, zerolog.New(e.logs), api.Options{DBTimeout: 400 * time.Millisecond})
-
 	org := e.org("Audit Org")
 	fid := e.factory(org, "before")
-	// Warm the pool's connections so the requests below need no new one.
-	var held []*pgxpool.Conn
-	for range 4 {
-		c, err := pool.Acquire(ctx)
-		require.NoError(t, err)
-		held = append(held, c)
-	}
-	for _, c := range held {
-		c.Release()
-	}
-	proxy.refuse.Store(true)
+	cutCancels()
 
 	tx, err := direct.Begin(ctx)
 	require.NoError(t, err)
@@ -130,4 +109,78 @@ func TestKeptFactoryIsNotKeptWhileAPutMayStillCommit(t *testing.T) {
 	require.Equal(t, 200, r.status, string(r.body))
 	require.Equal(t, "after", r.json(t)["name"],
 		"gatewayd's own PUT is committed, yet the GET answers the row kept before the commit")
+}
+
+// cancelLosingEnv is the API over a pool whose connections go through a
+// cancelBlackhole, with a database deadline of 400 ms, and the pool that
+// reaches PostgreSQL directly. cutCancels warms the pool's connections and
+// then refuses new ones, so pgx's cancel requests are lost.
+func cancelLosingEnv(t *testing.T) (e *env, direct *pgxpool.Pool, cutCancels func()) {
+	t.Helper()
+	direct, dbURL := tmpl.Pool(t)
+	u, err := url.Parse(dbURL)
+	require.NoError(t, err)
+	proxy := newCancelBlackhole(t, u.Host)
+	u.Host = proxy.ln.Addr().String()
+	ctx := context.Background()
+	pool, err := store.Connect(ctx, u.String(), 5*time.Second, 4)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	sealer, err := store.NewSealer(testutil.Key)
+	require.NoError(t, err)
+	e = &env{t: t, st: store.New(pool, sealer, keptReads), rt: &fakeRuntime{ready: true}, logs: &testutil.SyncBuffer{}}
+	e.app = api.New(e.st, e.rt, zerolog.New(e.logs), api.Options{DBTimeout: 400 * time.Millisecond})
+	return e, direct, func() {
+		// Warm the pool's connections so the requests after this need no
+		// new one.
+		var held []*pgxpool.Conn
+		for range 4 {
+			c, err := pool.Acquire(ctx)
+			require.NoError(t, err)
+			held = append(held, c)
+		}
+		for _, c := range held {
+			c.Release()
+		}
+		proxy.refuse.Store(true)
+	}
+}
+
+// A disconnect whose database deadline runs out while the gateway's row
+// is locked is answered 503, and API.md §4 says the connection is then
+// left as it was. Sent as a statement of its own, the UPDATE still ran
+// once the lock came free and committed (the cancel request lost, as
+// above): the disconnect answered 503 was stored, and the runtime, never
+// told, acted on it at its next reconciliation. Now the UPDATE runs in a
+// transaction whose COMMIT is sent only after it answered, so a cut
+// connection leaves it uncommitted. (Found by an audit, helper 1.)
+func TestADisconnectCutAtItsDeadlineIsNotStoredLater(t *testing.T) {
+	t.Parallel()
+	e, direct, cutCancels := cancelLosingEnv(t)
+	ctx := context.Background()
+	fid := e.factory(e.org("Late Org"), "Late Factory")
+	gid := e.gateway(fid, "late-1")["id"].(string)
+	cutCancels()
+
+	tx, err := direct.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, `SELECT 1 FROM gateways WHERE id = $1 FOR UPDATE`, gid)
+	require.NoError(t, err)
+
+	r := e.do("POST", "/api/gateways/"+gid+"/disconnect", nil)
+	require.Equal(t, 503, r.status, "the disconnect waited past its deadline: %s", r.body)
+
+	require.NoError(t, tx.Rollback(ctx))
+	// The UPDATE, still on the server, runs now; its backend, whose
+	// client is gone, ends once it has (committed or not): the row is
+	// read after that.
+	require.Eventually(t, func() bool {
+		var left int
+		return direct.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%SET desired_state%'`).Scan(&left) == nil && left == 0
+	}, 10*time.Second, 20*time.Millisecond, "the cut disconnect's backend ends")
+	var desired string
+	require.NoError(t, direct.QueryRow(ctx, `SELECT desired_state FROM gateways WHERE id = $1`, gid).Scan(&desired))
+	assert.Equal(t, "CONNECTED", desired, "a disconnect answered 503 left the gateway as it was")
 }
