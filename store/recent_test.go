@@ -115,14 +115,10 @@ func TestKeptReadsSeeAForeignWriteAfterTheirTime(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "by hand", got.Name)
 
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Poll(func() bool {
 		got, err = short.GetGateway(ctx, g.ID)
-		require.NoError(t, err)
-		if got.Name == "by hand" || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil && got.Name == "by hand"
+	}, 10*time.Second)
+	require.NoError(t, err)
 	assert.Equal(t, "by hand", got.Name)
 }
