@@ -7,12 +7,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	goruntime "runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,52 +26,6 @@ import (
 	"github.com/ctcgw/gatewayd/internal/testutil"
 	"github.com/ctcgw/gatewayd/store"
 )
-
-// dbProxy forwards TCP to PostgreSQL until cut: then it closes every
-// connection and refuses new ones (a database outage, for this process
-// only).
-type dbProxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newDBProxy(t *testing.T, listen, target string) *dbProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", listen)
-	require.NoError(t, err)
-	p := &dbProxy{ln: ln}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(u, c); _ = u.Close() }()
-			go func() { _, _ = io.Copy(c, u); _ = c.Close() }()
-		}
-	}()
-	t.Cleanup(p.cut)
-	return p
-}
-
-func (p *dbProxy) cut() {
-	_ = p.ln.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-}
 
 // outageFactory is a database (its URL, for a proxy to cut) with a
 // factory, and a store on it that no outage reaches.
@@ -94,13 +46,13 @@ func outageFactory(t *testing.T) (dbURL string, sealer *store.Sealer, direct *st
 // behindAProxy starts a runtime (frame limits raised, to make the tests
 // quick) on a pool that reaches the database through a proxy the test
 // cuts, and waits until gateway id has logged in.
-func behindAProxy(t *testing.T, dbURL string, sealer *store.Sealer, cfg actors.Config, id uuid.UUID) (*actors.Runtime, *dbProxy) {
+func behindAProxy(t *testing.T, dbURL string, sealer *store.Sealer, cfg actors.Config, id uuid.UUID) (*actors.Runtime, *testutil.Proxy) {
 	t.Helper()
 	ctx := context.Background()
 	u, err := url.Parse(dbURL)
 	require.NoError(t, err)
-	proxy := newDBProxy(t, "127.0.0.1:0", u.Host)
-	u.Host = proxy.ln.Addr().String()
+	proxy := testutil.NewProxy(t, "127.0.0.1:0", u.Host)
+	u.Host = proxy.Addr()
 	ppool, err := pgxpool.New(ctx, u.String())
 	require.NoError(t, err)
 	t.Cleanup(ppool.Close)
@@ -162,7 +114,7 @@ func TestOutageTemperaturesFromOneGatewayAreBounded(t *testing.T) {
 
 	rt, proxy := behindAProxy(t, dbURL, sealer, actorstest.FastConfig(), g.ID)
 
-	proxy.cut()
+	proxy.Cut()
 	close(ready)
 	// Past the cap's worth, what the peer wrote is handled while it
 	// writes; the rest of it (what the socket buffers took) just after.
@@ -232,7 +184,7 @@ func TestOutageUnsolicitedReadingsFromOneGatewayAreBounded(t *testing.T) {
 	var before goruntime.MemStats
 	goruntime.GC()
 	goruntime.ReadMemStats(&before)
-	proxy.cut()
+	proxy.Cut()
 	close(ready)
 	select {
 	case <-written:
@@ -325,7 +277,7 @@ func TestOutageSensorListsOfAHostileFleetAreBounded(t *testing.T) {
 			return err == nil && st.State == gatewayd.StateAuthenticated
 		}, 30*time.Second, 5*time.Millisecond, "logged in")
 	}
-	proxy.cut()
+	proxy.Cut()
 	close(ready)
 
 	// Until every gateway's list was handled (kept for the database, or

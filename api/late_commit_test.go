@@ -2,11 +2,7 @@ package api_test
 
 import (
 	"context"
-	"io"
-	"net"
 	"net/url"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,48 +15,6 @@ import (
 	"github.com/ctcgw/gatewayd/internal/testutil"
 	"github.com/ctcgw/gatewayd/store"
 )
-
-// cancelBlackhole is a loopback TCP proxy to PostgreSQL that, once
-// refuse is set, closes every new connection at once: the connections
-// already open keep working, but pgx's cancel request (a connection of
-// its own) never reaches the server, as behind a pooler or a firewall
-// that does not pass cancel requests.
-type cancelBlackhole struct {
-	ln     net.Listener
-	target string
-	refuse atomic.Bool
-	wg     sync.WaitGroup
-}
-
-func newCancelBlackhole(t *testing.T, target string) *cancelBlackhole {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &cancelBlackhole{ln: ln, target: target}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			if p.refuse.Load() {
-				_ = c.Close()
-				continue
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			p.wg.Add(2)
-			go func() { defer p.wg.Done(); _, _ = io.Copy(up, c); _ = up.Close() }()
-			go func() { defer p.wg.Done(); _, _ = io.Copy(c, up); _ = c.Close() }()
-		}
-	}()
-	t.Cleanup(func() { _ = ln.Close() })
-	return p
-}
 
 // A PUT whose database deadline runs out while its row is locked is
 // answered 503, and the store forgets the factory then. pgx gives up on
@@ -112,7 +66,7 @@ func TestKeptFactoryIsNotKeptWhileAPutMayStillCommit(t *testing.T) {
 }
 
 // cancelLosingEnv is the API over a pool whose connections go through a
-// cancelBlackhole, with a database deadline of 400 ms, and the pool that
+// testutil.Proxy, with a database deadline of 400 ms, and the pool that
 // reaches PostgreSQL directly. cutCancels warms the pool's connections and
 // then refuses new ones, so pgx's cancel requests are lost.
 func cancelLosingEnv(t *testing.T) (e *env, direct *pgxpool.Pool, cutCancels func()) {
@@ -120,8 +74,8 @@ func cancelLosingEnv(t *testing.T) (e *env, direct *pgxpool.Pool, cutCancels fun
 	direct, dbURL := tmpl.Pool(t)
 	u, err := url.Parse(dbURL)
 	require.NoError(t, err)
-	proxy := newCancelBlackhole(t, u.Host)
-	u.Host = proxy.ln.Addr().String()
+	proxy := testutil.NewProxy(t, "127.0.0.1:0", u.Host)
+	u.Host = proxy.Addr()
 	ctx := context.Background()
 	pool, err := store.Connect(ctx, u.String(), 5*time.Second, 4)
 	require.NoError(t, err)
@@ -142,7 +96,7 @@ func cancelLosingEnv(t *testing.T) (e *env, direct *pgxpool.Pool, cutCancels fun
 		for _, c := range held {
 			c.Release()
 		}
-		proxy.refuse.Store(true)
+		proxy.RefuseNew()
 	}
 }
 
